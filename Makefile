@@ -1,0 +1,73 @@
+# flexledger: `make demo` and `make test` install what they need, then run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .make
+FORGE  := node_modules/.bin/forge
+PY_PACKAGES := flexledger chain identity
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-services pytest forge lint typecheck compile check-artifacts bench clean FORCE
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+install: $(STAMPS)/python $(STAMPS)/node ## Install the Python venv and the pinned Node tools
+
+$(STAMPS)/node: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed: install Node.js, then run make again"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (PYTHON=$(PYTHON))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The list of Python modules: adding or removing one re-links the editable install.
+$(STAMPS)/modules: FORCE
+	@mkdir -p $(STAMPS)
+	@find $(PY_PACKAGES) -name '*.py' | sort > $@.new
+	@cmp -s $@.new $@ && rm $@.new || mv $@.new $@
+
+# editable_mode=strict links each file into place, so the package-dir mapping (chain/ is
+# flexledger.chain) holds for imports and for mypy alike.
+$(STAMPS)/python: pyproject.toml edge-agent/pyproject.toml $(STAMPS)/modules | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -e ./edge-agent --config-settings editable_mode=strict
+	@touch $@
+
+demo: install ## Run the whole flow end to end on embedded defaults
+	$(BIN)/flexledger demo
+
+test: install lint forge pytest ## Install, lint, type-check, run forge and pytest
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Only the tests that talk to PostgreSQL or an MQTT broker, against the services named by
+# FLEXLEDGER_TEST_DATABASE_URL and FLEXLEDGER_TEST_MQTT_URL (see .ci/run).
+test-services: install
+	$(BIN)/pytest -m services $(PYTEST_ARGS)
+
+forge: install ## Solidity unit, fuzz and invariant tests (offline)
+	cd contracts && ../$(FORGE) test
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	cd $(STAMPS) && ../$(BIN)/mypy --config-file ../pyproject.toml -p flexledger -p flexledger_edge
+
+compile: install ## Compile the contracts and regenerate the Python bindings
+	$(BIN)/flexledger compile
+
+check-artifacts: install
+	$(BIN)/flexledger compile --check
+
+bench: install ## Run every benchmark (each prints its figures; the last line is JSON)
+	@set -e; for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: ## Remove the installs and caches (not the committed artifacts)
+	rm -rf $(VENV) node_modules $(STAMPS) build contracts/out contracts/cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,158 @@
+"""Errors of the chain toolkit, modelled on web3.py's hierarchy.
+
+Contract reverts are :class:`ContractRevertError`; a Solidity custom error becomes an instance
+of its own generated subclass of :class:`ContractCustomError` (see
+:mod:`flexledger.chain.revert_errors`), carrying the error's arguments by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from flexledger.errors import FlexledgerError
+
+
+class ChainError(FlexledgerError):
+    """Anything that went wrong between flexledger and an EVM chain or its toolchain."""
+
+
+class ToolMissingError(ChainError):
+    """A tool of the pinned toolchain (anvil, forge, solc, node) is not installed."""
+
+    def __init__(self, tool: str, message: str) -> None:
+        super().__init__(message, hint="run `make install` (or `npm ci`) in the project folder")
+        self.tool = tool
+
+
+class CompileError(ChainError):
+    """solc rejected the sources; ``messages`` are solc's own, with file and line."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(
+            "Solidity compilation failed:\n" + "\n".join(m.rstrip() for m in messages),
+            hint="fix the source at the file and line solc names, then compile again",
+        )
+        self.messages = messages
+
+
+class ArtifactError(ChainError):
+    """A compiled artifact is missing or does not match the sources it claims to come from."""
+
+
+class RpcUnreachableError(ChainError):
+    """Nothing answered JSON-RPC at the configured URL."""
+
+    def __init__(self, url: str, reason: str = "") -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(
+            f"no EVM node answers at {url}{detail}",
+            hint=(
+                "start the local chain with `flexledger node start`, or set FLEXLEDGER_RPC_URL "
+                "(or rpc_url in the config file) to a node that is running"
+            ),
+        )
+        self.url = url
+
+
+class NodeError(ChainError):
+    """The local node could not be started, found or stopped."""
+
+
+class ManifestError(ChainError):
+    """The deployment manifest is missing, unreadable or does not describe the connected chain."""
+
+
+class ManifestChainMismatchError(ManifestError):
+    """The manifest was written for another chain than the one the RPC URL leads to."""
+
+    def __init__(self, path: str, manifest_chain_id: int, node_chain_id: int, rpc_url: str) -> None:
+        super().__init__(
+            f"the manifest {path} is for chain id {manifest_chain_id}, "
+            f"but the node at {rpc_url} is chain id {node_chain_id}",
+            hint="point FLEXLEDGER_RPC_URL at the chain the manifest describes, "
+            "or run `flexledger deploy` on this chain to write a new manifest",
+        )
+        self.manifest_chain_id = manifest_chain_id
+        self.node_chain_id = node_chain_id
+
+
+class DevKeyRefusedError(ChainError):
+    """A well-known development key was about to be used on a chain that is not a local dev chain."""
+
+
+class TransactionError(ChainError):
+    """A transaction could not be sent or was not mined successfully."""
+
+
+class ContractRevertError(TransactionError):
+    """A contract call or transaction reverted."""
+
+    def __init__(
+        self, message: str, *, data: bytes = b"", contract: str | None = None, function: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.data = data
+        self.contract = contract
+        self.function = function
+
+
+class RevertReasonError(ContractRevertError):
+    """A revert with a plain string (``Error(string)``); flexledger's contracts never do this."""
+
+    def __init__(self, reason: str, **kwargs: Any) -> None:
+        super().__init__(f"reverted: {reason}", **kwargs)
+        self.reason = reason
+
+
+class PanicError(ContractRevertError):
+    """A Solidity panic (``Panic(uint256)``): an assertion, overflow or division by zero."""
+
+    CODES: ClassVar[Mapping[int, str]] = {
+        0x01: "assertion failed",
+        0x11: "arithmetic overflow or underflow",
+        0x12: "division or modulo by zero",
+        0x21: "invalid enum value",
+        0x22: "invalid storage byte array",
+        0x31: "pop on an empty array",
+        0x32: "array index out of bounds",
+        0x41: "out of memory",
+        0x51: "call to an invalid internal function",
+    }
+
+    def __init__(self, code: int, **kwargs: Any) -> None:
+        super().__init__(f"panic 0x{code:02x}: {self.CODES.get(code, 'unknown panic')}", **kwargs)
+        self.code = code
+
+
+class UnknownRevertError(ContractRevertError):
+    """A revert whose data matches no error in any known ABI (or carries no data at all)."""
+
+
+class ContractCustomError(ContractRevertError):
+    """A Solidity custom error. Each error of each ABI has a generated subclass of this."""
+
+    NAME: ClassVar[str] = ""
+    SIGNATURE: ClassVar[str] = ""
+    SELECTOR: ClassVar[bytes] = b""
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, data: bytes = b"", contract: str | None = None, function: str | None = None) -> None:
+        self.values = values
+        self.arguments: dict[str, Any] = dict(zip(self.ARG_NAMES, values, strict=True))
+        where = f"{contract}.{function}: " if contract and function else ""
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.arguments.items())
+        super().__init__(f"{where}{self.NAME}({shown})", data=data, contract=contract, function=function)
+
+    def __getattr__(self, name: str) -> Any:
+        arguments = self.__dict__.get("arguments", {})
+        if name in arguments:
+            return arguments[name]
+        raise AttributeError(name)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return repr(value) if isinstance(value, str) else str(value)

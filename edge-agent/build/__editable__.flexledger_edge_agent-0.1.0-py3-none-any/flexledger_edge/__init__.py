@@ -1,0 +1,1 @@
+/work/main/edge-agent/flexledger_edge/__init__.py

@@ -1,0 +1,1 @@
+"""The `flexledger` command line."""

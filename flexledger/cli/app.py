@@ -1,0 +1,138 @@
+"""The `flexledger` command: one entry point for operators, aggregators, auditors and developers."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import typer
+
+from flexledger import __version__
+from flexledger.errors import FlexledgerError
+
+from . import contracts, node
+from .context import STATE
+from .output import JsonOption, console, emit_json, err_console
+
+app = typer.Typer(
+    name="flexledger",
+    help=(
+        "flexledger: a blockchain-anchored marketplace for grid flexibility.\n\n"
+        "With no configuration it runs on embedded defaults: a local anvil chain it starts "
+        "itself, SQLite under the data directory and a local MQTT broker. Point it at "
+        "production with FLEXLEDGER_RPC_URL, FLEXLEDGER_DATABASE_URL and FLEXLEDGER_MQTT_URL "
+        "(or a flexledger.toml). Start with `flexledger demo`."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(node.app, name="node")
+app.command("compile")(contracts.compile_command)
+app.command("deploy")(contracts.deploy_command)
+
+
+@app.callback()
+def root(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Local state folder (FLEXLEDGER_DATA_DIR)."),
+    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Chain JSON-RPC URL (FLEXLEDGER_RPC_URL)."),
+) -> None:
+    """Global options, given before the command."""
+    STATE.config_overrides = {"data_dir": data_dir, "rpc_url": rpc_url}
+    STATE._settings = None
+
+
+@app.command()
+def version(json_: bool = JsonOption) -> None:
+    """Print the versions of flexledger and of the toolchain it drives."""
+    import json
+
+    from flexledger.chain import paths
+
+    build_info = paths.build_dir() / "build-info.json"
+    solc = json.loads(build_info.read_text())["compiler"] if build_info.is_file() else None
+    info = {"flexledger": __version__, "python": platform.python_version(), "solc": solc}
+    try:
+        import web3
+
+        info["web3"] = web3.__version__
+    except (ImportError, AttributeError):
+        pass
+    if json_:
+        emit_json(info)
+    else:
+        for k, v in info.items():
+            console.print(f"{k:<11} {v}")
+
+
+@app.command("config")
+def show_config(
+    check: bool = typer.Option(False, "--check", help="Also check that the database and broker answer."),
+    json_: bool = JsonOption,
+) -> None:
+    """Show the effective configuration (and, with --check, whether its services answer)."""
+    from flexledger.services import check_broker, check_database
+
+    settings = STATE.settings
+    out: dict[str, object] = {"settings": settings.public()}
+    if check:
+        statuses = [check_database(settings.effective_database_url)]
+        if settings.mqtt_url:
+            statuses.append(check_broker(settings.mqtt_url))
+        out["services"] = [s.__dict__ for s in statuses]
+    if json_:
+        emit_json(out)
+        return
+    for k, v in settings.public().items():
+        console.print(f"{k:<13} {v}")
+    for s in out.get("services", []):  # type: ignore[attr-defined]
+        colour = "green" if s["ok"] else "red"
+        console.print(f"[{colour}]{s['name']:<13} {'ok' if s['ok'] else 'FAILED'}[/] {s['url']} ({s['detail']})")
+
+
+@app.command()
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="Keep the demo chain running afterwards."),
+    json_: bool = JsonOption,
+) -> None:
+    """Run the whole market flow, as far as it is built, on a fresh local chain, with a summary."""
+    from flexledger.demo import run_demo
+
+    summary = run_demo(STATE.settings, keep=keep, quiet=json_)
+    if json_:
+        emit_json(summary)
+
+
+def main() -> None:
+    """Entry point: errors print as a message and a hint, never a traceback.
+
+    Set FLEXLEDGER_DEBUG=1 to see the traceback of an unexpected error.
+    """
+    import os
+
+    try:
+        app()  # standalone: typer itself prints usage errors and help, and exits
+    except FlexledgerError as exc:
+        _fail(exc.message, exc.hint)
+    except Exception as exc:
+        if os.environ.get("FLEXLEDGER_DEBUG"):
+            raise
+        _fail(
+            f"unexpected {type(exc).__name__}: {exc}",
+            "this is a bug in flexledger; run again with FLEXLEDGER_DEBUG=1 and report the traceback",
+        )
+
+
+def _fail(message: str, hint: str | None) -> None:
+    if "--json" in sys.argv:
+        emit_json({"error": message, "hint": hint})
+    else:
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+        if hint:
+            err_console.print(f"[yellow]what to do:[/] {hint}", highlight=False)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

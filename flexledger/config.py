@@ -1,0 +1,137 @@
+"""Configuration: embedded defaults with no setup at all, production by URLs.
+
+Sources, strongest first: arguments given in code or on the command line, environment
+variables (``FLEXLEDGER_*``), the TOML config file, then the defaults. The config file is
+``$FLEXLEDGER_CONFIG`` if set, else ``./flexledger.toml`` if present, else
+``~/.config/flexledger/config.toml`` if present.
+
+The market's own parameters (ISP length, gate closure, windows...) are not configuration: they
+are read from the chain, so every party sees the same ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigurationError
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "flexledger"
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("FLEXLEDGER_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigurationError(
+                f"FLEXLEDGER_CONFIG names {path}, which does not exist",
+                hint="create the file or unset FLEXLEDGER_CONFIG",
+            )
+        return path
+    for candidate in (Path("flexledger.toml"), Path.home() / ".config" / "flexledger" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Settings(BaseSettings):
+    """Where flexledger keeps its data and which chain, database and broker it talks to."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEXLEDGER_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Local state: node, keys, SQLite.")
+    rpc_url: str | None = Field(
+        default=None, description="JSON-RPC URL of the chain; unset = the local anvil the CLI starts."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset = SQLite under the data directory."
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt:// or mqtts:// broker URL; unset = the embedded local broker."
+    )
+    manifest: Path | None = Field(default=None, description="Deployment manifest; unset = <data dir>/manifest.json.")
+    keystore_dir: Path | None = Field(default=None, description="Encrypted keystores; unset = <data dir>/keys.")
+    node_port: int = Field(default=8545, ge=1, le=65535, description="Preferred port of the local anvil.")
+    node_chain_id: int = Field(default=31337, ge=1, description="Chain id of the local anvil.")
+    rpc_timeout: float = Field(default=30.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("rpc_url", "database_url", "mqtt_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "mqtts://", "ws://", "wss://")):
+            raise ValueError("mqtt_url must start with mqtt://, mqtts://, ws:// or wss://")
+        return value
+
+    @property
+    def embedded_chain(self) -> bool:
+        return self.rpc_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'flexledger.db'}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.manifest or self.data_dir / "manifest.json"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keystore_dir or self.data_dir / "keys"
+
+    def public(self) -> dict[str, Any]:
+        """What may be printed: every setting (none of them is a secret)."""
+        return {
+            "data_dir": str(self.data_dir),
+            "rpc_url": self.rpc_url or "(embedded anvil)",
+            "database_url": self.effective_database_url,
+            "mqtt_url": self.mqtt_url or "(embedded broker)",
+            "manifest": str(self.manifest_path),
+            "keystore_dir": str(self.keys_path),
+        }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from every source; a bad value is a :class:`ConfigurationError` that names it."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(
+            f"invalid configuration: {problems}",
+            hint="fix the FLEXLEDGER_* environment variable or the config file entry named",
+        ) from exc

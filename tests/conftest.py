@@ -1,0 +1,66 @@
+"""Shared fixtures: one anvil for the session, the contracts deployed once, a snapshot per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.deploy import deploy_all
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.node import LocalNode, NodeInfo, free_port
+from flexledger.chain.transactions import Signer
+from flexledger.identity import keys
+
+# CI points these at the machine's PostgreSQL and Mosquitto; unset, the embedded defaults hold.
+TEST_DATABASE_URL = os.environ.get("FLEXLEDGER_TEST_DATABASE_URL")
+TEST_MQTT_URL = os.environ.get("FLEXLEDGER_TEST_MQTT_URL")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own config file, keys or data directory."""
+    for name in list(os.environ):
+        if name.startswith("FLEXLEDGER_") and not name.startswith(("FLEXLEDGER_TEST_", "FLEXLEDGER_PROJECT_ROOT")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeInfo]:
+    node = LocalNode(tmp_path_factory.mktemp("anvil"), port=free_port(), persist=False)
+    info = node.start()
+    yield info
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def session_conn(anvil: NodeInfo) -> ChainConnection:
+    return ChainConnection.connect(anvil.rpc_url)
+
+
+@pytest.fixture(scope="session")
+def deployer(session_conn: ChainConnection) -> Signer:
+    return keys.signer(keys.dev_accounts()[0], session_conn)
+
+
+@pytest.fixture(scope="session")
+def manifest(session_conn: ChainConnection, deployer: Signer) -> Manifest:
+    return deploy_all(session_conn, deployer)
+
+
+@pytest.fixture
+def conn(session_conn: ChainConnection, manifest: Manifest) -> Iterator[ChainConnection]:
+    """The session's chain with the contracts deployed, rolled back after the test."""
+    snapshot = session_conn.snapshot()
+    yield session_conn
+    session_conn.revert(snapshot)
+
+
+@pytest.fixture
+def dev_signers(session_conn: ChainConnection) -> list[Signer]:
+    return [keys.signer(a, session_conn) for a in keys.dev_accounts()]

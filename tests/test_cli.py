@@ -1,0 +1,87 @@
+"""The `flexledger` command as a user runs it: real processes, JSON for machines, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flexledger.chain.node import free_port
+
+FLEXLEDGER = str(Path(sys.executable).parent / "flexledger")
+
+
+def run(*args: str, data_dir: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "FLEXLEDGER_DATA_DIR": str(data_dir), **(env or {})}
+    proc = subprocess.run([FLEXLEDGER, *args], capture_output=True, text=True, env=full_env, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"flexledger {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_help_explains() -> None:
+    proc = subprocess.run([FLEXLEDGER, "--help"], capture_output=True, text=True, check=True)
+    for word in ("node", "deploy", "demo", "version", "embedded"):
+        assert word in proc.stdout
+
+
+def test_version_json(tmp_path: Path) -> None:
+    info = json.loads(run("version", "--json", data_dir=tmp_path).stdout)
+    assert info["solc"].startswith("0.8.")
+
+
+def test_node_start_deploy_status_stop(tmp_path: Path) -> None:
+    port = str(free_port())
+    env = {"FLEXLEDGER_NODE_PORT": port}
+    started = json.loads(run("node", "start", "--json", data_dir=tmp_path, env=env).stdout)
+    try:
+        assert started["rpc_url"] == f"http://127.0.0.1:{port}"
+        manifest = json.loads(run("deploy", "--json", data_dir=tmp_path, env=env).stdout)
+        assert manifest["chain_id"] == 31337
+        assert manifest["rpc_url"] == started["rpc_url"]
+        assert set(manifest["contracts"]) >= {"RoleRegistry", "DIDRegistry"}
+        for c in manifest["contracts"].values():
+            assert c["address"].startswith("0x") and c["block"] > 0
+        assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+        again = json.loads(run("deploy", "--json", data_dir=tmp_path, env=env).stdout)
+        assert again == manifest  # current: not deployed twice
+        status = json.loads(run("node", "status", "--json", data_dir=tmp_path, env=env).stdout)
+        assert status["running"] and status["block"] >= 2
+    finally:
+        stopped = json.loads(run("node", "stop", "--json", data_dir=tmp_path).stdout)
+    assert stopped == {"stopped": True}
+    assert run("node", "status", data_dir=tmp_path, check=False).returncode == 3
+
+
+def test_unreachable_rpc_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = run("--rpc-url", url, "deploy", data_dir=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert url in proc.stderr
+    assert "what to do" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_errors_in_json_mode_are_json(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = run("--rpc-url", url, "deploy", "--json", data_dir=tmp_path, check=False)
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)
+    assert url in error["error"] and error["hint"]
+
+
+def test_node_commands_refuse_a_remote_chain(tmp_path: Path) -> None:
+    proc = run("node", "start", data_dir=tmp_path, check=False, env={"FLEXLEDGER_RPC_URL": "http://example.org:8545"})
+    assert proc.returncode == 1
+    assert "remote chain" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["nonsense"], ["node", "start", "--bogus"]])
+def test_usage_errors_are_short(tmp_path: Path, args: list[str]) -> None:
+    proc = run(*args, data_dir=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,40 @@
+"""The layout's promises: the edge agent stands alone; component folders are subpackages."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from flexledger.chain import paths
+
+ROOT = paths.project_root()
+
+
+def test_edge_agent_imports_nothing_of_flexledger() -> None:
+    for file in (ROOT / "edge-agent").rglob("*.py"):
+        tree = ast.parse(file.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith("flexledger."), f"{file}: imports {name}"
+                assert name != "flexledger", f"{file}: imports flexledger"
+
+
+def test_edge_agent_is_its_own_distribution() -> None:
+    exe = Path(sys.executable).parent / "flexledger-edge"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("flexledger-edge ")
+
+
+def test_component_folders_are_subpackages() -> None:
+    import flexledger.chain
+    import flexledger.identity
+
+    assert Path(flexledger.chain.__file__).resolve().parent == ROOT / "chain"
+    assert Path(flexledger.identity.__file__).resolve().parent == ROOT / "identity"

@@ -1,0 +1,43 @@
+"""The configured database and broker: checked for real against the services CI names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flexledger.chain.node import free_port
+from flexledger.services import check_broker, check_database, redact
+
+from .conftest import TEST_DATABASE_URL, TEST_MQTT_URL
+
+pytestmark = pytest.mark.services
+
+
+def test_database_answers(tmp_path: Path) -> None:
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'flex.db'}"
+    status = check_database(url)
+    assert status.ok, status.detail
+
+
+def test_unreachable_database_is_reported_not_raised() -> None:
+    status = check_database(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none", timeout=2)
+    assert not status.ok
+    assert status.detail
+
+
+@pytest.mark.skipif(TEST_MQTT_URL is None, reason="no broker named by FLEXLEDGER_TEST_MQTT_URL "
+                    "(the embedded broker arrives with the metering issue)")
+def test_broker_answers() -> None:
+    assert TEST_MQTT_URL is not None
+    status = check_broker(TEST_MQTT_URL)
+    assert status.ok, status.detail
+
+
+def test_unreachable_broker_is_reported_not_raised() -> None:
+    status = check_broker(f"mqtt://127.0.0.1:{free_port()}", timeout=2)
+    assert not status.ok
+
+
+def test_passwords_are_not_printed() -> None:
+    assert redact("postgresql://flex:s3cret@db/flex") == "postgresql://flex:***@db/flex"
