@@ -12,10 +12,10 @@ from pathlib import Path
 
 from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
 
+from flexledger.chain.artifacts import Artifact
 from flexledger.chain.bindings import DIDRegistryClient, RoleRegistryClient
 from flexledger.chain.compiler import compile_contracts
 from flexledger.chain.deploy import creation_data, deploy_all
-from flexledger.chain.artifacts import Artifact
 from flexledger.identity import keys
 from flexledger.identity.roles import Role
 

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from eth_abi import decode, encode
+from eth_abi import encode
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError, TimeExhausted
 
+from .abi import decode_values as decode
 from .artifacts import Artifact, load_artifact
 from .codegen import canonical_type, selector, signature
 from .connection import ChainConnection, GasRecord
@@ -188,3 +189,10 @@ def _mined_revert(
         contract=result.contract,
         function=result.function,
     )
+
+
+def wait_all(conn: ChainConnection, results: list[TxResult], *, timeout: float = RECEIPT_TIMEOUT) -> list[TxResult]:
+    """Wait for transactions sent with ``wait=False`` (in order); the first failure raises."""
+    for result in results:
+        wait_for(conn, result, timeout=timeout)
+    return results

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 
+from .abi import decode_values as decode
 from .artifacts import all_artifacts
 from .codegen import canonical_type
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_abi import decode
 from web3.exceptions import ContractLogicError
 
+from .abi import decode_values as decode
 from .errors import (
     ContractCustomError,
     ContractRevertError,

@@ -15,10 +15,6 @@ from flexledger.chain.node import LocalNode, NodeInfo, free_port
 from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 
-# CI points these at the machine's PostgreSQL and Mosquitto; unset, the embedded defaults hold.
-TEST_DATABASE_URL = os.environ.get("FLEXLEDGER_TEST_DATABASE_URL")
-TEST_MQTT_URL = os.environ.get("FLEXLEDGER_TEST_MQTT_URL")
-
 
 @pytest.fixture(autouse=True)
 def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

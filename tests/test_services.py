@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ import pytest
 from flexledger.chain.node import free_port
 from flexledger.services import check_broker, check_database, redact
 
-from .conftest import TEST_DATABASE_URL, TEST_MQTT_URL
-
 pytestmark = pytest.mark.services
+
+# CI points these at the machine's PostgreSQL and Mosquitto; unset, the embedded defaults hold.
+TEST_DATABASE_URL = os.environ.get("FLEXLEDGER_TEST_DATABASE_URL")
+TEST_MQTT_URL = os.environ.get("FLEXLEDGER_TEST_MQTT_URL")
 
 
 def test_database_answers(tmp_path: Path) -> None:

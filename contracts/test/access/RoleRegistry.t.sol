@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {TestBase} from "../utils/TestBase.sol";
+import {RoleRegistry} from "../../src/access/RoleRegistry.sol";
+import {RoleGated} from "../../src/access/RoleGated.sol";
+import {IRoleRegistry} from "../../src/access/IRoleRegistry.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+
+/// A contract whose one function needs the DSO role, as every later contract's calls will.
+contract GatedMock is RoleGated {
+    uint256 public calls;
+
+    constructor(IRoleRegistry registry) RoleGated(registry) {}
+
+    function act() external onlyMarketRole(keccak256("DSO")) {
+        calls++;
+    }
+}
+
+/// Calls hasMarketRole from another contract and measures the gas, as later contracts pay it.
+contract HasRoleMeter {
+    function measure(IRoleRegistry registry, address subject, bytes32 role) external view returns (uint256, bool) {
+        uint256 before = gasleft();
+        bool held = registry.hasMarketRole(subject, role);
+        return (before - gasleft(), held);
+    }
+}
+
+contract RoleRegistryTest is TestBase {
+    RoleRegistry internal reg;
+    GatedMock internal gated;
+    address internal constant ADMIN = address(0xA);
+    address internal constant DSO = address(0xD50);
+    address internal constant STRANGER = address(0x5);
+    uint64 internal constant FOREVER = type(uint64).max;
+    bytes32 internal dsoRole;
+
+    event CredentialIssued(
+        address indexed subject, bytes32 indexed role, uint64 validFrom, uint64 validUntil, bytes32 credentialHash, address indexed issuer
+    );
+    event CredentialRevoked(address indexed subject, bytes32 indexed role, address indexed issuer);
+
+    function setUp() public {
+        vm.warp(1_700_000_000);
+        reg = new RoleRegistry(2 days, ADMIN);
+        gated = new GatedMock(reg);
+        dsoRole = reg.DSO_ROLE();
+    }
+
+    function _issue(address subject, uint64 from, uint64 until) internal {
+        vm.prank(ADMIN);
+        reg.issueCredential(subject, dsoRole, from, until, keccak256("vc"));
+    }
+
+    function test_issueGrantsAndGates() public {
+        vm.expectEmit();
+        emit CredentialIssued(DSO, dsoRole, uint64(block.timestamp), FOREVER, keccak256("vc"), ADMIN);
+        _issue(DSO, uint64(block.timestamp), FOREVER);
+        assertTrue(reg.hasMarketRole(DSO, dsoRole), "held");
+        (uint64 from, uint64 until, bool revoked, bytes32 h) = reg.credentialOf(DSO, dsoRole);
+        assertEq(from, block.timestamp, "from");
+        assertEq(until, FOREVER, "until");
+        assertTrue(!revoked, "not revoked");
+        assertEq(h, keccak256("vc"), "hash");
+        vm.prank(DSO);
+        gated.act();
+        assertEq(gated.calls(), 1, "gated call went through");
+    }
+
+    function test_issueByNonIssuerReverts() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, STRANGER, reg.ISSUER_ROLE())
+        );
+        vm.prank(STRANGER);
+        reg.issueCredential(DSO, dsoRole, 0, FOREVER, 0);
+    }
+
+    function test_unknownRoleAndBadValidityRevert() public {
+        vm.startPrank(ADMIN);
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryUnknownRole.selector, keccak256("KING")));
+        reg.issueCredential(DSO, keccak256("KING"), 0, FOREVER, 0);
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryInvalidValidity.selector, uint64(10), uint64(5)));
+        reg.issueCredential(DSO, dsoRole, 10, 5, 0);
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryInvalidValidity.selector, uint64(0), uint64(0)));
+        reg.issueCredential(DSO, dsoRole, 0, 0, 0);
+        vm.stopPrank();
+    }
+
+    function test_noCredentialIsRefusedByGatedCalls() public {
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, STRANGER, dsoRole));
+        vm.prank(STRANGER);
+        gated.act();
+    }
+
+    function test_expiredRoleIsRefused() public {
+        _issue(DSO, uint64(block.timestamp), uint64(block.timestamp + 1 hours));
+        vm.warp(block.timestamp + 1 hours + 1);
+        assertTrue(!reg.hasMarketRole(DSO, dsoRole), "expired");
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, DSO, dsoRole));
+        vm.prank(DSO);
+        gated.act();
+    }
+
+    function test_notYetValidRoleIsRefused() public {
+        _issue(DSO, uint64(block.timestamp + 1 days), FOREVER);
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, DSO, dsoRole));
+        vm.prank(DSO);
+        gated.act();
+        vm.warp(block.timestamp + 1 days);
+        vm.prank(DSO);
+        gated.act();
+    }
+
+    function test_revokedRoleIsRefusedAndCanBeReissued() public {
+        _issue(DSO, uint64(block.timestamp), FOREVER);
+        vm.expectEmit();
+        emit CredentialRevoked(DSO, dsoRole, ADMIN);
+        vm.prank(ADMIN);
+        reg.revokeCredential(DSO, dsoRole);
+        assertTrue(!reg.hasMarketRole(DSO, dsoRole), "revoked");
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, DSO, dsoRole));
+        vm.prank(DSO);
+        gated.act();
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryNotIssued.selector, DSO, dsoRole));
+        vm.prank(ADMIN);
+        reg.revokeCredential(DSO, dsoRole);
+        _issue(DSO, uint64(block.timestamp), FOREVER);
+        assertTrue(reg.hasMarketRole(DSO, dsoRole), "re-issued");
+    }
+
+    function test_revokingNothingReverts() public {
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryNotIssued.selector, DSO, dsoRole));
+        vm.prank(ADMIN);
+        reg.revokeCredential(DSO, dsoRole);
+    }
+
+    function test_batchIssue() public {
+        address[] memory subjects = new address[](3);
+        bytes32[] memory roles = new bytes32[](3);
+        uint64[] memory from = new uint64[](3);
+        uint64[] memory until = new uint64[](3);
+        bytes32[] memory hashes = new bytes32[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            subjects[i] = address(uint160(0x1000 + i));
+            roles[i] = reg.METER_ROLE();
+            until[i] = FOREVER;
+        }
+        vm.prank(ADMIN);
+        reg.issueCredentials(subjects, roles, from, until, hashes);
+        for (uint256 i = 0; i < 3; ++i) {
+            assertTrue(reg.hasMarketRole(subjects[i], reg.METER_ROLE()), "meter");
+        }
+        vm.expectRevert(RoleRegistry.RoleRegistryArrayLengthMismatch.selector);
+        vm.prank(ADMIN);
+        reg.issueCredentials(subjects, roles, from, until, new bytes32[](2));
+    }
+
+    function test_authorityIsHandedOverInTwoSteps() public {
+        address council = address(0xC0C);
+        vm.prank(ADMIN);
+        reg.beginDefaultAdminTransfer(council);
+        vm.warp(block.timestamp + 2 days + 1);
+        vm.prank(council);
+        reg.acceptDefaultAdminTransfer();
+        assertEq(reg.defaultAdmin(), council, "new authority");
+        bytes32 issuer = reg.ISSUER_ROLE();
+        vm.prank(council);
+        reg.grantRole(issuer, council);
+        vm.prank(council);
+        reg.issueCredential(DSO, dsoRole, 0, FOREVER, 0);
+        vm.prank(council);
+        reg.revokeRole(issuer, ADMIN);
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, ADMIN, issuer));
+        vm.prank(ADMIN);
+        reg.issueCredential(STRANGER, dsoRole, 0, FOREVER, 0);
+    }
+
+    function test_handoverCannotBeAcceptedBeforeTheDelay() public {
+        address council = address(0xC0C);
+        vm.prank(ADMIN);
+        reg.beginDefaultAdminTransfer(council);
+        vm.prank(council);
+        vm.expectRevert();
+        reg.acceptDefaultAdminTransfer();
+    }
+
+    function test_eip712DomainIsPublished() public view {
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) = reg.eip712Domain();
+        assertEq(keccak256(bytes(name)), keccak256("flexledger RoleRegistry"), "name");
+        assertEq(keccak256(bytes(version)), keccak256("1"), "version");
+        assertEq(chainId, block.chainid, "chain");
+        assertEq(verifying, address(reg), "contract");
+    }
+
+    function test_gasOfHasMarketRoleFromAnotherContract() public {
+        // The Python benchmark (benchmarks/gas_identity.py) is authoritative; this guards regressions.
+        _issue(DSO, uint64(block.timestamp), FOREVER);
+        HasRoleMeter meter = new HasRoleMeter();
+        (uint256 used, bool held) = meter.measure(reg, DSO, dsoRole);
+        assertTrue(held, "held");
+        assertLe(used, 5_500, "hasMarketRole gas from another contract");
+    }
+
+    function testFuzz_validityWindow(uint64 from, uint64 until, uint64 at) public {
+        vm.assume(until != 0 && until >= from);
+        _issue(DSO, from, until);
+        vm.warp(at);
+        bool expected = from <= at && at <= until;
+        assertTrue(reg.hasMarketRole(DSO, dsoRole) == expected, "validity window");
+    }
+}

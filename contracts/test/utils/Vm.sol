@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @notice The subset of forge's cheatcodes our tests use (forge-std is not on npm; this
+/// interface is declared from forge's documented cheatcode signatures).
+interface Vm {
+    function prank(address msgSender) external;
+    function startPrank(address msgSender) external;
+    function stopPrank() external;
+    function warp(uint256 newTimestamp) external;
+    function roll(uint256 newHeight) external;
+    function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function expectRevert(bytes calldata revertData) external;
+    function expectRevert(bytes4 revertData) external;
+    function expectRevert() external;
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
+    function expectEmit() external;
+    function assume(bool condition) external pure;
+    function label(address account, string calldata newLabel) external;
+    function pauseGasMetering() external;
+    function resumeGasMetering() external;
+}
