@@ -125,7 +125,7 @@ class DIDResolver:
         topic = "0x" + bytes.fromhex(address[2:].lower()).rjust(32, b"\0").hex()
         while block:
             logs = self.conn.w3.eth.get_logs(
-                {"address": self.registry.address, "fromBlock": block, "toBlock": block, "topics": [None, topic]}  # type: ignore[typeddict-item]
+                {"address": self.registry.address, "fromBlock": block, "toBlock": block, "topics": [None, topic]}
             )
             in_block: list[RegistryEvent] = []
             previous = 0
@@ -258,7 +258,7 @@ def build_document(
             elif event.name == "DIDAttributeChanged" and args["name"].startswith("did/svc/"):
                 services += 1
             for table in (auth, signing, methods, service_list):
-                table.pop(key, None)  # type: ignore[attr-defined]
+                table.pop(key, None)
 
     base: dict[str, Any] = {"@context": CONTEXT, "id": did, "verificationMethod": [], "authentication": [], "assertionMethod": []}
     if deactivated:
