@@ -23,7 +23,7 @@ from .errors import ArtifactError, CompileError
 # The same settings as contracts/foundry.toml, so forge and this step build the same code.
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 200
-REMAPPINGS = {"@openzeppelin/": "node_modules/@openzeppelin/"}
+REMAPPINGS = {"@openzeppelin/": "node_modules/@openzeppelin/", "@flexledger/": "contracts/src/"}
 BUILD_INFO = "build-info.json"
 
 _IMPORT = re.compile(r"""^\s*import\s+(?:[^"';]*?\s+from\s+)?["']([^"']+)["']\s*;""", re.MULTILINE)

@@ -14,15 +14,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from eth_keys import keys as eth_keys
+from eth_typing import Hash32
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
+from flexledger.chain.bindings import DIDRegistryClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
+from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import LocalNode
+from flexledger.chain.transactions import Signer
 from flexledger.config import Settings
 from flexledger.identity import keys
+from flexledger.identity.credentials import (
+    NO_EXPIRY,
+    credential_hash,
+    issue_role_credential,
+    verify_on_chain,
+)
+from flexledger.identity.did import did_for
+from flexledger.identity.eip712 import read_domain
+from flexledger.identity.resolver import DIDResolver
+from flexledger.identity.roles import Role
+
+DEMO_PROSUMERS = 12
 
 
 @contextlib.contextmanager
@@ -62,10 +79,86 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False) -> 
         summary["contracts"] = {n: c.address for n, c in manifest.contracts.items()}
         summary["deploy_gas"] = {n: c.gas_used for n, c in manifest.contracts.items()}
 
+        console.print(Rule("2. Identities and roles"))
+        summary["identity"] = identities_step(conn, deployer, manifest, console)
+
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
-    console.print(
-        f"deployed {len(summary['contracts'])} contracts on chain {summary['chain_id']} "
-        f"in {summary['seconds']} s"
-    )
+    ident = summary["identity"]
+    table = Table("step", "result")
+    table.add_row("contracts", f"{len(summary['contracts'])} deployed on chain {summary['chain_id']}")
+    table.add_row("identities", f"{ident['dids']} did:ethr DIDs ({ident['parties']} parties, {ident['meters']} meters)")
+    table.add_row("roles", ", ".join(f"{n} {r}" for r, n in ident["roles"].items()))
+    table.add_row("credentials", f"W3C VCs signed by the authority, hashes anchored; {ident['verified']} verified on chain")
+    table.add_row("meter keys", f"{ident['meters']} published by signed ERC-1056 changes (the meters paid no gas)")
+    table.add_row("time", f"{summary['seconds']} s")
+    console.print(table)
     return summary
+
+
+def identities_step(conn: ChainConnection, authority: Signer, manifest: Manifest, console: Console) -> dict[str, Any]:
+    """DIDs for a TSO, two DSOs, three aggregators, an oracle, an auditor, prosumers and meters.
+
+    The authority signs each role credential (W3C VC, EIP-712) and anchors the hashes in batches;
+    each meter publishes its signing key and its MQTT topic in its DID document through signed
+    ERC-1056 changes that an aggregator relays, so the meter itself needs no gas.
+    """
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
+    dids = DIDRegistryClient(conn, manifest.address("DIDRegistry"))
+    domain = read_domain(conn, roles.address)
+    now = conn.latest_timestamp()
+    parties: list[tuple[str, Role]] = [("TSO", Role.TSO), ("DSO north", Role.DSO), ("DSO south", Role.DSO)]
+    parties += [(f"aggregator {i}", Role.AGGREGATOR) for i in (1, 2, 3)]
+    parties += [("oracle", Role.ORACLE), ("auditor", Role.AUDITOR)]
+    parties += [(f"prosumer {i:02d}", Role.PROSUMER) for i in range(1, DEMO_PROSUMERS + 1)]
+    accounts = {name: keys.new_account() for name, _ in parties}
+    meters = [keys.new_account() for _ in range(DEMO_PROSUMERS)]
+    grants = [(accounts[name].address, role) for name, role in parties] + [(m.address, Role.METER) for m in meters]
+
+    credentials = [
+        issue_role_credential(authority.account, subject, role, domain, valid_from=now, valid_until=NO_EXPIRY)
+        for subject, role in grants
+    ]
+    tx = roles.issue_credentials(
+        [s for s, _ in grants], [r.id for _, r in grants], [now] * len(grants), [NO_EXPIRY] * len(grants),
+        [credential_hash(vc) for vc in credentials],
+    )
+    console.print(f"{len(grants)} role credentials signed and anchored in one transaction ({tx.gas_used:,} gas)")
+    for vc in credentials:  # raises on any credential that does not check out
+        verify_on_chain(vc, roles)
+    verified = len(credentials)
+
+    relayer = Signer(keys.dev_accounts()[1], conn)  # an aggregator's gas pays for the meters' changes
+    for meter in meters:
+        for name, value in (
+            ("did/pub/Secp256k1/veriKey/hex", eth_keys.PrivateKey(meter.key).public_key.to_compressed_bytes()),
+            ("did/svc/FlexledgerReadings", f"mqtt://broker/flexledger/v1/readings/{meter.address}".encode()),
+        ):
+            name32 = name.encode().ljust(32, b"\0")
+            validity = 10 * 365 * 86400
+            owner = dids.identity_owner(meter.address)
+            digest = _erc1056_digest(dids, meter.address, owner, b"setAttribute" + name32 + value + validity.to_bytes(32, "big"))
+            signed = meter.unsafe_sign_hash(Hash32(digest))
+            dids.set_attribute_signed(
+                meter.address, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"), name32, value,
+                validity, sender=relayer,
+            )
+    resolver = DIDResolver(conn, dids.address)
+    meter_did = did_for(meters[0].address, conn.chain_id)
+    console.print(f"DID document of one meter ({meter_did}):")
+    console.print_json(data=resolver.resolve(meter_did).document)
+    counts: dict[str, int] = {}
+    for _, role in grants:
+        counts[role.value] = counts.get(role.value, 0) + 1
+    return {"dids": len(grants), "parties": len(parties), "meters": len(meters), "roles": counts,
+            "verified": verified, "meter_did": str(meter_did)}
+
+
+def _erc1056_digest(dids: DIDRegistryClient, identity: str, owner: str, tail: bytes) -> bytes:
+    """The hash an ERC-1056 owner signs for a ``...Signed`` change (the standard's own layout)."""
+    from eth_utils import keccak
+
+    return keccak(
+        b"\x19\x00" + bytes.fromhex(dids.address[2:]) + dids.nonce(owner).to_bytes(32, "big")
+        + bytes.fromhex(identity[2:]) + tail
+    )

@@ -85,3 +85,30 @@ def test_usage_errors_are_short(tmp_path: Path, args: list[str]) -> None:
     proc = run(*args, data_dir=tmp_path, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_identity_did_and_role_commands(tmp_path: Path) -> None:
+    env = {"FLEXLEDGER_NODE_PORT": str(free_port()), "FLEXLEDGER_KEY_PASSWORD": "correct horse"}
+    created = json.loads(run("identity", "new", "--json", data_dir=tmp_path, env=env).stdout)
+    assert created["did"] == f"did:ethr:0x7a69:{created['address']}"
+    assert Path(created["keystore"]).is_file()
+    run("node", "start", data_dir=tmp_path, env=env)
+    try:
+        run("deploy", data_dir=tmp_path, env=env)
+        granted = json.loads(
+            run("role", "grant", created["did"], "meter", "--out", str(tmp_path / "vc.json"), "--json", data_dir=tmp_path, env=env).stdout
+        )
+        assert granted["credential"]["credentialSubject"]["role"] == "METER"
+        assert json.loads((tmp_path / "vc.json").read_text()) == granted["credential"]
+        check = run("role", "check", created["address"], "METER", "--json", data_dir=tmp_path, env=env)
+        assert json.loads(check.stdout)["held"] is True
+        run("role", "revoke", created["address"], "METER", data_dir=tmp_path, env=env)
+        assert run("role", "check", created["address"], "METER", data_dir=tmp_path, env=env, check=False).returncode == 3
+        doc = json.loads(run("did", "show", created["did"], "--json", data_dir=tmp_path, env=env).stdout)
+        assert doc["didDocument"]["id"] == created["did"]
+        bad = run("did", "show", "did:ethr:nonsense", data_dir=tmp_path, env=env, check=False)
+        assert bad.returncode == 1 and "not a valid did:ethr" in bad.stderr
+        unknown = run("role", "check", created["address"], "king", data_dir=tmp_path, env=env, check=False)
+        assert unknown.returncode == 1 and "unknown role" in unknown.stderr
+    finally:
+        run("node", "stop", data_dir=tmp_path)

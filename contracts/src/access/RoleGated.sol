@@ -25,6 +25,23 @@ abstract contract RoleGated {
     }
 
     function _checkMarketRole(address account, bytes32 role) internal view {
-        if (!roleRegistry.hasMarketRole(account, role)) revert RoleGatedMissingRole(account, role);
+        if (!_hasMarketRole(account, role)) revert RoleGatedMissingRole(account, role);
+    }
+
+    /// @dev The registry is asked with a bare STATICCALL through the scratch space: every gated
+    /// call pays for this check, so it avoids the ABI encoder's memory work. A registry that
+    /// reverts or answers anything but a 32-byte `true` counts as "no role".
+    function _hasMarketRole(address account, bytes32 role) internal view returns (bool held) {
+        IRoleRegistry registry = roleRegistry;
+        bytes4 selector = IRoleRegistry.hasMarketRole.selector;
+        assembly ("memory-safe") {
+            let free := mload(0x40)
+            mstore(0x00, selector)
+            mstore(0x04, account)
+            mstore(0x24, role)
+            let ok := staticcall(gas(), registry, 0x00, 0x44, 0x00, 0x20)
+            held := and(and(ok, eq(returndatasize(), 0x20)), eq(mload(0x00), 1))
+            mstore(0x40, free)
+        }
     }
 }

@@ -32,14 +32,18 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR");
     bytes32 public constant METER_ROLE = keccak256("METER");
 
-    struct Validity {
+    /// @dev The first slot (validity and revocation) is all `hasMarketRole` reads.
+    struct Credential {
         uint64 validFrom;
         uint64 validUntil;
         bool revoked;
+        bytes32 credentialHash;
     }
 
-    mapping(address subject => mapping(bytes32 role => Validity)) private _validity;
-    mapping(address subject => mapping(bytes32 role => bytes32)) private _credentialHash;
+    /// @dev Credentials live at `keccak256(subject, role, CREDENTIALS_NAMESPACE)`: one keccak
+    /// where a nested mapping needs two, because every gated call of every flexledger contract
+    /// pays for this lookup. A 96-byte preimage cannot meet Solidity's own 64-byte mapping slots.
+    bytes32 private constant CREDENTIALS_NAMESPACE = keccak256("flexledger.RoleRegistry.credentials");
 
     /// @notice `role` is not one of the seven market roles.
     error RoleRegistryUnknownRole(bytes32 role);
@@ -121,16 +125,20 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
      * @param role The role id.
      */
     function revokeCredential(address subject, bytes32 role) external onlyRole(ISSUER_ROLE) {
-        Validity storage v = _validity[subject][role];
-        if (v.validUntil == 0 || v.revoked) revert RoleRegistryNotIssued(subject, role);
-        v.revoked = true;
+        Credential storage c = _credential(subject, role);
+        if (c.validUntil == 0 || c.revoked) revert RoleRegistryNotIssued(subject, role);
+        c.revoked = true;
         emit CredentialRevoked(subject, role, msg.sender);
     }
 
     /// @inheritdoc IRoleRegistry
     function hasMarketRole(address subject, bytes32 role) external view returns (bool) {
-        Validity memory v = _validity[subject][role];
-        return !v.revoked && v.validFrom <= block.timestamp && block.timestamp <= v.validUntil;
+        Credential storage c = _credential(subject, role);
+        uint256 packed;
+        assembly ("memory-safe") {
+            packed := sload(c.slot) // validFrom: bits 0-63, validUntil: 64-127, revoked: 128-135
+        }
+        return packed >> 128 == 0 && uint64(packed) <= block.timestamp && block.timestamp <= uint64(packed >> 64);
     }
 
     /**
@@ -147,8 +155,8 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
         view
         returns (uint64 validFrom, uint64 validUntil, bool revoked, bytes32 credentialHash)
     {
-        Validity memory v = _validity[subject][role];
-        return (v.validFrom, v.validUntil, v.revoked, _credentialHash[subject][role]);
+        Credential storage c = _credential(subject, role);
+        return (c.validFrom, c.validUntil, c.revoked, c.credentialHash);
     }
 
     /**
@@ -161,13 +169,24 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
             || role == ORACLE_ROLE || role == AUDITOR_ROLE || role == METER_ROLE;
     }
 
+    function _credential(address subject, bytes32 role) private pure returns (Credential storage c) {
+        bytes32 namespace = CREDENTIALS_NAMESPACE;
+        assembly ("memory-safe") {
+            let free := mload(0x40) // scratch above the free pointer, not claimed
+            mstore(free, subject)
+            mstore(add(free, 0x20), role)
+            mstore(add(free, 0x40), namespace)
+            c.slot := keccak256(free, 0x60)
+        }
+    }
+
     function _issue(address subject, bytes32 role, uint64 validFrom, uint64 validUntil, bytes32 credentialHash)
         private
     {
         if (!isMarketRole(role)) revert RoleRegistryUnknownRole(role);
         if (validUntil == 0 || validUntil < validFrom) revert RoleRegistryInvalidValidity(validFrom, validUntil);
-        _validity[subject][role] = Validity(validFrom, validUntil, false);
-        _credentialHash[subject][role] = credentialHash;
+        Credential storage c = _credential(subject, role);
+        (c.validFrom, c.validUntil, c.revoked, c.credentialHash) = (validFrom, validUntil, false, credentialHash);
         emit CredentialIssued(subject, role, validFrom, validUntil, credentialHash, msg.sender);
     }
 }

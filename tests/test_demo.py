@@ -1,0 +1,19 @@
+"""`flexledger demo` runs end to end on its own throwaway chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flexledger.chain.node import free_port
+from flexledger.config import load_settings
+from flexledger.demo import run_demo
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    summary = run_demo(load_settings(data_dir=tmp_path, node_port=free_port()), quiet=True)
+    assert set(summary["contracts"]) >= {"RoleRegistry", "DIDRegistry"}
+    ident = summary["identity"]
+    assert ident["roles"]["TSO"] == 1 and ident["roles"]["DSO"] == 2 and ident["roles"]["AGGREGATOR"] == 3
+    assert ident["roles"]["METER"] == ident["meters"] > 0
+    assert ident["verified"] == ident["dids"]
+    assert not (tmp_path / "demo").exists()  # nothing kept unless --keep
