@@ -84,54 +84,19 @@ class DIDRegistryClient(ContractClient):
         return result
 
 
-class RoleRegistryClient(ContractClient):
-    """Typed client of ``RoleRegistry`` (src/access/RoleRegistry.sol)."""
+class MarketAuthorityClient(ContractClient):
+    """Typed client of ``MarketAuthority`` (src/access/MarketAuthority.sol)."""
 
-    CONTRACT: ClassVar[str] = "RoleRegistry"
-
-    def aggregator_role(self, *, block: BlockId = "latest") -> bytes:
-        """``AGGREGATOR_ROLE()`` (view)."""
-        result: bytes = self._call("AGGREGATOR_ROLE()", block=block)
-        return result
-
-    def auditor_role(self, *, block: BlockId = "latest") -> bytes:
-        """``AUDITOR_ROLE()`` (view)."""
-        result: bytes = self._call("AUDITOR_ROLE()", block=block)
-        return result
+    CONTRACT: ClassVar[str] = "MarketAuthority"
 
     def default_admin_role(self, *, block: BlockId = "latest") -> bytes:
         """``DEFAULT_ADMIN_ROLE()`` (view)."""
         result: bytes = self._call("DEFAULT_ADMIN_ROLE()", block=block)
         return result
 
-    def dso_role(self, *, block: BlockId = "latest") -> bytes:
-        """``DSO_ROLE()`` (view)."""
-        result: bytes = self._call("DSO_ROLE()", block=block)
-        return result
-
     def issuer_role(self, *, block: BlockId = "latest") -> bytes:
         """``ISSUER_ROLE()`` (view)."""
         result: bytes = self._call("ISSUER_ROLE()", block=block)
-        return result
-
-    def meter_role(self, *, block: BlockId = "latest") -> bytes:
-        """``METER_ROLE()`` (view)."""
-        result: bytes = self._call("METER_ROLE()", block=block)
-        return result
-
-    def oracle_role(self, *, block: BlockId = "latest") -> bytes:
-        """``ORACLE_ROLE()`` (view)."""
-        result: bytes = self._call("ORACLE_ROLE()", block=block)
-        return result
-
-    def prosumer_role(self, *, block: BlockId = "latest") -> bytes:
-        """``PROSUMER_ROLE()`` (view)."""
-        result: bytes = self._call("PROSUMER_ROLE()", block=block)
-        return result
-
-    def tso_role(self, *, block: BlockId = "latest") -> bytes:
-        """``TSO_ROLE()`` (view)."""
-        result: bytes = self._call("TSO_ROLE()", block=block)
         return result
 
     def accept_default_admin_transfer(self, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -150,11 +115,6 @@ class RoleRegistryClient(ContractClient):
         """``changeDefaultAdminDelay(uint48)`` (transaction)."""
         return self._transact("changeDefaultAdminDelay(uint48)", new_delay, sender=sender, wait=wait, gas=gas)
 
-    def credential_of(self, subject: str, role: bytes, *, block: BlockId = "latest") -> tuple[int, int, bool, bytes]:
-        """``credentialOf(address,bytes32)`` (view)."""
-        result: tuple[int, int, bool, bytes] = self._call("credentialOf(address,bytes32)", subject, role, block=block)
-        return result
-
     def default_admin(self, *, block: BlockId = "latest") -> str:
         """``defaultAdmin()`` (view)."""
         result: str = self._call("defaultAdmin()", block=block)
@@ -170,11 +130,6 @@ class RoleRegistryClient(ContractClient):
         result: int = self._call("defaultAdminDelayIncreaseWait()", block=block)
         return result
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
-        """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
-
     def get_role_admin(self, role: bytes, *, block: BlockId = "latest") -> bytes:
         """``getRoleAdmin(bytes32)`` (view)."""
         result: bytes = self._call("getRoleAdmin(bytes32)", role, block=block)
@@ -184,28 +139,10 @@ class RoleRegistryClient(ContractClient):
         """``grantRole(bytes32,address)`` (transaction)."""
         return self._transact("grantRole(bytes32,address)", role, account, sender=sender, wait=wait, gas=gas)
 
-    def has_market_role(self, subject: str, role: bytes, *, block: BlockId = "latest") -> bool:
-        """``hasMarketRole(address,bytes32)`` (view)."""
-        result: bool = self._call("hasMarketRole(address,bytes32)", subject, role, block=block)
-        return result
-
     def has_role(self, role: bytes, account: str, *, block: BlockId = "latest") -> bool:
         """``hasRole(bytes32,address)`` (view)."""
         result: bool = self._call("hasRole(bytes32,address)", role, account, block=block)
         return result
-
-    def is_market_role(self, role: bytes, *, block: BlockId = "latest") -> bool:
-        """``isMarketRole(bytes32)`` (view)."""
-        result: bool = self._call("isMarketRole(bytes32)", role, block=block)
-        return result
-
-    def issue_credential(self, subject: str, role: bytes, valid_from: int, valid_until: int, credential_hash: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``issueCredential(address,bytes32,uint64,uint64,bytes32)`` (transaction)."""
-        return self._transact("issueCredential(address,bytes32,uint64,uint64,bytes32)", subject, role, valid_from, valid_until, credential_hash, sender=sender, wait=wait, gas=gas)
-
-    def issue_credentials(self, subjects: list[str], roles: list[bytes], valid_from: list[int], valid_until: list[int], credential_hashes: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``issueCredentials(address[],bytes32[],uint64[],uint64[],bytes32[])`` (transaction)."""
-        return self._transact("issueCredentials(address[],bytes32[],uint64[],uint64[],bytes32[])", subjects, roles, valid_from, valid_until, credential_hashes, sender=sender, wait=wait, gas=gas)
 
     def owner(self, *, block: BlockId = "latest") -> str:
         """``owner()`` (view)."""
@@ -226,10 +163,6 @@ class RoleRegistryClient(ContractClient):
         """``renounceRole(bytes32,address)`` (transaction)."""
         return self._transact("renounceRole(bytes32,address)", role, account, sender=sender, wait=wait, gas=gas)
 
-    def revoke_credential(self, subject: str, role: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``revokeCredential(address,bytes32)`` (transaction)."""
-        return self._transact("revokeCredential(address,bytes32)", subject, role, sender=sender, wait=wait, gas=gas)
-
     def revoke_role(self, role: bytes, account: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``revokeRole(bytes32,address)`` (transaction)."""
         return self._transact("revokeRole(bytes32,address)", role, account, sender=sender, wait=wait, gas=gas)
@@ -244,7 +177,46 @@ class RoleRegistryClient(ContractClient):
         return result
 
 
+class RoleRegistryClient(ContractClient):
+    """Typed client of ``RoleRegistry`` (src/access/RoleRegistry.sol)."""
+
+    CONTRACT: ClassVar[str] = "RoleRegistry"
+
+    def authority(self, *, block: BlockId = "latest") -> str:
+        """``authority()`` (view)."""
+        result: str = self._call("authority()", block=block)
+        return result
+
+    def credential_of(self, subject: str, role: bytes, *, block: BlockId = "latest") -> tuple[int, int, bool, bytes]:
+        """``credentialOf(address,bytes32)`` (view)."""
+        result: tuple[int, int, bool, bytes] = self._call("credentialOf(address,bytes32)", subject, role, block=block)
+        return result
+
+    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        """``eip712Domain()`` (view)."""
+        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
+        return result
+
+    def has_market_role(self, subject: str, role: bytes, *, block: BlockId = "latest") -> bool:
+        """``hasMarketRole(address,bytes32)`` (view)."""
+        result: bool = self._call("hasMarketRole(address,bytes32)", subject, role, block=block)
+        return result
+
+    def issue_credential(self, subject: str, role: bytes, valid_from: int, valid_until: int, credential_hash: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``issueCredential(address,bytes32,uint64,uint64,bytes32)`` (transaction)."""
+        return self._transact("issueCredential(address,bytes32,uint64,uint64,bytes32)", subject, role, valid_from, valid_until, credential_hash, sender=sender, wait=wait, gas=gas)
+
+    def issue_credentials(self, subjects: list[str], roles: list[bytes], valid_from: list[int], valid_until: list[int], credential_hashes: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``issueCredentials(address[],bytes32[],uint64[],uint64[],bytes32[])`` (transaction)."""
+        return self._transact("issueCredentials(address[],bytes32[],uint64[],uint64[],bytes32[])", subjects, roles, valid_from, valid_until, credential_hashes, sender=sender, wait=wait, gas=gas)
+
+    def revoke_credential(self, subject: str, role: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``revokeCredential(address,bytes32)`` (transaction)."""
+        return self._transact("revokeCredential(address,bytes32)", subject, role, sender=sender, wait=wait, gas=gas)
+
+
 CLIENTS: dict[str, type[ContractClient]] = {
     "DIDRegistry": DIDRegistryClient,
+    "MarketAuthority": MarketAuthorityClient,
     "RoleRegistry": RoleRegistryClient,
 }

@@ -50,7 +50,8 @@ class Step:
 
 # The order matters: a contract's constructor may name those deployed before it.
 PLAN: tuple[Step, ...] = (
-    Step("RoleRegistry", lambda ctx: [ctx.options.admin_transfer_delay, ctx.admin]),
+    Step("MarketAuthority", lambda ctx: [ctx.options.admin_transfer_delay, ctx.admin]),
+    Step("RoleRegistry", lambda ctx: [ctx.addresses["MarketAuthority"]]),
     Step("DIDRegistry", lambda ctx: []),
 )
 

@@ -8,7 +8,7 @@ from .errors import ContractCustomError
 
 
 class AccessControlBadConfirmation(ContractCustomError):
-    """``AccessControlBadConfirmation()``, declared in RoleRegistry."""
+    """``AccessControlBadConfirmation()``, declared in MarketAuthority."""
 
     NAME: ClassVar[str] = "AccessControlBadConfirmation"
     SIGNATURE: ClassVar[str] = "AccessControlBadConfirmation()"
@@ -21,7 +21,7 @@ class AccessControlBadConfirmation(ContractCustomError):
 
 
 class AccessControlEnforcedDefaultAdminDelay(ContractCustomError):
-    """``AccessControlEnforcedDefaultAdminDelay(uint48)``, declared in RoleRegistry."""
+    """``AccessControlEnforcedDefaultAdminDelay(uint48)``, declared in MarketAuthority."""
 
     NAME: ClassVar[str] = "AccessControlEnforcedDefaultAdminDelay"
     SIGNATURE: ClassVar[str] = "AccessControlEnforcedDefaultAdminDelay(uint48)"
@@ -36,7 +36,7 @@ class AccessControlEnforcedDefaultAdminDelay(ContractCustomError):
 
 
 class AccessControlEnforcedDefaultAdminRules(ContractCustomError):
-    """``AccessControlEnforcedDefaultAdminRules()``, declared in RoleRegistry."""
+    """``AccessControlEnforcedDefaultAdminRules()``, declared in MarketAuthority."""
 
     NAME: ClassVar[str] = "AccessControlEnforcedDefaultAdminRules"
     SIGNATURE: ClassVar[str] = "AccessControlEnforcedDefaultAdminRules()"
@@ -49,7 +49,7 @@ class AccessControlEnforcedDefaultAdminRules(ContractCustomError):
 
 
 class AccessControlInvalidDefaultAdmin(ContractCustomError):
-    """``AccessControlInvalidDefaultAdmin(address)``, declared in RoleRegistry."""
+    """``AccessControlInvalidDefaultAdmin(address)``, declared in MarketAuthority."""
 
     NAME: ClassVar[str] = "AccessControlInvalidDefaultAdmin"
     SIGNATURE: ClassVar[str] = "AccessControlInvalidDefaultAdmin(address)"
@@ -64,7 +64,7 @@ class AccessControlInvalidDefaultAdmin(ContractCustomError):
 
 
 class AccessControlUnauthorizedAccount(ContractCustomError):
-    """``AccessControlUnauthorizedAccount(address,bytes32)``, declared in RoleRegistry."""
+    """``AccessControlUnauthorizedAccount(address,bytes32)``, declared in MarketAuthority."""
 
     NAME: ClassVar[str] = "AccessControlUnauthorizedAccount"
     SIGNATURE: ClassVar[str] = "AccessControlUnauthorizedAccount(address,bytes32)"
@@ -191,6 +191,21 @@ class RoleRegistryNotIssued(ContractCustomError):
         self.role = values[1]
 
 
+class RoleRegistryNotIssuer(ContractCustomError):
+    """``RoleRegistryNotIssuer(address)``, declared in RoleRegistry."""
+
+    NAME: ClassVar[str] = "RoleRegistryNotIssuer"
+    SIGNATURE: ClassVar[str] = "RoleRegistryNotIssuer(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("edb20700")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
 class RoleRegistryUnknownRole(ContractCustomError):
     """``RoleRegistryUnknownRole(bytes32)``, declared in RoleRegistry."""
 
@@ -207,7 +222,7 @@ class RoleRegistryUnknownRole(ContractCustomError):
 
 
 class SafeCastOverflowedUintDowncast(ContractCustomError):
-    """``SafeCastOverflowedUintDowncast(uint8,uint256)``, declared in RoleRegistry."""
+    """``SafeCastOverflowedUintDowncast(uint8,uint256)``, declared in MarketAuthority."""
 
     NAME: ClassVar[str] = "SafeCastOverflowedUintDowncast"
     SIGNATURE: ClassVar[str] = "SafeCastOverflowedUintDowncast(uint8,uint256)"
@@ -251,6 +266,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     RoleRegistryArrayLengthMismatch.SELECTOR: RoleRegistryArrayLengthMismatch,
     RoleRegistryInvalidValidity.SELECTOR: RoleRegistryInvalidValidity,
     RoleRegistryNotIssued.SELECTOR: RoleRegistryNotIssued,
+    RoleRegistryNotIssuer.SELECTOR: RoleRegistryNotIssuer,
     RoleRegistryUnknownRole.SELECTOR: RoleRegistryUnknownRole,
     SafeCastOverflowedUintDowncast.SELECTOR: SafeCastOverflowedUintDowncast,
     StringTooLong.SELECTOR: StringTooLong,

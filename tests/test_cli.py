@@ -43,7 +43,7 @@ def test_node_start_deploy_status_stop(tmp_path: Path) -> None:
         manifest = json.loads(run("deploy", "--json", data_dir=tmp_path, env=env).stdout)
         assert manifest["chain_id"] == 31337
         assert manifest["rpc_url"] == started["rpc_url"]
-        assert set(manifest["contracts"]) >= {"RoleRegistry", "DIDRegistry"}
+        assert set(manifest["contracts"]) >= {"MarketAuthority", "RoleRegistry", "DIDRegistry"}
         for c in manifest["contracts"].values():
             assert c["address"].startswith("0x") and c["block"] > 0
         assert json.loads((tmp_path / "manifest.json").read_text()) == manifest

@@ -32,13 +32,25 @@ def test_a_custom_error_is_a_typed_exception_with_its_arguments(
     roles: RoleRegistryClient, dev_signers: list[Signer]
 ) -> None:
     stranger = dev_signers[5]
-    with pytest.raises(revert_errors.AccessControlUnauthorizedAccount) as err:
+    with pytest.raises(revert_errors.RoleRegistryNotIssuer) as err:
         roles.issue_credential(stranger.address, DSO, 0, FOREVER, bytes(32), sender=stranger)
     assert err.value.account == stranger.address
-    assert err.value.needed_role == keccak(text="ISSUER")
-    assert err.value.arguments == {"account": stranger.address, "needed_role": keccak(text="ISSUER")}
+    assert err.value.arguments == {"account": stranger.address}
     assert err.value.contract == "RoleRegistry" and err.value.function == "issueCredential"
     assert isinstance(err.value, ContractCustomError)
+
+
+def test_errors_of_inherited_openzeppelin_code_are_typed_too(
+    conn: ChainConnection, manifest: Manifest, dev_signers: list[Signer]
+) -> None:
+    from flexledger.chain.bindings import MarketAuthorityClient
+
+    authority = MarketAuthorityClient(conn, manifest.address("MarketAuthority"))
+    stranger = dev_signers[5]
+    with pytest.raises(revert_errors.AccessControlUnauthorizedAccount) as err:
+        authority.grant_role(keccak(text="ISSUER"), stranger.address, sender=stranger)
+    assert err.value.account == stranger.address
+    assert err.value.needed_role == bytes(32)  # DEFAULT_ADMIN_ROLE
 
 
 def test_each_error_has_its_own_class(roles: RoleRegistryClient) -> None:

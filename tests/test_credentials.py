@@ -105,7 +105,7 @@ def test_a_credential_for_another_market_is_refused(roles: RoleRegistryClient, g
 
 def test_grant_by_a_non_authority_reverts(roles: RoleRegistryClient, dev_signers: list[Signer]) -> None:
     intruder = dev_signers[7]
-    with pytest.raises(revert_errors.AccessControlUnauthorizedAccount):
+    with pytest.raises(revert_errors.RoleRegistryNotIssuer):
         grant_role(roles.with_signer(intruder), keys.dev_accounts()[7], intruder.address, Role.TSO,  # type: ignore[arg-type]
                    valid_from=0)
 

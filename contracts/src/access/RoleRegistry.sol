@@ -1,36 +1,43 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IRoleRegistry} from "./IRoleRegistry.sol";
 
 /**
  * @title RoleRegistry
  * @notice Role credentials of the market's parties (DSO, TSO, AGGREGATOR, PROSUMER, ORACLE,
- * AUDITOR, METER), issued by the market authority with a validity period and the hash of the
- * off-chain W3C credential document, and revocable. Every state-changing call of the other
- * flexledger contracts asks `hasMarketRole`.
+ * AUDITOR, METER), issued by the market authority's issuers with a validity period and the hash
+ * of the off-chain W3C credential document, and revocable. Every state-changing call of the
+ * other flexledger contracts asks `hasMarketRole`.
  *
- * @dev The market authority is OpenZeppelin's default admin with delayed, two-step handover
- * (a production market is run by a multisig or a body of grid operators, and a handover should
- * give them time to notice); it appoints issuers (`ISSUER_ROLE`). Each credential's validity
- * and revocation share one storage slot, so `hasMarketRole` costs a single cold read.
+ * @dev Issuers are appointed in the MarketAuthority (OpenZeppelin's AccessControl with a
+ * delayed, two-step handover of the authority itself). This contract keeps only the credentials
+ * and few functions, and each credential's validity and revocation share one storage slot, so
+ * `hasMarketRole` costs a single cold read and a short dispatch.
  * The contract is also the EIP-712 domain ("flexledger RoleRegistry", "1") in which the
  * authority signs the off-chain credentials; wallets read it with ERC-5267 `eip712Domain()`.
  */
-contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
-    /// @notice May issue and revoke market role credentials.
-    bytes32 public constant ISSUER_ROLE = keccak256("ISSUER");
+contract RoleRegistry is IRoleRegistry, EIP712 {
+    // Role ids are keccak256 of the names; internal, so that the dispatcher stays short.
+    bytes32 internal constant ISSUER_ROLE = keccak256("ISSUER");
+    bytes32 internal constant DSO_ROLE = keccak256("DSO");
+    bytes32 internal constant TSO_ROLE = keccak256("TSO");
+    bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
+    bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
+    bytes32 internal constant ORACLE_ROLE = keccak256("ORACLE");
+    bytes32 internal constant AUDITOR_ROLE = keccak256("AUDITOR");
+    bytes32 internal constant METER_ROLE = keccak256("METER");
 
-    bytes32 public constant DSO_ROLE = keccak256("DSO");
-    bytes32 public constant TSO_ROLE = keccak256("TSO");
-    bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
-    bytes32 public constant PROSUMER_ROLE = keccak256("PROSUMER");
-    bytes32 public constant ORACLE_ROLE = keccak256("ORACLE");
-    bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR");
-    bytes32 public constant METER_ROLE = keccak256("METER");
+    /// @dev Credentials live at `keccak256(subject, role) ^ CREDENTIALS_NAMESPACE`: one keccak
+    /// where a nested mapping needs two, because every gated call of every flexledger contract
+    /// pays for this lookup. Meeting one of Solidity's own mapping slots would take a keccak
+    /// preimage, and this contract has no other mappings.
+    bytes32 private constant CREDENTIALS_NAMESPACE = keccak256("flexledger.RoleRegistry.credentials");
+
+    /// @notice The MarketAuthority whose issuers may issue and revoke credentials.
+    IAccessControl public immutable authority;
 
     /// @dev The first slot (validity and revocation) is all `hasMarketRole` reads.
     struct Credential {
@@ -40,11 +47,6 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
         bytes32 credentialHash;
     }
 
-    /// @dev Credentials live at `keccak256(subject, role, CREDENTIALS_NAMESPACE)`: one keccak
-    /// where a nested mapping needs two, because every gated call of every flexledger contract
-    /// pays for this lookup. A 96-byte preimage cannot meet Solidity's own 64-byte mapping slots.
-    bytes32 private constant CREDENTIALS_NAMESPACE = keccak256("flexledger.RoleRegistry.credentials");
-
     /// @notice `role` is not one of the seven market roles.
     error RoleRegistryUnknownRole(bytes32 role);
     /// @notice The validity period is empty or reversed.
@@ -53,6 +55,8 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
     error RoleRegistryNotIssued(address subject, bytes32 role);
     /// @notice The arrays of a batch have different lengths.
     error RoleRegistryArrayLengthMismatch();
+    /// @notice `account` is not an issuer of the MarketAuthority.
+    error RoleRegistryNotIssuer(address account);
 
     /// @notice A credential was issued (or renewed) for `subject` in `role`.
     event CredentialIssued(
@@ -66,15 +70,14 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
     /// @notice The credential of `subject` in `role` was revoked.
     event CredentialRevoked(address indexed subject, bytes32 indexed role, address indexed issuer);
 
-    /**
-     * @param adminTransferDelay Seconds a handover of the market authority waits before it can be accepted.
-     * @param initialAdmin The market authority; it is also the first issuer.
-     */
-    constructor(uint48 adminTransferDelay, address initialAdmin)
-        AccessControlDefaultAdminRules(adminTransferDelay, initialAdmin)
-        EIP712("flexledger RoleRegistry", "1")
-    {
-        _grantRole(ISSUER_ROLE, initialAdmin);
+    /// @param marketAuthority The MarketAuthority that appoints issuers.
+    constructor(IAccessControl marketAuthority) EIP712("flexledger RoleRegistry", "1") {
+        authority = marketAuthority;
+    }
+
+    modifier onlyIssuer() {
+        if (!authority.hasRole(ISSUER_ROLE, msg.sender)) revert RoleRegistryNotIssuer(msg.sender);
+        _;
     }
 
     /**
@@ -91,7 +94,7 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
         uint64 validFrom,
         uint64 validUntil,
         bytes32 credentialHash
-    ) external onlyRole(ISSUER_ROLE) {
+    ) external onlyIssuer {
         _issue(subject, role, validFrom, validUntil, credentialHash);
     }
 
@@ -109,7 +112,7 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
         uint64[] calldata validFrom,
         uint64[] calldata validUntil,
         bytes32[] calldata credentialHashes
-    ) external onlyRole(ISSUER_ROLE) {
+    ) external onlyIssuer {
         uint256 n = subjects.length;
         if (roles.length != n || validFrom.length != n || validUntil.length != n || credentialHashes.length != n) {
             revert RoleRegistryArrayLengthMismatch();
@@ -124,7 +127,7 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
      * @param subject The account whose credential is revoked.
      * @param role The role id.
      */
-    function revokeCredential(address subject, bytes32 role) external onlyRole(ISSUER_ROLE) {
+    function revokeCredential(address subject, bytes32 role) external onlyIssuer {
         Credential storage c = _credential(subject, role);
         if (c.validUntil == 0 || c.revoked) revert RoleRegistryNotIssued(subject, role);
         c.revoked = true;
@@ -132,13 +135,20 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
     }
 
     /// @inheritdoc IRoleRegistry
-    function hasMarketRole(address subject, bytes32 role) external view returns (bool) {
+    function hasMarketRole(address subject, bytes32 role) external view returns (bool held) {
         Credential storage c = _credential(subject, role);
-        uint256 packed;
         assembly ("memory-safe") {
-            packed := sload(c.slot) // validFrom: bits 0-63, validUntil: 64-127, revoked: 128-135
+            // One slot: validFrom in bits 0-63, validUntil in 64-127, revoked in 128-135.
+            // held = !revoked && validFrom <= now && now <= validUntil, without branches.
+            let packed := sload(c.slot)
+            let now_ := timestamp()
+            let mask := 0xffffffffffffffff
+            held :=
+                and(
+                    iszero(shr(128, packed)),
+                    and(iszero(gt(and(packed, mask), now_)), iszero(gt(now_, and(shr(64, packed), mask))))
+                )
         }
-        return packed >> 128 == 0 && uint64(packed) <= block.timestamp && block.timestamp <= uint64(packed >> 64);
     }
 
     /**
@@ -159,31 +169,25 @@ contract RoleRegistry is IRoleRegistry, AccessControlDefaultAdminRules, EIP712 {
         return (c.validFrom, c.validUntil, c.revoked, c.credentialHash);
     }
 
-    /**
-     * @notice Whether `role` is one of the seven market roles.
-     * @param role The role id.
-     * @return True for DSO, TSO, AGGREGATOR, PROSUMER, ORACLE, AUDITOR and METER.
-     */
-    function isMarketRole(bytes32 role) public pure returns (bool) {
-        return role == DSO_ROLE || role == TSO_ROLE || role == AGGREGATOR_ROLE || role == PROSUMER_ROLE
-            || role == ORACLE_ROLE || role == AUDITOR_ROLE || role == METER_ROLE;
-    }
-
     function _credential(address subject, bytes32 role) private pure returns (Credential storage c) {
         bytes32 namespace = CREDENTIALS_NAMESPACE;
         assembly ("memory-safe") {
-            let free := mload(0x40) // scratch above the free pointer, not claimed
-            mstore(free, subject)
-            mstore(add(free, 0x20), role)
-            mstore(add(free, 0x40), namespace)
-            c.slot := keccak256(free, 0x60)
+            mstore(0x00, subject) // the scratch space: no memory to expand
+            mstore(0x20, role)
+            c.slot := xor(keccak256(0x00, 0x40), namespace)
         }
+    }
+
+    /// @dev The seven market roles; anything else is refused at issue.
+    function _isMarketRole(bytes32 role) private pure returns (bool) {
+        return role == DSO_ROLE || role == TSO_ROLE || role == AGGREGATOR_ROLE || role == PROSUMER_ROLE
+            || role == ORACLE_ROLE || role == AUDITOR_ROLE || role == METER_ROLE;
     }
 
     function _issue(address subject, bytes32 role, uint64 validFrom, uint64 validUntil, bytes32 credentialHash)
         private
     {
-        if (!isMarketRole(role)) revert RoleRegistryUnknownRole(role);
+        if (!_isMarketRole(role)) revert RoleRegistryUnknownRole(role);
         if (validUntil == 0 || validUntil < validFrom) revert RoleRegistryInvalidValidity(validFrom, validUntil);
         Credential storage c = _credential(subject, role);
         (c.validFrom, c.validUntil, c.revoked, c.credentialHash) = (validFrom, validUntil, false, credentialHash);
