@@ -84,6 +84,114 @@ class DIDRegistryClient(ContractClient):
         return result
 
 
+class GridRegistryClient(ContractClient):
+    """Typed client of ``GridRegistry`` (src/grid/GridRegistry.sol)."""
+
+    CONTRACT: ClassVar[str] = "GridRegistry"
+
+    def down(self, *, block: BlockId = "latest") -> int:
+        """``DOWN()`` (view)."""
+        result: int = self._call("DOWN()", block=block)
+        return result
+
+    def green(self, *, block: BlockId = "latest") -> int:
+        """``GREEN()`` (view)."""
+        result: int = self._call("GREEN()", block=block)
+        return result
+
+    def max_depth(self, *, block: BlockId = "latest") -> int:
+        """``MAX_DEPTH()`` (view)."""
+        result: int = self._call("MAX_DEPTH()", block=block)
+        return result
+
+    def red(self, *, block: BlockId = "latest") -> int:
+        """``RED()`` (view)."""
+        result: int = self._call("RED()", block=block)
+        return result
+
+    def unset(self, *, block: BlockId = "latest") -> int:
+        """``UNSET()`` (view)."""
+        result: int = self._call("UNSET()", block=block)
+        return result
+
+    def up(self, *, block: BlockId = "latest") -> int:
+        """``UP()`` (view)."""
+        result: int = self._call("UP()", block=block)
+        return result
+
+    def yellow(self, *, block: BlockId = "latest") -> int:
+        """``YELLOW()`` (view)."""
+        result: int = self._call("YELLOW()", block=block)
+        return result
+
+    def add_zone(self, parent: int, operator: str, max_asset_power_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``addZone(uint32,address,uint32)`` (transaction)."""
+        return self._transact("addZone(uint32,address,uint32)", parent, operator, max_asset_power_w, sender=sender, wait=wait, gas=gas)
+
+    def effective_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``effectiveLight(uint32,uint32,uint64,uint8)`` (view)."""
+        result: tuple[int, int] = self._call("effectiveLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
+        return result
+
+    def is_in_subtree(self, zone_id: int, ancestor: int, *, block: BlockId = "latest") -> bool:
+        """``isInSubtree(uint32,uint32)`` (view)."""
+        result: bool = self._call("isInSubtree(uint32,uint32)", zone_id, ancestor, block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def max_asset_power(self, zone_id: int, *, block: BlockId = "latest") -> int:
+        """``maxAssetPower(uint32)`` (view)."""
+        result: int = self._call("maxAssetPower(uint32)", zone_id, block=block)
+        return result
+
+    def operates_path_of(self, zone_id: int, account: str, *, block: BlockId = "latest") -> bool:
+        """``operatesPathOf(uint32,address)`` (view)."""
+        result: bool = self._call("operatesPathOf(uint32,address)", zone_id, account, block=block)
+        return result
+
+    def pack_light(self, colour: int, capability_w: int, *, block: BlockId = "latest") -> int:
+        """``packLight(uint8,uint32)`` (view)."""
+        result: int = self._call("packLight(uint8,uint32)", colour, capability_w, block=block)
+        return result
+
+    def path_to_root(self, zone_id: int, *, block: BlockId = "latest") -> list[int]:
+        """``pathToRoot(uint32)`` (view)."""
+        result: list[int] = self._call("pathToRoot(uint32)", zone_id, block=block)
+        return result
+
+    def publish_lights(self, market_id: int, first_isp_start: int, word_count: int, zones: list[int], words: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``publishLights(uint32,uint64,uint32,uint32[],uint256[])`` (transaction)."""
+        return self._transact("publishLights(uint32,uint64,uint32,uint32[],uint256[])", market_id, first_isp_start, word_count, zones, words, sender=sender, wait=wait, gas=gas)
+
+    def role_registry(self, *, block: BlockId = "latest") -> str:
+        """``roleRegistry()`` (view)."""
+        result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def set_static_light(self, zone_id: int, direction: int, colour: int, capability_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setStaticLight(uint32,uint8,uint8,uint32)`` (transaction)."""
+        return self._transact("setStaticLight(uint32,uint8,uint8,uint32)", zone_id, direction, colour, capability_w, sender=sender, wait=wait, gas=gas)
+
+    def tso_headroom(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[bool, int]:
+        """``tsoHeadroom(uint32,uint32,uint64,uint8)`` (view)."""
+        result: tuple[bool, int] = self._call("tsoHeadroom(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
+        return result
+
+    def zone(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, str, int, int, int, int]:
+        """``zone(uint32)`` (view)."""
+        result: tuple[int, str, int, int, int, int] = self._call("zone(uint32)", zone_id, block=block)
+        return result
+
+    def zone_count(self, *, block: BlockId = "latest") -> int:
+        """``zoneCount()`` (view)."""
+        result: int = self._call("zoneCount()", block=block)
+        return result
+
+
 class MarketAuthorityClient(ContractClient):
     """Typed client of ``MarketAuthority`` (src/access/MarketAuthority.sol)."""
 
@@ -177,6 +285,46 @@ class MarketAuthorityClient(ContractClient):
         return result
 
 
+class MarketRegistryClient(ContractClient):
+    """Typed client of ``MarketRegistry`` (src/market/MarketRegistry.sol)."""
+
+    CONTRACT: ClassVar[str] = "MarketRegistry"
+
+    def authority(self, *, block: BlockId = "latest") -> str:
+        """``authority()`` (view)."""
+        result: str = self._call("authority()", block=block)
+        return result
+
+    def create_market(self, params: tuple[int, int, int, int, int, int, int, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``createMarket((uint32,uint32,uint32,uint16,uint32,uint8,uint32,uint32))`` (transaction)."""
+        return self._transact("createMarket((uint32,uint32,uint32,uint16,uint32,uint8,uint32,uint32))", params, sender=sender, wait=wait, gas=gas)
+
+    def day_start(self, market_id: int, t: int, *, block: BlockId = "latest") -> int:
+        """``dayStart(uint32,uint64)`` (view)."""
+        result: int = self._call("dayStart(uint32,uint64)", market_id, t, block=block)
+        return result
+
+    def gate_closure(self, market_id: int, isp_start: int, *, block: BlockId = "latest") -> int:
+        """``gateClosure(uint32,uint64)`` (view)."""
+        result: int = self._call("gateClosure(uint32,uint64)", market_id, isp_start, block=block)
+        return result
+
+    def is_aligned(self, market_id: int, t: int, *, block: BlockId = "latest") -> bool:
+        """``isAligned(uint32,uint64)`` (view)."""
+        result: bool = self._call("isAligned(uint32,uint64)", market_id, t, block=block)
+        return result
+
+    def market_count(self, *, block: BlockId = "latest") -> int:
+        """``marketCount()`` (view)."""
+        result: int = self._call("marketCount()", block=block)
+        return result
+
+    def market_params(self, market_id: int, *, block: BlockId = "latest") -> tuple[int, int, int, int, int, int, int, int]:
+        """``marketParams(uint32)`` (view)."""
+        result: tuple[int, int, int, int, int, int, int, int] = self._call("marketParams(uint32)", market_id, block=block)
+        return result
+
+
 class RoleRegistryClient(ContractClient):
     """Typed client of ``RoleRegistry`` (src/access/RoleRegistry.sol)."""
 
@@ -217,6 +365,8 @@ class RoleRegistryClient(ContractClient):
 
 CLIENTS: dict[str, type[ContractClient]] = {
     "DIDRegistry": DIDRegistryClient,
+    "GridRegistry": GridRegistryClient,
     "MarketAuthority": MarketAuthorityClient,
+    "MarketRegistry": MarketRegistryClient,
     "RoleRegistry": RoleRegistryClient,
 }

@@ -53,6 +53,8 @@ PLAN: tuple[Step, ...] = (
     Step("MarketAuthority", lambda ctx: [ctx.options.admin_transfer_delay, ctx.admin]),
     Step("RoleRegistry", lambda ctx: [ctx.addresses["MarketAuthority"]]),
     Step("DIDRegistry", lambda ctx: []),
+    Step("MarketRegistry", lambda ctx: [ctx.addresses["MarketAuthority"]]),
+    Step("GridRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
 )
 
 

@@ -114,6 +114,225 @@ class DIDRegistryNotOwner(ContractCustomError):
         self.actor = values[1]
 
 
+class GridAfterGateClosure(ContractCustomError):
+    """``GridAfterGateClosure(uint32,uint64,uint64)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridAfterGateClosure"
+    SIGNATURE: ClassVar[str] = "GridAfterGateClosure(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a130efa6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "isp_start", "gate_closure")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
+    zone_id: int
+    isp_start: int
+    gate_closure: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+        self.isp_start = values[1]
+        self.gate_closure = values[2]
+
+
+class GridBadLength(ContractCustomError):
+    """``GridBadLength(uint256,uint256)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridBadLength"
+    SIGNATURE: ClassVar[str] = "GridBadLength(uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("6c100c90")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("expected", "actual")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
+    expected: int
+    actual: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.expected = values[0]
+        self.actual = values[1]
+
+
+class GridCapabilityNotAllowed(ContractCustomError):
+    """``GridCapabilityNotAllowed(uint8,uint32)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridCapabilityNotAllowed"
+    SIGNATURE: ClassVar[str] = "GridCapabilityNotAllowed(uint8,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ffbad55b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("colour", "capability_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint32")
+    colour: int
+    capability_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.colour = values[0]
+        self.capability_w = values[1]
+
+
+class GridCapabilityTooLarge(ContractCustomError):
+    """``GridCapabilityTooLarge(uint256)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridCapabilityTooLarge"
+    SIGNATURE: ClassVar[str] = "GridCapabilityTooLarge(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("32df97d5")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("capability_w",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    capability_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.capability_w = values[0]
+
+
+class GridInvalidColour(ContractCustomError):
+    """``GridInvalidColour(uint8)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridInvalidColour"
+    SIGNATURE: ClassVar[str] = "GridInvalidColour(uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b5730e81")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("colour",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
+    colour: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.colour = values[0]
+
+
+class GridInvalidDirection(ContractCustomError):
+    """``GridInvalidDirection(uint8)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridInvalidDirection"
+    SIGNATURE: ClassVar[str] = "GridInvalidDirection(uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3dd35d66")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("direction",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
+    direction: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.direction = values[0]
+
+
+class GridLooserThanStatic(ContractCustomError):
+    """``GridLooserThanStatic(uint32,uint8,uint64,uint32,uint32)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridLooserThanStatic"
+    SIGNATURE: ClassVar[str] = "GridLooserThanStatic(uint32,uint8,uint64,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("8b89df5b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "direction", "isp_start", "light", "static_light")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8", "uint64", "uint32", "uint32")
+    zone_id: int
+    direction: int
+    isp_start: int
+    light: int
+    static_light: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+        self.direction = values[1]
+        self.isp_start = values[2]
+        self.light = values[3]
+        self.static_light = values[4]
+
+
+class GridNotAligned(ContractCustomError):
+    """``GridNotAligned(uint64,uint32)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridNotAligned"
+    SIGNATURE: ClassVar[str] = "GridNotAligned(uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("536cac4f")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "isp_seconds")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
+    isp_start: int
+    isp_seconds: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp_start = values[0]
+        self.isp_seconds = values[1]
+
+
+class GridNotZoneOperator(ContractCustomError):
+    """``GridNotZoneOperator(uint32,address)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridNotZoneOperator"
+    SIGNATURE: ClassVar[str] = "GridNotZoneOperator(uint32,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9337299a")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "account")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address")
+    zone_id: int
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+        self.account = values[1]
+
+
+class GridOperatorWithoutRole(ContractCustomError):
+    """``GridOperatorWithoutRole(address)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridOperatorWithoutRole"
+    SIGNATURE: ClassVar[str] = "GridOperatorWithoutRole(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("49278c9d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("operator",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    operator: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.operator = values[0]
+
+
+class GridStaticLooserThanDynamic(ContractCustomError):
+    """``GridStaticLooserThanDynamic(uint32,uint8)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridStaticLooserThanDynamic"
+    SIGNATURE: ClassVar[str] = "GridStaticLooserThanDynamic(uint32,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c17de1d6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "direction")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8")
+    zone_id: int
+    direction: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+        self.direction = values[1]
+
+
+class GridTooDeep(ContractCustomError):
+    """``GridTooDeep(uint32,uint8)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridTooDeep"
+    SIGNATURE: ClassVar[str] = "GridTooDeep(uint32,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("92381ac7")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("parent", "depth")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8")
+    parent: int
+    depth: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.parent = values[0]
+        self.depth = values[1]
+
+
+class GridUnknownZone(ContractCustomError):
+    """``GridUnknownZone(uint32)``, declared in GridRegistry."""
+
+    NAME: ClassVar[str] = "GridUnknownZone"
+    SIGNATURE: ClassVar[str] = "GridUnknownZone(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9f875f01")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
+    zone_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+
+
 class InvalidShortString(ContractCustomError):
     """``InvalidShortString()``, declared in RoleRegistry."""
 
@@ -127,8 +346,55 @@ class InvalidShortString(ContractCustomError):
         super().__init__(*values, **context)
 
 
+class MarketRegistryInvalidParameter(ContractCustomError):
+    """``MarketRegistryInvalidParameter(string,uint256)``, declared in MarketRegistry."""
+
+    NAME: ClassVar[str] = "MarketRegistryInvalidParameter"
+    SIGNATURE: ClassVar[str] = "MarketRegistryInvalidParameter(string,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("8c0eebe6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("field", "value_")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string", "uint256")
+    field: str
+    value_: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.field = values[0]
+        self.value_ = values[1]
+
+
+class MarketRegistryNotAuthority(ContractCustomError):
+    """``MarketRegistryNotAuthority(address)``, declared in MarketRegistry."""
+
+    NAME: ClassVar[str] = "MarketRegistryNotAuthority"
+    SIGNATURE: ClassVar[str] = "MarketRegistryNotAuthority(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5452f8f3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class MarketRegistryUnknownMarket(ContractCustomError):
+    """``MarketRegistryUnknownMarket(uint32)``, declared in MarketRegistry."""
+
+    NAME: ClassVar[str] = "MarketRegistryUnknownMarket"
+    SIGNATURE: ClassVar[str] = "MarketRegistryUnknownMarket(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("35ee7158")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
+    market_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market_id = values[0]
+
+
 class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in RoleGated."""
+    """``RoleGatedMissingRole(address,bytes32)``, declared in GridRegistry, RoleGated."""
 
     NAME: ClassVar[str] = "RoleGatedMissingRole"
     SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
@@ -261,7 +527,23 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AccessControlUnauthorizedAccount.SELECTOR: AccessControlUnauthorizedAccount,
     DIDRegistryInvalidSignature.SELECTOR: DIDRegistryInvalidSignature,
     DIDRegistryNotOwner.SELECTOR: DIDRegistryNotOwner,
+    GridAfterGateClosure.SELECTOR: GridAfterGateClosure,
+    GridBadLength.SELECTOR: GridBadLength,
+    GridCapabilityNotAllowed.SELECTOR: GridCapabilityNotAllowed,
+    GridCapabilityTooLarge.SELECTOR: GridCapabilityTooLarge,
+    GridInvalidColour.SELECTOR: GridInvalidColour,
+    GridInvalidDirection.SELECTOR: GridInvalidDirection,
+    GridLooserThanStatic.SELECTOR: GridLooserThanStatic,
+    GridNotAligned.SELECTOR: GridNotAligned,
+    GridNotZoneOperator.SELECTOR: GridNotZoneOperator,
+    GridOperatorWithoutRole.SELECTOR: GridOperatorWithoutRole,
+    GridStaticLooserThanDynamic.SELECTOR: GridStaticLooserThanDynamic,
+    GridTooDeep.SELECTOR: GridTooDeep,
+    GridUnknownZone.SELECTOR: GridUnknownZone,
     InvalidShortString.SELECTOR: InvalidShortString,
+    MarketRegistryInvalidParameter.SELECTOR: MarketRegistryInvalidParameter,
+    MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
+    MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
     RoleGatedMissingRole.SELECTOR: RoleGatedMissingRole,
     RoleRegistryArrayLengthMismatch.SELECTOR: RoleRegistryArrayLengthMismatch,
     RoleRegistryInvalidValidity.SELECTOR: RoleRegistryInvalidValidity,

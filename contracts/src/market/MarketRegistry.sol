@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+
+/**
+ * @title MarketRegistry
+ * @notice The markets and their rules of time and money: ISP length, gate closure, the market
+ * day's boundary, delivery tolerance, penalty factor, pricing rule, challenge and dispute windows.
+ * Every other contract and the Python side read them from here, never from a config file.
+ *
+ * @dev A market's parameters are immutable once created: every party must see the same rules
+ * for the days already traded. Changing the rules means creating a new market.
+ */
+contract MarketRegistry {
+    /// @notice How accepted offers are paid: their own price, or the clearing price per zone, ISP and direction.
+    enum PricingRule {
+        PAY_AS_BID,
+        PAY_AS_CLEARED
+    }
+
+    /// @notice One market's parameters (seconds, basis points).
+    struct MarketParams {
+        uint32 ispSeconds;
+        uint32 gateClosureSeconds;
+        uint32 dayOffsetSeconds;
+        uint16 toleranceBps;
+        uint32 penaltyFactorBps;
+        PricingRule pricingRule;
+        uint32 challengeWindowSeconds;
+        uint32 disputeWindowSeconds;
+    }
+
+    uint32 internal constant DAY = 86_400;
+    uint32 internal constant MAX_PENALTY_FACTOR_BPS = 100_000; // ten times the price
+    uint32 internal constant MAX_WINDOW = 30 days;
+
+    /// @notice The MarketAuthority; its default admin creates markets.
+    IAccessControl public immutable authority;
+    /// @notice How many markets exist; ids run from 1 to this.
+    uint32 public marketCount;
+    mapping(uint32 marketId => MarketParams) private _markets;
+
+    /// @notice `account` is not the market authority.
+    error MarketRegistryNotAuthority(address account);
+    /// @notice No market has id `marketId`.
+    error MarketRegistryUnknownMarket(uint32 marketId);
+    /// @notice A parameter is out of range; `field` names it.
+    error MarketRegistryInvalidParameter(string field, uint256 value);
+
+    /// @notice Market `marketId` was created with these parameters.
+    event MarketCreated(uint32 indexed marketId, MarketParams params);
+
+    /// @param marketAuthority The MarketAuthority whose default admin may create markets.
+    constructor(IAccessControl marketAuthority) {
+        authority = marketAuthority;
+    }
+
+    /**
+     * @notice Create a market with `params`; only the market authority may.
+     * @param params ISP length (divides a day), gate closure lead, day offset (a multiple of the
+     * ISP, under a day), tolerance (<= 10,000 bps), penalty factor (<= 100,000 bps), pricing rule,
+     * challenge and dispute windows (1 s to 30 days).
+     * @return marketId The new market's id.
+     */
+    function createMarket(MarketParams calldata params) external returns (uint32 marketId) {
+        if (!authority.hasRole(0x00, msg.sender)) revert MarketRegistryNotAuthority(msg.sender);
+        _validate(params);
+        marketId = ++marketCount;
+        _markets[marketId] = params;
+        emit MarketCreated(marketId, params);
+    }
+
+    /**
+     * @notice The parameters of market `marketId`.
+     * @param marketId The market.
+     * @return The market's parameters.
+     */
+    function marketParams(uint32 marketId) public view returns (MarketParams memory) {
+        if (marketId == 0 || marketId > marketCount) revert MarketRegistryUnknownMarket(marketId);
+        return _markets[marketId];
+    }
+
+    /**
+     * @notice Whether `t` is the start of an ISP of market `marketId`.
+     * @param marketId The market.
+     * @param t A Unix time.
+     * @return True when `t` is a multiple of the ISP length.
+     */
+    function isAligned(uint32 marketId, uint64 t) external view returns (bool) {
+        return t % marketParams(marketId).ispSeconds == 0;
+    }
+
+    /**
+     * @notice The gate closure of the ISP starting at `ispStart`: after it, nothing for that ISP changes.
+     * @param marketId The market.
+     * @param ispStart The ISP's start.
+     * @return The last second at which that ISP's book and lights may still change.
+     */
+    function gateClosure(uint32 marketId, uint64 ispStart) external view returns (uint64) {
+        uint64 lead = marketParams(marketId).gateClosureSeconds;
+        return ispStart > lead ? ispStart - lead : 0;
+    }
+
+    /**
+     * @notice The start of the market day that contains `t`.
+     * @param marketId The market.
+     * @param t A Unix time.
+     * @return The market day's first second.
+     */
+    function dayStart(uint32 marketId, uint64 t) external view returns (uint64) {
+        uint64 offset = marketParams(marketId).dayOffsetSeconds;
+        if (t < offset) return 0;
+        return t - ((t - offset) % DAY);
+    }
+
+    function _validate(MarketParams calldata p) private pure {
+        if (p.ispSeconds == 0 || DAY % p.ispSeconds != 0) {
+            revert MarketRegistryInvalidParameter("ispSeconds", p.ispSeconds);
+        }
+        if (p.gateClosureSeconds > MAX_WINDOW) revert MarketRegistryInvalidParameter("gateClosureSeconds", p.gateClosureSeconds);
+        if (p.dayOffsetSeconds >= DAY || p.dayOffsetSeconds % p.ispSeconds != 0) {
+            revert MarketRegistryInvalidParameter("dayOffsetSeconds", p.dayOffsetSeconds);
+        }
+        if (p.toleranceBps > 10_000) revert MarketRegistryInvalidParameter("toleranceBps", p.toleranceBps);
+        if (p.penaltyFactorBps > MAX_PENALTY_FACTOR_BPS) {
+            revert MarketRegistryInvalidParameter("penaltyFactorBps", p.penaltyFactorBps);
+        }
+        if (p.challengeWindowSeconds == 0 || p.challengeWindowSeconds > MAX_WINDOW) {
+            revert MarketRegistryInvalidParameter("challengeWindowSeconds", p.challengeWindowSeconds);
+        }
+        if (p.disputeWindowSeconds == 0 || p.disputeWindowSeconds > MAX_WINDOW) {
+            revert MarketRegistryInvalidParameter("disputeWindowSeconds", p.disputeWindowSeconds);
+        }
+    }
+}
