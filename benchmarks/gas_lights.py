@@ -1,0 +1,102 @@
+"""Gas of the traffic lights: per light entry when a DSO publishes a market day (96 ISPs x 2
+directions) for 30 zones in one transaction, and of the TSO-headroom view at depth 4.
+
+Run: .venv/bin/python benchmarks/gas_lights.py   (or `make bench`)
+Targets (grid issue): at most 3,000 gas per entry; at most 15,000 gas for the view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
+from eth_abi import decode, encode
+from eth_utils import keccak
+
+from flexledger.chain.artifacts import Artifact
+from flexledger.chain.bindings import GridRegistryClient, MarketRegistryClient, RoleRegistryClient
+from flexledger.chain.compiler import compile_contracts
+from flexledger.chain.deploy import creation_data, deploy_all
+from flexledger.chain.transactions import Signer
+from flexledger.identity import keys
+from flexledger.identity.roles import Role
+
+HERE = Path(__file__).resolve().parent
+FOREVER = 2**64 - 1
+ISP = 900
+ZONES = 30
+
+
+def light(colour: int, capability: int = 0) -> int:
+    return (colour << 30) | capability
+
+
+def day_words(isp_light: list[int]) -> list[int]:
+    words = []
+    for w in range(12):
+        word = 0
+        for j in range(8):
+            word |= isp_light[8 * w + j] << (32 * j)
+        words.append(word)
+    return words
+
+
+def main() -> None:
+    with local_chain() as conn:
+        authority = keys.signer(keys.dev_accounts()[0], conn)
+        tso = Signer(keys.dev_accounts()[1], conn)
+        dso = Signer(keys.dev_accounts()[2], conn)
+        manifest = deploy_all(conn, authority)
+        roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
+        roles.issue_credential(tso.address, Role.TSO.id, 0, FOREVER, b"\x01" * 32)
+        roles.issue_credential(dso.address, Role.DSO.id, 0, FOREVER, b"\x01" * 32)
+        markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
+        markets.create_market((ISP, 3600, 0, 500, 15000, 0, 3600, 172800))
+        grid = GridRegistryClient(conn, manifest.address("GridRegistry"))
+        grid.add_zone(0, tso.address, 0, sender=tso)  # 1: TSO area
+        grid.add_zone(1, dso.address, 10**9, sender=tso)  # 2: DSO perimeter
+        grid.add_zone(2, dso.address, 10**9, sender=dso)  # 3: substation
+        feeders = [grid.add_zone(3, dso.address, 10**9, sender=dso).event("ZoneAdded").args["zoneId"] for _ in range(ZONES)]
+        for zone in (2, 3, *feeders):
+            grid.set_static_light(zone, 0, 2, 900_000, sender=dso)
+            grid.set_static_light(zone, 1, 2, 900_000, sender=dso)
+
+        day = (conn.latest_timestamp() // 86400 + 2) * 86400
+        # a realistic day: mostly GREEN, an evening of YELLOW, a RED hour; different per zone
+        words: list[int] = []
+        for i, _ in enumerate(feeders):
+            for direction in (0, 1):
+                lights = [light(2, 500_000 - 1000 * i) if 68 <= q < 84 else light(3) if 72 <= q < 76 and direction else light(2, 800_000) for q in range(96)]
+                words += day_words(lights)
+        tx = grid.publish_lights(1, day, 12, feeders, words, sender=dso)
+        entries = ZONES * 2 * 96
+        per_entry = (tx.gas_used or 0) / entries
+
+        # the headroom view at depth 4 (feeder > substation > perimeter > area), cold, from a contract
+        grid.publish_lights(1, day, 12, [2, 3], day_words([light(2, 700_000)] * 96) * 4, sender=dso)
+        a = compile_contracts(HERE / "solidity" / "src").artifacts["HeadroomProbe"]
+        probe_artifact = Artifact("HeadroomProbe", a["sourceName"], a["abi"], a["bytecode"], a["deployedBytecode"], a["sourceHash"])
+        sent = authority.send(None, creation_data(probe_artifact, [grid.address]), gas=1_000_000)
+        probe = conn.w3.eth.wait_for_transaction_receipt(sent)["contractAddress"]
+        data = keccak(text="measure(uint32,uint32,uint64,uint8)")[:4] + encode(
+            ["uint32", "uint32", "uint64", "uint8"], [1, feeders[0], day + 70 * ISP, 0]
+        )
+        used, allowed, headroom = decode(["uint256", "bool", "uint256"], bytes(conn.w3.eth.call({"to": probe, "data": data})))
+
+    figures = {
+        "publish_day_30_zones_gas": tx.gas_used,
+        "entries": entries,
+        "gas_per_entry": round(per_entry, 1),
+        "tso_headroom_view_depth4_gas": int(used),
+        "headroom_w": int(headroom) if allowed else 0,
+        "targets": {"gas_per_entry": 3000, "tso_headroom_view_depth4_gas": 15000},
+    }
+    print(f"  publish a day for {ZONES} zones: {tx.gas_used:,} gas for {entries:,} entries = {per_entry:,.0f} gas/entry "
+          f"(target 3,000: {'met' if per_entry <= 3000 else 'MISSED'})")
+    print(f"  TSO headroom view at depth 4, cold: {int(used):,} gas "
+          f"(target 15,000: {'met' if used <= 15000 else 'MISSED'})")
+    report("gas_lights", figures)
+
+
+if __name__ == "__main__":
+    main()
