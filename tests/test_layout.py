@@ -38,3 +38,13 @@ def test_component_folders_are_subpackages() -> None:
 
     assert Path(flexledger.chain.__file__).resolve().parent == ROOT / "chain"
     assert Path(flexledger.identity.__file__).resolve().parent == ROOT / "identity"
+
+
+def test_every_package_folder_is_installed() -> None:
+    import importlib
+
+    mapping = {"flexledger": "flexledger", "chain": "flexledger.chain", "identity": "flexledger.identity"}
+    for folder, package in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder).parts
+            importlib.import_module(".".join([package, *relative]))

@@ -1,0 +1,130 @@
+"""The Python mirror of rule 1 and GridRegistry agree on random trees and lights (hypothesis)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flexledger.chain import revert_errors
+from flexledger.chain.bindings import GridRegistryClient, MarketRegistryClient, RoleRegistryClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.identity import keys
+from flexledger.identity.roles import Role
+from flexledger.rules.grid import GridModel
+from flexledger.rules.lights import (
+    MAX_CAPABILITY_W,
+    Colour,
+    Direction,
+    Light,
+    LightError,
+    no_looser,
+    pack_word,
+)
+
+ISP = 900
+FOREVER = 2**64 - 1
+UNLIMITED = 2**256 - 1
+
+lights = st.one_of(
+    st.just(Light(Colour.GREEN)),
+    st.just(Light(Colour.RED)),
+    st.builds(lambda c: Light(Colour.YELLOW, c), st.integers(0, MAX_CAPABILITY_W)),
+    st.builds(lambda c: Light(Colour.YELLOW, c), st.integers(0, 5)),  # ties and small values
+)
+
+
+def setup_market(conn: ChainConnection, manifest: Manifest) -> tuple[GridRegistryClient, Signer, Signer, int]:
+    authority = keys.signer(keys.dev_accounts()[0], conn)
+    tso, dso = Signer(keys.dev_accounts()[1], conn), Signer(keys.dev_accounts()[2], conn)
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
+    roles.issue_credential(tso.address, Role.TSO.id, 0, FOREVER, b"\x01" * 32)
+    roles.issue_credential(dso.address, Role.DSO.id, 0, FOREVER, b"\x01" * 32)
+    markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
+    market = markets.create_market((ISP, 3600, 0, 500, 15000, 0, 3600, 172800)).event("MarketCreated").args["marketId"]
+    return GridRegistryClient(conn, manifest.address("GridRegistry")), tso, dso, market
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_contract_and_mirror_agree(session_conn: ChainConnection, manifest: Manifest, data: st.DataObject) -> None:
+    conn = session_conn
+    snapshot = conn.snapshot()
+    try:
+        grid, tso, dso, market = setup_market(conn, manifest)
+        model = GridModel()
+        first = grid.zone_count() + 1
+        count = data.draw(st.integers(1, 6), label="zones")
+        operators: dict[int, Signer] = {}
+        for i in range(count):
+            zone_id = first + i
+            parent = 0 if i == 0 else data.draw(st.integers(first, zone_id - 1), label="parent")
+            operator = tso if i == 0 else dso
+            adder = tso if parent == 0 else operators[parent]
+            grid.add_zone(parent, operator.address, 10**9, sender=adder)
+            model.add_zone(zone_id, parent, operator.address)
+            operators[zone_id] = operator
+            for direction in Direction:
+                static = data.draw(st.one_of(st.none(), lights), label="static")
+                if static is not None:
+                    grid.set_static_light(zone_id, direction, static.colour, static.capability_w, sender=operator)
+                    model.zones[zone_id].static[direction] = static
+        day = (conn.latest_timestamp() // 86400 + 2) * 86400
+        by_operator: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+        for zone_id, operator in operators.items():
+            zones, words = by_operator[operator.address]
+            zones.append(zone_id)
+            for direction in Direction:
+                row: list[Light | None] = []
+                for q in range(8):
+                    light = data.draw(st.one_of(st.none(), lights), label="dynamic")
+                    if light is not None and not no_looser(light, model.zones[zone_id].static.get(direction)):
+                        light = None
+                    row.append(light)
+                    if light is not None:
+                        model.set_dynamic(zone_id, direction, day + q * ISP, light)
+                words.append(pack_word(row))
+        for address, (zones, words) in by_operator.items():
+            signer = tso if address == tso.address else dso
+            grid.publish_lights(market, day, 1, zones, words, sender=signer)
+
+        for zone_id in operators:
+            assert grid.path_to_root(zone_id) == model.path_to_root(zone_id)
+            for direction in Direction:
+                for q in range(8):
+                    isp_start = day + q * ISP
+                    expected = model.effective(zone_id, direction, isp_start)
+                    assert grid.effective_light(market, zone_id, isp_start, direction) == (expected.colour, expected.capability_w)
+                    allowed, cap = model.tso_headroom(zone_id, direction, isp_start)
+                    got = grid.tso_headroom(market, zone_id, isp_start, direction)
+                    assert got == (allowed, UNLIMITED if cap is None else cap)
+    finally:
+        conn.revert(snapshot)
+
+
+def test_a_looser_dynamic_light_is_refused_by_both(conn: ChainConnection, manifest: Manifest) -> None:
+    grid, tso, dso, market = setup_market(conn, manifest)
+    root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
+    grid.set_static_light(root, Direction.UP, Colour.YELLOW, 1000, sender=tso)
+    day = (conn.latest_timestamp() // 86400 + 2) * 86400
+    looser = Light(Colour.YELLOW, 2000)
+    with pytest.raises(revert_errors.GridLooserThanStatic) as err:
+        grid.publish_lights(market, day, 1, [root], [pack_word([looser] * 8), 0], sender=tso)
+    assert err.value.zone_id == root and err.value.light == looser.pack()
+    model = GridModel()
+    model.add_zone(root, 0, tso.address)
+    model.zones[root].static[Direction.UP] = Light(Colour.YELLOW, 1000)
+    with pytest.raises(Exception, match="looser"):
+        model.set_dynamic(root, Direction.UP, day, looser)
+
+
+def test_capability_only_on_yellow() -> None:
+    with pytest.raises(LightError):
+        Light(Colour.RED, 5)
+    with pytest.raises(LightError):
+        Light(Colour.YELLOW, MAX_CAPABILITY_W + 1)
+    assert Light.unpack(Light(Colour.YELLOW, 77).pack()) == Light(Colour.YELLOW, 77)
