@@ -107,7 +107,7 @@ def test_contract_and_mirror_agree(session_conn: ChainConnection, manifest: Mani
 
 
 def test_a_looser_dynamic_light_is_refused_by_both(conn: ChainConnection, manifest: Manifest) -> None:
-    grid, tso, dso, market = setup_market(conn, manifest)
+    grid, tso, _dso, market = setup_market(conn, manifest)
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     grid.set_static_light(root, Direction.UP, Colour.YELLOW, 1000, sender=tso)
     day = (conn.latest_timestamp() // 86400 + 2) * 86400
