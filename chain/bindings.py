@@ -128,6 +128,11 @@ class GridRegistryClient(ContractClient):
         """``addZone(uint32,address,uint32)`` (transaction)."""
         return self._transact("addZone(uint32,address,uint32)", parent, operator, max_asset_power_w, sender=sender, wait=wait, gas=gas)
 
+    def dynamic_word(self, market_id: int, zone_id: int, direction: int, word_index: int, *, block: BlockId = "latest") -> int:
+        """``dynamicWord(uint32,uint32,uint8,uint64)`` (view)."""
+        result: int = self._call("dynamicWord(uint32,uint32,uint8,uint64)", market_id, zone_id, direction, word_index, block=block)
+        return result
+
     def effective_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[int, int]:
         """``effectiveLight(uint32,uint32,uint64,uint8)`` (view)."""
         result: tuple[int, int] = self._call("effectiveLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)

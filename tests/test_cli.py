@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,5 +112,39 @@ def test_identity_did_and_role_commands(tmp_path: Path) -> None:
         assert bad.returncode == 1 and "not a valid did:ethr" in bad.stderr
         unknown = run("role", "check", created["address"], "king", data_dir=tmp_path, env=env, check=False)
         assert unknown.returncode == 1 and "unknown role" in unknown.stderr
+    finally:
+        run("node", "stop", data_dir=tmp_path)
+
+
+def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
+    env = {"FLEXLEDGER_NODE_PORT": str(free_port())}
+    me = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # the dev key the CLI signs with here
+    run("node", "start", data_dir=tmp_path, env=env)
+    try:
+        run("deploy", data_dir=tmp_path, env=env)
+        run("role", "grant", me, "TSO", data_dir=tmp_path, env=env)
+        run("role", "grant", me, "DSO", data_dir=tmp_path, env=env)
+        assert json.loads(run("market", "create", "--json", data_dir=tmp_path, env=env).stdout)["market"] == 1
+        assert json.loads(run("grid", "zone", "add", "--json", data_dir=tmp_path, env=env).stdout)["zone"] == 1
+        run("grid", "zone", "add", "--parent", "1", "--max-asset-power", "500000", data_dir=tmp_path, env=env)
+        run("grid", "lights", "static", "--zone", "2", "--direction", "up", "--colour", "yellow", "--capability", "400000",
+            data_dir=tmp_path, env=env)
+        status = json.loads(run("node", "status", "--json", data_dir=tmp_path, env=env).stdout)
+        day = (int(time.time()) // 86400 + 2) * 86400
+        (tmp_path / "lights.csv").write_text(
+            f"zone,isp_start,direction,colour,capability_w\n2,{day},UP,YELLOW,100000\n1,{day + 900},UP,RED,\n"
+        )
+        published = json.loads(run("grid", "lights", "publish", str(tmp_path / "lights.csv"), "--json", data_dir=tmp_path, env=env).stdout)
+        assert published["entries"] == 2 and published["zones"] == [1, 2]
+        date = dt.datetime.fromtimestamp(day, dt.UTC).date().isoformat()
+        shown = json.loads(run("grid", "lights", "show", "--zone", "2", "--day", date, "--json", data_dir=tmp_path, env=env).stdout)
+        first, second, third = shown["isps"][:3]
+        assert first["UP"] == {"light": "YELLOW 100000 W", "tso_allowed": True, "tso_headroom_w": 100000}
+        assert second["UP"]["light"] == "YELLOW 400000 W" and second["UP"]["tso_allowed"] is False  # RED above
+        assert third["UP"]["tso_headroom_w"] == 400000 and third["DOWN"]["tso_headroom_w"] is None
+        (tmp_path / "loose.csv").write_text(f"zone,isp_start,direction,colour,capability_w\n2,{day},UP,GREEN,\n")
+        loose = run("grid", "lights", "publish", str(tmp_path / "loose.csv"), data_dir=tmp_path, env=env, check=False)
+        assert loose.returncode == 1 and "GridLooserThanStatic" in loose.stderr
+        assert status["running"]
     finally:
         run("node", "stop", data_dir=tmp_path)

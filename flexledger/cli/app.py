@@ -11,7 +11,7 @@ import typer
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
 
-from . import contracts, identity, node
+from . import contracts, grid, identity, node
 from .context import STATE
 from .output import JsonOption, console, emit_json, err_console
 
@@ -32,6 +32,8 @@ app.add_typer(node.app, name="node")
 app.add_typer(identity.identity_app, name="identity")
 app.add_typer(identity.did_app, name="did")
 app.add_typer(identity.role_app, name="role")
+app.add_typer(grid.market_app, name="market")
+app.add_typer(grid.grid_app, name="grid")
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)
 

@@ -307,6 +307,22 @@ contract GridRegistry is RoleGated {
     }
 
     /**
+     * @notice The stored dynamic lights of 8 ISPs (word `wordIndex` = ISP index / 8), as published.
+     * @param marketId The market.
+     * @param zoneId The zone.
+     * @param direction UP or DOWN.
+     * @param wordIndex The ISP index (ISP start / ISP length) divided by 8.
+     * @return The packed word (0 where nothing is published).
+     */
+    function dynamicWord(uint32 marketId, uint32 zoneId, uint8 direction, uint64 wordIndex)
+        external
+        view
+        returns (uint256)
+    {
+        return _dynamic[_key(marketId, zoneId, direction, wordIndex)];
+    }
+
+    /**
      * @notice Pack a colour and a capability as the contract stores them.
      * @param colour The colour (0-3).
      * @param capabilityW The capability in W (YELLOW only).

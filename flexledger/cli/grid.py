@@ -1,0 +1,206 @@
+"""`flexledger market` and `flexledger grid`: markets, zones and traffic lights."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from flexledger.chain.bindings import GridRegistryClient, MarketRegistryClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.errors import ConfigurationError
+from flexledger.lights_file import plan, read_lights_file
+from flexledger.rules.lights import Colour, Direction, Light
+from flexledger.rules.market import MarketParams, PricingRule
+
+from .context import STATE, connect, load_manifest, load_signer
+from .output import JsonOption, console, emit_json
+
+market_app = typer.Typer(help="Create markets and read their parameters (ISP length, gate closure, windows...).", no_args_is_help=True)
+grid_app = typer.Typer(help="The grid: zones (TSO area > DSO perimeter > substation > feeder) and traffic lights.", no_args_is_help=True)
+zone_app = typer.Typer(help="Add and inspect zones.", no_args_is_help=True)
+lights_app = typer.Typer(help="Publish and show traffic lights (DESIGN.md rule 1).", no_args_is_help=True)
+grid_app.add_typer(zone_app, name="zone")
+grid_app.add_typer(lights_app, name="lights")
+
+KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
+MarketOption = typer.Option(1, "--market", help="The market id.")
+
+
+def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridRegistryClient]:
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key) if sign else None
+    return (
+        conn,
+        MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=signer),
+        GridRegistryClient(conn, manifest.address("GridRegistry"), signer=signer),
+    )
+
+
+def market_params(markets: MarketRegistryClient, market: int) -> MarketParams:
+    return MarketParams.from_tuple(markets.market_params(market))
+
+
+@market_app.command("create")
+def market_create(
+    isp_seconds: int = typer.Option(900, help="ISP length in seconds (must divide a day)."),
+    gate_closure_seconds: int = typer.Option(3600, help="How long before an ISP nothing about it may change."),
+    day_offset_seconds: int = typer.Option(0, help="Market-day boundary after 00:00 UTC."),
+    tolerance_bps: int = typer.Option(500, help="Delivery tolerance, basis points."),
+    penalty_factor_bps: int = typer.Option(15000, help="Penalty factor, basis points of the price."),
+    pricing: str = typer.Option("PAY_AS_BID", help="PAY_AS_BID or PAY_AS_CLEARED."),
+    challenge_window_seconds: int = typer.Option(3600, help="Clearing challenge window."),
+    dispute_window_seconds: int = typer.Option(172800, help="Settlement dispute window."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Create a market (the market authority only); its parameters never change afterwards."""
+    try:
+        rule = PricingRule[pricing.upper()]
+    except KeyError:
+        raise ConfigurationError(f"unknown pricing rule {pricing!r}", hint="PAY_AS_BID or PAY_AS_CLEARED") from None
+    params = MarketParams(isp_seconds, gate_closure_seconds, day_offset_seconds, tolerance_bps, penalty_factor_bps,
+                          rule, challenge_window_seconds, dispute_window_seconds)
+    _, markets, _ = _clients(key)
+    tx = markets.create_market(params.as_tuple())
+    market_id = tx.event("MarketCreated").args["marketId"]
+    if json_:
+        emit_json({"market": market_id, "params": params.__dict__ | {"pricing_rule": rule.name}, "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"[green]market {market_id} created[/] ({isp_seconds} s ISPs, gate closure {gate_closure_seconds} s ahead)")
+
+
+@market_app.command("show")
+def market_show(market: int = typer.Argument(1, help="The market id."), json_: bool = JsonOption) -> None:
+    """Print a market's parameters, as every contract reads them."""
+    _, markets, _ = _clients(sign=False)
+    params = market_params(markets, market)
+    data = params.__dict__ | {"pricing_rule": params.pricing_rule.name}
+    if json_:
+        emit_json({"market": market, "params": data})
+    else:
+        for k, v in data.items():
+            console.print(f"{k:<26} {v}")
+
+
+@zone_app.command("add")
+def zone_add(
+    parent: int = typer.Option(0, "--parent", help="Parent zone id (0 for a TSO area)."),
+    operator: str | None = typer.Option(None, "--operator", help="The new zone's operator (DSO or TSO; default: you)."),
+    max_asset_power: int = typer.Option(0, "--max-asset-power", help="Largest prequalified power of one asset in the zone (W)."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Add a zone: a TSO adds its area (parent 0); a zone's operator adds zones beneath it."""
+    _, _, grid = _clients(key)
+    assert grid.signer is not None
+    tx = grid.add_zone(parent, operator or grid.signer.address, max_asset_power)
+    zone_id = tx.event("ZoneAdded").args["zoneId"]
+    if json_:
+        emit_json({"zone": zone_id, "parent": parent, "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"[green]zone {zone_id} added[/] under {parent or 'no parent (a TSO area)'}")
+
+
+@zone_app.command("show")
+def zone_show(zone: int = typer.Argument(..., help="The zone id."), json_: bool = JsonOption) -> None:
+    """Print a zone, its static lights and its path to the root."""
+    _, _, grid = _clients(sign=False)
+    parent, operator, up, down, depth, cap = grid.zone(zone)
+    data = {"zone": zone, "parent": parent, "operator": operator, "depth": depth, "max_asset_power_w": cap,
+            "static_up": str(Light.unpack(up)) if up else None, "static_down": str(Light.unpack(down)) if down else None,
+            "path_to_root": grid.path_to_root(zone)}
+    if json_:
+        emit_json(data)
+    else:
+        for k, v in data.items():
+            console.print(f"{k:<18} {v}")
+
+
+@lights_app.command("static")
+def lights_static(
+    zone: int = typer.Option(..., "--zone", help="The zone."),
+    direction: str = typer.Option(..., "--direction", help="UP or DOWN."),
+    colour: str = typer.Option(..., "--colour", help="GREEN, YELLOW or RED."),
+    capability: int = typer.Option(0, "--capability", help="Capability in W (YELLOW only)."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Set a zone's static light for one direction (the zone's operator only)."""
+    light = Light(Colour[colour.upper()], capability)
+    _, _, grid = _clients(key)
+    tx = grid.set_static_light(zone, Direction[direction.upper()], light.colour, light.capability_w)
+    if json_:
+        emit_json({"zone": zone, "direction": direction.upper(), "light": str(light), "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"static light of zone {zone} {direction.upper()}: {light}")
+
+
+@lights_app.command("publish")
+def lights_publish(
+    file: Path = typer.Argument(..., help="CSV or JSON: zone, isp_start, direction, colour, capability_w (see the README)."),
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Publish dynamic lights from a file in one transaction; entries not in the file keep their value."""
+    _, markets, grid = _clients(key)
+    params = market_params(markets, market)
+    entries = read_lights_file(file, params)
+    publication = plan(entries, params, lambda z, d, w: grid.dynamic_word(market, z, d, w))
+    with console.status(f"publishing {len(entries)} entries for {len(publication.zones)} zones..."):
+        tx = grid.publish_lights(market, publication.first_isp_start, publication.word_count, publication.zones, publication.words)
+    if json_:
+        emit_json({"entries": len(entries), "zones": publication.zones, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})
+    else:
+        console.print(f"[green]published[/] {len(entries)} lights for {len(publication.zones)} zones ({tx.gas_used:,} gas)")
+
+
+_STYLE = {Colour.GREEN: "black on green", Colour.YELLOW: "black on yellow", Colour.RED: "white on red"}
+
+
+@lights_app.command("show")
+def lights_show(
+    zone: int = typer.Option(..., "--zone", help="The zone."),
+    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
+    market: int = MarketOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Show the lights in force for a zone over a market day, and the TSO headroom along its path."""
+    _, markets, grid = _clients(sign=False)
+    params = market_params(markets, market)
+    start = params.day_start(int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()) + params.day_offset_seconds)
+    isps = [start + q * params.isp_seconds for q in range(params.isps_per_day)]
+    rows = []
+    for t in isps:
+        row: dict[str, object] = {"isp_start": t}
+        for d in Direction:
+            colour, cap = grid.effective_light(market, zone, t, d)
+            allowed, headroom = grid.tso_headroom(market, zone, t, d)
+            row[d.name] = {"light": str(Light(Colour(colour), cap)), "tso_allowed": allowed,
+                           "tso_headroom_w": None if headroom == 2**256 - 1 else headroom}
+        rows.append(row)
+    if json_:
+        emit_json({"zone": zone, "market": market, "day_start": start, "isps": rows})
+        return
+    table = Table(title=f"zone {zone}, market {market}, day {day} (UTC)", show_lines=False)
+    table.add_column("time")
+    for d in Direction:
+        table.add_column(f"{d.name} (TSO headroom)")
+    for row in rows:
+        cells: list[Text | str] = [dt.datetime.fromtimestamp(int(row["isp_start"]), dt.UTC).strftime("%H:%M")]  # type: ignore[call-overload]
+        for d in Direction:
+            info = row[d.name]
+            assert isinstance(info, dict)
+            light = str(info["light"])
+            colour = Colour[light.split()[0]]
+            room = "no" if not info["tso_allowed"] else "any" if info["tso_headroom_w"] is None else f"{info['tso_headroom_w']:,} W"
+            cells.append(Text(f" {light:<18} ", style=_STYLE[colour]) + Text(f" {room}"))
+        table.add_row(*cells)
+    console.print(table)
+
