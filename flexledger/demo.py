@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from eth_keys import keys as eth_keys
 from eth_typing import Hash32
 from rich.console import Console
@@ -38,6 +39,8 @@ from flexledger.identity.did import did_for
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.resolver import DIDResolver
 from flexledger.identity.roles import Role
+
+from .demo_grid import grid_step
 
 DEMO_PROSUMERS = 12
 
@@ -80,7 +83,10 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False) -> 
         summary["deploy_gas"] = {n: c.gas_used for n, c in manifest.contracts.items()}
 
         console.print(Rule("2. Identities and roles"))
-        summary["identity"] = identities_step(conn, deployer, manifest, console)
+        summary["identity"], accounts = identities_step(conn, deployer, manifest, console)
+
+        console.print(Rule("3. The grid and its traffic lights"))
+        summary["grid"] = grid_step(conn, deployer, manifest, accounts, console)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
@@ -91,12 +97,21 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False) -> 
     table.add_row("roles", ", ".join(f"{n} {r}" for r, n in ident["roles"].items()))
     table.add_row("credentials", f"W3C VCs signed by the authority, hashes anchored; {ident['verified']} verified on chain")
     table.add_row("meter keys", f"{ident['meters']} published by signed ERC-1056 changes (the meters paid no gas)")
+    grid = summary["grid"]
+    table.add_row("market", f"market {grid['market']}: {grid['isp_seconds'] // 60}-minute ISPs, gate closure "
+                  f"{grid['gate_closure_seconds'] // 60} min ahead")
+    table.add_row("grid", f"{grid['zones']} zones (1 TSO area, 2 DSO perimeters, {grid['substations']} substations, "
+                  f"{grid['feeders']} feeders)")
+    table.add_row("lights", f"static lights on every zone; a day of dynamic lights: {grid['yellow']} YELLOW and "
+                  f"{grid['red']} RED entries ({grid['publish_gas']:,} gas)")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     return summary
 
 
-def identities_step(conn: ChainConnection, authority: Signer, manifest: Manifest, console: Console) -> dict[str, Any]:
+def identities_step(
+    conn: ChainConnection, authority: Signer, manifest: Manifest, console: Console
+) -> tuple[dict[str, Any], dict[str, LocalAccount]]:
     """DIDs for a TSO, two DSOs, three aggregators, an oracle, an auditor, prosumers and meters.
 
     The authority signs each role credential (W3C VC, EIP-712) and anchors the hashes in batches;
@@ -150,8 +165,9 @@ def identities_step(conn: ChainConnection, authority: Signer, manifest: Manifest
     counts: dict[str, int] = {}
     for _, role in grants:
         counts[role.value] = counts.get(role.value, 0) + 1
-    return {"dids": len(grants), "parties": len(parties), "meters": len(meters), "roles": counts,
-            "verified": verified, "meter_did": str(meter_did)}
+    summary = {"dids": len(grants), "parties": len(parties), "meters": len(meters), "roles": counts,
+               "verified": verified, "meter_did": str(meter_did)}
+    return summary, accounts
 
 
 def _erc1056_digest(dids: DIDRegistryClient, identity: str, owner: str, tail: bytes) -> bytes:

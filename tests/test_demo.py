@@ -16,4 +16,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert ident["roles"]["TSO"] == 1 and ident["roles"]["DSO"] == 2 and ident["roles"]["AGGREGATOR"] == 3
     assert ident["roles"]["METER"] == ident["meters"] > 0
     assert ident["verified"] == ident["dids"]
+    grid = summary["grid"]
+    assert (grid["zones"], grid["substations"], grid["feeders"]) == (39, 6, 30)
+    assert grid["yellow"] > 0 and grid["red"] > 0
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep
