@@ -8,6 +8,99 @@ from .client import BlockId, ContractClient, TxResult
 from .transactions import Signer
 
 
+class AssetRegistryClient(ContractClient):
+    """Typed client of ``AssetRegistry`` (src/grid/AssetRegistry.sol)."""
+
+    CONTRACT: ClassVar[str] = "AssetRegistry"
+
+    def consent_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``CONSENT_TYPEHASH()`` (view)."""
+        result: bytes = self._call("CONSENT_TYPEHASH()", block=block)
+        return result
+
+    def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
+        """``asset(uint64)`` (view)."""
+        result: tuple[str, int, int, int, int, str, int, int] = self._call("asset(uint64)", asset_id, block=block)
+        return result
+
+    def asset_count(self, *, block: BlockId = "latest") -> int:
+        """``assetCount()`` (view)."""
+        result: int = self._call("assetCount()", block=block)
+        return result
+
+    def asset_of_meter(self, meter: str, *, block: BlockId = "latest") -> int:
+        """``assetOfMeter(address)`` (view)."""
+        result: int = self._call("assetOfMeter(address)", meter, block=block)
+        return result
+
+    def consent_digest(self, aggregator: str, asset_id: int, nonce: int, deadline: int, *, block: BlockId = "latest") -> bytes:
+        """``consentDigest(address,uint64,uint256,uint64)`` (view)."""
+        result: bytes = self._call("consentDigest(address,uint64,uint256,uint64)", aggregator, asset_id, nonce, deadline, block=block)
+        return result
+
+    def consent_nonce(self, asset_id: int, *, block: BlockId = "latest") -> int:
+        """``consentNonce(uint64)`` (view)."""
+        result: int = self._call("consentNonce(uint64)", asset_id, block=block)
+        return result
+
+    def create_portfolio(self, zone_id: int, asset_ids: list[int], signatures: list[bytes], deadline: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``createPortfolio(uint32,uint64[],bytes[],uint64)`` (transaction)."""
+        return self._transact("createPortfolio(uint32,uint64[],bytes[],uint64)", zone_id, asset_ids, signatures, deadline, sender=sender, wait=wait, gas=gas)
+
+    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        """``eip712Domain()`` (view)."""
+        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
+        return result
+
+    def grid(self, *, block: BlockId = "latest") -> str:
+        """``grid()`` (view)."""
+        result: str = self._call("grid()", block=block)
+        return result
+
+    def map_asset(self, asset_id: int, zone_id: int, up_w: int, down_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mapAsset(uint64,uint32,uint32,uint32)`` (transaction)."""
+        return self._transact("mapAsset(uint64,uint32,uint32,uint32)", asset_id, zone_id, up_w, down_w, sender=sender, wait=wait, gas=gas)
+
+    def map_assets(self, asset_ids: list[int], zone_ids: list[int], up_w: list[int], down_w: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
+        return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
+
+    def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, list[int]]:
+        """``portfolio(uint32)`` (view)."""
+        result: tuple[str, int, list[int]] = self._call("portfolio(uint32)", portfolio_id, block=block)
+        return result
+
+    def portfolio_count(self, *, block: BlockId = "latest") -> int:
+        """``portfolioCount()`` (view)."""
+        result: int = self._call("portfolioCount()", block=block)
+        return result
+
+    def register_asset(self, meter: str, asset_type: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``registerAsset(address,uint8)`` (transaction)."""
+        return self._transact("registerAsset(address,uint8)", meter, asset_type, sender=sender, wait=wait, gas=gas)
+
+    def register_assets(self, meters: list[str], asset_types: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``registerAssets(address[],uint8[])`` (transaction)."""
+        return self._transact("registerAssets(address[],uint8[])", meters, asset_types, sender=sender, wait=wait, gas=gas)
+
+    def reinstate_asset(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``reinstateAsset(uint64)`` (transaction)."""
+        return self._transact("reinstateAsset(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
+
+    def remove_from_portfolio(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``removeFromPortfolio(uint64)`` (transaction)."""
+        return self._transact("removeFromPortfolio(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
+
+    def role_registry(self, *, block: BlockId = "latest") -> str:
+        """``roleRegistry()`` (view)."""
+        result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def suspend_asset(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``suspendAsset(uint64)`` (transaction)."""
+        return self._transact("suspendAsset(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
+
+
 class DIDRegistryClient(ContractClient):
     """Typed client of ``DIDRegistry`` (src/identity/DIDRegistry.sol)."""
 
@@ -369,6 +462,7 @@ class RoleRegistryClient(ContractClient):
 
 
 CLIENTS: dict[str, type[ContractClient]] = {
+    "AssetRegistry": AssetRegistryClient,
     "DIDRegistry": DIDRegistryClient,
     "GridRegistry": GridRegistryClient,
     "MarketAuthority": MarketAuthorityClient,

@@ -55,6 +55,7 @@ PLAN: tuple[Step, ...] = (
     Step("DIDRegistry", lambda ctx: []),
     Step("MarketRegistry", lambda ctx: [ctx.addresses["MarketAuthority"]]),
     Step("GridRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
+    Step("AssetRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["GridRegistry"]]),
 )
 
 

@@ -80,6 +80,264 @@ class AccessControlUnauthorizedAccount(ContractCustomError):
         self.needed_role = values[1]
 
 
+class AssetArrayLengthMismatch(ContractCustomError):
+    """``AssetArrayLengthMismatch()``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetArrayLengthMismatch"
+    SIGNATURE: ClassVar[str] = "AssetArrayLengthMismatch()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5ed9f78b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class AssetConsentExpired(ContractCustomError):
+    """``AssetConsentExpired(uint64)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetConsentExpired"
+    SIGNATURE: ClassVar[str] = "AssetConsentExpired(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2db3fe21")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("deadline",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    deadline: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.deadline = values[0]
+
+
+class AssetConsentInvalid(ContractCustomError):
+    """``AssetConsentInvalid(uint64,address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetConsentInvalid"
+    SIGNATURE: ClassVar[str] = "AssetConsentInvalid(uint64,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("cf105a9d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "owner")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "address")
+    asset_id: int
+    owner: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.owner = values[1]
+
+
+class AssetInPortfolio(ContractCustomError):
+    """``AssetInPortfolio(uint64,uint32)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetInPortfolio"
+    SIGNATURE: ClassVar[str] = "AssetInPortfolio(uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fd7ef432")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "portfolio_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
+    asset_id: int
+    portfolio_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.portfolio_id = values[1]
+
+
+class AssetMeterTaken(ContractCustomError):
+    """``AssetMeterTaken(address,uint64)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetMeterTaken"
+    SIGNATURE: ClassVar[str] = "AssetMeterTaken(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5a24bc6a")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "asset_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.asset_id = values[1]
+
+
+class AssetMeterWithoutRole(ContractCustomError):
+    """``AssetMeterWithoutRole(address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetMeterWithoutRole"
+    SIGNATURE: ClassVar[str] = "AssetMeterWithoutRole(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("351e6540")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    meter: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+
+
+class AssetNotActive(ContractCustomError):
+    """``AssetNotActive(uint64)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetNotActive"
+    SIGNATURE: ClassVar[str] = "AssetNotActive(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c719f1b1")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+
+
+class AssetNotAuthorized(ContractCustomError):
+    """``AssetNotAuthorized(address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetNotAuthorized"
+    SIGNATURE: ClassVar[str] = "AssetNotAuthorized(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a2336650")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class AssetNotPortfolioMember(ContractCustomError):
+    """``AssetNotPortfolioMember(uint32,uint64)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetNotPortfolioMember"
+    SIGNATURE: ClassVar[str] = "AssetNotPortfolioMember(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("119b89e2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    portfolio_id: int
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.asset_id = values[1]
+
+
+class AssetNotZoneDso(ContractCustomError):
+    """``AssetNotZoneDso(uint64,uint32,address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetNotZoneDso"
+    SIGNATURE: ClassVar[str] = "AssetNotZoneDso(uint64,uint32,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d5d9efb2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "zone_id", "account")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "address")
+    asset_id: int
+    zone_id: int
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.zone_id = values[1]
+        self.account = values[2]
+
+
+class AssetOutsideZone(ContractCustomError):
+    """``AssetOutsideZone(uint64,uint32,uint32)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetOutsideZone"
+    SIGNATURE: ClassVar[str] = "AssetOutsideZone(uint64,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("44e9df66")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "asset_zone", "portfolio_zone")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
+    asset_id: int
+    asset_zone: int
+    portfolio_zone: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.asset_zone = values[1]
+        self.portfolio_zone = values[2]
+
+
+class AssetOwnerWithoutRole(ContractCustomError):
+    """``AssetOwnerWithoutRole(address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetOwnerWithoutRole"
+    SIGNATURE: ClassVar[str] = "AssetOwnerWithoutRole(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("6a574930")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("owner",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    owner: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.owner = values[0]
+
+
+class AssetPowerAboveZoneLimit(ContractCustomError):
+    """``AssetPowerAboveZoneLimit(uint64,uint32,uint32)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetPowerAboveZoneLimit"
+    SIGNATURE: ClassVar[str] = "AssetPowerAboveZoneLimit(uint64,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("1dc6ebfa")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "power_w", "limit_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
+    asset_id: int
+    power_w: int
+    limit_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.power_w = values[1]
+        self.limit_w = values[2]
+
+
+class AssetUnknown(ContractCustomError):
+    """``AssetUnknown(uint64)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetUnknown"
+    SIGNATURE: ClassVar[str] = "AssetUnknown(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f993d03a")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+
+
+class AssetUnknownPortfolio(ContractCustomError):
+    """``AssetUnknownPortfolio(uint32)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetUnknownPortfolio"
+    SIGNATURE: ClassVar[str] = "AssetUnknownPortfolio(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d768a5c6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
+    portfolio_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+
+
+class AssetZeroPower(ContractCustomError):
+    """``AssetZeroPower(uint64)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetZeroPower"
+    SIGNATURE: ClassVar[str] = "AssetZeroPower(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("299b8c2d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+
+
 class DIDRegistryInvalidSignature(ContractCustomError):
     """``DIDRegistryInvalidSignature(address,address)``, declared in DIDRegistry."""
 
@@ -334,7 +592,7 @@ class GridUnknownZone(ContractCustomError):
 
 
 class InvalidShortString(ContractCustomError):
-    """``InvalidShortString()``, declared in RoleRegistry."""
+    """``InvalidShortString()``, declared in AssetRegistry, RoleRegistry."""
 
     NAME: ClassVar[str] = "InvalidShortString"
     SIGNATURE: ClassVar[str] = "InvalidShortString()"
@@ -394,7 +652,7 @@ class MarketRegistryUnknownMarket(ContractCustomError):
 
 
 class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in GridRegistry, RoleGated."""
+    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridRegistry, RoleGated."""
 
     NAME: ClassVar[str] = "RoleGatedMissingRole"
     SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
@@ -505,7 +763,7 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
 
 
 class StringTooLong(ContractCustomError):
-    """``StringTooLong(string)``, declared in RoleRegistry."""
+    """``StringTooLong(string)``, declared in AssetRegistry, RoleRegistry."""
 
     NAME: ClassVar[str] = "StringTooLong"
     SIGNATURE: ClassVar[str] = "StringTooLong(string)"
@@ -525,6 +783,22 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AccessControlEnforcedDefaultAdminRules.SELECTOR: AccessControlEnforcedDefaultAdminRules,
     AccessControlInvalidDefaultAdmin.SELECTOR: AccessControlInvalidDefaultAdmin,
     AccessControlUnauthorizedAccount.SELECTOR: AccessControlUnauthorizedAccount,
+    AssetArrayLengthMismatch.SELECTOR: AssetArrayLengthMismatch,
+    AssetConsentExpired.SELECTOR: AssetConsentExpired,
+    AssetConsentInvalid.SELECTOR: AssetConsentInvalid,
+    AssetInPortfolio.SELECTOR: AssetInPortfolio,
+    AssetMeterTaken.SELECTOR: AssetMeterTaken,
+    AssetMeterWithoutRole.SELECTOR: AssetMeterWithoutRole,
+    AssetNotActive.SELECTOR: AssetNotActive,
+    AssetNotAuthorized.SELECTOR: AssetNotAuthorized,
+    AssetNotPortfolioMember.SELECTOR: AssetNotPortfolioMember,
+    AssetNotZoneDso.SELECTOR: AssetNotZoneDso,
+    AssetOutsideZone.SELECTOR: AssetOutsideZone,
+    AssetOwnerWithoutRole.SELECTOR: AssetOwnerWithoutRole,
+    AssetPowerAboveZoneLimit.SELECTOR: AssetPowerAboveZoneLimit,
+    AssetUnknown.SELECTOR: AssetUnknown,
+    AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
+    AssetZeroPower.SELECTOR: AssetZeroPower,
     DIDRegistryInvalidSignature.SELECTOR: DIDRegistryInvalidSignature,
     DIDRegistryNotOwner.SELECTOR: DIDRegistryNotOwner,
     GridAfterGateClosure.SELECTOR: GridAfterGateClosure,

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {RoleGated} from "../access/RoleGated.sol";
+import {IRoleRegistry} from "../access/IRoleRegistry.sol";
+import {GridRegistry} from "./GridRegistry.sol";
+
+/**
+ * @title AssetRegistry
+ * @notice Flexible assets behind metering points, and aggregators' portfolios of them.
+ * An owner registers an asset with its meter (no personal data: the meter's address is its DID);
+ * the asset stays PENDING until a DSO operating its zone maps it and sets its prequalified up and
+ * down power; that DSO can suspend and reinstate it. An aggregator forms a portfolio of active
+ * assets in one zone, each owner consenting with an EIP-712 signature (ERC-1271 wallets too).
+ */
+contract AssetRegistry is RoleGated, EIP712 {
+    enum Status {
+        NONE,
+        PENDING,
+        ACTIVE,
+        SUSPENDED
+    }
+
+    /// @dev One slot: what an offer's checks read (owner, zone, status, portfolio).
+    struct Asset {
+        address owner;
+        uint32 zone;
+        Status status;
+        uint8 assetType;
+        uint32 portfolio;
+    }
+
+    /// @dev One slot: the meter and the prequalified power.
+    struct Power {
+        address meter;
+        uint32 upW;
+        uint32 downW;
+    }
+
+    struct Portfolio {
+        address aggregator;
+        uint32 zone;
+        uint64[] assets;
+    }
+
+    bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
+    bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
+    bytes32 internal constant METER_ROLE = keccak256("METER");
+    bytes32 internal constant DSO_ROLE = keccak256("DSO");
+    bytes32 public constant CONSENT_TYPEHASH =
+        keccak256("PortfolioConsent(address aggregator,uint64 asset,uint256 nonce,uint64 deadline)");
+
+    /// @notice The grid whose zones assets are mapped to.
+    GridRegistry public immutable grid;
+    /// @notice How many assets exist; ids run from 1.
+    uint64 public assetCount;
+    /// @notice How many portfolios exist; ids run from 1.
+    uint32 public portfolioCount;
+    /// @notice The asset registered with a meter (0 if none).
+    mapping(address meter => uint64 assetId) public assetOfMeter;
+    /// @notice The next consent nonce of an asset: a consent is good once.
+    mapping(uint64 assetId => uint256) public consentNonce;
+    mapping(uint64 assetId => Asset) private _assets;
+    mapping(uint64 assetId => Power) private _power;
+    mapping(uint32 portfolioId => Portfolio) private _portfolios;
+
+    error AssetUnknown(uint64 assetId);
+    error AssetMeterWithoutRole(address meter);
+    error AssetMeterTaken(address meter, uint64 assetId);
+    error AssetOwnerWithoutRole(address owner);
+    error AssetNotZoneDso(uint64 assetId, uint32 zoneId, address account);
+    error AssetPowerAboveZoneLimit(uint64 assetId, uint32 powerW, uint32 limitW);
+    error AssetZeroPower(uint64 assetId);
+    error AssetNotActive(uint64 assetId);
+    error AssetInPortfolio(uint64 assetId, uint32 portfolioId);
+    error AssetOutsideZone(uint64 assetId, uint32 assetZone, uint32 portfolioZone);
+    error AssetConsentInvalid(uint64 assetId, address owner);
+    error AssetConsentExpired(uint64 deadline);
+    error AssetNotPortfolioMember(uint32 portfolioId, uint64 assetId);
+    error AssetUnknownPortfolio(uint32 portfolioId);
+    error AssetNotAuthorized(address account);
+    error AssetArrayLengthMismatch();
+
+    event AssetRegistered(uint64 indexed assetId, address indexed owner, address indexed meter, uint8 assetType);
+    event AssetMapped(uint64 indexed assetId, uint32 indexed zoneId, uint32 upW, uint32 downW, address dso);
+    event AssetSuspended(uint64 indexed assetId, address dso);
+    event AssetReinstated(uint64 indexed assetId, address dso);
+    event PortfolioCreated(uint32 indexed portfolioId, address indexed aggregator, uint32 indexed zoneId, uint64[] assets);
+    event PortfolioAssetRemoved(uint32 indexed portfolioId, uint64 indexed assetId, address by);
+
+    /**
+     * @param registry The RoleRegistry.
+     * @param gridRegistry The GridRegistry of the zones.
+     */
+    constructor(IRoleRegistry registry, GridRegistry gridRegistry)
+        RoleGated(registry)
+        EIP712("flexledger AssetRegistry", "1")
+    {
+        grid = gridRegistry;
+    }
+
+    /**
+     * @notice Register an asset behind `meter` (which must hold the METER role); it is PENDING
+     * until a DSO maps it. The caller (a PROSUMER or an AGGREGATOR) owns it.
+     * @param meter The meter's address (its did:ethr identity).
+     * @param assetType A code for the kind of asset (PV, battery, heat pump, EV charger, load...).
+     * @return assetId The new asset's id.
+     */
+    function registerAsset(address meter, uint8 assetType) external returns (uint64 assetId) {
+        _checkOwner(msg.sender);
+        return _register(msg.sender, meter, assetType);
+    }
+
+    /**
+     * @notice Register many assets of the caller in one transaction.
+     * @param meters The meters, one per asset.
+     * @param assetTypes The asset types.
+     * @return first The id of the first new asset (the others follow in order).
+     */
+    function registerAssets(address[] calldata meters, uint8[] calldata assetTypes) external returns (uint64 first) {
+        if (meters.length != assetTypes.length) revert AssetArrayLengthMismatch();
+        _checkOwner(msg.sender);
+        first = assetCount + 1;
+        for (uint256 i = 0; i < meters.length; ++i) {
+            _register(msg.sender, meters[i], assetTypes[i]);
+        }
+    }
+
+    /**
+     * @notice Map an asset to a zone and set its prequalified power; the caller must be a DSO
+     * operating the zone or one of its ancestors, and the power within the zone's asset limit.
+     * @param assetId The asset.
+     * @param zoneId The zone.
+     * @param upW Prequalified power upwards (W).
+     * @param downW Prequalified power downwards (W).
+     */
+    function mapAsset(uint64 assetId, uint32 zoneId, uint32 upW, uint32 downW) public {
+        _checkMarketRole(msg.sender, DSO_ROLE);
+        Asset storage a = _asset(assetId);
+        if (a.portfolio != 0) revert AssetInPortfolio(assetId, a.portfolio);
+        if (!grid.operatesPathOf(zoneId, msg.sender)) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
+        if (upW == 0 && downW == 0) revert AssetZeroPower(assetId);
+        uint32 limit = grid.maxAssetPower(zoneId);
+        if (upW > limit) revert AssetPowerAboveZoneLimit(assetId, upW, limit);
+        if (downW > limit) revert AssetPowerAboveZoneLimit(assetId, downW, limit);
+        a.zone = zoneId;
+        a.status = Status.ACTIVE;
+        Power storage p = _power[assetId];
+        (p.upW, p.downW) = (upW, downW);
+        emit AssetMapped(assetId, zoneId, upW, downW, msg.sender);
+    }
+
+    /**
+     * @notice Map many assets in one transaction (see `mapAsset`).
+     * @param assetIds The assets.
+     * @param zoneIds Their zones.
+     * @param upW Their power upwards.
+     * @param downW Their power downwards.
+     */
+    function mapAssets(
+        uint64[] calldata assetIds,
+        uint32[] calldata zoneIds,
+        uint32[] calldata upW,
+        uint32[] calldata downW
+    ) external {
+        uint256 n = assetIds.length;
+        if (zoneIds.length != n || upW.length != n || downW.length != n) revert AssetArrayLengthMismatch();
+        for (uint256 i = 0; i < n; ++i) {
+            mapAsset(assetIds[i], zoneIds[i], upW[i], downW[i]);
+        }
+    }
+
+    /**
+     * @notice Suspend an asset (a DSO operating its zone's path): it cannot offer until reinstated.
+     * @param assetId The asset.
+     */
+    function suspendAsset(uint64 assetId) external {
+        Asset storage a = _mappedBy(assetId, msg.sender);
+        a.status = Status.SUSPENDED;
+        emit AssetSuspended(assetId, msg.sender);
+    }
+
+    /**
+     * @notice Reinstate a suspended asset.
+     * @param assetId The asset.
+     */
+    function reinstateAsset(uint64 assetId) external {
+        Asset storage a = _mappedBy(assetId, msg.sender);
+        a.status = Status.ACTIVE;
+        emit AssetReinstated(assetId, msg.sender);
+    }
+
+    /**
+     * @notice Form a portfolio of active assets that are all mapped to `zoneId`, each with its
+     * owner's consent: an EIP-712 `PortfolioConsent(aggregator, asset, nonce, deadline)` signature.
+     * @param zoneId The zone of every asset.
+     * @param assetIds The assets.
+     * @param signatures One owner consent per asset.
+     * @param deadline The consents' deadline (Unix seconds).
+     * @return portfolioId The new portfolio's id.
+     */
+    function createPortfolio(
+        uint32 zoneId,
+        uint64[] calldata assetIds,
+        bytes[] calldata signatures,
+        uint64 deadline
+    ) external onlyMarketRole(AGGREGATOR_ROLE) returns (uint32 portfolioId) {
+        if (assetIds.length != signatures.length) revert AssetArrayLengthMismatch();
+        if (block.timestamp > deadline) revert AssetConsentExpired(deadline);
+        portfolioId = ++portfolioCount;
+        for (uint256 i = 0; i < assetIds.length; ++i) {
+            uint64 id = assetIds[i];
+            Asset storage a = _asset(id);
+            if (a.status != Status.ACTIVE) revert AssetNotActive(id);
+            if (a.zone != zoneId) revert AssetOutsideZone(id, a.zone, zoneId);
+            if (a.portfolio != 0) revert AssetInPortfolio(id, a.portfolio);
+            bytes32 digest = consentDigest(msg.sender, id, consentNonce[id], deadline);
+            if (!SignatureChecker.isValidSignatureNow(a.owner, digest, signatures[i])) {
+                revert AssetConsentInvalid(id, a.owner);
+            }
+            consentNonce[id]++;
+            a.portfolio = portfolioId;
+        }
+        _portfolios[portfolioId] = Portfolio(msg.sender, zoneId, assetIds);
+        emit PortfolioCreated(portfolioId, msg.sender, zoneId, assetIds);
+    }
+
+    /**
+     * @notice Take an asset out of its portfolio (its aggregator or the asset's owner, any time).
+     * @param assetId The asset.
+     */
+    function removeFromPortfolio(uint64 assetId) external {
+        Asset storage a = _asset(assetId);
+        uint32 portfolioId = a.portfolio;
+        if (portfolioId == 0) revert AssetNotPortfolioMember(0, assetId);
+        Portfolio storage p = _portfolios[portfolioId];
+        if (msg.sender != a.owner && msg.sender != p.aggregator) revert AssetNotAuthorized(msg.sender);
+        uint64[] storage members = p.assets;
+        for (uint256 i = 0; i < members.length; ++i) {
+            if (members[i] == assetId) {
+                members[i] = members[members.length - 1];
+                members.pop();
+                break;
+            }
+        }
+        a.portfolio = 0;
+        emit PortfolioAssetRemoved(portfolioId, assetId, msg.sender);
+    }
+
+    /**
+     * @notice The EIP-712 digest an owner signs to consent to `aggregator` taking `assetId`.
+     * @param aggregator The aggregator.
+     * @param assetId The asset.
+     * @param nonce The asset's current consent nonce.
+     * @param deadline The consent's deadline.
+     * @return The digest.
+     */
+    function consentDigest(address aggregator, uint64 assetId, uint256 nonce, uint64 deadline)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(CONSENT_TYPEHASH, aggregator, assetId, nonce, deadline)));
+    }
+
+    /**
+     * @notice An asset's record.
+     * @param assetId The asset.
+     * @return owner The owner.
+     * @return zone The zone (0 while pending).
+     * @return status PENDING, ACTIVE or SUSPENDED.
+     * @return assetType The type code.
+     * @return portfolioId Its portfolio (0 if none).
+     * @return meter The meter.
+     * @return upW Prequalified power upwards.
+     * @return downW Prequalified power downwards.
+     */
+    function asset(uint64 assetId)
+        external
+        view
+        returns (
+            address owner,
+            uint32 zone,
+            Status status,
+            uint8 assetType,
+            uint32 portfolioId,
+            address meter,
+            uint32 upW,
+            uint32 downW
+        )
+    {
+        Asset storage a = _asset(assetId);
+        Power storage p = _power[assetId];
+        return (a.owner, a.zone, a.status, a.assetType, a.portfolio, p.meter, p.upW, p.downW);
+    }
+
+    /**
+     * @notice A portfolio: its aggregator, zone and member assets.
+     * @param portfolioId The portfolio.
+     * @return aggregator The aggregator.
+     * @return zone The zone.
+     * @return members The member assets.
+     */
+    function portfolio(uint32 portfolioId)
+        external
+        view
+        returns (address aggregator, uint32 zone, uint64[] memory members)
+    {
+        Portfolio storage p = _portfolios[portfolioId];
+        if (p.aggregator == address(0)) revert AssetUnknownPortfolio(portfolioId);
+        return (p.aggregator, p.zone, p.assets);
+    }
+
+    function _checkOwner(address owner) internal view {
+        if (!_hasMarketRole(owner, PROSUMER_ROLE) && !_hasMarketRole(owner, AGGREGATOR_ROLE)) {
+            revert AssetOwnerWithoutRole(owner);
+        }
+    }
+
+    function _register(address owner, address meter, uint8 assetType) internal returns (uint64 assetId) {
+        if (!_hasMarketRole(meter, METER_ROLE)) revert AssetMeterWithoutRole(meter);
+        uint64 existing = assetOfMeter[meter];
+        if (existing != 0) revert AssetMeterTaken(meter, existing);
+        assetId = ++assetCount;
+        _assets[assetId] = Asset(owner, 0, Status.PENDING, assetType, 0);
+        _power[assetId] = Power(meter, 0, 0);
+        assetOfMeter[meter] = assetId;
+        emit AssetRegistered(assetId, owner, meter, assetType);
+    }
+
+    function _asset(uint64 assetId) internal view returns (Asset storage a) {
+        a = _assets[assetId];
+        if (a.status == Status.NONE) revert AssetUnknown(assetId);
+    }
+
+    function _mappedBy(uint64 assetId, address dso) internal view returns (Asset storage a) {
+        _checkMarketRole(dso, DSO_ROLE);
+        a = _asset(assetId);
+        if (a.status == Status.PENDING || !grid.operatesPathOf(a.zone, dso)) revert AssetNotZoneDso(assetId, a.zone, dso);
+    }
+}

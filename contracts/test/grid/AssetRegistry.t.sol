@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {GridFixture} from "./GridFixture.sol";
+import {AssetRegistry} from "../../src/grid/AssetRegistry.sol";
+import {RoleGated} from "../../src/access/RoleGated.sol";
+
+contract AssetRegistryTest is GridFixture {
+    AssetRegistry internal assets;
+    uint256 internal constant OWNER_KEY = 0x0A11CE;
+    uint256 internal constant OWNER2_KEY = 0x0B0B;
+    address internal owner;
+    address internal owner2;
+    address internal constant AGG = address(0xA66);
+    address internal constant METER1 = address(0x3E1);
+    address internal constant METER2 = address(0x3E2);
+    address internal constant METER3 = address(0x3E3);
+
+    function setUp() public override {
+        super.setUp();
+        buildTree(); // feeder 5 under substation 4 under perimeter 2 (DSO1); perimeter 3 (DSO2)
+        assets = new AssetRegistry(roles, grid);
+        owner = vm.addr(OWNER_KEY);
+        owner2 = vm.addr(OWNER2_KEY);
+        vm.startPrank(ADMIN);
+        roles.issueCredential(owner, keccak256("PROSUMER"), 0, type(uint64).max, 0);
+        roles.issueCredential(owner2, keccak256("PROSUMER"), 0, type(uint64).max, 0);
+        roles.issueCredential(AGG, keccak256("AGGREGATOR"), 0, type(uint64).max, 0);
+        roles.issueCredential(METER1, keccak256("METER"), 0, type(uint64).max, 0);
+        roles.issueCredential(METER2, keccak256("METER"), 0, type(uint64).max, 0);
+        roles.issueCredential(METER3, keccak256("METER"), 0, type(uint64).max, 0);
+        vm.stopPrank();
+    }
+
+    function _registerAndMap(address who, address meter, uint32 zone) internal returns (uint64 id) {
+        vm.prank(who);
+        id = assets.registerAsset(meter, 2);
+        vm.prank(zone == 3 ? DSO2 : DSO1);
+        assets.mapAsset(id, zone, 10_000, 8_000);
+    }
+
+    function _consent(uint256 key, uint64 id, uint64 deadline) internal view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, assets.consentDigest(AGG, id, assets.consentNonce(id), deadline));
+        return abi.encodePacked(r, s, v);
+    }
+
+    function test_registerPendingThenMapped() public {
+        vm.prank(owner);
+        uint64 id = assets.registerAsset(METER1, 2);
+        (address o, uint32 zone, AssetRegistry.Status status,,, address meter,,) = assets.asset(id);
+        assertEq(o, owner, "owner");
+        assertEq(zone, 0, "no zone yet");
+        assertTrue(status == AssetRegistry.Status.PENDING, "pending");
+        assertEq(meter, METER1, "meter");
+        vm.prank(DSO1);
+        assets.mapAsset(id, 5, 10_000, 8_000); // DSO1 operates feeder 5's path
+        uint32 up;
+        uint32 down;
+        (, zone, status,,,, up, down) = assets.asset(id);
+        assertEq(zone, 5, "mapped");
+        assertTrue(status == AssetRegistry.Status.ACTIVE, "active");
+        assertEq(up, 10_000, "up");
+        assertEq(down, 8_000, "down");
+    }
+
+    function test_registerBadInputs() public {
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetOwnerWithoutRole.selector, NOBODY));
+        vm.prank(NOBODY);
+        assets.registerAsset(METER1, 1);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetMeterWithoutRole.selector, NOBODY));
+        vm.prank(owner);
+        assets.registerAsset(NOBODY, 1);
+        vm.prank(owner);
+        assets.registerAsset(METER1, 1);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetMeterTaken.selector, METER1, uint64(1)));
+        vm.prank(owner2);
+        assets.registerAsset(METER1, 1);
+    }
+
+    function test_mappedByADsoOfAnotherZone() public {
+        vm.prank(owner);
+        uint64 id = assets.registerAsset(METER1, 1);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotZoneDso.selector, id, uint32(5), DSO2));
+        vm.prank(DSO2);
+        assets.mapAsset(id, 5, 1, 1);
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, TSO, keccak256("DSO")));
+        vm.prank(TSO); // operates the root, but is not a DSO
+        assets.mapAsset(id, 5, 1, 1);
+    }
+
+    function test_powerAboveTheZoneLimitOrZero() public {
+        vm.prank(owner);
+        uint64 id = assets.registerAsset(METER1, 1);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetPowerAboveZoneLimit.selector, id, uint32(100_001), uint32(100_000)));
+        vm.prank(DSO1);
+        assets.mapAsset(id, 5, 100_001, 0);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetZeroPower.selector, id));
+        vm.prank(DSO1);
+        assets.mapAsset(id, 5, 0, 0);
+    }
+
+    function test_suspendAndReinstate() public {
+        uint64 id = _registerAndMap(owner, METER1, 5);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotZoneDso.selector, id, uint32(5), DSO2));
+        vm.prank(DSO2);
+        assets.suspendAsset(id);
+        vm.prank(DSO1);
+        assets.suspendAsset(id);
+        (,, AssetRegistry.Status status,,,,,) = assets.asset(id);
+        assertTrue(status == AssetRegistry.Status.SUSPENDED, "suspended");
+        vm.prank(DSO1);
+        assets.reinstateAsset(id);
+        (,, status,,,,,) = assets.asset(id);
+        assertTrue(status == AssetRegistry.Status.ACTIVE, "active again");
+    }
+
+    function test_portfolioWithConsents() public {
+        uint64 a = _registerAndMap(owner, METER1, 5);
+        uint64 b = _registerAndMap(owner2, METER2, 5);
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        uint64[] memory ids = new uint64[](2);
+        (ids[0], ids[1]) = (a, b);
+        bytes[] memory sigs = new bytes[](2);
+        (sigs[0], sigs[1]) = (_consent(OWNER_KEY, a, deadline), _consent(OWNER2_KEY, b, deadline));
+        vm.prank(AGG);
+        uint32 p = assets.createPortfolio(5, ids, sigs, deadline);
+        (address agg, uint32 zone, uint64[] memory members) = assets.portfolio(p);
+        assertEq(agg, AGG, "aggregator");
+        assertEq(zone, 5, "zone");
+        assertEq(members.length, 2, "two members");
+        vm.prank(owner2); // an owner may always leave
+        assets.removeFromPortfolio(b);
+        (,, members) = assets.portfolio(p);
+        assertEq(members.length, 1, "one left");
+    }
+
+    function test_portfolioSpanningZones() public {
+        uint64 a = _registerAndMap(owner, METER1, 5);
+        uint64 b = _registerAndMap(owner2, METER2, 4);
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        uint64[] memory ids = new uint64[](2);
+        (ids[0], ids[1]) = (a, b);
+        bytes[] memory sigs = new bytes[](2);
+        (sigs[0], sigs[1]) = (_consent(OWNER_KEY, a, deadline), _consent(OWNER2_KEY, b, deadline));
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetOutsideZone.selector, b, uint32(4), uint32(5)));
+        vm.prank(AGG);
+        assets.createPortfolio(5, ids, sigs, deadline);
+    }
+
+    function test_portfolioWithoutConsent() public {
+        uint64 a = _registerAndMap(owner, METER1, 5);
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        uint64[] memory ids = new uint64[](1);
+        ids[0] = a;
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = _consent(OWNER2_KEY, a, deadline); // signed by someone else
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetConsentInvalid.selector, a, owner));
+        vm.prank(AGG);
+        assets.createPortfolio(5, ids, sigs, deadline);
+        sigs[0] = hex"";
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetConsentInvalid.selector, a, owner));
+        vm.prank(AGG);
+        assets.createPortfolio(5, ids, sigs, deadline);
+    }
+
+    function test_consentIsGoodOnceAndExpires() public {
+        uint64 a = _registerAndMap(owner, METER1, 5);
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        uint64[] memory ids = new uint64[](1);
+        ids[0] = a;
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = _consent(OWNER_KEY, a, deadline);
+        vm.prank(AGG);
+        assets.createPortfolio(5, ids, sigs, deadline);
+        vm.prank(AGG);
+        assets.removeFromPortfolio(a);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetConsentInvalid.selector, a, owner));
+        vm.prank(AGG); // the same consent again: its nonce is used
+        assets.createPortfolio(5, ids, sigs, deadline);
+        vm.warp(deadline + 1);
+        sigs[0] = _consent(OWNER_KEY, a, deadline);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetConsentExpired.selector, deadline));
+        vm.prank(AGG);
+        assets.createPortfolio(5, ids, sigs, deadline);
+    }
+
+    function test_pendingOrSuspendedAssetsCannotJoin() public {
+        vm.prank(owner);
+        uint64 a = assets.registerAsset(METER1, 1);
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        uint64[] memory ids = new uint64[](1);
+        ids[0] = a;
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = _consent(OWNER_KEY, a, deadline);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotActive.selector, a));
+        vm.prank(AGG);
+        assets.createPortfolio(5, ids, sigs, deadline);
+    }
+}
