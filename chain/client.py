@@ -176,13 +176,18 @@ def wait_for(
 def _mined_revert(
     conn: ChainConnection, result: TxResult, receipt: Any, signer: Signer | None, data: bytes, value: int
 ) -> ChainError:
-    """Replay a failed transaction as a call on its block's parent state to learn why it reverted."""
+    """Replay a failed transaction as a call to learn why it reverted.
+
+    First on its own block (same timestamp; a reverted transaction left the state as it was, exact
+    when it was alone in the block), then on the parent block's state.
+    """
     if signer is not None and data:
         tx = {"from": signer.address, "to": receipt["to"], "data": data, "value": value}
-        try:
-            conn.w3.eth.call(tx, int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            return decode_revert(revert_data(exc), contract=result.contract, function=result.function)
+        for block in (int(receipt["blockNumber"]), int(receipt["blockNumber"]) - 1):
+            try:
+                conn.w3.eth.call(tx, block)  # type: ignore[arg-type]
+            except ContractLogicError as exc:
+                return decode_revert(revert_data(exc), contract=result.contract, function=result.function)
     return ContractRevertError(
         f"{result.contract}.{result.function}: transaction {result.tx_hash} reverted "
         f"(gas used {receipt['gasUsed']} of its limit)",
