@@ -146,5 +146,17 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
         loose = run("grid", "lights", "publish", str(tmp_path / "loose.csv"), data_dir=tmp_path, env=env, check=False)
         assert loose.returncode == 1 and "GridLooserThanStatic" in loose.stderr
         assert status["running"]
+        meter = "0x000000000000000000000000000000000000bEEF"
+        run("role", "grant", meter, "METER", data_dir=tmp_path, env=env)
+        run("role", "grant", me, "PROSUMER", data_dir=tmp_path, env=env)
+        asset = json.loads(run("grid", "asset", "register", meter, "--type", "2", "--json", data_dir=tmp_path, env=env).stdout)
+        assert asset["status"] == "PENDING"
+        too_big = run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "600000", "--down", "1",
+                      data_dir=tmp_path, env=env, check=False)
+        assert too_big.returncode == 1 and "AssetPowerAboveZoneLimit" in too_big.stderr
+        run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "5000", "--down", "3000", data_dir=tmp_path, env=env)
+        run("grid", "asset", "suspend", str(asset["asset"]), data_dir=tmp_path, env=env)
+        shown = json.loads(run("grid", "asset", "show", str(asset["asset"]), "--json", data_dir=tmp_path, env=env).stdout)
+        assert (shown["status"], shown["zone"], shown["up_w"], shown["meter"]) == ("SUSPENDED", 2, 5000, meter)
     finally:
         run("node", "stop", data_dir=tmp_path)

@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flexledger.chain.bindings import GridRegistryClient, MarketRegistryClient
+from flexledger.chain.bindings import AssetRegistryClient, GridRegistryClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.errors import ConfigurationError
+from flexledger.identity.did import subject_address
 from flexledger.lights_file import plan, read_lights_file
 from flexledger.rules.lights import Colour, Direction, Light
 from flexledger.rules.market import MarketParams, PricingRule
@@ -204,3 +205,84 @@ def lights_show(
         table.add_row(*cells)
     console.print(table)
 
+
+
+asset_app = typer.Typer(help="Register assets (owners), map and suspend them (the zone's DSO).", no_args_is_help=True)
+grid_app.add_typer(asset_app, name="asset")
+
+
+def _assets(key: Path | None) -> AssetRegistryClient:
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    return AssetRegistryClient(conn, manifest.address("AssetRegistry"), signer=load_signer(conn, key))
+
+
+@asset_app.command("register")
+def asset_register(
+    meter: str = typer.Argument(..., help="The meter's address or did:ethr (it must hold the METER role)."),
+    asset_type: int = typer.Option(0, "--type", help="Asset type code: 0 other, 1 PV, 2 battery, 3 heat pump, 4 EV charger, 5 industrial load."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Register an asset behind a meter; it stays pending until the zone's DSO maps it."""
+    assets = _assets(key)
+    tx = assets.register_asset(subject_address(meter, assets.conn.chain_id), asset_type)
+    asset_id = tx.event("AssetRegistered").args["assetId"]
+    if json_:
+        emit_json({"asset": asset_id, "status": "PENDING", "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"[green]asset {asset_id} registered[/] (pending until its DSO maps it)")
+
+
+@asset_app.command("map")
+def asset_map(
+    asset: int = typer.Argument(..., help="The asset id."),
+    zone: int = typer.Option(..., "--zone", help="The zone it is connected in."),
+    up: int = typer.Option(..., "--up", help="Prequalified power upwards (W)."),
+    down: int = typer.Option(..., "--down", help="Prequalified power downwards (W)."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Map an asset to a zone with its prequalified power (a DSO operating that zone)."""
+    tx = _assets(key).map_asset(asset, zone, up, down)
+    if json_:
+        emit_json({"asset": asset, "zone": zone, "up_w": up, "down_w": down, "status": "ACTIVE", "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"[green]asset {asset} mapped[/] to zone {zone}: {up:,} W up, {down:,} W down")
+
+
+@asset_app.command("suspend")
+def asset_suspend(
+    asset: int = typer.Argument(..., help="The asset id."),
+    reinstate: bool = typer.Option(False, "--reinstate", help="Reinstate a suspended asset instead."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Suspend an asset (or --reinstate it); the zone's DSO only."""
+    assets = _assets(key)
+    tx = assets.reinstate_asset(asset) if reinstate else assets.suspend_asset(asset)
+    status = "ACTIVE" if reinstate else "SUSPENDED"
+    if json_:
+        emit_json({"asset": asset, "status": status, "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"asset {asset}: {status}")
+
+
+@asset_app.command("show")
+def asset_show(asset: int = typer.Argument(..., help="The asset id."), json_: bool = JsonOption) -> None:
+    """Print an asset: owner, meter, zone, status, power, portfolio."""
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    assets = AssetRegistryClient(conn, load_manifest(settings, conn).address("AssetRegistry"))
+    owner, zone, status, kind, portfolio, meter, up, down = assets.asset(asset)
+    data = {"asset": asset, "owner": owner, "meter": meter, "zone": zone, "status": STATUS[status], "type": kind,
+            "up_w": up, "down_w": down, "portfolio": portfolio}
+    if json_:
+        emit_json(data)
+    else:
+        for k, v in data.items():
+            console.print(f"{k:<10} {v}")
+
+
+STATUS = {0: "NONE", 1: "PENDING", 2: "ACTIVE", 3: "SUSPENDED"}
