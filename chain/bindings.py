@@ -18,6 +18,11 @@ class AssetRegistryClient(ContractClient):
         result: bytes = self._call("CONSENT_TYPEHASH()", block=block)
         return result
 
+    def registration_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``REGISTRATION_TYPEHASH()`` (view)."""
+        result: bytes = self._call("REGISTRATION_TYPEHASH()", block=block)
+        return result
+
     def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
         """``asset(uint64)`` (view)."""
         result: tuple[str, int, int, int, int, str, int, int] = self._call("asset(uint64)", asset_id, block=block)
@@ -82,6 +87,10 @@ class AssetRegistryClient(ContractClient):
     def register_assets(self, meters: list[str], asset_types: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``registerAssets(address[],uint8[])`` (transaction)."""
         return self._transact("registerAssets(address[],uint8[])", meters, asset_types, sender=sender, wait=wait, gas=gas)
+
+    def register_assets_signed(self, owners: list[str], meters: list[str], asset_types: list[int], signatures: list[bytes], deadline: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``registerAssetsSigned(address[],address[],uint8[],bytes[],uint64)`` (transaction)."""
+        return self._transact("registerAssetsSigned(address[],address[],uint8[],bytes[],uint64)", owners, meters, asset_types, signatures, deadline, sender=sender, wait=wait, gas=gas)
 
     def reinstate_asset(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``reinstateAsset(uint64)`` (transaction)."""

@@ -293,6 +293,23 @@ class AssetPowerAboveZoneLimit(ContractCustomError):
         self.limit_w = values[2]
 
 
+class AssetRegistrationInvalid(ContractCustomError):
+    """``AssetRegistrationInvalid(address,address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetRegistrationInvalid"
+    SIGNATURE: ClassVar[str] = "AssetRegistrationInvalid(address,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fcb1d150")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("owner", "meter")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
+    owner: str
+    meter: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.owner = values[0]
+        self.meter = values[1]
+
+
 class AssetUnknown(ContractCustomError):
     """``AssetUnknown(uint64)``, declared in AssetRegistry."""
 
@@ -796,6 +813,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetOutsideZone.SELECTOR: AssetOutsideZone,
     AssetOwnerWithoutRole.SELECTOR: AssetOwnerWithoutRole,
     AssetPowerAboveZoneLimit.SELECTOR: AssetPowerAboveZoneLimit,
+    AssetRegistrationInvalid.SELECTOR: AssetRegistrationInvalid,
     AssetUnknown.SELECTOR: AssetUnknown,
     AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
     AssetZeroPower.SELECTOR: AssetZeroPower,

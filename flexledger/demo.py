@@ -40,6 +40,7 @@ from flexledger.identity.eip712 import read_domain
 from flexledger.identity.resolver import DIDResolver
 from flexledger.identity.roles import Role
 
+from .demo_assets import ASSETS, assets_step
 from .demo_grid import grid_step
 
 DEMO_PROSUMERS = 12
@@ -65,7 +66,7 @@ def demo_chain(settings: Settings, *, keep: bool, console: Console) -> Iterator[
             node.stop()
 
 
-def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False) -> dict[str, Any]:
+def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, asset_count: int = ASSETS) -> dict[str, Any]:
     console = Console(quiet=quiet)
     started = time.perf_counter()
     summary: dict[str, Any] = {}
@@ -87,6 +88,9 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False) -> 
 
         console.print(Rule("3. The grid and its traffic lights"))
         summary["grid"] = grid_step(conn, deployer, manifest, accounts, console)
+        console.print(Rule("4. Assets"))
+        summary["assets"] = assets_step(conn, deployer, manifest, accounts, summary["grid"].pop("feeders_of"), console,
+                                        count=asset_count)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
@@ -104,6 +108,9 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False) -> 
                   f"{grid['feeders']} feeders)")
     table.add_row("lights", f"static lights on every zone; a day of dynamic lights: {grid['yellow']} YELLOW and "
                   f"{grid['red']} RED entries ({grid['publish_gas']:,} gas)")
+    assets = summary["assets"]
+    table.add_row("assets", f"{assets['assets']} registered by signed, relayed registrations, {assets['mapped']} mapped "
+                  "by their DSOs (" + ", ".join(f"{n} {t}" for t, n in sorted(assets["by_type"].items())) + ")")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     return summary

@@ -127,4 +127,6 @@ def grid_step(
         "zones": 1 + len(dsos) * (1 + SUBSTATIONS_PER_DSO * (1 + FEEDERS_PER_SUBSTATION)),
         "substations": len(dsos) * SUBSTATIONS_PER_DSO, "feeders": len(feeders), "yellow": yellow, "red": red,
         "publish_gas": publish_gas, "shown_feeder": shown,
+        "feeders_of": {name: [f for f in feeders if f in owned[dso.address]]
+                       for name, dso in zip(("DSO north", "DSO south"), dsos, strict=True)},
     }

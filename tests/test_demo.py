@@ -10,7 +10,7 @@ from flexledger.demo import run_demo
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    summary = run_demo(load_settings(data_dir=tmp_path, node_port=free_port()), quiet=True)
+    summary = run_demo(load_settings(data_dir=tmp_path, node_port=free_port()), quiet=True, asset_count=60)
     assert set(summary["contracts"]) >= {"RoleRegistry", "DIDRegistry"}
     ident = summary["identity"]
     assert ident["roles"]["TSO"] == 1 and ident["roles"]["DSO"] == 2 and ident["roles"]["AGGREGATOR"] == 3
@@ -19,4 +19,5 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     grid = summary["grid"]
     assert (grid["zones"], grid["substations"], grid["feeders"]) == (39, 6, 30)
     assert grid["yellow"] > 0 and grid["red"] > 0
+    assert summary["assets"]["assets"] == summary["assets"]["mapped"] == 60
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

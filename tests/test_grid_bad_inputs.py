@@ -19,9 +19,9 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
+from flexledger.rules.assets import consent, sign_consent
 from flexledger.rules.lights import Colour, Direction, Light, pack_word
 from flexledger.rules.market import MarketParams
-from flexledger.rules.portfolio import consent, sign_consent
 
 FOREVER = 2**64 - 1
 

@@ -49,6 +49,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
     bytes32 internal constant DSO_ROLE = keccak256("DSO");
+    bytes32 public constant REGISTRATION_TYPEHASH =
+        keccak256("AssetRegistration(address owner,address meter,uint8 assetType,uint64 deadline)");
     bytes32 public constant CONSENT_TYPEHASH =
         keccak256("PortfolioConsent(address aggregator,uint64 asset,uint256 nonce,uint64 deadline)");
 
@@ -82,6 +84,7 @@ contract AssetRegistry is RoleGated, EIP712 {
     error AssetUnknownPortfolio(uint32 portfolioId);
     error AssetNotAuthorized(address account);
     error AssetArrayLengthMismatch();
+    error AssetRegistrationInvalid(address owner, address meter);
 
     event AssetRegistered(uint64 indexed assetId, address indexed owner, address indexed meter, uint8 assetType);
     event AssetMapped(uint64 indexed assetId, uint32 indexed zoneId, uint32 upW, uint32 downW, address dso);
@@ -125,6 +128,41 @@ contract AssetRegistry is RoleGated, EIP712 {
         first = assetCount + 1;
         for (uint256 i = 0; i < meters.length; ++i) {
             _register(msg.sender, meters[i], assetTypes[i]);
+        }
+    }
+
+    /**
+     * @notice Register assets that their owners signed for (EIP-712 `AssetRegistration(owner,
+     * meter, assetType, deadline)`), relayed by anyone holding the AGGREGATOR role: the owners
+     * need no gas. A signature cannot be replayed: a meter is registered once.
+     * @param owners The owners (PROSUMER or AGGREGATOR role).
+     * @param meters Their meters.
+     * @param assetTypes The asset types.
+     * @param signatures The owners' signatures (ERC-1271 wallets too).
+     * @param deadline The signatures' deadline.
+     * @return first The id of the first new asset (the others follow in order).
+     */
+    function registerAssetsSigned(
+        address[] calldata owners,
+        address[] calldata meters,
+        uint8[] calldata assetTypes,
+        bytes[] calldata signatures,
+        uint64 deadline
+    ) external onlyMarketRole(AGGREGATOR_ROLE) returns (uint64 first) {
+        uint256 n = owners.length;
+        if (meters.length != n || assetTypes.length != n || signatures.length != n) revert AssetArrayLengthMismatch();
+        if (block.timestamp > deadline) revert AssetConsentExpired(deadline);
+        first = assetCount + 1;
+        for (uint256 i = 0; i < n; ++i) {
+            address owner = owners[i];
+            _checkOwner(owner);
+            bytes32 digest = _hashTypedDataV4(
+                keccak256(abi.encode(REGISTRATION_TYPEHASH, owner, meters[i], assetTypes[i], deadline))
+            );
+            if (!SignatureChecker.isValidSignatureNow(owner, digest, signatures[i])) {
+                revert AssetRegistrationInvalid(owner, meters[i]);
+            }
+            _register(owner, meters[i], assetTypes[i]);
         }
     }
 

@@ -184,6 +184,47 @@ contract AssetRegistryTest is GridFixture {
         assets.createPortfolio(5, ids, sigs, deadline);
     }
 
+    function test_signedRegistrationRelayedByAnAggregator() public {
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        address[] memory owners = new address[](2);
+        address[] memory meters = new address[](2);
+        uint8[] memory types = new uint8[](2);
+        bytes[] memory sigs = new bytes[](2);
+        (owners[0], owners[1], meters[0], meters[1], types[0], types[1]) = (owner, owner2, METER1, METER2, 1, 2);
+        uint256[2] memory signingKeys = [OWNER_KEY, OWNER2_KEY];
+        for (uint256 i = 0; i < 2; ++i) {
+            bytes32 digest = _registrationDigest(owners[i], meters[i], types[i], deadline);
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(signingKeys[i], digest);
+            sigs[i] = abi.encodePacked(r, s, v);
+        }
+        vm.prank(AGG);
+        uint64 first = assets.registerAssetsSigned(owners, meters, types, sigs, deadline);
+        (address o,,,,,,,) = assets.asset(first + 1);
+        assertEq(o, owner2, "owned by its signer, not the relayer");
+        meters[0] = METER3; // a signature for another meter does not fit
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetRegistrationInvalid.selector, owner, METER3));
+        vm.prank(AGG);
+        assets.registerAssetsSigned(owners, meters, types, sigs, deadline);
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, owner, keccak256("AGGREGATOR")));
+        vm.prank(owner);
+        assets.registerAssetsSigned(owners, meters, types, sigs, deadline);
+    }
+
+    function _registrationDigest(address o, address meter, uint8 kind, uint64 deadline) internal view returns (bytes32) {
+        bytes32 structHash = keccak256(abi.encode(assets.REGISTRATION_TYPEHASH(), o, meter, kind, deadline));
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) = assets.eip712Domain();
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(name)),
+                keccak256(bytes(version)),
+                chainId,
+                verifying
+            )
+        );
+        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+    }
+
     function test_pendingOrSuspendedAssetsCannotJoin() public {
         vm.prank(owner);
         uint64 a = assets.registerAsset(METER1, 1);

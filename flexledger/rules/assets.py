@@ -1,4 +1,5 @@
-"""Owner consent to an aggregator's portfolio: the EIP-712 message AssetRegistry checks."""
+"""What asset owners sign for AssetRegistry (EIP-712): a registration an aggregator relays,
+and consent to an aggregator's portfolio. The domain is read from the contract (ERC-5267)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ from eth_account.signers.local import LocalAccount
 
 from flexledger.identity.eip712 import Eip712Domain, TypedData
 
+REGISTRATION_TYPES = {
+    "AssetRegistration": [
+        {"name": "owner", "type": "address"},
+        {"name": "meter", "type": "address"},
+        {"name": "assetType", "type": "uint8"},
+        {"name": "deadline", "type": "uint64"},
+    ]
+}
 CONSENT_TYPES = {
     "PortfolioConsent": [
         {"name": "aggregator", "type": "address"},
@@ -24,3 +33,9 @@ def consent(domain: Eip712Domain, aggregator: str, asset: int, nonce: int, deadl
 
 def sign_consent(owner: LocalAccount, domain: Eip712Domain, aggregator: str, asset: int, nonce: int, deadline: int) -> bytes:
     return consent(domain, aggregator, asset, nonce, deadline).sign(owner)
+
+
+def registration(domain: Eip712Domain, owner: str, meter: str, asset_type: int, deadline: int) -> TypedData:
+    """The typed data an owner signs so that an aggregator may register the asset for it (no gas)."""
+    return TypedData(domain, "AssetRegistration", REGISTRATION_TYPES,
+                     {"owner": owner, "meter": meter, "assetType": asset_type, "deadline": deadline})
