@@ -67,7 +67,7 @@ check-artifacts: install
 	$(BIN)/flexledger compile --check
 
 bench: install ## Run every benchmark (each prints its figures; the last line is JSON)
-	@set -e; for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean: ## Remove the installs and caches (not the committed artifacts)
 	rm -rf $(VENV) node_modules $(STAMPS) build contracts/out contracts/cache .mypy_cache .ruff_cache .pytest_cache
