@@ -266,9 +266,7 @@ contract GridRegistry is RoleGated {
         view
         returns (uint8 colour, uint32 capabilityW)
     {
-        uint32 isp = markets.marketParams(marketId).ispSeconds;
-        if (ispStart % isp != 0) revert GridNotAligned(ispStart, isp);
-        uint32 light = _effective(marketId, zoneId, _zone(zoneId), ispStart / isp, direction);
+        uint32 light = _effective(marketId, zoneId, _zone(zoneId), _ispIndex(marketId, ispStart), direction);
         return (uint8(light >> 30), light & CAPABILITY_MASK);
     }
 
@@ -288,9 +286,7 @@ contract GridRegistry is RoleGated {
         view
         returns (bool allowed, uint256 capabilityW)
     {
-        uint32 isp = markets.marketParams(marketId).ispSeconds;
-        if (ispStart % isp != 0) revert GridNotAligned(ispStart, isp);
-        uint64 ispIndex = ispStart / isp;
+        uint64 ispIndex = _ispIndex(marketId, ispStart);
         capabilityW = type(uint256).max;
         uint32 current = zoneId;
         Zone storage z = _zone(current);
@@ -361,6 +357,12 @@ contract GridRegistry is RoleGated {
         }
         _checkWord(zoneId, direction, word, staticLight, wordStart, pub.isp);
         _dynamic[key] = word;
+    }
+
+    function _ispIndex(uint32 marketId, uint64 ispStart) internal view returns (uint64) {
+        uint32 isp = markets.marketParams(marketId).ispSeconds;
+        if (ispStart % isp != 0) revert GridNotAligned(ispStart, isp);
+        return ispStart / isp;
     }
 
     function _zone(uint32 zoneId) internal view returns (Zone storage z) {
