@@ -245,6 +245,11 @@ class GridRegistryClient(ContractClient):
         result: bool = self._call("isInSubtree(uint32,uint32)", zone_id, ancestor, block=block)
         return result
 
+    def lights_of(self, market_id: int, zone_id: int, first_isp_start: int, count: int, direction: int, *, block: BlockId = "latest") -> tuple[list[int], list[int]]:
+        """``lightsOf(uint32,uint32,uint64,uint16,uint8)`` (view)."""
+        result: tuple[list[int], list[int]] = self._call("lightsOf(uint32,uint32,uint64,uint16,uint8)", market_id, zone_id, first_isp_start, count, direction, block=block)
+        return result
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)

@@ -177,13 +177,13 @@ def lights_show(
     params = market_params(markets, market)
     start = params.day_start(int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()) + params.day_offset_seconds)
     isps = [start + q * params.isp_seconds for q in range(params.isps_per_day)]
+    per_direction = {d: grid.lights_of(market, zone, start, len(isps), d) for d in Direction}
     rows = []
-    for t in isps:
+    for q, t in enumerate(isps):
         row: dict[str, object] = {"isp_start": t}
         for d in Direction:
-            colour, cap = grid.effective_light(market, zone, t, d)
-            allowed, headroom = grid.tso_headroom(market, zone, t, d)
-            row[d.name] = {"light": str(Light(Colour(colour), cap)), "tso_allowed": allowed,
+            packed, headroom = per_direction[d][0][q], per_direction[d][1][q]
+            row[d.name] = {"light": str(Light.unpack(packed)), "tso_allowed": headroom > 0,
                            "tso_headroom_w": None if headroom == 2**256 - 1 else headroom}
         rows.append(row)
     if json_:

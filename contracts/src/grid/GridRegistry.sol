@@ -271,6 +271,32 @@ contract GridRegistry is RoleGated {
     }
 
     /**
+     * @notice The lights in force and the TSO headroom for `count` consecutive ISPs (a day in one
+     * call, for tools); see `effectiveLight` and `tsoHeadroom`.
+     * @param marketId The market.
+     * @param zoneId The zone.
+     * @param firstIspStart The first ISP's start.
+     * @param count How many ISPs.
+     * @param direction UP or DOWN.
+     * @return lights The packed lights in force (colour in the top 2 bits, capability below).
+     * @return headroomW The TSO headroom per ISP (`type(uint256).max` without limit, 0 when RED).
+     */
+    function lightsOf(uint32 marketId, uint32 zoneId, uint64 firstIspStart, uint16 count, uint8 direction)
+        external
+        view
+        returns (uint32[] memory lights, uint256[] memory headroomW)
+    {
+        uint64 first = _ispIndex(marketId, firstIspStart);
+        Zone storage z = _zone(zoneId);
+        lights = new uint32[](count);
+        headroomW = new uint256[](count);
+        for (uint256 q = 0; q < count; ++q) {
+            lights[q] = _effective(marketId, zoneId, z, first + uint64(q), direction);
+            headroomW[q] = _headroom(marketId, zoneId, first + uint64(q), direction);
+        }
+    }
+
+    /**
      * @notice What the TSO may use of flexibility in `zoneId` for an ISP and direction, over the
      * whole path to the root: not at all if any zone on it is RED, else up to the smallest YELLOW
      * capability, else without limit (`type(uint256).max`).
@@ -286,20 +312,9 @@ contract GridRegistry is RoleGated {
         view
         returns (bool allowed, uint256 capabilityW)
     {
-        uint64 ispIndex = _ispIndex(marketId, ispStart);
-        capabilityW = type(uint256).max;
-        uint32 current = zoneId;
-        Zone storage z = _zone(current);
-        while (true) {
-            uint32 light = _effective(marketId, current, z, ispIndex, direction);
-            uint8 colour = uint8(light >> 30);
-            if (colour == RED) return (false, 0);
-            if (colour == YELLOW && (light & CAPABILITY_MASK) < capabilityW) capabilityW = light & CAPABILITY_MASK;
-            current = z.parent;
-            if (current == 0) break;
-            z = _zones[current];
-        }
-        return (true, capabilityW);
+        _zone(zoneId);
+        uint256 headroom = _headroom(marketId, zoneId, _ispIndex(marketId, ispStart), direction);
+        return (headroom != 0 || !_redOnPath(marketId, zoneId, _ispIndex(marketId, ispStart), direction), headroom);
     }
 
     /**
@@ -389,6 +404,34 @@ contract GridRegistry is RoleGated {
         if (light >> 30 == UNSET) light = uint32(GREEN) << 30;
         uint32 dynamic = uint32(_dynamic[_key(marketId, zoneId, direction, ispIndex / 8)] >> (32 * (ispIndex % 8)));
         if (dynamic >> 30 != UNSET && _capacity(dynamic) < _capacity(light)) light = dynamic;
+    }
+
+    /// @dev The TSO headroom over the path: 0 under a RED (or a YELLOW of 0 W), else the smallest
+    /// YELLOW capability, else type(uint256).max.
+    function _headroom(uint32 marketId, uint32 zoneId, uint64 ispIndex, uint8 direction)
+        internal
+        view
+        returns (uint256 capabilityW)
+    {
+        capabilityW = type(uint256).max;
+        uint32 current = zoneId;
+        while (current != 0) {
+            Zone storage z = _zones[current];
+            uint256 capacity = _capacity(_effective(marketId, current, z, ispIndex, direction));
+            if (capacity < capabilityW) capabilityW = capacity;
+            if (capabilityW == 0) return 0;
+            current = z.parent;
+        }
+    }
+
+    function _redOnPath(uint32 marketId, uint32 zoneId, uint64 ispIndex, uint8 direction) internal view returns (bool) {
+        uint32 current = zoneId;
+        while (current != 0) {
+            Zone storage z = _zones[current];
+            if (_effective(marketId, current, z, ispIndex, direction) >> 30 == RED) return true;
+            current = z.parent;
+        }
+        return false;
     }
 
     /// @dev Capacity order: RED (0) < YELLOW (its capability) < GREEN (unlimited).
