@@ -160,3 +160,8 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
         assert (shown["status"], shown["zone"], shown["up_w"], shown["meter"]) == ("SUSPENDED", 2, 5000, meter)
     finally:
         run("node", "stop", data_dir=tmp_path)
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
+    proc = run("did", "show", "did:ethr:[bold]x", data_dir=tmp_path, check=False)
+    assert proc.returncode == 1 and "[bold]x" in proc.stderr

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
@@ -133,9 +134,9 @@ def _fail(message: str, hint: str | None) -> None:
     if "--json" in sys.argv:
         emit_json({"error": message, "hint": hint})
     else:
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
         if hint:
-            err_console.print(f"[yellow]what to do:[/] {hint}", highlight=False)
+            err_console.print(f"[yellow]what to do:[/] {escape(hint)}", highlight=False)
     sys.exit(1)
 
 

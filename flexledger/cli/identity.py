@@ -14,7 +14,7 @@ from flexledger.chain.bindings import RoleRegistryClient
 from flexledger.errors import ConfigurationError
 from flexledger.identity import keys
 from flexledger.identity.credentials import NO_EXPIRY, grant_role
-from flexledger.identity.did import did_for, subject_address
+from flexledger.identity.did import did_for, parse_did, subject_address
 from flexledger.identity.resolver import DIDResolver
 from flexledger.identity.roles import Role
 
@@ -77,6 +77,7 @@ def identity_new(
 @did_app.command("show")
 def did_show(did: str = typer.Argument(..., help="A did:ethr DID, e.g. did:ethr:0x7a69:0xf39F..."), json_: bool = JsonOption) -> None:
     """Resolve a DID from the registry's events and print its DID document."""
+    parse_did(did)  # a malformed DID is refused before any network work
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)

@@ -232,20 +232,15 @@ contract GridRegistry is RoleGated {
         uint256[] calldata words
     ) external {
         MarketRegistry.MarketParams memory params = markets.marketParams(marketId);
-        Publication memory pub = Publication(marketId, 0, params.ispSeconds, params.gateClosureSeconds);
+        Publication memory pub = Publication(marketId, 0, params.ispSeconds, params.gateClosureSeconds, false);
         if (firstIspStart % (pub.isp * 8) != 0) revert GridNotAligned(firstIspStart, params.ispSeconds);
         if (words.length != zones.length * 2 * wordCount) revert GridBadLength(zones.length * 2 * wordCount, words.length);
         pub.firstWord = firstIspStart / pub.isp / 8;
-        uint256 k;
+        // Published ahead of the first ISP's gate closure, every entry is open: the lean path.
+        pub.allOpen = block.timestamp + pub.lead <= firstIspStart;
+        uint256 span = 2 * uint256(wordCount);
         for (uint256 i = 0; i < zones.length; ++i) {
-            Zone storage z = _zone(zones[i]);
-            if (z.operator != msg.sender) revert GridNotZoneOperator(zones[i], msg.sender);
-            for (uint8 d = 0; d < 2; ++d) {
-                uint32 staticLight = d == UP ? z.staticUp : z.staticDown;
-                for (uint64 w = 0; w < wordCount; ++w) {
-                    _publishWord(pub, zones[i], d, staticLight, pub.firstWord + w, words[k++]);
-                }
-            }
+            _publishZone(pub, zones[i], words[i * span:(i + 1) * span]);
         }
         emit DynamicLightsPublished(marketId, firstIspStart, wordCount, zones, words, msg.sender);
     }
@@ -353,6 +348,35 @@ contract GridRegistry is RoleGated {
         uint64 firstWord;
         uint64 isp;
         uint64 lead;
+        bool allOpen;
+    }
+
+    /// @dev One zone's words: UP then DOWN, half each.
+    function _publishZone(Publication memory pub, uint32 zoneId, uint256[] calldata words) internal {
+        Zone storage z = _zone(zoneId);
+        if (z.operator != msg.sender) revert GridNotZoneOperator(zoneId, msg.sender);
+        uint256 half = words.length / 2;
+        for (uint8 d = 0; d < 2; ++d) {
+            uint32 staticLight = d == UP ? z.staticUp : z.staticDown;
+            uint256[] calldata part = words[d * half:(d + 1) * half];
+            if (pub.allOpen) {
+                _storeOpenWords(pub, zoneId, d, staticLight, part);
+            } else {
+                _storeWords(pub, zoneId, d, staticLight, part);
+            }
+        }
+    }
+
+    function _storeWords(
+        Publication memory pub,
+        uint32 zoneId,
+        uint8 direction,
+        uint32 staticLight,
+        uint256[] calldata words
+    ) internal {
+        for (uint256 w = 0; w < words.length; ++w) {
+            _publishWord(pub, zoneId, direction, staticLight, pub.firstWord + uint64(w), words[w]);
+        }
     }
 
     function _publishWord(
@@ -442,10 +466,74 @@ contract GridRegistry is RoleGated {
         return type(uint256).max;
     }
 
+    // Lane masks: the same 32-bit pattern in each of a word's 8 lanes.
+    uint256 internal constant LANES_BIT31 = 0x8000000080000000800000008000000080000000800000008000000080000000;
+    uint256 internal constant LANES_BIT30 = 0x4000000040000000400000004000000040000000400000004000000040000000;
+    uint256 internal constant LANES_CAPABILITY = 0x3fffffff3fffffff3fffffff3fffffff3fffffff3fffffff3fffffff3fffffff;
+    uint256 internal constant LANES_ONE = 0x0000000100000001000000010000000100000001000000010000000100000001;
+
+    /// @dev Stores words whose ISPs are all before gate closure: one fast check and one SSTORE
+    /// per word, the mapping slot computed as Solidity does for `_dynamic[key]`.
+    function _storeOpenWords(
+        Publication memory pub,
+        uint32 zoneId,
+        uint8 direction,
+        uint32 staticLight,
+        uint256[] calldata words
+    ) internal {
+        uint256 prefix = (uint256(pub.marketId) << 96) | (uint256(zoneId) << 64) | (uint256(direction) << 56);
+        uint256 first = pub.firstWord;
+        for (uint256 w = 0; w < words.length;) {
+            uint256 word = words[w];
+            if (!_wordOk(word, staticLight)) {
+                _checkWordSlowly(zoneId, direction, word, staticLight, uint64(first + w) * 8 * pub.isp, pub.isp);
+            }
+            assembly ("memory-safe") {
+                mstore(0x00, or(prefix, add(first, w)))
+                mstore(0x00, keccak256(0x00, 0x20)) // the key, as _key computes it
+                mstore(0x20, _dynamic.slot)
+                sstore(keccak256(0x00, 0x40), word)
+            }
+            unchecked {
+                ++w;
+            }
+        }
+    }
+
+    /// @dev Checks all 8 entries of a word at once (lane-wise bit arithmetic); only a word that
+    /// fails is walked entry by entry, to name the entry in the error. Per entry this is what keeps
+    /// publication near the cost of its storage.
     function _checkWord(uint32 zoneId, uint8 direction, uint256 word, uint32 staticLight, uint64 wordStart, uint64 isp)
         internal
         pure
     {
+        if (!_wordOk(word, staticLight)) _checkWordSlowly(zoneId, direction, word, staticLight, wordStart, isp);
+    }
+
+    function _wordOk(uint256 word, uint32 staticLight) internal pure returns (bool ok) {
+        // 1 at bit 32j for each YELLOW lane (colour bits 10)
+        uint256 yellow = (((word >> 1) & ~word & LANES_BIT30) >> 30);
+        uint256 yellowCaps = yellow * CAPABILITY_MASK;
+        ok = word & LANES_CAPABILITY & ~yellowCaps == 0; // capabilities on YELLOW only
+        uint32 staticColour = staticLight >> 30;
+        if (ok && staticColour == RED) {
+            ok = ((word >> 1) ^ word) & LANES_BIT30 == 0; // every lane unset (00) or RED (11)
+        } else if (ok && staticColour == YELLOW) {
+            bool noGreen = (word & ~(word >> 1) & LANES_BIT30) == 0; // no lane 01
+            uint256 caps = word & yellowCaps;
+            uint256 bound = (staticLight & CAPABILITY_MASK) * LANES_ONE;
+            ok = noGreen && ((bound | LANES_BIT31) - caps) & LANES_BIT31 == LANES_BIT31; // caps <= bound
+        }
+    }
+
+    function _checkWordSlowly(
+        uint32 zoneId,
+        uint8 direction,
+        uint256 word,
+        uint32 staticLight,
+        uint64 wordStart,
+        uint64 isp
+    ) internal pure {
         uint256 staticCap = staticLight >> 30 == UNSET ? type(uint256).max : _capacity(staticLight);
         for (uint256 j = 0; j < 8; ++j) {
             uint32 light = uint32(word >> (32 * j));
