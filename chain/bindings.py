@@ -475,6 +475,82 @@ class RoleRegistryClient(ContractClient):
         return self._transact("revokeCredential(address,bytes32)", subject, role, sender=sender, wait=wait, gas=gas)
 
 
+class SettlementTokenClient(ContractClient):
+    """Typed client of ``SettlementToken`` (src/token/SettlementToken.sol)."""
+
+    CONTRACT: ClassVar[str] = "SettlementToken"
+
+    def domain_separator(self, *, block: BlockId = "latest") -> bytes:
+        """``DOMAIN_SEPARATOR()`` (view)."""
+        result: bytes = self._call("DOMAIN_SEPARATOR()", block=block)
+        return result
+
+    def allowance(self, owner: str, spender: str, *, block: BlockId = "latest") -> int:
+        """``allowance(address,address)`` (view)."""
+        result: int = self._call("allowance(address,address)", owner, spender, block=block)
+        return result
+
+    def approve(self, spender: str, value_: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``approve(address,uint256)`` (transaction)."""
+        return self._transact("approve(address,uint256)", spender, value_, sender=sender, wait=wait, gas=gas)
+
+    def authority(self, *, block: BlockId = "latest") -> str:
+        """``authority()`` (view)."""
+        result: str = self._call("authority()", block=block)
+        return result
+
+    def balance_of(self, account: str, *, block: BlockId = "latest") -> int:
+        """``balanceOf(address)`` (view)."""
+        result: int = self._call("balanceOf(address)", account, block=block)
+        return result
+
+    def decimals(self, *, block: BlockId = "latest") -> int:
+        """``decimals()`` (view)."""
+        result: int = self._call("decimals()", block=block)
+        return result
+
+    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        """``eip712Domain()`` (view)."""
+        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
+        return result
+
+    def mint(self, to: str, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mint(address,uint256)`` (transaction)."""
+        return self._transact("mint(address,uint256)", to, amount, sender=sender, wait=wait, gas=gas)
+
+    def name(self, *, block: BlockId = "latest") -> str:
+        """``name()`` (view)."""
+        result: str = self._call("name()", block=block)
+        return result
+
+    def nonces(self, owner: str, *, block: BlockId = "latest") -> int:
+        """``nonces(address)`` (view)."""
+        result: int = self._call("nonces(address)", owner, block=block)
+        return result
+
+    def permit(self, owner: str, spender: str, value_: int, deadline: int, v: int, r: bytes, s: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``permit(address,address,uint256,uint256,uint8,bytes32,bytes32)`` (transaction)."""
+        return self._transact("permit(address,address,uint256,uint256,uint8,bytes32,bytes32)", owner, spender, value_, deadline, v, r, s, sender=sender, wait=wait, gas=gas)
+
+    def symbol(self, *, block: BlockId = "latest") -> str:
+        """``symbol()`` (view)."""
+        result: str = self._call("symbol()", block=block)
+        return result
+
+    def total_supply(self, *, block: BlockId = "latest") -> int:
+        """``totalSupply()`` (view)."""
+        result: int = self._call("totalSupply()", block=block)
+        return result
+
+    def transfer(self, to: str, value_: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``transfer(address,uint256)`` (transaction)."""
+        return self._transact("transfer(address,uint256)", to, value_, sender=sender, wait=wait, gas=gas)
+
+    def transfer_from(self, from_: str, to: str, value_: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``transferFrom(address,address,uint256)`` (transaction)."""
+        return self._transact("transferFrom(address,address,uint256)", from_, to, value_, sender=sender, wait=wait, gas=gas)
+
+
 CLIENTS: dict[str, type[ContractClient]] = {
     "AssetRegistry": AssetRegistryClient,
     "DIDRegistry": DIDRegistryClient,
@@ -482,4 +558,5 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,
     "RoleRegistry": RoleRegistryClient,
+    "SettlementToken": SettlementTokenClient,
 }

@@ -389,6 +389,179 @@ class DIDRegistryNotOwner(ContractCustomError):
         self.actor = values[1]
 
 
+class ECDSAInvalidSignature(ContractCustomError):
+    """``ECDSAInvalidSignature()``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ECDSAInvalidSignature"
+    SIGNATURE: ClassVar[str] = "ECDSAInvalidSignature()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f645eedf")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class ECDSAInvalidSignatureLength(ContractCustomError):
+    """``ECDSAInvalidSignatureLength(uint256)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ECDSAInvalidSignatureLength"
+    SIGNATURE: ClassVar[str] = "ECDSAInvalidSignatureLength(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fce698f7")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("length",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    length: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.length = values[0]
+
+
+class ECDSAInvalidSignatureS(ContractCustomError):
+    """``ECDSAInvalidSignatureS(bytes32)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ECDSAInvalidSignatureS"
+    SIGNATURE: ClassVar[str] = "ECDSAInvalidSignatureS(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d78bce0c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("s",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    s: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.s = values[0]
+
+
+class ERC20InsufficientAllowance(ContractCustomError):
+    """``ERC20InsufficientAllowance(address,uint256,uint256)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC20InsufficientAllowance"
+    SIGNATURE: ClassVar[str] = "ERC20InsufficientAllowance(address,uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fb8f41b2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("spender", "allowance", "needed")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256", "uint256")
+    spender: str
+    allowance: int
+    needed: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.spender = values[0]
+        self.allowance = values[1]
+        self.needed = values[2]
+
+
+class ERC20InsufficientBalance(ContractCustomError):
+    """``ERC20InsufficientBalance(address,uint256,uint256)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC20InsufficientBalance"
+    SIGNATURE: ClassVar[str] = "ERC20InsufficientBalance(address,uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e450d38c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("sender_", "balance", "needed")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256", "uint256")
+    sender_: str
+    balance: int
+    needed: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.sender_ = values[0]
+        self.balance = values[1]
+        self.needed = values[2]
+
+
+class ERC20InvalidApprover(ContractCustomError):
+    """``ERC20InvalidApprover(address)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC20InvalidApprover"
+    SIGNATURE: ClassVar[str] = "ERC20InvalidApprover(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e602df05")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("approver",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    approver: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.approver = values[0]
+
+
+class ERC20InvalidReceiver(ContractCustomError):
+    """``ERC20InvalidReceiver(address)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC20InvalidReceiver"
+    SIGNATURE: ClassVar[str] = "ERC20InvalidReceiver(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ec442f05")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("receiver",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    receiver: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.receiver = values[0]
+
+
+class ERC20InvalidSender(ContractCustomError):
+    """``ERC20InvalidSender(address)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC20InvalidSender"
+    SIGNATURE: ClassVar[str] = "ERC20InvalidSender(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("96c6fd1e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("sender_",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    sender_: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.sender_ = values[0]
+
+
+class ERC20InvalidSpender(ContractCustomError):
+    """``ERC20InvalidSpender(address)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC20InvalidSpender"
+    SIGNATURE: ClassVar[str] = "ERC20InvalidSpender(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("94280d62")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("spender",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    spender: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.spender = values[0]
+
+
+class ERC2612ExpiredSignature(ContractCustomError):
+    """``ERC2612ExpiredSignature(uint256)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC2612ExpiredSignature"
+    SIGNATURE: ClassVar[str] = "ERC2612ExpiredSignature(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("62791302")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("deadline",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    deadline: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.deadline = values[0]
+
+
+class ERC2612InvalidSigner(ContractCustomError):
+    """``ERC2612InvalidSigner(address,address)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "ERC2612InvalidSigner"
+    SIGNATURE: ClassVar[str] = "ERC2612InvalidSigner(address,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4b800e46")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("signer", "owner")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
+    signer: str
+    owner: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.signer = values[0]
+        self.owner = values[1]
+
+
 class GridAfterGateClosure(ContractCustomError):
     """``GridAfterGateClosure(uint32,uint64,uint64)``, declared in GridRegistry."""
 
@@ -608,8 +781,25 @@ class GridUnknownZone(ContractCustomError):
         self.zone_id = values[0]
 
 
+class InvalidAccountNonce(ContractCustomError):
+    """``InvalidAccountNonce(address,uint256)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "InvalidAccountNonce"
+    SIGNATURE: ClassVar[str] = "InvalidAccountNonce(address,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("752d88c0")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account", "current_nonce")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256")
+    account: str
+    current_nonce: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+        self.current_nonce = values[1]
+
+
 class InvalidShortString(ContractCustomError):
-    """``InvalidShortString()``, declared in AssetRegistry, RoleRegistry."""
+    """``InvalidShortString()``, declared in AssetRegistry, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "InvalidShortString"
     SIGNATURE: ClassVar[str] = "InvalidShortString()"
@@ -779,8 +969,38 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
         self.value_ = values[1]
 
 
+class SettlementTokenMintingDisabled(ContractCustomError):
+    """``SettlementTokenMintingDisabled(uint256)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "SettlementTokenMintingDisabled"
+    SIGNATURE: ClassVar[str] = "SettlementTokenMintingDisabled(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("33bb3313")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("chain_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    chain_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.chain_id = values[0]
+
+
+class SettlementTokenNotAuthority(ContractCustomError):
+    """``SettlementTokenNotAuthority(address)``, declared in SettlementToken."""
+
+    NAME: ClassVar[str] = "SettlementTokenNotAuthority"
+    SIGNATURE: ClassVar[str] = "SettlementTokenNotAuthority(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("74da8791")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
 class StringTooLong(ContractCustomError):
-    """``StringTooLong(string)``, declared in AssetRegistry, RoleRegistry."""
+    """``StringTooLong(string)``, declared in AssetRegistry, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "StringTooLong"
     SIGNATURE: ClassVar[str] = "StringTooLong(string)"
@@ -819,6 +1039,17 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetZeroPower.SELECTOR: AssetZeroPower,
     DIDRegistryInvalidSignature.SELECTOR: DIDRegistryInvalidSignature,
     DIDRegistryNotOwner.SELECTOR: DIDRegistryNotOwner,
+    ECDSAInvalidSignature.SELECTOR: ECDSAInvalidSignature,
+    ECDSAInvalidSignatureLength.SELECTOR: ECDSAInvalidSignatureLength,
+    ECDSAInvalidSignatureS.SELECTOR: ECDSAInvalidSignatureS,
+    ERC20InsufficientAllowance.SELECTOR: ERC20InsufficientAllowance,
+    ERC20InsufficientBalance.SELECTOR: ERC20InsufficientBalance,
+    ERC20InvalidApprover.SELECTOR: ERC20InvalidApprover,
+    ERC20InvalidReceiver.SELECTOR: ERC20InvalidReceiver,
+    ERC20InvalidSender.SELECTOR: ERC20InvalidSender,
+    ERC20InvalidSpender.SELECTOR: ERC20InvalidSpender,
+    ERC2612ExpiredSignature.SELECTOR: ERC2612ExpiredSignature,
+    ERC2612InvalidSigner.SELECTOR: ERC2612InvalidSigner,
     GridAfterGateClosure.SELECTOR: GridAfterGateClosure,
     GridBadLength.SELECTOR: GridBadLength,
     GridCapabilityNotAllowed.SELECTOR: GridCapabilityNotAllowed,
@@ -832,6 +1063,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     GridStaticLooserThanDynamic.SELECTOR: GridStaticLooserThanDynamic,
     GridTooDeep.SELECTOR: GridTooDeep,
     GridUnknownZone.SELECTOR: GridUnknownZone,
+    InvalidAccountNonce.SELECTOR: InvalidAccountNonce,
     InvalidShortString.SELECTOR: InvalidShortString,
     MarketRegistryInvalidParameter.SELECTOR: MarketRegistryInvalidParameter,
     MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
@@ -843,5 +1075,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     RoleRegistryNotIssuer.SELECTOR: RoleRegistryNotIssuer,
     RoleRegistryUnknownRole.SELECTOR: RoleRegistryUnknownRole,
     SafeCastOverflowedUintDowncast.SELECTOR: SafeCastOverflowedUintDowncast,
+    SettlementTokenMintingDisabled.SELECTOR: SettlementTokenMintingDisabled,
+    SettlementTokenNotAuthority.SELECTOR: SettlementTokenNotAuthority,
     StringTooLong.SELECTOR: StringTooLong,
 }
