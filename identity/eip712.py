@@ -1,7 +1,12 @@
 """EIP-712 typed data whose signing domain is read from the contract (ERC-5267), never hard-coded.
 
-The JSON produced here is what any wallet signs with ``eth_signTypedData_v4``; hashing and
-signing use eth-account's encoder, and the tests hold both against ethers (npm).
+A domain copied into the code goes stale the day a contract is redeployed or renamed, and a
+signature made in a stale domain fails on chain with no hint why. Reading ``eip712Domain()``
+from the contract itself keeps the wallet, this code and the contract in one domain.
+
+The JSON built here is what any wallet signs with ``eth_signTypedData_v4``; hashing and
+signing use eth-account's encoder, and the tests hold both against ethers (npm) and against
+OpenZeppelin's ``EIP712`` on chain.
 """
 
 from __future__ import annotations
@@ -13,29 +18,32 @@ from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from flexledger.chain.abi import decode_values
 from flexledger.chain.connection import ChainConnection
 from flexledger.errors import FlexledgerError
 
 ERC5267_SELECTOR = keccak(text="eip712Domain()")[:4]
-_DOMAIN_FIELDS = (
+ERC5267_TYPES = ["bytes1", "string", "string", "uint256", "address", "bytes32", "uint256[]"]
+# The EIP712Domain fields in their canonical order; bit i of ERC-5267's `fields` marks field i.
+DOMAIN_FIELDS = (
     ("name", "string"),
     ("version", "string"),
     ("chainId", "uint256"),
     ("verifyingContract", "address"),
     ("salt", "bytes32"),
 )
+_JS_SAFE = 2**53 - 1
 
 
 class TypedDataError(FlexledgerError):
-    """The contract publishes no usable EIP-712 domain, or a signature does not fit."""
+    """The contract publishes no usable EIP-712 domain, or typed data cannot be hashed or recovered."""
 
 
 @dataclass(frozen=True)
 class Eip712Domain:
-    """A signing domain as a contract reports it through ERC-5267."""
+    """A signing domain, as a contract reports it through ERC-5267 (absent fields are ``None``)."""
 
     name: str | None
     version: str | None
@@ -44,6 +52,7 @@ class Eip712Domain:
     salt: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The ``domain`` member of ``eth_signTypedData_v4`` (only the fields the domain has)."""
         values = {
             "name": self.name,
             "version": self.version,
@@ -54,36 +63,72 @@ class Eip712Domain:
         return {k: v for k, v in values.items() if v is not None}
 
     def types(self) -> list[dict[str, str]]:
+        """The ``EIP712Domain`` type: the present fields, in canonical order."""
         present = self.to_json()
-        return [{"name": n, "type": t} for n, t in _DOMAIN_FIELDS if n in present]
+        return [{"name": n, "type": t} for n, t in DOMAIN_FIELDS if n in present]
+
+    @classmethod
+    def from_json(cls, domain: dict[str, Any]) -> Eip712Domain:
+        """Read the ``domain`` member of typed-data JSON (``TypedDataError`` if it is malformed)."""
+        unknown = set(domain) - {n for n, _ in DOMAIN_FIELDS}
+        if unknown:
+            raise TypedDataError(f"unknown EIP712Domain fields {sorted(unknown)}")
+        try:
+            salt = domain.get("salt")
+            chain_id = domain.get("chainId")
+            contract = domain.get("verifyingContract")
+            return cls(
+                domain.get("name"),
+                domain.get("version"),
+                int(chain_id, 0) if isinstance(chain_id, str) else chain_id,
+                to_checksum_address(contract) if contract is not None else None,
+                bytes.fromhex(salt.removeprefix("0x")) if salt is not None else None,
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise TypedDataError(f"malformed EIP712Domain {domain}: {exc}") from exc
 
 
-def read_domain(conn: ChainConnection, address: str) -> Eip712Domain:
-    """The domain of the contract at ``address``, from its ``eip712Domain()`` (ERC-5267)."""
+def read_domain(conn: ChainConnection, address: str, *, block: int | str = "latest") -> Eip712Domain:
+    """The signing domain of the contract at ``address``, from its ERC-5267 ``eip712Domain()``."""
+    target = to_checksum_address(address)
     try:
-        raw = conn.w3.eth.call({"to": to_checksum_address(address), "data": ERC5267_SELECTOR})
-    except ContractLogicError as exc:
-        raise TypedDataError(f"{address} does not implement ERC-5267 eip712Domain(): {exc}") from exc
+        raw = bytes(conn.w3.eth.call({"to": target, "data": ERC5267_SELECTOR}, block))  # type: ignore[arg-type]
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise TypedDataError(
+            f"{target} on chain {conn.chain_id} does not answer ERC-5267 eip712Domain(): {exc}",
+            hint="check the address: the contract must inherit OpenZeppelin's EIP712 (or implement ERC-5267)",
+        ) from exc
     if not raw:
-        raise TypedDataError(f"{address} has no code or no eip712Domain() on chain {conn.chain_id}")
-    fields, name, version, chain_id, contract, salt, extensions = decode_values(
-        ["bytes1", "string", "string", "uint256", "address", "bytes32", "uint256[]"], bytes(raw)
-    )
+        raise TypedDataError(
+            f"{target} on chain {conn.chain_id} has no code or no eip712Domain()",
+            hint="check the address and that the contracts are deployed on this chain",
+        )
+    try:
+        fields, name, version, chain_id, contract, salt, extensions = decode_values(ERC5267_TYPES, raw)
+    except Exception as exc:  # eth-abi raises several decoding errors
+        raise TypedDataError(f"{target}'s eip712Domain() answer is not ERC-5267: {exc}") from exc
     if extensions:
-        raise TypedDataError(f"{address} uses EIP-712 extensions {extensions}, which flexledger does not know")
+        raise TypedDataError(f"{target} declares EIP-712 extensions {list(extensions)}, which flexledger does not know")
     bits = fields[0]
+    if bits & ~0x1F:
+        raise TypedDataError(f"{target}'s eip712Domain() sets unknown field bits 0x{bits:02x}")
     return Eip712Domain(
-        name=name if bits & 1 else None,
-        version=version if bits & 2 else None,
-        chain_id=chain_id if bits & 4 else None,
-        verifying_contract=contract if bits & 8 else None,
-        salt=salt if bits & 16 else None,
+        name=name if bits & 0x01 else None,
+        version=version if bits & 0x02 else None,
+        chain_id=chain_id if bits & 0x04 else None,
+        verifying_contract=to_checksum_address(contract) if bits & 0x08 else None,
+        salt=bytes(salt) if bits & 0x10 else None,
     )
 
 
 def _jsonable(value: Any) -> Any:
+    """Message values as wallets take them: bytes as 0x-hex, integers past 2^53 as decimal strings."""
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > _JS_SAFE:
+        return str(value)  # a JavaScript number would round it
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -93,7 +138,7 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class TypedData:
-    """One typed-data message in one domain."""
+    """One typed-data message in one domain; ``types`` excludes ``EIP712Domain`` (the domain gives it)."""
 
     domain: Eip712Domain
     primary_type: str
@@ -101,7 +146,7 @@ class TypedData:
     message: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        """The ``eth_signTypedData_v4`` payload (integers as JSON numbers, bytes as 0x-hex)."""
+        """The ``eth_signTypedData_v4`` payload."""
         return {
             "types": {"EIP712Domain": self.domain.types(), **self.types},
             "primaryType": self.primary_type,
@@ -110,38 +155,48 @@ class TypedData:
         }
 
     def signable(self) -> SignableMessage:
-        return encode_typed_data(full_message=self.to_json())
+        try:
+            return encode_typed_data(full_message=self.to_json())
+        except Exception as exc:  # eth-account raises several types for data that does not fit its types
+            raise TypedDataError(f"the {self.primary_type} message does not fit its EIP-712 types: {exc}") from exc
+
+    def domain_separator(self) -> bytes:
+        """``hashStruct(domain)``, as OpenZeppelin's ``_domainSeparatorV4()`` computes it."""
+        return bytes(self.signable().header)
+
+    def struct_hash(self) -> bytes:
+        """``hashStruct(message)``: what a contract passes to ``_hashTypedDataV4``."""
+        return bytes(self.signable().body)
 
     def digest(self) -> bytes:
-        """The 32-byte hash that is signed (``keccak256(0x1901 || domainSeparator || hashStruct)``)."""
+        """The 32-byte hash that is signed: ``keccak256(0x1901 || domainSeparator || hashStruct(message))``."""
         msg = self.signable()
         return keccak(b"\x19" + msg.version + msg.header + msg.body)
 
     def sign(self, account: LocalAccount) -> bytes:
-        """A 65-byte signature (r || s || v) by ``account``."""
+        """A 65-byte signature (r || s || v, v in {27, 28}) by ``account``, as wallets return it."""
         return bytes(account.sign_message(self.signable()).signature)
 
     def recover(self, signature: bytes) -> str:
+        """The checksummed address that made ``signature`` over this message."""
+        if len(signature) != 65:
+            raise TypedDataError(f"a signature has 65 bytes, this one {len(signature)}")
         try:
             return str(Account.recover_message(self.signable(), signature=signature))
-        except Exception as exc:
-            raise TypedDataError(f"the signature does not recover: {exc}") from exc
+        except TypedDataError:
+            raise
+        except Exception as exc:  # eth-keys raises several types for a signature off the curve
+            raise TypedDataError(f"the signature does not recover to any address: {exc}") from exc
 
 
 def typed_data_from_json(payload: dict[str, Any]) -> TypedData:
     """Read back an ``eth_signTypedData_v4`` payload (for example one a wallet signed)."""
-    domain = payload["domain"]
-    salt = domain.get("salt")
-    types = {k: v for k, v in payload["types"].items() if k != "EIP712Domain"}
-    return TypedData(
-        Eip712Domain(
-            domain.get("name"),
-            domain.get("version"),
-            int(domain["chainId"]) if "chainId" in domain else None,
-            domain.get("verifyingContract"),
-            bytes.fromhex(salt[2:]) if salt else None,
-        ),
-        payload["primaryType"],
-        types,
-        payload["message"],
-    )
+    try:
+        domain = Eip712Domain.from_json(payload["domain"])
+        types = {k: v for k, v in payload["types"].items() if k != "EIP712Domain"}
+        declared = payload["types"].get("EIP712Domain")
+        if declared is not None and declared != domain.types():
+            raise TypedDataError(f"the EIP712Domain type {declared} does not match the domain {domain.to_json()}")
+        return TypedData(domain, str(payload["primaryType"]), types, dict(payload["message"]))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise TypedDataError(f"not an eth_signTypedData_v4 payload: missing or bad {exc}") from exc

@@ -1,4 +1,8 @@
-"""The market roles, and their ids on chain (``keccak256`` of the name, as RoleRegistry has them)."""
+"""The market roles, and their ids on chain (``keccak256`` of the name, as RoleRegistry has them).
+
+The id is derived from the name rather than numbered, so the Solidity constants, this enum and
+any outside tool agree without a shared table.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from flexledger.errors import FlexledgerError
 
 
 class UnknownRoleError(FlexledgerError):
-    """A role name that is not one of the market roles."""
+    """A role name (or id) that is not one of the market roles."""
 
 
 class Role(Enum):
+    """A market role; a party holds it through a credential anchored in the RoleRegistry."""
+
     DSO = "DSO"
     TSO = "TSO"
     AGGREGATOR = "AGGREGATOR"
@@ -22,23 +28,33 @@ class Role(Enum):
     AUDITOR = "AUDITOR"
     METER = "METER"
 
+    def __str__(self) -> str:
+        return self.value
+
     @property
     def id(self) -> bytes:
-        """The role's bytes32 id on chain."""
+        """The role's bytes32 id on chain: ``keccak256(bytes(name))``."""
         return keccak(text=self.value)
 
     @classmethod
-    def parse(cls, text: str) -> Role:
+    def parse(cls, text: str | Role) -> Role:
+        """The role named ``text``, in any letter case (``dso``, ``Dso``, ``DSO``)."""
+        if isinstance(text, Role):
+            return text
         try:
-            return cls[text.strip().upper()]
+            return cls[str(text).strip().upper()]
         except KeyError:
             raise UnknownRoleError(
-                f"unknown role {text!r}", hint="use one of " + ", ".join(r.value for r in cls)
+                f"unknown role {text!r}: not a market role", hint="use one of " + ", ".join(r.value for r in cls)
             ) from None
 
     @classmethod
     def from_id(cls, role_id: bytes) -> Role:
+        """The role whose on-chain id is ``role_id``."""
         for role in cls:
-            if role.id == role_id:
+            if role.id == bytes(role_id):
                 return role
-        raise UnknownRoleError(f"no market role has the id 0x{role_id.hex()}")
+        raise UnknownRoleError(
+            f"no market role has the id 0x{bytes(role_id).hex()}",
+            hint="role ids are keccak256 of DSO, TSO, AGGREGATOR, PROSUMER, ORACLE, AUDITOR or METER",
+        )

@@ -18,6 +18,23 @@ contract GatedMock is RoleGated {
     }
 }
 
+/// Measures what a role check costs another contract (gasleft() around the check alone).
+contract RoleCheckProbe is RoleGated {
+    constructor(IRoleRegistry registry) RoleGated(registry) {}
+
+    function measureGated(address subject, bytes32 role) external view returns (uint256 used, bool held) {
+        uint256 before = gasleft();
+        held = _hasMarketRole(subject, role);
+        used = before - gasleft();
+    }
+
+    function measureInterface(address subject, bytes32 role) external view returns (uint256 used, bool held) {
+        uint256 before = gasleft();
+        held = roleRegistry.hasMarketRole(subject, role);
+        used = before - gasleft();
+    }
+}
+
 /// A registry that answers nonsense: RoleGated must read it as "no role".
 contract BrokenRegistry {
     uint256 public mode;
@@ -37,6 +54,8 @@ contract RoleRegistryTest is TestBase {
     RoleRegistry internal reg;
     MarketAuthority internal auth;
     GatedMock internal gated;
+    RoleCheckProbe internal probe;
+    address internal constant PROBED = address(0x6A5);
     address internal constant ADMIN = address(0xA);
     address internal constant DSO = address(0xD50);
     address internal constant STRANGER = address(0x5);
@@ -47,6 +66,7 @@ contract RoleRegistryTest is TestBase {
         address indexed subject, bytes32 indexed role, uint64 validFrom, uint64 validUntil, bytes32 credentialHash, address indexed issuer
     );
     event CredentialRevoked(address indexed subject, bytes32 indexed role, address indexed issuer);
+    event log_named_uint(string key, uint256 val);
 
     function setUp() public {
         vm.warp(1_700_000_000);
@@ -54,6 +74,9 @@ contract RoleRegistryTest is TestBase {
         reg = new RoleRegistry(auth);
         gated = new GatedMock(reg);
         dsoRole = keccak256("DSO");
+        probe = new RoleCheckProbe(reg);
+        vm.prank(ADMIN);
+        reg.issueCredential(PROBED, keccak256("METER"), 0, FOREVER, keccak256("probe"));
     }
 
     function _issue(address subject, uint64 from, uint64 until) internal {
@@ -223,5 +246,188 @@ contract RoleRegistryTest is TestBase {
         vm.warp(at);
         bool expected = from <= at && at <= until;
         assertTrue(reg.hasMarketRole(DSO, dsoRole) == expected, "validity window");
+    }
+
+    // Gas: these gasleft() figures are indicative; benchmarks/gas_identity.py (an eth_call into a probe,
+    // every account and slot cold, plus whole-transaction gas for issuing) is authoritative.
+
+    /// Forge runs each test as a fresh transaction: the registry account and PROBED's credential slot,
+    /// written in setUp, are cold here, as in the benchmark's eth_call.
+    function test_gas_hasMarketRoleFromAnotherContract() public {
+        (uint256 used, bool held) = probe.measureGated(PROBED, keccak256("METER"));
+        assertTrue(held, "held");
+        emit log_named_uint("hasMarketRole via RoleGated, cold", used);
+        assertLe(used, 5500, "hasMarketRole from another contract");
+        (uint256 warm,) = probe.measureGated(PROBED, keccak256("METER"));
+        assertEq(used - warm, (2600 - 100) + (2100 - 100), "the first check was cold (account + one slot)");
+    }
+
+    function test_gas_hasMarketRoleThroughTheAbiEncoder() public {
+        (uint256 used, bool held) = probe.measureInterface(PROBED, keccak256("METER"));
+        assertTrue(held, "held");
+        emit log_named_uint("hasMarketRole via a Solidity interface call, cold", used);
+        assertLe(used, 5700, "interface call");
+    }
+
+    /// Approximates the transaction's gas: execution measured with gasleft() (the registry account
+    /// warmed first, as a transaction's target is; the authority and every slot stay cold), plus the
+    /// 21,000 base and the calldata (cancun pricing).
+    function test_gas_issueCredential() public {
+        RoleRegistry r = reg; // read the test's own storage outside the bracket
+        bytes32 role = dsoRole;
+        address subject = address(0x5AB1EC7);
+        bytes32 credentialHash = keccak256("vc");
+        uint64 from = uint64(block.timestamp);
+        bytes memory data = abi.encodeCall(RoleRegistry.issueCredential, (subject, role, from, FOREVER, credentialHash));
+        uint256 calldataGas;
+        for (uint256 i = 0; i < data.length; ++i) {
+            calldataGas += data[i] == 0 ? 4 : 16;
+        }
+        assertTrue(address(r).code.length != 0, "warm the target account");
+        vm.prank(ADMIN);
+        uint256 before = gasleft();
+        r.issueCredential(subject, role, from, FOREVER, credentialHash);
+        uint256 used = before - gasleft();
+        emit log_named_uint("issueCredential, execution (gasleft)", used);
+        emit log_named_uint("issueCredential, as a transaction (+21,000 + calldata)", used + 21_000 + calldataGas);
+        assertLe(used + 21_000 + calldataGas, 80_000, "issueCredential");
+    }
+
+    function test_allSevenRolesAreKnown() public {
+        string[7] memory names = ["DSO", "TSO", "AGGREGATOR", "PROSUMER", "ORACLE", "AUDITOR", "METER"];
+        vm.startPrank(ADMIN);
+        for (uint256 i = 0; i < names.length; ++i) {
+            bytes32 role = keccak256(bytes(names[i]));
+            reg.issueCredential(DSO, role, 0, FOREVER, 0);
+            assertTrue(reg.hasMarketRole(DSO, role), names[i]);
+        }
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryUnknownRole.selector, keccak256("ISSUER")));
+        reg.issueCredential(DSO, keccak256("ISSUER"), 0, FOREVER, 0);
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryUnknownRole.selector, bytes32(0)));
+        reg.issueCredential(DSO, bytes32(0), 0, FOREVER, 0);
+        vm.stopPrank();
+        assertTrue(!reg.hasMarketRole(DSO, keccak256("ISSUER")), "not a market role");
+    }
+
+    function test_neverIssuedReadsAsZero() public view {
+        (uint64 from, uint64 until, bool revoked, bytes32 h) = reg.credentialOf(DSO, dsoRole);
+        assertEq(from, 0, "from");
+        assertEq(until, 0, "until");
+        assertTrue(!revoked, "revoked");
+        assertEq(h, bytes32(0), "hash");
+        assertTrue(!reg.hasMarketRole(DSO, dsoRole), "not held");
+    }
+
+    function test_revokeByNonIssuerReverts() public {
+        _issue(DSO, 0, FOREVER);
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryNotIssuer.selector, STRANGER));
+        vm.prank(STRANGER);
+        reg.revokeCredential(DSO, dsoRole);
+        assertTrue(reg.hasMarketRole(DSO, dsoRole), "still held");
+    }
+
+    function test_batchByNonIssuerReverts() public {
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryNotIssuer.selector, STRANGER));
+        vm.prank(STRANGER);
+        reg.issueCredentials(new address[](1), new bytes32[](1), new uint64[](1), new uint64[](1), new bytes32[](1));
+    }
+
+    function test_batchEmitsAndIsAtomic() public {
+        address[] memory subjects = new address[](2);
+        bytes32[] memory roles = new bytes32[](2);
+        uint64[] memory from = new uint64[](2);
+        uint64[] memory until = new uint64[](2);
+        bytes32[] memory hashes = new bytes32[](2);
+        subjects[0] = address(0x1000);
+        subjects[1] = address(0x1001);
+        roles[0] = keccak256("METER");
+        roles[1] = keccak256("NOT_A_ROLE");
+        until[0] = FOREVER;
+        until[1] = FOREVER;
+        hashes[0] = keccak256("m0");
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryUnknownRole.selector, keccak256("NOT_A_ROLE")));
+        vm.prank(ADMIN);
+        reg.issueCredentials(subjects, roles, from, until, hashes);
+        assertTrue(!reg.hasMarketRole(subjects[0], roles[0]), "nothing issued");
+
+        roles[1] = keccak256("METER");
+        vm.expectEmit();
+        emit CredentialIssued(subjects[0], roles[0], 0, FOREVER, hashes[0], ADMIN);
+        vm.expectEmit();
+        emit CredentialIssued(subjects[1], roles[1], 0, FOREVER, bytes32(0), ADMIN);
+        vm.prank(ADMIN);
+        reg.issueCredentials(subjects, roles, from, until, hashes);
+    }
+
+    function test_reissueRenewsTheCredential() public {
+        _issue(DSO, uint64(block.timestamp), uint64(block.timestamp + 1 days));
+        vm.prank(ADMIN);
+        reg.revokeCredential(DSO, dsoRole);
+        vm.expectEmit();
+        emit CredentialIssued(DSO, dsoRole, 5, FOREVER, keccak256("vc2"), ADMIN);
+        vm.prank(ADMIN);
+        reg.issueCredential(DSO, dsoRole, 5, FOREVER, keccak256("vc2"));
+        (uint64 from, uint64 until, bool revoked, bytes32 h) = reg.credentialOf(DSO, dsoRole);
+        assertEq(from, 5, "from");
+        assertEq(until, FOREVER, "until");
+        assertTrue(!revoked, "fresh credential");
+        assertEq(h, keccak256("vc2"), "new hash");
+        vm.prank(DSO);
+        gated.act();
+    }
+
+    function test_revokedStaysRefusedWhateverTheTime() public {
+        _issue(DSO, uint64(block.timestamp + 1 days), FOREVER);
+        vm.prank(ADMIN);
+        reg.revokeCredential(DSO, dsoRole);
+        vm.warp(block.timestamp + 2 days);
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, DSO, dsoRole));
+        vm.prank(DSO);
+        gated.act();
+    }
+
+    function test_handoverWaitsForTheDelayExactly() public {
+        address council = address(0xC0C);
+        vm.prank(ADMIN);
+        auth.beginDefaultAdminTransfer(council);
+        (address pending, uint48 schedule) = auth.pendingDefaultAdmin();
+        assertEq(pending, council, "pending");
+        assertEq(schedule, block.timestamp + 2 days, "schedule");
+        vm.warp(schedule);
+        vm.expectRevert(abi.encodeWithSignature("AccessControlEnforcedDefaultAdminDelay(uint48)", schedule));
+        vm.prank(council);
+        auth.acceptDefaultAdminTransfer();
+        vm.warp(uint256(schedule) + 1);
+        vm.expectRevert(abi.encodeWithSignature("AccessControlInvalidDefaultAdmin(address)", STRANGER));
+        vm.prank(STRANGER);
+        auth.acceptDefaultAdminTransfer();
+        vm.prank(council);
+        auth.acceptDefaultAdminTransfer();
+        assertEq(auth.defaultAdmin(), council, "accepted after the delay");
+        // The old authority keeps ISSUER_ROLE until the new one revokes it.
+        assertTrue(auth.hasRole(auth.ISSUER_ROLE(), ADMIN), "issuer kept");
+    }
+
+    function testFuzz_invalidValidityReverts(uint64 from, uint64 until) public {
+        vm.assume(until == 0 || until < from);
+        vm.expectRevert(abi.encodeWithSelector(RoleRegistry.RoleRegistryInvalidValidity.selector, from, until));
+        vm.prank(ADMIN);
+        reg.issueCredential(DSO, dsoRole, from, until, 0);
+    }
+
+    function testFuzz_gatedCallFollowsTheWindow(uint64 from, uint64 until, uint64 at) public {
+        until = uint64(bound(until, 1, type(uint64).max));
+        from = uint64(bound(from, 0, until));
+        _issue(DSO, from, until);
+        vm.warp(at);
+        if (from <= at && at <= until) {
+            vm.prank(DSO);
+            gated.act();
+            assertEq(gated.calls(), 1, "let through");
+        } else {
+            vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, DSO, dsoRole));
+            vm.prank(DSO);
+            gated.act();
+        }
     }
 }
