@@ -186,10 +186,10 @@ class DIDRegistryClient(ContractClient):
         return result
 
 
-class GridRegistryClient(ContractClient):
-    """Typed client of ``GridRegistry`` (src/grid/GridRegistry.sol)."""
+class GridZonesClient(ContractClient):
+    """Typed client of ``GridZones`` (src/grid/GridZones.sol)."""
 
-    CONTRACT: ClassVar[str] = "GridRegistry"
+    CONTRACT: ClassVar[str] = "GridZones"
 
     def down(self, *, block: BlockId = "latest") -> int:
         """``DOWN()`` (view)."""
@@ -201,9 +201,24 @@ class GridRegistryClient(ContractClient):
         result: int = self._call("GREEN()", block=block)
         return result
 
+    def light_isp_seconds(self, *, block: BlockId = "latest") -> int:
+        """``LIGHT_ISP_SECONDS()`` (view)."""
+        result: int = self._call("LIGHT_ISP_SECONDS()", block=block)
+        return result
+
+    def max_capability_w(self, *, block: BlockId = "latest") -> int:
+        """``MAX_CAPABILITY_W()`` (view)."""
+        result: int = self._call("MAX_CAPABILITY_W()", block=block)
+        return result
+
     def max_depth(self, *, block: BlockId = "latest") -> int:
         """``MAX_DEPTH()`` (view)."""
         result: int = self._call("MAX_DEPTH()", block=block)
+        return result
+
+    def max_zones(self, *, block: BlockId = "latest") -> int:
+        """``MAX_ZONES()`` (view)."""
+        result: int = self._call("MAX_ZONES()", block=block)
         return result
 
     def red(self, *, block: BlockId = "latest") -> int:
@@ -221,6 +236,11 @@ class GridRegistryClient(ContractClient):
         result: int = self._call("UP()", block=block)
         return result
 
+    def words_per_day(self, *, block: BlockId = "latest") -> int:
+        """``WORDS_PER_DAY()`` (view)."""
+        result: int = self._call("WORDS_PER_DAY()", block=block)
+        return result
+
     def yellow(self, *, block: BlockId = "latest") -> int:
         """``YELLOW()`` (view)."""
         result: int = self._call("YELLOW()", block=block)
@@ -230,9 +250,14 @@ class GridRegistryClient(ContractClient):
         """``addZone(uint32,address,uint32)`` (transaction)."""
         return self._transact("addZone(uint32,address,uint32)", parent, operator, max_asset_power_w, sender=sender, wait=wait, gas=gas)
 
-    def dynamic_word(self, market_id: int, zone_id: int, direction: int, word_index: int, *, block: BlockId = "latest") -> int:
-        """``dynamicWord(uint32,uint32,uint8,uint64)`` (view)."""
-        result: int = self._call("dynamicWord(uint32,uint32,uint8,uint64)", market_id, zone_id, direction, word_index, block=block)
+    def dso_of(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, str]:
+        """``dsoOf(uint32)`` (view)."""
+        result: tuple[int, str] = self._call("dsoOf(uint32)", zone_id, block=block)
+        return result
+
+    def dynamic_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``dynamicLight(uint32,uint32,uint64,uint8)`` (view)."""
+        result: tuple[int, int] = self._call("dynamicLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
         return result
 
     def effective_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[int, int]:
@@ -250,24 +275,24 @@ class GridRegistryClient(ContractClient):
         result: tuple[list[int], list[int]] = self._call("lightsOf(uint32,uint32,uint64,uint16,uint8)", market_id, zone_id, first_isp_start, count, direction, block=block)
         return result
 
+    def lights_word(self, market_id: int, zone_id: int, hour_start: int, *, block: BlockId = "latest") -> int:
+        """``lightsWord(uint32,uint32,uint64)`` (view)."""
+        result: int = self._call("lightsWord(uint32,uint32,uint64)", market_id, zone_id, hour_start, block=block)
+        return result
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
         return result
 
-    def max_asset_power(self, zone_id: int, *, block: BlockId = "latest") -> int:
-        """``maxAssetPower(uint32)`` (view)."""
-        result: int = self._call("maxAssetPower(uint32)", zone_id, block=block)
-        return result
-
-    def operates_path_of(self, zone_id: int, account: str, *, block: BlockId = "latest") -> bool:
-        """``operatesPathOf(uint32,address)`` (view)."""
-        result: bool = self._call("operatesPathOf(uint32,address)", zone_id, account, block=block)
+    def operator_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> tuple[bool, int]:
+        """``operatorPathCheck(uint32,address)`` (view)."""
+        result: tuple[bool, int] = self._call("operatorPathCheck(uint32,address)", zone_id, account, block=block)
         return result
 
     def pack_light(self, colour: int, capability_w: int, *, block: BlockId = "latest") -> int:
-        """``packLight(uint8,uint32)`` (view)."""
-        result: int = self._call("packLight(uint8,uint32)", colour, capability_w, block=block)
+        """``packLight(uint8,uint256)`` (view)."""
+        result: int = self._call("packLight(uint8,uint256)", colour, capability_w, block=block)
         return result
 
     def path_to_root(self, zone_id: int, *, block: BlockId = "latest") -> list[int]:
@@ -275,27 +300,31 @@ class GridRegistryClient(ContractClient):
         result: list[int] = self._call("pathToRoot(uint32)", zone_id, block=block)
         return result
 
-    def publish_lights(self, market_id: int, first_isp_start: int, word_count: int, zones: list[int], words: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``publishLights(uint32,uint64,uint32,uint32[],uint256[])`` (transaction)."""
-        return self._transact("publishLights(uint32,uint64,uint32,uint32[],uint256[])", market_id, first_isp_start, word_count, zones, words, sender=sender, wait=wait, gas=gas)
+    def publish_day(self, market_id: int, day_start: int, zones: list[int], words: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``publishDay(uint32,uint64,uint32[],uint256[])`` (transaction)."""
+        return self._transact("publishDay(uint32,uint64,uint32[],uint256[])", market_id, day_start, zones, words, sender=sender, wait=wait, gas=gas)
 
     def role_registry(self, *, block: BlockId = "latest") -> str:
         """``roleRegistry()`` (view)."""
         result: str = self._call("roleRegistry()", block=block)
         return result
 
+    def set_dynamic_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, colour: int, capability_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setDynamicLight(uint32,uint32,uint64,uint8,uint8,uint256)`` (transaction)."""
+        return self._transact("setDynamicLight(uint32,uint32,uint64,uint8,uint8,uint256)", market_id, zone_id, isp_start, direction, colour, capability_w, sender=sender, wait=wait, gas=gas)
+
     def set_static_light(self, zone_id: int, direction: int, colour: int, capability_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``setStaticLight(uint32,uint8,uint8,uint32)`` (transaction)."""
-        return self._transact("setStaticLight(uint32,uint8,uint8,uint32)", zone_id, direction, colour, capability_w, sender=sender, wait=wait, gas=gas)
+        """``setStaticLight(uint32,uint8,uint8,uint256)`` (transaction)."""
+        return self._transact("setStaticLight(uint32,uint8,uint8,uint256)", zone_id, direction, colour, capability_w, sender=sender, wait=wait, gas=gas)
 
     def tso_headroom(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[bool, int]:
         """``tsoHeadroom(uint32,uint32,uint64,uint8)`` (view)."""
         result: tuple[bool, int] = self._call("tsoHeadroom(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
         return result
 
-    def zone(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, str, int, int, int, int]:
+    def zone(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, int, str, int, int, int]:
         """``zone(uint32)`` (view)."""
-        result: tuple[int, str, int, int, int, int] = self._call("zone(uint32)", zone_id, block=block)
+        result: tuple[int, int, str, int, int, int] = self._call("zone(uint32)", zone_id, block=block)
         return result
 
     def zone_count(self, *, block: BlockId = "latest") -> int:
@@ -554,7 +583,7 @@ class SettlementTokenClient(ContractClient):
 CLIENTS: dict[str, type[ContractClient]] = {
     "AssetRegistry": AssetRegistryClient,
     "DIDRegistry": DIDRegistryClient,
-    "GridRegistry": GridRegistryClient,
+    "GridZones": GridZonesClient,
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,
     "RoleRegistry": RoleRegistryClient,

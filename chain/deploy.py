@@ -54,8 +54,8 @@ PLAN: tuple[Step, ...] = (
     Step("RoleRegistry", lambda ctx: [ctx.addresses["MarketAuthority"]]),
     Step("DIDRegistry", lambda ctx: []),
     Step("MarketRegistry", lambda ctx: [ctx.addresses["MarketAuthority"]]),
-    Step("GridRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
-    Step("AssetRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["GridRegistry"]]),
+    Step("GridZones", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
+    Step("AssetRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["GridZones"]]),
     # The demo's and development chains' money; it mints on chain ids 31337 and 1337 only.
     Step("SettlementToken", lambda ctx: [ctx.addresses["MarketAuthority"]]),
 )

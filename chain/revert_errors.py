@@ -562,12 +562,12 @@ class ERC2612InvalidSigner(ContractCustomError):
         self.owner = values[1]
 
 
-class GridAfterGateClosure(ContractCustomError):
-    """``GridAfterGateClosure(uint32,uint64,uint64)``, declared in GridRegistry."""
+class GridZonesAfterGateClosure(ContractCustomError):
+    """``GridZonesAfterGateClosure(uint32,uint64,uint64)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridAfterGateClosure"
-    SIGNATURE: ClassVar[str] = "GridAfterGateClosure(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a130efa6")
+    NAME: ClassVar[str] = "GridZonesAfterGateClosure"
+    SIGNATURE: ClassVar[str] = "GridZonesAfterGateClosure(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("7c6afe0e")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "isp_start", "gate_closure")
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
     zone_id: int
@@ -581,31 +581,14 @@ class GridAfterGateClosure(ContractCustomError):
         self.gate_closure = values[2]
 
 
-class GridBadLength(ContractCustomError):
-    """``GridBadLength(uint256,uint256)``, declared in GridRegistry."""
+class GridZonesCapabilityNotAllowed(ContractCustomError):
+    """``GridZonesCapabilityNotAllowed(uint8,uint256)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridBadLength"
-    SIGNATURE: ClassVar[str] = "GridBadLength(uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6c100c90")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("expected", "actual")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
-    expected: int
-    actual: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.expected = values[0]
-        self.actual = values[1]
-
-
-class GridCapabilityNotAllowed(ContractCustomError):
-    """``GridCapabilityNotAllowed(uint8,uint32)``, declared in GridRegistry."""
-
-    NAME: ClassVar[str] = "GridCapabilityNotAllowed"
-    SIGNATURE: ClassVar[str] = "GridCapabilityNotAllowed(uint8,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ffbad55b")
+    NAME: ClassVar[str] = "GridZonesCapabilityNotAllowed"
+    SIGNATURE: ClassVar[str] = "GridZonesCapabilityNotAllowed(uint8,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("508c145e")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("colour", "capability_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint32")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint256")
     colour: int
     capability_w: int
 
@@ -615,12 +598,12 @@ class GridCapabilityNotAllowed(ContractCustomError):
         self.capability_w = values[1]
 
 
-class GridCapabilityTooLarge(ContractCustomError):
-    """``GridCapabilityTooLarge(uint256)``, declared in GridRegistry."""
+class GridZonesCapabilityOverflow(ContractCustomError):
+    """``GridZonesCapabilityOverflow(uint256)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridCapabilityTooLarge"
-    SIGNATURE: ClassVar[str] = "GridCapabilityTooLarge(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("32df97d5")
+    NAME: ClassVar[str] = "GridZonesCapabilityOverflow"
+    SIGNATURE: ClassVar[str] = "GridZonesCapabilityOverflow(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("84630f6f")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("capability_w",)
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
     capability_w: int
@@ -630,12 +613,12 @@ class GridCapabilityTooLarge(ContractCustomError):
         self.capability_w = values[0]
 
 
-class GridInvalidColour(ContractCustomError):
-    """``GridInvalidColour(uint8)``, declared in GridRegistry."""
+class GridZonesInvalidColour(ContractCustomError):
+    """``GridZonesInvalidColour(uint8)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridInvalidColour"
-    SIGNATURE: ClassVar[str] = "GridInvalidColour(uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b5730e81")
+    NAME: ClassVar[str] = "GridZonesInvalidColour"
+    SIGNATURE: ClassVar[str] = "GridZonesInvalidColour(uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ec0e5e86")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("colour",)
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
     colour: int
@@ -645,12 +628,12 @@ class GridInvalidColour(ContractCustomError):
         self.colour = values[0]
 
 
-class GridInvalidDirection(ContractCustomError):
-    """``GridInvalidDirection(uint8)``, declared in GridRegistry."""
+class GridZonesInvalidDirection(ContractCustomError):
+    """``GridZonesInvalidDirection(uint8)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridInvalidDirection"
-    SIGNATURE: ClassVar[str] = "GridInvalidDirection(uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3dd35d66")
+    NAME: ClassVar[str] = "GridZonesInvalidDirection"
+    SIGNATURE: ClassVar[str] = "GridZonesInvalidDirection(uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("67b38802")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("direction",)
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
     direction: int
@@ -660,52 +643,101 @@ class GridInvalidDirection(ContractCustomError):
         self.direction = values[0]
 
 
-class GridLooserThanStatic(ContractCustomError):
-    """``GridLooserThanStatic(uint32,uint8,uint64,uint32,uint32)``, declared in GridRegistry."""
+class GridZonesInvalidOperator(ContractCustomError):
+    """``GridZonesInvalidOperator(address)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridLooserThanStatic"
-    SIGNATURE: ClassVar[str] = "GridLooserThanStatic(uint32,uint8,uint64,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("8b89df5b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "direction", "isp_start", "light", "static_light")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8", "uint64", "uint32", "uint32")
+    NAME: ClassVar[str] = "GridZonesInvalidOperator"
+    SIGNATURE: ClassVar[str] = "GridZonesInvalidOperator(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("deb96ef9")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("operator",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    operator: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.operator = values[0]
+
+
+class GridZonesInvalidWord(ContractCustomError):
+    """``GridZonesInvalidWord(uint32,uint256)``, declared in GridZones."""
+
+    NAME: ClassVar[str] = "GridZonesInvalidWord"
+    SIGNATURE: ClassVar[str] = "GridZonesInvalidWord(uint32,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ececfdef")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "word")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint256")
     zone_id: int
-    direction: int
+    word: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+        self.word = values[1]
+
+
+class GridZonesLooserThanStatic(ContractCustomError):
+    """``GridZonesLooserThanStatic(uint32,uint64,uint8,uint32,uint32)``, declared in GridZones."""
+
+    NAME: ClassVar[str] = "GridZonesLooserThanStatic"
+    SIGNATURE: ClassVar[str] = "GridZonesLooserThanStatic(uint32,uint64,uint8,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("03e57832")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "isp_start", "direction", "light", "static_light")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint8", "uint32", "uint32")
+    zone_id: int
     isp_start: int
+    direction: int
     light: int
     static_light: int
 
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.zone_id = values[0]
-        self.direction = values[1]
-        self.isp_start = values[2]
+        self.isp_start = values[1]
+        self.direction = values[2]
         self.light = values[3]
         self.static_light = values[4]
 
 
-class GridNotAligned(ContractCustomError):
-    """``GridNotAligned(uint64,uint32)``, declared in GridRegistry."""
+class GridZonesNotAligned(ContractCustomError):
+    """``GridZonesNotAligned(uint64,uint32)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridNotAligned"
-    SIGNATURE: ClassVar[str] = "GridNotAligned(uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("536cac4f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "isp_seconds")
+    NAME: ClassVar[str] = "GridZonesNotAligned"
+    SIGNATURE: ClassVar[str] = "GridZonesNotAligned(uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("cce608bf")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("time", "period")
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
-    isp_start: int
-    isp_seconds: int
+    time: int
+    period: int
 
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
-        self.isp_start = values[0]
-        self.isp_seconds = values[1]
+        self.time = values[0]
+        self.period = values[1]
 
 
-class GridNotZoneOperator(ContractCustomError):
-    """``GridNotZoneOperator(uint32,address)``, declared in GridRegistry."""
+class GridZonesNotDayStart(ContractCustomError):
+    """``GridZonesNotDayStart(uint32,uint64)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridNotZoneOperator"
-    SIGNATURE: ClassVar[str] = "GridNotZoneOperator(uint32,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9337299a")
+    NAME: ClassVar[str] = "GridZonesNotDayStart"
+    SIGNATURE: ClassVar[str] = "GridZonesNotDayStart(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("81aee26c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market_id", "day_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market_id: int
+    day_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market_id = values[0]
+        self.day_start = values[1]
+
+
+class GridZonesNotOperator(ContractCustomError):
+    """``GridZonesNotOperator(uint32,address)``, declared in GridZones."""
+
+    NAME: ClassVar[str] = "GridZonesNotOperator"
+    SIGNATURE: ClassVar[str] = "GridZonesNotOperator(uint32,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("31c72c5a")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "account")
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address")
     zone_id: int
@@ -717,12 +749,12 @@ class GridNotZoneOperator(ContractCustomError):
         self.account = values[1]
 
 
-class GridOperatorWithoutRole(ContractCustomError):
-    """``GridOperatorWithoutRole(address)``, declared in GridRegistry."""
+class GridZonesOperatorWithoutRole(ContractCustomError):
+    """``GridZonesOperatorWithoutRole(address)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridOperatorWithoutRole"
-    SIGNATURE: ClassVar[str] = "GridOperatorWithoutRole(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("49278c9d")
+    NAME: ClassVar[str] = "GridZonesOperatorWithoutRole"
+    SIGNATURE: ClassVar[str] = "GridZonesOperatorWithoutRole(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("df6d2245")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("operator",)
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
     operator: str
@@ -732,29 +764,27 @@ class GridOperatorWithoutRole(ContractCustomError):
         self.operator = values[0]
 
 
-class GridStaticLooserThanDynamic(ContractCustomError):
-    """``GridStaticLooserThanDynamic(uint32,uint8)``, declared in GridRegistry."""
+class GridZonesRootHasNoLights(ContractCustomError):
+    """``GridZonesRootHasNoLights(uint32)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridStaticLooserThanDynamic"
-    SIGNATURE: ClassVar[str] = "GridStaticLooserThanDynamic(uint32,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c17de1d6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "direction")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8")
+    NAME: ClassVar[str] = "GridZonesRootHasNoLights"
+    SIGNATURE: ClassVar[str] = "GridZonesRootHasNoLights(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("6777d050")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
     zone_id: int
-    direction: int
 
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.zone_id = values[0]
-        self.direction = values[1]
 
 
-class GridTooDeep(ContractCustomError):
-    """``GridTooDeep(uint32,uint8)``, declared in GridRegistry."""
+class GridZonesTooDeep(ContractCustomError):
+    """``GridZonesTooDeep(uint32,uint8)``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridTooDeep"
-    SIGNATURE: ClassVar[str] = "GridTooDeep(uint32,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("92381ac7")
+    NAME: ClassVar[str] = "GridZonesTooDeep"
+    SIGNATURE: ClassVar[str] = "GridZonesTooDeep(uint32,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ff33b7fd")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("parent", "depth")
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8")
     parent: int
@@ -766,12 +796,25 @@ class GridTooDeep(ContractCustomError):
         self.depth = values[1]
 
 
-class GridUnknownZone(ContractCustomError):
-    """``GridUnknownZone(uint32)``, declared in GridRegistry."""
+class GridZonesTooManyZones(ContractCustomError):
+    """``GridZonesTooManyZones()``, declared in GridZones."""
 
-    NAME: ClassVar[str] = "GridUnknownZone"
-    SIGNATURE: ClassVar[str] = "GridUnknownZone(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9f875f01")
+    NAME: ClassVar[str] = "GridZonesTooManyZones"
+    SIGNATURE: ClassVar[str] = "GridZonesTooManyZones()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2dc976ac")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class GridZonesUnknownZone(ContractCustomError):
+    """``GridZonesUnknownZone(uint32)``, declared in GridZones."""
+
+    NAME: ClassVar[str] = "GridZonesUnknownZone"
+    SIGNATURE: ClassVar[str] = "GridZonesUnknownZone(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f6960d2b")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id",)
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
     zone_id: int
@@ -779,6 +822,40 @@ class GridUnknownZone(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.zone_id = values[0]
+
+
+class GridZonesUnsupportedIsp(ContractCustomError):
+    """``GridZonesUnsupportedIsp(uint32,uint32)``, declared in GridZones."""
+
+    NAME: ClassVar[str] = "GridZonesUnsupportedIsp"
+    SIGNATURE: ClassVar[str] = "GridZonesUnsupportedIsp(uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("02d5f30d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market_id", "isp_seconds")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint32")
+    market_id: int
+    isp_seconds: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market_id = values[0]
+        self.isp_seconds = values[1]
+
+
+class GridZonesWordCountMismatch(ContractCustomError):
+    """``GridZonesWordCountMismatch(uint256,uint256)``, declared in GridZones."""
+
+    NAME: ClassVar[str] = "GridZonesWordCountMismatch"
+    SIGNATURE: ClassVar[str] = "GridZonesWordCountMismatch(uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e29fd966")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("expected", "actual")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
+    expected: int
+    actual: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.expected = values[0]
+        self.actual = values[1]
 
 
 class InvalidAccountNonce(ContractCustomError):
@@ -859,7 +936,7 @@ class MarketRegistryUnknownMarket(ContractCustomError):
 
 
 class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridRegistry, RoleGated."""
+    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridZones, RoleGated."""
 
     NAME: ClassVar[str] = "RoleGatedMissingRole"
     SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
@@ -1050,19 +1127,24 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     ERC20InvalidSpender.SELECTOR: ERC20InvalidSpender,
     ERC2612ExpiredSignature.SELECTOR: ERC2612ExpiredSignature,
     ERC2612InvalidSigner.SELECTOR: ERC2612InvalidSigner,
-    GridAfterGateClosure.SELECTOR: GridAfterGateClosure,
-    GridBadLength.SELECTOR: GridBadLength,
-    GridCapabilityNotAllowed.SELECTOR: GridCapabilityNotAllowed,
-    GridCapabilityTooLarge.SELECTOR: GridCapabilityTooLarge,
-    GridInvalidColour.SELECTOR: GridInvalidColour,
-    GridInvalidDirection.SELECTOR: GridInvalidDirection,
-    GridLooserThanStatic.SELECTOR: GridLooserThanStatic,
-    GridNotAligned.SELECTOR: GridNotAligned,
-    GridNotZoneOperator.SELECTOR: GridNotZoneOperator,
-    GridOperatorWithoutRole.SELECTOR: GridOperatorWithoutRole,
-    GridStaticLooserThanDynamic.SELECTOR: GridStaticLooserThanDynamic,
-    GridTooDeep.SELECTOR: GridTooDeep,
-    GridUnknownZone.SELECTOR: GridUnknownZone,
+    GridZonesAfterGateClosure.SELECTOR: GridZonesAfterGateClosure,
+    GridZonesCapabilityNotAllowed.SELECTOR: GridZonesCapabilityNotAllowed,
+    GridZonesCapabilityOverflow.SELECTOR: GridZonesCapabilityOverflow,
+    GridZonesInvalidColour.SELECTOR: GridZonesInvalidColour,
+    GridZonesInvalidDirection.SELECTOR: GridZonesInvalidDirection,
+    GridZonesInvalidOperator.SELECTOR: GridZonesInvalidOperator,
+    GridZonesInvalidWord.SELECTOR: GridZonesInvalidWord,
+    GridZonesLooserThanStatic.SELECTOR: GridZonesLooserThanStatic,
+    GridZonesNotAligned.SELECTOR: GridZonesNotAligned,
+    GridZonesNotDayStart.SELECTOR: GridZonesNotDayStart,
+    GridZonesNotOperator.SELECTOR: GridZonesNotOperator,
+    GridZonesOperatorWithoutRole.SELECTOR: GridZonesOperatorWithoutRole,
+    GridZonesRootHasNoLights.SELECTOR: GridZonesRootHasNoLights,
+    GridZonesTooDeep.SELECTOR: GridZonesTooDeep,
+    GridZonesTooManyZones.SELECTOR: GridZonesTooManyZones,
+    GridZonesUnknownZone.SELECTOR: GridZonesUnknownZone,
+    GridZonesUnsupportedIsp.SELECTOR: GridZonesUnsupportedIsp,
+    GridZonesWordCountMismatch.SELECTOR: GridZonesWordCountMismatch,
     InvalidAccountNonce.SELECTOR: InvalidAccountNonce,
     InvalidShortString.SELECTOR: InvalidShortString,
     MarketRegistryInvalidParameter.SELECTOR: MarketRegistryInvalidParameter,

@@ -106,7 +106,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"{grid['gate_closure_seconds'] // 60} min ahead")
     table.add_row("grid", f"{grid['zones']} zones (1 TSO area, 2 DSO perimeters, {grid['substations']} substations, "
                   f"{grid['feeders']} feeders)")
-    table.add_row("lights", f"static lights on every zone; a day of dynamic lights: {grid['yellow']} YELLOW and "
+    table.add_row("lights", f"static lights on every DSO zone; a day of dynamic lights: {grid['yellow']} YELLOW and "
                   f"{grid['red']} RED entries ({grid['publish_gas']:,} gas)")
     assets = summary["assets"]
     table.add_row("assets", f"{assets['assets']} registered by signed, relayed registrations, {assets['mapped']} mapped "

@@ -10,11 +10,11 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.text import Text
 
-from flexledger.chain.bindings import GridRegistryClient, MarketRegistryClient
+from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.rules.lights import Colour, Direction, Light, pack_word
+from flexledger.rules.lights import Colour, Direction, Light, pack_day
 from flexledger.rules.market import MarketParams
 
 SUBSTATIONS_PER_DSO = 3
@@ -51,7 +51,7 @@ def grid_step(
     params = MarketParams()
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
     market = markets.create_market(params.as_tuple()).event("MarketCreated").args["marketId"]
-    grid = GridRegistryClient(conn, manifest.address("GridRegistry"))
+    grid = GridZonesClient(conn, manifest.address("GridZones"))
 
     def add(parent: int, operator: Signer, by: Signer, cap: int) -> int:
         zone: int = grid.add_zone(parent, operator.address, cap, sender=by).event("ZoneAdded").args["zoneId"]
@@ -91,6 +91,7 @@ def grid_step(
         words: list[int] = []
         for _zone in owned[dso.address]:
             congested = rng.random() < 0.4  # an evening peak on some zones
+            day_lights: dict[Direction, list[Light | None]] = {}
             for direction in Direction:
                 lights: list[Light | None] = []
                 light: Light
@@ -104,8 +105,9 @@ def grid_step(
                     yellow += light.colour is Colour.YELLOW
                     red += light.colour is Colour.RED
                     lights.append(light)
-                words += [pack_word(lights[i:i + 8]) for i in range(0, len(lights), 8)]
-        tx = grid.publish_lights(market, day, params.isps_per_day // 8, owned[dso.address], words, sender=dso)
+                day_lights[direction] = lights
+            words += pack_day(day_lights)
+        tx = grid.publish_day(market, day, owned[dso.address], words, sender=dso)
         publish_gas += tx.gas_used or 0
         console.print(f"{dso.address[:10]}… published a day of lights for {len(owned[dso.address])} zones "
                       f"in one transaction ({tx.gas_used:,} gas)")
@@ -115,8 +117,7 @@ def grid_step(
                   "(one mark per 15-minute ISP: ▁ green, ▄ yellow, █ red):")
     half = params.isps_per_day // 2
     for direction in Direction:
-        row = [Light(Colour(c), cap) for c, cap in (grid.effective_light(market, shown, day + q * 900, direction)
-                                                    for q in range(params.isps_per_day))]
+        row = [Light.unpack(packed) for packed in grid.lights_of(market, shown, day, params.isps_per_day, direction)[0]]
         console.print(Text(f"  {direction.name:<5}00-12h ") + _strip(row[:half]))
         console.print(Text(f"  {direction.name:<5}12-24h ") + _strip(row[half:]))
     allowed, headroom = grid.tso_headroom(market, shown, day + 70 * 900, Direction.UP)

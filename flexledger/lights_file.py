@@ -4,7 +4,8 @@ One entry per zone, ISP and direction. CSV has a header ``zone,isp_start,directi
 JSON is a list of objects with the same keys. ``isp_start`` is Unix seconds or an ISO 8601 time
 (UTC unless it says otherwise); ``direction`` is UP or DOWN; ``colour`` GREEN, YELLOW or RED;
 ``capability_w`` is given for YELLOW only (W). Entries not in the file keep what is already
-published.
+published. Each market day the file touches becomes one ``publishDay`` call (24 hour words per
+zone), and the market must have 15-minute ISPs, which the dynamic lights follow.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from typing import Any
 
 from flexledger.errors import FlexledgerError
 
-from .rules.lights import WORD_ISPS, Colour, Direction, Light, LightError, pack_word, unpack_word
+from .rules.lights import (
+    HOUR,
+    LIGHT_ISP_SECONDS,
+    Colour,
+    Direction,
+    Light,
+    LightError,
+    pack_hour,
+    unpack_hour,
+)
 from .rules.market import MarketParams
 
 FIELDS = ("zone", "isp_start", "direction", "colour", "capability_w")
@@ -37,18 +47,16 @@ class LightEntry:
     light: Light
 
 
+HOURS_PER_DAY = 24
+
+
 @dataclass(frozen=True)
 class Publication:
-    """One publishLights call: ``words`` zone by zone, UP then DOWN, ``word_count`` each."""
+    """One publishDay call: ``words`` zone by zone, 24 hour words each."""
 
-    first_isp_start: int
-    word_count: int
+    day_start: int
     zones: list[int]
     words: list[int]
-
-    @property
-    def entries(self) -> int:
-        return len(self.words) * WORD_ISPS
 
 
 def _time(value: Any) -> int:
@@ -72,6 +80,11 @@ def parse_entry(raw: dict[str, Any], where: str, params: MarketParams) -> LightE
         capability = int(raw.get("capability_w") or 0)
     except (KeyError, ValueError) as exc:
         raise LightsFileError(f"{where}: bad or missing field ({exc})", hint=f"fields: {', '.join(FIELDS)}") from None
+    if params.isp_seconds != LIGHT_ISP_SECONDS:
+        raise LightsFileError(
+            f"{where}: dynamic lights follow {LIGHT_ISP_SECONDS} s ISPs; this market's ISP is {params.isp_seconds} s",
+            hint="publish static lights only in this market (flexledger grid lights static)",
+        )
     if colour is Colour.UNSET:
         raise LightsFileError(f"{where}: colour must be GREEN, YELLOW or RED")
     if not params.is_aligned(isp_start):
@@ -102,28 +115,27 @@ def read_lights_file(path: Path, params: MarketParams) -> list[LightEntry]:
     return [parse_entry(r, f"{path} line {i + 2}", params) for i, r in enumerate(reader)]
 
 
-def plan(
-    entries: list[LightEntry], params: MarketParams, stored: Callable[[int, Direction, int], int]
-) -> Publication:
-    """The words to publish: the stored words overlaid with the file's entries.
+def plan(entries: list[LightEntry], params: MarketParams, stored: Callable[[int, int], int]) -> list[Publication]:
+    """The publishDay calls: for every market day the entries touch, the stored words overlaid
+    with the file's entries.
 
-    ``stored(zone, direction, word_index)`` reads what is on chain, so entries the file does not
-    name keep their published value.
+    ``stored(zone, hour_start)`` reads the word on chain, so entries the file does not name keep
+    their published value.
     """
     if not entries:
         raise LightsFileError("the lights file has no entries")
-    span = params.isp_seconds * WORD_ISPS
-    first_word = min(e.isp_start for e in entries) // span
-    last_word = max(e.isp_start for e in entries) // span
-    count = last_word - first_word + 1
-    zones = sorted({e.zone for e in entries})
-    grid: dict[tuple[int, Direction, int], list[Light | None]] = {}
-    for zone in zones:
-        for direction in Direction:
-            for w in range(count):
-                grid[(zone, direction, w)] = unpack_word(stored(zone, direction, first_word + w))
+    days: dict[int, list[LightEntry]] = {}
     for e in entries:
-        index = e.isp_start // params.isp_seconds
-        grid[(e.zone, e.direction, index // WORD_ISPS - first_word)][index % WORD_ISPS] = e.light
-    words = [pack_word(grid[(z, d, w)]) for z in zones for d in Direction for w in range(count)]
-    return Publication(first_word * span, count, zones, words)
+        days.setdefault(params.day_start(e.isp_start), []).append(e)
+    publications = []
+    for day, day_entries in sorted(days.items()):
+        if day % HOUR:
+            raise LightsFileError(f"the market day starting at {day} does not start on a whole hour (UTC)")
+        zones = sorted({e.zone for e in day_entries})
+        hours = {(z, h): unpack_hour(stored(z, day + h * HOUR)) for z in zones for h in range(HOURS_PER_DAY)}
+        for e in day_entries:
+            offset = e.isp_start - day
+            hours[(e.zone, offset // HOUR)][e.direction][(offset % HOUR) // LIGHT_ISP_SECONDS] = e.light
+        words = [pack_hour(hours[(z, h)]) for z in zones for h in range(HOURS_PER_DAY)]
+        publications.append(Publication(day, zones, words))
+    return publications

@@ -127,24 +127,28 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
         assert json.loads(run("market", "create", "--json", data_dir=tmp_path, env=env).stdout)["market"] == 1
         assert json.loads(run("grid", "zone", "add", "--json", data_dir=tmp_path, env=env).stdout)["zone"] == 1
         run("grid", "zone", "add", "--parent", "1", "--max-asset-power", "500000", data_dir=tmp_path, env=env)
-        run("grid", "lights", "static", "--zone", "2", "--direction", "up", "--colour", "yellow", "--capability", "400000",
+        run("grid", "zone", "add", "--parent", "2", "--max-asset-power", "500000", data_dir=tmp_path, env=env)
+        run("grid", "lights", "static", "--zone", "3", "--direction", "up", "--colour", "yellow", "--capability", "400000",
             data_dir=tmp_path, env=env)
+        zone = json.loads(run("grid", "zone", "show", "3", "--json", data_dir=tmp_path, env=env).stdout)
+        assert (zone["depth"], zone["path_to_root"], zone["static_up"], zone["max_asset_power_w"]) == (
+            2, [3, 2, 1], "YELLOW 400000 W", 500_000)
         status = json.loads(run("node", "status", "--json", data_dir=tmp_path, env=env).stdout)
         day = (int(time.time()) // 86400 + 2) * 86400
         (tmp_path / "lights.csv").write_text(
-            f"zone,isp_start,direction,colour,capability_w\n2,{day},UP,YELLOW,100000\n1,{day + 900},UP,RED,\n"
+            f"zone,isp_start,direction,colour,capability_w\n3,{day},UP,YELLOW,100000\n2,{day + 900},UP,RED,\n"
         )
         published = json.loads(run("grid", "lights", "publish", str(tmp_path / "lights.csv"), "--json", data_dir=tmp_path, env=env).stdout)
-        assert published["entries"] == 2 and published["zones"] == [1, 2]
+        assert published["entries"] == 2 and [d["zones"] for d in published["days"]] == [[2, 3]]
         date = dt.datetime.fromtimestamp(day, dt.UTC).date().isoformat()
-        shown = json.loads(run("grid", "lights", "show", "--zone", "2", "--day", date, "--json", data_dir=tmp_path, env=env).stdout)
+        shown = json.loads(run("grid", "lights", "show", "--zone", "3", "--day", date, "--json", data_dir=tmp_path, env=env).stdout)
         first, second, third = shown["isps"][:3]
         assert first["UP"] == {"light": "YELLOW 100000 W", "tso_allowed": True, "tso_headroom_w": 100000}
         assert second["UP"]["light"] == "YELLOW 400000 W" and second["UP"]["tso_allowed"] is False  # RED above
         assert third["UP"]["tso_headroom_w"] == 400000 and third["DOWN"]["tso_headroom_w"] is None
-        (tmp_path / "loose.csv").write_text(f"zone,isp_start,direction,colour,capability_w\n2,{day},UP,GREEN,\n")
+        (tmp_path / "loose.csv").write_text(f"zone,isp_start,direction,colour,capability_w\n3,{day},UP,GREEN,\n")
         loose = run("grid", "lights", "publish", str(tmp_path / "loose.csv"), data_dir=tmp_path, env=env, check=False)
-        assert loose.returncode == 1 and "GridLooserThanStatic" in loose.stderr
+        assert loose.returncode == 1 and "GridZonesLooserThanStatic" in loose.stderr
         assert status["running"]
         meter = "0x000000000000000000000000000000000000bEEF"
         run("role", "grant", meter, "METER", data_dir=tmp_path, env=env)

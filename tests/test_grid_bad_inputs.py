@@ -9,7 +9,7 @@ import pytest
 from flexledger.chain import revert_errors
 from flexledger.chain.bindings import (
     AssetRegistryClient,
-    GridRegistryClient,
+    GridZonesClient,
     MarketRegistryClient,
     RoleRegistryClient,
 )
@@ -20,7 +20,7 @@ from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.rules.assets import consent, sign_consent
-from flexledger.rules.lights import Colour, Direction, Light, pack_word
+from flexledger.rules.lights import Colour, Direction, Light, pack_day
 from flexledger.rules.market import MarketParams
 
 FOREVER = 2**64 - 1
@@ -29,7 +29,7 @@ FOREVER = 2**64 - 1
 @dataclass
 class World:
     conn: ChainConnection
-    grid: GridRegistryClient
+    grid: GridZonesClient
     assets: AssetRegistryClient
     tso: Signer
     dso1: Signer
@@ -54,7 +54,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     roles.issue_credentials(subjects, ids, [0] * len(ids), [FOREVER] * len(ids), [b"\x01" * 32] * len(ids))
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer)
     market = markets.create_market(MarketParams().as_tuple()).event("MarketCreated").args["marketId"]
-    grid = GridRegistryClient(conn, manifest.address("GridRegistry"))
+    grid = GridZonesClient(conn, manifest.address("GridZones"))
     grid.add_zone(0, tso.address, 0, sender=tso)  # 1
     grid.add_zone(1, dso1.address, 1_000_000, sender=tso)  # 2
     grid.add_zone(1, dso2.address, 1_000_000, sender=tso)  # 3
@@ -64,42 +64,57 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
                  owner2, aggregator, meters, market, day)
 
 
-def test_lights_bad_inputs(world: World) -> None:
+def up_day(light: Light | None) -> list[int]:
+    """A day of 24 hour words with every UP ISP set to ``light``."""
+    return pack_day({Direction.UP: [light] * 96, Direction.DOWN: [None] * 96})
+
+
+def test_lights_bad_inputs(world: World, deployer: Signer) -> None:
     g, day = world.grid, world.day
     g.set_static_light(4, Direction.UP, Colour.YELLOW, 50_000, sender=world.dso1)
-    with pytest.raises(revert_errors.GridLooserThanStatic):
-        g.publish_lights(world.market, day, 1, [4], [pack_word([Light(Colour.GREEN)] * 8), 0], sender=world.dso1)
-    with pytest.raises(revert_errors.GridNotZoneOperator) as err:
-        g.publish_lights(world.market, day, 1, [4], [0, 0], sender=world.dso2)
+    with pytest.raises(revert_errors.GridZonesLooserThanStatic) as looser:
+        g.publish_day(world.market, day, [4], up_day(Light(Colour.GREEN)), sender=world.dso1)
+    assert (looser.value.zone_id, looser.value.isp_start) == (4, day)
+    with pytest.raises(revert_errors.GridZonesNotOperator) as err:
+        g.publish_day(world.market, day, [4], [0] * 24, sender=world.dso2)
     assert (err.value.zone_id, err.value.account) == (4, world.dso2.address)
-    with pytest.raises(revert_errors.GridUnknownZone):
-        g.publish_lights(world.market, day, 1, [99], [0, 0], sender=world.dso1)
-    with pytest.raises(revert_errors.GridNotAligned):
-        g.publish_lights(world.market, day + 900, 1, [4], [0, 0], sender=world.dso1)
-    with pytest.raises(revert_errors.GridCapabilityNotAllowed):
-        g.publish_lights(world.market, day, 1, [4], [Light(Colour.YELLOW, 5).pack() | (1 << 31) | (1 << 30), 0], sender=world.dso1)
-    with pytest.raises(revert_errors.GridCapabilityNotAllowed):
+    with pytest.raises(revert_errors.GridZonesUnknownZone):
+        g.publish_day(world.market, day, [99], [0] * 24, sender=world.dso1)
+    with pytest.raises(revert_errors.GridZonesNotDayStart):
+        g.publish_day(world.market, day + 900, [4], [0] * 24, sender=world.dso1)
+    with pytest.raises(revert_errors.GridZonesNotAligned):  # an ISP start not aligned to the ISP length
+        g.set_dynamic_light(world.market, 4, day + 450, Direction.UP, Colour.RED, 0, sender=world.dso1)
+    with pytest.raises(revert_errors.GridZonesCapabilityNotAllowed):  # a capability on RED
+        g.publish_day(world.market, day, [4], [Light(Colour.YELLOW, 5).pack() | (1 << 31) | (1 << 30)] + [0] * 23,
+                      sender=world.dso1)
+    with pytest.raises(revert_errors.GridZonesCapabilityNotAllowed):  # a capability on GREEN
         g.set_static_light(4, Direction.DOWN, Colour.GREEN, 10, sender=world.dso1)
+    with pytest.raises(revert_errors.RoleGatedMissingRole):  # lights are the DSO's: not on the TSO's area
+        g.set_static_light(1, Direction.UP, Colour.RED, 0, sender=world.tso)
+    other = MarketRegistryClient(world.conn, g.markets(), signer=deployer).create_market(
+        MarketParams(isp_seconds=1800).as_tuple()).event("MarketCreated").args["marketId"]
+    with pytest.raises(revert_errors.GridZonesUnsupportedIsp):
+        g.publish_day(other, day, [4], [0] * 24, sender=world.dso1)
     # an update after gate closure
-    g.publish_lights(world.market, day, 1, [4], [pack_word([Light(Colour.YELLOW, 10_000)] * 8), 0], sender=world.dso1)
+    g.publish_day(world.market, day, [4], up_day(Light(Colour.YELLOW, 10_000)), sender=world.dso1)
     world.conn.set_next_block_timestamp(day - 1800)  # half an hour before: the first ISPs are closed
-    with pytest.raises(revert_errors.GridAfterGateClosure) as closed:
-        g.publish_lights(world.market, day, 1, [4], [pack_word([Light(Colour.RED)] * 8), 0], sender=world.dso1, gas=500_000)
+    with pytest.raises(revert_errors.GridZonesAfterGateClosure) as closed:
+        g.publish_day(world.market, day, [4], up_day(Light(Colour.RED)), sender=world.dso1, gas=2_000_000)
     assert closed.value.isp_start == day
 
 
 def test_zone_bad_inputs(world: World) -> None:
     g = world.grid
-    with pytest.raises(revert_errors.GridUnknownZone):
+    with pytest.raises(revert_errors.GridZonesUnknownZone):
         g.add_zone(g.zone_count() + 1, world.dso1.address, 0, sender=world.dso1)  # its own id: no cycles
-    with pytest.raises(revert_errors.GridNotZoneOperator):
+    with pytest.raises(revert_errors.GridZonesNotOperator):
         g.add_zone(2, world.dso2.address, 0, sender=world.dso2)
     with pytest.raises(revert_errors.RoleGatedMissingRole):
         g.add_zone(0, world.dso1.address, 0, sender=world.dso1)  # a root needs a TSO
     parent = 4
     for _ in range(g.max_depth() - 2):
         parent = g.add_zone(parent, world.dso1.address, 0, sender=world.dso1).event("ZoneAdded").args["zoneId"]
-    with pytest.raises(revert_errors.GridTooDeep):
+    with pytest.raises(revert_errors.GridZonesTooDeep):
         g.add_zone(parent, world.dso1.address, 0, sender=world.dso1)
 
 

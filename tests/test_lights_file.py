@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flexledger.lights_file import LightsFileError, plan, read_lights_file
-from flexledger.rules.lights import Colour, Direction, Light, pack_word, unpack_word
+from flexledger.rules.lights import Colour, Direction, Light, pack_hour, unpack_hour
 from flexledger.rules.market import MarketParams
 
 P = MarketParams()
@@ -57,11 +57,23 @@ def test_a_header_without_columns_is_refused(tmp_path: Path) -> None:
 
 
 def test_plan_overlays_the_stored_words(tmp_path: Path) -> None:
-    (tmp_path / "l.csv").write_text(f"zone,isp_start,direction,colour,capability_w\n5,{DAY + 9 * 900},UP,RED,\n")
+    # ISP 9 of the day is hour 2, lane 1; a second entry on the next day makes a second call
+    (tmp_path / "l.csv").write_text(
+        f"zone,isp_start,direction,colour,capability_w\n5,{DAY + 9 * 900},UP,RED,\n6,{DAY + 86_400},DOWN,YELLOW,7\n"
+    )
     entries = read_lights_file(tmp_path / "l.csv", P)
-    stored = {(5, Direction.UP, DAY // 900 // 8 + 1): pack_word([Light(Colour.YELLOW, 9)] * 8)}
-    pub = plan(entries, P, lambda z, d, w: stored.get((z, d, w), 0))
-    assert pub.first_isp_start == DAY + 8 * 900 and pub.word_count == 1 and pub.zones == [5]
-    up = unpack_word(pub.words[0])
-    assert up[0] == Light(Colour.YELLOW, 9) and up[1] == Light(Colour.RED)  # kept, then the new entry
-    assert unpack_word(pub.words[1]) == [None] * 8  # DOWN untouched
+    stored = {(5, DAY + 2 * 3600): pack_hour({Direction.UP: [Light(Colour.YELLOW, 9)] * 4, Direction.DOWN: [None] * 4})}
+    first, second = plan(entries, P, lambda z, h: stored.get((z, h), 0))
+    assert first.day_start == DAY and first.zones == [5] and len(first.words) == 24
+    hour = unpack_hour(first.words[2])
+    assert hour[Direction.UP] == [Light(Colour.YELLOW, 9), Light(Colour.RED), Light(Colour.YELLOW, 9), Light(Colour.YELLOW, 9)]
+    assert hour[Direction.DOWN] == [None] * 4  # DOWN untouched
+    assert all(w == 0 for i, w in enumerate(first.words) if i != 2)
+    assert second.day_start == DAY + 86_400 and second.zones == [6]
+    assert unpack_hour(second.words[0])[Direction.DOWN][0] == Light(Colour.YELLOW, 7)
+
+
+def test_a_market_with_other_isps_cannot_take_dynamic_lights(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text(f"zone,isp_start,direction,colour,capability_w\n5,{DAY},UP,RED,\n")
+    with pytest.raises(LightsFileError, match="900 s ISPs"):
+        read_lights_file(tmp_path / "l.csv", MarketParams(isp_seconds=1800))

@@ -1,15 +1,13 @@
-"""The Python mirror of rule 1 and GridRegistry agree on random trees and lights (hypothesis)."""
+"""The Python mirror of rule 1 and GridZones agree on random trees and lights (hypothesis)."""
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flexledger.chain import revert_errors
-from flexledger.chain.bindings import GridRegistryClient, MarketRegistryClient, RoleRegistryClient
+from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
@@ -23,12 +21,13 @@ from flexledger.rules.lights import (
     Light,
     LightError,
     no_looser,
-    pack_word,
+    pack_day,
 )
 
 ISP = 900
 FOREVER = 2**64 - 1
 UNLIMITED = 2**256 - 1
+CHECKED = 8  # ISPs of the day drawn and compared
 
 lights = st.one_of(
     st.just(Light(Colour.GREEN)),
@@ -38,7 +37,7 @@ lights = st.one_of(
 )
 
 
-def setup_market(conn: ChainConnection, manifest: Manifest) -> tuple[GridRegistryClient, Signer, Signer, int]:
+def setup_market(conn: ChainConnection, manifest: Manifest) -> tuple[GridZonesClient, Signer, Signer, int]:
     authority = keys.signer(keys.dev_accounts()[0], conn)
     tso, dso = Signer(keys.dev_accounts()[1], conn), Signer(keys.dev_accounts()[2], conn)
     roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
@@ -46,7 +45,7 @@ def setup_market(conn: ChainConnection, manifest: Manifest) -> tuple[GridRegistr
     roles.issue_credential(dso.address, Role.DSO.id, 0, FOREVER, b"\x01" * 32)
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
     market = markets.create_market((ISP, 3600, 0, 500, 15000, 0, 3600, 172800)).event("MarketCreated").args["marketId"]
-    return GridRegistryClient(conn, manifest.address("GridRegistry")), tso, dso, market
+    return GridZonesClient(conn, manifest.address("GridZones")), tso, dso, market
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -63,39 +62,46 @@ def test_contract_and_mirror_agree(session_conn: ChainConnection, manifest: Mani
         for i in range(count):
             zone_id = first + i
             parent = 0 if i == 0 else data.draw(st.integers(first, zone_id - 1), label="parent")
-            operator = tso if i == 0 else dso
+            operator = tso if i == 0 else dso  # the root is the TSO's area; below it, a DSO's zones
             adder = tso if parent == 0 else operators[parent]
             grid.add_zone(parent, operator.address, 10**9, sender=adder)
             model.add_zone(zone_id, parent, operator.address)
             operators[zone_id] = operator
-            for direction in Direction:
-                static = data.draw(st.one_of(st.none(), lights), label="static")
-                if static is not None:
-                    grid.set_static_light(zone_id, direction, static.colour, static.capability_w, sender=operator)
-                    model.zones[zone_id].static[direction] = static
+            if parent:  # roots carry no lights
+                for direction in Direction:
+                    static = data.draw(st.one_of(st.none(), lights), label="static")
+                    if static is not None:
+                        grid.set_static_light(zone_id, direction, static.colour, static.capability_w, sender=operator)
+                        model.set_static(zone_id, direction, static)
         day = (conn.latest_timestamp() // 86400 + 2) * 86400
-        by_operator: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
-        for zone_id, operator in operators.items():
-            zones, words = by_operator[operator.address]
-            zones.append(zone_id)
+        lit = [z for z in operators if z != first]
+        words: list[int] = []
+        for zone_id in lit:
+            day_lights: dict[Direction, list[Light | None]] = {}
             for direction in Direction:
-                row: list[Light | None] = []
-                for q in range(8):
+                row: list[Light | None] = [None] * 96
+                for q in range(CHECKED):
                     light = data.draw(st.one_of(st.none(), lights), label="dynamic")
                     if light is not None and not no_looser(light, model.zones[zone_id].static.get(direction)):
                         light = None
-                    row.append(light)
+                    row[q] = light
                     if light is not None:
                         model.set_dynamic(zone_id, direction, day + q * ISP, light)
-                words.append(pack_word(row))
-        for address, (zones, words) in by_operator.items():
-            signer = tso if address == tso.address else dso
-            grid.publish_lights(market, day, 1, zones, words, sender=signer)
+                day_lights[direction] = row
+            words += pack_day(day_lights)
+        if lit:
+            grid.publish_day(market, day, lit, words, sender=dso)
+        # a static light changed after publication binds only where no dynamic light is set
+        for zone_id in lit:
+            changed = data.draw(st.one_of(st.none(), lights), label="static later")
+            if changed is not None:
+                grid.set_static_light(zone_id, Direction.UP, changed.colour, changed.capability_w, sender=dso)
+                model.set_static(zone_id, Direction.UP, changed)
 
         for zone_id in operators:
             assert grid.path_to_root(zone_id) == model.path_to_root(zone_id)
             for direction in Direction:
-                for q in range(8):
+                for q in range(CHECKED):
                     isp_start = day + q * ISP
                     expected = model.effective(zone_id, direction, isp_start)
                     assert grid.effective_light(market, zone_id, isp_start, direction) == (expected.colour, expected.capability_w)
@@ -107,19 +113,37 @@ def test_contract_and_mirror_agree(session_conn: ChainConnection, manifest: Mani
 
 
 def test_a_looser_dynamic_light_is_refused_by_both(conn: ChainConnection, manifest: Manifest) -> None:
-    grid, tso, _dso, market = setup_market(conn, manifest)
+    grid, tso, dso, market = setup_market(conn, manifest)
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
-    grid.set_static_light(root, Direction.UP, Colour.YELLOW, 1000, sender=tso)
+    zone = grid.add_zone(root, dso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
+    grid.set_static_light(zone, Direction.UP, Colour.YELLOW, 1000, sender=dso)
     day = (conn.latest_timestamp() // 86400 + 2) * 86400
     looser = Light(Colour.YELLOW, 2000)
-    with pytest.raises(revert_errors.GridLooserThanStatic) as err:
-        grid.publish_lights(market, day, 1, [root], [pack_word([looser] * 8), 0], sender=tso)
-    assert err.value.zone_id == root and err.value.light == looser.pack()
+    with pytest.raises(revert_errors.GridZonesLooserThanStatic) as err:
+        grid.publish_day(market, day, [zone], pack_day({Direction.UP: [looser] * 96, Direction.DOWN: [None] * 96}), sender=dso)
+    assert err.value.zone_id == zone and err.value.light == looser.pack()
     model = GridModel()
     model.add_zone(root, 0, tso.address)
-    model.zones[root].static[Direction.UP] = Light(Colour.YELLOW, 1000)
+    model.add_zone(zone, root, dso.address)
+    model.set_static(zone, Direction.UP, Light(Colour.YELLOW, 1000))
     with pytest.raises(Exception, match="looser"):
-        model.set_dynamic(root, Direction.UP, day, looser)
+        model.set_dynamic(zone, Direction.UP, day, looser)
+
+
+def test_roots_carry_no_lights_in_both(conn: ChainConnection, manifest: Manifest) -> None:
+    grid, tso, _dso, _market = setup_market(conn, manifest)
+    root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
+    with pytest.raises(revert_errors.RoleGatedMissingRole):  # lights are the DSO's instrument
+        grid.set_static_light(root, Direction.UP, Colour.RED, 0, sender=tso)
+    authority = keys.signer(keys.dev_accounts()[0], conn)
+    RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority).issue_credential(
+        tso.address, Role.DSO.id, 0, FOREVER, b"\x01" * 32)
+    with pytest.raises(revert_errors.GridZonesRootHasNoLights):  # even for a TSO who is a DSO too
+        grid.set_static_light(root, Direction.UP, Colour.RED, 0, sender=tso)
+    model = GridModel()
+    model.add_zone(root, 0, tso.address)
+    with pytest.raises(Exception, match="roots carry no lights"):
+        model.set_static(root, Direction.UP, Light(Colour.RED))
 
 
 def test_capability_only_on_yellow() -> None:

@@ -9,13 +9,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flexledger.chain.bindings import AssetRegistryClient, GridRegistryClient, MarketRegistryClient
+from flexledger.chain.bindings import AssetRegistryClient, GridZonesClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.errors import ConfigurationError
 from flexledger.identity.did import subject_address
 from flexledger.lights_file import plan, read_lights_file
-from flexledger.rules.lights import Colour, Direction, Light
-from flexledger.rules.market import MarketParams, PricingRule
+from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
+from flexledger.rules.market import DAY, MarketParams, PricingRule
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
@@ -31,7 +31,7 @@ KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXL
 MarketOption = typer.Option(1, "--market", help="The market id.")
 
 
-def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridRegistryClient]:
+def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridZonesClient]:
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -39,7 +39,7 @@ def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnec
     return (
         conn,
         MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=signer),
-        GridRegistryClient(conn, manifest.address("GridRegistry"), signer=signer),
+        GridZonesClient(conn, manifest.address("GridZones"), signer=signer),
     )
 
 
@@ -112,7 +112,7 @@ def zone_add(
 def zone_show(zone: int = typer.Argument(..., help="The zone id."), json_: bool = JsonOption) -> None:
     """Print a zone, its static lights and its path to the root."""
     _, _, grid = _clients(sign=False)
-    parent, operator, up, down, depth, cap = grid.zone(zone)
+    parent, depth, operator, cap, up, down = grid.zone(zone)
     data = {"zone": zone, "parent": parent, "operator": operator, "depth": depth, "max_asset_power_w": cap,
             "static_up": str(Light.unpack(up)) if up else None, "static_down": str(Light.unpack(down)) if down else None,
             "path_to_root": grid.path_to_root(zone)}
@@ -149,17 +149,23 @@ def lights_publish(
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Publish dynamic lights from a file in one transaction; entries not in the file keep their value."""
+    """Publish dynamic lights from a file, one transaction per market day; entries not in the file keep their value."""
     _, markets, grid = _clients(key)
     params = market_params(markets, market)
     entries = read_lights_file(file, params)
-    publication = plan(entries, params, lambda z, d, w: grid.dynamic_word(market, z, d, w))
-    with console.status(f"publishing {len(entries)} entries for {len(publication.zones)} zones..."):
-        tx = grid.publish_lights(market, publication.first_isp_start, publication.word_count, publication.zones, publication.words)
+    publications = plan(entries, params, lambda z, hour: grid.lights_word(market, z, hour))
+    results = []
+    for pub in publications:
+        day = dt.datetime.fromtimestamp(pub.day_start, dt.UTC).date().isoformat()
+        with console.status(f"publishing the day {day} for {len(pub.zones)} zones..."):
+            tx = grid.publish_day(market, pub.day_start, pub.zones, pub.words)
+        results.append({"day_start": pub.day_start, "zones": pub.zones, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})
+        if not json_:
+            console.print(f"[green]published[/] the day {day} for {len(pub.zones)} zones ({tx.gas_used:,} gas)")
     if json_:
-        emit_json({"entries": len(entries), "zones": publication.zones, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})
+        emit_json({"entries": len(entries), "days": results})
     else:
-        console.print(f"[green]published[/] {len(entries)} lights for {len(publication.zones)} zones ({tx.gas_used:,} gas)")
+        console.print(f"{len(entries)} lights from {file}")
 
 
 _STYLE = {Colour.GREEN: "black on green", Colour.YELLOW: "black on yellow", Colour.RED: "white on red"}
@@ -176,7 +182,8 @@ def lights_show(
     _, markets, grid = _clients(sign=False)
     params = market_params(markets, market)
     start = params.day_start(int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()) + params.day_offset_seconds)
-    isps = [start + q * params.isp_seconds for q in range(params.isps_per_day)]
+    # lights follow 15-minute ISPs whatever the market's own ISP
+    isps = [start + q * LIGHT_ISP_SECONDS for q in range(DAY // LIGHT_ISP_SECONDS)]
     per_direction = {d: grid.lights_of(market, zone, start, len(isps), d) for d in Direction}
     rows = []
     for q, t in enumerate(isps):

@@ -1,4 +1,4 @@
-"""The grid's zone tree and its lights, as GridRegistry holds them: the path rule of DESIGN.md
+"""The grid's zone tree and its lights, as GridZones holds them: the path rule of DESIGN.md
 rule 1 ("a constraint holds in every zone on the path from the asset's zone to the root")."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from flexledger.errors import FlexledgerError
 
 from .lights import Direction, Light, effective, no_looser, tso_headroom
 
-MAX_DEPTH = 7  # zones below a root, as GridRegistry.MAX_DEPTH
+MAX_DEPTH = 7  # zones below a root, as GridZones.MAX_DEPTH
+MAX_ZONES = (1 << 24) - 1  # zone ids are 24-bit in GridZones' ancestor lists
 
 
 class ZoneError(FlexledgerError):
@@ -53,8 +54,19 @@ class GridModel:
     def is_in_subtree(self, zone_id: int, ancestor: int) -> bool:
         return ancestor in self.path_to_root(zone_id)
 
+    def _light_zone(self, zone_id: int) -> Zone:
+        if zone_id not in self.zones:
+            raise ZoneError(f"unknown zone {zone_id}")
+        zone = self.zones[zone_id]
+        if zone.depth == 0:
+            raise ZoneError(f"zone {zone_id} is a root (a TSO area): roots carry no lights")
+        return zone
+
+    def set_static(self, zone_id: int, direction: Direction, light: Light) -> None:
+        self._light_zone(zone_id).static[direction] = light
+
     def set_dynamic(self, zone_id: int, direction: Direction, isp_start: int, light: Light) -> None:
-        static = self.zones[zone_id].static.get(direction)
+        static = self._light_zone(zone_id).static.get(direction)
         if not no_looser(light, static):
             raise ZoneError(f"{light} in zone {zone_id} is looser than its static {static}")
         self.dynamic[(zone_id, direction, isp_start)] = light

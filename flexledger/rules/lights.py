@@ -1,4 +1,4 @@
-"""Traffic lights (DESIGN.md rule 1), as GridRegistry enforces them.
+"""Traffic lights (DESIGN.md rule 1), as GridZones enforces them.
 
 A light is a colour and, for YELLOW only, a capability in W: GREEN puts no limit on the TSO,
 YELLOW lets the TSO use flexibility in the zone up to the capability (summed over its awards in
@@ -6,11 +6,18 @@ that zone, ISP and direction), RED lets it use none. The DSO's own requests are 
 its lights. On chain a light is packed in 32 bits: the colour in the top two bits (0 = unset),
 the capability in the low thirty.
 
-- A dynamic light may only be tighter than (or equal to) the zone's static light when published.
-- The light in force is the tighter of the dynamic light (if any) and the static one; no light
-  at all means GREEN.
+- Lights are the DSO's instrument: a root zone (a TSO area) carries none, it is always GREEN.
+- A dynamic light may only be tighter than (or equal to) the zone's static light when published,
+  and cannot change after its ISP's gate closure.
+- The light in force is the dynamic light if one is set for that ISP, else the static light,
+  else GREEN. A static light tightened after publication binds where no dynamic light is set;
+  the DSO republishes the open ISPs it wants it to bind in too (GridZones keeps one storage slot
+  per level for the TSO-headroom view, which every TSO award check pays for).
 - The TSO's headroom for an asset is taken over every zone from the asset's zone to the root:
   any RED forbids, else the smallest YELLOW capability bounds, else there is no bound.
+
+Dynamic lights follow 15-minute ISPs (``LIGHT_ISP_SECONDS``) and are stored one 32-byte word per
+market, zone and UTC hour: lane ``4 * direction + (isp_start % 3600) // 900``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from flexledger.errors import FlexledgerError
 
 CAPABILITY_BITS = 30
 MAX_CAPABILITY_W = (1 << CAPABILITY_BITS) - 1
-WORD_ISPS = 8  # ISPs per 32-byte storage word
+LIGHT_ISP_SECONDS = 900  # GridZones.LIGHT_ISP_SECONDS
+HOUR = 3600
+HOUR_ISPS = HOUR // LIGHT_ISP_SECONDS  # ISPs per direction in one storage word
 
 
 class LightError(FlexledgerError):
@@ -76,24 +85,29 @@ GREEN = Light(Colour.GREEN)
 RED = Light(Colour.RED)
 
 
-def _capacity_key(light: Light) -> float:
-    cap = light.capacity
-    return float("inf") if cap is None else cap
+def _looseness(light: Light) -> float:
+    """The order of tightness: RED < YELLOW (by capability; YELLOW 0 W is looser than RED) < GREEN."""
+    if light.colour is Colour.RED:
+        return 0
+    if light.colour is Colour.YELLOW:
+        return 1 + light.capability_w
+    return float("inf")
 
 
 def no_looser(light: Light, bound: Light | None) -> bool:
     """Whether ``light`` is at most as permissive as ``bound`` (no bound: anything goes)."""
     if bound is None or bound.colour is Colour.UNSET:
         return True
-    return _capacity_key(light) <= _capacity_key(bound)
+    return _looseness(light) <= _looseness(bound)
 
 
 def effective(static: Light | None, dynamic: Light | None) -> Light:
-    """The light in force: the tighter of the dynamic and the static light; GREEN if neither."""
-    base = static if static is not None and static.colour is not Colour.UNSET else GREEN
-    if dynamic is not None and dynamic.colour is not Colour.UNSET and _capacity_key(dynamic) < _capacity_key(base):
+    """The light in force: the dynamic light if set, else the static one, else GREEN."""
+    if dynamic is not None and dynamic.colour is not Colour.UNSET:
         return dynamic
-    return base
+    if static is not None and static.colour is not Colour.UNSET:
+        return static
+    return GREEN
 
 
 def tso_headroom(path: list[Light]) -> tuple[bool, int | None]:
@@ -108,20 +122,39 @@ def tso_headroom(path: list[Light]) -> tuple[bool, int | None]:
     return True, bound
 
 
-def pack_word(lights: list[Light | None]) -> int:
-    """Eight ISPs' lights in one storage word, the first ISP in the lowest 32 bits."""
-    if len(lights) != WORD_ISPS:
-        raise LightError(f"a word holds {WORD_ISPS} ISPs, not {len(lights)}")
+def lane(isp_start: int, direction: Direction) -> int:
+    """The 32-bit lane of an ISP and direction in its hour's word."""
+    return 4 * int(direction) + (isp_start % HOUR) // LIGHT_ISP_SECONDS
+
+
+def pack_hour(lights: dict[Direction, list[Light | None]]) -> int:
+    """An hour's four ISPs, both directions, in one storage word (None: no dynamic light)."""
     word = 0
-    for j, light in enumerate(lights):
-        if light is not None:
-            word |= light.pack() << (32 * j)
+    for direction, row in lights.items():
+        if len(row) != HOUR_ISPS:
+            raise LightError(f"an hour holds {HOUR_ISPS} ISPs per direction, not {len(row)}")
+        for k, light in enumerate(row):
+            if light is not None:
+                word |= light.pack() << (32 * (4 * int(direction) + k))
     return word
 
 
-def unpack_word(word: int) -> list[Light | None]:
-    out: list[Light | None] = []
-    for j in range(WORD_ISPS):
-        value = (word >> (32 * j)) & 0xFFFFFFFF
-        out.append(None if value >> CAPABILITY_BITS == 0 else Light.unpack(value))
+def unpack_hour(word: int) -> dict[Direction, list[Light | None]]:
+    out: dict[Direction, list[Light | None]] = {}
+    for direction in Direction:
+        row: list[Light | None] = []
+        for k in range(HOUR_ISPS):
+            value = (word >> (32 * (4 * int(direction) + k))) & 0xFFFFFFFF
+            row.append(None if value >> CAPABILITY_BITS == 0 else Light.unpack(value))
+        out[direction] = row
     return out
+
+
+def pack_day(day: dict[Direction, list[Light | None]]) -> list[int]:
+    """A market day of 15-minute ISPs (96 per direction) as the 24 hour words ``publishDay`` takes."""
+    isps = {len(row) for row in day.values()}
+    if isps != {24 * HOUR_ISPS} or set(day) != set(Direction):
+        raise LightError(f"a day holds {24 * HOUR_ISPS} ISPs in each direction")
+    return [
+        pack_hour({d: day[d][h * HOUR_ISPS:(h + 1) * HOUR_ISPS] for d in Direction}) for h in range(24)
+    ]

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {GridRegistry} from "@flexledger/grid/GridRegistry.sol";
+import {GridZones} from "@flexledger/grid/GridZones.sol";
 
 /// @notice Measures the TSO-headroom view as another contract pays for it, every slot cold.
 contract HeadroomProbe {
-    GridRegistry public immutable grid;
+    GridZones public immutable grid;
 
-    constructor(GridRegistry registry) {
+    constructor(GridZones registry) {
         grid = registry;
     }
 

@@ -5,7 +5,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
-import {GridRegistry} from "./GridRegistry.sol";
+import {GridZones} from "./GridZones.sol";
 
 /**
  * @title AssetRegistry
@@ -55,7 +55,7 @@ contract AssetRegistry is RoleGated, EIP712 {
         keccak256("PortfolioConsent(address aggregator,uint64 asset,uint256 nonce,uint64 deadline)");
 
     /// @notice The grid whose zones assets are mapped to.
-    GridRegistry public immutable grid;
+    GridZones public immutable grid;
     /// @notice How many assets exist; ids run from 1.
     uint64 public assetCount;
     /// @notice How many portfolios exist; ids run from 1.
@@ -95,13 +95,13 @@ contract AssetRegistry is RoleGated, EIP712 {
 
     /**
      * @param registry The RoleRegistry.
-     * @param gridRegistry The GridRegistry of the zones.
+     * @param gridZones The GridZones of the zones.
      */
-    constructor(IRoleRegistry registry, GridRegistry gridRegistry)
+    constructor(IRoleRegistry registry, GridZones gridZones)
         RoleGated(registry)
         EIP712("flexledger AssetRegistry", "1")
     {
-        grid = gridRegistry;
+        grid = gridZones;
     }
 
     /**
@@ -178,9 +178,9 @@ contract AssetRegistry is RoleGated, EIP712 {
         _checkMarketRole(msg.sender, DSO_ROLE);
         Asset storage a = _asset(assetId);
         if (a.portfolio != 0) revert AssetInPortfolio(assetId, a.portfolio);
-        if (!grid.operatesPathOf(zoneId, msg.sender)) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
+        (bool onPath, uint32 limit) = grid.operatorPathCheck(zoneId, msg.sender);
+        if (!onPath) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
         if (upW == 0 && downW == 0) revert AssetZeroPower(assetId);
-        uint32 limit = grid.maxAssetPower(zoneId);
         if (upW > limit) revert AssetPowerAboveZoneLimit(assetId, upW, limit);
         if (downW > limit) revert AssetPowerAboveZoneLimit(assetId, downW, limit);
         a.zone = zoneId;
@@ -376,6 +376,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     function _mappedBy(uint64 assetId, address dso) internal view returns (Asset storage a) {
         _checkMarketRole(dso, DSO_ROLE);
         a = _asset(assetId);
-        if (a.status == Status.PENDING || !grid.operatesPathOf(a.zone, dso)) revert AssetNotZoneDso(assetId, a.zone, dso);
+        if (a.status == Status.PENDING) revert AssetNotZoneDso(assetId, a.zone, dso);
+        (bool onPath,) = grid.operatorPathCheck(a.zone, dso);
+        if (!onPath) revert AssetNotZoneDso(assetId, a.zone, dso);
     }
 }

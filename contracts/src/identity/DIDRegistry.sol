@@ -50,7 +50,8 @@ contract DIDRegistry {
     /**
      * @notice The current owner of `identity`: the identity itself until it is changed.
      * @param identity The identity's address.
-     * @return The owner's address (the zero address once the identity is deactivated).
+     * @return The owner's address. As in ERC-1056, a hand-over to the zero address (deactivation)
+     * reads back as the identity itself: resolvers learn of it from the DIDOwnerChanged event.
      */
     function identityOwner(address identity) public view returns (address) {
         address owner = owners[identity];

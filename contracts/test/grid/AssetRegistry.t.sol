@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {GridFixture} from "./GridFixture.sol";
+import {GridZonesFixture} from "./GridZonesFixture.sol";
 import {AssetRegistry} from "../../src/grid/AssetRegistry.sol";
 import {RoleGated} from "../../src/access/RoleGated.sol";
 
-contract AssetRegistryTest is GridFixture {
+contract AssetRegistryTest is GridZonesFixture {
     AssetRegistry internal assets;
     uint256 internal constant OWNER_KEY = 0x0A11CE;
     uint256 internal constant OWNER2_KEY = 0x0B0B;
     address internal owner;
     address internal owner2;
-    address internal constant AGG = address(0xA66);
     address internal constant METER1 = address(0x3E1);
     address internal constant METER2 = address(0x3E2);
     address internal constant METER3 = address(0x3E3);
@@ -19,7 +18,7 @@ contract AssetRegistryTest is GridFixture {
     function setUp() public override {
         super.setUp();
         buildTree(); // feeder 5 under substation 4 under perimeter 2 (DSO1); perimeter 3 (DSO2)
-        assets = new AssetRegistry(roles, grid);
+        assets = new AssetRegistry(roles, zones);
         owner = vm.addr(OWNER_KEY);
         owner2 = vm.addr(OWNER2_KEY);
         vm.startPrank(ADMIN);

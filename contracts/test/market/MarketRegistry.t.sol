@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {GridFixture} from "../grid/GridFixture.sol";
+import {GridZonesFixture} from "../grid/GridZonesFixture.sol";
 import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 
-contract MarketRegistryTest is GridFixture {
+contract MarketRegistryTest is GridZonesFixture {
     function test_marketIsCreatedAndRead() public view {
         MarketRegistry.MarketParams memory p = markets.marketParams(market);
         assertEq(p.ispSeconds, 900, "isp");
@@ -17,7 +17,7 @@ contract MarketRegistryTest is GridFixture {
     }
 
     function test_onlyTheAuthorityCreatesMarkets() public {
-        MarketRegistry.MarketParams memory p = defaultParams();
+        MarketRegistry.MarketParams memory p = marketParams(ISP, 0);
         vm.expectRevert(abi.encodeWithSelector(MarketRegistry.MarketRegistryNotAuthority.selector, NOBODY));
         vm.prank(NOBODY);
         markets.createMarket(p);
@@ -29,22 +29,22 @@ contract MarketRegistryTest is GridFixture {
     }
 
     function test_invalidParameters() public {
-        MarketRegistry.MarketParams memory p = defaultParams();
+        MarketRegistry.MarketParams memory p = marketParams(ISP, 0);
         p.ispSeconds = 7; // does not divide a day
         vm.expectRevert(abi.encodeWithSelector(MarketRegistry.MarketRegistryInvalidParameter.selector, "ispSeconds", 7));
         vm.prank(ADMIN);
         markets.createMarket(p);
-        p = defaultParams();
+        p = marketParams(ISP, 0);
         p.dayOffsetSeconds = 100; // not a multiple of the ISP
         vm.expectRevert(abi.encodeWithSelector(MarketRegistry.MarketRegistryInvalidParameter.selector, "dayOffsetSeconds", 100));
         vm.prank(ADMIN);
         markets.createMarket(p);
-        p = defaultParams();
+        p = marketParams(ISP, 0);
         p.toleranceBps = 10_001;
         vm.expectRevert(abi.encodeWithSelector(MarketRegistry.MarketRegistryInvalidParameter.selector, "toleranceBps", 10_001));
         vm.prank(ADMIN);
         markets.createMarket(p);
-        p = defaultParams();
+        p = marketParams(ISP, 0);
         p.challengeWindowSeconds = 0;
         vm.expectRevert(abi.encodeWithSelector(MarketRegistry.MarketRegistryInvalidParameter.selector, "challengeWindowSeconds", 0));
         vm.prank(ADMIN);
@@ -52,7 +52,7 @@ contract MarketRegistryTest is GridFixture {
     }
 
     function testFuzz_dayStartContainsT(uint64 t) public {
-        MarketRegistry.MarketParams memory p = defaultParams();
+        MarketRegistry.MarketParams memory p = marketParams(ISP, 0);
         p.dayOffsetSeconds = 3600;
         vm.prank(ADMIN);
         uint32 m = markets.createMarket(p);
