@@ -70,6 +70,16 @@ class AssetRegistryClient(ContractClient):
         """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
         return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
 
+    def offer_terms(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, bool, int, int]:
+        """``offerTerms(uint64)`` (view)."""
+        result: tuple[str, int, int, bool, int, int] = self._call("offerTerms(uint64)", asset_id, block=block)
+        return result
+
+    def offer_word(self, asset_id: int, *, block: BlockId = "latest") -> int:
+        """``offerWord(uint64)`` (view)."""
+        result: int = self._call("offerWord(uint64)", asset_id, block=block)
+        return result
+
     def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, list[int]]:
         """``portfolio(uint32)`` (view)."""
         result: tuple[str, int, list[int]] = self._call("portfolio(uint32)", portfolio_id, block=block)
@@ -78,6 +88,11 @@ class AssetRegistryClient(ContractClient):
     def portfolio_count(self, *, block: BlockId = "latest") -> int:
         """``portfolioCount()`` (view)."""
         result: int = self._call("portfolioCount()", block=block)
+        return result
+
+    def portfolio_terms(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:
+        """``portfolioTerms(uint32)`` (view)."""
+        result: tuple[str, int, int, int] = self._call("portfolioTerms(uint32)", portfolio_id, block=block)
         return result
 
     def register_asset(self, meter: str, asset_type: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -466,6 +481,148 @@ class MarketRegistryClient(ContractClient):
         return result
 
 
+class OrderBookClient(ContractClient):
+    """Typed client of ``OrderBook`` (src/market/OrderBook.sol)."""
+
+    CONTRACT: ClassVar[str] = "OrderBook"
+
+    def cancel_tag(self, *, block: BlockId = "latest") -> bytes:
+        """``CANCEL_TAG()`` (view)."""
+        result: bytes = self._call("CANCEL_TAG()", block=block)
+        return result
+
+    def offer_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``OFFER_TYPEHASH()`` (view)."""
+        result: bytes = self._call("OFFER_TYPEHASH()", block=block)
+        return result
+
+    def request_tag(self, *, block: BlockId = "latest") -> bytes:
+        """``REQUEST_TAG()`` (view)."""
+        result: bytes = self._call("REQUEST_TAG()", block=block)
+        return result
+
+    def asset_nonce(self, asset_id: int, *, block: BlockId = "latest") -> int:
+        """``assetNonce(uint64)`` (view)."""
+        result: int = self._call("assetNonce(uint64)", asset_id, block=block)
+        return result
+
+    def assets(self, *, block: BlockId = "latest") -> str:
+        """``assets()`` (view)."""
+        result: str = self._call("assets()", block=block)
+        return result
+
+    def bond_locked(self, seller: str, *, block: BlockId = "latest") -> int:
+        """``bondLocked(address)`` (view)."""
+        result: int = self._call("bondLocked(address)", seller, block=block)
+        return result
+
+    def bond_of(self, seller: str, *, block: BlockId = "latest") -> int:
+        """``bondOf(address)`` (view)."""
+        result: int = self._call("bondOf(address)", seller, block=block)
+        return result
+
+    def book_digest(self, market: int, day_start: int, *, block: BlockId = "latest") -> bytes:
+        """``bookDigest(uint32,uint64)`` (view)."""
+        result: bytes = self._call("bookDigest(uint32,uint64)", market, day_start, block=block)
+        return result
+
+    def cancel_request(self, request_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``cancelRequest(uint64)`` (transaction)."""
+        return self._transact("cancelRequest(uint64)", request_id, sender=sender, wait=wait, gas=gas)
+
+    def clearing(self, *, block: BlockId = "latest") -> str:
+        """``clearing()`` (view)."""
+        result: str = self._call("clearing()", block=block)
+        return result
+
+    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        """``eip712Domain()`` (view)."""
+        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def max_exposure(self, power_w: int, isps: int, isp_seconds: int, max_price: int, *, block: BlockId = "latest") -> int:
+        """``maxExposure(uint32,uint16,uint32,uint256)`` (view)."""
+        result: int = self._call("maxExposure(uint32,uint16,uint32,uint256)", power_w, isps, isp_seconds, max_price, block=block)
+        return result
+
+    def offer_digest(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
+        """``offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
+        result: bytes = self._call("offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
+        return result
+
+    def pack_offer(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
+        """``packOffer((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
+        result: bytes = self._call("packOffer((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
+        return result
+
+    def portfolio_nonce(self, portfolio_id: int, *, block: BlockId = "latest") -> int:
+        """``portfolioNonce(uint32)`` (view)."""
+        result: int = self._call("portfolioNonce(uint32)", portfolio_id, block=block)
+        return result
+
+    def post_bond(self, seller: str, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``postBond(address,uint256)`` (transaction)."""
+        return self._transact("postBond(address,uint256)", seller, amount, sender=sender, wait=wait, gas=gas)
+
+    def post_bond_with_permit(self, seller: str, amount: int, deadline: int, v: int, r: bytes, s: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``postBondWithPermit(address,uint256,uint256,uint8,bytes32,bytes32)`` (transaction)."""
+        return self._transact("postBondWithPermit(address,uint256,uint256,uint8,bytes32,bytes32)", seller, amount, deadline, v, r, s, sender=sender, wait=wait, gas=gas)
+
+    def post_request(self, p: tuple[int, int, int, int, int, int, int, int, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``postRequest((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8))`` (transaction)."""
+        return self._transact("postRequest((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8))", p, sender=sender, wait=wait, gas=gas)
+
+    def post_request_with_permit(self, p: tuple[int, int, int, int, int, int, int, int, int], deadline: int, v: int, r: bytes, s: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``postRequestWithPermit((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8),uint256,uint8,bytes32,bytes32)`` (transaction)."""
+        return self._transact("postRequestWithPermit((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8),uint256,uint8,bytes32,bytes32)", p, deadline, v, r, s, sender=sender, wait=wait, gas=gas)
+
+    def request(self, request_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, int, int, int]:
+        """``request(uint64)`` (view)."""
+        result: tuple[str, int, int, int, int, int, int, int, int, int, int] = self._call("request(uint64)", request_id, block=block)
+        return result
+
+    def request_count(self, *, block: BlockId = "latest") -> int:
+        """``requestCount()`` (view)."""
+        result: int = self._call("requestCount()", block=block)
+        return result
+
+    def role_registry(self, *, block: BlockId = "latest") -> str:
+        """``roleRegistry()`` (view)."""
+        result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def set_bond_lock(self, seller: str, locked: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setBondLock(address,uint256)`` (transaction)."""
+        return self._transact("setBondLock(address,uint256)", seller, locked, sender=sender, wait=wait, gas=gas)
+
+    def set_clearing(self, clearing_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setClearing(address)`` (transaction)."""
+        return self._transact("setClearing(address)", clearing_contract, sender=sender, wait=wait, gas=gas)
+
+    def submit_offers(self, offers: list[tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int]], signatures: list[bytes], strict: bool, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``submitOffers((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32)[],bytes[],bool)`` (transaction)."""
+        return self._transact("submitOffers((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32)[],bytes[],bool)", offers, signatures, strict, sender=sender, wait=wait, gas=gas)
+
+    def token(self, *, block: BlockId = "latest") -> str:
+        """``token()`` (view)."""
+        result: str = self._call("token()", block=block)
+        return result
+
+    def withdraw_bond(self, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``withdrawBond(uint256)`` (transaction)."""
+        return self._transact("withdrawBond(uint256)", amount, sender=sender, wait=wait, gas=gas)
+
+    def zones(self, *, block: BlockId = "latest") -> str:
+        """``zones()`` (view)."""
+        result: str = self._call("zones()", block=block)
+        return result
+
+
 class RoleRegistryClient(ContractClient):
     """Typed client of ``RoleRegistry`` (src/access/RoleRegistry.sol)."""
 
@@ -586,6 +743,7 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "GridZones": GridZonesClient,
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,
+    "OrderBook": OrderBookClient,
     "RoleRegistry": RoleRegistryClient,
     "SettlementToken": SettlementTokenClient,
 }

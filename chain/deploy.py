@@ -58,6 +58,8 @@ PLAN: tuple[Step, ...] = (
     Step("AssetRegistry", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["GridZones"]]),
     # The demo's and development chains' money; it mints on chain ids 31337 and 1337 only.
     Step("SettlementToken", lambda ctx: [ctx.addresses["MarketAuthority"]]),
+    Step("OrderBook", lambda ctx: [ctx.addresses[name] for name in (
+        "RoleRegistry", "MarketRegistry", "GridZones", "AssetRegistry", "SettlementToken")]),
 )
 
 

@@ -876,7 +876,7 @@ class InvalidAccountNonce(ContractCustomError):
 
 
 class InvalidShortString(ContractCustomError):
-    """``InvalidShortString()``, declared in AssetRegistry, RoleRegistry, SettlementToken."""
+    """``InvalidShortString()``, declared in AssetRegistry, OrderBook, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "InvalidShortString"
     SIGNATURE: ClassVar[str] = "InvalidShortString()"
@@ -935,8 +935,514 @@ class MarketRegistryUnknownMarket(ContractCustomError):
         self.market_id = values[0]
 
 
+class OrderBookAfterGateClosure(ContractCustomError):
+    """``OrderBookAfterGateClosure(uint64,uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookAfterGateClosure"
+    SIGNATURE: ClassVar[str] = "OrderBookAfterGateClosure(uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("324f27af")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "gate_closure")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
+    start: int
+    gate_closure: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.start = values[0]
+        self.gate_closure = values[1]
+
+
+class OrderBookAssetInPortfolio(ContractCustomError):
+    """``OrderBookAssetInPortfolio(uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookAssetInPortfolio"
+    SIGNATURE: ClassVar[str] = "OrderBookAssetInPortfolio(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2cd89a8e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+
+
+class OrderBookAssetNotActive(ContractCustomError):
+    """``OrderBookAssetNotActive(uint64,uint8)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookAssetNotActive"
+    SIGNATURE: ClassVar[str] = "OrderBookAssetNotActive(uint64,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0a741638")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "status")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint8")
+    asset_id: int
+    status: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.status = values[1]
+
+
+class OrderBookBondLocked(ContractCustomError):
+    """``OrderBookBondLocked(uint256,uint256)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookBondLocked"
+    SIGNATURE: ClassVar[str] = "OrderBookBondLocked(uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4fd059af")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("amount", "available")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
+    amount: int
+    available: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.amount = values[0]
+        self.available = values[1]
+
+
+class OrderBookClearingAlreadySet(ContractCustomError):
+    """``OrderBookClearingAlreadySet(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookClearingAlreadySet"
+    SIGNATURE: ClassVar[str] = "OrderBookClearingAlreadySet(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("91da9584")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("clearing",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    clearing: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.clearing = values[0]
+
+
+class OrderBookEscrowOverflow(ContractCustomError):
+    """``OrderBookEscrowOverflow(uint256)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookEscrowOverflow"
+    SIGNATURE: ClassVar[str] = "OrderBookEscrowOverflow(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b1eee411")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("max_price",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    max_price: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.max_price = values[0]
+
+
+class OrderBookInvalidBaseline(ContractCustomError):
+    """``OrderBookInvalidBaseline(uint8,bytes32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidBaseline"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidBaseline(uint8,bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e1372a44")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("method", "baseline")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "bytes32")
+    method: int
+    baseline: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.method = values[0]
+        self.baseline = values[1]
+
+
+class OrderBookInvalidDirection(ContractCustomError):
+    """``OrderBookInvalidDirection(uint8)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidDirection"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidDirection(uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d853e0fc")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("direction",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
+    direction: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.direction = values[0]
+
+
+class OrderBookInvalidMode(ContractCustomError):
+    """``OrderBookInvalidMode(uint8,uint32,uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidMode"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidMode(uint8,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("54b125ce")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("mode", "min_power_w", "power_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint32", "uint32")
+    mode: int
+    min_power_w: int
+    power_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.mode = values[0]
+        self.min_power_w = values[1]
+        self.power_w = values[2]
+
+
+class OrderBookInvalidPower(ContractCustomError):
+    """``OrderBookInvalidPower(uint32,uint256)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidPower"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidPower(uint32,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("04a68b18")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("power_w", "prequalified_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint256")
+    power_w: int
+    prequalified_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.power_w = values[0]
+        self.prequalified_w = values[1]
+
+
+class OrderBookInvalidRequestKind(ContractCustomError):
+    """``OrderBookInvalidRequestKind(uint8,uint8)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidRequestKind"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidRequestKind(uint8,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b305d16e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("product", "purpose")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint8")
+    product: int
+    purpose: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.product = values[0]
+        self.purpose = values[1]
+
+
+class OrderBookInvalidSignature(ContractCustomError):
+    """``OrderBookInvalidSignature()``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidSignature"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidSignature()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0e1aa856")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class OrderBookInvalidSubject(ContractCustomError):
+    """``OrderBookInvalidSubject(uint64,uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidSubject"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidSubject(uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e1cb7fe5")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "portfolio_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
+    asset_id: int
+    portfolio_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.portfolio_id = values[1]
+
+
+class OrderBookInvalidWindow(ContractCustomError):
+    """``OrderBookInvalidWindow(uint64,uint16)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookInvalidWindow"
+    SIGNATURE: ClassVar[str] = "OrderBookInvalidWindow(uint64,uint16)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4be9d7e1")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "isps")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint16")
+    start: int
+    isps: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.start = values[0]
+        self.isps = values[1]
+
+
+class OrderBookLengthMismatch(ContractCustomError):
+    """``OrderBookLengthMismatch(uint256,uint256)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookLengthMismatch"
+    SIGNATURE: ClassVar[str] = "OrderBookLengthMismatch(uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ec5025e3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offers", "signatures")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
+    offers: int
+    signatures: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offers = values[0]
+        self.signatures = values[1]
+
+
+class OrderBookMalformedOffer(ContractCustomError):
+    """``OrderBookMalformedOffer()``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookMalformedOffer"
+    SIGNATURE: ClassVar[str] = "OrderBookMalformedOffer()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3b184cac")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class OrderBookNotAuthority(ContractCustomError):
+    """``OrderBookNotAuthority(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotAuthority"
+    SIGNATURE: ClassVar[str] = "OrderBookNotAuthority(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("cc2b4362")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class OrderBookNotBuyer(ContractCustomError):
+    """``OrderBookNotBuyer(uint64,address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotBuyer"
+    SIGNATURE: ClassVar[str] = "OrderBookNotBuyer(uint64,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4bf1bb2c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id", "account")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "address")
+    request_id: int
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.request_id = values[0]
+        self.account = values[1]
+
+
+class OrderBookNotClearing(ContractCustomError):
+    """``OrderBookNotClearing(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotClearing"
+    SIGNATURE: ClassVar[str] = "OrderBookNotClearing(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("05400fd9")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class OrderBookNotRelayer(ContractCustomError):
+    """``OrderBookNotRelayer(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotRelayer"
+    SIGNATURE: ClassVar[str] = "OrderBookNotRelayer(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3551d462")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("relayer",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    relayer: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.relayer = values[0]
+
+
+class OrderBookNotSeller(ContractCustomError):
+    """``OrderBookNotSeller(address,address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotSeller"
+    SIGNATURE: ClassVar[str] = "OrderBookNotSeller(address,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0fc9248d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("signer", "seller")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
+    signer: str
+    seller: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.signer = values[0]
+        self.seller = values[1]
+
+
+class OrderBookNotSystemOperator(ContractCustomError):
+    """``OrderBookNotSystemOperator(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotSystemOperator"
+    SIGNATURE: ClassVar[str] = "OrderBookNotSystemOperator(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("901a1c1e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class OrderBookOfferExpired(ContractCustomError):
+    """``OrderBookOfferExpired(uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookOfferExpired"
+    SIGNATURE: ClassVar[str] = "OrderBookOfferExpired(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4e3a7c5d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("expiry",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    expiry: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.expiry = values[0]
+
+
+class OrderBookRequestNotOpen(ContractCustomError):
+    """``OrderBookRequestNotOpen(uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookRequestNotOpen"
+    SIGNATURE: ClassVar[str] = "OrderBookRequestNotOpen(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("7ab14c0c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    request_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.request_id = values[0]
+
+
+class OrderBookStaleNonce(ContractCustomError):
+    """``OrderBookStaleNonce(uint32,uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookStaleNonce"
+    SIGNATURE: ClassVar[str] = "OrderBookStaleNonce(uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("030b8de1")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("nonce", "last_nonce")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint32")
+    nonce: int
+    last_nonce: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.nonce = values[0]
+        self.last_nonce = values[1]
+
+
+class OrderBookUnknownMarket(ContractCustomError):
+    """``OrderBookUnknownMarket(uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookUnknownMarket"
+    SIGNATURE: ClassVar[str] = "OrderBookUnknownMarket(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f8fbe8ab")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
+    market: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+
+
+class OrderBookUnknownPortfolio(ContractCustomError):
+    """``OrderBookUnknownPortfolio(uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookUnknownPortfolio"
+    SIGNATURE: ClassVar[str] = "OrderBookUnknownPortfolio(uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("72055e2d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
+    portfolio_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+
+
+class OrderBookUnknownRequest(ContractCustomError):
+    """``OrderBookUnknownRequest(uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookUnknownRequest"
+    SIGNATURE: ClassVar[str] = "OrderBookUnknownRequest(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9349f1ba")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    request_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.request_id = values[0]
+
+
+class OrderBookWindowInPast(ContractCustomError):
+    """``OrderBookWindowInPast(uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookWindowInPast"
+    SIGNATURE: ClassVar[str] = "OrderBookWindowInPast(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9d75651d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.start = values[0]
+
+
+class OrderBookWindowNotAligned(ContractCustomError):
+    """``OrderBookWindowNotAligned(uint64,uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookWindowNotAligned"
+    SIGNATURE: ClassVar[str] = "OrderBookWindowNotAligned(uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9dd5fda1")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "isp_seconds")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
+    start: int
+    isp_seconds: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.start = values[0]
+        self.isp_seconds = values[1]
+
+
+class OrderBookZeroPrice(ContractCustomError):
+    """``OrderBookZeroPrice()``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookZeroPrice"
+    SIGNATURE: ClassVar[str] = "OrderBookZeroPrice()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fe0784b4")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class OrderBookZoneNotBuyable(ContractCustomError):
+    """``OrderBookZoneNotBuyable(uint32,address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookZoneNotBuyable"
+    SIGNATURE: ClassVar[str] = "OrderBookZoneNotBuyable(uint32,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2ff313f5")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "buyer")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address")
+    zone_id: int
+    buyer: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.zone_id = values[0]
+        self.buyer = values[1]
+
+
 class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridZones, RoleGated."""
+    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridZones, OrderBook, RoleGated."""
 
     NAME: ClassVar[str] = "RoleGatedMissingRole"
     SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
@@ -1046,6 +1552,21 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
         self.value_ = values[1]
 
 
+class SafeERC20FailedOperation(ContractCustomError):
+    """``SafeERC20FailedOperation(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "SafeERC20FailedOperation"
+    SIGNATURE: ClassVar[str] = "SafeERC20FailedOperation(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5274afe7")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("token",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    token: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.token = values[0]
+
+
 class SettlementTokenMintingDisabled(ContractCustomError):
     """``SettlementTokenMintingDisabled(uint256)``, declared in SettlementToken."""
 
@@ -1077,7 +1598,7 @@ class SettlementTokenNotAuthority(ContractCustomError):
 
 
 class StringTooLong(ContractCustomError):
-    """``StringTooLong(string)``, declared in AssetRegistry, RoleRegistry, SettlementToken."""
+    """``StringTooLong(string)``, declared in AssetRegistry, OrderBook, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "StringTooLong"
     SIGNATURE: ClassVar[str] = "StringTooLong(string)"
@@ -1150,6 +1671,38 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MarketRegistryInvalidParameter.SELECTOR: MarketRegistryInvalidParameter,
     MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
     MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
+    OrderBookAfterGateClosure.SELECTOR: OrderBookAfterGateClosure,
+    OrderBookAssetInPortfolio.SELECTOR: OrderBookAssetInPortfolio,
+    OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,
+    OrderBookBondLocked.SELECTOR: OrderBookBondLocked,
+    OrderBookClearingAlreadySet.SELECTOR: OrderBookClearingAlreadySet,
+    OrderBookEscrowOverflow.SELECTOR: OrderBookEscrowOverflow,
+    OrderBookInvalidBaseline.SELECTOR: OrderBookInvalidBaseline,
+    OrderBookInvalidDirection.SELECTOR: OrderBookInvalidDirection,
+    OrderBookInvalidMode.SELECTOR: OrderBookInvalidMode,
+    OrderBookInvalidPower.SELECTOR: OrderBookInvalidPower,
+    OrderBookInvalidRequestKind.SELECTOR: OrderBookInvalidRequestKind,
+    OrderBookInvalidSignature.SELECTOR: OrderBookInvalidSignature,
+    OrderBookInvalidSubject.SELECTOR: OrderBookInvalidSubject,
+    OrderBookInvalidWindow.SELECTOR: OrderBookInvalidWindow,
+    OrderBookLengthMismatch.SELECTOR: OrderBookLengthMismatch,
+    OrderBookMalformedOffer.SELECTOR: OrderBookMalformedOffer,
+    OrderBookNotAuthority.SELECTOR: OrderBookNotAuthority,
+    OrderBookNotBuyer.SELECTOR: OrderBookNotBuyer,
+    OrderBookNotClearing.SELECTOR: OrderBookNotClearing,
+    OrderBookNotRelayer.SELECTOR: OrderBookNotRelayer,
+    OrderBookNotSeller.SELECTOR: OrderBookNotSeller,
+    OrderBookNotSystemOperator.SELECTOR: OrderBookNotSystemOperator,
+    OrderBookOfferExpired.SELECTOR: OrderBookOfferExpired,
+    OrderBookRequestNotOpen.SELECTOR: OrderBookRequestNotOpen,
+    OrderBookStaleNonce.SELECTOR: OrderBookStaleNonce,
+    OrderBookUnknownMarket.SELECTOR: OrderBookUnknownMarket,
+    OrderBookUnknownPortfolio.SELECTOR: OrderBookUnknownPortfolio,
+    OrderBookUnknownRequest.SELECTOR: OrderBookUnknownRequest,
+    OrderBookWindowInPast.SELECTOR: OrderBookWindowInPast,
+    OrderBookWindowNotAligned.SELECTOR: OrderBookWindowNotAligned,
+    OrderBookZeroPrice.SELECTOR: OrderBookZeroPrice,
+    OrderBookZoneNotBuyable.SELECTOR: OrderBookZoneNotBuyable,
     RoleGatedMissingRole.SELECTOR: RoleGatedMissingRole,
     RoleRegistryArrayLengthMismatch.SELECTOR: RoleRegistryArrayLengthMismatch,
     RoleRegistryInvalidValidity.SELECTOR: RoleRegistryInvalidValidity,
@@ -1157,6 +1710,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     RoleRegistryNotIssuer.SELECTOR: RoleRegistryNotIssuer,
     RoleRegistryUnknownRole.SELECTOR: RoleRegistryUnknownRole,
     SafeCastOverflowedUintDowncast.SELECTOR: SafeCastOverflowedUintDowncast,
+    SafeERC20FailedOperation.SELECTOR: SafeERC20FailedOperation,
     SettlementTokenMintingDisabled.SELECTOR: SettlementTokenMintingDisabled,
     SettlementTokenNotAuthority.SELECTOR: SettlementTokenNotAuthority,
     StringTooLong.SELECTOR: StringTooLong,

@@ -42,6 +42,7 @@ from flexledger.identity.roles import Role
 
 from .demo_assets import ASSETS, assets_step
 from .demo_grid import grid_step
+from .demo_orders import orders_step
 
 DEMO_PROSUMERS = 12
 
@@ -89,8 +90,13 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         console.print(Rule("3. The grid and its traffic lights"))
         summary["grid"] = grid_step(conn, deployer, manifest, accounts, console)
         console.print(Rule("4. Assets"))
-        summary["assets"] = assets_step(conn, deployer, manifest, accounts, summary["grid"].pop("feeders_of"), console,
+        summary["assets"] = assets_step(conn, deployer, manifest, accounts, summary["grid"]["feeders_of"], console,
                                         count=asset_count)
+        console.print(Rule("5. The order book"))
+        grid_info = {k: summary["grid"].pop(k) for k in ("feeders_of", "substation_of", "area", "day")}
+        grid_info["market"] = summary["grid"]["market"]
+        summary["orders"] = orders_step(conn, deployer, manifest, accounts, grid_info,
+                                        summary["assets"].pop("holdings"), console)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
@@ -111,6 +117,12 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     assets = summary["assets"]
     table.add_row("assets", f"{assets['assets']} registered by signed, relayed registrations, {assets['mapped']} mapped "
                   "by their DSOs (" + ", ".join(f"{n} {t}" for t, n in sorted(assets["by_type"].items())) + ")")
+    orders = summary["orders"]
+    table.add_row("offers", f"{orders['offers_signed']} signed by prosumers in their wallets, relayed by 3 aggregators: "
+                  f"{orders['accepted']} accepted ({orders['replaced']} later replaced by newer ones), "
+                  f"{orders['skipped']} skipped with their reasons; {orders['gas_per_offer']:,} gas per offer")
+    table.add_row("requests", f"{orders['requests']} posted by 2 DSOs and the TSO, {orders['escrow'] / 100:,.2f} EUR in "
+                  f"escrow; {orders['gas_per_request']:,} gas per request")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     return summary

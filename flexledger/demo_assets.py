@@ -103,4 +103,7 @@ def assets_step(
     console.print(f"{count} prosumers with a meter and an asset each: {len(grants)} credentials anchored, "
                   f"{count} assets registered (owners paid no gas) and {mapped} mapped to "
                   f"{sum(len(f) for f in feeders_of.values())} feeders in {seconds:.1f} s")
-    return {"assets": count, "mapped": mapped, "by_type": by_type, "first_asset": first, "seconds": round(seconds, 1)}
+    return {"assets": count, "mapped": mapped, "by_type": by_type, "first_asset": first, "seconds": round(seconds, 1),
+            # for the order book step: who owns which asset, where, with what power
+            "holdings": [(first + k, owners[k], row[1], row[2]) for k, row in
+                         enumerate(sorted((r for rows in plan.values() for r in rows), key=lambda r: r[0]))]}

@@ -60,6 +60,7 @@ def grid_step(
     area = add(0, tso, tso, 0)
     owned: dict[str, list[int]] = {}
     feeders: list[int] = []
+    substation_of: dict[int, int] = {}  # feeder -> its substation
     for dso in dsos:
         perimeter = add(area, dso, tso, 2_000_000)
         zones = [perimeter]
@@ -70,6 +71,7 @@ def grid_step(
                 feeder = add(substation, dso, dso, 250_000)
                 zones.append(feeder)
                 feeders.append(feeder)
+                substation_of[feeder] = substation
         owned[dso.address] = zones
     console.print(f"zones: area {area}, {len(dsos)} DSO perimeters, {len(dsos) * SUBSTATIONS_PER_DSO} substations, "
                   f"{len(feeders)} feeders")
@@ -130,4 +132,5 @@ def grid_step(
         "publish_gas": publish_gas, "shown_feeder": shown,
         "feeders_of": {name: [f for f in feeders if f in owned[dso.address]]
                        for name, dso in zip(("DSO north", "DSO south"), dsos, strict=True)},
+        "day": day, "area": area, "substation_of": substation_of,
     }

@@ -11,7 +11,6 @@ zone), and the market must have 15-minute ISPs, which the dynamic lights follow.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flexledger.errors import FlexledgerError
+from flexledger.times import parse_time
 
 from .rules.lights import (
     HOUR,
@@ -59,22 +59,10 @@ class Publication:
     words: list[int]
 
 
-def _time(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp())
-
-
 def parse_entry(raw: dict[str, Any], where: str, params: MarketParams) -> LightEntry:
     try:
         zone = int(raw["zone"])
-        isp_start = _time(raw["isp_start"])
+        isp_start = parse_time(raw["isp_start"])
         direction = Direction[str(raw["direction"]).strip().upper()]
         colour = Colour[str(raw["colour"]).strip().upper()]
         capability = int(raw.get("capability_w") or 0)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from flexledger.chain import paths
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.manifest import Manifest
@@ -60,3 +65,21 @@ def conn(session_conn: ChainConnection, manifest: Manifest) -> Iterator[ChainCon
 @pytest.fixture
 def dev_signers(session_conn: ChainConnection) -> list[Signer]:
     return [keys.signer(a, session_conn) for a in keys.dev_accounts()]
+
+
+@pytest.fixture(scope="session")
+def ethers() -> Callable[[dict[str, Any], str, str], dict[str, str]]:
+    """An ordinary wallet library (ethers, Node.js) on an eth_signTypedData_v4 payload: its hash, its
+    signature with a key, and the address it recovers from a given signature."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed to hold typed data against ethers"
+
+    def run(payload: dict[str, Any], key: str, signature: str) -> dict[str, str]:
+        out = subprocess.run(
+            [node, str(paths.project_root() / "tests" / "js" / "typed-data.mjs"), key, signature],
+            input=json.dumps(payload), capture_output=True, text=True, check=True, cwd=paths.project_root(), timeout=60,
+        ).stdout
+        result: dict[str, str] = json.loads(out)
+        return result
+
+    return run

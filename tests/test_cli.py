@@ -169,3 +169,60 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
 def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
     proc = run("did", "show", "did:ethr:[bold]x", data_dir=tmp_path, check=False)
     assert proc.returncode == 1 and "[bold]x" in proc.stderr
+
+
+def test_offer_request_and_book_commands(tmp_path: Path) -> None:
+    env = {"FLEXLEDGER_NODE_PORT": str(free_port())}
+    me = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # the dev key the CLI signs with here
+    meter = "0x000000000000000000000000000000000000bEEF"
+
+    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(*args, data_dir=tmp_path, env=env, check=check)
+
+    cli("node", "start")
+    try:
+        cli("deploy")
+        for role in ("TSO", "DSO", "AGGREGATOR", "PROSUMER"):
+            cli("role", "grant", me, role)
+        cli("role", "grant", meter, "METER")
+        cli("market", "create")
+        cli("grid", "zone", "add")
+        cli("grid", "zone", "add", "--parent", "1", "--max-asset-power", "500000")
+        cli("grid", "asset", "register", meter, "--type", "2")
+        cli("grid", "asset", "map", "1", "--zone", "2", "--up", "5000", "--down", "5000")
+        cli("token", "mint", me, "1000000")
+        day = (int(time.time()) // 86400 + 2) * 86400
+        start = dt.datetime.fromtimestamp(day + 17 * 3600, dt.UTC).isoformat()
+
+        def offer(power: str) -> Path:
+            typed = cli("offer", "typed-data", "--asset", "1", "--start", start, "--isps", "4", "--power", power,
+                        "--price", "15000", "--baseline-method", "ROLLING_AVERAGE", "--json").stdout
+            assert json.loads(typed)["domain"]["name"] == "flexledger OrderBook"
+            (tmp_path / f"offer-{power}.json").write_text(typed)
+            cli("offer", "sign", str(tmp_path / f"offer-{power}.json"), "--out", str(tmp_path / f"signed-{power}.json"))
+            return tmp_path / f"signed-{power}.json"
+
+        good = offer("3000")
+        submitted = json.loads(cli("offer", "submit", str(good), "--json").stdout)
+        assert submitted["accepted"] == 1 and submitted["offers"][0]["nonce"] == 1
+        too_big = json.loads(cli("offer", "submit", str(offer("9000")), "--json").stdout)
+        assert too_big["skipped"] == 1 and "OrderBookInvalidPower" in too_big["offers"][0]["reason"]
+        replayed = json.loads(cli("offer", "submit", str(good), "--json").stdout)
+        assert "OrderBookStaleNonce" in replayed["offers"][0]["reason"]
+
+        posted = json.loads(cli("request", "post", "--zone", "2", "--start", start, "--isps", "4", "--power", "10000",
+                                "--max-price", "20000", "--json").stdout)
+        assert posted["escrow"] == 200  # 10 kWh at 200.00 per MWh: 2.00
+        date = dt.datetime.fromtimestamp(day, dt.UTC).date().isoformat()
+        book = json.loads(cli("book", "show", "--day", date, "--json").stdout)
+        assert (book["requests"], book["offers"]) == (1, 1)
+        first = next(c for c in book["cells"] if c["isp_start"] == day + 17 * 3600)
+        assert first == {"zone": 2, "direction": "UP", "isp_start": day + 17 * 3600, "requested_w": 10000,
+                         "offered_w": 3000, "offers": 1}
+        assert "digest matches" in cli("book", "show", "--day", date).stdout
+        cancelled = json.loads(cli("request", "cancel", str(posted["request"]), "--json").stdout)
+        assert cancelled["refund"] == 200
+        bad = cli("request", "post", "--zone", "9", "--start", start, "--power", "1", "--max-price", "1", check=False)
+        assert bad.returncode == 1 and "GridZonesUnknownZone" in bad.stderr
+    finally:
+        cli("node", "stop")

@@ -20,4 +20,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (grid["zones"], grid["substations"], grid["feeders"]) == (39, 6, 30)
     assert grid["yellow"] > 0 and grid["red"] > 0
     assert summary["assets"]["assets"] == summary["assets"]["mapped"] == 60
+    orders = summary["orders"]
+    assert orders["offers_signed"] == 60 + 3 + 2 and orders["skipped"] == 2  # 3 newer offers, 2 bad ones
+    assert orders["accepted"] == 63 and orders["replaced"] == 3 and orders["offers_in_force"] == 60
+    assert orders["requests"] == 5 and orders["escrow"] > 0
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

@@ -4,16 +4,13 @@ eth-account, an ordinary wallet library (ethers, npm) and OpenZeppelin's EIP712 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from flexledger.chain import paths
 from flexledger.chain.artifacts import Artifact
 from flexledger.chain.compiler import compile_contracts
 from flexledger.chain.connection import ChainConnection
@@ -142,17 +139,6 @@ def offer_args(message: dict[str, Any]) -> list[Any]:
     return [message[field["name"]] for field in TYPES["Offer"]]
 
 
-def ethers(payload: dict[str, Any], key: str, signature: str) -> dict[str, str]:
-    node = shutil.which("node")
-    assert node, "Node.js is needed to hold the payload against ethers"
-    out = subprocess.run(
-        [node, str(paths.project_root() / "tests" / "js" / "typed-data.mjs"), key, signature],
-        input=json.dumps(payload), capture_output=True, text=True, check=True, cwd=paths.project_root(), timeout=60,
-    ).stdout
-    result: dict[str, str] = json.loads(out)
-    return result
-
-
 def test_the_domain_is_read_from_the_role_registry(conn: ChainConnection, manifest: Manifest) -> None:
     domain = read_domain(conn, manifest.address("RoleRegistry"))
     assert domain == Eip712Domain("flexledger RoleRegistry", "1", conn.chain_id, manifest.address("RoleRegistry"))
@@ -183,7 +169,9 @@ def test_the_fields_bitmap_is_honoured(conn: ChainConnection, deploy: Any) -> No
         read_domain(conn, deploy("SaltedDomain", 42).address)
 
 
-def test_hash_and_signature_match_eth_account_and_ethers(conn: ChainConnection, manifest: Manifest) -> None:
+def test_hash_and_signature_match_eth_account_and_ethers(
+    conn: ChainConnection, manifest: Manifest, ethers: Callable[[dict[str, Any], str, str], dict[str, str]]
+) -> None:
     domain = read_domain(conn, manifest.address("RoleRegistry"))
     typed = TypedData(domain, "Offer", TYPES, MESSAGE)
     payload = typed.to_json()

@@ -12,7 +12,7 @@ from rich.markup import escape
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
 
-from . import contracts, grid, identity, node
+from . import book, contracts, grid, identity, node
 from .context import STATE
 from .output import JsonOption, console, emit_json, err_console
 
@@ -35,6 +35,11 @@ app.add_typer(identity.did_app, name="did")
 app.add_typer(identity.role_app, name="role")
 app.add_typer(grid.market_app, name="market")
 app.add_typer(grid.grid_app, name="grid")
+app.add_typer(book.offer_app, name="offer")
+app.add_typer(book.request_app, name="request")
+app.add_typer(book.book_app, name="book")
+app.add_typer(book.bond_app, name="bond")
+app.add_typer(book.token_app, name="token")
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)
 

@@ -23,20 +23,21 @@ contract AssetRegistry is RoleGated, EIP712 {
         SUSPENDED
     }
 
-    /// @dev One slot: what an offer's checks read (owner, zone, status, portfolio).
+    /// @dev One slot: everything an offer's checks read (the order book pays one cold read per
+    /// offer). Zone ids fit 24 bits (GridZones.MAX_ZONES).
     struct Asset {
         address owner;
-        uint32 zone;
-        Status status;
-        uint8 assetType;
-        uint32 portfolio;
-    }
-
-    /// @dev One slot: the meter and the prequalified power.
-    struct Power {
-        address meter;
+        uint24 zone;
+        uint8 state; // bits 0-1: Status; bit 2: in a portfolio
         uint32 upW;
         uint32 downW;
+    }
+
+    /// @dev Read by views and portfolio management only.
+    struct AssetInfo {
+        address meter;
+        uint32 portfolio;
+        uint8 assetType;
     }
 
     struct Portfolio {
@@ -45,6 +46,8 @@ contract AssetRegistry is RoleGated, EIP712 {
         uint64[] assets;
     }
 
+    uint8 internal constant STATUS_MASK = 3;
+    uint8 internal constant IN_PORTFOLIO = 4;
     bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
@@ -65,7 +68,7 @@ contract AssetRegistry is RoleGated, EIP712 {
     /// @notice The next consent nonce of an asset: a consent is good once.
     mapping(uint64 assetId => uint256) public consentNonce;
     mapping(uint64 assetId => Asset) private _assets;
-    mapping(uint64 assetId => Power) private _power;
+    mapping(uint64 assetId => AssetInfo) private _info;
     mapping(uint32 portfolioId => Portfolio) private _portfolios;
 
     error AssetUnknown(uint64 assetId);
@@ -177,16 +180,14 @@ contract AssetRegistry is RoleGated, EIP712 {
     function mapAsset(uint64 assetId, uint32 zoneId, uint32 upW, uint32 downW) public {
         _checkMarketRole(msg.sender, DSO_ROLE);
         Asset storage a = _asset(assetId);
-        if (a.portfolio != 0) revert AssetInPortfolio(assetId, a.portfolio);
+        if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(assetId, _info[assetId].portfolio);
         (bool onPath, uint32 limit) = grid.operatorPathCheck(zoneId, msg.sender);
         if (!onPath) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
         if (upW == 0 && downW == 0) revert AssetZeroPower(assetId);
         if (upW > limit) revert AssetPowerAboveZoneLimit(assetId, upW, limit);
         if (downW > limit) revert AssetPowerAboveZoneLimit(assetId, downW, limit);
-        a.zone = zoneId;
-        a.status = Status.ACTIVE;
-        Power storage p = _power[assetId];
-        (p.upW, p.downW) = (upW, downW);
+        (a.zone, a.upW, a.downW) = (uint24(zoneId), upW, downW);
+        _setStatus(a, Status.ACTIVE);
         emit AssetMapped(assetId, zoneId, upW, downW, msg.sender);
     }
 
@@ -216,7 +217,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      */
     function suspendAsset(uint64 assetId) external {
         Asset storage a = _mappedBy(assetId, msg.sender);
-        a.status = Status.SUSPENDED;
+        _setStatus(a, Status.SUSPENDED);
         emit AssetSuspended(assetId, msg.sender);
     }
 
@@ -226,7 +227,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      */
     function reinstateAsset(uint64 assetId) external {
         Asset storage a = _mappedBy(assetId, msg.sender);
-        a.status = Status.ACTIVE;
+        _setStatus(a, Status.ACTIVE);
         emit AssetReinstated(assetId, msg.sender);
     }
 
@@ -251,15 +252,16 @@ contract AssetRegistry is RoleGated, EIP712 {
         for (uint256 i = 0; i < assetIds.length; ++i) {
             uint64 id = assetIds[i];
             Asset storage a = _asset(id);
-            if (a.status != Status.ACTIVE) revert AssetNotActive(id);
+            if (_status(a) != Status.ACTIVE) revert AssetNotActive(id);
             if (a.zone != zoneId) revert AssetOutsideZone(id, a.zone, zoneId);
-            if (a.portfolio != 0) revert AssetInPortfolio(id, a.portfolio);
+            if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(id, _info[id].portfolio);
             bytes32 digest = consentDigest(msg.sender, id, consentNonce[id], deadline);
             if (!SignatureChecker.isValidSignatureNow(a.owner, digest, signatures[i])) {
                 revert AssetConsentInvalid(id, a.owner);
             }
             consentNonce[id]++;
-            a.portfolio = portfolioId;
+            a.state |= IN_PORTFOLIO;
+            _info[id].portfolio = portfolioId;
         }
         _portfolios[portfolioId] = Portfolio(msg.sender, zoneId, assetIds);
         emit PortfolioCreated(portfolioId, msg.sender, zoneId, assetIds);
@@ -271,7 +273,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      */
     function removeFromPortfolio(uint64 assetId) external {
         Asset storage a = _asset(assetId);
-        uint32 portfolioId = a.portfolio;
+        uint32 portfolioId = _info[assetId].portfolio;
         if (portfolioId == 0) revert AssetNotPortfolioMember(0, assetId);
         Portfolio storage p = _portfolios[portfolioId];
         if (msg.sender != a.owner && msg.sender != p.aggregator) revert AssetNotAuthorized(msg.sender);
@@ -283,7 +285,8 @@ contract AssetRegistry is RoleGated, EIP712 {
                 break;
             }
         }
-        a.portfolio = 0;
+        a.state &= ~IN_PORTFOLIO;
+        _info[assetId].portfolio = 0;
         emit PortfolioAssetRemoved(portfolioId, assetId, msg.sender);
     }
 
@@ -330,8 +333,68 @@ contract AssetRegistry is RoleGated, EIP712 {
         )
     {
         Asset storage a = _asset(assetId);
-        Power storage p = _power[assetId];
-        return (a.owner, a.zone, a.status, a.assetType, a.portfolio, p.meter, p.upW, p.downW);
+        AssetInfo storage info = _info[assetId];
+        return (a.owner, a.zone, _status(a), info.assetType, info.portfolio, info.meter, a.upW, a.downW);
+    }
+
+    /**
+     * @notice What an offer for an asset is checked against, in one call (the order book's
+     * per-offer read: one slot). An unknown asset answers status NONE instead of reverting.
+     * @param assetId The asset.
+     * @return owner The owner (who signs its offers).
+     * @return zone The zone (0 while pending).
+     * @return status NONE, PENDING, ACTIVE or SUSPENDED.
+     * @return inPortfolio Whether it belongs to a portfolio (then its aggregator offers it).
+     * @return upW Prequalified power upwards.
+     * @return downW Prequalified power downwards.
+     */
+    function offerTerms(uint64 assetId)
+        external
+        view
+        returns (address owner, uint32 zone, Status status, bool inPortfolio, uint32 upW, uint32 downW)
+    {
+        Asset storage a = _assets[assetId];
+        return (a.owner, a.zone, _status(a), a.state & IN_PORTFOLIO != 0, a.upW, a.downW);
+    }
+
+    /**
+     * @notice The asset's record as one word, for contracts that check many offers (the order
+     * book): `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`, where `state & 3`
+     * is the Status and `state & 4` says it belongs to a portfolio. Zero for an unknown asset.
+     * @param assetId The asset.
+     * @return word The packed record.
+     */
+    function offerWord(uint64 assetId) external view returns (uint256 word) {
+        Asset storage a = _assets[assetId];
+        assembly ("memory-safe") {
+            word := sload(a.slot)
+        }
+    }
+
+    /**
+     * @notice What an offer for a portfolio is checked against: its aggregator, zone, and the
+     * prequalified power of its ACTIVE members, summed (a suspended member does not count).
+     * An unknown portfolio answers the zero address.
+     * @param portfolioId The portfolio.
+     * @return aggregator The aggregator (who signs its offers).
+     * @return zone The zone.
+     * @return upW Summed prequalified power upwards of the active members.
+     * @return downW Summed prequalified power downwards of the active members.
+     */
+    function portfolioTerms(uint32 portfolioId)
+        external
+        view
+        returns (address aggregator, uint32 zone, uint256 upW, uint256 downW)
+    {
+        Portfolio storage p = _portfolios[portfolioId];
+        uint64[] storage members = p.assets;
+        for (uint256 i = 0; i < members.length; ++i) {
+            Asset storage member = _assets[members[i]];
+            if (_status(member) != Status.ACTIVE) continue;
+            upW += member.upW;
+            downW += member.downW;
+        }
+        return (p.aggregator, p.zone, upW, downW);
     }
 
     /**
@@ -362,21 +425,29 @@ contract AssetRegistry is RoleGated, EIP712 {
         uint64 existing = assetOfMeter[meter];
         if (existing != 0) revert AssetMeterTaken(meter, existing);
         assetId = ++assetCount;
-        _assets[assetId] = Asset(owner, 0, Status.PENDING, assetType, 0);
-        _power[assetId] = Power(meter, 0, 0);
+        _assets[assetId] = Asset(owner, 0, uint8(Status.PENDING), 0, 0);
+        _info[assetId] = AssetInfo(meter, 0, assetType);
         assetOfMeter[meter] = assetId;
         emit AssetRegistered(assetId, owner, meter, assetType);
     }
 
     function _asset(uint64 assetId) internal view returns (Asset storage a) {
         a = _assets[assetId];
-        if (a.status == Status.NONE) revert AssetUnknown(assetId);
+        if (_status(a) == Status.NONE) revert AssetUnknown(assetId);
+    }
+
+    function _status(Asset storage a) internal view returns (Status) {
+        return Status(a.state & STATUS_MASK);
+    }
+
+    function _setStatus(Asset storage a, Status status) internal {
+        a.state = (a.state & ~STATUS_MASK) | uint8(status);
     }
 
     function _mappedBy(uint64 assetId, address dso) internal view returns (Asset storage a) {
         _checkMarketRole(dso, DSO_ROLE);
         a = _asset(assetId);
-        if (a.status == Status.PENDING) revert AssetNotZoneDso(assetId, a.zone, dso);
+        if (_status(a) == Status.PENDING) revert AssetNotZoneDso(assetId, a.zone, dso);
         (bool onPath,) = grid.operatorPathCheck(a.zone, dso);
         if (!onPath) revert AssetNotZoneDso(assetId, a.zone, dso);
     }

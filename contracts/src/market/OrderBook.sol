@@ -1,0 +1,806 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {RoleGated} from "../access/RoleGated.sol";
+import {IRoleRegistry} from "../access/IRoleRegistry.sol";
+import {MarketRegistry} from "./MarketRegistry.sol";
+import {GridZones} from "../grid/GridZones.sol";
+import {AssetRegistry} from "../grid/AssetRegistry.sol";
+
+/**
+ * @title OrderBook
+ * @notice The market's order book (DESIGN.md vocabulary, rules 3 and 8): system operators post
+ * flexibility requests with their maximum exposure in escrow; sellers' offers, signed as EIP-712
+ * typed data by the asset's owner or the portfolio's aggregator, are relayed in batches by an
+ * aggregator (or by the signer), so a prosumer never pays gas; sellers keep a bond that covers
+ * their penalty exposure.
+ *
+ * @dev What the book holds on chain is deliberately small: per market day a running digest of
+ * everything accepted (requests, offers, cancellations, in order), per asset and per portfolio
+ * the last nonce, and the requests (their escrow is recomputed from their terms). The offers live in the
+ * `OfferAccepted` events, from which anyone rebuilds the book and checks it against the digest.
+ *
+ * Offer nonces are per asset (or portfolio) and strictly increasing; an offer whose nonce is not
+ * above the last accepted one is skipped (replayed or older). A newer offer for the same asset,
+ * window and direction replaces the older one: the book keeps, per (asset or portfolio, start,
+ * ISP count, direction), the accepted offer with the highest nonce. (OpenZeppelin's `Nonces` wants
+ * the exact next nonce, which would let one skipped offer block every later one of its signer.)
+ * Nonces are packed eight to a slot (32 bits each, by id), so a batch of consecutive assets
+ * shares the storage writes.
+ *
+ * A window lies within one market day, starts on an ISP boundary, and is open until the gate
+ * closure of its first ISP (`start >= now + gateClosureSeconds`). Prices are token base units per
+ * MWh. A request's escrow is its maximum exposure,
+ * `ceil(powerW * isps * ispSeconds * maxPrice / 3.6e9)`.
+ */
+contract OrderBook is RoleGated, EIP712 {
+    using SafeERC20 for IERC20;
+
+    enum Product {
+        ACTIVATION,
+        AVAILABILITY
+    }
+
+    enum Purpose {
+        CONGESTION,
+        BALANCING,
+        VOLTAGE
+    }
+
+    enum Mode {
+        DIVISIBLE,
+        MIN_QUANTITY,
+        ALL_OR_NOTHING
+    }
+
+    enum Baseline {
+        COMMITTED,
+        ROLLING_AVERAGE
+    }
+
+    enum RequestStatus {
+        NONE,
+        OPEN,
+        CANCELLED
+    }
+
+    /// @notice A seller's offer, as signed (EIP-712 primary type `Offer`).
+    struct Offer {
+        uint32 market;
+        uint64 asset; // 0 for a portfolio offer
+        uint32 portfolio; // 0 for an asset offer
+        uint64 start; // the first ISP's start
+        uint16 isps; // the window's length in ISPs; more than one makes a block offer
+        uint8 direction; // 0 UP, 1 DOWN
+        uint32 powerW;
+        uint96 price; // token base units per MWh
+        uint8 mode; // Mode
+        uint32 minPowerW; // MIN_QUANTITY: the least accepted; ALL_OR_NOTHING: equal to powerW; DIVISIBLE: 0
+        uint8 baselineMethod; // Baseline
+        bytes32 baseline; // COMMITTED: the baseline's commitment hash; a named method: 0
+        uint64 expiry;
+        uint32 nonce;
+    }
+
+    /// @notice What a buyer posts (see `postRequest`).
+    struct RequestParams {
+        uint32 market;
+        uint32 zone;
+        uint64 start;
+        uint16 isps;
+        uint8 direction;
+        uint32 powerW;
+        uint256 maxPrice; // token base units per MWh
+        uint8 product; // Product
+        uint8 purpose; // Purpose
+    }
+
+    struct Request {
+        address buyer;
+        uint32 market;
+        uint32 zone;
+        uint8 direction;
+        uint8 product;
+        uint8 purpose;
+        RequestStatus status;
+        uint64 start;
+        uint16 isps;
+        uint32 powerW;
+        uint128 maxPrice;
+    }
+
+    /// @notice The EIP-712 type of an offer.
+    bytes32 public constant OFFER_TYPEHASH = keccak256(
+        "Offer(uint32 market,uint64 asset,uint32 portfolio,uint64 start,uint16 isps,uint8 direction,uint32 powerW,"
+        "uint96 price,uint8 mode,uint32 minPowerW,uint8 baselineMethod,bytes32 baseline,uint64 expiry,uint32 nonce)"
+    );
+    /// @notice Tags of the entries hashed into a day's digest.
+    bytes32 public constant REQUEST_TAG = keccak256("flexledger.request");
+    bytes32 public constant CANCEL_TAG = keccak256("flexledger.cancel");
+
+    bytes32 internal constant DSO_ROLE = keccak256("DSO");
+    bytes32 internal constant TSO_ROLE = keccak256("TSO");
+    bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
+    uint256 internal constant DAY = 86_400;
+    uint256 internal constant SECONDS_PER_MWH_UNIT = 3_600_000_000; // W*s per MWh / 1
+    uint8 internal constant ASSET_ACTIVE = 2; // AssetRegistry.Status.ACTIVE
+
+    MarketRegistry public immutable markets;
+    GridZones public immutable zones;
+    AssetRegistry public immutable assets;
+    /// @notice The settlement token held in escrow and bonds.
+    IERC20 public immutable token;
+
+    /// @notice The contract that locks bonds for awarded offers (the clearing), set once by the authority.
+    address public clearing;
+    /// @notice How many requests exist; ids run from 1.
+    uint64 public requestCount;
+    /// @notice Each seller's bond, and the part locked for awarded offers.
+    mapping(address seller => uint256) public bondOf;
+    mapping(address seller => uint256) public bondLocked;
+
+    mapping(uint64 requestId => Request) private _requests;
+    mapping(uint256 key => bytes32) private _digests; // market << 64 | day start
+    mapping(uint256 slot => uint256) private _assetNonces; // 8 x 32 bits per slot, by asset id
+    mapping(uint256 slot => uint256) private _portfolioNonces; // same, by portfolio id
+
+    /// @notice No market has id `market`.
+    error OrderBookUnknownMarket(uint32 market);
+    /// @notice A field of the offer has bits beyond its type (a broken encoder, not a wallet).
+    error OrderBookMalformedOffer();
+    /// @notice The signature does not recover to an address.
+    error OrderBookInvalidSignature();
+    /// @notice `signer` signed, but the asset's owner or the portfolio's aggregator is `seller`.
+    error OrderBookNotSeller(address signer, address seller);
+    /// @notice The caller neither holds the AGGREGATOR role nor signed the offer.
+    error OrderBookNotRelayer(address relayer);
+    /// @notice The offer expired at `expiry`.
+    error OrderBookOfferExpired(uint64 expiry);
+    /// @notice The window starting at `start` is past its gate closure (`gateClosure`).
+    error OrderBookAfterGateClosure(uint64 start, uint64 gateClosure);
+    /// @notice The window starting at `start` has begun.
+    error OrderBookWindowInPast(uint64 start);
+    /// @notice `start` is not a multiple of the market's ISP length.
+    error OrderBookWindowNotAligned(uint64 start, uint32 ispSeconds);
+    /// @notice The window has no ISP, or runs past the end of its market day.
+    error OrderBookInvalidWindow(uint64 start, uint16 isps);
+    /// @notice Exactly one of asset and portfolio must be named.
+    error OrderBookInvalidSubject(uint64 assetId, uint32 portfolioId);
+    /// @notice The asset is unknown, pending or suspended (`status`, as AssetRegistry.Status).
+    error OrderBookAssetNotActive(uint64 assetId, uint8 status);
+    /// @notice The asset belongs to a portfolio: its aggregator offers it.
+    error OrderBookAssetInPortfolio(uint64 assetId);
+    /// @notice No portfolio has this id.
+    error OrderBookUnknownPortfolio(uint32 portfolioId);
+    /// @notice The power is zero, or above the prequalified power in that direction.
+    error OrderBookInvalidPower(uint32 powerW, uint256 prequalifiedW);
+    /// @notice `direction` is neither UP (0) nor DOWN (1).
+    error OrderBookInvalidDirection(uint8 direction);
+    /// @notice The utilisation mode or its minimum is inconsistent (see `Offer.minPowerW`).
+    error OrderBookInvalidMode(uint8 mode, uint32 minPowerW, uint32 powerW);
+    /// @notice A committed baseline needs its hash; a named method takes none; or an unknown method.
+    error OrderBookInvalidBaseline(uint8 method, bytes32 baseline);
+    /// @notice The price is zero.
+    error OrderBookZeroPrice();
+    /// @notice The offer's nonce is not above the last one accepted for its asset or portfolio.
+    error OrderBookStaleNonce(uint32 nonce, uint32 lastNonce);
+    /// @notice The offers and the signatures differ in number.
+    error OrderBookLengthMismatch(uint256 offers, uint256 signatures);
+    /// @notice `buyer` may not buy in `zoneId`: it operates no zone on the zone's path to the root.
+    error OrderBookZoneNotBuyable(uint32 zoneId, address buyer);
+    /// @notice `account` holds neither the DSO nor the TSO role.
+    error OrderBookNotSystemOperator(address account);
+    /// @notice The product or purpose code is unknown.
+    error OrderBookInvalidRequestKind(uint8 product, uint8 purpose);
+    /// @notice The maximum exposure does not fit (price too large).
+    error OrderBookEscrowOverflow(uint256 maxPrice);
+    /// @notice No request has this id.
+    error OrderBookUnknownRequest(uint64 requestId);
+    /// @notice Only the request's buyer may do this.
+    error OrderBookNotBuyer(uint64 requestId, address account);
+    /// @notice The request is not open.
+    error OrderBookRequestNotOpen(uint64 requestId);
+    /// @notice The withdrawal would leave `locked` uncovered: only `available` is free.
+    error OrderBookBondLocked(uint256 amount, uint256 available);
+    /// @notice Only the clearing contract may lock or release bonds.
+    error OrderBookNotClearing(address account);
+    /// @notice Only the market authority may do this, once.
+    error OrderBookNotAuthority(address account);
+    /// @notice The clearing contract is already set.
+    error OrderBookClearingAlreadySet(address clearing);
+
+    /// @notice A request was posted; `escrow` moved from the buyer into the book.
+    event RequestPosted(
+        uint64 indexed requestId, uint32 indexed market, uint64 indexed dayStart, address buyer, RequestParams params, uint256 escrow
+    );
+    /// @notice A request was cancelled before gate closure; its escrow was refunded.
+    event RequestCancelled(uint64 indexed requestId, uint32 indexed market, uint64 indexed dayStart, uint256 refund);
+    /// @notice An offer was accepted into the book of market day `dayStart`, sold by `seller`;
+    /// `offer` is packed (see `packOffer`: 93 bytes instead of 448 keep the log cheap).
+    event OfferAccepted(uint64 indexed dayStart, address indexed seller, bytes offer);
+    /// @notice Offer `index` of a batch was skipped; `reason` is the ABI-encoded custom error.
+    event OfferSkipped(uint256 index, bytes32 offerDigest, bytes reason);
+    /// @notice `seller`'s bond grew by `amount`, paid by `payer`.
+    event BondPosted(address indexed seller, address indexed payer, uint256 amount);
+    /// @notice `seller` withdrew `amount` of its bond.
+    event BondWithdrawn(address indexed seller, uint256 amount);
+    /// @notice The part of `seller`'s bond locked for awarded offers is now `locked`.
+    event BondLockChanged(address indexed seller, uint256 locked);
+    /// @notice The clearing contract was set.
+    event ClearingSet(address clearing);
+
+    /// @dev What a batch carries from one offer to the next.
+    struct Batch {
+        uint32 market;
+        uint32 isp;
+        uint32 lead;
+        uint32 dayOffset;
+        bool relayerIsAggregator;
+        uint256 digestKey; // the day whose digest is being built, 0 if none
+        bytes32 digest;
+    }
+
+    /**
+     * @param registry The RoleRegistry.
+     * @param marketRegistry The MarketRegistry (ISP length, gate closure, market days).
+     * @param gridZones The GridZones (which zones a buyer may buy in).
+     * @param assetRegistry The AssetRegistry (owners, mapping, prequalified power).
+     * @param settlementToken The token of escrows and bonds.
+     */
+    constructor(
+        IRoleRegistry registry,
+        MarketRegistry marketRegistry,
+        GridZones gridZones,
+        AssetRegistry assetRegistry,
+        IERC20 settlementToken
+    ) RoleGated(registry) EIP712("flexledger OrderBook", "1") {
+        markets = marketRegistry;
+        zones = gridZones;
+        assets = assetRegistry;
+        token = settlementToken;
+    }
+
+    // ------------------------------------------------------------------------------ requests
+
+    /**
+     * @notice Post a flexibility request (DSO or TSO, in a zone on whose path to the root it
+     * operates a zone) and move its maximum exposure from the caller into escrow; the caller
+     * must have approved the book for it.
+     * @param p The request.
+     * @return requestId The new request's id.
+     */
+    function postRequest(RequestParams calldata p) public returns (uint64 requestId) {
+        if (!_hasMarketRole(msg.sender, DSO_ROLE) && !_hasMarketRole(msg.sender, TSO_ROLE)) {
+            revert OrderBookNotSystemOperator(msg.sender);
+        }
+        MarketRegistry.MarketParams memory m = markets.marketParams(p.market);
+        uint64 day = _checkWindowOrRevert(p.start, p.isps, m);
+        if (p.direction > 1) revert OrderBookInvalidDirection(p.direction);
+        if (p.product > uint8(type(Product).max) || p.purpose > uint8(type(Purpose).max)) {
+            revert OrderBookInvalidRequestKind(p.product, p.purpose);
+        }
+        if (p.powerW == 0) revert OrderBookInvalidPower(0, 0);
+        if (p.maxPrice == 0) revert OrderBookZeroPrice();
+        (bool onPath,) = zones.operatorPathCheck(p.zone, msg.sender);
+        if (!onPath) revert OrderBookZoneNotBuyable(p.zone, msg.sender);
+        uint256 escrow = maxExposure(p.powerW, p.isps, m.ispSeconds, p.maxPrice);
+
+        requestId = ++requestCount;
+        _requests[requestId] = Request({
+            buyer: msg.sender,
+            market: p.market,
+            zone: p.zone,
+            direction: p.direction,
+            product: p.product,
+            purpose: p.purpose,
+            status: RequestStatus.OPEN,
+            start: p.start,
+            isps: p.isps,
+            powerW: p.powerW,
+            maxPrice: uint128(p.maxPrice)
+        });
+        _append(p.market, day, keccak256(abi.encode(REQUEST_TAG, requestId, msg.sender, p, escrow)));
+        emit RequestPosted(requestId, p.market, day, msg.sender, p, escrow);
+        token.safeTransferFrom(msg.sender, address(this), escrow);
+    }
+
+    /**
+     * @notice `postRequest` with an ERC-2612 permit for the escrow, so no separate approval is
+     * needed. A permit that fails (already used, front-run) is ignored when the allowance is
+     * there anyway, as OpenZeppelin advises.
+     * @param p The request.
+     * @param deadline The permit's deadline.
+     * @param v The permit signature's v.
+     * @param r The permit signature's r.
+     * @param s The permit signature's s.
+     * @return requestId The new request's id.
+     */
+    function postRequestWithPermit(RequestParams calldata p, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external
+        returns (uint64 requestId)
+    {
+        MarketRegistry.MarketParams memory m = markets.marketParams(p.market);
+        uint256 escrow = maxExposure(p.powerW, p.isps, m.ispSeconds, p.maxPrice);
+        try IERC20Permit(address(token)).permit(msg.sender, address(this), escrow, deadline, v, r, s) {} catch {}
+        return postRequest(p);
+    }
+
+    /**
+     * @notice Cancel an open request before the gate closure of its first ISP; the escrow goes
+     * back to the buyer.
+     * @param requestId The request.
+     */
+    function cancelRequest(uint64 requestId) external {
+        Request storage q = _requests[requestId];
+        if (q.status == RequestStatus.NONE) revert OrderBookUnknownRequest(requestId);
+        if (q.buyer != msg.sender) revert OrderBookNotBuyer(requestId, msg.sender);
+        if (q.status != RequestStatus.OPEN) revert OrderBookRequestNotOpen(requestId);
+        MarketRegistry.MarketParams memory m = markets.marketParams(q.market);
+        if (block.timestamp + m.gateClosureSeconds > q.start) {
+            revert OrderBookAfterGateClosure(q.start, _closure(q.start, m.gateClosureSeconds));
+        }
+        uint256 refund = maxExposure(q.powerW, q.isps, m.ispSeconds, q.maxPrice);
+        q.status = RequestStatus.CANCELLED;
+        uint64 day = _dayStart(q.start, m.dayOffsetSeconds);
+        _append(q.market, day, keccak256(abi.encode(CANCEL_TAG, requestId)));
+        emit RequestCancelled(requestId, q.market, day, refund);
+        token.safeTransfer(msg.sender, refund);
+    }
+
+    /**
+     * @notice A request as stored (two slots; its escrow is `maxExposure` of its terms, not stored).
+     * @param requestId The request.
+     * @return The request (status NONE if unknown).
+     */
+    function request(uint64 requestId) external view returns (Request memory) {
+        return _requests[requestId];
+    }
+
+    /**
+     * @notice The escrow a request needs: its maximum exposure, rounded up.
+     * @param powerW Power per ISP (W).
+     * @param isps Number of ISPs.
+     * @param ispSeconds The market's ISP length.
+     * @param maxPrice Token base units per MWh.
+     * @return The escrow in token base units.
+     */
+    function maxExposure(uint32 powerW, uint16 isps, uint32 ispSeconds, uint256 maxPrice)
+        public
+        pure
+        returns (uint256)
+    {
+        (bool ok, uint256 product) = Math.tryMul(uint256(powerW) * isps * ispSeconds, maxPrice);
+        if (!ok || maxPrice > type(uint128).max) revert OrderBookEscrowOverflow(maxPrice);
+        return Math.ceilDiv(product, SECONDS_PER_MWH_UNIT);
+    }
+
+    // -------------------------------------------------------------------------------- offers
+
+    /**
+     * @notice Relay signed offers. The caller holds the AGGREGATOR role, or signed every offer
+     * itself. Each offer is checked (signature, seller, asset or portfolio, power, window, gate
+     * closure, expiry, nonce); a bad one is skipped with an `OfferSkipped` event naming its
+     * reason, unless `strict`, when the whole batch reverts with that reason.
+     * @param offers The offers.
+     * @param signatures One 65-byte signature per offer.
+     * @param strict Revert on the first bad offer instead of skipping it.
+     * @return accepted How many offers were accepted.
+     */
+    function submitOffers(Offer[] calldata offers, bytes[] calldata signatures, bool strict)
+        external
+        returns (uint256 accepted)
+    {
+        if (offers.length != signatures.length) revert OrderBookLengthMismatch(offers.length, signatures.length);
+        Batch memory b;
+        b.relayerIsAggregator = _hasMarketRole(msg.sender, AGGREGATOR_ROLE);
+        uint256 freeMemory;
+        assembly ("memory-safe") {
+            freeMemory := mload(0x40)
+        }
+        for (uint256 i = 0; i < offers.length; ++i) {
+            // Nothing allocated for one offer outlives it: reusing its memory keeps a batch of
+            // hundreds from paying the quadratic memory-expansion cost.
+            assembly ("memory-safe") {
+                mstore(0x40, freeMemory)
+            }
+            (Offer memory o, bytes32 digest) = _load(offers[i]);
+            (bytes memory reason, address seller, uint64 day) = _checkOffer(o, digest, signatures[i], b);
+            if (reason.length != 0) {
+                if (strict) {
+                    assembly ("memory-safe") {
+                        revert(add(reason, 0x20), mload(reason))
+                    }
+                }
+                emit OfferSkipped(i, digest, reason);
+                continue;
+            }
+            _useNonce(o);
+            uint256 key = uint256(o.market) << 64 | day;
+            if (key != b.digestKey) {
+                if (b.digestKey != 0) _digests[b.digestKey] = b.digest;
+                b.digestKey = key;
+                b.digest = _digests[key];
+            }
+            b.digest = _chain(b.digest, digest);
+            _emitAccepted(day, seller, o);
+            unchecked {
+                ++accepted;
+            }
+        }
+        if (b.digestKey != 0) _digests[b.digestKey] = b.digest;
+    }
+
+    /**
+     * @notice The EIP-712 digest of an offer: what its seller signs.
+     * @param o The offer.
+     * @return The digest.
+     */
+    function offerDigest(Offer calldata o) external view returns (bytes32) {
+        (, bytes32 digest) = _load(o);
+        return digest;
+    }
+
+    /**
+     * @notice An offer as `OfferAccepted` carries it: its fields packed big-endian, in order, as
+     * `abi.encodePacked` would (93 bytes).
+     * @param o The offer.
+     * @return The packed offer.
+     */
+    function packOffer(Offer calldata o) external pure returns (bytes memory) {
+        return abi.encodePacked(
+            abi.encodePacked(o.market, o.asset, o.portfolio, o.start, o.isps, o.direction, o.powerW),
+            abi.encodePacked(o.price, o.mode, o.minPowerW, o.baselineMethod, o.baseline, o.expiry, o.nonce)
+        );
+    }
+
+    /// @dev The offer copied into memory right after its type hash (a memory struct of static
+    /// fields has the ABI layout), and its EIP-712 digest: hashStruct is one keccak over the copy,
+    /// without the ABI encoder's per-field work. A field with bits beyond its type is left as is:
+    /// `_checkOffer` refuses such an offer (`OrderBookMalformedOffer`).
+    function _load(Offer calldata c) internal view returns (Offer memory o, bytes32 digest) {
+        bytes32 typehash = OFFER_TYPEHASH;
+        bytes32 structHash;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            calldatacopy(add(ptr, 0x20), c, 448)
+            o := add(ptr, 0x20)
+            mstore(0x40, add(ptr, 480))
+            structHash := keccak256(ptr, 480)
+        }
+        digest = _hashTypedDataV4(structHash);
+    }
+
+    /// @dev Whether every field of an offer fits its type (calldata copied without the decoder).
+    function _clean(Offer memory o) internal pure returns (bool clean) {
+        assembly ("memory-safe") {
+            let dirty := or(shr(32, mload(o)), shr(64, mload(add(o, 0x20)))) // market, asset
+            dirty := or(dirty, or(shr(32, mload(add(o, 0x40))), shr(64, mload(add(o, 0x60))))) // portfolio, start
+            dirty := or(dirty, or(shr(16, mload(add(o, 0x80))), shr(8, mload(add(o, 0xa0))))) // isps, direction
+            dirty := or(dirty, or(shr(32, mload(add(o, 0xc0))), shr(96, mload(add(o, 0xe0))))) // powerW, price
+            dirty := or(dirty, or(shr(8, mload(add(o, 0x100))), shr(32, mload(add(o, 0x120))))) // mode, minPowerW
+            dirty := or(dirty, shr(8, mload(add(o, 0x140)))) // baselineMethod (baseline is a full word)
+            dirty := or(dirty, or(shr(64, mload(add(o, 0x180))), shr(32, mload(add(o, 0x1a0))))) // expiry, nonce
+            clean := iszero(dirty)
+        }
+    }
+
+    /// @dev `keccak256(abi.encode(previous, entry))` in the scratch space.
+    function _chain(bytes32 previous, bytes32 entry) internal pure returns (bytes32 next) {
+        assembly ("memory-safe") {
+            mstore(0x00, previous)
+            mstore(0x20, entry)
+            next := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// @dev `emit OfferAccepted(day, seller, packed)`, the 93 packed bytes written field by field
+    /// from the last to the first (each mstore zeroes only bytes before its field, still unwritten).
+    function _emitAccepted(uint64 day, address seller, Offer memory o) internal {
+        bytes32 topic = OfferAccepted.selector;
+        assembly ("memory-safe") {
+            let q := mload(0x40)
+            mstore(q, 0x20) // the bytes' offset
+            let d := add(q, 0x40) // its data, after the length word
+            mstore(add(d, 0x40), 0) // the padding after byte 93
+            mstore(add(d, 61), mload(add(o, 0x1a0))) // nonce at 89, 4 bytes
+            mstore(add(d, 57), mload(add(o, 0x180))) // expiry at 81, 8 bytes
+            mstore(add(d, 49), mload(add(o, 0x160))) // baseline at 49, 32 bytes
+            mstore(add(d, 17), mload(add(o, 0x140))) // baselineMethod at 48
+            mstore(add(d, 16), mload(add(o, 0x120))) // minPowerW at 44
+            mstore(add(d, 12), mload(add(o, 0x100))) // mode at 43
+            mstore(add(d, 11), mload(add(o, 0xe0))) // price at 31, 12 bytes
+            mstore(sub(d, 1), mload(add(o, 0xc0))) // powerW at 27
+            mstore(sub(d, 5), mload(add(o, 0xa0))) // direction at 26
+            mstore(sub(d, 6), mload(add(o, 0x80))) // isps at 24
+            mstore(sub(d, 8), mload(add(o, 0x60))) // start at 16
+            mstore(sub(d, 16), mload(add(o, 0x40))) // portfolio at 12
+            mstore(sub(d, 20), mload(add(o, 0x20))) // asset at 4
+            mstore(sub(d, 28), mload(o)) // market at 0
+            mstore(add(q, 0x20), 93) // the length, last: the writes above ran over it
+            // values that reach assembly may carry dirty high bits: topics must be clean
+            log3(q, 0xa0, topic, and(day, 0xffffffffffffffff), and(seller, 0xffffffffffffffffffffffffffffffffffffffff))
+        }
+    }
+
+    /// @dev AssetRegistry.offerWord through a bare STATICCALL in the scratch space (no ABI
+    /// encoder: the book pays it once per offer).
+    function _offerWord(uint64 assetId) internal view returns (uint256 word) {
+        address registry = address(assets);
+        bytes4 selector = AssetRegistry.offerWord.selector;
+        assembly ("memory-safe") {
+            mstore(0x00, selector)
+            mstore(0x04, assetId)
+            let ok := staticcall(gas(), registry, 0x00, 0x24, 0x00, 0x20)
+            if iszero(and(ok, eq(returndatasize(), 0x20))) {
+                returndatacopy(0x00, 0x00, returndatasize())
+                revert(0x00, returndatasize())
+            }
+            word := mload(0x00)
+        }
+    }
+
+    /**
+     * @notice The last accepted nonce of an asset's offers (0 if none).
+     * @param assetId The asset.
+     * @return The nonce.
+     */
+    function assetNonce(uint64 assetId) external view returns (uint32) {
+        return uint32(_assetNonces[assetId >> 3] >> (32 * (assetId & 7)));
+    }
+
+    /**
+     * @notice The last accepted nonce of a portfolio's offers (0 if none).
+     * @param portfolioId The portfolio.
+     * @return The nonce.
+     */
+    function portfolioNonce(uint32 portfolioId) external view returns (uint32) {
+        return uint32(_portfolioNonces[portfolioId >> 3] >> (32 * (portfolioId & 7)));
+    }
+
+    /**
+     * @notice The running digest of a market day's book: `keccak256(abi.encode(previous, entry))`
+     * over every entry in order, from zero; an offer's entry is its EIP-712 digest, a request's
+     * `keccak256(abi.encode(REQUEST_TAG, requestId, buyer, params, escrow))`, a cancellation's
+     * `keccak256(abi.encode(CANCEL_TAG, requestId))`.
+     * @param market The market.
+     * @param dayStart The market day's first second.
+     * @return The digest (zero for an empty book).
+     */
+    function bookDigest(uint32 market, uint64 dayStart) external view returns (bytes32) {
+        return _digests[uint256(market) << 64 | dayStart];
+    }
+
+    // --------------------------------------------------------------------------------- bonds
+
+    /**
+     * @notice Add to `seller`'s bond, paid by the caller (who must have approved the book).
+     * @param seller The seller (an asset owner or an aggregator).
+     * @param amount Token base units.
+     */
+    function postBond(address seller, uint256 amount) public {
+        bondOf[seller] += amount;
+        emit BondPosted(seller, msg.sender, amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice `postBond` with an ERC-2612 permit from the caller.
+     * @param seller The seller.
+     * @param amount Token base units.
+     * @param deadline The permit's deadline.
+     * @param v The permit signature's v.
+     * @param r The permit signature's r.
+     * @param s The permit signature's s.
+     */
+    function postBondWithPermit(address seller, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external
+    {
+        try IERC20Permit(address(token)).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
+        postBond(seller, amount);
+    }
+
+    /**
+     * @notice Withdraw from the caller's bond what awarded offers do not need.
+     * @param amount Token base units.
+     */
+    function withdrawBond(uint256 amount) external {
+        uint256 bond = bondOf[msg.sender];
+        uint256 available = bond - bondLocked[msg.sender];
+        if (amount > available) revert OrderBookBondLocked(amount, available);
+        bondOf[msg.sender] = bond - amount;
+        emit BondWithdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /**
+     * @notice Set the part of `seller`'s bond locked for its awarded offers (the clearing only);
+     * it may not exceed the bond.
+     * @param seller The seller.
+     * @param locked The locked amount.
+     */
+    function setBondLock(address seller, uint256 locked) external {
+        if (msg.sender != clearing) revert OrderBookNotClearing(msg.sender);
+        uint256 bond = bondOf[seller];
+        if (locked > bond) revert OrderBookBondLocked(locked, bond);
+        bondLocked[seller] = locked;
+        emit BondLockChanged(seller, locked);
+    }
+
+    /**
+     * @notice Name the clearing contract, once (the market authority only).
+     * @param clearingContract The contract that locks bonds for awards.
+     */
+    function setClearing(address clearingContract) external {
+        if (!markets.authority().hasRole(0x00, msg.sender)) revert OrderBookNotAuthority(msg.sender);
+        if (clearing != address(0)) revert OrderBookClearingAlreadySet(clearing);
+        clearing = clearingContract;
+        emit ClearingSet(clearingContract);
+    }
+
+    // ----------------------------------------------------------------------------- internals
+
+    /// @dev The reason (an encoded custom error) an offer is refused, empty if it is good.
+    function _checkOffer(Offer memory o, bytes32 digest, bytes calldata signature, Batch memory b)
+        internal
+        view
+        returns (bytes memory reason, address seller, uint64 day)
+    {
+        if (!_clean(o)) return (abi.encodeWithSelector(OrderBookMalformedOffer.selector), seller, 0);
+        address signer = _recover(digest, signature);
+        if (signer == address(0)) return (abi.encodeWithSelector(OrderBookInvalidSignature.selector), seller, 0);
+        if (!b.relayerIsAggregator && signer != msg.sender) {
+            return (abi.encodeWithSelector(OrderBookNotRelayer.selector, msg.sender), seller, 0);
+        }
+        if (o.market == 0) return (abi.encodeWithSelector(OrderBookUnknownMarket.selector, o.market), seller, 0);
+        if (o.market != b.market) {
+            // one read of the market per run of offers for the same market
+            if (o.market > markets.marketCount()) {
+                return (abi.encodeWithSelector(OrderBookUnknownMarket.selector, o.market), seller, 0);
+            }
+            MarketRegistry.MarketParams memory m = markets.marketParams(o.market);
+            (b.market, b.isp, b.lead, b.dayOffset) = (o.market, m.ispSeconds, m.gateClosureSeconds, m.dayOffsetSeconds);
+        }
+        (reason, day) = _checkWindow(o.start, o.isps, b.isp, b.lead, b.dayOffset);
+        if (reason.length != 0) return (reason, seller, 0);
+        if (block.timestamp > o.expiry) return (abi.encodeWithSelector(OrderBookOfferExpired.selector, o.expiry), seller, 0);
+        if (o.direction > 1) return (abi.encodeWithSelector(OrderBookInvalidDirection.selector, o.direction), seller, 0);
+        if (o.price == 0) return (abi.encodeWithSelector(OrderBookZeroPrice.selector), seller, 0);
+        reason = _checkTerms(o);
+        if (reason.length != 0) return (reason, seller, 0);
+        uint256 prequalified;
+        uint32 last;
+        (reason, seller, prequalified, last) = _seller(o);
+        if (reason.length != 0) return (reason, seller, 0);
+        if (signer != seller) return (abi.encodeWithSelector(OrderBookNotSeller.selector, signer, seller), seller, 0);
+        if (o.powerW == 0 || o.powerW > prequalified) {
+            return (abi.encodeWithSelector(OrderBookInvalidPower.selector, o.powerW, prequalified), seller, 0);
+        }
+        if (o.nonce <= last) return (abi.encodeWithSelector(OrderBookStaleNonce.selector, o.nonce, last), seller, 0);
+        return (reason, seller, day);
+    }
+
+    /// @dev Who sells (the asset's owner or the portfolio's aggregator), its prequalified power in
+    /// the offer's direction and its last nonce, or the reason the subject cannot be offered.
+    function _seller(Offer memory o)
+        internal
+        view
+        returns (bytes memory reason, address seller, uint256 prequalified, uint32 last)
+    {
+        if (o.asset != 0 && o.portfolio == 0) {
+            uint256 word = _offerWord(o.asset); // AssetRegistry.offerWord's layout
+            uint8 state = uint8(word >> 184);
+            if (state & 3 != ASSET_ACTIVE) {
+                reason = abi.encodeWithSelector(OrderBookAssetNotActive.selector, o.asset, state & 3);
+            } else if (state & 4 != 0) {
+                reason = abi.encodeWithSelector(OrderBookAssetInPortfolio.selector, o.asset);
+            }
+            seller = address(uint160(word));
+            prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
+            last = uint32(_assetNonces[o.asset >> 3] >> (32 * (o.asset & 7)));
+        } else if (o.asset == 0 && o.portfolio != 0) {
+            (address aggregator,, uint256 upW, uint256 downW) = assets.portfolioTerms(o.portfolio);
+            if (aggregator == address(0)) reason = abi.encodeWithSelector(OrderBookUnknownPortfolio.selector, o.portfolio);
+            seller = aggregator;
+            prequalified = o.direction == 0 ? upW : downW;
+            last = uint32(_portfolioNonces[o.portfolio >> 3] >> (32 * (o.portfolio & 7)));
+        } else {
+            reason = abi.encodeWithSelector(OrderBookInvalidSubject.selector, o.asset, o.portfolio);
+        }
+    }
+
+    /// @dev The signer of a 65-byte signature (r, s, v) read from calldata, as OpenZeppelin's
+    /// ECDSA checks it (no malleable `s`); the zero address when there is none.
+    function _recover(bytes32 digest, bytes calldata signature) internal pure returns (address signer) {
+        if (signature.length != 65) return address(0);
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            r := calldataload(signature.offset)
+            s := calldataload(add(signature.offset, 0x20))
+            v := byte(0, calldataload(add(signature.offset, 0x40)))
+        }
+        (signer,,) = ECDSA.tryRecover(digest, v, r, s);
+    }
+
+    /// @dev Mode and baseline: what the offer says about itself, no storage.
+    function _checkTerms(Offer memory o) internal pure returns (bytes memory) {
+        Mode mode = Mode(o.mode > 2 ? 0 : o.mode);
+        bool modeOk = o.mode <= 2
+            && (
+                (mode == Mode.DIVISIBLE && o.minPowerW == 0)
+                    || (mode == Mode.MIN_QUANTITY && o.minPowerW != 0 && o.minPowerW <= o.powerW)
+                    || (mode == Mode.ALL_OR_NOTHING && o.minPowerW == o.powerW)
+            );
+        if (!modeOk) return abi.encodeWithSelector(OrderBookInvalidMode.selector, o.mode, o.minPowerW, o.powerW);
+        bool committed = o.baselineMethod == uint8(Baseline.COMMITTED);
+        if (o.baselineMethod > uint8(type(Baseline).max) || committed == (o.baseline == bytes32(0))) {
+            return abi.encodeWithSelector(OrderBookInvalidBaseline.selector, o.baselineMethod, o.baseline);
+        }
+        return "";
+    }
+
+    function _useNonce(Offer memory o) internal {
+        if (o.asset != 0) {
+            uint256 shift = 32 * (o.asset & 7);
+            uint256 word = _assetNonces[o.asset >> 3];
+            _assetNonces[o.asset >> 3] = (word & ~(uint256(0xffffffff) << shift)) | (uint256(o.nonce) << shift);
+        } else {
+            uint256 shift = 32 * (o.portfolio & 7);
+            uint256 word = _portfolioNonces[o.portfolio >> 3];
+            _portfolioNonces[o.portfolio >> 3] = (word & ~(uint256(0xffffffff) << shift)) | (uint256(o.nonce) << shift);
+        }
+    }
+
+    /// @dev The window's market day, or the reason it is refused.
+    function _checkWindow(uint64 start, uint16 isps, uint32 isp, uint32 lead, uint32 dayOffset)
+        internal
+        view
+        returns (bytes memory reason, uint64 day)
+    {
+        if (start % isp != 0) return (abi.encodeWithSelector(OrderBookWindowNotAligned.selector, start, isp), 0);
+        if (block.timestamp >= start) return (abi.encodeWithSelector(OrderBookWindowInPast.selector, start), 0);
+        if (block.timestamp + lead > start) {
+            return (abi.encodeWithSelector(OrderBookAfterGateClosure.selector, start, _closure(start, lead)), 0);
+        }
+        day = _dayStart(start, dayOffset);
+        if (isps == 0 || uint256(start) + uint256(isps) * isp > uint256(day) + DAY) {
+            return (abi.encodeWithSelector(OrderBookInvalidWindow.selector, start, isps), 0);
+        }
+    }
+
+    function _checkWindowOrRevert(uint64 start, uint16 isps, MarketRegistry.MarketParams memory m)
+        internal
+        view
+        returns (uint64 day)
+    {
+        bytes memory reason;
+        (reason, day) = _checkWindow(start, isps, m.ispSeconds, m.gateClosureSeconds, m.dayOffsetSeconds);
+        if (reason.length != 0) {
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
+        }
+    }
+
+    function _append(uint32 market, uint64 day, bytes32 entry) internal {
+        uint256 key = uint256(market) << 64 | day;
+        _digests[key] = keccak256(abi.encode(_digests[key], entry));
+    }
+
+    function _dayStart(uint64 t, uint32 dayOffset) internal pure returns (uint64) {
+        if (t < dayOffset) return 0;
+        return t - uint64((t - dayOffset) % DAY);
+    }
+
+    function _closure(uint64 start, uint32 lead) internal pure returns (uint64) {
+        return start > lead ? start - lead : 0;
+    }
+}

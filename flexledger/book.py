@@ -1,0 +1,170 @@
+"""The order book seen from Python: relaying signed offers in batches, and reading a market day's
+book back from the chain's events, checked against the digest the contract keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from flexledger.chain.bindings import OrderBookClient, SettlementTokenClient
+from flexledger.chain.errors import ContractRevertError
+from flexledger.chain.reverts import decode_revert
+from flexledger.errors import FlexledgerError
+from flexledger.identity.eip712 import TypedData, read_domain
+
+from .rules.orders import (
+    Offer,
+    RequestParams,
+    cancel_entry,
+    chain_digest,
+    latest_offers,
+    request_entry,
+)
+
+DEFAULT_BATCH = 200
+PERMIT_TYPES = {"Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                           {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                           {"name": "deadline", "type": "uint256"}]}
+
+
+class BookDigestMismatchError(FlexledgerError):
+    """The events read for a market day do not add up to the digest the contract keeps."""
+
+
+def sign_permit(token: SettlementTokenClient, owner: LocalAccount, spender: str, value: int, deadline: int,
+                ) -> tuple[int, bytes, bytes]:
+    """An ERC-2612 permit (v, r, s) by ``owner`` letting ``spender`` take ``value`` of the token."""
+    permit = TypedData(read_domain(token.conn, token.address), "Permit", PERMIT_TYPES,
+                       {"owner": owner.address, "spender": spender, "value": value,
+                        "nonce": token.nonces(owner.address), "deadline": deadline})
+    signature = permit.sign(owner)
+    return signature[64], signature[:32], signature[32:64]
+
+
+@dataclass(frozen=True)
+class SignedOffer:
+    offer: Offer
+    signature: bytes
+
+
+@dataclass
+class RelayOutcome:
+    """One relayed offer: accepted, or skipped with the contract's reason as a typed exception."""
+
+    offer: Offer
+    accepted: bool
+    reason: ContractRevertError | None = None
+    tx_hash: str = ""
+
+
+@dataclass
+class RelayReport:
+    outcomes: list[RelayOutcome] = field(default_factory=list)
+    gas_used: int = 0
+    transactions: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return sum(o.accepted for o in self.outcomes)
+
+    @property
+    def skipped(self) -> list[RelayOutcome]:
+        return [o for o in self.outcomes if not o.accepted]
+
+
+def relay_offers(
+    book: OrderBookClient,
+    offers: list[SignedOffer],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    strict: bool = False,
+    in_nonce_order: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> RelayReport:
+    """Send ``offers`` in batches of ``batch_size``; each skipped offer comes back with its reason.
+
+    Offers of one asset should go in nonce order (the contract takes strictly increasing nonces),
+    so with ``in_nonce_order`` they are sorted by subject and nonce first (else sent as given).
+    With ``strict`` a bad offer reverts its whole batch, which raises its typed exception here.
+    """
+    ordered = sorted(offers, key=lambda s: (s.offer.asset, s.offer.portfolio, s.offer.nonce)) if in_nonce_order else offers
+    report = RelayReport()
+    for first in range(0, len(ordered), batch_size):
+        batch = ordered[first:first + batch_size]
+        tx = book.submit_offers([s.offer.as_tuple() for s in batch], [s.signature for s in batch], strict)
+        report.gas_used += tx.gas_used or 0
+        report.transactions += 1
+        skipped = {e.args["index"]: e.args["reason"] for e in tx.events if e.name == "OfferSkipped"}
+        for i, signed in enumerate(batch):
+            reason = skipped.get(i)
+            report.outcomes.append(RelayOutcome(
+                signed.offer, reason is None,
+                None if reason is None else decode_revert(reason, contract="OrderBook", function="submitOffers"),
+                tx.tx_hash,
+            ))
+        if progress is not None:
+            progress(len(batch))
+    return report
+
+
+@dataclass
+class Book:
+    """A market day's order book as the chain's events state it."""
+
+    market: int
+    day_start: int
+    requests: dict[int, dict[str, Any]] = field(default_factory=dict)  # open requests by id
+    cancelled: set[int] = field(default_factory=set)
+    accepted: list[Offer] = field(default_factory=list)  # every accepted offer, in order
+    digest: bytes = bytes(32)
+
+    @property
+    def offers(self) -> list[Offer]:
+        """The offers in force: per asset or portfolio, window and direction, the newest."""
+        return latest_offers(self.accepted)
+
+
+def _day_topic(day_start: int) -> str:
+    return "0x" + day_start.to_bytes(32, "big").hex()
+
+
+def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block: int = 0) -> Book:
+    """Rebuild a market day's book from events alone, and check it against ``bookDigest``."""
+    market_topic = "0x" + market.to_bytes(32, "big").hex()
+    day = _day_topic(day_start)
+    events = [
+        *book.events("RequestPosted", from_block=from_block, topics=[None, market_topic, day]),
+        *book.events("RequestCancelled", from_block=from_block, topics=[None, market_topic, day]),
+        *book.events("OfferAccepted", from_block=from_block, topics=[day]),
+    ]
+    events.sort(key=lambda e: (e.block_number, e.log_index))
+    result = Book(market, day_start)
+    domain = read_domain(book.conn, book.address)
+    for event in events:
+        if event.name == "RequestPosted":
+            params = RequestParams(*event.args["params"])
+            result.requests[event.args["requestId"]] = {
+                "buyer": event.args["buyer"], "params": params, "escrow": event.args["escrow"]}
+            entry = request_entry(event.args["requestId"], event.args["buyer"], params, event.args["escrow"])
+        elif event.name == "RequestCancelled":
+            result.requests.pop(event.args["requestId"], None)
+            result.cancelled.add(event.args["requestId"])
+            entry = cancel_entry(event.args["requestId"])
+        else:
+            offer = Offer.unpack(event.args["offer"])
+            if offer.market != market:
+                continue
+            result.accepted.append(offer)
+            entry = offer.typed(domain).digest()
+        result.digest = chain_digest(result.digest, entry)
+    on_chain = bytes(book.book_digest(market, day_start))
+    if result.digest != on_chain:
+        raise BookDigestMismatchError(
+            f"the events of market {market}, day {day_start} hash to 0x{result.digest.hex()}, "
+            f"the contract's digest is 0x{on_chain.hex()}",
+            hint="the node's logs are incomplete or altered: read them from another node",
+        )
+    return result

@@ -1,0 +1,157 @@
+"""The demo's order-book step: prosumers sign offers in their wallets, aggregators relay them in
+batches, the DSOs and the TSO post requests with money in escrow, and the book is read back."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from rich import box
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from flexledger.book import SignedOffer, read_book, relay_offers
+from flexledger.chain.bindings import MarketRegistryClient, OrderBookClient, SettlementTokenClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.identity.eip712 import read_domain
+from flexledger.rules.lights import Direction
+from flexledger.rules.market import MarketParams
+from flexledger.rules.orders import (
+    BaselineMethod,
+    Mode,
+    Offer,
+    Product,
+    Purpose,
+    RequestParams,
+    max_exposure,
+)
+from flexledger.times import iso
+
+PEAK = range(68, 84)  # 17:00-21:00, the ISPs of the day the offers and requests are about
+REPLACED_SHARE = 20  # one prosumer in 20 sends a newer, cheaper offer for the same window
+
+
+def _offer(rng: random.Random, market: int, day: int, asset: int, power: int, nonce: int, expiry: int) -> Offer:
+    kind = rng.random()
+    q = rng.choice(PEAK[:-4])
+    if kind < 0.6:  # a single ISP, any part of it
+        isps, mode, minimum = 1, Mode.DIVISIBLE, 0
+    elif kind < 0.8:  # a block of an hour, all or nothing
+        isps, mode, minimum = 4, Mode.ALL_OR_NOTHING, power
+    else:  # at least half of it, or nothing
+        isps, mode, minimum = rng.choice((1, 2)), Mode.MIN_QUANTITY, power // 2
+    committed = rng.random() < 0.5
+    baseline = keccak(rng.randbytes(32)) if committed else bytes(32)
+    method = BaselineMethod.COMMITTED if committed else BaselineMethod.ROLLING_AVERAGE
+    direction = Direction.UP if rng.random() < 0.85 else Direction.DOWN
+    return Offer(market, asset, 0, day + q * 900, isps, int(direction), power, rng.randrange(8_000, 25_000, 100), int(mode),
+                 minimum, int(method), baseline, expiry, nonce)
+
+
+def orders_step(
+    conn: ChainConnection,
+    authority: Signer,
+    manifest: Manifest,
+    accounts: dict[str, LocalAccount],
+    grid: dict[str, Any],
+    holdings: list[tuple[int, LocalAccount, int, int]],
+    console: Console,
+) -> dict[str, Any]:
+    """Every prosumer signs one offer for the demo day's evening peak (some a newer, cheaper one
+    as well); three aggregators relay them; each DSO posts requests on its substations and the
+    TSO one in its area; the book is then read back from events and checked against its digest."""
+    rng = random.Random(23)
+    started = time.perf_counter()
+    market, day = grid["market"], grid["day"]
+    book = OrderBookClient(conn, manifest.address("OrderBook"))
+    domain = read_domain(conn, book.address)
+    expiry = conn.latest_timestamp() + 2 * 86_400
+
+    signed: list[SignedOffer] = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("prosumers sign their offers (EIP-712, in their own wallets)", total=len(holdings))
+        for asset, owner, _zone, power in holdings:
+            offer = _offer(rng, market, day, asset, power, 1, expiry)
+            signed.append(SignedOffer(offer, offer.sign(owner, domain)))
+            progress.advance(task)
+        for k in rng.sample(range(len(holdings)), max(1, len(holdings) // REPLACED_SHARE)):
+            asset, owner, _zone, _power = holdings[k]
+            newer = replace(signed[k].offer, price=max(signed[k].offer.price - 2_000, 100), nonce=2)
+            signed.append(SignedOffer(newer, newer.sign(owner, domain)))
+        # two offers that must not enter the book: one above its asset's power, one signed by a stranger
+        asset, owner, _zone, power = holdings[0]
+        too_big = Offer(market, asset, 0, day + 70 * 900, 1, 0, power + 1, 9_000, 0, 0, 1, bytes(32), expiry, 3)
+        signed.append(SignedOffer(too_big, too_big.sign(owner, domain)))
+        stranger = holdings[1][1]
+        forged = Offer(market, holdings[2][0], 0, day + 70 * 900, 1, 0, 1_000, 9_000, 0, 0, 1, bytes(32), expiry, 3)
+        signed.append(SignedOffer(forged, forged.sign(stranger, domain)))
+
+        aggregators = [Signer(accounts[f"aggregator {i}"], conn) for i in (1, 2, 3)]
+        share = -(-len(signed) // len(aggregators))
+        task = progress.add_task("three aggregators relay them in batches of 200", total=len(signed))
+        relayed = [relay_offers(book.with_signer(a), signed[i * share:(i + 1) * share],  # type: ignore[arg-type]
+                                progress=lambda n: progress.advance(task, n))
+                   for i, a in enumerate(aggregators)]
+    accepted = sum(r.accepted for r in relayed)
+    skipped = [o for r in relayed for o in r.skipped]
+    offer_gas = sum(r.gas_used for r in relayed)
+    console.print(f"{len(signed)} signed offers relayed by 3 aggregators in {sum(r.transactions for r in relayed)} "
+                  f"transactions: {accepted} accepted, {len(skipped)} skipped ({offer_gas / len(signed):,.0f} gas per offer)")
+    for o in skipped:
+        console.print(f"  skipped asset {o.offer.asset}: {o.reason.message if o.reason else '?'}")
+
+    # requests: each DSO on two of its substations, the TSO in its whole area, money in escrow
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=authority)
+    substations: dict[int, list[int]] = {}
+    for feeder, substation in grid["substation_of"].items():
+        substations.setdefault(substation, []).append(feeder)
+    by_dso = {name: sorted({grid["substation_of"][f] for f in feeders}) for name, feeders in grid["feeders_of"].items()}
+    plans: list[tuple[str, RequestParams]] = []
+    for name, subs in by_dso.items():
+        for substation in subs[:2]:
+            plans.append((name, RequestParams(market, substation, day + 68 * 900, 8, int(Direction.UP),
+                                              rng.randrange(150_000, 400_000, 10_000), 30_000)))
+    plans.append(("TSO", RequestParams(market, grid["area"], day + 72 * 900, 4, int(Direction.UP), 1_000_000, 25_000,
+                                       int(Product.ACTIVATION), int(Purpose.BALANCING))))
+    request_gas = 0
+    for name, request in plans:
+        buyer = Signer(accounts[name], conn)
+        escrow = max_exposure(request.power_w, request.isps, params.isp_seconds, request.max_price)
+        token.mint(buyer.address, escrow)
+        token.approve(book.address, escrow, sender=buyer)
+        request_gas += book.post_request(request.as_tuple(), sender=buyer).gas_used or 0
+
+    state = read_book(book, market, day)
+    zone_of = {asset: zone for asset, _owner, zone, _power in holdings}
+    table = Table(title="requests, and what was offered below them at their price", box=box.SIMPLE_HEAD)
+    for column in ("request", "zone", "UTC", "kW", "€/MWh ≤", "escrow €", "offered"):
+        table.add_column(column, no_wrap=True, justify="left" if column in ("request", "UTC") else "right")
+    for request_id, info in sorted(state.requests.items()):
+        p: RequestParams = info["params"]
+        name = next(n for n, a in accounts.items() if a.address == info["buyer"])
+        below = {z for z in zone_of.values() if p.zone in (z, grid["substation_of"].get(z), grid["area"])}
+        window = range(p.start, p.start + p.isps * 900, 900)
+        offered = max(sum(o.power_w for o in state.offers if zone_of.get(o.asset) in below and o.direction == p.direction
+                          and o.start <= t < o.start + o.isps * 900 and o.price <= p.max_price) for t in window)
+        table.add_row(f"{request_id} {name}", str(p.zone),
+                      f"{iso(p.start)[11:16]}-{iso(p.start + p.isps * 900)[11:16]} {Direction(p.direction).name}",
+                      f"{p.power_w / 1000:,.0f}", f"{p.max_price / 100:,.0f}", f"{info['escrow'] / 100:,.2f}",
+                      f"{offered / 1000:,.0f}")
+    console.print(table)
+    console.print(f"the book of {iso(day)[:10]}: {len(state.requests)} requests, {len(state.offers)} offers in force "
+                  f"({len(state.accepted) - len(state.offers)} replaced by newer ones), read from events and matching "
+                  f"the contract's digest 0x{state.digest.hex()[:16]}…")
+    escrowed = sum(i["escrow"] for i in state.requests.values())
+    return {"offers_signed": len(signed), "accepted": accepted, "skipped": len(skipped), "replaced": len(state.accepted) - len(state.offers),
+            "offers_in_force": len(state.offers), "requests": len(state.requests), "escrow": escrowed,
+            "gas_per_offer": round(offer_gas / len(signed)), "gas_per_request": round(request_gas / len(plans)),
+            "seconds": round(time.perf_counter() - started, 1)}
+

@@ -1,0 +1,322 @@
+"""Requests and offers as OrderBook takes them: the offer's EIP-712 type, the escrow formula, the
+book's running digest, and the eligibility checks an offer passes before it enters the book.
+
+Held against the contract by property tests (tests/test_orderbook_rules.py): for the same offer
+and the same chain state, :func:`offer_problem` names the custom error the contract skips the
+offer with, or None when it accepts it.
+
+- Prices are token base units per MWh; power is W; a window is ``isps`` ISPs from ``start``.
+- A request's escrow is its maximum exposure, rounded up: ``ceil(power * isps * isp_seconds *
+  max_price / 3.6e9)``.
+- A window starts on an ISP boundary, lies within one market day, and is open until the gate
+  closure of its first ISP (``start >= now + gate_closure_seconds``).
+- Offer nonces are per asset (or portfolio) and strictly increasing; a newer offer for the same
+  asset, window and direction replaces the older one in the book.
+- Utilisation modes: ``DIVISIBLE`` takes any amount (minimum 0), ``MIN_QUANTITY`` 0 or at least
+  the minimum (0 < minimum <= power), ``ALL_OR_NOTHING`` all or nothing (minimum = power).
+- The baseline is committed (its hash, revealed at settlement) or a named standard method
+  (``ROLLING_AVERAGE``, computed by the oracle from history: no hash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import Any
+
+from eth_abi import encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from flexledger.errors import FlexledgerError
+from flexledger.identity.eip712 import Eip712Domain, TypedData
+
+from .market import DAY, MarketParams
+
+SECONDS_PER_MWH_UNIT = 3_600_000_000  # W*s in a MWh
+ASSET_ACTIVE = 2  # AssetRegistry.Status
+REQUEST_TAG = keccak(text="flexledger.request")
+CANCEL_TAG = keccak(text="flexledger.cancel")
+UINT128_MAX = 2**128 - 1
+
+
+class Product(IntEnum):
+    ACTIVATION = 0
+    AVAILABILITY = 1
+
+
+class Purpose(IntEnum):
+    CONGESTION = 0
+    BALANCING = 1
+    VOLTAGE = 2
+
+
+class Mode(IntEnum):
+    DIVISIBLE = 0
+    MIN_QUANTITY = 1
+    ALL_OR_NOTHING = 2
+
+
+class BaselineMethod(IntEnum):
+    COMMITTED = 0
+    ROLLING_AVERAGE = 1
+
+
+OFFER_TYPES = {
+    "Offer": [
+        {"name": "market", "type": "uint32"},
+        {"name": "asset", "type": "uint64"},
+        {"name": "portfolio", "type": "uint32"},
+        {"name": "start", "type": "uint64"},
+        {"name": "isps", "type": "uint16"},
+        {"name": "direction", "type": "uint8"},
+        {"name": "powerW", "type": "uint32"},
+        {"name": "price", "type": "uint96"},
+        {"name": "mode", "type": "uint8"},
+        {"name": "minPowerW", "type": "uint32"},
+        {"name": "baselineMethod", "type": "uint8"},
+        {"name": "baseline", "type": "bytes32"},
+        {"name": "expiry", "type": "uint64"},
+        {"name": "nonce", "type": "uint32"},
+    ]
+}
+REQUEST_ABI = "(uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8)"
+# Byte widths of the offer's fields, in order: OfferAccepted carries them packed (93 bytes).
+PACKED_WIDTHS = (4, 8, 4, 8, 2, 1, 4, 12, 1, 4, 1, 32, 8, 4)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A seller's offer, field for field as the EIP-712 ``Offer`` type (asset 0 for a portfolio offer)."""
+
+    market: int
+    asset: int
+    portfolio: int
+    start: int
+    isps: int
+    direction: int
+    power_w: int
+    price: int
+    mode: int
+    min_power_w: int
+    baseline_method: int
+    baseline: bytes
+    expiry: int
+    nonce: int
+
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 message (the contract's field names)."""
+        return {t["name"]: v for t, v in zip(OFFER_TYPES["Offer"], self.as_tuple(), strict=True)}
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """In the contract's struct order, for ``submitOffers``."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def typed(self, domain: Eip712Domain) -> TypedData:
+        return TypedData(domain, "Offer", OFFER_TYPES, self.message())
+
+    def sign(self, account: LocalAccount, domain: Eip712Domain) -> bytes:
+        return self.typed(domain).sign(account)
+
+    def pack(self) -> bytes:
+        """As ``OfferAccepted`` carries it (``abi.encodePacked`` of the fields)."""
+        out = b""
+        for value, width in zip(self.as_tuple(), PACKED_WIDTHS, strict=True):
+            out += value if isinstance(value, bytes) else int(value).to_bytes(width, "big")
+        return out
+
+    @classmethod
+    def unpack(cls, packed: bytes) -> Offer:
+        if len(packed) != sum(PACKED_WIDTHS):
+            raise ValueError(f"a packed offer has {sum(PACKED_WIDTHS)} bytes, not {len(packed)}")
+        values: list[Any] = []
+        at = 0
+        for f, width in zip(fields(cls), PACKED_WIDTHS, strict=True):
+            chunk = packed[at:at + width]
+            values.append(chunk if f.name == "baseline" else int.from_bytes(chunk, "big"))
+            at += width
+        return cls(*values)
+
+    def fits(self) -> bool:
+        """Whether every field fits its Solidity type (else the contract calls the offer malformed)."""
+        return all((len(v) == 32) if isinstance(v, bytes) else (0 <= v < 2 ** (8 * w))
+                   for v, w in zip(self.as_tuple(), PACKED_WIDTHS, strict=True))
+
+    @property
+    def window_key(self) -> tuple[int, int, int, int, int]:
+        """What a newer offer replaces an older one on: subject, window and direction."""
+        return (self.asset, self.portfolio, self.start, self.isps, self.direction)
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Offer:
+        values: list[Any] = []
+        for t in OFFER_TYPES["Offer"]:
+            raw = message[t["name"]]
+            if t["type"] == "bytes32":
+                values.append(bytes.fromhex(raw.removeprefix("0x")) if isinstance(raw, str) else bytes(raw))
+            else:
+                values.append(int(raw))
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class RequestParams:
+    """A flexibility request, as ``postRequest`` takes it."""
+
+    market: int
+    zone: int
+    start: int
+    isps: int
+    direction: int
+    power_w: int
+    max_price: int
+    product: int = Product.ACTIVATION
+    purpose: int = Purpose.CONGESTION
+
+    def as_tuple(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        return (int(self.market), int(self.zone), int(self.start), int(self.isps), int(self.direction),
+                int(self.power_w), int(self.max_price), int(self.product), int(self.purpose))
+
+
+def max_exposure(power_w: int, isps: int, isp_seconds: int, max_price: int) -> int:
+    """A request's escrow: its maximum exposure in token base units, rounded up."""
+    return -(-(power_w * isps * isp_seconds * max_price) // SECONDS_PER_MWH_UNIT)
+
+
+def escrow_overflows(power_w: int, isps: int, isp_seconds: int, max_price: int) -> bool:
+    return max_price > UINT128_MAX or power_w * isps * isp_seconds * max_price >= 2**256
+
+
+def chain_digest(previous: bytes, entry: bytes) -> bytes:
+    """One step of a market day's running digest: ``keccak256(abi.encode(previous, entry))``."""
+    return keccak(previous + entry)
+
+
+def request_entry(request_id: int, buyer: str, params: RequestParams, escrow: int) -> bytes:
+    return keccak(encode(["bytes32", "uint64", "address", REQUEST_ABI, "uint256"],
+                         [REQUEST_TAG, request_id, buyer, params.as_tuple(), escrow]))
+
+
+def cancel_entry(request_id: int) -> bytes:
+    return keccak(encode(["bytes32", "uint64"], [CANCEL_TAG, request_id]))
+
+
+SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def recover_signer(offer: Offer, domain: Eip712Domain, signature: bytes) -> str | None:
+    """Who signed ``offer``, as OpenZeppelin's ``ECDSA.tryRecover`` sees it: None for a signature
+    that is not 65 bytes, has ``v`` other than 27 or 28, a high ``s`` (malleable), or recovers to none."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return None
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N:
+        return None
+    try:
+        return offer.typed(domain).recover(signature)
+    except FlexledgerError:
+        return None
+
+
+def window_problem(start: int, isps: int, params: MarketParams, now: int) -> str | None:
+    """Why a window cannot be traded now (the contract's error name), or None."""
+    if start % params.isp_seconds:
+        return "OrderBookWindowNotAligned"
+    if now >= start:
+        return "OrderBookWindowInPast"
+    if now + params.gate_closure_seconds > start:
+        return "OrderBookAfterGateClosure"
+    day = params.day_start(start)
+    if isps == 0 or start + isps * params.isp_seconds > day + DAY:
+        return "OrderBookInvalidWindow"
+    return None
+
+
+def terms_problem(offer: Offer) -> str | None:
+    """What an offer says about itself: mode and minimum, baseline."""
+    modes = {
+        Mode.DIVISIBLE: offer.min_power_w == 0,
+        Mode.MIN_QUANTITY: 0 < offer.min_power_w <= offer.power_w,
+        Mode.ALL_OR_NOTHING: offer.min_power_w == offer.power_w,
+    }
+    if offer.mode not in {m.value for m in Mode} or not modes[Mode(offer.mode)]:
+        return "OrderBookInvalidMode"
+    committed = offer.baseline_method == BaselineMethod.COMMITTED
+    if offer.baseline_method not in {b.value for b in BaselineMethod} or committed == (offer.baseline == bytes(32)):
+        return "OrderBookInvalidBaseline"
+    return None
+
+
+@dataclass(frozen=True)
+class SubjectTerms:
+    """What the chain says about an offer's asset or portfolio (AssetRegistry.offerTerms / portfolioTerms)."""
+
+    seller: str  # owner or aggregator; the zero address for an unknown portfolio
+    status: int  # an asset's AssetRegistry.Status; ACTIVE for a known portfolio
+    in_portfolio: bool  # an asset that belongs to a portfolio (its aggregator offers it)
+    up_w: int
+    down_w: int
+    last_nonce: int
+
+
+def offer_problem(
+    offer: Offer,
+    *,
+    signer: str | None,
+    relayer: str,
+    relayer_is_aggregator: bool,
+    params: MarketParams | None,
+    now: int,
+    terms: SubjectTerms | None,
+) -> str | None:
+    """The custom error OrderBook skips ``offer`` with, or None when it accepts it (same order of checks).
+
+    ``signer`` is the recovered address (None for a signature that recovers to none); ``terms``
+    is None when the offer names both or neither of asset and portfolio; ``params`` is None for
+    an unknown market.
+    """
+    if not offer.fits():
+        return "OrderBookMalformedOffer"
+    if signer is None:
+        return "OrderBookInvalidSignature"
+    if not relayer_is_aggregator and signer != relayer:
+        return "OrderBookNotRelayer"
+    if params is None:
+        return "OrderBookUnknownMarket"
+    problem = window_problem(offer.start, offer.isps, params, now)
+    if problem:
+        return problem
+    if now > offer.expiry:
+        return "OrderBookOfferExpired"
+    if offer.direction > 1:
+        return "OrderBookInvalidDirection"
+    if offer.price == 0:
+        return "OrderBookZeroPrice"
+    problem = terms_problem(offer)
+    if problem:
+        return problem
+    if terms is None or (offer.asset != 0) == (offer.portfolio != 0):
+        return "OrderBookInvalidSubject"
+    if offer.asset:
+        if terms.status != ASSET_ACTIVE:
+            return "OrderBookAssetNotActive"
+        if terms.in_portfolio:
+            return "OrderBookAssetInPortfolio"
+    elif int(terms.seller, 16) == 0:
+        return "OrderBookUnknownPortfolio"
+    if signer != terms.seller:
+        return "OrderBookNotSeller"
+    prequalified = terms.up_w if offer.direction == 0 else terms.down_w
+    if offer.power_w == 0 or offer.power_w > prequalified:
+        return "OrderBookInvalidPower"
+    if offer.nonce <= terms.last_nonce:
+        return "OrderBookStaleNonce"
+    return None
+
+
+def latest_offers(accepted: list[Offer]) -> list[Offer]:
+    """The book's offers: per subject, window and direction, the one with the highest nonce
+    (accepted offers of one subject arrive with increasing nonces)."""
+    latest: dict[tuple[int, int, int, int, int], Offer] = {}
+    for offer in accepted:
+        latest[offer.window_key] = offer
+    return list(latest.values())
