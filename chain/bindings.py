@@ -124,6 +124,10 @@ class AssetRegistryClient(ContractClient):
         """``suspendAsset(uint64)`` (transaction)."""
         return self._transact("suspendAsset(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
 
+    def suspend_uncredentialed(self, asset_ids: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``suspendUncredentialed(uint64[])`` (transaction)."""
+        return self._transact("suspendUncredentialed(uint64[])", asset_ids, sender=sender, wait=wait, gas=gas)
+
 
 class DIDRegistryClient(ContractClient):
     """Typed client of ``DIDRegistry`` (src/identity/DIDRegistry.sol)."""

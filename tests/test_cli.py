@@ -220,6 +220,8 @@ def test_offer_request_and_book_commands(tmp_path: Path) -> None:
         assert first == {"zone": 2, "direction": "UP", "isp_start": day + 17 * 3600, "requested_w": 10000,
                          "offered_w": 3000, "offers": 1}
         assert "digest matches" in cli("book", "show", "--day", date).stdout
+        revoked = json.loads(cli("role", "revoke", me, "PROSUMER", "--json").stdout)
+        assert revoked["assets_suspended"] == 0  # the dev key still holds AGGREGATOR: its assets stay
         cancelled = json.loads(cli("request", "cancel", str(posted["request"]), "--json").stdout)
         assert cancelled["refund"] == 200
         bad = cli("request", "post", "--zone", "9", "--start", start, "--power", "1", "--max-price", "1", check=False)

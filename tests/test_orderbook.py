@@ -30,6 +30,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.eip712 import Eip712Domain, read_domain
 from flexledger.identity.roles import Role
+from flexledger.owners import assets_of, suspend_uncredentialed_assets
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
     ASSET_ACTIVE,
@@ -342,3 +343,17 @@ def test_the_mirror_and_the_contract_agree_on_random_offers(world: World, data: 
         assert [None if o.accepted else type(o.reason).__name__ for o in report.outcomes] == expected
     finally:
         world.conn.revert(snapshot)
+
+
+def test_an_owner_who_loses_its_credential_stops_offering(world: World, manifest: Manifest) -> None:
+    roles = RoleRegistryClient(world.conn, manifest.address("RoleRegistry"), signer=world.deployer)
+    roles.revoke_credential(world.owner.address, Role.PROSUMER.id)
+    assert assets_of(world.assets, world.owner.address) == [world.active, world.suspended]
+    assert suspend_uncredentialed_assets(world.conn, manifest, world.owner.address, world.aggregator) == 1  # anyone may
+    report = relay_offers(world.book, [world.signed(world.offer())])
+    reason = report.skipped[0].reason
+    assert isinstance(reason, revert_errors.OrderBookAssetNotActive) and reason.status == 3
+    with pytest.raises(revert_errors.AssetOwnerWithoutRole):
+        world.assets.reinstate_asset(world.active, sender=world.dso1)
+    # a credentialed owner's assets are left alone
+    assert world.assets.suspend_uncredentialed([world.pending], sender=world.aggregator).events == []

@@ -27,6 +27,7 @@ from flexledger.identity.credentials import (
 from flexledger.identity.did import did_for, parse_did, subject_address
 from flexledger.identity.resolver import DIDResolver, Resolution
 from flexledger.identity.roles import Role
+from flexledger.owners import suspend_uncredentialed_assets
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
@@ -229,10 +230,16 @@ def role_revoke(
     roles = _registry(key, signing=True)
     address = subject_address(subject, roles.conn.chain_id)
     tx = roles.revoke_credential(address, parsed_role.id)
+    suspended = 0
+    if parsed_role in (Role.PROSUMER, Role.AGGREGATOR):
+        suspended = suspend_uncredentialed_assets(roles.conn, load_manifest(STATE.settings, roles.conn), address,
+                                                  roles.signer)
     if json_:
-        emit_json({"subject": address, "role": parsed_role.value, "revoked": True, "tx_hash": tx.tx_hash})
+        emit_json({"subject": address, "role": parsed_role.value, "revoked": True, "tx_hash": tx.tx_hash,
+                   "assets_suspended": suspended})
     else:
-        console.print(f"[yellow]revoked[/] {parsed_role.value} of {address} (tx {tx.tx_hash})")
+        console.print(f"[yellow]revoked[/] {parsed_role.value} of {address} (tx {tx.tx_hash})"
+                      + (f"; {suspended} of its assets suspended" if suspended else ""))
 
 
 @role_app.command("check")

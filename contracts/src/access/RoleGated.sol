@@ -37,7 +37,7 @@ abstract contract RoleGated {
         assembly ("memory-safe") {
             let free := mload(0x40)
             mstore(0x00, selector)
-            mstore(0x04, account)
+            mstore(0x04, and(account, 0xffffffffffffffffffffffffffffffffffffffff)) // a value may reach assembly dirty
             mstore(0x24, role)
             let ok := staticcall(gas(), registry, 0x00, 0x44, 0x00, 0x20)
             held := and(and(ok, eq(returndatasize(), 0x20)), eq(mload(0x00), 1))

@@ -222,11 +222,31 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
+     * @notice Suspend the active assets among `assetIds` whose owner no longer holds a valid
+     * PROSUMER or AGGREGATOR credential (revoked or expired); anyone may call it. The order book
+     * does not re-read owners' credentials for every offer (that would cost a cold slot per
+     * offer), so whoever revokes a role, or notices that one expired, suspends the owner's
+     * assets with this; a DSO reinstates them once the owner is credentialed again.
+     * @param assetIds The assets to look at; others, and credentialed owners' assets, are left as they are.
+     * @return suspended How many were suspended.
+     */
+    function suspendUncredentialed(uint64[] calldata assetIds) external returns (uint256 suspended) {
+        for (uint256 i = 0; i < assetIds.length; ++i) {
+            Asset storage a = _assets[assetIds[i]];
+            if (_status(a) != Status.ACTIVE || _credentialed(a.owner)) continue;
+            _setStatus(a, Status.SUSPENDED);
+            emit AssetSuspended(assetIds[i], msg.sender);
+            ++suspended;
+        }
+    }
+
+    /**
      * @notice Reinstate a suspended asset.
      * @param assetId The asset.
      */
     function reinstateAsset(uint64 assetId) external {
         Asset storage a = _mappedBy(assetId, msg.sender);
+        if (!_credentialed(a.owner)) revert AssetOwnerWithoutRole(a.owner);
         _setStatus(a, Status.ACTIVE);
         emit AssetReinstated(assetId, msg.sender);
     }
@@ -415,9 +435,11 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     function _checkOwner(address owner) internal view {
-        if (!_hasMarketRole(owner, PROSUMER_ROLE) && !_hasMarketRole(owner, AGGREGATOR_ROLE)) {
-            revert AssetOwnerWithoutRole(owner);
-        }
+        if (!_credentialed(owner)) revert AssetOwnerWithoutRole(owner);
+    }
+
+    function _credentialed(address owner) internal view returns (bool) {
+        return _hasMarketRole(owner, PROSUMER_ROLE) || _hasMarketRole(owner, AGGREGATOR_ROLE);
     }
 
     function _register(address owner, address meter, uint8 assetType) internal returns (uint64 assetId) {
