@@ -8,11 +8,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flexledger.chain.node import free_port
+from flexledger.identity import keys
+from flexledger.identity.eip712 import typed_data_from_json
 
 FLEXLEDGER = str(Path(sys.executable).parent / "flexledger")
 
@@ -171,7 +175,9 @@ def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "[bold]x" in proc.stderr
 
 
-def test_offer_request_and_book_commands(tmp_path: Path) -> None:
+def test_offer_request_and_book_commands(
+    tmp_path: Path, ethers: Callable[[dict[str, Any], str, str], dict[str, str]]
+) -> None:
     env = {"FLEXLEDGER_NODE_PORT": str(free_port())}
     me = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # the dev key the CLI signs with here
     meter = "0x000000000000000000000000000000000000bEEF"
@@ -205,6 +211,16 @@ def test_offer_request_and_book_commands(tmp_path: Path) -> None:
         good = offer("3000")
         submitted = json.loads(cli("offer", "submit", str(good), "--json").stdout)
         assert submitted["accepted"] == 1 and submitted["offers"][0]["nonce"] == 1
+        # the printed typed data signed by an ordinary wallet library (ethers), then relayed
+        printed = json.loads(cli("offer", "typed-data", "--asset", "1", "--start", start, "--power", "2000", "--price",
+                                 "14000", "--baseline-hash", "0x" + "ab" * 32, "--json").stdout)
+        assert printed["message"]["nonce"] == 2
+        account = keys.dev_accounts()[0]
+        ours = typed_data_from_json(printed).sign(account)  # only for ethers to recover from
+        wallet = ethers(printed, "0x" + account.key.hex(), "0x" + ours.hex())
+        assert wallet["recovered"] == account.address
+        (tmp_path / "wallet.json").write_text(json.dumps({"typedData": printed, "signature": wallet["signature"]}))
+        assert json.loads(cli("offer", "submit", str(tmp_path / "wallet.json"), "--json").stdout)["accepted"] == 1
         too_big = json.loads(cli("offer", "submit", str(offer("9000")), "--json").stdout)
         assert too_big["skipped"] == 1 and "OrderBookInvalidPower" in too_big["offers"][0]["reason"]
         replayed = json.loads(cli("offer", "submit", str(good), "--json").stdout)
@@ -215,10 +231,11 @@ def test_offer_request_and_book_commands(tmp_path: Path) -> None:
         assert posted["escrow"] == 200  # 10 kWh at 200.00 per MWh: 2.00
         date = dt.datetime.fromtimestamp(day, dt.UTC).date().isoformat()
         book = json.loads(cli("book", "show", "--day", date, "--json").stdout)
-        assert (book["requests"], book["offers"]) == (1, 1)
-        first = next(c for c in book["cells"] if c["isp_start"] == day + 17 * 3600)
+        assert (book["requests"], book["offers"]) == (1, 2)
+        first, second = (next(c for c in book["cells"] if c["isp_start"] == day + 17 * 3600 + k * 900) for k in (0, 1))
         assert first == {"zone": 2, "direction": "UP", "isp_start": day + 17 * 3600, "requested_w": 10000,
-                         "offered_w": 3000, "offers": 1}
+                         "offered_w": 5000, "offers": 2}  # the block offer and the wallet's single-ISP one
+        assert (second["offered_w"], second["offers"]) == (3000, 1)
         assert "digest matches" in cli("book", "show", "--day", date).stdout
         revoked = json.loads(cli("role", "revoke", me, "PROSUMER", "--json").stdout)
         assert revoked["assets_suspended"] == 0  # the dev key still holds AGGREGATOR: its assets stay
