@@ -1,0 +1,112 @@
+"""The clearing model of one component and one stage (pyomo), built apart from solving.
+
+Variables: ``x[p]`` >= 0, the power (W) of eligible pair p = (offer, request, ISP); per block
+offer one power ``b[o]`` its pairs add up to in each of its ISPs; per MIN_QUANTITY or
+ALL_OR_NOTHING offer a binary ``y[o]``. Constraints: each offer's power within what is left of it
+and its mode, each request's power per ISP, each lit zone's TSO capability (stage 2).
+Objective: welfare, sum of x[p] * (request's maximum price - offer's price).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import LinearExpression
+
+from flexledger.rules.orders import Mode
+
+
+@dataclass
+class OfferSlot:
+    """An offer as one stage sees it: what is left of it and what its mode still asks."""
+
+    index: int  # position in the component's offer list (the canonical order)
+    isps: list[int]  # ISP starts
+    block: bool
+    cap_w: int  # most power it can still take (per ISP)
+    min_w: int  # least power if it takes any (0: no minimum); cap_w for ALL_OR_NOTHING
+    mode: Mode
+    price: int
+
+
+@dataclass
+class Pair:
+    offer: int  # OfferSlot index
+    request: int  # RequestSlot index
+    isp: int
+    margin: int  # request's max price - offer's price (> 0)
+
+
+@dataclass
+class RequestSlot:
+    index: int
+    isps: list[int]
+    power_w: int
+
+
+@dataclass
+class StageProblem:
+    offers: list[OfferSlot]
+    requests: list[RequestSlot]
+    pairs: list[Pair]
+    light_caps: list[tuple[list[int], int]] = field(default_factory=list)  # (pair indexes, capability W)
+
+
+@dataclass
+class BuiltModel:
+    model: pyo.ConcreteModel
+    problem: StageProblem
+    binaries: int
+    constraints: int
+
+
+def _sum(coefs: list[float], variables: list[pyo.Var]) -> LinearExpression:
+    return LinearExpression(constant=0, linear_coefs=coefs, linear_vars=variables)
+
+
+def build(problem: StageProblem) -> BuiltModel:
+    m = pyo.ConcreteModel()
+    pairs = problem.pairs
+    ub = {i: min(problem.offers[p.offer].cap_w, problem.requests[p.request].power_w) for i, p in enumerate(pairs)}
+    m.x = pyo.Var(range(len(pairs)), domain=pyo.NonNegativeReals, bounds=lambda _m, i: (0, ub[i]))
+    m.cons = pyo.ConstraintList()
+    by_offer_isp: dict[tuple[int, int], list[int]] = {}
+    by_request_isp: dict[tuple[int, int], list[int]] = {}
+    for i, p in enumerate(pairs):
+        by_offer_isp.setdefault((p.offer, p.isp), []).append(i)
+        by_request_isp.setdefault((p.request, p.isp), []).append(i)
+
+    used = sorted({p.offer for p in pairs})
+    binary_offers = [o for o in used if problem.offers[o].min_w > 0]
+    m.y = pyo.Var(binary_offers, domain=pyo.Binary)
+    block_offers = [o for o in used if problem.offers[o].block]
+    m.b = pyo.Var(block_offers, domain=pyo.NonNegativeReals, bounds=lambda _m, o: (0, problem.offers[o].cap_w))
+
+    for o in used:
+        slot = problem.offers[o]
+        quantities = []  # one expression per ISP
+        for t in slot.isps:
+            members = by_offer_isp.get((o, t), [])
+            quantities.append(_sum([1.0] * len(members), [m.x[i] for i in members]))
+        if slot.block:
+            # the same power in each of its ISPs: an ISP without an eligible request forces 0
+            for q in quantities:
+                m.cons.add(q - m.b[o] == 0)
+            level = m.b[o]
+        else:
+            level = quantities[0]
+        if slot.min_w > 0:
+            m.cons.add(level - slot.min_w * m.y[o] >= 0)
+            m.cons.add(level - slot.cap_w * m.y[o] <= 0)
+        elif not slot.block:
+            m.cons.add(level <= slot.cap_w)
+
+    for (r, _t), members in by_request_isp.items():
+        m.cons.add(_sum([1.0] * len(members), [m.x[i] for i in members]) <= problem.requests[r].power_w)
+    for members, cap in problem.light_caps:
+        m.cons.add(_sum([1.0] * len(members), [m.x[i] for i in members]) <= cap)
+
+    m.welfare = pyo.Objective(expr=_sum([float(p.margin) for p in pairs], [m.x[i] for i in range(len(pairs))]),
+                              sense=pyo.maximize)
+    return BuiltModel(m, problem, len(binary_offers), len(m.cons))

@@ -1,0 +1,41 @@
+"""What the clearing answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Award:
+    """``power_w`` of offer ``offer_key`` to request ``request_id`` in the ISP starting at ``isp_start``,
+    paid ``price`` (token base units per MWh)."""
+
+    request_id: int
+    isp_start: int
+    offer_key: str
+    power_w: int
+    price: int
+
+
+@dataclass
+class SolverStats:
+    components: int = 0
+    variables: int = 0
+    binaries: int = 0
+    constraints: int = 0
+    build_seconds: float = 0.0
+    solve_seconds: float = 0.0
+    gap: float = 0.0  # the largest relative MIP gap of any component (0: proven optimum everywhere)
+    optimal: bool = True
+    status: str = "optimal"
+
+
+@dataclass
+class ClearingResult:
+    awards: list[Award] = field(default_factory=list)
+    welfare: int = 0  # token base units: buyers' value at their maximum price minus sellers' cost at theirs
+    stats: SolverStats = field(default_factory=SolverStats)
+
+    @property
+    def empty(self) -> bool:
+        return not self.awards

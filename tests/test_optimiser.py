@@ -1,0 +1,160 @@
+"""The clearing optimiser on random small books (hypothesis): every result is feasible under
+every rule, DSO requests clear first, lights hold along the path, the same inputs give the same
+awards, and no single feasible change (or, on tiny books, no other choice at all) raises welfare."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn, clear
+from flexledger.rules.clearing import violations
+from flexledger.rules.lights import Colour, Direction, Light
+from flexledger.rules.market import PricingRule
+from flexledger.rules.orders import Mode
+
+DAY = 1_800_000_000 - 1_800_000_000 % 86_400
+ISP = 900
+
+
+@st.composite
+def books(draw: st.DrawFn, max_offers: int = 12) -> ClearingInput:
+    zones = draw(st.integers(2, 7))
+    parent = {1: 0}
+    for z in range(2, zones + 1):
+        parent[z] = draw(st.integers(1, z - 1))
+    isps = 4
+    offers = []
+    for k in range(draw(st.integers(0, max_offers))):
+        mode = draw(st.sampled_from(list(Mode)))
+        power = draw(st.integers(1, 10)) * 1000
+        minimum = {Mode.DIVISIBLE: 0, Mode.MIN_QUANTITY: draw(st.integers(1, power // 1000)) * 1000,
+                   Mode.ALL_OR_NOTHING: power}[mode]
+        length = draw(st.integers(1, 2))
+        offers.append(OfferIn(f"{k:04d}", draw(st.integers(1, zones)), DAY + draw(st.integers(0, isps - length)) * ISP,
+                              length, draw(st.sampled_from(list(Direction))), power, draw(st.integers(1, 10)) * 10, mode,
+                              minimum))
+    requests = []
+    for r in range(draw(st.integers(0, 4))):
+        length = draw(st.integers(1, isps))
+        requests.append(RequestIn(r + 1, draw(st.sampled_from(list(BuyerKind))), draw(st.integers(1, zones)),
+                                  DAY + draw(st.integers(0, isps - length)) * ISP, length,
+                                  draw(st.sampled_from(list(Direction))), draw(st.integers(1, 15)) * 1000,
+                                  draw(st.integers(1, 12)) * 10))
+    lights = {}
+    for _ in range(draw(st.integers(0, 4))):
+        light = draw(st.sampled_from([Light(Colour.RED), Light(Colour.YELLOW, 0), Light(Colour.YELLOW, 2000),
+                                      Light(Colour.YELLOW, 5000)]))
+        lights[(draw(st.integers(2, zones)) if zones > 1 else 1, DAY + draw(st.integers(0, isps - 1)) * ISP,
+                draw(st.sampled_from(list(Direction))))] = light
+    pricing = draw(st.sampled_from(list(PricingRule)))
+    return ClearingInput(offers, requests, parent, lights, isp_seconds=ISP, pricing=pricing, time_limit=30)
+
+
+def feasible(inp: ClearingInput, awards: list) -> list[str]:  # type: ignore[type-arg]
+    return violations(inp.offers, inp.requests, awards, parent=inp.parent, lights=inp.lights, isp_seconds=ISP)
+
+
+def units(inp: ClearingInput, awards: list) -> int:  # type: ignore[type-arg]
+    """Welfare in W x (price per MWh) per ISP: exact, for comparisons."""
+    price = {o.key: o.price for o in inp.offers}
+    value = {r.request_id: r.max_price for r in inp.requests}
+    return sum(a.power_w * (value[a.request_id] - price[a.offer_key]) for a in awards)
+
+
+@settings(max_examples=60, deadline=None)
+@given(books())
+def test_every_result_is_feasible_and_optimal_proven(inp: ClearingInput) -> None:
+    result = clear(inp)
+    assert feasible(inp, result.awards) == []
+    assert result.stats.optimal and result.stats.gap == 0
+    assert result.welfare >= 0
+    if not inp.offers or not inp.requests:
+        assert result.empty
+
+
+@settings(max_examples=40, deadline=None)
+@given(books())
+def test_dso_requests_clear_first(inp: ClearingInput) -> None:
+    result = clear(inp)
+    dso_only = replace(inp, requests=[r for r in inp.requests if r.kind is BuyerKind.DSO])
+    alone = clear(dso_only)
+    dso_ids = {r.request_id for r in dso_only.requests}
+    # adding TSO requests never takes anything from the DSO's clearing
+    assert units(inp, [a for a in result.awards if a.request_id in dso_ids]) == units(inp, alone.awards)
+
+
+@settings(max_examples=40, deadline=None)
+@given(books(), st.randoms(use_true_random=False))
+def test_the_same_book_in_any_order_gives_the_same_awards(inp: ClearingInput, rnd: random.Random) -> None:
+    first = clear(inp)
+    shuffled = replace(inp, offers=rnd.sample(inp.offers, len(inp.offers)),
+                       requests=rnd.sample(inp.requests, len(inp.requests)))
+    assert clear(shuffled).awards == first.awards
+    assert clear(inp).awards == first.awards
+
+
+@settings(max_examples=40, deadline=None)
+@given(books(max_offers=8))
+def test_no_single_watt_more_raises_welfare(inp: ClearingInput) -> None:
+    """For divisible single-ISP offers, one more watt on any eligible pair that stays feasible
+    (and keeps the DSO stage's own optimum) must not raise welfare."""
+    result = clear(inp)
+    base = units(inp, result.awards)
+    awards = list(result.awards)
+    for offer in inp.offers:
+        if offer.mode is not Mode.DIVISIBLE or offer.isps != 1:
+            continue
+        for request in inp.requests:
+            if request.max_price <= offer.price:
+                continue
+            from flexledger.optimiser.results import Award
+
+            trial = awards + [Award(request.request_id, offer.start, offer.key, 1, offer.price)]
+            if feasible(inp, trial):
+                continue
+            if request.kind is BuyerKind.TSO or not any(r.kind is BuyerKind.TSO for r in inp.requests):
+                assert units(inp, trial) <= base, f"one more watt from {offer.key} to {request.request_id} helps"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_all_or_nothing_knapsack_matches_exhaustive_search(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 6))
+    offers = [OfferIn(f"{k}", 2, DAY, 1, Direction.UP, data.draw(st.integers(1, 9)) * 1000,
+                      data.draw(st.integers(1, 9)) * 10, Mode.ALL_OR_NOTHING, 0) for k in range(n)]
+    offers = [replace(o, min_power_w=o.power_w) for o in offers]
+    request = RequestIn(1, BuyerKind.DSO, 1, DAY, 1, Direction.UP, data.draw(st.integers(1, 20)) * 1000, 100)
+    inp = ClearingInput(offers, [request], {1: 0, 2: 1}, isp_seconds=ISP)
+    best = 0
+    for chosen in itertools.product((0, 1), repeat=n):
+        power = sum(o.power_w for o, c in zip(offers, chosen, strict=True) if c)
+        if power <= request.power_w:
+            best = max(best, sum(o.power_w * (100 - o.price) for o, c in zip(offers, chosen, strict=True) if c))
+    assert units(inp, clear(inp).awards) == best
+
+
+def test_an_empty_or_untradeable_book_is_an_ordinary_outcome() -> None:
+    empty = clear(ClearingInput([], [], {1: 0}))
+    assert empty.empty and empty.stats.status == "empty" and empty.welfare == 0
+    too_dear = ClearingInput([OfferIn("a", 1, DAY, 1, Direction.UP, 1000, 500)],
+                             [RequestIn(1, BuyerKind.DSO, 1, DAY, 1, Direction.UP, 1000, 100)], {1: 0})
+    assert clear(too_dear).empty
+
+
+def test_lights_bound_the_tso_but_not_the_dso() -> None:
+    parent = {1: 0, 2: 1, 3: 2}
+    offers = [OfferIn("a", 3, DAY, 1, Direction.UP, 10_000, 10), OfferIn("b", 3, DAY, 1, Direction.UP, 10_000, 20)]
+    requests = [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 8_000, 100),
+                RequestIn(2, BuyerKind.TSO, 1, DAY, 1, Direction.UP, 20_000, 100)]
+    lights = {(2, DAY, Direction.UP): Light(Colour.YELLOW, 3_000), (3, DAY, Direction.UP): Light(Colour.RED)}
+    result = clear(ClearingInput(offers, requests, parent, lights))
+    by_request = {r: sum(a.power_w for a in result.awards if a.request_id == r) for r in (1, 2)}
+    assert by_request == {1: 8_000, 2: 0}  # RED on the feeder stops the TSO; the DSO is not bound
+    lights.pop((3, DAY, Direction.UP))
+    result = clear(ClearingInput(offers, requests, parent, lights))
+    assert sum(a.power_w for a in result.awards if a.request_id == 2) == 3_000  # the substation's YELLOW
