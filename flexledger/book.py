@@ -119,6 +119,7 @@ class Book:
     requests: dict[int, dict[str, Any]] = field(default_factory=dict)  # open requests by id
     cancelled: set[int] = field(default_factory=set)
     accepted: list[Offer] = field(default_factory=list)  # every accepted offer, in order
+    digests: dict[Offer, bytes] = field(default_factory=dict)  # each accepted offer's EIP-712 digest
     digest: bytes = bytes(32)
 
     @property
@@ -142,7 +143,7 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
     ]
     events.sort(key=lambda e: (e.block_number, e.log_index))
     result = Book(market, day_start)
-    domain = read_domain(book.conn, book.address)
+    separator = read_domain(book.conn, book.address).separator()
     for event in events:
         if event.name == "RequestPosted":
             params = RequestParams(*event.args["params"])
@@ -158,7 +159,7 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
             if offer.market != market:
                 continue
             result.accepted.append(offer)
-            entry = offer.typed(domain).digest()
+            entry = result.digests[offer] = offer.digest(separator)
         result.digest = chain_digest(result.digest, entry)
     on_chain = bytes(book.book_digest(market, day_start))
     if result.digest != on_chain:

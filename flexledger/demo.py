@@ -41,6 +41,7 @@ from flexledger.identity.resolver import DIDResolver
 from flexledger.identity.roles import Role
 
 from .demo_assets import ASSETS, assets_step
+from .demo_clearing import clearing_step
 from .demo_grid import grid_step
 from .demo_orders import orders_step
 
@@ -97,6 +98,8 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         grid_info["market"] = summary["grid"]["market"]
         summary["orders"] = orders_step(conn, deployer, manifest, accounts, grid_info,
                                         summary["assets"].pop("holdings"), console)
+        console.print(Rule("6. Clearing"))
+        summary["clearing"] = clearing_step(conn, manifest, grid_info["market"], grid_info["day"], console)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
@@ -123,6 +126,11 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"{orders['skipped']} skipped with their reasons; {orders['gas_per_offer']:,} gas per offer")
     table.add_row("requests", f"{orders['requests']} posted by 2 DSOs and the TSO, {orders['escrow'] / 100:,.2f} EUR in "
                   f"escrow; {orders['gas_per_request']:,} gas per request")
+    cleared = summary["clearing"]
+    table.add_row("clearing", f"{cleared['awards']} awards from {cleared['offers']} offers and {cleared['requests']} "
+                  f"requests read from the chain, DSO first; welfare {cleared['welfare'] / 100:,.2f} EUR, "
+                  f"{cleared['status']} (gap {cleared['gap']:.2g}) in {cleared['seconds']} s; committing it on chain "
+                  "comes next")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     return summary

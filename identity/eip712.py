@@ -67,6 +67,15 @@ class Eip712Domain:
         present = self.to_json()
         return [{"name": n, "type": t} for n, t in DOMAIN_FIELDS if n in present]
 
+    def separator(self) -> bytes:
+        """``hashStruct(domain)``: the domain separator a contract's ``_domainSeparatorV4()`` returns."""
+        try:
+            return bytes(encode_typed_data(full_message={
+                "types": {"EIP712Domain": self.types(), "Nothing": []}, "primaryType": "Nothing",
+                "domain": self.to_json(), "message": {}}).header)
+        except Exception as exc:  # eth-account raises several types for a domain that does not fit its type
+            raise TypedDataError(f"the domain {self.to_json()} cannot be hashed: {exc}") from exc
+
     @classmethod
     def from_json(cls, domain: dict[str, Any]) -> Eip712Domain:
         """Read the ``domain`` member of typed-data JSON (``TypedDataError`` if it is malformed)."""

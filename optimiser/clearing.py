@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import PricingRule
 from flexledger.rules.orders import Mode
@@ -58,8 +59,7 @@ class _Components:
 
 def _path(parent: dict[int, int], zone: int, cache: dict[int, tuple[int, ...]]) -> tuple[int, ...]:
     if zone not in cache:
-        up = parent.get(zone, 0)
-        cache[zone] = (zone, *(_path(parent, up, cache) if up else ()))
+        cache[zone] = tuple(path_to_root(parent, zone))
     return cache[zone]
 
 

@@ -239,6 +239,13 @@ def test_offer_request_and_book_commands(
         assert "digest matches" in cli("book", "show", "--day", date).stdout
         revoked = json.loads(cli("role", "revoke", me, "PROSUMER", "--json").stdout)
         assert revoked["assets_suspended"] == 0  # the dev key still holds AGGREGATOR: its assets stay
+        cleared = json.loads(cli("clear", "--day", date, "--json").stdout)
+        assert (cleared["offers"], cleared["requests"], cleared["solver"]["optimal"]) == (2, 1, True)
+        per_isp = {}
+        for award in cleared["award_list"]:
+            per_isp[award["isp_start"]] = per_isp.get(award["isp_start"], 0) + award["power_w"]
+        assert per_isp == {day + 17 * 3600: 5000, **{day + 17 * 3600 + k * 900: 3000 for k in (1, 2, 3)}}
+        assert "awarded per request zone" in cli("clear", "--day", date).stdout
         cancelled = json.loads(cli("request", "cancel", str(posted["request"]), "--json").stdout)
         assert cancelled["refund"] == 200
         bad = cli("request", "post", "--zone", "9", "--start", start, "--power", "1", "--max-price", "1", check=False)

@@ -24,4 +24,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert orders["offers_signed"] == 60 + 3 + 2 and orders["skipped"] == 2  # 3 newer offers, 2 bad ones
     assert orders["accepted"] == 63 and orders["replaced"] == 3 and orders["offers_in_force"] == 60
     assert orders["requests"] == 5 and orders["escrow"] > 0
+    cleared = summary["clearing"]
+    assert cleared["requests"] == 5 and cleared["offers"] == 60 and cleared["feasible"]
+    assert cleared["status"] in ("optimal", "empty") and cleared["gap"] == 0
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

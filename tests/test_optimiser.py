@@ -11,7 +11,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn, clear
+from flexledger.optimiser import Award, BuyerKind, ClearingInput, OfferIn, RequestIn, clear
 from flexledger.rules.clearing import violations
 from flexledger.rules.lights import Colour, Direction, Light
 from flexledger.rules.market import PricingRule
@@ -112,9 +112,7 @@ def test_no_single_watt_more_raises_welfare(inp: ClearingInput) -> None:
         for request in inp.requests:
             if request.max_price <= offer.price:
                 continue
-            from flexledger.optimiser.results import Award
-
-            trial = awards + [Award(request.request_id, offer.start, offer.key, 1, offer.price)]
+            trial = [*awards, Award(request.request_id, offer.start, offer.key, 1, offer.price)]
             if feasible(inp, trial):
                 continue
             if request.kind is BuyerKind.TSO or not any(r.kind is BuyerKind.TSO for r in inp.requests):

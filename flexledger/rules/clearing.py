@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from .grid import path_to_root
 from .lights import Colour, Direction, Light
 from .orders import Mode
 
@@ -71,13 +72,6 @@ class AwardLike(Protocol):
 TSO = 1
 
 
-def _path(parent: Mapping[int, int], zone: int) -> list[int]:
-    path = [zone]
-    while parent.get(path[-1], 0):
-        path.append(parent[path[-1]])
-    return path
-
-
 def violations(
     offers: Iterable[OfferLike],
     requests: Iterable[RequestLike],
@@ -108,7 +102,7 @@ def violations(
         request_isps = range(r.start, r.start + r.isps * isp_seconds, isp_seconds)
         if a.isp_start not in offer_isps or a.isp_start not in request_isps:
             problems.append(f"{where}: the ISP is outside the offer's or the request's window")
-        path = _path(parent, o.zone)
+        path = path_to_root(parent, o.zone)
         if r.zone not in path:
             problems.append(f"{where}: offer zone {o.zone} is not in request zone {r.zone}'s subtree")
         if o.price > r.max_price:

@@ -3,6 +3,7 @@ rule 1 ("a constraint holds in every zone on the path from the asset's zone to t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flexledger.errors import FlexledgerError
@@ -11,6 +12,16 @@ from .lights import Direction, Light, effective, no_looser, tso_headroom
 
 MAX_DEPTH = 7  # zones below a root, as GridZones.MAX_DEPTH
 MAX_ZONES = (1 << 24) - 1  # zone ids are 24-bit in GridZones' ancestor lists
+
+
+def path_to_root(parent: Mapping[int, int], zone: int) -> list[int]:
+    """``zone`` and its ancestors up to its root, from a map of every zone to its parent (0: none)."""
+    path = [zone]
+    while parent.get(path[-1], 0):
+        path.append(parent[path[-1]])
+        if len(path) > MAX_DEPTH + 1:
+            raise ZoneError(f"zone {zone} is deeper than {MAX_DEPTH} levels, or its parents form a cycle")
+    return path
 
 
 class ZoneError(FlexledgerError):

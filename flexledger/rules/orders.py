@@ -80,6 +80,8 @@ OFFER_TYPES = {
         {"name": "nonce", "type": "uint32"},
     ]
 }
+OFFER_TYPEHASH = keccak(text="Offer(" + ",".join(f"{t['type']} {t['name']}" for t in OFFER_TYPES["Offer"]) + ")")
+OFFER_ABI_TYPES = ["bytes32", *(t["type"] for t in OFFER_TYPES["Offer"])]
 REQUEST_ABI = "(uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8)"
 # Byte widths of the offer's fields, in order: OfferAccepted carries them packed (93 bytes).
 PACKED_WIDTHS = (4, 8, 4, 8, 2, 1, 4, 12, 1, 4, 1, 32, 8, 4)
@@ -114,6 +116,13 @@ class Offer:
 
     def typed(self, domain: Eip712Domain) -> TypedData:
         return TypedData(domain, "Offer", OFFER_TYPES, self.message())
+
+    def digest(self, domain_separator: bytes) -> bytes:
+        """The EIP-712 digest, as ``typed(domain).digest()`` computes it, without eth-account's
+        generic encoder: the struct is flat and static, so hashStruct is one keccak over the type
+        hash and the ABI words (reading a book of 100,000 offers needs this to be fast)."""
+        struct_hash = keccak(encode(OFFER_ABI_TYPES, [OFFER_TYPEHASH, *self.as_tuple()]))
+        return keccak(b"\x19\x01" + domain_separator + struct_hash)
 
     def sign(self, account: LocalAccount, domain: Eip712Domain) -> bytes:
         return self.typed(domain).sign(account)

@@ -1,0 +1,88 @@
+"""A market day's clearing input, read from the chain alone: the book from OrderBook's events
+(checked against its digest), the zone tree from GridZones' events, the lights in force from
+GridZones, each offer's zone from AssetRegistry, each buyer's kind from its role credential."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    GridZonesClient,
+    MarketRegistryClient,
+    OrderBookClient,
+    RoleRegistryClient,
+)
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.identity.roles import Role
+from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
+from flexledger.rules.grid import path_to_root
+from flexledger.rules.lights import Colour, Direction, Light
+from flexledger.rules.market import MarketParams
+from flexledger.rules.orders import Mode
+
+from .book import Book, read_book
+
+
+@dataclass
+class MarketDay:
+    market: int
+    day_start: int
+    params: MarketParams
+    book: Book
+    clearing: ClearingInput
+
+
+def load_market_day(
+    conn: ChainConnection, manifest: Manifest, market: int, day_start: int, *, time_limit: float = 60.0,
+    progress: Callable[[str], None] | None = None,
+) -> MarketDay:
+    """Everything the clearing of ``day_start`` needs, from chain data only."""
+    say = progress or (lambda _msg: None)
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    orders = OrderBookClient(conn, manifest.address("OrderBook"))
+    say("reading the book from events")
+    book = read_book(orders, market, day_start)
+    grid = GridZonesClient(conn, manifest.address("GridZones"))
+    parent = {e.args["zoneId"]: e.args["parent"] for e in grid.events("ZoneAdded")}
+    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
+
+    say("reading the offers' zones")
+    # where each asset and portfolio sits, from AssetRegistry's events (the last mapping counts)
+    zone_of: dict[tuple[int, int], int] = {}
+    for e in sorted(assets.events("AssetMapped"), key=lambda e: (e.block_number, e.log_index)):
+        zone_of[(e.args["assetId"], 0)] = e.args["zoneId"]
+    for e in assets.events("PortfolioCreated"):
+        zone_of[(0, e.args["portfolioId"])] = e.args["zoneId"]
+    offers = []
+    for o in book.offers:
+        subject = (o.asset, o.portfolio)
+        offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
+                              Direction(o.direction), o.power_w, o.price, Mode(o.mode), o.min_power_w))
+    requests = []
+    kind_of: dict[str, BuyerKind] = {}
+    for request_id, info in sorted(book.requests.items()):
+        buyer, p = info["buyer"], info["params"]
+        if buyer not in kind_of:
+            kind_of[buyer] = BuyerKind.TSO if roles.has_market_role(buyer, Role.TSO.id) else BuyerKind.DSO
+        requests.append(RequestIn(request_id, kind_of[buyer], p.zone, p.start, p.isps, Direction(p.direction), p.power_w,
+                                  p.max_price))
+
+    say("reading the lights in force")
+    # lights bind TSO awards only: the zones on offers' paths, at the ISPs and directions TSO requests need
+    lights: dict[tuple[int, int, Direction], Light] = {}
+    tso_cells = {(r.start + k * params.isp_seconds, r.direction) for r in requests if r.kind is BuyerKind.TSO
+                 for k in range(r.isps)}
+    zones = sorted({z for o in offers for z in path_to_root(parent, o.zone)}) if tso_cells else []
+    for zone in zones:
+        for isp_start, direction in sorted(tso_cells):
+            colour, capability = grid.effective_light(market, zone, isp_start, int(direction))
+            light = Light(Colour(colour), capability)
+            if light.colour is not Colour.GREEN:
+                lights[(zone, isp_start, direction)] = light
+    clearing = ClearingInput(offers, requests, parent, lights, isp_seconds=params.isp_seconds,
+                             pricing=params.pricing_rule, time_limit=time_limit)
+    return MarketDay(market, day_start, params, book, clearing)
