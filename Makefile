@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .make
 FORGE  := node_modules/.bin/forge
-PY_PACKAGES := flexledger chain identity optimiser
+PY_PACKAGES := flexledger chain identity optimiser oracle edge-agent/flexledger_edge
 PYTEST_ARGS ?=
 
 .PHONY: help install demo test test-services pytest forge lint typecheck compile check-artifacts bench clean FORCE

@@ -485,6 +485,66 @@ class MarketRegistryClient(ContractClient):
         return result
 
 
+class MeterOracleClient(ContractClient):
+    """Typed client of ``MeterOracle`` (src/metering/MeterOracle.sol)."""
+
+    CONTRACT: ClassVar[str] = "MeterOracle"
+
+    def oracle_role(self, *, block: BlockId = "latest") -> bytes:
+        """``ORACLE_ROLE()`` (view)."""
+        result: bytes = self._call("ORACLE_ROLE()", block=block)
+        return result
+
+    def reading_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``READING_TYPEHASH()`` (view)."""
+        result: bytes = self._call("READING_TYPEHASH()", block=block)
+        return result
+
+    def anchor_hash(self, market: int, isp_start: int, *, block: BlockId = "latest") -> bytes:
+        """``anchorHash(uint32,uint64)`` (view)."""
+        result: bytes = self._call("anchorHash(uint32,uint64)", market, isp_start, block=block)
+        return result
+
+    def anchor_root(self, market: int, isp_start: int, root: bytes, leaf_count: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``anchorRoot(uint32,uint64,bytes32,uint32)`` (transaction)."""
+        return self._transact("anchorRoot(uint32,uint64,bytes32,uint32)", market, isp_start, root, leaf_count, sender=sender, wait=wait, gas=gas)
+
+    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        """``eip712Domain()`` (view)."""
+        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
+        return result
+
+    def is_anchored(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], *, block: BlockId = "latest") -> bool:
+        """``isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))`` (view)."""
+        result: bool = self._call("isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))", market, isp_start, anchor, block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def reading_digest(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, *, block: BlockId = "latest") -> bytes:
+        """``readingDigest(address,uint64,uint64,uint64,uint64)`` (view)."""
+        result: bytes = self._call("readingDigest(address,uint64,uint64,uint64,uint64)", meter, isp_start, sequence, import_wh, export_wh, block=block)
+        return result
+
+    def reading_leaf(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, *, block: BlockId = "latest") -> bytes:
+        """``readingLeaf(address,uint64,uint64,uint64,uint64)`` (view)."""
+        result: bytes = self._call("readingLeaf(address,uint64,uint64,uint64,uint64)", meter, isp_start, sequence, import_wh, export_wh, block=block)
+        return result
+
+    def role_registry(self, *, block: BlockId = "latest") -> str:
+        """``roleRegistry()`` (view)."""
+        result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def verify_reading(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], meter: str, sequence: int, import_wh: int, export_wh: int, proof: list[bytes], *, block: BlockId = "latest") -> bool:
+        """``verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes32[])`` (view)."""
+        result: bool = self._call("verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes32[])", market, isp_start, anchor, meter, sequence, import_wh, export_wh, proof, block=block)
+        return result
+
+
 class OrderBookClient(ContractClient):
     """Typed client of ``OrderBook`` (src/market/OrderBook.sol)."""
 
@@ -747,6 +807,7 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "GridZones": GridZonesClient,
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,
+    "MeterOracle": MeterOracleClient,
     "OrderBook": OrderBookClient,
     "RoleRegistry": RoleRegistryClient,
     "SettlementToken": SettlementTokenClient,

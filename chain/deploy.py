@@ -60,6 +60,7 @@ PLAN: tuple[Step, ...] = (
     Step("SettlementToken", lambda ctx: [ctx.addresses["MarketAuthority"]]),
     Step("OrderBook", lambda ctx: [ctx.addresses[name] for name in (
         "RoleRegistry", "MarketRegistry", "GridZones", "AssetRegistry", "SettlementToken")]),
+    Step("MeterOracle", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
 )
 
 

@@ -876,7 +876,7 @@ class InvalidAccountNonce(ContractCustomError):
 
 
 class InvalidShortString(ContractCustomError):
-    """``InvalidShortString()``, declared in AssetRegistry, OrderBook, RoleRegistry, SettlementToken."""
+    """``InvalidShortString()``, declared in AssetRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "InvalidShortString"
     SIGNATURE: ClassVar[str] = "InvalidShortString()"
@@ -933,6 +933,70 @@ class MarketRegistryUnknownMarket(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.market_id = values[0]
+
+
+class MeterOracleAlreadyAnchored(ContractCustomError):
+    """``MeterOracleAlreadyAnchored(uint32,uint64)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleAlreadyAnchored"
+    SIGNATURE: ClassVar[str] = "MeterOracleAlreadyAnchored(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("dbbdd482")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.isp_start = values[1]
+
+
+class MeterOracleEmptyRoot(ContractCustomError):
+    """``MeterOracleEmptyRoot()``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleEmptyRoot"
+    SIGNATURE: ClassVar[str] = "MeterOracleEmptyRoot()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d97cbd70")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class MeterOracleIspNotEnded(ContractCustomError):
+    """``MeterOracleIspNotEnded(uint64,uint64)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleIspNotEnded"
+    SIGNATURE: ClassVar[str] = "MeterOracleIspNotEnded(uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("bd71f9c8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "ends_at")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
+    isp_start: int
+    ends_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp_start = values[0]
+        self.ends_at = values[1]
+
+
+class MeterOracleNotAligned(ContractCustomError):
+    """``MeterOracleNotAligned(uint64,uint32)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleNotAligned"
+    SIGNATURE: ClassVar[str] = "MeterOracleNotAligned(uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e485f616")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "isp_seconds")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
+    isp_start: int
+    isp_seconds: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp_start = values[0]
+        self.isp_seconds = values[1]
 
 
 class OrderBookAfterGateClosure(ContractCustomError):
@@ -1442,7 +1506,7 @@ class OrderBookZoneNotBuyable(ContractCustomError):
 
 
 class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridZones, OrderBook, RoleGated."""
+    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridZones, MeterOracle, OrderBook, RoleGated."""
 
     NAME: ClassVar[str] = "RoleGatedMissingRole"
     SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
@@ -1598,7 +1662,7 @@ class SettlementTokenNotAuthority(ContractCustomError):
 
 
 class StringTooLong(ContractCustomError):
-    """``StringTooLong(string)``, declared in AssetRegistry, OrderBook, RoleRegistry, SettlementToken."""
+    """``StringTooLong(string)``, declared in AssetRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "StringTooLong"
     SIGNATURE: ClassVar[str] = "StringTooLong(string)"
@@ -1671,6 +1735,10 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MarketRegistryInvalidParameter.SELECTOR: MarketRegistryInvalidParameter,
     MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
     MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
+    MeterOracleAlreadyAnchored.SELECTOR: MeterOracleAlreadyAnchored,
+    MeterOracleEmptyRoot.SELECTOR: MeterOracleEmptyRoot,
+    MeterOracleIspNotEnded.SELECTOR: MeterOracleIspNotEnded,
+    MeterOracleNotAligned.SELECTOR: MeterOracleNotAligned,
     OrderBookAfterGateClosure.SELECTOR: OrderBookAfterGateClosure,
     OrderBookAssetInPortfolio.SELECTOR: OrderBookAssetInPortfolio,
     OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,

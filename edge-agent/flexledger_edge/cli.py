@@ -3,20 +3,124 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
+import signal
 import sys
+import threading
+from types import FrameType
 
 from . import __version__
 
+DESCRIPTION = """\
+flexledger's edge agent, the program on a prosumer's gateway.
 
-def main(argv: list[str] | None = None) -> int:
+At every ISP boundary it reads the meter, signs the ISP's energy (EIP-712, with the
+meter's own key), stores the signed reading in a local outbox and publishes it to the
+MQTT broker; readings stay in the outbox until the broker acknowledges them, so nothing
+is lost while the network is down. It also executes activation orders for the configured
+asset through its device, unless the owner's override is on (override = true in the
+configuration, or a file named "override" in the state directory).
+"""
+
+EPILOG = """\
+examples:
+  flexledger-edge run --config /etc/flexledger-edge/agent.toml
+  flexledger-edge run --config demo.toml --accelerated 2 --isps 8
+      (a demo: one simulated 15-minute ISP every 2 seconds, stop after 8 ISPs)
+"""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="flexledger-edge",
-        description="flexledger's edge agent. Meter drivers, signing and store-and-forward "
-        "are not built yet (see the metering issue); this release only reports its version.",
+        prog="flexledger-edge", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"flexledger-edge {__version__}")
-    parser.parse_args(argv)
-    parser.print_help()
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="run the agent's loop (read, sign, store, publish; execute orders)",
+        description="Run the agent until stopped (Ctrl-C or SIGTERM), or for --isps ISPs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+    )
+    run.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML configuration file")
+    run.add_argument(
+        "--accelerated", type=_positive_float, metavar="SECONDS_PER_ISP",
+        help="simulated time for demos: one ISP passes every SECONDS_PER_ISP real seconds",
+    )
+    run.add_argument("--isps", type=_positive_int, metavar="N", help="stop after N ISPs have been measured")
+    run.add_argument(
+        "--drain-seconds", type=float, default=10.0, metavar="S",
+        help="on stopping, wait up to S seconds for the broker to acknowledge stored readings (default 10)",
+    )
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        parser.print_help()
+        return 0
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL if args.log_level != "DEBUG" else logging.DEBUG)
+    from .agent import EdgeAgent
+    from .clock import AcceleratedClock, Clock, RealClock
+    from .config import ConfigError, load_config
+    from .outbox import OutboxError
+
+    try:
+        config = load_config(args.config)
+        clock: Clock
+        if args.accelerated is not None:
+            import time
+
+            start = math.floor(time.time() / config.isp_seconds) * config.isp_seconds
+            clock = AcceleratedClock(start, config.isp_seconds, args.accelerated)
+        else:
+            clock = RealClock()
+        agent = EdgeAgent(config, clock)
+    except (ConfigError, OutboxError) as exc:
+        print(f"flexledger-edge: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping after the current step", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    readings = agent.run(isps=args.isps, stop=stop, drain_s=max(args.drain_seconds, 0.0))
+    print(f"flexledger-edge: {readings} reading(s) signed; {agent.left_in_outbox} left in the outbox")
     return 0
 
 

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {RoleGated} from "../access/RoleGated.sol";
+import {IRoleRegistry} from "../access/IRoleRegistry.sol";
+import {MarketRegistry} from "../market/MarketRegistry.sol";
+
+/**
+ * @title MeterOracle
+ * @notice Anchors, per market and ISP, the Merkle root of the meter readings an oracle collected
+ * for that ISP, once the ISP has ended; anyone can then prove a single reading against it.
+ *
+ * @dev Leaves are those of the OpenZeppelin standard Merkle tree (npm `@openzeppelin/merkle-tree`,
+ * `StandardMerkleTree` with leaf encoding `["address", "uint64", "uint64", "uint64", "uint64"]`:
+ * meter, ISP start, sequence, import Wh, export Wh), see `readingLeaf`.
+ *
+ * Meters sign readings as EIP-712 typed data in this contract's domain (`readingDigest`), so the
+ * settlement's disputes can check a meter-signed reading on chain.
+ *
+ * Storage is ONE slot per anchored ISP: the `keccak256(abi.encode(anchor))` of its `Anchor`
+ * (root, oracle, leaf count, time anchored). One cold slot (22,100 gas) is what keeps an anchor
+ * near the 60,000 gas aimed at for the whole transaction: the rest is the role check and the
+ * market's ISP length, read from their registries. The anchor's fields travel in the
+ * `RootAnchored` event; whoever uses them presents them again and has them proven against the
+ * stored hash (`isAnchored`).
+ */
+contract MeterOracle is RoleGated, EIP712 {
+    /// @notice The role that may anchor roots: `keccak256("ORACLE")`.
+    bytes32 public constant ORACLE_ROLE = keccak256("ORACLE");
+
+    /// @notice One anchored root; only its hash is stored, the fields are in `RootAnchored`.
+    struct Anchor {
+        bytes32 root;
+        address oracle;
+        uint32 leafCount;
+        uint64 anchoredAt;
+    }
+
+    /// @notice The markets whose ISP length the anchors follow.
+    MarketRegistry public immutable markets;
+
+    /// @dev Key: `uint256(market) << 64 | ispStart`; value: `keccak256(abi.encode(anchor))`, zero if none.
+    mapping(uint256 key => bytes32) private _anchors;
+    mapping(uint32 market => uint32 ispSeconds) private _marketIsp;
+
+    /// @notice `ispStart` is not a multiple of the market's `ispSeconds`.
+    error MeterOracleNotAligned(uint64 ispStart, uint32 ispSeconds);
+    /// @notice The ISP starting at `ispStart` has not ended: its readings are complete only at `endsAt`.
+    error MeterOracleIspNotEnded(uint64 ispStart, uint64 endsAt);
+    /// @notice The root is zero or the leaf count is zero: there is nothing to anchor.
+    error MeterOracleEmptyRoot();
+    /// @notice The ISP starting at `ispStart` of `market` already has an anchor; anchors are never replaced.
+    error MeterOracleAlreadyAnchored(uint32 market, uint64 ispStart);
+
+    /// @notice `oracle` anchored `root` over `leafCount` readings for the ISP starting at `ispStart` of
+    /// `market`, at `anchoredAt`: these fields make up the `Anchor` whose hash was stored.
+    event RootAnchored(
+        uint32 indexed market,
+        uint64 indexed ispStart,
+        address indexed oracle,
+        bytes32 root,
+        uint32 leafCount,
+        uint64 anchoredAt
+    );
+
+    /// @param registry The role registry whose ORACLE credentials may anchor.
+    /// @param marketRegistry The markets whose ISPs are anchored.
+    constructor(IRoleRegistry registry, MarketRegistry marketRegistry)
+        RoleGated(registry)
+        EIP712("flexledger MeterOracle", "1")
+    {
+        markets = marketRegistry;
+    }
+
+    /**
+     * @notice Anchor the Merkle root of the readings of the ISP starting at `ispStart` of `market`;
+     * only an ORACLE may, once per ISP, after the ISP has ended.
+     * @dev Reverts with `MarketRegistry.MarketRegistryUnknownMarket` for an unknown market.
+     * @param market The market.
+     * @param ispStart The ISP's start (a multiple of the market's ISP length).
+     * @param root The root of the ISP's readings tree (`readingLeaf` leaves); not zero.
+     * @param leafCount How many readings the tree holds; not zero.
+     */
+    function anchorRoot(uint32 market, uint64 ispStart, bytes32 root, uint32 leafCount)
+        external
+        onlyMarketRole(ORACLE_ROLE)
+    {
+        // A market's parameters never change once created: its ISP length is read from the
+        // MarketRegistry on the market's first anchor only (a cold call and two slots), then kept.
+        uint32 ispSeconds = _marketIsp[market];
+        if (ispSeconds == 0) {
+            ispSeconds = _ispSeconds(market);
+            _marketIsp[market] = ispSeconds;
+        }
+        if (ispStart % ispSeconds != 0) revert MeterOracleNotAligned(ispStart, ispSeconds);
+        // Late readings may still arrive while the ISP runs; an anchor is final, so it waits for the end.
+        uint64 endsAt = ispStart + ispSeconds;
+        if (block.timestamp < endsAt) revert MeterOracleIspNotEnded(ispStart, endsAt);
+        if (root == 0 || leafCount == 0) revert MeterOracleEmptyRoot();
+        uint256 key = _key(market, ispStart);
+        if (_anchors[key] != 0) revert MeterOracleAlreadyAnchored(market, ispStart);
+        uint64 anchoredAt = uint64(block.timestamp);
+        _anchors[key] = keccak256(abi.encode(Anchor(root, msg.sender, leafCount, anchoredAt)));
+        emit RootAnchored(market, ispStart, msg.sender, root, leafCount, anchoredAt);
+    }
+
+    /// @notice The EIP-712 type meters sign their readings with (in this contract's domain, ERC-5267).
+    bytes32 public constant READING_TYPEHASH =
+        keccak256("Reading(address meter,uint64 ispStart,uint64 sequence,uint64 importWh,uint64 exportWh)");
+
+    /**
+     * @notice The EIP-712 digest a meter signs for one reading (energies measured during the ISP).
+     * @param meter The meter.
+     * @param ispStart The ISP's start.
+     * @param sequence The meter's reading counter.
+     * @param importWh Energy imported during the ISP (Wh).
+     * @param exportWh Energy exported during the ISP (Wh).
+     * @return The digest.
+     */
+    function readingDigest(address meter, uint64 ispStart, uint64 sequence, uint64 importWh, uint64 exportWh)
+        external
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(READING_TYPEHASH, meter, ispStart, sequence, importWh, exportWh)));
+    }
+
+    /**
+     * @notice The stored hash of the anchor of the ISP starting at `ispStart` of `market`.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @return The `keccak256(abi.encode(anchor))`, or zero if that ISP has no anchor.
+     */
+    function anchorHash(uint32 market, uint64 ispStart) external view returns (bytes32) {
+        return _anchors[_key(market, ispStart)];
+    }
+
+    /**
+     * @notice Whether `anchor` is the anchor of the ISP starting at `ispStart` of `market`.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param anchor The anchor's fields, as in `RootAnchored`.
+     * @return True when that ISP is anchored and its stored hash is the hash of `anchor`.
+     */
+    function isAnchored(uint32 market, uint64 ispStart, Anchor calldata anchor) public view returns (bool) {
+        bytes32 stored = _anchors[_key(market, ispStart)];
+        return stored != 0 && stored == keccak256(abi.encode(anchor));
+    }
+
+    /**
+     * @notice The Merkle leaf of one reading, as the OpenZeppelin standard Merkle tree computes it
+     * (the encoded values hashed twice, so that no leaf can pass for an inner node).
+     * @param meter The meter's address.
+     * @param ispStart The ISP's start.
+     * @param sequence The meter's reading sequence number.
+     * @param importWh Energy imported during the ISP (Wh).
+     * @param exportWh Energy exported during the ISP (Wh).
+     * @return The leaf.
+     */
+    function readingLeaf(address meter, uint64 ispStart, uint64 sequence, uint64 importWh, uint64 exportWh)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(bytes.concat(keccak256(abi.encode(meter, ispStart, sequence, importWh, exportWh))));
+    }
+
+    /**
+     * @notice Whether a reading is in the anchored readings of the ISP starting at `ispStart` of `market`.
+     * @param market The market.
+     * @param ispStart The ISP's start (also part of the leaf, so a reading proves only for its own ISP).
+     * @param anchor The ISP's anchor, as in `RootAnchored`.
+     * @param meter The meter's address.
+     * @param sequence The meter's reading sequence number.
+     * @param importWh Energy imported during the ISP (Wh).
+     * @param exportWh Energy exported during the ISP (Wh).
+     * @param proof The Merkle proof of the reading's leaf against `anchor.root`.
+     * @return True when `anchor` is that ISP's anchor and the proof holds.
+     */
+    function verifyReading(
+        uint32 market,
+        uint64 ispStart,
+        Anchor calldata anchor,
+        address meter,
+        uint64 sequence,
+        uint64 importWh,
+        uint64 exportWh,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        return isAnchored(market, ispStart, anchor)
+            && MerkleProof.verifyCalldata(
+            proof, anchor.root, readingLeaf(meter, ispStart, sequence, importWh, exportWh)
+        );
+    }
+
+    /// @dev `markets.marketParams(market).ispSeconds` through a bare STATICCALL in the scratch space:
+    /// the ISP length is the first word of the answer, and decoding the whole struct would cost every
+    /// anchor about a thousand gas more. The registry's revert (an unknown market) is passed on as is.
+    function _ispSeconds(uint32 market) private view returns (uint32 ispSeconds) {
+        MarketRegistry registry = markets;
+        bytes4 selector = MarketRegistry.marketParams.selector;
+        assembly ("memory-safe") {
+            mstore(0x00, selector)
+            mstore(0x04, market)
+            if iszero(staticcall(gas(), registry, 0x00, 0x24, 0x00, 0x20)) {
+                let free := mload(0x40)
+                returndatacopy(free, 0, returndatasize())
+                revert(free, returndatasize())
+            }
+            if lt(returndatasize(), 0x100) { revert(0, 0) }
+            ispSeconds := mload(0x00)
+            if gt(ispSeconds, 0xffffffff) { revert(0, 0) }
+        }
+    }
+
+    function _key(uint32 market, uint64 ispStart) private pure returns (uint256) {
+        return uint256(market) << 64 | ispStart;
+    }
+}

@@ -1,1 +1,0 @@
-/work/main/edge-agent/flexledger_edge/__init__.py

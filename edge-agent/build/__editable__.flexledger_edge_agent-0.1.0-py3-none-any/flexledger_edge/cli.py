@@ -1,1 +1,0 @@
-/work/main/edge-agent/flexledger_edge/cli.py

@@ -1,0 +1,155 @@
+"""The agent's loop: at each ISP boundary read the meter, sign, store, publish; take orders.
+
+At every ISP boundary (UTC multiples of ``isp_seconds``) the agent
+
+1. reads the meter's cumulative registers and turns the last ISP into its energy
+   (:mod:`flexledger_edge.metering`);
+2. signs a Reading with the meter's key under the next sequence number and stores it in the
+   outbox in the same transaction (:mod:`flexledger_edge.outbox`);
+3. lets the publisher, running in its own thread, send it to the broker; rows leave the
+   outbox on PUBACK only (:mod:`flexledger_edge.publisher`);
+4. starts the device's part of any accepted activation for the ISP that begins now, unless
+   the owner's override is on (:mod:`flexledger_edge.devices`).
+
+Activation orders for the configured asset are answered as they arrive
+(:mod:`flexledger_edge.orders`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+from .clock import Clock
+from .config import AgentConfig, DriverConfig, ModbusDriverConfig, SimulatedDriverConfig
+from .devices import FlexDevice, build_device
+from .drivers import DriverError, MeterDriver
+from .drivers.simulated import LoadProfile, SimulatedMeter
+from .metering import IspEnergyTracker
+from .orders import OrderHandler
+from .outbox import Outbox
+from .publisher import ReadingPublisher, SessionFactory, paho_factory
+from .reading import MeterSigner, OracleDomain, SignedReading
+from .topics import acks_topic, orders_topic
+
+log = logging.getLogger(__name__)
+
+
+def build_driver(config: DriverConfig, isp_seconds: int, device: FlexDevice | None) -> MeterDriver:
+    """The meter driver a configuration describes; a simulated meter also sees the simulated device."""
+    if isinstance(config, SimulatedDriverConfig):
+        profile = LoadProfile(config.base_load_w, config.pv_peak_w, config.seed)
+        return SimulatedMeter(profile, isp_seconds, extra_power_w=device.power_during if device else None)
+    if isinstance(config, ModbusDriverConfig):
+        from .drivers.modbus import ModbusMeter
+
+        return ModbusMeter(config.host, config.port, config.unit_id, config.timeout_s)
+    raise TypeError(f"unknown driver configuration {config!r}")
+
+
+class EdgeAgent:
+    """One gateway: one meter, optionally one flexible asset."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        clock: Clock,
+        *,
+        driver: MeterDriver | None = None,
+        session_factory: SessionFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.isp_seconds = config.isp_seconds
+        self.signer = MeterSigner(config.meter.load_private_key(), OracleDomain(config.chain_id, config.oracle_address))
+        self.meter = self.signer.address
+        self.device: FlexDevice | None = build_device(config.asset.device) if config.asset else None
+        self.driver = driver or build_driver(config.driver, config.isp_seconds, self.device)
+        self.tracker = IspEnergyTracker(config.isp_seconds)
+        self.outbox = Outbox(config.outbox_path)
+        client_id = config.broker.client_id or f"flexledger-edge-{self.meter.lower()}"
+        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, client_id))
+        self.orders: OrderHandler | None = None
+        self.left_in_outbox = 0
+        if config.asset is not None and self.device is not None:
+            self.orders = OrderHandler(
+                config.asset.id, self.device, config.isp_seconds,
+                clock=clock.now, override_active=self.override_reason,
+            )
+            self.publisher.subscribe(orders_topic(config.asset.id), self._on_order)
+
+    def override_reason(self) -> str | None:
+        """Why the owner's override is on (config flag or override file), or None."""
+        if self.config.override:
+            return "owner override: override = true in the configuration"
+        if self.config.override_file.exists():
+            return f"owner override: {self.config.override_file} exists"
+        return None
+
+    def _on_order(self, topic: str, payload: bytes) -> None:
+        assert self.orders is not None and self.config.asset is not None
+        ack = self.orders.handle(payload)
+        self.publisher.publish_now(acks_topic(self.config.asset.id), ack.to_json())
+
+    def at_boundary(self, boundary: int) -> SignedReading | None:
+        """Everything due at one ISP boundary; the reading signed and stored, if any."""
+        signed: SignedReading | None = None
+        try:
+            snapshot = self.driver.read(boundary)
+        except DriverError as exc:
+            log.error("meter read at %d failed: %s; no reading for this ISP or the next", boundary, exc)
+            self.tracker.reset()
+        else:
+            energy = self.tracker.at_boundary(boundary, snapshot)
+            if energy is not None:
+                signed = self.outbox.append(
+                    self.meter, energy.isp_start,
+                    lambda sequence: self.signer.sign_new(
+                        isp_start=energy.isp_start, sequence=sequence,
+                        import_wh=energy.import_wh, export_wh=energy.export_wh,
+                    ),
+                )
+                if signed is not None:
+                    log.info(
+                        "reading %d: ISP %d import %d Wh export %d Wh (%d waiting for the broker)",
+                        signed.reading.sequence, energy.isp_start, energy.import_wh, energy.export_wh,
+                        self.outbox.count(),
+                    )
+        if self.device is not None:
+            self.device.begin_isp(boundary, self.isp_seconds, override=self.override_reason() is not None)
+        return signed
+
+    def run(self, *, isps: int | None = None, stop: threading.Event | None = None, drain_s: float = 10.0) -> int:
+        """Run until ``stop`` is set, or until ``isps`` ISPs were measured; the number of readings made.
+
+        Before returning, the publisher gets up to ``drain_s`` seconds to empty the outbox;
+        whatever is left is sent on the next start.
+        """
+        stop = stop or threading.Event()
+        publisher_stop = threading.Event()
+        thread = threading.Thread(target=self.publisher.run, args=(publisher_stop,), name="publisher", daemon=True)
+        thread.start()
+        readings = 0
+        boundaries = 0
+        boundary = math.ceil(self.clock.now() / self.isp_seconds) * self.isp_seconds
+        log.info("meter %s; first ISP boundary at %d", self.meter, boundary)
+        try:
+            while self.clock.wait_until(boundary, stop):
+                if self.at_boundary(boundary) is not None:
+                    readings += 1
+                boundaries += 1
+                if isps is not None and boundaries > isps:
+                    break
+                boundary += self.isp_seconds
+        finally:
+            publisher_stop.set()
+            thread.join()
+            if drain_s > 0 and not self.publisher.drain(drain_s):
+                log.warning("%d reading(s) not yet acknowledged; they stay in %s", self.outbox.count(), self.outbox.path)
+            self.left_in_outbox = self.outbox.count()
+            self.publisher.close()
+            self.driver.close()
+            self.outbox.close()
+        return readings
+

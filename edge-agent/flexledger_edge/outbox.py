@@ -1,0 +1,167 @@
+"""A durable outbox for signed readings (SQLite, WAL), and each meter's sequence counter.
+
+Store-and-forward: a reading is signed and committed here *before* anything is sent; a row
+is deleted only when the broker has acknowledged it (MQTT PUBACK). After a crash, a power
+cut or a network outage the rows still here are sent again, in the order they were stored
+(which is each meter's sequence order). Delivery to the broker is therefore at least once:
+a PUBACK lost with the connection means the row is sent again, and the oracle drops the
+duplicate by (meter, sequence).
+
+The same database holds, per meter, the last sequence number and the last ISP signed, so
+sequences continue across restarts (1, 2, 3, ... without gaps or repeats) and an ISP is
+never signed twice with different values.
+
+``synchronous=FULL``: a committed reading survives a power cut, not only a killed process.
+The object may be shared between threads (one connection behind a lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .reading import SignedReading
+from .topics import readings_topic
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    meter TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    isp_start INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    stored_at REAL NOT NULL,
+    UNIQUE (meter, sequence)
+);
+CREATE TABLE IF NOT EXISTS meter_state (
+    meter TEXT PRIMARY KEY,
+    last_sequence INTEGER NOT NULL,
+    last_isp_start INTEGER NOT NULL
+);
+"""
+
+
+class OutboxError(Exception):
+    """The outbox database cannot be used, or a reading does not fit its meter's history."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One stored, signed reading waiting for the broker's acknowledgement."""
+
+    id: int
+    meter: str
+    sequence: int
+    isp_start: int
+    topic: str
+    payload: bytes
+
+
+class Outbox:
+    """The outbox and sequence store in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise OutboxError(f"{path} was written by a newer agent (schema {version}); upgrade the agent")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"cannot open the outbox {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def last_sequence(self, meter: str) -> int:
+        """The last sequence number signed for a meter (0 before its first reading)."""
+        with self._lock:
+            row = self._db.execute("SELECT last_sequence FROM meter_state WHERE meter = ?", (meter,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def last_isp_start(self, meter: str) -> int | None:
+        """The last ISP signed for a meter, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT last_isp_start FROM meter_state WHERE meter = ?", (meter,)).fetchone()
+        return int(row[0]) if row else None
+
+    def append(self, meter: str, isp_start: int, sign: Callable[[int], SignedReading]) -> SignedReading | None:
+        """Take the meter's next sequence number, sign with it, and store: all in one transaction.
+
+        ``sign(sequence)`` returns the signed reading. Returns None (and stores nothing) when
+        the ISP is not after the last one signed for this meter: an ISP is signed once only.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT last_sequence, last_isp_start FROM meter_state WHERE meter = ?", (meter,)
+                ).fetchone()
+                last_sequence, last_isp = (int(row[0]), int(row[1])) if row else (0, None)
+                if last_isp is not None and isp_start <= last_isp:
+                    self._db.execute("ROLLBACK")
+                    log.warning("ISP %d of meter %s is not after the last one signed (%d); skipped", isp_start, meter, last_isp)
+                    return None
+                sequence = last_sequence + 1
+                signed = sign(sequence)
+                reading = signed.reading
+                if (reading.meter, reading.sequence, reading.isp_start) != (meter, sequence, isp_start):
+                    raise OutboxError("the signed reading does not carry the meter, sequence and ISP asked for")
+                self._db.execute(
+                    "INSERT INTO outbox (meter, sequence, isp_start, topic, payload, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (meter, sequence, isp_start, readings_topic(meter), signed.to_json(), time.time()),
+                )
+                self._db.execute(
+                    "INSERT INTO meter_state (meter, last_sequence, last_isp_start) VALUES (?, ?, ?) "
+                    "ON CONFLICT (meter) DO UPDATE SET last_sequence = excluded.last_sequence, "
+                    "last_isp_start = excluded.last_isp_start",
+                    (meter, sequence, isp_start),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        log.debug("stored reading %d of meter %s (ISP %d)", sequence, meter, isp_start)
+        return signed
+
+    def pending(self, *, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
+        """Rows still waiting for a PUBACK, oldest first, with ids above ``after_id``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, meter, sequence, isp_start, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return [OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) for r in rows]
+
+    def count(self) -> int:
+        """How many readings wait for the broker."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def delete(self, row_id: int) -> None:
+        """Forget a row: the broker acknowledged it."""
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))

@@ -1,0 +1,383 @@
+"""Forwarding the outbox to the MQTT broker, and the broker connection itself.
+
+:class:`ReadingPublisher` is the store-and-forward logic, independent of any MQTT library:
+it opens a :class:`BrokerSession` through a factory, publishes the outbox's rows in order
+(QoS 1), deletes a row only on its PUBACK, and when the connection is lost it drops the
+session, waits (exponential backoff with jitter) and opens a new one, which starts again
+from the oldest row still stored. Nothing is lost while the broker is away: rows simply
+stay in the outbox. A row whose PUBACK was lost with the connection is sent again, so
+delivery is at least once; the oracle deduplicates by (meter, sequence).
+
+:class:`PahoSession` is one connection made with paho-mqtt 2.x (callback API version 2).
+Each connection is a fresh paho client driven by ``loop()`` from the publisher's thread,
+with paho's own reconnection off: paho would otherwise resend its in-memory copies of
+unacknowledged messages as well as the outbox resending them, duplicating readings and
+breaking their order. The reconnect-with-backoff is :class:`ReadingPublisher`'s.
+
+The session is persistent on the broker (``clean_session=False``, a stable client id), so
+activation orders published while the gateway is offline wait for it at the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from .config import BrokerConfig
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+QOS = 1
+MessageHandler = Callable[[str, bytes], None]
+
+
+class BrokerUnavailableError(Exception):
+    """The broker cannot be reached, refused the connection, or the connection was lost."""
+
+
+@dataclass(frozen=True)
+class SessionCallbacks:
+    """What a session reports back: PUBACKs (by message id) and incoming messages."""
+
+    on_puback: Callable[[int], None]
+    on_message: MessageHandler
+
+
+class BrokerSession(Protocol):
+    """One live connection to the broker."""
+
+    def publish(self, topic: str, payload: bytes) -> int | None:
+        """Send at QoS 1; the message id, or None when the session cannot take it."""
+        ...
+
+    def subscribe(self, topic: str) -> bool:
+        """Subscribe at QoS 1; False when the session cannot."""
+        ...
+
+    def poll(self, timeout: float) -> bool:
+        """Do network I/O for up to ``timeout`` s (callbacks run here); False once the connection is lost."""
+        ...
+
+    def close(self) -> None:
+        """Disconnect."""
+        ...
+
+
+SessionFactory = Callable[[SessionCallbacks], BrokerSession]
+
+
+class Backoff:
+    """Exponential backoff with full jitter between ``initial_s`` and ``max_s``."""
+
+    def __init__(self, initial_s: float = 1.0, max_s: float = 60.0, *, rng: random.Random | None = None) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._attempts = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_s, self.initial_s * 2**self._attempts)
+        self._attempts += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempts = 0
+
+
+class ReadingPublisher:
+    """Sends the outbox to the broker, in order, deleting rows on PUBACK; reconnects with backoff."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        connect: SessionFactory,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = 50,
+    ) -> None:
+        self.outbox = outbox
+        self._connect = connect
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._max_in_flight = max_in_flight
+        self._lock = threading.RLock()
+        self._session: BrokerSession | None = None
+        self._next_attempt = 0.0
+        self._in_flight: dict[int, int] = {}  # message id -> outbox row id
+        self._sent_up_to = 0  # highest outbox row id published in this session
+        self._subscriptions: dict[str, MessageHandler] = {}
+        self.sent_count = 0
+        self.acked_count = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None
+
+    def subscribe(self, topic: str, handler: MessageHandler) -> None:
+        """Receive a topic's messages (QoS 1) on every session from now on."""
+        with self._lock:
+            self._subscriptions[topic] = handler
+            if self._session is not None and not self._session.subscribe(topic):
+                self._drop_session("subscribe failed")
+
+    def publish_now(self, topic: str, payload: bytes) -> bool:
+        """Send a message that needs no store-and-forward (an acknowledgement): QoS 1 if
+        connected now, otherwise not at all. True when handed to the session."""
+        with self._lock:
+            if self._session is None:
+                log.warning("not connected: message for %s not sent", topic)
+                return False
+            if self._session.publish(topic, payload) is None:
+                self._drop_session(f"publish to {topic} refused")
+                return False
+            return True
+
+    def step(self, timeout: float = 0.2) -> None:
+        """One round: connect if due, send what the outbox holds, process the network."""
+        with self._lock:
+            if self._session is None:
+                now = self._clock()
+                if now < self._next_attempt:
+                    return
+                self._open_session()
+                if self._session is None:
+                    return
+            self._send_pending()
+            session = self._session
+            if session is not None and not session.poll(timeout):
+                self._drop_session("connection lost")
+
+    def seconds_until_retry(self) -> float:
+        """How long until the next connection attempt is due (0 when connected or due)."""
+        with self._lock:
+            if self._session is not None:
+                return 0.0
+            return max(0.0, self._next_attempt - self._clock())
+
+    def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
+        """Loop until ``stop`` is set (for a background thread)."""
+        while not stop.is_set():
+            try:
+                self.step(poll_s)
+            except Exception:
+                log.exception("publisher round failed; retrying")
+                self._drop_session("error")
+                stop.wait(1.0)
+                continue
+            if not self.connected:
+                stop.wait(min(max(self.seconds_until_retry(), 0.05), poll_s * 5))
+
+    def drain(self, timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Run rounds until the outbox is empty or ``timeout_s`` passed; True when empty."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.count() and time.monotonic() < deadline:
+            self.step(poll_s)
+            if not self.connected:
+                time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+        return self.outbox.count() == 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _open_session(self) -> None:
+        try:
+            session = self._connect(SessionCallbacks(self._on_puback, self._on_message))
+        except BrokerUnavailableError as exc:
+            delay = self._backoff.next_delay()
+            self._next_attempt = self._clock() + delay
+            log.warning("broker unavailable (%s); %d reading(s) kept in the outbox; retry in %.1f s", exc, self.outbox.count(), delay)
+            return
+        self._session = session
+        self._in_flight.clear()
+        self._sent_up_to = 0
+        self._backoff.reset()
+        for topic in self._subscriptions:
+            if not session.subscribe(topic):
+                self._drop_session(f"subscribe to {topic} failed")
+                return
+        waiting = self.outbox.count()
+        log.info("connected to the broker; %d reading(s) to send", waiting)
+
+    def _send_pending(self) -> None:
+        room = self._max_in_flight - len(self._in_flight)
+        if room <= 0 or self._session is None:
+            return
+        for row in self.outbox.pending(after_id=self._sent_up_to, limit=room):
+            mid = self._session.publish(row.topic, row.payload)
+            if mid is None:
+                self._drop_session("publish refused")
+                return
+            self._in_flight[mid] = row.id
+            self._sent_up_to = row.id
+            self.sent_count += 1
+            log.debug("sent reading %d of %s (message %d)", row.sequence, row.meter, mid)
+
+    def _on_puback(self, mid: int) -> None:
+        with self._lock:
+            row_id = self._in_flight.pop(mid, None)
+            if row_id is None:
+                return  # an acknowledgement's PUBACK, or a session already dropped
+            self.outbox.delete(row_id)
+            self.acked_count += 1
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        handler = self._subscriptions.get(topic)
+        if handler is None:
+            log.debug("message on unexpected topic %s ignored", topic)
+            return
+        try:
+            handler(topic, payload)
+        except Exception:
+            log.exception("handler for %s failed", topic)
+
+    def _drop_session(self, why: str) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        unacked = len(self._in_flight)
+        self._in_flight.clear()
+        self._sent_up_to = 0
+        try:
+            session.close()
+        except Exception:
+            log.debug("closing a broken session failed", exc_info=True)
+        delay = self._backoff.next_delay()
+        self._next_attempt = self._clock() + delay
+        log.warning(
+            "broker session ended (%s); %d reading(s) unacknowledged stay in the outbox; reconnecting in %.1f s",
+            why, unacked, delay,
+        )
+
+
+class PahoSession:
+    """One MQTT connection with paho-mqtt 2.x, driven by :meth:`poll` (no background thread)."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        client_id: str,
+        callbacks: SessionCallbacks,
+        *,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self._callbacks = callbacks
+        self._connack: ReasonCode | None = None
+        self._alive = False
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            reconnect_on_failure=False,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.connect_timeout = connect_timeout_s
+        client.max_queued_messages_set(0)
+        if config.username is not None:
+            client.username_pw_set(config.username, config.password)
+        if config.tls:
+            try:
+                client.tls_set(
+                    ca_certs=str(config.ca_file) if config.ca_file else None,
+                    certfile=str(config.cert_file) if config.cert_file else None,
+                    keyfile=str(config.key_file) if config.key_file else None,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                raise BrokerUnavailableError(f"TLS set-up failed: {exc}") from exc
+        self._client = client
+        try:
+            client.connect(config.host, config.port, keepalive=config.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise BrokerUnavailableError(f"cannot connect to {config.host}:{config.port}: {exc}") from exc
+        deadline = time.monotonic() + connect_timeout_s
+        while (connack := self._connack_reason()) is None:
+            rc = client.loop(0.1)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise BrokerUnavailableError(f"connection to {config.host}:{config.port} failed: {mqtt.error_string(rc)}")
+            if time.monotonic() > deadline:
+                client.disconnect()
+                raise BrokerUnavailableError(f"no CONNACK from {config.host}:{config.port} within {connect_timeout_s} s")
+        if connack.is_failure:
+            client.disconnect()
+            raise BrokerUnavailableError(f"broker {config.host}:{config.port} refused the connection: {connack}")
+        self._alive = True
+
+    def _connack_reason(self) -> ReasonCode | None:
+        return self._connack
+
+    def publish(self, topic: str, payload: bytes) -> int | None:
+        if not self._alive:
+            return None
+        info = self._client.publish(topic, payload, qos=QOS)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("publish to %s refused: %s", topic, mqtt.error_string(info.rc))
+            return None
+        return int(info.mid)
+
+    def subscribe(self, topic: str) -> bool:
+        if not self._alive:
+            return False
+        rc, _mid = self._client.subscribe(topic, qos=QOS)
+        return bool(rc == MQTTErrorCode.MQTT_ERR_SUCCESS)
+
+    def poll(self, timeout: float) -> bool:
+        if not self._alive:
+            return False
+        rc = self._client.loop(timeout)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._alive = False
+        return self._alive
+
+    def close(self) -> None:
+        if self._alive:
+            self._alive = False
+            self._client.disconnect()
+            self._client.loop(0.1)
+
+    # paho callbacks (VERSION2 signatures)
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any) -> None:
+        self._connack = reason
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any) -> None:
+        if self._alive:
+            log.info("disconnected from the broker: %s", reason)
+        self._alive = False
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused message %d: %s", mid, reason)
+            return
+        self._callbacks.on_puback(mid)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._callbacks.on_message(message.topic, bytes(message.payload))
+
+
+def paho_factory(config: BrokerConfig, client_id: str) -> SessionFactory:
+    """A session factory connecting to the configured broker with a fixed client id."""
+
+    def connect(callbacks: SessionCallbacks) -> BrokerSession:
+        return PahoSession(config, client_id, callbacks)
+
+    return connect

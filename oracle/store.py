@@ -1,0 +1,113 @@
+"""The oracle's store (SQLAlchemy 2): readings, kept once each, their anchors, and the count of
+readings refused per reason. SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    create_engine,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from .readings import Reading
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StoredReading(Base):
+    """A verified reading. (meter, sequence) is the key: a reading delivered twice is kept once."""
+
+    __tablename__ = "readings"
+    meter: Mapped[str] = mapped_column(String(42), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    isp_start: Mapped[int] = mapped_column(BigInteger)
+    import_wh: Mapped[int] = mapped_column(BigInteger)
+    export_wh: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # arrived after its ISP was anchored
+    anchored: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (Index("ix_readings_isp", "isp_start"),)
+
+    def reading(self) -> Reading:
+        return Reading(self.meter, self.isp_start, self.sequence, self.import_wh, self.export_wh)
+
+
+class StoredAnchor(Base):
+    __tablename__ = "anchors"
+    market: Mapped[int] = mapped_column(Integer, primary_key=True)
+    isp_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_count: Mapped[int] = mapped_column(Integer)
+    oracle: Mapped[str] = mapped_column(String(42))
+    anchored_at: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+
+
+class Rejection(Base):
+    __tablename__ = "rejections"
+    reason: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+def open_store(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+@contextmanager
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as s, s.begin():
+        yield s
+
+
+def _insert(s: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def store_reading(s: Session, reading: Reading, signature: bytes, received_at: int, *, late: bool) -> bool:
+    """Keep a verified reading; False when it was already kept (a duplicate delivery)."""
+    statement = _insert(s)(StoredReading).values(
+        meter=reading.meter, sequence=reading.sequence, isp_start=reading.isp_start, import_wh=reading.import_wh,
+        export_wh=reading.export_wh, signature=signature, received_at=received_at, late=late, anchored=False,
+    ).on_conflict_do_nothing()
+    result: CursorResult[Any] = s.execute(statement)  # type: ignore[assignment]
+    return bool(result.rowcount)
+
+
+def count_rejection(s: Session, reason: str) -> None:
+    statement = _insert(s)(Rejection).values(reason=reason, count=1)
+    s.execute(statement.on_conflict_do_update(index_elements=["reason"], set_={"count": Rejection.count + 1}))
+
+
+def rejections(s: Session) -> dict[str, int]:
+    return {r.reason: r.count for r in s.scalars(select(Rejection))}
+
+
+def readings_of_isp(s: Session, isp_start: int) -> list[StoredReading]:
+    """The ISP's readings that go into its root (not the late ones), in a fixed order."""
+    rows = s.scalars(select(StoredReading).where(StoredReading.isp_start == isp_start, StoredReading.late.is_(False))
+                     .order_by(StoredReading.meter, StoredReading.sequence))
+    return list(rows)
+
+
+def mark_anchored(s: Session, isp_start: int) -> None:
+    s.execute(update(StoredReading).where(StoredReading.isp_start == isp_start, StoredReading.late.is_(False))
+              .values(anchored=True))

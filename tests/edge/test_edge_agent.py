@@ -1,0 +1,141 @@
+"""The agent's loop with a simulated meter and an in-memory broker; the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexledger_edge.agent import EdgeAgent
+from flexledger_edge.cli import main
+from flexledger_edge.config import load_config
+from flexledger_edge.outbox import Outbox
+from flexledger_edge.reading import OracleDomain, SignedReading, verify
+
+ISP = 900
+START = 1_700_000_000 - 1_700_000_000 % ISP
+
+
+class StepClock:
+    """Simulated time that jumps to whatever the agent waits for."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def wait_until(self, at: float, stop: threading.Event) -> bool:
+        if stop.is_set():
+            return False
+        self.t = max(self.t, at)
+        return True
+
+
+def _readings(broker: Any) -> list[SignedReading]:
+    return [SignedReading.from_json(p) for t, p in broker.received if t.startswith("flexledger/v1/readings/")]
+
+
+def test_run_signs_stores_and_publishes_each_isp(
+    write_config: Callable[..., Path], fake_broker: Any, domain: OracleDomain
+) -> None:
+    config = load_config(write_config())
+    agent = EdgeAgent(config, StepClock(START), session_factory=fake_broker.connect)
+    assert agent.run(isps=4, drain_s=5) == 4
+    readings = _readings(fake_broker)
+    assert [r.reading.sequence for r in readings] == [1, 2, 3, 4]
+    assert [r.reading.isp_start for r in readings] == [START + i * ISP for i in range(4)]
+    assert all(verify(r, domain) and r.reading.meter == agent.meter for r in readings)
+    assert agent.left_in_outbox == 0
+
+    # A restart continues the sequence; the first boundary after it only sets a baseline.
+    again = EdgeAgent(config, StepClock(START + 10 * ISP), session_factory=fake_broker.connect)
+    assert again.run(isps=2, drain_s=5) == 2
+    assert [r.reading.sequence for r in _readings(fake_broker)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_broker_down_keeps_readings_for_the_next_start(
+    write_config: Callable[..., Path], fake_broker: Any
+) -> None:
+    config = load_config(write_config())
+    fake_broker.up = False
+    agent = EdgeAgent(config, StepClock(START), session_factory=fake_broker.connect)
+    assert agent.run(isps=3, drain_s=0) == 3
+    assert agent.left_in_outbox == 3 and fake_broker.received == []
+    fake_broker.up = True
+    with Outbox(config.outbox_path) as outbox:
+        assert [r.sequence for r in outbox.pending()] == [1, 2, 3]
+    EdgeAgent(config, StepClock(START + 100 * ISP), session_factory=fake_broker.connect).run(isps=1, drain_s=5)
+    assert [r.reading.sequence for r in _readings(fake_broker)] == [1, 2, 3, 4]
+
+
+def test_orders_are_acknowledged_and_change_the_metered_energy(
+    write_config: Callable[..., Path], fake_broker: Any
+) -> None:
+    config = load_config(write_config())
+    clock = StepClock(START)
+    agent = EdgeAgent(config, clock, session_factory=fake_broker.connect)
+    agent.publisher.step(0)
+    assert fake_broker.session.subscriptions == ["flexledger/v1/orders/7"]
+    agent.at_boundary(START)  # baseline
+    order = {"orderId": "a", "asset": 7, "ispStart": START + ISP, "isps": 1, "direction": "UP", "powerW": 5000}
+    fake_broker.session.deliver("flexledger/v1/orders/7", json.dumps(order).encode())
+    topic, payload = fake_broker.received[-1]
+    assert topic == "flexledger/v1/acks/7"
+    assert json.loads(payload) == {"orderId": "a", "asset": 7, "status": "accepted", "reason": None, "at": START}
+    agent.at_boundary(START + ISP)  # the battery starts discharging for this ISP
+    clock.t = START + 2 * ISP
+    signed = agent.at_boundary(START + 2 * ISP)
+    assert signed is not None and signed.reading.isp_start == START + ISP
+    # 5 kW for 15 minutes is 1250 Wh injected, minus the house's own consumption.
+    assert signed.reading.export_wh > 500 and signed.reading.import_wh == 0
+
+    config.override_file.parent.mkdir(parents=True, exist_ok=True)
+    config.override_file.touch()
+    fake_broker.session.deliver("flexledger/v1/orders/7", json.dumps({**order, "orderId": "b", "ispStart": START + 4 * ISP}).encode())
+    ack = json.loads(fake_broker.received[-1][1])
+    assert ack["status"] == "overridden" and "override" in ack["reason"]
+    agent.publisher.close()
+    agent.outbox.close()
+
+
+def test_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "run" in out and "outbox" in out and "override" in out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "--accelerated" in out and "--isps" in out and "--config" in out
+
+
+def test_config_errors_are_printed_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "agent.toml"
+    bad.write_text('chain_id = 1\noracle_address = "nope"\n')
+    assert main(["run", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "oracle_address" in err and "Traceback" not in err
+    assert main(["run", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "no such configuration file" in capsys.readouterr().err
+
+
+def test_cli_accelerated_run_without_a_broker(write_config: Callable[..., Path]) -> None:
+    config_path = write_config()
+    exe = Path(sys.executable).parent / "flexledger-edge"
+    proc = subprocess.run(
+        [str(exe), "run", "--config", str(config_path), "--accelerated", "0.05", "--isps", "3", "--drain-seconds", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "3 reading(s) signed; 3 left in the outbox" in proc.stdout
+    with Outbox(load_config(config_path).outbox_path) as outbox:
+        assert [r.sequence for r in outbox.pending()] == [1, 2, 3]

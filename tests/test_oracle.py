@@ -1,0 +1,176 @@
+"""The oracle: readings signed by the edge agent are verified, kept once, anchored as an
+OpenZeppelin standard Merkle root in MeterOracle, and proven on chain; every bad reading is
+refused with its reason and counted."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    GridZonesClient,
+    MarketRegistryClient,
+    MeterOracleClient,
+    RoleRegistryClient,
+)
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.identity import keys
+from flexledger.identity.eip712 import read_domain
+from flexledger.identity.roles import Role
+from flexledger.oracle.anchoring import ProofError, anchor_due, proof_for
+from flexledger.oracle.ingest import LATE, STORED, ingest
+from flexledger.oracle.readings import Reading, parse_payload
+from flexledger.oracle.store import open_store, rejections, session
+from flexledger.oracle.verify import ChainMeters, Reason, Verifier
+from flexledger.rules.market import MarketParams
+from flexledger_edge.reading import MeterSigner, OracleDomain
+
+FOREVER = 2**64 - 1
+
+
+@dataclass
+class World:
+    conn: ChainConnection
+    oracle: MeterOracleClient
+    market: int
+    meters: dict[str, LocalAccount]  # good, other, pending, stranger, revoked
+    signers: dict[str, MeterSigner]
+    verifier: Verifier
+    engine: Engine
+    isp: int  # an ended ISP
+
+
+@pytest.fixture
+def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> World:
+    tso, dso, owner, oracle_signer = dev_signers[1:5]
+    meters = {name: keys.new_account() for name in ("good", "other", "pending", "stranger", "revoked")}
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
+    grants = [(tso.address, Role.TSO), (dso.address, Role.DSO), (owner.address, Role.PROSUMER),
+              (oracle_signer.address, Role.ORACLE),
+              *((meters[n].address, Role.METER) for n in ("good", "other", "pending", "revoked"))]
+    roles.issue_credentials([a for a, _ in grants], [r.id for _, r in grants], [0] * len(grants), [FOREVER] * len(grants),
+                            [b"\x01" * 32] * len(grants))
+    market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer).create_market(
+        MarketParams().as_tuple()).event("MarketCreated").args["marketId"]
+    grid = GridZonesClient(conn, manifest.address("GridZones"))
+    root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
+    zone = grid.add_zone(root, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]
+    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    ids = {n: assets.register_asset(meters[n].address, 2, sender=owner).event("AssetRegistered").args["assetId"]
+           for n in ("good", "other", "pending", "revoked")}
+    assets.map_assets([ids["good"], ids["other"], ids["revoked"]], [zone] * 3, [5000] * 3, [5000] * 3, sender=dso)
+    roles.revoke_credential(meters["revoked"].address, Role.METER.id)
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
+    domain = OracleDomain(conn.chain_id, oracle.address)
+    signers = {n: MeterSigner(a.key, domain) for n, a in meters.items()}
+    separator = read_domain(conn, oracle.address).separator()
+    verifier = Verifier(separator, ChainMeters(roles, assets).problem)
+    now = conn.latest_timestamp()
+    return World(conn, oracle, market, meters, signers, verifier, open_store(f"sqlite:///{tmp_path / 'oracle.db'}"),
+                 (now // 900 - 2) * 900)
+
+
+def payload(world: World, name: str, *, isp: int | None = None, sequence: int = 1, imp: int = 1200, exp: int = 0,
+            key: str | None = None) -> bytes:
+    """A reading of meter ``name`` as the edge agent publishes it (signed by ``key``'s meter if given)."""
+    isp = world.isp if isp is None else isp
+    if key is None:
+        return world.signers[name].sign_new(isp_start=isp, sequence=sequence, import_wh=imp, export_wh=exp).to_json()
+    reading = Reading(world.meters[name].address, isp, sequence, imp, exp)
+    signature = reading.typed(read_domain(world.conn, world.oracle.address)).sign(world.meters[key])
+    return json.dumps({**reading.message(), "signature": "0x" + signature.hex()}).encode()
+
+
+def test_the_edge_agents_readings_parse_and_verify_here(world: World) -> None:
+    reading, signature = parse_payload(payload(world, "good"))
+    assert reading.meter == world.meters["good"].address and len(signature) == 65
+    assert world.verifier.check(payload(world, "good"), world.conn.latest_timestamp()).reason is None
+    digest = reading.typed(read_domain(world.conn, world.oracle.address)).digest()
+    assert digest == reading.digest(world.verifier.separator)
+
+
+def test_readings_are_kept_once_anchored_and_proven_on_chain(world: World) -> None:
+    now = world.conn.latest_timestamp()
+    with session(world.engine) as s:
+        assert ingest(s, world.verifier, world.market, payload(world, "good", imp=1500, exp=20), now) == STORED
+        assert ingest(s, world.verifier, world.market, payload(world, "other", imp=700), now) == STORED
+        assert ingest(s, world.verifier, world.market, payload(world, "good", imp=1500, exp=20), now) == Reason.DUPLICATE
+    anchored = anchor_due(world.engine, world.oracle, world.market, now, isp_seconds=900, grace=0)
+    assert anchored.anchored == [world.isp] and not anchored.failed
+    assert anchor_due(world.engine, world.oracle, world.market, now, isp_seconds=900, grace=0).anchored == []  # once
+    proof = proof_for(world.engine, world.meters["good"].address, world.isp)
+    anchor = proof["anchor"]
+    on_chain = (bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"], anchor["anchoredAt"])
+    assert anchor["leafCount"] == 2
+    assert world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
+                                       proof["importWh"], proof["exportWh"],
+                                       [bytes.fromhex(p[2:]) for p in proof["proof"]])
+    assert not world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
+                                           proof["importWh"] + 1, proof["exportWh"],
+                                           [bytes.fromhex(p[2:]) for p in proof["proof"]])
+    # a reading that arrives after its ISP was anchored is kept, flagged, and in no root
+    with session(world.engine) as s:
+        assert ingest(s, world.verifier, world.market, payload(world, "other", sequence=2, imp=5), now) == LATE
+    with pytest.raises(ProofError):
+        proof_for(world.engine, world.meters["other"].address, world.isp + 900)
+
+
+def test_every_bad_reading_is_refused_with_its_reason(world: World) -> None:
+    now = world.conn.latest_timestamp()
+    cases = {
+        Reason.BAD_SIGNATURE: payload(world, "good", key="other"),  # signed by another meter's key
+        Reason.UNKNOWN_METER: payload(world, "stranger"),  # never held the METER role
+        Reason.UNMAPPED: payload(world, "pending"),  # its asset is still pending
+        "revoked": payload(world, "revoked"),  # its METER credential was revoked
+        Reason.NOT_ALIGNED: payload(world, "good", isp=world.isp + 450),
+        Reason.FUTURE: payload(world, "good", isp=(now // 900 + 4) * 900),
+        Reason.TOO_OLD: payload(world, "good", isp=world.isp - 30 * 86_400),
+        Reason.MALFORMED: b'{"meter": "0x12"}',
+    }
+    with session(world.engine) as s:
+        outcomes = {name: ingest(s, world.verifier, world.market, body, now) for name, body in cases.items()}
+    assert outcomes.pop("revoked") == Reason.UNKNOWN_METER
+    assert outcomes == {name: name for name in outcomes}
+    with session(world.engine) as s:
+        counted = rejections(s)
+    assert counted[Reason.UNKNOWN_METER] == 2 and all(counted[r] == 1 for r in outcomes if r != Reason.UNKNOWN_METER)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=200).map(str.encode),
+                 st.dictionaries(st.sampled_from(["meter", "ispStart", "sequence", "importWh", "exportWh", "signature"]),
+                                 st.one_of(st.integers(-2**70, 2**70), st.text(max_size=70), st.none(),
+                                           st.floats(allow_nan=True)), max_size=6).map(lambda d: json.dumps(d).encode())))
+def test_malformed_payloads_are_refused_never_raised(world: World, body: bytes) -> None:
+    verdict = world.verifier.check(body, world.conn.latest_timestamp())
+    assert verdict.reason is not None
+
+
+@pytest.mark.services
+def test_the_store_keeps_a_reading_once_on_postgresql(world: World) -> None:
+    url = os.environ.get("FLEXLEDGER_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("no database named by FLEXLEDGER_TEST_DATABASE_URL")
+    engine = open_store(url)
+    now = world.conn.latest_timestamp()
+    body = payload(world, "good", sequence=int(now))  # a sequence no earlier run has used
+    with session(engine) as s:
+        assert ingest(s, world.verifier, world.market, body, now) == STORED
+    with session(engine) as s:
+        assert ingest(s, world.verifier, world.market, body, now) == Reason.DUPLICATE
+
+
+def test_the_contract_hashes_a_reading_as_the_meter_signs_it(world: World) -> None:
+    reading, _signature = parse_payload(payload(world, "good", imp=321, exp=7))
+    assert bytes(world.oracle.reading_digest(*reading.leaf_values())) == reading.digest(world.verifier.separator)
