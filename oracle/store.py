@@ -92,9 +92,26 @@ def store_reading(s: Session, reading: Reading, signature: bytes, received_at: i
     return bool(result.rowcount)
 
 
-def count_rejection(s: Session, reason: str) -> None:
-    statement = _insert(s)(Rejection).values(reason=reason, count=1)
-    s.execute(statement.on_conflict_do_update(index_elements=["reason"], set_={"count": Rejection.count + 1}))
+def store_readings(s: Session, items: list[tuple[Reading, bytes, bool]], received_at: int) -> list[bool]:
+    """Keep many verified readings in one statement; for each, whether it was new (not a duplicate)."""
+    if not items:
+        return []
+    first: dict[tuple[str, int], int] = {}  # a reading delivered twice in one batch is new once
+    for k, (r, _sig, _late) in enumerate(items):
+        first.setdefault((r.meter, r.sequence), k)
+    values = [dict(meter=r.meter, sequence=r.sequence, isp_start=r.isp_start, import_wh=r.import_wh,
+                   export_wh=r.export_wh, signature=sig, received_at=received_at, late=late, anchored=False)
+              for r, sig, late in items]
+    statement = _insert(s)(StoredReading).values(values).on_conflict_do_nothing().returning(
+        StoredReading.meter, StoredReading.sequence)
+    inserted = {(m, q) for m, q in s.execute(statement)}
+    return [(r.meter, r.sequence) in inserted and first[(r.meter, r.sequence)] == k
+            for k, (r, _sig, _late) in enumerate(items)]
+
+
+def count_rejection(s: Session, reason: str, n: int = 1) -> None:
+    statement = _insert(s)(Rejection).values(reason=reason, count=n)
+    s.execute(statement.on_conflict_do_update(index_elements=["reason"], set_={"count": Rejection.count + n}))
 
 
 def rejections(s: Session) -> dict[str, int]:

@@ -31,7 +31,7 @@ from flexledger.identity.roles import Role
 from flexledger.oracle.anchoring import ProofError, anchor_due, proof_for
 from flexledger.oracle.ingest import LATE, STORED, ingest
 from flexledger.oracle.readings import Reading, parse_payload
-from flexledger.oracle.store import open_store, rejections, session
+from flexledger.oracle.store import open_store, readings_of_isp, rejections, session
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
 from flexledger.rules.market import MarketParams
 from flexledger_edge.reading import MeterSigner, OracleDomain
@@ -174,3 +174,38 @@ def test_the_store_keeps_a_reading_once_on_postgresql(world: World) -> None:
 def test_the_contract_hashes_a_reading_as_the_meter_signs_it(world: World) -> None:
     reading, _signature = parse_payload(payload(world, "good", imp=321, exp=7))
     assert bytes(world.oracle.reading_digest(*reading.leaf_values())) == reading.digest(world.verifier.separator)
+
+
+def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World, tmp_path: Path) -> None:
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from flexledger.broker import LocalBroker
+    from flexledger.oracle.consumer import OracleConsumer
+
+    broker = LocalBroker(tmp_path / "broker")
+    info = broker.start()
+    consumer = OracleConsumer(info.url, world.engine, world.verifier, world.market, client_id="test-oracle")
+    try:
+        consumer.start()
+        time.sleep(0.3)
+        bodies = [payload(world, "good", sequence=k, imp=100 + k) for k in range(1, 21)]
+        bodies += bodies[:5]  # delivered twice (an edge agent that missed its PUBACKs)
+        bodies += [payload(world, "stranger"), b"not json"]
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-meters")
+        client.connect("127.0.0.1", info.port)
+        client.loop_start()
+        for body in bodies:
+            client.publish("flexledger/v1/readings/x", body, qos=1).wait_for_publish(5)
+        deadline = time.time() + 10
+        while sum(consumer.outcomes.values()) < len(bodies) and time.time() < deadline:
+            time.sleep(0.05)
+        client.loop_stop()
+        client.disconnect()
+    finally:
+        consumer.stop()
+        broker.stop()
+    assert consumer.outcomes == {STORED: 20, Reason.DUPLICATE: 5, Reason.UNKNOWN_METER: 1, Reason.MALFORMED: 1}
+    with session(world.engine) as s:
+        assert len(readings_of_isp(s, world.isp)) == 20

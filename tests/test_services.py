@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from flexledger.broker import LocalBroker
 from flexledger.chain.node import free_port
 from flexledger.services import check_broker, check_database, redact
 
@@ -29,11 +30,15 @@ def test_unreachable_database_is_reported_not_raised() -> None:
     assert status.detail
 
 
-@pytest.mark.skipif(TEST_MQTT_URL is None, reason="no broker named by FLEXLEDGER_TEST_MQTT_URL "
-                    "(the embedded broker arrives with the metering issue)")
-def test_broker_answers() -> None:
-    assert TEST_MQTT_URL is not None
-    status = check_broker(TEST_MQTT_URL)
+def test_broker_answers(tmp_path: Path) -> None:
+    if TEST_MQTT_URL is not None:
+        status = check_broker(TEST_MQTT_URL)
+    else:  # the embedded broker, on a free port
+        broker = LocalBroker(tmp_path, port=free_port())
+        try:
+            status = check_broker(broker.start().url)
+        finally:
+            broker.stop()
     assert status.ok, status.detail
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
 
-from . import book, clearing, contracts, grid, identity, node
+from . import book, broker, clearing, contracts, grid, identity, node
 from .context import STATE
 from .output import JsonOption, console, emit_json, err_console
 
@@ -30,6 +30,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(node.app, name="node")
+app.add_typer(broker.app, name="broker")
 app.add_typer(identity.identity_app, name="identity")
 app.add_typer(identity.did_app, name="did")
 app.add_typer(identity.role_app, name="role")

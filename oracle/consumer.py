@@ -1,0 +1,97 @@
+"""The oracle's MQTT consumer: readings in, kept once, acknowledged only once they are stored.
+
+It subscribes with QoS 1 on a persistent session (so the broker keeps what arrives while the
+oracle is down) and acknowledges each message by hand after the transaction that stored it (or
+counted its refusal) has committed: if the oracle is killed in between, the broker delivers the
+message again and the store keeps it once. Messages are taken in batches (one transaction per
+batch) because a commit per reading would cap the rate far below what the meters send.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from sqlalchemy.engine import Engine
+
+from .ingest import ingest_batch
+from .store import session
+from .verify import Verifier
+
+log = logging.getLogger(__name__)
+READINGS_TOPIC = "flexledger/v1/readings/+"
+
+
+class OracleConsumer:
+    def __init__(
+        self, url: str, engine: Engine, verifier: Verifier, market: int, *, client_id: str = "flexledger-oracle",
+        batch: int = 500, wait: float = 0.05, clock: Callable[[], float] = time.time,
+        username: str | None = None, password: str | None = None, ca_file: str | None = None,
+    ) -> None:
+        self.engine, self.verifier, self.market = engine, verifier, market
+        self.batch, self.wait, self.clock = batch, wait, clock
+        self.outcomes: Counter[str] = Counter()
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
+        parsed = urlparse(url)
+        self._host, self._port = parsed.hostname or "127.0.0.1", parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                  protocol=mqtt.MQTTv311, manual_ack=True)
+        if username:
+            self.client.username_pw_set(username, password)
+        if parsed.scheme == "mqtts":
+            self.client.tls_set(ca_certs=ca_file)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda _c, _u, message: self._queue.put(message)
+        self._worker = threading.Thread(target=self._work, name="oracle-ingest", daemon=True)
+
+    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object,
+                    _properties: object = None) -> None:
+        log.info("oracle connected to the broker (%s)", reason)
+        client.subscribe(READINGS_TOPIC, qos=1)
+
+    def start(self) -> None:
+        self.client.connect_async(self._host, self._port, keepalive=30)
+        self.client.loop_start()
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=10)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=self.wait)
+            except queue.Empty:
+                continue
+            messages = [first]
+            while len(messages) < self.batch:
+                try:
+                    messages.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._process(messages)
+
+    def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
+        now = int(self.clock())
+        try:
+            with session(self.engine) as s:
+                outcomes = ingest_batch(s, self.verifier, self.market, [bytes(m.payload) for m in messages], now)
+        except Exception:  # the database is down: nothing is acknowledged, the broker keeps the messages
+            log.exception("storing a batch of %d readings failed; they stay unacknowledged", len(messages))
+            time.sleep(1.0)
+            for m in messages:
+                self._queue.put(m)
+            return
+        self.outcomes.update(outcomes)
+        for m in messages:
+            self.client.ack(m.mid, m.qos)
