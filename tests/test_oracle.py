@@ -209,3 +209,22 @@ def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World
     assert consumer.outcomes == {STORED: 20, Reason.DUPLICATE: 5, Reason.UNKNOWN_METER: 1, Reason.MALFORMED: 1}
     with session(world.engine) as s:
         assert len(readings_of_isp(s, world.isp)) == 20
+
+
+def test_readings_proof_from_the_cli(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from flexledger.cli.app import app
+
+    now = world.conn.latest_timestamp()
+    with session(world.engine) as s:
+        ingest(s, world.verifier, world.market, payload(world, "good", imp=42), now)
+    anchor_due(world.engine, world.oracle, world.market, now, isp_seconds=900, grace=0)
+    monkeypatch.setenv("FLEXLEDGER_DATABASE_URL", str(world.engine.url))
+    result = CliRunner().invoke(app, ["readings", "proof", "--meter", world.meters["good"].address, "--isp",
+                                      str(world.isp), "--json"])
+    assert result.exit_code == 0, result.output
+    proof = json.loads(result.output)
+    assert proof["importWh"] == 42 and proof["anchor"]["leafCount"] == 1 and proof["proof"] == []
+    refused = CliRunner().invoke(app, ["readings", "refused", "--json"])
+    assert refused.exit_code == 0 and json.loads(refused.output) == {}
