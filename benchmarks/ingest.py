@@ -83,7 +83,7 @@ def main() -> None:
     verifier = Verifier(separator, lambda _meter: None, retention=30 * 86_400)
     consumer = OracleConsumer(url, engine, verifier, 1, client_id=f"bench-oracle-{os.getpid()}")
     consumer.start()
-    time.sleep(0.5)
+    consumer.wait_subscribed()
     publishers = []
     for p in range(2):
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-meters-{p}-{os.getpid()}")

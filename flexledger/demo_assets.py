@@ -106,4 +106,6 @@ def assets_step(
     return {"assets": count, "mapped": mapped, "by_type": by_type, "first_asset": first, "seconds": round(seconds, 1),
             # for the order book step: who owns which asset, where, with what power
             "holdings": [(first + k, owners[k], row[1], row[2]) for k, row in
-                         enumerate(sorted((r for rows in plan.values() for r in rows), key=lambda r: r[0]))]}
+                         enumerate(sorted((r for rows in plan.values() for r in rows), key=lambda r: r[0]))],
+            # for the metering step: each asset's meter key and asset type
+            "meters": [(first + k, meters[k], types[k]) for k in range(count)]}

@@ -39,6 +39,7 @@ class OracleConsumer:
         self.outcomes: Counter[str] = Counter()
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
+        self._subscribed = threading.Event()
         parsed = urlparse(url)
         self._host, self._port = parsed.hostname or "127.0.0.1", parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
@@ -48,6 +49,7 @@ class OracleConsumer:
         if parsed.scheme == "mqtts":
             self.client.tls_set(ca_certs=ca_file)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_args: self._subscribed.set()
         self.client.on_message = lambda _c, _u, message: self._queue.put(message)
         self._worker = threading.Thread(target=self._work, name="oracle-ingest", daemon=True)
 
@@ -60,6 +62,11 @@ class OracleConsumer:
         self.client.connect_async(self._host, self._port, keepalive=30)
         self.client.loop_start()
         self._worker.start()
+
+    def wait_subscribed(self, timeout: float = 10.0) -> bool:
+        """Whether the broker confirmed the subscription (before it, a broker drops what meters publish
+        unless an earlier session of this client id is waiting for it)."""
+        return self._subscribed.wait(timeout)
 
     def stop(self) -> None:
         self._stop.set()

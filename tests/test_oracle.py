@@ -189,7 +189,7 @@ def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World
     consumer = OracleConsumer(info.url, world.engine, world.verifier, world.market, client_id="test-oracle")
     try:
         consumer.start()
-        time.sleep(0.3)
+        assert consumer.wait_subscribed()
         bodies = [payload(world, "good", sequence=k, imp=100 + k) for k in range(1, 21)]
         bodies += bodies[:5]  # delivered twice (an edge agent that missed its PUBACKs)
         bodies += [payload(world, "stranger"), b"not json"]
