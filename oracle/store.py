@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .readings import Reading
@@ -84,12 +83,7 @@ def _insert(s: Session):  # type: ignore[no-untyped-def]
 
 def store_reading(s: Session, reading: Reading, signature: bytes, received_at: int, *, late: bool) -> bool:
     """Keep a verified reading; False when it was already kept (a duplicate delivery)."""
-    statement = _insert(s)(StoredReading).values(
-        meter=reading.meter, sequence=reading.sequence, isp_start=reading.isp_start, import_wh=reading.import_wh,
-        export_wh=reading.export_wh, signature=signature, received_at=received_at, late=late, anchored=False,
-    ).on_conflict_do_nothing()
-    result: CursorResult[Any] = s.execute(statement)  # type: ignore[assignment]
-    return bool(result.rowcount)
+    return store_readings(s, [(reading, signature, late)], received_at)[0]
 
 
 def store_readings(s: Session, items: list[tuple[Reading, bytes, bool]], received_at: int) -> list[bool]:
