@@ -228,3 +228,20 @@ def test_readings_proof_from_the_cli(world: World, monkeypatch: pytest.MonkeyPat
     assert proof["importWh"] == 42 and proof["anchor"]["leafCount"] == 1 and proof["proof"] == []
     refused = CliRunner().invoke(app, ["readings", "refused", "--json"])
     assert refused.exit_code == 0 and json.loads(refused.output) == {}
+
+
+def test_standard_baseline_and_erasure(world: World) -> None:
+    from flexledger.oracle.baselines import erase_meter, standard_baseline
+    from flexledger.rules.baselines import rolling_average
+
+    now = world.conn.latest_timestamp()
+    world.verifier.retention = 30 * 86_400
+    target = world.isp
+    history = {target - back * 86_400: 1000 + 10 * back for back in range(1, 22)}  # three weeks of the same ISP
+    with session(world.engine) as s:
+        for k, (isp, wh) in enumerate(sorted(history.items()), start=1):
+            assert ingest(s, world.verifier, world.market, payload(world, "good", isp=isp, sequence=k, imp=wh), now) == STORED
+    baseline = standard_baseline(world.engine, world.meters["good"].address, target)
+    assert baseline is not None and baseline == rolling_average(history, target)
+    assert erase_meter(world.engine, world.meters["good"].address) == 21
+    assert standard_baseline(world.engine, world.meters["good"].address, target) is None
