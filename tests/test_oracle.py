@@ -245,3 +245,34 @@ def test_standard_baseline_and_erasure(world: World) -> None:
     assert baseline is not None and baseline == rolling_average(history, target)
     assert erase_meter(world.engine, world.meters["good"].address) == 21
     assert standard_baseline(world.engine, world.meters["good"].address, target) is None
+
+
+def test_the_oracle_service_anchors_what_it_kept(
+    world: World, manifest: Manifest, deployer: Signer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from flexledger.broker import LocalBroker
+    from flexledger.cli.app import app
+    from flexledger.config import load_settings
+
+    now = world.conn.latest_timestamp()
+    with session(world.engine) as s:
+        assert ingest(s, world.verifier, world.market, payload(world, "good", imp=77), now) == STORED
+    RoleRegistryClient(world.conn, manifest.address("RoleRegistry"), signer=deployer).issue_credential(
+        deployer.address, Role.ORACLE.id, 0, FOREVER, b"\x01" * 32)  # the CLI signs with the dev key here
+    data = tmp_path / "data"
+    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(data))
+    monkeypatch.setenv("FLEXLEDGER_RPC_URL", world.conn.rpc_url)
+    monkeypatch.setenv("FLEXLEDGER_DATABASE_URL", str(world.engine.url))
+    settings = load_settings()
+    settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.save(settings.manifest_path)
+    try:
+        result = CliRunner().invoke(app, ["oracle", "run", "--market", str(world.market), "--seconds", "1",
+                                          "--interval", "0.2", "--grace", "0", "--json"])
+    finally:
+        LocalBroker(data).stop()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["anchored"] == [world.isp]
+    assert world.oracle.anchor_hash(world.market, world.isp) != bytes(32)

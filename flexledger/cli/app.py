@@ -12,7 +12,7 @@ from rich.markup import escape
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
 
-from . import book, broker, clearing, contracts, grid, identity, node, readings
+from . import book, broker, clearing, contracts, grid, identity, node, oracle, readings
 from .context import STATE
 from .output import JsonOption, console, emit_json, err_console
 
@@ -42,6 +42,7 @@ app.add_typer(book.book_app, name="book")
 app.add_typer(book.bond_app, name="bond")
 app.add_typer(book.token_app, name="token")
 app.add_typer(readings.app, name="readings")
+app.add_typer(oracle.app, name="oracle")
 app.command("clear")(clearing.clear_command)
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)

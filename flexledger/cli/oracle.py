@@ -1,0 +1,91 @@
+"""`flexledger oracle run`: the metering oracle as a service (verify and keep readings from the
+broker, anchor each ISP's root once it has ended and its grace period has passed)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from flexledger.broker import broker_url
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    MarketRegistryClient,
+    MeterOracleClient,
+    RoleRegistryClient,
+)
+from flexledger.errors import ConfigurationError
+from flexledger.identity.eip712 import read_domain
+from flexledger.identity.roles import Role
+from flexledger.oracle.anchoring import anchor_due
+from flexledger.oracle.consumer import OracleConsumer
+from flexledger.oracle.store import open_store
+from flexledger.oracle.verify import ChainMeters, Verifier
+from flexledger.rules.market import MarketParams
+from flexledger.times import iso
+
+from .context import STATE, connect, load_manifest, load_signer
+from .output import JsonOption, console, emit_json
+
+app = typer.Typer(help="The metering oracle: verify and keep meters' signed readings, anchor each ISP's root.",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def oracle_run(
+    market: int = typer.Option(1, "--market", help="The market whose ISPs are anchored."),
+    grace: int = typer.Option(60, "--grace", help="Seconds after an ISP ends before its root is anchored."),
+    interval: float = typer.Option(30.0, "--interval", help="Seconds between anchoring rounds."),
+    seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle (it must hold the ORACLE role)."),
+    json_: bool = JsonOption,
+) -> None:
+    """Run the oracle: readings from the broker (FLEXLEDGER_MQTT_URL, else the embedded broker) are
+    verified and kept in the database (FLEXLEDGER_DATABASE_URL, else SQLite); roots are anchored."""
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
+    if not roles.has_market_role(signer.address, Role.ORACLE.id):
+        raise ConfigurationError(f"{signer.address} holds no valid ORACLE credential",
+                                 hint=f"an issuer runs `flexledger role grant {signer.address} ORACLE`")
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
+    engine = open_store(settings.effective_database_url)
+    verifier = Verifier(read_domain(conn, oracle.address).separator(),
+                        ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry"))).problem,
+                        isp_seconds=params.isp_seconds)
+    url = broker_url(settings)
+    consumer = OracleConsumer(url, engine, verifier, market, clock=conn.latest_timestamp)
+    consumer.start()
+    if not consumer.wait_subscribed():
+        consumer.stop()
+        raise ConfigurationError(f"the oracle could not subscribe at {url.split('@')[-1]}",
+                                 hint="check the broker (`flexledger broker status`) or FLEXLEDGER_MQTT_URL")
+    if not json_:
+        console.print(f"oracle {signer.address} keeping readings from {url.split('@')[-1]}; anchoring market {market}")
+    anchored: list[int] = []
+    started, last = time.monotonic(), float("-inf")
+    try:
+        while seconds is None or time.monotonic() - started < seconds:
+            if time.monotonic() - last >= interval:
+                last = time.monotonic()
+                done = anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=params.isp_seconds,
+                                  grace=grace)
+                anchored += done.anchored
+                for isp in done.anchored:
+                    if not json_:
+                        console.print(f"anchored the root of {iso(isp)}")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.stop()
+    anchored += anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=params.isp_seconds,
+                           grace=grace).anchored
+    if json_:
+        emit_json({"outcomes": dict(consumer.outcomes), "anchored": anchored})
+    else:
+        console.print(f"stopped: {dict(consumer.outcomes)}; {len(anchored)} roots anchored")
