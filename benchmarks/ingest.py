@@ -23,10 +23,10 @@ from _common import report  # benchmarks/ is on sys.path when a script runs
 from coincurve import PrivateKey
 from sqlalchemy import func, select
 
-from flexledger.identity.eip712 import Eip712Domain
+from flexledger.identity.eip712 import Eip712Domain, recover_strict
 from flexledger.oracle.anchoring import tree_of
 from flexledger.oracle.consumer import OracleConsumer
-from flexledger.oracle.readings import Reading, recover_meter
+from flexledger.oracle.readings import Reading
 from flexledger.oracle.store import StoredReading, open_store, readings_of_isp, session
 from flexledger.oracle.verify import Verifier
 
@@ -75,7 +75,7 @@ def main() -> None:
     sample = signed[:5000]
     started = time.perf_counter()
     for item in sample:
-        recover_meter(item[:32], item[32:])
+        recover_strict(item[:32], item[32:])
     recovery_rate = len(sample) / (time.perf_counter() - started)
 
     url, broker = broker_url()

@@ -63,13 +63,16 @@ def rpc_answers(url: str, timeout: float = 1.0) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process runs; a zombie (exited, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):  # Linux: the state follows the ")" of the name
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
@@ -100,7 +103,7 @@ class LocalNode:
         if not self.node_file.is_file():
             return None
         info = NodeInfo(**json.loads(self.node_file.read_text()))
-        if _alive(info.pid) and rpc_answers(info.rpc_url) is not None:
+        if process_alive(info.pid) and rpc_answers(info.rpc_url) is not None:
             return info
         self.node_file.unlink(missing_ok=True)  # a stale record of a node that is gone
         return None
@@ -161,12 +164,12 @@ class LocalNode:
             return False
         info = NodeInfo(**json.loads(self.node_file.read_text()))
         self.node_file.unlink(missing_ok=True)
-        if not _alive(info.pid):
+        if not process_alive(info.pid):
             return False
         os.kill(info.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(info.pid):
+            if not process_alive(info.pid):
                 return True
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(info.pid, os.WNOHANG)

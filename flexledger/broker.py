@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .chain.node import port_is_free
+from .chain.node import port_is_free, process_alive
 from .chain.paths import node_modules, project_root
 from .config import Settings
 from .errors import ConfigurationError, FlexledgerError
@@ -94,19 +94,6 @@ def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     return connack[0] == 0x20 and connack[3] == 0
 
 
-def _alive(pid: int) -> bool:
-    """Whether the process runs; a zombie (exited, not yet reaped by its parent) does not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):  # Linux: the state follows the ")" of the name
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
 class LocalBroker:
     """Starts, finds and stops the embedded broker that belongs to one data directory."""
 
@@ -127,7 +114,7 @@ class LocalBroker:
         if not self.broker_file.is_file():
             return None
         info = BrokerInfo(**json.loads(self.broker_file.read_text()))
-        if _alive(info.pid) and mqtt_answers(HOST, info.port):
+        if process_alive(info.pid) and mqtt_answers(HOST, info.port):
             return info
         self.broker_file.unlink(missing_ok=True)  # a stale record of a broker that is gone
         return None
@@ -190,7 +177,7 @@ class LocalBroker:
             return False
         info = BrokerInfo(**json.loads(self.broker_file.read_text()))
         self.broker_file.unlink(missing_ok=True)
-        if not _alive(info.pid):
+        if not process_alive(info.pid):
             return False
         _terminate(info.pid, timeout)
         return True
@@ -224,7 +211,7 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not _alive(pid):
+        if not process_alive(pid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):

@@ -13,12 +13,11 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from coincurve import PublicKey
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from flexledger.errors import FlexledgerError
-from flexledger.identity.eip712 import Eip712Domain, TypedData
+from flexledger.identity.eip712 import Eip712Domain, TypedData, typed_digest
 
 READING_TYPES = {
     "Reading": [
@@ -32,7 +31,6 @@ READING_TYPES = {
 READING_TYPEHASH = keccak(text="Reading(address meter,uint64 ispStart,uint64 sequence,uint64 importWh,uint64 exportWh)")
 LEAF_ENCODING = ["address", "uint64", "uint64", "uint64", "uint64"]  # the Merkle leaves: the same fields
 UINT64 = 2**64
-SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 PAYLOAD_KEYS = {"meter", "ispStart", "sequence", "importWh", "exportWh", "signature"}
 
 
@@ -58,7 +56,7 @@ class Reading:
     def digest(self, domain_separator: bytes) -> bytes:
         """The EIP-712 digest (``typed(domain).digest()``, fast: the struct is flat and static)."""
         struct = keccak(encode(["bytes32", *LEAF_ENCODING], [READING_TYPEHASH, *astuple(self)]))
-        return keccak(b"\x19\x01" + domain_separator + struct)
+        return typed_digest(domain_separator, struct)
 
     def leaf_values(self) -> list[Any]:
         return list(astuple(self))
@@ -83,16 +81,3 @@ def parse_payload(payload: bytes) -> tuple[Reading, bytes]:
     if len(signature) != 65:
         raise MalformedReadingError(f"a signature has 65 bytes, not {len(signature)}")
     return Reading(meter, *numbers), signature
-
-
-def recover_meter(digest: bytes, signature: bytes) -> str | None:
-    """Who signed ``digest`` (OpenZeppelin ECDSA's rules: v 27 or 28, low s), or None. Uses
-    coincurve, about twice as fast as eth-account here."""
-    v = signature[64]
-    if v not in (27, 28) or int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N:
-        return None
-    try:
-        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest, hasher=None)
-    except Exception:  # coincurve raises several types for a signature off the curve
-        return None
-    return to_checksum_address(keccak(key.format(compressed=False)[1:])[-20:])

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flexledger.chain.bindings import AssetRegistryClient, RoleRegistryClient
+from flexledger.identity.eip712 import recover_strict
 from flexledger.identity.roles import Role
 
-from .readings import MalformedReadingError, Reading, parse_payload, recover_meter
+from .readings import MalformedReadingError, Reading, parse_payload
 
 ASSET_ACTIVE, ASSET_SUSPENDED = 2, 3
 
@@ -78,7 +79,7 @@ class Verifier:
             reading, signature = parse_payload(payload)
         except MalformedReadingError:
             return Verdict(None, b"", Reason.MALFORMED)
-        if recover_meter(reading.digest(self.separator), signature) != reading.meter:
+        if recover_strict(reading.digest(self.separator), signature) != reading.meter:
             return Verdict(reading, signature, Reason.BAD_SIGNATURE)
         problem = self.meters(reading.meter)
         if problem:

@@ -28,8 +28,7 @@ from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from flexledger.errors import FlexledgerError
-from flexledger.identity.eip712 import Eip712Domain, TypedData
+from flexledger.identity.eip712 import Eip712Domain, TypedData, recover_strict, typed_digest
 
 from .market import DAY, MarketParams
 
@@ -122,7 +121,7 @@ class Offer:
         generic encoder: the struct is flat and static, so hashStruct is one keccak over the type
         hash and the ABI words (reading a book of 100,000 offers needs this to be fast)."""
         struct_hash = keccak(encode(OFFER_ABI_TYPES, [OFFER_TYPEHASH, *self.as_tuple()]))
-        return keccak(b"\x19\x01" + domain_separator + struct_hash)
+        return typed_digest(domain_separator, struct_hash)
 
     def sign(self, account: LocalAccount, domain: Eip712Domain) -> bytes:
         return self.typed(domain).sign(account)
@@ -210,20 +209,9 @@ def cancel_entry(request_id: int) -> bytes:
     return keccak(encode(["bytes32", "uint64"], [CANCEL_TAG, request_id]))
 
 
-SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-
-
 def recover_signer(offer: Offer, domain: Eip712Domain, signature: bytes) -> str | None:
-    """Who signed ``offer``, as OpenZeppelin's ``ECDSA.tryRecover`` sees it: None for a signature
-    that is not 65 bytes, has ``v`` other than 27 or 28, a high ``s`` (malleable), or recovers to none."""
-    if len(signature) != 65 or signature[64] not in (27, 28):
-        return None
-    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N:
-        return None
-    try:
-        return offer.typed(domain).recover(signature)
-    except FlexledgerError:
-        return None
+    """Who signed ``offer``, as OpenZeppelin's ``ECDSA.tryRecover`` sees it (None if no one)."""
+    return recover_strict(offer.digest(domain.separator()), signature)
 
 
 def window_problem(start: int, isps: int, params: MarketParams, now: int) -> str | None:
