@@ -129,6 +129,97 @@ class AssetRegistryClient(ContractClient):
         return self._transact("suspendUncredentialed(uint64[])", asset_ids, sender=sender, wait=wait, gas=gas)
 
 
+class ClearingCommitmentClient(ContractClient):
+    """Typed client of ``ClearingCommitment`` (src/market/ClearingCommitment.sol)."""
+
+    CONTRACT: ClassVar[str] = "ClearingCommitment"
+
+    def clearing_role(self, *, block: BlockId = "latest") -> bytes:
+        """``CLEARING_ROLE()`` (view)."""
+        result: bytes = self._call("CLEARING_ROLE()", block=block)
+        return result
+
+    def assets(self, *, block: BlockId = "latest") -> str:
+        """``assets()`` (view)."""
+        result: str = self._call("assets()", block=block)
+        return result
+
+    def book(self, *, block: BlockId = "latest") -> str:
+        """``book()`` (view)."""
+        result: str = self._call("book()", block=block)
+        return result
+
+    def clearing_price(self, result_id: int, zone: int, direction: int, isp_start: int, *, block: BlockId = "latest") -> int:
+        """``clearingPrice(uint64,uint32,uint8,uint64)`` (view)."""
+        result: int = self._call("clearingPrice(uint64,uint32,uint8,uint64)", result_id, zone, direction, isp_start, block=block)
+        return result
+
+    def close(self, result_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``close(uint64)`` (transaction)."""
+        return self._transact("close(uint64)", result_id, sender=sender, wait=wait, gas=gas)
+
+    def day_state(self, market: int, day: int, *, block: BlockId = "latest") -> tuple[int, int, bool]:
+        """``dayState(uint32,uint64)`` (view)."""
+        result: tuple[int, int, bool] = self._call("dayState(uint32,uint64)", market, day, block=block)
+        return result
+
+    def finalise(self, market: int, day: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``finalise(uint32,uint64)`` (transaction)."""
+        return self._transact("finalise(uint32,uint64)", market, day, sender=sender, wait=wait, gas=gas)
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def offer_digest(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
+        """``offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
+        result: bytes = self._call("offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
+        return result
+
+    def open(self, market: int, day: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``open(uint32,uint64)`` (transaction)."""
+        return self._transact("open(uint32,uint64)", market, day, sender=sender, wait=wait, gas=gas)
+
+    def post(self, result_id: int, groups: list[tuple[tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], bytes, list[bytes], list[tuple[int, int, int]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``post(uint64,((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[],(uint64,uint16,uint32)[])[])`` (transaction)."""
+        return self._transact("post(uint64,((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[],(uint64,uint16,uint32)[])[])", result_id, groups, sender=sender, wait=wait, gas=gas)
+
+    def prove_superseded(self, result_id: int, chunk: int, chunk_offers: list[bytes], older: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer_root: bytes, newer_proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``proveSuperseded(uint64,uint32,bytes32[],(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])`` (transaction)."""
+        return self._transact("proveSuperseded(uint64,uint32,bytes32[],(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])", result_id, chunk, chunk_offers, older, newer, newer_root, newer_proof, sender=sender, wait=wait, gas=gas)
+
+    def request_load(self, result_id: int, request_id: int, isp: int, *, block: BlockId = "latest") -> int:
+        """``requestLoad(uint64,uint64,uint16)`` (view)."""
+        result: int = self._call("requestLoad(uint64,uint64,uint16)", result_id, request_id, isp, block=block)
+        return result
+
+    def result(self, result_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, bytes, bytes, int, int]:
+        """``result(uint64)`` (view)."""
+        result: tuple[str, int, int, int, int, int, int, int, bytes, bytes, int, int] = self._call("result(uint64)", result_id, block=block)
+        return result
+
+    def result_count(self, *, block: BlockId = "latest") -> int:
+        """``resultCount()`` (view)."""
+        result: int = self._call("resultCount()", block=block)
+        return result
+
+    def role_registry(self, *, block: BlockId = "latest") -> str:
+        """``roleRegistry()`` (view)."""
+        result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def welfare(self, result_id: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``welfare(uint64)`` (view)."""
+        result: tuple[int, int] = self._call("welfare(uint64)", result_id, block=block)
+        return result
+
+    def zones(self, *, block: BlockId = "latest") -> str:
+        """``zones()`` (view)."""
+        result: str = self._call("zones()", block=block)
+        return result
+
+
 class DIDRegistryClient(ContractClient):
     """Typed client of ``DIDRegistry`` (src/identity/DIDRegistry.sol)."""
 
@@ -312,6 +403,11 @@ class GridZonesClient(ContractClient):
     def pack_light(self, colour: int, capability_w: int, *, block: BlockId = "latest") -> int:
         """``packLight(uint8,uint256)`` (view)."""
         result: int = self._call("packLight(uint8,uint256)", colour, capability_w, block=block)
+        return result
+
+    def path_lights(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[list[int], list[int]]:
+        """``pathLights(uint32,uint32,uint64,uint8)`` (view)."""
+        result: tuple[list[int], list[int]] = self._call("pathLights(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
         return result
 
     def path_to_root(self, zone_id: int, *, block: BlockId = "latest") -> list[int]:
@@ -604,6 +700,11 @@ class OrderBookClient(ContractClient):
         result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
         return result
 
+    def is_batch_root(self, root: bytes, *, block: BlockId = "latest") -> bool:
+        """``isBatchRoot(bytes32)`` (view)."""
+        result: bool = self._call("isBatchRoot(bytes32)", root, block=block)
+        return result
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
@@ -645,9 +746,9 @@ class OrderBookClient(ContractClient):
         """``postRequestWithPermit((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8),uint256,uint8,bytes32,bytes32)`` (transaction)."""
         return self._transact("postRequestWithPermit((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8),uint256,uint8,bytes32,bytes32)", p, deadline, v, r, s, sender=sender, wait=wait, gas=gas)
 
-    def request(self, request_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, int, int, int]:
+    def request(self, request_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, int, int, int, int]:
         """``request(uint64)`` (view)."""
-        result: tuple[str, int, int, int, int, int, int, int, int, int, int] = self._call("request(uint64)", request_id, block=block)
+        result: tuple[str, int, int, int, int, int, int, int, int, int, int, int] = self._call("request(uint64)", request_id, block=block)
         return result
 
     def request_count(self, *, block: BlockId = "latest") -> int:
@@ -803,6 +904,7 @@ class SettlementTokenClient(ContractClient):
 
 CLIENTS: dict[str, type[ContractClient]] = {
     "AssetRegistry": AssetRegistryClient,
+    "ClearingCommitment": ClearingCommitmentClient,
     "DIDRegistry": DIDRegistryClient,
     "GridZones": GridZonesClient,
     "MarketAuthority": MarketAuthorityClient,

@@ -61,6 +61,8 @@ PLAN: tuple[Step, ...] = (
     Step("OrderBook", lambda ctx: [ctx.addresses[name] for name in (
         "RoleRegistry", "MarketRegistry", "GridZones", "AssetRegistry", "SettlementToken")]),
     Step("MeterOracle", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
+    Step("ClearingCommitment", lambda ctx: [ctx.addresses[name] for name in (
+        "RoleRegistry", "MarketRegistry", "OrderBook", "GridZones", "AssetRegistry")]),
 )
 
 

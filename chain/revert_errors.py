@@ -355,6 +355,530 @@ class AssetZeroPower(ContractCustomError):
         self.asset_id = values[0]
 
 
+class ClearingBeforeGateClosure(ContractCustomError):
+    """``ClearingBeforeGateClosure(uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingBeforeGateClosure"
+    SIGNATURE: ClassVar[str] = "ClearingBeforeGateClosure(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("97d9ce5b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day", "gate_closure")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
+    market: int
+    day: int
+    gate_closure: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+        self.gate_closure = values[2]
+
+
+class ClearingBlockViolated(ContractCustomError):
+    """``ClearingBlockViolated(bytes32,uint64,uint256,uint256)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingBlockViolated"
+    SIGNATURE: ClassVar[str] = "ClearingBlockViolated(bytes32,uint64,uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c190eef8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "awarded_w", "first_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint256")
+    offer_digest: bytes
+    isp_start: int
+    awarded_w: int
+    first_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+        self.awarded_w = values[2]
+        self.first_w = values[3]
+
+
+class ClearingChallengeWindowClosed(ContractCustomError):
+    """``ClearingChallengeWindowClosed(uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingChallengeWindowClosed"
+    SIGNATURE: ClassVar[str] = "ClearingChallengeWindowClosed(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4167145d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day", "challenge_ends")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
+    market: int
+    day: int
+    challenge_ends: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+        self.challenge_ends = values[2]
+
+
+class ClearingChallengeWindowOpen(ContractCustomError):
+    """``ClearingChallengeWindowOpen(uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingChallengeWindowOpen"
+    SIGNATURE: ClassVar[str] = "ClearingChallengeWindowOpen(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4daa3b3d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day", "challenge_ends")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
+    market: int
+    day: int
+    challenge_ends: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+        self.challenge_ends = values[2]
+
+
+class ClearingDayFinal(ContractCustomError):
+    """``ClearingDayFinal(uint32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingDayFinal"
+    SIGNATURE: ClassVar[str] = "ClearingDayFinal(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("657a89fe")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    day: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+
+
+class ClearingDirectionMismatch(ContractCustomError):
+    """``ClearingDirectionMismatch(bytes32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingDirectionMismatch"
+    SIGNATURE: ClassVar[str] = "ClearingDirectionMismatch(bytes32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0ac90bd3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    offer_digest: bytes
+    request_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+
+
+class ClearingIspOutsideOffer(ContractCustomError):
+    """``ClearingIspOutsideOffer(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingIspOutsideOffer"
+    SIGNATURE: ClassVar[str] = "ClearingIspOutsideOffer(bytes32,uint64,uint16)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2302d664")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint16")
+    offer_digest: bytes
+    request_id: int
+    isp: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp = values[2]
+
+
+class ClearingIspOutsideRequest(ContractCustomError):
+    """``ClearingIspOutsideRequest(bytes32,uint64,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingIspOutsideRequest"
+    SIGNATURE: ClassVar[str] = "ClearingIspOutsideRequest(bytes32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f7a04346")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
+    offer_digest: bytes
+    request_id: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp_start = values[2]
+
+
+class ClearingLightCapabilityExceeded(ContractCustomError):
+    """``ClearingLightCapabilityExceeded(bytes32,uint64,uint64,uint32,uint256,uint32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingLightCapabilityExceeded"
+    SIGNATURE: ClassVar[str] = "ClearingLightCapabilityExceeded(bytes32,uint64,uint64,uint32,uint256,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2dd0a8cd")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start", "zone", "tso_w", "capability_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64", "uint32", "uint256", "uint32")
+    offer_digest: bytes
+    request_id: int
+    isp_start: int
+    zone: int
+    tso_w: int
+    capability_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp_start = values[2]
+        self.zone = values[3]
+        self.tso_w = values[4]
+        self.capability_w = values[5]
+
+
+class ClearingModeViolated(ContractCustomError):
+    """``ClearingModeViolated(bytes32,uint64,uint256,uint8)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingModeViolated"
+    SIGNATURE: ClassVar[str] = "ClearingModeViolated(bytes32,uint64,uint256,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b78136a6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "awarded_w", "mode")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint8")
+    offer_digest: bytes
+    isp_start: int
+    awarded_w: int
+    mode: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+        self.awarded_w = values[2]
+        self.mode = values[3]
+
+
+class ClearingNoAwards(ContractCustomError):
+    """``ClearingNoAwards(bytes32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNoAwards"
+    SIGNATURE: ClassVar[str] = "ClearingNoAwards(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("65e4a395")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class ClearingNoResult(ContractCustomError):
+    """``ClearingNoResult(uint32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNoResult"
+    SIGNATURE: ClassVar[str] = "ClearingNoResult(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("329370eb")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    day: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+
+
+class ClearingNotAuthor(ContractCustomError):
+    """``ClearingNotAuthor(uint64,address)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNotAuthor"
+    SIGNATURE: ClassVar[str] = "ClearingNotAuthor(uint64,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9758585b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id", "account")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "address")
+    result_id: int
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.result_id = values[0]
+        self.account = values[1]
+
+
+class ClearingNotBetter(ContractCustomError):
+    """``ClearingNotBetter(uint256,uint256,uint256,uint256)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNotBetter"
+    SIGNATURE: ClassVar[str] = "ClearingNotBetter(uint256,uint256,uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("70a263ba")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("dso_value", "tso_value", "current_dso_value", "current_tso_value")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256", "uint256", "uint256")
+    dso_value: int
+    tso_value: int
+    current_dso_value: int
+    current_tso_value: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.dso_value = values[0]
+        self.tso_value = values[1]
+        self.current_dso_value = values[2]
+        self.current_tso_value = values[3]
+
+
+class ClearingNotMarketDay(ContractCustomError):
+    """``ClearingNotMarketDay(uint32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNotMarketDay"
+    SIGNATURE: ClassVar[str] = "ClearingNotMarketDay(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("13ca504b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    day: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+
+
+class ClearingNotPosting(ContractCustomError):
+    """``ClearingNotPosting(uint64,uint8)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNotPosting"
+    SIGNATURE: ClassVar[str] = "ClearingNotPosting(uint64,uint8)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2cdd7378")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id", "status")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint8")
+    result_id: int
+    status: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.result_id = values[0]
+        self.status = values[1]
+
+
+class ClearingNotSuperseded(ContractCustomError):
+    """``ClearingNotSuperseded(string)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingNotSuperseded"
+    SIGNATURE: ClassVar[str] = "ClearingNotSuperseded(string)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("50d3f4f3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reason",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string",)
+    reason: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.reason = values[0]
+
+
+class ClearingOfferNotInBook(ContractCustomError):
+    """``ClearingOfferNotInBook(bytes32,bytes32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOfferNotInBook"
+    SIGNATURE: ClassVar[str] = "ClearingOfferNotInBook(bytes32,bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("8a3a8810")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "batch_root")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "bytes32")
+    offer_digest: bytes
+    batch_root: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.batch_root = values[1]
+
+
+class ClearingOfferOutOfOrder(ContractCustomError):
+    """``ClearingOfferOutOfOrder(bytes32,bytes32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOfferOutOfOrder"
+    SIGNATURE: ClassVar[str] = "ClearingOfferOutOfOrder(bytes32,bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e12067aa")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "previous")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "bytes32")
+    offer_digest: bytes
+    previous: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.previous = values[1]
+
+
+class ClearingOfferOverAllocated(ContractCustomError):
+    """``ClearingOfferOverAllocated(bytes32,uint64,uint256,uint32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOfferOverAllocated"
+    SIGNATURE: ClassVar[str] = "ClearingOfferOverAllocated(bytes32,uint64,uint256,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b3c43f3e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "awarded_w", "power_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint32")
+    offer_digest: bytes
+    isp_start: int
+    awarded_w: int
+    power_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+        self.awarded_w = values[2]
+        self.power_w = values[3]
+
+
+class ClearingOfferWrongDay(ContractCustomError):
+    """``ClearingOfferWrongDay(bytes32,uint32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOfferWrongDay"
+    SIGNATURE: ClassVar[str] = "ClearingOfferWrongDay(bytes32,uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e540bb96")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "market", "start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint32", "uint64")
+    offer_digest: bytes
+    market: int
+    start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.market = values[1]
+        self.start = values[2]
+
+
+class ClearingPriceAboveMax(ContractCustomError):
+    """``ClearingPriceAboveMax(bytes32,uint64,uint96,uint128)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingPriceAboveMax"
+    SIGNATURE: ClassVar[str] = "ClearingPriceAboveMax(bytes32,uint64,uint96,uint128)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3259f89d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "price", "max_price")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint96", "uint128")
+    offer_digest: bytes
+    request_id: int
+    price: int
+    max_price: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.price = values[2]
+        self.max_price = values[3]
+
+
+class ClearingRedLight(ContractCustomError):
+    """``ClearingRedLight(bytes32,uint64,uint64,uint32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingRedLight"
+    SIGNATURE: ClassVar[str] = "ClearingRedLight(bytes32,uint64,uint64,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3bedc657")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start", "zone")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64", "uint32")
+    offer_digest: bytes
+    request_id: int
+    isp_start: int
+    zone: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp_start = values[2]
+        self.zone = values[3]
+
+
+class ClearingRequestNotOpen(ContractCustomError):
+    """``ClearingRequestNotOpen(bytes32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingRequestNotOpen"
+    SIGNATURE: ClassVar[str] = "ClearingRequestNotOpen(bytes32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5b8f421a")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    offer_digest: bytes
+    request_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+
+
+class ClearingRequestOverAllocated(ContractCustomError):
+    """``ClearingRequestOverAllocated(bytes32,uint64,uint64,uint256)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingRequestOverAllocated"
+    SIGNATURE: ClassVar[str] = "ClearingRequestOverAllocated(bytes32,uint64,uint64,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2c8fa8b0")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start", "awarded_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64", "uint256")
+    offer_digest: bytes
+    request_id: int
+    isp_start: int
+    awarded_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp_start = values[2]
+        self.awarded_w = values[3]
+
+
+class ClearingUnknownResult(ContractCustomError):
+    """``ClearingUnknownResult(uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingUnknownResult"
+    SIGNATURE: ClassVar[str] = "ClearingUnknownResult(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f72b2d8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    result_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.result_id = values[0]
+
+
+class ClearingZeroPower(ContractCustomError):
+    """``ClearingZeroPower(bytes32,uint64,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingZeroPower"
+    SIGNATURE: ClassVar[str] = "ClearingZeroPower(bytes32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5b089663")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
+    offer_digest: bytes
+    request_id: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp_start = values[2]
+
+
+class ClearingZoneOutsideRequest(ContractCustomError):
+    """``ClearingZoneOutsideRequest(bytes32,uint64,uint32,uint32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingZoneOutsideRequest"
+    SIGNATURE: ClassVar[str] = "ClearingZoneOutsideRequest(bytes32,uint64,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a6aeeac3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "offer_zone", "request_zone")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint32", "uint32")
+    offer_digest: bytes
+    request_id: int
+    offer_zone: int
+    request_zone: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.offer_zone = values[2]
+        self.request_zone = values[3]
+
+
 class DIDRegistryInvalidSignature(ContractCustomError):
     """``DIDRegistryInvalidSignature(address,address)``, declared in DIDRegistry."""
 
@@ -1506,7 +2030,7 @@ class OrderBookZoneNotBuyable(ContractCustomError):
 
 
 class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, GridZones, MeterOracle, OrderBook, RoleGated."""
+    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, ClearingCommitment, GridZones, MeterOracle, OrderBook, RoleGated."""
 
     NAME: ClassVar[str] = "RoleGatedMissingRole"
     SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
@@ -1699,6 +2223,34 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetUnknown.SELECTOR: AssetUnknown,
     AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
     AssetZeroPower.SELECTOR: AssetZeroPower,
+    ClearingBeforeGateClosure.SELECTOR: ClearingBeforeGateClosure,
+    ClearingBlockViolated.SELECTOR: ClearingBlockViolated,
+    ClearingChallengeWindowClosed.SELECTOR: ClearingChallengeWindowClosed,
+    ClearingChallengeWindowOpen.SELECTOR: ClearingChallengeWindowOpen,
+    ClearingDayFinal.SELECTOR: ClearingDayFinal,
+    ClearingDirectionMismatch.SELECTOR: ClearingDirectionMismatch,
+    ClearingIspOutsideOffer.SELECTOR: ClearingIspOutsideOffer,
+    ClearingIspOutsideRequest.SELECTOR: ClearingIspOutsideRequest,
+    ClearingLightCapabilityExceeded.SELECTOR: ClearingLightCapabilityExceeded,
+    ClearingModeViolated.SELECTOR: ClearingModeViolated,
+    ClearingNoAwards.SELECTOR: ClearingNoAwards,
+    ClearingNoResult.SELECTOR: ClearingNoResult,
+    ClearingNotAuthor.SELECTOR: ClearingNotAuthor,
+    ClearingNotBetter.SELECTOR: ClearingNotBetter,
+    ClearingNotMarketDay.SELECTOR: ClearingNotMarketDay,
+    ClearingNotPosting.SELECTOR: ClearingNotPosting,
+    ClearingNotSuperseded.SELECTOR: ClearingNotSuperseded,
+    ClearingOfferNotInBook.SELECTOR: ClearingOfferNotInBook,
+    ClearingOfferOutOfOrder.SELECTOR: ClearingOfferOutOfOrder,
+    ClearingOfferOverAllocated.SELECTOR: ClearingOfferOverAllocated,
+    ClearingOfferWrongDay.SELECTOR: ClearingOfferWrongDay,
+    ClearingPriceAboveMax.SELECTOR: ClearingPriceAboveMax,
+    ClearingRedLight.SELECTOR: ClearingRedLight,
+    ClearingRequestNotOpen.SELECTOR: ClearingRequestNotOpen,
+    ClearingRequestOverAllocated.SELECTOR: ClearingRequestOverAllocated,
+    ClearingUnknownResult.SELECTOR: ClearingUnknownResult,
+    ClearingZeroPower.SELECTOR: ClearingZeroPower,
+    ClearingZoneOutsideRequest.SELECTOR: ClearingZoneOutsideRequest,
     DIDRegistryInvalidSignature.SELECTOR: DIDRegistryInvalidSignature,
     DIDRegistryNotOwner.SELECTOR: DIDRegistryNotOwner,
     ECDSAInvalidSignature.SELECTOR: ECDSAInvalidSignature,

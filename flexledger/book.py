@@ -11,10 +11,12 @@ from eth_account.signers.local import LocalAccount
 
 from flexledger.chain.bindings import OrderBookClient, SettlementTokenClient
 from flexledger.chain.errors import ContractRevertError
+from flexledger.chain.events import decode_logs, event_topic
 from flexledger.chain.reverts import decode_revert
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import TypedData, read_domain
 
+from .rules.batches import batch_proofs
 from .rules.orders import (
     Offer,
     RequestParams,
@@ -121,6 +123,9 @@ class Book:
     accepted: list[Offer] = field(default_factory=list)  # every accepted offer, in order
     digests: dict[Offer, bytes] = field(default_factory=dict)  # each accepted offer's EIP-712 digest
     digest: bytes = bytes(32)
+    # each accepted offer's batch root and Merkle proof, by digest (see flexledger.rules.batches)
+    proofs: dict[bytes, tuple[bytes, list[bytes]]] = field(default_factory=dict)
+    kinds: dict[int, int] = field(default_factory=dict)  # open requests' buyer kind (0 DSO, 1 TSO), by id
 
     @property
     def offers(self) -> list[Offer]:
@@ -168,4 +173,33 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
             f"the contract's digest is 0x{on_chain.hex()}",
             hint="the node's logs are incomplete or altered: read them from another node",
         )
+    result.proofs = _batch_proofs(book, separator, sorted({e.tx_hash for e in events if e.name == "OfferAccepted"}))
+    result.kinds = {request_id: int(book.request(request_id)[11]) for request_id in result.requests}
     return result
+
+
+def _batch_proofs(book: OrderBookClient, separator: bytes, tx_hashes: list[str]) -> dict[bytes, tuple[bytes, list[bytes]]]:
+    """Each offer's batch root and proof, from the transactions that accepted the day's offers
+    (a batch may hold other days' offers too: its tree needs them all)."""
+    accepted_topic = "0x" + event_topic("OrderBook", "OfferAccepted").hex()
+    batched_topic = "0x" + event_topic("OrderBook", "OffersBatched").hex()
+    out: dict[bytes, tuple[bytes, list[bytes]]] = {}
+    for tx_hash in tx_hashes:
+        receipt = book.conn.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        leaves: list[bytes] = []
+        for log in receipt["logs"]:
+            if str(log["address"]).lower() != book.address.lower() or not log["topics"]:
+                continue
+            topic = "0x" + bytes(log["topics"][0]).hex()
+            if topic == accepted_topic:
+                event = decode_logs([log], {book.address.lower(): "OrderBook"})[0]
+                leaves.append(Offer.unpack(event.args["offer"]).digest(separator))
+            elif topic == batched_topic:
+                root, proofs = batch_proofs(leaves)
+                if root != bytes(log["topics"][1]):
+                    raise BookDigestMismatchError(
+                        f"the offers accepted in {tx_hash} do not make up the batch root it logged",
+                        hint="the node's logs are incomplete or altered: read them from another node")
+                out.update({leaf: (root, proof) for leaf, proof in zip(leaves, proofs, strict=True)})
+                leaves = []
+    return out

@@ -101,7 +101,8 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         summary["orders"] = orders_step(conn, deployer, manifest, accounts, grid_info,
                                         summary["assets"].pop("holdings"), console)
         console.print(Rule("6. Clearing"))
-        summary["clearing"] = clearing_step(conn, manifest, grid_info["market"], grid_info["day"], console)
+        summary["clearing"] = clearing_step(conn, manifest, accounts["clearing operator"], grid_info["market"],
+                                            grid_info["day"], console)
         console.print(Rule("7. Metering"))
         folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-metering-"))
         try:
@@ -138,8 +139,9 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     cleared = summary["clearing"]
     table.add_row("clearing", f"{cleared['awards']} awards from {cleared['offers']} offers and {cleared['requests']} "
                   f"requests read from the chain, DSO first; welfare {cleared['welfare'] / 100:,.2f} EUR, "
-                  f"{cleared['status']} (gap {cleared['gap']:.2g}) in {cleared['seconds']} s; committing it on chain "
-                  "comes next")
+                  f"{cleared['status']} (gap {cleared['gap']:.2g}); committed as result {cleared['result_id']}, every "
+                  f"award checked by the contract ({cleared['gas_per_award']:,} gas per award), final after the "
+                  f"challenge window; the auditor's re-run: {cleared['audit']}")
     metered = summary["metering"]
     table.add_row("metering", f"{metered['meters']} meters signed {metered['readings']} readings through the MQTT "
                   f"broker; the oracle kept {metered['stored']} and anchored {metered['roots']} Merkle roots in "
@@ -164,7 +166,7 @@ def identities_step(
     now = conn.latest_timestamp()
     parties: list[tuple[str, Role]] = [("TSO", Role.TSO), ("DSO north", Role.DSO), ("DSO south", Role.DSO)]
     parties += [(f"aggregator {i}", Role.AGGREGATOR) for i in (1, 2, 3)]
-    parties += [("oracle", Role.ORACLE), ("auditor", Role.AUDITOR)]
+    parties += [("oracle", Role.ORACLE), ("auditor", Role.AUDITOR), ("clearing operator", Role.CLEARING)]
     parties += [(f"prosumer {i:02d}", Role.PROSUMER) for i in range(1, DEMO_PROSUMERS + 1)]
     accounts = {name: keys.new_account() for name, _ in parties}
     meters = [keys.new_account() for _ in range(DEMO_PROSUMERS)]

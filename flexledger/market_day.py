@@ -1,6 +1,7 @@
 """A market day's clearing input, read from the chain alone: the book from OrderBook's events
 (checked against its digest), the zone tree from GridZones' events, the lights in force from
-GridZones, each offer's zone from AssetRegistry, each buyer's kind from its role credential."""
+GridZones, each offer's zone from AssetRegistry, each request's buyer kind (DSO or TSO, fixed when it was
+posted) from OrderBook."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from flexledger.chain.bindings import (
     GridZonesClient,
     MarketRegistryClient,
     OrderBookClient,
-    RoleRegistryClient,
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
-from flexledger.identity.roles import Role
 from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction, Light
@@ -48,7 +47,6 @@ def load_market_day(
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     parent = {e.args["zoneId"]: e.args["parent"] for e in grid.events("ZoneAdded")}
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
 
     say("reading the offers' zones")
     # where each asset and portfolio sits, from AssetRegistry's events (the last mapping counts)
@@ -63,13 +61,10 @@ def load_market_day(
         offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
                               Direction(o.direction), o.power_w, o.price, Mode(o.mode), o.min_power_w))
     requests = []
-    kind_of: dict[str, BuyerKind] = {}
     for request_id, info in sorted(book.requests.items()):
-        buyer, p = info["buyer"], info["params"]
-        if buyer not in kind_of:
-            kind_of[buyer] = BuyerKind.TSO if roles.has_market_role(buyer, Role.TSO.id) else BuyerKind.DSO
-        requests.append(RequestIn(request_id, kind_of[buyer], p.zone, p.start, p.isps, Direction(p.direction), p.power_w,
-                                  p.max_price))
+        p = info["params"]
+        requests.append(RequestIn(request_id, BuyerKind(book.kinds[request_id]), p.zone, p.start, p.isps,
+                                  Direction(p.direction), p.power_w, p.max_price))
 
     say("reading the lights in force")
     # lights bind TSO awards only: the zones on offers' paths, at the ISPs and directions TSO requests need

@@ -27,6 +27,7 @@ class Role(Enum):
     ORACLE = "ORACLE"
     AUDITOR = "AUDITOR"
     METER = "METER"
+    CLEARING = "CLEARING"  # posts market days' clearing results (ClearingCommitment)
 
     def __str__(self) -> str:
         return self.value

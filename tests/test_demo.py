@@ -27,6 +27,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     cleared = summary["clearing"]
     assert cleared["requests"] == 5 and cleared["offers"] == 60 and cleared["feasible"]
     assert cleared["status"] in ("optimal", "empty") and cleared["gap"] == 0
+    assert cleared["result_id"] == 1 and cleared["audit"] == "MATCH"  # committed, final, matched by the auditor
+    assert cleared["chain_welfare"] in (cleared["welfare"], cleared["welfare"] - 1)  # each stage rounds down on chain
     metered = summary["metering"]
     assert metered["readings"] == metered["stored"] == 60 * 4 and metered["roots"] == 4 and metered["proof_verified"]
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

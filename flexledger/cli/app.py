@@ -12,7 +12,7 @@ from rich.markup import escape
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
 
-from . import book, broker, clearing, contracts, grid, identity, node, oracle, readings
+from . import audit, book, broker, clearing, contracts, grid, identity, node, oracle, readings
 from .context import STATE
 from .output import JsonOption, console, emit_json, err_console
 
@@ -44,6 +44,9 @@ app.add_typer(book.token_app, name="token")
 app.add_typer(readings.app, name="readings")
 app.add_typer(oracle.app, name="oracle")
 app.command("clear")(clearing.clear_command)
+app.command("challenge")(clearing.challenge_command)
+app.command("finalise")(clearing.finalise_command)
+app.add_typer(audit.app, name="audit")
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)
 

@@ -1,23 +1,58 @@
-"""`flexledger clear`: clear a market day from chain data with the optimiser, and show the result."""
+"""`flexledger clear`, `challenge`, `finalise`: clear a market day from chain data with the
+optimiser, show the result, post it on chain; challenge the result in force with a better one;
+make the day's result final after its challenge window."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.chain.bindings import MarketRegistryClient
-from flexledger.market_day import load_market_day
+from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.commitment import day_state, post_result, welfare_value
+from flexledger.errors import FlexledgerError
+from flexledger.market_day import MarketDay, load_market_day
 from flexledger.optimiser import ClearingResult, clear
+from flexledger.optimiser.results import Award
 from flexledger.rules.clearing import violations
 from flexledger.rules.market import MarketParams
 from flexledger.times import iso
 
-from .context import STATE, connect, load_manifest
+from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
+MarketOption = typer.Option(1, "--market", help="The market id.")
+DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
+
+
+def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:
+    """The market's parameters and the first second of the market day named ``day``."""
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
+    return params, params.day_start(midnight + params.day_offset_seconds)
+
+
+def post_with_progress(conn: ChainConnection, manifest: Manifest, signer: Signer, loaded: MarketDay,
+                       awards: list[Award], *, quiet: bool) -> tuple[int, int, int]:
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    with Progress(console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("posting awards", total=max(len(awards), 1))
+        return post_result(clearing, signer, loaded.market, loaded.day_start, awards, loaded.book,
+                           loaded.params.isp_seconds, progress=lambda done, _total: bar.update(task, completed=done))
 
 
 def summarise(result: ClearingResult, zone_of_request: dict[int, int], direction_of_request: dict[int, str],
@@ -40,27 +75,27 @@ def summarise(result: ClearingResult, zone_of_request: dict[int, int], direction
 
 
 def clear_command(
-    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
-    market: int = typer.Option(1, "--market", help="The market id."),
+    day: str = DayOption,
+    market: int = MarketOption,
     time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the solver may take in all."),
+    commit: bool = typer.Option(False, "--commit", help="Post the result on chain (CLEARING role; after gate closure)."),
+    key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Clear a market day from chain data alone (pyomo + HiGHS): awards, volumes, welfare, prices, gap.
 
     DSO requests clear first, TSO requests on what is left inside the traffic lights; the book
-    read from events is checked against the contract's digest before anything is solved.
+    read from events is checked against the contract's digest before anything is solved. With
+    --commit the result is posted to ClearingCommitment, which checks every award; anyone may then
+    challenge it with a better one until the market's challenge window ends.
     """
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
-    try:
-        date = dt.date.fromisoformat(day)
-    except ValueError:
-        raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
+    signer = load_signer(conn, key) if commit else None
     with console.status("reading the market day from the chain...") as status:
-        params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
-        midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
-        start = params.day_start(midnight + params.day_offset_seconds)
+        _params, start = market_day_start(conn, manifest, market, day)
+        date = dt.date.fromisoformat(day)
         loaded = load_market_day(conn, manifest, market, start, time_limit=time_limit,
                                  progress=lambda msg: status.update(msg + "..."))
         inp = loaded.clearing
@@ -75,6 +110,13 @@ def clear_command(
     data = summarise(result, zone_of, direction_of, inp.isp_seconds)
     data.update({"market": market, "day_start": start, "offers": len(inp.offers), "requests": len(inp.requests),
                  "pricing": inp.pricing.name})
+    if signer is not None:
+        result_id, gas, chunks = post_with_progress(conn, manifest, signer, loaded, result.awards, quiet=json_)
+        _current, ends, _final = day_state(conn, manifest, market, start)
+        data["committed"] = {"result_id": result_id, "gas_used": gas, "chunks": chunks, "challenge_ends": ends}
+        if not json_:
+            console.print(f"[green]committed as result {result_id}[/] in {chunks} chunk(s), {gas:,} gas; "
+                          f"challenge window open until {iso(ends)}")
     if json_:
         data["award_list"] = [{"request": a.request_id, "isp_start": a.isp_start, "offer": a.offer_key,
                                "power_w": a.power_w, "price": a.price} for a in result.awards]
@@ -98,6 +140,65 @@ def clear_command(
     console.print(table)
     first, last = min(a.isp_start for a in result.awards), max(a.isp_start for a in result.awards)
     console.print(f"awards from {iso(first)} to {iso(last)}")
+
+
+def challenge_command(
+    file: Path = typer.Argument(..., help="The better result: JSON as `flexledger clear --json` writes it (award_list)."),
+    day: str = DayOption,
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Challenge the day's result in force with a better one (anyone may, during the challenge window).
+
+    The file's awards are checked against the rules first; the contract checks them again and
+    replaces the result in force only if the new one is better: higher DSO welfare, or equal DSO
+    and higher TSO welfare.
+    """
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    try:
+        raw = json.loads(file.read_text())
+        awards = [Award(int(a["request"]), int(a["isp_start"]), str(a["offer"]), int(a["power_w"]), int(a["price"]))
+                  for a in raw["award_list"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FlexledgerError(f"{file} is not a clearing result ({exc})",
+                              hint="write one with `flexledger clear --day D --json > FILE`") from None
+    with console.status("reading the market day from the chain..."):
+        _params, start = market_day_start(conn, manifest, market, day)
+        loaded = load_market_day(conn, manifest, market, start)
+    inp = loaded.clearing
+    problems = violations(inp.offers, inp.requests, awards, parent=inp.parent, lights=inp.lights,
+                          isp_seconds=inp.isp_seconds)
+    if problems:
+        raise FlexledgerError(f"the result in {file} breaks the market's rules: " + "; ".join(problems[:5]),
+                              hint="the contract would reject it; fix the awards or clear the day again")
+    current, ends, final = day_state(conn, manifest, market, start)
+    ours = welfare_value(awards, loaded.book)
+    result_id, gas, chunks = post_with_progress(conn, manifest, signer, loaded, awards, quiet=json_)
+    out = {"result_id": result_id, "replaced": current, "gas_used": gas, "chunks": chunks,
+           "dso_value": ours[0], "tso_value": ours[1], "challenge_ends": ends, "final": final}
+    if json_:
+        emit_json(out)
+    else:
+        console.print(f"[green]result {result_id} replaced result {current}[/] ({len(awards)} awards, {chunks} chunk(s), "
+                      f"{gas:,} gas); the window stays open until {iso(ends)}")
+
+
+def finalise_command(day: str = DayOption, market: int = MarketOption, key: Path | None = KeyOption) -> None:
+    """Make the day's clearing result final once its challenge window has passed (anyone may):
+    its awards become the sellers' activation orders."""
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    _params, start = market_day_start(conn, manifest, market, day)
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"), signer=signer)
+    clearing.finalise(market, start)
+    current, _ends, _final = day_state(conn, manifest, market, start)
+    console.print(f"[green]market {market}, day {day}: result {current} is final[/]")
 
 
 def _report_bug(problems: list[str]) -> int:

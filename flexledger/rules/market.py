@@ -51,8 +51,9 @@ class MarketParams:
         return t % self.isp_seconds == 0
 
     def gate_closure(self, isp_start: int) -> int:
-        """The last second at which anything about the ISP may change."""
-        return max(isp_start - self.gate_closure_seconds, 0)
+        """The last second at which anything about the ISP may change: its market day's gate
+        closure (a day-ahead market: every ISP of a day closes at once)."""
+        return max(self.day_start(isp_start) - self.gate_closure_seconds, 0)
 
     def day_start(self, t: int) -> int:
         """The first second of the market day that holds ``t``."""

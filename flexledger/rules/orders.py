@@ -8,8 +8,8 @@ offer with, or None when it accepts it.
 - Prices are token base units per MWh; power is W; a window is ``isps`` ISPs from ``start``.
 - A request's escrow is its maximum exposure, rounded up: ``ceil(power * isps * isp_seconds *
   max_price / 3.6e9)``.
-- A window starts on an ISP boundary, lies within one market day, and is open until the gate
-  closure of its first ISP (``start >= now + gate_closure_seconds``).
+- A window starts on an ISP boundary, lies within one market day, and is open until its market
+  day's gate closure (``day_start >= now + gate_closure_seconds``).
 - Offer nonces are per asset (or portfolio) and strictly increasing; a newer offer for the same
   asset, window and direction replaces the older one in the book.
 - Utilisation modes: ``DIVISIBLE`` takes any amount (minimum 0), ``MIN_QUANTITY`` 0 or at least
@@ -220,9 +220,9 @@ def window_problem(start: int, isps: int, params: MarketParams, now: int) -> str
         return "OrderBookWindowNotAligned"
     if now >= start:
         return "OrderBookWindowInPast"
-    if now + params.gate_closure_seconds > start:
-        return "OrderBookAfterGateClosure"
     day = params.day_start(start)
+    if now + params.gate_closure_seconds > day:
+        return "OrderBookAfterGateClosure"
     if isps == 0 or start + isps * params.isp_seconds > day + DAY:
         return "OrderBookInvalidWindow"
     return None

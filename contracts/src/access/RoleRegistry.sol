@@ -8,7 +8,7 @@ import {IRoleRegistry} from "./IRoleRegistry.sol";
 /**
  * @title RoleRegistry
  * @notice Role credentials of the market's parties (DSO, TSO, AGGREGATOR, PROSUMER, ORACLE,
- * AUDITOR, METER), issued by the market authority's issuers with a validity period and the hash
+ * AUDITOR, METER, CLEARING), issued by the market authority's issuers with a validity period and the hash
  * of the off-chain W3C credential document, and revocable. Every state-changing call of the
  * other flexledger contracts asks `hasMarketRole`.
  *
@@ -29,6 +29,7 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
     bytes32 internal constant ORACLE_ROLE = keccak256("ORACLE");
     bytes32 internal constant AUDITOR_ROLE = keccak256("AUDITOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
+    bytes32 internal constant CLEARING_ROLE = keccak256("CLEARING");
 
     /// @dev Credentials live at `keccak256(subject, role) ^ CREDENTIALS_NAMESPACE`: one keccak
     /// where a nested mapping needs two, because every gated call of every flexledger contract
@@ -181,7 +182,8 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
     /// @dev The seven market roles; anything else is refused at issue.
     function _isMarketRole(bytes32 role) private pure returns (bool) {
         return role == DSO_ROLE || role == TSO_ROLE || role == AGGREGATOR_ROLE || role == PROSUMER_ROLE
-            || role == ORACLE_ROLE || role == AUDITOR_ROLE || role == METER_ROLE;
+            || role == ORACLE_ROLE || role == AUDITOR_ROLE || role == METER_ROLE
+            || role == CLEARING_ROLE;
     }
 
     function _issue(address subject, bytes32 role, uint64 validFrom, uint64 validUntil, bytes32 credentialHash)

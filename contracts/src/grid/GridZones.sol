@@ -359,7 +359,8 @@ contract GridZones is RoleGated {
             revert GridZonesWordCountMismatch(zones.length * WORDS_PER_DAY, words.length);
         }
         uint256 keyPrefix = uint256(marketId) << 128 | uint256(dayStart / HOUR);
-        uint256 closesAt = block.timestamp + lead; // an ISP starting before this is closed
+        // the whole market day closes at once, `lead` before it starts: before that nothing is closed
+        uint256 closesAt = block.timestamp + lead > dayStart ? dayStart + DAY : 0;
         for (uint256 i = 0; i < zones.length; ++i) {
             _publishZone(zones[i], words[i * WORDS_PER_DAY:(i + 1) * WORDS_PER_DAY], keyPrefix, closesAt, lead);
         }
@@ -387,10 +388,7 @@ contract GridZones is RoleGated {
         MarketRegistry.MarketParams memory params = markets.marketParams(marketId);
         if (params.ispSeconds != LIGHT_ISP_SECONDS) revert GridZonesUnsupportedIsp(marketId, params.ispSeconds);
         _checkAligned(ispStart);
-        uint64 lead = params.gateClosureSeconds;
-        if (block.timestamp + lead > ispStart) {
-            revert GridZonesAfterGateClosure(zoneId, ispStart, ispStart > lead ? ispStart - lead : 0);
-        }
+        _checkOpen(marketId, zoneId, ispStart, params.gateClosureSeconds);
         uint256 zoneWord = _lightZone(zoneId);
         _checkDirection(direction);
         if (colour > RED) revert GridZonesInvalidColour(colour);
@@ -453,6 +451,40 @@ contract GridZones is RoleGated {
             lights[q] = _effective(marketId, zoneId, word, ispStart, direction);
             (, headroomW[q]) = this.tsoHeadroom(marketId, zoneId, ispStart, direction);
         }
+    }
+
+    /**
+     * @notice The zones from `zoneId` up to its root, and the light in force in each of them, but
+     * the root, for one ISP and direction (what a TSO award in `zoneId` must respect, rule 1).
+     * @param marketId The market.
+     * @param zoneId The zone of the asset or portfolio.
+     * @param ispStart The ISP's start (dynamic lights are looked up in its 900 s light ISP).
+     * @param direction UP (0) or DOWN (1).
+     * @return path The zone ids, `zoneId` first, the root last.
+     * @return lights The packed light in force (`colour << 30 | capabilityW`) of `path[i]`, for
+     * every level but the root's.
+     */
+    function pathLights(uint32 marketId, uint32 zoneId, uint64 ispStart, uint8 direction)
+        external
+        view
+        returns (uint32[] memory path, uint32[] memory lights)
+    {
+        _checkDirection(direction);
+        uint64 lightIsp = ispStart - ispStart % LIGHT_ISP_SECONDS;
+        uint256 word = _existing(zoneId);
+        uint256 depth = uint8(word >> DEPTH_SHIFT);
+        path = new uint32[](depth + 1);
+        lights = new uint32[](depth);
+        path[0] = zoneId;
+        for (uint256 i = 0; i < depth; ++i) {
+            if (i > 0) {
+                path[i] = _ancestor(word, i);
+                lights[i] = _effective(marketId, path[i], _zoneWords[path[i]], lightIsp, direction);
+            } else {
+                lights[0] = _effective(marketId, zoneId, word, lightIsp, direction);
+            }
+        }
+        path[depth] = depth == 0 ? zoneId : _ancestor(word, depth);
     }
 
     /**
@@ -710,11 +742,16 @@ contract GridZones is RoleGated {
             if (ispStart >= closesAt) return;
             uint256 lanes = (LIGHT_MASK << (32 * k)) | (LIGHT_MASK << (32 * k + 128));
             if (changed & lanes != 0) {
-                revert GridZonesAfterGateClosure(
-                    zoneId, uint64(ispStart), uint64(ispStart > lead ? ispStart - lead : 0)
-                );
+                uint256 day = closesAt - DAY; // closed days only reach here
+                revert GridZonesAfterGateClosure(zoneId, uint64(ispStart), uint64(day > lead ? day - lead : 0));
             }
         }
+    }
+
+    /// @dev Reverts once the market day of `ispStart` is past its gate closure.
+    function _checkOpen(uint32 marketId, uint32 zoneId, uint64 ispStart, uint64 lead) private view {
+        uint64 day = markets.dayStart(marketId, ispStart);
+        if (block.timestamp + lead > day) revert GridZonesAfterGateClosure(zoneId, ispStart, day > lead ? day - lead : 0);
     }
 
     /// @dev Checks the market and the day; returns the gate closure lead.

@@ -92,14 +92,17 @@ contract MarketRegistry {
     }
 
     /**
-     * @notice The gate closure of the ISP starting at `ispStart`: after it, nothing for that ISP changes.
+     * @notice The gate closure of the ISP starting at `ispStart`: the gate closure of its market
+     * day, `gateClosureSeconds` before the day starts (a day-ahead market: every ISP of a day
+     * closes at once, so the day's book and lights are final before it is cleared).
      * @param marketId The market.
      * @param ispStart The ISP's start.
      * @return The last second at which that ISP's book and lights may still change.
      */
     function gateClosure(uint32 marketId, uint64 ispStart) external view returns (uint64) {
         uint64 lead = marketParams(marketId).gateClosureSeconds;
-        return ispStart > lead ? ispStart - lead : 0;
+        uint64 day = dayStart(marketId, ispStart);
+        return day > lead ? day - lead : 0;
     }
 
     /**
@@ -108,7 +111,7 @@ contract MarketRegistry {
      * @param t A Unix time.
      * @return The market day's first second.
      */
-    function dayStart(uint32 marketId, uint64 t) external view returns (uint64) {
+    function dayStart(uint32 marketId, uint64 t) public view returns (uint64) {
         uint64 offset = marketParams(marketId).dayOffsetSeconds;
         if (t < offset) return 0;
         return t - ((t - offset) % DAY);

@@ -7,6 +7,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
 import {MarketRegistry} from "./MarketRegistry.sol";
@@ -34,8 +35,17 @@ import {AssetRegistry} from "../grid/AssetRegistry.sol";
  * Nonces are packed eight to a slot (32 bits each, by id), so a batch of consecutive assets
  * shares the storage writes.
  *
- * A window lies within one market day, starts on an ISP boundary, and is open until the gate
- * closure of its first ISP (`start >= now + gateClosureSeconds`). Prices are token base units per
+ * Each batch also leaves the root of a Merkle tree over the EIP-712 digests of the offers it
+ * accepted (`isBatchRoot`, `OffersBatched`), so that a contract can be shown that an offer is in
+ * the book with a short proof (the clearing commitment does). The tree pairs the digests in
+ * acceptance order, level by level, with OpenZeppelin's commutative Keccak-256 (so
+ * `MerkleProof.verify` checks its proofs); an odd node at the end of a level moves up unchanged.
+ * A leaf is the offer's digest itself: a verifier always recomputes it from the offer's fields, so
+ * no inner node can be passed off as a leaf.
+ *
+ * A window lies within one market day, starts on an ISP boundary, and is open until its market
+ * day's gate closure (`dayStart >= now + gateClosureSeconds`: a day-ahead market, every ISP of a
+ * day closes at once). Prices are token base units per
  * MWh. A request's escrow is its maximum exposure,
  * `ceil(powerW * isps * ispSeconds * maxPrice / 3.6e9)`.
  */
@@ -68,6 +78,12 @@ contract OrderBook is RoleGated, EIP712 {
         NONE,
         OPEN,
         CANCELLED
+    }
+
+    /// @notice Rule 2: DSO requests clear first, TSO requests on what is left, inside the lights.
+    enum BuyerKind {
+        DSO,
+        TSO
     }
 
     /// @notice A seller's offer, as signed (EIP-712 primary type `Offer`).
@@ -113,6 +129,7 @@ contract OrderBook is RoleGated, EIP712 {
         uint16 isps;
         uint32 powerW;
         uint128 maxPrice;
+        BuyerKind kind; // TSO when the buyer held the TSO role when posting, else DSO
     }
 
     /// @notice The EIP-712 type of an offer.
@@ -149,6 +166,8 @@ contract OrderBook is RoleGated, EIP712 {
     mapping(uint256 key => bytes32) private _digests; // market << 64 | day start
     mapping(uint256 slot => uint256) private _assetNonces; // 8 x 32 bits per slot, by asset id
     mapping(uint256 slot => uint256) private _portfolioNonces; // same, by portfolio id
+    /// @notice Whether a batch of accepted offers had this Merkle root (see the contract's notes).
+    mapping(bytes32 root => bool) public isBatchRoot;
 
     /// @notice No market has id `market`.
     error OrderBookUnknownMarket(uint32 market);
@@ -162,7 +181,7 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookNotRelayer(address relayer);
     /// @notice The offer expired at `expiry`.
     error OrderBookOfferExpired(uint64 expiry);
-    /// @notice The window starting at `start` is past its gate closure (`gateClosure`).
+    /// @notice The window starting at `start` is past its market day's gate closure (`gateClosure`).
     error OrderBookAfterGateClosure(uint64 start, uint64 gateClosure);
     /// @notice The window starting at `start` has begun.
     error OrderBookWindowInPast(uint64 start);
@@ -224,6 +243,8 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice An offer was accepted into the book of market day `dayStart`, sold by `seller`;
     /// `offer` is packed (see `packOffer`: 93 bytes instead of 448 keep the log cheap).
     event OfferAccepted(uint64 indexed dayStart, address indexed seller, bytes offer);
+    /// @notice A batch accepted `offers` offers; `root` is the Merkle root over their digests, in order.
+    event OffersBatched(bytes32 indexed root, uint256 offers);
     /// @notice Offer `index` of a batch was skipped; `reason` is the ABI-encoded custom error.
     event OfferSkipped(uint256 index, bytes32 offerDigest, bytes reason);
     /// @notice `seller`'s bond grew by `amount`, paid by `payer`.
@@ -276,9 +297,8 @@ contract OrderBook is RoleGated, EIP712 {
      * @return requestId The new request's id.
      */
     function postRequest(RequestParams calldata p) public returns (uint64 requestId) {
-        if (!_hasMarketRole(msg.sender, DSO_ROLE) && !_hasMarketRole(msg.sender, TSO_ROLE)) {
-            revert OrderBookNotSystemOperator(msg.sender);
-        }
+        bool tso = _hasMarketRole(msg.sender, TSO_ROLE);
+        if (!tso && !_hasMarketRole(msg.sender, DSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
         MarketRegistry.MarketParams memory m = markets.marketParams(p.market);
         uint64 day = _checkWindowOrRevert(p.start, p.isps, m);
         if (p.direction > 1) revert OrderBookInvalidDirection(p.direction);
@@ -303,7 +323,8 @@ contract OrderBook is RoleGated, EIP712 {
             start: p.start,
             isps: p.isps,
             powerW: p.powerW,
-            maxPrice: uint128(p.maxPrice)
+            maxPrice: uint128(p.maxPrice),
+            kind: tso ? BuyerKind.TSO : BuyerKind.DSO
         });
         _append(p.market, day, keccak256(abi.encode(REQUEST_TAG, requestId, msg.sender, p, escrow)));
         emit RequestPosted(requestId, p.market, day, msg.sender, p, escrow);
@@ -332,8 +353,8 @@ contract OrderBook is RoleGated, EIP712 {
     }
 
     /**
-     * @notice Cancel an open request before the gate closure of its first ISP; the escrow goes
-     * back to the buyer.
+     * @notice Cancel an open request before its market day's gate closure; the escrow goes back
+     * to the buyer.
      * @param requestId The request.
      */
     function cancelRequest(uint64 requestId) external {
@@ -342,12 +363,12 @@ contract OrderBook is RoleGated, EIP712 {
         if (q.buyer != msg.sender) revert OrderBookNotBuyer(requestId, msg.sender);
         if (q.status != RequestStatus.OPEN) revert OrderBookRequestNotOpen(requestId);
         MarketRegistry.MarketParams memory m = markets.marketParams(q.market);
-        if (block.timestamp + m.gateClosureSeconds > q.start) {
-            revert OrderBookAfterGateClosure(q.start, _closure(q.start, m.gateClosureSeconds));
+        uint64 day = _dayStart(q.start, m.dayOffsetSeconds);
+        if (block.timestamp + m.gateClosureSeconds > day) {
+            revert OrderBookAfterGateClosure(q.start, _closure(day, m.gateClosureSeconds));
         }
         uint256 refund = maxExposure(q.powerW, q.isps, m.ispSeconds, q.maxPrice);
         q.status = RequestStatus.CANCELLED;
-        uint64 day = _dayStart(q.start, m.dayOffsetSeconds);
         _append(q.market, day, keccak256(abi.encode(CANCEL_TAG, requestId)));
         emit RequestCancelled(requestId, q.market, day, refund);
         token.safeTransfer(msg.sender, refund);
@@ -386,7 +407,8 @@ contract OrderBook is RoleGated, EIP712 {
      * @notice Relay signed offers. The caller holds the AGGREGATOR role, or signed every offer
      * itself. Each offer is checked (signature, seller, asset or portfolio, power, window, gate
      * closure, expiry, nonce); a bad one is skipped with an `OfferSkipped` event naming its
-     * reason, unless `strict`, when the whole batch reverts with that reason.
+     * reason, unless `strict`, when the whole batch reverts with that reason. The accepted offers'
+     * digests make up the batch's Merkle root (`OffersBatched`).
      * @param offers The offers.
      * @param signatures One 65-byte signature per offer.
      * @param strict Revert on the first bad offer instead of skipping it.
@@ -399,6 +421,7 @@ contract OrderBook is RoleGated, EIP712 {
         if (offers.length != signatures.length) revert OrderBookLengthMismatch(offers.length, signatures.length);
         Batch memory b;
         b.relayerIsAggregator = _hasMarketRole(msg.sender, AGGREGATOR_ROLE);
+        bytes32[] memory leaves = new bytes32[](offers.length);
         uint256 freeMemory;
         assembly ("memory-safe") {
             freeMemory := mload(0x40)
@@ -429,11 +452,31 @@ contract OrderBook is RoleGated, EIP712 {
             }
             b.digest = _chain(b.digest, digest);
             _emitAccepted(day, seller, o);
+            leaves[accepted] = digest;
             unchecked {
                 ++accepted;
             }
         }
         if (b.digestKey != 0) _digests[b.digestKey] = b.digest;
+        if (accepted != 0) {
+            bytes32 root = _root(leaves, accepted);
+            isBatchRoot[root] = true;
+            emit OffersBatched(root, accepted);
+        }
+    }
+
+    /// @dev The root over the first `count` leaves, pairing level by level in place (an odd last
+    /// node moves up unchanged).
+    function _root(bytes32[] memory nodes, uint256 count) internal pure returns (bytes32) {
+        while (count > 1) {
+            uint256 half = count >> 1;
+            for (uint256 i = 0; i < half; ++i) {
+                nodes[i] = Hashes.commutativeKeccak256(nodes[2 * i], nodes[2 * i + 1]);
+            }
+            if (count & 1 == 1) nodes[half] = nodes[count - 1];
+            count = half + (count & 1);
+        }
+        return nodes[0];
     }
 
     /**
@@ -767,10 +810,10 @@ contract OrderBook is RoleGated, EIP712 {
     {
         if (start % isp != 0) return (abi.encodeWithSelector(OrderBookWindowNotAligned.selector, start, isp), 0);
         if (block.timestamp >= start) return (abi.encodeWithSelector(OrderBookWindowInPast.selector, start), 0);
-        if (block.timestamp + lead > start) {
-            return (abi.encodeWithSelector(OrderBookAfterGateClosure.selector, start, _closure(start, lead)), 0);
-        }
         day = _dayStart(start, dayOffset);
+        if (block.timestamp + lead > day) {
+            return (abi.encodeWithSelector(OrderBookAfterGateClosure.selector, start, _closure(day, lead)), 0);
+        }
         if (isps == 0 || uint256(start) + uint256(isps) * isp > uint256(day) + DAY) {
             return (abi.encodeWithSelector(OrderBookInvalidWindow.selector, start, isps), 0);
         }

@@ -187,38 +187,30 @@ contract GridZonesLightsTest is GridZonesFixture {
         }
         publish(DSO1, 4, DAY0, packDay(perIsp));
         uint64 isp40 = DAY0 + 40 * 900; // 10:00
-        vm.warp(isp40 - LEAD); // ISP 40's gate closure: the last second it may change
+        vm.warp(DAY0 - LEAD); // the day's gate closure: the last second any of its ISPs may change
         perIsp[40] = light(YELLOW, 900);
         publish(DSO1, 4, DAY0, packDay(perIsp));
-        vm.warp(isp40 - LEAD + 1);
+        vm.warp(DAY0 - LEAD + 1); // every ISP of the day closes at once, ISP 40 included
         perIsp[40] = light(YELLOW, 800);
-        vm.expectRevert(
-            abi.encodeWithSelector(GridZones.GridZonesAfterGateClosure.selector, uint32(4), isp40, isp40 - LEAD)
-        );
+        vm.expectRevert(abi.encodeWithSelector(GridZones.GridZonesAfterGateClosure.selector, uint32(4), isp40, DAY0 - LEAD));
         publish(DSO1, 4, DAY0, packDay(perIsp));
-        perIsp[96 + 3] = light(RED, 0); // an early ISP, down
         perIsp[40] = light(YELLOW, 900);
+        perIsp[96 + 95] = light(RED, 0); // the day's last ISP, down
         vm.expectRevert(
-            abi.encodeWithSelector(
-                GridZones.GridZonesAfterGateClosure.selector, uint32(4), DAY0 + 3 * 900, DAY0 + 3 * 900 - LEAD
-            )
+            abi.encodeWithSelector(GridZones.GridZonesAfterGateClosure.selector, uint32(4), DAY0 + 95 * 900, DAY0 - LEAD)
         );
         publish(DSO1, 4, DAY0, packDay(perIsp));
-        // closed entries unchanged, open ones changed: fine
-        perIsp[96 + 3] = light(YELLOW, 1000);
-        perIsp[41] = light(RED, 0);
-        perIsp[96 + 95] = light(RED, 0);
-        publish(DSO1, 4, DAY0, packDay(perIsp));
-        assertEq(_effective(4, isp40 + 900, UP), light(RED, 0), "open ISP changed");
+        perIsp[96 + 95] = light(YELLOW, 1000);
+        publish(DSO1, 4, DAY0, packDay(perIsp)); // a closed day republished as it is: fine
         assertEq(_effective(4, isp40, UP), light(YELLOW, 900), "closed ISP kept");
+        // the next day is still open
+        publish(DSO1, 4, DAY0 + 1 days, packDay(perIsp));
         // a day entirely in the past can only be republished as it is
         vm.warp(DAY0 + 2 days);
         publish(DSO1, 4, DAY0, packDay(perIsp));
         perIsp[95] = light(RED, 0);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                GridZones.GridZonesAfterGateClosure.selector, uint32(4), DAY0 + 95 * 900, DAY0 + 95 * 900 - LEAD
-            )
+            abi.encodeWithSelector(GridZones.GridZonesAfterGateClosure.selector, uint32(4), DAY0 + 95 * 900, DAY0 - LEAD)
         );
         publish(DSO1, 4, DAY0, packDay(perIsp));
     }
@@ -334,8 +326,13 @@ contract GridZonesLightsTest is GridZonesFixture {
         );
         vm.prank(DSO1);
         zones.setDynamicLight(market, 5, DAY0, UP, RED, 0);
+        vm.expectRevert(
+            abi.encodeWithSelector(GridZones.GridZonesAfterGateClosure.selector, uint32(5), DAY0 + 900, DAY0 - LEAD)
+        );
         vm.prank(DSO1);
-        zones.setDynamicLight(market, 5, DAY0 + 900, UP, RED, 0); // the next ISP is still open
+        zones.setDynamicLight(market, 5, DAY0 + 900, UP, RED, 0); // the day's later ISPs closed with it
+        vm.prank(DSO1);
+        zones.setDynamicLight(market, 5, DAY0 + 1 days, UP, RED, 0); // the next day is still open
     }
 
     // --------------------------------------------------------------------------------- views

@@ -62,7 +62,7 @@ contract OrderBookTest is OrderBookFixture {
     function test_cancelBeforeGateClosureRefunds() public {
         uint256 before = token.balanceOf(DSO1);
         uint64 id = post(DSO1, requestParams());
-        vm.warp(DAY0 + 8 hours - LEAD); // the last second before gate closure
+        vm.warp(DAY0 - LEAD); // the last second before the day's gate closure
         vm.prank(DSO1);
         book.cancelRequest(id);
         assertEq(token.balanceOf(DSO1), before, "refunded");
@@ -74,8 +74,8 @@ contract OrderBookTest is OrderBookFixture {
     function test_cancelAfterGateClosure() public {
         uint64 id = post(DSO1, requestParams());
         uint64 start = DAY0 + 8 hours;
-        vm.warp(start - LEAD + 1);
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookAfterGateClosure.selector, start, start - LEAD));
+        vm.warp(DAY0 - LEAD + 1); // the whole day closes at once, before its first ISP
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookAfterGateClosure.selector, start, DAY0 - LEAD));
         vm.prank(DSO1);
         book.cancelRequest(id);
     }
@@ -202,8 +202,8 @@ contract OrderBookTest is OrderBookFixture {
 
     function test_requestAfterGateClosure() public {
         OrderBook.RequestParams memory p = requestParams();
-        vm.warp(p.start - LEAD + 1);
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookAfterGateClosure.selector, p.start, p.start - LEAD));
+        vm.warp(DAY0 - LEAD + 1);
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookAfterGateClosure.selector, p.start, DAY0 - LEAD));
         post(DSO1, p);
     }
 
@@ -280,8 +280,8 @@ contract OrderBookTest is OrderBookFixture {
         uint64 start = DAY0 + 10 hours;
         OrderBook.Offer memory o = assetOffer(asset1, start, 1);
         bytes memory sig = sign(OWNER_KEY, o);
-        vm.warp(start - LEAD + 1);
-        expectSkipped(AGG, o, sig, abi.encodeWithSelector(OrderBook.OrderBookAfterGateClosure.selector, start, start - LEAD));
+        vm.warp(DAY0 - LEAD + 1); // ten hours before the window, but the day has closed
+        expectSkipped(AGG, o, sig, abi.encodeWithSelector(OrderBook.OrderBookAfterGateClosure.selector, start, DAY0 - LEAD));
     }
 
     function test_offerWindowInPast() public {

@@ -1,0 +1,698 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {RoleGated} from "../access/RoleGated.sol";
+import {IRoleRegistry} from "../access/IRoleRegistry.sol";
+import {MarketRegistry} from "./MarketRegistry.sol";
+import {OrderBook} from "./OrderBook.sol";
+import {GridZones} from "../grid/GridZones.sol";
+import {AssetRegistry} from "../grid/AssetRegistry.sol";
+
+/**
+ * @title ClearingCommitment
+ * @notice A market day's clearing result on chain (DESIGN.md rule 5). After the day's gate
+ * closure a clearing operator (CLEARING role) posts the result in chunks that fit a block; each
+ * award is checked against rules 1-3 and the utilisation modes as it arrives, and a breach reverts
+ * with an error that names the award. The contract adds up the result's welfare. During the
+ * market's challenge window anyone may post another feasible result; if it is better it replaces
+ * the current one. After the window the result is final: its `OfferAwarded` events are the
+ * sellers' activation orders.
+ *
+ * @dev A result is posted as groups, one per awarded offer, in strictly increasing order of the
+ * offers' EIP-712 digests (so no offer appears twice and its per-ISP totals are known within its
+ * group: modes and blocks are checked there). Each group carries the offer as signed, the root
+ * of the OrderBook batch that accepted it and the Merkle proof of its digest under that root, and
+ * its awards (request, ISP index in the offer's window, power). Per result, storage holds per
+ * request and ISP the power awarded (eight ISPs to a slot) and, per lit zone, ISP and direction,
+ * the TSO's power (eight lanes to a slot); under PAY_AS_CLEARED, per cell (request zone, ISP,
+ * direction) the highest offer price awarded.
+ *
+ * Better means: higher DSO welfare, or equal DSO welfare and higher TSO welfare (rule 2 makes the
+ * DSO stage come first). Welfare is kept as `sum(power W x (maxPrice - offerPrice))`, exact; in
+ * token base units it is that times the ISP length over 3.6e9 (`welfare`).
+ *
+ * Rule 3's "a newer offer replaces the older one" cannot be checked award by award without
+ * storage per offer; instead, while the window is open, anyone who shows that a result awarded an
+ * offer for which the book holds a newer one (same asset or portfolio, window and direction,
+ * higher nonce) voids that result (`proveSuperseded`), and the day is committed anew.
+ *
+ * Money is not moved here: the settlement reads the final result.
+ */
+contract ClearingCommitment is RoleGated {
+    /// @notice The role that may post a day's first result: `keccak256("CLEARING")`.
+    bytes32 public constant CLEARING_ROLE = keccak256("CLEARING");
+
+    enum Status {
+        NONE,
+        POSTING, // opened, chunks arriving
+        CURRENT, // closed and in force (final once its day is finalised)
+        REPLACED, // a better result replaced it
+        VOID // shown to award a superseded offer
+    }
+
+    /// @notice One award of a group: `powerW` of the group's offer to request `requestId` in ISP
+    /// `isp` of the offer's window (0 is the offer's first ISP).
+    struct AwardIn {
+        uint64 requestId;
+        uint16 isp;
+        uint32 powerW;
+    }
+
+    /// @notice An awarded offer, the proof that the book holds it, and its awards.
+    struct OfferAwards {
+        OrderBook.Offer offer;
+        bytes32 batchRoot;
+        bytes32[] proof;
+        AwardIn[] awards;
+    }
+
+    struct Result {
+        address author;
+        uint32 market;
+        uint64 day;
+        Status status;
+        uint32 chunks;
+        uint32 offers;
+        uint32 awards;
+        uint64 closedAt;
+        bytes32 lastOffer; // the digest of the last group posted (groups come in increasing order)
+        bytes32 bookDigest; // OrderBook.bookDigest of the day when the result was opened
+        uint256 dsoValue; // sum of W x (maxPrice - price) over DSO awards
+        uint256 tsoValue; // the same over TSO awards
+    }
+
+    struct DayState {
+        uint64 current; // the result in force, 0 if none
+        uint64 challengeEnds; // the last second a better result may close
+        bool finalised;
+    }
+
+    /// @dev What one chunk carries from group to group (kept in memory, written once).
+    struct Chunk {
+        uint64 resultId;
+        uint32 market;
+        uint64 day;
+        uint32 ispSeconds;
+        bool payAsCleared;
+        uint256 dsoValue;
+        uint256 tsoValue;
+        uint32 awards;
+        bytes32 lastOffer;
+        bytes32 offersHash;
+        bytes32 lastRoot; // a batch root already found in the book
+    }
+
+    /// @dev What the awards of one group share.
+    struct Group {
+        bytes32 digest;
+        uint32 zone;
+        uint8 direction;
+        uint96 price;
+        uint64 start;
+        uint16 isps;
+        uint32[] path; // the offer's zone to the root, read at the first award
+        uint256[] totals; // W awarded per ISP of the offer's window
+        bytes packed; // the awards, for the event
+    }
+
+    /// @dev A request, as the checks need it (cached per transaction in transient storage).
+    struct Req {
+        uint32 zone;
+        uint8 direction;
+        bool tso;
+        uint64 start;
+        uint16 isps;
+        uint32 powerW;
+        uint128 maxPrice;
+    }
+
+    uint256 internal constant DAY = 86_400;
+    uint256 internal constant WS_PER_MWH = 3_600_000_000;
+    bytes32 private constant EIP712_DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    // transient-storage tag for the request cache
+    bytes32 private constant REQUEST_CACHE = keccak256("flexledger.clearing.request");
+
+    MarketRegistry public immutable markets;
+    OrderBook public immutable book;
+    bytes32 private immutable _offerTypehash;
+    bytes32 private immutable _cachedSeparator;
+    uint256 private immutable _cachedChainId;
+    GridZones public immutable zones;
+    AssetRegistry public immutable assets;
+
+    /// @notice How many results were opened; ids run from 1.
+    uint64 public resultCount;
+    mapping(uint64 resultId => Result) private _results;
+    mapping(uint256 key => DayState) private _days; // market << 64 | day
+    mapping(uint64 resultId => mapping(uint32 chunk => bytes32)) private _chunkOffers;
+    mapping(bytes32 key => uint256) private _requestLoad; // (result, request, ISP / 8) -> 8 x 32-bit W
+    mapping(bytes32 key => uint256) private _tsoLoad; // (result, zone, direction, ISP / 8) -> 8 x 32-bit W
+    mapping(bytes32 key => uint256) private _cellPrice; // (result, zone, direction, ISP) -> highest price
+
+    /// @notice The market day `day` of `market` closes at `gateClosure`: no result before.
+    error ClearingBeforeGateClosure(uint32 market, uint64 day, uint64 gateClosure);
+    /// @notice `day` is not the start of a market day of `market`.
+    error ClearingNotMarketDay(uint32 market, uint64 day);
+    /// @notice No result has this id.
+    error ClearingUnknownResult(uint64 resultId);
+    /// @notice Only the result's author may post to it or close it.
+    error ClearingNotAuthor(uint64 resultId, address account);
+    /// @notice The result is not being posted (status as `Status`).
+    error ClearingNotPosting(uint64 resultId, uint8 status);
+    /// @notice The day's result is final: nothing changes any more.
+    error ClearingDayFinal(uint32 market, uint64 day);
+    /// @notice The challenge window of the day closed at `challengeEnds`.
+    error ClearingChallengeWindowClosed(uint32 market, uint64 day, uint64 challengeEnds);
+    /// @notice The challenge window is open until `challengeEnds`: the day cannot be finalised yet.
+    error ClearingChallengeWindowOpen(uint32 market, uint64 day, uint64 challengeEnds);
+    /// @notice The day has no result in force.
+    error ClearingNoResult(uint32 market, uint64 day);
+    /// @notice The result is not better than the one in force: (DSO, TSO) welfare, compared in that order.
+    error ClearingNotBetter(uint256 dsoValue, uint256 tsoValue, uint256 currentDsoValue, uint256 currentTsoValue);
+    /// @notice Groups must come in strictly increasing order of offer digest.
+    error ClearingOfferOutOfOrder(bytes32 offerDigest, bytes32 previous);
+    /// @notice The offer is not in the book: its batch root is unknown or its proof fails.
+    error ClearingOfferNotInBook(bytes32 offerDigest, bytes32 batchRoot);
+    /// @notice The offer belongs to another market or market day.
+    error ClearingOfferWrongDay(bytes32 offerDigest, uint32 market, uint64 start);
+    /// @notice A group without awards.
+    error ClearingNoAwards(bytes32 offerDigest);
+    /// @notice The award's ISP index is outside the offer's window.
+    error ClearingIspOutsideOffer(bytes32 offerDigest, uint64 requestId, uint16 isp);
+    /// @notice The award's power is zero.
+    error ClearingZeroPower(bytes32 offerDigest, uint64 requestId, uint64 ispStart);
+    /// @notice The request is unknown, not open, or of another market or market day.
+    error ClearingRequestNotOpen(bytes32 offerDigest, uint64 requestId);
+    /// @notice The ISP lies outside the request's window.
+    error ClearingIspOutsideRequest(bytes32 offerDigest, uint64 requestId, uint64 ispStart);
+    /// @notice The offer's and the request's directions differ.
+    error ClearingDirectionMismatch(bytes32 offerDigest, uint64 requestId);
+    /// @notice The offer's zone does not lie in the request's zone subtree.
+    error ClearingZoneOutsideRequest(bytes32 offerDigest, uint64 requestId, uint32 offerZone, uint32 requestZone);
+    /// @notice The offer's price is above the request's maximum price.
+    error ClearingPriceAboveMax(bytes32 offerDigest, uint64 requestId, uint96 price, uint128 maxPrice);
+    /// @notice The request would get more than its power in the ISP.
+    error ClearingRequestOverAllocated(bytes32 offerDigest, uint64 requestId, uint64 ispStart, uint256 awardedW);
+    /// @notice The offer would give more than its power in the ISP.
+    error ClearingOfferOverAllocated(bytes32 offerDigest, uint64 ispStart, uint256 awardedW, uint32 powerW);
+    /// @notice The power awarded in the ISP breaks the offer's utilisation mode.
+    error ClearingModeViolated(bytes32 offerDigest, uint64 ispStart, uint256 awardedW, uint8 mode);
+    /// @notice A block offer must get the same power in each of its ISPs.
+    error ClearingBlockViolated(bytes32 offerDigest, uint64 ispStart, uint256 awardedW, uint256 firstW);
+    /// @notice A TSO award in a zone on the offer's path whose light is RED.
+    error ClearingRedLight(bytes32 offerDigest, uint64 requestId, uint64 ispStart, uint32 zone);
+    /// @notice The TSO's awards in a YELLOW zone would exceed its capability.
+    error ClearingLightCapabilityExceeded(
+        bytes32 offerDigest, uint64 requestId, uint64 ispStart, uint32 zone, uint256 tsoW, uint32 capabilityW
+    );
+    /// @notice The superseded-offer proof does not hold (`reason` says which part).
+    error ClearingNotSuperseded(string reason);
+
+    /// @notice `author` opened result `resultId` for market day `day`, on the book with digest `bookDigest`.
+    event ResultOpened(
+        uint64 indexed resultId, uint32 indexed market, uint64 indexed day, address author, bytes32 bookDigest
+    );
+    /// @notice Offer `offerDigest`, sold by `seller`, was awarded in result `resultId`; `awards` packs
+    /// each award as requestId (8 bytes), ISP start (8 bytes), power W (4 bytes), big-endian. Once
+    /// the result is final, these are the seller's activation orders.
+    event OfferAwarded(uint64 indexed resultId, address indexed seller, bytes32 indexed offerDigest, bytes awards);
+    /// @notice Chunk `chunk` of result `resultId` was posted; `offersHash` chains its offers' digests.
+    event ChunkPosted(uint64 indexed resultId, uint32 chunk, uint32 offers, uint32 awards, bytes32 offersHash);
+    /// @notice Result `resultId` was closed and is now in force for its day (replacing `replaced`, if not 0).
+    event ResultClosed(
+        uint64 indexed resultId, uint32 indexed market, uint64 indexed day, uint64 replaced, uint256 dsoValue,
+        uint256 tsoValue, uint64 challengeEnds
+    );
+    /// @notice Result `resultId` was voided: it awarded offer `offerDigest`, superseded by `newerDigest`.
+    event ResultVoided(uint64 indexed resultId, bytes32 offerDigest, bytes32 newerDigest, address prover);
+    /// @notice The day's result `resultId` is final.
+    event DayFinalised(uint32 indexed market, uint64 indexed day, uint64 resultId);
+
+    /**
+     * @param registry The RoleRegistry.
+     * @param marketRegistry The MarketRegistry.
+     * @param orderBook The OrderBook (offers' batch roots, requests, book digests).
+     * @param gridZones The GridZones (zone tree and lights).
+     * @param assetRegistry The AssetRegistry (assets' and portfolios' zones and sellers).
+     */
+    constructor(
+        IRoleRegistry registry,
+        MarketRegistry marketRegistry,
+        OrderBook orderBook,
+        GridZones gridZones,
+        AssetRegistry assetRegistry
+    ) RoleGated(registry) {
+        markets = marketRegistry;
+        book = orderBook;
+        zones = gridZones;
+        assets = assetRegistry;
+        _offerTypehash = orderBook.OFFER_TYPEHASH();
+        _cachedChainId = block.chainid;
+        _cachedSeparator = _separator();
+    }
+
+    // ------------------------------------------------------------------------------ lifecycle
+
+    /**
+     * @notice Open a result for a market day, after its gate closure: the day's first result by a
+     * clearing operator; a challenger's (anyone's) while the challenge window is open.
+     * @param market The market.
+     * @param day The market day's first second.
+     * @return resultId The new result, to post chunks to and then close.
+     */
+    function open(uint32 market, uint64 day) external returns (uint64 resultId) {
+        MarketRegistry.MarketParams memory m = markets.marketParams(market);
+        if (day < m.dayOffsetSeconds || (day - m.dayOffsetSeconds) % DAY != 0) revert ClearingNotMarketDay(market, day);
+        uint64 closure = day > m.gateClosureSeconds ? day - m.gateClosureSeconds : 0;
+        if (block.timestamp <= closure) revert ClearingBeforeGateClosure(market, day, closure);
+        DayState storage d = _days[_dayKey(market, day)];
+        if (d.finalised) revert ClearingDayFinal(market, day);
+        if (d.current == 0) {
+            _checkMarketRole(msg.sender, CLEARING_ROLE);
+        } else if (block.timestamp > d.challengeEnds) {
+            revert ClearingChallengeWindowClosed(market, day, d.challengeEnds);
+        }
+        resultId = ++resultCount;
+        Result storage r = _results[resultId];
+        (r.author, r.market, r.day, r.status) = (msg.sender, market, day, Status.POSTING);
+        r.bookDigest = book.bookDigest(market, day);
+        emit ResultOpened(resultId, market, day, msg.sender, r.bookDigest);
+    }
+
+    /**
+     * @notice Post one chunk of a result: its awarded offers, each with its proof and awards, in
+     * increasing order of offer digest (continuing from the previous chunk). Every award is
+     * checked; the first breach reverts the chunk with an error naming it.
+     * @param resultId The result (opened by the caller).
+     * @param groups The awarded offers.
+     */
+    function post(uint64 resultId, OfferAwards[] calldata groups) external {
+        Result storage r = _posting(resultId);
+        MarketRegistry.MarketParams memory m = markets.marketParams(r.market);
+        Chunk memory c = Chunk({
+            resultId: resultId,
+            market: r.market,
+            day: r.day,
+            ispSeconds: m.ispSeconds,
+            payAsCleared: m.pricingRule == MarketRegistry.PricingRule.PAY_AS_CLEARED,
+            dsoValue: 0,
+            tsoValue: 0,
+            awards: 0,
+            lastOffer: r.lastOffer,
+            offersHash: bytes32(0),
+            lastRoot: bytes32(0)
+        });
+        uint256 freeMemory;
+        assembly ("memory-safe") {
+            freeMemory := mload(0x40)
+        }
+        for (uint256 g = 0; g < groups.length; ++g) {
+            // nothing a group allocates outlives it: reusing its memory keeps long chunks linear in cost
+            assembly ("memory-safe") {
+                mstore(0x40, freeMemory)
+            }
+            _group(c, groups[g]);
+        }
+        uint32 chunk = r.chunks;
+        _chunkOffers[resultId][chunk] = c.offersHash;
+        r.chunks = chunk + 1;
+        r.offers += uint32(groups.length);
+        r.awards += c.awards;
+        r.lastOffer = c.lastOffer;
+        r.dsoValue += c.dsoValue;
+        r.tsoValue += c.tsoValue;
+        emit ChunkPosted(resultId, chunk, uint32(groups.length), c.awards, c.offersHash);
+    }
+
+    /**
+     * @notice Close a result: the day's first result comes into force and the challenge window
+     * opens; a challenger's replaces the one in force if it is better, within the window.
+     * @param resultId The result (opened by the caller).
+     */
+    function close(uint64 resultId) external {
+        Result storage r = _posting(resultId);
+        DayState storage d = _days[_dayKey(r.market, r.day)];
+        if (d.finalised) revert ClearingDayFinal(r.market, r.day);
+        uint64 replaced = d.current;
+        if (replaced == 0) {
+            MarketRegistry.MarketParams memory m = markets.marketParams(r.market);
+            d.challengeEnds = uint64(block.timestamp) + m.challengeWindowSeconds;
+        } else {
+            if (block.timestamp > d.challengeEnds) revert ClearingChallengeWindowClosed(r.market, r.day, d.challengeEnds);
+            Result storage cur = _results[replaced];
+            bool better = r.dsoValue > cur.dsoValue || (r.dsoValue == cur.dsoValue && r.tsoValue > cur.tsoValue);
+            if (!better) revert ClearingNotBetter(r.dsoValue, r.tsoValue, cur.dsoValue, cur.tsoValue);
+            cur.status = Status.REPLACED;
+        }
+        d.current = resultId;
+        r.status = Status.CURRENT;
+        r.closedAt = uint64(block.timestamp);
+        emit ResultClosed(resultId, r.market, r.day, replaced, r.dsoValue, r.tsoValue, d.challengeEnds);
+    }
+
+    /**
+     * @notice Make the day's result final once its challenge window has passed (anyone may).
+     * @param market The market.
+     * @param day The market day's first second.
+     */
+    function finalise(uint32 market, uint64 day) external {
+        DayState storage d = _days[_dayKey(market, day)];
+        if (d.finalised) revert ClearingDayFinal(market, day);
+        if (d.current == 0) revert ClearingNoResult(market, day);
+        if (block.timestamp <= d.challengeEnds) revert ClearingChallengeWindowOpen(market, day, d.challengeEnds);
+        d.finalised = true;
+        emit DayFinalised(market, day, d.current);
+    }
+
+    /**
+     * @notice Void a result that awarded an offer the book had replaced with a newer one (same
+     * asset or portfolio, window and direction, higher nonce), while the day is not final.
+     * @param resultId The result.
+     * @param chunk The chunk that awarded the older offer.
+     * @param chunkOffers The digests of that chunk's offers, in order (they must chain to its hash).
+     * @param older The older offer as awarded (its digest is in `chunkOffers`).
+     * @param newer The newer offer.
+     * @param newerRoot The batch root that accepted the newer offer.
+     * @param newerProof The newer offer's proof under `newerRoot`.
+     */
+    function proveSuperseded(
+        uint64 resultId,
+        uint32 chunk,
+        bytes32[] calldata chunkOffers,
+        OrderBook.Offer calldata older,
+        OrderBook.Offer calldata newer,
+        bytes32 newerRoot,
+        bytes32[] calldata newerProof
+    ) external {
+        Result storage r = _results[resultId];
+        if (r.status != Status.POSTING && r.status != Status.CURRENT) {
+            revert ClearingNotPosting(resultId, uint8(r.status));
+        }
+        DayState storage d = _days[_dayKey(r.market, r.day)];
+        if (d.finalised) revert ClearingDayFinal(r.market, r.day);
+        bytes32 olderDigest = offerDigest(older);
+        bytes32 h;
+        bool found;
+        for (uint256 i = 0; i < chunkOffers.length; ++i) {
+            h = keccak256(abi.encode(h, chunkOffers[i]));
+            found = found || chunkOffers[i] == olderDigest;
+        }
+        if (h != _chunkOffers[resultId][chunk] || h == bytes32(0)) revert ClearingNotSuperseded("chunk");
+        if (!found) revert ClearingNotSuperseded("older offer not in chunk");
+        bool sameKey = newer.market == older.market && newer.asset == older.asset
+            && newer.portfolio == older.portfolio && newer.start == older.start && newer.isps == older.isps
+            && newer.direction == older.direction;
+        if (!sameKey) revert ClearingNotSuperseded("not the same asset, window and direction");
+        if (newer.nonce <= older.nonce) revert ClearingNotSuperseded("not newer");
+        bytes32 newerDigest = offerDigest(newer);
+        if (!book.isBatchRoot(newerRoot) || !MerkleProof.verifyCalldata(newerProof, newerRoot, newerDigest)) {
+            revert ClearingNotSuperseded("newer offer not in book");
+        }
+        r.status = Status.VOID;
+        if (d.current == resultId) d.current = 0;
+        emit ResultVoided(resultId, olderDigest, newerDigest, msg.sender);
+    }
+
+    // ---------------------------------------------------------------------------------- views
+
+    /**
+     * @notice A result's record.
+     * @param resultId The result.
+     * @return The result (status NONE if unknown).
+     */
+    function result(uint64 resultId) external view returns (Result memory) {
+        return _results[resultId];
+    }
+
+    /**
+     * @notice The state of a market day: the result in force, the end of its challenge window,
+     * whether it is final.
+     * @param market The market.
+     * @param day The market day's first second.
+     * @return The day's state.
+     */
+    function dayState(uint32 market, uint64 day) external view returns (DayState memory) {
+        return _days[_dayKey(market, day)];
+    }
+
+    /**
+     * @notice A result's welfare in token base units (rounded down), DSO and TSO stages apart.
+     * @param resultId The result.
+     * @return dso The DSO requests' welfare.
+     * @return tso The TSO requests' welfare.
+     */
+    function welfare(uint64 resultId) external view returns (uint256 dso, uint256 tso) {
+        Result storage r = _results[resultId];
+        if (r.status == Status.NONE) revert ClearingUnknownResult(resultId);
+        uint256 isp = markets.marketParams(r.market).ispSeconds;
+        return (r.dsoValue * isp / WS_PER_MWH, r.tsoValue * isp / WS_PER_MWH);
+    }
+
+    /**
+     * @notice The power awarded so far in a result to a request in one ISP.
+     * @param resultId The result.
+     * @param requestId The request.
+     * @param isp The ISP's index in the request's window.
+     * @return The power (W).
+     */
+    function requestLoad(uint64 resultId, uint64 requestId, uint16 isp) external view returns (uint32) {
+        return uint32(_requestLoad[keccak256(abi.encode(resultId, requestId, isp >> 3))] >> (32 * (isp & 7)));
+    }
+
+    /**
+     * @notice Under PAY_AS_CLEARED, the highest offer price awarded in a result for a cell (the
+     * request's zone, the ISP, the direction); each award there is paid that, capped at its
+     * request's maximum price. Zero where nothing was awarded.
+     * @param resultId The result.
+     * @param zone The request's zone.
+     * @param direction UP (0) or DOWN (1).
+     * @param ispStart The ISP's start.
+     * @return The price (token base units per MWh).
+     */
+    function clearingPrice(uint64 resultId, uint32 zone, uint8 direction, uint64 ispStart)
+        external
+        view
+        returns (uint256)
+    {
+        return _cellPrice[keccak256(abi.encode(resultId, zone, direction, ispStart))];
+    }
+
+    /**
+     * @notice An offer's EIP-712 digest in the OrderBook's domain (what its seller signed).
+     * @param o The offer.
+     * @return digest The digest.
+     */
+    function offerDigest(OrderBook.Offer calldata o) public view returns (bytes32 digest) {
+        bytes32 typehash = _offerTypehash;
+        bytes32 structHash;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            calldatacopy(add(ptr, 0x20), o, 448)
+            structHash := keccak256(ptr, 480)
+        }
+        digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
+    }
+
+    // ------------------------------------------------------------------------------ internals
+
+    function _posting(uint64 resultId) internal view returns (Result storage r) {
+        r = _results[resultId];
+        if (r.status == Status.NONE) revert ClearingUnknownResult(resultId);
+        if (r.author != msg.sender) revert ClearingNotAuthor(resultId, msg.sender);
+        if (r.status != Status.POSTING) revert ClearingNotPosting(resultId, uint8(r.status));
+    }
+
+    /// @dev One awarded offer: membership, order, day, then each award, then the mode and block.
+    function _group(Chunk memory c, OfferAwards calldata g) internal {
+        OrderBook.Offer calldata o = g.offer;
+        bytes32 digest = offerDigest(o);
+        if (digest <= c.lastOffer) revert ClearingOfferOutOfOrder(digest, c.lastOffer);
+        c.lastOffer = digest;
+        c.offersHash = keccak256(abi.encode(c.offersHash, digest));
+        if (g.batchRoot != c.lastRoot) {
+            if (!book.isBatchRoot(g.batchRoot)) revert ClearingOfferNotInBook(digest, g.batchRoot);
+            c.lastRoot = g.batchRoot;
+        }
+        if (!MerkleProof.verifyCalldata(g.proof, g.batchRoot, digest)) revert ClearingOfferNotInBook(digest, g.batchRoot);
+        if (o.market != c.market || o.start < c.day || o.start >= c.day + DAY) {
+            revert ClearingOfferWrongDay(digest, o.market, o.start);
+        }
+        if (g.awards.length == 0) revert ClearingNoAwards(digest);
+        Group memory gr;
+        (gr.digest, gr.direction, gr.price, gr.start, gr.isps) = (digest, o.direction, o.price, o.start, o.isps);
+        address seller;
+        (seller, gr.zone) = _seller(o);
+        gr.totals = new uint256[](o.isps);
+        gr.packed = new bytes(20 * g.awards.length);
+        for (uint256 k = 0; k < g.awards.length; ++k) {
+            _award(c, gr, g.awards[k], k);
+        }
+        _checkLevels(digest, o, gr.totals, c.ispSeconds);
+        c.awards += uint32(g.awards.length);
+        emit OfferAwarded(c.resultId, seller, digest, gr.packed);
+    }
+
+    /// @dev One award of a group: rules 1-3 against its request, the request's total, welfare.
+    function _award(Chunk memory c, Group memory gr, AwardIn calldata a, uint256 k) internal {
+        if (a.isp >= gr.isps) revert ClearingIspOutsideOffer(gr.digest, a.requestId, a.isp);
+        uint64 ispStart = gr.start + uint64(a.isp) * c.ispSeconds;
+        if (a.powerW == 0) revert ClearingZeroPower(gr.digest, a.requestId, ispStart);
+        Req memory q = _request(c, gr.digest, a.requestId);
+        if (ispStart < q.start || ispStart >= q.start + uint64(q.isps) * c.ispSeconds) {
+            revert ClearingIspOutsideRequest(gr.digest, a.requestId, ispStart);
+        }
+        if (q.direction != gr.direction) revert ClearingDirectionMismatch(gr.digest, a.requestId);
+        if (gr.path.length == 0) gr.path = zones.pathToRoot(gr.zone);
+        if (!_onPath(gr.path, q.zone)) revert ClearingZoneOutsideRequest(gr.digest, a.requestId, gr.zone, q.zone);
+        if (gr.price > q.maxPrice) revert ClearingPriceAboveMax(gr.digest, a.requestId, gr.price, q.maxPrice);
+        _loadRequest(c, gr.digest, a, q, ispStart);
+        uint256 value = uint256(a.powerW) * (q.maxPrice - gr.price);
+        if (q.tso) {
+            _checkLights(c, gr, a, ispStart);
+            c.tsoValue += value;
+        } else {
+            c.dsoValue += value;
+        }
+        if (c.payAsCleared) _raiseCellPrice(c.resultId, q.zone, q.direction, ispStart, gr.price);
+        gr.totals[a.isp] += a.powerW;
+        _pack(gr.packed, k, a.requestId, ispStart, a.powerW);
+    }
+
+    /// @dev Who sells the offer and from which zone.
+    function _seller(OrderBook.Offer calldata o) internal view returns (address seller, uint32 zone) {
+        if (o.asset != 0) {
+            uint256 word = assets.offerWord(o.asset);
+            return (address(uint160(word)), uint32(uint24(word >> 160)));
+        }
+        (seller, zone,,) = assets.portfolioTerms(o.portfolio);
+    }
+
+    /// @dev The request's terms, read from the book once per transaction; it must be open and of
+    /// the result's market and day.
+    function _request(Chunk memory c, bytes32 digest, uint64 requestId) internal returns (Req memory q) {
+        bytes32 slot = keccak256(abi.encode(REQUEST_CACHE, requestId));
+        uint256 w0;
+        uint256 w1;
+        assembly ("memory-safe") {
+            w0 := tload(slot)
+            w1 := tload(add(slot, 1))
+        }
+        if (w0 == 0) {
+            OrderBook.Request memory full = book.request(requestId);
+            bool ok = full.status == OrderBook.RequestStatus.OPEN && full.market == c.market && full.start >= c.day
+                && full.start < c.day + DAY;
+            if (!ok) revert ClearingRequestNotOpen(digest, requestId);
+            w0 = uint256(full.zone) | uint256(full.direction) << 32 | (full.kind == OrderBook.BuyerKind.TSO ? 1 << 40 : 0)
+                | uint256(full.start) << 48 | uint256(full.isps) << 112 | uint256(full.powerW) << 128 | 1 << 255;
+            w1 = full.maxPrice;
+            assembly ("memory-safe") {
+                tstore(slot, w0)
+                tstore(add(slot, 1), w1)
+            }
+        }
+        q = Req({
+            zone: uint32(w0),
+            direction: uint8(w0 >> 32),
+            tso: (w0 >> 40) & 1 == 1,
+            start: uint64(w0 >> 48),
+            isps: uint16(w0 >> 112),
+            powerW: uint32(w0 >> 128),
+            maxPrice: uint128(w1)
+        });
+    }
+
+    function _onPath(uint32[] memory path, uint32 zone) internal pure returns (bool) {
+        for (uint256 i = 0; i < path.length; ++i) {
+            if (path[i] == zone) return true;
+        }
+        return false;
+    }
+
+    /// @dev Adds the award to its request's ISP total; reverts beyond the request's power.
+    function _loadRequest(Chunk memory c, bytes32 digest, AwardIn calldata a, Req memory q, uint64 ispStart) internal {
+        uint256 index = (ispStart - q.start) / c.ispSeconds;
+        bytes32 key = keccak256(abi.encode(c.resultId, a.requestId, index >> 3));
+        uint256 shift = 32 * (index & 7);
+        uint256 word = _requestLoad[key];
+        uint256 total = ((word >> shift) & 0xffffffff) + a.powerW;
+        if (total > q.powerW) revert ClearingRequestOverAllocated(digest, a.requestId, ispStart, total);
+        _requestLoad[key] = (word & ~(uint256(0xffffffff) << shift)) | (total << shift);
+    }
+
+    /// @dev Rule 1 for a TSO award: every lit zone on the offer's path (the root carries no lights)
+    /// keeps the TSO's total within its light.
+    function _checkLights(Chunk memory c, Group memory gr, AwardIn calldata a, uint64 ispStart) internal {
+        (uint32[] memory path, uint32[] memory lights) = zones.pathLights(c.market, gr.zone, ispStart, gr.direction);
+        bytes32 digest = gr.digest;
+        uint256 index = (ispStart - c.day) / c.ispSeconds;
+        for (uint256 level = 0; level < lights.length; ++level) {
+            uint32 light = lights[level];
+            uint256 colour = light >> 30;
+            if (colour <= 1) continue; // unset or GREEN
+            if (colour == 3) revert ClearingRedLight(digest, a.requestId, ispStart, path[level]);
+            uint32 capability = light & ((1 << 30) - 1);
+            bytes32 key = keccak256(abi.encode(c.resultId, path[level], gr.direction, index >> 3));
+            uint256 shift = 32 * (index & 7);
+            uint256 word = _tsoLoad[key];
+            uint256 total = ((word >> shift) & 0xffffffff) + a.powerW;
+            if (total > capability) {
+                revert ClearingLightCapabilityExceeded(digest, a.requestId, ispStart, path[level], total, capability);
+            }
+            _tsoLoad[key] = (word & ~(uint256(0xffffffff) << shift)) | (total << shift);
+        }
+    }
+
+    function _raiseCellPrice(uint64 resultId, uint32 zone, uint8 direction, uint64 ispStart, uint96 price) internal {
+        bytes32 key = keccak256(abi.encode(resultId, zone, direction, ispStart));
+        if (_cellPrice[key] < price) _cellPrice[key] = price;
+    }
+
+    /// @dev Per ISP: at most the offer's power, its mode, and for a block the same power throughout.
+    function _checkLevels(bytes32 digest, OrderBook.Offer calldata o, uint256[] memory totals, uint32 isp)
+        internal
+        pure
+    {
+        for (uint256 t = 0; t < totals.length; ++t) {
+            uint256 level = totals[t];
+            uint64 ispStart = o.start + uint64(t) * isp;
+            if (t > 0 && level != totals[0]) revert ClearingBlockViolated(digest, ispStart, level, totals[0]);
+            if (level > o.powerW) revert ClearingOfferOverAllocated(digest, ispStart, level, o.powerW);
+            bool modeOk = o.mode == uint8(OrderBook.Mode.DIVISIBLE)
+                || (o.mode == uint8(OrderBook.Mode.MIN_QUANTITY) && level >= o.minPowerW)
+                || (o.mode == uint8(OrderBook.Mode.ALL_OR_NOTHING) && level == o.powerW);
+            if (!modeOk) revert ClearingModeViolated(digest, ispStart, level, o.mode);
+        }
+    }
+
+    /// @dev Award `k` into the event's packed bytes: requestId, ISP start, power.
+    function _pack(bytes memory packed, uint256 k, uint64 requestId, uint64 ispStart, uint32 powerW) internal pure {
+        uint256 word = uint256(requestId) << 192 | uint256(ispStart) << 128 | uint256(powerW) << 96;
+        assembly ("memory-safe") {
+            let at := add(add(packed, 0x20), mul(k, 20))
+            // 20 bytes of the word, keeping what follows (the next award overwrites it anyway)
+            mstore(at, or(word, and(mload(at), 0xffffffffffffffffffffffff)))
+        }
+    }
+
+    /// @dev The OrderBook's EIP-712 domain separator (as its `EIP712` computes it), recomputed
+    /// only if the chain id changed.
+    function _bookSeparator() internal view returns (bytes32) {
+        return block.chainid == _cachedChainId ? _cachedSeparator : _separator();
+    }
+
+    function _separator() internal view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                EIP712_DOMAIN_TYPEHASH, keccak256("flexledger OrderBook"), keccak256("1"), block.chainid, address(book)
+            )
+        );
+    }
+
+    function _dayKey(uint32 market, uint64 day) internal pure returns (uint256) {
+        return uint256(market) << 64 | day;
+    }
+}

@@ -1,0 +1,88 @@
+"""The auditor: re-check a market day from public chain data alone.
+
+``audit_clearing`` rebuilds the day's book from events (checked against the book's digest),
+re-runs the clearing with the optimiser, re-checks the committed result's feasibility with the
+Python rules, and compares the result in force with the re-run award by award.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.optimiser import ClearingResult, clear
+from flexledger.optimiser.results import Award
+
+from .commitment import CommittedResult, day_state, read_result, welfare_value
+from .market_day import MarketDay, load_market_day
+from .rules.clearing import violations
+
+
+@dataclass
+class ClearingAudit:
+    market: int
+    day: int
+    result_id: int  # 0: no result on chain
+    final: bool
+    committed: CommittedResult | None
+    rerun: ClearingResult
+    differences: list[str] = field(default_factory=list)
+    infeasible: list[str] = field(default_factory=list)
+
+    @property
+    def matches(self) -> bool:
+        return self.result_id != 0 and not self.differences and not self.infeasible
+
+
+def compare_awards(committed: list[Award], rerun: list[Award]) -> list[str]:
+    """Every award that differs between two results, one line each (empty when they agree)."""
+    def keyed(awards: list[Award]) -> dict[tuple[int, int, str], tuple[int, int]]:
+        out: dict[tuple[int, int, str], tuple[int, int]] = {}
+        for a in awards:
+            power, price = out.get((a.request_id, a.isp_start, a.offer_key), (0, a.price))
+            out[(a.request_id, a.isp_start, a.offer_key)] = (power + a.power_w, price)
+        return out
+
+    ours, theirs = keyed(rerun), keyed(committed)
+    lines = []
+    for key in sorted(set(ours) | set(theirs)):
+        request, isp, offer = key
+        where = f"request {request}, ISP {isp}, offer {offer[:12]}"
+        if key not in theirs:
+            lines.append(f"{where}: re-run awards {ours[key][0]} W at {ours[key][1]}, the result on chain nothing")
+        elif key not in ours:
+            lines.append(f"{where}: the result on chain awards {theirs[key][0]} W at {theirs[key][1]}, the re-run nothing")
+        elif ours[key] != theirs[key]:
+            lines.append(f"{where}: on chain {theirs[key][0]} W at {theirs[key][1]}, re-run {ours[key][0]} W at {ours[key][1]}")
+    return lines
+
+
+def audit_clearing(
+    conn: ChainConnection, manifest: Manifest, market: int, day: int, *, time_limit: float = 60.0,
+    progress: Callable[[str], None] | None = None, loaded: MarketDay | None = None,
+) -> ClearingAudit:
+    say = progress or (lambda _msg: None)
+    loaded = loaded or load_market_day(conn, manifest, market, day, time_limit=time_limit, progress=progress)
+    inp = loaded.clearing
+    say("re-running the clearing")
+    rerun = clear(inp)
+    current, _ends, final = day_state(conn, manifest, market, day)
+    if current == 0:
+        return ClearingAudit(market, day, 0, False, None, rerun, ["no clearing result is in force for this day"])
+    say(f"reading result {current} from the chain")
+    committed = read_result(conn, manifest, current, loaded.book)
+    audit = ClearingAudit(market, day, current, final, committed, rerun)
+    if committed.book_digest != loaded.book.digest:
+        audit.differences.append(f"the result was computed on book 0x{committed.book_digest.hex()[:16]}, "
+                                 f"the day's book is 0x{loaded.book.digest.hex()[:16]}")
+    audit.infeasible = violations(inp.offers, inp.requests, committed.awards, parent=inp.parent, lights=inp.lights,
+                                  isp_seconds=inp.isp_seconds)
+    audit.differences += compare_awards(committed.awards, rerun.awards)
+    ours = welfare_value(rerun.awards, loaded.book)
+    if ours != (committed.dso_value, committed.tso_value):
+        audit.differences.append(
+            f"welfare (DSO, TSO, in W x price): on chain ({committed.dso_value}, {committed.tso_value}), "
+            f"re-run {ours}" + (" - the re-run did not reach a proven optimum" if not rerun.stats.optimal else ""))
+    return audit

@@ -1,0 +1,172 @@
+"""A market day's clearing result on chain (ClearingCommitment): posting it in chunks, challenging
+the result in force with a better one, finalising the day, and reading a result back from events.
+
+A result is posted as groups, one per awarded offer, in increasing order of the offer's EIP-712
+digest; each group carries the offer as signed, its OrderBook batch root and Merkle proof, and
+its awards as (request, ISP index in the offer's window, power). Chunks are cut so that each fits
+comfortably in a block.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.errors import FlexledgerError
+from flexledger.optimiser.results import Award
+
+from .book import Book
+from .rules.market import MarketParams, PricingRule
+from .rules.orders import Offer
+
+DEFAULT_CHUNK_AWARDS = 400  # about 12M gas at the measured cost per award: well inside a 30M block
+
+
+class ResultStatus(IntEnum):
+    NONE = 0
+    POSTING = 1
+    CURRENT = 2
+    REPLACED = 3
+    VOID = 4
+
+
+class CommitmentError(FlexledgerError):
+    """A result cannot be posted as it is (an award the book cannot back)."""
+
+
+@dataclass(frozen=True)
+class CommittedResult:
+    result_id: int
+    market: int
+    day: int
+    author: str
+    status: ResultStatus
+    awards: list[Award]
+    dso_value: int  # sum of W x (max price - offer price): the contract's exact welfare measure
+    tso_value: int
+    book_digest: bytes
+    gas_used: int = 0
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Group:
+    offer: Offer
+    digest: bytes
+    root: bytes
+    proof: list[bytes]
+    awards: list[tuple[int, int, int]]  # (request id, ISP index in the offer's window, W)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.offer.as_tuple(), self.root, self.proof, self.awards)
+
+
+def groups_of(awards: Iterable[Award], book: Book, isp_seconds: int) -> list[Group]:
+    """The awards as the contract takes them: one group per offer, in increasing digest order."""
+    offer_of = {"0x" + d.hex(): o for o, d in book.digests.items()}
+    by_offer: dict[str, list[Award]] = defaultdict(list)
+    for a in awards:
+        by_offer[a.offer_key].append(a)
+    groups = []
+    for key in sorted(by_offer, key=lambda k: bytes.fromhex(k[2:])):
+        offer = offer_of.get(key)
+        digest = bytes.fromhex(key[2:])
+        if offer is None or digest not in book.proofs:
+            raise CommitmentError(f"offer {key[:12]} is not in the market day's book",
+                                  hint="the result was computed on another book: clear the day again")
+        root, proof = book.proofs[digest]
+        items = sorted((a.request_id, (a.isp_start - offer.start) // isp_seconds, a.power_w) for a in by_offer[key])
+        groups.append(Group(offer, digest, root, proof, items))
+    return groups
+
+
+def chunks_of(groups: list[Group], max_awards: int = DEFAULT_CHUNK_AWARDS) -> list[list[Group]]:
+    """Consecutive groups, at most ``max_awards`` awards a chunk (a larger group goes alone)."""
+    out: list[list[Group]] = []
+    current: list[Group] = []
+    count = 0
+    for g in groups:
+        if current and count + len(g.awards) > max_awards:
+            out.append(current)
+            current, count = [], 0
+        current.append(g)
+        count += len(g.awards)
+    if current:
+        out.append(current)
+    return out
+
+
+def post_result(
+    clearing: ClearingCommitmentClient, signer: Signer, market: int, day: int, awards: list[Award], book: Book,
+    isp_seconds: int, *, max_awards: int = DEFAULT_CHUNK_AWARDS, progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int, int]:
+    """Open a result, post its chunks and close it (the day's first result, or a challenge).
+    Returns (result id, gas used, chunks). Reverts surface as the contract's typed exceptions."""
+    chunks = chunks_of(groups_of(awards, book, isp_seconds), max_awards)
+    opened = clearing.open(market, day, sender=signer)
+    result_id = int(opened.event("ResultOpened").args["resultId"])
+    gas = opened.gas_used or 0
+    done = 0
+    for chunk in chunks:
+        tx = clearing.post(result_id, [g.as_tuple() for g in chunk], sender=signer)
+        gas += tx.gas_used or 0
+        done += sum(len(g.awards) for g in chunk)
+        if progress:
+            progress(done, len(awards))
+    closed = clearing.close(result_id, sender=signer)
+    return result_id, gas + (closed.gas_used or 0), len(chunks)
+
+
+def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book: Book) -> CommittedResult:
+    """A result as its events state it, each award priced by the market's rule (PAY_AS_BID: the
+    offer's price; PAY_AS_CLEARED: the cell's highest awarded offer price, capped at the request's
+    maximum)."""
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    author, market, day, status, chunks, _offers, _count, _closed, _last, digest, dso, tso = clearing.result(result_id)
+    if ResultStatus(status) is ResultStatus.NONE:
+        raise CommitmentError(f"no clearing result {result_id}")
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    price_of = {"0x" + d.hex(): o.price for o, d in book.digests.items()}
+    topic = "0x" + result_id.to_bytes(32, "big").hex()
+    awards = []
+    for e in clearing.events("OfferAwarded", topics=[topic]):
+        key = "0x" + bytes(e.args["offerDigest"]).hex()
+        packed = bytes(e.args["awards"])
+        for k in range(0, len(packed), 20):
+            request_id = int.from_bytes(packed[k:k + 8], "big")
+            isp_start = int.from_bytes(packed[k + 8:k + 16], "big")
+            power = int.from_bytes(packed[k + 16:k + 20], "big")
+            price = price_of[key]
+            if params.pricing_rule is PricingRule.PAY_AS_CLEARED:
+                p = book.requests[request_id]["params"]
+                price = min(clearing.clearing_price(result_id, p.zone, p.direction, isp_start), p.max_price)
+            awards.append(Award(request_id, isp_start, key, power, price))
+    return CommittedResult(result_id, market, day, author, ResultStatus(status), sorted(awards), dso, tso,
+                           bytes(digest), chunks=chunks)
+
+
+def day_state(conn: ChainConnection, manifest: Manifest, market: int, day: int) -> tuple[int, int, bool]:
+    """(result in force or 0, end of the challenge window, final)."""
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    current, ends, final = clearing.day_state(market, day)
+    return int(current), int(ends), bool(final)
+
+
+def welfare_value(awards: Iterable[Award], book: Book) -> tuple[int, int]:
+    """The contract's exact (DSO, TSO) welfare measure of an award set: sum of W x margin."""
+    price_of = {"0x" + d.hex(): o.price for o, d in book.digests.items()}
+    dso = tso = 0
+    for a in awards:
+        value = a.power_w * (book.requests[a.request_id]["params"].max_price - price_of[a.offer_key])
+        if book.kinds[a.request_id] == 1:
+            tso += value
+        else:
+            dso += value
+    return dso, tso
