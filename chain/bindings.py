@@ -181,9 +181,9 @@ class ClearingCommitmentClient(ContractClient):
         """``open(uint32,uint64)`` (transaction)."""
         return self._transact("open(uint32,uint64)", market, day, sender=sender, wait=wait, gas=gas)
 
-    def post(self, result_id: int, groups: list[tuple[tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], bytes, list[bytes], list[tuple[int, int, int]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``post(uint64,((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[],(uint64,uint16,uint32)[])[])`` (transaction)."""
-        return self._transact("post(uint64,((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[],(uint64,uint16,uint32)[])[])", result_id, groups, sender=sender, wait=wait, gas=gas)
+    def post(self, result_id: int, batch_roots: list[bytes], groups: list[tuple[bytes, int, list[bytes], list[int]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``post(uint64,bytes32[],(bytes,uint16,bytes32[],uint256[])[])`` (transaction)."""
+        return self._transact("post(uint64,bytes32[],(bytes,uint16,bytes32[],uint256[])[])", result_id, batch_roots, groups, sender=sender, wait=wait, gas=gas)
 
     def prove_superseded(self, result_id: int, chunk: int, chunk_offers: list[bytes], older: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer_root: bytes, newer_proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``proveSuperseded(uint64,uint32,bytes32[],(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])`` (transaction)."""

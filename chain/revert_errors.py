@@ -530,6 +530,21 @@ class ClearingLightCapabilityExceeded(ContractCustomError):
         self.capability_w = values[5]
 
 
+class ClearingMalformedGroup(ContractCustomError):
+    """``ClearingMalformedGroup(uint256)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingMalformedGroup"
+    SIGNATURE: ClassVar[str] = "ClearingMalformedGroup(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("cb20c6eb")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("group",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    group: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.group = values[0]
+
+
 class ClearingModeViolated(ContractCustomError):
     """``ClearingModeViolated(bytes32,uint64,uint256,uint8)``, declared in ClearingCommitment."""
 
@@ -2232,6 +2247,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     ClearingIspOutsideOffer.SELECTOR: ClearingIspOutsideOffer,
     ClearingIspOutsideRequest.SELECTOR: ClearingIspOutsideRequest,
     ClearingLightCapabilityExceeded.SELECTOR: ClearingLightCapabilityExceeded,
+    ClearingMalformedGroup.SELECTOR: ClearingMalformedGroup,
     ClearingModeViolated.SELECTOR: ClearingModeViolated,
     ClearingNoAwards.SELECTOR: ClearingNoAwards,
     ClearingNoResult.SELECTOR: ClearingNoResult,

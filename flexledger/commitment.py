@@ -2,9 +2,10 @@
 the result in force with a better one, finalising the day, and reading a result back from events.
 
 A result is posted as groups, one per awarded offer, in increasing order of the offer's EIP-712
-digest; each group carries the offer as signed, its OrderBook batch root and Merkle proof, and
-its awards as (request, ISP index in the offer's window, power). Chunks are cut so that each fits
-comfortably in a block.
+digest; each group carries the offer as signed (packed as ``OfferAccepted`` carries it), the index
+of its OrderBook batch root in the chunk's list of roots, its Merkle proof, and its awards packed
+one word each (request << 48 | ISP index in the offer's window << 32 | power). Chunks are cut so
+that each fits comfortably in a block.
 """
 
 from __future__ import annotations
@@ -64,8 +65,16 @@ class Group:
     proof: list[bytes]
     awards: list[tuple[int, int, int]]  # (request id, ISP index in the offer's window, W)
 
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.offer.as_tuple(), self.root, self.proof, self.awards)
+    def as_tuple(self, roots: list[bytes]) -> tuple[Any, ...]:
+        """The group as ``post`` takes it, its root named by its index in ``roots``."""
+        words = [request << 48 | isp << 32 | power for request, isp, power in self.awards]
+        return (self.offer.pack(), roots.index(self.root), self.proof, words)
+
+
+def wire(chunk: list[Group]) -> tuple[list[bytes], list[tuple[Any, ...]]]:
+    """A chunk's batch roots and its groups, as ``post`` takes them."""
+    roots = sorted({g.root for g in chunk})
+    return roots, [g.as_tuple(roots) for g in chunk]
 
 
 def groups_of(awards: Iterable[Award], book: Book, isp_seconds: int) -> list[Group]:
@@ -115,7 +124,7 @@ def post_result(
     gas = opened.gas_used or 0
     done = 0
     for chunk in chunks:
-        tx = clearing.post(result_id, [g.as_tuple() for g in chunk], sender=signer)
+        tx = clearing.post(result_id, *wire(chunk), sender=signer)
         gas += tx.gas_used or 0
         done += sum(len(g.awards) for g in chunk)
         if progress:

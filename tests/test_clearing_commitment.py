@@ -36,6 +36,7 @@ from flexledger.commitment import (
     groups_of,
     post_result,
     read_result,
+    wire,
 )
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
@@ -220,11 +221,14 @@ def test_a_price_above_the_maximum_and_a_direction_mismatch_are_refused(market_d
     # the same offer with another price or direction is not the offer in the book
     for changed in (replace(group.offer, price=30_000), replace(group.offer, direction=1)):
         with pytest.raises(revert_errors.ClearingOfferNotInBook):
-            clearing.post(result_id, [(changed.as_tuple(), group.root, group.proof, group.awards)])
+            clearing.post(result_id, *wire([replace(group, offer=changed)]))
+    roots, (wired,) = wire([group])
     with pytest.raises(revert_errors.ClearingOfferOutOfOrder):
-        clearing.post(result_id, [group.as_tuple(), group.as_tuple()])
+        clearing.post(result_id, roots, [wired, wired])
+    with pytest.raises(revert_errors.ClearingMalformedGroup):  # a packed offer cut short
+        clearing.post(result_id, roots, [(wired[0][:92], *wired[1:])])
     with pytest.raises(revert_errors.ClearingNotAuthor):
-        clearing.post(result_id, [group.as_tuple()], sender=d.stranger)
+        clearing.post(result_id, roots, [wired], sender=d.stranger)
     with pytest.raises(CommitmentError):  # an offer the book does not hold never reaches the chain
         groups_of([Award(1, d.day + 68 * ISP, "0x" + "ab" * 32, 1_000, 10_000)], loaded.book, ISP)
 
@@ -300,10 +304,10 @@ def test_the_python_rules_and_the_contract_agree_on_random_award_sets(market_day
                                  isp_seconds=ISP)
     clearing = ClearingCommitmentClient(d.conn, d.clearing.address, signer=d.operator)
     result_id = clearing.open(d.market, d.day).event("ResultOpened").args["resultId"]
-    groups = [g.as_tuple() for g in groups_of(awards, loaded.book, ISP)]
+    roots, groups = wire(groups_of(awards, loaded.book, ISP))
     try:
         post_sig = next(sig for sig in clearing._functions if sig.startswith("post("))
-        clearing.estimate_gas(post_sig, result_id, groups, sender=d.operator)
+        clearing.estimate_gas(post_sig, result_id, roots, groups, sender=d.operator)
         accepted = True
     except ContractRevertError:
         accepted = False

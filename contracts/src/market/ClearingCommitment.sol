@@ -52,20 +52,16 @@ contract ClearingCommitment is RoleGated {
         VOID // shown to award a superseded offer
     }
 
-    /// @notice One award of a group: `powerW` of the group's offer to request `requestId` in ISP
-    /// `isp` of the offer's window (0 is the offer's first ISP).
-    struct AwardIn {
-        uint64 requestId;
-        uint16 isp;
-        uint32 powerW;
-    }
-
-    /// @notice An awarded offer, the proof that the book holds it, and its awards.
+    /// @notice An awarded offer, the proof that the book holds it, and its awards. `offer` is
+    /// packed as `OrderBook.packOffer` packs it (93 bytes, as `OfferAccepted` carries it); `batch`
+    /// indexes the chunk's batch roots; each award is one word, `requestId << 48 | isp << 32 |
+    /// powerW`: `powerW` of the offer to request `requestId` in ISP `isp` of the offer's window (0
+    /// is its first ISP). Packing keeps the calldata, most of an award's cost, small.
     struct OfferAwards {
-        OrderBook.Offer offer;
-        bytes32 batchRoot;
+        bytes offer;
+        uint16 batch;
         bytes32[] proof;
-        AwardIn[] awards;
+        uint256[] awards;
     }
 
     struct Result {
@@ -101,7 +97,13 @@ contract ClearingCommitment is RoleGated {
         uint32 awards;
         bytes32 lastOffer;
         bytes32 offersHash;
-        bytes32 lastRoot; // a batch root already found in the book
+    }
+
+    /// @dev One award, unpacked.
+    struct AwardIn {
+        uint64 requestId;
+        uint16 isp;
+        uint32 powerW;
     }
 
     /// @dev What the awards of one group share.
@@ -112,7 +114,6 @@ contract ClearingCommitment is RoleGated {
         uint96 price;
         uint64 start;
         uint16 isps;
-        uint32[] path; // the offer's zone to the root, read at the first award
         uint256[] totals; // W awarded per ISP of the offer's window
         bytes packed; // the awards, for the event
     }
@@ -132,8 +133,12 @@ contract ClearingCommitment is RoleGated {
     uint256 internal constant WS_PER_MWH = 3_600_000_000;
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
-    // transient-storage tag for the request cache
+    // Tags of the per-transaction caches in transient storage (EIP-1153): a chunk meets the same
+    // requests, zone pairs and lit ISPs again and again, and none of them can change within a
+    // transaction (requests are frozen after gate closure, zones never move; see the notes on lights).
     bytes32 private constant REQUEST_CACHE = keccak256("flexledger.clearing.request");
+    bytes32 private constant SUBTREE_CACHE = keccak256("flexledger.clearing.subtree");
+    bytes32 private constant LIGHTS_CACHE = keccak256("flexledger.clearing.lights");
 
     MarketRegistry public immutable markets;
     OrderBook public immutable book;
@@ -148,9 +153,10 @@ contract ClearingCommitment is RoleGated {
     mapping(uint64 resultId => Result) private _results;
     mapping(uint256 key => DayState) private _days; // market << 64 | day
     mapping(uint64 resultId => mapping(uint32 chunk => bytes32)) private _chunkOffers;
+    // keys pack their fields into one word (see `_requestKey`, `_cellKey`, `_checkLights`)
     mapping(bytes32 key => uint256) private _requestLoad; // (result, request, ISP / 8) -> 8 x 32-bit W
     mapping(bytes32 key => uint256) private _tsoLoad; // (result, zone, direction, ISP / 8) -> 8 x 32-bit W
-    mapping(bytes32 key => uint256) private _cellPrice; // (result, zone, direction, ISP) -> highest price
+    mapping(bytes32 key => uint256) private _cellPrice; // (result, zone, direction, ISP start) -> highest price
 
     /// @notice The market day `day` of `market` closes at `gateClosure`: no result before.
     error ClearingBeforeGateClosure(uint32 market, uint64 day, uint64 gateClosure);
@@ -176,6 +182,8 @@ contract ClearingCommitment is RoleGated {
     error ClearingOfferOutOfOrder(bytes32 offerDigest, bytes32 previous);
     /// @notice The offer is not in the book: its batch root is unknown or its proof fails.
     error ClearingOfferNotInBook(bytes32 offerDigest, bytes32 batchRoot);
+    /// @notice A packed offer is not 93 bytes, or a group names a batch root the chunk does not list.
+    error ClearingMalformedGroup(uint256 group);
     /// @notice The offer belongs to another market or market day.
     error ClearingOfferWrongDay(bytes32 offerDigest, uint32 market, uint64 start);
     /// @notice A group without awards.
@@ -287,9 +295,10 @@ contract ClearingCommitment is RoleGated {
      * increasing order of offer digest (continuing from the previous chunk). Every award is
      * checked; the first breach reverts the chunk with an error naming it.
      * @param resultId The result (opened by the caller).
+     * @param batchRoots The OrderBook batch roots the groups' proofs lead to.
      * @param groups The awarded offers.
      */
-    function post(uint64 resultId, OfferAwards[] calldata groups) external {
+    function post(uint64 resultId, bytes32[] calldata batchRoots, OfferAwards[] calldata groups) external {
         Result storage r = _posting(resultId);
         MarketRegistry.MarketParams memory m = markets.marketParams(r.market);
         Chunk memory c = Chunk({
@@ -302,9 +311,11 @@ contract ClearingCommitment is RoleGated {
             tsoValue: 0,
             awards: 0,
             lastOffer: r.lastOffer,
-            offersHash: bytes32(0),
-            lastRoot: bytes32(0)
+            offersHash: bytes32(0)
         });
+        for (uint256 i = 0; i < batchRoots.length; ++i) {
+            if (!book.isBatchRoot(batchRoots[i])) revert ClearingOfferNotInBook(bytes32(0), batchRoots[i]);
+        }
         uint256 freeMemory;
         assembly ("memory-safe") {
             freeMemory := mload(0x40)
@@ -314,7 +325,7 @@ contract ClearingCommitment is RoleGated {
             assembly ("memory-safe") {
                 mstore(0x40, freeMemory)
             }
-            _group(c, groups[g]);
+            _group(c, batchRoots, groups[g], g);
         }
         uint32 chunk = r.chunks;
         _chunkOffers[resultId][chunk] = c.offersHash;
@@ -338,6 +349,8 @@ contract ClearingCommitment is RoleGated {
         if (d.finalised) revert ClearingDayFinal(r.market, r.day);
         uint64 replaced = d.current;
         if (replaced == 0) {
+            // a challenger's result opened against one since voided cannot become the day's first
+            _checkMarketRole(msg.sender, CLEARING_ROLE);
             MarketRegistry.MarketParams memory m = markets.marketParams(r.market);
             d.challengeEnds = uint64(block.timestamp) + m.challengeWindowSeconds;
         } else {
@@ -393,6 +406,9 @@ contract ClearingCommitment is RoleGated {
         }
         DayState storage d = _days[_dayKey(r.market, r.day)];
         if (d.finalised) revert ClearingDayFinal(r.market, r.day);
+        if (d.current == resultId && block.timestamp > d.challengeEnds) {
+            revert ClearingChallengeWindowClosed(r.market, r.day, d.challengeEnds);
+        }
         bytes32 olderDigest = offerDigest(older);
         bytes32 h;
         bool found;
@@ -459,7 +475,7 @@ contract ClearingCommitment is RoleGated {
      * @return The power (W).
      */
     function requestLoad(uint64 resultId, uint64 requestId, uint16 isp) external view returns (uint32) {
-        return uint32(_requestLoad[keccak256(abi.encode(resultId, requestId, isp >> 3))] >> (32 * (isp & 7)));
+        return uint32(_requestLoad[_requestKey(resultId, requestId, isp >> 3)] >> (32 * (isp & 7)));
     }
 
     /**
@@ -477,7 +493,7 @@ contract ClearingCommitment is RoleGated {
         view
         returns (uint256)
     {
-        return _cellPrice[keccak256(abi.encode(resultId, zone, direction, ispStart))];
+        return _cellPrice[_cellKey(resultId, zone, direction, ispStart)];
     }
 
     /**
@@ -507,17 +523,14 @@ contract ClearingCommitment is RoleGated {
     }
 
     /// @dev One awarded offer: membership, order, day, then each award, then the mode and block.
-    function _group(Chunk memory c, OfferAwards calldata g) internal {
-        OrderBook.Offer calldata o = g.offer;
-        bytes32 digest = offerDigest(o);
+    function _group(Chunk memory c, bytes32[] calldata roots, OfferAwards calldata g, uint256 index) internal {
+        if (g.offer.length != 93 || g.batch >= roots.length) revert ClearingMalformedGroup(index);
+        (OrderBook.Offer memory o, bytes32 digest) = _unpack(g.offer);
         if (digest <= c.lastOffer) revert ClearingOfferOutOfOrder(digest, c.lastOffer);
         c.lastOffer = digest;
-        c.offersHash = keccak256(abi.encode(c.offersHash, digest));
-        if (g.batchRoot != c.lastRoot) {
-            if (!book.isBatchRoot(g.batchRoot)) revert ClearingOfferNotInBook(digest, g.batchRoot);
-            c.lastRoot = g.batchRoot;
-        }
-        if (!MerkleProof.verifyCalldata(g.proof, g.batchRoot, digest)) revert ClearingOfferNotInBook(digest, g.batchRoot);
+        c.offersHash = _hashPair(c.offersHash, digest);
+        bytes32 root = roots[g.batch];
+        if (!MerkleProof.verifyCalldata(g.proof, root, digest)) revert ClearingOfferNotInBook(digest, root);
         if (o.market != c.market || o.start < c.day || o.start >= c.day + DAY) {
             revert ClearingOfferWrongDay(digest, o.market, o.start);
         }
@@ -537,7 +550,9 @@ contract ClearingCommitment is RoleGated {
     }
 
     /// @dev One award of a group: rules 1-3 against its request, the request's total, welfare.
-    function _award(Chunk memory c, Group memory gr, AwardIn calldata a, uint256 k) internal {
+    function _award(Chunk memory c, Group memory gr, uint256 word, uint256 k) internal {
+        AwardIn memory a = AwardIn(uint64(word >> 48), uint16(word >> 32), uint32(word));
+        if (word >> 112 != 0) revert ClearingMalformedGroup(k);
         if (a.isp >= gr.isps) revert ClearingIspOutsideOffer(gr.digest, a.requestId, a.isp);
         uint64 ispStart = gr.start + uint64(a.isp) * c.ispSeconds;
         if (a.powerW == 0) revert ClearingZeroPower(gr.digest, a.requestId, ispStart);
@@ -546,8 +561,7 @@ contract ClearingCommitment is RoleGated {
             revert ClearingIspOutsideRequest(gr.digest, a.requestId, ispStart);
         }
         if (q.direction != gr.direction) revert ClearingDirectionMismatch(gr.digest, a.requestId);
-        if (gr.path.length == 0) gr.path = zones.pathToRoot(gr.zone);
-        if (!_onPath(gr.path, q.zone)) revert ClearingZoneOutsideRequest(gr.digest, a.requestId, gr.zone, q.zone);
+        if (!_inSubtree(gr.zone, q.zone)) revert ClearingZoneOutsideRequest(gr.digest, a.requestId, gr.zone, q.zone);
         if (gr.price > q.maxPrice) revert ClearingPriceAboveMax(gr.digest, a.requestId, gr.price, q.maxPrice);
         _loadRequest(c, gr.digest, a, q, ispStart);
         uint256 value = uint256(a.powerW) * (q.maxPrice - gr.price);
@@ -562,8 +576,49 @@ contract ClearingCommitment is RoleGated {
         _pack(gr.packed, k, a.requestId, ispStart, a.powerW);
     }
 
+    /// @dev A packed offer (`OrderBook.packOffer`'s 93 bytes) as the struct, and its EIP-712
+    /// digest: the struct is laid out in memory right after the type hash, so hashStruct is one
+    /// keccak over it.
+    function _unpack(bytes calldata packed) internal view returns (OrderBook.Offer memory o, bytes32 digest) {
+        bytes32 typehash = _offerTypehash;
+        bytes32 structHash;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            o := add(ptr, 0x20)
+            let at := packed.offset
+            // (byte offset, size in bytes) of each field, in order; a field is the word at its
+            // offset shifted right by 256 - 8 * size
+            mstore(o, shr(224, calldataload(at))) // market, 4 @ 0
+            mstore(add(o, 0x20), shr(192, calldataload(add(at, 4)))) // asset, 8 @ 4
+            mstore(add(o, 0x40), shr(224, calldataload(add(at, 12)))) // portfolio, 4 @ 12
+            mstore(add(o, 0x60), shr(192, calldataload(add(at, 16)))) // start, 8 @ 16
+            mstore(add(o, 0x80), shr(240, calldataload(add(at, 24)))) // isps, 2 @ 24
+            mstore(add(o, 0xa0), shr(248, calldataload(add(at, 26)))) // direction, 1 @ 26
+            mstore(add(o, 0xc0), shr(224, calldataload(add(at, 27)))) // powerW, 4 @ 27
+            mstore(add(o, 0xe0), shr(160, calldataload(add(at, 31)))) // price, 12 @ 31
+            mstore(add(o, 0x100), shr(248, calldataload(add(at, 43)))) // mode, 1 @ 43
+            mstore(add(o, 0x120), shr(224, calldataload(add(at, 44)))) // minPowerW, 4 @ 44
+            mstore(add(o, 0x140), shr(248, calldataload(add(at, 48)))) // baselineMethod, 1 @ 48
+            mstore(add(o, 0x160), calldataload(add(at, 49))) // baseline, 32 @ 49
+            mstore(add(o, 0x180), shr(192, calldataload(add(at, 81)))) // expiry, 8 @ 81
+            mstore(add(o, 0x1a0), shr(224, calldataload(add(at, 89)))) // nonce, 4 @ 89
+            mstore(0x40, add(ptr, 480))
+            structHash := keccak256(ptr, 480)
+        }
+        digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
+    }
+
+    function _hashPair(bytes32 a, bytes32 b) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            mstore(0x00, a)
+            mstore(0x20, b)
+            h := keccak256(0x00, 0x40)
+        }
+    }
+
     /// @dev Who sells the offer and from which zone.
-    function _seller(OrderBook.Offer calldata o) internal view returns (address seller, uint32 zone) {
+    function _seller(OrderBook.Offer memory o) internal view returns (address seller, uint32 zone) {
         if (o.asset != 0) {
             uint256 word = assets.offerWord(o.asset);
             return (address(uint160(word)), uint32(uint24(word >> 160)));
@@ -574,7 +629,8 @@ contract ClearingCommitment is RoleGated {
     /// @dev The request's terms, read from the book once per transaction; it must be open and of
     /// the result's market and day.
     function _request(Chunk memory c, bytes32 digest, uint64 requestId) internal returns (Req memory q) {
-        bytes32 slot = keccak256(abi.encode(REQUEST_CACHE, requestId));
+        // keyed by the result's market and day too: one transaction may post to several results
+        bytes32 slot = _cacheSlot(REQUEST_CACHE, uint256(c.market) << 128 | uint256(c.day) << 64 | requestId);
         uint256 w0;
         uint256 w1;
         assembly ("memory-safe") {
@@ -605,17 +661,67 @@ contract ClearingCommitment is RoleGated {
         });
     }
 
-    function _onPath(uint32[] memory path, uint32 zone) internal pure returns (bool) {
-        for (uint256 i = 0; i < path.length; ++i) {
-            if (path[i] == zone) return true;
+    /// @dev Whether `zone` lies in `ancestor`'s subtree, asked of GridZones once per pair and transaction.
+    function _inSubtree(uint32 zone, uint32 ancestor) internal returns (bool inside) {
+        bytes32 slot = _cacheSlot(SUBTREE_CACHE, uint256(zone) << 32 | ancestor);
+        uint256 cached;
+        assembly ("memory-safe") {
+            cached := tload(slot)
         }
-        return false;
+        if (cached != 0) return cached == 2;
+        inside = zones.isInSubtree(zone, ancestor);
+        assembly ("memory-safe") {
+            tstore(slot, add(1, inside))
+        }
+    }
+
+    /// @dev The lit path of `zone` for one ISP and direction, asked of GridZones once per
+    /// transaction: `zones` packs the path's zone ids but the root's (24 bits each, nearest first)
+    /// and its length, `lights` the light in force of each (32 bits each).
+    function _pathLights(uint32 market, uint32 zone, uint64 ispStart, uint8 direction)
+        internal
+        returns (uint256 packedZones, uint256 packedLights)
+    {
+        bytes32 slot = _cacheSlot(LIGHTS_CACHE, uint256(market) << 128 | uint256(zone) << 96 | uint256(ispStart) << 8 | direction);
+        assembly ("memory-safe") {
+            packedZones := tload(slot)
+            packedLights := tload(add(slot, 1))
+        }
+        if (packedZones != 0) return (packedZones, packedLights);
+        (uint32[] memory path, uint32[] memory lights) = zones.pathLights(market, zone, ispStart, direction);
+        packedZones = 1 << 255 | lights.length;
+        for (uint256 level = 0; level < lights.length; ++level) {
+            packedZones |= uint256(path[level]) << (8 + 24 * level);
+            packedLights |= uint256(lights[level]) << (32 * level);
+        }
+        assembly ("memory-safe") {
+            tstore(slot, packedZones)
+            tstore(add(slot, 1), packedLights)
+        }
+    }
+
+    /// @dev Storage keys are the packed fields themselves (the mapping hashes them once); the TSO
+    /// loads use the cell's layout with the ISP index over 8 in place of the ISP start.
+    function _requestKey(uint64 resultId, uint64 requestId, uint256 word) internal pure returns (bytes32) {
+        return bytes32(uint256(resultId) << 192 | uint256(requestId) << 128 | word);
+    }
+
+    function _cellKey(uint64 resultId, uint32 zone, uint8 direction, uint64 ispStart) internal pure returns (bytes32) {
+        return bytes32(uint256(resultId) << 192 | uint256(zone) << 160 | uint256(direction) << 152 | ispStart);
+    }
+
+    function _cacheSlot(bytes32 tag, uint256 key) internal pure returns (bytes32 slot) {
+        assembly ("memory-safe") {
+            mstore(0x00, tag)
+            mstore(0x20, key)
+            slot := keccak256(0x00, 0x40)
+        }
     }
 
     /// @dev Adds the award to its request's ISP total; reverts beyond the request's power.
-    function _loadRequest(Chunk memory c, bytes32 digest, AwardIn calldata a, Req memory q, uint64 ispStart) internal {
+    function _loadRequest(Chunk memory c, bytes32 digest, AwardIn memory a, Req memory q, uint64 ispStart) internal {
         uint256 index = (ispStart - q.start) / c.ispSeconds;
-        bytes32 key = keccak256(abi.encode(c.resultId, a.requestId, index >> 3));
+        bytes32 key = _requestKey(c.resultId, a.requestId, index >> 3);
         uint256 shift = 32 * (index & 7);
         uint256 word = _requestLoad[key];
         uint256 total = ((word >> shift) & 0xffffffff) + a.powerW;
@@ -625,34 +731,35 @@ contract ClearingCommitment is RoleGated {
 
     /// @dev Rule 1 for a TSO award: every lit zone on the offer's path (the root carries no lights)
     /// keeps the TSO's total within its light.
-    function _checkLights(Chunk memory c, Group memory gr, AwardIn calldata a, uint64 ispStart) internal {
-        (uint32[] memory path, uint32[] memory lights) = zones.pathLights(c.market, gr.zone, ispStart, gr.direction);
-        bytes32 digest = gr.digest;
+    function _checkLights(Chunk memory c, Group memory gr, AwardIn memory a, uint64 ispStart) internal {
+        (uint256 packedZones, uint256 packedLights) = _pathLights(c.market, gr.zone, ispStart, gr.direction);
         uint256 index = (ispStart - c.day) / c.ispSeconds;
-        for (uint256 level = 0; level < lights.length; ++level) {
-            uint32 light = lights[level];
+        uint256 levels = packedZones & 0xff;
+        for (uint256 level = 0; level < levels; ++level) {
+            uint32 light = uint32(packedLights >> (32 * level));
             uint256 colour = light >> 30;
             if (colour <= 1) continue; // unset or GREEN
-            if (colour == 3) revert ClearingRedLight(digest, a.requestId, ispStart, path[level]);
+            uint32 zone = uint32(uint24(packedZones >> (8 + 24 * level)));
+            if (colour == 3) revert ClearingRedLight(gr.digest, a.requestId, ispStart, zone);
             uint32 capability = light & ((1 << 30) - 1);
-            bytes32 key = keccak256(abi.encode(c.resultId, path[level], gr.direction, index >> 3));
+            bytes32 key = _cellKey(c.resultId, zone, gr.direction, uint64(index >> 3));
             uint256 shift = 32 * (index & 7);
             uint256 word = _tsoLoad[key];
             uint256 total = ((word >> shift) & 0xffffffff) + a.powerW;
             if (total > capability) {
-                revert ClearingLightCapabilityExceeded(digest, a.requestId, ispStart, path[level], total, capability);
+                revert ClearingLightCapabilityExceeded(gr.digest, a.requestId, ispStart, zone, total, capability);
             }
             _tsoLoad[key] = (word & ~(uint256(0xffffffff) << shift)) | (total << shift);
         }
     }
 
     function _raiseCellPrice(uint64 resultId, uint32 zone, uint8 direction, uint64 ispStart, uint96 price) internal {
-        bytes32 key = keccak256(abi.encode(resultId, zone, direction, ispStart));
+        bytes32 key = _cellKey(resultId, zone, direction, ispStart);
         if (_cellPrice[key] < price) _cellPrice[key] = price;
     }
 
     /// @dev Per ISP: at most the offer's power, its mode, and for a block the same power throughout.
-    function _checkLevels(bytes32 digest, OrderBook.Offer calldata o, uint256[] memory totals, uint32 isp)
+    function _checkLevels(bytes32 digest, OrderBook.Offer memory o, uint256[] memory totals, uint32 isp)
         internal
         pure
     {

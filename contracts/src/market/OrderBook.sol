@@ -129,7 +129,7 @@ contract OrderBook is RoleGated, EIP712 {
         uint16 isps;
         uint32 powerW;
         uint128 maxPrice;
-        BuyerKind kind; // TSO when the buyer held the TSO role when posting, else DSO
+        BuyerKind kind; // DSO when the buyer held the DSO role when posting, else TSO
     }
 
     /// @notice The EIP-712 type of an offer.
@@ -297,8 +297,9 @@ contract OrderBook is RoleGated, EIP712 {
      * @return requestId The new request's id.
      */
     function postRequest(RequestParams calldata p) public returns (uint64 requestId) {
-        bool tso = _hasMarketRole(msg.sender, TSO_ROLE);
-        if (!tso && !_hasMarketRole(msg.sender, DSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
+        // a buyer holding both roles buys as a DSO (its requests clear first)
+        bool tso = !_hasMarketRole(msg.sender, DSO_ROLE);
+        if (tso && !_hasMarketRole(msg.sender, TSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
         MarketRegistry.MarketParams memory m = markets.marketParams(p.market);
         uint64 day = _checkWindowOrRevert(p.start, p.isps, m);
         if (p.direction > 1) revert OrderBookInvalidDirection(p.direction);
@@ -467,16 +468,30 @@ contract OrderBook is RoleGated, EIP712 {
 
     /// @dev The root over the first `count` leaves, pairing level by level in place (an odd last
     /// node moves up unchanged).
-    function _root(bytes32[] memory nodes, uint256 count) internal pure returns (bytes32) {
-        while (count > 1) {
-            uint256 half = count >> 1;
-            for (uint256 i = 0; i < half; ++i) {
-                nodes[i] = Hashes.commutativeKeccak256(nodes[2 * i], nodes[2 * i + 1]);
+    function _root(bytes32[] memory nodes, uint256 count) internal pure returns (bytes32 root) {
+        // Every index stays below `count` <= nodes.length, so the reads and writes go without
+        // bounds checks: the tree costs every offer of a batch about a hash.
+        unchecked {
+            while (count > 1) {
+                uint256 half = count >> 1;
+                for (uint256 i = 0; i < half; ++i) {
+                    bytes32 left;
+                    bytes32 right;
+                    assembly ("memory-safe") {
+                        let at := add(add(nodes, 0x20), shl(6, i))
+                        left := mload(at)
+                        right := mload(add(at, 0x20))
+                    }
+                    bytes32 parent = Hashes.commutativeKeccak256(left, right);
+                    assembly ("memory-safe") {
+                        mstore(add(add(nodes, 0x20), shl(5, i)), parent)
+                    }
+                }
+                if (count & 1 == 1) nodes[half] = nodes[count - 1];
+                count = half + (count & 1);
             }
-            if (count & 1 == 1) nodes[half] = nodes[count - 1];
-            count = half + (count & 1);
         }
-        return nodes[0];
+        root = nodes[0];
     }
 
     /**
