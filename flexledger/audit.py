@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from flexledger.chain.bindings import ClearingCommitmentClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.optimiser import ClearingResult, clear
 from flexledger.optimiser.results import Award
 
-from .commitment import CommittedResult, day_state, read_result, welfare_value
+from .commitment import CommittedResult, day_state, find_superseded, read_result, welfare_value
 from .market_day import MarketDay, load_market_day
 from .rules.clearing import violations
 
@@ -79,6 +80,10 @@ def audit_clearing(
                                  f"the day's book is 0x{loaded.book.digest.hex()[:16]}")
     audit.infeasible = violations(inp.offers, inp.requests, committed.awards, parent=inp.parent, lights=inp.lights,
                                   isp_seconds=inp.isp_seconds)
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    for s in find_superseded(clearing, current, loaded.book):
+        audit.infeasible.append(f"offer 0x{loaded.book.digests[s.older].hex()[:10]} was awarded, but the book replaced "
+                                f"it with nonce {s.newer.nonce} (rule 3; `flexledger challenge --superseded` voids it)")
     audit.differences += compare_awards(committed.awards, rerun.awards)
     ours = welfare_value(rerun.awards, loaded.book)
     if ours != (committed.dso_value, committed.tso_value):

@@ -179,3 +179,46 @@ def welfare_value(awards: Iterable[Award], book: Book) -> tuple[int, int]:
         else:
             dso += value
     return dso, tso
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """An awarded offer the book had replaced, and what ``proveSuperseded`` needs to show it."""
+
+    result_id: int
+    chunk: int
+    chunk_offers: list[bytes]  # the chunk's offer digests, in order
+    older: Offer
+    newer: Offer
+    newer_root: bytes
+    newer_proof: list[bytes]
+
+
+def find_superseded(clearing: ClearingCommitmentClient, result_id: int, book: Book) -> list[Superseded]:
+    """Every offer a result awarded although the book holds a newer one for the same asset or
+    portfolio, window and direction (rule 3), with the proof the contract takes."""
+    newest: dict[tuple[int, int, int, int, int], Offer] = {}
+    for offer in book.accepted:
+        if offer.window_key not in newest or offer.nonce > newest[offer.window_key].nonce:
+            newest[offer.window_key] = offer
+    offer_of = {d: o for o, d in book.digests.items()}
+    topic = "0x" + result_id.to_bytes(32, "big").hex()
+    chunk_of = {e.tx_hash: int(e.args["chunk"]) for e in clearing.events("ChunkPosted", topics=[topic])}
+    in_chunk: dict[int, list[bytes]] = defaultdict(list)
+    for e in sorted(clearing.events("OfferAwarded", topics=[topic]), key=lambda e: (e.block_number, e.log_index)):
+        in_chunk[chunk_of[e.tx_hash]].append(bytes(e.args["offerDigest"]))
+    found = []
+    for chunk, digests in sorted(in_chunk.items()):
+        for digest in digests:
+            older = offer_of.get(digest)
+            newer = newest.get(older.window_key) if older else None
+            if older is not None and newer is not None and newer.nonce > older.nonce:
+                root, proof = book.proofs[book.digests[newer]]
+                found.append(Superseded(result_id, chunk, digests, older, newer, root, proof))
+    return found
+
+
+def prove_superseded(clearing: ClearingCommitmentClient, signer: Signer, proof: Superseded) -> None:
+    """Void the result that awarded a superseded offer (anyone may, within the challenge window)."""
+    clearing.prove_superseded(proof.result_id, proof.chunk, proof.chunk_offers, proof.older.as_tuple(),
+                              proof.newer.as_tuple(), proof.newer_root, proof.newer_proof, sender=signer)

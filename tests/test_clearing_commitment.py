@@ -33,8 +33,10 @@ from flexledger.commitment import (
     CommitmentError,
     ResultStatus,
     day_state,
+    find_superseded,
     groups_of,
     post_result,
+    prove_superseded,
     read_result,
     wire,
 )
@@ -264,6 +266,34 @@ def test_the_auditor_reports_every_difference_from_a_worse_result(market_day: Da
     assert not audit.matches and not audit.infeasible
     assert any(dropped.offer_key[:12] in line for line in audit.differences)
     assert any("welfare" in line for line in audit.differences)
+
+
+def test_a_result_awarding_a_replaced_offer_is_voided_and_the_auditor_names_it(
+    market_day: Day, conn: ChainConnection, manifest: Manifest, dev_signers: list[Signer],
+) -> None:
+    d = market_day
+    book = OrderBookClient(conn, manifest.address("OrderBook"), signer=dev_signers[4])
+    older = d.offers["cheap"]
+    newer = replace(older, price=9_500, nonce=2)  # the seller lowers its price: the newer offer counts
+    owner = keys.dev_accounts()[7]
+    assert relay_offers(book, [SignedOffer(newer, newer.sign(owner, read_domain(conn, book.address)))]).accepted == 1
+    loaded = after_gate_closure(d)
+    assert older not in loaded.book.offers and newer in loaded.book.offers
+    stale = [Award(1, older.start, key(loaded, older), 8_000, older.price)]
+    result_id = post(d, loaded, stale)  # feasible award by award: only the book's history says it is stale
+    audit = audit_clearing(conn, manifest, d.market, d.day)
+    assert not audit.matches and any("replaced" in line for line in audit.infeasible)
+    found = find_superseded(d.clearing, result_id, loaded.book)
+    assert [(s.older, s.newer) for s in found] == [(older, newer)]
+    prove_superseded(d.clearing, d.stranger, found[0])  # anyone may
+    assert read_result(conn, manifest, result_id, loaded.book).status is ResultStatus.VOID
+    assert day_state(conn, manifest, d.market, d.day)[0] == 0
+    with pytest.raises(revert_errors.ClearingNotPosting):
+        prove_superseded(d.clearing, d.stranger, found[0])  # once void, nothing more to prove
+    with pytest.raises(revert_errors.RoleGatedMissingRole):
+        d.clearing.open(d.market, d.day, sender=d.stranger)  # the day is committed anew by an operator
+    post(d, loaded, clear(loaded.clearing).awards)
+    assert audit_clearing(conn, manifest, d.market, d.day).matches
 
 
 def test_a_book_whose_events_do_not_match_its_digest_is_not_cleared(market_day: Day,

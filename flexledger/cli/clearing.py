@@ -18,7 +18,13 @@ from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryCl
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.commitment import day_state, post_result, welfare_value
+from flexledger.commitment import (
+    day_state,
+    find_superseded,
+    post_result,
+    prove_superseded,
+    welfare_value,
+)
 from flexledger.errors import FlexledgerError
 from flexledger.market_day import MarketDay, load_market_day
 from flexledger.optimiser import ClearingResult, clear
@@ -143,22 +149,32 @@ def clear_command(
 
 
 def challenge_command(
-    file: Path = typer.Argument(..., help="The better result: JSON as `flexledger clear --json` writes it (award_list)."),
+    file: Path | None = typer.Argument(None, help="The better result: JSON as `flexledger clear --json` writes it."),
     day: str = DayOption,
     market: int = MarketOption,
+    superseded: bool = typer.Option(False, "--superseded",
+                                    help="Instead: void the result in force if it awarded an offer the book had replaced."),
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Challenge the day's result in force with a better one (anyone may, during the challenge window).
+    """Challenge the day's result in force (anyone may, during the challenge window).
 
-    The file's awards are checked against the rules first; the contract checks them again and
-    replaces the result in force only if the new one is better: higher DSO welfare, or equal DSO
-    and higher TSO welfare.
+    With FILE: the file's awards are checked against the rules first; the contract checks them
+    again and replaces the result in force only if the new one is better: higher DSO welfare, or
+    equal DSO and higher TSO welfare. With --superseded: if the result awarded an offer for which
+    the book holds a newer one (same asset, window and direction), prove it; the result is void
+    and a clearing operator commits the day anew.
     """
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
     signer = load_signer(conn, key)
+    if superseded:
+        _void_superseded(conn, manifest, signer, market, day, json_)
+        return
+    if file is None:
+        raise FlexledgerError("give the better result's FILE, or --superseded",
+                              hint="write a result with `flexledger clear --day D --json > FILE`")
     try:
         raw = json.loads(file.read_text())
         awards = [Award(int(a["request"]), int(a["isp_start"]), str(a["offer"]), int(a["power_w"]), int(a["price"]))
@@ -185,6 +201,27 @@ def challenge_command(
     else:
         console.print(f"[green]result {result_id} replaced result {current}[/] ({len(awards)} awards, {chunks} chunk(s), "
                       f"{gas:,} gas); the window stays open until {iso(ends)}")
+
+
+def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, market: int, day: str,
+                     json_: bool) -> None:
+    _params, start = market_day_start(conn, manifest, market, day)
+    current, _ends, _final = day_state(conn, manifest, market, start)
+    if current == 0:
+        raise FlexledgerError(f"market {market}, day {day} has no result in force")
+    loaded = load_market_day(conn, manifest, market, start)
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    found = find_superseded(clearing, current, loaded.book)
+    if found:
+        prove_superseded(clearing, signer, found[0])
+    out = {"result_id": current, "superseded_offers": len(found), "voided": bool(found)}
+    if json_:
+        emit_json(out)
+    elif found:
+        console.print(f"[green]result {current} is void[/]: it awarded {len(found)} offer(s) the book had replaced "
+                      "(the first was proven); a clearing operator commits the day anew")
+    else:
+        console.print(f"result {current} awards no superseded offer: nothing to void")
 
 
 def finalise_command(day: str = DayOption, market: int = MarketOption, key: Path | None = KeyOption) -> None:
