@@ -129,6 +129,12 @@ class AssetRegistryClient(ContractClient):
         return self._transact("suspendUncredentialed(uint64[])", asset_ids, sender=sender, wait=wait, gas=gas)
 
 
+class AssetWordsClient(ContractClient):
+    """Typed client of ``AssetWords`` (src/grid/AssetWords.sol)."""
+
+    CONTRACT: ClassVar[str] = "AssetWords"
+
+
 class ClearingCommitmentClient(ContractClient):
     """Typed client of ``ClearingCommitment`` (src/market/ClearingCommitment.sol)."""
 
@@ -142,6 +148,11 @@ class ClearingCommitmentClient(ContractClient):
     def assets(self, *, block: BlockId = "latest") -> str:
         """``assets()`` (view)."""
         result: str = self._call("assets()", block=block)
+        return result
+
+    def award_leaf(self, offer_digest: bytes, request_id: int, isp_start: int, power_w: int, level_w: int, *, block: BlockId = "latest") -> bytes:
+        """``awardLeaf(bytes32,uint64,uint64,uint32,uint32)`` (view)."""
+        result: bytes = self._call("awardLeaf(bytes32,uint64,uint64,uint32,uint32)", offer_digest, request_id, isp_start, power_w, level_w, block=block)
         return result
 
     def book(self, *, block: BlockId = "latest") -> str:
@@ -167,6 +178,11 @@ class ClearingCommitmentClient(ContractClient):
         """``finalise(uint32,uint64)`` (transaction)."""
         return self._transact("finalise(uint32,uint64)", market, day, sender=sender, wait=wait, gas=gas)
 
+    def is_awarded(self, result_id: int, offer_digest: bytes, award: tuple[int, int, int, int, int, list[bytes]], *, block: BlockId = "latest") -> bool:
+        """``isAwarded(uint64,bytes32,(uint32,uint64,uint64,uint32,uint32,bytes32[]))`` (view)."""
+        result: bool = self._call("isAwarded(uint64,bytes32,(uint32,uint64,uint64,uint32,uint32,bytes32[]))", result_id, offer_digest, award, block=block)
+        return result
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
@@ -185,9 +201,9 @@ class ClearingCommitmentClient(ContractClient):
         """``post(uint64,bytes32[],(bytes,uint16,bytes32[],uint256[])[])`` (transaction)."""
         return self._transact("post(uint64,bytes32[],(bytes,uint16,bytes32[],uint256[])[])", result_id, batch_roots, groups, sender=sender, wait=wait, gas=gas)
 
-    def prove_superseded(self, result_id: int, chunk: int, chunk_offers: list[bytes], older: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer_root: bytes, newer_proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``proveSuperseded(uint64,uint32,bytes32[],(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])`` (transaction)."""
-        return self._transact("proveSuperseded(uint64,uint32,bytes32[],(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])", result_id, chunk, chunk_offers, older, newer, newer_root, newer_proof, sender=sender, wait=wait, gas=gas)
+    def prove_superseded(self, result_id: int, award: tuple[int, int, int, int, int, list[bytes]], older: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer_root: bytes, newer_proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``proveSuperseded(uint64,(uint32,uint64,uint64,uint32,uint32,bytes32[]),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])`` (transaction)."""
+        return self._transact("proveSuperseded(uint64,(uint32,uint64,uint64,uint32,uint32,bytes32[]),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])", result_id, award, older, newer, newer_root, newer_proof, sender=sender, wait=wait, gas=gas)
 
     def request_load(self, result_id: int, request_id: int, isp: int, *, block: BlockId = "latest") -> int:
         """``requestLoad(uint64,uint64,uint16)`` (view)."""
@@ -700,6 +716,16 @@ class OrderBookClient(ContractClient):
         result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
         return result
 
+    def escrow_left(self, request_id: int, *, block: BlockId = "latest") -> int:
+        """``escrowLeft(uint64)`` (view)."""
+        result: int = self._call("escrowLeft(uint64)", request_id, block=block)
+        return result
+
+    def escrow_paid(self, request_id: int, *, block: BlockId = "latest") -> int:
+        """``escrowPaid(uint64)`` (view)."""
+        result: int = self._call("escrowPaid(uint64)", request_id, block=block)
+        return result
+
     def is_batch_root(self, root: bytes, *, block: BlockId = "latest") -> bool:
         """``isBatchRoot(bytes32)`` (view)."""
         result: bool = self._call("isBatchRoot(bytes32)", root, block=block)
@@ -769,6 +795,15 @@ class OrderBookClient(ContractClient):
         """``setClearing(address)`` (transaction)."""
         return self._transact("setClearing(address)", clearing_contract, sender=sender, wait=wait, gas=gas)
 
+    def set_settlement(self, settlement_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setSettlement(address)`` (transaction)."""
+        return self._transact("setSettlement(address)", settlement_contract, sender=sender, wait=wait, gas=gas)
+
+    def settlement(self, *, block: BlockId = "latest") -> str:
+        """``settlement()`` (view)."""
+        result: str = self._call("settlement()", block=block)
+        return result
+
     def submit_offers(self, offers: list[tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int]], signatures: list[bytes], strict: bool, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``submitOffers((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32)[],bytes[],bool)`` (transaction)."""
         return self._transact("submitOffers((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32)[],bytes[],bool)", offers, signatures, strict, sender=sender, wait=wait, gas=gas)
@@ -778,6 +813,14 @@ class OrderBookClient(ContractClient):
         result: str = self._call("token()", block=block)
         return result
 
+    def transfer_bond(self, seller: str, to: str, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``transferBond(address,address,uint256)`` (transaction)."""
+        return self._transact("transferBond(address,address,uint256)", seller, to, amount, sender=sender, wait=wait, gas=gas)
+
+    def transfer_escrow(self, request_id: int, to: str, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``transferEscrow(uint64,address,uint256)`` (transaction)."""
+        return self._transact("transferEscrow(uint64,address,uint256)", request_id, to, amount, sender=sender, wait=wait, gas=gas)
+
     def withdraw_bond(self, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``withdrawBond(uint256)`` (transaction)."""
         return self._transact("withdrawBond(uint256)", amount, sender=sender, wait=wait, gas=gas)
@@ -786,6 +829,12 @@ class OrderBookClient(ContractClient):
         """``zones()`` (view)."""
         result: str = self._call("zones()", block=block)
         return result
+
+
+class PairTreeClient(ContractClient):
+    """Typed client of ``PairTree`` (src/utils/PairTree.sol)."""
+
+    CONTRACT: ClassVar[str] = "PairTree"
 
 
 class RoleRegistryClient(ContractClient):
@@ -824,6 +873,97 @@ class RoleRegistryClient(ContractClient):
     def revoke_credential(self, subject: str, role: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``revokeCredential(address,bytes32)`` (transaction)."""
         return self._transact("revokeCredential(address,bytes32)", subject, role, sender=sender, wait=wait, gas=gas)
+
+
+class SettlementClient(ContractClient):
+    """Typed client of ``Settlement`` (src/market/Settlement.sol)."""
+
+    CONTRACT: ClassVar[str] = "Settlement"
+
+    def assets(self, *, block: BlockId = "latest") -> str:
+        """``assets()`` (view)."""
+        result: str = self._call("assets()", block=block)
+        return result
+
+    def award_money(self, power_w: int, level_w: int, isp_seconds: int, delivered_ws: int, price: int, availability: bool, tolerance_bps: int, penalty_factor_bps: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``awardMoney(uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)`` (view)."""
+        result: tuple[int, int] = self._call("awardMoney(uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)", power_w, level_w, isp_seconds, delivered_ws, price, availability, tolerance_bps, penalty_factor_bps, block=block)
+        return result
+
+    def book(self, *, block: BlockId = "latest") -> str:
+        """``book()`` (view)."""
+        result: str = self._call("book()", block=block)
+        return result
+
+    def claimable(self, account: str, *, block: BlockId = "latest") -> int:
+        """``claimable(address)`` (view)."""
+        result: int = self._call("claimable(address)", account, block=block)
+        return result
+
+    def clearing(self, *, block: BlockId = "latest") -> str:
+        """``clearing()`` (view)."""
+        result: str = self._call("clearing()", block=block)
+        return result
+
+    def debt_of(self, seller: str, *, block: BlockId = "latest") -> int:
+        """``debtOf(address)`` (view)."""
+        result: int = self._call("debtOf(address)", seller, block=block)
+        return result
+
+    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))`` (transaction)."""
+        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))", s, record, d, sender=sender, wait=wait, gas=gas)
+
+    def faults_of(self, oracle_account: str, *, block: BlockId = "latest") -> int:
+        """``faultsOf(address)`` (view)."""
+        result: int = self._call("faultsOf(address)", oracle_account, block=block)
+        return result
+
+    def finalise(self, record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``finalise((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]))`` (transaction)."""
+        return self._transact("finalise((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]))", record, sender=sender, wait=wait, gas=gas)
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def oracle(self, *, block: BlockId = "latest") -> str:
+        """``oracle()`` (view)."""
+        result: str = self._call("oracle()", block=block)
+        return result
+
+    def pending_lines(self, request_id: int, *, block: BlockId = "latest") -> int:
+        """``pendingLines(uint64)`` (view)."""
+        result: int = self._call("pendingLines(uint64)", request_id, block=block)
+        return result
+
+    def records(self, key: bytes, *, block: BlockId = "latest") -> bytes:
+        """``records(bytes32)`` (view)."""
+        result: bytes = self._call("records(bytes32)", key, block=block)
+        return result
+
+    def refund(self, request_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``refund(uint64)`` (transaction)."""
+        return self._transact("refund(uint64)", request_id, sender=sender, wait=wait, gas=gas)
+
+    def refunded(self, request_id: int, *, block: BlockId = "latest") -> bool:
+        """``refunded(uint64)`` (view)."""
+        result: bool = self._call("refunded(uint64)", request_id, block=block)
+        return result
+
+    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))`` (transaction)."""
+        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))", s, sender=sender, wait=wait, gas=gas)
+
+    def token(self, *, block: BlockId = "latest") -> str:
+        """``token()`` (view)."""
+        result: str = self._call("token()", block=block)
+        return result
+
+    def withdraw(self, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``withdraw()`` (transaction)."""
+        return self._transact("withdraw()", sender=sender, wait=wait, gas=gas)
 
 
 class SettlementTokenClient(ContractClient):
@@ -904,6 +1044,7 @@ class SettlementTokenClient(ContractClient):
 
 CLIENTS: dict[str, type[ContractClient]] = {
     "AssetRegistry": AssetRegistryClient,
+    "AssetWords": AssetWordsClient,
     "ClearingCommitment": ClearingCommitmentClient,
     "DIDRegistry": DIDRegistryClient,
     "GridZones": GridZonesClient,
@@ -911,6 +1052,8 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "MarketRegistry": MarketRegistryClient,
     "MeterOracle": MeterOracleClient,
     "OrderBook": OrderBookClient,
+    "PairTree": PairTreeClient,
     "RoleRegistry": RoleRegistryClient,
+    "Settlement": SettlementClient,
     "SettlementToken": SettlementTokenClient,
 }

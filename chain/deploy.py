@@ -11,6 +11,7 @@ from typing import Any
 from eth_abi import encode
 
 from .artifacts import Artifact, load_artifact
+from .bindings import OrderBookClient
 from .client import TxResult, wait_for
 from .codegen import canonical_type
 from .compiler import BUILD_INFO
@@ -63,6 +64,8 @@ PLAN: tuple[Step, ...] = (
     Step("MeterOracle", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
     Step("ClearingCommitment", lambda ctx: [ctx.addresses[name] for name in (
         "RoleRegistry", "MarketRegistry", "OrderBook", "GridZones", "AssetRegistry")]),
+    Step("Settlement", lambda ctx: [ctx.addresses[name] for name in (
+        "MarketRegistry", "OrderBook", "ClearingCommitment", "MeterOracle", "AssetRegistry")]),
 )
 
 
@@ -122,7 +125,16 @@ def deploy_all(
         )
         if on_step:
             on_step(step.contract, address, result.gas_used or 0)
+    _wire(conn, signer, ctx)
     return manifest
+
+
+def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
+    """Name the settlement in the order book (it pays out escrows and draws bonds). Only the
+    market authority may; when another account is the authority, it does this itself."""
+    if "Settlement" not in ctx.addresses or "OrderBook" not in ctx.addresses or ctx.admin != signer.address:
+        return
+    OrderBookClient(conn, ctx.addresses["OrderBook"], signer=signer).set_settlement(ctx.addresses["Settlement"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

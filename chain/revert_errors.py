@@ -1619,6 +1619,25 @@ class OrderBookClearingAlreadySet(ContractCustomError):
         self.clearing = values[0]
 
 
+class OrderBookEscrowExceeded(ContractCustomError):
+    """``OrderBookEscrowExceeded(uint64,uint256,uint256)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookEscrowExceeded"
+    SIGNATURE: ClassVar[str] = "OrderBookEscrowExceeded(uint64,uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2ff54677")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id", "amount", "left")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint256", "uint256")
+    request_id: int
+    amount: int
+    left: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.request_id = values[0]
+        self.amount = values[1]
+        self.left = values[2]
+
+
 class OrderBookEscrowOverflow(ContractCustomError):
     """``OrderBookEscrowOverflow(uint256)``, declared in OrderBook."""
 
@@ -1875,6 +1894,21 @@ class OrderBookNotSeller(ContractCustomError):
         self.seller = values[1]
 
 
+class OrderBookNotSettlement(ContractCustomError):
+    """``OrderBookNotSettlement(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookNotSettlement"
+    SIGNATURE: ClassVar[str] = "OrderBookNotSettlement(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f5ee0802")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
 class OrderBookNotSystemOperator(ContractCustomError):
     """``OrderBookNotSystemOperator(address)``, declared in OrderBook."""
 
@@ -1918,6 +1952,21 @@ class OrderBookRequestNotOpen(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.request_id = values[0]
+
+
+class OrderBookSettlementAlreadySet(ContractCustomError):
+    """``OrderBookSettlementAlreadySet(address)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookSettlementAlreadySet"
+    SIGNATURE: ClassVar[str] = "OrderBookSettlementAlreadySet(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ccf748f6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("settlement",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    settlement: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.settlement = values[0]
 
 
 class OrderBookStaleNonce(ContractCustomError):
@@ -2156,7 +2205,7 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
 
 
 class SafeERC20FailedOperation(ContractCustomError):
-    """``SafeERC20FailedOperation(address)``, declared in OrderBook."""
+    """``SafeERC20FailedOperation(address)``, declared in OrderBook, Settlement."""
 
     NAME: ClassVar[str] = "SafeERC20FailedOperation"
     SIGNATURE: ClassVar[str] = "SafeERC20FailedOperation(address)"
@@ -2168,6 +2217,202 @@ class SafeERC20FailedOperation(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.token = values[0]
+
+
+class SettlementAlreadySettled(ContractCustomError):
+    """``SettlementAlreadySettled(bytes32)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementAlreadySettled"
+    SIGNATURE: ClassVar[str] = "SettlementAlreadySettled(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c203d646")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class SettlementAwardNotInResult(ContractCustomError):
+    """``SettlementAwardNotInResult(bytes32,uint64,uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementAwardNotInResult"
+    SIGNATURE: ClassVar[str] = "SettlementAwardNotInResult(bytes32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("62fdc6f9")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
+    offer_digest: bytes
+    request_id: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp_start = values[2]
+
+
+class SettlementAwardsIncomplete(ContractCustomError):
+    """``SettlementAwardsIncomplete(bytes32,uint64,uint256,uint32)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementAwardsIncomplete"
+    SIGNATURE: ClassVar[str] = "SettlementAwardsIncomplete(bytes32,uint64,uint256,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fe33c66d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "presented_w", "level_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint32")
+    offer_digest: bytes
+    isp_start: int
+    presented_w: int
+    level_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+        self.presented_w = values[2]
+        self.level_w = values[3]
+
+
+class SettlementBadDispute(ContractCustomError):
+    """``SettlementBadDispute(string)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementBadDispute"
+    SIGNATURE: ClassVar[str] = "SettlementBadDispute(string)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a815720b")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reason",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string",)
+    reason: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.reason = values[0]
+
+
+class SettlementBaselineMismatch(ContractCustomError):
+    """``SettlementBaselineMismatch(bytes32)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementBaselineMismatch"
+    SIGNATURE: ClassVar[str] = "SettlementBaselineMismatch(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("8752ac20")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class SettlementDisputeWindow(ContractCustomError):
+    """``SettlementDisputeWindow(uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementDisputeWindow"
+    SIGNATURE: ClassVar[str] = "SettlementDisputeWindow(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("9bc5d3d4")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("ends_at",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    ends_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.ends_at = values[0]
+
+
+class SettlementIspsIncomplete(ContractCustomError):
+    """``SettlementIspsIncomplete(bytes32)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementIspsIncomplete"
+    SIGNATURE: ClassVar[str] = "SettlementIspsIncomplete(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("db72e59c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class SettlementNothingToWithdraw(ContractCustomError):
+    """``SettlementNothingToWithdraw(address)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementNothingToWithdraw"
+    SIGNATURE: ClassVar[str] = "SettlementNothingToWithdraw(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b6bd4a7f")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class SettlementReadingNotAnchored(ContractCustomError):
+    """``SettlementReadingNotAnchored(bytes32,uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementReadingNotAnchored"
+    SIGNATURE: ClassVar[str] = "SettlementReadingNotAnchored(bytes32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5ddefbb8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    offer_digest: bytes
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+
+
+class SettlementReadingOutOfRange(ContractCustomError):
+    """``SettlementReadingOutOfRange(uint64,uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementReadingOutOfRange"
+    SIGNATURE: ClassVar[str] = "SettlementReadingOutOfRange(uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d31d29d9")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("import_wh", "export_wh")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
+    import_wh: int
+    export_wh: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.import_wh = values[0]
+        self.export_wh = values[1]
+
+
+class SettlementRefundNotDue(ContractCustomError):
+    """``SettlementRefundNotDue(uint64,string)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementRefundNotDue"
+    SIGNATURE: ClassVar[str] = "SettlementRefundNotDue(uint64,string)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a034db69")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id", "reason")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "string")
+    request_id: int
+    reason: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.request_id = values[0]
+        self.reason = values[1]
+
+
+class SettlementResultNotFinal(ContractCustomError):
+    """``SettlementResultNotFinal(uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementResultNotFinal"
+    SIGNATURE: ClassVar[str] = "SettlementResultNotFinal(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("05695720")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    result_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.result_id = values[0]
 
 
 class SettlementTokenMintingDisabled(ContractCustomError):
@@ -2198,6 +2443,51 @@ class SettlementTokenNotAuthority(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.account = values[0]
+
+
+class SettlementUnknownRecord(ContractCustomError):
+    """``SettlementUnknownRecord(bytes32)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementUnknownRecord"
+    SIGNATURE: ClassVar[str] = "SettlementUnknownRecord(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("39567f58")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class SettlementUnsupportedOffer(ContractCustomError):
+    """``SettlementUnsupportedOffer(bytes32)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementUnsupportedOffer"
+    SIGNATURE: ClassVar[str] = "SettlementUnsupportedOffer(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3842f50a")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class SettlementWindowClosed(ContractCustomError):
+    """``SettlementWindowClosed(uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementWindowClosed"
+    SIGNATURE: ClassVar[str] = "SettlementWindowClosed(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ce53d230")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("closes_at",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    closes_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.closes_at = values[0]
 
 
 class StringTooLong(ContractCustomError):
@@ -2312,6 +2602,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,
     OrderBookBondLocked.SELECTOR: OrderBookBondLocked,
     OrderBookClearingAlreadySet.SELECTOR: OrderBookClearingAlreadySet,
+    OrderBookEscrowExceeded.SELECTOR: OrderBookEscrowExceeded,
     OrderBookEscrowOverflow.SELECTOR: OrderBookEscrowOverflow,
     OrderBookInvalidBaseline.SELECTOR: OrderBookInvalidBaseline,
     OrderBookInvalidDirection.SELECTOR: OrderBookInvalidDirection,
@@ -2328,9 +2619,11 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookNotClearing.SELECTOR: OrderBookNotClearing,
     OrderBookNotRelayer.SELECTOR: OrderBookNotRelayer,
     OrderBookNotSeller.SELECTOR: OrderBookNotSeller,
+    OrderBookNotSettlement.SELECTOR: OrderBookNotSettlement,
     OrderBookNotSystemOperator.SELECTOR: OrderBookNotSystemOperator,
     OrderBookOfferExpired.SELECTOR: OrderBookOfferExpired,
     OrderBookRequestNotOpen.SELECTOR: OrderBookRequestNotOpen,
+    OrderBookSettlementAlreadySet.SELECTOR: OrderBookSettlementAlreadySet,
     OrderBookStaleNonce.SELECTOR: OrderBookStaleNonce,
     OrderBookUnknownMarket.SELECTOR: OrderBookUnknownMarket,
     OrderBookUnknownPortfolio.SELECTOR: OrderBookUnknownPortfolio,
@@ -2347,7 +2640,22 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     RoleRegistryUnknownRole.SELECTOR: RoleRegistryUnknownRole,
     SafeCastOverflowedUintDowncast.SELECTOR: SafeCastOverflowedUintDowncast,
     SafeERC20FailedOperation.SELECTOR: SafeERC20FailedOperation,
+    SettlementAlreadySettled.SELECTOR: SettlementAlreadySettled,
+    SettlementAwardNotInResult.SELECTOR: SettlementAwardNotInResult,
+    SettlementAwardsIncomplete.SELECTOR: SettlementAwardsIncomplete,
+    SettlementBadDispute.SELECTOR: SettlementBadDispute,
+    SettlementBaselineMismatch.SELECTOR: SettlementBaselineMismatch,
+    SettlementDisputeWindow.SELECTOR: SettlementDisputeWindow,
+    SettlementIspsIncomplete.SELECTOR: SettlementIspsIncomplete,
+    SettlementNothingToWithdraw.SELECTOR: SettlementNothingToWithdraw,
+    SettlementReadingNotAnchored.SELECTOR: SettlementReadingNotAnchored,
+    SettlementReadingOutOfRange.SELECTOR: SettlementReadingOutOfRange,
+    SettlementRefundNotDue.SELECTOR: SettlementRefundNotDue,
+    SettlementResultNotFinal.SELECTOR: SettlementResultNotFinal,
     SettlementTokenMintingDisabled.SELECTOR: SettlementTokenMintingDisabled,
     SettlementTokenNotAuthority.SELECTOR: SettlementTokenNotAuthority,
+    SettlementUnknownRecord.SELECTOR: SettlementUnknownRecord,
+    SettlementUnsupportedOffer.SELECTOR: SettlementUnsupportedOffer,
+    SettlementWindowClosed.SELECTOR: SettlementWindowClosed,
     StringTooLong.SELECTOR: StringTooLong,
 }

@@ -16,7 +16,6 @@ from flexledger.chain.reverts import decode_revert
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import TypedData, read_domain
 
-from .rules.batches import batch_proofs
 from .rules.orders import (
     Offer,
     RequestParams,
@@ -25,6 +24,7 @@ from .rules.orders import (
     latest_offers,
     request_entry,
 )
+from .rules.pair_tree import pair_proofs
 
 DEFAULT_BATCH = 200
 PERMIT_TYPES = {"Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
@@ -123,7 +123,7 @@ class Book:
     accepted: list[Offer] = field(default_factory=list)  # every accepted offer, in order
     digests: dict[Offer, bytes] = field(default_factory=dict)  # each accepted offer's EIP-712 digest
     digest: bytes = bytes(32)
-    # each accepted offer's batch root and Merkle proof, by digest (see flexledger.rules.batches)
+    # each accepted offer's batch root and Merkle proof, by digest (see flexledger.rules.pair_tree)
     proofs: dict[bytes, tuple[bytes, list[bytes]]] = field(default_factory=dict)
     kinds: dict[int, int] = field(default_factory=dict)  # open requests' buyer kind (0 DSO, 1 TSO), by id
 
@@ -195,7 +195,7 @@ def _batch_proofs(book: OrderBookClient, separator: bytes, tx_hashes: list[str])
                 event = decode_logs([log], {book.address.lower(): "OrderBook"})[0]
                 leaves.append(Offer.unpack(event.args["offer"]).digest(separator))
             elif topic == batched_topic:
-                root, proofs = batch_proofs(leaves)
+                root, proofs = pair_proofs(leaves)
                 if root != bytes(log["topics"][1]):
                     raise BookDigestMismatchError(
                         f"the offers accepted in {tx_hash} do not make up the batch root it logged",

@@ -2,8 +2,11 @@
 
 With ``mqtt_url`` unset, flexledger uses this broker: ``scripts/mqtt-broker.mjs`` run by Node,
 listening on 127.0.0.1 only, its process id and port recorded in ``<data dir>/broker.json``.
-aedes speaks MQTT 3.1 and 3.1.1 (not MQTT 5). Nothing is kept between runs: the broker holds
-messages in memory only.
+aedes speaks MQTT 3.1 and 3.1.1 (not MQTT 5). The sessions of clean_session=false clients (the
+oracle's, the edge agents') are kept in ``<data dir>/broker-state`` (LevelDB): their subscriptions
+and the QoS 1 messages accepted for them and not yet acknowledged survive a restart of the broker,
+its process killed included (not a power cut: the writes are not synced to disk), so an edge agent
+that forgot a reading on its PUBACK loses nothing. ``scripts/mqtt-broker.mjs`` explains how.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .chain.node import port_is_free, process_alive
+from .chain.node import process_alive
 from .chain.paths import node_modules, project_root
 from .config import Settings
 from .errors import ConfigurationError, FlexledgerError
@@ -30,6 +33,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
 BROKER_FILE = "broker.json"
 LOG_FILE = "broker.log"
+STATE_DIR = "broker-state"
 SCRIPT = Path("scripts") / "mqtt-broker.mjs"
 
 
@@ -94,12 +98,26 @@ def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     return connack[0] == 0x20 and connack[3] == 0
 
 
+def _port_is_free(port: int) -> bool:
+    """Whether the broker can listen on ``port``. Node listens with SO_REUSEADDR, and so does this
+    check: the connections of a broker that just stopped (TIME_WAIT for a minute) must not push the
+    restarted broker to another port, where the edge agents configured for this one cannot find it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
 class LocalBroker:
     """Starts, finds and stops the embedded broker that belongs to one data directory."""
 
-    def __init__(self, data_dir: Path, *, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, data_dir: Path, *, port: int = DEFAULT_PORT, persist: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
+        self.persist = persist
 
     @property
     def broker_file(self) -> Path:
@@ -108,6 +126,11 @@ class LocalBroker:
     @property
     def log_file(self) -> Path:
         return self.data_dir / LOG_FILE
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the broker keeps persistent sessions and their queued messages."""
+        return self.data_dir / STATE_DIR
 
     def status(self) -> BrokerInfo | None:
         """The broker of this data directory if it is running and answering, else ``None``."""
@@ -131,7 +154,7 @@ class LocalBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for attempt in range(3):
-            port = self.port if attempt == 0 and port_is_free(self.port, HOST) else 0
+            port = self.port if attempt == 0 and _port_is_free(self.port) else 0
             info = self._spawn(command, port, timeout)
             if isinstance(info, BrokerInfo):
                 self.broker_file.write_text(json.dumps(asdict(info), indent=1) + "\n")
@@ -142,9 +165,10 @@ class LocalBroker:
         raise BrokerError(f"the embedded MQTT broker did not start: {last_error}", hint=f"see {self.log_file}")
 
     def _spawn(self, command: list[str], port: int, timeout: float) -> BrokerInfo | str:
+        persist = ["--persist", str(self.state_dir)] if self.persist else []
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                [*command, "--host", HOST, "--port", str(port)],
+                [*command, "--host", HOST, "--port", str(port), *persist],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -212,6 +236,10 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         if not process_alive(pid):
+            # Its main thread has exited; Node's other threads may not have yet, and until they
+            # have the zombie cannot be reaped without waiting (a blocking wait, then, not WNOHANG).
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):

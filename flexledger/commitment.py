@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_abi import encode
+from eth_utils import keccak
+
 from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -26,6 +29,7 @@ from flexledger.optimiser.results import Award
 from .book import Book
 from .rules.market import MarketParams, PricingRule
 from .rules.orders import Offer
+from .rules.pair_tree import pair_proofs
 
 DEFAULT_CHUNK_AWARDS = 400  # about 12M gas at the measured cost per award: well inside a 30M block
 
@@ -181,13 +185,61 @@ def welfare_value(awards: Iterable[Award], book: Book) -> tuple[int, int]:
     return dso, tso
 
 
+def award_leaf(offer_digest: bytes, request_id: int, isp_start: int, power_w: int, level_w: int) -> bytes:
+    """``ClearingCommitment.awardLeaf``: the leaf of one award in its chunk's tree (``level_w``: the
+    offer's power in that ISP over all its awards)."""
+    return keccak(encode(["bytes32", "uint64", "uint64", "uint32", "uint32"],
+                         [offer_digest, request_id, isp_start, power_w, level_w]))
+
+
+@dataclass(frozen=True)
+class AwardProof:
+    """One award of a result and its proof under its chunk's ``awardsRoot`` (``isAwarded``)."""
+
+    offer_digest: bytes
+    chunk: int
+    request_id: int
+    isp_start: int
+    power_w: int
+    level_w: int
+    proof: list[bytes]
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.chunk, self.request_id, self.isp_start, self.power_w, self.level_w, self.proof)
+
+
+def award_proofs(clearing: ClearingCommitmentClient, result_id: int) -> list[AwardProof]:
+    """Every award of a result with its proof, from the result's events (each chunk's tree is over
+    its awards in posting order)."""
+    topic = "0x" + result_id.to_bytes(32, "big").hex()
+    chunks = {e.tx_hash: e for e in clearing.events("ChunkPosted", topics=[topic])}
+    by_chunk: dict[str, list[tuple[bytes, int, int, int, int]]] = defaultdict(list)
+    for e in sorted(clearing.events("OfferAwarded", topics=[topic]), key=lambda e: (e.block_number, e.log_index)):
+        digest, packed = bytes(e.args["offerDigest"]), bytes(e.args["awards"])
+        awards = [(int.from_bytes(packed[k:k + 8], "big"), int.from_bytes(packed[k + 8:k + 16], "big"),
+                   int.from_bytes(packed[k + 16:k + 20], "big")) for k in range(0, len(packed), 20)]
+        level: dict[int, int] = defaultdict(int)
+        for _request, isp_start, power in awards:
+            level[isp_start] += power
+        by_chunk[e.tx_hash] += [(digest, r, t, w, level[t]) for r, t, w in awards]
+    out = []
+    for tx_hash, leaves in by_chunk.items():
+        posted = chunks[tx_hash]
+        root, proofs = pair_proofs([award_leaf(*leaf) for leaf in leaves])
+        if root != bytes(posted.args["awardsRoot"]):
+            raise CommitmentError(f"the awards logged in {tx_hash} do not make up the chunk's root",
+                                  hint="the node's logs are incomplete or altered: read them from another node")
+        out += [AwardProof(leaf[0], int(posted.args["chunk"]), leaf[1], leaf[2], leaf[3], leaf[4], proof)
+                for leaf, proof in zip(leaves, proofs, strict=True)]
+    return out
+
+
 @dataclass(frozen=True)
 class Superseded:
     """An awarded offer the book had replaced, and what ``proveSuperseded`` needs to show it."""
 
     result_id: int
-    chunk: int
-    chunk_offers: list[bytes]  # the chunk's offer digests, in order
+    award: AwardProof
     older: Offer
     newer: Offer
     newer_root: bytes
@@ -202,23 +254,17 @@ def find_superseded(clearing: ClearingCommitmentClient, result_id: int, book: Bo
         if offer.window_key not in newest or offer.nonce > newest[offer.window_key].nonce:
             newest[offer.window_key] = offer
     offer_of = {d: o for o, d in book.digests.items()}
-    topic = "0x" + result_id.to_bytes(32, "big").hex()
-    chunk_of = {e.tx_hash: int(e.args["chunk"]) for e in clearing.events("ChunkPosted", topics=[topic])}
-    in_chunk: dict[int, list[bytes]] = defaultdict(list)
-    for e in sorted(clearing.events("OfferAwarded", topics=[topic]), key=lambda e: (e.block_number, e.log_index)):
-        in_chunk[chunk_of[e.tx_hash]].append(bytes(e.args["offerDigest"]))
-    found = []
-    for chunk, digests in sorted(in_chunk.items()):
-        for digest in digests:
-            older = offer_of.get(digest)
-            newer = newest.get(older.window_key) if older else None
-            if older is not None and newer is not None and newer.nonce > older.nonce:
-                root, proof = book.proofs[book.digests[newer]]
-                found.append(Superseded(result_id, chunk, digests, older, newer, root, proof))
-    return found
+    found: dict[bytes, Superseded] = {}
+    for award in award_proofs(clearing, result_id):
+        older = offer_of.get(award.offer_digest)
+        newer = newest.get(older.window_key) if older else None
+        if older is not None and newer is not None and newer.nonce > older.nonce and award.offer_digest not in found:
+            root, proof = book.proofs[book.digests[newer]]
+            found[award.offer_digest] = Superseded(result_id, award, older, newer, root, proof)
+    return list(found.values())
 
 
 def prove_superseded(clearing: ClearingCommitmentClient, signer: Signer, proof: Superseded) -> None:
     """Void the result that awarded a superseded offer (anyone may, within the challenge window)."""
-    clearing.prove_superseded(proof.result_id, proof.chunk, proof.chunk_offers, proof.older.as_tuple(),
-                              proof.newer.as_tuple(), proof.newer_root, proof.newer_proof, sender=signer)
+    clearing.prove_superseded(proof.result_id, proof.award.as_tuple(), proof.older.as_tuple(), proof.newer.as_tuple(),
+                              proof.newer_root, proof.newer_proof, sender=signer)

@@ -144,8 +144,10 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"challenge window; the auditor's re-run: {cleared['audit']}")
     metered = summary["metering"]
     table.add_row("metering", f"{metered['meters']} meters signed {metered['readings']} readings through the MQTT "
-                  f"broker; the oracle kept {metered['stored']} and anchored {metered['roots']} Merkle roots in "
-                  f"MeterOracle; a proof checked on chain: {'valid' if metered['proof_verified'] else 'INVALID'}")
+                  f"broker ({metered['modbus_readings']} of them read over Modbus TCP by the edge agent from "
+                  f"{metered['modbus_meters']} SDM630 meters); the oracle kept {metered['stored']} and anchored "
+                  f"{metered['roots']} Merkle roots in MeterOracle; a proof checked on chain: "
+                  f"{'valid' if metered['proof_verified'] else 'INVALID'}")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     return summary

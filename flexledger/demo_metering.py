@@ -1,10 +1,16 @@
 """The demo's metering step: the demo day's evening peak passes (anvil time travel); a thousand
-simulated meters sign what they measured, as the edge agent does, and publish it through the MQTT
-broker; the oracle verifies and keeps each reading, anchors each ISP's root in MeterOracle, and one
-reading's proof is checked on chain."""
+meters sign what they measured and publish it through the MQTT broker; the oracle verifies and keeps
+each reading, anchors each ISP's root in MeterOracle, and one reading's proof is checked on chain.
+
+Most meters are simulated in-process (signed as the edge agent signs). A few are SDM630 meters on
+Modbus TCP, simulated by pymodbus servers whose energy registers advance with a household profile;
+each of those has a gateway running the edge agent itself (its configuration file, Modbus driver,
+outbox and publisher) on accelerated time, so that path is shown end to end from a register to a
+proof on chain."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +19,7 @@ import paho.mqtt.client as mqtt
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy import select
 
 from flexledger.broker import BrokerError, LocalBroker
 from flexledger.chain.bindings import AssetRegistryClient, MeterOracleClient, RoleRegistryClient
@@ -20,18 +27,113 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.config import Settings
+from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_due, proof_for
 from flexledger.oracle.consumer import OracleConsumer
-from flexledger.oracle.store import open_store
+from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import ChainMeters, Verifier
 from flexledger.times import iso
+from flexledger_edge.agent import EdgeAgent
+from flexledger_edge.clock import AcceleratedClock
+from flexledger_edge.config import load_config
+from flexledger_edge.drivers.modbus_sim import Sdm630Model, SimulatedSdm630s
 from flexledger_edge.drivers.simulated import LoadProfile, SimulatedMeter
 from flexledger_edge.reading import MeterSigner, OracleDomain
 from flexledger_edge.topics import readings_topic
 
 PV = 1  # the demo's asset type code for PV
 ISPS = range(72, 76)  # 18:00-19:00, the TSO's request window
+MODBUS_METERS = 3
+SECONDS_PER_ISP = 0.5  # the Modbus gateways' accelerated time: short enough to hide behind the other meters' signing
+
+
+def _profile(asset: int, kind: int) -> LoadProfile:
+    return LoadProfile(base_load_w=400, pv_peak_w=3000 if kind == PV else 0, seed=asset)
+
+
+class ModbusGateways:
+    """Prosumers whose meter is an SDM630 on Modbus TCP, each with a gateway running the edge agent.
+
+    The meters are pymodbus servers (:mod:`flexledger_edge.drivers.modbus_sim`); every gateway
+    is configured by its own agent.toml, as a prosumer's would be, and runs the agent's loop on a
+    shared accelerated clock from just before the first ISP boundary to the last one, in threads
+    beside the demo's other work.
+    """
+
+    def __init__(self, meters: list[tuple[int, LocalAccount, int]], *, day: int, chain_id: int, oracle: str,
+                 broker_url: str, folder: Path) -> None:
+        self.meters = meters
+        # simulated time starts just under an ISP before the window's first boundary, so that an
+        # agent whose thread starts late still takes that boundary as its first
+        self.origin = day + ISPS[0] * 900 - 899
+        self.clock: AcceleratedClock | None = None  # started once the gateways are built
+        models = [Sdm630Model(_profile(asset, kind), 900, start=self.origin, import_kwh=3_000.0 + asset % 997,
+                              export_kwh=float(asset % 89) if kind == PV else 0.0) for asset, _m, kind in meters]
+        self.simulators = SimulatedSdm630s(models, self._now)
+        self.chain_id, self.oracle, self.broker_url, self.folder = chain_id, oracle, broker_url, folder
+        self.readings: list[int] = []
+        self.errors: list[Exception] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _now(self) -> float:
+        return self.clock.now() if self.clock is not None else self.origin
+
+    def start(self) -> None:
+        served = self.simulators.start()
+        configs = []
+        for (asset, meter, _kind), where in zip(self.meters, served, strict=True):
+            path = self.folder / f"gateway-{asset}" / "agent.toml"
+            path.parent.mkdir(parents=True)
+            path.write_text(f"""chain_id = {self.chain_id}
+oracle_address = "{self.oracle}"
+state_dir = "state"
+[meter]
+private_key = "0x{bytes(meter.key).hex()}"  # a simulation: a real gateway names a keystore
+[broker]
+url = "{self.broker_url}"
+[driver]
+kind = "modbus"
+host = "{where.host}"
+port = {where.port}
+unit_id = {where.unit_id}
+timeout_s = 2.0
+""")
+            configs.append(load_config(path))
+        self.clock = AcceleratedClock(self.origin, 900, SECONDS_PER_ISP)
+        agents = [EdgeAgent(config, self.clock) for config in configs]
+        self.readings = [0] * len(agents)
+        for n, agent in enumerate(agents):
+            thread = threading.Thread(target=self._run, args=(n, agent), name=f"gateway-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, n: int, agent: EdgeAgent) -> None:
+        try:
+            # the agent reads one boundary more than the ISPs it measures: the first sets the baseline
+            self.readings[n] = agent.run(isps=len(ISPS), stop=self._stop, drain_s=10.0)
+            if agent.left_in_outbox:
+                raise BrokerError(f"gateway {n}: {agent.left_in_outbox} reading(s) not acknowledged by the broker")
+        except Exception as exc:  # raised again by join(), in the demo's own thread
+            self.errors.append(exc)
+
+    def join(self, timeout: float) -> int:
+        """Wait for the gateways to finish the window; the readings they made (and the broker acknowledged)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            raise FlexledgerError("the Modbus gateways did not finish the demo's window in time")
+        if self.errors:
+            raise self.errors[0]
+        return sum(self.readings)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+        self.simulators.stop()
 
 
 def metering_step(
@@ -60,13 +162,18 @@ def metering_step(
     host, port = url.split("://")[1].rsplit(":", 1)
     publisher.connect(host.split("@")[-1], int(port))
     publisher.loop_start()
-    sent = 0
+    modbus, simulated = meters[:MODBUS_METERS], meters[MODBUS_METERS:]
+    gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=url,
+                              folder=folder)
+    sent = modbus_sent = 0
     try:
+        gateways.start()
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("meters sign their readings and publish them (QoS 1)", total=len(meters) * len(ISPS))
-            for asset, meter, kind in meters:
+            task = progress.add_task("meters sign their readings and publish them (QoS 1)",
+                                     total=len(simulated) * len(ISPS))
+            for asset, meter, kind in simulated:
                 signer = MeterSigner(meter.key, domain)
-                sim = SimulatedMeter(LoadProfile(base_load_w=400, pv_peak_w=3000 if kind == PV else 0, seed=asset), 900)
+                sim = SimulatedMeter(_profile(asset, kind), 900)
                 for n, q in enumerate(ISPS):
                     imported, exported = sim.isp_energy_wh(day + q * 900)
                     signed = signer.sign_new(isp_start=day + q * 900, sequence=n + 1, import_wh=int(imported),
@@ -76,10 +183,13 @@ def metering_step(
                     publisher.publish(readings_topic(meter.address), signed.to_json(), qos=1)
                     sent += 1
                     progress.advance(task)
+            modbus_sent = gateways.join(timeout=30)
+            sent += modbus_sent
             deadline = time.time() + 60
             while sum(consumer.outcomes.values()) < sent and time.time() < deadline:
                 time.sleep(0.05)
     finally:
+        gateways.stop()
         publisher.loop_stop()
         publisher.disconnect()
         consumer.stop()
@@ -94,11 +204,20 @@ def metering_step(
                                     anchor["anchoredAt"]),
         proof["meter"], proof["sequence"], proof["importWh"], proof["exportWh"], [bytes.fromhex(p[2:]) for p in proof["proof"]])
     stored = consumer.outcomes.get("stored", 0)
+    modbus_addresses = {m.address.lower() for _a, m, _k in modbus}
+    with session(engine) as s:
+        modbus_stored = sum(1 for kept in s.scalars(select(StoredReading.meter)) if kept.lower() in modbus_addresses)
     console.print(f"{len(meters)} meters signed {sent} readings for {iso(day + ISPS[0] * 900)[11:16]}-"
                   f"{iso(day + ISPS[-1] * 900 + 900)[11:16]} and published them through the broker; the oracle kept "
                   f"{stored}, refused {sent - stored}, and anchored {len(rounds.anchored)} roots in MeterOracle")
-    console.print(f"the reading of meter {meter.address[:10]}… (asset {asset}) at {iso(proof['ispStart'])[11:16]}: "
+    console.print(f"{len(modbus)} of the meters are SDM630s on Modbus TCP (pymodbus servers): their gateways ran the "
+                  f"edge agent on accelerated time (an ISP every {SECONDS_PER_ISP} s), read the energy registers at "
+                  f"each ISP boundary through its Modbus driver ({gateways.simulators.reads} Modbus requests) and "
+                  f"published {modbus_sent} readings from their outboxes; the oracle kept {modbus_stored}")
+    via = ", read over Modbus TCP" if meters[0] in modbus else ""
+    console.print(f"the reading of meter {meter.address[:10]}… (asset {asset}{via}) at {iso(proof['ispStart'])[11:16]}: "
                   f"{proof['importWh']} Wh in, {proof['exportWh']} Wh out; its proof of {len(proof['proof'])} hashes "
                   f"checked by MeterOracle.verifyReading: {'valid' if verified else 'INVALID'}")
     return {"meters": len(meters), "readings": sent, "stored": stored, "roots": len(rounds.anchored),
+            "modbus_meters": len(modbus), "modbus_readings": modbus_sent, "modbus_stored": modbus_stored,
             "proof_verified": bool(verified), "seconds": round(time.perf_counter() - started, 1)}

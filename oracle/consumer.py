@@ -5,6 +5,11 @@ oracle is down) and acknowledges each message by hand after the transaction that
 counted its refusal) has committed: if the oracle is killed in between, the broker delivers the
 message again and the store keeps it once. Messages are taken in batches (one transaction per
 batch) because a commit per reading would cap the rate far below what the meters send.
+
+A message is acknowledged only on the connection that delivered it. After a reconnection (the
+broker restarted, the network dropped) the broker sends the unacknowledged messages again under
+new packet ids, so an acknowledgement carrying an old id could clear a different message that is
+not stored yet; the old copies are stored (or found duplicate) and not acknowledged.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ class OracleConsumer:
         batch: int = 500, wait: float = 0.05, clock: Callable[[], float] = time.time,
         username: str | None = None, password: str | None = None, ca_file: str | None = None,
     ) -> None:
-        self.engine, self.verifier, self.market = engine, verifier, market
+        self.engine, self.verifier, self.market, self.client_id = engine, verifier, market, client_id
         self.batch, self.wait, self.clock = batch, wait, clock
         self.outcomes: Counter[str] = Counter()
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, mqtt.MQTTMessage]] = queue.Queue()
+        self._connection = 0  # counts connections lost, so each message knows the one it came on
+        self._ack_lock = threading.Lock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         parsed = urlparse(url)
@@ -48,15 +55,26 @@ class OracleConsumer:
             self.client.username_pw_set(username, password)
         if parsed.scheme == "mqtts":
             self.client.tls_set(ca_certs=ca_file)
+        # paho's default backoff grows to two minutes: an oracle lagging that long behind a broker
+        # that is back would leave its meters' readings waiting at the broker for nothing
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = lambda *_args: self._subscribed.set()
-        self.client.on_message = lambda _c, _u, message: self._queue.put(message)
+        self.client.on_message = lambda _c, _u, message: self._queue.put((self._connection, message))
         self._worker = threading.Thread(target=self._work, name="oracle-ingest", daemon=True)
 
     def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                     _properties: object = None) -> None:
         log.info("oracle connected to the broker (%s)", reason)
         client.subscribe(READINGS_TOPIC, qos=1)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
+                       _properties: object = None) -> None:
+        with self._ack_lock:
+            self._connection += 1
+        if not self._stop.is_set():
+            log.warning("oracle lost the broker (%s); what it received unacknowledged will come again", reason)
 
     def start(self) -> None:
         self.client.connect_async(self._host, self._port, keepalive=30)
@@ -88,17 +106,19 @@ class OracleConsumer:
                     break
             self._process(messages)
 
-    def _process(self, messages: list[mqtt.MQTTMessage]) -> None:
+    def _process(self, messages: list[tuple[int, mqtt.MQTTMessage]]) -> None:
         now = int(self.clock())
         try:
             with session(self.engine) as s:
-                outcomes = ingest_batch(s, self.verifier, self.market, [bytes(m.payload) for m in messages], now)
+                outcomes = ingest_batch(s, self.verifier, self.market, [bytes(m.payload) for _, m in messages], now)
         except Exception:  # the database is down: nothing is acknowledged, the broker keeps the messages
             log.exception("storing a batch of %d readings failed; they stay unacknowledged", len(messages))
             time.sleep(1.0)
-            for m in messages:
-                self._queue.put(m)
+            for item in messages:
+                self._queue.put(item)
             return
         self.outcomes.update(outcomes)
-        for m in messages:
-            self.client.ack(m.mid, m.qos)
+        with self._ack_lock:  # held so that no acknowledgement of a lost connection reaches the next
+            for connection, m in messages:
+                if connection == self._connection:
+                    self.client.ack(m.mid, m.qos)

@@ -32,6 +32,10 @@ READING_TYPEHASH = keccak(text="Reading(address meter,uint64 ispStart,uint64 seq
 LEAF_ENCODING = ["address", "uint64", "uint64", "uint64", "uint64"]  # the Merkle leaves: the same fields
 UINT64 = 2**64
 PAYLOAD_KEYS = {"meter", "ispStart", "sequence", "importWh", "exportWh", "signature"}
+# A reading is a flat object of about 330 bytes. Anything much longer is refused before it is
+# parsed: py_ecc (loaded with the chain libraries) raises Python's recursion limit to 100,000, so
+# deeply nested JSON would overflow the C stack inside the json module and kill the oracle.
+MAX_PAYLOAD_BYTES = 2048
 
 
 class MalformedReadingError(FlexledgerError):
@@ -64,9 +68,11 @@ class Reading:
 
 def parse_payload(payload: bytes) -> tuple[Reading, bytes]:
     """A reading and its 65-byte signature from an MQTT payload (``MalformedReadingError`` otherwise)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MalformedReadingError(f"{len(payload)} bytes: a reading has at most {MAX_PAYLOAD_BYTES}")
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedReadingError(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or set(data) != PAYLOAD_KEYS:
         raise MalformedReadingError(f"a reading has exactly the keys {sorted(PAYLOAD_KEYS)}")

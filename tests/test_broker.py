@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from flexledger.broker import (
     mqtt_answers,
 )
 from flexledger.chain.node import free_port
+from flexledger.chain.paths import project_root
 from flexledger.cli.app import app
 from flexledger.config import Settings
 from flexledger.errors import ConfigurationError
@@ -159,6 +162,108 @@ def test_missing_node_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert err.value.tool == "node"
 
 
+def _keeper(port: int, got: list[bytes]) -> mqtt.Client:
+    """A client with a persistent session (clean_session false, fixed id), as the oracle has."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-keeper", clean_session=False,
+                         protocol=mqtt.MQTTv311)
+    client.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    return client
+
+
+def _subscribe_and_leave(port: int) -> None:
+    subscribed = threading.Event()
+    keeper = _keeper(port, [])
+    keeper.on_subscribe = lambda *_args: subscribed.set()
+    keeper.subscribe("flexledger/test/#", qos=1)
+    assert subscribed.wait(5)
+    keeper.disconnect()
+    keeper.loop_stop()
+
+
+def _wait_for(got: list[bytes], count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(got) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_killed_broker_comes_back_on_its_port_with_what_it_accepted(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path, port=free_port())
+    info = broker.start()
+    try:
+        _subscribe_and_leave(info.port)
+        publisher = _client(info, "test-pub")
+        for n in range(20):
+            sent = publisher.publish("flexledger/test/meter", str(n).encode(), qos=1)
+            sent.wait_for_publish(5)
+            assert sent.is_published()  # accepted: the publisher may forget it
+        os.kill(info.pid, signal.SIGKILL)  # with the publisher still connected (its port in TIME_WAIT)
+        os.waitpid(info.pid, 0)
+        publisher.loop_stop()
+        again = broker.start()
+        assert again.port == info.port and again.pid != info.pid
+        got: list[bytes] = []
+        keeper = _keeper(info.port, got)
+        _wait_for(got, 20)
+        time.sleep(0.2)
+        keeper.disconnect()
+        keeper.loop_stop()
+        # every message; the last ones perhaps twice (journaled and not yet crossed out at the kill)
+        assert set(got) == {str(n).encode() for n in range(20)} and len(got) <= 22
+    finally:
+        broker.stop()
+
+
+JOURNAL_ENTRY = """
+import { Level } from 'level'
+const db = new Level(process.argv[1])
+await db.sublevel('flexledger-journal', { valueEncoding: 'json' }).put('000000000000', JSON.parse(process.argv[2]))
+await db.close()
+"""
+
+
+def test_a_message_acknowledged_but_not_yet_queued_is_queued_at_the_next_start(tmp_path: Path) -> None:
+    """aedes acknowledges a QoS 1 message before it queues it; the broker journals it first. What
+    the journal holds when the broker dies (written here by hand: the window is too short to hit
+    with a kill) is queued for the persistent sessions when it starts again, then crossed out."""
+    broker = LocalBroker(tmp_path, port=free_port())
+    info = broker.start()
+    _subscribe_and_leave(info.port)
+    broker.stop()
+    entry = {"topic": "flexledger/test/meter", "payload": "am91cm5hbGVk", "retain": False}  # "journaled"
+    subprocess.run(["node", "--input-type=module", "-e", JOURNAL_ENTRY, str(broker.state_dir), json.dumps(entry)],
+                   cwd=project_root(), check=True, timeout=30)
+    info = broker.start()
+    try:
+        got: list[bytes] = []
+        keeper = _keeper(info.port, got)
+        _wait_for(got, 1)
+        keeper.disconnect()
+        keeper.loop_stop()
+        assert got == [b"journaled"]
+    finally:
+        broker.stop()
+    info = broker.start()  # crossed out: not queued a second time
+    try:
+        again: list[bytes] = []
+        keeper = _keeper(info.port, again)
+        time.sleep(0.5)
+        keeper.disconnect()
+        keeper.loop_stop()
+        assert again == []
+    finally:
+        broker.stop()
+
+
+def test_an_in_memory_broker_keeps_nothing(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path, port=free_port(), persist=False)
+    info = broker.start()
+    _subscribe_and_leave(info.port)
+    broker.stop()
+    assert not broker.state_dir.exists()
+
+
 def _cli(*args: str, data_dir: Path) -> Result:
     """The command in this process (its imports take seconds as a new process)."""
     return CliRunner().invoke(app, ["--data-dir", str(data_dir), "broker", *args])
@@ -177,6 +282,13 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
         assert json.loads(_cli("stop", "--json", data_dir=tmp_path).stdout) == {"stopped": True}
     assert _gone(started["pid"])
     assert _cli("status", data_dir=tmp_path).exit_code == 3
+    assert (tmp_path / "broker-state").is_dir()  # sessions are kept for the next start ...
+    fresh = _cli("start", "--fresh", "--json", data_dir=tmp_path)
+    assert fresh.exit_code == 0, fresh.output
+    try:
+        assert not any((tmp_path / "broker-state").glob("*.ldb"))  # ... unless --fresh
+    finally:
+        _cli("stop", data_dir=tmp_path)
 
 
 def test_cli_help_explains() -> None:

@@ -31,4 +31,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert cleared["chain_welfare"] in (cleared["welfare"], cleared["welfare"] - 1)  # each stage rounds down on chain
     metered = summary["metering"]
     assert metered["readings"] == metered["stored"] == 60 * 4 and metered["roots"] == 4 and metered["proof_verified"]
+    # a few meters are SDM630s on Modbus TCP, read by the edge agent itself: their readings arrive like the others
+    assert metered["modbus_meters"] == 3 and metered["modbus_readings"] == metered["modbus_stored"] == 3 * 4
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

@@ -29,7 +29,7 @@ from .drivers.simulated import LoadProfile, SimulatedMeter
 from .metering import IspEnergyTracker
 from .orders import OrderHandler
 from .outbox import Outbox
-from .publisher import ReadingPublisher, SessionFactory, paho_factory
+from .publisher import Backoff, ReadingPublisher, SessionFactory, paho_factory
 from .reading import MeterSigner, OracleDomain, SignedReading
 from .topics import acks_topic, orders_topic
 
@@ -58,6 +58,7 @@ class EdgeAgent:
         *,
         driver: MeterDriver | None = None,
         session_factory: SessionFactory | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -69,7 +70,8 @@ class EdgeAgent:
         self.tracker = IspEnergyTracker(config.isp_seconds)
         self.outbox = Outbox(config.outbox_path)
         client_id = config.broker.client_id or f"flexledger-edge-{self.meter.lower()}"
-        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, client_id))
+        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, client_id),
+                                          backoff=backoff)
         self.orders: OrderHandler | None = None
         self.left_in_outbox = 0
         if config.asset is not None and self.device is not None:

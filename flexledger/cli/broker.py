@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 
 import typer
@@ -13,19 +14,26 @@ from .output import JsonOption, console, emit_json
 
 app = typer.Typer(
     help="Start, stop and inspect the embedded MQTT broker (aedes, MQTT 3.1.1, on 127.0.0.1) that "
-    "flexledger uses when no broker is configured. It keeps messages in memory only, not between "
-    "runs. Set FLEXLEDGER_MQTT_URL (or mqtt_url in the config file) to use another broker, such as "
+    "flexledger uses when no broker is configured. Persistent sessions (subscriptions and the QoS 1 "
+    "messages queued for them) are kept in the data directory between runs unless --fresh. "
+    "Set FLEXLEDGER_MQTT_URL (or mqtt_url in the config file) to use another broker, such as "
     "Mosquitto, instead.",
     no_args_is_help=True,
 )
 
 
 @app.command()
-def start(json_: bool = JsonOption) -> None:
+def start(
+    fresh: bool = typer.Option(False, "--fresh", help="Forget the kept sessions and their queued messages."),
+    json_: bool = JsonOption,
+) -> None:
     """Start the embedded broker (on port 1883, or a free one if it is taken) and print its URL."""
     settings = STATE.settings
     require_embedded_broker(settings)
     broker = local_broker(settings)
+    if fresh:
+        broker.stop()
+        shutil.rmtree(broker.state_dir, ignore_errors=True)
     already = broker.status()
     info = already or broker.start()
     if json_:

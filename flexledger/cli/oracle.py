@@ -58,7 +58,10 @@ def oracle_run(
                         ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry"))).problem,
                         isp_seconds=params.isp_seconds)
     url = broker_url(settings)
-    consumer = OracleConsumer(url, engine, verifier, market, clock=conn.latest_timestamp)
+    # The later of the wall clock and the chain's: a quiet development chain's last block can lag
+    # real time by hours (fresh readings would look like the future), and a chain moved ahead by
+    # time travel is ahead of the wall clock.
+    consumer = OracleConsumer(url, engine, verifier, market, clock=lambda: max(int(time.time()), conn.latest_timestamp()))
     consumer.start()
     if not consumer.wait_subscribed():
         consumer.stop()

@@ -9,6 +9,8 @@ import {MarketRegistry} from "./MarketRegistry.sol";
 import {OrderBook} from "./OrderBook.sol";
 import {GridZones} from "../grid/GridZones.sol";
 import {AssetRegistry} from "../grid/AssetRegistry.sol";
+import {PairTree} from "../utils/PairTree.sol";
+import {AssetWords} from "../grid/AssetWords.sol";
 
 /**
  * @title ClearingCommitment
@@ -37,6 +39,11 @@ import {AssetRegistry} from "../grid/AssetRegistry.sol";
  * storage per offer; instead, while the window is open, anyone who shows that a result awarded an
  * offer for which the book holds a newer one (same asset or portfolio, window and direction,
  * higher nonce) voids that result (`proveSuperseded`), and the day is committed anew.
+ *
+ * Each chunk keeps one root: the `PairTree` root over its awards' leaves (`awardLeaf`: the offer's
+ * digest, the request, the ISP start, the power and the offer's power in that ISP), in the order posted, so that anyone can prove
+ * a single award of a result (`isAwarded`): the settlement does before it pays, and
+ * `proveSuperseded` takes such a proof.
  *
  * Money is not moved here: the settlement reads the final result.
  */
@@ -96,7 +103,21 @@ contract ClearingCommitment is RoleGated {
         uint256 tsoValue;
         uint32 awards;
         bytes32 lastOffer;
-        bytes32 offersHash;
+        bytes32[] leaves; // the chunk's award leaves, in order (`awardLeaf`)
+        uint256 leafCount;
+        uint64 lastRequestId; // the request met last, packed as in the request cache
+        uint256 lastRequest0;
+        uint256 lastRequest1;
+    }
+
+    /// @notice An award of a result, and its proof under its chunk's `awardsRoot`.
+    struct AwardProof {
+        uint32 chunk;
+        uint64 requestId;
+        uint64 ispStart;
+        uint32 powerW;
+        uint32 levelW; // the offer's power in that ISP over all its awards
+        bytes32[] proof;
     }
 
     /// @dev One award, unpacked.
@@ -152,7 +173,7 @@ contract ClearingCommitment is RoleGated {
     uint64 public resultCount;
     mapping(uint64 resultId => Result) private _results;
     mapping(uint256 key => DayState) private _days; // market << 64 | day
-    mapping(uint64 resultId => mapping(uint32 chunk => bytes32)) private _chunkOffers;
+    mapping(uint64 resultId => mapping(uint32 chunk => bytes32)) private _chunkRoots;
     // keys pack their fields into one word (see `_requestKey`, `_cellKey`, `_checkLights`)
     mapping(bytes32 key => uint256) private _requestLoad; // (result, request, ISP / 8) -> 8 x 32-bit W
     mapping(bytes32 key => uint256) private _tsoLoad; // (result, zone, direction, ISP / 8) -> 8 x 32-bit W
@@ -226,9 +247,10 @@ contract ClearingCommitment is RoleGated {
     /// @notice Offer `offerDigest`, sold by `seller`, was awarded in result `resultId`; `awards` packs
     /// each award as requestId (8 bytes), ISP start (8 bytes), power W (4 bytes), big-endian. Once
     /// the result is final, these are the seller's activation orders.
-    event OfferAwarded(uint64 indexed resultId, address indexed seller, bytes32 indexed offerDigest, bytes awards);
-    /// @notice Chunk `chunk` of result `resultId` was posted; `offersHash` chains its offers' digests.
-    event ChunkPosted(uint64 indexed resultId, uint32 chunk, uint32 offers, uint32 awards, bytes32 offersHash);
+    event OfferAwarded(uint64 indexed resultId, address indexed seller, bytes32 offerDigest, bytes awards);
+    /// @notice Chunk `chunk` of result `resultId` was posted; `awardsRoot` is the `PairTree` root
+    /// over its awards' leaves (`awardLeaf`), in the order posted.
+    event ChunkPosted(uint64 indexed resultId, uint32 chunk, uint32 offers, uint32 awards, bytes32 awardsRoot);
     /// @notice Result `resultId` was closed and is now in force for its day (replacing `replaced`, if not 0).
     event ResultClosed(
         uint64 indexed resultId, uint32 indexed market, uint64 indexed day, uint64 replaced, uint256 dsoValue,
@@ -311,7 +333,11 @@ contract ClearingCommitment is RoleGated {
             tsoValue: 0,
             awards: 0,
             lastOffer: r.lastOffer,
-            offersHash: bytes32(0)
+            leaves: new bytes32[](_awardCount(groups)),
+            leafCount: 0,
+            lastRequestId: 0,
+            lastRequest0: 0,
+            lastRequest1: 0
         });
         for (uint256 i = 0; i < batchRoots.length; ++i) {
             if (!book.isBatchRoot(batchRoots[i])) revert ClearingOfferNotInBook(bytes32(0), batchRoots[i]);
@@ -328,14 +354,21 @@ contract ClearingCommitment is RoleGated {
             _group(c, batchRoots, groups[g], g);
         }
         uint32 chunk = r.chunks;
-        _chunkOffers[resultId][chunk] = c.offersHash;
+        bytes32 awardsRoot = c.leafCount == 0 ? bytes32(0) : PairTree.root(c.leaves, c.leafCount);
+        _chunkRoots[resultId][chunk] = awardsRoot;
         r.chunks = chunk + 1;
         r.offers += uint32(groups.length);
         r.awards += c.awards;
         r.lastOffer = c.lastOffer;
         r.dsoValue += c.dsoValue;
         r.tsoValue += c.tsoValue;
-        emit ChunkPosted(resultId, chunk, uint32(groups.length), c.awards, c.offersHash);
+        emit ChunkPosted(resultId, chunk, uint32(groups.length), c.awards, awardsRoot);
+    }
+
+    function _awardCount(OfferAwards[] calldata groups) internal pure returns (uint256 n) {
+        for (uint256 g = 0; g < groups.length; ++g) {
+            n += groups[g].awards.length;
+        }
     }
 
     /**
@@ -382,19 +415,17 @@ contract ClearingCommitment is RoleGated {
 
     /**
      * @notice Void a result that awarded an offer the book had replaced with a newer one (same
-     * asset or portfolio, window and direction, higher nonce), while the day is not final.
+     * asset or portfolio, window and direction, higher nonce), during the challenge window.
      * @param resultId The result.
-     * @param chunk The chunk that awarded the older offer.
-     * @param chunkOffers The digests of that chunk's offers, in order (they must chain to its hash).
-     * @param older The older offer as awarded (its digest is in `chunkOffers`).
+     * @param award One award of the older offer in the result, with its proof under its chunk's root.
+     * @param older The older offer as awarded.
      * @param newer The newer offer.
      * @param newerRoot The batch root that accepted the newer offer.
      * @param newerProof The newer offer's proof under `newerRoot`.
      */
     function proveSuperseded(
         uint64 resultId,
-        uint32 chunk,
-        bytes32[] calldata chunkOffers,
+        AwardProof calldata award,
         OrderBook.Offer calldata older,
         OrderBook.Offer calldata newer,
         bytes32 newerRoot,
@@ -410,14 +441,7 @@ contract ClearingCommitment is RoleGated {
             revert ClearingChallengeWindowClosed(r.market, r.day, d.challengeEnds);
         }
         bytes32 olderDigest = offerDigest(older);
-        bytes32 h;
-        bool found;
-        for (uint256 i = 0; i < chunkOffers.length; ++i) {
-            h = keccak256(abi.encode(h, chunkOffers[i]));
-            found = found || chunkOffers[i] == olderDigest;
-        }
-        if (h != _chunkOffers[resultId][chunk] || h == bytes32(0)) revert ClearingNotSuperseded("chunk");
-        if (!found) revert ClearingNotSuperseded("older offer not in chunk");
+        if (!isAwarded(resultId, olderDigest, award)) revert ClearingNotSuperseded("older offer not awarded");
         bool sameKey = newer.market == older.market && newer.asset == older.asset
             && newer.portfolio == older.portfolio && newer.start == older.start && newer.isps == older.isps
             && newer.direction == older.direction;
@@ -497,6 +521,55 @@ contract ClearingCommitment is RoleGated {
     }
 
     /**
+     * @notice The leaf of one award in its chunk's tree.
+     * @param offerDigest The awarded offer's EIP-712 digest.
+     * @param requestId The request.
+     * @param ispStart The ISP's start.
+     * @param powerW The power awarded (W).
+     * @param levelW The offer's power awarded in that ISP over all its awards (the settlement
+     * shares the delivery out among an offer's awards in proportion to their power).
+     * @return The leaf: `keccak256(abi.encode(offerDigest, requestId, ispStart, powerW, levelW))`.
+     */
+    function awardLeaf(bytes32 offerDigest, uint64 requestId, uint64 ispStart, uint32 powerW, uint32 levelW)
+        public
+        pure
+        returns (bytes32)
+    {
+        return _leaf(offerDigest, requestId, ispStart, powerW, levelW);
+    }
+
+    /// @dev `awardLeaf` hashed in memory past the free pointer, without allocating (every award pays it).
+    function _leaf(bytes32 offerDigest, uint64 requestId, uint64 ispStart, uint32 powerW, uint32 levelW)
+        internal
+        pure
+        returns (bytes32 leaf)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, offerDigest)
+            mstore(add(ptr, 0x20), and(requestId, 0xffffffffffffffff))
+            mstore(add(ptr, 0x40), and(ispStart, 0xffffffffffffffff))
+            mstore(add(ptr, 0x60), and(powerW, 0xffffffff))
+            mstore(add(ptr, 0x80), and(levelW, 0xffffffff))
+            leaf := keccak256(ptr, 0xa0)
+        }
+    }
+
+    /**
+     * @notice Whether result `resultId` holds an award of offer `offerDigest` (proven against
+     * its chunk's root): what the settlement asks before it pays for an award.
+     * @param resultId The result.
+     * @param offerDigest The offer's EIP-712 digest.
+     * @param award The award and its proof.
+     * @return True when the proof holds.
+     */
+    function isAwarded(uint64 resultId, bytes32 offerDigest, AwardProof calldata award) public view returns (bool) {
+        bytes32 root = _chunkRoots[resultId][award.chunk];
+        bytes32 leaf = _leaf(offerDigest, award.requestId, award.ispStart, award.powerW, award.levelW);
+        return root != bytes32(0) && MerkleProof.verifyCalldata(award.proof, root, leaf);
+    }
+
+    /**
      * @notice An offer's EIP-712 digest in the OrderBook's domain (what its seller signed).
      * @param o The offer.
      * @return digest The digest.
@@ -528,7 +601,6 @@ contract ClearingCommitment is RoleGated {
         (OrderBook.Offer memory o, bytes32 digest) = _unpack(g.offer);
         if (digest <= c.lastOffer) revert ClearingOfferOutOfOrder(digest, c.lastOffer);
         c.lastOffer = digest;
-        c.offersHash = _hashPair(c.offersHash, digest);
         bytes32 root = roots[g.batch];
         if (!MerkleProof.verifyCalldata(g.proof, root, digest)) revert ClearingOfferNotInBook(digest, root);
         if (o.market != c.market || o.start < c.day || o.start >= c.day + DAY) {
@@ -545,6 +617,7 @@ contract ClearingCommitment is RoleGated {
             _award(c, gr, g.awards[k], k);
         }
         _checkLevels(digest, o, gr.totals, c.ispSeconds);
+        _addLeaves(c, gr, g.awards);
         c.awards += uint32(g.awards.length);
         emit OfferAwarded(c.resultId, seller, digest, gr.packed);
     }
@@ -573,7 +646,26 @@ contract ClearingCommitment is RoleGated {
         }
         if (c.payAsCleared) _raiseCellPrice(c.resultId, q.zone, q.direction, ispStart, gr.price);
         gr.totals[a.isp] += a.powerW;
+
         _pack(gr.packed, k, a.requestId, ispStart, a.powerW);
+    }
+
+    /// @dev The group's award leaves, once the offer's power per ISP (its level) is known.
+    function _addLeaves(Chunk memory c, Group memory gr, uint256[] calldata awards) internal pure {
+        bytes32[] memory leaves = c.leaves;
+        uint256 at = c.leafCount;
+        for (uint256 k = 0; k < awards.length; ++k) {
+            uint256 word = awards[k];
+            uint256 isp = uint16(word >> 32);
+            bytes32 leaf = _leaf(
+                gr.digest, uint64(word >> 48), gr.start + uint64(isp) * c.ispSeconds, uint32(word), uint32(gr.totals[isp])
+            );
+            assembly ("memory-safe") {
+                mstore(add(add(leaves, 0x20), shl(5, at)), leaf) // at < leaves.length: a slot per award was counted
+            }
+            ++at;
+        }
+        c.leafCount = at;
     }
 
     /// @dev A packed offer (`OrderBook.packOffer`'s 93 bytes) as the struct, and its EIP-712
@@ -609,18 +701,10 @@ contract ClearingCommitment is RoleGated {
         digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
     }
 
-    function _hashPair(bytes32 a, bytes32 b) internal pure returns (bytes32 h) {
-        assembly ("memory-safe") {
-            mstore(0x00, a)
-            mstore(0x20, b)
-            h := keccak256(0x00, 0x40)
-        }
-    }
-
     /// @dev Who sells the offer and from which zone.
     function _seller(OrderBook.Offer memory o) internal view returns (address seller, uint32 zone) {
         if (o.asset != 0) {
-            uint256 word = assets.offerWord(o.asset);
+            uint256 word = AssetWords.offerWord(assets, o.asset);
             return (address(uint160(word)), uint32(uint24(word >> 160)));
         }
         (seller, zone,,) = assets.portfolioTerms(o.portfolio);
@@ -630,9 +714,27 @@ contract ClearingCommitment is RoleGated {
     /// the result's market and day.
     function _request(Chunk memory c, bytes32 digest, uint64 requestId) internal returns (Req memory q) {
         // keyed by the result's market and day too: one transaction may post to several results
-        bytes32 slot = _cacheSlot(REQUEST_CACHE, uint256(c.market) << 128 | uint256(c.day) << 64 | requestId);
         uint256 w0;
         uint256 w1;
+        if (requestId == c.lastRequestId) {
+            (w0, w1) = (c.lastRequest0, c.lastRequest1); // consecutive awards often share a request
+        } else {
+            (w0, w1) = _cachedRequest(c, digest, requestId);
+            (c.lastRequestId, c.lastRequest0, c.lastRequest1) = (requestId, w0, w1);
+        }
+        q = Req({
+            zone: uint32(w0),
+            direction: uint8(w0 >> 32),
+            tso: (w0 >> 40) & 1 == 1,
+            start: uint64(w0 >> 48),
+            isps: uint16(w0 >> 112),
+            powerW: uint32(w0 >> 128),
+            maxPrice: uint128(w1)
+        });
+    }
+
+    function _cachedRequest(Chunk memory c, bytes32 digest, uint64 requestId) internal returns (uint256 w0, uint256 w1) {
+        bytes32 slot = _cacheSlot(REQUEST_CACHE, uint256(c.market) << 128 | uint256(c.day) << 64 | requestId);
         assembly ("memory-safe") {
             w0 := tload(slot)
             w1 := tload(add(slot, 1))
@@ -650,15 +752,6 @@ contract ClearingCommitment is RoleGated {
                 tstore(add(slot, 1), w1)
             }
         }
-        q = Req({
-            zone: uint32(w0),
-            direction: uint8(w0 >> 32),
-            tso: (w0 >> 40) & 1 == 1,
-            start: uint64(w0 >> 48),
-            isps: uint16(w0 >> 112),
-            powerW: uint32(w0 >> 128),
-            maxPrice: uint128(w1)
-        });
     }
 
     /// @dev Whether `zone` lies in `ancestor`'s subtree, asked of GridZones once per pair and transaction.

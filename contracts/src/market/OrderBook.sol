@@ -7,7 +7,8 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+import {PairTree} from "../utils/PairTree.sol";
+import {AssetWords} from "../grid/AssetWords.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
 import {MarketRegistry} from "./MarketRegistry.sol";
@@ -37,8 +38,8 @@ import {AssetRegistry} from "../grid/AssetRegistry.sol";
  *
  * Each batch also leaves the root of a Merkle tree over the EIP-712 digests of the offers it
  * accepted (`isBatchRoot`, `OffersBatched`), so that a contract can be shown that an offer is in
- * the book with a short proof (the clearing commitment does). The tree pairs the digests in
- * acceptance order, level by level, with OpenZeppelin's commutative Keccak-256 (so
+ * the book with a short proof (the clearing commitment does). The tree (`PairTree`) pairs the
+ * digests in acceptance order, level by level, with OpenZeppelin's commutative Keccak-256 (so
  * `MerkleProof.verify` checks its proofs); an odd node at the end of a level moves up unchanged.
  * A leaf is the offer's digest itself: a verifier always recomputes it from the offer's fields, so
  * no inner node can be passed off as a leaf.
@@ -156,6 +157,8 @@ contract OrderBook is RoleGated, EIP712 {
 
     /// @notice The contract that locks bonds for awarded offers (the clearing), set once by the authority.
     address public clearing;
+    /// @notice The contract that pays out escrows and draws bonds (the settlement), set once by the authority.
+    address public settlement;
     /// @notice How many requests exist; ids run from 1.
     uint64 public requestCount;
     /// @notice Each seller's bond, and the part locked for awarded offers.
@@ -163,6 +166,8 @@ contract OrderBook is RoleGated, EIP712 {
     mapping(address seller => uint256) public bondLocked;
 
     mapping(uint64 requestId => Request) private _requests;
+    /// @notice How much of each request's escrow the settlement has paid out.
+    mapping(uint64 requestId => uint256) public escrowPaid;
     mapping(uint256 key => bytes32) private _digests; // market << 64 | day start
     mapping(uint256 slot => uint256) private _assetNonces; // 8 x 32 bits per slot, by asset id
     mapping(uint256 slot => uint256) private _portfolioNonces; // same, by portfolio id
@@ -233,6 +238,12 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookNotAuthority(address account);
     /// @notice The clearing contract is already set.
     error OrderBookClearingAlreadySet(address clearing);
+    /// @notice Only the settlement contract may pay out escrows or draw bonds.
+    error OrderBookNotSettlement(address account);
+    /// @notice The settlement contract is already set.
+    error OrderBookSettlementAlreadySet(address settlement);
+    /// @notice Paying `amount` would take more than the `left` of request `requestId`'s escrow.
+    error OrderBookEscrowExceeded(uint64 requestId, uint256 amount, uint256 left);
 
     /// @notice A request was posted; `escrow` moved from the buyer into the book.
     event RequestPosted(
@@ -255,6 +266,12 @@ contract OrderBook is RoleGated, EIP712 {
     event BondLockChanged(address indexed seller, uint256 locked);
     /// @notice The clearing contract was set.
     event ClearingSet(address clearing);
+    /// @notice The settlement contract was set.
+    event SettlementSet(address settlement);
+    /// @notice `amount` of request `requestId`'s escrow was paid to `to` by the settlement.
+    event EscrowPaid(uint64 indexed requestId, address indexed to, uint256 amount);
+    /// @notice `amount` of `seller`'s bond was drawn for `to` by the settlement.
+    event BondDrawn(address indexed seller, address indexed to, uint256 amount);
 
     /// @dev What a batch carries from one offer to the next.
     struct Batch {
@@ -460,38 +477,10 @@ contract OrderBook is RoleGated, EIP712 {
         }
         if (b.digestKey != 0) _digests[b.digestKey] = b.digest;
         if (accepted != 0) {
-            bytes32 root = _root(leaves, accepted);
+            bytes32 root = PairTree.root(leaves, accepted);
             isBatchRoot[root] = true;
             emit OffersBatched(root, accepted);
         }
-    }
-
-    /// @dev The root over the first `count` leaves, pairing level by level in place (an odd last
-    /// node moves up unchanged).
-    function _root(bytes32[] memory nodes, uint256 count) internal pure returns (bytes32 root) {
-        // Every index stays below `count` <= nodes.length, so the reads and writes go without
-        // bounds checks: the tree costs every offer of a batch about a hash.
-        unchecked {
-            while (count > 1) {
-                uint256 half = count >> 1;
-                for (uint256 i = 0; i < half; ++i) {
-                    bytes32 left;
-                    bytes32 right;
-                    assembly ("memory-safe") {
-                        let at := add(add(nodes, 0x20), shl(6, i))
-                        left := mload(at)
-                        right := mload(add(at, 0x20))
-                    }
-                    bytes32 parent = Hashes.commutativeKeccak256(left, right);
-                    assembly ("memory-safe") {
-                        mstore(add(add(nodes, 0x20), shl(5, i)), parent)
-                    }
-                }
-                if (count & 1 == 1) nodes[half] = nodes[count - 1];
-                count = half + (count & 1);
-            }
-        }
-        root = nodes[0];
     }
 
     /**
@@ -584,23 +573,6 @@ contract OrderBook is RoleGated, EIP712 {
             mstore(add(q, 0x20), 93) // the length, last: the writes above ran over it
             // values that reach assembly may carry dirty high bits: topics must be clean
             log3(q, 0xa0, topic, and(day, 0xffffffffffffffff), and(seller, 0xffffffffffffffffffffffffffffffffffffffff))
-        }
-    }
-
-    /// @dev AssetRegistry.offerWord through a bare STATICCALL in the scratch space (no ABI
-    /// encoder: the book pays it once per offer).
-    function _offerWord(uint64 assetId) internal view returns (uint256 word) {
-        address registry = address(assets);
-        bytes4 selector = AssetRegistry.offerWord.selector;
-        assembly ("memory-safe") {
-            mstore(0x00, selector)
-            mstore(0x04, assetId)
-            let ok := staticcall(gas(), registry, 0x00, 0x24, 0x00, 0x20)
-            if iszero(and(ok, eq(returndatasize(), 0x20))) {
-                returndatacopy(0x00, 0x00, returndatasize())
-                revert(0x00, returndatasize())
-            }
-            word := mload(0x00)
         }
     }
 
@@ -702,6 +674,65 @@ contract OrderBook is RoleGated, EIP712 {
         emit ClearingSet(clearingContract);
     }
 
+    // ---------------------------------------------------------------------------- settlement
+
+    /**
+     * @notice Name the settlement contract, once (the market authority only).
+     * @param settlementContract The contract that pays out escrows and draws bonds.
+     */
+    function setSettlement(address settlementContract) external {
+        if (!markets.authority().hasRole(0x00, msg.sender)) revert OrderBookNotAuthority(msg.sender);
+        if (settlement != address(0)) revert OrderBookSettlementAlreadySet(settlement);
+        settlement = settlementContract;
+        emit SettlementSet(settlementContract);
+    }
+
+    /**
+     * @notice What is left of a request's escrow (its maximum exposure less what was paid out).
+     * @param requestId The request.
+     * @return The token base units left.
+     */
+    function escrowLeft(uint64 requestId) public view returns (uint256) {
+        Request storage q = _requests[requestId];
+        if (q.status != RequestStatus.OPEN) return 0;
+        uint32 ispSeconds = markets.marketParams(q.market).ispSeconds;
+        return maxExposure(q.powerW, q.isps, ispSeconds, q.maxPrice) - escrowPaid[requestId];
+    }
+
+    /**
+     * @notice Pay part of a request's escrow to `to` (the settlement only; never more than is left).
+     * @param requestId The request.
+     * @param to Who receives it.
+     * @param amount Token base units.
+     */
+    function transferEscrow(uint64 requestId, address to, uint256 amount) external {
+        if (msg.sender != settlement) revert OrderBookNotSettlement(msg.sender);
+        uint256 left = escrowLeft(requestId);
+        if (amount > left) revert OrderBookEscrowExceeded(requestId, amount, left);
+        escrowPaid[requestId] += amount;
+        emit EscrowPaid(requestId, to, amount);
+        token.safeTransfer(to, amount);
+    }
+
+    /**
+     * @notice Draw up to `amount` of `seller`'s bond for `to` (the settlement only): a penalty its
+     * payment did not cover. The locked part is released by as much.
+     * @param seller The seller.
+     * @param to Who receives it.
+     * @param amount Token base units wanted.
+     * @return drawn What the bond could give (at most `amount`).
+     */
+    function transferBond(address seller, address to, uint256 amount) external returns (uint256 drawn) {
+        if (msg.sender != settlement) revert OrderBookNotSettlement(msg.sender);
+        uint256 bond = bondOf[seller];
+        drawn = Math.min(amount, bond);
+        bondOf[seller] = bond - drawn;
+        uint256 locked = bondLocked[seller];
+        if (locked != 0) bondLocked[seller] = locked > drawn ? locked - drawn : 0;
+        emit BondDrawn(seller, to, drawn);
+        if (drawn != 0) token.safeTransfer(to, drawn);
+    }
+
     // ----------------------------------------------------------------------------- internals
 
     /// @dev The reason (an encoded custom error) an offer is refused, empty if it is good.
@@ -752,7 +783,7 @@ contract OrderBook is RoleGated, EIP712 {
         returns (bytes memory reason, address seller, uint256 prequalified, uint32 last)
     {
         if (o.asset != 0 && o.portfolio == 0) {
-            uint256 word = _offerWord(o.asset); // AssetRegistry.offerWord's layout
+            uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
             uint8 state = uint8(word >> 184);
             if (state & 3 != ASSET_ACTIVE) {
                 reason = abi.encodeWithSelector(OrderBookAssetNotActive.selector, o.asset, state & 3);

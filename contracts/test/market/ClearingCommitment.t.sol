@@ -80,15 +80,14 @@ contract ClearingCommitmentTest is ClearingFixture {
 
     /// Expect one `OfferAwarded` per group, then `ChunkPosted`, for a chunk posted to `id`.
     function expectChunk(uint64 id, uint32 chunk, Grp[] memory gs) internal {
-        bytes32 chain;
+        bytes32[] memory leaves = chunkLeaves(gs);
         for (uint256 i = 0; i < gs.length; ++i) {
             bytes32 d = book.offerDigest(gs[i].offer);
-            chain = keccak256(abi.encode(chain, d));
             vm.expectEmit();
             emit ClearingCommitment.OfferAwarded(id, owner, d, packedOf(gs[i]));
         }
         vm.expectEmit();
-        emit ClearingCommitment.ChunkPosted(id, chunk, uint32(gs.length), awardCount(gs), chain);
+        emit ClearingCommitment.ChunkPosted(id, chunk, uint32(gs.length), awardCount(gs), BatchTree.root(leaves));
     }
 
     function status(uint64 id) internal view returns (uint8) {
@@ -790,37 +789,50 @@ contract ClearingCommitmentTest is ClearingFixture {
 
     // ----------------------------------------------------------------------- superseded offers
 
-    /// The operator's result awarding O_OLD (superseded by O_NEW in the book) and O_DIV; the chunk's digests.
-    function commitSuperseded() internal returns (uint64 id, bytes32[] memory chunkOffers) {
+    /// The operator's result awarding O_OLD (superseded by O_NEW in the book) and O_DIV, in one chunk.
+    function commitSuperseded() internal returns (uint64 id, ClearingCommitment.AwardProof memory oldAward) {
         Grp[] memory gs =
             sorted(groups(group(O_DIV, aw(R_DSO, 0, 5_000)), group(O_OLD, aw(R_DSO_11, 0, 5_000))));
         id = commit(OPERATOR, gs);
-        chunkOffers = new bytes32[](2);
-        chunkOffers[0] = book.offerDigest(gs[0].offer);
-        chunkOffers[1] = book.offerDigest(gs[1].offer);
+        oldAward = awardProof(gs, 0, book.offerDigest(gs[0].offer) == digestOf(O_OLD) ? 0 : 1, 0);
     }
 
     function prove(
         uint64 id,
-        uint32 chunk,
-        bytes32[] memory chunkOffers,
+        ClearingCommitment.AwardProof memory award,
         uint256 older,
         OrderBook.Offer memory newer,
         uint256 newerAt
     ) internal {
         vm.prank(NOBODY);
-        clearing.proveSuperseded(id, chunk, chunkOffers, offerAt(older), newer, rootOf(newerAt), proofOf(newerAt));
+        clearing.proveSuperseded(id, award, offerAt(older), newer, rootOf(newerAt), proofOf(newerAt));
     }
 
     function notSuperseded(string memory reason) internal {
         vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingNotSuperseded.selector, reason));
     }
 
+    function test_awardProofsHoldForEveryAwardOfAChunk() public {
+        Grp[] memory gs = sorted(
+            groups(group(O_DIV, awards(aw(R_DSO, 0, 3_000), aw(R_TSO, 0, 2_000))), group(O_OLD, aw(R_DSO_11, 0, 5_000)))
+        );
+        uint64 id = commit(OPERATOR, gs);
+        for (uint256 g = 0; g < gs.length; ++g) {
+            bytes32 digest = book.offerDigest(gs[g].offer);
+            for (uint256 k = 0; k < gs[g].awards.length; ++k) {
+                ClearingCommitment.AwardProof memory a = awardProof(gs, 0, g, k);
+                assertTrue(clearing.isAwarded(id, digest, a), "each award proven");
+                a.powerW += 1;
+                assertTrue(!clearing.isAwarded(id, digest, a), "not with another power");
+            }
+        }
+    }
+
     function test_proveSupersededVoidsTheResult() public {
-        (uint64 id, bytes32[] memory chunkOffers) = commitSuperseded();
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         vm.expectEmit();
         emit ClearingCommitment.ResultVoided(id, digestOf(O_OLD), digestOf(O_NEW), NOBODY);
-        prove(id, 0, chunkOffers, O_OLD, offerAt(O_NEW), O_NEW);
+        prove(id, oldAward, O_OLD, offerAt(O_NEW), O_NEW);
         assertEq(status(id), VOID, "void");
         assertEq(clearing.dayState(market, DAY0).current, 0, "no result in force");
 
@@ -835,81 +847,96 @@ contract ClearingCommitmentTest is ClearingFixture {
         assertEq(d.current, again, "the new result");
         assertEq(d.challengeEnds, block.timestamp + CHALLENGE, "a new window");
         vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingNotPosting.selector, id, VOID));
-        prove(id, 0, chunkOffers, O_OLD, offerAt(O_NEW), O_NEW);
+        prove(id, oldAward, O_OLD, offerAt(O_NEW), O_NEW);
     }
 
     function test_proveSupersededVoidsAResultStillPosting() public {
         uint64 id = openAs(OPERATOR);
-        postAs(OPERATOR, id, groups(group(O_OLD, aw(R_DSO_11, 0, 5_000))));
-        bytes32[] memory chunkOffers = new bytes32[](1);
-        chunkOffers[0] = digestOf(O_OLD);
-        prove(id, 0, chunkOffers, O_OLD, offerAt(O_NEW), O_NEW);
+        Grp[] memory gs = groups(group(O_OLD, aw(R_DSO_11, 0, 5_000)));
+        postAs(OPERATOR, id, gs);
+        prove(id, awardProof(gs, 0, 0, 0), O_OLD, offerAt(O_NEW), O_NEW);
         assertEq(status(id), VOID, "void");
         vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingNotPosting.selector, id, VOID));
         closeAs(OPERATOR, id);
     }
 
-    function test_proveSupersededWithWrongChunkDigests() public {
-        (uint64 id, bytes32[] memory chunkOffers) = commitSuperseded();
-        bytes32[] memory reversed = new bytes32[](2);
-        (reversed[0], reversed[1]) = (chunkOffers[1], chunkOffers[0]);
-        notSuperseded("chunk");
-        prove(id, 0, reversed, O_OLD, offerAt(O_NEW), O_NEW);
-        bytes32[] memory oneOnly = new bytes32[](1);
-        oneOnly[0] = digestOf(O_OLD);
-        notSuperseded("chunk");
-        prove(id, 0, oneOnly, O_OLD, offerAt(O_NEW), O_NEW);
-        notSuperseded("chunk");
-        prove(id, 1, chunkOffers, O_OLD, offerAt(O_NEW), O_NEW); // no chunk 1
-        notSuperseded("chunk");
-        prove(id, 0, new bytes32[](0), O_OLD, offerAt(O_NEW), O_NEW);
-        notSuperseded("older offer not in chunk");
-        prove(id, 0, chunkOffers, O_MIN, offerAt(O_NEW), O_NEW);
+    function test_proveSupersededWithABadAwardProof() public {
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
+        ClearingCommitment.AwardProof memory bad = oldAward;
+        bad.chunk = 1; // no chunk 1
+        notSuperseded("older offer not awarded");
+        prove(id, bad, O_OLD, offerAt(O_NEW), O_NEW);
+        bad = commitSupersededAward(oldAward);
+        bad.powerW = 4_000; // not what was awarded
+        notSuperseded("older offer not awarded");
+        prove(id, bad, O_OLD, offerAt(O_NEW), O_NEW);
+        bad = commitSupersededAward(oldAward);
+        bad.proof = new bytes32[](0);
+        notSuperseded("older offer not awarded");
+        prove(id, bad, O_OLD, offerAt(O_NEW), O_NEW);
+        notSuperseded("older offer not awarded");
+        prove(id, oldAward, O_MIN, offerAt(O_NEW), O_NEW); // O_MIN was not awarded
+    }
+
+    function commitSupersededAward(ClearingCommitment.AwardProof memory a)
+        internal
+        pure
+        returns (ClearingCommitment.AwardProof memory copy)
+    {
+        copy = ClearingCommitment.AwardProof(a.chunk, a.requestId, a.ispStart, a.powerW, a.levelW, a.proof);
     }
 
     function test_proveSupersededNotTheSameKey() public {
-        (uint64 id, bytes32[] memory chunkOffers) = commitSuperseded();
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         notSuperseded("not the same asset, window and direction");
-        prove(id, 0, chunkOffers, O_OLD, offerAt(O_Y1), O_Y1); // same asset, another window
-        notSuperseded("not the same asset, window and direction");
-        prove(id, 0, chunkOffers, O_DIV, offerAt(O_NEW), O_NEW); // another asset
+        prove(id, oldAward, O_OLD, offerAt(O_Y1), O_Y1); // same asset, another window
     }
 
     function test_proveSupersededByALowerOrEqualNonce() public {
-        uint64 id = commit(OPERATOR, groups(group(O_NEW, aw(R_DSO_11, 0, 5_000))));
-        bytes32[] memory chunkOffers = new bytes32[](1);
-        chunkOffers[0] = digestOf(O_NEW);
+        Grp[] memory gs = groups(group(O_NEW, aw(R_DSO_11, 0, 5_000)));
+        uint64 id = commit(OPERATOR, gs);
+        ClearingCommitment.AwardProof memory a = awardProof(gs, 0, 0, 0);
         notSuperseded("not newer");
-        prove(id, 0, chunkOffers, O_NEW, offerAt(O_OLD), O_OLD);
+        prove(id, a, O_NEW, offerAt(O_OLD), O_OLD);
         notSuperseded("not newer");
-        prove(id, 0, chunkOffers, O_NEW, offerAt(O_NEW), O_NEW);
+        prove(id, a, O_NEW, offerAt(O_NEW), O_NEW);
     }
 
     function test_proveSupersededByAnOfferNotInTheBook() public {
-        (uint64 id, bytes32[] memory chunkOffers) = commitSuperseded();
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         OrderBook.Offer memory unsent = offerAt(O_NEW);
         unsent.nonce = 99; // signed perhaps, never relayed
         notSuperseded("newer offer not in book");
-        prove(id, 0, chunkOffers, O_OLD, unsent, O_NEW);
+        prove(id, oldAward, O_OLD, unsent, O_NEW);
         notSuperseded("newer offer not in book");
         vm.prank(NOBODY);
-        clearing.proveSuperseded(id, 0, chunkOffers, offerAt(O_OLD), offerAt(O_NEW), keccak256("x"), proofOf(O_NEW));
+        clearing.proveSuperseded(id, oldAward, offerAt(O_OLD), offerAt(O_NEW), keccak256("x"), proofOf(O_NEW));
     }
 
     function test_proveSupersededOnAFinalDay() public {
-        (uint64 id, bytes32[] memory chunkOffers) = commitSuperseded();
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         vm.warp(clearing.dayState(market, DAY0).challengeEnds + 1);
         clearing.finalise(market, DAY0);
         vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingDayFinal.selector, market, DAY0));
-        prove(id, 0, chunkOffers, O_OLD, offerAt(O_NEW), O_NEW);
+        prove(id, oldAward, O_OLD, offerAt(O_NEW), O_NEW);
+    }
+
+    function test_proveSupersededAfterTheWindow() public {
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
+        uint64 ends = clearing.dayState(market, DAY0).challengeEnds;
+        vm.warp(ends + 1); // not finalised yet, but the window is over
+        vm.expectRevert(
+            abi.encodeWithSelector(ClearingCommitment.ClearingChallengeWindowClosed.selector, market, DAY0, ends)
+        );
+        prove(id, oldAward, O_OLD, offerAt(O_NEW), O_NEW);
     }
 
     function test_proveSupersededOnAReplacedResult() public {
-        (uint64 id, bytes32[] memory chunkOffers) = commitSuperseded();
+        (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         uint64 better = challenge(groups(group(O_DIV, aw(R_DSO, 0, 5_000)), group(O_MIN, aw(R_DSO, 0, 6_000))));
         closeAs(NOBODY, better);
         vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingNotPosting.selector, id, REPLACED));
-        prove(id, 0, chunkOffers, O_OLD, offerAt(O_NEW), O_NEW);
+        prove(id, oldAward, O_OLD, offerAt(O_NEW), O_NEW);
     }
 
     // ---------------------------------------------------------------------------------- fuzz

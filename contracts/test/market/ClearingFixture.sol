@@ -447,6 +447,52 @@ abstract contract ClearingFixture is OrderBookFixture {
         out[gs.length] = g;
     }
 
+    /// The power a group gives its offer in ISP `isp`, over all its awards.
+    function levelOf(Grp memory g, uint16 isp) internal pure returns (uint32 level) {
+        for (uint256 k = 0; k < g.awards.length; ++k) {
+            if (g.awards[k].isp == isp) level += g.awards[k].powerW;
+        }
+    }
+
+    /// The proof of award `k` of group `g` of a chunk posted as `gs` (in that order): the chunk's
+    /// tree is over `awardLeaf` of every award in posting order.
+    function awardProof(Grp[] memory gs, uint32 chunk, uint256 g, uint256 k)
+        internal
+        view
+        returns (ClearingCommitment.AwardProof memory a)
+    {
+        bytes32[] memory leaves = chunkLeaves(gs);
+        uint256 index = k;
+        for (uint256 i = 0; i < g; ++i) {
+            index += gs[i].awards.length;
+        }
+        Aw memory x = gs[g].awards[k];
+        a.chunk = chunk;
+        (a.requestId, a.ispStart, a.powerW) = (x.requestId, gs[g].offer.start + uint64(x.isp) * ISP, x.powerW);
+        a.levelW = levelOf(gs[g], x.isp);
+        a.proof = BatchTree.proof(leaves, index);
+    }
+
+    /// The award leaves of a chunk posted as `gs`, in posting order.
+    function chunkLeaves(Grp[] memory gs) internal view returns (bytes32[] memory leaves) {
+        uint256 n;
+        for (uint256 i = 0; i < gs.length; ++i) {
+            n += gs[i].awards.length;
+        }
+        leaves = new bytes32[](n);
+        uint256 at;
+        for (uint256 i = 0; i < gs.length; ++i) {
+            bytes32 digest = book.offerDigest(gs[i].offer);
+            for (uint256 j = 0; j < gs[i].awards.length; ++j) {
+                leaves[at++] = leafOf(digest, gs[i], gs[i].awards[j]);
+            }
+        }
+    }
+
+    function leafOf(bytes32 digest, Grp memory g, Aw memory x) internal view returns (bytes32) {
+        return clearing.awardLeaf(digest, x.requestId, g.offer.start + uint64(x.isp) * ISP, x.powerW, levelOf(g, x.isp));
+    }
+
     /// The groups in increasing order of offer digest (the order `post` wants).
     function sorted(Grp[] memory gs)
         internal

@@ -1,9 +1,10 @@
-"""The Merkle tree an OrderBook batch leaves over the offers it accepted (OrderBook's notes).
+"""The Merkle tree of ``PairTree.sol``: the root an OrderBook batch leaves over the offers it
+accepted (leaves: their EIP-712 digests, in acceptance order) and the root ClearingCommitment
+keeps over a chunk's awards (leaves: ``award_leaf``, in posting order).
 
-Leaves are the accepted offers' EIP-712 digests, in acceptance order; each level pairs its nodes
-in order with the commutative Keccak-256 of OpenZeppelin's ``Hashes`` (the hash of the sorted
-pair), and an odd last node moves up unchanged. A proof lists the siblings from the leaf up, so
-OpenZeppelin's ``MerkleProof.verify`` checks it on chain.
+Each level pairs its nodes in order with the commutative Keccak-256 of OpenZeppelin's ``Hashes``
+(the hash of the sorted pair), and an odd last node moves up unchanged. A proof lists the
+siblings from the leaf up, so OpenZeppelin's ``MerkleProof.verify`` checks it on chain.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     return levels
 
 
-def batch_root(leaves: Sequence[bytes]) -> bytes:
+def pair_root(leaves: Sequence[bytes]) -> bytes:
     return _levels(leaves)[-1][0]
 
 
-def batch_proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+def pair_proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     """The root and every leaf's proof."""
     levels = _levels(leaves)
     proofs: list[list[bytes]] = []

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AssetRegistry} from "./AssetRegistry.sol";
+
+/**
+ * @title AssetWords
+ * @notice `AssetRegistry.offerWord` for contracts that read it once per offer or award (the order
+ * book, the clearing commitment): a bare STATICCALL through the scratch space, without the ABI
+ * encoder's memory work. The word's layout is `AssetRegistry.offerWord`'s.
+ */
+library AssetWords {
+    /**
+     * @notice The asset's record as one word (zero for an unknown asset).
+     * @param registry The AssetRegistry.
+     * @param assetId The asset.
+     * @return word `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`.
+     */
+    function offerWord(AssetRegistry registry, uint64 assetId) internal view returns (uint256 word) {
+        bytes4 selector = AssetRegistry.offerWord.selector;
+        assembly ("memory-safe") {
+            mstore(0x00, selector)
+            mstore(0x04, and(assetId, 0xffffffffffffffff))
+            let ok := staticcall(gas(), registry, 0x00, 0x24, 0x00, 0x20)
+            if iszero(and(ok, eq(returndatasize(), 0x20))) {
+                returndatacopy(0x00, 0x00, returndatasize())
+                revert(0x00, returndatasize())
+            }
+            word := mload(0x00)
+        }
+    }
+}

@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {MarketRegistry} from "./MarketRegistry.sol";
+import {OrderBook} from "./OrderBook.sol";
+import {ClearingCommitment} from "./ClearingCommitment.sol";
+import {MeterOracle} from "../metering/MeterOracle.sol";
+import {AssetRegistry} from "../grid/AssetRegistry.sol";
+import {AssetWords} from "../grid/AssetWords.sol";
+
+/**
+ * @title Settlement
+ * @notice Settles a final clearing result against anchored meter data and committed baselines
+ * (DESIGN.md rules 6-9): anyone may settle an awarded offer by presenting its awards (proven
+ * against the result), the meter's readings (proven against the roots MeterOracle anchored) and
+ * the revealed baseline (checked against the offer's commitment). The arithmetic is
+ * `flexledger.rules.settlement`'s, in the same order and with the same rounding; money moves only
+ * once a settlement is final, after the market's dispute window: the seller's claim is credited
+ * (and pulled with `withdraw`), a penalty the payment does not cover is drawn from the seller's
+ * bond for the buyer, and what the escrow did not pay goes back to the buyer (`refund`).
+ *
+ * @dev An offer is settled whole: all its awards in all the ISPs it was awarded in, in one call.
+ * Each award's leaf carries the offer's power in its ISP over all its awards (the level), so the
+ * contract checks that the awards presented for an ISP add up to it (none left out) and shares the
+ * delivered energy out among them in proportion to their power. One slot per settled offer keeps
+ * the hash of its record (the lines of money it decided), which the record's event carries in
+ * full; finalising, disputing and withdrawing present the record again.
+ *
+ * During the dispute window anyone may show a reading the meter signed (EIP-712, MeterOracle's
+ * domain) for one of the settled ISPs whose energies differ from the anchored ones: the offer is
+ * settled again with the meter's values, and the oracle that anchored the root is marked.
+ *
+ * Only offers of a single asset with a COMMITTED baseline are settled here; portfolio offers and
+ * the ROLLING_AVERAGE method need the oracle to anchor baselines, which it does not yet.
+ */
+contract Settlement {
+    using SafeERC20 for IERC20;
+
+    /// @notice The meter's reading for one ISP, as anchored, and its proof.
+    struct ReadingIn {
+        MeterOracle.Anchor anchor;
+        uint64 sequence;
+        uint64 importWh;
+        uint64 exportWh;
+        bytes32[] proof;
+    }
+
+    /// @notice One ISP of the offer: the meter's reading and every award of the offer there.
+    struct IspIn {
+        ReadingIn reading;
+        ClearingCommitment.AwardProof[] awards;
+    }
+
+    /// @notice What settles one offer.
+    struct SettleIn {
+        uint64 resultId;
+        OrderBook.Offer offer;
+        int64[] baselineWh; // the committed baseline, one value per ISP of the offer's window
+        bytes32 salt;
+        IspIn[] isps;
+    }
+
+    /// @notice One award in one ISP: what it was paid and what its shortfall cost.
+    struct Line {
+        uint64 requestId;
+        uint64 ispStart;
+        uint256 payment; // from the escrow
+        uint256 claim; // the seller's: payment minus the penalty it covers
+        uint256 uncovered; // the penalty the payment did not cover: drawn from the bond at finality
+    }
+
+    /// @notice A dispute: the ISP (its index in the settlement's inputs) and the reading the meter signed.
+    struct DisputeIn {
+        uint256 isp;
+        uint64 sequence;
+        uint64 importWh;
+        uint64 exportWh;
+        bytes signature;
+    }
+
+    /// @dev What every line of one settlement shares (memory, against the stack limit).
+    struct Ctx {
+        bytes32 digest;
+        uint64 resultId;
+        uint256 offerPrice;
+        uint256 ispSeconds;
+        uint256 toleranceBps;
+        uint256 penaltyFactorBps;
+        bool payAsCleared;
+        uint256 deliveredWs; // the offer's delivery in the ISP at hand
+        uint64 ispStart; // the ISP at hand
+    }
+
+    /// @notice A settled offer.
+    struct Record {
+        bytes32 offerDigest;
+        uint64 resultId;
+        address seller;
+        uint64 settledAt;
+        Line[] lines;
+    }
+
+    uint256 internal constant WS_PER_MWH = 3_600_000_000;
+    uint256 internal constant WS_PER_WH = 3600;
+    uint256 internal constant BPS = 10_000;
+    uint256 internal constant DAY = 86_400;
+    bytes32 internal constant FINAL = bytes32(uint256(1));
+
+    MarketRegistry public immutable markets;
+    OrderBook public immutable book;
+    ClearingCommitment public immutable clearing;
+    MeterOracle public immutable oracle;
+    AssetRegistry public immutable assets;
+    /// @notice The settlement token (the order book's).
+    IERC20 public immutable token;
+
+    /// @notice Token base units each party may withdraw.
+    mapping(address account => uint256) public claimable;
+    /// @notice Penalties a seller's bond could not cover.
+    mapping(address seller => uint256) public debtOf;
+    /// @notice How many times a meter-signed reading showed an oracle's anchored data wrong.
+    mapping(address oracleAccount => uint256) public faultsOf;
+    /// @notice Settled offers' record hashes (FINAL once final), by `keccak256(resultId, offerDigest)`.
+    mapping(bytes32 key => bytes32) public records;
+    /// @notice Lines of a request not yet final: its refund waits for them.
+    mapping(uint64 requestId => uint256) public pendingLines;
+    mapping(uint64 requestId => bool) public refunded;
+
+    /// @notice The result is not the final result of its day.
+    error SettlementResultNotFinal(uint64 resultId);
+    /// @notice Only asset offers with a committed baseline are settled here.
+    error SettlementUnsupportedOffer(bytes32 offerDigest);
+    /// @notice The revealed baseline does not match the offer's commitment.
+    error SettlementBaselineMismatch(bytes32 offerDigest);
+    /// @notice The offer was already settled in this result.
+    error SettlementAlreadySettled(bytes32 offerDigest);
+    /// @notice An award is not in the result, or of another offer.
+    error SettlementAwardNotInResult(bytes32 offerDigest, uint64 requestId, uint64 ispStart);
+    /// @notice The awards presented for an ISP do not add up to the offer's power there (one is missing).
+    error SettlementAwardsIncomplete(bytes32 offerDigest, uint64 ispStart, uint256 presentedW, uint32 levelW);
+    /// @notice A block offer's ISPs must all be presented, in order.
+    error SettlementIspsIncomplete(bytes32 offerDigest);
+    /// @notice The reading is not the asset meter's anchored reading for that ISP.
+    error SettlementReadingNotAnchored(bytes32 offerDigest, uint64 ispStart);
+    /// @notice The reading's net consumption does not fit an int64.
+    error SettlementReadingOutOfRange(uint64 importWh, uint64 exportWh);
+    /// @notice The record does not match the settled offer's.
+    error SettlementUnknownRecord(bytes32 offerDigest);
+    /// @notice The dispute window of this settlement ends at `endsAt` (finalise after it, dispute before).
+    error SettlementDisputeWindow(uint64 endsAt);
+    /// @notice The settlement window of the market day is over (settled until `closesAt`).
+    error SettlementWindowClosed(uint64 closesAt);
+    /// @notice The reading was not signed by the asset's meter, is for another ISP, or agrees with the anchor.
+    error SettlementBadDispute(string reason);
+    /// @notice The request cannot be refunded yet (`reason`).
+    error SettlementRefundNotDue(uint64 requestId, string reason);
+    /// @notice Nothing to withdraw.
+    error SettlementNothingToWithdraw(address account);
+
+    /// @notice Offer `offerDigest` of result `resultId` was settled (or re-settled after a dispute); `record` in full.
+    event OfferSettled(bytes32 indexed offerDigest, uint64 indexed resultId, address indexed seller, Record record);
+    /// @notice The settlement of `offerDigest` is final: `claimed` credited to the seller, `fromBond` drawn for buyers.
+    event SettlementFinalised(bytes32 indexed offerDigest, uint64 indexed resultId, uint256 claimed, uint256 fromBond, uint256 debt);
+    /// @notice A meter-signed reading showed the root `oracleAccount` anchored for `ispStart` wrong.
+    event ReadingDisputed(bytes32 indexed offerDigest, address indexed oracleAccount, uint64 ispStart, address disputer);
+    /// @notice `amount` of request `requestId`'s escrow went back to its buyer.
+    event Refunded(uint64 indexed requestId, address indexed buyer, uint256 amount);
+    /// @notice `account` withdrew `amount`.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    /**
+     * @param marketRegistry The MarketRegistry (ISP length, tolerance, penalty factor, windows).
+     * @param orderBook The OrderBook (requests, escrows, bonds).
+     * @param clearingCommitment The ClearingCommitment (final results, awards, cleared prices).
+     * @param meterOracle The MeterOracle (anchored readings).
+     * @param assetRegistry The AssetRegistry (assets' meters and owners).
+     */
+    constructor(
+        MarketRegistry marketRegistry,
+        OrderBook orderBook,
+        ClearingCommitment clearingCommitment,
+        MeterOracle meterOracle,
+        AssetRegistry assetRegistry
+    ) {
+        markets = marketRegistry;
+        book = orderBook;
+        clearing = clearingCommitment;
+        oracle = meterOracle;
+        assets = assetRegistry;
+        token = orderBook.token();
+    }
+
+    // ------------------------------------------------------------------------------ settling
+
+    /**
+     * @notice Settle an awarded offer (anyone may), after its day's result is final and within
+     * the settlement window (the day's end plus the dispute window).
+     * @param s The offer, its baseline revealed, and per ISP its reading and awards.
+     * @return record The record of the settlement.
+     */
+    function settle(SettleIn calldata s) external returns (Record memory record) {
+        bytes32 digest = clearing.offerDigest(s.offer);
+        (uint32 market, uint64 day) = _finalResult(s.resultId);
+        MarketRegistry.MarketParams memory m = markets.marketParams(market);
+        uint64 closesAt = day + uint64(DAY) + m.disputeWindowSeconds;
+        if (block.timestamp > closesAt) revert SettlementWindowClosed(closesAt);
+        bytes32 key = keccak256(abi.encode(s.resultId, digest));
+        if (records[key] != 0) revert SettlementAlreadySettled(digest);
+        record = _compute(s, digest, m, _readings(s, digest, market));
+        records[key] = keccak256(abi.encode(record));
+        for (uint256 i = 0; i < record.lines.length; ++i) {
+            ++pendingLines[record.lines[i].requestId];
+        }
+        emit OfferSettled(digest, s.resultId, record.seller, record);
+    }
+
+    /**
+     * @notice During a settlement's dispute window, show a reading the asset's meter signed for
+     * one of its ISPs whose energies differ from the anchored ones: the offer is settled again
+     * with the meter's values, and the oracle that anchored the root is marked.
+     * @param s The settlement's inputs, as first presented.
+     * @param record The settlement's record, as logged.
+     * @param d The ISP disputed and the meter-signed reading.
+     * @return corrected The new record.
+     */
+    function dispute(SettleIn calldata s, Record calldata record, DisputeIn calldata d)
+        external
+        returns (Record memory corrected)
+    {
+        bytes32 digest = clearing.offerDigest(s.offer);
+        bytes32 key = _checkRecord(s.resultId, digest, record);
+        MarketRegistry.MarketParams memory m = markets.marketParams(s.offer.market);
+        uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
+        if (block.timestamp > endsAt) revert SettlementDisputeWindow(endsAt);
+        int256[] memory measured = _readings(s, digest, s.offer.market);
+        measured[d.isp] = _signedNet(s, d);
+        corrected = _compute(s, digest, m, measured);
+        corrected.settledAt = record.settledAt; // the window does not restart
+        _rebalancePending(record.lines, corrected.lines);
+        records[key] = keccak256(abi.encode(corrected));
+        address anchoredBy = s.isps[d.isp].reading.anchor.oracle;
+        ++faultsOf[anchoredBy];
+        emit ReadingDisputed(digest, anchoredBy, s.isps[d.isp].awards[0].ispStart, msg.sender);
+        emit OfferSettled(digest, s.resultId, corrected.seller, corrected);
+    }
+
+    /// @dev The net consumption the meter signed for the disputed ISP, if it differs from the anchor's.
+    function _signedNet(SettleIn calldata s, DisputeIn calldata d) internal view returns (int256) {
+        if (d.isp >= s.isps.length) revert SettlementBadDispute("no such ISP");
+        ReadingIn calldata r = s.isps[d.isp].reading;
+        address meter = _meter(s.offer.asset);
+        bytes32 signed = oracle.readingDigest(meter, s.isps[d.isp].awards[0].ispStart, d.sequence, d.importWh, d.exportWh);
+        (address signer,,) = ECDSA.tryRecover(signed, d.signature);
+        if (signer != meter) revert SettlementBadDispute("not signed by the asset's meter");
+        if (d.importWh == r.importWh && d.exportWh == r.exportWh) revert SettlementBadDispute("agrees with the anchor");
+        return _net(d.importWh, d.exportWh);
+    }
+
+    /**
+     * @notice Make a settlement final after its dispute window (anyone may): the seller's claim is
+     * credited, and penalties its payment did not cover are drawn from its bond for the buyers.
+     * @param record The settlement's record, as logged.
+     */
+    function finalise(Record calldata record) external {
+        bytes32 key = _checkRecord(record.resultId, record.offerDigest, record);
+        MarketRegistry.MarketParams memory m = markets.marketParams(_market(record.resultId));
+        uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
+        if (block.timestamp <= endsAt) revert SettlementDisputeWindow(endsAt);
+        records[key] = FINAL;
+        uint256 claimed;
+        uint256 drawn;
+        uint256 debt;
+        for (uint256 i = 0; i < record.lines.length; ++i) {
+            Line calldata line = record.lines[i];
+            --pendingLines[line.requestId];
+            if (line.claim != 0) book.transferEscrow(line.requestId, address(this), line.claim);
+            claimed += line.claim;
+            if (line.uncovered != 0) {
+                uint256 fromBond = book.transferBond(record.seller, address(this), line.uncovered);
+                claimable[book.request(line.requestId).buyer] += fromBond;
+                drawn += fromBond;
+                debt += line.uncovered - fromBond;
+            }
+        }
+        claimable[record.seller] += claimed;
+        if (debt != 0) debtOf[record.seller] += debt;
+        emit SettlementFinalised(record.offerDigest, record.resultId, claimed, drawn, debt);
+    }
+
+    /**
+     * @notice Return to the buyer what a request's escrow did not pay (the buyer or anyone), once
+     * its market day's settlement window has closed and every settlement of it is final.
+     * @param requestId The request.
+     */
+    function refund(uint64 requestId) external {
+        OrderBook.Request memory q = book.request(requestId);
+        if (q.status != OrderBook.RequestStatus.OPEN) revert SettlementRefundNotDue(requestId, "not open");
+        if (refunded[requestId]) revert SettlementRefundNotDue(requestId, "already refunded");
+        MarketRegistry.MarketParams memory m = markets.marketParams(q.market);
+        uint64 day = markets.dayStart(q.market, q.start);
+        if (block.timestamp <= day + uint64(DAY) + m.disputeWindowSeconds) {
+            revert SettlementRefundNotDue(requestId, "settlement window open");
+        }
+        if (pendingLines[requestId] != 0) revert SettlementRefundNotDue(requestId, "settlements not final");
+        refunded[requestId] = true;
+        uint256 amount = book.escrowLeft(requestId);
+        emit Refunded(requestId, q.buyer, amount);
+        if (amount != 0) book.transferEscrow(requestId, q.buyer, amount);
+    }
+
+    /**
+     * @notice Withdraw what the caller may (claims, penalties received).
+     */
+    function withdraw() external {
+        uint256 amount = claimable[msg.sender];
+        if (amount == 0) revert SettlementNothingToWithdraw(msg.sender);
+        claimable[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------------------- arithmetic
+
+    /**
+     * @notice One award in one ISP, as `flexledger.rules.settlement` computes it (W*s; prices per MWh).
+     * @param powerW The award's power.
+     * @param levelW The offer's power in that ISP over all its awards.
+     * @param ispSeconds The ISP's length.
+     * @param deliveredWs The offer's delivery in that ISP (before sharing out).
+     * @param price The award's price.
+     * @param availability AVAILABILITY (paid for capacity held) rather than ACTIVATION.
+     * @param toleranceBps The market's tolerance.
+     * @param penaltyFactorBps The market's penalty factor.
+     * @return payment The payment out of the escrow.
+     * @return penalty The penalty for the shortfall beyond the tolerance.
+     */
+    function awardMoney(
+        uint256 powerW,
+        uint256 levelW,
+        uint256 ispSeconds,
+        uint256 deliveredWs,
+        uint256 price,
+        bool availability,
+        uint256 toleranceBps,
+        uint256 penaltyFactorBps
+    ) public pure returns (uint256 payment, uint256 penalty) {
+        uint256 awarded = powerW * ispSeconds;
+        if (availability) return (awarded * price / WS_PER_MWH, 0);
+        uint256 delivered = levelW == 0 ? 0 : deliveredWs * powerW / levelW; // this award's share
+        uint256 paid = Math.min(delivered, awarded);
+        payment = paid * price / WS_PER_MWH;
+        uint256 shortfall = awarded - paid;
+        uint256 tolerance = awarded * toleranceBps / BPS;
+        uint256 penalised = shortfall > tolerance ? shortfall - tolerance : 0;
+        penalty = penalised * price * penaltyFactorBps / (WS_PER_MWH * BPS);
+    }
+
+    // ------------------------------------------------------------------------------ internals
+
+    function _finalResult(uint64 resultId) internal view returns (uint32 market, uint64 day) {
+        ClearingCommitment.Result memory r = clearing.result(resultId);
+        ClearingCommitment.DayState memory d = clearing.dayState(r.market, r.day);
+        if (!d.finalised || d.current != resultId) revert SettlementResultNotFinal(resultId);
+        return (r.market, r.day);
+    }
+
+    function _market(uint64 resultId) internal view returns (uint32) {
+        return clearing.result(resultId).market;
+    }
+
+    function _meter(uint64 assetId) internal view returns (address meter) {
+        (,,,,, meter,,) = assets.asset(assetId);
+    }
+
+    /// @dev Each ISP's anchored net consumption of the asset's meter (import - export, Wh).
+    function _readings(SettleIn calldata s, bytes32 digest, uint32 market) internal view returns (int256[] memory net) {
+        if (s.offer.asset == 0 || s.offer.portfolio != 0 || s.offer.baselineMethod != uint8(OrderBook.Baseline.COMMITTED)) {
+            revert SettlementUnsupportedOffer(digest);
+        }
+        if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
+        address meter = _meter(s.offer.asset);
+        net = new int256[](s.isps.length);
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            IspIn calldata x = s.isps[i];
+            if (x.awards.length == 0) revert SettlementIspsIncomplete(digest);
+            uint64 ispStart = x.awards[0].ispStart;
+            ReadingIn calldata r = x.reading;
+            bool anchored = oracle.verifyReading(
+                market, ispStart, r.anchor, meter, r.sequence, r.importWh, r.exportWh, r.proof
+            );
+            if (!anchored) revert SettlementReadingNotAnchored(digest, ispStart);
+            net[i] = _net(r.importWh, r.exportWh);
+        }
+    }
+
+    function _net(uint64 importWh, uint64 exportWh) internal pure returns (int256 net) {
+        net = int256(uint256(importWh)) - int256(uint256(exportWh));
+        if (net > type(int64).max || net < type(int64).min) revert SettlementReadingOutOfRange(importWh, exportWh);
+    }
+
+    /// @dev The record of an offer's settlement from its inputs and each ISP's net consumption.
+    function _compute(SettleIn calldata s, bytes32 digest, MarketRegistry.MarketParams memory m, int256[] memory net)
+        internal
+        view
+        returns (Record memory record)
+    {
+        if (keccak256(abi.encode(s.offer.asset, s.offer.start, s.baselineWh, s.salt)) != s.offer.baseline) {
+            revert SettlementBaselineMismatch(digest);
+        }
+        uint256 count;
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            count += s.isps[i].awards.length;
+        }
+        record.offerDigest = digest;
+        record.resultId = s.resultId;
+        record.seller = address(uint160(AssetWords.offerWord(assets, s.offer.asset)));
+        record.settledAt = uint64(block.timestamp);
+        record.lines = new Line[](count);
+        Ctx memory c = Ctx({
+            digest: digest,
+            resultId: s.resultId,
+            offerPrice: s.offer.price,
+            ispSeconds: m.ispSeconds,
+            toleranceBps: m.toleranceBps,
+            penaltyFactorBps: m.penaltyFactorBps,
+            payAsCleared: m.pricingRule == MarketRegistry.PricingRule.PAY_AS_CLEARED,
+            deliveredWs: 0,
+            ispStart: 0
+        });
+        uint256 at;
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            _delivery(s, c, i, net[i]);
+            ClearingCommitment.AwardProof[] calldata awards = s.isps[i].awards;
+            uint256 presented;
+            for (uint256 k = 0; k < awards.length; ++k) {
+                record.lines[at++] = _line(c, awards[k]);
+                presented += awards[k].powerW;
+            }
+            if (presented != awards[0].levelW) {
+                revert SettlementAwardsIncomplete(digest, c.ispStart, presented, awards[0].levelW);
+            }
+        }
+    }
+
+    /// @dev ISP `i`'s start and the offer's delivery there; ISPs come in increasing order, within the window.
+    function _delivery(SettleIn calldata s, Ctx memory c, uint256 i, int256 net) internal pure {
+        uint64 ispStart = s.isps[i].awards[0].ispStart;
+        if (ispStart < s.offer.start || (i > 0 && ispStart <= c.ispStart)) revert SettlementIspsIncomplete(c.digest);
+        uint256 index = (ispStart - s.offer.start) / c.ispSeconds;
+        if (index >= s.offer.isps || index >= s.baselineWh.length) revert SettlementIspsIncomplete(c.digest);
+        int256 saved = (s.offer.direction == 0 ? int256(1) : int256(-1)) * (int256(s.baselineWh[index]) - net);
+        c.deliveredWs = saved > 0 ? uint256(saved) * WS_PER_WH : 0;
+        c.ispStart = ispStart;
+    }
+
+    function _line(Ctx memory c, ClearingCommitment.AwardProof calldata a) internal view returns (Line memory line) {
+        if (a.ispStart != c.ispStart || a.levelW == 0 || !clearing.isAwarded(c.resultId, c.digest, a)) {
+            revert SettlementAwardNotInResult(c.digest, a.requestId, a.ispStart);
+        }
+        OrderBook.Request memory q = book.request(a.requestId);
+        uint256 price = c.offerPrice;
+        if (c.payAsCleared) price = Math.min(clearing.clearingPrice(c.resultId, q.zone, q.direction, c.ispStart), q.maxPrice);
+        (uint256 payment, uint256 penalty) = awardMoney(
+            a.powerW,
+            a.levelW,
+            c.ispSeconds,
+            c.deliveredWs,
+            price,
+            q.product == uint8(OrderBook.Product.AVAILABILITY),
+            c.toleranceBps,
+            c.penaltyFactorBps
+        );
+        uint256 fromPayment = Math.min(payment, penalty);
+        line = Line({
+            requestId: a.requestId,
+            ispStart: c.ispStart,
+            payment: payment,
+            claim: payment - fromPayment,
+            uncovered: penalty - fromPayment
+        });
+    }
+
+    function _checkRecord(uint64 resultId, bytes32 digest, Record calldata record) internal view returns (bytes32 key) {
+        key = keccak256(abi.encode(resultId, digest));
+        bytes32 stored = records[key];
+        if (stored == 0 || stored == FINAL || stored != keccak256(abi.encode(record))) {
+            revert SettlementUnknownRecord(digest);
+        }
+    }
+
+    function _rebalancePending(Line[] calldata before, Line[] memory after_) internal {
+        for (uint256 i = 0; i < before.length; ++i) {
+            --pendingLines[before[i].requestId];
+        }
+        for (uint256 i = 0; i < after_.length; ++i) {
+            ++pendingLines[after_[i].requestId];
+        }
+    }
+}
