@@ -152,7 +152,9 @@ def metering_step(
     engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
     broker = None if settings.mqtt_url else LocalBroker(folder / "broker")
     url = settings.mqtt_url or broker.start().url  # type: ignore[union-attr]
-    consumer = OracleConsumer(url, engine, Verifier(separator, ChainMeters(roles, assets).problem), market,
+    meters_on_chain = ChainMeters(roles, assets)
+    consumer = OracleConsumer(url, engine, Verifier(separator, meters_on_chain.problem,
+                                                    prefetch=meters_on_chain.prefetch), market,
                               client_id="flexledger-demo-oracle", clock=conn.latest_timestamp)
     consumer.start()
     if not consumer.wait_subscribed():

@@ -40,8 +40,15 @@ def due_isps(engine: Engine, now: int, isp_seconds: int, grace: int) -> list[int
 
 
 def anchor_isp(engine: Engine, oracle: MeterOracleClient, market: int, isp_start: int) -> StoredAnchor | None:
-    """Anchor one ISP's root; None (and it stays due) when the transaction fails."""
+    """Anchor one ISP's root; None (and it stays due) when the transaction fails. Readings of the
+    ISP kept while the transaction waited are flagged late: the root is exactly what the store
+    says is in it."""
     with session(engine) as s:
+        existing = s.get(StoredAnchor, (market, isp_start))
+        if existing is not None:  # a reading slipped in after the anchor: late, like any other
+            mark_anchored(s, isp_start, [])
+            s.expunge(existing)
+            return existing
         rows = readings_of_isp(s, isp_start)
         if not rows:
             return None
@@ -55,7 +62,9 @@ def anchor_isp(engine: Engine, oracle: MeterOracleClient, market: int, isp_start
         anchor = StoredAnchor(market=market, isp_start=isp_start, root=tree.root, leaf_count=len(rows),
                               oracle=event["oracle"], anchored_at=event["anchoredAt"], tx_hash=tx.tx_hash)
         s.add(anchor)
-        mark_anchored(s, isp_start)
+        late = mark_anchored(s, isp_start, rows)
+        if late:
+            log.info("ISP %s: %d readings kept while its anchor was on its way are flagged late", isp_start, late)
         s.flush()
         s.expunge(anchor)
         return anchor

@@ -37,7 +37,7 @@ def ingest(s: Session, verifier: Verifier, market: int, payload: bytes, now: int
 def ingest_batch(s: Session, verifier: Verifier, market: int, payloads: list[bytes], now: int) -> list[str]:
     """``ingest`` for many payloads in one transaction: one query for the anchored ISPs, one insert
     for the readings, one update per refusal reason (what lets the consumer keep up with meters)."""
-    verdicts = [verifier.check(p, now) for p in payloads]
+    verdicts = verifier.check_many(payloads, now)
     good = [(i, v) for i, v in enumerate(verdicts) if v.reason is None]
     outcomes: list[str] = [v.reason or STORED for v in verdicts]
     isps = {v.reading.isp_start for _, v in good if v.reading is not None}

@@ -119,6 +119,14 @@ def readings_of_isp(s: Session, isp_start: int) -> list[StoredReading]:
     return list(rows)
 
 
-def mark_anchored(s: Session, isp_start: int) -> None:
-    s.execute(update(StoredReading).where(StoredReading.isp_start == isp_start, StoredReading.late.is_(False))
-              .values(anchored=True))
+def mark_anchored(s: Session, isp_start: int, in_root: list[StoredReading]) -> int:
+    """Mark the readings that went into the ISP's root anchored, and flag late any other reading of
+    the ISP kept meanwhile (while the anchor's transaction waited for its block): it is in no root.
+    Returns how many were flagged late."""
+    for row in in_root:
+        row.anchored = True
+    s.flush()
+    flagged = s.execute(update(StoredReading).where(
+        StoredReading.isp_start == isp_start, StoredReading.late.is_(False), StoredReading.anchored.is_(False),
+    ).values(late=True))
+    return int(flagged.rowcount or 0)  # type: ignore[attr-defined]

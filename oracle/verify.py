@@ -10,8 +10,10 @@ out of that root.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flexledger.chain.bindings import AssetRegistryClient, RoleRegistryClient
@@ -42,18 +44,47 @@ class Verdict:
 
 
 class ChainMeters:
-    """Which meters may report, from the RoleRegistry and the AssetRegistry, remembered for ``ttl`` seconds."""
+    """Which meters may report, from the RoleRegistry and the AssetRegistry.
 
-    def __init__(self, roles: RoleRegistryClient, assets: AssetRegistryClient, *, ttl: float = 60.0) -> None:
-        self.roles, self.assets, self.ttl = roles, assets, ttl
+    An answer is kept for ``ttl`` seconds (an ISP by default, so a meter is asked about once per
+    ISP at most, not once per reading), and dropped sooner when the registries' events say it
+    changed: a METER credential issued or revoked, an asset registered, mapped, suspended or
+    reinstated (the events are polled every ``poll`` seconds). What no event announces, a
+    credential reaching its expiry, is seen within ``ttl``. ``prefetch`` asks for many meters at
+    once, concurrently, so that a batch's meters cost one round trip rather than one each.
+    """
+
+    def __init__(self, roles: RoleRegistryClient, assets: AssetRegistryClient, *, ttl: float = 900.0,
+                 poll: float = 5.0, workers: int = 16) -> None:
+        self.roles, self.assets, self.ttl, self.poll, self.workers = roles, assets, ttl, poll, workers
         self._cache: dict[str, tuple[float, str | None]] = {}
+        self._asset_meter: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._polled_at = float("-inf")
+        self._next_block: int | None = None
 
     def problem(self, meter: str) -> str | None:
+        self._refresh()
         now = time.monotonic()
-        cached = self._cache.get(meter)
+        with self._lock:
+            cached = self._cache.get(meter)
         if cached and now - cached[0] < self.ttl:
             return cached[1]
+        return self._ask(meter)
+
+    def prefetch(self, meters: list[str]) -> None:
+        """Ask, concurrently, about the meters not known yet (or no longer)."""
+        self._refresh()
+        now = time.monotonic()
+        with self._lock:
+            unknown = sorted({m for m in meters if not (c := self._cache.get(m)) or now - c[0] >= self.ttl})
+        if len(unknown) > 1:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(unknown))) as pool:
+                list(pool.map(self._ask, unknown))
+
+    def _ask(self, meter: str) -> str | None:
         problem: str | None = None
+        asset = 0
         if not self.roles.has_market_role(meter, Role.METER.id):
             problem = Reason.UNKNOWN_METER
         else:
@@ -61,8 +92,36 @@ class ChainMeters:
             status = self.assets.offer_terms(asset)[2] if asset else 0
             if status not in (ASSET_ACTIVE, ASSET_SUSPENDED):
                 problem = Reason.UNMAPPED
-        self._cache[meter] = (now, problem)
+        with self._lock:
+            self._cache[meter] = (time.monotonic(), problem)
+            if asset:
+                self._asset_meter[asset] = meter
         return problem
+
+    def _refresh(self) -> None:
+        """Forget the answers that the registries' events since the last poll may have changed."""
+        now = time.monotonic()
+        if now - self._polled_at < self.poll:
+            return
+        self._polled_at = now
+        latest = int(self.roles.conn.w3.eth.block_number)
+        first, self._next_block = self._next_block, latest + 1
+        if first is None or first > latest:
+            return
+        meter_topic = "0x" + Role.METER.id.hex()
+        stale: set[str] = set()
+        for name in ("CredentialIssued", "CredentialRevoked"):
+            for e in self.roles.events(name, from_block=first, to_block=latest, topics=[None, meter_topic]):
+                stale.add(str(e.args["subject"]))
+        for e in self.assets.events("AssetRegistered", from_block=first, to_block=latest):
+            stale.add(str(e.args["meter"]))
+        with self._lock:
+            for name in ("AssetMapped", "AssetSuspended", "AssetReinstated"):
+                for e in self.assets.events(name, from_block=first, to_block=latest):
+                    if (m := self._asset_meter.get(int(e.args["assetId"]))) is not None:
+                        stale.add(m)
+            for m in stale:
+                self._cache.pop(m, None)
 
 
 @dataclass
@@ -73,12 +132,29 @@ class Verifier:
     skew: int = 60
     retention: int = 7 * 86_400
     seen: set[tuple[str, int]] = field(default_factory=set)
+    prefetch: Callable[[list[str]], None] | None = None  # ask about many meters at once (ChainMeters.prefetch)
 
     def check(self, payload: bytes, now: int) -> Verdict:
         try:
             reading, signature = parse_payload(payload)
         except MalformedReadingError:
             return Verdict(None, b"", Reason.MALFORMED)
+        return self._verdict(reading, signature, now)
+
+    def check_many(self, payloads: list[bytes], now: int) -> list[Verdict]:
+        """``check`` for a batch, the meters it names asked about together first."""
+        parsed: list[tuple[Reading, bytes] | None] = []
+        for payload in payloads:
+            try:
+                parsed.append(parse_payload(payload))
+            except MalformedReadingError:
+                parsed.append(None)
+        if self.prefetch is not None:
+            self.prefetch([p[0].meter for p in parsed if p is not None])
+        return [self._verdict(p[0], p[1], now) if p is not None else Verdict(None, b"", Reason.MALFORMED)
+                for p in parsed]
+
+    def _verdict(self, reading: Reading, signature: bytes, now: int) -> Verdict:
         if recover_strict(reading.digest(self.separator), signature) != reading.meter:
             return Verdict(reading, signature, Reason.BAD_SIGNATURE)
         problem = self.meters(reading.meter)

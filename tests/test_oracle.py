@@ -276,3 +276,31 @@ def test_the_oracle_service_anchors_what_it_kept(
     assert result.exit_code == 0, result.output
     assert json.loads(result.output[result.output.index("{"):])["anchored"] == [world.isp]
     assert world.oracle.anchor_hash(world.market, world.isp) != bytes(32)
+
+
+def test_meter_answers_are_kept_and_dropped_when_the_registries_say_so(
+    conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], world: World,
+) -> None:
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
+    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    calls: list[str] = []
+    real = roles.has_market_role
+
+    def counted(subject: str, role: bytes, **kw: object) -> bool:
+        calls.append(subject)
+        return bool(real(subject, role))
+
+    roles.has_market_role = counted  # type: ignore[method-assign]
+    meters = ChainMeters(roles, assets, poll=0.0)
+    names = ("good", "other", "pending", "stranger", "revoked")
+    meters.prefetch([world.meters[n].address for n in names])  # concurrently, one question per meter
+    assert sorted(calls) == sorted(world.meters[n].address for n in names)
+    answers = {n: meters.problem(world.meters[n].address) for n in names}
+    assert answers == {"good": None, "other": None, "pending": Reason.UNMAPPED, "stranger": Reason.UNKNOWN_METER,
+                       "revoked": Reason.UNKNOWN_METER}
+    assert len(calls) == len(names)  # kept: asked once per ISP at most, not once per reading
+    roles.revoke_credential(world.meters["good"].address, Role.METER.id)  # an event: the answer is dropped
+    assert meters.problem(world.meters["good"].address) == Reason.UNKNOWN_METER
+    roles.issue_credential(world.meters["stranger"].address, Role.METER.id, 0, FOREVER, b"\x01" * 32)
+    assert meters.problem(world.meters["stranger"].address) == Reason.UNMAPPED  # now a meter, of no asset
+    assert meters.problem(world.meters["other"].address) is None and calls.count(world.meters["other"].address) == 1

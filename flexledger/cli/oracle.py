@@ -54,9 +54,9 @@ def oracle_run(
     params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
     engine = open_store(settings.effective_database_url)
-    verifier = Verifier(read_domain(conn, oracle.address).separator(),
-                        ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry"))).problem,
-                        isp_seconds=params.isp_seconds)
+    meters = ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry")))
+    verifier = Verifier(read_domain(conn, oracle.address).separator(), meters.problem, isp_seconds=params.isp_seconds,
+                        prefetch=meters.prefetch)
     url = broker_url(settings)
     # The later of the wall clock and the chain's: a quiet development chain's last block can lag
     # real time by hours (fresh readings would look like the future), and a chain moved ahead by
