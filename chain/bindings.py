@@ -70,6 +70,11 @@ class AssetRegistryClient(ContractClient):
         """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
         return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
 
+    def meter_states(self, meters: list[str], *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
+        """``meterStates(address[])`` (view)."""
+        result: tuple[list[int], list[bool]] = self._call("meterStates(address[])", meters, block=block)
+        return result
+
     def offer_terms(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, bool, int, int]:
         """``offerTerms(uint64)`` (view)."""
         result: tuple[str, int, int, bool, int, int] = self._call("offerTerms(uint64)", asset_id, block=block)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flexledger.chain.bindings import AssetRegistryClient, RoleRegistryClient
@@ -50,15 +49,14 @@ class ChainMeters:
     ISP at most, not once per reading), and dropped sooner when the registries' events say it
     changed: a METER credential issued or revoked, an asset registered, mapped, suspended or
     reinstated (the events are polled every ``poll`` seconds). What no event announces, a
-    credential reaching its expiry, is seen within ``ttl``. ``prefetch`` asks for many meters at
-    once, concurrently, so that a batch's meters cost one round trip rather than one each.
+    credential reaching its expiry, is seen within ``ttl``. ``prefetch`` asks about a batch's
+    meters together, ``batch`` of them in one ``AssetRegistry.meterStates`` call.
     """
 
     def __init__(self, roles: RoleRegistryClient, assets: AssetRegistryClient, *, ttl: float = 900.0,
-                 poll: float = 5.0, workers: int = 16) -> None:
-        self.roles, self.assets, self.ttl, self.poll, self.workers = roles, assets, ttl, poll, workers
+                 poll: float = 5.0, batch: int = 500) -> None:
+        self.roles, self.assets, self.ttl, self.poll, self.batch = roles, assets, ttl, poll, batch
         self._cache: dict[str, tuple[float, str | None]] = {}
-        self._asset_meter: dict[int, str] = {}
         self._lock = threading.Lock()
         self._polled_at = float("-inf")
         self._next_block: int | None = None
@@ -70,33 +68,31 @@ class ChainMeters:
             cached = self._cache.get(meter)
         if cached and now - cached[0] < self.ttl:
             return cached[1]
-        return self._ask(meter)
+        self._ask([meter])
+        with self._lock:
+            return self._cache[meter][1]
 
     def prefetch(self, meters: list[str]) -> None:
-        """Ask, concurrently, about the meters not known yet (or no longer)."""
+        """Ask about the meters not known yet (or no longer), ``batch`` to a call."""
         self._refresh()
         now = time.monotonic()
         with self._lock:
             unknown = sorted({m for m in meters if not (c := self._cache.get(m)) or now - c[0] >= self.ttl})
-        if len(unknown) > 1:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(unknown))) as pool:
-                list(pool.map(self._ask, unknown))
+        for first in range(0, len(unknown), self.batch):
+            self._ask(unknown[first:first + self.batch])
 
-    def _ask(self, meter: str) -> str | None:
-        problem: str | None = None
-        asset = 0
-        if not self.roles.has_market_role(meter, Role.METER.id):
-            problem = Reason.UNKNOWN_METER
-        else:
-            asset = self.assets.asset_of_meter(meter)
-            status = self.assets.offer_terms(asset)[2] if asset else 0
-            if status not in (ASSET_ACTIVE, ASSET_SUSPENDED):
-                problem = Reason.UNMAPPED
+    def _ask(self, meters: list[str]) -> None:
+        """One ``AssetRegistry.meterStates`` call for many meters: credential and asset status."""
+        statuses, credentialed = self.assets.meter_states(meters)
+        asked = time.monotonic()
         with self._lock:
-            self._cache[meter] = (time.monotonic(), problem)
-            if asset:
-                self._asset_meter[asset] = meter
-        return problem
+            for meter, status, valid in zip(meters, statuses, credentialed, strict=True):
+                problem = None
+                if not valid:
+                    problem = Reason.UNKNOWN_METER
+                elif status not in (ASSET_ACTIVE, ASSET_SUSPENDED):
+                    problem = Reason.UNMAPPED
+                self._cache[meter] = (asked, problem)
 
     def _refresh(self) -> None:
         """Forget the answers that the registries' events since the last poll may have changed."""
@@ -115,11 +111,10 @@ class ChainMeters:
                 stale.add(str(e.args["subject"]))
         for e in self.assets.events("AssetRegistered", from_block=first, to_block=latest):
             stale.add(str(e.args["meter"]))
+        changed = {int(e.args["assetId"]) for name in ("AssetMapped", "AssetSuspended", "AssetReinstated")
+                   for e in self.assets.events(name, from_block=first, to_block=latest)}
+        stale |= {str(self.assets.asset(asset_id)[5]) for asset_id in changed}  # the asset's meter
         with self._lock:
-            for name in ("AssetMapped", "AssetSuspended", "AssetReinstated"):
-                for e in self.assets.events(name, from_block=first, to_block=latest):
-                    if (m := self._asset_meter.get(int(e.args["assetId"]))) is not None:
-                        stale.add(m)
             for m in stale:
                 self._cache.pop(m, None)
 

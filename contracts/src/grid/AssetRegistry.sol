@@ -358,6 +358,28 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
+     * @notice Whether each meter may report readings now, in one call (the oracle asks for a batch
+     * of meters at once): its asset's status (NONE when it has no asset), and whether it holds a
+     * valid METER credential.
+     * @param meters The meters.
+     * @return statuses Per meter, its asset's Status (NONE without an asset).
+     * @return credentialed Per meter, whether it holds a valid METER credential now.
+     */
+    function meterStates(address[] calldata meters)
+        external
+        view
+        returns (Status[] memory statuses, bool[] memory credentialed)
+    {
+        statuses = new Status[](meters.length);
+        credentialed = new bool[](meters.length);
+        for (uint256 i = 0; i < meters.length; ++i) {
+            uint64 id = assetOfMeter[meters[i]];
+            statuses[i] = id == 0 ? Status.NONE : _status(_assets[id]);
+            credentialed[i] = _hasMarketRole(meters[i], METER_ROLE);
+        }
+    }
+
+    /**
      * @notice What an offer for an asset is checked against, in one call (the order book's
      * per-offer read: one slot). An unknown asset answers status NONE instead of reverting.
      * @param assetId The asset.

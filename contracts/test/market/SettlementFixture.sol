@@ -61,6 +61,7 @@ interface SettlementVm {
     }
 
     function skip(bool skipTest) external;
+    function cool(address target) external;
     function lastCallGas() external view returns (Gas memory gas);
 }
 
