@@ -344,3 +344,15 @@ def test_net_consumption_of_a_reading() -> None:
         net_consumption(UINT64_MAX, 0)  # a valid uint64 reading whose net does not fit int64
     with pytest.raises(ValueError, match="export_wh"):
         net_consumption(0, UINT64_MAX + 1)
+
+
+def test_an_offer_split_between_two_requests_shares_its_delivery_by_power() -> None:
+    market = MarketParams(isp_seconds=900, tolerance_bps=0, penalty_factor_bps=10_000)
+    common = {"price": 100_000, "max_price": 200_000, "product": Product.ACTIVATION, "direction": Direction.UP,
+              "baseline_wh": 3_000, "measured_wh": 1_000}  # 2,000 Wh delivered by the asset
+    big = settle_award_isp(AwardIsp(power_w=6_000, level_w=9_000, **common), market, 0)
+    small = settle_award_isp(AwardIsp(power_w=3_000, level_w=9_000, **common), market, 0)
+    assert big.delivered_ws + small.delivered_ws == 2_000 * 3600  # never counted twice
+    assert (big.delivered_ws, small.delivered_ws) == (2_000 * 3600 * 2 // 3, 2_000 * 3600 // 3)
+    with pytest.raises(ValueError, match="level_w"):
+        AwardIsp(power_w=6_000, level_w=5_000, **common)

@@ -18,7 +18,9 @@ with a ``ValueError`` naming the field; the contract reverts):
 - ``direction``: ``UP`` (sign s = +1: less consumption than the baseline is delivery) or ``DOWN``
   (s = -1: more consumption is delivery).
 - ``baseline_wh`` B and ``measured_wh`` M: net consumption (import - export, Wh) expected without
-  activation and measured (the meter's anchored reading), both int64. A reading whose
+  activation and measured (the meter's anchored reading), both int64; ``level_w`` L: the offer's
+  power in the ISP over all its awards (an offer split between requests has several awards in one
+  ISP; the clearing commitment's award leaves carry L), ``P <= L <= 2^32 - 1``. A reading whose
   ``importWh - exportWh`` falls outside int64 cannot be settled (:func:`net_consumption`).
 - ``tolerance_bps``, ``0 <= tol <= 10,000``, and ``penalty_factor_bps``, ``0 <= f <= 100,000``:
   the market's (MarketParams).
@@ -28,7 +30,8 @@ Figures of one award-ISP (:func:`settle_award_isp`), computed in this order; ``/
 division rounding down (Solidity's ``/`` on uint256), products are taken left to right::
 
     1  awarded_ws   = P * T
-    2  delivered_ws = max(0, s * (B - M)) * 3600
+    2  delivered_ws = max(0, s * (B - M)) * 3600 * P / L    the offer's delivery in the ISP, shared
+                                                            out among its awards there by power
     3  paid_ws      = min(delivered_ws, awarded_ws)      ACTIVATION: over-delivery is not paid
                     = awarded_ws                         AVAILABILITY: capacity held is paid
     4  payment      = paid_ws * p / 3,600,000,000
@@ -164,9 +167,12 @@ class AwardIsp:
     direction: Direction
     baseline_wh: int
     measured_wh: int
+    level_w: int = 0  # the offer's power in the ISP over all its awards; 0: this award alone
 
     def __post_init__(self) -> None:
         _check("power_w", self.power_w, 0, UINT32_MAX)
+        if self.level_w:
+            _check("level_w", self.level_w, self.power_w, UINT32_MAX)
         _check("max_price", self.max_price, 0, UINT128_MAX)
         _check("price", self.price, 0, self.max_price)  # eligibility (rule 3) keeps p <= m
         _check("product", self.product, 0, len(Product) - 1)
@@ -218,6 +224,14 @@ def delivered_ws(direction: Direction, baseline_wh: int, measured_wh: int) -> in
     return max(0, direction_sign(direction) * (baseline_wh - measured_wh)) * WS_PER_WH
 
 
+def share_ws(delivered: int, power_w: int, level_w: int) -> int:
+    """This award's share of the offer's delivery in the ISP (step 2b), in proportion to its power
+    among the offer's awards there, rounded down (the shares never add up to more)."""
+    if power_w == level_w:  # the offer's only award in the ISP takes all of it (also a 0 W award)
+        return delivered
+    return delivered * power_w // level_w
+
+
 def paid_ws(product: Product, delivered: int, awarded: int) -> int:
     return awarded if product is Product.AVAILABILITY else min(delivered, awarded)
 
@@ -259,7 +273,8 @@ def settle_award_isp(award: AwardIsp, market: MarketParams, bond_available: int)
     check_market(market)
     _check("bond_available", bond_available, 0, UINT256_MAX)
     awarded = awarded_ws(award.power_w, market.isp_seconds)
-    delivered = delivered_ws(award.direction, award.baseline_wh, award.measured_wh)
+    delivered = share_ws(delivered_ws(award.direction, award.baseline_wh, award.measured_wh), award.power_w,
+                         award.level_w or award.power_w)
     paid = paid_ws(award.product, delivered, awarded)
     payment = to_money(paid, award.price)
     shortfall = shortfall_ws(award.product, delivered, awarded)
