@@ -919,6 +919,11 @@ class SettlementClient(ContractClient):
         """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))`` (transaction)."""
         return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))", s, record, d, sender=sender, wait=wait, gas=gas)
 
+    def exposure_of(self, seller: str, *, block: BlockId = "latest") -> int:
+        """``exposureOf(address)`` (view)."""
+        result: int = self._call("exposureOf(address)", seller, block=block)
+        return result
+
     def faults_of(self, oracle_account: str, *, block: BlockId = "latest") -> int:
         """``faultsOf(address)`` (view)."""
         result: int = self._call("faultsOf(address)", oracle_account, block=block)

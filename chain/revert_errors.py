@@ -355,6 +355,25 @@ class AssetZeroPower(ContractCustomError):
         self.asset_id = values[0]
 
 
+class ClearingAwardsOutOfOrder(ContractCustomError):
+    """``ClearingAwardsOutOfOrder(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingAwardsOutOfOrder"
+    SIGNATURE: ClassVar[str] = "ClearingAwardsOutOfOrder(bytes32,uint64,uint16)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2c456d85")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint16")
+    offer_digest: bytes
+    request_id: int
+    isp: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.request_id = values[1]
+        self.isp = values[2]
+
+
 class ClearingBeforeGateClosure(ContractCustomError):
     """``ClearingBeforeGateClosure(uint32,uint64,uint64)``, declared in ClearingCommitment."""
 
@@ -2274,6 +2293,25 @@ class SettlementAwardsIncomplete(ContractCustomError):
         self.level_w = values[3]
 
 
+class SettlementAwardsOutOfOrder(ContractCustomError):
+    """``SettlementAwardsOutOfOrder(bytes32,uint64,uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementAwardsOutOfOrder"
+    SIGNATURE: ClassVar[str] = "SettlementAwardsOutOfOrder(bytes32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("58fc8218")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "request_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
+    offer_digest: bytes
+    isp_start: int
+    request_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+        self.request_id = values[2]
+
+
 class SettlementBadDispute(ContractCustomError):
     """``SettlementBadDispute(string)``, declared in Settlement."""
 
@@ -2528,6 +2566,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetUnknown.SELECTOR: AssetUnknown,
     AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
     AssetZeroPower.SELECTOR: AssetZeroPower,
+    ClearingAwardsOutOfOrder.SELECTOR: ClearingAwardsOutOfOrder,
     ClearingBeforeGateClosure.SELECTOR: ClearingBeforeGateClosure,
     ClearingBlockViolated.SELECTOR: ClearingBlockViolated,
     ClearingChallengeWindowClosed.SELECTOR: ClearingChallengeWindowClosed,
@@ -2643,6 +2682,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     SettlementAlreadySettled.SELECTOR: SettlementAlreadySettled,
     SettlementAwardNotInResult.SELECTOR: SettlementAwardNotInResult,
     SettlementAwardsIncomplete.SELECTOR: SettlementAwardsIncomplete,
+    SettlementAwardsOutOfOrder.SELECTOR: SettlementAwardsOutOfOrder,
     SettlementBadDispute.SELECTOR: SettlementBadDispute,
     SettlementBaselineMismatch.SELECTOR: SettlementBaselineMismatch,
     SettlementDisputeWindow.SELECTOR: SettlementDisputeWindow,

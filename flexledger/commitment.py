@@ -95,7 +95,11 @@ def groups_of(awards: Iterable[Award], book: Book, isp_seconds: int) -> list[Gro
             raise CommitmentError(f"offer {key[:12]} is not in the market day's book",
                                   hint="the result was computed on another book: clear the day again")
         root, proof = book.proofs[digest]
-        items = sorted((a.request_id, (a.isp_start - offer.start) // isp_seconds, a.power_w) for a in by_offer[key])
+        # one award per request and ISP (the contract takes each pair once, in this order)
+        merged: dict[tuple[int, int], int] = defaultdict(int)
+        for a in by_offer[key]:
+            merged[((a.isp_start - offer.start) // isp_seconds, a.request_id)] += a.power_w
+        items = [(request, isp, power) for (isp, request), power in sorted(merged.items())]
         groups.append(Group(offer, digest, root, proof, items))
     return groups
 

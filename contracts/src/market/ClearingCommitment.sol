@@ -63,7 +63,8 @@ contract ClearingCommitment is RoleGated {
     /// packed as `OrderBook.packOffer` packs it (93 bytes, as `OfferAccepted` carries it); `batch`
     /// indexes the chunk's batch roots; each award is one word, `requestId << 48 | isp << 32 |
     /// powerW`: `powerW` of the offer to request `requestId` in ISP `isp` of the offer's window (0
-    /// is its first ISP). Packing keeps the calldata, most of an award's cost, small.
+    /// is its first ISP), in increasing order of (ISP, request), each pair once. Packing keeps the
+    /// calldata, most of an award's cost, small.
     struct OfferAwards {
         bytes offer;
         uint16 batch;
@@ -137,6 +138,7 @@ contract ClearingCommitment is RoleGated {
         uint16 isps;
         uint256[] totals; // W awarded per ISP of the offer's window
         bytes packed; // the awards, for the event
+        uint256 lastKey; // the last award's (ISP, request): awards come in increasing order, each once
     }
 
     /// @dev A request, as the checks need it (cached per transaction in transient storage).
@@ -207,6 +209,8 @@ contract ClearingCommitment is RoleGated {
     error ClearingMalformedGroup(uint256 group);
     /// @notice The offer belongs to another market or market day.
     error ClearingOfferWrongDay(bytes32 offerDigest, uint32 market, uint64 start);
+    /// @notice A group's awards must come in increasing order of (ISP index, request), each once.
+    error ClearingAwardsOutOfOrder(bytes32 offerDigest, uint64 requestId, uint16 isp);
     /// @notice A group without awards.
     error ClearingNoAwards(bytes32 offerDigest);
     /// @notice The award's ISP index is outside the offer's window.
@@ -626,6 +630,10 @@ contract ClearingCommitment is RoleGated {
     function _award(Chunk memory c, Group memory gr, uint256 word, uint256 k) internal {
         AwardIn memory a = AwardIn(uint64(word >> 48), uint16(word >> 32), uint32(word));
         if (word >> 112 != 0) revert ClearingMalformedGroup(k);
+        // one award per request and ISP: the settlement pays each award it can prove, once
+        uint256 key = uint256(a.isp) << 64 | a.requestId;
+        if (k > 0 && key <= gr.lastKey) revert ClearingAwardsOutOfOrder(gr.digest, a.requestId, a.isp);
+        gr.lastKey = key;
         if (a.isp >= gr.isps) revert ClearingIspOutsideOffer(gr.digest, a.requestId, a.isp);
         uint64 ispStart = gr.start + uint64(a.isp) * c.ispSeconds;
         if (a.powerW == 0) revert ClearingZeroPower(gr.digest, a.requestId, ispStart);

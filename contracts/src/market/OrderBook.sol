@@ -650,13 +650,13 @@ contract OrderBook is RoleGated, EIP712 {
     }
 
     /**
-     * @notice Set the part of `seller`'s bond locked for its awarded offers (the clearing only);
-     * it may not exceed the bond.
+     * @notice Set the part of `seller`'s bond locked for its awarded offers or its settlements'
+     * penalties (the clearing or the settlement only); it may not exceed the bond.
      * @param seller The seller.
      * @param locked The locked amount.
      */
     function setBondLock(address seller, uint256 locked) external {
-        if (msg.sender != clearing) revert OrderBookNotClearing(msg.sender);
+        if (msg.sender != clearing && msg.sender != settlement) revert OrderBookNotClearing(msg.sender);
         uint256 bond = bondOf[seller];
         if (locked > bond) revert OrderBookBondLocked(locked, bond);
         bondLocked[seller] = locked;

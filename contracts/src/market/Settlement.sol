@@ -129,6 +129,11 @@ contract Settlement {
     /// @notice Lines of a request not yet final: its refund waits for them.
     mapping(uint64 requestId => uint256) public pendingLines;
     mapping(uint64 requestId => bool) public refunded;
+    /// @notice Penalties of a seller's settlements not yet final that their payments do not cover:
+    /// that much of its bond is locked until they are.
+    mapping(address seller => uint256) public exposureOf;
+    /// @dev A disputed ISP's corrected net consumption (`1 << 255 | uint64(int64 net)`), by record key and ISP start.
+    mapping(bytes32 key => mapping(uint64 ispStart => uint256)) private _corrected;
 
     /// @notice The result is not the final result of its day.
     error SettlementResultNotFinal(uint64 resultId);
@@ -140,6 +145,8 @@ contract Settlement {
     error SettlementAlreadySettled(bytes32 offerDigest);
     /// @notice An award is not in the result, or of another offer.
     error SettlementAwardNotInResult(bytes32 offerDigest, uint64 requestId, uint64 ispStart);
+    /// @notice An ISP's awards must come in increasing order of request, each once.
+    error SettlementAwardsOutOfOrder(bytes32 offerDigest, uint64 ispStart, uint64 requestId);
     /// @notice The awards presented for an ISP do not add up to the offer's power there (one is missing).
     error SettlementAwardsIncomplete(bytes32 offerDigest, uint64 ispStart, uint256 presentedW, uint32 levelW);
     /// @notice A block offer's ISPs must all be presented, in order.
@@ -215,6 +222,7 @@ contract Settlement {
         for (uint256 i = 0; i < record.lines.length; ++i) {
             ++pendingLines[record.lines[i].requestId];
         }
+        _lockExposure(record.seller, _uncovered(record.lines), 0);
         emit OfferSettled(digest, s.resultId, record.seller, record);
     }
 
@@ -237,14 +245,26 @@ contract Settlement {
         uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
         if (block.timestamp > endsAt) revert SettlementDisputeWindow(endsAt);
         int256[] memory measured = _readings(s, digest, s.offer.market);
-        measured[d.isp] = _signedNet(s, d);
+        // earlier corrections of this settlement's other ISPs stand: each dispute adds one
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            uint256 stored = _corrected[key][s.isps[i].awards[0].ispStart];
+            if (stored != 0) measured[i] = int64(uint64(stored));
+        }
+        if (d.isp >= s.isps.length) revert SettlementBadDispute("no such ISP");
+        uint64 ispStart = s.isps[d.isp].awards[0].ispStart;
+        int256 signedNet = _signedNet(s, d);
+        if (signedNet == measured[d.isp]) revert SettlementBadDispute("agrees with the settlement");
+        bool firstFault = _corrected[key][ispStart] == 0;
+        _corrected[key][ispStart] = 1 << 255 | uint256(uint64(int64(signedNet)));
+        measured[d.isp] = signedNet;
         corrected = _compute(s, digest, m, measured);
         corrected.settledAt = record.settledAt; // the window does not restart
         _rebalancePending(record.lines, corrected.lines);
+        _lockExposure(record.seller, _uncovered(corrected.lines), _uncovered(record.lines));
         records[key] = keccak256(abi.encode(corrected));
         address anchoredBy = s.isps[d.isp].reading.anchor.oracle;
-        ++faultsOf[anchoredBy];
-        emit ReadingDisputed(digest, anchoredBy, s.isps[d.isp].awards[0].ispStart, msg.sender);
+        if (firstFault) ++faultsOf[anchoredBy]; // one wrong anchored reading, one fault
+        emit ReadingDisputed(digest, anchoredBy, ispStart, msg.sender);
         emit OfferSettled(digest, s.resultId, corrected.seller, corrected);
     }
 
@@ -271,6 +291,7 @@ contract Settlement {
         uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
         if (block.timestamp <= endsAt) revert SettlementDisputeWindow(endsAt);
         records[key] = FINAL;
+        _lockExposure(record.seller, 0, _uncovered(record.lines)); // released: drawn below
         uint256 claimed;
         uint256 drawn;
         uint256 debt;
@@ -437,6 +458,9 @@ contract Settlement {
             ClearingCommitment.AwardProof[] calldata awards = s.isps[i].awards;
             uint256 presented;
             for (uint256 k = 0; k < awards.length; ++k) {
+                if (k > 0 && awards[k].requestId <= awards[k - 1].requestId) {
+                    revert SettlementAwardsOutOfOrder(digest, c.ispStart, awards[k].requestId);
+                }
                 record.lines[at++] = _line(c, awards[k]);
                 presented += awards[k].powerW;
             }
@@ -490,6 +514,19 @@ contract Settlement {
         if (stored == 0 || stored == FINAL || stored != keccak256(abi.encode(record))) {
             revert SettlementUnknownRecord(digest);
         }
+    }
+
+    function _uncovered(Line[] memory lines) internal pure returns (uint256 total) {
+        for (uint256 i = 0; i < lines.length; ++i) {
+            total += lines[i].uncovered;
+        }
+    }
+
+    /// @dev Keep the seller's bond locked for the penalties of its settlements not yet final.
+    function _lockExposure(address seller, uint256 add, uint256 release) internal {
+        uint256 exposure = exposureOf[seller] + add - release;
+        exposureOf[seller] = exposure;
+        book.setBondLock(seller, Math.min(exposure, book.bondOf(seller)));
     }
 
     function _rebalancePending(Line[] calldata before, Line[] memory after_) internal {

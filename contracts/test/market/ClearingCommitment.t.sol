@@ -452,11 +452,11 @@ contract ClearingCommitmentTest is ClearingFixture {
                 ClearingCommitment.ClearingRequestOverAllocated.selector, laterOf(O_DIV, O_MIN), R_SMALL, H8, 9_000
             )
         );
-        // two awards of one offer to the same request and ISP add up too
+        // two awards of one offer to the same request and ISP: refused as such (each pair once)
         expectRejected(
             groups(group(O_BLOCK, awards(aw(R_SMALL, 0, 4_000), aw(R_SMALL, 0, 4_001)))),
             abi.encodeWithSelector(
-                ClearingCommitment.ClearingRequestOverAllocated.selector, digestOf(O_BLOCK), R_SMALL, H8, 8_001
+                ClearingCommitment.ClearingAwardsOutOfOrder.selector, digestOf(O_BLOCK), R_SMALL, uint16(0)
             )
         );
         uint64 id = commit(OPERATOR, groups(group(O_DIV, aw(R_SMALL, 0, 5_000)), group(O_MIN, aw(R_SMALL, 0, 3_000))));

@@ -405,7 +405,21 @@ abstract contract ClearingFixture is OrderBookFixture {
         g.offer = listed[i].offer;
         g.batchRoot = rootOf(i);
         g.proof = proofOf(i);
-        g.awards = a;
+        g.awards = inPostingOrder(a);
+    }
+
+    /// The awards in the order `post` wants them: by ISP, then request (equal pairs kept, in turn).
+    function inPostingOrder(Aw[] memory a) internal pure returns (Aw[] memory) {
+        for (uint256 i = 1; i < a.length; ++i) {
+            Aw memory x = a[i];
+            uint256 j = i;
+            while (j > 0 && (a[j - 1].isp > x.isp || (a[j - 1].isp == x.isp && a[j - 1].requestId > x.requestId))) {
+                a[j] = a[j - 1];
+                --j;
+            }
+            a[j] = x;
+        }
+        return a;
     }
 
     function group(uint256 i, Aw memory x)

@@ -655,18 +655,15 @@ contract SettlementTest is SettlementTestBase {
     }
 
     /// A settlement that would pay more than the escrow: S_DUP's award to R_SMALL3 (3 kW, half
-    /// the offer's level) presented twice, leaving out the one to R_TSO1, passes the level check
-    /// (3 + 3 = 6 kW) and pays 2 x 75,000 from R_SMALL3's escrow of 75,000: the OrderBook refuses
-    /// at finalise. (That `settle` accepts it at all is the bug of `test_BUG_settle_duplicateAward`.)
-    function test_finalise_payingMoreThanTheEscrowReverts() public {
+    /// the offer's level) presented twice, leaving out the one to R_TSO1, would pass the level
+    /// check (3 + 3 = 6 kW) and pay 2 x 75,000 from R_SMALL3's escrow of 75,000. `settle` refuses
+    /// it (an ISP's awards in increasing order of request, each once); the OrderBook would refuse
+    /// the over-payment anyway (`test_orderBook_settlementCannotTakeMoreThanTheEscrow`).
+    function test_settle_payingMoreThanTheEscrowIsRefused() public {
         Settlement.SettleIn memory s = settleIn(S_DUP);
         s.isps[0].awards[1] = s.isps[0].awards[0];
-        Settlement.Record memory r = settlement.settle(s);
-        assertLine(r.lines[0], R_SMALL3, H8, 75_000, 75_000, 0);
-        assertLine(r.lines[1], R_SMALL3, H8, 75_000, 75_000, 0);
-        vm.warp(NOW0 + DISPUTE + 1);
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookEscrowExceeded.selector, R_SMALL3, 75_000, 0));
-        settlement.finalise(r);
+        SettlementVm(address(vm)).expectPartialRevert(Settlement.SettlementAwardsOutOfOrder.selector);
+        settlement.settle(s);
         checkMoney();
     }
 
@@ -713,8 +710,8 @@ contract SettlementTest is SettlementTestBase {
 
     // ---------------------------------------------------------------------------------- bugs
 
-    /// BUG: `settle` checks that the awards presented for an ISP add up to the offer's level, but
-    /// not that they are distinct. S_DUP (6 kW: 3 kW to R_SMALL3, 3 kW to R_TSO1) settled with its
+    /// Found as a bug (now fixed): `settle` checked that the awards presented for an ISP add up to
+    /// the offer's level, but not that they are distinct. S_DUP (6 kW: 3 kW to R_SMALL3, 3 kW to R_TSO1) settled with its
     /// R_SMALL3 award twice and its R_TSO1 award left out passes (3 + 3 = 6 kW): the record charges
     /// R_SMALL3 twice (2 x 75,000 from an escrow of 75,000) and R_TSO1 nothing. Finalising it then
     /// reverts for ever (OrderBookEscrowExceeded), so R_SMALL3's refund is blocked for ever
@@ -724,23 +721,21 @@ contract SettlementTest is SettlementTestBase {
     /// prices, the duplicate moves money between buyers instead. Expected: the duplicate is refused
     /// (e.g. awards of one ISP in strictly increasing order of request id, with ClearingCommitment
     /// refusing two awards of one offer to one request in one ISP).
-    function test_BUG_settle_duplicateAward() public {
-        SettlementVm(address(vm)).skip(true);
+    function test_settle_duplicateAwardRefused() public {
         Settlement.SettleIn memory s = settleIn(S_DUP);
         s.isps[0].awards[1] = s.isps[0].awards[0];
-        vm.expectRevert();
+        SettlementVm(address(vm)).expectPartialRevert(Settlement.SettlementAwardsOutOfOrder.selector);
         settlement.settle(s);
     }
 
-    /// BUG: a dispute re-settles from the anchored readings with only the disputed ISP replaced, so
+    /// Found as a bug (now fixed): a dispute re-settled from the anchored readings with only the disputed ISP replaced, so
     /// corrections of different ISPs do not compose: S_DISP2 (a block of two ISPs, both anchored as
     /// nothing delivered, both signed by the meter as fully delivered) disputed on ISP 0 and then
     /// on ISP 1 ends with ISP 0 back at the anchored value (claim 0, penalty 142,500) and ISP 1
     /// corrected. Whoever disputes last decides which ISP stands corrected. Expected: both
     /// corrections stand (e.g. the record keeps the disputed values, or a dispute carries a signed
     /// reading per disputed ISP).
-    function test_BUG_dispute_correctionsOfTwoIspsCompose() public {
-        SettlementVm(address(vm)).skip(true);
+    function test_dispute_correctionsOfTwoIspsCompose() public {
         Settlement.Record memory r = settleSale(S_DISP2);
         Settlement.SettleIn memory s = settleIn(S_DISP2);
         Settlement.Record memory c = settlement.dispute(s, r, disputeIn(S_DISP2, 0));
@@ -749,35 +744,34 @@ contract SettlementTest is SettlementTestBase {
         assertLine(c.lines[1], R_BLOCK, H8 + ISP, 100_000, 100_000, 0);
     }
 
-    /// BUG: the same dispute can be repeated: once S_DISP is re-settled with the meter's reading,
+    /// Found as a bug (now fixed): the same dispute could be repeated: once S_DISP is re-settled with the meter's reading,
     /// presenting the same signed reading against the corrected record passes again (it still
     /// differs from the anchor), re-settles to the same record, emits ReadingDisputed again and
     /// increments faultsOf[ORACLE1] again: anyone can inflate an oracle's fault count without bound
     /// for one wrong reading. Expected: the second dispute is refused (the record already carries
     /// that reading), faultsOf stays 1.
-    function test_BUG_dispute_repeatedCountsTheFaultAgain() public {
-        SettlementVm(address(vm)).skip(true);
+    function test_dispute_repeatedIsRefusedAndCountedOnce() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
         Settlement.DisputeIn memory d = disputeIn(S_DISP, 0);
         Settlement.Record memory c = settlement.dispute(s, r, d);
         assertEq(settlement.faultsOf(ORACLE1), 1, "one fault");
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBadDispute.selector, "agrees with the settlement"));
         settlement.dispute(s, c, d);
         assertEq(settlement.faultsOf(ORACLE1), 1, "still one fault");
     }
 
-    /// BUG: nothing locks a seller's bond for its awards (OrderBook.bondLocked is set only by
+    /// Found as a bug (now fixed): nothing locked a seller's bond for its awards (OrderBook.bondLocked is set only by
     /// `setBondLock`, which ClearingCommitment never calls), so a seller whose settlement shows a
     /// penalty its payment does not cover withdraws its bond during the dispute window and the
     /// penalty becomes a debt: S_FAIL settles to 35,000 uncovered, owner2 withdraws its 20,000 bond,
     /// finalise draws 0 and records 35,000 of debt; the buyer gets nothing. Expected: the bond (at
     /// least the uncovered penalties of settled, not final records) cannot be withdrawn.
-    function test_BUG_bondWithdrawnBeforeFinalise() public {
-        SettlementVm(address(vm)).skip(true);
+    function test_bondLockedUntilFinal() public {
         Settlement.Record memory r = settleSale(S_FAIL);
         assertEq(r.lines[0].uncovered, 35_000, "uncovered penalty");
-        vm.expectRevert();
+        assertEq(book.bondLocked(owner2), OWNER2_BOND < 35_000 ? OWNER2_BOND : 35_000, "locked");
+        SettlementVm(address(vm)).expectPartialRevert(OrderBook.OrderBookBondLocked.selector);
         vm.prank(owner2);
         book.withdrawBond(OWNER2_BOND);
     }
@@ -894,6 +888,7 @@ contract SettlementMathTest is TestBase {
         c.penaltyFactorBps = bound(knobs >> 64, 0, 100_000);
     }
 
+    /// forge-config: default.fuzz.runs = 5000
     function testFuzz_awardMoney_matchesTheRules(
         uint32 powerW,
         int64 baselineWh,
@@ -910,6 +905,7 @@ contract SettlementMathTest is TestBase {
     }
 
     /// The same for an award that is part of an offer's level (its share of the delivery).
+    /// forge-config: default.fuzz.runs = 5000
     function testFuzz_awardMoney_shareOfASplitOffer(
         uint32 powerW,
         uint32 levelW,

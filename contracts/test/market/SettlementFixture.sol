@@ -52,6 +52,8 @@ library StandardTree {
 
 /// forge cheatcodes the settlement tests use that ../utils/Vm.sol does not declare.
 interface SettlementVm {
+    function expectPartialRevert(bytes4 selector) external;
+
     struct Gas {
         uint64 gasLimit;
         uint64 gasTotalUsed;
