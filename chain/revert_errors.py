@@ -2528,6 +2528,21 @@ class SettlementWindowClosed(ContractCustomError):
         self.closes_at = values[0]
 
 
+class SettlementWindowOpen(ContractCustomError):
+    """``SettlementWindowOpen(uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementWindowOpen"
+    SIGNATURE: ClassVar[str] = "SettlementWindowOpen(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b52a50c3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("closes_at",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    closes_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.closes_at = values[0]
+
+
 class StringTooLong(ContractCustomError):
     """``StringTooLong(string)``, declared in AssetRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
 
@@ -2697,5 +2712,6 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     SettlementUnknownRecord.SELECTOR: SettlementUnknownRecord,
     SettlementUnsupportedOffer.SELECTOR: SettlementUnsupportedOffer,
     SettlementWindowClosed.SELECTOR: SettlementWindowClosed,
+    SettlementWindowOpen.SELECTOR: SettlementWindowOpen,
     StringTooLong.SELECTOR: StringTooLong,
 }

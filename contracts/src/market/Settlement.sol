@@ -93,6 +93,7 @@ contract Settlement {
         bool payAsCleared;
         uint256 deliveredWs; // the offer's delivery in the ISP at hand
         uint64 ispStart; // the ISP at hand
+        bool unrevealed; // settled by default: nothing delivered, nothing paid
     }
 
     /// @notice A settled offer.
@@ -159,6 +160,8 @@ contract Settlement {
     error SettlementUnknownRecord(bytes32 offerDigest);
     /// @notice The dispute window of this settlement ends at `endsAt` (finalise after it, dispute before).
     error SettlementDisputeWindow(uint64 endsAt);
+    /// @notice The settlement window is still open until `closesAt`: the seller may settle with its baseline.
+    error SettlementWindowOpen(uint64 closesAt);
     /// @notice The settlement window of the market day is over (settled until `closesAt`).
     error SettlementWindowClosed(uint64 closesAt);
     /// @notice The reading was not signed by the asset's meter, is for another ISP, or agrees with the anchor.
@@ -218,6 +221,38 @@ contract Settlement {
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
         record = _compute(s, digest, m, _readings(s, digest, market));
+        records[key] = keccak256(abi.encode(record));
+        for (uint256 i = 0; i < record.lines.length; ++i) {
+            ++pendingLines[record.lines[i].requestId];
+        }
+        _lockExposure(record.seller, _uncovered(record.lines), 0);
+        emit OfferSettled(digest, s.resultId, record.seller, record);
+    }
+
+    /**
+     * @notice Settle by default an awarded offer nobody settled in the settlement window (anyone
+     * may, until one dispute window after it closes): no baseline was revealed, so nothing counts
+     * as delivered and nothing is paid; an ACTIVATION award's shortfall beyond the tolerance is
+     * penalised as usual, from the seller's bond. Without it a seller short of its award could
+     * escape the penalty by never revealing its baseline.
+     * @param s The offer and, per ISP, its awards (readings and baseline are not read).
+     * @return record The record of the settlement.
+     */
+    function settleUnrevealed(SettleIn calldata s) external returns (Record memory record) {
+        bytes32 digest = clearing.offerDigest(s.offer);
+        (uint32 market, uint64 day) = _finalResult(s.resultId);
+        MarketRegistry.MarketParams memory m = markets.marketParams(market);
+        uint64 closesAt = day + uint64(DAY) + m.disputeWindowSeconds;
+        if (block.timestamp <= closesAt) revert SettlementWindowOpen(closesAt);
+        if (block.timestamp > closesAt + m.disputeWindowSeconds) revert SettlementWindowClosed(closesAt + m.disputeWindowSeconds);
+        if (s.offer.asset == 0 || s.offer.portfolio != 0) revert SettlementUnsupportedOffer(digest);
+        if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            if (s.isps[i].awards.length == 0) revert SettlementIspsIncomplete(digest);
+        }
+        bytes32 key = keccak256(abi.encode(s.resultId, digest));
+        if (records[key] != 0) revert SettlementAlreadySettled(digest);
+        record = _compute(s, digest, m, new int256[](0));
         records[key] = keccak256(abi.encode(record));
         for (uint256 i = 0; i < record.lines.length; ++i) {
             ++pendingLines[record.lines[i].requestId];
@@ -429,7 +464,8 @@ contract Settlement {
         view
         returns (Record memory record)
     {
-        if (keccak256(abi.encode(s.offer.asset, s.offer.start, s.baselineWh, s.salt)) != s.offer.baseline) {
+        bool unrevealed = net.length == 0; // `settleUnrevealed`: nothing counts as delivered, nothing is paid
+        if (!unrevealed && keccak256(abi.encode(s.offer.asset, s.offer.start, s.baselineWh, s.salt)) != s.offer.baseline) {
             revert SettlementBaselineMismatch(digest);
         }
         uint256 count;
@@ -450,11 +486,12 @@ contract Settlement {
             penaltyFactorBps: m.penaltyFactorBps,
             payAsCleared: m.pricingRule == MarketRegistry.PricingRule.PAY_AS_CLEARED,
             deliveredWs: 0,
-            ispStart: 0
+            ispStart: 0,
+            unrevealed: unrevealed
         });
         uint256 at;
         for (uint256 i = 0; i < s.isps.length; ++i) {
-            _delivery(s, c, i, net[i]);
+            _delivery(s, c, i, unrevealed ? int256(0) : net[i]);
             ClearingCommitment.AwardProof[] calldata awards = s.isps[i].awards;
             uint256 presented;
             for (uint256 k = 0; k < awards.length; ++k) {
@@ -475,7 +512,13 @@ contract Settlement {
         uint64 ispStart = s.isps[i].awards[0].ispStart;
         if (ispStart < s.offer.start || (i > 0 && ispStart <= c.ispStart)) revert SettlementIspsIncomplete(c.digest);
         uint256 index = (ispStart - s.offer.start) / c.ispSeconds;
-        if (index >= s.offer.isps || index >= s.baselineWh.length) revert SettlementIspsIncomplete(c.digest);
+        if (index >= s.offer.isps) revert SettlementIspsIncomplete(c.digest);
+        c.ispStart = ispStart;
+        if (c.unrevealed) {
+            c.deliveredWs = 0;
+            return;
+        }
+        if (index >= s.baselineWh.length) revert SettlementIspsIncomplete(c.digest);
         int256 saved = (s.offer.direction == 0 ? int256(1) : int256(-1)) * (int256(s.baselineWh[index]) - net);
         c.deliveredWs = saved > 0 ? uint256(saved) * WS_PER_WH : 0;
         c.ispStart = ispStart;
@@ -498,6 +541,7 @@ contract Settlement {
             c.toleranceBps,
             c.penaltyFactorBps
         );
+        if (c.unrevealed) payment = 0; // a seller that never settled is paid nothing, not even for capacity
         uint256 fromPayment = Math.min(payment, penalty);
         line = Line({
             requestId: a.requestId,

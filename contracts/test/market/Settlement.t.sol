@@ -776,21 +776,41 @@ contract SettlementTest is SettlementTestBase {
         book.withdrawBond(OWNER2_BOND);
     }
 
-    /// DOUBTFUL (documents the current behaviour): only who knows the baseline and its salt (the
-    /// seller) can settle, and nothing happens to an offer nobody settled: S_FAIL's seller, short
-    /// of its award (penalty 135,000, 35,000 beyond its payment), never reveals; after the window
-    /// R_UP's buyer gets its whole escrow back and owner2's bond is untouched. Rule 8's "anyone
-    /// can trigger a settlement" holds only for offers whose sellers want to be paid.
-    function test_doubtful_unrevealedBaselineEscapesThePenalty() public {
+    /// Only who knows the baseline and its salt (the seller) can settle with it; an offer nobody
+    /// settled in the window is settled by default afterwards (anyone may): nothing counts as
+    /// delivered, nothing is paid, the shortfall beyond the tolerance is penalised from the bond.
+    /// S_FAIL's seller, short of its award, never reveals: its buyer gets the whole escrow back
+    /// and, by default, the penalty its bond can cover.
+    function test_unrevealedBaselineIsSettledByDefault() public {
+        Settlement.SettleIn memory s = settleIn(S_FAIL);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementWindowOpen.selector, WINDOW_CLOSES));
+        settlement.settleUnrevealed(s);
         vm.warp(WINDOW_CLOSES + 1);
         uint256 before = token.balanceOf(DSO1);
         settlement.refund(R_UP);
         assertEq(token.balanceOf(DSO1) - before, 2_000_000, "the whole escrow back");
-        assertEq(book.bondOf(owner2), OWNER2_BOND, "no penalty drawn");
-        Settlement.SettleIn memory s = settleIn(S_FAIL);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementWindowClosed.selector, WINDOW_CLOSES));
-        settlement.settle(s);
+        settlement.settle(s); // too late to reveal
+        Settlement.Record memory r = settlement.settleUnrevealed(s);
+        assertEq(r.lines[0].payment, 0, "nothing paid");
+        assertEq(r.lines[0].claim, 0, "nothing claimed");
+        assertTrue(r.lines[0].uncovered > 0, "the shortfall penalised");
+        assertEq(book.bondLocked(owner2), OWNER2_BOND, "the bond locked for it");
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementAlreadySettled.selector, r.offerDigest));
+        settlement.settleUnrevealed(s);
+        vm.warp(WINDOW_CLOSES + 1 + DISPUTE + 1);
+        uint256 owed = settlement.claimable(DSO1);
+        settlement.finalise(r);
+        assertEq(settlement.claimable(DSO1) - owed, OWNER2_BOND, "the bond drawn for the buyer");
+        assertEq(settlement.debtOf(owner2), r.lines[0].uncovered - OWNER2_BOND, "the rest a debt");
         checkMoney();
+    }
+
+    function test_settleUnrevealed_afterItsWindow() public {
+        Settlement.SettleIn memory s = settleIn(S_FAIL);
+        vm.warp(WINDOW_CLOSES + DISPUTE + 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementWindowClosed.selector, WINDOW_CLOSES + DISPUTE));
+        settlement.settleUnrevealed(s);
     }
 
     /// DOUBTFUL (documents the current behaviour): the same meter's delivery settles every offer
