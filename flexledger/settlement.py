@@ -1,0 +1,87 @@
+"""Settling an awarded offer from Python: the inputs `Settlement.settle` takes, gathered from
+public data (the result's award proofs from ClearingCommitment's events, the meter's readings
+and their proofs from the oracle's store) and the seller's own baseline (its values and salt,
+which only the seller holds until it reveals them), and the records the contract logs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
+from flexledger.chain.transactions import Signer
+from flexledger.errors import FlexledgerError
+
+from .commitment import AwardProof, award_proofs
+from .rules.orders import Offer
+
+ReadingProof = Callable[[str, int], dict[str, Any]]  # (meter, ISP start) -> oracle.anchoring.proof_for's answer
+
+
+class SettlementInputError(FlexledgerError):
+    """What a settlement needs is missing: an award, a reading or its proof."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A committed baseline revealed: net consumption (Wh) per ISP of the offer's window, and the salt."""
+
+    net_wh: Sequence[int]
+    salt: bytes
+
+
+def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offer, digest: bytes,
+                 baseline: Baseline | None, meter: str, reading: ReadingProof | None) -> tuple[Any, ...]:
+    """`Settlement.SettleIn` for ``offer``: its awards in ``result_id`` by ISP (each ISP's awards in
+    increasing order of request), each ISP's anchored reading of ``meter`` and its proof. Without
+    a baseline and readings, the input of ``settleUnrevealed``."""
+    by_isp: dict[int, list[AwardProof]] = defaultdict(list)
+    for award in award_proofs(clearing, result_id):
+        if award.offer_digest == digest:
+            by_isp[award.isp_start].append(award)
+    if not by_isp:
+        raise SettlementInputError(f"offer 0x{digest.hex()[:10]} has no award in result {result_id}")
+    isps = []
+    for isp_start in sorted(by_isp):
+        awards = sorted(by_isp[isp_start], key=lambda a: a.request_id)
+        read: tuple[Any, ...] = ((b"\x00" * 32, "0x" + "00" * 20, 0, 0), 0, 0, 0, [])
+        if reading is not None:
+            r = reading(meter, isp_start)
+            anchor = r["anchor"]
+            read = ((bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"], anchor["anchoredAt"]),
+                    r["sequence"], r["importWh"], r["exportWh"], [bytes.fromhex(p[2:]) for p in r["proof"]])
+        isps.append((read, [a.as_tuple() for a in awards]))
+    net = list(baseline.net_wh) if baseline else []
+    salt = baseline.salt if baseline else b"\x00" * 32
+    return (result_id, offer.as_tuple(), net, salt, isps)
+
+
+@dataclass(frozen=True)
+class SettledOffer:
+    record: tuple[Any, ...]  # `Settlement.Record`, as `finalise` and `dispute` take it back
+    gas_used: int
+
+    @property
+    def lines(self) -> list[tuple[int, int, int, int, int]]:  # (request, ISP, payment, claim, uncovered)
+        return [tuple(line) for line in self.record[4]]
+
+
+def _record(tx: Any) -> tuple[Any, ...]:
+    record = tx.event("OfferSettled").args["record"]
+    digest, result_id, seller, settled_at, lines = record
+    return (bytes(digest), int(result_id), str(seller), int(settled_at), [tuple(int(x) for x in line) for line in lines])
+
+
+def settle_offer(settlement: SettlementClient, signer: Signer, settle_in: tuple[Any, ...], *,
+                 unrevealed: bool = False) -> SettledOffer:
+    """Settle (anyone may); ``unrevealed``: by default, after the settlement window."""
+    tx = (settlement.settle_unrevealed if unrevealed else settlement.settle)(settle_in, sender=signer)
+    return SettledOffer(_record(tx), tx.gas_used or 0)
+
+
+def finalise_offer(settlement: SettlementClient, signer: Signer, settled: SettledOffer) -> int:
+    """Make a settlement final after its dispute window; returns the gas used."""
+    return settlement.finalise(settled.record, sender=signer).gas_used or 0
