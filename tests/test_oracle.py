@@ -305,3 +305,17 @@ def test_meter_answers_are_kept_and_dropped_when_the_registries_say_so(
     assert meters.problem(world.meters["stranger"].address) == Reason.UNMAPPED  # now a meter, of no asset
     assert meters.problem(world.meters["other"].address) is None
     assert sum(c.count(world.meters["other"].address) for c in calls) == 1
+
+
+def test_readings_out_of_order_are_each_kept_once(world: World) -> None:
+    """A gateway's readings may arrive out of order (a resend after a reconnect, a broker
+    redelivery): each is kept, once, under its own ISP, whatever came before it."""
+    now = world.conn.latest_timestamp()
+    isps = [world.isp - 2 * 900, world.isp - 900, world.isp]
+    bodies = [payload(world, "good", isp=t, sequence=k + 1, imp=100 * (k + 1)) for k, t in enumerate(isps)]
+    with session(world.engine) as s:
+        outcomes = [ingest(s, world.verifier, world.market, b, now) for b in (bodies[2], bodies[0], bodies[1], bodies[0])]
+    assert outcomes == [STORED, STORED, STORED, Reason.DUPLICATE]
+    with session(world.engine) as s:
+        kept = [readings_of_isp(s, t) for t in isps]
+    assert [[(r.sequence, r.import_wh) for r in rows] for rows in kept] == [[(1, 100)], [(2, 200)], [(3, 300)]]
