@@ -317,5 +317,5 @@ def test_readings_out_of_order_are_each_kept_once(world: World) -> None:
         outcomes = [ingest(s, world.verifier, world.market, b, now) for b in (bodies[2], bodies[0], bodies[1], bodies[0])]
     assert outcomes == [STORED, STORED, STORED, Reason.DUPLICATE]
     with session(world.engine) as s:
-        kept = [readings_of_isp(s, t) for t in isps]
-    assert [[(r.sequence, r.import_wh) for r in rows] for rows in kept] == [[(1, 100)], [(2, 200)], [(3, 300)]]
+        kept = [[(r.sequence, r.import_wh) for r in readings_of_isp(s, t)] for t in isps]
+    assert kept == [[(1, 100)], [(2, 200)], [(3, 300)]]
