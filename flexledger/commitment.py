@@ -141,6 +141,12 @@ def post_result(
     return result_id, gas + (closed.gas_used or 0), len(chunks)
 
 
+def unpack_awards(packed: bytes) -> list[tuple[int, int, int]]:
+    """``OfferAwarded``'s awards: (request id, ISP start, W), 8 + 8 + 4 bytes each, big-endian."""
+    return [(int.from_bytes(packed[k:k + 8], "big"), int.from_bytes(packed[k + 8:k + 16], "big"),
+             int.from_bytes(packed[k + 16:k + 20], "big")) for k in range(0, len(packed), 20)]
+
+
 def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book: Book) -> CommittedResult:
     """A result as its events state it, each award priced by the market's rule (PAY_AS_BID: the
     offer's price; PAY_AS_CLEARED: the cell's highest awarded offer price, capped at the request's
@@ -155,11 +161,7 @@ def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book:
     awards = []
     for e in clearing.events("OfferAwarded", topics=[topic]):
         key = "0x" + bytes(e.args["offerDigest"]).hex()
-        packed = bytes(e.args["awards"])
-        for k in range(0, len(packed), 20):
-            request_id = int.from_bytes(packed[k:k + 8], "big")
-            isp_start = int.from_bytes(packed[k + 8:k + 16], "big")
-            power = int.from_bytes(packed[k + 16:k + 20], "big")
+        for request_id, isp_start, power in unpack_awards(bytes(e.args["awards"])):
             price = price_of[key]
             if params.pricing_rule is PricingRule.PAY_AS_CLEARED:
                 p = book.requests[request_id]["params"]
@@ -219,9 +221,7 @@ def award_proofs(clearing: ClearingCommitmentClient, result_id: int) -> list[Awa
     chunks = {e.tx_hash: e for e in clearing.events("ChunkPosted", topics=[topic])}
     by_chunk: dict[str, list[tuple[bytes, int, int, int, int]]] = defaultdict(list)
     for e in sorted(clearing.events("OfferAwarded", topics=[topic]), key=lambda e: (e.block_number, e.log_index)):
-        digest, packed = bytes(e.args["offerDigest"]), bytes(e.args["awards"])
-        awards = [(int.from_bytes(packed[k:k + 8], "big"), int.from_bytes(packed[k + 8:k + 16], "big"),
-                   int.from_bytes(packed[k + 16:k + 20], "big")) for k in range(0, len(packed), 20)]
+        digest, awards = bytes(e.args["offerDigest"]), unpack_awards(bytes(e.args["awards"]))
         level: dict[int, int] = defaultdict(int)
         for _request, isp_start, power in awards:
             level[isp_start] += power
@@ -253,10 +253,7 @@ class Superseded:
 def find_superseded(clearing: ClearingCommitmentClient, result_id: int, book: Book) -> list[Superseded]:
     """Every offer a result awarded although the book holds a newer one for the same asset or
     portfolio, window and direction (rule 3), with the proof the contract takes."""
-    newest: dict[tuple[int, int, int, int, int], Offer] = {}
-    for offer in book.accepted:
-        if offer.window_key not in newest or offer.nonce > newest[offer.window_key].nonce:
-            newest[offer.window_key] = offer
+    newest = {offer.window_key: offer for offer in book.offers}  # the book's offers in force (rule 3)
     offer_of = {d: o for o, d in book.digests.items()}
     found: dict[bytes, Superseded] = {}
     for award in award_proofs(clearing, result_id):

@@ -578,16 +578,8 @@ contract ClearingCommitment is RoleGated {
      * @param o The offer.
      * @return digest The digest.
      */
-    function offerDigest(OrderBook.Offer calldata o) public view returns (bytes32 digest) {
-        bytes32 typehash = _offerTypehash;
-        bytes32 structHash;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typehash)
-            calldatacopy(add(ptr, 0x20), o, 448)
-            structHash := keccak256(ptr, 480)
-        }
-        digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
+    function offerDigest(OrderBook.Offer calldata o) public view returns (bytes32) {
+        return book.offerDigest(o); // the book's own hashing; posting hashes packed offers itself (`_unpack`)
     }
 
     // ------------------------------------------------------------------------------ internals

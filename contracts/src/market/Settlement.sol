@@ -213,7 +213,7 @@ contract Settlement {
      * @return record The record of the settlement.
      */
     function settle(SettleIn calldata s) external returns (Record memory record) {
-        bytes32 digest = clearing.offerDigest(s.offer);
+        bytes32 digest = book.offerDigest(s.offer);
         (uint32 market, uint64 day) = _finalResult(s.resultId);
         MarketRegistry.MarketParams memory m = markets.marketParams(market);
         uint64 closesAt = day + uint64(DAY) + m.disputeWindowSeconds;
@@ -221,12 +221,7 @@ contract Settlement {
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
         record = _compute(s, digest, m, _readings(s, digest, market));
-        records[key] = keccak256(abi.encode(record));
-        for (uint256 i = 0; i < record.lines.length; ++i) {
-            ++pendingLines[record.lines[i].requestId];
-        }
-        _lockExposure(record.seller, _uncovered(record.lines), 0);
-        emit OfferSettled(digest, s.resultId, record.seller, record);
+        _keep(key, record);
     }
 
     /**
@@ -239,26 +234,27 @@ contract Settlement {
      * @return record The record of the settlement.
      */
     function settleUnrevealed(SettleIn calldata s) external returns (Record memory record) {
-        bytes32 digest = clearing.offerDigest(s.offer);
+        bytes32 digest = book.offerDigest(s.offer);
         (uint32 market, uint64 day) = _finalResult(s.resultId);
         MarketRegistry.MarketParams memory m = markets.marketParams(market);
         uint64 closesAt = day + uint64(DAY) + m.disputeWindowSeconds;
         if (block.timestamp <= closesAt) revert SettlementWindowOpen(closesAt);
         if (block.timestamp > closesAt + m.disputeWindowSeconds) revert SettlementWindowClosed(closesAt + m.disputeWindowSeconds);
-        if (s.offer.asset == 0 || s.offer.portfolio != 0) revert SettlementUnsupportedOffer(digest);
-        if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
-        for (uint256 i = 0; i < s.isps.length; ++i) {
-            if (s.isps[i].awards.length == 0) revert SettlementIspsIncomplete(digest);
-        }
+        _checkShape(s, digest, false);
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
         record = _compute(s, digest, m, new int256[](0));
+        _keep(key, record);
+    }
+
+    /// @dev A new settlement: its record's hash, its lines pending, the seller's bond locked for it.
+    function _keep(bytes32 key, Record memory record) internal {
         records[key] = keccak256(abi.encode(record));
         for (uint256 i = 0; i < record.lines.length; ++i) {
             ++pendingLines[record.lines[i].requestId];
         }
         _lockExposure(record.seller, _uncovered(record.lines), 0);
-        emit OfferSettled(digest, s.resultId, record.seller, record);
+        emit OfferSettled(record.offerDigest, record.resultId, record.seller, record);
     }
 
     /**
@@ -274,7 +270,7 @@ contract Settlement {
         external
         returns (Record memory corrected)
     {
-        bytes32 digest = clearing.offerDigest(s.offer);
+        bytes32 digest = book.offerDigest(s.offer);
         bytes32 key = _checkRecord(s.resultId, digest, record);
         MarketRegistry.MarketParams memory m = markets.marketParams(s.offer.market);
         uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
@@ -434,15 +430,11 @@ contract Settlement {
 
     /// @dev Each ISP's anchored net consumption of the asset's meter (import - export, Wh).
     function _readings(SettleIn calldata s, bytes32 digest, uint32 market) internal view returns (int256[] memory net) {
-        if (s.offer.asset == 0 || s.offer.portfolio != 0 || s.offer.baselineMethod != uint8(OrderBook.Baseline.COMMITTED)) {
-            revert SettlementUnsupportedOffer(digest);
-        }
-        if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
+        _checkShape(s, digest, true);
         address meter = _meter(s.offer.asset);
         net = new int256[](s.isps.length);
         for (uint256 i = 0; i < s.isps.length; ++i) {
             IspIn calldata x = s.isps[i];
-            if (x.awards.length == 0) revert SettlementIspsIncomplete(digest);
             uint64 ispStart = x.awards[0].ispStart;
             ReadingIn calldata r = x.reading;
             bool anchored = oracle.verifyReading(
@@ -450,6 +442,19 @@ contract Settlement {
             );
             if (!anchored) revert SettlementReadingNotAnchored(digest, ispStart);
             net[i] = _net(r.importWh, r.exportWh);
+        }
+    }
+
+    /// @dev An asset offer (with a committed baseline, when one is to be revealed), every ISP of a
+    /// block presented, each with an award.
+    function _checkShape(SettleIn calldata s, bytes32 digest, bool revealed) internal pure {
+        bool committed = s.offer.baselineMethod == uint8(OrderBook.Baseline.COMMITTED);
+        if (s.offer.asset == 0 || s.offer.portfolio != 0 || (revealed && !committed)) {
+            revert SettlementUnsupportedOffer(digest);
+        }
+        if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            if (s.isps[i].awards.length == 0) revert SettlementIspsIncomplete(digest);
         }
     }
 
