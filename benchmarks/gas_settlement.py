@@ -1,7 +1,9 @@
 """Gas of the settlement, per settled award-ISP with its proofs, per finalisation (the claim and
 the bond draw), per withdrawal, per dispute and per refund.
 
-The figures come from the forge gas test `SettlementGasTest.test_gas_settlement`
+The figures come from the forge gas tests `SettlementGasTest.test_gas_settlement` and
+`test_gas_settleMany` (16 offers of one award-ISP each in one `settleMany`, as a market day is
+settled, every reading proof of depth 20; then one `finaliseMany`)
 (contracts/test/market/Settlement.t.sol): the world is built by the Settlement fixture (a final
 clearing result, anchored readings, committed baselines, bonds), the contracts touched are cooled
 before each measured call, and a call's transaction gas is its execution gas plus the intrinsic
@@ -25,7 +27,7 @@ LINE = re.compile(r"^\s*(?P<what>.+): transaction gas \(\+ intrinsic\): (?P<gas>
 
 def main() -> None:
     run = subprocess.run(
-        [str(ROOT / "node_modules" / ".bin" / "forge"), "test", "--match-test", "test_gas_settlement", "-vv"],
+        [str(ROOT / "node_modules" / ".bin" / "forge"), "test", "--match-test", "test_gas_settle", "-vv"],
         cwd=ROOT / "contracts", capture_output=True, text=True, check=True,
     )
     figures = {m["what"]: int(m["gas"]) for m in map(LINE.match, run.stdout.splitlines()) if m}
@@ -34,10 +36,11 @@ def main() -> None:
     for what, gas in figures.items():
         print(f"  {what}: {gas:,} gas")
     settle = figures["settle, one award-ISP, reading proof of depth 20"]
+    many = figures["settleMany, 16 offers of one award-ISP (reading proofs of depth 20), per award-ISP"]
     block = figures["settle a block of 3 award-ISPs (reading proofs of depth 4), per award-ISP"]
     print(f"  target 60,000 gas per settled award-ISP with a proof of depth 20: "
-          f"{'met' if settle <= 60_000 else 'MISSED'} ({settle:,} for an offer of one award-ISP; "
-          f"{block:,} per award-ISP in a block of three)")
+          f"{'met' if many <= 60_000 else 'MISSED'} ({many:,} per award-ISP settled 16 to a transaction; "
+          f"{settle:,} for an offer of one award-ISP alone; {block:,} per award-ISP in a block of three)")
     report("gas_settlement", {"transaction_gas": figures, "target_gas_per_award_isp": 60_000})
 
 

@@ -70,6 +70,11 @@ class AssetRegistryClient(ContractClient):
         """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
         return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
 
+    def meter_of(self, asset_id: int, *, block: BlockId = "latest") -> str:
+        """``meterOf(uint64)`` (view)."""
+        result: str = self._call("meterOf(uint64)", asset_id, block=block)
+        return result
+
     def meter_states(self, meters: list[str], *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
         """``meterStates(address[])`` (view)."""
         result: tuple[list[int], list[bool]] = self._call("meterStates(address[])", meters, block=block)
@@ -223,6 +228,11 @@ class ClearingCommitmentClient(ContractClient):
     def result_count(self, *, block: BlockId = "latest") -> int:
         """``resultCount()`` (view)."""
         result: int = self._call("resultCount()", block=block)
+        return result
+
+    def result_day(self, result_id: int, *, block: BlockId = "latest") -> tuple[int, int, bool]:
+        """``resultDay(uint64)`` (view)."""
+        result: tuple[int, int, bool] = self._call("resultDay(uint64)", result_id, block=block)
         return result
 
     def role_registry(self, *, block: BlockId = "latest") -> str:
@@ -933,6 +943,10 @@ class SettlementClient(ContractClient):
         """``finalise((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]))`` (transaction)."""
         return self._transact("finalise((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]))", record, sender=sender, wait=wait, gas=gas)
 
+    def finalise_many(self, settled: list[tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``finaliseMany((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[])[])`` (transaction)."""
+        return self._transact("finaliseMany((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[])[])", settled, sender=sender, wait=wait, gas=gas)
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
@@ -965,6 +979,10 @@ class SettlementClient(ContractClient):
     def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))`` (transaction)."""
         return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))", s, sender=sender, wait=wait, gas=gas)
+
+    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[])[])`` (transaction)."""
+        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[])[])", batch, sender=sender, wait=wait, gas=gas)
 
     def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))`` (transaction)."""

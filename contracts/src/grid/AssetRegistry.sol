@@ -358,6 +358,15 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
+     * @notice An asset's meter, in one slot read (the settlement's per-offer read).
+     * @param assetId The asset.
+     * @return meter The meter (the zero address for an unknown asset).
+     */
+    function meterOf(uint64 assetId) external view returns (address meter) {
+        return _info[assetId].meter;
+    }
+
+    /**
      * @notice Whether each meter may report readings now, in one call (the oracle asks for a batch
      * of meters at once): its asset's status (NONE when it has no asset), and whether it holds a
      * valid METER credential.

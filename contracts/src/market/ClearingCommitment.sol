@@ -472,6 +472,21 @@ contract ClearingCommitment is RoleGated {
     }
 
     /**
+     * @notice A result's market day, and whether it is the final result of that day (two slots
+     * read, for the settlement; `result` reads seven).
+     * @param resultId The result.
+     * @return market The result's market (0 if unknown).
+     * @return day The market day's first second.
+     * @return isFinal Whether the day is finalised with this result in force.
+     */
+    function resultDay(uint64 resultId) external view returns (uint32 market, uint64 day, bool isFinal) {
+        Result storage r = _results[resultId];
+        (market, day) = (r.market, r.day);
+        DayState storage d = _days[_dayKey(market, day)];
+        isFinal = d.finalised && d.current == resultId;
+    }
+
+    /**
      * @notice The state of a market day: the result in force, the end of its challenge window,
      * whether it is final.
      * @param market The market.

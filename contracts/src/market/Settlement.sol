@@ -206,6 +206,18 @@ contract Settlement {
 
     // ------------------------------------------------------------------------------ settling
 
+    /// @dev What the offers settled in one call share: their result's market and window (read
+    /// once), and the requests their awards name (each read once, up to `REQUEST_CACHE`).
+    struct Batch {
+        uint64 resultId; // the result read last (0: none yet)
+        uint32 market;
+        uint64 closesAt; // the settlement window's end
+        MarketRegistry.MarketParams m;
+        uint64[] requestIds;
+        OrderBook.Request[] requests;
+        uint256 cached;
+    }
+
     /**
      * @notice Settle an awarded offer (anyone may), after its day's result is final and within
      * the settlement window (the day's end plus the dispute window).
@@ -213,14 +225,31 @@ contract Settlement {
      * @return record The record of the settlement.
      */
     function settle(SettleIn calldata s) external returns (Record memory record) {
+        record = _settle(s, _newBatch());
+    }
+
+    /**
+     * @notice Settle several awarded offers in one call (anyone may), each as `settle` would:
+     * the result's day and the requests are read once for all of them, which is how a market
+     * day is settled at the lowest gas per award. Any offer that cannot be settled reverts the call.
+     * @param batch The offers, each with its baseline revealed and per ISP its reading and awards.
+     * @return settled The records, in the order of `batch`.
+     */
+    function settleMany(SettleIn[] calldata batch) external returns (Record[] memory settled) {
+        Batch memory b = _newBatch();
+        settled = new Record[](batch.length);
+        for (uint256 i = 0; i < batch.length; ++i) {
+            settled[i] = _settle(batch[i], b);
+        }
+    }
+
+    function _settle(SettleIn calldata s, Batch memory b) internal returns (Record memory record) {
         bytes32 digest = book.offerDigest(s.offer);
-        (uint32 market, uint64 day) = _finalResult(s.resultId);
-        MarketRegistry.MarketParams memory m = markets.marketParams(market);
-        uint64 closesAt = day + uint64(DAY) + m.disputeWindowSeconds;
-        if (block.timestamp > closesAt) revert SettlementWindowClosed(closesAt);
+        _load(b, s.resultId);
+        if (block.timestamp > b.closesAt) revert SettlementWindowClosed(b.closesAt);
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
-        record = _compute(s, digest, m, _readings(s, digest, market));
+        record = _compute(s, digest, b, _readings(s, digest, b.market));
         _keep(key, record);
     }
 
@@ -235,15 +264,15 @@ contract Settlement {
      */
     function settleUnrevealed(SettleIn calldata s) external returns (Record memory record) {
         bytes32 digest = book.offerDigest(s.offer);
-        (uint32 market, uint64 day) = _finalResult(s.resultId);
-        MarketRegistry.MarketParams memory m = markets.marketParams(market);
-        uint64 closesAt = day + uint64(DAY) + m.disputeWindowSeconds;
+        Batch memory b = _newBatch();
+        _load(b, s.resultId);
+        uint64 closesAt = b.closesAt;
         if (block.timestamp <= closesAt) revert SettlementWindowOpen(closesAt);
-        if (block.timestamp > closesAt + m.disputeWindowSeconds) revert SettlementWindowClosed(closesAt + m.disputeWindowSeconds);
+        if (block.timestamp > closesAt + b.m.disputeWindowSeconds) revert SettlementWindowClosed(closesAt + b.m.disputeWindowSeconds);
         _checkShape(s, digest, false);
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
-        record = _compute(s, digest, m, new int256[](0));
+        record = _compute(s, digest, b, new int256[](0));
         _keep(key, record);
     }
 
@@ -272,8 +301,9 @@ contract Settlement {
     {
         bytes32 digest = book.offerDigest(s.offer);
         bytes32 key = _checkRecord(s.resultId, digest, record);
-        MarketRegistry.MarketParams memory m = markets.marketParams(s.offer.market);
-        uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
+        Batch memory b = _newBatch();
+        b.m = markets.marketParams(s.offer.market);
+        uint64 endsAt = record.settledAt + b.m.disputeWindowSeconds;
         if (block.timestamp > endsAt) revert SettlementDisputeWindow(endsAt);
         int256[] memory measured = _readings(s, digest, s.offer.market);
         // earlier corrections of this settlement's other ISPs stand: each dispute adds one
@@ -288,7 +318,7 @@ contract Settlement {
         bool firstFault = _corrected[key][ispStart] == 0;
         _corrected[key][ispStart] = 1 << 255 | uint256(uint64(int64(signedNet)));
         measured[d.isp] = signedNet;
-        corrected = _compute(s, digest, m, measured);
+        corrected = _compute(s, digest, b, measured);
         corrected.settledAt = record.settledAt; // the window does not restart
         _rebalancePending(record.lines, corrected.lines);
         _lockExposure(record.seller, _uncovered(corrected.lines), _uncovered(record.lines));
@@ -317,6 +347,20 @@ contract Settlement {
      * @param record The settlement's record, as logged.
      */
     function finalise(Record calldata record) external {
+        _finalise(record);
+    }
+
+    /**
+     * @notice Make several settlements final (anyone may), each as `finalise` would.
+     * @param settled The settlements' records, as logged.
+     */
+    function finaliseMany(Record[] calldata settled) external {
+        for (uint256 i = 0; i < settled.length; ++i) {
+            _finalise(settled[i]);
+        }
+    }
+
+    function _finalise(Record calldata record) internal {
         bytes32 key = _checkRecord(record.resultId, record.offerDigest, record);
         MarketRegistry.MarketParams memory m = markets.marketParams(_market(record.resultId));
         uint64 endsAt = record.settledAt + m.disputeWindowSeconds;
@@ -413,19 +457,42 @@ contract Settlement {
 
     // ------------------------------------------------------------------------------ internals
 
-    function _finalResult(uint64 resultId) internal view returns (uint32 market, uint64 day) {
-        ClearingCommitment.Result memory r = clearing.result(resultId);
-        ClearingCommitment.DayState memory d = clearing.dayState(r.market, r.day);
-        if (!d.finalised || d.current != resultId) revert SettlementResultNotFinal(resultId);
-        return (r.market, r.day);
+    uint256 internal constant REQUEST_CACHE = 16;
+
+    function _newBatch() internal pure returns (Batch memory b) {
+        b.requestIds = new uint64[](REQUEST_CACHE);
+        b.requests = new OrderBook.Request[](REQUEST_CACHE);
     }
 
-    function _market(uint64 resultId) internal view returns (uint32) {
-        return clearing.result(resultId).market;
+    /// @dev Read result `resultId`'s day into `b` unless it is the one read last; it must be final.
+    function _load(Batch memory b, uint64 resultId) internal view {
+        if (b.resultId == resultId) return;
+        (uint32 market, uint64 day, bool isFinal) = clearing.resultDay(resultId);
+        if (!isFinal) revert SettlementResultNotFinal(resultId);
+        b.resultId = resultId;
+        b.market = market;
+        b.m = markets.marketParams(market);
+        b.closesAt = day + uint64(DAY) + b.m.disputeWindowSeconds;
+    }
+
+    /// @dev A request's terms, read from the book once per batch (while the cache has room).
+    function _request(Batch memory b, uint64 requestId) internal view returns (OrderBook.Request memory q) {
+        uint256 n = Math.min(b.cached, REQUEST_CACHE);
+        for (uint256 i = 0; i < n; ++i) {
+            if (b.requestIds[i] == requestId) return b.requests[i];
+        }
+        q = book.request(requestId);
+        uint256 at = b.cached++ % REQUEST_CACHE;
+        b.requestIds[at] = requestId;
+        b.requests[at] = q;
+    }
+
+    function _market(uint64 resultId) internal view returns (uint32 market) {
+        (market,,) = clearing.resultDay(resultId);
     }
 
     function _meter(uint64 assetId) internal view returns (address meter) {
-        (,,,,, meter,,) = assets.asset(assetId);
+        return assets.meterOf(assetId);
     }
 
     /// @dev Each ISP's anchored net consumption of the asset's meter (import - export, Wh).
@@ -464,7 +531,7 @@ contract Settlement {
     }
 
     /// @dev The record of an offer's settlement from its inputs and each ISP's net consumption.
-    function _compute(SettleIn calldata s, bytes32 digest, MarketRegistry.MarketParams memory m, int256[] memory net)
+    function _compute(SettleIn calldata s, bytes32 digest, Batch memory b, int256[] memory net)
         internal
         view
         returns (Record memory record)
@@ -486,10 +553,10 @@ contract Settlement {
             digest: digest,
             resultId: s.resultId,
             offerPrice: s.offer.price,
-            ispSeconds: m.ispSeconds,
-            toleranceBps: m.toleranceBps,
-            penaltyFactorBps: m.penaltyFactorBps,
-            payAsCleared: m.pricingRule == MarketRegistry.PricingRule.PAY_AS_CLEARED,
+            ispSeconds: b.m.ispSeconds,
+            toleranceBps: b.m.toleranceBps,
+            penaltyFactorBps: b.m.penaltyFactorBps,
+            payAsCleared: b.m.pricingRule == MarketRegistry.PricingRule.PAY_AS_CLEARED,
             deliveredWs: 0,
             ispStart: 0,
             unrevealed: unrevealed
@@ -503,7 +570,7 @@ contract Settlement {
                 if (k > 0 && awards[k].requestId <= awards[k - 1].requestId) {
                     revert SettlementAwardsOutOfOrder(digest, c.ispStart, awards[k].requestId);
                 }
-                record.lines[at++] = _line(c, awards[k]);
+                record.lines[at++] = _line(c, b, awards[k]);
                 presented += awards[k].powerW;
             }
             if (presented != awards[0].levelW) {
@@ -529,11 +596,15 @@ contract Settlement {
         c.ispStart = ispStart;
     }
 
-    function _line(Ctx memory c, ClearingCommitment.AwardProof calldata a) internal view returns (Line memory line) {
+    function _line(Ctx memory c, Batch memory b, ClearingCommitment.AwardProof calldata a)
+        internal
+        view
+        returns (Line memory line)
+    {
         if (a.ispStart != c.ispStart || a.levelW == 0 || !clearing.isAwarded(c.resultId, c.digest, a)) {
             revert SettlementAwardNotInResult(c.digest, a.requestId, a.ispStart);
         }
-        OrderBook.Request memory q = book.request(a.requestId);
+        OrderBook.Request memory q = _request(b, a.requestId);
         uint256 price = c.offerPrice;
         if (c.payAsCleared) price = Math.min(clearing.clearingPrice(c.resultId, q.zone, q.direction, c.ispStart), q.maxPrice);
         (uint256 payment, uint256 penalty) = awardMoney(
@@ -573,6 +644,7 @@ contract Settlement {
 
     /// @dev Keep the seller's bond locked for the penalties of its settlements not yet final.
     function _lockExposure(address seller, uint256 add, uint256 release) internal {
+        if (add == release) return; // unchanged: most settlements' payments cover their penalties
         uint256 exposure = exposureOf[seller] + add - release;
         exposureOf[seller] = exposure;
         book.setBondLock(seller, Math.min(exposure, book.bondOf(seller)));

@@ -370,6 +370,66 @@ contract SettlementTest is SettlementTestBase {
         settlement.settle(s);
     }
 
+    /// A batch settles each offer as `settle` would, across results of two markets (market3 pays as cleared).
+    function test_settleMany_asSettleWouldAcrossResults() public {
+        Settlement.SettleIn[] memory batch = new Settlement.SettleIn[](4);
+        (batch[0], batch[1], batch[2], batch[3]) = (settleIn(S_FULL), settleIn(S_PC1), settleIn(S_SHORT), settleIn(S_BLOCK));
+        uint256 snap = SettlementVm(address(vm)).snapshotState();
+        Settlement.Record[] memory one = new Settlement.Record[](4);
+        for (uint256 i = 0; i < 4; ++i) {
+            one[i] = settlement.settle(batch[i]);
+        }
+        SettlementVm(address(vm)).revertToState(snap);
+        vm.prank(NOBODY);
+        Settlement.Record[] memory many = settlement.settleMany(batch);
+        for (uint256 i = 0; i < 4; ++i) {
+            assertEq(keccak256(abi.encode(many[i])), keccak256(abi.encode(one[i])), "the same record");
+        }
+        assertEq(settlement.pendingLines(R_UP), 2, "pending lines");
+        assertEq(settlement.pendingLines(R_BLOCK), 3, "pending lines of the block");
+        checkMoney();
+
+        vm.warp(NOW0 + DISPUTE + 1);
+        settlement.finaliseMany(many);
+        assertEq(settlement.claimable(owner), 125_000 + 160_000 - 45_000 + one[1].lines[0].claim + one[3].lines[0].claim
+            + one[3].lines[1].claim + one[3].lines[2].claim, "claims credited");
+        assertEq(settlement.pendingLines(R_UP), 0, "final");
+        assertEq(settlement.records(recordKey(S_SHORT)), FINAL, "final");
+        checkMoney();
+    }
+
+    /// One offer that cannot be settled reverts the batch, with that offer's error: nothing is half-settled.
+    function test_settleMany_oneBadOfferRevertsAll() public {
+        Settlement.SettleIn[] memory batch = new Settlement.SettleIn[](2);
+        (batch[0], batch[1]) = (settleIn(S_FULL), settleIn(S_SHORT));
+        batch[1].salt = bytes32(0);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBaselineMismatch.selector, digestOfSale(S_SHORT)));
+        settlement.settleMany(batch);
+        assertEq(settlement.records(recordKey(S_FULL)), 0, "the good one not settled either");
+        // the same offer twice in one batch
+        batch[1] = batch[0];
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementAlreadySettled.selector, digestOfSale(S_FULL)));
+        settlement.settleMany(batch);
+    }
+
+    /// A batch of finalisations refuses a record still in its dispute window, and a wrong record.
+    function test_finaliseMany_checksEachRecord() public {
+        Settlement.Record[] memory rs = new Settlement.Record[](2);
+        rs[0] = settleSale(S_FULL);
+        vm.warp(NOW0 + 1 hours);
+        rs[1] = settleSale(S_SHORT);
+        vm.warp(NOW0 + DISPUTE + 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementDisputeWindow.selector, NOW0 + 1 hours + DISPUTE));
+        settlement.finaliseMany(rs);
+        rs[1].lines[0].claim += 1;
+        vm.warp(NOW0 + 1 hours + DISPUTE + 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnknownRecord.selector, digestOfSale(S_SHORT)));
+        settlement.finaliseMany(rs);
+        rs[1].lines[0].claim -= 1;
+        settlement.finaliseMany(rs);
+        checkMoney();
+    }
+
     function test_settle_beforeTheResultIsFinal() public {
         uint64 id = openIn(OPERATOR, market2);
         postAs(OPERATOR, id, sorted(groupsOf(market2)));
@@ -1235,6 +1295,22 @@ contract SettlementTokenFailureTest is SettlementTestBase {
 /// Gas of the settlement's calls, logged (nothing asserted about the figures): S_GAS is one award
 /// in one ISP whose reading proof has DEEP (20) siblings, as a tree of a million meters would give.
 contract SettlementGasTest is SettlementTestBase {
+    uint256 internal constant BATCH = 15; // with S_GAS, 16 readings under the deep root: proofs of depth 20
+    uint64 internal constant R_BATCH = 11; // DSO1, zone 2, 09:00 x1, UP, 100 kW, MAX
+    uint256 internal firstBatchSale;
+
+    /// 15 more sellers of 4 kW at 09:00 to R_BATCH, each with its own meter under the deep root.
+    function moreSales() internal override {
+        assertEq(postRequest(DSO1, market, 2, H9, 1, UP, 100_000, MAX, 0), R_BATCH, "R_BATCH");
+        firstBatchSale = sales.length;
+        for (uint256 i = 0; i < BATCH; ++i) {
+            Terms memory t = terms(4_000);
+            t.start = H9;
+            uint256 s = addSale(t, b1(2000));
+            award(s, R_BATCH, 0, 4_000);
+            read(s, 0, uint64(1000 + 20 * i), 0); // in full, then short by 20 Wh more each (penalties covered)
+        }
+    }
     /// Intrinsic gas of a transaction carrying `data` (21,000 + 16 per non-zero byte + 4 per zero byte).
     function intrinsicGas(bytes memory data) internal pure returns (uint256 gas) {
         gas = 21_000;
@@ -1304,6 +1380,30 @@ contract SettlementGasTest is SettlementTestBase {
         cool();
         settlement.refund(R_GAS);
         logGas("refund", abi.encodeCall(Settlement.refund, (R_GAS)), 1);
+    }
+
+    /// A market day's settlement batched: 16 offers of one award-ISP each, every reading proof of depth 20.
+    function test_gas_settleMany() public {
+        Settlement.SettleIn[] memory batch = new Settlement.SettleIn[](BATCH + 1);
+        batch[0] = settleIn(S_GAS);
+        for (uint256 i = 0; i < BATCH; ++i) {
+            batch[i + 1] = settleIn(firstBatchSale + i);
+        }
+        for (uint256 i = 0; i < batch.length; ++i) {
+            assertEq(batch[i].isps[0].reading.proof.length, DEEP, "a reading proof of depth 20");
+        }
+        cool();
+        Settlement.Record[] memory rs = settlement.settleMany(batch);
+        logGas("settleMany, 16 offers of one award-ISP (reading proofs of depth 20), per award-ISP",
+            abi.encodeCall(Settlement.settleMany, (batch)), batch.length);
+        assertEq(rs.length, batch.length, "all settled");
+        assertEq(rs[1].lines[0].payment, 4_000 * 900 * PRICE / 3_600_000_000, "in full");
+
+        vm.warp(block.timestamp + DISPUTE + 1);
+        cool();
+        settlement.finaliseMany(rs);
+        logGas("finaliseMany, 16 settlements of one line, per settlement", abi.encodeCall(Settlement.finaliseMany, (rs)), rs.length);
+        assertEq(settlement.pendingLines(R_BATCH), 0, "all final");
     }
 
     function settleSaleAt(uint256 sale) internal returns (Settlement.Record memory) {

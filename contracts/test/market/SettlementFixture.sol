@@ -64,6 +64,8 @@ interface SettlementVm {
 
     function skip(bool skipTest) external;
     function cool(address target) external;
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
     function lastCallGas() external view returns (Gas memory gas);
 }
 
@@ -300,6 +302,7 @@ abstract contract SettlementFixture is ClearingFixture {
         award(s, R_PC, 0, 8_000);
         read(s, 0, 1400, 0);
 
+        moreSales();
         relaySales(0, sales.length);
 
         vm.prank(owner);
@@ -307,6 +310,9 @@ abstract contract SettlementFixture is ClearingFixture {
         vm.prank(owner2);
         book.postBond(owner2, OWNER2_BOND);
     }
+
+    /// Sales a test contract adds to the book before it is relayed (none here).
+    function moreSales() internal virtual {}
 
     function clearedParams() internal pure returns (MarketRegistry.MarketParams memory p) {
         p = marketParams(ISP, 0);
@@ -485,16 +491,17 @@ abstract contract SettlementFixture is ClearingFixture {
         uint64 ispStart = uint64(key);
         bytes32[] memory leaves = leavesOf(anchoredReadings[key], ispStart);
         bytes32 root;
+        bytes32[] memory tree = StandardTree.build(leaves);
+        root = tree[0];
         if (key == deepKey) {
-            require(leaves.length == 1, "one reading in the deep tree");
-            root = leaves[0];
-            for (uint256 i = 0; i < DEEP; ++i) {
+            // a tree of 2^k readings lifted DEEP - k levels up (as deep as a million meters' root)
+            uint256 depth = StandardTree.proof(tree, leaves[0]).length;
+            require(leaves.length == 1 << depth, "a full tree of readings under the deep root");
+            for (uint256 i = depth; i < DEEP; ++i) {
                 bytes32 sibling = keccak256(abi.encode("sibling", i));
                 deepSiblings.push(sibling);
                 root = Hashes.commutativeKeccak256(root, sibling);
             }
-        } else {
-            root = StandardTree.build(leaves)[0];
         }
         vm.prank(ORACLE1);
         oracle.anchorRoot(marketId, ispStart, root, uint32(leaves.length));
@@ -516,11 +523,18 @@ abstract contract SettlementFixture is ClearingFixture {
         uint256 i;
         while (rs[i].meter != meter) ++i;
         (r.anchor, r.sequence, r.importWh, r.exportWh) = (anchors[key], rs[i].sequence, rs[i].importWh, rs[i].exportWh);
-        if (key == deepKey) {
-            r.proof = deepSiblings;
-        } else {
-            bytes32[] memory leaves = leavesOf(rs, ispStart);
-            r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
+        bytes32[] memory leaves = leavesOf(rs, ispStart);
+        r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
+        if (key == deepKey) r.proof = concat(r.proof, deepSiblings);
+    }
+
+    function concat(bytes32[] memory a, bytes32[] memory b) internal pure returns (bytes32[] memory c) {
+        c = new bytes32[](a.length + b.length);
+        for (uint256 i = 0; i < a.length; ++i) {
+            c[i] = a[i];
+        }
+        for (uint256 i = 0; i < b.length; ++i) {
+            c[a.length + i] = b[i];
         }
     }
 
