@@ -627,6 +627,10 @@ class MeterOracleClient(ContractClient):
         result: bytes = self._call("READING_TYPEHASH()", block=block)
         return result
 
+    def anchor_baselines(self, market: int, isp_start: int, root: bytes, leaf_count: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``anchorBaselines(uint32,uint64,bytes32,uint32)`` (transaction)."""
+        return self._transact("anchorBaselines(uint32,uint64,bytes32,uint32)", market, isp_start, root, leaf_count, sender=sender, wait=wait, gas=gas)
+
     def anchor_hash(self, market: int, isp_start: int, *, block: BlockId = "latest") -> bytes:
         """``anchorHash(uint32,uint64)`` (view)."""
         result: bytes = self._call("anchorHash(uint32,uint64)", market, isp_start, block=block)
@@ -635,6 +639,16 @@ class MeterOracleClient(ContractClient):
     def anchor_root(self, market: int, isp_start: int, root: bytes, leaf_count: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``anchorRoot(uint32,uint64,bytes32,uint32)`` (transaction)."""
         return self._transact("anchorRoot(uint32,uint64,bytes32,uint32)", market, isp_start, root, leaf_count, sender=sender, wait=wait, gas=gas)
+
+    def baseline_leaf(self, meter: str, isp_start: int, baseline_wh: int, *, block: BlockId = "latest") -> bytes:
+        """``baselineLeaf(address,uint64,int64)`` (view)."""
+        result: bytes = self._call("baselineLeaf(address,uint64,int64)", meter, isp_start, baseline_wh, block=block)
+        return result
+
+    def baseline_root(self, market: int, isp_start: int, *, block: BlockId = "latest") -> bytes:
+        """``baselineRoot(uint32,uint64)`` (view)."""
+        result: bytes = self._call("baselineRoot(uint32,uint64)", market, isp_start, block=block)
+        return result
 
     def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
         """``eip712Domain()`` (view)."""
@@ -664,6 +678,11 @@ class MeterOracleClient(ContractClient):
     def role_registry(self, *, block: BlockId = "latest") -> str:
         """``roleRegistry()`` (view)."""
         result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def verify_baseline(self, market: int, isp_start: int, meter: str, baseline_wh: int, proof: list[bytes], *, block: BlockId = "latest") -> bool:
+        """``verifyBaseline(uint32,uint64,address,int64,bytes32[])`` (view)."""
+        result: bool = self._call("verifyBaseline(uint32,uint64,address,int64,bytes32[])", market, isp_start, meter, baseline_wh, proof, block=block)
         return result
 
     def verify_reading(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], meter: str, sequence: int, import_wh: int, export_wh: int, proof: list[bytes], *, block: BlockId = "latest") -> bool:
@@ -925,9 +944,9 @@ class SettlementClient(ContractClient):
         result: int = self._call("debtOf(address)", seller, block=block)
         return result
 
-    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))`` (transaction)."""
-        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))", s, record, d, sender=sender, wait=wait, gas=gas)
+    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))`` (transaction)."""
+        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))", s, record, d, sender=sender, wait=wait, gas=gas)
 
     def exposure_of(self, seller: str, *, block: BlockId = "latest") -> int:
         """``exposureOf(address)`` (view)."""
@@ -976,17 +995,17 @@ class SettlementClient(ContractClient):
         result: bool = self._call("refunded(uint64)", request_id, block=block)
         return result
 
-    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))`` (transaction)."""
-        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))", s, sender=sender, wait=wait, gas=gas)
+    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))`` (transaction)."""
+        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))", s, sender=sender, wait=wait, gas=gas)
 
-    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[])[])`` (transaction)."""
-        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[])[])", batch, sender=sender, wait=wait, gas=gas)
+    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][])[])`` (transaction)."""
+        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][])[])", batch, sender=sender, wait=wait, gas=gas)
 
-    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))`` (transaction)."""
-        return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[]))", s, sender=sender, wait=wait, gas=gas)
+    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))`` (transaction)."""
+        return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))", s, sender=sender, wait=wait, gas=gas)
 
     def token(self, *, block: BlockId = "latest") -> str:
         """``token()`` (view)."""

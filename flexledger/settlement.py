@@ -16,7 +16,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
 
 from .commitment import AwardProof, award_proofs
-from .rules.orders import Offer
+from .rules.orders import BaselineMethod, Offer
 
 ReadingProof = Callable[[str, int], dict[str, Any]]  # (meter, ISP start) -> oracle.anchoring.proof_for's answer
 
@@ -33,11 +33,23 @@ class Baseline:
     salt: bytes
 
 
+@dataclass(frozen=True)
+class StandardBaselines:
+    """Where an offer naming ROLLING_AVERAGE takes its baseline: the oracle's anchored values
+    (``oracle.baselines.baseline_proof_for``'s answers, by meter and ISP start)."""
+
+    proof: Callable[[str, int], dict[str, Any]]
+    isp_seconds: int
+
+
 def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offer, digest: bytes,
-                 baseline: Baseline | None, meter: str, reading: ReadingProof | None) -> tuple[Any, ...]:
+                 baseline: Baseline | None, meter: str, reading: ReadingProof | None, *,
+                 standard: StandardBaselines | None = None) -> tuple[Any, ...]:
     """`Settlement.SettleIn` for ``offer``: its awards in ``result_id`` by ISP (each ISP's awards in
-    increasing order of request), each ISP's anchored reading of ``meter`` and its proof. Without
-    a baseline and readings, the input of ``settleUnrevealed``."""
+    increasing order of request), each ISP's anchored reading of ``meter`` and its proof, and the
+    baseline: the seller's revealed one (COMMITTED) or, with ``standard``, the oracle's anchored
+    values and their proofs (ROLLING_AVERAGE). Without a baseline and readings, the input of
+    ``settleUnrevealed``."""
     by_isp: dict[int, list[AwardProof]] = defaultdict(list)
     for award in award_proofs(clearing, result_id):
         if award.offer_digest == digest:
@@ -56,7 +68,14 @@ def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offe
         isps.append((read, [a.as_tuple() for a in awards]))
     net = list(baseline.net_wh) if baseline else []
     salt = baseline.salt if baseline else b"\x00" * 32
-    return (result_id, offer.as_tuple(), net, salt, isps)
+    proofs: list[list[bytes]] = []
+    if standard is not None and reading is not None and offer.baseline_method == BaselineMethod.ROLLING_AVERAGE:
+        net = [0] * offer.isps
+        for isp_start in sorted(by_isp):
+            answer = standard.proof(meter, isp_start)
+            net[(isp_start - offer.start) // standard.isp_seconds] = int(answer["baselineWh"])
+            proofs.append([bytes.fromhex(h[2:]) for h in answer["proof"]])
+    return (result_id, offer.as_tuple(), net, salt, isps, proofs)
 
 
 @dataclass(frozen=True)

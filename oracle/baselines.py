@@ -1,17 +1,30 @@
 """The oracle's side of baselines and of erasure: the standard method computed from stored
-history (``flexledger.rules.baselines`` holds the rule), and a meter's raw readings deleted on
-request (GDPR) while the anchored roots, and what was settled from them, stay valid."""
+history (``flexledger.rules.baselines`` holds the rule) and anchored per ISP in MeterOracle, so
+that the settlement of an offer naming the method can prove its meter's value (leaves of the
+OpenZeppelin standard tree, encoding ``BASELINE_ENCODING``); and a meter's raw readings deleted
+on request (GDPR) while the anchored roots, and what was settled from them, stay valid."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
+from flexledger.chain.bindings import MeterOracleClient
+from flexledger.errors import FlexledgerError
 from flexledger.rules.baselines import LOOKBACK, rolling_average
 
-from .store import StoredReading, session
+from .merkle import StandardMerkleTree
+from .store import StoredBaseline, StoredBaselineAnchor, StoredReading, session
 
 DAY = 86_400
+BASELINE_ENCODING = ["address", "uint64", "int64"]  # meter, ISP start, baseline Wh: MeterOracle.baselineLeaf
+
+
+class BaselineError(FlexledgerError):
+    """No standard baseline of that meter anchored for that ISP."""
 
 
 def history_of(engine: Engine, meter: str, before: int, days: int = LOOKBACK) -> dict[int, int]:
@@ -34,3 +47,68 @@ def erase_meter(engine: Engine, meter: str) -> int:
     with session(engine) as s:
         result = s.execute(delete(StoredReading).where(StoredReading.meter == meter))
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def metered_before(engine: Engine, before: int, days: int = LOOKBACK) -> list[str]:
+    """The meters with any stored reading in the ``days`` before ``before``."""
+    with session(engine) as s:
+        return sorted(s.scalars(select(StoredReading.meter).where(
+            StoredReading.isp_start < before, StoredReading.isp_start >= before - days * DAY).distinct()))
+
+
+def _tree(rows: list[StoredBaseline]) -> StandardMerkleTree:
+    return StandardMerkleTree.of([[r.meter, r.isp_start, r.baseline_wh] for r in rows], BASELINE_ENCODING)
+
+
+def _rows(s: Any, market: int, isp_start: int) -> list[StoredBaseline]:
+    return list(s.scalars(select(StoredBaseline).where(StoredBaseline.market == market,
+                                                       StoredBaseline.isp_start == isp_start)
+                          .order_by(StoredBaseline.meter)))
+
+
+def anchor_baselines(engine: Engine, oracle: MeterOracleClient, market: int, isp_start: int,
+                     meters: Iterable[str] | None = None) -> StoredBaselineAnchor | None:
+    """Compute the standard baseline of each of ``meters`` (default: every meter with history)
+    for the ISP at ``isp_start``, keep them, and anchor their root. Meters with too little history
+    have no baseline (an offer naming the method for them cannot be settled with it). None when
+    no meter has one. Anchoring twice answers the first anchor (the contract keeps one per ISP)."""
+    with session(engine) as s:
+        existing = s.get(StoredBaselineAnchor, (market, isp_start))
+        if existing is not None:
+            s.expunge(existing)
+            return existing
+    values = {m: standard_baseline(engine, m, isp_start) for m in (metered_before(engine, isp_start) if meters is None else meters)}
+    rows = [StoredBaseline(market=market, isp_start=isp_start, meter=m, baseline_wh=v)
+            for m, v in sorted(values.items()) if v is not None]
+    if not rows:
+        return None
+    tree = _tree(rows)
+    tx = oracle.anchor_baselines(market, isp_start, tree.root, len(rows))
+    event = tx.event("BaselinesAnchored").args
+    with session(engine) as s:
+        s.add_all(rows)
+        anchor = StoredBaselineAnchor(market=market, isp_start=isp_start, root=tree.root, leaf_count=len(rows),
+                                      oracle=event["oracle"], tx_hash=tx.tx_hash)
+        s.add(anchor)
+        s.flush()
+        s.expunge(anchor)
+        return anchor
+
+
+def baseline_proof_for(engine: Engine, market: int, meter: str, isp_start: int) -> dict[str, Any]:
+    """``meter``'s anchored standard baseline for ``isp_start`` and its proof (JSON-ready)."""
+    with session(engine) as s:
+        anchor = s.get(StoredBaselineAnchor, (market, isp_start))
+        if anchor is None:
+            raise BaselineError(f"no standard baselines anchored for the ISP starting at {isp_start} in market {market}",
+                                hint="the oracle anchors them with `flexledger oracle baselines`")
+        rows = _rows(s, market, isp_start)
+        index = next((i for i, r in enumerate(rows) if r.meter.lower() == meter.lower()), None)
+        if index is None:
+            raise BaselineError(f"{meter} has no standard baseline for the ISP starting at {isp_start}",
+                                hint="the method needs at least 3 similar days of readings before the ISP")
+        tree = _tree(rows)
+        if tree.root != anchor.root:
+            raise BaselineError(f"the stored baselines of ISP {isp_start} no longer give their anchored root")
+        return {"meter": rows[index].meter, "ispStart": isp_start, "baselineWh": rows[index].baseline_wh,
+                "proof": ["0x" + p.hex() for p in tree.proof(index)], "root": "0x" + anchor.root.hex()}

@@ -1,5 +1,5 @@
-"""The oracle's store (SQLAlchemy 2): readings, kept once each, their anchors, and the count of
-readings refused per reason. SQLite by default, PostgreSQL by URL."""
+"""The oracle's store (SQLAlchemy 2): readings, kept once each, their anchors, the standard
+baselines anchored for settlement, and the count of readings refused per reason. SQLite by default, PostgreSQL by URL."""
 
 from __future__ import annotations
 
@@ -56,6 +56,26 @@ class StoredAnchor(Base):
     leaf_count: Mapped[int] = mapped_column(Integer)
     oracle: Mapped[str] = mapped_column(String(42))
     anchored_at: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+
+
+class StoredBaseline(Base):
+    """A meter's standard (ROLLING_AVERAGE) baseline for an ISP, as anchored in the ISP's baselines root."""
+
+    __tablename__ = "standard_baselines"
+    market: Mapped[int] = mapped_column(Integer, primary_key=True)
+    isp_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    meter: Mapped[str] = mapped_column(String(42), primary_key=True)
+    baseline_wh: Mapped[int] = mapped_column(BigInteger)
+
+
+class StoredBaselineAnchor(Base):
+    __tablename__ = "baseline_anchors"
+    market: Mapped[int] = mapped_column(Integer, primary_key=True)
+    isp_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_count: Mapped[int] = mapped_column(Integer)
+    oracle: Mapped[str] = mapped_column(String(42))
     tx_hash: Mapped[str] = mapped_column(String(66))
 
 

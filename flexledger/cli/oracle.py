@@ -1,5 +1,6 @@
 """`flexledger oracle run`: the metering oracle as a service (verify and keep readings from the
-broker, anchor each ISP's root once it has ended and its grace period has passed)."""
+broker, anchor each ISP's root once it has ended and its grace period has passed);
+`flexledger oracle baselines`: the standard baselines of a market day computed and anchored."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.oracle.anchoring import anchor_due
+from flexledger.oracle.baselines import anchor_baselines
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.store import open_store
 from flexledger.oracle.verify import ChainMeters, Verifier
 from flexledger.rules.market import MarketParams
-from flexledger.times import iso
+from flexledger.times import iso, parse_time
 
+from .clearing import DayOption, MarketOption, market_day_start
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
 
@@ -92,3 +95,45 @@ def oracle_run(
         emit_json({"outcomes": dict(consumer.outcomes), "anchored": anchored})
     else:
         console.print(f"stopped: {dict(consumer.outcomes)}; {len(anchored)} roots anchored")
+
+
+@app.command("baselines")
+def oracle_baselines(
+    day: str = DayOption,
+    market: int = MarketOption,
+    isp: str | None = typer.Option(None, "--isp", help="Only this ISP (ISO 8601 UTC or Unix seconds)."),
+    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle (it must hold the ORACLE role)."),
+    json_: bool = JsonOption,
+) -> None:
+    """Compute the standard (ROLLING_AVERAGE) baseline of every meter with history, for each ISP of
+    the market day, from the readings this oracle keeps, and anchor each ISP's root in MeterOracle:
+    offers naming the method are settled against these values. An ISP already anchored is left as is."""
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    params, start = market_day_start(conn, manifest, market, day)
+    if isp is not None:
+        try:
+            starts = [parse_time(isp)]
+        except ValueError:
+            raise typer.BadParameter(f"--isp {isp!r} is not Unix seconds or an ISO 8601 time") from None
+    else:
+        starts = list(range(start, start + 86_400, params.isp_seconds))
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
+    engine = open_store(settings.effective_database_url)
+    anchored: list[dict[str, object]] = []
+    with console.status("computing and anchoring standard baselines...") as status:
+        for t in starts:
+            status.update(f"standard baselines of {iso(t)}...")
+            done = anchor_baselines(engine, oracle, market, t)
+            if done is not None:
+                anchored.append({"ispStart": t, "meters": done.leaf_count, "root": "0x" + done.root.hex(),
+                                 "txHash": done.tx_hash})
+    if json_:
+        emit_json({"market": market, "day_start": start, "anchored": anchored})
+        return
+    for a in anchored:
+        console.print(f"{iso(int(str(a['ispStart'])))}: {a['meters']} meters' baselines anchored ({a['root']})")
+    if not anchored:
+        console.print("no meter has enough history (3 similar days before the ISP): nothing anchored")

@@ -14,10 +14,11 @@ import {AssetWords} from "../grid/AssetWords.sol";
 
 /**
  * @title Settlement
- * @notice Settles a final clearing result against anchored meter data and committed baselines
- * (DESIGN.md rules 6-9): anyone may settle an awarded offer by presenting its awards (proven
- * against the result), the meter's readings (proven against the roots MeterOracle anchored) and
- * the revealed baseline (checked against the offer's commitment). The arithmetic is
+ * @notice Settles a final clearing result against anchored meter data and baselines (DESIGN.md
+ * rules 6-9): anyone may settle an awarded offer by presenting its awards (proven against the
+ * result), the meter's readings (proven against the roots MeterOracle anchored) and the baseline:
+ * revealed and checked against the offer's commitment (COMMITTED), or the standard values the
+ * oracle computed from history and anchored, each proven against its root (ROLLING_AVERAGE). The arithmetic is
  * `flexledger.rules.settlement`'s, in the same order and with the same rounding; money moves only
  * once a settlement is final, after the market's dispute window: the seller's claim is credited
  * (and pulled with `withdraw`), a penalty the payment does not cover is drawn from the seller's
@@ -34,8 +35,7 @@ import {AssetWords} from "../grid/AssetWords.sol";
  * domain) for one of the settled ISPs whose energies differ from the anchored ones: the offer is
  * settled again with the meter's values, and the oracle that anchored the root is marked.
  *
- * Only offers of a single asset with a COMMITTED baseline are settled here; portfolio offers and
- * the ROLLING_AVERAGE method need the oracle to anchor baselines, which it does not yet.
+ * Only offers of a single asset are settled here; portfolio offers (one meter per member) are not yet.
  */
 contract Settlement {
     using SafeERC20 for IERC20;
@@ -59,9 +59,10 @@ contract Settlement {
     struct SettleIn {
         uint64 resultId;
         OrderBook.Offer offer;
-        int64[] baselineWh; // the committed baseline, one value per ISP of the offer's window
-        bytes32 salt;
+        int64[] baselineWh; // the baseline, one value per ISP of the offer's window
+        bytes32 salt; // COMMITTED: the commitment's salt
         IspIn[] isps;
+        bytes32[][] baselineProofs; // ROLLING_AVERAGE: per ISP of `isps`, the proof of the oracle's anchored value
     }
 
     /// @notice One award in one ISP: what it was paid and what its shortfall cost.
@@ -138,10 +139,12 @@ contract Settlement {
 
     /// @notice The result is not the final result of its day.
     error SettlementResultNotFinal(uint64 resultId);
-    /// @notice Only asset offers with a committed baseline are settled here.
+    /// @notice Only asset offers are settled here (not yet portfolio offers).
     error SettlementUnsupportedOffer(bytes32 offerDigest);
     /// @notice The revealed baseline does not match the offer's commitment.
     error SettlementBaselineMismatch(bytes32 offerDigest);
+    /// @notice The baseline given for a ROLLING_AVERAGE offer is not the one the oracle anchored for the meter and ISP.
+    error SettlementBaselineNotAnchored(bytes32 offerDigest, uint64 ispStart);
     /// @notice The offer was already settled in this result.
     error SettlementAlreadySettled(bytes32 offerDigest);
     /// @notice An award is not in the result, or of another offer.
@@ -249,7 +252,7 @@ contract Settlement {
         if (block.timestamp > b.closesAt) revert SettlementWindowClosed(b.closesAt);
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
-        record = _compute(s, digest, b, _readings(s, digest, b.market));
+        record = _compute(s, digest, b, _readings(s, digest, b.m.ispSeconds));
         _keep(key, record);
     }
 
@@ -258,7 +261,8 @@ contract Settlement {
      * may, until one dispute window after it closes): no baseline was revealed, so nothing counts
      * as delivered and nothing is paid; an ACTIVATION award's shortfall beyond the tolerance is
      * penalised as usual, from the seller's bond. Without it a seller short of its award could
-     * escape the penalty by never revealing its baseline.
+     * escape the penalty by never revealing its baseline (or by settling nothing when its
+     * meter's readings or standard baselines were never anchored).
      * @param s The offer and, per ISP, its awards (readings and baseline are not read).
      * @return record The record of the settlement.
      */
@@ -269,7 +273,7 @@ contract Settlement {
         uint64 closesAt = b.closesAt;
         if (block.timestamp <= closesAt) revert SettlementWindowOpen(closesAt);
         if (block.timestamp > closesAt + b.m.disputeWindowSeconds) revert SettlementWindowClosed(closesAt + b.m.disputeWindowSeconds);
-        _checkShape(s, digest, false);
+        _checkShape(s, digest);
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
         record = _compute(s, digest, b, new int256[](0));
@@ -305,7 +309,7 @@ contract Settlement {
         b.m = markets.marketParams(s.offer.market);
         uint64 endsAt = record.settledAt + b.m.disputeWindowSeconds;
         if (block.timestamp > endsAt) revert SettlementDisputeWindow(endsAt);
-        int256[] memory measured = _readings(s, digest, s.offer.market);
+        int256[] memory measured = _readings(s, digest, b.m.ispSeconds);
         // earlier corrections of this settlement's other ISPs stand: each dispute adds one
         for (uint256 i = 0; i < s.isps.length; ++i) {
             uint256 stored = _corrected[key][s.isps[i].awards[0].ispStart];
@@ -495,10 +499,13 @@ contract Settlement {
         return assets.meterOf(assetId);
     }
 
-    /// @dev Each ISP's anchored net consumption of the asset's meter (import - export, Wh).
-    function _readings(SettleIn calldata s, bytes32 digest, uint32 market) internal view returns (int256[] memory net) {
-        _checkShape(s, digest, true);
+    /// @dev Each ISP's anchored net consumption of the asset's meter (import - export, Wh); for a
+    /// ROLLING_AVERAGE offer, each ISP's baseline checked against the oracle's anchored one.
+    function _readings(SettleIn calldata s, bytes32 digest, uint256 ispSeconds) internal view returns (int256[] memory net) {
+        _checkShape(s, digest);
         address meter = _meter(s.offer.asset);
+        uint32 market = s.offer.market;
+        bool standard = s.offer.baselineMethod == uint8(OrderBook.Baseline.ROLLING_AVERAGE);
         net = new int256[](s.isps.length);
         for (uint256 i = 0; i < s.isps.length; ++i) {
             IspIn calldata x = s.isps[i];
@@ -509,16 +516,25 @@ contract Settlement {
             );
             if (!anchored) revert SettlementReadingNotAnchored(digest, ispStart);
             net[i] = _net(r.importWh, r.exportWh);
+            if (standard) _checkStandard(s, digest, i, meter, ispSeconds);
         }
     }
 
-    /// @dev An asset offer (with a committed baseline, when one is to be revealed), every ISP of a
-    /// block presented, each with an award.
-    function _checkShape(SettleIn calldata s, bytes32 digest, bool revealed) internal pure {
-        bool committed = s.offer.baselineMethod == uint8(OrderBook.Baseline.COMMITTED);
-        if (s.offer.asset == 0 || s.offer.portfolio != 0 || (revealed && !committed)) {
-            revert SettlementUnsupportedOffer(digest);
-        }
+    /// @dev ISP `i`'s baseline is the one the oracle anchored for `meter` (ROLLING_AVERAGE).
+    function _checkStandard(SettleIn calldata s, bytes32 digest, uint256 i, address meter, uint256 ispSeconds)
+        internal
+        view
+    {
+        uint64 ispStart = s.isps[i].awards[0].ispStart;
+        uint256 index = (ispStart - s.offer.start) / ispSeconds; // within the window: `_delivery` checks
+        bool known = index < s.baselineWh.length && i < s.baselineProofs.length
+            && oracle.verifyBaseline(s.offer.market, ispStart, meter, s.baselineWh[index], s.baselineProofs[i]);
+        if (!known) revert SettlementBaselineNotAnchored(digest, ispStart);
+    }
+
+    /// @dev An asset offer, every ISP of a block presented, each with an award.
+    function _checkShape(SettleIn calldata s, bytes32 digest) internal pure {
+        if (s.offer.asset == 0 || s.offer.portfolio != 0) revert SettlementUnsupportedOffer(digest);
         if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
         for (uint256 i = 0; i < s.isps.length; ++i) {
             if (s.isps[i].awards.length == 0) revert SettlementIspsIncomplete(digest);
@@ -537,7 +553,8 @@ contract Settlement {
         returns (Record memory record)
     {
         bool unrevealed = net.length == 0; // `settleUnrevealed`: nothing counts as delivered, nothing is paid
-        if (!unrevealed && keccak256(abi.encode(s.offer.asset, s.offer.start, s.baselineWh, s.salt)) != s.offer.baseline) {
+        bool committed = s.offer.baselineMethod == uint8(OrderBook.Baseline.COMMITTED);
+        if (!unrevealed && committed && keccak256(abi.encode(s.offer.asset, s.offer.start, s.baselineWh, s.salt)) != s.offer.baseline) {
             revert SettlementBaselineMismatch(digest);
         }
         uint256 count;

@@ -44,6 +44,8 @@ contract MeterOracle is RoleGated, EIP712 {
     /// @dev Key: `uint256(market) << 64 | ispStart`; value: `keccak256(abi.encode(anchor))`, zero if none.
     mapping(uint256 key => bytes32) private _anchors;
     mapping(uint32 market => uint32 ispSeconds) private _marketIsp;
+    /// @dev Key as `_anchors`; value: the root of the ISP's standard baselines (`baselineLeaf`), zero if none.
+    mapping(uint256 key => bytes32) private _baselineRoots;
 
     /// @notice `ispStart` is not a multiple of the market's `ispSeconds`.
     error MeterOracleNotAligned(uint64 ispStart, uint32 ispSeconds);
@@ -53,6 +55,15 @@ contract MeterOracle is RoleGated, EIP712 {
     error MeterOracleEmptyRoot();
     /// @notice The ISP starting at `ispStart` of `market` already has an anchor; anchors are never replaced.
     error MeterOracleAlreadyAnchored(uint32 market, uint64 ispStart);
+
+    /// @notice The standard baselines of the ISP starting at `ispStart` of `market` are already anchored.
+    error MeterOracleBaselinesAnchored(uint32 market, uint64 ispStart);
+
+    /// @notice `oracle` anchored `root` over the standard baselines of `leafCount` meters for the ISP
+    /// starting at `ispStart` of `market`.
+    event BaselinesAnchored(
+        uint32 indexed market, uint64 indexed ispStart, address indexed oracle, bytes32 root, uint32 leafCount
+    );
 
     /// @notice `oracle` anchored `root` over `leafCount` readings for the ISP starting at `ispStart` of
     /// `market`, at `anchoredAt`: these fields make up the `Anchor` whose hash was stored.
@@ -104,6 +115,70 @@ contract MeterOracle is RoleGated, EIP712 {
         uint64 anchoredAt = uint64(block.timestamp);
         _anchors[key] = keccak256(abi.encode(Anchor(root, msg.sender, leafCount, anchoredAt)));
         emit RootAnchored(market, ispStart, msg.sender, root, leafCount, anchoredAt);
+    }
+
+    /**
+     * @notice Anchor the Merkle root of the standard (ROLLING_AVERAGE) baselines the oracle computed
+     * from its stored history for the ISP starting at `ispStart` of `market`; only an ORACLE may,
+     * once per ISP. The method reads history before the ISP only, so the values do not depend on
+     * when they are anchored; the settlement of an offer naming the method proves its meter's value.
+     * @param market The market.
+     * @param ispStart The ISP's start (a multiple of the market's ISP length).
+     * @param root The root of the baselines tree (`baselineLeaf` leaves); not zero.
+     * @param leafCount How many meters' baselines the tree holds; not zero.
+     */
+    function anchorBaselines(uint32 market, uint64 ispStart, bytes32 root, uint32 leafCount)
+        external
+        onlyMarketRole(ORACLE_ROLE)
+    {
+        uint32 ispSeconds = _ispSeconds(market);
+        if (ispStart % ispSeconds != 0) revert MeterOracleNotAligned(ispStart, ispSeconds);
+        if (root == 0 || leafCount == 0) revert MeterOracleEmptyRoot();
+        uint256 key = _key(market, ispStart);
+        if (_baselineRoots[key] != 0) revert MeterOracleBaselinesAnchored(market, ispStart);
+        _baselineRoots[key] = root;
+        emit BaselinesAnchored(market, ispStart, msg.sender, root, leafCount);
+    }
+
+    /**
+     * @notice The root of the standard baselines anchored for the ISP starting at `ispStart` of `market`.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @return The root, or zero if none was anchored.
+     */
+    function baselineRoot(uint32 market, uint64 ispStart) external view returns (bytes32) {
+        return _baselineRoots[_key(market, ispStart)];
+    }
+
+    /**
+     * @notice The Merkle leaf of one meter's standard baseline (OpenZeppelin standard tree, leaf
+     * encoding `["address", "uint64", "int64"]`: meter, ISP start, net consumption in Wh).
+     * @param meter The meter.
+     * @param ispStart The ISP's start.
+     * @param baselineWh The baseline net consumption (import - export, Wh).
+     * @return The leaf.
+     */
+    function baselineLeaf(address meter, uint64 ispStart, int64 baselineWh) public pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(meter, ispStart, baselineWh))));
+    }
+
+    /**
+     * @notice Whether `baselineWh` is the standard baseline anchored for `meter` in the ISP
+     * starting at `ispStart` of `market`.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param baselineWh The baseline (Wh).
+     * @param proof The Merkle proof of its leaf against the ISP's baselines root.
+     * @return True when the ISP has baselines anchored and the proof holds.
+     */
+    function verifyBaseline(uint32 market, uint64 ispStart, address meter, int64 baselineWh, bytes32[] calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        bytes32 root = _baselineRoots[_key(market, ispStart)];
+        return root != 0 && MerkleProof.verifyCalldata(proof, root, baselineLeaf(meter, ispStart, baselineWh));
     }
 
     /// @notice The EIP-712 type meters sign their readings with (in this contract's domain, ERC-5267).

@@ -520,7 +520,7 @@ contract SettlementTest is SettlementTestBase {
 
     function test_settle_unsupportedOffer() public {
         Settlement.SettleIn memory s = settleIn(S_FULL);
-        (s.offer.baselineMethod, s.offer.baseline) = (ROLLING_AVERAGE, bytes32(0));
+        (s.offer.asset, s.offer.portfolio) = (0, 1); // a portfolio's offer: one meter per member, not yet
         bytes32 digest = clearing.offerDigest(s.offer);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnsupportedOffer.selector, digest));
         settlement.settle(s);
@@ -1408,5 +1408,82 @@ contract SettlementGasTest is SettlementTestBase {
 
     function settleSaleAt(uint256 sale) internal returns (Settlement.Record memory) {
         return settlement.settle(settleIn(sale));
+    }
+}
+
+/// Offers naming the standard method (ROLLING_AVERAGE): the baseline is the oracle's, anchored and proven.
+contract SettlementStandardBaselineTest is SettlementTestBase {
+    uint64 internal constant R_STD = 11; // DSO1, zone 2, 09:00 x2, UP, 10 kW, MAX
+    uint256 internal std;
+    address internal constant OTHER_METER = address(0xBEEF);
+
+    /// A 2-ISP block of 4 kW at 09:00 naming ROLLING_AVERAGE; the oracle's baselines 2000 and 1500 Wh,
+    /// the meter measured 1000 and 1100 Wh: 1000 Wh delivered in full, then 400 of 1000.
+    function moreSales() internal override {
+        assertEq(postRequest(DSO1, market, 2, H9, 2, UP, 10_000, MAX, 0), R_STD, "R_STD");
+        Terms memory t = terms(4_000);
+        (t.start, t.isps) = (H9, 2);
+        std = addSale(t, b2(2000, 1500));
+        (saleOffer[std].baselineMethod, saleOffer[std].baseline) = (ROLLING_AVERAGE, bytes32(0));
+        award(std, R_STD, 0, 4_000);
+        award(std, R_STD, 1, 4_000);
+        read(std, 0, 1000, 0);
+        read(std, 1, 1100, 0);
+    }
+
+    function setUp() public override {
+        super.setUp();
+        address meter = vm.addr(sales[std].meterKey);
+        vm.startPrank(ORACLE1);
+        oracle.anchorBaselines(market, H9, Hashes.commutativeKeccak256(
+            oracle.baselineLeaf(meter, H9, 2000), oracle.baselineLeaf(OTHER_METER, H9, 777)), 2);
+        oracle.anchorBaselines(market, H9 + ISP, oracle.baselineLeaf(meter, H9 + ISP, 1500), 1);
+        vm.stopPrank();
+    }
+
+    function standardIn() internal view returns (Settlement.SettleIn memory s) {
+        s = settleIn(std);
+        s.salt = bytes32(0);
+        s.baselineProofs = new bytes32[][](2);
+        s.baselineProofs[0] = new bytes32[](1);
+        s.baselineProofs[0][0] = oracle.baselineLeaf(OTHER_METER, H9, 777);
+        s.baselineProofs[1] = new bytes32[](0);
+    }
+
+    function test_standardBaseline_settlesWithTheOraclesValues() public {
+        Settlement.Record memory r = settlement.settle(standardIn());
+        assertEq(r.lines.length, 2, "two ISPs");
+        assertLine(r.lines[0], R_STD, H9, 100_000, 100_000, 0);
+        // 40 %: paid 40,000; shortfall 600 Wh less 50 tolerated, x 1.5 x price: 82,500 (42,500 beyond the payment)
+        assertLine(r.lines[1], R_STD, H9 + ISP, 40_000, 0, 42_500);
+        checkMoney();
+    }
+
+    function test_standardBaseline_notTheAnchoredValueOrNoProof() public {
+        Settlement.SettleIn memory s = standardIn();
+        bytes32 digest = digestOfSale(std);
+        s.baselineWh[0] = 2_500;
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBaselineNotAnchored.selector, digest, H9));
+        settlement.settle(s);
+        s = standardIn();
+        s.baselineProofs = new bytes32[][](1);
+        s.baselineProofs[0] = standardIn().baselineProofs[0];
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBaselineNotAnchored.selector, digest, H9 + ISP));
+        settlement.settle(s);
+        s = standardIn();
+        s.baselineWh = new int64[](1);
+        s.baselineWh[0] = 2000;
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBaselineNotAnchored.selector, digest, H9 + ISP));
+        settlement.settle(s);
+        // a COMMITTED offer's salt and commitment play no part: the committed check is not made
+        settlement.settle(standardIn());
+    }
+
+    function test_standardBaseline_noBaselinesAnchoredForTheIsp() public {
+        // S_GAS's meter at 09:00 has no standard baseline: a ROLLING_AVERAGE claim for it is refused
+        Settlement.SettleIn memory s = standardIn();
+        s.baselineProofs[0] = new bytes32[](0);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBaselineNotAnchored.selector, digestOfSale(std), H9));
+        settlement.settle(s);
     }
 }

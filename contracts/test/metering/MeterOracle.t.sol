@@ -37,6 +37,38 @@ contract MeterOracleAnchorTest is MeterOracleFixture {
         assertEq(oracle.anchorHash(market, ISP4 + ISP), bytes32(0), "the next ISP has no anchor");
     }
 
+    /// The oracle's standard baselines of an ISP: anchored once by an ORACLE, any time, each value provable.
+    function test_anchorBaselines_onceByAnOracle_valuesProvable() public {
+        address m1 = address(0xA1);
+        address m2 = address(0xA2);
+        bytes32 l1 = oracle.baselineLeaf(m1, ISP4, -250);
+        bytes32 l2 = oracle.baselineLeaf(m2, ISP4, 1_200);
+        assertEq(l1, keccak256(bytes.concat(keccak256(abi.encode(m1, ISP4, int64(-250))))), "standard tree leaf");
+        bytes32 root = Hashes.commutativeKeccak256(l1, l2);
+        vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, NOBODY, ORACLE_ROLE));
+        vm.prank(NOBODY);
+        oracle.anchorBaselines(market, ISP4, root, 2);
+        vm.startPrank(ORACLE1);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotAligned.selector, ISP4 + 1, ISP));
+        oracle.anchorBaselines(market, ISP4 + 1, root, 2);
+        vm.expectRevert(MeterOracle.MeterOracleEmptyRoot.selector);
+        oracle.anchorBaselines(market, ISP4, bytes32(0), 2);
+        vm.expectEmit();
+        emit MeterOracle.BaselinesAnchored(market, ISP4, ORACLE1, root, 2);
+        oracle.anchorBaselines(market, ISP4, root, 2); // before the ISP: the method reads earlier days only
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleBaselinesAnchored.selector, market, ISP4));
+        oracle.anchorBaselines(market, ISP4, root, 2);
+        vm.stopPrank();
+        assertEq(oracle.baselineRoot(market, ISP4), root, "root kept");
+        bytes32[] memory proof = new bytes32[](1);
+        proof[0] = l2;
+        assertTrue(oracle.verifyBaseline(market, ISP4, m1, -250, proof), "m1's value");
+        assertTrue(!oracle.verifyBaseline(market, ISP4, m1, -249, proof), "another value");
+        assertTrue(!oracle.verifyBaseline(market, ISP4, m2, -250, proof), "another meter");
+        assertTrue(!oracle.verifyBaseline(market, ISP4 + ISP, m1, -250, proof), "another ISP: nothing anchored");
+        assertEq(oracle.anchorHash(market, ISP4), bytes32(0), "readings are anchored apart");
+    }
+
     function test_anchorHash_zeroWhenNone() public view {
         assertEq(oracle.anchorHash(market, ISP4), bytes32(0), "none");
         assertEq(oracle.anchorHash(7, ISP4), bytes32(0), "unknown market: none, no revert");
