@@ -1510,6 +1510,23 @@ class MeterOracleAlreadyAnchored(ContractCustomError):
         self.isp_start = values[1]
 
 
+class MeterOracleBaselinesAnchored(ContractCustomError):
+    """``MeterOracleBaselinesAnchored(uint32,uint64)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleBaselinesAnchored"
+    SIGNATURE: ClassVar[str] = "MeterOracleBaselinesAnchored(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e92dc6c6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.isp_start = values[1]
+
+
 class MeterOracleEmptyRoot(ContractCustomError):
     """``MeterOracleEmptyRoot()``, declared in MeterOracle."""
 
@@ -2342,6 +2359,23 @@ class SettlementBaselineMismatch(ContractCustomError):
         self.offer_digest = values[0]
 
 
+class SettlementBaselineNotAnchored(ContractCustomError):
+    """``SettlementBaselineNotAnchored(bytes32,uint64)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementBaselineNotAnchored"
+    SIGNATURE: ClassVar[str] = "SettlementBaselineNotAnchored(bytes32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e9fa42d5")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    offer_digest: bytes
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.isp_start = values[1]
+
+
 class SettlementDisputeWindow(ContractCustomError):
     """``SettlementDisputeWindow(uint64)``, declared in Settlement."""
 
@@ -2648,6 +2682,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
     MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
     MeterOracleAlreadyAnchored.SELECTOR: MeterOracleAlreadyAnchored,
+    MeterOracleBaselinesAnchored.SELECTOR: MeterOracleBaselinesAnchored,
     MeterOracleEmptyRoot.SELECTOR: MeterOracleEmptyRoot,
     MeterOracleIspNotEnded.SELECTOR: MeterOracleIspNotEnded,
     MeterOracleNotAligned.SELECTOR: MeterOracleNotAligned,
@@ -2700,6 +2735,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     SettlementAwardsOutOfOrder.SELECTOR: SettlementAwardsOutOfOrder,
     SettlementBadDispute.SELECTOR: SettlementBadDispute,
     SettlementBaselineMismatch.SELECTOR: SettlementBaselineMismatch,
+    SettlementBaselineNotAnchored.SELECTOR: SettlementBaselineNotAnchored,
     SettlementDisputeWindow.SELECTOR: SettlementDisputeWindow,
     SettlementIspsIncomplete.SELECTOR: SettlementIspsIncomplete,
     SettlementNothingToWithdraw.SELECTOR: SettlementNothingToWithdraw,
