@@ -6,19 +6,23 @@ on request (GDPR) while the anchored roots, and what was settled from them, stay
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.bindings import MeterOracleClient
+from flexledger.chain.errors import ChainError
 from flexledger.errors import FlexledgerError
 from flexledger.rules.baselines import LOOKBACK, rolling_average
 
 from .merkle import StandardMerkleTree
 from .store import StoredBaseline, StoredBaselineAnchor, StoredReading, session
 
+log = logging.getLogger(__name__)
 DAY = 86_400
 BASELINE_ENCODING = ["address", "uint64", "int64"]  # meter, ISP start, baseline Wh: MeterOracle.baselineLeaf
 
@@ -67,17 +71,21 @@ def _rows(s: Any, market: int, isp_start: int) -> list[StoredBaseline]:
 
 
 def anchor_baselines(engine: Engine, oracle: MeterOracleClient, market: int, isp_start: int,
-                     meters: Iterable[str] | None = None) -> StoredBaselineAnchor | None:
+                     meters: Iterable[str] | None = None, *,
+                     values: Mapping[str, int | None] | None = None) -> StoredBaselineAnchor | None:
     """Compute the standard baseline of each of ``meters`` (default: every meter with history)
-    for the ISP at ``isp_start``, keep them, and anchor their root. Meters with too little history
-    have no baseline (an offer naming the method for them cannot be settled with it). None when
-    no meter has one. Anchoring twice answers the first anchor (the contract keeps one per ISP)."""
+    for the ISP at ``isp_start`` (or take ``values`` already computed), keep them, and anchor their
+    root. Meters with too little history have no baseline (an offer naming the method for them
+    cannot be settled with it). None when no meter has one. Anchoring twice answers the first
+    anchor (the contract keeps one per ISP)."""
     with session(engine) as s:
         existing = s.get(StoredBaselineAnchor, (market, isp_start))
         if existing is not None:
             s.expunge(existing)
             return existing
-    values = {m: standard_baseline(engine, m, isp_start) for m in (metered_before(engine, isp_start) if meters is None else meters)}
+    if values is None:
+        chosen = metered_before(engine, isp_start) if meters is None else list(meters)
+        values = {m: standard_baseline(engine, m, isp_start) for m in chosen}
     rows = [StoredBaseline(market=market, isp_start=isp_start, meter=m, baseline_wh=v)
             for m, v in sorted(values.items()) if v is not None]
     if not rows:
@@ -112,3 +120,34 @@ def baseline_proof_for(engine: Engine, market: int, meter: str, isp_start: int) 
             raise BaselineError(f"the stored baselines of ISP {isp_start} no longer give their anchored root")
         return {"meter": rows[index].meter, "ispStart": isp_start, "baselineWh": rows[index].baseline_wh,
                 "proof": ["0x" + p.hex() for p in tree.proof(index)], "root": "0x" + anchor.root.hex()}
+
+
+def day_baselines(engine: Engine, day_start: int, isp_seconds: int) -> dict[int, dict[str, int | None]]:
+    """The standard baseline of every meter with history for each ISP of the day starting at
+    ``day_start``, from one read of the history before the day (the service runs it day-ahead)."""
+    history: dict[str, dict[int, int]] = defaultdict(dict)
+    with session(engine) as s:
+        rows = s.execute(select(StoredReading.meter, StoredReading.isp_start, StoredReading.import_wh,
+                                StoredReading.export_wh)
+                         .where(StoredReading.isp_start < day_start, StoredReading.isp_start >= day_start - LOOKBACK * DAY))
+        for meter, isp, imported, exported in rows:
+            history[meter][isp] = imported - exported
+    return {t: {m: rolling_average(h, t) for m, h in history.items()}
+            for t in range(day_start, day_start + DAY, isp_seconds)}
+
+
+def anchor_day_baselines(engine: Engine, oracle: MeterOracleClient, market: int, day_start: int,
+                         isp_seconds: int) -> tuple[list[StoredBaselineAnchor], list[int]]:
+    """Anchor the standard baselines of every ISP of a market day (those with any meter's): the
+    anchors, and the ISPs whose transaction failed (run again: anchored ISPs are skipped)."""
+    anchored, failed = [], []
+    for t, values in day_baselines(engine, day_start, isp_seconds).items():
+        try:
+            done = anchor_baselines(engine, oracle, market, t, values=values)
+        except ChainError as exc:
+            log.warning("anchoring the standard baselines of ISP %s failed, kept for the next round: %s", t, exc)
+            failed.append(t)
+            continue
+        if done is not None:
+            anchored.append(done)
+    return anchored, failed

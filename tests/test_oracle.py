@@ -247,6 +247,74 @@ def test_standard_baseline_and_erasure(world: World) -> None:
     assert standard_baseline(world.engine, world.meters["good"].address, target) is None
 
 
+def test_standard_baselines_are_anchored_and_proven_on_chain(world: World) -> None:
+    from flexledger.oracle.baselines import BaselineError, anchor_baselines, baseline_proof_for, standard_baseline
+
+    now = world.conn.latest_timestamp()
+    world.verifier.retention = 30 * 86_400
+    target = world.isp
+    good, other = world.meters["good"].address, world.meters["other"].address
+    with session(world.engine) as s:
+        for back in range(1, 15):  # two weeks of the ISP for "good", two days only for "other"
+            isp = target - back * 86_400
+            assert ingest(s, world.verifier, world.market, payload(world, "good", isp=isp, sequence=back,
+                                                                   imp=900 + back, exp=300), now) == STORED
+            if back <= 2:
+                assert ingest(s, world.verifier, world.market, payload(world, "other", isp=isp, sequence=back),
+                              now) == STORED
+    with pytest.raises(BaselineError, match="no standard baselines anchored"):
+        baseline_proof_for(world.engine, world.market, good, target)
+    anchor = anchor_baselines(world.engine, world.oracle, world.market, target)
+    assert anchor is not None and anchor.leaf_count == 1  # "other" has too little history
+    again = anchor_baselines(world.engine, world.oracle, world.market, target)
+    assert again is not None and again.root == anchor.root  # one anchor per ISP
+    answer = baseline_proof_for(world.engine, world.market, good, target)
+    assert answer["baselineWh"] == standard_baseline(world.engine, good, target) < 1000
+    proof = [bytes.fromhex(h[2:]) for h in answer["proof"]]
+    assert world.oracle.verify_baseline(world.market, target, good, answer["baselineWh"], proof)
+    assert not world.oracle.verify_baseline(world.market, target, good, answer["baselineWh"] + 1, proof)
+    assert world.oracle.baseline_root(world.market, target) == anchor.root
+    with pytest.raises(BaselineError, match="no standard baseline for"):
+        baseline_proof_for(world.engine, world.market, other, target)
+
+
+def test_standard_baselines_of_a_day_from_the_cli(
+    world: World, manifest: Manifest, deployer: Signer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from flexledger.cli.app import app
+    from flexledger.config import load_settings
+    from flexledger.oracle.baselines import baseline_proof_for, day_baselines, standard_baseline
+    from flexledger.times import iso
+
+    now = world.conn.latest_timestamp()
+    world.verifier.retention = 30 * 86_400
+    good = world.meters["good"].address
+    with session(world.engine) as s:
+        for back in range(1, 8):
+            assert ingest(s, world.verifier, world.market, payload(world, "good", isp=world.isp - back * 86_400,
+                                                                   sequence=back, imp=500 + 7 * back), now) == STORED
+    day_start = world.isp - world.isp % 86_400
+    assert day_baselines(world.engine, day_start, 900)[world.isp][good] == standard_baseline(world.engine, good, world.isp)
+    RoleRegistryClient(world.conn, manifest.address("RoleRegistry"), signer=deployer).issue_credential(
+        deployer.address, Role.ORACLE.id, 0, FOREVER, b"\x01" * 32)  # the CLI signs with the dev key here
+    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEXLEDGER_RPC_URL", world.conn.rpc_url)
+    monkeypatch.setenv("FLEXLEDGER_DATABASE_URL", str(world.engine.url))
+    settings = load_settings()
+    settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.save(settings.manifest_path)
+    result = CliRunner().invoke(app, ["oracle", "baselines", "--market", str(world.market), "--day",
+                                      iso(day_start)[:10], "--isp", str(world.isp), "--json"])
+    assert result.exit_code == 0, result.output
+    anchored = json.loads(result.output)["anchored"]
+    assert [a["ispStart"] for a in anchored] == [world.isp] and anchored[0]["meters"] == 1
+    answer = baseline_proof_for(world.engine, world.market, good, world.isp)
+    assert world.oracle.verify_baseline(world.market, world.isp, good, answer["baselineWh"],
+                                        [bytes.fromhex(h[2:]) for h in answer["proof"]])
+
+
 def test_the_oracle_service_anchors_what_it_kept(
     world: World, manifest: Manifest, deployer: Signer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

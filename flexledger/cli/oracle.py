@@ -20,7 +20,7 @@ from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.oracle.anchoring import anchor_due
-from flexledger.oracle.baselines import anchor_baselines
+from flexledger.oracle.baselines import anchor_baselines, anchor_day_baselines
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.store import open_store
 from flexledger.oracle.verify import ChainMeters, Verifier
@@ -42,10 +42,13 @@ def oracle_run(
     interval: float = typer.Option(30.0, "--interval", help="Seconds between anchoring rounds."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
     key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle (it must hold the ORACLE role)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines",
+                                   help="Anchor the next market day's standard baselines once its gate closes."),
     json_: bool = JsonOption,
 ) -> None:
     """Run the oracle: readings from the broker (FLEXLEDGER_MQTT_URL, else the embedded broker) are
-    verified and kept in the database (FLEXLEDGER_DATABASE_URL, else SQLite); roots are anchored."""
+    verified and kept in the database (FLEXLEDGER_DATABASE_URL, else SQLite); roots are anchored;
+    each market day's standard (ROLLING_AVERAGE) baselines are anchored at its gate closure."""
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -73,11 +76,22 @@ def oracle_run(
     if not json_:
         console.print(f"oracle {signer.address} keeping readings from {url.split('@')[-1]}; anchoring market {market}")
     anchored: list[int] = []
+    baseline_days: set[int] = set()
     started, last = time.monotonic(), float("-inf")
     try:
         while seconds is None or time.monotonic() - started < seconds:
             if time.monotonic() - last >= interval:
                 last = time.monotonic()
+                now = conn.latest_timestamp()
+                # day-ahead: once the next day's gate has closed its offers are known, and its
+                # baselines read only the history before it
+                ahead = params.day_start(now) + 86_400
+                if baselines and now >= params.gate_closure(ahead) and ahead not in baseline_days:
+                    done_isps, failed = anchor_day_baselines(engine, oracle, market, ahead, params.isp_seconds)
+                    if not failed:
+                        baseline_days.add(ahead)
+                    if not json_ and done_isps:
+                        console.print(f"anchored the standard baselines of {len(done_isps)} ISPs of {iso(ahead)[:10]}")
                 done = anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=params.isp_seconds,
                                   grace=grace)
                 anchored += done.anchored
