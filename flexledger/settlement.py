@@ -1,7 +1,9 @@
 """Settling an awarded offer from Python: the inputs `Settlement.settle` takes, gathered from
 public data (the result's award proofs from ClearingCommitment's events, the meter's readings
 and their proofs from the oracle's store) and the seller's own baseline (its values and salt,
-which only the seller holds until it reveals them), and the records the contract logs.
+which only the seller holds until it reveals them), and the records the contract logs; many
+offers at once in batches (``settle_offers``, ``finalise_offers``). A market day at once is
+``flexledger.settlement_day``'s.
 """
 
 from __future__ import annotations
@@ -50,22 +52,31 @@ def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offe
     baseline: the seller's revealed one (COMMITTED) or, with ``standard``, the oracle's anchored
     values and their proofs (ROLLING_AVERAGE). Without a baseline and readings, the input of
     ``settleUnrevealed``."""
+    return settle_input_from(result_id, offer, digest, award_proofs(clearing, result_id), baseline, meter, reading,
+                             standard=standard)
+
+
+def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Sequence[AwardProof],
+                      baseline: Baseline | None, meter: str, reading: ReadingProof | None, *,
+                      standard: StandardBaselines | None = None) -> tuple[Any, ...]:
+    """``settle_input`` from the result's awards already read (reading them is one query per
+    result: a day's many offers share it)."""
     by_isp: dict[int, list[AwardProof]] = defaultdict(list)
-    for award in award_proofs(clearing, result_id):
+    for award in awards:
         if award.offer_digest == digest:
             by_isp[award.isp_start].append(award)
     if not by_isp:
         raise SettlementInputError(f"offer 0x{digest.hex()[:10]} has no award in result {result_id}")
     isps = []
     for isp_start in sorted(by_isp):
-        awards = sorted(by_isp[isp_start], key=lambda a: a.request_id)
+        ordered = sorted(by_isp[isp_start], key=lambda a: a.request_id)
         read: tuple[Any, ...] = ((b"\x00" * 32, "0x" + "00" * 20, 0, 0), 0, 0, 0, [])
         if reading is not None:
             r = reading(meter, isp_start)
             anchor = r["anchor"]
             read = ((bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"], anchor["anchoredAt"]),
                     r["sequence"], r["importWh"], r["exportWh"], [bytes.fromhex(p[2:]) for p in r["proof"]])
-        isps.append((read, [a.as_tuple() for a in awards]))
+        isps.append((read, [a.as_tuple() for a in ordered]))
     net = list(baseline.net_wh) if baseline else []
     salt = baseline.salt if baseline else b"\x00" * 32
     proofs: list[list[bytes]] = []

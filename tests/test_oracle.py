@@ -248,7 +248,12 @@ def test_standard_baseline_and_erasure(world: World) -> None:
 
 
 def test_standard_baselines_are_anchored_and_proven_on_chain(world: World) -> None:
-    from flexledger.oracle.baselines import BaselineError, anchor_baselines, baseline_proof_for, standard_baseline
+    from flexledger.oracle.baselines import (
+        BaselineError,
+        anchor_baselines,
+        baseline_proof_for,
+        standard_baseline,
+    )
 
     now = world.conn.latest_timestamp()
     world.verifier.retention = 30 * 86_400

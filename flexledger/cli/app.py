@@ -12,7 +12,20 @@ from rich.markup import escape
 from flexledger import __version__
 from flexledger.errors import FlexledgerError
 
-from . import audit, book, broker, clearing, contracts, grid, identity, node, oracle, readings
+from . import (
+    audit,
+    baseline,
+    book,
+    broker,
+    clearing,
+    contracts,
+    grid,
+    identity,
+    node,
+    oracle,
+    readings,
+    settlement,
+)
 from .context import STATE
 from .output import JsonOption, console, emit_json, err_console
 
@@ -46,6 +59,10 @@ app.add_typer(oracle.app, name="oracle")
 app.command("clear")(clearing.clear_command)
 app.command("challenge")(clearing.challenge_command)
 app.command("finalise")(clearing.finalise_command)
+app.add_typer(baseline.app, name="baseline")
+app.command("settle")(settlement.settle_command)
+app.command("claim")(settlement.claim_command)
+app.command("dispute")(settlement.dispute_command)
 app.add_typer(audit.app, name="audit")
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)

@@ -49,7 +49,9 @@ from flexledger.times import iso, parse_time
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
 
-offer_app = typer.Typer(help="Prepare, sign and relay flexibility offers (EIP-712, signed in any wallet).",
+offer_app = typer.Typer(help="Prepare, sign and relay flexibility offers (EIP-712, signed in any wallet). A "
+                             "COMMITTED baseline's --baseline-hash comes from `flexledger baseline commit`, which "
+                             "keeps its values and salt for settlement.",
                         no_args_is_help=True)
 request_app = typer.Typer(help="Post and cancel flexibility requests (DSO or TSO), with the money in escrow.",
                           no_args_is_help=True)
@@ -110,7 +112,7 @@ def offer_typed_data(
     direction: str = typer.Option("UP", "--direction", help="UP (more injection / less consumption) or DOWN."),
     mode: str = typer.Option("DIVISIBLE", "--mode", help="DIVISIBLE, MIN_QUANTITY or ALL_OR_NOTHING."),
     min_power: int | None = typer.Option(None, "--min-power", help="MIN_QUANTITY: the least accepted (W)."),
-    baseline_hash: str | None = typer.Option(None, "--baseline-hash", help="Commitment hash of the baseline (0x..32 bytes)."),
+    baseline_hash: str | None = typer.Option(None, "--baseline-hash", help="Commitment hash of the baseline (0x..32 bytes), from `flexledger baseline commit`."),
     baseline_method: str = typer.Option("COMMITTED", "--baseline-method", help="COMMITTED (give --baseline-hash) or ROLLING_AVERAGE."),
     valid_for: int = typer.Option(86_400, "--valid-for", help="Seconds until the offer expires."),
     nonce: int | None = typer.Option(None, "--nonce", help="Default: the last accepted nonce of the asset or portfolio, plus one."),

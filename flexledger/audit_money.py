@@ -1,0 +1,373 @@
+"""The money of a market day's settlements, followed from public chain data (the settlement
+auditor's second half, see ``flexledger.audit_settlement``).
+
+What the rules say each party paid and received, from the day's lines recomputed by the rules,
+is held against what the chain shows: the contracts' events (``SettlementFinalised``,
+``EscrowPaid``, ``BondDrawn``, ``Refunded``, ``Withdrawn``), the settlement token's ERC-20
+``Transfer`` events from and to the OrderBook and the Settlement, and the contracts' state.
+
+- A finalisation credits the seller its claims (paid out of the escrow to the Settlement) and
+  draws each uncovered penalty from the seller's bond for the line's buyer, in line order, each
+  draw ``min(uncovered, bond left)`` (the bond left follows from the seller's ``BondPosted``,
+  ``BondWithdrawn`` and ``BondDrawn`` events before it); what the bond cannot cover is a debt.
+- A refund returns ``escrow - sum(claims)`` of the request (``flexledger.rules.settlement``:
+  the penalties withheld from payments stay in the escrow, so they go back with it).
+- A withdrawal moves what the Settlement says (``Withdrawn``) to the account, and, over all
+  days, each party's ``claimable`` is its credits less its withdrawals; the Settlement's token
+  balance is the sum of what everyone may still claim.
+
+Figures are token base units (cents).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from flexledger.chain.bindings import OrderBookClient, SettlementClient, SettlementTokenClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.events import DecodedEvent
+from flexledger.chain.manifest import Manifest
+
+from .book import Book
+from .rules.market import MarketParams
+from .rules.orders import max_exposure
+from .settlement_records import Line, Record, RequestInfo
+
+Position = tuple[int, int]  # (block, log index): the chain's order of events
+
+
+@dataclass
+class Money:
+    """One party's figures of the day (base units)."""
+
+    escrowed: int = 0  # buyer: put in escrow for the day's requests
+    paid: int = 0  # buyer: its escrows' payments to sellers (claims); seller: drawn from its bond
+    received: int = 0  # seller: claims credited; buyer: penalties drawn from sellers' bonds
+    penalties: int = 0  # seller: penalties charged (withheld from payments, drawn from the bond, or debt)
+    refunded: int = 0  # buyer: escrow returned
+    withdrawn: int = 0  # withdrawn from the Settlement (any day's claims: withdrawals are not per day)
+    debt: int = 0  # seller: penalties its bond could not cover
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class PartyMoney:
+    """What the rules say a party paid and received (``rules``) against what the token's Transfer
+    events and the contracts' events and state show (``chain``)."""
+
+    address: str
+    roles: set[str] = field(default_factory=set)
+    rules: Money = field(default_factory=Money)
+    chain: Money = field(default_factory=Money)
+
+    @property
+    def role(self) -> str:
+        return "+".join(sorted(self.roles))
+
+    @property
+    def matches(self) -> bool:
+        return self.rules == self.chain
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "role": self.role, "rules": self.rules.to_json(),
+                "chain": self.chain.to_json(), "match": self.matches}
+
+
+@dataclass
+class MoneyInputs:
+    conn: ChainConnection
+    manifest: Manifest
+    book: Book
+    params: MarketParams
+    result_id: int
+    lines: dict[tuple[int, bytes], list[Line]]  # the records in force, recomputed by the rules
+    records: dict[tuple[int, bytes], Record]  # the records in force, as logged
+    request: Callable[[int], RequestInfo]
+
+
+@dataclass
+class MoneyAudit:
+    parties: dict[str, PartyMoney] = field(default_factory=dict)
+    differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    final: int = 0
+
+
+def _topic(value: int | str | bytes) -> str:
+    if isinstance(value, str):
+        return "0x" + bytes.fromhex(value.removeprefix("0x")).rjust(32, b"\0").hex()
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def _pos(e: DecodedEvent) -> Position:
+    return (e.block_number, e.log_index)
+
+
+def _by_tx(events: list[DecodedEvent]) -> dict[str, list[DecodedEvent]]:
+    out: dict[str, list[DecodedEvent]] = defaultdict(list)
+    for e in sorted(events, key=_pos):
+        out[e.tx_hash].append(e)
+    return out
+
+
+def _segment(events: list[DecodedEvent], tx_hash: str, after: int, before: int) -> list[DecodedEvent]:
+    """The events of ``tx_hash`` logged between two log indexes (one call's share of a transaction)."""
+    return [e for e in events if e.tx_hash == tx_hash and after < e.log_index < before]
+
+
+class _Chain:
+    """The events the money audit reads, each kind read once."""
+
+    def __init__(self, inp: MoneyInputs) -> None:
+        self.conn = inp.conn
+        self.settlement = SettlementClient(inp.conn, inp.manifest.address("Settlement"))
+        self.orders = OrderBookClient(inp.conn, inp.manifest.address("OrderBook"))
+        self.token = SettlementTokenClient(inp.conn, self.settlement.token())
+        s, b = self.settlement.address, self.orders.address
+        self.finalised = sorted(self.settlement.events("SettlementFinalised"), key=_pos)
+        self.settled = sorted(self.settlement.events("OfferSettled"), key=_pos)
+        self.withdrawn = sorted(self.settlement.events("Withdrawn"), key=_pos)
+        self.drawn = sorted(self.orders.events("BondDrawn", topics=[None, _topic(s)]), key=_pos)
+        self.from_book = sorted(self.token.events("Transfer", topics=[_topic(b)]), key=_pos)
+        self.from_settlement = sorted(self.token.events("Transfer", topics=[_topic(s)]), key=_pos)
+        self.records: dict[tuple[int, bytes], list[tuple[Position, Record]]] = defaultdict(list)
+        for e in self.settled:
+            record = Record.from_tuple(e.args["record"])
+            self.records[record.key].append((_pos(e), record))
+        self._bonds: dict[str, list[tuple[Position, int]]] = {}
+
+    def bond_events(self, seller: str) -> list[tuple[Position, int]]:
+        """The seller's bond changes in chain order (+ posted, - withdrawn or drawn)."""
+        if seller not in self._bonds:
+            topic = [_topic(seller)]
+            changes = [(_pos(e), int(e.args["amount"])) for e in self.orders.events("BondPosted", topics=topic)]
+            changes += [(_pos(e), -int(e.args["amount"])) for e in self.orders.events("BondWithdrawn", topics=topic)]
+            changes += [(_pos(e), -int(e.args["amount"])) for e in self.orders.events("BondDrawn", topics=topic)]
+            self._bonds[seller] = sorted(changes)
+        return self._bonds[seller]
+
+    def bond_before(self, seller: str, at: Position) -> int:
+        return sum(amount for pos, amount in self.bond_events(seller) if pos < at)
+
+
+def audit_money(inp: MoneyInputs) -> MoneyAudit:
+    out = MoneyAudit()
+    chain = _Chain(inp)
+
+    def party(address: str, role: str) -> PartyMoney:
+        p = out.parties.setdefault(address, PartyMoney(address))
+        p.roles.add(role)
+        return p
+
+    for info in inp.book.requests.values():
+        party(str(info["buyer"]), "buyer")
+    for record in inp.records.values():
+        party(record.seller, "seller")
+    _escrows(inp, chain, party, out)
+    claims_of = _finalisations(inp, chain, party, out)
+    _refunds(inp, chain, party, out, claims_of)
+    _withdrawals(inp, chain, out)
+    return out
+
+
+def _escrows(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], PartyMoney], out: MoneyAudit) -> None:
+    """Each request's escrow: the rules' maximum exposure, the amount logged, the tokens moved in."""
+    posted = chain.orders.events("RequestPosted", topics=[None, _topic(inp.book.market), _topic(inp.book.day_start)])
+    to_book = _by_tx(chain.token.events("Transfer", topics=[None, _topic(chain.orders.address)]))
+    by_tx: dict[str, int] = defaultdict(int)
+    for e in posted:
+        request_id = int(e.args["requestId"])
+        if request_id not in inp.book.requests:
+            continue  # cancelled: its escrow went back at once, outside settlement
+        p = inp.book.requests[request_id]["params"]
+        buyer = party(str(e.args["buyer"]), "buyer")
+        buyer.rules.escrowed += max_exposure(p.power_w, p.isps, inp.params.isp_seconds, p.max_price)
+        buyer.chain.escrowed += int(e.args["escrow"])
+        by_tx[e.tx_hash] += int(e.args["escrow"])
+        paid = sum(int(t.args["value"]) for t in to_book.get(e.tx_hash, [])
+                   if str(t.args["from"]).lower() == str(e.args["buyer"]).lower())
+        if paid < by_tx[e.tx_hash]:
+            out.differences.append(f"request {request_id}: escrow {e.args['escrow']} logged, but the transaction "
+                                   f"moved {paid} from its buyer to the OrderBook")
+
+
+def _finalisations(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], PartyMoney],
+                   out: MoneyAudit) -> dict[int, int]:
+    """Each final settlement of the day; returns the claims the rules pay out of each request."""
+    claims_of: dict[int, int] = defaultdict(int)
+    escrow_paid = _by_tx(chain.orders.events("EscrowPaid", topics=[None, _topic(chain.settlement.address)]))
+    for f in chain.finalised:
+        key = (int(f.args["resultId"]), bytes(f.args["offerDigest"]))
+        if key[0] != inp.result_id:
+            continue
+        record = inp.records.get(key)
+        if record is None:
+            out.differences.append(f"offer 0x{key[1].hex()[:10]} was finalised but has no record")
+            continue
+        out.final += 1
+        lines = inp.lines[key]
+        where = f"offer 0x{key[1].hex()[:10]} finalised in {f.tx_hash}"
+        earlier = [g.log_index for g in chain.finalised if g.tx_hash == f.tx_hash and g.log_index < f.log_index]
+        after = max(earlier, default=-1)
+        seller = party(record.seller, "seller")
+        claimed, from_bond, debt = int(f.args["claimed"]), int(f.args["fromBond"]), int(f.args["debt"])
+        # escrow paid for the claims, line by line
+        paid = _segment(escrow_paid.get(f.tx_hash, []), f.tx_hash, after, f.log_index)
+        expected = [(ln.request_id, ln.claim) for ln in lines if ln.claim]
+        seen = [(int(e.args["requestId"]), int(e.args["amount"])) for e in paid]
+        if seen != expected:
+            out.differences.append(f"{where}: escrow paid {seen}, the rules' claims are {expected}")
+        for request_id, amount in seen:
+            party(inp.request(request_id).buyer, "buyer").chain.paid += amount
+        # bond draws, one per line with an uncovered penalty, in line order
+        draws = _segment(chain.drawn, f.tx_hash, after, f.log_index)
+        owed = [ln for ln in lines if ln.uncovered]
+        if len(draws) != len(owed):
+            out.differences.append(f"{where}: {len(draws)} bond draws for {len(owed)} uncovered penalties")
+        rules_drawn = 0
+        for ln, e in zip(owed, draws, strict=False):
+            want = min(ln.uncovered, chain.bond_before(record.seller, _pos(e)))
+            got = int(e.args["amount"])
+            if got != want:
+                out.differences.append(f"{where}: drew {got} from the bond for request {ln.request_id}, the rules "
+                                       f"{want} (uncovered {ln.uncovered})")
+            buyer = party(inp.request(ln.request_id).buyer, "buyer")
+            buyer.rules.received += want
+            buyer.chain.received += got
+            rules_drawn += want
+        rules_claimed = sum(ln.claim for ln in lines)
+        for ln in lines:
+            claims_of[ln.request_id] += ln.claim
+            party(inp.request(ln.request_id).buyer, "buyer").rules.paid += ln.claim
+        seller.rules.received += rules_claimed
+        seller.rules.paid += rules_drawn
+        seller.rules.penalties += sum(ln.penalty for ln in lines)
+        seller.rules.debt += sum(ln.uncovered for ln in lines) - rules_drawn
+        seller.chain.received += claimed
+        seller.chain.paid += from_bond
+        seller.chain.penalties += sum(ln.payment for ln in record.lines) - claimed + from_bond + debt
+        seller.chain.debt += debt
+        if (claimed, from_bond) != (rules_claimed, rules_drawn):
+            out.differences.append(f"{where}: claimed {claimed} and drew {from_bond} from the bond, the rules "
+                                   f"{rules_claimed} and {rules_drawn}")
+        moved = sum(int(t.args["value"]) for t in _segment(chain.from_book, f.tx_hash, after, f.log_index)
+                    if str(t.args["to"]).lower() == chain.settlement.address.lower())
+        if moved != claimed + from_bond:
+            out.differences.append(f"{where}: the token moved {moved} from the OrderBook to the Settlement, "
+                                   f"the event says {claimed} + {from_bond}")
+    final_keys = {(int(f.args["resultId"]), bytes(f.args["offerDigest"])) for f in chain.finalised}
+    pending = sum(1 for k in inp.records if k not in final_keys)
+    if pending:
+        out.notes.append(f"{pending} settlement(s) not final yet: their money has not moved")
+    return claims_of
+
+
+def _refunds(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], PartyMoney], out: MoneyAudit,
+             claims_of: dict[int, int]) -> None:
+    """Each refund: the escrow less the claims paid out of it, returned to the buyer."""
+    if not inp.book.requests:
+        return
+    ids = sorted(inp.book.requests)
+    refunded = chain.settlement.events("Refunded", topics=[[_topic(i) for i in ids]])
+    not_refunded = set(ids) - {int(e.args["requestId"]) for e in refunded}
+    for e in sorted(refunded, key=_pos):
+        request_id = int(e.args["requestId"])
+        info = inp.book.requests[request_id]
+        p = info["params"]
+        buyer = party(str(info["buyer"]), "buyer")
+        rules = max_exposure(p.power_w, p.isps, inp.params.isp_seconds, p.max_price) - claims_of[request_id]
+        amount = int(e.args["amount"])
+        buyer.rules.refunded += rules
+        buyer.chain.refunded += amount
+        if amount != rules:
+            out.differences.append(f"request {request_id}: refunded {amount}, the rules {rules}")
+        later = [g.log_index for g in refunded if g.tx_hash == e.tx_hash and g.log_index > e.log_index]
+        moved = sum(int(t.args["value"]) for t in _segment(chain.from_book, e.tx_hash, e.log_index, min(later, default=2**62))
+                    if str(t.args["to"]).lower() == str(info["buyer"]).lower())
+        if moved != amount:
+            out.differences.append(f"request {request_id}: the refund moved {moved} tokens to the buyer, the event "
+                                   f"says {amount}")
+    for request_id in sorted(not_refunded):
+        left = int(chain.orders.escrow_left(request_id))
+        info = inp.book.requests[request_id]
+        p = info["params"]
+        expected = max_exposure(p.power_w, p.isps, inp.params.isp_seconds, p.max_price) - claims_of[request_id]
+        if left != expected:  # the escrow less the claims of the final settlements, pending ones or not
+            out.differences.append(f"request {request_id}: {left} left in escrow, the rules {expected}")
+    if not_refunded:
+        out.notes.append(f"{len(not_refunded)} request(s) not refunded yet")
+
+
+def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
+    """Withdrawals against the token's transfers, and every party's claimable over all days."""
+    for e in chain.withdrawn:
+        account = str(e.args["account"])
+        p = out.parties.get(account)
+        if p is None:
+            continue
+        moved = sum(int(t.args["value"]) for t in chain.from_settlement
+                    if t.tx_hash == e.tx_hash and t.log_index > e.log_index
+                    and str(t.args["to"]).lower() == account.lower())
+        p.rules.withdrawn += int(e.args["amount"])
+        p.chain.withdrawn += moved
+    credits = _credits(inp, chain)
+    debts: dict[str, int] = defaultdict(int)
+    for f in chain.finalised:
+        seller = _record_before(chain, f)
+        if seller is not None:
+            debts[seller.seller] += int(f.args["debt"])
+    withdrawn: dict[str, int] = defaultdict(int)
+    for e in chain.withdrawn:
+        withdrawn[str(e.args["account"])] += int(e.args["amount"])
+    for address, p in sorted(out.parties.items()):
+        claimable = int(chain.settlement.claimable(address))
+        if claimable != credits[address] - withdrawn[address]:
+            out.differences.append(f"{address}: may claim {claimable}, but was credited {credits[address]} and "
+                                   f"withdrew {withdrawn[address]} (all days)")
+        if "seller" in p.roles:
+            debt = int(chain.settlement.debt_of(address))
+            if debt != debts[address]:
+                out.differences.append(f"{address}: owes {debt} by the contract, {debts[address]} by its finalisations")
+            bond = int(chain.orders.bond_of(address))
+            ledger = sum(amount for _pos_, amount in chain.bond_events(address))
+            if bond != ledger:
+                out.differences.append(f"{address}: bond {bond} by the contract, {ledger} by its events")
+    held = int(chain.token.balance_of(chain.settlement.address))
+    owed = sum(int(chain.settlement.claimable(a)) for a in credits)
+    if held < owed:
+        out.differences.append(f"the Settlement holds {held} tokens, but owes {owed} in claims")
+    elif held > owed:  # tokens sent to it directly: nobody's claim, nobody short
+        out.notes.append(f"the Settlement holds {held - owed} tokens more than it owes in claims")
+
+
+def _record_before(chain: _Chain, f: DecodedEvent) -> Record | None:
+    """The record a finalisation made final: its offer's latest ``OfferSettled`` before it."""
+    key = (int(f.args["resultId"]), bytes(f.args["offerDigest"]))
+    found = None
+    for pos, record in chain.records.get(key, []):
+        if pos < _pos(f):
+            found = record
+    return found
+
+
+def _credits(inp: MoneyInputs, chain: _Chain) -> dict[str, int]:
+    """What every account was credited by every finalisation (all days): the seller its claims,
+    each line's buyer what was drawn from the bond for it."""
+    credits: dict[str, int] = defaultdict(int)
+    for f in chain.finalised:
+        record = _record_before(chain, f)
+        if record is None:
+            continue
+        credits[record.seller] += int(f.args["claimed"])
+        earlier = [g.log_index for g in chain.finalised if g.tx_hash == f.tx_hash and g.log_index < f.log_index]
+        draws = _segment(chain.drawn, f.tx_hash, max(earlier, default=-1), f.log_index)
+        for ln, e in zip([ln for ln in record.lines if ln.uncovered], draws, strict=False):
+            credits[inp.request(ln.request_id).buyer] += int(e.args["amount"])
+    return credits

@@ -1,0 +1,351 @@
+"""The settlement auditor: every settlement of a market day recomputed from public chain data.
+
+For each settled offer (the ``OfferSettled`` events of the day's final result, each re-logged by
+its disputes; the latest is the record in force) the inputs it was computed from are read back
+from the settling transaction's calldata (``settle``, a batch, ``settleUnrevealed``, ``dispute``)
+and checked on their own: the offer is in the day's book, its awards are the result's (proven
+against the chunks' ``awardsRoot``, none left out), its readings are the meter's anchored ones
+(OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged), its baseline is
+the one committed (or, for the standard method, the oracle's value proven against the root
+``BaselinesAnchored`` logged), a dispute's reading is signed by the asset's meter (recovered
+with eth-account). The lines are recomputed with ``flexledger.rules.settlement`` and compared with
+every record logged, then the money is followed (``flexledger.audit_money``): finalisations,
+bond draws, debts, refunds, withdrawals, and the token's Transfer events.
+
+Only public data is read: events, calldata, contract state, never the oracle's store.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    ClearingCommitmentClient,
+    MarketRegistryClient,
+    MeterOracleClient,
+    OrderBookClient,
+    SettlementClient,
+)
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.errors import FlexledgerError
+from flexledger.identity.eip712 import Eip712Domain, TypedDataError, read_domain
+from flexledger.oracle.baselines import BASELINE_ENCODING
+from flexledger.oracle.merkle import verify as verify_reading_proof
+from flexledger.oracle.readings import LEAF_ENCODING, Reading
+
+from .audit_money import MoneyInputs, PartyMoney, audit_money
+from .book import Book, read_book
+from .commitment import award_leaf, award_proofs, day_state
+from .rules.baselines import reveal_matches
+from .rules.market import DAY, MarketParams
+from .rules.orders import BaselineMethod
+from .rules.pair_tree import verify as verify_award_proof
+from .settlement_records import (
+    Anchor,
+    Line,
+    ReadingIn,
+    Record,
+    RequestInfo,
+    SettledEvent,
+    SettleIn,
+    SettlingCall,
+    call_for,
+    cleared_price_of,
+    in_force,
+    recompute,
+    settled_events,
+    settling_calls,
+)
+from .times import iso
+
+__all__ = ["PartyMoney", "SettlementAudit", "audit_settlement"]
+
+
+@dataclass
+class SettlementAudit:
+    market: int
+    day: int
+    result_id: int  # 0: no clearing result for the day
+    differences: list[str] = field(default_factory=list)
+    parties: dict[str, PartyMoney] = field(default_factory=dict)
+    offers_settled: int = 0
+    lines: int = 0
+    disputes: int = 0
+    final: int = 0  # settlements made final
+    notes: list[str] = field(default_factory=list)  # what is not wrong but worth knowing (pending, unsettled)
+    records: dict[tuple[int, bytes], Record] = field(default_factory=dict)  # in force, as logged
+
+    @property
+    def matches(self) -> bool:
+        return self.result_id != 0 and not self.differences
+
+
+@dataclass
+class _Day:
+    """What the checks of one day share."""
+
+    conn: ChainConnection
+    manifest: Manifest
+    market: int
+    day: int
+    params: MarketParams
+    result_id: int
+    book: Book
+    separator: bytes
+    settlement: SettlementClient
+    roots: dict[int, bytes]  # chunk -> awardsRoot of the result
+    anchors: dict[int, list[Anchor]]  # ISP start -> the anchors RootAnchored logged for the market
+    baseline_roots: dict[int, list[bytes]]  # ISP start -> the standard baselines' roots BaselinesAnchored logged
+    awards: dict[bytes, set[tuple[int, int, int, int, int]]]  # offer -> (chunk, request, ISP, W, level) of the result
+    oracle_domain: Eip712Domain
+    assets: AssetRegistryClient
+    request: Callable[[int], RequestInfo]
+    cleared_price: Callable[[int, int, int, int], int]
+    meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
+
+    def asset(self, asset_id: int) -> tuple[str, str]:
+        if asset_id not in self.meters:
+            a = self.assets.asset(asset_id)
+            self.meters[asset_id] = (str(a[0]), str(a[5]))
+        return self.meters[asset_id]
+
+
+def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int, result_id: int) -> _Day:
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    orders = OrderBookClient(conn, manifest.address("OrderBook"))
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    topic = "0x" + result_id.to_bytes(32, "big").hex()
+    roots = {int(e.args["chunk"]): bytes(e.args["awardsRoot"]) for e in clearing.events("ChunkPosted", topics=[topic])}
+    awards: dict[bytes, set[tuple[int, int, int, int, int]]] = defaultdict(set)
+    for a in award_proofs(clearing, result_id):  # its leaves are checked against the chunk roots there
+        awards[a.offer_digest].add((a.chunk, a.request_id, a.isp_start, a.power_w, a.level_w))
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"))
+    anchors: dict[int, list[Anchor]] = defaultdict(list)
+    for e in oracle.events("RootAnchored", topics=["0x" + market.to_bytes(32, "big").hex()]):
+        anchors[int(e.args["ispStart"])].append(Anchor(bytes(e.args["root"]), str(e.args["oracle"]),
+                                                       int(e.args["leafCount"]), int(e.args["anchoredAt"])))
+    baseline_roots: dict[int, list[bytes]] = defaultdict(list)
+    for e in oracle.events("BaselinesAnchored", topics=["0x" + market.to_bytes(32, "big").hex()]):
+        baseline_roots[int(e.args["ispStart"])].append(bytes(e.args["root"]))
+    cache: dict[int, RequestInfo] = {}
+
+    def request(request_id: int) -> RequestInfo:
+        if request_id not in cache:
+            cache[request_id] = RequestInfo.read(orders, request_id)
+        return cache[request_id]
+
+    return _Day(conn, manifest, market, day_start, params, result_id, read_book(orders, market, day_start),
+                read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
+                roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
+                AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing))
+
+
+def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> SettlementAudit:
+    """Recompute every settlement of the market day starting at ``day_start`` from public chain
+    data, and follow its money; ``matches`` when every figure agrees."""
+    current, _ends, final = day_state(conn, manifest, market, day_start)
+    audit = SettlementAudit(market, day_start, current)
+    if current == 0:
+        audit.differences.append("no clearing result is in force for this day")
+        return audit
+    if not final:
+        audit.notes.append(f"result {current} is not final yet: nothing of the day can be settled")
+        return audit
+    day = _load(conn, manifest, market, day_start, current)
+    events = settled_events(day.settlement, result_id=current)
+    by_key: dict[tuple[int, bytes], list[SettledEvent]] = defaultdict(list)
+    for e in events:
+        by_key[e.record.key].append(e)
+    calls: dict[str, list[SettlingCall]] = {}
+    lines: dict[tuple[int, bytes], list[Line]] = {}
+    for key, history in sorted(by_key.items()):
+        audit.differences += _check_history(day, key, history, calls, lines, audit)
+    forced = in_force(events)
+    audit.records = {k: e.record for k, e in forced.items()}
+    audit.offers_settled = len(forced)
+    audit.lines = sum(len(e.record.lines) for e in forced.values())
+    unsettled = sorted(set(day.awards) - {k[1] for k in forced})
+    if unsettled:
+        audit.notes.append(f"{len(unsettled)} awarded offer(s) not settled (yet): "
+                           + ", ".join(f"0x{d.hex()[:10]}" for d in unsettled[:10]))
+    money = audit_money(MoneyInputs(conn, manifest, day.book, day.params, current,
+                                    {k: lines.get(k, list(e.record.lines)) for k, e in forced.items()},
+                                    {k: e.record for k, e in forced.items()}, day.request))
+    audit.parties = money.parties
+    audit.differences += money.differences
+    audit.notes += money.notes
+    audit.final = money.final
+    return audit
+
+
+def _calls(day: _Day, cache: dict[str, list[SettlingCall]], tx_hash: str) -> list[SettlingCall]:
+    if tx_hash not in cache:
+        cache[tx_hash] = settling_calls(day.conn, day.settlement.address, tx_hash, day.separator)
+    return cache[tx_hash]
+
+
+def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent], cache: dict[str, list[SettlingCall]],
+                   lines: dict[tuple[int, bytes], list[Line]], audit: SettlementAudit) -> list[str]:
+    """One offer's settlement and its disputes, in order: each logged record recomputed."""
+    where = f"offer 0x{key[1].hex()[:10]}"
+    out: list[str] = []
+    corrections: dict[int, int] = {}  # ISP start -> the net a dispute set (they compose, as on chain)
+    previous: Record | None = None
+    for n, event in enumerate(history):
+        try:
+            call = call_for(_calls(day, cache, event.tx_hash), key)
+        except FlexledgerError as exc:
+            out.append(f"{where}: {exc.message}")
+            return out
+        s = call.settle_in
+        at = int(day.conn.w3.eth.get_block(event.block_number)["timestamp"])
+        if (n == 0) == (call.dispute is not None):
+            out.append(f"{where}: event {n} was logged by {call.function}, expected "
+                       f"{'a settlement' if n == 0 else 'a dispute'}")
+        out += [f"{where}: {p}" for p in _check_inputs(day, s, call.unrevealed)]
+        out += [f"{where}: {p}" for p in _check_timing(day, call, event, previous, at)]
+        if call.dispute is not None:
+            d = call.dispute
+            audit.disputes += 1
+            problem = _check_dispute(day, call)
+            if problem:
+                out.append(f"{where}: dispute in {event.tx_hash}: {problem}")
+            elif d.isp < len(s.isps):
+                corrections[s.isps[d.isp].isp_start] = d.import_wh - d.export_wh
+            if previous is not None and call.record != previous:
+                out.append(f"{where}: the dispute in {event.tx_hash} presented a record other than the one in force")
+        net = None if call.unrevealed else [corrections.get(i.isp_start, i.reading.net_wh) for i in s.isps]
+        try:
+            figures = recompute(s, net, day.params, day.request, day.cleared_price)
+        except ValueError as exc:
+            out.append(f"{where}: its inputs cannot be settled by the rules ({exc})")
+            return out
+        ours = [f.line for f in figures]
+        theirs = list(event.record.lines)
+        out += [f"{where}, {event.tx_hash}: {p}" for p in compare_lines(theirs, ours)]
+        owner = day.asset(s.offer.asset)[0]
+        if event.record.seller.lower() != owner.lower():
+            out.append(f"{where}: the record names seller {event.record.seller}, the asset's owner is {owner}")
+        lines[key] = ours
+        previous = event.record
+    return out
+
+
+def compare_lines(logged: list[Line], recomputed: list[Line]) -> list[str]:
+    """Every line that differs between a logged record and the recomputation (empty if they agree)."""
+    out = []
+    if len(logged) != len(recomputed):
+        out.append(f"the record has {len(logged)} lines, the rules give {len(recomputed)}")
+    for theirs, ours in zip(logged, recomputed, strict=False):
+        if theirs != ours:
+            out.append(f"request {ours.request_id}, ISP {iso(ours.isp_start)}: on chain payment {theirs.payment}, "
+                       f"claim {theirs.claim}, uncovered {theirs.uncovered}; the rules give {ours.payment}, {ours.claim}, "
+                       f"{ours.uncovered}")
+    return out
+
+
+def _check_inputs(day: _Day, s: SettleIn, unrevealed: bool) -> list[str]:
+    """The inputs' own evidence: offer, awards, readings and baseline."""
+    out = []
+    if s.result_id != day.result_id:
+        out.append(f"settled against result {s.result_id}, the day's final result is {day.result_id}")
+    if s.digest not in day.book.digests.values() or s.offer.market != day.market:
+        out.append("the offer is not in the day's book")
+    if s.offer.asset == 0 or s.offer.portfolio != 0:
+        out.append("only asset offers are settled (not portfolio offers)")
+    presented = set()
+    for isp in s.isps:
+        level = sum(a.power_w for a in isp.awards)
+        for a in isp.awards:
+            presented.add((a.chunk, a.request_id, a.isp_start, a.power_w, a.level_w))
+            root = day.roots.get(a.chunk)
+            leaf = award_leaf(s.digest, a.request_id, a.isp_start, a.power_w, a.level_w)
+            if root is None or not verify_award_proof(a.proof, root, leaf):
+                out.append(f"the award of request {a.request_id} at {iso(a.isp_start)} is not proven against chunk "
+                           f"{a.chunk}'s awards root")
+            if a.level_w != level:
+                out.append(f"the awards presented at {iso(a.isp_start)} add up to {level} W, the offer's level is "
+                           f"{a.level_w} W")
+        if not unrevealed:
+            out += _check_reading(day, s, isp.isp_start, isp.reading)
+    if presented != day.awards.get(s.digest, set()):
+        out.append(f"the awards presented ({len(presented)}) are not the result's awards of the offer "
+                   f"({len(day.awards.get(s.digest, set()))})")
+    if not unrevealed:
+        out += _check_baseline(day, s)
+    return out
+
+
+def _check_baseline(day: _Day, s: SettleIn) -> list[str]:
+    """The baseline: the one committed (COMMITTED), or per ISP the value the oracle anchored for the
+    meter, proven against the root ``BaselinesAnchored`` logged (ROLLING_AVERAGE)."""
+    if s.offer.baseline_method == BaselineMethod.COMMITTED:
+        if reveal_matches(s.offer.baseline, s.offer.asset, s.offer.start, s.baseline_wh, s.salt):
+            return []
+        return ["the revealed baseline does not match the offer's commitment"]
+    _owner, meter = day.asset(s.offer.asset)
+    out = []
+    for i, isp in enumerate(s.isps):
+        index = (isp.isp_start - s.offer.start) // day.params.isp_seconds
+        known = 0 <= index < len(s.baseline_wh) and i < len(s.baseline_proofs) and any(
+            verify_reading_proof(root, BASELINE_ENCODING, [meter, isp.isp_start, s.baseline_wh[index]],
+                                 s.baseline_proofs[i]) for root in day.baseline_roots.get(isp.isp_start, []))
+        if not known:
+            out.append(f"the standard baseline of {iso(isp.isp_start)} is not the one the oracle anchored for the meter")
+    return out
+
+
+def _check_reading(day: _Day, s: SettleIn, isp_start: int, r: ReadingIn) -> list[str]:
+    _owner, meter = day.asset(s.offer.asset)
+    if r.anchor not in day.anchors.get(isp_start, []):
+        return [f"the reading of {iso(isp_start)} names an anchor MeterOracle never logged for that ISP"]
+    values = [meter, isp_start, r.sequence, r.import_wh, r.export_wh]
+    if not verify_reading_proof(r.anchor.root, LEAF_ENCODING, values, r.proof):
+        return [f"the reading of {iso(isp_start)} ({r.import_wh} Wh in, {r.export_wh} Wh out) is not the meter's "
+                "reading in the anchored root"]
+    return []
+
+
+def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
+    """Why a dispute should not have been upheld, or None."""
+    d = call.dispute
+    s = call.settle_in
+    assert d is not None
+    if d.isp >= len(s.isps):
+        return f"ISP index {d.isp} is not in the settlement"
+    isp = s.isps[d.isp]
+    _owner, meter = day.asset(s.offer.asset)
+    reading = Reading(meter, isp.isp_start, d.sequence, d.import_wh, d.export_wh)
+    try:
+        signer = reading.typed(day.oracle_domain).recover(d.signature)
+    except TypedDataError as exc:
+        return f"the reading's signature is unusable ({exc.message})"
+    if signer.lower() != meter.lower():
+        return f"the reading was signed by {signer}, not by the asset's meter {meter}"
+    if (d.import_wh, d.export_wh) == (isp.reading.import_wh, isp.reading.export_wh):
+        return "the signed reading agrees with the anchored one"
+    return None
+
+
+def _check_timing(day: _Day, call: SettlingCall, event: SettledEvent, previous: Record | None, at: int) -> list[str]:
+    """Settled inside its window, and ``settledAt`` as the contract sets it (a dispute keeps it)."""
+    closes = day.day + DAY + day.params.dispute_window_seconds
+    record = event.record
+    if call.dispute is not None:
+        if previous is not None and record.settled_at != previous.settled_at:
+            return ["a dispute moved the settlement's time (its dispute window would restart)"]
+        if previous is not None and at > previous.settled_at + day.params.dispute_window_seconds:
+            return [f"disputed at {iso(at)}, after the dispute window ended"]
+        return []
+    out = []
+    if record.settled_at != at:
+        out.append(f"the record's settledAt {record.settled_at} is not its block's time {at}")
+    if call.unrevealed and not closes < at <= closes + day.params.dispute_window_seconds:
+        out.append(f"settled by default at {iso(at)}, outside ({iso(closes)}, one dispute window later]")
+    if not call.unrevealed and at > closes:
+        out.append(f"settled at {iso(at)}, after the settlement window closed ({iso(closes)})")
+    return out

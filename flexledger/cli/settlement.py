@@ -1,0 +1,269 @@
+"""`flexledger settle`, `claim`, `dispute`: settle a market day's awarded offers against the
+anchored readings and the sellers' baselines, make settlements final and pull the money, and
+correct a settlement with a reading the meter signed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from flexledger.baseline_files import load_baseline
+from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.oracle.anchoring import proof_for
+from flexledger.oracle.baselines import baseline_proof_for
+from flexledger.oracle.store import open_store
+from flexledger.rules.orders import Offer
+from flexledger.settlement import Baseline, StandardBaselines
+from flexledger.settlement_day import (
+    ClaimNotDueError,
+    DayContext,
+    DisputeError,
+    OfferOutcome,
+    day_context,
+    dispute_ends,
+    dispute_offer,
+    finalise_day,
+    refund_requests,
+    settle_day,
+    withdraw_claims,
+)
+from flexledger.settlement_records import Record, settled_events
+from flexledger.times import iso, parse_time
+
+from .baseline import baselines_dir
+from .clearing import KeyOption, MarketOption, market_day_start
+from .context import STATE, connect, load_manifest, load_signer
+from .output import JsonOption, console, emit_json
+
+DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
+OptionalDay = typer.Option(None, "--day", help="The market day (YYYY-MM-DD, UTC).")
+
+
+def euros(base_units: int) -> str:
+    """Token base units (cents: the token has 2 decimals) as euros."""
+    return f"{base_units / 100:,.2f}"
+
+
+def _context(market: int, day: str) -> tuple[ChainConnection, Manifest, DayContext]:
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    _params, start = market_day_start(conn, manifest, market, day)
+    return conn, manifest, day_context(conn, manifest, market, start)
+
+
+def _rows(outcome: OfferOutcome, isp_seconds: int) -> list[dict[str, Any]]:
+    """One row per award and ISP: the record's money, the recomputed delivery when known."""
+    power = {(a.request_id, a.isp_start): a.power_w for a in outcome.offer.awards}
+    delivered = {(f.line.request_id, f.line.isp_start): f.figures.delivered_ws // 3600 for f in outcome.figures}
+    out = []
+    for (request_id, isp_start), watts in sorted(power.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        line = next((ln for ln in outcome.record.lines if (ln.request_id, ln.isp_start) == (request_id, isp_start)),
+                    None) if outcome.record else None
+        out.append({"offer": "0x" + outcome.offer.digest.hex(), "status": outcome.status, "request": request_id,
+                    "isp_start": isp_start, "awarded_wh": watts * isp_seconds // 3600,
+                    "delivered_wh": delivered.get((request_id, isp_start)),
+                    "payment": line.payment if line else None, "claim": line.claim if line else None,
+                    "penalty": line.penalty if line else None, "uncovered": line.uncovered if line else None})
+    return out
+
+
+def settle_command(
+    day: str = DayOption,
+    market: int = MarketOption,
+    baselines: Path | None = typer.Option(None, "--baselines", help="Folder of baseline files "
+                                          "(default: <data dir>/baselines, as `flexledger baseline commit` writes)."),
+    unrevealed: bool = typer.Option(False, "--unrevealed", help="After the settlement window: settle by default the "
+                                    "offers nobody settled (nothing delivered, the shortfall penalised)."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Settle the day's awarded offers whose baselines you hold, and those naming the standard
+    ROLLING_AVERAGE baseline (anyone may settle: the meter readings and standard baselines come
+    with their proofs from the oracle's store, FLEXLEDGER_DATABASE_URL).
+
+    Each offer is settled whole against the final clearing result: delivered = direction x
+    (baseline - measured), paid for up to the award, a shortfall beyond the market's tolerance
+    penalised. Prints a table per award and ISP; money moves at `flexledger claim`, after the
+    dispute window.
+    """
+    conn, _manifest, ctx = _context(market, day)
+    signer = load_signer(conn, key)
+    folder = baselines or baselines_dir()
+    engine = open_store(STATE.settings.effective_database_url)
+
+    def held(offer: Offer) -> Baseline | None:
+        found = load_baseline(folder, offer.asset, offer.start, offer.baseline)
+        return found.baseline if found else None
+
+    with Progress(console=console, transient=True, disable=json_) as bar:
+        # one bar: it pulses while the awards and readings are read, then counts the offers settled
+        task = bar.add_task("reading the day's awards, baselines and readings", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, description="settling offers", total=total, completed=done)
+
+        standard = StandardBaselines(lambda m, t: baseline_proof_for(engine, market, m, t), ctx.params.isp_seconds)
+        outcomes = settle_day(ctx, signer, baselines=held, reading=lambda m, t: proof_for(engine, m, t),
+                              standard=standard, unrevealed=unrevealed, progress=progress)
+    rows = [row for o in outcomes for row in _rows(o, ctx.params.isp_seconds)]
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    if json_:
+        emit_json({"market": market, "day_start": ctx.day_start, "result_id": ctx.result_id, "counts": counts,
+                   "gas_used": sum(o.gas_used for o in outcomes), "settlement_window_closes": ctx.closes_at,
+                   "lines": rows})
+        return
+    console.print(f"market {market}, day {day}: result {ctx.result_id}, {len(outcomes)} awarded offers: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if rows:
+        table = Table(title="settled per award and ISP (EUR)")
+        for column in ("offer", "request", "ISP", "awarded kWh", "delivered kWh", "paid", "penalty", "status"):
+            table.add_column(column, justify="left" if column in ("offer", "ISP", "status") else "right")
+        for r in rows:
+            table.add_row(r["offer"][:12], str(r["request"]), iso(r["isp_start"])[:16],
+                          f"{r['awarded_wh'] / 1000:,.3f}",
+                          "?" if r["delivered_wh"] is None else f"{r['delivered_wh'] / 1000:,.3f}",
+                          "" if r["payment"] is None else euros(r["payment"]),
+                          "" if r["penalty"] is None else euros(r["penalty"]), r["status"])
+        console.print(table)
+    for o in outcomes:
+        if o.reason:
+            console.print(f"offer 0x{o.offer.digest.hex()[:10]} left ({o.status}): {o.reason}")
+    left = counts.get("no baseline", 0) + counts.get("no reading", 0)
+    if left:
+        console.print(f"{left} offer(s) left: their sellers settle them (baseline files in {folder}); after "
+                      f"{iso(ctx.closes_at)} anyone settles them by default with --unrevealed")
+    console.print(f"money moves once each settlement's dispute window ({ctx.params.dispute_window_seconds // 3600} h) "
+                  "is over: `flexledger claim`")
+
+
+def claim_command(
+    day: str | None = OptionalDay,
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Pull the money: with --day, make final the day's settlements whose dispute window is over
+    (anyone may) and refund your requests of the day when due; then withdraw what you may claim
+    (claims as a seller, penalties as a buyer)."""
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    out: dict[str, Any] = {"account": signer.address, "finalised": [], "waiting": [], "refunded": [],
+                           "refunds_waiting": [], "withdrawn": 0}
+    if day is not None:
+        _params, start = market_day_start(conn, manifest, market, day)
+        ctx = day_context(conn, manifest, market, start)
+        finalised, waiting = finalise_day(ctx, signer)
+        out["finalised"] = [{"offer": "0x" + f.record.offer_digest.hex(), "seller": f.record.seller,
+                             "claimed": f.claimed, "from_bond": f.from_bond, "debt": f.debt} for f in finalised]
+        out["waiting"] = [{"offer": "0x" + r.offer_digest.hex(), "dispute_window_ends": dispute_ends(ctx, r)}
+                          for r in waiting]
+        refunded, not_due = refund_requests(ctx, signer, signer.address)
+        out["refunded"] = [{"request": q, "amount": a} for q, a in refunded]
+        out["refunds_waiting"] = [{"request": q, "reason": why} for q, why in not_due]
+    settlement = SettlementClient(conn, manifest.address("Settlement"))
+    out["withdrawn"] = withdraw_claims(settlement, signer)
+    if not (out["finalised"] or out["refunded"] or out["withdrawn"]):
+        message, hint = _nothing_yet(out, day)
+        raise ClaimNotDueError(message, hint=hint)
+    if json_:
+        emit_json(out)
+        return
+    for f in out["finalised"]:
+        console.print(f"final: offer {f['offer'][:12]}: {euros(f['claimed'])} EUR credited to its seller"
+                      + (f", {euros(f['from_bond'])} EUR drawn from its bond" if f["from_bond"] else "")
+                      + (f", {euros(f['debt'])} EUR owed" if f["debt"] else ""))
+    for r in out["refunded"]:
+        console.print(f"refunded: request {r['request']}: {euros(r['amount'])} EUR")
+    if out["withdrawn"]:
+        console.print(f"[green]withdrawn: {euros(out['withdrawn'])} EUR[/] to {signer.address}")
+    if out["waiting"]:
+        ends = min(w["dispute_window_ends"] for w in out["waiting"])
+        console.print(f"{len(out['waiting'])} settlement(s) still in their dispute window (the first ends {iso(ends)})")
+
+
+def _nothing_yet(out: dict[str, Any], day: str | None) -> tuple[str, str]:
+    """Why nothing could be claimed, and when to come back."""
+    if out["waiting"]:
+        ends = min(w["dispute_window_ends"] for w in out["waiting"])
+        return (f"nothing to claim yet: {len(out['waiting'])} settlement(s) of {day} are in their dispute window "
+                f"until {iso(ends)}, and money moves only once they are final",
+                f"run `flexledger claim --day {day}` after {iso(ends)}")
+    if out["refunds_waiting"]:
+        first = out["refunds_waiting"][0]
+        return (f"nothing to claim yet: request {first['request']} cannot be refunded: {first['reason']}",
+                "claim again once the day's settlements are final and its settlement window has closed")
+    where = f" for {day}" if day else ""
+    return (f"nothing to claim{where} for {out['account']}: no settlement to make final, no refund due, "
+            "nothing to withdraw", "settle the day first (`flexledger settle --day D`), or check the account (--key)")
+
+
+def dispute_command(
+    offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
+    isp: str = typer.Option(..., "--isp", help="The disputed ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    day: str | None = OptionalDay,
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Dispute an offer's settlement with the reading its meter signed for that ISP, as the
+    oracle's store keeps it, when it differs from the anchored one (anyone may, during the
+    settlement's dispute window): the offer is settled again with the meter's values and the
+    oracle that anchored the root is marked."""
+    try:
+        digest = bytes.fromhex(offer.removeprefix("0x"))
+        isp_start = parse_time(isp)
+    except ValueError:
+        raise typer.BadParameter("--offer is 32 bytes of hex; --isp is Unix seconds or an ISO 8601 time") from None
+    if len(digest) != 32:
+        raise typer.BadParameter("--offer is the offer's 32-byte digest")
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    if day is not None:
+        _params, start = market_day_start(conn, manifest, market, day)
+    else:
+        market, start = _day_of_offer(conn, manifest, digest)
+    ctx = day_context(conn, manifest, market, start)
+    done = dispute_offer(ctx, signer, digest, isp_start, open_store(settings.effective_database_url))
+    if json_:
+        emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "oracle": done.oracle,
+                   "anchored": {"importWh": done.anchored.import_wh, "exportWh": done.anchored.export_wh},
+                   "signed": {"sequence": done.signed.sequence, "importWh": done.signed.import_wh,
+                              "exportWh": done.signed.export_wh},
+                   "before": _money(done.before), "after": _money(done.after)})
+        return
+    console.print(f"[green]dispute upheld[/]: offer {offer[:12]}, ISP {iso(isp_start)}: anchored "
+                  f"{done.anchored.import_wh} Wh in / {done.anchored.export_wh} Wh out, the meter signed "
+                  f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence}); "
+                  f"oracle {done.oracle} marked")
+    before, after = _money(done.before), _money(done.after)
+    console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
+                  f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
+                  f"{iso(dispute_ends(ctx, done.after))}")
+
+
+def _money(record: Record) -> dict[str, int]:
+    return {"payment": sum(ln.payment for ln in record.lines), "claim": sum(ln.claim for ln in record.lines),
+            "penalty": sum(ln.penalty for ln in record.lines)}
+
+
+def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:
+    """The market and day of an offer's latest settlement (when --day is not given)."""
+    events = settled_events(SettlementClient(conn, manifest.address("Settlement")), digest=digest)
+    if not events:
+        raise DisputeError(f"offer 0x{digest.hex()[:10]} was never settled",
+                           hint="check the digest (`flexledger settle --day D` lists them); settle it first")
+    result = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).result(events[-1].record.result_id)
+    return int(result[1]), int(result[2])

@@ -1,0 +1,343 @@
+"""Settlements as the chain states them, typed: the inputs of ``Settlement.settle`` and its
+siblings (``SettleIn``, ``DisputeIn``) and the records they produced (``Record``, from the
+``OfferSettled`` events), the inputs recovered from a settling transaction's calldata, and each
+record's lines recomputed from its inputs with ``flexledger.rules.settlement``.
+
+Everything here reads public chain data only, so the CLI (what it settled, what it disputes) and
+the auditor (every settlement of a day, recomputed) share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from flexledger.chain.abi import decode_values
+from flexledger.chain.artifacts import load_artifact
+from flexledger.chain.bindings import ClearingCommitmentClient, OrderBookClient, SettlementClient
+from flexledger.chain.codegen import canonical_type, selector, signature
+from flexledger.chain.connection import ChainConnection
+from flexledger.errors import FlexledgerError
+
+from .commitment import AwardProof
+from .rules.lights import Direction
+from .rules.market import MarketParams, PricingRule
+from .rules.orders import Offer, Product
+from .rules.settlement import AwardIsp, AwardIspSettlement, net_consumption, settle_award_isp
+
+FINAL = (1).to_bytes(32, "big")  # Settlement.records' value once a settlement is final
+
+
+class SettlementDataError(FlexledgerError):
+    """A settling transaction whose inputs cannot be read back from the chain."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """``MeterOracle.Anchor``: an ISP's root as ``RootAnchored`` logged it."""
+
+    root: bytes
+    oracle: str
+    leaf_count: int
+    anchored_at: int
+
+    def as_tuple(self) -> tuple[bytes, str, int, int]:
+        return (self.root, self.oracle, self.leaf_count, self.anchored_at)
+
+
+@dataclass(frozen=True)
+class ReadingIn:
+    anchor: Anchor
+    sequence: int
+    import_wh: int
+    export_wh: int
+    proof: tuple[bytes, ...]
+
+    @property
+    def net_wh(self) -> int:
+        return net_consumption(self.import_wh, self.export_wh)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.anchor.as_tuple(), self.sequence, self.import_wh, self.export_wh, list(self.proof))
+
+
+@dataclass(frozen=True)
+class IspIn:
+    reading: ReadingIn
+    awards: tuple[AwardProof, ...]
+
+    @property
+    def isp_start(self) -> int:
+        return self.awards[0].isp_start if self.awards else 0
+
+
+@dataclass(frozen=True)
+class SettleIn:
+    """``Settlement.SettleIn`` with the offer's digest (the OrderBook's EIP-712 digest)."""
+
+    result_id: int
+    offer: Offer
+    digest: bytes
+    baseline_wh: tuple[int, ...]
+    salt: bytes  # COMMITTED: the commitment's salt
+    isps: tuple[IspIn, ...]
+    baseline_proofs: tuple[tuple[bytes, ...], ...] = ()  # ROLLING_AVERAGE: per ISP, the anchored value's proof
+
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any], book_separator: bytes) -> SettleIn:
+        result_id, offer_raw, baseline, salt, isps, baseline_proofs = raw
+        values: list[Any] = [bytes(v) if isinstance(v, bytes | bytearray) else int(v) for v in offer_raw]
+        offer = Offer(*values)
+        digest = offer.digest(book_separator)
+        out = []
+        for reading, awards in isps:
+            (root, oracle, count, at), sequence, imp, exp, proof = reading
+            r = ReadingIn(Anchor(bytes(root), to_checksum_address(oracle), int(count), int(at)), int(sequence), int(imp),
+                          int(exp), tuple(bytes(p) for p in proof))
+            out.append(IspIn(r, tuple(AwardProof(digest, int(c), int(q), int(t), int(w), int(lv), [bytes(p) for p in pr])
+                                      for c, q, t, w, lv, pr in awards)))
+        return cls(int(result_id), offer, digest, tuple(int(v) for v in baseline), bytes(salt), tuple(out),
+                   tuple(tuple(bytes(h) for h in proof) for proof in baseline_proofs))
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.result_id, self.offer.as_tuple(), list(self.baseline_wh), self.salt,
+                [(i.reading.as_tuple(), [a.as_tuple() for a in i.awards]) for i in self.isps],
+                [list(p) for p in self.baseline_proofs])
+
+
+@dataclass(frozen=True)
+class Line:
+    """``Settlement.Line``: one award in one ISP."""
+
+    request_id: int
+    isp_start: int
+    payment: int
+    claim: int
+    uncovered: int
+
+    @property
+    def penalty(self) -> int:
+        """The whole penalty: the part withheld from the payment and the part the bond is to cover."""
+        return self.payment - self.claim + self.uncovered
+
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.request_id, self.isp_start, self.payment, self.claim, self.uncovered)
+
+
+@dataclass(frozen=True)
+class Record:
+    """``Settlement.Record``: a settled offer, as its last ``OfferSettled`` event carries it."""
+
+    offer_digest: bytes
+    result_id: int
+    seller: str
+    settled_at: int
+    lines: tuple[Line, ...]
+
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any]) -> Record:
+        digest, result_id, seller, settled_at, lines = raw
+        return cls(bytes(digest), int(result_id), to_checksum_address(seller), int(settled_at),
+                   tuple(Line(*(int(x) for x in line)) for line in lines))
+
+    def as_tuple(self) -> tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]]:
+        return (self.offer_digest, self.result_id, self.seller, self.settled_at, [ln.as_tuple() for ln in self.lines])
+
+    @property
+    def key(self) -> tuple[int, bytes]:
+        return (self.result_id, self.offer_digest)
+
+
+@dataclass(frozen=True)
+class DisputeIn:
+    isp: int
+    sequence: int
+    import_wh: int
+    export_wh: int
+    signature: bytes
+
+    def as_tuple(self) -> tuple[int, int, int, int, bytes]:
+        return (self.isp, self.sequence, self.import_wh, self.export_wh, self.signature)
+
+
+@dataclass(frozen=True)
+class SettledEvent:
+    """One ``OfferSettled`` event: a settlement, or its correction by a dispute."""
+
+    record: Record
+    tx_hash: str
+    block_number: int
+    log_index: int
+
+
+def settled_events(settlement: SettlementClient, *, result_id: int | None = None,
+                   digest: bytes | None = None) -> list[SettledEvent]:
+    """Every ``OfferSettled`` event (of one result, of one offer), in chain order."""
+    topics: list[Any] = [None if digest is None else "0x" + digest.hex(),
+                         None if result_id is None else "0x" + result_id.to_bytes(32, "big").hex()]
+    events = settlement.events("OfferSettled", topics=topics)
+    out = [SettledEvent(Record.from_tuple(e.args["record"]), e.tx_hash, e.block_number, e.log_index) for e in events]
+    return sorted(out, key=lambda e: (e.block_number, e.log_index))
+
+
+def in_force(events: Iterable[SettledEvent]) -> dict[tuple[int, bytes], SettledEvent]:
+    """The record in force per (result, offer): the latest event (a dispute re-logs the record)."""
+    latest: dict[tuple[int, bytes], SettledEvent] = {}
+    for e in sorted(events, key=lambda e: (e.block_number, e.log_index)):
+        latest[e.record.key] = e
+    return latest
+
+
+# ------------------------------------------------------------------------------ calldata
+
+
+@dataclass(frozen=True)
+class SettlingCall:
+    """The inputs of one settlement in a transaction: the function called, the ``SettleIn``, and
+    for a dispute the record presented and the meter-signed reading."""
+
+    function: str
+    settle_in: SettleIn
+    record: Record | None = None
+    dispute: DisputeIn | None = None
+
+    @property
+    def unrevealed(self) -> bool:
+        return "Unrevealed" in self.function
+
+
+@cache
+def _settling_functions() -> dict[bytes, tuple[str, tuple[str, ...]]]:
+    """Selector -> (name, input types) of every Settlement function that takes a ``SettleIn`` (or
+    an array of them): read from the ABI so that functions added later (a batch) decode too."""
+    abi = load_artifact("Settlement").abi
+    settle = next(f for f in abi if f["type"] == "function" and f["name"] == "settle")
+    settle_type = canonical_type(settle["inputs"][0])
+    table = {}
+    for item in abi:
+        if item["type"] != "function":
+            continue
+        types = tuple(canonical_type(p) for p in item["inputs"])
+        if any(t.removesuffix("[]") == settle_type for t in types):
+            table[selector(signature(item))] = (item["name"], types)
+    return table
+
+
+def _settle_type() -> str:
+    return next(types[0] for name, types in _settling_functions().values() if name == "settle")
+
+
+def decode_settling_call(data: bytes, book_separator: bytes) -> list[SettlingCall]:
+    """The settlements a call to Settlement carries (empty when it calls no settling function)."""
+    found = _settling_functions().get(data[:4])
+    if found is None:
+        return []
+    name, types = found
+    values = decode_values(list(types), data[4:])
+    target = _settle_type()
+    calls: list[SettlingCall] = []
+    for typ, value in zip(types, values, strict=True):
+        if typ == target:
+            calls.append(SettlingCall(name, SettleIn.from_tuple(value, book_separator)))
+        elif typ == target + "[]":
+            calls += [SettlingCall(name, SettleIn.from_tuple(v, book_separator)) for v in value]
+    if name == "dispute":  # dispute(SettleIn, Record, DisputeIn)
+        record = Record.from_tuple(values[1])
+        isp, sequence, imp, exp, sig = values[2]
+        return [SettlingCall(name, calls[0].settle_in, record, DisputeIn(int(isp), int(sequence), int(imp), int(exp),
+                                                                          bytes(sig)))]
+    return calls
+
+
+def settling_calls(conn: ChainConnection, settlement_address: str, tx_hash: str,
+                   book_separator: bytes) -> list[SettlingCall]:
+    """The settlements transaction ``tx_hash`` carried in its calldata."""
+    tx = conn.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    to = tx.get("to")
+    if to is None or to_checksum_address(to) != to_checksum_address(settlement_address):
+        # a settlement sent through another contract (a wallet, a multicall) keeps its inputs in a
+        # trace, which a plain node does not serve: say so rather than guess
+        raise SettlementDataError(f"transaction {tx_hash} calls {to}, not Settlement: its inputs are not in its calldata",
+                                  hint="read them from a trace (debug_traceTransaction) of that transaction")
+    data = bytes(tx["input"])
+    return decode_settling_call(data, book_separator)
+
+
+def call_for(calls: Sequence[SettlingCall], key: tuple[int, bytes]) -> SettlingCall:
+    """The call among ``calls`` that settled the offer of ``key`` (result, offer digest)."""
+    for c in calls:
+        if (c.settle_in.result_id, c.settle_in.digest) == key:
+            return c
+    raise SettlementDataError(f"no input for offer 0x{key[1].hex()[:10]} of result {key[0]} in its transaction's calldata")
+
+
+# ----------------------------------------------------------------------------- recompute
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What settling needs of a request (``OrderBook.request``)."""
+
+    request_id: int
+    buyer: str
+    market: int
+    zone: int
+    direction: int
+    product: int
+    start: int
+    isps: int
+    power_w: int
+    max_price: int
+
+    @classmethod
+    def read(cls, book: OrderBookClient, request_id: int) -> RequestInfo:
+        buyer, market, zone, direction, product, _purpose, _status, start, isps, power, max_price, _kind = (
+            book.request(request_id))
+        return cls(request_id, to_checksum_address(buyer), int(market), int(zone), int(direction), int(product),
+                   int(start), int(isps), int(power), int(max_price))
+
+
+@dataclass(frozen=True)
+class AwardFigures:
+    """One award in one ISP, recomputed: its line and every figure behind it."""
+
+    offer_digest: bytes
+    power_w: int
+    figures: AwardIspSettlement
+    line: Line
+
+
+ClearedPrice = Callable[[int, int, int, int], int]  # (result, zone, direction, ISP start) -> price
+
+
+def cleared_price_of(clearing: ClearingCommitmentClient) -> ClearedPrice:
+    return lambda result, zone, direction, isp: int(clearing.clearing_price(result, zone, direction, isp))
+
+
+def recompute(s: SettleIn, net_wh: Sequence[int] | None, params: MarketParams,
+              request: Callable[[int], RequestInfo], cleared_price: ClearedPrice) -> list[AwardFigures]:
+    """The lines ``Settlement`` computes for ``s`` with each ISP's net consumption ``net_wh`` (the
+    anchored readings, or a dispute's corrections); ``None``: settled by default (nothing counts
+    as delivered, nothing is paid). Raises ``ValueError`` for inputs the contract would refuse."""
+    out = []
+    for i, isp in enumerate(s.isps):
+        index = (isp.isp_start - s.offer.start) // params.isp_seconds
+        if net_wh is not None and not 0 <= index < len(s.baseline_wh):
+            raise ValueError(f"ISP {isp.isp_start} has no baseline value")
+        baseline, measured = (0, 0) if net_wh is None else (s.baseline_wh[index], net_wh[i])
+        for a in isp.awards:
+            q = request(a.request_id)
+            price = s.offer.price
+            if params.pricing_rule is PricingRule.PAY_AS_CLEARED:
+                price = min(cleared_price(s.result_id, q.zone, q.direction, isp.isp_start), q.max_price)
+            figures = settle_award_isp(AwardIsp(a.power_w, price, q.max_price, Product(q.product),
+                                                Direction(s.offer.direction), baseline, measured, a.level_w), params, 0)
+            payment = 0 if net_wh is None else figures.payment  # a seller that never settled is paid nothing
+            from_payment = min(payment, figures.penalty)
+            line = Line(a.request_id, isp.isp_start, payment, payment - from_payment, figures.penalty - from_payment)
+            out.append(AwardFigures(s.digest, a.power_w, figures, line))
+    return out

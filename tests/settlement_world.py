@@ -1,0 +1,193 @@
+"""A market day ready to settle, shared by the settlement tests: roles, a market, a feeder with two
+batteries, one committed-baseline offer each, a DSO request, the day cleared, committed and final,
+the hour's meter readings signed, kept by the oracle and anchored.
+
+Asset A (5,000 W, baseline 1,500 Wh) delivers its 1,250 Wh in full by default; asset B (4,000 W,
+baseline 1,200 Wh) delivers nothing: a shortfall beyond the tolerance, penalised. With
+``standard``, B's offer names the ROLLING_AVERAGE method instead, and the oracle anchors its
+1,200 Wh as the meter's standard baseline of the hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlalchemy.engine import Engine
+
+from flexledger.book import SignedOffer, relay_offers
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    ClearingCommitmentClient,
+    GridZonesClient,
+    MarketRegistryClient,
+    MeterOracleClient,
+    OrderBookClient,
+    RoleRegistryClient,
+    SettlementClient,
+    SettlementTokenClient,
+)
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.commitment import day_state, post_result
+from flexledger.identity import keys
+from flexledger.identity.eip712 import read_domain
+from flexledger.identity.roles import Role
+from flexledger.market_day import MarketDay, load_market_day
+from flexledger.optimiser import clear
+from flexledger.oracle.anchoring import anchor_isp, proof_for
+from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
+from flexledger.oracle.ingest import ingest
+from flexledger.oracle.store import open_store, session
+from flexledger.oracle.verify import Verifier
+from flexledger.rules.baselines import baseline_commitment
+from flexledger.rules.lights import Direction
+from flexledger.rules.market import MarketParams
+from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
+from flexledger.settlement import (
+    Baseline,
+    SettledOffer,
+    StandardBaselines,
+    settle_input,
+    settle_offer,
+)
+from flexledger_edge.reading import MeterSigner, OracleDomain
+
+FOREVER = 2**64 - 1
+ISP = 900
+MAX_PRICE = 20_000
+BOND = 1_000_000
+
+
+@dataclass
+class SettlementWorld:
+    conn: ChainConnection
+    manifest: Manifest
+    params: MarketParams
+    market: int
+    day: int  # the market day's first second
+    hour: int  # the ISP the offers were awarded in
+    request_id: int
+    offers: list[Offer]
+    baselines: list[Baseline]
+    measured: list[int]
+    meters: list[LocalAccount]
+    owner: LocalAccount  # the assets' owner: the seller
+    owner_signer: Signer
+    dso: Signer  # the buyer
+    anyone: Signer
+    result_id: int
+    loaded: MarketDay
+    engine: Engine
+    verifier: Verifier
+    clearing: ClearingCommitmentClient
+    settlement: SettlementClient
+    token: SettlementTokenClient
+    book: OrderBookClient
+
+    @property
+    def digests(self) -> list[bytes]:
+        return [self.loaded.book.digests[o] for o in self.offers]
+
+    def keep_reading(self, index: int, sequence: int, import_wh: int, export_wh: int = 0) -> str:
+        """Meter ``index`` signs a reading of the hour and the oracle's store keeps it (late once the
+        hour is anchored); returns the store's verdict."""
+        oracle = self.manifest.address("MeterOracle")
+        signed = MeterSigner(self.meters[index].key, OracleDomain(self.conn.chain_id, oracle)).sign_new(
+            isp_start=self.hour, sequence=sequence, import_wh=import_wh, export_wh=export_wh)
+        with session(self.engine) as s:
+            return ingest(s, self.verifier, self.market, signed.to_json(), self.conn.latest_timestamp())
+
+    def settle_all(self, signer: Signer | None = None) -> list[SettledOffer]:
+        """Anyone settles each offer from public data and the revealed baseline."""
+        out = []
+        for offer, baseline, meter in zip(self.offers, self.baselines, self.meters, strict=True):
+            standard = StandardBaselines(lambda m, t: baseline_proof_for(self.engine, self.market, m, t),
+                                         self.params.isp_seconds)
+            s_in = settle_input(self.clearing, self.result_id, offer, self.loaded.book.digests[offer], baseline,
+                                meter.address, lambda m, t: proof_for(self.engine, m, t), standard=standard)
+            out.append(settle_offer(self.settlement, signer or self.anyone, s_in))
+        return out
+
+    def pass_time(self, seconds: int) -> None:
+        self.conn.set_next_block_timestamp(self.conn.latest_timestamp() + seconds)
+        self.conn.mine()
+
+
+def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+                *, measured: Sequence[int] = (250, 1_200), standard: bool = False) -> SettlementWorld:
+    tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
+    owner = keys.dev_accounts()[7]
+    meter_keys = [keys.new_account() for _ in range(2)]
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
+    grants = [(tso.address, Role.TSO), (dso.address, Role.DSO), (aggregator.address, Role.AGGREGATOR),
+              (owner.address, Role.PROSUMER), (operator.address, Role.CLEARING), (oracle_account.address, Role.ORACLE),
+              *((m.address, Role.METER) for m in meter_keys)]
+    roles.issue_credentials([a for a, _ in grants], [r.id for _, r in grants], [0] * len(grants),
+                            [FOREVER] * len(grants), [b"\x01" * 32] * len(grants))
+    params = MarketParams()
+    market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer).create_market(
+        params.as_tuple()).event("MarketCreated").args["marketId"]
+    grid = GridZonesClient(conn, manifest.address("GridZones"))
+    root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
+    perimeter = grid.add_zone(root, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]
+    feeder = grid.add_zone(perimeter, dso.address, 10**6, sender=dso).event("ZoneAdded").args["zoneId"]
+    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    ids = [e.args["assetId"] for e in assets.register_assets([m.address for m in meter_keys], [2, 2],
+                                                             sender=keys.signer(owner, conn)).events
+           if e.name == "AssetRegistered"]
+    assets.map_assets(ids, [feeder, feeder], [20_000, 20_000], [20_000, 20_000], sender=dso)
+
+    day = params.day_start(conn.latest_timestamp()) + 2 * 86_400
+    hour = day + 40 * ISP
+    book = OrderBookClient(conn, manifest.address("OrderBook"), signer=aggregator)
+    baselines = [Baseline([1_500], keccak(text="salt a")), Baseline([1_200], keccak(text="salt b"))]
+    methods = [BaselineMethod.COMMITTED, BaselineMethod.ROLLING_AVERAGE if standard else BaselineMethod.COMMITTED]
+    offers = [Offer(market, asset, 0, hour, 1, Direction.UP, power, price, Mode.DIVISIBLE, 0, method,
+                    baseline_commitment(asset, hour, b.net_wh, b.salt) if method is BaselineMethod.COMMITTED
+                    else bytes(32), day + 86_400, 1)
+              for asset, power, price, b, method in zip(ids, (5_000, 4_000), (10_000, 12_000), baselines, methods,
+                                                        strict=True)]
+    domain = read_domain(conn, book.address)
+    assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers]).accepted == 2
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    token.mint(dso.address, 10**12, sender=deployer)
+    token.approve(book.address, 2**256 - 1, sender=dso)
+    token.mint(owner.address, 10**9, sender=deployer)
+    owner_signer = keys.signer(owner, conn)
+    token.approve(book.address, 2**256 - 1, sender=owner_signer)
+    book.post_bond(owner.address, BOND, sender=owner_signer)
+    request_id = book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE).as_tuple(),
+                                   sender=dso).event("RequestPosted").args["requestId"]
+
+    # gate closure, clearing, commitment, the challenge window, finality
+    conn.set_next_block_timestamp(params.gate_closure(day) + 1)
+    conn.mine()
+    loaded = load_market_day(conn, manifest, market, day)
+    result = clear(loaded.clearing)
+    assert {a.power_w for a in result.awards} == {5_000, 4_000}
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    result_id, _gas, _chunks = post_result(clearing, operator, market, day, result.awards, loaded.book, ISP)
+    conn.set_next_block_timestamp(day_state(conn, manifest, market, day)[1] + 1)
+    conn.mine()
+    clearing.finalise(market, day, sender=anyone)
+
+    # the hour passes; the meters sign what they measured; the oracle keeps and anchors it
+    conn.set_next_block_timestamp(hour + ISP + 120)
+    conn.mine()
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_account)
+    engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
+    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
+    world = SettlementWorld(conn, manifest, params, market, day, hour, request_id, offers, baselines, list(measured),
+                            meter_keys, owner, owner_signer, dso, anyone, result_id, loaded, engine, verifier, clearing,
+                            SettlementClient(conn, manifest.address("Settlement")), token, book)
+    for k, net in enumerate(measured):
+        assert world.keep_reading(k, 1, net) == "stored"
+    assert anchor_isp(engine, oracle, market, hour) is not None
+    if standard:
+        assert anchor_baselines(engine, oracle, market, hour, values={meter_keys[1].address: baselines[1].net_wh[0]})
+    return world
