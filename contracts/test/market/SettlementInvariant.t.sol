@@ -6,8 +6,8 @@ import {Vm} from "../utils/Vm.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 
-/// Drives the settlement fixture's world at random: settles its committed sales (the inputs are
-/// encoded once, so a call stays cheap), disputes the two misread ones with what their meters
+/// Drives the settlement fixture's world at random: settles its committed sales, one at a time or
+/// in batches (the inputs are encoded once, so a call stays cheap), disputes the two misread ones with what their meters
 /// signed, finalises, withdraws, refunds, and moves the clock. It keeps the records it got and
 /// what each account withdrew, for the invariants.
 contract SettlementHandler {
@@ -57,6 +57,50 @@ contract SettlementHandler {
         try settlement.settle(s) returns (Settlement.Record memory r) {
             records[i] = abi.encode(r);
         } catch {}
+    }
+
+    /// Settles up to three sales not settled yet, from `seed` on, in one `settleMany` (one the
+    /// contract refuses reverts them all).
+    function settleMany(uint256 seed) external {
+        uint256[] memory picked = _pick(seed, Want.UNSETTLED);
+        Settlement.SettleIn[] memory batch = new Settlement.SettleIn[](picked.length);
+        for (uint256 k = 0; k < picked.length; ++k) {
+            batch[k] = abi.decode(inputs[picked[k]], (Settlement.SettleIn));
+        }
+        try settlement.settleMany(batch) returns (Settlement.Record[] memory rs) {
+            for (uint256 k = 0; k < picked.length; ++k) {
+                records[picked[k]] = abi.encode(rs[k]);
+            }
+        } catch {}
+    }
+
+    /// Finalises up to three settled sales not final yet, from `seed` on, in one `finaliseMany`.
+    function finaliseMany(uint256 seed) external {
+        uint256[] memory picked = _pick(seed, Want.PENDING);
+        Settlement.Record[] memory rs = new Settlement.Record[](picked.length);
+        for (uint256 k = 0; k < picked.length; ++k) {
+            rs[k] = abi.decode(records[picked[k]], (Settlement.Record));
+        }
+        try settlement.finaliseMany(rs) {
+            for (uint256 k = 0; k < picked.length; ++k) {
+                finalised[picked[k]] = true;
+            }
+        } catch {}
+    }
+
+    function _pick(uint256 seed, Want want) internal view returns (uint256[] memory picked) {
+        uint256 want3 = 1 + seed % 3;
+        uint256[] memory out = new uint256[](want3);
+        uint256 n;
+        for (uint256 k = 0; k < inputs.length && n < want3; ++k) {
+            uint256 i = (seed % inputs.length + k) % inputs.length;
+            bool settled = records[i].length != 0;
+            if (want == Want.UNSETTLED ? !settled : settled && !finalised[i]) out[n++] = i;
+        }
+        picked = new uint256[](n);
+        for (uint256 k = 0; k < n; ++k) {
+            picked[k] = out[k];
+        }
     }
 
     /// Finalises the first settled sale not final yet, from `seed` on (too early: it reverts).
@@ -192,13 +236,15 @@ contract SettlementInvariantTest is SettlementFixture {
 
     /// The handler's actions (not its set-up functions).
     function targetSelectors() public view returns (FuzzSelector[] memory t) {
-        bytes4[] memory actions = new bytes4[](6);
+        bytes4[] memory actions = new bytes4[](8);
         actions[0] = SettlementHandler.settle.selector;
         actions[1] = SettlementHandler.finalise.selector;
         actions[2] = SettlementHandler.dispute.selector;
         actions[3] = SettlementHandler.withdraw.selector;
         actions[4] = SettlementHandler.refund.selector;
         actions[5] = SettlementHandler.wait.selector;
+        actions[6] = SettlementHandler.settleMany.selector;
+        actions[7] = SettlementHandler.finaliseMany.selector;
         t = new FuzzSelector[](1);
         t[0] = FuzzSelector({addr: address(handler), selectors: actions});
     }
