@@ -34,6 +34,7 @@ from flexledger.chain.manifest import Manifest
 from .book import Book
 from .rules.market import MarketParams
 from .rules.orders import max_exposure
+from .rules.settlement import bond_draw
 from .settlement_records import Line, Record, RequestInfo
 
 Position = tuple[int, int]  # (block, log index): the chain's order of events
@@ -233,7 +234,7 @@ def _finalisations(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], 
             out.differences.append(f"{where}: {len(draws)} bond draws for {len(owed)} uncovered penalties")
         rules_drawn = 0
         for ln, e in zip(owed, draws, strict=False):
-            want = min(ln.uncovered, chain.bond_before(record.seller, _pos(e)))
+            want = bond_draw(ln.uncovered, chain.bond_before(record.seller, _pos(e)))
             got = int(e.args["amount"])
             if got != want:
                 out.differences.append(f"{where}: drew {got} from the bond for request {ln.request_id}, the rules "

@@ -22,12 +22,17 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
-from flexledger.chain.bindings import DIDRegistryClient, RoleRegistryClient
+from flexledger.chain.bindings import (
+    ClearingCommitmentClient,
+    DIDRegistryClient,
+    RoleRegistryClient,
+)
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import LocalNode
 from flexledger.chain.transactions import Signer
+from flexledger.commitment import award_proofs
 from flexledger.config import Settings
 from flexledger.identity import keys
 from flexledger.identity.credentials import (
@@ -42,10 +47,13 @@ from flexledger.identity.resolver import DIDResolver
 from flexledger.identity.roles import Role
 
 from .demo_assets import ASSETS, assets_step
+from .demo_bonds import bonds_step
 from .demo_clearing import clearing_step
+from .demo_delivery import Behaviour, plan_delivery
 from .demo_grid import grid_step
-from .demo_metering import metering_step
+from .demo_metering import MODBUS_METERS, metering_step
 from .demo_orders import orders_step
+from .demo_settlement import settlement_step
 
 DEMO_PROSUMERS = 12
 
@@ -99,15 +107,32 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         grid_info = {k: summary["grid"].pop(k) for k in ("feeders_of", "substation_of", "area", "day")}
         grid_info["market"] = summary["grid"]["market"]
         summary["orders"] = orders_step(conn, deployer, manifest, accounts, grid_info,
-                                        summary["assets"].pop("holdings"), console)
+                                        summary["assets"].pop("holdings"), summary["assets"]["meters"], console)
+        kept = summary["orders"].pop("kept")
         console.print(Rule("6. Clearing"))
         summary["clearing"] = clearing_step(conn, manifest, accounts["clearing operator"], grid_info["market"],
                                             grid_info["day"], console)
         console.print(Rule("7. Metering"))
+        meters = summary["assets"].pop("meters")
+        clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+        plan = plan_delivery(award_proofs(clearing, summary["clearing"]["result_id"]), kept,
+                             {asset for asset, _meter, _kind in meters[:MODBUS_METERS]})
+        console.print(f"the final result's awards are activation orders for {len(plan.deliveries)} offers: "
+                      f"{plan.count(Behaviour.FULL)} assets deliver in full ({plan.over_modbus} of them behind the "
+                      "SDM630 gateways, whose controllers aim 10 % above the award), "
+                      f"{plan.count(Behaviour.SHORT)} fall short (their prosumers override: 40 % arrives), "
+                      f"{plan.count(Behaviour.OVER)} over-delivers (150 %)")
+        summary["bonds"] = bonds_step(conn, manifest, deployer, accounts, grid_info["market"], plan, console)
         folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-metering-"))
         try:
-            summary["metering"] = metering_step(conn, manifest, accounts, summary["assets"].pop("meters"),
-                                                grid_info["market"], grid_info["day"], folder, settings, console)
+            metered = metering_step(conn, manifest, accounts, meters, grid_info["market"], grid_info["day"], folder,
+                                    settings, console, plan)
+            store, fault = metered.pop("store"), metered.pop("fault")
+            summary["metering"] = metered
+            console.print(Rule("8. Settlement"))
+            summary["settlement"] = settlement_step(conn, manifest, accounts, grid_info["market"], grid_info["day"],
+                                                    summary["clearing"]["result_id"], plan, store, fault, console)
+            store.dispose()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -147,7 +172,29 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"broker ({metered['modbus_readings']} of them read over Modbus TCP by the edge agent from "
                   f"{metered['modbus_meters']} SDM630 meters); the oracle kept {metered['stored']} and anchored "
                   f"{metered['roots']} Merkle roots in MeterOracle; a proof checked on chain: "
-                  f"{'valid' if metered['proof_verified'] else 'INVALID'}")
+                  f"{'valid' if metered['proof_verified'] else 'INVALID'}"
+                  + ("; one stored reading corrupted on purpose before anchoring (the dispute's fault)"
+                     if metered["fault_injected"] else ""))
+    settled = summary["settlement"]
+    table.add_row("settlement", f"{settled['offers']} awarded offers settled ({settled['lines']} award-ISP lines, "
+                  f"{settled['gas_per_line']:,} gas per line in batches) from revealed baselines and anchored "
+                  f"readings: {settled['full']} delivered in full, {settled['short']} fell short (penalised), "
+                  f"{settled['over']} over-delivered (paid for its award only); made final, refunded, every claim "
+                  f"withdrawn; the demo's own check of every line and balance: "
+                  f"{'OK' if settled['checked'] else 'FAILED'}")
+    dispute = settled["dispute"]
+    if dispute:
+        table.add_row("dispute", f"asset {dispute['asset']}'s owner showed the reading its meter signed: "
+                      f"{'upheld' if dispute['upheld'] else 'REFUSED'}, paid {dispute['paid_before'] / 100:,.2f} -> "
+                      f"{dispute['paid_after'] / 100:,.2f} EUR, penalty {dispute['penalty_before'] / 100:,.2f} -> "
+                      f"{dispute['penalty_after'] / 100:,.2f} EUR; {dispute['faults']} fault counted against the "
+                      "oracle (Settlement.faultsOf)")
+    table.add_row("money", ", ".join(f"{name} paid {cents / 100:,.2f}" for name, cents in settled["paid"].items())
+                  + f" EUR net of penalties; the {summary['bonds']['prosumers']} awarded prosumers received "
+                  f"{settled['prosumers'] / 100:,.2f} EUR; bond draws {settled['bond_draws'] / 100:,.2f} EUR "
+                  f"(of {summary['bonds']['posted'] / 100:,.2f} posted), debts {settled['debts'] / 100:,.2f} EUR")
+    table.add_row("settlement audit", f"the auditor's recomputation from public chain data: {settled['audit']}"
+                  + ("; its figures are the demo's own" if settled["audit_agrees"] else "; its figures DIFFER"))
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     return summary

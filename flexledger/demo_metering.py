@@ -2,6 +2,11 @@
 meters sign what they measured and publish it through the MQTT broker; the oracle verifies and keeps
 each reading, anchors each ISP's root in MeterOracle, and one reading's proof is checked on chain.
 
+The meters measure every ISP with an award (17:00-19:00): each household's own consumption
+(:mod:`flexledger.demo_households`) shifted by its asset's activation (:mod:`flexledger.demo_delivery`).
+One stored reading is deliberately corrupted before its ISP is anchored (an injected oracle fault,
+announced in the output) so that the settlement step can dispute it with the meter's signed original.
+
 Most meters are simulated in-process (signed as the edge agent signs). A few are SDM630 meters on
 Modbus TCP, simulated by pymodbus servers whose energy registers advance with a household profile;
 each of those has a gateway running the edge agent itself (its configuration file, Modbus driver,
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from flexledger.broker import BrokerError, LocalBroker
 from flexledger.chain.bindings import AssetRegistryClient, MeterOracleClient, RoleRegistryClient
@@ -38,18 +46,42 @@ from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.clock import AcceleratedClock
 from flexledger_edge.config import load_config
 from flexledger_edge.drivers.modbus_sim import Sdm630Model, SimulatedSdm630s
-from flexledger_edge.drivers.simulated import LoadProfile, SimulatedMeter
-from flexledger_edge.reading import MeterSigner, OracleDomain
+from flexledger_edge.drivers.simulated import LoadProfile
+from flexledger_edge.reading import MeterSigner, OracleDomain, SignedReading
 from flexledger_edge.topics import readings_topic
 
-PV = 1  # the demo's asset type code for PV
-ISPS = range(72, 76)  # 18:00-19:00, the TSO's request window
+from .demo_delivery import DeliveryPlan
+from .demo_households import PV, forecast_wh, profile
+
+ISPS = range(68, 76)  # 17:00-19:00: every ISP a request (and so an award) may cover
 MODBUS_METERS = 3
 SECONDS_PER_ISP = 0.5  # the Modbus gateways' accelerated time: short enough to hide behind the other meters' signing
 
 
-def _profile(asset: int, kind: int) -> LoadProfile:
-    return LoadProfile(base_load_w=400, pv_peak_w=3000 if kind == PV else 0, seed=asset)
+class ActivatedSdm630(Sdm630Model):
+    """An SDM630's household with its flexible device activated: the net power of each ISP is
+    the profile's plus the activation's (negative for an UP activation)."""
+
+    def __init__(self, profile: LoadProfile, isp_seconds: int, shift_w: Callable[[int], float], *, start: float,
+                 import_kwh: float, export_kwh: float) -> None:
+        super().__init__(profile, isp_seconds, start=start, import_kwh=import_kwh, export_kwh=export_kwh)
+        self._shift_w = shift_w
+
+    def net_power_w(self, at: float) -> float:
+        isp_start = int(at) - int(at) % self.isp_seconds
+        return super().net_power_w(at) + self._shift_w(isp_start)
+
+
+def corrupt_stored_reading(engine: Engine, meter: str, isp_start: int, add_wh: int) -> tuple[int, int]:
+    """FAULT INJECTION, for the demo's dispute: raise a kept reading's import in the oracle's store,
+    as a corrupted database would, before its ISP is anchored. The row keeps the meter's signature
+    of the true values. Returns (import before, import after)."""
+    with session(engine) as s:
+        row = s.scalars(select(StoredReading).where(StoredReading.meter == meter,
+                                                    StoredReading.isp_start == isp_start)).one()
+        before = row.import_wh
+        row.import_wh = before + add_wh
+    return before, before + add_wh
 
 
 class ModbusGateways:
@@ -62,14 +94,16 @@ class ModbusGateways:
     """
 
     def __init__(self, meters: list[tuple[int, LocalAccount, int]], *, day: int, chain_id: int, oracle: str,
-                 broker_url: str, folder: Path) -> None:
+                 broker_url: str, folder: Path, plan: DeliveryPlan) -> None:
         self.meters = meters
         # simulated time starts just under an ISP before the window's first boundary, so that an
         # agent whose thread starts late still takes that boundary as its first
         self.origin = day + ISPS[0] * 900 - 899
         self.clock: AcceleratedClock | None = None  # started once the gateways are built
-        models = [Sdm630Model(_profile(asset, kind), 900, start=self.origin, import_kwh=3_000.0 + asset % 997,
-                              export_kwh=float(asset % 89) if kind == PV else 0.0) for asset, _m, kind in meters]
+        models: list[Sdm630Model] = [
+            ActivatedSdm630(profile(asset, kind), 900, partial(plan.shift_w, asset), start=self.origin,
+                            import_kwh=3_000.0 + asset % 997, export_kwh=float(asset % 89) if kind == PV else 0.0)
+            for asset, _m, kind in meters]
         self.simulators = SimulatedSdm630s(models, self._now)
         self.chain_id, self.oracle, self.broker_url, self.folder = chain_id, oracle, broker_url, folder
         self.readings: list[int] = []
@@ -138,7 +172,7 @@ timeout_s = 2.0
 
 def metering_step(
     conn: ChainConnection, manifest: Manifest, accounts: dict[str, LocalAccount], meters: list[tuple[int, LocalAccount, int]],
-    market: int, day: int, folder: Path, settings: Settings, console: Console,
+    market: int, day: int, folder: Path, settings: Settings, console: Console, plan: DeliveryPlan,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     conn.set_next_block_timestamp(day + ISPS[-1] * 900 + 900 + 120)  # two minutes after the last ISP ends
@@ -166,7 +200,9 @@ def metering_step(
     publisher.loop_start()
     modbus, simulated = meters[:MODBUS_METERS], meters[MODBUS_METERS:]
     gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=url,
-                              folder=folder)
+                              folder=folder, plan=plan)
+    disputed = plan.deliveries[plan.disputed] if plan.disputed is not None else None
+    kept_original: SignedReading | None = None  # the disputed reading, as the prosumer's gateway keeps it
     sent = modbus_sent = 0
     try:
         gateways.start()
@@ -175,11 +211,14 @@ def metering_step(
                                      total=len(simulated) * len(ISPS))
             for asset, meter, kind in simulated:
                 signer = MeterSigner(meter.key, domain)
-                sim = SimulatedMeter(_profile(asset, kind), 900)
                 for n, q in enumerate(ISPS):
-                    imported, exported = sim.isp_energy_wh(day + q * 900)
-                    signed = signer.sign_new(isp_start=day + q * 900, sequence=n + 1, import_wh=int(imported),
-                                             export_wh=int(exported))
+                    t = day + q * 900
+                    # the household's net consumption, shifted by the activation; within an ISP a
+                    # household either imports or exports (its net power is constant there)
+                    net = forecast_wh(asset, kind, t) + plan.shift_wh(asset, t)
+                    signed = signer.sign_new(isp_start=t, sequence=n + 1, import_wh=max(net, 0), export_wh=max(-net, 0))
+                    if disputed is not None and disputed.kept.offer.asset == asset and t == plan.disputed_isp:
+                        kept_original = signed
                     while sent - sum(consumer.outcomes.values()) > 800:  # keep within what a broker queues
                         time.sleep(0.005)
                     publisher.publish(readings_topic(meter.address), signed.to_json(), qos=1)
@@ -197,6 +236,17 @@ def metering_step(
         consumer.stop()
         if broker is not None:
             broker.stop()
+    fault: dict[str, Any] = {}
+    if disputed is not None and kept_original is not None:
+        delivered_wh = abs(disputed.shift_wh(plan.disputed_isp, 900))
+        before, after = corrupt_stored_reading(engine, disputed.kept.meter, plan.disputed_isp, delivered_wh)
+        fault = {"meter": disputed.kept.meter, "isp_start": plan.disputed_isp, "import_wh": before, "stored": after,
+                 "signed": kept_original}
+        console.print(f"[bold red]FAULT INJECTED (demo):[/] the oracle's stored reading of meter "
+                      f"{disputed.kept.meter[:10]}… (asset {disputed.kept.offer.asset}) for "
+                      f"{iso(plan.disputed_isp)[11:16]} is altered before anchoring, as a corrupted database would: "
+                      f"import {before:,} Wh -> {after:,} Wh (its activation erased); the meter's signature of "
+                      f"the true values stays beside it, and the prosumer's gateway kept the signed reading")
     rounds = anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=900, grace=60)
     asset, meter, _kind = meters[0]
     proof = proof_for(engine, meter.address, day + ISPS[0] * 900)
@@ -222,4 +272,6 @@ def metering_step(
                   f"checked by MeterOracle.verifyReading: {'valid' if verified else 'INVALID'}")
     return {"meters": len(meters), "readings": sent, "stored": stored, "roots": len(rounds.anchored),
             "modbus_meters": len(modbus), "modbus_readings": modbus_sent, "modbus_stored": modbus_stored,
-            "proof_verified": bool(verified), "seconds": round(time.perf_counter() - started, 1)}
+            "proof_verified": bool(verified), "fault_injected": bool(fault), "seconds": round(time.perf_counter() - started, 1),
+            # for the settlement step: the oracle's store (its proofs) and the fault to dispute
+            "store": engine, "fault": fault}

@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from rich import box
 from rich.console import Console
 from rich.progress import Progress
@@ -32,27 +31,32 @@ from flexledger.rules.orders import (
     RequestParams,
     max_exposure,
 )
+from flexledger.settlement import Baseline
 from flexledger.times import iso
+
+from .demo_households import KeptOffer, forecast_baseline
 
 PEAK = range(68, 84)  # 17:00-21:00, the ISPs of the day the offers and requests are about
 REPLACED_SHARE = 20  # one prosumer in 20 sends a newer, cheaper offer for the same window
 
 
-def _offer(rng: random.Random, market: int, day: int, asset: int, power: int, nonce: int, expiry: int) -> Offer:
-    kind = rng.random()
+def _offer(rng: random.Random, market: int, day: int, asset: int, kind: int, power: int, nonce: int,
+           expiry: int) -> tuple[Offer, Baseline]:
+    kind_of_offer = rng.random()
     q = rng.choice(PEAK[:-4])
-    if kind < 0.6:  # a single ISP, any part of it
+    if kind_of_offer < 0.6:  # a single ISP, any part of it
         isps, mode, minimum = 1, Mode.DIVISIBLE, 0
-    elif kind < 0.8:  # a block of an hour, all or nothing
+    elif kind_of_offer < 0.8:  # a block of an hour, all or nothing
         isps, mode, minimum = 4, Mode.ALL_OR_NOTHING, power
     else:  # at least half of it, or nothing
         isps, mode, minimum = rng.choice((1, 2)), Mode.MIN_QUANTITY, power // 2
-    committed = rng.random() < 0.5
-    baseline = keccak(rng.randbytes(32)) if committed else bytes(32)
-    method = BaselineMethod.COMMITTED if committed else BaselineMethod.ROLLING_AVERAGE
+    # every offer commits to its seller's forecast of the meter: the standard ROLLING_AVERAGE needs
+    # ten similar days of the meter's history in the oracle, which the demo's new meters lack
+    start = day + q * 900
+    commitment, baseline = forecast_baseline(asset, kind, start, isps, rng)
     direction = Direction.UP if rng.random() < 0.85 else Direction.DOWN
-    return Offer(market, asset, 0, day + q * 900, isps, int(direction), power, rng.randrange(8_000, 25_000, 100), int(mode),
-                 minimum, int(method), baseline, expiry, nonce)
+    return Offer(market, asset, 0, start, isps, int(direction), power, rng.randrange(8_000, 25_000, 100), int(mode),
+                 minimum, int(BaselineMethod.COMMITTED), commitment, expiry, nonce), baseline
 
 
 def orders_step(
@@ -62,11 +66,16 @@ def orders_step(
     accounts: dict[str, LocalAccount],
     grid: dict[str, Any],
     holdings: list[tuple[int, LocalAccount, int, int]],
+    meters: list[tuple[int, LocalAccount, int]],
     console: Console,
 ) -> dict[str, Any]:
     """Every prosumer signs one offer for the demo day's evening peak (some a newer, cheaper one
     as well); three aggregators relay them; each DSO posts requests on its substations and the
-    TSO one in its area; the book is then read back from events and checked against its digest."""
+    TSO one in its area; the book is then read back from events and checked against its digest.
+
+    Each offer commits to its seller's baseline; the sellers keep the values and salts to reveal
+    at settlement (``kept`` in the result: each offer in force by digest, with the aggregator that
+    relayed it)."""
     rng = random.Random(23)
     started = time.perf_counter()
     market, day = grid["market"], grid["day"]
@@ -75,15 +84,19 @@ def orders_step(
     expiry = conn.latest_timestamp() + 2 * 86_400
 
     signed: list[SignedOffer] = []
+    baselines: dict[Offer, Baseline] = {}
+    kind_of = {asset: kind for asset, _meter, kind in meters}
+    meter_of = {asset: meter.address for asset, meter, _kind in meters}
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("prosumers sign their offers (EIP-712, in their own wallets)", total=len(holdings))
         for asset, owner, _zone, power in holdings:
-            offer = _offer(rng, market, day, asset, power, 1, expiry)
+            offer, baselines[offer] = _offer(rng, market, day, asset, kind_of[asset], power, 1, expiry)
             signed.append(SignedOffer(offer, offer.sign(owner, domain)))
             progress.advance(task)
         for k in rng.sample(range(len(holdings)), max(1, len(holdings) // REPLACED_SHARE)):
             asset, owner, _zone, _power = holdings[k]
             newer = replace(signed[k].offer, price=max(signed[k].offer.price - 2_000, 100), nonce=2)
+            baselines[newer] = baselines[signed[k].offer]  # the same window, the same forecast
             signed.append(SignedOffer(newer, newer.sign(owner, domain)))
         # two offers that must not enter the book: one above its asset's power, one signed by a stranger
         asset, owner, _zone, power = holdings[0]
@@ -129,6 +142,7 @@ def orders_step(
         token.approve(book.address, escrow, sender=buyer)
         request_gas += book.post_request(request.as_tuple(), sender=buyer).gas_used or 0
 
+    owner_of = {asset: owner for asset, owner, _zone, _power in holdings}
     state = read_book(book, market, day)
     zone_of = {asset: zone for asset, _owner, zone, _power in holdings}
     table = Table(title="requests, and what was offered below them at their price", box=box.SIMPLE_HEAD)
@@ -150,8 +164,12 @@ def orders_step(
                   f"({len(state.accepted) - len(state.offers)} replaced by newer ones), read from events and matching "
                   f"the contract's digest 0x{state.digest.hex()[:16]}…")
     escrowed = sum(i["escrow"] for i in state.requests.values())
+    relayer = {s.offer: f"aggregator {i // share + 1}" for i, s in enumerate(signed)}
+    kept = {state.digests[o]: KeptOffer(o, state.digests[o], baselines[o], owner_of[o.asset], meter_of[o.asset],
+                                        kind_of[o.asset], relayer[o]) for o in state.offers}
     return {"offers_signed": len(signed), "accepted": accepted, "skipped": len(skipped), "replaced": len(state.accepted) - len(state.offers),
             "offers_in_force": len(state.offers), "requests": len(state.requests), "escrow": escrowed,
             "gas_per_offer": round(offer_gas / len(signed)), "gas_per_request": round(request_gas / len(plans)),
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1),
+            "kept": kept}  # for the settlement: what each seller keeps of its offer in force
 

@@ -30,7 +30,23 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert cleared["result_id"] == 1 and cleared["audit"] == "MATCH"  # committed, final, matched by the auditor
     assert cleared["chain_welfare"] in (cleared["welfare"], cleared["welfare"] - 1)  # each stage rounds down on chain
     metered = summary["metering"]
-    assert metered["readings"] == metered["stored"] == 60 * 4 and metered["roots"] == 4 and metered["proof_verified"]
+    # every ISP with an award is metered: 17:00-19:00, eight ISPs
+    assert metered["readings"] == metered["stored"] == 60 * 8 and metered["roots"] == 8 and metered["proof_verified"]
     # a few meters are SDM630s on Modbus TCP, read by the edge agent itself: their readings arrive like the others
-    assert metered["modbus_meters"] == 3 and metered["modbus_readings"] == metered["modbus_stored"] == 3 * 4
+    assert metered["modbus_meters"] == 3 and metered["modbus_readings"] == metered["modbus_stored"] == 3 * 8
+    assert metered["fault_injected"]  # one stored reading corrupted before anchoring, for the dispute
+    settled = summary["settlement"]
+    assert settled["offers"] > 0 and settled["lines"] == cleared["awards"]  # every awarded offer, every award-ISP
+    # everyone delivered as planned: most in full, a few short (penalised), one over (paid for its award only)
+    assert settled["full"] + settled["short"] + settled["over"] == settled["offers"]
+    assert settled["short"] >= 2 and settled["over"] == 1 and settled["full"] > settled["short"]
+    dispute = settled["dispute"]
+    assert dispute["upheld"] and dispute["faults"] == 1
+    assert dispute["penalty_before"] > dispute["penalty_after"] == 0 and dispute["paid_after"] > dispute["paid_before"]
+    # the demo's own check (each line against the rules, each balance change against the records) and the auditor
+    assert settled["checked"] and not settled["problems"]
+    assert settled["audit"] == "MATCH" and not settled["audit_differences"] and settled["audit_agrees"]
+    assert settled["bond_draws"] > 0 and settled["debts"] == 0 and settled["prosumers"] == settled["claims"] > 0
+    assert set(settled["paid"]) == {"DSO north", "DSO south", "TSO"} and all(v > 0 for v in settled["paid"].values())
+    assert settled["claims"] + settled["refunds"] == orders["escrow"]  # escrows go to sellers or back to buyers
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

@@ -259,12 +259,17 @@ def penalty(penalised: int, price: int, penalty_factor_bps: int) -> int:
     return penalised * price * penalty_factor_bps // PENALTY_DIVISOR
 
 
+def bond_draw(uncovered: int, bond_available: int) -> int:
+    """What the seller's bond pays of a penalty its payment did not cover (the rest is a debt)."""
+    return min(uncovered, bond_available)
+
+
 def split_penalty(payment: int, penalty: int, bond_available: int) -> tuple[int, int, int, int]:
     """``(claim, from_payment, from_bond, debt)``: the penalty comes out of the payment first, then
     out of the bond; what the bond cannot cover is a debt, so the buyer never receives money that
     no one paid."""
     from_payment = min(payment, penalty)
-    from_bond = min(penalty - from_payment, bond_available)
+    from_bond = bond_draw(penalty - from_payment, bond_available)
     return payment - from_payment, from_payment, from_bond, penalty - from_payment - from_bond
 
 

@@ -1,0 +1,352 @@
+"""The demo's settlement step: the day ends (anvil time travel); anyone (here an aggregator)
+settles every awarded offer with its seller's revealed baseline, the awards' proofs and the
+meters' anchored readings; a prosumer disputes the reading the demo corrupted in the oracle's
+store, with the one its meter signed; the dispute window passes; every settlement is made final,
+the buyers' escrows refunded, and every claim withdrawn. The demo then checks every base unit
+itself (each line against the rules, each balance against the records) and runs the auditor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from rich import box
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from flexledger.audit_settlement import audit_settlement
+from flexledger.chain.bindings import (
+    ClearingCommitmentClient,
+    MarketRegistryClient,
+    OrderBookClient,
+    SettlementClient,
+    SettlementTokenClient,
+)
+from flexledger.chain.client import TxResult, wait_all
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
+from flexledger.commitment import award_proofs
+from flexledger.errors import FlexledgerError
+from flexledger.rules.market import DAY, MarketParams
+from flexledger.settlement import SettledOffer, finalise_offers, settle_input_from, settle_offers
+from flexledger.times import iso
+from flexledger_edge.reading import SignedReading
+
+from .demo_delivery import Behaviour, Delivery, DeliveryPlan
+from .demo_ledger import (
+    Moves,
+    RequestTerms,
+    anchored_net,
+    differences,
+    expected_lines,
+    expected_moves,
+    flows,
+    request_terms,
+)
+from .demo_proofs import ReadingProofs
+
+GAS_MONEY = hex(10**17)  # 0.1 ether of the development chain: a prosumer's gas for a dispute and a withdrawal
+BUYERS = ("DSO north", "DSO south", "TSO")
+WITHDRAW_GAS = 100_000  # withdraw measures about 40,000: a fixed limit spares an estimate per transaction
+
+
+@dataclass
+class _Settled:
+    delivery: Delivery
+    settle_in: tuple[Any, ...]
+    record: tuple[Any, ...]  # Settlement.Record in force (a dispute replaces it)
+    net: list[int]  # the net consumption the record counts per ISP: anchored, or as a dispute corrected it
+    gas: int
+
+
+def _record_of(tx: TxResult) -> tuple[Any, ...]:
+    digest, result_id, seller, settled_at, lines = tx.event("OfferSettled").args["record"]
+    return (bytes(digest), int(result_id), str(seller), int(settled_at), [tuple(int(x) for x in ln) for ln in lines])
+
+
+def _euros(cents: int) -> str:
+    return f"{cents / 100:,.2f}"
+
+
+def _day_requests(book: OrderBookClient, params: MarketParams, market: int, day: int) -> dict[int, RequestTerms]:
+    out = {}
+    for request_id in range(1, book.request_count() + 1):
+        q = book.request(request_id)
+        if int(q[1]) == market and params.day_start(int(q[7])) == day:
+            out[request_id] = request_terms(book, request_id)
+    return out
+
+
+def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[str, LocalAccount], market: int,
+                    day: int, result_id: int, plan: DeliveryPlan, store: Engine, fault: dict[str, Any],
+                    console: Console) -> dict[str, Any]:
+    started = time.perf_counter()
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    keeper = Signer(accounts["aggregator 1"], conn)  # anyone may settle, finalise and refund
+    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=keeper)
+    book = OrderBookClient(conn, manifest.address("OrderBook"))
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    conn.set_next_block_timestamp(day + DAY + 60)
+    conn.mine()
+    first_block = int(conn.w3.eth.block_number) + 1
+    console.print(f"time travel to {iso(day + DAY + 60)}: the day is over; its settlement window is open until "
+                  f"{iso(day + DAY + params.dispute_window_seconds)}")
+    requests = _day_requests(book, params, market, day)
+    buyers = {str(accounts[name].address): name for name in BUYERS}
+    watched = [*buyers, str(book.address), str(settlement.address)]  # balances read directly, besides the events
+    before = {a: token.balance_of(a) for a in watched}
+
+    settled = _settle_all(conn, manifest, settlement, keeper, result_id, plan, store, market, console)
+    lines = sum(len(s.record[4]) for s in settled.values())
+    gas = sum(s.gas for s in settled.values())
+    console.print(f"aggregator 1 settled {len(settled)} awarded offers ({lines} award-ISP lines) in batches "
+                  f"(Settlement.settleMany), from public data and the sellers' revealed baselines: "
+                  f"{gas // max(lines, 1):,} gas per line")
+    problems = [f"offer 0x{digest.hex()[:10]}: the contract's lines differ from the rules'"
+                for digest, s in settled.items() if not _as_rules_say(s, params, requests)]
+    shown = _representatives(plan, settled, params, requests)
+    dispute = _dispute(conn, settlement, plan, settled, fault, console) if plan.disputed in settled else {}
+    if dispute:
+        disputed = settled[plan.disputed]  # type: ignore[index]
+        shown.append(("corrected", disputed, *_figures(disputed, params, requests)))
+        if not _as_rules_say(disputed, params, requests):
+            problems.append("the disputed offer's corrected lines differ from the rules'")
+    console.print(_table(shown))
+    checked = _check_behaviours(settled, params, requests)
+    problems += checked.pop("problems")
+
+    ends = max([s.record[3] for s in settled.values()] + [day + DAY]) + params.dispute_window_seconds
+    conn.set_next_block_timestamp(ends + 1)
+    conn.mine()
+    order = sorted(settled)
+    records = [settled[d].record for d in order]
+    # the draws each finalisation will make depend on the bonds left: read the bonds of those who owe penalties
+    bonds = {str(r[2]): book.bond_of(str(r[2])) for r in records if any(ln[4] for ln in r[4])}
+    moves = expected_moves(records, requests, bonds, str(book.address))
+    refunds, withdrawn = _finalise_and_pay(conn, settlement, keeper, settled, order, requests, moves, accounts, buyers,
+                                           console)
+    finalised = settlement.events("SettlementFinalised", from_block=first_block)
+    claimed, drawn, debt = (sum(int(e.args[k]) for e in finalised) for k in ("claimed", "fromBond", "debt"))
+    console.print(f"time travel to {iso(ends + 1)}: the dispute windows are over; {len(finalised)} settlements made "
+                  f"final in batches (Settlement.finaliseMany): {_euros(claimed)} EUR credited to sellers, "
+                  f"{_euros(drawn)} EUR of penalties drawn from bonds for the buyers, {_euros(debt)} EUR owed beyond "
+                  f"them; {len(refunds)} requests refunded ({_euros(sum(refunds.values()))} EUR back to the buyers); "
+                  f"{withdrawn} parties withdrew their claims (the prosumers' gas: development-chain ether from "
+                  "anvil_setBalance)")
+
+    moved = flows((str(e.args["from"]), str(e.args["to"]), int(e.args["value"]))
+                  for e in token.events("Transfer", from_block=first_block))
+    drawn_from: dict[str, int] = defaultdict(int)
+    for e in book.events("BondDrawn", from_block=first_block):
+        drawn_from[str(e.args["seller"])] += int(e.args["amount"])
+    problems += differences(moves, moved, drawn_from)
+    after = {a: token.balance_of(a) for a in watched}
+    problems += [f"{a}: balance moved {after[a] - before[a]}, its Transfer events say {moved.get(a, 0)}"
+                 for a in watched if after[a] - before[a] != moved.get(a, 0)]
+    table, paid = _money_table(requests, buyers, refunds, before, after)
+    console.print(table)
+    console.print(f"the {len({r[2] for r in records})} awarded prosumers received {_euros(moves.claims)} EUR in "
+                  f"claims; {_euros(moves.drawn)} EUR of penalties came out of their bonds")
+    verdict = ("every line as the rules say, every balance change as the records say" if not problems
+               else "; ".join(problems[:3]))
+    console.print(f"the demo's own check of {lines} lines and {len(moved)} balance changes (the token's Transfer "
+                  f"events; {len(watched)} balances read too): [{'green' if not problems else 'red'}]{verdict}[/]")
+    audit = _audit(conn, manifest, market, day, moves, refunds, requests, buyers, console)
+    return {"offers": len(settled), "lines": lines, "gas_per_line": gas // max(lines, 1), **checked, **audit,
+            "dispute": dispute, "claims": claimed, "bond_draws": drawn, "debts": debt, "refunds": sum(refunds.values()),
+            "paid": paid, "prosumers": moves.claims, "checked": not problems, "problems": problems,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: SettlementClient, keeper: Signer,
+                result_id: int, plan: DeliveryPlan, store: Engine, market: int,
+                console: Console) -> dict[bytes, _Settled]:
+    """Every awarded offer settled with its seller's baseline, the awards' and the readings' proofs."""
+    awards = award_proofs(ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")), result_id)
+    proofs = ReadingProofs(store, market)
+    order = sorted(plan.deliveries)
+    inputs = [settle_input_from(result_id, d.kept.offer, digest, awards, d.kept.baseline, d.kept.meter, proofs)
+              for digest, d in ((g, plan.deliveries[g]) for g in order)]
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("aggregator 1 settles every awarded offer (anyone may)", total=len(inputs))
+        done = settle_offers(settlement, keeper, inputs, progress=lambda n: progress.advance(task, n))
+    for digest, s in zip(order, done, strict=True):
+        if s.record[0] != digest:  # the batches' records come back in the order of their inputs
+            raise FlexledgerError(f"the settlement of offer 0x{digest.hex()[:10]} came back as 0x{s.record[0].hex()[:10]}")
+    return {digest: _Settled(plan.deliveries[digest], s_in, s.record, anchored_net(s_in), s.gas_used)
+            for digest, s_in, s in zip(order, inputs, done, strict=True)}
+
+
+def _finalise_and_pay(conn: ChainConnection, settlement: SettlementClient, keeper: Signer,
+                      settled: dict[bytes, _Settled], order: list[bytes], requests: dict[int, RequestTerms],
+                      moves: Moves, accounts: dict[str, LocalAccount], buyers: dict[str, str],
+                      console: Console) -> tuple[dict[int, int], int]:
+    """Finality for every settlement, the buyers' refunds, and every claim withdrawn by its owner;
+    returns the refunds and how many parties withdrew."""
+    owners = {str(s.delivery.kept.owner.address): s.delivery.kept.owner for s in settled.values()}
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("settlements made final (anyone may)", total=len(order))
+        finalise_offers(settlement, keeper, [SettledOffer(settled[d].record, 0) for d in order],
+                        progress=lambda n: progress.advance(task, n))
+        refunds = {r: int(settlement.refund(r).event("Refunded").args["amount"]) for r in sorted(requests)}
+        # who may withdraw follows from the records: sellers their claims, buyers the penalties drawn for them
+        claimants = [(a, owners[a]) for a in sorted(owners) if moves.claimed_by.get(a)]
+        claimants += [(a, accounts[name]) for a, name in buyers.items() if moves.drawn_for.get(a)]
+        task = progress.add_task("sellers and buyers withdraw what they may", total=len(claimants))
+        pending: list[TxResult] = []
+        for address, account in claimants:
+            if address in owners:
+                conn.request("anvil_setBalance", [address, GAS_MONEY])
+            pending.append(settlement.withdraw(sender=Signer(account, conn), wait=False, gas=WITHDRAW_GAS))
+            progress.advance(task)
+        wait_all(conn, pending)
+    return refunds, len(claimants)
+
+
+def _as_rules_say(s: _Settled, params: MarketParams, requests: dict[int, RequestTerms]) -> bool:
+    lines: list[Any] = s.record[4]
+    return [line for line, _f in expected_lines(s.settle_in, s.net, params, requests)] == lines
+
+
+def _figures(s: _Settled, params: MarketParams, requests: dict[int, RequestTerms]) -> tuple[int, int, int, int]:
+    """(awarded W*s, delivered W*s, payment, penalty) of a settled offer, all its lines together."""
+    figures = [f for _line, f in expected_lines(s.settle_in, s.net, params, requests)]
+    return (sum(f.awarded_ws for f in figures), sum(f.delivered_ws for f in figures),
+            sum(ln[2] for ln in s.record[4]), sum(ln[2] - ln[3] + ln[4] for ln in s.record[4]))
+
+
+Row = tuple[str, _Settled, int, int, int, int]
+
+
+def _representatives(plan: DeliveryPlan, settled: dict[bytes, _Settled], params: MarketParams,
+                     requests: dict[int, RequestTerms]) -> list[Row]:
+    """A few settled offers to show: one of each behaviour, one read over Modbus, the disputed one."""
+    picks: list[tuple[str, bytes]] = []
+    by_asset = sorted(settled, key=lambda d: settled[d].delivery.kept.offer.asset)  # the same ones on every run
+    for behaviour in Behaviour:
+        found = next((d for d in by_asset if settled[d].delivery.behaviour is behaviour and d != plan.disputed
+                      and settled[d].delivery.kept.offer.asset not in plan.always_full), None)
+        if found is not None:
+            picks.append((behaviour.value, found))
+    modbus = next((d for d in by_asset if settled[d].delivery.kept.offer.asset in plan.always_full), None)
+    if modbus is not None:
+        picks.append(("full, Modbus", modbus))
+    if plan.disputed in settled:
+        picks.append(("disputed", plan.disputed))
+    return [(label, settled[d], *_figures(settled[d], params, requests)) for label, d in picks]
+
+
+def _table(rows: list[Row]) -> Table:
+    table = Table(title="a few settled offers: kWh and EUR over all their awards and ISPs (the disputed one as "
+                        "anchored, then as corrected)", box=box.SIMPLE_HEAD)
+    for column in ("offer", "asset", "UTC", "awarded", "delivered", "paid", "penalty"):
+        table.add_column(column, justify="left" if column in ("offer", "UTC") else "right", no_wrap=True)
+    for label, s, awarded, delivered, paid, penalty in rows:
+        isps = [awards[0][2] for _read, awards in s.settle_in[4]]
+        table.add_row(label, str(s.delivery.kept.offer.asset), f"{iso(isps[0])[11:16]}-{iso(isps[-1] + 900)[11:16]}",
+                      f"{awarded / 3.6e6:,.2f}", f"{delivered / 3.6e6:,.2f}", _euros(paid), _euros(penalty))
+    return table
+
+
+def _check_behaviours(settled: dict[bytes, _Settled], params: MarketParams,
+                      requests: dict[int, RequestTerms]) -> dict[str, Any]:
+    """Count what each offer did, as its settlement shows it: in full (nothing short beyond the
+    tolerance), short (some energy penalised: the penalty itself may round to nothing on a tiny
+    award), over (more delivered than awarded, nothing penalised)."""
+    counts = {b: 0 for b in Behaviour}
+    problems = []
+    for digest, s in settled.items():
+        figures = [f for _line, f in expected_lines(s.settle_in, s.net, params, requests)]
+        penalised = sum(f.penalised_ws for f in figures)
+        behaviour = s.delivery.behaviour
+        ok = {Behaviour.FULL: penalised == 0, Behaviour.SHORT: penalised > 0,
+              Behaviour.OVER: penalised == 0 and sum(f.delivered_ws for f in figures) > sum(f.awarded_ws for f in figures),
+              }[behaviour]
+        if ok:
+            counts[behaviour] += 1
+        else:
+            problems.append(f"offer 0x{digest.hex()[:10]} was to deliver {behaviour.value}, its settlement disagrees")
+    return {"full": counts[Behaviour.FULL], "short": counts[Behaviour.SHORT], "over": counts[Behaviour.OVER],
+            "problems": problems}
+
+
+def _dispute(conn: ChainConnection, settlement: SettlementClient, plan: DeliveryPlan, settled: dict[bytes, _Settled],
+             fault: dict[str, Any], console: Console) -> dict[str, Any]:
+    """The prosumer shows the reading its meter signed for the ISP whose stored value was corrupted."""
+    s = settled[plan.disputed]  # type: ignore[index]
+    signed: SignedReading = fault["signed"]
+    index = next(i for i, (_read, awards) in enumerate(s.settle_in[4]) if awards[0][2] == fault["isp_start"])
+    anchored = s.settle_in[4][index][0]
+    oracle = str(anchored[0][1])
+    faults_before = settlement.faults_of(oracle)
+    prosumer = Signer(s.delivery.kept.owner, conn)
+    conn.request("anvil_setBalance", [prosumer.address, GAS_MONEY])
+    r = signed.reading
+    before = s.record
+    tx = settlement.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature),
+                            sender=prosumer)
+    s.record = _record_of(tx)
+    s.net[index] = r.import_wh - r.export_wh
+    faults = settlement.faults_of(oracle) - faults_before
+    paid = (sum(ln[2] for ln in before[4]), sum(ln[2] for ln in s.record[4]))
+    penalty = (sum(ln[2] - ln[3] + ln[4] for ln in before[4]), sum(ln[2] - ln[3] + ln[4] for ln in s.record[4]))
+    console.print(f"the owner of asset {s.delivery.kept.offer.asset} disputes {iso(fault['isp_start'])[11:16]} with the "
+                  f"reading its meter signed ({r.import_wh:,} Wh in, {r.export_wh:,} Wh out; anchored: "
+                  f"{anchored[2]:,} in, {anchored[3]:,} out): upheld, paid {_euros(paid[0])} -> {_euros(paid[1])} EUR, "
+                  f"penalty {_euros(penalty[0])} -> {_euros(penalty[1])} EUR; the oracle {oracle[:10]}… that anchored "
+                  f"the root now has {settlement.faults_of(oracle)} fault(s) in Settlement.faultsOf "
+                  f"({tx.gas_used:,} gas)")
+    return {"upheld": s.record != before, "faults": faults, "asset": s.delivery.kept.offer.asset,
+            "paid_before": paid[0], "paid_after": paid[1], "penalty_before": penalty[0], "penalty_after": penalty[1]}
+
+
+def _money_table(requests: dict[int, RequestTerms], buyers: dict[str, str], refunds: dict[int, int],
+                 before: dict[str, int], after: dict[str, int]) -> tuple[Table, dict[str, int]]:
+    """Euros moved per buyer: its escrow, what came back (refund, penalties) and what it paid net."""
+    table = Table(title="euros moved by the settlement, per buyer", box=box.SIMPLE_HEAD)
+    for column in ("buyer", "escrow", "refunded", "penalties in", "net paid"):
+        table.add_column(column, justify="left" if column == "buyer" else "right", no_wrap=True)
+    paid: dict[str, int] = {}
+    for address, name in buyers.items():
+        escrow = sum(q.escrow for q in requests.values() if q.buyer == address)
+        refunded = sum(refunds[r] for r, q in requests.items() if q.buyer == address)
+        received = after[address] - before[address]  # refunds and penalties, once everything is withdrawn
+        paid[name] = escrow - received
+        table.add_row(name, _euros(escrow), _euros(refunded), _euros(received - refunded), _euros(escrow - received))
+    return table, paid
+
+
+def _audit(conn: ChainConnection, manifest: Manifest, market: int, day: int, moves: Moves, refunds: dict[int, int],
+           requests: dict[int, RequestTerms], buyers: dict[str, str], console: Console) -> dict[str, Any]:
+    """The auditor's verdict, from public chain data only (never the oracle's store or the demo's
+    notes), and whether its per-party figures are the demo's own."""
+    started = time.perf_counter()
+    audit = audit_settlement(conn, manifest, market, day)
+    ours: dict[str, tuple[int, ...]] = {
+        name: (sum(q.escrow for q in requests.values() if q.buyer == address),
+               sum(refunds[r] for r, q in requests.items() if q.buyer == address), moves.drawn_for.get(address, 0))
+        for address, name in buyers.items()}
+    theirs: dict[str, tuple[int, ...]] = {
+        name: (m.rules.escrowed, m.rules.refunded, m.rules.received) for address, name in buyers.items()
+        if (m := audit.parties.get(address)) is not None}
+    sellers = [m.rules for a, m in audit.parties.items() if a in moves.claimed_by]
+    ours["prosumers"] = (moves.claims, moves.drawn)
+    theirs["prosumers"] = (sum(m.received for m in sellers), sum(m.paid for m in sellers))
+    disagree = [f"the auditor's {name}: {theirs.get(name)}, the demo's: {mine}" for name, mine in ours.items()
+                if theirs.get(name) != mine]
+    verdict = "MATCH" if audit.matches else "DIFFERENCES: " + "; ".join(audit.differences[:3])
+    agreement = "are the demo's own" if not disagree else "differ: " + "; ".join(disagree)
+    console.print(f"auditor: recomputed the day's {audit.offers_settled} settlements ({audit.lines} lines, "
+                  f"{audit.disputes} dispute(s)) from calldata, events and proofs, and followed the money of "
+                  f"{len(audit.parties)} parties in {time.perf_counter() - started:.1f} s: "
+                  f"[{'green' if audit.matches else 'red'}]{verdict}[/]; its figures per buyer and for the "
+                  f"prosumers {agreement}")
+    return {"audit": "MATCH" if audit.matches else "DIFFERENCES", "audit_differences": audit.differences,
+            "audit_agrees": not disagree, "audit_parties": len(audit.parties)}
