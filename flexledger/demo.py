@@ -45,6 +45,7 @@ from flexledger.identity.did import did_for
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.resolver import DIDResolver
 from flexledger.identity.roles import Role
+from flexledger.times import iso
 
 from .demo_assets import ASSETS, assets_step
 from .demo_bonds import bonds_step
@@ -67,6 +68,7 @@ def demo_chain(settings: Settings, *, keep: bool, console: Console) -> Iterator[
     folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-")) if not keep else settings.data_dir / "demo"
     node = LocalNode(folder, port=settings.node_port, chain_id=settings.node_chain_id, persist=keep)
     node.stop()
+    (folder / "anvil-state.json").unlink(missing_ok=True)  # a demo starts empty, even after an earlier --keep
     info = node.start()
     console.print(f"local chain started at {info.rpc_url} (chain id {info.chain_id})")
     try:
@@ -87,6 +89,10 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
 
         console.print(Rule("1. Contracts"))
         manifest = deploy_all(conn, deployer)
+        if keep and not settings.rpc_url:  # so that the CLI can go on where the demo stops
+            kept_manifest = settings.data_dir / "demo" / "manifest.json"
+            manifest.save(kept_manifest)
+            summary["kept"] = {"rpc_url": conn.rpc_url, "manifest": str(kept_manifest)}
         table = Table("contract", "address", "gas")
         for name, c in manifest.contracts.items():
             table.add_row(name, c.address, f"{c.gas_used:,}")
@@ -197,6 +203,14 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   + ("; its figures are the demo's own" if settled["audit_agrees"] else "; its figures DIFFER"))
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
+    if "kept" in summary:
+        day = iso(grid_info["day"])[:10]
+        console.print(f"the demo chain keeps running; the CLI goes on from there with\n"
+                      f"  export FLEXLEDGER_RPC_URL={summary['kept']['rpc_url']} "
+                      f"FLEXLEDGER_MANIFEST={summary['kept']['manifest']}\n"
+                      f"  flexledger audit day {day}      # the demo day's clearing and settlement, re-checked",
+                      soft_wrap=True)
+        summary["kept"]["day"] = day
     return summary
 
 
