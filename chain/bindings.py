@@ -675,9 +675,49 @@ class MeterOracleClient(ContractClient):
         result: bytes = self._call("readingLeaf(address,uint64,uint64,uint64,uint64)", meter, isp_start, sequence, import_wh, export_wh, block=block)
         return result
 
+    def request_unstake(self, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``requestUnstake(uint32)`` (transaction)."""
+        return self._transact("requestUnstake(uint32)", market, sender=sender, wait=wait, gas=gas)
+
+    def required_stake(self, market: int, *, block: BlockId = "latest") -> int:
+        """``requiredStake(uint32)`` (view)."""
+        result: int = self._call("requiredStake(uint32)", market, block=block)
+        return result
+
     def role_registry(self, *, block: BlockId = "latest") -> str:
         """``roleRegistry()`` (view)."""
         result: str = self._call("roleRegistry()", block=block)
+        return result
+
+    def set_required_stake(self, market: int, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setRequiredStake(uint32,uint256)`` (transaction)."""
+        return self._transact("setRequiredStake(uint32,uint256)", market, amount, sender=sender, wait=wait, gas=gas)
+
+    def set_settlement(self, settlement_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setSettlement(address)`` (transaction)."""
+        return self._transact("setSettlement(address)", settlement_contract, sender=sender, wait=wait, gas=gas)
+
+    def settlement(self, *, block: BlockId = "latest") -> str:
+        """``settlement()`` (view)."""
+        result: str = self._call("settlement()", block=block)
+        return result
+
+    def slash(self, market: int, oracle_account: str, to: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``slash(uint32,address,address)`` (transaction)."""
+        return self._transact("slash(uint32,address,address)", market, oracle_account, to, sender=sender, wait=wait, gas=gas)
+
+    def stake(self, market: int, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``stake(uint32,uint128)`` (transaction)."""
+        return self._transact("stake(uint32,uint128)", market, amount, sender=sender, wait=wait, gas=gas)
+
+    def stake_of(self, market: int, oracle_account: str, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``stakeOf(uint32,address)`` (view)."""
+        result: tuple[int, int] = self._call("stakeOf(uint32,address)", market, oracle_account, block=block)
+        return result
+
+    def stake_token(self, *, block: BlockId = "latest") -> str:
+        """``stakeToken()`` (view)."""
+        result: str = self._call("stakeToken()", block=block)
         return result
 
     def verify_baseline(self, market: int, isp_start: int, meter: str, baseline_wh: int, proof: list[bytes], *, block: BlockId = "latest") -> bool:
@@ -689,6 +729,10 @@ class MeterOracleClient(ContractClient):
         """``verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes32[])`` (view)."""
         result: bool = self._call("verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes32[])", market, isp_start, anchor, meter, sequence, import_wh, export_wh, proof, block=block)
         return result
+
+    def withdraw_stake(self, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``withdrawStake(uint32)`` (transaction)."""
+        return self._transact("withdrawStake(uint32)", market, sender=sender, wait=wait, gas=gas)
 
 
 class OrderBookClient(ContractClient):

@@ -11,7 +11,7 @@ from typing import Any
 from eth_abi import encode
 
 from .artifacts import Artifact, load_artifact
-from .bindings import OrderBookClient
+from .bindings import MeterOracleClient, OrderBookClient
 from .client import TxResult, wait_for
 from .codegen import canonical_type
 from .compiler import BUILD_INFO
@@ -61,7 +61,7 @@ PLAN: tuple[Step, ...] = (
     Step("SettlementToken", lambda ctx: [ctx.addresses["MarketAuthority"]]),
     Step("OrderBook", lambda ctx: [ctx.addresses[name] for name in (
         "RoleRegistry", "MarketRegistry", "GridZones", "AssetRegistry", "SettlementToken")]),
-    Step("MeterOracle", lambda ctx: [ctx.addresses["RoleRegistry"], ctx.addresses["MarketRegistry"]]),
+    Step("MeterOracle", lambda ctx: [ctx.addresses[name] for name in ("RoleRegistry", "MarketRegistry", "SettlementToken")]),
     Step("ClearingCommitment", lambda ctx: [ctx.addresses[name] for name in (
         "RoleRegistry", "MarketRegistry", "OrderBook", "GridZones", "AssetRegistry")]),
     Step("Settlement", lambda ctx: [ctx.addresses[name] for name in (
@@ -130,11 +130,15 @@ def deploy_all(
 
 
 def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
-    """Name the settlement in the order book (it pays out escrows and draws bonds). Only the
-    market authority may; when another account is the authority, it does this itself."""
-    if "Settlement" not in ctx.addresses or "OrderBook" not in ctx.addresses or ctx.admin != signer.address:
+    """Name the settlement in the order book (it pays out escrows and draws bonds) and in the
+    meter oracle (it slashes oracles' stakes). Only the market authority may; when another account
+    is the authority, it does this itself."""
+    if "Settlement" not in ctx.addresses or ctx.admin != signer.address:
         return
-    OrderBookClient(conn, ctx.addresses["OrderBook"], signer=signer).set_settlement(ctx.addresses["Settlement"])
+    if "OrderBook" in ctx.addresses:
+        OrderBookClient(conn, ctx.addresses["OrderBook"], signer=signer).set_settlement(ctx.addresses["Settlement"])
+    if "MeterOracle" in ctx.addresses:
+        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_settlement(ctx.addresses["Settlement"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

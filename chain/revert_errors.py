@@ -1574,6 +1574,87 @@ class MeterOracleNotAligned(ContractCustomError):
         self.isp_seconds = values[1]
 
 
+class MeterOracleNotAuthority(ContractCustomError):
+    """``MeterOracleNotAuthority(address)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleNotAuthority"
+    SIGNATURE: ClassVar[str] = "MeterOracleNotAuthority(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("7bb3bd96")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class MeterOracleNotSettlement(ContractCustomError):
+    """``MeterOracleNotSettlement(address)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleNotSettlement"
+    SIGNATURE: ClassVar[str] = "MeterOracleNotSettlement(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ad68fba3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
+class MeterOracleSettlementAlreadySet(ContractCustomError):
+    """``MeterOracleSettlementAlreadySet(address)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleSettlementAlreadySet"
+    SIGNATURE: ClassVar[str] = "MeterOracleSettlementAlreadySet(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ee79f458")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("settlement",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    settlement: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.settlement = values[0]
+
+
+class MeterOracleStakeLocked(ContractCustomError):
+    """``MeterOracleStakeLocked(uint64)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleStakeLocked"
+    SIGNATURE: ClassVar[str] = "MeterOracleStakeLocked(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fab55404")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("unlocks_at",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    unlocks_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.unlocks_at = values[0]
+
+
+class MeterOracleStakeTooLow(ContractCustomError):
+    """``MeterOracleStakeTooLow(uint32,address,uint256,uint256)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleStakeTooLow"
+    SIGNATURE: ClassVar[str] = "MeterOracleStakeTooLow(uint32,address,uint256,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("14d46b02")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "oracle", "staked", "required")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address", "uint256", "uint256")
+    market: int
+    oracle: str
+    staked: int
+    required: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.oracle = values[1]
+        self.staked = values[2]
+        self.required = values[3]
+
+
 class OrderBookAfterGateClosure(ContractCustomError):
     """``OrderBookAfterGateClosure(uint64,uint64)``, declared in OrderBook."""
 
@@ -2241,7 +2322,7 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
 
 
 class SafeERC20FailedOperation(ContractCustomError):
-    """``SafeERC20FailedOperation(address)``, declared in OrderBook, Settlement."""
+    """``SafeERC20FailedOperation(address)``, declared in MeterOracle, OrderBook, Settlement."""
 
     NAME: ClassVar[str] = "SafeERC20FailedOperation"
     SIGNATURE: ClassVar[str] = "SafeERC20FailedOperation(address)"
@@ -2686,6 +2767,11 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MeterOracleEmptyRoot.SELECTOR: MeterOracleEmptyRoot,
     MeterOracleIspNotEnded.SELECTOR: MeterOracleIspNotEnded,
     MeterOracleNotAligned.SELECTOR: MeterOracleNotAligned,
+    MeterOracleNotAuthority.SELECTOR: MeterOracleNotAuthority,
+    MeterOracleNotSettlement.SELECTOR: MeterOracleNotSettlement,
+    MeterOracleSettlementAlreadySet.SELECTOR: MeterOracleSettlementAlreadySet,
+    MeterOracleStakeLocked.SELECTOR: MeterOracleStakeLocked,
+    MeterOracleStakeTooLow.SELECTOR: MeterOracleStakeTooLow,
     OrderBookAfterGateClosure.SELECTOR: OrderBookAfterGateClosure,
     OrderBookAssetInPortfolio.SELECTOR: OrderBookAssetInPortfolio,
     OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,

@@ -12,8 +12,10 @@ from eth_account.signers.local import LocalAccount
 from settlement_world import SettlementWorld, build_world
 from typer.testing import CliRunner, Result
 
+import flexledger.cli.oracle as oracle_cli
 import flexledger.cli.settlement as settlement_cli
 from flexledger.baseline_files import BaselineFile, BaselineFileError, new_baseline, save_baseline
+from flexledger.chain.bindings import MeterOracleClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
@@ -146,6 +148,43 @@ def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     whole = cli("audit", "day", iso(w.day)[:10], "--market", str(w.market))
     assert whole.exit_code == 0, whole.output
     assert whole.output.rstrip().endswith("MATCH") and "settlement: MATCH" in whole.output
+
+
+def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
+    conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path), tmp_path, monkeypatch)
+    oracle_account = dev_signers[5]  # the world's oracle, which anchored the hour
+    w.token.mint(oracle_account.address, 8_000, sender=deployer)
+    required = cli("oracle", "require-stake", "--market", str(w.market), "--amount", "5000", "--json")
+    assert required.exit_code == 0, required.output  # the CLI's dev key is the market authority here
+    monkeypatch.setattr(oracle_cli, "load_signer", lambda _conn, _key: oracle_account)
+    staked = cli("oracle", "stake", "--market", str(w.market), "--amount", "8000", "--json")
+    assert staked.exit_code == 0, staked.output
+    assert json.loads(staked.output) == {"market": w.market, "oracle": oracle_account.address, "staked": 8_000,
+                                         "required": 5_000}
+
+    keep_baselines(w)
+    assert cli("settle", *day_args(w)).exit_code == 0
+    assert w.keep_reading(1, 2, 700) == "late"  # meter B's signed correction
+    before = w.token.balance_of(deployer.address)
+    disputed = cli("dispute", "--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), "--json")
+    assert disputed.exit_code == 0, disputed.output
+    assert w.token.balance_of(deployer.address) - before == 5_000  # the disputer is paid the required stake
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"))
+    assert oracle.stake_of(w.market, oracle_account.address)[0] == 3_000
+
+    leaving = cli("oracle", "unstake", "--market", str(w.market), "--json")
+    assert leaving.exit_code == 0 and json.loads(leaving.output)["state"] == "leaving"
+    unlocks = json.loads(leaving.output)["unlocks_at"]
+    w.conn.set_next_block_timestamp(unlocks)
+    w.conn.mine()
+    gone = cli("oracle", "unstake", "--market", str(w.market), "--json")
+    assert gone.exit_code == 0 and json.loads(gone.output)["state"] == "withdrawn"
+    assert w.token.balance_of(oracle_account.address) == 3_000
+    audit = cli("audit", "settle", *day_args(w), "--json")  # the slash is the oracle's money, not the market's
+    assert audit.exit_code == 0 and json.loads(audit.output)["match"], audit.output
 
 
 def _records(w: SettlementWorld) -> list[list[object]]:

@@ -15,6 +15,7 @@ from flexledger.chain.bindings import (
     MarketRegistryClient,
     MeterOracleClient,
     RoleRegistryClient,
+    SettlementTokenClient,
 )
 from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
@@ -151,3 +152,76 @@ def oracle_baselines(
         console.print(f"{iso(int(str(a['ispStart'])))}: {a['meters']} meters' baselines anchored ({a['root']})")
     if not anchored:
         console.print("no meter has enough history (3 similar days before the ISP): nothing anchored")
+
+
+def _oracle(key: Path | None) -> tuple[MeterOracleClient, str]:
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    return MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer), signer.address
+
+
+@app.command("require-stake")
+def oracle_require_stake(
+    market: int = MarketOption,
+    amount: int = typer.Option(..., "--amount", help="Token base units each oracle must stake (0: none)."),
+    key: Path | None = typer.Option(None, "--key", help="Keystore of the market authority."),
+    json_: bool = JsonOption,
+) -> None:
+    """Set the stake a market requires of its oracles (the market authority only): below it an
+    oracle anchors no more there, and each reading shown anchored wrong costs it that amount, paid
+    to whoever proved it."""
+    oracle, _ = _oracle(key)
+    oracle.set_required_stake(market, amount)
+    if json_:
+        emit_json({"market": market, "required_stake": amount})
+    else:
+        console.print(f"market {market} requires a stake of {amount:,} base units of its oracles")
+
+
+@app.command("stake")
+def oracle_stake(
+    market: int = MarketOption,
+    amount: int = typer.Option(..., "--amount", help="Token base units to add to your stake."),
+    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle."),
+    json_: bool = JsonOption,
+) -> None:
+    """Add to your stake in a market (the tokens are approved and moved in)."""
+    oracle, who = _oracle(key)
+    token = SettlementTokenClient(oracle.conn, oracle.stake_token(), signer=oracle.signer)
+    token.approve(oracle.address, amount)
+    oracle.stake(market, amount)
+    staked, _unlocks = oracle.stake_of(market, who)
+    if json_:
+        emit_json({"market": market, "oracle": who, "staked": int(staked),
+                   "required": int(oracle.required_stake(market))})
+    else:
+        console.print(f"{who} stakes {int(staked):,} in market {market} (required: {int(oracle.required_stake(market)):,})")
+
+
+@app.command("unstake")
+def oracle_unstake(
+    market: int = MarketOption,
+    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle."),
+    json_: bool = JsonOption,
+) -> None:
+    """Take your stake out of a market: the first call stops your anchoring there and starts the
+    lock (a day, then two dispute windows: every dispute of what you anchored is over by then);
+    a call after the lock withdraws the stake."""
+    oracle, who = _oracle(key)
+    staked, unlocks = (int(v) for v in oracle.stake_of(market, who))
+    if unlocks == 0:
+        unlocks = int(oracle.request_unstake(market).event("StakeChanged").args["unlocksAt"])
+        verb = "leaving"
+    elif oracle.conn.latest_timestamp() >= unlocks:
+        oracle.withdraw_stake(market)
+        verb = "withdrawn"
+    else:
+        verb = "locked"
+    if json_:
+        emit_json({"market": market, "oracle": who, "stake": staked, "unlocks_at": unlocks, "state": verb})
+    elif verb == "withdrawn":
+        console.print(f"{staked:,} withdrawn from market {market}")
+    else:
+        console.print(f"{staked:,} {verb}: withdraw with `flexledger oracle unstake` after {iso(unlocks)}")

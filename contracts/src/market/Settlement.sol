@@ -33,7 +33,8 @@ import {AssetWords} from "../grid/AssetWords.sol";
  *
  * During the dispute window anyone may show a reading the meter signed (EIP-712, MeterOracle's
  * domain) for one of the settled ISPs whose energies differ from the anchored ones: the offer is
- * settled again with the meter's values, and the oracle that anchored the root is marked.
+ * settled again with the meter's values, and the oracle that anchored the root is marked (and
+ * slashed, where the market requires a stake).
  *
  * Only offers of a single asset are settled here; portfolio offers (one meter per member) are not yet.
  */
@@ -293,7 +294,8 @@ contract Settlement {
     /**
      * @notice During a settlement's dispute window, show a reading the asset's meter signed for
      * one of its ISPs whose energies differ from the anchored ones: the offer is settled again
-     * with the meter's values, and the oracle that anchored the root is marked.
+     * with the meter's values, and the oracle that anchored the root is marked (and, where the
+     * market requires a stake, slashed for the disputer: `MeterOracle.slash`).
      * @param s The settlement's inputs, as first presented.
      * @param record The settlement's record, as logged.
      * @param d The ISP disputed and the meter-signed reading.
@@ -328,9 +330,12 @@ contract Settlement {
         _lockExposure(record.seller, _uncovered(corrected.lines), _uncovered(record.lines));
         records[key] = keccak256(abi.encode(corrected));
         address anchoredBy = s.isps[d.isp].reading.anchor.oracle;
-        if (firstFault) ++faultsOf[anchoredBy]; // one wrong anchored reading, one fault
         emit ReadingDisputed(digest, anchoredBy, ispStart, msg.sender);
         emit OfferSettled(digest, s.resultId, corrected.seller, corrected);
+        if (firstFault) {
+            ++faultsOf[anchoredBy]; // one wrong anchored reading, one fault, one slash
+            oracle.slash(s.offer.market, anchoredBy, msg.sender);
+        }
     }
 
     /// @dev The net consumption the meter signed for the disputed ISP, if it differs from the anchor's.

@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
@@ -25,8 +27,16 @@ import {MarketRegistry} from "../market/MarketRegistry.sol";
  * market's ISP length, read from their registries. The anchor's fields travel in the
  * `RootAnchored` event; whoever uses them presents them again and has them proven against the
  * stored hash (`isAnchored`).
+ *
+ * A market may require its oracles to stake (`setRequiredStake`, by the market authority): an
+ * oracle then anchors only with at least that stake in the market, and each reading a meter's
+ * signature shows it anchored wrong (the Settlement's upheld dispute) costs it the required
+ * amount, paid to whoever proved it (`slash`). A stake leaves only after a lock that outlasts
+ * every dispute of what it anchored (`requestUnstake`, then `withdrawStake`).
  */
 contract MeterOracle is RoleGated, EIP712 {
+    using SafeERC20 for IERC20;
+
     /// @notice The role that may anchor roots: `keccak256("ORACLE")`.
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE");
 
@@ -38,8 +48,21 @@ contract MeterOracle is RoleGated, EIP712 {
         uint64 anchoredAt;
     }
 
+    /// @notice An oracle's stake in a market.
+    struct Stake {
+        uint128 amount;
+        uint64 unlocksAt; // 0 while staked; else when it may be withdrawn (it anchors no more)
+    }
+
     /// @notice The markets whose ISP length the anchors follow.
     MarketRegistry public immutable markets;
+    /// @notice The token stakes are held in (the settlement token).
+    IERC20 public immutable stakeToken;
+    /// @notice The Settlement, the only one that may slash (set once by the market authority).
+    address public settlement;
+    /// @notice The stake a market requires of its oracles (0: none, nothing slashed).
+    mapping(uint32 market => uint256) public requiredStake;
+    mapping(uint32 market => mapping(address oracle => Stake)) private _stakes;
 
     /// @dev Key: `uint256(market) << 64 | ispStart`; value: `keccak256(abi.encode(anchor))`, zero if none.
     mapping(uint256 key => bytes32) private _anchors;
@@ -55,6 +78,24 @@ contract MeterOracle is RoleGated, EIP712 {
     error MeterOracleEmptyRoot();
     /// @notice The ISP starting at `ispStart` of `market` already has an anchor; anchors are never replaced.
     error MeterOracleAlreadyAnchored(uint32 market, uint64 ispStart);
+
+    /// @notice `account` is not the market authority.
+    error MeterOracleNotAuthority(address account);
+    /// @notice The settlement is named once.
+    error MeterOracleSettlementAlreadySet(address settlement);
+    /// @notice Only the Settlement may slash.
+    error MeterOracleNotSettlement(address account);
+    /// @notice `oracle` holds `staked` in `market`, which requires `required` (or its stake is leaving).
+    error MeterOracleStakeTooLow(uint32 market, address oracle, uint256 staked, uint256 required);
+    /// @notice The stake is locked until `unlocksAt` (0: no unstaking was requested).
+    error MeterOracleStakeLocked(uint64 unlocksAt);
+
+    /// @notice The market authority set the stake `market` requires of its oracles.
+    event RequiredStakeSet(uint32 indexed market, uint256 amount);
+    /// @notice `oracle`'s stake in `market` is now `amount` (staked, or withdrawn: 0).
+    event StakeChanged(uint32 indexed market, address indexed oracle, uint256 amount, uint64 unlocksAt);
+    /// @notice `amount` of `oracle`'s stake in `market` went to `to`, who proved a reading it anchored wrong.
+    event OracleSlashed(uint32 indexed market, address indexed oracle, address indexed to, uint256 amount);
 
     /// @notice The standard baselines of the ISP starting at `ispStart` of `market` are already anchored.
     error MeterOracleBaselinesAnchored(uint32 market, uint64 ispStart);
@@ -78,11 +119,13 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /// @param registry The role registry whose ORACLE credentials may anchor.
     /// @param marketRegistry The markets whose ISPs are anchored.
-    constructor(IRoleRegistry registry, MarketRegistry marketRegistry)
+    /// @param token The token stakes are held in.
+    constructor(IRoleRegistry registry, MarketRegistry marketRegistry, IERC20 token)
         RoleGated(registry)
         EIP712("flexledger MeterOracle", "1")
     {
         markets = marketRegistry;
+        stakeToken = token;
     }
 
     /**
@@ -110,6 +153,7 @@ contract MeterOracle is RoleGated, EIP712 {
         uint64 endsAt = ispStart + ispSeconds;
         if (block.timestamp < endsAt) revert MeterOracleIspNotEnded(ispStart, endsAt);
         if (root == 0 || leafCount == 0) revert MeterOracleEmptyRoot();
+        _checkStake(market);
         uint256 key = _key(market, ispStart);
         if (_anchors[key] != 0) revert MeterOracleAlreadyAnchored(market, ispStart);
         uint64 anchoredAt = uint64(block.timestamp);
@@ -134,6 +178,7 @@ contract MeterOracle is RoleGated, EIP712 {
         uint32 ispSeconds = _ispSeconds(market);
         if (ispStart % ispSeconds != 0) revert MeterOracleNotAligned(ispStart, ispSeconds);
         if (root == 0 || leafCount == 0) revert MeterOracleEmptyRoot();
+        _checkStake(market);
         uint256 key = _key(market, ispStart);
         if (_baselineRoots[key] != 0) revert MeterOracleBaselinesAnchored(market, ispStart);
         _baselineRoots[key] = root;
@@ -268,6 +313,114 @@ contract MeterOracle is RoleGated, EIP712 {
             && MerkleProof.verifyCalldata(
             proof, anchor.root, readingLeaf(meter, ispStart, sequence, importWh, exportWh)
         );
+    }
+
+    // -------------------------------------------------------------------------------- stakes
+
+    /**
+     * @notice Name the Settlement, the only contract that may slash; once, by the market authority.
+     * @param settlementContract The Settlement.
+     */
+    function setSettlement(address settlementContract) external {
+        _onlyAuthority();
+        if (settlement != address(0)) revert MeterOracleSettlementAlreadySet(settlement);
+        settlement = settlementContract;
+    }
+
+    /**
+     * @notice Set the stake `market` requires of its oracles (0: none); by the market authority.
+     * Oracles below it anchor no more in that market until they top up.
+     * @param market The market.
+     * @param amount Token base units.
+     */
+    function setRequiredStake(uint32 market, uint256 amount) external {
+        _onlyAuthority();
+        markets.marketParams(market); // reverts for an unknown market
+        requiredStake[market] = amount;
+        emit RequiredStakeSet(market, amount);
+    }
+
+    /**
+     * @notice Add `amount` to the caller's stake in `market` (the caller approves the tokens first).
+     * @param market The market.
+     * @param amount Token base units.
+     */
+    function stake(uint32 market, uint128 amount) external {
+        Stake storage st = _stakes[market][msg.sender];
+        if (st.unlocksAt != 0) revert MeterOracleStakeLocked(st.unlocksAt);
+        st.amount += amount;
+        emit StakeChanged(market, msg.sender, st.amount, 0);
+        stakeToken.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice Start taking the caller's stake in `market` out: it anchors there no more, and the
+     * stake is withdrawable once every dispute of what it anchored is over (a day for the ISP's
+     * market day to end, then the settlement window and a dispute window).
+     * @param market The market.
+     */
+    function requestUnstake(uint32 market) external {
+        Stake storage st = _stakes[market][msg.sender];
+        if (st.unlocksAt != 0) revert MeterOracleStakeLocked(st.unlocksAt);
+        st.unlocksAt = uint64(block.timestamp + 1 days + 2 * uint256(markets.marketParams(market).disputeWindowSeconds));
+        emit StakeChanged(market, msg.sender, st.amount, st.unlocksAt);
+    }
+
+    /**
+     * @notice Withdraw the caller's stake in `market` after its lock.
+     * @param market The market.
+     */
+    function withdrawStake(uint32 market) external {
+        Stake storage st = _stakes[market][msg.sender];
+        if (st.unlocksAt == 0 || block.timestamp < st.unlocksAt) revert MeterOracleStakeLocked(st.unlocksAt);
+        uint256 amount = st.amount;
+        delete _stakes[market][msg.sender];
+        emit StakeChanged(market, msg.sender, 0, 0);
+        stakeToken.safeTransfer(msg.sender, amount);
+    }
+
+    /**
+     * @notice Take the market's required stake (or what is left of it) from `oracleAccount` and
+     * pay it to `to`, who proved a reading it anchored wrong; only the Settlement may.
+     * @param market The market.
+     * @param oracleAccount The oracle that anchored the wrong reading.
+     * @param to Who proved it.
+     * @return amount What was slashed (0 where the market requires no stake).
+     */
+    function slash(uint32 market, address oracleAccount, address to) external returns (uint256 amount) {
+        if (msg.sender != settlement) revert MeterOracleNotSettlement(msg.sender);
+        Stake storage st = _stakes[market][oracleAccount];
+        amount = requiredStake[market];
+        if (amount > st.amount) amount = st.amount;
+        if (amount == 0) return 0;
+        st.amount -= uint128(amount);
+        emit OracleSlashed(market, oracleAccount, to, amount);
+        stakeToken.safeTransfer(to, amount);
+    }
+
+    /**
+     * @notice An oracle's stake in a market.
+     * @param market The market.
+     * @param oracleAccount The oracle.
+     * @return The amount and, once unstaking was requested, when it unlocks.
+     */
+    function stakeOf(uint32 market, address oracleAccount) external view returns (Stake memory) {
+        return _stakes[market][oracleAccount];
+    }
+
+    /// @dev The caller may anchor in `market`: staked enough there, and not leaving (one cold slot
+    /// when the market requires no stake).
+    function _checkStake(uint32 market) private view {
+        uint256 required = requiredStake[market];
+        if (required == 0) return;
+        Stake storage st = _stakes[market][msg.sender];
+        if (st.amount < required || st.unlocksAt != 0) {
+            revert MeterOracleStakeTooLow(market, msg.sender, st.unlocksAt != 0 ? 0 : st.amount, required);
+        }
+    }
+
+    function _onlyAuthority() private view {
+        if (!markets.authority().hasRole(0x00, msg.sender)) revert MeterOracleNotAuthority(msg.sender);
     }
 
     /// @dev `markets.marketParams(market).ispSeconds` through a bare STATICCALL in the scratch space:

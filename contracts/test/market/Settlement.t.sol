@@ -1487,3 +1487,114 @@ contract SettlementStandardBaselineTest is SettlementTestBase {
         settlement.settle(s);
     }
 }
+
+/// A market that requires its oracles to stake: an upheld dispute slashes the oracle for the disputer.
+contract SettlementStakeTest is SettlementTestBase {
+    uint256 internal constant REQUIRED = 50_000;
+
+    function setUp() public override {
+        super.setUp(); // ORACLE1 anchored the fixture's readings before any stake was required
+        mint(ORACLE1, 80_000);
+        vm.prank(ORACLE1);
+        token.approve(address(oracle), type(uint256).max);
+        vm.expectEmit();
+        emit MeterOracle.RequiredStakeSet(market, REQUIRED);
+        vm.prank(ADMIN);
+        oracle.setRequiredStake(market, REQUIRED);
+        vm.prank(ORACLE1);
+        oracle.stake(market, 80_000);
+    }
+
+    function staked(address who) internal view returns (uint256) {
+        return oracle.stakeOf(market, who).amount;
+    }
+
+    function test_stake_slashedForWhoeverProvedTheReadingWrong() public {
+        Settlement.Record memory r = settleSale(S_DISP2); // two ISPs anchored wrong
+        Settlement.SettleIn memory s = settleIn(S_DISP2);
+        Settlement.DisputeIn memory d0 = disputeIn(S_DISP2, 0);
+        Settlement.DisputeIn memory d1 = disputeIn(S_DISP2, 1);
+        vm.expectEmit();
+        emit MeterOracle.OracleSlashed(market, ORACLE1, NOBODY, REQUIRED);
+        vm.prank(NOBODY);
+        Settlement.Record memory c = settlement.dispute(s, r, d0);
+        assertEq(token.balanceOf(NOBODY), REQUIRED, "the disputer is paid the required stake");
+        assertEq(staked(ORACLE1), 30_000, "taken from the oracle's stake");
+        vm.prank(NOBODY);
+        settlement.dispute(s, c, d1);
+        assertEq(token.balanceOf(NOBODY), REQUIRED + 30_000, "the second wrong reading: what was left");
+        assertEq(staked(ORACLE1), 0, "nothing left");
+        assertEq(settlement.faultsOf(ORACLE1), 2, "two faults");
+        assertEq(token.balanceOf(address(oracle)), 0, "the stakes moved, nothing else"); // (checkMoney: the market's tokens)
+
+        // below the requirement it anchors no more in this market, until it tops up
+        vm.warp(NOW0 + 3 hours);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleStakeTooLow.selector, market, ORACLE1, 0, REQUIRED));
+        vm.prank(ORACLE1);
+        oracle.anchorRoot(market, H9 + 4 * ISP, keccak256("root"), 1);
+        mint(ORACLE1, REQUIRED);
+        vm.startPrank(ORACLE1);
+        oracle.stake(market, uint128(REQUIRED));
+        oracle.anchorRoot(market, H9 + 4 * ISP, keccak256("root"), 1);
+        vm.stopPrank();
+    }
+
+    function test_stake_aMarketWithoutStakeSlashesNothing() public {
+        vm.prank(ADMIN);
+        oracle.setRequiredStake(market, 0);
+        Settlement.Record memory r = settleSale(S_DISP);
+        (Settlement.SettleIn memory s, Settlement.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
+        vm.prank(NOBODY);
+        settlement.dispute(s, r, d);
+        assertEq(settlement.faultsOf(ORACLE1), 1, "marked");
+        assertEq(staked(ORACLE1), 80_000, "not slashed");
+        assertEq(token.balanceOf(NOBODY), 0, "nothing paid");
+    }
+
+    function test_stake_leavesOnlyAfterEveryDisputeOfWhatItAnchored() public {
+        vm.prank(ORACLE1);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleStakeLocked.selector, 0));
+        oracle.withdrawStake(market);
+        uint64 unlocks = uint64(block.timestamp + 1 days + 2 * DISPUTE);
+        vm.expectEmit();
+        emit MeterOracle.StakeChanged(market, ORACLE1, 80_000, unlocks);
+        vm.prank(ORACLE1);
+        oracle.requestUnstake(market);
+        // leaving: it anchors no more, and its stake can still be slashed
+        vm.warp(NOW0 + 3 hours);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleStakeTooLow.selector, market, ORACLE1, 0, REQUIRED));
+        vm.prank(ORACLE1);
+        oracle.anchorRoot(market, H9 + 4 * ISP, keccak256("root"), 1);
+        Settlement.Record memory r = settleSale(S_DISP);
+        (Settlement.SettleIn memory s, Settlement.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
+        vm.prank(NOBODY);
+        settlement.dispute(s, r, d);
+        assertEq(staked(ORACLE1), 30_000, "slashed while leaving");
+        assertEq(token.balanceOf(NOBODY), REQUIRED, "the disputer paid");
+        vm.warp(unlocks - 1);
+        vm.prank(ORACLE1);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleStakeLocked.selector, unlocks));
+        oracle.withdrawStake(market);
+        vm.warp(unlocks);
+        uint256 before = token.balanceOf(ORACLE1);
+        vm.prank(ORACLE1);
+        oracle.withdrawStake(market);
+        assertEq(token.balanceOf(ORACLE1) - before, 30_000, "the rest withdrawn");
+        assertEq(staked(ORACLE1), 0, "gone");
+    }
+
+    function test_stake_whoMayDoWhat() public {
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotSettlement.selector, NOBODY));
+        vm.prank(NOBODY);
+        oracle.slash(market, ORACLE1, NOBODY);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotAuthority.selector, NOBODY));
+        vm.prank(NOBODY);
+        oracle.setRequiredStake(market, 1);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotAuthority.selector, NOBODY));
+        vm.prank(NOBODY);
+        oracle.setSettlement(NOBODY);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleSettlementAlreadySet.selector, address(settlement)));
+        vm.prank(ADMIN);
+        oracle.setSettlement(NOBODY);
+    }
+}

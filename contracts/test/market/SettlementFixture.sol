@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {ClearingFixture} from "./ClearingFixture.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
@@ -179,11 +180,13 @@ abstract contract SettlementFixture is ClearingFixture {
 
     function setUp() public virtual override {
         super.setUp(); // buildBook below, then the clock at the gate closure + 1
-        oracle = new MeterOracle(roles, markets);
+        oracle = new MeterOracle(roles, markets, IERC20(address(token)));
         grant(ORACLE1, ORACLE_ROLE);
         settlement = new Settlement(markets, book, clearing, oracle, assets);
-        vm.prank(ADMIN);
+        vm.startPrank(ADMIN);
         book.setSettlement(address(settlement));
+        oracle.setSettlement(address(settlement));
+        vm.stopPrank();
         commitResult(market);
         commitResult(market3);
         vm.warp(DAY0 + 2); // the challenge windows (an hour from the gate closure + 1) are over

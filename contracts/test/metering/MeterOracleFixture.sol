@@ -6,6 +6,7 @@ import {MarketAuthority} from "../../src/access/MarketAuthority.sol";
 import {RoleRegistry} from "../../src/access/RoleRegistry.sol";
 import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 /// The deployed stack in deploy order (MarketAuthority, RoleRegistry, MarketRegistry, MeterOracle),
 /// two oracles, one market (15-minute ISPs, days at 00:00 UTC), the clock at the market day's start.
@@ -42,7 +43,7 @@ abstract contract MeterOracleFixture is TestBase {
         auth = new MarketAuthority(1 days, ADMIN);
         roles = new RoleRegistry(auth);
         markets = new MarketRegistry(auth);
-        oracle = new MeterOracle(roles, markets);
+        oracle = new MeterOracle(roles, markets, IERC20(address(0))); // stakes: tested in the settlement world
         grant(ORACLE1, ORACLE_ROLE);
         grant(ORACLE2, ORACLE_ROLE);
         vm.prank(ADMIN);
