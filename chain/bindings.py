@@ -660,6 +660,11 @@ class MeterOracleClient(ContractClient):
         result: bool = self._call("isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))", market, isp_start, anchor, block=block)
         return result
 
+    def is_signed_reading(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, signature: bytes, *, block: BlockId = "latest") -> bool:
+        """``isSignedReading(address,uint64,uint64,uint64,uint64,bytes)`` (view)."""
+        result: bool = self._call("isSignedReading(address,uint64,uint64,uint64,uint64,bytes)", meter, isp_start, sequence, import_wh, export_wh, signature, block=block)
+        return result
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)

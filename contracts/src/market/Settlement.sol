@@ -3,7 +3,6 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {MarketRegistry} from "./MarketRegistry.sol";
 import {OrderBook} from "./OrderBook.sol";
@@ -343,9 +342,8 @@ contract Settlement {
         if (d.isp >= s.isps.length) revert SettlementBadDispute("no such ISP");
         ReadingIn calldata r = s.isps[d.isp].reading;
         address meter = _meter(s.offer.asset);
-        bytes32 signed = oracle.readingDigest(meter, s.isps[d.isp].awards[0].ispStart, d.sequence, d.importWh, d.exportWh);
-        (address signer,,) = ECDSA.tryRecover(signed, d.signature);
-        if (signer != meter) revert SettlementBadDispute("not signed by the asset's meter");
+        bool signed = oracle.isSignedReading(meter, s.isps[d.isp].awards[0].ispStart, d.sequence, d.importWh, d.exportWh, d.signature);
+        if (!signed) revert SettlementBadDispute("not signed by the asset's meter");
         if (d.importWh == r.importWh && d.exportWh == r.exportWh) revert SettlementBadDispute("agrees with the anchor");
         return _net(d.importWh, d.exportWh);
     }

@@ -5,6 +5,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
 import {MarketRegistry} from "../market/MarketRegistry.sol";
@@ -245,6 +246,29 @@ contract MeterOracle is RoleGated, EIP712 {
         returns (bytes32)
     {
         return _hashTypedDataV4(keccak256(abi.encode(READING_TYPEHASH, meter, ispStart, sequence, importWh, exportWh)));
+    }
+
+    /**
+     * @notice Whether `meter` signed this reading (`readingDigest`, ECDSA or ERC-1271 as OpenZeppelin's
+     * SignatureChecker checks it): what a dispute shows against an anchored reading.
+     * @param meter The meter.
+     * @param ispStart The ISP's start.
+     * @param sequence The meter's reading counter.
+     * @param importWh Energy imported during the ISP (Wh).
+     * @param exportWh Energy exported during the ISP (Wh).
+     * @param signature The meter's signature.
+     * @return True when the signature is the meter's over that reading.
+     */
+    function isSignedReading(
+        address meter,
+        uint64 ispStart,
+        uint64 sequence,
+        uint64 importWh,
+        uint64 exportWh,
+        bytes calldata signature
+    ) external view returns (bool) {
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(READING_TYPEHASH, meter, ispStart, sequence, importWh, exportWh)));
+        return SignatureChecker.isValidSignatureNow(meter, digest, signature);
     }
 
     /**
