@@ -8,7 +8,8 @@ against the chunks' ``awardsRoot``, none left out), its readings are the meter's
 (OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged), its baseline is
 the one committed (or, for the standard method, the oracle's value proven against the root
 ``BaselinesAnchored`` logged), a dispute's reading is signed by the asset's meter (recovered
-with eth-account). The lines are recomputed with ``flexledger.rules.settlement`` and compared with
+with eth-account) and the oracle that anchored the wrong one paid the disputer what the market's
+stake rule says. The lines are recomputed with ``flexledger.rules.settlement`` and compared with
 every record logged, then the money is followed (``flexledger.audit_money``): finalisations,
 bond draws, debts, refunds, withdrawals, and the token's Transfer events.
 
@@ -30,6 +31,7 @@ from flexledger.chain.bindings import (
     SettlementClient,
 )
 from flexledger.chain.connection import ChainConnection
+from flexledger.chain.events import DecodedEvent
 from flexledger.chain.manifest import Manifest
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import Eip712Domain, TypedDataError, read_domain
@@ -105,6 +107,8 @@ class _Day:
     assets: AssetRegistryClient
     request: Callable[[int], RequestInfo]
     cleared_price: Callable[[int, int, int, int], int]
+    oracle: MeterOracleClient | None = None
+    slashes: dict[str, list[DecodedEvent]] = field(default_factory=dict)  # tx -> OracleSlashed of the market
     meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
 
     def asset(self, asset_id: int) -> tuple[str, str]:
@@ -138,10 +142,14 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
             cache[request_id] = RequestInfo.read(orders, request_id)
         return cache[request_id]
 
+    slashes: dict[str, list[DecodedEvent]] = defaultdict(list)
+    for e in oracle.events("OracleSlashed", topics=["0x" + market.to_bytes(32, "big").hex()]):
+        slashes[e.tx_hash].append(e)
     return _Day(conn, manifest, market, day_start, params, result_id, read_book(orders, market, day_start),
                 read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
                 roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
-                AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing))
+                AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing),
+                oracle, dict(slashes))
 
 
 def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> SettlementAudit:
@@ -215,6 +223,8 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
             if problem:
                 out.append(f"{where}: dispute in {event.tx_hash}: {problem}")
             elif d.isp < len(s.isps):
+                first = s.isps[d.isp].isp_start not in corrections  # one wrong reading, one fault, one slash
+                out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, first)]
                 corrections[s.isps[d.isp].isp_start] = d.import_wh - d.export_wh
             if previous is not None and call.record != previous:
                 out.append(f"{where}: the dispute in {event.tx_hash} presented a record other than the one in force")
@@ -307,6 +317,27 @@ def _check_reading(day: _Day, s: SettleIn, isp_start: int, r: ReadingIn) -> list
     if not verify_reading_proof(r.anchor.root, LEAF_ENCODING, values, r.proof):
         return [f"the reading of {iso(isp_start)} ({r.import_wh} Wh in, {r.export_wh} Wh out) is not the meter's "
                 "reading in the anchored root"]
+    return []
+
+
+def _check_slash(day: _Day, call: SettlingCall, event: SettledEvent, first: bool) -> list[str]:
+    """The oracle that anchored the disputed reading paid the disputer what the market's stake
+    rule says (the required stake, or what was left of its stake; nothing without a stake or for
+    an ISP already corrected), read from the chain's state just before the dispute's block."""
+    assert call.dispute is not None and day.oracle is not None
+    anchored_by = call.settle_in.isps[call.dispute.isp].reading.anchor.oracle
+    got = [(str(e.args["to"]), int(e.args["amount"])) for e in day.slashes.get(event.tx_hash, [])
+           if str(e.args["oracle"]).lower() == anchored_by.lower()]
+    want = 0
+    if first:
+        before = event.block_number - 1
+        required = int(day.oracle.required_stake(day.market, block=before))
+        staked = int(day.oracle.stake_of(day.market, anchored_by, block=before)[0])
+        want = min(required, staked)
+    disputer = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
+    expected = [(disputer, want)] if want else []
+    if [(to.lower(), n) for to, n in got] != [(to.lower(), n) for to, n in expected]:
+        return [f"oracle {anchored_by} was slashed {got or 'nothing'}, the stake rule says {expected or 'nothing'}"]
     return []
 
 

@@ -183,8 +183,11 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     gone = cli("oracle", "unstake", "--market", str(w.market), "--json")
     assert gone.exit_code == 0 and json.loads(gone.output)["state"] == "withdrawn"
     assert w.token.balance_of(oracle_account.address) == 3_000
-    audit = cli("audit", "settle", *day_args(w), "--json")  # the slash is the oracle's money, not the market's
+    audit = cli("audit", "settle", *day_args(w), "--json")  # the auditor checks the slash against the stake rule
     assert audit.exit_code == 0 and json.loads(audit.output)["match"], audit.output
+    monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 6_000)  # a rule the slash broke
+    wrong = cli("audit", "settle", *day_args(w), "--json")
+    assert wrong.exit_code == 1 and any("slashed" in d for d in json.loads(wrong.output)["differences"])
 
 
 def _records(w: SettlementWorld) -> list[list[object]]:
