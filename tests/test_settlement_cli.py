@@ -139,6 +139,8 @@ def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     buyer = cli("claim", *day_args(w), as_=w.dso.account)
     assert buyer.exit_code == 0, buyer.output
     assert "refunded: request" in buyer.output and "withdrawn:" in buyer.output
+    again = cli("claim", *day_args(w), as_=w.dso.account)  # everything claimed: said so, not "settle first"
+    assert isinstance(again.exception, ClaimNotDueError) and "settlements are final" in again.exception.message
 
     audit = cli("audit", "settle", *day_args(w), "--json")
     assert audit.exit_code == 0, audit.output

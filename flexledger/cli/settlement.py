@@ -171,6 +171,7 @@ def claim_command(
         refunded, not_due = refund_requests(ctx, signer, signer.address)
         out["refunded"] = [{"request": q, "amount": a} for q, a in refunded]
         out["refunds_waiting"] = [{"request": q, "reason": why} for q, why in not_due]
+        out["settled"] = len(ctx.records())
     settlement = SettlementClient(conn, manifest.address("Settlement"))
     out["withdrawn"] = withdraw_claims(settlement, signer)
     if not (out["finalised"] or out["refunded"] or out["withdrawn"]):
@@ -204,8 +205,12 @@ def _nothing_yet(out: dict[str, Any], day: str | None) -> tuple[str, str]:
         return (f"nothing to claim yet: request {first['request']} cannot be refunded: {first['reason']}",
                 "claim again once the day's settlements are final and its settlement window has closed")
     where = f" for {day}" if day else ""
-    return (f"nothing to claim{where} for {out['account']}: no settlement to make final, no refund due, "
-            "nothing to withdraw", "settle the day first (`flexledger settle --day D`), or check the account (--key)")
+    nothing = (f"nothing to claim{where} for {out['account']}: no settlement to make final, no refund due, "
+               "nothing to withdraw")
+    if out.get("settled"):
+        return (nothing + f" (the day's {out['settled']} settlements are final)",
+                "what was due was claimed already; check the account (--key) if you expected more")
+    return nothing, "settle the day first (`flexledger settle --day D`), or check the account (--key)"
 
 
 def dispute_command(
