@@ -327,21 +327,30 @@ def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
     withdrawn: dict[str, int] = defaultdict(int)
     for e in chain.withdrawn:
         withdrawn[str(e.args["account"])] += int(e.args["amount"])
+    # every party's state read in JSON-RPC batches: hundreds of parties, one round trip per 500
+    everyone = sorted(set(out.parties) | set(credits))
+    claimables = dict(zip(everyone, (int(v) for v in chain.settlement.call_many(
+        "claimable(address)", [(a,) for a in everyone])), strict=True))
+    sellers = [a for a, p in sorted(out.parties.items()) if "seller" in p.roles]
+    debts_of = dict(zip(sellers, (int(v) for v in chain.settlement.call_many(
+        "debtOf(address)", [(a,) for a in sellers])), strict=True))
+    bonds_of = dict(zip(sellers, (int(v) for v in chain.orders.call_many(
+        "bondOf(address)", [(a,) for a in sellers])), strict=True))
     for address, p in sorted(out.parties.items()):
-        claimable = int(chain.settlement.claimable(address))
+        claimable = claimables[address]
         if claimable != credits[address] - withdrawn[address]:
             out.differences.append(f"{address}: may claim {claimable}, but was credited {credits[address]} and "
                                    f"withdrew {withdrawn[address]} (all days)")
         if "seller" in p.roles:
-            debt = int(chain.settlement.debt_of(address))
+            debt = debts_of[address]
             if debt != debts[address]:
                 out.differences.append(f"{address}: owes {debt} by the contract, {debts[address]} by its finalisations")
-            bond = int(chain.orders.bond_of(address))
+            bond = bonds_of[address]
             ledger = sum(amount for _pos_, amount in chain.bond_events(address))
             if bond != ledger:
                 out.differences.append(f"{address}: bond {bond} by the contract, {ledger} by its events")
     held = int(chain.token.balance_of(chain.settlement.address))
-    owed = sum(int(chain.settlement.claimable(a)) for a in credits)
+    owed = sum(claimables[a] for a in credits)
     if held < owed:
         out.differences.append(f"the Settlement holds {held} tokens, but owes {owed} in claims")
     elif held > owed:  # tokens sent to it directly: nobody's claim, nobody short

@@ -110,6 +110,12 @@ class _Day:
     oracle: MeterOracleClient | None = None
     slashes: dict[str, list[DecodedEvent]] = field(default_factory=dict)  # tx -> OracleSlashed of the market
     meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
+    times: dict[int, int] = field(default_factory=dict)  # block -> timestamp (a batch settles many in one)
+
+    def block_time(self, block: int) -> int:
+        if block not in self.times:
+            self.times[block] = int(self.conn.w3.eth.get_block(block)["timestamp"])
+        return self.times[block]
 
     def asset(self, asset_id: int) -> tuple[str, str]:
         if asset_id not in self.meters:
@@ -210,7 +216,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
             out.append(f"{where}: {exc.message}")
             return out
         s = call.settle_in
-        at = int(day.conn.w3.eth.get_block(event.block_number)["timestamp"])
+        at = day.block_time(event.block_number)
         if (n == 0) == (call.dispute is not None):
             out.append(f"{where}: event {n} was logged by {call.function}, expected "
                        f"{'a settlement' if n == 0 else 'a dispute'}")

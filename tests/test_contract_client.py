@@ -107,3 +107,22 @@ def test_builtin_reverts_decode() -> None:
     assert isinstance(err, PanicError) and "overflow" in str(err)
     assert isinstance(decode_revert(b"\xde\xad\xbe\xef"), UnknownRevertError)
     assert isinstance(decode_revert(b""), ContractRevertError)
+
+
+def test_views_called_in_a_batch_answer_as_one_by_one(
+    conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer]
+) -> None:
+    from flexledger.chain.bindings import MarketRegistryClient, SettlementTokenClient
+
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=deployer)
+    for n, s in enumerate(dev_signers[1:6], start=1):
+        token.mint(s.address, 1_000 * n)
+    who = [(s.address,) for s in dev_signers[:6]]
+    assert token.call_many("balanceOf(address)", who, chunk=4) == [token.balance_of(a) for (a,) in who]
+    before = int(conn.w3.eth.block_number)
+    token.mint(dev_signers[1].address, 7)
+    assert token.call_many("balanceOf(address)", who[1:2], block=before)[0] == 1_000  # state at a past block
+    assert token.call_many("balanceOf(address)", []) == []
+    markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"))
+    with pytest.raises(revert_errors.MarketRegistryUnknownMarket):  # an answer that reverts: raised, typed
+        markets.call_many("marketParams(uint32)", [(999,)])
