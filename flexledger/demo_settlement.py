@@ -21,6 +21,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from flexledger.audit_settlement import audit_settlement
+from flexledger.book import read_book
 from flexledger.chain.bindings import (
     ClearingCommitmentClient,
     MarketRegistryClient,
@@ -35,7 +36,13 @@ from flexledger.chain.transactions import Signer
 from flexledger.commitment import award_proofs
 from flexledger.errors import FlexledgerError
 from flexledger.rules.market import DAY, MarketParams
-from flexledger.settlement import SettledOffer, finalise_offers, settle_input_from, settle_offers
+from flexledger.settlement import (
+    SettledOffer,
+    finalise_offers,
+    record_tuple,
+    settle_input_from,
+    settle_offers,
+)
 from flexledger.times import iso
 from flexledger_edge.reading import SignedReading
 
@@ -66,22 +73,12 @@ class _Settled:
     gas: int
 
 
-def _record_of(tx: TxResult) -> tuple[Any, ...]:
-    digest, result_id, seller, settled_at, lines = tx.event("OfferSettled").args["record"]
-    return (bytes(digest), int(result_id), str(seller), int(settled_at), [tuple(int(x) for x in ln) for ln in lines])
-
-
 def _euros(cents: int) -> str:
     return f"{cents / 100:,.2f}"
 
 
-def _day_requests(book: OrderBookClient, params: MarketParams, market: int, day: int) -> dict[int, RequestTerms]:
-    out = {}
-    for request_id in range(1, book.request_count() + 1):
-        q = book.request(request_id)
-        if int(q[1]) == market and params.day_start(int(q[7])) == day:
-            out[request_id] = request_terms(book, request_id)
-    return out
+def _day_requests(book: OrderBookClient, market: int, day: int) -> dict[int, RequestTerms]:
+    return {request_id: request_terms(book, request_id) for request_id in read_book(book, market, day).requests}
 
 
 def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[str, LocalAccount], market: int,
@@ -98,7 +95,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     first_block = int(conn.w3.eth.block_number) + 1
     console.print(f"time travel to {iso(day + DAY + 60)}: the day is over; its settlement window is open until "
                   f"{iso(day + DAY + params.dispute_window_seconds)}")
-    requests = _day_requests(book, params, market, day)
+    requests = _day_requests(book, market, day)
     buyers = {str(accounts[name].address): name for name in BUYERS}
     watched = [*buyers, str(book.address), str(settlement.address)]  # balances read directly, besides the events
     before = {a: token.balance_of(a) for a in watched}
@@ -292,7 +289,7 @@ def _dispute(conn: ChainConnection, settlement: SettlementClient, plan: Delivery
     before = s.record
     tx = settlement.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature),
                             sender=prosumer)
-    s.record = _record_of(tx)
+    s.record = record_tuple(tx.event("OfferSettled").args["record"])
     s.net[index] = r.import_wh - r.export_wh
     faults = settlement.faults_of(oracle) - faults_before
     paid = (sum(ln[2] for ln in before[4]), sum(ln[2] for ln in s.record[4]))

@@ -19,6 +19,7 @@ from flexledger.errors import FlexledgerError
 
 from .commitment import AwardProof, award_proofs
 from .rules.orders import BaselineMethod, Offer
+from .settlement_records import Record
 
 ReadingProof = Callable[[str, int], dict[str, Any]]  # (meter, ISP start) -> oracle.anchoring.proof_for's answer
 
@@ -99,17 +100,16 @@ class SettledOffer:
         return [tuple(line) for line in self.record[4]]
 
 
-def _record(tx: Any) -> tuple[Any, ...]:
-    record = tx.event("OfferSettled").args["record"]
-    digest, result_id, seller, settled_at, lines = record
-    return (bytes(digest), int(result_id), str(seller), int(settled_at), [tuple(int(x) for x in line) for line in lines])
+def record_tuple(raw: Sequence[Any]) -> tuple[Any, ...]:
+    """A logged ``Settlement.Record`` as the tuple ``finalise`` and ``dispute`` take back."""
+    return Record.from_tuple(raw).as_tuple()
 
 
 def settle_offer(settlement: SettlementClient, signer: Signer, settle_in: tuple[Any, ...], *,
                  unrevealed: bool = False) -> SettledOffer:
     """Settle (anyone may); ``unrevealed``: by default, after the settlement window."""
     tx = (settlement.settle_unrevealed if unrevealed else settlement.settle)(settle_in, sender=signer)
-    return SettledOffer(_record(tx), tx.gas_used or 0)
+    return SettledOffer(record_tuple(tx.event("OfferSettled").args["record"]), tx.gas_used or 0)
 
 
 def finalise_offer(settlement: SettlementClient, signer: Signer, settled: SettledOffer) -> int:
@@ -120,6 +120,7 @@ def finalise_offer(settlement: SettlementClient, signer: Signer, settled: Settle
 # ------------------------------------------------------------------------------- in batches
 
 BATCH_AWARD_ISPS = 60  # award-ISPs per settleMany transaction: about 6M gas, well inside a block
+FINALISE_PER_TX = 100  # records per finaliseMany transaction
 
 
 def _batches(items: Sequence[tuple[Any, ...]], size_of: Callable[[tuple[Any, ...]], int], limit: int) -> list[list[tuple[Any, ...]]]:
@@ -150,22 +151,27 @@ def settle_offers(settlement: SettlementClient, signer: Signer, inputs: Sequence
         tx = settlement.settle_many(batch, sender=signer)
         records = [e for e in tx.events if e.name == "OfferSettled"]
         share = (tx.gas_used or 0) // len(batch)
-        for event in records:
-            digest, result_id, seller, settled_at, lines = event.args["record"]
-            settled.append(SettledOffer((bytes(digest), int(result_id), str(seller), int(settled_at),
-                                         [tuple(int(x) for x in line) for line in lines]), share))
+        settled += [SettledOffer(record_tuple(event.args["record"]), share) for event in records]
         if progress is not None:
             progress(len(batch))
     return settled
 
 
-def finalise_offers(settlement: SettlementClient, signer: Signer, settled: Sequence[SettledOffer], *,
-                    per_tx: int = 100, progress: Callable[[int], None] | None = None) -> int:
-    """Make many settlements final with ``Settlement.finaliseMany``, ``per_tx`` to a transaction,
-    after their dispute windows; returns the gas used in all."""
-    gas = 0
-    for batch in _batches([s.record for s in settled], lambda _r: 1, per_tx):
-        gas += settlement.finalise_many(batch, sender=signer).gas_used or 0
+def finalise_in_batches(settlement: SettlementClient, signer: Signer, records: Sequence[tuple[Any, ...]], *,
+                        per_tx: int = FINALISE_PER_TX, progress: Callable[[int], None] | None = None) -> list[Any]:
+    """Make many settlements final with ``Settlement.finaliseMany``, ``per_tx`` records (as
+    logged) to a transaction, after their dispute windows; returns the transactions, whose
+    ``SettlementFinalised`` events come one per record, in order."""
+    txs = []
+    for batch in _batches(records, lambda _r: 1, per_tx):
+        txs.append(settlement.finalise_many(batch, sender=signer))
         if progress is not None:
             progress(len(batch))
-    return gas
+    return txs
+
+
+def finalise_offers(settlement: SettlementClient, signer: Signer, settled: Sequence[SettledOffer], *,
+                    per_tx: int = FINALISE_PER_TX, progress: Callable[[int], None] | None = None) -> int:
+    """``finalise_in_batches`` for settlements made here; returns the gas used in all."""
+    txs = finalise_in_batches(settlement, signer, [s.record for s in settled], per_tx=per_tx, progress=progress)
+    return sum(tx.gas_used or 0 for tx in txs)

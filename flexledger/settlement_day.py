@@ -46,6 +46,7 @@ from .settlement import (
     SettledOffer,
     SettlementInputError,
     StandardBaselines,
+    finalise_in_batches,
     settle_input_from,
     settle_offer,
     settle_offers,
@@ -171,7 +172,7 @@ def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
         if offer is None:
             raise SettlementInputError(f"result {ctx.result_id} awards offer 0x{digest.hex()[:10]}, which the day's book "
                                        "does not hold", hint="the node's logs are incomplete: read them from another node")
-        meter = str(assets.asset(offer.asset)[5]) if offer.asset else ""  # portfolio offers are not settled yet
+        meter = str(assets.meter_of(offer.asset)) if offer.asset else ""  # portfolio offers are not settled yet
         out.append(AwardedOffer(offer, digest, by_offer[digest], meter, ctx.result_id))
     return out
 
@@ -311,8 +312,6 @@ def _send(ctx: DayContext, signer: Signer, inputs: list[tuple[Any, ...]], unreve
 # ----------------------------------------------------------------------- finality and money
 
 
-FINALISE_PER_TX = 100  # records per finaliseMany transaction
-
 
 @dataclass(frozen=True)
 class Finalised:
@@ -333,13 +332,10 @@ def finalise_day(ctx: DayContext, signer: Signer) -> tuple[list[Finalised], list
             continue
         record = event.record
         (waiting if record.settled_at + ctx.params.dispute_window_seconds >= now else due).append(record)
-    done: list[Finalised] = []
-    for first in range(0, len(due), FINALISE_PER_TX):
-        batch = due[first:first + FINALISE_PER_TX]
-        tx = ctx.settlement.finalise_many([r.as_tuple() for r in batch], sender=signer)
-        events = [e for e in tx.events if e.name == "SettlementFinalised"]  # one per record, in order
-        for record, e in zip(batch, events, strict=True):
-            done.append(Finalised(record, int(e.args["claimed"]), int(e.args["fromBond"]), int(e.args["debt"])))
+    txs = finalise_in_batches(ctx.settlement, signer, [r.as_tuple() for r in due])
+    events = [e for tx in txs for e in tx.events if e.name == "SettlementFinalised"]  # one per record, in order
+    done = [Finalised(record, int(e.args["claimed"]), int(e.args["fromBond"]), int(e.args["debt"]))
+            for record, e in zip(due, events, strict=True)]
     return done, waiting
 
 
@@ -419,7 +415,7 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was not settled for the ISP at {iso(isp_start)}",
                            hint=f"its settled ISPs: {shown}")
     anchored = s_in.isps[index].reading
-    meter = str(AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry")).asset(s_in.offer.asset)[5])
+    meter = str(AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry")).meter_of(s_in.offer.asset))
     if call.unrevealed:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was settled by default: no reading counted, none to dispute")
     corrected = _corrections(ctx, record.key).get(isp_start)

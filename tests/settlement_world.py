@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from sqlalchemy.engine import Engine
@@ -23,10 +24,8 @@ from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
     GridZonesClient,
-    MarketRegistryClient,
     MeterOracleClient,
     OrderBookClient,
-    RoleRegistryClient,
     SettlementClient,
     SettlementTokenClient,
 )
@@ -57,7 +56,6 @@ from flexledger.settlement import (
 )
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
-FOREVER = 2**64 - 1
 ISP = 900
 MAX_PRICE = 20_000
 BOND = 1_000_000
@@ -123,15 +121,12 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
     owner = keys.dev_accounts()[7]
     meter_keys = [keys.new_account() for _ in range(2)]
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
     grants = [(tso.address, Role.TSO), (dso.address, Role.DSO), (aggregator.address, Role.AGGREGATOR),
               (owner.address, Role.PROSUMER), (operator.address, Role.CLEARING), (oracle_account.address, Role.ORACLE),
               *((m.address, Role.METER) for m in meter_keys)]
-    roles.issue_credentials([a for a, _ in grants], [r.id for _, r in grants], [0] * len(grants),
-                            [FOREVER] * len(grants), [b"\x01" * 32] * len(grants))
+    grant_roles(conn, manifest, deployer, grants)
     params = MarketParams()
-    market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer).create_market(
-        params.as_tuple()).event("MarketCreated").args["marketId"]
+    market = create_market(conn, manifest, deployer, params)
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     perimeter = grid.add_zone(root, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pytest
+from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
@@ -20,9 +21,7 @@ from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
     GridZonesClient,
-    MarketRegistryClient,
     OrderBookClient,
-    RoleRegistryClient,
     SettlementTokenClient,
 )
 from flexledger.chain.connection import ChainConnection
@@ -51,7 +50,6 @@ from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
 
-FOREVER = 2**64 - 1
 ISP = 900
 
 
@@ -76,15 +74,12 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
     tso, dso1, dso2, aggregator, operator, stranger = dev_signers[1:7]
     owner: LocalAccount = keys.dev_accounts()[7]
     meters = [keys.new_account().address for _ in range(6)]
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
     grants = [(tso.address, Role.TSO), (dso1.address, Role.DSO), (dso2.address, Role.DSO),
               (aggregator.address, Role.AGGREGATOR), (owner.address, Role.PROSUMER), (operator.address, Role.CLEARING),
               *((m, Role.METER) for m in meters)]
-    roles.issue_credentials([a for a, _ in grants], [r.id for _, r in grants], [0] * len(grants),
-                            [FOREVER] * len(grants), [b"\x01" * 32] * len(grants))
+    grant_roles(conn, manifest, deployer, grants)
     params = MarketParams()
-    market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer).create_market(
-        params.as_tuple()).event("MarketCreated").args["marketId"]
+    market = create_market(conn, manifest, deployer, params)
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     p1 = grid.add_zone(root, dso1.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,6 @@ from sqlalchemy.engine import Engine
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     GridZonesClient,
-    MarketRegistryClient,
     MeterOracleClient,
     RoleRegistryClient,
 )
@@ -33,7 +33,6 @@ from flexledger.oracle.ingest import LATE, STORED, ingest
 from flexledger.oracle.readings import Reading, parse_payload
 from flexledger.oracle.store import open_store, readings_of_isp, rejections, session
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
-from flexledger.rules.market import MarketParams
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
 FOREVER = 2**64 - 1
@@ -55,14 +54,11 @@ class World:
 def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> World:
     tso, dso, owner, oracle_signer = dev_signers[1:5]
     meters = {name: keys.new_account() for name in ("good", "other", "pending", "stranger", "revoked")}
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
     grants = [(tso.address, Role.TSO), (dso.address, Role.DSO), (owner.address, Role.PROSUMER),
               (oracle_signer.address, Role.ORACLE),
               *((meters[n].address, Role.METER) for n in ("good", "other", "pending", "revoked"))]
-    roles.issue_credentials([a for a, _ in grants], [r.id for _, r in grants], [0] * len(grants), [FOREVER] * len(grants),
-                            [b"\x01" * 32] * len(grants))
-    market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer).create_market(
-        MarketParams().as_tuple()).event("MarketCreated").args["marketId"]
+    roles = grant_roles(conn, manifest, deployer, grants)
+    market = create_market(conn, manifest, deployer)
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     zone = grid.add_zone(root, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]
@@ -318,6 +314,10 @@ def test_standard_baselines_of_a_day_from_the_cli(
     answer = baseline_proof_for(world.engine, world.market, good, world.isp)
     assert world.oracle.verify_baseline(world.market, world.isp, good, answer["baselineWh"],
                                         [bytes.fromhex(h[2:]) for h in answer["proof"]])
+    whole_day = CliRunner().invoke(app, ["oracle", "baselines", "--market", str(world.market), "--day",
+                                         iso(day_start)[:10], "--json"])  # the others have no history: only it
+    assert whole_day.exit_code == 0, whole_day.output
+    assert [a["ispStart"] for a in json.loads(whole_day.output)["anchored"]] == [world.isp]
 
 
 def test_the_oracle_service_anchors_what_it_kept(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from chain_world import grant_roles
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
@@ -89,12 +90,10 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     tso, dso1, dso2, aggregator = dev_signers[1:5]
     owner, owner2 = keys.dev_accounts()[5], keys.dev_accounts()[6]
     meters = [keys.new_account().address for _ in range(3)]
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
     grants = [(tso.address, Role.TSO), (dso1.address, Role.DSO), (dso2.address, Role.DSO),
               (aggregator.address, Role.AGGREGATOR), (owner.address, Role.PROSUMER), (owner2.address, Role.PROSUMER),
               *((m, Role.METER) for m in meters)]
-    roles.issue_credentials([a for a, _ in grants], [r.id for _, r in grants], [0] * len(grants),
-                            [FOREVER] * len(grants), [b"\x01" * 32] * len(grants))
+    grant_roles(conn, manifest, deployer, grants)
     params = MarketParams()
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer)
     market = markets.create_market(params.as_tuple()).event("MarketCreated").args["marketId"]

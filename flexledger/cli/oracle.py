@@ -17,6 +17,7 @@ from flexledger.chain.bindings import (
     RoleRegistryClient,
     SettlementTokenClient,
 )
+from flexledger.chain.errors import ChainError
 from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
@@ -128,23 +129,22 @@ def oracle_baselines(
     manifest = load_manifest(settings, conn)
     signer = load_signer(conn, key)
     params, start = market_day_start(conn, manifest, market, day)
-    if isp is not None:
-        try:
-            starts = [parse_time(isp)]
-        except ValueError:
-            raise typer.BadParameter(f"--isp {isp!r} is not Unix seconds or an ISO 8601 time") from None
-    else:
-        starts = list(range(start, start + 86_400, params.isp_seconds))
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
     engine = open_store(settings.effective_database_url)
-    anchored: list[dict[str, object]] = []
-    with console.status("computing and anchoring standard baselines...") as status:
-        for t in starts:
-            status.update(f"standard baselines of {iso(t)}...")
-            done = anchor_baselines(engine, oracle, market, t)
-            if done is not None:
-                anchored.append({"ispStart": t, "meters": done.leaf_count, "root": "0x" + done.root.hex(),
-                                 "txHash": done.tx_hash})
+    with console.status("computing and anchoring standard baselines..."):
+        if isp is not None:
+            try:
+                one = anchor_baselines(engine, oracle, market, parse_time(isp))
+            except ValueError:
+                raise typer.BadParameter(f"--isp {isp!r} is not Unix seconds or an ISO 8601 time") from None
+            done = [one] if one is not None else []
+        else:
+            done, failed = anchor_day_baselines(engine, oracle, market, start, params.isp_seconds)
+            if failed:
+                raise ChainError(f"anchoring the standard baselines of {len(failed)} ISPs failed, the first "
+                                 f"{iso(failed[0])}; the others are anchored", hint="run the command again")
+    anchored: list[dict[str, object]] = [{"ispStart": a.isp_start, "meters": a.leaf_count, "root": "0x" + a.root.hex(),
+                                          "txHash": a.tx_hash} for a in done]
     if json_:
         emit_json({"market": market, "day_start": start, "anchored": anchored})
         return

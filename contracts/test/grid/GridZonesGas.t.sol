@@ -4,19 +4,6 @@ pragma solidity ^0.8.24;
 import {GridZonesFixture} from "./GridZonesFixture.sol";
 import {GridZones} from "../../src/grid/GridZones.sol";
 
-/// @notice forge's `lastCallGas` cheatcode (not in ../utils/Vm.sol): the gas of the last call alone.
-interface GasVm {
-    struct Gas {
-        uint64 gasLimit;
-        uint64 gasTotalUsed;
-        uint64 gasMemoryUsed;
-        int64 gasRefunded;
-        uint64 gasRemaining;
-    }
-
-    function lastCallGas() external view returns (Gas memory gas);
-}
-
 /// @notice Measures `tsoHeadroom` as another contract pays for it.
 contract ZonesHeadroomProbe {
     /// @notice Gas of one `tsoHeadroom` call (gasleft() around the call), and its answer.
@@ -108,7 +95,7 @@ contract GridZonesPublishGasTest is LightsGasFixture {
         uint256 before = gasleft();
         zones.publishDay(market, DAY0, list, words);
         uint256 execution = before - gasleft();
-        uint256 callee = GasVm(address(vm)).lastCallGas().gasTotalUsed;
+        uint256 callee = vm.lastCallGas().gasTotalUsed;
         emit log_named_uint("publishDay 30 zones: execution gas (gasleft delta, with the caller's encoding)", execution);
         emit log_named_uint("publishDay 30 zones: execution gas of the call alone (lastCallGas)", callee);
         emit log_named_uint("publishDay 30 zones: intrinsic gas (21,000 + calldata)", intrinsic);

@@ -2,23 +2,10 @@
 pragma solidity ^0.8.24;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {ClearingFixture, ClearingVm, BatchTree} from "./ClearingFixture.sol";
+import {ClearingFixture, BatchTree} from "./ClearingFixture.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {RoleGated} from "../../src/access/RoleGated.sol";
-
-/// @notice forge's `lastCallGas` cheatcode (not in ../utils/Vm.sol): the gas of the last call alone.
-interface ClearingGasVm {
-    struct Gas {
-        uint64 gasLimit;
-        uint64 gasTotalUsed;
-        uint64 gasMemoryUsed;
-        int64 gasRefunded;
-        uint64 gasRemaining;
-    }
-
-    function lastCallGas() external view returns (Gas memory gas);
-}
 
 /// Posts to two results in one transaction (what any contract account can do).
 contract SameTransactionPoster {
@@ -1135,7 +1122,7 @@ contract ClearingGasTest is ClearingFixture {
         }
         vm.prank(OPERATOR);
         clearing.post(id, rootsOf(gs), wire(gs));
-        uint256 execution = ClearingGasVm(address(vm)).lastCallGas().gasTotalUsed;
+        uint256 execution = vm.lastCallGas().gasTotalUsed;
         assertEq(clearing.result(id).awards, N, "all posted");
         emit log_named_uint(string.concat(what, ": execution gas per award (lastCallGas)"), execution / N);
         emit log_named_uint(string.concat(what, ": calldata gas per award"), calldataGas / N);

@@ -6,11 +6,6 @@ import {OrderBookFixture} from "./OrderBookFixture.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 
-/// @notice forge cheatcodes the clearing tests use that ../utils/Vm.sol does not declare.
-interface ClearingVm {
-    function skip(bool skipTest) external;
-}
-
 /// @notice The OrderBook's batch tree, rebuilt independently: the leaves (offer digests) in
 /// acceptance order are paired level by level with OpenZeppelin's commutative Keccak-256, an odd
 /// last node moving up unchanged; proofs verify with `MerkleProof.verify`.
@@ -249,6 +244,21 @@ abstract contract ClearingFixture is OrderBookFixture {
         uint32 powerW,
         uint256 maxPrice
     ) internal returns (uint64 id) {
+        return request(who, marketId, zoneId, start, isps, direction, powerW, maxPrice, 0);
+    }
+
+    /// `who` posts a request of `product` (ACTIVATION 0, AVAILABILITY 1).
+    function request(
+        address who,
+        uint32 marketId,
+        uint32 zoneId,
+        uint64 start,
+        uint16 isps,
+        uint8 direction,
+        uint32 powerW,
+        uint256 maxPrice,
+        uint8 product
+    ) internal returns (uint64 id) {
         OrderBook.RequestParams memory p = OrderBook.RequestParams({
             market: marketId,
             zone: zoneId,
@@ -257,7 +267,7 @@ abstract contract ClearingFixture is OrderBookFixture {
             direction: direction,
             powerW: powerW,
             maxPrice: maxPrice,
-            product: 0,
+            product: product,
             purpose: 0
         });
         vm.prank(who);

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
-import {SettlementFixture, SettlementVm} from "./SettlementFixture.sol";
+import {SettlementFixture} from "./SettlementFixture.sol";
 import {TestBase} from "../utils/TestBase.sol";
 import {FailingToken} from "../utils/FailingToken.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
@@ -374,12 +374,12 @@ contract SettlementTest is SettlementTestBase {
     function test_settleMany_asSettleWouldAcrossResults() public {
         Settlement.SettleIn[] memory batch = new Settlement.SettleIn[](4);
         (batch[0], batch[1], batch[2], batch[3]) = (settleIn(S_FULL), settleIn(S_PC1), settleIn(S_SHORT), settleIn(S_BLOCK));
-        uint256 snap = SettlementVm(address(vm)).snapshotState();
+        uint256 snap = vm.snapshotState();
         Settlement.Record[] memory one = new Settlement.Record[](4);
         for (uint256 i = 0; i < 4; ++i) {
             one[i] = settlement.settle(batch[i]);
         }
-        SettlementVm(address(vm)).revertToState(snap);
+        vm.revertToState(snap);
         vm.prank(NOBODY);
         Settlement.Record[] memory many = settlement.settleMany(batch);
         for (uint256 i = 0; i < 4; ++i) {
@@ -594,7 +594,7 @@ contract SettlementTest is SettlementTestBase {
     function test_refund_cancelledRequestIsNotOpen() public {
         // a request of the next day, cancelled before its gate closure: its escrow went back then
         vm.warp(DAY0 + 2 hours);
-        uint64 id = postRequest(DSO1, market, 2, DAY0 + 1 days + 8 hours, 1, UP, 1_000, MAX, 0);
+        uint64 id = request(DSO1, market, 2, DAY0 + 1 days + 8 hours, 1, UP, 1_000, MAX, 0);
         vm.prank(DSO1);
         book.cancelRequest(id);
         vm.warp(DAY0 + 5 days);
@@ -722,7 +722,7 @@ contract SettlementTest is SettlementTestBase {
     function test_settle_payingMoreThanTheEscrowIsRefused() public {
         Settlement.SettleIn memory s = settleIn(S_DUP);
         s.isps[0].awards[1] = s.isps[0].awards[0];
-        SettlementVm(address(vm)).expectPartialRevert(Settlement.SettlementAwardsOutOfOrder.selector);
+        vm.expectPartialRevert(Settlement.SettlementAwardsOutOfOrder.selector);
         settlement.settle(s);
         checkMoney();
     }
@@ -784,7 +784,7 @@ contract SettlementTest is SettlementTestBase {
     function test_settle_duplicateAwardRefused() public {
         Settlement.SettleIn memory s = settleIn(S_DUP);
         s.isps[0].awards[1] = s.isps[0].awards[0];
-        SettlementVm(address(vm)).expectPartialRevert(Settlement.SettlementAwardsOutOfOrder.selector);
+        vm.expectPartialRevert(Settlement.SettlementAwardsOutOfOrder.selector);
         settlement.settle(s);
     }
 
@@ -831,7 +831,7 @@ contract SettlementTest is SettlementTestBase {
         Settlement.Record memory r = settleSale(S_FAIL);
         assertEq(r.lines[0].uncovered, 35_000, "uncovered penalty");
         assertEq(book.bondLocked(owner2), OWNER2_BOND < 35_000 ? OWNER2_BOND : 35_000, "locked");
-        SettlementVm(address(vm)).expectPartialRevert(OrderBook.OrderBookBondLocked.selector);
+        vm.expectPartialRevert(OrderBook.OrderBookBondLocked.selector);
         vm.prank(owner2);
         book.withdrawBond(OWNER2_BOND);
     }
@@ -1301,7 +1301,7 @@ contract SettlementGasTest is SettlementTestBase {
 
     /// 15 more sellers of 4 kW at 09:00 to R_BATCH, each with its own meter under the deep root.
     function moreSales() internal override {
-        assertEq(postRequest(DSO1, market, 2, H9, 1, UP, 100_000, MAX, 0), R_BATCH, "R_BATCH");
+        assertEq(request(DSO1, market, 2, H9, 1, UP, 100_000, MAX, 0), R_BATCH, "R_BATCH");
         firstBatchSale = sales.length;
         for (uint256 i = 0; i < BATCH; ++i) {
             Terms memory t = terms(4_000);
@@ -1326,12 +1326,12 @@ contract SettlementGasTest is SettlementTestBase {
             address(assets), address(markets), address(token), address(roles)
         ];
         for (uint256 i = 0; i < touched.length; ++i) {
-            SettlementVm(address(vm)).cool(touched[i]);
+            vm.cool(touched[i]);
         }
     }
 
     function logGas(string memory what, bytes memory data, uint256 per) internal {
-        uint256 execution = SettlementVm(address(vm)).lastCallGas().gasTotalUsed;
+        uint256 execution = vm.lastCallGas().gasTotalUsed;
         emit log_named_uint(string.concat(what, ": execution gas (lastCallGas)"), execution / per);
         emit log_named_uint(string.concat(what, ": transaction gas (+ intrinsic)"), (execution + intrinsicGas(data)) / per);
     }
@@ -1420,7 +1420,7 @@ contract SettlementStandardBaselineTest is SettlementTestBase {
     /// A 2-ISP block of 4 kW at 09:00 naming ROLLING_AVERAGE; the oracle's baselines 2000 and 1500 Wh,
     /// the meter measured 1000 and 1100 Wh: 1000 Wh delivered in full, then 400 of 1000.
     function moreSales() internal override {
-        assertEq(postRequest(DSO1, market, 2, H9, 2, UP, 10_000, MAX, 0), R_STD, "R_STD");
+        assertEq(request(DSO1, market, 2, H9, 2, UP, 10_000, MAX, 0), R_STD, "R_STD");
         Terms memory t = terms(4_000);
         (t.start, t.isps) = (H9, 2);
         std = addSale(t, b2(2000, 1500));

@@ -51,25 +51,6 @@ library StandardTree {
     }
 }
 
-/// forge cheatcodes the settlement tests use that ../utils/Vm.sol does not declare.
-interface SettlementVm {
-    function expectPartialRevert(bytes4 selector) external;
-
-    struct Gas {
-        uint64 gasLimit;
-        uint64 gasTotalUsed;
-        uint64 gasMemoryUsed;
-        int64 gasRefunded;
-        uint64 gasRemaining;
-    }
-
-    function skip(bool skipTest) external;
-    function cool(address target) external;
-    function snapshotState() external returns (uint256 snapshotId);
-    function revertToState(uint256 snapshotId) external returns (bool success);
-    function lastCallGas() external view returns (Gas memory gas);
-}
-
 /// The ClearingFixture world with its own book of DAY0 (`buildBook` is overridden), a MeterOracle
 /// and a Settlement named by the OrderBook, committed baselines, bonds, a final result per market,
 /// and the meters' readings anchored. setUp ends at NOW0 (DAY0 10:00), after every ISP sold.
@@ -206,16 +187,16 @@ abstract contract SettlementFixture is ClearingFixture {
         fundAndApprove(owner, 1e12);
         fundAndApprove(owner2, 1e12);
 
-        assertEq(postRequest(DSO1, market, 2, H8, 1, UP, 40_000, MAX, 0), R_UP, "R_UP");
-        postRequest(TSO, market, 1, H8, 1, UP, 10_000, TSO_MAX_PRICE, 0);
-        postRequest(DSO1, market, 5, H8, 1, DOWN, 10_000, MAX, 0);
-        postRequest(DSO1, market, 2, H8, 3, UP, 10_000, MAX, 0);
-        postRequest(DSO1, market, 2, H8, 1, UP, 10_000, MAX, uint8(OrderBook.Product.AVAILABILITY));
-        postRequest(DSO2, market, 3, H8, 1, UP, 3_000, PRICE, 0);
-        postRequest(DSO1, market, 2, H9, 1, UP, 10_000, MAX, 0);
-        postRequest(DSO1, market2, 2, H8, 1, UP, 10_000, MAX, 0);
-        postRequest(DSO1, market3, 2, H8, 1, UP, 20_000, MAX, 0);
-        assertEq(postRequest(buyer, market, 6, H8, 1, UP, 10_000, MAX, 0), R_IDLE, "R_IDLE");
+        assertEq(request(DSO1, market, 2, H8, 1, UP, 40_000, MAX, 0), R_UP, "R_UP");
+        request(TSO, market, 1, H8, 1, UP, 10_000, TSO_MAX_PRICE, 0);
+        request(DSO1, market, 5, H8, 1, DOWN, 10_000, MAX, 0);
+        request(DSO1, market, 2, H8, 3, UP, 10_000, MAX, 0);
+        request(DSO1, market, 2, H8, 1, UP, 10_000, MAX, uint8(OrderBook.Product.AVAILABILITY));
+        request(DSO2, market, 3, H8, 1, UP, 3_000, PRICE, 0);
+        request(DSO1, market, 2, H9, 1, UP, 10_000, MAX, 0);
+        request(DSO1, market2, 2, H8, 1, UP, 10_000, MAX, 0);
+        request(DSO1, market3, 2, H8, 1, UP, 20_000, MAX, 0);
+        assertEq(request(buyer, market, 6, H8, 1, UP, 10_000, MAX, 0), R_IDLE, "R_IDLE");
 
         uint256 s;
         s = addSale(terms(5_000), b1(2000));
@@ -320,32 +301,6 @@ abstract contract SettlementFixture is ClearingFixture {
     function clearedParams() internal pure returns (MarketRegistry.MarketParams memory p) {
         p = marketParams(ISP, 0);
         p.pricingRule = MarketRegistry.PricingRule.PAY_AS_CLEARED;
-    }
-
-    function postRequest(
-        address who,
-        uint32 marketId,
-        uint32 zoneId,
-        uint64 start,
-        uint16 isps,
-        uint8 direction,
-        uint32 powerW,
-        uint256 maxPrice,
-        uint8 product
-    ) internal returns (uint64 id) {
-        OrderBook.RequestParams memory p = OrderBook.RequestParams({
-            market: marketId,
-            zone: zoneId,
-            start: start,
-            isps: isps,
-            direction: direction,
-            powerW: powerW,
-            maxPrice: maxPrice,
-            product: product,
-            purpose: 0
-        });
-        vm.prank(who);
-        id = book.postRequest(p);
     }
 
     /// owner's new asset in feeder 5, `market`, UP, 08:00 x1, at PRICE.

@@ -7,19 +7,6 @@ import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 
-/// @notice forge's `lastCallGas` cheatcode (not in ../utils/Vm.sol): the gas of the last call alone.
-interface MeterOracleGasVm {
-    struct Gas {
-        uint64 gasLimit;
-        uint64 gasTotalUsed;
-        uint64 gasMemoryUsed;
-        int64 gasRefunded;
-        uint64 gasRemaining;
-    }
-
-    function lastCallGas() external view returns (Gas memory gas);
-}
-
 contract MeterOracleAnchorTest is MeterOracleFixture {
     bytes32 internal constant ROOT = keccak256("readings of ISP4");
 
@@ -455,7 +442,7 @@ contract MeterOracleGasTest is MeterOracleFixture {
         uint256 intrinsic = intrinsicGas(abi.encodeCall(MeterOracle.anchorRoot, (market, isp, root, leafCount)));
         vm.prank(ORACLE1);
         oracle.anchorRoot(market, isp, root, leafCount);
-        uint256 callee = MeterOracleGasVm(address(vm)).lastCallGas().gasTotalUsed;
+        uint256 callee = vm.lastCallGas().gasTotalUsed;
         emit log_named_uint(string.concat(what, ": execution gas of the call (lastCallGas)"), callee);
         emit log_named_uint(string.concat(what, ": transaction gas (lastCallGas + intrinsic)"), callee + intrinsic);
     }

@@ -4,6 +4,15 @@ pragma solidity ^0.8.24;
 /// @notice The subset of forge's cheatcodes our tests use (forge-std is not on npm; this
 /// interface is declared from forge's documented cheatcode signatures).
 interface Vm {
+    /// @notice What `lastCallGas` reports of the last call.
+    struct Gas {
+        uint64 gasLimit;
+        uint64 gasTotalUsed;
+        uint64 gasMemoryUsed;
+        int64 gasRefunded;
+        uint64 gasRemaining;
+    }
+
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
     function stopPrank() external;
@@ -20,4 +29,10 @@ interface Vm {
     function label(address account, string calldata newLabel) external;
     function pauseGasMetering() external;
     function resumeGasMetering() external;
+    function lastCallGas() external view returns (Gas memory gas);
+    function cool(address target) external;
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
+    function expectPartialRevert(bytes4 selector) external;
+    function skip(bool skipTest) external;
 }
