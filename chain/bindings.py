@@ -23,6 +23,11 @@ class AssetRegistryClient(ContractClient):
         result: bytes = self._call("REGISTRATION_TYPEHASH()", block=block)
         return result
 
+    def aggregator_of(self, portfolio_id: int, *, block: BlockId = "latest") -> str:
+        """``aggregatorOf(uint32)`` (view)."""
+        result: str = self._call("aggregatorOf(uint32)", portfolio_id, block=block)
+        return result
+
     def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
         """``asset(uint64)`` (view)."""
         result: tuple[str, int, int, int, int, str, int, int] = self._call("asset(uint64)", asset_id, block=block)
@@ -69,6 +74,11 @@ class AssetRegistryClient(ContractClient):
     def map_assets(self, asset_ids: list[int], zone_ids: list[int], up_w: list[int], down_w: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
         return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
+
+    def members_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> list[int]:
+        """``membersAt(uint32,uint64)`` (view)."""
+        result: list[int] = self._call("membersAt(uint32,uint64)", portfolio_id, t, block=block)
+        return result
 
     def meter_of(self, asset_id: int, *, block: BlockId = "latest") -> str:
         """``meterOf(uint64)`` (view)."""
@@ -324,6 +334,42 @@ class DIDRegistryClient(ContractClient):
     def valid_delegate(self, identity: str, delegate_type: bytes, delegate: str, *, block: BlockId = "latest") -> bool:
         """``validDelegate(address,bytes32,address)`` (view)."""
         result: bool = self._call("validDelegate(address,bytes32,address)", identity, delegate_type, delegate, block=block)
+        return result
+
+
+class DeliveryMeterClient(ContractClient):
+    """Typed client of ``DeliveryMeter`` (src/metering/DeliveryMeter.sol)."""
+
+    CONTRACT: ClassVar[str] = "DeliveryMeter"
+
+    def assets(self, *, block: BlockId = "latest") -> str:
+        """``assets()`` (view)."""
+        result: str = self._call("assets()", block=block)
+        return result
+
+    def disputed_reading(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, block: BlockId = "latest") -> tuple[int, str, str, int, int]:
+        """``disputedReading((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (view)."""
+        result: tuple[int, str, str, int, int] = self._call("disputedReading((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))", s, record, d, block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def measure(self, market: int, portfolio_id: int, isp_start: int, standard: bool, encoded: bytes, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``measure(uint32,uint32,uint64,bool,bytes)`` (view)."""
+        result: tuple[int, int] = self._call("measure(uint32,uint32,uint64,bool,bytes)", market, portfolio_id, isp_start, standard, encoded, block=block)
+        return result
+
+    def members(self, market: int, portfolio_id: int, isp_start: int, *, block: BlockId = "latest") -> list[int]:
+        """``members(uint32,uint32,uint64)`` (view)."""
+        result: list[int] = self._call("members(uint32,uint32,uint64)", market, portfolio_id, isp_start, block=block)
+        return result
+
+    def oracle(self, *, block: BlockId = "latest") -> str:
+        """``oracle()`` (view)."""
+        result: str = self._call("oracle()", block=block)
         return result
 
 
@@ -993,9 +1039,9 @@ class SettlementClient(ContractClient):
         result: int = self._call("debtOf(address)", seller, block=block)
         return result
 
-    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))`` (transaction)."""
-        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes))", s, record, d, sender=sender, wait=wait, gas=gas)
+    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (transaction)."""
+        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))", s, record, d, sender=sender, wait=wait, gas=gas)
 
     def exposure_of(self, seller: str, *, block: BlockId = "latest") -> int:
         """``exposureOf(address)`` (view)."""
@@ -1018,6 +1064,11 @@ class SettlementClient(ContractClient):
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
+        return result
+
+    def meters(self, *, block: BlockId = "latest") -> str:
+        """``meters()`` (view)."""
+        result: str = self._call("meters()", block=block)
         return result
 
     def oracle(self, *, block: BlockId = "latest") -> str:
@@ -1044,17 +1095,17 @@ class SettlementClient(ContractClient):
         result: bool = self._call("refunded(uint64)", request_id, block=block)
         return result
 
-    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))`` (transaction)."""
-        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))", s, sender=sender, wait=wait, gas=gas)
+    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
+        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
 
-    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][])[])`` (transaction)."""
-        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][])[])", batch, sender=sender, wait=wait, gas=gas)
+    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])`` (transaction)."""
+        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])", batch, sender=sender, wait=wait, gas=gas)
 
-    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))`` (transaction)."""
-        return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][]))", s, sender=sender, wait=wait, gas=gas)
+    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
+        return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
 
     def token(self, *, block: BlockId = "latest") -> str:
         """``token()`` (view)."""
@@ -1147,6 +1198,7 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "AssetWords": AssetWordsClient,
     "ClearingCommitment": ClearingCommitmentClient,
     "DIDRegistry": DIDRegistryClient,
+    "DeliveryMeter": DeliveryMeterClient,
     "GridZones": GridZonesClient,
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,

@@ -64,8 +64,9 @@ PLAN: tuple[Step, ...] = (
     Step("MeterOracle", lambda ctx: [ctx.addresses[name] for name in ("RoleRegistry", "MarketRegistry", "SettlementToken")]),
     Step("ClearingCommitment", lambda ctx: [ctx.addresses[name] for name in (
         "RoleRegistry", "MarketRegistry", "OrderBook", "GridZones", "AssetRegistry")]),
+    Step("DeliveryMeter", lambda ctx: [ctx.addresses[name] for name in ("MarketRegistry", "AssetRegistry", "MeterOracle")]),
     Step("Settlement", lambda ctx: [ctx.addresses[name] for name in (
-        "MarketRegistry", "OrderBook", "ClearingCommitment", "MeterOracle", "AssetRegistry")]),
+        "MarketRegistry", "OrderBook", "ClearingCommitment", "MeterOracle", "AssetRegistry", "DeliveryMeter")]),
 )
 
 

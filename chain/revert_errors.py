@@ -2210,6 +2210,116 @@ class OrderBookZoneNotBuyable(ContractCustomError):
         self.buyer = values[1]
 
 
+class PortfolioBaselineNotAnchored(ContractCustomError):
+    """``PortfolioBaselineNotAnchored(uint32,uint64,uint64)``, declared in DeliveryMeter."""
+
+    NAME: ClassVar[str] = "PortfolioBaselineNotAnchored"
+    SIGNATURE: ClassVar[str] = "PortfolioBaselineNotAnchored(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0080e100")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start", "asset")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
+    portfolio_id: int
+    isp_start: int
+    asset: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.isp_start = values[1]
+        self.asset = values[2]
+
+
+class PortfolioMembersMismatch(ContractCustomError):
+    """``PortfolioMembersMismatch(uint32,uint64,uint256,uint64)``, declared in DeliveryMeter."""
+
+    NAME: ClassVar[str] = "PortfolioMembersMismatch"
+    SIGNATURE: ClassVar[str] = "PortfolioMembersMismatch(uint32,uint64,uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c89f13df")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start", "index", "expected")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint256", "uint64")
+    portfolio_id: int
+    isp_start: int
+    index: int
+    expected: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.isp_start = values[1]
+        self.index = values[2]
+        self.expected = values[3]
+
+
+class PortfolioNotMember(ContractCustomError):
+    """``PortfolioNotMember(uint32,uint64)``, declared in DeliveryMeter."""
+
+    NAME: ClassVar[str] = "PortfolioNotMember"
+    SIGNATURE: ClassVar[str] = "PortfolioNotMember(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("6d0991c4")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    portfolio_id: int
+    asset: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.asset = values[1]
+
+
+class PortfolioOutOfRange(ContractCustomError):
+    """``PortfolioOutOfRange(uint32,uint64)``, declared in DeliveryMeter."""
+
+    NAME: ClassVar[str] = "PortfolioOutOfRange"
+    SIGNATURE: ClassVar[str] = "PortfolioOutOfRange(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("275aec98")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    portfolio_id: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.isp_start = values[1]
+
+
+class PortfolioReadingNotAnchored(ContractCustomError):
+    """``PortfolioReadingNotAnchored(uint32,uint64,uint64)``, declared in DeliveryMeter."""
+
+    NAME: ClassVar[str] = "PortfolioReadingNotAnchored"
+    SIGNATURE: ClassVar[str] = "PortfolioReadingNotAnchored(uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a46eb1e6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start", "asset")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
+    portfolio_id: int
+    isp_start: int
+    asset: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.isp_start = values[1]
+        self.asset = values[2]
+
+
+class PortfolioWithoutMembers(ContractCustomError):
+    """``PortfolioWithoutMembers(uint32,uint64)``, declared in DeliveryMeter."""
+
+    NAME: ClassVar[str] = "PortfolioWithoutMembers"
+    SIGNATURE: ClassVar[str] = "PortfolioWithoutMembers(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a85dc6c9")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    portfolio_id: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.isp_start = values[1]
+
+
 class RoleGatedMissingRole(ContractCustomError):
     """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, ClearingCommitment, GridZones, MeterOracle, OrderBook, RoleGated."""
 
@@ -2302,6 +2412,23 @@ class RoleRegistryUnknownRole(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.role = values[0]
+
+
+class SafeCastOverflowedIntDowncast(ContractCustomError):
+    """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SafeCastOverflowedIntDowncast"
+    SIGNATURE: ClassVar[str] = "SafeCastOverflowedIntDowncast(uint8,int256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("327269a7")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("bits", "value_")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "int256")
+    bits: int
+    value_: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.bits = values[0]
+        self.value_ = values[1]
 
 
 class SafeCastOverflowedUintDowncast(ContractCustomError):
@@ -2411,7 +2538,7 @@ class SettlementAwardsOutOfOrder(ContractCustomError):
 
 
 class SettlementBadDispute(ContractCustomError):
-    """``SettlementBadDispute(string)``, declared in Settlement."""
+    """``SettlementBadDispute(string)``, declared in DeliveryMeter, Settlement."""
 
     NAME: ClassVar[str] = "SettlementBadDispute"
     SIGNATURE: ClassVar[str] = "SettlementBadDispute(string)"
@@ -2520,7 +2647,7 @@ class SettlementReadingNotAnchored(ContractCustomError):
 
 
 class SettlementReadingOutOfRange(ContractCustomError):
-    """``SettlementReadingOutOfRange(uint64,uint64)``, declared in Settlement."""
+    """``SettlementReadingOutOfRange(uint64,uint64)``, declared in DeliveryMeter, Settlement."""
 
     NAME: ClassVar[str] = "SettlementReadingOutOfRange"
     SIGNATURE: ClassVar[str] = "SettlementReadingOutOfRange(uint64,uint64)"
@@ -2807,12 +2934,19 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookWindowNotAligned.SELECTOR: OrderBookWindowNotAligned,
     OrderBookZeroPrice.SELECTOR: OrderBookZeroPrice,
     OrderBookZoneNotBuyable.SELECTOR: OrderBookZoneNotBuyable,
+    PortfolioBaselineNotAnchored.SELECTOR: PortfolioBaselineNotAnchored,
+    PortfolioMembersMismatch.SELECTOR: PortfolioMembersMismatch,
+    PortfolioNotMember.SELECTOR: PortfolioNotMember,
+    PortfolioOutOfRange.SELECTOR: PortfolioOutOfRange,
+    PortfolioReadingNotAnchored.SELECTOR: PortfolioReadingNotAnchored,
+    PortfolioWithoutMembers.SELECTOR: PortfolioWithoutMembers,
     RoleGatedMissingRole.SELECTOR: RoleGatedMissingRole,
     RoleRegistryArrayLengthMismatch.SELECTOR: RoleRegistryArrayLengthMismatch,
     RoleRegistryInvalidValidity.SELECTOR: RoleRegistryInvalidValidity,
     RoleRegistryNotIssued.SELECTOR: RoleRegistryNotIssued,
     RoleRegistryNotIssuer.SELECTOR: RoleRegistryNotIssuer,
     RoleRegistryUnknownRole.SELECTOR: RoleRegistryUnknownRole,
+    SafeCastOverflowedIntDowncast.SELECTOR: SafeCastOverflowedIntDowncast,
     SafeCastOverflowedUintDowncast.SELECTOR: SafeCastOverflowedUintDowncast,
     SafeERC20FailedOperation.SELECTOR: SafeERC20FailedOperation,
     SettlementAlreadySettled.SELECTOR: SettlementAlreadySettled,

@@ -5,7 +5,8 @@ its disputes; the latest is the record in force) the inputs it was computed from
 from the settling transaction's calldata (``settle``, a batch, ``settleUnrevealed``, ``dispute``)
 and checked on their own: the offer is in the day's book, its awards are the result's (proven
 against the chunks' ``awardsRoot``, none left out), its readings are the meter's anchored ones
-(OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged), its baseline is
+(OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged; for a portfolio
+offer, one per member it had at the day's gate closure, as AssetRegistry records them), its baseline is
 the one committed (or, for the standard method, the oracle's value proven against the root
 ``BaselinesAnchored`` logged), a dispute's reading is signed by the asset's meter (recovered
 with eth-account) and the oracle that anchored the wrong one paid the disputer what the market's
@@ -47,7 +48,10 @@ from .rules.market import DAY, MarketParams
 from .rules.orders import BaselineMethod
 from .rules.pair_tree import verify as verify_award_proof
 from .settlement_records import (
+    NO_READING,
     Anchor,
+    DisputeIn,
+    IspIn,
     Line,
     ReadingIn,
     Record,
@@ -111,6 +115,7 @@ class _Day:
     slashes: dict[str, list[DecodedEvent]] = field(default_factory=dict)  # tx -> OracleSlashed of the market
     meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
     times: dict[int, int] = field(default_factory=dict)  # block -> timestamp (a batch settles many in one)
+    portfolios: dict[int, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # -> (aggregator, members at gate closure)
 
     def block_time(self, block: int) -> int:
         if block not in self.times:
@@ -122,6 +127,16 @@ class _Day:
             a = self.assets.asset(asset_id)
             self.meters[asset_id] = (str(a[0]), str(a[5]))
         return self.meters[asset_id]
+
+    def portfolio(self, portfolio_id: int) -> tuple[str, tuple[int, ...]]:
+        """Its aggregator, and the members whose meters count for the day (at its gate closure)."""
+        if portfolio_id not in self.portfolios:
+            members = self.assets.members_at(portfolio_id, self.params.gate_closure(self.day))
+            self.portfolios[portfolio_id] = (str(self.assets.aggregator_of(portfolio_id)), tuple(int(a) for a in members))
+        return self.portfolios[portfolio_id]
+
+    def seller(self, s: SettleIn) -> str:
+        return self.portfolio(s.offer.portfolio)[0] if s.portfolio else self.asset(s.offer.asset)[0]
 
 
 def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int, result_id: int) -> _Day:
@@ -207,7 +222,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
     """One offer's settlement and its disputes, in order: each logged record recomputed."""
     where = f"offer 0x{key[1].hex()[:10]}"
     out: list[str] = []
-    corrections: dict[int, int] = {}  # ISP start -> the net a dispute set (they compose, as on chain)
+    corrections: dict[tuple[int, int], int] = {}  # (ISP start, asset) -> the net a dispute set (they compose, as on chain)
     previous: Record | None = None
     for n, event in enumerate(history):
         try:
@@ -228,13 +243,14 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
             problem = _check_dispute(day, call)
             if problem:
                 out.append(f"{where}: dispute in {event.tx_hash}: {problem}")
-            elif d.isp < len(s.isps):
-                first = s.isps[d.isp].isp_start not in corrections  # one wrong reading, one fault, one slash
+            else:
+                disputed = (s.isps[d.isp].isp_start, _disputed_asset(s, d))
+                first = disputed not in corrections  # one wrong reading, one fault, one slash
                 out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, first)]
-                corrections[s.isps[d.isp].isp_start] = d.import_wh - d.export_wh
+                corrections[disputed] = d.import_wh - d.export_wh
             if previous is not None and call.record != previous:
                 out.append(f"{where}: the dispute in {event.tx_hash} presented a record other than the one in force")
-        net = None if call.unrevealed else [corrections.get(i.isp_start, i.reading.net_wh) for i in s.isps]
+        net = None if call.unrevealed else _net_with(s, corrections)
         try:
             figures = recompute(s, net, day.params, day.request, day.cleared_price)
         except ValueError as exc:
@@ -243,11 +259,27 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
         ours = [f.line for f in figures]
         theirs = list(event.record.lines)
         out += [f"{where}, {event.tx_hash}: {p}" for p in compare_lines(theirs, ours)]
-        owner = day.asset(s.offer.asset)[0]
+        owner = day.seller(s)
         if event.record.seller.lower() != owner.lower():
-            out.append(f"{where}: the record names seller {event.record.seller}, the asset's owner is {owner}")
+            whose = "the portfolio's aggregator" if s.portfolio else "the asset's owner"
+            out.append(f"{where}: the record names seller {event.record.seller}, {whose} is {owner}")
         lines[key] = ours
         previous = event.record
+    return out
+
+
+def _disputed_asset(s: SettleIn, d: DisputeIn) -> int:
+    return d.member if s.portfolio else s.offer.asset
+
+
+def _net_with(s: SettleIn, corrections: dict[tuple[int, int], int]) -> list[int]:
+    """Each ISP's net consumption, every meter's reading as disputes corrected it."""
+    out = []
+    for isp in s.isps:
+        if s.portfolio:
+            out.append(sum(corrections.get((isp.isp_start, m.asset), m.reading.net_wh) for m in isp.members))
+        else:
+            out.append(corrections.get((isp.isp_start, s.offer.asset), isp.reading.net_wh))
     return out
 
 
@@ -271,8 +303,9 @@ def _check_inputs(day: _Day, s: SettleIn, unrevealed: bool) -> list[str]:
         out.append(f"settled against result {s.result_id}, the day's final result is {day.result_id}")
     if s.digest not in day.book.digests.values() or s.offer.market != day.market:
         out.append("the offer is not in the day's book")
-    if s.offer.asset == 0 or s.offer.portfolio != 0:
-        out.append("only asset offers are settled (not portfolio offers)")
+    if (s.offer.asset == 0) == (s.offer.portfolio == 0):
+        out.append("the offer names both an asset and a portfolio, or neither")
+        return out
     presented = set()
     for isp in s.isps:
         level = sum(a.power_w for a in isp.awards)
@@ -287,7 +320,7 @@ def _check_inputs(day: _Day, s: SettleIn, unrevealed: bool) -> list[str]:
                 out.append(f"the awards presented at {iso(a.isp_start)} add up to {level} W, the offer's level is "
                            f"{a.level_w} W")
         if not unrevealed:
-            out += _check_reading(day, s, isp.isp_start, isp.reading)
+            out += _check_readings(day, s, isp)
     if presented != day.awards.get(s.digest, set()):
         out.append(f"the awards presented ({len(presented)}) are not the result's awards of the offer "
                    f"({len(day.awards.get(s.digest, set()))})")
@@ -303,20 +336,45 @@ def _check_baseline(day: _Day, s: SettleIn) -> list[str]:
         if reveal_matches(s.offer.baseline, s.offer.asset, s.offer.start, s.baseline_wh, s.salt):
             return []
         return ["the revealed baseline does not match the offer's commitment"]
-    _owner, meter = day.asset(s.offer.asset)
     out = []
     for i, isp in enumerate(s.isps):
         index = (isp.isp_start - s.offer.start) // day.params.isp_seconds
-        known = 0 <= index < len(s.baseline_wh) and i < len(s.baseline_proofs) and any(
-            verify_reading_proof(root, BASELINE_ENCODING, [meter, isp.isp_start, s.baseline_wh[index]],
-                                 s.baseline_proofs[i]) for root in day.baseline_roots.get(isp.isp_start, []))
+        if not 0 <= index < len(s.baseline_wh):
+            out.append(f"no baseline value for {iso(isp.isp_start)}")
+            continue
+        if s.portfolio:  # the members' anchored baselines, summed
+            known = all(_anchored_baseline(day, day.asset(m.asset)[1], isp.isp_start, m.baseline_wh, m.baseline_proof)
+                        for m in isp.members) and sum(m.baseline_wh for m in isp.members) == s.baseline_wh[index]
+        else:
+            known = i < len(s.baseline_proofs) and _anchored_baseline(
+                day, day.asset(s.offer.asset)[1], isp.isp_start, s.baseline_wh[index], s.baseline_proofs[i])
         if not known:
-            out.append(f"the standard baseline of {iso(isp.isp_start)} is not the one the oracle anchored for the meter")
+            out.append(f"the standard baseline of {iso(isp.isp_start)} is not the one the oracle anchored for the "
+                       + ("members' meters, summed" if s.portfolio else "meter"))
     return out
 
 
-def _check_reading(day: _Day, s: SettleIn, isp_start: int, r: ReadingIn) -> list[str]:
-    _owner, meter = day.asset(s.offer.asset)
+def _anchored_baseline(day: _Day, meter: str, isp_start: int, value: int, proof: tuple[bytes, ...]) -> bool:
+    return any(verify_reading_proof(root, BASELINE_ENCODING, [meter, isp_start, value], proof)
+               for root in day.baseline_roots.get(isp_start, []))
+
+
+def _check_readings(day: _Day, s: SettleIn, isp: IspIn) -> list[str]:
+    """The asset meter's reading, or one reading per member the portfolio had at the gate closure."""
+    if not s.portfolio:
+        return _check_reading(day, day.asset(s.offer.asset)[1], isp.isp_start, isp.reading)
+    _aggregator, members = day.portfolio(s.offer.portfolio)
+    presented = tuple(m.asset for m in isp.members)
+    if presented != members:
+        return [f"the readings of {iso(isp.isp_start)} are of assets {list(presented)}; the portfolio's members at the "
+                f"gate closure are {list(members)}"]
+    out = []
+    for m in isp.members:
+        out += [f"member {m.asset}: {p}" for p in _check_reading(day, day.asset(m.asset)[1], isp.isp_start, m.reading)]
+    return out
+
+
+def _check_reading(day: _Day, meter: str, isp_start: int, r: ReadingIn) -> list[str]:
     if r.anchor not in day.anchors.get(isp_start, []):
         return [f"the reading of {iso(isp_start)} names an anchor MeterOracle never logged for that ISP"]
     values = [meter, isp_start, r.sequence, r.import_wh, r.export_wh]
@@ -331,7 +389,7 @@ def _check_slash(day: _Day, call: SettlingCall, event: SettledEvent, first: bool
     rule says (the required stake, or what was left of its stake; nothing without a stake or for
     an ISP already corrected), read from the chain's state just before the dispute's block."""
     assert call.dispute is not None and day.oracle is not None
-    anchored_by = call.settle_in.isps[call.dispute.isp].reading.anchor.oracle
+    anchored_by = _anchored(call.settle_in, call.dispute)[1].anchor.oracle
     got = [(str(e.args["to"]), int(e.args["amount"])) for e in day.slashes.get(event.tx_hash, [])
            if str(e.args["oracle"]).lower() == anchored_by.lower()]
     want = 0
@@ -355,7 +413,10 @@ def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
     if d.isp >= len(s.isps):
         return f"ISP index {d.isp} is not in the settlement"
     isp = s.isps[d.isp]
-    _owner, meter = day.asset(s.offer.asset)
+    asset, anchored = _anchored(s, d)
+    if asset == 0:
+        return f"asset {d.member} is not a member whose reading the settlement counted"
+    _owner, meter = day.asset(asset)
     reading = Reading(meter, isp.isp_start, d.sequence, d.import_wh, d.export_wh)
     try:
         signer = reading.typed(day.oracle_domain).recover(d.signature)
@@ -363,9 +424,18 @@ def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
         return f"the reading's signature is unusable ({exc.message})"
     if signer.lower() != meter.lower():
         return f"the reading was signed by {signer}, not by the asset's meter {meter}"
-    if (d.import_wh, d.export_wh) == (isp.reading.import_wh, isp.reading.export_wh):
+    if (d.import_wh, d.export_wh) == (anchored.import_wh, anchored.export_wh):
         return "the signed reading agrees with the anchored one"
     return None
+
+
+def _anchored(s: SettleIn, d: DisputeIn) -> tuple[int, ReadingIn]:
+    """The disputed meter's asset and its anchored reading as the settlement counted it ((0, none)
+    when the dispute names no member of the portfolio's)."""
+    isp = s.isps[d.isp]
+    if not s.portfolio:
+        return s.offer.asset, isp.reading
+    return next(((m.asset, m.reading) for m in isp.members if m.asset == d.member), (0, NO_READING))
 
 
 def _check_timing(day: _Day, call: SettlingCall, event: SettledEvent, previous: Record | None, at: int) -> list[str]:

@@ -54,6 +54,7 @@ from .demo_delivery import Behaviour, plan_delivery
 from .demo_grid import grid_step
 from .demo_metering import MODBUS_METERS, metering_step
 from .demo_orders import orders_step
+from .demo_portfolio import overriding
 from .demo_settlement import settlement_step
 
 DEMO_PROSUMERS = 12
@@ -123,11 +124,19 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
         plan = plan_delivery(award_proofs(clearing, summary["clearing"]["result_id"]), kept,
                              {asset for asset, _meter, _kind in meters[:MODBUS_METERS]})
+        pooled = plan.portfolios
         console.print(f"the final result's awards are activation orders for {len(plan.deliveries)} offers: "
-                      f"{plan.count(Behaviour.FULL)} assets deliver in full ({plan.over_modbus} of them behind the "
-                      "SDM630 gateways, whose controllers aim 10 % above the award), "
+                      f"{plan.count(Behaviour.FULL) - len(pooled)} assets deliver in full ({plan.over_modbus} of them "
+                      "behind the SDM630 gateways, whose controllers aim 10 % above the award), "
                       f"{plan.count(Behaviour.SHORT)} fall short (their prosumers override: 40 % arrives), "
                       f"{plan.count(Behaviour.OVER)} over-delivers (150 %)")
+        for d in pooled:
+            console.print(f"portfolio {d.kept.offer.portfolio}'s award is split among its {len(d.kept.members)} "
+                          f"members by their power: asset {overriding(d.kept.members).asset}'s prosumer overrides "
+                          f"(40 % of its share arrives) and {d.kept.aggregator} dispatches the other members for the "
+                          "rest, so that their sum meets the award")
+        if not pooled:
+            console.print("[red]the portfolio's offer was not awarded[/]")
         summary["bonds"] = bonds_step(conn, manifest, deployer, accounts, grid_info["market"], plan, console)
         folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-metering-"))
         try:
@@ -162,9 +171,14 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     table.add_row("assets", f"{assets['assets']} registered by signed, relayed registrations, {assets['mapped']} mapped "
                   "by their DSOs (" + ", ".join(f"{n} {t}" for t, n in sorted(assets["by_type"].items())) + ")")
     orders = summary["orders"]
-    table.add_row("offers", f"{orders['offers_signed']} signed by prosumers in their wallets, relayed by 3 aggregators: "
-                  f"{orders['accepted']} accepted ({orders['replaced']} later replaced by newer ones), "
+    pooled = orders["portfolio"]
+    table.add_row("offers", f"{orders['offers_signed'] - 1} signed by prosumers in their wallets and 1 by "
+                  f"{pooled['aggregator']} for its portfolio, relayed by 3 aggregators: {orders['accepted']} accepted ({orders['replaced']} later replaced by newer ones), "
                   f"{orders['skipped']} skipped with their reasons; {orders['gas_per_offer']:,} gas per offer")
+    table.add_row("portfolio", f"{pooled['aggregator']} pooled {len(pooled['members'])} households of feeder "
+                  f"{pooled['zone']} (assets {', '.join(map(str, pooled['members']))}) with their owners' signed "
+                  f"consent, and offered them as portfolio {pooled['id']}: {pooled['power_w'] / 1000:,.1f} kW at "
+                  f"{pooled['price'] / 100:,.0f} €/MWh, signed by the aggregator")
     table.add_row("requests", f"{orders['requests']} posted by 2 DSOs and the TSO, {orders['escrow'] / 100:,.2f} EUR in "
                   f"escrow; {orders['gas_per_request']:,} gas per request")
     cleared = summary["clearing"]
@@ -188,6 +202,13 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"{settled['over']} over-delivered (paid for its award only); made final, refunded, every claim "
                   f"withdrawn; the demo's own check of every line and balance: "
                   f"{'OK' if settled['checked'] else 'FAILED'}")
+    outcome = settled["portfolio"]
+    if outcome:
+        table.add_row("portfolio settled", f"portfolio {outcome['id']}: {outcome['awarded_wh'] / 1000:,.2f} kWh "
+                      f"awarded, {outcome['delivered_wh'] / 1000:,.2f} kWh delivered by its members' meters summed "
+                      f"(asset {outcome['overriding']} fell short, the others made up for it); "
+                      f"{outcome['paid'] / 100:,.2f} EUR paid to {outcome['aggregator']}, the record's seller "
+                      f"(penalty {outcome['penalty'] / 100:,.2f} EUR), and withdrawn")
     dispute = settled["dispute"]
     if dispute:
         table.add_row("dispute", f"asset {dispute['asset']}'s owner showed the reading its meter signed: "
@@ -196,7 +217,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                       f"{dispute['penalty_after'] / 100:,.2f} EUR; {dispute['faults']} fault counted against the "
                       "oracle (Settlement.faultsOf)")
     table.add_row("money", ", ".join(f"{name} paid {cents / 100:,.2f}" for name, cents in settled["paid"].items())
-                  + f" EUR net of penalties; the {summary['bonds']['prosumers']} awarded prosumers received "
+                  + f" EUR net of penalties; the {summary['bonds']['prosumers']} awarded sellers received "
                   f"{settled['prosumers'] / 100:,.2f} EUR; bond draws {settled['bond_draws'] / 100:,.2f} EUR "
                   f"(of {summary['bonds']['posted'] / 100:,.2f} posted), debts {settled['debts'] / 100:,.2f} EUR")
     table.add_row("settlement audit", f"the auditor's recomputation from public chain data: {settled['audit']}"

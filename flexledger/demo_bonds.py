@@ -1,7 +1,8 @@
 """The demo's bonds: once the day's result is final, each aggregator posts a bond for every
-prosumer whose offer it relayed and that was awarded, covering the penalty of the awards left
-entirely undelivered (OrderBook.postBond names the seller and takes the payer's tokens). The
-settlement draws a penalty its payment does not cover from that bond, for the buyer.
+prosumer whose offer it relayed and that was awarded (and for itself, the seller of its
+portfolio's offer), covering the penalty of the awards left entirely undelivered
+(OrderBook.postBond names the seller and takes the payer's tokens). The settlement draws a
+penalty its payment does not cover from that bond, for the buyer.
 
 Only the awarded prosumers are bonded: their exposure is what the awards put at risk, and a
 thousand bonds would cost the demo as many transactions.
@@ -52,6 +53,7 @@ def bonds_step(conn: ChainConnection, manifest: Manifest, authority: Signer, acc
             pending.append(book.post_bond(seller, amount, sender=aggregator, wait=False, gas=BOND_GAS))
     wait_all(conn, pending)
     total = sum(sum(b.values()) for b in by_aggregator.values())
-    console.print(f"the aggregators bonded their {len(pending)} awarded prosumers: {total / 100:,.2f} EUR in all, "
-                  "each bond the penalty of its awards left undelivered")
+    console.print(f"the aggregators bonded the {len(pending)} awarded sellers they relay (their prosumers, and "
+                  f"themselves for a portfolio): {total / 100:,.2f} EUR in all, each bond the penalty of its awards "
+                  "left undelivered")
     return {"prosumers": len(pending), "posted": total}

@@ -14,6 +14,9 @@ up to half a minute was measured under load), so some of the activation is count
 ISP, and without a margin a loaded machine could make a full delivery look short beyond the
 tolerance.
 
+The portfolio offer (:mod:`flexledger.demo_portfolio`) delivers in full as a whole: its award is
+split among its members' meters, one of them falling short and the others making up for it.
+
 One fully delivering offer is the demo's dispute: the oracle's store is corrupted for one of its
 ISPs (see ``demo_metering``), so that the anchored value wrongly shows nothing delivered there.
 """
@@ -31,6 +34,7 @@ from flexledger.commitment import AwardProof
 from flexledger.rules.lights import Direction
 
 from .demo_households import KeptOffer
+from .demo_portfolio import member_shares
 
 SHORT_EVERY = 12  # about one awarded offer in this many falls short
 SHORT_AT_LEAST = 2
@@ -54,23 +58,30 @@ class Delivery:
     behaviour: Behaviour
     levels: dict[int, int]  # ISP start -> the offer's power there over all its awards (W)
     factor: Fraction  # the share of the award that arrives
+    shares: dict[int, Fraction] = field(default_factory=dict)  # a portfolio offer: each member's part of it
 
     @property
     def sign(self) -> int:
         """+1 when the activation raises the meter's net consumption (DOWN), -1 when it lowers it (UP)."""
         return -1 if self.kept.offer.direction == Direction.UP else 1
 
-    def shift_wh(self, isp_start: int, isp_seconds: int) -> int:
-        """The activation's change to the meter's net consumption in the ISP (whole Wh).
+    @property
+    def meters(self) -> dict[int, Fraction]:
+        """The assets whose meters the activation moves, and each one's part of it."""
+        return self.shares or {self.kept.offer.asset: Fraction(1)}
+
+    def shift_wh(self, isp_start: int, isp_seconds: int, share: Fraction = Fraction(1)) -> int:
+        """The activation's change to a meter's net consumption in the ISP (whole Wh), for the
+        meter taking ``share`` of it.
 
         Rounded away from zero, so that a full delivery is never a fraction of a Wh short of
         an award whose energy is not a whole number of Wh."""
-        energy = self.levels.get(isp_start, 0) * isp_seconds * self.factor / 3600
+        energy = self.levels.get(isp_start, 0) * isp_seconds * self.factor * share / 3600
         return self.sign * math.ceil(energy)
 
-    def shift_w(self, isp_start: int) -> float:
+    def shift_w(self, isp_start: int, share: Fraction = Fraction(1)) -> float:
         """The same change as a power, for a meter whose registers integrate it (the SDM630 model)."""
-        return float(self.sign * self.levels.get(isp_start, 0) * self.factor)
+        return float(self.sign * self.levels.get(isp_start, 0) * self.factor * share)
 
 
 @dataclass
@@ -79,19 +90,20 @@ class DeliveryPlan:
     disputed: bytes | None = None  # the offer whose anchored reading the demo corrupts
     disputed_isp: int = 0
     always_full: frozenset[int] = frozenset()  # assets that deliver in full whatever happens (the SDM630s')
-    _by_asset: dict[int, list[Delivery]] = field(default_factory=dict)
+    _by_asset: dict[int, list[tuple[Delivery, Fraction]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        by_asset: dict[int, list[Delivery]] = defaultdict(list)
+        by_asset: dict[int, list[tuple[Delivery, Fraction]]] = defaultdict(list)
         for d in self.deliveries.values():
-            by_asset[d.kept.offer.asset].append(d)
+            for asset, share in d.meters.items():
+                by_asset[asset].append((d, share))
         self._by_asset = dict(by_asset)
 
     def shift_wh(self, asset: int, isp_start: int, isp_seconds: int = 900) -> int:
-        return sum(d.shift_wh(isp_start, isp_seconds) for d in self._by_asset.get(asset, []))
+        return sum(d.shift_wh(isp_start, isp_seconds, share) for d, share in self._by_asset.get(asset, []))
 
     def shift_w(self, asset: int, isp_start: int) -> float:
-        return sum(d.shift_w(isp_start) for d in self._by_asset.get(asset, []))
+        return sum(d.shift_w(isp_start, share) for d, share in self._by_asset.get(asset, []))
 
     @property
     def over_modbus(self) -> int:
@@ -100,6 +112,10 @@ class DeliveryPlan:
 
     def count(self, behaviour: Behaviour) -> int:
         return sum(d.behaviour is behaviour for d in self.deliveries.values())
+
+    @property
+    def portfolios(self) -> list[Delivery]:
+        return [d for d in self.deliveries.values() if d.kept.members]
 
 
 def plan_delivery(awards: list[AwardProof], kept: dict[bytes, KeptOffer], always_full: set[int],
@@ -110,7 +126,8 @@ def plan_delivery(awards: list[AwardProof], kept: dict[bytes, KeptOffer], always
         levels[a.offer_digest][a.isp_start] = a.level_w  # each award of an offer in an ISP carries the same level
     rng = random.Random(seed)
     digests = sorted(levels, key=lambda d: (kept[d].offer.asset, d))
-    free = [d for d in digests if kept[d].offer.asset not in always_full]
+    # the portfolio's members follow their aggregator's dispatch (member_shares), not a draw of their own
+    free = [d for d in digests if kept[d].offer.asset and kept[d].offer.asset not in always_full]
     behaviour = dict.fromkeys(digests, Behaviour.FULL)
     disputed = None
     if free:
@@ -120,8 +137,9 @@ def plan_delivery(awards: list[AwardProof], kept: dict[bytes, KeptOffer], always
         for d in picked[2:]:
             behaviour[d] = Behaviour.SHORT
     factor = {d: GATEWAY_MARGIN if kept[d].offer.asset in always_full else FACTOR[behaviour[d]] for d in digests}
-    plan = DeliveryPlan({d: Delivery(kept[d], behaviour[d], levels[d], factor[d]) for d in digests}, disputed,
-                        always_full=frozenset(always_full))
+    plan = DeliveryPlan({d: Delivery(kept[d], behaviour[d], levels[d], factor[d],
+                                     member_shares(kept[d].members) if kept[d].members else {}) for d in digests},
+                        disputed, always_full=frozenset(always_full))
     if disputed is not None:
         plan.disputed_isp = min(levels[disputed])
     return plan

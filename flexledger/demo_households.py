@@ -47,9 +47,20 @@ def forecast_baseline(asset: int, kind: int, start: int, isps: int, rng: random.
 
 
 @dataclass(frozen=True)
+class Member:
+    """A household in an aggregator's portfolio: its asset, meter, asset type and prequalified power."""
+
+    asset: int
+    meter: str
+    kind: int
+    power_w: int
+
+
+@dataclass(frozen=True)
 class KeptOffer:
     """An offer in force as its seller keeps it: the offer, its digest, the baseline to reveal,
-    the owner's wallet, the asset's meter and type, and the aggregator that relayed it."""
+    the seller's wallet (the owner's; for a portfolio offer the aggregator's), the asset's meter
+    and type (a portfolio: its members instead), and the aggregator that relayed it."""
 
     offer: Offer
     digest: bytes
@@ -58,3 +69,4 @@ class KeptOffer:
     meter: str
     kind: int
     aggregator: str  # its account name in the demo
+    members: tuple[Member, ...] = ()  # a portfolio offer's households

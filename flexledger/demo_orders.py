@@ -35,6 +35,8 @@ from flexledger.settlement import Baseline
 from flexledger.times import iso
 
 from .demo_households import KeptOffer, forecast_baseline
+from .demo_metering import MODBUS_METERS
+from .demo_portfolio import AGGREGATOR, Portfolio, form_portfolio, pick_members, portfolio_offer
 
 PEAK = range(68, 84)  # 17:00-21:00, the ISPs of the day the offers and requests are about
 REPLACED_SHARE = 20  # one prosumer in 20 sends a newer, cheaper offer for the same window
@@ -69,9 +71,11 @@ def orders_step(
     meters: list[tuple[int, LocalAccount, int]],
     console: Console,
 ) -> dict[str, Any]:
-    """Every prosumer signs one offer for the demo day's evening peak (some a newer, cheaper one
-    as well); three aggregators relay them; each DSO posts requests on its substations and the
-    TSO one in its area; the book is then read back from events and checked against its digest.
+    """Aggregator 1 forms a portfolio of three households (``demo_portfolio``); every other
+    prosumer signs one offer for the demo day's evening peak (some a newer, cheaper one as well);
+    three aggregators relay them, aggregator 1 its portfolio's offer too; each DSO posts requests
+    on its substations and the TSO one in its area; the book is then read back from events and
+    checked against its digest.
 
     Each offer commits to its seller's baseline; the sellers keep the values and salts to reveal
     at settlement (``kept`` in the result: each offer in force by digest, with the aggregator that
@@ -87,6 +91,18 @@ def orders_step(
     baselines: dict[Offer, Baseline] = {}
     kind_of = {asset: kind for asset, _meter, kind in meters}
     meter_of = {asset: meter.address for asset, meter, _kind in meters}
+    by_dso = {name: sorted({grid["substation_of"][f] for f in feeders}) for name, feeders in grid["feeders_of"].items()}
+    requested = {f for f, sub in grid["substation_of"].items() if any(sub in subs[:2] for subs in by_dso.values())}
+    # the SDM630 households stay out of the portfolio: their controllers follow their own asset's award
+    modbus = {asset for asset, _meter, _kind in meters[:MODBUS_METERS]}
+    portfolio = form_portfolio(conn, manifest, accounts[AGGREGATOR], pick_members(holdings, requested, modbus),
+                               meter_of, kind_of)
+    console.print(f"{AGGREGATOR} formed portfolio {portfolio.portfolio_id} of {len(portfolio.members)} households on "
+                  f"feeder {portfolio.zone} (assets {', '.join(str(m.asset) for m in portfolio.members)}), each owner "
+                  f"consenting with an EIP-712 PortfolioConsent signature ({portfolio.gas:,} gas); their owners no "
+                  "longer offer them: the aggregator does")
+    pooled = {m.asset for m in portfolio.members}
+    holdings = [h for h in holdings if h[0] not in pooled]  # an asset in a portfolio is its aggregator's to offer
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("prosumers sign their offers (EIP-712, in their own wallets)", total=len(holdings))
         for asset, owner, _zone, power in holdings:
@@ -112,21 +128,24 @@ def orders_step(
         relayed = [relay_offers(book.with_signer(a), signed[i * share:(i + 1) * share],  # type: ignore[arg-type]
                                 progress=lambda n: progress.advance(task, n))
                    for i, a in enumerate(aggregators)]
+    pooled_offer, baseline = portfolio_offer(portfolio, market, day, expiry, domain, rng)
+    baselines[pooled_offer.offer] = baseline
+    own = relay_offers(book.with_signer(Signer(portfolio.aggregator, conn)), [pooled_offer])  # type: ignore[arg-type]
+    _show_portfolio_offer(portfolio, pooled_offer.offer, own.accepted == 1, console)
+    relayed.append(own)
     accepted = sum(r.accepted for r in relayed)
     skipped = [o for r in relayed for o in r.skipped]
     offer_gas = sum(r.gas_used for r in relayed)
-    console.print(f"{len(signed)} signed offers relayed by 3 aggregators in {sum(r.transactions for r in relayed)} "
-                  f"transactions: {accepted} accepted, {len(skipped)} skipped ({offer_gas / len(signed):,.0f} gas per offer)")
+    offers = len(signed) + 1  # the prosumers' and the portfolio's
+    console.print(f"{offers} signed offers relayed by 3 aggregators in {sum(r.transactions for r in relayed)} "
+                  f"transactions: {accepted} accepted, {len(skipped)} skipped ({offer_gas / offers:,.0f} gas per offer)")
     for o in skipped:
-        console.print(f"  skipped asset {o.offer.asset}: {o.reason.message if o.reason else '?'}")
+        subject = f"asset {o.offer.asset}" if o.offer.asset else f"portfolio {o.offer.portfolio}"
+        console.print(f"  skipped {subject}: {o.reason.message if o.reason else '?'}")
 
     # requests: each DSO on two of its substations, the TSO in its whole area, money in escrow
     params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=authority)
-    substations: dict[int, list[int]] = {}
-    for feeder, substation in grid["substation_of"].items():
-        substations.setdefault(substation, []).append(feeder)
-    by_dso = {name: sorted({grid["substation_of"][f] for f in feeders}) for name, feeders in grid["feeders_of"].items()}
     plans: list[tuple[str, RequestParams]] = []
     for name, subs in by_dso.items():
         for substation in subs[:2]:
@@ -145,6 +164,7 @@ def orders_step(
     owner_of = {asset: owner for asset, owner, _zone, _power in holdings}
     state = read_book(book, market, day)
     zone_of = {asset: zone for asset, _owner, zone, _power in holdings}
+    zone_of[0] = portfolio.zone  # the demo's one portfolio offer (asset 0)
     table = Table(title="requests, and what was offered below them at their price", box=box.SIMPLE_HEAD)
     for column in ("request", "zone", "UTC", "kW", "€/MWh ≤", "escrow €", "offered"):
         table.add_column(column, no_wrap=True, justify="left" if column in ("request", "UTC") else "right")
@@ -166,10 +186,23 @@ def orders_step(
     escrowed = sum(i["escrow"] for i in state.requests.values())
     relayer = {s.offer: f"aggregator {i // share + 1}" for i, s in enumerate(signed)}
     kept = {state.digests[o]: KeptOffer(o, state.digests[o], baselines[o], owner_of[o.asset], meter_of[o.asset],
-                                        kind_of[o.asset], relayer[o]) for o in state.offers}
-    return {"offers_signed": len(signed), "accepted": accepted, "skipped": len(skipped), "replaced": len(state.accepted) - len(state.offers),
+                                        kind_of[o.asset], relayer[o]) for o in state.offers if o.asset}
+    kept.update({state.digests[o]: KeptOffer(o, state.digests[o], baselines[o], portfolio.aggregator, "", 0, AGGREGATOR,
+                                             portfolio.members) for o in state.offers if o.portfolio})
+    return {"offers_signed": offers, "accepted": accepted, "skipped": len(skipped), "replaced": len(state.accepted) - len(state.offers),
             "offers_in_force": len(state.offers), "requests": len(state.requests), "escrow": escrowed,
-            "gas_per_offer": round(offer_gas / len(signed)), "gas_per_request": round(request_gas / len(plans)),
+            "gas_per_offer": round(offer_gas / offers), "gas_per_request": round(request_gas / len(plans)),
             "seconds": round(time.perf_counter() - started, 1),
+            "portfolio": {"id": portfolio.portfolio_id, "zone": portfolio.zone, "aggregator": AGGREGATOR,
+                          "members": [m.asset for m in portfolio.members], "power_w": pooled_offer.offer.power_w,
+                          "price": pooled_offer.offer.price, "accepted": own.accepted == 1},
             "kept": kept}  # for the settlement: what each seller keeps of its offer in force
 
+
+def _show_portfolio_offer(portfolio: Portfolio, offer: Offer, accepted: bool, console: Console) -> None:
+    console.print(f"{AGGREGATOR} signed and relayed one offer for portfolio {portfolio.portfolio_id}: "
+                  f"{iso(offer.start)[11:16]}-{iso(offer.start + offer.isps * 900)[11:16]} UP, "
+                  f"{offer.power_w / 1000:,.1f} kW all or nothing (three quarters of its members' "
+                  f"{sum(m.power_w for m in portfolio.members) / 1000:,.0f} kW: the rest is headroom) at "
+                  f"{offer.price / 100:,.0f} €/MWh, committing to its members' summed forecast: "
+                  f"{'accepted' if accepted else 'SKIPPED'}")

@@ -4,6 +4,9 @@ meters' anchored readings; a prosumer disputes the reading the demo corrupted in
 store, with the one its meter signed; the dispute window passes; every settlement is made final,
 the buyers' escrows refunded, and every claim withdrawn. The demo then checks every base unit
 itself (each line against the rules, each balance against the records) and runs the auditor.
+
+The portfolio offer is settled in the same batches: its delivery is its members' meters summed
+(DeliveryMeter), its seller, paid and bonded, the aggregator.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from sqlalchemy.engine import Engine
 from flexledger.audit_settlement import audit_settlement
 from flexledger.book import read_book
 from flexledger.chain.bindings import (
+    AssetRegistryClient,
     ClearingCommitmentClient,
+    DeliveryMeterClient,
     MarketRegistryClient,
     OrderBookClient,
     SettlementClient,
@@ -36,17 +41,21 @@ from flexledger.chain.transactions import Signer
 from flexledger.commitment import award_proofs
 from flexledger.errors import FlexledgerError
 from flexledger.rules.market import DAY, MarketParams
+from flexledger.rules.settlement import to_money
 from flexledger.settlement import (
+    Member,
     SettledOffer,
     finalise_offers,
     record_tuple,
     settle_input_from,
     settle_offers,
 )
+from flexledger.settlement_records import decode_members
 from flexledger.times import iso
 from flexledger_edge.reading import SignedReading
 
 from .demo_delivery import Behaviour, Delivery, DeliveryPlan
+from .demo_households import forecast_wh
 from .demo_ledger import (
     Moves,
     RequestTerms,
@@ -57,6 +66,7 @@ from .demo_ledger import (
     flows,
     request_terms,
 )
+from .demo_portfolio import overriding
 from .demo_proofs import ReadingProofs
 
 GAS_MONEY = hex(10**17)  # 0.1 ether of the development chain: a prosumer's gas for a dispute and a withdrawal
@@ -149,16 +159,22 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
                  for a in watched if after[a] - before[a] != moved.get(a, 0)]
     table, paid = _money_table(requests, buyers, refunds, before, after)
     console.print(table)
-    console.print(f"the {len({r[2] for r in records})} awarded prosumers received {_euros(moves.claims)} EUR in "
-                  f"claims; {_euros(moves.drawn)} EUR of penalties came out of their bonds")
+    console.print(f"the {len({r[2] for r in records})} awarded sellers (prosumers, and aggregators for portfolios) "
+                  f"received {_euros(moves.claims)} EUR in claims; {_euros(moves.drawn)} EUR of penalties came out of "
+                  "their bonds")
+    portfolio = {}
+    for d in plan.portfolios:  # the demo has one
+        portfolio = _portfolio(settled[d.kept.digest], params, requests, moves, moved, console)
+        if not portfolio["seller_is_aggregator"] or portfolio["withdrawn"] != portfolio["claimed"]:
+            problems.append(f"portfolio {portfolio['id']}: its seller or its money is not its aggregator's")
     verdict = ("every line as the rules say, every balance change as the records say" if not problems
                else "; ".join(problems[:3]))
     console.print(f"the demo's own check of {lines} lines and {len(moved)} balance changes (the token's Transfer "
                   f"events; {len(watched)} balances read too): [{'green' if not problems else 'red'}]{verdict}[/]")
     audit = _audit(conn, manifest, market, day, moves, refunds, requests, buyers, console)
     return {"offers": len(settled), "lines": lines, "gas_per_line": gas // max(lines, 1), **checked, **audit,
-            "dispute": dispute, "claims": claimed, "bond_draws": drawn, "debts": debt, "refunds": sum(refunds.values()),
-            "paid": paid, "prosumers": moves.claims, "checked": not problems, "problems": problems,
+            "dispute": dispute, "portfolio": portfolio, "claims": claimed, "bond_draws": drawn, "debts": debt,
+            "refunds": sum(refunds.values()), "paid": paid, "prosumers": moves.claims, "checked": not problems, "problems": problems,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -169,7 +185,9 @@ def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: Settlemen
     awards = award_proofs(ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")), result_id)
     proofs = ReadingProofs(store, market)
     order = sorted(plan.deliveries)
-    inputs = [settle_input_from(result_id, d.kept.offer, digest, awards, d.kept.baseline, d.kept.meter, proofs)
+    members = _members(conn, manifest, market, plan)
+    inputs = [settle_input_from(result_id, d.kept.offer, digest, awards, d.kept.baseline, d.kept.meter, proofs,
+                                members=members.get(digest, ()))
               for digest, d in ((g, plan.deliveries[g]) for g in order)]
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("aggregator 1 settles every awarded offer (anyone may)", total=len(inputs))
@@ -181,6 +199,49 @@ def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: Settlemen
             for digest, s_in, s in zip(order, inputs, done, strict=True)}
 
 
+def _members(conn: ChainConnection, manifest: Manifest, market: int, plan: DeliveryPlan) -> dict[bytes, list[Member]]:
+    """Each portfolio offer's members and their meters, from public data: those DeliveryMeter
+    counts (the portfolio's at the day's gate closure), in its order."""
+    meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
+    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    return {d.kept.digest: [(int(a), str(assets.meter_of(a)))
+                            for a in meters.members(market, d.kept.offer.portfolio, d.kept.offer.start)]
+            for d in plan.portfolios}
+
+
+def _portfolio(s: _Settled, params: MarketParams, requests: dict[int, RequestTerms], moves: Moves,
+               moved: dict[str, int], console: Console) -> dict[str, Any]:
+    """The portfolio offer's outcome: each member's delivery (its forecast less its anchored
+    reading), the sum the settlement counted, and what its aggregator was paid and withdrew."""
+    kept = s.delivery.kept
+    awarded, delivered, paid, penalty = _figures(s, params, requests)
+    kind = {m.asset: m.kind for m in kept.members}
+    direction = -s.delivery.sign  # +1 for UP: delivered is the forecast less the measured
+    by_member: dict[int, int] = defaultdict(int)
+    for (_read, awards), encoded in zip(s.settle_in[4], s.settle_in[6], strict=True):
+        for m in decode_members(bytes(encoded)):
+            by_member[m.asset] += direction * (forecast_wh(m.asset, kind[m.asset], awards[0][2]) - m.reading.net_wh)
+    seller = str(s.record[2])
+    failing = overriding(kept.members).asset
+    shown = [f"{wh / 1000:,.2f} kWh (asset {a}" + (", whose prosumer overrode: 40 % of its share)" if a == failing
+                                                     else ")") for a, wh in by_member.items()]
+    met = "the award met" if delivered >= awarded else "SHORT of the award"
+    isps = [awards[0][2] for _read, awards in s.settle_in[4]]
+    console.print(f"portfolio {kept.offer.portfolio} of {kept.aggregator}, {iso(isps[0])[11:16]}-"
+                  f"{iso(isps[-1] + params.isp_seconds)[11:16]}: awarded {awarded / 3.6e6:,.2f} kWh; its members' "
+                  f"meters delivered {', '.join(shown[:-1])} and {shown[-1]}: {delivered / 3.6e6:,.2f} kWh summed "
+                  f"by DeliveryMeter against the summed baseline, {met}; paid {_euros(paid)} EUR, penalty "
+                  f"{_euros(penalty)} EUR; the record's seller is {kept.aggregator}, who withdrew its claim of "
+                  f"{_euros(moved.get(seller, 0))} EUR")
+    return {"id": kept.offer.portfolio, "aggregator": kept.aggregator, "members": list(by_member),
+            "member_delivered_wh": dict(by_member), "overriding": failing, "awarded_wh": awarded // 3600,
+            "delivered_wh": delivered // 3600, "paid": paid, "penalty": penalty,
+            "full_payment": sum(to_money(line.awarded_ws, kept.offer.price) for _l, line in
+                                expected_lines(s.settle_in, s.net, params, requests)),
+            "seller_is_aggregator": seller == str(kept.owner.address), "as_rules_say": _as_rules_say(s, params, requests),
+            "claimed": moves.claimed_by.get(seller, 0), "withdrawn": moved.get(seller, 0)}
+
+
 def _finalise_and_pay(conn: ChainConnection, settlement: SettlementClient, keeper: Signer,
                       settled: dict[bytes, _Settled], order: list[bytes], requests: dict[int, RequestTerms],
                       moves: Moves, accounts: dict[str, LocalAccount], buyers: dict[str, str],
@@ -188,6 +249,7 @@ def _finalise_and_pay(conn: ChainConnection, settlement: SettlementClient, keepe
     """Finality for every settlement, the buyers' refunds, and every claim withdrawn by its owner;
     returns the refunds and how many parties withdrew."""
     owners = {str(s.delivery.kept.owner.address): s.delivery.kept.owner for s in settled.values()}
+    parties = {str(a.address) for a in accounts.values()}  # the aggregator of the portfolio has gas of its own
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("settlements made final (anyone may)", total=len(order))
         finalise_offers(settlement, keeper, [SettledOffer(settled[d].record, 0) for d in order],
@@ -199,7 +261,7 @@ def _finalise_and_pay(conn: ChainConnection, settlement: SettlementClient, keepe
         task = progress.add_task("sellers and buyers withdraw what they may", total=len(claimants))
         pending: list[TxResult] = []
         for address, account in claimants:
-            if address in owners:
+            if address in owners and address not in parties:
                 conn.request("anvil_setBalance", [address, GAS_MONEY])
             pending.append(settlement.withdraw(sender=Signer(account, conn), wait=False, gas=WITHDRAW_GAS))
             progress.advance(task)
@@ -229,12 +291,14 @@ def _representatives(plan: DeliveryPlan, settled: dict[bytes, _Settled], params:
     by_asset = sorted(settled, key=lambda d: settled[d].delivery.kept.offer.asset)  # the same ones on every run
     for behaviour in Behaviour:
         found = next((d for d in by_asset if settled[d].delivery.behaviour is behaviour and d != plan.disputed
-                      and settled[d].delivery.kept.offer.asset not in plan.always_full), None)
+                      and settled[d].delivery.kept.offer.asset not in plan.always_full | {0}), None)
         if found is not None:
             picks.append((behaviour.value, found))
     modbus = next((d for d in by_asset if settled[d].delivery.kept.offer.asset in plan.always_full), None)
     if modbus is not None:
         picks.append(("full, Modbus", modbus))
+    picks += [("portfolio", d.kept.digest) for d in plan.portfolios
+              if d.kept.digest in settled]
     if plan.disputed in settled:
         picks.append(("disputed", plan.disputed))
     return [(label, settled[d], *_figures(settled[d], params, requests)) for label, d in picks]
@@ -242,12 +306,14 @@ def _representatives(plan: DeliveryPlan, settled: dict[bytes, _Settled], params:
 
 def _table(rows: list[Row]) -> Table:
     table = Table(title="a few settled offers: kWh and EUR over all their awards and ISPs (the disputed one as "
-                        "anchored, then as corrected)", box=box.SIMPLE_HEAD)
+                        "anchored, then as corrected)", box=box.SIMPLE_HEAD, pad_edge=False)  # fits 80 columns
     for column in ("offer", "asset", "UTC", "awarded", "delivered", "paid", "penalty"):
         table.add_column(column, justify="left" if column in ("offer", "UTC") else "right", no_wrap=True)
     for label, s, awarded, delivered, paid, penalty in rows:
         isps = [awards[0][2] for _read, awards in s.settle_in[4]]
-        table.add_row(label, str(s.delivery.kept.offer.asset), f"{iso(isps[0])[11:16]}-{iso(isps[-1] + 900)[11:16]}",
+        kept = s.delivery.kept
+        assets = f"{len(kept.members)} members" if kept.members else str(kept.offer.asset)  # their ids: too wide
+        table.add_row(label, assets, f"{iso(isps[0])[11:16]}-{iso(isps[-1] + 900)[11:16]}",
                       f"{awarded / 3.6e6:,.2f}", f"{delivered / 3.6e6:,.2f}", _euros(paid), _euros(penalty))
     return table
 
@@ -287,7 +353,8 @@ def _dispute(conn: ChainConnection, settlement: SettlementClient, plan: Delivery
     conn.request("anvil_setBalance", [prosumer.address, GAS_MONEY])
     r = signed.reading
     before = s.record
-    tx = settlement.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature),
+    tx = settlement.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature,
+                                                  0),  # no member: an asset offer
                             sender=prosumer)
     s.record = record_tuple(tx.event("OfferSettled").args["record"])
     s.net[index] = r.import_wh - r.export_wh
@@ -344,6 +411,6 @@ def _audit(conn: ChainConnection, manifest: Manifest, market: int, day: int, mov
                   f"{audit.disputes} dispute(s)) from calldata, events and proofs, and followed the money of "
                   f"{len(audit.parties)} parties in {time.perf_counter() - started:.1f} s: "
                   f"[{'green' if audit.matches else 'red'}]{verdict}[/]; its figures per buyer and for the "
-                  f"prosumers {agreement}")
+                  f"sellers {agreement}")
     return {"audit": "MATCH" if audit.matches else "DIFFERENCES", "audit_differences": audit.differences,
             "audit_agrees": not disagree, "audit_parties": len(audit.parties)}

@@ -19,7 +19,7 @@ from flexledger.errors import FlexledgerError
 
 from .commitment import AwardProof, award_proofs
 from .rules.orders import BaselineMethod, Offer
-from .settlement_records import Record
+from .settlement_records import NO_READING, MemberReading, ReadingIn, Record, encode_members
 
 ReadingProof = Callable[[str, int], dict[str, Any]]  # (meter, ISP start) -> oracle.anchoring.proof_for's answer
 
@@ -45,21 +45,46 @@ class StandardBaselines:
     isp_seconds: int
 
 
+Member = tuple[int, str]  # a portfolio member: (asset, its meter)
+
+
 def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offer, digest: bytes,
                  baseline: Baseline | None, meter: str, reading: ReadingProof | None, *,
-                 standard: StandardBaselines | None = None) -> tuple[Any, ...]:
+                 standard: StandardBaselines | None = None, members: Sequence[Member] = ()) -> tuple[Any, ...]:
     """`Settlement.SettleIn` for ``offer``: its awards in ``result_id`` by ISP (each ISP's awards in
-    increasing order of request), each ISP's anchored reading of ``meter`` and its proof, and the
-    baseline: the seller's revealed one (COMMITTED) or, with ``standard``, the oracle's anchored
-    values and their proofs (ROLLING_AVERAGE). Without a baseline and readings, the input of
-    ``settleUnrevealed``."""
+    increasing order of request), each ISP's anchored reading of ``meter`` and its proof (for a
+    portfolio offer, of each of its ``members``' meters: those it had at the day's gate closure,
+    ``DeliveryMeter.members``), and the baseline: the seller's revealed one (COMMITTED) or, with
+    ``standard``, the oracle's anchored values and their proofs (ROLLING_AVERAGE; a portfolio's
+    is its members' sum). Without a baseline and readings, the input of ``settleUnrevealed``."""
     return settle_input_from(result_id, offer, digest, award_proofs(clearing, result_id), baseline, meter, reading,
-                             standard=standard)
+                             standard=standard, members=members)
+
+
+def _reading_in(answer: dict[str, Any]) -> ReadingIn:
+    """``oracle.anchoring.proof_for``'s answer as a ``ReadingIn``."""
+    return ReadingIn.from_tuple(((bytes.fromhex(answer["anchor"]["root"][2:]), answer["anchor"]["oracle"],
+                                  answer["anchor"]["leafCount"], answer["anchor"]["anchoredAt"]),
+                                 answer["sequence"], answer["importWh"], answer["exportWh"],
+                                 [bytes.fromhex(p[2:]) for p in answer["proof"]]))
+
+
+def _member_readings(members: Sequence[Member], isp_start: int, reading: ReadingProof,
+                     standard: StandardBaselines | None) -> list[MemberReading]:
+    out = []
+    for asset, meter in members:
+        baseline = 0
+        proof: tuple[bytes, ...] = ()
+        if standard is not None:
+            answer = standard.proof(meter, isp_start)
+            baseline, proof = int(answer["baselineWh"]), tuple(bytes.fromhex(h[2:]) for h in answer["proof"])
+        out.append(MemberReading(asset, _reading_in(reading(meter, isp_start)), baseline, proof))
+    return out
 
 
 def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Sequence[AwardProof],
                       baseline: Baseline | None, meter: str, reading: ReadingProof | None, *,
-                      standard: StandardBaselines | None = None) -> tuple[Any, ...]:
+                      standard: StandardBaselines | None = None, members: Sequence[Member] = ()) -> tuple[Any, ...]:
     """``settle_input`` from the result's awards already read (reading them is one query per
     result: a day's many offers share it)."""
     by_isp: dict[int, list[AwardProof]] = defaultdict(list)
@@ -68,26 +93,31 @@ def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Seque
             by_isp[award.isp_start].append(award)
     if not by_isp:
         raise SettlementInputError(f"offer 0x{digest.hex()[:10]} has no award in result {result_id}")
+    portfolio = offer.portfolio != 0
+    use_standard = standard if offer.baseline_method == BaselineMethod.ROLLING_AVERAGE else None
     isps = []
-    for isp_start in sorted(by_isp):
-        ordered = sorted(by_isp[isp_start], key=lambda a: a.request_id)
-        read: tuple[Any, ...] = ((b"\x00" * 32, "0x" + "00" * 20, 0, 0), 0, 0, 0, [])
-        if reading is not None:
-            r = reading(meter, isp_start)
-            anchor = r["anchor"]
-            read = ((bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"], anchor["anchoredAt"]),
-                    r["sequence"], r["importWh"], r["exportWh"], [bytes.fromhex(p[2:]) for p in r["proof"]])
-        isps.append((read, [a.as_tuple() for a in ordered]))
+    per_isp_members: list[bytes] = []
     net = list(baseline.net_wh) if baseline else []
     salt = baseline.salt if baseline else b"\x00" * 32
     proofs: list[list[bytes]] = []
-    if standard is not None and reading is not None and offer.baseline_method == BaselineMethod.ROLLING_AVERAGE:
+    if use_standard is not None and reading is not None:
         net = [0] * offer.isps
-        for isp_start in sorted(by_isp):
-            answer = standard.proof(meter, isp_start)
-            net[(isp_start - offer.start) // standard.isp_seconds] = int(answer["baselineWh"])
-            proofs.append([bytes.fromhex(h[2:]) for h in answer["proof"]])
-    return (result_id, offer.as_tuple(), net, salt, isps, proofs)
+    for isp_start in sorted(by_isp):
+        ordered = sorted(by_isp[isp_start], key=lambda a: a.request_id)
+        read = NO_READING
+        if reading is not None and portfolio:
+            mine = _member_readings(members, isp_start, reading, use_standard)
+            per_isp_members.append(encode_members(mine))
+            if use_standard is not None:
+                net[(isp_start - offer.start) // use_standard.isp_seconds] = sum(m.baseline_wh for m in mine)
+        elif reading is not None:
+            read = _reading_in(reading(meter, isp_start))
+            if use_standard is not None:
+                answer = use_standard.proof(meter, isp_start)
+                net[(isp_start - offer.start) // use_standard.isp_seconds] = int(answer["baselineWh"])
+                proofs.append([bytes.fromhex(h[2:]) for h in answer["proof"]])
+        isps.append((read.as_tuple(), [a.as_tuple() for a in ordered]))
+    return (result_id, offer.as_tuple(), net, salt, isps, proofs, per_isp_members)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
+    DeliveryMeterClient,
     MarketRegistryClient,
     OrderBookClient,
     SettlementClient,
@@ -42,6 +43,7 @@ from .rules.market import DAY, MarketParams
 from .rules.orders import BaselineMethod, Offer
 from .settlement import (
     Baseline,
+    Member,
     ReadingProof,
     SettledOffer,
     SettlementInputError,
@@ -93,13 +95,15 @@ BaselineSource = Callable[[Offer], Baseline | None]  # the caller's own baseline
 
 @dataclass(frozen=True)
 class AwardedOffer:
-    """An offer the day's final result awarded, with its awards and the meter its asset reads."""
+    """An offer the day's final result awarded, with its awards and the meter its asset reads (or,
+    for a portfolio offer, the members whose meters count: those it had at the day's gate closure)."""
 
     offer: Offer
     digest: bytes
     awards: list[AwardProof]
     meter: str
     result_id: int
+    members: tuple[Member, ...] = ()
 
     @property
     def key(self) -> tuple[int, bytes]:
@@ -159,21 +163,26 @@ def day_context(conn: ChainConnection, manifest: Manifest, market: int, day_star
 
 def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
     """Every offer the day's final result awarded, in increasing digest order (the book's events
-    give the offers, the result's events their awards, AssetRegistry the assets' meters)."""
+    give the offers, the result's events their awards, AssetRegistry the assets' meters,
+    DeliveryMeter the portfolios' members at the gate closure)."""
     book = read_book(ctx.book, ctx.market, ctx.day_start)
     offer_of = {d: o for o, d in book.digests.items()}
     by_offer: dict[bytes, list[AwardProof]] = defaultdict(list)
     for award in award_proofs(ctx.clearing, ctx.result_id):
         by_offer[award.offer_digest].append(award)
     assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
+    meters = DeliveryMeterClient(ctx.conn, ctx.manifest.address("DeliveryMeter"))
     out = []
     for digest in sorted(by_offer):
         offer = offer_of.get(digest)
         if offer is None:
             raise SettlementInputError(f"result {ctx.result_id} awards offer 0x{digest.hex()[:10]}, which the day's book "
                                        "does not hold", hint="the node's logs are incomplete: read them from another node")
-        meter = str(assets.meter_of(offer.asset)) if offer.asset else ""  # portfolio offers are not settled yet
-        out.append(AwardedOffer(offer, digest, by_offer[digest], meter, ctx.result_id))
+        if offer.asset:
+            out.append(AwardedOffer(offer, digest, by_offer[digest], str(assets.meter_of(offer.asset)), ctx.result_id))
+            continue
+        members = tuple((int(a), str(assets.meter_of(a))) for a in meters.members(ctx.market, offer.portfolio, offer.start))
+        out.append(AwardedOffer(offer, digest, by_offer[digest], "", ctx.result_id, members))
     return out
 
 
@@ -181,7 +190,7 @@ def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
 class OfferOutcome:
     """What became of one awarded offer: ``settled`` now, ``settled earlier`` (by anyone),
     ``by default`` (settleUnrevealed), or left: ``no baseline`` (not the caller's, or no standard
-    baseline anchored), ``no reading`` (none anchored for the meter), ``unsupported`` (a portfolio offer)."""
+    baseline anchored), ``no reading`` (none anchored for the meter, or a portfolio member's)."""
 
     offer: AwardedOffer
     status: str
@@ -212,7 +221,7 @@ def _earlier(ctx: DayContext, event: SettledEvent, separator: bytes,
         call = call_for(calls[event.tx_hash], event.record.key)
     except SettlementDataError:
         return ()  # shown without its delivered energy
-    net = None if call.unrevealed else [i.reading.net_wh for i in call.settle_in.isps]
+    net = None if call.unrevealed else call.settle_in.net_wh()
     if call.dispute is not None:
         return ()  # corrected by a dispute: the record shows the money
     return _figures(ctx, call.settle_in, net)
@@ -242,8 +251,9 @@ def settle_day(ctx: DayContext, signer: Signer, *, baselines: BaselineSource, re
         if item.key in existing:
             event = existing[item.key]
             outcomes.append(OfferOutcome(item, "settled earlier", event.record, _earlier(ctx, event, separator, calls)))
-        elif item.offer.asset == 0:
-            outcomes.append(OfferOutcome(item, "unsupported"))  # portfolio offers: one meter per member, not yet
+        elif item.offer.portfolio and not item.members and not unrevealed:  # DeliveryMeter would refuse it
+            outcomes.append(OfferOutcome(item, "no reading", reason=f"portfolio {item.offer.portfolio} had no member "
+                                         "at the gate closure: no meter measures it (settled by default after the window)"))
         elif unrevealed:
             todo.append((item, settle_input_from(ctx.result_id, item.offer, item.digest, item.awards, None, item.meter,
                                                  None), None))
@@ -257,7 +267,7 @@ def settle_day(ctx: DayContext, signer: Signer, *, baselines: BaselineSource, re
             if s_in is None:
                 outcomes.append(OfferOutcome(item, "no baseline"))
             else:
-                todo.append((item, s_in, [i.reading.net_wh for i in SettleIn.from_tuple(s_in, separator).isps]))
+                todo.append((item, s_in, SettleIn.from_tuple(s_in, separator).net_wh()))
     settled = _send(ctx, signer, [s_in for _, s_in, _ in todo], unrevealed, progress)
     for (item, s_in, net), done in zip(todo, settled, strict=True):
         figures = _figures(ctx, SettleIn.from_tuple(s_in, separator), net)
@@ -274,17 +284,19 @@ def _revealed_input(ctx: DayContext, item: AwardedOffer, baselines: BaselineSour
         if standard is None:
             return None
         return settle_input_from(ctx.result_id, offer, item.digest, item.awards, None, item.meter, reading,
-                                 standard=standard)
+                                 standard=standard, members=item.members)
     baseline = baselines(offer)
     if baseline is None:
         return None
     if not reveal_matches(offer.baseline, offer.asset, offer.start, baseline.net_wh, baseline.salt):
+        subject = f"asset {offer.asset}" if offer.asset else f"portfolio {offer.portfolio}"
         raise BaselineMismatchError(
-            f"the baseline held for asset {offer.asset} from {iso(offer.start)} is not the one offer "
+            f"the baseline held for {subject} from {iso(offer.start)} is not the one offer "
             f"0x{item.digest.hex()[:10]} committed to (0x{offer.baseline.hex()})",
             hint="find the baseline file written when the offer was made; without it the offer is settled "
                  "by default after the window (`flexledger settle --unrevealed`)")
-    return settle_input_from(ctx.result_id, offer, item.digest, item.awards, baseline, item.meter, reading)
+    return settle_input_from(ctx.result_id, offer, item.digest, item.awards, baseline, item.meter, reading,
+                             members=item.members)
 
 
 def _send(ctx: DayContext, signer: Signer, inputs: list[tuple[Any, ...]], unrevealed: bool,
@@ -381,6 +393,7 @@ class Disputed:
     signed: DisputeIn
     anchored: ReadingIn
     oracle: str
+    asset: int  # whose meter's reading was corrected (a portfolio's member)
 
 
 def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredReading]:
@@ -394,9 +407,11 @@ def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredRe
     return sorted(mine, key=lambda r: r.sequence, reverse=True)
 
 
-def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int, engine: Engine) -> Disputed:
+def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int, engine: Engine, *,
+                  member: int | None = None) -> Disputed:
     """Dispute the settlement of offer ``digest`` for the ISP at ``isp_start`` with the meter-signed
-    reading the oracle's store keeps for it, when it differs from the anchored one."""
+    reading the oracle's store keeps for it, when it differs from the anchored one. For a portfolio
+    offer, the first member (or ``member``) whose meter signed otherwise."""
     event = ctx.records().get((ctx.result_id, digest))
     if event is None:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} has no settlement in result {ctx.result_id}",
@@ -414,39 +429,56 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
         shown = ", ".join(iso(i.isp_start) for i in s_in.isps)
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was not settled for the ISP at {iso(isp_start)}",
                            hint=f"its settled ISPs: {shown}")
-    anchored = s_in.isps[index].reading
-    meter = str(AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry")).meter_of(s_in.offer.asset))
     if call.unrevealed:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was settled by default: no reading counted, none to dispute")
-    corrected = _corrections(ctx, record.key).get(isp_start)
-    differing = [r for r in signed_readings(engine, meter, isp_start)
-                 if (r.import_wh, r.export_wh) != (anchored.import_wh, anchored.export_wh)
-                 and r.import_wh - r.export_wh != corrected]
-    if not differing and corrected is not None:
-        raise DisputeError(f"the ISP at {iso(isp_start)} of offer 0x{digest.hex()[:10]} was already corrected by a "
-                           "dispute with the meter's reading; the oracle's store keeps no other")
-    if not differing:
+    isp = s_in.isps[index]
+    if s_in.portfolio:
+        candidates = [(m.asset, m.reading) for m in isp.members if member in (None, m.asset)]
+        if not candidates:
+            raise DisputeError(f"asset {member} is not among the members of portfolio {s_in.offer.portfolio} counted "
+                               f"for {iso(isp_start)}", hint="members: " + ", ".join(str(m.asset) for m in isp.members))
+    else:
+        candidates = [(s_in.offer.asset, isp.reading)]
+    assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
+    corrections = _corrections(ctx, record.key)
+    for asset, anchored in candidates:
+        meter = str(assets.meter_of(asset))
+        corrected = corrections.get((isp_start, asset))
+        differing = [r for r in signed_readings(engine, meter, isp_start)
+                     if (r.import_wh, r.export_wh) != (anchored.import_wh, anchored.export_wh)
+                     and r.import_wh - r.export_wh != corrected]
+        if differing:
+            break
+    else:
+        if len(candidates) > 1:
+            raise DisputeError(f"the oracle's store keeps no reading of the {len(candidates)} members' meters for "
+                               f"{iso(isp_start)} other than the anchored ones (or those disputes already set): "
+                               "they agree with the settlement",
+                               hint="a dispute needs a reading a meter signed that differs from the anchored one")
+        if corrected is not None:
+            raise DisputeError(f"the ISP at {iso(isp_start)} of offer 0x{digest.hex()[:10]} was already corrected by "
+                               "a dispute with the meter's reading; the oracle's store keeps no other")
         raise DisputeError(
             f"the oracle's store keeps no reading of meter {meter} for {iso(isp_start)} other than the anchored one "
             f"({anchored.import_wh} Wh in, {anchored.export_wh} Wh out): it agrees with the settlement",
             hint="a dispute needs a reading the meter signed that differs from the anchored one")
     row = differing[0]
-    signed = DisputeIn(index, row.sequence, row.import_wh, row.export_wh, bytes(row.signature))
+    signed = DisputeIn(index, row.sequence, row.import_wh, row.export_wh, bytes(row.signature),
+                       asset if s_in.portfolio else 0)
     tx = ctx.settlement.dispute(s_in.as_tuple(), record.as_tuple(), signed.as_tuple(), sender=signer)
     after = Record.from_tuple(tx.event("OfferSettled").args["record"])
-    return Disputed(record, after, isp_start, signed, anchored, anchored.anchor.oracle)
+    return Disputed(record, after, isp_start, signed, anchored, anchored.anchor.oracle, asset)
 
 
-def _corrections(ctx: DayContext, key: tuple[int, bytes]) -> dict[int, int]:
-    """The net consumption earlier disputes of a settlement set, by ISP start (the contract keeps
-    them: a new dispute with the same value would be refused)."""
-    out: dict[int, int] = {}
+def _corrections(ctx: DayContext, key: tuple[int, bytes]) -> dict[tuple[int, int], int]:
+    """The net consumption earlier disputes of a settlement set, by (ISP start, asset) (the
+    contract keeps them: a new dispute with the same value would be refused)."""
+    out: dict[tuple[int, int], int] = {}
     separator = ctx.book_separator
     for event in settled_events(ctx.settlement, result_id=key[0], digest=key[1]):
         call = call_for(settling_calls(ctx.conn, ctx.settlement.address, event.tx_hash, separator), key)
         if call.dispute is not None:
             d = call.dispute
-            out[call.settle_in.isps[d.isp].isp_start] = d.import_wh - d.export_wh
+            asset = d.member if call.settle_in.portfolio else call.settle_in.offer.asset
+            out[(call.settle_in.isps[d.isp].isp_start, asset)] = d.import_wh - d.export_wh
     return out
-
-

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from flexledger.chain.abi import decode_values
@@ -65,14 +67,70 @@ class ReadingIn:
         return (self.anchor.as_tuple(), self.sequence, self.import_wh, self.export_wh, list(self.proof))
 
 
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any]) -> ReadingIn:
+        (root, oracle, count, at), sequence, imp, exp, proof = raw
+        return cls(Anchor(bytes(root), to_checksum_address(oracle), int(count), int(at)), int(sequence), int(imp),
+                   int(exp), tuple(bytes(p) for p in proof))
+
+
+NO_READING = ReadingIn(Anchor(b"\x00" * 32, to_checksum_address("0x" + "00" * 20), 0, 0), 0, 0, 0, ())
+
+# DeliveryMeter.MemberReading[], as Settlement.SettleIn.members carries it per ISP (ABI-encoded)
+MEMBER_READINGS_TYPE = "(uint64,(bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[],int64,bytes32[])[]"
+
+
+@dataclass(frozen=True)
+class MemberReading:
+    """``DeliveryMeter.MemberReading``: one portfolio member's anchored reading for an ISP and,
+    for a ROLLING_AVERAGE offer, its anchored standard baseline."""
+
+    asset: int
+    reading: ReadingIn
+    baseline_wh: int = 0
+    baseline_proof: tuple[bytes, ...] = ()
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        r = self.reading
+        return (self.asset, r.anchor.as_tuple(), r.sequence, r.import_wh, r.export_wh, list(r.proof), self.baseline_wh,
+                list(self.baseline_proof))
+
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any]) -> MemberReading:
+        asset, anchor, sequence, imp, exp, proof, baseline, baseline_proof = raw
+        return cls(int(asset), ReadingIn.from_tuple((anchor, sequence, imp, exp, proof)), int(baseline),
+                   tuple(bytes(h) for h in baseline_proof))
+
+
+def encode_members(members: Sequence[MemberReading]) -> bytes:
+    """One ISP's members' readings as ``Settlement.SettleIn.members`` carries them."""
+    return abi_encode([MEMBER_READINGS_TYPE], [[m.as_tuple() for m in members]])
+
+
+def decode_members(data: bytes) -> tuple[MemberReading, ...]:
+    try:
+        (raw,) = abi_decode([MEMBER_READINGS_TYPE], data)
+    except Exception as exc:  # eth_abi raises several kinds for bytes that are not the encoding
+        raise SettlementDataError(f"a portfolio's member readings cannot be decoded ({exc})") from exc
+    return tuple(MemberReading.from_tuple(m) for m in raw)
+
+
 @dataclass(frozen=True)
 class IspIn:
+    """One ISP of a settlement: the asset meter's reading (an asset offer) or the portfolio
+    members' readings (a portfolio offer), and the offer's awards there."""
+
     reading: ReadingIn
     awards: tuple[AwardProof, ...]
+    members: tuple[MemberReading, ...] = ()
 
     @property
     def isp_start(self) -> int:
         return self.awards[0].isp_start if self.awards else 0
+
+    def net_wh(self, portfolio: bool) -> int:
+        """The net consumption counted: the asset's meter, or the sum of the portfolio's members."""
+        return sum(m.reading.net_wh for m in self.members) if portfolio else self.reading.net_wh
 
 
 @dataclass(frozen=True)
@@ -87,26 +145,34 @@ class SettleIn:
     isps: tuple[IspIn, ...]
     baseline_proofs: tuple[tuple[bytes, ...], ...] = ()  # ROLLING_AVERAGE: per ISP, the anchored value's proof
 
+    @property
+    def portfolio(self) -> bool:
+        return self.offer.portfolio != 0
+
+    def net_wh(self) -> list[int]:
+        """Each ISP's net consumption as presented (before any dispute's correction)."""
+        return [isp.net_wh(self.portfolio) for isp in self.isps]
+
     @classmethod
     def from_tuple(cls, raw: Sequence[Any], book_separator: bytes) -> SettleIn:
-        result_id, offer_raw, baseline, salt, isps, baseline_proofs = raw
+        result_id, offer_raw, baseline, salt, isps, baseline_proofs, members = raw
         values: list[Any] = [bytes(v) if isinstance(v, bytes | bytearray) else int(v) for v in offer_raw]
         offer = Offer(*values)
         digest = offer.digest(book_separator)
         out = []
-        for reading, awards in isps:
-            (root, oracle, count, at), sequence, imp, exp, proof = reading
-            r = ReadingIn(Anchor(bytes(root), to_checksum_address(oracle), int(count), int(at)), int(sequence), int(imp),
-                          int(exp), tuple(bytes(p) for p in proof))
-            out.append(IspIn(r, tuple(AwardProof(digest, int(c), int(q), int(t), int(w), int(lv), [bytes(p) for p in pr])
-                                      for c, q, t, w, lv, pr in awards)))
+        for n, (reading, awards) in enumerate(isps):
+            mine = decode_members(bytes(members[n])) if offer.portfolio and n < len(members) else ()
+            out.append(IspIn(ReadingIn.from_tuple(reading),
+                             tuple(AwardProof(digest, int(c), int(q), int(t), int(w), int(lv), [bytes(p) for p in pr])
+                                   for c, q, t, w, lv, pr in awards), mine))
         return cls(int(result_id), offer, digest, tuple(int(v) for v in baseline), bytes(salt), tuple(out),
                    tuple(tuple(bytes(h) for h in proof) for proof in baseline_proofs))
 
     def as_tuple(self) -> tuple[Any, ...]:
+        members = [encode_members(i.members) for i in self.isps] if self.portfolio else []
         return (self.result_id, self.offer.as_tuple(), list(self.baseline_wh), self.salt,
                 [(i.reading.as_tuple(), [a.as_tuple() for a in i.awards]) for i in self.isps],
-                [list(p) for p in self.baseline_proofs])
+                [list(p) for p in self.baseline_proofs], members)
 
 
 @dataclass(frozen=True)
@@ -159,9 +225,10 @@ class DisputeIn:
     import_wh: int
     export_wh: int
     signature: bytes
+    member: int = 0  # a portfolio offer: the member whose meter signed the reading
 
-    def as_tuple(self) -> tuple[int, int, int, int, bytes]:
-        return (self.isp, self.sequence, self.import_wh, self.export_wh, self.signature)
+    def as_tuple(self) -> tuple[int, int, int, int, bytes, int]:
+        return (self.isp, self.sequence, self.import_wh, self.export_wh, self.signature, self.member)
 
 
 @dataclass(frozen=True)
@@ -247,9 +314,9 @@ def decode_settling_call(data: bytes, book_separator: bytes) -> list[SettlingCal
             calls += [SettlingCall(name, SettleIn.from_tuple(v, book_separator)) for v in value]
     if name == "dispute":  # dispute(SettleIn, Record, DisputeIn)
         record = Record.from_tuple(values[1])
-        isp, sequence, imp, exp, sig = values[2]
+        isp, sequence, imp, exp, sig, member = values[2]
         return [SettlingCall(name, calls[0].settle_in, record, DisputeIn(int(isp), int(sequence), int(imp), int(exp),
-                                                                          bytes(sig)))]
+                                                                          bytes(sig), int(member)))]
     return calls
 
 

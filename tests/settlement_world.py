@@ -5,7 +5,9 @@ the hour's meter readings signed, kept by the oracle and anchored.
 Asset A (5,000 W, baseline 1,500 Wh) delivers its 1,250 Wh in full by default; asset B (4,000 W,
 baseline 1,200 Wh) delivers nothing: a shortfall beyond the tolerance, penalised. With
 ``standard``, B's offer names the ROLLING_AVERAGE method instead, and the oracle anchors its
-1,200 Wh as the meter's standard baseline of the hour.
+1,200 Wh as the meter's standard baseline of the hour. With ``portfolio``, the aggregator pools
+A and B (their owner consenting) and offers the portfolio instead: one offer of 9,000 W whose
+committed baseline is their sum, 2,700 Wh; the aggregator is the seller and holds the bond.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
 from flexledger.oracle.ingest import ingest
 from flexledger.oracle.store import open_store, session
 from flexledger.oracle.verify import Verifier
+from flexledger.rules.assets import sign_consent
 from flexledger.rules.baselines import baseline_commitment
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
@@ -74,7 +77,7 @@ class SettlementWorld:
     baselines: list[Baseline]
     measured: list[int]
     meters: list[LocalAccount]
-    owner: LocalAccount  # the assets' owner: the seller
+    owner: LocalAccount  # the assets' owner: the seller (of a portfolio offer: the aggregator)
     owner_signer: Signer
     dso: Signer  # the buyer
     anyone: Signer
@@ -86,6 +89,8 @@ class SettlementWorld:
     settlement: SettlementClient
     token: SettlementTokenClient
     book: OrderBookClient
+    assets: list[int]
+    portfolio: int = 0
 
     @property
     def digests(self) -> list[bytes]:
@@ -117,7 +122,8 @@ class SettlementWorld:
 
 
 def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
-                *, measured: Sequence[int] = (250, 1_200), standard: bool = False) -> SettlementWorld:
+                *, measured: Sequence[int] = (250, 1_200), standard: bool = False,
+                portfolio: bool = False) -> SettlementWorld:
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
     owner = keys.dev_accounts()[7]
     meter_keys = [keys.new_account() for _ in range(2)]
@@ -147,15 +153,29 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
                     else bytes(32), day + 86_400, 1)
               for asset, power, price, b, method in zip(ids, (5_000, 4_000), (10_000, 12_000), baselines, methods,
                                                         strict=True)]
+    seller = owner
+    portfolio_id = 0
+    if portfolio:  # the aggregator pools both assets and offers them as one
+        seller = keys.dev_accounts()[3]
+        assert seller.address == aggregator.address
+        registry_domain = read_domain(conn, assets.address)
+        deadline = conn.latest_timestamp() + 3_600
+        consents = [sign_consent(owner, registry_domain, seller.address, a, assets.consent_nonce(a), deadline) for a in ids]
+        portfolio_id = assets.create_portfolio(feeder, ids, consents, deadline, sender=aggregator).event(
+            "PortfolioCreated").args["portfolioId"]
+        baselines = [Baseline([2_700], keccak(text="salt p"))]
+        offers = [Offer(market, 0, portfolio_id, hour, 1, Direction.UP, 9_000, 11_000, Mode.DIVISIBLE, 0,
+                        BaselineMethod.COMMITTED, baseline_commitment(0, hour, baselines[0].net_wh, baselines[0].salt),
+                        day + 86_400, 1)]
     domain = read_domain(conn, book.address)
-    assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers]).accepted == 2
+    assert relay_offers(book, [SignedOffer(o, o.sign(seller, domain)) for o in offers]).accepted == len(offers)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
     token.mint(dso.address, 10**12, sender=deployer)
     token.approve(book.address, 2**256 - 1, sender=dso)
-    token.mint(owner.address, 10**9, sender=deployer)
-    owner_signer = keys.signer(owner, conn)
+    token.mint(seller.address, 10**9, sender=deployer)
+    owner_signer = keys.signer(seller, conn)
     token.approve(book.address, 2**256 - 1, sender=owner_signer)
-    book.post_bond(owner.address, BOND, sender=owner_signer)
+    book.post_bond(seller.address, BOND, sender=owner_signer)
     request_id = book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE).as_tuple(),
                                    sender=dso).event("RequestPosted").args["requestId"]
 
@@ -164,7 +184,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     conn.mine()
     loaded = load_market_day(conn, manifest, market, day)
     result = clear(loaded.clearing)
-    assert {a.power_w for a in result.awards} == {5_000, 4_000}
+    assert {a.power_w for a in result.awards} == ({9_000} if portfolio else {5_000, 4_000})
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     result_id, _gas, _chunks = post_result(clearing, operator, market, day, result.awards, loaded.book, ISP)
     conn.set_next_block_timestamp(day_state(conn, manifest, market, day)[1] + 1)
@@ -178,8 +198,8 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     world = SettlementWorld(conn, manifest, params, market, day, hour, request_id, offers, baselines, list(measured),
-                            meter_keys, owner, owner_signer, dso, anyone, result_id, loaded, engine, verifier, clearing,
-                            SettlementClient(conn, manifest.address("Settlement")), token, book)
+                            meter_keys, seller, owner_signer, dso, anyone, result_id, loaded, engine, verifier, clearing,
+                            SettlementClient(conn, manifest.address("Settlement")), token, book, ids, portfolio_id)
     for k, net in enumerate(measured):
         assert world.keep_reading(k, 1, net) == "stored"
     assert anchor_isp(engine, oracle, market, hour) is not None

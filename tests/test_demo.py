@@ -21,11 +21,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert grid["yellow"] > 0 and grid["red"] > 0
     assert summary["assets"]["assets"] == summary["assets"]["mapped"] == 60
     orders = summary["orders"]
-    assert orders["offers_signed"] == 60 + 3 + 2 and orders["skipped"] == 2  # 3 newer offers, 2 bad ones
-    assert orders["accepted"] == 63 and orders["replaced"] == 3 and orders["offers_in_force"] == 60
+    # 3 households pooled in aggregator 1's portfolio: 57 prosumer offers, 2 newer ones, 2 bad ones, the portfolio's
+    assert orders["offers_signed"] == 57 + 2 + 2 + 1 and orders["skipped"] == 2
+    assert orders["accepted"] == 60 and orders["replaced"] == 2 and orders["offers_in_force"] == 58
+    pooled = orders["portfolio"]
+    assert pooled["accepted"] and pooled["aggregator"] == "aggregator 1" and len(pooled["members"]) == 3
     assert orders["requests"] == 5 and orders["escrow"] > 0
     cleared = summary["clearing"]
-    assert cleared["requests"] == 5 and cleared["offers"] == 60 and cleared["feasible"]
+    assert cleared["requests"] == 5 and cleared["offers"] == 58 and cleared["feasible"]
     assert cleared["status"] in ("optimal", "empty") and cleared["gap"] == 0
     assert cleared["result_id"] == 1 and cleared["audit"] == "MATCH"  # committed, final, matched by the auditor
     assert cleared["chain_welfare"] in (cleared["welfare"], cleared["welfare"] - 1)  # each stage rounds down on chain
@@ -47,6 +50,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert settled["checked"] and not settled["problems"]
     assert settled["audit"] == "MATCH" and not settled["audit_differences"] and settled["audit_agrees"]
     assert settled["bond_draws"] > 0 and settled["debts"] == 0 and settled["prosumers"] == settled["claims"] > 0
-    assert set(settled["paid"]) == {"DSO north", "DSO south", "TSO"} and all(v > 0 for v in settled["paid"].values())
+    # what the buyers paid net of the penalties they received (a buyer whose sellers fell short may receive more
+    # than it paid): the sellers' claims less the penalties drawn from bonds
+    assert set(settled["paid"]) == {"DSO north", "DSO south", "TSO"}
+    assert sum(settled["paid"].values()) == settled["claims"] - settled["bond_draws"] > 0
     assert settled["claims"] + settled["refunds"] == orders["escrow"]  # escrows go to sellers or back to buyers
+    # the portfolio: settled in the batch from its members' meters summed, its aggregator the seller, paid in full
+    # (one member fell short, the others made up for it), and the aggregator withdrew the claim
+    portfolio = settled["portfolio"]
+    assert portfolio["id"] == pooled["id"] and portfolio["members"] == pooled["members"]
+    assert portfolio["seller_is_aggregator"] and portfolio["as_rules_say"]
+    assert sum(portfolio["member_delivered_wh"].values()) == portfolio["delivered_wh"] >= portfolio["awarded_wh"] > 0
+    assert min(portfolio["member_delivered_wh"].values()) == portfolio["member_delivered_wh"][portfolio["overriding"]]
+    assert portfolio["penalty"] == 0 and portfolio["paid"] == portfolio["full_payment"] > 0
+    assert portfolio["claimed"] == portfolio["withdrawn"] == portfolio["paid"]
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 import flexledger.cli.oracle as oracle_cli
 import flexledger.cli.settlement as settlement_cli
 from flexledger.baseline_files import BaselineFile, BaselineFileError, new_baseline, save_baseline
-from flexledger.chain.bindings import MeterOracleClient
+from flexledger.chain.bindings import AssetRegistryClient, DeliveryMeterClient, MeterOracleClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
@@ -32,6 +32,7 @@ from flexledger.settlement_day import (
     DisputeError,
     SettlementNotReadyError,
 )
+from flexledger.settlement_records import settled_events
 from flexledger.times import iso
 
 
@@ -59,7 +60,8 @@ def baselines_folder() -> Path:
 def keep_baselines(w: SettlementWorld) -> None:
     """The seller's baseline files, as `flexledger baseline commit` would have written them."""
     for offer, b in zip(w.offers, w.baselines, strict=True):
-        save_baseline(BaselineFile(offer.asset, offer.start, tuple(b.net_wh), b.salt, offer.baseline), baselines_folder())
+        save_baseline(BaselineFile(offer.asset, offer.start, tuple(b.net_wh), b.salt, offer.baseline, offer.portfolio),
+                      baselines_folder())
 
 
 def cli(*args: str, as_: LocalAccount | None = None) -> Result:
@@ -150,6 +152,66 @@ def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     whole = cli("audit", "day", iso(w.day)[:10], "--market", str(w.market))
     assert whole.exit_code == 0, whole.output
     assert whole.output.rstrip().endswith("MATCH") and "settlement: MATCH" in whole.output
+
+
+def test_an_aggregators_portfolio_is_settled_as_its_members_summed(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A portfolio of A and B: delivered = its 2,700 Wh baseline - (A's 250 + B's 1,200) measured;
+    the aggregator is paid; one member's reading disputed moves only its share; a member that left
+    after the gate closure still counts for the day; the auditor agrees to the base unit."""
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, portfolio=True), tmp_path, monkeypatch)
+    registry = AssetRegistryClient(w.conn, w.manifest.address("AssetRegistry"))
+    registry.remove_from_portfolio(w.assets[1], sender=keys.signer(keys.dev_accounts()[7], w.conn))  # B's owner leaves
+    assert registry.portfolio(w.portfolio)[2] == [w.assets[0]]
+    assert DeliveryMeterClient(w.conn, w.manifest.address("DeliveryMeter")).members(w.market, w.portfolio, w.hour) == w.assets
+    keep_baselines(w)
+    settled = cli("settle", *day_args(w), "--json")
+    assert settled.exit_code == 0, settled.output
+    (line,) = json.loads(settled.output)["lines"]
+    offer = w.offers[0]
+    rules = settle_award_isp(AwardIsp(9_000, offer.price, 20_000, Product.ACTIVATION, Direction.UP, 2_700, 250 + 1_200),
+                             w.params, 0)
+    assert (line["payment"], line["penalty"], line["delivered_wh"]) == (rules.payment, rules.penalty, 1_250)
+    assert settled_events(w.settlement)[-1].record.seller == w.owner.address  # the aggregator
+
+    # B's meter corrects its reading to 700 Wh: the dispute names B; A's reading stands
+    assert w.keep_reading(1, 2, 700) == "late"
+    disputed = cli("dispute", "--offer", "0x" + w.digests[0].hex(), "--isp", str(w.hour), "--json")
+    assert disputed.exit_code == 0, disputed.output
+    d = json.loads(disputed.output)
+    assert d["asset"] == w.assets[1] and d["signed"]["importWh"] == 700
+    corrected = settle_award_isp(AwardIsp(9_000, offer.price, 20_000, Product.ACTIVATION, Direction.UP, 2_700, 250 + 700),
+                                 w.params, 0)
+    assert d["after"]["payment"] == corrected.payment > rules.payment
+    assert w.settlement.faults_of(d["oracle"]) == 1
+    not_member = cli("dispute", "--offer", "0x" + w.digests[0].hex(), "--isp", str(w.hour), "--member", "999")
+    assert isinstance(not_member.exception, DisputeError) and "not among the members" in not_member.exception.message
+
+    w.pass_time(w.params.dispute_window_seconds + 1)
+    assert cli("claim", *day_args(w)).exit_code == 0
+    aggregator = cli("claim", "--json", as_=w.owner)
+    assert json.loads(aggregator.output)["withdrawn"] == sum(ln.claim for r in _records(w) for ln in r) > 0
+    w.conn.set_next_block_timestamp(w.day + 86_400 + w.params.dispute_window_seconds + 1)
+    w.conn.mine()
+    assert cli("claim", *day_args(w), as_=w.dso.account).exit_code == 0
+    audit = cli("audit", "settle", *day_args(w), "--json")
+    assert audit.exit_code == 0, audit.output
+    report = json.loads(audit.output)
+    assert report["match"] and report["disputes"] == 1 and report["final"] == 1
+    assert report["parties"][w.owner.address]["role"] == "seller"
+
+
+def test_baseline_commit_for_a_portfolio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
+    result = cli("baseline", "commit", "--portfolio", "3", "--start", "1764151200", "--values", "2700", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert Path(out["file"]).name == "portfolio-3-1764151200.json" and (out["asset"], out["portfolio"]) == (0, 3)
+    salt = bytes.fromhex(out["salt"][2:])
+    assert out["commitment"] == "0x" + baseline_commitment(0, 1764151200, [2700], salt).hex()  # the commitment names asset 0
+    both = cli("baseline", "commit", "--asset", "7", "--portfolio", "3", "--start", "1764151200", "--values", "1")
+    assert both.exit_code != 0 and "exactly one of --asset and --portfolio" in both.output
 
 
 def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(

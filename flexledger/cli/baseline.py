@@ -29,7 +29,9 @@ def parse_values(text: str) -> list[int]:
 
 @app.command("commit")
 def baseline_commit(
-    asset: int = typer.Option(..., "--asset", help="The asset the offer is for."),
+    asset: int = typer.Option(0, "--asset", help="The asset the offer is for."),
+    portfolio: int = typer.Option(0, "--portfolio", help="Or the portfolio (an aggregator's offer): its members' "
+                                                         "summed baseline."),
     start: str = typer.Option(..., "--start", help="The offer's first ISP: ISO 8601 (UTC) or Unix seconds."),
     values: str = typer.Option(..., "--values", help="Net consumption (import - export, Wh) per ISP of the offer, "
                                                     "comma-separated, e.g. 1500,1500."),
@@ -46,11 +48,14 @@ def baseline_commit(
         start_at = parse_time(start)
     except ValueError:
         raise typer.BadParameter(f"--start {start!r} is not Unix seconds or an ISO 8601 time") from None
-    baseline = new_baseline(asset, start_at, parse_values(values))
+    if (asset == 0) == (portfolio == 0):
+        raise typer.BadParameter("give exactly one of --asset and --portfolio")
+    baseline = new_baseline(asset, start_at, parse_values(values), portfolio=portfolio)
     path = save_baseline(baseline, baselines_dir(), out)
     if json_:
         emit_json({**baseline.to_json(), "file": str(path)})
         return
-    console.print(f"baseline of asset {asset} from {iso(start_at)} ({len(baseline.net_wh)} ISPs) kept in {path}")
+    subject = f"portfolio {portfolio}" if portfolio else f"asset {asset}"
+    console.print(f"baseline of {subject} from {iso(start_at)} ({len(baseline.net_wh)} ISPs) kept in {path}")
     console.print(f"commitment [bold]0x{baseline.commitment.hex()}[/]  (give it to `flexledger offer typed-data "
                   "--baseline-hash`)")

@@ -99,7 +99,7 @@ def settle_command(
     engine = open_store(STATE.settings.effective_database_url)
 
     def held(offer: Offer) -> Baseline | None:
-        found = load_baseline(folder, offer.asset, offer.start, offer.baseline)
+        found = load_baseline(folder, offer.asset, offer.start, offer.baseline, portfolio=offer.portfolio)
         return found.baseline if found else None
 
     with Progress(console=console, transient=True, disable=json_) as bar:
@@ -216,6 +216,9 @@ def _nothing_yet(out: dict[str, Any], day: str | None) -> tuple[str, str]:
 def dispute_command(
     offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
     isp: str = typer.Option(..., "--isp", help="The disputed ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    member: int | None = typer.Option(None, "--member", min=1,
+                                      help="A portfolio offer: the member asset whose reading is disputed "
+                                           "(default: the first whose meter signed otherwise than anchored)."),
     day: str | None = OptionalDay,
     market: int = MarketOption,
     key: Path | None = KeyOption,
@@ -224,7 +227,8 @@ def dispute_command(
     """Dispute an offer's settlement with the reading its meter signed for that ISP, as the
     oracle's store keeps it, when it differs from the anchored one (anyone may, during the
     settlement's dispute window): the offer is settled again with the meter's values and the
-    oracle that anchored the root is marked."""
+    oracle that anchored the root is marked. For a portfolio offer the dispute corrects one
+    member's reading; the other members' stand."""
     try:
         digest = bytes.fromhex(offer.removeprefix("0x"))
         isp_start = parse_time(isp)
@@ -241,15 +245,15 @@ def dispute_command(
     else:
         market, start = _day_of_offer(conn, manifest, digest)
     ctx = day_context(conn, manifest, market, start)
-    done = dispute_offer(ctx, signer, digest, isp_start, open_store(settings.effective_database_url))
+    done = dispute_offer(ctx, signer, digest, isp_start, open_store(settings.effective_database_url), member=member)
     if json_:
-        emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "oracle": done.oracle,
+        emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "asset": done.asset, "oracle": done.oracle,
                    "anchored": {"importWh": done.anchored.import_wh, "exportWh": done.anchored.export_wh},
                    "signed": {"sequence": done.signed.sequence, "importWh": done.signed.import_wh,
                               "exportWh": done.signed.export_wh},
                    "before": _money(done.before), "after": _money(done.after)})
         return
-    console.print(f"[green]dispute upheld[/]: offer {offer[:12]}, ISP {iso(isp_start)}: anchored "
+    console.print(f"[green]dispute upheld[/]: offer {offer[:12]}, ISP {iso(isp_start)}, asset {done.asset}: anchored "
                   f"{done.anchored.import_wh} Wh in / {done.anchored.export_wh} Wh out, the meter signed "
                   f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence}); "
                   f"oracle {done.oracle} marked")

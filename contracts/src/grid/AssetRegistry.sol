@@ -40,10 +40,17 @@ contract AssetRegistry is RoleGated, EIP712 {
         uint8 assetType;
     }
 
+    /// @dev A portfolio's founding member: members only ever leave (`leftAt`), so who was a
+    /// member at any past time stays readable (settlement measures a portfolio as it was).
+    struct Member {
+        uint64 asset;
+        uint64 leftAt; // 0 while a member
+    }
+
     struct Portfolio {
         address aggregator;
         uint32 zone;
-        uint64[] assets;
+        Member[] members;
     }
 
     uint8 internal constant STATUS_MASK = 3;
@@ -269,6 +276,9 @@ contract AssetRegistry is RoleGated, EIP712 {
         if (assetIds.length != signatures.length) revert AssetArrayLengthMismatch();
         if (block.timestamp > deadline) revert AssetConsentExpired(deadline);
         portfolioId = ++portfolioCount;
+        Portfolio storage p = _portfolios[portfolioId];
+        p.aggregator = msg.sender;
+        p.zone = zoneId;
         for (uint256 i = 0; i < assetIds.length; ++i) {
             uint64 id = assetIds[i];
             Asset storage a = _asset(id);
@@ -282,13 +292,15 @@ contract AssetRegistry is RoleGated, EIP712 {
             consentNonce[id]++;
             a.state |= IN_PORTFOLIO;
             _info[id].portfolio = portfolioId;
+            p.members.push(Member(id, 0));
         }
-        _portfolios[portfolioId] = Portfolio(msg.sender, zoneId, assetIds);
         emit PortfolioCreated(portfolioId, msg.sender, zoneId, assetIds);
     }
 
     /**
      * @notice Take an asset out of its portfolio (its aggregator or the asset's owner, any time).
+     * It still counts in the portfolio's delivery for the market days whose gate closure it was a
+     * member at (`membersAt`): the portfolio's offers for them were made with it.
      * @param assetId The asset.
      */
     function removeFromPortfolio(uint64 assetId) external {
@@ -297,11 +309,10 @@ contract AssetRegistry is RoleGated, EIP712 {
         if (portfolioId == 0) revert AssetNotPortfolioMember(0, assetId);
         Portfolio storage p = _portfolios[portfolioId];
         if (msg.sender != a.owner && msg.sender != p.aggregator) revert AssetNotAuthorized(msg.sender);
-        uint64[] storage members = p.assets;
+        Member[] storage members = p.members;
         for (uint256 i = 0; i < members.length; ++i) {
-            if (members[i] == assetId) {
-                members[i] = members[members.length - 1];
-                members.pop();
+            if (members[i].asset == assetId && members[i].leftAt == 0) {
+                members[i].leftAt = uint64(block.timestamp);
                 break;
             }
         }
@@ -438,9 +449,11 @@ contract AssetRegistry is RoleGated, EIP712 {
         returns (address aggregator, uint32 zone, uint256 upW, uint256 downW)
     {
         Portfolio storage p = _portfolios[portfolioId];
-        uint64[] storage members = p.assets;
+        Member[] storage members = p.members;
         for (uint256 i = 0; i < members.length; ++i) {
-            Asset storage member = _assets[members[i]];
+            Member storage m = members[i];
+            if (m.leftAt != 0) continue;
+            Asset storage member = _assets[m.asset];
             if (_status(member) != Status.ACTIVE) continue;
             upW += member.upW;
             downW += member.downW;
@@ -449,7 +462,7 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
-     * @notice A portfolio: its aggregator, zone and member assets.
+     * @notice A portfolio: its aggregator, zone and member assets now.
      * @param portfolioId The portfolio.
      * @return aggregator The aggregator.
      * @return zone The zone.
@@ -462,7 +475,43 @@ contract AssetRegistry is RoleGated, EIP712 {
     {
         Portfolio storage p = _portfolios[portfolioId];
         if (p.aggregator == address(0)) revert AssetUnknownPortfolio(portfolioId);
-        return (p.aggregator, p.zone, p.assets);
+        return (p.aggregator, p.zone, _membersAt(p, type(uint64).max));
+    }
+
+    /**
+     * @notice The assets that were members of a portfolio at time `t` (those that had not left by
+     * then), in the order it was founded with: whose meters a portfolio's delivery sums.
+     * @param portfolioId The portfolio.
+     * @param t A Unix time.
+     * @return members The member assets at `t`.
+     */
+    function membersAt(uint32 portfolioId, uint64 t) external view returns (uint64[] memory members) {
+        Portfolio storage p = _portfolios[portfolioId];
+        if (p.aggregator == address(0)) revert AssetUnknownPortfolio(portfolioId);
+        return _membersAt(p, t);
+    }
+
+    /**
+     * @notice A portfolio's aggregator, who sells its flexibility (the zero address if unknown).
+     * @param portfolioId The portfolio.
+     * @return The aggregator.
+     */
+    function aggregatorOf(uint32 portfolioId) external view returns (address) {
+        return _portfolios[portfolioId].aggregator;
+    }
+
+    /// @dev Members that had not left by `t` (a member that left at `t` or before does not count).
+    function _membersAt(Portfolio storage p, uint64 t) internal view returns (uint64[] memory members) {
+        Member[] storage all = p.members;
+        members = new uint64[](all.length);
+        uint256 n;
+        for (uint256 i = 0; i < all.length; ++i) {
+            uint64 leftAt = all[i].leftAt;
+            if (leftAt == 0 || leftAt > t) members[n++] = all[i].asset;
+        }
+        assembly ("memory-safe") {
+            mstore(members, n)
+        }
     }
 
     function _checkOwner(address owner) internal view {

@@ -4,10 +4,12 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {MarketRegistry} from "./MarketRegistry.sol";
 import {OrderBook} from "./OrderBook.sol";
 import {ClearingCommitment} from "./ClearingCommitment.sol";
 import {MeterOracle} from "../metering/MeterOracle.sol";
+import {DeliveryMeter} from "../metering/DeliveryMeter.sol";
 import {AssetRegistry} from "../grid/AssetRegistry.sol";
 import {AssetWords} from "../grid/AssetWords.sol";
 
@@ -35,7 +37,9 @@ import {AssetWords} from "../grid/AssetWords.sol";
  * settled again with the meter's values, and the oracle that anchored the root is marked (and
  * slashed, where the market requires a stake).
  *
- * Only offers of a single asset are settled here; portfolio offers (one meter per member) are not yet.
+ * A portfolio offer is measured by DeliveryMeter: its members' readings (and standard baselines)
+ * at the day's gate closure, summed; its aggregator is the seller, and a dispute names the member
+ * whose reading the meter signed otherwise.
  */
 contract Settlement {
     using SafeERC20 for IERC20;
@@ -63,6 +67,7 @@ contract Settlement {
         bytes32 salt; // COMMITTED: the commitment's salt
         IspIn[] isps;
         bytes32[][] baselineProofs; // ROLLING_AVERAGE: per ISP of `isps`, the proof of the oracle's anchored value
+        bytes[] members; // a portfolio offer: per ISP of `isps`, its members' readings (DeliveryMeter.MemberReading[], ABI-encoded)
     }
 
     /// @notice One award in one ISP: what it was paid and what its shortfall cost.
@@ -81,6 +86,7 @@ contract Settlement {
         uint64 importWh;
         uint64 exportWh;
         bytes signature;
+        uint64 member; // a portfolio offer: the member whose meter signed the reading (ignored for an asset offer)
     }
 
     /// @dev What every line of one settlement shares (memory, against the stack limit).
@@ -117,6 +123,8 @@ contract Settlement {
     ClearingCommitment public immutable clearing;
     MeterOracle public immutable oracle;
     AssetRegistry public immutable assets;
+    /// @notice Measures portfolio offers from their members' readings, and judges disputed readings.
+    DeliveryMeter public immutable meters;
     /// @notice The settlement token (the order book's).
     IERC20 public immutable token;
 
@@ -134,12 +142,13 @@ contract Settlement {
     /// @notice Penalties of a seller's settlements not yet final that their payments do not cover:
     /// that much of its bond is locked until they are.
     mapping(address seller => uint256) public exposureOf;
-    /// @dev A disputed ISP's corrected net consumption (`1 << 255 | uint64(int64 net)`), by record key and ISP start.
-    mapping(bytes32 key => mapping(uint64 ispStart => uint256)) private _corrected;
+    /// @dev Disputes' corrections (`1 << 255 | uint64(int64 net)`): an ISP's net consumption by
+    /// `keccak256(record key, ISP start)`, one meter's in it by `keccak256(record key, ISP start, meter)`.
+    mapping(bytes32 correctionKey => uint256) private _corrected;
 
     /// @notice The result is not the final result of its day.
     error SettlementResultNotFinal(uint64 resultId);
-    /// @notice Only asset offers are settled here (not yet portfolio offers).
+    /// @notice An offer must name exactly one of an asset and a portfolio.
     error SettlementUnsupportedOffer(bytes32 offerDigest);
     /// @notice The revealed baseline does not match the offer's commitment.
     error SettlementBaselineMismatch(bytes32 offerDigest);
@@ -190,20 +199,23 @@ contract Settlement {
      * @param orderBook The OrderBook (requests, escrows, bonds).
      * @param clearingCommitment The ClearingCommitment (final results, awards, cleared prices).
      * @param meterOracle The MeterOracle (anchored readings).
-     * @param assetRegistry The AssetRegistry (assets' meters and owners).
+     * @param assetRegistry The AssetRegistry (assets' meters and owners, portfolios' aggregators).
+     * @param deliveryMeter The DeliveryMeter (portfolio offers' deliveries, disputed readings).
      */
     constructor(
         MarketRegistry marketRegistry,
         OrderBook orderBook,
         ClearingCommitment clearingCommitment,
         MeterOracle meterOracle,
-        AssetRegistry assetRegistry
+        AssetRegistry assetRegistry,
+        DeliveryMeter deliveryMeter
     ) {
         markets = marketRegistry;
         book = orderBook;
         clearing = clearingCommitment;
         oracle = meterOracle;
         assets = assetRegistry;
+        meters = deliveryMeter;
         token = orderBook.token();
     }
 
@@ -228,7 +240,7 @@ contract Settlement {
      * @return record The record of the settlement.
      */
     function settle(SettleIn calldata s) external returns (Record memory record) {
-        record = _settle(s, _newBatch());
+        record = _settle(s, _newBatch(), false);
     }
 
     /**
@@ -242,17 +254,27 @@ contract Settlement {
         Batch memory b = _newBatch();
         settled = new Record[](batch.length);
         for (uint256 i = 0; i < batch.length; ++i) {
-            settled[i] = _settle(batch[i], b);
+            settled[i] = _settle(batch[i], b, false);
         }
     }
 
-    function _settle(SettleIn calldata s, Batch memory b) internal returns (Record memory record) {
+    /// @dev Settle one offer in its window: from its readings, or `unrevealed` by default (in the
+    /// dispute window after the settlement window, nothing read).
+    function _settle(SettleIn calldata s, Batch memory b, bool unrevealed) internal returns (Record memory record) {
         bytes32 digest = book.offerDigest(s.offer);
         _load(b, s.resultId);
-        if (block.timestamp > b.closesAt) revert SettlementWindowClosed(b.closesAt);
+        uint64 closesAt = b.closesAt;
+        if (unrevealed) {
+            if (block.timestamp <= closesAt) revert SettlementWindowOpen(closesAt);
+            closesAt += b.m.disputeWindowSeconds;
+        }
+        if (block.timestamp > closesAt) revert SettlementWindowClosed(closesAt);
         bytes32 key = keccak256(abi.encode(s.resultId, digest));
         if (records[key] != 0) revert SettlementAlreadySettled(digest);
-        record = _compute(s, digest, b, _readings(s, digest, b.m.ispSeconds));
+        int256[] memory net;
+        if (unrevealed) _checkShape(s, digest);
+        else net = _readings(s, digest, b.m.ispSeconds);
+        record = _compute(s, digest, b, net);
         _keep(key, record);
     }
 
@@ -267,17 +289,7 @@ contract Settlement {
      * @return record The record of the settlement.
      */
     function settleUnrevealed(SettleIn calldata s) external returns (Record memory record) {
-        bytes32 digest = book.offerDigest(s.offer);
-        Batch memory b = _newBatch();
-        _load(b, s.resultId);
-        uint64 closesAt = b.closesAt;
-        if (block.timestamp <= closesAt) revert SettlementWindowOpen(closesAt);
-        if (block.timestamp > closesAt + b.m.disputeWindowSeconds) revert SettlementWindowClosed(closesAt + b.m.disputeWindowSeconds);
-        _checkShape(s, digest);
-        bytes32 key = keccak256(abi.encode(s.resultId, digest));
-        if (records[key] != 0) revert SettlementAlreadySettled(digest);
-        record = _compute(s, digest, b, new int256[](0));
-        _keep(key, record);
+        record = _settle(s, _newBatch(), true);
     }
 
     /// @dev A new settlement: its record's hash, its lines pending, the seller's bond locked for it.
@@ -313,22 +325,15 @@ contract Settlement {
         int256[] memory measured = _readings(s, digest, b.m.ispSeconds);
         // earlier corrections of this settlement's other ISPs stand: each dispute adds one
         for (uint256 i = 0; i < s.isps.length; ++i) {
-            uint256 stored = _corrected[key][s.isps[i].awards[0].ispStart];
+            uint256 stored = _corrected[keccak256(abi.encode(key, s.isps[i].awards[0].ispStart))];
             if (stored != 0) measured[i] = int64(uint64(stored));
         }
-        if (d.isp >= s.isps.length) revert SettlementBadDispute("no such ISP");
-        uint64 ispStart = s.isps[d.isp].awards[0].ispStart;
-        int256 signedNet = _signedNet(s, d);
-        if (signedNet == measured[d.isp]) revert SettlementBadDispute("agrees with the settlement");
-        bool firstFault = _corrected[key][ispStart] == 0;
-        _corrected[key][ispStart] = 1 << 255 | uint256(uint64(int64(signedNet)));
-        measured[d.isp] = signedNet;
+        (address anchoredBy, uint64 ispStart, bool firstFault) = _correct(key, d, measured);
         corrected = _compute(s, digest, b, measured);
         corrected.settledAt = record.settledAt; // the window does not restart
         _rebalancePending(record.lines, corrected.lines);
         _lockExposure(record.seller, _uncovered(corrected.lines), _uncovered(record.lines));
         records[key] = keccak256(abi.encode(corrected));
-        address anchoredBy = s.isps[d.isp].reading.anchor.oracle;
         emit ReadingDisputed(digest, anchoredBy, ispStart, msg.sender);
         emit OfferSettled(digest, s.resultId, corrected.seller, corrected);
         if (firstFault) {
@@ -337,15 +342,37 @@ contract Settlement {
         }
     }
 
-    /// @dev The net consumption the meter signed for the disputed ISP, if it differs from the anchor's.
-    function _signedNet(SettleIn calldata s, DisputeIn calldata d) internal view returns (int256) {
-        if (d.isp >= s.isps.length) revert SettlementBadDispute("no such ISP");
-        ReadingIn calldata r = s.isps[d.isp].reading;
-        address meter = _meter(s.offer.asset);
-        bool signed = oracle.isSignedReading(meter, s.isps[d.isp].awards[0].ispStart, d.sequence, d.importWh, d.exportWh, d.signature);
-        if (!signed) revert SettlementBadDispute("not signed by the asset's meter");
-        if (d.importWh == r.importWh && d.exportWh == r.exportWh) revert SettlementBadDispute("agrees with the anchor");
-        return _net(d.importWh, d.exportWh);
+    /// @dev Correct the disputed ISP's net consumption in `measured` by the meter's signed value, and
+    /// keep both; `firstFault` unless an earlier dispute already corrected this meter's reading.
+    function _correct(bytes32 key, DisputeIn calldata d, int256[] memory measured)
+        internal
+        returns (address anchoredBy, uint64 ispStart, bool firstFault)
+    {
+        address meter;
+        int256 anchoredNet;
+        int256 signedNet;
+        (ispStart, meter, anchoredBy, anchoredNet, signedNet) = _disputed();
+        // the meter's value in the settlement so far: anchored, or corrected by an earlier dispute
+        bytes32 meterKey = keccak256(abi.encode(key, ispStart, meter));
+        uint256 earlier = _corrected[meterKey];
+        int256 counted = earlier == 0 ? anchoredNet : int64(uint64(earlier));
+        if (signedNet == counted) revert SettlementBadDispute("agrees with the settlement");
+        measured[d.isp] += signedNet - counted; // a portfolio's other members stand
+        _corrected[meterKey] = 1 << 255 | uint256(uint64(int64(signedNet)));
+        _corrected[keccak256(abi.encode(key, ispStart))] = 1 << 255 | uint256(uint64(SafeCast.toInt64(measured[d.isp])));
+        firstFault = earlier == 0;
+    }
+
+    /// @dev DeliveryMeter's judgement of the dispute (`disputedReading`): it takes `dispute`'s own
+    /// arguments, so the call forwards this call's data as it came.
+    function _disputed() internal view returns (uint64, address, address, int256, int256) {
+        (bool ok, bytes memory out) = address(meters).staticcall(bytes.concat(DeliveryMeter.disputedReading.selector, msg.data[4:]));
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(out, 0x20), mload(out))
+            }
+        }
+        return abi.decode(out, (uint64, address, address, int256, int256));
     }
 
     /**
@@ -506,10 +533,11 @@ contract Settlement {
     /// ROLLING_AVERAGE offer, each ISP's baseline checked against the oracle's anchored one.
     function _readings(SettleIn calldata s, bytes32 digest, uint256 ispSeconds) internal view returns (int256[] memory net) {
         _checkShape(s, digest);
-        address meter = _meter(s.offer.asset);
         uint32 market = s.offer.market;
         bool standard = s.offer.baselineMethod == uint8(OrderBook.Baseline.ROLLING_AVERAGE);
         net = new int256[](s.isps.length);
+        if (s.offer.portfolio != 0) return _portfolioReadings(s, digest, ispSeconds, standard, net);
+        address meter = _meter(s.offer.asset);
         for (uint256 i = 0; i < s.isps.length; ++i) {
             IspIn calldata x = s.isps[i];
             uint64 ispStart = x.awards[0].ispStart;
@@ -521,6 +549,27 @@ contract Settlement {
             net[i] = _net(r.importWh, r.exportWh);
             if (standard) _checkStandard(s, digest, i, meter, ispSeconds);
         }
+    }
+
+    /// @dev A portfolio's net consumption per ISP (DeliveryMeter); for ROLLING_AVERAGE, each ISP's
+    /// baseline must be the sum of its members' anchored ones.
+    function _portfolioReadings(SettleIn calldata s, bytes32 digest, uint256 ispSeconds, bool standard, int256[] memory net)
+        internal
+        view
+        returns (int256[] memory)
+    {
+        if (s.members.length != s.isps.length) revert SettlementIspsIncomplete(digest);
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            uint64 ispStart = s.isps[i].awards[0].ispStart;
+            int256 baselineWh;
+            (net[i], baselineWh) = meters.measure(s.offer.market, s.offer.portfolio, ispStart, standard, s.members[i]);
+            if (!standard) continue;
+            uint256 index = (ispStart - s.offer.start) / ispSeconds; // within the window: `_delivery` checks
+            if (index >= s.baselineWh.length || s.baselineWh[index] != baselineWh) {
+                revert SettlementBaselineNotAnchored(digest, ispStart);
+            }
+        }
+        return net;
     }
 
     /// @dev ISP `i`'s baseline is the one the oracle anchored for `meter` (ROLLING_AVERAGE).
@@ -537,7 +586,7 @@ contract Settlement {
 
     /// @dev An asset offer, every ISP of a block presented, each with an award.
     function _checkShape(SettleIn calldata s, bytes32 digest) internal pure {
-        if (s.offer.asset == 0 || s.offer.portfolio != 0) revert SettlementUnsupportedOffer(digest);
+        if ((s.offer.asset == 0) == (s.offer.portfolio == 0)) revert SettlementUnsupportedOffer(digest);
         if (s.isps.length == 0 || (s.offer.isps > 1 && s.isps.length != s.offer.isps)) revert SettlementIspsIncomplete(digest);
         for (uint256 i = 0; i < s.isps.length; ++i) {
             if (s.isps[i].awards.length == 0) revert SettlementIspsIncomplete(digest);
@@ -566,7 +615,9 @@ contract Settlement {
         }
         record.offerDigest = digest;
         record.resultId = s.resultId;
-        record.seller = address(uint160(AssetWords.offerWord(assets, s.offer.asset)));
+        record.seller = s.offer.portfolio != 0
+            ? assets.aggregatorOf(s.offer.portfolio)
+            : address(uint160(AssetWords.offerWord(assets, s.offer.asset)));
         record.settledAt = uint64(block.timestamp);
         record.lines = new Line[](count);
         Ctx memory c = Ctx({

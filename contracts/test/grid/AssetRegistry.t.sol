@@ -224,6 +224,136 @@ contract AssetRegistryTest is GridZonesFixture {
         return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
     }
 
+    /// A portfolio of AGG founded with `ids` (each owner's consent signed with `keys`).
+    function _portfolio(uint64[] memory ids, uint256[] memory keys) internal returns (uint32 p) {
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        bytes[] memory sigs = new bytes[](ids.length);
+        for (uint256 i = 0; i < ids.length; ++i) {
+            sigs[i] = _consent(keys[i], ids[i], deadline);
+        }
+        vm.prank(AGG);
+        p = assets.createPortfolio(5, ids, sigs, deadline);
+    }
+
+    /// Assets a, b, c of owner, owner2, owner in feeder 5, in a portfolio of AGG in that order.
+    function _threeMemberPortfolio() internal returns (uint32 p, uint64 a, uint64 b, uint64 c) {
+        a = _registerAndMap(owner, METER1, 5);
+        b = _registerAndMap(owner2, METER2, 5);
+        c = _registerAndMap(owner, METER3, 5);
+        uint64[] memory ids = new uint64[](3);
+        (ids[0], ids[1], ids[2]) = (a, b, c);
+        uint256[] memory keys = new uint256[](3);
+        (keys[0], keys[1], keys[2]) = (OWNER_KEY, OWNER2_KEY, OWNER_KEY);
+        p = _portfolio(ids, keys);
+    }
+
+    function _assertMembers(uint64[] memory actual, uint64[] memory expected, string memory what) internal pure {
+        assertEq(actual.length, expected.length, what);
+        for (uint256 i = 0; i < expected.length; ++i) {
+            assertEq(actual[i], expected[i], what);
+        }
+    }
+
+    function test_membersAt_beforeAndAfterARemoval() public {
+        (uint32 p, uint64 a, uint64 b, uint64 c) = _threeMemberPortfolio();
+        uint64 founded = uint64(block.timestamp);
+        _assertMembers(assets.membersAt(p, founded), assetIds(a, b, c), "founders, in order");
+        _assertMembers(assets.membersAt(p, 0), assetIds(a, b, c), "founders at any earlier time");
+        uint64 t1 = founded + 100;
+        vm.warp(t1);
+        vm.expectEmit();
+        emit AssetRegistry.PortfolioAssetRemoved(p, b, owner2);
+        vm.prank(owner2);
+        assets.removeFromPortfolio(b);
+        _assertMembers(assets.membersAt(p, t1 - 1), assetIds(a, b, c), "b still a member the second before it left");
+        _assertMembers(assets.membersAt(p, t1), assetIds(a, c), "a member that left at t is not one at t");
+        _assertMembers(assets.membersAt(p, t1 + 1), assetIds(a, c), "nor after");
+        uint64 t2 = t1 + 50;
+        vm.warp(t2);
+        vm.prank(AGG); // the aggregator may take a member out too
+        assets.removeFromPortfolio(a);
+        _assertMembers(assets.membersAt(p, t1 - 1), assetIds(a, b, c), "the past is kept");
+        _assertMembers(assets.membersAt(p, t2 - 1), assetIds(a, c), "between the removals");
+        _assertMembers(assets.membersAt(p, t2), assetIds(c), "after both");
+        _assertMembers(assets.membersAt(p, type(uint64).max), assetIds(c), "far ahead: the current members");
+        (,, uint64[] memory now_) = assets.portfolio(p);
+        _assertMembers(now_, assetIds(c), "portfolio(): the current members");
+        (,,,, uint32 portfolioId,,,) = assets.asset(a);
+        assertEq(portfolioId, 0, "a is in no portfolio");
+    }
+
+    function test_membersAt_leavingThenJoiningAnotherPortfolio() public {
+        (uint32 p, uint64 a, uint64 b, uint64 c) = _threeMemberPortfolio();
+        uint64 left = uint64(block.timestamp) + 10;
+        vm.warp(left);
+        vm.prank(owner2);
+        assets.removeFromPortfolio(b);
+        uint256[] memory keys = new uint256[](1);
+        keys[0] = OWNER2_KEY;
+        uint32 q = _portfolio(assetIds(b), keys);
+        _assertMembers(assets.membersAt(p, left - 1), assetIds(a, b, c), "b counts in p before it left");
+        _assertMembers(assets.membersAt(p, left), assetIds(a, c), "not after");
+        _assertMembers(assets.membersAt(q, left), assetIds(b), "b is q's");
+        (,,,, uint32 portfolioId,,,) = assets.asset(b);
+        assertEq(portfolioId, q, "b's portfolio");
+        vm.prank(owner);
+        assets.removeFromPortfolio(a);
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotPortfolioMember.selector, uint32(0), a));
+        vm.prank(owner);
+        assets.removeFromPortfolio(a); // once more: it left, it is in no portfolio
+        _assertMembers(assets.membersAt(p, left), assetIds(c), "a left at the same second as b");
+    }
+
+    function test_membersAt_unknownPortfolio() public {
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetUnknownPortfolio.selector, uint32(1)));
+        assets.membersAt(1, uint64(block.timestamp));
+        (uint32 p,,,) = _threeMemberPortfolio();
+        assertEq(assets.membersAt(p, 0).length, 3, "known now");
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetUnknownPortfolio.selector, p + 1));
+        assets.membersAt(p + 1, uint64(block.timestamp));
+        vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetUnknownPortfolio.selector, p + 1));
+        assets.portfolio(p + 1);
+    }
+
+    function test_aggregatorOf() public {
+        assertEq(assets.aggregatorOf(1), address(0), "no portfolio yet: the zero address");
+        (uint32 p,, uint64 b,) = _threeMemberPortfolio();
+        assertEq(assets.aggregatorOf(p), AGG, "the aggregator that founded it");
+        vm.prank(owner2);
+        assets.removeFromPortfolio(b);
+        assertEq(assets.aggregatorOf(p), AGG, "members leaving do not change it");
+        assertEq(assets.aggregatorOf(p + 1), address(0), "an unknown portfolio");
+    }
+
+    function test_portfolioTerms_removedMemberNotCounted() public {
+        (uint32 p, uint64 a, uint64 b, uint64 c) = _threeMemberPortfolio();
+        (address agg, uint32 zone, uint256 up, uint256 down) = assets.portfolioTerms(p);
+        assertEq(agg, AGG, "aggregator");
+        assertEq(zone, 5, "zone");
+        assertEq(up, 30_000, "three members up");
+        assertEq(down, 24_000, "three members down");
+        vm.prank(owner2);
+        assets.removeFromPortfolio(b);
+        (,, up, down) = assets.portfolioTerms(p);
+        assertEq(up, 20_000, "the removed member's power no longer counts (up)");
+        assertEq(down, 16_000, "the removed member's power no longer counts (down)");
+        vm.prank(DSO1); // a removed member is an asset of its own again: its DSO may re-map it
+        assets.mapAsset(b, 5, 50_000, 50_000);
+        (,, up, down) = assets.portfolioTerms(p);
+        assertEq(up, 20_000, "its new power does not count either");
+        vm.prank(DSO1);
+        assets.suspendAsset(a);
+        (,, up, down) = assets.portfolioTerms(p);
+        assertEq(up, 10_000, "a suspended member does not count");
+        assertEq(down, 8_000, "nor down");
+        vm.prank(owner);
+        assets.removeFromPortfolio(c);
+        (,, up, down) = assets.portfolioTerms(p);
+        assertEq(up, 0, "no active member left");
+        assertEq(down, 0, "none");
+        _assertMembers(assets.membersAt(p, type(uint64).max), assetIds(a), "the suspended member is still a member");
+    }
+
     function test_pendingOrSuspendedAssetsCannotJoin() public {
         vm.prank(owner);
         uint64 a = assets.registerAsset(METER1, 1);

@@ -11,23 +11,13 @@ import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
+import {DeliveryMeter} from "../../src/metering/DeliveryMeter.sol";
 import {AssetRegistry} from "../../src/grid/AssetRegistry.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 /// Helpers the settlement test contracts share.
 abstract contract SettlementTestBase is SettlementFixture {
     bytes32 internal constant FINAL = bytes32(uint256(1));
-
-    function assertLine(Settlement.Line memory l, uint64 requestId, uint64 ispStart, uint256 payment, uint256 claim, uint256 uncovered)
-        internal
-        pure
-    {
-        assertEq(l.requestId, requestId, "line: request");
-        assertEq(l.ispStart, ispStart, "line: ISP");
-        assertEq(l.payment, payment, "line: payment");
-        assertEq(l.claim, claim, "line: claim");
-        assertEq(l.uncovered, uncovered, "line: uncovered penalty");
-    }
 
     function finaliseAfterWindow(Settlement.Record memory r) internal {
         if (block.timestamp <= r.settledAt + DISPUTE) vm.warp(r.settledAt + DISPUTE + 1);
@@ -518,12 +508,23 @@ contract SettlementTest is SettlementTestBase {
         settlement.settle(s);
     }
 
+    /// An offer must name exactly one of an asset and a portfolio. The book never accepts one that
+    /// names both or neither (OrderBookInvalidSubject), so no result can award it; the settlement
+    /// refuses its shape before it looks at any award or reading.
     function test_settle_unsupportedOffer() public {
         Settlement.SettleIn memory s = settleIn(S_FULL);
-        (s.offer.asset, s.offer.portfolio) = (0, 1); // a portfolio's offer: one meter per member, not yet
+        s.offer.portfolio = 1; // both
         bytes32 digest = clearing.offerDigest(s.offer);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnsupportedOffer.selector, digest));
         settlement.settle(s);
+        s.offer.asset = 0; // neither
+        s.offer.portfolio = 0;
+        digest = clearing.offerDigest(s.offer);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnsupportedOffer.selector, digest));
+        settlement.settle(s);
+        vm.warp(WINDOW_CLOSES + 1); // nor settled by default
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnsupportedOffer.selector, digest));
+        settlement.settleUnrevealed(s);
     }
 
     function test_finalise_beforeTheDisputeWindowEnds() public {
@@ -925,7 +926,8 @@ contract SettlementMathTest is TestBase {
             OrderBook(address(b)),
             ClearingCommitment(address(0)),
             MeterOracle(address(0)),
-            AssetRegistry(address(0))
+            AssetRegistry(address(0)),
+            DeliveryMeter(address(0))
         );
     }
 
@@ -1115,7 +1117,7 @@ contract SettlementTokenFailureTest is SettlementTestBase {
     function setUp() public override {
         super.setUp();
         clearing2 = new ClearingCommitment(roles, markets, book2, zones, assets);
-        settlement2 = new Settlement(markets, book2, clearing2, oracle, assets);
+        settlement2 = new Settlement(markets, book2, clearing2, oracle, assets, deliveryMeter);
         vm.prank(ADMIN);
         book2.setSettlement(address(settlement2));
         // one chunk: the two offers in digest order, each one award to R2
@@ -1311,31 +1313,6 @@ contract SettlementGasTest is SettlementTestBase {
             read(s, 0, uint64(1000 + 20 * i), 0); // in full, then short by 20 Wh more each (penalties covered)
         }
     }
-    /// Intrinsic gas of a transaction carrying `data` (21,000 + 16 per non-zero byte + 4 per zero byte).
-    function intrinsicGas(bytes memory data) internal pure returns (uint256 gas) {
-        gas = 21_000;
-        for (uint256 i = 0; i < data.length; ++i) {
-            gas += data[i] == 0 ? 4 : 16;
-        }
-    }
-
-    /// Every contract a settlement call touches made cold again (as in a transaction of its own).
-    function cool() internal {
-        address[8] memory touched = [
-            address(settlement), address(book), address(clearing), address(oracle),
-            address(assets), address(markets), address(token), address(roles)
-        ];
-        for (uint256 i = 0; i < touched.length; ++i) {
-            vm.cool(touched[i]);
-        }
-    }
-
-    function logGas(string memory what, bytes memory data, uint256 per) internal {
-        uint256 execution = vm.lastCallGas().gasTotalUsed;
-        emit log_named_uint(string.concat(what, ": execution gas (lastCallGas)"), execution / per);
-        emit log_named_uint(string.concat(what, ": transaction gas (+ intrinsic)"), (execution + intrinsicGas(data)) / per);
-    }
-
     function test_gas_settlement() public {
         Settlement.SettleIn memory s = settleIn(S_GAS);
         assertEq(s.isps[0].reading.proof.length, DEEP, "a reading proof of depth 20");

@@ -8,6 +8,7 @@ import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
+import {DeliveryMeter} from "../../src/metering/DeliveryMeter.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
 
 /// @notice The OpenZeppelin standard Merkle tree (npm `@openzeppelin/merkle-tree`), rebuilt in
@@ -64,6 +65,7 @@ library StandardTree {
 abstract contract SettlementFixture is ClearingFixture {
     MeterOracle internal oracle;
     Settlement internal settlement;
+    DeliveryMeter internal deliveryMeter;
     uint32 internal market3; // PAY_AS_CLEARED
 
     address internal constant ORACLE1 = address(0x0A1);
@@ -163,7 +165,8 @@ abstract contract SettlementFixture is ClearingFixture {
         super.setUp(); // buildBook below, then the clock at the gate closure + 1
         oracle = new MeterOracle(roles, markets, IERC20(address(token)));
         grant(ORACLE1, ORACLE_ROLE);
-        settlement = new Settlement(markets, book, clearing, oracle, assets);
+        deliveryMeter = new DeliveryMeter(markets, assets, oracle);
+        settlement = new Settlement(markets, book, clearing, oracle, assets, deliveryMeter);
         vm.startPrank(ADMIN);
         book.setSettlement(address(settlement));
         oracle.setSettlement(address(settlement));
@@ -515,7 +518,7 @@ abstract contract SettlementFixture is ClearingFixture {
         n = 0;
         for (uint16 t = 0; t < s.offer.isps; ++t) {
             if (levelOf(gs[g], t) == 0) continue;
-            s.isps[n].reading = readingIn(sale, t);
+            if (s.offer.portfolio == 0) s.isps[n].reading = readingIn(sale, t); // a portfolio's: its members'
             s.isps[n].awards = awardsIn(gs, g, t);
             ++n;
         }
@@ -564,7 +567,8 @@ abstract contract SettlementFixture is ClearingFixture {
             sequence: sequence,
             importWh: importWh,
             exportWh: exportWh,
-            signature: abi.encodePacked(r, s, v)
+            signature: abi.encodePacked(r, s, v),
+            member: 0
         });
     }
 
@@ -610,5 +614,41 @@ abstract contract SettlementFixture is ClearingFixture {
         }
         assertEq(held, owed, "book + settlement hold escrows left + claims + bonds");
         assertEq(total, token.totalSupply(), "every token is with the contracts or a party");
+    }
+
+    function assertLine(Settlement.Line memory l, uint64 requestId, uint64 ispStart, uint256 payment, uint256 claim, uint256 uncovered)
+        internal
+        pure
+    {
+        assertEq(l.requestId, requestId, "line: request");
+        assertEq(l.ispStart, ispStart, "line: ISP");
+        assertEq(l.payment, payment, "line: payment");
+        assertEq(l.claim, claim, "line: claim");
+        assertEq(l.uncovered, uncovered, "line: uncovered penalty");
+    }
+
+    /// Intrinsic gas of a transaction carrying `data` (21,000 + 16 per non-zero byte + 4 per zero byte).
+    function intrinsicGas(bytes memory data) internal pure returns (uint256 gas) {
+        gas = 21_000;
+        for (uint256 i = 0; i < data.length; ++i) {
+            gas += data[i] == 0 ? 4 : 16;
+        }
+    }
+
+    /// Every contract a settlement call touches made cold again (as in a transaction of its own).
+    function cool() internal {
+        address[9] memory touched = [
+            address(settlement), address(book), address(clearing), address(oracle),
+            address(assets), address(markets), address(token), address(roles), address(deliveryMeter)
+        ];
+        for (uint256 i = 0; i < touched.length; ++i) {
+            vm.cool(touched[i]);
+        }
+    }
+
+    function logGas(string memory what, bytes memory data, uint256 per) internal {
+        uint256 execution = vm.lastCallGas().gasTotalUsed;
+        emit log_named_uint(string.concat(what, ": execution gas (lastCallGas)"), execution / per);
+        emit log_named_uint(string.concat(what, ": transaction gas (+ intrinsic)"), (execution + intrinsicGas(data)) / per);
     }
 }

@@ -35,4 +35,19 @@ abstract contract TestBase {
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
         return min + (x % (max - min + 1));
     }
+
+    function assetIds(uint64 a) internal pure returns (uint64[] memory list) {
+        list = new uint64[](1);
+        list[0] = a;
+    }
+
+    function assetIds(uint64 a, uint64 b) internal pure returns (uint64[] memory list) {
+        list = new uint64[](2);
+        (list[0], list[1]) = (a, b);
+    }
+
+    function assetIds(uint64 a, uint64 b, uint64 c) internal pure returns (uint64[] memory list) {
+        list = new uint64[](3);
+        (list[0], list[1], list[2]) = (a, b, c);
+    }
 }
