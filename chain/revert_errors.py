@@ -355,6 +355,23 @@ class AssetZeroPower(ContractCustomError):
         self.asset_id = values[0]
 
 
+class ClearingAssetInPortfolio(ContractCustomError):
+    """``ClearingAssetInPortfolio(bytes32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingAssetInPortfolio"
+    SIGNATURE: ClassVar[str] = "ClearingAssetInPortfolio(bytes32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0ddf455c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    offer_digest: bytes
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.asset_id = values[1]
+
+
 class ClearingAwardsOutOfOrder(ContractCustomError):
     """``ClearingAwardsOutOfOrder(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
 
@@ -2823,6 +2840,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetUnknown.SELECTOR: AssetUnknown,
     AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
     AssetZeroPower.SELECTOR: AssetZeroPower,
+    ClearingAssetInPortfolio.SELECTOR: ClearingAssetInPortfolio,
     ClearingAwardsOutOfOrder.SELECTOR: ClearingAwardsOutOfOrder,
     ClearingBeforeGateClosure.SELECTOR: ClearingBeforeGateClosure,
     ClearingBlockViolated.SELECTOR: ClearingBlockViolated,

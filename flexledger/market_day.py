@@ -1,7 +1,8 @@
 """A market day's clearing input, read from the chain alone: the book from OrderBook's events
 (checked against its digest), the zone tree from GridZones' events, the lights in force from
 GridZones, each offer's zone from AssetRegistry, each request's buyer kind (DSO or TSO, fixed when it was
-posted) from OrderBook."""
+posted) from OrderBook. An asset's own offer is left out once the asset is in a portfolio (as
+ClearingCommitment checks it when the day's result is posted)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from dataclasses import dataclass
 
 from flexledger.chain.bindings import (
     AssetRegistryClient,
+    ClearingCommitmentClient,
     GridZonesClient,
     MarketRegistryClient,
     OrderBookClient,
 )
+from flexledger.chain.client import BlockId
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
@@ -23,6 +26,7 @@ from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import Mode
 
 from .book import Book, read_book
+from .commitment import day_state
 
 
 @dataclass
@@ -56,7 +60,10 @@ def load_market_day(
     for e in assets.events("PortfolioCreated"):
         zone_of[(0, e.args["portfolioId"])] = e.args["zoneId"]
     offers = []
+    pooled = pooled_assets(assets, _committed_at(conn, manifest, market, day_start))
     for o in book.offers:
+        if o.asset in pooled:  # its aggregator offers it now: the commitment refuses it (ClearingAssetInPortfolio)
+            continue
         subject = (o.asset, o.portfolio)
         offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
                               Direction(o.direction), o.power_w, o.price, Mode(o.mode), o.min_power_w))
@@ -81,3 +88,33 @@ def load_market_day(
     clearing = ClearingInput(offers, requests, parent, lights, isp_seconds=params.isp_seconds,
                              pricing=params.pricing_rule, time_limit=time_limit)
     return MarketDay(market, day_start, params, book, clearing)
+
+
+Position = tuple[int, int]  # (block, log index): where in the chain an event stands
+
+
+def pooled_assets(assets: AssetRegistryClient, before: Position | None = None) -> set[int]:
+    """The assets in a portfolio just before the event at ``before`` (now, without it), from
+    AssetRegistry's events: an offer one of them made on its own before it joined can no longer be
+    awarded (its meter counts in the portfolio's delivery)."""
+    to_block: BlockId = "latest" if before is None else before[0]
+    changes = [(e.block_number, e.log_index, True, int(a))
+               for e in assets.events("PortfolioCreated", to_block=to_block) for a in e.args["assets"]]
+    changes += [(e.block_number, e.log_index, False, int(e.args["assetId"]))
+                for e in assets.events("PortfolioAssetRemoved", to_block=to_block)]
+    pooled: set[int] = set()
+    for block, index, joined, asset in sorted(changes):
+        if before is None or (block, index) < before:
+            (pooled.add if joined else pooled.discard)(asset)
+    return pooled
+
+
+def _committed_at(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> Position | None:
+    """Where the day's result in force was first posted (the commitment checked the assets then,
+    and so must a re-run, whenever it runs); None while the day has no result."""
+    current, _ends, _final = day_state(conn, manifest, market, day_start)
+    if current == 0:
+        return None
+    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    posted = clearing.events("ChunkPosted", topics=["0x" + current.to_bytes(32, "big").hex()])
+    return min(((e.block_number, e.log_index) for e in posted), default=None)

@@ -8,6 +8,8 @@ baseline 1,200 Wh) delivers nothing: a shortfall beyond the tolerance, penalised
 1,200 Wh as the meter's standard baseline of the hour. With ``portfolio``, the aggregator pools
 A and B (their owner consenting) and offers the portfolio instead: one offer of 9,000 W whose
 committed baseline is their sum, 2,700 Wh; the aggregator is the seller and holds the bond.
+The owner's own offers for A and B were in the book before A and B joined: the clearing leaves
+them out (ClearingCommitment would refuse them), so each meter counts once.
 """
 
 from __future__ import annotations
@@ -155,7 +157,9 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
                                                         strict=True)]
     seller = owner
     portfolio_id = 0
-    if portfolio:  # the aggregator pools both assets and offers them as one
+    domain = read_domain(conn, book.address)
+    if portfolio:  # the owner's offers first; then the aggregator pools both assets and offers them as one
+        assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers]).accepted == 2
         seller = keys.dev_accounts()[3]
         assert seller.address == aggregator.address
         registry_domain = read_domain(conn, assets.address)
@@ -167,7 +171,6 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
         offers = [Offer(market, 0, portfolio_id, hour, 1, Direction.UP, 9_000, 11_000, Mode.DIVISIBLE, 0,
                         BaselineMethod.COMMITTED, baseline_commitment(0, hour, baselines[0].net_wh, baselines[0].salt),
                         day + 86_400, 1)]
-    domain = read_domain(conn, book.address)
     assert relay_offers(book, [SignedOffer(o, o.sign(seller, domain)) for o in offers]).accepted == len(offers)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
     token.mint(dso.address, 10**12, sender=deployer)

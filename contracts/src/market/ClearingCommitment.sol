@@ -153,6 +153,7 @@ contract ClearingCommitment is RoleGated {
     }
 
     uint256 internal constant DAY = 86_400;
+    uint256 internal constant IN_PORTFOLIO = 4; // AssetRegistry's state bit: the asset is in a portfolio
     uint256 internal constant WS_PER_MWH = 3_600_000_000;
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -209,6 +210,9 @@ contract ClearingCommitment is RoleGated {
     error ClearingMalformedGroup(uint256 group);
     /// @notice The offer belongs to another market or market day.
     error ClearingOfferWrongDay(bytes32 offerDigest, uint32 market, uint64 start);
+    /// @notice The offer's asset has joined a portfolio since it made the offer: its aggregator
+    /// offers it now (its meter counts in the portfolio's delivery, so it cannot also sell alone).
+    error ClearingAssetInPortfolio(bytes32 offerDigest, uint64 assetId);
     /// @notice A group's awards must come in increasing order of (ISP index, request), each once.
     error ClearingAwardsOutOfOrder(bytes32 offerDigest, uint64 requestId, uint16 isp);
     /// @notice A group without awards.
@@ -621,7 +625,7 @@ contract ClearingCommitment is RoleGated {
         Group memory gr;
         (gr.digest, gr.direction, gr.price, gr.start, gr.isps) = (digest, o.direction, o.price, o.start, o.isps);
         address seller;
-        (seller, gr.zone) = _seller(o);
+        (seller, gr.zone) = _seller(o, digest);
         gr.totals = new uint256[](o.isps);
         gr.packed = new bytes(20 * g.awards.length);
         for (uint256 k = 0; k < g.awards.length; ++k) {
@@ -716,10 +720,11 @@ contract ClearingCommitment is RoleGated {
         digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
     }
 
-    /// @dev Who sells the offer and from which zone.
-    function _seller(OrderBook.Offer memory o) internal view returns (address seller, uint32 zone) {
+    /// @dev Who sells the offer and from which zone; an asset offer's asset must not be in a portfolio.
+    function _seller(OrderBook.Offer memory o, bytes32 digest) internal view returns (address seller, uint32 zone) {
         if (o.asset != 0) {
-            uint256 word = AssetWords.offerWord(assets, o.asset);
+            uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
+            if ((word >> 184) & IN_PORTFOLIO != 0) revert ClearingAssetInPortfolio(digest, o.asset);
             return (address(uint160(word)), uint32(uint24(word >> 160)));
         }
         (seller, zone,,) = assets.portfolioTerms(o.portfolio);

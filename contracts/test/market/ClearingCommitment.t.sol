@@ -270,6 +270,24 @@ contract ClearingCommitmentTest is ClearingFixture {
         );
     }
 
+    /// An asset's own offer, accepted before the asset joined a portfolio, can no longer be
+    /// awarded: its aggregator offers it now, and its meter counts in the portfolio's delivery.
+    function test_assetOfferWhoseAssetJoinedAPortfolio() public {
+        uint64 assetId = offerAt(O_DIV).asset;
+        (, uint32 zone,,,,,,) = assets.asset(assetId);
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        bytes32 consent = assets.consentDigest(AGG, assetId, assets.consentNonce(assetId), deadline);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(OWNER_KEY, consent);
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = abi.encodePacked(r, s, v);
+        vm.prank(AGG);
+        assets.createPortfolio(zone, assetIds(assetId), sigs, deadline);
+        expectRejected(
+            groups(group(O_DIV, aw(R_DSO, 0, 1_000))),
+            abi.encodeWithSelector(ClearingCommitment.ClearingAssetInPortfolio.selector, digestOf(O_DIV), assetId)
+        );
+    }
+
     /// A root the book never logged is refused before any group is read (no offer named).
     function test_offerUnderAnUnknownRoot() public {
         Grp memory g = group(O_DIV, aw(R_DSO, 0, 1_000));

@@ -419,15 +419,16 @@ abstract contract SettlementFixture is ClearingFixture {
     // ------------------------------------------------------------------- results and readings
 
     /// The awarded offers of `marketId`'s DAY0, as groups (unsorted).
+    /// The awarded sales of a market, as groups (a sale never awarded is in the book only).
     function groupsOf(uint32 marketId) internal view returns (Grp[] memory gs) {
         uint256 n;
         for (uint256 i = 0; i < sales.length; ++i) {
-            if (sales[i].marketId == marketId) ++n;
+            if (sales[i].marketId == marketId && saleAwards[i].length != 0) ++n;
         }
         gs = new Grp[](n);
         n = 0;
         for (uint256 i = 0; i < sales.length; ++i) {
-            if (sales[i].marketId == marketId) gs[n++] = group(sales[i].listed, saleAwards[i]);
+            if (sales[i].marketId == marketId && saleAwards[i].length != 0) gs[n++] = group(sales[i].listed, saleAwards[i]);
         }
     }
 

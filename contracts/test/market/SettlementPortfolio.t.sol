@@ -762,7 +762,7 @@ contract SettlementPortfolioTest is SettlementPortfolioFixture {
 }
 
 /// Offers that stand after the portfolio changed under them, before the gate closure.
-contract SettlementPortfolioDoubtfulTest is SettlementPortfolioFixture {
+contract SettlementPortfolioMembershipTest is SettlementPortfolioFixture {
     uint64 internal constant R_JOIN_ASSET = 14; // DSO1, zone 2, 09:30 x1, UP, 10 kW, MAX
     uint64 internal constant R_JOIN_PORTFOLIO = 15; // DSO1, zone 2, 09:30 x1, UP, 10 kW, MAX
     uint64 internal constant R_EMPTY = 16; // DSO1, zone 2, 09:30 x1, UP, 10 kW, MAX
@@ -788,8 +788,7 @@ contract SettlementPortfolioDoubtfulTest is SettlementPortfolioFixture {
         t.start = PF;
         sx = addSale(t, b1(2000));
         x = sales[sx].assetId;
-        award(sx, R_JOIN_ASSET, 0, 5_000);
-        relaySales(sx, sx + 1);
+        relaySales(sx, sx + 1); // in the book, never awarded: the clearing refuses it once x joins P4
 
         (y,) = newKeyedAsset(OWNER2_KEY, 5);
         uint256[] memory keys = new uint256[](2);
@@ -814,21 +813,13 @@ contract SettlementPortfolioDoubtfulTest is SettlementPortfolioFixture {
         assets.removeFromPortfolio(z);
     }
 
-    /// DOUBTFUL (documents the current behaviour): an asset in a portfolio is offered by its
-    /// aggregator only (the book refuses the asset's own offers: OrderBookAssetInPortfolio), but
-    /// an offer the asset made before it joined stays in the book, is awarded, and settles; its
-    /// meter then counts in both settlements of the same ISP. Here x's +750 Wh settles x's own
-    /// offer (2000 - 750 = 1250 Wh: 125,000) and is part of P4's (3000 - 750 - 1000 = 1250 Wh:
-    /// 125,000). `createPortfolio` does not look at the asset's open offers, and neither the
-    /// clearing nor the settlement looks at whether an asset offer's asset has since joined a
-    /// portfolio (the variant of `test_doubtful_oneMetersDeliveryPaysTwoOffers` that portfolios add).
-    function test_doubtful_assetOfferMadeBeforeJoiningAPortfolioCountsItsMeterTwice() public {
+    /// An asset's own offer made before it joined a portfolio stays in the book, but the clearing
+    /// no longer awards it (ClearingAssetInPortfolio, ClearingCommitment's tests): x's meter
+    /// counts once, in P4's settlement (3000 - 750 - 1000 = 1250 Wh: 125,000).
+    function test_settle_memberWhoseOwnOfferWasNotAwardedCountsOnce() public {
         assertMembers(deliveryMeter.members(market, p4, PF), assetIds(x, y), "x is P4's at the gate closure");
-        Settlement.Record memory own = settlement.settle(settleIn(sx));
         Settlement.Record memory portfolio = settlement.settle(portfolioIn(sp));
-        assertEq(own.seller, owner, "x's own offer: its owner sells");
         assertEq(portfolio.seller, aggregator, "P4's offer: the aggregator sells");
-        assertLine(own.lines[0], R_JOIN_ASSET, PF, 125_000, 125_000, 0);
         assertLine(portfolio.lines[0], R_JOIN_PORTFOLIO, PF, 125_000, 125_000, 0);
         checkMoney();
     }
