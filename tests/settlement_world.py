@@ -5,7 +5,8 @@ the hour's meter readings signed, kept by the oracle and anchored.
 Asset A (5,000 W, baseline 1,500 Wh) delivers its 1,250 Wh in full by default; asset B (4,000 W,
 baseline 1,200 Wh) delivers nothing: a shortfall beyond the tolerance, penalised. With
 ``standard``, B's offer names the ROLLING_AVERAGE method instead, and the oracle anchors its
-1,200 Wh as the meter's standard baseline of the hour. With ``portfolio``, the aggregator pools
+1,200 Wh as the meter's standard baseline of the hour (with ``portfolio`` too, the portfolio's
+offer names it, and the oracle anchors A's 1,500 and B's 1,200). With ``portfolio``, the aggregator pools
 A and B (their owner consenting) and offers the portfolio instead: one offer of 9,000 W whose
 committed baseline is their sum, 2,700 Wh; the aggregator is the seller and holds the bond.
 The owner's own offers for A and B were in the book before A and B joined: the clearing leaves
@@ -168,8 +169,9 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
         portfolio_id = assets.create_portfolio(feeder, ids, consents, deadline, sender=aggregator).event(
             "PortfolioCreated").args["portfolioId"]
         baselines = [Baseline([2_700], keccak(text="salt p"))]
-        offers = [Offer(market, 0, portfolio_id, hour, 1, Direction.UP, 9_000, 11_000, Mode.DIVISIBLE, 0,
-                        BaselineMethod.COMMITTED, baseline_commitment(0, hour, baselines[0].net_wh, baselines[0].salt),
+        method = BaselineMethod.ROLLING_AVERAGE if standard else BaselineMethod.COMMITTED
+        offers = [Offer(market, 0, portfolio_id, hour, 1, Direction.UP, 9_000, 11_000, Mode.DIVISIBLE, 0, method,
+                        bytes(32) if standard else baseline_commitment(0, hour, baselines[0].net_wh, baselines[0].salt),
                         day + 86_400, 1)]
     assert relay_offers(book, [SignedOffer(o, o.sign(seller, domain)) for o in offers]).accepted == len(offers)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
@@ -206,6 +208,8 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     for k, net in enumerate(measured):
         assert world.keep_reading(k, 1, net) == "stored"
     assert anchor_isp(engine, oracle, market, hour) is not None
-    if standard:
-        assert anchor_baselines(engine, oracle, market, hour, values={meter_keys[1].address: baselines[1].net_wh[0]})
+    if standard:  # a portfolio's standard baseline is its members' summed: 1,500 + 1,200
+        values = ({meter_keys[0].address: 1_500, meter_keys[1].address: 1_200} if portfolio
+                  else {meter_keys[1].address: baselines[1].net_wh[0]})
+        assert anchor_baselines(engine, oracle, market, hour, values=values)
     return world

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,18 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.config import load_settings
+from flexledger.oracle.anchoring import proof_for
 from flexledger.rules.lights import Direction
 from flexledger.rules.orders import Product, max_exposure
 from flexledger.rules.settlement import AwardIsp, settle_award_isp
-from flexledger.settlement_day import day_context, dispute_offer, finalise_day
-from flexledger.settlement_records import SettledEvent, SettlingCall, settled_events, settling_calls
+from flexledger.settlement_day import day_context, dispute_offer, finalise_day, settle_day
+from flexledger.settlement_records import (
+    IspIn,
+    SettledEvent,
+    SettlingCall,
+    settled_events,
+    settling_calls,
+)
 from flexledger.times import iso
 
 
@@ -123,3 +131,41 @@ def test_tampered_public_data_is_a_difference(world: SettlementWorld, monkeypatc
     assert result.exit_code == 1, result.output
     out = json.loads(result.output)
     assert out["match"] is False and out["differences"]
+
+
+def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_difference(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The auditor checks a portfolio's members against those it had at the gate closure, and each
+    member's reading against the anchored root, from calldata a node could have altered."""
+    w = build_world(conn, manifest, deployer, dev_signers, tmp_path, portfolio=True)
+    ctx = day_context(w.conn, w.manifest, w.market, w.day)
+    baseline = w.baselines[0]
+    settle_day(ctx, w.anyone, baselines=lambda _o: baseline, reading=lambda m, t: proof_for(w.engine, m, t))
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert audit.matches, audit.differences
+    assert audit.records[(w.result_id, w.digests[0])].seller == w.owner.address  # the aggregator
+
+    def altered(change: Callable[[IspIn], IspIn]) -> Callable[..., list[SettlingCall]]:
+        def calls(*args: Any) -> list[SettlingCall]:
+            out = []
+            for c in settling_calls(*args):
+                s = dataclasses.replace(c.settle_in, isps=tuple(change(isp) for isp in c.settle_in.isps))
+                out.append(dataclasses.replace(c, settle_in=s))
+            return out
+        return calls
+
+    monkeypatch.setattr(auditor, "settling_calls", altered(lambda isp: dataclasses.replace(isp, members=isp.members[:1])))
+    left_out = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert not left_out.matches
+    assert any("the portfolio's members at the gate closure are" in d for d in left_out.differences)
+
+    def misread(isp: IspIn) -> IspIn:
+        first = isp.members[0]
+        wrong = dataclasses.replace(first, reading=dataclasses.replace(first.reading, import_wh=0))
+        return dataclasses.replace(isp, members=(wrong, *isp.members[1:]))
+
+    monkeypatch.setattr(auditor, "settling_calls", altered(misread))
+    misread_audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert any(d.startswith(f"offer 0x{w.digests[0].hex()[:10]}: member {w.assets[0]}: the reading")
+               for d in misread_audit.differences), misread_audit.differences

@@ -207,6 +207,22 @@ def test_an_aggregators_portfolio_is_settled_as_its_members_summed(
     assert whole.output.rstrip().endswith("MATCH")
 
 
+def test_a_portfolio_naming_the_standard_baseline_settles_against_its_members_summed(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, portfolio=True, standard=True),
+                     tmp_path, monkeypatch)
+    settled = cli("settle", *day_args(w), "--json")  # no baseline file: the oracle's anchored values, summed
+    assert settled.exit_code == 0, settled.output
+    (line,) = json.loads(settled.output)["lines"]
+    rules = settle_award_isp(AwardIsp(9_000, w.offers[0].price, 20_000, Product.ACTIVATION, Direction.UP, 1_500 + 1_200,
+                                      250 + 1_200), w.params, 0)
+    assert (line["payment"], line["penalty"], line["delivered_wh"]) == (rules.payment, rules.penalty, 1_250)
+    audit = cli("audit", "settle", *day_args(w), "--json")
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.output)["offers_settled"] == 1
+
+
 def test_baseline_commit_for_a_portfolio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
     result = cli("baseline", "commit", "--portfolio", "3", "--start", "1764151200", "--values", "2700", "--json")
