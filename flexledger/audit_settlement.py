@@ -48,9 +48,7 @@ from .rules.market import DAY, MarketParams
 from .rules.orders import BaselineMethod
 from .rules.pair_tree import verify as verify_award_proof
 from .settlement_records import (
-    NO_READING,
     Anchor,
-    DisputeIn,
     IspIn,
     Line,
     ReadingIn,
@@ -244,7 +242,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
             if problem:
                 out.append(f"{where}: dispute in {event.tx_hash}: {problem}")
             else:
-                disputed = (s.isps[d.isp].isp_start, _disputed_asset(s, d))
+                disputed = (s.isps[d.isp].isp_start, s.disputed(d)[0])
                 first = disputed not in corrections  # one wrong reading, one fault, one slash
                 out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, first)]
                 corrections[disputed] = d.import_wh - d.export_wh
@@ -268,19 +266,9 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
     return out
 
 
-def _disputed_asset(s: SettleIn, d: DisputeIn) -> int:
-    return d.member if s.portfolio else s.offer.asset
-
-
 def _net_with(s: SettleIn, corrections: dict[tuple[int, int], int]) -> list[int]:
     """Each ISP's net consumption, every meter's reading as disputes corrected it."""
-    out = []
-    for isp in s.isps:
-        if s.portfolio:
-            out.append(sum(corrections.get((isp.isp_start, m.asset), m.reading.net_wh) for m in isp.members))
-        else:
-            out.append(corrections.get((isp.isp_start, s.offer.asset), isp.reading.net_wh))
-    return out
+    return [sum(corrections.get((isp.isp_start, a), r.net_wh) for a, r in s.readings(i)) for i, isp in enumerate(s.isps)]
 
 
 def compare_lines(logged: list[Line], recomputed: list[Line]) -> list[str]:
@@ -389,7 +377,7 @@ def _check_slash(day: _Day, call: SettlingCall, event: SettledEvent, first: bool
     rule says (the required stake, or what was left of its stake; nothing without a stake or for
     an ISP already corrected), read from the chain's state just before the dispute's block."""
     assert call.dispute is not None and day.oracle is not None
-    anchored_by = _anchored(call.settle_in, call.dispute)[1].anchor.oracle
+    anchored_by = call.settle_in.disputed(call.dispute)[1].anchor.oracle
     got = [(str(e.args["to"]), int(e.args["amount"])) for e in day.slashes.get(event.tx_hash, [])
            if str(e.args["oracle"]).lower() == anchored_by.lower()]
     want = 0
@@ -413,7 +401,7 @@ def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
     if d.isp >= len(s.isps):
         return f"ISP index {d.isp} is not in the settlement"
     isp = s.isps[d.isp]
-    asset, anchored = _anchored(s, d)
+    asset, anchored = s.disputed(d)
     if asset == 0:
         return f"asset {d.member} is not a member whose reading the settlement counted"
     _owner, meter = day.asset(asset)
@@ -428,14 +416,6 @@ def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
         return "the signed reading agrees with the anchored one"
     return None
 
-
-def _anchored(s: SettleIn, d: DisputeIn) -> tuple[int, ReadingIn]:
-    """The disputed meter's asset and its anchored reading as the settlement counted it ((0, none)
-    when the dispute names no member of the portfolio's)."""
-    isp = s.isps[d.isp]
-    if not s.portfolio:
-        return s.offer.asset, isp.reading
-    return next(((m.asset, m.reading) for m in isp.members if m.asset == d.member), (0, NO_READING))
 
 
 def _check_timing(day: _Day, call: SettlingCall, event: SettledEvent, previous: Record | None, at: int) -> list[str]:

@@ -18,7 +18,6 @@ from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams, PricingRule
 from flexledger.rules.orders import Offer, Product
 from flexledger.rules.settlement import AwardIsp, AwardIspSettlement, bond_draw, settle_award_isp
-from flexledger.settlement_records import decode_members
 
 ZERO = "0x" + "00" * 20
 LineTuple = tuple[int, int, int, int, int]  # Settlement.Line: (request, ISP start, payment, claim, uncovered)
@@ -35,15 +34,6 @@ class RequestTerms:
 def request_terms(book: OrderBookClient, request_id: int) -> RequestTerms:
     buyer, _market, _zone, _direction, product, *_rest, max_price, _kind = book.request(request_id)
     return RequestTerms(str(buyer), int(product), int(max_price), int(book.escrow_left(request_id)))
-
-
-def anchored_net(settle_in: tuple[Any, ...]) -> list[int]:
-    """The net consumption (import - export, Wh) of each ISP's reading in a ``SettleIn``; for a
-    portfolio offer (``members``: its members' readings per ISP, ABI-encoded), their sum."""
-    members = settle_in[6]
-    if members:
-        return [sum(m.reading.net_wh for m in decode_members(bytes(encoded))) for encoded in members]
-    return [int(read[2]) - int(read[3]) for read, _awards in settle_in[4]]
 
 
 def expected_lines(settle_in: tuple[Any, ...], net_wh: Sequence[int], params: MarketParams,

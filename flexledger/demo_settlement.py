@@ -26,9 +26,7 @@ from sqlalchemy.engine import Engine
 from flexledger.audit_settlement import audit_settlement
 from flexledger.book import read_book
 from flexledger.chain.bindings import (
-    AssetRegistryClient,
     ClearingCommitmentClient,
-    DeliveryMeterClient,
     MarketRegistryClient,
     OrderBookClient,
     SettlementClient,
@@ -40,17 +38,18 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.commitment import award_proofs
 from flexledger.errors import FlexledgerError
+from flexledger.identity.eip712 import read_domain
 from flexledger.rules.market import DAY, MarketParams
 from flexledger.rules.settlement import to_money
 from flexledger.settlement import (
-    Member,
     SettledOffer,
     finalise_offers,
     record_tuple,
     settle_input_from,
     settle_offers,
 )
-from flexledger.settlement_records import decode_members
+from flexledger.settlement_day import portfolio_members
+from flexledger.settlement_records import SettleIn, decode_members
 from flexledger.times import iso
 from flexledger_edge.reading import SignedReading
 
@@ -59,7 +58,6 @@ from .demo_households import forecast_wh
 from .demo_ledger import (
     Moves,
     RequestTerms,
-    anchored_net,
     differences,
     expected_lines,
     expected_moves,
@@ -185,7 +183,7 @@ def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: Settlemen
     awards = award_proofs(ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")), result_id)
     proofs = ReadingProofs(store, market)
     order = sorted(plan.deliveries)
-    members = _members(conn, manifest, market, plan)
+    members = {d.kept.digest: portfolio_members(conn, manifest, d.kept.offer) for d in plan.portfolios}
     inputs = [settle_input_from(result_id, d.kept.offer, digest, awards, d.kept.baseline, d.kept.meter, proofs,
                                 members=members.get(digest, ()))
               for digest, d in ((g, plan.deliveries[g]) for g in order)]
@@ -195,18 +193,10 @@ def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: Settlemen
     for digest, s in zip(order, done, strict=True):
         if s.record[0] != digest:  # the batches' records come back in the order of their inputs
             raise FlexledgerError(f"the settlement of offer 0x{digest.hex()[:10]} came back as 0x{s.record[0].hex()[:10]}")
-    return {digest: _Settled(plan.deliveries[digest], s_in, s.record, anchored_net(s_in), s.gas_used)
+    separator = read_domain(conn, manifest.address("OrderBook")).separator()
+    return {digest: _Settled(plan.deliveries[digest], s_in, s.record, SettleIn.from_tuple(s_in, separator).net_wh(),
+                             s.gas_used)
             for digest, s_in, s in zip(order, inputs, done, strict=True)}
-
-
-def _members(conn: ChainConnection, manifest: Manifest, market: int, plan: DeliveryPlan) -> dict[bytes, list[Member]]:
-    """Each portfolio offer's members and their meters, from public data: those DeliveryMeter
-    counts (the portfolio's at the day's gate closure), in its order."""
-    meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
-    return {d.kept.digest: [(int(a), str(assets.meter_of(a)))
-                            for a in meters.members(market, d.kept.offer.portfolio, d.kept.offer.start)]
-            for d in plan.portfolios}
 
 
 def _portfolio(s: _Settled, params: MarketParams, requests: dict[int, RequestTerms], moves: Moves,

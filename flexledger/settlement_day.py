@@ -171,7 +171,6 @@ def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
     for award in award_proofs(ctx.clearing, ctx.result_id):
         by_offer[award.offer_digest].append(award)
     assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
-    meters = DeliveryMeterClient(ctx.conn, ctx.manifest.address("DeliveryMeter"))
     out = []
     for digest in sorted(by_offer):
         offer = offer_of.get(digest)
@@ -181,9 +180,17 @@ def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
         if offer.asset:
             out.append(AwardedOffer(offer, digest, by_offer[digest], str(assets.meter_of(offer.asset)), ctx.result_id))
             continue
-        members = tuple((int(a), str(assets.meter_of(a))) for a in meters.members(ctx.market, offer.portfolio, offer.start))
+        members = portfolio_members(ctx.conn, ctx.manifest, offer)
         out.append(AwardedOffer(offer, digest, by_offer[digest], "", ctx.result_id, members))
     return out
+
+
+def portfolio_members(conn: ChainConnection, manifest: Manifest, offer: Offer) -> tuple[Member, ...]:
+    """The members whose meters a portfolio offer's delivery sums, with their meters: those
+    DeliveryMeter counts (the portfolio's at the day's gate closure), in its order."""
+    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
+    return tuple((int(a), str(assets.meter_of(a))) for a in meters.members(offer.market, offer.portfolio, offer.start))
 
 
 @dataclass(frozen=True)
@@ -431,14 +438,11 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
                            hint=f"its settled ISPs: {shown}")
     if call.unrevealed:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was settled by default: no reading counted, none to dispute")
-    isp = s_in.isps[index]
-    if s_in.portfolio:
-        candidates = [(m.asset, m.reading) for m in isp.members if member in (None, m.asset)]
-        if not candidates:
-            raise DisputeError(f"asset {member} is not among the members of portfolio {s_in.offer.portfolio} counted "
-                               f"for {iso(isp_start)}", hint="members: " + ", ".join(str(m.asset) for m in isp.members))
-    else:
-        candidates = [(s_in.offer.asset, isp.reading)]
+    readings = s_in.readings(index)
+    candidates = [(a, r) for a, r in readings if not s_in.portfolio or member in (None, a)]
+    if not candidates:
+        raise DisputeError(f"asset {member} is not among the members of portfolio {s_in.offer.portfolio} counted "
+                           f"for {iso(isp_start)}", hint="members: " + ", ".join(str(a) for a, _r in readings))
     assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
     corrections = _corrections(ctx, record.key)
     for asset, anchored in candidates:
@@ -479,6 +483,5 @@ def _corrections(ctx: DayContext, key: tuple[int, bytes]) -> dict[tuple[int, int
         call = call_for(settling_calls(ctx.conn, ctx.settlement.address, event.tx_hash, separator), key)
         if call.dispute is not None:
             d = call.dispute
-            asset = d.member if call.settle_in.portfolio else call.settle_in.offer.asset
-            out[(call.settle_in.isps[d.isp].isp_start, asset)] = d.import_wh - d.export_wh
+            out[(call.settle_in.isps[d.isp].isp_start, call.settle_in.disputed(d)[0])] = d.import_wh - d.export_wh
     return out

@@ -128,10 +128,6 @@ class IspIn:
     def isp_start(self) -> int:
         return self.awards[0].isp_start if self.awards else 0
 
-    def net_wh(self, portfolio: bool) -> int:
-        """The net consumption counted: the asset's meter, or the sum of the portfolio's members."""
-        return sum(m.reading.net_wh for m in self.members) if portfolio else self.reading.net_wh
-
 
 @dataclass(frozen=True)
 class SettleIn:
@@ -149,9 +145,19 @@ class SettleIn:
     def portfolio(self) -> bool:
         return self.offer.portfolio != 0
 
+    def readings(self, isp: int) -> list[tuple[int, ReadingIn]]:
+        """ISP ``isp``'s readings by asset: the asset's meter's, or each portfolio member's."""
+        at = self.isps[isp]
+        return [(m.asset, m.reading) for m in at.members] if self.portfolio else [(self.offer.asset, at.reading)]
+
     def net_wh(self) -> list[int]:
-        """Each ISP's net consumption as presented (before any dispute's correction)."""
-        return [isp.net_wh(self.portfolio) for isp in self.isps]
+        """Each ISP's net consumption as presented (before any dispute's correction): its readings summed."""
+        return [sum(r.net_wh for _a, r in self.readings(i)) for i in range(len(self.isps))]
+
+    def disputed(self, d: DisputeIn) -> tuple[int, ReadingIn]:
+        """The asset whose reading dispute ``d`` corrects and that reading as settled (for a
+        portfolio, the member it names; ``(0, NO_READING)`` when it names none counted)."""
+        return next(((a, r) for a, r in self.readings(d.isp) if not self.portfolio or a == d.member), (0, NO_READING))
 
     @classmethod
     def from_tuple(cls, raw: Sequence[Any], book_separator: bytes) -> SettleIn:

@@ -557,19 +557,29 @@ abstract contract SettlementFixture is ClearingFixture {
     function signedDispute(uint256 sale, uint16 isp, uint64 sequence, uint64 importWh, uint64 exportWh, uint256 key)
         internal
         view
+        returns (Settlement.DisputeIn memory)
+    {
+        return disputeWith(sale, isp, Rd(vm.addr(sales[sale].meterKey), sequence, importWh, exportWh), 0, key);
+    }
+
+    /// A dispute of ISP `isp` with `reading` (of its meter, for `member` of a portfolio; 0 for an
+    /// asset), signed by `key`.
+    function disputeWith(uint256 sale, uint16 isp, Rd memory reading, uint64 member, uint256 key)
+        internal
+        view
         returns (Settlement.DisputeIn memory d)
     {
-        address meter = vm.addr(sales[sale].meterKey);
         uint64 ispStart = saleOffer[sale].start + uint64(isp) * ISP;
-        bytes32 digest = oracle.readingDigest(meter, ispStart, sequence, importWh, exportWh);
+        bytes32 digest =
+            oracle.readingDigest(reading.meter, ispStart, reading.sequence, reading.importWh, reading.exportWh);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         d = Settlement.DisputeIn({
             isp: isp,
-            sequence: sequence,
-            importWh: importWh,
-            exportWh: exportWh,
+            sequence: reading.sequence,
+            importWh: reading.importWh,
+            exportWh: reading.exportWh,
             signature: abi.encodePacked(r, s, v),
-            member: 0
+            member: member
         });
     }
 

@@ -279,18 +279,8 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         uint64 importWh,
         uint64 exportWh,
         uint256 key
-    ) internal view returns (Settlement.DisputeIn memory d) {
-        uint64 ispStart = saleOffer[sale].start + uint64(isp) * ISP;
-        bytes32 digest = oracle.readingDigest(meterOf(member), ispStart, sequence, importWh, exportWh);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
-        d = Settlement.DisputeIn({
-            isp: isp,
-            sequence: sequence,
-            importWh: importWh,
-            exportWh: exportWh,
-            signature: abi.encodePacked(r, s, v),
-            member: member
-        });
+    ) internal view returns (Settlement.DisputeIn memory) {
+        return disputeWith(sale, isp, Rd(meterOf(member), sequence, importWh, exportWh), member, key);
     }
 
     // --------------------------------------------------------------------------------- checks
