@@ -623,6 +623,16 @@ class MarketRegistryClient(ContractClient):
 
     CONTRACT: ClassVar[str] = "MarketRegistry"
 
+    def activation_order_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``ACTIVATION_ORDER_TYPEHASH()`` (view)."""
+        result: bytes = self._call("ACTIVATION_ORDER_TYPEHASH()", block=block)
+        return result
+
+    def activation_order_digest(self, order: tuple[bytes, int, int, int, int, int, int, int, int, bytes], *, block: BlockId = "latest") -> bytes:
+        """``activationOrderDigest((bytes32,uint32,uint64,uint64,uint16,uint8,uint32,uint64,uint64,bytes32))`` (view)."""
+        result: bytes = self._call("activationOrderDigest((bytes32,uint32,uint64,uint64,uint16,uint8,uint32,uint64,uint64,bytes32))", order, block=block)
+        return result
+
     def authority(self, *, block: BlockId = "latest") -> str:
         """``authority()`` (view)."""
         result: str = self._call("authority()", block=block)
@@ -635,6 +645,16 @@ class MarketRegistryClient(ContractClient):
     def day_start(self, market_id: int, t: int, *, block: BlockId = "latest") -> int:
         """``dayStart(uint32,uint64)`` (view)."""
         result: int = self._call("dayStart(uint32,uint64)", market_id, t, block=block)
+        return result
+
+    def dispatcher(self, market_id: int, *, block: BlockId = "latest") -> str:
+        """``dispatcher(uint32)`` (view)."""
+        result: str = self._call("dispatcher(uint32)", market_id, block=block)
+        return result
+
+    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+        """``eip712Domain()`` (view)."""
+        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
         return result
 
     def gate_closure(self, market_id: int, isp_start: int, *, block: BlockId = "latest") -> int:
@@ -656,6 +676,10 @@ class MarketRegistryClient(ContractClient):
         """``marketParams(uint32)`` (view)."""
         result: tuple[int, int, int, int, int, int, int, int] = self._call("marketParams(uint32)", market_id, block=block)
         return result
+
+    def set_dispatcher(self, market_id: int, new_dispatcher: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setDispatcher(uint32,address)`` (transaction)."""
+        return self._transact("setDispatcher(uint32,address)", market_id, new_dispatcher, sender=sender, wait=wait, gas=gas)
 
 
 class MeterOracleClient(ContractClient):

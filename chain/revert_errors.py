@@ -1451,7 +1451,7 @@ class InvalidAccountNonce(ContractCustomError):
 
 
 class InvalidShortString(ContractCustomError):
-    """``InvalidShortString()``, declared in AssetRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
+    """``InvalidShortString()``, declared in AssetRegistry, MarketRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "InvalidShortString"
     SIGNATURE: ClassVar[str] = "InvalidShortString()"
@@ -2803,7 +2803,7 @@ class SettlementWindowOpen(ContractCustomError):
 
 
 class StringTooLong(ContractCustomError):
-    """``StringTooLong(string)``, declared in AssetRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
+    """``StringTooLong(string)``, declared in AssetRegistry, MarketRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
 
     NAME: ClassVar[str] = "StringTooLong"
     SIGNATURE: ClassVar[str] = "StringTooLong(string)"

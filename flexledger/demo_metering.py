@@ -123,6 +123,7 @@ class ModbusGateways:
             path.write_text(f"""chain_id = {self.chain_id}
 oracle_address = "{self.oracle}"
 state_dir = "state"
+mode = "development"  # a simulation: a real gateway names an encrypted keystore
 [meter]
 private_key = "0x{bytes(meter.key).hex()}"  # a simulation: a real gateway names a keystore
 [broker]

@@ -88,6 +88,7 @@ def _agent(folder: Path, url: str, clock: Clock) -> EdgeAgent:
         chain_id = {CHAIN_ID}
         oracle_address = "{ORACLE}"
         state_dir = "state"
+        mode = "development"
         [meter]
         private_key = "0x{secrets.token_hex(32)}"
         [broker]

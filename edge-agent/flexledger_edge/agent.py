@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import secrets
 import threading
+from pathlib import Path
 
+from .activation import RegistryDomain
+from .chainview import JsonRpcChain
 from .clock import Clock
 from .config import AgentConfig, DriverConfig, ModbusDriverConfig, SimulatedDriverConfig
 from .devices import FlexDevice, build_device
 from .drivers import DriverError, MeterDriver
 from .drivers.simulated import LoadProfile, SimulatedMeter
 from .metering import IspEnergyTracker
-from .orders import OrderHandler
+from .orders import OrderHandler, OrderPolicy
 from .outbox import Outbox
 from .publisher import Backoff, ReadingPublisher, SessionFactory, paho_factory
 from .reading import MeterSigner, OracleDomain, SignedReading
@@ -46,6 +51,49 @@ def build_driver(config: DriverConfig, isp_seconds: int, device: FlexDevice | No
 
         return ModbusMeter(config.host, config.port, config.unit_id, config.timeout_s)
     raise TypeError(f"unknown driver configuration {config!r}")
+
+
+def install_client_id(path: Path) -> str:
+    """This install's MQTT client id: random, made once and kept in the state directory.
+
+    A client id anyone can guess (the meter's address) lets anyone's CONNECT with a clean
+    session wipe the agent's persistent session and the orders waiting in it.
+    """
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text
+    client_id = f"flexledger-edge-{secrets.token_hex(12)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(client_id + "\n")
+    return client_id
+
+
+def build_policy(config: AgentConfig, device: FlexDevice) -> OrderPolicy | None:
+    """Who may order the configured asset; None when no dispatcher is configured (no orders taken)."""
+    orders = config.orders
+    if orders is None:
+        return None
+    chain = None
+    domain: RegistryDomain | None = RegistryDomain(config.chain_id, orders.market_registry)
+    if orders.rpc_url is not None:
+        assert orders.clearing_commitment is not None
+        chain = JsonRpcChain(orders.rpc_url, market_registry=orders.market_registry,
+                             clearing_commitment=orders.clearing_commitment, asset_registry=orders.asset_registry,
+                             block_tag=orders.block_tag)
+        domain = None  # read from the registry itself (ERC-5267)
+    from .devices import Direction
+
+    return OrderPolicy(
+        market=orders.market, domain=domain, dispatcher=orders.dispatcher, chain=chain,
+        prequalified_up_w=orders.prequalified_up_w or device.max_power_w(Direction.UP),
+        prequalified_down_w=orders.prequalified_down_w or device.max_power_w(Direction.DOWN),
+        horizon_s=orders.horizon_s, max_isps=orders.max_isps,
+    )
 
 
 class EdgeAgent:
@@ -68,8 +116,8 @@ class EdgeAgent:
         self.device: FlexDevice | None = build_device(config.asset.device) if config.asset else None
         self.driver = driver or build_driver(config.driver, config.isp_seconds, self.device)
         self.tracker = IspEnergyTracker(config.isp_seconds)
-        self.outbox = Outbox(config.outbox_path)
-        client_id = config.broker.client_id or f"flexledger-edge-{self.meter.lower()}"
+        self.outbox = Outbox(config.outbox_path, isp_seconds=config.isp_seconds)
+        client_id = config.broker.client_id or install_client_id(config.client_id_path)
         self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, client_id),
                                           backoff=backoff)
         self.orders: OrderHandler | None = None
@@ -78,6 +126,7 @@ class EdgeAgent:
             self.orders = OrderHandler(
                 config.asset.id, self.device, config.isp_seconds,
                 clock=clock.now, override_active=self.override_reason,
+                policy=build_policy(config, self.device), log_path=config.orders_path,
             )
             self.publisher.subscribe(orders_topic(config.asset.id), self._on_order)
 
@@ -111,6 +160,7 @@ class EdgeAgent:
                         isp_start=energy.isp_start, sequence=sequence,
                         import_wh=energy.import_wh, export_wh=energy.export_wh,
                     ),
+                    now=self.clock.now(),
                 )
                 if signed is not None:
                     log.info(
@@ -153,5 +203,7 @@ class EdgeAgent:
             self.publisher.close()
             self.driver.close()
             self.outbox.close()
+            if self.orders is not None:
+                self.orders.close()
         return readings
 

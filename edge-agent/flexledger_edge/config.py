@@ -7,16 +7,18 @@ A minimal simulated gateway::
     isp_seconds = 900                 # optional, 900 by default
     state_dir = "state"               # outbox and sequence numbers; relative to this file
     override = false                  # the owner's switch: true = never act on orders
+    mode = "production"               # or "development": only then is a raw private key accepted
 
     [meter]
-    private_key = "0x..."             # simulations only; otherwise:
-    # keystore = "meter-key.json"     # an Ethereum keystore (V3) file
-    # password_env = "METER_KEY_PASSWORD"   # the environment variable holding its password
+    keystore = "meter-key.json"       # an Ethereum keystore (V3) file, encrypted
+    password_env = "METER_KEY_PASSWORD"   # the environment variable holding its password
+    # private_key = "0x..."           # mode = "development" only (simulations)
 
     [broker]
     url = "mqtt://127.0.0.1:1883"     # or mqtts://host:8883 (TLS)
     # username = "gw-17"; password_env = "BROKER_PASSWORD" (or password = "...")
     # ca_file = "ca.pem"; cert_file = "client.pem"; key_file = "client.key"
+    # client_id = "..."               # default: random per install, kept in <state_dir>/client-id
 
     [driver]
     kind = "simulated"                # base_load_w, pv_peak_w, seed
@@ -27,6 +29,15 @@ A minimal simulated gateway::
     [asset.device]
     kind = "battery"                  # capacity_wh, max_power_w, initial_soc (0..1)
     # kind = "heat_pump"              # rated_power_w, baseline_w (default: half the rated power)
+
+    [orders]                          # who may order the asset; without it every order is refused
+    market = 1
+    market_registry = "0x..."         # MarketRegistry: names the dispatcher, and the signing domain
+    dispatcher = "0x..."              # the dispatcher the registry names (required without rpc_url)
+    # rpc_url = "https://..."         # check each order's award on chain (then clearing_commitment too)
+    # clearing_commitment = "0x..."; asset_registry = "0x..." (portfolio offers); block_tag = "finalized"
+    # prequalified_up_w / prequalified_down_w (default: the device's ability)
+    # horizon_s = 172800; max_isps = 96    # bounds on an order when no chain is asked
 
 Every mistake raises :class:`ConfigError` with a message that names the file, the key and
 what to write instead. Relative paths are relative to the configuration file.
@@ -105,6 +116,23 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
+class OrdersConfig:
+    """Who may order the asset (the market's dispatcher) and how an order is checked."""
+
+    market: int
+    market_registry: str
+    dispatcher: str | None = None
+    rpc_url: str | None = None
+    clearing_commitment: str | None = None
+    asset_registry: str | None = None
+    block_tag: str = "latest"
+    prequalified_up_w: int | None = None
+    prequalified_down_w: int | None = None
+    horizon_s: int = 2 * 86_400
+    max_isps: int = 96
+
+
+@dataclass(frozen=True)
 class SimulatedDriverConfig:
     """A simulated meter: a daily household load with rooftop PV, plus seeded noise."""
 
@@ -172,6 +200,8 @@ class AgentConfig:
     isp_seconds: int = DEFAULT_ISP_SECONDS
     asset: AssetConfig | None = None
     override: bool = False
+    orders: OrdersConfig | None = None
+    mode: Literal["production", "development"] = "production"
 
     @property
     def override_file(self) -> Path:
@@ -181,6 +211,15 @@ class AgentConfig:
     @property
     def outbox_path(self) -> Path:
         return self.state_dir / "outbox.sqlite3"
+
+    @property
+    def orders_path(self) -> Path:
+        """Answered orders and accepted activations, kept across restarts."""
+        return self.state_dir / "orders.sqlite3"
+
+    @property
+    def client_id_path(self) -> Path:
+        return self.state_dir / "client-id"
 
 
 class _Section:
@@ -310,10 +349,13 @@ def parse_config(data: dict[str, Any], source: Path) -> AgentConfig:
     if not state_dir.is_absolute():
         state_dir = source.parent / state_dir
     override = top.get_bool("override", False)
+    mode = top.get_str("mode", "production")
+    if mode not in ("production", "development"):
+        raise top.error("mode", f'must be "production" or "development", not {mode!r}')
 
     meter_section = top.get_table("meter", required=True)
     assert meter_section is not None
-    meter = _parse_meter(meter_section)
+    meter = _parse_meter(meter_section, development=mode == "development")
     broker_section = top.get_table("broker", required=True)
     assert broker_section is not None
     broker = _parse_broker(broker_section)
@@ -322,6 +364,10 @@ def parse_config(data: dict[str, Any], source: Path) -> AgentConfig:
     driver = _parse_driver(driver_section)
     asset_section = top.get_table("asset", required=False)
     asset = _parse_asset(asset_section) if asset_section is not None else None
+    orders_section = top.get_table("orders", required=False)
+    orders = _parse_orders(orders_section) if orders_section is not None else None
+    if orders is not None and asset is None:
+        raise ConfigError(f"{source}: [orders] needs [asset] (the asset the orders are for)")
     top.finish()
     return AgentConfig(
         source=source,
@@ -334,16 +380,25 @@ def parse_config(data: dict[str, Any], source: Path) -> AgentConfig:
         isp_seconds=isp_seconds,
         asset=asset,
         override=override,
+        orders=orders,
+        mode="development" if mode == "development" else "production",
     )
 
 
-def _parse_meter(section: _Section) -> MeterKeyConfig:
+def _parse_meter(section: _Section, *, development: bool) -> MeterKeyConfig:
     has_key = section.has("private_key")
     has_store = section.has("keystore")
     if has_key == has_store:
         raise ConfigError(
             f"{section.source}: [meter] needs exactly one of keystore (with password_env) "
             "or private_key (simulations only)"
+        )
+    if has_key and not development:
+        # a key in clear text in a file on the gateway is one backup or copy away from anyone
+        raise section.error(
+            "private_key",
+            "a raw private key is refused in production: name an encrypted keystore (keystore = \"...\" "
+            "with password_env), or set mode = \"development\" at the top level for a simulation",
         )
     if has_key:
         key = section.get_str("private_key")
@@ -401,6 +456,41 @@ def _parse_broker(section: _Section) -> BrokerConfig:
         username=username, password=password, ca_file=ca_file, cert_file=cert_file,
         key_file=key_file, client_id=client_id, keepalive_s=keepalive,
     )
+
+
+def _address(section: _Section, key: str, *, required: bool) -> str | None:
+    from eth_utils import to_checksum_address
+
+    text = section.get_str(key, required=required)
+    if text is None:
+        return None
+    if not _ADDRESS.match(text):
+        raise section.error(key, f"must be a 0x-prefixed 20-byte hex address, not {text!r}")
+    return str(to_checksum_address(text))
+
+
+def _parse_orders(section: _Section) -> OrdersConfig:
+    market = section.get_int("market", minimum=1, maximum=2**32 - 1)
+    registry = _address(section, "market_registry", required=True)
+    assert registry is not None
+    rpc_url = section.get_str("rpc_url", required=False)
+    dispatcher = _address(section, "dispatcher", required=rpc_url is None)
+    clearing = _address(section, "clearing_commitment", required=rpc_url is not None)
+    assets = _address(section, "asset_registry", required=False)
+    if rpc_url is not None and urlsplit(rpc_url).scheme not in ("http", "https"):
+        raise section.error("rpc_url", f"must start with http:// or https://, not {rpc_url!r}")
+    block_tag = section.get_str("block_tag", "latest")
+    if block_tag not in ("latest", "safe", "finalized"):
+        raise section.error("block_tag", f'must be "latest", "safe" or "finalized", not {block_tag!r}')
+    up = section.get_int("prequalified_up_w", minimum=1, maximum=2**32 - 1) if section.has("prequalified_up_w") else None
+    down = section.get_int("prequalified_down_w", minimum=1, maximum=2**32 - 1) \
+        if section.has("prequalified_down_w") else None
+    horizon = section.get_int("horizon_s", 2 * 86_400, minimum=1, maximum=7 * 86_400)
+    max_isps = section.get_int("max_isps", 96, minimum=1, maximum=672)
+    section.finish()
+    return OrdersConfig(market=market, market_registry=registry, dispatcher=dispatcher, rpc_url=rpc_url,
+                        clearing_commitment=clearing, asset_registry=assets, block_tag=str(block_tag),
+                        prequalified_up_w=up, prequalified_down_w=down, horizon_s=horizon, max_isps=max_isps)
 
 
 def _parse_driver(section: _Section) -> DriverConfig:

@@ -8,8 +8,15 @@ a PUBACK lost with the connection means the row is sent again, and the oracle dr
 duplicate by (meter, sequence).
 
 The same database holds, per meter, the last sequence number and the last ISP signed, so
-sequences continue across restarts (1, 2, 3, ... without gaps or repeats) and an ISP is
-never signed twice with different values.
+sequences continue across restarts (1, 2, 3, ... without gaps or repeats), and every ISP
+signed within the horizon, so an ISP is never signed twice with different values.
+
+The gateway's clock is not trusted to be right (unauthenticated NTP, an RTC reset by a power
+cut): an ISP is signed only when it lies in ``[now - horizon_s, now - isp_seconds + skew_s]``
+(it has ended, and is not older than the horizon); one outside is quarantined (kept in the
+``quarantine`` table with the reason, and logged), never signed. An ISP signed during a jump of
+the clock into the future does not block the readings after it: ISPs keep increasing with
+the sequence only from the last one signed that is not in the future.
 
 ``synchronous=FULL``: a committed reading survives a power cut, not only a killed process.
 The object may be shared between threads (one connection behind a lock).
@@ -30,7 +37,9 @@ from .topics import readings_topic
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DEFAULT_HORIZON_S = 7 * 86_400
+DEFAULT_SKEW_S = 120
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,7 +56,21 @@ CREATE TABLE IF NOT EXISTS meter_state (
     last_sequence INTEGER NOT NULL,
     last_isp_start INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS signed_isp (
+    meter TEXT NOT NULL,
+    isp_start INTEGER NOT NULL,
+    PRIMARY KEY (meter, isp_start)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    meter TEXT NOT NULL,
+    isp_start INTEGER NOT NULL,
+    clock REAL NOT NULL,
+    reason TEXT NOT NULL
+);
 """
+# from schema 1: the last ISP each meter signed is the one ISP it may not sign again
+_MIGRATE_1 = "INSERT OR IGNORE INTO signed_isp (meter, isp_start) SELECT meter, last_isp_start FROM meter_state"
 
 
 class OutboxError(Exception):
@@ -69,8 +92,12 @@ class OutboxRow:
 class Outbox:
     """The outbox and sequence store in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, isp_seconds: int = 900, horizon_s: int = DEFAULT_HORIZON_S,
+                 skew_s: int = DEFAULT_SKEW_S) -> None:
         self.path = path
+        self.isp_seconds = isp_seconds
+        self.horizon_s = horizon_s
+        self.skew_s = skew_s
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +108,8 @@ class Outbox:
             if version > SCHEMA_VERSION:
                 raise OutboxError(f"{path} was written by a newer agent (schema {version}); upgrade the agent")
             self._db.executescript(_SCHEMA)
+            if version == 1:
+                self._db.execute(_MIGRATE_1)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open the outbox {path}: {exc}") from exc
@@ -107,12 +136,26 @@ class Outbox:
             row = self._db.execute("SELECT last_isp_start FROM meter_state WHERE meter = ?", (meter,)).fetchone()
         return int(row[0]) if row else None
 
-    def append(self, meter: str, isp_start: int, sign: Callable[[int], SignedReading]) -> SignedReading | None:
+    def latest_signable(self, now: float) -> int:
+        """The latest ISP start that may be signed at ``now`` (the ISP has ended, give or take the skew)."""
+        return int(now) - self.isp_seconds + self.skew_s
+
+    def append(self, meter: str, isp_start: int, sign: Callable[[int], SignedReading], *,
+               now: float | None = None) -> SignedReading | None:
         """Take the meter's next sequence number, sign with it, and store: all in one transaction.
 
-        ``sign(sequence)`` returns the signed reading. Returns None (and stores nothing) when
-        the ISP is not after the last one signed for this meter: an ISP is signed once only.
+        ``sign(sequence)`` returns the signed reading. Returns None (and stores nothing) when the
+        ISP was signed before, is not after the last one signed (that is not in the future), or
+        lies outside ``[now - horizon, now - ISP + skew]`` (then it is quarantined). ``now`` is
+        the agent's clock (the system clock by default).
         """
+        now = time.time() if now is None else now
+        latest = self.latest_signable(now)
+        if not int(now) - self.horizon_s <= isp_start <= latest:
+            reason = (f"ISP {isp_start} is outside [{int(now) - self.horizon_s}, {latest}] at clock {int(now)}: "
+                      "the clock or the meter's data is wrong")
+            self.quarantine(meter, isp_start, now, reason)
+            return None
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -120,9 +163,14 @@ class Outbox:
                     "SELECT last_sequence, last_isp_start FROM meter_state WHERE meter = ?", (meter,)
                 ).fetchone()
                 last_sequence, last_isp = (int(row[0]), int(row[1])) if row else (0, None)
-                if last_isp is not None and isp_start <= last_isp:
+                signed_before = self._db.execute(
+                    "SELECT 1 FROM signed_isp WHERE meter = ? AND isp_start = ?", (meter, isp_start)
+                ).fetchone()
+                # a last ISP in the future was signed while the clock was ahead: it orders nothing
+                if signed_before or (last_isp is not None and isp_start <= last_isp <= latest):
                     self._db.execute("ROLLBACK")
-                    log.warning("ISP %d of meter %s is not after the last one signed (%d); skipped", isp_start, meter, last_isp)
+                    log.warning("ISP %d of meter %s was signed before or is not after the last one signed (%s); skipped",
+                                isp_start, meter, last_isp)
                     return None
                 sequence = last_sequence + 1
                 signed = sign(sequence)
@@ -139,6 +187,10 @@ class Outbox:
                     "last_isp_start = excluded.last_isp_start",
                     (meter, sequence, isp_start),
                 )
+                self._db.execute("INSERT INTO signed_isp (meter, isp_start) VALUES (?, ?)", (meter, isp_start))
+                # ISPs older than the horizon can no longer be signed: their record is not needed
+                self._db.execute("DELETE FROM signed_isp WHERE meter = ? AND isp_start < ?",
+                                 (meter, int(now) - self.horizon_s))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -146,6 +198,19 @@ class Outbox:
                 raise
         log.debug("stored reading %d of meter %s (ISP %d)", sequence, meter, isp_start)
         return signed
+
+    def quarantine(self, meter: str, isp_start: int, now: float, reason: str) -> None:
+        """Keep a refused ISP aside, with why (an operator reads the ``quarantine`` table)."""
+        log.error("reading of meter %s not signed: %s", meter, reason)
+        with self._lock:
+            self._db.execute("INSERT INTO quarantine (meter, isp_start, clock, reason) VALUES (?, ?, ?, ?)",
+                             (meter, isp_start, now, reason))
+
+    def quarantined(self) -> list[tuple[str, int, str]]:
+        """The quarantined ISPs, oldest first: (meter, ISP start, reason)."""
+        with self._lock:
+            rows = self._db.execute("SELECT meter, isp_start, reason FROM quarantine ORDER BY id").fetchall()
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
 
     def pending(self, *, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
         """Rows still waiting for a PUBACK, oldest first, with ids above ``after_id``."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dispatch_world import DISPATCHER, REGISTRY
 
 from flexledger_edge.publisher import BrokerUnavailableError, SessionCallbacks
 from flexledger_edge.reading import OracleDomain
@@ -118,11 +119,13 @@ def base_config(state_dir: str = "state", **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "chain_id": CHAIN_ID,
         "oracle_address": ORACLE,
+        "mode": "development",
         "state_dir": state_dir,
         "meter": {"private_key": METER_KEY},
         "broker": {"url": "mqtt://127.0.0.1:1"},
         "driver": {"kind": "simulated", "base_load_w": 500, "pv_peak_w": 3000, "seed": 7},
         "asset": {"id": 7, "device": {"kind": "battery", "capacity_wh": 10_000, "max_power_w": 5_000, "initial_soc": 0.5}},
+        "orders": {"market": 1, "market_registry": REGISTRY, "dispatcher": DISPATCHER},
     }
     config.update(overrides)
     return config
@@ -138,3 +141,4 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dispatch_world import signed_order
+from eth_utils import keccak
 
 from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.cli import main
@@ -84,11 +86,12 @@ def test_orders_are_acknowledged_and_change_the_metered_energy(
     agent.publisher.step(0)
     assert fake_broker.session.subscriptions == ["flexledger/v1/orders/7"]
     agent.at_boundary(START)  # baseline
-    order = {"orderId": "a", "asset": 7, "ispStart": START + ISP, "isps": 1, "direction": "UP", "powerW": 5000}
-    fake_broker.session.deliver("flexledger/v1/orders/7", json.dumps(order).encode())
+    order: dict[str, Any] = {"isp_start": START + ISP, "isps": 1, "power_w": 5000, "expires_at": START + 2 * ISP}
+    fake_broker.session.deliver("flexledger/v1/orders/7", signed_order(**order))
     topic, payload = fake_broker.received[-1]
     assert topic == "flexledger/v1/acks/7"
-    assert json.loads(payload) == {"orderId": "a", "asset": 7, "status": "accepted", "reason": None, "at": START}
+    a = "0x" + keccak(text="o-1").hex()
+    assert json.loads(payload) == {"orderId": a, "asset": 7, "status": "accepted", "reason": None, "at": START}
     agent.at_boundary(START + ISP)  # the battery starts discharging for this ISP
     clock.t = START + 2 * ISP
     signed = agent.at_boundary(START + 2 * ISP)
@@ -98,7 +101,8 @@ def test_orders_are_acknowledged_and_change_the_metered_energy(
 
     config.override_file.parent.mkdir(parents=True, exist_ok=True)
     config.override_file.touch()
-    fake_broker.session.deliver("flexledger/v1/orders/7", json.dumps({**order, "orderId": "b", "ispStart": START + 4 * ISP}).encode())
+    fake_broker.session.deliver("flexledger/v1/orders/7", signed_order(**{**order, "order_id": keccak(text="b"),
+                                                                          "isp_start": START + 4 * ISP}))
     ack = json.loads(fake_broker.received[-1][1])
     assert ack["status"] == "overridden" and "override" in ack["reason"]
     agent.publisher.close()
@@ -139,3 +143,20 @@ def test_cli_accelerated_run_without_a_broker(write_config: Callable[..., Path])
     assert "3 reading(s) signed; 3 left in the outbox" in proc.stdout
     with Outbox(load_config(config_path).outbox_path) as outbox:
         assert [r.sequence for r in outbox.pending()] == [1, 2, 3]
+
+
+def test_the_mqtt_client_id_is_random_per_install_and_kept(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """Also seen (issue 17, finding 4): a client id derived from the meter's public address lets anyone's
+    clean-session CONNECT wipe the agent's persistent session; each install draws its own."""
+    from flexledger_edge.agent import install_client_id
+
+    config = load_config(write_config())
+    first = install_client_id(config.client_id_path)
+    assert first.startswith("flexledger-edge-") and len(first) > 30
+    assert install_client_id(config.client_id_path) == first
+    assert (config.client_id_path.stat().st_mode & 0o777) == 0o600
+    other = load_config(write_config(state_dir="other-state"))
+    assert install_client_id(other.client_id_path) != first
+    agent = EdgeAgent(config, StepClock(START), session_factory=lambda _c: None)  # type: ignore[arg-type,return-value]
+    assert EdgeAgent.__init__ is not None and agent.meter.lower() not in first
+    agent.outbox.close()

@@ -23,10 +23,14 @@ ORACLE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 KEY = "0x" + "4c" * 32
 
 
+ASSET = {"id": 7, "device": {"kind": "battery", "capacity_wh": 10_000, "max_power_w": 5_000}}
+
+
 def _config(**over: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "chain_id": 31337,
         "oracle_address": ORACLE.lower(),
+        "mode": "development",
         "state_dir": "state",
         "meter": {"private_key": KEY},
         "broker": {"url": "mqtt://broker.local:1883"},
@@ -105,6 +109,16 @@ def test_a_modbus_tls_keystore_config(
         ({"asset": {"id": 1, "device": {"kind": "ev"}}}, 'must be "battery" or "heat_pump"'),
         ({"asset": {"id": 1, "device": {"kind": "battery", "capacity_wh": 1, "max_power_w": 1, "initial_soc": 2}}}, "initial_soc"),
         ({"override": "yes"}, "override: must be true or false"),
+        ({"mode": "prod"}, 'mode: must be "production" or "development"'),
+        ({"orders": {"market": 1, "market_registry": ORACLE, "dispatcher": ORACLE}}, "[orders] needs [asset]"),
+        ({"asset": ASSET, "orders": {"market": 1, "market_registry": ORACLE}}, "orders.dispatcher: missing"),
+        ({"asset": ASSET, "orders": {"market": 1, "market_registry": "0x12", "dispatcher": ORACLE}}, "20-byte hex"),
+        ({"asset": ASSET, "orders": {"market": 1, "market_registry": ORACLE, "rpc_url": "http://n:8545"}},
+         "orders.clearing_commitment: missing"),
+        ({"asset": ASSET, "orders": {"market": 1, "market_registry": ORACLE, "rpc_url": "ws://n",
+                                     "clearing_commitment": ORACLE}}, "http:// or https://"),
+        ({"asset": ASSET, "orders": {"market": 1, "market_registry": ORACLE, "dispatcher": ORACLE, "max_isps": 1000}},
+         "orders.max_isps: must be between 1 and 672"),
     ],
 )
 def test_config_errors_say_what_to_fix(write_config: Callable[..., Path], change: dict[str, Any], message: str) -> None:
@@ -127,3 +141,26 @@ def test_missing_and_unparsable_files(tmp_path: Path) -> None:
     bad.write_text("chain_id = = 3\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_a_raw_private_key_is_refused_in_production(write_config: Callable[..., Path]) -> None:
+    """Also seen (issue 17): a production agent must name an encrypted keystore, not a raw key."""
+    data = _config()
+    data.pop("mode")  # production is the default
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(data))
+    assert "a raw private key is refused in production" in str(info.value)
+    assert "keystore" in str(info.value) and 'mode = "development"' in str(info.value)
+    data["mode"] = "production"
+    with pytest.raises(ConfigError, match="refused in production"):
+        load_config(write_config(data))
+
+
+def test_orders_config(write_config: Callable[..., Path]) -> None:
+    data = _config(asset=ASSET, orders={"market": 2, "market_registry": ORACLE.lower(), "rpc_url": "http://n:8545",
+                                        "clearing_commitment": ORACLE, "block_tag": "finalized",
+                                        "prequalified_up_w": 3000})
+    orders = load_config(write_config(data)).orders
+    assert orders is not None and orders.market == 2 and orders.market_registry == ORACLE
+    assert orders.dispatcher is None and orders.block_tag == "finalized" and orders.prequalified_up_w == 3000
+    assert orders.prequalified_down_w is None and (orders.horizon_s, orders.max_isps) == (2 * 86_400, 96)

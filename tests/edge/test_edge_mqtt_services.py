@@ -14,9 +14,11 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
+from dispatch_world import signed_order
+from eth_utils import keccak
 from paho.mqtt.enums import CallbackAPIVersion
 
-from flexledger_edge.agent import EdgeAgent
+from flexledger_edge.agent import EdgeAgent, install_client_id
 from flexledger_edge.config import load_config
 from flexledger_edge.reading import OracleDomain, SignedReading, verify
 
@@ -118,7 +120,7 @@ def test_readings_reach_a_subscriber_signed(
         got.append(SignedReading.from_json(payload))
     assert [r.reading.sequence for r in got] == [1, 2, 3]
     assert all(verify(r, domain) and r.reading.meter == agent.meter for r in got)
-    _forget_session(f"flexledger-edge-{agent.meter.lower()}")
+    _forget_session(install_client_id(config.client_id_path))
 
 
 def test_an_order_is_acknowledged_over_the_broker(
@@ -127,7 +129,8 @@ def test_an_order_is_acknowledged_over_the_broker(
 ) -> None:
     asset = 90_000 + secrets.randbelow(10_000)
     path = write_config(None, meter={"private_key": "0x" + secrets.token_hex(32)}, broker={"url": _broker_url()}, asset={"id": asset, "device": {"kind": "heat_pump", "rated_power_w": 3000}})
-    agent = EdgeAgent(load_config(path), StepClock(START))
+    config = load_config(path)
+    agent = EdgeAgent(config, StepClock(START))
     acks = subscriber(f"flexledger/v1/acks/{asset}")
     for _ in range(50):
         agent.publisher.step(0.1)
@@ -136,13 +139,14 @@ def test_an_order_is_acknowledged_over_the_broker(
     assert agent.publisher.connected
     for _ in range(5):
         agent.publisher.step(0.1)  # SUBACK
-    order = {"orderId": "e2e", "asset": asset, "ispStart": START + ISP, "isps": 1, "direction": "DOWN", "powerW": 900}
-    _publish(f"flexledger/v1/orders/{asset}", json.dumps(order).encode())
+    order = signed_order(order_id=keccak(text="e2e"), asset=asset, isp_start=START + ISP, isps=1, direction="DOWN",
+                         power_w=900, expires_at=START + ISP)
+    _publish(f"flexledger/v1/orders/{asset}", order)
     deadline = time.monotonic() + 15
     while acks.empty() and time.monotonic() < deadline:
         agent.publisher.step(0.1)
     _topic, payload = acks.get(timeout=1)
-    assert json.loads(payload) == {"orderId": "e2e", "asset": asset, "status": "accepted", "reason": None, "at": START}
+    assert json.loads(payload) == {"orderId": "0x" + keccak(text="e2e").hex(), "asset": asset, "status": "accepted", "reason": None, "at": START}
     agent.publisher.close()
     agent.outbox.close()
-    _forget_session(f"flexledger-edge-{agent.meter.lower()}")
+    _forget_session(install_client_id(config.client_id_path))

@@ -1,26 +1,26 @@
-"""Activation orders: accepted, rejected (each reason), overridden; devices act on them."""
+"""Activation orders: only the market's dispatcher orders the asset; accepted, rejected (each
+reason), overridden; answers kept across restarts; devices act on them."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from dispatch_world import CHAIN_ID, DISPATCHER, DISPATCHER_KEY, ORDER_NOW, REGISTRY, signed_order
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
 
+from flexledger_edge.activation import ActivationOrder, RegistryDomain, parse_signed_order
 from flexledger_edge.devices import Direction, SimulatedBattery, SimulatedHeatPump
-from flexledger_edge.orders import OrderHandler
+from flexledger_edge.orders import OrderHandler, OrderPolicy
 
 ISP = 900
-NOW = 1_700_000_000 - 1_700_000_000 % ISP  # an ISP boundary
+NOW = ORDER_NOW
 ASSET = 7
-
-
-def _order(**change: Any) -> bytes:
-    order: dict[str, Any] = {
-        "orderId": "o-1", "asset": ASSET, "ispStart": NOW + ISP, "isps": 2, "direction": "UP", "powerW": 2000,
-    }
-    order.update(change)
-    return json.dumps(order).encode()
+O1 = "0x" + keccak(text="o-1").hex()
 
 
 class Switch:
@@ -31,34 +31,61 @@ class Switch:
         return self.reason
 
 
-def _handler(device: Any = None, switch: Switch | None = None) -> OrderHandler:
+def _policy(**change: Any) -> OrderPolicy:
+    fields: dict[str, Any] = {"market": 1, "domain": RegistryDomain(CHAIN_ID, REGISTRY), "dispatcher": DISPATCHER,
+                              "chain": None, "prequalified_up_w": 5_000, "prequalified_down_w": 5_000}
+    fields.update(change)
+    return OrderPolicy(**fields)
+
+
+def _handler(tmp_path: Path, device: Any = None, switch: Switch | None = None, *, policy: Any = "default",
+             now: int = NOW + 10) -> OrderHandler:
     return OrderHandler(
         ASSET, device or SimulatedBattery(10_000, 5_000, 0.5), ISP,
-        clock=lambda: float(NOW + 10), override_active=switch or Switch(),
+        clock=lambda: float(now), override_active=switch or Switch(),
+        policy=_policy() if policy == "default" else policy, log_path=tmp_path / "orders.sqlite3",
     )
 
 
-def test_accepted_order_is_planned_and_executed() -> None:
+def test_accepted_order_is_planned_and_executed(tmp_path: Path) -> None:
     battery = SimulatedBattery(10_000, 5_000, 0.5)
-    handler = _handler(battery)
-    ack = handler.handle(_order())
-    assert ack.to_payload() == {"orderId": "o-1", "asset": ASSET, "status": "accepted", "reason": None, "at": NOW + 10}
+    ack = _handler(tmp_path, battery).handle(signed_order())
+    assert ack.to_payload() == {"orderId": O1, "asset": ASSET, "status": "accepted", "reason": None, "at": NOW + 10}
     assert json.loads(ack.to_json())["reason"] is None
     assert battery.begin_isp(NOW, ISP, override=False) == 0.0  # before the window: idle
     assert battery.begin_isp(NOW + ISP, ISP, override=False) == -2000.0  # UP = discharge = injection
     assert battery.soc_wh == pytest.approx(5000 - 500)
-    assert battery.power_during(NOW + ISP) == -2000.0
     assert battery.begin_isp(NOW + 2 * ISP, ISP, override=False) == -2000.0
     assert battery.begin_isp(NOW + 3 * ISP, ISP, override=False) == 0.0
     assert battery.soc_wh == pytest.approx(4000)
 
 
-def test_same_order_twice_is_answered_once_and_executed_once() -> None:
+def test_typed_data_signature_matches_the_agents_digest() -> None:
+    """eth-account's encode_typed_data (what a wallet signs) and the agent's own digest agree; the
+    contract's digest is held to the same fields in MarketRegistry.t.sol and test_edge_dispatch_chain."""
+    order = parse_signed_order(signed_order()).order
+    domain = RegistryDomain(CHAIN_ID, REGISTRY)
+    signable = encode_typed_data(full_message=order.typed_data(domain))
+    assert keccak(b"\x19" + signable.version + signable.header + signable.body) == order.digest(domain)
+    assert Account.recover_message(signable, signature=order.sign(DISPATCHER_KEY, domain)) == DISPATCHER
+
+
+def test_same_order_twice_is_answered_once_and_executed_once_across_restarts(tmp_path: Path) -> None:
     battery = SimulatedBattery(10_000, 5_000, 0.5)
-    handler = _handler(battery)
-    first = handler.handle(_order())
-    assert handler.handle(_order()) == first
+    handler = _handler(tmp_path, battery)
+    first = handler.handle(signed_order())
+    assert handler.handle(signed_order()) == first
     assert len(battery.activations) == 1
+    handler.close()
+    # after a restart the accepted activation is planned again, and a replay is answered, not re-executed
+    fresh = SimulatedBattery(10_000, 5_000, 0.5)
+    again = _handler(tmp_path, fresh)
+    assert [a.order_id for a in fresh.activations] == [O1]
+    assert again.handle(signed_order()) == first
+    assert len(fresh.activations) == 1
+
+
+OTHER_KEY = bytes.fromhex("e2" * 32)
 
 
 @pytest.mark.parametrize(
@@ -66,71 +93,102 @@ def test_same_order_twice_is_answered_once_and_executed_once() -> None:
     [
         (b"{not json", "malformed order: not JSON"),
         (b"[1, 2]", "malformed order: not a JSON object"),
-        (_order(orderId=""), "orderId"),
-        (_order(direction="SIDEWAYS"), "direction"),
-        (_order(powerW="2000"), "powerW must be an integer"),
-        (_order(powerW=0), "powerW must be at least 1"),
-        (_order(isps=0), "isps must be at least 1"),
-        (_order(asset=True), "asset must be an integer"),
         (json.dumps({"orderId": "o-1"}).encode(), "malformed order"),
-        (_order(asset=8), "wrong asset"),
-        (_order(ispStart=NOW + 100), "not an ISP boundary"),
-        (_order(ispStart=NOW - 2 * ISP, isps=2), "too late"),
-        (_order(powerW=5001), "power above the device's ability"),
-        (_order(powerW=5000, isps=8), "not enough stored energy"),
-        (_order(direction="DOWN", powerW=5000, isps=8), "not enough room to charge"),
+        (signed_order().replace(b'"UP"', b'"SIDEWAYS"'), "direction"),
+        (signed_order().replace(b'"powerW":2000', b'"powerW":"2000"'), "powerW must be an integer"),
+        (signed_order(signature=b"\x01" * 64), "signature must be 65 bytes"),
+        (signed_order(signature=b"\x00" * 65), "not signed by market 1's dispatcher"),
+        (signed_order(OTHER_KEY), "not signed by market 1's dispatcher"),
+        (signed_order(registry="0x" + "11" * 20), "not signed by market 1's dispatcher"),  # another domain
+        (signed_order(market=2), "wrong market"),
+        (signed_order(asset=8), "wrong asset"),
+        (signed_order(isp_start=NOW + 100), "not an ISP boundary"),
+        (signed_order(isp_start=NOW - 2 * ISP, isps=2), "too late"),
+        (signed_order(expires_at=NOW), "expired"),
+        (signed_order(power_w=5001), "power above the device's ability"),
+        (signed_order(power_w=5000, isps=8, expires_at=NOW + 9 * ISP), "not enough stored energy"),
+        (signed_order(direction="DOWN", power_w=5000, isps=8), "not enough room to charge"),
+        (signed_order(isps=97), "window too long without a chain"),
+        (signed_order(isp_start=NOW + 3 * 86_400), "starts too far ahead without a chain"),
     ],
 )
-def test_rejections_carry_their_reason(payload: bytes, reason: str) -> None:
-    ack = _handler().handle(payload)
+def test_rejections_carry_their_reason(tmp_path: Path, payload: bytes, reason: str) -> None:
+    ack = _handler(tmp_path).handle(payload)
     assert ack.status == "rejected"
     assert ack.reason is not None and reason in ack.reason
     assert ack.asset == ASSET
 
 
-def test_rejected_malformed_order_keeps_its_id_when_readable() -> None:
-    assert _handler().handle(_order(powerW=-1)).order_id == "o-1"
-    assert _handler().handle(b"garbage").order_id == ""
+def test_above_the_prequalified_power_is_rejected(tmp_path: Path) -> None:
+    handler = _handler(tmp_path, policy=_policy(prequalified_up_w=1_500))
+    ack = handler.handle(signed_order(power_w=1_501))
+    assert ack.status == "rejected" and "prequalified 1500 W UP" in str(ack.reason)
 
 
-def test_overlapping_order_is_rejected() -> None:
-    handler = _handler()
-    assert handler.handle(_order()).status == "accepted"
-    ack = handler.handle(_order(orderId="o-2", ispStart=NOW + 2 * ISP, powerW=100))
-    assert ack.status == "rejected" and ack.reason == "overlaps accepted order o-1"
+def test_without_a_dispatcher_configured_no_order_is_taken(tmp_path: Path) -> None:
+    ack = _handler(tmp_path, policy=None).handle(signed_order())
+    assert ack.status == "rejected" and "no dispatcher configured" in str(ack.reason)
 
 
-def test_heat_pump_abilities() -> None:
+def test_a_forged_order_cannot_pre_empt_the_markets_order_with_its_id(tmp_path: Path) -> None:
+    """An unsigned payload carrying the real order's id is refused without being remembered."""
+    handler = _handler(tmp_path)
+    assert handler.handle(signed_order(OTHER_KEY)).status == "rejected"
+    assert handler.handle(signed_order(asset=8)).status == "rejected"
+    assert handler.handle(signed_order()).status == "accepted"
+
+
+def test_rejected_malformed_order_keeps_its_id_when_readable(tmp_path: Path) -> None:
+    assert _handler(tmp_path).handle(json.dumps({"orderId": O1}).encode()).order_id == O1
+    assert _handler(tmp_path).handle(b"garbage").order_id == ""
+
+
+def test_overlapping_order_is_rejected(tmp_path: Path) -> None:
+    handler = _handler(tmp_path)
+    assert handler.handle(signed_order()).status == "accepted"
+    ack = handler.handle(signed_order(order_id=keccak(text="o-2"), isp_start=NOW + 2 * ISP, power_w=100))
+    assert ack.status == "rejected" and ack.reason == f"overlaps accepted order {O1}"
+
+
+def test_heat_pump_abilities(tmp_path: Path) -> None:
     pump = SimulatedHeatPump(rated_power_w=3000, baseline_w=1200)
-    handler = _handler(pump)
-    up = handler.handle(_order(powerW=1201))
+    handler = _handler(tmp_path, pump)
+    up = handler.handle(signed_order(power_w=1201))
     assert up.status == "rejected" and "at most 1200 W" in str(up.reason)
-    down = handler.handle(_order(orderId="o-2", direction="DOWN", powerW=1801))
+    down = handler.handle(signed_order(order_id=keccak(text="o-2"), direction="DOWN", power_w=1801))
     assert down.status == "rejected" and "at most 1800 W" in str(down.reason)
-    assert handler.handle(_order(orderId="o-3", powerW=1200)).status == "accepted"
+    assert handler.handle(signed_order(order_id=keccak(text="o-3"), power_w=1200)).status == "accepted"
     assert pump.begin_isp(NOW, ISP, override=False) == 1200.0  # baseline
     assert pump.begin_isp(NOW + ISP, ISP, override=False) == 0.0  # UP: switched off
     assert pump.max_power_w(Direction.DOWN) == 1800
 
 
-def test_override_answers_overridden_and_does_not_act() -> None:
+def test_override_answers_overridden_and_does_not_act(tmp_path: Path) -> None:
     battery = SimulatedBattery(10_000, 5_000, 0.5)
     switch = Switch()
-    handler = _handler(battery, switch)
+    handler = _handler(tmp_path, battery, switch)
     switch.reason = "owner override: file exists"
-    ack = handler.handle(_order())
+    ack = handler.handle(signed_order())
     assert (ack.status, ack.reason) == ("overridden", "owner override: file exists")
     assert battery.activations == []
     # An order accepted earlier is not executed while the override is on.
     switch.reason = None
-    assert handler.handle(_order(orderId="o-2")).status == "accepted"
+    assert handler.handle(signed_order(order_id=keccak(text="o-2"))).status == "accepted"
     assert battery.begin_isp(NOW + ISP, ISP, override=True) == 0.0
     assert battery.soc_wh == 5000
 
 
-def test_battery_stops_at_empty() -> None:
+def test_battery_stops_at_empty(tmp_path: Path) -> None:
     battery = SimulatedBattery(1000, 5000, 0.1)  # 100 Wh stored
-    handler = _handler(battery)
-    assert handler.handle(_order(powerW=400, isps=1)).status == "accepted"  # 100 Wh over 15 min
+    handler = _handler(tmp_path, battery)
+    assert handler.handle(signed_order(power_w=400, isps=1)).status == "accepted"  # 100 Wh over 15 min
     assert battery.begin_isp(NOW + ISP, ISP, override=False) == pytest.approx(-400.0)
     assert battery.soc_wh == pytest.approx(0.0)
+
+
+def test_order_round_trips_through_json() -> None:
+    order = ActivationOrder(keccak(text="x"), 1, 7, NOW, 4, "DOWN", 10, NOW + 1, 9, keccak(text="y"))
+    sig = order.sign(DISPATCHER_KEY, RegistryDomain(CHAIN_ID, REGISTRY))
+    parsed = parse_signed_order(order.to_json(sig))
+    assert parsed.order == order and parsed.signature == sig and parsed.award is None
+    assert parsed.signer(RegistryDomain(CHAIN_ID, REGISTRY)) == DISPATCHER

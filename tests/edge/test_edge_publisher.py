@@ -27,7 +27,7 @@ def _store(outbox: Outbox, signer: MeterSigner, n: int, first_isp: int = 900) ->
         def sign(sequence: int, isp: int = isp) -> SignedReading:
             return signer.sign_new(isp_start=isp, sequence=sequence, import_wh=5, export_wh=1)
 
-        outbox.append(signer.address, isp, sign)
+        outbox.append(signer.address, isp, sign, now=isp + 900)
 
 
 def _sequences(received: list[tuple[str, bytes]]) -> list[int]:

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 /**
  * @title MarketRegistry
@@ -9,10 +10,16 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
  * day's boundary, delivery tolerance, penalty factor, pricing rule, challenge and dispute windows.
  * Every other contract and the Python side read them from here, never from a config file.
  *
+ * Each market names its dispatcher: the one key whose EIP-712 `ActivationOrder`s the sellers'
+ * gateways execute (in this contract's domain, read with ERC-5267 `eip712Domain()`). An order
+ * names the final result and the awarded offer it carries out, so a gateway can check it against
+ * `ClearingCommitment.isAwarded` before its device acts.
+ *
  * @dev A market's parameters are immutable once created: every party must see the same rules
- * for the days already traded. Changing the rules means creating a new market.
+ * for the days already traded. Changing the rules means creating a new market. The dispatcher is
+ * not a rule of the market but a key, so it can be rotated (or cleared, stopping every gateway).
  */
-contract MarketRegistry {
+contract MarketRegistry is EIP712 {
     /// @notice How accepted offers are paid: their own price, or the clearing price per zone, ISP and direction.
     enum PricingRule {
         PAY_AS_BID,
@@ -31,6 +38,28 @@ contract MarketRegistry {
         uint32 disputeWindowSeconds;
     }
 
+    /// @notice What a gateway executes: `powerW` in `direction` (0 UP, 1 DOWN) for `isps` ISPs from
+    /// `ispStart` on asset `asset`, carrying out the award of `offerDigest` in final result
+    /// `resultId` of market `market`; void after `expiresAt`. `orderId` is unique per order.
+    struct ActivationOrder {
+        bytes32 orderId;
+        uint32 market;
+        uint64 asset;
+        uint64 ispStart;
+        uint16 isps;
+        uint8 direction;
+        uint32 powerW;
+        uint64 expiresAt;
+        uint64 resultId;
+        bytes32 offerDigest;
+    }
+
+    /// @notice The EIP-712 type hash of `ActivationOrder`.
+    bytes32 public constant ACTIVATION_ORDER_TYPEHASH = keccak256(
+        "ActivationOrder(bytes32 orderId,uint32 market,uint64 asset,uint64 ispStart,uint16 isps,uint8 direction,"
+        "uint32 powerW,uint64 expiresAt,uint64 resultId,bytes32 offerDigest)"
+    );
+
     uint32 internal constant DAY = 86_400;
     uint32 internal constant MAX_PENALTY_FACTOR_BPS = 100_000; // ten times the price
     uint32 internal constant MAX_WINDOW = 30 days;
@@ -40,6 +69,7 @@ contract MarketRegistry {
     /// @notice How many markets exist; ids run from 1 to this.
     uint32 public marketCount;
     mapping(uint32 marketId => MarketParams) private _markets;
+    mapping(uint32 marketId => address) private _dispatchers;
 
     /// @notice `account` is not the market authority.
     error MarketRegistryNotAuthority(address account);
@@ -50,10 +80,45 @@ contract MarketRegistry {
 
     /// @notice Market `marketId` was created with these parameters.
     event MarketCreated(uint32 indexed marketId, MarketParams params);
+    /// @notice Market `marketId`'s activation orders are signed by `dispatcher` from now on (zero: by no one).
+    event DispatcherSet(uint32 indexed marketId, address indexed previous, address indexed dispatcher);
 
     /// @param marketAuthority The MarketAuthority whose default admin may create markets.
-    constructor(IAccessControl marketAuthority) {
+    constructor(IAccessControl marketAuthority) EIP712("flexledger MarketRegistry", "1") {
         authority = marketAuthority;
+    }
+
+    /**
+     * @notice Name the key that signs market `marketId`'s activation orders; only the market
+     * authority may. The zero address names no one: gateways then execute no order of the market.
+     * @param marketId The market.
+     * @param newDispatcher The dispatcher's address.
+     */
+    function setDispatcher(uint32 marketId, address newDispatcher) external {
+        if (!authority.hasRole(0x00, msg.sender)) revert MarketRegistryNotAuthority(msg.sender);
+        if (marketId == 0 || marketId > marketCount) revert MarketRegistryUnknownMarket(marketId);
+        address previous = _dispatchers[marketId];
+        _dispatchers[marketId] = newDispatcher;
+        emit DispatcherSet(marketId, previous, newDispatcher);
+    }
+
+    /**
+     * @notice The key that signs market `marketId`'s activation orders (zero if none).
+     * @param marketId The market.
+     * @return The dispatcher's address.
+     */
+    function dispatcher(uint32 marketId) external view returns (address) {
+        if (marketId == 0 || marketId > marketCount) revert MarketRegistryUnknownMarket(marketId);
+        return _dispatchers[marketId];
+    }
+
+    /**
+     * @notice The EIP-712 digest a dispatcher signs for `order`, in this contract's domain.
+     * @param order The activation order.
+     * @return The digest.
+     */
+    function activationOrderDigest(ActivationOrder calldata order) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ACTIVATION_ORDER_TYPEHASH, order)));
     }
 
     /**
