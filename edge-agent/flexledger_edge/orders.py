@@ -27,9 +27,9 @@ it (power, state of charge, no overlap with an accepted order), and the owner's 
 
 An order answered once gets the same answer again (an MQTT redelivery, a replay) and is never
 executed twice, across restarts too: answers and accepted activations are kept in
-``<state dir>/orders.sqlite3``. Only answers to orders the dispatcher really signed are kept, and
-not those decided by a chain that did not answer: a forged payload carrying a real order's id
-cannot pre-empt it.
+``<state dir>/orders.sqlite3``. Only answers decided by what the dispatcher really signed are
+kept; not those decided by the (unsigned) award evidence or by a chain that did not answer: a
+forged payload, or a real order with its evidence stripped, cannot pre-empt the real order.
 
 An acknowledgement is not delivery: only the signed readings (and the settlement computed from
 them) say what the meter measured.
@@ -276,26 +276,27 @@ class OrderHandler:
                 raise _RefusalError(f"starts too far ahead without a chain to check the award: {order.isp_start}, "
                                f"at most {policy.horizon_s} s after now ({now})", remember=True)
             return
+        # The award evidence is not signed: anyone can strip or spoil a real order's evidence and send
+        # it first. Its refusals are therefore never kept, so the real order is judged when it comes.
         chain = policy.chain
         award = signed.award
         if award is None:
-            raise _RefusalError("the order carries no award proof; this agent checks every order on chain", remember=True)
+            raise _RefusalError("the order carries no award proof; this agent checks every order on chain", remember=False)
         offer = award.offer
         if chain.offer_digest(award.offer_tuple()) != order.offer_digest:
-            raise _RefusalError("the offer carried does not hash to the order's offerDigest", remember=True)
+            raise _RefusalError("the offer carried does not hash to the order's offerDigest", remember=False)
         if offer["market"] != order.market or offer["direction"] != ("UP", "DOWN").index(order.direction):
-            raise _RefusalError("the awarded offer is of another market or direction", remember=True)
+            raise _RefusalError("the awarded offer is of another market or direction", remember=False)
         if offer["asset"] != self.asset_id:
             members = chain.portfolio_members(order.market, int(offer["portfolio"]), int(offer["start"])) \
                 if offer["asset"] == 0 and offer["portfolio"] != 0 else []
             if self.asset_id not in members:
                 raise _RefusalError(f"the awarded offer is not for asset {self.asset_id} (nor a portfolio holding it at "
-                               "gate closure)", remember=True)
+                               "gate closure)", remember=False)
         market, _day, final = chain.result_day(order.result_id)
         if market != order.market:
-            raise _RefusalError(f"result {order.result_id} is not of market {order.market}", remember=True)
+            raise _RefusalError(f"result {order.result_id} is not of market {order.market}", remember=False)
         if not final:
-            # not kept: the same order may be sent again once the day is final
             raise _RefusalError(f"result {order.result_id} is not final", remember=False)
         by_isp = {p.isp_start: p for p in award.proofs}
         for k in range(order.isps):
@@ -303,10 +304,10 @@ class OrderHandler:
             proof = by_isp.get(t)
             if proof is None or not chain.is_awarded(order.result_id, order.offer_digest, proof):
                 raise _RefusalError(f"no proven award of the offer in result {order.result_id} for ISP {t}: the order "
-                               "cannot book the asset beyond its award", remember=True)
+                               "cannot book the asset beyond its award", remember=False)
             if order.power_w > proof.level_w:
                 raise _RefusalError(f"power above the award: {order.power_w} W asked in ISP {t}, {proof.level_w} W awarded",
-                               remember=True)
+                               remember=False)
 
     def _device_refuses(self, activation: Activation) -> str | None:
         return self.device.check(activation, self.isp_seconds)
