@@ -51,6 +51,7 @@ from .demo_assets import ASSETS, assets_step
 from .demo_bonds import bonds_step
 from .demo_clearing import clearing_step
 from .demo_delivery import Behaviour, plan_delivery
+from .demo_dispatch import dispatch_step
 from .demo_grid import grid_step
 from .demo_metering import MODBUS_METERS, metering_step
 from .demo_orders import orders_step
@@ -122,8 +123,8 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         console.print(Rule("7. Metering"))
         meters = summary["assets"].pop("meters")
         clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-        plan = plan_delivery(award_proofs(clearing, summary["clearing"]["result_id"]), kept,
-                             {asset for asset, _meter, _kind in meters[:MODBUS_METERS]})
+        awards = award_proofs(clearing, summary["clearing"]["result_id"])
+        plan = plan_delivery(awards, kept, {asset for asset, _meter, _kind in meters[:MODBUS_METERS]})
         pooled = plan.portfolios
         console.print(f"the final result's awards are activation orders for {len(plan.deliveries)} offers: "
                       f"{plan.count(Behaviour.FULL) - len(pooled)} assets deliver in full ({plan.over_modbus} of them "
@@ -137,11 +138,14 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                           "rest, so that their sum meets the award")
         if not pooled:
             console.print("[red]the portfolio's offer was not awarded[/]")
+        summary["dispatch"], activations = dispatch_step(
+            conn, manifest, deployer, grid_info["market"], summary["clearing"]["result_id"], awards, kept,
+            summary["grid"]["isp_seconds"], console)
         summary["bonds"] = bonds_step(conn, manifest, deployer, accounts, grid_info["market"], plan, console)
         folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-metering-"))
         try:
             metered = metering_step(conn, manifest, accounts, meters, grid_info["market"], grid_info["day"], folder,
-                                    settings, console, plan)
+                                    settings, console, plan, activations)
             store, fault = metered.pop("store"), metered.pop("fault")
             summary["metering"] = metered
             console.print(Rule("8. Settlement"))

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.config import Settings
+from flexledger.dispatch import SignedActivation
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_due, proof_for
@@ -47,6 +49,7 @@ from flexledger_edge.clock import AcceleratedClock
 from flexledger_edge.config import load_config
 from flexledger_edge.drivers.modbus_sim import Sdm630Model, SimulatedSdm630s
 from flexledger_edge.drivers.simulated import LoadProfile
+from flexledger_edge.orders import OrderLog
 from flexledger_edge.reading import MeterSigner, OracleDomain, SignedReading
 from flexledger_edge.topics import readings_topic
 
@@ -94,8 +97,12 @@ class ModbusGateways:
     """
 
     def __init__(self, meters: list[tuple[int, LocalAccount, int]], *, day: int, chain_id: int, oracle: str,
-                 broker_url: str, folder: Path, plan: DeliveryPlan) -> None:
+                 broker_url: str, folder: Path, plan: DeliveryPlan,
+                 orders: Mapping[int, list[SignedActivation]] | None = None, chain: dict[str, Any] | None = None) -> None:
         self.meters = meters
+        self.orders = dict(orders or {})
+        self.chain = chain or {}  # rpc_url, market and contract addresses: the gateways check orders on chain
+        self.agents: list[EdgeAgent] = []
         # simulated time starts just under an ISP before the window's first boundary, so that an
         # agent whose thread starts late still takes that boundary as its first
         self.origin = day + ISPS[0] * 900 - 899
@@ -134,15 +141,64 @@ host = "{where.host}"
 port = {where.port}
 unit_id = {where.unit_id}
 timeout_s = 2.0
-""")
+{self._orders_config(asset)}""")
             configs.append(load_config(path))
         self.clock = AcceleratedClock(self.origin, 900, SECONDS_PER_ISP)
-        agents = [EdgeAgent(config, self.clock) for config in configs]
+        agents = self.agents = [EdgeAgent(config, self.clock) for config in configs]
         self.readings = [0] * len(agents)
         for n, agent in enumerate(agents):
             thread = threading.Thread(target=self._run, args=(n, agent), name=f"gateway-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _orders_config(self, asset: int) -> str:
+        """The gateway's asset and who may order it: the market's dispatcher, each order checked on chain."""
+        orders = self.orders.get(asset)
+        if not orders or not self.chain:
+            return ""
+        power = max(o.order.power_w for o in orders)
+        c = self.chain
+        return f"""[asset]
+id = {asset}
+[asset.device]
+kind = "battery"
+capacity_wh = {power * 100}
+max_power_w = {power}
+[orders]
+market = {c["market"]}
+market_registry = "{c["market_registry"]}"
+rpc_url = "{c["rpc_url"]}"
+clearing_commitment = "{c["clearing_commitment"]}"
+asset_registry = "{c["asset_registry"]}"
+"""
+
+    def dispatch(self, publish: Callable[[str, bytes], None], timeout: float = 5.0) -> int:
+        """Publish each gateway's orders once it is subscribed; how many were published."""
+        deadline = time.monotonic() + timeout
+        while not all(a.publisher.connected for a in self.agents) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # the SUBSCRIBE is sent on connecting; let the broker take it first
+        sent = 0
+        for agent in self.agents:
+            if agent.config.asset is None:
+                continue
+            for signed in self.orders.get(agent.config.asset.id, []):
+                publish(signed.topic, signed.payload)
+                sent += 1
+        return sent
+
+    def answers(self) -> dict[str, int]:
+        """The gateways' answers to the orders published, by status ("unanswered" when none came)."""
+        counts: dict[str, int] = defaultdict(int)
+        for agent in self.agents:
+            if agent.config.asset is None:
+                continue
+            log = OrderLog(agent.config.orders_path)  # the agent closed its own on stopping
+            for signed in self.orders.get(agent.config.asset.id, []):
+                ack = log.answer_of(signed.order.order_id_hex)
+                counts[ack.status if ack is not None else "unanswered"] += 1
+            log.close()
+        return dict(counts)
 
     def _run(self, n: int, agent: EdgeAgent) -> None:
         try:
@@ -174,6 +230,7 @@ timeout_s = 2.0
 def metering_step(
     conn: ChainConnection, manifest: Manifest, accounts: dict[str, LocalAccount], meters: list[tuple[int, LocalAccount, int]],
     market: int, day: int, folder: Path, settings: Settings, console: Console, plan: DeliveryPlan,
+    activations: Mapping[int, list[SignedActivation]] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     conn.set_next_block_timestamp(day + ISPS[-1] * 900 + 900 + 120)  # two minutes after the last ISP ends
@@ -200,13 +257,17 @@ def metering_step(
     publisher.connect(host.split("@")[-1], int(port))
     publisher.loop_start()
     modbus, simulated = meters[:MODBUS_METERS], meters[MODBUS_METERS:]
+    chain = {"rpc_url": conn.rpc_url, "market": market, "market_registry": manifest.address("MarketRegistry"),
+             "clearing_commitment": manifest.address("ClearingCommitment"),
+             "asset_registry": manifest.address("AssetRegistry")}
     gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=url,
-                              folder=folder, plan=plan)
+                              folder=folder, plan=plan, orders=activations, chain=chain)
     disputed = plan.deliveries[plan.disputed] if plan.disputed is not None else None
     kept_original: SignedReading | None = None  # the disputed reading, as the prosumer's gateway keeps it
     sent = modbus_sent = 0
     try:
         gateways.start()
+        dispatched = gateways.dispatch(lambda topic, payload: publisher.publish(topic, payload, qos=1).wait_for_publish(5))
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("meters sign their readings and publish them (QoS 1)",
                                      total=len(simulated) * len(ISPS))
@@ -226,6 +287,7 @@ def metering_step(
                     sent += 1
                     progress.advance(task)
             modbus_sent = gateways.join(timeout=30)
+            answers = gateways.answers()
             sent += modbus_sent
             deadline = time.time() + 60
             while sum(consumer.outcomes.values()) < sent and time.time() < deadline:
@@ -267,12 +329,17 @@ def metering_step(
                   f"edge agent on accelerated time (an ISP every {SECONDS_PER_ISP} s), read the energy registers at "
                   f"each ISP boundary through its Modbus driver ({gateways.simulators.reads} Modbus requests) and "
                   f"published {modbus_sent} readings from their outboxes; the oracle kept {modbus_stored}")
+    if dispatched:
+        console.print(f"the dispatcher's {dispatched} signed activation order(s) for the gateways' assets went out over "
+                      f"MQTT; each gateway checked the signature against MarketRegistry.dispatcher and the award against "
+                      f"the final result on chain (isAwarded) before its device acted: "
+                      + ", ".join(f"{n} {status}" for status, n in sorted(answers.items())))
     via = ", read over Modbus TCP" if meters[0] in modbus else ""
     console.print(f"the reading of meter {meter.address[:10]}… (asset {asset}{via}) at {iso(proof['ispStart'])[11:16]}: "
                   f"{proof['importWh']} Wh in, {proof['exportWh']} Wh out; its proof of {len(proof['proof'])} hashes "
                   f"checked by MeterOracle.verifyReading: {'valid' if verified else 'INVALID'}")
     return {"meters": len(meters), "readings": sent, "stored": stored, "roots": len(rounds.anchored),
             "modbus_meters": len(modbus), "modbus_readings": modbus_sent, "modbus_stored": modbus_stored,
-            "proof_verified": bool(verified), "fault_injected": bool(fault), "seconds": round(time.perf_counter() - started, 1),
+            "proof_verified": bool(verified), "orders_dispatched": dispatched, "order_answers": answers, "fault_injected": bool(fault), "seconds": round(time.perf_counter() - started, 1),
             # for the settlement step: the oracle's store (its proofs) and the fault to dispute
             "store": engine, "fault": fault}

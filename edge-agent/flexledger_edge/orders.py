@@ -249,12 +249,14 @@ class OrderHandler:
                            remember=False)
 
     def _check_window(self, order: ActivationOrder, now: int) -> None:
+        # Refusals that depend on the gateway's clock are not kept: a clock pushed ahead for a while
+        # must not turn the market's real orders into final refusals.
         if order.expires_at < now:
-            raise _RefusalError(f"expired at {order.expires_at}, now is {now}", remember=True)
+            raise _RefusalError(f"expired at {order.expires_at}, now is {now}", remember=False)
         if order.isp_start % self.isp_seconds:
             raise _RefusalError(f"ispStart {order.isp_start} is not an ISP boundary (ISP = {self.isp_seconds} s)", remember=True)
         if order.end(self.isp_seconds) <= now:
-            raise _RefusalError(f"too late: the window ended at {order.end(self.isp_seconds)}, now is {now}", remember=True)
+            raise _RefusalError(f"too late: the window ended at {order.end(self.isp_seconds)}, now is {now}", remember=False)
         ability = self.device.max_power_w(Direction(order.direction))
         if order.power_w > ability:
             raise _RefusalError(f"power above the device's ability: {order.power_w} W {order.direction} asked, "
@@ -274,7 +276,7 @@ class OrderHandler:
                                f"at most {policy.max_isps}", remember=True)
             if order.isp_start > now + policy.horizon_s:
                 raise _RefusalError(f"starts too far ahead without a chain to check the award: {order.isp_start}, "
-                               f"at most {policy.horizon_s} s after now ({now})", remember=True)
+                               f"at most {policy.horizon_s} s after now ({now})", remember=False)
             return
         # The award evidence is not signed: anyone can strip or spoil a real order's evidence and send
         # it first. Its refusals are therefore never kept, so the real order is judged when it comes.

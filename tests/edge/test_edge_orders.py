@@ -192,3 +192,13 @@ def test_order_round_trips_through_json() -> None:
     parsed = parse_signed_order(order.to_json(sig))
     assert parsed.order == order and parsed.signature == sig and parsed.award is None
     assert parsed.signer(RegistryDomain(CHAIN_ID, REGISTRY)) == DISPATCHER
+
+
+def test_a_refusal_by_a_wrong_clock_is_not_final(tmp_path: Path) -> None:
+    """A clock pushed ahead (the sibling of finding 14) answers "expired", but the same order is taken once
+    the clock is right again."""
+    battery = SimulatedBattery(10_000, 5_000, 0.5)
+    ahead = _handler(tmp_path, battery, now=NOW + 86_400)
+    assert "expired" in str(ahead.handle(signed_order()).reason)
+    ahead.close()
+    assert _handler(tmp_path, battery).handle(signed_order()).status == "accepted"
