@@ -191,6 +191,11 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"{cleared['status']} (gap {cleared['gap']:.2g}); committed as result {cleared['result_id']}, every "
                   f"award checked by the contract ({cleared['gas_per_award']:,} gas per award), final after the "
                   f"challenge window; the auditor's re-run: {cleared['audit']}")
+    dispatched = summary["dispatch"]
+    answers = summary["metering"]["order_answers"]
+    table.add_row("dispatch", f"{dispatched['orders']} activation orders signed by the dispatcher MarketRegistry names "
+                  f"(EIP-712); the SDM630 gateways checked theirs on chain: "
+                  + (", ".join(f"{n} {status}" for status, n in sorted(answers.items())) or "none for them"))
     metered = summary["metering"]
     table.add_row("metering", f"{metered['meters']} meters signed {metered['readings']} readings through the MQTT "
                   f"broker ({metered['modbus_readings']} of them read over Modbus TCP by the edge agent from "

@@ -129,6 +129,11 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
         run("role", "grant", me, "TSO", data_dir=tmp_path, env=env)
         run("role", "grant", me, "DSO", data_dir=tmp_path, env=env)
         assert json.loads(run("market", "create", "--json", data_dir=tmp_path, env=env).stdout)["market"] == 1
+        dispatcher = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+        assert json.loads(run("market", "dispatcher", "1", "--json", data_dir=tmp_path, env=env).stdout)[
+            "dispatcher"] == "0x" + "0" * 40
+        named = json.loads(run("market", "dispatcher", "1", "--set", dispatcher, "--json", data_dir=tmp_path, env=env).stdout)
+        assert named["dispatcher"] == dispatcher and named["tx_hash"]
         assert json.loads(run("grid", "zone", "add", "--json", data_dir=tmp_path, env=env).stdout)["zone"] == 1
         run("grid", "zone", "add", "--parent", "1", "--max-asset-power", "500000", data_dir=tmp_path, env=env)
         run("grid", "zone", "add", "--parent", "2", "--max-asset-power", "500000", data_dir=tmp_path, env=env)

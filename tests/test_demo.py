@@ -37,6 +37,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert metered["readings"] == metered["stored"] == 60 * 8 and metered["roots"] == 8 and metered["proof_verified"]
     # a few meters are SDM630s on Modbus TCP, read by the edge agent itself: their readings arrive like the others
     assert metered["modbus_meters"] == 3 and metered["modbus_readings"] == metered["modbus_stored"] == 3 * 8
+    # the final result's asset awards are orders signed by the dispatcher MarketRegistry names; the SDM630
+    # gateways check theirs on chain and accept them
+    dispatched = summary["dispatch"]
+    assert dispatched["orders"] >= dispatched["assets"] > 0 and dispatched["portfolios"] == 1
+    assert metered["orders_dispatched"] > 0 and metered["order_answers"] == {"accepted": metered["orders_dispatched"]}
     assert metered["fault_injected"]  # one stored reading corrupted before anchoring, for the dispute
     settled = summary["settlement"]
     assert settled["offers"] > 0 and settled["lines"] == cleared["awards"]  # every awarded offer, every award-ISP

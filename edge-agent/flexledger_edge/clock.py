@@ -43,6 +43,10 @@ class AcceleratedClock:
         self.speed = isp_seconds / seconds_per_isp
         self._origin = time.monotonic()
 
+    def restart(self) -> None:
+        """Run from ``start`` again as of now (what a set-up took is not counted as simulated time)."""
+        self._origin = time.monotonic()
+
     def now(self) -> float:
         return self.start + (time.monotonic() - self._origin) * self.speed
 

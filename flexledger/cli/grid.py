@@ -89,6 +89,26 @@ def market_show(market: int = typer.Argument(1, help="The market id."), json_: b
             console.print(f"{k:<26} {v}")
 
 
+@market_app.command("dispatcher")
+def market_dispatcher(
+    market: int = typer.Argument(1, help="The market id."),
+    set_: str | None = typer.Option(None, "--set", help="Name this address (0x...) the market's dispatcher "
+                                    "(the market authority only); 0x000...0 stops every gateway."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Show (or set) the key whose EIP-712 activation orders the market's gateways execute."""
+    _, markets, _ = _clients(key, sign=set_ is not None)
+    tx_hash = None
+    if set_ is not None:
+        tx_hash = markets.set_dispatcher(market, subject_address(set_)).tx_hash
+    dispatcher = markets.dispatcher(market)
+    if json_:
+        emit_json({"market": market, "dispatcher": dispatcher, "tx_hash": tx_hash})
+    else:
+        console.print(f"market {market}'s dispatcher: {dispatcher}" + (" [green](set)[/]" if tx_hash else ""))
+
+
 @zone_app.command("add")
 def zone_add(
     parent: int = typer.Option(0, "--parent", help="Parent zone id (0 for a TSO area)."),
