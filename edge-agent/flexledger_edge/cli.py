@@ -19,8 +19,10 @@ At every ISP boundary it reads the meter, signs the ISP's energy (EIP-712, with 
 meter's own key), stores the signed reading in a local outbox and publishes it to the
 MQTT broker; readings stay in the outbox until the broker acknowledges them, so nothing
 is lost while the network is down. It also executes activation orders for the configured
-asset through its device, unless the owner's override is on (override = true in the
-configuration, or a file named "override" in the state directory).
+asset through its device: only orders signed by the market's dispatcher (named on chain in
+MarketRegistry), checked against the final award when [orders] names an rpc_url, and never
+while the owner's override is on (override = true in the configuration, or a file named
+"override" in the state directory).
 """
 
 EPILOG = """\
