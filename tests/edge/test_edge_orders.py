@@ -12,6 +12,8 @@ from dispatch_world import CHAIN_ID, DISPATCHER, DISPATCHER_KEY, ORDER_NOW, REGI
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from flexledger_edge.activation import ActivationOrder, RegistryDomain, parse_signed_order
 from flexledger_edge.devices import Direction, SimulatedBattery, SimulatedHeatPump
@@ -202,3 +204,30 @@ def test_a_refusal_by_a_wrong_clock_is_not_final(tmp_path: Path) -> None:
     assert "expired" in str(ahead.handle(signed_order()).reason)
     ahead.close()
     assert _handler(tmp_path, battery).handle(signed_order()).status == "accepted"
+
+
+FIELDS = ["orderId", "market", "asset", "ispStart", "isps", "direction", "powerW", "expiresAt", "resultId",
+          "offerDigest"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(FIELDS), value=st.integers(0, 2**64 - 1), other=st.binary(min_size=32, max_size=32))
+def test_RT2_class_any_field_changed_after_signing_is_refused(  # noqa: N802 (named after the finding)
+    tmp_path_factory: pytest.TempPathFactory, field: str, value: int, other: bytes
+) -> None:
+    """An order the dispatcher signed, with any one field changed in transit (a squatter stretching isps,
+    moving ispStart, raising powerW, retargeting the asset...): never executed, and never remembered."""
+    data = json.loads(signed_order(isps=1))
+    original = data[field]
+    if field in ("orderId", "offerDigest"):
+        data[field] = "0x" + other.hex()
+    elif field == "direction":
+        data[field] = "DOWN"
+    else:
+        data[field] = value % 2**32 if field in ("market", "powerW") else value % 2**16 if field == "isps" else value
+    assume(data[field] != original)
+    battery = SimulatedBattery(10_000, 5_000, 0.5)
+    handler = _handler(tmp_path_factory.mktemp("o"), battery)
+    assert handler.handle(json.dumps(data).encode()).status == "rejected"
+    assert battery.activations == []
+    assert handler.handle(signed_order(isps=1)).status == "accepted"  # the real one still is

@@ -9,6 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from flexledger_edge.outbox import Outbox
 from flexledger_edge.reading import MeterSigner, OracleDomain, SignedReading
 
@@ -148,3 +152,37 @@ def test_RT14_a_schema_1_outbox_keeps_its_last_isp_signed_once(  # noqa: N802 (n
         signed = _append(outbox, signer, NOW, now=NOW + 900)
         assert signed is not None and signed.reading.sequence == 8
         assert _append(outbox, signer, future, now=future + 900) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.integers(-200, 200), st.integers(-3, 3), st.booleans()), min_size=1, max_size=25))
+def test_RT14_class_no_isp_twice_and_no_reading_blocked_by_a_jump(  # noqa: N802 (named after the finding)
+    tmp_path_factory: pytest.TempPathFactory, meter_key: bytes, domain: OracleDomain,
+    steps: list[tuple[int, int, bool]],
+) -> None:
+    """Any mix of clock jumps (the clock ``jump`` ISPs off, for one boundary) and honest boundaries: an ISP
+    is never signed twice, nothing is signed outside the bounds of the clock it was signed under, and an
+    honest boundary's reading (the clock right, its ISP new and after the last honest one) is always signed."""
+    signer = MeterSigner(meter_key, domain)
+    outbox = Outbox(tmp_path_factory.mktemp("fuzz") / "o.sqlite3")
+    t = NOW
+    honest_last: int | None = None
+    signed: list[int] = []
+    with outbox:
+        for jump, shift, honest in steps:
+            t += 900
+            if honest:
+                isp, clock = t - 900, t
+            else:  # the clock is `jump` ISPs off; the reading is for an ISP near that wrong time, or any ISP
+                clock = t + jump * 900
+                isp = clock - 900 + shift * 900
+            made = _append(outbox, signer, isp, now=clock)
+            if made is not None:
+                assert isp not in signed
+                assert clock - outbox.horizon_s <= isp <= outbox.latest_signable(clock)
+                signed.append(isp)
+            if honest:
+                fresh = isp not in signed[:-1] if made is not None else isp not in signed
+                if fresh and (honest_last is None or isp > honest_last):
+                    assert made is not None, (isp, signed)
+                honest_last = isp if made is not None else honest_last
