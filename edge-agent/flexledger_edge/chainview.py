@@ -9,6 +9,7 @@ members at the day's gate closure.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Protocol
@@ -50,7 +51,7 @@ class JsonRpcChain:
     """:class:`ChainView` over an EVM JSON-RPC endpoint."""
 
     def __init__(self, url: str, *, market_registry: str, clearing_commitment: str, asset_registry: str | None,
-                 block_tag: str = "latest", timeout_s: float = 10.0) -> None:
+                 block_tag: str = "latest", timeout_s: float = 10.0, dispatcher_ttl_s: float = 60.0) -> None:
         self.url = url
         self.market_registry = to_checksum_address(market_registry)
         self.clearing_commitment = to_checksum_address(clearing_commitment)
@@ -58,6 +59,8 @@ class JsonRpcChain:
         self.block_tag = block_tag
         self.timeout_s = timeout_s
         self._domain: RegistryDomain | None = None
+        self._dispatchers: dict[int, tuple[float, str]] = {}
+        self.dispatcher_ttl_s = dispatcher_ttl_s
         self._id = 0
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
@@ -89,7 +92,14 @@ class JsonRpcChain:
         return self._domain
 
     def dispatcher(self, market: int) -> str:
-        return to_checksum_address(self._call(self.market_registry, "dispatcher(uint32)", ["uint32"], [market], ["address"])[0])
+        # Kept a minute: a flood of forged orders then costs the node nothing; a rotation holds within it.
+        cached = self._dispatchers.get(market)
+        if cached is not None and time.monotonic() - cached[0] < self.dispatcher_ttl_s:
+            return cached[1]
+        address = to_checksum_address(self._call(self.market_registry, "dispatcher(uint32)", ["uint32"], [market],
+                                                 ["address"])[0])
+        self._dispatchers[market] = (time.monotonic(), address)
+        return address
 
     def offer_digest(self, offer: tuple[int | bytes, ...]) -> bytes:
         signature = f"offerDigest({_OFFER_TUPLE})"

@@ -44,10 +44,11 @@ def _dispatch(w: SettlementWorld, deployer: Signer) -> tuple[Any, list[SignedAct
     return dispatcher, done.orders
 
 
-def _gateway(w: SettlementWorld, asset: int, tmp_path: Path, *, max_power_w: int = 5_000) -> OrderHandler:
+def _gateway(w: SettlementWorld, asset: int, tmp_path: Path, *, max_power_w: int = 5_000,
+             dispatcher_ttl_s: float = 60.0) -> OrderHandler:
     chain = JsonRpcChain(w.conn.rpc_url, market_registry=w.manifest.address("MarketRegistry"),
                          clearing_commitment=w.manifest.address("ClearingCommitment"),
-                         asset_registry=w.manifest.address("AssetRegistry"))
+                         asset_registry=w.manifest.address("AssetRegistry"), dispatcher_ttl_s=dispatcher_ttl_s)
     policy = OrderPolicy(market=w.market, domain=None, dispatcher=None, chain=chain,
                          prequalified_up_w=20_000, prequalified_down_w=20_000)
     return OrderHandler(asset, SimulatedBattery(20_000, max_power_w, 0.5), ISP, clock=lambda: float(w.hour - 600),
@@ -123,9 +124,11 @@ def test_an_award_of_the_final_result_is_executed_and_nothing_beyond_it(
 def test_a_rotated_dispatcher_key_orders_nothing(world: SettlementWorld, deployer: Signer, tmp_path: Path) -> None:
     w = world
     old, orders = _dispatch(w, deployer)
+    gateway = _gateway(w, orders[0].order.asset, tmp_path, dispatcher_ttl_s=0)
+    assert gateway.handle(orders[0].payload).status == "accepted"
     MarketRegistryClient(w.conn, w.manifest.address("MarketRegistry")).set_dispatcher(
         w.market, keys.new_account().address, sender=deployer)
-    ack = _gateway(w, orders[0].order.asset, tmp_path).handle(orders[0].payload)
+    ack = gateway.handle(_resign(orders[0], old, w, order_id=keccak(text="after rotation")))
     assert ack.status == "rejected" and "dispatcher" in str(ack.reason)
     with pytest.raises(DispatchError, match="is not the market's dispatcher"):
         dispatch_result(w.result_id, {}, [], isp_seconds=ISP, dispatcher=old,
