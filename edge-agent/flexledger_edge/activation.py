@@ -40,6 +40,7 @@ ORDER_TYPE = (
 DIRECTIONS = ("UP", "DOWN")  # index = the on-chain uint8
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PROOF_DEPTH = 40
+MAX_PROOFS = 672  # a week of 15-minute ISPs
 # The offer's fields in OrderBook.Offer's order, with their ABI types (for ClearingCommitment.offerDigest).
 OFFER_FIELDS = (
     ("market", "uint32"), ("asset", "uint64"), ("portfolio", "uint32"), ("start", "uint64"), ("isps", "uint16"),
@@ -230,8 +231,10 @@ def _award(data: Any) -> AwardEvidence:
             offer[name] = _hex(data["offer"].get(name), f"award.offer.{name}", 32)
         else:
             offer[name] = _uint(data["offer"], name, int(kind[4:]))
+    if len(data["proofs"]) > MAX_PROOFS:
+        raise OrderError(f"malformed order: more than {MAX_PROOFS} award proofs")
     proofs = []
-    for item in data["proofs"][:1000]:
+    for item in data["proofs"]:
         if not isinstance(item, dict) or not isinstance(item.get("proof"), list) or len(item["proof"]) > MAX_PROOF_DEPTH:
             raise OrderError("malformed order: each award proof needs chunk, requestId, ispStart, powerW, levelW, proof")
         proofs.append(AwardProof(
