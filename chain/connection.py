@@ -11,6 +11,8 @@ import requests
 from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3RPCError
 
+from flexledger.redaction import redact_url, scrub_urls
+
 from .errors import ChainError, RpcUnreachableError
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ class ChainConnection:
         except (requests.ConnectionError, requests.Timeout, OSError) as exc:
             raise RpcUnreachableError(self.rpc_url, type(exc).__name__) from exc
         if "error" in response:
-            raise ChainError(f"{method} failed at {self.rpc_url}: {response['error']}")
+            raise ChainError(f"{method} failed at {self.display_url}: {scrub_urls(str(response['error']), self.rpc_url)}")
         return response.get("result")
 
     @property
@@ -97,6 +99,11 @@ class ChainConnection:
             except Web3RPCError as exc:
                 raise RpcUnreachableError(self.rpc_url, str(exc)) from exc
         return self._chain_id
+
+    @property
+    def display_url(self) -> str:
+        """The RPC URL fit to print or write (no password, no API key)."""
+        return redact_url(self.rpc_url)
 
     def client_version(self) -> str:
         return str(self.request("web3_clientVersion"))
@@ -117,7 +124,7 @@ class ChainConnection:
     def revert(self, snapshot_id: str) -> None:
         """Go back to a snapshot; the signers' cached nonces are forgotten with it."""
         if not self.request("evm_revert", [snapshot_id]):
-            raise ChainError(f"the node at {self.rpc_url} has no snapshot {snapshot_id}")
+            raise ChainError(f"the node at {self.display_url} has no snapshot {snapshot_id}")
         for signer in self._signers:
             signer.forget_nonce()
 

@@ -78,7 +78,7 @@ class Manifest:
         for name, deployed in self.contracts.items():
             if conn.w3.eth.get_code(deployed.address) in (b"", b"\x00"):  # type: ignore[arg-type]
                 raise ManifestError(
-                    f"{name} has no code at {deployed.address} on chain {conn.chain_id} ({conn.rpc_url}): "
+                    f"{name} has no code at {deployed.address} on chain {conn.chain_id} ({conn.display_url}): "
                     "the chain was reset since the manifest was written",
                     hint="run `flexledger deploy` again",
                 )
