@@ -168,7 +168,7 @@ class BrokerUsers:
     def add(self, name: str, *, publish: list[str] | tuple[str, ...] = (),
             subscribe: list[str] | tuple[str, ...] = ()) -> str:
         """Make (or remake, with a new password) the user ``name``; its password."""
-        if not name or any(c in name for c in "/+#\0") or len(name) > 128:
+        if not name or any(c in name for c in "/+#:\0") or len(name) > 128:
             raise ConfigurationError(f"{name!r} cannot be a broker user (it is its MQTT client id too)",
                                      hint="use letters, digits, '-', '_' and '.'")
         password = secrets.token_urlsafe(32)

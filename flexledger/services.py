@@ -50,8 +50,10 @@ def check_broker(url: str, timeout: float = 5.0, *, client_id: str = "", ca_file
     the readings: "ok" only when the broker accepts these credentials *and* grants the subscription,
     so a broker that lets anyone in, or this user read nothing, is not reported fine.
 
-    The check connects under ``<client_id>-check`` with a clean session: never under the oracle's
-    own id, whose persistent session a clean CONNECT would wipe.
+    The check connects under ``<client_id>:check`` with a clean session: never under the oracle's
+    own id, whose persistent session a clean CONNECT would wipe (the embedded broker lets a user
+    use ``<user>:<anything>``; a broker that forces the client id to the user name must not be
+    used, for the same reason).
     """
     import paho.mqtt.client as mqtt
 
@@ -76,7 +78,7 @@ def check_broker(url: str, timeout: float = 5.0, *, client_id: str = "", ca_file
         outcome["granted"] = "yes" if not any(c.is_failure for c in codes) else "no"
         subscribed.set()
 
-    check_id = f"{client_id}-check" if client_id else ""
+    check_id = f"{client_id}:check" if client_id else ""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=check_id, clean_session=True,
                          protocol=mqtt.MQTTv311)
     try:

@@ -57,7 +57,9 @@ function inOrder (fn) {
 // flexledger generates, so a slow hash would add nothing) and the topic filters it may publish to
 // and subscribe to. A client must present its user's name as its client id: a persistent session
 // (the oracle's, an edge agent's) then belongs to whoever holds that user's password, and a stranger
-// can neither take it over nor wipe it with a clean CONNECT. No anonymous client is admitted.
+// can neither take it over nor wipe it with a clean CONNECT. `<user>:<anything>` is the user's too
+// (`config --check` connects as `<oracle>:check`, never under the oracle's own session). No anonymous
+// client is admitted.
 // The file is read again when it changes, so a user added with `flexledger broker user add` counts
 // at its next CONNECT.
 let users = null
@@ -105,7 +107,7 @@ if (values.users) {
       process.stderr.write(`mqtt-broker: cannot read ${values.users}: ${err.message}\n`)
     }
     let ok = false
-    if (known && password && client.id === username) {
+    if (known && password && (client.id === username || client.id.startsWith(`${username}:`))) {
       const digest = createHash('sha256').update(Buffer.from(known.salt, 'hex')).update(password).digest()
       const expected = Buffer.from(known.hash, 'hex')
       ok = expected.length === digest.length && timingSafeEqual(expected, digest)
