@@ -5,9 +5,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3RPCError
 
@@ -53,13 +55,28 @@ class GasLog:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
+    """Whether requests to ``url`` go to this machine. The host is read the way the HTTP library that
+    sends them (requests, urllib3) reads it, and must be the one the standard parser reads too: a URL
+    the two read differently (``http://HOST\\@127.0.0.1/`` goes to HOST) is not loopback."""
+    try:
+        sent = parse_url(requests.Request("POST", url).prepare().url or "").host or ""
+        written = urlsplit(url).hostname or ""
+    except (ValueError, requests.RequestException, LocationParseError):
+        return False
+    host = sent.strip("[]").lower()
+    if host != written.lower():
+        return False
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# What a development node says it is, and a method only that kind of node answers: a production
+# node run on this machine with a development chain id (Besu tutorials use 1337) answers neither.
+DEV_NODE_PROBES = (("anvil/", "anvil_nodeInfo"), ("hardhatnetwork/", "hardhat_metadata"))
 
 
 class ChainConnection:
@@ -70,6 +87,7 @@ class ChainConnection:
         self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         self.gas_log = GasLog()
         self._chain_id: int | None = None
+        self._dev_chain: bool | None = None
         self._signers: list[Signer] = []
 
     @classmethod
@@ -109,8 +127,23 @@ class ChainConnection:
         return str(self.request("web3_clientVersion"))
 
     def is_local_dev_chain(self) -> bool:
-        """True only for a development chain id served from this machine."""
-        return self.chain_id in DEV_CHAIN_IDS and is_loopback_url(self.rpc_url)
+        """True only for a development node (anvil, Hardhat: by its client version and a method only it
+        answers) with a development chain id, served from this machine."""
+        if self._dev_chain is None:
+            self._dev_chain = (self.chain_id in DEV_CHAIN_IDS and is_loopback_url(self.rpc_url)
+                               and self._is_dev_node())
+        return self._dev_chain
+
+    def _is_dev_node(self) -> bool:
+        try:
+            version = self.client_version().lower()
+            for prefix, method in DEV_NODE_PROBES:
+                if version.startswith(prefix):
+                    self.request(method)
+                    return True
+        except ChainError:
+            return False
+        return False
 
     def register_signer(self, signer: Signer) -> None:
         if signer not in self._signers:
