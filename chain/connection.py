@@ -11,6 +11,7 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 from web3 import HTTPProvider, Web3
+from web3.types import BlockIdentifier
 from web3.exceptions import Web3RPCError
 
 from flexledger.redaction import redact_url, scrub_urls
@@ -74,6 +75,18 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+# A node refusing an eth_getLogs range says so in words of its own (Besu: "exceeds max block range",
+# Infura/Alchemy: "query returned more than 10000 results", "block range is too large", Geth:
+# "too many"); a code -32005 (limit exceeded) or such words mean: ask for a smaller range.
+LOG_RANGE_REFUSALS = ("range", "too many", "too large", "limit", "exceed", "more than", "-32005", "response size")
+FIRST_LOG_RANGE = 10_000
+
+
+def is_log_range_refusal(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(words in text for words in LOG_RANGE_REFUSALS)
+
+
 # What a development node says it is, and a method only that kind of node answers: a production
 # node run on this machine with a development chain id (Besu tutorials use 1337) answers neither.
 DEV_NODE_PROBES = (("anvil/", "anvil_nodeInfo"), ("hardhatnetwork/", "hardhat_metadata"))
@@ -88,6 +101,10 @@ class ChainConnection:
         self.gas_log = GasLog()
         self._chain_id: int | None = None
         self._dev_chain: bool | None = None
+        # eth_getLogs pages: the range the node last served (halved at each refusal, kept for the
+        # next query) and each known contract's deployment block (no log of it lies before)
+        self.log_range = FIRST_LOG_RANGE
+        self.deployment_blocks: dict[str, int] = {}
         self._signers: list[Signer] = []
 
     @classmethod
@@ -117,6 +134,34 @@ class ChainConnection:
             except Web3RPCError as exc:
                 raise RpcUnreachableError(self.rpc_url, str(exc)) from exc
         return self._chain_id
+
+    def get_logs(self, params: dict[str, Any], from_block: int, to_block: BlockIdentifier) -> list[Any]:
+        """``eth_getLogs`` for ``params`` over ``from_block``..``to_block``, asked in pages: from the
+        address's deployment block when known, in ranges the node accepts (halved on each refusal of
+        a range or of a result too large, down to one block), in block order."""
+        address = str(params.get("address", "")).lower()
+        first = max(from_block, self.deployment_blocks.get(address, 0))
+        if isinstance(to_block, int):
+            last = to_block
+        elif to_block == "latest":
+            last = int(self.w3.eth.block_number)
+        else:
+            last = int(self.w3.eth.get_block(to_block)["number"])
+        logs: list[Any] = []
+        start = first
+        while start <= last:
+            end = min(last, start + self.log_range - 1)
+            try:
+                logs += self.w3.eth.get_logs({**params, "fromBlock": start, "toBlock": end})  # type: ignore[typeddict-item]
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise RpcUnreachableError(self.rpc_url, type(exc).__name__) from exc
+            except Exception as exc:
+                if end == start or not is_log_range_refusal(exc):
+                    raise
+                self.log_range = max(1, (end - start + 1) // 2)
+                continue
+            start = end + 1
+        return logs
 
     @property
     def display_url(self) -> str:

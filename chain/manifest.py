@@ -71,10 +71,16 @@ class Manifest:
         except (ValueError, TypeError, KeyError) as exc:
             raise ManifestError(f"the manifest {path} is not readable: {exc}", hint="deploy again") from exc
 
+    def register_blocks(self, conn: ChainConnection) -> None:
+        """Tell the connection each contract's deployment block: its event queries start there."""
+        for deployed in self.contracts.values():
+            conn.deployment_blocks[deployed.address.lower()] = deployed.block
+
     def check(self, conn: ChainConnection, path: Path | str = "manifest") -> None:
         """Fail unless the connected chain is the manifest's and every contract has code there."""
         if conn.chain_id != self.chain_id:
             raise ManifestChainMismatchError(str(path), self.chain_id, conn.chain_id, conn.rpc_url)
+        self.register_blocks(conn)
         for name, deployed in self.contracts.items():
             if conn.w3.eth.get_code(deployed.address) in (b"", b"\x00"):  # type: ignore[arg-type]
                 raise ManifestError(
