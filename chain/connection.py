@@ -11,8 +11,8 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 from web3 import HTTPProvider, Web3
-from web3.types import BlockIdentifier
 from web3.exceptions import Web3RPCError
+from web3.types import BlockIdentifier
 
 from flexledger.redaction import redact_url, scrub_urls
 
@@ -105,6 +105,7 @@ class ChainConnection:
         # next query) and each known contract's deployment block (no log of it lies before)
         self.log_range = FIRST_LOG_RANGE
         self.deployment_blocks: dict[str, int] = {}
+        self.verified_manifests: set[str] = set()  # manifests whose code and wiring were verified here
         self._signers: list[Signer] = []
 
     @classmethod

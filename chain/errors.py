@@ -78,6 +78,19 @@ class ManifestChainMismatchError(ManifestError):
         self.node_chain_id = node_chain_id
 
 
+class ManifestVerificationError(ManifestError):
+    """A manifest's contracts are not the compiled ones, or not wired to each other: nothing it names
+    can be trusted, so nothing is audited through it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "the manifest does not describe the market's contracts: " + "; ".join(problems),
+            hint="get the deployment's manifest from the market operator again (or `flexledger deploy` on a "
+            "development chain); compare each address with the chain's own records",
+        )
+        self.problems = problems
+
+
 class DevKeyRefusedError(ChainError):
     """A well-known development key was about to be used on a chain that is not a local dev chain."""
 
