@@ -321,3 +321,19 @@ def test_cli_with_a_configured_broker_says_the_embedded_one_is_unused(
     assert "secret" not in result.exception.message
     assert result.exception.hint is not None and "FLEXLEDGER_MQTT_URL" in result.exception.hint
     assert not (tmp_path / "broker.json").exists()
+
+
+def test_cli_broker_users(tmp_path: Path) -> None:
+    """Users are made, listed (never with their passwords) and removed; the file is private."""
+    made = _cli("user", "add-meter", "0x" + "AB" * 20, "--asset", "7", "--json", data_dir=tmp_path)
+    assert made.exit_code == 0, made.output
+    user = json.loads(made.stdout)
+    assert user["user"] == user["client_id"] == "flexledger-edge-0x" + "ab" * 20
+    assert user["publish"] == ["flexledger/v1/readings/0x" + "ab" * 20, "flexledger/v1/acks/7"]
+    assert user["subscribe"] == ["flexledger/v1/orders/7"] and len(user["password"]) >= 40
+    listed = _cli("user", "list", "--json", data_dir=tmp_path)
+    assert [u["user"] for u in json.loads(listed.stdout)] == [user["user"]]
+    assert user["password"] not in (tmp_path / "broker-users.json").read_text()
+    assert (tmp_path / "broker-users.json").stat().st_mode & 0o077 == 0
+    assert _cli("user", "add", "bad/name", data_dir=tmp_path).exit_code != 0
+    assert json.loads(_cli("user", "remove", user["user"], "--json", data_dir=tmp_path).stdout) == {"removed": True}
