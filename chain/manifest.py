@@ -119,6 +119,7 @@ class Manifest:
             if not runtime_code_matches(code, bytes.fromhex(artifact.deployed_bytecode.removeprefix("0x"))):
                 problems.append(f"{name} at {deployed.address} is not the compiled {name}")
                 continue
+            problems += self._check_deployment(conn, name, deployed)
             client = type(f"{name}Reader", (ContractClient,), {"CONTRACT": name})(conn, deployed.address)
             for getter, expected in self._pointers(artifact.abi):
                 if expected is None:
@@ -129,8 +130,29 @@ class Manifest:
                     problems.append(f"{name}.{getter}() is {named}, not the manifest's {expected} "
                                     f"{self.contracts[expected].address}")
         if problems:
+            for deployed in self.contracts.values():  # none of its deployment blocks bounds a query
+                conn.deployment_blocks.pop(deployed.address.lower(), None)
             raise ManifestVerificationError(problems)
         conn.verified_manifests.add(key)
+
+    @staticmethod
+    def _check_deployment(conn: ChainConnection, name: str, deployed: DeployedContract) -> list[str]:
+        """The deployment block bounds every event query of the contract: a block later than the
+        real one would hide events. The deployment transaction must have created this address in
+        that block; a node that no longer indexes the transaction leaves the queries starting at
+        block 0 instead."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            receipt = conn.w3.eth.get_transaction_receipt(deployed.tx_hash)  # type: ignore[arg-type]
+        except (TransactionNotFound, ValueError):
+            conn.deployment_blocks[deployed.address.lower()] = 0
+            return []
+        created = str(receipt.get("contractAddress") or "")
+        if created.lower() != deployed.address.lower() or int(receipt["blockNumber"]) != deployed.block:
+            return [f"{name}'s deployment transaction {deployed.tx_hash} created {created or 'nothing'} in block "
+                    f"{receipt['blockNumber']}, not {deployed.address} in block {deployed.block}"]
+        return []
 
     def _pointers(self, abi: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
         """Each address getter without arguments, and the manifest contract it must name: by its

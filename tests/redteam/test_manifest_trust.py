@@ -78,3 +78,12 @@ def test_RT12_only_immutable_slots_may_differ() -> None:
     changed[len(compiled) // 3] ^= 0x01  # anything else
     assert not runtime_code_matches(bytes(changed), compiled)
     assert not runtime_code_matches(compiled + b"\x00", compiled)
+
+
+def test_RT12_a_later_deployment_block_cannot_hide_events(conn: ChainConnection, manifest: Manifest) -> None:
+    """Event queries start at the manifest's deployment block: a forged, later one is refused."""
+    forged = copy.deepcopy(manifest)
+    deployed = forged.contracts["Settlement"]
+    forged.contracts["Settlement"] = dataclasses.replace(deployed, block=deployed.block + 5)
+    with pytest.raises(ManifestVerificationError, match="deployment transaction"):
+        forged.verify(conn)
