@@ -113,7 +113,7 @@ def show_config(
     json_: bool = JsonOption,
 ) -> None:
     """Show the effective configuration (and, with --check, whether its services answer)."""
-    from flexledger.broker import install_client_id, mqtt_tls
+    from flexledger.broker import install_client_id, local_broker, mqtt_tls, oracle_broker
     from flexledger.services import check_broker, check_database
 
     settings = STATE.settings
@@ -124,6 +124,9 @@ def show_config(
             statuses.append(check_broker(settings.mqtt_url, client_id=install_client_id(settings.data_dir)
                                          if settings.mqtt_client_id is None else settings.mqtt_client_id,
                                          **mqtt_tls(settings)))
+        elif local_broker(settings).status() is not None:  # the embedded broker, as the oracle uses it
+            url, client_id = oracle_broker(settings, start_local=False)
+            statuses.append(check_broker(url, client_id=client_id))
         out["services"] = [s.__dict__ for s in statuses]
     if json_:
         emit_json(out)

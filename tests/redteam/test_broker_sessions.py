@@ -251,3 +251,24 @@ def test_RT6_a_client_certificate_is_honoured(tmp_path: Path) -> None:
     status = check_broker(f"mqtts://127.0.0.1:{free_port()}", cert_file=str(tmp_path / "missing.pem"),
                           key_file=str(key), timeout=2)
     assert not status.ok
+
+
+def test_RT6_config_check_checks_the_embedded_broker_as_the_oracle(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flexledger.cli.app import app
+
+    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
+    broker = LocalBroker(tmp_path / "data", port=free_port())
+    broker.start()
+    try:
+        result = CliRunner().invoke(app, ["config", "--check", "--json"])
+    finally:
+        broker.stop()
+    assert result.exit_code == 0, result.output
+    services = {s["name"]: s for s in json.loads(result.stdout)["services"]}
+    assert services["broker"]["ok"], services["broker"]
+    assert "authenticated as flexledger-oracle-" in services["broker"]["detail"]
