@@ -272,3 +272,21 @@ def test_RT6_config_check_checks_the_embedded_broker_as_the_oracle(tmp_path: Pat
     services = {s["name"]: s for s in json.loads(result.stdout)["services"]}
     assert services["broker"]["ok"], services["broker"]
     assert "authenticated as flexledger-oracle-" in services["broker"]["detail"]
+
+
+def test_RT4_an_edge_agent_session_cannot_be_taken(broker: tuple[LocalBroker, BrokerInfo]) -> None:
+    """The same attack on a gateway's id (flexledger-edge-<meter>) would keep it offline and take its
+    orders: anonymous, with another meter's password, or the oracle's, the id is refused."""
+    local, info = broker
+    meter, other = "0x" + "a1" * 20, "0x" + "b2" * 20
+    agent_url = local.client_url(info, meter_user(meter, 5))
+    own = meter_user(meter).name
+    attempts = [_connect(info.port, own, clean=True),
+                _connect(info.port, own, url=local.client_url(info, meter_user(other, 6))),
+                _connect(info.port, own, url=local.oracle_url(info)[0])]
+    for client, reason in attempts:
+        _close(client)
+        assert reason != "Success", reason
+    agent, reason = _connect(info.port, own, url=agent_url, clean=False)
+    _close(agent)
+    assert reason == "Success"
