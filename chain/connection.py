@@ -84,6 +84,8 @@ FIRST_LOG_RANGE = 10_000
 
 def is_log_range_refusal(exc: Exception) -> bool:
     text = str(exc).lower()
+    if "rate limit" in text or "429" in text:  # asking smaller would only ask more often
+        return False
     return any(words in text for words in LOG_RANGE_REFUSALS)
 
 
