@@ -30,7 +30,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from flexledger.broker import BrokerError, LocalBroker
+from flexledger.broker import BrokerError, BrokerUser, LocalBroker, meter_user
 from flexledger.chain.bindings import AssetRegistryClient, MeterOracleClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -40,9 +40,10 @@ from flexledger.dispatch import SignedActivation
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_due, proof_for
-from flexledger.oracle.consumer import OracleConsumer
+from flexledger.oracle.consumer import BrokerEndpoint, OracleConsumer
 from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import ChainMeters, Verifier
+from flexledger.redaction import redact_url
 from flexledger.times import iso
 from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.clock import AcceleratedClock
@@ -97,7 +98,7 @@ class ModbusGateways:
     """
 
     def __init__(self, meters: list[tuple[int, LocalAccount, int]], *, day: int, chain_id: int, oracle: str,
-                 broker_url: str, folder: Path, plan: DeliveryPlan,
+                 broker_url: Callable[[int, str], str], folder: Path, plan: DeliveryPlan,
                  orders: Mapping[int, list[SignedActivation]] | None = None, chain: dict[str, Any] | None = None) -> None:
         self.meters = meters
         self.orders = dict(orders or {})
@@ -134,7 +135,7 @@ mode = "development"  # a simulation: a real gateway names an encrypted keystore
 [meter]
 private_key = "0x{bytes(meter.key).hex()}"  # a simulation: a real gateway names a keystore
 [broker]
-url = "{self.broker_url}"
+url = "{self.broker_url(asset, meter.address)}"
 [driver]
 kind = "modbus"
 host = "{where.host}"
@@ -243,32 +244,59 @@ def metering_step(
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     separator = read_domain(conn, oracle.address).separator()
     engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
+    # The embedded broker admits only its users, each under its own client id: the oracle, the
+    # simulated meters' publisher, and one user per Modbus gateway (what `flexledger broker user add`
+    # makes for a real one). A configured broker is used as its URL says.
     broker = None if settings.mqtt_url else LocalBroker(folder / "broker")
-    url = settings.mqtt_url or broker.start().url  # type: ignore[union-attr]
+    info = broker.start() if broker is not None else None
+    if broker is not None and info is not None:
+        url, oracle_id = broker.oracle_url(info)
+        meters_url = broker.client_url(info, BrokerUser("flexledger-demo-meters", ("flexledger/v1/readings/+",), ()))
+        dispatcher_id = "flexledger-demo-dispatcher"
+        dispatcher_url = broker.client_url(info, BrokerUser(dispatcher_id, ("flexledger/v1/orders/+",),
+                                                            ("flexledger/v1/acks/+",)))
+
+        def gateway_url(asset: int, meter: str) -> str:
+            return broker.client_url(info, meter_user(meter, asset))
+    else:
+        url, oracle_id, meters_url = settings.mqtt_url or "", "flexledger-demo-oracle", settings.mqtt_url or ""
+        dispatcher_id, dispatcher_url = "flexledger-demo-dispatcher", settings.mqtt_url or ""
+
+        def gateway_url(asset: int, meter: str) -> str:
+            return url
     meters_on_chain = ChainMeters(roles, assets)
     consumer = OracleConsumer(url, engine, Verifier(separator, meters_on_chain.problem,
                                                     prefetch=meters_on_chain.prefetch), market,
-                              client_id="flexledger-demo-oracle", clock=conn.latest_timestamp)
+                              client_id=oracle_id, clock=conn.latest_timestamp)
     consumer.start()
     if not consumer.wait_subscribed():
-        raise BrokerError(f"the oracle could not subscribe at {url}", hint="check the broker (flexledger broker status)")
+        raise BrokerError(f"the oracle could not subscribe at {redact_url(url)}",
+                          hint="check the broker (flexledger broker status)")
     domain = OracleDomain(conn.chain_id, oracle.address)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flexledger-demo-meters")
-    host, port = url.split("://")[1].rsplit(":", 1)
-    publisher.connect(host.split("@")[-1], int(port))
+    meters_endpoint = BrokerEndpoint.from_url(meters_url)
+    meters_endpoint.apply(publisher)
+    publisher.connect(meters_endpoint.host, meters_endpoint.port)
     publisher.loop_start()
     modbus, simulated = meters[:MODBUS_METERS], meters[MODBUS_METERS:]
     chain = {"rpc_url": conn.rpc_url, "market": market, "market_registry": manifest.address("MarketRegistry"),
              "clearing_commitment": manifest.address("ClearingCommitment"),
              "asset_registry": manifest.address("AssetRegistry")}
-    gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=url,
+    gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=gateway_url,
                               folder=folder, plan=plan, orders=activations, chain=chain)
+    # the dispatcher is the one broker user that may publish orders (the gateways only read their asset's)
+    dispatcher_client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=dispatcher_id)
+    dispatcher_endpoint = BrokerEndpoint.from_url(dispatcher_url)
+    dispatcher_endpoint.apply(dispatcher_client)
+    dispatcher_client.connect(dispatcher_endpoint.host, dispatcher_endpoint.port)
+    dispatcher_client.loop_start()
     disputed = plan.deliveries[plan.disputed] if plan.disputed is not None else None
     kept_original: SignedReading | None = None  # the disputed reading, as the prosumer's gateway keeps it
     sent = modbus_sent = 0
     try:
         gateways.start()
-        dispatched = gateways.dispatch(lambda topic, payload: publisher.publish(topic, payload, qos=1).wait_for_publish(5))
+        dispatched = gateways.dispatch(
+            lambda topic, payload: dispatcher_client.publish(topic, payload, qos=1).wait_for_publish(5))
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("meters sign their readings and publish them (QoS 1)",
                                      total=len(simulated) * len(ISPS))
@@ -297,6 +325,8 @@ def metering_step(
         gateways.stop()
         publisher.loop_stop()
         publisher.disconnect()
+        dispatcher_client.loop_stop()
+        dispatcher_client.disconnect()
         consumer.stop()
         if broker is not None:
             broker.stop()

@@ -18,7 +18,8 @@ A minimal simulated gateway::
     url = "mqtt://127.0.0.1:1883"     # or mqtts://host:8883 (TLS)
     # username = "gw-17"; password_env = "BROKER_PASSWORD" (or password = "...")
     # ca_file = "ca.pem"; cert_file = "client.pem"; key_file = "client.key"
-    # client_id = "..."               # default: random per install, kept in <state_dir>/client-id
+    # client_id = "..."               # default: the username; without one, random per install
+    #                                   (kept in <state_dir>/client-id)
 
     [driver]
     kind = "simulated"                # base_load_w, pv_peak_w, seed
