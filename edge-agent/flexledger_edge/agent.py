@@ -119,8 +119,8 @@ class EdgeAgent:
         self.outbox = Outbox(config.outbox_path, isp_seconds=config.isp_seconds)
         # a broker that authenticates binds the session to the user: the id is the user name there;
         # an anonymous one must not be handed a guessable id (anyone could take the session over)
-        client_id = config.broker.client_id or config.broker.username or install_client_id(config.client_id_path)
-        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, client_id),
+        self.client_id = config.broker.client_id or config.broker.username or install_client_id(config.client_id_path)
+        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, self.client_id),
                                           backoff=backoff)
         self.orders: OrderHandler | None = None
         self.left_in_outbox = 0

@@ -158,5 +158,10 @@ def test_the_mqtt_client_id_is_random_per_install_and_kept(write_config: Callabl
     other = load_config(write_config(state_dir="other-state"))
     assert install_client_id(other.client_id_path) != first
     agent = EdgeAgent(config, StepClock(START), session_factory=lambda _c: None)  # type: ignore[arg-type,return-value]
-    assert EdgeAgent.__init__ is not None and agent.meter.lower() not in first
+    assert agent.client_id == first and agent.meter.lower() not in first
     agent.outbox.close()
+    # with a broker user, the id is the user's: a broker that authenticates binds the session to it
+    named = load_config(write_config(broker={"url": "mqtt://127.0.0.1:1", "username": "gw-7", "password": "p"}))
+    with_user = EdgeAgent(named, StepClock(START), session_factory=lambda _c: None)  # type: ignore[arg-type,return-value]
+    assert with_user.client_id == "gw-7"
+    with_user.outbox.close()

@@ -41,7 +41,8 @@ def _wait(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    local = LocalBroker(tmp_path / "broker", port=free_port())
+    # an open broker, as in the reproduction: the agent's defence must not depend on the broker's ACLs
+    local = LocalBroker(tmp_path / "broker", port=free_port(), auth=False)
     info = local.start()
     try:
         yield info.url, info.port
