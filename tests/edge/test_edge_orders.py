@@ -212,7 +212,7 @@ FIELDS = ["orderId", "market", "asset", "ispStart", "isps", "direction", "powerW
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(FIELDS), value=st.integers(0, 2**64 - 1), other=st.binary(min_size=32, max_size=32))
-def test_RT2_class_any_field_changed_after_signing_is_refused(  # noqa: N802 (named after the finding)
+def test_RT2_class_any_field_changed_after_signing_is_refused(
     tmp_path_factory: pytest.TempPathFactory, field: str, value: int, other: bytes
 ) -> None:
     """An order the dispatcher signed, with any one field changed in transit (a squatter stretching isps,

@@ -92,7 +92,7 @@ NOW = 1_800_000_000 - 1_800_000_000 % 900  # an ISP boundary
 TEN_YEARS = 10 * 365 * 86_400
 
 
-def test_RT14_a_far_future_isp_is_quarantined_and_blocks_nothing(  # noqa: N802 (named after the finding)
+def test_RT14_a_far_future_isp_is_quarantined_and_blocks_nothing(
     tmp_path: Path, meter_key: bytes, domain: OracleDomain
 ) -> None:
     """poc_edge_clock_jump.py: a reading for an ISP ten years ahead is not signed (quarantined); the
@@ -111,7 +111,7 @@ def test_RT14_a_far_future_isp_is_quarantined_and_blocks_nothing(  # noqa: N802 
         assert len(outbox.quarantined()) == 3
 
 
-def test_RT14_an_isp_signed_while_the_clock_was_ahead_does_not_block_later_ones(  # noqa: N802 (named after the finding)
+def test_RT14_an_isp_signed_while_the_clock_was_ahead_does_not_block_later_ones(
     tmp_path: Path, meter_key: bytes, domain: OracleDomain
 ) -> None:
     """The clock itself jumped: the agent signed the future ISP with the future clock. Once the clock is
@@ -127,7 +127,7 @@ def test_RT14_an_isp_signed_while_the_clock_was_ahead_does_not_block_later_ones(
         assert [r.sequence for r in outbox.pending()] == [1, 2, 3, 4]
 
 
-def test_RT14_a_schema_1_outbox_keeps_its_last_isp_signed_once(  # noqa: N802 (named after the finding)
+def test_RT14_a_schema_1_outbox_keeps_its_last_isp_signed_once(
     tmp_path: Path, meter_key: bytes, domain: OracleDomain
 ) -> None:
     """An outbox written before the clock bounds (schema 1) with a future last ISP: upgraded in place,
@@ -156,7 +156,7 @@ def test_RT14_a_schema_1_outbox_keeps_its_last_isp_signed_once(  # noqa: N802 (n
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.integers(-200, 200), st.integers(-3, 3), st.booleans()), min_size=1, max_size=25))
-def test_RT14_class_no_isp_twice_and_no_reading_blocked_by_a_jump(  # noqa: N802 (named after the finding)
+def test_RT14_class_no_isp_twice_and_no_reading_blocked_by_a_jump(
     tmp_path_factory: pytest.TempPathFactory, meter_key: bytes, domain: OracleDomain,
     steps: list[tuple[int, int, bool]],
 ) -> None:

@@ -63,7 +63,7 @@ def _agent(tmp_path: Path, url: str) -> EdgeAgent:
 
 
 @pytest.mark.slow
-def test_RT2_orders_from_anyone_but_the_markets_dispatcher_are_refused(tmp_path: Path, broker: tuple[str, int]) -> None:  # noqa: N802 (named after the finding)
+def test_RT2_orders_from_anyone_but_the_markets_dispatcher_are_refused(tmp_path: Path, broker: tuple[str, int]) -> None:
     url, port = broker
     agent = _agent(tmp_path, url)
     stop = threading.Event()
