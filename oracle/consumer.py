@@ -4,7 +4,9 @@ It subscribes with QoS 1 on a persistent session (so the broker keeps what arriv
 oracle is down) and acknowledges each message by hand after the transaction that stored it (or
 counted its refusal) has committed: if the oracle is killed in between, the broker delivers the
 message again and the store keeps it once. Messages are taken in batches (one transaction per
-batch) because a commit per reading would cap the rate far below what the meters send.
+batch) because a commit per reading would cap the rate far below what the meters send. A message
+that cannot be stored (its data, not the database) is quarantined and acknowledged, never retried
+for ever with the batch it came in (``ingest.ingest_isolating``).
 
 A message is acknowledged only on the connection that delivered it. After a reconnection (the
 broker restarted, the network dropped) the broker sends the unacknowledged messages again under
@@ -25,8 +27,7 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from sqlalchemy.engine import Engine
 
-from .ingest import ingest_batch
-from .store import session
+from .ingest import ingest_isolating
 from .verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,9 @@ class OracleConsumer:
     def _process(self, messages: list[tuple[int, mqtt.MQTTMessage]]) -> None:
         now = int(self.clock())
         try:
-            with session(self.engine) as s:
-                outcomes = ingest_batch(s, self.verifier, self.market, [bytes(m.payload) for _, m in messages], now)
-        except Exception:  # the database is down: nothing is acknowledged, the broker keeps the messages
+            outcomes = ingest_isolating(self.engine, self.verifier, self.market,
+                                        [bytes(m.payload) for _, m in messages], now)
+        except Exception:  # the database or the chain is out of reach: nothing is acknowledged
             log.exception("storing a batch of %d readings failed; they stay unacknowledged", len(messages))
             time.sleep(1.0)
             for item in messages:
