@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -232,8 +233,10 @@ def _insert(s: Session):  # type: ignore[no-untyped-def]
 
 def bind_market(s: Session, market: int) -> None:
     """Record the market this store serves, or refuse another one (``StoreMarketError``)."""
-    s.execute(_insert(s)(StoreInfo).values(key="market", value=str(market)).on_conflict_do_nothing())
     bound = s.scalar(select(StoreInfo.value).where(StoreInfo.key == "market"))
+    if bound is None:  # written only once: a read after that takes no write lock (SQLite)
+        s.execute(_insert(s)(StoreInfo).values(key="market", value=str(market)).on_conflict_do_nothing())
+        bound = s.scalar(select(StoreInfo.value).where(StoreInfo.key == "market"))
     if bound != str(market):
         raise StoreMarketError(
             f"this oracle store serves market {bound}, not market {market}",
@@ -309,6 +312,21 @@ def conflicts(s: Session, *, meter: str | None = None, isp_start: int | None = N
     if isp_start is not None:
         query = query.where(ConflictingReading.isp_start == isp_start)
     return list(s.scalars(query))
+
+
+def equivocations(s: Session, *, meter: str | None = None, isp_start: int | None = None) -> list[dict[str, Any]]:
+    """The conflicting readings (``conflicts``) each beside the reading kept for its meter and ISP,
+    JSON-ready: the evidence that a meter signed two things for one ISP."""
+    def signed(r: StoredReading | ConflictingReading) -> dict[str, Any]:
+        return {"sequence": r.sequence, "importWh": r.import_wh, "exportWh": r.export_wh,
+                "signature": "0x" + bytes(r.signature).hex(), "receivedAt": r.received_at}
+
+    out = []
+    for c in conflicts(s, meter=meter, isp_start=isp_start):
+        first = s.get(StoredReading, (c.meter, c.isp_start))
+        out.append({"meter": c.meter, "ispStart": c.isp_start, "kept": signed(first) if first else None,
+                    "conflicting": signed(c)})
+    return out
 
 
 def signed_readings_of(s: Session, meter: str, isp_start: int) -> list[StoredReading | ConflictingReading]:

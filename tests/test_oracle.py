@@ -5,7 +5,6 @@ refused with its reason and counted."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle_stores import postgresql_schema
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.bindings import (
@@ -156,16 +156,15 @@ def test_malformed_payloads_are_refused_never_raised(world: World, body: bytes) 
 
 @pytest.mark.services
 def test_the_store_keeps_a_reading_once_on_postgresql(world: World) -> None:
-    url = os.environ.get("FLEXLEDGER_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("no database named by FLEXLEDGER_TEST_DATABASE_URL")
-    engine = open_store(url)
-    now = world.conn.latest_timestamp()
-    body = payload(world, "good", sequence=int(now))  # a sequence no earlier run has used
-    with session(engine) as s:
-        assert ingest(s, world.verifier, world.market, body, now) == STORED
-    with session(engine) as s:
-        assert ingest(s, world.verifier, world.market, body, now) == Reason.DUPLICATE
+    with postgresql_schema() as url:
+        engine = open_store(url)
+        now = world.conn.latest_timestamp()
+        body = payload(world, "good", sequence=int(now))
+        with session(engine) as s:
+            assert ingest(s, world.verifier, world.market, body, now) == STORED
+        with session(engine) as s:
+            assert ingest(s, world.verifier, world.market, body, now) == Reason.DUPLICATE
+        engine.dispose()
 
 
 def test_the_contract_hashes_a_reading_as_the_meter_signs_it(world: World) -> None:
