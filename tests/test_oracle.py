@@ -392,3 +392,30 @@ def test_readings_out_of_order_are_each_kept_once(world: World) -> None:
     with session(world.engine) as s:
         kept = [[(r.sequence, r.import_wh) for r in readings_of_isp(s, t)] for t in isps]
     assert kept == [[(1, 100)], [(2, 200)], [(3, 300)]]
+
+
+def test_the_meter_cache_stays_bounded_under_a_flood_of_fresh_keys(world: World, manifest: Manifest) -> None:
+    """Readings signed by fresh keys (each valid, each a meter the chain never heard of) cost one
+    chain call per batch and push out only other refused keys: the known meters stay answered."""
+    asked: list[int] = []
+    assets = AssetRegistryClient(world.conn, manifest.address("AssetRegistry"))
+    real = assets.meter_states
+
+    def meter_states(meters: list[str]) -> tuple[list[int], list[bool]]:
+        asked.append(len(meters))
+        return real(meters)  # type: ignore[return-value]
+
+    assets.meter_states = meter_states  # type: ignore[method-assign]
+    meters = ChainMeters(RoleRegistryClient(world.conn, manifest.address("RoleRegistry")), assets, size=10,
+                         refused_size=50, batch=500)
+    good = world.meters["good"].address
+    assert meters.problem(good) is None
+    flood = [keys.new_account().address for _ in range(300)]
+    meters.prefetch(flood)
+    assert meters.cached() == (1, 50) and asked == [1, 300]
+    assert meters.problem(sorted(flood)[-1]) == Reason.UNKNOWN_METER and asked == [1, 300]
+    assert meters.problem(good) is None and asked == [1, 300]  # still known, not asked again
+    brief = ChainMeters(RoleRegistryClient(world.conn, manifest.address("RoleRegistry")), assets, refused_ttl=0.0)
+    brief.problem(flood[0])
+    brief.problem(flood[0])
+    assert asked[-2:] == [1, 1]  # a refused meter is asked again once its short while is over
