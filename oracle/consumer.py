@@ -8,6 +8,11 @@ batch) because a commit per reading would cap the rate far below what the meters
 that cannot be stored (its data, not the database) is quarantined and acknowledged, never retried
 for ever with the batch it came in (``ingest.ingest_isolating``).
 
+Acknowledgement is end to end: the broker's PUBACK tells a gateway only that the broker has a
+reading; once the oracle's transaction has committed, it publishes a receipt (QoS 1) on
+``flexledger/v1/receipts/<meter>`` with the reading's values and outcome, and a gateway keeps a
+reading until that receipt (the broker's ACL lets only the oracle write there).
+
 A message is acknowledged only on the connection that delivered it. After a reconnection (the
 broker restarted, the network dropped) the broker sends the unacknowledged messages again under
 new packet ids, so an acknowledgement carrying an old id could clear a different message that is
@@ -16,6 +21,7 @@ not stored yet; the old copies are stored (or found duplicate) and not acknowled
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -28,10 +34,23 @@ import paho.mqtt.client as mqtt
 from sqlalchemy.engine import Engine
 
 from .ingest import ingest_isolating
-from .verify import Verifier
+from .readings import MalformedReadingError, Reading, parse_payload
+from .verify import Reason, Verifier
 
 log = logging.getLogger(__name__)
 READINGS_TOPIC = "flexledger/v1/readings/+"
+
+
+def receipts_topic(meter: str) -> str:
+    """Where the oracle tells a meter's gateway what became of its readings."""
+    return f"flexledger/v1/receipts/{meter.lower()}"
+
+
+def receipt(reading: Reading, outcome: str) -> bytes:
+    """A receipt: the reading's signed values, so that a gateway clears exactly that reading, and
+    its outcome (``stored``, ``duplicate``, a refusal reason: every one is final)."""
+    return json.dumps({"meter": reading.meter, "ispStart": reading.isp_start, "sequence": reading.sequence,
+                       "importWh": reading.import_wh, "exportWh": reading.export_wh, "outcome": outcome}).encode()
 
 
 class OracleConsumer:
@@ -123,3 +142,17 @@ class OracleConsumer:
             for connection, m in messages:
                 if connection == self._connection:
                     self.client.ack(m.mid, m.qos)
+        for (_connection, m), outcome in zip(messages, outcomes, strict=True):
+            self._receipt(bytes(m.payload), outcome)
+
+    def _receipt(self, payload: bytes, outcome: str) -> None:
+        """Tell the meter's gateway what became of its reading, once that is committed. Only for a
+        reading its meter signed: a receipt for a forged one would let anyone clear a gateway's
+        outbox of the genuine reading before it got here."""
+        if outcome in (Reason.MALFORMED, Reason.BAD_SIGNATURE):
+            return
+        try:
+            reading, _signature = parse_payload(payload)
+        except MalformedReadingError:
+            return  # quarantined before it parsed: there is no meter to tell
+        self.client.publish(receipts_topic(reading.meter), receipt(reading, outcome), qos=1)
