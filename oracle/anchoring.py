@@ -44,6 +44,7 @@ from .store import (
 
 log = logging.getLogger(__name__)
 GONE = "gone"
+RECHECK_BLOCKS = 64  # how far back confirmed anchors are looked for again (deeper reorganisations are not)
 
 
 class ProofError(FlexledgerError):
@@ -194,14 +195,22 @@ def anchor_isp(engine: Engine, oracle: MeterOracleClient, market: int, isp_start
 
 def confirm_anchors(engine: Engine, oracle: MeterOracleClient, market: int,
                     confirmations: int | None = 0) -> dict[str, list[int]]:
-    """Check every pending anchor of the market against the chain (``_settle_status``): the ISPs
-    by what became of their anchors."""
+    """Check every pending anchor of the market against the chain (``_settle_status``), and the
+    confirmed ones of the last ``RECHECK_BLOCKS`` blocks too (with few confirmations, 0 on a
+    development chain, a reorganisation can still take those away): the ISPs by what became of
+    their anchors (a confirmed one still there is not reported again)."""
     done: dict[str, list[int]] = {CONFIRMED: [], PENDING: [], FOREIGN: [], GONE: []}
+    recent = int(oracle.conn.w3.eth.block_number) - RECHECK_BLOCKS
     with session(engine) as s:
         bind_market(s, market)
-        for anchor in s.scalars(select(StoredAnchor).where(StoredAnchor.market == market,
-                                                           StoredAnchor.status == PENDING)).all():
-            done[_settle_status(s, oracle, anchor, confirmations)].append(anchor.isp_start)
+        for anchor in s.scalars(select(StoredAnchor).where(
+                StoredAnchor.market == market,
+                (StoredAnchor.status == PENDING) | ((StoredAnchor.status == CONFIRMED)
+                                                    & (StoredAnchor.block_number > recent)))).all():
+            was = anchor.status
+            now = _settle_status(s, oracle, anchor, confirmations)
+            if not (was == CONFIRMED and now in (CONFIRMED, PENDING) and anchor.status == CONFIRMED):
+                done[now].append(anchor.isp_start)
     return done
 
 
