@@ -244,6 +244,7 @@ def bind_market(s: Session, market: int) -> None:
 
 
 NEW, DUPLICATE, CONFLICTING = "new", "duplicate", "conflicting"
+MAX_CONFLICTS = 4  # conflicting readings kept per meter and ISP
 
 
 def store_reading(s: Session, reading: Reading, signature: bytes, received_at: int, *, late: bool) -> str:
@@ -288,19 +289,38 @@ def store_readings(s: Session, items: list[tuple[Reading, bytes, bool]], receive
             outcomes.append(CONFLICTING)
             conflicts.setdefault((r.meter, r.isp_start, r.sequence, r.import_wh, r.export_wh), (k, sig))
     if conflicts:
-        rows = [dict(meter=m, isp_start=t, sequence=q, import_wh=i, export_wh=e, signature=sig, received_at=received_at)
-                for (m, t, q, i, e), (_k, sig) in conflicts.items()]
-        new = set(s.execute(_insert(s)(ConflictingReading).values(rows).on_conflict_do_nothing().returning(
-            ConflictingReading.meter, ConflictingReading.isp_start, ConflictingReading.sequence,
-            ConflictingReading.import_wh, ConflictingReading.export_wh)).tuples())
-        for (m, t, q, i, e), (k, _sig) in conflicts.items():
-            if (m, t, q, i, e) not in new:
-                outcomes[k] = DUPLICATE  # evidence already kept
-        seen = {k for k, _sig in conflicts.values()}
-        for k in range(len(items)):
-            if outcomes[k] == CONFLICTING and k not in seen:
-                outcomes[k] = DUPLICATE  # the same conflicting reading twice in one batch
+        _keep_conflicts(s, conflicts, outcomes, received_at)
     return outcomes
+
+
+def _keep_conflicts(s: Session, found: dict[tuple[str, int, int, int, int], tuple[int, bytes]], outcomes: list[str],
+                    received_at: int) -> None:
+    """Keep the batch's conflicting readings (each once, at most ``MAX_CONFLICTS`` per meter and ISP:
+    one proves the meter signed two things; a meter signing thousands must not fill the disk); one
+    already kept is a ``duplicate``, as is the same one twice in the batch."""
+    keys = sorted({(m, t) for m, t, _q, _i, _e in found})
+    held: set[tuple[str, int, int, int, int]] = set()
+    for chunk in range(0, len(keys), 400):
+        held |= {tuple(row) for row in s.execute(  # type: ignore[misc]
+            select(ConflictingReading.meter, ConflictingReading.isp_start, ConflictingReading.sequence,
+                   ConflictingReading.import_wh, ConflictingReading.export_wh)
+            .where(tuple_(ConflictingReading.meter, ConflictingReading.isp_start).in_(keys[chunk:chunk + 400])))}
+    room = {key: MAX_CONFLICTS - sum(1 for h in held if h[:2] == key) for key in keys}
+    rows = []
+    for evidence, (k, sig) in found.items():
+        if evidence in held:
+            outcomes[k] = DUPLICATE
+        elif room[evidence[:2]] > 0:
+            room[evidence[:2]] -= 1
+            m, t, q, i, e = evidence
+            rows.append(dict(meter=m, isp_start=t, sequence=q, import_wh=i, export_wh=e, signature=sig,
+                             received_at=received_at))
+    if rows:
+        s.execute(_insert(s)(ConflictingReading).values(rows).on_conflict_do_nothing())
+    first = {k for k, _sig in found.values()}
+    for k in range(len(outcomes)):
+        if outcomes[k] == CONFLICTING and k not in first:
+            outcomes[k] = DUPLICATE  # the same conflicting reading twice in one batch
 
 
 def conflicts(s: Session, *, meter: str | None = None, isp_start: int | None = None) -> list[ConflictingReading]:
