@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from flexledger.chain.errors import RpcUnreachableError
 from .store import (
     CONFLICTING,
     NEW,
+    QuarantinedMessage,
     StoredAnchor,
     bind_market,
     count_rejection,
@@ -38,6 +39,7 @@ from .verify import Reason, Verdict, Verifier
 
 log = logging.getLogger(__name__)
 STORED, LATE = "stored", "late"
+MAX_QUARANTINED = 10_000  # messages kept in quarantine; later ones are counted only
 
 
 def ingest(s: Session, verifier: Verifier, market: int, payload: bytes, now: int) -> str:
@@ -109,7 +111,8 @@ def ingest_isolating(engine: Engine, verifier: Verifier, market: int, payloads: 
         return [outcome for payload in payloads for outcome in ingest_isolating(engine, verifier, market, [payload], now)]
     log.error("quarantined a message that cannot be stored (%s)", _first_line(failure))
     with session(engine) as s:
-        quarantine(s, payloads[0], failure, now)
+        if (s.scalar(select(func.count()).select_from(QuarantinedMessage)) or 0) < MAX_QUARANTINED:
+            quarantine(s, payloads[0], failure, now)  # beyond that it is only counted: the disk is not the sender's
         count_rejection(s, Reason.QUARANTINED)
     return [Reason.QUARANTINED]
 
