@@ -11,7 +11,8 @@ for ever with the batch it came in (``ingest.ingest_isolating``).
 Acknowledgement is end to end: the broker's PUBACK tells a gateway only that the broker has a
 reading; once the oracle's transaction has committed, it publishes a receipt (QoS 1) on
 ``flexledger/v1/receipts/<meter>`` with the reading's values and outcome, and a gateway keeps a
-reading until that receipt (the broker's ACL lets only the oracle write there).
+reading until that receipt (the broker's ACL lets only the oracle write there). Receipts are sent
+when ``receipts`` is set.
 
 A message is acknowledged only on the connection that delivered it. After a reconnection (the
 broker restarted, the network dropped) the broker sends the unacknowledged messages again under
@@ -54,6 +55,10 @@ def receipt(reading: Reading, outcome: str) -> bytes:
 
 
 class OracleConsumer:
+    # Off until the broker lets the oracle write receipts (a broker with ACLs disconnects a client
+    # that publishes where it may not) and the gateways wait for them.
+    receipts: bool = False
+
     def __init__(
         self, url: str, engine: Engine, verifier: Verifier, market: int, *, client_id: str = "flexledger-oracle",
         batch: int = 500, wait: float = 0.05, clock: Callable[[], float] = time.time,
@@ -149,7 +154,7 @@ class OracleConsumer:
         """Tell the meter's gateway what became of its reading, once that is committed. Only for a
         reading its meter signed: a receipt for a forged one would let anyone clear a gateway's
         outbox of the genuine reading before it got here."""
-        if outcome in (Reason.MALFORMED, Reason.BAD_SIGNATURE):
+        if not self.receipts or outcome in (Reason.MALFORMED, Reason.BAD_SIGNATURE):
             return
         try:
             reading, _signature = parse_payload(payload)
