@@ -29,6 +29,7 @@ from .store import (
     NEW,
     QuarantinedMessage,
     StoredAnchor,
+    StoreMarketError,
     bind_market,
     count_rejection,
     quarantine,
@@ -103,7 +104,7 @@ def ingest_isolating(engine: Engine, verifier: Verifier, market: int, payloads: 
         with session(engine) as s:
             return ingest_batch(s, verifier, market, payloads, now)
     except Exception as exc:
-        if is_connection_error(exc):
+        if is_connection_error(exc) or isinstance(exc, StoreMarketError):  # no message's fault: try again
             raise
         failure = exc
     if len(payloads) > 1:
