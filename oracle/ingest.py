@@ -9,7 +9,7 @@ ISP's root; the same signed values again are a ``duplicate``; other values signe
 ISP already kept are ``conflicting``, kept apart as evidence and never anchored.
 
 One message must never hold up the others: a batch that fails for anything but a lost database
-or chain connection is stored again one message at a time, and a message that fails alone is
+or chain connection is stored again in halves, down to one message, and a message that fails alone is
 quarantined (kept aside, counted) and acknowledged. Only a connection error leaves the batch
 unacknowledged, to be tried again."""
 
@@ -96,8 +96,8 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def ingest_isolating(engine: Engine, verifier: Verifier, market: int, payloads: list[bytes], now: int) -> list[str]:
-    """``ingest_batch`` in its own transaction; when it fails for a reason in the data, each payload
-    again alone, and one that still fails is quarantined (``quarantined``). A connection error is
+    """``ingest_batch`` in its own transaction; when it fails for a reason in the data, each half of
+    the batch again (down to single payloads), and one that fails alone is quarantined (``quarantined``). A connection error is
     raised: nothing of the batch may be acknowledged then (a part may be stored: it comes back a
     ``duplicate``)."""
     try:
@@ -107,9 +107,11 @@ def ingest_isolating(engine: Engine, verifier: Verifier, market: int, payloads: 
         if is_connection_error(exc) or isinstance(exc, StoreMarketError):  # no message's fault: try again
             raise
         failure = exc
-    if len(payloads) > 1:
-        log.warning("a batch of %d readings failed (%s); storing them one by one", len(payloads), _first_line(failure))
-        return [outcome for payload in payloads for outcome in ingest_isolating(engine, verifier, market, [payload], now)]
+    if len(payloads) > 1:  # halves, so that one bad message costs a few transactions, not one per message
+        log.warning("a batch of %d readings failed (%s); storing it in halves", len(payloads), _first_line(failure))
+        half = len(payloads) // 2
+        return [*ingest_isolating(engine, verifier, market, payloads[:half], now),
+                *ingest_isolating(engine, verifier, market, payloads[half:], now)]
     log.error("quarantined a message that cannot be stored (%s)", _first_line(failure))
     with session(engine) as s:
         if (s.scalar(select(func.count()).select_from(QuarantinedMessage)) or 0) < MAX_QUARANTINED:
