@@ -14,6 +14,7 @@ any other signed one is evidence (``conflicting``), the sequence is informative.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -216,6 +217,43 @@ def test_rt3_only_a_lost_connection_holds_a_batch_back(tmp_path: Path) -> None:
         ingest_isolating(engine, Verifier(DOMAIN.separator(), chain_down, isp_seconds=ISP), 1, honest, NOW)
     with session(engine) as s:
         assert quarantined(s) == [] and rejections(s) == {}  # nothing quarantined: it is tried again
+
+
+def test_rt3_a_locked_database_holds_the_batch_back_until_it_is_free(tmp_path: Path) -> None:
+    """Through a real broker: while the database cannot be written nothing is acknowledged nor
+    quarantined; once it can, every reading is stored."""
+    broker = LocalBroker(tmp_path / "broker")
+    info = broker.start()
+    db = tmp_path / "oracle.db"
+    engine = open_store(f"sqlite:///{db}")
+    isp = (int(time.time()) // ISP - 1) * ISP
+    consumer = OracleConsumer(info.url, engine, Verifier(DOMAIN.separator(), lambda _m: None, isp_seconds=ISP),
+                              1, client_id="rt3-locked")
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rt3-locked-meters")
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        consumer.start()
+        assert consumer.wait_subscribed()
+        lock.execute("BEGIN EXCLUSIVE")  # another writer holds the database past the busy timeout
+        publisher.connect("127.0.0.1", info.port)
+        publisher.loop_start()
+        for m in [meter() for _ in range(5)]:
+            publisher.publish("flexledger/v1/readings/x", signed(m, 1, isp), qos=1).wait_for_publish(5)
+        time.sleep(7)
+        assert sum(consumer.outcomes.values()) == 0
+        lock.execute("ROLLBACK")
+        deadline = time.time() + 15
+        while consumer.outcomes[STORED] < 5 and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        lock.close()
+        publisher.loop_stop()
+        publisher.disconnect()
+        consumer.stop()
+        broker.stop()
+    assert consumer.outcomes == {STORED: 5}
+    with session(engine) as s:
+        assert quarantined(s) == [] and rejections(s) == {}
 
 
 def test_rt7_two_readings_of_one_meter_for_one_isp_never_both_go_into_the_root(tmp_path: Path) -> None:
