@@ -91,7 +91,7 @@ def kept(engine) -> int:  # type: ignore[no-untyped-def]
 def test_rt3_a_reading_of_2_63_wh_holds_up_no_other_reading_through_a_real_broker(tmp_path: Path) -> None:
     """The reproduction's flow; each gateway is told, once it is stored, what became of its reading
     (a receipt), and a forged reading earns its named meter no receipt."""
-    broker = LocalBroker(tmp_path / "broker")
+    broker = LocalBroker(tmp_path / "broker", auth=False)  # anonymous test clients
     info = broker.start()
     engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     isp = (int(time.time()) // ISP - 1) * ISP
@@ -222,7 +222,7 @@ def test_rt3_only_a_lost_connection_holds_a_batch_back(tmp_path: Path) -> None:
 def test_rt3_a_locked_database_holds_the_batch_back_until_it_is_free(tmp_path: Path) -> None:
     """Through a real broker: while the database cannot be written nothing is acknowledged nor
     quarantined; once it can, every reading is stored."""
-    broker = LocalBroker(tmp_path / "broker")
+    broker = LocalBroker(tmp_path / "broker", auth=False)  # anonymous test clients
     info = broker.start()
     db = tmp_path / "oracle.db"
     engine = open_store(f"sqlite:///{db}")
