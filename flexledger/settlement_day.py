@@ -16,7 +16,6 @@ from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.bindings import (
@@ -34,7 +33,7 @@ from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import ProofError
 from flexledger.oracle.baselines import BaselineError
-from flexledger.oracle.store import StoredReading, session
+from flexledger.oracle.store import ConflictingReading, StoredReading, session, signed_readings_of
 
 from .book import read_book
 from .commitment import AwardProof, award_proofs
@@ -403,12 +402,11 @@ class Disputed:
     asset: int  # whose meter's reading was corrected (a portfolio's member)
 
 
-def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredReading]:
-    """Every reading of ``meter`` for the ISP the oracle's store keeps, late ones included (a
-    reading the meter corrected after the anchor is in no root, but it is signed), newest first."""
+def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredReading | ConflictingReading]:
+    """Every reading of ``meter`` for the ISP the oracle's store keeps, the conflicting ones
+    included (a reading the meter signed otherwise is in no root, but it is signed), newest first."""
     with session(engine) as s:
-        rows = s.scalars(select(StoredReading).where(StoredReading.isp_start == isp_start))
-        mine = [r for r in rows if r.meter.lower() == meter.lower()]
+        mine = signed_readings_of(s, meter, isp_start)
         for r in mine:
             s.expunge(r)
     return sorted(mine, key=lambda r: r.sequence, reverse=True)

@@ -20,7 +20,7 @@ from flexledger.errors import FlexledgerError
 from flexledger.rules.baselines import LOOKBACK, rolling_average
 
 from .merkle import StandardMerkleTree
-from .store import StoredBaseline, StoredBaselineAnchor, StoredReading, session
+from .store import ConflictingReading, StoredBaseline, StoredBaselineAnchor, StoredReading, session
 
 log = logging.getLogger(__name__)
 DAY = 86_400
@@ -50,6 +50,7 @@ def erase_meter(engine: Engine, meter: str) -> int:
     Roots on chain do not change; proofs for the erased readings can no longer be given."""
     with session(engine) as s:
         result = s.execute(delete(StoredReading).where(StoredReading.meter == meter))
+        s.execute(delete(ConflictingReading).where(ConflictingReading.meter == meter))  # household data too
         return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -4,7 +4,15 @@ It subscribes with QoS 1 on a persistent session (so the broker keeps what arriv
 oracle is down) and acknowledges each message by hand after the transaction that stored it (or
 counted its refusal) has committed: if the oracle is killed in between, the broker delivers the
 message again and the store keeps it once. Messages are taken in batches (one transaction per
-batch) because a commit per reading would cap the rate far below what the meters send.
+batch) because a commit per reading would cap the rate far below what the meters send. A message
+that cannot be stored (its data, not the database) is quarantined and acknowledged, never retried
+for ever with the batch it came in (``ingest.ingest_isolating``).
+
+Acknowledgement is end to end: the broker's PUBACK tells a gateway only that the broker has a
+reading; once the oracle's transaction has committed, it publishes a receipt (QoS 1) on
+``flexledger/v1/receipts/<meter>`` with the reading's values and outcome, and a gateway keeps a
+reading until that receipt (the broker's ACL lets only the oracle write there). Receipts are sent
+when ``receipts`` is set.
 
 The broker must know the oracle: it connects with the user and password of its URL (or given
 apart), over TLS for ``mqtts://`` with an optional CA and client certificate, under a client id the
@@ -20,6 +28,7 @@ not stored yet; the old copies are stored (or found duplicate) and not acknowled
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -32,12 +41,24 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from sqlalchemy.engine import Engine
 
-from .ingest import ingest_batch
-from .store import session
-from .verify import Verifier
+from .ingest import ingest_isolating
+from .readings import MalformedReadingError, Reading, parse_payload
+from .verify import Reason, Verifier
 
 log = logging.getLogger(__name__)
 READINGS_TOPIC = "flexledger/v1/readings/+"
+
+
+def receipts_topic(meter: str) -> str:
+    """Where the oracle tells a meter's gateway what became of its readings."""
+    return f"flexledger/v1/receipts/{meter.lower()}"
+
+
+def receipt(reading: Reading, outcome: str) -> bytes:
+    """A receipt: the reading's signed values, so that a gateway clears exactly that reading, and
+    its outcome (``stored``, ``duplicate``, a refusal reason: every one is final)."""
+    return json.dumps({"meter": reading.meter, "ispStart": reading.isp_start, "sequence": reading.sequence,
+                       "importWh": reading.import_wh, "exportWh": reading.export_wh, "outcome": outcome}).encode()
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,10 @@ class BrokerEndpoint:
 
 
 class OracleConsumer:
+    # Off until the broker lets the oracle write receipts (a broker with ACLs disconnects a client
+    # that publishes where it may not) and the gateways wait for them.
+    receipts: bool = False
+
     def __init__(
         self, url: str, engine: Engine, verifier: Verifier, market: int, *, client_id: str = "flexledger-oracle",
         batch: int = 500, wait: float = 0.05, clock: Callable[[], float] = time.time,
@@ -172,9 +197,9 @@ class OracleConsumer:
     def _process(self, messages: list[tuple[int, mqtt.MQTTMessage]]) -> None:
         now = int(self.clock())
         try:
-            with session(self.engine) as s:
-                outcomes = ingest_batch(s, self.verifier, self.market, [bytes(m.payload) for _, m in messages], now)
-        except Exception:  # the database is down: nothing is acknowledged, the broker keeps the messages
+            outcomes = ingest_isolating(self.engine, self.verifier, self.market,
+                                        [bytes(m.payload) for _, m in messages], now)
+        except Exception:  # the database or the chain is out of reach: nothing is acknowledged
             log.exception("storing a batch of %d readings failed; they stay unacknowledged", len(messages))
             time.sleep(1.0)
             for item in messages:
@@ -185,3 +210,17 @@ class OracleConsumer:
             for connection, m in messages:
                 if connection == self._connection:
                     self.client.ack(m.mid, m.qos)
+        for (_connection, m), outcome in zip(messages, outcomes, strict=True):
+            self._receipt(bytes(m.payload), outcome)
+
+    def _receipt(self, payload: bytes, outcome: str) -> None:
+        """Tell the meter's gateway what became of its reading, once that is committed. Only for a
+        reading its meter signed: a receipt for a forged one would let anyone clear a gateway's
+        outbox of the genuine reading before it got here."""
+        if not self.receipts or outcome in (Reason.MALFORMED, Reason.BAD_SIGNATURE):
+            return
+        try:
+            reading, _signature = parse_payload(payload)
+        except MalformedReadingError:
+            return  # quarantined before it parsed: there is no meter to tell
+        self.client.publish(receipts_topic(reading.meter), receipt(reading, outcome), qos=1)

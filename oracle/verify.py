@@ -3,17 +3,19 @@
 In order: the payload is a reading; its signature recovers to the meter it names; the meter
 holds a valid METER credential and is the meter of a mapped asset (ACTIVE or SUSPENDED: a
 suspended asset still meters, its settlement needs the readings); its ISP is aligned, has ended
-(a clock skew allowed) and is not older than the retention. A duplicate (same meter and sequence)
-is kept once and counted; a reading for an ISP already anchored is kept, flagged late, and left
-out of that root.
+(a clock skew allowed) and is not older than the retention; its energies are within what a meter
+can measure in one ISP (``max_wh``: far below 2^63, so that nets and baselines stay int64). What
+the store then does with it (kept per meter and ISP, a duplicate, a conflicting reading kept as
+evidence, a late one) is ``ingest``'s.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flexledger.chain.bindings import AssetRegistryClient, RoleRegistryClient
 from flexledger.identity.eip712 import recover_strict
@@ -32,7 +34,14 @@ class Reason:
     NOT_ALIGNED = "not_aligned"
     FUTURE = "future"
     TOO_OLD = "too_old"
-    DUPLICATE = "duplicate"
+    OUT_OF_RANGE = "out_of_range"
+    DUPLICATE = "duplicate"  # the same signed values of a meter and ISP again
+    CONFLICTING = "conflicting"  # other values signed for a meter and ISP already kept: evidence, in no root
+    QUARANTINED = "quarantined"  # could not be stored even alone: kept aside
+
+
+# 1 TWh in one ISP: no meter measures that much, and twice it is far within int64.
+MAX_WH = 10**12
 
 
 @dataclass
@@ -51,12 +60,20 @@ class ChainMeters:
     reinstated (the events are polled every ``poll`` seconds). What no event announces, a
     credential reaching its expiry, is seen within ``ttl``. ``prefetch`` asks about a batch's
     meters together, ``batch`` of them in one ``AssetRegistry.meterStates`` call.
+
+    The answers are bounded, so that a flood of readings signed by fresh keys cannot grow the
+    oracle's memory: at most ``size`` meters that may report (least recently used dropped first)
+    and, apart, at most ``refused_size`` that may not, each kept only ``refused_ttl`` seconds.
+    Fresh keys therefore only ever push out other refused keys, never a known meter.
     """
 
     def __init__(self, roles: RoleRegistryClient, assets: AssetRegistryClient, *, ttl: float = 900.0,
-                 poll: float = 5.0, batch: int = 500) -> None:
+                 poll: float = 5.0, batch: int = 500, size: int = 200_000, refused_size: int = 20_000,
+                 refused_ttl: float = 60.0) -> None:
         self.roles, self.assets, self.ttl, self.poll, self.batch = roles, assets, ttl, poll, batch
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self.size, self.refused_size, self.refused_ttl = size, refused_size, refused_ttl
+        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()  # meters that may report
+        self._refused: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._polled_at = float("-inf")
         self._next_block: int | None = None
@@ -65,26 +82,36 @@ class ChainMeters:
         self._refresh()
         now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(meter)
-        if cached and now - cached[0] < self.ttl:
+            cached = self._fresh(meter, now)
+        if cached is not None:
             return cached[1]
-        self._ask([meter])
-        with self._lock:
-            return self._cache[meter][1]
+        return self._ask([meter])[meter]
+
+    def _fresh(self, meter: str, now: float) -> tuple[float, str | None] | None:
+        """The cached answer about ``meter`` while it holds (called with the lock held)."""
+        cached = self._cache.get(meter)
+        if cached is not None and now - cached[0] < self.ttl:
+            self._cache.move_to_end(meter)
+            return cached
+        cached = self._refused.get(meter)
+        if cached is not None and now - cached[0] < self.refused_ttl:
+            return cached
+        return None
 
     def prefetch(self, meters: list[str]) -> None:
         """Ask about the meters not known yet (or no longer), ``batch`` to a call."""
         self._refresh()
         now = time.monotonic()
         with self._lock:
-            unknown = sorted({m for m in meters if not (c := self._cache.get(m)) or now - c[0] >= self.ttl})
+            unknown = sorted({m for m in meters if self._fresh(m, now) is None})
         for first in range(0, len(unknown), self.batch):
             self._ask(unknown[first:first + self.batch])
 
-    def _ask(self, meters: list[str]) -> None:
+    def _ask(self, meters: list[str]) -> dict[str, str | None]:
         """One ``AssetRegistry.meterStates`` call for many meters: credential and asset status."""
         statuses, credentialed = self.assets.meter_states(meters)
         asked = time.monotonic()
+        answers: dict[str, str | None] = {}
         with self._lock:
             for meter, status, valid in zip(meters, statuses, credentialed, strict=True):
                 problem = None
@@ -92,7 +119,19 @@ class ChainMeters:
                     problem = Reason.UNKNOWN_METER
                 elif status not in (ASSET_ACTIVE, ASSET_SUSPENDED):
                     problem = Reason.UNMAPPED
-                self._cache[meter] = (asked, problem)
+                answers[meter] = problem
+                self._cache.pop(meter, None)
+                self._refused.pop(meter, None)
+                kept, bound = (self._cache, self.size) if problem is None else (self._refused, self.refused_size)
+                kept[meter] = (asked, problem)
+                while len(kept) > bound:
+                    kept.popitem(last=False)
+        return answers
+
+    def cached(self) -> tuple[int, int]:
+        """How many meters' answers are held: those that may report, those that may not."""
+        with self._lock:
+            return len(self._cache), len(self._refused)
 
     def _refresh(self) -> None:
         """Forget the answers that the registries' events since the last poll may have changed."""
@@ -117,6 +156,7 @@ class ChainMeters:
         with self._lock:
             for m in stale:
                 self._cache.pop(m, None)
+                self._refused.pop(m, None)
 
 
 @dataclass
@@ -126,7 +166,7 @@ class Verifier:
     isp_seconds: int = 900
     skew: int = 60
     retention: int = 7 * 86_400
-    seen: set[tuple[str, int]] = field(default_factory=set)
+    max_wh: int = MAX_WH
     prefetch: Callable[[list[str]], None] | None = None  # ask about many meters at once (ChainMeters.prefetch)
 
     def check(self, payload: bytes, now: int) -> Verdict:
@@ -161,4 +201,6 @@ class Verifier:
             return Verdict(reading, signature, Reason.FUTURE)
         if reading.isp_start < now - self.retention:
             return Verdict(reading, signature, Reason.TOO_OLD)
+        if reading.import_wh > self.max_wh or reading.export_wh > self.max_wh:
+            return Verdict(reading, signature, Reason.OUT_OF_RANGE)
         return Verdict(reading, signature, None)

@@ -43,7 +43,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
 def _money_day(w: SettlementWorld) -> None:
     """Settle, dispute B's reading with the meter's correction, make final, withdraw, refund."""
     w.settle_all()
-    assert w.keep_reading(1, 2, 700) == "late"  # meter B's corrected reading, signed, in no root
+    assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's corrected reading, signed, in no root
     ctx = day_context(w.conn, w.manifest, w.market, w.day)
     dispute_offer(ctx, w.anyone, w.digests[1], w.hour, w.engine)
     w.pass_time(w.params.dispute_window_seconds + 1)

@@ -5,7 +5,6 @@ refused with its reason and counted."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle_stores import postgresql_schema
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.bindings import (
@@ -29,7 +29,7 @@ from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.oracle.anchoring import ProofError, anchor_due, proof_for
-from flexledger.oracle.ingest import LATE, STORED, ingest
+from flexledger.oracle.ingest import STORED, ingest
 from flexledger.oracle.readings import Reading, parse_payload
 from flexledger.oracle.store import open_store, readings_of_isp, rejections, session
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
@@ -115,9 +115,10 @@ def test_readings_are_kept_once_anchored_and_proven_on_chain(world: World) -> No
     assert not world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
                                            proof["importWh"] + 1, proof["exportWh"],
                                            [bytes.fromhex(p[2:]) for p in proof["proof"]])
-    # a reading that arrives after its ISP was anchored is kept, flagged, and in no root
+    # another reading of a meter for an anchored ISP is kept apart as evidence, in no root
     with session(world.engine) as s:
-        assert ingest(s, world.verifier, world.market, payload(world, "other", sequence=2, imp=5), now) == LATE
+        assert ingest(s, world.verifier, world.market, payload(world, "other", sequence=2, imp=5), now) == \
+            Reason.CONFLICTING
     with pytest.raises(ProofError):
         proof_for(world.engine, world.meters["other"].address, world.isp + 900)
 
@@ -155,16 +156,15 @@ def test_malformed_payloads_are_refused_never_raised(world: World, body: bytes) 
 
 @pytest.mark.services
 def test_the_store_keeps_a_reading_once_on_postgresql(world: World) -> None:
-    url = os.environ.get("FLEXLEDGER_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("no database named by FLEXLEDGER_TEST_DATABASE_URL")
-    engine = open_store(url)
-    now = world.conn.latest_timestamp()
-    body = payload(world, "good", sequence=int(now))  # a sequence no earlier run has used
-    with session(engine) as s:
-        assert ingest(s, world.verifier, world.market, body, now) == STORED
-    with session(engine) as s:
-        assert ingest(s, world.verifier, world.market, body, now) == Reason.DUPLICATE
+    with postgresql_schema() as url:
+        engine = open_store(url)
+        now = world.conn.latest_timestamp()
+        body = payload(world, "good", sequence=int(now))
+        with session(engine) as s:
+            assert ingest(s, world.verifier, world.market, body, now) == STORED
+        with session(engine) as s:
+            assert ingest(s, world.verifier, world.market, body, now) == Reason.DUPLICATE
+        engine.dispose()
 
 
 def test_the_contract_hashes_a_reading_as_the_meter_signs_it(world: World) -> None:
@@ -186,7 +186,7 @@ def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World
     try:
         consumer.start()
         assert consumer.wait_subscribed()
-        bodies = [payload(world, "good", sequence=k, imp=100 + k) for k in range(1, 21)]
+        bodies = [payload(world, "good", isp=world.isp - (k - 1) * 900, sequence=k, imp=100 + k) for k in range(1, 21)]
         bodies += bodies[:5]  # delivered twice (an edge agent that missed its PUBACKs)
         bodies += [payload(world, "stranger"), b"not json"]
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-meters")
@@ -204,7 +204,7 @@ def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World
         broker.stop()
     assert consumer.outcomes == {STORED: 20, Reason.DUPLICATE: 5, Reason.UNKNOWN_METER: 1, Reason.MALFORMED: 1}
     with session(world.engine) as s:
-        assert len(readings_of_isp(s, world.isp)) == 20
+        assert sum(len(readings_of_isp(s, world.isp - k * 900)) for k in range(20)) == 20
 
 
 def test_readings_proof_from_the_cli(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -392,3 +392,30 @@ def test_readings_out_of_order_are_each_kept_once(world: World) -> None:
     with session(world.engine) as s:
         kept = [[(r.sequence, r.import_wh) for r in readings_of_isp(s, t)] for t in isps]
     assert kept == [[(1, 100)], [(2, 200)], [(3, 300)]]
+
+
+def test_the_meter_cache_stays_bounded_under_a_flood_of_fresh_keys(world: World, manifest: Manifest) -> None:
+    """Readings signed by fresh keys (each valid, each a meter the chain never heard of) cost one
+    chain call per batch and push out only other refused keys: the known meters stay answered."""
+    asked: list[int] = []
+    assets = AssetRegistryClient(world.conn, manifest.address("AssetRegistry"))
+    real = assets.meter_states
+
+    def meter_states(meters: list[str]) -> tuple[list[int], list[bool]]:
+        asked.append(len(meters))
+        return real(meters)  # type: ignore[return-value]
+
+    assets.meter_states = meter_states  # type: ignore[method-assign]
+    meters = ChainMeters(RoleRegistryClient(world.conn, manifest.address("RoleRegistry")), assets, size=10,
+                         refused_size=50, batch=500)
+    good = world.meters["good"].address
+    assert meters.problem(good) is None
+    flood = [keys.new_account().address for _ in range(300)]
+    meters.prefetch(flood)
+    assert meters.cached() == (1, 50) and asked == [1, 300]
+    assert meters.problem(sorted(flood)[-1]) == Reason.UNKNOWN_METER and asked == [1, 300]
+    assert meters.problem(good) is None and asked == [1, 300]  # still known, not asked again
+    brief = ChainMeters(RoleRegistryClient(world.conn, manifest.address("RoleRegistry")), assets, refused_ttl=0.0)
+    brief.problem(flood[0])
+    brief.problem(flood[0])
+    assert asked[-2:] == [1, 1]  # a refused meter is asked again once its short while is over

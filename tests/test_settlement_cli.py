@@ -114,7 +114,7 @@ def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     assert "dispute window" in early.exception.message and early.exception.hint
 
     # meter B's correction (signed, kept late by the oracle) upholds a dispute; A's reading agrees
-    assert w.keep_reading(1, 2, 700) == "late"
+    assert w.keep_reading(1, 2, 700) == "conflicting"
     b_digest, a_digest = "0x" + w.digests[1].hex(), "0x" + w.digests[0].hex()
     disputed = cli("dispute", "--offer", b_digest, "--isp", str(w.hour), "--json")
     assert disputed.exit_code == 0, disputed.output
@@ -176,7 +176,7 @@ def test_an_aggregators_portfolio_is_settled_as_its_members_summed(
     assert settled_events(w.settlement)[-1].record.seller == w.owner.address  # the aggregator
 
     # B's meter corrects its reading to 700 Wh: the dispute names B; A's reading stands
-    assert w.keep_reading(1, 2, 700) == "late"
+    assert w.keep_reading(1, 2, 700) == "conflicting"
     disputed = cli("dispute", "--offer", "0x" + w.digests[0].hex(), "--isp", str(w.hour), "--json")
     assert disputed.exit_code == 0, disputed.output
     d = json.loads(disputed.output)
@@ -252,7 +252,7 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
 
     keep_baselines(w)
     assert cli("settle", *day_args(w)).exit_code == 0
-    assert w.keep_reading(1, 2, 700) == "late"  # meter B's signed correction
+    assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's signed correction
     before = w.token.balance_of(deployer.address)
     disputed = cli("dispute", "--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), "--json")
     assert disputed.exit_code == 0, disputed.output

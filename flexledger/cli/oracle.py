@@ -45,6 +45,10 @@ def oracle_run(
     interval: float = typer.Option(30.0, "--interval", help="Seconds between anchoring rounds."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
     key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle (it must hold the ORACLE role)."),
+    confirmations: int = typer.Option(0, "--confirmations", min=0,
+                                      help="Blocks an anchor must be deep in the chain to count (0: once mined)."),
+    finalized: bool = typer.Option(False, "--finalized",
+                                   help="An anchor counts once in the node's finalized block (not --confirmations)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines",
                                    help="Anchor the next market day's standard baselines once its gate closes."),
     json_: bool = JsonOption,
@@ -87,6 +91,7 @@ def oracle_run(
     if not json_:
         console.print(f"oracle {signer.address} keeping readings from {redact_url(url)} as {client_id}; "
                       f"anchoring market {market}")
+    depth = None if finalized else confirmations  # reorganised anchors are found and anchored again
     anchored: list[int] = []
     baseline_days: set[int] = set()
     started, last = time.monotonic(), float("-inf")
@@ -105,7 +110,7 @@ def oracle_run(
                     if not json_ and done_isps:
                         console.print(f"anchored the standard baselines of {len(done_isps)} ISPs of {iso(ahead)[:10]}")
                 done = anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=params.isp_seconds,
-                                  grace=grace)
+                                  grace=grace, confirmations=depth)
                 anchored += done.anchored
                 for isp in done.anchored:
                     if not json_:
@@ -116,7 +121,7 @@ def oracle_run(
     finally:
         consumer.stop()
     anchored += anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=params.isp_seconds,
-                           grace=grace).anchored
+                           grace=grace, confirmations=depth).anchored
     if json_:
         emit_json({"outcomes": dict(consumer.outcomes), "anchored": anchored, "sessions_lost": consumer.sessions_lost})
     else:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from flexledger.oracle.anchoring import proof_for
-from flexledger.oracle.store import open_store, rejections, session
+from flexledger.oracle.store import equivocations, open_store, rejections, session
 from flexledger.times import iso, parse_time
 
 from .context import STATE
 from .output import JsonOption, console, emit_json
 
-app = typer.Typer(help="Meter readings kept by the oracle: proofs against anchored roots, refusal counts.",
+app = typer.Typer(help="Meter readings kept by the oracle: proofs against anchored roots, refusal counts, "
+                       "conflicting signed readings.",
                   no_args_is_help=True)
 
 
@@ -48,3 +49,29 @@ def readings_refused(json_: bool = JsonOption) -> None:
     else:
         for reason, n in sorted(counts.items()):
             console.print(f"{reason:<16} {n:,}")
+
+
+@app.command("conflicts")
+def readings_conflicts(
+    meter: str | None = typer.Option(None, "--meter", help="Only this meter's."),
+    isp: str | None = typer.Option(None, "--isp", help="Only this ISP's (ISO 8601 UTC or Unix seconds)."),
+    json_: bool = JsonOption,
+) -> None:
+    """Readings a meter signed for an ISP that differ from the one the oracle kept (and anchored):
+    the evidence that the meter signed two things for one ISP, each with both signatures."""
+    try:
+        isp_start = parse_time(isp) if isp is not None else None
+    except ValueError:
+        raise typer.BadParameter(f"--isp {isp!r} is not Unix seconds or an ISO 8601 time") from None
+    with session(open_store(STATE.settings.effective_database_url)) as s:
+        found = equivocations(s, meter=meter, isp_start=isp_start)
+    if json_:
+        emit_json(found)
+        return
+    for e in found:
+        kept, other = e["kept"], e["conflicting"]
+        shown = f"{kept['importWh']} in / {kept['exportWh']} out (reading {kept['sequence']})" if kept else "erased"
+        console.print(f"{e['meter']} {iso(e['ispStart'])}: kept {shown}; also signed {other['importWh']} in / "
+                      f"{other['exportWh']} out (reading {other['sequence']})")
+    if not found:
+        console.print("no meter signed two different readings for one ISP")
