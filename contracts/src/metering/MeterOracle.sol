@@ -32,9 +32,9 @@ import {MarketRegistry} from "../market/MarketRegistry.sol";
  * stored hash (`isAnchored`).
  *
  * A market may require its oracles to stake (`setRequiredStake`, by the market authority): an
- * oracle then anchors only with at least that stake in the market, and each reading a meter's
- * signature shows it anchored wrong (the Settlement's upheld dispute) costs it the required
- * amount, paid to whoever proved it (`slash`). A stake leaves only after a lock that outlasts
+ * oracle then anchors only with at least that stake in the market, and each reading it anchored
+ * that its meter never signed (ReadingDisputes' upheld dispute) costs it the required amount, once
+ * per (market, ISP, meter) (`slash`). A stake leaves only after a lock that outlasts
  * every dispute of what it anchored (`requestUnstake`, then `withdrawStake`).
  */
 contract MeterOracle is RoleGated, EIP712 {

@@ -1342,10 +1342,20 @@ contract SettlementGasTest is SettlementTestBase {
         logGas("dispute (equivocation), one award-ISP, reading proof of depth 20", abi.encodeCall(ReadingDisputes.dispute, (s, r, d)), 1);
         assertEq(disputes.equivocationsOf(vm.addr(sales[S_GAS].meterKey)), 1, "disputed: the meter signed twice");
 
-        vm.warp(NOW0 + DISPUTE + 1);
+        Settlement.SettleIn memory u = settleIn(S_DISP);
+        Settlement.Record memory ur = settlement.settle(u);
+        ReadingDisputes.DisputeIn memory ud = disputeIn(S_DISP, 0);
         cool();
+        disputes.dispute(u, ur, ud);
+        logGas("dispute (upheld: the anchored reading is not the meter's), one award-ISP", abi.encodeCall(ReadingDisputes.dispute, (u, ur, ud)), 1);
+        assertEq(disputes.faultsOf(ORACLE1), 1, "upheld");
+
+        Settlement.Record memory full = settleSale(S_FULL);
+        vm.warp(block.timestamp + DISPUTE + 1);
         settlement.finalise(c);
-        logGas("finalise, one line (claim from the escrow)", abi.encodeCall(Settlement.finalise, (c)), 1);
+        cool();
+        settlement.finalise(full);
+        logGas("finalise, one line (claim from the escrow)", abi.encodeCall(Settlement.finalise, (full)), 1);
 
         Settlement.Record memory f = settleSaleAt(S_FAIL);
         vm.warp(block.timestamp + DISPUTE + 1);

@@ -658,8 +658,9 @@ contract SettlementPortfolioTest is SettlementPortfolioFixture {
         assertLine(c.lines[0], R_PF, PF, 300_000, 300_000, 0); // the other ISP stands
         assertEq(disputes.faultsOf(ORACLE1), 1, "one fault for m1's meter in that ISP");
         assertEq(disputes.equivocationsOf(meterOf(m1)), 1, "m1's meter equivocated");
+        d = memberDispute(s1, 1, m3);
         vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeIspVoided.selector, PF + ISP));
-        disputes.dispute(s, c, memberDispute(s1, 1, m3));
+        disputes.dispute(s, c, d);
     }
 
     function test_dispute_memberAgreesWithTheAnchor() public {
