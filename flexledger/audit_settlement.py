@@ -232,6 +232,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
     out: list[str] = []
     corrections: dict[tuple[int, int], int] = {}  # (ISP start, asset) -> the net a dispute set (they compose, as on chain)
     voided: set[int] = set()  # ISP starts whose delivery an equivocation voided
+    by_default = False  # first settled by `settleUnrevealed`: no reading counted, none to dispute
     previous: Record | None = None
     for n, event in enumerate(history):
         try:
@@ -246,10 +247,13 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
                        f"{'a settlement' if n == 0 else 'a dispute'}")
         out += [f"{where}: {p}" for p in _check_inputs(day, s, call.unrevealed)]
         out += [f"{where}: {p}" for p in _check_timing(day, call, event, previous, at)]
+        by_default = by_default or (n == 0 and call.unrevealed)
         if call.dispute is not None:
             d = call.dispute
             audit.disputes += 1
             problem = _check_dispute(day, call, corrections, voided)
+            if by_default:
+                problem = "it disputes a settlement made by default, which counted no reading"
             if problem:
                 out.append(f"{where}: dispute in {event.tx_hash}: {problem}")
             else:

@@ -298,7 +298,8 @@ contract Settlement {
 
     /**
      * @notice Settle an offer again in its dispute window with the net consumption a dispute
-     * showed; only ReadingDisputes may. The window does not restart.
+     * showed; only ReadingDisputes may, and not a settlement made by default. The window does
+     * not restart.
      * @param s The settlement's inputs, as first presented.
      * @param record The settlement's record, as logged.
      * @param measured Per ISP of `s.isps`, the net consumption to settle with.
@@ -312,7 +313,10 @@ contract Settlement {
         bytes32 digest = book.offerDigest(s.offer);
         bytes32 key = _checkRecord(s.resultId, digest, record);
         Batch memory b = _newBatch();
-        b.m = markets.marketParams(s.offer.market);
+        _load(b, s.resultId);
+        // settled by default (after the window): no reading counted, so none to dispute, and
+        // re-settling from readings would pay what the seller forfeited (an AVAILABILITY award)
+        if (record.settledAt > b.closesAt) revert SettlementWindowClosed(b.closesAt);
         uint64 endsAt = record.settledAt + b.m.disputeWindowSeconds;
         if (block.timestamp > endsAt) revert SettlementDisputeWindow(endsAt);
         corrected = _compute(s, digest, b, measured);

@@ -153,6 +153,20 @@ contract EvidenceTest is SettlementFixture {
         assertEq(disputes.equivocationsOf(vm.addr(sales[S_FAIL].meterKey)), 1, "the meter is marked");
     }
 
+    /// Sibling: a seller that let its AVAILABILITY award be settled by default (nothing paid)
+    /// cannot turn it into a paid settlement by disputing it with its own second reading: a
+    /// settlement made by default counted no reading, so there is nothing to dispute.
+    function test_RT6_defaultSettlementCannotBeDisputedIntoPayment() public {
+        Settlement.SettleIn memory s = settleIn(S_AVAIL);
+        vm.warp(WINDOW_CLOSES + 1);
+        Settlement.Record memory r = settlement.settleUnrevealed(s);
+        assertEq(r.lines[0].payment, 0, "settled by default: capacity not paid");
+        ReadingDisputes.DisputeIn memory d = signedDispute(S_AVAIL, 0, 2, 0, 500, sales[S_AVAIL].meterKey);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementWindowClosed.selector, WINDOW_CLOSES));
+        disputes.dispute(s, r, d);
+    }
+
     function unanchored(address meter, uint64 sequence, uint64 importWh, uint64 exportWh, uint256 key)
         internal
         view
