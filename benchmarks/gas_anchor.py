@@ -35,7 +35,7 @@ def main() -> None:
         gas: dict[str, int] = {}
         for n, size in enumerate(("first", *SIZES)):
             count = 10 if size == "first" else int(size)
-            meters = [("0x" + f"{k + 1:040x}", isp + n * 900, 1, 1000 + k, 0) for k in range(count)]
+            meters = [("0x" + f"{k + 1:040x}", isp + n * 900, 1, 1000 + k, 0, b"\x5a" * 32) for k in range(count)]
             tree = StandardMerkleTree.of(meters, LEAF_ENCODING)
             tx = oracle.anchor_root(1, isp + n * 900, tree.root, count)
             gas[str(size)] = tx.gas_used or 0

@@ -347,11 +347,6 @@ class DeliveryMeterClient(ContractClient):
         result: str = self._call("assets()", block=block)
         return result
 
-    def disputed_reading(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, block: BlockId = "latest") -> tuple[int, str, str, int, int]:
-        """``disputedReading((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (view)."""
-        result: tuple[int, str, str, int, int] = self._call("disputedReading((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))", s, record, d, block=block)
-        return result
-
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
@@ -720,6 +715,11 @@ class MeterOracleClient(ContractClient):
         result: bytes = self._call("baselineRoot(uint32,uint64)", market, isp_start, block=block)
         return result
 
+    def disputes(self, *, block: BlockId = "latest") -> str:
+        """``disputes()`` (view)."""
+        result: str = self._call("disputes()", block=block)
+        return result
+
     def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
         """``eip712Domain()`` (view)."""
         result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
@@ -745,9 +745,9 @@ class MeterOracleClient(ContractClient):
         result: bytes = self._call("readingDigest(address,uint64,uint64,uint64,uint64)", meter, isp_start, sequence, import_wh, export_wh, block=block)
         return result
 
-    def reading_leaf(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, *, block: BlockId = "latest") -> bytes:
-        """``readingLeaf(address,uint64,uint64,uint64,uint64)`` (view)."""
-        result: bytes = self._call("readingLeaf(address,uint64,uint64,uint64,uint64)", meter, isp_start, sequence, import_wh, export_wh, block=block)
+    def reading_leaf(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, signature_hash: bytes, *, block: BlockId = "latest") -> bytes:
+        """``readingLeaf(address,uint64,uint64,uint64,uint64,bytes32)`` (view)."""
+        result: bytes = self._call("readingLeaf(address,uint64,uint64,uint64,uint64,bytes32)", meter, isp_start, sequence, import_wh, export_wh, signature_hash, block=block)
         return result
 
     def request_unstake(self, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -764,18 +764,13 @@ class MeterOracleClient(ContractClient):
         result: str = self._call("roleRegistry()", block=block)
         return result
 
+    def set_disputes(self, disputes_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setDisputes(address)`` (transaction)."""
+        return self._transact("setDisputes(address)", disputes_contract, sender=sender, wait=wait, gas=gas)
+
     def set_required_stake(self, market: int, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setRequiredStake(uint32,uint256)`` (transaction)."""
         return self._transact("setRequiredStake(uint32,uint256)", market, amount, sender=sender, wait=wait, gas=gas)
-
-    def set_settlement(self, settlement_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``setSettlement(address)`` (transaction)."""
-        return self._transact("setSettlement(address)", settlement_contract, sender=sender, wait=wait, gas=gas)
-
-    def settlement(self, *, block: BlockId = "latest") -> str:
-        """``settlement()`` (view)."""
-        result: str = self._call("settlement()", block=block)
-        return result
 
     def slash(self, market: int, oracle_account: str, to: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``slash(uint32,address,address)`` (transaction)."""
@@ -800,9 +795,9 @@ class MeterOracleClient(ContractClient):
         result: bool = self._call("verifyBaseline(uint32,uint64,address,int64,bytes32[])", market, isp_start, meter, baseline_wh, proof, block=block)
         return result
 
-    def verify_reading(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], meter: str, sequence: int, import_wh: int, export_wh: int, proof: list[bytes], *, block: BlockId = "latest") -> bool:
-        """``verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes32[])`` (view)."""
-        result: bool = self._call("verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes32[])", market, isp_start, anchor, meter, sequence, import_wh, export_wh, proof, block=block)
+    def verify_reading(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], meter: str, sequence: int, import_wh: int, export_wh: int, signature: bytes, proof: list[bytes], *, block: BlockId = "latest") -> bool:
+        """``verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes,bytes32[])`` (view)."""
+        result: bool = self._call("verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes,bytes32[])", market, isp_start, anchor, meter, sequence, import_wh, export_wh, signature, proof, block=block)
         return result
 
     def withdraw_stake(self, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -990,6 +985,66 @@ class PairTreeClient(ContractClient):
     CONTRACT: ClassVar[str] = "PairTree"
 
 
+class ReadingDisputesClient(ContractClient):
+    """Typed client of ``ReadingDisputes`` (src/metering/ReadingDisputes.sol)."""
+
+    CONTRACT: ClassVar[str] = "ReadingDisputes"
+
+    def equivocation(self, *, block: BlockId = "latest") -> int:
+        """``EQUIVOCATION()`` (view)."""
+        result: int = self._call("EQUIVOCATION()", block=block)
+        return result
+
+    def fault(self, *, block: BlockId = "latest") -> int:
+        """``FAULT()`` (view)."""
+        result: int = self._call("FAULT()", block=block)
+        return result
+
+    def assets(self, *, block: BlockId = "latest") -> str:
+        """``assets()`` (view)."""
+        result: str = self._call("assets()", block=block)
+        return result
+
+    def book(self, *, block: BlockId = "latest") -> str:
+        """``book()`` (view)."""
+        result: str = self._call("book()", block=block)
+        return result
+
+    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (transaction)."""
+        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))", s, record, d, sender=sender, wait=wait, gas=gas)
+
+    def equivocations_of(self, meter: str, *, block: BlockId = "latest") -> int:
+        """``equivocationsOf(address)`` (view)."""
+        result: int = self._call("equivocationsOf(address)", meter, block=block)
+        return result
+
+    def faults_of(self, oracle_account: str, *, block: BlockId = "latest") -> int:
+        """``faultsOf(address)`` (view)."""
+        result: int = self._call("faultsOf(address)", oracle_account, block=block)
+        return result
+
+    def judged(self, reading_key: bytes, *, block: BlockId = "latest") -> int:
+        """``judged(bytes32)`` (view)."""
+        result: int = self._call("judged(bytes32)", reading_key, block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def oracle(self, *, block: BlockId = "latest") -> str:
+        """``oracle()`` (view)."""
+        result: str = self._call("oracle()", block=block)
+        return result
+
+    def settlement(self, *, block: BlockId = "latest") -> str:
+        """``settlement()`` (view)."""
+        result: str = self._call("settlement()", block=block)
+        return result
+
+
 class RoleRegistryClient(ContractClient):
     """Typed client of ``RoleRegistry`` (src/access/RoleRegistry.sol)."""
 
@@ -1063,18 +1118,9 @@ class SettlementClient(ContractClient):
         result: int = self._call("debtOf(address)", seller, block=block)
         return result
 
-    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (transaction)."""
-        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))", s, record, d, sender=sender, wait=wait, gas=gas)
-
     def exposure_of(self, seller: str, *, block: BlockId = "latest") -> int:
         """``exposureOf(address)`` (view)."""
         result: int = self._call("exposureOf(address)", seller, block=block)
-        return result
-
-    def faults_of(self, oracle_account: str, *, block: BlockId = "latest") -> int:
-        """``faultsOf(address)`` (view)."""
-        result: int = self._call("faultsOf(address)", oracle_account, block=block)
         return result
 
     def finalise(self, record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -1088,6 +1134,11 @@ class SettlementClient(ContractClient):
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)
+        return result
+
+    def measure(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, block: BlockId = "latest") -> list[int]:
+        """``measure((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (view)."""
+        result: list[int] = self._call("measure((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, block=block)
         return result
 
     def meters(self, *, block: BlockId = "latest") -> str:
@@ -1119,17 +1170,21 @@ class SettlementClient(ContractClient):
         result: bool = self._call("refunded(uint64)", request_id, block=block)
         return result
 
-    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
-        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
+    def resettle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], measured: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``resettle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),int256[])`` (transaction)."""
+        return self._transact("resettle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),int256[])", s, record, measured, sender=sender, wait=wait, gas=gas)
 
-    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])`` (transaction)."""
-        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])", batch, sender=sender, wait=wait, gas=gas)
+    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
+        return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
 
-    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
-        return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
+    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])`` (transaction)."""
+        return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])", batch, sender=sender, wait=wait, gas=gas)
+
+    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
+        return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
 
     def token(self, *, block: BlockId = "latest") -> str:
         """``token()`` (view)."""
@@ -1229,6 +1284,7 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "MeterOracle": MeterOracleClient,
     "OrderBook": OrderBookClient,
     "PairTree": PairTreeClient,
+    "ReadingDisputes": ReadingDisputesClient,
     "RoleRegistry": RoleRegistryClient,
     "Settlement": SettlementClient,
     "SettlementToken": SettlementTokenClient,

@@ -67,6 +67,9 @@ PLAN: tuple[Step, ...] = (
     Step("DeliveryMeter", lambda ctx: [ctx.addresses[name] for name in ("MarketRegistry", "AssetRegistry", "MeterOracle")]),
     Step("Settlement", lambda ctx: [ctx.addresses[name] for name in (
         "MarketRegistry", "OrderBook", "ClearingCommitment", "MeterOracle", "AssetRegistry", "DeliveryMeter")]),
+    # The evidence: judges disputes of readings, re-settles through Settlement, slashes oracles.
+    Step("ReadingDisputes", lambda ctx: [ctx.addresses[name] for name in (
+        "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement")]),
 )
 
 
@@ -131,15 +134,15 @@ def deploy_all(
 
 
 def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
-    """Name the settlement in the order book (it pays out escrows and draws bonds) and in the
-    meter oracle (it slashes oracles' stakes). Only the market authority may; when another account
-    is the authority, it does this itself."""
+    """Name the settlement in the order book (it pays out escrows and draws bonds) and the
+    disputes in the meter oracle (they slash oracles' stakes, and only they may re-settle). Only
+    the market authority may; when another account is the authority, it does this itself."""
     if "Settlement" not in ctx.addresses or ctx.admin != signer.address:
         return
     if "OrderBook" in ctx.addresses:
         OrderBookClient(conn, ctx.addresses["OrderBook"], signer=signer).set_settlement(ctx.addresses["Settlement"])
-    if "MeterOracle" in ctx.addresses:
-        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_settlement(ctx.addresses["Settlement"])
+    if "MeterOracle" in ctx.addresses and "ReadingDisputes" in ctx.addresses:
+        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_disputes(ctx.addresses["ReadingDisputes"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

@@ -964,6 +964,104 @@ class DIDRegistryNotOwner(ContractCustomError):
         self.actor = values[1]
 
 
+class DisputeAgreesWithSettlement(ContractCustomError):
+    """``DisputeAgreesWithSettlement(address,uint64)``, declared in ReadingDisputes."""
+
+    NAME: ClassVar[str] = "DisputeAgreesWithSettlement"
+    SIGNATURE: ClassVar[str] = "DisputeAgreesWithSettlement(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("97d7677d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+
+
+class DisputeIspVoided(ContractCustomError):
+    """``DisputeIspVoided(uint64)``, declared in ReadingDisputes."""
+
+    NAME: ClassVar[str] = "DisputeIspVoided"
+    SIGNATURE: ClassVar[str] = "DisputeIspVoided(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("bb833cf4")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp_start = values[0]
+
+
+class DisputeNoSuchIsp(ContractCustomError):
+    """``DisputeNoSuchIsp(uint256)``, declared in ReadingDisputes."""
+
+    NAME: ClassVar[str] = "DisputeNoSuchIsp"
+    SIGNATURE: ClassVar[str] = "DisputeNoSuchIsp(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d38e9980")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    isp: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp = values[0]
+
+
+class DisputeNotMember(ContractCustomError):
+    """``DisputeNotMember(uint32,uint64)``, declared in ReadingDisputes."""
+
+    NAME: ClassVar[str] = "DisputeNotMember"
+    SIGNATURE: ClassVar[str] = "DisputeNotMember(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("6af24861")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    portfolio_id: int
+    asset: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.asset = values[1]
+
+
+class DisputeNotSignedByMeter(ContractCustomError):
+    """``DisputeNotSignedByMeter(address,uint64)``, declared in ReadingDisputes."""
+
+    NAME: ClassVar[str] = "DisputeNotSignedByMeter"
+    SIGNATURE: ClassVar[str] = "DisputeNotSignedByMeter(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c7d62e2c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+
+
+class DisputeReadingOutOfRange(ContractCustomError):
+    """``DisputeReadingOutOfRange(uint64,uint64)``, declared in ReadingDisputes."""
+
+    NAME: ClassVar[str] = "DisputeReadingOutOfRange"
+    SIGNATURE: ClassVar[str] = "DisputeReadingOutOfRange(uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d9a2ab7f")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("import_wh", "export_wh")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
+    import_wh: int
+    export_wh: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.import_wh = values[0]
+        self.export_wh = values[1]
+
+
 class ECDSAInvalidSignature(ContractCustomError):
     """``ECDSAInvalidSignature()``, declared in SettlementToken."""
 
@@ -1544,6 +1642,21 @@ class MeterOracleBaselinesAnchored(ContractCustomError):
         self.isp_start = values[1]
 
 
+class MeterOracleDisputesAlreadySet(ContractCustomError):
+    """``MeterOracleDisputesAlreadySet(address)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleDisputesAlreadySet"
+    SIGNATURE: ClassVar[str] = "MeterOracleDisputesAlreadySet(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("6a610ec5")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("disputes",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    disputes: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.disputes = values[0]
+
+
 class MeterOracleEmptyRoot(ContractCustomError):
     """``MeterOracleEmptyRoot()``, declared in MeterOracle."""
 
@@ -1606,12 +1719,12 @@ class MeterOracleNotAuthority(ContractCustomError):
         self.account = values[0]
 
 
-class MeterOracleNotSettlement(ContractCustomError):
-    """``MeterOracleNotSettlement(address)``, declared in MeterOracle."""
+class MeterOracleNotDisputes(ContractCustomError):
+    """``MeterOracleNotDisputes(address)``, declared in MeterOracle."""
 
-    NAME: ClassVar[str] = "MeterOracleNotSettlement"
-    SIGNATURE: ClassVar[str] = "MeterOracleNotSettlement(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ad68fba3")
+    NAME: ClassVar[str] = "MeterOracleNotDisputes"
+    SIGNATURE: ClassVar[str] = "MeterOracleNotDisputes(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e6073019")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
     account: str
@@ -1619,21 +1732,6 @@ class MeterOracleNotSettlement(ContractCustomError):
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.account = values[0]
-
-
-class MeterOracleSettlementAlreadySet(ContractCustomError):
-    """``MeterOracleSettlementAlreadySet(address)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleSettlementAlreadySet"
-    SIGNATURE: ClassVar[str] = "MeterOracleSettlementAlreadySet(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ee79f458")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("settlement",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    settlement: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.settlement = values[0]
 
 
 class MeterOracleStakeLocked(ContractCustomError):
@@ -2267,23 +2365,6 @@ class PortfolioMembersMismatch(ContractCustomError):
         self.expected = values[3]
 
 
-class PortfolioNotMember(ContractCustomError):
-    """``PortfolioNotMember(uint32,uint64)``, declared in DeliveryMeter."""
-
-    NAME: ClassVar[str] = "PortfolioNotMember"
-    SIGNATURE: ClassVar[str] = "PortfolioNotMember(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6d0991c4")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    portfolio_id: int
-    asset: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.asset = values[1]
-
-
 class PortfolioOutOfRange(ContractCustomError):
     """``PortfolioOutOfRange(uint32,uint64)``, declared in DeliveryMeter."""
 
@@ -2432,7 +2513,7 @@ class RoleRegistryUnknownRole(ContractCustomError):
 
 
 class SafeCastOverflowedIntDowncast(ContractCustomError):
-    """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in Settlement."""
+    """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in ReadingDisputes."""
 
     NAME: ClassVar[str] = "SafeCastOverflowedIntDowncast"
     SIGNATURE: ClassVar[str] = "SafeCastOverflowedIntDowncast(uint8,int256)"
@@ -2554,21 +2635,6 @@ class SettlementAwardsOutOfOrder(ContractCustomError):
         self.request_id = values[2]
 
 
-class SettlementBadDispute(ContractCustomError):
-    """``SettlementBadDispute(string)``, declared in DeliveryMeter, Settlement."""
-
-    NAME: ClassVar[str] = "SettlementBadDispute"
-    SIGNATURE: ClassVar[str] = "SettlementBadDispute(string)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a815720b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reason",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string",)
-    reason: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.reason = values[0]
-
-
 class SettlementBaselineMismatch(ContractCustomError):
     """``SettlementBaselineMismatch(bytes32)``, declared in Settlement."""
 
@@ -2631,6 +2697,21 @@ class SettlementIspsIncomplete(ContractCustomError):
         self.offer_digest = values[0]
 
 
+class SettlementNotDisputes(ContractCustomError):
+    """``SettlementNotDisputes(address)``, declared in Settlement."""
+
+    NAME: ClassVar[str] = "SettlementNotDisputes"
+    SIGNATURE: ClassVar[str] = "SettlementNotDisputes(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e37eb11d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    account: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.account = values[0]
+
+
 class SettlementNothingToWithdraw(ContractCustomError):
     """``SettlementNothingToWithdraw(address)``, declared in Settlement."""
 
@@ -2664,7 +2745,7 @@ class SettlementReadingNotAnchored(ContractCustomError):
 
 
 class SettlementReadingOutOfRange(ContractCustomError):
-    """``SettlementReadingOutOfRange(uint64,uint64)``, declared in DeliveryMeter, Settlement."""
+    """``SettlementReadingOutOfRange(uint64,uint64)``, declared in Settlement."""
 
     NAME: ClassVar[str] = "SettlementReadingOutOfRange"
     SIGNATURE: ClassVar[str] = "SettlementReadingOutOfRange(uint64,uint64)"
@@ -2873,6 +2954,12 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     ClearingZoneOutsideRequest.SELECTOR: ClearingZoneOutsideRequest,
     DIDRegistryInvalidSignature.SELECTOR: DIDRegistryInvalidSignature,
     DIDRegistryNotOwner.SELECTOR: DIDRegistryNotOwner,
+    DisputeAgreesWithSettlement.SELECTOR: DisputeAgreesWithSettlement,
+    DisputeIspVoided.SELECTOR: DisputeIspVoided,
+    DisputeNoSuchIsp.SELECTOR: DisputeNoSuchIsp,
+    DisputeNotMember.SELECTOR: DisputeNotMember,
+    DisputeNotSignedByMeter.SELECTOR: DisputeNotSignedByMeter,
+    DisputeReadingOutOfRange.SELECTOR: DisputeReadingOutOfRange,
     ECDSAInvalidSignature.SELECTOR: ECDSAInvalidSignature,
     ECDSAInvalidSignatureLength.SELECTOR: ECDSAInvalidSignatureLength,
     ECDSAInvalidSignatureS.SELECTOR: ECDSAInvalidSignatureS,
@@ -2909,12 +2996,12 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
     MeterOracleAlreadyAnchored.SELECTOR: MeterOracleAlreadyAnchored,
     MeterOracleBaselinesAnchored.SELECTOR: MeterOracleBaselinesAnchored,
+    MeterOracleDisputesAlreadySet.SELECTOR: MeterOracleDisputesAlreadySet,
     MeterOracleEmptyRoot.SELECTOR: MeterOracleEmptyRoot,
     MeterOracleIspNotEnded.SELECTOR: MeterOracleIspNotEnded,
     MeterOracleNotAligned.SELECTOR: MeterOracleNotAligned,
     MeterOracleNotAuthority.SELECTOR: MeterOracleNotAuthority,
-    MeterOracleNotSettlement.SELECTOR: MeterOracleNotSettlement,
-    MeterOracleSettlementAlreadySet.SELECTOR: MeterOracleSettlementAlreadySet,
+    MeterOracleNotDisputes.SELECTOR: MeterOracleNotDisputes,
     MeterOracleStakeLocked.SELECTOR: MeterOracleStakeLocked,
     MeterOracleStakeTooLow.SELECTOR: MeterOracleStakeTooLow,
     OrderBookAfterGateClosure.SELECTOR: OrderBookAfterGateClosure,
@@ -2954,7 +3041,6 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookZoneNotBuyable.SELECTOR: OrderBookZoneNotBuyable,
     PortfolioBaselineNotAnchored.SELECTOR: PortfolioBaselineNotAnchored,
     PortfolioMembersMismatch.SELECTOR: PortfolioMembersMismatch,
-    PortfolioNotMember.SELECTOR: PortfolioNotMember,
     PortfolioOutOfRange.SELECTOR: PortfolioOutOfRange,
     PortfolioReadingNotAnchored.SELECTOR: PortfolioReadingNotAnchored,
     PortfolioWithoutMembers.SELECTOR: PortfolioWithoutMembers,
@@ -2971,11 +3057,11 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     SettlementAwardNotInResult.SELECTOR: SettlementAwardNotInResult,
     SettlementAwardsIncomplete.SELECTOR: SettlementAwardsIncomplete,
     SettlementAwardsOutOfOrder.SELECTOR: SettlementAwardsOutOfOrder,
-    SettlementBadDispute.SELECTOR: SettlementBadDispute,
     SettlementBaselineMismatch.SELECTOR: SettlementBaselineMismatch,
     SettlementBaselineNotAnchored.SELECTOR: SettlementBaselineNotAnchored,
     SettlementDisputeWindow.SELECTOR: SettlementDisputeWindow,
     SettlementIspsIncomplete.SELECTOR: SettlementIspsIncomplete,
+    SettlementNotDisputes.SELECTOR: SettlementNotDisputes,
     SettlementNothingToWithdraw.SELECTOR: SettlementNothingToWithdraw,
     SettlementReadingNotAnchored.SELECTOR: SettlementReadingNotAnchored,
     SettlementReadingOutOfRange.SELECTOR: SettlementReadingOutOfRange,

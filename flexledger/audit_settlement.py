@@ -8,9 +8,13 @@ against the chunks' ``awardsRoot``, none left out), its readings are the meter's
 (OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged; for a portfolio
 offer, one per member it had at the day's gate closure, as AssetRegistry records them), its baseline is
 the one committed (or, for the standard method, the oracle's value proven against the root
-``BaselinesAnchored`` logged), a dispute's reading is signed by the asset's meter (recovered
-with eth-account) and the oracle that anchored the wrong one paid the disputer what the market's
-stake rule says. The lines are recomputed with ``flexledger.rules.settlement`` and compared with
+``BaselinesAnchored`` logged; a reading in no root, the meter's signature over it), a dispute's
+reading is signed by the asset's meter (recovered with eth-account) and judged as ReadingDisputes
+must: if the meter had signed the reading counted too (the anchored leaf commits to its
+signature), it equivocated and the ISP's delivery is void with nobody slashed; otherwise the oracle
+that anchored what the meter never signed paid what the market's stake rule says, once per
+(ISP, meter) however many offers settled on it, to the disputer (to the buyer when the disputer is
+the offer's seller or the meter's owner). The lines are recomputed with ``flexledger.rules.settlement`` and compared with
 every record logged, then the money is followed (``flexledger.audit_money``): finalisations,
 bond draws, debts, refunds, withdrawals, and the token's Transfer events.
 
@@ -29,6 +33,7 @@ from flexledger.chain.bindings import (
     MarketRegistryClient,
     MeterOracleClient,
     OrderBookClient,
+    ReadingDisputesClient,
     SettlementClient,
 )
 from flexledger.chain.connection import ChainConnection
@@ -48,6 +53,7 @@ from .rules.market import DAY, MarketParams
 from .rules.orders import BaselineMethod
 from .rules.pair_tree import verify as verify_award_proof
 from .settlement_records import (
+    NO_ANCHOR,
     Anchor,
     IspIn,
     Line,
@@ -101,6 +107,7 @@ class _Day:
     book: Book
     separator: bytes
     settlement: SettlementClient
+    disputes_address: str
     roots: dict[int, bytes]  # chunk -> awardsRoot of the result
     anchors: dict[int, list[Anchor]]  # ISP start -> the anchors RootAnchored logged for the market
     baseline_roots: dict[int, list[bytes]]  # ISP start -> the standard baselines' roots BaselinesAnchored logged
@@ -114,6 +121,8 @@ class _Day:
     meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
     times: dict[int, int] = field(default_factory=dict)  # block -> timestamp (a batch settles many in one)
     portfolios: dict[int, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # -> (aggregator, members at gate closure)
+    # (ISP start, meter) -> the upheld disputes of that reading, in any offer: the first is slashed
+    upheld: dict[tuple[int, str], list[tuple[int, int, str, SettlingCall, SettledEvent]]] = field(default_factory=dict)
 
     def block_time(self, block: int) -> int:
         if block not in self.times:
@@ -166,7 +175,7 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
         slashes[e.tx_hash].append(e)
     return _Day(conn, manifest, market, day_start, params, result_id, read_book(orders, market, day_start),
                 read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
-                roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
+                ReadingDisputesClient(conn, manifest.address("ReadingDisputes")).address, roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
                 AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing),
                 oracle, dict(slashes))
 
@@ -192,6 +201,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     lines: dict[tuple[int, bytes], list[Line]] = {}
     for key, history in sorted(by_key.items()):
         audit.differences += _check_history(day, key, history, calls, lines, audit)
+    audit.differences += _check_slashes(day)
     forced = in_force(events)
     audit.records = {k: e.record for k, e in forced.items()}
     audit.offers_settled = len(forced)
@@ -212,7 +222,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
 
 def _calls(day: _Day, cache: dict[str, list[SettlingCall]], tx_hash: str) -> list[SettlingCall]:
     if tx_hash not in cache:
-        cache[tx_hash] = settling_calls(day.conn, day.settlement.address, tx_hash, day.separator)
+        cache[tx_hash] = settling_calls(day.conn, day.settlement.address, tx_hash, day.separator, day.disputes_address)
     return cache[tx_hash]
 
 
@@ -222,6 +232,8 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
     where = f"offer 0x{key[1].hex()[:10]}"
     out: list[str] = []
     corrections: dict[tuple[int, int], int] = {}  # (ISP start, asset) -> the net a dispute set (they compose, as on chain)
+    voided: set[int] = set()  # ISP starts whose delivery an equivocation voided
+    by_default = False  # first settled by `settleUnrevealed`: no reading counted, none to dispute
     previous: Record | None = None
     for n, event in enumerate(history):
         try:
@@ -236,20 +248,29 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
                        f"{'a settlement' if n == 0 else 'a dispute'}")
         out += [f"{where}: {p}" for p in _check_inputs(day, s, call.unrevealed)]
         out += [f"{where}: {p}" for p in _check_timing(day, call, event, previous, at)]
+        by_default = by_default or (n == 0 and call.unrevealed)
         if call.dispute is not None:
             d = call.dispute
             audit.disputes += 1
-            problem = _check_dispute(day, call)
+            problem = _check_dispute(day, call, corrections, voided)
+            if by_default:
+                problem = "it disputes a settlement made by default, which counted no reading"
             if problem:
                 out.append(f"{where}: dispute in {event.tx_hash}: {problem}")
             else:
-                disputed = (s.isps[d.isp].isp_start, s.disputed(d)[0])
-                first = disputed not in corrections  # one wrong reading, one fault, one slash
-                out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, first)]
-                corrections[disputed] = d.import_wh - d.export_wh
+                isp_start, asset = s.isps[d.isp].isp_start, s.disputed(d)[0]
+                if _signed_twice(day, call, corrections):
+                    voided.add(isp_start)  # the meter's word is worth nothing there: no slash either
+                    out += [f"{where}: dispute in {event.tx_hash}: {p} (the meter equivocated: nobody is paid)"
+                            for p in _check_slash(day, call, event, False)]
+                else:
+                    meter = day.asset(asset)[1].lower()
+                    day.upheld.setdefault((isp_start, meter), []).append(
+                        (event.block_number, event.log_index, where, call, event))
+                    corrections[(isp_start, asset)] = d.import_wh - d.export_wh
             if previous is not None and call.record != previous:
                 out.append(f"{where}: the dispute in {event.tx_hash} presented a record other than the one in force")
-        net = None if call.unrevealed else _net_with(s, corrections)
+        net = None if call.unrevealed else _net_with(s, corrections, voided, day.params.isp_seconds)
         try:
             figures = recompute(s, net, day.params, day.request, day.cleared_price)
         except ValueError as exc:
@@ -267,9 +288,12 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
     return out
 
 
-def _net_with(s: SettleIn, corrections: dict[tuple[int, int], int]) -> list[int]:
-    """Each ISP's net consumption, every meter's reading as disputes corrected it."""
-    return [sum(corrections.get((isp.isp_start, a), r.net_wh) for a, r in s.readings(i)) for i, isp in enumerate(s.isps)]
+def _net_with(s: SettleIn, corrections: dict[tuple[int, int], int], voided: set[int], isp_seconds: int) -> list[int]:
+    """Each ISP's net consumption, every meter's reading as disputes corrected it; an ISP whose
+    meter equivocated counts its baseline (nothing delivered)."""
+    return [s.baseline_wh[(isp.isp_start - s.offer.start) // isp_seconds] if isp.isp_start in voided
+            else sum(corrections.get((isp.isp_start, a), r.net_wh) for a, r in s.readings(i))
+            for i, isp in enumerate(s.isps)]
 
 
 def compare_lines(logged: list[Line], recomputed: list[Line]) -> list[str]:
@@ -364,44 +388,91 @@ def _check_readings(day: _Day, s: SettleIn, isp: IspIn) -> list[str]:
 
 
 def _check_reading(day: _Day, meter: str, isp_start: int, r: ReadingIn) -> list[str]:
+    reading = Reading(meter, isp_start, r.sequence, r.import_wh, r.export_wh)
+    if not r.anchored:  # in no root: it stands on the meter's signature alone
+        if r.anchor != NO_ANCHOR or not _signed_by(day, reading, r.signature, meter):
+            return [f"the reading of {iso(isp_start)}, brought without an anchor, is not signed by the meter"]
+        return []
     if r.anchor not in day.anchors.get(isp_start, []):
         return [f"the reading of {iso(isp_start)} names an anchor MeterOracle never logged for that ISP"]
-    values = [meter, isp_start, r.sequence, r.import_wh, r.export_wh]
-    if not verify_reading_proof(r.anchor.root, LEAF_ENCODING, values, r.proof):
+    if not verify_reading_proof(r.anchor.root, LEAF_ENCODING, reading.leaf_values(r.signature), r.proof):
         return [f"the reading of {iso(isp_start)} ({r.import_wh} Wh in, {r.export_wh} Wh out) is not the meter's "
                 "reading in the anchored root"]
     return []
 
 
+def _check_slashes(day: _Day) -> list[str]:
+    """Each reading an oracle anchored that its meter never signed costs it one slash, at its first
+    upheld dispute in any offer (RT-4); later disputes of it slash nothing."""
+    out = []
+    for disputes in day.upheld.values():
+        for n, (_block, _log, where, call, event) in enumerate(sorted(disputes, key=lambda x: (x[0], x[1]))):
+            out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, n == 0)]
+    return out
+
+
 def _check_slash(day: _Day, call: SettlingCall, event: SettledEvent, first: bool) -> list[str]:
-    """The oracle that anchored the disputed reading paid the disputer what the market's stake
-    rule says (the required stake, or what was left of its stake; nothing without a stake or for
-    an ISP already corrected), read from the chain's state just before the dispute's block."""
-    assert call.dispute is not None and day.oracle is not None
-    anchored_by = call.settle_in.disputed(call.dispute)[1].anchor.oracle
-    got = [(str(e.args["to"]), int(e.args["amount"])) for e in day.slashes.get(event.tx_hash, [])
-           if str(e.args["oracle"]).lower() == anchored_by.lower()]
+    """The oracle that anchored the disputed reading paid what the market's stake rule says (the
+    required stake, or what was left of its stake; nothing without a stake, for a reading already
+    slashed, or for an equivocation), read from the chain's state just before the dispute's block,
+    to the disputer, or to the buyer of the ISP's first award when the disputer is the offer's
+    seller or the meter's owner (a slash never pays them)."""
+    assert call.dispute is not None and call.record is not None and day.oracle is not None
+    d, s = call.dispute, call.settle_in
+    asset, anchored = s.disputed(d)
+    anchored_by = anchored.anchor.oracle
+    got = [(str(e.args["oracle"]), str(e.args["to"]), int(e.args["amount"])) for e in day.slashes.get(event.tx_hash, [])]
     want = 0
     if first:
         before = event.block_number - 1
         required = int(day.oracle.required_stake(day.market, block=before))
         staked = int(day.oracle.stake_of(day.market, anchored_by, block=before)[0])
         want = min(required, staked)
-    disputer = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
-    expected = [(disputer, want)] if want else []
-    if [(to.lower(), n) for to, n in got] != [(to.lower(), n) for to, n in expected]:
-        return [f"oracle {anchored_by} was slashed {got or 'nothing'}, the stake rule says {expected or 'nothing'}"]
+    to = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
+    if to.lower() in (call.record.seller.lower(), day.asset(asset)[0].lower()):
+        isp_start = s.isps[d.isp].isp_start
+        line = next((ln for ln in call.record.lines if ln.isp_start == isp_start), None)
+        to = day.request(line.request_id).buyer if line is not None else to
+    expected = [(anchored_by, to, want)] if want else []
+    if [tuple(str(x).lower() for x in g) for g in got] != [tuple(str(x).lower() for x in g) for g in expected]:
+        shown = [(o, t, n) for o, t, n in got]
+        return [f"oracle stakes slashed {shown or 'nothing'}, the stake rule says {expected or 'nothing'}"]
     return []
 
 
-def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
-    """Why a dispute should not have been upheld, or None."""
+def _signed_by(day: _Day, reading: Reading, signature: bytes, meter: str) -> bool:
+    try:
+        return reading.typed(day.oracle_domain).recover(signature).lower() == meter.lower()
+    except TypedDataError:
+        return False
+
+
+def _signed_twice(day: _Day, call: SettlingCall, corrections: dict[tuple[int, int], int]) -> bool:
+    """Whether the reading the settlement counted for the disputed meter and ISP was meter-signed
+    too: a dispute put a signed one in its place, or the presented reading's signature (committed
+    in the anchored leaf) is the meter's over it. Then the dispute shows equivocation."""
+    assert call.dispute is not None
+    d, s = call.dispute, call.settle_in
+    isp_start = s.isps[d.isp].isp_start
+    asset, counted = s.disputed(d)
+    if (isp_start, asset) in corrections:
+        return True
+    meter = day.asset(asset)[1]
+    return _signed_by(day, Reading(meter, isp_start, counted.sequence, counted.import_wh, counted.export_wh),
+                      counted.signature, meter)
+
+
+def _check_dispute(day: _Day, call: SettlingCall, corrections: dict[tuple[int, int], int],
+                   voided: set[int]) -> str | None:
+    """Why a dispute should have been refused, or None."""
     d = call.dispute
     s = call.settle_in
     assert d is not None
     if d.isp >= len(s.isps):
         return f"ISP index {d.isp} is not in the settlement"
     isp = s.isps[d.isp]
+    if isp.isp_start in voided:
+        return f"the delivery of {iso(isp.isp_start)} was already void (the meter equivocated)"
     asset, anchored = s.disputed(d)
     if asset == 0:
         return f"asset {d.member} is not a member whose reading the settlement counted"
@@ -413,7 +484,10 @@ def _check_dispute(day: _Day, call: SettlingCall) -> str | None:
         return f"the reading's signature is unusable ({exc.message})"
     if signer.lower() != meter.lower():
         return f"the reading was signed by {signer}, not by the asset's meter {meter}"
-    if (d.import_wh, d.export_wh) == (anchored.import_wh, anchored.export_wh):
+    earlier = corrections.get((isp.isp_start, asset))
+    if earlier is not None and d.import_wh - d.export_wh == earlier:
+        return "the signed reading agrees with the one an earlier dispute set"
+    if earlier is None and (d.import_wh, d.export_wh) == (anchored.import_wh, anchored.export_wh):
         return "the signed reading agrees with the anchored one"
     return None
 

@@ -224,7 +224,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                       f"{'upheld' if dispute['upheld'] else 'REFUSED'}, paid {dispute['paid_before'] / 100:,.2f} -> "
                       f"{dispute['paid_after'] / 100:,.2f} EUR, penalty {dispute['penalty_before'] / 100:,.2f} -> "
                       f"{dispute['penalty_after'] / 100:,.2f} EUR; {dispute['faults']} fault counted against the "
-                      "oracle (Settlement.faultsOf)")
+                      "oracle (ReadingDisputes.faultsOf)")
     table.add_row("money", ", ".join(f"{name} paid {cents / 100:,.2f}" for name, cents in settled["paid"].items())
                   + f" EUR net of penalties; the {summary['bonds']['prosumers']} awarded sellers received "
                   f"{settled['prosumers'] / 100:,.2f} EUR; bond draws {settled['bond_draws'] / 100:,.2f} EUR "

@@ -348,7 +348,8 @@ def metering_step(
     verified = oracle.verify_reading(
         market, proof["ispStart"], (bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"],
                                     anchor["anchoredAt"]),
-        proof["meter"], proof["sequence"], proof["importWh"], proof["exportWh"], [bytes.fromhex(p[2:]) for p in proof["proof"]])
+        proof["meter"], proof["sequence"], proof["importWh"], proof["exportWh"], bytes.fromhex(proof["signature"][2:]),
+        [bytes.fromhex(p[2:]) for p in proof["proof"]])
     stored = consumer.outcomes.get("stored", 0)
     modbus_addresses = {m.address.lower() for _a, m, _k in modbus}
     with session(engine) as s:

@@ -22,7 +22,7 @@ from flexledger.oracle.store import StoredAnchor, readings_of_isp, session
 class _Isp:
     tree: StandardMerkleTree
     index: dict[str, int]  # meter (lower case) -> leaf
-    values: list[tuple[str, int, int, int, int]]  # (meter, ISP start, sequence, import, export) per leaf
+    values: list[tuple[str, int, int, int, int, bytes]]  # (meter, ISP start, sequence, import, export, signature)
     anchor: dict[str, Any]
 
 
@@ -44,7 +44,7 @@ class ReadingProofs:
                 tree = tree_of(rows)
                 if tree.root != anchor.root:
                     raise ProofError(f"the stored readings of ISP {isp_start} no longer give its anchored root")
-                values = [(r.meter, r.isp_start, r.sequence, r.import_wh, r.export_wh) for r in rows]
+                values = [(r.meter, r.isp_start, r.sequence, r.import_wh, r.export_wh, bytes(r.signature)) for r in rows]
                 shown = {"market": anchor.market, "root": "0x" + anchor.root.hex(), "oracle": anchor.oracle,
                          "leafCount": anchor.leaf_count, "anchoredAt": anchor.anchored_at, "txHash": anchor.tx_hash}
             self._isps[isp_start] = _Isp(tree, {v[0].lower(): i for i, v in enumerate(values)}, values, shown)
@@ -55,6 +55,6 @@ class ReadingProofs:
         index = isp.index.get(meter.lower())
         if index is None:
             raise ProofError(f"no reading of {meter} for the ISP starting at {isp_start} in the root")
-        who, start, sequence, imported, exported = isp.values[index]
+        who, start, sequence, imported, exported, signature = isp.values[index]
         return {"meter": who, "ispStart": start, "sequence": sequence, "importWh": imported, "exportWh": exported,
-                "proof": ["0x" + p.hex() for p in isp.tree.proof(index)], "anchor": isp.anchor}
+                "signature": "0x" + signature.hex(), "proof": ["0x" + p.hex() for p in isp.tree.proof(index)], "anchor": isp.anchor}

@@ -29,6 +29,7 @@ from flexledger.chain.bindings import (
     ClearingCommitmentClient,
     MarketRegistryClient,
     OrderBookClient,
+    ReadingDisputesClient,
     SettlementClient,
     SettlementTokenClient,
 )
@@ -117,7 +118,8 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     problems = [f"offer 0x{digest.hex()[:10]}: the contract's lines differ from the rules'"
                 for digest, s in settled.items() if not _as_rules_say(s, params, requests)]
     shown = _representatives(plan, settled, params, requests)
-    dispute = _dispute(conn, settlement, plan, settled, fault, console) if plan.disputed in settled else {}
+    disputes = ReadingDisputesClient(conn, manifest.address("ReadingDisputes"))
+    dispute = _dispute(conn, settlement, disputes, plan, settled, fault, console) if plan.disputed in settled else {}
     if dispute:
         disputed = settled[plan.disputed]  # type: ignore[index]
         shown.append(("corrected", disputed, *_figures(disputed, params, requests)))
@@ -330,32 +332,37 @@ def _check_behaviours(settled: dict[bytes, _Settled], params: MarketParams,
             "problems": problems}
 
 
-def _dispute(conn: ChainConnection, settlement: SettlementClient, plan: DeliveryPlan, settled: dict[bytes, _Settled],
-             fault: dict[str, Any], console: Console) -> dict[str, Any]:
-    """The prosumer shows the reading its meter signed for the ISP whose stored value was corrupted."""
+def _dispute(conn: ChainConnection, settlement: SettlementClient, disputes: ReadingDisputesClient, plan: DeliveryPlan,
+             settled: dict[bytes, _Settled], fault: dict[str, Any], console: Console) -> dict[str, Any]:
+    """The prosumer shows the reading its meter signed for the ISP whose stored value was corrupted:
+    the anchored leaf carries the meter's signature of the true values, not of the altered ones,
+    so ReadingDisputes upholds it against the oracle (any stake slashed goes to the buyer, never
+    to the disputing seller)."""
     s = settled[plan.disputed]  # type: ignore[index]
     signed: SignedReading = fault["signed"]
     index = next(i for i, (_read, awards) in enumerate(s.settle_in[4]) if awards[0][2] == fault["isp_start"])
     anchored = s.settle_in[4][index][0]
     oracle = str(anchored[0][1])
-    faults_before = settlement.faults_of(oracle)
+    faults_before = disputes.faults_of(oracle)
     prosumer = Signer(s.delivery.kept.owner, conn)
     conn.request("anvil_setBalance", [prosumer.address, GAS_MONEY])
     r = signed.reading
     before = s.record
-    tx = settlement.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature,
-                                                  0),  # no member: an asset offer
-                            sender=prosumer)
-    s.record = record_tuple(tx.event("OfferSettled").args["record"])
+    tx = disputes.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature,
+                                                0),  # no member: an asset offer
+                          sender=prosumer)
+    block = tx.block_number or conn.w3.eth.block_number
+    s.record = record_tuple(next(e for e in settlement.events("OfferSettled", from_block=block, to_block=block)
+                                 if e.tx_hash == tx.tx_hash).args["record"])
     s.net[index] = r.import_wh - r.export_wh
-    faults = settlement.faults_of(oracle) - faults_before
+    faults = disputes.faults_of(oracle) - faults_before
     paid = (sum(ln[2] for ln in before[4]), sum(ln[2] for ln in s.record[4]))
     penalty = (sum(ln[2] - ln[3] + ln[4] for ln in before[4]), sum(ln[2] - ln[3] + ln[4] for ln in s.record[4]))
     console.print(f"the owner of asset {s.delivery.kept.offer.asset} disputes {iso(fault['isp_start'])[11:16]} with the "
                   f"reading its meter signed ({r.import_wh:,} Wh in, {r.export_wh:,} Wh out; anchored: "
                   f"{anchored[2]:,} in, {anchored[3]:,} out): upheld, paid {_euros(paid[0])} -> {_euros(paid[1])} EUR, "
                   f"penalty {_euros(penalty[0])} -> {_euros(penalty[1])} EUR; the oracle {oracle[:10]}… that anchored "
-                  f"the root now has {settlement.faults_of(oracle)} fault(s) in Settlement.faultsOf "
+                  f"the root now has {disputes.faults_of(oracle)} fault(s) in ReadingDisputes.faultsOf "
                   f"({tx.gas_used:,} gas)")
     return {"upheld": s.record != before, "faults": faults, "asset": s.delivery.kept.offer.asset,
             "paid_before": paid[0], "paid_after": paid[1], "penalty_before": penalty[0], "penalty_after": penalty[1]}

@@ -66,7 +66,7 @@ def _reading_in(answer: dict[str, Any]) -> ReadingIn:
     return ReadingIn.from_tuple(((bytes.fromhex(answer["anchor"]["root"][2:]), answer["anchor"]["oracle"],
                                   answer["anchor"]["leafCount"], answer["anchor"]["anchoredAt"]),
                                  answer["sequence"], answer["importWh"], answer["exportWh"],
-                                 [bytes.fromhex(p[2:]) for p in answer["proof"]]))
+                                 bytes.fromhex(answer["signature"][2:]), [bytes.fromhex(p[2:]) for p in answer["proof"]]))
 
 
 def _member_readings(members: Sequence[Member], isp_start: int, reading: ReadingProof,

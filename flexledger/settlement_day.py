@@ -24,6 +24,7 @@ from flexledger.chain.bindings import (
     DeliveryMeterClient,
     MarketRegistryClient,
     OrderBookClient,
+    ReadingDisputesClient,
     SettlementClient,
 )
 from flexledger.chain.connection import ChainConnection
@@ -122,6 +123,12 @@ class DayContext:
     settlement: SettlementClient
     clearing: ClearingCommitmentClient
     book: OrderBookClient
+    disputes: ReadingDisputesClient
+
+    def calls(self, tx_hash: str, separator: bytes | None = None) -> list[SettlingCall]:
+        """The settlements a settling (or disputing) transaction carried."""
+        return settling_calls(self.conn, self.settlement.address, tx_hash,
+                              self.book_separator if separator is None else separator, self.disputes.address)
 
     @property
     def closes_at(self) -> int:
@@ -157,7 +164,8 @@ def day_context(conn: ChainConnection, manifest: Manifest, market: int, day_star
     params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     return DayContext(conn, manifest, market, day_start, params, current,
                       SettlementClient(conn, manifest.address("Settlement")), clearing,
-                      OrderBookClient(conn, manifest.address("OrderBook")))
+                      OrderBookClient(conn, manifest.address("OrderBook")),
+                      ReadingDisputesClient(conn, manifest.address("ReadingDisputes")))
 
 
 def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
@@ -223,7 +231,7 @@ def _earlier(ctx: DayContext, event: SettledEvent, separator: bytes,
     (``calls``: the transactions decoded so far, a batch settles many offers)."""
     try:
         if event.tx_hash not in calls:
-            calls[event.tx_hash] = settling_calls(ctx.conn, ctx.settlement.address, event.tx_hash, separator)
+            calls[event.tx_hash] = ctx.calls(event.tx_hash, separator)
         call = call_for(calls[event.tx_hash], event.record.key)
     except SettlementDataError:
         return ()  # shown without its delivered energy
@@ -400,6 +408,7 @@ class Disputed:
     anchored: ReadingIn
     oracle: str
     asset: int  # whose meter's reading was corrected (a portfolio's member)
+    equivocation: bool = False  # the meter signed the counted reading too: the ISP's delivery is void
 
 
 def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredReading | ConflictingReading]:
@@ -427,7 +436,7 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
     ends = dispute_ends(ctx, record)
     if ctx.conn.latest_timestamp() >= ends:
         raise DisputeError(f"the dispute window of offer 0x{digest.hex()[:10]} ended at {iso(ends)}")
-    call = call_for(settling_calls(ctx.conn, ctx.settlement.address, event.tx_hash, ctx.book_separator), record.key)
+    call = call_for(ctx.calls(event.tx_hash), record.key)
     s_in = call.settle_in
     index = next((i for i, isp in enumerate(s_in.isps) if isp.isp_start == isp_start), None)
     if index is None:
@@ -467,9 +476,23 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
     row = differing[0]
     signed = DisputeIn(index, row.sequence, row.import_wh, row.export_wh, bytes(row.signature),
                        asset if s_in.portfolio else 0)
-    tx = ctx.settlement.dispute(s_in.as_tuple(), record.as_tuple(), signed.as_tuple(), sender=signer)
-    after = Record.from_tuple(tx.event("OfferSettled").args["record"])
-    return Disputed(record, after, isp_start, signed, anchored, anchored.anchor.oracle, asset)
+    tx = ctx.disputes.dispute(s_in.as_tuple(), record.as_tuple(), signed.as_tuple(), sender=signer)
+    block = tx.block_number or ctx.conn.w3.eth.block_number
+    after = Record.from_tuple(_logged(ctx.settlement, "OfferSettled", tx.tx_hash, block)["record"])
+    equivocation = bool(_logged(ctx.disputes, "MeterEquivocated", tx.tx_hash, block, required=False))
+    return Disputed(record, after, isp_start, signed, anchored, anchored.anchor.oracle, asset, equivocation)
+
+
+def _logged(contract: SettlementClient | ReadingDisputesClient, name: str, tx_hash: str, block: int, *,
+            required: bool = True) -> dict[str, Any]:
+    """The ``name`` event ``contract`` logged in transaction ``tx_hash`` (a dispute goes to
+    ReadingDisputes, whose call makes Settlement log the new record); empty if none and not ``required``."""
+    found = [e for e in contract.events(name, from_block=block, to_block=block) if e.tx_hash == tx_hash]
+    if not found:
+        if required:
+            raise DisputeError(f"the dispute {tx_hash} logged no {name}")
+        return {}
+    return dict(found[-1].args)
 
 
 def _corrections(ctx: DayContext, key: tuple[int, bytes]) -> dict[tuple[int, int], int]:
@@ -478,7 +501,7 @@ def _corrections(ctx: DayContext, key: tuple[int, bytes]) -> dict[tuple[int, int
     out: dict[tuple[int, int], int] = {}
     separator = ctx.book_separator
     for event in settled_events(ctx.settlement, result_id=key[0], digest=key[1]):
-        call = call_for(settling_calls(ctx.conn, ctx.settlement.address, event.tx_hash, separator), key)
+        call = call_for(ctx.calls(event.tx_hash, separator), key)
         if call.dispute is not None:
             d = call.dispute
             out[(call.settle_in.isps[d.isp].isp_start, call.settle_in.disputed(d)[0])] = d.import_wh - d.export_wh

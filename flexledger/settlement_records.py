@@ -53,31 +53,42 @@ class Anchor:
 
 @dataclass(frozen=True)
 class ReadingIn:
+    """``Settlement.ReadingIn``: a meter's reading, its signature (whose hash the anchored leaf
+    commits to) and its proof; a zero anchor and no proof for a reading in no root."""
+
     anchor: Anchor
     sequence: int
     import_wh: int
     export_wh: int
+    signature: bytes
     proof: tuple[bytes, ...]
 
     @property
     def net_wh(self) -> int:
         return net_consumption(self.import_wh, self.export_wh)
 
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.anchor.as_tuple(), self.sequence, self.import_wh, self.export_wh, list(self.proof))
+    @property
+    def anchored(self) -> bool:
+        return self.anchor.root != ZERO_ROOT
 
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.anchor.as_tuple(), self.sequence, self.import_wh, self.export_wh, self.signature, list(self.proof))
 
     @classmethod
     def from_tuple(cls, raw: Sequence[Any]) -> ReadingIn:
-        (root, oracle, count, at), sequence, imp, exp, proof = raw
+        (root, oracle, count, at), sequence, imp, exp, signature, proof = raw
         return cls(Anchor(bytes(root), to_checksum_address(oracle), int(count), int(at)), int(sequence), int(imp),
-                   int(exp), tuple(bytes(p) for p in proof))
+                   int(exp), bytes(signature), tuple(bytes(p) for p in proof))
 
 
-NO_READING = ReadingIn(Anchor(b"\x00" * 32, to_checksum_address("0x" + "00" * 20), 0, 0), 0, 0, 0, ())
+ZERO_ROOT = b"\x00" * 32
+NO_ANCHOR = Anchor(ZERO_ROOT, to_checksum_address("0x" + "00" * 20), 0, 0)
+NO_READING = ReadingIn(NO_ANCHOR, 0, 0, 0, b"", ())
 
 # DeliveryMeter.MemberReading[], as Settlement.SettleIn.members carries it per ISP (ABI-encoded)
-MEMBER_READINGS_TYPE = "(uint64,(bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes32[],int64,bytes32[])[]"
+MEMBER_READINGS_TYPE = (
+    "(uint64,(bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[],int64,bytes32[])[]"
+)
 
 
 @dataclass(frozen=True)
@@ -92,13 +103,13 @@ class MemberReading:
 
     def as_tuple(self) -> tuple[Any, ...]:
         r = self.reading
-        return (self.asset, r.anchor.as_tuple(), r.sequence, r.import_wh, r.export_wh, list(r.proof), self.baseline_wh,
-                list(self.baseline_proof))
+        return (self.asset, r.anchor.as_tuple(), r.sequence, r.import_wh, r.export_wh, r.signature, list(r.proof),
+                self.baseline_wh, list(self.baseline_proof))
 
     @classmethod
     def from_tuple(cls, raw: Sequence[Any]) -> MemberReading:
-        asset, anchor, sequence, imp, exp, proof, baseline, baseline_proof = raw
-        return cls(int(asset), ReadingIn.from_tuple((anchor, sequence, imp, exp, proof)), int(baseline),
+        asset, anchor, sequence, imp, exp, signature, proof, baseline, baseline_proof = raw
+        return cls(int(asset), ReadingIn.from_tuple((anchor, sequence, imp, exp, signature, proof)), int(baseline),
                    tuple(bytes(h) for h in baseline_proof))
 
 
@@ -285,14 +296,15 @@ class SettlingCall:
 
 @cache
 def _settling_functions() -> dict[bytes, tuple[str, tuple[str, ...]]]:
-    """Selector -> (name, input types) of every Settlement function that takes a ``SettleIn`` (or
-    an array of them): read from the ABI so that functions added later (a batch) decode too."""
+    """Selector -> (name, input types) of every Settlement (and ReadingDisputes) function that
+    takes a ``SettleIn`` (or an array of them): read from the ABIs so that functions added later
+    (a batch) decode too. ``resettle`` is ReadingDisputes' call into Settlement, never a transaction's."""
     abi = load_artifact("Settlement").abi
     settle = next(f for f in abi if f["type"] == "function" and f["name"] == "settle")
     settle_type = canonical_type(settle["inputs"][0])
     table = {}
-    for item in abi:
-        if item["type"] != "function":
+    for item in [*abi, *load_artifact("ReadingDisputes").abi]:
+        if item["type"] != "function" or item["name"] in ("resettle", "measure"):
             continue
         types = tuple(canonical_type(p) for p in item["inputs"])
         if any(t.removesuffix("[]") == settle_type for t in types):
@@ -327,14 +339,17 @@ def decode_settling_call(data: bytes, book_separator: bytes) -> list[SettlingCal
 
 
 def settling_calls(conn: ChainConnection, settlement_address: str, tx_hash: str,
-                   book_separator: bytes) -> list[SettlingCall]:
-    """The settlements transaction ``tx_hash`` carried in its calldata."""
+                   book_separator: bytes, disputes_address: str | None = None) -> list[SettlingCall]:
+    """The settlements transaction ``tx_hash`` carried in its calldata (sent to Settlement, or for
+    a dispute to ReadingDisputes, which re-settles through Settlement)."""
     tx = conn.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
     to = tx.get("to")
-    if to is None or to_checksum_address(to) != to_checksum_address(settlement_address):
+    targets = {to_checksum_address(a) for a in (settlement_address, disputes_address) if a}
+    if to is None or to_checksum_address(to) not in targets:
         # a settlement sent through another contract (a wallet, a multicall) keeps its inputs in a
         # trace, which a plain node does not serve: say so rather than guess
-        raise SettlementDataError(f"transaction {tx_hash} calls {to}, not Settlement: its inputs are not in its calldata",
+        raise SettlementDataError(f"transaction {tx_hash} calls {to}, not Settlement or ReadingDisputes: its inputs "
+                                  "are not in its calldata",
                                   hint="read them from a trace (debug_traceTransaction) of that transaction")
     data = bytes(tx["input"])
     return decode_settling_call(data, book_separator)

@@ -52,7 +52,7 @@ class ProofError(FlexledgerError):
 
 
 def tree_of(rows: list[StoredReading]) -> StandardMerkleTree:
-    return StandardMerkleTree.of([r.reading().leaf_values() for r in rows], LEAF_ENCODING)
+    return StandardMerkleTree.of([r.reading().leaf_values(bytes(r.signature)) for r in rows], LEAF_ENCODING)
 
 
 def due_isps(engine: Engine, now: int, isp_seconds: int, grace: int) -> list[int]:
@@ -212,16 +212,19 @@ def confirm_anchors(engine: Engine, oracle: MeterOracleClient, market: int,
             if not (was == CONFIRMED and now in (CONFIRMED, PENDING) and anchor.status == CONFIRMED):
                 done[now].append(anchor.isp_start)
     return done
+NO_ANCHOR = {"market": 0, "root": "0x" + "00" * 32, "oracle": "0x" + "00" * 20, "leafCount": 0, "anchoredAt": 0,
+             "txHash": None}
 
 
 def proof_for(engine: Engine, meter: str, isp_start: int) -> dict[str, Any]:
-    """A kept reading of ``meter`` for ``isp_start``, its proof and its ISP's anchor (JSON-ready)."""
+    """A kept reading of ``meter`` for ``isp_start``, its signature, its proof and its ISP's anchor
+    (JSON-ready). A reading kept but in no root (late) comes with a zero anchor and no proof: the
+    settlement takes it on the meter's signature alone (``MeterOracle.verifyReading``)."""
     with session(engine) as s:
         rows = readings_of_isp(s, isp_start)
         index = next((i for i, r in enumerate(rows) if r.meter.lower() == meter.lower()), None)
         if index is None:
-            raise ProofError(f"no reading of {meter} for the ISP starting at {isp_start} in the root",
-                             hint="late readings are kept but in no root; check the meter and the ISP")
+            return _unanchored(s, meter, isp_start)
         anchor = s.get(StoredAnchor, (s.scalar(select(StoredAnchor.market).where(
             StoredAnchor.isp_start == isp_start)), isp_start))
         if anchor is None:
@@ -238,10 +241,25 @@ def proof_for(engine: Engine, meter: str, isp_start: int) -> dict[str, Any]:
         r = rows[index]
         return {
             "meter": r.meter, "ispStart": r.isp_start, "sequence": r.sequence, "importWh": r.import_wh,
-            "exportWh": r.export_wh, "proof": ["0x" + p.hex() for p in tree.proof(index)],
+            "exportWh": r.export_wh, "signature": "0x" + bytes(r.signature).hex(),
+            "proof": ["0x" + p.hex() for p in tree.proof(index)],
             "anchor": {"market": anchor.market, "root": "0x" + anchor.root.hex(), "oracle": anchor.oracle,
                        "leafCount": anchor.leaf_count, "anchoredAt": anchor.anchored_at, "txHash": anchor.tx_hash},
         }
+
+
+def _unanchored(s: Session, meter: str, isp_start: int) -> dict[str, Any]:
+    """The first reading kept of ``meter`` for ``isp_start`` that is in no root (late), unanchored."""
+    rows = s.scalars(select(StoredReading).where(StoredReading.isp_start == isp_start)
+                     .order_by(StoredReading.received_at, StoredReading.sequence))
+    r = next((r for r in rows if r.meter.lower() == meter.lower()), None)
+    if r is None:
+        raise ProofError(f"no reading of {meter} for the ISP starting at {isp_start} is kept",
+                         hint="check the meter and the ISP; a reading the oracle never received can be brought "
+                              "from the meter's own signed record")
+    return {"meter": r.meter, "ispStart": r.isp_start, "sequence": r.sequence, "importWh": r.import_wh,
+            "exportWh": r.export_wh, "signature": "0x" + bytes(r.signature).hex(), "proof": [],
+            "anchor": dict(NO_ANCHOR)}
 
 
 @dataclass

@@ -29,7 +29,10 @@ READING_TYPES = {
     ]
 }
 READING_TYPEHASH = keccak(text="Reading(address meter,uint64 ispStart,uint64 sequence,uint64 importWh,uint64 exportWh)")
-LEAF_ENCODING = ["address", "uint64", "uint64", "uint64", "uint64"]  # the Merkle leaves: the same fields
+READING_ENCODING = ["address", "uint64", "uint64", "uint64", "uint64"]  # the signed fields, in order
+# The Merkle leaves: the signed fields and keccak256 of the meter's signature, so that an anchored
+# reading is provably the meter's word (MeterOracle.readingLeaf) and a second one equivocation.
+LEAF_ENCODING = [*READING_ENCODING, "bytes32"]
 UINT64 = 2**64
 PAYLOAD_KEYS = {"meter", "ispStart", "sequence", "importWh", "exportWh", "signature"}
 # A reading is a flat object of about 330 bytes. Anything much longer is refused before it is
@@ -59,11 +62,15 @@ class Reading:
 
     def digest(self, domain_separator: bytes) -> bytes:
         """The EIP-712 digest (``typed(domain).digest()``, fast: the struct is flat and static)."""
-        struct = keccak(encode(["bytes32", *LEAF_ENCODING], [READING_TYPEHASH, *astuple(self)]))
+        struct = keccak(encode(["bytes32", *READING_ENCODING], [READING_TYPEHASH, *astuple(self)]))
         return typed_digest(domain_separator, struct)
 
-    def leaf_values(self) -> list[Any]:
+    def signed_values(self) -> list[Any]:
         return list(astuple(self))
+
+    def leaf_values(self, signature: bytes) -> list[Any]:
+        """The values of its Merkle leaf (``LEAF_ENCODING``), committing to the meter's ``signature``."""
+        return [*astuple(self), keccak(signature)]
 
 
 def parse_payload(payload: bytes) -> tuple[Reading, bytes]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from flexledger.book import SignedOffer, relay_offers
@@ -46,7 +47,7 @@ from flexledger.optimiser import clear
 from flexledger.oracle.anchoring import anchor_isp, proof_for
 from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
 from flexledger.oracle.ingest import ingest
-from flexledger.oracle.store import open_store, session
+from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import Verifier
 from flexledger.rules.assets import sign_consent
 from flexledger.rules.baselines import baseline_commitment
@@ -126,7 +127,9 @@ class SettlementWorld:
 
 def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
                 *, measured: Sequence[int] = (250, 1_200), standard: bool = False,
-                portfolio: bool = False) -> SettlementWorld:
+                portfolio: bool = False, misread: dict[int, int] | None = None) -> SettlementWorld:
+    """``misread``: meter index -> the import the oracle's store holds (and anchors) instead of
+    what the meter signed (a corrupted database: the meter's signature of the true values stays)."""
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
     owner = keys.dev_accounts()[7]
     meter_keys = [keys.new_account() for _ in range(2)]
@@ -207,6 +210,10 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
                             SettlementClient(conn, manifest.address("Settlement")), token, book, ids, portfolio_id)
     for k, net in enumerate(measured):
         assert world.keep_reading(k, 1, net) == "stored"
+    with session(engine) as s:
+        for k, wrong in (misread or {}).items():
+            s.execute(update(StoredReading).where(StoredReading.meter == meter_keys[k].address)
+                      .values(import_wh=wrong))
     assert anchor_isp(engine, oracle, market, hour) is not None
     if standard:  # a portfolio's standard baseline is its members' summed: 1,500 + 1,200
         values = ({meter_keys[0].address: 1_500, meter_keys[1].address: 1_200} if portfolio

@@ -37,13 +37,14 @@ from flexledger.times import iso
 @pytest.fixture
 def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer],
           tmp_path: Path) -> SettlementWorld:
-    return build_world(conn, manifest, deployer, dev_signers, tmp_path)
+    # meter B signed 700 Wh; the oracle's store was corrupted to 1,200 before anchoring
+    return build_world(conn, manifest, deployer, dev_signers, tmp_path, measured=(250, 700), misread={1: 1_200})
 
 
 def _money_day(w: SettlementWorld) -> None:
-    """Settle, dispute B's reading with the meter's correction, make final, withdraw, refund."""
+    """Settle, dispute B's misread reading with what its meter signed, make final, withdraw, refund."""
     w.settle_all()
-    assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's corrected reading, signed, in no root
+    assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's reading, signed again, in no root
     ctx = day_context(w.conn, w.manifest, w.market, w.day)
     dispute_offer(ctx, w.anyone, w.digests[1], w.hour, w.engine)
     w.pass_time(w.params.dispute_window_seconds + 1)
@@ -61,7 +62,7 @@ def test_a_settled_day_matches_to_the_base_unit(world: SettlementWorld) -> None:
     audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
     assert audit.matches, audit.differences
     assert (audit.offers_settled, audit.lines, audit.disputes, audit.final) == (2, 2, 1, 2)
-    # the rules, by hand: A delivered in full; B 500 of its 1,000 Wh (the meter's correction counts)
+    # the rules, by hand: A delivered in full; B 500 of its 1,000 Wh (the meter's reading counts)
     figures = [settle_award_isp(AwardIsp(o.power_w, o.price, 20_000, Product.ACTIVATION, Direction.UP, b.net_wh[0], m),
                                 w.params, 0) for o, b, m in zip(w.offers, w.baselines, (250, 700), strict=True)]
     seller, buyer = audit.parties[w.owner.address], audit.parties[w.dso.address]

@@ -31,7 +31,7 @@ from flexledger.identity.roles import Role
 from flexledger.oracle.anchoring import ProofError, anchor_due, proof_for
 from flexledger.oracle.ingest import STORED, ingest
 from flexledger.oracle.readings import Reading, parse_payload
-from flexledger.oracle.store import open_store, readings_of_isp, rejections, session
+from flexledger.oracle.store import open_store, readings_of_isp, rejections, session, store_reading
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
@@ -109,18 +109,36 @@ def test_readings_are_kept_once_anchored_and_proven_on_chain(world: World) -> No
     anchor = proof["anchor"]
     on_chain = (bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"], anchor["anchoredAt"])
     assert anchor["leafCount"] == 2
+    signature = bytes.fromhex(proof["signature"][2:])
     assert world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
-                                       proof["importWh"], proof["exportWh"],
+                                       proof["importWh"], proof["exportWh"], signature,
                                        [bytes.fromhex(p[2:]) for p in proof["proof"]])
     assert not world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
-                                           proof["importWh"] + 1, proof["exportWh"],
+                                           proof["importWh"] + 1, proof["exportWh"], signature,
+                                           [bytes.fromhex(p[2:]) for p in proof["proof"]])
+    # the leaf commits to the meter's signature: another signature does not prove the reading
+    assert not world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
+                                           proof["importWh"], proof["exportWh"], signature[:-1] + b"\x00",
                                            [bytes.fromhex(p[2:]) for p in proof["proof"]])
     # another reading of a meter for an anchored ISP is kept apart as evidence, in no root
     with session(world.engine) as s:
         assert ingest(s, world.verifier, world.market, payload(world, "other", sequence=2, imp=5), now) == \
             Reason.CONFLICTING
+    assert proof_for(world.engine, world.meters["other"].address, world.isp)["importWh"] == 700  # the first stands
     with pytest.raises(ProofError):
         proof_for(world.engine, world.meters["other"].address, world.isp + 900)
+    # a meter whose only reading of the ISP came late: given unanchored (a zero anchor, no proof),
+    # and the chain takes it on the meter's signature alone (RT-7)
+    meter = world.meters["stranger"]
+    reading = Reading(meter.address, world.isp, 1, 5, 0)
+    signature = reading.typed(read_domain(world.conn, world.oracle.address)).sign(meter)
+    with session(world.engine) as s:
+        store_reading(s, reading, signature, now, late=True)
+    late = proof_for(world.engine, meter.address, world.isp)
+    assert late["proof"] == [] and late["anchor"]["leafCount"] == 0 and late["importWh"] == 5
+    zero = (b"\x00" * 32, "0x" + "00" * 20, 0, 0)
+    assert world.oracle.verify_reading(world.market, world.isp, zero, meter.address, 1, 5, 0, signature, [])
+    assert not world.oracle.verify_reading(world.market, world.isp, zero, meter.address, 1, 6, 0, signature, [])
 
 
 def test_every_bad_reading_is_refused_with_its_reason(world: World) -> None:
@@ -169,7 +187,7 @@ def test_the_store_keeps_a_reading_once_on_postgresql(world: World) -> None:
 
 def test_the_contract_hashes_a_reading_as_the_meter_signs_it(world: World) -> None:
     reading, _signature = parse_payload(payload(world, "good", imp=321, exp=7))
-    assert bytes(world.oracle.reading_digest(*reading.leaf_values())) == reading.digest(world.verifier.separator)
+    assert bytes(world.oracle.reading_digest(*reading.signed_values())) == reading.digest(world.verifier.separator)
 
 
 def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World, tmp_path: Path) -> None:

@@ -15,7 +15,12 @@ from typer.testing import CliRunner, Result
 import flexledger.cli.oracle as oracle_cli
 import flexledger.cli.settlement as settlement_cli
 from flexledger.baseline_files import BaselineFile, BaselineFileError, new_baseline, save_baseline
-from flexledger.chain.bindings import AssetRegistryClient, DeliveryMeterClient, MeterOracleClient
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    DeliveryMeterClient,
+    MeterOracleClient,
+    ReadingDisputesClient,
+)
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
@@ -113,14 +118,17 @@ def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     assert isinstance(early.exception, ClaimNotDueError)
     assert "dispute window" in early.exception.message and early.exception.hint
 
-    # meter B's correction (signed, kept late by the oracle) upholds a dispute; A's reading agrees
-    assert w.keep_reading(1, 2, 700) == "conflicting"
+    # B's gateway signs a second reading for the hour (issue 17, finding 1: the meter's key is on the
+    # seller's gateway): the dispute proves equivocation, B's delivery is void, the oracle unmarked
+    assert w.keep_reading(1, 2, 200) == "conflicting"  # 1,000 Wh saved, B's whole award, if it counted
     b_digest, a_digest = "0x" + w.digests[1].hex(), "0x" + w.digests[0].hex()
-    disputed = cli("dispute", "--offer", b_digest, "--isp", str(w.hour), "--json")
+    disputed = cli("dispute", "--offer", b_digest, "--isp", str(w.hour), "--json", as_=w.owner)
     assert disputed.exit_code == 0, disputed.output
     d = json.loads(disputed.output)
-    assert d["signed"]["importWh"] == 700 and d["after"]["payment"] > d["before"]["payment"] == 0
-    assert w.settlement.faults_of(d["oracle"]) == 1
+    assert d["equivocation"] and d["signed"]["importWh"] == 200
+    assert d["after"]["payment"] == d["before"]["payment"] == 0 and d["after"]["penalty"] == d["before"]["penalty"] > 0
+    disputes = ReadingDisputesClient(w.conn, w.manifest.address("ReadingDisputes"))
+    assert disputes.faults_of(d["oracle"]) == 0 and disputes.equivocations_of(w.meters[1].address) == 1
     agrees = cli("dispute", "--offer", a_digest, "--isp", str(w.hour), *day_args(w))
     assert isinstance(agrees.exception, DisputeError) and "agrees" in agrees.exception.message
     twice = cli("dispute", "--offer", b_digest, "--isp", str(w.hour))
@@ -183,15 +191,17 @@ def test_an_aggregators_portfolio_is_settled_as_its_members_summed(
     assert d["asset"] == w.assets[1] and d["signed"]["importWh"] == 700
     corrected = settle_award_isp(AwardIsp(9_000, offer.price, 20_000, Product.ACTIVATION, Direction.UP, 2_700, 250 + 700),
                                  w.params, 0)
-    assert d["after"]["payment"] == corrected.payment > rules.payment
-    assert w.settlement.faults_of(d["oracle"]) == 1
+    assert d["equivocation"] and corrected.payment > rules.payment  # what an upheld correction would have paid
+    void = settle_award_isp(AwardIsp(9_000, offer.price, 20_000, Product.ACTIVATION, Direction.UP, 2_700, 2_700),
+                            w.params, 0)
+    assert (d["after"]["payment"], d["after"]["penalty"]) == (void.payment, void.penalty)  # B's meter signed twice
+    assert ReadingDisputesClient(w.conn, w.manifest.address("ReadingDisputes")).faults_of(d["oracle"]) == 0
     not_member = cli("dispute", "--offer", "0x" + w.digests[0].hex(), "--isp", str(w.hour), "--member", "999")
     assert isinstance(not_member.exception, DisputeError) and "not among the members" in not_member.exception.message
 
     w.pass_time(w.params.dispute_window_seconds + 1)
     assert cli("claim", *day_args(w)).exit_code == 0
-    aggregator = cli("claim", "--json", as_=w.owner)
-    assert json.loads(aggregator.output)["withdrawn"] == sum(ln.claim for r in _records(w) for ln in r) > 0
+    assert sum(ln.claim for r in _records(w) for ln in r) == 0  # the ISP is void: nothing to withdraw
     w.conn.set_next_block_timestamp(w.day + 86_400 + w.params.dispute_window_seconds + 1)
     w.conn.mine()
     assert cli("claim", *day_args(w), as_=w.dso.account).exit_code == 0
@@ -239,7 +249,9 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path), tmp_path, monkeypatch)
+    # meter B signed 700 Wh; the oracle's store was corrupted to 1,200 before anchoring
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, measured=(250, 700),
+                                 misread={1: 1_200}), tmp_path, monkeypatch)
     oracle_account = dev_signers[5]  # the world's oracle, which anchored the hour
     w.token.mint(oracle_account.address, 8_000, sender=deployer)
     required = cli("oracle", "require-stake", "--market", str(w.market), "--amount", "5000", "--json")
@@ -252,7 +264,7 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
 
     keep_baselines(w)
     assert cli("settle", *day_args(w)).exit_code == 0
-    assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's signed correction
+    assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's reading, signed again: the anchored one is not its word
     before = w.token.balance_of(deployer.address)
     disputed = cli("dispute", "--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), "--json")
     assert disputed.exit_code == 0, disputed.output

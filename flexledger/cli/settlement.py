@@ -226,9 +226,11 @@ def dispute_command(
 ) -> None:
     """Dispute an offer's settlement with the reading its meter signed for that ISP, as the
     oracle's store keeps it, when it differs from the anchored one (anyone may, during the
-    settlement's dispute window): the offer is settled again with the meter's values and the
-    oracle that anchored the root is marked. For a portfolio offer the dispute corrects one
-    member's reading; the other members' stand."""
+    settlement's dispute window). ReadingDisputes judges it: if the meter also signed the
+    anchored reading it equivocated, and the offer's delivery in that ISP is void (nobody is paid
+    from the oracle); otherwise the offer is settled again with the meter's values and the oracle
+    that anchored the root is marked. For a portfolio offer the dispute concerns one member's
+    reading; the other members' stand."""
     try:
         digest = bytes.fromhex(offer.removeprefix("0x"))
         isp_start = parse_time(isp)
@@ -248,15 +250,17 @@ def dispute_command(
     done = dispute_offer(ctx, signer, digest, isp_start, open_store(settings.effective_database_url), member=member)
     if json_:
         emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "asset": done.asset, "oracle": done.oracle,
+                   "equivocation": done.equivocation,
                    "anchored": {"importWh": done.anchored.import_wh, "exportWh": done.anchored.export_wh},
                    "signed": {"sequence": done.signed.sequence, "importWh": done.signed.import_wh,
                               "exportWh": done.signed.export_wh},
                    "before": _money(done.before), "after": _money(done.after)})
         return
-    console.print(f"[green]dispute upheld[/]: offer {offer[:12]}, ISP {iso(isp_start)}, asset {done.asset}: anchored "
+    verdict = ("[yellow]meter equivocated[/]: it signed both readings; the ISP's delivery is void, no oracle marked"
+               if done.equivocation else f"[green]dispute upheld[/]: oracle {done.oracle} marked")
+    console.print(f"{verdict}: offer {offer[:12]}, ISP {iso(isp_start)}, asset {done.asset}: counted "
                   f"{done.anchored.import_wh} Wh in / {done.anchored.export_wh} Wh out, the meter signed "
-                  f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence}); "
-                  f"oracle {done.oracle} marked")
+                  f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence})")
     before, after = _money(done.before), _money(done.after)
     console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
                   f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "

@@ -4,7 +4,6 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {MarketRegistry} from "./MarketRegistry.sol";
 import {OrderBook} from "./OrderBook.sol";
 import {ClearingCommitment} from "./ClearingCommitment.sol";
@@ -32,10 +31,9 @@ import {AssetWords} from "../grid/AssetWords.sol";
  * the hash of its record (the lines of money it decided), which the record's event carries in
  * full; finalising, disputing and withdrawing present the record again.
  *
- * During the dispute window anyone may show a reading the meter signed (EIP-712, MeterOracle's
- * domain) for one of the settled ISPs whose energies differ from the anchored ones: the offer is
- * settled again with the meter's values, and the oracle that anchored the root is marked (and
- * slashed, where the market requires a stake).
+ * Disputes are judged by ReadingDisputes (the evidence): during the dispute window it re-settles
+ * an offer here (`resettle`) with the net consumption the evidence shows, from readings this
+ * contract proved (`measure`).
  *
  * A portfolio offer is measured by DeliveryMeter: its members' readings (and standard baselines)
  * at the day's gate closure, summed; its aggregator is the seller, and a dispute names the member
@@ -44,12 +42,14 @@ import {AssetWords} from "../grid/AssetWords.sol";
 contract Settlement {
     using SafeERC20 for IERC20;
 
-    /// @notice The meter's reading for one ISP, as anchored, and its proof.
+    /// @notice The meter's reading for one ISP, its signature, and its proof against the anchor
+    /// (`MeterOracle.verifyReading`: a zero anchor and no proof for a reading in no root).
     struct ReadingIn {
         MeterOracle.Anchor anchor;
         uint64 sequence;
         uint64 importWh;
         uint64 exportWh;
+        bytes signature;
         bytes32[] proof;
     }
 
@@ -77,16 +77,6 @@ contract Settlement {
         uint256 payment; // from the escrow
         uint256 claim; // the seller's: payment minus the penalty it covers
         uint256 uncovered; // the penalty the payment did not cover: drawn from the bond at finality
-    }
-
-    /// @notice A dispute: the ISP (its index in the settlement's inputs) and the reading the meter signed.
-    struct DisputeIn {
-        uint256 isp;
-        uint64 sequence;
-        uint64 importWh;
-        uint64 exportWh;
-        bytes signature;
-        uint64 member; // a portfolio offer: the member whose meter signed the reading (ignored for an asset offer)
     }
 
     /// @dev What every line of one settlement shares (memory, against the stack limit).
@@ -123,7 +113,7 @@ contract Settlement {
     ClearingCommitment public immutable clearing;
     MeterOracle public immutable oracle;
     AssetRegistry public immutable assets;
-    /// @notice Measures portfolio offers from their members' readings, and judges disputed readings.
+    /// @notice Measures portfolio offers from their members' readings.
     DeliveryMeter public immutable meters;
     /// @notice The settlement token (the order book's).
     IERC20 public immutable token;
@@ -132,8 +122,6 @@ contract Settlement {
     mapping(address account => uint256) public claimable;
     /// @notice Penalties a seller's bond could not cover.
     mapping(address seller => uint256) public debtOf;
-    /// @notice How many times a meter-signed reading showed an oracle's anchored data wrong.
-    mapping(address oracleAccount => uint256) public faultsOf;
     /// @notice Settled offers' record hashes (FINAL once final), by `keccak256(resultId, offerDigest)`.
     mapping(bytes32 key => bytes32) public records;
     /// @notice Lines of a request not yet final: its refund waits for them.
@@ -142,9 +130,6 @@ contract Settlement {
     /// @notice Penalties of a seller's settlements not yet final that their payments do not cover:
     /// that much of its bond is locked until they are.
     mapping(address seller => uint256) public exposureOf;
-    /// @dev Disputes' corrections (`1 << 255 | uint64(int64 net)`): an ISP's net consumption by
-    /// `keccak256(record key, ISP start)`, one meter's in it by `keccak256(record key, ISP start, meter)`.
-    mapping(bytes32 correctionKey => uint256) private _corrected;
 
     /// @notice The result is not the final result of its day.
     error SettlementResultNotFinal(uint64 resultId);
@@ -176,8 +161,8 @@ contract Settlement {
     error SettlementWindowOpen(uint64 closesAt);
     /// @notice The settlement window of the market day is over (settled until `closesAt`).
     error SettlementWindowClosed(uint64 closesAt);
-    /// @notice The reading was not signed by the asset's meter, is for another ISP, or agrees with the anchor.
-    error SettlementBadDispute(string reason);
+    /// @notice Only ReadingDisputes (`MeterOracle.disputes`) re-settles.
+    error SettlementNotDisputes(address account);
     /// @notice The request cannot be refunded yet (`reason`).
     error SettlementRefundNotDue(uint64 requestId, string reason);
     /// @notice Nothing to withdraw.
@@ -187,8 +172,6 @@ contract Settlement {
     event OfferSettled(bytes32 indexed offerDigest, uint64 indexed resultId, address indexed seller, Record record);
     /// @notice The settlement of `offerDigest` is final: `claimed` credited to the seller, `fromBond` drawn for buyers.
     event SettlementFinalised(bytes32 indexed offerDigest, uint64 indexed resultId, uint256 claimed, uint256 fromBond, uint256 debt);
-    /// @notice A meter-signed reading showed the root `oracleAccount` anchored for `ispStart` wrong.
-    event ReadingDisputed(bytes32 indexed offerDigest, address indexed oracleAccount, uint64 ispStart, address disputer);
     /// @notice `amount` of request `requestId`'s escrow went back to its buyer.
     event Refunded(uint64 indexed requestId, address indexed buyer, uint256 amount);
     /// @notice `account` withdrew `amount`.
@@ -200,7 +183,7 @@ contract Settlement {
      * @param clearingCommitment The ClearingCommitment (final results, awards, cleared prices).
      * @param meterOracle The MeterOracle (anchored readings).
      * @param assetRegistry The AssetRegistry (assets' meters and owners, portfolios' aggregators).
-     * @param deliveryMeter The DeliveryMeter (portfolio offers' deliveries, disputed readings).
+     * @param deliveryMeter The DeliveryMeter (portfolio offers' deliveries).
      */
     constructor(
         MarketRegistry marketRegistry,
@@ -303,76 +286,45 @@ contract Settlement {
     }
 
     /**
-     * @notice During a settlement's dispute window, show a reading the asset's meter signed for
-     * one of its ISPs whose energies differ from the anchored ones: the offer is settled again
-     * with the meter's values, and the oracle that anchored the root is marked (and, where the
-     * market requires a stake, slashed for the disputer: `MeterOracle.slash`).
+     * @notice Each ISP's net consumption (import - export, Wh) of an offer's meter, or portfolio,
+     * from the readings in `s`, each proven (`MeterOracle.verifyReading`); with ROLLING_AVERAGE,
+     * its baselines checked against the anchored ones. What a dispute starts from.
+     * @param s The settlement's inputs.
+     * @return net Per ISP of `s.isps`, the net consumption.
+     */
+    function measure(SettleIn calldata s) external view returns (int256[] memory net) {
+        return _readings(s, book.offerDigest(s.offer), markets.marketParams(s.offer.market).ispSeconds);
+    }
+
+    /**
+     * @notice Settle an offer again in its dispute window with the net consumption a dispute
+     * showed; only ReadingDisputes may, and not a settlement made by default. The window does
+     * not restart.
      * @param s The settlement's inputs, as first presented.
      * @param record The settlement's record, as logged.
-     * @param d The ISP disputed and the meter-signed reading.
+     * @param measured Per ISP of `s.isps`, the net consumption to settle with.
      * @return corrected The new record.
      */
-    function dispute(SettleIn calldata s, Record calldata record, DisputeIn calldata d)
+    function resettle(SettleIn calldata s, Record calldata record, int256[] calldata measured)
         external
         returns (Record memory corrected)
     {
+        if (msg.sender != oracle.disputes()) revert SettlementNotDisputes(msg.sender);
         bytes32 digest = book.offerDigest(s.offer);
         bytes32 key = _checkRecord(s.resultId, digest, record);
         Batch memory b = _newBatch();
-        b.m = markets.marketParams(s.offer.market);
+        _load(b, s.resultId);
+        // settled by default (after the window): no reading counted, so none to dispute, and
+        // re-settling from readings would pay what the seller forfeited (an AVAILABILITY award)
+        if (record.settledAt > b.closesAt) revert SettlementWindowClosed(b.closesAt);
         uint64 endsAt = record.settledAt + b.m.disputeWindowSeconds;
         if (block.timestamp > endsAt) revert SettlementDisputeWindow(endsAt);
-        int256[] memory measured = _readings(s, digest, b.m.ispSeconds);
-        // earlier corrections of this settlement's other ISPs stand: each dispute adds one
-        for (uint256 i = 0; i < s.isps.length; ++i) {
-            uint256 stored = _corrected[keccak256(abi.encode(key, s.isps[i].awards[0].ispStart))];
-            if (stored != 0) measured[i] = int64(uint64(stored));
-        }
-        (address anchoredBy, uint64 ispStart, bool firstFault) = _correct(key, d, measured);
         corrected = _compute(s, digest, b, measured);
-        corrected.settledAt = record.settledAt; // the window does not restart
+        corrected.settledAt = record.settledAt;
         _rebalancePending(record.lines, corrected.lines);
         _lockExposure(record.seller, _uncovered(corrected.lines), _uncovered(record.lines));
         records[key] = keccak256(abi.encode(corrected));
-        emit ReadingDisputed(digest, anchoredBy, ispStart, msg.sender);
         emit OfferSettled(digest, s.resultId, corrected.seller, corrected);
-        if (firstFault) {
-            ++faultsOf[anchoredBy]; // one wrong anchored reading, one fault, one slash
-            oracle.slash(s.offer.market, anchoredBy, msg.sender);
-        }
-    }
-
-    /// @dev Correct the disputed ISP's net consumption in `measured` by the meter's signed value, and
-    /// keep both; `firstFault` unless an earlier dispute already corrected this meter's reading.
-    function _correct(bytes32 key, DisputeIn calldata d, int256[] memory measured)
-        internal
-        returns (address anchoredBy, uint64 ispStart, bool firstFault)
-    {
-        address meter;
-        int256 anchoredNet;
-        int256 signedNet;
-        (ispStart, meter, anchoredBy, anchoredNet, signedNet) = _disputed();
-        // the meter's value in the settlement so far: anchored, or corrected by an earlier dispute
-        bytes32 meterKey = keccak256(abi.encode(key, ispStart, meter));
-        uint256 earlier = _corrected[meterKey];
-        int256 counted = earlier == 0 ? anchoredNet : int64(uint64(earlier));
-        if (signedNet == counted) revert SettlementBadDispute("agrees with the settlement");
-        measured[d.isp] += signedNet - counted; // a portfolio's other members stand
-        _corrected[meterKey] = 1 << 255 | uint256(uint64(int64(signedNet)));
-        _corrected[keccak256(abi.encode(key, ispStart))] = 1 << 255 | uint256(uint64(SafeCast.toInt64(measured[d.isp])));
-        firstFault = earlier == 0;
-    }
-
-    /// @dev DeliveryMeter's judgement of the dispute (`disputedReading`): it takes `dispute`'s own
-    /// arguments, so the call forwards this call's data as it came.
-    function _disputed() internal view returns (uint64, address, address, int256, int256) {
-        (bool ok, bytes memory out) = address(meters).staticcall(bytes.concat(DeliveryMeter.disputedReading.selector, msg.data[4:]));
-        if (!ok) {
-            assembly ("memory-safe") {
-                revert(add(out, 0x20), mload(out))
-            }
-        }
-        return abi.decode(out, (uint64, address, address, int256, int256));
     }
 
     /**
@@ -543,7 +495,7 @@ contract Settlement {
             uint64 ispStart = x.awards[0].ispStart;
             ReadingIn calldata r = x.reading;
             bool anchored = oracle.verifyReading(
-                market, ispStart, r.anchor, meter, r.sequence, r.importWh, r.exportWh, r.proof
+                market, ispStart, r.anchor, meter, r.sequence, r.importWh, r.exportWh, r.signature, r.proof
             );
             if (!anchored) revert SettlementReadingNotAnchored(digest, ispStart);
             net[i] = _net(r.importWh, r.exportWh);

@@ -4,7 +4,6 @@ pragma solidity ^0.8.24;
 import {MarketRegistry} from "../market/MarketRegistry.sol";
 import {AssetRegistry} from "../grid/AssetRegistry.sol";
 import {MeterOracle} from "./MeterOracle.sol";
-import {Settlement} from "../market/Settlement.sol";
 
 /**
  * @title DeliveryMeter
@@ -27,7 +26,8 @@ contract DeliveryMeter {
         uint64 sequence;
         uint64 importWh;
         uint64 exportWh;
-        bytes32[] proof;
+        bytes signature; // the meter's, over the reading (its hash is in the anchored leaf)
+        bytes32[] proof; // against `anchor.root` (none for a reading brought without an anchor)
         int64 baselineWh; // ROLLING_AVERAGE: the oracle's anchored standard baseline of the member's meter
         bytes32[] baselineProof;
     }
@@ -48,8 +48,6 @@ contract DeliveryMeter {
     /// @notice The portfolio had no member at the gate closure: no meter measures it (its offer
     /// can only be settled by default, as if nothing were delivered).
     error PortfolioWithoutMembers(uint32 portfolioId, uint64 ispStart);
-    /// @notice The asset's reading is not among those presented.
-    error PortfolioNotMember(uint32 portfolioId, uint64 asset);
 
     /**
      * @param marketRegistry The MarketRegistry (gate closures).
@@ -107,65 +105,6 @@ contract DeliveryMeter {
         if (!_fits(net) || !_fits(baselineWh)) revert PortfolioOutOfRange(portfolioId, ispStart);
     }
 
-    /**
-     * @notice Judge a dispute (`Settlement.dispute`, which calls this with its own arguments): the
-     * meter of the asset, or of the portfolio member the dispute names, must have signed the
-     * reading (MeterOracle's EIP-712 domain) for that ISP, and otherwise than anchored.
-     * @param s The settlement's inputs.
-     * @param record The settlement's record (not read: it keeps `dispute`'s argument layout).
-     * @param d The dispute: the ISP, the reading the meter signed and, for a portfolio, the member.
-     * @return ispStart The disputed ISP's start.
-     * @return meter The meter.
-     * @return anchoredBy The oracle that anchored the disputed reading's root.
-     * @return anchoredNet The anchored net consumption (Wh).
-     * @return signedNet The net consumption the meter signed.
-     */
-    function disputedReading(
-        Settlement.SettleIn calldata s,
-        Settlement.Record calldata record,
-        Settlement.DisputeIn calldata d
-    ) external view returns (uint64 ispStart, address meter, address anchoredBy, int256 anchoredNet, int256 signedNet) {
-        record; // dispute's layout
-        if (d.isp >= s.isps.length) revert Settlement.SettlementBadDispute("no such ISP");
-        ispStart = s.isps[d.isp].awards[0].ispStart;
-        uint64 asset = s.offer.asset;
-        bool same;
-        if (s.offer.portfolio == 0) {
-            Settlement.ReadingIn calldata r = s.isps[d.isp].reading;
-            (anchoredBy, anchoredNet) = (r.anchor.oracle, _net(r.importWh, r.exportWh));
-            same = d.importWh == r.importWh && d.exportWh == r.exportWh;
-        } else {
-            if (d.isp >= s.members.length) revert Settlement.SettlementBadDispute("no such ISP");
-            MemberReading memory m = _memberReading(s.offer.portfolio, s.members[d.isp], d.member);
-            (asset, anchoredBy, anchoredNet) = (m.asset, m.anchor.oracle, _net(m.importWh, m.exportWh));
-            same = d.importWh == m.importWh && d.exportWh == m.exportWh;
-        }
-        meter = assets.meterOf(asset);
-        if (!oracle.isSignedReading(meter, ispStart, d.sequence, d.importWh, d.exportWh, d.signature)) {
-            revert Settlement.SettlementBadDispute("not signed by the asset's meter");
-        }
-        if (same) revert Settlement.SettlementBadDispute("agrees with the anchor");
-        signedNet = _net(d.importWh, d.exportWh);
-    }
-
-    /// @dev A member's reading among those presented.
-    function _memberReading(uint32 portfolioId, bytes calldata encoded, uint64 asset)
-        internal
-        pure
-        returns (MemberReading memory)
-    {
-        MemberReading[] memory readings = abi.decode(encoded, (MemberReading[]));
-        for (uint256 i = 0; i < readings.length; ++i) {
-            if (readings[i].asset == asset) return readings[i];
-        }
-        revert PortfolioNotMember(portfolioId, asset);
-    }
-
-    function _net(uint64 importWh, uint64 exportWh) internal pure returns (int256 net) {
-        net = int256(uint256(importWh)) - int256(uint256(exportWh));
-        if (!_fits(net)) revert Settlement.SettlementReadingOutOfRange(importWh, exportWh);
-    }
-
     /// @dev One member's anchored net consumption and (with `standard`) baseline, each proven.
     function _member(uint32 market, uint32 portfolioId, uint64 ispStart, bool standard, MemberReading memory r)
         internal
@@ -173,7 +112,9 @@ contract DeliveryMeter {
         returns (int256 net, int256 baselineWh)
     {
         address meter = assets.meterOf(r.asset);
-        bool anchored = oracle.verifyReading(market, ispStart, r.anchor, meter, r.sequence, r.importWh, r.exportWh, r.proof);
+        bool anchored = oracle.verifyReading(
+            market, ispStart, r.anchor, meter, r.sequence, r.importWh, r.exportWh, r.signature, r.proof
+        );
         if (!anchored) revert PortfolioReadingNotAnchored(portfolioId, ispStart, r.asset);
         net = int256(uint256(r.importWh)) - int256(uint256(r.exportWh));
         if (!standard) return (net, 0);

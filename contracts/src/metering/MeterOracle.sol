@@ -16,11 +16,13 @@ import {MarketRegistry} from "../market/MarketRegistry.sol";
  * for that ISP, once the ISP has ended; anyone can then prove a single reading against it.
  *
  * @dev Leaves are those of the OpenZeppelin standard Merkle tree (npm `@openzeppelin/merkle-tree`,
- * `StandardMerkleTree` with leaf encoding `["address", "uint64", "uint64", "uint64", "uint64"]`:
- * meter, ISP start, sequence, import Wh, export Wh), see `readingLeaf`.
+ * `StandardMerkleTree` with leaf encoding `["address", "uint64", "uint64", "uint64", "uint64", "bytes32"]`:
+ * meter, ISP start, sequence, import Wh, export Wh, keccak256 of the meter's signature), see
+ * `readingLeaf`. Committing to the signature makes every anchored reading checkable as
+ * meter-signed: a dispute can then tell an oracle's error from a meter that signed twice.
  *
- * Meters sign readings as EIP-712 typed data in this contract's domain (`readingDigest`), so the
- * settlement's disputes can check a meter-signed reading on chain.
+ * Meters sign readings as EIP-712 typed data in this contract's domain (`readingDigest`), so
+ * disputes (ReadingDisputes) can check a meter-signed reading on chain.
  *
  * Storage is ONE slot per anchored ISP: the `keccak256(abi.encode(anchor))` of its `Anchor`
  * (root, oracle, leaf count, time anchored). One cold slot (22,100 gas) is what keeps an anchor
@@ -30,9 +32,9 @@ import {MarketRegistry} from "../market/MarketRegistry.sol";
  * stored hash (`isAnchored`).
  *
  * A market may require its oracles to stake (`setRequiredStake`, by the market authority): an
- * oracle then anchors only with at least that stake in the market, and each reading a meter's
- * signature shows it anchored wrong (the Settlement's upheld dispute) costs it the required
- * amount, paid to whoever proved it (`slash`). A stake leaves only after a lock that outlasts
+ * oracle then anchors only with at least that stake in the market, and each reading it anchored
+ * that its meter never signed (ReadingDisputes' upheld dispute) costs it the required amount, once
+ * per (market, ISP, meter) (`slash`). A stake leaves only after a lock that outlasts
  * every dispute of what it anchored (`requestUnstake`, then `withdrawStake`).
  */
 contract MeterOracle is RoleGated, EIP712 {
@@ -59,8 +61,8 @@ contract MeterOracle is RoleGated, EIP712 {
     MarketRegistry public immutable markets;
     /// @notice The token stakes are held in (the settlement token).
     IERC20 public immutable stakeToken;
-    /// @notice The Settlement, the only one that may slash (set once by the market authority).
-    address public settlement;
+    /// @notice ReadingDisputes, the only one that may slash (set once by the market authority).
+    address public disputes;
     /// @notice The stake a market requires of its oracles (0: none, nothing slashed).
     mapping(uint32 market => uint256) public requiredStake;
     mapping(uint32 market => mapping(address oracle => Stake)) private _stakes;
@@ -82,10 +84,10 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /// @notice `account` is not the market authority.
     error MeterOracleNotAuthority(address account);
-    /// @notice The settlement is named once.
-    error MeterOracleSettlementAlreadySet(address settlement);
-    /// @notice Only the Settlement may slash.
-    error MeterOracleNotSettlement(address account);
+    /// @notice The disputes contract is named once.
+    error MeterOracleDisputesAlreadySet(address disputes);
+    /// @notice Only ReadingDisputes may slash.
+    error MeterOracleNotDisputes(address account);
     /// @notice `oracle` holds `staked` in `market`, which requires `required` (or its stake is leaving).
     error MeterOracleStakeTooLow(uint32 market, address oracle, uint256 staked, uint256 required);
     /// @notice The stake is locked until `unlocksAt` (0: no unstaking was requested).
@@ -266,7 +268,7 @@ contract MeterOracle is RoleGated, EIP712 {
         uint64 importWh,
         uint64 exportWh,
         bytes calldata signature
-    ) external view returns (bool) {
+    ) public view returns (bool) {
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(READING_TYPEHASH, meter, ispStart, sequence, importWh, exportWh)));
         return SignatureChecker.isValidSignatureNow(meter, digest, signature);
     }
@@ -301,27 +303,36 @@ contract MeterOracle is RoleGated, EIP712 {
      * @param sequence The meter's reading sequence number.
      * @param importWh Energy imported during the ISP (Wh).
      * @param exportWh Energy exported during the ISP (Wh).
+     * @param signatureHash `keccak256` of the meter's signature over the reading (`readingDigest`).
      * @return The leaf.
      */
-    function readingLeaf(address meter, uint64 ispStart, uint64 sequence, uint64 importWh, uint64 exportWh)
-        public
-        pure
-        returns (bytes32)
-    {
-        return keccak256(bytes.concat(keccak256(abi.encode(meter, ispStart, sequence, importWh, exportWh))));
+    function readingLeaf(
+        address meter,
+        uint64 ispStart,
+        uint64 sequence,
+        uint64 importWh,
+        uint64 exportWh,
+        bytes32 signatureHash
+    ) public pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(meter, ispStart, sequence, importWh, exportWh, signatureHash))));
     }
 
     /**
-     * @notice Whether a reading is in the anchored readings of the ISP starting at `ispStart` of `market`.
+     * @notice Whether a reading may be settled on for the ISP starting at `ispStart` of `market`:
+     * it is in that ISP's anchored readings (leaf and proof), or, with a zero `anchor.root`, it is
+     * brought without an anchor and `signature` is the meter's over it (a reading the oracle
+     * received late or left out). Either way the reading stands only as the meter's signed word:
+     * another reading the meter signed for that ISP is equivocation (ReadingDisputes).
      * @param market The market.
      * @param ispStart The ISP's start (also part of the leaf, so a reading proves only for its own ISP).
-     * @param anchor The ISP's anchor, as in `RootAnchored`.
+     * @param anchor The ISP's anchor, as in `RootAnchored`; all zero for a reading brought without one.
      * @param meter The meter's address.
      * @param sequence The meter's reading sequence number.
      * @param importWh Energy imported during the ISP (Wh).
      * @param exportWh Energy exported during the ISP (Wh).
-     * @param proof The Merkle proof of the reading's leaf against `anchor.root`.
-     * @return True when `anchor` is that ISP's anchor and the proof holds.
+     * @param signature The meter's signature over the reading (its hash is in the leaf).
+     * @param proof The Merkle proof of the reading's leaf against `anchor.root` (empty without an anchor).
+     * @return True when the reading is anchored, or brought without an anchor and meter-signed.
      */
     function verifyReading(
         uint32 market,
@@ -331,24 +342,26 @@ contract MeterOracle is RoleGated, EIP712 {
         uint64 sequence,
         uint64 importWh,
         uint64 exportWh,
+        bytes calldata signature,
         bytes32[] calldata proof
     ) external view returns (bool) {
-        return isAnchored(market, ispStart, anchor)
-            && MerkleProof.verifyCalldata(
-            proof, anchor.root, readingLeaf(meter, ispStart, sequence, importWh, exportWh)
-        );
+        if (anchor.root == 0) {
+            return anchor.oracle == address(0) && isSignedReading(meter, ispStart, sequence, importWh, exportWh, signature);
+        }
+        bytes32 leaf = readingLeaf(meter, ispStart, sequence, importWh, exportWh, keccak256(signature));
+        return isAnchored(market, ispStart, anchor) && MerkleProof.verifyCalldata(proof, anchor.root, leaf);
     }
 
     // -------------------------------------------------------------------------------- stakes
 
     /**
-     * @notice Name the Settlement, the only contract that may slash; once, by the market authority.
-     * @param settlementContract The Settlement.
+     * @notice Name ReadingDisputes, the only contract that may slash; once, by the market authority.
+     * @param disputesContract The ReadingDisputes.
      */
-    function setSettlement(address settlementContract) external {
+    function setDisputes(address disputesContract) external {
         _onlyAuthority();
-        if (settlement != address(0)) revert MeterOracleSettlementAlreadySet(settlement);
-        settlement = settlementContract;
+        if (disputes != address(0)) revert MeterOracleDisputesAlreadySet(disputes);
+        disputes = disputesContract;
     }
 
     /**
@@ -405,14 +418,14 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /**
      * @notice Take the market's required stake (or what is left of it) from `oracleAccount` and
-     * pay it to `to`, who proved a reading it anchored wrong; only the Settlement may.
+     * pay it to `to` for a reading it anchored wrong; only ReadingDisputes may.
      * @param market The market.
      * @param oracleAccount The oracle that anchored the wrong reading.
      * @param to Who proved it.
      * @return amount What was slashed (0 where the market requires no stake).
      */
     function slash(uint32 market, address oracleAccount, address to) external returns (uint256 amount) {
-        if (msg.sender != settlement) revert MeterOracleNotSettlement(msg.sender);
+        if (msg.sender != disputes) revert MeterOracleNotDisputes(msg.sender);
         Stake storage st = _stakes[market][oracleAccount];
         amount = requiredStake[market];
         if (amount > st.amount) amount = st.amount;

@@ -7,6 +7,7 @@ import {SettlementFixture} from "./SettlementFixture.sol";
 import {TestBase} from "../utils/TestBase.sol";
 import {FailingToken} from "../utils/FailingToken.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
+import {ReadingDisputes} from "../../src/metering/ReadingDisputes.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
@@ -37,8 +38,10 @@ abstract contract SettlementTestBase is SettlementFixture {
         return abi.encodeWithSelector(Settlement.SettlementRefundNotDue.selector, requestId, reason);
     }
 
-    function badDispute(string memory reason) internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(Settlement.SettlementBadDispute.selector, reason);
+    function agrees(uint256 sale, uint64 ispStart) internal view returns (bytes memory) {
+        return abi.encodeWithSelector(
+            ReadingDisputes.DisputeAgreesWithSettlement.selector, vm.addr(sales[sale].meterKey), ispStart
+        );
     }
 }
 
@@ -167,8 +170,8 @@ contract SettlementTest is SettlementTestBase {
         // the same DOWN offer had the meter shown less consumption than the baseline: a dispute
         // with such a (meter-signed) reading turns the delivery to nothing, and the penalty is full
         Settlement.Record memory r = settleSale(S_DOWN);
-        Settlement.DisputeIn memory d = signedDispute(S_DOWN, 0, 2, 0, 100, sales[S_DOWN].meterKey);
-        Settlement.Record memory c = settlement.dispute(settleIn(S_DOWN), r, d);
+        ReadingDisputes.DisputeIn memory d = signedDispute(S_DOWN, 0, 2, 0, 100, sales[S_DOWN].meterKey);
+        Settlement.Record memory c = disputes.dispute(settleIn(S_DOWN), r, d);
         // 5.4e6 W*s awarded, 95 % penalised at 1.5 x 1.2e8: 256,500
         assertLine(c.lines[0], R_DOWN1, H8, 0, 0, 256_500);
     }
@@ -606,16 +609,18 @@ contract SettlementTest is SettlementTestBase {
     function test_dispute_notSignedByTheMeter() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
-        bytes memory forged = badDispute("not signed by the asset's meter");
+        bytes memory forged = abi.encodeWithSelector(
+            ReadingDisputes.DisputeNotSignedByMeter.selector, vm.addr(sales[S_DISP].meterKey), H8
+        );
         // signed by the seller, not the meter
-        Settlement.DisputeIn memory d = signedDispute(S_DISP, 0, 1, 750, 0, OWNER_KEY);
+        ReadingDisputes.DisputeIn memory d = signedDispute(S_DISP, 0, 1, 750, 0, OWNER_KEY);
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         // the meter's signature over other values
         d = disputeIn(S_DISP, 0);
         d.importWh = 0;
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         // the meter's signature of the same values for another ISP
         d = disputeIn(S_DISP, 0);
         {
@@ -624,67 +629,67 @@ contract SettlementTest is SettlementTestBase {
             d.signature = abi.encodePacked(rr, ss, v);
         }
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         // another asset's meter
         d = signedDispute(S_DISP, 0, 1, 750, 0, sales[S_FULL].meterKey);
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         // a malformed signature
         d = disputeIn(S_DISP, 0);
         d.signature = hex"00";
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_agreesWithTheAnchor() public {
         Settlement.Record memory r = settleSale(S_FULL);
         Settlement.SettleIn memory s = settleIn(S_FULL);
-        Settlement.DisputeIn memory d = disputeIn(S_FULL, 0);
-        vm.expectRevert(badDispute("agrees with the anchor"));
-        settlement.dispute(s, r, d);
+        ReadingDisputes.DisputeIn memory d = disputeIn(S_FULL, 0);
+        vm.expectRevert(agrees(S_FULL, H8));
+        disputes.dispute(s, r, d);
         // another sequence number, the same energies: still no dispute
         d = signedDispute(S_FULL, 0, 7, 750, 0, sales[S_FULL].meterKey);
-        vm.expectRevert(badDispute("agrees with the anchor"));
-        settlement.dispute(s, r, d);
+        vm.expectRevert(agrees(S_FULL, H8));
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_afterItsWindow() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
-        Settlement.DisputeIn memory d = disputeIn(S_DISP, 0);
+        ReadingDisputes.DisputeIn memory d = disputeIn(S_DISP, 0);
         vm.warp(NOW0 + DISPUTE + 1);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementDisputeWindow.selector, NOW0 + DISPUTE));
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         settlement.finalise(r);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnknownRecord.selector, r.offerDigest));
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_noSuchIsp() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
-        Settlement.DisputeIn memory d = disputeIn(S_DISP, 0);
+        ReadingDisputes.DisputeIn memory d = disputeIn(S_DISP, 0);
         d.isp = 1;
-        vm.expectRevert(badDispute("no such ISP"));
-        settlement.dispute(s, r, d);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeNoSuchIsp.selector, 1));
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_readingOutOfRange() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
         uint64 max = type(uint64).max;
-        Settlement.DisputeIn memory d = signedDispute(S_DISP, 0, 1, max, 0, sales[S_DISP].meterKey);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementReadingOutOfRange.selector, max, uint64(0)));
-        settlement.dispute(s, r, d);
+        ReadingDisputes.DisputeIn memory d = signedDispute(S_DISP, 0, 1, max, 0, sales[S_DISP].meterKey);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeReadingOutOfRange.selector, max, uint64(0)));
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_withAnUnknownRecord() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
-        Settlement.DisputeIn memory d = disputeIn(S_DISP, 0);
+        ReadingDisputes.DisputeIn memory d = disputeIn(S_DISP, 0);
         r.lines[0].uncovered = 0;
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementUnknownRecord.selector, r.offerDigest));
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
     }
 
     function test_orderBook_onlyTheSettlementMovesEscrowsAndBonds() public {
@@ -735,18 +740,18 @@ contract SettlementTest is SettlementTestBase {
         // anchored: nothing delivered; 95 % of 4.5e6 W*s penalised at 1.5 x 1e8 = 178,125, all beyond the payment
         assertLine(r.lines[0], R_UP, H8, 0, 0, 178_125);
         Settlement.SettleIn memory s = settleIn(S_DISP);
-        Settlement.DisputeIn memory d = disputeIn(S_DISP, 0); // the meter signed 750 Wh imported: full delivery
+        ReadingDisputes.DisputeIn memory d = disputeIn(S_DISP, 0); // the meter signed 750 Wh imported: full delivery
         vm.warp(NOW0 + 1 days);
         Settlement.Record memory empty;
         vm.expectEmit();
-        emit Settlement.ReadingDisputed(r.offerDigest, ORACLE1, H8, NOBODY);
+        emit ReadingDisputes.ReadingDisputed(r.offerDigest, ORACLE1, H8, NOBODY);
         vm.expectEmit(true, true, true, false);
         emit Settlement.OfferSettled(r.offerDigest, r.resultId, owner, empty);
         vm.prank(NOBODY); // anyone may dispute
-        Settlement.Record memory c = settlement.dispute(s, r, d);
+        Settlement.Record memory c = disputes.dispute(s, r, d);
         assertLine(c.lines[0], R_UP, H8, 125_000, 125_000, 0);
         assertEq(c.settledAt, NOW0, "the dispute window does not restart");
-        assertEq(settlement.faultsOf(ORACLE1), 1, "the oracle is marked");
+        assertEq(disputes.faultsOf(ORACLE1), 1, "the oracle is marked");
         assertEq(settlement.records(recordKey(S_DISP)), keccak256(abi.encode(c)), "the corrected record");
         assertEq(settlement.pendingLines(R_UP), 1, "still one line");
         // the old record is gone; the new one is final after the original window
@@ -764,7 +769,7 @@ contract SettlementTest is SettlementTestBase {
         // each ISP anchored as nothing delivered: 3.42e6 W*s penalised at 1.5 x 1e8 = 142,500
         assertLine(r.lines[0], R_BLOCK, H8, 0, 0, 142_500);
         assertLine(r.lines[1], R_BLOCK, H8 + ISP, 0, 0, 142_500);
-        Settlement.Record memory c = settlement.dispute(settleIn(S_DISP2), r, disputeIn(S_DISP2, 1));
+        Settlement.Record memory c = disputes.dispute(settleIn(S_DISP2), r, disputeIn(S_DISP2, 1));
         assertLine(c.lines[0], R_BLOCK, H8, 0, 0, 142_500);
         assertLine(c.lines[1], R_BLOCK, H8 + ISP, 100_000, 100_000, 0);
     }
@@ -799,8 +804,8 @@ contract SettlementTest is SettlementTestBase {
     function test_dispute_correctionsOfTwoIspsCompose() public {
         Settlement.Record memory r = settleSale(S_DISP2);
         Settlement.SettleIn memory s = settleIn(S_DISP2);
-        Settlement.Record memory c = settlement.dispute(s, r, disputeIn(S_DISP2, 0));
-        c = settlement.dispute(s, c, disputeIn(S_DISP2, 1));
+        Settlement.Record memory c = disputes.dispute(s, r, disputeIn(S_DISP2, 0));
+        c = disputes.dispute(s, c, disputeIn(S_DISP2, 1));
         assertLine(c.lines[0], R_BLOCK, H8, 100_000, 100_000, 0);
         assertLine(c.lines[1], R_BLOCK, H8 + ISP, 100_000, 100_000, 0);
     }
@@ -814,12 +819,12 @@ contract SettlementTest is SettlementTestBase {
     function test_dispute_repeatedIsRefusedAndCountedOnce() public {
         Settlement.Record memory r = settleSale(S_DISP);
         Settlement.SettleIn memory s = settleIn(S_DISP);
-        Settlement.DisputeIn memory d = disputeIn(S_DISP, 0);
-        Settlement.Record memory c = settlement.dispute(s, r, d);
-        assertEq(settlement.faultsOf(ORACLE1), 1, "one fault");
-        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementBadDispute.selector, "agrees with the settlement"));
-        settlement.dispute(s, c, d);
-        assertEq(settlement.faultsOf(ORACLE1), 1, "still one fault");
+        ReadingDisputes.DisputeIn memory d = disputeIn(S_DISP, 0);
+        Settlement.Record memory c = disputes.dispute(s, r, d);
+        assertEq(disputes.faultsOf(ORACLE1), 1, "one fault");
+        vm.expectRevert(agrees(S_DISP, H8));
+        disputes.dispute(s, c, d);
+        assertEq(disputes.faultsOf(ORACLE1), 1, "still one fault");
     }
 
     /// Found as a bug (now fixed): nothing locked a seller's bond for its awards (OrderBook.bondLocked is set only by
@@ -1330,17 +1335,27 @@ contract SettlementGasTest is SettlementTestBase {
         settlement.settle(t);
         logGas("settle one ISP of 2 awards (a split offer), per award-ISP", abi.encodeCall(Settlement.settle, (t)), 2);
 
-        Settlement.DisputeIn memory d = signedDispute(S_GAS, 0, 2, 1000, 0, sales[S_GAS].meterKey);
+        ReadingDisputes.DisputeIn memory d = signedDispute(S_GAS, 0, 2, 1000, 0, sales[S_GAS].meterKey);
         vm.warp(NOW0 + 1 hours);
         cool();
-        Settlement.Record memory c = settlement.dispute(s, r, d);
-        logGas("dispute, one award-ISP, reading proof of depth 20", abi.encodeCall(Settlement.dispute, (s, r, d)), 1);
-        assertEq(settlement.faultsOf(ORACLE1), 1, "disputed");
+        Settlement.Record memory c = disputes.dispute(s, r, d);
+        logGas("dispute (equivocation), one award-ISP, reading proof of depth 20", abi.encodeCall(ReadingDisputes.dispute, (s, r, d)), 1);
+        assertEq(disputes.equivocationsOf(vm.addr(sales[S_GAS].meterKey)), 1, "disputed: the meter signed twice");
 
-        vm.warp(NOW0 + DISPUTE + 1);
+        Settlement.SettleIn memory u = settleIn(S_DISP);
+        Settlement.Record memory ur = settlement.settle(u);
+        ReadingDisputes.DisputeIn memory ud = disputeIn(S_DISP, 0);
         cool();
+        disputes.dispute(u, ur, ud);
+        logGas("dispute (upheld: the anchored reading is not the meter's), one award-ISP", abi.encodeCall(ReadingDisputes.dispute, (u, ur, ud)), 1);
+        assertEq(disputes.faultsOf(ORACLE1), 1, "upheld");
+
+        Settlement.Record memory full = settleSale(S_FULL);
+        vm.warp(block.timestamp + DISPUTE + 1);
         settlement.finalise(c);
-        logGas("finalise, one line (claim from the escrow)", abi.encodeCall(Settlement.finalise, (c)), 1);
+        cool();
+        settlement.finalise(full);
+        logGas("finalise, one line (claim from the escrow)", abi.encodeCall(Settlement.finalise, (full)), 1);
 
         Settlement.Record memory f = settleSaleAt(S_FAIL);
         vm.warp(block.timestamp + DISPUTE + 1);
@@ -1489,19 +1504,19 @@ contract SettlementStakeTest is SettlementTestBase {
     function test_stake_slashedForWhoeverProvedTheReadingWrong() public {
         Settlement.Record memory r = settleSale(S_DISP2); // two ISPs anchored wrong
         Settlement.SettleIn memory s = settleIn(S_DISP2);
-        Settlement.DisputeIn memory d0 = disputeIn(S_DISP2, 0);
-        Settlement.DisputeIn memory d1 = disputeIn(S_DISP2, 1);
+        ReadingDisputes.DisputeIn memory d0 = disputeIn(S_DISP2, 0);
+        ReadingDisputes.DisputeIn memory d1 = disputeIn(S_DISP2, 1);
         vm.expectEmit();
         emit MeterOracle.OracleSlashed(market, ORACLE1, NOBODY, REQUIRED);
         vm.prank(NOBODY);
-        Settlement.Record memory c = settlement.dispute(s, r, d0);
+        Settlement.Record memory c = disputes.dispute(s, r, d0);
         assertEq(token.balanceOf(NOBODY), REQUIRED, "the disputer is paid the required stake");
         assertEq(staked(ORACLE1), 30_000, "taken from the oracle's stake");
         vm.prank(NOBODY);
-        settlement.dispute(s, c, d1);
+        disputes.dispute(s, c, d1);
         assertEq(token.balanceOf(NOBODY), REQUIRED + 30_000, "the second wrong reading: what was left");
         assertEq(staked(ORACLE1), 0, "nothing left");
-        assertEq(settlement.faultsOf(ORACLE1), 2, "two faults");
+        assertEq(disputes.faultsOf(ORACLE1), 2, "two faults");
         assertEq(token.balanceOf(address(oracle)), 0, "the stakes moved, nothing else"); // (checkMoney: the market's tokens)
 
         // below the requirement it anchors no more in this market, until it tops up
@@ -1520,10 +1535,10 @@ contract SettlementStakeTest is SettlementTestBase {
         vm.prank(ADMIN);
         oracle.setRequiredStake(market, 0);
         Settlement.Record memory r = settleSale(S_DISP);
-        (Settlement.SettleIn memory s, Settlement.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
+        (Settlement.SettleIn memory s, ReadingDisputes.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
         vm.prank(NOBODY);
-        settlement.dispute(s, r, d);
-        assertEq(settlement.faultsOf(ORACLE1), 1, "marked");
+        disputes.dispute(s, r, d);
+        assertEq(disputes.faultsOf(ORACLE1), 1, "marked");
         assertEq(staked(ORACLE1), 80_000, "not slashed");
         assertEq(token.balanceOf(NOBODY), 0, "nothing paid");
     }
@@ -1543,9 +1558,9 @@ contract SettlementStakeTest is SettlementTestBase {
         vm.prank(ORACLE1);
         oracle.anchorRoot(market, H9 + 4 * ISP, keccak256("root"), 1);
         Settlement.Record memory r = settleSale(S_DISP);
-        (Settlement.SettleIn memory s, Settlement.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
+        (Settlement.SettleIn memory s, ReadingDisputes.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
         vm.prank(NOBODY);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         assertEq(staked(ORACLE1), 30_000, "slashed while leaving");
         assertEq(token.balanceOf(NOBODY), REQUIRED, "the disputer paid");
         vm.warp(unlocks - 1);
@@ -1561,7 +1576,7 @@ contract SettlementStakeTest is SettlementTestBase {
     }
 
     function test_stake_whoMayDoWhat() public {
-        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotSettlement.selector, NOBODY));
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotDisputes.selector, NOBODY));
         vm.prank(NOBODY);
         oracle.slash(market, ORACLE1, NOBODY);
         vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotAuthority.selector, NOBODY));
@@ -1569,9 +1584,9 @@ contract SettlementStakeTest is SettlementTestBase {
         oracle.setRequiredStake(market, 1);
         vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotAuthority.selector, NOBODY));
         vm.prank(NOBODY);
-        oracle.setSettlement(NOBODY);
-        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleSettlementAlreadySet.selector, address(settlement)));
+        oracle.setDisputes(NOBODY);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleDisputesAlreadySet.selector, address(disputes)));
         vm.prank(ADMIN);
-        oracle.setSettlement(NOBODY);
+        oracle.setDisputes(NOBODY);
     }
 }

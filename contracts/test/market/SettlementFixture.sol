@@ -10,6 +10,7 @@ import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
 import {DeliveryMeter} from "../../src/metering/DeliveryMeter.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
+import {ReadingDisputes} from "../../src/metering/ReadingDisputes.sol";
 
 /// @notice The OpenZeppelin standard Merkle tree (npm `@openzeppelin/merkle-tree`), rebuilt in
 /// Solidity: leaves sorted by value, laid out as a heap in an array (the root at 0, leaf `i` of
@@ -66,6 +67,7 @@ abstract contract SettlementFixture is ClearingFixture {
     MeterOracle internal oracle;
     Settlement internal settlement;
     DeliveryMeter internal deliveryMeter;
+    ReadingDisputes internal disputes;
     uint32 internal market3; // PAY_AS_CLEARED
 
     address internal constant ORACLE1 = address(0x0A1);
@@ -148,6 +150,7 @@ abstract contract SettlementFixture is ClearingFixture {
     mapping(uint256 sale => OrderBook.Offer) internal saleOffer;
     mapping(uint256 sale => Aw[]) internal saleAwards;
     mapping(uint64 assetId => uint256) internal meterKeyOf;
+    mapping(address meter => uint256) internal keyOfMeter;
     /// The readings an oracle anchors, per `market << 64 | ispStart`, and the anchors.
     mapping(uint256 key => Rd[]) internal anchoredReadings;
     mapping(uint256 key => MeterOracle.Anchor) internal anchors;
@@ -167,9 +170,10 @@ abstract contract SettlementFixture is ClearingFixture {
         grant(ORACLE1, ORACLE_ROLE);
         deliveryMeter = new DeliveryMeter(markets, assets, oracle);
         settlement = new Settlement(markets, book, clearing, oracle, assets, deliveryMeter);
+        disputes = new ReadingDisputes(markets, book, assets, oracle, settlement);
         vm.startPrank(ADMIN);
         book.setSettlement(address(settlement));
-        oracle.setSettlement(address(settlement));
+        oracle.setDisputes(address(disputes));
         vm.stopPrank();
         commitResult(market);
         commitResult(market3);
@@ -343,6 +347,7 @@ abstract contract SettlementFixture is ClearingFixture {
         grant(meter, METER_ROLE);
         id = registerAndMap(vm.addr(sellerKey), meter, zoneId);
         meterKeyOf[id] = meterKey;
+        keyOfMeter[meter] = meterKey;
     }
 
     /// A sale: the offer (COMMITTED baseline `baseline`, salted), kept until `relaySales`.
@@ -443,8 +448,29 @@ abstract contract SettlementFixture is ClearingFixture {
     function leavesOf(Rd[] storage rs, uint64 ispStart) internal view returns (bytes32[] memory leaves) {
         leaves = new bytes32[](rs.length);
         for (uint256 i = 0; i < rs.length; ++i) {
-            leaves[i] = oracle.readingLeaf(rs[i].meter, ispStart, rs[i].sequence, rs[i].importWh, rs[i].exportWh);
+            leaves[i] = oracle.readingLeaf(
+                rs[i].meter, ispStart, rs[i].sequence, rs[i].importWh, rs[i].exportWh, keccak256(anchoredSignature(rs[i], ispStart))
+            );
         }
+    }
+
+    /// The signature the oracle keeps (and commits in the leaf) with an anchored reading: the
+    /// meter's over what it signed for the ISP; over other values than anchored after a `misread`
+    /// (the oracle's error), none for a meter whose key is unknown here.
+    function anchoredSignature(Rd memory a, uint64 ispStart) internal view returns (bytes memory) {
+        uint256 k = keyOfMeter[a.meter];
+        if (k == 0) return "";
+        Rd memory signed_ = signedReadings[keccak256(abi.encode(a.meter, ispStart))];
+        if (signed_.meter == address(0)) signed_ = a;
+        return signReading(k, signed_, ispStart);
+    }
+
+    /// `reading` for the ISP starting at `ispStart`, signed by `key` (MeterOracle's EIP-712 domain).
+    function signReading(uint256 key, Rd memory reading, uint64 ispStart) internal view returns (bytes memory) {
+        bytes32 digest =
+            oracle.readingDigest(reading.meter, ispStart, reading.sequence, reading.importWh, reading.exportWh);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
     }
 
     /// ORACLE1 anchors the readings kept under `key` (ISP 09:00 of `market`: a root DEEP levels up).
@@ -485,6 +511,7 @@ abstract contract SettlementFixture is ClearingFixture {
         uint256 i;
         while (rs[i].meter != meter) ++i;
         (r.anchor, r.sequence, r.importWh, r.exportWh) = (anchors[key], rs[i].sequence, rs[i].importWh, rs[i].exportWh);
+        r.signature = anchoredSignature(rs[i], ispStart);
         bytes32[] memory leaves = leavesOf(rs, ispStart);
         r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
         if (key == deepKey) r.proof = concat(r.proof, deepSiblings);
@@ -547,7 +574,7 @@ abstract contract SettlementFixture is ClearingFixture {
     }
 
     /// The reading the sale's meter signed for ISP `isp` of the settlement's inputs, as a dispute.
-    function disputeIn(uint256 sale, uint16 isp) internal view returns (Settlement.DisputeIn memory) {
+    function disputeIn(uint256 sale, uint16 isp) internal view returns (ReadingDisputes.DisputeIn memory) {
         address meter = vm.addr(sales[sale].meterKey);
         Rd memory r = signedReadings[keccak256(abi.encode(meter, saleOffer[sale].start + uint64(isp) * ISP))];
         return signedDispute(sale, isp, r.sequence, r.importWh, r.exportWh, sales[sale].meterKey);
@@ -557,7 +584,7 @@ abstract contract SettlementFixture is ClearingFixture {
     function signedDispute(uint256 sale, uint16 isp, uint64 sequence, uint64 importWh, uint64 exportWh, uint256 key)
         internal
         view
-        returns (Settlement.DisputeIn memory)
+        returns (ReadingDisputes.DisputeIn memory)
     {
         return disputeWith(sale, isp, Rd(vm.addr(sales[sale].meterKey), sequence, importWh, exportWh), 0, key);
     }
@@ -567,18 +594,15 @@ abstract contract SettlementFixture is ClearingFixture {
     function disputeWith(uint256 sale, uint16 isp, Rd memory reading, uint64 member, uint256 key)
         internal
         view
-        returns (Settlement.DisputeIn memory d)
+        returns (ReadingDisputes.DisputeIn memory d)
     {
         uint64 ispStart = saleOffer[sale].start + uint64(isp) * ISP;
-        bytes32 digest =
-            oracle.readingDigest(reading.meter, ispStart, reading.sequence, reading.importWh, reading.exportWh);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
-        d = Settlement.DisputeIn({
+        d = ReadingDisputes.DisputeIn({
             isp: isp,
             sequence: reading.sequence,
             importWh: reading.importWh,
             exportWh: reading.exportWh,
-            signature: abi.encodePacked(r, s, v),
+            signature: signReading(key, reading, ispStart),
             member: member
         });
     }

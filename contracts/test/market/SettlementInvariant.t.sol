@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {SettlementFixture} from "./SettlementFixture.sol";
 import {Vm} from "../utils/Vm.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
+import {ReadingDisputes} from "../../src/metering/ReadingDisputes.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 
 /// Drives the settlement fixture's world at random: settles its committed sales, one at a time or
@@ -17,6 +18,7 @@ contract SettlementHandler {
     OrderBook internal immutable book;
     address internal immutable deployer;
     bytes[] internal inputs; // abi.encode(SettleIn), per sale
+    ReadingDisputes internal immutable judge;
     bytes[] internal disputes; // abi.encode(DisputeIn)
     uint256[] internal disputeSale; // the sale (index in `inputs`) each dispute is of
     bytes[] internal records; // abi.encode(Record) of each settled sale, "" until settled
@@ -26,8 +28,8 @@ contract SettlementHandler {
 
     mapping(address account => uint256) public withdrawn;
 
-    constructor(Settlement s, address[] memory who, uint64[] memory ids) {
-        (settlement, book, deployer) = (s, s.book(), msg.sender);
+    constructor(Settlement s, ReadingDisputes j, address[] memory who, uint64[] memory ids) {
+        (settlement, judge, book, deployer) = (s, j, s.book(), msg.sender);
         accounts = who;
         requestIds = ids;
     }
@@ -121,8 +123,8 @@ contract SettlementHandler {
             if (records[i].length == 0 || finalised[i]) continue;
             Settlement.SettleIn memory s = abi.decode(inputs[i], (Settlement.SettleIn));
             Settlement.Record memory r = abi.decode(records[i], (Settlement.Record));
-            Settlement.DisputeIn memory d = abi.decode(disputes[j], (Settlement.DisputeIn));
-            try settlement.dispute(s, r, d) returns (Settlement.Record memory c) {
+            ReadingDisputes.DisputeIn memory d = abi.decode(disputes[j], (ReadingDisputes.DisputeIn));
+            try judge.dispute(s, r, d) returns (Settlement.Record memory c) {
                 records[i] = abi.encode(c);
             } catch {}
             return;
@@ -210,7 +212,7 @@ contract SettlementInvariantTest is SettlementFixture {
         for (uint256 i = 0; i < buyers.length; ++i) {
             buyerStart[buyers[i]] = token.balanceOf(buyers[i]);
         }
-        handler = new SettlementHandler(settlement, receivers, touched);
+        handler = new SettlementHandler(settlement, disputes, receivers, touched);
         for (uint256 sale = 0; sale < sales.length; ++sale) {
             if (sale == S_M2) continue;
             uint256 i = handler.addSale(abi.encode(settleIn(sale)));

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {SettlementFixture, StandardTree} from "./SettlementFixture.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
+import {ReadingDisputes} from "../../src/metering/ReadingDisputes.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
 import {DeliveryMeter} from "../../src/metering/DeliveryMeter.sol";
@@ -226,6 +227,7 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         bytes32[] memory leaves = leavesOf(rs, ispStart);
         r.asset = assetId;
         (r.anchor, r.sequence, r.importWh, r.exportWh) = (anchors[key], rs[i].sequence, rs[i].importWh, rs[i].exportWh);
+        r.signature = anchoredSignature(rs[i], ispStart);
         r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
         if (standard) {
             r.baselineWh = standardOf[assetId];
@@ -264,7 +266,7 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
     }
 
     /// The reading `member`'s meter signed for ISP `isp` of the sale's window, as a dispute.
-    function memberDispute(uint256 sale, uint16 isp, uint64 member) internal view returns (Settlement.DisputeIn memory) {
+    function memberDispute(uint256 sale, uint16 isp, uint64 member) internal view returns (ReadingDisputes.DisputeIn memory) {
         uint64 ispStart = saleOffer[sale].start + uint64(isp) * ISP;
         Rd memory r = signedReadings[keccak256(abi.encode(meterOf(member), ispStart))];
         return memberSigned(sale, isp, member, r.sequence, r.importWh, r.exportWh, meterKeyOf[member]);
@@ -279,7 +281,7 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         uint64 importWh,
         uint64 exportWh,
         uint256 key
-    ) internal view returns (Settlement.DisputeIn memory) {
+    ) internal view returns (ReadingDisputes.DisputeIn memory) {
         return disputeWith(sale, isp, Rd(meterOf(member), sequence, importWh, exportWh), member, key);
     }
 
@@ -319,8 +321,8 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         return abi.encodeWithSelector(DeliveryMeter.PortfolioMembersMismatch.selector, portfolioId, ispStart, index, expected);
     }
 
-    function badDispute(string memory reason) internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(Settlement.SettlementBadDispute.selector, reason);
+    function agrees(uint64 member, uint64 ispStart) internal view returns (bytes memory) {
+        return abi.encodeWithSelector(ReadingDisputes.DisputeAgreesWithSettlement.selector, meterOf(member), ispStart);
     }
 }
 
@@ -580,19 +582,19 @@ contract SettlementPortfolioTest is SettlementPortfolioFixture {
     function test_dispute_portfolioMember_upheld() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        Settlement.DisputeIn memory d = memberDispute(s1, 1, m1); // m1's meter signed +500, not +1500
+        ReadingDisputes.DisputeIn memory d = memberDispute(s1, 1, m1); // m1's meter signed +500, not +1500
         vm.warp(NOW0 + 1 days);
         vm.expectEmit();
-        emit Settlement.ReadingDisputed(r.offerDigest, ORACLE1, PF + ISP, NOBODY);
+        emit ReadingDisputes.ReadingDisputed(r.offerDigest, ORACLE1, PF + ISP, NOBODY);
         vm.prank(NOBODY);
-        Settlement.Record memory c = settlement.dispute(s, r, d);
+        Settlement.Record memory c = disputes.dispute(s, r, d);
         assertLine(c.lines[0], R_PF, PF, 300_000, 300_000, 0); // the other ISP stands
         // only m1's contribution changes: 500 + 2000 + 1000 = 3500, 2500 delivered
         assertLine(c.lines[1], expectedLine(R_PF, PF + ISP, 12_000, 6000, 3500));
         assertLine(c.lines[1], R_PF, PF + ISP, 250_000, 197_500, 0);
         assertEq(c.seller, aggregator, "seller");
         assertEq(c.settledAt, NOW0, "the dispute window does not restart");
-        assertEq(settlement.faultsOf(ORACLE1), 1, "the oracle is marked");
+        assertEq(disputes.faultsOf(ORACLE1), 1, "the oracle is marked");
         assertEq(settlement.records(recordKey(s1)), keccak256(abi.encode(c)), "the corrected record");
         assertEq(book.bondLocked(aggregator), 0, "no uncovered penalty left");
         vm.warp(NOW0 + DISPUTE + 1);
@@ -604,13 +606,13 @@ contract SettlementPortfolioTest is SettlementPortfolioFixture {
     function test_dispute_secondMemberKeepsTheFirstCorrection() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        Settlement.Record memory c = settlement.dispute(s, r, memberDispute(s1, 1, m1));
-        c = settlement.dispute(s, c, memberDispute(s1, 1, m3)); // m3's meter signed 0, not +1000
+        Settlement.Record memory c = disputes.dispute(s, r, memberDispute(s1, 1, m1));
+        c = disputes.dispute(s, c, memberDispute(s1, 1, m3)); // m3's meter signed 0, not +1000
         // both corrections stand: 500 + 2000 + 0 = 2500, 3500 delivered (m3's alone would leave 3500 net)
         assertLine(c.lines[1], expectedLine(R_PF, PF + ISP, 12_000, 6000, 2500));
         assertLine(c.lines[1], R_PF, PF + ISP, 300_000, 300_000, 0);
         assertLine(c.lines[0], R_PF, PF, 300_000, 300_000, 0);
-        assertEq(settlement.faultsOf(ORACLE1), 2, "one fault per meter's wrong reading");
+        assertEq(disputes.faultsOf(ORACLE1), 2, "one fault per meter's wrong reading");
         vm.warp(NOW0 + DISPUTE + 1);
         settlement.finalise(c);
         assertEq(settlement.claimable(aggregator), 600_000, "both ISPs paid in full");
@@ -621,95 +623,100 @@ contract SettlementPortfolioTest is SettlementPortfolioFixture {
     function test_dispute_membersInEitherOrderComposeAlike() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        Settlement.Record memory c = settlement.dispute(s, r, memberDispute(s1, 1, m3));
+        Settlement.Record memory c = disputes.dispute(s, r, memberDispute(s1, 1, m3));
         // m3 corrected first: 1500 + 2000 + 0 = 3500
         assertLine(c.lines[1], R_PF, PF + ISP, 250_000, 197_500, 0);
-        c = settlement.dispute(s, c, memberDispute(s1, 1, m1));
+        c = disputes.dispute(s, c, memberDispute(s1, 1, m1));
         assertLine(c.lines[1], R_PF, PF + ISP, 300_000, 300_000, 0);
-        assertEq(settlement.faultsOf(ORACLE1), 2, "two faults");
+        assertEq(disputes.faultsOf(ORACLE1), 2, "two faults");
     }
 
     function test_dispute_sameMemberAgain_agreesWithTheSettlement() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        Settlement.DisputeIn memory d = memberDispute(s1, 1, m1);
-        Settlement.Record memory c = settlement.dispute(s, r, d);
-        vm.expectRevert(badDispute("agrees with the settlement"));
-        settlement.dispute(s, c, d);
+        ReadingDisputes.DisputeIn memory d = memberDispute(s1, 1, m1);
+        Settlement.Record memory c = disputes.dispute(s, r, d);
+        vm.expectRevert(agrees(m1, PF + ISP));
+        disputes.dispute(s, c, d);
         // after another member's correction too
-        c = settlement.dispute(s, c, memberDispute(s1, 1, m3));
-        vm.expectRevert(badDispute("agrees with the settlement"));
-        settlement.dispute(s, c, d);
-        assertEq(settlement.faultsOf(ORACLE1), 2, "each meter's fault once");
+        c = disputes.dispute(s, c, memberDispute(s1, 1, m3));
+        vm.expectRevert(agrees(m1, PF + ISP));
+        disputes.dispute(s, c, d);
+        assertEq(disputes.faultsOf(ORACLE1), 2, "each meter's fault once");
     }
 
-    /// A meter that signed two readings for one ISP: the later dispute re-settles with the other,
-    /// but the oracle's fault for that meter and ISP counts once.
-    function test_dispute_sameMemberOtherSignedReading_faultCountedOnce() public {
+    /// A meter that signed two readings for one ISP (the one a dispute put in place of the
+    /// oracle's wrong leaf, then another): equivocation. The portfolio's delivery in that ISP is
+    /// void (net = baseline), the meter is marked, and the oracle's fault still counts once.
+    function test_dispute_sameMemberOtherSignedReading_isEquivocation() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        Settlement.Record memory c = settlement.dispute(s, r, memberDispute(s1, 1, m1));
-        Settlement.DisputeIn memory d = memberSigned(s1, 1, m1, 2, 700, 0, meterKeyOf[m1]);
-        c = settlement.dispute(s, c, d);
-        // 700 + 2000 + 1000 = 3700
-        assertLine(c.lines[1], expectedLine(R_PF, PF + ISP, 12_000, 6000, 3700));
-        assertEq(settlement.faultsOf(ORACLE1), 1, "one fault for m1's meter in that ISP");
+        Settlement.Record memory c = disputes.dispute(s, r, memberDispute(s1, 1, m1));
+        ReadingDisputes.DisputeIn memory d = memberSigned(s1, 1, m1, 2, 700, 0, meterKeyOf[m1]);
+        c = disputes.dispute(s, c, d);
+        assertLine(c.lines[1], expectedLine(R_PF, PF + ISP, 12_000, 6000, 6000));
+        assertLine(c.lines[0], R_PF, PF, 300_000, 300_000, 0); // the other ISP stands
+        assertEq(disputes.faultsOf(ORACLE1), 1, "one fault for m1's meter in that ISP");
+        assertEq(disputes.equivocationsOf(meterOf(m1)), 1, "m1's meter equivocated");
+        d = memberDispute(s1, 1, m3);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeIspVoided.selector, PF + ISP));
+        disputes.dispute(s, c, d);
     }
 
     function test_dispute_memberAgreesWithTheAnchor() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        Settlement.DisputeIn memory d = memberDispute(s1, 1, m2); // m2's meter signed what was anchored
-        vm.expectRevert(badDispute("agrees with the anchor"));
-        settlement.dispute(s, r, d);
+        ReadingDisputes.DisputeIn memory d = memberDispute(s1, 1, m2); // m2's meter signed what was anchored
+        vm.expectRevert(agrees(m2, PF + ISP));
+        disputes.dispute(s, r, d);
         d = memberSigned(s1, 0, m1, 5, 1000, 0, meterKeyOf[m1]); // another sequence, the same energies
-        vm.expectRevert(badDispute("agrees with the anchor"));
-        settlement.dispute(s, r, d);
+        vm.expectRevert(agrees(m1, PF));
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_nonMember() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
         // m4's meter's own signature, but m4 is P2's
-        Settlement.DisputeIn memory d = memberSigned(s1, 0, m4, 1, 0, 0, meterKeyOf[m4]);
-        vm.expectRevert(abi.encodeWithSelector(DeliveryMeter.PortfolioNotMember.selector, p1, m4));
-        settlement.dispute(s, r, d);
+        ReadingDisputes.DisputeIn memory d = memberSigned(s1, 0, m4, 1, 0, 0, meterKeyOf[m4]);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeNotMember.selector, p1, m4));
+        disputes.dispute(s, r, d);
         d = memberDispute(s1, 1, m1);
         d.member = 0;
-        vm.expectRevert(abi.encodeWithSelector(DeliveryMeter.PortfolioNotMember.selector, p1, uint64(0)));
-        settlement.dispute(s, r, d);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeNotMember.selector, p1, uint64(0)));
+        disputes.dispute(s, r, d);
         d.member = sales[S_FULL].assetId; // an asset of no portfolio
-        vm.expectRevert(abi.encodeWithSelector(DeliveryMeter.PortfolioNotMember.selector, p1, sales[S_FULL].assetId));
-        settlement.dispute(s, r, d);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeNotMember.selector, p1, sales[S_FULL].assetId));
+        disputes.dispute(s, r, d);
     }
 
     function test_dispute_notSignedByTheMembersMeter() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
         Settlement.SettleIn memory s = portfolioIn(s1);
-        bytes memory forged = badDispute("not signed by the asset's meter");
+        bytes memory forged = abi.encodeWithSelector(ReadingDisputes.DisputeNotSignedByMeter.selector, meterOf(m1), PF + ISP);
         // m1's reading signed by m3's meter
-        Settlement.DisputeIn memory d = memberSigned(s1, 1, m1, 1, 500, 0, meterKeyOf[m3]);
+        ReadingDisputes.DisputeIn memory d = memberSigned(s1, 1, m1, 1, 500, 0, meterKeyOf[m3]);
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         // m3's meter's own reading, named as m1's
         d = memberDispute(s1, 1, m3);
         d.member = m1;
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
+        disputes.dispute(s, r, d);
         // signed by the aggregator
         d = memberSigned(s1, 1, m1, 1, 500, 0, AGGREGATOR_KEY);
         vm.expectRevert(forged);
-        settlement.dispute(s, r, d);
-        assertEq(settlement.faultsOf(ORACLE1), 0, "no fault");
+        disputes.dispute(s, r, d);
+        assertEq(disputes.faultsOf(ORACLE1), 0, "no fault");
     }
 
     function test_dispute_portfolio_noSuchIsp() public {
         Settlement.Record memory r = settlement.settle(portfolioIn(s1));
-        Settlement.DisputeIn memory d = memberDispute(s1, 1, m1);
+        ReadingDisputes.DisputeIn memory d = memberDispute(s1, 1, m1);
         Settlement.SettleIn memory s = portfolioIn(s1);
         d.isp = 2;
-        vm.expectRevert(badDispute("no such ISP"));
-        settlement.dispute(s, r, d);
+        vm.expectRevert(abi.encodeWithSelector(ReadingDisputes.DisputeNoSuchIsp.selector, 2));
+        disputes.dispute(s, r, d);
     }
 
     // ------------------------------------------------------------------------ default, batches

@@ -266,9 +266,10 @@ contract MeterOracleIsAnchoredTest is MeterOracleFixture {
 /// double-hashed leaves sorted ascending, laid out at the end of the node array in reverse, each
 /// inner node the commutative (sorted-pair) keccak of its children.
 contract MeterOracleVerifyTest is MeterOracleFixture {
-    /// `StandardMerkleTree.of(readings(), ["address","uint64","uint64","uint64","uint64"]).root`
-    /// from the npm OpenZeppelin merkle-tree package: the test's tree must match the library's.
-    bytes32 internal constant NPM_ROOT = 0xa7e84e637041d93c9f1039b75a099d9454c58e66c330c5e8f51e523dd6f07f1b;
+    /// `StandardMerkleTree.of(readings(), ["address","uint64","uint64","uint64","uint64","bytes32"]).root`
+    /// from the npm OpenZeppelin merkle-tree package (the last value `keccak256(sigOf(i))`): the
+    /// test's tree must match the library's.
+    bytes32 internal constant NPM_ROOT = 0xe46e94f57ea1d72935c9a7aead3c905c028154e6631602b5e85728134e0fd564;
 
     struct Reading {
         address meter;
@@ -308,7 +309,13 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
 
     function leafOf(uint256 i, uint64 ispStart) internal view returns (bytes32) {
         Reading memory r = readings[i];
-        return keccak256(bytes.concat(keccak256(abi.encode(r.meter, ispStart, r.sequence, r.importWh, r.exportWh))));
+        bytes32 sigHash = keccak256(sigOf(i));
+        return keccak256(bytes.concat(keccak256(abi.encode(r.meter, ispStart, r.sequence, r.importWh, r.exportWh, sigHash))));
+    }
+
+    /// The signature kept with reading `i` (its bytes do not matter to the tree, only their hash).
+    function sigOf(uint256 i) internal pure returns (bytes memory) {
+        return abi.encodePacked(bytes32(uint256(0x5160 + i)));
     }
 
     /// The proof of reading `i`: its sibling, then its parent's sibling.
@@ -328,7 +335,7 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
         returns (bool)
     {
         Reading memory r = readings[i];
-        return oracle.verifyReading(market, ispStart, anchor_, r.meter, r.sequence, r.importWh, r.exportWh, proof);
+        return oracle.verifyReading(market, ispStart, anchor_, r.meter, r.sequence, r.importWh, r.exportWh, sigOf(i), proof);
     }
 
     function test_tree_matchesNpmStandardMerkleTree() public view {
@@ -338,7 +345,7 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
     function test_readingLeaf_isStandardTreeLeaf() public view {
         for (uint256 i = 0; i < 4; ++i) {
             Reading memory r = readings[i];
-            assertEq(oracle.readingLeaf(r.meter, ISP4, r.sequence, r.importWh, r.exportWh), leafOf(i, ISP4), "leaf");
+            assertEq(oracle.readingLeaf(r.meter, ISP4, r.sequence, r.importWh, r.exportWh, keccak256(sigOf(i))), leafOf(i, ISP4), "leaf");
         }
     }
 
@@ -351,7 +358,7 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
     function test_verifyReading_falseForWrongImport() public view {
         Reading memory r = readings[2];
         assertTrue(
-            !oracle.verifyReading(market, ISP4, a, r.meter, r.sequence, r.importWh + 1, r.exportWh, proofOf(2, ISP4)),
+            !oracle.verifyReading(market, ISP4, a, r.meter, r.sequence, r.importWh + 1, r.exportWh, sigOf(2), proofOf(2, ISP4)),
             "importWh"
         );
     }
@@ -359,7 +366,7 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
     function test_verifyReading_falseForWrongExport() public view {
         Reading memory r = readings[2];
         assertTrue(
-            !oracle.verifyReading(market, ISP4, a, r.meter, r.sequence, r.importWh, r.exportWh - 1, proofOf(2, ISP4)),
+            !oracle.verifyReading(market, ISP4, a, r.meter, r.sequence, r.importWh, r.exportWh - 1, sigOf(2), proofOf(2, ISP4)),
             "exportWh"
         );
     }
@@ -367,7 +374,7 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
     function test_verifyReading_falseForWrongMeter() public view {
         Reading memory r = readings[2];
         assertTrue(
-            !oracle.verifyReading(market, ISP4, a, address(0xE9), r.sequence, r.importWh, r.exportWh, proofOf(2, ISP4)),
+            !oracle.verifyReading(market, ISP4, a, address(0xE9), r.sequence, r.importWh, r.exportWh, sigOf(2), proofOf(2, ISP4)),
             "meter"
         );
     }
@@ -375,7 +382,7 @@ contract MeterOracleVerifyTest is MeterOracleFixture {
     function test_verifyReading_falseForWrongSequence() public view {
         Reading memory r = readings[2];
         assertTrue(
-            !oracle.verifyReading(market, ISP4, a, r.meter, r.sequence + 1, r.importWh, r.exportWh, proofOf(2, ISP4)),
+            !oracle.verifyReading(market, ISP4, a, r.meter, r.sequence + 1, r.importWh, r.exportWh, sigOf(2), proofOf(2, ISP4)),
             "sequence"
         );
     }
