@@ -39,7 +39,7 @@ def _equivocate(w: SettlementWorld) -> tuple[Any, SettledEvent]:
     """B settled on what its meter signed (1,200 Wh: nothing delivered); then B's gateway signs
     200 Wh for the same hour (B's whole award, if it counted) and its owner disputes."""
     w.settle_all()
-    assert w.keep_reading(1, 2, 200) == "late"
+    assert w.keep_reading(1, 2, 200) == "conflicting"
     ctx = day_context(w.conn, w.manifest, w.market, w.day)
     done = dispute_offer(ctx, keys.signer(keys.dev_accounts()[7], w.conn), w.digests[1], w.hour, w.engine)
     event = settled_events(w.settlement, digest=w.digests[1])[-1]

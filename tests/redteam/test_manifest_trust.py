@@ -41,7 +41,7 @@ def test_RT12_a_manifest_naming_an_idle_settlement_is_refused(
     with pytest.raises(ManifestVerificationError) as refused:
         audit_settlement(w.conn, forged, w.market, w.day)
     assert any("OrderBook.settlement()" in p for p in refused.value.problems)
-    assert any("MeterOracle.settlement()" in p for p in refused.value.problems)
+    assert any("ReadingDisputes.settlement()" in p for p in refused.value.problems)
     with pytest.raises(ManifestVerificationError):
         audit_clearing(w.conn, forged, w.market, w.day)
     genuine = audit_settlement(w.conn, manifest, w.market, w.day)
