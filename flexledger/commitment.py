@@ -263,12 +263,15 @@ def find_superseded(clearing: ClearingCommitmentClient, result_id: int, book: Bo
     """Every offer a result awarded although the book holds a newer offer of the same asset or
     portfolio whose window overlaps it, in either direction (rule 3), with the proof the contract takes."""
     offer_of = {d: o for o, d in book.digests.items()}
+    by_subject: dict[tuple[int, int, int], list[Offer]] = defaultdict(list)
+    for offer in book.accepted:
+        by_subject[offer.subject].append(offer)
     found: dict[bytes, Superseded] = {}
     for award in award_proofs(clearing, result_id):
         older = offer_of.get(award.offer_digest)
         if older is None or award.offer_digest in found:
             continue
-        newer = newest_overlapping(older, book.accepted, book.isp_seconds)
+        newer = newest_overlapping(older, by_subject[older.subject], book.isp_seconds)
         if newer is not None:
             root, proof = book.proofs[book.digests[newer]]
             found[award.offer_digest] = Superseded(result_id, award, older, newer, root, proof)

@@ -904,15 +904,17 @@ contract ClearingCommitment is RoleGated {
         internal
         pure
     {
+        // the ISP's start is worked out only for an error: every award's offer pays this loop
         for (uint256 t = 0; t < totals.length; ++t) {
             uint256 level = totals[t];
-            uint64 ispStart = o.start + uint64(t) * isp;
-            if (t > 0 && level != totals[0]) revert ClearingBlockViolated(digest, ispStart, level, totals[0]);
-            if (level > o.powerW) revert ClearingOfferOverAllocated(digest, ispStart, level, o.powerW);
+            if (t > 0 && level != totals[0]) {
+                revert ClearingBlockViolated(digest, o.start + uint64(t) * isp, level, totals[0]);
+            }
+            if (level > o.powerW) revert ClearingOfferOverAllocated(digest, o.start + uint64(t) * isp, level, o.powerW);
             bool modeOk = o.mode == uint8(OrderBook.Mode.DIVISIBLE)
                 || (o.mode == uint8(OrderBook.Mode.MIN_QUANTITY) && level >= o.minPowerW)
                 || (o.mode == uint8(OrderBook.Mode.ALL_OR_NOTHING) && level == o.powerW);
-            if (!modeOk) revert ClearingModeViolated(digest, ispStart, level, o.mode);
+            if (!modeOk) revert ClearingModeViolated(digest, o.start + uint64(t) * isp, level, o.mode);
         }
     }
 
