@@ -230,9 +230,9 @@ class ClearingCommitmentClient(ContractClient):
         result: int = self._call("requestLoad(uint64,uint64,uint16)", result_id, request_id, isp, block=block)
         return result
 
-    def result(self, result_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, bytes, bytes, int, int]:
+    def result(self, result_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, int, bytes, int, int]:
         """``result(uint64)`` (view)."""
-        result: tuple[str, int, int, int, int, int, int, int, bytes, bytes, int, int] = self._call("result(uint64)", result_id, block=block)
+        result: tuple[str, int, int, int, int, int, int, int, int, bytes, int, int] = self._call("result(uint64)", result_id, block=block)
         return result
 
     def result_count(self, *, block: BlockId = "latest") -> int:

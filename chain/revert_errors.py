@@ -739,20 +739,24 @@ class ClearingOfferNotInBook(ContractCustomError):
 
 
 class ClearingOfferOutOfOrder(ContractCustomError):
-    """``ClearingOfferOutOfOrder(bytes32,bytes32)``, declared in ClearingCommitment."""
+    """``ClearingOfferOutOfOrder(bytes32,uint64,uint32,uint64)``, declared in ClearingCommitment."""
 
     NAME: ClassVar[str] = "ClearingOfferOutOfOrder"
-    SIGNATURE: ClassVar[str] = "ClearingOfferOutOfOrder(bytes32,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e12067aa")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "previous")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "bytes32")
+    SIGNATURE: ClassVar[str] = "ClearingOfferOutOfOrder(bytes32,uint64,uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3fc70670")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset", "portfolio", "start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint32", "uint64")
     offer_digest: bytes
-    previous: bytes
+    asset: int
+    portfolio: int
+    start: int
 
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
         self.offer_digest = values[0]
-        self.previous = values[1]
+        self.asset = values[1]
+        self.portfolio = values[2]
+        self.start = values[3]
 
 
 class ClearingOfferOverAllocated(ContractCustomError):
@@ -793,6 +797,29 @@ class ClearingOfferWrongDay(ContractCustomError):
         self.offer_digest = values[0]
         self.market = values[1]
         self.start = values[2]
+
+
+class ClearingOffersOverlap(ContractCustomError):
+    """``ClearingOffersOverlap(bytes32,uint64,uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOffersOverlap"
+    SIGNATURE: ClassVar[str] = "ClearingOffersOverlap(bytes32,uint64,uint32,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c5391bb8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset", "portfolio", "start", "previous_end")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint32", "uint64", "uint64")
+    offer_digest: bytes
+    asset: int
+    portfolio: int
+    start: int
+    previous_end: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.asset = values[1]
+        self.portfolio = values[2]
+        self.start = values[3]
+        self.previous_end = values[4]
 
 
 class ClearingPriceAboveMax(ContractCustomError):
@@ -2945,6 +2972,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     ClearingOfferOutOfOrder.SELECTOR: ClearingOfferOutOfOrder,
     ClearingOfferOverAllocated.SELECTOR: ClearingOfferOverAllocated,
     ClearingOfferWrongDay.SELECTOR: ClearingOfferWrongDay,
+    ClearingOffersOverlap.SELECTOR: ClearingOffersOverlap,
     ClearingPriceAboveMax.SELECTOR: ClearingPriceAboveMax,
     ClearingRedLight.SELECTOR: ClearingRedLight,
     ClearingRequestNotOpen.SELECTOR: ClearingRequestNotOpen,

@@ -19,6 +19,7 @@ from flexledger.optimiser.results import Award
 from .commitment import CommittedResult, day_state, find_superseded, read_result, welfare_value
 from .market_day import MarketDay, load_market_day
 from .rules.clearing import violations
+from .rules.orders import overlapping_pairs
 
 
 @dataclass
@@ -81,6 +82,12 @@ def audit_clearing(
                                  f"the day's book is 0x{loaded.book.digest.hex()[:16]}")
     audit.infeasible = violations(inp.offers, inp.requests, committed.awards, parent=inp.parent, lights=inp.lights,
                                   isp_seconds=inp.isp_seconds)
+    offer_of = {"0x" + d.hex(): o for o, d in loaded.book.digests.items()}
+    awarded = {offer_of[a.offer_key] for a in committed.awards if a.offer_key in offer_of}
+    for older, newer in overlapping_pairs(sorted(awarded, key=lambda o: o.nonce), inp.isp_seconds):
+        audit.infeasible.append(f"offers 0x{loaded.book.digests[older].hex()[:10]} and 0x{loaded.book.digests[newer].hex()[:10]} "
+                                f"of {'asset ' + str(older.asset) if older.asset else 'portfolio ' + str(older.portfolio)} "
+                                "are both awarded in a common ISP: one meter sold twice (rule 3)")
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     for s in find_superseded(clearing, current, loaded.book):
         audit.infeasible.append(f"offer 0x{loaded.book.digests[s.older].hex()[:10]} was awarded, but the book replaced "

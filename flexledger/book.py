@@ -9,19 +9,20 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from flexledger.chain.bindings import OrderBookClient, SettlementTokenClient
+from flexledger.chain.bindings import MarketRegistryClient, OrderBookClient, SettlementTokenClient
 from flexledger.chain.errors import ContractRevertError
 from flexledger.chain.events import decode_logs, event_topic
 from flexledger.chain.reverts import decode_revert
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import TypedData, read_domain
 
+from .rules.market import MarketParams
 from .rules.orders import (
     Offer,
     RequestParams,
     cancel_entry,
     chain_digest,
-    latest_offers,
+    offers_in_force,
     request_entry,
 )
 from .rules.pair_tree import pair_proofs
@@ -126,11 +127,12 @@ class Book:
     # each accepted offer's batch root and Merkle proof, by digest (see flexledger.rules.pair_tree)
     proofs: dict[bytes, tuple[bytes, list[bytes]]] = field(default_factory=dict)
     kinds: dict[int, int] = field(default_factory=dict)  # open requests' buyer kind (0 DSO, 1 TSO), by id
+    isp_seconds: int = 900  # the market's ISP length: offers' windows end at start + isps x this
 
     @property
     def offers(self) -> list[Offer]:
-        """The offers in force: per asset or portfolio, window and direction, the newest."""
-        return latest_offers(self.accepted)
+        """The offers in force: those no newer offer of their asset or portfolio overlaps (rule 3)."""
+        return offers_in_force(self.accepted, self.isp_seconds)
 
 
 def _day_topic(day_start: int) -> str:
@@ -147,7 +149,8 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
         *book.events("OfferAccepted", from_block=from_block, topics=[day]),
     ]
     events.sort(key=lambda e: (e.block_number, e.log_index))
-    result = Book(market, day_start)
+    isp_seconds = MarketParams.from_tuple(MarketRegistryClient(book.conn, book.markets()).market_params(market)).isp_seconds
+    result = Book(market, day_start, isp_seconds=isp_seconds)
     separator = read_domain(book.conn, book.address).separator()
     for event in events:
         if event.name == "RequestPosted":

@@ -1,8 +1,9 @@
 """A market day's clearing result on chain (ClearingCommitment): posting it in chunks, challenging
 the result in force with a better one, finalising the day, and reading a result back from events.
 
-A result is posted as groups, one per awarded offer, in increasing order of the offer's EIP-712
-digest; each group carries the offer as signed (packed as ``OfferAccepted`` carries it), the index
+A result is posted as groups, one per awarded offer, in increasing order of the offer's subject
+(asset, then portfolio) and start, and the contract refuses two offers of one subject that share
+an ISP (``ClearingOffersOverlap``: one meter is sold once per ISP); each group carries the offer as signed (packed as ``OfferAccepted`` carries it), the index
 of its OrderBook batch root in the chunk's list of roots, its Merkle proof, and its awards packed
 one word each (request << 48 | ISP index in the offer's window << 32 | power). Chunks are cut so
 that each fits comfortably in a block.
@@ -28,7 +29,7 @@ from flexledger.optimiser.results import Award
 
 from .book import Book
 from .rules.market import MarketParams, PricingRule
-from .rules.orders import Offer
+from .rules.orders import Offer, newest_overlapping
 from .rules.pair_tree import pair_proofs
 
 DEFAULT_CHUNK_AWARDS = 400  # about 12M gas at the measured cost per award: well inside a 30M block
@@ -81,19 +82,27 @@ def wire(chunk: list[Group]) -> tuple[list[bytes], list[tuple[Any, ...]]]:
     return roots, [g.as_tuple(roots) for g in chunk]
 
 
+def posting_order(offer: Offer) -> tuple[int, int, int]:
+    """Where an offer's group goes in a result: by subject (asset, then portfolio), then start,
+    as ``ClearingCommitment`` checks it (its order key packs the same fields)."""
+    return (offer.asset, offer.portfolio, offer.start)
+
+
 def groups_of(awards: Iterable[Award], book: Book, isp_seconds: int) -> list[Group]:
-    """The awards as the contract takes them: one group per offer, in increasing digest order."""
+    """The awards as the contract takes them: one group per offer, in increasing (asset,
+    portfolio, start) order (``posting_order``)."""
     offer_of = {"0x" + d.hex(): o for o, d in book.digests.items()}
     by_offer: dict[str, list[Award]] = defaultdict(list)
     for a in awards:
         by_offer[a.offer_key].append(a)
-    groups = []
-    for key in sorted(by_offer, key=lambda k: bytes.fromhex(k[2:])):
-        offer = offer_of.get(key)
-        digest = bytes.fromhex(key[2:])
-        if offer is None or digest not in book.proofs:
+    for key in by_offer:
+        if offer_of.get(key) is None or bytes.fromhex(key[2:]) not in book.proofs:
             raise CommitmentError(f"offer {key[:12]} is not in the market day's book",
                                   hint="the result was computed on another book: clear the day again")
+    groups = []
+    for key in sorted(by_offer, key=lambda k: (posting_order(offer_of[k]), k)):
+        offer = offer_of[key]
+        digest = bytes.fromhex(key[2:])
         root, proof = book.proofs[digest]
         # one award per request and ISP (the contract takes each pair once, in this order)
         merged: dict[tuple[int, int], int] = defaultdict(int)
@@ -251,15 +260,19 @@ class Superseded:
 
 
 def find_superseded(clearing: ClearingCommitmentClient, result_id: int, book: Book) -> list[Superseded]:
-    """Every offer a result awarded although the book holds a newer one for the same asset or
-    portfolio, window and direction (rule 3), with the proof the contract takes."""
-    newest = {offer.window_key: offer for offer in book.offers}  # the book's offers in force (rule 3)
+    """Every offer a result awarded although the book holds a newer offer of the same asset or
+    portfolio whose window overlaps it, in either direction (rule 3), with the proof the contract takes."""
     offer_of = {d: o for o, d in book.digests.items()}
+    by_subject: dict[tuple[int, int, int], list[Offer]] = defaultdict(list)
+    for offer in book.accepted:
+        by_subject[offer.subject].append(offer)
     found: dict[bytes, Superseded] = {}
     for award in award_proofs(clearing, result_id):
         older = offer_of.get(award.offer_digest)
-        newer = newest.get(older.window_key) if older else None
-        if older is not None and newer is not None and newer.nonce > older.nonce and award.offer_digest not in found:
+        if older is None or award.offer_digest in found:
+            continue
+        newer = newest_overlapping(older, by_subject[older.subject], book.isp_seconds)
+        if newer is not None:
             root, proof = book.proofs[book.digests[newer]]
             found[award.offer_digest] = Superseded(result_id, award, older, newer, root, proof)
     return list(found.values())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
+    DeliveryMeterClient,
     GridZonesClient,
     MarketRegistryClient,
     OrderBookClient,
@@ -61,12 +62,15 @@ def load_market_day(
         zone_of[(0, e.args["portfolioId"])] = e.args["zoneId"]
     offers = []
     pooled = pooled_assets(assets, _committed_at(conn, manifest, market, day_start))
+    meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
     for o in book.offers:
         if o.asset in pooled:  # its aggregator offers it now: the commitment refuses it (ClearingAssetInPortfolio)
             continue
         subject = (o.asset, o.portfolio)
+        # whose meters deliver it: a portfolio's members as its settlement counts them
+        sold = (o.asset,) if o.asset else tuple(int(a) for a in meters.members(o.market, o.portfolio, o.start))
         offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
-                              Direction(o.direction), o.power_w, o.price, Mode(o.mode), o.min_power_w))
+                              Direction(o.direction), o.power_w, o.price, Mode(o.mode), o.min_power_w, sold))
     requests = []
     for request_id, info in sorted(book.requests.items()):
         p = info["params"]

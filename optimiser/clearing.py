@@ -4,8 +4,14 @@ DSO stage then the TSO stage (rule 2), awards and prices.
 Rules, as ``flexledger.rules`` and DESIGN.md state them:
 
 - An offer can serve a request when directions match, their ISPs overlap, the offer's zone lies
-  in the request's zone subtree, and the offer's price is below the request's maximum price (a
-  trade at equal prices adds no welfare and is not made).
+  in the request's zone subtree, and the offer's price is at most the request's maximum price
+  (rule 3; a trade at equal prices adds no welfare, so the solver may or may not make it).
+- One meter is sold once per ISP: two offers that share an asset (``OfferIn.assets``: an asset
+  offer's asset, a portfolio offer's members) and an ISP are never both awarded, whatever their
+  directions, across both stages. So an asset's awards in an ISP never exceed its offer's power,
+  which the book holds within the asset's prequalified power. (The book's offers in force never
+  overlap like this, ``flexledger.rules.orders.offers_in_force``; the optimiser holds the rule
+  whatever its input.)
 - A block offer (more than one ISP) is awarded the same power in each of its ISPs, or nothing.
   ``MIN_QUANTITY``: nothing or at least the minimum; ``ALL_OR_NOTHING``: nothing or all of it.
 - DSO requests clear first against every eligible offer; TSO requests then clear against what is
@@ -74,10 +80,18 @@ def clear(inp: ClearingInput) -> ClearingResult:
     already: dict[int, dict[int, int]] = defaultdict(dict)  # offer -> ISP -> W awarded in stage 1
     raw: list[tuple[int, int, int, int]] = []  # (offer, request, isp, W)
     stats = SolverStats(components=0)
+    exclusive = _exclusive(offers, isp)
+    rivals: dict[int, set[int]] = defaultdict(set)
+    for group in exclusive:
+        for o in group:
+            rivals[o].update(x for x in group if x != o)
     for kind in (BuyerKind.DSO, BuyerKind.TSO):
         stage_requests = [i for i, r in enumerate(requests) if r.kind is kind]
         pairs = _eligible(offers, requests, stage_requests, inp, paths)
-        stage = _clear_stage(kind, offers, requests, pairs, already, inp, paths, deadline, stats)
+        # an offer awarded in stage 1 keeps its assets' ISPs: its rivals sit out stage 2
+        taken = {x for o in already for x in rivals[o]}
+        pairs = [p for p in pairs if p[0] not in taken]
+        stage = _clear_stage(kind, offers, requests, pairs, already, inp, paths, deadline, stats, exclusive)
         raw += stage
         for o, _r, t, w in stage:
             already[o][t] = already[o].get(t, 0) + w
@@ -89,6 +103,16 @@ def clear(inp: ClearingInput) -> ClearingResult:
 
 def _isps(start: int, count: int, isp: int) -> list[int]:
     return [start + k * isp for k in range(count)]
+
+
+def _exclusive(offers: list[OfferIn], isp: int) -> list[list[int]]:
+    """Per asset and ISP covered by more than one offer, those offers (each set once)."""
+    covering: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for o, offer in enumerate(offers):
+        for asset in set(offer.assets):
+            for t in _isps(offer.start, offer.isps, isp):
+                covering[(asset, t)].append(o)
+    return [list(g) for g in sorted({tuple(g) for g in covering.values() if len(g) > 1})]
 
 
 def _eligible(
@@ -105,7 +129,7 @@ def _eligible(
         for zone in _path(inp.parent, offer.zone, paths):
             for r in by_zone.get((zone, offer.direction), ()):
                 request = requests[r]
-                if offer.price >= request.max_price:
+                if offer.price > request.max_price:
                     continue
                 for t in _isps(request.start, request.isps, inp.isp_seconds):
                     if t in offer_isps:
@@ -130,7 +154,7 @@ def _slot(o: int, offer: OfferIn, done: dict[int, int], isp: int) -> OfferSlot |
 def _clear_stage(
     kind: BuyerKind, offers: list[OfferIn], requests: list[RequestIn], pairs: list[tuple[int, int, int]],
     already: dict[int, dict[int, int]], inp: ClearingInput, paths: dict[int, tuple[int, ...]], deadline: float,
-    stats: SolverStats,
+    stats: SolverStats, exclusive: list[list[int]],
 ) -> list[tuple[int, int, int, int]]:
     slots = {o: _slot(o, offers[o], already.get(o, {}), inp.isp_seconds) for o in {p[0] for p in pairs}}
     pairs = [p for p in pairs if slots[p[0]] is not None]
@@ -150,6 +174,11 @@ def _clear_stage(
         for members in lit.values():
             for i in members[1:]:
                 components.union(pairs[members[0]][0], pairs[i][0])
+    trading = {p[0] for p in pairs}
+    for group in exclusive:
+        inside = [o for o in group if o in trading]
+        for o in inside[1:]:
+            components.union(inside[0], o)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, (o, _r, _t) in enumerate(pairs):
         groups[components.find(o)].append(i)
@@ -175,6 +204,10 @@ def _clear_stage(
                                                     rq.power_w))
             index_of_pair[i] = len(problem.pairs)
             problem.pairs.append(Pair(local_offers[o], local_requests[r], t, requests[r].max_price - offers[o].price))
+        for group in exclusive:
+            local = [local_offers[o] for o in group if o in local_offers]
+            if len(local) > 1:
+                problem.exclusive.append(local)
         for (zone, _t, _d), lit_members in lit.items():
             inside = [index_of_pair[i] for i in lit_members if i in index_of_pair]
             if inside:

@@ -31,6 +31,9 @@ class OfferIn:
     price: int  # token base units per MWh
     mode: Mode = Mode.DIVISIBLE
     min_power_w: int = 0
+    # the assets whose meters deliver it (an asset offer: its asset; a portfolio offer: its members):
+    # two offers sharing one are never both awarded in an ISP, whatever their directions
+    assets: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Variables: ``x[p]`` >= 0, the power (W) of eligible pair p = (offer, request, ISP); per block
 offer one power ``b[o]`` its pairs add up to in each of its ISPs; per MIN_QUANTITY or
-ALL_OR_NOTHING offer a binary ``y[o]``. Constraints: each offer's power within what is left of it
-and its mode, each request's power per ISP, each lit zone's TSO capability (stage 2).
+ALL_OR_NOTHING offer, and per offer that shares an asset and an ISP with another, a binary ``y[o]``.
+Constraints: each offer's power within what is left of it and its mode, each request's power per
+ISP, each lit zone's TSO capability (stage 2), at most one offer awarded per asset and ISP.
 Objective: welfare, sum of x[p] * (request's maximum price - offer's price).
 """
 
@@ -51,6 +52,7 @@ class StageProblem:
     requests: list[RequestSlot]
     pairs: list[Pair]
     light_caps: list[tuple[list[int], int]] = field(default_factory=list)  # (pair indexes, capability W)
+    exclusive: list[list[int]] = field(default_factory=list)  # offers (indexes) of which at most one is awarded
 
 
 @dataclass
@@ -78,7 +80,8 @@ def build(problem: StageProblem) -> BuiltModel:
         by_request_isp.setdefault((p.request, p.isp), []).append(i)
 
     used = sorted({p.offer for p in pairs})
-    binary_offers = [o for o in used if problem.offers[o].min_w > 0]
+    shared = {o for group in problem.exclusive for o in group}
+    binary_offers = [o for o in used if problem.offers[o].min_w > 0 or o in shared]
     m.y = pyo.Var(binary_offers, domain=pyo.Binary)
     block_offers = [o for o in used if problem.offers[o].block]
     m.b = pyo.Var(block_offers, domain=pyo.NonNegativeReals, bounds=lambda _m, o: (0, problem.offers[o].cap_w))
@@ -98,6 +101,7 @@ def build(problem: StageProblem) -> BuiltModel:
             level = quantities[0]
         if slot.min_w > 0:
             m.cons.add(level - slot.min_w * m.y[o] >= 0)
+        if o in binary_offers:
             m.cons.add(level - slot.cap_w * m.y[o] <= 0)
         elif not slot.block:
             m.cons.add(level <= slot.cap_w)
@@ -106,6 +110,11 @@ def build(problem: StageProblem) -> BuiltModel:
         m.cons.add(_sum([1.0] * len(members), [m.x[i] for i in members]) <= problem.requests[r].power_w)
     for members, cap in problem.light_caps:
         m.cons.add(_sum([1.0] * len(members), [m.x[i] for i in members]) <= cap)
+    binary_set = set(binary_offers)
+    for group in problem.exclusive:
+        awardable = [o for o in group if o in binary_set]
+        if len(awardable) > 1:
+            m.cons.add(_sum([1.0] * len(awardable), [m.y[o] for o in awardable]) <= 1)
 
     m.welfare = pyo.Objective(expr=_sum([float(p.margin) for p in pairs], [m.x[i] for i in range(len(pairs))]),
                               sense=pyo.maximize)

@@ -13,6 +13,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import flexledger.audit as audit_module
 import flexledger.book as book_module
 from flexledger.audit import audit_clearing
 from flexledger.book import BookDigestMismatchError, SignedOffer, relay_offers
@@ -30,6 +31,8 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.commitment import (
     CommitmentError,
+    CommittedResult,
+    Group,
     ResultStatus,
     day_state,
     find_superseded,
@@ -48,7 +51,7 @@ from flexledger.optimiser.results import Award
 from flexledger.rules.clearing import violations
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import MarketParams
-from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
+from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams, newest_overlapping
 
 ISP = 900
 
@@ -220,7 +223,7 @@ def test_a_price_above_the_maximum_and_a_direction_mismatch_are_refused(market_d
         with pytest.raises(revert_errors.ClearingOfferNotInBook):
             clearing.post(result_id, *wire([replace(group, offer=changed)]))
     roots, (wired,) = wire([group])
-    with pytest.raises(revert_errors.ClearingOfferOutOfOrder):
+    with pytest.raises(revert_errors.ClearingOffersOverlap):  # the same offer twice sells its ISP twice
         clearing.post(result_id, roots, [wired, wired])
     with pytest.raises(revert_errors.ClearingMalformedGroup):  # a packed offer cut short
         clearing.post(result_id, roots, [(wired[0][:92], *wired[1:])])
@@ -289,6 +292,43 @@ def test_a_result_awarding_a_replaced_offer_is_voided_and_the_auditor_names_it(
         d.clearing.open(d.market, d.day, sender=d.stranger)  # the day is committed anew by an operator
     post(d, loaded, clear(loaded.clearing).awards)
     assert audit_clearing(conn, manifest, d.market, d.day).matches
+
+
+def test_rt3_overlapping_offers_of_one_asset_are_never_both_in_force_awarded_or_audited_as_fine(
+    market_day: Day, conn: ChainConnection, manifest: Manifest, dev_signers: list[Signer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RT-3: the seller of "cheap" (one ISP) adds a two-ISP block over the same ISP. The block
+    replaces it (any overlap, in either direction); the optimiser never awards both; the contract
+    refuses a result that does; the auditor names such a result on altered data."""
+    d = market_day
+    book = OrderBookClient(conn, manifest.address("OrderBook"), signer=dev_signers[4])
+    older = d.offers["cheap"]
+    newer = replace(older, isps=2, nonce=2)
+    assert older.overlaps(replace(newer, direction=Direction.DOWN), ISP)  # the opposite direction too
+    owner = keys.dev_accounts()[7]
+    assert relay_offers(book, [SignedOffer(newer, newer.sign(owner, read_domain(conn, book.address)))]).accepted == 1
+    loaded = after_gate_closure(d)
+    assert older not in loaded.book.offers and newer in loaded.book.offers
+    assert newest_overlapping(older, loaded.book.accepted, ISP) == newer
+    best = clear(loaded.clearing).awards
+    assert key(loaded, newer) in {a.offer_key for a in best} and key(loaded, older) not in {a.offer_key for a in best}
+    clearing = ClearingCommitmentClient(d.conn, d.clearing.address, signer=d.operator)
+    result_id = clearing.open(d.market, d.day).event("ResultOpened").args["resultId"]
+    (single,) = groups_of([Award(1, older.start, key(loaded, older), 8_000, older.price)], loaded.book, ISP)
+    digest = loaded.book.digests[newer]
+    block = Group(newer, digest, *loaded.book.proofs[digest], [(1, 0, 1_000), (1, 1, 1_000)])
+    with pytest.raises(revert_errors.ClearingOffersOverlap):
+        clearing.post(result_id, *wire([single, block]))
+    post(d, loaded, best)
+    honest = audit_module.read_result(conn, manifest, day_state(conn, manifest, d.market, d.day)[0], loaded.book)
+
+    def altered(*_args: object) -> CommittedResult:  # what a contract without the check would let through
+        return replace(honest, awards=[*honest.awards, Award(1, older.start, key(loaded, older), 1_000, older.price)])
+
+    monkeypatch.setattr(audit_module, "read_result", altered)
+    audit = audit_clearing(conn, manifest, d.market, d.day)
+    assert any("one meter sold twice" in line for line in audit.infeasible), audit.infeasible
 
 
 def test_a_book_whose_events_do_not_match_its_digest_is_not_cleared(market_day: Day,

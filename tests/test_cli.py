@@ -236,20 +236,21 @@ def test_offer_request_and_book_commands(
         assert posted["escrow"] == 200  # 10 kWh at 200.00 per MWh: 2.00
         date = dt.datetime.fromtimestamp(day, dt.UTC).date().isoformat()
         book = json.loads(cli("book", "show", "--day", date, "--json").stdout)
-        assert (book["requests"], book["offers"]) == (1, 2)
+        # the wallet's single-ISP offer (nonce 2) overlaps asset 1's block: it replaces the block (rule 3, RT-3)
+        assert (book["requests"], book["offers"], book["replaced"]) == (1, 1, 1)
         first, second = (next(c for c in book["cells"] if c["isp_start"] == day + 17 * 3600 + k * 900) for k in (0, 1))
         assert first == {"zone": 2, "direction": "UP", "isp_start": day + 17 * 3600, "requested_w": 10000,
-                         "offered_w": 5000, "offers": 2}  # the block offer and the wallet's single-ISP one
-        assert (second["offered_w"], second["offers"]) == (3000, 1)
+                         "offered_w": 2000, "offers": 1}
+        assert (second["offered_w"], second["offers"]) == (0, 0)
         assert "digest matches" in cli("book", "show", "--day", date).stdout
         revoked = json.loads(cli("role", "revoke", me, "PROSUMER", "--json").stdout)
         assert revoked["assets_suspended"] == 0  # the dev key still holds AGGREGATOR: its assets stay
         cleared = json.loads(cli("clear", "--day", date, "--json").stdout)
-        assert (cleared["offers"], cleared["requests"], cleared["solver"]["optimal"]) == (2, 1, True)
+        assert (cleared["offers"], cleared["requests"], cleared["solver"]["optimal"]) == (1, 1, True)
         per_isp = {}
         for award in cleared["award_list"]:
             per_isp[award["isp_start"]] = per_isp.get(award["isp_start"], 0) + award["power_w"]
-        assert per_isp == {day + 17 * 3600: 5000, **{day + 17 * 3600 + k * 900: 3000 for k in (1, 2, 3)}}
+        assert per_isp == {day + 17 * 3600: 2000}  # asset 1 sold once: its offer in force, not the replaced block
         assert "awarded per request zone" in cli("clear", "--day", date).stdout
         cancelled = json.loads(cli("request", "cancel", str(posted["request"]), "--json").stdout)
         assert cancelled["refund"] == 200

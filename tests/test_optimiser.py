@@ -1,6 +1,7 @@
 """The clearing optimiser on random small books (hypothesis): every result is feasible under
-every rule, DSO requests clear first, lights hold along the path, the same inputs give the same
-awards, and no single feasible change (or, on tiny books, no other choice at all) raises welfare."""
+every rule (one meter sold once per ISP among them), DSO requests clear first, lights hold along
+the path, the same inputs give the same awards, no asset is awarded above its prequalified power
+in an ISP, and no single feasible change (or, on tiny books, no other choice at all) raises welfare."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ def books(draw: st.DrawFn, max_offers: int = 12) -> ClearingInput:
         minimum = {Mode.DIVISIBLE: 0, Mode.MIN_QUANTITY: draw(st.integers(1, power // 1000)) * 1000,
                    Mode.ALL_OR_NOTHING: power}[mode]
         length = draw(st.integers(1, 2))
+        # a few assets, so that offers share meters: one asset, or a portfolio of two
+        sold = tuple(sorted(draw(st.sets(st.integers(1, 5), min_size=1, max_size=2))))
         offers.append(OfferIn(f"{k:04d}", draw(st.integers(1, zones)), DAY + draw(st.integers(0, isps - length)) * ISP,
                               length, draw(st.sampled_from(list(Direction))), power, draw(st.integers(1, 10)) * 10, mode,
-                              minimum))
+                              minimum, sold))
     requests = []
     for r in range(draw(st.integers(0, 4))):
         length = draw(st.integers(1, isps))
@@ -156,3 +159,64 @@ def test_lights_bound_the_tso_but_not_the_dso() -> None:
     lights.pop((3, DAY, Direction.UP))
     result = clear(ClearingInput(offers, requests, parent, lights))
     assert sum(a.power_w for a in result.awards if a.request_id == 2) == 3_000  # the substation's YELLOW
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_no_asset_above_its_prequalified_power_in_an_isp(data: st.DataObject) -> None:
+    """RT-3: offers of three assets with overlapping windows in both directions, each at most its
+    asset's prequalified power (the book's check), against DSO and TSO requests in both
+    directions: per asset and ISP, one offer at most is awarded, so never more than its power."""
+    prequalified = {a: {d: data.draw(st.integers(1, 10)) * 1000 for d in Direction} for a in (1, 2, 3)}
+    offers = []
+    for k in range(data.draw(st.integers(1, 8))):
+        asset, direction = data.draw(st.sampled_from([1, 2, 3])), data.draw(st.sampled_from(list(Direction)))
+        length = data.draw(st.integers(1, 3))
+        offers.append(OfferIn(f"{k:04d}", 2, DAY + data.draw(st.integers(0, 4 - length)) * ISP, length, direction,
+                              data.draw(st.integers(1, prequalified[asset][direction] // 1000)) * 1000,
+                              data.draw(st.integers(1, 9)) * 10, assets=(asset,)))
+    requests = [RequestIn(i + 1, kind, 1, DAY, 4, d, 30_000, 100)
+                for i, (kind, d) in enumerate(itertools.product(BuyerKind, Direction))]
+    inp = ClearingInput(offers, requests, {1: 0, 2: 1}, isp_seconds=ISP)
+    result = clear(inp)
+    assert feasible(inp, result.awards) == []
+    by_key = {o.key: o for o in offers}
+    per_isp: dict[tuple[int, int], dict[str, int]] = {}
+    for a in result.awards:
+        o = by_key[a.offer_key]
+        sold = per_isp.setdefault((o.assets[0], a.isp_start), {})
+        sold[a.offer_key] = sold.get(a.offer_key, 0) + a.power_w
+    for (asset, t), sold in per_isp.items():
+        assert len(sold) == 1, f"asset {asset} sold by {sorted(sold)} at ISP {t}"
+        (key, watts), = sold.items()
+        assert watts <= prequalified[asset][by_key[key].direction]
+
+
+def test_overlapping_offers_of_one_asset_are_never_both_awarded() -> None:
+    """The review's RT-3 book: one asset's 08:00 x1 and 08:00 x2 offers, both at its full power,
+    both worth buying. One is awarded; a portfolio holding the asset counts as the asset."""
+    offers = [OfferIn("a", 2, DAY, 1, Direction.UP, 10_000, 10, assets=(6,)),
+              OfferIn("b", 2, DAY, 2, Direction.UP, 10_000, 10, assets=(6,)),
+              OfferIn("p", 2, DAY + ISP, 1, Direction.DOWN, 5_000, 10, assets=(6, 7))]
+    requests = [RequestIn(1, BuyerKind.DSO, 1, DAY, 2, Direction.UP, 20_000, 100),
+                RequestIn(2, BuyerKind.TSO, 1, DAY, 2, Direction.DOWN, 20_000, 100)]
+    inp = ClearingInput(offers, requests, {1: 0, 2: 1}, isp_seconds=ISP)
+    result = clear(inp)
+    assert feasible(inp, result.awards) == []
+    # the block (2 ISPs x 10 kW) is worth more than the single ISP plus the portfolio's 5 kW DOWN
+    assert {a.offer_key for a in result.awards} == {"b"}
+    assert sum(a.power_w for a in result.awards if a.isp_start == DAY) == 10_000
+
+
+def test_an_offer_at_the_maximum_price_is_eligible() -> None:
+    """Rule 3: an offer price equal to the request's maximum is eligible (the contract accepts
+    it); it adds no welfare. Under PAY_AS_CLEARED such an award sets its cell's price."""
+    at_max = ClearingInput([OfferIn("a", 1, DAY, 1, Direction.UP, 1000, 100)],
+                           [RequestIn(1, BuyerKind.DSO, 1, DAY, 1, Direction.UP, 1000, 100)], {1: 0})
+    assert clear(at_max).stats.variables == 1  # a candidate, not filtered out as "too dear"
+    award = Award(1, DAY, "a", 1000, 100)
+    assert feasible(at_max, [award]) == []
+    cleared = replace(at_max, offers=[*at_max.offers, OfferIn("b", 1, DAY, 1, Direction.UP, 1000, 40)],
+                      requests=[replace(at_max.requests[0], power_w=2000)], pricing=PricingRule.PAY_AS_CLEARED)
+    for a in clear(cleared).awards:
+        assert a.price in (40, 100)

@@ -35,6 +35,8 @@ class OfferLike(Protocol):
     def mode(self) -> Mode: ...
     @property
     def min_power_w(self) -> int: ...
+    @property
+    def assets(self) -> tuple[int, ...]: ...  # whose meters deliver it (a portfolio offer: its members)
 
 
 class RequestLike(Protocol):
@@ -114,6 +116,16 @@ def violations(
         if r.kind == TSO:
             for zone in path:
                 tso_in_zone[(zone, a.isp_start, o.direction)] += a.power_w
+    # one meter is sold once per ISP: offers sharing an asset are never both awarded in an ISP
+    sellers: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for key, by_isp in per_offer.items():
+        for asset in offer_by[key].assets:
+            for t in by_isp:
+                sellers[(asset, t)].add(key)
+    for (asset, t), keys in sorted(sellers.items()):
+        if len(keys) > 1:
+            problems.append(f"asset {asset}: offers {', '.join(k[:10] for k in sorted(keys))} are all awarded at ISP {t}: "
+                            "one meter sold twice")
     for key, by_isp in per_offer.items():
         o = offer_by[key]
         levels = set(by_isp.values())

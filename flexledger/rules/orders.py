@@ -20,6 +20,8 @@ offer with, or None when it accepts it.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
@@ -151,9 +153,15 @@ class Offer:
                    for v, w in zip(self.as_tuple(), PACKED_WIDTHS, strict=True))
 
     @property
-    def window_key(self) -> tuple[int, int, int, int, int]:
-        """What a newer offer replaces an older one on: subject, window and direction."""
-        return (self.asset, self.portfolio, self.start, self.isps, self.direction)
+    def subject(self) -> tuple[int, int, int]:
+        """Whose meters deliver the offer: (market, asset, 0) or (market, 0, portfolio)."""
+        return (self.market, self.asset, self.portfolio)
+
+    def overlaps(self, other: Offer, isp_seconds: int) -> bool:
+        """Whether both offers sell the same asset's or portfolio's meters in a common ISP,
+        whatever their directions (one meter has one baseline and one delivery per ISP)."""
+        return (self.subject == other.subject and self.start < other.start + other.isps * isp_seconds
+                and other.start < self.start + self.isps * isp_seconds)
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Offer:
@@ -310,10 +318,29 @@ def offer_problem(
     return None
 
 
-def latest_offers(accepted: list[Offer]) -> list[Offer]:
-    """The book's offers: per subject, window and direction, the one with the highest nonce
-    (accepted offers of one subject arrive with increasing nonces)."""
-    latest: dict[tuple[int, int, int, int, int], Offer] = {}
+def newest_overlapping(offer: Offer, accepted: Iterable[Offer], isp_seconds: int) -> Offer | None:
+    """Rule 3: the newest accepted offer (higher nonce) of the same asset or portfolio whose window
+    overlaps ``offer``'s, in either direction, which replaces it; None while ``offer`` is in force.
+    ``ClearingCommitment.proveSuperseded`` voids a result that awarded a replaced offer."""
+    newer = [o for o in accepted if o.nonce > offer.nonce and o.overlaps(offer, isp_seconds)]
+    return max(newer, key=lambda o: o.nonce, default=None)
+
+
+def overlapping_pairs(offers: Iterable[Offer], isp_seconds: int) -> list[tuple[Offer, Offer]]:
+    """Every pair of the offers that sell one asset's or portfolio's meters in a common ISP (what a
+    result must never award together: ``ClearingCommitment`` refuses it, ``ClearingOffersOverlap``)."""
+    by_subject: dict[tuple[int, int, int], list[Offer]] = defaultdict(list)
+    for offer in offers:
+        by_subject[offer.subject].append(offer)
+    return [(a, b) for same in by_subject.values() for i, a in enumerate(same) for b in same[i + 1:]
+            if a.overlaps(b, isp_seconds)]
+
+
+def offers_in_force(accepted: list[Offer], isp_seconds: int) -> list[Offer]:
+    """The book's offers in force, in the order accepted: those no newer offer of their asset or
+    portfolio overlaps (rule 3, ``newest_overlapping``). So at most one offer per asset or
+    portfolio is in force in any ISP, and an asset's offers never add up above its power."""
+    by_subject: dict[tuple[int, int, int], list[Offer]] = defaultdict(list)
     for offer in accepted:
-        latest[offer.window_key] = offer
-    return list(latest.values())
+        by_subject[offer.subject].append(offer)
+    return [o for o in accepted if newest_overlapping(o, by_subject[o.subject], isp_seconds) is None]

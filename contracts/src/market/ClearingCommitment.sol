@@ -22,9 +22,13 @@ import {AssetWords} from "../grid/AssetWords.sol";
  * the current one. After the window the result is final: its `OfferAwarded` events are the
  * sellers' activation orders.
  *
- * @dev A result is posted as groups, one per awarded offer, in strictly increasing order of the
- * offers' EIP-712 digests (so no offer appears twice and its per-ISP totals are known within its
- * group: modes and blocks are checked there). Each group carries the offer as signed, the root
+ * @dev A result is posted as groups, one per awarded offer, in increasing order of the offers'
+ * subject (asset, then portfolio) and start, and the offers of one subject must not overlap: a
+ * group must start at or after the end of the previous group of its subject (`ClearingOffersOverlap`).
+ * So no offer appears twice, its per-ISP totals are known within its group (modes and blocks are
+ * checked there), and one asset's or portfolio's meters are sold at most once per ISP in a result,
+ * whatever the direction (DESIGN "Money safety": an asset's awards in an ISP never exceed its
+ * prequalified power, one meter's delivery is never paid twice). It costs a comparison per group. Each group carries the offer as signed, the root
  * of the OrderBook batch that accepted it and the Merkle proof of its digest under that root, and
  * its awards (request, ISP index in the offer's window, power). Per result, storage holds per
  * request and ISP the power awarded (eight ISPs to a slot) and, per lit zone, ISP and direction,
@@ -37,8 +41,9 @@ import {AssetWords} from "../grid/AssetWords.sol";
  *
  * Rule 3's "a newer offer replaces the older one" cannot be checked award by award without
  * storage per offer; instead, while the window is open, anyone who shows that a result awarded an
- * offer for which the book holds a newer one (same asset or portfolio, window and direction,
- * higher nonce) voids that result (`proveSuperseded`), and the day is committed anew.
+ * offer for which the book holds a newer one (same asset or portfolio, an overlapping window in
+ * either direction, higher nonce) voids that result (`proveSuperseded`), and the day is committed
+ * anew. So at most one offer of an asset or portfolio is in force in any ISP.
  *
  * Each chunk keeps one root: the `PairTree` root over its awards' leaves (`awardLeaf`: the offer's
  * digest, the request, the ISP start, the power and the offer's power in that ISP), in the order posted, so that anyone can prove
@@ -81,7 +86,7 @@ contract ClearingCommitment is RoleGated {
         uint32 offers;
         uint32 awards;
         uint64 closedAt;
-        bytes32 lastOffer; // the digest of the last group posted (groups come in increasing order)
+        uint256 lastOrder; // the last group's `_orderKey`: its subject and the end of its window
         bytes32 bookDigest; // OrderBook.bookDigest of the day when the result was opened
         uint256 dsoValue; // sum of W x (maxPrice - price) over DSO awards
         uint256 tsoValue; // the same over TSO awards
@@ -103,7 +108,7 @@ contract ClearingCommitment is RoleGated {
         uint256 dsoValue;
         uint256 tsoValue;
         uint32 awards;
-        bytes32 lastOffer;
+        uint256 lastOrder;
         bytes32[] leaves; // the chunk's award leaves, in order (`awardLeaf`)
         uint256 leafCount;
         uint64 lastRequestId; // the request met last, packed as in the request cache
@@ -202,8 +207,11 @@ contract ClearingCommitment is RoleGated {
     error ClearingNoResult(uint32 market, uint64 day);
     /// @notice The result is not better than the one in force: (DSO, TSO) welfare, compared in that order.
     error ClearingNotBetter(uint256 dsoValue, uint256 tsoValue, uint256 currentDsoValue, uint256 currentTsoValue);
-    /// @notice Groups must come in strictly increasing order of offer digest.
-    error ClearingOfferOutOfOrder(bytes32 offerDigest, bytes32 previous);
+    /// @notice Groups must come in increasing order of subject (asset, then portfolio) and start.
+    error ClearingOfferOutOfOrder(bytes32 offerDigest, uint64 asset, uint32 portfolio, uint64 start);
+    /// @notice The offer's window starts before the end (`previousEnd`) of another awarded offer of
+    /// the same asset or portfolio: its meters would be sold twice in one ISP.
+    error ClearingOffersOverlap(bytes32 offerDigest, uint64 asset, uint32 portfolio, uint64 start, uint64 previousEnd);
     /// @notice The offer is not in the book: its batch root is unknown or its proof fails.
     error ClearingOfferNotInBook(bytes32 offerDigest, bytes32 batchRoot);
     /// @notice A packed offer is not 93 bytes, or a group names a batch root the chunk does not list.
@@ -340,7 +348,7 @@ contract ClearingCommitment is RoleGated {
             dsoValue: 0,
             tsoValue: 0,
             awards: 0,
-            lastOffer: r.lastOffer,
+            lastOrder: r.lastOrder,
             leaves: new bytes32[](_awardCount(groups)),
             leafCount: 0,
             lastRequestId: 0,
@@ -367,7 +375,7 @@ contract ClearingCommitment is RoleGated {
         r.chunks = chunk + 1;
         r.offers += uint32(groups.length);
         r.awards += c.awards;
-        r.lastOffer = c.lastOffer;
+        r.lastOrder = c.lastOrder;
         r.dsoValue += c.dsoValue;
         r.tsoValue += c.tsoValue;
         emit ChunkPosted(resultId, chunk, uint32(groups.length), c.awards, awardsRoot);
@@ -423,7 +431,8 @@ contract ClearingCommitment is RoleGated {
 
     /**
      * @notice Void a result that awarded an offer the book had replaced with a newer one (same
-     * asset or portfolio, window and direction, higher nonce), during the challenge window.
+     * asset or portfolio, a window that overlaps the older one's in either direction, higher
+     * nonce), during the challenge window. The newer offer need not be in the result.
      * @param resultId The result.
      * @param award One award of the older offer in the result, with its proof under its chunk's root.
      * @param older The older offer as awarded.
@@ -450,10 +459,12 @@ contract ClearingCommitment is RoleGated {
         }
         bytes32 olderDigest = offerDigest(older);
         if (!isAwarded(resultId, olderDigest, award)) revert ClearingNotSuperseded("older offer not awarded");
-        bool sameKey = newer.market == older.market && newer.asset == older.asset
-            && newer.portfolio == older.portfolio && newer.start == older.start && newer.isps == older.isps
-            && newer.direction == older.direction;
-        if (!sameKey) revert ClearingNotSuperseded("not the same asset, window and direction");
+        // any overlap, either direction: one meter has one baseline and one delivery per ISP
+        uint256 isp = markets.marketParams(r.market).ispSeconds;
+        bool overlapping = newer.market == older.market && newer.asset == older.asset
+            && newer.portfolio == older.portfolio && newer.start < older.start + uint256(older.isps) * isp
+            && older.start < newer.start + uint256(newer.isps) * isp;
+        if (!overlapping) revert ClearingNotSuperseded("not the same subject with an overlapping window");
         if (newer.nonce <= older.nonce) revert ClearingNotSuperseded("not newer");
         bytes32 newerDigest = offerDigest(newer);
         if (!book.isBatchRoot(newerRoot) || !MerkleProof.verifyCalldata(newerProof, newerRoot, newerDigest)) {
@@ -613,9 +624,14 @@ contract ClearingCommitment is RoleGated {
     /// @dev One awarded offer: membership, order, day, then each award, then the mode and block.
     function _group(Chunk memory c, bytes32[] calldata roots, OfferAwards calldata g, uint256 index) internal {
         if (g.offer.length != 93 || g.batch >= roots.length) revert ClearingMalformedGroup(index);
-        (OrderBook.Offer memory o, bytes32 digest) = _unpack(g.offer);
-        if (digest <= c.lastOffer) revert ClearingOfferOutOfOrder(digest, c.lastOffer);
-        c.lastOffer = digest;
+        (OrderBook.Offer memory o, bytes32 digest, uint256 orderKey) = _unpack(g.offer);
+        // groups in increasing (subject, start), one subject's windows apart: the previous group's
+        // key holds its end instead of its start, so one comparison checks the order and the overlap
+        if (orderKey < c.lastOrder) _revertOrder(orderKey, c.lastOrder, digest);
+        unchecked {
+            // at most 2^16 x 2^32 past a 64-bit start: a carry could only make the next check stricter
+            c.lastOrder = orderKey + uint256(o.isps) * c.ispSeconds;
+        }
         bytes32 root = roots[g.batch];
         if (!MerkleProof.verifyCalldata(g.proof, root, digest)) revert ClearingOfferNotInBook(digest, root);
         if (o.market != c.market || o.start < c.day || o.start >= c.day + DAY) {
@@ -687,10 +703,15 @@ contract ClearingCommitment is RoleGated {
         c.leafCount = at;
     }
 
-    /// @dev A packed offer (`OrderBook.packOffer`'s 93 bytes) as the struct, and its EIP-712
-    /// digest: the struct is laid out in memory right after the type hash, so hashStruct is one
-    /// keccak over it.
-    function _unpack(bytes calldata packed) internal view returns (OrderBook.Offer memory o, bytes32 digest) {
+    /// @dev A packed offer (`OrderBook.packOffer`'s 93 bytes) as the struct, its EIP-712 digest,
+    /// and its order key (`_checkOrder`): the struct is laid out in memory right after the type
+    /// hash, so hashStruct is one keccak over it; asset, portfolio and start lie side by side in
+    /// the packed offer (bytes 4 to 24), so read as one number they are the subject over the start.
+    function _unpack(bytes calldata packed)
+        internal
+        view
+        returns (OrderBook.Offer memory o, bytes32 digest, uint256 orderKey)
+    {
         bytes32 typehash = _offerTypehash;
         bytes32 structHash;
         assembly ("memory-safe") {
@@ -716,8 +737,15 @@ contract ClearingCommitment is RoleGated {
             mstore(add(o, 0x1a0), shr(224, calldataload(add(at, 89)))) // nonce, 4 @ 89
             mstore(0x40, add(ptr, 480))
             structHash := keccak256(ptr, 480)
+            orderKey := shr(96, calldataload(add(at, 4))) // asset 8, portfolio 4, start 8 @ 4
         }
         digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
+    }
+
+    function _revertOrder(uint256 key, uint256 last, bytes32 digest) internal pure {
+        (uint64 asset, uint32 portfolio, uint64 start) = (uint64(key >> 96), uint32(key >> 64), uint64(key));
+        if (key >> 64 == last >> 64) revert ClearingOffersOverlap(digest, asset, portfolio, start, uint64(last));
+        revert ClearingOfferOutOfOrder(digest, asset, portfolio, start);
     }
 
     /// @dev Who sells the offer and from which zone; an asset offer's asset must not be in a portfolio.
@@ -876,15 +904,17 @@ contract ClearingCommitment is RoleGated {
         internal
         pure
     {
+        // the ISP's start is worked out only for an error: every award's offer pays this loop
         for (uint256 t = 0; t < totals.length; ++t) {
             uint256 level = totals[t];
-            uint64 ispStart = o.start + uint64(t) * isp;
-            if (t > 0 && level != totals[0]) revert ClearingBlockViolated(digest, ispStart, level, totals[0]);
-            if (level > o.powerW) revert ClearingOfferOverAllocated(digest, ispStart, level, o.powerW);
+            if (t > 0 && level != totals[0]) {
+                revert ClearingBlockViolated(digest, o.start + uint64(t) * isp, level, totals[0]);
+            }
+            if (level > o.powerW) revert ClearingOfferOverAllocated(digest, o.start + uint64(t) * isp, level, o.powerW);
             bool modeOk = o.mode == uint8(OrderBook.Mode.DIVISIBLE)
                 || (o.mode == uint8(OrderBook.Mode.MIN_QUANTITY) && level >= o.minPowerW)
                 || (o.mode == uint8(OrderBook.Mode.ALL_OR_NOTHING) && level == o.powerW);
-            if (!modeOk) revert ClearingModeViolated(digest, ispStart, level, o.mode);
+            if (!modeOk) revert ClearingModeViolated(digest, o.start + uint64(t) * isp, level, o.mode);
         }
     }
 

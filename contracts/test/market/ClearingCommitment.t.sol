@@ -144,7 +144,7 @@ contract ClearingCommitmentTest is ClearingFixture {
         assertEq(r.offers, 5, "offers");
         assertEq(r.awards, 8, "awards");
         assertEq(r.closedAt, block.timestamp, "closed at");
-        assertEq(r.lastOffer, book.offerDigest(gs[4].offer), "last offer: the highest digest");
+        assertEq(r.lastOrder, endKey(gs[4].offer), "last group: the highest subject, and its window's end");
         assertEq(r.bookDigest, bookDigest, "book digest");
         assertEq(r.dsoValue, happyDso(), "DSO value");
         assertEq(r.tsoValue, happyTso(), "TSO value");
@@ -194,21 +194,43 @@ contract ClearingCommitmentTest is ClearingFixture {
         postAs(OPERATOR, id, groups(group(O_BLOCK, a)));
     }
 
-    function test_postInTwoChunksContinuesTheDigestOrder() public {
+    /// The order key the commitment keeps after an offer's group: its subject over its window's end.
+    function endKey(OrderBook.Offer memory o) internal pure returns (uint256) {
+        return (uint256(o.asset) << 32 | o.portfolio) << 64 | (o.start + uint256(o.isps) * ISP);
+    }
+
+    function test_postInTwoChunksContinuesTheSubjectOrder() public {
         Grp[] memory gs = happyGroups();
         Grp[] memory first = slice(gs, 0, 2);
         Grp[] memory second = slice(gs, 2, 5);
         uint64 id = openAs(OPERATOR);
         expectChunk(id, 0, first);
         postAs(OPERATOR, id, first);
-        assertEq(clearing.result(id).lastOffer, book.offerDigest(gs[1].offer), "last offer of chunk 0");
+        assertEq(clearing.result(id).lastOrder, endKey(gs[1].offer), "last group of chunk 0");
 
-        // a chunk must start above the last digest posted
-        bytes32 last = book.offerDigest(gs[1].offer);
-        vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingOfferOutOfOrder.selector, last, last));
+        // a chunk continues the order of the last: the same offer again overlaps itself, a lower subject is out of order
+        OrderBook.Offer memory last = gs[1].offer;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ClearingCommitment.ClearingOffersOverlap.selector,
+                book.offerDigest(last),
+                last.asset,
+                last.portfolio,
+                last.start,
+                uint64(endKey(last))
+            )
+        );
         postAs(OPERATOR, id, slice(gs, 1, 5));
-        bytes32 lower = book.offerDigest(gs[0].offer);
-        vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingOfferOutOfOrder.selector, lower, last));
+        OrderBook.Offer memory lower = gs[0].offer;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ClearingCommitment.ClearingOfferOutOfOrder.selector,
+                book.offerDigest(lower),
+                lower.asset,
+                lower.portfolio,
+                lower.start
+            )
+        );
         postAs(OPERATOR, id, groups(gs[0]));
 
         expectChunk(id, 1, second);
@@ -312,21 +334,25 @@ contract ClearingCommitmentTest is ClearingFixture {
         );
     }
 
-    function test_groupsOutOfDigestOrder() public {
+    function test_groupsOutOfSubjectOrder() public {
         Grp[] memory gs =
             sorted(groups(group(O_DIV, aw(R_DSO, 0, 1_000)), group(O_MIN, aw(R_DSO, 0, 3_000))));
-        bytes32 low = book.offerDigest(gs[0].offer);
-        bytes32 high = book.offerDigest(gs[1].offer);
+        OrderBook.Offer memory low = gs[0].offer;
         expectRejected(
-            groups(gs[1], gs[0]), abi.encodeWithSelector(ClearingCommitment.ClearingOfferOutOfOrder.selector, low, high)
+            groups(gs[1], gs[0]),
+            abi.encodeWithSelector(
+                ClearingCommitment.ClearingOfferOutOfOrder.selector, book.offerDigest(low), low.asset, low.portfolio, low.start
+            )
         );
     }
 
     function test_sameOfferTwice() public {
-        bytes32 d = digestOf(O_DIV);
+        OrderBook.Offer memory o = listed[O_DIV].offer;
         expectRejected(
             groups(group(O_DIV, aw(R_DSO, 0, 1_000)), group(O_DIV, aw(R_TSO, 0, 1_000))),
-            abi.encodeWithSelector(ClearingCommitment.ClearingOfferOutOfOrder.selector, d, d)
+            abi.encodeWithSelector(
+                ClearingCommitment.ClearingOffersOverlap.selector, digestOf(O_DIV), o.asset, o.portfolio, o.start, o.start + ISP
+            )
         );
     }
 
@@ -893,7 +919,7 @@ contract ClearingCommitmentTest is ClearingFixture {
 
     function test_proveSupersededNotTheSameKey() public {
         (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
-        notSuperseded("not the same asset, window and direction");
+        notSuperseded("not the same subject with an overlapping window");
         prove(id, oldAward, O_OLD, offerAt(O_Y1), O_Y1); // same asset, another window
     }
 
@@ -1115,18 +1141,9 @@ contract ClearingGasTest is ClearingFixture {
         bytes32[] memory leaves = batchLeaves[listed[firstOffer].batch];
         bytes32[][] memory tree = BatchTree.levels(leaves);
         bytes32 root = tree[tree.length - 1][0];
-        uint256[] memory order = new uint256[](N); // leaf indices in increasing digest order
-        for (uint256 i = 0; i < N; ++i) {
-            uint256 j = i;
-            while (j > 0 && leaves[order[j - 1]] > leaves[i]) {
-                order[j] = order[j - 1];
-                --j;
-            }
-            order[j] = i;
-        }
         Grp[] memory gs = new Grp[](N);
-        for (uint256 k = 0; k < N; ++k) {
-            uint256 i = order[k];
+        for (uint256 i = 0; i < N; ++i) {
+            uint256 k = i; // one offer per asset, assets created in order: posting order is batch order
             gs[k].offer = listed[firstOffer + i].offer;
             gs[k].batchRoot = root;
             gs[k].proof = BatchTree.proofAt(tree, i);

@@ -520,15 +520,15 @@ abstract contract ClearingFixture is OrderBookFixture {
     /// The groups in increasing order of offer digest (the order `post` wants).
     function sorted(Grp[] memory gs)
         internal
-        view
+        pure
         returns (Grp[] memory)
     {
-        bytes32[] memory keys = new bytes32[](gs.length);
+        uint256[] memory keys = new uint256[](gs.length);
         for (uint256 i = 0; i < gs.length; ++i) {
-            keys[i] = book.offerDigest(gs[i].offer);
+            keys[i] = orderKey(gs[i].offer);
         }
         for (uint256 i = 1; i < gs.length; ++i) {
-            (bytes32 k, Grp memory g) = (keys[i], gs[i]);
+            (uint256 k, Grp memory g) = (keys[i], gs[i]);
             uint256 j = i;
             while (j > 0 && keys[j - 1] > k) {
                 (keys[j], gs[j]) = (keys[j - 1], gs[j - 1]);
@@ -539,9 +539,14 @@ abstract contract ClearingFixture is OrderBookFixture {
         return gs;
     }
 
-    /// The digest of the later of offers `i` and `j` in digest order (the one a pairwise check names).
+    /// Where the commitment wants an offer's group: by subject (asset, then portfolio), then start.
+    function orderKey(OrderBook.Offer memory o) internal pure returns (uint256) {
+        return (uint256(o.asset) << 32 | o.portfolio) << 64 | o.start;
+    }
+
+    /// The digest of the later of offers `i` and `j` in posting order (the one a pairwise check names).
     function laterOf(uint256 i, uint256 j) internal view returns (bytes32) {
-        return digestOf(i) > digestOf(j) ? digestOf(i) : digestOf(j);
+        return orderKey(listed[i].offer) > orderKey(listed[j].offer) ? digestOf(i) : digestOf(j);
     }
 
     // ------------------------------------------------------------------------------ lifecycle

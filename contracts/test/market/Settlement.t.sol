@@ -1125,8 +1125,8 @@ contract SettlementTokenFailureTest is SettlementTestBase {
         settlement2 = new Settlement(markets, book2, clearing2, oracle, assets, deliveryMeter);
         vm.prank(ADMIN);
         book2.setSettlement(address(settlement2));
-        // one chunk: the two offers in digest order, each one award to R2
-        uint256 first = digests2[0] < digests2[1] ? 0 : 1;
+        // one chunk: the two offers in the commitment's order (by asset), each one award to R2
+        uint256 first = offers2[0].asset < offers2[1].asset ? 0 : 1;
         uint256[2] memory order = [first, 1 - first];
         bytes32[] memory roots = new bytes32[](1);
         roots[0] = Hashes.commutativeKeccak256(digests2[0], digests2[1]);

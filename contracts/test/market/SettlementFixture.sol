@@ -438,7 +438,7 @@ abstract contract SettlementFixture is ClearingFixture {
     }
 
     /// Open, post (one chunk) and close `marketId`'s result of DAY0 as OPERATOR.
-    function commitResult(uint32 marketId) internal returns (uint64 id) {
+    function commitResult(uint32 marketId) internal virtual returns (uint64 id) {
         id = openIn(OPERATOR, marketId);
         postAs(OPERATOR, id, sorted(groupsOf(marketId)));
         closeAs(OPERATOR, id);
