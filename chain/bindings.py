@@ -123,11 +123,6 @@ class AssetRegistryClient(ContractClient):
         result: int = self._call("offerWord(uint64)", asset_id, block=block)
         return result
 
-    def offer_word_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> int:
-        """``offerWordAt(uint64,uint64)`` (view)."""
-        result: int = self._call("offerWordAt(uint64,uint64)", asset_id, t, block=block)
-        return result
-
     def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, list[int]]:
         """``portfolio(uint32)`` (view)."""
         result: tuple[str, int, list[int]] = self._call("portfolio(uint32)", portfolio_id, block=block)
@@ -469,6 +464,11 @@ class GridZonesClient(ContractClient):
     def add_zone(self, parent: int, operator: str, max_asset_power_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``addZone(uint32,address,uint32)`` (transaction)."""
         return self._transact("addZone(uint32,address,uint32)", parent, operator, max_asset_power_w, sender=sender, wait=wait, gas=gas)
+
+    def buyer_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> tuple[bool, bool]:
+        """``buyerPathCheck(uint32,address)`` (view)."""
+        result: tuple[bool, bool] = self._call("buyerPathCheck(uint32,address)", zone_id, account, block=block)
+        return result
 
     def dso_of(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, str]:
         """``dsoOf(uint32)`` (view)."""

@@ -94,7 +94,6 @@ def load_market_day(
 
 
 ASSET_STATUS_MASK = 3  # AssetRegistry.offerWord: the Status in bits 184-185 (0: deregistered)
-ASSET_IN_PORTFOLIO = 4  # bit 186: in a portfolio (offerWordAt: at the time asked)
 
 
 def sellable_at(assets: AssetRegistryClient, roles: RoleRegistryClient, subjects: set[tuple[int, int]],
@@ -106,8 +105,7 @@ def sellable_at(assets: AssetRegistryClient, roles: RoleRegistryClient, subjects
     ok: set[tuple[int, int]] = set()
     for asset, portfolio in subjects:
         if asset:
-            state = assets.offer_word_at(asset, closure) >> 184
-            if state & ASSET_STATUS_MASK and not state & ASSET_IN_PORTFOLIO:
+            if assets.offer_word(asset) >> 184 & ASSET_STATUS_MASK and assets.portfolio_at(asset, closure) == 0:
                 ok.add((asset, portfolio))
         elif roles.has_market_role_at(assets.aggregator_of(portfolio), Role.AGGREGATOR.id, closure):
             ok.add((asset, portfolio))

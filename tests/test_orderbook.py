@@ -154,7 +154,9 @@ def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[st
         elif o.portfolio and not o.asset:
             aggregator, _zone, up, down = world.assets.portfolio_terms(o.portfolio)
             last = nonces.get(-o.portfolio, world.book.portfolio_nonce(o.portfolio))
-            terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last)
+            terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last,
+                                 seller_credentialed=RoleRegistryClient(world.conn, world.book.role_registry())
+                                 .has_market_role(aggregator, Role.AGGREGATOR.id))
         problem = offer_problem(o, signer=signer, relayer=relayer.address,
                                 relayer_is_aggregator=relayer.address == world.aggregator.address, params=params,
                                 now=world.conn.latest_timestamp() + 1, terms=terms)

@@ -70,7 +70,8 @@ contract AssetRegistry is RoleGated, EIP712 {
 
     uint8 internal constant STATUS_MASK = 3;
     uint8 internal constant IN_PORTFOLIO = 4;
-    uint8 internal constant HAD_PORTFOLIO = 8;
+    /// @dev Ever in a portfolio, or deregistered: an offer's checks must look past the one word.
+    uint8 internal constant CHECK_HISTORY = 8;
     bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
@@ -236,7 +237,7 @@ contract AssetRegistry is RoleGated, EIP712 {
             revert AssetNotAuthorized(msg.sender);
         }
         address meter = _info[assetId].meter;
-        _setStatus(a, Status.NONE);
+        a.state = (a.state & ~STATUS_MASK) | CHECK_HISTORY; // Status NONE
         delete assetOfMeter[meter];
         emit AssetDeregistered(assetId, meter, msg.sender);
     }
@@ -406,7 +407,7 @@ contract AssetRegistry is RoleGated, EIP712 {
                 revert AssetConsentInvalid(id, a.owner);
             }
             consentNonce[id]++;
-            a.state |= IN_PORTFOLIO | HAD_PORTFOLIO;
+            a.state |= IN_PORTFOLIO | CHECK_HISTORY;
             _info[id].portfolio = portfolioId;
             p.members.push(Member(id, uint64(block.timestamp), 0));
             _stints[id].push(Stint(portfolioId, uint64(block.timestamp), 0));
@@ -543,8 +544,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     /**
      * @notice The asset's record as one word, for contracts that check many offers (the order
      * book): `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`, where `state & 3`
-     * is the Status, `state & 4` says it belongs to a portfolio and `state & 8` that it ever did.
-     * Zero for an unknown asset.
+     * is the Status, `state & 4` says it belongs to a portfolio and `state & 8` that it ever did
+     * or was deregistered (then `portfolioAt` and the Status tell). Zero for an unknown asset.
      * @param assetId The asset.
      * @return word The packed record.
      */
@@ -553,25 +554,6 @@ contract AssetRegistry is RoleGated, EIP712 {
         assembly ("memory-safe") {
             word := sload(a.slot)
         }
-    }
-
-    /**
-     * @notice `offerWord` as of time `t`: its in-a-portfolio bit (`state & 4`) says whether the
-     * asset was in a portfolio at `t` (`portfolioAt`), the rest is as now. The clearing reads it
-     * at the day's gate closure, when the day's offers became final.
-     * @param assetId The asset.
-     * @param t A Unix time.
-     * @return word The packed record.
-     */
-    function offerWordAt(uint64 assetId, uint64 t) external view returns (uint256 word) {
-        Asset storage a = _assets[assetId];
-        uint8 state = a.state;
-        assembly ("memory-safe") {
-            word := sload(a.slot)
-        }
-        if (state & HAD_PORTFOLIO == 0) return word; // never in a portfolio: no history to read
-        word &= ~(uint256(IN_PORTFOLIO) << 184);
-        if (_portfolioAt(assetId, t) != 0) word |= uint256(IN_PORTFOLIO) << 184;
     }
 
     /**

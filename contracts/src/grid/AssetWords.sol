@@ -29,28 +29,4 @@ library AssetWords {
             word := mload(0x00)
         }
     }
-
-    /**
-     * @notice `AssetRegistry.offerWordAt`: the record with its in-a-portfolio bit as of time `t`.
-     * @param registry The AssetRegistry.
-     * @param assetId The asset.
-     * @param t A Unix time.
-     * @return word The packed record (layout as `offerWord`).
-     */
-    function offerWordAt(AssetRegistry registry, uint64 assetId, uint64 t) internal view returns (uint256 word) {
-        bytes4 selector = AssetRegistry.offerWordAt.selector;
-        assembly ("memory-safe") {
-            let free := mload(0x40) // the call data runs over the free memory pointer: put it back
-            mstore(0x00, selector)
-            mstore(0x04, and(assetId, 0xffffffffffffffff))
-            mstore(0x24, and(t, 0xffffffffffffffff))
-            let ok := staticcall(gas(), registry, 0x00, 0x44, 0x00, 0x20)
-            if iszero(and(ok, eq(returndatasize(), 0x20))) {
-                returndatacopy(0x00, 0x00, returndatasize())
-                revert(0x00, returndatasize())
-            }
-            word := mload(0x00)
-            mstore(0x40, free)
-        }
-    }
 }

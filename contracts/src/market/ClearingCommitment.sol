@@ -155,7 +155,7 @@ contract ClearingCommitment is RoleGated {
 
     uint256 internal constant DAY = 86_400;
     uint256 internal constant STATUS_MASK = 3; // AssetRegistry's state bits: the Status (0: deregistered)
-    uint256 internal constant IN_PORTFOLIO = 4; // AssetRegistry's state bit: the asset is in a portfolio
+    uint256 internal constant CHECK_HISTORY = 8; // AssetRegistry's state bit: ever in a portfolio, or deregistered
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     uint256 internal constant WS_PER_MWH = 3_600_000_000;
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
@@ -733,10 +733,14 @@ contract ClearingCommitment is RoleGated {
         returns (address seller, uint32 zone)
     {
         if (o.asset != 0) {
-            uint256 word = AssetWords.offerWordAt(assets, o.asset, closure); // AssetRegistry.offerWord's layout
-            uint256 state = word >> 184;
+            uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
+            // one bit keeps the usual asset (never pooled, never deregistered) to this one read;
             // a deregistered asset's meter may serve another asset now
-            if (state & STATUS_MASK == 0 || state & IN_PORTFOLIO != 0) revert ClearingAssetInPortfolio(digest, o.asset);
+            if ((word >> 184) & CHECK_HISTORY != 0) {
+                if ((word >> 184) & STATUS_MASK == 0 || assets.portfolioAt(o.asset, closure) != 0) {
+                    revert ClearingAssetInPortfolio(digest, o.asset);
+                }
+            }
             return (address(uint160(word)), uint32(uint24(word >> 160)));
         }
         (seller, zone,,) = assets.portfolioTerms(o.portfolio);

@@ -130,7 +130,7 @@ contract OrderBook is RoleGated, EIP712 {
         uint16 isps;
         uint32 powerW;
         uint128 maxPrice;
-        BuyerKind kind; // TSO when the buyer held the TSO role when posting, else DSO
+        BuyerKind kind; // DSO when the buyer held the DSO role and bought for a zone it operates below a root
     }
 
     /// @notice The EIP-712 type of an offer.
@@ -314,9 +314,8 @@ contract OrderBook is RoleGated, EIP712 {
      * @return requestId The new request's id.
      */
     function postRequest(RequestParams calldata p) public returns (uint64 requestId) {
-        // a buyer holding both roles buys as the TSO, the kind the lights bind (README "Buyers")
-        bool tso = _hasMarketRole(msg.sender, TSO_ROLE);
-        if (!tso && !_hasMarketRole(msg.sender, DSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
+        bool dso = _hasMarketRole(msg.sender, DSO_ROLE);
+        if (!dso && !_hasMarketRole(msg.sender, TSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
         MarketRegistry.MarketParams memory m = markets.marketParams(p.market);
         uint64 day = _checkWindowOrRevert(p.start, p.isps, m);
         if (p.direction > 1) revert OrderBookInvalidDirection(p.direction);
@@ -325,8 +324,13 @@ contract OrderBook is RoleGated, EIP712 {
         }
         if (p.powerW == 0) revert OrderBookInvalidPower(0, 0);
         if (p.maxPrice == 0) revert OrderBookZeroPrice();
-        (bool onPath,) = zones.operatorPathCheck(p.zone, msg.sender);
+        // The kind follows the zone the buyer operates on the request's path, the nearest one: a
+        // TSO area (a root) buys as the TSO even for a buyer that also holds the DSO role, so no
+        // TSO escapes the lights with a DSO credential (README "The order book").
+        (bool onPath, bool atRoot) = zones.buyerPathCheck(p.zone, msg.sender);
         if (!onPath) revert OrderBookZoneNotBuyable(p.zone, msg.sender);
+        bool tso = !dso || atRoot;
+        if (tso && dso && !_hasMarketRole(msg.sender, TSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
         uint256 escrow = maxExposure(p.powerW, p.isps, m.ispSeconds, p.maxPrice);
 
         requestId = ++requestCount;
