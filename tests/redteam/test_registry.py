@@ -68,7 +68,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     return World(conn, manifest, deployer, dev_signers)
 
 
-def test_RT12_meter_consent_hashes_alike_in_contract_rules_edge_and_eth_account(world: World) -> None:
+def test_rt12_meter_consent_hashes_alike_in_contract_rules_edge_and_eth_account(world: World) -> None:
     meter = world.meters[0]
     owner, deadline = world.owner.address, 1_893_456_000
     typed = meter_registration(world.domain, meter.address, owner, 2, 5, deadline)
@@ -78,7 +78,7 @@ def test_RT12_meter_consent_hashes_alike_in_contract_rules_edge_and_eth_account(
     assert edge_sig == sign_meter_registration(meter, world.domain, owner, 2, 5, deadline)
 
 
-def test_RT12_a_squatter_cannot_register_another_owners_meter(world: World, tmp_path: Path) -> None:
+def test_rt12_a_squatter_cannot_register_another_owners_meter(world: World, tmp_path: Path) -> None:
     meter = world.meters[0]
     deadline = world.conn.latest_timestamp() + 3600
     nonce = world.assets.meter_nonce(meter.address)
@@ -110,7 +110,7 @@ def test_RT12_a_squatter_cannot_register_another_owners_meter(world: World, tmp_
         world.assets.register_asset(meter.address, 2, until, sig, sender=world.owner)
 
 
-def test_RT5_the_optimiser_judges_membership_at_the_gate_closure(world: World) -> None:
+def test_rt5_the_optimiser_judges_membership_at_the_gate_closure(world: World) -> None:
     x, y = world.register(world.meters[0]), world.register(world.meters[1])
     before = world.conn.latest_timestamp()
     world.later(100)
@@ -127,7 +127,7 @@ def test_RT5_the_optimiser_judges_membership_at_the_gate_closure(world: World) -
     assert world.assets.members_at(p, joined + 10) == [x] and world.assets.members_at(p, before) == []
 
 
-def test_RT10_a_revoked_aggregator_sells_nothing_from_its_revocation(world: World) -> None:
+def test_rt10_a_revoked_aggregator_sells_nothing_from_its_revocation(world: World) -> None:
     p = world.portfolio(world.register(world.meters[0]))
     held = world.later(10)
     world.later(10)
