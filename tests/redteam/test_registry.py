@@ -23,8 +23,12 @@ from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.market_day import sellable_at
+from flexledger.optimiser import BuyerKind, OfferIn, RequestIn
+from flexledger.optimiser.results import Award
 from flexledger.owners import meter_consent, register_with_meters
 from flexledger.rules.assets import meter_registration, sign_consent, sign_meter_registration
+from flexledger.rules.clearing import violations
+from flexledger.rules.lights import Direction
 from flexledger_edge.registration import sign_registration, write_registration
 
 
@@ -40,7 +44,9 @@ class World:
             *((m.address, Role.METER) for m in self.meters)])
         grid = GridZonesClient(conn, manifest.address("GridZones"))
         root = grid.add_zone(0, self.tso.address, 0, sender=self.tso).event("ZoneAdded").args["zoneId"]
+        self.parent = {root: 0}
         self.zone = grid.add_zone(root, self.dso.address, 10**6, sender=self.tso).event("ZoneAdded").args["zoneId"]
+        self.parent[self.zone] = root
         self.assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
         self.domain = read_domain(conn, self.assets.address)
 
@@ -136,3 +142,24 @@ def test_rt10_a_revoked_aggregator_sells_nothing_from_its_revocation(world: Worl
     revoked = world.conn.latest_timestamp()
     assert sellable_at(world.assets, world.roles, {(0, p)}, held) == {(0, p)}, "credentialed at that gate closure"
     assert sellable_at(world.assets, world.roles, {(0, p)}, revoked) == set(), "revoked by that gate closure"
+
+
+def test_rt5_the_auditor_flags_an_award_of_an_offer_the_gate_closure_rules_out(world: World) -> None:
+    """Altered data: were a contract to let x's own offer through while x was in a portfolio at the
+    gate closure, the auditor's feasibility check (its input is the sellable book) names it."""
+    x, y = world.register(world.meters[0]), world.register(world.meters[1])
+    world.later(10)
+    p = world.portfolio(x)
+    closure = world.later(10)
+    world.later(10)
+    world.assets.remove_from_portfolio(x, sender=world.owner)
+    start = (closure // 900 + 100) * 900
+    key = {(x, 0): "0x01", (y, 0): "0x02", (0, p): "0x03"}
+    sellable = sellable_at(world.assets, world.roles, set(key), closure)
+    offers = [OfferIn(key[s], world.zone, start, 1, Direction.UP, 5_000, 100) for s in sorted(sellable)]
+    requests = [RequestIn(1, BuyerKind.DSO, world.zone, start, 1, Direction.UP, 20_000, 1_000)]
+    honest = [Award(1, start, key[(y, 0)], 5_000, 100), Award(1, start, key[(0, p)], 5_000, 100)]
+    assert violations(offers, requests, honest, parent=world.parent, lights={}, isp_seconds=900) == []
+    exploit = [*honest, Award(1, start, key[(x, 0)], 5_000, 100)]
+    problems = violations(offers, requests, exploit, parent=world.parent, lights={}, isp_seconds=900)
+    assert any("unknown offer" in line for line in problems), problems
