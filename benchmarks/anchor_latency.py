@@ -43,6 +43,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
 from coincurve import PrivateKey
+from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import func, select
 
@@ -65,6 +66,7 @@ from flexledger.oracle.anchoring import ProofError, proof_for, tree_of
 from flexledger.oracle.readings import Reading
 from flexledger.oracle.store import StoredReading, open_store, readings_of_isp, session
 from flexledger.oracle.verify import ChainMeters
+from flexledger.owners import register_with_meters
 from flexledger.rules.market import MarketParams
 
 ISP = 900
@@ -129,9 +131,10 @@ def set_up_chain(conn: ChainConnection, meters: Meters, oracle_address: str) -> 
     zone = grid.add_zone(area, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     first = assets.asset_count() + 1
-    pending = [assets.register_assets(meters.addresses[i:i + PER_TX], [2] * len(meters.addresses[i:i + PER_TX]),
-                                      sender=owner, wait=False, gas=25_000_000)
-               for i in range(0, len(meters.addresses), PER_TX)]
+    accounts = [Account.from_key(k.secret) for k in meters.keys]
+    pending = [register_with_meters(assets, accounts[i:i + PER_TX], [2] * len(accounts[i:i + PER_TX]), sender=owner,
+                                    fresh=True, wait=False, gas=25_000_000)
+               for i in range(0, len(accounts), PER_TX)]
     wait_all(conn, pending)
     ids = list(range(first, first + len(meters.addresses)))
     pending = [assets.map_assets(ids[i:i + PER_TX], [zone] * len(ids[i:i + PER_TX]), [5000] * len(ids[i:i + PER_TX]),

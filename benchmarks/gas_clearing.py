@@ -34,6 +34,7 @@ from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.market_day import load_market_day
 from flexledger.optimiser import clear
+from flexledger.owners import register_with_meters
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
@@ -65,7 +66,8 @@ def run(scenario: str) -> dict[str, object]:
         tso, dso, aggregator, operator = (Signer(keys.dev_accounts()[i], conn) for i in (1, 2, 3, 5))
         owner = keys.dev_accounts()[4]
         manifest = deploy_all(conn, authority)
-        meters = [keys.new_account().address for _ in range(OFFERS)]
+        meter_keys = [keys.new_account() for _ in range(OFFERS)]
+        meters = [m.address for m in meter_keys]
         roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
         subjects = [tso.address, dso.address, aggregator.address, owner.address, operator.address, *meters]
         ids = [Role.TSO.id, Role.DSO.id, Role.AGGREGATOR.id, Role.PROSUMER.id, Role.CLEARING.id, *[Role.METER.id] * OFFERS]
@@ -89,7 +91,7 @@ def run(scenario: str) -> dict[str, object]:
         owner_signer = keys.signer(owner, conn)
         asset_ids: list[int] = []
         for i in range(0, OFFERS, 100):
-            first = assets.register_assets(meters[i:i + 100], [2] * 100, sender=owner_signer)
+            first = register_with_meters(assets, meter_keys[i:i + 100], [2] * 100, sender=owner_signer, fresh=True)
             batch = [e.args["assetId"] for e in first.events if e.name == "AssetRegistered"]
             asset_ids += batch
             assets.map_assets(batch, [feeders[(i + k) % FEEDERS] for k in range(100)], [10_000] * 100, [10_000] * 100,

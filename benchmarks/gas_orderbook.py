@@ -26,6 +26,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
+from flexledger.owners import register_with_meters
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
 
@@ -41,7 +42,8 @@ def main() -> None:
         owner = keys.dev_accounts()[4]
         manifest = deploy_all(conn, authority)
         total = sum(BATCHES)
-        meters = [keys.new_account().address for _ in range(total)]
+        meter_keys = [keys.new_account() for _ in range(total)]
+        meters = [m.address for m in meter_keys]
         roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
         subjects = [tso.address, dso.address, aggregator.address, owner.address, *meters]
         ids = [Role.TSO.id, Role.DSO.id, Role.AGGREGATOR.id, Role.PROSUMER.id, *[Role.METER.id] * total]
@@ -59,7 +61,8 @@ def main() -> None:
         owner_signer = keys.signer(owner, conn)
         asset_ids: list[int] = []
         for i in range(0, total, 100):
-            first = assets.register_assets(meters[i:i + 100], [2] * len(meters[i:i + 100]), sender=owner_signer)
+            first = register_with_meters(assets, meter_keys[i:i + 100], [2] * len(meters[i:i + 100]), sender=owner_signer,
+                                         fresh=True)
             asset_ids += [e.args["assetId"] for e in first.events if e.name == "AssetRegistered"]
             batch = asset_ids[i:i + 100]
             assets.map_assets(batch, [3] * len(batch), [10_000] * len(batch), [10_000] * len(batch), sender=dso)

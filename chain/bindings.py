@@ -18,6 +18,11 @@ class AssetRegistryClient(ContractClient):
         result: bytes = self._call("CONSENT_TYPEHASH()", block=block)
         return result
 
+    def meter_registration_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``METER_REGISTRATION_TYPEHASH()`` (view)."""
+        result: bytes = self._call("METER_REGISTRATION_TYPEHASH()", block=block)
+        return result
+
     def registration_typehash(self, *, block: BlockId = "latest") -> bytes:
         """``REGISTRATION_TYPEHASH()`` (view)."""
         result: bytes = self._call("REGISTRATION_TYPEHASH()", block=block)
@@ -57,6 +62,10 @@ class AssetRegistryClient(ContractClient):
         """``createPortfolio(uint32,uint64[],bytes[],uint64)`` (transaction)."""
         return self._transact("createPortfolio(uint32,uint64[],bytes[],uint64)", zone_id, asset_ids, signatures, deadline, sender=sender, wait=wait, gas=gas)
 
+    def deregister_asset(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``deregisterAsset(uint64)`` (transaction)."""
+        return self._transact("deregisterAsset(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
+
     def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
         """``eip712Domain()`` (view)."""
         result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
@@ -66,6 +75,10 @@ class AssetRegistryClient(ContractClient):
         """``grid()`` (view)."""
         result: str = self._call("grid()", block=block)
         return result
+
+    def hand_over_asset(self, asset_id: int, zone_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``handOverAsset(uint64,uint32)`` (transaction)."""
+        return self._transact("handOverAsset(uint64,uint32)", asset_id, zone_id, sender=sender, wait=wait, gas=gas)
 
     def map_asset(self, asset_id: int, zone_id: int, up_w: int, down_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``mapAsset(uint64,uint32,uint32,uint32)`` (transaction)."""
@@ -80,9 +93,19 @@ class AssetRegistryClient(ContractClient):
         result: list[int] = self._call("membersAt(uint32,uint64)", portfolio_id, t, block=block)
         return result
 
+    def meter_nonce(self, meter: str, *, block: BlockId = "latest") -> int:
+        """``meterNonce(address)`` (view)."""
+        result: int = self._call("meterNonce(address)", meter, block=block)
+        return result
+
     def meter_of(self, asset_id: int, *, block: BlockId = "latest") -> str:
         """``meterOf(uint64)`` (view)."""
         result: str = self._call("meterOf(uint64)", asset_id, block=block)
+        return result
+
+    def meter_registration_digest(self, meter: str, owner: str, asset_type: int, nonce: int, deadline: int, *, block: BlockId = "latest") -> bytes:
+        """``meterRegistrationDigest(address,address,uint8,uint256,uint64)`` (view)."""
+        result: bytes = self._call("meterRegistrationDigest(address,address,uint8,uint256,uint64)", meter, owner, asset_type, nonce, deadline, block=block)
         return result
 
     def meter_states(self, meters: list[str], *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
@@ -105,6 +128,11 @@ class AssetRegistryClient(ContractClient):
         result: tuple[str, int, list[int]] = self._call("portfolio(uint32)", portfolio_id, block=block)
         return result
 
+    def portfolio_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> int:
+        """``portfolioAt(uint64,uint64)`` (view)."""
+        result: int = self._call("portfolioAt(uint64,uint64)", asset_id, t, block=block)
+        return result
+
     def portfolio_count(self, *, block: BlockId = "latest") -> int:
         """``portfolioCount()`` (view)."""
         result: int = self._call("portfolioCount()", block=block)
@@ -115,17 +143,17 @@ class AssetRegistryClient(ContractClient):
         result: tuple[str, int, int, int] = self._call("portfolioTerms(uint32)", portfolio_id, block=block)
         return result
 
-    def register_asset(self, meter: str, asset_type: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``registerAsset(address,uint8)`` (transaction)."""
-        return self._transact("registerAsset(address,uint8)", meter, asset_type, sender=sender, wait=wait, gas=gas)
+    def register_asset(self, meter: str, asset_type: int, deadline: int, meter_signature: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``registerAsset(address,uint8,uint64,bytes)`` (transaction)."""
+        return self._transact("registerAsset(address,uint8,uint64,bytes)", meter, asset_type, deadline, meter_signature, sender=sender, wait=wait, gas=gas)
 
-    def register_assets(self, meters: list[str], asset_types: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``registerAssets(address[],uint8[])`` (transaction)."""
-        return self._transact("registerAssets(address[],uint8[])", meters, asset_types, sender=sender, wait=wait, gas=gas)
+    def register_assets(self, meters: list[str], asset_types: list[int], deadline: int, meter_signatures: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``registerAssets(address[],uint8[],uint64,bytes[])`` (transaction)."""
+        return self._transact("registerAssets(address[],uint8[],uint64,bytes[])", meters, asset_types, deadline, meter_signatures, sender=sender, wait=wait, gas=gas)
 
-    def register_assets_signed(self, owners: list[str], meters: list[str], asset_types: list[int], signatures: list[bytes], deadline: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``registerAssetsSigned(address[],address[],uint8[],bytes[],uint64)`` (transaction)."""
-        return self._transact("registerAssetsSigned(address[],address[],uint8[],bytes[],uint64)", owners, meters, asset_types, signatures, deadline, sender=sender, wait=wait, gas=gas)
+    def register_assets_signed(self, owners: list[str], meters: list[str], asset_types: list[int], signatures: list[bytes], meter_signatures: list[bytes], deadline: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``registerAssetsSigned(address[],address[],uint8[],bytes[],bytes[],uint64)`` (transaction)."""
+        return self._transact("registerAssetsSigned(address[],address[],uint8[],bytes[],bytes[],uint64)", owners, meters, asset_types, signatures, meter_signatures, deadline, sender=sender, wait=wait, gas=gas)
 
     def reinstate_asset(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``reinstateAsset(uint64)`` (transaction)."""
@@ -431,6 +459,11 @@ class GridZonesClient(ContractClient):
     def add_zone(self, parent: int, operator: str, max_asset_power_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``addZone(uint32,address,uint32)`` (transaction)."""
         return self._transact("addZone(uint32,address,uint32)", parent, operator, max_asset_power_w, sender=sender, wait=wait, gas=gas)
+
+    def buyer_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> tuple[bool, bool]:
+        """``buyerPathCheck(uint32,address)`` (view)."""
+        result: tuple[bool, bool] = self._call("buyerPathCheck(uint32,address)", zone_id, account, block=block)
+        return result
 
     def dso_of(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, str]:
         """``dsoOf(uint32)`` (view)."""
@@ -1070,6 +1103,11 @@ class RoleRegistryClient(ContractClient):
         result: bool = self._call("hasMarketRole(address,bytes32)", subject, role, block=block)
         return result
 
+    def has_market_role_at(self, subject: str, role: bytes, t: int, *, block: BlockId = "latest") -> bool:
+        """``hasMarketRoleAt(address,bytes32,uint64)`` (view)."""
+        result: bool = self._call("hasMarketRoleAt(address,bytes32,uint64)", subject, role, t, block=block)
+        return result
+
     def issue_credential(self, subject: str, role: bytes, valid_from: int, valid_until: int, credential_hash: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``issueCredential(address,bytes32,uint64,uint64,bytes32)`` (transaction)."""
         return self._transact("issueCredential(address,bytes32,uint64,uint64,bytes32)", subject, role, valid_from, valid_until, credential_hash, sender=sender, wait=wait, gas=gas)
@@ -1081,6 +1119,11 @@ class RoleRegistryClient(ContractClient):
     def revoke_credential(self, subject: str, role: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``revokeCredential(address,bytes32)`` (transaction)."""
         return self._transact("revokeCredential(address,bytes32)", subject, role, sender=sender, wait=wait, gas=gas)
+
+    def revoked_at(self, subject: str, role: bytes, *, block: BlockId = "latest") -> int:
+        """``revokedAt(address,bytes32)`` (view)."""
+        result: int = self._call("revokedAt(address,bytes32)", subject, role, block=block)
+        return result
 
 
 class SettlementClient(ContractClient):

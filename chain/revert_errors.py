@@ -80,6 +80,21 @@ class AccessControlUnauthorizedAccount(ContractCustomError):
         self.needed_role = values[1]
 
 
+class AssetAggregatorWithoutRole(ContractCustomError):
+    """``AssetAggregatorWithoutRole(address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetAggregatorWithoutRole"
+    SIGNATURE: ClassVar[str] = "AssetAggregatorWithoutRole(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("15cbde9f")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("aggregator",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    aggregator: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.aggregator = values[0]
+
+
 class AssetArrayLengthMismatch(ContractCustomError):
     """``AssetArrayLengthMismatch()``, declared in AssetRegistry."""
 
@@ -140,6 +155,23 @@ class AssetInPortfolio(ContractCustomError):
         super().__init__(*values, **context)
         self.asset_id = values[0]
         self.portfolio_id = values[1]
+
+
+class AssetMeterSignatureInvalid(ContractCustomError):
+    """``AssetMeterSignatureInvalid(address,address)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetMeterSignatureInvalid"
+    SIGNATURE: ClassVar[str] = "AssetMeterSignatureInvalid(address,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d2eff8a2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "owner")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
+    meter: str
+    owner: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.owner = values[1]
 
 
 class AssetMeterTaken(ContractCustomError):
@@ -2931,10 +2963,12 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AccessControlEnforcedDefaultAdminRules.SELECTOR: AccessControlEnforcedDefaultAdminRules,
     AccessControlInvalidDefaultAdmin.SELECTOR: AccessControlInvalidDefaultAdmin,
     AccessControlUnauthorizedAccount.SELECTOR: AccessControlUnauthorizedAccount,
+    AssetAggregatorWithoutRole.SELECTOR: AssetAggregatorWithoutRole,
     AssetArrayLengthMismatch.SELECTOR: AssetArrayLengthMismatch,
     AssetConsentExpired.SELECTOR: AssetConsentExpired,
     AssetConsentInvalid.SELECTOR: AssetConsentInvalid,
     AssetInPortfolio.SELECTOR: AssetInPortfolio,
+    AssetMeterSignatureInvalid.SELECTOR: AssetMeterSignatureInvalid,
     AssetMeterTaken.SELECTOR: AssetMeterTaken,
     AssetMeterWithoutRole.SELECTOR: AssetMeterWithoutRole,
     AssetNotActive.SELECTOR: AssetNotActive,

@@ -1,5 +1,6 @@
 """The demo's assets step: a thousand prosumers, each with a meter and an asset, registered
-without gas (signed, relayed by aggregators) and mapped to feeders by their DSOs in batches."""
+without gas (signed by the owner and by the meter's own key, as its gateway would, relayed by
+aggregators) and mapped to feeders by their DSOs in batches."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from flexledger.identity import keys
 from flexledger.identity.credentials import NO_EXPIRY, credential_hash, issue_role_credential
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.rules.assets import registration
+from flexledger.rules.assets import registration, sign_meter_registration
 
 ASSETS = 1000
 CREDENTIALS_PER_TX = 250
-REGISTRATIONS_PER_TX = 200
+REGISTRATIONS_PER_TX = 150  # two signatures to check per asset (owner, meter)
 MAPPINGS_PER_TX = 250
 ASSET_TYPES = {1: "PV", 2: "battery", 3: "heat pump", 4: "EV charger"}
 
@@ -64,15 +65,18 @@ def assets_step(
         asset_domain = read_domain(conn, assets.address)
         deadline = now + 86_400
         types = [rng.choice(list(ASSET_TYPES)) for _ in range(count)]
-        task = progress.add_task("owners sign, aggregators relay the registrations", total=count)
+        task = progress.add_task("owners and meters sign, aggregators relay the registrations", total=count)
         pending = []
         for n, i in enumerate(range(0, count, REGISTRATIONS_PER_TX)):
             idx = range(i, min(i + REGISTRATIONS_PER_TX, count))
             signatures = [registration(asset_domain, owners[k].address, meters[k].address, types[k], deadline).sign(owners[k])
                           for k in idx]
+            # fresh meter keys: each meter's registration nonce is 0
+            meter_signatures = [sign_meter_registration(meters[k], asset_domain, owners[k].address, types[k], 0, deadline)
+                                for k in idx]
             pending.append(assets.register_assets_signed(
                 [owners[k].address for k in idx], [meters[k].address for k in idx], [types[k] for k in idx], signatures,
-                deadline, sender=aggregators[n % len(aggregators)], wait=False, gas=25_000_000))
+                meter_signatures, deadline, sender=aggregators[n % len(aggregators)], wait=False, gas=25_000_000))
             progress.advance(task, len(idx))
         wait_all(conn, pending)
         first = assets.asset_count() - count + 1

@@ -1,8 +1,10 @@
 """A market day's clearing input, read from the chain alone: the book from OrderBook's events
 (checked against its digest), the zone tree from GridZones' events, the lights in force from
 GridZones, each offer's zone from AssetRegistry, each request's buyer kind (DSO or TSO, fixed when it was
-posted) from OrderBook. An asset's own offer is left out once the asset is in a portfolio (as
-ClearingCommitment checks it when the day's result is posted)."""
+posted) from OrderBook. Sellers are judged as of the day's gate closure, as ClearingCommitment
+judges them: an asset's own offer is left out when the asset was then in a portfolio (whose
+delivery counts its meter) or is deregistered, a portfolio's when its aggregator did not then
+hold the AGGREGATOR role."""
 
 from __future__ import annotations
 
@@ -11,15 +13,15 @@ from dataclasses import dataclass
 
 from flexledger.chain.bindings import (
     AssetRegistryClient,
-    ClearingCommitmentClient,
     DeliveryMeterClient,
     GridZonesClient,
     MarketRegistryClient,
     OrderBookClient,
+    RoleRegistryClient,
 )
-from flexledger.chain.client import BlockId
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.identity.roles import Role
 from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction, Light
@@ -27,7 +29,6 @@ from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import Mode
 
 from .book import Book, read_book
-from .commitment import day_state
 
 
 @dataclass
@@ -61,12 +62,14 @@ def load_market_day(
     for e in assets.events("PortfolioCreated"):
         zone_of[(0, e.args["portfolioId"])] = e.args["zoneId"]
     offers = []
-    pooled = pooled_assets(assets, _committed_at(conn, manifest, market, day_start))
+    closure = params.gate_closure(day_start)
+    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
+    sellable = sellable_at(assets, roles, {(o.asset, o.portfolio) for o in book.offers}, closure)
     meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
     for o in book.offers:
-        if o.asset in pooled:  # its aggregator offers it now: the commitment refuses it (ClearingAssetInPortfolio)
-            continue
         subject = (o.asset, o.portfolio)
+        if subject not in sellable:  # the commitment refuses it (ClearingAssetInPortfolio, RoleGatedMissingRole)
+            continue
         # whose meters deliver it: a portfolio's members as its settlement counts them
         sold = (o.asset,) if o.asset else tuple(int(a) for a in meters.members(o.market, o.portfolio, o.start))
         offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
@@ -94,31 +97,20 @@ def load_market_day(
     return MarketDay(market, day_start, params, book, clearing)
 
 
-Position = tuple[int, int]  # (block, log index): where in the chain an event stands
+ASSET_STATUS_MASK = 3  # AssetRegistry.offerWord: the Status in bits 184-185 (0: deregistered)
 
 
-def pooled_assets(assets: AssetRegistryClient, before: Position | None = None) -> set[int]:
-    """The assets in a portfolio just before the event at ``before`` (now, without it), from
-    AssetRegistry's events: an offer one of them made on its own before it joined can no longer be
-    awarded (its meter counts in the portfolio's delivery)."""
-    to_block: BlockId = "latest" if before is None else before[0]
-    changes = [(e.block_number, e.log_index, True, int(a))
-               for e in assets.events("PortfolioCreated", to_block=to_block) for a in e.args["assets"]]
-    changes += [(e.block_number, e.log_index, False, int(e.args["assetId"]))
-                for e in assets.events("PortfolioAssetRemoved", to_block=to_block)]
-    pooled: set[int] = set()
-    for block, index, joined, asset in sorted(changes):
-        if before is None or (block, index) < before:
-            (pooled.add if joined else pooled.discard)(asset)
-    return pooled
-
-
-def _committed_at(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> Position | None:
-    """Where the day's result in force was first posted (the commitment checked the assets then,
-    and so must a re-run, whenever it runs); None while the day has no result."""
-    current, _ends, _final = day_state(conn, manifest, market, day_start)
-    if current == 0:
-        return None
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-    posted = clearing.events("ChunkPosted", topics=["0x" + current.to_bytes(32, "big").hex()])
-    return min(((e.block_number, e.log_index) for e in posted), default=None)
+def sellable_at(assets: AssetRegistryClient, roles: RoleRegistryClient, subjects: set[tuple[int, int]],
+                closure: int) -> set[tuple[int, int]]:
+    """The (asset, portfolio) subjects whose offers the commitment takes for a day with gate
+    closure ``closure`` (DESIGN "Money safety": membership and roles as of the gate closure): an
+    asset then in no portfolio and still registered; a portfolio whose aggregator then held the
+    AGGREGATOR role."""
+    ok: set[tuple[int, int]] = set()
+    for asset, portfolio in subjects:
+        if asset:
+            if assets.offer_word(asset) >> 184 & ASSET_STATUS_MASK and assets.portfolio_at(asset, closure) == 0:
+                ok.add((asset, portfolio))
+        elif roles.has_market_role_at(assets.aggregator_of(portfolio), Role.AGGREGATOR.id, closure):
+            ok.add((asset, portfolio))
+    return ok

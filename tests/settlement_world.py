@@ -49,6 +49,7 @@ from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
 from flexledger.oracle.ingest import ingest
 from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import Verifier
+from flexledger.owners import register_with_meters
 from flexledger.rules.assets import sign_consent
 from flexledger.rules.baselines import baseline_commitment
 from flexledger.rules.lights import Direction
@@ -144,8 +145,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     perimeter = grid.add_zone(root, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]
     feeder = grid.add_zone(perimeter, dso.address, 10**6, sender=dso).event("ZoneAdded").args["zoneId"]
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
-    ids = [e.args["assetId"] for e in assets.register_assets([m.address for m in meter_keys], [2, 2],
-                                                             sender=keys.signer(owner, conn)).events
+    ids = [e.args["assetId"] for e in register_with_meters(assets, meter_keys, [2, 2], sender=keys.signer(owner, conn)).events
            if e.name == "AssetRegistered"]
     assets.map_assets(ids, [feeder, feeder], [20_000, 20_000], [20_000, 20_000], sender=dso)
 

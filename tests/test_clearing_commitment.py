@@ -48,6 +48,7 @@ from flexledger.identity.roles import Role
 from flexledger.market_day import MarketDay, load_market_day
 from flexledger.optimiser import clear
 from flexledger.optimiser.results import Award
+from flexledger.owners import register_with_meters
 from flexledger.rules.clearing import violations
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import MarketParams
@@ -76,7 +77,8 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
     and a TSO request on the root, the same hour."""
     tso, dso1, dso2, aggregator, operator, stranger = dev_signers[1:7]
     owner: LocalAccount = keys.dev_accounts()[7]
-    meters = [keys.new_account().address for _ in range(6)]
+    meter_keys = [keys.new_account() for _ in range(6)]
+    meters = [m.address for m in meter_keys]
     grants = [(tso.address, Role.TSO), (dso1.address, Role.DSO), (dso2.address, Role.DSO),
               (aggregator.address, Role.AGGREGATOR), (owner.address, Role.PROSUMER), (operator.address, Role.CLEARING),
               *((m, Role.METER) for m in meters)]
@@ -91,7 +93,7 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
     grid.set_static_light(feeder, Direction.UP, Colour.YELLOW, 12_000, sender=dso1)
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     owner_signer = keys.signer(owner, conn)
-    ids = [e.args["assetId"] for e in assets.register_assets(meters, [2] * 6, sender=owner_signer).events
+    ids = [e.args["assetId"] for e in register_with_meters(assets, meter_keys, [2] * 6, sender=owner_signer).events
            if e.name == "AssetRegistered"]
     assets.map_assets(ids[:5], [feeder] * 5, [20_000] * 5, [20_000] * 5, sender=dso1)
     assets.map_assets(ids[5:], [p2], [20_000], [20_000], sender=dso2)

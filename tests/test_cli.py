@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import free_port
 from flexledger.identity import keys
 from flexledger.identity.eip712 import typed_data_from_json
+from flexledger_edge.registration import sign_registration, write_registration
 
 FLEXLEDGER = str(Path(sys.executable).parent / "flexledger")
 
@@ -159,10 +161,18 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
         loose = run("grid", "lights", "publish", str(tmp_path / "loose.csv"), data_dir=tmp_path, env=env, check=False)
         assert loose.returncode == 1 and "GridZonesLooserThanStatic" in loose.stderr
         assert status["running"]
-        meter = "0x000000000000000000000000000000000000bEEF"
+        meter_key = keys.new_account()
+        meter = meter_key.address
         run("role", "grant", meter, "METER", data_dir=tmp_path, env=env)
         run("role", "grant", me, "PROSUMER", data_dir=tmp_path, env=env)
-        asset = json.loads(run("grid", "asset", "register", meter, "--type", "2", "--json", data_dir=tmp_path, env=env).stdout)
+        unsigned = run("grid", "asset", "register", meter, "--type", "2", data_dir=tmp_path, env=env, check=False)
+        assert unsigned.returncode == 1 and "flexledger-edge sign-registration" in unsigned.stderr
+        # the gateway's file: the meter consents to be registered for `me`
+        registry = Manifest.load(tmp_path / "manifest.json").address("AssetRegistry")
+        terms, signature = sign_registration(meter_key.key, me, 2, 0, int(time.time()) + 86_400, 31337, registry)
+        write_registration(tmp_path / "consent.json", terms, signature)
+        asset = json.loads(run("grid", "asset", "register", meter, "--type", "2", "--meter-signature",
+                               str(tmp_path / "consent.json"), "--json", data_dir=tmp_path, env=env).stdout)
         assert asset["status"] == "PENDING"
         too_big = run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "600000", "--down", "1",
                       data_dir=tmp_path, env=env, check=False)
@@ -183,9 +193,11 @@ def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
 def test_offer_request_and_book_commands(
     tmp_path: Path, ethers: Callable[[dict[str, Any], str, str], dict[str, str]]
 ) -> None:
-    env = {"FLEXLEDGER_NODE_PORT": str(free_port())}
+    env = {"FLEXLEDGER_NODE_PORT": str(free_port()), "FLEXLEDGER_METER_KEY_PASSWORD": "meter"}
     me = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # the dev key the CLI signs with here
-    meter = "0x000000000000000000000000000000000000bEEF"
+    meter_key = keys.new_account()
+    meter = meter_key.address
+    meter_keystore = keys.save_keystore(meter_key, "meter", tmp_path / "meter")
 
     def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(*args, data_dir=tmp_path, env=env, check=check)
@@ -199,7 +211,7 @@ def test_offer_request_and_book_commands(
         cli("market", "create")
         cli("grid", "zone", "add")
         cli("grid", "zone", "add", "--parent", "1", "--max-asset-power", "500000")
-        cli("grid", "asset", "register", meter, "--type", "2")
+        cli("grid", "asset", "register", meter, "--type", "2", "--meter-key", str(meter_keystore))  # development
         cli("grid", "asset", "map", "1", "--zone", "2", "--up", "5000", "--down", "5000")
         cli("token", "mint", me, "1000000")
         day = (int(time.time()) // 86400 + 2) * 86400

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from eth_account.signers.local import LocalAccount
 
 from flexledger.chain import revert_errors
 from flexledger.chain.bindings import (
@@ -19,6 +20,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
+from flexledger.owners import register_with_meters
 from flexledger.rules.assets import consent, sign_consent
 from flexledger.rules.lights import Colour, Direction, Light, pack_day
 from flexledger.rules.market import MarketParams
@@ -37,7 +39,7 @@ class World:
     owner: Signer
     owner2: Signer
     aggregator: Signer
-    meters: list[str]
+    meters: list[LocalAccount]
     market: int
     day: int
 
@@ -45,11 +47,11 @@ class World:
 @pytest.fixture
 def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer]) -> World:
     tso, dso1, dso2, owner, owner2, aggregator = dev_signers[1:7]
-    meters = [keys.new_account().address for _ in range(3)]
+    meters = [keys.new_account() for _ in range(3)]
     roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer)
     grants = [(tso, Role.TSO), (dso1, Role.DSO), (dso2, Role.DSO), (owner, Role.PROSUMER), (owner2, Role.PROSUMER),
               (aggregator, Role.AGGREGATOR)]
-    subjects = [s.address for s, _ in grants] + meters
+    subjects = [s.address for s, _ in grants] + [m.address for m in meters]
     ids = [r.id for _, r in grants] + [Role.METER.id] * len(meters)
     roles.issue_credentials(subjects, ids, [0] * len(ids), [FOREVER] * len(ids), [b"\x01" * 32] * len(ids))
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer)
@@ -120,14 +122,14 @@ def test_zone_bad_inputs(world: World) -> None:
 
 def test_asset_bad_inputs(world: World) -> None:
     a = world.assets
-    a1 = a.register_asset(world.meters[0], 1, sender=world.owner).event("AssetRegistered").args["assetId"]
+    a1 = register_with_meters(a, world.meters[:1], [1], sender=world.owner).event("AssetRegistered").args["assetId"]
     with pytest.raises(revert_errors.AssetNotZoneDso):
         a.map_asset(a1, 4, 1000, 1000, sender=world.dso2)  # the DSO of another zone
     with pytest.raises(revert_errors.AssetPowerAboveZoneLimit) as err:
         a.map_asset(a1, 4, 100_001, 0, sender=world.dso1)
     assert err.value.limit_w == 100_000
     a.map_asset(a1, 4, 10_000, 10_000, sender=world.dso1)
-    a2 = a.register_asset(world.meters[1], 1, sender=world.owner2).event("AssetRegistered").args["assetId"]
+    a2 = register_with_meters(a, world.meters[1:2], [1], sender=world.owner2).event("AssetRegistered").args["assetId"]
     a.map_asset(a2, 2, 10_000, 10_000, sender=world.dso1)
     domain = read_domain(world.conn, a.address)
     deadline = world.conn.latest_timestamp() + 3600
@@ -143,4 +145,4 @@ def test_asset_bad_inputs(world: World) -> None:
     portfolio = a.create_portfolio(4, [a1], [s1], deadline, sender=world.aggregator).event("PortfolioCreated")
     assert portfolio.args["assets"] == [a1]
     with pytest.raises(revert_errors.AssetMeterTaken):
-        a.register_asset(world.meters[0], 1, sender=world.owner2)
+        register_with_meters(a, world.meters[:1], [1], sender=world.owner2)

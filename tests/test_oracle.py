@@ -33,6 +33,7 @@ from flexledger.oracle.ingest import STORED, ingest
 from flexledger.oracle.readings import Reading, parse_payload
 from flexledger.oracle.store import open_store, readings_of_isp, rejections, session, store_reading
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
+from flexledger.owners import register_with_meters
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
 FOREVER = 2**64 - 1
@@ -63,7 +64,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     zone = grid.add_zone(root, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
-    ids = {n: assets.register_asset(meters[n].address, 2, sender=owner).event("AssetRegistered").args["assetId"]
+    ids = {n: register_with_meters(assets, [meters[n]], [2], sender=owner).event("AssetRegistered").args["assetId"]
            for n in ("good", "other", "pending", "revoked")}
     assets.map_assets([ids["good"], ids["other"], ids["revoked"]], [zone] * 3, [5000] * 3, [5000] * 3, sender=dso)
     roles.revoke_credential(meters["revoked"].address, Role.METER.id)

@@ -31,7 +31,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.eip712 import Eip712Domain, read_domain
 from flexledger.identity.roles import Role
-from flexledger.owners import assets_of, suspend_uncredentialed_assets
+from flexledger.owners import assets_of, register_with_meters, suspend_uncredentialed_assets
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
     ASSET_ACTIVE,
@@ -89,10 +89,10 @@ class World:
 def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer]) -> World:
     tso, dso1, dso2, aggregator = dev_signers[1:5]
     owner, owner2 = keys.dev_accounts()[5], keys.dev_accounts()[6]
-    meters = [keys.new_account().address for _ in range(3)]
+    meters = [keys.new_account() for _ in range(3)]
     grants = [(tso.address, Role.TSO), (dso1.address, Role.DSO), (dso2.address, Role.DSO),
               (aggregator.address, Role.AGGREGATOR), (owner.address, Role.PROSUMER), (owner2.address, Role.PROSUMER),
-              *((m, Role.METER) for m in meters)]
+              *((m.address, Role.METER) for m in meters)]
     grant_roles(conn, manifest, deployer, grants)
     params = MarketParams()
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer)
@@ -105,7 +105,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     assert feeder == 4, "the tests name the feeder 4"
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     owner_signer, owner2_signer = keys.signer(owner, conn), keys.signer(owner2, conn)
-    ids = [assets.register_asset(m, 2, sender=s).event("AssetRegistered").args["assetId"]
+    ids = [register_with_meters(assets, [m], [2], sender=s).event("AssetRegistered").args["assetId"]
            for m, s in zip(meters, (owner_signer, owner2_signer, owner_signer), strict=True)]
     assets.map_assets([ids[0], ids[2]], [feeder, feeder], [10_000, 10_000], [10_000, 10_000], sender=dso1)
     assets.suspend_asset(ids[2], sender=dso1)
@@ -154,7 +154,9 @@ def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[st
         elif o.portfolio and not o.asset:
             aggregator, _zone, up, down = world.assets.portfolio_terms(o.portfolio)
             last = nonces.get(-o.portfolio, world.book.portfolio_nonce(o.portfolio))
-            terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last)
+            terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last,
+                                 seller_credentialed=RoleRegistryClient(world.conn, world.book.role_registry())
+                                 .has_market_role(aggregator, Role.AGGREGATOR.id))
         problem = offer_problem(o, signer=signer, relayer=relayer.address,
                                 relayer_is_aggregator=relayer.address == world.aggregator.address, params=params,
                                 now=world.conn.latest_timestamp() + 1, terms=terms)

@@ -30,6 +30,9 @@ examples:
   flexledger-edge run --config /etc/flexledger-edge/agent.toml
   flexledger-edge run --config demo.toml --accelerated 2 --isps 8
       (a demo: one simulated 15-minute ISP every 2 seconds, stop after 8 ISPs)
+  flexledger-edge sign-registration --config agent.toml --owner 0xOWNER --type 2 --nonce 0 \\
+      --deadline 1893456000 --chain-id 31337 --registry 0xASSETREGISTRY --out meter-consent.json
+      (the meter consents to be registered for its owner: flexledger asset register --meter-signature)
 """
 
 
@@ -76,16 +79,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="on stopping, wait up to S seconds for the broker to acknowledge stored readings (default 10)",
     )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    sign = commands.add_parser(
+        "sign-registration", help="sign, with the meter's key, its consent to be registered for its owner",
+        description="Sign the meter's EIP-712 MeterRegistration for AssetRegistry and write it to a file that "
+                    "the owner passes to `flexledger asset register --meter-signature FILE` (that command "
+                    "prints the values to use when it is run without the file).",
+    )
+    sign.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML configuration file (its meter key)")
+    sign.add_argument("--owner", required=True, metavar="ADDRESS", help="the owner the meter is registered for")
+    sign.add_argument("--type", dest="asset_type", type=int, default=0, metavar="N", help="the asset type code")
+    sign.add_argument("--nonce", type=int, required=True, metavar="N", help="AssetRegistry.meterNonce of the meter")
+    sign.add_argument("--deadline", type=int, required=True, metavar="UNIX_SECONDS", help="the consent's deadline")
+    sign.add_argument("--chain-id", type=_positive_int, required=True, metavar="ID", help="the chain's id")
+    sign.add_argument("--registry", required=True, metavar="ADDRESS", help="the AssetRegistry contract")
+    sign.add_argument("--out", required=True, metavar="FILE", help="where to write the signed consent (JSON)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "sign-registration":
+        return _sign_registration(args)
     if args.command != "run":
         parser.print_help()
         return 0
     return _run(args)
+
+
+def _sign_registration(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import ConfigError, load_config
+    from .registration import RegistrationError, sign_registration, write_registration
+
+    try:
+        key = load_config(args.config).meter.load_private_key()
+        terms, signature = sign_registration(key, args.owner, args.asset_type, args.nonce, args.deadline,
+                                             args.chain_id, args.registry)
+        write_registration(Path(args.out), terms, signature)
+    except (ConfigError, RegistrationError, ValueError, OSError) as exc:
+        print(f"flexledger-edge: {exc}", file=sys.stderr)
+        return 2
+    print(f"flexledger-edge: meter {terms.meter} consents to be registered for {terms.owner}: {args.out}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

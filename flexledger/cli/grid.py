@@ -14,6 +14,7 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.errors import ConfigurationError
 from flexledger.identity.did import subject_address
 from flexledger.lights_file import plan, read_lights_file
+from flexledger.owners import meter_consent
 from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
 from flexledger.rules.market import DAY, MarketParams, PricingRule
 
@@ -249,17 +250,54 @@ def _assets(key: Path | None) -> AssetRegistryClient:
 def asset_register(
     meter: str = typer.Argument(..., help="The meter's address or did:ethr (it must hold the METER role)."),
     asset_type: int = typer.Option(0, "--type", help="Asset type code: 0 other, 1 PV, 2 battery, 3 heat pump, 4 EV charger, 5 industrial load."),
+    meter_signature: Path | None = typer.Option(
+        None, "--meter-signature", exists=True, dir_okay=False,
+        help="The meter's signed consent, written by its gateway: flexledger-edge sign-registration."),
+    meter_key: Path | None = typer.Option(
+        None, "--meter-key", exists=True, dir_okay=False,
+        help="Development: the meter's keystore, to sign its consent here (password: FLEXLEDGER_METER_KEY_PASSWORD)."),
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Register an asset behind a meter; it stays pending until the zone's DSO maps it."""
+    """Register an asset behind a meter, with the meter's consent; it stays pending until the zone's DSO maps it."""
     assets = _assets(key)
-    tx = assets.register_asset(subject_address(meter, assets.conn.chain_id), asset_type)
+    address = subject_address(meter, assets.conn.chain_id)
+    signature, deadline = meter_consent(assets, address, asset_type, meter_signature, meter_key)
+    tx = assets.register_asset(address, asset_type, deadline, signature)
     asset_id = tx.event("AssetRegistered").args["assetId"]
     if json_:
         emit_json({"asset": asset_id, "status": "PENDING", "tx_hash": tx.tx_hash})
     else:
         console.print(f"[green]asset {asset_id} registered[/] (pending until its DSO maps it)")
+
+
+@asset_app.command("deregister")
+def asset_deregister(
+    asset: int = typer.Argument(..., help="The asset id."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Deregister an asset, freeing its meter: its owner (out of any portfolio), or a DSO while it is pending."""
+    tx = _assets(key).deregister_asset(asset)
+    if json_:
+        emit_json({"asset": asset, "status": "NONE", "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"asset {asset} deregistered: its meter is free")
+
+
+@asset_app.command("hand-over")
+def asset_hand_over(
+    asset: int = typer.Argument(..., help="The asset id."),
+    zone: int = typer.Option(..., "--zone", help="The zone whose DSO may map it next (0 withdraws the hand-over)."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Hand an asset over to another DSO's zone (the DSO of its current zone); that DSO then maps it."""
+    tx = _assets(key).hand_over_asset(asset, zone)
+    if json_:
+        emit_json({"asset": asset, "zone": zone, "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"asset {asset} handed over to zone {zone}: its DSO maps it there with `asset map`")
 
 
 @asset_app.command("map")

@@ -261,6 +261,7 @@ class SubjectTerms:
     up_w: int
     down_w: int
     last_nonce: int
+    seller_credentialed: bool = True  # a portfolio's aggregator holds the AGGREGATOR role now
 
 
 def offer_problem(
@@ -308,6 +309,8 @@ def offer_problem(
             return "OrderBookAssetInPortfolio"
     elif int(terms.seller, 16) == 0:
         return "OrderBookUnknownPortfolio"
+    elif not terms.seller_credentialed:
+        return "RoleGatedMissingRole"
     if signer != terms.seller:
         return "OrderBookNotSeller"
     prequalified = terms.up_w if offer.direction == 0 else terms.down_w

@@ -40,11 +40,12 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
     /// @notice The MarketAuthority whose issuers may issue and revoke credentials.
     IAccessControl public immutable authority;
 
-    /// @dev The first slot (validity and revocation) is all `hasMarketRole` reads.
+    /// @dev The first slot (validity and revocation) is all `hasMarketRole` reads. The revocation
+    /// keeps its time, so that a credential can be judged at a past time (`hasMarketRoleAt`).
     struct Credential {
         uint64 validFrom;
         uint64 validUntil;
-        bool revoked;
+        uint64 revokedAt; // 0 while not revoked
         bytes32 credentialHash;
     }
 
@@ -130,8 +131,8 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
      */
     function revokeCredential(address subject, bytes32 role) external onlyIssuer {
         Credential storage c = _credential(subject, role);
-        if (c.validUntil == 0 || c.revoked) revert RoleRegistryNotIssued(subject, role);
-        c.revoked = true;
+        if (c.validUntil == 0 || c.revokedAt != 0) revert RoleRegistryNotIssued(subject, role);
+        c.revokedAt = uint64(block.timestamp);
         emit CredentialRevoked(subject, role, msg.sender);
     }
 
@@ -139,8 +140,9 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
     function hasMarketRole(address subject, bytes32 role) external view returns (bool held) {
         Credential storage c = _credential(subject, role);
         assembly ("memory-safe") {
-            // One slot: validFrom in bits 0-63, validUntil in 64-127, revoked in 128-135.
-            // held = !revoked && validFrom <= now && now <= validUntil, without branches.
+            // One slot: validFrom in bits 0-63, validUntil in 64-127, revokedAt in 128-191.
+            // held = revokedAt == 0 && validFrom <= now && now <= validUntil, without branches
+            // (a revocation is at or before now).
             let packed := sload(c.slot)
             let now_ := timestamp()
             let mask := 0xffffffffffffffff
@@ -150,6 +152,23 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
                     and(iszero(gt(and(packed, mask), now_)), iszero(gt(now_, and(shr(64, packed), mask))))
                 )
         }
+    }
+
+    /// @inheritdoc IRoleRegistry
+    function hasMarketRoleAt(address subject, bytes32 role, uint64 t) external view returns (bool) {
+        Credential storage c = _credential(subject, role);
+        (uint64 validFrom, uint64 validUntil, uint64 revoked) = (c.validFrom, c.validUntil, c.revokedAt);
+        return validFrom <= t && t <= validUntil && (revoked == 0 || t < revoked);
+    }
+
+    /**
+     * @notice When the credential of `subject` in `role` was revoked (0 if it is not).
+     * @param subject The account.
+     * @param role The role id.
+     * @return The revocation's time (Unix seconds), 0 when not revoked.
+     */
+    function revokedAt(address subject, bytes32 role) external view returns (uint64) {
+        return _credential(subject, role).revokedAt;
     }
 
     /**
@@ -167,7 +186,7 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
         returns (uint64 validFrom, uint64 validUntil, bool revoked, bytes32 credentialHash)
     {
         Credential storage c = _credential(subject, role);
-        return (c.validFrom, c.validUntil, c.revoked, c.credentialHash);
+        return (c.validFrom, c.validUntil, c.revokedAt != 0, c.credentialHash);
     }
 
     function _credential(address subject, bytes32 role) private pure returns (Credential storage c) {
@@ -192,7 +211,11 @@ contract RoleRegistry is IRoleRegistry, EIP712 {
         if (!_isMarketRole(role)) revert RoleRegistryUnknownRole(role);
         if (validUntil == 0 || validUntil < validFrom) revert RoleRegistryInvalidValidity(validFrom, validUntil);
         Credential storage c = _credential(subject, role);
-        (c.validFrom, c.validUntil, c.revoked, c.credentialHash) = (validFrom, validUntil, false, credentialHash);
+        // A renewal of a credential held now, starting at once, continues it: its past validity
+        // stays (a day's gate closure before the renewal still finds it held).
+        bool heldNow = c.revokedAt == 0 && c.validFrom <= block.timestamp && block.timestamp <= c.validUntil;
+        if (heldNow && validFrom <= block.timestamp && c.validFrom < validFrom) validFrom = c.validFrom;
+        (c.validFrom, c.validUntil, c.revokedAt, c.credentialHash) = (validFrom, validUntil, 0, credentialHash);
         emit CredentialIssued(subject, role, validFrom, validUntil, credentialHash, msg.sender);
     }
 }

@@ -10,10 +10,15 @@ import {GridZones} from "./GridZones.sol";
 /**
  * @title AssetRegistry
  * @notice Flexible assets behind metering points, and aggregators' portfolios of them.
- * An owner registers an asset with its meter (no personal data: the meter's address is its DID);
- * the asset stays PENDING until a DSO operating its zone maps it and sets its prequalified up and
- * down power; that DSO can suspend and reinstate it. An aggregator forms a portfolio of active
- * assets in one zone, each owner consenting with an EIP-712 signature (ERC-1271 wallets too).
+ * An owner registers an asset with its meter (no personal data: the meter's address is its DID)
+ * and the meter's own EIP-712 signature naming the owner, so nobody registers a meter that is not
+ * theirs; the owner (or a DSO, while it is pending) deregisters it, which frees the meter. The
+ * asset stays PENDING until a DSO operating its zone maps it and sets its prequalified up and
+ * down power; that DSO can suspend and reinstate it, re-map it within its own part of the grid, or
+ * hand it over to another DSO's zone. An aggregator forms a portfolio of active assets in one
+ * zone, each owner consenting with an EIP-712 signature (ERC-1271 wallets too). Membership is
+ * kept as history on both sides (`membersAt`, `portfolioAt`): the market judges it as of a day's
+ * gate closure.
  */
 contract AssetRegistry is RoleGated, EIP712 {
     enum Status {
@@ -28,22 +33,32 @@ contract AssetRegistry is RoleGated, EIP712 {
     struct Asset {
         address owner;
         uint24 zone;
-        uint8 state; // bits 0-1: Status; bit 2: in a portfolio
+        uint8 state; // bits 0-1: Status; bit 2: in a portfolio; bit 3: has ever been in one
         uint32 upW;
         uint32 downW;
     }
 
-    /// @dev Read by views and portfolio management only.
+    /// @dev Read by views, mapping and portfolio management only.
     struct AssetInfo {
         address meter;
         uint32 portfolio;
         uint8 assetType;
+        uint24 handoverZone; // the zone its DSO handed it over to (0: none pending)
     }
 
     /// @dev A portfolio's founding member: members only ever leave (`leftAt`), so who was a
     /// member at any past time stays readable (settlement measures a portfolio as it was).
     struct Member {
         uint64 asset;
+        uint64 joinedAt;
+        uint64 leftAt; // 0 while a member
+    }
+
+    /// @dev One stay of an asset in a portfolio, the asset's side of `Member`: which portfolio an
+    /// asset was in at a past time stays readable (the clearing judges it at the gate closure).
+    struct Stint {
+        uint32 portfolio;
+        uint64 joinedAt;
         uint64 leftAt; // 0 while a member
     }
 
@@ -55,12 +70,18 @@ contract AssetRegistry is RoleGated, EIP712 {
 
     uint8 internal constant STATUS_MASK = 3;
     uint8 internal constant IN_PORTFOLIO = 4;
+    /// @dev Ever in a portfolio, or deregistered: an offer's checks must look past the one word.
+    uint8 internal constant CHECK_HISTORY = 8;
     bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
     bytes32 internal constant DSO_ROLE = keccak256("DSO");
     bytes32 public constant REGISTRATION_TYPEHASH =
         keccak256("AssetRegistration(address owner,address meter,uint8 assetType,uint64 deadline)");
+    /// @notice What a meter signs to be registered for `owner`: its consent, once (`nonce`).
+    bytes32 public constant METER_REGISTRATION_TYPEHASH = keccak256(
+        "MeterRegistration(address meter,address owner,uint8 assetType,uint256 nonce,uint64 deadline)"
+    );
     bytes32 public constant CONSENT_TYPEHASH =
         keccak256("PortfolioConsent(address aggregator,uint64 asset,uint256 nonce,uint64 deadline)");
 
@@ -74,9 +95,12 @@ contract AssetRegistry is RoleGated, EIP712 {
     mapping(address meter => uint64 assetId) public assetOfMeter;
     /// @notice The next consent nonce of an asset: a consent is good once.
     mapping(uint64 assetId => uint256) public consentNonce;
+    /// @notice The next registration nonce of a meter: its signature registers it once.
+    mapping(address meter => uint256) public meterNonce;
     mapping(uint64 assetId => Asset) private _assets;
     mapping(uint64 assetId => AssetInfo) private _info;
     mapping(uint32 portfolioId => Portfolio) private _portfolios;
+    mapping(uint64 assetId => Stint[]) private _stints;
 
     error AssetUnknown(uint64 assetId);
     error AssetMeterWithoutRole(address meter);
@@ -95,9 +119,17 @@ contract AssetRegistry is RoleGated, EIP712 {
     error AssetNotAuthorized(address account);
     error AssetArrayLengthMismatch();
     error AssetRegistrationInvalid(address owner, address meter);
+    /// @notice The meter did not sign this registration (owner, asset type, its nonce, deadline).
+    error AssetMeterSignatureInvalid(address meter, address owner);
+    /// @notice The asset belongs to no portfolio's aggregator holding the AGGREGATOR role.
+    error AssetAggregatorWithoutRole(address aggregator);
 
     event AssetRegistered(uint64 indexed assetId, address indexed owner, address indexed meter, uint8 assetType);
     event AssetMapped(uint64 indexed assetId, uint32 indexed zoneId, uint32 upW, uint32 downW, address dso);
+    /// @notice The DSO of the asset's zone handed it over to `toZone`, whose DSO may now map it.
+    event AssetHandedOver(uint64 indexed assetId, uint32 indexed fromZone, uint32 indexed toZone, address dso);
+    /// @notice The asset was deregistered: its meter is free to be registered again.
+    event AssetDeregistered(uint64 indexed assetId, address indexed meter, address by);
     event AssetSuspended(uint64 indexed assetId, address dso);
     event AssetReinstated(uint64 indexed assetId, address dso);
     event PortfolioCreated(uint32 indexed portfolioId, address indexed aggregator, uint32 indexed zoneId, uint64[] assets);
@@ -115,40 +147,59 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
-     * @notice Register an asset behind `meter` (which must hold the METER role); it is PENDING
-     * until a DSO maps it. The caller (a PROSUMER or an AGGREGATOR) owns it.
+     * @notice Register an asset behind `meter` (which must hold the METER role and sign the
+     * registration: `meterRegistrationDigest`); it is PENDING until a DSO maps it. The caller (a
+     * PROSUMER or an AGGREGATOR) owns it.
      * @param meter The meter's address (its did:ethr identity).
      * @param assetType A code for the kind of asset (PV, battery, heat pump, EV charger, load...).
+     * @param deadline The meter signature's deadline (Unix seconds).
+     * @param meterSignature The meter's EIP-712 `MeterRegistration` signature naming the caller.
      * @return assetId The new asset's id.
      */
-    function registerAsset(address meter, uint8 assetType) external returns (uint64 assetId) {
+    function registerAsset(address meter, uint8 assetType, uint64 deadline, bytes calldata meterSignature)
+        external
+        returns (uint64 assetId)
+    {
         _checkOwner(msg.sender);
-        return _register(msg.sender, meter, assetType);
+        if (block.timestamp > deadline) revert AssetConsentExpired(deadline);
+        return _register(msg.sender, meter, assetType, deadline, meterSignature);
     }
 
     /**
-     * @notice Register many assets of the caller in one transaction.
+     * @notice Register many assets of the caller in one transaction (see `registerAsset`).
      * @param meters The meters, one per asset.
      * @param assetTypes The asset types.
+     * @param deadline The meter signatures' deadline.
+     * @param meterSignatures Each meter's `MeterRegistration` signature naming the caller.
      * @return first The id of the first new asset (the others follow in order).
      */
-    function registerAssets(address[] calldata meters, uint8[] calldata assetTypes) external returns (uint64 first) {
-        if (meters.length != assetTypes.length) revert AssetArrayLengthMismatch();
+    function registerAssets(
+        address[] calldata meters,
+        uint8[] calldata assetTypes,
+        uint64 deadline,
+        bytes[] calldata meterSignatures
+    ) external returns (uint64 first) {
+        if (meters.length != assetTypes.length || meters.length != meterSignatures.length) {
+            revert AssetArrayLengthMismatch();
+        }
         _checkOwner(msg.sender);
+        if (block.timestamp > deadline) revert AssetConsentExpired(deadline);
         first = assetCount + 1;
         for (uint256 i = 0; i < meters.length; ++i) {
-            _register(msg.sender, meters[i], assetTypes[i]);
+            _register(msg.sender, meters[i], assetTypes[i], deadline, meterSignatures[i]);
         }
     }
 
     /**
      * @notice Register assets that their owners signed for (EIP-712 `AssetRegistration(owner,
      * meter, assetType, deadline)`), relayed by anyone holding the AGGREGATOR role: the owners
-     * need no gas. A signature cannot be replayed: a meter is registered once.
+     * need no gas. Each meter signs too (`MeterRegistration`, naming its owner); the meter's nonce
+     * keeps either signature from registering the meter a second time after a deregistration.
      * @param owners The owners (PROSUMER or AGGREGATOR role).
      * @param meters Their meters.
      * @param assetTypes The asset types.
      * @param signatures The owners' signatures (ERC-1271 wallets too).
+     * @param meterSignatures The meters' signatures.
      * @param deadline The signatures' deadline.
      * @return first The id of the first new asset (the others follow in order).
      */
@@ -157,28 +208,66 @@ contract AssetRegistry is RoleGated, EIP712 {
         address[] calldata meters,
         uint8[] calldata assetTypes,
         bytes[] calldata signatures,
+        bytes[] calldata meterSignatures,
         uint64 deadline
     ) external onlyMarketRole(AGGREGATOR_ROLE) returns (uint64 first) {
         uint256 n = owners.length;
-        if (meters.length != n || assetTypes.length != n || signatures.length != n) revert AssetArrayLengthMismatch();
+        if (meters.length != n || assetTypes.length != n || signatures.length != n || meterSignatures.length != n) {
+            revert AssetArrayLengthMismatch();
+        }
         if (block.timestamp > deadline) revert AssetConsentExpired(deadline);
         first = assetCount + 1;
         for (uint256 i = 0; i < n; ++i) {
-            address owner = owners[i];
-            _checkOwner(owner);
-            bytes32 digest = _hashTypedDataV4(
-                keccak256(abi.encode(REGISTRATION_TYPEHASH, owner, meters[i], assetTypes[i], deadline))
-            );
-            if (!SignatureChecker.isValidSignatureNow(owner, digest, signatures[i])) {
-                revert AssetRegistrationInvalid(owner, meters[i]);
-            }
-            _register(owner, meters[i], assetTypes[i]);
+            _checkOwnerSigned(owners[i], meters[i], assetTypes[i], deadline, signatures[i]);
+            _register(owners[i], meters[i], assetTypes[i], deadline, meterSignatures[i]);
         }
     }
 
     /**
-     * @notice Map an asset to a zone and set its prequalified power; the caller must be a DSO
-     * operating the zone or one of its ancestors, and the power within the zone's asset limit.
+     * @notice Deregister an asset, freeing its meter: by its owner (not while it is in a
+     * portfolio), or by a DSO while it is still PENDING (a registration no DSO will map). Its
+     * record stays readable, so that settlements of its past awards still find its meter.
+     * @param assetId The asset.
+     */
+    function deregisterAsset(uint64 assetId) external {
+        Asset storage a = _asset(assetId);
+        if (msg.sender == a.owner) {
+            if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(assetId, _info[assetId].portfolio);
+        } else if (_status(a) != Status.PENDING || !_hasMarketRole(msg.sender, DSO_ROLE)) {
+            revert AssetNotAuthorized(msg.sender);
+        }
+        address meter = _info[assetId].meter;
+        a.state = (a.state & ~STATUS_MASK) | CHECK_HISTORY; // Status NONE
+        delete assetOfMeter[meter];
+        emit AssetDeregistered(assetId, meter, msg.sender);
+    }
+
+    /**
+     * @notice The EIP-712 digest a meter signs to be registered for `owner`.
+     * @param meter The meter.
+     * @param owner The owner it names.
+     * @param assetType The asset type.
+     * @param nonce The meter's current registration nonce (`meterNonce`).
+     * @param deadline The signature's deadline.
+     * @return The digest.
+     */
+    function meterRegistrationDigest(address meter, address owner, uint8 assetType, uint256 nonce, uint64 deadline)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(METER_REGISTRATION_TYPEHASH, meter, owner, assetType, nonce, deadline))
+        );
+    }
+
+    /**
+     * @notice Map an asset to a zone and set its prequalified power, within the zone's asset limit.
+     * A PENDING asset (whose owner must be credentialed) is mapped by a DSO operating the zone or
+     * one of its ancestors, and becomes ACTIVE. A mapped asset is re-mapped by a DSO operating
+     * both its current zone's path and the new one's, or, after its DSO handed it over to the new
+     * zone (`handOverAsset`), by the new zone's DSO; its status stays as it is (a suspension is
+     * lifted by `reinstateAsset` only).
      * @param assetId The asset.
      * @param zoneId The zone.
      * @param upW Prequalified power upwards (W).
@@ -187,15 +276,38 @@ contract AssetRegistry is RoleGated, EIP712 {
     function mapAsset(uint64 assetId, uint32 zoneId, uint32 upW, uint32 downW) public {
         _checkMarketRole(msg.sender, DSO_ROLE);
         Asset storage a = _asset(assetId);
-        if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(assetId, _info[assetId].portfolio);
+        AssetInfo storage info = _info[assetId];
+        if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(assetId, info.portfolio);
         (bool onPath, uint32 limit) = grid.operatorPathCheck(zoneId, msg.sender);
         if (!onPath) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
+        if (_status(a) == Status.PENDING) {
+            if (!_credentialed(a.owner)) revert AssetOwnerWithoutRole(a.owner);
+            _setStatus(a, Status.ACTIVE);
+        } else if (info.handoverZone == zoneId) {
+            info.handoverZone = 0;
+        } else {
+            (bool current,) = grid.operatorPathCheck(a.zone, msg.sender);
+            if (!current) revert AssetNotZoneDso(assetId, a.zone, msg.sender);
+        }
         if (upW == 0 && downW == 0) revert AssetZeroPower(assetId);
         if (upW > limit) revert AssetPowerAboveZoneLimit(assetId, upW, limit);
         if (downW > limit) revert AssetPowerAboveZoneLimit(assetId, downW, limit);
         (a.zone, a.upW, a.downW) = (uint24(zoneId), upW, downW);
-        _setStatus(a, Status.ACTIVE);
         emit AssetMapped(assetId, zoneId, upW, downW, msg.sender);
+    }
+
+    /**
+     * @notice Hand a mapped asset over to another zone (a DSO operating its current zone's path):
+     * the DSO of `zoneId` may then map it there (`mapAsset`), with the power it prequalifies.
+     * Until then nothing changes; a later hand-over replaces this one, `zoneId` 0 withdraws it.
+     * @param assetId The asset.
+     * @param zoneId The zone it moves to (0 to withdraw the hand-over).
+     */
+    function handOverAsset(uint64 assetId, uint32 zoneId) external {
+        Asset storage a = _mappedBy(assetId, msg.sender);
+        if (zoneId != 0) grid.operatorPathCheck(zoneId, msg.sender); // reverts for an unknown zone
+        _info[assetId].handoverZone = uint24(zoneId);
+        emit AssetHandedOver(assetId, a.zone, zoneId, msg.sender);
     }
 
     /**
@@ -230,17 +342,19 @@ contract AssetRegistry is RoleGated, EIP712 {
 
     /**
      * @notice Suspend the active assets among `assetIds` whose owner no longer holds a valid
-     * PROSUMER or AGGREGATOR credential (revoked or expired); anyone may call it. The order book
-     * does not re-read owners' credentials for every offer (that would cost a cold slot per
-     * offer), so whoever revokes a role, or notices that one expired, suspends the owner's
-     * assets with this; a DSO reinstates them once the owner is credentialed again.
-     * @param assetIds The assets to look at; others, and credentialed owners' assets, are left as they are.
+     * PROSUMER or AGGREGATOR credential (revoked or expired), or whose portfolio's aggregator no
+     * longer holds the AGGREGATOR role; anyone may call it. The order book does not re-read
+     * owners' credentials for every offer (that would cost a cold slot per offer), so whoever
+     * revokes a role, or notices that one expired, suspends the owner's assets with this; a DSO
+     * reinstates them once the owner (and aggregator) is credentialed again, or the asset left
+     * the portfolio.
+     * @param assetIds The assets to look at; others, and credentialed sellers' assets, are left as they are.
      * @return suspended How many were suspended.
      */
     function suspendUncredentialed(uint64[] calldata assetIds) external returns (uint256 suspended) {
         for (uint256 i = 0; i < assetIds.length; ++i) {
             Asset storage a = _assets[assetIds[i]];
-            if (_status(a) != Status.ACTIVE || _credentialed(a.owner)) continue;
+            if (_status(a) != Status.ACTIVE || _sellerCredentialed(assetIds[i], a)) continue;
             _setStatus(a, Status.SUSPENDED);
             emit AssetSuspended(assetIds[i], msg.sender);
             ++suspended;
@@ -254,6 +368,9 @@ contract AssetRegistry is RoleGated, EIP712 {
     function reinstateAsset(uint64 assetId) external {
         Asset storage a = _mappedBy(assetId, msg.sender);
         if (!_credentialed(a.owner)) revert AssetOwnerWithoutRole(a.owner);
+        if (!_sellerCredentialed(assetId, a)) {
+            revert AssetAggregatorWithoutRole(_portfolios[_info[assetId].portfolio].aggregator);
+        }
         _setStatus(a, Status.ACTIVE);
         emit AssetReinstated(assetId, msg.sender);
     }
@@ -290,9 +407,10 @@ contract AssetRegistry is RoleGated, EIP712 {
                 revert AssetConsentInvalid(id, a.owner);
             }
             consentNonce[id]++;
-            a.state |= IN_PORTFOLIO;
+            a.state |= IN_PORTFOLIO | CHECK_HISTORY;
             _info[id].portfolio = portfolioId;
-            p.members.push(Member(id, 0));
+            p.members.push(Member(id, uint64(block.timestamp), 0));
+            _stints[id].push(Stint(portfolioId, uint64(block.timestamp), 0));
         }
         emit PortfolioCreated(portfolioId, msg.sender, zoneId, assetIds);
     }
@@ -300,7 +418,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     /**
      * @notice Take an asset out of its portfolio (its aggregator or the asset's owner, any time).
      * It still counts in the portfolio's delivery for the market days whose gate closure it was a
-     * member at (`membersAt`): the portfolio's offers for them were made with it.
+     * member at (`membersAt`): the portfolio's offers for them were made with it; and its own
+     * offers for those days stay out of the clearing (`portfolioAt`).
      * @param assetId The asset.
      */
     function removeFromPortfolio(uint64 assetId) external {
@@ -316,6 +435,8 @@ contract AssetRegistry is RoleGated, EIP712 {
                 break;
             }
         }
+        Stint[] storage stints = _stints[assetId];
+        stints[stints.length - 1].leftAt = uint64(block.timestamp);
         a.state &= ~IN_PORTFOLIO;
         _info[assetId].portfolio = 0;
         emit PortfolioAssetRemoved(portfolioId, assetId, msg.sender);
@@ -363,7 +484,8 @@ contract AssetRegistry is RoleGated, EIP712 {
             uint32 downW
         )
     {
-        Asset storage a = _asset(assetId);
+        Asset storage a = _assets[assetId];
+        if (a.owner == address(0)) revert AssetUnknown(assetId); // a deregistered asset stays readable
         AssetInfo storage info = _info[assetId];
         return (a.owner, a.zone, _status(a), info.assetType, info.portfolio, info.meter, a.upW, a.downW);
     }
@@ -422,7 +544,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     /**
      * @notice The asset's record as one word, for contracts that check many offers (the order
      * book): `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`, where `state & 3`
-     * is the Status and `state & 4` says it belongs to a portfolio. Zero for an unknown asset.
+     * is the Status, `state & 4` says it belongs to a portfolio and `state & 8` that it ever did
+     * or was deregistered (then `portfolioAt` and the Status tell). Zero for an unknown asset.
      * @param assetId The asset.
      * @return word The packed record.
      */
@@ -431,6 +554,17 @@ contract AssetRegistry is RoleGated, EIP712 {
         assembly ("memory-safe") {
             word := sload(a.slot)
         }
+    }
+
+    /**
+     * @notice The portfolio an asset was a member of at time `t` (0 if none): it had joined at or
+     * before `t` and not left by then.
+     * @param assetId The asset.
+     * @param t A Unix time.
+     * @return portfolioId The portfolio (0 if none).
+     */
+    function portfolioAt(uint64 assetId, uint64 t) external view returns (uint32 portfolioId) {
+        return _portfolioAt(assetId, t);
     }
 
     /**
@@ -500,18 +634,48 @@ contract AssetRegistry is RoleGated, EIP712 {
         return _portfolios[portfolioId].aggregator;
     }
 
-    /// @dev Members that had not left by `t` (a member that left at `t` or before does not count).
+    /// @dev Members at `t`: joined at or before `t`, not left by then (one that left at `t` does not count).
     function _membersAt(Portfolio storage p, uint64 t) internal view returns (uint64[] memory members) {
         Member[] storage all = p.members;
         members = new uint64[](all.length);
         uint256 n;
         for (uint256 i = 0; i < all.length; ++i) {
-            uint64 leftAt = all[i].leftAt;
-            if (leftAt == 0 || leftAt > t) members[n++] = all[i].asset;
+            Member storage m = all[i];
+            uint64 leftAt = m.leftAt;
+            if (m.joinedAt <= t && (leftAt == 0 || leftAt > t)) members[n++] = m.asset;
         }
         assembly ("memory-safe") {
             mstore(members, n)
         }
+    }
+
+    /// @dev Stints are in time order and never overlap: walk back until one ended by `t`.
+    function _portfolioAt(uint64 assetId, uint64 t) internal view returns (uint32) {
+        Stint[] storage stints = _stints[assetId];
+        for (uint256 i = stints.length; i > 0; --i) {
+            Stint storage st = stints[i - 1];
+            uint64 leftAt = st.leftAt;
+            if (leftAt != 0 && leftAt <= t) return 0;
+            if (st.joinedAt <= t) return st.portfolio;
+        }
+        return 0;
+    }
+
+    /// @dev The owner is credentialed and, in a portfolio, so is its aggregator (who sells it).
+    function _sellerCredentialed(uint64 assetId, Asset storage a) internal view returns (bool) {
+        if (!_credentialed(a.owner)) return false;
+        if (a.state & IN_PORTFOLIO == 0) return true;
+        return _hasMarketRole(_portfolios[_info[assetId].portfolio].aggregator, AGGREGATOR_ROLE);
+    }
+
+    /// @dev The owner is credentialed and signed the relayed registration.
+    function _checkOwnerSigned(address owner, address meter, uint8 assetType, uint64 deadline, bytes calldata sig)
+        internal
+        view
+    {
+        _checkOwner(owner);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(REGISTRATION_TYPEHASH, owner, meter, assetType, deadline)));
+        if (!SignatureChecker.isValidSignatureNow(owner, digest, sig)) revert AssetRegistrationInvalid(owner, meter);
     }
 
     function _checkOwner(address owner) internal view {
@@ -522,13 +686,22 @@ contract AssetRegistry is RoleGated, EIP712 {
         return _hasMarketRole(owner, PROSUMER_ROLE) || _hasMarketRole(owner, AGGREGATOR_ROLE);
     }
 
-    function _register(address owner, address meter, uint8 assetType) internal returns (uint64 assetId) {
+    /// @dev The caller checked the deadline.
+    function _register(address owner, address meter, uint8 assetType, uint64 deadline, bytes calldata meterSignature)
+        internal
+        returns (uint64 assetId)
+    {
         if (!_hasMarketRole(meter, METER_ROLE)) revert AssetMeterWithoutRole(meter);
         uint64 existing = assetOfMeter[meter];
         if (existing != 0) revert AssetMeterTaken(meter, existing);
+        uint256 nonce = meterNonce[meter]++;
+        bytes32 digest = meterRegistrationDigest(meter, owner, assetType, nonce, deadline);
+        if (!SignatureChecker.isValidSignatureNow(meter, digest, meterSignature)) {
+            revert AssetMeterSignatureInvalid(meter, owner);
+        }
         assetId = ++assetCount;
         _assets[assetId] = Asset(owner, 0, uint8(Status.PENDING), 0, 0);
-        _info[assetId] = AssetInfo(meter, 0, assetType);
+        _info[assetId] = AssetInfo(meter, 0, assetType, 0);
         assetOfMeter[meter] = assetId;
         emit AssetRegistered(assetId, owner, meter, assetType);
     }

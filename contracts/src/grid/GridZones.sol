@@ -313,6 +313,24 @@ contract GridZones is RoleGated {
         return (false, maxAssetPowerW);
     }
 
+    /**
+     * @notice What a request's buyer kind follows: whether `account` operates `zoneId` or one of
+     * its ancestors, and whether the nearest such zone is a root (a TSO area).
+     * @param zoneId The zone (must exist).
+     * @param account The account.
+     * @return onPath True when `account` operates a zone on the path from `zoneId` to its root.
+     * @return atRoot True when the nearest zone it operates on that path is the root.
+     */
+    function buyerPathCheck(uint32 zoneId, address account) external view returns (bool onPath, bool atRoot) {
+        uint256 word = _existing(zoneId);
+        uint256 depth = uint8(word >> DEPTH_SHIFT);
+        if (_zoneInfo[zoneId].operator == account) return (true, depth == 0);
+        for (uint256 i = 1; i <= depth; ++i) {
+            if (_zoneInfo[_ancestor(word, i)].operator == account) return (true, i == depth);
+        }
+        return (false, false);
+    }
+
     // ----------------------------------------------------------------------------------- lights
 
     /**

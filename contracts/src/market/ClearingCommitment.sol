@@ -103,6 +103,7 @@ contract ClearingCommitment is RoleGated {
         uint64 resultId;
         uint32 market;
         uint64 day;
+        uint64 closure; // the day's gate closure: membership and roles are judged as of then
         uint32 ispSeconds;
         bool payAsCleared;
         uint256 dsoValue;
@@ -158,7 +159,9 @@ contract ClearingCommitment is RoleGated {
     }
 
     uint256 internal constant DAY = 86_400;
-    uint256 internal constant IN_PORTFOLIO = 4; // AssetRegistry's state bit: the asset is in a portfolio
+    uint256 internal constant STATUS_MASK = 3; // AssetRegistry's state bits: the Status (0: deregistered)
+    uint256 internal constant CHECK_HISTORY = 8; // AssetRegistry's state bit: ever in a portfolio, or deregistered
+    bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     uint256 internal constant WS_PER_MWH = 3_600_000_000;
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -218,8 +221,8 @@ contract ClearingCommitment is RoleGated {
     error ClearingMalformedGroup(uint256 group);
     /// @notice The offer belongs to another market or market day.
     error ClearingOfferWrongDay(bytes32 offerDigest, uint32 market, uint64 start);
-    /// @notice The offer's asset has joined a portfolio since it made the offer: its aggregator
-    /// offers it now (its meter counts in the portfolio's delivery, so it cannot also sell alone).
+    /// @notice The offer's asset was in a portfolio at the day's gate closure: its meter counts in
+    /// that portfolio's delivery, so it cannot also sell alone; or it has been deregistered since.
     error ClearingAssetInPortfolio(bytes32 offerDigest, uint64 assetId);
     /// @notice A group's awards must come in increasing order of (ISP index, request), each once.
     error ClearingAwardsOutOfOrder(bytes32 offerDigest, uint64 requestId, uint16 isp);
@@ -343,6 +346,7 @@ contract ClearingCommitment is RoleGated {
             resultId: resultId,
             market: r.market,
             day: r.day,
+            closure: r.day > m.gateClosureSeconds ? r.day - m.gateClosureSeconds : 0,
             ispSeconds: m.ispSeconds,
             payAsCleared: m.pricingRule == MarketRegistry.PricingRule.PAY_AS_CLEARED,
             dsoValue: 0,
@@ -641,7 +645,7 @@ contract ClearingCommitment is RoleGated {
         Group memory gr;
         (gr.digest, gr.direction, gr.price, gr.start, gr.isps) = (digest, o.direction, o.price, o.start, o.isps);
         address seller;
-        (seller, gr.zone) = _seller(o, digest);
+        (seller, gr.zone) = _seller(o, digest, c.closure);
         gr.totals = new uint256[](o.isps);
         gr.packed = new bytes(20 * g.awards.length);
         for (uint256 k = 0; k < g.awards.length; ++k) {
@@ -748,14 +752,29 @@ contract ClearingCommitment is RoleGated {
         revert ClearingOfferOutOfOrder(digest, asset, portfolio, start);
     }
 
-    /// @dev Who sells the offer and from which zone; an asset offer's asset must not be in a portfolio.
-    function _seller(OrderBook.Offer memory o, bytes32 digest) internal view returns (address seller, uint32 zone) {
+    /// @dev Who sells the offer and from which zone, judged at the gate closure (DESIGN "Money
+    /// safety"): an asset offer's asset must then be registered and in no portfolio (whose
+    /// delivery counts its meter), a portfolio's aggregator must then hold the AGGREGATOR role.
+    function _seller(OrderBook.Offer memory o, bytes32 digest, uint64 closure)
+        internal
+        view
+        returns (address seller, uint32 zone)
+    {
         if (o.asset != 0) {
             uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
-            if ((word >> 184) & IN_PORTFOLIO != 0) revert ClearingAssetInPortfolio(digest, o.asset);
+            // one bit keeps the usual asset (never pooled, never deregistered) to this one read;
+            // a deregistered asset's meter may serve another asset now
+            if ((word >> 184) & CHECK_HISTORY != 0) {
+                if ((word >> 184) & STATUS_MASK == 0 || assets.portfolioAt(o.asset, closure) != 0) {
+                    revert ClearingAssetInPortfolio(digest, o.asset);
+                }
+            }
             return (address(uint160(word)), uint32(uint24(word >> 160)));
         }
         (seller, zone,,) = assets.portfolioTerms(o.portfolio);
+        if (!roleRegistry.hasMarketRoleAt(seller, AGGREGATOR_ROLE, closure)) {
+            revert RoleGatedMissingRole(seller, AGGREGATOR_ROLE);
+        }
     }
 
     /// @dev The request's terms, read from the book once per transaction; it must be open and of

@@ -130,7 +130,7 @@ contract OrderBook is RoleGated, EIP712 {
         uint16 isps;
         uint32 powerW;
         uint128 maxPrice;
-        BuyerKind kind; // DSO when the buyer held the DSO role when posting, else TSO
+        BuyerKind kind; // DSO when the buyer held the DSO role and bought for a zone it operates below a root
     }
 
     /// @notice The EIP-712 type of an offer.
@@ -314,9 +314,8 @@ contract OrderBook is RoleGated, EIP712 {
      * @return requestId The new request's id.
      */
     function postRequest(RequestParams calldata p) public returns (uint64 requestId) {
-        // a buyer holding both roles buys as a DSO (its requests clear first)
-        bool tso = !_hasMarketRole(msg.sender, DSO_ROLE);
-        if (tso && !_hasMarketRole(msg.sender, TSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
+        bool dso = _hasMarketRole(msg.sender, DSO_ROLE);
+        if (!dso && !_hasMarketRole(msg.sender, TSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
         MarketRegistry.MarketParams memory m = markets.marketParams(p.market);
         uint64 day = _checkWindowOrRevert(p.start, p.isps, m);
         if (p.direction > 1) revert OrderBookInvalidDirection(p.direction);
@@ -325,8 +324,13 @@ contract OrderBook is RoleGated, EIP712 {
         }
         if (p.powerW == 0) revert OrderBookInvalidPower(0, 0);
         if (p.maxPrice == 0) revert OrderBookZeroPrice();
-        (bool onPath,) = zones.operatorPathCheck(p.zone, msg.sender);
+        // The kind follows the zone the buyer operates on the request's path, the nearest one: a
+        // TSO area (a root) buys as the TSO even for a buyer that also holds the DSO role, so no
+        // TSO escapes the lights with a DSO credential (README "The order book").
+        (bool onPath, bool atRoot) = zones.buyerPathCheck(p.zone, msg.sender);
         if (!onPath) revert OrderBookZoneNotBuyable(p.zone, msg.sender);
+        bool tso = !dso || atRoot;
+        if (tso && dso && !_hasMarketRole(msg.sender, TSO_ROLE)) revert OrderBookNotSystemOperator(msg.sender);
         uint256 escrow = maxExposure(p.powerW, p.isps, m.ispSeconds, p.maxPrice);
 
         requestId = ++requestCount;
@@ -795,7 +799,12 @@ contract OrderBook is RoleGated, EIP712 {
             last = uint32(_assetNonces[o.asset >> 3] >> (32 * (o.asset & 7)));
         } else if (o.asset == 0 && o.portfolio != 0) {
             (address aggregator,, uint256 upW, uint256 downW) = assets.portfolioTerms(o.portfolio);
-            if (aggregator == address(0)) reason = abi.encodeWithSelector(OrderBookUnknownPortfolio.selector, o.portfolio);
+            if (aggregator == address(0)) {
+                reason = abi.encodeWithSelector(OrderBookUnknownPortfolio.selector, o.portfolio);
+            } else if (!_hasMarketRole(aggregator, AGGREGATOR_ROLE)) {
+                // a revoked aggregator sells no portfolio, even offers it relays itself
+                reason = abi.encodeWithSelector(RoleGatedMissingRole.selector, aggregator, AGGREGATOR_ROLE);
+            }
             seller = aggregator;
             prequalified = o.direction == 0 ? upW : downW;
             last = uint32(_portfolioNonces[o.portfolio >> 3] >> (32 * (o.portfolio & 7)));

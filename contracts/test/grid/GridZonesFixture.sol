@@ -6,6 +6,7 @@ import {MarketAuthority} from "../../src/access/MarketAuthority.sol";
 import {RoleRegistry} from "../../src/access/RoleRegistry.sol";
 import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
 import {GridZones} from "../../src/grid/GridZones.sol";
+import {AssetRegistry} from "../../src/grid/AssetRegistry.sol";
 
 /// The deployed stack in deploy order (MarketAuthority, RoleRegistry, MarketRegistry, GridZones), roles for a TSO, two DSOs, an aggregator and two prosumers, one market (15-minute
 /// ISPs, gate closure an hour ahead, days at 00:00 UTC), and helpers to pack lights.
@@ -34,6 +35,9 @@ abstract contract GridZonesFixture is TestBase {
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
     bytes32 internal constant METER_ROLE = keccak256("METER");
+
+    /// The key of each meter made by `keyedMeter`: a registration needs the meter's signature.
+    mapping(address meter => uint256 key) internal meterKeys;
 
     MarketAuthority internal auth;
     RoleRegistry internal roles;
@@ -123,5 +127,35 @@ abstract contract GridZonesFixture is TestBase {
     function setStatic(address who, uint32 zoneId, uint8 direction, uint8 colour, uint32 capability) internal {
         vm.prank(who);
         zones.setStaticLight(zoneId, direction, colour, capability);
+    }
+
+    /// A meter with a key (recorded for `meterSignature`).
+    function keyedMeter(uint256 key) internal returns (address meter) {
+        meter = vm.addr(key);
+        meterKeys[meter] = key;
+    }
+
+    /// The meter's `MeterRegistration` signature naming `owner_`, at the meter's current nonce.
+    function meterSignature(AssetRegistry registry, address meter, address owner_, uint8 assetType, uint64 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
+        uint256 key = meterKeys[meter];
+        require(key != 0, "a meter without a known key");
+        bytes32 digest = registry.meterRegistrationDigest(meter, owner_, assetType, registry.meterNonce(meter), deadline);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    /// `who` registers the asset behind `meter`, with the meter's signature.
+    function registerWithMeter(AssetRegistry registry, address who, address meter, uint8 assetType)
+        internal
+        returns (uint64 id)
+    {
+        uint64 deadline = uint64(block.timestamp + 1 hours);
+        bytes memory sig = meterSignature(registry, meter, who, assetType, deadline);
+        vm.prank(who);
+        id = registry.registerAsset(meter, assetType, deadline, sig);
     }
 }

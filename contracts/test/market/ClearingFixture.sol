@@ -222,11 +222,10 @@ abstract contract ClearingFixture is OrderBookFixture {
     // ------------------------------------------------------------------------------- building
 
     function newAsset(uint32 zoneId) internal returns (uint64 id) {
-        address meter = address(uint160(0x3E1000 + ++_meters));
+        address meter = keyedMeter(0x3E1000 + ++_meters);
         grant(meter, METER_ROLE);
         if (zoneId == 6) {
-            vm.prank(owner);
-            id = assets.registerAsset(meter, 2);
+            id = registerWithMeter(assets, owner, meter, 2);
             vm.prank(buyer);
             assets.mapAsset(id, 6, UP_W, DOWN_W);
         } else {

@@ -336,8 +336,7 @@ contract OrderBookTest is OrderBookFixture {
     }
 
     function test_offerOfAPendingAsset() public {
-        vm.prank(owner2);
-        uint64 id = assets.registerAsset(METER2, 1); // not mapped yet
+        uint64 id = registerWithMeter(assets, owner2, METER2, 1); // not mapped yet
         OrderBook.Offer memory o = assetOffer(id, DAY0 + 10 hours, 1);
         expectSkipped(
             AGG, o, sign(OWNER2_KEY, o), abi.encodeWithSelector(OrderBook.OrderBookAssetNotActive.selector, id, uint8(1))
@@ -708,11 +707,10 @@ abstract contract OrderBookGasBase is OrderBookFixture {
         uint32[] memory down = new uint32[](N);
         for (uint256 i = 0; i < N; ++i) {
             address who = vm.addr(KEY0 + i);
-            address meter = address(uint160(0x1000000 + i));
+            address meter = keyedMeter(0x1000000 + i);
             grant(who, PROSUMER_ROLE);
             grant(meter, METER_ROLE);
-            vm.prank(who);
-            ids[i] = assets.registerAsset(meter, 2);
+            ids[i] = registerWithMeter(assets, who, meter, 2);
             (zoneIds[i], up[i], down[i]) = (5, UP_W, DOWN_W);
         }
         firstAsset = ids[0];

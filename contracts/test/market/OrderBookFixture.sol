@@ -25,10 +25,10 @@ abstract contract OrderBookFixture is GridZonesFixture {
     address internal owner3;
     address internal aggregator; // an AGGREGATOR with a key: it signs portfolio offers
     address internal buyer; // a DSO with a key (permits), operating zone 6
-    address internal constant METER1 = address(0x3E1);
-    address internal constant METER2 = address(0x3E2);
-    address internal constant METER3 = address(0x3E3);
-    address internal constant METER4 = address(0x3E4);
+    address internal METER1;
+    address internal METER2;
+    address internal METER3;
+    address internal METER4;
     address internal constant CLEARING = address(0xC1EA);
 
     uint32 internal constant UP_W = 10_000;
@@ -57,6 +57,7 @@ abstract contract OrderBookFixture is GridZonesFixture {
         grant(owner3, PROSUMER_ROLE);
         grant(aggregator, AGGREGATOR_ROLE);
         grant(buyer, DSO_ROLE);
+        (METER1, METER2, METER3, METER4) = (keyedMeter(0x3E1), keyedMeter(0x3E2), keyedMeter(0x3E3), keyedMeter(0x3E4));
         grant(METER1, METER_ROLE);
         grant(METER2, METER_ROLE);
         grant(METER3, METER_ROLE);
@@ -67,8 +68,7 @@ abstract contract OrderBookFixture is GridZonesFixture {
     }
 
     function registerAndMap(address who, address meter, uint32 zoneId) internal returns (uint64 id) {
-        vm.prank(who);
-        id = assets.registerAsset(meter, 2);
+        id = registerWithMeter(assets, who, meter, 2);
         vm.prank(zoneId == 3 ? DSO2 : DSO1);
         assets.mapAsset(id, zoneId, UP_W, DOWN_W);
     }

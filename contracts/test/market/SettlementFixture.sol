@@ -343,7 +343,7 @@ abstract contract SettlementFixture is ClearingFixture {
     /// A keyed meter, METER credential, and an asset of `sellerKey`'s owner behind it in `zoneId`.
     function newKeyedAsset(uint256 sellerKey, uint32 zoneId) internal returns (uint64 id, uint256 meterKey) {
         meterKey = METER_KEY + ++_keyedMeters;
-        address meter = vm.addr(meterKey);
+        address meter = keyedMeter(meterKey);
         grant(meter, METER_ROLE);
         id = registerAndMap(vm.addr(sellerKey), meter, zoneId);
         meterKeyOf[id] = meterKey;

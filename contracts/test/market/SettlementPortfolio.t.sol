@@ -112,6 +112,7 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
     function buildBook() internal virtual override {
         super.buildBook();
         assertTrue(block.timestamp < CLOSURE, "before the gate closure");
+        vm.warp(block.timestamp + 1); // a second after P3 was founded: membersAt tells the two apart
         vm.prank(owner2);
         assets.removeFromPortfolio(m7);
         m7LeftAt = uint64(block.timestamp);
