@@ -82,6 +82,7 @@ abstract contract RedteamPortfolioBase is SettlementPortfolioFixture {
         bytes32[] memory leaves = leavesOf(rs, PF);
         r.asset = assetId;
         (r.anchor, r.sequence, r.importWh, r.exportWh) = (anchors[key], rs[i].sequence, rs[i].importWh, rs[i].exportWh);
+        r.signature = anchoredSignature(rs[i], PF);
         r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
     }
 
