@@ -200,6 +200,8 @@ contract ClearingCommitment is RoleGated {
     error ClearingChallengeWindowOpen(uint32 market, uint64 day, uint64 challengeEnds);
     /// @notice The day has no result in force.
     error ClearingNoResult(uint32 market, uint64 day);
+    /// @notice The day has begun without a result in force: it is void (nothing settles, escrows go back).
+    error ClearingDayBegun(uint32 market, uint64 day);
     /// @notice The result is not better than the one in force: (DSO, TSO) welfare, compared in that order.
     error ClearingNotBetter(uint256 dsoValue, uint256 tsoValue, uint256 currentDsoValue, uint256 currentTsoValue);
     /// @notice Groups must come in strictly increasing order of offer digest.
@@ -381,7 +383,8 @@ contract ClearingCommitment is RoleGated {
 
     /**
      * @notice Close a result: the day's first result comes into force and the challenge window
-     * opens; a challenger's replaces the one in force if it is better, within the window.
+     * opens (before the day begins, or never: the day is then void); a challenger's replaces the
+     * one in force if it is better, within the window.
      * @param resultId The result (opened by the caller).
      */
     function close(uint64 resultId) external {
@@ -392,6 +395,9 @@ contract ClearingCommitment is RoleGated {
         if (replaced == 0) {
             // a challenger's result opened against one since voided cannot become the day's first
             _checkMarketRole(msg.sender, CLEARING_ROLE);
+            // sellers must know their activations before delivery: a day without a result in
+            // force when it begins is void, and its windows cannot run late (RT-9)
+            if (block.timestamp >= r.day) revert ClearingDayBegun(r.market, r.day);
             MarketRegistry.MarketParams memory m = markets.marketParams(r.market);
             d.challengeEnds = uint64(block.timestamp) + m.challengeWindowSeconds;
         } else {
