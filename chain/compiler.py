@@ -23,6 +23,10 @@ from .errors import ArtifactError, CompileError
 # The same settings as contracts/foundry.toml, so forge and this step build the same code.
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 20_000  # the contracts run far more often than they are deployed: optimise for calls
+# Source units compiled with fewer runs so that they fit EIP-170's 24,576 bytes (foundry.toml's
+# `compilation_restrictions` says the same): Settlement carries the market's settlement arithmetic
+# and its money checks in one contract; fewer runs cost it about 1% more gas per call.
+OPTIMIZER_RUNS_BY_UNIT = {"src/market/Settlement.sol": 1_000}
 REMAPPINGS = {"@openzeppelin/": "node_modules/@openzeppelin/", "@flexledger/": "contracts/src/"}
 BUILD_INFO = "build-info.json"
 
@@ -88,16 +92,19 @@ def gather_sources(src: Path | None = None) -> dict[str, str]:
     return dict(sorted(sources.items()))
 
 
-def standard_json_input(sources: dict[str, str]) -> dict[str, Any]:
+def standard_json_input(
+    sources: dict[str, str], runs: int = OPTIMIZER_RUNS, only: str | None = None
+) -> dict[str, Any]:
+    """The compiler input: every source, optimised for ``runs``; ``only`` limits the output to one unit."""
     return {
         "language": "Solidity",
         "sources": {unit: {"content": text} for unit, text in sources.items()},
         "settings": {
             "evmVersion": EVM_VERSION,
-            "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
+            "optimizer": {"enabled": True, "runs": runs},
             "metadata": {"bytecodeHash": "none", "appendCBOR": False},
             "outputSelection": {
-                "*": {
+                (only or "*"): {
                     "*": [
                         "abi",
                         "evm.bytecode.object",
@@ -110,10 +117,17 @@ def standard_json_input(sources: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def input_hash(compiler_version: str, standard_input: dict[str, Any]) -> str:
-    """A digest of everything that determines the bytecode: the compiler and its whole input."""
+def standard_json_inputs(sources: dict[str, str]) -> list[dict[str, Any]]:
+    """The inputs of one build: the default one, then one per unit with its own optimizer runs."""
+    return [standard_json_input(sources)] + [
+        standard_json_input(sources, runs, only=unit) for unit, runs in sorted(OPTIMIZER_RUNS_BY_UNIT.items())
+    ]
+
+
+def input_hash(compiler_version: str, standard_inputs: list[dict[str, Any]]) -> str:
+    """A digest of everything that determines the bytecode: the compiler and its whole inputs."""
     blob = json.dumps(
-        {"compiler": compiler_version, "input": standard_input}, sort_keys=True, separators=(",", ":")
+        {"compiler": compiler_version, "inputs": standard_inputs}, sort_keys=True, separators=(",", ":")
     )
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
@@ -149,10 +163,10 @@ def compile_contracts(src: Path | None = None) -> CompileResult:
     started = time.perf_counter()
     version = compiler_version()
     sources = gather_sources(src)
-    standard_input = standard_json_input(sources)
-    output = run_solc(standard_input)
-    problems = output.get("errors", [])
-    errors = [p["formattedMessage"] for p in problems if p.get("severity") == "error"]
+    standard_inputs = standard_json_inputs(sources)
+    outputs = [run_solc(standard_input) for standard_input in standard_inputs]
+    problems = outputs[0].get("errors", [])
+    errors = [p["formattedMessage"] for out in outputs for p in out.get("errors", []) if p.get("severity") == "error"]
     if errors:
         raise CompileError(errors)
     warnings = [
@@ -160,9 +174,12 @@ def compile_contracts(src: Path | None = None) -> CompileResult:
         for p in problems
         if p.get("severity") == "warning" and not p.get("sourceLocation", {}).get("file", "").startswith("@")
     ]
-    digest = input_hash(version, standard_input)
+    digest = input_hash(version, standard_inputs)
+    compiled_units: dict[str, dict[str, Any]] = dict(outputs[0].get("contracts", {}))
+    for out in outputs[1:]:  # a unit with its own runs replaces the default build of that unit
+        compiled_units.update({u: c for u, c in out.get("contracts", {}).items() if u in OPTIMIZER_RUNS_BY_UNIT})
     artifacts: dict[str, dict[str, Any]] = {}
-    for unit, contracts in output.get("contracts", {}).items():
+    for unit, contracts in compiled_units.items():
         if not unit.startswith("src/"):
             continue  # libraries' own artifacts are not ours to publish
         for name, compiled in contracts.items():
@@ -199,6 +216,7 @@ def write_artifacts(result: CompileResult, build: Path | None = None) -> list[Pa
         "sourceHash": result.source_hash,
         "evmVersion": EVM_VERSION,
         "optimizerRuns": OPTIMIZER_RUNS,
+        "optimizerRunsByUnit": OPTIMIZER_RUNS_BY_UNIT,
         "contracts": sorted(result.artifacts),
     }
     (build / BUILD_INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
@@ -207,7 +225,7 @@ def write_artifacts(result: CompileResult, build: Path | None = None) -> list[Pa
 
 def current_source_hash() -> str:
     """The hash the artifacts would carry if compiled now (no compiling needed)."""
-    return input_hash(compiler_version(), standard_json_input(gather_sources()))
+    return input_hash(compiler_version(), standard_json_inputs(gather_sources()))
 
 
 def check_fresh(build: Path | None = None) -> None:
