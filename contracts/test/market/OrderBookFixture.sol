@@ -64,6 +64,20 @@ abstract contract OrderBookFixture is GridZonesFixture {
         vm.prank(TSO);
         zones.addZone(1, buyer, 1_000_000); // zone 6
         asset1 = registerAndMap(owner, METER1, 5);
+        bondSellers();
+    }
+
+    uint256 internal constant STANDING_BOND = 1_000_000_000;
+
+    /// A seller without free bond does not sell: the fixture's sellers post one before offering
+    /// (override to post other bonds, or none).
+    function bondSellers() internal virtual {
+        address[4] memory sellers = [owner, owner2, owner3, aggregator];
+        for (uint256 i = 0; i < sellers.length; ++i) {
+            fundAndApprove(sellers[i], STANDING_BOND);
+            vm.prank(sellers[i]);
+            book.postBond(sellers[i], STANDING_BOND);
+        }
     }
 
     function registerAndMap(address who, address meter, uint32 zoneId) internal returns (uint64 id) {
