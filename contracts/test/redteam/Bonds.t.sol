@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {SettlementFixture} from "../market/SettlementFixture.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
+import {SettlementHandler} from "../market/SettlementInvariant.t.sol";
 
 /// Red team RT-1 and RT-2 (../shared/redteam/contracts/RedteamBonds.t.sol), turned into the
 /// defence: penalties are backed by the seller's bond. The settlement fixture's world, plus a
@@ -182,5 +183,170 @@ contract BondsTest is SettlementFixture {
 
     function min(uint256 a, uint256 b) internal pure returns (uint256) {
         return a < b ? a : b;
+    }
+}
+
+/// The settlement handler's actions, plus a seller's bond at random: announcing a withdrawal,
+/// withdrawing, settling by default, and long waits that let withdrawal notices end.
+contract BondHandler is SettlementHandler {
+    address[] internal bondSellers;
+    mapping(uint256 sale => address) public sellerOfSale;
+
+    constructor(Settlement s, address[] memory who, uint64[] memory ids, address[] memory sellers_)
+        SettlementHandler(s, who, ids)
+    {
+        bondSellers = sellers_;
+    }
+
+    function setSeller(uint256 sale, address seller) external {
+        require(msg.sender == deployer, "set-up only");
+        sellerOfSale[sale] = seller;
+    }
+
+    function saleCount() external view returns (uint256) {
+        return inputs.length;
+    }
+
+    /// Whether the sale is settled, and its record's uncovered penalty; whether it is final.
+    function saleState(uint256 i) external view returns (bool settled, uint256 uncovered, bool isFinal) {
+        settled = records[i].length != 0;
+        isFinal = finalised[i];
+        if (settled) {
+            Settlement.Line[] memory lines = abi.decode(records[i], (Settlement.Record)).lines;
+            for (uint256 k = 0; k < lines.length; ++k) {
+                uncovered += lines[k].uncovered;
+            }
+        }
+    }
+
+    /// A seller announces the withdrawal of part of its bond (or of all of it, or withdraws the announcement).
+    function announce(uint256 seed, uint256 share) external {
+        address s = bondSellers[seed % bondSellers.length];
+        uint256 amount = book.bondOf(s) * (share % 3) / 2; // none, half, all
+        vm.prank(s);
+        book.announceBondWithdrawal(amount);
+    }
+
+    /// A seller withdraws what it can try: its whole announced amount.
+    function withdrawBond(uint256 seed) external {
+        address s = bondSellers[seed % bondSellers.length];
+        uint256 w = book.bondWord(s);
+        uint256 amount = uint64(w >> 128);
+        if (amount > book.bondOf(s)) amount = book.bondOf(s);
+        vm.prank(s);
+        try book.withdrawBond(amount) {} catch {}
+    }
+
+    /// Settles by default the first sale not settled yet (too early or too late: it reverts).
+    function settleUnrevealed(uint256 seed) external {
+        (uint256 i, bool found) = next(seed, inputs.length, Want.UNSETTLED);
+        if (!found) return;
+        try settlement.settleUnrevealed(abi.decode(inputs[i], (Settlement.SettleIn))) returns (Settlement.Record memory r) {
+            records[i] = abi.encode(r);
+        } catch {}
+    }
+
+    /// Moves the clock by ten to forty days: withdrawal notices end.
+    function waitLong(uint256 seed) external {
+        vm.warp(block.timestamp + 10 days + seed % 30 days);
+    }
+}
+
+/// DESIGN (money safety): a seller's worst-case penalties are covered by its bond from the moment
+/// its awards are final until their settlements are. Over the settlement fixture's world (every
+/// award final), at random: settling, settling by default, disputing, finalising, withdrawing,
+/// announcing and withdrawing bonds, waiting. After every call, for each seller: the part of its
+/// bond that cannot leave now covers its pending worst-case penalties (a sale not settled yet but
+/// still settleable: its penalty if nothing was delivered; settled, not final: its uncovered
+/// penalty), up to the bond; and the lock is what its settled penalties need, within the bond.
+contract BondInvariantTest is SettlementFixture {
+    struct FuzzSelector {
+        address addr;
+        bytes4[] selectors;
+    }
+
+    BondHandler internal handler;
+    address[] internal sellers;
+    uint256[] internal worstCase; // per handler sale: its penalty if nothing was delivered
+
+    function setUp() public override {
+        super.setUp();
+        uint64[] memory touched = new uint64[](book.requestCount() - 1);
+        uint256 n;
+        for (uint64 r = 1; r <= book.requestCount(); ++r) {
+            if (r != R_M2) touched[n++] = r;
+        }
+        sellers = [owner, owner2];
+        address[] memory receivers = new address[](6);
+        (receivers[0], receivers[1], receivers[2], receivers[3], receivers[4], receivers[5]) =
+            (owner, owner2, DSO1, DSO2, TSO, buyer);
+        handler = new BondHandler(settlement, receivers, touched, sellers);
+        for (uint256 sale = 0; sale < sales.length; ++sale) {
+            if (sale == S_M2) continue;
+            uint256 i = handler.addSale(abi.encode(settleIn(sale)));
+            handler.setSeller(i, sellerOf(sale));
+            if (sale == S_DISP) handler.addDispute(i, abi.encode(disputeIn(S_DISP, 0)));
+            uint256 snapshot = vm.snapshotState();
+            vm.warp(WINDOW_CLOSES + 1);
+            Settlement.Record memory r = settlement.settleUnrevealed(settleIn(sale));
+            uint256 worst;
+            for (uint256 k = 0; k < r.lines.length; ++k) {
+                worst += r.lines[k].uncovered;
+            }
+            vm.revertToState(snapshot); // undoes everything since, storage of this contract too
+            worstCase.push(worst);
+        }
+    }
+
+    function targetContracts() public view returns (address[] memory t) {
+        t = new address[](1);
+        t[0] = address(handler);
+    }
+
+    function targetSelectors() public view returns (FuzzSelector[] memory t) {
+        bytes4[] memory actions = new bytes4[](10);
+        actions[0] = SettlementHandler.settle.selector;
+        actions[1] = SettlementHandler.finalise.selector;
+        actions[2] = SettlementHandler.dispute.selector;
+        actions[3] = SettlementHandler.withdraw.selector;
+        actions[4] = SettlementHandler.wait.selector;
+        actions[5] = BondHandler.announce.selector;
+        actions[6] = BondHandler.withdrawBond.selector;
+        actions[7] = BondHandler.settleUnrevealed.selector;
+        actions[8] = BondHandler.waitLong.selector;
+        actions[9] = SettlementHandler.finaliseMany.selector;
+        t = new FuzzSelector[](1);
+        t[0] = FuzzSelector({addr: address(handler), selectors: actions});
+    }
+
+    /// What of `s`'s bond could leave right now.
+    function canLeave(address s) internal view returns (uint256) {
+        uint256 w = book.bondWord(s);
+        uint256 ends = uint40(w >> 192);
+        if (ends == 0 || block.timestamp < ends) return 0;
+        uint256 free = book.bondOf(s) - book.bondLocked(s);
+        uint256 withdrawing = uint64(w >> 128);
+        return withdrawing < free ? withdrawing : free;
+    }
+
+    /// forge-config: default.invariant.runs = 10000
+    /// forge-config: default.invariant.depth = 10
+    function invariant_lockedBondCoversPendingWorstCasePenalties() public view {
+        uint256[2] memory pending;
+        uint256 count = handler.saleCount();
+        for (uint256 i = 0; i < count; ++i) {
+            (bool settled, uint256 uncovered, bool isFinal) = handler.saleState(i);
+            if (isFinal) continue;
+            uint256 p = settled ? uncovered : block.timestamp <= WINDOW_CLOSES + DISPUTE ? worstCase[i] : 0;
+            pending[handler.sellerOfSale(i) == owner ? 0 : 1] += p;
+        }
+        for (uint256 k = 0; k < 2; ++k) {
+            address s = sellers[k];
+            uint256 bond = book.bondOf(s);
+            uint256 stays = bond - canLeave(s);
+            assertTrue(stays >= (pending[k] < bond ? pending[k] : bond), "the bond that cannot leave covers what is pending");
+            uint256 exposure = settlement.exposureOf(s);
+            assertEq(book.bondLocked(s), exposure < bond ? exposure : bond, "the lock is the settled exposure, within the bond");
+        }
     }
 }
