@@ -333,7 +333,7 @@ def main() -> None:
         separator = read_domain(conn, oracle.address).separator()
         conn.request("evm_setAutomine", [False])
         conn.request("evm_setIntervalMining", [args.block_time])
-        broker = LocalBroker(folder / "broker")
+        broker = LocalBroker(folder / "broker", auth=False)  # anonymous benchmark clients
         url = broker.start().url
         db_url = f"sqlite:///{folder / 'oracle.db'}"
         env = {**os.environ, "FLEXLEDGER_RPC_URL": conn.rpc_url, "FLEXLEDGER_MANIFEST": str(manifest_path),

@@ -59,7 +59,7 @@ def broker_url() -> tuple[str, object | None]:
         return url, None
     from flexledger.broker import LocalBroker  # the embedded default
 
-    broker = LocalBroker(Path(tempfile.mkdtemp(prefix="flexledger-bench-broker-")))
+    broker = LocalBroker(Path(tempfile.mkdtemp(prefix="flexledger-bench-broker-")), auth=False)  # anonymous clients
     info = broker.start()
     return info.url, broker
 

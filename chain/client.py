@@ -164,14 +164,8 @@ class ContractClient:
     ) -> list[DecodedEvent]:
         """Every ``name`` event this contract emitted in the block range."""
         topic0 = "0x" + event_topic(self.CONTRACT, name).hex()
-        logs = self.conn.w3.eth.get_logs(
-            {
-                "address": self.address,
-                "fromBlock": from_block,
-                "toBlock": to_block,
-                "topics": [topic0, *(topics or [])],
-            }
-        )
+        logs = self.conn.get_logs({"address": self.address, "topics": [topic0, *(topics or [])]}, from_block,
+                                  to_block)
         return decode_logs(logs, {self.address.lower(): self.CONTRACT})
 
 

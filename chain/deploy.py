@@ -108,7 +108,7 @@ def deploy_all(
     ctx = DeployContext(deployer=signer.address, options=options or DeployOptions())
     manifest = Manifest(
         chain_id=conn.chain_id,
-        rpc_url=conn.rpc_url,
+        rpc_url=conn.display_url,
         deployer=signer.address,
         deployed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         compiler=info["compiler"],

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from flexledger.errors import FlexledgerError
+from flexledger.redaction import redact_url, scrub_urls
 
 
 class ChainError(FlexledgerError):
@@ -44,15 +45,15 @@ class RpcUnreachableError(ChainError):
     """Nothing answered JSON-RPC at the configured URL."""
 
     def __init__(self, url: str, reason: str = "") -> None:
-        detail = f": {reason}" if reason else ""
+        detail = f": {scrub_urls(reason, url)}" if reason else ""
         super().__init__(
-            f"no EVM node answers at {url}{detail}",
+            f"no EVM node answers at {redact_url(url)}{detail}",
             hint=(
                 "start the local chain with `flexledger node start`, or set FLEXLEDGER_RPC_URL "
                 "(or rpc_url in the config file) to a node that is running"
             ),
         )
-        self.url = url
+        self.url = redact_url(url)
 
 
 class NodeError(ChainError):
@@ -69,12 +70,25 @@ class ManifestChainMismatchError(ManifestError):
     def __init__(self, path: str, manifest_chain_id: int, node_chain_id: int, rpc_url: str) -> None:
         super().__init__(
             f"the manifest {path} is for chain id {manifest_chain_id}, "
-            f"but the node at {rpc_url} is chain id {node_chain_id}",
+            f"but the node at {redact_url(rpc_url)} is chain id {node_chain_id}",
             hint="point FLEXLEDGER_RPC_URL at the chain the manifest describes, "
             "or run `flexledger deploy` on this chain to write a new manifest",
         )
         self.manifest_chain_id = manifest_chain_id
         self.node_chain_id = node_chain_id
+
+
+class ManifestVerificationError(ManifestError):
+    """A manifest's contracts are not the compiled ones, or not wired to each other: nothing it names
+    can be trusted, so nothing is audited through it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "the manifest does not describe the market's contracts: " + "; ".join(problems),
+            hint="get the deployment's manifest from the market operator again (or `flexledger deploy` on a "
+            "development chain); compare each address with the chain's own records",
+        )
+        self.problems = problems
 
 
 class DevKeyRefusedError(ChainError):

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import requests
 
+from flexledger.private_files import private_dir
+from flexledger.redaction import child_environment
+
 from .errors import NodeError, RpcUnreachableError
 from .paths import foundry_tool
 
@@ -114,7 +117,7 @@ class LocalNode:
         if running is not None:
             return running
         anvil = foundry_tool("anvil")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         last_error = ""
         for attempt in range(5):
             port = self.port if attempt == 0 and port_is_free(self.port) else free_port()
@@ -144,7 +147,8 @@ class LocalNode:
             args += ["--block-time", str(self.block_time)]
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env=child_environment(),
             )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout

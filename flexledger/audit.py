@@ -65,6 +65,7 @@ def audit_clearing(
     progress: Callable[[str], None] | None = None, loaded: MarketDay | None = None,
 ) -> ClearingAudit:
     say = progress or (lambda _msg: None)
+    manifest.verify(conn)  # the operator's manifest is evidence to check, not a premise
     loaded = loaded or load_market_day(conn, manifest, market, day, time_limit=time_limit, progress=progress)
     inp = loaded.clearing
     say("re-running the clearing")

@@ -175,6 +175,7 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
 def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> SettlementAudit:
     """Recompute every settlement of the market day starting at ``day_start`` from public chain
     data, and follow its money; ``matches`` when every figure agrees."""
+    manifest.verify(conn)  # the operator's manifest is evidence to check, not a premise
     current, _ends, final = day_state(conn, manifest, market, day_start)
     audit = SettlementAudit(market, day_start, current)
     if current == 0:

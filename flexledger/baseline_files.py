@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flexledger.errors import FlexledgerError
+from flexledger.private_files import write_private
 
 from .rules.baselines import baseline_commitment
 from .settlement import Baseline
@@ -104,9 +105,11 @@ def save_baseline(baseline: BaselineFile, folder: Path, out: Path | None = None)
     if path.exists():
         raise BaselineFileError(f"{path} exists: its salt may be committed in an offer already",
                                 hint="choose another path with --out, or remove the file if no offer uses it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(baseline.to_json(), indent=1) + "\n")
-    path.chmod(0o600)  # the salt keeps the baseline secret until it is revealed
+    try:  # private from creation: the salt keeps the baseline secret until it is revealed
+        write_private(path, json.dumps(baseline.to_json(), indent=1) + "\n", exclusive=True)
+    except FileExistsError:  # made meanwhile by another process
+        raise BaselineFileError(f"{path} exists: its salt may be committed in an offer already",
+                                hint="choose another path with --out, or remove the file if no offer uses it") from None
     return path
 
 

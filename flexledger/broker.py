@@ -7,13 +7,21 @@ oracle's, the edge agents') are kept in ``<data dir>/broker-state`` (LevelDB): t
 and the QoS 1 messages accepted for them and not yet acknowledged survive a restart of the broker,
 its process killed included (not a power cut: the writes are not synced to disk), so an edge agent
 that forgot a reading on its PUBACK loses nothing. ``scripts/mqtt-broker.mjs`` explains how.
+
+It admits no anonymous client: each client is a user of ``<data dir>/broker-users.json`` (private
+to its owner) with a random password and the topics it may publish and subscribe to, and must
+connect under its user name as client id, so a session belongs to whoever holds the password
+(:class:`BrokerUsers`). The oracle's user is made on first use; meters and other services are
+added with ``flexledger broker user add``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import secrets
 import selectors
 import shutil
 import signal
@@ -22,11 +30,15 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypedDict
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .chain.node import process_alive
 from .chain.paths import node_modules, project_root
 from .config import Settings
 from .errors import ConfigurationError, FlexledgerError
+from .private_files import private_dir, write_private
+from .redaction import child_environment, redact_url
 
 DEFAULT_PORT = 1883
 HOST = "127.0.0.1"
@@ -35,6 +47,9 @@ BROKER_FILE = "broker.json"
 LOG_FILE = "broker.log"
 STATE_DIR = "broker-state"
 SCRIPT = Path("scripts") / "mqtt-broker.mjs"
+USERS_FILE = "broker-users.json"
+ORACLE_CREDENTIALS_FILE = "broker-oracle.json"
+READINGS_FILTER = "flexledger/v1/readings/+"
 
 
 class BrokerError(FlexledgerError):
@@ -81,7 +96,8 @@ def broker_command() -> list[str]:
 
 
 def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether an MQTT 3.1.1 broker at ``host:port`` accepts a CONNECT (clean session, no id)."""
+    """Whether an MQTT 3.1.1 broker at ``host:port`` answers a CONNECT (clean session, no id) with a
+    CONNACK; a refusal (the embedded broker refuses anonymous clients) is an answer too."""
     connect = bytes([0x10, 12, 0, 4, *b"MQTT", 4, 0x02, 0, 10, 0, 0])
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -95,7 +111,7 @@ def mqtt_answers(host: str, port: int, timeout: float = 1.0) -> bool:
             sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
     except OSError:
         return False
-    return connack[0] == 0x20 and connack[3] == 0
+    return connack[0] == 0x20
 
 
 def _port_is_free(port: int) -> bool:
@@ -111,13 +127,121 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-class LocalBroker:
-    """Starts, finds and stops the embedded broker that belongs to one data directory."""
+def with_credentials(url: str, username: str, password: str) -> str:
+    """``url`` carrying ``username`` and ``password`` (for the oracle's own connection; never printed)."""
+    parts = urlsplit(url)
+    host = parts.hostname or HOST
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
-    def __init__(self, data_dir: Path, *, port: int = DEFAULT_PORT, persist: bool = True) -> None:
+
+@dataclass(frozen=True)
+class BrokerUser:
+    """A client of the embedded broker: its name is also the only client id it may connect under."""
+
+    name: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+class BrokerUsers:
+    """``<data dir>/broker-users.json``: who may connect to the embedded broker, and to which topics.
+
+    Passwords are random 256-bit tokens, shown once when made; the file keeps a salted SHA-256.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if not self.path.is_file():
+            return {}
+        return dict(json.loads(self.path.read_text()).get("users", {}))
+
+    def _save(self, users: dict[str, dict[str, Any]]) -> None:
+        write_private(self.path, json.dumps({"users": users}, indent=1, sort_keys=True) + "\n")
+
+    def ensure(self) -> None:
+        if not self.path.is_file():
+            self._save({})
+
+    def add(self, name: str, *, publish: list[str] | tuple[str, ...] = (),
+            subscribe: list[str] | tuple[str, ...] = ()) -> str:
+        """Make (or remake, with a new password) the user ``name``; its password."""
+        if not name or any(c in name for c in "/+#:\0") or len(name) > 128:
+            raise ConfigurationError(f"{name!r} cannot be a broker user (it is its MQTT client id too)",
+                                     hint="use letters, digits, '-', '_' and '.'")
+        password = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        users = self._load()
+        users[name] = {"salt": salt.hex(), "hash": hashlib.sha256(salt + password.encode()).hexdigest(),
+                       "publish": list(publish), "subscribe": list(subscribe)}
+        self._save(users)
+        return password
+
+    def remove(self, name: str) -> bool:
+        users = self._load()
+        if users.pop(name, None) is None:
+            return False
+        self._save(users)
+        return True
+
+    def list(self) -> list[BrokerUser]:
+        return [BrokerUser(name, tuple(str(t) for t in u.get("publish", [])),
+                           tuple(str(t) for t in u.get("subscribe", [])))
+                for name, u in sorted(self._load().items())]
+
+
+def meter_user(meter: str, asset: int | None = None) -> BrokerUser:
+    """What an edge agent may do: publish its meter's readings (and its asset's order acknowledgements),
+    read its asset's orders; its name (and client id) is the agent's default ``flexledger-edge-<meter>``."""
+    meter = meter.lower()
+    publish = [f"flexledger/v1/readings/{meter}"]
+    subscribe: list[str] = []
+    if asset is not None:
+        publish.append(f"flexledger/v1/acks/{asset}")
+        subscribe.append(f"flexledger/v1/orders/{asset}")
+    return BrokerUser(f"flexledger-edge-{meter}", tuple(publish), tuple(subscribe))
+
+
+class LocalBroker:
+    """Starts, finds and stops the embedded broker that belongs to one data directory.
+
+    ``auth=False`` (tests and benchmarks that speak to the broker as anonymous clients) admits
+    anyone to every topic: never what the CLI runs.
+    """
+
+    def __init__(self, data_dir: Path, *, port: int = DEFAULT_PORT, persist: bool = True, auth: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
         self.persist = persist
+        self.auth = auth
+        self.users = BrokerUsers(self.data_dir / USERS_FILE)
+
+    def oracle_credentials(self) -> tuple[str, str]:
+        """The oracle's user name (its client id too) and password, made on first use: a random
+        per-install name, so no other install's oracle (nor a guess) names the same session."""
+        path = self.data_dir / ORACLE_CREDENTIALS_FILE
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("name") in {u.name for u in self.users.list()}:
+                return str(saved["name"]), str(saved["password"])
+        name = f"flexledger-oracle-{secrets.token_hex(6)}"
+        password = self.users.add(name, subscribe=[READINGS_FILTER])
+        write_private(path, json.dumps({"name": name, "password": password}) + "\n")
+        return name, password
+
+    def oracle_url(self, info: BrokerInfo) -> tuple[str, str]:
+        """The URL (with the oracle's credentials) and client id the oracle connects with."""
+        if not self.auth:
+            return info.url, "flexledger-oracle"
+        name, password = self.oracle_credentials()
+        return with_credentials(info.url, name, password), name
+
+    def client_url(self, info: BrokerInfo, user: BrokerUser) -> str:
+        """A URL with a new password for ``user`` (made or remade): for tests, the demo and scripts."""
+        password = self.users.add(user.name, publish=user.publish, subscribe=user.subscribe)
+        return with_credentials(info.url, user.name, password)
 
     @property
     def broker_file(self) -> Path:
@@ -151,7 +275,9 @@ class LocalBroker:
         if running is not None:
             return running
         command = broker_command()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
+        if self.auth:
+            self.users.ensure()
         last_error = ""
         for attempt in range(3):
             port = self.port if attempt == 0 and _port_is_free(self.port) else 0
@@ -166,13 +292,15 @@ class LocalBroker:
 
     def _spawn(self, command: list[str], port: int, timeout: float) -> BrokerInfo | str:
         persist = ["--persist", str(self.state_dir)] if self.persist else []
+        users = ["--users", str(self.users.path)] if self.auth else []
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                [*command, "--host", HOST, "--port", str(port), *persist],
+                [*command, "--host", HOST, "--port", str(port), *persist, *users],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=child_environment(),
             )
         assert proc.stdout is not None
         try:
@@ -255,10 +383,8 @@ def local_broker(settings: Settings) -> LocalBroker:
 def require_embedded_broker(settings: Settings) -> None:
     """:class:`ConfigurationError` when ``mqtt_url`` is configured: the embedded broker is not used then."""
     if settings.mqtt_url:
-        from .services import redact
-
         raise ConfigurationError(
-            f"a broker is configured (mqtt_url = {redact(settings.mqtt_url)}); the embedded broker is not used",
+            f"a broker is configured (mqtt_url = {redact_url(settings.mqtt_url)}); the embedded broker is not used",
             hint="unset FLEXLEDGER_MQTT_URL (or mqtt_url in the config file) to use the embedded broker",
         )
 
@@ -267,6 +393,10 @@ def broker_url(settings: Settings, *, start_local: bool = True) -> str:
     """The configured ``mqtt_url``; on the embedded default, the local broker's URL (started if needed)."""
     if settings.mqtt_url:
         return settings.mqtt_url
+    return _running_local(settings, start_local).url
+
+
+def _running_local(settings: Settings, start_local: bool) -> BrokerInfo:
     broker = local_broker(settings)
     info = broker.status()
     if info is None:
@@ -275,4 +405,38 @@ def broker_url(settings: Settings, *, start_local: bool = True) -> str:
                 "the embedded MQTT broker is not running", hint="start it with `flexledger broker start`"
             )
         info = broker.start()
-    return info.url
+    return info
+
+
+def oracle_broker(settings: Settings, *, start_local: bool = True) -> tuple[str, str]:
+    """The URL (credentials included: never print it, :func:`redact_url` it) and the client id the
+    oracle connects with: the configured broker's with ``mqtt_client_id`` (else a per-install random
+    id kept in the data directory), or the embedded broker's oracle user."""
+    if settings.mqtt_url:
+        return settings.mqtt_url, settings.mqtt_client_id or install_client_id(settings.data_dir)
+    return local_broker(settings).oracle_url(_running_local(settings, start_local))
+
+
+def install_client_id(data_dir: Path) -> str:
+    """``flexledger-oracle-<random>``, made once per data directory: the public fixed id let anyone
+    who could connect take the oracle's session over; the broker must still bind the id to the
+    oracle's user (Mosquitto: an ACL pattern or ``use_username_as_clientid``)."""
+    path = data_dir / "oracle-client-id"
+    if path.is_file():
+        return path.read_text().strip()
+    name = f"flexledger-oracle-{secrets.token_hex(6)}"
+    write_private(path, name + "\n")
+    return name
+
+
+class TlsFiles(TypedDict):
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
+def mqtt_tls(settings: Settings) -> TlsFiles:
+    """The oracle's TLS files from the settings, as keyword arguments of the consumer and the check."""
+    return {"ca_file": str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+            "cert_file": str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+            "key_file": str(settings.mqtt_key_file) if settings.mqtt_key_file else None}

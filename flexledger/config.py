@@ -2,8 +2,10 @@
 
 Sources, strongest first: arguments given in code or on the command line, environment
 variables (``FLEXLEDGER_*``), the TOML config file, then the defaults. The config file is
-``$FLEXLEDGER_CONFIG`` if set, else ``./flexledger.toml`` if present, else
-``~/.config/flexledger/config.toml`` if present.
+``$FLEXLEDGER_CONFIG`` (or ``flexledger --config``) if set, else
+``~/.config/flexledger/config.toml`` if present. A ``./flexledger.toml`` in the current folder is
+never read implicitly, and its presence unnamed is an error: a file in whatever folder a command
+runs from could otherwise redirect the RPC URL and the manifest without a word.
 
 The market's own parameters (ISP length, gate closure, windows...) are not configuration: they
 are read from the chain, so every party sees the same ones.
@@ -24,11 +26,15 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigurationError
+from .redaction import redact_url
 
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "flexledger"
+
+
+LOCAL_CONFIG = "flexledger.toml"
 
 
 def config_file() -> Path | None:
@@ -41,10 +47,14 @@ def config_file() -> Path | None:
                 hint="create the file or unset FLEXLEDGER_CONFIG",
             )
         return path
-    for candidate in (Path("flexledger.toml"), Path.home() / ".config" / "flexledger" / "config.toml"):
-        if candidate.is_file():
-            return candidate
-    return None
+    if Path(LOCAL_CONFIG).is_file():
+        raise ConfigurationError(
+            f"./{LOCAL_CONFIG} is in the current folder but not named: flexledger does not read a config file "
+            "from wherever it runs (it could point the RPC URL and the manifest elsewhere)",
+            hint=f"name it (`flexledger --config {LOCAL_CONFIG} ...` or FLEXLEDGER_CONFIG={LOCAL_CONFIG}), or move it away",
+        )
+    home = Path.home() / ".config" / "flexledger" / "config.toml"
+    return home if home.is_file() else None
 
 
 class Settings(BaseSettings):
@@ -62,6 +72,12 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None, description="mqtt:// or mqtts:// broker URL; unset = the embedded local broker."
     )
+    mqtt_client_id: str | None = Field(
+        default=None, description="The oracle's MQTT client id; unset = a random one per data directory."
+    )
+    mqtt_ca_file: Path | None = Field(default=None, description="CA certificate(s) of an mqtts:// broker.")
+    mqtt_cert_file: Path | None = Field(default=None, description="The oracle's TLS client certificate (PEM).")
+    mqtt_key_file: Path | None = Field(default=None, description="The key of the oracle's TLS client certificate.")
     manifest: Path | None = Field(default=None, description="Deployment manifest; unset = <data dir>/manifest.json.")
     keystore_dir: Path | None = Field(default=None, description="Encrypted keystores; unset = <data dir>/keys.")
     node_port: int = Field(default=8545, ge=1, le=65535, description="Preferred port of the local anvil.")
@@ -112,14 +128,18 @@ class Settings(BaseSettings):
         return self.keystore_dir or self.data_dir / "keys"
 
     def public(self) -> dict[str, Any]:
-        """What may be printed: every setting (none of them is a secret)."""
+        """What may be printed: every setting, each URL without its secrets (password, API key)."""
         return {
             "data_dir": str(self.data_dir),
-            "rpc_url": self.rpc_url or "(embedded anvil)",
-            "database_url": self.effective_database_url,
-            "mqtt_url": self.mqtt_url or "(embedded broker)",
+            "rpc_url": redact_url(self.rpc_url) if self.rpc_url else "(embedded anvil)",
+            "database_url": redact_url(self.effective_database_url),
+            "mqtt_url": redact_url(self.mqtt_url) if self.mqtt_url else "(embedded broker)",
+            "mqtt_client_id": self.mqtt_client_id or "(random per data directory)",
+            "mqtt_tls_files": ", ".join(str(f) for f in (self.mqtt_ca_file, self.mqtt_cert_file, self.mqtt_key_file)
+                                        if f) or "(none)",
             "manifest": str(self.manifest_path),
             "keystore_dir": str(self.keys_path),
+            "config_file": str(config_file() or "(none)"),
         }
 
 

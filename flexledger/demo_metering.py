@@ -29,7 +29,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from flexledger.broker import BrokerError, LocalBroker
+from flexledger.broker import BrokerError, BrokerUser, LocalBroker, meter_user
 from flexledger.chain.bindings import AssetRegistryClient, MeterOracleClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -38,9 +38,10 @@ from flexledger.config import Settings
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_due, proof_for
-from flexledger.oracle.consumer import OracleConsumer
+from flexledger.oracle.consumer import BrokerEndpoint, OracleConsumer
 from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import ChainMeters, Verifier
+from flexledger.redaction import redact_url
 from flexledger.times import iso
 from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.clock import AcceleratedClock
@@ -94,7 +95,7 @@ class ModbusGateways:
     """
 
     def __init__(self, meters: list[tuple[int, LocalAccount, int]], *, day: int, chain_id: int, oracle: str,
-                 broker_url: str, folder: Path, plan: DeliveryPlan) -> None:
+                 broker_url: Callable[[int, str], str], folder: Path, plan: DeliveryPlan) -> None:
         self.meters = meters
         # simulated time starts just under an ISP before the window's first boundary, so that an
         # agent whose thread starts late still takes that boundary as its first
@@ -126,7 +127,7 @@ state_dir = "state"
 [meter]
 private_key = "0x{bytes(meter.key).hex()}"  # a simulation: a real gateway names a keystore
 [broker]
-url = "{self.broker_url}"
+url = "{self.broker_url(asset, meter.address)}"
 [driver]
 kind = "modbus"
 host = "{where.host}"
@@ -184,22 +185,38 @@ def metering_step(
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     separator = read_domain(conn, oracle.address).separator()
     engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
+    # The embedded broker admits only its users, each under its own client id: the oracle, the
+    # simulated meters' publisher, and one user per Modbus gateway (what `flexledger broker user add`
+    # makes for a real one). A configured broker is used as its URL says.
     broker = None if settings.mqtt_url else LocalBroker(folder / "broker")
-    url = settings.mqtt_url or broker.start().url  # type: ignore[union-attr]
+    info = broker.start() if broker is not None else None
+    if broker is not None and info is not None:
+        url, oracle_id = broker.oracle_url(info)
+        meters_url = broker.client_url(info, BrokerUser("flexledger-demo-meters", ("flexledger/v1/readings/+",), ()))
+
+        def gateway_url(asset: int, meter: str) -> str:
+            return broker.client_url(info, meter_user(meter, asset))
+    else:
+        url, oracle_id, meters_url = settings.mqtt_url or "", "flexledger-demo-oracle", settings.mqtt_url or ""
+
+        def gateway_url(asset: int, meter: str) -> str:
+            return url
     meters_on_chain = ChainMeters(roles, assets)
     consumer = OracleConsumer(url, engine, Verifier(separator, meters_on_chain.problem,
                                                     prefetch=meters_on_chain.prefetch), market,
-                              client_id="flexledger-demo-oracle", clock=conn.latest_timestamp)
+                              client_id=oracle_id, clock=conn.latest_timestamp)
     consumer.start()
     if not consumer.wait_subscribed():
-        raise BrokerError(f"the oracle could not subscribe at {url}", hint="check the broker (flexledger broker status)")
+        raise BrokerError(f"the oracle could not subscribe at {redact_url(url)}",
+                          hint="check the broker (flexledger broker status)")
     domain = OracleDomain(conn.chain_id, oracle.address)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flexledger-demo-meters")
-    host, port = url.split("://")[1].rsplit(":", 1)
-    publisher.connect(host.split("@")[-1], int(port))
+    meters_endpoint = BrokerEndpoint.from_url(meters_url)
+    meters_endpoint.apply(publisher)
+    publisher.connect(meters_endpoint.host, meters_endpoint.port)
     publisher.loop_start()
     modbus, simulated = meters[:MODBUS_METERS], meters[MODBUS_METERS:]
-    gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=url,
+    gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=gateway_url,
                               folder=folder, plan=plan)
     disputed = plan.deliveries[plan.disputed] if plan.disputed is not None else None
     kept_original: SignedReading | None = None  # the disputed reading, as the prosumer's gateway keeps it

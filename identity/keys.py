@@ -48,7 +48,7 @@ def guard_key(address: str, conn: ChainConnection) -> None:
     if is_dev_key(address) and not conn.is_local_dev_chain():
         raise DevKeyRefusedError(
             f"{address} is a well-known development key (anyone can sign with it) and "
-            f"{conn.rpc_url} (chain id {conn.chain_id}) is not a local development chain",
+            f"{conn.display_url} (chain id {conn.chain_id}) is not a local development chain",
             hint="create a key with `flexledger identity new` and use its keystore instead",
         )
 

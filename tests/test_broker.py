@@ -23,6 +23,7 @@ from flexledger.broker import (
     broker_command,
     broker_url,
     mqtt_answers,
+    oracle_broker,
 )
 from flexledger.chain.node import free_port
 from flexledger.chain.paths import project_root
@@ -40,6 +41,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInfo]:
     broker.stop()
 
 
+def _login(client: mqtt.Client, info: BrokerInfo, client_id: str) -> None:
+    """Make the broker user ``client_id`` (the embedded broker admits only its users, under their name)."""
+    data_dir = Path(info.log_file).parent
+    password = LocalBroker(data_dir).users.add(client_id, publish=["flexledger/test/#"], subscribe=["flexledger/test/#"])
+    client.username_pw_set(client_id, password)
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -50,6 +58,7 @@ def _gone(pid: int) -> bool:
 
 def _client(info: BrokerInfo, client_id: str) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    _login(client, info, client_id)
     client.connect("127.0.0.1", info.port, keepalive=10)
     client.loop_start()
     return client
@@ -84,7 +93,8 @@ def test_a_qos1_message_goes_through(running: BrokerInfo) -> None:
 
 
 def test_check_broker_says_it_answers(running: BrokerInfo) -> None:
-    status = check_broker(running.url)
+    url, client_id = LocalBroker(Path(running.log_file).parent).oracle_url(running)
+    status = check_broker(url, client_id=client_id)
     assert status.ok, status.detail
     assert mqtt_answers("127.0.0.1", running.port)
 
@@ -135,7 +145,8 @@ def test_broker_url_starts_then_reuses_the_embedded_broker(tmp_path: Path) -> No
     settings = Settings(data_dir=tmp_path)
     url = broker_url(settings)
     try:
-        assert check_broker(url).ok
+        oracle_url, client_id = oracle_broker(settings)
+        assert check_broker(oracle_url, client_id=client_id).ok
         assert broker_url(settings) == url
     finally:
         assert LocalBroker(tmp_path).stop()
@@ -162,19 +173,21 @@ def test_missing_node_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert err.value.tool == "node"
 
 
-def _keeper(port: int, got: list[bytes]) -> mqtt.Client:
+def _keeper(info: BrokerInfo, got: list[bytes]) -> mqtt.Client:
     """A client with a persistent session (clean_session false, fixed id), as the oracle has."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-keeper", clean_session=False,
                          protocol=mqtt.MQTTv311)
+    _login(client, info, "test-keeper")
+    port = info.port
     client.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
     client.connect("127.0.0.1", port, keepalive=10)
     client.loop_start()
     return client
 
 
-def _subscribe_and_leave(port: int) -> None:
+def _subscribe_and_leave(info: BrokerInfo) -> None:
     subscribed = threading.Event()
-    keeper = _keeper(port, [])
+    keeper = _keeper(info, [])
     keeper.on_subscribe = lambda *_args: subscribed.set()
     keeper.subscribe("flexledger/test/#", qos=1)
     assert subscribed.wait(5)
@@ -192,7 +205,7 @@ def test_a_killed_broker_comes_back_on_its_port_with_what_it_accepted(tmp_path: 
     broker = LocalBroker(tmp_path, port=free_port())
     info = broker.start()
     try:
-        _subscribe_and_leave(info.port)
+        _subscribe_and_leave(info)
         publisher = _client(info, "test-pub")
         for n in range(20):
             sent = publisher.publish("flexledger/test/meter", str(n).encode(), qos=1)
@@ -204,7 +217,7 @@ def test_a_killed_broker_comes_back_on_its_port_with_what_it_accepted(tmp_path: 
         again = broker.start()
         assert again.port == info.port and again.pid != info.pid
         got: list[bytes] = []
-        keeper = _keeper(info.port, got)
+        keeper = _keeper(info, got)
         _wait_for(got, 20)
         time.sleep(0.2)
         keeper.disconnect()
@@ -229,7 +242,7 @@ def test_a_message_acknowledged_but_not_yet_queued_is_queued_at_the_next_start(t
     with a kill) is queued for the persistent sessions when it starts again, then crossed out."""
     broker = LocalBroker(tmp_path, port=free_port())
     info = broker.start()
-    _subscribe_and_leave(info.port)
+    _subscribe_and_leave(info)
     broker.stop()
     entry = {"topic": "flexledger/test/meter", "payload": "am91cm5hbGVk", "retain": False}  # "journaled"
     subprocess.run(["node", "--input-type=module", "-e", JOURNAL_ENTRY, str(broker.state_dir), json.dumps(entry)],
@@ -237,7 +250,7 @@ def test_a_message_acknowledged_but_not_yet_queued_is_queued_at_the_next_start(t
     info = broker.start()
     try:
         got: list[bytes] = []
-        keeper = _keeper(info.port, got)
+        keeper = _keeper(info, got)
         _wait_for(got, 1)
         keeper.disconnect()
         keeper.loop_stop()
@@ -247,7 +260,7 @@ def test_a_message_acknowledged_but_not_yet_queued_is_queued_at_the_next_start(t
     info = broker.start()  # crossed out: not queued a second time
     try:
         again: list[bytes] = []
-        keeper = _keeper(info.port, again)
+        keeper = _keeper(info, again)
         time.sleep(0.5)
         keeper.disconnect()
         keeper.loop_stop()
@@ -259,7 +272,7 @@ def test_a_message_acknowledged_but_not_yet_queued_is_queued_at_the_next_start(t
 def test_an_in_memory_broker_keeps_nothing(tmp_path: Path) -> None:
     broker = LocalBroker(tmp_path, port=free_port(), persist=False)
     info = broker.start()
-    _subscribe_and_leave(info.port)
+    _subscribe_and_leave(info)
     broker.stop()
     assert not broker.state_dir.exists()
 
@@ -308,3 +321,19 @@ def test_cli_with_a_configured_broker_says_the_embedded_one_is_unused(
     assert "secret" not in result.exception.message
     assert result.exception.hint is not None and "FLEXLEDGER_MQTT_URL" in result.exception.hint
     assert not (tmp_path / "broker.json").exists()
+
+
+def test_cli_broker_users(tmp_path: Path) -> None:
+    """Users are made, listed (never with their passwords) and removed; the file is private."""
+    made = _cli("user", "add-meter", "0x" + "AB" * 20, "--asset", "7", "--json", data_dir=tmp_path)
+    assert made.exit_code == 0, made.output
+    user = json.loads(made.stdout)
+    assert user["user"] == user["client_id"] == "flexledger-edge-0x" + "ab" * 20
+    assert user["publish"] == ["flexledger/v1/readings/0x" + "ab" * 20, "flexledger/v1/acks/7"]
+    assert user["subscribe"] == ["flexledger/v1/orders/7"] and len(user["password"]) >= 40
+    listed = _cli("user", "list", "--json", data_dir=tmp_path)
+    assert [u["user"] for u in json.loads(listed.stdout)] == [user["user"]]
+    assert user["password"] not in (tmp_path / "broker-users.json").read_text()
+    assert (tmp_path / "broker-users.json").stat().st_mode & 0o077 == 0
+    assert _cli("user", "add", "bad/name", data_dir=tmp_path).exit_code != 0
+    assert json.loads(_cli("user", "remove", user["user"], "--json", data_dir=tmp_path).stdout) == {"removed": True}

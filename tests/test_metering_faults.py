@@ -279,7 +279,7 @@ def _restart_mid_stream(tmp_path: Path, broker_url: str, restart: Callable[[], N
 
 
 def test_the_embedded_broker_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    broker = LocalBroker(tmp_path / "broker", port=free_port())
+    broker = LocalBroker(tmp_path / "broker", port=free_port(), auth=False)  # anonymous test clients
     info = broker.start()
 
     def kill_and_start() -> None:
@@ -378,7 +378,7 @@ def _offline_day(tmp_path: Path, broker_url: str) -> None:
 
 
 def test_an_agent_offline_for_a_day_delivers_it_all_in_order_once(tmp_path: Path) -> None:
-    broker = LocalBroker(tmp_path / "broker", port=free_port())
+    broker = LocalBroker(tmp_path / "broker", port=free_port(), auth=False)  # anonymous test clients
     try:
         _offline_day(tmp_path, broker.start().url)
     finally:
@@ -493,7 +493,7 @@ def _fuzz_through_the_consumer(tmp_path: Path, broker_url: str) -> None:
 
 
 def test_fuzzed_payloads_are_refused_counted_and_never_stop_the_oracle(tmp_path: Path) -> None:
-    broker = LocalBroker(tmp_path / "broker", port=free_port())
+    broker = LocalBroker(tmp_path / "broker", port=free_port(), auth=False)  # anonymous test clients
     try:
         _fuzz_through_the_consumer(tmp_path, broker.start().url)
     finally:

@@ -180,7 +180,7 @@ def test_the_consumer_keeps_each_reading_once_through_a_real_broker(world: World
     from flexledger.broker import LocalBroker
     from flexledger.oracle.consumer import OracleConsumer
 
-    broker = LocalBroker(tmp_path / "broker")
+    broker = LocalBroker(tmp_path / "broker", auth=False)  # anonymous test clients
     info = broker.start()
     consumer = OracleConsumer(info.url, world.engine, world.verifier, world.market, client_id="test-oracle")
     try:

@@ -68,7 +68,7 @@ def stored(db: str) -> int:
 
 
 def test_an_oracle_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    broker = LocalBroker(tmp_path / "broker")
+    broker = LocalBroker(tmp_path / "broker", auth=False)  # anonymous test clients
     url = broker.start().url
     db = f"sqlite:///{tmp_path / 'oracle.db'}"
     open_store(db)

@@ -72,8 +72,14 @@ app.command("deploy")(contracts.deploy_command)
 def root(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Local state folder (FLEXLEDGER_DATA_DIR)."),
     rpc_url: str | None = typer.Option(None, "--rpc-url", help="Chain JSON-RPC URL (FLEXLEDGER_RPC_URL)."),
+    config: Path | None = typer.Option(None, "--config", help="TOML config file (FLEXLEDGER_CONFIG); a "
+                                       "./flexledger.toml is read only when named."),
 ) -> None:
     """Global options, given before the command."""
+    import os
+
+    if config is not None:
+        os.environ["FLEXLEDGER_CONFIG"] = str(config)
     STATE.config_overrides = {"data_dir": data_dir, "rpc_url": rpc_url}
     STATE._settings = None
 
@@ -107,6 +113,7 @@ def show_config(
     json_: bool = JsonOption,
 ) -> None:
     """Show the effective configuration (and, with --check, whether its services answer)."""
+    from flexledger.broker import install_client_id, local_broker, mqtt_tls, oracle_broker
     from flexledger.services import check_broker, check_database
 
     settings = STATE.settings
@@ -114,16 +121,21 @@ def show_config(
     if check:
         statuses = [check_database(settings.effective_database_url)]
         if settings.mqtt_url:
-            statuses.append(check_broker(settings.mqtt_url))
+            statuses.append(check_broker(settings.mqtt_url, client_id=install_client_id(settings.data_dir)
+                                         if settings.mqtt_client_id is None else settings.mqtt_client_id,
+                                         **mqtt_tls(settings)))
+        elif local_broker(settings).status() is not None:  # the embedded broker, as the oracle uses it
+            url, client_id = oracle_broker(settings, start_local=False)
+            statuses.append(check_broker(url, client_id=client_id))
         out["services"] = [s.__dict__ for s in statuses]
     if json_:
         emit_json(out)
         return
     for k, v in settings.public().items():
-        console.print(f"{k:<13} {v}")
+        console.print(f"{k:<15} {v}")
     for s in out.get("services", []):  # type: ignore[attr-defined]
         colour = "green" if s["ok"] else "red"
-        console.print(f"[{colour}]{s['name']:<13} {'ok' if s['ok'] else 'FAILED'}[/] {s['url']} ({s['detail']})")
+        console.print(f"[{colour}]{s['name']:<15} {'ok' if s['ok'] else 'FAILED'}[/] {s['url']} ({s['detail']})")
 
 
 @app.command()
@@ -160,6 +172,13 @@ def main() -> None:
 
 
 def _fail(message: str, hint: str | None) -> None:
+    from flexledger.redaction import scrub_urls
+
+    # the one place every error passes: whatever a library put in its text, no configured secret leaves
+    configured = STATE._settings
+    urls = (configured.rpc_url, configured.database_url, configured.mqtt_url) if configured else ()
+    message = scrub_urls(message, *urls)
+    hint = scrub_urls(hint, *urls) if hint else hint
     if "--json" in sys.argv:
         emit_json({"error": message, "hint": hint})
     else:

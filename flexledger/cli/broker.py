@@ -7,7 +7,13 @@ from dataclasses import asdict
 
 import typer
 
-from flexledger.broker import DEFAULT_PORT, local_broker, require_embedded_broker
+from flexledger.broker import (
+    DEFAULT_PORT,
+    BrokerUser,
+    local_broker,
+    meter_user,
+    require_embedded_broker,
+)
 
 from .context import STATE
 from .output import JsonOption, console, emit_json
@@ -73,3 +79,78 @@ def status(json_: bool = JsonOption) -> None:
         emit_json({"running": True, **asdict(info)})
     else:
         console.print(f"embedded MQTT broker running at [bold]{info.url}[/] (pid {info.pid}, log {info.log_file})")
+
+
+user_app = typer.Typer(
+    help="Who may connect to the embedded broker: each client is a user with a random password, "
+    "connecting under its user name as client id, allowed only the topics given here. No anonymous "
+    "client is admitted. The oracle's user is made on its first run.",
+    no_args_is_help=True,
+)
+app.add_typer(user_app, name="user")
+
+
+def _show_new_user(user: BrokerUser, password: str, json_: bool) -> None:
+    if json_:
+        emit_json({"user": user.name, "client_id": user.name, "password": password,
+                   "publish": list(user.publish), "subscribe": list(user.subscribe)})
+        return
+    console.print(f"broker user [bold]{user.name}[/] (connect with this client id too)")
+    console.print(f"  publish:   {', '.join(user.publish) or '(nothing)'}")
+    console.print(f"  subscribe: {', '.join(user.subscribe) or '(nothing)'}")
+    console.print(f"  password:  {password}   (shown once; give it to the client, e.g. as [broker] password_env)")
+
+
+@user_app.command("add")
+def user_add(
+    name: str = typer.Argument(..., help="User name, also the only client id it may use."),
+    publish: list[str] = typer.Option([], "--publish", help="A topic filter it may publish to (repeatable)."),
+    subscribe: list[str] = typer.Option([], "--subscribe", help="A topic filter it may subscribe to (repeatable)."),
+    json_: bool = JsonOption,
+) -> None:
+    """Make a user (or give an existing one a new password and these topics)."""
+    settings = STATE.settings
+    require_embedded_broker(settings)
+    user = BrokerUser(name, tuple(publish), tuple(subscribe))
+    password = local_broker(settings).users.add(user.name, publish=user.publish, subscribe=user.subscribe)
+    _show_new_user(user, password, json_)
+
+
+@user_app.command("add-meter")
+def user_add_meter(
+    meter: str = typer.Argument(..., help="The meter's address (0x...)."),
+    asset: int | None = typer.Option(None, "--asset", help="Its asset: it may then read the asset's orders."),
+    json_: bool = JsonOption,
+) -> None:
+    """Make the user of an edge agent: flexledger-edge-<meter>, which may publish only its meter's
+    readings (and its asset's acknowledgements) and read only its asset's orders."""
+    settings = STATE.settings
+    require_embedded_broker(settings)
+    user = meter_user(meter, asset)
+    password = local_broker(settings).users.add(user.name, publish=user.publish, subscribe=user.subscribe)
+    _show_new_user(user, password, json_)
+
+
+@user_app.command("remove")
+def user_remove(name: str = typer.Argument(...), json_: bool = JsonOption) -> None:
+    """Remove a user: its next CONNECT is refused."""
+    settings = STATE.settings
+    require_embedded_broker(settings)
+    removed = local_broker(settings).users.remove(name)
+    if json_:
+        emit_json({"removed": removed})
+    else:
+        console.print(f"removed {name}" if removed else f"no user {name}")
+
+
+@user_app.command("list")
+def user_list(json_: bool = JsonOption) -> None:
+    """The users and their topics (never their passwords)."""
+    settings = STATE.settings
+    require_embedded_broker(settings)
+    users = local_broker(settings).users.list()
+    if json_:
+        emit_json([{"user": u.name, "publish": list(u.publish), "subscribe": list(u.subscribe)} for u in users])
+        return
+    for u in users:
+        console.print(f"{u.name}: publish {', '.join(u.publish) or '-'}; subscribe {', '.join(u.subscribe) or '-'}")

@@ -14,6 +14,8 @@ from flexledger.chain.transactions import Signer
 from flexledger.config import Settings, load_settings
 from flexledger.errors import ConfigurationError
 from flexledger.identity import keys
+from flexledger.private_files import private_dir
+from flexledger.redaction import redact_url
 
 
 @dataclass
@@ -27,6 +29,7 @@ class CliState:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(**self.config_overrides)
+            private_dir(self._settings.data_dir)  # household readings, keys, broker credentials
         return self._settings
 
 
@@ -40,7 +43,7 @@ def local_node(settings: Settings) -> LocalNode:
 def require_local(settings: Settings) -> None:
     if not settings.embedded_chain:
         raise ConfigurationError(
-            f"a remote chain is configured (rpc_url = {settings.rpc_url}); "
+            f"a remote chain is configured (rpc_url = {redact_url(settings.rpc_url or '')}); "
             "`flexledger node` manages only the embedded local node",
             hint="unset FLEXLEDGER_RPC_URL (or rpc_url in the config file) to use the local node",
         )

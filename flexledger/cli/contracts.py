@@ -10,6 +10,7 @@ from rich.table import Table
 from flexledger.chain import compiler
 from flexledger.chain import deploy as deployment
 from flexledger.chain.manifest import Manifest
+from flexledger.redaction import redact_url
 
 from .context import STATE, connect, load_signer
 from .output import JsonOption, console, emit_json
@@ -90,7 +91,7 @@ def _show(manifest: Manifest, json_: bool, *, note: str) -> None:
     if json_:
         emit_json(manifest.to_json())
         return
-    table = Table(title=f"flexledger contracts on chain {manifest.chain_id} ({manifest.rpc_url})")
+    table = Table(title=f"flexledger contracts on chain {manifest.chain_id} ({redact_url(manifest.rpc_url)})")
     table.add_column("contract")
     table.add_column("address")
     table.add_column("block", justify="right")

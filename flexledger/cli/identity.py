@@ -28,6 +28,7 @@ from flexledger.identity.did import did_for, parse_did, subject_address
 from flexledger.identity.resolver import DIDResolver, Resolution
 from flexledger.identity.roles import Role
 from flexledger.owners import suspend_uncredentialed_assets
+from flexledger.redaction import redact_url
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
@@ -101,7 +102,7 @@ def _chain_id_for_new_key(chain_id: int | None) -> int:
         return ChainConnection.connect(settings.rpc_url or "", timeout=settings.rpc_timeout).chain_id
     except RpcUnreachableError as exc:
         raise ConfigurationError(
-            f"cannot ask {settings.rpc_url} for its chain id: {exc.message}",
+            f"cannot ask {redact_url(settings.rpc_url or '')} for its chain id: {exc.message}",
             hint="pass --chain-id to create the key without the chain",
         ) from exc
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from flexledger.broker import broker_url
+from flexledger.broker import mqtt_tls, oracle_broker
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     MarketRegistryClient,
@@ -26,6 +26,7 @@ from flexledger.oracle.baselines import anchor_baselines, anchor_day_baselines
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.store import open_store
 from flexledger.oracle.verify import ChainMeters, Verifier
+from flexledger.redaction import redact_url
 from flexledger.rules.market import MarketParams
 from flexledger.times import iso, parse_time
 
@@ -65,18 +66,27 @@ def oracle_run(
     meters = ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry")))
     verifier = Verifier(read_domain(conn, oracle.address).separator(), meters.problem, isp_seconds=params.isp_seconds,
                         prefetch=meters.prefetch)
-    url = broker_url(settings)
+    url, client_id = oracle_broker(settings)
+    marker = settings.data_dir / f"oracle-session-{client_id}"
     # The later of the wall clock and the chain's: a quiet development chain's last block can lag
     # real time by hours (fresh readings would look like the future), and a chain moved ahead by
     # time travel is ahead of the wall clock.
-    consumer = OracleConsumer(url, engine, verifier, market, clock=lambda: max(int(time.time()), conn.latest_timestamp()))
+    try:
+        consumer = OracleConsumer(url, engine, verifier, market, client_id=client_id, expect_session=marker.exists(),
+                                  clock=lambda: max(int(time.time()), conn.latest_timestamp()), **mqtt_tls(settings))
+    except ValueError as exc:
+        raise ConfigurationError(f"the oracle's broker settings: {exc}",
+                                 hint="set FLEXLEDGER_MQTT_CA_FILE, _CERT_FILE and _KEY_FILE with an mqtts:// URL") from None
     consumer.start()
     if not consumer.wait_subscribed():
         consumer.stop()
-        raise ConfigurationError(f"the oracle could not subscribe at {url.split('@')[-1]}",
-                                 hint="check the broker (`flexledger broker status`) or FLEXLEDGER_MQTT_URL")
+        raise ConfigurationError(f"the oracle could not subscribe at {redact_url(url)} as {client_id}",
+                                 hint="check the broker's user, password, ACL and client id (`flexledger config "
+                                 "--check`; `flexledger broker status` for the embedded one)")
+    marker.touch()  # from now on a broker without this session has lost it: the consumer raises the alarm
     if not json_:
-        console.print(f"oracle {signer.address} keeping readings from {url.split('@')[-1]}; anchoring market {market}")
+        console.print(f"oracle {signer.address} keeping readings from {redact_url(url)} as {client_id}; "
+                      f"anchoring market {market}")
     anchored: list[int] = []
     baseline_days: set[int] = set()
     started, last = time.monotonic(), float("-inf")
@@ -108,9 +118,12 @@ def oracle_run(
     anchored += anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=params.isp_seconds,
                            grace=grace).anchored
     if json_:
-        emit_json({"outcomes": dict(consumer.outcomes), "anchored": anchored})
+        emit_json({"outcomes": dict(consumer.outcomes), "anchored": anchored, "sessions_lost": consumer.sessions_lost})
     else:
         console.print(f"stopped: {dict(consumer.outcomes)}; {len(anchored)} roots anchored")
+    if consumer.sessions_lost:
+        console.print(f"[bold red]ALARM:[/] the broker lost the oracle's persistent session {consumer.sessions_lost} "
+                      "time(s): readings it had queued for the oracle are gone")
 
 
 @app.command("baselines")
