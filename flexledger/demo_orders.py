@@ -130,7 +130,10 @@ def orders_step(
         owner_of_asset = {asset: str(owner.address) for asset, owner, _zone, _power in holdings}
         relays = [(a, [(owner_of_asset[s.offer.asset], s.offer) for s in signed[i * share:(i + 1) * share]])
                   for i, a in enumerate(aggregators)]
-        relays.append((Signer(portfolio.aggregator, conn), [(str(portfolio.aggregator.address), pooled_offer.offer)]))
+        # one Signer per account: two would each count its nonces (the bonds are sent without waiting)
+        pooler = next((a for a in aggregators if a.address == portfolio.aggregator.address),
+                      Signer(portfolio.aggregator, conn))
+        relays.append((pooler, [(str(portfolio.aggregator.address), pooled_offer.offer)]))
         bonds = bond_sellers(conn, manifest, authority, relays, params, console)
         task = progress.add_task("three aggregators relay them in batches of 200", total=len(signed))
         relayed = [relay_offers(book.with_signer(a), signed[i * share:(i + 1) * share],  # type: ignore[arg-type]
