@@ -106,9 +106,12 @@ def run(scenario: str) -> dict[str, object]:
             offer = Offer(1, asset, 0, start, isps, Direction.UP, 5_000, 10_000 + 10 * n, Mode.DIVISIBLE, 0,
                           BaselineMethod.COMMITTED, keccak(n.to_bytes(32, "big")), day + DAY, 1)
             signed.append(SignedOffer(offer, offer.sign(owner, domain_book)))
+        token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+        token.mint(owner.address, 10**9, sender=authority)  # a seller without free bond does not sell
+        token.approve(book.address, 10**9, sender=owner_signer)
+        book.post_bond(owner.address, 10**9, sender=owner_signer)
         relayed = relay_offers(book, signed, batch_size=200)
         assert relayed.accepted == OFFERS, [o.reason for o in relayed.skipped][:3]
-        token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
         buyer = tso if scenario == "tso_yellow" else dso
         token.mint(buyer.address, 10**15, sender=authority)
         token.approve(book.address, 2**256 - 1, sender=buyer)

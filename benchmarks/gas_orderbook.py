@@ -1,5 +1,5 @@
 """Gas of the order book: per offer relayed in batches of 50, 200 and 500 (each offer from a
-distinct asset, signed by its owner, relayed by an aggregator), for assets offering for the first
+distinct asset, signed by its owner, who holds a bond, relayed by an aggregator), for assets offering for the first
 time (their nonce slot is new) and on a later day (it exists); and per request posted, escrow
 transfer included.
 
@@ -68,6 +68,10 @@ def main() -> None:
             assets.map_assets(batch, [3] * len(batch), [10_000] * len(batch), [10_000] * len(batch), sender=dso)
         book = OrderBookClient(conn, manifest.address("OrderBook"), signer=aggregator)
         domain = read_domain(conn, book.address)
+        token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+        token.mint(owner.address, 10**9, sender=authority)  # a seller without free bond does not sell
+        token.approve(book.address, 10**9, sender=owner_signer)
+        book.post_bond(owner.address, 10**9, sender=owner_signer)
         day = params.day_start(conn.latest_timestamp()) + 2 * DAY
 
         def offers(assets_: list[int], nonce: int, start: int) -> list[SignedOffer]:
@@ -89,7 +93,6 @@ def main() -> None:
                 assert result.accepted == size, [o.reason for o in result.skipped][:3]
                 per_offer[f"batch_{size}_{label}"] = round(result.gas_used / size, 1)
 
-        token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
         token.mint(dso.address, 10**12, sender=authority)
         token.approve(book.address, 2**256 - 1, sender=dso)
         def post(start: int) -> int:

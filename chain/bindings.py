@@ -183,6 +183,12 @@ class AssetWordsClient(ContractClient):
     CONTRACT: ClassVar[str] = "AssetWords"
 
 
+class BondWordClient(ContractClient):
+    """Typed client of ``BondWord`` (src/market/BondWord.sol)."""
+
+    CONTRACT: ClassVar[str] = "BondWord"
+
+
 class ClearingCommitmentClient(ContractClient):
     """Typed client of ``ClearingCommitment`` (src/market/ClearingCommitment.sol)."""
 
@@ -695,6 +701,11 @@ class MarketRegistryClient(ContractClient):
         result: bool = self._call("isAligned(uint32,uint64)", market_id, t, block=block)
         return result
 
+    def longest_horizon(self, *, block: BlockId = "latest") -> int:
+        """``longestHorizon()`` (view)."""
+        result: int = self._call("longestHorizon()", block=block)
+        return result
+
     def market_count(self, *, block: BlockId = "latest") -> int:
         """``marketCount()`` (view)."""
         result: int = self._call("marketCount()", block=block)
@@ -708,6 +719,11 @@ class MarketRegistryClient(ContractClient):
     def set_dispatcher(self, market_id: int, new_dispatcher: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setDispatcher(uint32,address)`` (transaction)."""
         return self._transact("setDispatcher(uint32,address)", market_id, new_dispatcher, sender=sender, wait=wait, gas=gas)
+
+    def settlement_horizon(self, market_id: int, *, block: BlockId = "latest") -> int:
+        """``settlementHorizon(uint32)`` (view)."""
+        result: int = self._call("settlementHorizon(uint32)", market_id, block=block)
+        return result
 
 
 class MeterOracleClient(ContractClient):
@@ -858,6 +874,10 @@ class OrderBookClient(ContractClient):
         result: bytes = self._call("REQUEST_TAG()", block=block)
         return result
 
+    def announce_bond_withdrawal(self, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``announceBondWithdrawal(uint256)`` (transaction)."""
+        return self._transact("announceBondWithdrawal(uint256)", amount, sender=sender, wait=wait, gas=gas)
+
     def asset_nonce(self, asset_id: int, *, block: BlockId = "latest") -> int:
         """``assetNonce(uint64)`` (view)."""
         result: int = self._call("assetNonce(uint64)", asset_id, block=block)
@@ -873,9 +893,19 @@ class OrderBookClient(ContractClient):
         result: int = self._call("bondLocked(address)", seller, block=block)
         return result
 
+    def bond_notice_seconds(self, *, block: BlockId = "latest") -> int:
+        """``bondNoticeSeconds()`` (view)."""
+        result: int = self._call("bondNoticeSeconds()", block=block)
+        return result
+
     def bond_of(self, seller: str, *, block: BlockId = "latest") -> int:
         """``bondOf(address)`` (view)."""
         result: int = self._call("bondOf(address)", seller, block=block)
+        return result
+
+    def bond_word(self, seller: str, *, block: BlockId = "latest") -> int:
+        """``bondWord(address)`` (view)."""
+        result: int = self._call("bondWord(address)", seller, block=block)
         return result
 
     def book_digest(self, market: int, day_start: int, *, block: BlockId = "latest") -> bytes:
@@ -887,10 +917,9 @@ class OrderBookClient(ContractClient):
         """``cancelRequest(uint64)`` (transaction)."""
         return self._transact("cancelRequest(uint64)", request_id, sender=sender, wait=wait, gas=gas)
 
-    def clearing(self, *, block: BlockId = "latest") -> str:
-        """``clearing()`` (view)."""
-        result: str = self._call("clearing()", block=block)
-        return result
+    def clear_debt(self, seller: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``clearDebt(address)`` (transaction)."""
+        return self._transact("clearDebt(address)", seller, sender=sender, wait=wait, gas=gas)
 
     def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
         """``eip712Domain()`` (view)."""
@@ -925,11 +954,6 @@ class OrderBookClient(ContractClient):
     def offer_digest(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
         """``offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
         result: bytes = self._call("offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
-        return result
-
-    def pack_offer(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
-        """``packOffer((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
-        result: bytes = self._call("packOffer((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
         return result
 
     def portfolio_nonce(self, portfolio_id: int, *, block: BlockId = "latest") -> int:
@@ -971,10 +995,6 @@ class OrderBookClient(ContractClient):
     def set_bond_lock(self, seller: str, locked: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setBondLock(address,uint256)`` (transaction)."""
         return self._transact("setBondLock(address,uint256)", seller, locked, sender=sender, wait=wait, gas=gas)
-
-    def set_clearing(self, clearing_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``setClearing(address)`` (transaction)."""
-        return self._transact("setClearing(address)", clearing_contract, sender=sender, wait=wait, gas=gas)
 
     def set_settlement(self, settlement_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setSettlement(address)`` (transaction)."""
@@ -1156,6 +1176,10 @@ class SettlementClient(ContractClient):
         result: str = self._call("clearing()", block=block)
         return result
 
+    def collect_debt(self, seller: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``collectDebt(address)`` (transaction)."""
+        return self._transact("collectDebt(address)", seller, sender=sender, wait=wait, gas=gas)
+
     def debt_of(self, seller: str, *, block: BlockId = "latest") -> int:
         """``debtOf(address)`` (view)."""
         result: int = self._call("debtOf(address)", seller, block=block)
@@ -1194,6 +1218,15 @@ class SettlementClient(ContractClient):
         result: str = self._call("oracle()", block=block)
         return result
 
+    def owed_to(self, seller: str, buyer: str, *, block: BlockId = "latest") -> int:
+        """``owedTo(address,address)`` (view)."""
+        result: int = self._call("owedTo(address,address)", seller, buyer, block=block)
+        return result
+
+    def pay_debt(self, seller: str, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``payDebt(address,uint256)`` (transaction)."""
+        return self._transact("payDebt(address,uint256)", seller, amount, sender=sender, wait=wait, gas=gas)
+
     def pending_lines(self, request_id: int, *, block: BlockId = "latest") -> int:
         """``pendingLines(uint64)`` (view)."""
         result: int = self._call("pendingLines(uint64)", request_id, block=block)
@@ -1211,6 +1244,11 @@ class SettlementClient(ContractClient):
     def refunded(self, request_id: int, *, block: BlockId = "latest") -> bool:
         """``refunded(uint64)`` (view)."""
         result: bool = self._call("refunded(uint64)", request_id, block=block)
+        return result
+
+    def repaid_of(self, seller: str, *, block: BlockId = "latest") -> int:
+        """``repaidOf(address)`` (view)."""
+        result: int = self._call("repaidOf(address)", seller, block=block)
         return result
 
     def resettle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], measured: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -1318,6 +1356,7 @@ class SettlementTokenClient(ContractClient):
 CLIENTS: dict[str, type[ContractClient]] = {
     "AssetRegistry": AssetRegistryClient,
     "AssetWords": AssetWordsClient,
+    "BondWord": BondWordClient,
     "ClearingCommitment": ClearingCommitmentClient,
     "DIDRegistry": DIDRegistryClient,
     "DeliveryMeter": DeliveryMeterClient,

@@ -501,6 +501,23 @@ class ClearingChallengeWindowOpen(ContractCustomError):
         self.challenge_ends = values[2]
 
 
+class ClearingDayBegun(ContractCustomError):
+    """``ClearingDayBegun(uint32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingDayBegun"
+    SIGNATURE: ClassVar[str] = "ClearingDayBegun(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("204f62b1")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    day: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.day = values[1]
+
+
 class ClearingDayFinal(ContractCustomError):
     """``ClearingDayFinal(uint32,uint64)``, declared in ClearingCommitment."""
 
@@ -1895,19 +1912,19 @@ class OrderBookBondLocked(ContractCustomError):
         self.available = values[1]
 
 
-class OrderBookClearingAlreadySet(ContractCustomError):
-    """``OrderBookClearingAlreadySet(address)``, declared in OrderBook."""
+class OrderBookBondNotice(ContractCustomError):
+    """``OrderBookBondNotice(uint64)``, declared in OrderBook."""
 
-    NAME: ClassVar[str] = "OrderBookClearingAlreadySet"
-    SIGNATURE: ClassVar[str] = "OrderBookClearingAlreadySet(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("91da9584")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("clearing",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    clearing: str
+    NAME: ClassVar[str] = "OrderBookBondNotice"
+    SIGNATURE: ClassVar[str] = "OrderBookBondNotice(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f6c9bd3")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("notice_ends",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    notice_ends: int
 
     def __init__(self, *values: Any, **context: Any) -> None:
         super().__init__(*values, **context)
-        self.clearing = values[0]
+        self.notice_ends = values[0]
 
 
 class OrderBookEscrowExceeded(ContractCustomError):
@@ -2138,21 +2155,6 @@ class OrderBookNotBuyer(ContractCustomError):
         self.account = values[1]
 
 
-class OrderBookNotClearing(ContractCustomError):
-    """``OrderBookNotClearing(address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotClearing"
-    SIGNATURE: ClassVar[str] = "OrderBookNotClearing(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("05400fd9")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
 class OrderBookNotRelayer(ContractCustomError):
     """``OrderBookNotRelayer(address)``, declared in OrderBook."""
 
@@ -2245,6 +2247,27 @@ class OrderBookRequestNotOpen(ContractCustomError):
         self.request_id = values[0]
 
 
+class OrderBookSellerNotBonded(ContractCustomError):
+    """``OrderBookSellerNotBonded(address,uint256,bool,uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookSellerNotBonded"
+    SIGNATURE: ClassVar[str] = "OrderBookSellerNotBonded(address,uint256,bool,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f0082f6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("seller", "free", "indebted", "notice_ends")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256", "bool", "uint64")
+    seller: str
+    free: int
+    indebted: bool
+    notice_ends: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.seller = values[0]
+        self.free = values[1]
+        self.indebted = values[2]
+        self.notice_ends = values[3]
+
+
 class OrderBookSettlementAlreadySet(ContractCustomError):
     """``OrderBookSettlementAlreadySet(address)``, declared in OrderBook."""
 
@@ -2275,6 +2298,23 @@ class OrderBookStaleNonce(ContractCustomError):
         super().__init__(*values, **context)
         self.nonce = values[0]
         self.last_nonce = values[1]
+
+
+class OrderBookTooFarAhead(ContractCustomError):
+    """``OrderBookTooFarAhead(uint64,uint64)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookTooFarAhead"
+    SIGNATURE: ClassVar[str] = "OrderBookTooFarAhead(uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("973266f2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "day")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
+    start: int
+    day: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.start = values[0]
+        self.day = values[1]
 
 
 class OrderBookUnknownMarket(ContractCustomError):
@@ -2589,7 +2629,7 @@ class SafeCastOverflowedIntDowncast(ContractCustomError):
 
 
 class SafeCastOverflowedUintDowncast(ContractCustomError):
-    """``SafeCastOverflowedUintDowncast(uint8,uint256)``, declared in MarketAuthority."""
+    """``SafeCastOverflowedUintDowncast(uint8,uint256)``, declared in MarketAuthority, OrderBook."""
 
     NAME: ClassVar[str] = "SafeCastOverflowedUintDowncast"
     SIGNATURE: ClassVar[str] = "SafeCastOverflowedUintDowncast(uint8,uint256)"
@@ -2988,6 +3028,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     ClearingBlockViolated.SELECTOR: ClearingBlockViolated,
     ClearingChallengeWindowClosed.SELECTOR: ClearingChallengeWindowClosed,
     ClearingChallengeWindowOpen.SELECTOR: ClearingChallengeWindowOpen,
+    ClearingDayBegun.SELECTOR: ClearingDayBegun,
     ClearingDayFinal.SELECTOR: ClearingDayFinal,
     ClearingDirectionMismatch.SELECTOR: ClearingDirectionMismatch,
     ClearingIspOutsideOffer.SELECTOR: ClearingIspOutsideOffer,
@@ -3070,7 +3111,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookAssetInPortfolio.SELECTOR: OrderBookAssetInPortfolio,
     OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,
     OrderBookBondLocked.SELECTOR: OrderBookBondLocked,
-    OrderBookClearingAlreadySet.SELECTOR: OrderBookClearingAlreadySet,
+    OrderBookBondNotice.SELECTOR: OrderBookBondNotice,
     OrderBookEscrowExceeded.SELECTOR: OrderBookEscrowExceeded,
     OrderBookEscrowOverflow.SELECTOR: OrderBookEscrowOverflow,
     OrderBookInvalidBaseline.SELECTOR: OrderBookInvalidBaseline,
@@ -3085,15 +3126,16 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookMalformedOffer.SELECTOR: OrderBookMalformedOffer,
     OrderBookNotAuthority.SELECTOR: OrderBookNotAuthority,
     OrderBookNotBuyer.SELECTOR: OrderBookNotBuyer,
-    OrderBookNotClearing.SELECTOR: OrderBookNotClearing,
     OrderBookNotRelayer.SELECTOR: OrderBookNotRelayer,
     OrderBookNotSeller.SELECTOR: OrderBookNotSeller,
     OrderBookNotSettlement.SELECTOR: OrderBookNotSettlement,
     OrderBookNotSystemOperator.SELECTOR: OrderBookNotSystemOperator,
     OrderBookOfferExpired.SELECTOR: OrderBookOfferExpired,
     OrderBookRequestNotOpen.SELECTOR: OrderBookRequestNotOpen,
+    OrderBookSellerNotBonded.SELECTOR: OrderBookSellerNotBonded,
     OrderBookSettlementAlreadySet.SELECTOR: OrderBookSettlementAlreadySet,
     OrderBookStaleNonce.SELECTOR: OrderBookStaleNonce,
+    OrderBookTooFarAhead.SELECTOR: OrderBookTooFarAhead,
     OrderBookUnknownMarket.SELECTOR: OrderBookUnknownMarket,
     OrderBookUnknownPortfolio.SELECTOR: OrderBookUnknownPortfolio,
     OrderBookUnknownRequest.SELECTOR: OrderBookUnknownRequest,

@@ -26,7 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from flexledger.chain.bindings import OrderBookClient, SettlementClient, SettlementTokenClient
+from flexledger.chain.bindings import (
+    ClearingCommitmentClient,
+    OrderBookClient,
+    SettlementClient,
+    SettlementTokenClient,
+)
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.events import DecodedEvent
 from flexledger.chain.manifest import Manifest
@@ -143,6 +148,7 @@ class _Chain:
             record = Record.from_tuple(e.args["record"])
             self.records[record.key].append((_pos(e), record))
         self._bonds: dict[str, list[tuple[Position, int]]] = {}
+        self.drawn_at = {_pos(e) for e in self.drawn}  # draws for penalties: the bond paying, not leaving
 
     def bond_events(self, seller: str) -> list[tuple[Position, int]]:
         """The seller's bond changes in chain order (+ posted, - withdrawn or drawn)."""
@@ -175,7 +181,29 @@ def audit_money(inp: MoneyInputs) -> MoneyAudit:
     claims_of = _finalisations(inp, chain, party, out)
     _refunds(inp, chain, party, out, claims_of)
     _withdrawals(inp, chain, out)
+    _bonds_left_while_pending(inp, chain, out)
     return out
+
+
+def _bonds_left_while_pending(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
+    """DESIGN (money safety): a seller's bond covers its penalties from the moment its awards are
+    final until their settlements are. Flag every bond withdrawal of a seller of the day after
+    its result came into force and before the seller's last settlement of the day was final."""
+    clearing = ClearingCommitmentClient(inp.conn, inp.manifest.address("ClearingCommitment"))
+    closed = [_pos(e) for e in clearing.events("ResultClosed", topics=[_topic(inp.result_id)])]
+    if not closed:
+        return
+    final_at: dict[str, Position | None] = {}
+    finalised = {(int(f.args["resultId"]), bytes(f.args["offerDigest"])): _pos(f) for f in chain.finalised}
+    for key, record in inp.records.items():
+        at = finalised.get(key)
+        last = final_at.get(record.seller, (0, 0))
+        final_at[record.seller] = None if at is None or last is None else max(at, last)
+    for seller, until in sorted(final_at.items()):
+        for pos, amount in chain.bond_events(seller):
+            if amount < 0 and closed[0] < pos and (until is None or pos < until) and pos not in chain.drawn_at:
+                out.differences.append(f"seller {seller}: {-amount} of its bond left at block {pos[0]} while its "
+                                       "penalties of the day were pending")
 
 
 def _escrows(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], PartyMoney], out: MoneyAudit) -> None:

@@ -49,7 +49,7 @@ from .audit_money import MoneyInputs, PartyMoney, audit_money
 from .book import Book, read_book
 from .commitment import award_leaf, award_proofs, day_state
 from .rules.baselines import reveal_matches
-from .rules.market import DAY, MarketParams
+from .rules.market import MarketParams
 from .rules.orders import BaselineMethod
 from .rules.pair_tree import verify as verify_award_proof
 from .settlement_records import (
@@ -117,6 +117,7 @@ class _Day:
     request: Callable[[int], RequestInfo]
     cleared_price: Callable[[int, int, int, int], int]
     oracle: MeterOracleClient | None = None
+    final_at: int = 0  # when the day's result could be made final (DayState.challengeEnds); _load reads it
     slashes: dict[str, list[DecodedEvent]] = field(default_factory=dict)  # tx -> OracleSlashed of the market
     meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
     times: dict[int, int] = field(default_factory=dict)  # block -> timestamp (a batch settles many in one)
@@ -177,7 +178,7 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
                 read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
                 ReadingDisputesClient(conn, manifest.address("ReadingDisputes")).address, roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
                 AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing),
-                oracle, dict(slashes))
+                oracle, int(clearing.day_state(market, day_start)[1]), dict(slashes))
 
 
 def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> SettlementAudit:
@@ -495,7 +496,7 @@ def _check_dispute(day: _Day, call: SettlingCall, corrections: dict[tuple[int, i
 
 def _check_timing(day: _Day, call: SettlingCall, event: SettledEvent, previous: Record | None, at: int) -> list[str]:
     """Settled inside its window, and ``settledAt`` as the contract sets it (a dispute keeps it)."""
-    closes = day.day + DAY + day.params.dispute_window_seconds
+    closes = day.params.settlement_closes(day.day, day.final_at)
     record = event.record
     if call.dispute is not None:
         if previous is not None and record.settled_at != previous.settled_at:

@@ -48,7 +48,6 @@ from flexledger.identity.roles import Role
 from flexledger.times import iso
 
 from .demo_assets import ASSETS, assets_step
-from .demo_bonds import bonds_step
 from .demo_clearing import clearing_step
 from .demo_delivery import Behaviour, plan_delivery
 from .demo_dispatch import dispatch_step
@@ -141,7 +140,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         summary["dispatch"], activations = dispatch_step(
             conn, manifest, deployer, grid_info["market"], summary["clearing"]["result_id"], awards, kept,
             summary["grid"]["isp_seconds"], console)
-        summary["bonds"] = bonds_step(conn, manifest, deployer, accounts, grid_info["market"], plan, console)
+        summary["bonds"] = summary["orders"].pop("bonds")  # posted before the offers: a seller needs free bond
         folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-metering-"))
         try:
             metered = metering_step(conn, manifest, accounts, meters, grid_info["market"], grid_info["day"], folder,
@@ -226,7 +225,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                       f"{dispute['penalty_after'] / 100:,.2f} EUR; {dispute['faults']} fault counted against the "
                       "oracle (ReadingDisputes.faultsOf)")
     table.add_row("money", ", ".join(f"{name} paid {cents / 100:,.2f}" for name, cents in settled["paid"].items())
-                  + f" EUR net of penalties; the {summary['bonds']['prosumers']} awarded sellers received "
+                  + f" EUR net of penalties; of the {summary['bonds']['prosumers']} bonded sellers the awarded received "
                   f"{settled['prosumers'] / 100:,.2f} EUR; bond draws {settled['bond_draws'] / 100:,.2f} EUR "
                   f"(of {summary['bonds']['posted'] / 100:,.2f} posted), debts {settled['debts'] / 100:,.2f} EUR")
     table.add_row("settlement audit", f"the auditor's recomputation from public chain data: {settled['audit']}"

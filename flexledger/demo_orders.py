@@ -34,6 +34,7 @@ from flexledger.rules.orders import (
 from flexledger.settlement import Baseline
 from flexledger.times import iso
 
+from .demo_bonds import bond_sellers
 from .demo_households import KeptOffer, forecast_baseline
 from .demo_metering import MODBUS_METERS
 from .demo_portfolio import AGGREGATOR, Portfolio, form_portfolio, pick_members, portfolio_offer
@@ -86,6 +87,7 @@ def orders_step(
     book = OrderBookClient(conn, manifest.address("OrderBook"))
     domain = read_domain(conn, book.address)
     expiry = conn.latest_timestamp() + 2 * 86_400
+    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
 
     signed: list[SignedOffer] = []
     baselines: dict[Offer, Baseline] = {}
@@ -124,11 +126,19 @@ def orders_step(
 
         aggregators = [Signer(accounts[f"aggregator {i}"], conn) for i in (1, 2, 3)]
         share = -(-len(signed) // len(aggregators))
+        pooled_offer, baseline = portfolio_offer(portfolio, market, day, expiry, domain, rng)
+        owner_of_asset = {asset: str(owner.address) for asset, owner, _zone, _power in holdings}
+        relays = [(a, [(owner_of_asset[s.offer.asset], s.offer) for s in signed[i * share:(i + 1) * share]])
+                  for i, a in enumerate(aggregators)]
+        # one Signer per account: two would each count its nonces (the bonds are sent without waiting)
+        pooler = next((a for a in aggregators if a.address == portfolio.aggregator.address),
+                      Signer(portfolio.aggregator, conn))
+        relays.append((pooler, [(str(portfolio.aggregator.address), pooled_offer.offer)]))
+        bonds = bond_sellers(conn, manifest, authority, relays, params, console)
         task = progress.add_task("three aggregators relay them in batches of 200", total=len(signed))
         relayed = [relay_offers(book.with_signer(a), signed[i * share:(i + 1) * share],  # type: ignore[arg-type]
                                 progress=lambda n: progress.advance(task, n))
                    for i, a in enumerate(aggregators)]
-    pooled_offer, baseline = portfolio_offer(portfolio, market, day, expiry, domain, rng)
     baselines[pooled_offer.offer] = baseline
     own = relay_offers(book.with_signer(Signer(portfolio.aggregator, conn)), [pooled_offer])  # type: ignore[arg-type]
     _show_portfolio_offer(portfolio, pooled_offer.offer, own.accepted == 1, console)
@@ -144,7 +154,6 @@ def orders_step(
         console.print(f"  skipped {subject}: {o.reason.message if o.reason else '?'}")
 
     # requests: each DSO on two of its substations, the TSO in its whole area, money in escrow
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=authority)
     plans: list[tuple[str, RequestParams]] = []
     for name, subs in by_dso.items():
@@ -189,7 +198,7 @@ def orders_step(
                                         kind_of[o.asset], relayer[o]) for o in state.offers if o.asset}
     kept.update({state.digests[o]: KeptOffer(o, state.digests[o], baselines[o], portfolio.aggregator, "", 0, AGGREGATOR,
                                              portfolio.members) for o in state.offers if o.portfolio})
-    return {"offers_signed": offers, "accepted": accepted, "skipped": len(skipped), "replaced": len(state.accepted) - len(state.offers),
+    return {"bonds": bonds, "offers_signed": offers, "accepted": accepted, "skipped": len(skipped), "replaced": len(state.accepted) - len(state.offers),
             "offers_in_force": len(state.offers), "requests": len(state.requests), "escrow": escrowed,
             "gas_per_offer": round(offer_gas / offers), "gas_per_request": round(request_gas / len(plans)),
             "seconds": round(time.perf_counter() - started, 1),

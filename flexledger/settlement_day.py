@@ -39,7 +39,7 @@ from flexledger.oracle.store import ConflictingReading, StoredReading, session, 
 from .book import read_book
 from .commitment import AwardProof, award_proofs
 from .rules.baselines import reveal_matches
-from .rules.market import DAY, MarketParams
+from .rules.market import MarketParams
 from .rules.orders import BaselineMethod, Offer
 from .settlement import (
     Baseline,
@@ -123,6 +123,7 @@ class DayContext:
     settlement: SettlementClient
     clearing: ClearingCommitmentClient
     book: OrderBookClient
+    final_at: int  # when the day's result could be made final (DayState.challengeEnds)
     disputes: ReadingDisputesClient
 
     def calls(self, tx_hash: str, separator: bytes | None = None) -> list[SettlingCall]:
@@ -132,8 +133,8 @@ class DayContext:
 
     @property
     def closes_at(self) -> int:
-        """The end of the day's settlement window (the seller's, with its baseline)."""
-        return self.day_start + DAY + self.params.dispute_window_seconds
+        """The end of the day's settlement window (the seller's, with its baseline), from finality."""
+        return self.params.settlement_closes(self.day_start, self.final_at)
 
     @property
     def book_separator(self) -> bytes:
@@ -164,7 +165,7 @@ def day_context(conn: ChainConnection, manifest: Manifest, market: int, day_star
     params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     return DayContext(conn, manifest, market, day_start, params, current,
                       SettlementClient(conn, manifest.address("Settlement")), clearing,
-                      OrderBookClient(conn, manifest.address("OrderBook")),
+                      OrderBookClient(conn, manifest.address("OrderBook")), ends,
                       ReadingDisputesClient(conn, manifest.address("ReadingDisputes")))
 
 

@@ -162,6 +162,13 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     seller = owner
     portfolio_id = 0
     domain = read_domain(conn, book.address)
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    # a seller without free bond does not sell: the owner and the aggregator bond before they offer
+    for who in ((owner, keys.dev_accounts()[3]) if portfolio else (owner,)):
+        token.mint(who.address, 10**9, sender=deployer)
+        bonder = keys.signer(who, conn)
+        token.approve(book.address, 2**256 - 1, sender=bonder)
+        book.post_bond(who.address, BOND, sender=bonder)
     if portfolio:  # the owner's offers first; then the aggregator pools both assets and offers them as one
         assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers]).accepted == 2
         seller = keys.dev_accounts()[3]
@@ -177,13 +184,8 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
                         bytes(32) if standard else baseline_commitment(0, hour, baselines[0].net_wh, baselines[0].salt),
                         day + 86_400, 1)]
     assert relay_offers(book, [SignedOffer(o, o.sign(seller, domain)) for o in offers]).accepted == len(offers)
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
     token.mint(dso.address, 10**12, sender=deployer)
     token.approve(book.address, 2**256 - 1, sender=dso)
-    token.mint(seller.address, 10**9, sender=deployer)
-    owner_signer = keys.signer(seller, conn)
-    token.approve(book.address, 2**256 - 1, sender=owner_signer)
-    book.post_bond(seller.address, BOND, sender=owner_signer)
     request_id = book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE).as_tuple(),
                                    sender=dso).event("RequestPosted").args["requestId"]
 
@@ -206,7 +208,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     world = SettlementWorld(conn, manifest, params, market, day, hour, request_id, offers, baselines, list(measured),
-                            meter_keys, seller, owner_signer, dso, anyone, result_id, loaded, engine, verifier, clearing,
+                            meter_keys, seller, keys.signer(seller, conn), dso, anyone, result_id, loaded, engine, verifier, clearing,
                             SettlementClient(conn, manifest.address("Settlement")), token, book, ids, portfolio_id)
     for k, net in enumerate(measured):
         assert world.keep_reading(k, 1, net) == "stored"

@@ -170,3 +170,26 @@ def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_differenc
     misread_audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
     assert any(d.startswith(f"offer 0x{w.digests[0].hex()[:10]}: member {w.assets[0]}: the reading")
                for d in misread_audit.differences), misread_audit.differences
+
+
+def test_a_bond_that_left_while_penalties_were_pending_is_a_difference(world: SettlementWorld,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """RT-1 on altered data: a node that shows the seller withdrawing its bond after the result was in
+    force and before its settlements were final (the contract refuses it: OrderBookBondNotice)."""
+    from flexledger import audit_money
+
+    w = world
+    w.settle_all()
+    real = audit_money._Chain.bond_events
+
+    def withdrawn_early(self: Any, seller: str) -> list[tuple[tuple[int, int], int]]:
+        events = real(self, seller)
+        if seller.lower() == w.owner.address.lower():  # in the block of its first settlement
+            block, index = audit_money._pos(self.settled[0])
+            events = sorted([*events, ((block, index + 1), -1_000)])
+        return events
+
+    monkeypatch.setattr(audit_money._Chain, "bond_events", withdrawn_early)
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert not audit.matches
+    assert any("of its bond left" in d and "pending" in d for d in audit.differences), audit.differences

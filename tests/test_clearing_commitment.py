@@ -115,8 +115,11 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
         "late": offer(ids[4], 14_000, 9_000, start=hour + ISP),
         "south": offer(ids[5], 9_000, 7_000),  # perimeter 3: outside feeder 4's subtree
     }
-    assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers.values()]).accepted == 6
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    token.mint(owner.address, 10**9, sender=deployer)  # a seller without free bond does not sell
+    token.approve(book.address, 10**9, sender=owner_signer)
+    book.post_bond(owner.address, 10**9, sender=owner_signer)
+    assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers.values()]).accepted == 6
     for buyer in (dso1, tso):
         token.mint(buyer.address, 10**12, sender=deployer)
         token.approve(book.address, 2**256 - 1, sender=buyer)

@@ -226,6 +226,10 @@ def test_offer_request_and_book_commands(
             return tmp_path / f"signed-{power}.json"
 
         good = offer("3000")
+        refused = json.loads(cli("offer", "submit", str(good), "--json").stdout)
+        assert refused["accepted"] == 0  # a seller without free bond does not sell
+        cli("bond", "post", "100000")
+        assert json.loads(cli("bond", "show", me, "--json").stdout)["may_sell"] is True
         submitted = json.loads(cli("offer", "submit", str(good), "--json").stdout)
         assert submitted["accepted"] == 1 and submitted["offers"][0]["nonce"] == 1
         # the printed typed data signed by an ordinary wallet library (ethers), then relayed

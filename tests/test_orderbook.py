@@ -36,16 +36,19 @@ from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
     ASSET_ACTIVE,
     BaselineMethod,
+    BondState,
     Mode,
     Offer,
     RequestParams,
     SubjectTerms,
+    bond_problem,
     max_exposure,
     offer_problem,
     recover_signer,
 )
 
 FOREVER = 2**64 - 1
+SELLER_BOND = 1_000_000
 
 
 @dataclass
@@ -114,6 +117,10 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     for who in (dso1, tso, aggregator):
         token.mint(who.address, 10_000_000, sender=deployer)
     token.approve(book.address, 2**256 - 1, sender=dso1)
+    for seller in (owner_signer, owner2_signer):  # a seller without free bond does not sell
+        token.mint(seller.address, SELLER_BOND, sender=deployer)
+        token.approve(book.address, SELLER_BOND, sender=seller)
+        book.post_bond(seller.address, SELLER_BOND, sender=seller)
     day = params.day_start(conn.latest_timestamp()) + 2 * 86_400
     return World(conn, book, assets, token, read_domain(conn, book.address), params, market, day, deployer, tso,
                  dso1, dso2, aggregator, owner, owner2, ids[0], ids[1], ids[2])
@@ -134,7 +141,8 @@ def test_an_offer_signed_by_ethers_from_the_printed_typed_data_is_accepted(
     assert world.book.asset_nonce(world.active) == 1
     book = read_book(world.book, world.market, world.day)
     assert book.offers == [offer]
-    assert bytes(world.book.pack_offer(offer.as_tuple())) == offer.pack()  # the event's packing, both sides
+    accepted = world.book.events("OfferAccepted")[-1]
+    assert bytes(accepted.args["offer"]) == offer.pack()  # the event's packing, both sides
 
 
 def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[str | None]:
@@ -150,11 +158,12 @@ def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[st
         if o.asset and not o.portfolio:
             owner, _zone, status, in_portfolio, up, down = world.assets.offer_terms(o.asset)
             last = nonces.get(o.asset, world.book.asset_nonce(o.asset))
-            terms = SubjectTerms(owner, status, in_portfolio, up, down, last)
+            terms = SubjectTerms(owner, status, in_portfolio, up, down, last, BondState.from_word(world.book.bond_word(owner)))
         elif o.portfolio and not o.asset:
             aggregator, _zone, up, down = world.assets.portfolio_terms(o.portfolio)
             last = nonces.get(-o.portfolio, world.book.portfolio_nonce(o.portfolio))
             terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last,
+                                 BondState.from_word(world.book.bond_word(aggregator)),
                                  seller_credentialed=RoleRegistryClient(world.conn, world.book.role_registry())
                                  .has_market_role(aggregator, Role.AGGREGATOR.id))
         problem = offer_problem(o, signer=signer, relayer=relayer.address,
@@ -186,6 +195,7 @@ def test_each_bad_offer_is_skipped_with_its_reason_and_the_mirror_agrees(world: 
         "OrderBookUnknownMarket": world.signed(world.offer(nonce=6, market=99)),
         "OrderBookInvalidSubject": world.signed(world.offer(nonce=6, portfolio=1)),
         "OrderBookStaleNonce": world.signed(world.offer(nonce=4)),  # older than the good one before it
+        "OrderBookTooFarAhead": world.signed(world.offer(nonce=6, start=world.day + 30 * 86_400 + 40 * 900)),
     }
     suspended = world.signed(world.offer(nonce=1, asset=world.suspended))
     zero_power = world.signed(world.offer(nonce=6, power_w=0))
@@ -234,7 +244,7 @@ def test_requests_escrow_and_cancel(world: World) -> None:
     tx = book.post_request(request.as_tuple(), sender=world.dso1)
     request_id = tx.event("RequestPosted").args["requestId"]
     assert tx.event("RequestPosted").args["escrow"] == escrow
-    assert token.balance_of(world.dso1.address) == before - escrow and token.balance_of(book.address) == escrow
+    assert token.balance_of(world.dso1.address) == before - escrow and token.balance_of(book.address) == escrow + 2 * SELLER_BOND
     odd = world.request(power_w=1, isps=1, max_price=1)  # 1 W for 15 minutes at 0.01 per MWh: rounded up to 1
     assert book.post_request(odd.as_tuple(), sender=world.dso1).event("RequestPosted").args["escrow"] == 1
     with pytest.raises(revert_errors.OrderBookNotBuyer):
@@ -285,27 +295,32 @@ def test_a_request_paid_with_a_permit(world: World) -> None:
     deadline = world.conn.latest_timestamp() + 3600
     v, r, s = sign_permit(token, keys.dev_accounts()[1], book.address, escrow, deadline)
     tx = book.post_request_with_permit(request.as_tuple(), deadline, v, r, s, sender=tso)
-    assert tx.event("RequestPosted").args["escrow"] == escrow == token.balance_of(book.address)
+    assert tx.event("RequestPosted").args["escrow"] == escrow == token.balance_of(book.address) - 2 * SELLER_BOND
 
 
-def test_bonds(world: World) -> None:
-    book, token = world.book, world.token
+def test_bonds_leave_only_after_a_notice(world: World) -> None:
+    book, token, conn = world.book, world.token, world.conn
+    aggregator = world.aggregator.address
     token.approve(book.address, 1000, sender=world.aggregator)
-    book.post_bond(world.aggregator.address, 1000, sender=world.aggregator)
-    assert book.bond_of(world.aggregator.address) == 1000
-    with pytest.raises(revert_errors.OrderBookNotAuthority):
-        book.set_clearing(world.dso1.address, sender=world.dso1)
-    book.set_clearing(world.dso1.address, sender=world.deployer)  # a stand-in for the clearing contract
-    with pytest.raises(revert_errors.OrderBookClearingAlreadySet):
-        book.set_clearing(world.dso2.address, sender=world.deployer)
-    with pytest.raises(revert_errors.OrderBookNotClearing):
-        book.set_bond_lock(world.aggregator.address, 600, sender=world.dso2)
-    book.set_bond_lock(world.aggregator.address, 600, sender=world.dso1)
+    book.post_bond(aggregator, 1000, sender=world.aggregator)
+    assert book.bond_of(aggregator) == 1000
+    with pytest.raises(revert_errors.OrderBookBondNotice):
+        book.withdraw_bond(400, sender=world.aggregator)  # no notice given
+    book.announce_bond_withdrawal(400, sender=world.aggregator)
+    bond = BondState.from_word(book.bond_word(aggregator))
+    assert bond.withdrawing == 400 and bond.notice_ends == conn.latest_timestamp() + book.bond_notice_seconds()
+    assert bond_problem(bond) == "OrderBookSellerNotBonded"  # it sells nothing meanwhile
+    with pytest.raises(revert_errors.OrderBookBondNotice):
+        book.withdraw_bond(400, sender=world.aggregator)
+    with pytest.raises(revert_errors.OrderBookNotSettlement):
+        book.set_bond_lock(aggregator, 600, sender=world.dso2)
+    conn.set_next_block_timestamp(bond.notice_ends)
+    conn.mine()
     with pytest.raises(revert_errors.OrderBookBondLocked) as err:
-        book.withdraw_bond(500, sender=world.aggregator)  # would leave the awarded offers uncovered
+        book.withdraw_bond(401, sender=world.aggregator)  # only what was announced
     assert err.value.available == 400
     book.withdraw_bond(400, sender=world.aggregator)
-    assert book.bond_of(world.aggregator.address) == 600 and token.balance_of(book.address) == 600
+    assert book.bond_of(aggregator) == 600 and BondState.from_word(book.bond_word(aggregator)).notice_ends == 0
 
 
 offer_changes = st.fixed_dictionaries({}, optional={

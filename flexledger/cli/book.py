@@ -37,11 +37,13 @@ from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
     BaselineMethod,
+    BondState,
     Mode,
     Offer,
     Product,
     Purpose,
     RequestParams,
+    bond_problem,
     max_exposure,
 )
 from flexledger.times import iso, parse_time
@@ -344,9 +346,24 @@ def bond_post(
     console.print(f"bond of {who}: {book.bond_of(who) / 100:,.2f}")
 
 
+@bond_app.command("announce")
+def bond_announce(amount: int = typer.Argument(..., help="Token base units to withdraw (0 withdraws the announcement)."),
+                  key: Path | None = KeyOption) -> None:
+    """Announce a bond withdrawal: it may leave once the notice is over; you sell nothing meanwhile."""
+    book = _book(key)
+    assert book.signer is not None
+    book.announce_bond_withdrawal(amount)
+    bond = BondState.from_word(book.bond_word(book.signer.address))
+    if amount == 0:
+        console.print("announcement withdrawn: you may sell again")
+    else:
+        console.print(f"{amount / 100:,.2f} may leave from {iso(bond.notice_ends)} (the notice outlasts every "
+                      "settlement of your earlier offers); until then it still pays penalties")
+
+
 @bond_app.command("withdraw")
 def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), key: Path | None = KeyOption) -> None:
-    """Withdraw from your bond what awarded offers do not need."""
+    """Withdraw announced bond once its notice is over, as far as settlements not yet final do not lock it."""
     book = _book(key)
     book.withdraw_bond(amount)
     assert book.signer is not None
@@ -355,13 +372,17 @@ def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), k
 
 @bond_app.command("show")
 def bond_show(seller: str = typer.Argument(..., help="The seller's address."), json_: bool = JsonOption) -> None:
-    """A seller's bond and the part locked for awarded offers."""
+    """A seller's bond: the part locked for settlements not yet final, a withdrawal notice, debt."""
     book = _book(sign=False)
-    bond, locked = book.bond_of(seller), book.bond_locked(seller)
+    bond = BondState.from_word(book.bond_word(seller))
+    sells = bond_problem(bond) is None
     if json_:
-        emit_json({"seller": seller, "bond": bond, "locked": locked})
+        emit_json({"seller": seller, "bond": bond.amount, "locked": bond.locked, "withdrawing": bond.withdrawing,
+                   "notice_ends": bond.notice_ends, "indebted": bond.indebted, "may_sell": sells})
     else:
-        console.print(f"bond {bond / 100:,.2f}, locked {locked / 100:,.2f}")
+        notice = f", {bond.withdrawing / 100:,.2f} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
+        console.print(f"bond {bond.amount / 100:,.2f}, locked {bond.locked / 100:,.2f}{notice}"
+                      f"{', owes penalties' if bond.indebted else ''}; {'may sell' if sells else 'may not sell'}")
 
 
 # ----------------------------------------------------------------------------------- token

@@ -55,6 +55,20 @@ class MarketParams:
         closure (a day-ahead market: every ISP of a day closes at once)."""
         return max(self.day_start(isp_start) - self.gate_closure_seconds, 0)
 
+    def settlement_closes(self, day_start: int, final_at: int) -> int:
+        """The end of a market day's settlement window: a dispute window after the later of the
+        day's end and the moment its result could be made final (``DayState.challengeEnds``).
+        DESIGN: a window that costs a party money starts when that party could act (RT-9)."""
+        return max(day_start + DAY, final_at) + self.dispute_window_seconds
+
+    @property
+    def settlement_horizon(self) -> int:
+        """Seconds from a day's start to the last second any settlement of it may be made or
+        disputed (MarketRegistry.settlementHorizon): its first result is in force before the day
+        (or the day is void) and final a challenge window later; the settlement window, the
+        default settlement's and its dispute window follow."""
+        return max(DAY, self.challenge_window_seconds) + 3 * self.dispute_window_seconds
+
     def day_start(self, t: int) -> int:
         """The first second of the market day that holds ``t``."""
         if t < self.day_offset_seconds:

@@ -9,7 +9,10 @@ offer with, or None when it accepts it.
 - A request's escrow is its maximum exposure, rounded up: ``ceil(power * isps * isp_seconds *
   max_price / 3.6e9)``.
 - A window starts on an ISP boundary, lies within one market day, and is open until its market
-  day's gate closure (``day_start >= now + gate_closure_seconds``).
+  day's gate closure (``day_start >= now + gate_closure_seconds``); its day starts at most
+  ``MAX_ADVANCE_SECONDS`` (30 days) ahead, which bounds how long an offer can cost its seller.
+- A seller sells only with free bond (beyond what settlements lock), no debt, and no withdrawal
+  notice running (:func:`bond_problem`); the bond is one word on chain (:class:`BondState`).
 - Offer nonces are per asset (or portfolio) and strictly increasing; a newer offer for the same
   asset, window and direction replaces the older one in the book.
 - Utilisation modes: ``DIVISIBLE`` takes any amount (minimum 0), ``MIN_QUANTITY`` 0 or at least
@@ -222,6 +225,43 @@ def recover_signer(offer: Offer, domain: Eip712Domain, signature: bytes) -> str 
     return recover_strict(offer.digest(domain.separator()), signature)
 
 
+MAX_ADVANCE_SECONDS = 30 * DAY  # OrderBook.MAX_ADVANCE_SECONDS
+
+
+@dataclass(frozen=True)
+class BondState:
+    """A seller's bond as ``OrderBook.bondWord`` packs it (contracts/src/market/BondWord.sol)."""
+
+    amount: int
+    locked: int  # held for penalties of settlements not yet final
+    withdrawing: int  # under withdrawal notice (still drawn for penalties until it leaves)
+    notice_ends: int  # 0: no notice
+    indebted: bool  # owes a penalty its bond could not pay
+
+    @classmethod
+    def from_word(cls, word: int) -> BondState:
+        mask = (1 << 64) - 1
+        return cls(word & mask, (word >> 64) & mask, (word >> 128) & mask, (word >> 192) & ((1 << 40) - 1),
+                   bool(word >> 255))
+
+    @property
+    def free(self) -> int:
+        return self.amount - self.locked
+
+    def withdrawable(self, now: int) -> int:
+        """What could leave at ``now``: the announced part, once its notice is over, that no settlement locks."""
+        if self.notice_ends == 0 or now < self.notice_ends:
+            return 0
+        return min(self.withdrawing, self.free)
+
+
+def bond_problem(bond: BondState) -> str | None:
+    """DESIGN: a seller with debt, no free bond, or a bond under withdrawal notice does not sell."""
+    if bond.indebted or bond.notice_ends != 0 or bond.amount <= bond.locked:
+        return "OrderBookSellerNotBonded"
+    return None
+
+
 def window_problem(start: int, isps: int, params: MarketParams, now: int) -> str | None:
     """Why a window cannot be traded now (the contract's error name), or None."""
     if start % params.isp_seconds:
@@ -231,6 +271,8 @@ def window_problem(start: int, isps: int, params: MarketParams, now: int) -> str
     day = params.day_start(start)
     if now + params.gate_closure_seconds > day:
         return "OrderBookAfterGateClosure"
+    if day > now + MAX_ADVANCE_SECONDS:
+        return "OrderBookTooFarAhead"
     if isps == 0 or start + isps * params.isp_seconds > day + DAY:
         return "OrderBookInvalidWindow"
     return None
@@ -261,6 +303,7 @@ class SubjectTerms:
     up_w: int
     down_w: int
     last_nonce: int
+    bond: BondState  # the seller's (OrderBook.bondWord)
     seller_credentialed: bool = True  # a portfolio's aggregator holds the AGGREGATOR role now
 
 
@@ -313,6 +356,9 @@ def offer_problem(
         return "RoleGatedMissingRole"
     if signer != terms.seller:
         return "OrderBookNotSeller"
+    problem = bond_problem(terms.bond)
+    if problem:
+        return problem
     prequalified = terms.up_w if offer.direction == 0 else terms.down_w
     if offer.power_w == 0 or offer.power_w > prequalified:
         return "OrderBookInvalidPower"

@@ -44,7 +44,10 @@ division rounding down (Solidity's ``/`` on uint256), products are taken left to
     10 from_payment = min(payment, penalty)        the penalty withheld from the payment
        claim        = payment - from_payment       what the seller may withdraw (pull)
        from_bond    = min(penalty - from_payment, bond_available)
-       debt         = penalty - from_payment - from_bond   recorded against the seller, not paid
+       debt         = penalty - from_payment - from_bond   owed to the buyer (Settlement.owedTo): the
+                                                       seller sells nothing until it is paid; its later
+                                                       claims pay it first (at finalisation, before
+                                                       they are credited), held for the buyer to collect
 
 Roundings, and why none of them creates money:
 

@@ -65,7 +65,7 @@ contract ClearingCommitment is RoleGated {
     }
 
     /// @notice An awarded offer, the proof that the book holds it, and its awards. `offer` is
-    /// packed as `OrderBook.packOffer` packs it (93 bytes, as `OfferAccepted` carries it); `batch`
+    /// packed as `OfferAccepted` carries it (93 bytes, big-endian, in field order); `batch`
     /// indexes the chunk's batch roots; each award is one word, `requestId << 48 | isp << 32 |
     /// powerW`: `powerW` of the offer to request `requestId` in ISP `isp` of the offer's window (0
     /// is its first ISP), in increasing order of (ISP, request), each pair once. Packing keeps the
@@ -208,6 +208,8 @@ contract ClearingCommitment is RoleGated {
     error ClearingChallengeWindowOpen(uint32 market, uint64 day, uint64 challengeEnds);
     /// @notice The day has no result in force.
     error ClearingNoResult(uint32 market, uint64 day);
+    /// @notice The day has begun without a result in force: it is void (nothing settles, escrows go back).
+    error ClearingDayBegun(uint32 market, uint64 day);
     /// @notice The result is not better than the one in force: (DSO, TSO) welfare, compared in that order.
     error ClearingNotBetter(uint256 dsoValue, uint256 tsoValue, uint256 currentDsoValue, uint256 currentTsoValue);
     /// @notice Groups must come in increasing order of subject (asset, then portfolio) and start.
@@ -393,7 +395,8 @@ contract ClearingCommitment is RoleGated {
 
     /**
      * @notice Close a result: the day's first result comes into force and the challenge window
-     * opens; a challenger's replaces the one in force if it is better, within the window.
+     * opens (before the day begins, or never: the day is then void); a challenger's replaces the
+     * one in force if it is better, within the window.
      * @param resultId The result (opened by the caller).
      */
     function close(uint64 resultId) external {
@@ -404,6 +407,9 @@ contract ClearingCommitment is RoleGated {
         if (replaced == 0) {
             // a challenger's result opened against one since voided cannot become the day's first
             _checkMarketRole(msg.sender, CLEARING_ROLE);
+            // sellers must know their activations before delivery: a day without a result in
+            // force when it begins is void, and its windows cannot run late (RT-9)
+            if (block.timestamp >= r.day) revert ClearingDayBegun(r.market, r.day);
             MarketRegistry.MarketParams memory m = markets.marketParams(r.market);
             d.challengeEnds = uint64(block.timestamp) + m.challengeWindowSeconds;
         } else {
@@ -707,7 +713,7 @@ contract ClearingCommitment is RoleGated {
         c.leafCount = at;
     }
 
-    /// @dev A packed offer (`OrderBook.packOffer`'s 93 bytes) as the struct, its EIP-712 digest,
+    /// @dev A packed offer (`OfferAccepted`'s 93 bytes) as the struct, its EIP-712 digest,
     /// and its order key (`_checkOrder`): the struct is laid out in memory right after the type
     /// hash, so hashStruct is one keccak over it; asset, portfolio and start lie side by side in
     /// the packed offer (bytes 4 to 24), so read as one number they are the subject over the start.

@@ -68,6 +68,8 @@ contract MarketRegistry is EIP712 {
     IAccessControl public immutable authority;
     /// @notice How many markets exist; ids run from 1 to this.
     uint32 public marketCount;
+    /// @notice The longest `settlementHorizon` of any market: what a seller's bond notice outlasts.
+    uint64 public longestHorizon;
     mapping(uint32 marketId => MarketParams) private _markets;
     mapping(uint32 marketId => address) private _dispatchers;
 
@@ -125,7 +127,7 @@ contract MarketRegistry is EIP712 {
      * @notice Create a market with `params`; only the market authority may.
      * @param params ISP length (divides a day), gate closure lead, day offset (a multiple of the
      * ISP, under a day), tolerance (<= 10,000 bps), penalty factor (<= 100,000 bps), pricing rule,
-     * challenge and dispute windows (1 s to 30 days).
+     * challenge window (1 s to the gate closure lead), dispute window (1 s to 30 days).
      * @return marketId The new market's id.
      */
     function createMarket(MarketParams calldata params) external returns (uint32 marketId) {
@@ -133,6 +135,8 @@ contract MarketRegistry is EIP712 {
         _validate(params);
         marketId = ++marketCount;
         _markets[marketId] = params;
+        uint64 horizon = _horizon(params);
+        if (horizon > longestHorizon) longestHorizon = horizon;
         emit MarketCreated(marketId, params);
     }
 
@@ -182,6 +186,24 @@ contract MarketRegistry is EIP712 {
         return t - ((t - offset) % DAY);
     }
 
+    /**
+     * @notice How long after a market day starts a settlement of it may still be made or
+     * disputed: the day's first result closes before the day starts (a later one voids the day),
+     * is final a challenge window later, the settlement window closes a dispute window after the
+     * later of the day's end and that finality, a default settlement follows within another, and
+     * its dispute within a third. Bonds and oracle stakes stay in place that long.
+     * @param marketId The market.
+     * @return Seconds from the market day's start.
+     */
+    function settlementHorizon(uint32 marketId) external view returns (uint64) {
+        return _horizon(marketParams(marketId));
+    }
+
+    function _horizon(MarketParams memory p) private pure returns (uint64) {
+        uint64 finalBy = p.challengeWindowSeconds > DAY ? p.challengeWindowSeconds : DAY;
+        return finalBy + 3 * uint64(p.disputeWindowSeconds);
+    }
+
     function _validate(MarketParams calldata p) private pure {
         if (p.ispSeconds == 0 || DAY % p.ispSeconds != 0) {
             revert MarketRegistryInvalidParameter("ispSeconds", p.ispSeconds);
@@ -194,7 +216,8 @@ contract MarketRegistry is EIP712 {
         if (p.penaltyFactorBps > MAX_PENALTY_FACTOR_BPS) {
             revert MarketRegistryInvalidParameter("penaltyFactorBps", p.penaltyFactorBps);
         }
-        if (p.challengeWindowSeconds == 0 || p.challengeWindowSeconds > MAX_WINDOW) {
+        // a result closed at gate closure is final before its day starts: activations are known in time
+        if (p.challengeWindowSeconds == 0 || p.challengeWindowSeconds > p.gateClosureSeconds) {
             revert MarketRegistryInvalidParameter("challengeWindowSeconds", p.challengeWindowSeconds);
         }
         if (p.disputeWindowSeconds == 0 || p.disputeWindowSeconds > MAX_WINDOW) {

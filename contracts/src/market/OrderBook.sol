@@ -7,6 +7,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {BondWord} from "./BondWord.sol";
 import {PairTree} from "../utils/PairTree.sol";
 import {AssetWords} from "../grid/AssetWords.sol";
 import {RoleGated} from "../access/RoleGated.sol";
@@ -133,6 +134,7 @@ contract OrderBook is RoleGated, EIP712 {
         BuyerKind kind; // DSO when the buyer held the DSO role and bought for a zone it operates below a root
     }
 
+
     /// @notice The EIP-712 type of an offer.
     bytes32 public constant OFFER_TYPEHASH = keccak256(
         "Offer(uint32 market,uint64 asset,uint32 portfolio,uint64 start,uint16 isps,uint8 direction,uint32 powerW,"
@@ -148,6 +150,9 @@ contract OrderBook is RoleGated, EIP712 {
     uint256 internal constant DAY = 86_400;
     uint256 internal constant SECONDS_PER_MWH_UNIT = 3_600_000_000; // W*s per MWh / 1
     uint8 internal constant ASSET_ACTIVE = 2; // AssetRegistry.Status.ACTIVE
+    /// @notice How far ahead a market day may be traded: it bounds how long an accepted offer can
+    /// still cost its seller a penalty, so that a bond's withdrawal notice outlasts it.
+    uint64 internal constant MAX_ADVANCE_SECONDS = 30 days;
 
     MarketRegistry public immutable markets;
     GridZones public immutable zones;
@@ -155,15 +160,12 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice The settlement token held in escrow and bonds.
     IERC20 public immutable token;
 
-    /// @notice The contract that locks bonds for awarded offers (the clearing), set once by the authority.
-    address public clearing;
     /// @notice The contract that pays out escrows and draws bonds (the settlement), set once by the authority.
     address public settlement;
     /// @notice How many requests exist; ids run from 1.
     uint64 public requestCount;
-    /// @notice Each seller's bond, and the part locked for awarded offers.
-    mapping(address seller => uint256) public bondOf;
-    mapping(address seller => uint256) public bondLocked;
+    /// @dev Each seller's bond in one word (`BondWord`), so that the offer path reads it with one SLOAD.
+    mapping(address seller => uint256) private _bonds;
 
     mapping(uint64 requestId => Request) private _requests;
     /// @notice How much of each request's escrow the settlement has paid out.
@@ -188,6 +190,13 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookOfferExpired(uint64 expiry);
     /// @notice The window starting at `start` is past its market day's gate closure (`gateClosure`).
     error OrderBookAfterGateClosure(uint64 start, uint64 gateClosure);
+    /// @notice The market day starting at `day` is more than `MAX_ADVANCE_SECONDS` ahead.
+    error OrderBookTooFarAhead(uint64 start, uint64 day);
+    /// @notice `seller` may not sell: it owes a penalty (`indebted`), its bond is under withdrawal
+    /// notice until `noticeEnds`, or it has no free bond (`free`, beyond what settlements lock).
+    error OrderBookSellerNotBonded(address seller, uint256 free, bool indebted, uint64 noticeEnds);
+    /// @notice The bond's withdrawal notice runs until `noticeEnds` (0: no withdrawal was announced).
+    error OrderBookBondNotice(uint64 noticeEnds);
     /// @notice The window starting at `start` has begun.
     error OrderBookWindowInPast(uint64 start);
     /// @notice `start` is not a multiple of the market's ISP length.
@@ -232,12 +241,8 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookRequestNotOpen(uint64 requestId);
     /// @notice The withdrawal would leave `locked` uncovered: only `available` is free.
     error OrderBookBondLocked(uint256 amount, uint256 available);
-    /// @notice Only the clearing contract may lock or release bonds.
-    error OrderBookNotClearing(address account);
     /// @notice Only the market authority may do this, once.
     error OrderBookNotAuthority(address account);
-    /// @notice The clearing contract is already set.
-    error OrderBookClearingAlreadySet(address clearing);
     /// @notice Only the settlement contract may pay out escrows or draw bonds.
     error OrderBookNotSettlement(address account);
     /// @notice The settlement contract is already set.
@@ -262,10 +267,13 @@ contract OrderBook is RoleGated, EIP712 {
     event BondPosted(address indexed seller, address indexed payer, uint256 amount);
     /// @notice `seller` withdrew `amount` of its bond.
     event BondWithdrawn(address indexed seller, uint256 amount);
+    /// @notice `seller` announced the withdrawal of `amount` of its bond, possible from `noticeEnds`
+    /// (amount 0: the announcement was withdrawn).
+    event BondWithdrawalAnnounced(address indexed seller, uint256 amount, uint64 noticeEnds);
+    /// @notice `seller` paid the penalties it owed (`indebted` false) or fell into debt (true).
+    event SellerDebtChanged(address indexed seller, bool indebted);
     /// @notice The part of `seller`'s bond locked for awarded offers is now `locked`.
     event BondLockChanged(address indexed seller, uint256 locked);
-    /// @notice The clearing contract was set.
-    event ClearingSet(address clearing);
     /// @notice The settlement contract was set.
     event SettlementSet(address settlement);
     /// @notice `amount` of request `requestId`'s escrow was paid to `to` by the settlement.
@@ -280,6 +288,7 @@ contract OrderBook is RoleGated, EIP712 {
         uint32 lead;
         uint32 dayOffset;
         bool relayerIsAggregator;
+        address bondedSeller; // the seller whose bond was checked last (offers of one seller come in runs)
         uint256 digestKey; // the day whose digest is being built, 0 if none
         bytes32 digest;
     }
@@ -497,19 +506,6 @@ contract OrderBook is RoleGated, EIP712 {
         return digest;
     }
 
-    /**
-     * @notice An offer as `OfferAccepted` carries it: its fields packed big-endian, in order, as
-     * `abi.encodePacked` would (93 bytes).
-     * @param o The offer.
-     * @return The packed offer.
-     */
-    function packOffer(Offer calldata o) external pure returns (bytes memory) {
-        return abi.encodePacked(
-            abi.encodePacked(o.market, o.asset, o.portfolio, o.start, o.isps, o.direction, o.powerW),
-            abi.encodePacked(o.price, o.mode, o.minPowerW, o.baselineMethod, o.baseline, o.expiry, o.nonce)
-        );
-    }
-
     /// @dev The offer copied into memory right after its type hash (a memory struct of static
     /// fields has the ABI layout), and its EIP-712 digest: hashStruct is one keccak over the copy,
     /// without the ABI encoder's per-field work. A field with bits beyond its type is left as is:
@@ -614,12 +610,52 @@ contract OrderBook is RoleGated, EIP712 {
     // --------------------------------------------------------------------------------- bonds
 
     /**
+     * @notice A seller's bond word, as `BondWord` lays it out: the amount, the part locked for
+     * settlements not yet final, the part under withdrawal notice, when the notice ends, whether
+     * the seller owes a penalty.
+     * @param seller The seller.
+     * @return The word.
+     */
+    function bondWord(address seller) external view returns (uint256) {
+        return _bonds[seller];
+    }
+
+    /**
+     * @notice A seller's bond (token base units).
+     * @param seller The seller.
+     * @return The bond.
+     */
+    function bondOf(address seller) external view returns (uint256) {
+        return BondWord.amount(_bonds[seller]);
+    }
+
+    /**
+     * @notice The part of a seller's bond locked for penalties of its settlements not yet final.
+     * @param seller The seller.
+     * @return The locked amount.
+     */
+    function bondLocked(address seller) external view returns (uint256) {
+        return BondWord.locked(_bonds[seller]);
+    }
+
+    /**
+     * @notice How long a bond's withdrawal notice lasts: past the last second at which any offer
+     * accepted before the notice can still be settled or disputed (its day lies at most
+     * `MAX_ADVANCE_SECONDS` ahead, and is settled within the longest `settlementHorizon`).
+     * @return Seconds.
+     */
+    function bondNoticeSeconds() public view returns (uint64) {
+        return MAX_ADVANCE_SECONDS + markets.longestHorizon() + 1;
+    }
+
+    /**
      * @notice Add to `seller`'s bond, paid by the caller (who must have approved the book).
      * @param seller The seller (an asset owner or an aggregator).
      * @param amount Token base units.
      */
     function postBond(address seller, uint256 amount) public {
-        bondOf[seller] += amount;
+        uint256 w = _bonds[seller];
+        _bonds[seller] = BondWord.withAmount(w, BondWord.amount(w) + amount);
         emit BondPosted(seller, msg.sender, amount);
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -641,41 +677,61 @@ contract OrderBook is RoleGated, EIP712 {
     }
 
     /**
-     * @notice Withdraw from the caller's bond what awarded offers do not need.
+     * @notice Announce the withdrawal of `amount` of the caller's bond: it may leave once the
+     * notice (`bondNoticeSeconds`) is over, when every offer the caller made before is settled
+     * for good; until it leaves it still pays penalties, and the caller sells nothing. A new
+     * announcement replaces the last and restarts the notice; `amount` 0 withdraws it.
+     * @param amount Token base units (at most the bond).
+     */
+    function announceBondWithdrawal(uint256 amount) external {
+        uint256 w = _bonds[msg.sender];
+        uint256 bond = BondWord.amount(w);
+        if (amount > bond) revert OrderBookBondLocked(amount, bond);
+        uint64 ends = amount == 0 ? 0 : uint64(block.timestamp) + bondNoticeSeconds();
+        _bonds[msg.sender] = BondWord.withNotice(w, amount, ends);
+        emit BondWithdrawalAnnounced(msg.sender, amount, ends);
+    }
+
+    /**
+     * @notice Withdraw announced bond once its notice is over, as far as settlements not yet
+     * final do not lock it.
      * @param amount Token base units.
      */
     function withdrawBond(uint256 amount) external {
-        uint256 bond = bondOf[msg.sender];
-        uint256 available = bond - bondLocked[msg.sender];
+        (uint256 bond, uint256 locked, uint256 withdrawing, uint64 ends,) = BondWord.unpack(_bonds[msg.sender]);
+        if (ends == 0 || block.timestamp < ends) revert OrderBookBondNotice(ends);
+        uint256 available = Math.min(withdrawing, bond - locked);
         if (amount > available) revert OrderBookBondLocked(amount, available);
-        bondOf[msg.sender] = bond - amount;
+        withdrawing -= amount;
+        uint256 w = BondWord.withNotice(_bonds[msg.sender], withdrawing, withdrawing == 0 ? 0 : ends);
+        _bonds[msg.sender] = BondWord.withAmount(w, bond - amount);
         emit BondWithdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
 
     /**
-     * @notice Set the part of `seller`'s bond locked for its awarded offers or its settlements'
-     * penalties (the clearing or the settlement only); it may not exceed the bond.
+     * @notice Set the part of `seller`'s bond locked for its settlements' penalties (the
+     * settlement only); it may not exceed the bond.
      * @param seller The seller.
      * @param locked The locked amount.
      */
     function setBondLock(address seller, uint256 locked) external {
-        if (msg.sender != clearing && msg.sender != settlement) revert OrderBookNotClearing(msg.sender);
-        uint256 bond = bondOf[seller];
+        if (msg.sender != settlement) revert OrderBookNotSettlement(msg.sender);
+        uint256 w = _bonds[seller];
+        uint256 bond = BondWord.amount(w);
         if (locked > bond) revert OrderBookBondLocked(locked, bond);
-        bondLocked[seller] = locked;
+        _bonds[seller] = BondWord.withLocked(w, locked);
         emit BondLockChanged(seller, locked);
     }
 
     /**
-     * @notice Name the clearing contract, once (the market authority only).
-     * @param clearingContract The contract that locks bonds for awards.
+     * @notice Record that `seller` paid every penalty it owed (the settlement only): it may sell again.
+     * @param seller The seller.
      */
-    function setClearing(address clearingContract) external {
-        if (!markets.authority().hasRole(0x00, msg.sender)) revert OrderBookNotAuthority(msg.sender);
-        if (clearing != address(0)) revert OrderBookClearingAlreadySet(clearing);
-        clearing = clearingContract;
-        emit ClearingSet(clearingContract);
+    function clearDebt(address seller) external {
+        if (msg.sender != settlement) revert OrderBookNotSettlement(msg.sender);
+        _bonds[seller] = BondWord.withIndebted(_bonds[seller], false);
+        emit SellerDebtChanged(seller, false);
     }
 
     // ---------------------------------------------------------------------------- settlement
@@ -720,7 +776,8 @@ contract OrderBook is RoleGated, EIP712 {
 
     /**
      * @notice Draw up to `amount` of `seller`'s bond for `to` (the settlement only): a penalty its
-     * payment did not cover. The locked part is released by as much.
+     * payment did not cover. The settlement has set the lock for what stays pending; it shrinks
+     * only where the bond no longer holds it. A bond short of `amount` leaves the seller indebted.
      * @param seller The seller.
      * @param to Who receives it.
      * @param amount Token base units wanted.
@@ -728,11 +785,17 @@ contract OrderBook is RoleGated, EIP712 {
      */
     function transferBond(address seller, address to, uint256 amount) external returns (uint256 drawn) {
         if (msg.sender != settlement) revert OrderBookNotSettlement(msg.sender);
-        uint256 bond = bondOf[seller];
+        uint256 w = _bonds[seller];
+        uint256 bond = BondWord.amount(w);
         drawn = Math.min(amount, bond);
-        bondOf[seller] = bond - drawn;
-        uint256 locked = bondLocked[seller];
-        if (locked != 0) bondLocked[seller] = locked > drawn ? locked - drawn : 0;
+        bond -= drawn;
+        w = BondWord.withAmount(w, bond);
+        if (BondWord.locked(w) > bond) w = BondWord.withLocked(w, bond);
+        if (drawn < amount && !BondWord.indebted(w)) {
+            w = BondWord.withIndebted(w, true);
+            emit SellerDebtChanged(seller, true);
+        }
+        _bonds[seller] = w;
         emit BondDrawn(seller, to, drawn);
         if (drawn != 0) token.safeTransfer(to, drawn);
     }
@@ -772,11 +835,25 @@ contract OrderBook is RoleGated, EIP712 {
         (reason, seller, prequalified, last) = _seller(o);
         if (reason.length != 0) return (reason, seller, 0);
         if (signer != seller) return (abi.encodeWithSelector(OrderBookNotSeller.selector, signer, seller), seller, 0);
+        if (seller != b.bondedSeller) {
+            reason = _checkBond(seller);
+            if (reason.length != 0) return (reason, seller, 0);
+            b.bondedSeller = seller; // a seller's offers pay for its bond's slot once per run
+        }
         if (o.powerW == 0 || o.powerW > prequalified) {
             return (abi.encodeWithSelector(OrderBookInvalidPower.selector, o.powerW, prequalified), seller, 0);
         }
         if (o.nonce <= last) return (abi.encodeWithSelector(OrderBookStaleNonce.selector, o.nonce, last), seller, 0);
         return (reason, seller, day);
+    }
+
+    /// @dev Why `seller` may not sell (DESIGN: a seller with debt or no free bond does not sell;
+    /// nor while its bond is under withdrawal notice, which must outlast its offers), empty if it may.
+    function _checkBond(address seller) internal view returns (bytes memory reason) {
+        (uint256 bond, uint256 locked,, uint64 noticeEnds, bool indebted) = BondWord.unpack(_bonds[seller]);
+        if (indebted || noticeEnds != 0 || bond <= locked) {
+            reason = abi.encodeWithSelector(OrderBookSellerNotBonded.selector, seller, bond - locked, indebted, noticeEnds);
+        }
     }
 
     /// @dev Who sells (the asset's owner or the portfolio's aggregator), its prequalified power in
@@ -868,6 +945,9 @@ contract OrderBook is RoleGated, EIP712 {
         day = _dayStart(start, dayOffset);
         if (block.timestamp + lead > day) {
             return (abi.encodeWithSelector(OrderBookAfterGateClosure.selector, start, _closure(day, lead)), 0);
+        }
+        if (day > block.timestamp + MAX_ADVANCE_SECONDS) {
+            return (abi.encodeWithSelector(OrderBookTooFarAhead.selector, start, day), 0);
         }
         if (isps == 0 || uint256(start) + uint256(isps) * isp > uint256(day) + DAY) {
             return (abi.encodeWithSelector(OrderBookInvalidWindow.selector, start, isps), 0);

@@ -120,8 +120,12 @@ contract Settlement {
 
     /// @notice Token base units each party may withdraw.
     mapping(address account => uint256) public claimable;
-    /// @notice Penalties a seller's bond could not cover.
+    /// @notice Penalties a seller's bond could not cover, not yet repaid: it sells nothing meanwhile.
     mapping(address seller => uint256) public debtOf;
+    /// @notice What a seller's debt owes each buyer, repaid or not (`collectDebt`).
+    mapping(address seller => mapping(address buyer => uint256)) public owedTo;
+    /// @notice What a seller repaid (its later claims first), held for its creditors to collect.
+    mapping(address seller => uint256) public repaidOf;
     /// @notice Settled offers' record hashes (FINAL once final), by `keccak256(resultId, offerDigest)`.
     mapping(bytes32 key => bytes32) public records;
     /// @notice Lines of a request not yet final: its refund waits for them.
@@ -176,6 +180,10 @@ contract Settlement {
     event Refunded(uint64 indexed requestId, address indexed buyer, uint256 amount);
     /// @notice `account` withdrew `amount`.
     event Withdrawn(address indexed account, uint256 amount);
+    /// @notice `amount` of `seller`'s debt was repaid (from its claims, or by `payDebt`); `left` is still owed.
+    event DebtRepaid(address indexed seller, uint256 amount, uint256 left);
+    /// @notice `buyer` collected `amount` that `seller` repaid of what it owed it.
+    event DebtCollected(address indexed seller, address indexed buyer, uint256 amount);
 
     /**
      * @param marketRegistry The MarketRegistry (ISP length, tolerance, penalty factor, windows).
@@ -362,15 +370,62 @@ contract Settlement {
             if (line.claim != 0) book.transferEscrow(line.requestId, address(this), line.claim);
             claimed += line.claim;
             if (line.uncovered != 0) {
+                address buyer = book.request(line.requestId).buyer;
                 uint256 fromBond = book.transferBond(record.seller, address(this), line.uncovered);
-                claimable[book.request(line.requestId).buyer] += fromBond;
+                claimable[buyer] += fromBond;
                 drawn += fromBond;
-                debt += line.uncovered - fromBond;
+                uint256 unpaid = line.uncovered - fromBond;
+                if (unpaid != 0) {
+                    owedTo[record.seller][buyer] += unpaid;
+                    debt += unpaid;
+                }
             }
         }
-        claimable[record.seller] += claimed;
-        if (debt != 0) debtOf[record.seller] += debt;
         emit SettlementFinalised(record.offerDigest, record.resultId, claimed, drawn, debt);
+        uint256 owed = debtOf[record.seller] + debt;
+        if (owed != 0) {
+            // an indebted seller's claims pay its debt first
+            uint256 repaid = Math.min(claimed, owed);
+            claimed -= repaid;
+            debtOf[record.seller] = owed - repaid;
+            if (repaid != 0) _repaid(record.seller, repaid, owed - repaid);
+        }
+        claimable[record.seller] += claimed;
+    }
+
+    /**
+     * @notice Repay (part of) `seller`'s debt (anyone may, the caller approves the tokens): held
+     * for its creditors, and once the debt is paid the seller may sell again.
+     * @param seller The indebted seller.
+     * @param amount Token base units (at most the debt is taken).
+     */
+    function payDebt(address seller, uint256 amount) external {
+        uint256 owed = debtOf[seller];
+        amount = Math.min(amount, owed);
+        if (amount == 0) revert SettlementNothingToWithdraw(seller);
+        debtOf[seller] = owed - amount;
+        _repaid(seller, amount, owed - amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice Collect what `seller` repaid of the penalties it owes the caller (a buyer), as far
+     * as its repayments reach (creditors collect in the order they come).
+     * @param seller The indebted seller.
+     */
+    function collectDebt(address seller) external {
+        uint256 amount = Math.min(owedTo[seller][msg.sender], repaidOf[seller]);
+        if (amount == 0) revert SettlementNothingToWithdraw(msg.sender);
+        owedTo[seller][msg.sender] -= amount;
+        repaidOf[seller] -= amount;
+        emit DebtCollected(seller, msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    function _repaid(address seller, uint256 amount, uint256 left) internal {
+        repaidOf[seller] += amount;
+        emit DebtRepaid(seller, amount, left);
+        if (left == 0) book.clearDebt(seller);
     }
 
     /**
@@ -383,8 +438,7 @@ contract Settlement {
         if (q.status != OrderBook.RequestStatus.OPEN) revert SettlementRefundNotDue(requestId, "not open");
         if (refunded[requestId]) revert SettlementRefundNotDue(requestId, "already refunded");
         MarketRegistry.MarketParams memory m = markets.marketParams(q.market);
-        uint64 day = markets.dayStart(q.market, q.start);
-        if (block.timestamp <= day + uint64(DAY) + m.disputeWindowSeconds) {
+        if (block.timestamp <= _closesAt(q.market, markets.dayStart(q.market, q.start), m.disputeWindowSeconds)) {
             revert SettlementRefundNotDue(requestId, "settlement window open");
         }
         if (pendingLines[requestId] != 0) revert SettlementRefundNotDue(requestId, "settlements not final");
@@ -458,7 +512,15 @@ contract Settlement {
         b.resultId = resultId;
         b.market = market;
         b.m = markets.marketParams(market);
-        b.closesAt = day + uint64(DAY) + b.m.disputeWindowSeconds;
+        b.closesAt = _closesAt(market, day, b.m.disputeWindowSeconds);
+    }
+
+    /// @dev A market day's settlement window ends a dispute window after the later of the day's
+    /// end and its result's finality (DESIGN: a window that costs a party money starts when it could act).
+    function _closesAt(uint32 market, uint64 day, uint64 disputeSeconds) internal view returns (uint64) {
+        uint64 finalAt = clearing.dayState(market, day).challengeEnds;
+        uint64 dayEnd = day + uint64(DAY);
+        return (finalAt > dayEnd ? finalAt : dayEnd) + disputeSeconds;
     }
 
     /// @dev A request's terms, read from the book once per batch (while the cache has room).

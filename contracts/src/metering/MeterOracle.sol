@@ -392,14 +392,15 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /**
      * @notice Start taking the caller's stake in `market` out: it anchors there no more, and the
-     * stake is withdrawable once every dispute of what it anchored is over (a day for the ISP's
-     * market day to end, then the settlement window and a dispute window).
+     * stake is withdrawable once every dispute of what it anchored is over: what it anchored is of
+     * ISPs that have ended, so of days that started before now, and a day's settlements are
+     * disputed at most `MarketRegistry.settlementHorizon` after it starts.
      * @param market The market.
      */
     function requestUnstake(uint32 market) external {
         Stake storage st = _stakes[market][msg.sender];
         if (st.unlocksAt != 0) revert MeterOracleStakeLocked(st.unlocksAt);
-        st.unlocksAt = uint64(block.timestamp + 1 days + 2 * uint256(markets.marketParams(market).disputeWindowSeconds));
+        st.unlocksAt = uint64(block.timestamp) + markets.settlementHorizon(market) + 1;
         emit StakeChanged(market, msg.sender, st.amount, st.unlocksAt);
     }
 

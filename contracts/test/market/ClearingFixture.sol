@@ -332,13 +332,6 @@ abstract contract ClearingFixture is OrderBookFixture {
         Aw[] awards;
     }
 
-    function packed(OrderBook.Offer memory o) internal pure returns (bytes memory) {
-        return abi.encodePacked(
-            abi.encodePacked(o.market, o.asset, o.portfolio, o.start, o.isps, o.direction, o.powerW),
-            abi.encodePacked(o.price, o.mode, o.minPowerW, o.baselineMethod, o.baseline, o.expiry, o.nonce)
-        );
-    }
-
     function rootsOf(Grp[] memory gs) internal pure returns (bytes32[] memory roots) {
         roots = new bytes32[](gs.length);
         uint256 n;

@@ -43,7 +43,7 @@ contract OrderBookTest is OrderBookFixture {
         uint64 id = post(DSO1, p);
         assertEq(id, 1, "first id");
         assertEq(token.balanceOf(DSO1), before - 2001, "escrow paid");
-        assertEq(token.balanceOf(address(book)), 2001, "escrow held");
+        assertEq(token.balanceOf(address(book)), 2001 + 4 * STANDING_BOND, "escrow held (and the bonds)");
         OrderBook.Request memory q = book.request(id);
         assertEq(q.buyer, DSO1, "buyer");
         assertEq(book.maxExposure(q.powerW, q.isps, ISP, q.maxPrice), 2001, "escrow recomputed from the stored terms");
@@ -66,7 +66,7 @@ contract OrderBookTest is OrderBookFixture {
         vm.prank(DSO1);
         book.cancelRequest(id);
         assertEq(token.balanceOf(DSO1), before, "refunded");
-        assertEq(token.balanceOf(address(book)), 0, "nothing held");
+        assertEq(token.balanceOf(address(book)), 4 * STANDING_BOND, "nothing held but the bonds");
         OrderBook.Request memory q = book.request(id);
         assertTrue(q.status == OrderBook.RequestStatus.CANCELLED, "cancelled");
     }
@@ -230,7 +230,7 @@ contract OrderBookTest is OrderBookFixture {
         OrderBook.Offer memory o = assetOffer(asset1, DAY0 + 10 hours, 1);
         bytes memory sig = sign(OWNER_KEY, o);
         vm.expectEmit();
-        emit OrderBook.OfferAccepted(DAY0, owner, book.packOffer(o));
+        emit OrderBook.OfferAccepted(DAY0, owner, packed(o));
         assertEq(relay(AGG, o, sig), 1, "accepted");
         assertEq(book.assetNonce(asset1), 1, "nonce used");
         assertEq(book.bookDigest(market, DAY0), keccak256(abi.encode(bytes32(0), book.offerDigest(o))), "digest");
@@ -504,7 +504,7 @@ contract OrderBookTest is OrderBookFixture {
             AGG, o, sign(OWNER2_KEY, o), abi.encodeWithSelector(OrderBook.OrderBookNotSeller.selector, owner2, aggregator)
         );
         vm.expectEmit();
-        emit OrderBook.OfferAccepted(DAY0, aggregator, book.packOffer(o));
+        emit OrderBook.OfferAccepted(DAY0, aggregator, packed(o));
         assertEq(relay(aggregator, o, sign(AGGREGATOR_KEY, o)), 1, "sum of the two active members");
         assertEq(book.portfolioNonce(p), 1, "portfolio nonce");
         assertEq(book.assetNonce(asset1), 0, "members' nonces untouched");
@@ -590,20 +590,56 @@ contract OrderBookTest is OrderBookFixture {
 
     // --------------------------------------------------------------------------------- bonds
 
-    function test_bondPostAndWithdraw() public {
-        fundAndApprove(owner, 10_000);
-        vm.prank(owner);
-        book.postBond(owner, 10_000);
-        assertEq(book.bondOf(owner), 10_000, "bond");
-        assertEq(token.balanceOf(address(book)), 10_000, "held");
-        vm.prank(owner);
+    address internal constant SETTLEMENT = address(0x5E77);
+    address internal constant NEW_SELLER = address(0x5E11E7);
+
+    function bondWord(address seller)
+        internal
+        view
+        returns (uint256 amount, uint256 locked, uint256 withdrawing, uint64 noticeEnds, bool indebted)
+    {
+        uint256 w = book.bondWord(seller);
+        return (uint64(w), uint64(w >> 64), uint64(w >> 128), uint40(w >> 192), w >> 255 != 0);
+    }
+
+    function postFor(address seller, uint256 amount) internal {
+        fundAndApprove(seller, amount);
+        vm.prank(seller);
+        book.postBond(seller, amount);
+    }
+
+    function test_bondPostAndWithdrawAfterNotice() public {
+        postFor(NEW_SELLER, 10_000);
+        assertEq(book.bondOf(NEW_SELLER), 10_000, "bond");
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookBondNotice.selector, uint64(0)));
+        vm.prank(NEW_SELLER); // no withdrawal without notice
         book.withdrawBond(4_000);
-        assertEq(book.bondOf(owner), 6_000, "bond left");
-        assertEq(token.balanceOf(owner), 4_000, "withdrawn");
+        vm.prank(NEW_SELLER);
+        book.announceBondWithdrawal(4_000);
+        uint64 ends = uint64(block.timestamp) + book.bondNoticeSeconds();
+        assertEq(book.bondNoticeSeconds(), 30 days + 1 days + 3 * 2 days + 1, "advance + the longest horizon + 1");
+        (, , uint256 withdrawing, uint64 noticeEnds,) = bondWord(NEW_SELLER);
+        assertEq(withdrawing, 4_000, "under notice");
+        assertEq(noticeEnds, ends, "notice ends");
+        vm.warp(ends - 1);
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookBondNotice.selector, ends));
+        vm.prank(NEW_SELLER);
+        book.withdrawBond(4_000);
+        vm.warp(ends);
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookBondLocked.selector, uint256(4_001), uint256(4_000)));
+        vm.prank(NEW_SELLER); // only what was announced
+        book.withdrawBond(4_001);
+        vm.prank(NEW_SELLER);
+        book.withdrawBond(4_000);
+        assertEq(book.bondOf(NEW_SELLER), 6_000, "bond left");
+        assertEq(token.balanceOf(NEW_SELLER), 4_000, "withdrawn");
+        (, , withdrawing, noticeEnds,) = bondWord(NEW_SELLER);
+        assertEq(withdrawing + noticeEnds, 0, "no notice left");
     }
 
     function test_bondWithPermitPaidForAnotherSeller() public {
         mint(owner, 10_000); // the owner pays its aggregator's bond, no approval: a permit
+        uint256 ownersBefore = token.balanceOf(owner);
         uint256 deadline = block.timestamp + 1 hours;
         bytes32 structHash =
             keccak256(abi.encode(PERMIT_TYPEHASH, owner, address(book), uint256(6_000), token.nonces(owner), deadline));
@@ -611,58 +647,115 @@ contract OrderBookTest is OrderBookFixture {
             vm.sign(OWNER_KEY, keccak256(abi.encodePacked("\x19\x01", token.DOMAIN_SEPARATOR(), structHash)));
         vm.prank(owner);
         book.postBondWithPermit(aggregator, 6_000, deadline, v, r, s);
-        assertEq(book.bondOf(aggregator), 6_000, "the seller's bond");
-        assertEq(book.bondOf(owner), 0, "not the payer's");
-        assertEq(token.balanceOf(owner), 4_000, "paid");
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookBondLocked.selector, uint256(1), uint256(0)));
-        vm.prank(owner); // the payer cannot take it back
-        book.withdrawBond(1);
+        assertEq(book.bondOf(aggregator), STANDING_BOND + 6_000, "the seller's bond");
+        assertEq(book.bondOf(owner), STANDING_BOND, "not the payer's");
+        assertEq(token.balanceOf(owner), ownersBefore - 6_000, "paid");
     }
 
     function test_bondWithdrawMoreThanAvailableAfterALock() public {
-        fundAndApprove(owner, 10_000);
-        vm.prank(owner);
-        book.postBond(owner, 10_000);
+        postFor(NEW_SELLER, 10_000);
         vm.prank(ADMIN);
-        book.setClearing(CLEARING);
-        assertEq(book.clearing(), CLEARING, "clearing");
-        vm.prank(CLEARING);
-        book.setBondLock(owner, 7_000);
+        book.setSettlement(SETTLEMENT);
+        vm.prank(SETTLEMENT);
+        book.setBondLock(NEW_SELLER, 7_000);
+        vm.prank(NEW_SELLER);
+        book.announceBondWithdrawal(10_000);
+        vm.warp(block.timestamp + book.bondNoticeSeconds());
         vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookBondLocked.selector, uint256(3_001), uint256(3_000)));
-        vm.prank(owner);
+        vm.prank(NEW_SELLER);
         book.withdrawBond(3_001);
-        vm.prank(owner);
+        vm.prank(NEW_SELLER);
         book.withdrawBond(3_000);
         vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookBondLocked.selector, uint256(7_001), uint256(7_000)));
-        vm.prank(CLEARING); // never above the bond
-        book.setBondLock(owner, 7_001);
-        vm.prank(CLEARING);
-        book.setBondLock(owner, 0);
-        vm.prank(owner);
+        vm.prank(SETTLEMENT); // never above the bond
+        book.setBondLock(NEW_SELLER, 7_001);
+        vm.prank(SETTLEMENT);
+        book.setBondLock(NEW_SELLER, 0);
+        vm.prank(NEW_SELLER);
         book.withdrawBond(7_000);
-        assertEq(token.balanceOf(owner), 10_000, "all back once released");
+        assertEq(token.balanceOf(NEW_SELLER), 10_000, "all back once released");
     }
 
-    function test_bondLockByANonClearingAccount() public {
+    function test_bondLockByANonSettlementAccount() public {
         vm.prank(ADMIN);
-        book.setClearing(CLEARING);
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookNotClearing.selector, NOBODY));
+        book.setSettlement(SETTLEMENT);
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookNotSettlement.selector, NOBODY));
         vm.prank(NOBODY);
         book.setBondLock(owner, 0);
-    }
-
-    function test_setClearingTwice() public {
-        vm.prank(ADMIN);
-        book.setClearing(CLEARING);
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookClearingAlreadySet.selector, CLEARING));
-        vm.prank(ADMIN);
-        book.setClearing(NOBODY);
-    }
-
-    function test_setClearingByANonAuthority() public {
-        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookNotAuthority.selector, NOBODY));
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookNotSettlement.selector, NOBODY));
         vm.prank(NOBODY);
-        book.setClearing(NOBODY);
+        book.clearDebt(owner);
+    }
+
+    /// A draw beyond the bond leaves the seller indebted; the lock never exceeds what is left.
+    function test_bondDrawnBeyondItsAmountIndebtsTheSeller() public {
+        postFor(NEW_SELLER, 10_000);
+        vm.prank(ADMIN);
+        book.setSettlement(SETTLEMENT);
+        vm.prank(SETTLEMENT);
+        book.setBondLock(NEW_SELLER, 9_000);
+        vm.prank(SETTLEMENT);
+        assertEq(book.transferBond(NEW_SELLER, SETTLEMENT, 4_000), 4_000, "drawn in full");
+        (uint256 amount, uint256 locked,,, bool indebted) = bondWord(NEW_SELLER);
+        assertEq(amount, 6_000, "bond left");
+        assertEq(locked, 6_000, "the lock shrinks only to the bond");
+        assertTrue(!indebted, "paid");
+        vm.prank(SETTLEMENT);
+        assertEq(book.transferBond(NEW_SELLER, SETTLEMENT, 8_000), 6_000, "what the bond had");
+        (amount, locked,,, indebted) = bondWord(NEW_SELLER);
+        assertEq(amount + locked, 0, "spent");
+        assertTrue(indebted, "indebted");
+        vm.prank(SETTLEMENT);
+        book.clearDebt(NEW_SELLER);
+        (,,,, indebted) = bondWord(NEW_SELLER);
+        assertTrue(!indebted, "paid back");
+    }
+
+    /// DESIGN: a seller with debt, no free bond, or a bond under withdrawal notice does not sell.
+    function test_offerRefusedUnlessTheSellerHasFreeBond() public {
+        OrderBook.Offer memory o = assetOffer(asset1, DAY0 + 8 hours, 1);
+        vm.prank(owner);
+        book.announceBondWithdrawal(1);
+        uint64 ends = uint64(block.timestamp) + book.bondNoticeSeconds();
+        (OrderBook.Offer[] memory os, bytes[] memory sigs) = single(o, sign(OWNER_KEY, o));
+        vm.expectRevert(
+            abi.encodeWithSelector(OrderBook.OrderBookSellerNotBonded.selector, owner, STANDING_BOND, false, ends)
+        );
+        vm.prank(aggregator);
+        book.submitOffers(os, sigs, true);
+        vm.prank(owner);
+        book.announceBondWithdrawal(0); // withdrawn: it sells again
+        vm.prank(ADMIN);
+        book.setSettlement(SETTLEMENT);
+        vm.prank(SETTLEMENT);
+        book.setBondLock(owner, STANDING_BOND); // all of it held for settlements
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookSellerNotBonded.selector, owner, 0, false, 0));
+        vm.prank(aggregator);
+        book.submitOffers(os, sigs, true);
+        vm.prank(SETTLEMENT);
+        book.setBondLock(owner, 0);
+        vm.prank(SETTLEMENT);
+        book.transferBond(owner, SETTLEMENT, STANDING_BOND + 1); // a penalty beyond the bond
+        postFor(owner, 5_000);
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookSellerNotBonded.selector, owner, 5_000, true, 0));
+        vm.prank(aggregator);
+        book.submitOffers(os, sigs, true);
+        vm.prank(SETTLEMENT);
+        book.clearDebt(owner);
+        assertEq(relay(aggregator, o, sigs[0]), 1, "bonded, no debt, no notice: it sells");
+    }
+
+    function test_offerForADayTooFarAhead() public {
+        uint64 far = DAY0 + 31 days + 8 hours; // its day starts more than 30 days from now (DAY0 - 1 day)
+        OrderBook.Offer memory o = assetOffer(asset1, far, 1);
+        o.expiry = far;
+        (OrderBook.Offer[] memory os, bytes[] memory sigs) = single(o, sign(OWNER_KEY, o));
+        vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookTooFarAhead.selector, far, DAY0 + 31 days));
+        vm.prank(aggregator);
+        book.submitOffers(os, sigs, true);
+        o = assetOffer(asset1, DAY0 + 29 days + 8 hours, 1);
+        o.expiry = o.start;
+        assertEq(relay(aggregator, o, sign(OWNER_KEY, o)), 1, "within 30 days");
     }
 
     // ---------------------------------------------------------------------------------- fuzz
@@ -714,6 +807,12 @@ abstract contract OrderBookGasBase is OrderBookFixture {
             (zoneIds[i], up[i], down[i]) = (5, UP_W, DOWN_W);
         }
         firstAsset = ids[0];
+        for (uint256 i = 0; i < N; ++i) {
+            address who = vm.addr(KEY0 + i);
+            fundAndApprove(who, 1_000);
+            vm.prank(who);
+            book.postBond(who, 1_000);
+        }
         vm.prank(DSO1);
         assets.mapAssets(ids, zoneIds, up, down);
     }

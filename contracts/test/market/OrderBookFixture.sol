@@ -11,6 +11,15 @@ import {OrderBook} from "../../src/market/OrderBook.sol";
 /// tree of `buildTree` (feeder 5 under DSO1), a keyed buyer operating zone 6 under the root, keyed
 /// owners and aggregator, one active asset in feeder 5, and helpers to build and sign offers.
 abstract contract OrderBookFixture is GridZonesFixture {
+    /// An offer as `OfferAccepted` carries it: its fields packed big-endian, in order (93 bytes);
+    /// written independently of the book's assembly, so that the two check each other.
+    function packed(OrderBook.Offer memory o) internal pure returns (bytes memory) {
+        return abi.encodePacked(
+            abi.encodePacked(o.market, o.asset, o.portfolio, o.start, o.isps, o.direction, o.powerW),
+            abi.encodePacked(o.price, o.mode, o.minPowerW, o.baselineMethod, o.baseline, o.expiry, o.nonce)
+        );
+    }
+
     AssetRegistry internal assets;
     SettlementToken internal token;
     OrderBook internal book;
@@ -65,6 +74,20 @@ abstract contract OrderBookFixture is GridZonesFixture {
         vm.prank(TSO);
         zones.addZone(1, buyer, 1_000_000); // zone 6
         asset1 = registerAndMap(owner, METER1, 5);
+        bondSellers();
+    }
+
+    uint256 internal constant STANDING_BOND = 1_000_000_000;
+
+    /// A seller without free bond does not sell: the fixture's sellers post one before offering
+    /// (override to post other bonds, or none).
+    function bondSellers() internal virtual {
+        address[4] memory sellers = [owner, owner2, owner3, aggregator];
+        for (uint256 i = 0; i < sellers.length; ++i) {
+            fundAndApprove(sellers[i], STANDING_BOND);
+            vm.prank(sellers[i]);
+            book.postBond(sellers[i], STANDING_BOND);
+        }
     }
 
     function registerAndMap(address who, address meter, uint32 zoneId) internal returns (uint64 id) {

@@ -424,10 +424,12 @@ contract SettlementTest is SettlementTestBase {
     }
 
     function test_settle_beforeTheResultIsFinal() public {
+        vm.warp(DAY0 - 1); // a first result comes into force before its day begins (RT-9)
         uint64 id = openIn(OPERATOR, market2);
         postAs(OPERATOR, id, sorted(groupsOf(market2)));
         closeAs(OPERATOR, id);
         resultOf[market2] = id;
+        vm.warp(NOW0);
         Settlement.SettleIn memory s = settleIn(S_M2);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementResultNotFinal.selector, id));
         settlement.settle(s);
@@ -837,6 +839,9 @@ contract SettlementTest is SettlementTestBase {
         Settlement.Record memory r = settleSale(S_FAIL);
         assertEq(r.lines[0].uncovered, 35_000, "uncovered penalty");
         assertEq(book.bondLocked(owner2), OWNER2_BOND < 35_000 ? OWNER2_BOND : 35_000, "locked");
+        vm.prank(owner2);
+        book.announceBondWithdrawal(OWNER2_BOND);
+        vm.warp(block.timestamp + book.bondNoticeSeconds());
         vm.expectPartialRevert(OrderBook.OrderBookBondLocked.selector);
         vm.prank(owner2);
         book.withdrawBond(OWNER2_BOND);
@@ -887,6 +892,7 @@ contract SettlementTest is SettlementTestBase {
     /// both, their keys differ). A rule sharing one meter's delivery among the asset's awards of
     /// an ISP (as the contract already does among one offer's awards) would pay 125,000 in all.
     function test_doubtful_oneMetersDeliveryPaysTwoOffers() public {
+        vm.warp(DAY0 - 1); // a first result comes into force before its day begins (RT-9)
         uint64 id = openIn(OPERATOR, market2);
         postAs(OPERATOR, id, sorted(groupsOf(market2)));
         closeAs(OPERATOR, id);
@@ -1104,6 +1110,11 @@ contract SettlementTokenFailureTest is SettlementTestBase {
         assertEq(book2.postRequest(p), R2, "R2");
         vm.prank(owner2);
         book2.postBond(owner2, OWNER2_BOND);
+        ftoken.mint(owner, 1e12);
+        vm.prank(owner);
+        ftoken.approve(address(book2), type(uint256).max);
+        vm.prank(owner);
+        book2.postBond(owner, OWNER_BOND);
 
         OrderBook.Offer[] memory os = new OrderBook.Offer[](2);
         bytes[] memory sigs = new bytes[](2);
@@ -1142,6 +1153,7 @@ contract SettlementTokenFailureTest is SettlementTestBase {
             groups[j].awards[0] = uint256(R2) << 48 | powerW;
             leaves[j] = clearing2.awardLeaf(digests2[i], R2, H8, powerW, powerW);
         }
+        vm.warp(DAY0 - 1); // the result comes into force before its day begins (RT-9)
         vm.prank(OPERATOR);
         result2 = clearing2.open(market, DAY0);
         vm.prank(OPERATOR);
@@ -1547,7 +1559,7 @@ contract SettlementStakeTest is SettlementTestBase {
         vm.prank(ORACLE1);
         vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleStakeLocked.selector, 0));
         oracle.withdrawStake(market);
-        uint64 unlocks = uint64(block.timestamp + 1 days + 2 * DISPUTE);
+        uint64 unlocks = uint64(block.timestamp) + markets.settlementHorizon(market) + 1; // 1 day + 3 disputes
         vm.expectEmit();
         emit MeterOracle.StakeChanged(market, ORACLE1, 80_000, unlocks);
         vm.prank(ORACLE1);

@@ -293,14 +293,16 @@ abstract contract SettlementFixture is ClearingFixture {
         award(s, R_PC, 0, 8_000);
         read(s, 0, 1400, 0);
 
-        moreSales();
-        relaySales(0, sales.length);
-
         vm.prank(owner);
         book.postBond(owner, OWNER_BOND);
         vm.prank(owner2);
         book.postBond(owner2, OWNER2_BOND);
+        moreSales();
+        relaySales(0, sales.length);
     }
+
+    /// The sellers post the bonds of `buildBook` (its figures), before they offer.
+    function bondSellers() internal virtual override {}
 
     /// Sales a test contract adds to the book before it is relayed (none here).
     function moreSales() internal virtual {}
