@@ -6,7 +6,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .make
-FORGE  := node_modules/.bin/forge
+# The native forge of the platform's npm package: node_modules/.bin/forge is a Node wrapper that
+# exits 0 whatever forge returned, so a failing test would pass CI. Expanded when a recipe runs,
+# after `npm ci` has installed it.
+FORGE   = $(or $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge)),$(error forge's platform package is missing: run `make install`))
 PY_PACKAGES := flexledger chain identity optimiser oracle edge-agent/flexledger_edge
 PYTEST_ARGS ?=
 

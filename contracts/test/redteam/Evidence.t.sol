@@ -206,6 +206,11 @@ contract EvidenceDoubleSlashTest is SettlementFixture {
 
     function moreSales() internal override {
         assertEq(request(DSO1, market, 2, H8, 2, UP, 20_000, MAX, 0), R_X, "R_X");
+        mint(owner3, OWNER_BOND); // a seller bonds before it offers (RT-1)
+        vm.startPrank(owner3);
+        token.approve(address(book), type(uint256).max);
+        book.postBond(owner3, OWNER_BOND);
+        vm.stopPrank();
         Terms memory t = terms(10_000);
         t.sellerKey = OWNER3_KEY;
         sA = addSale(t, b1(2500));
@@ -290,9 +295,11 @@ contract EvidenceDoubleSlashTest is SettlementFixture {
 contract EvidenceDefenceTest is SettlementFixture {
     /// S_FULL and S_M2 share one meter; market2's anchor of 08:00 does not prove a reading in `market`.
     function test_defence_readingOfAnotherMarketRefused() public {
+        vm.warp(DAY0 - 1); // a first result comes into force before its day begins (RT-9)
         uint64 id = openIn(OPERATOR, market2);
         postAs(OPERATOR, id, sorted(groupsOf(market2)));
         closeAs(OPERATOR, id);
+        vm.warp(NOW0);
         Settlement.SettleIn memory s = settleIn(S_FULL);
         s.isps[0].reading = readingIn(S_M2, 0);
         vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementReadingNotAnchored.selector, digestOfSale(S_FULL), H8));

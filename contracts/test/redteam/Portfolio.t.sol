@@ -96,11 +96,13 @@ abstract contract RedteamPortfolioBase is SettlementPortfolioFixture {
         for (uint256 i = 0; i < sales.length; ++i) {
             if (i != sale && sales[i].marketId == market2) delete saleAwards[i];
         }
+        uint256 now_ = block.timestamp;
+        vm.warp(DAY0 - 1); // a first result comes into force before its day begins (RT-9)
         uint64 id = openIn(OPERATOR, market2);
         postAs(OPERATOR, id, sorted(groupsOf(market2)));
         closeAs(OPERATOR, id);
         resultOf[market2] = id;
-        vm.warp(block.timestamp + CHALLENGE + 1);
+        vm.warp(now_ > DAY0 + CHALLENGE ? now_ : DAY0 + CHALLENGE);
         clearing.finalise(market2, DAY0);
     }
 

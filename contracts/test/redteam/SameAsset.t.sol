@@ -180,6 +180,11 @@ contract RedteamDoublePayTest is SettlementFixture {
 
     function moreSales() internal override {
         assertEq(request(DSO1, market, 2, H8, 2, UP, 20_000, MAX, 0), R_X, "R_X");
+        mint(owner3, OWNER_BOND); // a seller bonds before it offers (RT-1)
+        vm.startPrank(owner3);
+        token.approve(address(book), type(uint256).max);
+        book.postBond(owner3, OWNER_BOND);
+        vm.stopPrank();
         Terms memory t = terms(10_000);
         t.sellerKey = OWNER3_KEY;
         sA = addSale(t, b1(2500));
