@@ -211,6 +211,7 @@ contract RedteamPortfolioMembershipFuzzTest is OrderBookFixture {
         return false;
     }
 
+    /// forge-config: default.fuzz.runs = 10000
     function testFuzz_RT5_countedInAtMostOneOfferAtAnyTime(uint16[4] memory gaps, uint8 steps, uint32 probe) public {
         uint64 t0 = uint64(block.timestamp);
         uint32[2] memory ps;
