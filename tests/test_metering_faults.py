@@ -107,6 +107,7 @@ def _oracle(url: str, engine: Engine, clock: Callable[[], float]) -> OracleConsu
     meter is taken as known, the chain's part of the checks is tested in tests/test_oracle.py."""
     consumer = OracleConsumer(url, engine, Verifier(SEPARATOR, lambda _meter: None, isp_seconds=ISP), MARKET,
                               client_id=f"fault-oracle-{secrets.token_hex(4)}", batch=50, clock=clock)
+    consumer.receipts = True  # as `flexledger oracle run`: the agents keep each reading until its receipt
     consumer.start()
     assert consumer.wait_subscribed(), "the oracle did not subscribe"
     return consumer
