@@ -8,6 +8,7 @@ receipts topic, so nobody else can clear a gateway's outbox. Both on the embedde
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -149,10 +150,10 @@ def test_rt3_a_forged_receipt_from_another_client_cannot_clear_the_outbox(
             client, closed = _client(info, local.client_url(info, user), client_id)
             try:
                 subscribed: list[list[mqtt.ReasonCode]] = []
-                client.on_subscribe = lambda _c, _u, _m, codes, _p=None: subscribed.append(codes)
+                client.on_subscribe = lambda _c, _u, _m, codes, _p=None, into=subscribed: into.append(codes)
                 if user.name != meter_user(agent.meter).name:
                     client.subscribe(topic, qos=1)  # nor may it read another meter's receipts
-                    assert _step_until(agent, lambda: bool(subscribed), 5.0)
+                    assert _step_until(agent, lambda seen=subscribed: bool(seen), 5.0)
                     assert subscribed[0][0].is_failure
                 client.publish(topic, forged, qos=1)
                 assert closed.wait(5), "the broker let a non-oracle client publish a receipt"
@@ -171,3 +172,17 @@ def test_rt3_a_forged_receipt_from_another_client_cannot_clear_the_outbox(
     finally:
         agent.publisher.close()
         agent.outbox.close()
+
+
+def test_rt3_the_oracle_user_of_an_older_install_may_publish_receipts_and_keeps_its_password(tmp_path: Path) -> None:
+    local = LocalBroker(tmp_path / "broker", port=free_port())
+    local.data_dir.mkdir(parents=True)
+    name = "flexledger-oracle-0123456789ab"
+    password = local.users.add(name, subscribe=["flexledger/v1/readings/+"])  # as made before receipts
+    (local.data_dir / "broker-oracle.json").write_text(json.dumps({"name": name, "password": password}))
+    assert local.oracle_credentials() == (name, password)
+    (user,) = local.users.list()
+    assert user.publish == ("flexledger/v1/receipts/+",) and user.subscribe == ("flexledger/v1/readings/+",)
+    meter = meter_user("0x" + "AB" * 20, 7)
+    assert meter.subscribe == ("flexledger/v1/receipts/" + "0x" + "ab" * 20, "flexledger/v1/orders/7")
+    assert not any("receipts" in topic for topic in meter.publish)
