@@ -156,7 +156,8 @@ class ReadingPublisher:
         self._sent_up_to = 0  # highest outbox row id published in this session
         self._subscriptions: dict[str, MessageHandler] = {}
         self.sent_count = 0
-        self.acked_count = 0
+        self.acked_count = 0  # rows cleared: by the oracle's receipt, or by the PUBACK without receipts
+        self.pubacked_count = 0  # PUBACKs of readings: what the broker accepted
         self.resent_count = 0
 
     @property
@@ -289,6 +290,7 @@ class ReadingPublisher:
             row_id = self._in_flight.pop(mid, None)
             if row_id is None:
                 return  # an acknowledgement's PUBACK, or a session already dropped
+            self.pubacked_count += 1
             if self._receipts is None:
                 self.outbox.delete(row_id)
                 self.acked_count += 1
