@@ -380,6 +380,7 @@ class PahoSession:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.connect_timeout = connect_timeout_s
         client.max_queued_messages_set(0)
         if config.username is not None:
@@ -458,6 +459,14 @@ class PahoSession:
             log.warning("broker refused message %d: %s", mid, reason)
             return
         self._callbacks.on_puback(mid)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+                      properties: Any) -> None:
+        # a refused receipts subscription (a broker user made before receipts) means readings are
+        # re-sent for ever: say so rather than fail quietly
+        if any(reason.is_failure for reason in reasons):
+            log.error("the broker refused a subscription (%s): check this gateway's broker user may read its "
+                      "receipts and orders topics", reasons)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._callbacks.on_message(message.topic, bytes(message.payload))

@@ -9,6 +9,7 @@ receipts topic, so nobody else can clear a gateway's outbox. Both on the embedde
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -186,3 +187,19 @@ def test_rt3_the_oracle_user_of_an_older_install_may_publish_receipts_and_keeps_
     meter = meter_user("0x" + "AB" * 20, 7)
     assert meter.subscribe == ("flexledger/v1/receipts/" + "0x" + "ab" * 20, "flexledger/v1/orders/7")
     assert not any("receipts" in topic for topic in meter.publish)
+
+
+def test_rt3_a_gateway_whose_user_may_not_read_its_receipts_says_so(
+        broker: tuple[LocalBroker, BrokerInfo], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    local, info = broker
+    agent = _agent(local, info, tmp_path / "gw")
+    try:
+        old = meter_user(agent.meter)
+        local.users.set_topics(old.name, publish=old.publish)  # a meter user made before receipts
+        agent.publisher.close()
+        with caplog.at_level(logging.ERROR, logger="flexledger_edge.publisher"):
+            _step_until(agent, lambda: "refused a subscription" in caplog.text, 5.0)
+        assert "refused a subscription" in caplog.text
+    finally:
+        agent.publisher.close()
+        agent.outbox.close()
