@@ -50,6 +50,7 @@ SCRIPT = Path("scripts") / "mqtt-broker.mjs"
 USERS_FILE = "broker-users.json"
 ORACLE_CREDENTIALS_FILE = "broker-oracle.json"
 READINGS_FILTER = "flexledger/v1/readings/+"
+RECEIPTS_FILTER = "flexledger/v1/receipts/+"
 
 
 class BrokerError(FlexledgerError):
@@ -179,6 +180,16 @@ class BrokerUsers:
         self._save(users)
         return password
 
+    def set_topics(self, name: str, *, publish: list[str] | tuple[str, ...] = (),
+                   subscribe: list[str] | tuple[str, ...] = ()) -> bool:
+        """Change what an existing user may publish and read, keeping its password; False if unknown."""
+        users = self._load()
+        if name not in users:
+            return False
+        users[name] = {**users[name], "publish": list(publish), "subscribe": list(subscribe)}
+        self._save(users)
+        return True
+
     def remove(self, name: str) -> bool:
         users = self._load()
         if users.pop(name, None) is None:
@@ -194,10 +205,11 @@ class BrokerUsers:
 
 def meter_user(meter: str, asset: int | None = None) -> BrokerUser:
     """What an edge agent may do: publish its meter's readings (and its asset's order acknowledgements),
-    read its asset's orders; its name (and client id) is the agent's default ``flexledger-edge-<meter>``."""
+    read the oracle's receipts for its meter (and its asset's orders); its name (and client id) is the
+    agent's default ``flexledger-edge-<meter>``."""
     meter = meter.lower()
     publish = [f"flexledger/v1/readings/{meter}"]
-    subscribe: list[str] = []
+    subscribe: list[str] = [f"flexledger/v1/receipts/{meter}"]
     if asset is not None:
         publish.append(f"flexledger/v1/acks/{asset}")
         subscribe.append(f"flexledger/v1/orders/{asset}")
@@ -222,12 +234,16 @@ class LocalBroker:
         """The oracle's user name (its client id too) and password, made on first use: a random
         per-install name, so no other install's oracle (nor a guess) names the same session."""
         path = self.data_dir / ORACLE_CREDENTIALS_FILE
+        publish, subscribe = (RECEIPTS_FILTER,), (READINGS_FILTER,)
         if path.is_file():
             saved = json.loads(path.read_text())
-            if saved.get("name") in {u.name for u in self.users.list()}:
+            known = {u.name: u for u in self.users.list()}.get(saved.get("name"))
+            if known is not None:
+                if (known.publish, known.subscribe) != (publish, subscribe):  # made before receipts
+                    self.users.set_topics(known.name, publish=publish, subscribe=subscribe)
                 return str(saved["name"]), str(saved["password"])
         name = f"flexledger-oracle-{secrets.token_hex(6)}"
-        password = self.users.add(name, subscribe=[READINGS_FILTER])
+        password = self.users.add(name, publish=publish, subscribe=subscribe)
         write_private(path, json.dumps({"name": name, "password": password}) + "\n")
         return name, password
 

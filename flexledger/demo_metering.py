@@ -268,6 +268,7 @@ def metering_step(
     consumer = OracleConsumer(url, engine, Verifier(separator, meters_on_chain.problem,
                                                     prefetch=meters_on_chain.prefetch), market,
                               client_id=oracle_id, clock=conn.latest_timestamp)
+    consumer.receipts = True  # as `flexledger oracle run`: the gateways keep each reading until its receipt
     consumer.start()
     if not consumer.wait_subscribed():
         raise BrokerError(f"the oracle could not subscribe at {redact_url(url)}",

@@ -330,7 +330,8 @@ def test_cli_broker_users(tmp_path: Path) -> None:
     user = json.loads(made.stdout)
     assert user["user"] == user["client_id"] == "flexledger-edge-0x" + "ab" * 20
     assert user["publish"] == ["flexledger/v1/readings/0x" + "ab" * 20, "flexledger/v1/acks/7"]
-    assert user["subscribe"] == ["flexledger/v1/orders/7"] and len(user["password"]) >= 40
+    assert user["subscribe"] == ["flexledger/v1/receipts/0x" + "ab" * 20, "flexledger/v1/orders/7"]
+    assert len(user["password"]) >= 40
     listed = _cli("user", "list", "--json", data_dir=tmp_path)
     assert [u["user"] for u in json.loads(listed.stdout)] == [user["user"]]
     assert user["password"] not in (tmp_path / "broker-users.json").read_text()

@@ -107,6 +107,7 @@ def _oracle(url: str, engine: Engine, clock: Callable[[], float]) -> OracleConsu
     meter is taken as known, the chain's part of the checks is tested in tests/test_oracle.py."""
     consumer = OracleConsumer(url, engine, Verifier(SEPARATOR, lambda _meter: None, isp_seconds=ISP), MARKET,
                               client_id=f"fault-oracle-{secrets.token_hex(4)}", batch=50, clock=clock)
+    consumer.receipts = True  # as `flexledger oracle run`: the agents keep each reading until its receipt
     consumer.start()
     assert consumer.wait_subscribed(), "the oracle did not subscribe"
     return consumer
@@ -257,11 +258,11 @@ def _restart_mid_stream(tmp_path: Path, broker_url: str, restart: Callable[[], N
     try:
         _wait(lambda: _count(engine) >= 20, "the stream to flow")
         # Cut off, the oracle leaves what the agent sends now with the broker, which acknowledges it
-        # to the agent (the agent then forgets it): only the broker has these readings when it stops.
+        # to the agent (which keeps it until the oracle's receipt): the broker must still deliver them.
         oracle_link.close()
-        accepted = agent.publisher.acked_count
-        _wait(lambda: agent.publisher.acked_count >= accepted + 20, "the broker to accept readings for the oracle")
-        held = agent.publisher.acked_count - accepted
+        accepted = agent.publisher.pubacked_count
+        _wait(lambda: agent.publisher.pubacked_count >= accepted + 20, "the broker to accept readings for the oracle")
+        held = agent.publisher.pubacked_count - accepted
         restart()
         oracle_link.open()
         runner.join(60)

@@ -7,7 +7,8 @@ At every ISP boundary (UTC multiples of ``isp_seconds``) the agent
 2. signs a Reading with the meter's key under the next sequence number and stores it in the
    outbox in the same transaction (:mod:`flexledger_edge.outbox`);
 3. lets the publisher, running in its own thread, send it to the broker; rows leave the
-   outbox on PUBACK only (:mod:`flexledger_edge.publisher`);
+   outbox on the oracle's receipt for that reading (or on the broker's PUBACK with
+   ``receipts = false``), and are sent again while none comes (:mod:`flexledger_edge.publisher`);
 4. starts the device's part of any accepted activation for the ISP that begins now, unless
    the owner's override is on (:mod:`flexledger_edge.devices`).
 
@@ -34,9 +35,9 @@ from .drivers.simulated import LoadProfile, SimulatedMeter
 from .metering import IspEnergyTracker
 from .orders import OrderHandler, OrderPolicy
 from .outbox import Outbox
-from .publisher import Backoff, ReadingPublisher, SessionFactory, paho_factory
+from .publisher import Backoff, ReadingPublisher, ResendPolicy, SessionFactory, paho_factory
 from .reading import MeterSigner, OracleDomain, SignedReading
-from .topics import acks_topic, orders_topic
+from .topics import acks_topic, orders_topic, receipts_topic
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,12 @@ class EdgeAgent:
         # a broker that authenticates binds the session to the user: the id is the user name there;
         # an anonymous one must not be handed a guessable id (anyone could take the session over)
         self.client_id = config.broker.client_id or config.broker.username or install_client_id(config.client_id_path)
-        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(config.broker, self.client_id),
-                                          backoff=backoff)
+        broker = config.broker
+        resend = ResendPolicy(broker.resend_s, broker.resend_max_s) if broker.receipts else None
+        self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(broker, self.client_id),
+                                          backoff=backoff, receipts=resend)
+        if resend is not None:
+            self.publisher.subscribe(receipts_topic(self.meter), self.publisher.on_receipt)
         self.orders: OrderHandler | None = None
         self.left_in_outbox = 0
         if config.asset is not None and self.device is not None:

@@ -20,6 +20,11 @@ A minimal simulated gateway::
     # ca_file = "ca.pem"; cert_file = "client.pem"; key_file = "client.key"
     # client_id = "..."               # default: the username; without one, random per install
     #                                   (kept in <state_dir>/client-id)
+    # receipts = true                 # keep a reading until the oracle's receipt on
+    #                                   flexledger/v1/receipts/<meter>, not just the broker's PUBACK
+    #                                   (false only for an oracle that sends none)
+    # resend_s = 60; resend_max_s = 900   # re-send a reading without a receipt after resend_s,
+    #                                   doubling up to resend_max_s
 
     [driver]
     kind = "simulated"                # base_load_w, pv_peak_w, seed
@@ -114,6 +119,11 @@ class BrokerConfig:
     key_file: Path | None = None
     client_id: str | None = None
     keepalive_s: int = 30
+    # End-to-end acknowledgement: a reading leaves the outbox on the oracle's receipt, not the
+    # broker's PUBACK (the broker accepting a reading does not mean the oracle stored it).
+    receipts: bool = True
+    resend_s: int = 60
+    resend_max_s: int = 900
 
 
 @dataclass(frozen=True)
@@ -451,11 +461,15 @@ def _parse_broker(section: _Section) -> BrokerConfig:
         raise section.error("key_file", "a client key needs cert_file (the client certificate)")
     client_id = section.get_str("client_id", required=False)
     keepalive = section.get_int("keepalive_s", 30, minimum=5, maximum=3600)
+    receipts = section.get_bool("receipts", True)
+    resend_s = section.get_int("resend_s", 60, minimum=1, maximum=86_400)
+    resend_max_s = section.get_int("resend_max_s", max(900, resend_s), minimum=resend_s, maximum=86_400)
     section.finish()
     return BrokerConfig(
         url=url, host=parts.hostname, port=port or (8883 if tls else 1883), tls=tls,
         username=username, password=password, ca_file=ca_file, cert_file=cert_file,
         key_file=key_file, client_id=client_id, keepalive_s=keepalive,
+        receipts=receipts, resend_s=resend_s, resend_max_s=resend_max_s,
     )
 
 

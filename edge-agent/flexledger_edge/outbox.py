@@ -1,7 +1,8 @@
 """A durable outbox for signed readings (SQLite, WAL), and each meter's sequence counter.
 
 Store-and-forward: a reading is signed and committed here *before* anything is sent; a row
-is deleted only when the broker has acknowledged it (MQTT PUBACK). After a crash, a power
+is deleted only when the oracle's receipt for it arrives (or, with receipts off, on the broker's
+MQTT PUBACK). After a crash, a power
 cut or a network outage the rows still here are sent again, in the order they were stored
 (which is each meter's sequence order). Delivery to the broker is therefore at least once:
 a PUBACK lost with the connection means the row is sent again, and the oracle drops the
@@ -79,7 +80,7 @@ class OutboxError(Exception):
 
 @dataclass(frozen=True)
 class OutboxRow:
-    """One stored, signed reading waiting for the broker's acknowledgement."""
+    """One stored, signed reading waiting for its acknowledgement."""
 
     id: int
     meter: str
@@ -221,12 +222,28 @@ class Outbox:
             ).fetchall()
         return [OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) for r in rows]
 
+    def get(self, row_id: int) -> OutboxRow | None:
+        """A stored row by id, or None once it is gone."""
+        with self._lock:
+            r = self._db.execute("SELECT id, meter, sequence, isp_start, topic, payload FROM outbox WHERE id = ?",
+                                 (row_id,)).fetchone()
+        return OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) if r else None
+
+    def find(self, meter: str, sequence: int) -> OutboxRow | None:
+        """The stored row of a meter's reading by sequence number (the address in any case), or None."""
+        with self._lock:
+            r = self._db.execute(
+                "SELECT id, meter, sequence, isp_start, topic, payload FROM outbox WHERE lower(meter) = ? AND sequence = ?",
+                (meter.lower(), sequence),
+            ).fetchone()
+        return OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) if r else None
+
     def count(self) -> int:
         """How many readings wait for the broker."""
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def delete(self, row_id: int) -> None:
-        """Forget a row: the broker acknowledged it."""
+        """Forget a row: it was acknowledged."""
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))

@@ -1,11 +1,15 @@
 """Forwarding the outbox to the MQTT broker, and the broker connection itself.
 
 :class:`ReadingPublisher` is the store-and-forward logic, independent of any MQTT library:
-it opens a :class:`BrokerSession` through a factory, publishes the outbox's rows in order
-(QoS 1), deletes a row only on its PUBACK, and when the connection is lost it drops the
+it opens a :class:`BrokerSession` through a factory and publishes the outbox's rows in order
+(QoS 1). With a :class:`ResendPolicy` (the agent's default) a row is deleted only on the
+oracle's receipt for exactly that reading: a PUBACK says only that the broker has it, and a
+broker that loses the oracle's session, or an oracle that fails to store it, loses it; a row
+without a receipt is sent again after the policy's delay, doubling up to its maximum. Without
+receipts a row goes on its PUBACK. When the connection is lost the publisher drops the
 session, waits (exponential backoff with jitter) and opens a new one, which starts again
 from the oldest row still stored. Nothing is lost while the broker is away: rows simply
-stay in the outbox. A row whose PUBACK was lost with the connection is sent again, so
+stay in the outbox. A row whose acknowledgement was lost with the connection is sent again, so
 delivery is at least once; the oracle deduplicates by (meter, sequence).
 
 :class:`PahoSession` is one connection made with paho-mqtt 2.x (callback API version 2).
@@ -20,6 +24,7 @@ activation orders published while the gateway is offline wait for it at the brok
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import ssl
@@ -35,6 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from .config import BrokerConfig
 from .outbox import Outbox
+from .reading import ReadingError, SignedReading
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +101,35 @@ class Backoff:
         self._attempts = 0
 
 
+@dataclass(frozen=True)
+class ResendPolicy:
+    """Wait for the oracle's receipts: a row the broker acknowledged is sent again ``initial_s`` after
+    its PUBACK if no receipt came, then after twice that, and so on up to ``max_s``."""
+
+    initial_s: float = 60.0
+    max_s: float = 900.0
+
+    def delay(self, attempts: int) -> float:
+        return float(min(self.max_s, self.initial_s * 2 ** min(attempts, 32)))
+
+
+def _receipt_values(payload: bytes) -> tuple[str, int, int, int, int] | None:
+    """(meter, sequence, ispStart, importWh, exportWh) of a well-formed receipt, else None."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("meter"), str):
+        return None
+    values = [data.get(key) for key in ("sequence", "ispStart", "importWh", "exportWh")]
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        return None
+    return (str(data["meter"]).lower(), *values)  # type: ignore[return-value]
+
+
 class ReadingPublisher:
-    """Sends the outbox to the broker, in order, deleting rows on PUBACK; reconnects with backoff."""
+    """Sends the outbox to the broker, in order; reconnects with backoff. A row leaves the outbox on
+    its PUBACK or, with a :class:`ResendPolicy`, on the oracle's receipt for exactly that reading."""
 
     def __init__(
         self,
@@ -106,8 +139,12 @@ class ReadingPublisher:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_in_flight: int = 50,
+        receipts: ResendPolicy | None = None,
     ) -> None:
         self.outbox = outbox
+        self._receipts = receipts
+        self._awaiting: dict[int, float] = {}  # outbox row id -> when it is sent again without a receipt
+        self._resends: dict[int, int] = {}  # outbox row id -> times sent again, for the backoff
         self._connect = connect
         self._backoff = backoff or Backoff()
         self._clock = clock
@@ -119,7 +156,9 @@ class ReadingPublisher:
         self._sent_up_to = 0  # highest outbox row id published in this session
         self._subscriptions: dict[str, MessageHandler] = {}
         self.sent_count = 0
-        self.acked_count = 0
+        self.acked_count = 0  # rows cleared: by the oracle's receipt, or by the PUBACK without receipts
+        self.pubacked_count = 0  # PUBACKs of readings: what the broker accepted
+        self.resent_count = 0
 
     @property
     def connected(self) -> bool:
@@ -219,6 +258,23 @@ class ReadingPublisher:
         room = self._max_in_flight - len(self._in_flight)
         if room <= 0 or self._session is None:
             return
+        now = self._clock()
+        for row_id in sorted(r for r, due in self._awaiting.items() if due <= now)[:room]:
+            del self._awaiting[row_id]
+            stored = self.outbox.get(row_id)
+            if stored is None:
+                continue
+            mid = self._session.publish(stored.topic, stored.payload)
+            if mid is None:
+                self._drop_session("publish refused")
+                return
+            self._in_flight[mid] = row_id
+            self._resends[row_id] = self._resends.get(row_id, 0) + 1
+            self.resent_count += 1
+            room -= 1
+            log.info("no receipt for reading %d of %s: sent again", stored.sequence, stored.meter)
+        if room <= 0:
+            return
         for row in self.outbox.pending(after_id=self._sent_up_to, limit=room):
             mid = self._session.publish(row.topic, row.payload)
             if mid is None:
@@ -234,7 +290,39 @@ class ReadingPublisher:
             row_id = self._in_flight.pop(mid, None)
             if row_id is None:
                 return  # an acknowledgement's PUBACK, or a session already dropped
-            self.outbox.delete(row_id)
+            self.pubacked_count += 1
+            if self._receipts is None:
+                self.outbox.delete(row_id)
+                self.acked_count += 1
+            else:  # the broker has it, the oracle may not: wait for the receipt, then send again
+                self._awaiting[row_id] = self._clock() + self._receipts.delay(self._resends.get(row_id, 0))
+
+    def on_receipt(self, topic: str, payload: bytes) -> None:
+        """The oracle's receipt: it committed this reading (stored, duplicate or refused for good),
+        so its row may go. Only a receipt naming the stored row's meter, sequence, ISP and energy
+        clears it; anything else (another reading, a malformed receipt) changes nothing. Only the
+        oracle may publish on the receipts topic (the broker's ACL)."""
+        values = _receipt_values(payload)
+        if values is None:
+            log.warning("malformed receipt on %s ignored", topic)
+            return
+        meter, sequence, isp_start, import_wh, export_wh = values
+        with self._lock:
+            row = self.outbox.find(meter, sequence)
+            if row is None:
+                log.debug("receipt for reading %d of %s matches no stored row", sequence, meter)
+                return
+            try:
+                reading = SignedReading.from_json(row.payload).reading
+            except ReadingError:
+                log.error("stored row %d does not parse; kept", row.id)
+                return
+            if (reading.isp_start, reading.import_wh, reading.export_wh) != (isp_start, import_wh, export_wh):
+                log.warning("receipt for reading %d of %s carries other values; ignored", sequence, meter)
+                return
+            self.outbox.delete(row.id)
+            self._awaiting.pop(row.id, None)
+            self._resends.pop(row.id, None)
             self.acked_count += 1
 
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -253,6 +341,7 @@ class ReadingPublisher:
             return
         unacked = len(self._in_flight)
         self._in_flight.clear()
+        self._awaiting.clear()  # the next session sends every stored row again from the oldest
         self._sent_up_to = 0
         try:
             session.close()
@@ -291,6 +380,7 @@ class PahoSession:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.connect_timeout = connect_timeout_s
         client.max_queued_messages_set(0)
         if config.username is not None:
@@ -369,6 +459,14 @@ class PahoSession:
             log.warning("broker refused message %d: %s", mid, reason)
             return
         self._callbacks.on_puback(mid)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+                      properties: Any) -> None:
+        # a refused receipts subscription (a broker user made before receipts) means readings are
+        # re-sent for ever: say so rather than fail quietly
+        if any(reason.is_failure for reason in reasons):
+            log.error("the broker refused a subscription (%s): check this gateway's broker user may read its "
+                      "receipts and orders topics", reasons)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._callbacks.on_message(message.topic, bytes(message.payload))

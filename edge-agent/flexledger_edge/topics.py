@@ -16,3 +16,8 @@ def orders_topic(asset_id: int) -> str:
 def acks_topic(asset_id: int) -> str:
     """Where the agent acknowledges an asset's orders."""
     return f"flexledger/v1/acks/{asset_id}"
+
+
+def receipts_topic(meter: str) -> str:
+    """Where the oracle acknowledges a meter's readings once it has committed them."""
+    return f"flexledger/v1/receipts/{meter.lower()}"

@@ -123,7 +123,8 @@ def user_add_meter(
     json_: bool = JsonOption,
 ) -> None:
     """Make the user of an edge agent: flexledger-edge-<meter>, which may publish only its meter's
-    readings (and its asset's acknowledgements) and read only its asset's orders."""
+    readings (and its asset's acknowledgements) and read only its meter's receipts (and its asset's
+    orders)."""
     settings = STATE.settings
     require_embedded_broker(settings)
     user = meter_user(meter, asset)

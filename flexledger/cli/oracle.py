@@ -81,6 +81,9 @@ def oracle_run(
     except ValueError as exc:
         raise ConfigurationError(f"the oracle's broker settings: {exc}",
                                  hint="set FLEXLEDGER_MQTT_CA_FILE, _CERT_FILE and _KEY_FILE with an mqtts:// URL") from None
+    # gateways keep a reading until its receipt: the broker's ACL must let the oracle publish
+    # flexledger/v1/receipts/+ (the embedded broker's oracle user may)
+    consumer.receipts = True
     consumer.start()
     if not consumer.wait_subscribed():
         consumer.stop()

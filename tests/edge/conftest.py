@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ class FakeSession:
         self.callbacks = callbacks
         self.closed = False
         self.unacked: list[int] = []
+        self.topics: dict[int, tuple[str, bytes]] = {}
         self.subscriptions: list[str] = []
 
     def publish(self, topic: str, payload: bytes) -> int | None:
@@ -33,6 +35,7 @@ class FakeSession:
         self.broker.mid += 1
         self.broker.received.append((topic, payload))
         self.unacked.append(self.broker.mid)
+        self.topics[self.broker.mid] = (topic, payload)
         return self.broker.mid
 
     def subscribe(self, topic: str) -> bool:
@@ -48,6 +51,7 @@ class FakeSession:
             acks, self.unacked = self.unacked, []
             for mid in acks:
                 self.callbacks.on_puback(mid)
+                self.broker.oracle_receives(self, *self.topics.pop(mid))
         return True
 
     def close(self) -> None:
@@ -58,7 +62,9 @@ class FakeSession:
 
 
 class FakeBroker:
-    """An in-memory broker: can be down, can withhold PUBACKs, records what it received."""
+    """An in-memory broker: can be down, can withhold PUBACKs, records what it received. Behind it an
+    oracle that receipts every reading it keeps (as `flexledger oracle run`), except the next
+    ``oracle_loses`` readings, which the broker acknowledges and the oracle never stores."""
 
     def __init__(self) -> None:
         self.up = True
@@ -67,6 +73,25 @@ class FakeBroker:
         self.received: list[tuple[str, bytes]] = []
         self.sessions: list[FakeSession] = []
         self.attempts = 0
+        self.receipts = True
+        self.oracle_loses = 0
+        self.stored: list[tuple[str, int]] = []  # what the oracle kept: (meter, sequence)
+
+    def oracle_receives(self, session: FakeSession, topic: str, payload: bytes) -> None:
+        if not topic.startswith("flexledger/v1/readings/"):
+            return
+        if self.oracle_loses > 0:
+            self.oracle_loses -= 1
+            return
+        data = json.loads(payload)
+        key = (data["meter"], data["sequence"])
+        outcome = "duplicate" if key in self.stored else "stored"
+        if outcome == "stored":
+            self.stored.append(key)
+        receipts = f"flexledger/v1/receipts/{data['meter'].lower()}"
+        if self.receipts and receipts in session.subscriptions:
+            session.deliver(receipts, json.dumps({**{k: data[k] for k in (
+                "meter", "ispStart", "sequence", "importWh", "exportWh")}, "outcome": outcome}).encode())
 
     def connect(self, callbacks: SessionCallbacks) -> FakeSession:
         self.attempts += 1

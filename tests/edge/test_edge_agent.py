@@ -84,7 +84,7 @@ def test_orders_are_acknowledged_and_change_the_metered_energy(
     clock = StepClock(START)
     agent = EdgeAgent(config, clock, session_factory=fake_broker.connect)
     agent.publisher.step(0)
-    assert fake_broker.session.subscriptions == ["flexledger/v1/orders/7"]
+    assert fake_broker.session.subscriptions == [f"flexledger/v1/receipts/{agent.meter.lower()}", "flexledger/v1/orders/7"]
     agent.at_boundary(START)  # baseline
     order: dict[str, Any] = {"isp_start": START + ISP, "isps": 1, "power_w": 5000, "expires_at": START + 2 * ISP}
     fake_broker.session.deliver("flexledger/v1/orders/7", signed_order(**order))

@@ -164,3 +164,16 @@ def test_orders_config(write_config: Callable[..., Path]) -> None:
     assert orders is not None and orders.market == 2 and orders.market_registry == ORACLE
     assert orders.dispatcher is None and orders.block_tag == "finalized" and orders.prequalified_up_w == 3000
     assert orders.prequalified_down_w is None and (orders.horizon_s, orders.max_isps) == (2 * 86_400, 96)
+
+
+def test_receipts_are_on_by_default_and_the_resend_interval_is_bounded(write_config: Callable[..., Path]) -> None:
+    broker = load_config(write_config()).broker
+    assert (broker.receipts, broker.resend_s, broker.resend_max_s) == (True, 60, 900)
+    off = load_config(write_config(broker={"url": "mqtt://127.0.0.1:1", "receipts": False})).broker
+    assert not off.receipts
+    tuned = load_config(write_config(broker={"url": "mqtt://127.0.0.1:1", "resend_s": 5, "resend_max_s": 30})).broker
+    assert (tuned.resend_s, tuned.resend_max_s) == (5, 30)
+    with pytest.raises(ConfigError, match="resend_s"):
+        load_config(write_config(broker={"url": "mqtt://127.0.0.1:1", "resend_s": 0}))
+    with pytest.raises(ConfigError, match="resend_max_s"):
+        load_config(write_config(broker={"url": "mqtt://127.0.0.1:1", "resend_s": 60, "resend_max_s": 10}))

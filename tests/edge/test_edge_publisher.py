@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 from flexledger_edge.outbox import Outbox
-from flexledger_edge.publisher import Backoff, ReadingPublisher
+from flexledger_edge.publisher import Backoff, ReadingPublisher, ResendPolicy
 from flexledger_edge.reading import MeterSigner, OracleDomain, SignedReading
+from flexledger_edge.topics import receipts_topic
 
 
 class ManualClock:
@@ -162,3 +164,99 @@ def test_in_flight_window_and_backoff(tmp_path: Path, meter_key: bytes, domain: 
             publisher.step(0)
         assert fake_broker.attempts == attempts + 6
         assert all(d <= 8.0 for d in delays) and delays[-1] >= 4.0
+
+
+# -- end-to-end acknowledgement: the oracle's receipt, not the broker's PUBACK, clears a row -----------
+
+
+def _receipting(outbox: Outbox, broker: Any, clock: ManualClock, signer: MeterSigner) -> ReadingPublisher:
+    publisher = _publisher(outbox, broker, clock, receipts=ResendPolicy(10.0, 40.0))
+    publisher.subscribe(receipts_topic(signer.address), publisher.on_receipt)
+    return publisher
+
+
+def test_a_reading_the_broker_acknowledged_but_the_oracle_lost_is_sent_again_until_stored(
+    tmp_path: Path, meter_key: bytes, domain: OracleDomain, fake_broker: Any
+) -> None:
+    signer = MeterSigner(meter_key, domain)
+    clock = ManualClock()
+    fake_broker.oracle_loses = 2  # PUBACKed, never stored: the oracle lost its session, say
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        _store(outbox, signer, 3)
+        publisher = _receipting(outbox, fake_broker, clock, signer)
+        publisher.step(0)
+        publisher.step(0)
+        assert fake_broker.stored == [(signer.address, 3)]
+        assert [r.sequence for r in outbox.pending()] == [1, 2]  # PUBACK alone deletes nothing
+        clock.t = 9.9
+        publisher.step(0)
+        assert _sequences(fake_broker.received) == [1, 2, 3]  # not before the resend interval
+        clock.t = 10.0
+        publisher.step(0)
+        publisher.step(0)
+        assert _sequences(fake_broker.received) == [1, 2, 3, 1, 2]
+        assert sorted(fake_broker.stored) == sorted([(signer.address, s) for s in (1, 2, 3)])
+        assert outbox.count() == 0 and publisher.resent_count == 2 and publisher.acked_count == 3
+
+
+def test_resends_back_off_and_stay_bounded(
+    tmp_path: Path, meter_key: bytes, domain: OracleDomain, fake_broker: Any
+) -> None:
+    signer = MeterSigner(meter_key, domain)
+    clock = ManualClock()
+    fake_broker.receipts = False  # an oracle that never answers
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        _store(outbox, signer, 1)
+        publisher = _receipting(outbox, fake_broker, clock, signer)
+        sent_at: list[float] = []
+        while clock.t <= 200:
+            before = len(fake_broker.received)
+            publisher.step(0)
+            if len(fake_broker.received) > before:
+                sent_at.append(clock.t)
+            clock.t += 1
+        # 10, 20, 40, then the 40 s ceiling
+        assert sent_at == [0, 10, 30, 70, 110, 150, 190]
+        assert outbox.count() == 1
+
+
+def test_a_receipt_for_another_reading_or_a_malformed_one_clears_nothing(
+    tmp_path: Path, meter_key: bytes, domain: OracleDomain, fake_broker: Any
+) -> None:
+    signer = MeterSigner(meter_key, domain)
+    fake_broker.receipts = False
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        _store(outbox, signer, 2)
+        publisher = _receipting(outbox, fake_broker, ManualClock(), signer)
+        publisher.step(0)
+        row = SignedReading.from_json(outbox.pending()[0].payload).reading
+        good = {"meter": row.meter, "ispStart": row.isp_start, "sequence": row.sequence,
+                "importWh": row.import_wh, "exportWh": row.export_wh, "outcome": "stored"}
+        topic = receipts_topic(signer.address)
+        for bad in (
+            {**good, "importWh": row.import_wh + 1},
+            {**good, "exportWh": row.export_wh + 1},
+            {**good, "ispStart": row.isp_start + 900},
+            {**good, "sequence": 3},
+            {**good, "meter": "0x" + "ab" * 20},
+            {**good, "sequence": True},
+            {**good, "importWh": "5"},
+            {k: v for k, v in good.items() if k != "exportWh"},
+        ):
+            fake_broker.session.deliver(topic, json.dumps(bad).encode())
+        for raw in (b"", b"not json", b"[1, 2]", b"\xff\xfe", json.dumps({**good, "meter": None}).encode()):
+            fake_broker.session.deliver(topic, raw)
+        assert outbox.count() == 2
+        fake_broker.session.deliver(topic, json.dumps({**good, "meter": row.meter.lower()}).encode())
+        assert [r.sequence for r in outbox.pending()] == [2]
+
+
+def test_without_receipts_a_puback_clears_the_row(
+    tmp_path: Path, meter_key: bytes, domain: OracleDomain, fake_broker: Any
+) -> None:
+    signer = MeterSigner(meter_key, domain)
+    fake_broker.oracle_loses = 1
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        _store(outbox, signer, 1)
+        _publisher(outbox, fake_broker, ManualClock()).step(0)
+        assert outbox.count() == 0
