@@ -439,8 +439,20 @@ abstract contract SettlementFixture is ClearingFixture {
         }
     }
 
+    /// A sale whose awards `market`'s result first tries to hold, then drops (set by a test's
+    /// `moreSales`), and the revert data of that attempt: a defence shown at the commitment.
+    uint256 internal refusedSale = type(uint256).max;
+    bytes internal refusal;
+
     /// Open, post (one chunk) and close `marketId`'s result of DAY0 as OPERATOR.
     function commitResult(uint32 marketId) internal virtual returns (uint64 id) {
+        if (marketId == market && refusedSale != type(uint256).max) {
+            id = openIn(OPERATOR, marketId);
+            Grp[] memory gs = sorted(groupsOf(marketId));
+            vm.prank(OPERATOR);
+            (, refusal) = address(clearing).call(abi.encodeCall(ClearingCommitment.post, (id, rootsOf(gs), wire(gs))));
+            delete saleAwards[refusedSale];
+        }
         id = openIn(OPERATOR, marketId);
         postAs(OPERATOR, id, sorted(groupsOf(marketId)));
         closeAs(OPERATOR, id);

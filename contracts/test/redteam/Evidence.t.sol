@@ -220,24 +220,14 @@ contract EvidenceDoubleSlashTest is SettlementFixture {
         award(sA, R_X, 0, 10_000);
         award(sB, R_X, 0, 10_000);
         award(sB, R_X, 1, 10_000);
+        refusedSale = sB; // the operator's attempt with both sales is refused; the day is committed with A alone
         misread(sA, 0, 0, 0, 2500, 0); // X's meter at 08:00: one wrong reading, shared by A and B
         read(sB, 1, 0, 0);
     }
 
     bytes internal input; // abi.encode(SettleIn) of sA
     bytes[] internal signed; // abi.encode(DisputeIn): readings X's meter signed for 08:00
-    bytes internal refusal;
 
-    /// The operator's attempt with both sales is refused; the day is then committed with A alone.
-    function commitResult(uint32 marketId) internal override returns (uint64 id) {
-        if (marketId != market) return super.commitResult(marketId);
-        id = openIn(OPERATOR, marketId);
-        Grp[] memory gs = sorted(groupsOf(marketId));
-        vm.prank(OPERATOR);
-        (, refusal) = address(clearing).call(abi.encodeCall(ClearingCommitment.post, (id, rootsOf(gs), wire(gs))));
-        delete saleAwards[sB];
-        id = super.commitResult(marketId);
-    }
 
     function setUp() public override {
         super.setUp();

@@ -176,7 +176,6 @@ contract RedteamDoublePayTest is SettlementFixture {
     uint64 internal constant R_X = 11;
     uint256 internal sA;
     uint256 internal sB;
-    bytes internal refusal;
 
     function moreSales() internal override {
         assertEq(request(DSO1, market, 2, H8, 2, UP, 20_000, MAX, 0), R_X, "R_X");
@@ -194,20 +193,11 @@ contract RedteamDoublePayTest is SettlementFixture {
         award(sA, R_X, 0, 10_000);
         award(sB, R_X, 0, 10_000);
         award(sB, R_X, 1, 10_000);
+        refusedSale = sB; // the operator's attempt with both sales is refused; the day is committed with A alone
         read(sA, 0, 0, 0);
         read(sB, 1, 0, 0);
     }
 
-    /// The operator's attempt with both sales is refused; the day is then committed with A alone.
-    function commitResult(uint32 marketId) internal override returns (uint64 id) {
-        if (marketId != market) return super.commitResult(marketId);
-        id = openIn(OPERATOR, marketId);
-        Grp[] memory gs = sorted(groupsOf(marketId));
-        vm.prank(OPERATOR);
-        (, refusal) = address(clearing).call(abi.encodeCall(ClearingCommitment.post, (id, rootsOf(gs), wire(gs))));
-        delete saleAwards[sB];
-        id = super.commitResult(marketId);
-    }
 
     function test_RT3_oneMetersDeliveryPaidTwiceInOneMarket() public {
         assertEq(bytes4(refusal), ClearingCommitment.ClearingOffersOverlap.selector, "a result awarding A and B was refused");
@@ -226,23 +216,14 @@ contract RedteamDoublePayTest is SettlementFixture {
 /// `ClearingAssetInPortfolio`, judged as of the gate closure: the registry's side.)
 contract RedteamPortfolioTwiceTest is SettlementPortfolioFixture {
     uint256 internal sTwice;
-    bytes internal refusal;
 
     function moreSales() internal override {
         super.moreSales();
         sTwice = addPortfolioSale(p1, 1, 2_000, COMMITTED, b1(1000));
         award(sTwice, R_PF_STD, 0, 2_000);
+        refusedSale = sTwice;
     }
 
-    function commitResult(uint32 marketId) internal override returns (uint64 id) {
-        if (marketId != market) return super.commitResult(marketId);
-        id = openIn(OPERATOR, marketId);
-        Grp[] memory gs = sorted(groupsOf(marketId));
-        vm.prank(OPERATOR);
-        (, refusal) = address(clearing).call(abi.encodeCall(ClearingCommitment.post, (id, rootsOf(gs), wire(gs))));
-        delete saleAwards[sTwice];
-        id = super.commitResult(marketId);
-    }
 
     function test_RT3_onePortfolioSoldTwiceInOneIsp() public {
         assertEq(bytes4(refusal), ClearingCommitment.ClearingOffersOverlap.selector, "both of P1's offers: refused");
