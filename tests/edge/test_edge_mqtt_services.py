@@ -106,7 +106,9 @@ def test_readings_reach_a_subscriber_signed(
     domain: OracleDomain,
 ) -> None:
     key = "0x" + secrets.token_hex(32)
-    path = write_config(None, meter={"private_key": key}, broker={"url": _broker_url()}, asset={"id": 90_000 + secrets.randbelow(10_000), "device": {"kind": "battery", "capacity_wh": 10_000, "max_power_w": 5_000}})
+    # no oracle here to send receipts: the broker's PUBACK clears the outbox (receipts = false);
+    # the receipts' round trip through a real broker is tests/redteam/test_receipts.py's
+    path = write_config(None, meter={"private_key": key}, broker={"url": _broker_url(), "receipts": False}, asset={"id": 90_000 + secrets.randbelow(10_000), "device": {"kind": "battery", "capacity_wh": 10_000, "max_power_w": 5_000}})
     config = load_config(path)
     agent = EdgeAgent(config, StepClock(START))
     inbox = subscriber(f"flexledger/v1/readings/{agent.meter.lower()}")
