@@ -36,6 +36,7 @@ from .store import (
     StoredAnchor,
     StoredReading,
     bind_market,
+    kept_reading,
     mark_anchored,
     readings_of_isp,
     session,
@@ -250,9 +251,7 @@ def proof_for(engine: Engine, meter: str, isp_start: int) -> dict[str, Any]:
 
 def _unanchored(s: Session, meter: str, isp_start: int) -> dict[str, Any]:
     """The first reading kept of ``meter`` for ``isp_start`` that is in no root (late), unanchored."""
-    rows = s.scalars(select(StoredReading).where(StoredReading.isp_start == isp_start)
-                     .order_by(StoredReading.received_at, StoredReading.sequence))
-    r = next((r for r in rows if r.meter.lower() == meter.lower()), None)
+    r = kept_reading(s, meter, isp_start)
     if r is None:
         raise ProofError(f"no reading of {meter} for the ISP starting at {isp_start} is kept",
                          hint="check the meter and the ISP; a reading the oracle never received can be brought "

@@ -349,11 +349,16 @@ def equivocations(s: Session, *, meter: str | None = None, isp_start: int | None
     return out
 
 
+def kept_reading(s: Session, meter: str, isp_start: int) -> StoredReading | None:
+    """The one reading of ``meter`` kept for the ISP (the first it signed), if any."""
+    return s.scalar(select(StoredReading).where(StoredReading.isp_start == isp_start,
+                                                func.lower(StoredReading.meter) == meter.lower()))
+
+
 def signed_readings_of(s: Session, meter: str, isp_start: int) -> list[StoredReading | ConflictingReading]:
     """Every reading ``meter`` signed for the ISP that the store holds: the kept one and the conflicting ones."""
-    kept = s.scalars(select(StoredReading).where(StoredReading.isp_start == isp_start,
-                                                 func.lower(StoredReading.meter) == meter.lower()))
-    return [*kept, *conflicts(s, meter=meter, isp_start=isp_start)]
+    kept = kept_reading(s, meter, isp_start)
+    return [*([kept] if kept else []), *conflicts(s, meter=meter, isp_start=isp_start)]
 
 
 def quarantine(s: Session, payload: bytes, error: BaseException, received_at: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -31,14 +30,6 @@ from flexledger_edge.reading import MeterSigner, OracleDomain
 
 DOMAIN = OracleDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 ISP = 900
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, BrokerInfo]]:
-    local = LocalBroker(tmp_path / "broker", port=free_port())
-    info = local.start()
-    yield local, info
-    local.stop()
 
 
 def _consumer(url: str, client_id: str, engine: Engine, **kwargs: object) -> OracleConsumer:

@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -34,14 +33,6 @@ from flexledger_edge.reading import OracleDomain, SignedReading
 
 DOMAIN = OracleDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 ISP = 900
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, BrokerInfo]]:
-    local = LocalBroker(tmp_path / "broker", port=free_port())
-    info = local.start()
-    yield local, info
-    local.stop()
 
 
 def _agent(local: LocalBroker, info: BrokerInfo, folder: Path) -> EdgeAgent:

@@ -159,13 +159,25 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         internal
         returns (uint256 id)
     {
+        return addPortfolioSaleIn(market, portfolioId, isps, powerW, method, baseline);
+    }
+
+    /// The same in market `marketId`.
+    function addPortfolioSaleIn(
+        uint32 marketId,
+        uint32 portfolioId,
+        uint16 isps,
+        uint32 powerW,
+        uint8 method,
+        int64[] memory baseline
+    ) internal returns (uint256 id) {
         id = sales.length;
         Sale storage x = sales.push();
-        (x.marketId, x.sellerKey) = (market, AGGREGATOR_KEY);
+        (x.marketId, x.sellerKey) = (marketId, AGGREGATOR_KEY);
         x.salt = keccak256(abi.encode("portfolio salt", id));
         x.baseline = baseline;
         saleOffer[id] = OrderBook.Offer({
-            market: market,
+            market: marketId,
             asset: 0,
             portfolio: portfolioId,
             start: PF,
@@ -220,8 +232,17 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         view
         returns (DeliveryMeter.MemberReading memory r)
     {
+        return memberReadingIn(market, assetId, ispStart, standard);
+    }
+
+    /// The same in market `marketId`.
+    function memberReadingIn(uint32 marketId, uint64 assetId, uint64 ispStart, bool standard)
+        internal
+        view
+        returns (DeliveryMeter.MemberReading memory r)
+    {
         address meter = meterOf(assetId);
-        uint256 key = keyOf(market, ispStart);
+        uint256 key = keyOf(marketId, ispStart);
         Rd[] storage rs = anchoredReadings[key];
         uint256 i;
         while (rs[i].meter != meter) ++i;

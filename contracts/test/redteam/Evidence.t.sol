@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {SettlementFixture} from "../market/SettlementFixture.sol";
+import {SameAssetFixture} from "./SameAsset.t.sol";
 import {Settlement} from "../../src/market/Settlement.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
@@ -198,31 +199,11 @@ contract EvidenceTest is SettlementFixture {
 /// review settled both sales on that one reading and slashed the oracle twice. Two defences: no
 /// result holds both sales (RT-3: `ClearingOffersOverlap`), and a wrong reading is one fault and
 /// one slash per (market, ISP, meter) however often it is disputed.
-contract EvidenceDoubleSlashTest is SettlementFixture {
-    uint64 internal constant R_X = 11;
+contract EvidenceDoubleSlashTest is SameAssetFixture {
     uint256 internal constant STAKE = 100_000;
-    uint256 internal sA;
-    uint256 internal sB;
 
-    function moreSales() internal override {
-        assertEq(request(DSO1, market, 2, H8, 2, UP, 20_000, MAX, 0), R_X, "R_X");
-        mint(owner3, OWNER_BOND); // a seller bonds before it offers (RT-1)
-        vm.startPrank(owner3);
-        token.approve(address(book), type(uint256).max);
-        book.postBond(owner3, OWNER_BOND);
-        vm.stopPrank();
-        Terms memory t = terms(10_000);
-        t.sellerKey = OWNER3_KEY;
-        sA = addSale(t, b1(2500));
-        t.assetId = sales[sA].assetId;
-        t.isps = 2;
-        sB = addSale(t, b2(2500, 2500));
-        award(sA, R_X, 0, 10_000);
-        award(sB, R_X, 0, 10_000);
-        award(sB, R_X, 1, 10_000);
-        refusedSale = sB; // the operator's attempt with both sales is refused; the day is committed with A alone
-        misread(sA, 0, 0, 0, 2500, 0); // X's meter at 08:00: one wrong reading, shared by A and B
-        read(sB, 1, 0, 0);
+    function xAnchoredImport() internal pure override returns (uint64) {
+        return 2500; // one wrong anchored reading
     }
 
     bytes internal input; // abi.encode(SettleIn) of sA

@@ -43,47 +43,10 @@ abstract contract RedteamPortfolioBase is SettlementPortfolioFixture {
         uint256[] memory keys = new uint256[](2);
         (keys[0], keys[1]) = (OWNER_KEY, OWNER2_KEY);
         p9 = newPortfolio(assetIds(x, y), keys);
-        sPf = addPortfolioSale2(p9, b1(3000));
+        sPf = addPortfolioSaleIn(market2, p9, 1, 5_000, COMMITTED, b1(3000));
         award(sPf, rPf, 0, 5_000);
         relaySales(sPf, sPf + 1);
         anchoredReadings[keyOf(market2, PF)].push(Rd(meterOf(y), 1, 1000, 0)); // y: +1000 Wh
-    }
-
-    function addPortfolioSale2(uint32 portfolioId, int64[] memory baseline) internal returns (uint256 id) {
-        id = sales.length;
-        Sale storage s_ = sales.push();
-        (s_.marketId, s_.sellerKey) = (market2, AGGREGATOR_KEY);
-        s_.salt = keccak256(abi.encode("p9 salt", id));
-        s_.baseline = baseline;
-        saleOffer[id] = OrderBook.Offer({
-            market: market2,
-            asset: 0,
-            portfolio: portfolioId,
-            start: PF,
-            isps: 1,
-            direction: UP,
-            powerW: 5_000,
-            price: uint96(PRICE),
-            mode: DIVISIBLE,
-            minPowerW: 0,
-            baselineMethod: COMMITTED,
-            baseline: commitment(0, PF, baseline, s_.salt),
-            expiry: DAY0,
-            nonce: ++portfolioNonce[portfolioId]
-        });
-    }
-
-    function memberReading2(uint64 assetId) internal view returns (DeliveryMeter.MemberReading memory r) {
-        address meter = meterOf(assetId);
-        uint256 key = keyOf(market2, PF);
-        Rd[] storage rs = anchoredReadings[key];
-        uint256 i;
-        while (rs[i].meter != meter) ++i;
-        bytes32[] memory leaves = leavesOf(rs, PF);
-        r.asset = assetId;
-        (r.anchor, r.sequence, r.importWh, r.exportWh) = (anchors[key], rs[i].sequence, rs[i].importWh, rs[i].exportWh);
-        r.signature = anchoredSignature(rs[i], PF);
-        r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
     }
 
     function onlyGroup(uint256 sale) internal view returns (Grp[] memory gs) {
@@ -109,7 +72,7 @@ abstract contract RedteamPortfolioBase is SettlementPortfolioFixture {
     function settleP9() internal returns (Settlement.Record memory) {
         Settlement.SettleIn memory s = settleIn(sPf);
         DeliveryMeter.MemberReading[] memory rs = new DeliveryMeter.MemberReading[](2);
-        (rs[0], rs[1]) = (memberReading2(x), memberReading2(y));
+        (rs[0], rs[1]) = (memberReadingIn(market2, x, PF, false), memberReadingIn(market2, y, PF, false));
         s.members = new bytes[](1);
         s.members[0] = abi.encode(rs);
         return settlement.settle(s);

@@ -172,10 +172,13 @@ contract RedteamOverlapChallengeTest is ClearingFixture {
 /// 08:00 x2 (sale B) at 10 kW each, both meant for R_X. The review settled both on one meter
 /// reading (750,000 paid for what could be 500,000). The defence: no result can hold both, so the
 /// settlement pays X's 08:00 once.
-contract RedteamDoublePayTest is SettlementFixture {
+abstract contract SameAssetFixture is SettlementFixture {
     uint64 internal constant R_X = 11;
     uint256 internal sA;
     uint256 internal sB;
+
+    /// What the oracle anchored as imported for X's meter at 08:00 (X's meter signed 0).
+    function xAnchoredImport() internal pure virtual returns (uint64);
 
     function moreSales() internal override {
         assertEq(request(DSO1, market, 2, H8, 2, UP, 20_000, MAX, 0), R_X, "R_X");
@@ -194,10 +197,15 @@ contract RedteamDoublePayTest is SettlementFixture {
         award(sB, R_X, 0, 10_000);
         award(sB, R_X, 1, 10_000);
         refusedSale = sB; // the operator's attempt with both sales is refused; the day is committed with A alone
-        read(sA, 0, 0, 0);
+        misread(sA, 0, 0, 0, xAnchoredImport(), 0); // X's meter at 08:00: one reading, shared by A and B
         read(sB, 1, 0, 0);
     }
+}
 
+contract RedteamDoublePayTest is SameAssetFixture {
+    function xAnchoredImport() internal pure override returns (uint64) {
+        return 0;
+    }
 
     function test_RT3_oneMetersDeliveryPaidTwiceInOneMarket() public {
         assertEq(bytes4(refusal), ClearingCommitment.ClearingOffersOverlap.selector, "a result awarding A and B was refused");
