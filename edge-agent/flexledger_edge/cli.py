@@ -28,6 +28,9 @@ while the owner's override is on (override = true in the configuration, or a fil
 EPILOG = """\
 examples:
   flexledger-edge run --config /etc/flexledger-edge/agent.toml
+  flexledger-edge signer serve --keystore /var/lib/flexledger-signer/meter-key.json \\
+      --socket /run/flexledger/meter.sock --group flexledger-edge --chain-id 100 --oracle 0xMETERORACLE
+      (as the signer's own user: the agent then names signer = "socket:/run/flexledger/meter.sock")
   flexledger-edge run --config demo.toml --accelerated 2 --isps 8
       (a demo: one simulated 15-minute ISP every 2 seconds, stop after 8 ISPs)
   flexledger-edge sign-registration --config agent.toml --owner 0xOWNER --type 2 --nonce 0 \\
@@ -93,7 +96,39 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--chain-id", type=_positive_int, required=True, metavar="ID", help="the chain's id")
     sign.add_argument("--registry", required=True, metavar="ADDRESS", help="the AssetRegistry contract")
     sign.add_argument("--out", required=True, metavar="FILE", help="where to write the signed consent (JSON)")
+    _add_signer_commands(commands)
     return parser
+
+
+def _add_signer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    signer = commands.add_parser(
+        "signer", help="the external signer: hold a meter's key outside the agent (serve, address)",
+        description="A meter's key behind a Unix socket, for `[meter] signer = \"socket:PATH\"` in the "
+                    "agent's configuration. Run `serve` as another OS user than the agent's: the agent's "
+                    "user may ask for signatures through the socket, never read the key.",
+    )
+    actions = signer.add_subparsers(dest="signer_command", metavar="ACTION")
+    serve = actions.add_parser(
+        "serve", help="answer signing requests on a Unix socket until stopped",
+        description="Sign readings of the keystore's meter, in one MeterOracle domain, one reading per ISP "
+                    "(kept in the journal: a different reading of an ISP already signed is refused).",
+    )
+    serve.add_argument("--keystore", required=True, metavar="FILE", help="the meter's encrypted keystore (V3)")
+    serve.add_argument("--password-env", default="METER_KEY_PASSWORD", metavar="VAR",
+                       help="the environment variable holding the keystore's password (default METER_KEY_PASSWORD)")
+    serve.add_argument("--socket", required=True, metavar="PATH", help="the Unix socket to listen on")
+    serve.add_argument("--chain-id", type=_positive_int, required=True, metavar="ID", help="the chain's id")
+    serve.add_argument("--oracle", required=True, metavar="ADDRESS", help="the MeterOracle contract (the domain)")
+    serve.add_argument("--journal", metavar="FILE",
+                       help="what was signed, one reading per ISP (default: KEYSTORE.signed.sqlite3)")
+    serve.add_argument("--isp-seconds", type=_positive_int, default=900, metavar="S", help="the ISP (default 900)")
+    serve.add_argument("--group", metavar="GROUP",
+                       help="give the socket this group (the agent's user's group); the signer's user must be in it")
+    serve.add_argument("--socket-mode", default="0660", metavar="OCTAL",
+                       help="the socket's permissions (default 0660: its owner and group may connect)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    address = actions.add_parser("address", help="ask a running signer for its meter's address (a health check)")
+    address.add_argument("--socket", required=True, metavar="PATH", help="the signer's Unix socket")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sign-registration":
         return _sign_registration(args)
+    if args.command == "signer":
+        from .signer_cli import signer_command
+
+        return signer_command(args, parser)
     if args.command != "run":
         parser.print_help()
         return 0
