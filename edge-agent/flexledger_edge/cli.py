@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "the owner passes to `flexledger asset register --meter-signature FILE` (that command "
                     "prints the values to use when it is run without the file).",
     )
-    sign.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML configuration file (its meter key)")
+    source = sign.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="the agent's TOML configuration file (its meter key)")
+    source.add_argument("--keystore", metavar="FILE",
+                        help="the meter's keystore instead (where an external signer holds the key: run it there)")
+    sign.add_argument("--password-env", default="METER_KEY_PASSWORD", metavar="VAR",
+                      help="with --keystore: the variable holding its password (default METER_KEY_PASSWORD)")
     sign.add_argument("--owner", required=True, metavar="ADDRESS", help="the owner the meter is registered for")
     sign.add_argument("--type", dest="asset_type", type=int, default=0, metavar="N", help="the asset type code")
     sign.add_argument("--nonce", type=int, required=True, metavar="N", help="AssetRegistry.meterNonce of the meter")
@@ -149,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
 def _sign_registration(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import ConfigError, load_config
+    from .config import ConfigError, MeterKeyConfig, load_config
     from .registration import RegistrationError, sign_registration, write_registration
 
     try:
-        key = load_config(args.config).meter.load_private_key()
+        if args.keystore is not None:
+            meter = MeterKeyConfig(keystore=Path(args.keystore).expanduser(), password_env=args.password_env)
+        else:
+            meter = load_config(args.config).meter
+        key = meter.load_private_key()
         terms, signature = sign_registration(key, args.owner, args.asset_type, args.nonce, args.deadline,
                                              args.chain_id, args.registry)
         write_registration(Path(args.out), terms, signature)

@@ -403,3 +403,20 @@ def test_signer_serve_command_as_a_process(tmp_path: Path, write_config: Callabl
     assert not sock.exists()
     assert f"signing readings of meter {METER}" in err
     assert (tmp_path / "meter-key.json.signed.sqlite3").exists()
+
+
+def test_sign_registration_where_the_key_is(
+    tmp_path: Path, write_config: Callable[..., Path], sock: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terms = ["--owner", METER, "--nonce", "0", "--deadline", "1893456000", "--chain-id", "31337",
+             "--registry", ORACLE, "--out", str(tmp_path / "consent.json")]
+    # the gateway holds no key: it says where to sign instead of failing obscurely
+    assert main(["sign-registration", "--config", str(_external(write_config, sock)), *terms]) == 2
+    assert "external signer" in capsys.readouterr().err
+    # on the signer's host, from its keystore
+    keystore = tmp_path / "meter-key.json"
+    keystore.write_text(json.dumps(Account.encrypt(bytes.fromhex(METER_KEY[2:]), "pw", iterations=2)))
+    monkeypatch.setenv("METER_KEY_PASSWORD", "pw")
+    assert main(["sign-registration", "--keystore", str(keystore), *terms]) == 0
+    assert f"meter {METER} consents" in capsys.readouterr().out
