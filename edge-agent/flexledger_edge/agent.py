@@ -160,8 +160,8 @@ class EdgeAgent:
         self.publisher.publish_now(acks_topic(self.config.asset.id), ack.to_json())
 
     def at_boundary(self, boundary: int) -> SignedReading | None:
-        """Everything due at one ISP boundary; the reading signed and stored, if any."""
-        signed: SignedReading | None = None
+        """Everything due at one ISP boundary; the last reading signed and stored, if any (readings
+        that waited for the signer are signed first)."""
         try:
             snapshot = self.driver.read(boundary)
         except DriverError as exc:
@@ -172,11 +172,9 @@ class EdgeAgent:
             if energy is not None:
                 self.unsigned.add(self.meter, energy, self.clock.now())
         done = self.sign_waiting()
-        if done:
-            signed = done[-1]
         if self.device is not None:
             self.device.begin_isp(boundary, self.isp_seconds, override=self.override_reason() is not None)
-        return signed
+        return done[-1] if done else None
 
     def sign_waiting(self) -> list[SignedReading]:
         """Sign and store the measured ISPs still waiting for their signature, oldest first."""

@@ -7,7 +7,7 @@ order (the outbox refuses an ISP that is not after the last one signed), so the 
 cannot be signed holds back the ones after it until the signer answers again.
 
 A refusal that asking again cannot cure (the signer keeps another reading of that ISP, or the ISP
-is too old for it) moves the ISP to the outbox's ``quarantine`` table with the reason; so does
+is too old for it), or energy no reading can carry, moves the ISP to the outbox's ``quarantine`` table with the reason; so does
 the outbox's own clock rule once an ISP is older than its horizon (seven days).
 
 The file holds household consumption: it is created readable by its owner only.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .metering import IspEnergy
 from .outbox import Outbox, OutboxError
-from .reading import SignedReading
+from .reading import ReadingError, SignedReading
 from .signer import Signer, SignerError, SignerRefusedError
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS unsigned (
     meter TEXT NOT NULL,
     isp_start INTEGER NOT NULL,
-    import_wh INTEGER NOT NULL,
-    export_wh INTEGER NOT NULL,
+    import_wh TEXT NOT NULL,  -- decimal text: a uint64 does not fit SQLite's signed INTEGER
+    export_wh TEXT NOT NULL,
     measured_at REAL NOT NULL,
     PRIMARY KEY (meter, isp_start)
 );
@@ -72,7 +72,7 @@ class UnsignedQueue:
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO unsigned (meter, isp_start, import_wh, export_wh, measured_at) "
-                "VALUES (?, ?, ?, ?, ?)", (meter, energy.isp_start, energy.import_wh, energy.export_wh, now),
+                "VALUES (?, ?, ?, ?, ?)", (meter, energy.isp_start, str(energy.import_wh), str(energy.export_wh), now),
             )
 
     def waiting(self, meter: str) -> list[IspEnergy]:
@@ -114,6 +114,9 @@ def sign_waiting(queue: UnsignedQueue, outbox: Outbox, signer: Signer, now: floa
                           queue.count())
                 break
             outbox.quarantine(meter, energy.isp_start, now, f"the signer refused to sign it: {exc}")
+        except ReadingError as exc:
+            # energy no Reading can carry (beyond uint64): kept aside, never blocking the ISPs after it
+            outbox.quarantine(meter, energy.isp_start, now, f"not a valid reading: {exc}")
         except SignerError as exc:
             log.warning("ISP %d not signed yet: %s; %d reading(s) wait for the signer", energy.isp_start, exc,
                         queue.count())

@@ -420,3 +420,21 @@ def test_sign_registration_where_the_key_is(
     monkeypatch.setenv("METER_KEY_PASSWORD", "pw")
     assert main(["sign-registration", "--keystore", str(keystore), *terms]) == 0
     assert f"meter {METER} consents" in capsys.readouterr().out
+
+
+def test_energy_no_reading_can_carry_is_quarantined_and_blocks_nothing(
+    write_config: Callable[..., Path], fake_broker: Any
+) -> None:
+    clock = StepClock(START + 4 * ISP)
+    agent = EdgeAgent(load_config(write_config(base_config())), clock, session_factory=fake_broker.connect)
+    agent.unsigned.add(METER, IspEnergy(START, 2**64, 0), clock.t)  # beyond uint64: a driver's garbage
+    agent.unsigned.add(METER, IspEnergy(START + ISP, 2**64 - 1, 0), clock.t)  # a legal uint64, past SQLite's INTEGER
+    agent.unsigned.add(METER, IspEnergy(START + 2 * ISP, 10, 0), clock.t)
+    done = agent.sign_waiting()
+    assert [(s.reading.sequence, s.reading.isp_start, s.reading.import_wh) for s in done] == [
+        (1, START + ISP, 2**64 - 1), (2, START + 2 * ISP, 10)]
+    [(_, isp, reason)] = agent.outbox.quarantined()
+    assert isp == START and "not a valid reading" in reason and agent.unsigned.count() == 0
+    agent.publisher.close()
+    agent.outbox.close()
+    agent.unsigned.close()
