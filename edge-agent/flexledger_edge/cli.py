@@ -198,6 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"flexledger-edge: {exc}", file=sys.stderr)
         return 2
 
+    _check_signer(agent.signer)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -209,6 +210,25 @@ def _run(args: argparse.Namespace) -> int:
     readings = agent.run(isps=args.isps, stop=stop, drain_s=max(args.drain_seconds, 0.0))
     print(f"flexledger-edge: {readings} reading(s) signed; {agent.left_in_outbox} left in the outbox")
     return 0
+
+
+def _check_signer(signer: object) -> None:
+    """Say at the start whether an external signer answers for the meter; readings wait for it anyway."""
+    from .signer import SignerError, SocketSigner
+
+    if not isinstance(signer, SocketSigner):
+        return
+    log = logging.getLogger(__name__)
+    try:
+        address = signer.remote_address()
+    except SignerError as exc:
+        log.warning("%s; measured ISPs will wait until it answers", exc)
+        return
+    if address.lower() != signer.address.lower():
+        log.error("the signer at %s holds the key of %s, not of the meter %s; its signatures will be refused",
+                  signer.path, address, signer.address)
+    else:
+        log.info("meter %s signs through %s", signer.address, signer.path)
 
 
 if __name__ == "__main__":

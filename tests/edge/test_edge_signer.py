@@ -438,3 +438,16 @@ def test_energy_no_reading_can_carry_is_quarantined_and_blocks_nothing(
     agent.publisher.close()
     agent.outbox.close()
     agent.unsigned.close()
+
+
+def test_the_agent_says_at_start_whether_its_signer_answers_for_the_meter(
+    sock: Path, daemon: Callable[..., Daemon], caplog: pytest.LogCaptureFixture
+) -> None:
+    from flexledger_edge.cli import _check_signer
+
+    caplog.set_level("INFO")
+    _check_signer(SocketSigner(sock, METER, DOMAIN))
+    assert "cannot be reached" in caplog.text and "will wait" in caplog.text
+    daemon(time.time, key=OTHER_KEY).start()
+    _check_signer(SocketSigner(sock, METER, DOMAIN))
+    assert f"not of the meter {METER}" in caplog.text
