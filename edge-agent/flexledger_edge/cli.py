@@ -131,6 +131,9 @@ def _add_signer_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
                        help="give the socket this group (the agent's user's group); the signer's user must be in it")
     serve.add_argument("--socket-mode", default="0660", metavar="OCTAL",
                        help="the socket's permissions (default 0660: its owner and group may connect)")
+    serve.add_argument("--allow-user", action="append", metavar="USER",
+                       help="answer only processes of this user (name or uid; repeatable), checked on each "
+                            "connection beyond the socket's permissions")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     address = actions.add_parser("address", help="ask a running signer for its meter's address (a health check)")
     address.add_argument("--socket", required=True, metavar="PATH", help="the signer's Unix socket")

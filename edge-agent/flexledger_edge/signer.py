@@ -24,6 +24,9 @@ The protocol: one request per line, one answer per line, UTF-8 JSON objects, at 
     -> {"id": 2, "method": "address"}
     <- {"id": 2, "address": "0xAbC..."}
 
+An error about no request in particular (a line that is not JSON or too long, a connection from a
+user the signer does not allow) carries ``"id": null``.
+
 ``domain`` and ``message`` are the EIP-712 typed data's fields (``eth_signTypedData_v4`` with
 :data:`~flexledger_edge.reading.READING_TYPES`); the signer computes the digest from them itself,
 never takes one on trust. Error codes in :data:`FINAL_REFUSALS` are final for that reading.
@@ -149,7 +152,8 @@ class SocketSigner:
             answer = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SignerError(f"the signer at {self.path} answered no JSON: {exc}") from exc
-        if not isinstance(answer, dict) or answer.get("id") != request["id"]:
+        # an error about no request in particular (a refused connection, a line not read) has id null
+        if not isinstance(answer, dict) or answer.get("id") not in (request["id"], *((None,) if "error" in answer else ())):
             raise SignerError(f"the signer at {self.path} answered another request: {answer!r}")
         error = answer.get("error")
         if error is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import grp
 import logging
+import pwd
 import signal
 import sys
 import threading
@@ -62,6 +63,15 @@ def _serve(args: argparse.Namespace) -> int:
             group = grp.getgrnam(args.group).gr_gid
         except KeyError:
             return _fail(f"--group {args.group}: no such group")
+    allowed: frozenset[int] | None = None
+    if args.allow_user:
+        uids = set()
+        for user in args.allow_user:
+            try:
+                uids.add(int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid)
+            except KeyError:
+                return _fail(f"--allow-user {user}: no such user")
+        allowed = frozenset(uids)
     try:
         key = MeterKeyConfig(keystore=keystore, password_env=args.password_env).load_private_key()
     except ConfigError as exc:
@@ -72,7 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         journal = ReadingJournal(journal_path)
         rules = ReadingSigner(key, domain, journal, isp_seconds=args.isp_seconds)
-        server = SignerServer(Path(args.socket).expanduser().absolute(), rules, mode=mode, group=group)
+        server = SignerServer(Path(args.socket).expanduser().absolute(), rules, mode=mode, group=group,
+                              allowed_uids=allowed)
     except OSError as exc:
         return _fail(str(exc))
     del key

@@ -11,6 +11,8 @@ It signs only what a meter may sign:
 - in the one MeterOracle domain it was started for, and only for its own key's meter;
 - an ISP aligned on ``isp_seconds`` that has ended by its own clock (no reading signed ahead of
   time), and not older than ``horizon_s``;
+- only to the users it allows, when started with ``--allow-user`` (checked with ``SO_PEERCRED``,
+  beyond the socket's permissions);
 - **one reading per ISP**: it commits the (ISP -> digest) it signs to its journal (SQLite,
   ``synchronous=FULL``) before answering; the same reading asked again is signed again (an answer
   lost on the way), a different one for that ISP is refused with ``equivocation``. A gateway's
@@ -30,6 +32,7 @@ import socket
 import socketserver
 import sqlite3
 import stat
+import struct
 import threading
 import time
 from pathlib import Path
@@ -202,6 +205,13 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = CONNECTION_TIMEOUT_S
 
     def handle(self) -> None:
+        allowed = self.server.allowed_uids
+        if allowed is not None:
+            uid = _peer_uid(self.connection)
+            if uid not in allowed:
+                log.warning("refused a connection from uid %s (allowed: %s)", uid, sorted(allowed))
+                self._write({"id": None, "error": {"code": "forbidden", "message": f"uid {uid} may not ask"}})
+                return
         while True:
             try:
                 line = read_line(self.rfile)
@@ -232,8 +242,11 @@ class SignerServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     daemon_threads = True
 
-    def __init__(self, path: Path, rules: ReadingSigner, *, mode: int = 0o660, group: int | None = None) -> None:
+    def __init__(self, path: Path, rules: ReadingSigner, *, mode: int = 0o660, group: int | None = None,
+                 allowed_uids: frozenset[int] | None = None) -> None:
         self.rules = rules
+        # beyond the socket's mode: only these users' processes are answered (SO_PEERCRED)
+        self.allowed_uids = allowed_uids
         self.socket_path = path
         _clear_stale_socket(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +264,16 @@ class SignerServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().server_close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+
+
+def _peer_uid(connection: socket.socket) -> int | None:
+    """The user id of the process at the other end (Linux ``SO_PEERCRED``), or None if unknown."""
+    try:
+        creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
 
 
 def _clear_stale_socket(path: Path) -> None:

@@ -87,10 +87,10 @@ class Daemon:
         self.thread: threading.Thread | None = None
         self.rules: ReadingSigner | None = None
 
-    def start(self) -> Daemon:
+    def start(self, allowed_uids: frozenset[int] | None = None) -> Daemon:
         journal = ReadingJournal(self.journal_path)
         self.rules = ReadingSigner(bytes.fromhex(self.key[2:]), DOMAIN, journal, clock=self.clock)
-        server = SignerServer(self.socket_path, self.rules)
+        server = SignerServer(self.socket_path, self.rules, allowed_uids=allowed_uids)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=serve, args=(server, self.stop_event), daemon=True)
         self.thread.start()
@@ -451,3 +451,12 @@ def test_the_agent_says_at_start_whether_its_signer_answers_for_the_meter(
     daemon(time.time, key=OTHER_KEY).start()
     _check_signer(SocketSigner(sock, METER, DOMAIN))
     assert f"not of the meter {METER}" in caplog.text
+
+
+def test_the_daemon_answers_only_the_users_it_allows(sock: Path, daemon: Callable[..., Daemon]) -> None:
+    d = daemon(time.time).start(allowed_uids=frozenset({os.getuid() + 1}))
+    with pytest.raises(SignerRefusedError, match="forbidden"):
+        SocketSigner(sock, METER, DOMAIN).remote_address()
+    d.stop()
+    d.start(allowed_uids=frozenset({os.getuid()}))
+    assert SocketSigner(sock, METER, DOMAIN).remote_address() == METER
