@@ -187,7 +187,7 @@ class EdgeAgent:
         return done
 
     def run(self, *, isps: int | None = None, stop: threading.Event | None = None, drain_s: float = 10.0) -> int:
-        """Run until ``stop`` is set, or until ``isps`` ISPs were measured; the number of readings made.
+        """Run until ``stop`` is set, or until ``isps`` ISPs were measured; the number of readings signed.
 
         Before returning, the publisher gets up to ``drain_s`` seconds to empty the outbox;
         whatever is left is sent on the next start.
