@@ -460,3 +460,21 @@ def test_the_daemon_answers_only_the_users_it_allows(sock: Path, daemon: Callabl
     d.stop()
     d.start(allowed_uids=frozenset({os.getuid()}))
     assert SocketSigner(sock, METER, DOMAIN).remote_address() == METER
+
+
+def test_the_socket_takes_the_group_given_and_a_live_signer_is_not_replaced(tmp_path: Path, sock: Path) -> None:
+    journal = ReadingJournal(tmp_path / "j.sqlite3")
+    rules = ReadingSigner(bytes.fromhex(METER_KEY[2:]), DOMAIN, journal)
+    server = SignerServer(sock, rules, group=os.getgid(), mode=0o660)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(server, stop), daemon=True)
+    thread.start()
+    try:
+        assert sock.stat().st_gid == os.getgid() and stat.S_IMODE(sock.stat().st_mode) == 0o660
+        with pytest.raises(OSError, match="another signer is serving"):
+            SignerServer(sock, rules)
+    finally:
+        stop.set()
+        thread.join()
+        journal.close()
+    assert not sock.exists()
