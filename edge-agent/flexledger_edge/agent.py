@@ -4,8 +4,11 @@ At every ISP boundary (UTC multiples of ``isp_seconds``) the agent
 
 1. reads the meter's cumulative registers and turns the last ISP into its energy
    (:mod:`flexledger_edge.metering`);
-2. signs a Reading with the meter's key under the next sequence number and stores it in the
-   outbox in the same transaction (:mod:`flexledger_edge.outbox`);
+2. keeps the ISP's energy on disk until it is signed (:mod:`flexledger_edge.unsigned`), then has
+   the meter's signer (:mod:`flexledger_edge.signer`: its key, or an external signer) sign a
+   Reading under the next sequence number and stores it in the outbox in the same transaction
+   (:mod:`flexledger_edge.outbox`); while the signer is unavailable, the ISPs wait and are
+   signed, in order, as soon as it answers (tried again every ``SIGN_RETRY_S``);
 3. lets the publisher, running in its own thread, send it to the broker; rows leave the
    outbox on the oracle's receipt for that reading (or on the broker's PUBACK with
    ``receipts = false``), and are sent again while none comes (:mod:`flexledger_edge.publisher`);
@@ -36,10 +39,14 @@ from .metering import IspEnergyTracker
 from .orders import OrderHandler, OrderPolicy
 from .outbox import Outbox
 from .publisher import Backoff, ReadingPublisher, ResendPolicy, SessionFactory, paho_factory
-from .reading import MeterSigner, OracleDomain, SignedReading
+from .reading import OracleDomain, SignedReading
+from .signer import build_signer
 from .topics import acks_topic, orders_topic, receipts_topic
+from .unsigned import UnsignedQueue, sign_waiting
 
 log = logging.getLogger(__name__)
+
+SIGN_RETRY_S = 30.0  # the agent's clock seconds between attempts while readings wait for the signer
 
 
 def build_driver(config: DriverConfig, isp_seconds: int, device: FlexDevice | None) -> MeterDriver:
@@ -112,8 +119,10 @@ class EdgeAgent:
         self.config = config
         self.clock = clock
         self.isp_seconds = config.isp_seconds
-        self.signer = MeterSigner(config.meter.load_private_key(), OracleDomain(config.chain_id, config.oracle_address))
+        self.signer = build_signer(config.meter, OracleDomain(config.chain_id, config.oracle_address))
         self.meter = self.signer.address
+        self.unsigned = UnsignedQueue(config.unsigned_path)
+        self.signed_count = 0
         self.device: FlexDevice | None = build_device(config.asset.device) if config.asset else None
         self.driver = driver or build_driver(config.driver, config.isp_seconds, self.device)
         self.tracker = IspEnergyTracker(config.isp_seconds)
@@ -151,8 +160,8 @@ class EdgeAgent:
         self.publisher.publish_now(acks_topic(self.config.asset.id), ack.to_json())
 
     def at_boundary(self, boundary: int) -> SignedReading | None:
-        """Everything due at one ISP boundary; the reading signed and stored, if any."""
-        signed: SignedReading | None = None
+        """Everything due at one ISP boundary; the last reading signed and stored, if any (readings
+        that waited for the signer are signed first)."""
         try:
             snapshot = self.driver.read(boundary)
         except DriverError as exc:
@@ -161,26 +170,24 @@ class EdgeAgent:
         else:
             energy = self.tracker.at_boundary(boundary, snapshot)
             if energy is not None:
-                signed = self.outbox.append(
-                    self.meter, energy.isp_start,
-                    lambda sequence: self.signer.sign_new(
-                        isp_start=energy.isp_start, sequence=sequence,
-                        import_wh=energy.import_wh, export_wh=energy.export_wh,
-                    ),
-                    now=self.clock.now(),
-                )
-                if signed is not None:
-                    log.info(
-                        "reading %d: ISP %d import %d Wh export %d Wh (%d waiting for the broker)",
-                        signed.reading.sequence, energy.isp_start, energy.import_wh, energy.export_wh,
-                        self.outbox.count(),
-                    )
+                self.unsigned.add(self.meter, energy, self.clock.now())
+        done = self.sign_waiting()
         if self.device is not None:
             self.device.begin_isp(boundary, self.isp_seconds, override=self.override_reason() is not None)
-        return signed
+        return done[-1] if done else None
+
+    def sign_waiting(self) -> list[SignedReading]:
+        """Sign and store the measured ISPs still waiting for their signature, oldest first."""
+        done = sign_waiting(self.unsigned, self.outbox, self.signer, self.clock.now())
+        for signed in done:
+            r = signed.reading
+            log.info("reading %d: ISP %d import %d Wh export %d Wh (%d waiting for the broker)",
+                     r.sequence, r.isp_start, r.import_wh, r.export_wh, self.outbox.count())
+        self.signed_count += len(done)
+        return done
 
     def run(self, *, isps: int | None = None, stop: threading.Event | None = None, drain_s: float = 10.0) -> int:
-        """Run until ``stop`` is set, or until ``isps`` ISPs were measured; the number of readings made.
+        """Run until ``stop`` is set, or until ``isps`` ISPs were measured; the number of readings signed.
 
         Before returning, the publisher gets up to ``drain_s`` seconds to empty the outbox;
         whatever is left is sent on the next start.
@@ -189,14 +196,20 @@ class EdgeAgent:
         publisher_stop = threading.Event()
         thread = threading.Thread(target=self.publisher.run, args=(publisher_stop,), name="publisher", daemon=True)
         thread.start()
-        readings = 0
+        signed_before = self.signed_count
         boundaries = 0
         boundary = math.ceil(self.clock.now() / self.isp_seconds) * self.isp_seconds
         log.info("meter %s; first ISP boundary at %d", self.meter, boundary)
         try:
-            while self.clock.wait_until(boundary, stop):
-                if self.at_boundary(boundary) is not None:
-                    readings += 1
+            while True:
+                # readings waiting for the signer are tried again between boundaries too
+                wake = min(boundary, self.clock.now() + SIGN_RETRY_S) if self.unsigned.count() else boundary
+                if not self.clock.wait_until(wake, stop):
+                    break
+                if wake < boundary:
+                    self.sign_waiting()
+                    continue
+                self.at_boundary(boundary)
                 boundaries += 1
                 if isps is not None and boundaries > isps:
                     break
@@ -210,7 +223,8 @@ class EdgeAgent:
             self.publisher.close()
             self.driver.close()
             self.outbox.close()
+            self.unsigned.close()
             if self.orders is not None:
                 self.orders.close()
-        return readings
+        return self.signed_count - signed_before
 

@@ -28,6 +28,9 @@ while the owner's override is on (override = true in the configuration, or a fil
 EPILOG = """\
 examples:
   flexledger-edge run --config /etc/flexledger-edge/agent.toml
+  flexledger-edge signer serve --keystore /var/lib/flexledger-signer/meter-key.json \\
+      --socket /run/flexledger/meter.sock --group flexledger-edge --chain-id 100 --oracle 0xMETERORACLE
+      (as the signer's own user: the agent then names signer = "socket:/run/flexledger/meter.sock")
   flexledger-edge run --config demo.toml --accelerated 2 --isps 8
       (a demo: one simulated 15-minute ISP every 2 seconds, stop after 8 ISPs)
   flexledger-edge sign-registration --config agent.toml --owner 0xOWNER --type 2 --nonce 0 \\
@@ -85,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "the owner passes to `flexledger asset register --meter-signature FILE` (that command "
                     "prints the values to use when it is run without the file).",
     )
-    sign.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML configuration file (its meter key)")
+    source = sign.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="the agent's TOML configuration file (its meter key)")
+    source.add_argument("--keystore", metavar="FILE",
+                        help="the meter's keystore instead (where an external signer holds the key: run it there)")
+    sign.add_argument("--password-env", default="METER_KEY_PASSWORD", metavar="VAR",
+                      help="with --keystore: the variable holding its password (default METER_KEY_PASSWORD)")
     sign.add_argument("--owner", required=True, metavar="ADDRESS", help="the owner the meter is registered for")
     sign.add_argument("--type", dest="asset_type", type=int, default=0, metavar="N", help="the asset type code")
     sign.add_argument("--nonce", type=int, required=True, metavar="N", help="AssetRegistry.meterNonce of the meter")
@@ -93,7 +101,42 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--chain-id", type=_positive_int, required=True, metavar="ID", help="the chain's id")
     sign.add_argument("--registry", required=True, metavar="ADDRESS", help="the AssetRegistry contract")
     sign.add_argument("--out", required=True, metavar="FILE", help="where to write the signed consent (JSON)")
+    _add_signer_commands(commands)
     return parser
+
+
+def _add_signer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    signer = commands.add_parser(
+        "signer", help="the external signer: hold a meter's key outside the agent (serve, address)",
+        description="A meter's key behind a Unix socket, for `[meter] signer = \"socket:PATH\"` in the "
+                    "agent's configuration. Run `serve` as another OS user than the agent's: the agent's "
+                    "user may ask for signatures through the socket, never read the key.",
+    )
+    actions = signer.add_subparsers(dest="signer_command", metavar="ACTION")
+    serve = actions.add_parser(
+        "serve", help="answer signing requests on a Unix socket until stopped",
+        description="Sign readings of the keystore's meter, in one MeterOracle domain, one reading per ISP "
+                    "(kept in the journal: a different reading of an ISP already signed is refused).",
+    )
+    serve.add_argument("--keystore", required=True, metavar="FILE", help="the meter's encrypted keystore (V3)")
+    serve.add_argument("--password-env", default="METER_KEY_PASSWORD", metavar="VAR",
+                       help="the environment variable holding the keystore's password (default METER_KEY_PASSWORD)")
+    serve.add_argument("--socket", required=True, metavar="PATH", help="the Unix socket to listen on")
+    serve.add_argument("--chain-id", type=_positive_int, required=True, metavar="ID", help="the chain's id")
+    serve.add_argument("--oracle", required=True, metavar="ADDRESS", help="the MeterOracle contract (the domain)")
+    serve.add_argument("--journal", metavar="FILE",
+                       help="what was signed, one reading per ISP (default: KEYSTORE.signed.sqlite3)")
+    serve.add_argument("--isp-seconds", type=_positive_int, default=900, metavar="S", help="the ISP (default 900)")
+    serve.add_argument("--group", metavar="GROUP",
+                       help="give the socket this group (the agent's user's group); the signer's user must be in it")
+    serve.add_argument("--socket-mode", default="0660", metavar="OCTAL",
+                       help="the socket's permissions (default 0660: its owner and group may connect)")
+    serve.add_argument("--allow-user", action="append", metavar="USER",
+                       help="answer only processes of this user (name or uid; repeatable), checked on each "
+                            "connection beyond the socket's permissions")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    address = actions.add_parser("address", help="ask a running signer for its meter's address (a health check)")
+    address.add_argument("--socket", required=True, metavar="PATH", help="the signer's Unix socket")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sign-registration":
         return _sign_registration(args)
+    if args.command == "signer":
+        from .signer_cli import signer_command
+
+        return signer_command(args, parser)
     if args.command != "run":
         parser.print_help()
         return 0
@@ -110,11 +157,15 @@ def main(argv: list[str] | None = None) -> int:
 def _sign_registration(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import ConfigError, load_config
+    from .config import ConfigError, MeterKeyConfig, load_config
     from .registration import RegistrationError, sign_registration, write_registration
 
     try:
-        key = load_config(args.config).meter.load_private_key()
+        if args.keystore is not None:
+            meter = MeterKeyConfig(keystore=Path(args.keystore).expanduser(), password_env=args.password_env)
+        else:
+            meter = load_config(args.config).meter
+        key = meter.load_private_key()
         terms, signature = sign_registration(key, args.owner, args.asset_type, args.nonce, args.deadline,
                                              args.chain_id, args.registry)
         write_registration(Path(args.out), terms, signature)
@@ -150,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"flexledger-edge: {exc}", file=sys.stderr)
         return 2
 
+    _check_signer(agent.signer)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -161,6 +213,25 @@ def _run(args: argparse.Namespace) -> int:
     readings = agent.run(isps=args.isps, stop=stop, drain_s=max(args.drain_seconds, 0.0))
     print(f"flexledger-edge: {readings} reading(s) signed; {agent.left_in_outbox} left in the outbox")
     return 0
+
+
+def _check_signer(signer: object) -> None:
+    """Say at the start whether an external signer answers for the meter; readings wait for it anyway."""
+    from .signer import SignerError, SocketSigner
+
+    if not isinstance(signer, SocketSigner):
+        return
+    log = logging.getLogger(__name__)
+    try:
+        address = signer.remote_address()
+    except SignerError as exc:
+        log.warning("%s; measured ISPs will wait until it answers", exc)
+        return
+    if address.lower() != signer.address.lower():
+        log.error("the signer at %s holds the key of %s, not of the meter %s; its signatures will be refused",
+                  signer.path, address, signer.address)
+    else:
+        log.info("meter %s signs through %s", signer.address, signer.path)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ A minimal simulated gateway::
     override = false                  # the owner's switch: true = never act on orders
     mode = "production"               # or "development": only then is a raw private key accepted
 
-    [meter]
+    [meter]                           # exactly one of keystore, signer, private_key
     keystore = "meter-key.json"       # an Ethereum keystore (V3) file, encrypted
     password_env = "METER_KEY_PASSWORD"   # the environment variable holding its password
+    # signer = "socket:/run/flexledger/meter.sock"   # an external signer (the key is not here);
+    # address = "0x..."               # with signer: the meter's address, every signature checked
+    # timeout_s = 5.0                 # with signer: how long to wait for an answer
     # private_key = "0x..."           # mode = "development" only (simulations)
 
     [broker]
@@ -63,6 +66,7 @@ DEFAULT_ISP_SECONDS = 900
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _UINT64_MAX = 2**64 - 1
+_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes on Linux, the last one a NUL
 
 
 class ConfigError(Exception):
@@ -71,14 +75,23 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class MeterKeyConfig:
-    """Where the meter's signing key comes from: a keystore file, or a raw key (simulations)."""
+    """Where the meter's signatures come from: a keystore file, an external signer on a Unix socket
+    (the key is elsewhere; ``address`` is the meter it must sign for), or a raw key (simulations)."""
 
     keystore: Path | None = None
     password_env: str | None = None
     private_key: str | None = None
+    signer_socket: Path | None = None
+    address: str | None = None
+    timeout_s: float = 5.0
 
     def load_private_key(self) -> bytes:
         """The 32-byte key; reads the keystore and its password from the environment."""
+        if self.signer_socket is not None:
+            raise ConfigError(
+                f"[meter] signer: the meter's key is in the external signer at {self.signer_socket}, not here; "
+                "use it where the key is (the signer's host, with its keystore)"
+            )
         if self.private_key is not None:
             return bytes.fromhex(self.private_key.removeprefix("0x"))
         assert self.keystore is not None and self.password_env is not None
@@ -227,6 +240,11 @@ class AgentConfig:
     def orders_path(self) -> Path:
         """Answered orders and accepted activations, kept across restarts."""
         return self.state_dir / "orders.sqlite3"
+
+    @property
+    def unsigned_path(self) -> Path:
+        """Measured ISPs waiting for their signature (the signer was unavailable)."""
+        return self.state_dir / "unsigned.sqlite3"
 
     @property
     def client_id_path(self) -> Path:
@@ -397,31 +415,64 @@ def parse_config(data: dict[str, Any], source: Path) -> AgentConfig:
 
 
 def _parse_meter(section: _Section, *, development: bool) -> MeterKeyConfig:
-    has_key = section.has("private_key")
-    has_store = section.has("keystore")
-    if has_key == has_store:
+    sources = [key for key in ("keystore", "signer", "private_key") if section.has(key)]
+    if len(sources) != 1:
         raise ConfigError(
-            f"{section.source}: [meter] needs exactly one of keystore (with password_env) "
-            "or private_key (simulations only)"
+            f"{section.source}: [meter] needs exactly one of keystore (with password_env), signer "
+            f"(an external signer, with address) or private_key (simulations only), not {sources or 'none'}"
         )
-    if has_key and not development:
+    if sources == ["private_key"] and not development:
         # a key in clear text in a file on the gateway is one backup or copy away from anyone
         raise section.error(
             "private_key",
             "a raw private key is refused in production: name an encrypted keystore (keystore = \"...\" "
-            "with password_env), or set mode = \"development\" at the top level for a simulation",
+            "with password_env) or an external signer (signer = \"socket:/run/flexledger/meter.sock\" with "
+            "address), or set mode = \"development\" at the top level for a simulation",
         )
-    if has_key:
-        key = section.get_str("private_key")
-        assert key is not None
-        if not _PRIVATE_KEY.match(key):
+    if sources == ["signer"]:
+        return _parse_external_signer(section)
+    for key in ("address", "timeout_s"):
+        if section.has(key):
+            raise section.error(key, "is read only with signer (an external signer); remove it")
+    if sources == ["private_key"]:
+        raw = section.get_str("private_key")
+        assert raw is not None
+        if not _PRIVATE_KEY.match(raw):
             raise section.error("private_key", "must be 32 bytes of hex (64 hex digits, 0x optional)")
         section.finish()
-        return MeterKeyConfig(private_key=key)
+        return MeterKeyConfig(private_key=raw)
     keystore = section.get_path("keystore", must_exist=True, required=True)
     password_env = section.get_str("password_env")
     section.finish()
     return MeterKeyConfig(keystore=keystore, password_env=password_env)
+
+
+def _parse_external_signer(section: _Section) -> MeterKeyConfig:
+    from eth_utils import to_checksum_address
+
+    text = section.get_str("signer")
+    assert text is not None
+    scheme, colon, rest = text.partition(":")
+    if not colon or scheme != "socket" or not rest:
+        raise section.error("signer", f'must be "socket:/path/to/signer.sock" (a Unix socket), not {text!r}')
+    path = Path(rest).expanduser()
+    if not path.is_absolute():
+        path = section.source.parent / path
+    if len(os.fsencode(path)) > _SOCKET_PATH_MAX:
+        raise section.error("signer", f"the socket path {path} is longer than {_SOCKET_PATH_MAX} bytes "
+                                      "(the limit of a Unix socket's address); choose a shorter one")
+    address = section.get_str("address", required=False)
+    if address is None:
+        raise section.error("address", "missing: with signer, write the meter's address (address = \"0x...\"), "
+                                       "so that every signature the signer returns is checked against it")
+    if not _ADDRESS.match(address):
+        raise section.error("address", f"must be a 0x-prefixed 20-byte hex address, not {address!r}")
+    timeout = section.get_number("timeout_s", 5.0, minimum=0.1, maximum=60.0)
+    for key in ("keystore", "password_env"):
+        if section.has(key):
+            raise section.error(key, "is not read with signer (the key is in the external signer); remove it")
+    section.finish()
+    return MeterKeyConfig(signer_socket=path, address=str(to_checksum_address(address)), timeout_s=timeout)
 
 
 def _parse_broker(section: _Section) -> BrokerConfig:
