@@ -22,8 +22,9 @@ is held against what the chain shows: the contracts' events (``SettlementFinalis
   only the rest; ``payDebt`` repays at most the debt (``DebtRepaid`` with the tokens moved in); a
   ``DebtCollected`` takes ``min(owed to that buyer, repaid and held)`` (first come first served).
   A repayment above the debt left (a debt repaid twice), a collection above what was owed or held,
-  a ``left`` that is not the debt left, and ``debtOf`` / ``repaidOf`` / ``owedTo`` against the
-  replay are differences.
+  a ``left`` that is not the debt left, ``debtOf`` / ``repaidOf`` / ``owedTo`` against the replay,
+  and the OrderBook's indebted flag (and its last ``SellerDebtChanged``) against a debt left are
+  differences.
 
 Figures are token base units (cents).
 """
@@ -47,7 +48,7 @@ from flexledger.chain.manifest import Manifest
 
 from .book import Book
 from .rules.market import MarketParams
-from .rules.orders import max_exposure
+from .rules.orders import BondState, max_exposure
 from .rules.settlement import bond_draw
 from .settlement_records import Line, Record, RequestInfo
 
@@ -538,6 +539,16 @@ def _debts_against_state(chain: _Chain, out: MoneyAudit, ledger: DebtLedger) -> 
         if held != ledger.held[seller]:
             out.differences.append(f"{seller}: {held} of its repaid debt held for creditors by the contract, "
                                    f"{ledger.held[seller]} by its repayments and collections")
+    # the OrderBook's flag: a seller with debt does not sell, and one whose debt is repaid may again
+    words = [int(v) for v in chain.orders.call_many("bondWord(address)", [(s,) for s in sellers])]
+    flags = {str(e.args["seller"]).lower(): bool(e.args["indebted"])  # the last one per seller counts
+             for e in sorted(chain.orders.events("SellerDebtChanged"), key=_pos)}
+    for seller, word in zip(sellers, words, strict=True):
+        indebted = BondState.from_word(word).indebted
+        last = flags.get(seller.lower(), False)
+        if indebted != (ledger.debt[seller] > 0) or last != indebted:
+            out.differences.append(f"{seller}: the OrderBook holds it {'in' if indebted else 'out of'} debt (last "
+                                   f"SellerDebtChanged: {last}), but it owes {ledger.debt[seller]}")
     for (seller, buyer), value in zip(pairs, owed_to, strict=True):
         if value != ledger.owed[(seller, buyer)]:
             out.differences.append(f"{seller} owes {buyer} {value} by the contract, {ledger.owed[(seller, buyer)]} "

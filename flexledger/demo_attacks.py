@@ -19,6 +19,7 @@ The attack day's settlement is then audited like the demo day's.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                SettlementClient(conn, manifest.address("Settlement")),
                SettlementTokenClient(conn, manifest.address("SettlementToken")),
                Signer(accounts["clearing operator"], conn), authority)  # anyone: the authority pays its gas
+    started = time.perf_counter()
     refused: list[str] = []
     out: dict[str, Any] = {"refused": refused}
 
@@ -242,6 +244,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                   f"{out['audit']}")
     for d in audit.differences:
         console.print(f"  [red]{d}[/]")
+    out["seconds"] = round(time.perf_counter() - started, 1)
     return out
 
 

@@ -131,6 +131,15 @@ def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
     assert not more.matches
     assert any("collected" in d for d in more.differences), more.differences
 
+    def never_repaid(self: audit_money._Chain, inp: audit_money.MoneyInputs) -> None:
+        real(self, inp)
+        self.repaid, self.collected = self.repaid[:-1], []  # a node that hides the payDebt and the collection
+
+    monkeypatch.setattr(audit_money._Chain, "__init__", never_repaid)
+    hidden = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert any("owes 0 by the contract" in d for d in hidden.differences), hidden.differences
+    assert any("out of debt" in d for d in hidden.differences), hidden.differences  # its flag says repaid
+
 
 def _lines(e: Any) -> list[tuple[int, int]]:
     """(claim, uncovered) of each line of an ``OfferSettled`` event."""
