@@ -25,6 +25,7 @@ from flexledger.cli.app import app
 from flexledger.debts import NoDebtError, NothingToCollectError
 from flexledger.identity import keys
 from flexledger.settlement_day import day_context, finalise_day
+from flexledger.times import iso
 
 
 @pytest.fixture
@@ -101,6 +102,10 @@ def test_a_debt_is_shown_repaid_collected_and_audited(world: SettlementWorld) ->
     seller, buyer = audit.parties[w.owner.address], audit.parties[dso]
     assert seller.chain.debt == seller.rules.debt == recorded
     assert seller.chain.repaid == recorded and buyer.chain.collected == buyer.rules.collected == recorded
+    text = cli("audit", "settle", "--day", iso(w.day)[:10], "--market", str(w.market))
+    assert text.exit_code == 0 and text.output.rstrip().endswith("MATCH"), text.output
+    report = json.loads(cli("audit", "settle", "--day", iso(w.day)[:10], "--market", str(w.market), "--json").output)
+    assert report["parties"][dso]["chain"]["collected"] == recorded and report["match"]
 
 
 def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
