@@ -39,10 +39,6 @@ class SellerDebts:
     held: int  # repaid, waiting for its creditors to collect it (`repaidOf`)
     owed_to: dict[str, int] = field(default_factory=dict)  # per buyer: not yet collected, repaid or not
 
-    def to_json(self) -> dict[str, object]:
-        return {"seller": self.seller, "debt": self.debt, "held_for_creditors": self.held,
-                "owed_to": dict(self.owed_to)}
-
 
 def _creditors(settlement: SettlementClient, book: OrderBookClient, seller: str) -> list[str]:
     """Every buyer a debt of ``seller`` could be owed to: the buyers of its settled lines with a
@@ -56,6 +52,7 @@ def _creditors(settlement: SettlementClient, book: OrderBookClient, seller: str)
 
 
 def seller_debts(settlement: SettlementClient, book: OrderBookClient, seller: str) -> SellerDebts:
+    """What ``seller`` owes, what it repaid that waits for its creditors, and what it owes each buyer."""
     owed = {b: int(settlement.owed_to(seller, b)) for b in _creditors(settlement, book, seller)}
     return SellerDebts(seller, int(settlement.debt_of(seller)), int(settlement.repaid_of(seller)),
                        {b: v for b, v in owed.items() if v})
