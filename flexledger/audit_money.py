@@ -14,7 +14,17 @@ is held against what the chain shows: the contracts' events (``SettlementFinalis
   the penalties withheld from payments stay in the escrow, so they go back with it).
 - A withdrawal moves what the Settlement says (``Withdrawn``) to the account, and, over all
   days, each party's ``claimable`` is its credits less its withdrawals; the Settlement's token
-  balance is the sum of what everyone may still claim.
+  balance is the sum of what everyone may still claim and of the debt repayments held for
+  creditors.
+- Debts, over all days, replayed in chain order as the Settlement must hold them: a finalisation
+  records each line's ``uncovered - drawn`` as owed to that line's buyer; an indebted seller's
+  claims repay ``min(claimed, debt)`` at once (``DebtRepaid`` in the same call), so it is credited
+  only the rest; ``payDebt`` repays at most the debt (``DebtRepaid`` with the tokens moved in); a
+  ``DebtCollected`` takes ``min(owed to that buyer, repaid and held)`` (first come first served).
+  A repayment above the debt left (a debt repaid twice), a collection above what was owed or held,
+  a ``left`` that is not the debt left, ``debtOf`` / ``repaidOf`` / ``owedTo`` against the replay,
+  and the OrderBook's indebted flag (and its last ``SellerDebtChanged``) against a debt left are
+  differences.
 
 Figures are token base units (cents).
 """
@@ -38,7 +48,7 @@ from flexledger.chain.manifest import Manifest
 
 from .book import Book
 from .rules.market import MarketParams
-from .rules.orders import max_exposure
+from .rules.orders import BondState, max_exposure
 from .rules.settlement import bond_draw
 from .settlement_records import Line, Record, RequestInfo
 
@@ -56,6 +66,8 @@ class Money:
     refunded: int = 0  # buyer: escrow returned
     withdrawn: int = 0  # withdrawn from the Settlement (any day's claims: withdrawals are not per day)
     debt: int = 0  # seller: penalties its bond could not cover
+    repaid: int = 0  # seller: its debts repaid, from its claims or by anyone (all days)
+    collected: int = 0  # buyer: debts collected from sellers (all days)
 
     def to_json(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -149,6 +161,9 @@ class _Chain:
             self.records[record.key].append((_pos(e), record))
         self._bonds: dict[str, list[tuple[Position, int]]] = {}
         self.drawn_at = {_pos(e) for e in self.drawn}  # draws for penalties: the bond paying, not leaving
+        self.repaid = sorted(self.settlement.events("DebtRepaid"), key=_pos)
+        self.collected = sorted(self.settlement.events("DebtCollected"), key=_pos)
+        self.to_settlement = sorted(self.token.events("Transfer", topics=[None, _topic(s)]), key=_pos)
 
     def bond_events(self, seller: str) -> list[tuple[Position, int]]:
         """The seller's bond changes in chain order (+ posted, - withdrawn or drawn)."""
@@ -180,7 +195,8 @@ def audit_money(inp: MoneyInputs) -> MoneyAudit:
     _escrows(inp, chain, party, out)
     claims_of = _finalisations(inp, chain, party, out)
     _refunds(inp, chain, party, out, claims_of)
-    _withdrawals(inp, chain, out)
+    ledger = _debts(inp, chain, out)
+    _withdrawals(inp, chain, out, ledger)
     _bonds_left_while_pending(inp, chain, out)
     return out
 
@@ -334,7 +350,7 @@ def _refunds(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], PartyM
         out.notes.append(f"{len(not_refunded)} request(s) not refunded yet")
 
 
-def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
+def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit, ledger: DebtLedger) -> None:
     """Withdrawals against the token's transfers, and every party's claimable over all days."""
     for e in chain.withdrawn:
         account = str(e.args["account"])
@@ -347,11 +363,8 @@ def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
         p.rules.withdrawn += int(e.args["amount"])
         p.chain.withdrawn += moved
     credits = _credits(inp, chain)
-    debts: dict[str, int] = defaultdict(int)
-    for f in chain.finalised:
-        seller = _record_before(chain, f)
-        if seller is not None:
-            debts[seller.seller] += int(f.args["debt"])
+    for seller, repaid in ledger.from_claims.items():  # an indebted seller's claims went to its debt
+        credits[seller] -= repaid
     withdrawn: dict[str, int] = defaultdict(int)
     for e in chain.withdrawn:
         withdrawn[str(e.args["account"])] += int(e.args["amount"])
@@ -360,8 +373,6 @@ def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
     claimables = dict(zip(everyone, (int(v) for v in chain.settlement.call_many(
         "claimable(address)", [(a,) for a in everyone])), strict=True))
     sellers = [a for a, p in sorted(out.parties.items()) if "seller" in p.roles]
-    debts_of = dict(zip(sellers, (int(v) for v in chain.settlement.call_many(
-        "debtOf(address)", [(a,) for a in sellers])), strict=True))
     bonds_of = dict(zip(sellers, (int(v) for v in chain.orders.call_many(
         "bondOf(address)", [(a,) for a in sellers])), strict=True))
     for address, p in sorted(out.parties.items()):
@@ -370,17 +381,15 @@ def _withdrawals(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> None:
             out.differences.append(f"{address}: may claim {claimable}, but was credited {credits[address]} and "
                                    f"withdrew {withdrawn[address]} (all days)")
         if "seller" in p.roles:
-            debt = debts_of[address]
-            if debt != debts[address]:
-                out.differences.append(f"{address}: owes {debt} by the contract, {debts[address]} by its finalisations")
             bond = bonds_of[address]
-            ledger = sum(amount for _pos_, amount in chain.bond_events(address))
-            if bond != ledger:
-                out.differences.append(f"{address}: bond {bond} by the contract, {ledger} by its events")
+            logged = sum(amount for _pos_, amount in chain.bond_events(address))
+            if bond != logged:
+                out.differences.append(f"{address}: bond {bond} by the contract, {logged} by its events")
     held = int(chain.token.balance_of(chain.settlement.address))
-    owed = sum(claimables[a] for a in credits)
+    owed = sum(claimables[a] for a in credits) + sum(ledger.held.values())
     if held < owed:
-        out.differences.append(f"the Settlement holds {held} tokens, but owes {owed} in claims")
+        out.differences.append(f"the Settlement holds {held} tokens, but owes {owed} in claims and debt "
+                               "repayments held for creditors")
     elif held > owed:  # tokens sent to it directly: nobody's claim, nobody short
         out.notes.append(f"the Settlement holds {held - owed} tokens more than it owes in claims")
 
@@ -409,3 +418,138 @@ def _credits(inp: MoneyInputs, chain: _Chain) -> dict[str, int]:
         for ln, e in zip([ln for ln in record.lines if ln.uncovered], draws, strict=False):
             credits[inp.request(ln.request_id).buyer] += int(e.args["amount"])
     return credits
+
+
+@dataclass
+class DebtLedger:
+    """Every seller's debts replayed from the events (all days), as the Settlement must hold them."""
+
+    debt: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # not yet repaid
+    held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # repaid, not yet collected
+    owed: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (seller, buyer)
+    from_claims: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # repaid out of claims
+
+
+def _debts(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) -> DebtLedger:
+    """Replay the debts: recorded at finalisations, repaid (claims first, or ``payDebt``), collected."""
+    ledger = DebtLedger()
+    kinds = [(_pos(e), 0, e) for e in chain.finalised] + [(_pos(e), 1, e) for e in chain.repaid]
+    kinds += [(_pos(e), 2, e) for e in chain.collected]
+    expect: tuple[str, str, int] | None = None  # (tx, seller, amount) its claims must repay next
+    for _at, kind, e in sorted(kinds, key=lambda k: k[0]):
+        if expect is not None and not (kind == 1 and e.tx_hash == expect[0]
+                                       and str(e.args["seller"]).lower() == expect[1].lower()):
+            out.differences.append(f"{expect[1]}: its claims should have repaid {expect[2]} of its debt in "
+                                   f"{expect[0]}, no repayment was logged")
+            ledger.debt[expect[1]] -= expect[2]
+            expect = None
+        if kind == 0:
+            expect = _debt_recorded(inp, chain, out, ledger, e)
+        elif kind == 1:
+            seller, amount, left = str(e.args["seller"]), int(e.args["amount"]), int(e.args["left"])
+            owed = ledger.debt[seller]
+            if expect is not None:  # the finalisation's claims, repaying first
+                if amount != expect[2]:
+                    out.differences.append(f"{seller}: its claims repaid {amount} of its debt in {e.tx_hash}, the "
+                                           f"rules {expect[2]} (min of the claims and the {owed} owed)")
+                ledger.from_claims[seller] += amount
+                expect = None
+            else:  # payDebt: the payer's tokens came in with it
+                moved = sum(int(t.args["value"]) for t in chain.to_settlement
+                            if t.tx_hash == e.tx_hash and t.log_index > e.log_index)
+                if moved != amount:
+                    out.differences.append(f"{seller}: {amount} of its debt repaid in {e.tx_hash}, but {moved} "
+                                           "tokens came in")
+            if amount > owed:
+                out.differences.append(f"{seller}: {amount} of its debt repaid at block {e.block_number}, but only "
+                                       f"{owed} was owed (repaid twice?)")
+            if left != owed - amount:
+                out.differences.append(f"{seller}: {left} of its debt left after a repayment at block "
+                                       f"{e.block_number}, the replay {owed - amount}")
+            ledger.debt[seller] = owed - amount
+            ledger.held[seller] += amount
+            if seller in out.parties:
+                out.parties[seller].rules.repaid += amount
+                out.parties[seller].chain.repaid += amount
+        else:
+            _debt_collected(chain, out, ledger, e)
+    if expect is not None:
+        out.differences.append(f"{expect[1]}: its claims should have repaid {expect[2]} of its debt in {expect[0]}, "
+                               "no repayment was logged")
+        ledger.debt[expect[1]] -= expect[2]
+    _debts_against_state(chain, out, ledger)
+    return ledger
+
+
+def _debt_recorded(inp: MoneyInputs, chain: _Chain, out: MoneyAudit, ledger: DebtLedger,
+                   f: DecodedEvent) -> tuple[str, str, int] | None:
+    """A finalisation's new debts, per buyer; returns what its claims must repay at once."""
+    record = _record_before(chain, f)
+    if record is None:
+        return None
+    earlier = [g.log_index for g in chain.finalised if g.tx_hash == f.tx_hash and g.log_index < f.log_index]
+    draws = _segment(chain.drawn, f.tx_hash, max(earlier, default=-1), f.log_index)
+    recorded = 0
+    for ln, e in zip([ln for ln in record.lines if ln.uncovered], draws, strict=False):
+        unpaid = ln.uncovered - int(e.args["amount"])
+        if unpaid:
+            ledger.owed[(record.seller, inp.request(ln.request_id).buyer)] += unpaid
+            recorded += unpaid
+    if recorded != int(f.args["debt"]):
+        out.differences.append(f"offer 0x{record.offer_digest.hex()[:10]} finalised in {f.tx_hash}: debt {f.args['debt']} "
+                               f"logged, its lines leave {recorded} unpaid by the bond")
+    ledger.debt[record.seller] += recorded
+    repay = min(int(f.args["claimed"]), ledger.debt[record.seller])
+    return (f.tx_hash, record.seller, repay) if repay else None
+
+
+def _debt_collected(chain: _Chain, out: MoneyAudit, ledger: DebtLedger, e: DecodedEvent) -> None:
+    seller, buyer, amount = str(e.args["seller"]), str(e.args["buyer"]), int(e.args["amount"])
+    owed, held = ledger.owed[(seller, buyer)], ledger.held[seller]
+    rules = min(owed, held)
+    if amount != rules:
+        out.differences.append(f"{buyer} collected {amount} of {seller}'s debt at block {e.block_number}, but was "
+                               f"owed {owed} of which {held} was repaid and held: the rules {rules}")
+    moved = sum(int(t.args["value"]) for t in chain.from_settlement
+                if t.tx_hash == e.tx_hash and t.log_index > e.log_index and str(t.args["to"]).lower() == buyer.lower())
+    if moved != amount:
+        out.differences.append(f"{buyer} collected {amount} of {seller}'s debt in {e.tx_hash}, but {moved} tokens "
+                               "were sent to it")
+    ledger.owed[(seller, buyer)] = owed - amount
+    ledger.held[seller] = held - amount
+    if buyer in out.parties:
+        out.parties[buyer].rules.collected += rules
+        out.parties[buyer].chain.collected += amount
+
+
+def _debts_against_state(chain: _Chain, out: MoneyAudit, ledger: DebtLedger) -> None:
+    """``debtOf``, ``repaidOf`` and ``owedTo`` as the contract holds them, against the replay."""
+    sellers = sorted(set(ledger.debt) | set(ledger.held) | {s for s, _b in ledger.owed})
+    if not sellers:
+        return
+    pairs = sorted(ledger.owed)
+    values = [int(v) for v in chain.settlement.call_many("debtOf(address)", [(s,) for s in sellers])]
+    values += [int(v) for v in chain.settlement.call_many("repaidOf(address)", [(s,) for s in sellers])]
+    owed_to = [int(v) for v in chain.settlement.call_many("owedTo(address,address)", pairs)] if pairs else []
+    for i, seller in enumerate(sellers):
+        debt, held = values[i], values[len(sellers) + i]
+        if debt != ledger.debt[seller]:
+            out.differences.append(f"{seller}: owes {debt} by the contract, {ledger.debt[seller]} by its "
+                                   "finalisations and repayments")
+        if held != ledger.held[seller]:
+            out.differences.append(f"{seller}: {held} of its repaid debt held for creditors by the contract, "
+                                   f"{ledger.held[seller]} by its repayments and collections")
+    # the OrderBook's flag: a seller with debt does not sell, and one whose debt is repaid may again
+    words = [int(v) for v in chain.orders.call_many("bondWord(address)", [(s,) for s in sellers])]
+    flags = {str(e.args["seller"]).lower(): bool(e.args["indebted"])  # the last one per seller counts
+             for e in sorted(chain.orders.events("SellerDebtChanged"), key=_pos)}
+    for seller, word in zip(sellers, words, strict=True):
+        indebted = BondState.from_word(word).indebted
+        last = flags.get(seller.lower(), False)
+        if indebted != (ledger.debt[seller] > 0) or last != indebted:
+            out.differences.append(f"{seller}: the OrderBook holds it {'in' if indebted else 'out of'} debt (last "
+                                   f"SellerDebtChanged: {last}), but it owes {ledger.debt[seller]}")
+    for (seller, buyer), value in zip(pairs, owed_to, strict=True):
+        if value != ledger.owed[(seller, buyer)]:
+            out.differences.append(f"{seller} owes {buyer} {value} by the contract, {ledger.owed[(seller, buyer)]} "
+                                   "by its debts recorded and collected")

@@ -48,6 +48,7 @@ from flexledger.identity.roles import Role
 from flexledger.times import iso
 
 from .demo_assets import ASSETS, assets_step
+from .demo_attacks import attacks_step
 from .demo_clearing import clearing_step
 from .demo_delivery import Behaviour, plan_delivery
 from .demo_dispatch import dispatch_step
@@ -153,6 +154,9 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
             store.dispose()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        console.print(Rule("9. Attacks, refused"))
+        summary["attacks"] = attacks_step(conn, manifest, deployer, accounts, grid_info["market"], meters, kept,
+                                          MODBUS_METERS, console)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
@@ -230,6 +234,11 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                   f"(of {summary['bonds']['posted'] / 100:,.2f} posted), debts {settled['debts'] / 100:,.2f} EUR")
     table.add_row("settlement audit", f"the auditor's recomputation from public chain data: {settled['audit']}"
                   + ("; its figures are the demo's own" if settled["audit_agrees"] else "; its figures DIFFER"))
+    attacks = summary["attacks"]
+    for line in attacks["refused"]:
+        table.add_row("attack", line)
+    table.add_row("attack day audit", f"the attack day {attacks['day']} re-checked from public chain data (its debt "
+                  f"of {attacks['debt'] / 100:,.2f} EUR recorded, repaid and collected): {attacks['audit']}")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     if "kept" in summary:

@@ -128,9 +128,10 @@ class SettlementWorld:
 
 def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
                 *, measured: Sequence[int] = (250, 1_200), standard: bool = False,
-                portfolio: bool = False, misread: dict[int, int] | None = None) -> SettlementWorld:
+                portfolio: bool = False, misread: dict[int, int] | None = None, bond: int = BOND) -> SettlementWorld:
     """``misread``: meter index -> the import the oracle's store holds (and anchors) instead of
-    what the meter signed (a corrupted database: the meter's signature of the true values stays)."""
+    what the meter signed (a corrupted database: the meter's signature of the true values stays).
+    ``bond``: what each seller bonds (a small one leaves B's penalty partly a debt)."""
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
     owner = keys.dev_accounts()[7]
     meter_keys = [keys.new_account() for _ in range(2)]
@@ -168,7 +169,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
         token.mint(who.address, 10**9, sender=deployer)
         bonder = keys.signer(who, conn)
         token.approve(book.address, 2**256 - 1, sender=bonder)
-        book.post_bond(who.address, BOND, sender=bonder)
+        book.post_bond(who.address, bond, sender=bonder)
     if portfolio:  # the owner's offers first; then the aggregator pools both assets and offers them as one
         assert relay_offers(book, [SignedOffer(o, o.sign(owner, domain)) for o in offers]).accepted == 2
         seller = keys.dev_accounts()[3]

@@ -69,4 +69,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert min(portfolio["member_delivered_wh"].values()) == portfolio["member_delivered_wh"][portfolio["overriding"]]
     assert portfolio["penalty"] == 0 and portfolio["paid"] == portfolio["full_payment"] > 0
     assert portfolio["claimed"] == portfolio["withdrawn"] == portfolio["paid"]
+    # issue 16's attacks, staged on the demo's chain against the real contracts: each refused, by name
+    attacks = summary["attacks"]
+    assert len(attacks["refused"]) == 4 and all(line.startswith("refused: ") for line in attacks["refused"])
+    for name in ("ClearingDayBegun", "ClearingOffersOverlap", "MeterEquivocated", "OrderBookSellerNotBonded"):
+        assert any(f"({name}" in line for line in attacks["refused"]), (name, attacks["refused"])
+    # the equivocating seller's penalty beyond its bond became a debt, repaid by its aggregator, collected
+    assert attacks["debt"] > 0 and attacks["repaid"] == attacks["collected"] == attacks["debt"]
+    assert attacks["audit"] == "MATCH" and not attacks["audit_differences"]
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

@@ -100,11 +100,15 @@ def _print_settlement(audit: SettlementAudit) -> None:
                   f"{audit.disputes} dispute(s)")
     if audit.parties:
         table = Table(title="money per party (EUR; rules, and the chain where it differs)")
-        for column in ("party", "role", "paid", "received", "penalties", "refunded", "withdrawn"):
+        figures = ["paid", "received", "penalties", "refunded", "withdrawn"]
+        # debts (a seller's penalties its bond could not cover, repaid, collected) only when there are any
+        figures += [n for n in ("debt", "repaid", "collected")
+                    if any(getattr(p.rules, n) or getattr(p.chain, n) for p in audit.parties.values())]
+        for column in ("party", "role", *figures):
             table.add_column(column, justify="left" if column in ("party", "role") else "right")
         for address, p in sorted(audit.parties.items(), key=lambda kv: (kv[1].role, kv[0])):
             cells = []
-            for name in ("paid", "received", "penalties", "refunded", "withdrawn"):
+            for name in figures:
                 ours, theirs = getattr(p.rules, name), getattr(p.chain, name)
                 cells.append(_eur(ours) if ours == theirs else f"[red]{_eur(ours)} / chain {_eur(theirs)}[/]")
             table.add_row(address, p.role, *cells)

@@ -16,16 +16,19 @@ from typing import Any
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from web3 import Web3
 
 from flexledger.book import SignedOffer, read_book, relay_offers, sign_permit
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     MarketRegistryClient,
     OrderBookClient,
+    SettlementClient,
     SettlementTokenClient,
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.transactions import Signer
+from flexledger.debts import collect_debt, pay_debt, seller_debts
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import (
     Eip712Domain,
@@ -372,17 +375,75 @@ def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), k
 
 @bond_app.command("show")
 def bond_show(seller: str = typer.Argument(..., help="The seller's address."), json_: bool = JsonOption) -> None:
-    """A seller's bond: the part locked for settlements not yet final, a withdrawal notice, debt."""
+    """A seller's bond: the part locked for settlements not yet final, a withdrawal notice, and its
+    debts per buyer (penalties the bond could not cover)."""
     book = _book(sign=False)
+    seller = _address(seller, "SELLER")
     bond = BondState.from_word(book.bond_word(seller))
     sells = bond_problem(bond) is None
+    debts = seller_debts(SettlementClient(book.conn, book.settlement()), book, seller)
     if json_:
         emit_json({"seller": seller, "bond": bond.amount, "locked": bond.locked, "withdrawing": bond.withdrawing,
-                   "notice_ends": bond.notice_ends, "indebted": bond.indebted, "may_sell": sells})
+                   "notice_ends": bond.notice_ends, "indebted": bond.indebted, "may_sell": sells,
+                   "debt": debts.debt, "held_for_creditors": debts.held, "owed_to": debts.owed_to})
+        return
+    notice = f", {bond.withdrawing / 100:,.2f} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
+    console.print(f"bond {bond.amount / 100:,.2f}, locked {bond.locked / 100:,.2f}{notice}"
+                  f"{', owes penalties' if bond.indebted else ''}; {'may sell' if sells else 'may not sell'}")
+    if debts.debt or debts.held or debts.owed_to:
+        console.print(f"debt {debts.debt / 100:,.2f} not yet repaid; {debts.held / 100:,.2f} repaid and held for its "
+                      "creditors (each takes its part with `bond collect-debt`, first come first served)")
+        table = Table("buyer", "owed (not yet collected)")
+        for buyer, owed in debts.owed_to.items():
+            table.add_row(buyer, f"{owed / 100:,.2f}")
+        console.print(table)
+
+
+@bond_app.command("pay-debt")
+def bond_pay_debt(
+    seller: str = typer.Argument(..., help="The indebted seller's address."),
+    amount: int = typer.Argument(..., help="Token base units (euro cents); at most the debt is taken."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Repay a seller's debt (anyone may; paid by you, through a permit): held for its creditors, and
+    once it is all repaid the seller may sell again."""
+    conn, manifest, signer = _chain(key)
+    assert signer is not None
+    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
+    token = SettlementTokenClient(conn, settlement.token(), signer=signer)
+    paid = pay_debt(settlement, token, signer, _address(seller, "SELLER"), amount)
+    if json_:
+        emit_json({"seller": paid.seller, "paid": paid.paid, "left": paid.left, "tx": paid.tx_hash})
     else:
-        notice = f", {bond.withdrawing / 100:,.2f} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
-        console.print(f"bond {bond.amount / 100:,.2f}, locked {bond.locked / 100:,.2f}{notice}"
-                      f"{', owes penalties' if bond.indebted else ''}; {'may sell' if sells else 'may not sell'}")
+        console.print(f"repaid {paid.paid / 100:,.2f} of {paid.seller}'s debt; {paid.left / 100:,.2f} left"
+                      + ("" if paid.left else ": it may sell again"))
+
+
+@bond_app.command("collect-debt")
+def bond_collect_debt(
+    seller: str = typer.Argument(..., help="The indebted seller's address."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Collect (a buyer) what a seller repaid of the penalties it owes you, as far as its repayments
+    held for its creditors reach; then `flexledger claim` is not needed: the tokens come at once."""
+    conn, manifest, signer = _chain(key)
+    assert signer is not None
+    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
+    seller = _address(seller, "SELLER")
+    collected = collect_debt(settlement, signer, seller)
+    left = int(settlement.owed_to(seller, signer.address))
+    if json_:
+        emit_json({"seller": seller, "buyer": signer.address, "collected": collected, "still_owed": left})
+    else:
+        console.print(f"collected {collected / 100:,.2f} from {seller}; it still owes you {left / 100:,.2f}")
+
+
+def _address(value: str, name: str) -> str:
+    if not Web3.is_address(value):
+        raise typer.BadParameter(f"{name} {value!r} is not an address (0x and 40 hex digits)")
+    return str(Web3.to_checksum_address(value))
 
 
 # ----------------------------------------------------------------------------------- token
