@@ -102,8 +102,10 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     conn.set_next_block_timestamp(day + DAY + 60)
     conn.mine()
     first_block = int(conn.w3.eth.block_number) + 1
+    final_at = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).day_state(market, day)[1]  # challengeEnds
     console.print(f"time travel to {iso(day + DAY + 60)}: the day is over; its settlement window is open until "
-                  f"{iso(day + DAY + params.dispute_window_seconds)}")
+                  f"{iso(params.settlement_closes(day, final_at))} (a dispute window after the day's end or its "
+                  "result's finality, the later)")
     requests = _day_requests(book, market, day)
     buyers = {str(accounts[name].address): name for name in BUYERS}
     watched = [*buyers, str(book.address), str(settlement.address)]  # balances read directly, besides the events
