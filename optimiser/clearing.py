@@ -29,8 +29,11 @@ Rules, as ``flexledger.rules`` and DESIGN.md state them:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
@@ -40,9 +43,10 @@ from flexledger.rules.orders import Mode
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import solve
+from .solve import ABS_GAP, solve
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
+WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
 
 
 class _Components:
@@ -77,24 +81,38 @@ def clear(inp: ClearingInput) -> ClearingResult:
     requests = sorted(inp.requests, key=lambda r: r.request_id)
     paths: dict[int, tuple[int, ...]] = {}
     isp = inp.isp_seconds
-    already: dict[int, dict[int, int]] = defaultdict(dict)  # offer -> ISP -> W awarded in stage 1
-    raw: list[tuple[int, int, int, int]] = []  # (offer, request, isp, W)
     stats = SolverStats(components=0)
-    exclusive = _exclusive(offers, isp)
-    rivals: dict[int, set[int]] = defaultdict(set)
-    for group in exclusive:
-        for o in group:
-            rivals[o].update(x for x in group if x != o)
-    for kind in (BuyerKind.DSO, BuyerKind.TSO):
-        stage_requests = [i for i, r in enumerate(requests) if r.kind is kind]
-        pairs = _eligible(offers, requests, stage_requests, inp, paths)
-        # an offer awarded in stage 1 keeps its assets' ISPs: its rivals sit out stage 2
-        taken = {x for o in already for x in rivals[o]}
-        pairs = [p for p in pairs if p[0] not in taken]
-        stage = _clear_stage(kind, offers, requests, pairs, already, inp, paths, deadline, stats, exclusive)
-        raw += stage
-        for o, _r, t, w in stage:
-            already[o][t] = already[o].get(t, 0) + w
+    pairs = _eligible(offers, requests, inp, paths)
+    tso = [requests[r].kind is BuyerKind.TSO for _o, r, _t in pairs]
+    book = _Book(offers, requests, pairs, tso, _exclusive(offers, isp), _lit(offers, pairs, tso, inp, paths), inp)
+
+    # Stage 1 on its own pairs: TSO pairs enter only where a TSO award can change what the DSO
+    # may be given (the offer also serves the DSO and is a block or has a mode); any other TSO
+    # award can be dropped from a solution without touching its feasibility or its DSO welfare.
+    serves_dso = {pairs[i][0] for i in range(len(pairs)) if not tso[i]}
+    bound = {o for o in serves_dso if offers[o].isps > 1 or offers[o].mode is not Mode.DIVISIBLE}
+    first = [i for i in range(len(pairs)) if not tso[i] or pairs[i][0] in bound]
+    watts: dict[int, int] = {}  # pair index -> W
+    held: dict[int, int] = defaultdict(int)  # stage-2 component (its first offer) -> DSO welfare to keep
+    joint = book.components(range(len(pairs)))
+    root_of = {i: key for key, members in joint.items() for i in members}
+    for members in book.components(first).values():
+        solved = _solve(book, members, False, 0, deadline, stats)
+        watts.update(solved.watts)
+        held[root_of[members[0]]] += solved.dso
+    # Stage 2 on the joint components: the TSO's welfare, the DSO's held at its optimum, every
+    # award free to move (an offer's mode and block hold on its total over both stages)
+    for key, members in joint.items():
+        if not any(tso[i] for i in members):
+            continue  # stage 1 solved it whole
+        solved = _solve(book, members, True, held[key], deadline, stats)
+        if solved.dso < held[key]:
+            stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
+            continue
+        for i in members:
+            watts.pop(i, None)
+        watts.update(solved.watts)
+    raw = [(pairs[i][0], pairs[i][1], pairs[i][2], w) for i, w in sorted(watts.items()) if w > 0]
     awards = _price(raw, offers, requests, inp.pricing)
     welfare_units = sum(w * (requests[r].max_price - offers[o].price) for o, r, _t, w in raw) * isp
     stats.status = "empty" if not raw and not stats.variables else ("optimal" if stats.optimal else stats.status)
@@ -116,13 +134,12 @@ def _exclusive(offers: list[OfferIn], isp: int) -> list[list[int]]:
 
 
 def _eligible(
-    offers: list[OfferIn], requests: list[RequestIn], chosen: list[int], inp: ClearingInput,
-    paths: dict[int, tuple[int, ...]],
+    offers: list[OfferIn], requests: list[RequestIn], inp: ClearingInput, paths: dict[int, tuple[int, ...]],
 ) -> list[tuple[int, int, int]]:
     """(offer, request, ISP) triples that may trade, in canonical order."""
     by_zone: dict[tuple[int, Direction], list[int]] = defaultdict(list)
-    for r in chosen:
-        by_zone[(requests[r].zone, requests[r].direction)].append(r)
+    for r, request in enumerate(requests):
+        by_zone[(request.zone, request.direction)].append(r)
     out = []
     for o, offer in enumerate(offers):
         offer_isps = set(_isps(offer.start, offer.isps, inp.isp_seconds))
@@ -137,82 +154,105 @@ def _eligible(
     return out
 
 
-def _slot(o: int, offer: OfferIn, done: dict[int, int], isp: int) -> OfferSlot | None:
-    """What is left of an offer after stage 1, or None when nothing is."""
-    given = max(done.values(), default=0)
-    cap = offer.power_w - given
-    if cap <= 0 or (offer.mode is Mode.ALL_OR_NOTHING and given > 0):
-        return None
-    minimum = 0
-    if given == 0 and offer.mode is Mode.MIN_QUANTITY:
-        minimum = offer.min_power_w
-    elif offer.mode is Mode.ALL_OR_NOTHING:
-        minimum = cap
-    return OfferSlot(o, _isps(offer.start, offer.isps, isp), offer.isps > 1, cap, minimum, offer.mode, offer.price)
+def _lit(
+    offers: list[OfferIn], pairs: list[tuple[int, int, int]], tso: list[bool], inp: ClearingInput,
+    paths: dict[int, tuple[int, ...]],
+) -> dict[tuple[int, int, Direction], list[int]]:
+    """Per lit (YELLOW or RED) zone, ISP and direction, the TSO pairs whose offer lies under it."""
+    lit: dict[tuple[int, int, Direction], list[int]] = defaultdict(list)
+    for i, (o, _r, t) in enumerate(pairs):
+        if not tso[i]:
+            continue
+        for zone in _path(inp.parent, offers[o].zone, paths):
+            light = inp.lights.get((zone, t, offers[o].direction))
+            if light is not None and light.colour in (Colour.YELLOW, Colour.RED):
+                lit[(zone, t, offers[o].direction)].append(i)
+    return lit
 
 
-def _clear_stage(
-    kind: BuyerKind, offers: list[OfferIn], requests: list[RequestIn], pairs: list[tuple[int, int, int]],
-    already: dict[int, dict[int, int]], inp: ClearingInput, paths: dict[int, tuple[int, ...]], deadline: float,
-    stats: SolverStats, exclusive: list[list[int]],
-) -> list[tuple[int, int, int, int]]:
-    slots = {o: _slot(o, offers[o], already.get(o, {}), inp.isp_seconds) for o in {p[0] for p in pairs}}
-    pairs = [p for p in pairs if slots[p[0]] is not None]
-    if not pairs:
-        return []
-    n = len(offers)
-    components = _Components(n + len(requests))
-    for o, r, _t in pairs:
-        components.union(o, n + r)
-    lit: dict[tuple[int, int, Direction], list[int]] = defaultdict(list)  # lit zone, ISP, dir -> pair indexes
-    if kind is BuyerKind.TSO:
-        for i, (o, _r, t) in enumerate(pairs):
-            for zone in _path(inp.parent, offers[o].zone, paths):
-                light = inp.lights.get((zone, t, offers[o].direction))
-                if light is not None and light.colour in (Colour.YELLOW, Colour.RED):
-                    lit[(zone, t, offers[o].direction)].append(i)
-        for members in lit.values():
-            for i in members[1:]:
-                components.union(pairs[members[0]][0], pairs[i][0])
-    trading = {p[0] for p in pairs}
-    for group in exclusive:
-        inside = [o for o in group if o in trading]
-        for o in inside[1:]:
-            components.union(inside[0], o)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, (o, _r, _t) in enumerate(pairs):
-        groups[components.find(o)].append(i)
-    out: list[tuple[int, int, int, int]] = []
-    for key in sorted(groups):
-        members = groups[key]
+@dataclass
+class _Book:
+    offers: list[OfferIn]
+    requests: list[RequestIn]
+    pairs: list[tuple[int, int, int]]
+    tso: list[bool]
+    exclusive: list[list[int]]
+    lit: dict[tuple[int, int, Direction], list[int]]
+    inp: ClearingInput
+
+    def components(self, chosen: Iterable[int]) -> dict[int, list[int]]:
+        """The chosen pairs split into independent components (linked by an offer, a request, a
+        lit zone or a shared asset), keyed by their first offer, members in canonical order."""
+        chosen = list(chosen)
+        n = len(self.offers)
+        components = _Components(n + len(self.requests))
+        for i in chosen:
+            o, r, _t = self.pairs[i]
+            components.union(o, n + r)
+        inside = set(chosen)
+        for members in self.lit.values():
+            linked = [self.pairs[i][0] for i in members if i in inside]
+            for o in linked[1:]:
+                components.union(linked[0], o)
+        trading = {self.pairs[i][0] for i in chosen}
+        for group in self.exclusive:
+            present = [o for o in group if o in trading]
+            for o in present[1:]:
+                components.union(present[0], o)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i in chosen:
+            groups[components.find(self.pairs[i][0])].append(i)
+        return dict(sorted(groups.items()))
+
+    def problem(self, members: list[int], tso_objective: bool, hold: int, integer: bool) -> StageProblem:
         local_offers: dict[int, int] = {}
         local_requests: dict[int, int] = {}
-        problem = StageProblem([], [], [])
+        problem = StageProblem([], [], [], tso_objective=tso_objective, hold_dso=hold, integer=integer)
+        isp = self.inp.isp_seconds
         index_of_pair: dict[int, int] = {}
         for i in members:
-            o, r, t = pairs[i]
+            o, r, t = self.pairs[i]
+            offer, request = self.offers[o], self.requests[r]
             if o not in local_offers:
                 local_offers[o] = len(problem.offers)
-                slot = slots[o]
-                assert slot is not None
-                problem.offers.append(OfferSlot(local_offers[o], slot.isps, slot.block, slot.cap_w, slot.min_w,
-                                                slot.mode, slot.price))
+                minimum = {Mode.DIVISIBLE: 0, Mode.MIN_QUANTITY: min(offer.min_power_w, offer.power_w),
+                           Mode.ALL_OR_NOTHING: offer.power_w}[offer.mode]
+                problem.offers.append(OfferSlot(local_offers[o], _isps(offer.start, offer.isps, isp), offer.isps > 1,
+                                                offer.power_w, minimum, offer.mode, offer.price))
             if r not in local_requests:
                 local_requests[r] = len(problem.requests)
-                rq = requests[r]
-                problem.requests.append(RequestSlot(local_requests[r], _isps(rq.start, rq.isps, inp.isp_seconds),
-                                                    rq.power_w))
+                problem.requests.append(RequestSlot(local_requests[r], _isps(request.start, request.isps, isp),
+                                                    request.power_w))
             index_of_pair[i] = len(problem.pairs)
-            problem.pairs.append(Pair(local_offers[o], local_requests[r], t, requests[r].max_price - offers[o].price))
-        for group in exclusive:
+            problem.pairs.append(Pair(local_offers[o], local_requests[r], t, request.max_price - offer.price,
+                                      self.tso[i]))
+        for group in self.exclusive:
             local = [local_offers[o] for o in group if o in local_offers]
             if len(local) > 1:
                 problem.exclusive.append(local)
-        for (zone, _t, _d), lit_members in lit.items():
+        for (zone, t, d), lit_members in self.lit.items():
             inside = [index_of_pair[i] for i in lit_members if i in index_of_pair]
             if inside:
-                light = inp.lights[(zone, _t, _d)]
+                light = self.inp.lights[(zone, t, d)]
                 problem.light_caps.append((inside, 0 if light.colour is Colour.RED else light.capability_w))
+        return problem
+
+
+@dataclass
+class _Solved:
+    watts: dict[int, int]  # pair index -> W
+    dso: int  # exact welfare of the solution, W x price
+    tso: int
+
+
+def _solve(book: _Book, members: list[int], tso_objective: bool, hold: int, deadline: float,
+           stats: SolverStats) -> _Solved:
+    """One stage of one component, to a proven optimum in whole watts. The continuous model is
+    solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
+    case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
+    the whole-watt optimum. Otherwise the model is solved again with integer powers."""
+    for integer in (False, True):
+        problem = book.problem(members, tso_objective, hold, integer)
         built_at = time.perf_counter()
         built = build(problem)
         stats.build_seconds += time.perf_counter() - built_at
@@ -222,17 +262,21 @@ def _clear_stage(
         stats.variables += len(problem.pairs) + built.binaries
         stats.binaries += built.binaries
         stats.constraints += built.constraints
-        stats.gap = max(stats.gap, solved.gap)
-        if not solved.optimal:
+        rounded = [round(v) for v in solved.x]
+        whole = all(abs(v - w) <= WHOLE_WATT_TOLERANCE for v, w in zip(solved.x, rounded, strict=True))
+        if not whole and not integer:
+            continue
+        dso = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if not p.tso)
+        tso = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso)
+        value = tso if tso_objective else dso
+        gap = 0.0 if not math.isfinite(solved.bound) or solved.bound - value <= ABS_GAP else \
+            (solved.bound - value) / max(abs(value), 1)
+        stats.gap = max(stats.gap, gap)
+        if not solved.optimal or gap > 0 or not whole:
             stats.optimal = False
-            stats.status = solved.status
-        offer_of = {v: k for k, v in local_offers.items()}
-        request_of = {v: k for k, v in local_requests.items()}
-        for p, value in zip(problem.pairs, solved.x, strict=True):
-            watts = round(value)
-            if watts > 0:
-                out.append((offer_of[p.offer], request_of[p.request], p.isp, watts))
-    return out
+            stats.status = solved.status if not solved.optimal else "gap"
+        return _Solved({i: w for i, w in zip(members, rounded, strict=True) if w > 0}, dso, tso)
+    raise AssertionError("unreachable: the integer model is always accepted")
 
 
 def _price(
