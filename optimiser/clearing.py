@@ -46,6 +46,7 @@ from .results import Award, ClearingResult, SolverStats
 from .solve import ABS_GAP, solve
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
+BATCH_PAIRS = 300
 WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
 
 
@@ -93,30 +94,51 @@ def clear(inp: ClearingInput) -> ClearingResult:
     bound = {o for o in serves_dso if offers[o].isps > 1 or offers[o].mode is not Mode.DIVISIBLE}
     first = [i for i in range(len(pairs)) if not tso[i] or pairs[i][0] in bound]
     watts: dict[int, int] = {}  # pair index -> W
-    held: dict[int, int] = defaultdict(int)  # stage-2 component (its first offer) -> DSO welfare to keep
+    holds: dict[int, list[tuple[list[int], int]]] = defaultdict(list)  # stage-2 component -> (DSO pairs, welfare)
     joint = book.components(range(len(pairs)))
     root_of = {i: key for key, members in joint.items() for i in members}
-    for members in book.components(first).values():
-        solved = _solve(book, members, False, 0, deadline, stats)
-        watts.update(solved.watts)
-        held[root_of[members[0]]] += solved.dso
+    stage_one = list(book.components(first).values())
+    for batch in _batches(stage_one):
+        watts.update(_solve(book, [i for members in batch for i in members], False, [], None, deadline, stats))
+    for members in stage_one:
+        dso_pairs = [i for i in members if not tso[i]]
+        holds[root_of[members[0]]].append((dso_pairs, sum(book.margin(i) * watts.get(i, 0) for i in dso_pairs)))
     # Stage 2 on the joint components: the TSO's welfare, the DSO's held at its optimum, every
-    # award free to move (an offer's mode and block hold on its total over both stages)
-    for key, members in joint.items():
-        if not any(tso[i] for i in members):
-            continue  # stage 1 solved it whole
-        solved = _solve(book, members, True, held[key], deadline, stats)
-        if solved.dso < held[key]:
+    # award free to move (an offer's mode and block hold on its total over both stages). Each
+    # stage-1 component's DSO welfare is at most its stage-1 optimum in any joint solution (drop
+    # the TSO awards stage 1 left out: what remains is feasible there), so holding their sum is
+    # holding each: one row per stage-1 component, local rather than one row over them all.
+    stage_two = [(key, members) for key, members in joint.items() if any(tso[i] for i in members)]
+    for batch in _batches([members for _key, members in stage_two]):
+        members = [i for group in batch for i in group]
+        kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
+        solved = _solve(book, members, True, kept, [watts.get(i, 0) for i in members], deadline, stats)
+        if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
             stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
             continue
         for i in members:
             watts.pop(i, None)
-        watts.update(solved.watts)
+        watts.update(solved)
     raw = [(pairs[i][0], pairs[i][1], pairs[i][2], w) for i, w in sorted(watts.items()) if w > 0]
     awards = _price(raw, offers, requests, inp.pricing)
     welfare_units = sum(w * (requests[r].max_price - offers[o].price) for o, r, _t, w in raw) * isp
     stats.status = "empty" if not raw and not stats.variables else ("optimal" if stats.optimal else stats.status)
     return ClearingResult(awards, welfare_units // SECONDS_PER_MWH, stats)
+
+
+def _batches(groups: list[list[int]]) -> list[list[list[int]]]:
+    """Components gathered, in order, into models of at least BATCH_PAIRS pairs each: a model per
+    tiny component would cost more in building and calling HiGHS than in solving it, and a model
+    of independent parts has as its optimum the sum of theirs."""
+    out: list[list[list[int]]] = []
+    size = BATCH_PAIRS
+    for group in groups:
+        if size >= BATCH_PAIRS:
+            out.append([])
+            size = 0
+        out[-1].append(group)
+        size += len(group)
+    return out
 
 
 def _isps(start: int, count: int, isp: int) -> list[int]:
@@ -180,20 +202,34 @@ class _Book:
     lit: dict[tuple[int, int, Direction], list[int]]
     inp: ClearingInput
 
+    def cap(self, i: int) -> int:
+        """The most pair i can be given: its offer's power or its request's, whichever is less."""
+        o, r, _t = self.pairs[i]
+        return min(self.offers[o].power_w, self.requests[r].power_w)
+
     def components(self, chosen: Iterable[int]) -> dict[int, list[int]]:
-        """The chosen pairs split into independent components (linked by an offer, a request, a
-        lit zone or a shared asset), keyed by their first offer, members in canonical order."""
+        """The chosen pairs split into independent components, keyed by their first offer, members
+        in canonical order. Pairs are linked by their offer, by a shared asset, and by a request's
+        power in an ISP or a lit zone's capability; not by a request or a light that the chosen
+        pairs cannot exceed even all at their most (such a row binds nothing, in any model of a
+        subset of them: so a TSO request that takes all it is offered links no one)."""
         chosen = list(chosen)
         n = len(self.offers)
-        components = _Components(n + len(self.requests))
+        rows: dict[tuple[int, int], list[int]] = defaultdict(list)  # (request, ISP) -> pairs
         for i in chosen:
-            o, r, _t = self.pairs[i]
-            components.union(o, n + r)
+            o, r, t = self.pairs[i]
+            rows[(r, t)].append(i)
+        linking = [members for (r, _t), members in rows.items()
+                   if sum(self.cap(i) for i in members) > self.requests[r].power_w]
         inside = set(chosen)
-        for members in self.lit.values():
-            linked = [self.pairs[i][0] for i in members if i in inside]
-            for o in linked[1:]:
-                components.union(linked[0], o)
+        for key, members in self.lit.items():
+            present = [i for i in members if i in inside]
+            if sum(self.cap(i) for i in present) > self.lit_cap(key):
+                linking.append(present)
+        components = _Components(n)
+        for members in linking:
+            for i in members[1:]:
+                components.union(self.pairs[members[0]][0], self.pairs[i][0])
         trading = {self.pairs[i][0] for i in chosen}
         for group in self.exclusive:
             present = [o for o in group if o in trading]
@@ -204,10 +240,19 @@ class _Book:
             groups[components.find(self.pairs[i][0])].append(i)
         return dict(sorted(groups.items()))
 
-    def problem(self, members: list[int], tso_objective: bool, hold: int, integer: bool) -> StageProblem:
+    def lit_cap(self, key: tuple[int, int, Direction]) -> int:
+        light = self.inp.lights[key]
+        return 0 if light.colour is Colour.RED else light.capability_w
+
+    def margin(self, i: int) -> int:
+        o, r, _t = self.pairs[i]
+        return self.requests[r].max_price - self.offers[o].price
+
+    def problem(self, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
+                start: list[int] | None, integer: bool) -> StageProblem:
         local_offers: dict[int, int] = {}
         local_requests: dict[int, int] = {}
-        problem = StageProblem([], [], [], tso_objective=tso_objective, hold_dso=hold, integer=integer)
+        problem = StageProblem([], [], [], tso_objective=tso_objective, integer=integer, start=start)
         isp = self.inp.isp_seconds
         index_of_pair: dict[int, int] = {}
         for i in members:
@@ -233,26 +278,19 @@ class _Book:
         for (zone, t, d), lit_members in self.lit.items():
             inside = [index_of_pair[i] for i in lit_members if i in index_of_pair]
             if inside:
-                light = self.inp.lights[(zone, t, d)]
-                problem.light_caps.append((inside, 0 if light.colour is Colour.RED else light.capability_w))
+                problem.light_caps.append((inside, self.lit_cap((zone, t, d))))
+        problem.holds = [([index_of_pair[i] for i in chosen], hold) for chosen, hold in holds]
         return problem
 
 
-@dataclass
-class _Solved:
-    watts: dict[int, int]  # pair index -> W
-    dso: int  # exact welfare of the solution, W x price
-    tso: int
-
-
-def _solve(book: _Book, members: list[int], tso_objective: bool, hold: int, deadline: float,
-           stats: SolverStats) -> _Solved:
+def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
+           start: list[int] | None, deadline: float, stats: SolverStats) -> dict[int, int]:
     """One stage of one component, to a proven optimum in whole watts. The continuous model is
     solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
     case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
     the whole-watt optimum. Otherwise the model is solved again with integer powers."""
     for integer in (False, True):
-        problem = book.problem(members, tso_objective, hold, integer)
+        problem = book.problem(members, tso_objective, holds, start, integer)
         built_at = time.perf_counter()
         built = build(problem)
         stats.build_seconds += time.perf_counter() - built_at
@@ -266,16 +304,14 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, hold: int, dead
         whole = all(abs(v - w) <= WHOLE_WATT_TOLERANCE for v, w in zip(solved.x, rounded, strict=True))
         if not whole and not integer:
             continue
-        dso = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if not p.tso)
-        tso = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso)
-        value = tso if tso_objective else dso
+        value = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso is tso_objective)
         gap = 0.0 if not math.isfinite(solved.bound) or solved.bound - value <= ABS_GAP else \
             (solved.bound - value) / max(abs(value), 1)
         stats.gap = max(stats.gap, gap)
         if not solved.optimal or gap > 0 or not whole:
             stats.optimal = False
             stats.status = solved.status if not solved.optimal else "gap"
-        return _Solved({i: w for i, w in zip(members, rounded, strict=True) if w > 0}, dso, tso)
+        return {i: w for i, w in zip(members, rounded, strict=True) if w > 0}
     raise AssertionError("unreachable: the integer model is always accepted")
 
 

@@ -6,16 +6,33 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 from pyomo.contrib.solver.solvers.highs import Highs
 
 from flexledger.errors import FlexledgerError
 
-from .model import BuiltModel
+from .model import BuiltModel, start_values
 
 ABS_GAP = 0.5
+WARM_START = False
 HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7}
+
+
+class _Highs(Highs):
+    """pyomo's HiGHS interface, handing HiGHS a feasible start (stage 1's solution in stage 2:
+    without it, HiGHS must find a point on stage 1's optimal face by itself)."""
+
+    start: list[tuple[pyo.Var, float]] | None = None
+
+    def _solve(self):  # type: ignore[no-untyped-def]
+        if self.start:
+            columns = self._pyomo_var_to_solver_var_map
+            index = np.array([columns[id(v)] for v, _value in self.start], dtype=np.int32)
+            values = np.array([value for _v, value in self.start], dtype=np.double)
+            self._solver_model.setSolution(len(index), index, values)
+        return super()._solve()
 
 
 class SolverError(FlexledgerError):
@@ -39,7 +56,9 @@ class Solved:
 
 
 def solve(built: BuiltModel, *, time_limit: float) -> Solved:
-    solver = Highs()
+    solver = _Highs()
+    if built.problem.start is not None and WARM_START:
+        solver.start = start_values(built)
     if not solver.available():
         raise SolverError("HiGHS (highspy) is not available", hint="reinstall with `make install`")
     started = time.perf_counter()
