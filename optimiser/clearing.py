@@ -43,7 +43,7 @@ from flexledger.rules.orders import Mode
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import ABS_GAP, solve
+from .solve import ABS_GAP, InfeasibleError, solve
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
@@ -99,7 +99,7 @@ def clear(inp: ClearingInput) -> ClearingResult:
     root_of = {i: key for key, members in joint.items() for i in members}
     stage_one = list(book.components(first).values())
     for batch in _batches(stage_one):
-        watts.update(_solve(book, [i for members in batch for i in members], False, [], None, deadline, stats))
+        watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats))
     for members in stage_one:
         dso_pairs = [i for i in members if not tso[i]]
         holds[root_of[members[0]]].append((dso_pairs, sum(book.margin(i) * watts.get(i, 0) for i in dso_pairs)))
@@ -112,7 +112,7 @@ def clear(inp: ClearingInput) -> ClearingResult:
     for batch in _batches([members for _key, members in stage_two]):
         members = [i for group in batch for i in group]
         kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
-        solved = _solve(book, members, True, kept, [watts.get(i, 0) for i in members], deadline, stats)
+        solved = _solve(book, members, True, kept, deadline, stats)
         if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
             stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
             continue
@@ -249,10 +249,10 @@ class _Book:
         return self.requests[r].max_price - self.offers[o].price
 
     def problem(self, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
-                start: list[int] | None, integer: bool) -> StageProblem:
+                integer: bool) -> StageProblem:
         local_offers: dict[int, int] = {}
         local_requests: dict[int, int] = {}
-        problem = StageProblem([], [], [], tso_objective=tso_objective, integer=integer, start=start)
+        problem = StageProblem([], [], [], tso_objective=tso_objective, integer=integer)
         isp = self.inp.isp_seconds
         index_of_pair: dict[int, int] = {}
         for i in members:
@@ -284,25 +284,33 @@ class _Book:
 
 
 def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
-           start: list[int] | None, deadline: float, stats: SolverStats) -> dict[int, int]:
-    """One stage of one component, to a proven optimum in whole watts. The continuous model is
+           deadline: float, stats: SolverStats) -> dict[int, int]:
+    """One stage of some components, to a proven optimum in whole watts. The continuous model is
     solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
     case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
-    the whole-watt optimum. Otherwise the model is solved again with integer powers."""
+    the whole-watt optimum. Otherwise (or when HiGHS's tolerances make stage 2's hold infeasible
+    or let it slip) the model is solved again with integer powers."""
+    local = {i: k for k, i in enumerate(members)}
     for integer in (False, True):
-        problem = book.problem(members, tso_objective, holds, start, integer)
+        problem = book.problem(members, tso_objective, holds, integer)
         built_at = time.perf_counter()
         built = build(problem)
         stats.build_seconds += time.perf_counter() - built_at
-        solved = solve(built, time_limit=deadline - time.perf_counter())
-        stats.solve_seconds += solved.seconds
         stats.components += 1
         stats.variables += len(problem.pairs) + built.binaries
         stats.binaries += built.binaries
         stats.constraints += built.constraints
+        try:
+            solved = solve(built, time_limit=deadline - time.perf_counter())
+        except InfeasibleError:
+            if integer or not holds:
+                raise
+            continue
+        stats.solve_seconds += solved.seconds
         rounded = [round(v) for v in solved.x]
         whole = all(abs(v - w) <= WHOLE_WATT_TOLERANCE for v, w in zip(solved.x, rounded, strict=True))
-        if not whole and not integer:
+        held = all(sum(book.margin(i) * rounded[local[i]] for i in chosen) >= hold for chosen, hold in holds)
+        if not integer and not (whole and held):
             continue
         value = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso is tso_objective)
         gap = 0.0 if not math.isfinite(solved.bound) or solved.bound - value <= ABS_GAP else \

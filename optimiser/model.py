@@ -61,7 +61,6 @@ class StageProblem:
     # stage 2: per stage-1 component inside, its DSO pairs and the welfare (W x price, exact) they keep
     holds: list[tuple[list[int], int]] = field(default_factory=list)
     integer: bool = False  # whole watts as a constraint of the model
-    start: list[int] | None = None  # a feasible solution (W per pair) to start from: stage 1's
 
 
 @dataclass
@@ -131,30 +130,15 @@ def build(problem: StageProblem) -> BuiltModel:
         return _sum([float(pairs[i].margin) for i in chosen], [m.x[i] for i in chosen])
 
     for members, hold in problem.holds:
-        # held at stage 1's optimum itself, not a unit below: then stage 2's feasible set is a face
-        # of stage 1's (its optimal face), whose vertices are vertices of stage 1's model and so in
-        # whole watts as often as stage 1's are; a slack would open fractional vertices that trade
-        # a fraction of a unit of DSO welfare for TSO welfare. The caller checks the exact value.
+        # Continuous powers: held at stage 1's optimum itself, not a unit below, so that stage 2's
+        # feasible set is a face of stage 1's (its optimal face), whose vertices are vertices of
+        # stage 1's model and so in whole watts as often as stage 1's are; a slack would open
+        # fractional vertices that trade a fraction of a unit of DSO welfare for TSO welfare.
+        # Integer powers: DSO welfare is then an integer, so half a unit below holds it exactly and
+        # leaves HiGHS's feasibility tolerance room. The caller checks the exact value either way.
         if hold > 0:
-            m.cons.add(welfare(members) >= hold)
+            m.cons.add(welfare(members) >= (hold - 0.5 if problem.integer else hold))
     objective = [i for i, p in enumerate(pairs) if p.tso is problem.tso_objective]
     m.welfare = pyo.Objective(expr=welfare(objective), sense=pyo.maximize)
     return BuiltModel(m, problem, len(binary_offers), len(m.cons))
 
-
-def start_values(built: BuiltModel) -> list[tuple[pyo.Var, float]]:
-    """Every variable's value at the problem's start solution (x given; levels and binaries follow)."""
-    problem, m = built.problem, built.model
-    assert problem.start is not None
-    values = [(m.x[i], float(w)) for i, w in enumerate(problem.start)]
-    level: dict[int, int] = {}
-    per_isp: dict[tuple[int, int], int] = {}
-    for p, w in zip(problem.pairs, problem.start, strict=True):
-        per_isp[(p.offer, p.isp)] = per_isp.get((p.offer, p.isp), 0) + w
-    for (o, _t), w in per_isp.items():
-        level[o] = max(level.get(o, 0), w)
-    for o in m.b:
-        values.append((m.b[o], float(level.get(o, 0))))
-    for o in m.y:
-        values.append((m.y[o], 1.0 if level.get(o, 0) > 0 else 0.0))
-    return values

@@ -6,37 +6,24 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 from pyomo.contrib.solver.solvers.highs import Highs
 
 from flexledger.errors import FlexledgerError
 
-from .model import BuiltModel, start_values
+from .model import BuiltModel
 
 ABS_GAP = 0.5
-WARM_START = False
 HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7}
-
-
-class _Highs(Highs):
-    """pyomo's HiGHS interface, handing HiGHS a feasible start (stage 1's solution in stage 2:
-    without it, HiGHS must find a point on stage 1's optimal face by itself)."""
-
-    start: list[tuple[pyo.Var, float]] | None = None
-
-    def _solve(self):  # type: ignore[no-untyped-def]
-        if self.start:
-            columns = self._pyomo_var_to_solver_var_map
-            index = np.array([columns[id(v)] for v, _value in self.start], dtype=np.int32)
-            values = np.array([value for _v, value in self.start], dtype=np.double)
-            self._solver_model.setSolution(len(index), index, values)
-        return super()._solve()
 
 
 class SolverError(FlexledgerError):
     """HiGHS is missing, or failed in a way that is not an ordinary outcome."""
+
+
+class InfeasibleError(SolverError):
+    """HiGHS found the model infeasible (stage 2's DSO hold can be, by its tolerances)."""
 
 
 @dataclass
@@ -56,9 +43,7 @@ class Solved:
 
 
 def solve(built: BuiltModel, *, time_limit: float) -> Solved:
-    solver = _Highs()
-    if built.problem.start is not None and WARM_START:
-        solver.start = start_values(built)
+    solver = Highs()
     if not solver.available():
         raise SolverError("HiGHS (highspy) is not available", hint="reinstall with `make install`")
     started = time.perf_counter()
@@ -81,5 +66,5 @@ def solve(built: BuiltModel, *, time_limit: float) -> Solved:
         # no feasible point found in time: awarding nothing is feasible, and says so
         return Solved([0.0] * len(built.problem.pairs), 0.0, float("inf"), seconds, False, status.name)
     if status == TerminationCondition.provenInfeasible:
-        raise SolverError("the clearing model is infeasible, which no book should make it: report this")
+        raise InfeasibleError("the clearing model is infeasible, which no book should make it: report this")
     raise SolverError(f"HiGHS stopped with {status.name}")

@@ -274,3 +274,29 @@ def test_an_offer_at_the_maximum_price_is_eligible() -> None:
                       requests=[replace(at_max.requests[0], power_w=2000)], pricing=PricingRule.PAY_AS_CLEARED)
     for a in clear(cleared).awards:
         assert a.price in (40, 100)
+
+
+def test_a_stage_two_hold_that_highs_finds_infeasible_is_solved_again_in_whole_watts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """HiGHS may call stage 2's exact DSO hold infeasible by its tolerances: the clearing then
+    solves that stage again with integer powers and the hold half a unit lower (exact in whole
+    watts), and still reaches the proven optimum (issue 23's case B)."""
+    import flexledger.optimiser.clearing as clearing_module
+    from flexledger.optimiser.solve import InfeasibleError, solve
+
+    refused = []
+
+    def flaky(built, *, time_limit):  # type: ignore[no-untyped-def]
+        if built.problem.holds and not built.problem.integer:
+            refused.append(built)
+            raise InfeasibleError("as HiGHS may say of a hold at its optimum")
+        return solve(built, time_limit=time_limit)
+
+    monkeypatch.setattr(clearing_module, "solve", flaky)
+    inp = ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
+                         OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
+                        [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
+                         RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
+                         RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+    result = clear(inp)
+    assert refused and result.stats.optimal
+    assert stages(inp, result.awards) == (41_000_000, 75_000_000)
