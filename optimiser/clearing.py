@@ -1,30 +1,32 @@
 """The clearing of a market day: eligibility, decomposition into independent components, the
 DSO stage then the TSO stage (rule 2), awards and prices.
 
-Rules, as ``flexledger.rules`` and DESIGN.md state them:
+Rules, as README "## Clearing" states them (the one reading the contract, ``flexledger.rules``
+and the auditor share):
 
 - An offer can serve a request when directions match, their ISPs overlap, the offer's zone lies
   in the request's zone subtree, and the offer's price is at most the request's maximum price
-  (rule 3; a trade at equal prices adds no welfare, so the solver may or may not make it).
+  (rule 3; a trade at equal prices adds no welfare, but may complete a block or a mode).
 - One meter is sold once per ISP: two offers that share an asset (``OfferIn.assets``: an asset
   offer's asset, a portfolio offer's members) and an ISP are never both awarded, whatever their
-  directions, across both stages. So an asset's awards in an ISP never exceed its offer's power,
-  which the book holds within the asset's prequalified power. (The book's offers in force never
-  overlap like this, ``flexledger.rules.orders.offers_in_force``; the optimiser holds the rule
-  whatever its input.)
-- A block offer (more than one ISP) is awarded the same power in each of its ISPs, or nothing.
+  directions and buyers. (The book's offers in force never overlap like this,
+  ``flexledger.rules.orders.offers_in_force``; the optimiser holds the rule whatever its input.)
+- Modes and blocks hold on the offer's total over all its awards, DSO and TSO together: a block
+  offer (more than one ISP) is awarded the same power in each of its ISPs, or nothing;
   ``MIN_QUANTITY``: nothing or at least the minimum; ``ALL_OR_NOTHING``: nothing or all of it.
-- DSO requests clear first against every eligible offer; TSO requests then clear against what is
-  left of the offers (their mode applying to the offer's total), and within each lit zone on an
-  offer's path the TSO's awards at an ISP and direction add up to at most its YELLOW capability
-  (nothing under RED). The DSO's own requests are not limited by lights.
-- Welfare is the sum over awards of power x (request's maximum price - offer's price) x ISP length.
+- Within each lit zone on an offer's path the TSO's awards at an ISP and direction add up to at
+  most its YELLOW capability (nothing under RED). The DSO's own requests are not limited by lights.
+- Welfare is two exact integers, the DSO's and the TSO's, each the sum over its awards of
+  power (W) x (request's maximum price - offer's price); results rank by the DSO's, then the
+  TSO's (the chain's ranking). Stage 1 maximises the DSO's over the joint model (TSO awards are
+  variables too, so they may complete a block or a mode); stage 2 the TSO's with the DSO's held
+  at stage 1's optimum, every award free to move. Both in whole watts, to a proven optimum.
 - Prices: ``PAY_AS_BID`` pays each award its offer's price. ``PAY_AS_CLEARED`` pays every award
   of a cell (request zone, ISP, direction) the highest offer price awarded in that cell, capped at
   the award's request's maximum price (the marginal accepted offer sets the price).
-- Ties: offers are taken in a canonical order (price, then offer key), requests by id, and HiGHS
-  runs single-threaded with a fixed seed, so the same inputs give the same awards with the same
-  HiGHS version. Awarded power is rounded to whole watts.
+- Ties beyond the ranking: offers are taken in a canonical order (price, then offer key),
+  requests by id, components by their first offer, and HiGHS runs single-threaded with a fixed
+  seed, so the same inputs give the same awards with the same HiGHS version.
 """
 
 from __future__ import annotations
