@@ -35,7 +35,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
@@ -203,6 +203,17 @@ class _Book:
     exclusive: list[list[int]]
     lit: dict[tuple[int, int, Direction], list[int]]
     inp: ClearingInput
+    # indexes into the two above, so that a model of a few pairs does not scan the whole day's
+    lit_of_pair: dict[int, list[tuple[int, int, Direction]]] = field(default_factory=dict)
+    exclusive_of_offer: dict[int, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, members in self.lit.items():
+            for i in members:
+                self.lit_of_pair.setdefault(i, []).append(key)
+        for g, group in enumerate(self.exclusive):
+            for o in group:
+                self.exclusive_of_offer.setdefault(o, []).append(g)
 
     def cap(self, i: int) -> int:
         """The most pair i can be given: its offer's power or its request's, whichever is less."""
@@ -273,14 +284,14 @@ class _Book:
             index_of_pair[i] = len(problem.pairs)
             problem.pairs.append(Pair(local_offers[o], local_requests[r], t, request.max_price - offer.price,
                                       self.tso[i]))
-        for group in self.exclusive:
-            local = [local_offers[o] for o in group if o in local_offers]
+        for g in sorted({g for o in local_offers for g in self.exclusive_of_offer.get(o, ())}):
+            local = [local_offers[o] for o in self.exclusive[g] if o in local_offers]
             if len(local) > 1:
                 problem.exclusive.append(local)
-        for (zone, t, d), lit_members in self.lit.items():
-            inside = [index_of_pair[i] for i in lit_members if i in index_of_pair]
-            if inside:
-                problem.light_caps.append((inside, self.lit_cap((zone, t, d))))
+        lit_keys = {key for i in members for key in self.lit_of_pair.get(i, ())}
+        for key in sorted(lit_keys):
+            inside = [index_of_pair[i] for i in self.lit[key] if i in index_of_pair]
+            problem.light_caps.append((inside, self.lit_cap(key)))
         problem.holds = [([index_of_pair[i] for i in chosen], hold) for chosen, hold in holds]
         return problem
 
