@@ -102,6 +102,7 @@ def clear(inp: ClearingInput) -> ClearingResult:
     stage_one = list(book.components(first).values())
     for batch in _batches(stage_one):
         watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats))
+        stats.components += len(batch)
     for members in stage_one:
         dso_pairs = [i for i in members if not tso[i]]
         holds[root_of[members[0]]].append((dso_pairs, sum(book.margin(i) * watts.get(i, 0) for i in dso_pairs)))
@@ -115,6 +116,7 @@ def clear(inp: ClearingInput) -> ClearingResult:
         members = [i for group in batch for i in group]
         kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
         solved = _solve(book, members, True, kept, deadline, stats)
+        stats.components += len(batch)
         if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
             stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
             continue
@@ -309,7 +311,6 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         built_at = time.perf_counter()
         built = build(problem)
         stats.build_seconds += time.perf_counter() - built_at
-        stats.components += 1
         stats.variables += len(problem.pairs) + built.binaries
         stats.binaries += built.binaries
         stats.constraints += built.constraints
