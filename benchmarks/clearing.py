@@ -93,6 +93,9 @@ def book(n: int, seed: int = 1, *, dense: bool = False) -> ClearingInput:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     dense = "--dense" in sys.argv
     sizes = [int(a) for a in sys.argv[1:] if a != "--dense"] or list(SIZES)
     figures = {}

@@ -18,7 +18,7 @@ from flexledger.optimiser.results import Award
 
 from .commitment import CommittedResult, day_state, find_superseded, read_result, welfare_value
 from .market_day import MarketDay, load_market_day
-from .rules.clearing import violations
+from .rules.clearing import ranks_higher, violations
 from .rules.orders import overlapping_pairs
 
 
@@ -92,10 +92,21 @@ def audit_clearing(
     for s in find_superseded(clearing, current, loaded.book):
         audit.infeasible.append(f"offer 0x{loaded.book.digests[s.older].hex()[:10]} was awarded, but the book replaced "
                                 f"it with nonce {s.newer.nonce} (rule 3; `flexledger challenge --superseded` voids it)")
-    audit.differences += compare_awards(committed.awards, rerun.awards)
-    ours = welfare_value(rerun.awards, loaded.book)
-    if ours != (committed.dso_value, committed.tso_value):
-        audit.differences.append(
-            f"welfare (DSO, TSO, in W x price): on chain ({committed.dso_value}, {committed.tso_value}), "
-            f"re-run {ours}" + (" - the re-run did not reach a proven optimum" if not rerun.stats.optimal else ""))
+    award_lines = compare_awards(committed.awards, rerun.awards)
+    on_chain, ours = (committed.dso_value, committed.tso_value), welfare_value(rerun.awards, loaded.book)
+    audit.differences += award_lines + compare_welfare(on_chain, ours, rerun.stats.optimal)
+    if award_lines and on_chain == ours:
+        audit.differences.append(f"welfare (DSO, TSO, in W x price) {ours} on both sides: an allocation of the same "
+                                 "rank, not the re-run's (ties are the clearing operator's, README \"## Clearing\")")
     return audit
+
+
+def compare_welfare(on_chain: tuple[int, int], rerun: tuple[int, int], proven: bool) -> list[str]:
+    """The two results' (DSO, TSO) welfare under the chain's ranking, one line if they differ."""
+    if on_chain == rerun:
+        return []
+    where = f"welfare (DSO, TSO, in W x price): on chain {on_chain}, re-run {rerun}"
+    if ranks_higher(rerun, on_chain):
+        return [f"{where}: the re-run ranks higher (a challenge with it would replace the result)"]
+    return [f"{where}: the result on chain ranks higher" +
+            (" - the re-run did not reach a proven optimum" if not proven else " than a proven optimum: report this")]

@@ -2,7 +2,8 @@
 prices, welfare and solver statistics out. Pure: no chain, no network, no files.
 
 Model building (:mod:`.model`) is kept apart from solving (:mod:`.solve`), as Egret does;
-:mod:`.clearing` decomposes the book, runs the DSO stage then the TSO stage, and prices the awards.
+:mod:`.clearing` decomposes the book, solves the DSO stage then the TSO stage (the chain's ranking:
+DSO welfare, then TSO welfare, modes and blocks on each offer's total over both), and prices the awards.
 """
 
 from .clearing import clear

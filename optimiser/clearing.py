@@ -1,36 +1,41 @@
 """The clearing of a market day: eligibility, decomposition into independent components, the
 DSO stage then the TSO stage (rule 2), awards and prices.
 
-Rules, as ``flexledger.rules`` and DESIGN.md state them:
+Rules, as README "## Clearing" states them (the one reading the contract, ``flexledger.rules``
+and the auditor share):
 
 - An offer can serve a request when directions match, their ISPs overlap, the offer's zone lies
   in the request's zone subtree, and the offer's price is at most the request's maximum price
-  (rule 3; a trade at equal prices adds no welfare, so the solver may or may not make it).
+  (rule 3; a trade at equal prices adds no welfare, but may complete a block or a mode).
 - One meter is sold once per ISP: two offers that share an asset (``OfferIn.assets``: an asset
   offer's asset, a portfolio offer's members) and an ISP are never both awarded, whatever their
-  directions, across both stages. So an asset's awards in an ISP never exceed its offer's power,
-  which the book holds within the asset's prequalified power. (The book's offers in force never
-  overlap like this, ``flexledger.rules.orders.offers_in_force``; the optimiser holds the rule
-  whatever its input.)
-- A block offer (more than one ISP) is awarded the same power in each of its ISPs, or nothing.
+  directions and buyers. (The book's offers in force never overlap like this,
+  ``flexledger.rules.orders.offers_in_force``; the optimiser holds the rule whatever its input.)
+- Modes and blocks hold on the offer's total over all its awards, DSO and TSO together: a block
+  offer (more than one ISP) is awarded the same power in each of its ISPs, or nothing;
   ``MIN_QUANTITY``: nothing or at least the minimum; ``ALL_OR_NOTHING``: nothing or all of it.
-- DSO requests clear first against every eligible offer; TSO requests then clear against what is
-  left of the offers (their mode applying to the offer's total), and within each lit zone on an
-  offer's path the TSO's awards at an ISP and direction add up to at most its YELLOW capability
-  (nothing under RED). The DSO's own requests are not limited by lights.
-- Welfare is the sum over awards of power x (request's maximum price - offer's price) x ISP length.
+- Within each lit zone on an offer's path the TSO's awards at an ISP and direction add up to at
+  most its YELLOW capability (nothing under RED). The DSO's own requests are not limited by lights.
+- Welfare is two exact integers, the DSO's and the TSO's, each the sum over its awards of
+  power (W) x (request's maximum price - offer's price); results rank by the DSO's, then the
+  TSO's (the chain's ranking). Stage 1 maximises the DSO's over the joint model (TSO awards are
+  variables too, so they may complete a block or a mode); stage 2 the TSO's with the DSO's held
+  at stage 1's optimum, every award free to move. Both in whole watts, to a proven optimum.
 - Prices: ``PAY_AS_BID`` pays each award its offer's price. ``PAY_AS_CLEARED`` pays every award
   of a cell (request zone, ISP, direction) the highest offer price awarded in that cell, capped at
   the award's request's maximum price (the marginal accepted offer sets the price).
-- Ties: offers are taken in a canonical order (price, then offer key), requests by id, and HiGHS
-  runs single-threaded with a fixed seed, so the same inputs give the same awards with the same
-  HiGHS version. Awarded power is rounded to whole watts.
+- Ties beyond the ranking: offers are taken in a canonical order (price, then offer key),
+  requests by id, components by their first offer, and HiGHS runs single-threaded with a fixed
+  seed, so the same inputs give the same awards with the same HiGHS version.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
@@ -40,9 +45,11 @@ from flexledger.rules.orders import Mode
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import solve
+from .solve import ABS_GAP, InfeasibleError, solve
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
+BATCH_PAIRS = 300
+WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
 
 
 class _Components:
@@ -77,28 +84,65 @@ def clear(inp: ClearingInput) -> ClearingResult:
     requests = sorted(inp.requests, key=lambda r: r.request_id)
     paths: dict[int, tuple[int, ...]] = {}
     isp = inp.isp_seconds
-    already: dict[int, dict[int, int]] = defaultdict(dict)  # offer -> ISP -> W awarded in stage 1
-    raw: list[tuple[int, int, int, int]] = []  # (offer, request, isp, W)
     stats = SolverStats(components=0)
-    exclusive = _exclusive(offers, isp)
-    rivals: dict[int, set[int]] = defaultdict(set)
-    for group in exclusive:
-        for o in group:
-            rivals[o].update(x for x in group if x != o)
-    for kind in (BuyerKind.DSO, BuyerKind.TSO):
-        stage_requests = [i for i, r in enumerate(requests) if r.kind is kind]
-        pairs = _eligible(offers, requests, stage_requests, inp, paths)
-        # an offer awarded in stage 1 keeps its assets' ISPs: its rivals sit out stage 2
-        taken = {x for o in already for x in rivals[o]}
-        pairs = [p for p in pairs if p[0] not in taken]
-        stage = _clear_stage(kind, offers, requests, pairs, already, inp, paths, deadline, stats, exclusive)
-        raw += stage
-        for o, _r, t, w in stage:
-            already[o][t] = already[o].get(t, 0) + w
+    pairs = _eligible(offers, requests, inp, paths)
+    tso = [requests[r].kind is BuyerKind.TSO for _o, r, _t in pairs]
+    book = _Book(offers, requests, pairs, tso, _exclusive(offers, isp), _lit(offers, pairs, tso, inp, paths), inp)
+
+    # Stage 1 on its own pairs: TSO pairs enter only where a TSO award can change what the DSO
+    # may be given (the offer also serves the DSO and is a block or has a mode); any other TSO
+    # award can be dropped from a solution without touching its feasibility or its DSO welfare.
+    serves_dso = {pairs[i][0] for i in range(len(pairs)) if not tso[i]}
+    bound = {o for o in serves_dso if offers[o].isps > 1 or offers[o].mode is not Mode.DIVISIBLE}
+    first = [i for i in range(len(pairs)) if not tso[i] or pairs[i][0] in bound]
+    watts: dict[int, int] = {}  # pair index -> W
+    holds: dict[int, list[tuple[list[int], int]]] = defaultdict(list)  # stage-2 component -> (DSO pairs, welfare)
+    joint = book.components(range(len(pairs)))
+    root_of = {i: key for key, members in joint.items() for i in members}
+    stage_one = list(book.components(first).values())
+    for batch in _batches(stage_one):
+        watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats))
+        stats.components += len(batch)
+    for members in stage_one:
+        dso_pairs = [i for i in members if not tso[i]]
+        holds[root_of[members[0]]].append((dso_pairs, sum(book.margin(i) * watts.get(i, 0) for i in dso_pairs)))
+    # Stage 2 on the joint components: the TSO's welfare, the DSO's held at its optimum, every
+    # award free to move (an offer's mode and block hold on its total over both stages). Each
+    # stage-1 component's DSO welfare is at most its stage-1 optimum in any joint solution (drop
+    # the TSO awards stage 1 left out: what remains is feasible there), so holding their sum is
+    # holding each: one row per stage-1 component, local rather than one row over them all.
+    stage_two = [(key, members) for key, members in joint.items() if any(tso[i] for i in members)]
+    for batch in _batches([members for _key, members in stage_two]):
+        members = [i for group in batch for i in group]
+        kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
+        solved = _solve(book, members, True, kept, deadline, stats)
+        stats.components += len(batch)
+        if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
+            stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
+            continue
+        for i in members:
+            watts.pop(i, None)
+        watts.update(solved)
+    raw = [(pairs[i][0], pairs[i][1], pairs[i][2], w) for i, w in sorted(watts.items()) if w > 0]
     awards = _price(raw, offers, requests, inp.pricing)
     welfare_units = sum(w * (requests[r].max_price - offers[o].price) for o, r, _t, w in raw) * isp
     stats.status = "empty" if not raw and not stats.variables else ("optimal" if stats.optimal else stats.status)
     return ClearingResult(awards, welfare_units // SECONDS_PER_MWH, stats)
+
+
+def _batches(groups: list[list[int]]) -> list[list[list[int]]]:
+    """Components gathered, in order, into models of at least BATCH_PAIRS pairs each: a model per
+    tiny component would cost more in building and calling HiGHS than in solving it, and a model
+    of independent parts has as its optimum the sum of theirs."""
+    out: list[list[list[int]]] = []
+    size = BATCH_PAIRS
+    for group in groups:
+        if size >= BATCH_PAIRS:
+            out.append([])
+            size = 0
+        out[-1].append(group)
+        size += len(group)
+    return out
 
 
 def _isps(start: int, count: int, isp: int) -> list[int]:
@@ -116,13 +160,12 @@ def _exclusive(offers: list[OfferIn], isp: int) -> list[list[int]]:
 
 
 def _eligible(
-    offers: list[OfferIn], requests: list[RequestIn], chosen: list[int], inp: ClearingInput,
-    paths: dict[int, tuple[int, ...]],
+    offers: list[OfferIn], requests: list[RequestIn], inp: ClearingInput, paths: dict[int, tuple[int, ...]],
 ) -> list[tuple[int, int, int]]:
     """(offer, request, ISP) triples that may trade, in canonical order."""
     by_zone: dict[tuple[int, Direction], list[int]] = defaultdict(list)
-    for r in chosen:
-        by_zone[(requests[r].zone, requests[r].direction)].append(r)
+    for r, request in enumerate(requests):
+        by_zone[(request.zone, request.direction)].append(r)
     out = []
     for o, offer in enumerate(offers):
         offer_isps = set(_isps(offer.start, offer.isps, inp.isp_seconds))
@@ -137,102 +180,161 @@ def _eligible(
     return out
 
 
-def _slot(o: int, offer: OfferIn, done: dict[int, int], isp: int) -> OfferSlot | None:
-    """What is left of an offer after stage 1, or None when nothing is."""
-    given = max(done.values(), default=0)
-    cap = offer.power_w - given
-    if cap <= 0 or (offer.mode is Mode.ALL_OR_NOTHING and given > 0):
-        return None
-    minimum = 0
-    if given == 0 and offer.mode is Mode.MIN_QUANTITY:
-        minimum = offer.min_power_w
-    elif offer.mode is Mode.ALL_OR_NOTHING:
-        minimum = cap
-    return OfferSlot(o, _isps(offer.start, offer.isps, isp), offer.isps > 1, cap, minimum, offer.mode, offer.price)
+def _lit(
+    offers: list[OfferIn], pairs: list[tuple[int, int, int]], tso: list[bool], inp: ClearingInput,
+    paths: dict[int, tuple[int, ...]],
+) -> dict[tuple[int, int, Direction], list[int]]:
+    """Per lit (YELLOW or RED) zone, ISP and direction, the TSO pairs whose offer lies under it."""
+    lit: dict[tuple[int, int, Direction], list[int]] = defaultdict(list)
+    for i, (o, _r, t) in enumerate(pairs):
+        if not tso[i]:
+            continue
+        for zone in _path(inp.parent, offers[o].zone, paths):
+            light = inp.lights.get((zone, t, offers[o].direction))
+            if light is not None and light.colour in (Colour.YELLOW, Colour.RED):
+                lit[(zone, t, offers[o].direction)].append(i)
+    return lit
 
 
-def _clear_stage(
-    kind: BuyerKind, offers: list[OfferIn], requests: list[RequestIn], pairs: list[tuple[int, int, int]],
-    already: dict[int, dict[int, int]], inp: ClearingInput, paths: dict[int, tuple[int, ...]], deadline: float,
-    stats: SolverStats, exclusive: list[list[int]],
-) -> list[tuple[int, int, int, int]]:
-    slots = {o: _slot(o, offers[o], already.get(o, {}), inp.isp_seconds) for o in {p[0] for p in pairs}}
-    pairs = [p for p in pairs if slots[p[0]] is not None]
-    if not pairs:
-        return []
-    n = len(offers)
-    components = _Components(n + len(requests))
-    for o, r, _t in pairs:
-        components.union(o, n + r)
-    lit: dict[tuple[int, int, Direction], list[int]] = defaultdict(list)  # lit zone, ISP, dir -> pair indexes
-    if kind is BuyerKind.TSO:
-        for i, (o, _r, t) in enumerate(pairs):
-            for zone in _path(inp.parent, offers[o].zone, paths):
-                light = inp.lights.get((zone, t, offers[o].direction))
-                if light is not None and light.colour in (Colour.YELLOW, Colour.RED):
-                    lit[(zone, t, offers[o].direction)].append(i)
-        for members in lit.values():
+@dataclass
+class _Book:
+    offers: list[OfferIn]
+    requests: list[RequestIn]
+    pairs: list[tuple[int, int, int]]
+    tso: list[bool]
+    exclusive: list[list[int]]
+    lit: dict[tuple[int, int, Direction], list[int]]
+    inp: ClearingInput
+    # indexes into the two above, so that a model of a few pairs does not scan the whole day's
+    lit_of_pair: dict[int, list[tuple[int, int, Direction]]] = field(default_factory=dict)
+    exclusive_of_offer: dict[int, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, members in self.lit.items():
+            for i in members:
+                self.lit_of_pair.setdefault(i, []).append(key)
+        for g, group in enumerate(self.exclusive):
+            for o in group:
+                self.exclusive_of_offer.setdefault(o, []).append(g)
+
+    def cap(self, i: int) -> int:
+        """The most pair i can be given: its offer's power or its request's, whichever is less."""
+        o, r, _t = self.pairs[i]
+        return min(self.offers[o].power_w, self.requests[r].power_w)
+
+    def components(self, chosen: Iterable[int]) -> dict[int, list[int]]:
+        """The chosen pairs split into independent components, keyed by their first offer, members
+        in canonical order. Pairs are linked by their offer, by a shared asset, and by a request's
+        power in an ISP or a lit zone's capability; not by a request or a light that the chosen
+        pairs cannot exceed even all at their most (such a row binds nothing, in any model of a
+        subset of them: so a TSO request that takes all it is offered links no one)."""
+        chosen = list(chosen)
+        n = len(self.offers)
+        rows: dict[tuple[int, int], list[int]] = defaultdict(list)  # (request, ISP) -> pairs
+        for i in chosen:
+            o, r, t = self.pairs[i]
+            rows[(r, t)].append(i)
+        linking = [members for (r, _t), members in rows.items()
+                   if sum(self.cap(i) for i in members) > self.requests[r].power_w]
+        inside = set(chosen)
+        for key, members in self.lit.items():
+            present = [i for i in members if i in inside]
+            if sum(self.cap(i) for i in present) > self.lit_cap(key):
+                linking.append(present)
+        components = _Components(n)
+        for members in linking:
             for i in members[1:]:
-                components.union(pairs[members[0]][0], pairs[i][0])
-    trading = {p[0] for p in pairs}
-    for group in exclusive:
-        inside = [o for o in group if o in trading]
-        for o in inside[1:]:
-            components.union(inside[0], o)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, (o, _r, _t) in enumerate(pairs):
-        groups[components.find(o)].append(i)
-    out: list[tuple[int, int, int, int]] = []
-    for key in sorted(groups):
-        members = groups[key]
+                components.union(self.pairs[members[0]][0], self.pairs[i][0])
+        trading = {self.pairs[i][0] for i in chosen}
+        for group in self.exclusive:
+            present = [o for o in group if o in trading]
+            for o in present[1:]:
+                components.union(present[0], o)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i in chosen:
+            groups[components.find(self.pairs[i][0])].append(i)
+        return dict(sorted(groups.items()))
+
+    def lit_cap(self, key: tuple[int, int, Direction]) -> int:
+        light = self.inp.lights[key]
+        return 0 if light.colour is Colour.RED else light.capability_w
+
+    def margin(self, i: int) -> int:
+        o, r, _t = self.pairs[i]
+        return self.requests[r].max_price - self.offers[o].price
+
+    def problem(self, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
+                integer: bool) -> StageProblem:
         local_offers: dict[int, int] = {}
         local_requests: dict[int, int] = {}
-        problem = StageProblem([], [], [])
+        problem = StageProblem([], [], [], tso_objective=tso_objective, integer=integer)
+        isp = self.inp.isp_seconds
         index_of_pair: dict[int, int] = {}
         for i in members:
-            o, r, t = pairs[i]
+            o, r, t = self.pairs[i]
+            offer, request = self.offers[o], self.requests[r]
             if o not in local_offers:
                 local_offers[o] = len(problem.offers)
-                slot = slots[o]
-                assert slot is not None
-                problem.offers.append(OfferSlot(local_offers[o], slot.isps, slot.block, slot.cap_w, slot.min_w,
-                                                slot.mode, slot.price))
+                minimum = {Mode.DIVISIBLE: 0, Mode.MIN_QUANTITY: min(offer.min_power_w, offer.power_w),
+                           Mode.ALL_OR_NOTHING: offer.power_w}[offer.mode]
+                problem.offers.append(OfferSlot(local_offers[o], _isps(offer.start, offer.isps, isp), offer.isps > 1,
+                                                offer.power_w, minimum, offer.mode, offer.price))
             if r not in local_requests:
                 local_requests[r] = len(problem.requests)
-                rq = requests[r]
-                problem.requests.append(RequestSlot(local_requests[r], _isps(rq.start, rq.isps, inp.isp_seconds),
-                                                    rq.power_w))
+                problem.requests.append(RequestSlot(local_requests[r], _isps(request.start, request.isps, isp),
+                                                    request.power_w))
             index_of_pair[i] = len(problem.pairs)
-            problem.pairs.append(Pair(local_offers[o], local_requests[r], t, requests[r].max_price - offers[o].price))
-        for group in exclusive:
-            local = [local_offers[o] for o in group if o in local_offers]
+            problem.pairs.append(Pair(local_offers[o], local_requests[r], t, request.max_price - offer.price,
+                                      self.tso[i]))
+        for g in sorted({g for o in local_offers for g in self.exclusive_of_offer.get(o, ())}):
+            local = [local_offers[o] for o in self.exclusive[g] if o in local_offers]
             if len(local) > 1:
                 problem.exclusive.append(local)
-        for (zone, _t, _d), lit_members in lit.items():
-            inside = [index_of_pair[i] for i in lit_members if i in index_of_pair]
-            if inside:
-                light = inp.lights[(zone, _t, _d)]
-                problem.light_caps.append((inside, 0 if light.colour is Colour.RED else light.capability_w))
+        lit_keys = {key for i in members for key in self.lit_of_pair.get(i, ())}
+        for key in sorted(lit_keys):
+            inside = [index_of_pair[i] for i in self.lit[key] if i in index_of_pair]
+            problem.light_caps.append((inside, self.lit_cap(key)))
+        problem.holds = [([index_of_pair[i] for i in chosen], hold) for chosen, hold in holds]
+        return problem
+
+
+def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
+           deadline: float, stats: SolverStats) -> dict[int, int]:
+    """One stage of some components, to a proven optimum in whole watts. The continuous model is
+    solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
+    case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
+    the whole-watt optimum. Otherwise (or when HiGHS's tolerances make stage 2's hold infeasible
+    or let it slip) the model is solved again with integer powers."""
+    local = {i: k for k, i in enumerate(members)}
+    for integer in (False, True):
+        problem = book.problem(members, tso_objective, holds, integer)
         built_at = time.perf_counter()
         built = build(problem)
         stats.build_seconds += time.perf_counter() - built_at
-        solved = solve(built, time_limit=deadline - time.perf_counter())
-        stats.solve_seconds += solved.seconds
-        stats.components += 1
         stats.variables += len(problem.pairs) + built.binaries
         stats.binaries += built.binaries
         stats.constraints += built.constraints
-        stats.gap = max(stats.gap, solved.gap)
-        if not solved.optimal:
+        try:
+            solved = solve(built, time_limit=deadline - time.perf_counter())
+        except InfeasibleError:
+            if integer or not holds:
+                raise
+            continue
+        stats.solve_seconds += solved.seconds
+        rounded = [round(v) for v in solved.x]
+        whole = all(abs(v - w) <= WHOLE_WATT_TOLERANCE for v, w in zip(solved.x, rounded, strict=True))
+        held = all(sum(book.margin(i) * rounded[local[i]] for i in chosen) >= hold for chosen, hold in holds)
+        if not integer and not (whole and held):
+            continue
+        value = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso is tso_objective)
+        gap = 0.0 if not math.isfinite(solved.bound) or solved.bound - value <= ABS_GAP else \
+            (solved.bound - value) / max(abs(value), 1)
+        stats.gap = max(stats.gap, gap)
+        if not solved.optimal or gap > 0 or not whole:
             stats.optimal = False
-            stats.status = solved.status
-        offer_of = {v: k for k, v in local_offers.items()}
-        request_of = {v: k for k, v in local_requests.items()}
-        for p, value in zip(problem.pairs, solved.x, strict=True):
-            watts = round(value)
-            if watts > 0:
-                out.append((offer_of[p.offer], request_of[p.request], p.isp, watts))
-    return out
+            stats.status = solved.status if not solved.optimal else "gap"
+        return {i: w for i, w in zip(members, rounded, strict=True) if w > 0}
+    raise AssertionError("unreachable: the integer model is always accepted")
 
 
 def _price(

@@ -19,7 +19,7 @@ class Award:
 
 @dataclass
 class SolverStats:
-    components: int = 0
+    components: int = 0  # independent components solved, over both stages
     variables: int = 0
     binaries: int = 0
     constraints: int = 0

@@ -14,11 +14,16 @@ from flexledger.errors import FlexledgerError
 
 from .model import BuiltModel
 
+ABS_GAP = 0.5
 HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7}
 
 
 class SolverError(FlexledgerError):
     """HiGHS is missing, or failed in a way that is not an ordinary outcome."""
+
+
+class InfeasibleError(SolverError):
+    """HiGHS found the model infeasible (stage 2's DSO hold can be, by its tolerances)."""
 
 
 @dataclass
@@ -42,7 +47,9 @@ def solve(built: BuiltModel, *, time_limit: float) -> Solved:
     if not solver.available():
         raise SolverError("HiGHS (highspy) is not available", hint="reinstall with `make install`")
     started = time.perf_counter()
-    results = solver.solve(built.model, time_limit=max(time_limit, 0.01), rel_gap=0.0, abs_gap=1e-6,
+    # welfare in whole watts is an integer: an absolute gap below 1 proves the integer optimum
+    # (the caller checks that the solution is in whole watts before it relies on that)
+    results = solver.solve(built.model, time_limit=max(time_limit, 0.01), rel_gap=0.0, abs_gap=ABS_GAP,
                            load_solutions=False, raise_exception_on_nonoptimal_result=False,
                            solver_options=HIGHS_OPTIONS)
     seconds = time.perf_counter() - started
@@ -59,5 +66,5 @@ def solve(built: BuiltModel, *, time_limit: float) -> Solved:
         # no feasible point found in time: awarding nothing is feasible, and says so
         return Solved([0.0] * len(built.problem.pairs), 0.0, float("inf"), seconds, False, status.name)
     if status == TerminationCondition.provenInfeasible:
-        raise SolverError("the clearing model is infeasible, which no book should make it: report this")
+        raise InfeasibleError("the clearing model is infeasible, which no book should make it: report this")
     raise SolverError(f"HiGHS stopped with {status.name}")

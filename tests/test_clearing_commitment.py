@@ -5,6 +5,7 @@ the contract on random award sets."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from chain_world import create_market, grant_roles
@@ -12,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 import flexledger.audit as audit_module
 import flexledger.book as book_module
@@ -29,6 +31,7 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import ContractRevertError
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.cli.app import app
 from flexledger.commitment import (
     CommitmentError,
     CommittedResult,
@@ -42,6 +45,7 @@ from flexledger.commitment import (
     read_result,
     wire,
 )
+from flexledger.config import load_settings
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
@@ -49,10 +53,11 @@ from flexledger.market_day import MarketDay, load_market_day
 from flexledger.optimiser import clear
 from flexledger.optimiser.results import Award
 from flexledger.owners import register_with_meters
-from flexledger.rules.clearing import violations
+from flexledger.rules.clearing import stage_welfare, violations
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams, newest_overlapping
+from flexledger.times import iso
 
 ISP = 900
 
@@ -169,6 +174,37 @@ def test_the_optimisers_result_is_committed_final_and_matched_by_the_auditor(mar
     assert audit.matches and audit.final, audit.differences + audit.infeasible
     with pytest.raises(revert_errors.ClearingDayFinal):
         d.clearing.open(d.market, d.day, sender=d.stranger)
+
+
+def test_a_block_split_between_the_dso_and_the_tso_is_accepted_and_audited_as_a_match(
+        market_day: Day, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 23, cause C: modes and blocks hold on an offer's total over DSO and TSO awards. The
+    DSO's best first hour is the cheap and the minimum-quantity offers; the 4-ISP block then serves
+    the DSO in the later three and the TSO in the first, and the minimum-quantity offer is split
+    between them too. The contract accepts that result, its welfare is what the rules add up, and
+    `flexledger audit clearing` re-runs it to the same optimum: MATCH."""
+    d = market_day
+    loaded = after_gate_closure(d)
+    result = clear(loaded.clearing)
+    assert result.stats.optimal
+    buyers: dict[str, set[int]] = {}
+    for a in result.awards:
+        buyers.setdefault(a.offer_key, set()).add(a.request_id)
+    assert buyers[key(loaded, d.offers["block"])] == {1, 2}  # request 1 the DSO's, 2 the TSO's
+    assert buyers[key(loaded, d.offers["minimum"])] == {1, 2}
+    result_id = post(d, loaded, result.awards)
+    committed = read_result(d.conn, d.manifest, result_id, loaded.book)
+    assert committed.awards == sorted(result.awards)
+    inp = loaded.clearing
+    assert (committed.dso_value, committed.tso_value) == stage_welfare(inp.offers, inp.requests, result.awards)
+
+    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEXLEDGER_RPC_URL", d.conn.rpc_url)
+    settings = load_settings()
+    settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    d.manifest.save(settings.manifest_path)
+    out = CliRunner().invoke(app, ["audit", "clearing", "--day", iso(d.day)[:10], "--market", str(d.market)])
+    assert out.exit_code == 0 and out.output.rstrip().endswith("MATCH"), out.output
 
 
 def test_a_commit_before_gate_closure_or_by_a_non_operator_is_refused(market_day: Day) -> None:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexledger.optimiser import Award, BuyerKind, ClearingInput, OfferIn, RequestIn, clear
-from flexledger.rules.clearing import violations
+from flexledger.rules.clearing import stage_welfare, violations
 from flexledger.rules.lights import Colour, Direction, Light
 from flexledger.rules.market import PricingRule
 from flexledger.rules.orders import Mode
@@ -87,8 +87,9 @@ def test_dso_requests_clear_first(inp: ClearingInput) -> None:
     dso_only = replace(inp, requests=[r for r in inp.requests if r.kind is BuyerKind.DSO])
     alone = clear(dso_only)
     dso_ids = {r.request_id for r in dso_only.requests}
-    # adding TSO requests never takes anything from the DSO's clearing
-    assert units(inp, [a for a in result.awards if a.request_id in dso_ids]) == units(inp, alone.awards)
+    # adding TSO requests never takes anything from the DSO's clearing; it may add to it, when a
+    # TSO award completes a block or a mode of an offer the DSO buys (README "## Clearing")
+    assert units(inp, [a for a in result.awards if a.request_id in dso_ids]) >= units(inp, alone.awards)
 
 
 @settings(max_examples=40, deadline=None)
@@ -208,6 +209,59 @@ def test_overlapping_offers_of_one_asset_are_never_both_awarded() -> None:
     assert sum(a.power_w for a in result.awards if a.isp_start == DAY) == 10_000
 
 
+def stages(inp: ClearingInput, awards: list) -> tuple[int, int]:  # type: ignore[type-arg]
+    return stage_welfare(inp.offers, inp.requests, awards)
+
+
+def test_issue23_a_a_block_at_the_maximum_price_completes_another_request() -> None:
+    """Issue 23, cause A: a 2-ISP block priced at request 7's maximum adds nothing there itself,
+    but completes the block that request 4 values: both awards, 15,500,000 W x price to the DSO."""
+    inp = ClearingInput([OfferIn("blk", 3, DAY, 2, Direction.UP, 3_100, 20_000)],
+                        [RequestIn(7, BuyerKind.DSO, 3, DAY, 1, Direction.UP, 8_000, 20_000),
+                         RequestIn(4, BuyerKind.DSO, 3, DAY + ISP, 1, Direction.UP, 20_000, 25_000)], {1: 0, 3: 1})
+    result = clear(inp)
+    assert feasible(inp, result.awards) == [] and result.stats.optimal
+    assert result.awards == [Award(4, DAY + ISP, "blk", 3_100, 20_000), Award(7, DAY, "blk", 3_100, 20_000)]
+    assert stages(inp, result.awards) == (15_500_000, 0)
+
+
+def test_issue23_b_stage_two_keeps_the_dso_welfare_not_the_dso_awards() -> None:
+    """Issue 23, cause B: X and Y can serve the DSO's requests 1 and 7 in two ways of equal DSO
+    welfare (41.0 M); only the one that leaves Y to the TSO's request 6 gives the TSO 75.0 M."""
+    inp = ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
+                         OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
+                        [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
+                         RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
+                         RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+    result = clear(inp)
+    assert feasible(inp, result.awards) == [] and result.stats.optimal
+    assert stages(inp, result.awards) == (41_000_000, 75_000_000)
+    assert sorted((a.offer_key, a.request_id, a.power_w) for a in result.awards) == \
+        [("X", 1, 1_800), ("X", 7, 3_200), ("Y", 6, 5_000)]
+
+
+def test_issue23_c_a_block_split_between_the_dso_and_the_tso() -> None:
+    """Issue 23, cause C: a 2-ISP block whose first ISP the DSO buys and whose second only the
+    TSO does. Modes and blocks hold on the offer's total over both stages, so the split is legal
+    (the contract checks it so) and ranks higher than awarding nothing; also with ALL_OR_NOTHING
+    and MIN_QUANTITY single-ISP offers that the DSO alone cannot fill."""
+    parent = {1: 0, 2: 1}
+    block = ClearingInput([OfferIn("blk", 2, DAY, 2, Direction.UP, 3_000, 10_000)],
+                          [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 5_000, 20_000),
+                           RequestIn(2, BuyerKind.TSO, 1, DAY + ISP, 1, Direction.UP, 5_000, 12_000)], parent)
+    result = clear(block)
+    assert feasible(block, result.awards) == [] and result.stats.optimal
+    assert result.awards == [Award(1, DAY, "blk", 3_000, 10_000), Award(2, DAY + ISP, "blk", 3_000, 10_000)]
+    assert stages(block, result.awards) == (30_000_000, 6_000_000)
+    for mode, minimum in ((Mode.ALL_OR_NOTHING, 8_000), (Mode.MIN_QUANTITY, 6_000)):
+        single = ClearingInput([OfferIn("aon", 2, DAY, 1, Direction.UP, 8_000, 10_000, mode, minimum)],
+                               [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 5_000, 20_000),
+                                RequestIn(2, BuyerKind.TSO, 1, DAY, 1, Direction.UP, 5_000, 10_000)], parent)
+        result = clear(single)
+        assert feasible(single, result.awards) == [] and result.stats.optimal
+        assert stages(single, result.awards)[0] == 50_000_000  # the TSO's zero-margin 3 kW completes it
+
+
 def test_an_offer_at_the_maximum_price_is_eligible() -> None:
     """Rule 3: an offer price equal to the request's maximum is eligible (the contract accepts
     it); it adds no welfare. Under PAY_AS_CLEARED such an award sets its cell's price."""
@@ -220,3 +274,29 @@ def test_an_offer_at_the_maximum_price_is_eligible() -> None:
                       requests=[replace(at_max.requests[0], power_w=2000)], pricing=PricingRule.PAY_AS_CLEARED)
     for a in clear(cleared).awards:
         assert a.price in (40, 100)
+
+
+def test_a_stage_two_hold_that_highs_finds_infeasible_is_solved_again_in_whole_watts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """HiGHS may call stage 2's exact DSO hold infeasible by its tolerances: the clearing then
+    solves that stage again with integer powers and the hold half a unit lower (exact in whole
+    watts), and still reaches the proven optimum (issue 23's case B)."""
+    import flexledger.optimiser.clearing as clearing_module
+    from flexledger.optimiser.solve import InfeasibleError, solve
+
+    refused = []
+
+    def flaky(built, *, time_limit):  # type: ignore[no-untyped-def]
+        if built.problem.holds and not built.problem.integer:
+            refused.append(built)
+            raise InfeasibleError("as HiGHS may say of a hold at its optimum")
+        return solve(built, time_limit=time_limit)
+
+    monkeypatch.setattr(clearing_module, "solve", flaky)
+    inp = ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
+                         OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
+                        [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
+                         RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
+                         RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+    result = clear(inp)
+    assert refused and result.stats.optimal
+    assert stages(inp, result.awards) == (41_000_000, 75_000_000)

@@ -149,3 +149,29 @@ def violations(
         if total > cap:
             problems.append(f"zone {zone}: TSO awards of {total} W at ISP {t} {d.name} exceed its {light}")
     return problems
+
+
+def stage_welfare(
+    offers: Iterable[OfferLike], requests: Iterable[RequestLike], awards: Iterable[AwardLike],
+) -> tuple[int, int]:
+    """(DSO, TSO) welfare of an award set as ``ClearingCommitment`` adds it up: the sum over awards
+    of W x (request's maximum price - offer's price), exact, per buyer kind. What the award is
+    paid does not enter: welfare is valued at the buyer's maximum and the seller's offer price."""
+    price = {o.key: o.price for o in offers}
+    value = {r.request_id: (r.max_price, r.kind == TSO) for r in requests}
+    dso = tso = 0
+    for a in awards:
+        max_price, is_tso = value[a.request_id]
+        margin = a.power_w * (max_price - price[a.offer_key])
+        if is_tso:
+            tso += margin
+        else:
+            dso += margin
+    return dso, tso
+
+
+def ranks_higher(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """The chain's ranking of two results by their (DSO, TSO) welfare: more DSO welfare, or the
+    same DSO welfare and more TSO welfare (rule 2: the DSO stage comes first). A challenge must
+    rank strictly higher; results of equal welfare rank the same."""
+    return a > b
