@@ -33,7 +33,13 @@ from flexledger.chain.revert_errors import OmissionAlreadyClaimed, OmissionNotRe
 from flexledger.chain.transactions import Signer
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.omissions import OmissionClaimError, SignedReceipt, answer_claims, file_claim, uphold
+from flexledger.omissions import (
+    OmissionClaimError,
+    SignedReceipt,
+    answer_claims,
+    file_claim,
+    uphold,
+)
 from flexledger.oracle.anchoring import anchor_due, tree_of
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.readings import Reading
@@ -108,7 +114,7 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
     local, info = broker
     tso, dso, owner, oracle_signer = dev_signers[1:5]
     meters = {name: Account.create() for name in ("good", "left_out")}
-    roles = grant_roles(conn, manifest, deployer, [
+    grant_roles(conn, manifest, deployer, [
         (tso.address, Role.TSO), (dso.address, Role.DSO), (owner.address, Role.PROSUMER),
         (oracle_signer.address, Role.ORACLE), *((m.address, Role.METER) for m in meters.values())])
     market = create_market(conn, manifest, deployer)
