@@ -52,6 +52,7 @@ from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.cli import main as edge_main
 from flexledger_edge.clock import RealClock
 from flexledger_edge.config import load_config
+from flexledger_edge.reading import SignedReading
 
 ISP = 900
 STAKE = 50_000
@@ -150,8 +151,9 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
     try:
         for agent in agents.values():
             for isp in (honest_isp, omitted_isp):
-                assert agent.outbox.append(agent.meter, isp, lambda seq, isp=isp, agent=agent: agent.signer.sign_new(
-                    isp_start=isp, sequence=seq, import_wh=1200, export_wh=30), now=now) is not None
+                def sign(seq: int, isp: int = isp, agent: EdgeAgent = agent) -> SignedReading:
+                    return agent.signer.sign_new(isp_start=isp, sequence=seq, import_wh=1200, export_wh=30)
+                assert agent.outbox.append(agent.meter, isp, sign, now=now) is not None
         assert _step_until(list(agents.values()), lambda: all(a.outbox.count() == 0 for a in agents.values()))
         for agent in agents.values():
             kept = agent.outbox.receipts()
