@@ -43,7 +43,12 @@ from flexledger.omissions import (
 from flexledger.oracle.anchoring import anchor_due, tree_of
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.readings import Reading
-from flexledger.oracle.receipts import ReceiptSigner, receipt_digest, receipt_typed
+from flexledger.oracle.receipts import (
+    ReceiptSigner,
+    receipt_digest,
+    receipt_digest_abi,
+    receipt_typed,
+)
 from flexledger.oracle.store import open_store, readings_of_isp, session
 from flexledger.oracle.verify import Verifier
 from flexledger.owners import register_with_meters
@@ -63,19 +68,22 @@ def test_receipt_digest_is_eth_accounts_typed_data_and_the_contracts(conn: Chain
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"))
     domain = read_domain(conn, oracle.address)
     account = Account.create()
-    signer = ReceiptSigner(account.key, domain.separator(), 3)
-    assert signer.address == account.address
-    for accepted in (True, False):
-        reading = Reading(Account.create().address, 1_800_000_000, 7, 2**64 - 1, 0)
-        typed = receipt_typed(domain, 3, reading, accepted)
-        ours = receipt_digest(domain.separator(), 3, reading, accepted)
-        assert ours == typed.digest() == bytes(oracle.receipt_digest(3, reading.meter, reading.isp_start,
+    for accepted, market, sequence in ((True, 3, 7), (False, 2**32 - 1, 2**64 - 1)):
+        signer = ReceiptSigner(account.key, domain.separator(), market)
+        assert signer.address == account.address
+        reading = Reading(Account.create().address, 1_800_000_000, sequence, 2**64 - 1, 0)
+        typed = receipt_typed(domain, market, reading, accepted)
+        ours = receipt_digest(domain.separator(), market, reading, accepted)
+        assert ours == receipt_digest_abi(domain.separator(), market, reading, accepted)
+        assert ours == typed.digest() == bytes(oracle.receipt_digest(market, reading.meter, reading.isp_start,
                                                                      reading.sequence, reading.import_wh,
                                                                      reading.export_wh, accepted))
         signature = signer.sign(reading, accepted)
         assert Account.recover_message(encode_typed_data(full_message=typed.to_json()), signature=signature) == \
             account.address
         assert signature == bytes(account.sign_message(encode_typed_data(full_message=typed.to_json())).signature)
+    with pytest.raises(ValueError):
+        receipt_digest(domain.separator(), 2**32, Reading(account.address, 0, 0, 0, 0), True)
 
 
 def _agent(local: LocalBroker, info: BrokerInfo, folder: Path, key: bytes, chain_id: int, oracle: str) -> EdgeAgent:
