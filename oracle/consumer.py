@@ -59,13 +59,15 @@ def receipts_topic(meter: str) -> str:
 def receipt(reading: Reading, outcome: str, signer: ReceiptSigner | None = None, accepted: bool = False) -> bytes:
     """A receipt: the reading's signed values, so that a gateway clears exactly that reading, and
     its outcome (``stored``, ``duplicate``, a refusal reason: every one is final). With a
-    ``signer``, also the market, whether the reading is ``accepted`` for the ISP's root (a promise
-    the gateway can hold the oracle to, ``oracle.receipts``), the oracle and its signature."""
+    ``signer``, also the market and whether the reading is ``accepted`` for the ISP's root; an
+    accepted one (a promise the gateway can hold the oracle to, ``oracle.receipts``) carries the
+    oracle and its signature."""
     body: dict[str, object] = {"meter": reading.meter, "ispStart": reading.isp_start, "sequence": reading.sequence,
                                "importWh": reading.import_wh, "exportWh": reading.export_wh, "outcome": outcome}
     if signer is not None:
-        body.update(market=signer.market, accepted=accepted, oracle=signer.address,
-                    signature="0x" + signer.sign(reading, accepted).hex())
+        body.update(market=signer.market, accepted=accepted)
+        if accepted:  # only a promise is worth a signature (and signing costs as much as a recovery)
+            body.update(oracle=signer.address, signature="0x" + signer.sign(reading, True).hex())
     return json.dumps(body).encode()
 
 

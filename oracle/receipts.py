@@ -5,7 +5,7 @@ A receipt is EIP-712 typed data ``ReadingReceipt(uint32 market,address meter,uin
 uint64 sequence,uint64 importWh,uint64 exportWh,bool accepted)`` in MeterOracle's domain, signed
 by the oracle's key (the one that anchors). ``accepted`` is a promise: the reading is in the root
 this oracle anchors for that ISP of that market; ``OmissionClaims`` marks and slashes an oracle
-that breaks it. It is given only for a reading stored (not a repeat, not late, not refused) whose
+that breaks it; a receipt not ``accepted`` promises nothing and is not signed. It is given only for a reading stored (not a repeat, not late, not refused) whose
 transaction committed before the ISP's anchoring could start (``accepted_until``): the anchoring
 round reads the ISP's readings no earlier than ``ispStart + ispSeconds + grace`` on a clock never
 ahead of the consumer's, so such a reading is in the tree it builds.
@@ -21,6 +21,7 @@ from typing import Any
 
 from coincurve import PrivateKey
 from eth_abi import encode
+from eth_hash.auto import keccak as _keccak
 from eth_utils import keccak, to_checksum_address
 
 from flexledger.identity.eip712 import Eip712Domain, TypedData, typed_digest
@@ -60,9 +61,9 @@ def receipt_digest(domain_separator: bytes, market: int, reading: Reading, accep
     if not 0 <= market < 2**32 or not all(0 <= w < 2**64 for w in words[1:5]):
         raise ValueError("a receipt's market is a uint32 and its ISP, sequence and energies uint64")
     meter = bytes.fromhex(reading.meter[2:])
-    struct = keccak(RECEIPT_TYPEHASH + words[0].to_bytes(32, "big") + bytes(12) + meter
-                    + b"".join(w.to_bytes(32, "big") for w in words[1:]))
-    return typed_digest(domain_separator, struct)
+    struct = _keccak(RECEIPT_TYPEHASH + words[0].to_bytes(32, "big") + bytes(12) + meter
+                     + b"".join(w.to_bytes(32, "big") for w in words[1:]))
+    return _keccak(b"\x19\x01" + domain_separator + struct)  # typed_digest, without eth_utils' dispatch
 
 
 def receipt_digest_abi(domain_separator: bytes, market: int, reading: Reading, accepted: bool) -> bytes:
