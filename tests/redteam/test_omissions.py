@@ -18,6 +18,7 @@ import pytest
 from chain_world import create_market, grant_roles
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from typer.testing import CliRunner
 
 from flexledger.broker import BrokerInfo, LocalBroker, meter_user
 from flexledger.chain.bindings import (
@@ -29,8 +30,16 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
-from flexledger.chain.revert_errors import OmissionAlreadyClaimed, OmissionNotReceipted
+from flexledger.chain.revert_errors import (
+    OmissionAlreadyClaimed,
+    OmissionNotOpen,
+    OmissionNotReceipted,
+)
 from flexledger.chain.transactions import Signer
+from flexledger.cli import omission as omission_cli
+from flexledger.cli.app import app
+from flexledger.config import load_settings
+from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
 from flexledger.omissions import (
@@ -119,7 +128,8 @@ def _step_until(agents: list[EdgeAgent], pred: object, timeout: float = 20.0) ->
 
 def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer],
-        broker: tuple[LocalBroker, BrokerInfo], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        broker: tuple[LocalBroker, BrokerInfo], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     local, info = broker
     tso, dso, owner, oracle_signer = dev_signers[1:5]
     meters = {name: Account.create() for name in ("good", "left_out")}
@@ -202,15 +212,31 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
     assert [(a["ispStart"], a["meter"]) for a in answered] == [(honest_isp, meters["left_out"].address)]
     assert owner_token.balance_of(oracle_signer.address) == bond
 
-    # the real omission: unanswerable from the store, upheld after the window
+    # the real omission, claimed with `flexledger omission claim`: unanswerable from the store,
+    # upheld after the window with `flexledger omission uphold`
     omitted = next(r for r in receipts if r.isp_start == omitted_isp)
-    omission_tx = file_claim(claims, oracle, owner_token, omitted)
+    receipt_file = tmp_path / "receipt.json"
+    receipt_file.write_text(next(line for line in lines if json.loads(line)["ispStart"] == omitted_isp) + "\n")
+    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEXLEDGER_RPC_URL", conn.rpc_url)
+    monkeypatch.setenv("FLEXLEDGER_DATABASE_URL", str(engine.url))
+    settings = load_settings()
+    settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.save(settings.manifest_path)
+    monkeypatch.setattr(omission_cli, "load_signer", lambda c, _key: keys.signer(claimant.account, c))
+    claimed = CliRunner().invoke(app, ["omission", "claim", "--receipt", str(receipt_file), "--json"])
+    assert claimed.exit_code == 0, claimed.output
+    omission_gas = json.loads(claimed.output)["gasUsed"]
+    claimant.forget_nonce()  # the CLI sent with its own signer of the same key
     assert answer_claims(engine, as_oracle, market) == []
     with pytest.raises(OmissionAlreadyClaimed):
         file_claim(claims, oracle, owner_token, omitted)
     conn.increase_time(MarketParams().dispute_window_seconds + 1)
-    upheld = uphold(claims, market, omitted_isp, meters["left_out"].address)
-    assert int(upheld.event("OmissionUpheld").args["slashed"]) == STAKE
+    upheld_cli = CliRunner().invoke(app, ["omission", "uphold", "--market", str(market), "--meter",
+                                          meters["left_out"].address, "--isp", str(omitted_isp), "--json"])
+    assert upheld_cli.exit_code == 0, upheld_cli.output
+    upheld = json.loads(upheld_cli.output)
+    assert upheld["slashed"] == STAKE and upheld["omissions"] == 1
     assert claims.omissions_of(oracle_signer.address) == 1
     assert int(oracle.stake_of(market, oracle_signer.address)[0]) == 0
     assert owner_token.balance_of(claimant.address) == before - bond + STAKE, "one bond lost, the other back + stake"
@@ -224,5 +250,7 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
                            stranger.sign(good_reading, True))
     with pytest.raises(OmissionNotReceipted):
         file_claim(claims, oracle, owner_token, forged)
-    print(f"gas: claim {claim_tx.gas_used}, answer {answered[0]['gasUsed']}, claim {omission_tx.gas_used}, "
-          f"uphold (slash) {upheld.gas_used}")
+    print(f"gas: claim {claim_tx.gas_used}, answer {answered[0]['gasUsed']}, claim {omission_gas}, "
+          f"uphold (slash) {upheld['gasUsed']}")
+    with pytest.raises(OmissionNotOpen):
+        uphold(claims, market, omitted_isp, meters["left_out"].address)
