@@ -794,9 +794,9 @@ class MeterOracleClient(ContractClient):
         result: str = self._call("markets()", block=block)
         return result
 
-    def omissions(self, *, block: BlockId = "latest") -> str:
-        """``omissions()`` (view)."""
-        result: str = self._call("omissions()", block=block)
+    def omission_claims(self, *, block: BlockId = "latest") -> str:
+        """``omissionClaims()`` (view)."""
+        result: str = self._call("omissionClaims()", block=block)
         return result
 
     def reading_digest(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, *, block: BlockId = "latest") -> bytes:
@@ -832,9 +832,9 @@ class MeterOracleClient(ContractClient):
         """``setDisputes(address)`` (transaction)."""
         return self._transact("setDisputes(address)", disputes_contract, sender=sender, wait=wait, gas=gas)
 
-    def set_omissions(self, omissions_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``setOmissions(address)`` (transaction)."""
-        return self._transact("setOmissions(address)", omissions_contract, sender=sender, wait=wait, gas=gas)
+    def set_omission_claims(self, omissions_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setOmissionClaims(address)`` (transaction)."""
+        return self._transact("setOmissionClaims(address)", omissions_contract, sender=sender, wait=wait, gas=gas)
 
     def set_required_stake(self, market: int, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setRequiredStake(uint32,uint256)`` (transaction)."""

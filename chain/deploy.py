@@ -151,7 +151,7 @@ def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
     if "MeterOracle" in ctx.addresses and "ReadingDisputes" in ctx.addresses:
         MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_disputes(ctx.addresses["ReadingDisputes"])
     if "MeterOracle" in ctx.addresses and "OmissionClaims" in ctx.addresses:
-        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_omissions(ctx.addresses["OmissionClaims"])
+        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_omission_claims(ctx.addresses["OmissionClaims"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

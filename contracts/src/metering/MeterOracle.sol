@@ -64,7 +64,7 @@ contract MeterOracle is RoleGated, EIP712 {
     /// @notice ReadingDisputes, which may slash (set once by the market authority).
     address public disputes;
     /// @notice OmissionClaims, which may slash too (set once by the market authority).
-    address public omissions;
+    address public omissionClaims;
     /// @notice The stake a market requires of its oracles (0: none, nothing slashed).
     mapping(uint32 market => uint256) public requiredStake;
     mapping(uint32 market => mapping(address oracle => Stake)) private _stakes;
@@ -403,10 +403,10 @@ contract MeterOracle is RoleGated, EIP712 {
      * receipted as accepted); once, by the market authority.
      * @param omissionsContract The OmissionClaims.
      */
-    function setOmissions(address omissionsContract) external {
+    function setOmissionClaims(address omissionsContract) external {
         _onlyAuthority();
-        if (omissions != address(0)) revert MeterOracleDisputesAlreadySet(omissions);
-        omissions = omissionsContract;
+        if (omissionClaims != address(0)) revert MeterOracleDisputesAlreadySet(omissionClaims);
+        omissionClaims = omissionsContract;
     }
 
     /**
@@ -472,7 +472,7 @@ contract MeterOracle is RoleGated, EIP712 {
      * @return amount What was slashed (0 where the market requires no stake).
      */
     function slash(uint32 market, address oracleAccount, address to) external returns (uint256 amount) {
-        if (msg.sender != disputes && msg.sender != omissions) revert MeterOracleNotDisputes(msg.sender);
+        if (msg.sender != disputes && msg.sender != omissionClaims) revert MeterOracleNotDisputes(msg.sender);
         Stake storage st = _stakes[market][oracleAccount];
         amount = requiredStake[market];
         if (amount > st.amount) amount = st.amount;

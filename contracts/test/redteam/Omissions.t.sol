@@ -29,7 +29,7 @@ contract OmissionsTest is SettlementFixture {
         super.setUp();
         claims = new OmissionClaims(markets, oracle, disputes, token, BOND);
         vm.prank(ADMIN);
-        oracle.setOmissions(address(claims));
+        oracle.setOmissionClaims(address(claims));
         oracleK = vm.addr(ORACLE_KEY);
         grant(oracleK, ORACLE_ROLE);
         vm.prank(ADMIN);
