@@ -127,7 +127,12 @@ def oracle_run(
                     if not json_:
                         console.print(f"anchored the root of {iso(isp)}")
                 if claims is not None:  # a claim that a receipted reading is missing: prove it is not
-                    for answered in answer_claims(engine, claims, market):
+                    try:
+                        answered_now = answer_claims(engine, claims, market)
+                    except ChainError as exc:  # the node is out of reach: the next round asks again
+                        console.print(f"[yellow]omission claims not checked this round: {exc}[/]")
+                        answered_now = []
+                    for answered in answered_now:
                         if not json_:
                             console.print(f"answered the omission claim on {answered['meter']} at "
                                           f"{iso(answered['ispStart'])} with its proof")
