@@ -906,6 +906,11 @@ class OmissionClaimsClient(ContractClient):
         result: str = self._call("disputes()", block=block)
         return result
 
+    def is_upheld(self, key: bytes, *, block: BlockId = "latest") -> bool:
+        """``isUpheld(bytes32)`` (view)."""
+        result: bool = self._call("isUpheld(bytes32)", key, block=block)
+        return result
+
     def markets(self, *, block: BlockId = "latest") -> str:
         """``markets()`` (view)."""
         result: str = self._call("markets()", block=block)

@@ -227,6 +227,16 @@ contract OmissionClaims {
     }
 
     /**
+     * @notice Whether the claim on `key` was upheld (its oracle slashed for that reading): what
+     * ReadingDisputes asks before it slashes a fault on the same reading.
+     * @param key The reading's key (`readingKey`).
+     * @return True when upheld.
+     */
+    function isUpheld(bytes32 key) external view returns (bool) {
+        return _claims[key].status == Status.Upheld;
+    }
+
+    /**
      * @notice The key of a meter's reading for an ISP of a market, as ReadingDisputes' `judged`.
      * @param market The market.
      * @param ispStart The ISP's start.

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {SettlementFixture, StandardTree} from "../market/SettlementFixture.sol";
 import {MeterOracle} from "../../src/metering/MeterOracle.sol";
+import {Settlement} from "../../src/market/Settlement.sol";
 import {ReadingDisputes} from "../../src/metering/ReadingDisputes.sol";
 import {OmissionClaims} from "../../src/metering/OmissionClaims.sol";
 
@@ -205,6 +206,25 @@ contract OmissionsTest is SettlementFixture {
         assertEq(claims.uphold(market, H6, meterB), 0, "nothing slashed twice");
         assertEq(claims.omissionsOf(oracleK), 1, "but marked");
         assertEq(oracle.stakeOf(market, oracleK).amount, STAKE, "stake intact");
+    }
+
+    /// Defence, the other order: where an omission claim on a reading was upheld (the oracle
+    /// slashed), ReadingDisputes marks a fault on that same reading but slashes nothing more
+    /// (S_DISP: ORACLE1 anchored 2000 Wh for its meter at 08:00, the meter signed 750).
+    function test_defence_noSecondSlashAfterAnUpheldOmission() public {
+        mint(ORACLE1, STAKE);
+        vm.startPrank(ORACLE1);
+        token.approve(address(oracle), type(uint256).max);
+        oracle.stake(market, uint128(STAKE));
+        vm.stopPrank();
+        bytes32 key = claims.readingKey(market, H8, vm.addr(sales[S_DISP].meterKey));
+        vm.mockCall(address(claims), abi.encodeWithSelector(claims.isUpheld.selector, key), abi.encode(true));
+        Settlement.Record memory rec = settleSale(S_DISP);
+        (Settlement.SettleIn memory input, ReadingDisputes.DisputeIn memory d) = (settleIn(S_DISP), disputeIn(S_DISP, 0));
+        vm.prank(DSO1);
+        disputes.dispute(input, rec, d);
+        assertEq(disputes.faultsOf(ORACLE1), 1, "the fault is marked");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKE, "not slashed a second time");
     }
 
     /// Only ReadingDisputes and OmissionClaims may slash.
