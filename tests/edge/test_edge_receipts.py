@@ -188,3 +188,22 @@ def test_a_schema_2_outbox_gains_the_quarantine_payload_and_the_receipts(tmp_pat
         assert outbox.receipts() == []
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_flexledger_edge_status_says_when_no_receipt_can_come(
+        write_config: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from flexledger_edge.cli import main
+    from flexledger_edge.config import load_config
+
+    path = write_config()
+    config = load_config(path)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with Outbox(config.outbox_path) as outbox:
+        outbox.quarantine("0xab", 900, 1.0, "clock")
+    config.status_path.write_text(json.dumps({"receipts": "ok", "outbox": 0}))
+    assert main(["status", "--config", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["receipts"] == "ok" and shown["quarantine"] == [{"meter": "0xab", "ispStart": 900, "reason": "clock"}]
+    config.status_path.write_text(json.dumps({"receipts": "refused"}))
+    assert main(["status", "--config", str(path)]) == 1
+    assert main(["receipts", "--config", str(path)]) == 0
