@@ -7,6 +7,9 @@ The broker is the one named by FLEXLEDGER_BENCH_MQTT_URL (e.g. this machine's Mo
 mqtt://127.0.0.1:1883), else the embedded broker the CLI starts. Meters' credentials are not read
 from a chain here (the consumer caches them in production): every meter is taken as known.
 Target (metering issue): at least 10,000 readings per second end to end on 2 cores.
+FLEXLEDGER_BENCH_RECEIPTS chooses the receipts the oracle publishes: ``signed`` (the default, as
+`flexledger oracle run`, every reading taken as arriving in time, so each receipt is an "accepted"
+EIP-712 ReadingReceipt signed by the oracle: the worst case), ``plain`` (unsigned) or ``off``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from _common import report  # benchmarks/ is on sys.path when a script runs
 from coincurve import PrivateKey
+from eth_utils import keccak
 from sqlalchemy import func, select
 
 from flexledger.identity.eip712 import Eip712Domain, recover_strict
 from flexledger.oracle.anchoring import tree_of
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.readings import Reading
+from flexledger.oracle.receipts import ReceiptSigner
 from flexledger.oracle.store import StoredReading, open_store, readings_of_isp, session
 from flexledger.oracle.verify import Verifier
 
@@ -82,6 +87,11 @@ def main() -> None:
     engine = open_store(f"sqlite:///{tempfile.mkdtemp(prefix='flexledger-bench-oracle-')}/oracle.db")
     verifier = Verifier(separator, lambda _meter: None, retention=30 * 86_400)
     consumer = OracleConsumer(url, engine, verifier, 1, client_id=f"bench-oracle-{os.getpid()}")
+    receipts = os.environ.get("FLEXLEDGER_BENCH_RECEIPTS", "signed")
+    consumer.receipts = receipts != "off"
+    if receipts == "signed":
+        consumer.receipt_signer = ReceiptSigner(keccak(b"bench oracle"), separator, 1)
+        consumer.anchor_grace = 10**9  # every reading here is old: promise (and sign) each, the worst case
     consumer.start()
     consumer.wait_subscribed()
     publishers = []
@@ -133,10 +143,10 @@ def main() -> None:
           f"(target 10,000: {'met' if rate >= 10_000 else 'MISSED'})")
     print(f"  signature recovery alone, one core: {recovery_rate:,.0f} per second")
     print(f"  the Merkle tree of one ISP ({METERS:,} readings): {tree_seconds * 1000:.0f} ms, root 0x{tree.root.hex()[:16]}…")
-    print(f"  consumer outcomes: {dict(consumer.outcomes)}")
+    print(f"  consumer outcomes: {dict(consumer.outcomes)}; receipts: {receipts}")
     report("ingest", {"readings": count, "stored": stored, "seconds": round(elapsed, 2), "per_second": round(rate),
                       "recovery_per_second_one_core": round(recovery_rate), "tree_ms_1000": round(tree_seconds * 1000),
-                      "broker": url.split("@")[-1], "target_per_second": 10_000})
+                      "broker": url.split("@")[-1], "target_per_second": 10_000, "receipts": receipts})
 
 
 if __name__ == "__main__":

@@ -741,6 +741,11 @@ class MeterOracleClient(ContractClient):
         result: bytes = self._call("READING_TYPEHASH()", block=block)
         return result
 
+    def receipt_typehash(self, *, block: BlockId = "latest") -> bytes:
+        """``RECEIPT_TYPEHASH()`` (view)."""
+        result: bytes = self._call("RECEIPT_TYPEHASH()", block=block)
+        return result
+
     def anchor_baselines(self, market: int, isp_start: int, root: bytes, leaf_count: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``anchorBaselines(uint32,uint64,bytes32,uint32)`` (transaction)."""
         return self._transact("anchorBaselines(uint32,uint64,bytes32,uint32)", market, isp_start, root, leaf_count, sender=sender, wait=wait, gas=gas)
@@ -789,6 +794,11 @@ class MeterOracleClient(ContractClient):
         result: str = self._call("markets()", block=block)
         return result
 
+    def omission_claims(self, *, block: BlockId = "latest") -> str:
+        """``omissionClaims()`` (view)."""
+        result: str = self._call("omissionClaims()", block=block)
+        return result
+
     def reading_digest(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, *, block: BlockId = "latest") -> bytes:
         """``readingDigest(address,uint64,uint64,uint64,uint64)`` (view)."""
         result: bytes = self._call("readingDigest(address,uint64,uint64,uint64,uint64)", meter, isp_start, sequence, import_wh, export_wh, block=block)
@@ -797,6 +807,11 @@ class MeterOracleClient(ContractClient):
     def reading_leaf(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, signature_hash: bytes, *, block: BlockId = "latest") -> bytes:
         """``readingLeaf(address,uint64,uint64,uint64,uint64,bytes32)`` (view)."""
         result: bytes = self._call("readingLeaf(address,uint64,uint64,uint64,uint64,bytes32)", meter, isp_start, sequence, import_wh, export_wh, signature_hash, block=block)
+        return result
+
+    def receipt_digest(self, market: int, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, accepted: bool, *, block: BlockId = "latest") -> bytes:
+        """``receiptDigest(uint32,address,uint64,uint64,uint64,uint64,bool)`` (view)."""
+        result: bytes = self._call("receiptDigest(uint32,address,uint64,uint64,uint64,uint64,bool)", market, meter, isp_start, sequence, import_wh, export_wh, accepted, block=block)
         return result
 
     def request_unstake(self, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -816,6 +831,10 @@ class MeterOracleClient(ContractClient):
     def set_disputes(self, disputes_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setDisputes(address)`` (transaction)."""
         return self._transact("setDisputes(address)", disputes_contract, sender=sender, wait=wait, gas=gas)
+
+    def set_omission_claims(self, omissions_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setOmissionClaims(address)`` (transaction)."""
+        return self._transact("setOmissionClaims(address)", omissions_contract, sender=sender, wait=wait, gas=gas)
 
     def set_required_stake(self, market: int, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setRequiredStake(uint32,uint256)`` (transaction)."""
@@ -852,6 +871,69 @@ class MeterOracleClient(ContractClient):
     def withdraw_stake(self, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``withdrawStake(uint32)`` (transaction)."""
         return self._transact("withdrawStake(uint32)", market, sender=sender, wait=wait, gas=gas)
+
+
+class OmissionClaimsClient(ContractClient):
+    """Typed client of ``OmissionClaims`` (src/metering/OmissionClaims.sol)."""
+
+    CONTRACT: ClassVar[str] = "OmissionClaims"
+
+    def answer(self, market: int, isp_start: int, meter: str, signature_hash: bytes, proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``answer(uint32,uint64,address,bytes32,bytes32[])`` (transaction)."""
+        return self._transact("answer(uint32,uint64,address,bytes32,bytes32[])", market, isp_start, meter, signature_hash, proof, sender=sender, wait=wait, gas=gas)
+
+    def bond_token(self, *, block: BlockId = "latest") -> str:
+        """``bondToken()`` (view)."""
+        result: str = self._call("bondToken()", block=block)
+        return result
+
+    def claim(self, market: int, r: tuple[str, int, int, int, int], receipt_signature: bytes, anchor: tuple[bytes, str, int, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``claim(uint32,(address,uint64,uint64,uint64,uint64),bytes,(bytes32,address,uint32,uint64))`` (transaction)."""
+        return self._transact("claim(uint32,(address,uint64,uint64,uint64,uint64),bytes,(bytes32,address,uint32,uint64))", market, r, receipt_signature, anchor, sender=sender, wait=wait, gas=gas)
+
+    def claim_bond(self, *, block: BlockId = "latest") -> int:
+        """``claimBond()`` (view)."""
+        result: int = self._call("claimBond()", block=block)
+        return result
+
+    def claim_of(self, market: int, isp_start: int, meter: str, *, block: BlockId = "latest") -> tuple[str, int, int, str, int, bytes, int, int]:
+        """``claimOf(uint32,uint64,address)`` (view)."""
+        result: tuple[str, int, int, str, int, bytes, int, int] = self._call("claimOf(uint32,uint64,address)", market, isp_start, meter, block=block)
+        return result
+
+    def disputes(self, *, block: BlockId = "latest") -> str:
+        """``disputes()`` (view)."""
+        result: str = self._call("disputes()", block=block)
+        return result
+
+    def is_upheld(self, key: bytes, *, block: BlockId = "latest") -> bool:
+        """``isUpheld(bytes32)`` (view)."""
+        result: bool = self._call("isUpheld(bytes32)", key, block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def omissions_of(self, oracle_account: str, *, block: BlockId = "latest") -> int:
+        """``omissionsOf(address)`` (view)."""
+        result: int = self._call("omissionsOf(address)", oracle_account, block=block)
+        return result
+
+    def oracle(self, *, block: BlockId = "latest") -> str:
+        """``oracle()`` (view)."""
+        result: str = self._call("oracle()", block=block)
+        return result
+
+    def reading_key(self, market: int, isp_start: int, meter: str, *, block: BlockId = "latest") -> bytes:
+        """``readingKey(uint32,uint64,address)`` (view)."""
+        result: bytes = self._call("readingKey(uint32,uint64,address)", market, isp_start, meter, block=block)
+        return result
+
+    def uphold(self, market: int, isp_start: int, meter: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``uphold(uint32,uint64,address)`` (transaction)."""
+        return self._transact("uphold(uint32,uint64,address)", market, isp_start, meter, sender=sender, wait=wait, gas=gas)
 
 
 class OrderBookClient(ContractClient):
@@ -1364,6 +1446,7 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,
     "MeterOracle": MeterOracleClient,
+    "OmissionClaims": OmissionClaimsClient,
     "OrderBook": OrderBookClient,
     "PairTree": PairTreeClient,
     "ReadingDisputes": ReadingDisputesClient,

@@ -30,6 +30,9 @@ class DeployOptions:
     # AccessControlDefaultAdminRules): time for the grid operators to notice and object.
     admin_transfer_delay: int = 2 * 24 * 3600
     admin: str | None = None  # the market authority; the deployer when not given
+    # What a claim that an oracle left out a receipted reading posts (token base units: cents);
+    # it pays whoever answers a claim that fails, so claims cannot grief an honest oracle for free.
+    omission_claim_bond: int = 10_000
 
 
 @dataclass
@@ -70,6 +73,9 @@ PLAN: tuple[Step, ...] = (
     # The evidence: judges disputes of readings, re-settles through Settlement, slashes oracles.
     Step("ReadingDisputes", lambda ctx: [ctx.addresses[name] for name in (
         "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement")]),
+    # Holds oracles to their receipts: a reading receipted "accepted" and left out of its root.
+    Step("OmissionClaims", lambda ctx: [*(ctx.addresses[name] for name in (
+        "MarketRegistry", "MeterOracle", "ReadingDisputes", "SettlementToken")), ctx.options.omission_claim_bond]),
 )
 
 
@@ -135,7 +141,8 @@ def deploy_all(
 
 def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
     """Name the settlement in the order book (it pays out escrows and draws bonds) and the
-    disputes in the meter oracle (they slash oracles' stakes, and only they may re-settle). Only
+    disputes and omission claims in the meter oracle (they slash oracles' stakes; only the
+    disputes may re-settle). Only
     the market authority may; when another account is the authority, it does this itself."""
     if "Settlement" not in ctx.addresses or ctx.admin != signer.address:
         return
@@ -143,6 +150,8 @@ def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
         OrderBookClient(conn, ctx.addresses["OrderBook"], signer=signer).set_settlement(ctx.addresses["Settlement"])
     if "MeterOracle" in ctx.addresses and "ReadingDisputes" in ctx.addresses:
         MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_disputes(ctx.addresses["ReadingDisputes"])
+    if "MeterOracle" in ctx.addresses and "OmissionClaims" in ctx.addresses:
+        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_omission_claims(ctx.addresses["OmissionClaims"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

@@ -1846,6 +1846,126 @@ class MeterOracleStakeTooLow(ContractCustomError):
         self.required = values[3]
 
 
+class OmissionAlreadyClaimed(ContractCustomError):
+    """``OmissionAlreadyClaimed(bytes32)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionAlreadyClaimed"
+    SIGNATURE: ClassVar[str] = "OmissionAlreadyClaimed(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("204a6833")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reading_key",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    reading_key: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.reading_key = values[0]
+
+
+class OmissionAnswerClosed(ContractCustomError):
+    """``OmissionAnswerClosed(uint64)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionAnswerClosed"
+    SIGNATURE: ClassVar[str] = "OmissionAnswerClosed(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("392490cc")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    answer_by: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.answer_by = values[0]
+
+
+class OmissionAnswerOpen(ContractCustomError):
+    """``OmissionAnswerOpen(uint64)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionAnswerOpen"
+    SIGNATURE: ClassVar[str] = "OmissionAnswerOpen(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("1f0eebea")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    answer_by: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.answer_by = values[0]
+
+
+class OmissionNotAnchored(ContractCustomError):
+    """``OmissionNotAnchored(uint32,uint64)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionNotAnchored"
+    SIGNATURE: ClassVar[str] = "OmissionNotAnchored(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("097f1528")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    market: int
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.market = values[0]
+        self.isp_start = values[1]
+
+
+class OmissionNotOpen(ContractCustomError):
+    """``OmissionNotOpen(bytes32)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionNotOpen"
+    SIGNATURE: ClassVar[str] = "OmissionNotOpen(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b01468ba")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reading_key",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    reading_key: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.reading_key = values[0]
+
+
+class OmissionNotProven(ContractCustomError):
+    """``OmissionNotProven()``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionNotProven"
+    SIGNATURE: ClassVar[str] = "OmissionNotProven()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ce86b4fd")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
+class OmissionNotReceipted(ContractCustomError):
+    """``OmissionNotReceipted(address)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionNotReceipted"
+    SIGNATURE: ClassVar[str] = "OmissionNotReceipted(address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("150745d4")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("anchoring_oracle",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
+    anchoring_oracle: str
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.anchoring_oracle = values[0]
+
+
+class OmissionTooLate(ContractCustomError):
+    """``OmissionTooLate(uint64)``, declared in OmissionClaims."""
+
+    NAME: ClassVar[str] = "OmissionTooLate"
+    SIGNATURE: ClassVar[str] = "OmissionTooLate(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("37d23a20")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("last_claim_at",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    last_claim_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.last_claim_at = values[0]
+
+
 class OrderBookAfterGateClosure(ContractCustomError):
     """``OrderBookAfterGateClosure(uint64,uint64)``, declared in OrderBook."""
 
@@ -2646,7 +2766,7 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
 
 
 class SafeERC20FailedOperation(ContractCustomError):
-    """``SafeERC20FailedOperation(address)``, declared in MeterOracle, OrderBook, Settlement."""
+    """``SafeERC20FailedOperation(address)``, declared in MeterOracle, OmissionClaims, OrderBook, Settlement."""
 
     NAME: ClassVar[str] = "SafeERC20FailedOperation"
     SIGNATURE: ClassVar[str] = "SafeERC20FailedOperation(address)"
@@ -3107,6 +3227,14 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MeterOracleNotDisputes.SELECTOR: MeterOracleNotDisputes,
     MeterOracleStakeLocked.SELECTOR: MeterOracleStakeLocked,
     MeterOracleStakeTooLow.SELECTOR: MeterOracleStakeTooLow,
+    OmissionAlreadyClaimed.SELECTOR: OmissionAlreadyClaimed,
+    OmissionAnswerClosed.SELECTOR: OmissionAnswerClosed,
+    OmissionAnswerOpen.SELECTOR: OmissionAnswerOpen,
+    OmissionNotAnchored.SELECTOR: OmissionNotAnchored,
+    OmissionNotOpen.SELECTOR: OmissionNotOpen,
+    OmissionNotProven.SELECTOR: OmissionNotProven,
+    OmissionNotReceipted.SELECTOR: OmissionNotReceipted,
+    OmissionTooLate.SELECTOR: OmissionTooLate,
     OrderBookAfterGateClosure.SELECTOR: OrderBookAfterGateClosure,
     OrderBookAssetInPortfolio.SELECTOR: OrderBookAssetInPortfolio,
     OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,

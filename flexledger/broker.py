@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
 import selectors
@@ -48,9 +49,25 @@ LOG_FILE = "broker.log"
 STATE_DIR = "broker-state"
 SCRIPT = Path("scripts") / "mqtt-broker.mjs"
 USERS_FILE = "broker-users.json"
+log = logging.getLogger(__name__)
 ORACLE_CREDENTIALS_FILE = "broker-oracle.json"
 READINGS_FILTER = "flexledger/v1/readings/+"
 RECEIPTS_FILTER = "flexledger/v1/receipts/+"
+
+
+# A production Mosquitto's ACL (`acl_file`, `flexledger broker mosquitto-acl`): each meter's user
+# (its certificate's CN with use_identity_as_username) is its lowercase address; %u makes one rule
+# serve every meter, so a meter added later needs no new line and none lacks its receipts.
+MOSQUITTO_ACL = """\
+# flexledger: a meter publishes only its own readings and reads only its own receipts and orders
+pattern write flexledger/v1/readings/%u
+pattern read  flexledger/v1/receipts/%u
+pattern read  flexledger/v1/orders/#
+pattern write flexledger/v1/acks/#
+user flexledger-oracle
+topic read  flexledger/v1/readings/#
+topic write flexledger/v1/receipts/#
+"""
 
 
 class BrokerError(FlexledgerError):
@@ -190,6 +207,25 @@ class BrokerUsers:
         self._save(users)
         return True
 
+    def upgrade_meters(self) -> list[str]:
+        """Give every edge agent's user (``flexledger-edge-<meter>``, publishing that meter's
+        readings) made before receipts the right to read its meter's receipts, keeping its password
+        and other topics: without it the agent never hears the oracle and re-sends its readings until
+        it gives up. The names upgraded (none when all are current)."""
+        users = self._load()
+        upgraded = []
+        for name, u in users.items():
+            meter = name.removeprefix("flexledger-edge-")
+            if meter == name or f"flexledger/v1/readings/{meter}" not in u.get("publish", []):
+                continue
+            receipts = f"flexledger/v1/receipts/{meter}"
+            if receipts not in u.get("subscribe", []):
+                u["subscribe"] = [receipts, *u.get("subscribe", [])]
+                upgraded.append(name)
+        if upgraded:
+            self._save(users)
+        return upgraded
+
     def remove(self, name: str) -> bool:
         users = self._load()
         if users.pop(name, None) is None:
@@ -287,6 +323,11 @@ class LocalBroker:
 
         It listens on the preferred port if that is free, else on one the system picks.
         """
+        if self.auth and self.users.path.is_file():
+            # meter users made before receipts are upgraded on every start (a running broker reads
+            # its users file again when it changes), so that no operator has to notice
+            for name in self.users.upgrade_meters():
+                log.warning("broker user %s may now read its receipts (it was made before receipts)", name)
         running = self.status()
         if running is not None:
             return running

@@ -12,7 +12,8 @@ Acknowledgement is end to end: the broker's PUBACK tells a gateway only that the
 reading; once the oracle's transaction has committed, it publishes a receipt (QoS 1) on
 ``flexledger/v1/receipts/<meter>`` with the reading's values and outcome, and a gateway keeps a
 reading until that receipt (the broker's ACL lets only the oracle write there). Receipts are sent
-when ``receipts`` is set.
+when ``receipts`` is set, and signed with ``receipt_signer`` (``oracle.receipts``): a gateway
+keeps the signed receipt of a reading "accepted" for the root and can claim an omission with it.
 
 The broker must know the oracle: it connects with the user and password of its URL (or given
 apart), over TLS for ``mqtts://`` with an optional CA and client certificate, under a client id the
@@ -41,8 +42,9 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from sqlalchemy.engine import Engine
 
-from .ingest import ingest_isolating
+from .ingest import STORED, ingest_isolating
 from .readings import MalformedReadingError, Reading, parse_payload
+from .receipts import ReceiptSigner
 from .verify import Reason, Verifier
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,19 @@ def receipts_topic(meter: str) -> str:
     return f"flexledger/v1/receipts/{meter.lower()}"
 
 
-def receipt(reading: Reading, outcome: str) -> bytes:
+def receipt(reading: Reading, outcome: str, signer: ReceiptSigner | None = None, accepted: bool = False) -> bytes:
     """A receipt: the reading's signed values, so that a gateway clears exactly that reading, and
-    its outcome (``stored``, ``duplicate``, a refusal reason: every one is final)."""
-    return json.dumps({"meter": reading.meter, "ispStart": reading.isp_start, "sequence": reading.sequence,
-                       "importWh": reading.import_wh, "exportWh": reading.export_wh, "outcome": outcome}).encode()
+    its outcome (``stored``, ``duplicate``, a refusal reason: every one is final). With a
+    ``signer``, also the market and whether the reading is ``accepted`` for the ISP's root; an
+    accepted one (a promise the gateway can hold the oracle to, ``oracle.receipts``) carries the
+    oracle and its signature."""
+    body: dict[str, object] = {"meter": reading.meter, "ispStart": reading.isp_start, "sequence": reading.sequence,
+                               "importWh": reading.import_wh, "exportWh": reading.export_wh, "outcome": outcome}
+    if signer is not None:
+        body.update(market=signer.market, accepted=accepted)
+        if accepted:  # only a promise is worth a signature (and signing costs as much as a recovery)
+            body.update(oracle=signer.address, signature="0x" + signer.sign(reading, True).hex())
+    return json.dumps(body).encode()
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,13 @@ class OracleConsumer:
     # Off until the broker lets the oracle write receipts (a broker with ACLs disconnects a client
     # that publishes where it may not) and the gateways wait for them.
     receipts: bool = False
+    # Signs receipts (the oracle's anchoring key), so that "accepted" is a promise it can be held
+    # to; None: receipts unsigned (no omission can be claimed against this oracle).
+    receipt_signer: ReceiptSigner | None = None
+    # Seconds after an ISP's end before its root is anchored (the anchoring's grace): a reading
+    # committed before then is in the root, and only such a reading is receipted "accepted".
+    anchor_grace: int = 60
+    isp_seconds: int = 900
 
     def __init__(
         self, url: str, engine: Engine, verifier: Verifier, market: int, *, client_id: str = "flexledger-oracle",
@@ -205,15 +222,23 @@ class OracleConsumer:
             for item in messages:
                 self._queue.put(item)
             return
+        committed = int(self.clock())  # after the commit: what decides whether a reading is promised
         self.outcomes.update(outcomes)
         with self._ack_lock:  # held so that no acknowledgement of a lost connection reaches the next
             for connection, m in messages:
                 if connection == self._connection:
                     self.client.ack(m.mid, m.qos)
         for (_connection, m), outcome in zip(messages, outcomes, strict=True):
-            self._receipt(bytes(m.payload), outcome)
+            self._receipt(bytes(m.payload), outcome, committed)
 
-    def _receipt(self, payload: bytes, outcome: str) -> None:
+    def accepted(self, reading: Reading, outcome: str, committed: int) -> bool:
+        """Whether the receipt promises the reading is in its ISP's root: it was stored (a repeat's
+        receipt promises nothing: the first one did) and committed before the anchoring round may
+        read the ISP's readings (``ispStart + isp_seconds + anchor_grace``, on the anchoring's clock,
+        which is never ahead of this one)."""
+        return outcome == STORED and committed < reading.isp_start + self.isp_seconds + self.anchor_grace
+
+    def _receipt(self, payload: bytes, outcome: str, committed: int) -> None:
         """Tell the meter's gateway what became of its reading, once that is committed. Only for a
         reading its meter signed: a receipt for a forged one would let anyone clear a gateway's
         outbox of the genuine reading before it got here."""
@@ -223,4 +248,5 @@ class OracleConsumer:
             reading, _signature = parse_payload(payload)
         except MalformedReadingError:
             return  # quarantined before it parsed: there is no meter to tell
-        self.client.publish(receipts_topic(reading.meter), receipt(reading, outcome), qos=1)
+        body = receipt(reading, outcome, self.receipt_signer, self.accepted(reading, outcome, committed))
+        self.client.publish(receipts_topic(reading.meter), body, qos=1)

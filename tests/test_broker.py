@@ -338,3 +338,23 @@ def test_cli_broker_users(tmp_path: Path) -> None:
     assert (tmp_path / "broker-users.json").stat().st_mode & 0o077 == 0
     assert _cli("user", "add", "bad/name", data_dir=tmp_path).exit_code != 0
     assert json.loads(_cli("user", "remove", user["user"], "--json", data_dir=tmp_path).stdout) == {"removed": True}
+
+
+def test_cli_upgrades_meter_users_made_before_receipts_and_prints_the_mosquitto_acl(tmp_path: Path) -> None:
+    """A meter user made before receipts gets its receipts topic (its password and other topics
+    kept); a user that is no meter's is left alone; the Mosquitto ACL gives every meter its own."""
+    meter = "0x" + "cd" * 20
+    made = json.loads(_cli("user", "add", f"flexledger-edge-{meter}", "--publish", f"flexledger/v1/readings/{meter}",
+                           "--subscribe", "flexledger/v1/orders/3", "--json", data_dir=tmp_path).stdout)
+    _cli("user", "add", "flexledger-edge-someone", "--publish", "x/y", data_dir=tmp_path)
+    stored = json.loads((tmp_path / "broker-users.json").read_text())["users"]
+    upgraded = _cli("user", "upgrade", "--json", data_dir=tmp_path)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert json.loads(upgraded.stdout) == {"upgraded": [made["user"]]}
+    after = json.loads((tmp_path / "broker-users.json").read_text())["users"]
+    assert after[made["user"]]["subscribe"] == [f"flexledger/v1/receipts/{meter}", "flexledger/v1/orders/3"]
+    assert after[made["user"]]["hash"] == stored[made["user"]]["hash"]
+    assert after["flexledger-edge-someone"] == stored["flexledger-edge-someone"]
+    assert json.loads(_cli("user", "upgrade", "--json", data_dir=tmp_path).stdout) == {"upgraded": []}
+    acl = _cli("mosquitto-acl", data_dir=tmp_path)
+    assert acl.exit_code == 0 and "pattern read  flexledger/v1/receipts/%u" in acl.stdout

@@ -21,6 +21,7 @@ Activation orders for the configured asset are answered as they arrive
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -126,14 +127,15 @@ class EdgeAgent:
         self.device: FlexDevice | None = build_device(config.asset.device) if config.asset else None
         self.driver = driver or build_driver(config.driver, config.isp_seconds, self.device)
         self.tracker = IspEnergyTracker(config.isp_seconds)
-        self.outbox = Outbox(config.outbox_path, isp_seconds=config.isp_seconds)
+        self.outbox = Outbox(config.outbox_path, isp_seconds=config.isp_seconds,
+                             receipts_keep_s=config.broker.receipts_keep_s)
         # a broker that authenticates binds the session to the user: the id is the user name there;
         # an anonymous one must not be handed a guessable id (anyone could take the session over)
         self.client_id = config.broker.client_id or config.broker.username or install_client_id(config.client_id_path)
         broker = config.broker
-        resend = ResendPolicy(broker.resend_s, broker.resend_max_s) if broker.receipts else None
+        resend = ResendPolicy(broker.resend_s, broker.resend_max_s, broker.give_up_s) if broker.receipts else None
         self.publisher = ReadingPublisher(self.outbox, session_factory or paho_factory(broker, self.client_id),
-                                          backoff=backoff, receipts=resend)
+                                          backoff=backoff, receipts=resend, wall=clock.now)
         if resend is not None:
             self.publisher.subscribe(receipts_topic(self.meter), self.publisher.on_receipt)
         self.orders: OrderHandler | None = None
@@ -145,6 +147,19 @@ class EdgeAgent:
                 policy=build_policy(config, self.device), log_path=config.orders_path,
             )
             self.publisher.subscribe(orders_topic(config.asset.id), self._on_order)
+
+    def write_status(self) -> dict[str, object]:
+        """Write what the publisher reports (``<state_dir>/status.json``, read by ``flexledger-edge
+        status``): a gateway whose receipts are ``refused`` or ``silent`` says so there, not only in
+        its log."""
+        status = {"meter": self.meter, **self.publisher.status(), "at": int(self.clock.now())}
+        try:
+            tmp = self.config.status_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(status, indent=1))
+            tmp.replace(self.config.status_path)
+        except OSError as exc:
+            log.warning("cannot write the status file %s: %s", self.config.status_path, exc)
+        return status
 
     def override_reason(self) -> str | None:
         """Why the owner's override is on (config flag or override file), or None."""
@@ -210,6 +225,7 @@ class EdgeAgent:
                     self.sign_waiting()
                     continue
                 self.at_boundary(boundary)
+                self.write_status()
                 boundaries += 1
                 if isps is not None and boundaries > isps:
                     break
@@ -220,6 +236,7 @@ class EdgeAgent:
             if drain_s > 0 and not self.publisher.drain(drain_s):
                 log.warning("%d reading(s) not yet acknowledged; they stay in %s", self.outbox.count(), self.outbox.path)
             self.left_in_outbox = self.outbox.count()
+            self.write_status()
             self.publisher.close()
             self.driver.close()
             self.outbox.close()

@@ -102,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--registry", required=True, metavar="ADDRESS", help="the AssetRegistry contract")
     sign.add_argument("--out", required=True, metavar="FILE", help="where to write the signed consent (JSON)")
     _add_signer_commands(commands)
+    receipts = commands.add_parser(
+        "receipts", help="print the oracle's signed receipts of readings accepted for their roots (JSON lines)",
+        description="Each line is a receipt the oracle signed promising a reading is in its ISP's root; "
+                    "`flexledger omission claim --receipt FILE` files a claim with one if it is not.",
+    )
+    receipts.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML configuration file")
+    status = commands.add_parser(
+        "status", help="print the agent's delivery status and quarantine (exit 1 if no receipts can come)",
+        description="The running agent's last status (receipts ok, waiting, refused or silent; outbox, "
+                    "re-sends, quarantine) from <state_dir>/status.json and the outbox.",
+    )
+    status.add_argument("--config", required=True, metavar="FILE", help="the agent's TOML configuration file")
     return parser
 
 
@@ -148,10 +160,53 @@ def main(argv: list[str] | None = None) -> int:
         from .signer_cli import signer_command
 
         return signer_command(args, parser)
+    if args.command == "receipts":
+        return _receipts(args)
+    if args.command == "status":
+        return _status(args)
     if args.command != "run":
         parser.print_help()
         return 0
     return _run(args)
+
+
+def _receipts(args: argparse.Namespace) -> int:
+    """Print the oracle's kept signed receipts, one JSON object a line: what `flexledger omission
+    claim --receipt FILE` files a claim with when a reading is missing from its ISP's root."""
+    from .config import ConfigError, load_config
+    from .outbox import Outbox, OutboxError
+
+    try:
+        config = load_config(args.config)
+        with Outbox(config.outbox_path, isp_seconds=config.isp_seconds,
+                    receipts_keep_s=config.broker.receipts_keep_s) as outbox:
+            kept = outbox.receipts()
+    except (ConfigError, OutboxError) as exc:
+        print(f"flexledger-edge: {exc}", file=sys.stderr)
+        return 2
+    for receipt in kept:
+        print(receipt.body.decode())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print the running agent's last status (``<state_dir>/status.json``) and the outbox's
+    quarantine; exit 1 when its receipts are refused or silent."""
+    import json
+
+    from .config import ConfigError, load_config
+    from .outbox import Outbox, OutboxError
+
+    try:
+        config = load_config(args.config)
+        status = json.loads(config.status_path.read_text()) if config.status_path.exists() else {}
+        with Outbox(config.outbox_path, isp_seconds=config.isp_seconds) as outbox:
+            status["quarantine"] = [{"meter": m, "ispStart": t, "reason": r} for m, t, r in outbox.quarantined()]
+    except (ConfigError, OutboxError, ValueError) as exc:
+        print(f"flexledger-edge: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(status, indent=1))
+    return 1 if status.get("receipts") in ("refused", "silent") else 0
 
 
 def _sign_registration(args: argparse.Namespace) -> int:

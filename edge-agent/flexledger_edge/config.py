@@ -28,6 +28,9 @@ A minimal simulated gateway::
     #                                   (false only for an oracle that sends none)
     # resend_s = 60; resend_max_s = 900   # re-send a reading without a receipt after resend_s,
     #                                   doubling up to resend_max_s
+    # give_up_s = 604800                # a reading still without a receipt this long after it was
+    #                                   signed is quarantined (with its reason), not re-sent for ever
+    # receipts_keep_s = 691200          # the oracle's signed receipts are kept this long (claims)
 
     [driver]
     kind = "simulated"                # base_load_w, pv_peak_w, seed
@@ -137,6 +140,8 @@ class BrokerConfig:
     receipts: bool = True
     resend_s: int = 60
     resend_max_s: int = 900
+    give_up_s: int = 7 * 86_400
+    receipts_keep_s: int = 8 * 86_400
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,10 @@ class AgentConfig:
     def unsigned_path(self) -> Path:
         """Measured ISPs waiting for their signature (the signer was unavailable)."""
         return self.state_dir / "unsigned.sqlite3"
+
+    @property
+    def status_path(self) -> Path:
+        return self.state_dir / "status.json"
 
     @property
     def client_id_path(self) -> Path:
@@ -515,12 +524,15 @@ def _parse_broker(section: _Section) -> BrokerConfig:
     receipts = section.get_bool("receipts", True)
     resend_s = section.get_int("resend_s", 60, minimum=1, maximum=86_400)
     resend_max_s = section.get_int("resend_max_s", max(900, resend_s), minimum=resend_s, maximum=86_400)
+    give_up_s = section.get_int("give_up_s", max(7 * 86_400, resend_max_s), minimum=resend_max_s, maximum=30 * 86_400)
+    receipts_keep_s = section.get_int("receipts_keep_s", 8 * 86_400, minimum=86_400, maximum=366 * 86_400)
     section.finish()
     return BrokerConfig(
         url=url, host=parts.hostname, port=port or (8883 if tls else 1883), tls=tls,
         username=username, password=password, ca_file=ca_file, cert_file=cert_file,
         key_file=key_file, client_id=client_id, keepalive_s=keepalive,
-        receipts=receipts, resend_s=resend_s, resend_max_s=resend_max_s,
+        receipts=receipts, resend_s=resend_s, resend_max_s=resend_max_s, give_up_s=give_up_s,
+        receipts_keep_s=receipts_keep_s,
     )
 
 

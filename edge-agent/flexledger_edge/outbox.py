@@ -38,8 +38,11 @@ from .topics import readings_topic
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_HORIZON_S = 7 * 86_400
+# How long the oracle's signed receipts are kept: beyond the market's settlement horizon (a day
+# plus three dispute windows: a week by default) no omission can be claimed with them any more.
+DEFAULT_RECEIPTS_KEEP_S = 8 * 86_400
 DEFAULT_SKEW_S = 120
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -67,11 +70,24 @@ CREATE TABLE IF NOT EXISTS quarantine (
     meter TEXT NOT NULL,
     isp_start INTEGER NOT NULL,
     clock REAL NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    payload BLOB
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    meter TEXT NOT NULL,
+    isp_start INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    market INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (meter, isp_start, market)
 );
 """
 # from schema 1: the last ISP each meter signed is the one ISP it may not sign again
 _MIGRATE_1 = "INSERT OR IGNORE INTO signed_isp (meter, isp_start) SELECT meter, last_isp_start FROM meter_state"
+# from schema 2: a quarantined signed reading keeps its payload (still the meter's word: it can
+# settle without a root)
+_MIGRATE_2 = "ALTER TABLE quarantine ADD COLUMN payload BLOB"
 
 
 class OutboxError(Exception):
@@ -88,14 +104,28 @@ class OutboxRow:
     isp_start: int
     topic: str
     payload: bytes
+    stored_at: float = 0.0  # when it was signed and stored (the agent's clock)
+
+
+@dataclass(frozen=True)
+class KeptReceipt:
+    """The oracle's signed receipt of a reading accepted for its ISP's root, as received (``body``,
+    the JSON the oracle signed the values of)."""
+
+    meter: str
+    isp_start: int
+    sequence: int
+    market: int
+    body: bytes
 
 
 class Outbox:
     """The outbox and sequence store in one SQLite file."""
 
     def __init__(self, path: Path, *, isp_seconds: int = 900, horizon_s: int = DEFAULT_HORIZON_S,
-                 skew_s: int = DEFAULT_SKEW_S) -> None:
+                 skew_s: int = DEFAULT_SKEW_S, receipts_keep_s: int = DEFAULT_RECEIPTS_KEEP_S) -> None:
         self.path = path
+        self.receipts_keep_s = receipts_keep_s
         self.isp_seconds = isp_seconds
         self.horizon_s = horizon_s
         self.skew_s = skew_s
@@ -111,6 +141,9 @@ class Outbox:
             self._db.executescript(_SCHEMA)
             if version == 1:
                 self._db.execute(_MIGRATE_1)
+            columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(quarantine)").fetchall()}
+            if "payload" not in columns:  # made by schema 2 (schema 1 had no quarantine: made just now)
+                self._db.execute(_MIGRATE_2)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open the outbox {path}: {exc}") from exc
@@ -180,7 +213,7 @@ class Outbox:
                     raise OutboxError("the signed reading does not carry the meter, sequence and ISP asked for")
                 self._db.execute(
                     "INSERT INTO outbox (meter, sequence, isp_start, topic, payload, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (meter, sequence, isp_start, readings_topic(meter), signed.to_json(), time.time()),
+                    (meter, sequence, isp_start, readings_topic(meter), signed.to_json(), now),
                 )
                 self._db.execute(
                     "INSERT INTO meter_state (meter, last_sequence, last_isp_start) VALUES (?, ?, ?) "
@@ -207,6 +240,23 @@ class Outbox:
             self._db.execute("INSERT INTO quarantine (meter, isp_start, clock, reason) VALUES (?, ?, ?, ?)",
                              (meter, isp_start, now, reason))
 
+    def quarantine_row(self, row: OutboxRow, reason: str, now: float) -> None:
+        """Move a signed reading the oracle will never take out of the sending order, into the
+        quarantine with why and its payload (still the meter's signed word: a settlement can bring
+        it without a root); one transaction, so it is neither lost nor sent again."""
+        log.error("reading %d of meter %s (ISP %d) quarantined: %s", row.sequence, row.meter, row.isp_start, reason)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO quarantine (meter, isp_start, clock, reason, payload) VALUES (?, ?, ?, ?, ?)",
+                                 (row.meter, row.isp_start, now, reason, row.payload))
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
     def quarantined(self) -> list[tuple[str, int, str]]:
         """The quarantined ISPs, oldest first: (meter, ISP start, reason)."""
         with self._lock:
@@ -217,26 +267,28 @@ class Outbox:
         """Rows still waiting for a PUBACK, oldest first, with ids above ``after_id``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, meter, sequence, isp_start, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, meter, sequence, isp_start, topic, payload, stored_at FROM outbox WHERE id > ? ORDER BY id "
+                "LIMIT ?",
                 (after_id, limit),
             ).fetchall()
-        return [OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) for r in rows]
+        return [OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5]), float(r[6])) for r in rows]
 
     def get(self, row_id: int) -> OutboxRow | None:
         """A stored row by id, or None once it is gone."""
         with self._lock:
-            r = self._db.execute("SELECT id, meter, sequence, isp_start, topic, payload FROM outbox WHERE id = ?",
-                                 (row_id,)).fetchone()
-        return OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) if r else None
+            r = self._db.execute("SELECT id, meter, sequence, isp_start, topic, payload, stored_at FROM outbox "
+                                 "WHERE id = ?", (row_id,)).fetchone()
+        return OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5]), float(r[6])) if r else None
 
     def find(self, meter: str, sequence: int) -> OutboxRow | None:
         """The stored row of a meter's reading by sequence number (the address in any case), or None."""
         with self._lock:
             r = self._db.execute(
-                "SELECT id, meter, sequence, isp_start, topic, payload FROM outbox WHERE lower(meter) = ? AND sequence = ?",
+                "SELECT id, meter, sequence, isp_start, topic, payload, stored_at FROM outbox "
+                "WHERE lower(meter) = ? AND sequence = ?",
                 (meter.lower(), sequence),
             ).fetchone()
-        return OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5])) if r else None
+        return OutboxRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), bytes(r[5]), float(r[6])) if r else None
 
     def count(self) -> int:
         """How many readings wait for the broker."""
@@ -247,3 +299,35 @@ class Outbox:
         """Forget a row: it was acknowledged."""
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def receipted(self, row: OutboxRow, receipt: KeptReceipt | None, *, now: float | None = None) -> None:
+        """The oracle's receipt for ``row`` came: the row goes and, when the receipt promises the
+        reading is in its ISP's root (signed, "accepted"), the receipt is kept, in one transaction
+        (a crash between the two must not lose the only proof of the promise). Receipts older than
+        ``receipts_keep_s`` are pruned on the way."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if receipt is not None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO receipts (meter, isp_start, sequence, market, body, received_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (receipt.meter.lower(), receipt.isp_start, receipt.sequence, receipt.market, receipt.body, now))
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
+                self._db.execute("DELETE FROM receipts WHERE isp_start < ?", (int(now) - self.receipts_keep_s,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def receipts(self, *, meter: str | None = None) -> list[KeptReceipt]:
+        """The kept signed receipts (what an omission claim is filed with), oldest ISP first."""
+        query = "SELECT meter, isp_start, sequence, market, body FROM receipts"
+        args: tuple[str, ...] = ()
+        if meter is not None:
+            query, args = query + " WHERE meter = ?", (meter.lower(),)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY isp_start, meter", args).fetchall()
+        return [KeptReceipt(str(r[0]), int(r[1]), int(r[2]), int(r[3]), bytes(r[4])) for r in rows]

@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .config import BrokerConfig
-from .outbox import Outbox
+from .outbox import KeptReceipt, Outbox, OutboxRow
 from .reading import ReadingError, SignedReading
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ class BrokerUnavailableError(Exception):
 
 @dataclass(frozen=True)
 class SessionCallbacks:
-    """What a session reports back: PUBACKs (by message id) and incoming messages."""
+    """What a session reports back: PUBACKs (by message id), incoming messages, and subscriptions
+    the broker refused (by topic)."""
 
     on_puback: Callable[[int], None]
     on_message: MessageHandler
+    on_refused: Callable[[str], None] | None = None
 
 
 class BrokerSession(Protocol):
@@ -104,27 +106,64 @@ class Backoff:
 @dataclass(frozen=True)
 class ResendPolicy:
     """Wait for the oracle's receipts: a row the broker acknowledged is sent again ``initial_s`` after
-    its PUBACK if no receipt came, then after twice that, and so on up to ``max_s``."""
+    its PUBACK if no receipt came, then after twice that, and so on up to ``max_s``; a row still
+    without a receipt ``give_up_s`` after it was stored is quarantined (never re-sent for ever).
+    After ``silent_after`` resends of one row with no receipt ever, the receipts are ``silent``."""
 
     initial_s: float = 60.0
     max_s: float = 900.0
+    give_up_s: float = 7 * 86_400.0
+    silent_after: int = 3
 
     def delay(self, attempts: int) -> float:
         return float(min(self.max_s, self.initial_s * 2 ** min(attempts, 32)))
 
 
-def _receipt_values(payload: bytes) -> tuple[str, int, int, int, int] | None:
-    """(meter, sequence, ispStart, importWh, exportWh) of a well-formed receipt, else None."""
+# What the oracle's receipt says became of a reading: kept (in a root or late), or kept once
+# already; any other outcome is a final refusal (its reason).
+KEPT_OUTCOMES = frozenset({"stored", "late", "duplicate"})
+# The oracle keeps readings up to seven days old (its retention): an older one is refused.
+ORACLE_RETENTION_S = 7 * 86_400
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A well-formed receipt: the reading's values, its outcome, and whether it was signed as
+    "accepted" for its ISP's root (a promise an omission claim holds the oracle to)."""
+
+    meter: str
+    sequence: int
+    isp_start: int
+    import_wh: int
+    export_wh: int
+    outcome: str
+    market: int | None
+    accepted: bool
+
+
+def _parse_receipt(payload: bytes) -> Receipt | None:
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("meter"), str):
         return None
     values = [data.get(key) for key in ("sequence", "ispStart", "importWh", "exportWh")]
     if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
         return None
-    return (str(data["meter"]).lower(), *values)  # type: ignore[return-value]
+    outcome = data.get("outcome")
+    market = data.get("market")
+    signed = (data.get("accepted") is True and isinstance(data.get("signature"), str)
+              and isinstance(market, int) and not isinstance(market, bool))
+    sequence, isp_start, import_wh, export_wh = (int(v) for v in values)  # type: ignore[arg-type]
+    return Receipt(str(data["meter"]).lower(), sequence, isp_start, import_wh, export_wh,
+                   outcome if isinstance(outcome, str) else "stored", market if signed else None, signed)
+
+
+def _receipt_values(payload: bytes) -> tuple[str, int, int, int, int] | None:
+    """(meter, sequence, ispStart, importWh, exportWh) of a well-formed receipt, else None."""
+    r = _parse_receipt(payload)
+    return None if r is None else (r.meter, r.sequence, r.isp_start, r.import_wh, r.export_wh)
 
 
 class ReadingPublisher:
@@ -140,9 +179,15 @@ class ReadingPublisher:
         clock: Callable[[], float] = time.monotonic,
         max_in_flight: int = 50,
         receipts: ResendPolicy | None = None,
+        wall: Callable[[], float] | None = None,
+        retention_s: float = ORACLE_RETENTION_S,
     ) -> None:
         self.outbox = outbox
         self._receipts = receipts
+        # the agent's clock, for a reading's age (``clock`` may be monotonic); without it no row is
+        # given up for its age (a publisher driven by hand)
+        self._wall = wall
+        self._retention_s = retention_s
         self._awaiting: dict[int, float] = {}  # outbox row id -> when it is sent again without a receipt
         self._resends: dict[int, int] = {}  # outbox row id -> times sent again, for the backoff
         self._connect = connect
@@ -159,10 +204,36 @@ class ReadingPublisher:
         self.acked_count = 0  # rows cleared: by the oracle's receipt, or by the PUBACK without receipts
         self.pubacked_count = 0  # PUBACKs of readings: what the broker accepted
         self.resent_count = 0
+        self.receipts_count = 0  # receipts that cleared a row
+        self.quarantined_count = 0  # rows the oracle will never take, moved to the quarantine
+        self.refused_topics: set[str] = set()  # subscriptions the broker refused
+        self._silent_logged = False
 
     @property
     def connected(self) -> bool:
         return self._session is not None
+
+    def receipts_state(self) -> str:
+        """``off`` (no receipts awaited), ``ok`` (a receipt came), ``waiting`` (none yet, none
+        overdue), ``refused`` (the broker refused the receipts subscription: this gateway's broker
+        user may not read them) or ``silent`` (readings re-sent ``silent_after`` times with no
+        receipt ever: no oracle answers, or its receipts cannot reach this gateway)."""
+        if self._receipts is None:
+            return "off"
+        if any("/receipts/" in topic for topic in self.refused_topics):
+            return "refused"
+        if self.receipts_count:
+            return "ok"
+        if max(self._resends.values(), default=0) >= self._receipts.silent_after:
+            return "silent"
+        return "waiting"
+
+    def status(self) -> dict[str, object]:
+        """What the agent exposes about delivery (``flexledger-edge status``)."""
+        return {"connected": self.connected, "receipts": self.receipts_state(), "outbox": self.outbox.count(),
+                "sent": self.sent_count, "resent": self.resent_count, "pubacked": self.pubacked_count,
+                "receipted": self.receipts_count, "quarantined": self.quarantined_count,
+                "refused_subscriptions": sorted(self.refused_topics)}
 
     def subscribe(self, topic: str, handler: MessageHandler) -> None:
         """Receive a topic's messages (QoS 1) on every session from now on."""
@@ -237,7 +308,7 @@ class ReadingPublisher:
 
     def _open_session(self) -> None:
         try:
-            session = self._connect(SessionCallbacks(self._on_puback, self._on_message))
+            session = self._connect(SessionCallbacks(self._on_puback, self._on_message, self._on_refused))
         except BrokerUnavailableError as exc:
             delay = self._backoff.next_delay()
             self._next_attempt = self._clock() + delay
@@ -262,7 +333,7 @@ class ReadingPublisher:
         for row_id in sorted(r for r, due in self._awaiting.items() if due <= now)[:room]:
             del self._awaiting[row_id]
             stored = self.outbox.get(row_id)
-            if stored is None:
+            if stored is None or self._gave_up(stored):
                 continue
             mid = self._session.publish(stored.topic, stored.payload)
             if mid is None:
@@ -273,9 +344,13 @@ class ReadingPublisher:
             self.resent_count += 1
             room -= 1
             log.info("no receipt for reading %d of %s: sent again", stored.sequence, stored.meter)
+            self._check_silent()
         if room <= 0:
             return
         for row in self.outbox.pending(after_id=self._sent_up_to, limit=room):
+            if self._gave_up(row):
+                self._sent_up_to = row.id
+                continue
             mid = self._session.publish(row.topic, row.payload)
             if mid is None:
                 self._drop_session("publish refused")
@@ -284,6 +359,46 @@ class ReadingPublisher:
             self._sent_up_to = row.id
             self.sent_count += 1
             log.debug("sent reading %d of %s (message %d)", row.sequence, row.meter, mid)
+
+    def _gave_up(self, row: OutboxRow) -> bool:
+        """Quarantine (and skip) a row the oracle can never take: its ISP older than the oracle's
+        retention, or no receipt ``give_up_s`` after it was stored. True when it was."""
+        if self._wall is None:
+            return False
+        now = self._wall()
+        if row.isp_start < now - self._retention_s:
+            reason = f"older than the oracle's {self._retention_s / 86_400:g}-day retention: it would be refused"
+        elif self._receipts is not None and row.stored_at and row.stored_at < now - self._receipts.give_up_s:
+            reason = f"no receipt from the oracle within {self._receipts.give_up_s:g} s"
+        else:
+            return False
+        self._quarantine(row, reason, now)
+        return True
+
+    def _now(self) -> float:
+        return time.time() if self._wall is None else self._wall()
+
+    def _quarantine(self, row: OutboxRow, reason: str, now: float) -> None:
+        self.outbox.quarantine_row(row, reason, now)
+        self._awaiting.pop(row.id, None)
+        self._resends.pop(row.id, None)
+        self.quarantined_count += 1
+
+    def _check_silent(self) -> None:
+        if self.receipts_state() == "silent" and not self._silent_logged:
+            self._silent_logged = True
+            log.error("no receipt from the oracle has ever come though %d reading(s) were re-sent: readings stay in "
+                      "the outbox and are sent again; check that an oracle runs with receipts and that this "
+                      "gateway's broker user may read its receipts topic (`flexledger broker user upgrade`)",
+                      len(self._resends))
+
+    def _on_refused(self, topic: str) -> None:
+        with self._lock:
+            self.refused_topics.add(topic)
+        if "/receipts/" in topic:
+            log.error("the broker refused this gateway's subscription to its receipts (%s): no reading can be "
+                      "cleared by the oracle's receipt, each would be re-sent until given up; the broker user "
+                      "was made before receipts: upgrade it (`flexledger broker user upgrade`)", topic)
 
     def _on_puback(self, mid: int) -> None:
         with self._lock:
@@ -298,29 +413,36 @@ class ReadingPublisher:
                 self._awaiting[row_id] = self._clock() + self._receipts.delay(self._resends.get(row_id, 0))
 
     def on_receipt(self, topic: str, payload: bytes) -> None:
-        """The oracle's receipt: it committed this reading (stored, duplicate or refused for good),
-        so its row may go. Only a receipt naming the stored row's meter, sequence, ISP and energy
-        clears it; anything else (another reading, a malformed receipt) changes nothing. Only the
-        oracle may publish on the receipts topic (the broker's ACL)."""
-        values = _receipt_values(payload)
-        if values is None:
+        """The oracle's receipt: it committed this reading, so its row leaves the sending order.
+        Kept (``stored``, ``late``, ``duplicate``), the row goes, and a receipt signed "accepted"
+        for its ISP's root is kept (an omission claim is filed with it); refused for good (any
+        other outcome: ``too_old``, ``unknown_meter``, ``conflicting``, ...), the row moves to the
+        quarantine with that reason. Only a receipt naming the stored row's meter, sequence, ISP
+        and energy counts; anything else (another reading, a malformed receipt) changes nothing.
+        Only the oracle may publish on the receipts topic (the broker's ACL)."""
+        r = _parse_receipt(payload)
+        if r is None:
             log.warning("malformed receipt on %s ignored", topic)
             return
-        meter, sequence, isp_start, import_wh, export_wh = values
         with self._lock:
-            row = self.outbox.find(meter, sequence)
+            row = self.outbox.find(r.meter, r.sequence)
             if row is None:
-                log.debug("receipt for reading %d of %s matches no stored row", sequence, meter)
+                log.debug("receipt for reading %d of %s matches no stored row", r.sequence, r.meter)
                 return
             try:
                 reading = SignedReading.from_json(row.payload).reading
             except ReadingError:
                 log.error("stored row %d does not parse; kept", row.id)
                 return
-            if (reading.isp_start, reading.import_wh, reading.export_wh) != (isp_start, import_wh, export_wh):
-                log.warning("receipt for reading %d of %s carries other values; ignored", sequence, meter)
+            if (reading.isp_start, reading.import_wh, reading.export_wh) != (r.isp_start, r.import_wh, r.export_wh):
+                log.warning("receipt for reading %d of %s carries other values; ignored", r.sequence, r.meter)
                 return
-            self.outbox.delete(row.id)
+            self.receipts_count += 1
+            if r.outcome not in KEPT_OUTCOMES:
+                self._quarantine(row, f"refused by the oracle: {r.outcome}", self._now())
+                return
+            kept = KeptReceipt(r.meter, r.isp_start, r.sequence, r.market, payload) if r.market is not None else None
+            self.outbox.receipted(row, kept, now=self._now())
             self._awaiting.pop(row.id, None)
             self._resends.pop(row.id, None)
             self.acked_count += 1
@@ -367,6 +489,7 @@ class PahoSession:
         connect_timeout_s: float = 10.0,
     ) -> None:
         self._callbacks = callbacks
+        self._subscribing: dict[int, str] = {}  # SUBSCRIBE message id -> topic, until its SUBACK
         self._connack: ReasonCode | None = None
         self._alive = False
         client = mqtt.Client(
@@ -428,7 +551,9 @@ class PahoSession:
     def subscribe(self, topic: str) -> bool:
         if not self._alive:
             return False
-        rc, _mid = self._client.subscribe(topic, qos=QOS)
+        rc, mid = self._client.subscribe(topic, qos=QOS)
+        if mid is not None:
+            self._subscribing[int(mid)] = topic
         return bool(rc == MQTTErrorCode.MQTT_ERR_SUCCESS)
 
     def poll(self, timeout: float) -> bool:
@@ -464,9 +589,12 @@ class PahoSession:
                       properties: Any) -> None:
         # a refused receipts subscription (a broker user made before receipts) means readings are
         # re-sent for ever: say so rather than fail quietly
+        topic = self._subscribing.pop(mid, "?")
         if any(reason.is_failure for reason in reasons):
-            log.error("the broker refused a subscription (%s): check this gateway's broker user may read its "
-                      "receipts and orders topics", reasons)
+            log.error("the broker refused a subscription to %s (%s): check this gateway's broker user may read its "
+                      "receipts and orders topics", topic, reasons)
+            if self._callbacks.on_refused is not None:
+                self._callbacks.on_refused(topic)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._callbacks.on_message(message.topic, bytes(message.payload))

@@ -22,6 +22,7 @@ from . import (
     grid,
     identity,
     node,
+    omission,
     oracle,
     readings,
     settlement,
@@ -56,6 +57,7 @@ app.add_typer(book.bond_app, name="bond")
 app.add_typer(book.token_app, name="token")
 app.add_typer(readings.app, name="readings")
 app.add_typer(oracle.app, name="oracle")
+app.add_typer(omission.app, name="omission")
 app.command("clear")(clearing.clear_command)
 app.command("challenge")(clearing.challenge_command)
 app.command("finalise")(clearing.finalise_command)

@@ -9,6 +9,7 @@ import typer
 
 from flexledger.broker import (
     DEFAULT_PORT,
+    MOSQUITTO_ACL,
     BrokerUser,
     local_broker,
     meter_user,
@@ -130,6 +131,26 @@ def user_add_meter(
     user = meter_user(meter, asset)
     password = local_broker(settings).users.add(user.name, publish=user.publish, subscribe=user.subscribe)
     _show_new_user(user, password, json_)
+
+
+@user_app.command("upgrade")
+def user_upgrade(json_: bool = JsonOption) -> None:
+    """Give the edge agents' users made before receipts the right to read their meter's receipts
+    (passwords unchanged; the embedded broker's start does it too)."""
+    settings = STATE.settings
+    require_embedded_broker(settings)
+    upgraded = local_broker(settings).users.upgrade_meters()
+    if json_:
+        emit_json({"upgraded": upgraded})
+    else:
+        console.print(f"upgraded {len(upgraded)} meter user(s)" + (f": {', '.join(upgraded)}" if upgraded else ""))
+
+
+@app.command("mosquitto-acl")
+def mosquitto_acl() -> None:
+    """Print the Mosquitto ACL file for flexledger (meters by certificate CN or user name = their
+    lowercase address, and the oracle's user): readings in, receipts and orders out."""
+    console.print(MOSQUITTO_ACL, end="", markup=False, highlight=False)
 
 
 @user_app.command("remove")

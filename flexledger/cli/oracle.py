@@ -14,6 +14,7 @@ from flexledger.chain.bindings import (
     AssetRegistryClient,
     MarketRegistryClient,
     MeterOracleClient,
+    OmissionClaimsClient,
     RoleRegistryClient,
     SettlementTokenClient,
 )
@@ -21,9 +22,11 @@ from flexledger.chain.errors import ChainError
 from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
+from flexledger.omissions import answer_claims
 from flexledger.oracle.anchoring import anchor_due
 from flexledger.oracle.baselines import anchor_baselines, anchor_day_baselines
 from flexledger.oracle.consumer import OracleConsumer
+from flexledger.oracle.receipts import ReceiptSigner
 from flexledger.oracle.store import open_store
 from flexledger.oracle.verify import ChainMeters, Verifier
 from flexledger.redaction import redact_url
@@ -68,8 +71,8 @@ def oracle_run(
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
     engine = open_store(settings.effective_database_url)
     meters = ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry")))
-    verifier = Verifier(read_domain(conn, oracle.address).separator(), meters.problem, isp_seconds=params.isp_seconds,
-                        prefetch=meters.prefetch)
+    separator = read_domain(conn, oracle.address).separator()
+    verifier = Verifier(separator, meters.problem, isp_seconds=params.isp_seconds, prefetch=meters.prefetch)
     url, client_id = oracle_broker(settings)
     marker = settings.data_dir / f"oracle-session-{client_id}"
     # The later of the wall clock and the chain's: a quiet development chain's last block can lag
@@ -84,6 +87,11 @@ def oracle_run(
     # gateways keep a reading until its receipt: the broker's ACL must let the oracle publish
     # flexledger/v1/receipts/+ (the embedded broker's oracle user may)
     consumer.receipts = True
+    # each receipt signed with the anchoring key: "accepted" is a promise a gateway can hold it to
+    consumer.receipt_signer = ReceiptSigner(bytes(signer.account.key), separator, market)
+    consumer.anchor_grace, consumer.isp_seconds = grace, params.isp_seconds
+    claims = (OmissionClaimsClient(conn, manifest.address("OmissionClaims"), signer=signer)
+              if "OmissionClaims" in manifest.contracts else None)
     consumer.start()
     if not consumer.wait_subscribed():
         consumer.stop()
@@ -118,6 +126,16 @@ def oracle_run(
                 for isp in done.anchored:
                     if not json_:
                         console.print(f"anchored the root of {iso(isp)}")
+                if claims is not None:  # a claim that a receipted reading is missing: prove it is not
+                    try:
+                        answered_now = answer_claims(engine, claims, market)
+                    except ChainError as exc:  # the node is out of reach: the next round asks again
+                        console.print(f"[yellow]omission claims not checked this round: {exc}[/]")
+                        answered_now = []
+                    for answered in answered_now:
+                        if not json_:
+                            console.print(f"answered the omission claim on {answered['meter']} at "
+                                          f"{iso(answered['ispStart'])} with its proof")
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass

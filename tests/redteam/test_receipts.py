@@ -191,6 +191,39 @@ def test_rt3_a_gateway_whose_user_may_not_read_its_receipts_says_so(
         with caplog.at_level(logging.ERROR, logger="flexledger_edge.publisher"):
             _step_until(agent, lambda: "refused a subscription" in caplog.text, 5.0)
         assert "refused a subscription" in caplog.text
+        assert "subscription to its receipts" in caplog.text  # what to do about it, not only that it failed
+        assert agent.publisher.receipts_state() == "refused"
+        assert agent.write_status()["receipts"] == "refused"
+        assert json.loads(agent.config.status_path.read_text())["receipts"] == "refused"
+    finally:
+        agent.publisher.close()
+        agent.outbox.close()
+
+
+def test_rt3_meter_users_made_before_receipts_are_upgraded_on_start_and_keep_their_password(
+        broker: tuple[LocalBroker, BrokerInfo], tmp_path: Path) -> None:
+    local, info = broker
+    agent = _agent(local, info, tmp_path / "gw")
+    try:
+        old = meter_user(agent.meter)
+        local.users.set_topics(old.name, publish=old.publish)  # made before receipts
+        other = "a-service"
+        local.users.add(other, publish=["x/y"])
+        before = json.loads(local.users.path.read_text())["users"][old.name]
+        assert local.start() == info  # the running broker: its users are upgraded all the same
+        after = json.loads(local.users.path.read_text())["users"]
+        assert after[old.name]["subscribe"] == list(old.subscribe)
+        assert (after[old.name]["salt"], after[old.name]["hash"]) == (before["salt"], before["hash"])
+        assert after[other]["subscribe"] == [] and local.users.upgrade_meters() == []
+        # the agent, with its old password, now gets its receipts
+        _sign(agent, 1)
+        engine = open_store(f"sqlite:///{tmp_path / 'o.db'}")
+        oracle = _oracle(local, info, engine)
+        try:
+            assert _step_until(agent, lambda: agent.outbox.count() == 0)
+            assert agent.publisher.receipts_state() == "ok"
+        finally:
+            oracle.stop()
     finally:
         agent.publisher.close()
         agent.outbox.close()

@@ -61,8 +61,10 @@ contract MeterOracle is RoleGated, EIP712 {
     MarketRegistry public immutable markets;
     /// @notice The token stakes are held in (the settlement token).
     IERC20 public immutable stakeToken;
-    /// @notice ReadingDisputes, the only one that may slash (set once by the market authority).
+    /// @notice ReadingDisputes, which may slash (set once by the market authority).
     address public disputes;
+    /// @notice OmissionClaims, which may slash too (set once by the market authority).
+    address public omissionClaims;
     /// @notice The stake a market requires of its oracles (0: none, nothing slashed).
     mapping(uint32 market => uint256) public requiredStake;
     mapping(uint32 market => mapping(address oracle => Stake)) private _stakes;
@@ -86,7 +88,7 @@ contract MeterOracle is RoleGated, EIP712 {
     error MeterOracleNotAuthority(address account);
     /// @notice The disputes contract is named once.
     error MeterOracleDisputesAlreadySet(address disputes);
-    /// @notice Only ReadingDisputes may slash.
+    /// @notice Only ReadingDisputes and OmissionClaims may slash.
     error MeterOracleNotDisputes(address account);
     /// @notice `oracle` holds `staked` in `market`, which requires `required` (or its stake is leaving).
     error MeterOracleStakeTooLow(uint32 market, address oracle, uint256 staked, uint256 required);
@@ -273,6 +275,38 @@ contract MeterOracle is RoleGated, EIP712 {
         return SignatureChecker.isValidSignatureNow(meter, digest, signature);
     }
 
+    /// @notice The EIP-712 type an oracle signs its receipt of a reading with (in this contract's
+    /// domain): `accepted` promises the reading is in the root the oracle anchors for that ISP of
+    /// `market` (OmissionClaims holds it to that); false for a reading it took late or refused.
+    bytes32 public constant RECEIPT_TYPEHASH = keccak256(
+        "ReadingReceipt(uint32 market,address meter,uint64 ispStart,uint64 sequence,uint64 importWh,uint64 exportWh,bool accepted)"
+    );
+
+    /**
+     * @notice The EIP-712 digest an oracle signs for its receipt of one reading.
+     * @param market The market whose root the oracle anchors.
+     * @param meter The meter.
+     * @param ispStart The ISP's start.
+     * @param sequence The meter's reading counter.
+     * @param importWh Energy imported during the ISP (Wh).
+     * @param exportWh Energy exported during the ISP (Wh).
+     * @param accepted Whether the oracle took the reading for the ISP's root (false: late or refused).
+     * @return The digest.
+     */
+    function receiptDigest(
+        uint32 market,
+        address meter,
+        uint64 ispStart,
+        uint64 sequence,
+        uint64 importWh,
+        uint64 exportWh,
+        bool accepted
+    ) external view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(RECEIPT_TYPEHASH, market, meter, ispStart, sequence, importWh, exportWh, accepted))
+        );
+    }
+
     /**
      * @notice The stored hash of the anchor of the ISP starting at `ispStart` of `market`.
      * @param market The market.
@@ -355,13 +389,24 @@ contract MeterOracle is RoleGated, EIP712 {
     // -------------------------------------------------------------------------------- stakes
 
     /**
-     * @notice Name ReadingDisputes, the only contract that may slash; once, by the market authority.
+     * @notice Name ReadingDisputes, which may slash (with OmissionClaims); once, by the market authority.
      * @param disputesContract The ReadingDisputes.
      */
     function setDisputes(address disputesContract) external {
         _onlyAuthority();
         if (disputes != address(0)) revert MeterOracleDisputesAlreadySet(disputes);
         disputes = disputesContract;
+    }
+
+    /**
+     * @notice Name OmissionClaims, which may also slash (an oracle that left out a reading it
+     * receipted as accepted); once, by the market authority.
+     * @param omissionsContract The OmissionClaims.
+     */
+    function setOmissionClaims(address omissionsContract) external {
+        _onlyAuthority();
+        if (omissionClaims != address(0)) revert MeterOracleDisputesAlreadySet(omissionClaims);
+        omissionClaims = omissionsContract;
     }
 
     /**
@@ -419,14 +464,15 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /**
      * @notice Take the market's required stake (or what is left of it) from `oracleAccount` and
-     * pay it to `to` for a reading it anchored wrong; only ReadingDisputes may.
+     * pay it to `to` for a reading it anchored wrong (ReadingDisputes) or left out after receipting
+     * it as accepted (OmissionClaims); only those two may.
      * @param market The market.
      * @param oracleAccount The oracle that anchored the wrong reading.
      * @param to Who proved it.
      * @return amount What was slashed (0 where the market requires no stake).
      */
     function slash(uint32 market, address oracleAccount, address to) external returns (uint256 amount) {
-        if (msg.sender != disputes) revert MeterOracleNotDisputes(msg.sender);
+        if (msg.sender != disputes && msg.sender != omissionClaims) revert MeterOracleNotDisputes(msg.sender);
         Stake storage st = _stakes[market][oracleAccount];
         amount = requiredStake[market];
         if (amount > st.amount) amount = st.amount;

@@ -10,6 +10,11 @@ import {AssetWords} from "../grid/AssetWords.sol";
 import {MeterOracle} from "./MeterOracle.sol";
 import {DeliveryMeter} from "./DeliveryMeter.sol";
 
+/// @dev What ReadingDisputes asks OmissionClaims (an interface: OmissionClaims reads this contract too).
+interface IOmissionUpheld {
+    function isUpheld(bytes32 readingKey) external view returns (bool);
+}
+
 /**
  * @title ReadingDisputes
  * @notice The evidence against a settlement's readings, judged (DESIGN.md rule 8 and "Money
@@ -25,7 +30,7 @@ import {DeliveryMeter} from "./DeliveryMeter.sol";
  * - The counted reading was NOT signed by the meter over those values: the oracle anchored
  *   something the meter never said. The offer is settled again at the meter's figure and the
  *   oracle is marked and slashed ONCE per (market, ISP, meter), however many offers settled on that
- *   reading. The stake goes to the disputer, unless the disputer is the offer's seller (its
+ *   reading (and not at all where OmissionClaims already slashed it for that reading). The stake goes to the disputer, unless the disputer is the offer's seller (its
  *   aggregator) or the meter's owner, who are made whole by the correction itself: then to the
  *   buyer of the disputed ISP's first award.
  *
@@ -156,7 +161,10 @@ contract ReadingDisputes {
         corrected = settlement.resettle(s, record, measured);
         if (!signedTwice && first) {
             ++faultsOf[c.anchoredBy]; // one unsigned anchored reading, one fault, one slash
-            oracle.slash(s.offer.market, c.anchoredBy, _slashedTo(record, c.asset, ispStart));
+            // ... unless OmissionClaims already slashed it for leaving out the reading it promised there
+            if (!_omissionUpheld(keccak256(abi.encode(s.offer.market, ispStart, c.meter)))) {
+                oracle.slash(s.offer.market, c.anchoredBy, _slashedTo(record, c.asset, ispStart));
+            }
         }
     }
 
@@ -219,6 +227,12 @@ contract ReadingDisputes {
         if (d.importWh == c.importWh && d.exportWh == c.exportWh) revert DisputeAgreesWithSettlement(c.meter, ispStart);
         counted = _net(c.importWh, c.exportWh);
         signedTwice = oracle.isSignedReading(c.meter, ispStart, c.sequence, c.importWh, c.exportWh, c.signature);
+    }
+
+    /// @dev Whether an omission claim on `readingKey` was upheld (and slashed) in OmissionClaims.
+    function _omissionUpheld(bytes32 readingKey) internal view returns (bool) {
+        address claims = oracle.omissionClaims();
+        return claims != address(0) && IOmissionUpheld(claims).isUpheld(readingKey);
     }
 
     /// @dev Mark `readingKey` with `mark`; whether it was not marked so before.

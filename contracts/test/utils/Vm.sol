@@ -35,4 +35,5 @@ interface Vm {
     function revertToState(uint256 snapshotId) external returns (bool success);
     function expectPartialRevert(bytes4 selector) external;
     function skip(bool skipTest) external;
+    function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
 }
