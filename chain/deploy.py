@@ -70,6 +70,9 @@ PLAN: tuple[Step, ...] = (
     # The evidence: judges disputes of readings, re-settles through Settlement, slashes oracles.
     Step("ReadingDisputes", lambda ctx: [ctx.addresses[name] for name in (
         "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement")]),
+    # Judges disputes of standard baselines against anchored readings, corrects them, slashes oracles.
+    Step("BaselineDisputes", lambda ctx: [ctx.addresses[name] for name in (
+        "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement", "ReadingDisputes")]),
 )
 
 
@@ -143,6 +146,9 @@ def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
         OrderBookClient(conn, ctx.addresses["OrderBook"], signer=signer).set_settlement(ctx.addresses["Settlement"])
     if "MeterOracle" in ctx.addresses and "ReadingDisputes" in ctx.addresses:
         MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_disputes(ctx.addresses["ReadingDisputes"])
+    if "MeterOracle" in ctx.addresses and "BaselineDisputes" in ctx.addresses:
+        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_baseline_disputes(
+            ctx.addresses["BaselineDisputes"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

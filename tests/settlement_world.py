@@ -15,7 +15,7 @@ them out (ClearingCommitment would refuse them), so each meter counts once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +51,7 @@ from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import Verifier
 from flexledger.owners import register_with_meters
 from flexledger.rules.assets import sign_consent
-from flexledger.rules.baselines import baseline_commitment
+from flexledger.rules.baselines import BaselineInputs, baseline_commitment, rolling_inputs
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
@@ -189,6 +189,12 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     request_id = book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE).as_tuple(),
                                    sender=dso).event("RequestPosted").args["requestId"]
 
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_account)
+    engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
+    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
+    if standard:
+        standard_history(conn, params, market, day, hour, meter_keys, engine, verifier, oracle)
+
     # gate closure, clearing, commitment, the challenge window, finality
     conn.set_next_block_timestamp(params.gate_closure(day) + 1)
     conn.mine()
@@ -204,9 +210,6 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     # the hour passes; the meters sign what they measured; the oracle keeps and anchors it
     conn.set_next_block_timestamp(hour + ISP + 120)
     conn.mine()
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_account)
-    engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
-    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     world = SettlementWorld(conn, manifest, params, market, day, hour, request_id, offers, baselines, list(measured),
                             meter_keys, seller, keys.signer(seller, conn), dso, anyone, result_id, loaded, engine, verifier, clearing,
                             SettlementClient(conn, manifest.address("Settlement")), token, book, ids, portfolio_id)
@@ -217,8 +220,28 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
             s.execute(update(StoredReading).where(StoredReading.meter == meter_keys[k].address)
                       .values(import_wh=wrong))
     assert anchor_isp(engine, oracle, market, hour) is not None
-    if standard:  # a portfolio's standard baseline is its members' summed: 1,500 + 1,200
-        values = ({meter_keys[0].address: 1_500, meter_keys[1].address: 1_200} if portfolio
-                  else {meter_keys[1].address: baselines[1].net_wh[0]})
-        assert anchor_baselines(engine, oracle, market, hour, values=values)
     return world
+
+
+HISTORY = (1_500, 1_200)  # each meter's net consumption on the days before: its standard baseline
+
+
+def standard_history(conn: ChainConnection, params: MarketParams, market: int, day: int, hour: int,
+                     meters: Sequence[LocalAccount], engine: Engine, verifier: Verifier, oracle: MeterOracleClient,
+                     *, inputs: Mapping[str, BaselineInputs] | None = None) -> None:
+    """The meters' readings of the hour on the three most recent similar days, signed, kept and
+    anchored; then, in the last minutes before the day's gate closure (``MeterOracle.baselineWindow``),
+    the oracle computes the hour's standard baselines from them and anchors them (1,500 and 1,200 Wh;
+    a portfolio's is its members' summed), or anchors ``inputs`` as given (a wrong oracle)."""
+    conn.set_next_block_timestamp(params.gate_closure(day) - 600)
+    conn.mine()
+    kind = rolling_inputs({hour - k * 86_400: 0 for k in range(1, 15)}, hour).days()[:3]
+    for k in kind:
+        t = hour - k * 86_400
+        with session(engine) as s:
+            for meter, net in zip(meters, HISTORY, strict=True):
+                signed = MeterSigner(meter.key, OracleDomain(conn.chain_id, oracle.address)).sign_new(
+                    isp_start=t, sequence=1, import_wh=net, export_wh=0)
+                assert ingest(s, verifier, market, signed.to_json(), conn.latest_timestamp()) == "stored"
+        assert anchor_isp(engine, oracle, market, t) is not None
+    assert anchor_baselines(engine, oracle, market, hour, inputs=inputs) is not None
