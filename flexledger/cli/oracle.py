@@ -103,10 +103,14 @@ def oracle_run(
             if time.monotonic() - last >= interval:
                 last = time.monotonic()
                 now = conn.latest_timestamp()
-                # day-ahead: once the next day's gate has closed its offers are known, and its
-                # baselines read only the history before it
+                # day-ahead, in the last minutes before the next open day's gate closure (the
+                # contract's window is the day before it): sellers know their baseline when they
+                # offer, and it reads the readings anchored by then
                 ahead = params.day_start(now) + 86_400
-                if baselines and now >= params.gate_closure(ahead) and ahead not in baseline_days:
+                if now > params.gate_closure(ahead):
+                    ahead += 86_400
+                due = params.gate_closure(ahead) - BASELINE_LEAD
+                if baselines and now >= due and ahead not in baseline_days:
                     done_isps, failed = anchor_day_baselines(engine, oracle, market, ahead, params.isp_seconds)
                     if not failed:
                         baseline_days.add(ahead)
@@ -132,6 +136,9 @@ def oracle_run(
     if consumer.sessions_lost:
         console.print(f"[bold red]ALARM:[/] the broker lost the oracle's persistent session {consumer.sessions_lost} "
                       "time(s): readings it had queued for the oracle are gone")
+
+
+BASELINE_LEAD = 900  # seconds before a day's gate closure its standard baselines are anchored
 
 
 @app.command("baselines")
