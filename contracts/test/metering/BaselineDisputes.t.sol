@@ -452,16 +452,31 @@ contract BaselineDisputesTest is SettlementTestBase {
         uint256 g = gasleft();
         oracle.anchorBaselines(market, H9, root, 2);
         emit log_named_uint("anchorBaselines, gas (call)", g - gasleft());
+        logGas("anchorBaselines", abi.encodeCall(MeterOracle.anchorBaselines, (market, H9, root, 2)), 1);
         vm.warp(later);
         Settlement.SettleIn memory s = stdIn(3_000, keccak256(abi.encode(bits, nets)), false);
         Settlement.Record memory r = settlement.settle(s);
+        logGas("settle, ROLLING_AVERAGE, one award-ISP, reading proof of depth 20", abi.encodeCall(Settlement.settle, (s)), 1);
         BaselineDisputes.DisputeIn memory d =
             arithmetic(baselineIn(3_000, bits, nets, false));
         vm.prank(ANYONE);
         g = gasleft();
         bd.dispute(s, r, d);
         emit log_named_uint("BaselineDisputes.dispute ARITHMETIC (first: slash), gas (call)", g - gasleft());
-        logGas("BaselineDisputes.dispute calldata", abi.encodeCall(BaselineDisputes.dispute, (s, r, d)), 1);
+        logGas("BaselineDisputes.dispute ARITHMETIC", abi.encodeCall(BaselineDisputes.dispute, (s, r, d)), 1);
+    }
+
+    /// Gas of an INPUT dispute (an anchored reading's proof checked against its root).
+    function test_gas_inputDispute() public {
+        (uint64 bits, int64[10] memory nets) = inputsOf(idx4(0, 1, 2, 3), vals4(4000, 2000, 1900, 3100));
+        anchorStd(2_750, bits, nets);
+        Settlement.SettleIn memory s = stdIn(2_750, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        BaselineDisputes.DisputeIn memory d =
+            disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(2_750, bits, nets, false), 0, historyIn(0));
+        vm.prank(ANYONE);
+        bd.dispute(s, r, d);
+        logGas("BaselineDisputes.dispute INPUT (first: slash)", abi.encodeCall(BaselineDisputes.dispute, (s, r, d)), 1);
     }
 }
 
