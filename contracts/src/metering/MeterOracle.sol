@@ -36,6 +36,12 @@ import {MarketRegistry} from "../market/MarketRegistry.sol";
  * that its meter never signed (ReadingDisputes' upheld dispute) costs it the required amount, once
  * per (market, ISP, meter) (`slash`). A stake leaves only after a lock that outlasts
  * every dispute of what it anchored (`requestUnstake`, then `withdrawStake`).
+ *
+ * Standard (ROLLING_AVERAGE) baselines are anchored per ISP in the day before its gate closure
+ * (`anchorBaselines`, `baselineWindow`); each leaf commits to the inputs it averaged, so
+ * BaselineDisputes can prove one wrong from anchored readings, put its correction in force
+ * (`fixBaseline`, which `verifyBaseline` then honours) and slash the oracle that anchored it, once
+ * per (market, ISP, meter).
  */
 contract MeterOracle is RoleGated, EIP712 {
     using SafeERC20 for IERC20;
