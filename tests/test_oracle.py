@@ -464,3 +464,24 @@ def test_the_meter_cache_stays_bounded_under_a_flood_of_fresh_keys(world: World,
     brief.problem(flood[0])
     brief.problem(flood[0])
     assert asked[-2:] == [1, 1]  # a refused meter is asked again once its short while is over
+
+
+def test_a_store_of_an_earlier_version_keeps_its_standard_baselines(tmp_path: Path) -> None:
+    """Baselines kept before their leaves committed to their inputs get empty inputs (their leaves
+    are of the old format; nothing re-anchors them) and the store opens."""
+    import sqlalchemy
+
+    from flexledger.oracle.store import StoredBaseline
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sqlalchemy.create_engine(url)
+    with old.begin() as c:
+        c.execute(sqlalchemy.text("CREATE TABLE standard_baselines (market INTEGER NOT NULL, isp_start BIGINT NOT NULL, "
+                                  "meter VARCHAR(42) NOT NULL, baseline_wh BIGINT NOT NULL, "
+                                  "PRIMARY KEY (market, isp_start, meter))"))
+        c.execute(sqlalchemy.text("INSERT INTO standard_baselines VALUES (1, 900, '0xabc', 1500)"))
+    old.dispose()
+    engine = open_store(url)
+    with session(engine) as s:
+        (row,) = s.scalars(sqlalchemy.select(StoredBaseline)).all()
+        assert (row.baseline_wh, row.days_back, row.nets) == (1500, 0, "")

@@ -103,8 +103,9 @@ contract BaselineDisputes {
     error BaselineNotCorrected(address meter, uint64 ispStart);
 
     /// @notice `disputer` proved the standard baseline of `meter` for `ispStart` wrong (`kind`), as
-    /// settled in offer `offerDigest`; `fix` is in force (`MeterOracle.baselineFix`), and `oracleAccount`
-    /// anchored the leaf.
+    /// settled in offer `offerDigest`; `fix` is in force (`MeterOracle.baselineFix`): `baselineWh` on
+    /// the inputs hashing to `inputsHash` (both zero for NO_BASELINE), what a settlement now presents.
+    /// `oracleAccount` anchored the leaf.
     event BaselineDisputed(
         bytes32 indexed offerDigest,
         address indexed oracleAccount,
@@ -112,6 +113,8 @@ contract BaselineDisputes {
         uint64 ispStart,
         Kind kind,
         bytes32 fix,
+        int64 baselineWh,
+        bytes32 inputsHash,
         address disputer
     );
 
@@ -184,10 +187,12 @@ contract BaselineDisputes {
         returns (int256 delta, bool none)
     {
         (int64 used, bytes32 was) = _inForce(s, d, c);
-        (bool some, int64 value, bytes32 fix) = _correction(c, d);
+        (bool some, int64 value, bytes32 keptInputs) = _correction(c, d);
+        bytes32 fix = some ? keccak256(abi.encode(value, keptInputs)) : oracle.NO_BASELINE();
         if (fix == was) revert BaselineNotWrong(c.meter, c.ispStart);
         oracle.fixBaseline(c.market, c.ispStart, c.meter, fix);
-        emit BaselineDisputed(c.digest, c.anchoredBy, c.meter, c.ispStart, d.kind, fix, msg.sender);
+        if (!some) keptInputs = 0;
+        emit BaselineDisputed(c.digest, c.anchoredBy, c.meter, c.ispStart, d.kind, fix, value, keptInputs, msg.sender);
         return (some ? int256(value) - used : int256(0), !some);
     }
 
@@ -208,13 +213,15 @@ contract BaselineDisputes {
     }
 
     /// @dev The rule applied to the inputs with the evidence: whether a baseline is left, its value,
-    /// and the correction to put in force (`baselineFix` encoding, or NO_BASELINE).
-    function _correction(Ctx memory c, DisputeIn calldata d) internal view returns (bool some, int64 value, bytes32 fix) {
+    /// and the hash of the inputs it keeps.
+    function _correction(Ctx memory c, DisputeIn calldata d)
+        internal
+        view
+        returns (bool some, int64 value, bytes32 keptInputs)
+    {
         (c.anchoredBy, c.anchoredAt) = oracle.baselineAnchor(c.market, c.ispStart);
         (uint64 bits, int64[10] memory nets) = _evidence(c, d);
-        bytes32 keptInputs;
         (some, value, keptInputs) = rule(c.ispStart, bits, nets);
-        fix = some ? keccak256(abi.encode(value, keptInputs)) : oracle.NO_BASELINE();
     }
 
     /**

@@ -279,7 +279,8 @@ contract BaselineDisputesTest is SettlementTestBase {
         uint256 before = token.balanceOf(ANYONE);
         vm.expectEmit();
         emit BaselineDisputes.BaselineDisputed(
-            r.offerDigest, ORACLE1, meter, H9, BaselineDisputes.Kind.ARITHMETIC, fixOf(2_150, bits, nets), ANYONE
+            r.offerDigest, ORACLE1, meter, H9, BaselineDisputes.Kind.ARITHMETIC, fixOf(2_150, bits, nets), 2_150,
+            keccak256(abi.encode(bits, nets)), ANYONE
         );
         vm.prank(ANYONE);
         Settlement.Record memory c =
