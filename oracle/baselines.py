@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from flexledger.chain.bindings import MeterOracleClient
 from flexledger.chain.errors import ChainError
+from flexledger.chain.revert_errors import MeterOracleBaselineWindow
 from flexledger.errors import FlexledgerError
 from flexledger.rules.baselines import LOOKBACK, MIN_DAYS, BaselineInputs, rolling_inputs
 
@@ -191,6 +192,8 @@ def anchor_day_baselines(engine: Engine, oracle: MeterOracleClient, market: int,
     for t, inputs in day_inputs(engine, day_start, isp_seconds).items():
         try:
             done = anchor_baselines(engine, oracle, market, t, inputs=inputs)
+        except MeterOracleBaselineWindow:
+            raise  # outside the day before the gate closure: another round will not help
         except ChainError as exc:
             log.warning("anchoring the standard baselines of ISP %s failed, kept for the next round: %s", t, exc)
             failed.append(t)

@@ -5,6 +5,8 @@ broker, anchor each ISP's root once it has ended and its grace period has passed
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -18,6 +20,7 @@ from flexledger.chain.bindings import (
     SettlementTokenClient,
 )
 from flexledger.chain.errors import ChainError
+from flexledger.chain.revert_errors import MeterOracleBaselineWindow
 from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
@@ -141,6 +144,17 @@ def oracle_run(
 BASELINE_LEAD = 900  # seconds before a day's gate closure its standard baselines are anchored
 
 
+@contextmanager
+def _baseline_window(market: int) -> Iterator[None]:
+    """A baseline anchored outside its window: say when the window is, and that retrying won't help."""
+    try:
+        yield
+    except MeterOracleBaselineWindow as exc:
+        raise ChainError(f"the standard baselines of the ISP starting at {iso(exc.isp_start)} in market {market} "
+                         f"are anchored from {iso(exc.opens)} to {iso(exc.closes)} (its gate closure) only",
+                         hint="anchor a market day's baselines in the day before its gate closure") from None
+
+
 @app.command("baselines")
 def oracle_baselines(
     day: str = DayOption,
@@ -159,7 +173,7 @@ def oracle_baselines(
     params, start = market_day_start(conn, manifest, market, day)
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
     engine = open_store(settings.effective_database_url)
-    with console.status("computing and anchoring standard baselines..."):
+    with console.status("computing and anchoring standard baselines..."), _baseline_window(market):
         if isp is not None:
             try:
                 one = anchor_baselines(engine, oracle, market, parse_time(isp))
