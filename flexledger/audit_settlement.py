@@ -42,6 +42,7 @@ from flexledger.chain.bindings import (
     ReadingDisputesClient,
     SettlementClient,
 )
+from flexledger.chain.client import BlockId
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.events import DecodedEvent
 from flexledger.chain.manifest import Manifest
@@ -133,6 +134,7 @@ class _Day:
     upheld: dict[tuple[int, str], list[tuple[int, int, str, SettlingCall, SettledEvent]]] = field(default_factory=dict)
     evidence: BaselineEvidence | None = None  # what the oracle serves to recompute standard baselines
     unchecked: int = 0  # standard baselines met but not recomputed (no evidence given)
+    state_block: BlockId = "latest"  # the block whose state a settling call met (set per call)
 
     def block_time(self, block: int) -> int:
         if block not in self.times:
@@ -263,6 +265,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
         if (n == 0) == (call.dispute is not None):
             out.append(f"{where}: event {n} was logged by {call.function}, expected "
                        f"{'a settlement' if n == 0 else 'a dispute'}")
+        day.state_block = event.block_number - 1  # corrections in force are read as the call found them
         out += [f"{where}: {p}" for p in _check_inputs(day, s, call.unrevealed)]
         out += [f"{where}: {p}" for p in _check_timing(day, call, event, previous, at)]
         by_default = by_default or (n == 0 and call.unrevealed)
@@ -397,7 +400,7 @@ def _anchored_baseline(day: _Day, meter: str, isp_start: int, value: int, witnes
     if not witness:
         return None
     if day.oracle is not None:
-        fix = bytes(day.oracle.baseline_fix(day.market, isp_start, meter))
+        fix = bytes(day.oracle.baseline_fix(day.market, isp_start, meter, block=day.state_block))
         if fix != bytes(32):
             return -1 if fix == keccak(encode(["int64", "bytes32"], [value, witness[0]])) else None
     for root, at in day.baseline_roots.get(isp_start, []):
