@@ -183,6 +183,75 @@ class AssetWordsClient(ContractClient):
     CONTRACT: ClassVar[str] = "AssetWords"
 
 
+class BaselineDisputesClient(ContractClient):
+    """Typed client of ``BaselineDisputes`` (src/metering/BaselineDisputes.sol)."""
+
+    CONTRACT: ClassVar[str] = "BaselineDisputes"
+
+    def days(self, *, block: BlockId = "latest") -> int:
+        """``DAYS()`` (view)."""
+        result: int = self._call("DAYS()", block=block)
+        return result
+
+    def lookback(self, *, block: BlockId = "latest") -> int:
+        """``LOOKBACK()`` (view)."""
+        result: int = self._call("LOOKBACK()", block=block)
+        return result
+
+    def min_days(self, *, block: BlockId = "latest") -> int:
+        """``MIN_DAYS()`` (view)."""
+        result: int = self._call("MIN_DAYS()", block=block)
+        return result
+
+    def apply_correction(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], isp: int, member: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``applyCorrection((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),uint256,uint64)`` (transaction)."""
+        return self._transact("applyCorrection((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),uint256,uint64)", s, record, isp, member, sender=sender, wait=wait, gas=gas)
+
+    def assets(self, *, block: BlockId = "latest") -> str:
+        """``assets()`` (view)."""
+        result: str = self._call("assets()", block=block)
+        return result
+
+    def book(self, *, block: BlockId = "latest") -> str:
+        """``book()`` (view)."""
+        result: str = self._call("book()", block=block)
+        return result
+
+    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, tuple[int, int, list[int], list[bytes]], int, tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint8,uint256,uint64,(int64,uint64,int64[10],bytes32[]),uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[])))`` (transaction)."""
+        return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint8,uint256,uint64,(int64,uint64,int64[10],bytes32[]),uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[])))", s, record, d, sender=sender, wait=wait, gas=gas)
+
+    def faults_of(self, oracle_account: str, *, block: BlockId = "latest") -> int:
+        """``faultsOf(address)`` (view)."""
+        result: int = self._call("faultsOf(address)", oracle_account, block=block)
+        return result
+
+    def markets(self, *, block: BlockId = "latest") -> str:
+        """``markets()`` (view)."""
+        result: str = self._call("markets()", block=block)
+        return result
+
+    def oracle(self, *, block: BlockId = "latest") -> str:
+        """``oracle()`` (view)."""
+        result: str = self._call("oracle()", block=block)
+        return result
+
+    def readings(self, *, block: BlockId = "latest") -> str:
+        """``readings()`` (view)."""
+        result: str = self._call("readings()", block=block)
+        return result
+
+    def rule(self, isp_start: int, days_back: int, nets: list[int], *, block: BlockId = "latest") -> tuple[bool, int, bytes]:
+        """``rule(uint64,uint64,int64[10])`` (view)."""
+        result: tuple[bool, int, bytes] = self._call("rule(uint64,uint64,int64[10])", isp_start, days_back, nets, block=block)
+        return result
+
+    def settlement(self, *, block: BlockId = "latest") -> str:
+        """``settlement()`` (view)."""
+        result: str = self._call("settlement()", block=block)
+        return result
+
+
 class BondWordClient(ContractClient):
     """Typed client of ``BondWord`` (src/market/BondWord.sol)."""
 
@@ -731,6 +800,11 @@ class MeterOracleClient(ContractClient):
 
     CONTRACT: ClassVar[str] = "MeterOracle"
 
+    def no_baseline(self, *, block: BlockId = "latest") -> bytes:
+        """``NO_BASELINE()`` (view)."""
+        result: bytes = self._call("NO_BASELINE()", block=block)
+        return result
+
     def oracle_role(self, *, block: BlockId = "latest") -> bytes:
         """``ORACLE_ROLE()`` (view)."""
         result: bytes = self._call("ORACLE_ROLE()", block=block)
@@ -759,14 +833,39 @@ class MeterOracleClient(ContractClient):
         """``anchorRoot(uint32,uint64,bytes32,uint32)`` (transaction)."""
         return self._transact("anchorRoot(uint32,uint64,bytes32,uint32)", market, isp_start, root, leaf_count, sender=sender, wait=wait, gas=gas)
 
-    def baseline_leaf(self, meter: str, isp_start: int, baseline_wh: int, *, block: BlockId = "latest") -> bytes:
-        """``baselineLeaf(address,uint64,int64)`` (view)."""
-        result: bytes = self._call("baselineLeaf(address,uint64,int64)", meter, isp_start, baseline_wh, block=block)
+    def baseline_anchor(self, market: int, isp_start: int, *, block: BlockId = "latest") -> tuple[str, int]:
+        """``baselineAnchor(uint32,uint64)`` (view)."""
+        result: tuple[str, int] = self._call("baselineAnchor(uint32,uint64)", market, isp_start, block=block)
+        return result
+
+    def baseline_disputes(self, *, block: BlockId = "latest") -> str:
+        """``baselineDisputes()`` (view)."""
+        result: str = self._call("baselineDisputes()", block=block)
+        return result
+
+    def baseline_fix(self, market: int, isp_start: int, meter: str, *, block: BlockId = "latest") -> bytes:
+        """``baselineFix(uint32,uint64,address)`` (view)."""
+        result: bytes = self._call("baselineFix(uint32,uint64,address)", market, isp_start, meter, block=block)
+        return result
+
+    def baseline_inputs_hash(self, days_back: int, nets: list[int], *, block: BlockId = "latest") -> bytes:
+        """``baselineInputsHash(uint64,int64[10])`` (view)."""
+        result: bytes = self._call("baselineInputsHash(uint64,int64[10])", days_back, nets, block=block)
+        return result
+
+    def baseline_leaf(self, meter: str, isp_start: int, baseline_wh: int, inputs_hash: bytes, *, block: BlockId = "latest") -> bytes:
+        """``baselineLeaf(address,uint64,int64,bytes32)`` (view)."""
+        result: bytes = self._call("baselineLeaf(address,uint64,int64,bytes32)", meter, isp_start, baseline_wh, inputs_hash, block=block)
         return result
 
     def baseline_root(self, market: int, isp_start: int, *, block: BlockId = "latest") -> bytes:
         """``baselineRoot(uint32,uint64)`` (view)."""
         result: bytes = self._call("baselineRoot(uint32,uint64)", market, isp_start, block=block)
+        return result
+
+    def baseline_window(self, market: int, isp_start: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``baselineWindow(uint32,uint64)`` (view)."""
+        result: tuple[int, int] = self._call("baselineWindow(uint32,uint64)", market, isp_start, block=block)
         return result
 
     def disputes(self, *, block: BlockId = "latest") -> str:
@@ -779,9 +878,18 @@ class MeterOracleClient(ContractClient):
         result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
         return result
 
+    def fix_baseline(self, market: int, isp_start: int, meter: str, fix: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``fixBaseline(uint32,uint64,address,bytes32)`` (transaction)."""
+        return self._transact("fixBaseline(uint32,uint64,address,bytes32)", market, isp_start, meter, fix, sender=sender, wait=wait, gas=gas)
+
     def is_anchored(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], *, block: BlockId = "latest") -> bool:
         """``isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))`` (view)."""
         result: bool = self._call("isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))", market, isp_start, anchor, block=block)
+        return result
+
+    def is_anchored_baseline(self, market: int, isp_start: int, meter: str, baseline_wh: int, inputs_hash: bytes, proof: list[bytes], *, block: BlockId = "latest") -> bool:
+        """``isAnchoredBaseline(uint32,uint64,address,int64,bytes32,bytes32[])`` (view)."""
+        result: bool = self._call("isAnchoredBaseline(uint32,uint64,address,int64,bytes32,bytes32[])", market, isp_start, meter, baseline_wh, inputs_hash, proof, block=block)
         return result
 
     def is_signed_reading(self, meter: str, isp_start: int, sequence: int, import_wh: int, export_wh: int, signature: bytes, *, block: BlockId = "latest") -> bool:
@@ -828,6 +936,10 @@ class MeterOracleClient(ContractClient):
         result: str = self._call("roleRegistry()", block=block)
         return result
 
+    def set_baseline_disputes(self, disputes_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``setBaselineDisputes(address)`` (transaction)."""
+        return self._transact("setBaselineDisputes(address)", disputes_contract, sender=sender, wait=wait, gas=gas)
+
     def set_disputes(self, disputes_contract: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setDisputes(address)`` (transaction)."""
         return self._transact("setDisputes(address)", disputes_contract, sender=sender, wait=wait, gas=gas)
@@ -858,9 +970,9 @@ class MeterOracleClient(ContractClient):
         result: str = self._call("stakeToken()", block=block)
         return result
 
-    def verify_baseline(self, market: int, isp_start: int, meter: str, baseline_wh: int, proof: list[bytes], *, block: BlockId = "latest") -> bool:
+    def verify_baseline(self, market: int, isp_start: int, meter: str, baseline_wh: int, witness: list[bytes], *, block: BlockId = "latest") -> bool:
         """``verifyBaseline(uint32,uint64,address,int64,bytes32[])`` (view)."""
-        result: bool = self._call("verifyBaseline(uint32,uint64,address,int64,bytes32[])", market, isp_start, meter, baseline_wh, proof, block=block)
+        result: bool = self._call("verifyBaseline(uint32,uint64,address,int64,bytes32[])", market, isp_start, meter, baseline_wh, witness, block=block)
         return result
 
     def verify_reading(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], meter: str, sequence: int, import_wh: int, export_wh: int, signature: bytes, proof: list[bytes], *, block: BlockId = "latest") -> bool:
@@ -1143,6 +1255,11 @@ class ReadingDisputesClient(ContractClient):
     def book(self, *, block: BlockId = "latest") -> str:
         """``book()`` (view)."""
         result: str = self._call("book()", block=block)
+        return result
+
+    def corrected_net(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
+        """``correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (view)."""
+        result: tuple[list[int], list[bool]] = self._call("correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, block=block)
         return result
 
     def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -1438,6 +1555,7 @@ class SettlementTokenClient(ContractClient):
 CLIENTS: dict[str, type[ContractClient]] = {
     "AssetRegistry": AssetRegistryClient,
     "AssetWords": AssetWordsClient,
+    "BaselineDisputes": BaselineDisputesClient,
     "BondWord": BondWordClient,
     "ClearingCommitment": ClearingCommitmentClient,
     "DIDRegistry": DIDRegistryClient,

@@ -76,6 +76,9 @@ PLAN: tuple[Step, ...] = (
     # Holds oracles to their receipts: a reading receipted "accepted" and left out of its root.
     Step("OmissionClaims", lambda ctx: [*(ctx.addresses[name] for name in (
         "MarketRegistry", "MeterOracle", "ReadingDisputes", "SettlementToken")), ctx.options.omission_claim_bond]),
+    # Judges disputes of standard baselines against anchored readings, corrects them, slashes oracles.
+    Step("BaselineDisputes", lambda ctx: [ctx.addresses[name] for name in (
+        "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement", "ReadingDisputes")]),
 )
 
 
@@ -152,6 +155,9 @@ def _wire(conn: ChainConnection, signer: Signer, ctx: DeployContext) -> None:
         MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_disputes(ctx.addresses["ReadingDisputes"])
     if "MeterOracle" in ctx.addresses and "OmissionClaims" in ctx.addresses:
         MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_omission_claims(ctx.addresses["OmissionClaims"])
+    if "MeterOracle" in ctx.addresses and "BaselineDisputes" in ctx.addresses:
+        MeterOracleClient(conn, ctx.addresses["MeterOracle"], signer=signer).set_baseline_disputes(
+            ctx.addresses["BaselineDisputes"])
 
 
 def is_current(manifest: Manifest, plan: tuple[Step, ...] = PLAN) -> bool:

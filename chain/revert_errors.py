@@ -387,6 +387,121 @@ class AssetZeroPower(ContractCustomError):
         self.asset_id = values[0]
 
 
+class BaselineNoSuchIsp(ContractCustomError):
+    """``BaselineNoSuchIsp(uint256)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineNoSuchIsp"
+    SIGNATURE: ClassVar[str] = "BaselineNoSuchIsp(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a42d5096")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
+    isp: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp = values[0]
+
+
+class BaselineNotCorrected(ContractCustomError):
+    """``BaselineNotCorrected(address,uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineNotCorrected"
+    SIGNATURE: ClassVar[str] = "BaselineNotCorrected(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("bfdf54ed")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+
+
+class BaselineNotInForce(ContractCustomError):
+    """``BaselineNotInForce(address,uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineNotInForce"
+    SIGNATURE: ClassVar[str] = "BaselineNotInForce(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d5d919c8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+
+
+class BaselineNotMember(ContractCustomError):
+    """``BaselineNotMember(uint32,uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineNotMember"
+    SIGNATURE: ClassVar[str] = "BaselineNotMember(uint32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("96518102")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
+    portfolio_id: int
+    asset: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.portfolio_id = values[0]
+        self.asset = values[1]
+
+
+class BaselineNotStandard(ContractCustomError):
+    """``BaselineNotStandard(bytes32)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineNotStandard"
+    SIGNATURE: ClassVar[str] = "BaselineNotStandard(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("89f5dc2e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    offer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+
+
+class BaselineNotWrong(ContractCustomError):
+    """``BaselineNotWrong(address,uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineNotWrong"
+    SIGNATURE: ClassVar[str] = "BaselineNotWrong(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f8f436d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+
+
+class BaselineReadingNotAnchored(ContractCustomError):
+    """``BaselineReadingNotAnchored(address,uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineReadingNotAnchored"
+    SIGNATURE: ClassVar[str] = "BaselineReadingNotAnchored(address,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("32146aa2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
+    meter: str
+    isp_start: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+
+
 class ClearingAssetInPortfolio(ContractCustomError):
     """``ClearingAssetInPortfolio(bytes32,uint64)``, declared in ClearingCommitment."""
 
@@ -1701,6 +1816,25 @@ class MeterOracleAlreadyAnchored(ContractCustomError):
         self.isp_start = values[1]
 
 
+class MeterOracleBaselineWindow(ContractCustomError):
+    """``MeterOracleBaselineWindow(uint64,uint64,uint64)``, declared in MeterOracle."""
+
+    NAME: ClassVar[str] = "MeterOracleBaselineWindow"
+    SIGNATURE: ClassVar[str] = "MeterOracleBaselineWindow(uint64,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3c451cd6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "opens", "closes")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64", "uint64")
+    isp_start: int
+    opens: int
+    closes: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.isp_start = values[0]
+        self.opens = values[1]
+        self.closes = values[2]
+
+
 class MeterOracleBaselinesAnchored(ContractCustomError):
     """``MeterOracleBaselinesAnchored(uint32,uint64)``, declared in MeterOracle."""
 
@@ -2732,7 +2866,7 @@ class RoleRegistryUnknownRole(ContractCustomError):
 
 
 class SafeCastOverflowedIntDowncast(ContractCustomError):
-    """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in ReadingDisputes."""
+    """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in BaselineDisputes, ReadingDisputes."""
 
     NAME: ClassVar[str] = "SafeCastOverflowedIntDowncast"
     SIGNATURE: ClassVar[str] = "SafeCastOverflowedIntDowncast(uint8,int256)"
@@ -3142,6 +3276,13 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetUnknown.SELECTOR: AssetUnknown,
     AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
     AssetZeroPower.SELECTOR: AssetZeroPower,
+    BaselineNoSuchIsp.SELECTOR: BaselineNoSuchIsp,
+    BaselineNotCorrected.SELECTOR: BaselineNotCorrected,
+    BaselineNotInForce.SELECTOR: BaselineNotInForce,
+    BaselineNotMember.SELECTOR: BaselineNotMember,
+    BaselineNotStandard.SELECTOR: BaselineNotStandard,
+    BaselineNotWrong.SELECTOR: BaselineNotWrong,
+    BaselineReadingNotAnchored.SELECTOR: BaselineReadingNotAnchored,
     ClearingAssetInPortfolio.SELECTOR: ClearingAssetInPortfolio,
     ClearingAwardsOutOfOrder.SELECTOR: ClearingAwardsOutOfOrder,
     ClearingBeforeGateClosure.SELECTOR: ClearingBeforeGateClosure,
@@ -3218,6 +3359,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
     MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
     MeterOracleAlreadyAnchored.SELECTOR: MeterOracleAlreadyAnchored,
+    MeterOracleBaselineWindow.SELECTOR: MeterOracleBaselineWindow,
     MeterOracleBaselinesAnchored.SELECTOR: MeterOracleBaselinesAnchored,
     MeterOracleDisputesAlreadySet.SELECTOR: MeterOracleDisputesAlreadySet,
     MeterOracleEmptyRoot.SELECTOR: MeterOracleEmptyRoot,

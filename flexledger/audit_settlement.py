@@ -8,7 +8,9 @@ against the chunks' ``awardsRoot``, none left out), its readings are the meter's
 (OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged; for a portfolio
 offer, one per member it had at the day's gate closure, as AssetRegistry records them), its baseline is
 the one committed (or, for the standard method, the oracle's value proven against the root
-``BaselinesAnchored`` logged; a reading in no root, the meter's signature over it), a dispute's
+``BaselinesAnchored`` logged, or the correction BaselineDisputes put in force, and, given what the
+oracle serves, recomputed from the anchored readings: ``flexledger.audit_baselines``; a reading
+in no root, the meter's signature over it), a dispute's
 reading is signed by the asset's meter (recovered with eth-account) and judged as ReadingDisputes
 must: if the meter had signed the reading counted too (the anchored leaf commits to its
 signature), it equivocated and the ISP's delivery is void with nobody slashed; otherwise the oracle
@@ -18,7 +20,8 @@ the offer's seller or the meter's owner). The lines are recomputed with ``flexle
 every record logged, then the money is followed (``flexledger.audit_money``): finalisations,
 bond draws, debts, refunds, withdrawals, and the token's Transfer events.
 
-Only public data is read: events, calldata, contract state, never the oracle's store.
+Only public data is read: events, calldata, contract state, never the oracle's store (what the
+oracle serves to recompute standard baselines is checked against the chain, never trusted).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from eth_abi import encode
+from eth_utils import keccak
 
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -36,6 +42,7 @@ from flexledger.chain.bindings import (
     ReadingDisputesClient,
     SettlementClient,
 )
+from flexledger.chain.client import BlockId
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.events import DecodedEvent
 from flexledger.chain.manifest import Manifest
@@ -45,6 +52,7 @@ from flexledger.oracle.baselines import BASELINE_ENCODING
 from flexledger.oracle.merkle import verify as verify_reading_proof
 from flexledger.oracle.readings import LEAF_ENCODING, Reading
 
+from .audit_baselines import BaselineEvidence, recheck_standard
 from .audit_money import MoneyInputs, PartyMoney, audit_money
 from .book import Book, read_book
 from .commitment import award_leaf, award_proofs, day_state
@@ -110,7 +118,7 @@ class _Day:
     disputes_address: str
     roots: dict[int, bytes]  # chunk -> awardsRoot of the result
     anchors: dict[int, list[Anchor]]  # ISP start -> the anchors RootAnchored logged for the market
-    baseline_roots: dict[int, list[bytes]]  # ISP start -> the standard baselines' roots BaselinesAnchored logged
+    baseline_roots: dict[int, list[tuple[bytes, int]]]  # ISP start -> (root, block time) BaselinesAnchored logged
     awards: dict[bytes, set[tuple[int, int, int, int, int]]]  # offer -> (chunk, request, ISP, W, level) of the result
     oracle_domain: Eip712Domain
     assets: AssetRegistryClient
@@ -124,6 +132,9 @@ class _Day:
     portfolios: dict[int, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # -> (aggregator, members at gate closure)
     # (ISP start, meter) -> the upheld disputes of that reading, in any offer: the first is slashed
     upheld: dict[tuple[int, str], list[tuple[int, int, str, SettlingCall, SettledEvent]]] = field(default_factory=dict)
+    evidence: BaselineEvidence | None = None  # what the oracle serves to recompute standard baselines
+    unchecked: int = 0  # standard baselines met but not recomputed (no evidence given)
+    state_block: BlockId = "latest"  # the block whose state a settling call met (set per call)
 
     def block_time(self, block: int) -> int:
         if block not in self.times:
@@ -161,9 +172,10 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
     for e in oracle.events("RootAnchored", topics=["0x" + market.to_bytes(32, "big").hex()]):
         anchors[int(e.args["ispStart"])].append(Anchor(bytes(e.args["root"]), str(e.args["oracle"]),
                                                        int(e.args["leafCount"]), int(e.args["anchoredAt"])))
-    baseline_roots: dict[int, list[bytes]] = defaultdict(list)
+    baseline_roots: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
     for e in oracle.events("BaselinesAnchored", topics=["0x" + market.to_bytes(32, "big").hex()]):
-        baseline_roots[int(e.args["ispStart"])].append(bytes(e.args["root"]))
+        at = int(conn.w3.eth.get_block(e.block_number)["timestamp"])
+        baseline_roots[int(e.args["ispStart"])].append((bytes(e.args["root"]), at))
     cache: dict[int, RequestInfo] = {}
 
     def request(request_id: int) -> RequestInfo:
@@ -181,9 +193,11 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
                 oracle, int(clearing.day_state(market, day_start)[1]), dict(slashes))
 
 
-def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> SettlementAudit:
+def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int,
+                     evidence: BaselineEvidence | None = None) -> SettlementAudit:
     """Recompute every settlement of the market day starting at ``day_start`` from public chain
-    data, and follow its money; ``matches`` when every figure agrees."""
+    data, and follow its money; ``matches`` when every figure agrees. With ``evidence`` (what the
+    oracle serves), every standard baseline met is recomputed from the anchored readings too."""
     manifest.verify(conn)  # the operator's manifest is evidence to check, not a premise
     current, _ends, final = day_state(conn, manifest, market, day_start)
     audit = SettlementAudit(market, day_start, current)
@@ -194,6 +208,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
         audit.notes.append(f"result {current} is not final yet: nothing of the day can be settled")
         return audit
     day = _load(conn, manifest, market, day_start, current)
+    day.evidence = evidence
     events = settled_events(day.settlement, result_id=current)
     by_key: dict[tuple[int, bytes], list[SettledEvent]] = defaultdict(list)
     for e in events:
@@ -203,6 +218,9 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     for key, history in sorted(by_key.items()):
         audit.differences += _check_history(day, key, history, calls, lines, audit)
     audit.differences += _check_slashes(day)
+    if day.unchecked:
+        audit.notes.append(f"{day.unchecked} standard baseline(s) proven against their roots but not recomputed from "
+                           "the anchored readings: no oracle evidence was given")
     forced = in_force(events)
     audit.records = {k: e.record for k, e in forced.items()}
     audit.offers_settled = len(forced)
@@ -247,6 +265,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
         if (n == 0) == (call.dispute is not None):
             out.append(f"{where}: event {n} was logged by {call.function}, expected "
                        f"{'a settlement' if n == 0 else 'a dispute'}")
+        day.state_block = event.block_number - 1  # corrections in force are read as the call found them
         out += [f"{where}: {p}" for p in _check_inputs(day, s, call.unrevealed)]
         out += [f"{where}: {p}" for p in _check_timing(day, call, event, previous, at)]
         by_default = by_default or (n == 0 and call.unrevealed)
@@ -357,20 +376,46 @@ def _check_baseline(day: _Day, s: SettleIn) -> list[str]:
             out.append(f"no baseline value for {iso(isp.isp_start)}")
             continue
         if s.portfolio:  # the members' anchored baselines, summed
-            known = all(_anchored_baseline(day, day.asset(m.asset)[1], isp.isp_start, m.baseline_wh, m.baseline_proof)
-                        for m in isp.members) and sum(m.baseline_wh for m in isp.members) == s.baseline_wh[index]
+            checks = [(day.asset(m.asset)[1], m.baseline_wh, m.baseline_proof) for m in isp.members]
+            known = sum(m.baseline_wh for m in isp.members) == s.baseline_wh[index]
         else:
-            known = i < len(s.baseline_proofs) and _anchored_baseline(
-                day, day.asset(s.offer.asset)[1], isp.isp_start, s.baseline_wh[index], s.baseline_proofs[i])
+            checks = [(day.asset(s.offer.asset)[1], s.baseline_wh[index],
+                       s.baseline_proofs[i] if i < len(s.baseline_proofs) else ())]
+            known = True
+        for meter, value, witness in checks:
+            anchored_at = _anchored_baseline(day, meter, isp.isp_start, value, witness)
+            if anchored_at is None:
+                known = False
+            elif anchored_at >= 0:  # the oracle's leaf (a correction is the contract's own)
+                out += _recompute(day, meter, isp.isp_start, value, witness[0], anchored_at)
         if not known:
             out.append(f"the standard baseline of {iso(isp.isp_start)} is not the one the oracle anchored for the "
                        + ("members' meters, summed" if s.portfolio else "meter"))
     return out
 
 
-def _anchored_baseline(day: _Day, meter: str, isp_start: int, value: int, proof: tuple[bytes, ...]) -> bool:
-    return any(verify_reading_proof(root, BASELINE_ENCODING, [meter, isp_start, value], proof)
-               for root in day.baseline_roots.get(isp_start, []))
+def _anchored_baseline(day: _Day, meter: str, isp_start: int, value: int, witness: tuple[bytes, ...]) -> int | None:
+    """When the root holding this leaf (inputs hash, then its proof: ``MeterOracle.verifyBaseline``)
+    was anchored; -1 for a value a BaselineDisputes correction put in force; None if neither."""
+    if not witness:
+        return None
+    if day.oracle is not None:
+        fix = bytes(day.oracle.baseline_fix(day.market, isp_start, meter, block=day.state_block))
+        if fix != bytes(32):
+            return -1 if fix == keccak(encode(["int64", "bytes32"], [value, witness[0]])) else None
+    for root, at in day.baseline_roots.get(isp_start, []):
+        if verify_reading_proof(root, BASELINE_ENCODING, [meter, isp_start, value, witness[0]], witness[1:]):
+            return at
+    return None
+
+
+def _recompute(day: _Day, meter: str, isp_start: int, value: int, inputs_hash: bytes, anchored_at: int) -> list[str]:
+    """The oracle's standard baseline recomputed from the anchored readings (``audit_baselines``)."""
+    if day.evidence is None:
+        day.unchecked += 1
+        return []
+    return recheck_standard(meter, isp_start, value, inputs_hash, anchored_at, day.evidence,
+                            lambda m, t, r: _check_reading(day, m, t, r))
 
 
 def _check_readings(day: _Day, s: SettleIn, isp: IspIn) -> list[str]:

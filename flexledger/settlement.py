@@ -39,7 +39,8 @@ class Baseline:
 @dataclass(frozen=True)
 class StandardBaselines:
     """Where an offer naming ROLLING_AVERAGE takes its baseline: the oracle's anchored values
-    (``oracle.baselines.baseline_proof_for``'s answers, by meter and ISP start)."""
+    (``oracle.baselines.baseline_proof_for``'s answers, by meter and ISP start; a settlement
+    presents each one's ``witness``: the hash of its inputs, then its Merkle proof)."""
 
     proof: Callable[[str, int], dict[str, Any]]
     isp_seconds: int
@@ -77,7 +78,7 @@ def _member_readings(members: Sequence[Member], isp_start: int, reading: Reading
         proof: tuple[bytes, ...] = ()
         if standard is not None:
             answer = standard.proof(meter, isp_start)
-            baseline, proof = int(answer["baselineWh"]), tuple(bytes.fromhex(h[2:]) for h in answer["proof"])
+            baseline, proof = int(answer["baselineWh"]), tuple(bytes.fromhex(h[2:]) for h in answer["witness"])
         out.append(MemberReading(asset, _reading_in(reading(meter, isp_start)), baseline, proof))
     return out
 
@@ -115,7 +116,7 @@ def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Seque
             if use_standard is not None:
                 answer = use_standard.proof(meter, isp_start)
                 net[(isp_start - offer.start) // use_standard.isp_seconds] = int(answer["baselineWh"])
-                proofs.append([bytes.fromhex(h[2:]) for h in answer["proof"]])
+                proofs.append([bytes.fromhex(h[2:]) for h in answer["witness"]])  # inputs hash, then the proof
         isps.append((read.as_tuple(), [a.as_tuple() for a in ordered]))
     return (result_id, offer.as_tuple(), net, salt, isps, proofs, per_isp_members)
 

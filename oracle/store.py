@@ -151,6 +151,10 @@ class StoredBaseline(Base):
     isp_start: Mapped[int] = mapped_column(UInt64, primary_key=True)
     meter: Mapped[str] = mapped_column(String(42), primary_key=True)
     baseline_wh: Mapped[int] = mapped_column(BigInteger)
+    # its inputs (flexledger.rules.baselines.BaselineInputs), committed in the leaf: the days used
+    # as a bit set of days back, and their net consumption, comma-separated, most recent first
+    days_back: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    nets: Mapped[str] = mapped_column(String(240), default="", server_default="")
 
 
 class StoredBaselineAnchor(Base):
@@ -198,6 +202,11 @@ def _migrate(c: Connection) -> None:
         # anchors of an earlier version were counted once mined: taken as confirmed, as they were
         c.execute(text(f"ALTER TABLE anchors ADD COLUMN status VARCHAR(16) NOT NULL DEFAULT '{CONFIRMED}'"))
         c.execute(text("ALTER TABLE anchors ADD COLUMN block_number BIGINT"))
+    if "standard_baselines" in tables and "days_back" not in {
+            col["name"] for col in inspect(c).get_columns("standard_baselines")}:
+        # baselines of an earlier version were anchored without their inputs (a leaf they no longer prove)
+        c.execute(text("ALTER TABLE standard_baselines ADD COLUMN days_back BIGINT NOT NULL DEFAULT 0"))
+        c.execute(text("ALTER TABLE standard_baselines ADD COLUMN nets VARCHAR(240) NOT NULL DEFAULT ''"))
 
 
 def _rekey_readings(c: Connection) -> None:

@@ -15,7 +15,7 @@ them out (ClearingCommitment would refuse them), so each meter counts once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +51,7 @@ from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import Verifier
 from flexledger.owners import register_with_meters
 from flexledger.rules.assets import sign_consent
-from flexledger.rules.baselines import baseline_commitment
+from flexledger.rules.baselines import BaselineInputs, baseline_commitment, rolling_inputs
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
@@ -128,10 +128,13 @@ class SettlementWorld:
 
 def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
                 *, measured: Sequence[int] = (250, 1_200), standard: bool = False,
-                portfolio: bool = False, misread: dict[int, int] | None = None, bond: int = BOND) -> SettlementWorld:
+                portfolio: bool = False, misread: dict[int, int] | None = None, bond: int = BOND,
+                claimed: dict[int, int] | None = None) -> SettlementWorld:
     """``misread``: meter index -> the import the oracle's store holds (and anchors) instead of
     what the meter signed (a corrupted database: the meter's signature of the true values stays).
-    ``bond``: what each seller bonds (a small one leaves B's penalty partly a debt)."""
+    ``bond``: what each seller bonds (a small one leaves B's penalty partly a debt).
+    ``claimed`` (with ``standard``): meter index -> the net the oracle claims for each day its
+    standard baseline averages instead of the anchored reading (a wrong oracle)."""
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
     owner = keys.dev_accounts()[7]
     meter_keys = [keys.new_account() for _ in range(2)]
@@ -190,6 +193,12 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     request_id = book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE).as_tuple(),
                                    sender=dso).event("RequestPosted").args["requestId"]
 
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_account)
+    engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
+    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
+    if standard:
+        standard_history(conn, params, market, day, hour, meter_keys, engine, verifier, oracle, claimed=claimed)
+
     # gate closure, clearing, commitment, the challenge window, finality
     conn.set_next_block_timestamp(params.gate_closure(day) + 1)
     conn.mine()
@@ -205,9 +214,6 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     # the hour passes; the meters sign what they measured; the oracle keeps and anchors it
     conn.set_next_block_timestamp(hour + ISP + 120)
     conn.mine()
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_account)
-    engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
-    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     world = SettlementWorld(conn, manifest, params, market, day, hour, request_id, offers, baselines, list(measured),
                             meter_keys, seller, keys.signer(seller, conn), dso, anyone, result_id, loaded, engine, verifier, clearing,
                             SettlementClient(conn, manifest.address("Settlement")), token, book, ids, portfolio_id)
@@ -218,8 +224,32 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
             s.execute(update(StoredReading).where(StoredReading.meter == meter_keys[k].address)
                       .values(import_wh=wrong))
     assert anchor_isp(engine, oracle, market, hour) is not None
-    if standard:  # a portfolio's standard baseline is its members' summed: 1,500 + 1,200
-        values = ({meter_keys[0].address: 1_500, meter_keys[1].address: 1_200} if portfolio
-                  else {meter_keys[1].address: baselines[1].net_wh[0]})
-        assert anchor_baselines(engine, oracle, market, hour, values=values)
     return world
+
+
+HISTORY = (1_500, 1_200)  # each meter's net consumption on the days before: its standard baseline
+
+
+def standard_history(conn: ChainConnection, params: MarketParams, market: int, day: int, hour: int,
+                     meters: Sequence[LocalAccount], engine: Engine, verifier: Verifier, oracle: MeterOracleClient,
+                     *, claimed: Mapping[int, int] | None = None) -> None:
+    """The meters' readings of the hour on the three most recent similar days, signed, kept and
+    anchored; then, in the last minutes before the day's gate closure (``MeterOracle.baselineWindow``),
+    the oracle computes the hour's standard baselines from them and anchors them (1,500 and 1,200 Wh;
+    a portfolio's is its members' summed); ``claimed`` meters' with those nets instead (a wrong oracle)."""
+    conn.set_next_block_timestamp(params.gate_closure(day) - 600)
+    conn.mine()
+    kind = rolling_inputs({hour - k * 86_400: 0 for k in range(1, 15)}, hour).days()[:3]
+    for k in kind:
+        t = hour - k * 86_400
+        with session(engine) as s:
+            for meter, net in zip(meters, HISTORY, strict=True):
+                signed = MeterSigner(meter.key, OracleDomain(conn.chain_id, oracle.address)).sign_new(
+                    isp_start=t, sequence=1, import_wh=net, export_wh=0)
+                assert ingest(s, verifier, market, signed.to_json(), conn.latest_timestamp()) == "stored"
+        assert anchor_isp(engine, oracle, market, t) is not None
+    inputs = None
+    if claimed:
+        inputs = {m.address: BaselineInputs.of([(k, claimed.get(i, net)) for k in kind])
+                  for i, (m, net) in enumerate(zip(meters, HISTORY, strict=True))}
+    assert anchor_baselines(engine, oracle, market, hour, inputs=inputs) is not None

@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle_stores import postgresql_schema
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.bindings import (
@@ -28,10 +29,17 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.oracle.anchoring import ProofError, anchor_due, proof_for
+from flexledger.oracle.anchoring import ProofError, anchor_due, anchor_isp, proof_for
 from flexledger.oracle.ingest import STORED, ingest
 from flexledger.oracle.readings import Reading, parse_payload
-from flexledger.oracle.store import open_store, readings_of_isp, rejections, session, store_reading
+from flexledger.oracle.store import (
+    StoredReading,
+    open_store,
+    readings_of_isp,
+    rejections,
+    session,
+    store_reading,
+)
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
 from flexledger.owners import register_with_meters
 from flexledger_edge.reading import MeterSigner, OracleDomain
@@ -245,6 +253,13 @@ def test_readings_proof_from_the_cli(world: World, monkeypatch: pytest.MonkeyPat
     assert refused.exit_code == 0 and json.loads(refused.output) == {}
 
 
+def _into_the_baseline_window(world: World, isp_start: int) -> None:
+    """The chain's clock a minute before the ISP's gate closure: in ``MeterOracle.baselineWindow``."""
+    _opens, closes = world.oracle.baseline_window(world.market, isp_start)
+    world.conn.set_next_block_timestamp(closes - 60)
+    world.conn.mine()
+
+
 def test_standard_baseline_and_erasure(world: World) -> None:
     from flexledger.oracle.baselines import erase_meter, standard_baseline
     from flexledger.rules.baselines import rolling_average
@@ -256,6 +271,10 @@ def test_standard_baseline_and_erasure(world: World) -> None:
     with session(world.engine) as s:
         for k, (isp, wh) in enumerate(sorted(history.items()), start=1):
             assert ingest(s, world.verifier, world.market, payload(world, "good", isp=isp, sequence=k, imp=wh), now) == STORED
+    # kept but in no root: not on chain for anyone to check a baseline against, so not averaged
+    assert standard_baseline(world.engine, world.meters["good"].address, target) is None
+    with session(world.engine) as s:  # as if their roots were anchored (anchor_isp marks them so)
+        s.execute(update(StoredReading).where(StoredReading.meter == world.meters["good"].address).values(anchored=True))
     baseline = standard_baseline(world.engine, world.meters["good"].address, target)
     assert baseline is not None and baseline == rolling_average(history, target)
     assert erase_meter(world.engine, world.meters["good"].address) == 21
@@ -272,16 +291,19 @@ def test_standard_baselines_are_anchored_and_proven_on_chain(world: World) -> No
 
     now = world.conn.latest_timestamp()
     world.verifier.retention = 30 * 86_400
-    target = world.isp
+    target = world.isp + 2 * 86_400  # a day ahead: its baselines are anchored before its gate closure
     good, other = world.meters["good"].address, world.meters["other"].address
     with session(world.engine) as s:
-        for back in range(1, 15):  # two weeks of the ISP for "good", two days only for "other"
+        for back in range(2, 16):  # two weeks of the ISP for "good", two days only for "other"
             isp = target - back * 86_400
             assert ingest(s, world.verifier, world.market, payload(world, "good", isp=isp, sequence=back,
                                                                    imp=900 + back, exp=300), now) == STORED
-            if back <= 2:
+            if back <= 3:
                 assert ingest(s, world.verifier, world.market, payload(world, "other", isp=isp, sequence=back),
                               now) == STORED
+    for back in range(2, 16):
+        assert anchor_isp(world.engine, world.oracle, world.market, target - back * 86_400) is not None
+    _into_the_baseline_window(world, target)
     with pytest.raises(BaselineError, match="no standard baselines anchored"):
         baseline_proof_for(world.engine, world.market, good, target)
     anchor = anchor_baselines(world.engine, world.oracle, world.market, target)
@@ -290,7 +312,7 @@ def test_standard_baselines_are_anchored_and_proven_on_chain(world: World) -> No
     assert again is not None and again.root == anchor.root  # one anchor per ISP
     answer = baseline_proof_for(world.engine, world.market, good, target)
     assert answer["baselineWh"] == standard_baseline(world.engine, good, target) < 1000
-    proof = [bytes.fromhex(h[2:]) for h in answer["proof"]]
+    proof = [bytes.fromhex(h[2:]) for h in answer["witness"]]  # the inputs hash, then the Merkle proof
     assert world.oracle.verify_baseline(world.market, target, good, answer["baselineWh"], proof)
     assert not world.oracle.verify_baseline(world.market, target, good, answer["baselineWh"] + 1, proof)
     assert world.oracle.baseline_root(world.market, target) == anchor.root
@@ -311,12 +333,16 @@ def test_standard_baselines_of_a_day_from_the_cli(
     now = world.conn.latest_timestamp()
     world.verifier.retention = 30 * 86_400
     good = world.meters["good"].address
+    target = world.isp + 2 * 86_400  # a day ahead: its baselines are anchored before its gate closure
     with session(world.engine) as s:
-        for back in range(1, 8):
-            assert ingest(s, world.verifier, world.market, payload(world, "good", isp=world.isp - back * 86_400,
+        for back in range(2, 9):
+            assert ingest(s, world.verifier, world.market, payload(world, "good", isp=target - back * 86_400,
                                                                    sequence=back, imp=500 + 7 * back), now) == STORED
-    day_start = world.isp - world.isp % 86_400
-    assert day_baselines(world.engine, day_start, 900)[world.isp][good] == standard_baseline(world.engine, good, world.isp)
+    for back in range(2, 9):
+        assert anchor_isp(world.engine, world.oracle, world.market, target - back * 86_400) is not None
+    day_start = target - target % 86_400
+    assert day_baselines(world.engine, day_start, 900)[target][good] == standard_baseline(world.engine, good, target)
+    _into_the_baseline_window(world, target)
     RoleRegistryClient(world.conn, manifest.address("RoleRegistry"), signer=deployer).issue_credential(
         deployer.address, Role.ORACLE.id, 0, FOREVER, b"\x01" * 32)  # the CLI signs with the dev key here
     monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
@@ -326,17 +352,17 @@ def test_standard_baselines_of_a_day_from_the_cli(
     settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
     manifest.save(settings.manifest_path)
     result = CliRunner().invoke(app, ["oracle", "baselines", "--market", str(world.market), "--day",
-                                      iso(day_start)[:10], "--isp", str(world.isp), "--json"])
+                                      iso(day_start)[:10], "--isp", str(target), "--json"])
     assert result.exit_code == 0, result.output
     anchored = json.loads(result.output)["anchored"]
-    assert [a["ispStart"] for a in anchored] == [world.isp] and anchored[0]["meters"] == 1
-    answer = baseline_proof_for(world.engine, world.market, good, world.isp)
-    assert world.oracle.verify_baseline(world.market, world.isp, good, answer["baselineWh"],
-                                        [bytes.fromhex(h[2:]) for h in answer["proof"]])
+    assert [a["ispStart"] for a in anchored] == [target] and anchored[0]["meters"] == 1
+    answer = baseline_proof_for(world.engine, world.market, good, target)
+    assert world.oracle.verify_baseline(world.market, target, good, answer["baselineWh"],
+                                        [bytes.fromhex(h[2:]) for h in answer["witness"]])
     whole_day = CliRunner().invoke(app, ["oracle", "baselines", "--market", str(world.market), "--day",
                                          iso(day_start)[:10], "--json"])  # the others have no history: only it
     assert whole_day.exit_code == 0, whole_day.output
-    assert [a["ispStart"] for a in json.loads(whole_day.output)["anchored"]] == [world.isp]
+    assert [a["ispStart"] for a in json.loads(whole_day.output)["anchored"]] == [target]
 
 
 def test_the_oracle_service_anchors_what_it_kept(
@@ -438,3 +464,24 @@ def test_the_meter_cache_stays_bounded_under_a_flood_of_fresh_keys(world: World,
     brief.problem(flood[0])
     brief.problem(flood[0])
     assert asked[-2:] == [1, 1]  # a refused meter is asked again once its short while is over
+
+
+def test_a_store_of_an_earlier_version_keeps_its_standard_baselines(tmp_path: Path) -> None:
+    """Baselines kept before their leaves committed to their inputs get empty inputs (their leaves
+    are of the old format; nothing re-anchors them) and the store opens."""
+    import sqlalchemy
+
+    from flexledger.oracle.store import StoredBaseline
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sqlalchemy.create_engine(url)
+    with old.begin() as c:
+        c.execute(sqlalchemy.text("CREATE TABLE standard_baselines (market INTEGER NOT NULL, isp_start BIGINT NOT NULL, "
+                                  "meter VARCHAR(42) NOT NULL, baseline_wh BIGINT NOT NULL, "
+                                  "PRIMARY KEY (market, isp_start, meter))"))
+        c.execute(sqlalchemy.text("INSERT INTO standard_baselines VALUES (1, 900, '0xabc', 1500)"))
+    old.dispose()
+    engine = open_store(url)
+    with session(engine) as s:
+        (row,) = s.scalars(sqlalchemy.select(StoredBaseline)).all()
+        assert (row.baseline_wh, row.days_back, row.nets) == (1500, 0, "")

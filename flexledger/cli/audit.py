@@ -8,7 +8,9 @@ import typer
 from rich.table import Table
 
 from flexledger.audit import ClearingAudit, audit_clearing
+from flexledger.audit_baselines import BaselineEvidence
 from flexledger.audit_settlement import SettlementAudit, audit_settlement
+from flexledger.errors import FlexledgerError
 from flexledger.times import iso
 
 from .clearing import DayOption, MarketOption, market_day_start
@@ -73,7 +75,7 @@ def audit_settle_command(day: str = DayOption, market: int = MarketOption, json_
     manifest = load_manifest(settings, conn)
     with console.status("auditing the settlements..."):
         _params, start = market_day_start(conn, manifest, market, day)
-        audit = audit_settlement(conn, manifest, market, start)
+        audit = audit_settlement(conn, manifest, market, start, _oracle_evidence(market))
     if json_:
         emit_json(_settlement_json(audit))
     else:
@@ -135,7 +137,7 @@ def audit_day_command(
         clearing = audit_clearing(conn, manifest, market, start, time_limit=time_limit,
                                   progress=lambda msg: status.update(msg + "..."))
         status.update("auditing the settlements...")
-        settlement = audit_settlement(conn, manifest, market, start)
+        settlement = audit_settlement(conn, manifest, market, start, _oracle_evidence(market))
     matches = clearing.matches and settlement.matches
     if json_:
         emit_json({"match": matches, "clearing": _clearing_json(clearing, market, start),
@@ -148,3 +150,22 @@ def audit_day_command(
         console.print("[bold green]MATCH[/]" if matches else "[bold red]DIFFERENCES[/]")
     if not matches:
         raise typer.Exit(1)
+
+
+def _oracle_evidence(market: int) -> BaselineEvidence:
+    """What the oracle of this data directory serves (its store's baseline inputs and reading
+    proofs), for the auditor to recompute standard baselines from: checked against the chain there."""
+    from flexledger.oracle.anchoring import proof_for
+    from flexledger.oracle.baselines import baseline_proof_for
+    from flexledger.oracle.store import open_store
+
+    engine = open_store(STATE.settings.effective_database_url)
+
+    def served(answer: Any, *args: Any) -> dict[str, Any] | None:
+        try:
+            return dict(answer(*args))
+        except FlexledgerError:  # nothing kept for it: the auditor says so where it matters
+            return None
+
+    return BaselineEvidence(lambda m, t: served(baseline_proof_for, engine, market, m, t),
+                            lambda m, t: served(proof_for, engine, m, t))

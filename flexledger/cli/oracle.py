@@ -5,6 +5,8 @@ broker, anchor each ISP's root once it has ended and its grace period has passed
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -19,6 +21,7 @@ from flexledger.chain.bindings import (
     SettlementTokenClient,
 )
 from flexledger.chain.errors import ChainError
+from flexledger.chain.revert_errors import MeterOracleBaselineWindow
 from flexledger.errors import ConfigurationError
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
@@ -111,10 +114,14 @@ def oracle_run(
             if time.monotonic() - last >= interval:
                 last = time.monotonic()
                 now = conn.latest_timestamp()
-                # day-ahead: once the next day's gate has closed its offers are known, and its
-                # baselines read only the history before it
+                # day-ahead, in the last minutes before the next open day's gate closure (the
+                # contract's window is the day before it): sellers know their baseline when they
+                # offer, and it reads the readings anchored by then
                 ahead = params.day_start(now) + 86_400
-                if baselines and now >= params.gate_closure(ahead) and ahead not in baseline_days:
+                if now > params.gate_closure(ahead):
+                    ahead += 86_400
+                due = params.gate_closure(ahead) - BASELINE_LEAD
+                if baselines and now >= due and ahead not in baseline_days:
                     done_isps, failed = anchor_day_baselines(engine, oracle, market, ahead, params.isp_seconds)
                     if not failed:
                         baseline_days.add(ahead)
@@ -152,6 +159,20 @@ def oracle_run(
                       "time(s): readings it had queued for the oracle are gone")
 
 
+BASELINE_LEAD = 900  # seconds before a day's gate closure its standard baselines are anchored
+
+
+@contextmanager
+def _baseline_window(market: int) -> Iterator[None]:
+    """A baseline anchored outside its window: say when the window is, and that retrying won't help."""
+    try:
+        yield
+    except MeterOracleBaselineWindow as exc:
+        raise ChainError(f"the standard baselines of the ISP starting at {iso(exc.isp_start)} in market {market} "
+                         f"are anchored from {iso(exc.opens)} to {iso(exc.closes)} (its gate closure) only",
+                         hint="anchor a market day's baselines in the day before its gate closure") from None
+
+
 @app.command("baselines")
 def oracle_baselines(
     day: str = DayOption,
@@ -170,7 +191,7 @@ def oracle_baselines(
     params, start = market_day_start(conn, manifest, market, day)
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
     engine = open_store(settings.effective_database_url)
-    with console.status("computing and anchoring standard baselines..."):
+    with console.status("computing and anchoring standard baselines..."), _baseline_window(market):
         if isp is not None:
             try:
                 one = anchor_baselines(engine, oracle, market, parse_time(isp))

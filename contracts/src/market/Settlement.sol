@@ -165,7 +165,7 @@ contract Settlement {
     error SettlementWindowOpen(uint64 closesAt);
     /// @notice The settlement window of the market day is over (settled until `closesAt`).
     error SettlementWindowClosed(uint64 closesAt);
-    /// @notice Only ReadingDisputes (`MeterOracle.disputes`) re-settles.
+    /// @notice Only ReadingDisputes (`MeterOracle.disputes`) or BaselineDisputes (`MeterOracle.baselineDisputes`) re-settles.
     error SettlementNotDisputes(address account);
     /// @notice The request cannot be refunded yet (`reason`).
     error SettlementRefundNotDue(uint64 requestId, string reason);
@@ -306,7 +306,8 @@ contract Settlement {
 
     /**
      * @notice Settle an offer again in its dispute window with the net consumption a dispute
-     * showed; only ReadingDisputes may, and not a settlement made by default. The window does
+     * showed (or with the standard baselines a dispute corrected); only ReadingDisputes (or
+     * BaselineDisputes) may, and not a settlement made by default. The window does
      * not restart.
      * @param s The settlement's inputs, as first presented.
      * @param record The settlement's record, as logged.
@@ -317,7 +318,9 @@ contract Settlement {
         external
         returns (Record memory corrected)
     {
-        if (msg.sender != oracle.disputes()) revert SettlementNotDisputes(msg.sender);
+        if (msg.sender != oracle.disputes() && msg.sender != oracle.baselineDisputes()) {
+            revert SettlementNotDisputes(msg.sender);
+        }
         bytes32 digest = book.offerDigest(s.offer);
         bytes32 key = _checkRecord(s.resultId, digest, record);
         Batch memory b = _newBatch();

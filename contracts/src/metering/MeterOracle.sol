@@ -36,6 +36,12 @@ import {MarketRegistry} from "../market/MarketRegistry.sol";
  * that its meter never signed (ReadingDisputes' upheld dispute) costs it the required amount, once
  * per (market, ISP, meter) (`slash`). A stake leaves only after a lock that outlasts
  * every dispute of what it anchored (`requestUnstake`, then `withdrawStake`).
+ *
+ * Standard (ROLLING_AVERAGE) baselines are anchored per ISP in the day before its gate closure
+ * (`anchorBaselines`, `baselineWindow`); each leaf commits to the inputs it averaged, so
+ * BaselineDisputes can prove one wrong from anchored readings, put its correction in force
+ * (`fixBaseline`, which `verifyBaseline` then honours) and slash the oracle that anchored it, once
+ * per (market, ISP, meter).
  */
 contract MeterOracle is RoleGated, EIP712 {
     using SafeERC20 for IERC20;
@@ -74,6 +80,14 @@ contract MeterOracle is RoleGated, EIP712 {
     mapping(uint32 market => uint32 ispSeconds) private _marketIsp;
     /// @dev Key as `_anchors`; value: the root of the ISP's standard baselines (`baselineLeaf`), zero if none.
     mapping(uint256 key => bytes32) private _baselineRoots;
+    /// @dev Key as `_anchors`; value: `uint160(oracle) | anchoredAt << 160` of the ISP's baselines root.
+    mapping(uint256 key => uint256) private _baselineAnchors;
+    /// @dev By `keccak256(abi.encode(market, ispStart, meter))`: a standard baseline's correction (`baselineFix`).
+    mapping(bytes32 meterKey => bytes32) private _baselineFixes;
+    /// @notice BaselineDisputes, which corrects standard baselines and slashes for them (set once).
+    address public baselineDisputes;
+    /// @notice `baselineFix` of a baseline proven to have too few similar days: none stands.
+    bytes32 public constant NO_BASELINE = bytes32(uint256(1));
 
     /// @notice `ispStart` is not a multiple of the market's `ispSeconds`.
     error MeterOracleNotAligned(uint64 ispStart, uint32 ispSeconds);
@@ -104,6 +118,11 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /// @notice The standard baselines of the ISP starting at `ispStart` of `market` are already anchored.
     error MeterOracleBaselinesAnchored(uint32 market, uint64 ispStart);
+    /// @notice The standard baselines of the ISP starting at `ispStart` are anchored from `opens` to `closes` only.
+    error MeterOracleBaselineWindow(uint64 ispStart, uint64 opens, uint64 closes);
+
+    /// @notice A dispute proved `meter`'s standard baseline for `ispStart` wrong: `fix` is in force (`baselineFix`).
+    event BaselineCorrected(uint32 indexed market, uint64 indexed ispStart, address indexed meter, bytes32 fix);
 
     /// @notice `oracle` anchored `root` over the standard baselines of `leafCount` meters for the ISP
     /// starting at `ispStart` of `market`.
@@ -168,9 +187,11 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /**
      * @notice Anchor the Merkle root of the standard (ROLLING_AVERAGE) baselines the oracle computed
-     * from its stored history for the ISP starting at `ispStart` of `market`; only an ORACLE may,
-     * once per ISP. The method reads history before the ISP only, so the values do not depend on
-     * when they are anchored; the settlement of an offer naming the method proves its meter's value.
+     * for the ISP starting at `ispStart` of `market`; only an ORACLE may, once per ISP (the first
+     * wins: a wrong one is disputed in BaselineDisputes and its oracle slashed), and only in the day
+     * before the ISP's gate closure (`baselineWindow`): sellers know their baseline when they offer,
+     * and the baseline reads the readings anchored by then. Each leaf (`baselineLeaf`) commits to
+     * the inputs it was computed from, so the value is checkable against anchored readings.
      * @param market The market.
      * @param ispStart The ISP's start (a multiple of the market's ISP length).
      * @param root The root of the baselines tree (`baselineLeaf` leaves); not zero.
@@ -182,12 +203,32 @@ contract MeterOracle is RoleGated, EIP712 {
     {
         uint32 ispSeconds = _ispSeconds(market);
         if (ispStart % ispSeconds != 0) revert MeterOracleNotAligned(ispStart, ispSeconds);
+        (uint64 opens, uint64 closes) = baselineWindow(market, ispStart);
+        if (block.timestamp < opens || block.timestamp > closes) {
+            revert MeterOracleBaselineWindow(ispStart, opens, closes);
+        }
         if (root == 0 || leafCount == 0) revert MeterOracleEmptyRoot();
         _checkStake(market);
         uint256 key = _key(market, ispStart);
         if (_baselineRoots[key] != 0) revert MeterOracleBaselinesAnchored(market, ispStart);
         _baselineRoots[key] = root;
+        _baselineAnchors[key] = uint256(uint160(msg.sender)) | uint256(block.timestamp) << 160;
         emit BaselinesAnchored(market, ispStart, msg.sender, root, leafCount);
+    }
+
+    /**
+     * @notice When the standard baselines of the ISP starting at `ispStart` may be anchored: the
+     * day up to its market day's gate closure. Not later, so that a seller knows its baseline
+     * before it offers and the oracle cannot fit it to the day's awards; not earlier, so that it
+     * reads recent history (the days whose readings are anchored by then).
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @return opens The first second it may be anchored.
+     * @return closes The last second (the gate closure).
+     */
+    function baselineWindow(uint32 market, uint64 ispStart) public view returns (uint64 opens, uint64 closes) {
+        closes = markets.gateClosure(market, ispStart);
+        opens = closes > 1 days ? closes - 1 days : 0;
     }
 
     /**
@@ -201,34 +242,121 @@ contract MeterOracle is RoleGated, EIP712 {
     }
 
     /**
-     * @notice The Merkle leaf of one meter's standard baseline (OpenZeppelin standard tree, leaf
-     * encoding `["address", "uint64", "int64"]`: meter, ISP start, net consumption in Wh).
-     * @param meter The meter.
+     * @notice Who anchored the standard baselines of the ISP starting at `ispStart` of `market`, and when.
+     * @param market The market.
      * @param ispStart The ISP's start.
-     * @param baselineWh The baseline net consumption (import - export, Wh).
-     * @return The leaf.
+     * @return oracleAccount The oracle (zero if none anchored).
+     * @return anchoredAt The block time of the anchor: the readings it may read were anchored by then.
      */
-    function baselineLeaf(address meter, uint64 ispStart, int64 baselineWh) public pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(meter, ispStart, baselineWh))));
+    function baselineAnchor(uint32 market, uint64 ispStart) external view returns (address oracleAccount, uint64 anchoredAt) {
+        uint256 packed = _baselineAnchors[_key(market, ispStart)];
+        return (address(uint160(packed)), uint64(packed >> 160));
     }
 
     /**
-     * @notice Whether `baselineWh` is the standard baseline anchored for `meter` in the ISP
-     * starting at `ispStart` of `market`.
+     * @notice The Merkle leaf of one meter's standard baseline (OpenZeppelin standard tree, leaf
+     * encoding `["address", "uint64", "int64", "bytes32"]`: meter, ISP start, net consumption in
+     * Wh, and `inputsHash`, the `baselineInputsHash` of the days it averaged).
+     * @param meter The meter.
+     * @param ispStart The ISP's start.
+     * @param baselineWh The baseline net consumption (import - export, Wh).
+     * @param inputsHash The hash of its inputs (`baselineInputsHash`).
+     * @return The leaf.
+     */
+    function baselineLeaf(address meter, uint64 ispStart, int64 baselineWh, bytes32 inputsHash)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(bytes.concat(keccak256(abi.encode(meter, ispStart, baselineWh, inputsHash))));
+    }
+
+    /**
+     * @notice The hash a baseline leaf carries of its inputs (BaselineDisputes judges them): the
+     * days it averaged, bit `k - 1` of `daysBack` set for the day `k` days before the ISP, and the
+     * meter's anchored net consumption (Wh) on each, most recent first, zero after the last.
+     * @param daysBack The days used.
+     * @param nets Their net consumption (Wh).
+     * @return `keccak256(abi.encode(daysBack, nets))`.
+     */
+    function baselineInputsHash(uint64 daysBack, int64[10] calldata nets) external pure returns (bytes32) {
+        return keccak256(abi.encode(daysBack, nets));
+    }
+
+    /**
+     * @notice Whether `baselineWh` is the standard baseline in force for `meter` in the ISP starting
+     * at `ispStart` of `market`: the oracle's anchored leaf or, once a dispute corrected it, the
+     * correction (`baselineFix`). What a settlement proves.
      * @param market The market.
      * @param ispStart The ISP's start.
      * @param meter The meter.
      * @param baselineWh The baseline (Wh).
-     * @param proof The Merkle proof of its leaf against the ISP's baselines root.
-     * @return True when the ISP has baselines anchored and the proof holds.
+     * @param witness The leaf's inputs hash, then the Merkle proof of the leaf against the ISP's
+     * baselines root (a corrected baseline: its inputs hash alone).
+     * @return True when the value is the one in force.
      */
-    function verifyBaseline(uint32 market, uint64 ispStart, address meter, int64 baselineWh, bytes32[] calldata proof)
+    function verifyBaseline(uint32 market, uint64 ispStart, address meter, int64 baselineWh, bytes32[] calldata witness)
         external
         view
         returns (bool)
     {
+        if (witness.length == 0) return false;
+        bytes32 fix = _baselineFixes[_meterKey(market, ispStart, meter)];
+        if (fix != 0) return fix == keccak256(abi.encode(baselineWh, witness[0])); // NO_BASELINE matches nothing
+        return isAnchoredBaseline(market, ispStart, meter, baselineWh, witness[0], witness[1:]);
+    }
+
+    /**
+     * @notice Whether the oracle's anchored baselines of the ISP hold this leaf (corrections aside).
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param baselineWh The baseline (Wh).
+     * @param inputsHash The leaf's inputs hash.
+     * @param proof The Merkle proof of the leaf against the ISP's baselines root.
+     * @return True when the ISP has baselines anchored and the proof holds.
+     */
+    function isAnchoredBaseline(
+        uint32 market,
+        uint64 ispStart,
+        address meter,
+        int64 baselineWh,
+        bytes32 inputsHash,
+        bytes32[] calldata proof
+    ) public view returns (bool) {
         bytes32 root = _baselineRoots[_key(market, ispStart)];
-        return root != 0 && MerkleProof.verifyCalldata(proof, root, baselineLeaf(meter, ispStart, baselineWh));
+        return root != 0 && MerkleProof.verifyCalldata(proof, root, baselineLeaf(meter, ispStart, baselineWh, inputsHash));
+    }
+
+    /**
+     * @notice The correction in force of `meter`'s standard baseline for the ISP starting at
+     * `ispStart` of `market`: zero (none: the anchored leaf stands), `NO_BASELINE`, or
+     * `keccak256(abi.encode(int64 baselineWh, bytes32 inputsHash))`.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @return The correction.
+     */
+    function baselineFix(uint32 market, uint64 ispStart, address meter) external view returns (bytes32) {
+        return _baselineFixes[_meterKey(market, ispStart, meter)];
+    }
+
+    /**
+     * @notice Put a correction in place of `meter`'s standard baseline for an ISP; only
+     * BaselineDisputes may, having proven the baseline in force wrong.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param fix The correction (`baselineFix`'s encoding); not zero.
+     */
+    function fixBaseline(uint32 market, uint64 ispStart, address meter, bytes32 fix) external {
+        if (msg.sender != baselineDisputes || fix == 0) revert MeterOracleNotDisputes(msg.sender);
+        _baselineFixes[_meterKey(market, ispStart, meter)] = fix;
+        emit BaselineCorrected(market, ispStart, meter, fix);
+    }
+
+    function _meterKey(uint32 market, uint64 ispStart, address meter) private pure returns (bytes32) {
+        return keccak256(abi.encode(market, ispStart, meter));
     }
 
     /// @notice The EIP-712 type meters sign their readings with (in this contract's domain, ERC-5267).
@@ -410,6 +538,17 @@ contract MeterOracle is RoleGated, EIP712 {
     }
 
     /**
+     * @notice Name BaselineDisputes, which corrects standard baselines and may slash for them; once,
+     * by the market authority.
+     * @param disputesContract The BaselineDisputes.
+     */
+    function setBaselineDisputes(address disputesContract) external {
+        _onlyAuthority();
+        if (baselineDisputes != address(0)) revert MeterOracleDisputesAlreadySet(baselineDisputes);
+        baselineDisputes = disputesContract;
+    }
+
+    /**
      * @notice Set the stake `market` requires of its oracles (0: none); by the market authority.
      * Oracles below it anchor no more in that market until they top up.
      * @param market The market.
@@ -464,15 +603,18 @@ contract MeterOracle is RoleGated, EIP712 {
 
     /**
      * @notice Take the market's required stake (or what is left of it) from `oracleAccount` and
-     * pay it to `to` for a reading it anchored wrong (ReadingDisputes) or left out after receipting
-     * it as accepted (OmissionClaims); only those two may.
+     * pay it to `to` for a reading it anchored wrong (ReadingDisputes), a standard baseline it
+     * anchored wrong (BaselineDisputes) or a reading it left out after receipting it as accepted
+     * (OmissionClaims); only those three may.
      * @param market The market.
      * @param oracleAccount The oracle that anchored the wrong reading.
      * @param to Who proved it.
      * @return amount What was slashed (0 where the market requires no stake).
      */
     function slash(uint32 market, address oracleAccount, address to) external returns (uint256 amount) {
-        if (msg.sender != disputes && msg.sender != omissionClaims) revert MeterOracleNotDisputes(msg.sender);
+        if (msg.sender != disputes && msg.sender != omissionClaims && msg.sender != baselineDisputes) {
+            revert MeterOracleNotDisputes(msg.sender);
+        }
         Stake storage st = _stakes[market][oracleAccount];
         amount = requiredStake[market];
         if (amount > st.amount) amount = st.amount;

@@ -203,13 +203,47 @@ contract ReadingDisputes {
         view
         returns (bytes32 ispKey)
     {
-        bytes32 key = keccak256(abi.encode(s.resultId, book.offerDigest(s.offer)));
-        for (uint256 i = 0; i < s.isps.length; ++i) {
-            uint256 stored = _corrected[keccak256(abi.encode(key, s.isps[i].awards[0].ispStart))];
-            if (stored != 0) measured[i] = int64(uint64(stored));
-        }
+        bytes32 key = _corrections(s, measured, new bool[](measured.length));
         ispKey = keccak256(abi.encode(key, ispStart));
         if (_corrected[ispKey] & VOID != 0) revert DisputeIspVoided(ispStart);
+    }
+
+    /**
+     * @notice A settlement's net consumption per ISP as its disputes left it: its readings proven
+     * (`Settlement.measure`), each correction in place, and which ISPs are void (an equivocation:
+     * their net consumption is their baseline, so nothing counts as delivered whatever the baseline).
+     * What BaselineDisputes re-settles from.
+     * @param s The settlement's inputs (the standard baselines in force).
+     * @return net Per ISP of `s.isps`, the net consumption.
+     * @return voided Per ISP of `s.isps`, whether it is void.
+     */
+    function correctedNet(Settlement.SettleIn calldata s) external view returns (int256[] memory net, bool[] memory voided) {
+        net = settlement.measure(s);
+        voided = new bool[](net.length);
+        _corrections(s, net, voided);
+    }
+
+    /// @dev Put the settlement's corrections in `net` (a void ISP's net is its baseline); its key.
+    function _corrections(Settlement.SettleIn calldata s, int256[] memory net, bool[] memory voided)
+        internal
+        view
+        returns (bytes32 key)
+    {
+        key = keccak256(abi.encode(s.resultId, book.offerDigest(s.offer)));
+        uint256 ispSeconds;
+        for (uint256 i = 0; i < s.isps.length; ++i) {
+            uint64 start = s.isps[i].awards[0].ispStart;
+            uint256 stored = _corrected[keccak256(abi.encode(key, start))];
+            if (stored & VOID != 0) {
+                // void whatever the baseline in force (a standard one may be corrected later)
+                if (ispSeconds == 0) ispSeconds = markets.marketParams(s.offer.market).ispSeconds;
+                uint256 index = (start - s.offer.start) / ispSeconds;
+                if (index < s.baselineWh.length) net[i] = s.baselineWh[index];
+                voided[i] = true;
+            } else if (stored != 0) {
+                net[i] = int64(uint64(stored));
+            }
+        }
     }
 
     /// @dev Whether the reading counted so far (`earlier`: one a dispute put in place, else the

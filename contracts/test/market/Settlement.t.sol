@@ -1420,6 +1420,7 @@ contract SettlementStandardBaselineTest is SettlementTestBase {
     uint64 internal constant R_STD = 11; // DSO1, zone 2, 09:00 x2, UP, 10 kW, MAX
     uint256 internal std;
     address internal constant OTHER_METER = address(0xBEEF);
+    bytes32 internal constant INPUTS = keccak256("the days averaged"); // BaselineDisputes judges them, not Settlement
 
     /// A 2-ISP block of 4 kW at 09:00 naming ROLLING_AVERAGE; the oracle's baselines 2000 and 1500 Wh,
     /// the meter measured 1000 and 1100 Wh: 1000 Wh delivered in full, then 400 of 1000.
@@ -1438,20 +1439,24 @@ contract SettlementStandardBaselineTest is SettlementTestBase {
     function setUp() public override {
         super.setUp();
         address meter = vm.addr(sales[std].meterKey);
+        uint256 later = block.timestamp;
+        vm.warp(CLOSURE); // the oracle anchored them by the day's gate closure (`MeterOracle.baselineWindow`)
         vm.startPrank(ORACLE1);
         oracle.anchorBaselines(market, H9, Hashes.commutativeKeccak256(
-            oracle.baselineLeaf(meter, H9, 2000), oracle.baselineLeaf(OTHER_METER, H9, 777)), 2);
-        oracle.anchorBaselines(market, H9 + ISP, oracle.baselineLeaf(meter, H9 + ISP, 1500), 1);
+            oracle.baselineLeaf(meter, H9, 2000, INPUTS), oracle.baselineLeaf(OTHER_METER, H9, 777, INPUTS)), 2);
+        oracle.anchorBaselines(market, H9 + ISP, oracle.baselineLeaf(meter, H9 + ISP, 1500, INPUTS), 1);
         vm.stopPrank();
+        vm.warp(later);
     }
 
     function standardIn() internal view returns (Settlement.SettleIn memory s) {
         s = settleIn(std);
         s.salt = bytes32(0);
         s.baselineProofs = new bytes32[][](2);
-        s.baselineProofs[0] = new bytes32[](1);
-        s.baselineProofs[0][0] = oracle.baselineLeaf(OTHER_METER, H9, 777);
-        s.baselineProofs[1] = new bytes32[](0);
+        s.baselineProofs[0] = new bytes32[](2); // each: the leaf's inputs hash, then its Merkle proof
+        (s.baselineProofs[0][0], s.baselineProofs[0][1]) = (INPUTS, oracle.baselineLeaf(OTHER_METER, H9, 777, INPUTS));
+        s.baselineProofs[1] = new bytes32[](1);
+        s.baselineProofs[1][0] = INPUTS;
     }
 
     function test_standardBaseline_settlesWithTheOraclesValues() public {

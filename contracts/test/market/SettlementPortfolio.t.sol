@@ -38,6 +38,7 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
     uint256 internal constant TOLERANCE_BPS = 500;
     uint256 internal constant PENALTY_FACTOR_BPS = 15_000;
     address internal constant OTHER_METER = address(0xBEEF);
+    bytes32 internal constant INPUTS = keccak256("the days averaged"); // BaselineDisputes judges them, not Settlement
 
     uint32 internal p1;
     uint32 internal p2;
@@ -121,12 +122,15 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
     function setUp() public virtual override {
         super.setUp(); // the readings are anchored; now NOW0
         bytes32[] memory leaves = new bytes32[](3);
-        leaves[0] = oracle.baselineLeaf(meterOf(m4), PF, standardOf[m4]);
-        leaves[1] = oracle.baselineLeaf(meterOf(m5), PF, standardOf[m5]);
-        leaves[2] = oracle.baselineLeaf(OTHER_METER, PF, 777);
+        leaves[0] = oracle.baselineLeaf(meterOf(m4), PF, standardOf[m4], INPUTS);
+        leaves[1] = oracle.baselineLeaf(meterOf(m5), PF, standardOf[m5], INPUTS);
+        leaves[2] = oracle.baselineLeaf(OTHER_METER, PF, 777, INPUTS);
         baselineTree = StandardTree.build(leaves);
+        uint256 later = block.timestamp;
+        vm.warp(CLOSURE); // anchored by the day's gate closure (`MeterOracle.baselineWindow`)
         vm.prank(ORACLE1);
         oracle.anchorBaselines(market, PF, baselineTree[0], 3);
+        vm.warp(later);
     }
 
     // ------------------------------------------------------------------------------ building
@@ -253,7 +257,10 @@ abstract contract SettlementPortfolioFixture is SettlementFixture {
         r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[i]);
         if (standard) {
             r.baselineWh = standardOf[assetId];
-            r.baselineProof = StandardTree.proof(baselineTree, oracle.baselineLeaf(meter, ispStart, r.baselineWh));
+            bytes32[] memory path = StandardTree.proof(baselineTree, oracle.baselineLeaf(meter, ispStart, r.baselineWh, INPUTS));
+            r.baselineProof = new bytes32[](path.length + 1); // the leaf's inputs hash, then its Merkle proof
+            r.baselineProof[0] = INPUTS;
+            for (uint256 k = 0; k < path.length; ++k) r.baselineProof[k + 1] = path[k];
         }
     }
 

@@ -24,14 +24,21 @@ contract MeterOracleAnchorTest is MeterOracleFixture {
         assertEq(oracle.anchorHash(market, ISP4 + ISP), bytes32(0), "the next ISP has no anchor");
     }
 
-    /// The oracle's standard baselines of an ISP: anchored once by an ORACLE, any time, each value provable.
-    function test_anchorBaselines_onceByAnOracle_valuesProvable() public {
+    /// The oracle's standard baselines of an ISP: anchored once by an ORACLE, in the day before the
+    /// ISP's gate closure only, each value provable with the hash of its inputs.
+    function test_anchorBaselines_onceByAnOracle_inTheirWindow_valuesProvable() public {
         address m1 = address(0xA1);
         address m2 = address(0xA2);
-        bytes32 l1 = oracle.baselineLeaf(m1, ISP4, -250);
-        bytes32 l2 = oracle.baselineLeaf(m2, ISP4, 1_200);
-        assertEq(l1, keccak256(bytes.concat(keccak256(abi.encode(m1, ISP4, int64(-250))))), "standard tree leaf");
+        bytes32 in1 = oracle.baselineInputsHash(3, [int64(-250), -250, -250, 0, 0, 0, 0, 0, 0, 0]);
+        bytes32 in2 = keccak256("other inputs");
+        bytes32 l1 = oracle.baselineLeaf(m1, ISP4, -250, in1);
+        bytes32 l2 = oracle.baselineLeaf(m2, ISP4, 1_200, in2);
+        assertEq(l1, keccak256(bytes.concat(keccak256(abi.encode(m1, ISP4, int64(-250), in1)))), "standard tree leaf");
         bytes32 root = Hashes.commutativeKeccak256(l1, l2);
+        (uint64 opens, uint64 closes) = oracle.baselineWindow(market, ISP4);
+        assertEq(closes, markets.gateClosure(market, ISP4), "closes at the gate closure");
+        assertEq(opens, closes - 1 days, "opens a day before");
+        vm.warp(opens);
         vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, NOBODY, ORACLE_ROLE));
         vm.prank(NOBODY);
         oracle.anchorBaselines(market, ISP4, root, 2);
@@ -40,20 +47,40 @@ contract MeterOracleAnchorTest is MeterOracleFixture {
         oracle.anchorBaselines(market, ISP4 + 1, root, 2);
         vm.expectRevert(MeterOracle.MeterOracleEmptyRoot.selector);
         oracle.anchorBaselines(market, ISP4, bytes32(0), 2);
+        vm.warp(opens - 1);
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleBaselineWindow.selector, ISP4, opens, closes));
+        oracle.anchorBaselines(market, ISP4, root, 2);
+        vm.warp(closes + 1); // after the gate closure: sellers offered without it, the day's awards are known
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleBaselineWindow.selector, ISP4, opens, closes));
+        oracle.anchorBaselines(market, ISP4, root, 2);
+        vm.warp(closes);
         vm.expectEmit();
         emit MeterOracle.BaselinesAnchored(market, ISP4, ORACLE1, root, 2);
-        oracle.anchorBaselines(market, ISP4, root, 2); // before the ISP: the method reads earlier days only
-        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleBaselinesAnchored.selector, market, ISP4));
         oracle.anchorBaselines(market, ISP4, root, 2);
         vm.stopPrank();
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleBaselinesAnchored.selector, market, ISP4));
+        vm.prank(ORACLE2);
+        oracle.anchorBaselines(market, ISP4, root, 2); // the first oracle's stands (a wrong one is disputed)
         assertEq(oracle.baselineRoot(market, ISP4), root, "root kept");
-        bytes32[] memory proof = new bytes32[](1);
-        proof[0] = l2;
-        assertTrue(oracle.verifyBaseline(market, ISP4, m1, -250, proof), "m1's value");
-        assertTrue(!oracle.verifyBaseline(market, ISP4, m1, -249, proof), "another value");
-        assertTrue(!oracle.verifyBaseline(market, ISP4, m2, -250, proof), "another meter");
-        assertTrue(!oracle.verifyBaseline(market, ISP4 + ISP, m1, -250, proof), "another ISP: nothing anchored");
+        (address by, uint64 at) = oracle.baselineAnchor(market, ISP4);
+        assertEq(by, ORACLE1, "who anchored");
+        assertEq(at, closes, "when");
+        checkWitness(m1, m2, in1, in2, l2);
+    }
+
+    function checkWitness(address m1, address m2, bytes32 in1, bytes32 in2, bytes32 l2) internal {
+        bytes32[] memory witness = new bytes32[](2);
+        (witness[0], witness[1]) = (in1, l2);
+        assertTrue(oracle.verifyBaseline(market, ISP4, m1, -250, witness), "m1's value");
+        assertTrue(!oracle.verifyBaseline(market, ISP4, m1, -249, witness), "another value");
+        assertTrue(!oracle.verifyBaseline(market, ISP4, m2, -250, witness), "another meter");
+        assertTrue(!oracle.verifyBaseline(market, ISP4 + ISP, m1, -250, witness), "another ISP: nothing anchored");
+        witness[0] = in2;
+        assertTrue(!oracle.verifyBaseline(market, ISP4, m1, -250, witness), "other inputs");
+        assertTrue(!oracle.verifyBaseline(market, ISP4, m1, -250, new bytes32[](0)), "no witness");
         assertEq(oracle.anchorHash(market, ISP4), bytes32(0), "readings are anchored apart");
+        vm.expectRevert(abi.encodeWithSelector(MeterOracle.MeterOracleNotDisputes.selector, address(this)));
+        oracle.fixBaseline(market, ISP4, m1, keccak256("a correction"));
     }
 
     function test_anchorHash_zeroWhenNone() public view {

@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+import {SettlementTestBase} from "../market/Settlement.t.sol";
+import {StandardTree} from "../market/SettlementFixture.sol";
+import {Settlement} from "../../src/market/Settlement.sol";
+import {MeterOracle} from "../../src/metering/MeterOracle.sol";
+import {BaselineDisputes} from "../../src/metering/BaselineDisputes.sol";
+import {TestBase} from "../utils/TestBase.sol";
+import {MarketRegistry} from "../../src/market/MarketRegistry.sol";
+import {OrderBook} from "../../src/market/OrderBook.sol";
+import {AssetRegistry} from "../../src/grid/AssetRegistry.sol";
+import {ReadingDisputes} from "../../src/metering/ReadingDisputes.sol";
+
+/// The rule as a reader would write it from its statement (no shared code with the contract): the
+/// reference `BaselineDisputes.rule` is fuzzed against.
+library BaselineReference {
+    uint256 internal constant DAY = 86_400;
+
+    function weekday(uint256 dayNumber) internal pure returns (uint256) {
+        return (dayNumber + 3) % 7; // day 0 (1970-01-01) was a Thursday; Monday is 0
+    }
+
+    struct Kept {
+        uint64 bits;
+        int64[10] nets;
+        uint256 count;
+        int256 sum;
+    }
+
+    function rule(uint64 ispStart, uint64 daysBack, int64[10] memory nets)
+        internal
+        pure
+        returns (bool some, int64 value, bytes32 keptInputs)
+    {
+        (uint256[64] memory ks, uint256 used) = usedDays(daysBack);
+        Kept memory x;
+        for (uint256 i = 0; i < used && x.count < 10; ++i) {
+            if (!similar(ispStart, ks[i])) continue;
+            x.bits += uint64(1 << (ks[i] - 1));
+            x.nets[x.count++] = nets[i];
+            x.sum += nets[i];
+        }
+        keptInputs = keccak256(abi.encode(x.bits, x.nets));
+        some = x.count >= 3;
+        if (some) {
+            uint256 magnitude = uint256(x.sum < 0 ? -x.sum : x.sum) / x.count; // toward zero
+            value = int64(x.sum < 0 ? -int256(magnitude) : int256(magnitude));
+        }
+    }
+
+    /// The used days, most recent first; only the first ten have values.
+    function usedDays(uint64 daysBack) internal pure returns (uint256[64] memory ks, uint256 used) {
+        for (uint256 k = 1; k <= 64; ++k) {
+            if (daysBack & (uint64(1 << (k - 1))) != 0) ks[used++] = k;
+        }
+        if (used > 10) used = 10;
+    }
+
+    function similar(uint64 ispStart, uint256 k) internal pure returns (bool) {
+        if (k > 60 || k * DAY > ispStart) return false;
+        return (weekday(ispStart / DAY - k) >= 5) == (weekday(ispStart / DAY) >= 5);
+    }
+}
+
+/// Standard (ROLLING_AVERAGE) baselines proven wrong: the exploit (an oracle anchors a wrong
+/// baseline, the seller is paid for energy it did not deliver) and the defence (a dispute computes
+/// the correction from anchored readings, re-settles, and slashes the oracle once, never to the seller).
+contract BaselineDisputesTest is SettlementTestBase {
+    uint64 internal constant R_STD = 11; // DSO1, zone 2, 09:00 x1, UP, 10 kW, MAX
+    uint256 internal constant REQUIRED = 50_000;
+    uint256 internal constant STAKED = 80_000;
+    address internal constant OTHER_METER = address(0xBEEF);
+    address internal constant ANYONE = address(0xD15);
+
+    BaselineDisputes internal bd;
+    uint256 internal std;
+
+    function assertEqInt(int256 actual, int256 expected, string memory what) internal pure {
+        if (actual != expected) revert AssertionFailed(what);
+    }
+    address internal meter;
+    /// The first five days of H9's kind before it (as days back); the readings of the first four
+    /// were anchored before the baselines, the fifth's after.
+    uint256[5] internal similar;
+    int64[5] internal history = [int64(2400), 2000, 1900, 2300, 5000];
+    bytes32 internal otherLeaf;
+
+    /// 4 kW at 09:00 for one ISP (1,000 Wh awarded), the meter measured 1,600 Wh. On the honest
+    /// baseline of 2,150 Wh (the mean of the four anchored similar days) it delivered 550 Wh.
+    function moreSales() internal override {
+        assertEq(request(DSO1, market, 2, H9, 1, UP, 10_000, MAX, 0), R_STD, "R_STD");
+        Terms memory t = terms(4_000);
+        (t.start, t.isps) = (H9, 1);
+        std = addSale(t, b1(0));
+        (saleOffer[std].baselineMethod, saleOffer[std].baseline) = (ROLLING_AVERAGE, bytes32(0));
+        award(std, R_STD, 0, 4_000);
+        read(std, 0, 1_600, 0);
+    }
+
+    function setUp() public override {
+        super.setUp(); // now NOW0, the day's readings anchored
+        bd = new BaselineDisputes(markets, book, assets, oracle, settlement, disputes);
+        vm.prank(ADMIN);
+        oracle.setBaselineDisputes(address(bd));
+        mint(ORACLE1, STAKED);
+        vm.prank(ORACLE1);
+        token.approve(address(oracle), type(uint256).max);
+        vm.prank(ADMIN);
+        oracle.setRequiredStake(market, REQUIRED);
+        vm.prank(ORACLE1);
+        oracle.stake(market, uint128(STAKED));
+        meter = vm.addr(sales[std].meterKey);
+        uint256 n;
+        for (uint256 k = 1; n < 5; ++k) {
+            if (BaselineReference.weekday((H9 - k * 1 days) / 1 days) >= 5 == BaselineReference.weekday(H9 / 1 days) >= 5) {
+                similar[n++] = k;
+            }
+        }
+        uint256 later = block.timestamp;
+        vm.warp(CLOSURE - 2 hours); // the history was anchored before the baselines
+        for (uint256 i = 0; i < 4; ++i) {
+            anchorHistory(i);
+        }
+        vm.warp(later);
+        otherLeaf = oracle.baselineLeaf(OTHER_METER, H9, 777, keccak256("other inputs"));
+    }
+
+    // ---------------------------------------------------------------------------- building
+
+    function anchorHistory(uint256 i) internal {
+        uint64 day = H9 - uint64(similar[i] * 1 days);
+        uint256 key = keyOf(market, day);
+        anchoredReadings[key].push(Rd(meter, 7, uint64(history[i]), 0));
+        anchorKey(key);
+    }
+
+    /// The inputs of the days `which` (indexes into `similar`) with the values `values`.
+    function inputsOf(uint256[] memory which, int64[] memory values) internal view returns (uint64 bits, int64[10] memory nets) {
+        for (uint256 i = 0; i < which.length; ++i) {
+            bits |= uint64(1 << (similar[which[i]] - 1));
+            nets[i] = values[i];
+        }
+    }
+
+    function honestInputs() internal view returns (uint64 bits, int64[10] memory nets) {
+        return inputsOf(idx4(0, 1, 2, 3), vals4(2400, 2000, 1900, 2300));
+    }
+
+    /// ORACLE1 anchors, at the gate closure, the baselines of H9: the meter's `value` on these inputs.
+    function anchorStd(int64 value, uint64 bits, int64[10] memory nets) internal {
+        uint256 later = block.timestamp;
+        vm.warp(CLOSURE);
+        bytes32 leaf = oracle.baselineLeaf(meter, H9, value, keccak256(abi.encode(bits, nets)));
+        vm.prank(ORACLE1);
+        oracle.anchorBaselines(market, H9, Hashes.commutativeKeccak256(leaf, otherLeaf), 2);
+        vm.warp(later);
+    }
+
+    function stdIn(int64 value, bytes32 inputs, bool corrected) internal view returns (Settlement.SettleIn memory s) {
+        s = settleIn(std);
+        s.baselineWh[0] = value;
+        s.baselineProofs = new bytes32[][](1);
+        s.baselineProofs[0] = new bytes32[](corrected ? 1 : 2);
+        s.baselineProofs[0][0] = inputs;
+        if (!corrected) s.baselineProofs[0][1] = otherLeaf;
+    }
+
+    function baselineIn(int64 value, uint64 bits, int64[10] memory nets, bool corrected)
+        internal
+        view
+        returns (BaselineDisputes.BaselineIn memory b)
+    {
+        b.baselineWh = value;
+        b.daysBack = bits;
+        b.nets = nets;
+        b.proof = new bytes32[](corrected ? 0 : 1);
+        if (!corrected) b.proof[0] = otherLeaf;
+    }
+
+    function arithmetic(BaselineDisputes.BaselineIn memory b) internal pure returns (BaselineDisputes.DisputeIn memory d) {
+        d.kind = BaselineDisputes.Kind.ARITHMETIC;
+        d.baseline = b;
+    }
+
+    function disputeIn(BaselineDisputes.Kind kind, BaselineDisputes.BaselineIn memory b, uint256 input, Settlement.ReadingIn memory r)
+        internal
+        pure
+        returns (BaselineDisputes.DisputeIn memory d)
+    {
+        d.kind = kind;
+        d.baseline = b;
+        d.input = input;
+        d.reading = r;
+    }
+
+    /// The anchored reading of the meter on similar day `i`, with its proof.
+    function historyIn(uint256 i) internal view returns (Settlement.ReadingIn memory r) {
+        uint64 day = H9 - uint64(similar[i] * 1 days);
+        uint256 key = keyOf(market, day);
+        Rd[] storage rs = anchoredReadings[key];
+        (r.anchor, r.sequence, r.importWh, r.exportWh) = (anchors[key], rs[0].sequence, rs[0].importWh, rs[0].exportWh);
+        r.signature = anchoredSignature(rs[0], day);
+        bytes32[] memory leaves = leavesOf(rs, day);
+        r.proof = StandardTree.proof(StandardTree.build(leaves), leaves[0]);
+    }
+
+    function idx4(uint256 a, uint256 b, uint256 c, uint256 d) internal pure returns (uint256[] memory x) {
+        x = new uint256[](4);
+        (x[0], x[1], x[2], x[3]) = (a, b, c, d);
+    }
+
+    function vals4(int64 a, int64 b, int64 c, int64 d) internal pure returns (int64[] memory x) {
+        x = new int64[](4);
+        (x[0], x[1], x[2], x[3]) = (a, b, c, d);
+    }
+
+    function fixOf(int64 value, uint64 bits, int64[10] memory nets) internal pure returns (bytes32) {
+        return keccak256(abi.encode(value, keccak256(abi.encode(bits, nets))));
+    }
+
+    function notWrong() internal view returns (bytes memory) {
+        return abi.encodeWithSelector(BaselineDisputes.BaselineNotWrong.selector, meter, H9);
+    }
+
+    // ---------------------------------------------------------------------------- the honest oracle
+
+    /// 2,150 Wh from the four anchored days: settled on it, and nothing to dispute.
+    function test_honestBaseline_settlesAndCannotBeDisputed() public {
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        (bool some, int64 value,) = bd.rule(H9, bits, nets);
+        assertTrue(some, "four days");
+        assertEqInt(value, 2_150, "(2400 + 2000 + 1900 + 2300) / 4");
+        anchorStd(2_150, bits, nets);
+        Settlement.SettleIn memory s = stdIn(2_150, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        // 550 of 1,000 Wh: paid 55,000; 400 Wh short beyond the 50 tolerated x 1.5 x price: 60,000
+        assertLine(r.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        BaselineDisputes.BaselineIn memory b = baselineIn(2_150, bits, nets, false);
+        BaselineDisputes.DisputeIn memory agreeing = disputeIn(BaselineDisputes.Kind.INPUT, b, 1, historyIn(1));
+        BaselineDisputes.DisputeIn memory used = disputeIn(BaselineDisputes.Kind.SKIPPED, b, similar[0], historyIn(0));
+        // the fifth similar day's reading was anchored after the baselines: the oracle could not use it
+        vm.warp(CLOSURE + 1);
+        anchorHistory(4);
+        vm.warp(NOW0 + 1);
+        BaselineDisputes.DisputeIn memory late = disputeIn(BaselineDisputes.Kind.SKIPPED, b, similar[4], historyIn(4));
+        bytes memory lateError = abi.encodeWithSelector(
+            BaselineDisputes.BaselineReadingNotAnchored.selector, meter, H9 - uint64(similar[4] * 1 days));
+        vm.startPrank(ANYONE);
+        vm.expectRevert(notWrong());
+        bd.dispute(s, r, arithmetic(b));
+        vm.expectRevert(notWrong()); // the anchored reading agrees
+        bd.dispute(s, r, agreeing);
+        vm.expectRevert(notWrong()); // a day already used
+        bd.dispute(s, r, used);
+        vm.expectRevert(lateError);
+        bd.dispute(s, r, late);
+        // a revealed baseline that is not the anchored leaf
+        b.baselineWh = 2_151;
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineNotInForce.selector, meter, H9));
+        bd.dispute(s, r, arithmetic(b));
+        vm.stopPrank();
+        assertEq(bd.faultsOf(ORACLE1), 0, "no fault");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED, "no slash");
+    }
+
+    // ---------------------------------------------------------------------------- (b) the arithmetic
+
+    /// The exploit: the oracle anchors 3,000 Wh on the honest inputs; the seller is paid in full for
+    /// 550 Wh. The defence: the arithmetic is disputed, the baseline corrected to 2,150 for every
+    /// settlement, the offer re-settled, the oracle slashed once, to the disputer.
+    function test_wrongArithmetic_corrected_resettled_slashedOnce() public {
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        anchorStd(3_000, bits, nets);
+        Settlement.SettleIn memory s = stdIn(3_000, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        assertLine(r.lines[0], R_STD, H9, 100_000, 100_000, 0); // the exploit: paid in full
+        uint256 before = token.balanceOf(ANYONE);
+        vm.expectEmit();
+        emit BaselineDisputes.BaselineDisputed(
+            r.offerDigest, ORACLE1, meter, H9, BaselineDisputes.Kind.ARITHMETIC, fixOf(2_150, bits, nets), 2_150,
+            keccak256(abi.encode(bits, nets)), ANYONE
+        );
+        vm.prank(ANYONE);
+        Settlement.Record memory c =
+            bd.dispute(s, r, arithmetic(baselineIn(3_000, bits, nets, false)));
+        assertLine(c.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_150, bits, nets), "the correction in force");
+        assertEq(token.balanceOf(ANYONE), before + REQUIRED, "the disputer is paid the slash");
+        assertEq(bd.faultsOf(ORACLE1), 1, "one fault");
+        // the wrong value no longer settles anything; the corrected one does
+        Settlement.SettleIn memory fixed_ = stdIn(2_150, keccak256(abi.encode(bits, nets)), true);
+        assertTrue(!oracle.verifyBaseline(market, H9, meter, 3_000, s.baselineProofs[0]), "the wrong leaf is out");
+        assertTrue(oracle.verifyBaseline(market, H9, meter, 2_150, fixed_.baselineProofs[0]), "the correction is in");
+        // the correction is right: nothing more to dispute, and no second slash
+        vm.prank(ANYONE);
+        vm.expectRevert(notWrong());
+        bd.dispute(fixed_, c, arithmetic(baselineIn(2_150, bits, nets, true)));
+        // re-settling on the correction again changes nothing
+        Settlement.Record memory again = bd.applyCorrection(fixed_, c, 0, 0);
+        assertLine(again.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        finaliseAfterWindow(again); // final on the corrected baseline
+    }
+
+    /// The seller (or the meter's owner) disputing its own offer is made whole by the correction and
+    /// never paid the slash: the buyer of the ISP's first award is.
+    function test_sellerDisputes_slashGoesToTheBuyer() public {
+        (uint64 bits, int64[10] memory nets) = inputsOf(idx4(0, 1, 2, 3), vals4(2400, 2000, 1900, 2300));
+        anchorStd(1_000, bits, nets); // too low: the seller's 550 Wh count as none
+        Settlement.SettleIn memory s = stdIn(1_000, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        address seller = sellerOf(std);
+        uint256 sellerBefore = token.balanceOf(seller);
+        uint256 buyerBefore = token.balanceOf(DSO1);
+        vm.prank(seller);
+        Settlement.Record memory c =
+            bd.dispute(s, r, arithmetic(baselineIn(1_000, bits, nets, false)));
+        assertLine(c.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        assertEq(token.balanceOf(seller), sellerBefore, "the seller is not paid the slash");
+        assertEq(token.balanceOf(DSO1), buyerBefore + REQUIRED, "the buyer is");
+    }
+
+    // ---------------------------------------------------------------------------- (a) an input
+
+    /// The oracle claims 4,000 Wh on the most recent similar day, whose anchored reading is 2,400:
+    /// proven with that reading's Merkle proof; a second wrong input is corrected with no second slash.
+    function test_wrongInput_correctedFromTheAnchoredReading_slashedOnce() public {
+        (uint64 bits, int64[10] memory nets) = inputsOf(idx4(0, 1, 2, 3), vals4(4000, 2000, 1900, 3100));
+        anchorStd(2_750, bits, nets); // (4000 + 2000 + 1900 + 3100) / 4
+        Settlement.SettleIn memory s = stdIn(2_750, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.prank(ANYONE);
+        Settlement.Record memory c = bd.dispute(
+            s, r, disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(2_750, bits, nets, false), 0, historyIn(0))
+        );
+        nets[0] = 2_400;
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_350, bits, nets), "(2400 + 2000 + 1900 + 3100) / 4");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED - REQUIRED, "slashed");
+        // the fourth input, against the correction now in force
+        Settlement.SettleIn memory s2 = stdIn(2_350, keccak256(abi.encode(bits, nets)), true);
+        vm.prank(ANYONE);
+        Settlement.Record memory c2 = bd.dispute(
+            s2, c, disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(2_350, bits, nets, true), 3, historyIn(3))
+        );
+        nets[3] = 2_300;
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_150, bits, nets), "now the honest value");
+        assertLine(c2.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED - REQUIRED, "slashed once per (market, ISP, meter)");
+        assertEq(bd.faultsOf(ORACLE1), 1, "one fault");
+        // a reading that is not the anchored one is no evidence
+        Settlement.ReadingIn memory forged = historyIn(1);
+        forged.importWh = 9_999;
+        Settlement.SettleIn memory s3 = stdIn(2_150, keccak256(abi.encode(bits, nets)), true);
+        BaselineDisputes.DisputeIn memory d = disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(2_150, bits, nets, true), 1, forged);
+        vm.prank(ANYONE);
+        vm.expectRevert(abi.encodeWithSelector(
+            BaselineDisputes.BaselineReadingNotAnchored.selector, meter, H9 - uint64(similar[1] * 1 days)));
+        bd.dispute(s3, c2, d);
+    }
+
+    // ---------------------------------------------------------------------------- (c) a skipped day
+
+    /// The oracle leaves out the most recent similar day (2,400 Wh) and averages the next three:
+    /// 2,066 Wh. Its anchored reading proves the skip; the correction averages all four.
+    function test_skippedDay_corrected() public {
+        uint256[] memory which = new uint256[](3);
+        (which[0], which[1], which[2]) = (1, 2, 3);
+        int64[] memory values = new int64[](3);
+        (values[0], values[1], values[2]) = (2000, 1900, 2300);
+        (uint64 bits, int64[10] memory nets) = inputsOf(which, values);
+        anchorStd(2_066, bits, nets);
+        Settlement.SettleIn memory s = stdIn(2_066, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        // 466 Wh: paid 46,600; 484 Wh short beyond the tolerance: 72,600
+        assertLine(r.lines[0], R_STD, H9, 46_600, 0, 26_000);
+        vm.prank(ANYONE);
+        Settlement.Record memory c = bd.dispute(
+            s, r, disputeIn(BaselineDisputes.Kind.SKIPPED, baselineIn(2_066, bits, nets, false), similar[0], historyIn(0))
+        );
+        (uint64 hb, int64[10] memory hn) = honestInputs();
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_150, hb, hn), "the four days");
+        assertLine(c.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        assertEq(bd.faultsOf(ORACLE1), 1, "one fault");
+    }
+
+    // ---------------------------------------------------------------------------- too few days
+
+    /// Two similar days are not enough: the baseline is NO_BASELINE, nothing delivered counts, and
+    /// no settlement can stand on that meter's standard baseline for the ISP any more.
+    function test_tooFewDays_noBaseline() public {
+        uint256[] memory which = new uint256[](2);
+        (which[0], which[1]) = (0, 1);
+        int64[] memory values = new int64[](2);
+        (values[0], values[1]) = (2400, 2000);
+        (uint64 bits, int64[10] memory nets) = inputsOf(which, values);
+        anchorStd(2_200, bits, nets);
+        Settlement.SettleIn memory s = stdIn(2_200, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.prank(ANYONE);
+        Settlement.Record memory c =
+            bd.dispute(s, r, arithmetic(baselineIn(2_200, bits, nets, false)));
+        assertEq(oracle.baselineFix(market, H9, meter), oracle.NO_BASELINE(), "none");
+        // nothing delivered: 950 Wh short beyond the tolerance x 1.5 x price
+        assertLine(c.lines[0], R_STD, H9, 0, 0, 142_500);
+        assertTrue(!oracle.verifyBaseline(market, H9, meter, 2_200, s.baselineProofs[0]), "no value stands");
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineNotCorrected.selector, meter, H9));
+        bd.applyCorrection(s, c, 0, 0);
+    }
+
+    /// A used day of the other kind (a weekend day for a weekday ISP, or the reverse) is dropped.
+    function test_wrongKindOfDay_dropped() public {
+        uint256 k = 1;
+        while (BaselineReference.weekday((H9 - k * 1 days) / 1 days) >= 5 == BaselineReference.weekday(H9 / 1 days) >= 5) ++k;
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        // the other-kind day k used too, with 9,000 Wh, in its place among the days
+        uint64 withOther = bits | uint64(1 << (k - 1));
+        int64[10] memory otherNets;
+        uint256 at;
+        uint256 j;
+        for (uint256 d = 1; d <= 64; ++d) {
+            if (withOther & (uint64(1 << (d - 1))) == 0) continue;
+            otherNets[at++] = d == k ? int64(9_000) : history[j++];
+        }
+        int64 inflated = 3_520; // (2400 + 2000 + 1900 + 2300 + 9000) / 5
+        anchorStd(inflated, withOther, otherNets);
+        Settlement.SettleIn memory s = stdIn(inflated, keccak256(abi.encode(withOther, otherNets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.prank(ANYONE);
+        bd.dispute(s, r, arithmetic(baselineIn(inflated, withOther, otherNets, false)));
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_150, bits, nets), "the four similar days");
+    }
+
+    /// A dispute comes in the settlement's dispute window only (Settlement.resettle's).
+    function test_afterTheDisputeWindow_refused() public {
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        anchorStd(3_000, bits, nets);
+        Settlement.SettleIn memory s = stdIn(3_000, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.warp(r.settledAt + DISPUTE + 1);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SettlementDisputeWindow.selector, r.settledAt + DISPUTE));
+        bd.dispute(s, r, arithmetic(baselineIn(3_000, bits, nets, false)));
+    }
+
+    /// Gas of a dispute (the arithmetic kind and the input kind) and of anchoring an ISP's baselines.
+    function test_gas_disputeAndAnchor() public {
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        uint256 later = block.timestamp;
+        vm.warp(CLOSURE);
+        bytes32 leaf = oracle.baselineLeaf(meter, H9, 3_000, keccak256(abi.encode(bits, nets)));
+        bytes32 root = Hashes.commutativeKeccak256(leaf, otherLeaf);
+        vm.prank(ORACLE1);
+        uint256 g = gasleft();
+        oracle.anchorBaselines(market, H9, root, 2);
+        emit log_named_uint("anchorBaselines, gas (call)", g - gasleft());
+        logGas("anchorBaselines", abi.encodeCall(MeterOracle.anchorBaselines, (market, H9, root, 2)), 1);
+        vm.warp(later);
+        Settlement.SettleIn memory s = stdIn(3_000, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        logGas("settle, ROLLING_AVERAGE, one award-ISP, reading proof of depth 20", abi.encodeCall(Settlement.settle, (s)), 1);
+        BaselineDisputes.DisputeIn memory d =
+            arithmetic(baselineIn(3_000, bits, nets, false));
+        vm.prank(ANYONE);
+        g = gasleft();
+        bd.dispute(s, r, d);
+        emit log_named_uint("BaselineDisputes.dispute ARITHMETIC (first: slash), gas (call)", g - gasleft());
+        logGas("BaselineDisputes.dispute ARITHMETIC", abi.encodeCall(BaselineDisputes.dispute, (s, r, d)), 1);
+    }
+
+    /// Gas of an INPUT dispute (an anchored reading's proof checked against its root).
+    function test_gas_inputDispute() public {
+        (uint64 bits, int64[10] memory nets) = inputsOf(idx4(0, 1, 2, 3), vals4(4000, 2000, 1900, 3100));
+        anchorStd(2_750, bits, nets);
+        Settlement.SettleIn memory s = stdIn(2_750, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        BaselineDisputes.DisputeIn memory d =
+            disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(2_750, bits, nets, false), 0, historyIn(0));
+        vm.prank(ANYONE);
+        bd.dispute(s, r, d);
+        logGas("BaselineDisputes.dispute INPUT (first: slash)", abi.encodeCall(BaselineDisputes.dispute, (s, r, d)), 1);
+    }
+}
+
+/// `BaselineDisputes.rule` against the reference, fuzzed.
+contract BaselineRuleFuzzTest is TestBase {
+    BaselineDisputes internal bd;
+
+    function assertEqInt(int256 actual, int256 expected, string memory what) internal pure {
+        if (actual != expected) revert AssertionFailed(what);
+    }
+
+    function setUp() public {
+        // `rule` is pure: no contract it names is called
+        bd = new BaselineDisputes(
+            MarketRegistry(address(0)), OrderBook(address(0)), AssetRegistry(address(0)), MeterOracle(address(0)),
+            Settlement(address(0)), ReadingDisputes(address(0))
+        );
+    }
+
+    /// forge-config: default.fuzz.runs = 10000
+    function testFuzz_rule_matchesTheReference(uint32 day, uint64 daysBack, int64[10] memory nets) public view {
+        uint64 ispStart = uint64(day) * 900; // any ISP start, including the first days after 1970
+        for (uint256 i = 0; i < 10; ++i) {
+            nets[i] = nets[i] % 1e12; // a meter's Wh in 15 minutes, generously (the sign kept)
+        }
+        (bool some, int64 value, bytes32 kept) = bd.rule(ispStart, daysBack, nets);
+        (bool rs, int64 rv, bytes32 rk) = BaselineReference.rule(ispStart, daysBack, nets);
+        assertTrue(some == rs, "some");
+        assertEqInt(value, rv, "value");
+        assertEq(kept, rk, "kept inputs");
+    }
+
+    /// Negative means round toward zero, so a baseline never claims more than was measured on average.
+    function test_rule_roundsTowardZero() public view {
+        int64[10] memory nets;
+        (nets[0], nets[1], nets[2]) = (-1, -1, 0);
+        uint64 monday = 4 days; // 1970-01-05
+        uint64 bits = uint64(1 << 6 | 1 << 13 | 1 << 20); // 7, 14, 21 days back: Mondays
+        (bool some, int64 value,) = bd.rule(monday + 30 days - 2 days, 0, nets); // none used
+        assertTrue(!some, "no day");
+        (some, value,) = bd.rule(monday + 28 days, bits, nets);
+        assertTrue(some, "three Mondays");
+        assertEqInt(value, 0, "-2 / 3 rounds to 0");
+        (nets[0], nets[1], nets[2]) = (5, 5, 6);
+        (, value,) = bd.rule(monday + 28 days, bits, nets);
+        assertEqInt(value, 5, "16 / 3 rounds to 5");
+    }
+}
