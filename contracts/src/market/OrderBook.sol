@@ -453,8 +453,8 @@ contract OrderBook is RoleGated, EIP712 {
      * @dev Offers and signatures come packed, not ABI-encoded: 93 bytes an offer (its fields
      * big-endian in struct order, as `OffersAccepted` and `ClearingCommitment` carry it) against
      * 448 bytes of mostly zero words, and 65 bytes a signature (r, s, v) against 192 with its
-     * offset and length; calldata is a sixth of an offer's gas. A packed field cannot exceed its
-     * type, so no offer is malformed.
+     * offset and length (ABI-encoded, calldata was a fifth of an offer's gas). A packed field
+     * cannot exceed its type, so no offer is malformed.
      * @param offers The offers, 93 bytes each.
      * @param signatures One 65-byte signature (r, s, v) per offer, in the same order.
      * @param strict Revert on the first bad offer instead of skipping it.
