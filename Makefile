@@ -56,8 +56,8 @@ pytest: install
 test-services: install
 	$(BIN)/pytest -m services $(PYTEST_ARGS)
 
-forge: install ## Solidity unit, fuzz and invariant tests (offline)
-	cd contracts && ../$(FORGE) test
+forge: install ## Solidity unit, fuzz and invariant tests (offline), gas snapshots checked
+	cd contracts && ../$(FORGE) test --gas-snapshot-check=true
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

@@ -1199,9 +1199,9 @@ class OrderBookClient(ContractClient):
         result: str = self._call("settlement()", block=block)
         return result
 
-    def submit_offers(self, offers: list[tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int]], signatures: list[bytes], strict: bool, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``submitOffers((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32)[],bytes[],bool)`` (transaction)."""
-        return self._transact("submitOffers((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32)[],bytes[],bool)", offers, signatures, strict, sender=sender, wait=wait, gas=gas)
+    def submit_offers(self, offers: bytes, signatures: bytes, strict: bool, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``submitOffers(bytes,bytes,bool)`` (transaction)."""
+        return self._transact("submitOffers(bytes,bytes,bool)", offers, signatures, strict, sender=sender, wait=wait, gas=gas)
 
     def token(self, *, block: BlockId = "latest") -> str:
         """``token()`` (view)."""

@@ -2364,19 +2364,6 @@ class OrderBookLengthMismatch(ContractCustomError):
         self.signatures = values[1]
 
 
-class OrderBookMalformedOffer(ContractCustomError):
-    """``OrderBookMalformedOffer()``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookMalformedOffer"
-    SIGNATURE: ClassVar[str] = "OrderBookMalformedOffer()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3b184cac")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
 class OrderBookNotAuthority(ContractCustomError):
     """``OrderBookNotAuthority(address)``, declared in OrderBook."""
 
@@ -3393,7 +3380,6 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookInvalidSubject.SELECTOR: OrderBookInvalidSubject,
     OrderBookInvalidWindow.SELECTOR: OrderBookInvalidWindow,
     OrderBookLengthMismatch.SELECTOR: OrderBookLengthMismatch,
-    OrderBookMalformedOffer.SELECTOR: OrderBookMalformedOffer,
     OrderBookNotAuthority.SELECTOR: OrderBookNotAuthority,
     OrderBookNotBuyer.SELECTOR: OrderBookNotBuyer,
     OrderBookNotRelayer.SELECTOR: OrderBookNotRelayer,

@@ -18,12 +18,14 @@ from flexledger.identity.eip712 import TypedData, read_domain
 
 from .rules.market import MarketParams
 from .rules.orders import (
+    SIGNATURE_BYTES,
     Offer,
     RequestParams,
     cancel_entry,
     chain_digest,
     offers_in_force,
     request_entry,
+    unpack_accepted,
 )
 from .rules.pair_tree import pair_proofs
 
@@ -90,14 +92,23 @@ def relay_offers(
     """Send ``offers`` in batches of ``batch_size``; each skipped offer comes back with its reason.
 
     Offers of one asset should go in nonce order (the contract takes strictly increasing nonces),
-    so with ``in_nonce_order`` they are sorted by subject and nonce first (else sent as given).
+    so with ``in_nonce_order`` they are sorted (else sent as given): by market day, then subject
+    and nonce, when that keeps each subject's nonces increasing, else by subject and nonce. The
+    contract logs a batch's offers one event per run of one market day (``OffersAccepted``), so
+    offers grouped by day pay for fewer logs.
     With ``strict`` a bad offer reverts its whole batch, which raises its typed exception here.
+    The contract takes offers packed (93 bytes each) and 65-byte signatures, concatenated: an
+    offer with a field beyond its type, or a signature of another length, raises ValueError
+    before anything is sent.
     """
-    ordered = sorted(offers, key=lambda s: (s.offer.asset, s.offer.portfolio, s.offer.nonce)) if in_nonce_order else offers
+    for signed in offers:
+        if len(signed.signature) != SIGNATURE_BYTES:
+            raise ValueError(f"a signature has {SIGNATURE_BYTES} bytes (r, s, v), not {len(signed.signature)}")
+    ordered = _relay_order(book, offers) if in_nonce_order else offers
     report = RelayReport()
     for first in range(0, len(ordered), batch_size):
         batch = ordered[first:first + batch_size]
-        tx = book.submit_offers([s.offer.as_tuple() for s in batch], [s.signature for s in batch], strict)
+        tx = book.submit_offers(b"".join(s.offer.pack() for s in batch), b"".join(s.signature for s in batch), strict)
         report.gas_used += tx.gas_used or 0
         report.transactions += 1
         skipped = {e.args["index"]: e.args["reason"] for e in tx.events if e.name == "OfferSkipped"}
@@ -111,6 +122,21 @@ def relay_offers(
         if progress is not None:
             progress(len(batch))
     return report
+
+
+def _relay_order(book: OrderBookClient, offers: list[SignedOffer]) -> list[SignedOffer]:
+    by_subject = sorted(offers, key=lambda s: (s.offer.asset, s.offer.portfolio, s.offer.nonce))
+    markets = MarketRegistryClient(book.conn, book.markets())
+    params = {m: MarketParams.from_tuple(markets.market_params(m)) if 0 < m <= markets.market_count() else MarketParams()
+              for m in {s.offer.market for s in offers}}
+    by_day = sorted(by_subject, key=lambda s: (s.offer.market, params[s.offer.market].day_start(s.offer.start)))
+    last: dict[tuple[int, int], int] = {}
+    for signed in by_day:  # the subject's nonces must still increase
+        subject = (signed.offer.asset, signed.offer.portfolio)
+        if signed.offer.nonce <= last.get(subject, -1):
+            return by_subject
+        last[subject] = signed.offer.nonce
+    return by_day
 
 
 @dataclass
@@ -146,7 +172,7 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
     events = [
         *book.events("RequestPosted", from_block=from_block, topics=[None, market_topic, day]),
         *book.events("RequestCancelled", from_block=from_block, topics=[None, market_topic, day]),
-        *book.events("OfferAccepted", from_block=from_block, topics=[day]),
+        *book.events("OffersAccepted", from_block=from_block, topics=[day]),
     ]
     events.sort(key=lambda e: (e.block_number, e.log_index))
     isp_seconds = MarketParams.from_tuple(MarketRegistryClient(book.conn, book.markets()).market_params(market)).isp_seconds
@@ -162,12 +188,13 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
             result.requests.pop(event.args["requestId"], None)
             result.cancelled.add(event.args["requestId"])
             entry = cancel_entry(event.args["requestId"])
-        else:
-            offer = Offer.unpack(event.args["offer"])
-            if offer.market != market:
-                continue
-            result.accepted.append(offer)
-            entry = result.digests[offer] = offer.digest(separator)
+        else:  # a run of one batch's offers for this day, in order (of any market with this day)
+            for _seller, offer in unpack_accepted(bytes(event.args["offers"])):
+                if offer.market == market:
+                    result.accepted.append(offer)
+                    result.digests[offer] = offer.digest(separator)
+                    result.digest = chain_digest(result.digest, result.digests[offer])
+            continue
         result.digest = chain_digest(result.digest, entry)
     on_chain = bytes(book.book_digest(market, day_start))
     if result.digest != on_chain:
@@ -176,7 +203,7 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
             f"the contract's digest is 0x{on_chain.hex()}",
             hint="the node's logs are incomplete or altered: read them from another node",
         )
-    result.proofs = _batch_proofs(book, separator, sorted({e.tx_hash for e in events if e.name == "OfferAccepted"}))
+    result.proofs = _batch_proofs(book, separator, sorted({e.tx_hash for e in events if e.name == "OffersAccepted"}))
     result.kinds = {request_id: int(book.request(request_id)[11]) for request_id in result.requests}
     return result
 
@@ -184,7 +211,7 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
 def _batch_proofs(book: OrderBookClient, separator: bytes, tx_hashes: list[str]) -> dict[bytes, tuple[bytes, list[bytes]]]:
     """Each offer's batch root and proof, from the transactions that accepted the day's offers
     (a batch may hold other days' offers too: its tree needs them all)."""
-    accepted_topic = "0x" + event_topic("OrderBook", "OfferAccepted").hex()
+    accepted_topic = "0x" + event_topic("OrderBook", "OffersAccepted").hex()
     batched_topic = "0x" + event_topic("OrderBook", "OffersBatched").hex()
     out: dict[bytes, tuple[bytes, list[bytes]]] = {}
     for tx_hash in tx_hashes:
@@ -196,7 +223,7 @@ def _batch_proofs(book: OrderBookClient, separator: bytes, tx_hashes: list[str])
             topic = "0x" + bytes(log["topics"][0]).hex()
             if topic == accepted_topic:
                 event = decode_logs([log], {book.address.lower(): "OrderBook"})[0]
-                leaves.append(Offer.unpack(event.args["offer"]).digest(separator))
+                leaves += [offer.digest(separator) for _seller, offer in unpack_accepted(bytes(event.args["offers"]))]
             elif topic == batched_topic:
                 root, proofs = pair_proofs(leaves)
                 if root != bytes(log["topics"][1]):

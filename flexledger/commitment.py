@@ -3,7 +3,7 @@ the result in force with a better one, finalising the day, and reading a result 
 
 A result is posted as groups, one per awarded offer, in increasing order of the offer's subject
 (asset, then portfolio) and start, and the contract refuses two offers of one subject that share
-an ISP (``ClearingOffersOverlap``: one meter is sold once per ISP); each group carries the offer as signed (packed as ``OfferAccepted`` carries it), the index
+an ISP (``ClearingOffersOverlap``: one meter is sold once per ISP); each group carries the offer as signed (packed as ``OrderBook.submitOffers`` takes it), the index
 of its OrderBook batch root in the chunk's list of roots, its Merkle proof, and its awards packed
 one word each (request << 48 | ISP index in the offer's window << 32 | power). Chunks are cut so
 that each fits comfortably in a block.

@@ -380,7 +380,7 @@ def test_a_book_whose_events_do_not_match_its_digest_is_not_cleared(market_day: 
 
     def one_offer_lost(self: OrderBookClient, name: str, **kw: object) -> list[object]:
         events = real(self, name, **kw)  # type: ignore[arg-type]
-        return events[1:] if name == "OfferAccepted" else events
+        return events[1:] if name == "OffersAccepted" else events  # a run of offers lost
 
     monkeypatch.setattr(book_module.OrderBookClient, "events", one_offer_lost)
     with pytest.raises(BookDigestMismatchError):

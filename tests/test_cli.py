@@ -246,6 +246,11 @@ def test_offer_request_and_book_commands(
         assert too_big["skipped"] == 1 and "OrderBookInvalidPower" in too_big["offers"][0]["reason"]
         replayed = json.loads(cli("offer", "submit", str(good), "--json").stdout)
         assert "OrderBookStaleNonce" in replayed["offers"][0]["reason"]
+        short = json.loads(good.read_text())
+        short["signature"] = short["signature"][:-2]  # 64 bytes: the packed batch has no room for it
+        (tmp_path / "short.json").write_text(json.dumps(short))
+        cut = cli("offer", "submit", str(tmp_path / "short.json"), check=False)
+        assert cut.returncode != 0 and "65 wanted" in cut.stdout + cut.stderr and "Traceback" not in cut.stderr
 
         posted = json.loads(cli("request", "post", "--zone", "2", "--start", start, "--isps", "4", "--power", "10000",
                                 "--max-price", "20000", "--json").stdout)

@@ -45,6 +45,7 @@ from flexledger.rules.orders import (
     max_exposure,
     offer_problem,
     recover_signer,
+    unpack_accepted,
 )
 
 FOREVER = 2**64 - 1
@@ -141,8 +142,10 @@ def test_an_offer_signed_by_ethers_from_the_printed_typed_data_is_accepted(
     assert world.book.asset_nonce(world.active) == 1
     book = read_book(world.book, world.market, world.day)
     assert book.offers == [offer]
-    accepted = world.book.events("OfferAccepted")[-1]
-    assert bytes(accepted.args["offer"]) == offer.pack()  # the event's packing, both sides
+    accepted = world.book.events("OffersAccepted")[-1]
+    # the event's packing, both sides: the seller, then the offer as relayed
+    assert bytes(accepted.args["offers"]) == bytes.fromhex(world.owner.address[2:]) + offer.pack()
+    assert unpack_accepted(bytes(accepted.args["offers"])) == [(world.owner.address, offer)]
 
 
 def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[str | None]:
@@ -233,6 +236,39 @@ def test_a_newer_offer_replaces_the_older_one_in_the_book(world: World) -> None:
     book = read_book(world.book, world.market, world.day)
     assert book.accepted == [older, newer, other_window]
     assert sorted(book.offers, key=lambda o: o.nonce) == [newer, other_window]
+
+
+def test_a_batch_over_two_days_logs_a_run_per_day_and_each_book_adds_up(world: World) -> None:
+    # one asset's nonces rising with its days: the relay groups the offers by day (two logs)
+    day1 = [world.offer(nonce=n, start=world.day + (60 + 4 * n) * 900) for n in (1, 2)]
+    day2 = [world.offer(nonce=n, start=world.day + 86_400 + (4 * n) * 900) for n in (3, 4)]
+    report = relay_offers(world.book, [world.signed(o) for o in (day2[1], day1[0], day2[0], day1[1])])
+    assert report.accepted == 4
+    receipt = world.conn.w3.eth.get_transaction_receipt(report.outcomes[0].tx_hash)  # type: ignore[arg-type]
+    runs = [e for e in world.book.events("OffersAccepted") if e.tx_hash == report.outcomes[0].tx_hash]
+    assert len(runs) == 2 and len(receipt["logs"]) == 3  # two runs, one batch root
+    for day, offers in ((world.day, day1), (world.day + 86_400, day2)):
+        book = read_book(world.book, world.market, day)  # checked against bookDigest
+        assert book.accepted == offers
+        assert all(digest in book.proofs for digest in book.digests.values())
+    # nonces falling with the days cannot be grouped: sent by nonce, the days interleave (four logs)
+    late = world.offer(nonce=5, start=world.day + 86_400 + 40 * 900)
+    early = world.offer(nonce=6, start=world.day + 90 * 900)
+    mixed = [world.offer(nonce=7, start=world.day + 86_400 + 50 * 900), world.offer(nonce=8, start=world.day + 92 * 900)]
+    report = relay_offers(world.book, [world.signed(o) for o in (mixed[1], early, mixed[0], late)])
+    assert report.accepted == 4
+    assert len([e for e in world.book.events("OffersAccepted") if e.tx_hash == report.outcomes[0].tx_hash]) == 4
+    assert read_book(world.book, world.market, world.day).accepted == [*day1, early, mixed[1]]
+    assert read_book(world.book, world.market, world.day + 86_400).accepted == [*day2, late, mixed[0]]
+
+
+def test_offers_that_cannot_be_packed_are_refused_before_sending(world: World) -> None:
+    signed = world.signed(world.offer())
+    with pytest.raises(ValueError, match="65 bytes"):
+        relay_offers(world.book, [SignedOffer(signed.offer, signed.signature[:64])])
+    with pytest.raises(ValueError, match="does not fit"):
+        relay_offers(world.book, [SignedOffer(world.offer(power_w=2**32), signed.signature)])
+    assert world.book.asset_nonce(world.active) == 0
 
 
 def test_requests_escrow_and_cancel(world: World) -> None:

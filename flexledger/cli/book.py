@@ -39,6 +39,7 @@ from flexledger.identity.eip712 import (
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
+    SIGNATURE_BYTES,
     BaselineMethod,
     BondState,
     Mode,
@@ -188,6 +189,10 @@ def _read_signed(path: Path, domain: Eip712Domain) -> list[SignedOffer]:
         if typed.domain != domain:
             raise SignedOfferFileError(f"{where} was signed for {typed.domain.to_json()}, not this order book",
                                        hint="print the typed data again with `flexledger offer typed-data`")
+        # the book takes offers packed and signatures of 65 bytes: neither can carry more
+        if len(signature) != SIGNATURE_BYTES or not offer.fits():
+            raise SignedOfferFileError(f"{where} has a signature of {len(signature)} bytes (65 wanted) or a field "
+                                       "beyond its type", hint="sign typed data from `flexledger offer typed-data`")
         out.append(SignedOffer(offer, signature))
     return out
 

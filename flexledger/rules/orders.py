@@ -31,7 +31,7 @@ from typing import Any
 
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from flexledger.identity.eip712 import Eip712Domain, TypedData, recover_strict, typed_digest
 
@@ -87,8 +87,12 @@ OFFER_TYPES = {
 OFFER_TYPEHASH = keccak(text="Offer(" + ",".join(f"{t['type']} {t['name']}" for t in OFFER_TYPES["Offer"]) + ")")
 OFFER_ABI_TYPES = ["bytes32", *(t["type"] for t in OFFER_TYPES["Offer"])]
 REQUEST_ABI = "(uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8)"
-# Byte widths of the offer's fields, in order: OfferAccepted carries them packed (93 bytes).
+# Byte widths of the offer's fields, in order: ``submitOffers`` takes them packed (93 bytes), and
+# ``OffersAccepted`` carries them so, each after its seller's 20-byte address.
 PACKED_WIDTHS = (4, 8, 4, 8, 2, 1, 4, 12, 1, 4, 1, 32, 8, 4)
+PACKED_OFFER = sum(PACKED_WIDTHS)
+SIGNATURE_BYTES = 65
+ACCEPTED_ENTRY = 20 + PACKED_OFFER
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Offer:
         return {t["name"]: v for t, v in zip(OFFER_TYPES["Offer"], self.as_tuple(), strict=True)}
 
     def as_tuple(self) -> tuple[Any, ...]:
-        """In the contract's struct order, for ``submitOffers``."""
+        """In the contract's struct order (``OrderBook.Offer``, as ``offerDigest`` takes it)."""
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def typed(self, domain: Eip712Domain) -> TypedData:
@@ -132,7 +136,10 @@ class Offer:
         return self.typed(domain).sign(account)
 
     def pack(self) -> bytes:
-        """As ``OfferAccepted`` carries it (``abi.encodePacked`` of the fields)."""
+        """As ``submitOffers`` takes it and ``OffersAccepted`` carries it (``abi.encodePacked`` of
+        the fields); ValueError for a field beyond its Solidity type, which no packing can carry."""
+        if not self.fits():
+            raise ValueError(f"a field of {self} does not fit its Solidity type")
         out = b""
         for value, width in zip(self.as_tuple(), PACKED_WIDTHS, strict=True):
             out += value if isinstance(value, bytes) else int(value).to_bytes(width, "big")
@@ -204,6 +211,14 @@ def max_exposure(power_w: int, isps: int, isp_seconds: int, max_price: int) -> i
 
 def escrow_overflows(power_w: int, isps: int, isp_seconds: int, max_price: int) -> bool:
     return max_price > UINT128_MAX or power_w * isps * isp_seconds * max_price >= 2**256
+
+
+def unpack_accepted(data: bytes) -> list[tuple[str, Offer]]:
+    """The (seller, offer) entries of an ``OffersAccepted`` event's ``offers``, in order."""
+    if len(data) % ACCEPTED_ENTRY:
+        raise ValueError(f"accepted offers come in entries of {ACCEPTED_ENTRY} bytes, not {len(data)} in all")
+    return [(to_checksum_address(data[at:at + 20]), Offer.unpack(data[at + 20:at + ACCEPTED_ENTRY]))
+            for at in range(0, len(data), ACCEPTED_ENTRY)]
 
 
 def chain_digest(previous: bytes, entry: bytes) -> bytes:
@@ -324,7 +339,7 @@ def offer_problem(
     an unknown market.
     """
     if not offer.fits():
-        return "OrderBookMalformedOffer"
+        raise ValueError("the offer has a field beyond its Solidity type: it cannot be packed for submitOffers")
     if signer is None:
         return "OrderBookInvalidSignature"
     if not relayer_is_aggregator and signer != relayer:

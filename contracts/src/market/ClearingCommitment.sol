@@ -65,7 +65,7 @@ contract ClearingCommitment is RoleGated {
     }
 
     /// @notice An awarded offer, the proof that the book holds it, and its awards. `offer` is
-    /// packed as `OfferAccepted` carries it (93 bytes, big-endian, in field order); `batch`
+    /// packed as the book takes and logs it (93 bytes, big-endian, in field order); `batch`
     /// indexes the chunk's batch roots; each award is one word, `requestId << 48 | isp << 32 |
     /// powerW`: `powerW` of the offer to request `requestId` in ISP `isp` of the offer's window (0
     /// is its first ISP), in increasing order of (ISP, request), each pair once. Packing keeps the
@@ -713,7 +713,7 @@ contract ClearingCommitment is RoleGated {
         c.leafCount = at;
     }
 
-    /// @dev A packed offer (`OfferAccepted`'s 93 bytes) as the struct, its EIP-712 digest,
+    /// @dev A packed offer (the 93 bytes `OrderBook.submitOffers` takes) as the struct, its EIP-712 digest,
     /// and its order key (`_checkOrder`): the struct is laid out in memory right after the type
     /// hash, so hashStruct is one keccak over it; asset, portfolio and start lie side by side in
     /// the packed offer (bytes 4 to 24), so read as one number they are the subject over the start.

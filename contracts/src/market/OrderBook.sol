@@ -27,7 +27,7 @@ import {AssetRegistry} from "../grid/AssetRegistry.sol";
  * @dev What the book holds on chain is deliberately small: per market day a running digest of
  * everything accepted (requests, offers, cancellations, in order), per asset and per portfolio
  * the last nonce, and the requests (their escrow is recomputed from their terms). The offers live in the
- * `OfferAccepted` events, from which anyone rebuilds the book and checks it against the digest.
+ * `OffersAccepted` events, from which anyone rebuilds the book and checks it against the digest.
  *
  * Offer nonces are per asset (or portfolio) and strictly increasing; an offer whose nonce is not
  * above the last accepted one is skipped (replayed or older). A newer offer for the same asset,
@@ -178,8 +178,6 @@ contract OrderBook is RoleGated, EIP712 {
 
     /// @notice No market has id `market`.
     error OrderBookUnknownMarket(uint32 market);
-    /// @notice A field of the offer has bits beyond its type (a broken encoder, not a wallet).
-    error OrderBookMalformedOffer();
     /// @notice The signature does not recover to an address.
     error OrderBookInvalidSignature();
     /// @notice `signer` signed, but the asset's owner or the portfolio's aggregator is `seller`.
@@ -223,7 +221,8 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookZeroPrice();
     /// @notice The offer's nonce is not above the last one accepted for its asset or portfolio.
     error OrderBookStaleNonce(uint32 nonce, uint32 lastNonce);
-    /// @notice The offers and the signatures differ in number.
+    /// @notice The packed offers (93 bytes each) and signatures (65 bytes each) are not whole or
+    /// differ in number (`offers` and `signatures` are their byte lengths).
     error OrderBookLengthMismatch(uint256 offers, uint256 signatures);
     /// @notice `buyer` may not buy in `zoneId`: it operates no zone on the zone's path to the root.
     error OrderBookZoneNotBuyable(uint32 zoneId, address buyer);
@@ -256,9 +255,11 @@ contract OrderBook is RoleGated, EIP712 {
     );
     /// @notice A request was cancelled before gate closure; its escrow was refunded.
     event RequestCancelled(uint64 indexed requestId, uint32 indexed market, uint64 indexed dayStart, uint256 refund);
-    /// @notice An offer was accepted into the book of market day `dayStart`, sold by `seller`;
-    /// `offer` is packed (see `packOffer`: 93 bytes instead of 448 keep the log cheap).
-    event OfferAccepted(uint64 indexed dayStart, address indexed seller, bytes offer);
+    /// @notice Offers were accepted into the book of market day `dayStart`, in this order: one
+    /// event per run of a batch's offers for one market day. `offers` is 113 bytes per offer, its
+    /// seller (20) then the offer packed as relayed (`submitOffers`, 93). One log per run rather
+    /// than per offer saves the log's and its topics' base cost (about 1,900 gas an offer).
+    event OffersAccepted(uint64 indexed dayStart, bytes offers);
     /// @notice A batch accepted `offers` offers; `root` is the Merkle root over their digests, in order.
     event OffersBatched(bytes32 indexed root, uint256 offers);
     /// @notice Offer `index` of a batch was skipped; `reason` is the ABI-encoded custom error.
@@ -291,7 +292,15 @@ contract OrderBook is RoleGated, EIP712 {
         address bondedSeller; // the seller whose bond was checked last (offers of one seller come in runs)
         uint256 digestKey; // the day whose digest is being built, 0 if none
         bytes32 digest;
+        uint256 run; // memory: the `OffersAccepted` data of the day's run (offset, length, entries)
+        uint256 runLength; // its entries' bytes so far
+        uint256 freeMemory; // where each offer's memory starts
     }
+
+    /// @dev Bytes of a packed offer (`submitOffers`), of a signature, of an `OffersAccepted` entry.
+    uint256 internal constant PACKED_OFFER = 93;
+    uint256 internal constant SIGNATURE = 65;
+    uint256 internal constant ACCEPTED_ENTRY = 113;
 
     /**
      * @param registry The RoleRegistry.
@@ -438,33 +447,46 @@ contract OrderBook is RoleGated, EIP712 {
      * @notice Relay signed offers. The caller holds the AGGREGATOR role, or signed every offer
      * itself. Each offer is checked (signature, seller, asset or portfolio, power, window, gate
      * closure, expiry, nonce); a bad one is skipped with an `OfferSkipped` event naming its
-     * reason, unless `strict`, when the whole batch reverts with that reason. The accepted offers'
-     * digests make up the batch's Merkle root (`OffersBatched`).
-     * @param offers The offers.
-     * @param signatures One 65-byte signature per offer.
+     * reason, unless `strict`, when the whole batch reverts with that reason. The accepted offers
+     * are logged by market day (`OffersAccepted`), and their digests make up the batch's Merkle
+     * root (`OffersBatched`).
+     * @dev Offers and signatures come packed, not ABI-encoded: 93 bytes an offer (its fields
+     * big-endian in struct order, as `OffersAccepted` and `ClearingCommitment` carry it) against
+     * 448 bytes of mostly zero words, and 65 bytes a signature (r, s, v) against 192 with its
+     * offset and length (ABI-encoded, calldata was a fifth of an offer's gas). A packed field
+     * cannot exceed its type, so no offer is malformed.
+     * @param offers The offers, 93 bytes each.
+     * @param signatures One 65-byte signature (r, s, v) per offer, in the same order.
      * @param strict Revert on the first bad offer instead of skipping it.
      * @return accepted How many offers were accepted.
      */
-    function submitOffers(Offer[] calldata offers, bytes[] calldata signatures, bool strict)
+    function submitOffers(bytes calldata offers, bytes calldata signatures, bool strict)
         external
         returns (uint256 accepted)
     {
-        if (offers.length != signatures.length) revert OrderBookLengthMismatch(offers.length, signatures.length);
+        uint256 n = offers.length / PACKED_OFFER;
+        if (offers.length % PACKED_OFFER != 0 || signatures.length != n * SIGNATURE) {
+            revert OrderBookLengthMismatch(offers.length, signatures.length);
+        }
         Batch memory b;
         b.relayerIsAggregator = _hasMarketRole(msg.sender, AGGREGATOR_ROLE);
-        bytes32[] memory leaves = new bytes32[](offers.length);
-        uint256 freeMemory;
-        assembly ("memory-safe") {
-            freeMemory := mload(0x40)
-        }
-        for (uint256 i = 0; i < offers.length; ++i) {
+        bytes32[] memory leaves = new bytes32[](n);
+        _allocateRun(b, n);
+        for (uint256 i = 0; i < n; ++i) {
             // Nothing allocated for one offer outlives it: reusing its memory keeps a batch of
             // hundreds from paying the quadratic memory-expansion cost.
-            assembly ("memory-safe") {
-                mstore(0x40, freeMemory)
+            uint256 at; // the packed offer's calldata offset
+            uint256 signatureAt;
+            {
+                uint256 freeMemory = b.freeMemory;
+                assembly ("memory-safe") {
+                    mstore(0x40, freeMemory)
+                    at := add(offers.offset, mul(i, PACKED_OFFER))
+                    signatureAt := add(signatures.offset, mul(i, SIGNATURE))
+                }
             }
-            (Offer memory o, bytes32 digest) = _load(offers[i]);
-            (bytes memory reason, address seller, uint64 day) = _checkOffer(o, digest, signatures[i], b);
+            (Offer memory o, bytes32 digest) = _unpack(at);
+            (bytes memory reason, address seller, uint64 day) = _checkOffer(o, digest, signatureAt, b);
             if (reason.length != 0) {
                 if (strict) {
                     assembly ("memory-safe") {
@@ -474,21 +496,13 @@ contract OrderBook is RoleGated, EIP712 {
                 emit OfferSkipped(i, digest, reason);
                 continue;
             }
-            _useNonce(o);
-            uint256 key = uint256(o.market) << 64 | day;
-            if (key != b.digestKey) {
-                if (b.digestKey != 0) _digests[b.digestKey] = b.digest;
-                b.digestKey = key;
-                b.digest = _digests[key];
-            }
-            b.digest = _chain(b.digest, digest);
-            _emitAccepted(day, seller, o);
+            _accept(b, o, digest, seller, day, at);
             leaves[accepted] = digest;
             unchecked {
                 ++accepted;
             }
         }
-        if (b.digestKey != 0) _digests[b.digestKey] = b.digest;
+        if (b.digestKey != 0) _closeRun(b);
         if (accepted != 0) {
             bytes32 root = PairTree.root(leaves, accepted);
             isBatchRoot[root] = true;
@@ -502,40 +516,47 @@ contract OrderBook is RoleGated, EIP712 {
      * @return The digest.
      */
     function offerDigest(Offer calldata o) external view returns (bytes32) {
-        (, bytes32 digest) = _load(o);
-        return digest;
+        bytes32 typehash = OFFER_TYPEHASH;
+        bytes32 structHash;
+        assembly ("memory-safe") {
+            // a struct of static fields in calldata has the ABI layout hashStruct wants
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            calldatacopy(add(ptr, 0x20), o, 448)
+            structHash := keccak256(ptr, 480)
+        }
+        return _hashTypedDataV4(structHash);
     }
 
-    /// @dev The offer copied into memory right after its type hash (a memory struct of static
-    /// fields has the ABI layout), and its EIP-712 digest: hashStruct is one keccak over the copy,
-    /// without the ABI encoder's per-field work. A field with bits beyond its type is left as is:
-    /// `_checkOffer` refuses such an offer (`OrderBookMalformedOffer`).
-    function _load(Offer calldata c) internal view returns (Offer memory o, bytes32 digest) {
+    /// @dev The packed offer at calldata offset `at` as the struct, laid out in memory right after
+    /// its type hash (a memory struct of static fields has the ABI layout), and its EIP-712 digest:
+    /// hashStruct is one keccak over it, without the ABI encoder's per-field work. A field is the
+    /// word at its byte offset shifted right by 256 - 8 x its size, so it is clean.
+    function _unpack(uint256 at) internal view returns (Offer memory o, bytes32 digest) {
         bytes32 typehash = OFFER_TYPEHASH;
         bytes32 structHash;
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             mstore(ptr, typehash)
-            calldatacopy(add(ptr, 0x20), c, 448)
             o := add(ptr, 0x20)
+            mstore(o, shr(224, calldataload(at))) // market, 4 @ 0
+            mstore(add(o, 0x20), shr(192, calldataload(add(at, 4)))) // asset, 8 @ 4
+            mstore(add(o, 0x40), shr(224, calldataload(add(at, 12)))) // portfolio, 4 @ 12
+            mstore(add(o, 0x60), shr(192, calldataload(add(at, 16)))) // start, 8 @ 16
+            mstore(add(o, 0x80), shr(240, calldataload(add(at, 24)))) // isps, 2 @ 24
+            mstore(add(o, 0xa0), shr(248, calldataload(add(at, 26)))) // direction, 1 @ 26
+            mstore(add(o, 0xc0), shr(224, calldataload(add(at, 27)))) // powerW, 4 @ 27
+            mstore(add(o, 0xe0), shr(160, calldataload(add(at, 31)))) // price, 12 @ 31
+            mstore(add(o, 0x100), shr(248, calldataload(add(at, 43)))) // mode, 1 @ 43
+            mstore(add(o, 0x120), shr(224, calldataload(add(at, 44)))) // minPowerW, 4 @ 44
+            mstore(add(o, 0x140), shr(248, calldataload(add(at, 48)))) // baselineMethod, 1 @ 48
+            mstore(add(o, 0x160), calldataload(add(at, 49))) // baseline, 32 @ 49
+            mstore(add(o, 0x180), shr(192, calldataload(add(at, 81)))) // expiry, 8 @ 81
+            mstore(add(o, 0x1a0), shr(224, calldataload(add(at, 89)))) // nonce, 4 @ 89
             mstore(0x40, add(ptr, 480))
             structHash := keccak256(ptr, 480)
         }
         digest = _hashTypedDataV4(structHash);
-    }
-
-    /// @dev Whether every field of an offer fits its type (calldata copied without the decoder).
-    function _clean(Offer memory o) internal pure returns (bool clean) {
-        assembly ("memory-safe") {
-            let dirty := or(shr(32, mload(o)), shr(64, mload(add(o, 0x20)))) // market, asset
-            dirty := or(dirty, or(shr(32, mload(add(o, 0x40))), shr(64, mload(add(o, 0x60))))) // portfolio, start
-            dirty := or(dirty, or(shr(16, mload(add(o, 0x80))), shr(8, mload(add(o, 0xa0))))) // isps, direction
-            dirty := or(dirty, or(shr(32, mload(add(o, 0xc0))), shr(96, mload(add(o, 0xe0))))) // powerW, price
-            dirty := or(dirty, or(shr(8, mload(add(o, 0x100))), shr(32, mload(add(o, 0x120))))) // mode, minPowerW
-            dirty := or(dirty, shr(8, mload(add(o, 0x140)))) // baselineMethod (baseline is a full word)
-            dirty := or(dirty, or(shr(64, mload(add(o, 0x180))), shr(32, mload(add(o, 0x1a0))))) // expiry, nonce
-            clean := iszero(dirty)
-        }
     }
 
     /// @dev `keccak256(abi.encode(previous, entry))` in the scratch space.
@@ -547,33 +568,59 @@ contract OrderBook is RoleGated, EIP712 {
         }
     }
 
-    /// @dev `emit OfferAccepted(day, seller, packed)`, the 93 packed bytes written field by field
-    /// from the last to the first (each mstore zeroes only bytes before its field, still unwritten).
-    function _emitAccepted(uint64 day, address seller, Offer memory o) internal {
-        bytes32 topic = OfferAccepted.selector;
+    /// @dev Room for a run's log data, written in place: offset and length words, up to `n`
+    /// entries, a word of zero padding (not zeroed here: every byte logged is written first).
+    function _allocateRun(Batch memory b, uint256 n) internal pure {
+        uint256 run;
+        uint256 freeMemory;
         assembly ("memory-safe") {
-            let q := mload(0x40)
-            mstore(q, 0x20) // the bytes' offset
-            let d := add(q, 0x40) // its data, after the length word
-            mstore(add(d, 0x40), 0) // the padding after byte 93
-            mstore(add(d, 61), mload(add(o, 0x1a0))) // nonce at 89, 4 bytes
-            mstore(add(d, 57), mload(add(o, 0x180))) // expiry at 81, 8 bytes
-            mstore(add(d, 49), mload(add(o, 0x160))) // baseline at 49, 32 bytes
-            mstore(add(d, 17), mload(add(o, 0x140))) // baselineMethod at 48
-            mstore(add(d, 16), mload(add(o, 0x120))) // minPowerW at 44
-            mstore(add(d, 12), mload(add(o, 0x100))) // mode at 43
-            mstore(add(d, 11), mload(add(o, 0xe0))) // price at 31, 12 bytes
-            mstore(sub(d, 1), mload(add(o, 0xc0))) // powerW at 27
-            mstore(sub(d, 5), mload(add(o, 0xa0))) // direction at 26
-            mstore(sub(d, 6), mload(add(o, 0x80))) // isps at 24
-            mstore(sub(d, 8), mload(add(o, 0x60))) // start at 16
-            mstore(sub(d, 16), mload(add(o, 0x40))) // portfolio at 12
-            mstore(sub(d, 20), mload(add(o, 0x20))) // asset at 4
-            mstore(sub(d, 28), mload(o)) // market at 0
-            mstore(add(q, 0x20), 93) // the length, last: the writes above ran over it
-            // values that reach assembly may carry dirty high bits: topics must be clean
-            log3(q, 0xa0, topic, and(day, 0xffffffffffffffff), and(seller, 0xffffffffffffffffffffffffffffffffffffffff))
+            run := mload(0x40)
+            freeMemory := add(run, add(0x60, mul(n, ACCEPTED_ENTRY)))
+            mstore(0x40, freeMemory)
         }
+        (b.run, b.freeMemory) = (run, freeMemory);
+    }
+
+    /// @dev An accepted offer: its nonce used, its digest chained into its day's, its entry
+    /// added to its day's run (a new day closes the run before).
+    function _accept(Batch memory b, Offer memory o, bytes32 digest, address seller, uint64 day, uint256 at)
+        internal
+    {
+        _useNonce(o);
+        uint256 key = uint256(o.market) << 64 | day;
+        if (key != b.digestKey) {
+            if (b.digestKey != 0) _closeRun(b);
+            b.digestKey = key;
+            b.digest = _digests[key];
+        }
+        b.digest = _chain(b.digest, digest);
+        _addToRun(b, seller, at);
+    }
+
+    /// @dev Append `seller` and the packed offer at calldata offset `at` to the run's log data.
+    function _addToRun(Batch memory b, address seller, uint256 at) internal pure {
+        uint256 end = b.run + 0x40 + b.runLength;
+        assembly ("memory-safe") {
+            mstore(end, shl(96, seller)) // 20 bytes; the rest of the word is overwritten next
+            calldatacopy(add(end, 20), at, PACKED_OFFER)
+        }
+        b.runLength += ACCEPTED_ENTRY;
+    }
+
+    /// @dev Store the run's day digest and `emit OffersAccepted(day, entries)` from the run's
+    /// memory (the ABI encoding of one `bytes`: offset, length, data padded with zeros).
+    function _closeRun(Batch memory b) internal {
+        _digests[b.digestKey] = b.digest;
+        bytes32 topic = OffersAccepted.selector;
+        (uint256 run, uint256 length, uint256 key) = (b.run, b.runLength, b.digestKey);
+        assembly ("memory-safe") {
+            mstore(run, 0x20)
+            mstore(add(run, 0x20), length)
+            mstore(add(add(run, 0x40), length), 0) // the padding (within the run's memory)
+            // the day is the key's low 64 bits (`market << 64 | day`)
+            log2(run, add(0x40, and(add(length, 31), not(31))), topic, and(key, 0xffffffffffffffff))
+        }
+        b.runLength = 0;
     }
 
     /**
@@ -803,13 +850,12 @@ contract OrderBook is RoleGated, EIP712 {
     // ----------------------------------------------------------------------------- internals
 
     /// @dev The reason (an encoded custom error) an offer is refused, empty if it is good.
-    function _checkOffer(Offer memory o, bytes32 digest, bytes calldata signature, Batch memory b)
+    function _checkOffer(Offer memory o, bytes32 digest, uint256 signatureAt, Batch memory b)
         internal
         view
         returns (bytes memory reason, address seller, uint64 day)
     {
-        if (!_clean(o)) return (abi.encodeWithSelector(OrderBookMalformedOffer.selector), seller, 0);
-        address signer = _recover(digest, signature);
+        address signer = _recover(digest, signatureAt);
         if (signer == address(0)) return (abi.encodeWithSelector(OrderBookInvalidSignature.selector), seller, 0);
         if (!b.relayerIsAggregator && signer != msg.sender) {
             return (abi.encodeWithSelector(OrderBookNotRelayer.selector, msg.sender), seller, 0);
@@ -890,17 +936,16 @@ contract OrderBook is RoleGated, EIP712 {
         }
     }
 
-    /// @dev The signer of a 65-byte signature (r, s, v) read from calldata, as OpenZeppelin's
+    /// @dev The signer of the 65-byte signature (r, s, v) at calldata offset `at`, as OpenZeppelin's
     /// ECDSA checks it (no malleable `s`); the zero address when there is none.
-    function _recover(bytes32 digest, bytes calldata signature) internal pure returns (address signer) {
-        if (signature.length != 65) return address(0);
+    function _recover(bytes32 digest, uint256 at) internal pure returns (address signer) {
         bytes32 r;
         bytes32 s;
         uint8 v;
         assembly ("memory-safe") {
-            r := calldataload(signature.offset)
-            s := calldataload(add(signature.offset, 0x20))
-            v := byte(0, calldataload(add(signature.offset, 0x40)))
+            r := calldataload(at)
+            s := calldataload(add(at, 0x20))
+            v := byte(0, calldataload(add(at, 0x40)))
         }
         (signer,,) = ECDSA.tryRecover(digest, v, r, s);
     }

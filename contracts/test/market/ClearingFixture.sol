@@ -304,7 +304,7 @@ abstract contract ClearingFixture is OrderBookFixture {
         vm.expectEmit();
         emit OrderBook.OffersBatched(root, os.length);
         vm.prank(aggregator);
-        assertEq(book.submitOffers(os, sigs, true), os.length, "every offer accepted");
+        assertEq(submit(book, os, sigs, true), os.length, "every offer accepted");
         assertTrue(book.isBatchRoot(root), "the book knows the rebuilt root");
         uint256 b = batchLeaves.length;
         batchLeaves.push(leaves);

@@ -11,8 +11,9 @@ import {OrderBook} from "../../src/market/OrderBook.sol";
 /// tree of `buildTree` (feeder 5 under DSO1), a keyed buyer operating zone 6 under the root, keyed
 /// owners and aggregator, one active asset in feeder 5, and helpers to build and sign offers.
 abstract contract OrderBookFixture is GridZonesFixture {
-    /// An offer as `OfferAccepted` carries it: its fields packed big-endian, in order (93 bytes);
-    /// written independently of the book's assembly, so that the two check each other.
+    /// An offer as `submitOffers` takes it and `OffersAccepted` carries it: its fields packed
+    /// big-endian, in order (93 bytes); written independently of the book's assembly, so that the
+    /// two check each other.
     function packed(OrderBook.Offer memory o) internal pure returns (bytes memory) {
         return abi.encodePacked(
             abi.encodePacked(o.market, o.asset, o.portfolio, o.start, o.isps, o.direction, o.powerW),
@@ -144,10 +145,34 @@ abstract contract OrderBookFixture is GridZonesFixture {
         (os[0], sigs[0]) = (o, sig);
     }
 
+    /// Offers and signatures as `submitOffers` takes them: packed (93 bytes an offer), concatenated.
+    function packAll(OrderBook.Offer[] memory os, bytes[] memory sigs)
+        internal
+        pure
+        returns (bytes memory offers, bytes memory signatures)
+    {
+        for (uint256 i = 0; i < os.length; ++i) {
+            offers = bytes.concat(offers, packed(os[i]));
+        }
+        for (uint256 i = 0; i < sigs.length; ++i) {
+            signatures = bytes.concat(signatures, sigs[i]);
+        }
+    }
+
+    /// `target.submitOffers` of the packed batch (no external call before it: a prank or an
+    /// expected revert set just before applies to it).
+    function submit(OrderBook target, OrderBook.Offer[] memory os, bytes[] memory sigs, bool strict)
+        internal
+        returns (uint256)
+    {
+        (bytes memory offers, bytes memory signatures) = packAll(os, sigs);
+        return target.submitOffers(offers, signatures, strict);
+    }
+
     function relay(address relayer, OrderBook.Offer memory o, bytes memory sig) internal returns (uint256 accepted) {
         (OrderBook.Offer[] memory os, bytes[] memory sigs) = single(o, sig);
         vm.prank(relayer);
-        accepted = book.submitOffers(os, sigs, false);
+        accepted = submit(book, os, sigs, false);
     }
 
     // ------------------------------------------------------------------------------ requests

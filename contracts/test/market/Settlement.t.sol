@@ -1127,7 +1127,7 @@ contract SettlementTokenFailureTest is SettlementTestBase {
             sigs[i] = abi.encodePacked(r, s, v);
         }
         vm.prank(aggregator);
-        assertEq(book2.submitOffers(os, sigs, true), 2, "both accepted");
+        assertEq(submit(book2, os, sigs, true), 2, "both accepted");
     }
 
     function setUp() public override {

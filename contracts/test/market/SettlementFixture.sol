@@ -414,7 +414,7 @@ abstract contract SettlementFixture is ClearingFixture {
             leaves[i] = book.offerDigest(os[i]);
         }
         vm.prank(aggregator);
-        assertEq(book.submitOffers(os, sigs, true), n, "every sale accepted");
+        assertEq(submit(book, os, sigs, true), n, "every sale accepted");
         uint256 b = batchLeaves.length;
         batchLeaves.push(leaves);
         for (uint256 i = 0; i < n; ++i) {

@@ -42,7 +42,7 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
         (OrderBook.Offer[] memory os, bytes[] memory sigs) = single(o, sig);
         vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, aggregator, AGGREGATOR_ROLE));
         vm.prank(AGG);
-        book.submitOffers(os, sigs, true);
+        submit(book, os, sigs, true);
 
         assertEq(assets.suspendUncredentialed(assetIds(asset1)), 1, "its member is suspended");
         assertEq(uint256(statusOf(asset1)), uint256(AssetRegistry.Status.SUSPENDED), "suspended");

@@ -43,7 +43,7 @@ contract BondsTest is SettlementFixture {
         (OrderBook.Offer[] memory os, bytes[] memory sigs) = single(o, sign(key, o));
         vm.expectRevert(reason);
         vm.prank(aggregator);
-        book.submitOffers(os, sigs, true);
+        submit(book, os, sigs, true);
     }
 
     /// RT-1: the seller that fell short cannot take its bond out before it is settled: a

@@ -30,6 +30,9 @@ interface Vm {
     function pauseGasMetering() external;
     function resumeGasMetering() external;
     function lastCallGas() external view returns (Gas memory gas);
+    /// @notice Record `value` as `name` in `snapshots/<group>.json` (checked against the file
+    /// by `forge test --gas-snapshot-check=true`).
+    function snapshotValue(string calldata group, string calldata name, uint256 value) external;
     function cool(address target) external;
     function snapshotState() external returns (uint256 snapshotId);
     function revertToState(uint256 snapshotId) external returns (bool success);
