@@ -65,7 +65,8 @@ def main() -> None:
                                          fresh=True)
             asset_ids += [e.args["assetId"] for e in first.events if e.name == "AssetRegistered"]
             batch = asset_ids[i:i + 100]
-            assets.map_assets(batch, [3] * len(batch), [10_000] * len(batch), [10_000] * len(batch), sender=dso)
+            assets.map_assets(batch, [3] * len(batch), [10_000] * len(batch), [10_000] * len(batch), [1] * len(batch),
+                              sender=dso)
         book = OrderBookClient(conn, manifest.address("OrderBook"), signer=aggregator)
         domain = read_domain(conn, book.address)
         token = SettlementTokenClient(conn, manifest.address("SettlementToken"))

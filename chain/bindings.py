@@ -18,6 +18,11 @@ class AssetRegistryClient(ContractClient):
         result: bytes = self._call("CONSENT_TYPEHASH()", block=block)
         return result
 
+    def market_change_lead(self, *, block: BlockId = "latest") -> int:
+        """``MARKET_CHANGE_LEAD()`` (view)."""
+        result: int = self._call("MARKET_CHANGE_LEAD()", block=block)
+        return result
+
     def meter_registration_typehash(self, *, block: BlockId = "latest") -> bytes:
         """``METER_REGISTRATION_TYPEHASH()`` (view)."""
         result: bytes = self._call("METER_REGISTRATION_TYPEHASH()", block=block)
@@ -32,6 +37,10 @@ class AssetRegistryClient(ContractClient):
         """``aggregatorOf(uint32)`` (view)."""
         result: str = self._call("aggregatorOf(uint32)", portfolio_id, block=block)
         return result
+
+    def apply_market_change(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``applyMarketChange(uint64)`` (transaction)."""
+        return self._transact("applyMarketChange(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
 
     def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
         """``asset(uint64)`` (view)."""
@@ -80,13 +89,18 @@ class AssetRegistryClient(ContractClient):
         """``handOverAsset(uint64,uint32)`` (transaction)."""
         return self._transact("handOverAsset(uint64,uint32)", asset_id, zone_id, sender=sender, wait=wait, gas=gas)
 
-    def map_asset(self, asset_id: int, zone_id: int, up_w: int, down_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``mapAsset(uint64,uint32,uint32,uint32)`` (transaction)."""
-        return self._transact("mapAsset(uint64,uint32,uint32,uint32)", asset_id, zone_id, up_w, down_w, sender=sender, wait=wait, gas=gas)
+    def map_asset(self, asset_id: int, zone_id: int, up_w: int, down_w: int, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mapAsset(uint64,uint32,uint32,uint32,uint32)`` (transaction)."""
+        return self._transact("mapAsset(uint64,uint32,uint32,uint32,uint32)", asset_id, zone_id, up_w, down_w, market, sender=sender, wait=wait, gas=gas)
 
-    def map_assets(self, asset_ids: list[int], zone_ids: list[int], up_w: list[int], down_w: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
-        return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
+    def map_assets(self, asset_ids: list[int], zone_ids: list[int], up_w: list[int], down_w: list[int], markets: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mapAssets(uint64[],uint32[],uint32[],uint32[],uint32[])`` (transaction)."""
+        return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, markets, sender=sender, wait=wait, gas=gas)
+
+    def market_of(self, asset_id: int, start: int, end: int, *, block: BlockId = "latest") -> int:
+        """``marketOf(uint64,uint64,uint64)`` (view)."""
+        result: int = self._call("marketOf(uint64,uint64,uint64)", asset_id, start, end, block=block)
+        return result
 
     def members_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> list[int]:
         """``membersAt(uint32,uint64)`` (view)."""
@@ -123,6 +137,11 @@ class AssetRegistryClient(ContractClient):
         result: int = self._call("offerWord(uint64)", asset_id, block=block)
         return result
 
+    def offer_word_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``offerWordAt(uint64,uint64)`` (view)."""
+        result: tuple[int, int] = self._call("offerWordAt(uint64,uint64)", asset_id, t, block=block)
+        return result
+
     def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, list[int]]:
         """``portfolio(uint32)`` (view)."""
         result: tuple[str, int, list[int]] = self._call("portfolio(uint32)", portfolio_id, block=block)
@@ -136,6 +155,11 @@ class AssetRegistryClient(ContractClient):
     def portfolio_count(self, *, block: BlockId = "latest") -> int:
         """``portfolioCount()`` (view)."""
         result: int = self._call("portfolioCount()", block=block)
+        return result
+
+    def portfolio_market(self, portfolio_id: int, *, block: BlockId = "latest") -> int:
+        """``portfolioMarket(uint32)`` (view)."""
+        result: int = self._call("portfolioMarket(uint32)", portfolio_id, block=block)
         return result
 
     def portfolio_terms(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:

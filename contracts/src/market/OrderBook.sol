@@ -209,6 +209,9 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookAssetNotActive(uint64 assetId, uint8 status);
     /// @notice The asset belongs to a portfolio: its aggregator offers it.
     error OrderBookAssetInPortfolio(uint64 assetId);
+    /// @notice The asset (or portfolio) does not sell in `market` for every ISP of the window
+    /// (AssetRegistry.marketOf, portfolioMarket): one meter is sold in one market per ISP.
+    error OrderBookWrongMarket(uint64 assetId, uint32 portfolioId, uint32 market);
     /// @notice No portfolio has this id.
     error OrderBookUnknownPortfolio(uint32 portfolioId);
     /// @notice The power is zero, or above the prequalified power in that direction.
@@ -832,7 +835,7 @@ contract OrderBook is RoleGated, EIP712 {
         if (reason.length != 0) return (reason, seller, 0);
         uint256 prequalified;
         uint32 last;
-        (reason, seller, prequalified, last) = _seller(o);
+        (reason, seller, prequalified, last) = _seller(o, b.isp);
         if (reason.length != 0) return (reason, seller, 0);
         if (signer != seller) return (abi.encodeWithSelector(OrderBookNotSeller.selector, signer, seller), seller, 0);
         if (seller != b.bondedSeller) {
@@ -858,11 +861,12 @@ contract OrderBook is RoleGated, EIP712 {
 
     /// @dev Who sells (the asset's owner or the portfolio's aggregator), its prequalified power in
     /// the offer's direction and its last nonce, or the reason the subject cannot be offered.
-    function _seller(Offer memory o)
+    function _seller(Offer memory o, uint32 isp)
         internal
         view
         returns (bytes memory reason, address seller, uint256 prequalified, uint32 last)
     {
+        uint256 bound; // the market the subject sells in for the offer's window
         if (o.asset != 0 && o.portfolio == 0) {
             uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
             uint8 state = uint8(word >> 184);
@@ -870,6 +874,14 @@ contract OrderBook is RoleGated, EIP712 {
                 reason = abi.encodeWithSelector(OrderBookAssetNotActive.selector, o.asset, state & 3);
             } else if (state & 4 != 0) {
                 reason = abi.encodeWithSelector(OrderBookAssetInPortfolio.selector, o.asset);
+            } else {
+                // the word's market (state >> 4) binds every ISP from now on; 0: ask the history
+                bound = state >> 4;
+                if (bound == 0) {
+                    bound = AssetWords.call3(
+                        assets, AssetRegistry.marketOf.selector, o.asset, o.start, o.start + uint256(o.isps) * isp
+                    );
+                }
             }
             seller = address(uint160(word));
             prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
@@ -882,11 +894,16 @@ contract OrderBook is RoleGated, EIP712 {
                 // a revoked aggregator sells no portfolio, even offers it relays itself
                 reason = abi.encodeWithSelector(RoleGatedMissingRole.selector, aggregator, AGGREGATOR_ROLE);
             }
+            // its members are bound to its market for as long as they are members
+            bound = AssetWords.call3(assets, AssetRegistry.portfolioMarket.selector, o.portfolio, 0, 0);
             seller = aggregator;
             prequalified = o.direction == 0 ? upW : downW;
             last = uint32(_portfolioNonces[o.portfolio >> 3] >> (32 * (o.portfolio & 7)));
         } else {
             reason = abi.encodeWithSelector(OrderBookInvalidSubject.selector, o.asset, o.portfolio);
+        }
+        if (reason.length == 0 && bound != o.market) {
+            reason = abi.encodeWithSelector(OrderBookWrongMarket.selector, o.asset, o.portfolio, o.market);
         }
     }
 
