@@ -18,11 +18,6 @@ class AssetRegistryClient(ContractClient):
         result: bytes = self._call("CONSENT_TYPEHASH()", block=block)
         return result
 
-    def market_change_lead(self, *, block: BlockId = "latest") -> int:
-        """``MARKET_CHANGE_LEAD()`` (view)."""
-        result: int = self._call("MARKET_CHANGE_LEAD()", block=block)
-        return result
-
     def meter_registration_typehash(self, *, block: BlockId = "latest") -> bytes:
         """``METER_REGISTRATION_TYPEHASH()`` (view)."""
         result: bytes = self._call("METER_REGISTRATION_TYPEHASH()", block=block)
@@ -38,9 +33,9 @@ class AssetRegistryClient(ContractClient):
         result: str = self._call("aggregatorOf(uint32)", portfolio_id, block=block)
         return result
 
-    def apply_market_change(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``applyMarketChange(uint64)`` (transaction)."""
-        return self._transact("applyMarketChange(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
+    def apply_market(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``applyMarket(uint64)`` (transaction)."""
+        return self._transact("applyMarket(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
 
     def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
         """``asset(uint64)`` (view)."""
@@ -97,9 +92,14 @@ class AssetRegistryClient(ContractClient):
         """``mapAssets(uint64[],uint32[],uint32[],uint32[],uint32[])`` (transaction)."""
         return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, markets, sender=sender, wait=wait, gas=gas)
 
-    def market_of(self, asset_id: int, start: int, end: int, *, block: BlockId = "latest") -> int:
-        """``marketOf(uint64,uint64,uint64)`` (view)."""
-        result: int = self._call("marketOf(uint64,uint64,uint64)", asset_id, start, end, block=block)
+    def market_for(self, asset_id: int, start: int, end: int, *, block: BlockId = "latest") -> int:
+        """``marketFor(uint64,uint64,uint64)`` (view)."""
+        result: int = self._call("marketFor(uint64,uint64,uint64)", asset_id, start, end, block=block)
+        return result
+
+    def market_of_portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> int:
+        """``marketOfPortfolio(uint32)`` (view)."""
+        result: int = self._call("marketOfPortfolio(uint32)", portfolio_id, block=block)
         return result
 
     def members_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> list[int]:
@@ -155,11 +155,6 @@ class AssetRegistryClient(ContractClient):
     def portfolio_count(self, *, block: BlockId = "latest") -> int:
         """``portfolioCount()`` (view)."""
         result: int = self._call("portfolioCount()", block=block)
-        return result
-
-    def portfolio_market(self, portfolio_id: int, *, block: BlockId = "latest") -> int:
-        """``portfolioMarket(uint32)`` (view)."""
-        result: int = self._call("portfolioMarket(uint32)", portfolio_id, block=block)
         return result
 
     def portfolio_terms(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:

@@ -113,8 +113,8 @@ ASSET_STATUS_MASK = 3  # AssetRegistry.offerWord: the Status in bits 184-185 (0:
 
 def in_market(assets: AssetRegistryClient, asset: int, portfolio: int, market: int, start: int, end: int) -> bool:
     """Whether the asset (or portfolio) sells in ``market`` for every ISP of ``[start, end)``
-    (AssetRegistry.marketOf / portfolioMarket): one meter sells in one market per ISP."""
-    bound = assets.market_of(asset, start, end) if asset else assets.portfolio_market(portfolio)
+    (AssetRegistry.marketFor / marketOfPortfolio): one meter sells in one market per ISP."""
+    bound = assets.market_for(asset, start, end) if asset else assets.market_of_portfolio(portfolio)
     return int(bound) == market
 
 

@@ -161,13 +161,13 @@ def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[st
             last = nonces.get(o.asset, world.book.asset_nonce(o.asset))
             end = o.start + o.isps * (params.isp_seconds if params else 0)
             terms = SubjectTerms(owner, status, in_portfolio, up, down, last, BondState.from_word(world.book.bond_word(owner)),
-                                 world.assets.market_of(o.asset, o.start, end))
+                                 world.assets.market_for(o.asset, o.start, end))
         elif o.portfolio and not o.asset:
             aggregator, _zone, up, down = world.assets.portfolio_terms(o.portfolio)
             last = nonces.get(-o.portfolio, world.book.portfolio_nonce(o.portfolio))
             terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last,
                                  BondState.from_word(world.book.bond_word(aggregator)),
-                                 world.assets.portfolio_market(o.portfolio),
+                                 world.assets.market_of_portfolio(o.portfolio),
                                  seller_credentialed=RoleRegistryClient(world.conn, world.book.role_registry())
                                  .has_market_role(aggregator, Role.AGGREGATOR.id))
         problem = offer_problem(o, signer=signer, relayer=relayer.address,

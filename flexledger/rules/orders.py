@@ -306,8 +306,8 @@ class SubjectTerms:
     down_w: int
     last_nonce: int
     bond: BondState  # the seller's (OrderBook.bondWord)
-    # the market the asset sells in for every ISP of the offer's window (AssetRegistry.marketOf,
-    # 0 when the window spans a change), or the portfolio's (portfolioMarket)
+    # the market the asset sells in for every ISP of the offer's window (AssetRegistry.marketFor,
+    # 0 when the window spans a change), or the portfolio's (marketOfPortfolio)
     market: int
     seller_credentialed: bool = True  # a portfolio's aggregator holds the AGGREGATOR role now
 

@@ -191,12 +191,12 @@ def test_an_asset_sells_in_one_market_per_isp_and_a_change_binds_beyond_the_hori
     changed = world.assets.map_asset(x, world.zone, 5_000, 5_000, 2, sender=world.dso)
     starts = changed.event("AssetMarketSet").args["from"]
     assert starts == world.conn.latest_timestamp() + MARKET_CHANGE_LEAD
-    assert world.assets.market_of(x, soon, soon + 900) == 1, "an ISP that may be offered already stays in market 1"
-    assert world.assets.market_of(x, starts, starts + 900) == 2
-    assert world.assets.market_of(x, starts - 1, starts + 1) == 0, "a window across the change has no market"
+    assert world.assets.market_for(x, soon, soon + 900) == 1, "an ISP that may be offered already stays in market 1"
+    assert world.assets.market_for(x, starts, starts + 900) == 2
+    assert world.assets.market_for(x, starts - 1, starts + 1) == 0, "a window across the change has no market"
     assert world.assets.offer_word(x) >> 188 & 15 == 0, "the word defers to the history while a change is pending"
     terms = SubjectTerms(world.owner.address, ASSET_ACTIVE, False, 5_000, 5_000, 0, BondState(1, 0, 0, 0, False),
-                         world.assets.market_of(x, soon, soon + 900))
+                         world.assets.market_for(x, soon, soon + 900))
     wrong = Offer(market=2, asset=x, portfolio=0, start=soon, isps=1, direction=0, power_w=1_000, price=100, mode=0,
                   min_power_w=0, baseline_method=1, baseline=bytes(32), expiry=soon, nonce=1)
     assert offer_problem(wrong, signer=world.owner.address, relayer=world.owner.address, relayer_is_aggregator=False,
@@ -209,7 +209,7 @@ def test_a_portfolio_shares_its_members_market(world: World) -> None:
     with pytest.raises(revert_errors.AssetMarketMismatch):
         world.portfolio(y)
     p = world.portfolio(x)
-    assert world.assets.portfolio_market(p) == 1
+    assert world.assets.market_of_portfolio(p) == 1
     assert in_market(world.assets, 0, p, 1, 0, 0) and not in_market(world.assets, 0, p, 2, 0, 0)
 
 

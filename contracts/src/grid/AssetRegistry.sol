@@ -25,7 +25,7 @@ import {GridZones} from "./GridZones.sol";
  * once). Its DSO names the market when mapping it; a later change of market is scheduled, not
  * immediate: it binds from `now + MARKET_CHANGE_LEAD` on, later than any ISP an offer can exist
  * for yet (a market day is traded at most 30 days ahead), so the market of an ISP that anyone
- * may already have offered never changes, whatever the markets' gate closures (`marketOf`).
+ * may already have offered never changes, whatever the markets' gate closures (`marketFor`).
  */
 contract AssetRegistry is RoleGated, EIP712 {
     using Checkpoints for Checkpoints.Trace208;
@@ -84,11 +84,12 @@ contract AssetRegistry is RoleGated, EIP712 {
     /// first mapping: checks as of a past time must look past the one word.
     uint8 internal constant CHECK_HISTORY = 8;
     /// @dev State bits 4-7: the asset's market for every ISP from now on when it is 1 to 15; 0
-    /// when it is larger, a change is scheduled, or none is set (`marketOf` tells).
+    /// when it is larger, a change is scheduled, or none is set (`marketFor` tells).
     uint8 internal constant MARKET_SHIFT = 4;
-    /// @notice How far ahead a change of an asset's market binds: the 30 days a market day may be
+    /// @dev How far ahead a change of an asset's market binds: the 30 days a market day may be
     /// traded ahead (OrderBook) and the day itself, so no offer exists yet for an ISP it changes.
-    uint64 public constant MARKET_CHANGE_LEAD = 31 days;
+    /// Not a public getter: one selector fewer keeps `offerWord`'s dispatch short (every offer).
+    uint64 internal constant MARKET_CHANGE_LEAD = 31 days;
     bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
@@ -352,7 +353,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      * offer's market without reading the history.
      * @param assetId The asset.
      */
-    function applyMarketChange(uint64 assetId) external {
+    function applyMarket(uint64 assetId) external {
         Asset storage a = _asset(assetId);
         Checkpoints.Trace208 storage markets = _markets[assetId];
         (bool exists, uint48 key, uint208 market) = markets.latestCheckpoint();
@@ -480,7 +481,7 @@ contract AssetRegistry is RoleGated, EIP712 {
             if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(id, _info[id].portfolio);
             // a member sells only through the portfolio, in the portfolio's market: for good
             // while a member (no re-mapping then), and so for every ISP its delivery counts in
-            uint32 market = marketOf(id, uint64(block.timestamp), type(uint64).max);
+            uint32 market = marketFor(id, uint64(block.timestamp), type(uint64).max);
             if (i == 0) p.market = market;
             if (market == 0 || market != p.market) revert AssetMarketMismatch(id, market, p.market);
             bytes32 digest = consentDigest(msg.sender, id, consentNonce[id], deadline);
@@ -627,7 +628,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      * book): `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`, where `state & 3`
      * is the Status, `state & 4` says it belongs to a portfolio, `state & 8` that it ever did, was
      * deregistered or changed since its first mapping (then `offerWordAt` tells), and `state >> 4`
-     * is its market for every ISP from now on, or 0 (then `marketOf` tells). Zero for an unknown asset.
+     * is its market for every ISP from now on, or 0 (then `marketFor` tells). Zero for an unknown asset.
      * @param assetId The asset.
      * @return word The packed record.
      */
@@ -665,7 +666,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      * @param end The second after its last.
      * @return market The market (0 if none for the whole window).
      */
-    function marketOf(uint64 assetId, uint64 start, uint64 end) public view returns (uint32 market) {
+    function marketFor(uint64 assetId, uint64 start, uint64 end) public view returns (uint32 market) {
         Checkpoints.Trace208 storage h = _markets[assetId];
         // changes are few and the latest matter most: walk back from the latest
         for (uint256 i = h.length(); i > 0; --i) {
@@ -680,7 +681,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      * @param portfolioId The portfolio.
      * @return The market.
      */
-    function portfolioMarket(uint32 portfolioId) external view returns (uint32) {
+    function marketOfPortfolio(uint32 portfolioId) external view returns (uint32) {
         return _portfolios[portfolioId].market;
     }
 

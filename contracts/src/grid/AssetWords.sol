@@ -31,8 +31,8 @@ library AssetWords {
     }
 
     /**
-     * @notice A one-word view of the registry taking up to three words (`marketOf`,
-     * `portfolioMarket`: a view ignores the words it does not take), with the same bare call.
+     * @notice A one-word view of the registry taking up to three words (`marketFor`,
+     * `marketOfPortfolio`: a view ignores the words it does not take), with the same bare call.
      * @param registry The AssetRegistry.
      * @param selector The view's selector.
      * @param a Its first argument.

@@ -210,7 +210,7 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice The asset belongs to a portfolio: its aggregator offers it.
     error OrderBookAssetInPortfolio(uint64 assetId);
     /// @notice The asset (or portfolio) does not sell in `market` for every ISP of the window
-    /// (AssetRegistry.marketOf, portfolioMarket): one meter is sold in one market per ISP.
+    /// (AssetRegistry.marketFor, marketOfPortfolio): one meter is sold in one market per ISP.
     error OrderBookWrongMarket(uint64 assetId, uint32 portfolioId, uint32 market);
     /// @notice No portfolio has this id.
     error OrderBookUnknownPortfolio(uint32 portfolioId);
@@ -866,7 +866,6 @@ contract OrderBook is RoleGated, EIP712 {
         view
         returns (bytes memory reason, address seller, uint256 prequalified, uint32 last)
     {
-        uint256 bound; // the market the subject sells in for the offer's window
         if (o.asset != 0 && o.portfolio == 0) {
             uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
             uint8 state = uint8(word >> 184);
@@ -874,14 +873,12 @@ contract OrderBook is RoleGated, EIP712 {
                 reason = abi.encodeWithSelector(OrderBookAssetNotActive.selector, o.asset, state & 3);
             } else if (state & 4 != 0) {
                 reason = abi.encodeWithSelector(OrderBookAssetInPortfolio.selector, o.asset);
-            } else {
+            } else if (state >> 4 != o.market) {
                 // the word's market (state >> 4) binds every ISP from now on; 0: ask the history
-                bound = state >> 4;
-                if (bound == 0) {
-                    bound = AssetWords.call3(
-                        assets, AssetRegistry.marketOf.selector, o.asset, o.start, o.start + uint256(o.isps) * isp
-                    );
-                }
+                uint256 bound = state >> 4 != 0 ? 0 : AssetWords.call3(
+                    assets, AssetRegistry.marketFor.selector, o.asset, o.start, o.start + uint256(o.isps) * isp
+                );
+                if (bound != o.market) reason = _wrongMarket(o);
             }
             seller = address(uint160(word));
             prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
@@ -893,18 +890,20 @@ contract OrderBook is RoleGated, EIP712 {
             } else if (!_hasMarketRole(aggregator, AGGREGATOR_ROLE)) {
                 // a revoked aggregator sells no portfolio, even offers it relays itself
                 reason = abi.encodeWithSelector(RoleGatedMissingRole.selector, aggregator, AGGREGATOR_ROLE);
+            } else if (AssetWords.call3(assets, AssetRegistry.marketOfPortfolio.selector, o.portfolio, 0, 0) != o.market) {
+                // its members are bound to its market for as long as they are members
+                reason = _wrongMarket(o);
             }
-            // its members are bound to its market for as long as they are members
-            bound = AssetWords.call3(assets, AssetRegistry.portfolioMarket.selector, o.portfolio, 0, 0);
             seller = aggregator;
             prequalified = o.direction == 0 ? upW : downW;
             last = uint32(_portfolioNonces[o.portfolio >> 3] >> (32 * (o.portfolio & 7)));
         } else {
             reason = abi.encodeWithSelector(OrderBookInvalidSubject.selector, o.asset, o.portfolio);
         }
-        if (reason.length == 0 && bound != o.market) {
-            reason = abi.encodeWithSelector(OrderBookWrongMarket.selector, o.asset, o.portfolio, o.market);
-        }
+    }
+
+    function _wrongMarket(Offer memory o) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(OrderBookWrongMarket.selector, o.asset, o.portfolio, o.market);
     }
 
     /// @dev The signer of a 65-byte signature (r, s, v) read from calldata, as OpenZeppelin's

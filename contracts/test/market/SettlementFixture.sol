@@ -356,7 +356,7 @@ abstract contract SettlementFixture is ClearingFixture {
     function addSale(Terms memory t, int64[] memory baseline) internal returns (uint256 id) {
         uint64 assetId = t.assetId;
         if (assetId == 0) {
-            bindMarket = t.marketId; // an asset sells in one market (AssetRegistry.marketOf)
+            bindMarket = t.marketId; // an asset sells in one market (AssetRegistry.marketFor)
             (assetId,) = newKeyedAsset(t.sellerKey, t.zone);
             bindMarket = 0;
         }

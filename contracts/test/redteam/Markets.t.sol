@@ -46,7 +46,7 @@ contract RedteamMarketsTest is ClearingFixture {
         expectWrongMarket(o, OWNER_KEY);
         o.market = market;
         expectAccepted(o);
-        assertEq(assets.marketOf(asset1, NEXT, NEXT + ISP), market, "bound to the market it was mapped for");
+        assertEq(assets.marketFor(asset1, NEXT, NEXT + ISP), market, "bound to the market it was mapped for");
     }
 
     /// A change of market binds only ISPs that nobody can have offered yet: an ISP already open in
@@ -65,9 +65,9 @@ contract RedteamMarketsTest is ClearingFixture {
         o.market = market;
         expectAccepted(o);
 
-        assertEq(assets.marketOf(asset1, from - ISP, from), market, "before the change: the old market");
-        assertEq(assets.marketOf(asset1, from, from + ISP), market2, "from the change: the new one");
-        assertEq(assets.marketOf(asset1, from - 1, from + 1), 0, "a window across the change: none");
+        assertEq(assets.marketFor(asset1, from - ISP, from), market, "before the change: the old market");
+        assertEq(assets.marketFor(asset1, from, from + ISP), market2, "from the change: the new one");
+        assertEq(assets.marketFor(asset1, from - 1, from + 1), 0, "a window across the change: none");
 
         uint64 dayOfChange = from - from % 1 days;
         uint64 after_ = dayOfChange + 1 days;
@@ -83,10 +83,10 @@ contract RedteamMarketsTest is ClearingFixture {
         o.market = market;
         expectAccepted(o);
 
-        assets.applyMarketChange(asset1); // too early: nothing changes
+        assets.applyMarket(asset1); // too early: nothing changes
         assertEq((assets.offerWord(asset1) >> 188) & 15, 0, "still pending");
         vm.warp(from);
-        assets.applyMarketChange(asset1);
+        assets.applyMarket(asset1);
         assertEq((assets.offerWord(asset1) >> 188) & 15, market2, "in force for every ISP still to offer");
     }
 
@@ -95,7 +95,7 @@ contract RedteamMarketsTest is ClearingFixture {
         vm.prank(DSO1);
         assets.mapAsset(asset1, 5, UP_W / 2, DOWN_W, market);
         assertEq((assets.offerWord(asset1) >> 188) & 15, market, "still in the word");
-        assertEq(assets.marketOf(asset1, type(uint64).max - 1, type(uint64).max), market, "no change ahead");
+        assertEq(assets.marketFor(asset1, type(uint64).max - 1, type(uint64).max), market, "no change ahead");
     }
 
     /// A portfolio's members share its market, with no change scheduled; its offers sell there only.
@@ -121,7 +121,7 @@ contract RedteamMarketsTest is ClearingFixture {
         (sigs, deadline) = consents(ids);
         vm.prank(AGG);
         uint32 p = assets.createPortfolio(5, ids, sigs, deadline);
-        assertEq(assets.portfolioMarket(p), market, "the members' market");
+        assertEq(assets.marketOfPortfolio(p), market, "the members' market");
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetInPortfolio.selector, a2, p));
         vm.prank(DSO1);
         assets.mapAsset(a2, 5, UP_W, DOWN_W, market2); // a member cannot leave its portfolio's market
@@ -144,7 +144,7 @@ contract RedteamMarketsTest is ClearingFixture {
         OrderBook.Offer memory o = offer(second, NEXT, 1, 5_000, 10_000);
         o.market = market2;
         expectWrongMarket(o, OWNER_KEY);
-        assertEq(assets.marketOf(second, free, free + ISP), market2, "sells from then on");
+        assertEq(assets.marketFor(second, free, free + ISP), market2, "sells from then on");
     }
 
     // ------------------------------------------------- (2) the mapping as of the gate closure
