@@ -119,7 +119,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     mapping(uint64 assetId => AssetInfo) private _info;
     mapping(uint32 portfolioId => Portfolio) private _portfolios;
     mapping(uint64 assetId => Stint[]) private _stints;
-    /// @dev The asset's market by the first ISP start it binds from (0: from the first mapping).
+    /// @dev The asset's market by the first ISP start it binds from (0: from the first mapping),
+    /// once the word alone cannot say it (a change, a market above 15, a freed meter).
     mapping(uint64 assetId => Checkpoints.Trace208) private _markets;
     /// @dev The record's upper 96 bits (zone, state, powers) by the time they were set, once it
     /// changed after the first mapping (the first entry, at time 0, is the record before that).
@@ -317,7 +318,8 @@ contract AssetRegistry is RoleGated, EIP712 {
         if (!onPath) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
         Checkpoints.Trace208 storage markets = _markets[assetId];
         uint64 from;
-        if (_status(a) == Status.PENDING) {
+        bool first = _status(a) == Status.PENDING;
+        if (first) {
             if (!_credentialed(a.owner)) revert AssetOwnerWithoutRole(a.owner);
             _setStatus(a, Status.ACTIVE);
             from = _meterFreeFrom[info.meter];
@@ -329,15 +331,19 @@ contract AssetRegistry is RoleGated, EIP712 {
                 if (!current) revert AssetNotZoneDso(assetId, a.zone, msg.sender);
             }
             _changing(assetId, a);
-            from = markets.latest() == market ? 0 : uint64(block.timestamp) + MARKET_CHANGE_LEAD;
+            uint256 current = markets.length() == 0 ? a.state >> MARKET_SHIFT : markets.latest();
+            from = current == market ? 0 : uint64(block.timestamp) + MARKET_CHANGE_LEAD;
+            // a history starts with the market the word held alone since the first mapping
+            if (from != 0 && markets.length() == 0) markets.push(0, uint208(current));
         }
         if (upW == 0 && downW == 0) revert AssetZeroPower(assetId);
         if (upW > limit) revert AssetPowerAboveZoneLimit(assetId, upW, limit);
         if (downW > limit) revert AssetPowerAboveZoneLimit(assetId, downW, limit);
         (a.zone, a.upW, a.downW) = (uint24(zoneId), upW, downW);
-        if (markets.length() == 0 || from != 0) {
-            // keys only grow: `now + MARKET_CHANGE_LEAD` never falls, a first key is the smallest
-            markets.push(uint48(from), market);
+        if (first || from != 0) {
+            // keys only grow: `now + MARKET_CHANGE_LEAD` never falls, a first key is the smallest;
+            // a first market the word holds alone (from the start, 1 to 15) needs no history
+            if (!first || from != 0 || market > 15) markets.push(uint48(from), market);
             // the word's market holds only while every ISP still to be offered is in it
             uint8 fast = from <= block.timestamp && market < 16 ? uint8(market) : 0;
             a.state = (a.state & 15) | (fast << MARKET_SHIFT);
@@ -668,8 +674,11 @@ contract AssetRegistry is RoleGated, EIP712 {
      */
     function marketFor(uint64 assetId, uint64 start, uint64 end) public view returns (uint32 market) {
         Checkpoints.Trace208 storage h = _markets[assetId];
+        uint256 n = h.length();
+        // no history: the word's market, bound since the first mapping (0 if never mapped)
+        if (n == 0) return uint32(_assets[assetId].state >> MARKET_SHIFT);
         // changes are few and the latest matter most: walk back from the latest
-        for (uint256 i = h.length(); i > 0; --i) {
+        for (uint256 i = n; i > 0; --i) {
             Checkpoints.Checkpoint208 memory c = h.at(uint32(i - 1));
             if (c._key <= start) return uint32(c._value);
             if (c._key < end) return 0;

@@ -147,6 +147,27 @@ contract RedteamMarketsTest is ClearingFixture {
         assertEq(assets.marketFor(second, free, free + ISP), market2, "sells from then on");
     }
 
+    /// What a DSO pays to map (BENCHMARKS.md): a first mapping in a market the word holds writes no
+    /// history; the first change after it starts the mapping's history (two checkpoints).
+    function test_gas_mapping() public {
+        address meter = keyedMeter(0x3E7777);
+        grant(meter, METER_ROLE);
+        uint64 id = registerWithMeter(assets, owner, meter, 2);
+        vm.prank(DSO1);
+        uint256 g = gasleft();
+        assets.mapAsset(id, 5, UP_W, DOWN_W, market);
+        emit log_named_uint("first mapping gas", g - gasleft());
+        vm.prank(DSO1);
+        g = gasleft();
+        assets.mapAsset(id, 5, UP_W / 2, DOWN_W, market);
+        emit log_named_uint("first re-mapping gas", g - gasleft());
+        vm.prank(DSO1);
+        g = gasleft();
+        assets.mapAsset(id, 5, UP_W, DOWN_W, market);
+        emit log_named_uint("later re-mapping gas", g - gasleft());
+        assertEq(assets.marketFor(id, NEXT, NEXT + ISP), market, "bound without a history");
+    }
+
     // ------------------------------------------------- (2) the mapping as of the gate closure
 
     function awardDiv() internal pure returns (Aw memory) {
