@@ -138,7 +138,8 @@ def set_up_chain(conn: ChainConnection, meters: Meters, oracle_address: str) -> 
     wait_all(conn, pending)
     ids = list(range(first, first + len(meters.addresses)))
     pending = [assets.map_assets(ids[i:i + PER_TX], [zone] * len(ids[i:i + PER_TX]), [5000] * len(ids[i:i + PER_TX]),
-                                 [5000] * len(ids[i:i + PER_TX]), sender=dso, wait=False, gas=25_000_000)
+                                 [5000] * len(ids[i:i + PER_TX]), [market] * len(ids[i:i + PER_TX]), sender=dso,
+                                 wait=False, gas=25_000_000)
                for i in range(0, len(ids), PER_TX)]
     wait_all(conn, pending)
     return manifest, market

@@ -95,7 +95,7 @@ def run(scenario: str) -> dict[str, object]:
             batch = [e.args["assetId"] for e in first.events if e.name == "AssetRegistered"]
             asset_ids += batch
             assets.map_assets(batch, [feeders[(i + k) % FEEDERS] for k in range(100)], [10_000] * 100, [10_000] * 100,
-                              sender=dso)
+                              [1] * 100, sender=dso)
         day = params.day_start(conn.latest_timestamp()) + 2 * DAY
         isps = 4 if scenario == "dso_blocks" else 1
         book = OrderBookClient(conn, manifest.address("OrderBook"), signer=aggregator)

@@ -102,7 +102,7 @@ class Market:
         for i in range(0, len(ids), 200):
             chunk = ids[i:i + 200]
             self.assets.map_assets(chunk, [3] * len(chunk), [POWER_W] * len(chunk), [POWER_W] * len(chunk),
-                                   sender=self.dso)
+                                   [1] * len(chunk), sender=self.dso)
 
     def bond(self, sellers: list[str]) -> None:
         pending: list[TxResult] = [self.book.post_bond(s, BOND, sender=self.aggregator, wait=False) for s in sellers]

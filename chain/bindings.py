@@ -33,6 +33,10 @@ class AssetRegistryClient(ContractClient):
         result: str = self._call("aggregatorOf(uint32)", portfolio_id, block=block)
         return result
 
+    def apply_market(self, asset_id: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``applyMarket(uint64)`` (transaction)."""
+        return self._transact("applyMarket(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
+
     def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
         """``asset(uint64)`` (view)."""
         result: tuple[str, int, int, int, int, str, int, int] = self._call("asset(uint64)", asset_id, block=block)
@@ -80,13 +84,23 @@ class AssetRegistryClient(ContractClient):
         """``handOverAsset(uint64,uint32)`` (transaction)."""
         return self._transact("handOverAsset(uint64,uint32)", asset_id, zone_id, sender=sender, wait=wait, gas=gas)
 
-    def map_asset(self, asset_id: int, zone_id: int, up_w: int, down_w: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``mapAsset(uint64,uint32,uint32,uint32)`` (transaction)."""
-        return self._transact("mapAsset(uint64,uint32,uint32,uint32)", asset_id, zone_id, up_w, down_w, sender=sender, wait=wait, gas=gas)
+    def map_asset(self, asset_id: int, zone_id: int, up_w: int, down_w: int, market: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mapAsset(uint64,uint32,uint32,uint32,uint32)`` (transaction)."""
+        return self._transact("mapAsset(uint64,uint32,uint32,uint32,uint32)", asset_id, zone_id, up_w, down_w, market, sender=sender, wait=wait, gas=gas)
 
-    def map_assets(self, asset_ids: list[int], zone_ids: list[int], up_w: list[int], down_w: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
-        """``mapAssets(uint64[],uint32[],uint32[],uint32[])`` (transaction)."""
-        return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, sender=sender, wait=wait, gas=gas)
+    def map_assets(self, asset_ids: list[int], zone_ids: list[int], up_w: list[int], down_w: list[int], markets: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``mapAssets(uint64[],uint32[],uint32[],uint32[],uint32[])`` (transaction)."""
+        return self._transact("mapAssets(uint64[],uint32[],uint32[],uint32[],uint32[])", asset_ids, zone_ids, up_w, down_w, markets, sender=sender, wait=wait, gas=gas)
+
+    def market_for(self, asset_id: int, start: int, end: int, *, block: BlockId = "latest") -> int:
+        """``marketFor(uint64,uint64,uint64)`` (view)."""
+        result: int = self._call("marketFor(uint64,uint64,uint64)", asset_id, start, end, block=block)
+        return result
+
+    def market_of_portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> int:
+        """``marketOfPortfolio(uint32)`` (view)."""
+        result: int = self._call("marketOfPortfolio(uint32)", portfolio_id, block=block)
+        return result
 
     def members_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> list[int]:
         """``membersAt(uint32,uint64)`` (view)."""
@@ -121,6 +135,11 @@ class AssetRegistryClient(ContractClient):
     def offer_word(self, asset_id: int, *, block: BlockId = "latest") -> int:
         """``offerWord(uint64)`` (view)."""
         result: int = self._call("offerWord(uint64)", asset_id, block=block)
+        return result
+
+    def offer_word_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> tuple[int, int]:
+        """``offerWordAt(uint64,uint64)`` (view)."""
+        result: tuple[int, int] = self._call("offerWordAt(uint64,uint64)", asset_id, t, block=block)
         return result
 
     def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, list[int]]:

@@ -157,6 +157,25 @@ class AssetInPortfolio(ContractCustomError):
         self.portfolio_id = values[1]
 
 
+class AssetMarketMismatch(ContractCustomError):
+    """``AssetMarketMismatch(uint64,uint32,uint32)``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "AssetMarketMismatch"
+    SIGNATURE: ClassVar[str] = "AssetMarketMismatch(uint64,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4298e980")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "market", "expected")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
+    asset_id: int
+    market: int
+    expected: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.market = values[1]
+        self.expected = values[2]
+
+
 class AssetMeterSignatureInvalid(ContractCustomError):
     """``AssetMeterSignatureInvalid(address,address)``, declared in AssetRegistry."""
 
@@ -502,12 +521,42 @@ class BaselineReadingNotAnchored(ContractCustomError):
         self.isp_start = values[1]
 
 
+class CheckpointUnorderedInsertion(ContractCustomError):
+    """``CheckpointUnorderedInsertion()``, declared in AssetRegistry."""
+
+    NAME: ClassVar[str] = "CheckpointUnorderedInsertion"
+    SIGNATURE: ClassVar[str] = "CheckpointUnorderedInsertion()"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("2520601d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+
+
 class ClearingAssetInPortfolio(ContractCustomError):
     """``ClearingAssetInPortfolio(bytes32,uint64)``, declared in ClearingCommitment."""
 
     NAME: ClassVar[str] = "ClearingAssetInPortfolio"
     SIGNATURE: ClassVar[str] = "ClearingAssetInPortfolio(bytes32,uint64)"
     SELECTOR: ClassVar[bytes] = bytes.fromhex("0ddf455c")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset_id")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    offer_digest: bytes
+    asset_id: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.asset_id = values[1]
+
+
+class ClearingAssetTermsChanged(ContractCustomError):
+    """``ClearingAssetTermsChanged(bytes32,uint64)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingAssetTermsChanged"
+    SIGNATURE: ClassVar[str] = "ClearingAssetTermsChanged(bytes32,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("87d15516")
     ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset_id")
     ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
     offer_digest: bytes
@@ -2635,6 +2684,25 @@ class OrderBookWindowNotAligned(ContractCustomError):
         self.isp_seconds = values[1]
 
 
+class OrderBookWrongMarket(ContractCustomError):
+    """``OrderBookWrongMarket(uint64,uint32,uint32)``, declared in OrderBook."""
+
+    NAME: ClassVar[str] = "OrderBookWrongMarket"
+    SIGNATURE: ClassVar[str] = "OrderBookWrongMarket(uint64,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3084c485")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "portfolio_id", "market")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
+    asset_id: int
+    portfolio_id: int
+    market: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.asset_id = values[0]
+        self.portfolio_id = values[1]
+        self.market = values[2]
+
+
 class OrderBookZeroPrice(ContractCustomError):
     """``OrderBookZeroPrice()``, declared in OrderBook."""
 
@@ -3249,6 +3317,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetConsentExpired.SELECTOR: AssetConsentExpired,
     AssetConsentInvalid.SELECTOR: AssetConsentInvalid,
     AssetInPortfolio.SELECTOR: AssetInPortfolio,
+    AssetMarketMismatch.SELECTOR: AssetMarketMismatch,
     AssetMeterSignatureInvalid.SELECTOR: AssetMeterSignatureInvalid,
     AssetMeterTaken.SELECTOR: AssetMeterTaken,
     AssetMeterWithoutRole.SELECTOR: AssetMeterWithoutRole,
@@ -3270,7 +3339,9 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     BaselineNotStandard.SELECTOR: BaselineNotStandard,
     BaselineNotWrong.SELECTOR: BaselineNotWrong,
     BaselineReadingNotAnchored.SELECTOR: BaselineReadingNotAnchored,
+    CheckpointUnorderedInsertion.SELECTOR: CheckpointUnorderedInsertion,
     ClearingAssetInPortfolio.SELECTOR: ClearingAssetInPortfolio,
+    ClearingAssetTermsChanged.SELECTOR: ClearingAssetTermsChanged,
     ClearingAwardsOutOfOrder.SELECTOR: ClearingAwardsOutOfOrder,
     ClearingBeforeGateClosure.SELECTOR: ClearingBeforeGateClosure,
     ClearingBlockViolated.SELECTOR: ClearingBlockViolated,
@@ -3397,6 +3468,7 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     OrderBookUnknownRequest.SELECTOR: OrderBookUnknownRequest,
     OrderBookWindowInPast.SELECTOR: OrderBookWindowInPast,
     OrderBookWindowNotAligned.SELECTOR: OrderBookWindowNotAligned,
+    OrderBookWrongMarket.SELECTOR: OrderBookWrongMarket,
     OrderBookZeroPrice.SELECTOR: OrderBookZeroPrice,
     OrderBookZoneNotBuyable.SELECTOR: OrderBookZoneNotBuyable,
     PortfolioBaselineNotAnchored.SELECTOR: PortfolioBaselineNotAnchored,

@@ -110,7 +110,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         summary["grid"] = grid_step(conn, deployer, manifest, accounts, console)
         console.print(Rule("4. Assets"))
         summary["assets"] = assets_step(conn, deployer, manifest, accounts, summary["grid"]["feeders_of"], console,
-                                        count=asset_count)
+                                        count=asset_count, market=summary["grid"]["market"])
         console.print(Rule("5. The order book"))
         grid_info = {k: summary["grid"].pop(k) for k in ("feeders_of", "substation_of", "area", "day")}
         grid_info["market"] = summary["grid"]["market"]

@@ -38,6 +38,7 @@ def assets_step(
     feeders_of: dict[str, list[int]],
     console: Console,
     count: int = ASSETS,
+    market: int = 1,
 ) -> dict[str, Any]:
     rng = random.Random(11)
     started = time.perf_counter()
@@ -95,7 +96,8 @@ def assets_step(
             for i in range(0, len(rows), MAPPINGS_PER_TX):
                 batch = rows[i:i + MAPPINGS_PER_TX]
                 pending.append(assets.map_assets([r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch],
-                                                 [r[3] for r in batch], sender=dso_signer, wait=False, gas=25_000_000))
+                                                 [r[3] for r in batch], [market] * len(batch), sender=dso_signer,
+                                                 wait=False, gas=25_000_000))
                 progress.advance(task, len(batch))
         wait_all(conn, pending)
 

@@ -1,10 +1,12 @@
 """A market day's clearing input, read from the chain alone: the book from OrderBook's events
 (checked against its digest), the zone tree from GridZones' events, the lights in force from
 GridZones, each offer's zone from AssetRegistry, each request's buyer kind (DSO or TSO, fixed when it was
-posted) from OrderBook. Sellers are judged as of the day's gate closure, as ClearingCommitment
-judges them: an asset's own offer is left out when the asset was then in a portfolio (whose
-delivery counts its meter) or is deregistered, a portfolio's when its aggregator did not then
-hold the AGGREGATOR role."""
+posted) from OrderBook. Sellers and their assets' mappings are judged as of the day's gate closure,
+as ClearingCommitment judges them: an asset's own offer is left out when the asset was then in a
+portfolio (whose delivery counts its meter), not ACTIVE or prequalified for less than the offer's
+power, or is deregistered; its zone is the one it was mapped to then; a portfolio's offer is left
+out when its aggregator did not then hold the AGGREGATOR role. An offer outside its asset's (or
+portfolio's) market for its window is left out too: the book never accepts one."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction, Light
 from flexledger.rules.market import MarketParams
-from flexledger.rules.orders import Mode
+from flexledger.rules.orders import Mode, asset_zone, closure_problem
 
 from .book import Book, read_book
 
@@ -55,21 +57,30 @@ def load_market_day(
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
 
     say("reading the offers' zones")
-    # where each asset and portfolio sits, from AssetRegistry's events (the last mapping counts)
+    # a portfolio's zone is fixed when it is formed; an asset's is the one it had at the gate closure
     zone_of: dict[tuple[int, int], int] = {}
-    for e in sorted(assets.events("AssetMapped"), key=lambda e: (e.block_number, e.log_index)):
-        zone_of[(e.args["assetId"], 0)] = e.args["zoneId"]
     for e in assets.events("PortfolioCreated"):
         zone_of[(0, e.args["portfolioId"])] = e.args["zoneId"]
     offers = []
     closure = params.gate_closure(day_start)
     roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
     sellable = sellable_at(assets, roles, {(o.asset, o.portfolio) for o in book.offers}, closure)
+    then: dict[int, tuple[int, int, int]] = {}  # asset: its word now, its word and portfolio at the gate closure
     meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
     for o in book.offers:
         subject = (o.asset, o.portfolio)
         if subject not in sellable:  # the commitment refuses it (ClearingAssetInPortfolio, RoleGatedMissingRole)
             continue
+        if not in_market(assets, o.asset, o.portfolio, market, o.start, o.start + o.isps * params.isp_seconds):
+            continue  # OrderBookWrongMarket: a book that held it would sell one meter twice
+        if o.asset:
+            if o.asset not in then:
+                word_then, portfolio_then = assets.offer_word_at(o.asset, closure)
+                then[o.asset] = (assets.offer_word(o.asset), word_then, portfolio_then)
+            now_word, word_then, portfolio_then = then[o.asset]
+            if closure_problem(now_word, word_then, portfolio_then, o.direction, o.power_w):
+                continue  # ClearingAssetInPortfolio, ClearingAssetTermsChanged
+            zone_of[subject] = asset_zone(word_then)
         # whose meters deliver it: a portfolio's members as its settlement counts them
         sold = (o.asset,) if o.asset else tuple(int(a) for a in meters.members(o.market, o.portfolio, o.start))
         offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
@@ -98,6 +109,13 @@ def load_market_day(
 
 
 ASSET_STATUS_MASK = 3  # AssetRegistry.offerWord: the Status in bits 184-185 (0: deregistered)
+
+
+def in_market(assets: AssetRegistryClient, asset: int, portfolio: int, market: int, start: int, end: int) -> bool:
+    """Whether the asset (or portfolio) sells in ``market`` for every ISP of ``[start, end)``
+    (AssetRegistry.marketFor / marketOfPortfolio): one meter sells in one market per ISP."""
+    bound = assets.market_for(asset, start, end) if asset else assets.market_of_portfolio(portfolio)
+    return int(bound) == market
 
 
 def sellable_at(assets: AssetRegistryClient, roles: RoleRegistryClient, subjects: set[tuple[int, int]],

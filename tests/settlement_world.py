@@ -151,7 +151,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     ids = [e.args["assetId"] for e in register_with_meters(assets, meter_keys, [2, 2], sender=keys.signer(owner, conn)).events
            if e.name == "AssetRegistered"]
-    assets.map_assets(ids, [feeder, feeder], [20_000, 20_000], [20_000, 20_000], sender=dso)
+    assets.map_assets(ids, [feeder, feeder], [20_000, 20_000], [20_000, 20_000], [market, market], sender=dso)
 
     day = params.day_start(conn.latest_timestamp()) + 2 * 86_400
     hour = day + 40 * ISP

@@ -100,8 +100,8 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
     owner_signer = keys.signer(owner, conn)
     ids = [e.args["assetId"] for e in register_with_meters(assets, meter_keys, [2] * 6, sender=owner_signer).events
            if e.name == "AssetRegistered"]
-    assets.map_assets(ids[:5], [feeder] * 5, [20_000] * 5, [20_000] * 5, sender=dso1)
-    assets.map_assets(ids[5:], [p2], [20_000], [20_000], sender=dso2)
+    assets.map_assets(ids[:5], [feeder] * 5, [20_000] * 5, [20_000] * 5, [market] * 5, sender=dso1)
+    assets.map_assets(ids[5:], [p2], [20_000], [20_000], [market], sender=dso2)
     day = params.day_start(conn.latest_timestamp()) + 2 * 86_400
     hour = day + 68 * ISP
     book = OrderBookClient(conn, manifest.address("OrderBook"), signer=aggregator)

@@ -174,10 +174,10 @@ def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
         asset = json.loads(run("grid", "asset", "register", meter, "--type", "2", "--meter-signature",
                                str(tmp_path / "consent.json"), "--json", data_dir=tmp_path, env=env).stdout)
         assert asset["status"] == "PENDING"
-        too_big = run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "600000", "--down", "1",
+        too_big = run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "600000", "--down", "1", "--market", "1",
                       data_dir=tmp_path, env=env, check=False)
         assert too_big.returncode == 1 and "AssetPowerAboveZoneLimit" in too_big.stderr
-        run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "5000", "--down", "3000", data_dir=tmp_path, env=env)
+        run("grid", "asset", "map", str(asset["asset"]), "--zone", "2", "--up", "5000", "--down", "3000", "--market", "1", data_dir=tmp_path, env=env)
         run("grid", "asset", "suspend", str(asset["asset"]), data_dir=tmp_path, env=env)
         shown = json.loads(run("grid", "asset", "show", str(asset["asset"]), "--json", data_dir=tmp_path, env=env).stdout)
         assert (shown["status"], shown["zone"], shown["up_w"], shown["meter"]) == ("SUSPENDED", 2, 5000, meter)
@@ -212,7 +212,7 @@ def test_offer_request_and_book_commands(
         cli("grid", "zone", "add")
         cli("grid", "zone", "add", "--parent", "1", "--max-asset-power", "500000")
         cli("grid", "asset", "register", meter, "--type", "2", "--meter-key", str(meter_keystore))  # development
-        cli("grid", "asset", "map", "1", "--zone", "2", "--up", "5000", "--down", "5000")
+        cli("grid", "asset", "map", "1", "--zone", "2", "--up", "5000", "--down", "5000", "--market", "1")
         cli("token", "mint", me, "1000000")
         day = (int(time.time()) // 86400 + 2) * 86400
         start = dt.datetime.fromtimestamp(day + 17 * 3600, dt.UTC).isoformat()

@@ -124,13 +124,13 @@ def test_asset_bad_inputs(world: World) -> None:
     a = world.assets
     a1 = register_with_meters(a, world.meters[:1], [1], sender=world.owner).event("AssetRegistered").args["assetId"]
     with pytest.raises(revert_errors.AssetNotZoneDso):
-        a.map_asset(a1, 4, 1000, 1000, sender=world.dso2)  # the DSO of another zone
+        a.map_asset(a1, 4, 1000, 1000, world.market, sender=world.dso2)  # the DSO of another zone
     with pytest.raises(revert_errors.AssetPowerAboveZoneLimit) as err:
-        a.map_asset(a1, 4, 100_001, 0, sender=world.dso1)
+        a.map_asset(a1, 4, 100_001, 0, world.market, sender=world.dso1)
     assert err.value.limit_w == 100_000
-    a.map_asset(a1, 4, 10_000, 10_000, sender=world.dso1)
+    a.map_asset(a1, 4, 10_000, 10_000, world.market, sender=world.dso1)
     a2 = register_with_meters(a, world.meters[1:2], [1], sender=world.owner2).event("AssetRegistered").args["assetId"]
-    a.map_asset(a2, 2, 10_000, 10_000, sender=world.dso1)
+    a.map_asset(a2, 2, 10_000, 10_000, world.market, sender=world.dso1)
     domain = read_domain(world.conn, a.address)
     deadline = world.conn.latest_timestamp() + 3600
     owner_key, owner2_key = keys.dev_accounts()[4], keys.dev_accounts()[5]

@@ -74,7 +74,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     ids = {n: register_with_meters(assets, [meters[n]], [2], sender=owner).event("AssetRegistered").args["assetId"]
            for n in ("good", "other", "pending", "revoked")}
-    assets.map_assets([ids["good"], ids["other"], ids["revoked"]], [zone] * 3, [5000] * 3, [5000] * 3, sender=dso)
+    assets.map_assets([ids["good"], ids["other"], ids["revoked"]], [zone] * 3, [5000] * 3, [5000] * 3, [market] * 3, sender=dso)
     roles.revoke_credential(meters["revoked"].address, Role.METER.id)
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
     domain = OracleDomain(conn.chain_id, oracle.address)

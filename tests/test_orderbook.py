@@ -111,7 +111,8 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     owner_signer, owner2_signer = keys.signer(owner, conn), keys.signer(owner2, conn)
     ids = [register_with_meters(assets, [m], [2], sender=s).event("AssetRegistered").args["assetId"]
            for m, s in zip(meters, (owner_signer, owner2_signer, owner_signer), strict=True)]
-    assets.map_assets([ids[0], ids[2]], [feeder, feeder], [10_000, 10_000], [10_000, 10_000], sender=dso1)
+    assets.map_assets([ids[0], ids[2]], [feeder, feeder], [10_000, 10_000], [10_000, 10_000], [market, market],
+                      sender=dso1)
     assets.suspend_asset(ids[2], sender=dso1)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
     book = OrderBookClient(conn, manifest.address("OrderBook"), signer=aggregator)  # relays by default
@@ -161,12 +162,15 @@ def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[st
         if o.asset and not o.portfolio:
             owner, _zone, status, in_portfolio, up, down = world.assets.offer_terms(o.asset)
             last = nonces.get(o.asset, world.book.asset_nonce(o.asset))
-            terms = SubjectTerms(owner, status, in_portfolio, up, down, last, BondState.from_word(world.book.bond_word(owner)))
+            end = o.start + o.isps * (params.isp_seconds if params else 0)
+            terms = SubjectTerms(owner, status, in_portfolio, up, down, last, BondState.from_word(world.book.bond_word(owner)),
+                                 world.assets.market_for(o.asset, o.start, end))
         elif o.portfolio and not o.asset:
             aggregator, _zone, up, down = world.assets.portfolio_terms(o.portfolio)
             last = nonces.get(-o.portfolio, world.book.portfolio_nonce(o.portfolio))
             terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last,
                                  BondState.from_word(world.book.bond_word(aggregator)),
+                                 world.assets.market_of_portfolio(o.portfolio),
                                  seller_credentialed=RoleRegistryClient(world.conn, world.book.role_registry())
                                  .has_market_role(aggregator, Role.AGGREGATOR.id))
         problem = offer_problem(o, signer=signer, relayer=relayer.address,

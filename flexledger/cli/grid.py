@@ -306,15 +306,20 @@ def asset_map(
     zone: int = typer.Option(..., "--zone", help="The zone it is connected in."),
     up: int = typer.Option(..., "--up", help="Prequalified power upwards (W)."),
     down: int = typer.Option(..., "--down", help="Prequalified power downwards (W)."),
+    market: int = typer.Option(..., "--market", help="The market it sells in; a change binds 31 days ahead."),
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Map an asset to a zone with its prequalified power (a DSO operating that zone)."""
-    tx = _assets(key).map_asset(asset, zone, up, down)
+    """Map an asset to a zone with its prequalified power and market (a DSO operating that zone)."""
+    tx = _assets(key).map_asset(asset, zone, up, down, market)
+    changes = [e for e in tx.events if e.name == "AssetMarketSet"]
+    binds_from = changes[0].args["from"] if changes else None
     if json_:
-        emit_json({"asset": asset, "zone": zone, "up_w": up, "down_w": down, "status": "ACTIVE", "tx_hash": tx.tx_hash})
+        emit_json({"asset": asset, "zone": zone, "up_w": up, "down_w": down, "market": market,
+                   "market_from": binds_from, "status": "ACTIVE", "tx_hash": tx.tx_hash})
     else:
-        console.print(f"[green]asset {asset} mapped[/] to zone {zone}: {up:,} W up, {down:,} W down")
+        console.print(f"[green]asset {asset} mapped[/] to zone {zone}: {up:,} W up, {down:,} W down, market {market}"
+                      + (f" (for ISPs from {binds_from})" if binds_from else ""))
 
 
 @asset_app.command("suspend")

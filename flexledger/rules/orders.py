@@ -39,6 +39,8 @@ from .market import DAY, MarketParams
 
 SECONDS_PER_MWH_UNIT = 3_600_000_000  # W*s in a MWh
 ASSET_ACTIVE = 2  # AssetRegistry.Status
+ASSET_STATE_SHIFT = 184  # AssetRegistry.offerWord: the state byte
+ASSET_STATUS_MASK = 3  # its Status bits (0: deregistered)
 REQUEST_TAG = keccak(text="flexledger.request")
 CANCEL_TAG = keccak(text="flexledger.cancel")
 UINT128_MAX = 2**128 - 1
@@ -319,6 +321,9 @@ class SubjectTerms:
     down_w: int
     last_nonce: int
     bond: BondState  # the seller's (OrderBook.bondWord)
+    # the market the asset sells in for every ISP of the offer's window (AssetRegistry.marketFor,
+    # 0 when the window spans a change), or the portfolio's (marketOfPortfolio)
+    market: int
     seller_credentialed: bool = True  # a portfolio's aggregator holds the AGGREGATOR role now
 
 
@@ -365,10 +370,14 @@ def offer_problem(
             return "OrderBookAssetNotActive"
         if terms.in_portfolio:
             return "OrderBookAssetInPortfolio"
+        if terms.market != offer.market:  # one meter sells in one market per ISP
+            return "OrderBookWrongMarket"
     elif int(terms.seller, 16) == 0:
         return "OrderBookUnknownPortfolio"
     elif not terms.seller_credentialed:
         return "RoleGatedMissingRole"
+    elif terms.market != offer.market:
+        return "OrderBookWrongMarket"
     if signer != terms.seller:
         return "OrderBookNotSeller"
     problem = bond_problem(terms.bond)
@@ -380,6 +389,27 @@ def offer_problem(
     if offer.nonce <= terms.last_nonce:
         return "OrderBookStaleNonce"
     return None
+
+
+def closure_problem(word_now: int, word_then: int, portfolio_then: int, direction: int, power_w: int) -> str | None:
+    """Why ClearingCommitment refuses an asset's offer judged at its day's gate closure, None if it
+    takes it (DESIGN "Money safety": mappings and membership as of the gate closure).
+    ``word_now`` is ``AssetRegistry.offerWord`` now; ``word_then`` and ``portfolio_then`` are
+    ``offerWordAt(asset, closure)``: the record (zone, status, prequalified power) and the
+    portfolio the asset was in at the gate closure."""
+    if word_now >> ASSET_STATE_SHIFT & ASSET_STATUS_MASK == 0:  # deregistered: its meter may serve another asset
+        return "ClearingAssetInPortfolio"
+    if portfolio_then:
+        return "ClearingAssetInPortfolio"
+    prequalified = word_then >> (192 if direction == 0 else 224) & 0xFFFFFFFF
+    if word_then >> ASSET_STATE_SHIFT & ASSET_STATUS_MASK != ASSET_ACTIVE or prequalified < power_w:
+        return "ClearingAssetTermsChanged"
+    return None
+
+
+def asset_zone(word: int) -> int:
+    """The zone in an ``AssetRegistry.offerWord`` (or ``offerWordAt``) record."""
+    return word >> 160 & 0xFFFFFF
 
 
 def newest_overlapping(offer: Offer, accepted: Iterable[Offer], isp_seconds: int) -> Offer | None:

@@ -143,7 +143,7 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
     assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
     ids = [register_with_meters(assets, [m], [2], sender=owner).event("AssetRegistered").args["assetId"]
            for m in meters.values()]
-    assets.map_assets(ids, [zone] * 2, [5000] * 2, [5000] * 2, sender=dso)
+    assets.map_assets(ids, [zone] * 2, [5000] * 2, [5000] * 2, [market] * 2, sender=dso)
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=deployer)
     oracle.set_required_stake(market, STAKE, sender=deployer)

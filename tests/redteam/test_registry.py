@@ -22,13 +22,23 @@ from flexledger.errors import ConfigurationError
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.market_day import sellable_at
+from flexledger.market_day import in_market, sellable_at
 from flexledger.optimiser import BuyerKind, OfferIn, RequestIn
 from flexledger.optimiser.results import Award
 from flexledger.owners import meter_consent, register_with_meters
 from flexledger.rules.assets import meter_registration, sign_consent, sign_meter_registration
 from flexledger.rules.clearing import violations
 from flexledger.rules.lights import Direction
+from flexledger.rules.market import MarketParams
+from flexledger.rules.orders import (
+    ASSET_ACTIVE,
+    BondState,
+    Offer,
+    SubjectTerms,
+    asset_zone,
+    closure_problem,
+    offer_problem,
+)
 from flexledger_edge.registration import sign_registration, write_registration
 
 
@@ -52,7 +62,7 @@ class World:
 
     def register(self, meter: LocalAccount) -> int:
         asset: int = register_with_meters(self.assets, [meter], [2], sender=self.owner).event("AssetRegistered").args["assetId"]
-        self.assets.map_asset(asset, self.zone, 5_000, 5_000, sender=self.dso)
+        self.assets.map_asset(asset, self.zone, 5_000, 5_000, 1, sender=self.dso)
         return asset
 
     def portfolio(self, asset: int) -> int:
@@ -161,5 +171,76 @@ def test_rt5_the_auditor_flags_an_award_of_an_offer_the_gate_closure_rules_out(w
     honest = [Award(1, start, key[(y, 0)], 5_000, 100), Award(1, start, key[(0, p)], 5_000, 100)]
     assert violations(offers, requests, honest, parent=world.parent, lights={}, isp_seconds=900) == []
     exploit = [*honest, Award(1, start, key[(x, 0)], 5_000, 100)]
+    problems = violations(offers, requests, exploit, parent=world.parent, lights={}, isp_seconds=900)
+    assert any("unknown offer" in line for line in problems), problems
+
+
+# ------------------------------------------------------------------ one market per ISP (issue 16)
+
+MARKET_CHANGE_LEAD = 31 * 86_400  # AssetRegistry.MARKET_CHANGE_LEAD
+
+
+def test_an_asset_sells_in_one_market_per_isp_and_a_change_binds_beyond_the_horizon(world: World) -> None:
+    x = world.register(world.meters[0])  # mapped for market 1
+    now = world.conn.latest_timestamp()
+    soon = MarketParams().day_start(now) + 2 * 86_400 + 8 * 3600  # open in the book: before its gate closure
+    assert in_market(world.assets, x, 0, 1, soon, soon + 900)
+    assert not in_market(world.assets, x, 0, 2, soon, soon + 900), "RT-3 across markets: market 2 may not sell x"
+    with pytest.raises(revert_errors.AssetMarketMismatch):
+        world.assets.map_asset(x, world.zone, 5_000, 5_000, 0, sender=world.dso)
+    changed = world.assets.map_asset(x, world.zone, 5_000, 5_000, 2, sender=world.dso)
+    starts = changed.event("AssetMarketSet").args["from"]
+    assert starts == world.conn.latest_timestamp() + MARKET_CHANGE_LEAD
+    assert world.assets.market_for(x, soon, soon + 900) == 1, "an ISP that may be offered already stays in market 1"
+    assert world.assets.market_for(x, starts, starts + 900) == 2
+    assert world.assets.market_for(x, starts - 1, starts + 1) == 0, "a window across the change has no market"
+    assert world.assets.offer_word(x) >> 188 & 15 == 0, "the word defers to the history while a change is pending"
+    terms = SubjectTerms(world.owner.address, ASSET_ACTIVE, False, 5_000, 5_000, 0, BondState(1, 0, 0, 0, False),
+                         world.assets.market_for(x, soon, soon + 900))
+    wrong = Offer(market=2, asset=x, portfolio=0, start=soon, isps=1, direction=0, power_w=1_000, price=100, mode=0,
+                  min_power_w=0, baseline_method=1, baseline=bytes(32), expiry=soon, nonce=1)
+    assert offer_problem(wrong, signer=world.owner.address, relayer=world.owner.address, relayer_is_aggregator=False,
+                         params=MarketParams(), now=now, terms=terms) == "OrderBookWrongMarket"
+
+
+def test_a_portfolio_shares_its_members_market(world: World) -> None:
+    x, y = world.register(world.meters[0]), world.register(world.meters[1])
+    world.assets.map_asset(y, world.zone, 5_000, 5_000, 2, sender=world.dso)  # y: a change of market is pending
+    with pytest.raises(revert_errors.AssetMarketMismatch):
+        world.portfolio(y)
+    p = world.portfolio(x)
+    assert world.assets.market_of_portfolio(p) == 1
+    assert in_market(world.assets, 0, p, 1, 0, 0) and not in_market(world.assets, 0, p, 2, 0, 0)
+
+
+def test_the_mapping_is_judged_at_the_gate_closure(world: World) -> None:
+    """Zone, status and prequalified power as of the gate closure, as ClearingCommitment reads them;
+    altered data (an award of an offer the gate closure rules out) is flagged by the auditor."""
+    x, y = world.register(world.meters[0]), world.register(world.meters[1])
+    world.later(10)
+    world.assets.suspend_asset(x, sender=world.dso)
+    world.assets.map_asset(y, world.zone, 2_000, 5_000, 1, sender=world.dso)  # 5 kW up -> 2 kW up
+    closure = world.later(10)
+    world.later(10)
+    world.assets.reinstate_asset(x, sender=world.dso)  # after the gate closure: too late for that day
+    world.assets.map_asset(y, world.zone, 5_000, 5_000, 1, sender=world.dso)
+
+    def problem(asset: int, t: int, power_w: int) -> str | None:
+        then, portfolio = world.assets.offer_word_at(asset, t)
+        return closure_problem(world.assets.offer_word(asset), then, portfolio, 0, power_w)
+
+    assert problem(x, closure, 1_000) == "ClearingAssetTermsChanged", "suspended at the gate closure"
+    assert problem(x, closure - 15, 1_000) is None, "active before"
+    assert problem(y, closure, 3_000) == "ClearingAssetTermsChanged", "2 kW prequalified then"
+    assert problem(y, closure, 2_000) is None
+    assert asset_zone(world.assets.offer_word_at(y, closure)[0]) == world.zone
+
+    start = (closure // 900 + 100) * 900
+    key = {x: "0x01", y: "0x02"}
+    offers = [OfferIn(key[a], world.zone, start, 1, Direction.UP, 3_000, 100) for a in (x, y)
+              if problem(a, closure, 3_000) is None]
+    assert offers == [], "neither offer could be sold as mapped at the gate closure"
+    requests = [RequestIn(1, BuyerKind.DSO, world.zone, start, 1, Direction.UP, 20_000, 1_000)]
+    exploit = [Award(1, start, key[y], 3_000, 100)]
     problems = violations(offers, requests, exploit, parent=world.parent, lights={}, isp_seconds=900)
     assert any("unknown offer" in line for line in problems), problems

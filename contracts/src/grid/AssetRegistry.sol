@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
 import {GridZones} from "./GridZones.sol";
@@ -18,9 +19,17 @@ import {GridZones} from "./GridZones.sol";
  * hand it over to another DSO's zone. An aggregator forms a portfolio of active assets in one
  * zone, each owner consenting with an EIP-712 signature (ERC-1271 wallets too). Membership is
  * kept as history on both sides (`membersAt`, `portfolioAt`): the market judges it as of a day's
- * gate closure.
+ * gate closure, and so is the mapping (zone, status, prequalified power: `offerWordAt`).
+ *
+ * Each asset sells in one market per ISP (DESIGN "Money safety": one meter's delivery is paid
+ * once). Its DSO names the market when mapping it; a later change of market is scheduled, not
+ * immediate: it binds from `now + MARKET_CHANGE_LEAD` on, later than any ISP an offer can exist
+ * for yet (a market day is traded at most 30 days ahead), so the market of an ISP that anyone
+ * may already have offered never changes, whatever the markets' gate closures (`marketFor`).
  */
 contract AssetRegistry is RoleGated, EIP712 {
+    using Checkpoints for Checkpoints.Trace208;
+
     enum Status {
         NONE,
         PENDING,
@@ -33,7 +42,7 @@ contract AssetRegistry is RoleGated, EIP712 {
     struct Asset {
         address owner;
         uint24 zone;
-        uint8 state; // bits 0-1: Status; bit 2: in a portfolio; bit 3: has ever been in one
+        uint8 state; // bits 0-1: Status; bit 2: in a portfolio; bit 3: look past this word; 4-7: the market
         uint32 upW;
         uint32 downW;
     }
@@ -65,13 +74,22 @@ contract AssetRegistry is RoleGated, EIP712 {
     struct Portfolio {
         address aggregator;
         uint32 zone;
+        uint32 market; // its members' market, which they cannot leave while members
         Member[] members;
     }
 
     uint8 internal constant STATUS_MASK = 3;
     uint8 internal constant IN_PORTFOLIO = 4;
-    /// @dev Ever in a portfolio, or deregistered: an offer's checks must look past the one word.
+    /// @dev Ever in a portfolio, deregistered, or re-mapped, suspended or reinstated since its
+    /// first mapping: checks as of a past time must look past the one word.
     uint8 internal constant CHECK_HISTORY = 8;
+    /// @dev State bits 4-7: the asset's market for every ISP from now on when it is 1 to 15; 0
+    /// when it is larger, a change is scheduled, or none is set (`marketFor` tells).
+    uint8 internal constant MARKET_SHIFT = 4;
+    /// @dev How far ahead a change of an asset's market binds: the 30 days a market day may be
+    /// traded ahead (OrderBook) and the day itself, so no offer exists yet for an ISP it changes.
+    /// Not a public getter: one selector fewer keeps `offerWord`'s dispatch short (every offer).
+    uint64 internal constant MARKET_CHANGE_LEAD = 31 days;
     bytes32 internal constant PROSUMER_ROLE = keccak256("PROSUMER");
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     bytes32 internal constant METER_ROLE = keccak256("METER");
@@ -101,6 +119,15 @@ contract AssetRegistry is RoleGated, EIP712 {
     mapping(uint64 assetId => AssetInfo) private _info;
     mapping(uint32 portfolioId => Portfolio) private _portfolios;
     mapping(uint64 assetId => Stint[]) private _stints;
+    /// @dev The asset's market by the first ISP start it binds from (0: from the first mapping),
+    /// once the word alone cannot say it (a change, a market above 15, a freed meter).
+    mapping(uint64 assetId => Checkpoints.Trace208) private _markets;
+    /// @dev The record's upper 96 bits (zone, state, powers) by the time they were set, once it
+    /// changed after the first mapping (the first entry, at time 0, is the record before that).
+    mapping(uint64 assetId => Checkpoints.Trace208) private _mappings;
+    /// @dev A deregistered meter's next asset sells only ISPs from then on (its old asset's
+    /// market may have sold earlier ones).
+    mapping(address meter => uint64) private _meterFreeFrom;
 
     error AssetUnknown(uint64 assetId);
     error AssetMeterWithoutRole(address meter);
@@ -123,9 +150,14 @@ contract AssetRegistry is RoleGated, EIP712 {
     error AssetMeterSignatureInvalid(address meter, address owner);
     /// @notice The asset belongs to no portfolio's aggregator holding the AGGREGATOR role.
     error AssetAggregatorWithoutRole(address aggregator);
+    /// @notice A market id of 0, or a portfolio member bound to `market`, not the portfolio's
+    /// `expected` (0: a change of market is scheduled).
+    error AssetMarketMismatch(uint64 assetId, uint32 market, uint32 expected);
 
     event AssetRegistered(uint64 indexed assetId, address indexed owner, address indexed meter, uint8 assetType);
     event AssetMapped(uint64 indexed assetId, uint32 indexed zoneId, uint32 upW, uint32 downW, address dso);
+    /// @notice The asset sells in `market` for the ISPs starting at or after `from`.
+    event AssetMarketSet(uint64 indexed assetId, uint32 indexed market, uint64 from);
     /// @notice The DSO of the asset's zone handed it over to `toZone`, whose DSO may now map it.
     event AssetHandedOver(uint64 indexed assetId, uint32 indexed fromZone, uint32 indexed toZone, address dso);
     /// @notice The asset was deregistered: its meter is free to be registered again.
@@ -239,6 +271,7 @@ contract AssetRegistry is RoleGated, EIP712 {
         address meter = _info[assetId].meter;
         a.state = (a.state & ~STATUS_MASK) | CHECK_HISTORY; // Status NONE
         delete assetOfMeter[meter];
+        _meterFreeFrom[meter] = uint64(block.timestamp) + MARKET_CHANGE_LEAD;
         emit AssetDeregistered(assetId, meter, msg.sender);
     }
 
@@ -267,33 +300,72 @@ contract AssetRegistry is RoleGated, EIP712 {
      * one of its ancestors, and becomes ACTIVE. A mapped asset is re-mapped by a DSO operating
      * both its current zone's path and the new one's, or, after its DSO handed it over to the new
      * zone (`handOverAsset`), by the new zone's DSO; its status stays as it is (a suspension is
-     * lifted by `reinstateAsset` only).
+     * lifted by `reinstateAsset` only). The first mapping binds the asset to `market`; naming
+     * another market later schedules the change for the ISPs from `now + MARKET_CHANGE_LEAD` on.
      * @param assetId The asset.
      * @param zoneId The zone.
      * @param upW Prequalified power upwards (W).
      * @param downW Prequalified power downwards (W).
+     * @param market The market it sells in (MarketRegistry id).
      */
-    function mapAsset(uint64 assetId, uint32 zoneId, uint32 upW, uint32 downW) public {
+    function mapAsset(uint64 assetId, uint32 zoneId, uint32 upW, uint32 downW, uint32 market) public {
         _checkMarketRole(msg.sender, DSO_ROLE);
         Asset storage a = _asset(assetId);
         AssetInfo storage info = _info[assetId];
         if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(assetId, info.portfolio);
+        if (market == 0) revert AssetMarketMismatch(assetId, 0, 0);
         (bool onPath, uint32 limit) = grid.operatorPathCheck(zoneId, msg.sender);
         if (!onPath) revert AssetNotZoneDso(assetId, zoneId, msg.sender);
-        if (_status(a) == Status.PENDING) {
+        Checkpoints.Trace208 storage markets = _markets[assetId];
+        uint64 from;
+        bool first = _status(a) == Status.PENDING;
+        if (first) {
             if (!_credentialed(a.owner)) revert AssetOwnerWithoutRole(a.owner);
             _setStatus(a, Status.ACTIVE);
-        } else if (info.handoverZone == zoneId) {
-            info.handoverZone = 0;
+            from = _meterFreeFrom[info.meter];
         } else {
-            (bool current,) = grid.operatorPathCheck(a.zone, msg.sender);
-            if (!current) revert AssetNotZoneDso(assetId, a.zone, msg.sender);
+            if (info.handoverZone == zoneId) {
+                info.handoverZone = 0;
+            } else {
+                (bool current,) = grid.operatorPathCheck(a.zone, msg.sender);
+                if (!current) revert AssetNotZoneDso(assetId, a.zone, msg.sender);
+            }
+            _changing(assetId, a);
+            uint256 current = markets.length() == 0 ? a.state >> MARKET_SHIFT : markets.latest();
+            from = current == market ? 0 : uint64(block.timestamp) + MARKET_CHANGE_LEAD;
+            // a history starts with the market the word held alone since the first mapping
+            if (from != 0 && markets.length() == 0) markets.push(0, uint208(current));
         }
         if (upW == 0 && downW == 0) revert AssetZeroPower(assetId);
         if (upW > limit) revert AssetPowerAboveZoneLimit(assetId, upW, limit);
         if (downW > limit) revert AssetPowerAboveZoneLimit(assetId, downW, limit);
         (a.zone, a.upW, a.downW) = (uint24(zoneId), upW, downW);
+        if (first || from != 0) {
+            // keys only grow: `now + MARKET_CHANGE_LEAD` never falls, a first key is the smallest;
+            // a first market the word holds alone (from the start, 1 to 15) needs no history
+            if (!first || from != 0 || market > 15) markets.push(uint48(from), market);
+            // the word's market holds only while every ISP still to be offered is in it
+            uint8 fast = from <= block.timestamp && market < 16 ? uint8(market) : 0;
+            a.state = (a.state & 15) | (fast << MARKET_SHIFT);
+            emit AssetMarketSet(assetId, market, from);
+        }
+        if (_mappings[assetId].length() != 0) _changed(assetId, a);
         emit AssetMapped(assetId, zoneId, upW, downW, msg.sender);
+    }
+
+    /**
+     * @notice Once a scheduled change of an asset's market binds every ISP still to be offered,
+     * put the market back in the asset's word (anyone may call it): the order book then checks an
+     * offer's market without reading the history.
+     * @param assetId The asset.
+     */
+    function applyMarket(uint64 assetId) external {
+        Asset storage a = _asset(assetId);
+        Checkpoints.Trace208 storage markets = _markets[assetId];
+        (bool exists, uint48 key, uint208 market) = markets.latestCheckpoint();
+        if (exists && key <= block.timestamp && market < 16) {
+            a.state = (a.state & 15) | (uint8(market) << MARKET_SHIFT);
+        }
     }
 
     /**
@@ -316,17 +388,21 @@ contract AssetRegistry is RoleGated, EIP712 {
      * @param zoneIds Their zones.
      * @param upW Their power upwards.
      * @param downW Their power downwards.
+     * @param markets Their markets.
      */
     function mapAssets(
         uint64[] calldata assetIds,
         uint32[] calldata zoneIds,
         uint32[] calldata upW,
-        uint32[] calldata downW
+        uint32[] calldata downW,
+        uint32[] calldata markets
     ) external {
         uint256 n = assetIds.length;
-        if (zoneIds.length != n || upW.length != n || downW.length != n) revert AssetArrayLengthMismatch();
+        if (zoneIds.length != n || upW.length != n || downW.length != n || markets.length != n) {
+            revert AssetArrayLengthMismatch();
+        }
         for (uint256 i = 0; i < n; ++i) {
-            mapAsset(assetIds[i], zoneIds[i], upW[i], downW[i]);
+            mapAsset(assetIds[i], zoneIds[i], upW[i], downW[i], markets[i]);
         }
     }
 
@@ -336,7 +412,9 @@ contract AssetRegistry is RoleGated, EIP712 {
      */
     function suspendAsset(uint64 assetId) external {
         Asset storage a = _mappedBy(assetId, msg.sender);
+        _changing(assetId, a);
         _setStatus(a, Status.SUSPENDED);
+        _changed(assetId, a);
         emit AssetSuspended(assetId, msg.sender);
     }
 
@@ -355,7 +433,9 @@ contract AssetRegistry is RoleGated, EIP712 {
         for (uint256 i = 0; i < assetIds.length; ++i) {
             Asset storage a = _assets[assetIds[i]];
             if (_status(a) != Status.ACTIVE || _sellerCredentialed(assetIds[i], a)) continue;
+            _changing(assetIds[i], a);
             _setStatus(a, Status.SUSPENDED);
+            _changed(assetIds[i], a);
             emit AssetSuspended(assetIds[i], msg.sender);
             ++suspended;
         }
@@ -371,13 +451,16 @@ contract AssetRegistry is RoleGated, EIP712 {
         if (!_sellerCredentialed(assetId, a)) {
             revert AssetAggregatorWithoutRole(_portfolios[_info[assetId].portfolio].aggregator);
         }
+        _changing(assetId, a);
         _setStatus(a, Status.ACTIVE);
+        _changed(assetId, a);
         emit AssetReinstated(assetId, msg.sender);
     }
 
     /**
-     * @notice Form a portfolio of active assets that are all mapped to `zoneId`, each with its
-     * owner's consent: an EIP-712 `PortfolioConsent(aggregator, asset, nonce, deadline)` signature.
+     * @notice Form a portfolio of active assets that are all mapped to `zoneId` and bound to one
+     * market with no change scheduled (the portfolio's market), each with its owner's consent: an
+     * EIP-712 `PortfolioConsent(aggregator, asset, nonce, deadline)` signature.
      * @param zoneId The zone of every asset.
      * @param assetIds The assets.
      * @param signatures One owner consent per asset.
@@ -402,6 +485,11 @@ contract AssetRegistry is RoleGated, EIP712 {
             if (_status(a) != Status.ACTIVE) revert AssetNotActive(id);
             if (a.zone != zoneId) revert AssetOutsideZone(id, a.zone, zoneId);
             if (a.state & IN_PORTFOLIO != 0) revert AssetInPortfolio(id, _info[id].portfolio);
+            // a member sells only through the portfolio, in the portfolio's market: for good
+            // while a member (no re-mapping then), and so for every ISP its delivery counts in
+            uint32 market = marketFor(id, uint64(block.timestamp), type(uint64).max);
+            if (i == 0) p.market = market;
+            if (market == 0 || market != p.market) revert AssetMarketMismatch(id, market, p.market);
             bytes32 digest = consentDigest(msg.sender, id, consentNonce[id], deadline);
             if (!SignatureChecker.isValidSignatureNow(a.owner, digest, signatures[i])) {
                 revert AssetConsentInvalid(id, a.owner);
@@ -544,8 +632,9 @@ contract AssetRegistry is RoleGated, EIP712 {
     /**
      * @notice The asset's record as one word, for contracts that check many offers (the order
      * book): `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`, where `state & 3`
-     * is the Status, `state & 4` says it belongs to a portfolio and `state & 8` that it ever did
-     * or was deregistered (then `portfolioAt` and the Status tell). Zero for an unknown asset.
+     * is the Status, `state & 4` says it belongs to a portfolio, `state & 8` that it ever did, was
+     * deregistered or changed since its first mapping (then `offerWordAt` tells), and `state >> 4`
+     * is its market for every ISP from now on, or 0 (then `marketFor` tells). Zero for an unknown asset.
      * @param assetId The asset.
      * @return word The packed record.
      */
@@ -554,6 +643,55 @@ contract AssetRegistry is RoleGated, EIP712 {
         assembly ("memory-safe") {
             word := sload(a.slot)
         }
+    }
+
+    /**
+     * @notice The asset's record as it was at time `t` (`offerWord`'s layout, the owner as now):
+     * its zone, status and prequalified power then, which the clearing judges at the day's gate
+     * closure; and the portfolio it was then a member of (0 if none).
+     * @param assetId The asset.
+     * @param t A Unix time.
+     * @return word The packed record at `t`.
+     * @return portfolioId The portfolio at `t` (`portfolioAt`).
+     */
+    function offerWordAt(uint64 assetId, uint64 t) external view returns (uint256 word, uint32 portfolioId) {
+        Asset storage a = _assets[assetId];
+        assembly ("memory-safe") {
+            word := sload(a.slot)
+        }
+        Checkpoints.Trace208 storage h = _mappings[assetId];
+        if (h.length() != 0) word = uint160(word) | uint256(h.upperLookupRecent(uint48(t))) << 160;
+        portfolioId = _portfolioAt(assetId, t);
+    }
+
+    /**
+     * @notice The market an asset sells in for every ISP of the window `[start, end)`: 0 if the
+     * window spans a change of market or precedes its first binding.
+     * @param assetId The asset.
+     * @param start The window's first second.
+     * @param end The second after its last.
+     * @return market The market (0 if none for the whole window).
+     */
+    function marketFor(uint64 assetId, uint64 start, uint64 end) public view returns (uint32 market) {
+        Checkpoints.Trace208 storage h = _markets[assetId];
+        uint256 n = h.length();
+        // no history: the word's market, bound since the first mapping (0 if never mapped)
+        if (n == 0) return uint32(_assets[assetId].state >> MARKET_SHIFT);
+        // changes are few and the latest matter most: walk back from the latest
+        for (uint256 i = n; i > 0; --i) {
+            Checkpoints.Checkpoint208 memory c = h.at(uint32(i - 1));
+            if (c._key <= start) return uint32(c._value);
+            if (c._key < end) return 0;
+        }
+    }
+
+    /**
+     * @notice A portfolio's market: its members' (0 for an unknown portfolio).
+     * @param portfolioId The portfolio.
+     * @return The market.
+     */
+    function marketOfPortfolio(uint32 portfolioId) external view returns (uint32) {
+        return _portfolios[portfolioId].market;
     }
 
     /**
@@ -659,6 +797,27 @@ contract AssetRegistry is RoleGated, EIP712 {
             if (st.joinedAt <= t) return st.portfolio;
         }
         return 0;
+    }
+
+    /// @dev Before a change of a mapped asset's record: its history starts with the record as it
+    /// was (from time 0: an offer of it exists only after its first mapping), and the clearing
+    /// must now read it.
+    function _changing(uint64 assetId, Asset storage a) internal {
+        Checkpoints.Trace208 storage h = _mappings[assetId];
+        if (h.length() == 0) h.push(0, _mappingWord(a));
+        a.state |= CHECK_HISTORY;
+    }
+
+    /// @dev After a change of a mapped asset's record: the new record from now on.
+    function _changed(uint64 assetId, Asset storage a) internal {
+        _mappings[assetId].push(uint48(block.timestamp), _mappingWord(a));
+    }
+
+    /// @dev The record's upper 96 bits: zone, state, powers.
+    function _mappingWord(Asset storage a) internal view returns (uint208 w) {
+        assembly ("memory-safe") {
+            w := shr(160, sload(a.slot))
+        }
     }
 
     /// @dev The owner is credentialed and, in a portfolio, so is its aggregator (who sells it).

@@ -160,7 +160,8 @@ contract ClearingCommitment is RoleGated {
 
     uint256 internal constant DAY = 86_400;
     uint256 internal constant STATUS_MASK = 3; // AssetRegistry's state bits: the Status (0: deregistered)
-    uint256 internal constant CHECK_HISTORY = 8; // AssetRegistry's state bit: ever in a portfolio, or deregistered
+    uint256 internal constant ASSET_ACTIVE = 2; // AssetRegistry.Status.ACTIVE
+    uint256 internal constant CHECK_HISTORY = 8; // AssetRegistry's state bit: pooled, deregistered or changed since mapped
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     uint256 internal constant WS_PER_MWH = 3_600_000_000;
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
@@ -226,6 +227,10 @@ contract ClearingCommitment is RoleGated {
     /// @notice The offer's asset was in a portfolio at the day's gate closure: its meter counts in
     /// that portfolio's delivery, so it cannot also sell alone; or it has been deregistered since.
     error ClearingAssetInPortfolio(bytes32 offerDigest, uint64 assetId);
+    /// @notice As mapped at the day's gate closure (`AssetRegistry.offerWordAt`), the offer's asset
+    /// could not sell it: it was not ACTIVE, or its prequalified power in the offer's direction
+    /// was below the offer's power.
+    error ClearingAssetTermsChanged(bytes32 offerDigest, uint64 assetId);
     /// @notice A group's awards must come in increasing order of (ISP index, request), each once.
     error ClearingAwardsOutOfOrder(bytes32 offerDigest, uint64 requestId, uint16 isp);
     /// @notice A group without awards.
@@ -759,8 +764,9 @@ contract ClearingCommitment is RoleGated {
     }
 
     /// @dev Who sells the offer and from which zone, judged at the gate closure (DESIGN "Money
-    /// safety"): an asset offer's asset must then be registered and in no portfolio (whose
-    /// delivery counts its meter), a portfolio's aggregator must then hold the AGGREGATOR role.
+    /// safety"): an asset offer's asset must be registered, and then in no portfolio (whose
+    /// delivery counts its meter), ACTIVE, with the offer's power prequalified, its zone the one
+    /// then; a portfolio's aggregator must then hold the AGGREGATOR role.
     function _seller(OrderBook.Offer memory o, bytes32 digest, uint64 closure)
         internal
         view
@@ -771,8 +777,14 @@ contract ClearingCommitment is RoleGated {
             // one bit keeps the usual asset (never pooled, never deregistered) to this one read;
             // a deregistered asset's meter may serve another asset now
             if ((word >> 184) & CHECK_HISTORY != 0) {
-                if ((word >> 184) & STATUS_MASK == 0 || assets.portfolioAt(o.asset, closure) != 0) {
-                    revert ClearingAssetInPortfolio(digest, o.asset);
+                if ((word >> 184) & STATUS_MASK == 0) revert ClearingAssetInPortfolio(digest, o.asset);
+                uint32 portfolio;
+                (word, portfolio) = assets.offerWordAt(o.asset, closure);
+                if (portfolio != 0) revert ClearingAssetInPortfolio(digest, o.asset);
+                // without a change since its first mapping the word now is the word then
+                uint32 prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
+                if ((word >> 184) & STATUS_MASK != ASSET_ACTIVE || prequalified < o.powerW) {
+                    revert ClearingAssetTermsChanged(digest, o.asset);
                 }
             }
             return (address(uint160(word)), uint32(uint24(word >> 160)));

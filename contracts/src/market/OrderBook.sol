@@ -207,6 +207,9 @@ contract OrderBook is RoleGated, EIP712 {
     error OrderBookAssetNotActive(uint64 assetId, uint8 status);
     /// @notice The asset belongs to a portfolio: its aggregator offers it.
     error OrderBookAssetInPortfolio(uint64 assetId);
+    /// @notice The asset (or portfolio) does not sell in `market` for every ISP of the window
+    /// (AssetRegistry.marketFor, marketOfPortfolio): one meter is sold in one market per ISP.
+    error OrderBookWrongMarket(uint64 assetId, uint32 portfolioId, uint32 market);
     /// @notice No portfolio has this id.
     error OrderBookUnknownPortfolio(uint32 portfolioId);
     /// @notice The power is zero, or above the prequalified power in that direction.
@@ -878,7 +881,7 @@ contract OrderBook is RoleGated, EIP712 {
         if (reason.length != 0) return (reason, seller, 0);
         uint256 prequalified;
         uint32 last;
-        (reason, seller, prequalified, last) = _seller(o);
+        (reason, seller, prequalified, last) = _seller(o, b.isp);
         if (reason.length != 0) return (reason, seller, 0);
         if (signer != seller) return (abi.encodeWithSelector(OrderBookNotSeller.selector, signer, seller), seller, 0);
         if (seller != b.bondedSeller) {
@@ -904,7 +907,7 @@ contract OrderBook is RoleGated, EIP712 {
 
     /// @dev Who sells (the asset's owner or the portfolio's aggregator), its prequalified power in
     /// the offer's direction and its last nonce, or the reason the subject cannot be offered.
-    function _seller(Offer memory o)
+    function _seller(Offer memory o, uint32 isp)
         internal
         view
         returns (bytes memory reason, address seller, uint256 prequalified, uint32 last)
@@ -916,6 +919,12 @@ contract OrderBook is RoleGated, EIP712 {
                 reason = abi.encodeWithSelector(OrderBookAssetNotActive.selector, o.asset, state & 3);
             } else if (state & 4 != 0) {
                 reason = abi.encodeWithSelector(OrderBookAssetInPortfolio.selector, o.asset);
+            } else if (state >> 4 != o.market) {
+                // the word's market (state >> 4) binds every ISP from now on; 0: ask the history
+                uint256 bound = state >> 4 != 0 ? 0 : AssetWords.call3(
+                    assets, AssetRegistry.marketFor.selector, o.asset, o.start, o.start + uint256(o.isps) * isp
+                );
+                if (bound != o.market) reason = _wrongMarket(o);
             }
             seller = address(uint160(word));
             prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
@@ -927,6 +936,9 @@ contract OrderBook is RoleGated, EIP712 {
             } else if (!_hasMarketRole(aggregator, AGGREGATOR_ROLE)) {
                 // a revoked aggregator sells no portfolio, even offers it relays itself
                 reason = abi.encodeWithSelector(RoleGatedMissingRole.selector, aggregator, AGGREGATOR_ROLE);
+            } else if (AssetWords.call3(assets, AssetRegistry.marketOfPortfolio.selector, o.portfolio, 0, 0) != o.market) {
+                // its members are bound to its market for as long as they are members
+                reason = _wrongMarket(o);
             }
             seller = aggregator;
             prequalified = o.direction == 0 ? upW : downW;
@@ -934,6 +946,10 @@ contract OrderBook is RoleGated, EIP712 {
         } else {
             reason = abi.encodeWithSelector(OrderBookInvalidSubject.selector, o.asset, o.portfolio);
         }
+    }
+
+    function _wrongMarket(Offer memory o) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(OrderBookWrongMarket.selector, o.asset, o.portfolio, o.market);
     }
 
     /// @dev The signer of the 65-byte signature (r, s, v) at calldata offset `at`, as OpenZeppelin's

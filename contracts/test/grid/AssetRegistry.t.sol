@@ -35,7 +35,7 @@ contract AssetRegistryTest is GridZonesFixture {
     function _registerAndMap(address who, address meter, uint32 zone) internal returns (uint64 id) {
         id = registerWithMeter(assets, who, meter, 2);
         vm.prank(zone == 3 ? DSO2 : DSO1);
-        assets.mapAsset(id, zone, 10_000, 8_000);
+        assets.mapAsset(id, zone, 10_000, 8_000, market);
     }
 
     function _consent(uint256 key, uint64 id, uint64 deadline) internal view returns (bytes memory) {
@@ -51,7 +51,7 @@ contract AssetRegistryTest is GridZonesFixture {
         assertTrue(status == AssetRegistry.Status.PENDING, "pending");
         assertEq(meter, METER1, "meter");
         vm.prank(DSO1);
-        assets.mapAsset(id, 5, 10_000, 8_000); // DSO1 operates feeder 5's path
+        assets.mapAsset(id, 5, 10_000, 8_000, market); // DSO1 operates feeder 5's path
         uint32 up;
         uint32 down;
         (, zone, status,,,, up, down) = assets.asset(id);
@@ -81,20 +81,20 @@ contract AssetRegistryTest is GridZonesFixture {
         uint64 id = registerWithMeter(assets, owner, METER1, 1);
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotZoneDso.selector, id, uint32(5), DSO2));
         vm.prank(DSO2);
-        assets.mapAsset(id, 5, 1, 1);
+        assets.mapAsset(id, 5, 1, 1, market);
         vm.expectRevert(abi.encodeWithSelector(RoleGated.RoleGatedMissingRole.selector, TSO, keccak256("DSO")));
         vm.prank(TSO); // operates the root, but is not a DSO
-        assets.mapAsset(id, 5, 1, 1);
+        assets.mapAsset(id, 5, 1, 1, market);
     }
 
     function test_powerAboveTheZoneLimitOrZero() public {
         uint64 id = registerWithMeter(assets, owner, METER1, 1);
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetPowerAboveZoneLimit.selector, id, uint32(100_001), uint32(100_000)));
         vm.prank(DSO1);
-        assets.mapAsset(id, 5, 100_001, 0);
+        assets.mapAsset(id, 5, 100_001, 0, market);
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetZeroPower.selector, id));
         vm.prank(DSO1);
-        assets.mapAsset(id, 5, 0, 0);
+        assets.mapAsset(id, 5, 0, 0, market);
     }
 
     function test_suspendAndReinstate() public {
@@ -341,7 +341,7 @@ contract AssetRegistryTest is GridZonesFixture {
         assertEq(up, 20_000, "the removed member's power no longer counts (up)");
         assertEq(down, 16_000, "the removed member's power no longer counts (down)");
         vm.prank(DSO1); // a removed member is an asset of its own again: its DSO may re-map it
-        assets.mapAsset(b, 5, 50_000, 50_000);
+        assets.mapAsset(b, 5, 50_000, 50_000, market);
         (,, up, down) = assets.portfolioTerms(p);
         assertEq(up, 20_000, "its new power does not count either");
         vm.prank(DSO1);

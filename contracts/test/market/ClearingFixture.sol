@@ -199,7 +199,9 @@ abstract contract ClearingFixture is OrderBookFixture {
         os[O_ZONE3] = offer(a5, h8, 1, 5_000, 10_000);
         os[O_LATE] = offer(asset1, h8 + 1 hours, 1, 5_000, 10_000);
         os[O_NEXT_DAY] = offer(asset1, h8 + 1 days, 1, 5_000, 10_000);
-        os[O_MARKET2] = offer(asset1, h8, 1, 5_000, 10_000);
+        bindMarket = market2; // an asset sells in one market: O_MARKET2's is market2's
+        os[O_MARKET2] = offer(newAsset(5), h8, 1, 5_000, 10_000);
+        bindMarket = 0;
         os[O_MARKET2].market = market2;
         os[O_PRICEY] = offer(a4, h8, 2, 4_000, 25_000);
         os[O_RED] = offer(asset1, DAY0 + 10 hours, 1, 5_000, 10_000);
@@ -227,7 +229,7 @@ abstract contract ClearingFixture is OrderBookFixture {
         if (zoneId == 6) {
             id = registerWithMeter(assets, owner, meter, 2);
             vm.prank(buyer);
-            assets.mapAsset(id, 6, UP_W, DOWN_W);
+            assets.mapAsset(id, 6, UP_W, DOWN_W, marketToBind());
         } else {
             id = registerAndMap(owner, meter, zoneId);
         }

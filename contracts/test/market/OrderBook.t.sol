@@ -805,13 +805,14 @@ abstract contract OrderBookGasBase is OrderBookFixture {
         uint32[] memory zoneIds = new uint32[](N);
         uint32[] memory up = new uint32[](N);
         uint32[] memory down = new uint32[](N);
+        uint32[] memory ms = new uint32[](N);
         for (uint256 i = 0; i < N; ++i) {
             address who = vm.addr(KEY0 + i);
             address meter = keyedMeter(0x1000000 + i);
             grant(who, PROSUMER_ROLE);
             grant(meter, METER_ROLE);
             ids[i] = registerWithMeter(assets, who, meter, 2);
-            (zoneIds[i], up[i], down[i]) = (5, UP_W, DOWN_W);
+            (zoneIds[i], up[i], down[i], ms[i]) = (5, UP_W, DOWN_W, market);
         }
         firstAsset = ids[0];
         for (uint256 i = 0; i < N; ++i) {
@@ -821,7 +822,7 @@ abstract contract OrderBookGasBase is OrderBookFixture {
             book.postBond(who, 1_000);
         }
         vm.prank(DSO1);
-        assets.mapAssets(ids, zoneIds, up, down);
+        assets.mapAssets(ids, zoneIds, up, down, ms);
     }
 
     function batch(uint64 dayStart, uint32 nonce)

@@ -11,6 +11,8 @@ import {OrderBook} from "../../src/market/OrderBook.sol";
 /// tree of `buildTree` (feeder 5 under DSO1), a keyed buyer operating zone 6 under the root, keyed
 /// owners and aggregator, one active asset in feeder 5, and helpers to build and sign offers.
 abstract contract OrderBookFixture is GridZonesFixture {
+    /// The market `registerAndMap` binds new assets to (0: `market`).
+    uint32 internal bindMarket;
     /// An offer as `submitOffers` takes it and `OffersAccepted` carries it: its fields packed
     /// big-endian, in order (93 bytes); written independently of the book's assembly, so that the
     /// two check each other.
@@ -94,7 +96,12 @@ abstract contract OrderBookFixture is GridZonesFixture {
     function registerAndMap(address who, address meter, uint32 zoneId) internal returns (uint64 id) {
         id = registerWithMeter(assets, who, meter, 2);
         vm.prank(zoneId == 3 ? DSO2 : DSO1);
-        assets.mapAsset(id, zoneId, UP_W, DOWN_W);
+        assets.mapAsset(id, zoneId, UP_W, DOWN_W, marketToBind());
+    }
+
+    /// The market new assets are bound to: `market` unless a test names another (`bindMarket`).
+    function marketToBind() internal view returns (uint32) {
+        return bindMarket == 0 ? market : bindMarket;
     }
 
     function mint(address to, uint256 amount) internal {

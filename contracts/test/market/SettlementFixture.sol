@@ -276,7 +276,7 @@ abstract contract SettlementFixture is ClearingFixture {
         deepKey = keyOf(market, H9);
 
         t = terms(5_000);
-        (t.marketId, t.assetId) = (market2, sales[S_FULL].assetId);
+        t.marketId = market2; // its own asset: S_FULL's is bound to `market`
         s = addSale(t, b1(2000));
         award(s, R_M2, 0, 5_000);
         read(s, 0, 750, 0);
@@ -355,7 +355,11 @@ abstract contract SettlementFixture is ClearingFixture {
     /// A sale: the offer (COMMITTED baseline `baseline`, salted), kept until `relaySales`.
     function addSale(Terms memory t, int64[] memory baseline) internal returns (uint256 id) {
         uint64 assetId = t.assetId;
-        if (assetId == 0) (assetId,) = newKeyedAsset(t.sellerKey, t.zone);
+        if (assetId == 0) {
+            bindMarket = t.marketId; // an asset sells in one market (AssetRegistry.marketFor)
+            (assetId,) = newKeyedAsset(t.sellerKey, t.zone);
+            bindMarket = 0;
+        }
         id = sales.length;
         Sale storage x = sales.push();
         (x.marketId, x.assetId, x.meterKey, x.sellerKey) = (t.marketId, assetId, meterKeyOf[assetId], t.sellerKey);

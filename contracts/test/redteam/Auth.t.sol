@@ -97,9 +97,9 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
         assets.suspendAsset(asset1);
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotZoneDso.selector, asset1, uint32(5), DSO2));
         vm.prank(DSO2);
-        assets.mapAsset(asset1, 3, 10 * UP_W, DOWN_W);
+        assets.mapAsset(asset1, 3, 10 * UP_W, DOWN_W, market);
         vm.prank(DSO1);
-        assets.mapAsset(asset1, 5, UP_W / 2, DOWN_W); // DSO1 may re-prequalify within its part of the grid
+        assets.mapAsset(asset1, 5, UP_W / 2, DOWN_W, market); // DSO1 may re-prequalify within its part of the grid
         (, uint32 zoneId, AssetRegistry.Status status,,,, uint32 upW,) = assets.asset(asset1);
         assertEq(zoneId, 5, "still DSO1's zone");
         assertEq(uint256(status), uint256(AssetRegistry.Status.SUSPENDED), "a re-mapping lifts no suspension");
@@ -118,9 +118,9 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
         assets.handOverAsset(asset1, 3);
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetNotZoneDso.selector, asset1, uint32(4), DSO2));
         vm.prank(DSO2); // only into the zone it was handed over to
-        assets.mapAsset(asset1, 4, UP_W, DOWN_W);
+        assets.mapAsset(asset1, 4, UP_W, DOWN_W, market);
         vm.prank(DSO2);
-        assets.mapAsset(asset1, 3, UP_W, DOWN_W);
+        assets.mapAsset(asset1, 3, UP_W, DOWN_W, market);
         (, uint32 zoneId, AssetRegistry.Status status,,,,,) = assets.asset(asset1);
         assertEq(zoneId, 3, "moved");
         assertEq(uint256(status), uint256(AssetRegistry.Status.SUSPENDED), "still suspended");
@@ -128,7 +128,7 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
         vm.prank(DSO1);
         assets.reinstateAsset(asset1);
         vm.prank(DSO2); // the hand-over was used once
-        assets.mapAsset(asset1, 3, UP_W / 2, DOWN_W);
+        assets.mapAsset(asset1, 3, UP_W / 2, DOWN_W, market);
         vm.prank(DSO2);
         assets.reinstateAsset(asset1);
     }
@@ -141,13 +141,13 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
         roles.revokeCredential(owner, PROSUMER_ROLE);
         assertEq(assets.suspendUncredentialed(assetIds(asset1)), 1, "suspended");
         vm.prank(DSO1);
-        assets.mapAsset(asset1, 5, UP_W, DOWN_W);
+        assets.mapAsset(asset1, 5, UP_W, DOWN_W, market);
         assertEq(uint256(statusOf(asset1)), uint256(AssetRegistry.Status.SUSPENDED), "still suspended");
         OrderBook.Offer memory o = assetOffer(asset1, DAY0 + 8 hours, 1);
         assertEq(relay(owner, o, sign(OWNER_KEY, o)), 0, "the revoked owner's offer is refused");
         vm.expectRevert(abi.encodeWithSelector(AssetRegistry.AssetOwnerWithoutRole.selector, owner));
         vm.prank(DSO1);
-        assets.mapAsset(pending, 5, UP_W, DOWN_W);
+        assets.mapAsset(pending, 5, UP_W, DOWN_W, market);
     }
 
     /// RT-11 fuzz: whoever calls mapAsset on a mapped asset, it succeeds only for a DSO operating
@@ -164,7 +164,7 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
         }
         AssetRegistry.Status before = statusOf(asset1);
         vm.prank(caller);
-        try assets.mapAsset(asset1, zoneId, UP_W, DOWN_W) {
+        try assets.mapAsset(asset1, zoneId, UP_W, DOWN_W, market) {
             (bool onCurrent,) = zones.operatorPathCheck(5, caller);
             (bool onNew,) = zones.operatorPathCheck(zoneId, caller);
             assertTrue(onCurrent && onNew, "only a DSO of both the old and the new zone re-maps");

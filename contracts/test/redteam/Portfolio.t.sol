@@ -34,7 +34,9 @@ abstract contract RedteamPortfolioBase is SettlementPortfolioFixture {
         relaySales(sOwn, sOwn + 1); // x's own offer, accepted while x is in no portfolio
         award(sOwn, rOwn, 0, 5_000);
         read(sOwn, 0, 750, 0); // x's meter, market2 09:30: +750 Wh
+        bindMarket = market2; // P9's members share its market
         (y,) = newKeyedAsset(OWNER2_KEY, 5);
+        bindMarket = 0;
         portfolioSale();
     }
 
