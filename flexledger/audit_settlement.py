@@ -2,7 +2,8 @@
 
 For each settled offer (the ``OfferSettled`` events of the day's final result, each re-logged by
 its disputes; the latest is the record in force) the inputs it was computed from are read back
-from the settling transaction's calldata (``settle``, a batch, ``settleUnrevealed``, ``dispute``)
+from the settling transaction's calldata (``settle``, a batch, ``settleUnrevealed``, ``dispute``;
+BaselineDisputes's ``dispute``, judged against the rule and its evidence, and ``applyCorrection``)
 and checked on their own: the offer is in the day's book, its awards are the result's (proven
 against the chunks' ``awardsRoot``, none left out), its readings are the meter's anchored ones
 (OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged; for a portfolio
