@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import encode
+from eth_utils import keccak
+
 from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
 from .settlement_records import ReadingIn
 from .times import iso
@@ -95,3 +98,44 @@ def _anchored_net(meter: str, isp_start: int, anchored_at: int, evidence: Baseli
     if not r.anchored or r.anchor.anchored_at > anchored_at or check(meter, isp_start, r):
         return None
     return r.import_wh - r.export_wh
+
+
+NO_BASELINE = (1).to_bytes(32, "big")  # MeterOracle.NO_BASELINE: a correction that leaves no baseline
+# the anchored net of the meter's reading of an earlier day, proven (None when it is not: no evidence)
+DayNet = Callable[[int], int | None]
+
+
+def correction_for(isp_start: int, kind: int, which: int, inputs: BaselineInputs,
+                   day_net: DayNet) -> tuple[int | None, BaselineInputs] | str:
+    """What ``BaselineDisputes`` must put in force for a dispute of the standard baseline whose
+    revealed inputs are ``inputs``: the evidence (``kind`` 0 ARITHMETIC, 1 INPUT: the used day at
+    position ``which`` replaced by its anchored reading, 2 SKIPPED: the day ``which`` days before
+    inserted) applied, then the rule: the value (None: no baseline left) and the inputs kept; or
+    why the contract must refuse the evidence."""
+    days, nets = inputs.days(), inputs.padded()
+    if kind == 1:
+        if which >= min(DAYS, len(days)):
+            return f"input {which} is not a used day"
+        net = day_net(isp_start - days[which] * DAY)
+        if net is None:
+            return f"the reading of {iso(isp_start - days[which] * DAY)} brought is not the meter's, anchored by then"
+        nets[which] = net
+    elif kind == 2:
+        if not 0 < which <= 64 or which in days:
+            return f"the day {which} days before is used already, or out of range"
+        pos = sum(1 for k in days if k < which)
+        if pos >= DAYS:
+            return "the skipped day is older than DAYS used days: rightly left out"
+        net = day_net(isp_start - which * DAY)
+        if net is None:
+            return f"the reading of {iso(isp_start - which * DAY)} brought is not the meter's, anchored by then"
+        nets = [*nets[:pos], net, *nets[pos:]][:DAYS]
+        inputs = BaselineInputs(inputs.days_back | 1 << (which - 1), ())
+    elif kind != 0:
+        return f"unknown dispute kind {kind}"
+    return apply_rule(isp_start, BaselineInputs(inputs.days_back, tuple(nets)))
+
+
+def fix_of(value: int | None, kept: BaselineInputs) -> bytes:
+    """``MeterOracle.baselineFix``'s encoding of a correction."""
+    return NO_BASELINE if value is None else keccak(encode(["int64", "bytes32"], [value, kept.hash()]))

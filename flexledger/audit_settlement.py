@@ -2,7 +2,8 @@
 
 For each settled offer (the ``OfferSettled`` events of the day's final result, each re-logged by
 its disputes; the latest is the record in force) the inputs it was computed from are read back
-from the settling transaction's calldata (``settle``, a batch, ``settleUnrevealed``, ``dispute``)
+from the settling transaction's calldata (``settle``, a batch, ``settleUnrevealed``, ``dispute``;
+BaselineDisputes's ``dispute``, judged against the rule and its evidence, and ``applyCorrection``)
 and checked on their own: the offer is in the day's book, its awards are the result's (proven
 against the chunks' ``awardsRoot``, none left out), its readings are the meter's anchored ones
 (OpenZeppelin standard-tree proofs against the roots ``RootAnchored`` logged; for a portfolio
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from eth_abi import encode
 from eth_utils import keccak
@@ -52,11 +53,11 @@ from flexledger.oracle.baselines import BASELINE_ENCODING
 from flexledger.oracle.merkle import verify as verify_reading_proof
 from flexledger.oracle.readings import LEAF_ENCODING, Reading
 
-from .audit_baselines import BaselineEvidence, recheck_standard
+from .audit_baselines import NO_BASELINE, BaselineEvidence, correction_for, fix_of, recheck_standard
 from .audit_money import MoneyInputs, PartyMoney, audit_money
 from .book import Book, read_book
 from .commitment import award_leaf, award_proofs, day_state
-from .rules.baselines import reveal_matches
+from .rules.baselines import BaselineInputs, reveal_matches
 from .rules.market import MarketParams
 from .rules.orders import BaselineMethod
 from .rules.pair_tree import verify as verify_award_proof
@@ -132,8 +133,14 @@ class _Day:
     portfolios: dict[int, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # -> (aggregator, members at gate closure)
     # (ISP start, meter) -> the upheld disputes of that reading, in any offer: the first is slashed
     upheld: dict[tuple[int, str], list[tuple[int, int, str, SettlingCall, SettledEvent]]] = field(default_factory=dict)
+    # (ISP start, meter) -> the upheld baseline disputes, in any offer: (block, log, where, record
+    # presented, asset, oracle that anchored the baselines, event); the first is slashed
+    corrected: dict[tuple[int, str], list[tuple[int, int, str, Record, int, str, SettledEvent]]] = field(
+        default_factory=dict)
+    baseline_disputes_address: str = ""
     evidence: BaselineEvidence | None = None  # what the oracle serves to recompute standard baselines
     unchecked: int = 0  # standard baselines met but not recomputed (no evidence given)
+    superseded: int = 0  # anchored standard baselines met that a baseline dispute corrected since
     state_block: BlockId = "latest"  # the block whose state a settling call met (set per call)
 
     def block_time(self, block: int) -> int:
@@ -209,6 +216,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
         return audit
     day = _load(conn, manifest, market, day_start, current)
     day.evidence = evidence
+    day.baseline_disputes_address = manifest.address("BaselineDisputes")
     events = settled_events(day.settlement, result_id=current)
     by_key: dict[tuple[int, bytes], list[SettledEvent]] = defaultdict(list)
     for e in events:
@@ -221,6 +229,9 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     if day.unchecked:
         audit.notes.append(f"{day.unchecked} standard baseline(s) proven against their roots but not recomputed from "
                            "the anchored readings: no oracle evidence was given")
+    if day.superseded:
+        audit.notes.append(f"{day.superseded} settlement(s) used an anchored standard baseline that a baseline dispute "
+                           "proved wrong and corrected since: not recomputed, the dispute is checked instead")
     forced = in_force(events)
     audit.records = {k: e.record for k, e in forced.items()}
     audit.offers_settled = len(forced)
@@ -241,7 +252,8 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
 
 def _calls(day: _Day, cache: dict[str, list[SettlingCall]], tx_hash: str) -> list[SettlingCall]:
     if tx_hash not in cache:
-        cache[tx_hash] = settling_calls(day.conn, day.settlement.address, tx_hash, day.separator, day.disputes_address)
+        cache[tx_hash] = settling_calls(day.conn, day.settlement.address, tx_hash, day.separator, day.disputes_address,
+                                        day.baseline_disputes_address)
     return cache[tx_hash]
 
 
@@ -262,14 +274,24 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
             return out
         s = call.settle_in
         at = day.block_time(event.block_number)
-        if (n == 0) == (call.dispute is not None):
+        if (n == 0) == call.corrects:
             out.append(f"{where}: event {n} was logged by {call.function}, expected "
                        f"{'a settlement' if n == 0 else 'a dispute'}")
         day.state_block = event.block_number - 1  # corrections in force are read as the call found them
         out += [f"{where}: {p}" for p in _check_inputs(day, s, call.unrevealed)]
         out += [f"{where}: {p}" for p in _check_timing(day, call, event, previous, at)]
         by_default = by_default or (n == 0 and call.unrevealed)
-        if call.dispute is not None:
+        computed_from, no_baseline = s, None  # a baseline dispute re-settles on the corrected baseline
+        if call.baseline is not None or call.applied is not None:
+            audit.disputes += 1
+            judged = _check_baseline_dispute(day, call, event, where) if call.baseline else _check_applied(day, call)
+            if by_default:
+                judged = "it disputes a settlement made by default, which counted no reading"
+            if isinstance(judged, str):
+                out.append(f"{where}: {call.function} in {event.tx_hash}: {judged}")
+            elif judged is not None:
+                computed_from, no_baseline = judged
+        elif call.dispute is not None:
             d = call.dispute
             audit.disputes += 1
             problem = _check_dispute(day, call, corrections, voided)
@@ -290,9 +312,11 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
                     corrections[(isp_start, asset)] = d.import_wh - d.export_wh
             if previous is not None and call.record != previous:
                 out.append(f"{where}: the dispute in {event.tx_hash} presented a record other than the one in force")
-        net = None if call.unrevealed else _net_with(s, corrections, voided, day.params.isp_seconds)
+        net = None if call.unrevealed else _net_with(computed_from, corrections, voided, day.params.isp_seconds)
+        if net is not None and no_baseline is not None:  # no delivery can be measured there: none counts
+            net[no_baseline] = computed_from.baseline_wh[_index(day, s, no_baseline)]
         try:
-            figures = recompute(s, net, day.params, day.request, day.cleared_price)
+            figures = recompute(computed_from, net, day.params, day.request, day.cleared_price)
         except ValueError as exc:
             out.append(f"{where}: its inputs cannot be settled by the rules ({exc})")
             return out
@@ -306,6 +330,82 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
         lines[key] = ours
         previous = event.record
     return out
+
+
+def _index(day: _Day, s: SettleIn, isp: int) -> int:
+    """The position of ISP ``isp`` (of the settlement's inputs) in the offer's window."""
+    return (s.isps[isp].isp_start - s.offer.start) // day.params.isp_seconds
+
+
+def _check_baseline_dispute(day: _Day, call: SettlingCall, event: SettledEvent,
+                            where: str) -> tuple[SettleIn, int | None] | str:
+    """Judge a ``BaselineDisputes.dispute`` as the contract must: the baseline revealed is the one
+    in force that the settlement used, the evidence (an anchored reading, proven, anchored no later
+    than the baselines) applied and the rule run over it (``audit_baselines.correction_for``) moves
+    it, and the correction put in force is that one. Then the inputs the record must have been
+    computed from (the ISP's baseline moved by the correction) and the ISP left with no baseline,
+    or why the dispute should have been refused. An upheld dispute is kept for the slash check."""
+    b, s = call.baseline, call.settle_in
+    assert b is not None and call.record is not None and day.oracle is not None
+    if s.offer.baseline_method != BaselineMethod.ROLLING_AVERAGE:
+        return "the offer does not name the standard baseline"
+    if b.isp >= len(s.isps):
+        return f"ISP index {b.isp} is not in the settlement"
+    isp = s.isps[b.isp]
+    index = _index(day, s, b.isp)
+    if s.portfolio:
+        member = next((m for m in isp.members if m.asset == b.member), None)
+        if member is None:
+            return f"asset {b.member} is not a member whose reading the settlement presented"
+        asset, used = b.member, member.baseline_wh
+    else:
+        asset, used = s.offer.asset, s.baseline_wh[index]
+    meter = day.asset(asset)[1]
+    inputs = BaselineInputs(b.days_back, b.nets)
+    if b.baseline_wh != used or _anchored_baseline(day, meter, isp.isp_start, used, (inputs.hash(), *b.proof)) is None:
+        return "the baseline revealed is not the one in force that the settlement used"
+    anchor = day.oracle.baseline_anchor(day.market, isp.isp_start, block=day.state_block)
+    anchored_by, anchored_at = str(anchor[0]), int(anchor[1])
+
+    def day_net(t: int) -> int | None:
+        r = b.reading
+        if not r.anchored or r.anchor.anchored_at > anchored_at or _check_reading(day, meter, t, r):
+            return None
+        return r.import_wh - r.export_wh
+
+    judged = correction_for(isp.isp_start, b.kind, b.input, inputs, day_net)
+    if isinstance(judged, str):
+        return judged
+    value, kept = judged
+    fix = fix_of(value, kept)
+    if fix == fix_of(used, inputs):
+        return "the evidence leaves the baseline as it is"
+    in_force = bytes(day.oracle.baseline_fix(day.market, isp.isp_start, meter, block=event.block_number))
+    if in_force != fix:
+        return (f"it put correction 0x{in_force.hex()} in force; the rule over the evidence gives "
+                + ("no baseline" if value is None else f"{value} Wh (0x{fix.hex()})"))
+    day.corrected.setdefault((isp.isp_start, meter.lower()), []).append(
+        (event.block_number, event.log_index, where, call.record, asset, anchored_by, event))
+    moved = list(s.baseline_wh)
+    moved[index] += 0 if value is None else value - used
+    return replace(s, baseline_wh=tuple(moved)), (b.isp if value is None else None)
+
+
+def _check_applied(day: _Day, call: SettlingCall) -> str | None:
+    """``BaselineDisputes.applyCorrection``: it re-settles on the baselines in force (checked with
+    the inputs), so it needs a usable correction in force for the meter and ISP it names."""
+    assert call.applied is not None and day.oracle is not None
+    isp, member = call.applied
+    s = call.settle_in
+    if s.offer.baseline_method != BaselineMethod.ROLLING_AVERAGE or isp >= len(s.isps):
+        return f"ISP index {isp} is not a standard baseline's of the settlement"
+    if s.portfolio and member == 0:
+        return "it names no member of the portfolio"
+    meter = day.asset(member if s.portfolio else s.offer.asset)[1]
+    fix = bytes(day.oracle.baseline_fix(day.market, s.isps[isp].isp_start, meter, block=day.state_block))
+    if fix in (bytes(32), NO_BASELINE):
+        return "no correction usable by a settlement was in force for that meter and ISP"
+    return None
 
 
 def _net_with(s: SettleIn, corrections: dict[tuple[int, int], int], voided: set[int], isp_seconds: int) -> list[int]:
@@ -386,6 +486,8 @@ def _check_baseline(day: _Day, s: SettleIn) -> list[str]:
             anchored_at = _anchored_baseline(day, meter, isp.isp_start, value, witness)
             if anchored_at is None:
                 known = False
+            elif anchored_at >= 0 and _corrected_since(day, meter, isp.isp_start):
+                day.superseded += 1  # a dispute proved the leaf wrong and put the rule's value in force
             elif anchored_at >= 0:  # the oracle's leaf (a correction is the contract's own)
                 out += _recompute(day, meter, isp.isp_start, value, witness[0], anchored_at)
         if not known:
@@ -407,6 +509,12 @@ def _anchored_baseline(day: _Day, meter: str, isp_start: int, value: int, witnes
         if verify_reading_proof(root, BASELINE_ENCODING, [meter, isp_start, value, witness[0]], witness[1:]):
             return at
     return None
+
+
+def _corrected_since(day: _Day, meter: str, isp_start: int) -> bool:
+    """Whether a BaselineDisputes correction is in force now for the meter and ISP (its slash and
+    re-settlements are checked where they were made)."""
+    return day.oracle is not None and bytes(day.oracle.baseline_fix(day.market, isp_start, meter)) != bytes(32)
 
 
 def _recompute(day: _Day, meter: str, isp_start: int, value: int, inputs_hash: bytes, anchored_at: int) -> list[str]:
@@ -454,6 +562,12 @@ def _check_slashes(day: _Day) -> list[str]:
     for disputes in day.upheld.values():
         for n, (_block, _log, where, call, event) in enumerate(sorted(disputes, key=lambda x: (x[0], x[1]))):
             out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, n == 0)]
+    # a wrong standard baseline costs the oracle that anchored the ISP's baselines one slash, at its
+    # first correction in any offer; a later correction of the correction slashes nothing
+    for (isp_start, _meter), fixes in day.corrected.items():
+        for n, (_block, _log, where, record, asset, anchored_by, event) in enumerate(sorted(fixes, key=lambda x: (x[0], x[1]))):
+            out += [f"{where}: baseline dispute in {event.tx_hash}: {p}"
+                    for p in _check_paid(day, event, record, asset, isp_start, anchored_by, n == 0)]
     return out
 
 
@@ -463,10 +577,16 @@ def _check_slash(day: _Day, call: SettlingCall, event: SettledEvent, first: bool
     slashed, or for an equivocation), read from the chain's state just before the dispute's block,
     to the disputer, or to the buyer of the ISP's first award when the disputer is the offer's
     seller or the meter's owner (a slash never pays them)."""
-    assert call.dispute is not None and call.record is not None and day.oracle is not None
+    assert call.dispute is not None and call.record is not None
     d, s = call.dispute, call.settle_in
     asset, anchored = s.disputed(d)
-    anchored_by = anchored.anchor.oracle
+    return _check_paid(day, event, call.record, asset, s.isps[d.isp].isp_start, anchored.anchor.oracle, first)
+
+
+def _check_paid(day: _Day, event: SettledEvent, record: Record, asset: int, isp_start: int, anchored_by: str,
+                first: bool) -> list[str]:
+    """The slash in ``event``'s transaction, as the stake rule says (see ``_check_slash``)."""
+    assert day.oracle is not None
     got = [(str(e.args["oracle"]), str(e.args["to"]), int(e.args["amount"])) for e in day.slashes.get(event.tx_hash, [])]
     want = 0
     if first:
@@ -475,9 +595,8 @@ def _check_slash(day: _Day, call: SettlingCall, event: SettledEvent, first: bool
         staked = int(day.oracle.stake_of(day.market, anchored_by, block=before)[0])
         want = min(required, staked)
     to = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
-    if to.lower() in (call.record.seller.lower(), day.asset(asset)[0].lower()):
-        isp_start = s.isps[d.isp].isp_start
-        line = next((ln for ln in call.record.lines if ln.isp_start == isp_start), None)
+    if to.lower() in (record.seller.lower(), day.asset(asset)[0].lower()):
+        line = next((ln for ln in record.lines if ln.isp_start == isp_start), None)
         to = day.request(line.request_id).buyer if line is not None else to
     expected = [(anchored_by, to, want)] if want else []
     if [tuple(str(x).lower() for x in g) for g in got] != [tuple(str(x).lower() for x in g) for g in expected]:
@@ -543,7 +662,7 @@ def _check_timing(day: _Day, call: SettlingCall, event: SettledEvent, previous: 
     """Settled inside its window, and ``settledAt`` as the contract sets it (a dispute keeps it)."""
     closes = day.params.settlement_closes(day.day, day.final_at)
     record = event.record
-    if call.dispute is not None:
+    if call.corrects:
         if previous is not None and record.settled_at != previous.settled_at:
             return ["a dispute moved the settlement's time (its dispute window would restart)"]
         if previous is not None and at > previous.settled_at + day.params.dispute_window_seconds:

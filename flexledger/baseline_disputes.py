@@ -1,21 +1,34 @@
 """Disputing a standard (ROLLING_AVERAGE) baseline from Python (``BaselineDisputes.dispute``):
-the baseline in force revealed with its inputs (``oracle.baselines.baseline_proof_for``'s answer)
-and, for an INPUT or SKIPPED dispute, the meter's anchored reading of that day
-(``oracle.anchoring.proof_for``'s answer), the evidence the contract judges; it computes the
-correction itself."""
+the baseline in force revealed with its inputs (``oracle.baselines.baseline_proof_for``'s answer,
+or a correction's kept inputs) and, for an INPUT or SKIPPED dispute, the meter's anchored reading
+of that day (``oracle.anchoring.proof_for``'s answer), the evidence the contract judges; it
+computes the correction itself. ``dispute_standard_baseline`` finds that evidence in the oracle's
+store for a settled offer and files it (``flexledger dispute-baseline``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 from typing import Any
 
-from flexledger.chain.bindings import BaselineDisputesClient
+from sqlalchemy import Engine
+
+from flexledger.chain.bindings import AssetRegistryClient, BaselineDisputesClient, MeterOracleClient
 from flexledger.chain.client import TxResult
 from flexledger.chain.transactions import Signer
+from flexledger.errors import FlexledgerError
+from flexledger.oracle.anchoring import proof_for
+from flexledger.oracle.baselines import baseline_proof_for
 
-from .audit_baselines import reading_in
-from .rules.baselines import BaselineInputs
-from .settlement_records import NO_READING
+from .audit_baselines import DAY, correction_for, reading_in
+from .baseline_fixes import correction_in_force
+from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
+from .rules.orders import BaselineMethod
+from .settlement_day import DayContext, DisputeError, disputable
+from .settlement_records import NO_READING, Record, decode_settling_call
+from .times import iso
 
 
 class Kind(IntEnum):
@@ -43,3 +56,134 @@ def dispute_baseline(disputes: BaselineDisputesClient, signer: Signer, settle_in
                      record: tuple[Any, ...], d: tuple[Any, ...]) -> TxResult:
     """Send the dispute (anyone may, in the settlement's dispute window)."""
     return disputes.dispute(settle_in, record, d, sender=signer)
+
+
+@dataclass(frozen=True)
+class BaselineDisputed:
+    """A baseline dispute filed: what it showed and what the contract put in force."""
+
+    before: Record
+    after: Record
+    isp_start: int
+    asset: int
+    meter: str
+    kind: Kind
+    which: int  # INPUT: the used day's position; SKIPPED: the day, as days before the ISP
+    was_wh: int
+    now_wh: int | None  # None: no baseline is left (too few similar days)
+    oracle: str  # anchored the ISP's baselines
+    slashed: int
+    slashed_to: str | None
+    tx_hash: str
+
+
+Served = Callable[[int], dict[str, Any] | None]  # ISP start -> proof_for's answer for the meter, None if none
+
+
+def revealed_inputs(ctx: DayContext, engine: Engine, meter: str, isp_start: int) -> tuple[dict[str, Any], BaselineInputs]:
+    """The baseline in force for ``meter`` and ``isp_start`` as a dispute reveals it: the oracle's
+    anchored leaf (its inputs and proof, from its store), or the correction in force (the inputs it
+    keeps, recomputed from the dispute that put it in force, no proof)."""
+    c = correction_in_force(ctx.conn, ctx.manifest, ctx.market, isp_start, meter)
+    if c is None:
+        try:
+            answer = baseline_proof_for(engine, ctx.market, meter, isp_start)
+        except FlexledgerError as exc:
+            raise DisputeError(f"the oracle's store cannot reveal the baseline of {meter} for {iso(isp_start)}: "
+                               f"{exc.message}", hint=exc.hint) from exc
+        return answer, BaselineInputs(int(answer["daysBack"]), tuple(int(v) for v in answer["nets"]))
+    if c.value is None:
+        raise DisputeError(f"a baseline dispute already left {meter} with no baseline for {iso(isp_start)}")
+    data = bytes(ctx.conn.w3.eth.get_transaction(c.tx_hash)["input"])  # type: ignore[arg-type]
+    earlier = next(x.baseline for x in decode_settling_call(data, ctx.book_separator) if x.baseline is not None)
+    reading = earlier.reading
+    judged = correction_for(isp_start, earlier.kind, earlier.input, BaselineInputs(earlier.days_back, earlier.nets),
+                            lambda _t: reading.import_wh - reading.export_wh)  # the chain judged it already
+    if isinstance(judged, str) or judged[0] != c.value or judged[1].hash() != c.inputs_hash:
+        raise DisputeError(f"the correction in force for {meter} at {iso(isp_start)} cannot be rebuilt from its dispute")
+    kept = judged[1]
+    return {"baselineWh": c.value, "daysBack": kept.days_back, "nets": list(kept.nets), "proof": []}, kept
+
+
+def find_evidence(isp_start: int, inputs: BaselineInputs, value: int, anchored_at: int,
+                  served: Served) -> tuple[Kind, int, dict[str, Any] | None] | None:
+    """What shows the baseline ``value`` over ``inputs`` wrong, from the readings the oracle serves
+    (anchored no later than the baselines, ``anchored_at``): the arithmetic, an input that is not
+    its day's anchored reading, or a similar day with one that was skipped; None if nothing does.
+    (The contract checks every proof; a wrong one only costs the sender a revert.)"""
+    rule_value, kept = apply_rule(isp_start, inputs)
+    if rule_value != value or kept.hash() != inputs.hash():
+        return Kind.ARITHMETIC, 0, None
+
+    def anchored(t: int) -> dict[str, Any] | None:
+        answer = served(t)
+        if answer is None or not reading_in(answer).anchored or int(answer["anchor"]["anchoredAt"]) > anchored_at:
+            return None
+        return answer
+
+    days = inputs.days()
+    for position, (k, net) in enumerate(zip(days[:DAYS], inputs.padded(), strict=False)):
+        answer = anchored(isp_start - k * DAY)
+        if answer is not None and int(answer["importWh"]) - int(answer["exportWh"]) != net:
+            return Kind.INPUT, position, answer
+    oldest = days[DAYS - 1] if len(days) >= DAYS else LOOKBACK
+    for k in range(1, oldest + 1):
+        if k in days or apply_rule(isp_start, BaselineInputs.of([(k, 0)]))[1].days_back == 0:
+            continue  # used, or not a day of the ISP's kind within the lookback
+        answer = anchored(isp_start - k * DAY)
+        if answer is not None:
+            return Kind.SKIPPED, k, answer
+    return None
+
+
+def dispute_standard_baseline(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int, engine: Engine, *,
+                              member: int | None = None) -> BaselineDisputed:
+    """Dispute the standard baseline offer ``digest``'s settlement used for the ISP at ``isp_start``
+    (a portfolio's: member ``member``'s, or the first member's shown wrong) with the evidence the
+    oracle's store holds: ``DisputeError`` when it is not a standard baseline or nothing shows it wrong."""
+    record, s_in, index = disputable(ctx, digest, isp_start)
+    if s_in.offer.baseline_method != BaselineMethod.ROLLING_AVERAGE:
+        raise DisputeError(f"offer 0x{digest.hex()[:10]} does not use the standard baseline",
+                           hint="a committed baseline is the seller's own: it is disputed by no one")
+    isp = s_in.isps[index]
+    slot = (isp_start - s_in.offer.start) // ctx.params.isp_seconds
+    used = [(m.asset, m.baseline_wh) for m in isp.members if member in (None, m.asset)] if s_in.portfolio \
+        else [(s_in.offer.asset, s_in.baseline_wh[slot])]
+    if not used:
+        raise DisputeError(f"asset {member} is not a member of portfolio {s_in.offer.portfolio} counted for "
+                           f"{iso(isp_start)}", hint="members: " + ", ".join(str(m.asset) for m in isp.members))
+    assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
+    oracle = MeterOracleClient(ctx.conn, ctx.manifest.address("MeterOracle"))
+    anchored_by, anchored_at = (str(x) for x in oracle.baseline_anchor(ctx.market, isp_start))
+    for asset, value in used:
+        meter = str(assets.meter_of(asset))
+        answer, inputs = revealed_inputs(ctx, engine, meter, isp_start)
+        if int(answer["baselineWh"]) != value:
+            raise DisputeError(f"the baseline the settlement used for {meter} ({value} Wh) is not the one in force "
+                               f"({answer['baselineWh']} Wh)")
+        found = find_evidence(isp_start, inputs, value, int(anchored_at), partial(_served, engine, meter))
+        if found is not None:
+            break
+    else:
+        raise DisputeError(f"nothing in the oracle's store shows the standard baseline of {iso(isp_start)} wrong: it "
+                           "is the rule's over the meter's anchored readings",
+                           hint="a dispute needs an anchored reading the baseline left out or misstated")
+    kind, which, reading = found
+    d = dispute_input(kind, index, answer, member=asset if s_in.portfolio else 0, which=which, reading=reading)
+    disputes = BaselineDisputesClient(ctx.conn, ctx.manifest.address("BaselineDisputes"))
+    tx = dispute_baseline(disputes, signer, s_in.as_tuple(), record.as_tuple(), d)
+    event = tx.event("BaselineDisputed").args
+    after = Record.from_tuple(next(e for e in tx.events if e.name == "OfferSettled").args["record"])
+    slashes = [e.args for e in tx.events if e.name == "OracleSlashed"]
+    none = bytes(event["inputsHash"]) == bytes(32)
+    return BaselineDisputed(record, after, isp_start, asset, meter, kind, which, value,
+                            None if none else int(event["baselineWh"]), anchored_by,
+                            sum(int(s["amount"]) for s in slashes), str(slashes[0]["to"]) if slashes else None,
+                            tx.tx_hash)
+
+
+def _served(engine: Engine, meter: str, isp_start: int) -> dict[str, Any] | None:
+    try:
+        return dict(proof_for(engine, meter, isp_start))
+    except FlexledgerError:
+        return None

@@ -36,6 +36,7 @@ from flexledger.oracle.anchoring import ProofError
 from flexledger.oracle.baselines import BaselineError
 from flexledger.oracle.store import ConflictingReading, StoredReading, session, signed_readings_of
 
+from .baseline_fixes import NoBaselineLeftError, with_baselines_in_force
 from .book import read_book
 from .commitment import AwardProof, award_proofs
 from .rules.baselines import reveal_matches
@@ -129,7 +130,8 @@ class DayContext:
     def calls(self, tx_hash: str, separator: bytes | None = None) -> list[SettlingCall]:
         """The settlements a settling (or disputing) transaction carried."""
         return settling_calls(self.conn, self.settlement.address, tx_hash,
-                              self.book_separator if separator is None else separator, self.disputes.address)
+                              self.book_separator if separator is None else separator, self.disputes.address,
+                              self.manifest.address("BaselineDisputes"))
 
     @property
     def closes_at(self) -> int:
@@ -237,7 +239,7 @@ def _earlier(ctx: DayContext, event: SettledEvent, separator: bytes,
     except SettlementDataError:
         return ()  # shown without its delivered energy
     net = None if call.unrevealed else call.settle_in.net_wh()
-    if call.dispute is not None:
+    if call.corrects:
         return ()  # corrected by a dispute: the record shows the money
     return _figures(ctx, call.settle_in, net)
 
@@ -422,11 +424,10 @@ def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredRe
     return sorted(mine, key=lambda r: r.sequence, reverse=True)
 
 
-def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int, engine: Engine, *,
-                  member: int | None = None) -> Disputed:
-    """Dispute the settlement of offer ``digest`` for the ISP at ``isp_start`` with the meter-signed
-    reading the oracle's store keeps for it, when it differs from the anchored one. For a portfolio
-    offer, the first member (or ``member``) whose meter signed otherwise."""
+def disputable(ctx: DayContext, digest: bytes, isp_start: int) -> tuple[Record, SettleIn, int]:
+    """The record in force of offer ``digest``, the inputs that settle it now (the standard
+    baselines in force: a baseline dispute's correction in place of the leaf it proved wrong)
+    and the index of the ISP at ``isp_start`` among them; ``DisputeError`` when it cannot be disputed."""
     event = ctx.records().get((ctx.result_id, digest))
     if event is None:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} has no settlement in result {ctx.result_id}",
@@ -438,14 +439,26 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
     if ctx.conn.latest_timestamp() >= ends:
         raise DisputeError(f"the dispute window of offer 0x{digest.hex()[:10]} ended at {iso(ends)}")
     call = call_for(ctx.calls(event.tx_hash), record.key)
-    s_in = call.settle_in
-    index = next((i for i, isp in enumerate(s_in.isps) if isp.isp_start == isp_start), None)
+    index = next((i for i, isp in enumerate(call.settle_in.isps) if isp.isp_start == isp_start), None)
     if index is None:
-        shown = ", ".join(iso(i.isp_start) for i in s_in.isps)
+        shown = ", ".join(iso(i.isp_start) for i in call.settle_in.isps)
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was not settled for the ISP at {iso(isp_start)}",
                            hint=f"its settled ISPs: {shown}")
     if call.unrevealed:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was settled by default: no reading counted, none to dispute")
+    try:
+        s_in = with_baselines_in_force(ctx.conn, ctx.manifest, call.settle_in, ctx.params.isp_seconds)
+    except NoBaselineLeftError as exc:
+        raise DisputeError(f"offer 0x{digest.hex()[:10]} cannot be disputed again: {exc.message}") from exc
+    return record, s_in, index
+
+
+def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int, engine: Engine, *,
+                  member: int | None = None) -> Disputed:
+    """Dispute the settlement of offer ``digest`` for the ISP at ``isp_start`` with the meter-signed
+    reading the oracle's store keeps for it, when it differs from the anchored one. For a portfolio
+    offer, the first member (or ``member``) whose meter signed otherwise."""
+    record, s_in, index = disputable(ctx, digest, isp_start)
     readings = s_in.readings(index)
     candidates = [(a, r) for a, r in readings if not s_in.portfolio or member in (None, a)]
     if not candidates:

@@ -249,6 +249,30 @@ class DisputeIn:
 
 
 @dataclass(frozen=True)
+class BaselineDisputeIn:
+    """``BaselineDisputes.DisputeIn``: the standard baseline in force for one meter in ISP ``isp``
+    (its value and revealed inputs; a proof against the anchored root unless it is a correction)
+    and the evidence against it (``kind``: 0 ARITHMETIC, 1 INPUT, 2 SKIPPED; ``input``: the used
+    day's position, or the skipped day as days before the ISP; ``reading``: that day's anchored one)."""
+
+    kind: int
+    isp: int
+    member: int
+    baseline_wh: int
+    days_back: int
+    nets: tuple[int, ...]
+    proof: tuple[bytes, ...]
+    input: int
+    reading: ReadingIn
+
+    @classmethod
+    def from_tuple(cls, raw: Sequence[Any]) -> BaselineDisputeIn:
+        kind, isp, member, (value, days_back, nets, proof), which, reading = raw
+        return cls(int(kind), int(isp), int(member), int(value), int(days_back), tuple(int(v) for v in nets),
+                   tuple(bytes(p) for p in proof), int(which), ReadingIn.from_tuple(reading))
+
+
+@dataclass(frozen=True)
 class SettledEvent:
     """One ``OfferSettled`` event: a settlement, or its correction by a dispute."""
 
@@ -287,28 +311,39 @@ class SettlingCall:
     function: str
     settle_in: SettleIn
     record: Record | None = None
-    dispute: DisputeIn | None = None
+    dispute: DisputeIn | None = None  # a reading dispute (ReadingDisputes.dispute)
+    baseline: BaselineDisputeIn | None = None  # a baseline dispute (BaselineDisputes.dispute)
+    applied: tuple[int, int] | None = None  # BaselineDisputes.applyCorrection: (ISP index, member)
 
     @property
     def unrevealed(self) -> bool:
         return "Unrevealed" in self.function
 
+    @property
+    def corrects(self) -> bool:
+        """Whether it re-settles a settlement in force (a dispute), rather than settling one."""
+        return self.dispute is not None or self.baseline is not None or self.applied is not None
+
 
 @cache
 def _settling_functions() -> dict[bytes, tuple[str, tuple[str, ...]]]:
-    """Selector -> (name, input types) of every Settlement (and ReadingDisputes) function that
-    takes a ``SettleIn`` (or an array of them): read from the ABIs so that functions added later
-    (a batch) decode too. ``resettle`` is ReadingDisputes' call into Settlement, never a transaction's."""
+    """Selector -> (name, input types) of every Settlement (and ReadingDisputes, BaselineDisputes)
+    function that takes a ``SettleIn`` (or an array of them): read from the ABIs so that functions
+    added later (a batch) decode too. ``resettle`` is the disputes contracts' call into Settlement,
+    never a transaction's; BaselineDisputes' ``dispute`` is named ``baselineDispute`` here."""
     abi = load_artifact("Settlement").abi
     settle = next(f for f in abi if f["type"] == "function" and f["name"] == "settle")
     settle_type = canonical_type(settle["inputs"][0])
     table = {}
-    for item in [*abi, *load_artifact("ReadingDisputes").abi]:
-        if item["type"] != "function" or item["name"] in ("resettle", "measure"):
-            continue
-        types = tuple(canonical_type(p) for p in item["inputs"])
-        if any(t.removesuffix("[]") == settle_type for t in types):
-            table[selector(signature(item))] = (item["name"], types)
+    sources = [(False, abi), (False, load_artifact("ReadingDisputes").abi), (True, load_artifact("BaselineDisputes").abi)]
+    for prefix, items in sources:
+        for item in items:
+            if item["type"] != "function" or item["name"] in ("resettle", "measure"):
+                continue
+            types = tuple(canonical_type(p) for p in item["inputs"])
+            if any(t.removesuffix("[]") == settle_type for t in types):
+                name = "baselineDispute" if prefix and item["name"] == "dispute" else item["name"]
+                table[selector(signature(item))] = (name, types)
     return table
 
 
@@ -335,21 +370,28 @@ def decode_settling_call(data: bytes, book_separator: bytes) -> list[SettlingCal
         isp, sequence, imp, exp, sig, member = values[2]
         return [SettlingCall(name, calls[0].settle_in, record, DisputeIn(int(isp), int(sequence), int(imp), int(exp),
                                                                           bytes(sig), int(member)))]
+    if name == "baselineDispute":  # BaselineDisputes.dispute(SettleIn, Record, DisputeIn)
+        return [SettlingCall(name, calls[0].settle_in, Record.from_tuple(values[1]),
+                             baseline=BaselineDisputeIn.from_tuple(values[2]))]
+    if name == "applyCorrection":  # applyCorrection(SettleIn, Record, uint256 isp, uint64 member)
+        return [SettlingCall(name, calls[0].settle_in, Record.from_tuple(values[1]),
+                             applied=(int(values[2]), int(values[3])))]
     return calls
 
 
 def settling_calls(conn: ChainConnection, settlement_address: str, tx_hash: str,
-                   book_separator: bytes, disputes_address: str | None = None) -> list[SettlingCall]:
+                   book_separator: bytes, disputes_address: str | None = None,
+                   baseline_disputes_address: str | None = None) -> list[SettlingCall]:
     """The settlements transaction ``tx_hash`` carried in its calldata (sent to Settlement, or for
-    a dispute to ReadingDisputes, which re-settles through Settlement)."""
+    a dispute to ReadingDisputes or BaselineDisputes, which re-settle through Settlement)."""
     tx = conn.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
     to = tx.get("to")
-    targets = {to_checksum_address(a) for a in (settlement_address, disputes_address) if a}
+    targets = {to_checksum_address(a) for a in (settlement_address, disputes_address, baseline_disputes_address) if a}
     if to is None or to_checksum_address(to) not in targets:
         # a settlement sent through another contract (a wallet, a multicall) keeps its inputs in a
         # trace, which a plain node does not serve: say so rather than guess
-        raise SettlementDataError(f"transaction {tx_hash} calls {to}, not Settlement or ReadingDisputes: its inputs "
-                                  "are not in its calldata",
+        raise SettlementDataError(f"transaction {tx_hash} calls {to}, not Settlement or a disputes contract: its "
+                                  "inputs are not in its calldata",
                                   hint="read them from a trace (debug_traceTransaction) of that transaction")
     data = bytes(tx["input"])
     return decode_settling_call(data, book_separator)

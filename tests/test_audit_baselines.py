@@ -118,3 +118,83 @@ def test_a_wrong_input_is_disputed_on_chain_and_corrected(
     assert bytes(oracle.baseline_fix(w.market, w.hour, meter)) == keccak(
         encode(["int64", "bytes32"], [event["baselineWh"], bytes(event["inputsHash"])]))
     assert disputes.faults_of(event["oracleAccount"]) == 1
+
+
+def _dispute_first_input(w: SettlementWorld) -> Any:
+    """B's settlement on the oracle's 1,600 Wh days, and anyone's INPUT dispute of its first day."""
+    from flexledger.baseline_disputes import Kind, dispute_baseline, dispute_input
+    from flexledger.settlement import StandardBaselines, settle_input
+
+    settled = w.settle_all()
+    meter = w.meters[1].address
+    answer = baseline_proof_for(w.engine, w.market, meter, w.hour)
+    first_day = w.hour - BaselineInputs(answer["daysBack"], ()).days()[0] * DAY
+    standard = StandardBaselines(lambda m, t: baseline_proof_for(w.engine, w.market, m, t), w.params.isp_seconds)
+    s_in = settle_input(w.clearing, w.result_id, w.offers[1], w.digests[1], w.baselines[1], meter,
+                        lambda m, t: proof_for(w.engine, m, t), standard=standard)
+    d = dispute_input(Kind.INPUT, 0, answer, which=0, reading=proof_for(w.engine, meter, first_day))
+    disputes = BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes"))
+    return dispute_baseline(disputes, w.anyone, s_in, settled[1].record, d)
+
+
+def test_the_auditor_follows_a_baseline_dispute(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day whose standard baseline BaselineDisputes corrected MATCHes: the correction is the rule's
+    over the evidence, the offer re-settled on it, the oracle slashed as the stake rule says, once,
+    to the disputer. Evidence, a re-settled record or a slash other than the rule's is flagged."""
+    import dataclasses
+
+    import flexledger.audit_settlement as auditor
+    from flexledger.settlement_records import SettledEvent, settled_events, settling_calls
+
+    w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, claimed={1: 1_600})
+    tx = _dispute_first_input(w)
+    assert tx.event("BaselineDisputed").args["baselineWh"] == (1_200 + 1_600 + 1_600) // 3
+    assert not [e for e in tx.events if e.name == "OracleSlashed"]  # the world's market requires no stake
+
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert audit.matches, audit.differences
+    assert audit.disputes == 1
+    # with the oracle's evidence, A's baseline is recomputed; B's wrong leaf was corrected by the
+    # dispute (checked above), so it is noted, not recomputed again
+    recomputed = audit_settlement(w.conn, w.manifest, w.market, w.day, _evidence(w))
+    assert recomputed.matches, recomputed.differences
+    assert any("corrected since" in n for n in recomputed.notes), recomputed.notes
+
+    def evidence_altered(*args: Any, **kwargs: Any) -> list[Any]:  # a node serving another reading as evidence
+        out = []
+        for c in settling_calls(*args, **kwargs):
+            if c.baseline is not None:
+                reading = dataclasses.replace(c.baseline.reading, import_wh=c.baseline.reading.import_wh + 100)
+                c = dataclasses.replace(c, baseline=dataclasses.replace(c.baseline, reading=reading))
+            out.append(c)
+        return out
+
+    monkeypatch.setattr(auditor, "settling_calls", evidence_altered)
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert not audit.matches
+    assert any("baselineDispute" in d and "not the meter's, anchored by then" in d for d in audit.differences), \
+        audit.differences
+    monkeypatch.setattr(auditor, "settling_calls", settling_calls)
+
+    def record_altered(*args: Any, **kwargs: Any) -> list[SettledEvent]:  # a re-settlement on another value
+        events = settled_events(*args, **kwargs)
+        last = events[-1]
+        lines = tuple(dataclasses.replace(ln, payment=ln.payment + 1) for ln in last.record.lines)
+        return [*events[:-1], dataclasses.replace(last, record=dataclasses.replace(last.record, lines=lines))]
+
+    monkeypatch.setattr(auditor, "settled_events", record_altered)
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert not audit.matches and any("the rules give" in d for d in audit.differences), audit.differences
+    monkeypatch.setattr(auditor, "settled_events", settled_events)
+
+    # under a stake rule the oracle would have paid once, to the disputer: the missing slash is flagged
+    from flexledger.chain.bindings import MeterOracleClient
+
+    monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 5_000)
+    monkeypatch.setattr(MeterOracleClient, "stake_of", lambda *_a, **_k: (5_000, 0))
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    flagged = [d for d in audit.differences if "baseline dispute" in d]
+    assert len(flagged) == 1 and "slashed nothing" in flagged[0] and w.anyone.address.lower() in flagged[0].lower(), \
+        audit.differences

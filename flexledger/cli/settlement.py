@@ -11,6 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from flexledger.baseline_disputes import dispute_standard_baseline
 from flexledger.baseline_files import load_baseline
 from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
 from flexledger.chain.connection import ChainConnection
@@ -261,6 +262,63 @@ def dispute_command(
     console.print(f"{verdict}: offer {offer[:12]}, ISP {iso(isp_start)}, asset {done.asset}: counted "
                   f"{done.anchored.import_wh} Wh in / {done.anchored.export_wh} Wh out, the meter signed "
                   f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence})")
+    before, after = _money(done.before), _money(done.after)
+    console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
+                  f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
+                  f"{iso(dispute_ends(ctx, done.after))}")
+
+
+def dispute_baseline_command(
+    offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
+    isp: str = typer.Option(..., "--isp", help="The ISP whose standard baseline is disputed: ISO 8601 (UTC) or "
+                                               "Unix seconds."),
+    member: int | None = typer.Option(None, "--member", min=1,
+                                      help="A portfolio offer: the member asset whose baseline is disputed "
+                                           "(default: the first shown wrong)."),
+    day: str | None = OptionalDay,
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Dispute the standard (ROLLING_AVERAGE) baseline an offer's settlement used for one ISP
+    (anyone may, during the settlement's dispute window), with the evidence the oracle's store
+    holds: the baseline's inputs and proof, and the meter's anchored readings (`flexledger readings
+    proof`). BaselineDisputes judges it and computes the correction itself from the rule: the
+    arithmetic, an input that is not its day's anchored reading, or a skipped similar day with one.
+    The offer is settled again on the corrected baseline and, on the first correction of that
+    baseline, the oracle that anchored it is slashed (to you, unless you sell the offer or own the meter)."""
+    try:
+        digest = bytes.fromhex(offer.removeprefix("0x"))
+        isp_start = parse_time(isp)
+    except ValueError:
+        raise typer.BadParameter("--offer is 32 bytes of hex; --isp is Unix seconds or an ISO 8601 time") from None
+    if len(digest) != 32:
+        raise typer.BadParameter("--offer is the offer's 32-byte digest")
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    if day is not None:
+        _params, start = market_day_start(conn, manifest, market, day)
+    else:
+        market, start = _day_of_offer(conn, manifest, digest)
+    ctx = day_context(conn, manifest, market, start)
+    done = dispute_standard_baseline(ctx, signer, digest, isp_start, open_store(settings.effective_database_url),
+                                     member=member)
+    if json_:
+        emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "asset": done.asset, "meter": done.meter,
+                   "kind": done.kind.name, "which": done.which, "baseline_was_wh": done.was_wh,
+                   "baseline_now_wh": done.now_wh, "oracle": done.oracle, "slashed": done.slashed,
+                   "slashed_to": done.slashed_to, "tx": done.tx_hash,
+                   "before": _money(done.before), "after": _money(done.after)})
+        return
+    shown = "no baseline (too few similar days): nothing delivered counts" if done.now_wh is None \
+        else f"{done.now_wh} Wh"
+    what = {"ARITHMETIC": "the rule over its own inputs", "INPUT": f"input {done.which} is not its day's anchored reading",
+            "SKIPPED": f"the similar day {done.which} days before was skipped"}[done.kind.name]
+    console.print(f"[green]baseline dispute upheld[/] ({what}): offer {offer[:12]}, ISP {iso(isp_start)}, asset "
+                  f"{done.asset}: baseline {done.was_wh} Wh -> {shown}; oracle {done.oracle} "
+                  + (f"slashed {euros(done.slashed)} EUR to {done.slashed_to}" if done.slashed else "marked"))
     before, after = _money(done.before), _money(done.after)
     console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
                   f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
