@@ -20,7 +20,7 @@ contract RedteamMarketsTest is ClearingFixture {
         (OrderBook.Offer[] memory os, bytes[] memory sigs) = single(o, sign(key, o));
         vm.expectRevert(abi.encodeWithSelector(OrderBook.OrderBookWrongMarket.selector, o.asset, o.portfolio, o.market));
         vm.prank(aggregator);
-        book.submitOffers(os, sigs, true);
+        submit(book, os, sigs, true);
     }
 
     function expectAccepted(OrderBook.Offer memory o) internal {
