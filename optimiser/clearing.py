@@ -45,7 +45,7 @@ from flexledger.rules.orders import Mode
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import ABS_GAP, InfeasibleError, solve
+from .solve import ABS_GAP, InfeasibleError, NumericalError, solve
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
@@ -316,7 +316,7 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         stats.constraints += built.constraints
         try:
             solved = solve(built, time_limit=deadline - time.perf_counter())
-        except InfeasibleError:
+        except (InfeasibleError, NumericalError):
             if integer or not holds:
                 raise
             continue

@@ -26,6 +26,12 @@ class InfeasibleError(SolverError):
     """HiGHS found the model infeasible (stage 2's DSO hold can be, by its tolerances)."""
 
 
+class NumericalError(SolverError):
+    """HiGHS ended in error (its "Solve error": its own final check found the optimum outside its
+    feasibility tolerance), seen on stage 2's exact DSO hold, a row with coefficients of 10^4 and a
+    right-hand side of 10^10 (the dense 10,000-offer benchmark book, seed 2)."""
+
+
 @dataclass
 class Solved:
     x: list[float]
@@ -67,4 +73,6 @@ def solve(built: BuiltModel, *, time_limit: float) -> Solved:
         return Solved([0.0] * len(built.problem.pairs), 0.0, float("inf"), seconds, False, status.name)
     if status == TerminationCondition.provenInfeasible:
         raise InfeasibleError("the clearing model is infeasible, which no book should make it: report this")
+    if status == TerminationCondition.error:
+        raise NumericalError("HiGHS ended in error (its answer failed its own feasibility check)")
     raise SolverError(f"HiGHS stopped with {status.name}")

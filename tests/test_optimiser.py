@@ -300,3 +300,29 @@ def test_a_stage_two_hold_that_highs_finds_infeasible_is_solved_again_in_whole_w
     result = clear(inp)
     assert refused and result.stats.optimal
     assert stages(inp, result.awards) == (41_000_000, 75_000_000)
+
+
+def test_a_hold_that_fails_highs_final_check_is_solved_again_with_integer_powers(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """HiGHS can end stage 2 in error ("Solve error") when its own final check finds the exact DSO
+    hold off by about 1e-7 (seen on the dense 10,000-offer benchmark book, seed 2): the stage is then
+    solved again in whole watts, as for a hold its tolerances make infeasible."""
+    import flexledger.optimiser.clearing as clearing_module
+    from flexledger.optimiser.solve import NumericalError, solve
+
+    failed: list[object] = []
+
+    def erring(built, *, time_limit):  # type: ignore[no-untyped-def]
+        if built.problem.holds and not built.problem.integer:
+            failed.append(built)
+            raise NumericalError("HiGHS ended in error")
+        return solve(built, time_limit=time_limit)
+
+    monkeypatch.setattr(clearing_module, "solve", erring)
+    inp = ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
+                         OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
+                        [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
+                         RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
+                         RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+    result = clear(inp)
+    assert failed and result.stats.optimal
+    assert stages(inp, result.awards) == (41_000_000, 75_000_000)
