@@ -16,6 +16,7 @@ from flexledger.baseline_files import load_baseline
 from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.transactions import Signer
 from flexledger.oracle.anchoring import proof_for
 from flexledger.oracle.baselines import baseline_proof_for
 from flexledger.oracle.store import open_store
@@ -232,22 +233,8 @@ def dispute_command(
     from the oracle); otherwise the offer is settled again with the meter's values and the oracle
     that anchored the root is marked. For a portfolio offer the dispute concerns one member's
     reading; the other members' stand."""
-    try:
-        digest = bytes.fromhex(offer.removeprefix("0x"))
-        isp_start = parse_time(isp)
-    except ValueError:
-        raise typer.BadParameter("--offer is 32 bytes of hex; --isp is Unix seconds or an ISO 8601 time") from None
-    if len(digest) != 32:
-        raise typer.BadParameter("--offer is the offer's 32-byte digest")
+    digest, isp_start, ctx, signer = _disputed(offer, isp, day, market, key)
     settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    if day is not None:
-        _params, start = market_day_start(conn, manifest, market, day)
-    else:
-        market, start = _day_of_offer(conn, manifest, digest)
-    ctx = day_context(conn, manifest, market, start)
     done = dispute_offer(ctx, signer, digest, isp_start, open_store(settings.effective_database_url), member=member)
     if json_:
         emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "asset": done.asset, "oracle": done.oracle,
@@ -266,6 +253,27 @@ def dispute_command(
     console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
                   f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
                   f"{iso(dispute_ends(ctx, done.after))}")
+
+
+def _disputed(offer: str, isp: str, day: str | None, market: int, key: Path | None) -> tuple[bytes, int, DayContext, Signer]:
+    """A dispute's offer digest and ISP from the command line, the day's context (the day given,
+    or the settled offer's own) and the disputer's signer."""
+    try:
+        digest = bytes.fromhex(offer.removeprefix("0x"))
+        isp_start = parse_time(isp)
+    except ValueError:
+        raise typer.BadParameter("--offer is 32 bytes of hex; --isp is Unix seconds or an ISO 8601 time") from None
+    if len(digest) != 32:
+        raise typer.BadParameter("--offer is the offer's 32-byte digest")
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    signer = load_signer(conn, key)
+    if day is not None:
+        _params, start = market_day_start(conn, manifest, market, day)
+    else:
+        market, start = _day_of_offer(conn, manifest, digest)
+    return digest, isp_start, day_context(conn, manifest, market, start), signer
 
 
 def dispute_baseline_command(
@@ -287,22 +295,8 @@ def dispute_baseline_command(
     arithmetic, an input that is not its day's anchored reading, or a skipped similar day with one.
     The offer is settled again on the corrected baseline and, on the first correction of that
     baseline, the oracle that anchored it is slashed (to you, unless you sell the offer or own the meter)."""
-    try:
-        digest = bytes.fromhex(offer.removeprefix("0x"))
-        isp_start = parse_time(isp)
-    except ValueError:
-        raise typer.BadParameter("--offer is 32 bytes of hex; --isp is Unix seconds or an ISO 8601 time") from None
-    if len(digest) != 32:
-        raise typer.BadParameter("--offer is the offer's 32-byte digest")
+    digest, isp_start, ctx, signer = _disputed(offer, isp, day, market, key)
     settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    if day is not None:
-        _params, start = market_day_start(conn, manifest, market, day)
-    else:
-        market, start = _day_of_offer(conn, manifest, digest)
-    ctx = day_context(conn, manifest, market, start)
     done = dispute_standard_baseline(ctx, signer, digest, isp_start, open_store(settings.effective_database_url),
                                      member=member)
     if json_:
