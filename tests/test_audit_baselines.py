@@ -97,21 +97,12 @@ def test_a_wrong_input_is_disputed_on_chain_and_corrected(
     from eth_abi import encode
     from eth_utils import keccak
 
-    from flexledger.baseline_disputes import Kind, dispute_baseline, dispute_input
     from flexledger.chain.bindings import MeterOracleClient
-    from flexledger.settlement import StandardBaselines, settle_input
 
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, claimed={1: 1_600})
-    settled = w.settle_all()
     meter = w.meters[1].address
-    answer = baseline_proof_for(w.engine, w.market, meter, w.hour)
-    first_day = w.hour - BaselineInputs(answer["daysBack"], ()).days()[0] * DAY
-    standard = StandardBaselines(lambda m, t: baseline_proof_for(w.engine, w.market, m, t), w.params.isp_seconds)
-    s_in = settle_input(w.clearing, w.result_id, w.offers[1], w.digests[1], w.baselines[1], meter,
-                        lambda m, t: proof_for(w.engine, m, t), standard=standard)
-    d = dispute_input(Kind.INPUT, 0, answer, which=0, reading=proof_for(w.engine, meter, first_day))
+    tx = _dispute_first_input(w)
     disputes = BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes"))
-    tx = dispute_baseline(disputes, w.anyone, s_in, settled[1].record, d)
     event = tx.event("BaselineDisputed").args
     assert event["baselineWh"] == (1_200 + 1_600 + 1_600) // 3
     oracle = MeterOracleClient(w.conn, w.manifest.address("MeterOracle"))
