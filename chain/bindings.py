@@ -162,6 +162,11 @@ class AssetRegistryClient(ContractClient):
         result: tuple[str, int, int, int] = self._call("portfolioTerms(uint32)", portfolio_id, block=block)
         return result
 
+    def portfolio_terms_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:
+        """``portfolioTermsAt(uint32,uint64)`` (view)."""
+        result: tuple[str, int, int, int] = self._call("portfolioTermsAt(uint32,uint64)", portfolio_id, t, block=block)
+        return result
+
     def register_asset(self, meter: str, asset_type: int, deadline: int, meter_signature: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``registerAsset(address,uint8,uint64,bytes)`` (transaction)."""
         return self._transact("registerAsset(address,uint8,uint64,bytes)", meter, asset_type, deadline, meter_signature, sender=sender, wait=wait, gas=gas)

@@ -919,21 +919,6 @@ class ClearingNotPosting(ContractCustomError):
         self.status = values[1]
 
 
-class ClearingNotSuperseded(ContractCustomError):
-    """``ClearingNotSuperseded(string)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNotSuperseded"
-    SIGNATURE: ClassVar[str] = "ClearingNotSuperseded(string)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("50d3f4f3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reason",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string",)
-    reason: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.reason = values[0]
-
-
 class ClearingOfferNotInBook(ContractCustomError):
     """``ClearingOfferNotInBook(bytes32,bytes32)``, declared in ClearingCommitment."""
 
@@ -949,6 +934,25 @@ class ClearingOfferNotInBook(ContractCustomError):
         super().__init__(*values, **context)
         self.offer_digest = values[0]
         self.batch_root = values[1]
+
+
+class ClearingOfferNotNewer(ContractCustomError):
+    """``ClearingOfferNotNewer(bytes32,uint32,uint32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOfferNotNewer"
+    SIGNATURE: ClassVar[str] = "ClearingOfferNotNewer(bytes32,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b415d2f8")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("newer_digest", "newer_nonce", "older_nonce")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint32", "uint32")
+    newer_digest: bytes
+    newer_nonce: int
+    older_nonce: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.newer_digest = values[0]
+        self.newer_nonce = values[1]
+        self.older_nonce = values[2]
 
 
 class ClearingOfferOutOfOrder(ContractCustomError):
@@ -1012,6 +1016,23 @@ class ClearingOfferWrongDay(ContractCustomError):
         self.start = values[2]
 
 
+class ClearingOffersNotOverlapping(ContractCustomError):
+    """``ClearingOffersNotOverlapping(bytes32,bytes32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOffersNotOverlapping"
+    SIGNATURE: ClassVar[str] = "ClearingOffersNotOverlapping(bytes32,bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4c12a9a6")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("older_digest", "newer_digest")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "bytes32")
+    older_digest: bytes
+    newer_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.older_digest = values[0]
+        self.newer_digest = values[1]
+
+
 class ClearingOffersOverlap(ContractCustomError):
     """``ClearingOffersOverlap(bytes32,uint64,uint32,uint64,uint64)``, declared in ClearingCommitment."""
 
@@ -1033,6 +1054,44 @@ class ClearingOffersOverlap(ContractCustomError):
         self.portfolio = values[2]
         self.start = values[3]
         self.previous_end = values[4]
+
+
+class ClearingOlderOfferNotAwarded(ContractCustomError):
+    """``ClearingOlderOfferNotAwarded(uint64,bytes32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingOlderOfferNotAwarded"
+    SIGNATURE: ClassVar[str] = "ClearingOlderOfferNotAwarded(uint64,bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a822778e")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id", "older_digest")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "bytes32")
+    result_id: int
+    older_digest: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.result_id = values[0]
+        self.older_digest = values[1]
+
+
+class ClearingPortfolioTermsChanged(ContractCustomError):
+    """``ClearingPortfolioTermsChanged(bytes32,uint32,uint256,uint32)``, declared in ClearingCommitment."""
+
+    NAME: ClassVar[str] = "ClearingPortfolioTermsChanged"
+    SIGNATURE: ClassVar[str] = "ClearingPortfolioTermsChanged(bytes32,uint32,uint256,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("4e3dd3b2")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "portfolio_id", "available_w", "power_w")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint32", "uint256", "uint32")
+    offer_digest: bytes
+    portfolio_id: int
+    available_w: int
+    power_w: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.offer_digest = values[0]
+        self.portfolio_id = values[1]
+        self.available_w = values[2]
+        self.power_w = values[3]
 
 
 class ClearingPriceAboveMax(ContractCustomError):
@@ -3361,12 +3420,15 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     ClearingNotBetter.SELECTOR: ClearingNotBetter,
     ClearingNotMarketDay.SELECTOR: ClearingNotMarketDay,
     ClearingNotPosting.SELECTOR: ClearingNotPosting,
-    ClearingNotSuperseded.SELECTOR: ClearingNotSuperseded,
     ClearingOfferNotInBook.SELECTOR: ClearingOfferNotInBook,
+    ClearingOfferNotNewer.SELECTOR: ClearingOfferNotNewer,
     ClearingOfferOutOfOrder.SELECTOR: ClearingOfferOutOfOrder,
     ClearingOfferOverAllocated.SELECTOR: ClearingOfferOverAllocated,
     ClearingOfferWrongDay.SELECTOR: ClearingOfferWrongDay,
+    ClearingOffersNotOverlapping.SELECTOR: ClearingOffersNotOverlapping,
     ClearingOffersOverlap.SELECTOR: ClearingOffersOverlap,
+    ClearingOlderOfferNotAwarded.SELECTOR: ClearingOlderOfferNotAwarded,
+    ClearingPortfolioTermsChanged.SELECTOR: ClearingPortfolioTermsChanged,
     ClearingPriceAboveMax.SELECTOR: ClearingPriceAboveMax,
     ClearingRedLight.SELECTOR: ClearingRedLight,
     ClearingRequestNotOpen.SELECTOR: ClearingRequestNotOpen,

@@ -82,6 +82,9 @@ def audit_clearing(
                                  f"the day's book is 0x{loaded.book.digest.hex()[:16]}")
     audit.infeasible = violations(inp.offers, inp.requests, committed.awards, parent=inp.parent, lights=inp.lights,
                                   isp_seconds=inp.isp_seconds)
+    for offer_key in sorted({a.offer_key for a in committed.awards} & set(loaded.refused)):
+        audit.infeasible.append(f"offer {offer_key[:12]} is awarded, but as of the day's gate closure the commitment "
+                                f"refuses it ({loaded.refused[offer_key]}; DESIGN \"Money safety\")")
     offer_of = {"0x" + d.hex(): o for o, d in loaded.book.digests.items()}
     awarded = {offer_of[a.offer_key] for a in committed.awards if a.offer_key in offer_of}
     for older, newer in overlapping_pairs(sorted(awarded, key=lambda o: o.nonce), inp.isp_seconds):

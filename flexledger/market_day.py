@@ -5,13 +5,17 @@ posted) from OrderBook. Sellers and their assets' mappings are judged as of the 
 as ClearingCommitment judges them: an asset's own offer is left out when the asset was then in a
 portfolio (whose delivery counts its meter), not ACTIVE or prequalified for less than the offer's
 power, or is deregistered; its zone is the one it was mapped to then; a portfolio's offer is left
-out when its aggregator did not then hold the AGGREGATOR role. An offer outside its asset's (or
-portfolio's) market for its window is left out too: the book never accepts one."""
+out when its aggregator did not then hold the AGGREGATOR role, or when its members then that were
+then ACTIVE were prequalified for less than the offer's power, summed (``portfolio_power``). An
+offer the commitment would refuse is left out whole, never capped: the contract judges the offer's
+signed power, so no award of it could commit. An offer outside its asset's (or portfolio's) market
+for its window is left out too: the book never accepts one. ``MarketDay.refused`` names, per offer
+left out for the gate closure, the error the commitment would revert with (the auditor quotes it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -28,7 +32,7 @@ from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction, Light
 from flexledger.rules.market import MarketParams
-from flexledger.rules.orders import Mode, asset_zone, closure_problem
+from flexledger.rules.orders import Mode, asset_zone, closure_problem, portfolio_closure_problem
 
 from .book import Book, read_book
 
@@ -40,6 +44,8 @@ class MarketDay:
     params: MarketParams
     book: Book
     clearing: ClearingInput
+    # offer key ("0x" + digest): the error ClearingCommitment refuses it with, judged at the gate closure
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def load_market_day(
@@ -66,10 +72,14 @@ def load_market_day(
     roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
     sellable = sellable_at(assets, roles, {(o.asset, o.portfolio) for o in book.offers}, closure)
     then: dict[int, tuple[int, int, int]] = {}  # asset: its word now, its word and portfolio at the gate closure
+    members_then: dict[int, list[int]] = {}  # portfolio: its members' words at the gate closure
+    refused: dict[str, str] = {}
     meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
     for o in book.offers:
         subject = (o.asset, o.portfolio)
-        if subject not in sellable:  # the commitment refuses it (ClearingAssetInPortfolio, RoleGatedMissingRole)
+        offer_key = "0x" + book.digests[o].hex()
+        if subject not in sellable:
+            refused[offer_key] = "ClearingAssetInPortfolio" if o.asset else "RoleGatedMissingRole"
             continue
         if not in_market(assets, o.asset, o.portfolio, market, o.start, o.start + o.isps * params.isp_seconds):
             continue  # OrderBookWrongMarket: a book that held it would sell one meter twice
@@ -78,12 +88,19 @@ def load_market_day(
                 word_then, portfolio_then = assets.offer_word_at(o.asset, closure)
                 then[o.asset] = (assets.offer_word(o.asset), word_then, portfolio_then)
             now_word, word_then, portfolio_then = then[o.asset]
-            if closure_problem(now_word, word_then, portfolio_then, o.direction, o.power_w):
-                continue  # ClearingAssetInPortfolio, ClearingAssetTermsChanged
+            problem = closure_problem(now_word, word_then, portfolio_then, o.direction, o.power_w)
             zone_of[subject] = asset_zone(word_then)
+        else:
+            if o.portfolio not in members_then:
+                members_then[o.portfolio] = [assets.offer_word_at(a, closure)[0]
+                                             for a in assets.members_at(o.portfolio, closure)]
+            problem = portfolio_closure_problem(members_then[o.portfolio], o.direction, o.power_w)
+        if problem:
+            refused[offer_key] = problem
+            continue
         # whose meters deliver it: a portfolio's members as its settlement counts them
         sold = (o.asset,) if o.asset else tuple(int(a) for a in meters.members(o.market, o.portfolio, o.start))
-        offers.append(OfferIn("0x" + book.digests[o].hex(), zone_of[subject], o.start, o.isps,
+        offers.append(OfferIn(offer_key, zone_of[subject], o.start, o.isps,
                               Direction(o.direction), o.power_w, o.price, Mode(o.mode), o.min_power_w, sold))
     requests = []
     for request_id, info in sorted(book.requests.items()):
@@ -105,7 +122,7 @@ def load_market_day(
                 lights[(zone, isp_start, direction)] = light
     clearing = ClearingInput(offers, requests, parent, lights, isp_seconds=params.isp_seconds,
                              pricing=params.pricing_rule, time_limit=time_limit)
-    return MarketDay(market, day_start, params, book, clearing)
+    return MarketDay(market, day_start, params, book, clearing, refused)
 
 
 ASSET_STATUS_MASK = 3  # AssetRegistry.offerWord: the Status in bits 184-185 (0: deregistered)

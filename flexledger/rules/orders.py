@@ -407,6 +407,25 @@ def closure_problem(word_now: int, word_then: int, portfolio_then: int, directio
     return None
 
 
+def portfolio_power(words_then: Iterable[int], direction: int) -> int:
+    """What a portfolio may sell in ``direction`` as judged at a time t: the prequalified power of
+    its members at t (``AssetRegistry.membersAt``) that were ACTIVE at t, each as mapped at t
+    (``offerWordAt``: the history, so a member that left, was re-mapped or was deregistered after t
+    counts as it was). ``AssetRegistry.portfolioTermsAt`` sums the same on chain; the book's check
+    at posting (``portfolioTerms``) is this sum as of now."""
+    shift = 192 if direction == 0 else 224
+    return sum(w >> shift & 0xFFFFFFFF for w in words_then
+               if w >> ASSET_STATE_SHIFT & ASSET_STATUS_MASK == ASSET_ACTIVE)
+
+
+def portfolio_closure_problem(words_then: Iterable[int], direction: int, power_w: int) -> str | None:
+    """Why ClearingCommitment refuses a portfolio's offer whose aggregator held its role at the
+    day's gate closure, None if it takes it: the offer's power above ``portfolio_power`` of the
+    members' records at the gate closure. The contract compares the offer's signed power, not
+    what is awarded of it, so an offer above that sum is refused whole, as an asset's is."""
+    return "ClearingPortfolioTermsChanged" if portfolio_power(words_then, direction) < power_w else None
+
+
 def asset_zone(word: int) -> int:
     """The zone in an ``AssetRegistry.offerWord`` (or ``offerWordAt``) record."""
     return word >> 160 & 0xFFFFFF

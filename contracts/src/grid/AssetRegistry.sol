@@ -269,7 +269,11 @@ contract AssetRegistry is RoleGated, EIP712 {
             revert AssetNotAuthorized(msg.sender);
         }
         address meter = _info[assetId].meter;
+        // a mapped asset's history records it: a portfolio it left is judged with it as it was
+        bool mapped = _status(a) != Status.PENDING;
+        if (mapped) _changing(assetId, a);
         a.state = (a.state & ~STATUS_MASK) | CHECK_HISTORY; // Status NONE
+        if (mapped) _changed(assetId, a);
         delete assetOfMeter[meter];
         _meterFreeFrom[meter] = uint64(block.timestamp) + MARKET_CHANGE_LEAD;
         emit AssetDeregistered(assetId, meter, msg.sender);
@@ -655,13 +659,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      * @return portfolioId The portfolio at `t` (`portfolioAt`).
      */
     function offerWordAt(uint64 assetId, uint64 t) external view returns (uint256 word, uint32 portfolioId) {
-        Asset storage a = _assets[assetId];
-        assembly ("memory-safe") {
-            word := sload(a.slot)
-        }
-        Checkpoints.Trace208 storage h = _mappings[assetId];
-        if (h.length() != 0) word = uint160(word) | uint256(h.upperLookupRecent(uint48(t))) << 160;
-        portfolioId = _portfolioAt(assetId, t);
+        return (_wordAt(assetId, t), _portfolioAt(assetId, t));
     }
 
     /**
@@ -734,6 +732,37 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
+     * @notice `portfolioTerms` as of time `t`, which the clearing judges a portfolio's offer at
+     * (the day's gate closure): the prequalified power of the members it had then (`membersAt`)
+     * that were then ACTIVE, each as mapped then (`offerWordAt`), summed. An unknown portfolio
+     * answers the zero address.
+     * @param portfolioId The portfolio.
+     * @param t A Unix time.
+     * @return aggregator The aggregator (who signs its offers).
+     * @return zone The zone.
+     * @return upW Summed prequalified power upwards of the members active at `t`.
+     * @return downW Summed prequalified power downwards of the members active at `t`.
+     */
+    function portfolioTermsAt(uint32 portfolioId, uint64 t)
+        external
+        view
+        returns (address aggregator, uint32 zone, uint256 upW, uint256 downW)
+    {
+        Portfolio storage p = _portfolios[portfolioId];
+        Member[] storage members = p.members;
+        for (uint256 i = 0; i < members.length; ++i) {
+            Member storage m = members[i];
+            uint64 leftAt = m.leftAt;
+            if (m.joinedAt > t || (leftAt != 0 && leftAt <= t)) continue; // `_membersAt`'s rule
+            uint256 word = _wordAt(m.asset, t);
+            if ((word >> 184) & STATUS_MASK != uint8(Status.ACTIVE)) continue;
+            upW += uint32(word >> 192);
+            downW += uint32(word >> 224);
+        }
+        return (p.aggregator, p.zone, upW, downW);
+    }
+
+    /**
      * @notice A portfolio: its aggregator, zone and member assets now.
      * @param portfolioId The portfolio.
      * @return aggregator The aggregator.
@@ -785,6 +814,17 @@ contract AssetRegistry is RoleGated, EIP712 {
         assembly ("memory-safe") {
             mstore(members, n)
         }
+    }
+
+    /// @dev The record at `t` (`offerWordAt`): the word itself until its first change since the
+    /// first mapping, which starts the history.
+    function _wordAt(uint64 assetId, uint64 t) internal view returns (uint256 word) {
+        Asset storage a = _assets[assetId];
+        assembly ("memory-safe") {
+            word := sload(a.slot)
+        }
+        Checkpoints.Trace208 storage h = _mappings[assetId];
+        if (h.length() != 0) word = uint160(word) | uint256(h.upperLookupRecent(uint48(t))) << 160;
     }
 
     /// @dev Stints are in time order and never overlap: walk back until one ended by `t`.

@@ -231,6 +231,10 @@ contract ClearingCommitment is RoleGated {
     /// could not sell it: it was not ACTIVE, or its prequalified power in the offer's direction
     /// was below the offer's power.
     error ClearingAssetTermsChanged(bytes32 offerDigest, uint64 assetId);
+    /// @notice As it was at the day's gate closure (`AssetRegistry.portfolioTermsAt`), the offer's
+    /// portfolio could not sell it: its members then that were then ACTIVE were prequalified for
+    /// `availableW` in the offer's direction, summed, below the offer's `powerW`.
+    error ClearingPortfolioTermsChanged(bytes32 offerDigest, uint32 portfolioId, uint256 availableW, uint32 powerW);
     /// @notice A group's awards must come in increasing order of (ISP index, request), each once.
     error ClearingAwardsOutOfOrder(bytes32 offerDigest, uint64 requestId, uint16 isp);
     /// @notice A group without awards.
@@ -263,8 +267,14 @@ contract ClearingCommitment is RoleGated {
     error ClearingLightCapabilityExceeded(
         bytes32 offerDigest, uint64 requestId, uint64 ispStart, uint32 zone, uint256 tsoW, uint32 capabilityW
     );
-    /// @notice The superseded-offer proof does not hold (`reason` says which part).
-    error ClearingNotSuperseded(string reason);
+    /// @notice Not superseded: the older offer is not awarded in result `resultId` (or the award's
+    /// proof fails).
+    error ClearingOlderOfferNotAwarded(uint64 resultId, bytes32 olderDigest);
+    /// @notice Not superseded: the newer offer is of another market, asset or portfolio, or its
+    /// window does not overlap the older one's.
+    error ClearingOffersNotOverlapping(bytes32 olderDigest, bytes32 newerDigest);
+    /// @notice Not superseded: the newer offer's nonce is not above the older one's.
+    error ClearingOfferNotNewer(bytes32 newerDigest, uint32 newerNonce, uint32 olderNonce);
 
     /// @notice `author` opened result `resultId` for market day `day`, on the book with digest `bookDigest`.
     event ResultOpened(
@@ -473,17 +483,17 @@ contract ClearingCommitment is RoleGated {
             revert ClearingChallengeWindowClosed(r.market, r.day, d.challengeEnds);
         }
         bytes32 olderDigest = offerDigest(older);
-        if (!isAwarded(resultId, olderDigest, award)) revert ClearingNotSuperseded("older offer not awarded");
+        if (!isAwarded(resultId, olderDigest, award)) revert ClearingOlderOfferNotAwarded(resultId, olderDigest);
+        bytes32 newerDigest = offerDigest(newer);
         // any overlap, either direction: one meter has one baseline and one delivery per ISP
         uint256 isp = markets.marketParams(r.market).ispSeconds;
         bool overlapping = newer.market == older.market && newer.asset == older.asset
             && newer.portfolio == older.portfolio && newer.start < older.start + uint256(older.isps) * isp
             && older.start < newer.start + uint256(newer.isps) * isp;
-        if (!overlapping) revert ClearingNotSuperseded("not the same subject with an overlapping window");
-        if (newer.nonce <= older.nonce) revert ClearingNotSuperseded("not newer");
-        bytes32 newerDigest = offerDigest(newer);
+        if (!overlapping) revert ClearingOffersNotOverlapping(olderDigest, newerDigest);
+        if (newer.nonce <= older.nonce) revert ClearingOfferNotNewer(newerDigest, newer.nonce, older.nonce);
         if (!book.isBatchRoot(newerRoot) || !MerkleProof.verifyCalldata(newerProof, newerRoot, newerDigest)) {
-            revert ClearingNotSuperseded("newer offer not in book");
+            revert ClearingOfferNotInBook(newerDigest, newerRoot);
         }
         r.status = Status.VOID;
         if (d.current == resultId) d.current = 0;
@@ -766,7 +776,9 @@ contract ClearingCommitment is RoleGated {
     /// @dev Who sells the offer and from which zone, judged at the gate closure (DESIGN "Money
     /// safety"): an asset offer's asset must be registered, and then in no portfolio (whose
     /// delivery counts its meter), ACTIVE, with the offer's power prequalified, its zone the one
-    /// then; a portfolio's aggregator must then hold the AGGREGATOR role.
+    /// then; a portfolio's aggregator must then hold the AGGREGATOR role, and its members then
+    /// that were then ACTIVE must have been prequalified for the offer's power together (the
+    /// order book's rule at posting, as of the gate closure).
     function _seller(OrderBook.Offer memory o, bytes32 digest, uint64 closure)
         internal
         view
@@ -789,10 +801,14 @@ contract ClearingCommitment is RoleGated {
             }
             return (address(uint160(word)), uint32(uint24(word >> 160)));
         }
-        (seller, zone,,) = assets.portfolioTerms(o.portfolio);
+        uint256 upW;
+        uint256 downW;
+        (seller, zone, upW, downW) = assets.portfolioTermsAt(o.portfolio, closure);
         if (!roleRegistry.hasMarketRoleAt(seller, AGGREGATOR_ROLE, closure)) {
             revert RoleGatedMissingRole(seller, AGGREGATOR_ROLE);
         }
+        uint256 available = o.direction == 0 ? upW : downW;
+        if (available < o.powerW) revert ClearingPortfolioTermsChanged(digest, o.portfolio, available, o.powerW);
     }
 
     /// @dev The request's terms, read from the book once per transaction; it must be open and of

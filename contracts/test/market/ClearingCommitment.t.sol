@@ -842,8 +842,16 @@ contract ClearingCommitmentTest is ClearingFixture {
         clearing.proveSuperseded(id, award, offerAt(older), newer, rootOf(newerAt), proofOf(newerAt));
     }
 
-    function notSuperseded(string memory reason) internal {
-        vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingNotSuperseded.selector, reason));
+    function notAwarded(uint64 id, uint256 older) internal {
+        vm.expectRevert(abi.encodeWithSelector(ClearingCommitment.ClearingOlderOfferNotAwarded.selector, id, digestOf(older)));
+    }
+
+    function notNewer(uint256 older, uint256 newer) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ClearingCommitment.ClearingOfferNotNewer.selector, digestOf(newer), offerAt(newer).nonce, offerAt(older).nonce
+            )
+        );
     }
 
     function test_awardProofsHoldForEveryAwardOfAChunk() public {
@@ -898,17 +906,17 @@ contract ClearingCommitmentTest is ClearingFixture {
         (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         ClearingCommitment.AwardProof memory bad = oldAward;
         bad.chunk = 1; // no chunk 1
-        notSuperseded("older offer not awarded");
+        notAwarded(id, O_OLD);
         prove(id, bad, O_OLD, offerAt(O_NEW), O_NEW);
         bad = commitSupersededAward(oldAward);
         bad.powerW = 4_000; // not what was awarded
-        notSuperseded("older offer not awarded");
+        notAwarded(id, O_OLD);
         prove(id, bad, O_OLD, offerAt(O_NEW), O_NEW);
         bad = commitSupersededAward(oldAward);
         bad.proof = new bytes32[](0);
-        notSuperseded("older offer not awarded");
+        notAwarded(id, O_OLD);
         prove(id, bad, O_OLD, offerAt(O_NEW), O_NEW);
-        notSuperseded("older offer not awarded");
+        notAwarded(id, O_MIN);
         prove(id, oldAward, O_MIN, offerAt(O_NEW), O_NEW); // O_MIN was not awarded
     }
 
@@ -922,7 +930,9 @@ contract ClearingCommitmentTest is ClearingFixture {
 
     function test_proveSupersededNotTheSameKey() public {
         (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
-        notSuperseded("not the same subject with an overlapping window");
+        vm.expectRevert(
+            abi.encodeWithSelector(ClearingCommitment.ClearingOffersNotOverlapping.selector, digestOf(O_OLD), digestOf(O_Y1))
+        );
         prove(id, oldAward, O_OLD, offerAt(O_Y1), O_Y1); // same asset, another window
     }
 
@@ -930,9 +940,9 @@ contract ClearingCommitmentTest is ClearingFixture {
         Grp[] memory gs = groups(group(O_NEW, aw(R_DSO_11, 0, 5_000)));
         uint64 id = commit(OPERATOR, gs);
         ClearingCommitment.AwardProof memory a = awardProof(gs, 0, 0, 0);
-        notSuperseded("not newer");
+        notNewer(O_NEW, O_OLD);
         prove(id, a, O_NEW, offerAt(O_OLD), O_OLD);
-        notSuperseded("not newer");
+        notNewer(O_NEW, O_NEW);
         prove(id, a, O_NEW, offerAt(O_NEW), O_NEW);
     }
 
@@ -940,9 +950,13 @@ contract ClearingCommitmentTest is ClearingFixture {
         (uint64 id, ClearingCommitment.AwardProof memory oldAward) = commitSuperseded();
         OrderBook.Offer memory unsent = offerAt(O_NEW);
         unsent.nonce = 99; // signed perhaps, never relayed
-        notSuperseded("newer offer not in book");
+        vm.expectRevert(
+            abi.encodeWithSelector(ClearingCommitment.ClearingOfferNotInBook.selector, book.offerDigest(unsent), rootOf(O_NEW))
+        );
         prove(id, oldAward, O_OLD, unsent, O_NEW);
-        notSuperseded("newer offer not in book");
+        vm.expectRevert(
+            abi.encodeWithSelector(ClearingCommitment.ClearingOfferNotInBook.selector, digestOf(O_NEW), keccak256("x"))
+        );
         vm.prank(NOBODY);
         clearing.proveSuperseded(id, oldAward, offerAt(O_OLD), offerAt(O_NEW), keccak256("x"), proofOf(O_NEW));
     }

@@ -296,10 +296,15 @@ abstract contract ClearingFixture is OrderBookFixture {
     /// Relay offers of `owner`'s assets in one strict batch (the aggregator relays); checks that
     /// the book's batch root is the one BatchTree builds, records them; returns the first's index.
     function relayAll(OrderBook.Offer[] memory os) internal returns (uint256 first) {
+        return relayAllSignedBy(OWNER_KEY, os);
+    }
+
+    /// The same for offers whose seller's key is `key` (AGGREGATOR_KEY: `aggregator`'s portfolios).
+    function relayAllSignedBy(uint256 key, OrderBook.Offer[] memory os) internal returns (uint256 first) {
         bytes[] memory sigs = new bytes[](os.length);
         bytes32[] memory leaves = new bytes32[](os.length);
         for (uint256 i = 0; i < os.length; ++i) {
-            sigs[i] = sign(OWNER_KEY, os[i]);
+            sigs[i] = sign(key, os[i]);
             leaves[i] = book.offerDigest(os[i]);
         }
         bytes32 root = BatchTree.root(leaves);

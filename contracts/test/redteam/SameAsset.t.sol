@@ -81,7 +81,10 @@ contract RedteamOverlapChallengeTest is ClearingFixture {
     function test_RT3_theNewerOverlappingOfferStands() public {
         Grp[] memory gs = groups(group(iBlock, awards(aw(R_DSO, 0, UP_W), aw(R_DSO, 1, UP_W))));
         uint64 id = commit(OPERATOR, gs);
-        proveAs(id, gs, iBlock, iSingle, abi.encodeWithSelector(ClearingCommitment.ClearingNotSuperseded.selector, "not newer"));
+        bytes memory notNewer = abi.encodeWithSelector(
+            ClearingCommitment.ClearingOfferNotNewer.selector, digestOf(iSingle), offerAt(iSingle).nonce, offerAt(iBlock).nonce
+        );
+        proveAs(id, gs, iBlock, iSingle, notNewer);
     }
 
     /// Sibling: one asset's UP and DOWN offers in one ISP (a5: O_ZONE3 UP 08:00, then O_DOWN DOWN
@@ -135,7 +138,7 @@ contract RedteamOverlapChallengeTest is ClearingFixture {
         bytes memory reason = overlapping
             ? bytes("")
             : abi.encodeWithSelector(
-                ClearingCommitment.ClearingNotSuperseded.selector, "not the same subject with an overlapping window"
+                ClearingCommitment.ClearingOffersNotOverlapping.selector, digestOf(first), digestOf(first + 1)
             );
         proveAs(id, older, first, first + 1, reason);
         assertEq(uint8(clearing.result(id).status), overlapping ? 4 : 2, "VOID exactly when the windows overlap");
