@@ -2,7 +2,8 @@
 
 ``audit_clearing`` rebuilds the day's book from events (checked against the book's digest),
 re-runs the clearing with the optimiser, re-checks the committed result's feasibility with the
-Python rules, and compares the result in force with the re-run award by award.
+Python rules (an award of an offer the commitment refuses at the gate closure included:
+``refused_at_closure``), and compares the result in force with the re-run award by award.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def compare_awards(committed: list[Award], rerun: list[Award]) -> list[str]:
     return lines
 
 
+def refused_at_closure(awards: list[Award], refused: dict[str, str]) -> list[str]:
+    """One line per awarded offer that the commitment refuses as judged at the day's gate closure
+    (``MarketDay.refused``: membership, roles, mappings and a portfolio's power then). A result on
+    chain holds one only if the contract let it through: the re-run never awards it."""
+    return [f"offer {key[:12]} is awarded, but as of the day's gate closure the commitment refuses it "
+            f"({refused[key]}; DESIGN \"Money safety\")" for key in sorted({a.offer_key for a in awards} & set(refused))]
+
+
 def audit_clearing(
     conn: ChainConnection, manifest: Manifest, market: int, day: int, *, time_limit: float = 60.0,
     progress: Callable[[str], None] | None = None, loaded: MarketDay | None = None,
@@ -82,9 +91,7 @@ def audit_clearing(
                                  f"the day's book is 0x{loaded.book.digest.hex()[:16]}")
     audit.infeasible = violations(inp.offers, inp.requests, committed.awards, parent=inp.parent, lights=inp.lights,
                                   isp_seconds=inp.isp_seconds)
-    for offer_key in sorted({a.offer_key for a in committed.awards} & set(loaded.refused)):
-        audit.infeasible.append(f"offer {offer_key[:12]} is awarded, but as of the day's gate closure the commitment "
-                                f"refuses it ({loaded.refused[offer_key]}; DESIGN \"Money safety\")")
+    audit.infeasible += refused_at_closure(committed.awards, loaded.refused)
     offer_of = {"0x" + d.hex(): o for o, d in loaded.book.digests.items()}
     awarded = {offer_of[a.offer_key] for a in committed.awards if a.offer_key in offer_of}
     for older, newer in overlapping_pairs(sorted(awarded, key=lambda o: o.nonce), inp.isp_seconds):
