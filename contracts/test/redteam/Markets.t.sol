@@ -412,6 +412,36 @@ contract RedteamPortfolioTermsTest is ClearingFixture {
         emit log_named_uint("post: one portfolio group of 3 members, one award", g - gasleft());
     }
 
+    /// The registry's side of the check, cold, per member (README "Clearing"): `portfolioTerms` (the
+    /// book's, now) against `portfolioTermsAt` (the commitment's), members without a history, then
+    /// with one (a suspension and a reinstatement after the gate closure).
+    function test_gas_portfolioTermsAt_noHistory() public {
+        uint256 g = gasleft();
+        assets.portfolioTermsAt(pf, CLOSURE);
+        emit log_named_uint("portfolioTermsAt, 3 members without history", g - gasleft());
+    }
+
+    function test_gas_portfolioTerms_now() public {
+        uint256 g = gasleft();
+        assets.portfolioTerms(pf);
+        emit log_named_uint("portfolioTerms, 3 members", g - gasleft());
+    }
+
+    function test_gas_portfolioTermsAt_withHistory() public {
+        uint64[3] memory ms = [m1, m2, m3];
+        for (uint256 i = 0; i < 3; ++i) {
+            vm.prank(DSO1);
+            assets.suspendAsset(ms[i]);
+            vm.prank(DSO1);
+            assets.reinstateAsset(ms[i]);
+        }
+        // the slots just written are warm in this one transaction: cool them as a new one would find them
+        vm.cool(address(assets));
+        uint256 g = gasleft();
+        assets.portfolioTermsAt(pf, CLOSURE);
+        emit log_named_uint("portfolioTermsAt, 3 members with a history", g - gasleft());
+    }
+
     // ------------------------------------------------------------------------------ the fuzz
 
     struct Plan {
