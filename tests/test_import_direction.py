@@ -22,8 +22,6 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from flexledger.chain import paths
 
 ROOT = paths.project_root()
@@ -159,7 +157,6 @@ def _first_loaded(names: list[str], impure: tuple[str, ...], cwd: Path) -> dict[
     return result
 
 
-@pytest.mark.slow
 def test_importing_the_core_and_the_optimiser_loads_nothing_impure(tmp_path: Path) -> None:
     names = [m for m, _ in _modules() if _within(m, (*CORE, OPTIMISER))]
     assert {"flexledger.rules.orders", "flexledger.optimiser.clearing"} <= set(names)
@@ -179,7 +176,6 @@ def test_the_edge_agent_imports_nothing_of_flexledger() -> None:
                     assert _within(name, EDGE_MAY_IMPORT), f"{file}: imports {name}"
 
 
-@pytest.mark.slow
 def test_importing_the_edge_agent_loads_nothing_of_flexledger(tmp_path: Path) -> None:
     package = ROOT / "edge-agent" / "flexledger_edge"
     names = sorted(".".join(f.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
