@@ -12,6 +12,10 @@ STAMPS := .make
 FORGE   = $(or $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge)),$(error forge's platform package is missing: run `make install`))
 PY_PACKAGES := flexledger chain identity optimiser oracle edge-agent/flexledger_edge
 PYTEST_ARGS ?=
+# pytest-xdist workers: one per core. Each worker runs its own anvil and deployment; the service
+# tests, which share a database and a broker, take turns (tests/conftest.py). worksteal: the tests
+# range from milliseconds to the whole demo, so an idle worker takes over queued ones.
+PYTEST_WORKERS ?= auto
 
 .PHONY: help install demo test test-services pytest forge lint typecheck compile check-artifacts bench clean FORCE
 
@@ -48,8 +52,8 @@ demo: install ## Run the whole flow end to end on embedded defaults
 
 test: install lint forge pytest ## Install, lint, type-check, run forge and pytest
 
-pytest: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+pytest: install ## pytest on every core (a quick run: PYTEST_ARGS='-m "not slow"')
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Only the tests that talk to PostgreSQL or an MQTT broker, against the services named by
 # FLEXLEDGER_TEST_DATABASE_URL and FLEXLEDGER_TEST_MQTT_URL (see .ci/run).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -19,6 +20,21 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import LocalNode, NodeInfo, free_port
 from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
+
+
+@pytest.fixture(autouse=True)
+def _one_service_test_at_a_time(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The service tests share one PostgreSQL database and one MQTT broker: under pytest-xdist they
+    take a lock in the run's shared temporary folder, so they run one at a time. (An xdist_group
+    would not hold: pytest 9.2 ignores the node ids --dist loadgroup rewrites, pytest-xdist#1386.)"""
+    if request.node.get_closest_marker("services") is None:
+        yield
+        return
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common parent
+    with open(shared / "services.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -38,6 +38,7 @@ def _evidence(w: SettlementWorld) -> BaselineEvidence:
                             lambda m, t: served(proof_for, w.engine, m, t))
 
 
+@pytest.mark.slow
 def test_an_honest_standard_baseline_is_recomputed_and_matches(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> None:
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True)
@@ -48,6 +49,7 @@ def test_an_honest_standard_baseline_is_recomputed_and_matches(
     assert unrecomputed.matches and any("not recomputed" in n for n in unrecomputed.notes)
 
 
+@pytest.mark.slow
 def test_a_standard_baseline_not_from_the_anchored_readings_is_flagged(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> None:
     # the oracle claims 1,600 Wh on each day B's meter measured 1,200 (anchored): B's baseline 1,600
@@ -128,6 +130,7 @@ def _dispute_first_input(w: SettlementWorld) -> Any:
     return dispute_baseline(disputes, w.anyone, s_in, settled[1].record, d)
 
 
+@pytest.mark.slow
 def test_the_auditor_follows_a_baseline_dispute(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,6 +56,7 @@ def _money_day(w: SettlementWorld) -> None:
     w.settlement.withdraw(sender=w.dso)
 
 
+@pytest.mark.slow
 def test_a_settled_day_matches_to_the_base_unit(world: SettlementWorld) -> None:
     w = world
     _money_day(w)
@@ -78,6 +79,7 @@ def test_a_settled_day_matches_to_the_base_unit(world: SettlementWorld) -> None:
     assert buyer.rules.refunded == escrow - claims and buyer.rules.withdrawn == drawn
 
 
+@pytest.mark.slow
 def test_settlements_not_final_yet_match_and_say_so(world: SettlementWorld) -> None:
     world.settle_all()
     audit = audit_settlement(world.conn, world.manifest, world.market, world.day)
@@ -100,6 +102,7 @@ def _tampered(real: Any) -> Any:
     return calls
 
 
+@pytest.mark.slow
 def test_tampered_public_data_is_a_difference(world: SettlementWorld, monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
     w = world
@@ -134,6 +137,7 @@ def test_tampered_public_data_is_a_difference(world: SettlementWorld, monkeypatc
     assert out["match"] is False and out["differences"]
 
 
+@pytest.mark.slow
 def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_difference(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

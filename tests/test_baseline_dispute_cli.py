@@ -19,6 +19,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.settlement_day import DisputeError
 
 
+@pytest.mark.slow
 def test_dispute_baseline_until_it_is_the_rules_then_a_reading_dispute_and_the_audit(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -307,6 +307,7 @@ def test_the_auditor_reports_every_difference_from_a_worse_result(market_day: Da
     assert any("welfare" in line for line in audit.differences)
 
 
+@pytest.mark.slow
 def test_a_result_awarding_a_replaced_offer_is_voided_and_the_auditor_names_it(
     market_day: Day, conn: ChainConnection, manifest: Manifest, dev_signers: list[Signer],
 ) -> None:
@@ -387,6 +388,7 @@ def test_a_book_whose_events_do_not_match_its_digest_is_not_cleared(market_day: 
         load_market_day(d.conn, d.manifest, d.market, d.day)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_the_python_rules_and_the_contract_agree_on_random_award_sets(market_day: Day, data: st.DataObject) -> None:

@@ -42,6 +42,7 @@ def test_version_json(tmp_path: Path) -> None:
     assert info["solc"].startswith("0.8.")
 
 
+@pytest.mark.slow
 def test_node_start_deploy_status_stop(tmp_path: Path) -> None:
     port = str(free_port())
     env = {"FLEXLEDGER_NODE_PORT": port}
@@ -95,6 +96,7 @@ def test_usage_errors_are_short(tmp_path: Path, args: list[str]) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_identity_did_and_role_commands(tmp_path: Path) -> None:
     env = {"FLEXLEDGER_NODE_PORT": str(free_port()), "FLEXLEDGER_KEY_PASSWORD": "correct horse"}
     created = json.loads(run("identity", "new", "--json", data_dir=tmp_path, env=env).stdout)
@@ -122,6 +124,7 @@ def test_identity_did_and_role_commands(tmp_path: Path) -> None:
         run("node", "stop", data_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_market_zone_and_lights_commands(tmp_path: Path) -> None:
     env = {"FLEXLEDGER_NODE_PORT": str(free_port())}
     me = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # the dev key the CLI signs with here
@@ -190,6 +193,7 @@ def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "[bold]x" in proc.stderr
 
 
+@pytest.mark.slow
 def test_offer_request_and_book_commands(
     tmp_path: Path, ethers: Callable[[dict[str, Any], str, str], dict[str, str]]
 ) -> None:

@@ -54,6 +54,7 @@ def show(w: SettlementWorld) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow
 def test_a_debt_is_shown_repaid_collected_and_audited(world: SettlementWorld) -> None:
     w = world
     dso = w.dso.address

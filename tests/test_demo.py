@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from flexledger.chain.node import free_port
 from flexledger.config import load_settings
 from flexledger.demo import run_demo
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     summary = run_demo(load_settings(data_dir=tmp_path, node_port=free_port()), quiet=True, asset_count=60)
     assert set(summary["contracts"]) >= {"RoleRegistry", "DIDRegistry"}

@@ -48,6 +48,7 @@ def setup_market(conn: ChainConnection, manifest: Manifest) -> tuple[GridZonesCl
     return GridZonesClient(conn, manifest.address("GridZones")), tso, dso, market
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_contract_and_mirror_agree(session_conn: ChainConnection, manifest: Manifest, data: st.DataObject) -> None:

@@ -37,6 +37,7 @@ readings = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(readings)
 def test_the_npm_library_agrees_on_root_proofs_and_dump(values: list[tuple[Any, ...]]) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from coincurve import PrivateKey
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import func, select
@@ -67,6 +68,7 @@ def stored(db: str) -> int:
         return s.scalar(select(func.count()).select_from(StoredReading)) or 0
 
 
+@pytest.mark.slow
 def test_an_oracle_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
     broker = LocalBroker(tmp_path / "broker", auth=False)  # anonymous test clients
     url = broker.start().url

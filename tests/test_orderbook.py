@@ -381,6 +381,7 @@ offer_changes = st.fixed_dictionaries({}, optional={
 })
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_the_mirror_and_the_contract_agree_on_random_offers(world: World, data: st.DataObject) -> None:

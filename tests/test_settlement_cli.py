@@ -96,6 +96,7 @@ def test_baseline_commit_writes_the_file_and_prints_its_commitment(tmp_path: Pat
     assert "--baseline-hash" in cli("offer", "--help").output
 
 
+@pytest.mark.slow
 def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     w = world
     keep_baselines(w)
@@ -162,6 +163,7 @@ def test_settle_dispute_claim_and_audit_a_day(world: SettlementWorld) -> None:
     assert whole.output.rstrip().endswith("MATCH") and "settlement: MATCH" in whole.output
 
 
+@pytest.mark.slow
 def test_an_aggregators_portfolio_is_settled_as_its_members_summed(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

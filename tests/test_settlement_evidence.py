@@ -46,6 +46,7 @@ def _equivocate(w: SettlementWorld) -> tuple[Any, SettledEvent]:
     return done, event
 
 
+@pytest.mark.slow
 def test_finding1_seller_equivocation_pays_nothing_and_the_auditor_agrees(world: SettlementWorld) -> None:
     w = world
     done, _event = _equivocate(w)
@@ -60,6 +61,7 @@ def test_finding1_seller_equivocation_pays_nothing_and_the_auditor_agrees(world:
     assert audit.disputes == 1
 
 
+@pytest.mark.slow
 def test_finding1_auditor_flags_the_exploit_on_altered_data(world: SettlementWorld,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A chain that had upheld the seller's second reading (B re-settled as fully delivered, the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from eth_account.signers.local import LocalAccount
 
-from flexledger.identity.eip712 import Eip712Domain, TypedData
+from .typed_data import Eip712Domain, TypedData
 
 REGISTRATION_TYPES = {
     "AssetRegistration": [

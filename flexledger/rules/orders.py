@@ -33,9 +33,8 @@ from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from flexledger.identity.eip712 import Eip712Domain, TypedData, recover_strict, typed_digest
-
 from .market import DAY, MarketParams
+from .typed_data import Eip712Domain, TypedData, recover_strict, typed_digest
 
 SECONDS_PER_MWH_UNIT = 3_600_000_000  # W*s in a MWh
 ASSET_ACTIVE = 2  # AssetRegistry.Status

@@ -47,6 +47,7 @@ def _run(args: list[str], tmp_path: Path) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_RT8_config_and_config_check_print_no_secret(tmp_path: Path) -> None:
     out = _run(["config", "--check"], tmp_path)
     assert "rpc_url" in out and "database" in out and "broker" in out
@@ -59,6 +60,7 @@ def test_RT8_config_and_config_check_print_no_secret(tmp_path: Path) -> None:
         assert secret not in as_json, secret
 
 
+@pytest.mark.slow
 def test_RT8_errors_print_no_secret(tmp_path: Path) -> None:
     out = _run(["deploy"], tmp_path)  # the node does not answer: the error names the URL
     assert "no EVM node answers at https://rpcuser:***@127.0.0.1:1/v3/***" in out

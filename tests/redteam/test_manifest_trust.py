@@ -30,6 +30,7 @@ def _with(manifest: Manifest, name: str, address: str) -> Manifest:
     return forged
 
 
+@pytest.mark.slow
 def test_RT12_a_manifest_naming_an_idle_settlement_is_refused(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> None:
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path)

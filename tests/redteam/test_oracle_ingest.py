@@ -368,6 +368,7 @@ def test_rt7_a_store_of_the_earlier_version_is_rekeyed_on_open(kind: str, tmp_pa
 @given(st.lists(st.lists(st.tuples(st.sampled_from(["0x" + "11" * 20, "0x" + "22" * 20]), st.sampled_from([0, 900]),
                                    st.integers(1, 3), st.sampled_from([0, 5, 2**63, 2**64 - 1])),
                          min_size=1, max_size=6), min_size=1, max_size=5))
+@pytest.mark.slow
 def test_rt7_whatever_arrives_in_whatever_batches_one_meter_and_isp_has_one_leaf(
         batches: list[list[tuple[str, int, int, int]]]) -> None:
     """The class behind RT7: the first reading of a meter and ISP is the one kept, every other one
