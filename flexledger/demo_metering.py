@@ -59,7 +59,7 @@ from .demo_households import PV, forecast_wh, profile
 
 ISPS = range(68, 76)  # 17:00-19:00: every ISP a request (and so an award) may cover
 MODBUS_METERS = 3
-SECONDS_PER_ISP = 0.5  # the Modbus gateways' accelerated time: short enough to hide behind the other meters' signing
+SECONDS_PER_ISP = 1.0  # the Modbus gateways' accelerated time: short enough to hide behind the other meters' signing
 
 
 class ActivatedSdm630(Sdm630Model):
