@@ -1,0 +1,113 @@
+"""Dispute (d), end to end on anvil: a standard baseline that averages a day with no anchored
+reading at all (the oracle invented it) cannot be proven wrong, since the tree proves no absence;
+it is challenged instead. The honest oracle answers by itself from its store (what `oracle run`
+does every round) and keeps its stake, taking the bond; an oracle that invented the day cannot
+answer, and the upheld challenge puts the rule without that day in force and slashes it once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from settlement_world import SettlementWorld, build_world
+
+from flexledger.baseline_challenges import answer_challenges, open_challenges_against
+from flexledger.baseline_disputes import (
+    MarketOnChain,
+    challenge_standard_baseline,
+    revealed_inputs,
+    uphold_standard_challenge,
+)
+from flexledger.baseline_fixes import correction_in_force
+from flexledger.chain.bindings import (
+    BaselineDisputesClient,
+    MeterOracleClient,
+    SettlementTokenClient,
+)
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
+from flexledger.chain.revert_errors import BaselineAnswerOpen
+from flexledger.chain.transactions import Signer
+from flexledger.rules.baselines import BaselineInputs
+from flexledger.rules.market import MarketParams
+from flexledger.settlement_day import DisputeError
+
+STAKE = 5_000
+
+
+def _staked_oracle(w: SettlementWorld, deployer: Signer, oracle_signer: Signer) -> MeterOracleClient:
+    """The market requires a stake; the oracle that anchored the baselines has it."""
+    oracle = MeterOracleClient(w.conn, w.manifest.address("MeterOracle"), signer=oracle_signer)
+    token = SettlementTokenClient(w.conn, w.manifest.address("SettlementToken"))
+    token.mint(oracle_signer.address, STAKE, sender=deployer)
+    token.approve(oracle.address, STAKE, sender=oracle_signer)
+    oracle.set_required_stake(w.market, STAKE, sender=deployer)
+    oracle.stake(w.market, STAKE)
+    return oracle
+
+
+def _fund(w: SettlementWorld, deployer: Signer, who: Signer) -> int:
+    bond = int(BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes")).challenge_bond())
+    SettlementTokenClient(w.conn, w.manifest.address("SettlementToken")).mint(who.address, bond, sender=deployer)
+    return bond
+
+
+def test_the_honest_oracle_answers_a_challenge_by_itself_and_keeps_its_stake(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> None:
+    w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True)
+    oracle_signer = dev_signers[5]
+    oracle = _staked_oracle(w, deployer, oracle_signer)
+    bond = _fund(w, deployer, w.anyone)
+    view = MarketOnChain(w.conn, w.manifest, w.market)
+    meter = w.meters[1].address
+    # every day has its anchored reading: no day to pick by itself
+    with pytest.raises(DisputeError, match="has a reading anchored"):
+        challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
+    _answer, inputs = revealed_inputs(view, w.engine, meter, w.hour)
+    k = inputs.days()[0]
+    done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour, days_back=k)
+    assert (done.days_back, done.net) == (k, 1_200)
+    disputes = BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes"), signer=oracle_signer)
+    assert [c["daysBack"] for c in open_challenges_against(disputes, oracle, oracle_signer.address, w.market)] == [k]
+    token = SettlementTokenClient(w.conn, w.manifest.address("SettlementToken"))
+    before = int(token.balance_of(oracle_signer.address))
+    answered = answer_challenges(w.engine, disputes, oracle, w.market)  # what `oracle run` does each round
+    assert [(a["meter"], a["daysBack"]) for a in answered] == [(meter, k)]
+    assert int(token.balance_of(oracle_signer.address)) == before + bond, "the bond pays the answerer"
+    assert int(oracle.stake_of(w.market, oracle_signer.address)[0]) == STAKE, "the stake is kept"
+    assert correction_in_force(w.conn, w.manifest, w.market, w.hour, meter) is None
+    assert not open_challenges_against(disputes, oracle, oracle_signer.address, w.market)
+    w.settle_all()  # the leaf stands
+
+
+def test_an_invented_day_is_challenged_upheld_and_corrected(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> None:
+    # the oracle averages a fourth day it has no reading of: (1200 * 3 + 3000) / 4 = 1650 Wh
+    w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, invented={1: 3_000})
+    oracle_signer = dev_signers[5]
+    oracle = _staked_oracle(w, deployer, oracle_signer)
+    bond = _fund(w, deployer, w.anyone)
+    view = MarketOnChain(w.conn, w.manifest, w.market)
+    meter = w.meters[1].address
+    answer, inputs = revealed_inputs(view, w.engine, meter, w.hour)
+    assert answer["baselineWh"] == 1_650
+    done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)  # picks the invented day
+    assert (done.days_back, done.net) == (inputs.days()[3], 3_000)
+    disputes = BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes"), signer=oracle_signer)
+    assert answer_challenges(w.engine, disputes, oracle, w.market) == [], "nothing in the store to answer with"
+    with pytest.raises(BaselineAnswerOpen):
+        uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, done.days_back)
+    w.pass_time(MarketParams().dispute_window_seconds + 1)
+    token = SettlementTokenClient(w.conn, w.manifest.address("SettlementToken"))
+    before = int(token.balance_of(w.anyone.address))
+    upheld = uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, done.days_back)
+    assert not upheld.lapsed and upheld.baseline_wh == 1_200 and upheld.slashed == STAKE
+    assert int(token.balance_of(w.anyone.address)) == before + bond + STAKE, "the bond back and the stake"
+    c = correction_in_force(w.conn, w.manifest, w.market, w.hour, meter)
+    assert c is not None and c.challenge and c.value == 1_200
+    assert c.inputs_hash == BaselineInputs.of([(k, 1_200) for k in inputs.days()[:3]]).hash()
+    # the correction is revealed again from the upholding call (for a further dispute or challenge)
+    again, kept = revealed_inputs(view, w.engine, meter, w.hour)
+    assert again["baselineWh"] == 1_200 and kept.hash() == c.inputs_hash
+    assert int(BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes")).faults_of(
+        oracle_signer.address)) == 1
