@@ -111,3 +111,62 @@ def test_an_invented_day_is_challenged_upheld_and_corrected(
     assert again["baselineWh"] == 1_200 and kept.hash() == c.inputs_hash
     assert int(BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes")).faults_of(
         oracle_signer.address)) == 1
+
+
+def test_the_auditor_follows_an_upheld_challenge(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upheld challenge MATCHes when its correction is the rule without the day and the oracle
+    paid once, to the challenger; altered data (another correction, a missing slash) is flagged. A
+    day the oracle could have answered for but did not is noted (negligent), not flagged."""
+    import flexledger.audit_settlement as auditor
+    from flexledger.audit_baselines import BaselineEvidence
+    from flexledger.audit_settlement import audit_settlement
+    from flexledger.errors import FlexledgerError
+    from flexledger.oracle.anchoring import proof_for
+    from flexledger.oracle.baselines import baseline_proof_for
+
+    w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, invented={1: 3_000})
+    oracle_signer = dev_signers[5]
+    _staked_oracle(w, deployer, oracle_signer)
+    bond = _fund(w, deployer, w.anyone)
+    SettlementTokenClient(w.conn, w.manifest.address("SettlementToken")).mint(w.anyone.address, bond, sender=deployer)
+    view = MarketOnChain(w.conn, w.manifest, w.market)
+    invented = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
+    _answer, inputs = revealed_inputs(view, w.engine, w.meters[1].address, w.hour)
+    real = inputs.days()[0]  # a day with its anchored reading, which nobody answers for
+    challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour, days_back=real)
+    w.pass_time(MarketParams().dispute_window_seconds + 1)
+    first = uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, invented.days_back)
+    second = uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, real)
+    assert (first.slashed, second.slashed) == (STAKE, 0), "once per (market, ISP, meter)"
+    assert second.baseline_wh is None, "two days left: no baseline"
+
+    def served(answer: object, *args: object) -> dict[str, object] | None:
+        try:
+            return dict(answer(*args))  # type: ignore[operator]
+        except FlexledgerError:
+            return None
+
+    evidence = BaselineEvidence(lambda m, t: served(baseline_proof_for, w.engine, w.market, m, t),
+                                lambda m, t: served(proof_for, w.engine, m, t))
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day, evidence)
+    assert audit.matches, audit.differences
+    negligent = [n for n in audit.notes if "negligent" in n]
+    assert len(negligent) == 1 and f"({real} days back)" in negligent[0], audit.notes
+
+    from flexledger.baseline_challenges import kept_after_uphold
+
+    def altered(calldata: bytes) -> tuple[int, BaselineInputs, int | None]:  # a node serving other inputs
+        isp, kept, value = kept_after_uphold(calldata)
+        return isp, kept, None if value is None else value + 1
+
+    monkeypatch.setattr(auditor, "kept_after_uphold", altered)
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert not audit.matches and any("the rule without that day gives 1201 Wh" in d for d in audit.differences), \
+        audit.differences
+    monkeypatch.setattr(auditor, "kept_after_uphold", kept_after_uphold)
+    # a stake rule the chain did not apply: the slash it paid is flagged as not the rule's
+    monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 0)
+    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    assert not audit.matches and any("the stake rule says nothing" in d for d in audit.differences), audit.differences
