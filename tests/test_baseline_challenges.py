@@ -170,3 +170,40 @@ def test_the_auditor_follows_an_upheld_challenge(
     monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 0)
     audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
     assert not audit.matches and any("the stake rule says nothing" in d for d in audit.differences), audit.differences
+
+
+def test_challenge_and_uphold_from_the_cli(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dispute-baseline` finds nothing it can prove and names the challenge; `challenge-baseline`
+    picks the invented day itself; `uphold-baseline` corrects after the window. Errors are typed."""
+    import json
+
+    from test_settlement_cli import cli, day_args, point_cli_at
+
+    from flexledger.identity import keys
+
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, invented={1: 3_000}),
+                     tmp_path, monkeypatch)
+    anyone = keys.dev_accounts()[6]
+    assert anyone.address == w.anyone.address
+    _fund(w, deployer, w.anyone)
+    w.settle_all()
+    disputed = cli("dispute-baseline", "--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), *day_args(w),
+                   as_=anyone)
+    assert isinstance(disputed.exception, DisputeError), disputed.output
+    assert "no reading anchored by the baselines" in disputed.exception.message
+    assert "challenge-baseline" in (disputed.exception.hint or "")
+    where = ["--asset", str(w.assets[1]), "--isp", str(w.hour), "--market", str(w.market)]
+    challenged = cli("challenge-baseline", *where, "--json", as_=anyone)
+    assert challenged.exit_code == 0, challenged.output
+    shown = json.loads(challenged.output)
+    assert shown["net"] == 3_000
+    early = cli("uphold-baseline", *where, "--days-back", str(shown["days_back"]), as_=anyone)
+    assert isinstance(early.exception, BaselineAnswerOpen), early.output
+    w.pass_time(MarketParams().dispute_window_seconds + 1)
+    upheld = cli("uphold-baseline", *where, "--days-back", str(shown["days_back"]), "--json", as_=anyone)
+    assert upheld.exit_code == 0, upheld.output
+    assert json.loads(upheld.output)["baseline_now_wh"] == 1_200
+    again = cli("challenge-baseline", *where, as_=anyone)  # every day left has its anchored reading
+    assert isinstance(again.exception, DisputeError) and "has a reading anchored" in again.exception.message
