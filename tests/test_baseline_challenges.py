@@ -207,3 +207,40 @@ def test_challenge_and_uphold_from_the_cli(
     assert json.loads(upheld.output)["baseline_now_wh"] == 1_200
     again = cli("challenge-baseline", *where, as_=anyone)  # every day left has its anchored reading
     assert isinstance(again.exception, DisputeError) and "has a reading anchored" in again.exception.message
+
+
+def test_oracle_run_answers_challenges_by_itself(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The honest oracle's service loop (`flexledger oracle run`) answers a challenge of a baseline it
+    anchored, unasked: the challenge fails, the bond pays the oracle, its stake is whole."""
+    from test_settlement_cli import point_cli_at
+    from typer.testing import CliRunner
+
+    import flexledger.cli.oracle as oracle_cli
+    from flexledger.broker import LocalBroker
+    from flexledger.cli.app import app
+    from flexledger.config import load_settings
+
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True), tmp_path, monkeypatch)
+    oracle_signer = dev_signers[5]
+    oracle = _staked_oracle(w, deployer, oracle_signer)
+    bond = _fund(w, deployer, w.anyone)
+    view = MarketOnChain(w.conn, w.manifest, w.market)
+    _answer, inputs = revealed_inputs(view, w.engine, w.meters[1].address, w.hour)
+    k = inputs.days()[1]
+    challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour, days_back=k)
+    token = SettlementTokenClient(w.conn, w.manifest.address("SettlementToken"))
+    before = int(token.balance_of(oracle_signer.address))
+    monkeypatch.setattr(oracle_cli, "load_signer", lambda conn_, _key: oracle_signer)
+    try:
+        result = CliRunner().invoke(app, ["oracle", "run", "--market", str(w.market), "--seconds", "2",
+                                          "--interval", "0.5", "--grace", "0", "--no-baselines"])
+    finally:
+        LocalBroker(load_settings().data_dir).stop()
+    assert result.exit_code == 0, result.output
+    assert "answered the challenge" in result.output, result.output
+    disputes = BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes"))
+    assert int(disputes.challenge_of(w.market, w.hour, w.meters[1].address, k)[2]) == 2  # Answered
+    assert int(token.balance_of(oracle_signer.address)) == before + bond
+    assert int(oracle.stake_of(w.market, oracle_signer.address)[0]) == STAKE
