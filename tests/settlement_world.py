@@ -134,7 +134,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     what the meter signed (a corrupted database: the meter's signature of the true values stays).
     ``bond``: what each seller bonds (a small one leaves B's penalty partly a debt).
     ``invented`` (with ``standard``): meter index -> the net the oracle averages for a fourth similar
-    day of which no reading was ever anchored (dispute (d)).
+    day of which no reading was ever anchored (dispute (d)), after the three (``claimed`` or anchored).
     ``claimed`` (with ``standard``): meter index -> the net the oracle claims for each day its
     standard baseline averages instead of the anchored reading (a wrong oracle)."""
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
@@ -257,7 +257,8 @@ def standard_history(conn: ChainConnection, params: MarketParams, market: int, d
         inputs = {m.address: BaselineInputs.of([(k, claimed.get(i, net)) for k in kind])
                   for i, (m, net) in enumerate(zip(meters, HISTORY, strict=True))}
     if invented:
-        inputs = {m.address: BaselineInputs.of([*((k, net) for k in kind), *([(similar[3], invented[i])]
+        inputs = {m.address: BaselineInputs.of([*((k, (claimed or {}).get(i, net)) for k in kind),
+                                                 *([(similar[3], invented[i])]
                                                                           if i in invented else [])])
                   for i, (m, net) in enumerate(zip(meters, HISTORY, strict=True))}
     assert anchor_baselines(engine, oracle, market, hour, inputs=inputs) is not None

@@ -244,3 +244,40 @@ def test_oracle_run_answers_challenges_by_itself(
     assert int(disputes.challenge_of(w.market, w.hour, w.meters[1].address, k)[2]) == 2  # Answered
     assert int(token.balance_of(oracle_signer.address)) == before + bond
     assert int(oracle.stake_of(w.market, oracle_signer.address)[0]) == STAKE
+
+
+def test_a_dispute_after_an_upheld_challenge_slashes_nothing_and_the_audit_matches(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oracle claims 1,600 Wh on B's three anchored days (1,200) and invents a fourth: the
+    challenge is upheld before settlement (slashed), B settles on the correction, a dispute of an
+    input corrects it again with no second slash, and the auditor MATCHes both."""
+    import json
+
+    from test_settlement_cli import cli, day_args, keep_baselines, point_cli_at
+
+    from flexledger.identity import keys
+
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True,
+                                 claimed={1: 1_600}, invented={1: 3_000}), tmp_path, monkeypatch)
+    _staked_oracle(w, deployer, dev_signers[5])
+    _fund(w, deployer, w.anyone)
+    view = MarketOnChain(w.conn, w.manifest, w.market)
+    done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
+    assert done.net == 3_000
+    w.pass_time(MarketParams().dispute_window_seconds + 1)
+    upheld = uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, done.days_back)
+    assert (upheld.baseline_wh, upheld.slashed) == (1_600, STAKE)
+    keep_baselines(w)
+    settled = cli("settle", *day_args(w))
+    assert settled.exit_code == 0, settled.output
+    disputed = cli("dispute-baseline", "--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), *day_args(w),
+                   "--json", as_=keys.dev_accounts()[6])
+    assert disputed.exit_code == 0, disputed.output
+    shown = json.loads(disputed.output)
+    assert (shown["kind"], shown["baseline_was_wh"], shown["baseline_now_wh"], shown["slashed"]) == \
+        ("INPUT", 1_600, (1_200 + 1_600 + 1_600) // 3, 0)
+    audit = cli("audit", "settle", *day_args(w), "--json")
+    assert audit.exit_code == 0, audit.output
+    report = json.loads(audit.output)
+    assert report["match"], report
