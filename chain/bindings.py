@@ -227,6 +227,10 @@ class BaselineDisputesClient(ContractClient):
         result: int = self._call("MIN_DAYS()", block=block)
         return result
 
+    def answer_input(self, market: int, isp_start: int, meter: str, days_back: int, r: tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``answerInput(uint32,uint64,address,uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]))`` (transaction)."""
+        return self._transact("answerInput(uint32,uint64,address,uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]))", market, isp_start, meter, days_back, r, sender=sender, wait=wait, gas=gas)
+
     def apply_correction(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], isp: int, member: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``applyCorrection((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),uint256,uint64)`` (transaction)."""
         return self._transact("applyCorrection((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),uint256,uint64)", s, record, isp, member, sender=sender, wait=wait, gas=gas)
@@ -236,9 +240,33 @@ class BaselineDisputesClient(ContractClient):
         result: str = self._call("assets()", block=block)
         return result
 
+    def bond_token(self, *, block: BlockId = "latest") -> str:
+        """``bondToken()`` (view)."""
+        result: str = self._call("bondToken()", block=block)
+        return result
+
     def book(self, *, block: BlockId = "latest") -> str:
         """``book()`` (view)."""
         result: str = self._call("book()", block=block)
+        return result
+
+    def challenge_bond(self, *, block: BlockId = "latest") -> int:
+        """``challengeBond()`` (view)."""
+        result: int = self._call("challengeBond()", block=block)
+        return result
+
+    def challenge_input(self, market: int, isp_start: int, meter: str, b: tuple[int, int, list[int], list[bytes]], days_back: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``challengeInput(uint32,uint64,address,(int64,uint64,int64[10],bytes32[]),uint256)`` (transaction)."""
+        return self._transact("challengeInput(uint32,uint64,address,(int64,uint64,int64[10],bytes32[]),uint256)", market, isp_start, meter, b, days_back, sender=sender, wait=wait, gas=gas)
+
+    def challenge_key(self, market: int, isp_start: int, meter: str, days_back: int, *, block: BlockId = "latest") -> bytes:
+        """``challengeKey(uint32,uint64,address,uint256)`` (view)."""
+        result: bytes = self._call("challengeKey(uint32,uint64,address,uint256)", market, isp_start, meter, days_back, block=block)
+        return result
+
+    def challenge_of(self, market: int, isp_start: int, meter: str, days_back: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:
+        """``challengeOf(uint32,uint64,address,uint256)`` (view)."""
+        result: tuple[str, int, int, int] = self._call("challengeOf(uint32,uint64,address,uint256)", market, isp_start, meter, days_back, block=block)
         return result
 
     def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, tuple[int, int, list[int], list[bytes]], int, tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
@@ -274,6 +302,10 @@ class BaselineDisputesClient(ContractClient):
         """``settlement()`` (view)."""
         result: str = self._call("settlement()", block=block)
         return result
+
+    def uphold_input(self, market: int, isp_start: int, meter: str, days_back: int, b: tuple[int, int, list[int], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+        """``upholdInput(uint32,uint64,address,uint256,(int64,uint64,int64[10],bytes32[]))`` (transaction)."""
+        return self._transact("upholdInput(uint32,uint64,address,uint256,(int64,uint64,int64[10],bytes32[]))", market, isp_start, meter, days_back, b, sender=sender, wait=wait, gas=gas)
 
 
 class BondWordClient(ContractClient):

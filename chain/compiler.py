@@ -26,7 +26,7 @@ OPTIMIZER_RUNS = 20_000  # the contracts run far more often than they are deploy
 # Source units compiled with fewer runs so that they fit EIP-170's 24,576 bytes (foundry.toml's
 # `compilation_restrictions` says the same): Settlement carries the market's settlement arithmetic
 # and its money checks in one contract; fewer runs cost it about 1% more gas per call.
-OPTIMIZER_RUNS_BY_UNIT = {"src/market/Settlement.sol": 1_000}
+OPTIMIZER_RUNS_BY_UNIT = {"src/market/Settlement.sol": 1_000, "src/metering/BaselineDisputes.sol": 1_000}
 REMAPPINGS = {"@openzeppelin/": "node_modules/@openzeppelin/", "@flexledger/": "contracts/src/"}
 BUILD_INFO = "build-info.json"
 

@@ -33,6 +33,9 @@ class DeployOptions:
     # What a claim that an oracle left out a receipted reading posts (token base units: cents);
     # it pays whoever answers a claim that fails, so claims cannot grief an honest oracle for free.
     omission_claim_bond: int = 10_000
+    # What a challenge that an input day of a standard baseline has no anchored reading posts (the
+    # same figure: the same honest oracle's answer, one reading proof, is what the bond repays).
+    baseline_challenge_bond: int = 10_000
 
 
 @dataclass
@@ -77,8 +80,10 @@ PLAN: tuple[Step, ...] = (
     Step("OmissionClaims", lambda ctx: [*(ctx.addresses[name] for name in (
         "MarketRegistry", "MeterOracle", "ReadingDisputes", "SettlementToken")), ctx.options.omission_claim_bond]),
     # Judges disputes of standard baselines against anchored readings, corrects them, slashes oracles.
-    Step("BaselineDisputes", lambda ctx: [ctx.addresses[name] for name in (
-        "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement", "ReadingDisputes")]),
+    # and takes the challenges of input days with no anchored reading (their bond in the settlement token).
+    Step("BaselineDisputes", lambda ctx: [*(ctx.addresses[name] for name in (
+        "MarketRegistry", "OrderBook", "AssetRegistry", "MeterOracle", "Settlement", "ReadingDisputes",
+        "SettlementToken")), ctx.options.baseline_challenge_bond]),
 )
 
 

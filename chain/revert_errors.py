@@ -406,6 +406,117 @@ class AssetZeroPower(ContractCustomError):
         self.asset_id = values[0]
 
 
+class BaselineAnswerClosed(ContractCustomError):
+    """``BaselineAnswerClosed(uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineAnswerClosed"
+    SIGNATURE: ClassVar[str] = "BaselineAnswerClosed(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("1b49782a")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    answer_by: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.answer_by = values[0]
+
+
+class BaselineAnswerNotTheInput(ContractCustomError):
+    """``BaselineAnswerNotTheInput(int64,int64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineAnswerNotTheInput"
+    SIGNATURE: ClassVar[str] = "BaselineAnswerNotTheInput(int64,int64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("8c493bcd")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("challenged", "anchored")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("int64", "int64")
+    challenged: int
+    anchored: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.challenged = values[0]
+        self.anchored = values[1]
+
+
+class BaselineAnswerOpen(ContractCustomError):
+    """``BaselineAnswerOpen(uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineAnswerOpen"
+    SIGNATURE: ClassVar[str] = "BaselineAnswerOpen(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ad5aeaa1")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    answer_by: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.answer_by = values[0]
+
+
+class BaselineChallengeNotOpen(ContractCustomError):
+    """``BaselineChallengeNotOpen(bytes32)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineChallengeNotOpen"
+    SIGNATURE: ClassVar[str] = "BaselineChallengeNotOpen(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c09747ca")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("key",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    key: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.key = values[0]
+
+
+class BaselineChallengeTaken(ContractCustomError):
+    """``BaselineChallengeTaken(bytes32)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineChallengeTaken"
+    SIGNATURE: ClassVar[str] = "BaselineChallengeTaken(bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("293578cc")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("key",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
+    key: bytes
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.key = values[0]
+
+
+class BaselineChallengeTooLate(ContractCustomError):
+    """``BaselineChallengeTooLate(uint64)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineChallengeTooLate"
+    SIGNATURE: ClassVar[str] = "BaselineChallengeTooLate(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0cfe4d21")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("last_at",)
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
+    last_at: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.last_at = values[0]
+
+
+class BaselineDayNotUsed(ContractCustomError):
+    """``BaselineDayNotUsed(address,uint64,uint256)``, declared in BaselineDisputes."""
+
+    NAME: ClassVar[str] = "BaselineDayNotUsed"
+    SIGNATURE: ClassVar[str] = "BaselineDayNotUsed(address,uint64,uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("7704545d")
+    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start", "days_back")
+    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64", "uint256")
+    meter: str
+    isp_start: int
+    days_back: int
+
+    def __init__(self, *values: Any, **context: Any) -> None:
+        super().__init__(*values, **context)
+        self.meter = values[0]
+        self.isp_start = values[1]
+        self.days_back = values[2]
+
+
 class BaselineNoSuchIsp(ContractCustomError):
     """``BaselineNoSuchIsp(uint256)``, declared in BaselineDisputes."""
 
@@ -3014,7 +3125,7 @@ class SafeCastOverflowedUintDowncast(ContractCustomError):
 
 
 class SafeERC20FailedOperation(ContractCustomError):
-    """``SafeERC20FailedOperation(address)``, declared in MeterOracle, OmissionClaims, OrderBook, Settlement."""
+    """``SafeERC20FailedOperation(address)``, declared in BaselineDisputes, MeterOracle, OmissionClaims, OrderBook, Settlement."""
 
     NAME: ClassVar[str] = "SafeERC20FailedOperation"
     SIGNATURE: ClassVar[str] = "SafeERC20FailedOperation(address)"
@@ -3391,6 +3502,13 @@ BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
     AssetUnknown.SELECTOR: AssetUnknown,
     AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
     AssetZeroPower.SELECTOR: AssetZeroPower,
+    BaselineAnswerClosed.SELECTOR: BaselineAnswerClosed,
+    BaselineAnswerNotTheInput.SELECTOR: BaselineAnswerNotTheInput,
+    BaselineAnswerOpen.SELECTOR: BaselineAnswerOpen,
+    BaselineChallengeNotOpen.SELECTOR: BaselineChallengeNotOpen,
+    BaselineChallengeTaken.SELECTOR: BaselineChallengeTaken,
+    BaselineChallengeTooLate.SELECTOR: BaselineChallengeTooLate,
+    BaselineDayNotUsed.SELECTOR: BaselineDayNotUsed,
     BaselineNoSuchIsp.SELECTOR: BaselineNoSuchIsp,
     BaselineNotCorrected.SELECTOR: BaselineNotCorrected,
     BaselineNotInForce.SELECTOR: BaselineNotInForce,

@@ -36,6 +36,7 @@ from eth_utils import keccak
 
 from flexledger.chain.bindings import (
     AssetRegistryClient,
+    BaselineDisputesClient,
     ClearingCommitmentClient,
     MarketRegistryClient,
     MeterOracleClient,
@@ -53,8 +54,17 @@ from flexledger.oracle.baselines import BASELINE_ENCODING
 from flexledger.oracle.merkle import verify as verify_reading_proof
 from flexledger.oracle.readings import LEAF_ENCODING, Reading
 
-from .audit_baselines import NO_BASELINE, BaselineEvidence, correction_for, fix_of, recheck_standard
+from .audit_baselines import (
+    DAY,
+    NO_BASELINE,
+    BaselineEvidence,
+    correction_for,
+    fix_of,
+    reading_in,
+    recheck_standard,
+)
 from .audit_money import MoneyInputs, PartyMoney, audit_money
+from .baseline_challenges import kept_after_uphold
 from .book import Book, read_book
 from .commitment import award_leaf, award_proofs, day_state
 from .rules.baselines import BaselineInputs, reveal_matches
@@ -137,6 +147,8 @@ class _Day:
     # presented, asset, oracle that anchored the baselines, event); the first is slashed
     corrected: dict[tuple[int, str], list[tuple[int, int, str, Record, int, str, SettledEvent]]] = field(
         default_factory=dict)
+    # (ISP start, meter) -> (block, log) of the first upheld challenge of an input day that corrected it
+    challenged: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     baseline_disputes_address: str = ""
     evidence: BaselineEvidence | None = None  # what the oracle serves to recompute standard baselines
     unchecked: int = 0  # standard baselines met but not recomputed (no evidence given)
@@ -225,6 +237,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     lines: dict[tuple[int, bytes], list[Line]] = {}
     for key, history in sorted(by_key.items()):
         audit.differences += _check_history(day, key, history, calls, lines, audit)
+    audit.differences += _check_challenges(day, audit.notes)
     audit.differences += _check_slashes(day)
     if day.unchecked:
         audit.notes.append(f"{day.unchecked} standard baseline(s) proven against their roots but not recomputed from "
@@ -564,10 +577,60 @@ def _check_slashes(day: _Day) -> list[str]:
             out += [f"{where}: dispute in {event.tx_hash}: {p}" for p in _check_slash(day, call, event, n == 0)]
     # a wrong standard baseline costs the oracle that anchored the ISP's baselines one slash, at its
     # first correction in any offer; a later correction of the correction slashes nothing
-    for (isp_start, _meter), fixes in day.corrected.items():
-        for n, (_block, _log, where, record, asset, anchored_by, event) in enumerate(sorted(fixes, key=lambda x: (x[0], x[1]))):
+    for (isp_start, meter), fixes in day.corrected.items():
+        challenged = day.challenged.get((isp_start, meter))  # an upheld challenge corrected it first
+        for n, (block, log, where, record, asset, anchored_by, event) in enumerate(sorted(fixes, key=lambda x: (x[0], x[1]))):
+            first = n == 0 and (challenged is None or challenged > (block, log))
             out += [f"{where}: baseline dispute in {event.tx_hash}: {p}"
-                    for p in _check_paid(day, event, record, asset, isp_start, anchored_by, n == 0)]
+                    for p in _check_paid(day, event, record, asset, isp_start, anchored_by, first)]
+    return out
+
+
+def _check_challenges(day: _Day, notes: list[str]) -> list[str]:
+    """Each upheld challenge of an input day (dispute (d)) of the day's ISPs, as the contract must
+    judge it: the correction in force is the rule over the inputs it revealed without that day, and
+    the oracle that anchored the baselines paid the stake rule's slash to the challenger at the first
+    correction of that (ISP, meter) in any offer or challenge, nothing after. A challenged day that
+    had a reading anchored by the baselines with the input's value was the oracle's to answer: it
+    lost by not answering, which costs nobody else (a SKIPPED dispute puts the day back): noted."""
+    assert day.oracle is not None
+    disputes = BaselineDisputesClient(day.conn, day.baseline_disputes_address)
+    market_topic = "0x" + day.market.to_bytes(32, "big").hex()
+    out: list[str] = []
+    upheld = [e for e in disputes.events("BaselineInputUpheld", topics=[market_topic])
+              if day.day <= int(e.args["ispStart"]) < day.day + DAY]
+    for e in sorted(upheld, key=lambda x: (x.block_number, x.log_index)):
+        isp_start, meter, k = int(e.args["ispStart"]), str(e.args["meter"]), int(e.args["daysBack"])
+        where = f"challenge of {meter}'s baseline for {iso(isp_start)} ({k} days back) in {e.tx_hash}"
+        tx = day.conn.w3.eth.get_transaction(e.tx_hash)  # type: ignore[arg-type]
+        if str(tx["to"]).lower() != day.baseline_disputes_address.lower():
+            out.append(f"{where}: not a direct upholdInput call, its inputs cannot be read")
+            continue
+        _isp, kept, value = kept_after_uphold(bytes(tx["input"]))
+        fix = fix_of(value, kept)
+        if bytes(e.args["fix"]) != fix:
+            out.append(f"{where}: it put 0x{bytes(e.args['fix']).hex()} in force; the rule without that day gives "
+                       + ("no baseline" if value is None else f"{value} Wh (0x{fix.hex()})"))
+        key = (isp_start, meter.lower())
+        earlier = [(b, n) for b, n, *_rest in day.corrected.get(key, [])]
+        first = key not in day.challenged and all((b, n) > (e.block_number, e.log_index) for b, n in earlier)
+        day.challenged.setdefault(key, (e.block_number, e.log_index))
+        before = e.block_number - 1
+        want = 0
+        if first:
+            want = min(int(day.oracle.required_stake(day.market, block=before)),
+                       int(day.oracle.stake_of(day.market, str(e.args["oracleAccount"]), block=before)[0]))
+        got = [(str(x.args["oracle"]).lower(), str(x.args["to"]).lower(), int(x.args["amount"]))
+               for x in day.slashes.get(e.tx_hash, [])]
+        expected = [(str(e.args["oracleAccount"]).lower(), str(e.args["challenger"]).lower(), want)] if want else []
+        if got != expected or int(e.args["slashed"]) != want:
+            out.append(f"{where}: oracle stakes slashed {got or 'nothing'}, the stake rule says {expected or 'nothing'}")
+        if day.evidence is not None:
+            answer = day.evidence.reading(meter, isp_start - k * DAY)
+            anchored_at = int(day.oracle.baseline_anchor(day.market, isp_start)[1])
+            if answer is not None and reading_in(answer).anchored and int(answer["anchor"]["anchoredAt"]) <= anchored_at:
+                notes.append(f"{where}: upheld unanswered although the oracle serves a reading of that day anchored "
+                             "by the baselines (a negligent oracle: a SKIPPED dispute can put the day back)")
     return out
 
 

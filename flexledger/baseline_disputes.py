@@ -11,18 +11,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from flexledger.chain.bindings import AssetRegistryClient, BaselineDisputesClient, MeterOracleClient
+from flexledger.chain.bindings import (
+    AssetRegistryClient,
+    BaselineDisputesClient,
+    MeterOracleClient,
+    SettlementTokenClient,
+)
 from flexledger.chain.client import TxResult
+from flexledger.chain.connection import ChainConnection
+from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
+from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import proof_for
 from flexledger.oracle.baselines import baseline_proof_for
 
 from .audit_baselines import DAY, correction_for, reading_in
+from .baseline_challenges import (
+    UpheldChallenge,
+    file_challenge,
+    kept_after_uphold,
+    unanchored_days,
+    uphold_challenge,
+)
 from .baseline_fixes import correction_in_force
 from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
 from .rules.orders import BaselineMethod
@@ -80,7 +95,36 @@ class BaselineDisputed:
 Served = Callable[[int], dict[str, Any] | None]  # ISP start -> proof_for's answer for the meter, None if none
 
 
-def revealed_inputs(ctx: DayContext, engine: Engine, meter: str, isp_start: int) -> tuple[dict[str, Any], BaselineInputs]:
+class MarketView(Protocol):
+    """What revealing a baseline in force reads: the chain, the market (a ``DayContext`` is one)."""
+
+    @property
+    def conn(self) -> ChainConnection: ...
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def market(self) -> int: ...
+
+    @property
+    def book_separator(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class MarketOnChain:
+    """A market on the chain, before any of its days is final (a challenge needs no settlement)."""
+
+    conn: ChainConnection
+    manifest: Manifest
+    market: int
+
+    @property
+    def book_separator(self) -> bytes:
+        return read_domain(self.conn, self.manifest.address("OrderBook")).separator()
+
+
+def revealed_inputs(ctx: MarketView, engine: Engine, meter: str, isp_start: int) -> tuple[dict[str, Any], BaselineInputs]:
     """The baseline in force for ``meter`` and ``isp_start`` as a dispute reveals it: the oracle's
     anchored leaf (its inputs and proof, from its store), or the correction in force (the inputs it
     keeps, recomputed from the dispute that put it in force, no proof)."""
@@ -95,6 +139,12 @@ def revealed_inputs(ctx: DayContext, engine: Engine, meter: str, isp_start: int)
     if c.value is None:
         raise DisputeError(f"a baseline dispute already left {meter} with no baseline for {iso(isp_start)}")
     data = bytes(ctx.conn.w3.eth.get_transaction(c.tx_hash)["input"])  # type: ignore[arg-type]
+    if c.challenge:  # an upheld challenge: the rule on the inputs it revealed, without the day
+        _isp, kept, value = kept_after_uphold(data)
+        if value != c.value or kept.hash() != c.inputs_hash:
+            raise DisputeError(f"the correction in force for {meter} at {iso(isp_start)} cannot be rebuilt from "
+                               "the challenge that put it in force")
+        return {"baselineWh": c.value, "daysBack": kept.days_back, "nets": list(kept.nets), "proof": []}, kept
     earlier = next(x.baseline for x in decode_settling_call(data, ctx.book_separator) if x.baseline is not None)
     reading = earlier.reading
     judged = correction_for(isp_start, earlier.kind, earlier.input, BaselineInputs(earlier.days_back, earlier.nets),
@@ -165,6 +215,17 @@ def dispute_standard_baseline(ctx: DayContext, signer: Signer, digest: bytes, is
         if found is not None:
             break
     else:
+        for asset, _value in used:  # (d): a used day with no anchored reading cannot be proven, only challenged
+            meter = str(assets.meter_of(asset))
+            _answer, inputs = revealed_inputs(ctx, engine, meter, isp_start)
+            invented = unanchored_days(isp_start, inputs, int(anchored_at), partial(_served, engine, meter))
+            if invented:
+                raise DisputeError(f"the standard baseline of {meter} for {iso(isp_start)} averages the day "
+                                   f"{invented[0]} days before it, which has no reading anchored by the baselines: "
+                                   "no proof can show an absence",
+                                   hint=f"challenge it (a bond, paid back if nobody answers): `flexledger "
+                                        f"challenge-baseline --asset {asset} --isp {isp_start} --days-back "
+                                        f"{invented[0]}`")
         raise DisputeError(f"nothing in the oracle's store shows the standard baseline of {iso(isp_start)} wrong: it "
                            "is the rule's over the meter's anchored readings",
                            hint="a dispute needs an anchored reading the baseline left out or misstated")
@@ -187,3 +248,53 @@ def _served(engine: Engine, meter: str, isp_start: int) -> dict[str, Any] | None
         return dict(proof_for(engine, meter, isp_start))
     except FlexledgerError:
         return None
+
+
+@dataclass(frozen=True)
+class BaselineChallenged:
+    """A challenge filed: the day, the input's value, until when it can be answered."""
+
+    meter: str
+    isp_start: int
+    days_back: int
+    net: int
+    answer_by: int
+    bond: int
+    tx_hash: str
+
+
+def challenge_standard_baseline(view: MarketView, signer: Signer, engine: Engine, asset: int, isp_start: int, *,
+                                days_back: int | None = None) -> BaselineChallenged:
+    """Challenge an input day of ``asset``'s standard baseline in force for ``isp_start``: the day
+    ``days_back`` days before, or the first used day with no reading the oracle's store holds
+    anchored by the baselines (``DisputeError`` when every day has one)."""
+    meter = str(AssetRegistryClient(view.conn, view.manifest.address("AssetRegistry")).meter_of(asset))
+    answer, inputs = revealed_inputs(view, engine, meter, isp_start)
+    if days_back is None:
+        oracle = MeterOracleClient(view.conn, view.manifest.address("MeterOracle"))
+        anchored_at = int(oracle.baseline_anchor(view.market, isp_start)[1])
+        invented = unanchored_days(isp_start, inputs, anchored_at, partial(_served, engine, meter))
+        if not invented:
+            raise DisputeError(f"every day the standard baseline of {meter} for {iso(isp_start)} averages has a "
+                               "reading anchored by the baselines: a challenge would be answered (and lose its bond)",
+                               hint="a wrong value or a skipped day is disputed instead: `flexledger dispute-baseline`")
+        days_back = invented[0]
+    disputes = BaselineDisputesClient(view.conn, view.manifest.address("BaselineDisputes"), signer=signer)
+    token = SettlementTokenClient(view.conn, view.manifest.address("SettlementToken"), signer=signer)
+    tx = file_challenge(disputes, token, view.market, isp_start, meter, answer, days_back)
+    e = tx.event("BaselineInputChallenged").args
+    return BaselineChallenged(meter, isp_start, days_back, int(e["net"]), int(e["answerBy"]),
+                              int(disputes.challenge_bond()), tx.tx_hash)
+
+
+def uphold_standard_challenge(view: MarketView, signer: Signer, engine: Engine, asset: int, isp_start: int,
+                              days_back: int) -> UpheldChallenge:
+    """Uphold the unanswered challenge of that day (anyone may), revealing the baseline in force now."""
+    meter = str(AssetRegistryClient(view.conn, view.manifest.address("AssetRegistry")).meter_of(asset))
+    try:
+        answer, _inputs = revealed_inputs(view, engine, meter, isp_start)
+    except DisputeError:
+        # no baseline left, or none this store can reveal: the contract lapses a challenge on no baseline
+        answer = {"baselineWh": 0, "daysBack": 0, "nets": [], "proof": []}
+    disputes = BaselineDisputesClient(view.conn, view.manifest.address("BaselineDisputes"), signer=signer)
+    return uphold_challenge(disputes, view.market, isp_start, meter, days_back, answer)

@@ -2,7 +2,8 @@
 correction in force for a (market, ISP, meter) (``MeterOracle.baselineFix``), a settlement, a
 reading dispute or ``applyCorrection`` must present it, not the anchored leaf: its value and,
 as the witness, the hash of the inputs it keeps (``MeterOracle.verifyBaseline``). Both come from
-the ``BaselineDisputed`` event that put it in force, so nobody has to hold them."""
+the ``BaselineDisputed`` (or, for an upheld challenge of an input day, ``BaselineInputUpheld``)
+event that put it in force, so nobody has to hold them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Correction:
     value: int | None
     inputs_hash: bytes
     tx_hash: str
+    challenge: bool = False  # put in force by an upheld challenge (``upholdInput``), not a dispute
 
 
 class NoBaselineLeftError(SettlementDataError):
@@ -41,12 +43,13 @@ def correction_in_force(conn: ChainConnection, manifest: Manifest, market: int, 
         return None
     disputes = BaselineDisputesClient(conn, manifest.address("BaselineDisputes"))
     topic = "0x" + bytes.fromhex(meter.removeprefix("0x")).rjust(32, b"\0").hex()
-    for e in reversed(disputes.events("BaselineDisputed", topics=[None, None, topic])):
-        if int(e.args["ispStart"]) == isp_start and bytes(e.args["fix"]) == fix:
-            value = None if fix == NO_BASELINE else int(e.args["baselineWh"])
-            return Correction(value, bytes(e.args["inputsHash"]), e.tx_hash)
+    for name in ("BaselineDisputed", "BaselineInputUpheld"):
+        for e in reversed(disputes.events(name, topics=[None, None, topic])):
+            if int(e.args["ispStart"]) == isp_start and bytes(e.args["fix"]) == fix:
+                value = None if fix == NO_BASELINE else int(e.args["baselineWh"])
+                return Correction(value, bytes(e.args["inputsHash"]), e.tx_hash, name == "BaselineInputUpheld")
     raise SettlementDataError(f"MeterOracle has a correction in force for {meter} at {iso(isp_start)} that no "
-                              "BaselineDisputed event logged")
+                              "BaselineDisputed or BaselineInputUpheld event logged")
 
 
 def with_baselines_in_force(conn: ChainConnection, manifest: Manifest, s: SettleIn, isp_seconds: int) -> SettleIn:

@@ -300,8 +300,17 @@ def _revealed_input(ctx: DayContext, item: AwardedOffer, baselines: BaselineSour
     if offer.baseline_method == BaselineMethod.ROLLING_AVERAGE:
         if standard is None:
             return None
-        return settle_input_from(ctx.result_id, offer, item.digest, item.awards, None, item.meter, reading,
-                                 standard=standard, members=item.members)
+        anchored = settle_input_from(ctx.result_id, offer, item.digest, item.awards, None, item.meter, reading,
+                                     standard=standard, members=item.members)
+        # a correction put in force before settling (an upheld challenge, a dispute of another offer)
+        # is what MeterOracle accepts now, not the leaf
+        try:
+            in_force = with_baselines_in_force(ctx.conn, ctx.manifest, SettleIn.from_tuple(anchored, ctx.book_separator),
+                                               ctx.params.isp_seconds)
+        except NoBaselineLeftError as exc:
+            raise BaselineError(exc.message, hint="settled by default after the window: nothing delivered counts "
+                                "there, as the rules say for an offer without a baseline") from None
+        return in_force.as_tuple()
     baseline = baselines(offer)
     if baseline is None:
         return None

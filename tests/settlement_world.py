@@ -129,10 +129,12 @@ class SettlementWorld:
 def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
                 *, measured: Sequence[int] = (250, 1_200), standard: bool = False,
                 portfolio: bool = False, misread: dict[int, int] | None = None, bond: int = BOND,
-                claimed: dict[int, int] | None = None) -> SettlementWorld:
+                claimed: dict[int, int] | None = None, invented: dict[int, int] | None = None) -> SettlementWorld:
     """``misread``: meter index -> the import the oracle's store holds (and anchors) instead of
     what the meter signed (a corrupted database: the meter's signature of the true values stays).
     ``bond``: what each seller bonds (a small one leaves B's penalty partly a debt).
+    ``invented`` (with ``standard``): meter index -> the net the oracle averages for a fourth similar
+    day of which no reading was ever anchored (dispute (d)), after the three (``claimed`` or anchored).
     ``claimed`` (with ``standard``): meter index -> the net the oracle claims for each day its
     standard baseline averages instead of the anchored reading (a wrong oracle)."""
     tso, dso, aggregator, operator, oracle_account, anyone = dev_signers[1:7]
@@ -197,7 +199,8 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     if standard:
-        standard_history(conn, params, market, day, hour, meter_keys, engine, verifier, oracle, claimed=claimed)
+        standard_history(conn, params, market, day, hour, meter_keys, engine, verifier, oracle, claimed=claimed,
+                         invented=invented)
 
     # gate closure, clearing, commitment, the challenge window, finality
     conn.set_next_block_timestamp(params.gate_closure(day) + 1)
@@ -232,14 +235,15 @@ HISTORY = (1_500, 1_200)  # each meter's net consumption on the days before: its
 
 def standard_history(conn: ChainConnection, params: MarketParams, market: int, day: int, hour: int,
                      meters: Sequence[LocalAccount], engine: Engine, verifier: Verifier, oracle: MeterOracleClient,
-                     *, claimed: Mapping[int, int] | None = None) -> None:
+                     *, claimed: Mapping[int, int] | None = None, invented: Mapping[int, int] | None = None) -> None:
     """The meters' readings of the hour on the three most recent similar days, signed, kept and
     anchored; then, in the last minutes before the day's gate closure (``MeterOracle.baselineWindow``),
     the oracle computes the hour's standard baselines from them and anchors them (1,500 and 1,200 Wh;
     a portfolio's is its members' summed); ``claimed`` meters' with those nets instead (a wrong oracle)."""
     conn.set_next_block_timestamp(params.gate_closure(day) - 600)
     conn.mine()
-    kind = rolling_inputs({hour - k * 86_400: 0 for k in range(1, 15)}, hour).days()[:3]
+    similar = rolling_inputs({hour - k * 86_400: 0 for k in range(1, 22)}, hour).days()
+    kind = similar[:3]
     for k in kind:
         t = hour - k * 86_400
         with session(engine) as s:
@@ -251,5 +255,10 @@ def standard_history(conn: ChainConnection, params: MarketParams, market: int, d
     inputs = None
     if claimed:
         inputs = {m.address: BaselineInputs.of([(k, claimed.get(i, net)) for k in kind])
+                  for i, (m, net) in enumerate(zip(meters, HISTORY, strict=True))}
+    if invented:
+        inputs = {m.address: BaselineInputs.of([*((k, (claimed or {}).get(i, net)) for k in kind),
+                                                 *([(similar[3], invented[i])]
+                                                                          if i in invented else [])])
                   for i, (m, net) in enumerate(zip(meters, HISTORY, strict=True))}
     assert anchor_baselines(engine, oracle, market, hour, inputs=inputs) is not None

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import typer
 
+from flexledger.baseline_challenges import answer_challenges
 from flexledger.broker import mqtt_tls, oracle_broker
 from flexledger.chain.bindings import (
     AssetRegistryClient,
+    BaselineDisputesClient,
     MarketRegistryClient,
     MeterOracleClient,
     OmissionClaimsClient,
@@ -95,6 +97,8 @@ def oracle_run(
     consumer.anchor_grace, consumer.isp_seconds = grace, params.isp_seconds
     claims = (OmissionClaimsClient(conn, manifest.address("OmissionClaims"), signer=signer)
               if "OmissionClaims" in manifest.contracts else None)
+    challenges = (BaselineDisputesClient(conn, manifest.address("BaselineDisputes"), signer=signer)
+                  if "BaselineDisputes" in manifest.contracts else None)
     consumer.start()
     if not consumer.wait_subscribed():
         consumer.stop()
@@ -143,6 +147,17 @@ def oracle_run(
                         if not json_:
                             console.print(f"answered the omission claim on {answered['meter']} at "
                                           f"{iso(answered['ispStart'])} with its proof")
+                if challenges is not None:  # a challenge that a baseline's input day was invented: prove it was not
+                    try:
+                        answered_now = answer_challenges(engine, challenges, oracle, market)
+                    except ChainError as exc:
+                        console.print(f"[yellow]baseline challenges not checked this round: {exc}[/]")
+                        answered_now = []
+                    for answered in answered_now:
+                        if not json_:
+                            console.print(f"answered the challenge of {answered['meter']}'s baseline at "
+                                          f"{iso(answered['ispStart'])} ({answered['daysBack']} days back) with "
+                                          "the day's anchored reading")
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass

@@ -11,7 +11,12 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.baseline_disputes import dispute_standard_baseline
+from flexledger.baseline_disputes import (
+    MarketOnChain,
+    challenge_standard_baseline,
+    dispute_standard_baseline,
+    uphold_standard_challenge,
+)
 from flexledger.baseline_files import load_baseline
 from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
 from flexledger.chain.connection import ChainConnection
@@ -317,6 +322,76 @@ def dispute_baseline_command(
     console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
                   f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
                   f"{iso(dispute_ends(ctx, done.after))}")
+
+
+AssetOption = typer.Option(..., "--asset", min=1, help="The asset whose meter's standard baseline is challenged.")
+IspOption = typer.Option(..., "--isp", help="The ISP of the baseline: ISO 8601 (UTC) or Unix seconds.")
+
+
+def _market_view(isp: str, market: int, key: Path | None) -> tuple[int, MarketOnChain, Signer]:
+    try:
+        isp_start = parse_time(isp)
+    except ValueError:
+        raise typer.BadParameter("--isp is Unix seconds or an ISO 8601 time") from None
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    return isp_start, MarketOnChain(conn, manifest, market), load_signer(conn, key)
+
+
+def challenge_baseline_command(
+    asset: int = AssetOption,
+    isp: str = IspOption,
+    days_back: int | None = typer.Option(None, "--days-back", min=1, max=64,
+                                         help="The input day, as days before the ISP (default: the first used day "
+                                              "with no reading anchored by the baselines in the oracle's store)."),
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Challenge an input day of a standard baseline that has no anchored reading at all (the oracle
+    invented it; no proof can show an absence). Posts the contract's bond: the oracle answers with
+    the day's anchored reading within the dispute window and takes it; unanswered, `flexledger
+    uphold-baseline` puts the rule without that day in force and slashes the oracle (to you)."""
+    isp_start, view, signer = _market_view(isp, market, key)
+    done = challenge_standard_baseline(view, signer, open_store(STATE.settings.effective_database_url), asset,
+                                       isp_start, days_back=days_back)
+    if json_:
+        emit_json({"asset": asset, "meter": done.meter, "isp_start": done.isp_start, "days_back": done.days_back,
+                   "net": done.net, "answer_by": done.answer_by, "bond": done.bond, "tx": done.tx_hash})
+        return
+    console.print(f"challenged the input {done.days_back} days before {iso(isp_start)} ({done.net} Wh) of "
+                  f"{done.meter}'s standard baseline; bond {euros(done.bond)} EUR; answers taken until "
+                  f"{iso(done.answer_by)}, then `flexledger uphold-baseline --asset {asset} --isp {isp_start} "
+                  f"--days-back {done.days_back}`")
+
+
+def uphold_baseline_command(
+    asset: int = AssetOption,
+    isp: str = IspOption,
+    days_back: int = typer.Option(..., "--days-back", min=1, max=64, help="The challenged day, as days before the ISP."),
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Uphold an unanswered challenge of a standard baseline's input day after its answer window
+    (anyone may): the rule without that day is put in force, the oracle slashed on the first
+    correction of that meter and ISP, the challenger's bond returned. Settlements already made on the
+    old baseline are re-settled with the correction during their dispute windows (`applyCorrection`)."""
+    isp_start, view, signer = _market_view(isp, market, key)
+    done = uphold_standard_challenge(view, signer, open_store(STATE.settings.effective_database_url), asset,
+                                     isp_start, days_back)
+    if json_:
+        emit_json({"asset": asset, "isp_start": isp_start, "days_back": days_back, "lapsed": done.lapsed,
+                   "baseline_now_wh": done.baseline_wh, "slashed": done.slashed, "tx": done.tx_hash})
+        return
+    if done.lapsed:
+        console.print("the challenge lapsed: a correction since no longer averages that input; the bond went back")
+        return
+    shown = "no baseline (too few similar days)" if done.baseline_wh is None else f"{done.baseline_wh} Wh"
+    console.print(f"[green]challenge upheld[/]: the standard baseline of asset {asset} for {iso(isp_start)} is now "
+                  f"{shown}; oracle " + (f"slashed {euros(done.slashed)} EUR" if done.slashed else "marked")
+                  + "; the bond went back to the challenger")
 
 
 def _money(record: Record) -> dict[str, int]:

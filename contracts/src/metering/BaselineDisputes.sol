@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {MarketRegistry} from "../market/MarketRegistry.sol";
@@ -39,15 +41,42 @@ import {ReadingDisputes} from "./ReadingDisputes.sol";
  * it is the offer's seller or the meter's owner (then to the buyer of the ISP's first award).
  * Other offers settled on the same baseline are re-settled with `applyCorrection`.
  *
+ * (d) An input day with no anchored reading at all (the oracle invented it) cannot be proven: a
+ * sorted-pair tree proves no absence. It is a challenge with a response window instead
+ * (`challengeInput`, with `challengeBond`): the oracle (or anyone) answers with the day's anchored
+ * reading carrying the input's value, and the bond pays the answerer; unanswered, anyone upholds
+ * it (`upholdInput`): the correction is the rule on the inputs without that day, put in force as
+ * a dispute's is, the oracle slashed to the challenger on the first correction of that (market,
+ * ISP, meter) only, and the bond goes back.
+ *
  * @dev A reading in a root anchored after the baselines, or one brought without a root, is no
  * evidence: the oracle could not have used it.
  */
 contract BaselineDisputes {
+    using SafeERC20 for IERC20;
+
     /// @notice What a dispute shows.
     enum Kind {
         ARITHMETIC,
         INPUT,
         SKIPPED
+    }
+
+    /// @notice Where a challenge of an input day stands.
+    enum ChallengeStatus {
+        None,
+        Open,
+        Answered,
+        Upheld,
+        Lapsed
+    }
+
+    /// @notice A challenge of one input day, by `challengeKey`.
+    struct Challenge {
+        address challenger;
+        uint64 answerBy; // the last second an answer is taken
+        ChallengeStatus status;
+        int64 net; // the value the baseline averaged for that day: what an answer must show anchored
     }
 
     /// @notice The standard baseline in force for the disputed meter and ISP, its inputs revealed.
@@ -84,8 +113,14 @@ contract BaselineDisputes {
     /// @notice Settlements' net consumption as their reading disputes left it.
     ReadingDisputes public immutable readings;
 
+    /// @notice The token challenge bonds are posted in (the settlement token).
+    IERC20 public immutable bondToken;
+    /// @notice What a challenge of an input day posts; it pays whoever answers it.
+    uint256 public immutable challengeBond;
+
     /// @notice How many (market, ISP, meter) standard baselines an oracle anchored wrong.
     mapping(address oracleAccount => uint256) public faultsOf;
+    mapping(bytes32 key => Challenge) private _challenges;
 
     /// @notice The offer does not name the standard baseline.
     error BaselineNotStandard(bytes32 offerDigest);
@@ -101,6 +136,20 @@ contract BaselineDisputes {
     error BaselineNotWrong(address meter, uint64 ispStart);
     /// @notice No correction usable for a settlement is in force for that meter and ISP.
     error BaselineNotCorrected(address meter, uint64 ispStart);
+    /// @notice That input day of that meter and ISP was challenged already (challenge `key`).
+    error BaselineChallengeTaken(bytes32 key);
+    /// @notice Challenges of that ISP's baselines were taken until `lastAt`.
+    error BaselineChallengeTooLate(uint64 lastAt);
+    /// @notice The baseline in force does not average the day `daysBack` days before the ISP.
+    error BaselineDayNotUsed(address meter, uint64 ispStart, uint256 daysBack);
+    /// @notice No open challenge `key`.
+    error BaselineChallengeNotOpen(bytes32 key);
+    /// @notice The answer window closed at `answerBy`.
+    error BaselineAnswerClosed(uint64 answerBy);
+    /// @notice The challenge can still be answered until `answerBy`.
+    error BaselineAnswerOpen(uint64 answerBy);
+    /// @notice The anchored reading's net consumption (`anchored`) is not the challenged input's (`challenged`).
+    error BaselineAnswerNotTheInput(int64 challenged, int64 anchored);
 
     /// @notice `disputer` proved the standard baseline of `meter` for `ispStart` wrong (`kind`), as
     /// settled in offer `offerDigest`; `fix` is in force (`MeterOracle.baselineFix`): `baselineWh` on
@@ -117,6 +166,41 @@ contract BaselineDisputes {
         bytes32 inputsHash,
         address disputer
     );
+
+    /// @notice `challenger` challenged the input of the day `daysBack` days before the ISP (`net` Wh) of
+    /// `meter`'s standard baseline for `ispStart` in `market`: no anchored reading, it says; an answer is
+    /// taken until `answerBy`.
+    event BaselineInputChallenged(
+        uint32 indexed market,
+        uint64 indexed ispStart,
+        address indexed meter,
+        uint256 daysBack,
+        int64 net,
+        address challenger,
+        uint64 answerBy
+    );
+    /// @notice `answerer` showed the day's anchored reading: the challenge failed, its bond paid `answerer`.
+    event BaselineInputAnswered(
+        uint32 indexed market, uint64 indexed ispStart, address indexed meter, uint256 daysBack, address answerer
+    );
+    /// @notice Unanswered, the challenge stood: `fix` is in force (`baselineWh` on the inputs hashing to
+    /// `inputsHash`, both zero for NO_BASELINE), `oracleAccount` (which anchored the leaf) lost `slashed`
+    /// to `challenger` (zero after an earlier correction of that meter and ISP), the bond went back.
+    event BaselineInputUpheld(
+        uint32 indexed market,
+        uint64 indexed ispStart,
+        address indexed meter,
+        uint256 daysBack,
+        address oracleAccount,
+        bytes32 fix,
+        int64 baselineWh,
+        bytes32 inputsHash,
+        uint256 slashed,
+        address challenger
+    );
+    /// @notice A correction since the challenge no longer averages the challenged input: nothing to
+    /// uphold, the bond went back to the challenger.
+    event BaselineInputLapsed(uint32 indexed market, uint64 indexed ispStart, address indexed meter, uint256 daysBack);
 
     /// @dev What one dispute works on (memory, against the stack limit).
     struct Ctx {
@@ -138,6 +222,8 @@ contract BaselineDisputes {
      * @param meterOracle The MeterOracle (anchors, corrections, slashing).
      * @param settlementContract The Settlement (re-settles).
      * @param readingDisputes The ReadingDisputes (settlements' net consumption after its corrections).
+     * @param token The token challenge bonds are posted in.
+     * @param bond What a challenge of an input day posts (token base units).
      */
     constructor(
         MarketRegistry marketRegistry,
@@ -145,7 +231,9 @@ contract BaselineDisputes {
         AssetRegistry assetRegistry,
         MeterOracle meterOracle,
         Settlement settlementContract,
-        ReadingDisputes readingDisputes
+        ReadingDisputes readingDisputes,
+        IERC20 token,
+        uint256 bond
     ) {
         markets = marketRegistry;
         book = orderBook;
@@ -153,6 +241,8 @@ contract BaselineDisputes {
         oracle = meterOracle;
         settlement = settlementContract;
         readings = readingDisputes;
+        bondToken = token;
+        challengeBond = bond;
     }
 
     /**
@@ -203,13 +293,185 @@ contract BaselineDisputes {
         view
         returns (int64 used, bytes32 was)
     {
-        BaselineIn calldata b = d.baseline;
         used = _used(s, c, d.isp);
+        if (d.baseline.baselineWh != used) revert BaselineNotInForce(c.meter, c.ispStart);
+        was = _revealed(c, d.baseline);
+    }
+
+    /// @dev Check that `b` is the standard baseline in force for `c`'s meter and ISP (the anchored
+    /// leaf, or the correction in force); its `baselineFix` encoding.
+    function _revealed(Ctx memory c, BaselineIn calldata b) internal view returns (bytes32 was) {
         bytes32 inputs = keccak256(abi.encode(b.daysBack, b.nets));
-        was = keccak256(abi.encode(used, inputs));
-        bool inForce = b.baselineWh == used
-            && (c.fix == 0 ? oracle.isAnchoredBaseline(c.market, c.ispStart, c.meter, used, inputs, b.proof) : c.fix == was);
+        was = keccak256(abi.encode(b.baselineWh, inputs));
+        bool inForce = c.fix == 0
+            ? oracle.isAnchoredBaseline(c.market, c.ispStart, c.meter, b.baselineWh, inputs, b.proof)
+            : c.fix == was;
         if (!inForce) revert BaselineNotInForce(c.meter, c.ispStart);
+    }
+
+    /**
+     * @notice Challenge an input of the standard baseline in force for `meter` and `ispStart` in
+     * `market`: the day `daysBack` days before the ISP has no anchored reading, the oracle invented
+     * it. Posts `challengeBond` (approved first). Taken from the baselines' anchor until the
+     * settlement horizon minus a dispute window after it (judged while the oracle's stake is locked);
+     * one challenge per (market, ISP, meter, day), whatever its outcome.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param b The baseline in force, its inputs revealed (`proof` empty for a correction in force).
+     * @param daysBack The challenged day, as days before the ISP (a used one).
+     */
+    function challengeInput(uint32 market, uint64 ispStart, address meter, BaselineIn calldata b, uint256 daysBack)
+        external
+    {
+        bytes32 key = challengeKey(market, ispStart, meter, daysBack);
+        if (_challenges[key].status != ChallengeStatus.None) revert BaselineChallengeTaken(key);
+        Ctx memory c = _bare(market, ispStart, meter);
+        _revealed(c, b); // nothing anchored: nothing in force
+        uint64 window = markets.marketParams(market).disputeWindowSeconds;
+        uint64 lastAt = c.anchoredAt + markets.settlementHorizon(market) - window;
+        if (block.timestamp > lastAt) revert BaselineChallengeTooLate(lastAt);
+        (bool used, uint256 at) = _position(b.daysBack, daysBack);
+        if (!used) revert BaselineDayNotUsed(meter, ispStart, daysBack);
+        uint64 answerBy = uint64(block.timestamp) + window;
+        _challenges[key] = Challenge(msg.sender, answerBy, ChallengeStatus.Open, b.nets[at]);
+        emit BaselineInputChallenged(market, ispStart, meter, daysBack, b.nets[at], msg.sender, answerBy);
+        bondToken.safeTransferFrom(msg.sender, address(this), challengeBond);
+    }
+
+    /**
+     * @notice Answer an open challenge with the meter's reading of the challenged day, anchored (its
+     * proof against a root logged no later than the baselines) and carrying the input's value: the
+     * challenge fails and its bond pays the caller.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param daysBack The challenged day, as days before the ISP.
+     * @param r The meter's anchored reading of that day, with its anchor and proof.
+     */
+    function answerInput(uint32 market, uint64 ispStart, address meter, uint256 daysBack, Settlement.ReadingIn calldata r)
+        external
+    {
+        bytes32 key = challengeKey(market, ispStart, meter, daysBack);
+        Challenge storage ch = _challenges[key];
+        if (ch.status != ChallengeStatus.Open) revert BaselineChallengeNotOpen(key);
+        if (block.timestamp > ch.answerBy) revert BaselineAnswerClosed(ch.answerBy);
+        int64 anchored = _anchoredNet(_bare(market, ispStart, meter), r, daysBack);
+        if (anchored != ch.net) revert BaselineAnswerNotTheInput(ch.net, anchored);
+        ch.status = ChallengeStatus.Answered;
+        emit BaselineInputAnswered(market, ispStart, meter, daysBack, msg.sender);
+        bondToken.safeTransfer(msg.sender, challengeBond);
+    }
+
+    /**
+     * @notice Uphold an unanswered challenge after its answer window (anyone may): the correction is
+     * the rule applied to the inputs in force without the challenged day, put in force; on the first
+     * correction of that (market, ISP, meter) the anchoring oracle is marked and slashed to the
+     * challenger; the bond goes back. A correction since the challenge that no longer averages the
+     * challenged input (or left no baseline) lapses it: the bond goes back, nothing else.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param daysBack The challenged day, as days before the ISP.
+     * @param b The baseline in force now, its inputs revealed (`proof` empty for a correction in force).
+     * @return slashed What the oracle lost.
+     */
+    function upholdInput(uint32 market, uint64 ispStart, address meter, uint256 daysBack, BaselineIn calldata b)
+        external
+        returns (uint256 slashed)
+    {
+        bytes32 key = challengeKey(market, ispStart, meter, daysBack);
+        Challenge storage ch = _challenges[key];
+        if (ch.status != ChallengeStatus.Open) revert BaselineChallengeNotOpen(key);
+        if (block.timestamp <= ch.answerBy) revert BaselineAnswerOpen(ch.answerBy);
+        address challenger = ch.challenger;
+        Ctx memory c = _bare(market, ispStart, meter);
+        (bool used, uint256 at) = (false, 0);
+        if (c.fix != oracle.NO_BASELINE()) {
+            _revealed(c, b);
+            (used, at) = _position(b.daysBack, daysBack);
+        }
+        if (!used || b.nets[at] != ch.net) {
+            ch.status = ChallengeStatus.Lapsed;
+            emit BaselineInputLapsed(market, ispStart, meter, daysBack);
+            bondToken.safeTransfer(challenger, challengeBond);
+            return 0;
+        }
+        ch.status = ChallengeStatus.Upheld;
+        slashed = _correctWithout(c, b, daysBack, at, challenger);
+        bondToken.safeTransfer(challenger, challengeBond);
+    }
+
+    /// @dev Put in force the rule on `b`'s inputs without the day `daysBack` (at `at` among them);
+    /// slash on the first correction of the meter and ISP. What was slashed.
+    function _correctWithout(Ctx memory c, BaselineIn calldata b, uint256 daysBack, uint256 at, address challenger)
+        internal
+        returns (uint256 slashed)
+    {
+        (bool some, int64 value, bytes32 keptInputs) =
+            rule(c.ispStart, b.daysBack & ~uint64(1 << (daysBack - 1)), _without(b.nets, at));
+        bytes32 fix = some ? keccak256(abi.encode(value, keptInputs)) : oracle.NO_BASELINE();
+        oracle.fixBaseline(c.market, c.ispStart, c.meter, fix);
+        if (c.fix == 0) {
+            ++faultsOf[c.anchoredBy]; // as a dispute's: one slash per (market, ISP, meter)
+            slashed = oracle.slash(c.market, c.anchoredBy, challenger);
+        }
+        if (!some) keptInputs = 0;
+        emit BaselineInputUpheld(
+            c.market, c.ispStart, c.meter, daysBack, c.anchoredBy, fix, value, keptInputs, slashed, challenger
+        );
+    }
+
+    /**
+     * @notice A challenge's state.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param daysBack The challenged day, as days before the ISP.
+     * @return The challenge (status None when there is none).
+     */
+    function challengeOf(uint32 market, uint64 ispStart, address meter, uint256 daysBack)
+        external
+        view
+        returns (Challenge memory)
+    {
+        return _challenges[challengeKey(market, ispStart, meter, daysBack)];
+    }
+
+    /**
+     * @notice The key of a challenge of one input day.
+     * @param market The market.
+     * @param ispStart The ISP's start.
+     * @param meter The meter.
+     * @param daysBack The day, as days before the ISP.
+     * @return The key.
+     */
+    function challengeKey(uint32 market, uint64 ispStart, address meter, uint256 daysBack) public pure returns (bytes32) {
+        return keccak256(abi.encode(market, ispStart, meter, daysBack));
+    }
+
+    /// @dev A challenge's meter and ISP: the correction in force and who anchored the baselines, when.
+    function _bare(uint32 market, uint64 ispStart, address meter) internal view returns (Ctx memory c) {
+        (c.market, c.ispStart, c.meter) = (market, ispStart, meter);
+        c.fix = oracle.baselineFix(market, ispStart, meter);
+        (c.anchoredBy, c.anchoredAt) = oracle.baselineAnchor(market, ispStart);
+    }
+
+    /// @dev Whether the day `k` days back is among the used days of `bits` with a value (one of the
+    /// first DAYS), and its position among them.
+    function _position(uint64 bits, uint256 k) internal pure returns (bool used, uint256 at) {
+        if (k == 0 || k > 64 || (bits >> (k - 1)) & 1 == 0) return (false, 0);
+        for (uint256 j = 1; j < k; ++j) {
+            if ((bits >> (j - 1)) & 1 != 0) ++at;
+        }
+        used = at < DAYS;
+    }
+
+    /// @dev `nets` with the value at `at` taken out, the later ones moved up.
+    function _without(int64[10] calldata nets, uint256 at) internal pure returns (int64[10] memory out) {
+        for (uint256 i = 0; i < DAYS - 1; ++i) {
+            out[i] = nets[i < at ? i : i + 1];
+        }
     }
 
     /// @dev The rule applied to the inputs with the evidence: whether a baseline is left, its value,

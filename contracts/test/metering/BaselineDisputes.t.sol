@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {SettlementTestBase} from "../market/Settlement.t.sol";
 import {StandardTree} from "../market/SettlementFixture.sol";
@@ -71,6 +72,7 @@ contract BaselineDisputesTest is SettlementTestBase {
     uint64 internal constant R_STD = 11; // DSO1, zone 2, 09:00 x1, UP, 10 kW, MAX
     uint256 internal constant REQUIRED = 50_000;
     uint256 internal constant STAKED = 80_000;
+    uint256 internal constant BOND = 10_000; // a challenge of an input day
     address internal constant OTHER_METER = address(0xBEEF);
     address internal constant ANYONE = address(0xD15);
 
@@ -101,7 +103,7 @@ contract BaselineDisputesTest is SettlementTestBase {
 
     function setUp() public override {
         super.setUp(); // now NOW0, the day's readings anchored
-        bd = new BaselineDisputes(markets, book, assets, oracle, settlement, disputes);
+        bd = new BaselineDisputes(markets, book, assets, oracle, settlement, disputes, token, BOND);
         vm.prank(ADMIN);
         oracle.setBaselineDisputes(address(bd));
         mint(ORACLE1, STAKED);
@@ -479,6 +481,295 @@ contract BaselineDisputesTest is SettlementTestBase {
         bd.dispute(s, r, d);
         logGas("BaselineDisputes.dispute INPUT (first: slash)", abi.encodeCall(BaselineDisputes.dispute, (s, r, d)), 1);
     }
+
+    // ---------------------------------------------------------------------------- (d) an invented day
+
+    address internal constant CHALLENGER = address(0xC4A1);
+    address internal constant UPHOLDER = address(0x0B01);
+
+    /// The four anchored similar days and the fifth, whose reading was never anchored, with `invented` Wh.
+    function inventedInputs(int64 invented) internal view returns (uint64 bits, int64[10] memory nets) {
+        uint256[] memory which = new uint256[](5);
+        int64[] memory values = new int64[](5);
+        for (uint256 i = 0; i < 5; ++i) {
+            (which[i], values[i]) = (i, i < 4 ? history[i] : invented);
+        }
+        return inputsOf(which, values);
+    }
+
+    function challengeError(bytes4 selector, uint256 daysBack) internal view returns (bytes memory) {
+        return abi.encodeWithSelector(selector, bd.challengeKey(market, H9, meter, daysBack));
+    }
+
+    /// CHALLENGER, funded, challenges the day `daysBack` of the baseline in force `b`.
+    function challenge(BaselineDisputes.BaselineIn memory b, uint256 daysBack) internal {
+        mint(CHALLENGER, BOND);
+        vm.startPrank(CHALLENGER);
+        token.approve(address(bd), BOND);
+        bd.challengeInput(market, H9, meter, b, daysBack);
+        vm.stopPrank();
+    }
+
+    function assertLeafOut(int64 value, uint64 bits, int64[10] memory nets) internal view {
+        bytes32[] memory witness = stdIn(value, keccak256(abi.encode(bits, nets)), false).baselineProofs[0];
+        assertTrue(!oracle.verifyBaseline(market, H9, meter, value, witness), "the anchored leaf is out");
+    }
+
+    function pastAnswerWindow() internal {
+        vm.warp(block.timestamp + DISPUTE + 1);
+    }
+
+    /// The exploit: the oracle averages a fifth day it has no reading of (5,000 Wh): 2,720 Wh, and
+    /// the seller is paid for 1,000 Wh it did not deliver. The defence: unanswered, the challenge is
+    /// upheld by anyone; the correction (the four anchored days: 2,150) is in force for every
+    /// settlement, the oracle slashed once to the challenger, the bond back.
+    function test_inventedDay_unanswered_corrected_slashedOnce_bondBack() public {
+        (uint64 bits, int64[10] memory nets) = inventedInputs(5_000);
+        anchorStd(2_720, bits, nets);
+        BaselineDisputes.BaselineIn memory b = baselineIn(2_720, bits, nets, false);
+        uint64 answerBy = uint64(block.timestamp + DISPUTE);
+        mint(CHALLENGER, BOND);
+        vm.startPrank(CHALLENGER);
+        token.approve(address(bd), BOND);
+        vm.expectEmit();
+        emit BaselineDisputes.BaselineInputChallenged(market, H9, meter, similar[4], 5_000, CHALLENGER, answerBy);
+        bd.challengeInput(market, H9, meter, b, similar[4]);
+        vm.stopPrank();
+        assertEq(token.balanceOf(address(bd)), BOND, "the bond is held");
+        // a second challenge of that day, while open (or ever), is refused
+        vm.expectRevert(challengeError(BaselineDisputes.BaselineChallengeTaken.selector, similar[4]));
+        vm.prank(ANYONE);
+        bd.challengeInput(market, H9, meter, b, similar[4]);
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineAnswerOpen.selector, answerBy));
+        bd.upholdInput(market, H9, meter, similar[4], b);
+        vm.warp(answerBy + 1);
+        (uint64 hb, int64[10] memory hn) = honestInputs();
+        vm.expectEmit();
+        emit BaselineDisputes.BaselineInputUpheld(
+            market, H9, meter, similar[4], ORACLE1, fixOf(2_150, hb, hn), 2_150, keccak256(abi.encode(hb, hn)), REQUIRED,
+            CHALLENGER
+        );
+        vm.prank(UPHOLDER);
+        assertEq(bd.upholdInput(market, H9, meter, similar[4], b), REQUIRED, "slashed");
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_150, hb, hn), "the rule without the day");
+        assertEq(token.balanceOf(CHALLENGER), BOND + REQUIRED, "the bond back and the slash");
+        assertEq(token.balanceOf(UPHOLDER), 0, "the upholder gets nothing");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED - REQUIRED, "slashed once");
+        assertEq(bd.faultsOf(ORACLE1), 1, "one fault");
+        assertEq(uint8(bd.challengeOf(market, H9, meter, similar[4]).status), uint8(BaselineDisputes.ChallengeStatus.Upheld), "upheld");
+        vm.expectRevert(challengeError(BaselineDisputes.BaselineChallengeNotOpen.selector, similar[4]));
+        bd.upholdInput(market, H9, meter, similar[4], b);
+        // the settlement stands on the correction only
+        Settlement.SettleIn memory s = stdIn(2_150, keccak256(abi.encode(hb, hn)), true);
+        Settlement.Record memory r = settlement.settle(s);
+        assertLine(r.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        assertLeafOut(2_720, bits, nets);
+    }
+
+    /// The honest oracle answers with the day's anchored reading: the bond pays it, nothing changes.
+    function test_answered_bondToTheAnswerer_nothingChanges() public {
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        anchorStd(2_150, bits, nets);
+        BaselineDisputes.BaselineIn memory b = baselineIn(2_150, bits, nets, false);
+        challenge(b, similar[1]);
+        uint256 before = token.balanceOf(ORACLE1);
+        Settlement.ReadingIn memory r = historyIn(1);
+        vm.expectEmit();
+        emit BaselineDisputes.BaselineInputAnswered(market, H9, meter, similar[1], ORACLE1);
+        vm.prank(ORACLE1);
+        bd.answerInput(market, H9, meter, similar[1], r);
+        assertEq(token.balanceOf(ORACLE1), before + BOND, "the bond pays the answerer");
+        assertEq(oracle.baselineFix(market, H9, meter), bytes32(0), "the leaf stands");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED, "no slash");
+        assertEq(bd.faultsOf(ORACLE1), 0, "no fault");
+        pastAnswerWindow();
+        vm.expectRevert(challengeError(BaselineDisputes.BaselineChallengeNotOpen.selector, similar[1]));
+        bd.upholdInput(market, H9, meter, similar[1], b);
+        vm.expectRevert(challengeError(BaselineDisputes.BaselineChallengeTaken.selector, similar[1]));
+        bd.challengeInput(market, H9, meter, b, similar[1]);
+    }
+
+    /// Answers that prove nothing: another day's reading, a forged value, a reading anchored after
+    /// the baselines, an anchored reading of another value than the input; and any answer too late.
+    function test_wrongAnswers_refused() public {
+        (uint64 bits, int64[10] memory nets) = inventedInputs(5_000);
+        nets[0] = 4_000; // the anchored reading of that day is 2,400
+        anchorStd(3_040, bits, nets); // (4000 + 2000 + 1900 + 2300 + 5000) / 5
+        BaselineDisputes.BaselineIn memory b = baselineIn(3_040, bits, nets, false);
+        challenge(b, similar[0]);
+        challenge(b, similar[4]);
+        bytes memory notAnchored0 = abi.encodeWithSelector(
+            BaselineDisputes.BaselineReadingNotAnchored.selector, meter, H9 - uint64(similar[0] * 1 days));
+        (Settlement.ReadingIn memory day0, Settlement.ReadingIn memory day1) = (historyIn(0), historyIn(1));
+        Settlement.ReadingIn memory forged = historyIn(0);
+        forged.importWh = 4_000;
+        vm.startPrank(ORACLE1);
+        vm.expectRevert(notAnchored0); // another day's reading
+        bd.answerInput(market, H9, meter, similar[0], day1);
+        vm.expectRevert(notAnchored0);
+        bd.answerInput(market, H9, meter, similar[0], forged);
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineAnswerNotTheInput.selector, int64(4_000), int64(2_400)));
+        bd.answerInput(market, H9, meter, similar[0], day0);
+        vm.stopPrank();
+        // the fifth day's reading, anchored only after the baselines: the oracle could not have used it
+        vm.warp(CLOSURE + 1);
+        anchorHistory(4);
+        vm.warp(NOW0 + 1);
+        Settlement.ReadingIn memory late = historyIn(4);
+        vm.expectRevert(abi.encodeWithSelector(
+            BaselineDisputes.BaselineReadingNotAnchored.selector, meter, H9 - uint64(similar[4] * 1 days)));
+        vm.prank(ORACLE1);
+        bd.answerInput(market, H9, meter, similar[4], late);
+        pastAnswerWindow();
+        uint64 answerBy = bd.challengeOf(market, H9, meter, similar[0]).answerBy;
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineAnswerClosed.selector, answerBy));
+        bd.answerInput(market, H9, meter, similar[0], day0);
+    }
+
+    /// A challenge names a used day of the baseline in force, from the baselines' anchor until a
+    /// settlement horizon minus a dispute window after it.
+    function test_challenge_refusedOffTheBaselineOrLate() public {
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        BaselineDisputes.BaselineIn memory b = baselineIn(2_150, bits, nets, false);
+        mint(CHALLENGER, BOND);
+        vm.prank(CHALLENGER);
+        token.approve(address(bd), BOND);
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineNotInForce.selector, meter, H9));
+        vm.prank(CHALLENGER);
+        bd.challengeInput(market, H9, meter, b, similar[0]); // nothing anchored yet
+        anchorStd(2_150, bits, nets);
+        vm.startPrank(CHALLENGER);
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineDayNotUsed.selector, meter, H9, similar[4]));
+        bd.challengeInput(market, H9, meter, b, similar[4]);
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineDayNotUsed.selector, meter, H9, 0));
+        bd.challengeInput(market, H9, meter, b, 0);
+        b.baselineWh = 2_151;
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineNotInForce.selector, meter, H9));
+        bd.challengeInput(market, H9, meter, b, similar[0]);
+        b.baselineWh = 2_150;
+        uint64 lastAt = CLOSURE + markets.settlementHorizon(market) - DISPUTE;
+        vm.warp(lastAt + 1);
+        vm.expectRevert(abi.encodeWithSelector(BaselineDisputes.BaselineChallengeTooLate.selector, lastAt));
+        bd.challengeInput(market, H9, meter, b, similar[0]);
+        vm.stopPrank();
+    }
+
+    /// A dispute first (a wrong input: slashed), then the invented day upheld against the correction
+    /// in force: corrected again, no second slash; the challenger gets its bond back only.
+    function test_disputeThenChallenge_slashedOnce() public {
+        (uint64 bits, int64[10] memory nets) = inventedInputs(5_000);
+        nets[0] = 4_000;
+        anchorStd(3_040, bits, nets);
+        Settlement.SettleIn memory s = stdIn(3_040, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.prank(ANYONE);
+        bd.dispute(s, r, disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(3_040, bits, nets, false), 0, historyIn(0)));
+        nets[0] = 2_400;
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_720, bits, nets), "(2400 + 2000 + 1900 + 2300 + 5000) / 5");
+        BaselineDisputes.BaselineIn memory b = baselineIn(2_720, bits, nets, true);
+        challenge(b, similar[4]);
+        pastAnswerWindow();
+        assertEq(bd.upholdInput(market, H9, meter, similar[4], b), 0, "no second slash");
+        (uint64 hb, int64[10] memory hn) = honestInputs();
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_150, hb, hn), "the four anchored days");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED - REQUIRED, "slashed once per (market, ISP, meter)");
+        assertEq(bd.faultsOf(ORACLE1), 1, "one fault");
+        assertEq(token.balanceOf(CHALLENGER), BOND, "the bond back");
+    }
+
+    /// The invented day upheld first (slashed), then a wrong input disputed against the correction:
+    /// corrected, re-settled, no second slash.
+    function test_challengeThenDispute_slashedOnce() public {
+        (uint64 bits, int64[10] memory nets) = inventedInputs(5_000);
+        nets[0] = 4_000;
+        anchorStd(3_040, bits, nets);
+        challenge(baselineIn(3_040, bits, nets, false), similar[4]);
+        pastAnswerWindow();
+        assertEq(bd.upholdInput(market, H9, meter, similar[4], baselineIn(3_040, bits, nets, false)), REQUIRED, "slashed");
+        (uint64 kb, int64[10] memory kn) = inputsOf(idx4(0, 1, 2, 3), vals4(4000, 2000, 1900, 2300));
+        assertEq(oracle.baselineFix(market, H9, meter), fixOf(2_550, kb, kn), "(4000 + 2000 + 1900 + 2300) / 4");
+        Settlement.SettleIn memory s = stdIn(2_550, keccak256(abi.encode(kb, kn)), true);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.prank(ANYONE);
+        Settlement.Record memory c =
+            bd.dispute(s, r, disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(2_550, kb, kn, true), 0, historyIn(0)));
+        assertLine(c.lines[0], R_STD, H9, 55_000, 0, 5_000);
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED - REQUIRED, "slashed once per (market, ISP, meter)");
+        assertEq(bd.faultsOf(ORACLE1), 1, "one fault");
+    }
+
+    /// Upheld against the correction in force when it still averages the input (no second slash);
+    /// a challenge whose input no correction averages any more (here: no baseline left) lapses: the
+    /// bond back, nothing else.
+    function test_challenge_upheldOnTheCorrection_orLapses() public {
+        uint256[] memory which = new uint256[](3);
+        (which[0], which[1], which[2]) = (0, 1, 4);
+        int64[] memory values = new int64[](3);
+        (values[0], values[1], values[2]) = (4000, 2000, 5000); // day 0's anchored reading is 2,400
+        (uint64 bits, int64[10] memory nets) = inputsOf(which, values);
+        anchorStd(3_666, bits, nets);
+        challenge(baselineIn(3_666, bits, nets, false), similar[4]);
+        challenge(baselineIn(3_666, bits, nets, false), similar[1]); // left unanswered
+        Settlement.SettleIn memory s = stdIn(3_666, keccak256(abi.encode(bits, nets)), false);
+        Settlement.Record memory r = settlement.settle(s);
+        vm.prank(ANYONE);
+        bd.dispute(s, r, disputeIn(BaselineDisputes.Kind.INPUT, baselineIn(3_666, bits, nets, false), 0, historyIn(0)));
+        nets[0] = 2_400;
+        pastAnswerWindow();
+        BaselineDisputes.BaselineIn memory fixed_ = baselineIn(3_133, bits, nets, true);
+        assertEq(bd.upholdInput(market, H9, meter, similar[4], fixed_), 0, "no second slash");
+        assertEq(oracle.baselineFix(market, H9, meter), oracle.NO_BASELINE(), "two days left: none");
+        vm.expectEmit();
+        emit BaselineDisputes.BaselineInputLapsed(market, H9, meter, similar[1]);
+        bd.upholdInput(market, H9, meter, similar[1], fixed_);
+        assertEq(uint8(bd.challengeOf(market, H9, meter, similar[1]).status), uint8(BaselineDisputes.ChallengeStatus.Lapsed), "lapsed");
+        assertEq(token.balanceOf(CHALLENGER), 2 * BOND, "both bonds back");
+        assertEq(oracle.stakeOf(market, ORACLE1).amount, STAKED - REQUIRED, "slashed once");
+    }
+
+    /// Whatever the invented day and value, the upheld correction is the rule on the anchored days.
+    function testFuzz_upheld_isTheRuleWithoutTheDay(int64 invented, uint8 extra) public {
+        invented = invented % 1e9; // a meter's Wh in 15 minutes, generously
+        uint256 k = similar[4] + 7 * (uint256(extra) % 5); // a later similar day: none anchored
+        (uint64 bits, int64[10] memory nets) = honestInputs();
+        bits |= uint64(1 << (k - 1));
+        nets[4] = invented;
+        (, int64 value,) = BaselineReference.rule(H9, bits, nets);
+        anchorStd(value, bits, nets);
+        challenge(baselineIn(value, bits, nets, false), k);
+        pastAnswerWindow();
+        bd.upholdInput(market, H9, meter, k, baselineIn(value, bits, nets, false));
+        (uint64 hb, int64[10] memory hn) = honestInputs();
+        (, int64 expected, bytes32 kept) = BaselineReference.rule(H9, hb, hn);
+        assertEq(oracle.baselineFix(market, H9, meter), keccak256(abi.encode(expected, kept)), "the anchored days' rule");
+    }
+
+    /// Gas of a challenge, its answer, and an upheld one (first: slash).
+    function test_gas_challengeAnswerUphold() public {
+        (uint64 bits, int64[10] memory nets) = inventedInputs(5_000);
+        anchorStd(2_720, bits, nets);
+        BaselineDisputes.BaselineIn memory b = baselineIn(2_720, bits, nets, false);
+        mint(CHALLENGER, 2 * BOND);
+        vm.startPrank(CHALLENGER);
+        token.approve(address(bd), 2 * BOND);
+        uint256 g = gasleft();
+        bd.challengeInput(market, H9, meter, b, similar[4]);
+        emit log_named_uint("BaselineDisputes.challengeInput, gas (call)", g - gasleft());
+        logGas("BaselineDisputes.challengeInput", abi.encodeCall(BaselineDisputes.challengeInput, (market, H9, meter, b, similar[4])), 1);
+        bd.challengeInput(market, H9, meter, b, similar[0]);
+        vm.stopPrank();
+        Settlement.ReadingIn memory r = historyIn(0);
+        vm.prank(ORACLE1);
+        g = gasleft();
+        bd.answerInput(market, H9, meter, similar[0], r);
+        emit log_named_uint("BaselineDisputes.answerInput, gas (call)", g - gasleft());
+        logGas("BaselineDisputes.answerInput", abi.encodeCall(BaselineDisputes.answerInput, (market, H9, meter, similar[0], r)), 1);
+        pastAnswerWindow();
+        g = gasleft();
+        bd.upholdInput(market, H9, meter, similar[4], b);
+        emit log_named_uint("BaselineDisputes.upholdInput (first: slash), gas (call)", g - gasleft());
+        logGas("BaselineDisputes.upholdInput", abi.encodeCall(BaselineDisputes.upholdInput, (market, H9, meter, similar[4], b)), 1);
+    }
 }
 
 /// `BaselineDisputes.rule` against the reference, fuzzed.
@@ -493,7 +784,7 @@ contract BaselineRuleFuzzTest is TestBase {
         // `rule` is pure: no contract it names is called
         bd = new BaselineDisputes(
             MarketRegistry(address(0)), OrderBook(address(0)), AssetRegistry(address(0)), MeterOracle(address(0)),
-            Settlement(address(0)), ReadingDisputes(address(0))
+            Settlement(address(0)), ReadingDisputes(address(0)), IERC20(address(0)), 0
         );
     }
 

@@ -24,7 +24,7 @@ contract BaselineDisputesPortfolioTest is SettlementPortfolioFixture {
     /// The portfolio fixture's world, its standard baselines anchored with real inputs.
     function setUp() public override {
         SettlementFixture.setUp(); // the readings are anchored; now NOW0
-        bd = new BaselineDisputes(markets, book, assets, oracle, settlement, disputes);
+        bd = new BaselineDisputes(markets, book, assets, oracle, settlement, disputes, token, 10_000);
         vm.prank(ADMIN);
         oracle.setBaselineDisputes(address(bd));
         bits = uint64(1 << 6 | 1 << 13 | 1 << 20);
