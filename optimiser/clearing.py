@@ -32,24 +32,31 @@ and the auditor share):
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import PricingRule
 from flexledger.rules.orders import Mode
 
+from .highs_build import HighsModel, build_highs
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
-from .model import OfferSlot, Pair, RequestSlot, StageProblem, build
+from .model import BuiltModel, OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import ABS_GAP, InfeasibleError, NumericalError, solve
+from .solve import ABS_GAP, InfeasibleError, NumericalError, SolverError, solve
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
 WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
+# "highs": the model written into HiGHS's matrix (highs_build.py), the default; "pyomo": the same
+# model stated in pyomo (model.py), the readable statement, slower to build and hand over
+Backend = Literal["highs", "pyomo"]
+BACKEND_ENV = "FLEXLEDGER_CLEARING_BACKEND"
 
 
 class _Components:
@@ -76,8 +83,13 @@ def _path(parent: dict[int, int], zone: int, cache: dict[int, tuple[int, ...]]) 
     return cache[zone]
 
 
-def clear(inp: ClearingInput) -> ClearingResult:
-    """Clear a market day. An empty book, or one where nothing can trade, gives an empty result."""
+def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResult:
+    """Clear a market day. An empty book, or one where nothing can trade, gives an empty result.
+    ``backend`` picks the model's build (default: $FLEXLEDGER_CLEARING_BACKEND, else "highs")."""
+    chosen = backend or os.environ.get(BACKEND_ENV) or "highs"
+    if chosen not in get_args(Backend):
+        raise SolverError(f"unknown clearing backend {chosen!r}", hint=f"one of {', '.join(get_args(Backend))}")
+    builder = build_highs if chosen == "highs" else build
     started = time.perf_counter()
     deadline = started + inp.time_limit
     offers = sorted(inp.offers, key=lambda o: (o.price, o.key))
@@ -101,7 +113,7 @@ def clear(inp: ClearingInput) -> ClearingResult:
     root_of = {i: key for key, members in joint.items() for i in members}
     stage_one = list(book.components(first).values())
     for batch in _batches(stage_one):
-        watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats))
+        watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats, builder))
         stats.components += len(batch)
     for members in stage_one:
         dso_pairs = [i for i in members if not tso[i]]
@@ -115,7 +127,7 @@ def clear(inp: ClearingInput) -> ClearingResult:
     for batch in _batches([members for _key, members in stage_two]):
         members = [i for group in batch for i in group]
         kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
-        solved = _solve(book, members, True, kept, deadline, stats)
+        solved = _solve(book, members, True, kept, deadline, stats, builder)
         stats.components += len(batch)
         if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
             stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
@@ -299,7 +311,8 @@ class _Book:
 
 
 def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
-           deadline: float, stats: SolverStats) -> dict[int, int]:
+           deadline: float, stats: SolverStats,
+           builder: Callable[[StageProblem], BuiltModel | HighsModel] = build_highs) -> dict[int, int]:
     """One stage of some components, to a proven optimum in whole watts. The continuous model is
     solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
     case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
@@ -309,7 +322,7 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
     for integer in (False, True):
         problem = book.problem(members, tso_objective, holds, integer)
         built_at = time.perf_counter()
-        built = build(problem)
+        built = builder(problem)
         stats.build_seconds += time.perf_counter() - built_at
         stats.variables += len(problem.pairs) + built.binaries
         stats.binaries += built.binaries
