@@ -31,6 +31,7 @@ and the auditor share):
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -38,6 +39,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
 
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
@@ -49,6 +53,8 @@ from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import BuiltModel, OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
 from .solve import ABS_GAP, InfeasibleError, NumericalError, SolverError, solve
+
+log = logging.getLogger(__name__)
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
@@ -174,22 +180,44 @@ def _exclusive(offers: list[OfferIn], isp: int) -> list[list[int]]:
 def _eligible(
     offers: list[OfferIn], requests: list[RequestIn], inp: ClearingInput, paths: dict[int, tuple[int, ...]],
 ) -> list[tuple[int, int, int]]:
-    """(offer, request, ISP) triples that may trade, in canonical order."""
-    by_zone: dict[tuple[int, Direction], list[int]] = defaultdict(list)
+    """(offer, request, ISP) triples that may trade, in canonical order: by offer, then the
+    request's zone along the offer's path (its own zone first), then request, then ISP. Computed
+    per request over all offers at once (numpy): a day has a few hundred requests and up to a
+    hundred thousand offers."""
+    if not offers or not requests:
+        return []
+    isp = inp.isp_seconds
+    zones, zone_of_offer = np.unique(np.fromiter((offer.zone for offer in offers), np.int64, len(offers)),
+                                     return_inverse=True)
+    zone_paths = [_path(inp.parent, int(zone), paths) for zone in zones]
+    depth = max(len(path) for path in zone_paths)
+    by_zone = np.full((len(zones), depth), -1, dtype=np.int64)
+    for k, path in enumerate(zone_paths):
+        by_zone[k, :len(path)] = path
+    # every (offer, depth) cell of the offers' paths, sorted by the zone there (offers ascending)
+    cells = by_zone[zone_of_offer.ravel()].ravel()
+    cell_order = np.argsort(cells, kind="stable")
+    sorted_cells = cells[cell_order]
+    direction = np.fromiter((offer.direction for offer in offers), np.int64, len(offers))
+    price = np.fromiter((offer.price for offer in offers), np.int64, len(offers))
+    start = np.fromiter((offer.start for offer in offers), np.int64, len(offers))
+    end = start + np.fromiter((offer.isps for offer in offers), np.int64, len(offers)) * isp
+    found: list[tuple[npt.NDArray[np.int64], ...]] = []
     for r, request in enumerate(requests):
-        by_zone[(request.zone, request.direction)].append(r)
-    out = []
-    for o, offer in enumerate(offers):
-        offer_isps = set(_isps(offer.start, offer.isps, inp.isp_seconds))
-        for zone in _path(inp.parent, offer.zone, paths):
-            for r in by_zone.get((zone, offer.direction), ()):
-                request = requests[r]
-                if offer.price > request.max_price:
-                    continue
-                for t in _isps(request.start, request.isps, inp.isp_seconds):
-                    if t in offer_isps:
-                        out.append((o, r, t))
-    return out
+        lo, hi = np.searchsorted(sorted_cells, [request.zone, request.zone + 1])
+        o, d = np.divmod(cell_order[lo:hi], depth)
+        first = np.maximum(start[o], request.start)
+        count = (np.minimum(end[o], request.start + request.isps * isp) - first) // isp
+        # the two windows' common ISPs: none unless their starts lie on one ISP grid
+        keep = (direction[o] == request.direction) & (price[o] <= request.max_price) & (count > 0) & \
+            ((request.start - start[o]) % isp == 0)
+        found.append((o[keep], d[keep], np.full(int(keep.sum()), r, dtype=np.int64), first[keep], count[keep]))
+    offer_of, depth_of, request_of, first_isp, isps = (np.concatenate(column) for column in zip(*found, strict=True))
+    step = np.arange(int(isps.sum())) - np.repeat(np.cumsum(isps) - isps, isps)
+    offer_of, depth_of, request_of = np.repeat(offer_of, isps), np.repeat(depth_of, isps), np.repeat(request_of, isps)
+    t = np.repeat(first_isp, isps) + step * isp
+    order = np.lexsort((t, request_of, depth_of, offer_of))
+    return list(zip(offer_of[order].tolist(), request_of[order].tolist(), t[order].tolist(), strict=True))
 
 
 def _lit(
@@ -329,7 +357,8 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         stats.constraints += built.constraints
         try:
             solved = solve(built, time_limit=deadline - time.perf_counter())
-        except (InfeasibleError, NumericalError):
+        except (InfeasibleError, NumericalError) as e:
+            log.debug("stage %d, %d pairs, integer %s: %s", 1 + tso_objective, len(members), integer, e)
             if integer or not holds:
                 raise
             continue
@@ -337,6 +366,8 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         rounded = [round(v) for v in solved.x]
         whole = all(abs(v - w) <= WHOLE_WATT_TOLERANCE for v, w in zip(solved.x, rounded, strict=True))
         held = all(sum(book.margin(i) * rounded[local[i]] for i in chosen) >= hold for chosen, hold in holds)
+        log.debug("stage %d, %d pairs, integer %s: %s in %.2f s, whole %s, held %s", 1 + tso_objective, len(members),
+                  integer, solved.status, solved.seconds, whole, held)
         if not integer and not (whole and held):
             continue
         value = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso is tso_objective)
