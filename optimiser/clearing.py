@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
+PARALLEL_PAIRS = 2_000  # a model this large takes HiGHS long enough to be worth a process of its own
+PARALLEL_WORKERS = 2
 WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
 # "highs": the model written into HiGHS's matrix (highs_build.py), the default; "pyomo": the same
 # model stated in pyomo (model.py), the readable statement, slower to build and hand over
@@ -118,8 +122,10 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     joint = book.components(range(len(pairs)))
     root_of = {i: key for key, members in joint.items() for i in members}
     stage_one = list(book.components(first).values())
-    for batch in _batches(stage_one):
-        watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats, builder))
+    batches = _batches(stage_one)
+    for batch, solved in zip(batches, _solve_all(book, [_Job([i for members in batch for i in members], False, [])
+                                                        for batch in batches], deadline, stats, builder), strict=True):
+        watts.update(solved)
         stats.components += len(batch)
     for members in stage_one:
         dso_pairs = [i for i in members if not tso[i]]
@@ -130,10 +136,11 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     # the TSO awards stage 1 left out: what remains is feasible there), so holding their sum is
     # holding each: one row per stage-1 component, local rather than one row over them all.
     stage_two = [(key, members) for key, members in joint.items() if any(tso[i] for i in members)]
-    for batch in _batches([members for _key, members in stage_two]):
-        members = [i for group in batch for i in group]
-        kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
-        solved = _solve(book, members, True, kept, deadline, stats, builder)
+    batches = _batches([members for _key, members in stage_two])
+    jobs = [_Job([i for group in batch for i in group], True, [hold for group in batch for hold in holds[root_of[group[0]]]])
+            for batch in batches]
+    for batch, job, solved in zip(batches, jobs, _solve_all(book, jobs, deadline, stats, builder), strict=True):
+        members, kept = job.members, job.holds
         stats.components += len(batch)
         if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
             stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
@@ -146,6 +153,54 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     welfare_units = sum(w * (requests[r].max_price - offers[o].price) for o, r, _t, w in raw) * isp
     stats.status = "empty" if not raw and not stats.variables else ("optimal" if stats.optimal else stats.status)
     return ClearingResult(awards, welfare_units // SECONDS_PER_MWH, stats)
+
+
+@dataclass
+class _Job:
+    """One model to solve: its pairs, its stage, and in stage 2 the DSO welfare it holds."""
+
+    members: list[int]
+    tso_objective: bool
+    holds: list[tuple[list[int], int]]
+
+
+# the book and build that forked workers solve with (set in the parent before forking)
+_WORKER: tuple[_Book, Callable[[StageProblem], BuiltModel | HighsModel]] | None = None
+
+
+def _solve_all(book: _Book, jobs: list[_Job], deadline: float, stats: SolverStats,
+               builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> list[dict[int, int]]:
+    """Every job's awards, in order. Where two or more jobs are large (HiGHS's time dominates) and
+    the machine has two cores or more, the jobs are shared between processes, one job per call:
+    each model is solved exactly as it would be alone (HiGHS single-threaded, seeded), so the
+    awards are the same either way; only the wall time differs."""
+    global _WORKER
+    cores = min(os.cpu_count() or 1, PARALLEL_WORKERS)
+    large = sum(len(job.members) >= PARALLEL_PAIRS for job in jobs)
+    if cores < 2 or large < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder) for job in jobs]
+    _WORKER = (book, builder)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(cores, mp_context=context) as pool:
+            # the largest first, so that one long model does not start last
+            order = sorted(range(len(jobs)), key=lambda k: -len(jobs[k].members))
+            futures = {k: pool.submit(_solve_in_worker, jobs[k], deadline) for k in order}
+            results = []
+            for k in range(len(jobs)):
+                solved, part = futures[k].result()
+                stats.add(part)
+                results.append(solved)
+            return results
+    finally:
+        _WORKER = None
+
+
+def _solve_in_worker(job: _Job, deadline: float) -> tuple[dict[int, int], SolverStats]:
+    assert _WORKER is not None, "a worker forked from _solve_all"
+    book, builder = _WORKER
+    part = SolverStats(components=0)
+    return _solve(book, job.members, job.tso_objective, job.holds, deadline, part, builder), part
 
 
 def _batches(groups: list[list[int]]) -> list[list[list[int]]]:

@@ -36,7 +36,7 @@ class HighsModel:
     integrality: npt.NDArray[np.int32]  # 0 continuous, 1 integer
     row_lower: FloatArray
     row_upper: FloatArray
-    start: npt.NDArray[np.int32]
+    matrix_start: npt.NDArray[np.int32]
     index: npt.NDArray[np.int32]
     value: FloatArray
     binaries: int
@@ -187,10 +187,10 @@ def build_highs(problem: StageProblem) -> HighsModel:
     col_index = _ints(rows.cols)
     values = _floats(rows.vals)
     order = np.lexsort((row_index, col_index))
-    start = np.zeros(columns + 1, dtype=np.int64)
-    np.cumsum(np.bincount(col_index, minlength=columns), out=start[1:])
+    col_start = np.zeros(columns + 1, dtype=np.int64)
+    np.cumsum(np.bincount(col_index, minlength=columns), out=col_start[1:])
     return HighsModel(
         problem, col_cost, col_lower, col_upper, integrality,
         _floats(rows.lower), _floats(rows.upper),
-        start.astype(np.int32), row_index[order].astype(np.int32), values[order],
+        col_start.astype(np.int32), row_index[order].astype(np.int32), values[order],
         len(binary_offers), rows.count)

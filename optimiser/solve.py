@@ -116,7 +116,7 @@ def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
     started = time.perf_counter()
     status = h.passModel(built.columns, len(built.row_lower), len(built.index), int(highspy.MatrixFormat.kColwise),
                          int(highspy.ObjSense.kMaximize), 0.0, built.col_cost, built.col_lower, built.col_upper,
-                         built.row_lower, built.row_upper, built.start, built.index, built.value, built.integrality)
+                         built.row_lower, built.row_upper, built.matrix_start, built.index, built.value, built.integrality)
     if status == highspy.HighsStatus.kError:
         raise SolverError("HiGHS refused the clearing model, which no book should make it do: report this")
     h.run()

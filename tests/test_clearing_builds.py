@@ -62,3 +62,28 @@ def test_an_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         clear(inp, backend="cplex")  # type: ignore[arg-type]
     monkeypatch.setenv(BACKEND_ENV, "pyomo")
     assert clear(inp).stats.optimal
+
+
+def test_models_shared_between_processes_give_the_same_awards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large models are solved in two processes (clearing._solve_all): every model is solved as it
+    would be alone, so the awards are those of one process."""
+    import flexledger.optimiser.clearing as clearing_module
+
+    books = [random_book(random.Random(seed)) for seed in range(2000, 2010)]
+    monkeypatch.setattr(clearing_module, "BATCH_PAIRS", 1)  # a model per component
+    alone = [clear(inp) for inp in books]
+    monkeypatch.setattr(clearing_module, "PARALLEL_PAIRS", 1)  # every model counts as large
+    pools = []
+
+    class Pool(clearing_module.ProcessPoolExecutor):  # type: ignore[misc]
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            pools.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(clearing_module, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(clearing_module.os, "cpu_count", lambda: 2)
+    for inp, expected in zip(books, alone, strict=True):
+        shared = clear(inp)
+        assert shared.awards == expected.awards
+        assert shared.stats.optimal and shared.stats.variables == expected.stats.variables
+    assert pools, "no book had two models to share"
