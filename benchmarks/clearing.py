@@ -126,7 +126,7 @@ def main() -> None:
             verdict = "" if target is None else f" (target {target} s: {'met' if total <= target else 'MISSED'})"
             print(f"  {n:>7,} offers, seed {seed}: {total:6.2f} s{verdict} ({cpu:.2f} s of CPU); building {s.build_seconds:.2f} s, solving "
                   f"{s.solve_seconds:.2f} s, gap {s.gap:.2g}, optimal: {s.optimal}, {s.components} components, "
-                  f"{s.variables:,} variables ({s.binaries:,} binary), {len(result.awards):,} awards, "
+                  f"{s.variables:,} variables ({s.binaries:,} binary), {len(result.awards):,} awards, welfare {result.welfare:,}, "
                   f"feasible: {not problems}, load {load:.1f}")
             if str(n) in figures and figures[str(n)]["seconds"] >= total:
                 continue
