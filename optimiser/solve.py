@@ -20,7 +20,11 @@ from .highs_build import HighsModel
 from .model import BuiltModel
 
 ABS_GAP = 0.5
-HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7}
+# RINS and RENS (sub-MIP heuristics) took most of the time of the dense day's large stage-2
+# models (49 s of CPU of a 10,000-pair model against 28 s without them, the same optimum) and
+# a tenth of the ordinary days'; the proof of optimality does not depend on them
+HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7,
+                 "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
 
 
 class SolverError(FlexledgerError):
