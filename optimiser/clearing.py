@@ -31,25 +31,42 @@ and the auditor share):
 
 from __future__ import annotations
 
+import logging
 import math
+import multiprocessing
+import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
 
 from flexledger.rules.grid import path_to_root
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import PricingRule
 from flexledger.rules.orders import Mode
 
+from .highs_build import HighsModel, build_highs
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
-from .model import OfferSlot, Pair, RequestSlot, StageProblem, build
+from .model import BuiltModel, OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import ABS_GAP, InfeasibleError, NumericalError, solve
+from .solve import ABS_GAP, InfeasibleError, NumericalError, SolverError, solve
+
+log = logging.getLogger(__name__)
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
+PARALLEL_PAIRS = 2_000  # a model this large takes HiGHS long enough to be worth a process of its own
+PARALLEL_WORKERS = 2
 WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
+# "highs": the model written into HiGHS's matrix (highs_build.py), the default; "pyomo": the same
+# model stated in pyomo (model.py), the readable statement, slower to build and hand over
+Backend = Literal["highs", "pyomo"]
+BACKEND_ENV = "FLEXLEDGER_CLEARING_BACKEND"
 
 
 class _Components:
@@ -76,8 +93,13 @@ def _path(parent: dict[int, int], zone: int, cache: dict[int, tuple[int, ...]]) 
     return cache[zone]
 
 
-def clear(inp: ClearingInput) -> ClearingResult:
-    """Clear a market day. An empty book, or one where nothing can trade, gives an empty result."""
+def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResult:
+    """Clear a market day. An empty book, or one where nothing can trade, gives an empty result.
+    ``backend`` picks the model's build (default: $FLEXLEDGER_CLEARING_BACKEND, else "highs")."""
+    chosen = backend or os.environ.get(BACKEND_ENV) or "highs"
+    if chosen not in get_args(Backend):
+        raise SolverError(f"unknown clearing backend {chosen!r}", hint=f"one of {', '.join(get_args(Backend))}")
+    builder = build_highs if chosen == "highs" else build
     started = time.perf_counter()
     deadline = started + inp.time_limit
     offers = sorted(inp.offers, key=lambda o: (o.price, o.key))
@@ -100,8 +122,10 @@ def clear(inp: ClearingInput) -> ClearingResult:
     joint = book.components(range(len(pairs)))
     root_of = {i: key for key, members in joint.items() for i in members}
     stage_one = list(book.components(first).values())
-    for batch in _batches(stage_one):
-        watts.update(_solve(book, [i for members in batch for i in members], False, [], deadline, stats))
+    batches = _batches(stage_one)
+    for batch, solved in zip(batches, _solve_all(book, [_Job([i for members in batch for i in members], False, [])
+                                                        for batch in batches], deadline, stats, builder), strict=True):
+        watts.update(solved)
         stats.components += len(batch)
     for members in stage_one:
         dso_pairs = [i for i in members if not tso[i]]
@@ -112,10 +136,11 @@ def clear(inp: ClearingInput) -> ClearingResult:
     # the TSO awards stage 1 left out: what remains is feasible there), so holding their sum is
     # holding each: one row per stage-1 component, local rather than one row over them all.
     stage_two = [(key, members) for key, members in joint.items() if any(tso[i] for i in members)]
-    for batch in _batches([members for _key, members in stage_two]):
-        members = [i for group in batch for i in group]
-        kept = [hold for group in batch for hold in holds[root_of[group[0]]]]
-        solved = _solve(book, members, True, kept, deadline, stats)
+    batches = _batches([members for _key, members in stage_two])
+    jobs = [_Job([i for group in batch for i in group], True, [hold for group in batch for hold in holds[root_of[group[0]]]])
+            for batch in batches]
+    for batch, job, solved in zip(batches, jobs, _solve_all(book, jobs, deadline, stats, builder), strict=True):
+        members, kept = job.members, job.holds
         stats.components += len(batch)
         if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
             stats.optimal, stats.status = False, "dso_welfare_not_held"  # keep stage 1's awards
@@ -128,6 +153,54 @@ def clear(inp: ClearingInput) -> ClearingResult:
     welfare_units = sum(w * (requests[r].max_price - offers[o].price) for o, r, _t, w in raw) * isp
     stats.status = "empty" if not raw and not stats.variables else ("optimal" if stats.optimal else stats.status)
     return ClearingResult(awards, welfare_units // SECONDS_PER_MWH, stats)
+
+
+@dataclass
+class _Job:
+    """One model to solve: its pairs, its stage, and in stage 2 the DSO welfare it holds."""
+
+    members: list[int]
+    tso_objective: bool
+    holds: list[tuple[list[int], int]]
+
+
+# the book and build that forked workers solve with (set in the parent before forking)
+_WORKER: tuple[_Book, Callable[[StageProblem], BuiltModel | HighsModel]] | None = None
+
+
+def _solve_all(book: _Book, jobs: list[_Job], deadline: float, stats: SolverStats,
+               builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> list[dict[int, int]]:
+    """Every job's awards, in order. Where two or more jobs are large (HiGHS's time dominates) and
+    the machine has two cores or more, the jobs are shared between processes, one job per call:
+    each model is solved exactly as it would be alone (HiGHS single-threaded, seeded), so the
+    awards are the same either way; only the wall time differs."""
+    global _WORKER
+    cores = min(os.cpu_count() or 1, PARALLEL_WORKERS)
+    large = sum(len(job.members) >= PARALLEL_PAIRS for job in jobs)
+    if cores < 2 or large < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder) for job in jobs]
+    _WORKER = (book, builder)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(cores, mp_context=context) as pool:
+            # the largest first, so that one long model does not start last
+            order = sorted(range(len(jobs)), key=lambda k: -len(jobs[k].members))
+            futures = {k: pool.submit(_solve_in_worker, jobs[k], deadline) for k in order}
+            results = []
+            for k in range(len(jobs)):
+                solved, part = futures[k].result()
+                stats.add(part)
+                results.append(solved)
+            return results
+    finally:
+        _WORKER = None
+
+
+def _solve_in_worker(job: _Job, deadline: float) -> tuple[dict[int, int], SolverStats]:
+    assert _WORKER is not None, "a worker forked from _solve_all"
+    book, builder = _WORKER
+    part = SolverStats(components=0)
+    return _solve(book, job.members, job.tso_objective, job.holds, deadline, part, builder), part
 
 
 def _batches(groups: list[list[int]]) -> list[list[list[int]]]:
@@ -162,22 +235,44 @@ def _exclusive(offers: list[OfferIn], isp: int) -> list[list[int]]:
 def _eligible(
     offers: list[OfferIn], requests: list[RequestIn], inp: ClearingInput, paths: dict[int, tuple[int, ...]],
 ) -> list[tuple[int, int, int]]:
-    """(offer, request, ISP) triples that may trade, in canonical order."""
-    by_zone: dict[tuple[int, Direction], list[int]] = defaultdict(list)
+    """(offer, request, ISP) triples that may trade, in canonical order: by offer, then the
+    request's zone along the offer's path (its own zone first), then request, then ISP. Computed
+    per request over all offers at once (numpy): a day has a few hundred requests and up to a
+    hundred thousand offers."""
+    if not offers or not requests:
+        return []
+    isp = inp.isp_seconds
+    zones, zone_of_offer = np.unique(np.fromiter((offer.zone for offer in offers), np.int64, len(offers)),
+                                     return_inverse=True)
+    zone_paths = [_path(inp.parent, int(zone), paths) for zone in zones]
+    depth = max(len(path) for path in zone_paths)
+    by_zone = np.full((len(zones), depth), -1, dtype=np.int64)
+    for k, path in enumerate(zone_paths):
+        by_zone[k, :len(path)] = path
+    # every (offer, depth) cell of the offers' paths, sorted by the zone there (offers ascending)
+    cells = by_zone[zone_of_offer.ravel()].ravel()
+    cell_order = np.argsort(cells, kind="stable")
+    sorted_cells = cells[cell_order]
+    direction = np.fromiter((offer.direction for offer in offers), np.int64, len(offers))
+    price = np.fromiter((offer.price for offer in offers), np.int64, len(offers))
+    start = np.fromiter((offer.start for offer in offers), np.int64, len(offers))
+    end = start + np.fromiter((offer.isps for offer in offers), np.int64, len(offers)) * isp
+    found: list[tuple[npt.NDArray[np.int64], ...]] = []
     for r, request in enumerate(requests):
-        by_zone[(request.zone, request.direction)].append(r)
-    out = []
-    for o, offer in enumerate(offers):
-        offer_isps = set(_isps(offer.start, offer.isps, inp.isp_seconds))
-        for zone in _path(inp.parent, offer.zone, paths):
-            for r in by_zone.get((zone, offer.direction), ()):
-                request = requests[r]
-                if offer.price > request.max_price:
-                    continue
-                for t in _isps(request.start, request.isps, inp.isp_seconds):
-                    if t in offer_isps:
-                        out.append((o, r, t))
-    return out
+        lo, hi = np.searchsorted(sorted_cells, [request.zone, request.zone + 1])
+        o, d = np.divmod(cell_order[lo:hi], depth)
+        first = np.maximum(start[o], request.start)
+        count = (np.minimum(end[o], request.start + request.isps * isp) - first) // isp
+        # the two windows' common ISPs: none unless their starts lie on one ISP grid
+        keep = (direction[o] == request.direction) & (price[o] <= request.max_price) & (count > 0) & \
+            ((request.start - start[o]) % isp == 0)
+        found.append((o[keep], d[keep], np.full(int(keep.sum()), r, dtype=np.int64), first[keep], count[keep]))
+    offer_of, depth_of, request_of, first_isp, isps = (np.concatenate(column) for column in zip(*found, strict=True))
+    step = np.arange(int(isps.sum())) - np.repeat(np.cumsum(isps) - isps, isps)
+    offer_of, depth_of, request_of = np.repeat(offer_of, isps), np.repeat(depth_of, isps), np.repeat(request_of, isps)
+    t = np.repeat(first_isp, isps) + step * isp
+    order = np.lexsort((t, request_of, depth_of, offer_of))
+    return list(zip(offer_of[order].tolist(), request_of[order].tolist(), t[order].tolist(), strict=True))
 
 
 def _lit(
@@ -299,7 +394,8 @@ class _Book:
 
 
 def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
-           deadline: float, stats: SolverStats) -> dict[int, int]:
+           deadline: float, stats: SolverStats,
+           builder: Callable[[StageProblem], BuiltModel | HighsModel] = build_highs) -> dict[int, int]:
     """One stage of some components, to a proven optimum in whole watts. The continuous model is
     solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
     case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
@@ -309,14 +405,15 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
     for integer in (False, True):
         problem = book.problem(members, tso_objective, holds, integer)
         built_at = time.perf_counter()
-        built = build(problem)
+        built = builder(problem)
         stats.build_seconds += time.perf_counter() - built_at
         stats.variables += len(problem.pairs) + built.binaries
         stats.binaries += built.binaries
         stats.constraints += built.constraints
         try:
             solved = solve(built, time_limit=deadline - time.perf_counter())
-        except (InfeasibleError, NumericalError):
+        except (InfeasibleError, NumericalError) as e:
+            log.debug("stage %d, %d pairs, integer %s: %s", 1 + tso_objective, len(members), integer, e)
             if integer or not holds:
                 raise
             continue
@@ -324,6 +421,8 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         rounded = [round(v) for v in solved.x]
         whole = all(abs(v - w) <= WHOLE_WATT_TOLERANCE for v, w in zip(solved.x, rounded, strict=True))
         held = all(sum(book.margin(i) * rounded[local[i]] for i in chosen) >= hold for chosen, hold in holds)
+        log.debug("stage %d, %d pairs, integer %s: %s in %.2f s, whole %s, held %s", 1 + tso_objective, len(members),
+                  integer, solved.status, solved.seconds, whole, held)
         if not integer and not (whole and held):
             continue
         value = sum(w * p.margin for w, p in zip(rounded, problem.pairs, strict=True) if p.tso is tso_objective)

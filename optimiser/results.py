@@ -29,6 +29,18 @@ class SolverStats:
     optimal: bool = True
     status: str = "optimal"
 
+    def add(self, other: SolverStats) -> None:
+        """Count in another part of the same clearing (solved apart, in another process)."""
+        self.components += other.components
+        self.variables += other.variables
+        self.binaries += other.binaries
+        self.constraints += other.constraints
+        self.build_seconds += other.build_seconds
+        self.solve_seconds += other.solve_seconds
+        self.gap = max(self.gap, other.gap)
+        if not other.optimal:
+            self.optimal, self.status = False, other.status
+
 
 @dataclass
 class ClearingResult:

@@ -85,10 +85,13 @@ def clear_command(
     market: int = MarketOption,
     time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the solver may take in all."),
     commit: bool = typer.Option(False, "--commit", help="Post the result on chain (CLEARING role; after gate closure)."),
+    backend: str | None = typer.Option(
+        None, "--backend", help="The model's build: highs (written into HiGHS's matrix, the default) or pyomo "
+        "(the readable statement, slower); also $FLEXLEDGER_CLEARING_BACKEND."),
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
-    """Clear a market day from chain data alone (pyomo + HiGHS): awards, volumes, welfare, prices, gap.
+    """Clear a market day from chain data alone (HiGHS): awards, volumes, welfare, prices, gap.
 
     DSO requests clear first, TSO requests on what is left inside the traffic lights; the book
     read from events is checked against the contract's digest before anything is solved. With
@@ -106,7 +109,7 @@ def clear_command(
                                  progress=lambda msg: status.update(msg + "..."))
         inp = loaded.clearing
         status.update(f"solving: {len(inp.offers)} offers, {len(inp.requests)} requests...")
-        result = clear(inp)
+        result = clear(inp, backend=backend)  # type: ignore[arg-type]  # clear() names an unknown one
     problems = violations(inp.offers, inp.requests, result.awards, parent=inp.parent, lights=inp.lights,
                           isp_seconds=inp.isp_seconds)
     if problems:  # the optimiser must never produce this; say so loudly rather than print a bad result
