@@ -90,12 +90,14 @@ contract MoneySafetyFlowHandler {
 /// (i) A meter is counted once per ISP: across both markets and every final result, at most one
 /// settled offer (of its asset, or of a portfolio holding it) has lines in that ISP; and that
 /// offer's ACTIVATION payments in the ISP are at most
-///     floor(min(prequalified W x ISP s, deliveredWs) x highestMaxPrice / 3.6e9)
+///     floor(min(prequalified W x ISP s, deliveredWs) x price / 3.6e9)
 /// with deliveredWs = max(0, sign x (baseline Wh - net Wh)) x 3600, net the meter's (or the
 /// portfolio members' summed) anchored reading, or what the meter signed once a dispute
-/// corrected it (Settlement `_compute`/`awardMoney`: each award is paid min(its pro-rata share of
-/// the delivery, its energy) at a price at most its request's maximum, rounded down). AVAILABILITY
-/// awards are paid for capacity, not delivery: at most prequalified W x ISP s x highestMaxPrice.
+/// corrected it, and price the award's: both markets pay as bid, so the offer's price, which is
+/// at most the highest request maximum (Settlement `_compute`/`awardMoney`: each award is paid
+/// min(its pro-rata share of the offer's delivery, its energy) x price, rounded down, and the
+/// offer's awards in an ISP add up to at most its power, at most the prequalified power).
+/// AVAILABILITY awards are paid for capacity, not delivery: at most prequalified W x ISP s x price.
 /// (ii) the oracle is marked at most once per (market, ISP, meter) it misread; (iii) a seller's
 /// locked bond covers min(bond, the uncovered penalties of its settlements not yet final).
 contract MoneySafetyFlowInvariantTest is SettlementFixture {
@@ -212,7 +214,7 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
         _sale(OWNER2_KEY, assetB, market, T0, 3, UP, 4_000, PRICE, b3(1000, 1000, 1000));
         _sale(OWNER_KEY, assetA, market, T0 + 2 * ISP, 1, DOWN, 4_000, 120_000_000, b1(500));
         _sale(OWNER_KEY, assetC, market2, T0, 1, UP, 5_000, PRICE, b1(2000));
-        _portfolioSale(T0, 2, UP, 12_000, PRICE, b2(3000, 3000));
+        _portfolioSale(market, T0, 2, UP, 12_000, PRICE, b2(3000, 3000));
         relaySales(0, sales.length);
         bookTime = uint64(block.timestamp);
     }
@@ -259,18 +261,18 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
         );
     }
 
-    /// A COMMITTED, DIVISIBLE offer of portfolio P in `market`, signed by its aggregator.
-    function _portfolioSale(uint64 start, uint16 isps, uint8 direction, uint32 powerW, uint256 price, int64[] memory baseline)
+    /// A COMMITTED, DIVISIBLE offer of portfolio P (of `market`) in `marketId`, signed by its aggregator.
+    function _portfolioSale(uint32 marketId, uint64 start, uint16 isps, uint8 direction, uint32 powerW, uint256 price, int64[] memory baseline)
         internal
         returns (uint256 id)
     {
         id = sales.length;
         Sale storage x = sales.push();
-        (x.marketId, x.sellerKey) = (market, AGGREGATOR_KEY);
+        (x.marketId, x.sellerKey) = (marketId, AGGREGATOR_KEY);
         x.salt = keccak256(abi.encode("portfolio salt", id));
         x.baseline = baseline;
         saleOffer[id] = OrderBook.Offer({
-            market: market,
+            market: marketId,
             asset: 0,
             portfolio: portfolio,
             start: start,
@@ -324,11 +326,12 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
         (t.start, t.isps, t.zone) = (start, isps, 5);
         t.direction = rnd(seed, 3) % 4 == 0 ? DOWN : UP;
         t.price = uint96([uint256(50_000_000), PRICE, 150_000_000, 250_000_000][rnd(seed, 4) % 4]);
-        uint256 subject = rnd(seed, 5) % 6;
-        t.powerW = uint32(500 + rnd(seed, 6) % (subject == 3 ? 2 * UP_W + 1000 : UP_W + 1000));
-        if (subject == 3) return _portfolioSale(start, isps, t.direction, t.powerW, t.price, baseline);
-        t.assetId = [assetA, assetB, assetC, 0, assetA, assetC][subject];
-        t.marketId = [market, market, market2, 0, market2, market][subject];
+        // A, B, C, P in their markets; A and P in market2, C in market, M1 alone (all refused)
+        uint256 subject = rnd(seed, 5) % 8;
+        t.assetId = [assetA, assetB, assetC, 0, assetA, assetC, m1, 0][subject];
+        t.marketId = [market, market, market2, market, market2, market, market, market2][subject];
+        t.powerW = uint32(500 + rnd(seed, 6) % (t.assetId == 0 ? 2 * UP_W + 1000 : UP_W + 1000));
+        if (t.assetId == 0) return _portfolioSale(t.marketId, start, isps, t.direction, t.powerW, t.price, baseline);
         t.sellerKey = subject == 1 ? OWNER2_KEY : OWNER_KEY;
         return addSale(t, baseline);
     }
@@ -682,7 +685,7 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
 
     /// (i) Each meter is counted in at most one settled offer per ISP (both markets, every final
     /// result), and that offer's payments in the ISP stay within its meters' delivery and
-    /// prequalified power at the highest price a request allows (the bound in the contract's notice).
+    /// prequalified power at its price (the bound in the contract's notice).
     function checkMeterPaidOncePerIspWithinItsDelivery() internal view {
         bytes32[] memory seen = new bytes32[](512);
         uint256 used;
@@ -727,8 +730,9 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
         uint256 capacityWs = uint256(o.direction == UP ? UP_W : DOWN_W) * units.length * ISP;
         uint256 deliveredWs = _deliveredWs(sale, o, units, ispStart);
         uint256 paidWs = deliveredWs < capacityWs ? deliveredWs : capacityWs;
-        assertLe(activation, paidWs * TSO_MAX_PRICE / WS_PER_MWH, "activation paid <= min(power, delivery) x price");
-        assertLe(availability, capacityWs * TSO_MAX_PRICE / WS_PER_MWH, "capacity paid <= power x price");
+        // both markets pay as bid: the award's price is the offer's (at most its request's maximum)
+        assertLe(activation, paidWs * o.price / WS_PER_MWH, "activation paid <= min(power, delivery) x price");
+        assertLe(availability, capacityWs * o.price / WS_PER_MWH, "capacity paid <= power x price");
         return l;
     }
 
