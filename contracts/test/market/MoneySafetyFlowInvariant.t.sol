@@ -783,9 +783,10 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
 
     // ------------------------------------------------------------------------ the path is run
 
-    /// A scripted run through the handler: offers (one refused), results (drawn until one is
-    /// accepted), a challenge or a void, settlements, disputes and finality are all accepted
-    /// somewhere, so the invariants above watch the money path, not just refusals.
+    /// A scripted run through the handler: offers (some refused), results (drawn until the first
+    /// and two better ones are accepted), settlements, disputes, finality and withdrawals are all
+    /// accepted, so the invariant above watches the money path, not just refusals (the void of a
+    /// result by `proveSuperseded` is the next test).
     function test_aRunAcceptsOffersResultsSettlementsAndDisputes() public {
         for (uint256 seed = 0; seed < 12; ++seed) {
             handler.offer(seed);
@@ -805,15 +806,17 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
             handler.dispute(seed);
         }
         assertTrue(handler.accepted(4) > 0, "disputes accepted");
-        checkMeterPaidOncePerIspWithinItsDelivery();
-        checkOracleMarkedOncePerMarketIspMeter();
-        checkLockedBondCoversPendingPenalties();
+        invariant_moneySafety();
         vm.warp(block.timestamp + 2 days + 1);
         for (uint256 seed = 0; seed < 20; ++seed) {
             handler.finalise(seed);
         }
         assertTrue(handler.accepted(5) > 0, "settlements finalised");
-        checkLockedBondCoversPendingPenalties();
+        for (uint256 seed = 0; seed < 6; ++seed) {
+            handler.withdraw(seed);
+        }
+        assertTrue(handler.accepted(6) > 0, "claims withdrawn");
+        invariant_moneySafety();
         string[7] memory names = ["offer", "clear", "supersede", "settle", "dispute", "finalise", "withdraw"];
         for (uint256 a = 0; a < 7; ++a) {
             emit log_named_uint(string.concat(names[a], ": accepted"), handler.accepted(a));
