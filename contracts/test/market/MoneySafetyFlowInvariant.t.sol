@@ -77,8 +77,8 @@ contract MoneySafetyFlowHandler {
 /// the clearing operator commits results with awards drawn at random from the book (most are
 /// refused), challengers post better ones or void a result that awarded a superseded offer, the
 /// oracle anchors random meter readings (zero, short, full and over-delivery; a quarter of them
-/// not what the meter signed), and anyone settles, disputes with what the meters signed,
-/// finalises and withdraws.
+/// not what the meter signed), and anyone settles (by default once the window is over), disputes
+/// with what the meters signed, finalises and withdraws.
 ///
 /// The world: `market` (PAY_AS_BID) and `market2` (the same rules), DAY0 08:00 x3 (ISPs T0-T2).
 /// Assets in feeder 5: A (owner) and B (owner2) bound to `market`, C (owner) bound to `market2`,
@@ -431,7 +431,8 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
         return (false, 0);
     }
 
-    /// Settle an awarded offer of a final result. The first call delivers the day: the clock goes
+    /// Settle an awarded offer of a final result (after the settlement window, by default:
+    /// `settleUnrevealed`). The first call delivers the day: the clock goes
     /// to NOW0 (after every ISP), the days whose results can be finalised are, and the oracle
     /// anchors each meter's random reading of each ISP in both markets.
     function actSettle(uint256 seed) external onlyHandler returns (bool) {
@@ -442,7 +443,9 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
             uint256 i = (first + j) % n;
             if (isSettled[i] || saleAwards[i].length == 0 || resultOf[sales[i].marketId] == 0) continue;
             Settlement.SettleIn memory s = _settleInput(i);
-            Settlement.Record memory r = settlement.settle(s);
+            // after the settlement window nobody revealed it: settled by default, nothing delivered
+            Settlement.Record memory r =
+                block.timestamp > WINDOW_CLOSES ? settlement.settleUnrevealed(s) : settlement.settle(s);
             isSettled[i] = true;
             recSale.push(i);
             recInput.push(abi.encode(s));
@@ -660,11 +663,12 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
         return false;
     }
 
-    /// Moves the clock by a minute (within the clearing's hour), an hour, a day or just over the
-    /// dispute window.
+    /// Moves the clock by a minute (within the clearing's hour), an hour, just over the dispute
+    /// window, or three days and an hour: from the clearing, past the settlement window (then
+    /// offers settle by default).
     function actWait(uint256 seed) external onlyHandler {
-        uint256 pick = seed % 4;
-        uint256 step = pick == 0 ? 1 minutes : pick == 1 ? 1 hours : pick == 2 ? 1 days : 2 days + 1;
+        uint256 pick = rnd(seed, 0) % 4;
+        uint256 step = pick == 0 ? 1 minutes : pick == 1 ? 1 hours : pick == 2 ? 2 days + 1 : 3 days + 1 hours;
         vm.warp(block.timestamp + step);
     }
 
