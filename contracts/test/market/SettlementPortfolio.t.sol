@@ -833,7 +833,8 @@ contract SettlementPortfolioMembershipTest is SettlementPortfolioFixture {
         keys[0] = OWNER3_KEY;
         p5 = newPortfolio(founders, keys);
         se = addPortfolioSale(p5, 1, 5_000, COMMITTED, b1(1250));
-        award(se, R_EMPTY, 0, 5_000);
+        // not awarded: the clearing judges P5's power at the gate closure and refuses it
+        // (ClearingPortfolioTermsChanged, redteam/Markets.t.sol)
         relaySales(sp, se + 1);
         vm.prank(aggregator);
         assets.removeFromPortfolio(z);
@@ -851,15 +852,15 @@ contract SettlementPortfolioMembershipTest is SettlementPortfolioFixture {
     }
 
     /// A portfolio whose every member left after its offer was accepted but before the gate
-    /// closure has no meter to measure it: settling it with its COMMITTED baseline is refused
-    /// (else the baseline would count in full as delivered); it is settled by default instead.
-    function test_settle_portfolioWithNoMemberAtTheGateClosure() public {
+    /// closure has no meter to measure it, and no power at the gate closure: the clearing refuses
+    /// to award its offer (ClearingPortfolioTermsChanged), so no settlement reaches
+    /// DeliveryMeter's `PortfolioWithoutMembers`, which stays as a second line of defence.
+    function test_portfolioWithNoMemberAtTheGateClosure_hasNoPowerThen() public view {
         assertEq(deliveryMeter.members(market, p5, PF).length, 0, "no member at the gate closure");
-        (,, uint256 upW,) = assets.portfolioTerms(p5);
+        (,, uint256 upW,) = assets.portfolioTermsAt(p5, CLOSURE);
+        assertEq(upW, 0, "no power at the gate closure");
+        (,, upW,) = assets.portfolioTerms(p5);
         assertEq(upW, 0, "no power left");
-        Settlement.SettleIn memory s = portfolioIn(se);
-        vm.expectRevert(abi.encodeWithSelector(DeliveryMeter.PortfolioWithoutMembers.selector, p5, PF));
-        settlement.settle(s);
     }
 }
 
