@@ -462,6 +462,45 @@ def test_the_daemon_answers_only_the_users_it_allows(sock: Path, daemon: Callabl
     assert SocketSigner(sock, METER, DOMAIN).remote_address() == METER
 
 
+def test_a_refusal_sent_before_the_request_is_read_reaches_the_client(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon refuses a peer without reading its request: when the refusal and the close come
+    before the client writes, the write breaks (EPIPE), and the client still reports the refusal."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock))
+    listener.listen(1)
+    closed = threading.Event()
+
+    def refuse() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b'{"id":null,"error":{"code":"forbidden","message":"uid 0 may not ask"}}\n')
+        conn.close()
+        closed.set()
+
+    class LateWriter(socket.socket):  # the client's socket writes only once the daemon closed
+        connected = False
+
+        def connect(self, address: Any) -> None:
+            super().connect(address)
+            self.connected = True
+
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            if self.connected:
+                assert closed.wait(5), "the daemon did not answer"
+            super().sendall(data, flags)
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    monkeypatch.setattr("flexledger_edge.signer.socket.socket", LateWriter)
+    try:
+        with pytest.raises(SignerRefusedError, match="forbidden"):
+            SocketSigner(sock, METER, DOMAIN).remote_address()
+    finally:
+        thread.join(5)
+        listener.close()
+
+
 def test_the_socket_takes_the_group_given_and_a_live_signer_is_not_replaced(tmp_path: Path, sock: Path) -> None:
     journal = ReadingJournal(tmp_path / "j.sqlite3")
     rules = ReadingSigner(bytes.fromhex(METER_KEY[2:]), DOMAIN, journal)
