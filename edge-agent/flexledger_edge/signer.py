@@ -34,6 +34,7 @@ never takes one on trust. Error codes in :data:`FINAL_REFUSALS` are final for th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -141,12 +142,10 @@ class SocketSigner:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout_s)
                 sock.connect(str(self.path))
-                try:
+                # a signer that refuses the connection answers and closes before it reads: its
+                # answer may still wait in the socket, and says more than the broken pipe
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     sock.sendall(json.dumps(request, separators=(",", ":")).encode() + b"\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    # a signer that refuses the connection answers and closes before it reads: its
-                    # answer may still wait in the socket, and says more than the broken pipe
-                    pass
                 with sock.makefile("rb") as stream:
                     line = read_line(stream)
         except (OSError, TimeoutError) as exc:
