@@ -22,6 +22,7 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.client import TxResult
 from flexledger.chain.errors import ChainError
+from flexledger.claim_bonds import approve_bond
 from flexledger.errors import FlexledgerError
 from flexledger.oracle.anchoring import proof_for
 
@@ -60,9 +61,7 @@ def file_challenge(disputes: BaselineDisputesClient, token: SettlementTokenClien
     first when the allowance is short. The contract judges the rest (revert errors)."""
     signer = disputes.signer
     assert signer is not None
-    bond = disputes.challenge_bond()
-    if bond and token.allowance(signer.address, disputes.address) < bond:
-        token.approve(disputes.address, bond)
+    approve_bond(token, signer.address, disputes.address, disputes.challenge_bond())
     return disputes.challenge_input(market, isp_start, to_checksum_address(meter), baseline_in(baseline), days_back)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient, SettlementTokenClient
 from flexledger.chain.client import TxResult
 from flexledger.chain.errors import ChainError
+from flexledger.claim_bonds import approve_bond
 from flexledger.errors import FlexledgerError
 from flexledger.oracle.anchoring import ProofError, chain_anchor, proof_for
 
@@ -75,9 +76,7 @@ def file_claim(claims: OmissionClaimsClient, oracle: MeterOracleClient, token: S
                                  hint="the reading can still settle on the meter's signature alone")
     signer = claims.signer
     assert signer is not None
-    bond = claims.claim_bond()
-    if bond and token.allowance(signer.address, claims.address) < bond:
-        token.approve(claims.address, bond)
+    approve_bond(token, signer.address, claims.address, claims.claim_bond())
     return claims.claim(receipt.market, (receipt.meter, receipt.isp_start, receipt.sequence, receipt.import_wh,
                                          receipt.export_wh), receipt.signature, anchor.as_tuple())
 
