@@ -48,6 +48,7 @@ from eth_utils import keccak, to_checksum_address
 from sqlalchemy import func, select
 
 from flexledger.broker import LocalBroker
+from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     GridZonesClient,
@@ -125,7 +126,7 @@ def set_up_chain(conn: ChainConnection, meters: Meters, oracle_address: str) -> 
                                                gas=15_000_000))
     wait_all(conn, pending)
     market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority).create_market(
-        MarketParams().as_tuple()).event("MarketCreated").args["marketId"]
+        structs.MarketParams.like(MarketParams())).event("MarketCreated").args["marketId"]
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     area = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     zone = grid.add_zone(area, dso.address, 10**6, sender=tso).event("ZoneAdded").args["zoneId"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import MarketRegistryClient, MeterOracleClient, RoleRegistryClient
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.transactions import Signer
@@ -29,7 +30,7 @@ def main() -> None:
         RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority).issue_credential(
             oracle_signer.address, Role.ORACLE.id, 0, 2**64 - 1, b"\x01" * 32)
         MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority).create_market(
-            MarketParams().as_tuple())
+            structs.MarketParams.like(MarketParams()))
         oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
         isp = (conn.latest_timestamp() // 900 - 10) * 900
         gas: dict[str, int] = {}

@@ -17,6 +17,7 @@ from _common import local_chain, report  # benchmarks/ is on sys.path when a scr
 from eth_utils import keccak
 
 from flexledger.book import SignedOffer, relay_offers
+from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
@@ -76,7 +77,7 @@ def run(scenario: str) -> dict[str, object]:
             roles.issue_credentials(subjects[part], ids[part], [0] * len(ids[part]), [FOREVER] * len(ids[part]),
                                     [b"\x01" * 32] * len(ids[part]))
         params = MarketParams()
-        MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority).create_market(params.as_tuple())
+        MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority).create_market(structs.MarketParams.like(params))
         grid = GridZonesClient(conn, manifest.address("GridZones"))
         grid.add_zone(0, tso.address, 0, sender=tso)  # 1: the TSO area
         grid.add_zone(1, dso.address, 10**9, sender=tso)  # 2: a DSO perimeter
@@ -117,10 +118,10 @@ def run(scenario: str) -> dict[str, object]:
         token.approve(book.address, 2**256 - 1, sender=buyer)
         window = 8 * isps
         if scenario == "tso_yellow":
-            book.post_request(RequestParams(1, 1, day + 64 * 900, window, Direction.UP, 10**9, 50_000).as_tuple(), sender=buyer)
+            book.post_request(structs.RequestParams.like(RequestParams(1, 1, day + 64 * 900, window, Direction.UP, 10**9, 50_000)), sender=buyer)
         else:
             for f in feeders:  # each feeder's DSO request takes every offer there
-                book.post_request(RequestParams(1, f, day + 64 * 900, window, Direction.UP, 10**9, 50_000).as_tuple(),
+                book.post_request(structs.RequestParams.like(RequestParams(1, f, day + 64 * 900, window, Direction.UP, 10**9, 50_000)),
                                   sender=buyer)
         conn.set_next_block_timestamp(params.gate_closure(day) + 1)
         conn.mine()

@@ -13,6 +13,7 @@ from _common import local_chain, report  # benchmarks/ is on sys.path when a scr
 from eth_abi import decode, encode
 from eth_utils import keccak
 
+from flexledger.chain import structs
 from flexledger.chain.artifacts import Artifact
 from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient, RoleRegistryClient
 from flexledger.chain.compiler import compile_contracts
@@ -21,6 +22,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.identity import keys
 from flexledger.identity.roles import Role
 from flexledger.rules.lights import Colour, Direction, Light, pack_day
+from flexledger.rules.market import MarketParams
 
 HERE = Path(__file__).resolve().parent
 FOREVER = 2**64 - 1
@@ -42,7 +44,7 @@ def main() -> None:
         roles.issue_credential(tso.address, Role.TSO.id, 0, FOREVER, b"\x01" * 32)
         roles.issue_credential(dso.address, Role.DSO.id, 0, FOREVER, b"\x01" * 32)
         markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
-        markets.create_market((ISP, 3600, 0, 500, 15000, 0, 3600, 172800))
+        markets.create_market(structs.MarketParams.like(MarketParams(isp_seconds=ISP)))
         grid = GridZonesClient(conn, manifest.address("GridZones"))
         grid.add_zone(0, tso.address, 0, sender=tso)  # 1: TSO area
         grid.add_zone(1, dso.address, 10**9, sender=tso)  # 2: DSO perimeter

@@ -24,6 +24,7 @@ from _common import local_chain, report  # benchmarks/ is on sys.path when a scr
 from eth_account.signers.local import LocalAccount
 
 from flexledger.book import SignedOffer, relay_offers
+from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     GridZonesClient,
@@ -78,7 +79,7 @@ class Market:
         self.roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=self.authority)
         self.params = MarketParams()
         MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=self.authority).create_market(
-            self.params.as_tuple())
+            structs.MarketParams.like(self.params))
         self.grant([self.tso.address, self.dso.address, self.aggregator.address],
                    [Role.TSO.id, Role.DSO.id, Role.AGGREGATOR.id])
         grid = GridZonesClient(conn, manifest.address("GridZones"))
@@ -198,7 +199,7 @@ def main() -> None:
 
         def post(start: int) -> int:
             params = RequestParams(1, 3, start, 4, 0, 100_000, 20_000)
-            return book_client.post_request(params.as_tuple(), sender=dso).gas_used or 0
+            return book_client.post_request(structs.RequestParams.like(params), sender=dso).gas_used or 0
 
         post(first_day + 50 * 900)  # the market's very first request also creates the request counter
         first_of_day = post(first_day + 25 * DAY + 60 * 900)  # the first entry of that day: creates its digest slot

@@ -5,6 +5,28 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .client import BlockId, ContractClient, TxResult
+from .structs import (
+    ActivationOrder,
+    Anchor,
+    AwardProof,
+    BaselineDisputesDisputeIn,
+    BaselineIn,
+    Challenge,
+    Claim,
+    DayState,
+    MarketParams,
+    Offer,
+    OfferAwards,
+    ReadingDisputesDisputeIn,
+    ReadingIn,
+    ReceiptIn,
+    Record,
+    Request,
+    RequestParams,
+    Result,
+    SettleIn,
+    Stake,
+)
 from .transactions import Signer
 
 
@@ -227,11 +249,11 @@ class BaselineDisputesClient(ContractClient):
         result: int = self._call("MIN_DAYS()", block=block)
         return result
 
-    def answer_input(self, market: int, isp_start: int, meter: str, days_back: int, r: tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def answer_input(self, market: int, isp_start: int, meter: str, days_back: int, r: ReadingIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``answerInput(uint32,uint64,address,uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]))`` (transaction)."""
         return self._transact("answerInput(uint32,uint64,address,uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]))", market, isp_start, meter, days_back, r, sender=sender, wait=wait, gas=gas)
 
-    def apply_correction(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], isp: int, member: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def apply_correction(self, s: SettleIn, record: Record, isp: int, member: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``applyCorrection((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),uint256,uint64)`` (transaction)."""
         return self._transact("applyCorrection((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),uint256,uint64)", s, record, isp, member, sender=sender, wait=wait, gas=gas)
 
@@ -255,7 +277,7 @@ class BaselineDisputesClient(ContractClient):
         result: int = self._call("challengeBond()", block=block)
         return result
 
-    def challenge_input(self, market: int, isp_start: int, meter: str, b: tuple[int, int, list[int], list[bytes]], days_back: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def challenge_input(self, market: int, isp_start: int, meter: str, b: BaselineIn, days_back: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``challengeInput(uint32,uint64,address,(int64,uint64,int64[10],bytes32[]),uint256)`` (transaction)."""
         return self._transact("challengeInput(uint32,uint64,address,(int64,uint64,int64[10],bytes32[]),uint256)", market, isp_start, meter, b, days_back, sender=sender, wait=wait, gas=gas)
 
@@ -264,12 +286,12 @@ class BaselineDisputesClient(ContractClient):
         result: bytes = self._call("challengeKey(uint32,uint64,address,uint256)", market, isp_start, meter, days_back, block=block)
         return result
 
-    def challenge_of(self, market: int, isp_start: int, meter: str, days_back: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:
+    def challenge_of(self, market: int, isp_start: int, meter: str, days_back: int, *, block: BlockId = "latest") -> Challenge:
         """``challengeOf(uint32,uint64,address,uint256)`` (view)."""
-        result: tuple[str, int, int, int] = self._call("challengeOf(uint32,uint64,address,uint256)", market, isp_start, meter, days_back, block=block)
-        return result
+        raw = self._call("challengeOf(uint32,uint64,address,uint256)", market, isp_start, meter, days_back, block=block)
+        return Challenge.from_abi(raw)
 
-    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, tuple[int, int, list[int], list[bytes]], int, tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def dispute(self, s: SettleIn, record: Record, d: BaselineDisputesDisputeIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint8,uint256,uint64,(int64,uint64,int64[10],bytes32[]),uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[])))`` (transaction)."""
         return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint8,uint256,uint64,(int64,uint64,int64[10],bytes32[]),uint256,((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[])))", s, record, d, sender=sender, wait=wait, gas=gas)
 
@@ -303,7 +325,7 @@ class BaselineDisputesClient(ContractClient):
         result: str = self._call("settlement()", block=block)
         return result
 
-    def uphold_input(self, market: int, isp_start: int, meter: str, days_back: int, b: tuple[int, int, list[int], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def uphold_input(self, market: int, isp_start: int, meter: str, days_back: int, b: BaselineIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``upholdInput(uint32,uint64,address,uint256,(int64,uint64,int64[10],bytes32[]))`` (transaction)."""
         return self._transact("upholdInput(uint32,uint64,address,uint256,(int64,uint64,int64[10],bytes32[]))", market, isp_start, meter, days_back, b, sender=sender, wait=wait, gas=gas)
 
@@ -348,16 +370,16 @@ class ClearingCommitmentClient(ContractClient):
         """``close(uint64)`` (transaction)."""
         return self._transact("close(uint64)", result_id, sender=sender, wait=wait, gas=gas)
 
-    def day_state(self, market: int, day: int, *, block: BlockId = "latest") -> tuple[int, int, bool]:
+    def day_state(self, market: int, day: int, *, block: BlockId = "latest") -> DayState:
         """``dayState(uint32,uint64)`` (view)."""
-        result: tuple[int, int, bool] = self._call("dayState(uint32,uint64)", market, day, block=block)
-        return result
+        raw = self._call("dayState(uint32,uint64)", market, day, block=block)
+        return DayState.from_abi(raw)
 
     def finalise(self, market: int, day: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``finalise(uint32,uint64)`` (transaction)."""
         return self._transact("finalise(uint32,uint64)", market, day, sender=sender, wait=wait, gas=gas)
 
-    def is_awarded(self, result_id: int, offer_digest: bytes, award: tuple[int, int, int, int, int, list[bytes]], *, block: BlockId = "latest") -> bool:
+    def is_awarded(self, result_id: int, offer_digest: bytes, award: AwardProof, *, block: BlockId = "latest") -> bool:
         """``isAwarded(uint64,bytes32,(uint32,uint64,uint64,uint32,uint32,bytes32[]))`` (view)."""
         result: bool = self._call("isAwarded(uint64,bytes32,(uint32,uint64,uint64,uint32,uint32,bytes32[]))", result_id, offer_digest, award, block=block)
         return result
@@ -367,7 +389,7 @@ class ClearingCommitmentClient(ContractClient):
         result: str = self._call("markets()", block=block)
         return result
 
-    def offer_digest(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
+    def offer_digest(self, o: Offer, *, block: BlockId = "latest") -> bytes:
         """``offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
         result: bytes = self._call("offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
         return result
@@ -376,11 +398,11 @@ class ClearingCommitmentClient(ContractClient):
         """``open(uint32,uint64)`` (transaction)."""
         return self._transact("open(uint32,uint64)", market, day, sender=sender, wait=wait, gas=gas)
 
-    def post(self, result_id: int, batch_roots: list[bytes], groups: list[tuple[bytes, int, list[bytes], list[int]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def post(self, result_id: int, batch_roots: list[bytes], groups: list[OfferAwards], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``post(uint64,bytes32[],(bytes,uint16,bytes32[],uint256[])[])`` (transaction)."""
         return self._transact("post(uint64,bytes32[],(bytes,uint16,bytes32[],uint256[])[])", result_id, batch_roots, groups, sender=sender, wait=wait, gas=gas)
 
-    def prove_superseded(self, result_id: int, award: tuple[int, int, int, int, int, list[bytes]], older: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], newer_root: bytes, newer_proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def prove_superseded(self, result_id: int, award: AwardProof, older: Offer, newer: Offer, newer_root: bytes, newer_proof: list[bytes], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``proveSuperseded(uint64,(uint32,uint64,uint64,uint32,uint32,bytes32[]),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])`` (transaction)."""
         return self._transact("proveSuperseded(uint64,(uint32,uint64,uint64,uint32,uint32,bytes32[]),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),bytes32,bytes32[])", result_id, award, older, newer, newer_root, newer_proof, sender=sender, wait=wait, gas=gas)
 
@@ -389,10 +411,10 @@ class ClearingCommitmentClient(ContractClient):
         result: int = self._call("requestLoad(uint64,uint64,uint16)", result_id, request_id, isp, block=block)
         return result
 
-    def result(self, result_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, int, bytes, int, int]:
+    def result(self, result_id: int, *, block: BlockId = "latest") -> Result:
         """``result(uint64)`` (view)."""
-        result: tuple[str, int, int, int, int, int, int, int, int, bytes, int, int] = self._call("result(uint64)", result_id, block=block)
-        return result
+        raw = self._call("result(uint64)", result_id, block=block)
+        return Result.from_abi(raw)
 
     def result_count(self, *, block: BlockId = "latest") -> int:
         """``resultCount()`` (view)."""
@@ -787,7 +809,7 @@ class MarketRegistryClient(ContractClient):
         result: bytes = self._call("ACTIVATION_ORDER_TYPEHASH()", block=block)
         return result
 
-    def activation_order_digest(self, order: tuple[bytes, int, int, int, int, int, int, int, int, bytes], *, block: BlockId = "latest") -> bytes:
+    def activation_order_digest(self, order: ActivationOrder, *, block: BlockId = "latest") -> bytes:
         """``activationOrderDigest((bytes32,uint32,uint64,uint64,uint16,uint8,uint32,uint64,uint64,bytes32))`` (view)."""
         result: bytes = self._call("activationOrderDigest((bytes32,uint32,uint64,uint64,uint16,uint8,uint32,uint64,uint64,bytes32))", order, block=block)
         return result
@@ -797,7 +819,7 @@ class MarketRegistryClient(ContractClient):
         result: str = self._call("authority()", block=block)
         return result
 
-    def create_market(self, params: tuple[int, int, int, int, int, int, int, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def create_market(self, params: MarketParams, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``createMarket((uint32,uint32,uint32,uint16,uint32,uint8,uint32,uint32))`` (transaction)."""
         return self._transact("createMarket((uint32,uint32,uint32,uint16,uint32,uint8,uint32,uint32))", params, sender=sender, wait=wait, gas=gas)
 
@@ -836,10 +858,10 @@ class MarketRegistryClient(ContractClient):
         result: int = self._call("marketCount()", block=block)
         return result
 
-    def market_params(self, market_id: int, *, block: BlockId = "latest") -> tuple[int, int, int, int, int, int, int, int]:
+    def market_params(self, market_id: int, *, block: BlockId = "latest") -> MarketParams:
         """``marketParams(uint32)`` (view)."""
-        result: tuple[int, int, int, int, int, int, int, int] = self._call("marketParams(uint32)", market_id, block=block)
-        return result
+        raw = self._call("marketParams(uint32)", market_id, block=block)
+        return MarketParams.from_abi(raw)
 
     def set_dispatcher(self, market_id: int, new_dispatcher: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``setDispatcher(uint32,address)`` (transaction)."""
@@ -938,7 +960,7 @@ class MeterOracleClient(ContractClient):
         """``fixBaseline(uint32,uint64,address,bytes32)`` (transaction)."""
         return self._transact("fixBaseline(uint32,uint64,address,bytes32)", market, isp_start, meter, fix, sender=sender, wait=wait, gas=gas)
 
-    def is_anchored(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], *, block: BlockId = "latest") -> bool:
+    def is_anchored(self, market: int, isp_start: int, anchor: Anchor, *, block: BlockId = "latest") -> bool:
         """``isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))`` (view)."""
         result: bool = self._call("isAnchored(uint32,uint64,(bytes32,address,uint32,uint64))", market, isp_start, anchor, block=block)
         return result
@@ -1016,10 +1038,10 @@ class MeterOracleClient(ContractClient):
         """``stake(uint32,uint128)`` (transaction)."""
         return self._transact("stake(uint32,uint128)", market, amount, sender=sender, wait=wait, gas=gas)
 
-    def stake_of(self, market: int, oracle_account: str, *, block: BlockId = "latest") -> tuple[int, int]:
+    def stake_of(self, market: int, oracle_account: str, *, block: BlockId = "latest") -> Stake:
         """``stakeOf(uint32,address)`` (view)."""
-        result: tuple[int, int] = self._call("stakeOf(uint32,address)", market, oracle_account, block=block)
-        return result
+        raw = self._call("stakeOf(uint32,address)", market, oracle_account, block=block)
+        return Stake.from_abi(raw)
 
     def stake_token(self, *, block: BlockId = "latest") -> str:
         """``stakeToken()`` (view)."""
@@ -1031,7 +1053,7 @@ class MeterOracleClient(ContractClient):
         result: bool = self._call("verifyBaseline(uint32,uint64,address,int64,bytes32[])", market, isp_start, meter, baseline_wh, witness, block=block)
         return result
 
-    def verify_reading(self, market: int, isp_start: int, anchor: tuple[bytes, str, int, int], meter: str, sequence: int, import_wh: int, export_wh: int, signature: bytes, proof: list[bytes], *, block: BlockId = "latest") -> bool:
+    def verify_reading(self, market: int, isp_start: int, anchor: Anchor, meter: str, sequence: int, import_wh: int, export_wh: int, signature: bytes, proof: list[bytes], *, block: BlockId = "latest") -> bool:
         """``verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes,bytes32[])`` (view)."""
         result: bool = self._call("verifyReading(uint32,uint64,(bytes32,address,uint32,uint64),address,uint64,uint64,uint64,bytes,bytes32[])", market, isp_start, anchor, meter, sequence, import_wh, export_wh, signature, proof, block=block)
         return result
@@ -1055,7 +1077,7 @@ class OmissionClaimsClient(ContractClient):
         result: str = self._call("bondToken()", block=block)
         return result
 
-    def claim(self, market: int, r: tuple[str, int, int, int, int], receipt_signature: bytes, anchor: tuple[bytes, str, int, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def claim(self, market: int, r: ReceiptIn, receipt_signature: bytes, anchor: Anchor, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``claim(uint32,(address,uint64,uint64,uint64,uint64),bytes,(bytes32,address,uint32,uint64))`` (transaction)."""
         return self._transact("claim(uint32,(address,uint64,uint64,uint64,uint64),bytes,(bytes32,address,uint32,uint64))", market, r, receipt_signature, anchor, sender=sender, wait=wait, gas=gas)
 
@@ -1064,10 +1086,10 @@ class OmissionClaimsClient(ContractClient):
         result: int = self._call("claimBond()", block=block)
         return result
 
-    def claim_of(self, market: int, isp_start: int, meter: str, *, block: BlockId = "latest") -> tuple[str, int, int, str, int, bytes, int, int]:
+    def claim_of(self, market: int, isp_start: int, meter: str, *, block: BlockId = "latest") -> Claim:
         """``claimOf(uint32,uint64,address)`` (view)."""
-        result: tuple[str, int, int, str, int, bytes, int, int] = self._call("claimOf(uint32,uint64,address)", market, isp_start, meter, block=block)
-        return result
+        raw = self._call("claimOf(uint32,uint64,address)", market, isp_start, meter, block=block)
+        return Claim.from_abi(raw)
 
     def disputes(self, *, block: BlockId = "latest") -> str:
         """``disputes()`` (view)."""
@@ -1201,7 +1223,7 @@ class OrderBookClient(ContractClient):
         result: int = self._call("maxExposure(uint32,uint16,uint32,uint256)", power_w, isps, isp_seconds, max_price, block=block)
         return result
 
-    def offer_digest(self, o: tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], *, block: BlockId = "latest") -> bytes:
+    def offer_digest(self, o: Offer, *, block: BlockId = "latest") -> bytes:
         """``offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))`` (view)."""
         result: bytes = self._call("offerDigest((uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32))", o, block=block)
         return result
@@ -1219,18 +1241,18 @@ class OrderBookClient(ContractClient):
         """``postBondWithPermit(address,uint256,uint256,uint8,bytes32,bytes32)`` (transaction)."""
         return self._transact("postBondWithPermit(address,uint256,uint256,uint8,bytes32,bytes32)", seller, amount, deadline, v, r, s, sender=sender, wait=wait, gas=gas)
 
-    def post_request(self, p: tuple[int, int, int, int, int, int, int, int, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def post_request(self, p: RequestParams, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``postRequest((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8))`` (transaction)."""
         return self._transact("postRequest((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8))", p, sender=sender, wait=wait, gas=gas)
 
-    def post_request_with_permit(self, p: tuple[int, int, int, int, int, int, int, int, int], deadline: int, v: int, r: bytes, s: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def post_request_with_permit(self, p: RequestParams, deadline: int, v: int, r: bytes, s: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``postRequestWithPermit((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8),uint256,uint8,bytes32,bytes32)`` (transaction)."""
         return self._transact("postRequestWithPermit((uint32,uint32,uint64,uint16,uint8,uint32,uint256,uint8,uint8),uint256,uint8,bytes32,bytes32)", p, deadline, v, r, s, sender=sender, wait=wait, gas=gas)
 
-    def request(self, request_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, int, int, int, int, int, int, int]:
+    def request(self, request_id: int, *, block: BlockId = "latest") -> Request:
         """``request(uint64)`` (view)."""
-        result: tuple[str, int, int, int, int, int, int, int, int, int, int, int] = self._call("request(uint64)", request_id, block=block)
-        return result
+        raw = self._call("request(uint64)", request_id, block=block)
+        return Request.from_abi(raw)
 
     def request_count(self, *, block: BlockId = "latest") -> int:
         """``requestCount()`` (view)."""
@@ -1313,12 +1335,12 @@ class ReadingDisputesClient(ContractClient):
         result: str = self._call("book()", block=block)
         return result
 
-    def corrected_net(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
+    def corrected_net(self, s: SettleIn, *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
         """``correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (view)."""
         result: tuple[list[int], list[bool]] = self._call("correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, block=block)
         return result
 
-    def dispute(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], d: tuple[int, int, int, int, bytes, int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def dispute(self, s: SettleIn, record: Record, d: ReadingDisputesDisputeIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (transaction)."""
         return self._transact("dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))", s, record, d, sender=sender, wait=wait, gas=gas)
 
@@ -1445,11 +1467,11 @@ class SettlementClient(ContractClient):
         result: int = self._call("exposureOf(address)", seller, block=block)
         return result
 
-    def finalise(self, record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def finalise(self, record: Record, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``finalise((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]))`` (transaction)."""
         return self._transact("finalise((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]))", record, sender=sender, wait=wait, gas=gas)
 
-    def finalise_many(self, settled: list[tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def finalise_many(self, settled: list[Record], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``finaliseMany((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[])[])`` (transaction)."""
         return self._transact("finaliseMany((bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[])[])", settled, sender=sender, wait=wait, gas=gas)
 
@@ -1458,7 +1480,7 @@ class SettlementClient(ContractClient):
         result: str = self._call("markets()", block=block)
         return result
 
-    def measure(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, block: BlockId = "latest") -> list[int]:
+    def measure(self, s: SettleIn, *, block: BlockId = "latest") -> list[int]:
         """``measure((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (view)."""
         result: list[int] = self._call("measure((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, block=block)
         return result
@@ -1506,19 +1528,19 @@ class SettlementClient(ContractClient):
         result: int = self._call("repaidOf(address)", seller, block=block)
         return result
 
-    def resettle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], record: tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]], measured: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def resettle(self, s: SettleIn, record: Record, measured: list[int], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``resettle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),int256[])`` (transaction)."""
         return self._transact("resettle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),int256[])", s, record, measured, sender=sender, wait=wait, gas=gas)
 
-    def settle(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def settle(self, s: SettleIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
         return self._transact("settle((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
 
-    def settle_many(self, batch: list[tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def settle_many(self, batch: list[SettleIn], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])`` (transaction)."""
         return self._transact("settleMany((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[])[])", batch, sender=sender, wait=wait, gas=gas)
 
-    def settle_unrevealed(self, s: tuple[int, tuple[int, int, int, int, int, int, int, int, int, int, int, bytes, int, int], list[int], bytes, list[tuple[tuple[tuple[bytes, str, int, int], int, int, int, bytes, list[bytes]], list[tuple[int, int, int, int, int, list[bytes]]]]], list[list[bytes]], list[bytes]], *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
+    def settle_unrevealed(self, s: SettleIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (transaction)."""
         return self._transact("settleUnrevealed((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, sender=sender, wait=wait, gas=gas)
 

@@ -12,6 +12,7 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError, TimeExhausted
 
 from .abi import decode_values as decode
+from .abi import to_abi_value
 from .artifacts import Artifact, load_artifact
 from .codegen import canonical_type, selector, signature
 from .connection import ChainConnection, GasRecord
@@ -88,7 +89,7 @@ class ContractClient:
 
     def encode(self, sig: str, *args: Any) -> bytes:
         fn = self._functions[sig]
-        return fn.selector + encode(fn.inputs, list(args))
+        return fn.selector + encode(fn.inputs, [to_abi_value(a) for a in args])
 
     def _call(self, sig: str, *args: Any, block: BlockId = "latest", sender: str | None = None) -> Any:
         fn = self._functions[sig]

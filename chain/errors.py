@@ -7,6 +7,7 @@ of its own generated subclass of :class:`ContractCustomError` (see
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -164,6 +165,31 @@ class ContractCustomError(ContractRevertError):
         if name in arguments:
             return arguments[name]
         raise AttributeError(name)
+
+
+# selector -> (the error's name, its ABI input types, its arguments' Python names)
+ErrorTable = dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]
+
+
+def error_class_names(table: ErrorTable) -> dict[bytes, str]:
+    """Each error's class name: its Solidity name, with its selector after it when errors of that
+    name with other arguments exist elsewhere (both must stay importable)."""
+    count = Counter(name for name, _types, _args in table.values())
+    return {sel: name[0].upper() + name[1:] + (f"_{sel.hex()}" if count[name] > 1 else "")
+            for sel, (name, _types, _args) in table.items()}
+
+
+def custom_error_classes(table: ErrorTable, module: str) -> dict[str, type[ContractCustomError]]:
+    """One subclass of :class:`ContractCustomError` per error of ``table``, by class name, made as
+    the module ``module`` would declare them (so that they pickle and print as its own)."""
+    classes: dict[str, type[ContractCustomError]] = {}
+    for (sel, (name, types, args)), cls_name in zip(table.items(), error_class_names(table).values(), strict=True):
+        sig = f"{name}({','.join(types)})"
+        classes[cls_name] = type(cls_name, (ContractCustomError,), {
+            "__module__": module, "__qualname__": cls_name, "__doc__": f"``{sig}``.",
+            "NAME": name, "SIGNATURE": sig, "SELECTOR": sel, "ARG_NAMES": args, "ARG_TYPES": types,
+        })
+    return classes
 
 
 def _show(value: Any) -> str:

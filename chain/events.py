@@ -1,4 +1,5 @@
-"""Decoding event logs with the ABIs of every compiled contract."""
+"""Decoding event logs with the ABIs of every compiled contract (a struct argument becomes its
+generated dataclass, :mod:`flexledger.chain.structs`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from eth_utils import keccak, to_checksum_address
 from .abi import decode_values as decode
 from .artifacts import all_artifacts
 from .codegen import canonical_type
+from .struct_codegen import struct_key
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,17 @@ def _hex(value: Any) -> str:
     return str(value) if str(value).startswith("0x") else "0x" + str(value)
 
 
+def _typed(param: dict[str, Any], value: Any) -> Any:
+    """A struct argument as its generated dataclass (an array of them as a list); others as decoded."""
+    key = struct_key(param)
+    if key is None:
+        return value
+    from .structs import BY_INTERNAL_TYPE  # generated: absent before the first compile
+
+    cls = BY_INTERNAL_TYPE["struct " + key]
+    return [cls.from_abi(v) for v in value] if param["type"].endswith("]") else cls.from_abi(value)
+
+
 def decode_log(log: Mapping[str, Any], names: Mapping[str, str] | None = None) -> DecodedEvent | None:
     """Decode one log; ``None`` for a log no known ABI describes.
 
@@ -93,7 +106,7 @@ def decode_log(log: Mapping[str, Any], names: Mapping[str, str] | None = None) -
     raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
     values = decode([canonical_type(p) for p in plain], raw)
     for param, value in zip(plain, values, strict=True):
-        args[param["name"]] = value
+        args[param["name"]] = _typed(param, value)
     address = to_checksum_address(log["address"])
     contract = (names or {}).get(address.lower(), event.contract)
     return DecodedEvent(

@@ -1,15 +1,17 @@
-"""Writing and checking the generated modules (errors and bindings) beside the artifacts."""
+"""Writing and checking the generated modules (errors, structs and bindings) beside the artifacts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .artifacts import all_artifacts
-from .codegen import generate_bindings, generate_revert_errors
+from .binding_codegen import generate_bindings
+from .codegen import generate_revert_errors
 from .errors import ArtifactError
+from .struct_codegen import generate_structs
 
 HERE = Path(__file__).resolve().parent
-TARGETS = {"revert_errors.py": generate_revert_errors, "bindings.py": generate_bindings}
+TARGETS = {"revert_errors.py": generate_revert_errors, "structs.py": generate_structs, "bindings.py": generate_bindings}
 
 
 def _expected() -> dict[Path, str]:

@@ -2,3688 +2,1424 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from .errors import ContractCustomError
-
-
-class AccessControlBadConfirmation(ContractCustomError):
-    """``AccessControlBadConfirmation()``, declared in MarketAuthority."""
-
-    NAME: ClassVar[str] = "AccessControlBadConfirmation"
-    SIGNATURE: ClassVar[str] = "AccessControlBadConfirmation()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6697b232")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class AccessControlEnforcedDefaultAdminDelay(ContractCustomError):
-    """``AccessControlEnforcedDefaultAdminDelay(uint48)``, declared in MarketAuthority."""
-
-    NAME: ClassVar[str] = "AccessControlEnforcedDefaultAdminDelay"
-    SIGNATURE: ClassVar[str] = "AccessControlEnforcedDefaultAdminDelay(uint48)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("19ca5ebb")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("schedule",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint48",)
-    schedule: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.schedule = values[0]
-
-
-class AccessControlEnforcedDefaultAdminRules(ContractCustomError):
-    """``AccessControlEnforcedDefaultAdminRules()``, declared in MarketAuthority."""
-
-    NAME: ClassVar[str] = "AccessControlEnforcedDefaultAdminRules"
-    SIGNATURE: ClassVar[str] = "AccessControlEnforcedDefaultAdminRules()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3fc3c27a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class AccessControlInvalidDefaultAdmin(ContractCustomError):
-    """``AccessControlInvalidDefaultAdmin(address)``, declared in MarketAuthority."""
-
-    NAME: ClassVar[str] = "AccessControlInvalidDefaultAdmin"
-    SIGNATURE: ClassVar[str] = "AccessControlInvalidDefaultAdmin(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c22c8022")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("default_admin",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    default_admin: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.default_admin = values[0]
-
-
-class AccessControlUnauthorizedAccount(ContractCustomError):
-    """``AccessControlUnauthorizedAccount(address,bytes32)``, declared in MarketAuthority."""
-
-    NAME: ClassVar[str] = "AccessControlUnauthorizedAccount"
-    SIGNATURE: ClassVar[str] = "AccessControlUnauthorizedAccount(address,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e2517d3f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account", "needed_role")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "bytes32")
-    account: str
-    needed_role: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-        self.needed_role = values[1]
-
-
-class AssetAggregatorWithoutRole(ContractCustomError):
-    """``AssetAggregatorWithoutRole(address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetAggregatorWithoutRole"
-    SIGNATURE: ClassVar[str] = "AssetAggregatorWithoutRole(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("15cbde9f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("aggregator",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    aggregator: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.aggregator = values[0]
-
-
-class AssetArrayLengthMismatch(ContractCustomError):
-    """``AssetArrayLengthMismatch()``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetArrayLengthMismatch"
-    SIGNATURE: ClassVar[str] = "AssetArrayLengthMismatch()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5ed9f78b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class AssetConsentExpired(ContractCustomError):
-    """``AssetConsentExpired(uint64)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetConsentExpired"
-    SIGNATURE: ClassVar[str] = "AssetConsentExpired(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2db3fe21")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("deadline",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    deadline: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.deadline = values[0]
-
-
-class AssetConsentInvalid(ContractCustomError):
-    """``AssetConsentInvalid(uint64,address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetConsentInvalid"
-    SIGNATURE: ClassVar[str] = "AssetConsentInvalid(uint64,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("cf105a9d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "owner")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "address")
-    asset_id: int
-    owner: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.owner = values[1]
-
-
-class AssetInPortfolio(ContractCustomError):
-    """``AssetInPortfolio(uint64,uint32)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetInPortfolio"
-    SIGNATURE: ClassVar[str] = "AssetInPortfolio(uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fd7ef432")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "portfolio_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
-    asset_id: int
-    portfolio_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.portfolio_id = values[1]
-
-
-class AssetMarketMismatch(ContractCustomError):
-    """``AssetMarketMismatch(uint64,uint32,uint32)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetMarketMismatch"
-    SIGNATURE: ClassVar[str] = "AssetMarketMismatch(uint64,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4298e980")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "market", "expected")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
-    asset_id: int
-    market: int
-    expected: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.market = values[1]
-        self.expected = values[2]
-
-
-class AssetMeterSignatureInvalid(ContractCustomError):
-    """``AssetMeterSignatureInvalid(address,address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetMeterSignatureInvalid"
-    SIGNATURE: ClassVar[str] = "AssetMeterSignatureInvalid(address,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d2eff8a2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "owner")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
-    meter: str
-    owner: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.owner = values[1]
-
-
-class AssetMeterTaken(ContractCustomError):
-    """``AssetMeterTaken(address,uint64)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetMeterTaken"
-    SIGNATURE: ClassVar[str] = "AssetMeterTaken(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5a24bc6a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "asset_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.asset_id = values[1]
-
-
-class AssetMeterWithoutRole(ContractCustomError):
-    """``AssetMeterWithoutRole(address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetMeterWithoutRole"
-    SIGNATURE: ClassVar[str] = "AssetMeterWithoutRole(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("351e6540")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    meter: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-
-
-class AssetNotActive(ContractCustomError):
-    """``AssetNotActive(uint64)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetNotActive"
-    SIGNATURE: ClassVar[str] = "AssetNotActive(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c719f1b1")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-
-
-class AssetNotAuthorized(ContractCustomError):
-    """``AssetNotAuthorized(address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetNotAuthorized"
-    SIGNATURE: ClassVar[str] = "AssetNotAuthorized(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a2336650")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class AssetNotPortfolioMember(ContractCustomError):
-    """``AssetNotPortfolioMember(uint32,uint64)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetNotPortfolioMember"
-    SIGNATURE: ClassVar[str] = "AssetNotPortfolioMember(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("119b89e2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    portfolio_id: int
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.asset_id = values[1]
-
-
-class AssetNotZoneDso(ContractCustomError):
-    """``AssetNotZoneDso(uint64,uint32,address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetNotZoneDso"
-    SIGNATURE: ClassVar[str] = "AssetNotZoneDso(uint64,uint32,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d5d9efb2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "zone_id", "account")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "address")
-    asset_id: int
-    zone_id: int
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.zone_id = values[1]
-        self.account = values[2]
-
-
-class AssetOutsideZone(ContractCustomError):
-    """``AssetOutsideZone(uint64,uint32,uint32)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetOutsideZone"
-    SIGNATURE: ClassVar[str] = "AssetOutsideZone(uint64,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("44e9df66")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "asset_zone", "portfolio_zone")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
-    asset_id: int
-    asset_zone: int
-    portfolio_zone: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.asset_zone = values[1]
-        self.portfolio_zone = values[2]
-
-
-class AssetOwnerWithoutRole(ContractCustomError):
-    """``AssetOwnerWithoutRole(address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetOwnerWithoutRole"
-    SIGNATURE: ClassVar[str] = "AssetOwnerWithoutRole(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6a574930")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("owner",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    owner: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.owner = values[0]
-
-
-class AssetPowerAboveZoneLimit(ContractCustomError):
-    """``AssetPowerAboveZoneLimit(uint64,uint32,uint32)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetPowerAboveZoneLimit"
-    SIGNATURE: ClassVar[str] = "AssetPowerAboveZoneLimit(uint64,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("1dc6ebfa")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "power_w", "limit_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
-    asset_id: int
-    power_w: int
-    limit_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.power_w = values[1]
-        self.limit_w = values[2]
-
-
-class AssetRegistrationInvalid(ContractCustomError):
-    """``AssetRegistrationInvalid(address,address)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetRegistrationInvalid"
-    SIGNATURE: ClassVar[str] = "AssetRegistrationInvalid(address,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fcb1d150")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("owner", "meter")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
-    owner: str
-    meter: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.owner = values[0]
-        self.meter = values[1]
-
-
-class AssetUnknown(ContractCustomError):
-    """``AssetUnknown(uint64)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetUnknown"
-    SIGNATURE: ClassVar[str] = "AssetUnknown(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f993d03a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-
-
-class AssetUnknownPortfolio(ContractCustomError):
-    """``AssetUnknownPortfolio(uint32)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetUnknownPortfolio"
-    SIGNATURE: ClassVar[str] = "AssetUnknownPortfolio(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d768a5c6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
-    portfolio_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-
-
-class AssetZeroPower(ContractCustomError):
-    """``AssetZeroPower(uint64)``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "AssetZeroPower"
-    SIGNATURE: ClassVar[str] = "AssetZeroPower(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("299b8c2d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-
-
-class BaselineAnswerClosed(ContractCustomError):
-    """``BaselineAnswerClosed(uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineAnswerClosed"
-    SIGNATURE: ClassVar[str] = "BaselineAnswerClosed(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("1b49782a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    answer_by: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.answer_by = values[0]
-
-
-class BaselineAnswerNotTheInput(ContractCustomError):
-    """``BaselineAnswerNotTheInput(int64,int64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineAnswerNotTheInput"
-    SIGNATURE: ClassVar[str] = "BaselineAnswerNotTheInput(int64,int64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("8c493bcd")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("challenged", "anchored")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("int64", "int64")
-    challenged: int
-    anchored: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.challenged = values[0]
-        self.anchored = values[1]
-
-
-class BaselineAnswerOpen(ContractCustomError):
-    """``BaselineAnswerOpen(uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineAnswerOpen"
-    SIGNATURE: ClassVar[str] = "BaselineAnswerOpen(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ad5aeaa1")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    answer_by: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.answer_by = values[0]
-
-
-class BaselineChallengeNotOpen(ContractCustomError):
-    """``BaselineChallengeNotOpen(bytes32)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineChallengeNotOpen"
-    SIGNATURE: ClassVar[str] = "BaselineChallengeNotOpen(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c09747ca")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("key",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    key: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.key = values[0]
-
-
-class BaselineChallengeTaken(ContractCustomError):
-    """``BaselineChallengeTaken(bytes32)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineChallengeTaken"
-    SIGNATURE: ClassVar[str] = "BaselineChallengeTaken(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("293578cc")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("key",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    key: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.key = values[0]
-
-
-class BaselineChallengeTooLate(ContractCustomError):
-    """``BaselineChallengeTooLate(uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineChallengeTooLate"
-    SIGNATURE: ClassVar[str] = "BaselineChallengeTooLate(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0cfe4d21")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("last_at",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    last_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.last_at = values[0]
-
-
-class BaselineDayNotUsed(ContractCustomError):
-    """``BaselineDayNotUsed(address,uint64,uint256)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineDayNotUsed"
-    SIGNATURE: ClassVar[str] = "BaselineDayNotUsed(address,uint64,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("7704545d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start", "days_back")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64", "uint256")
-    meter: str
-    isp_start: int
-    days_back: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-        self.days_back = values[2]
-
-
-class BaselineNoSuchIsp(ContractCustomError):
-    """``BaselineNoSuchIsp(uint256)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineNoSuchIsp"
-    SIGNATURE: ClassVar[str] = "BaselineNoSuchIsp(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a42d5096")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    isp: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.isp = values[0]
-
-
-class BaselineNotCorrected(ContractCustomError):
-    """``BaselineNotCorrected(address,uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineNotCorrected"
-    SIGNATURE: ClassVar[str] = "BaselineNotCorrected(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("bfdf54ed")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-
-
-class BaselineNotInForce(ContractCustomError):
-    """``BaselineNotInForce(address,uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineNotInForce"
-    SIGNATURE: ClassVar[str] = "BaselineNotInForce(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d5d919c8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-
-
-class BaselineNotMember(ContractCustomError):
-    """``BaselineNotMember(uint32,uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineNotMember"
-    SIGNATURE: ClassVar[str] = "BaselineNotMember(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("96518102")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    portfolio_id: int
-    asset: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.asset = values[1]
-
-
-class BaselineNotStandard(ContractCustomError):
-    """``BaselineNotStandard(bytes32)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineNotStandard"
-    SIGNATURE: ClassVar[str] = "BaselineNotStandard(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("89f5dc2e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class BaselineNotWrong(ContractCustomError):
-    """``BaselineNotWrong(address,uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineNotWrong"
-    SIGNATURE: ClassVar[str] = "BaselineNotWrong(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f8f436d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-
-
-class BaselineReadingNotAnchored(ContractCustomError):
-    """``BaselineReadingNotAnchored(address,uint64)``, declared in BaselineDisputes."""
-
-    NAME: ClassVar[str] = "BaselineReadingNotAnchored"
-    SIGNATURE: ClassVar[str] = "BaselineReadingNotAnchored(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("32146aa2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-
-
-class CheckpointUnorderedInsertion(ContractCustomError):
-    """``CheckpointUnorderedInsertion()``, declared in AssetRegistry."""
-
-    NAME: ClassVar[str] = "CheckpointUnorderedInsertion"
-    SIGNATURE: ClassVar[str] = "CheckpointUnorderedInsertion()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2520601d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class ClearingAssetInPortfolio(ContractCustomError):
-    """``ClearingAssetInPortfolio(bytes32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingAssetInPortfolio"
-    SIGNATURE: ClassVar[str] = "ClearingAssetInPortfolio(bytes32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0ddf455c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
-    offer_digest: bytes
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.asset_id = values[1]
-
-
-class ClearingAssetTermsChanged(ContractCustomError):
-    """``ClearingAssetTermsChanged(bytes32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingAssetTermsChanged"
-    SIGNATURE: ClassVar[str] = "ClearingAssetTermsChanged(bytes32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("87d15516")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
-    offer_digest: bytes
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.asset_id = values[1]
-
-
-class ClearingAwardsOutOfOrder(ContractCustomError):
-    """``ClearingAwardsOutOfOrder(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingAwardsOutOfOrder"
-    SIGNATURE: ClassVar[str] = "ClearingAwardsOutOfOrder(bytes32,uint64,uint16)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2c456d85")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint16")
-    offer_digest: bytes
-    request_id: int
-    isp: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp = values[2]
-
-
-class ClearingBeforeGateClosure(ContractCustomError):
-    """``ClearingBeforeGateClosure(uint32,uint64,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingBeforeGateClosure"
-    SIGNATURE: ClassVar[str] = "ClearingBeforeGateClosure(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("97d9ce5b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day", "gate_closure")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
-    market: int
-    day: int
-    gate_closure: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-        self.gate_closure = values[2]
-
-
-class ClearingBlockViolated(ContractCustomError):
-    """``ClearingBlockViolated(bytes32,uint64,uint256,uint256)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingBlockViolated"
-    SIGNATURE: ClassVar[str] = "ClearingBlockViolated(bytes32,uint64,uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c190eef8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "awarded_w", "first_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint256")
-    offer_digest: bytes
-    isp_start: int
-    awarded_w: int
-    first_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-        self.awarded_w = values[2]
-        self.first_w = values[3]
-
-
-class ClearingChallengeWindowClosed(ContractCustomError):
-    """``ClearingChallengeWindowClosed(uint32,uint64,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingChallengeWindowClosed"
-    SIGNATURE: ClassVar[str] = "ClearingChallengeWindowClosed(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4167145d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day", "challenge_ends")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
-    market: int
-    day: int
-    challenge_ends: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-        self.challenge_ends = values[2]
-
-
-class ClearingChallengeWindowOpen(ContractCustomError):
-    """``ClearingChallengeWindowOpen(uint32,uint64,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingChallengeWindowOpen"
-    SIGNATURE: ClassVar[str] = "ClearingChallengeWindowOpen(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4daa3b3d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day", "challenge_ends")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
-    market: int
-    day: int
-    challenge_ends: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-        self.challenge_ends = values[2]
-
-
-class ClearingDayBegun(ContractCustomError):
-    """``ClearingDayBegun(uint32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingDayBegun"
-    SIGNATURE: ClassVar[str] = "ClearingDayBegun(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("204f62b1")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    day: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-
-
-class ClearingDayFinal(ContractCustomError):
-    """``ClearingDayFinal(uint32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingDayFinal"
-    SIGNATURE: ClassVar[str] = "ClearingDayFinal(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("657a89fe")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    day: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-
-
-class ClearingDirectionMismatch(ContractCustomError):
-    """``ClearingDirectionMismatch(bytes32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingDirectionMismatch"
-    SIGNATURE: ClassVar[str] = "ClearingDirectionMismatch(bytes32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0ac90bd3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
-    offer_digest: bytes
-    request_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-
-
-class ClearingIspOutsideOffer(ContractCustomError):
-    """``ClearingIspOutsideOffer(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingIspOutsideOffer"
-    SIGNATURE: ClassVar[str] = "ClearingIspOutsideOffer(bytes32,uint64,uint16)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2302d664")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint16")
-    offer_digest: bytes
-    request_id: int
-    isp: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp = values[2]
-
-
-class ClearingIspOutsideRequest(ContractCustomError):
-    """``ClearingIspOutsideRequest(bytes32,uint64,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingIspOutsideRequest"
-    SIGNATURE: ClassVar[str] = "ClearingIspOutsideRequest(bytes32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f7a04346")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
-    offer_digest: bytes
-    request_id: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp_start = values[2]
-
-
-class ClearingLightCapabilityExceeded(ContractCustomError):
-    """``ClearingLightCapabilityExceeded(bytes32,uint64,uint64,uint32,uint256,uint32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingLightCapabilityExceeded"
-    SIGNATURE: ClassVar[str] = "ClearingLightCapabilityExceeded(bytes32,uint64,uint64,uint32,uint256,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2dd0a8cd")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start", "zone", "tso_w", "capability_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64", "uint32", "uint256", "uint32")
-    offer_digest: bytes
-    request_id: int
-    isp_start: int
-    zone: int
-    tso_w: int
-    capability_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp_start = values[2]
-        self.zone = values[3]
-        self.tso_w = values[4]
-        self.capability_w = values[5]
-
-
-class ClearingMalformedGroup(ContractCustomError):
-    """``ClearingMalformedGroup(uint256)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingMalformedGroup"
-    SIGNATURE: ClassVar[str] = "ClearingMalformedGroup(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("cb20c6eb")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("group",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    group: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.group = values[0]
-
-
-class ClearingModeViolated(ContractCustomError):
-    """``ClearingModeViolated(bytes32,uint64,uint256,uint8)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingModeViolated"
-    SIGNATURE: ClassVar[str] = "ClearingModeViolated(bytes32,uint64,uint256,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b78136a6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "awarded_w", "mode")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint8")
-    offer_digest: bytes
-    isp_start: int
-    awarded_w: int
-    mode: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-        self.awarded_w = values[2]
-        self.mode = values[3]
-
-
-class ClearingNoAwards(ContractCustomError):
-    """``ClearingNoAwards(bytes32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNoAwards"
-    SIGNATURE: ClassVar[str] = "ClearingNoAwards(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("65e4a395")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class ClearingNoResult(ContractCustomError):
-    """``ClearingNoResult(uint32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNoResult"
-    SIGNATURE: ClassVar[str] = "ClearingNoResult(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("329370eb")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    day: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-
-
-class ClearingNotAuthor(ContractCustomError):
-    """``ClearingNotAuthor(uint64,address)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNotAuthor"
-    SIGNATURE: ClassVar[str] = "ClearingNotAuthor(uint64,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9758585b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id", "account")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "address")
-    result_id: int
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.result_id = values[0]
-        self.account = values[1]
-
-
-class ClearingNotBetter(ContractCustomError):
-    """``ClearingNotBetter(uint256,uint256,uint256,uint256)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNotBetter"
-    SIGNATURE: ClassVar[str] = "ClearingNotBetter(uint256,uint256,uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("70a263ba")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("dso_value", "tso_value", "current_dso_value", "current_tso_value")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256", "uint256", "uint256")
-    dso_value: int
-    tso_value: int
-    current_dso_value: int
-    current_tso_value: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.dso_value = values[0]
-        self.tso_value = values[1]
-        self.current_dso_value = values[2]
-        self.current_tso_value = values[3]
-
-
-class ClearingNotMarketDay(ContractCustomError):
-    """``ClearingNotMarketDay(uint32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNotMarketDay"
-    SIGNATURE: ClassVar[str] = "ClearingNotMarketDay(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("13ca504b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "day")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    day: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.day = values[1]
-
-
-class ClearingNotPosting(ContractCustomError):
-    """``ClearingNotPosting(uint64,uint8)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingNotPosting"
-    SIGNATURE: ClassVar[str] = "ClearingNotPosting(uint64,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2cdd7378")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id", "status")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint8")
-    result_id: int
-    status: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.result_id = values[0]
-        self.status = values[1]
-
-
-class ClearingOfferNotInBook(ContractCustomError):
-    """``ClearingOfferNotInBook(bytes32,bytes32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOfferNotInBook"
-    SIGNATURE: ClassVar[str] = "ClearingOfferNotInBook(bytes32,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("8a3a8810")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "batch_root")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "bytes32")
-    offer_digest: bytes
-    batch_root: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.batch_root = values[1]
-
-
-class ClearingOfferNotNewer(ContractCustomError):
-    """``ClearingOfferNotNewer(bytes32,uint32,uint32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOfferNotNewer"
-    SIGNATURE: ClassVar[str] = "ClearingOfferNotNewer(bytes32,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b415d2f8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("newer_digest", "newer_nonce", "older_nonce")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint32", "uint32")
-    newer_digest: bytes
-    newer_nonce: int
-    older_nonce: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.newer_digest = values[0]
-        self.newer_nonce = values[1]
-        self.older_nonce = values[2]
-
-
-class ClearingOfferOutOfOrder(ContractCustomError):
-    """``ClearingOfferOutOfOrder(bytes32,uint64,uint32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOfferOutOfOrder"
-    SIGNATURE: ClassVar[str] = "ClearingOfferOutOfOrder(bytes32,uint64,uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3fc70670")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset", "portfolio", "start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint32", "uint64")
-    offer_digest: bytes
-    asset: int
-    portfolio: int
-    start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.asset = values[1]
-        self.portfolio = values[2]
-        self.start = values[3]
-
-
-class ClearingOfferOverAllocated(ContractCustomError):
-    """``ClearingOfferOverAllocated(bytes32,uint64,uint256,uint32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOfferOverAllocated"
-    SIGNATURE: ClassVar[str] = "ClearingOfferOverAllocated(bytes32,uint64,uint256,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b3c43f3e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "awarded_w", "power_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint32")
-    offer_digest: bytes
-    isp_start: int
-    awarded_w: int
-    power_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-        self.awarded_w = values[2]
-        self.power_w = values[3]
-
-
-class ClearingOfferWrongDay(ContractCustomError):
-    """``ClearingOfferWrongDay(bytes32,uint32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOfferWrongDay"
-    SIGNATURE: ClassVar[str] = "ClearingOfferWrongDay(bytes32,uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e540bb96")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "market", "start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint32", "uint64")
-    offer_digest: bytes
-    market: int
-    start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.market = values[1]
-        self.start = values[2]
-
-
-class ClearingOffersNotOverlapping(ContractCustomError):
-    """``ClearingOffersNotOverlapping(bytes32,bytes32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOffersNotOverlapping"
-    SIGNATURE: ClassVar[str] = "ClearingOffersNotOverlapping(bytes32,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4c12a9a6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("older_digest", "newer_digest")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "bytes32")
-    older_digest: bytes
-    newer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.older_digest = values[0]
-        self.newer_digest = values[1]
-
-
-class ClearingOffersOverlap(ContractCustomError):
-    """``ClearingOffersOverlap(bytes32,uint64,uint32,uint64,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOffersOverlap"
-    SIGNATURE: ClassVar[str] = "ClearingOffersOverlap(bytes32,uint64,uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c5391bb8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "asset", "portfolio", "start", "previous_end")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint32", "uint64", "uint64")
-    offer_digest: bytes
-    asset: int
-    portfolio: int
-    start: int
-    previous_end: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.asset = values[1]
-        self.portfolio = values[2]
-        self.start = values[3]
-        self.previous_end = values[4]
-
-
-class ClearingOlderOfferNotAwarded(ContractCustomError):
-    """``ClearingOlderOfferNotAwarded(uint64,bytes32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingOlderOfferNotAwarded"
-    SIGNATURE: ClassVar[str] = "ClearingOlderOfferNotAwarded(uint64,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a822778e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id", "older_digest")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "bytes32")
-    result_id: int
-    older_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.result_id = values[0]
-        self.older_digest = values[1]
-
-
-class ClearingPortfolioTermsChanged(ContractCustomError):
-    """``ClearingPortfolioTermsChanged(bytes32,uint32,uint256,uint32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingPortfolioTermsChanged"
-    SIGNATURE: ClassVar[str] = "ClearingPortfolioTermsChanged(bytes32,uint32,uint256,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4e3dd3b2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "portfolio_id", "available_w", "power_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint32", "uint256", "uint32")
-    offer_digest: bytes
-    portfolio_id: int
-    available_w: int
-    power_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.portfolio_id = values[1]
-        self.available_w = values[2]
-        self.power_w = values[3]
-
-
-class ClearingPriceAboveMax(ContractCustomError):
-    """``ClearingPriceAboveMax(bytes32,uint64,uint96,uint128)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingPriceAboveMax"
-    SIGNATURE: ClassVar[str] = "ClearingPriceAboveMax(bytes32,uint64,uint96,uint128)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3259f89d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "price", "max_price")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint96", "uint128")
-    offer_digest: bytes
-    request_id: int
-    price: int
-    max_price: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.price = values[2]
-        self.max_price = values[3]
-
-
-class ClearingRedLight(ContractCustomError):
-    """``ClearingRedLight(bytes32,uint64,uint64,uint32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingRedLight"
-    SIGNATURE: ClassVar[str] = "ClearingRedLight(bytes32,uint64,uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3bedc657")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start", "zone")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64", "uint32")
-    offer_digest: bytes
-    request_id: int
-    isp_start: int
-    zone: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp_start = values[2]
-        self.zone = values[3]
-
-
-class ClearingRequestNotOpen(ContractCustomError):
-    """``ClearingRequestNotOpen(bytes32,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingRequestNotOpen"
-    SIGNATURE: ClassVar[str] = "ClearingRequestNotOpen(bytes32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5b8f421a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
-    offer_digest: bytes
-    request_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-
-
-class ClearingRequestOverAllocated(ContractCustomError):
-    """``ClearingRequestOverAllocated(bytes32,uint64,uint64,uint256)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingRequestOverAllocated"
-    SIGNATURE: ClassVar[str] = "ClearingRequestOverAllocated(bytes32,uint64,uint64,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2c8fa8b0")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start", "awarded_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64", "uint256")
-    offer_digest: bytes
-    request_id: int
-    isp_start: int
-    awarded_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp_start = values[2]
-        self.awarded_w = values[3]
-
-
-class ClearingUnknownResult(ContractCustomError):
-    """``ClearingUnknownResult(uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingUnknownResult"
-    SIGNATURE: ClassVar[str] = "ClearingUnknownResult(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f72b2d8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    result_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.result_id = values[0]
-
-
-class ClearingZeroPower(ContractCustomError):
-    """``ClearingZeroPower(bytes32,uint64,uint64)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingZeroPower"
-    SIGNATURE: ClassVar[str] = "ClearingZeroPower(bytes32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5b089663")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
-    offer_digest: bytes
-    request_id: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp_start = values[2]
-
-
-class ClearingZoneOutsideRequest(ContractCustomError):
-    """``ClearingZoneOutsideRequest(bytes32,uint64,uint32,uint32)``, declared in ClearingCommitment."""
-
-    NAME: ClassVar[str] = "ClearingZoneOutsideRequest"
-    SIGNATURE: ClassVar[str] = "ClearingZoneOutsideRequest(bytes32,uint64,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a6aeeac3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "offer_zone", "request_zone")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint32", "uint32")
-    offer_digest: bytes
-    request_id: int
-    offer_zone: int
-    request_zone: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.offer_zone = values[2]
-        self.request_zone = values[3]
-
-
-class DIDRegistryInvalidSignature(ContractCustomError):
-    """``DIDRegistryInvalidSignature(address,address)``, declared in DIDRegistry."""
-
-    NAME: ClassVar[str] = "DIDRegistryInvalidSignature"
-    SIGNATURE: ClassVar[str] = "DIDRegistryInvalidSignature(address,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("bf79f8eb")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("identity", "signer")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
-    identity: str
-    signer: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.identity = values[0]
-        self.signer = values[1]
-
-
-class DIDRegistryNotOwner(ContractCustomError):
-    """``DIDRegistryNotOwner(address,address)``, declared in DIDRegistry."""
-
-    NAME: ClassVar[str] = "DIDRegistryNotOwner"
-    SIGNATURE: ClassVar[str] = "DIDRegistryNotOwner(address,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6c665807")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("identity", "actor")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
-    identity: str
-    actor: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.identity = values[0]
-        self.actor = values[1]
-
-
-class DisputeAgreesWithSettlement(ContractCustomError):
-    """``DisputeAgreesWithSettlement(address,uint64)``, declared in ReadingDisputes."""
-
-    NAME: ClassVar[str] = "DisputeAgreesWithSettlement"
-    SIGNATURE: ClassVar[str] = "DisputeAgreesWithSettlement(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("97d7677d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-
-
-class DisputeIspVoided(ContractCustomError):
-    """``DisputeIspVoided(uint64)``, declared in ReadingDisputes."""
-
-    NAME: ClassVar[str] = "DisputeIspVoided"
-    SIGNATURE: ClassVar[str] = "DisputeIspVoided(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("bb833cf4")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.isp_start = values[0]
-
-
-class DisputeNoSuchIsp(ContractCustomError):
-    """``DisputeNoSuchIsp(uint256)``, declared in ReadingDisputes."""
-
-    NAME: ClassVar[str] = "DisputeNoSuchIsp"
-    SIGNATURE: ClassVar[str] = "DisputeNoSuchIsp(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d38e9980")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    isp: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.isp = values[0]
-
-
-class DisputeNotMember(ContractCustomError):
-    """``DisputeNotMember(uint32,uint64)``, declared in ReadingDisputes."""
-
-    NAME: ClassVar[str] = "DisputeNotMember"
-    SIGNATURE: ClassVar[str] = "DisputeNotMember(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6af24861")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "asset")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    portfolio_id: int
-    asset: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.asset = values[1]
-
-
-class DisputeNotSignedByMeter(ContractCustomError):
-    """``DisputeNotSignedByMeter(address,uint64)``, declared in ReadingDisputes."""
-
-    NAME: ClassVar[str] = "DisputeNotSignedByMeter"
-    SIGNATURE: ClassVar[str] = "DisputeNotSignedByMeter(address,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c7d62e2c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("meter", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint64")
-    meter: str
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.meter = values[0]
-        self.isp_start = values[1]
-
-
-class DisputeReadingOutOfRange(ContractCustomError):
-    """``DisputeReadingOutOfRange(uint64,uint64)``, declared in ReadingDisputes."""
-
-    NAME: ClassVar[str] = "DisputeReadingOutOfRange"
-    SIGNATURE: ClassVar[str] = "DisputeReadingOutOfRange(uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d9a2ab7f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("import_wh", "export_wh")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
-    import_wh: int
-    export_wh: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.import_wh = values[0]
-        self.export_wh = values[1]
-
-
-class ECDSAInvalidSignature(ContractCustomError):
-    """``ECDSAInvalidSignature()``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ECDSAInvalidSignature"
-    SIGNATURE: ClassVar[str] = "ECDSAInvalidSignature()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f645eedf")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class ECDSAInvalidSignatureLength(ContractCustomError):
-    """``ECDSAInvalidSignatureLength(uint256)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ECDSAInvalidSignatureLength"
-    SIGNATURE: ClassVar[str] = "ECDSAInvalidSignatureLength(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fce698f7")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("length",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    length: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.length = values[0]
-
-
-class ECDSAInvalidSignatureS(ContractCustomError):
-    """``ECDSAInvalidSignatureS(bytes32)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ECDSAInvalidSignatureS"
-    SIGNATURE: ClassVar[str] = "ECDSAInvalidSignatureS(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d78bce0c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("s",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    s: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.s = values[0]
-
-
-class ERC20InsufficientAllowance(ContractCustomError):
-    """``ERC20InsufficientAllowance(address,uint256,uint256)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC20InsufficientAllowance"
-    SIGNATURE: ClassVar[str] = "ERC20InsufficientAllowance(address,uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fb8f41b2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("spender", "allowance", "needed")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256", "uint256")
-    spender: str
-    allowance: int
-    needed: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.spender = values[0]
-        self.allowance = values[1]
-        self.needed = values[2]
-
-
-class ERC20InsufficientBalance(ContractCustomError):
-    """``ERC20InsufficientBalance(address,uint256,uint256)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC20InsufficientBalance"
-    SIGNATURE: ClassVar[str] = "ERC20InsufficientBalance(address,uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e450d38c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("sender_", "balance", "needed")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256", "uint256")
-    sender_: str
-    balance: int
-    needed: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.sender_ = values[0]
-        self.balance = values[1]
-        self.needed = values[2]
-
-
-class ERC20InvalidApprover(ContractCustomError):
-    """``ERC20InvalidApprover(address)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC20InvalidApprover"
-    SIGNATURE: ClassVar[str] = "ERC20InvalidApprover(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e602df05")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("approver",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    approver: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.approver = values[0]
-
-
-class ERC20InvalidReceiver(ContractCustomError):
-    """``ERC20InvalidReceiver(address)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC20InvalidReceiver"
-    SIGNATURE: ClassVar[str] = "ERC20InvalidReceiver(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ec442f05")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("receiver",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    receiver: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.receiver = values[0]
-
-
-class ERC20InvalidSender(ContractCustomError):
-    """``ERC20InvalidSender(address)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC20InvalidSender"
-    SIGNATURE: ClassVar[str] = "ERC20InvalidSender(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("96c6fd1e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("sender_",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    sender_: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.sender_ = values[0]
-
-
-class ERC20InvalidSpender(ContractCustomError):
-    """``ERC20InvalidSpender(address)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC20InvalidSpender"
-    SIGNATURE: ClassVar[str] = "ERC20InvalidSpender(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("94280d62")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("spender",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    spender: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.spender = values[0]
-
-
-class ERC2612ExpiredSignature(ContractCustomError):
-    """``ERC2612ExpiredSignature(uint256)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC2612ExpiredSignature"
-    SIGNATURE: ClassVar[str] = "ERC2612ExpiredSignature(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("62791302")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("deadline",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    deadline: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.deadline = values[0]
-
-
-class ERC2612InvalidSigner(ContractCustomError):
-    """``ERC2612InvalidSigner(address,address)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "ERC2612InvalidSigner"
-    SIGNATURE: ClassVar[str] = "ERC2612InvalidSigner(address,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4b800e46")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("signer", "owner")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
-    signer: str
-    owner: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.signer = values[0]
-        self.owner = values[1]
-
-
-class GridZonesAfterGateClosure(ContractCustomError):
-    """``GridZonesAfterGateClosure(uint32,uint64,uint64)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesAfterGateClosure"
-    SIGNATURE: ClassVar[str] = "GridZonesAfterGateClosure(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("7c6afe0e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "isp_start", "gate_closure")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
-    zone_id: int
-    isp_start: int
-    gate_closure: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-        self.isp_start = values[1]
-        self.gate_closure = values[2]
-
-
-class GridZonesCapabilityNotAllowed(ContractCustomError):
-    """``GridZonesCapabilityNotAllowed(uint8,uint256)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesCapabilityNotAllowed"
-    SIGNATURE: ClassVar[str] = "GridZonesCapabilityNotAllowed(uint8,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("508c145e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("colour", "capability_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint256")
-    colour: int
-    capability_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.colour = values[0]
-        self.capability_w = values[1]
-
-
-class GridZonesCapabilityOverflow(ContractCustomError):
-    """``GridZonesCapabilityOverflow(uint256)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesCapabilityOverflow"
-    SIGNATURE: ClassVar[str] = "GridZonesCapabilityOverflow(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("84630f6f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("capability_w",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    capability_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.capability_w = values[0]
-
-
-class GridZonesInvalidColour(ContractCustomError):
-    """``GridZonesInvalidColour(uint8)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesInvalidColour"
-    SIGNATURE: ClassVar[str] = "GridZonesInvalidColour(uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ec0e5e86")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("colour",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
-    colour: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.colour = values[0]
-
-
-class GridZonesInvalidDirection(ContractCustomError):
-    """``GridZonesInvalidDirection(uint8)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesInvalidDirection"
-    SIGNATURE: ClassVar[str] = "GridZonesInvalidDirection(uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("67b38802")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("direction",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
-    direction: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.direction = values[0]
-
-
-class GridZonesInvalidOperator(ContractCustomError):
-    """``GridZonesInvalidOperator(address)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesInvalidOperator"
-    SIGNATURE: ClassVar[str] = "GridZonesInvalidOperator(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("deb96ef9")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("operator",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    operator: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.operator = values[0]
-
-
-class GridZonesInvalidWord(ContractCustomError):
-    """``GridZonesInvalidWord(uint32,uint256)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesInvalidWord"
-    SIGNATURE: ClassVar[str] = "GridZonesInvalidWord(uint32,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ececfdef")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "word")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint256")
-    zone_id: int
-    word: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-        self.word = values[1]
-
-
-class GridZonesLooserThanStatic(ContractCustomError):
-    """``GridZonesLooserThanStatic(uint32,uint64,uint8,uint32,uint32)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesLooserThanStatic"
-    SIGNATURE: ClassVar[str] = "GridZonesLooserThanStatic(uint32,uint64,uint8,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("03e57832")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "isp_start", "direction", "light", "static_light")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint8", "uint32", "uint32")
-    zone_id: int
-    isp_start: int
-    direction: int
-    light: int
-    static_light: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-        self.isp_start = values[1]
-        self.direction = values[2]
-        self.light = values[3]
-        self.static_light = values[4]
-
-
-class GridZonesNotAligned(ContractCustomError):
-    """``GridZonesNotAligned(uint64,uint32)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesNotAligned"
-    SIGNATURE: ClassVar[str] = "GridZonesNotAligned(uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("cce608bf")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("time", "period")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
-    time: int
-    period: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.time = values[0]
-        self.period = values[1]
-
-
-class GridZonesNotDayStart(ContractCustomError):
-    """``GridZonesNotDayStart(uint32,uint64)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesNotDayStart"
-    SIGNATURE: ClassVar[str] = "GridZonesNotDayStart(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("81aee26c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market_id", "day_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market_id: int
-    day_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market_id = values[0]
-        self.day_start = values[1]
-
-
-class GridZonesNotOperator(ContractCustomError):
-    """``GridZonesNotOperator(uint32,address)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesNotOperator"
-    SIGNATURE: ClassVar[str] = "GridZonesNotOperator(uint32,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("31c72c5a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "account")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address")
-    zone_id: int
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-        self.account = values[1]
-
-
-class GridZonesOperatorWithoutRole(ContractCustomError):
-    """``GridZonesOperatorWithoutRole(address)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesOperatorWithoutRole"
-    SIGNATURE: ClassVar[str] = "GridZonesOperatorWithoutRole(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("df6d2245")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("operator",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    operator: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.operator = values[0]
-
-
-class GridZonesRootHasNoLights(ContractCustomError):
-    """``GridZonesRootHasNoLights(uint32)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesRootHasNoLights"
-    SIGNATURE: ClassVar[str] = "GridZonesRootHasNoLights(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6777d050")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
-    zone_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-
-
-class GridZonesTooDeep(ContractCustomError):
-    """``GridZonesTooDeep(uint32,uint8)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesTooDeep"
-    SIGNATURE: ClassVar[str] = "GridZonesTooDeep(uint32,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ff33b7fd")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("parent", "depth")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint8")
-    parent: int
-    depth: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.parent = values[0]
-        self.depth = values[1]
-
-
-class GridZonesTooManyZones(ContractCustomError):
-    """``GridZonesTooManyZones()``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesTooManyZones"
-    SIGNATURE: ClassVar[str] = "GridZonesTooManyZones()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2dc976ac")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class GridZonesUnknownZone(ContractCustomError):
-    """``GridZonesUnknownZone(uint32)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesUnknownZone"
-    SIGNATURE: ClassVar[str] = "GridZonesUnknownZone(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f6960d2b")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
-    zone_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-
-
-class GridZonesUnsupportedIsp(ContractCustomError):
-    """``GridZonesUnsupportedIsp(uint32,uint32)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesUnsupportedIsp"
-    SIGNATURE: ClassVar[str] = "GridZonesUnsupportedIsp(uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("02d5f30d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market_id", "isp_seconds")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint32")
-    market_id: int
-    isp_seconds: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market_id = values[0]
-        self.isp_seconds = values[1]
-
-
-class GridZonesWordCountMismatch(ContractCustomError):
-    """``GridZonesWordCountMismatch(uint256,uint256)``, declared in GridZones."""
-
-    NAME: ClassVar[str] = "GridZonesWordCountMismatch"
-    SIGNATURE: ClassVar[str] = "GridZonesWordCountMismatch(uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e29fd966")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("expected", "actual")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
-    expected: int
-    actual: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.expected = values[0]
-        self.actual = values[1]
-
-
-class InvalidAccountNonce(ContractCustomError):
-    """``InvalidAccountNonce(address,uint256)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "InvalidAccountNonce"
-    SIGNATURE: ClassVar[str] = "InvalidAccountNonce(address,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("752d88c0")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account", "current_nonce")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256")
-    account: str
-    current_nonce: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-        self.current_nonce = values[1]
-
-
-class InvalidShortString(ContractCustomError):
-    """``InvalidShortString()``, declared in AssetRegistry, MarketRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
-
-    NAME: ClassVar[str] = "InvalidShortString"
-    SIGNATURE: ClassVar[str] = "InvalidShortString()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b3512b0c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class MarketRegistryInvalidParameter(ContractCustomError):
-    """``MarketRegistryInvalidParameter(string,uint256)``, declared in MarketRegistry."""
-
-    NAME: ClassVar[str] = "MarketRegistryInvalidParameter"
-    SIGNATURE: ClassVar[str] = "MarketRegistryInvalidParameter(string,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("8c0eebe6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("field", "value_")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string", "uint256")
-    field: str
-    value_: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.field = values[0]
-        self.value_ = values[1]
-
-
-class MarketRegistryNotAuthority(ContractCustomError):
-    """``MarketRegistryNotAuthority(address)``, declared in MarketRegistry."""
-
-    NAME: ClassVar[str] = "MarketRegistryNotAuthority"
-    SIGNATURE: ClassVar[str] = "MarketRegistryNotAuthority(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5452f8f3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class MarketRegistryUnknownMarket(ContractCustomError):
-    """``MarketRegistryUnknownMarket(uint32)``, declared in MarketRegistry."""
-
-    NAME: ClassVar[str] = "MarketRegistryUnknownMarket"
-    SIGNATURE: ClassVar[str] = "MarketRegistryUnknownMarket(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("35ee7158")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
-    market_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market_id = values[0]
-
-
-class MeterOracleAlreadyAnchored(ContractCustomError):
-    """``MeterOracleAlreadyAnchored(uint32,uint64)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleAlreadyAnchored"
-    SIGNATURE: ClassVar[str] = "MeterOracleAlreadyAnchored(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("dbbdd482")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.isp_start = values[1]
-
-
-class MeterOracleBaselineWindow(ContractCustomError):
-    """``MeterOracleBaselineWindow(uint64,uint64,uint64)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleBaselineWindow"
-    SIGNATURE: ClassVar[str] = "MeterOracleBaselineWindow(uint64,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3c451cd6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "opens", "closes")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64", "uint64")
-    isp_start: int
-    opens: int
-    closes: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.isp_start = values[0]
-        self.opens = values[1]
-        self.closes = values[2]
-
-
-class MeterOracleBaselinesAnchored(ContractCustomError):
-    """``MeterOracleBaselinesAnchored(uint32,uint64)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleBaselinesAnchored"
-    SIGNATURE: ClassVar[str] = "MeterOracleBaselinesAnchored(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e92dc6c6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.isp_start = values[1]
-
-
-class MeterOracleDisputesAlreadySet(ContractCustomError):
-    """``MeterOracleDisputesAlreadySet(address)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleDisputesAlreadySet"
-    SIGNATURE: ClassVar[str] = "MeterOracleDisputesAlreadySet(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6a610ec5")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("disputes",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    disputes: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.disputes = values[0]
-
-
-class MeterOracleEmptyRoot(ContractCustomError):
-    """``MeterOracleEmptyRoot()``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleEmptyRoot"
-    SIGNATURE: ClassVar[str] = "MeterOracleEmptyRoot()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d97cbd70")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class MeterOracleIspNotEnded(ContractCustomError):
-    """``MeterOracleIspNotEnded(uint64,uint64)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleIspNotEnded"
-    SIGNATURE: ClassVar[str] = "MeterOracleIspNotEnded(uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("bd71f9c8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "ends_at")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
-    isp_start: int
-    ends_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.isp_start = values[0]
-        self.ends_at = values[1]
-
-
-class MeterOracleNotAligned(ContractCustomError):
-    """``MeterOracleNotAligned(uint64,uint32)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleNotAligned"
-    SIGNATURE: ClassVar[str] = "MeterOracleNotAligned(uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e485f616")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("isp_start", "isp_seconds")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
-    isp_start: int
-    isp_seconds: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.isp_start = values[0]
-        self.isp_seconds = values[1]
-
-
-class MeterOracleNotAuthority(ContractCustomError):
-    """``MeterOracleNotAuthority(address)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleNotAuthority"
-    SIGNATURE: ClassVar[str] = "MeterOracleNotAuthority(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("7bb3bd96")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class MeterOracleNotDisputes(ContractCustomError):
-    """``MeterOracleNotDisputes(address)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleNotDisputes"
-    SIGNATURE: ClassVar[str] = "MeterOracleNotDisputes(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e6073019")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class MeterOracleStakeLocked(ContractCustomError):
-    """``MeterOracleStakeLocked(uint64)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleStakeLocked"
-    SIGNATURE: ClassVar[str] = "MeterOracleStakeLocked(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fab55404")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("unlocks_at",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    unlocks_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.unlocks_at = values[0]
-
-
-class MeterOracleStakeTooLow(ContractCustomError):
-    """``MeterOracleStakeTooLow(uint32,address,uint256,uint256)``, declared in MeterOracle."""
-
-    NAME: ClassVar[str] = "MeterOracleStakeTooLow"
-    SIGNATURE: ClassVar[str] = "MeterOracleStakeTooLow(uint32,address,uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("14d46b02")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "oracle", "staked", "required")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address", "uint256", "uint256")
-    market: int
-    oracle: str
-    staked: int
-    required: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.oracle = values[1]
-        self.staked = values[2]
-        self.required = values[3]
-
-
-class OmissionAlreadyClaimed(ContractCustomError):
-    """``OmissionAlreadyClaimed(bytes32)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionAlreadyClaimed"
-    SIGNATURE: ClassVar[str] = "OmissionAlreadyClaimed(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("204a6833")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reading_key",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    reading_key: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.reading_key = values[0]
-
-
-class OmissionAnswerClosed(ContractCustomError):
-    """``OmissionAnswerClosed(uint64)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionAnswerClosed"
-    SIGNATURE: ClassVar[str] = "OmissionAnswerClosed(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("392490cc")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    answer_by: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.answer_by = values[0]
-
-
-class OmissionAnswerOpen(ContractCustomError):
-    """``OmissionAnswerOpen(uint64)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionAnswerOpen"
-    SIGNATURE: ClassVar[str] = "OmissionAnswerOpen(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("1f0eebea")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("answer_by",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    answer_by: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.answer_by = values[0]
-
-
-class OmissionNotAnchored(ContractCustomError):
-    """``OmissionNotAnchored(uint32,uint64)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionNotAnchored"
-    SIGNATURE: ClassVar[str] = "OmissionNotAnchored(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("097f1528")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    market: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-        self.isp_start = values[1]
-
-
-class OmissionNotOpen(ContractCustomError):
-    """``OmissionNotOpen(bytes32)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionNotOpen"
-    SIGNATURE: ClassVar[str] = "OmissionNotOpen(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b01468ba")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("reading_key",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    reading_key: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.reading_key = values[0]
-
-
-class OmissionNotProven(ContractCustomError):
-    """``OmissionNotProven()``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionNotProven"
-    SIGNATURE: ClassVar[str] = "OmissionNotProven()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ce86b4fd")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class OmissionNotReceipted(ContractCustomError):
-    """``OmissionNotReceipted(address)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionNotReceipted"
-    SIGNATURE: ClassVar[str] = "OmissionNotReceipted(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("150745d4")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("anchoring_oracle",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    anchoring_oracle: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.anchoring_oracle = values[0]
-
-
-class OmissionTooLate(ContractCustomError):
-    """``OmissionTooLate(uint64)``, declared in OmissionClaims."""
-
-    NAME: ClassVar[str] = "OmissionTooLate"
-    SIGNATURE: ClassVar[str] = "OmissionTooLate(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("37d23a20")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("last_claim_at",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    last_claim_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.last_claim_at = values[0]
-
-
-class OrderBookAfterGateClosure(ContractCustomError):
-    """``OrderBookAfterGateClosure(uint64,uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookAfterGateClosure"
-    SIGNATURE: ClassVar[str] = "OrderBookAfterGateClosure(uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("324f27af")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "gate_closure")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
-    start: int
-    gate_closure: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.start = values[0]
-        self.gate_closure = values[1]
-
-
-class OrderBookAssetInPortfolio(ContractCustomError):
-    """``OrderBookAssetInPortfolio(uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookAssetInPortfolio"
-    SIGNATURE: ClassVar[str] = "OrderBookAssetInPortfolio(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2cd89a8e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    asset_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-
-
-class OrderBookAssetNotActive(ContractCustomError):
-    """``OrderBookAssetNotActive(uint64,uint8)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookAssetNotActive"
-    SIGNATURE: ClassVar[str] = "OrderBookAssetNotActive(uint64,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0a741638")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "status")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint8")
-    asset_id: int
-    status: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.status = values[1]
-
-
-class OrderBookBondLocked(ContractCustomError):
-    """``OrderBookBondLocked(uint256,uint256)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookBondLocked"
-    SIGNATURE: ClassVar[str] = "OrderBookBondLocked(uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4fd059af")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("amount", "available")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
-    amount: int
-    available: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.amount = values[0]
-        self.available = values[1]
-
-
-class OrderBookBondNotice(ContractCustomError):
-    """``OrderBookBondNotice(uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookBondNotice"
-    SIGNATURE: ClassVar[str] = "OrderBookBondNotice(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f6c9bd3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("notice_ends",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    notice_ends: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.notice_ends = values[0]
-
-
-class OrderBookEscrowExceeded(ContractCustomError):
-    """``OrderBookEscrowExceeded(uint64,uint256,uint256)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookEscrowExceeded"
-    SIGNATURE: ClassVar[str] = "OrderBookEscrowExceeded(uint64,uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2ff54677")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id", "amount", "left")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint256", "uint256")
-    request_id: int
-    amount: int
-    left: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.request_id = values[0]
-        self.amount = values[1]
-        self.left = values[2]
-
-
-class OrderBookEscrowOverflow(ContractCustomError):
-    """``OrderBookEscrowOverflow(uint256)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookEscrowOverflow"
-    SIGNATURE: ClassVar[str] = "OrderBookEscrowOverflow(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b1eee411")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("max_price",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    max_price: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.max_price = values[0]
-
-
-class OrderBookInvalidBaseline(ContractCustomError):
-    """``OrderBookInvalidBaseline(uint8,bytes32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidBaseline"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidBaseline(uint8,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e1372a44")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("method", "baseline")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "bytes32")
-    method: int
-    baseline: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.method = values[0]
-        self.baseline = values[1]
-
-
-class OrderBookInvalidDirection(ContractCustomError):
-    """``OrderBookInvalidDirection(uint8)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidDirection"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidDirection(uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d853e0fc")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("direction",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8",)
-    direction: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.direction = values[0]
-
-
-class OrderBookInvalidMode(ContractCustomError):
-    """``OrderBookInvalidMode(uint8,uint32,uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidMode"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidMode(uint8,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("54b125ce")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("mode", "min_power_w", "power_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint32", "uint32")
-    mode: int
-    min_power_w: int
-    power_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.mode = values[0]
-        self.min_power_w = values[1]
-        self.power_w = values[2]
-
-
-class OrderBookInvalidPower(ContractCustomError):
-    """``OrderBookInvalidPower(uint32,uint256)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidPower"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidPower(uint32,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("04a68b18")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("power_w", "prequalified_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint256")
-    power_w: int
-    prequalified_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.power_w = values[0]
-        self.prequalified_w = values[1]
-
-
-class OrderBookInvalidRequestKind(ContractCustomError):
-    """``OrderBookInvalidRequestKind(uint8,uint8)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidRequestKind"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidRequestKind(uint8,uint8)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b305d16e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("product", "purpose")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint8")
-    product: int
-    purpose: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.product = values[0]
-        self.purpose = values[1]
-
-
-class OrderBookInvalidSignature(ContractCustomError):
-    """``OrderBookInvalidSignature()``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidSignature"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidSignature()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0e1aa856")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class OrderBookInvalidSubject(ContractCustomError):
-    """``OrderBookInvalidSubject(uint64,uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidSubject"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidSubject(uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e1cb7fe5")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "portfolio_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
-    asset_id: int
-    portfolio_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.portfolio_id = values[1]
-
-
-class OrderBookInvalidWindow(ContractCustomError):
-    """``OrderBookInvalidWindow(uint64,uint16)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookInvalidWindow"
-    SIGNATURE: ClassVar[str] = "OrderBookInvalidWindow(uint64,uint16)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4be9d7e1")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "isps")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint16")
-    start: int
-    isps: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.start = values[0]
-        self.isps = values[1]
-
-
-class OrderBookLengthMismatch(ContractCustomError):
-    """``OrderBookLengthMismatch(uint256,uint256)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookLengthMismatch"
-    SIGNATURE: ClassVar[str] = "OrderBookLengthMismatch(uint256,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ec5025e3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offers", "signatures")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256", "uint256")
-    offers: int
-    signatures: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offers = values[0]
-        self.signatures = values[1]
-
-
-class OrderBookNotAuthority(ContractCustomError):
-    """``OrderBookNotAuthority(address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotAuthority"
-    SIGNATURE: ClassVar[str] = "OrderBookNotAuthority(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("cc2b4362")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class OrderBookNotBuyer(ContractCustomError):
-    """``OrderBookNotBuyer(uint64,address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotBuyer"
-    SIGNATURE: ClassVar[str] = "OrderBookNotBuyer(uint64,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4bf1bb2c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id", "account")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "address")
-    request_id: int
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.request_id = values[0]
-        self.account = values[1]
-
-
-class OrderBookNotRelayer(ContractCustomError):
-    """``OrderBookNotRelayer(address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotRelayer"
-    SIGNATURE: ClassVar[str] = "OrderBookNotRelayer(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3551d462")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("relayer",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    relayer: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.relayer = values[0]
-
-
-class OrderBookNotSeller(ContractCustomError):
-    """``OrderBookNotSeller(address,address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotSeller"
-    SIGNATURE: ClassVar[str] = "OrderBookNotSeller(address,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0fc9248d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("signer", "seller")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "address")
-    signer: str
-    seller: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.signer = values[0]
-        self.seller = values[1]
-
-
-class OrderBookNotSettlement(ContractCustomError):
-    """``OrderBookNotSettlement(address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotSettlement"
-    SIGNATURE: ClassVar[str] = "OrderBookNotSettlement(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f5ee0802")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class OrderBookNotSystemOperator(ContractCustomError):
-    """``OrderBookNotSystemOperator(address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookNotSystemOperator"
-    SIGNATURE: ClassVar[str] = "OrderBookNotSystemOperator(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("901a1c1e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class OrderBookOfferExpired(ContractCustomError):
-    """``OrderBookOfferExpired(uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookOfferExpired"
-    SIGNATURE: ClassVar[str] = "OrderBookOfferExpired(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("4e3a7c5d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("expiry",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    expiry: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.expiry = values[0]
-
-
-class OrderBookRequestNotOpen(ContractCustomError):
-    """``OrderBookRequestNotOpen(uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookRequestNotOpen"
-    SIGNATURE: ClassVar[str] = "OrderBookRequestNotOpen(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("7ab14c0c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    request_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.request_id = values[0]
-
-
-class OrderBookSellerNotBonded(ContractCustomError):
-    """``OrderBookSellerNotBonded(address,uint256,bool,uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookSellerNotBonded"
-    SIGNATURE: ClassVar[str] = "OrderBookSellerNotBonded(address,uint256,bool,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3f0082f6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("seller", "free", "indebted", "notice_ends")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "uint256", "bool", "uint64")
-    seller: str
-    free: int
-    indebted: bool
-    notice_ends: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.seller = values[0]
-        self.free = values[1]
-        self.indebted = values[2]
-        self.notice_ends = values[3]
-
-
-class OrderBookSettlementAlreadySet(ContractCustomError):
-    """``OrderBookSettlementAlreadySet(address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookSettlementAlreadySet"
-    SIGNATURE: ClassVar[str] = "OrderBookSettlementAlreadySet(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ccf748f6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("settlement",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    settlement: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.settlement = values[0]
-
-
-class OrderBookStaleNonce(ContractCustomError):
-    """``OrderBookStaleNonce(uint32,uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookStaleNonce"
-    SIGNATURE: ClassVar[str] = "OrderBookStaleNonce(uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("030b8de1")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("nonce", "last_nonce")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint32")
-    nonce: int
-    last_nonce: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.nonce = values[0]
-        self.last_nonce = values[1]
-
-
-class OrderBookTooFarAhead(ContractCustomError):
-    """``OrderBookTooFarAhead(uint64,uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookTooFarAhead"
-    SIGNATURE: ClassVar[str] = "OrderBookTooFarAhead(uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("973266f2")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "day")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
-    start: int
-    day: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.start = values[0]
-        self.day = values[1]
-
-
-class OrderBookUnknownMarket(ContractCustomError):
-    """``OrderBookUnknownMarket(uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookUnknownMarket"
-    SIGNATURE: ClassVar[str] = "OrderBookUnknownMarket(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f8fbe8ab")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("market",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
-    market: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.market = values[0]
-
-
-class OrderBookUnknownPortfolio(ContractCustomError):
-    """``OrderBookUnknownPortfolio(uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookUnknownPortfolio"
-    SIGNATURE: ClassVar[str] = "OrderBookUnknownPortfolio(uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("72055e2d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32",)
-    portfolio_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-
-
-class OrderBookUnknownRequest(ContractCustomError):
-    """``OrderBookUnknownRequest(uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookUnknownRequest"
-    SIGNATURE: ClassVar[str] = "OrderBookUnknownRequest(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9349f1ba")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    request_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.request_id = values[0]
-
-
-class OrderBookWindowInPast(ContractCustomError):
-    """``OrderBookWindowInPast(uint64)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookWindowInPast"
-    SIGNATURE: ClassVar[str] = "OrderBookWindowInPast(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9d75651d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.start = values[0]
-
-
-class OrderBookWindowNotAligned(ContractCustomError):
-    """``OrderBookWindowNotAligned(uint64,uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookWindowNotAligned"
-    SIGNATURE: ClassVar[str] = "OrderBookWindowNotAligned(uint64,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9dd5fda1")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("start", "isp_seconds")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32")
-    start: int
-    isp_seconds: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.start = values[0]
-        self.isp_seconds = values[1]
-
-
-class OrderBookWrongMarket(ContractCustomError):
-    """``OrderBookWrongMarket(uint64,uint32,uint32)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookWrongMarket"
-    SIGNATURE: ClassVar[str] = "OrderBookWrongMarket(uint64,uint32,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3084c485")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("asset_id", "portfolio_id", "market")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint32", "uint32")
-    asset_id: int
-    portfolio_id: int
-    market: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.asset_id = values[0]
-        self.portfolio_id = values[1]
-        self.market = values[2]
-
-
-class OrderBookZeroPrice(ContractCustomError):
-    """``OrderBookZeroPrice()``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookZeroPrice"
-    SIGNATURE: ClassVar[str] = "OrderBookZeroPrice()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fe0784b4")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class OrderBookZoneNotBuyable(ContractCustomError):
-    """``OrderBookZoneNotBuyable(uint32,address)``, declared in OrderBook."""
-
-    NAME: ClassVar[str] = "OrderBookZoneNotBuyable"
-    SIGNATURE: ClassVar[str] = "OrderBookZoneNotBuyable(uint32,address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2ff313f5")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("zone_id", "buyer")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "address")
-    zone_id: int
-    buyer: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.zone_id = values[0]
-        self.buyer = values[1]
-
-
-class PortfolioBaselineNotAnchored(ContractCustomError):
-    """``PortfolioBaselineNotAnchored(uint32,uint64,uint64)``, declared in DeliveryMeter."""
-
-    NAME: ClassVar[str] = "PortfolioBaselineNotAnchored"
-    SIGNATURE: ClassVar[str] = "PortfolioBaselineNotAnchored(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("0080e100")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start", "asset")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
-    portfolio_id: int
-    isp_start: int
-    asset: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.isp_start = values[1]
-        self.asset = values[2]
-
-
-class PortfolioMembersMismatch(ContractCustomError):
-    """``PortfolioMembersMismatch(uint32,uint64,uint256,uint64)``, declared in DeliveryMeter."""
-
-    NAME: ClassVar[str] = "PortfolioMembersMismatch"
-    SIGNATURE: ClassVar[str] = "PortfolioMembersMismatch(uint32,uint64,uint256,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c89f13df")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start", "index", "expected")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint256", "uint64")
-    portfolio_id: int
-    isp_start: int
-    index: int
-    expected: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.isp_start = values[1]
-        self.index = values[2]
-        self.expected = values[3]
-
-
-class PortfolioOutOfRange(ContractCustomError):
-    """``PortfolioOutOfRange(uint32,uint64)``, declared in DeliveryMeter."""
-
-    NAME: ClassVar[str] = "PortfolioOutOfRange"
-    SIGNATURE: ClassVar[str] = "PortfolioOutOfRange(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("275aec98")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    portfolio_id: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.isp_start = values[1]
-
-
-class PortfolioReadingNotAnchored(ContractCustomError):
-    """``PortfolioReadingNotAnchored(uint32,uint64,uint64)``, declared in DeliveryMeter."""
-
-    NAME: ClassVar[str] = "PortfolioReadingNotAnchored"
-    SIGNATURE: ClassVar[str] = "PortfolioReadingNotAnchored(uint32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a46eb1e6")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start", "asset")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64", "uint64")
-    portfolio_id: int
-    isp_start: int
-    asset: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.isp_start = values[1]
-        self.asset = values[2]
-
-
-class PortfolioWithoutMembers(ContractCustomError):
-    """``PortfolioWithoutMembers(uint32,uint64)``, declared in DeliveryMeter."""
-
-    NAME: ClassVar[str] = "PortfolioWithoutMembers"
-    SIGNATURE: ClassVar[str] = "PortfolioWithoutMembers(uint32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a85dc6c9")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("portfolio_id", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint32", "uint64")
-    portfolio_id: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.portfolio_id = values[0]
-        self.isp_start = values[1]
-
-
-class RoleGatedMissingRole(ContractCustomError):
-    """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, ClearingCommitment, GridZones, MeterOracle, OrderBook, RoleGated."""
-
-    NAME: ClassVar[str] = "RoleGatedMissingRole"
-    SIGNATURE: ClassVar[str] = "RoleGatedMissingRole(address,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9b43d8f3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account", "role")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "bytes32")
-    account: str
-    role: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-        self.role = values[1]
-
-
-class RoleRegistryArrayLengthMismatch(ContractCustomError):
-    """``RoleRegistryArrayLengthMismatch()``, declared in RoleRegistry."""
-
-    NAME: ClassVar[str] = "RoleRegistryArrayLengthMismatch"
-    SIGNATURE: ClassVar[str] = "RoleRegistryArrayLengthMismatch()"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ee088f2e")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ()
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-
-
-class RoleRegistryInvalidValidity(ContractCustomError):
-    """``RoleRegistryInvalidValidity(uint64,uint64)``, declared in RoleRegistry."""
-
-    NAME: ClassVar[str] = "RoleRegistryInvalidValidity"
-    SIGNATURE: ClassVar[str] = "RoleRegistryInvalidValidity(uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("cef3521f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("valid_from", "valid_until")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
-    valid_from: int
-    valid_until: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.valid_from = values[0]
-        self.valid_until = values[1]
-
-
-class RoleRegistryNotIssued(ContractCustomError):
-    """``RoleRegistryNotIssued(address,bytes32)``, declared in RoleRegistry."""
-
-    NAME: ClassVar[str] = "RoleRegistryNotIssued"
-    SIGNATURE: ClassVar[str] = "RoleRegistryNotIssued(address,bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("f1974f6f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("subject", "role")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address", "bytes32")
-    subject: str
-    role: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.subject = values[0]
-        self.role = values[1]
-
-
-class RoleRegistryNotIssuer(ContractCustomError):
-    """``RoleRegistryNotIssuer(address)``, declared in RoleRegistry."""
-
-    NAME: ClassVar[str] = "RoleRegistryNotIssuer"
-    SIGNATURE: ClassVar[str] = "RoleRegistryNotIssuer(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("edb20700")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class RoleRegistryUnknownRole(ContractCustomError):
-    """``RoleRegistryUnknownRole(bytes32)``, declared in RoleRegistry."""
-
-    NAME: ClassVar[str] = "RoleRegistryUnknownRole"
-    SIGNATURE: ClassVar[str] = "RoleRegistryUnknownRole(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("2c919504")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("role",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    role: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.role = values[0]
-
-
-class SafeCastOverflowedIntDowncast(ContractCustomError):
-    """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in BaselineDisputes, ReadingDisputes."""
-
-    NAME: ClassVar[str] = "SafeCastOverflowedIntDowncast"
-    SIGNATURE: ClassVar[str] = "SafeCastOverflowedIntDowncast(uint8,int256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("327269a7")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("bits", "value_")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "int256")
-    bits: int
-    value_: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.bits = values[0]
-        self.value_ = values[1]
-
-
-class SafeCastOverflowedUintDowncast(ContractCustomError):
-    """``SafeCastOverflowedUintDowncast(uint8,uint256)``, declared in MarketAuthority, OrderBook."""
-
-    NAME: ClassVar[str] = "SafeCastOverflowedUintDowncast"
-    SIGNATURE: ClassVar[str] = "SafeCastOverflowedUintDowncast(uint8,uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("6dfcc650")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("bits", "value_")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint8", "uint256")
-    bits: int
-    value_: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.bits = values[0]
-        self.value_ = values[1]
-
-
-class SafeERC20FailedOperation(ContractCustomError):
-    """``SafeERC20FailedOperation(address)``, declared in BaselineDisputes, MeterOracle, OmissionClaims, OrderBook, Settlement."""
-
-    NAME: ClassVar[str] = "SafeERC20FailedOperation"
-    SIGNATURE: ClassVar[str] = "SafeERC20FailedOperation(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5274afe7")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("token",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    token: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.token = values[0]
-
-
-class SettlementAlreadySettled(ContractCustomError):
-    """``SettlementAlreadySettled(bytes32)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementAlreadySettled"
-    SIGNATURE: ClassVar[str] = "SettlementAlreadySettled(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("c203d646")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class SettlementAwardNotInResult(ContractCustomError):
-    """``SettlementAwardNotInResult(bytes32,uint64,uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementAwardNotInResult"
-    SIGNATURE: ClassVar[str] = "SettlementAwardNotInResult(bytes32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("62fdc6f9")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "request_id", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
-    offer_digest: bytes
-    request_id: int
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.request_id = values[1]
-        self.isp_start = values[2]
-
-
-class SettlementAwardsIncomplete(ContractCustomError):
-    """``SettlementAwardsIncomplete(bytes32,uint64,uint256,uint32)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementAwardsIncomplete"
-    SIGNATURE: ClassVar[str] = "SettlementAwardsIncomplete(bytes32,uint64,uint256,uint32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("fe33c66d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "presented_w", "level_w")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint256", "uint32")
-    offer_digest: bytes
-    isp_start: int
-    presented_w: int
-    level_w: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-        self.presented_w = values[2]
-        self.level_w = values[3]
-
-
-class SettlementAwardsOutOfOrder(ContractCustomError):
-    """``SettlementAwardsOutOfOrder(bytes32,uint64,uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementAwardsOutOfOrder"
-    SIGNATURE: ClassVar[str] = "SettlementAwardsOutOfOrder(bytes32,uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("58fc8218")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start", "request_id")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "uint64")
-    offer_digest: bytes
-    isp_start: int
-    request_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-        self.request_id = values[2]
-
-
-class SettlementBaselineMismatch(ContractCustomError):
-    """``SettlementBaselineMismatch(bytes32)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementBaselineMismatch"
-    SIGNATURE: ClassVar[str] = "SettlementBaselineMismatch(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("8752ac20")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class SettlementBaselineNotAnchored(ContractCustomError):
-    """``SettlementBaselineNotAnchored(bytes32,uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementBaselineNotAnchored"
-    SIGNATURE: ClassVar[str] = "SettlementBaselineNotAnchored(bytes32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e9fa42d5")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
-    offer_digest: bytes
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-
-
-class SettlementDisputeWindow(ContractCustomError):
-    """``SettlementDisputeWindow(uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementDisputeWindow"
-    SIGNATURE: ClassVar[str] = "SettlementDisputeWindow(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("9bc5d3d4")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("ends_at",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    ends_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.ends_at = values[0]
-
-
-class SettlementIspsIncomplete(ContractCustomError):
-    """``SettlementIspsIncomplete(bytes32)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementIspsIncomplete"
-    SIGNATURE: ClassVar[str] = "SettlementIspsIncomplete(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("db72e59c")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class SettlementNotDisputes(ContractCustomError):
-    """``SettlementNotDisputes(address)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementNotDisputes"
-    SIGNATURE: ClassVar[str] = "SettlementNotDisputes(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("e37eb11d")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class SettlementNothingToWithdraw(ContractCustomError):
-    """``SettlementNothingToWithdraw(address)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementNothingToWithdraw"
-    SIGNATURE: ClassVar[str] = "SettlementNothingToWithdraw(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b6bd4a7f")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class SettlementReadingNotAnchored(ContractCustomError):
-    """``SettlementReadingNotAnchored(bytes32,uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementReadingNotAnchored"
-    SIGNATURE: ClassVar[str] = "SettlementReadingNotAnchored(bytes32,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("5ddefbb8")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest", "isp_start")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
-    offer_digest: bytes
-    isp_start: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-        self.isp_start = values[1]
-
-
-class SettlementReadingOutOfRange(ContractCustomError):
-    """``SettlementReadingOutOfRange(uint64,uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementReadingOutOfRange"
-    SIGNATURE: ClassVar[str] = "SettlementReadingOutOfRange(uint64,uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("d31d29d9")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("import_wh", "export_wh")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "uint64")
-    import_wh: int
-    export_wh: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.import_wh = values[0]
-        self.export_wh = values[1]
-
-
-class SettlementRefundNotDue(ContractCustomError):
-    """``SettlementRefundNotDue(uint64,string)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementRefundNotDue"
-    SIGNATURE: ClassVar[str] = "SettlementRefundNotDue(uint64,string)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("a034db69")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("request_id", "reason")
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64", "string")
-    request_id: int
-    reason: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.request_id = values[0]
-        self.reason = values[1]
-
-
-class SettlementResultNotFinal(ContractCustomError):
-    """``SettlementResultNotFinal(uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementResultNotFinal"
-    SIGNATURE: ClassVar[str] = "SettlementResultNotFinal(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("05695720")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("result_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    result_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.result_id = values[0]
-
-
-class SettlementTokenMintingDisabled(ContractCustomError):
-    """``SettlementTokenMintingDisabled(uint256)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "SettlementTokenMintingDisabled"
-    SIGNATURE: ClassVar[str] = "SettlementTokenMintingDisabled(uint256)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("33bb3313")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("chain_id",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint256",)
-    chain_id: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.chain_id = values[0]
-
-
-class SettlementTokenNotAuthority(ContractCustomError):
-    """``SettlementTokenNotAuthority(address)``, declared in SettlementToken."""
-
-    NAME: ClassVar[str] = "SettlementTokenNotAuthority"
-    SIGNATURE: ClassVar[str] = "SettlementTokenNotAuthority(address)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("74da8791")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("account",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("address",)
-    account: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.account = values[0]
-
-
-class SettlementUnknownRecord(ContractCustomError):
-    """``SettlementUnknownRecord(bytes32)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementUnknownRecord"
-    SIGNATURE: ClassVar[str] = "SettlementUnknownRecord(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("39567f58")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class SettlementUnsupportedOffer(ContractCustomError):
-    """``SettlementUnsupportedOffer(bytes32)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementUnsupportedOffer"
-    SIGNATURE: ClassVar[str] = "SettlementUnsupportedOffer(bytes32)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("3842f50a")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("offer_digest",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("bytes32",)
-    offer_digest: bytes
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.offer_digest = values[0]
-
-
-class SettlementWindowClosed(ContractCustomError):
-    """``SettlementWindowClosed(uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementWindowClosed"
-    SIGNATURE: ClassVar[str] = "SettlementWindowClosed(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("ce53d230")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("closes_at",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    closes_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.closes_at = values[0]
-
-
-class SettlementWindowOpen(ContractCustomError):
-    """``SettlementWindowOpen(uint64)``, declared in Settlement."""
-
-    NAME: ClassVar[str] = "SettlementWindowOpen"
-    SIGNATURE: ClassVar[str] = "SettlementWindowOpen(uint64)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("b52a50c3")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("closes_at",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("uint64",)
-    closes_at: int
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.closes_at = values[0]
-
-
-class StringTooLong(ContractCustomError):
-    """``StringTooLong(string)``, declared in AssetRegistry, MarketRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
-
-    NAME: ClassVar[str] = "StringTooLong"
-    SIGNATURE: ClassVar[str] = "StringTooLong(string)"
-    SELECTOR: ClassVar[bytes] = bytes.fromhex("305a27a9")
-    ARG_NAMES: ClassVar[tuple[str, ...]] = ("str",)
-    ARG_TYPES: ClassVar[tuple[str, ...]] = ("string",)
-    str: str
-
-    def __init__(self, *values: Any, **context: Any) -> None:
-        super().__init__(*values, **context)
-        self.str = values[0]
-
-
-BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {
-    AccessControlBadConfirmation.SELECTOR: AccessControlBadConfirmation,
-    AccessControlEnforcedDefaultAdminDelay.SELECTOR: AccessControlEnforcedDefaultAdminDelay,
-    AccessControlEnforcedDefaultAdminRules.SELECTOR: AccessControlEnforcedDefaultAdminRules,
-    AccessControlInvalidDefaultAdmin.SELECTOR: AccessControlInvalidDefaultAdmin,
-    AccessControlUnauthorizedAccount.SELECTOR: AccessControlUnauthorizedAccount,
-    AssetAggregatorWithoutRole.SELECTOR: AssetAggregatorWithoutRole,
-    AssetArrayLengthMismatch.SELECTOR: AssetArrayLengthMismatch,
-    AssetConsentExpired.SELECTOR: AssetConsentExpired,
-    AssetConsentInvalid.SELECTOR: AssetConsentInvalid,
-    AssetInPortfolio.SELECTOR: AssetInPortfolio,
-    AssetMarketMismatch.SELECTOR: AssetMarketMismatch,
-    AssetMeterSignatureInvalid.SELECTOR: AssetMeterSignatureInvalid,
-    AssetMeterTaken.SELECTOR: AssetMeterTaken,
-    AssetMeterWithoutRole.SELECTOR: AssetMeterWithoutRole,
-    AssetNotActive.SELECTOR: AssetNotActive,
-    AssetNotAuthorized.SELECTOR: AssetNotAuthorized,
-    AssetNotPortfolioMember.SELECTOR: AssetNotPortfolioMember,
-    AssetNotZoneDso.SELECTOR: AssetNotZoneDso,
-    AssetOutsideZone.SELECTOR: AssetOutsideZone,
-    AssetOwnerWithoutRole.SELECTOR: AssetOwnerWithoutRole,
-    AssetPowerAboveZoneLimit.SELECTOR: AssetPowerAboveZoneLimit,
-    AssetRegistrationInvalid.SELECTOR: AssetRegistrationInvalid,
-    AssetUnknown.SELECTOR: AssetUnknown,
-    AssetUnknownPortfolio.SELECTOR: AssetUnknownPortfolio,
-    AssetZeroPower.SELECTOR: AssetZeroPower,
-    BaselineAnswerClosed.SELECTOR: BaselineAnswerClosed,
-    BaselineAnswerNotTheInput.SELECTOR: BaselineAnswerNotTheInput,
-    BaselineAnswerOpen.SELECTOR: BaselineAnswerOpen,
-    BaselineChallengeNotOpen.SELECTOR: BaselineChallengeNotOpen,
-    BaselineChallengeTaken.SELECTOR: BaselineChallengeTaken,
-    BaselineChallengeTooLate.SELECTOR: BaselineChallengeTooLate,
-    BaselineDayNotUsed.SELECTOR: BaselineDayNotUsed,
-    BaselineNoSuchIsp.SELECTOR: BaselineNoSuchIsp,
-    BaselineNotCorrected.SELECTOR: BaselineNotCorrected,
-    BaselineNotInForce.SELECTOR: BaselineNotInForce,
-    BaselineNotMember.SELECTOR: BaselineNotMember,
-    BaselineNotStandard.SELECTOR: BaselineNotStandard,
-    BaselineNotWrong.SELECTOR: BaselineNotWrong,
-    BaselineReadingNotAnchored.SELECTOR: BaselineReadingNotAnchored,
-    CheckpointUnorderedInsertion.SELECTOR: CheckpointUnorderedInsertion,
-    ClearingAssetInPortfolio.SELECTOR: ClearingAssetInPortfolio,
-    ClearingAssetTermsChanged.SELECTOR: ClearingAssetTermsChanged,
-    ClearingAwardsOutOfOrder.SELECTOR: ClearingAwardsOutOfOrder,
-    ClearingBeforeGateClosure.SELECTOR: ClearingBeforeGateClosure,
-    ClearingBlockViolated.SELECTOR: ClearingBlockViolated,
-    ClearingChallengeWindowClosed.SELECTOR: ClearingChallengeWindowClosed,
-    ClearingChallengeWindowOpen.SELECTOR: ClearingChallengeWindowOpen,
-    ClearingDayBegun.SELECTOR: ClearingDayBegun,
-    ClearingDayFinal.SELECTOR: ClearingDayFinal,
-    ClearingDirectionMismatch.SELECTOR: ClearingDirectionMismatch,
-    ClearingIspOutsideOffer.SELECTOR: ClearingIspOutsideOffer,
-    ClearingIspOutsideRequest.SELECTOR: ClearingIspOutsideRequest,
-    ClearingLightCapabilityExceeded.SELECTOR: ClearingLightCapabilityExceeded,
-    ClearingMalformedGroup.SELECTOR: ClearingMalformedGroup,
-    ClearingModeViolated.SELECTOR: ClearingModeViolated,
-    ClearingNoAwards.SELECTOR: ClearingNoAwards,
-    ClearingNoResult.SELECTOR: ClearingNoResult,
-    ClearingNotAuthor.SELECTOR: ClearingNotAuthor,
-    ClearingNotBetter.SELECTOR: ClearingNotBetter,
-    ClearingNotMarketDay.SELECTOR: ClearingNotMarketDay,
-    ClearingNotPosting.SELECTOR: ClearingNotPosting,
-    ClearingOfferNotInBook.SELECTOR: ClearingOfferNotInBook,
-    ClearingOfferNotNewer.SELECTOR: ClearingOfferNotNewer,
-    ClearingOfferOutOfOrder.SELECTOR: ClearingOfferOutOfOrder,
-    ClearingOfferOverAllocated.SELECTOR: ClearingOfferOverAllocated,
-    ClearingOfferWrongDay.SELECTOR: ClearingOfferWrongDay,
-    ClearingOffersNotOverlapping.SELECTOR: ClearingOffersNotOverlapping,
-    ClearingOffersOverlap.SELECTOR: ClearingOffersOverlap,
-    ClearingOlderOfferNotAwarded.SELECTOR: ClearingOlderOfferNotAwarded,
-    ClearingPortfolioTermsChanged.SELECTOR: ClearingPortfolioTermsChanged,
-    ClearingPriceAboveMax.SELECTOR: ClearingPriceAboveMax,
-    ClearingRedLight.SELECTOR: ClearingRedLight,
-    ClearingRequestNotOpen.SELECTOR: ClearingRequestNotOpen,
-    ClearingRequestOverAllocated.SELECTOR: ClearingRequestOverAllocated,
-    ClearingUnknownResult.SELECTOR: ClearingUnknownResult,
-    ClearingZeroPower.SELECTOR: ClearingZeroPower,
-    ClearingZoneOutsideRequest.SELECTOR: ClearingZoneOutsideRequest,
-    DIDRegistryInvalidSignature.SELECTOR: DIDRegistryInvalidSignature,
-    DIDRegistryNotOwner.SELECTOR: DIDRegistryNotOwner,
-    DisputeAgreesWithSettlement.SELECTOR: DisputeAgreesWithSettlement,
-    DisputeIspVoided.SELECTOR: DisputeIspVoided,
-    DisputeNoSuchIsp.SELECTOR: DisputeNoSuchIsp,
-    DisputeNotMember.SELECTOR: DisputeNotMember,
-    DisputeNotSignedByMeter.SELECTOR: DisputeNotSignedByMeter,
-    DisputeReadingOutOfRange.SELECTOR: DisputeReadingOutOfRange,
-    ECDSAInvalidSignature.SELECTOR: ECDSAInvalidSignature,
-    ECDSAInvalidSignatureLength.SELECTOR: ECDSAInvalidSignatureLength,
-    ECDSAInvalidSignatureS.SELECTOR: ECDSAInvalidSignatureS,
-    ERC20InsufficientAllowance.SELECTOR: ERC20InsufficientAllowance,
-    ERC20InsufficientBalance.SELECTOR: ERC20InsufficientBalance,
-    ERC20InvalidApprover.SELECTOR: ERC20InvalidApprover,
-    ERC20InvalidReceiver.SELECTOR: ERC20InvalidReceiver,
-    ERC20InvalidSender.SELECTOR: ERC20InvalidSender,
-    ERC20InvalidSpender.SELECTOR: ERC20InvalidSpender,
-    ERC2612ExpiredSignature.SELECTOR: ERC2612ExpiredSignature,
-    ERC2612InvalidSigner.SELECTOR: ERC2612InvalidSigner,
-    GridZonesAfterGateClosure.SELECTOR: GridZonesAfterGateClosure,
-    GridZonesCapabilityNotAllowed.SELECTOR: GridZonesCapabilityNotAllowed,
-    GridZonesCapabilityOverflow.SELECTOR: GridZonesCapabilityOverflow,
-    GridZonesInvalidColour.SELECTOR: GridZonesInvalidColour,
-    GridZonesInvalidDirection.SELECTOR: GridZonesInvalidDirection,
-    GridZonesInvalidOperator.SELECTOR: GridZonesInvalidOperator,
-    GridZonesInvalidWord.SELECTOR: GridZonesInvalidWord,
-    GridZonesLooserThanStatic.SELECTOR: GridZonesLooserThanStatic,
-    GridZonesNotAligned.SELECTOR: GridZonesNotAligned,
-    GridZonesNotDayStart.SELECTOR: GridZonesNotDayStart,
-    GridZonesNotOperator.SELECTOR: GridZonesNotOperator,
-    GridZonesOperatorWithoutRole.SELECTOR: GridZonesOperatorWithoutRole,
-    GridZonesRootHasNoLights.SELECTOR: GridZonesRootHasNoLights,
-    GridZonesTooDeep.SELECTOR: GridZonesTooDeep,
-    GridZonesTooManyZones.SELECTOR: GridZonesTooManyZones,
-    GridZonesUnknownZone.SELECTOR: GridZonesUnknownZone,
-    GridZonesUnsupportedIsp.SELECTOR: GridZonesUnsupportedIsp,
-    GridZonesWordCountMismatch.SELECTOR: GridZonesWordCountMismatch,
-    InvalidAccountNonce.SELECTOR: InvalidAccountNonce,
-    InvalidShortString.SELECTOR: InvalidShortString,
-    MarketRegistryInvalidParameter.SELECTOR: MarketRegistryInvalidParameter,
-    MarketRegistryNotAuthority.SELECTOR: MarketRegistryNotAuthority,
-    MarketRegistryUnknownMarket.SELECTOR: MarketRegistryUnknownMarket,
-    MeterOracleAlreadyAnchored.SELECTOR: MeterOracleAlreadyAnchored,
-    MeterOracleBaselineWindow.SELECTOR: MeterOracleBaselineWindow,
-    MeterOracleBaselinesAnchored.SELECTOR: MeterOracleBaselinesAnchored,
-    MeterOracleDisputesAlreadySet.SELECTOR: MeterOracleDisputesAlreadySet,
-    MeterOracleEmptyRoot.SELECTOR: MeterOracleEmptyRoot,
-    MeterOracleIspNotEnded.SELECTOR: MeterOracleIspNotEnded,
-    MeterOracleNotAligned.SELECTOR: MeterOracleNotAligned,
-    MeterOracleNotAuthority.SELECTOR: MeterOracleNotAuthority,
-    MeterOracleNotDisputes.SELECTOR: MeterOracleNotDisputes,
-    MeterOracleStakeLocked.SELECTOR: MeterOracleStakeLocked,
-    MeterOracleStakeTooLow.SELECTOR: MeterOracleStakeTooLow,
-    OmissionAlreadyClaimed.SELECTOR: OmissionAlreadyClaimed,
-    OmissionAnswerClosed.SELECTOR: OmissionAnswerClosed,
-    OmissionAnswerOpen.SELECTOR: OmissionAnswerOpen,
-    OmissionNotAnchored.SELECTOR: OmissionNotAnchored,
-    OmissionNotOpen.SELECTOR: OmissionNotOpen,
-    OmissionNotProven.SELECTOR: OmissionNotProven,
-    OmissionNotReceipted.SELECTOR: OmissionNotReceipted,
-    OmissionTooLate.SELECTOR: OmissionTooLate,
-    OrderBookAfterGateClosure.SELECTOR: OrderBookAfterGateClosure,
-    OrderBookAssetInPortfolio.SELECTOR: OrderBookAssetInPortfolio,
-    OrderBookAssetNotActive.SELECTOR: OrderBookAssetNotActive,
-    OrderBookBondLocked.SELECTOR: OrderBookBondLocked,
-    OrderBookBondNotice.SELECTOR: OrderBookBondNotice,
-    OrderBookEscrowExceeded.SELECTOR: OrderBookEscrowExceeded,
-    OrderBookEscrowOverflow.SELECTOR: OrderBookEscrowOverflow,
-    OrderBookInvalidBaseline.SELECTOR: OrderBookInvalidBaseline,
-    OrderBookInvalidDirection.SELECTOR: OrderBookInvalidDirection,
-    OrderBookInvalidMode.SELECTOR: OrderBookInvalidMode,
-    OrderBookInvalidPower.SELECTOR: OrderBookInvalidPower,
-    OrderBookInvalidRequestKind.SELECTOR: OrderBookInvalidRequestKind,
-    OrderBookInvalidSignature.SELECTOR: OrderBookInvalidSignature,
-    OrderBookInvalidSubject.SELECTOR: OrderBookInvalidSubject,
-    OrderBookInvalidWindow.SELECTOR: OrderBookInvalidWindow,
-    OrderBookLengthMismatch.SELECTOR: OrderBookLengthMismatch,
-    OrderBookNotAuthority.SELECTOR: OrderBookNotAuthority,
-    OrderBookNotBuyer.SELECTOR: OrderBookNotBuyer,
-    OrderBookNotRelayer.SELECTOR: OrderBookNotRelayer,
-    OrderBookNotSeller.SELECTOR: OrderBookNotSeller,
-    OrderBookNotSettlement.SELECTOR: OrderBookNotSettlement,
-    OrderBookNotSystemOperator.SELECTOR: OrderBookNotSystemOperator,
-    OrderBookOfferExpired.SELECTOR: OrderBookOfferExpired,
-    OrderBookRequestNotOpen.SELECTOR: OrderBookRequestNotOpen,
-    OrderBookSellerNotBonded.SELECTOR: OrderBookSellerNotBonded,
-    OrderBookSettlementAlreadySet.SELECTOR: OrderBookSettlementAlreadySet,
-    OrderBookStaleNonce.SELECTOR: OrderBookStaleNonce,
-    OrderBookTooFarAhead.SELECTOR: OrderBookTooFarAhead,
-    OrderBookUnknownMarket.SELECTOR: OrderBookUnknownMarket,
-    OrderBookUnknownPortfolio.SELECTOR: OrderBookUnknownPortfolio,
-    OrderBookUnknownRequest.SELECTOR: OrderBookUnknownRequest,
-    OrderBookWindowInPast.SELECTOR: OrderBookWindowInPast,
-    OrderBookWindowNotAligned.SELECTOR: OrderBookWindowNotAligned,
-    OrderBookWrongMarket.SELECTOR: OrderBookWrongMarket,
-    OrderBookZeroPrice.SELECTOR: OrderBookZeroPrice,
-    OrderBookZoneNotBuyable.SELECTOR: OrderBookZoneNotBuyable,
-    PortfolioBaselineNotAnchored.SELECTOR: PortfolioBaselineNotAnchored,
-    PortfolioMembersMismatch.SELECTOR: PortfolioMembersMismatch,
-    PortfolioOutOfRange.SELECTOR: PortfolioOutOfRange,
-    PortfolioReadingNotAnchored.SELECTOR: PortfolioReadingNotAnchored,
-    PortfolioWithoutMembers.SELECTOR: PortfolioWithoutMembers,
-    RoleGatedMissingRole.SELECTOR: RoleGatedMissingRole,
-    RoleRegistryArrayLengthMismatch.SELECTOR: RoleRegistryArrayLengthMismatch,
-    RoleRegistryInvalidValidity.SELECTOR: RoleRegistryInvalidValidity,
-    RoleRegistryNotIssued.SELECTOR: RoleRegistryNotIssued,
-    RoleRegistryNotIssuer.SELECTOR: RoleRegistryNotIssuer,
-    RoleRegistryUnknownRole.SELECTOR: RoleRegistryUnknownRole,
-    SafeCastOverflowedIntDowncast.SELECTOR: SafeCastOverflowedIntDowncast,
-    SafeCastOverflowedUintDowncast.SELECTOR: SafeCastOverflowedUintDowncast,
-    SafeERC20FailedOperation.SELECTOR: SafeERC20FailedOperation,
-    SettlementAlreadySettled.SELECTOR: SettlementAlreadySettled,
-    SettlementAwardNotInResult.SELECTOR: SettlementAwardNotInResult,
-    SettlementAwardsIncomplete.SELECTOR: SettlementAwardsIncomplete,
-    SettlementAwardsOutOfOrder.SELECTOR: SettlementAwardsOutOfOrder,
-    SettlementBaselineMismatch.SELECTOR: SettlementBaselineMismatch,
-    SettlementBaselineNotAnchored.SELECTOR: SettlementBaselineNotAnchored,
-    SettlementDisputeWindow.SELECTOR: SettlementDisputeWindow,
-    SettlementIspsIncomplete.SELECTOR: SettlementIspsIncomplete,
-    SettlementNotDisputes.SELECTOR: SettlementNotDisputes,
-    SettlementNothingToWithdraw.SELECTOR: SettlementNothingToWithdraw,
-    SettlementReadingNotAnchored.SELECTOR: SettlementReadingNotAnchored,
-    SettlementReadingOutOfRange.SELECTOR: SettlementReadingOutOfRange,
-    SettlementRefundNotDue.SELECTOR: SettlementRefundNotDue,
-    SettlementResultNotFinal.SELECTOR: SettlementResultNotFinal,
-    SettlementTokenMintingDisabled.SELECTOR: SettlementTokenMintingDisabled,
-    SettlementTokenNotAuthority.SELECTOR: SettlementTokenNotAuthority,
-    SettlementUnknownRecord.SELECTOR: SettlementUnknownRecord,
-    SettlementUnsupportedOffer.SELECTOR: SettlementUnsupportedOffer,
-    SettlementWindowClosed.SELECTOR: SettlementWindowClosed,
-    SettlementWindowOpen.SELECTOR: SettlementWindowOpen,
-    StringTooLong.SELECTOR: StringTooLong,
+from typing import TYPE_CHECKING
+
+from .errors import ContractCustomError, ErrorTable, custom_error_classes
+
+# selector -> (name, ABI input types, argument names), for every custom error of every ABI
+TABLE: ErrorTable = {
+    bytes.fromhex("6697b232"): ("AccessControlBadConfirmation", (), ()),
+    bytes.fromhex("19ca5ebb"): ("AccessControlEnforcedDefaultAdminDelay", ("uint48",), ("schedule",)),
+    bytes.fromhex("3fc3c27a"): ("AccessControlEnforcedDefaultAdminRules", (), ()),
+    bytes.fromhex("c22c8022"): ("AccessControlInvalidDefaultAdmin", ("address",), ("default_admin",)),
+    bytes.fromhex("e2517d3f"): ("AccessControlUnauthorizedAccount", ("address", "bytes32"), ("account", "needed_role")),
+    bytes.fromhex("15cbde9f"): ("AssetAggregatorWithoutRole", ("address",), ("aggregator",)),
+    bytes.fromhex("5ed9f78b"): ("AssetArrayLengthMismatch", (), ()),
+    bytes.fromhex("2db3fe21"): ("AssetConsentExpired", ("uint64",), ("deadline",)),
+    bytes.fromhex("cf105a9d"): ("AssetConsentInvalid", ("uint64", "address"), ("asset_id", "owner")),
+    bytes.fromhex("fd7ef432"): ("AssetInPortfolio", ("uint64", "uint32"), ("asset_id", "portfolio_id")),
+    bytes.fromhex("4298e980"): ("AssetMarketMismatch", ("uint64", "uint32", "uint32"), ("asset_id", "market", "expected")),
+    bytes.fromhex("d2eff8a2"): ("AssetMeterSignatureInvalid", ("address", "address"), ("meter", "owner")),
+    bytes.fromhex("5a24bc6a"): ("AssetMeterTaken", ("address", "uint64"), ("meter", "asset_id")),
+    bytes.fromhex("351e6540"): ("AssetMeterWithoutRole", ("address",), ("meter",)),
+    bytes.fromhex("c719f1b1"): ("AssetNotActive", ("uint64",), ("asset_id",)),
+    bytes.fromhex("a2336650"): ("AssetNotAuthorized", ("address",), ("account",)),
+    bytes.fromhex("119b89e2"): ("AssetNotPortfolioMember", ("uint32", "uint64"), ("portfolio_id", "asset_id")),
+    bytes.fromhex("d5d9efb2"): ("AssetNotZoneDso", ("uint64", "uint32", "address"), ("asset_id", "zone_id", "account")),
+    bytes.fromhex("44e9df66"): ("AssetOutsideZone", ("uint64", "uint32", "uint32"), ("asset_id", "asset_zone", "portfolio_zone")),
+    bytes.fromhex("6a574930"): ("AssetOwnerWithoutRole", ("address",), ("owner",)),
+    bytes.fromhex("1dc6ebfa"): ("AssetPowerAboveZoneLimit", ("uint64", "uint32", "uint32"), ("asset_id", "power_w", "limit_w")),
+    bytes.fromhex("fcb1d150"): ("AssetRegistrationInvalid", ("address", "address"), ("owner", "meter")),
+    bytes.fromhex("f993d03a"): ("AssetUnknown", ("uint64",), ("asset_id",)),
+    bytes.fromhex("d768a5c6"): ("AssetUnknownPortfolio", ("uint32",), ("portfolio_id",)),
+    bytes.fromhex("299b8c2d"): ("AssetZeroPower", ("uint64",), ("asset_id",)),
+    bytes.fromhex("1b49782a"): ("BaselineAnswerClosed", ("uint64",), ("answer_by",)),
+    bytes.fromhex("8c493bcd"): ("BaselineAnswerNotTheInput", ("int64", "int64"), ("challenged", "anchored")),
+    bytes.fromhex("ad5aeaa1"): ("BaselineAnswerOpen", ("uint64",), ("answer_by",)),
+    bytes.fromhex("c09747ca"): ("BaselineChallengeNotOpen", ("bytes32",), ("key",)),
+    bytes.fromhex("293578cc"): ("BaselineChallengeTaken", ("bytes32",), ("key",)),
+    bytes.fromhex("0cfe4d21"): ("BaselineChallengeTooLate", ("uint64",), ("last_at",)),
+    bytes.fromhex("7704545d"): ("BaselineDayNotUsed", ("address", "uint64", "uint256"), ("meter", "isp_start", "days_back")),
+    bytes.fromhex("a42d5096"): ("BaselineNoSuchIsp", ("uint256",), ("isp",)),
+    bytes.fromhex("bfdf54ed"): ("BaselineNotCorrected", ("address", "uint64"), ("meter", "isp_start")),
+    bytes.fromhex("d5d919c8"): ("BaselineNotInForce", ("address", "uint64"), ("meter", "isp_start")),
+    bytes.fromhex("96518102"): ("BaselineNotMember", ("uint32", "uint64"), ("portfolio_id", "asset")),
+    bytes.fromhex("89f5dc2e"): ("BaselineNotStandard", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("3f8f436d"): ("BaselineNotWrong", ("address", "uint64"), ("meter", "isp_start")),
+    bytes.fromhex("32146aa2"): ("BaselineReadingNotAnchored", ("address", "uint64"), ("meter", "isp_start")),
+    bytes.fromhex("2520601d"): ("CheckpointUnorderedInsertion", (), ()),
+    bytes.fromhex("0ddf455c"): ("ClearingAssetInPortfolio", ("bytes32", "uint64"), ("offer_digest", "asset_id")),
+    bytes.fromhex("87d15516"): ("ClearingAssetTermsChanged", ("bytes32", "uint64"), ("offer_digest", "asset_id")),
+    bytes.fromhex("2c456d85"): ("ClearingAwardsOutOfOrder", ("bytes32", "uint64", "uint16"), ("offer_digest", "request_id", "isp")),
+    bytes.fromhex("97d9ce5b"): ("ClearingBeforeGateClosure", ("uint32", "uint64", "uint64"), ("market", "day", "gate_closure")),
+    bytes.fromhex("c190eef8"): ("ClearingBlockViolated", ("bytes32", "uint64", "uint256", "uint256"), ("offer_digest", "isp_start", "awarded_w", "first_w")),
+    bytes.fromhex("4167145d"): ("ClearingChallengeWindowClosed", ("uint32", "uint64", "uint64"), ("market", "day", "challenge_ends")),
+    bytes.fromhex("4daa3b3d"): ("ClearingChallengeWindowOpen", ("uint32", "uint64", "uint64"), ("market", "day", "challenge_ends")),
+    bytes.fromhex("204f62b1"): ("ClearingDayBegun", ("uint32", "uint64"), ("market", "day")),
+    bytes.fromhex("657a89fe"): ("ClearingDayFinal", ("uint32", "uint64"), ("market", "day")),
+    bytes.fromhex("0ac90bd3"): ("ClearingDirectionMismatch", ("bytes32", "uint64"), ("offer_digest", "request_id")),
+    bytes.fromhex("2302d664"): ("ClearingIspOutsideOffer", ("bytes32", "uint64", "uint16"), ("offer_digest", "request_id", "isp")),
+    bytes.fromhex("f7a04346"): ("ClearingIspOutsideRequest", ("bytes32", "uint64", "uint64"), ("offer_digest", "request_id", "isp_start")),
+    bytes.fromhex("2dd0a8cd"): ("ClearingLightCapabilityExceeded", ("bytes32", "uint64", "uint64", "uint32", "uint256", "uint32"), ("offer_digest", "request_id", "isp_start", "zone", "tso_w", "capability_w")),
+    bytes.fromhex("cb20c6eb"): ("ClearingMalformedGroup", ("uint256",), ("group",)),
+    bytes.fromhex("b78136a6"): ("ClearingModeViolated", ("bytes32", "uint64", "uint256", "uint8"), ("offer_digest", "isp_start", "awarded_w", "mode")),
+    bytes.fromhex("65e4a395"): ("ClearingNoAwards", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("329370eb"): ("ClearingNoResult", ("uint32", "uint64"), ("market", "day")),
+    bytes.fromhex("9758585b"): ("ClearingNotAuthor", ("uint64", "address"), ("result_id", "account")),
+    bytes.fromhex("70a263ba"): ("ClearingNotBetter", ("uint256", "uint256", "uint256", "uint256"), ("dso_value", "tso_value", "current_dso_value", "current_tso_value")),
+    bytes.fromhex("13ca504b"): ("ClearingNotMarketDay", ("uint32", "uint64"), ("market", "day")),
+    bytes.fromhex("2cdd7378"): ("ClearingNotPosting", ("uint64", "uint8"), ("result_id", "status")),
+    bytes.fromhex("8a3a8810"): ("ClearingOfferNotInBook", ("bytes32", "bytes32"), ("offer_digest", "batch_root")),
+    bytes.fromhex("b415d2f8"): ("ClearingOfferNotNewer", ("bytes32", "uint32", "uint32"), ("newer_digest", "newer_nonce", "older_nonce")),
+    bytes.fromhex("3fc70670"): ("ClearingOfferOutOfOrder", ("bytes32", "uint64", "uint32", "uint64"), ("offer_digest", "asset", "portfolio", "start")),
+    bytes.fromhex("b3c43f3e"): ("ClearingOfferOverAllocated", ("bytes32", "uint64", "uint256", "uint32"), ("offer_digest", "isp_start", "awarded_w", "power_w")),
+    bytes.fromhex("e540bb96"): ("ClearingOfferWrongDay", ("bytes32", "uint32", "uint64"), ("offer_digest", "market", "start")),
+    bytes.fromhex("4c12a9a6"): ("ClearingOffersNotOverlapping", ("bytes32", "bytes32"), ("older_digest", "newer_digest")),
+    bytes.fromhex("c5391bb8"): ("ClearingOffersOverlap", ("bytes32", "uint64", "uint32", "uint64", "uint64"), ("offer_digest", "asset", "portfolio", "start", "previous_end")),
+    bytes.fromhex("a822778e"): ("ClearingOlderOfferNotAwarded", ("uint64", "bytes32"), ("result_id", "older_digest")),
+    bytes.fromhex("4e3dd3b2"): ("ClearingPortfolioTermsChanged", ("bytes32", "uint32", "uint256", "uint32"), ("offer_digest", "portfolio_id", "available_w", "power_w")),
+    bytes.fromhex("3259f89d"): ("ClearingPriceAboveMax", ("bytes32", "uint64", "uint96", "uint128"), ("offer_digest", "request_id", "price", "max_price")),
+    bytes.fromhex("3bedc657"): ("ClearingRedLight", ("bytes32", "uint64", "uint64", "uint32"), ("offer_digest", "request_id", "isp_start", "zone")),
+    bytes.fromhex("5b8f421a"): ("ClearingRequestNotOpen", ("bytes32", "uint64"), ("offer_digest", "request_id")),
+    bytes.fromhex("2c8fa8b0"): ("ClearingRequestOverAllocated", ("bytes32", "uint64", "uint64", "uint256"), ("offer_digest", "request_id", "isp_start", "awarded_w")),
+    bytes.fromhex("3f72b2d8"): ("ClearingUnknownResult", ("uint64",), ("result_id",)),
+    bytes.fromhex("5b089663"): ("ClearingZeroPower", ("bytes32", "uint64", "uint64"), ("offer_digest", "request_id", "isp_start")),
+    bytes.fromhex("a6aeeac3"): ("ClearingZoneOutsideRequest", ("bytes32", "uint64", "uint32", "uint32"), ("offer_digest", "request_id", "offer_zone", "request_zone")),
+    bytes.fromhex("bf79f8eb"): ("DIDRegistryInvalidSignature", ("address", "address"), ("identity", "signer")),
+    bytes.fromhex("6c665807"): ("DIDRegistryNotOwner", ("address", "address"), ("identity", "actor")),
+    bytes.fromhex("97d7677d"): ("DisputeAgreesWithSettlement", ("address", "uint64"), ("meter", "isp_start")),
+    bytes.fromhex("bb833cf4"): ("DisputeIspVoided", ("uint64",), ("isp_start",)),
+    bytes.fromhex("d38e9980"): ("DisputeNoSuchIsp", ("uint256",), ("isp",)),
+    bytes.fromhex("6af24861"): ("DisputeNotMember", ("uint32", "uint64"), ("portfolio_id", "asset")),
+    bytes.fromhex("c7d62e2c"): ("DisputeNotSignedByMeter", ("address", "uint64"), ("meter", "isp_start")),
+    bytes.fromhex("d9a2ab7f"): ("DisputeReadingOutOfRange", ("uint64", "uint64"), ("import_wh", "export_wh")),
+    bytes.fromhex("f645eedf"): ("ECDSAInvalidSignature", (), ()),
+    bytes.fromhex("fce698f7"): ("ECDSAInvalidSignatureLength", ("uint256",), ("length",)),
+    bytes.fromhex("d78bce0c"): ("ECDSAInvalidSignatureS", ("bytes32",), ("s",)),
+    bytes.fromhex("fb8f41b2"): ("ERC20InsufficientAllowance", ("address", "uint256", "uint256"), ("spender", "allowance", "needed")),
+    bytes.fromhex("e450d38c"): ("ERC20InsufficientBalance", ("address", "uint256", "uint256"), ("sender_", "balance", "needed")),
+    bytes.fromhex("e602df05"): ("ERC20InvalidApprover", ("address",), ("approver",)),
+    bytes.fromhex("ec442f05"): ("ERC20InvalidReceiver", ("address",), ("receiver",)),
+    bytes.fromhex("96c6fd1e"): ("ERC20InvalidSender", ("address",), ("sender_",)),
+    bytes.fromhex("94280d62"): ("ERC20InvalidSpender", ("address",), ("spender",)),
+    bytes.fromhex("62791302"): ("ERC2612ExpiredSignature", ("uint256",), ("deadline",)),
+    bytes.fromhex("4b800e46"): ("ERC2612InvalidSigner", ("address", "address"), ("signer", "owner")),
+    bytes.fromhex("7c6afe0e"): ("GridZonesAfterGateClosure", ("uint32", "uint64", "uint64"), ("zone_id", "isp_start", "gate_closure")),
+    bytes.fromhex("508c145e"): ("GridZonesCapabilityNotAllowed", ("uint8", "uint256"), ("colour", "capability_w")),
+    bytes.fromhex("84630f6f"): ("GridZonesCapabilityOverflow", ("uint256",), ("capability_w",)),
+    bytes.fromhex("ec0e5e86"): ("GridZonesInvalidColour", ("uint8",), ("colour",)),
+    bytes.fromhex("67b38802"): ("GridZonesInvalidDirection", ("uint8",), ("direction",)),
+    bytes.fromhex("deb96ef9"): ("GridZonesInvalidOperator", ("address",), ("operator",)),
+    bytes.fromhex("ececfdef"): ("GridZonesInvalidWord", ("uint32", "uint256"), ("zone_id", "word")),
+    bytes.fromhex("03e57832"): ("GridZonesLooserThanStatic", ("uint32", "uint64", "uint8", "uint32", "uint32"), ("zone_id", "isp_start", "direction", "light", "static_light")),
+    bytes.fromhex("cce608bf"): ("GridZonesNotAligned", ("uint64", "uint32"), ("time", "period")),
+    bytes.fromhex("81aee26c"): ("GridZonesNotDayStart", ("uint32", "uint64"), ("market_id", "day_start")),
+    bytes.fromhex("31c72c5a"): ("GridZonesNotOperator", ("uint32", "address"), ("zone_id", "account")),
+    bytes.fromhex("df6d2245"): ("GridZonesOperatorWithoutRole", ("address",), ("operator",)),
+    bytes.fromhex("6777d050"): ("GridZonesRootHasNoLights", ("uint32",), ("zone_id",)),
+    bytes.fromhex("ff33b7fd"): ("GridZonesTooDeep", ("uint32", "uint8"), ("parent", "depth")),
+    bytes.fromhex("2dc976ac"): ("GridZonesTooManyZones", (), ()),
+    bytes.fromhex("f6960d2b"): ("GridZonesUnknownZone", ("uint32",), ("zone_id",)),
+    bytes.fromhex("02d5f30d"): ("GridZonesUnsupportedIsp", ("uint32", "uint32"), ("market_id", "isp_seconds")),
+    bytes.fromhex("e29fd966"): ("GridZonesWordCountMismatch", ("uint256", "uint256"), ("expected", "actual")),
+    bytes.fromhex("752d88c0"): ("InvalidAccountNonce", ("address", "uint256"), ("account", "current_nonce")),
+    bytes.fromhex("b3512b0c"): ("InvalidShortString", (), ()),
+    bytes.fromhex("8c0eebe6"): ("MarketRegistryInvalidParameter", ("string", "uint256"), ("field", "value_")),
+    bytes.fromhex("5452f8f3"): ("MarketRegistryNotAuthority", ("address",), ("account",)),
+    bytes.fromhex("35ee7158"): ("MarketRegistryUnknownMarket", ("uint32",), ("market_id",)),
+    bytes.fromhex("dbbdd482"): ("MeterOracleAlreadyAnchored", ("uint32", "uint64"), ("market", "isp_start")),
+    bytes.fromhex("3c451cd6"): ("MeterOracleBaselineWindow", ("uint64", "uint64", "uint64"), ("isp_start", "opens", "closes")),
+    bytes.fromhex("e92dc6c6"): ("MeterOracleBaselinesAnchored", ("uint32", "uint64"), ("market", "isp_start")),
+    bytes.fromhex("6a610ec5"): ("MeterOracleDisputesAlreadySet", ("address",), ("disputes",)),
+    bytes.fromhex("d97cbd70"): ("MeterOracleEmptyRoot", (), ()),
+    bytes.fromhex("bd71f9c8"): ("MeterOracleIspNotEnded", ("uint64", "uint64"), ("isp_start", "ends_at")),
+    bytes.fromhex("e485f616"): ("MeterOracleNotAligned", ("uint64", "uint32"), ("isp_start", "isp_seconds")),
+    bytes.fromhex("7bb3bd96"): ("MeterOracleNotAuthority", ("address",), ("account",)),
+    bytes.fromhex("e6073019"): ("MeterOracleNotDisputes", ("address",), ("account",)),
+    bytes.fromhex("fab55404"): ("MeterOracleStakeLocked", ("uint64",), ("unlocks_at",)),
+    bytes.fromhex("14d46b02"): ("MeterOracleStakeTooLow", ("uint32", "address", "uint256", "uint256"), ("market", "oracle", "staked", "required")),
+    bytes.fromhex("204a6833"): ("OmissionAlreadyClaimed", ("bytes32",), ("reading_key",)),
+    bytes.fromhex("392490cc"): ("OmissionAnswerClosed", ("uint64",), ("answer_by",)),
+    bytes.fromhex("1f0eebea"): ("OmissionAnswerOpen", ("uint64",), ("answer_by",)),
+    bytes.fromhex("097f1528"): ("OmissionNotAnchored", ("uint32", "uint64"), ("market", "isp_start")),
+    bytes.fromhex("b01468ba"): ("OmissionNotOpen", ("bytes32",), ("reading_key",)),
+    bytes.fromhex("ce86b4fd"): ("OmissionNotProven", (), ()),
+    bytes.fromhex("150745d4"): ("OmissionNotReceipted", ("address",), ("anchoring_oracle",)),
+    bytes.fromhex("37d23a20"): ("OmissionTooLate", ("uint64",), ("last_claim_at",)),
+    bytes.fromhex("324f27af"): ("OrderBookAfterGateClosure", ("uint64", "uint64"), ("start", "gate_closure")),
+    bytes.fromhex("2cd89a8e"): ("OrderBookAssetInPortfolio", ("uint64",), ("asset_id",)),
+    bytes.fromhex("0a741638"): ("OrderBookAssetNotActive", ("uint64", "uint8"), ("asset_id", "status")),
+    bytes.fromhex("4fd059af"): ("OrderBookBondLocked", ("uint256", "uint256"), ("amount", "available")),
+    bytes.fromhex("3f6c9bd3"): ("OrderBookBondNotice", ("uint64",), ("notice_ends",)),
+    bytes.fromhex("2ff54677"): ("OrderBookEscrowExceeded", ("uint64", "uint256", "uint256"), ("request_id", "amount", "left")),
+    bytes.fromhex("b1eee411"): ("OrderBookEscrowOverflow", ("uint256",), ("max_price",)),
+    bytes.fromhex("e1372a44"): ("OrderBookInvalidBaseline", ("uint8", "bytes32"), ("method", "baseline")),
+    bytes.fromhex("d853e0fc"): ("OrderBookInvalidDirection", ("uint8",), ("direction",)),
+    bytes.fromhex("54b125ce"): ("OrderBookInvalidMode", ("uint8", "uint32", "uint32"), ("mode", "min_power_w", "power_w")),
+    bytes.fromhex("04a68b18"): ("OrderBookInvalidPower", ("uint32", "uint256"), ("power_w", "prequalified_w")),
+    bytes.fromhex("b305d16e"): ("OrderBookInvalidRequestKind", ("uint8", "uint8"), ("product", "purpose")),
+    bytes.fromhex("0e1aa856"): ("OrderBookInvalidSignature", (), ()),
+    bytes.fromhex("e1cb7fe5"): ("OrderBookInvalidSubject", ("uint64", "uint32"), ("asset_id", "portfolio_id")),
+    bytes.fromhex("4be9d7e1"): ("OrderBookInvalidWindow", ("uint64", "uint16"), ("start", "isps")),
+    bytes.fromhex("ec5025e3"): ("OrderBookLengthMismatch", ("uint256", "uint256"), ("offers", "signatures")),
+    bytes.fromhex("cc2b4362"): ("OrderBookNotAuthority", ("address",), ("account",)),
+    bytes.fromhex("4bf1bb2c"): ("OrderBookNotBuyer", ("uint64", "address"), ("request_id", "account")),
+    bytes.fromhex("3551d462"): ("OrderBookNotRelayer", ("address",), ("relayer",)),
+    bytes.fromhex("0fc9248d"): ("OrderBookNotSeller", ("address", "address"), ("signer", "seller")),
+    bytes.fromhex("f5ee0802"): ("OrderBookNotSettlement", ("address",), ("account",)),
+    bytes.fromhex("901a1c1e"): ("OrderBookNotSystemOperator", ("address",), ("account",)),
+    bytes.fromhex("4e3a7c5d"): ("OrderBookOfferExpired", ("uint64",), ("expiry",)),
+    bytes.fromhex("7ab14c0c"): ("OrderBookRequestNotOpen", ("uint64",), ("request_id",)),
+    bytes.fromhex("3f0082f6"): ("OrderBookSellerNotBonded", ("address", "uint256", "bool", "uint64"), ("seller", "free", "indebted", "notice_ends")),
+    bytes.fromhex("ccf748f6"): ("OrderBookSettlementAlreadySet", ("address",), ("settlement",)),
+    bytes.fromhex("030b8de1"): ("OrderBookStaleNonce", ("uint32", "uint32"), ("nonce", "last_nonce")),
+    bytes.fromhex("973266f2"): ("OrderBookTooFarAhead", ("uint64", "uint64"), ("start", "day")),
+    bytes.fromhex("f8fbe8ab"): ("OrderBookUnknownMarket", ("uint32",), ("market",)),
+    bytes.fromhex("72055e2d"): ("OrderBookUnknownPortfolio", ("uint32",), ("portfolio_id",)),
+    bytes.fromhex("9349f1ba"): ("OrderBookUnknownRequest", ("uint64",), ("request_id",)),
+    bytes.fromhex("9d75651d"): ("OrderBookWindowInPast", ("uint64",), ("start",)),
+    bytes.fromhex("9dd5fda1"): ("OrderBookWindowNotAligned", ("uint64", "uint32"), ("start", "isp_seconds")),
+    bytes.fromhex("3084c485"): ("OrderBookWrongMarket", ("uint64", "uint32", "uint32"), ("asset_id", "portfolio_id", "market")),
+    bytes.fromhex("fe0784b4"): ("OrderBookZeroPrice", (), ()),
+    bytes.fromhex("2ff313f5"): ("OrderBookZoneNotBuyable", ("uint32", "address"), ("zone_id", "buyer")),
+    bytes.fromhex("0080e100"): ("PortfolioBaselineNotAnchored", ("uint32", "uint64", "uint64"), ("portfolio_id", "isp_start", "asset")),
+    bytes.fromhex("c89f13df"): ("PortfolioMembersMismatch", ("uint32", "uint64", "uint256", "uint64"), ("portfolio_id", "isp_start", "index", "expected")),
+    bytes.fromhex("275aec98"): ("PortfolioOutOfRange", ("uint32", "uint64"), ("portfolio_id", "isp_start")),
+    bytes.fromhex("a46eb1e6"): ("PortfolioReadingNotAnchored", ("uint32", "uint64", "uint64"), ("portfolio_id", "isp_start", "asset")),
+    bytes.fromhex("a85dc6c9"): ("PortfolioWithoutMembers", ("uint32", "uint64"), ("portfolio_id", "isp_start")),
+    bytes.fromhex("9b43d8f3"): ("RoleGatedMissingRole", ("address", "bytes32"), ("account", "role")),
+    bytes.fromhex("ee088f2e"): ("RoleRegistryArrayLengthMismatch", (), ()),
+    bytes.fromhex("cef3521f"): ("RoleRegistryInvalidValidity", ("uint64", "uint64"), ("valid_from", "valid_until")),
+    bytes.fromhex("f1974f6f"): ("RoleRegistryNotIssued", ("address", "bytes32"), ("subject", "role")),
+    bytes.fromhex("edb20700"): ("RoleRegistryNotIssuer", ("address",), ("account",)),
+    bytes.fromhex("2c919504"): ("RoleRegistryUnknownRole", ("bytes32",), ("role",)),
+    bytes.fromhex("327269a7"): ("SafeCastOverflowedIntDowncast", ("uint8", "int256"), ("bits", "value_")),
+    bytes.fromhex("6dfcc650"): ("SafeCastOverflowedUintDowncast", ("uint8", "uint256"), ("bits", "value_")),
+    bytes.fromhex("5274afe7"): ("SafeERC20FailedOperation", ("address",), ("token",)),
+    bytes.fromhex("c203d646"): ("SettlementAlreadySettled", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("62fdc6f9"): ("SettlementAwardNotInResult", ("bytes32", "uint64", "uint64"), ("offer_digest", "request_id", "isp_start")),
+    bytes.fromhex("fe33c66d"): ("SettlementAwardsIncomplete", ("bytes32", "uint64", "uint256", "uint32"), ("offer_digest", "isp_start", "presented_w", "level_w")),
+    bytes.fromhex("58fc8218"): ("SettlementAwardsOutOfOrder", ("bytes32", "uint64", "uint64"), ("offer_digest", "isp_start", "request_id")),
+    bytes.fromhex("8752ac20"): ("SettlementBaselineMismatch", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("e9fa42d5"): ("SettlementBaselineNotAnchored", ("bytes32", "uint64"), ("offer_digest", "isp_start")),
+    bytes.fromhex("9bc5d3d4"): ("SettlementDisputeWindow", ("uint64",), ("ends_at",)),
+    bytes.fromhex("db72e59c"): ("SettlementIspsIncomplete", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("e37eb11d"): ("SettlementNotDisputes", ("address",), ("account",)),
+    bytes.fromhex("b6bd4a7f"): ("SettlementNothingToWithdraw", ("address",), ("account",)),
+    bytes.fromhex("5ddefbb8"): ("SettlementReadingNotAnchored", ("bytes32", "uint64"), ("offer_digest", "isp_start")),
+    bytes.fromhex("d31d29d9"): ("SettlementReadingOutOfRange", ("uint64", "uint64"), ("import_wh", "export_wh")),
+    bytes.fromhex("a034db69"): ("SettlementRefundNotDue", ("uint64", "string"), ("request_id", "reason")),
+    bytes.fromhex("05695720"): ("SettlementResultNotFinal", ("uint64",), ("result_id",)),
+    bytes.fromhex("33bb3313"): ("SettlementTokenMintingDisabled", ("uint256",), ("chain_id",)),
+    bytes.fromhex("74da8791"): ("SettlementTokenNotAuthority", ("address",), ("account",)),
+    bytes.fromhex("39567f58"): ("SettlementUnknownRecord", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("3842f50a"): ("SettlementUnsupportedOffer", ("bytes32",), ("offer_digest",)),
+    bytes.fromhex("ce53d230"): ("SettlementWindowClosed", ("uint64",), ("closes_at",)),
+    bytes.fromhex("b52a50c3"): ("SettlementWindowOpen", ("uint64",), ("closes_at",)),
+    bytes.fromhex("305a27a9"): ("StringTooLong", ("string",), ("str",)),
 }
+CLASSES = custom_error_classes(TABLE, __name__)
+BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {cls.SELECTOR: cls for cls in CLASSES.values()}
+
+if not TYPE_CHECKING:
+    globals().update(CLASSES)
+else:
+    class AccessControlBadConfirmation(ContractCustomError):
+        """``AccessControlBadConfirmation()``, declared in MarketAuthority."""
+
+    class AccessControlEnforcedDefaultAdminDelay(ContractCustomError):
+        """``AccessControlEnforcedDefaultAdminDelay(uint48)``, declared in MarketAuthority."""
+
+        schedule: int
+
+    class AccessControlEnforcedDefaultAdminRules(ContractCustomError):
+        """``AccessControlEnforcedDefaultAdminRules()``, declared in MarketAuthority."""
+
+    class AccessControlInvalidDefaultAdmin(ContractCustomError):
+        """``AccessControlInvalidDefaultAdmin(address)``, declared in MarketAuthority."""
+
+        default_admin: str
+
+    class AccessControlUnauthorizedAccount(ContractCustomError):
+        """``AccessControlUnauthorizedAccount(address,bytes32)``, declared in MarketAuthority."""
+
+        account: str
+        needed_role: bytes
+
+    class AssetAggregatorWithoutRole(ContractCustomError):
+        """``AssetAggregatorWithoutRole(address)``, declared in AssetRegistry."""
+
+        aggregator: str
+
+    class AssetArrayLengthMismatch(ContractCustomError):
+        """``AssetArrayLengthMismatch()``, declared in AssetRegistry."""
+
+    class AssetConsentExpired(ContractCustomError):
+        """``AssetConsentExpired(uint64)``, declared in AssetRegistry."""
+
+        deadline: int
+
+    class AssetConsentInvalid(ContractCustomError):
+        """``AssetConsentInvalid(uint64,address)``, declared in AssetRegistry."""
+
+        asset_id: int
+        owner: str
+
+    class AssetInPortfolio(ContractCustomError):
+        """``AssetInPortfolio(uint64,uint32)``, declared in AssetRegistry."""
+
+        asset_id: int
+        portfolio_id: int
+
+    class AssetMarketMismatch(ContractCustomError):
+        """``AssetMarketMismatch(uint64,uint32,uint32)``, declared in AssetRegistry."""
+
+        asset_id: int
+        market: int
+        expected: int
+
+    class AssetMeterSignatureInvalid(ContractCustomError):
+        """``AssetMeterSignatureInvalid(address,address)``, declared in AssetRegistry."""
+
+        meter: str
+        owner: str
+
+    class AssetMeterTaken(ContractCustomError):
+        """``AssetMeterTaken(address,uint64)``, declared in AssetRegistry."""
+
+        meter: str
+        asset_id: int
+
+    class AssetMeterWithoutRole(ContractCustomError):
+        """``AssetMeterWithoutRole(address)``, declared in AssetRegistry."""
+
+        meter: str
+
+    class AssetNotActive(ContractCustomError):
+        """``AssetNotActive(uint64)``, declared in AssetRegistry."""
+
+        asset_id: int
+
+    class AssetNotAuthorized(ContractCustomError):
+        """``AssetNotAuthorized(address)``, declared in AssetRegistry."""
+
+        account: str
+
+    class AssetNotPortfolioMember(ContractCustomError):
+        """``AssetNotPortfolioMember(uint32,uint64)``, declared in AssetRegistry."""
+
+        portfolio_id: int
+        asset_id: int
+
+    class AssetNotZoneDso(ContractCustomError):
+        """``AssetNotZoneDso(uint64,uint32,address)``, declared in AssetRegistry."""
+
+        asset_id: int
+        zone_id: int
+        account: str
+
+    class AssetOutsideZone(ContractCustomError):
+        """``AssetOutsideZone(uint64,uint32,uint32)``, declared in AssetRegistry."""
+
+        asset_id: int
+        asset_zone: int
+        portfolio_zone: int
+
+    class AssetOwnerWithoutRole(ContractCustomError):
+        """``AssetOwnerWithoutRole(address)``, declared in AssetRegistry."""
+
+        owner: str
+
+    class AssetPowerAboveZoneLimit(ContractCustomError):
+        """``AssetPowerAboveZoneLimit(uint64,uint32,uint32)``, declared in AssetRegistry."""
+
+        asset_id: int
+        power_w: int
+        limit_w: int
+
+    class AssetRegistrationInvalid(ContractCustomError):
+        """``AssetRegistrationInvalid(address,address)``, declared in AssetRegistry."""
+
+        owner: str
+        meter: str
+
+    class AssetUnknown(ContractCustomError):
+        """``AssetUnknown(uint64)``, declared in AssetRegistry."""
+
+        asset_id: int
+
+    class AssetUnknownPortfolio(ContractCustomError):
+        """``AssetUnknownPortfolio(uint32)``, declared in AssetRegistry."""
+
+        portfolio_id: int
+
+    class AssetZeroPower(ContractCustomError):
+        """``AssetZeroPower(uint64)``, declared in AssetRegistry."""
+
+        asset_id: int
+
+    class BaselineAnswerClosed(ContractCustomError):
+        """``BaselineAnswerClosed(uint64)``, declared in BaselineDisputes."""
+
+        answer_by: int
+
+    class BaselineAnswerNotTheInput(ContractCustomError):
+        """``BaselineAnswerNotTheInput(int64,int64)``, declared in BaselineDisputes."""
+
+        challenged: int
+        anchored: int
+
+    class BaselineAnswerOpen(ContractCustomError):
+        """``BaselineAnswerOpen(uint64)``, declared in BaselineDisputes."""
+
+        answer_by: int
+
+    class BaselineChallengeNotOpen(ContractCustomError):
+        """``BaselineChallengeNotOpen(bytes32)``, declared in BaselineDisputes."""
+
+        key: bytes
+
+    class BaselineChallengeTaken(ContractCustomError):
+        """``BaselineChallengeTaken(bytes32)``, declared in BaselineDisputes."""
+
+        key: bytes
+
+    class BaselineChallengeTooLate(ContractCustomError):
+        """``BaselineChallengeTooLate(uint64)``, declared in BaselineDisputes."""
+
+        last_at: int
+
+    class BaselineDayNotUsed(ContractCustomError):
+        """``BaselineDayNotUsed(address,uint64,uint256)``, declared in BaselineDisputes."""
+
+        meter: str
+        isp_start: int
+        days_back: int
+
+    class BaselineNoSuchIsp(ContractCustomError):
+        """``BaselineNoSuchIsp(uint256)``, declared in BaselineDisputes."""
+
+        isp: int
+
+    class BaselineNotCorrected(ContractCustomError):
+        """``BaselineNotCorrected(address,uint64)``, declared in BaselineDisputes."""
+
+        meter: str
+        isp_start: int
+
+    class BaselineNotInForce(ContractCustomError):
+        """``BaselineNotInForce(address,uint64)``, declared in BaselineDisputes."""
+
+        meter: str
+        isp_start: int
+
+    class BaselineNotMember(ContractCustomError):
+        """``BaselineNotMember(uint32,uint64)``, declared in BaselineDisputes."""
+
+        portfolio_id: int
+        asset: int
+
+    class BaselineNotStandard(ContractCustomError):
+        """``BaselineNotStandard(bytes32)``, declared in BaselineDisputes."""
+
+        offer_digest: bytes
+
+    class BaselineNotWrong(ContractCustomError):
+        """``BaselineNotWrong(address,uint64)``, declared in BaselineDisputes."""
+
+        meter: str
+        isp_start: int
+
+    class BaselineReadingNotAnchored(ContractCustomError):
+        """``BaselineReadingNotAnchored(address,uint64)``, declared in BaselineDisputes."""
+
+        meter: str
+        isp_start: int
+
+    class CheckpointUnorderedInsertion(ContractCustomError):
+        """``CheckpointUnorderedInsertion()``, declared in AssetRegistry."""
+
+    class ClearingAssetInPortfolio(ContractCustomError):
+        """``ClearingAssetInPortfolio(bytes32,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        asset_id: int
+
+    class ClearingAssetTermsChanged(ContractCustomError):
+        """``ClearingAssetTermsChanged(bytes32,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        asset_id: int
+
+    class ClearingAwardsOutOfOrder(ContractCustomError):
+        """``ClearingAwardsOutOfOrder(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp: int
+
+    class ClearingBeforeGateClosure(ContractCustomError):
+        """``ClearingBeforeGateClosure(uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+        gate_closure: int
+
+    class ClearingBlockViolated(ContractCustomError):
+        """``ClearingBlockViolated(bytes32,uint64,uint256,uint256)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        isp_start: int
+        awarded_w: int
+        first_w: int
+
+    class ClearingChallengeWindowClosed(ContractCustomError):
+        """``ClearingChallengeWindowClosed(uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+        challenge_ends: int
+
+    class ClearingChallengeWindowOpen(ContractCustomError):
+        """``ClearingChallengeWindowOpen(uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+        challenge_ends: int
+
+    class ClearingDayBegun(ContractCustomError):
+        """``ClearingDayBegun(uint32,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+
+    class ClearingDayFinal(ContractCustomError):
+        """``ClearingDayFinal(uint32,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+
+    class ClearingDirectionMismatch(ContractCustomError):
+        """``ClearingDirectionMismatch(bytes32,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+
+    class ClearingIspOutsideOffer(ContractCustomError):
+        """``ClearingIspOutsideOffer(bytes32,uint64,uint16)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp: int
+
+    class ClearingIspOutsideRequest(ContractCustomError):
+        """``ClearingIspOutsideRequest(bytes32,uint64,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp_start: int
+
+    class ClearingLightCapabilityExceeded(ContractCustomError):
+        """``ClearingLightCapabilityExceeded(bytes32,uint64,uint64,uint32,uint256,uint32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp_start: int
+        zone: int
+        tso_w: int
+        capability_w: int
+
+    class ClearingMalformedGroup(ContractCustomError):
+        """``ClearingMalformedGroup(uint256)``, declared in ClearingCommitment."""
+
+        group: int
+
+    class ClearingModeViolated(ContractCustomError):
+        """``ClearingModeViolated(bytes32,uint64,uint256,uint8)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        isp_start: int
+        awarded_w: int
+        mode: int
+
+    class ClearingNoAwards(ContractCustomError):
+        """``ClearingNoAwards(bytes32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+
+    class ClearingNoResult(ContractCustomError):
+        """``ClearingNoResult(uint32,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+
+    class ClearingNotAuthor(ContractCustomError):
+        """``ClearingNotAuthor(uint64,address)``, declared in ClearingCommitment."""
+
+        result_id: int
+        account: str
+
+    class ClearingNotBetter(ContractCustomError):
+        """``ClearingNotBetter(uint256,uint256,uint256,uint256)``, declared in ClearingCommitment."""
+
+        dso_value: int
+        tso_value: int
+        current_dso_value: int
+        current_tso_value: int
+
+    class ClearingNotMarketDay(ContractCustomError):
+        """``ClearingNotMarketDay(uint32,uint64)``, declared in ClearingCommitment."""
+
+        market: int
+        day: int
+
+    class ClearingNotPosting(ContractCustomError):
+        """``ClearingNotPosting(uint64,uint8)``, declared in ClearingCommitment."""
+
+        result_id: int
+        status: int
+
+    class ClearingOfferNotInBook(ContractCustomError):
+        """``ClearingOfferNotInBook(bytes32,bytes32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        batch_root: bytes
+
+    class ClearingOfferNotNewer(ContractCustomError):
+        """``ClearingOfferNotNewer(bytes32,uint32,uint32)``, declared in ClearingCommitment."""
+
+        newer_digest: bytes
+        newer_nonce: int
+        older_nonce: int
+
+    class ClearingOfferOutOfOrder(ContractCustomError):
+        """``ClearingOfferOutOfOrder(bytes32,uint64,uint32,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        asset: int
+        portfolio: int
+        start: int
+
+    class ClearingOfferOverAllocated(ContractCustomError):
+        """``ClearingOfferOverAllocated(bytes32,uint64,uint256,uint32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        isp_start: int
+        awarded_w: int
+        power_w: int
+
+    class ClearingOfferWrongDay(ContractCustomError):
+        """``ClearingOfferWrongDay(bytes32,uint32,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        market: int
+        start: int
+
+    class ClearingOffersNotOverlapping(ContractCustomError):
+        """``ClearingOffersNotOverlapping(bytes32,bytes32)``, declared in ClearingCommitment."""
+
+        older_digest: bytes
+        newer_digest: bytes
+
+    class ClearingOffersOverlap(ContractCustomError):
+        """``ClearingOffersOverlap(bytes32,uint64,uint32,uint64,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        asset: int
+        portfolio: int
+        start: int
+        previous_end: int
+
+    class ClearingOlderOfferNotAwarded(ContractCustomError):
+        """``ClearingOlderOfferNotAwarded(uint64,bytes32)``, declared in ClearingCommitment."""
+
+        result_id: int
+        older_digest: bytes
+
+    class ClearingPortfolioTermsChanged(ContractCustomError):
+        """``ClearingPortfolioTermsChanged(bytes32,uint32,uint256,uint32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        portfolio_id: int
+        available_w: int
+        power_w: int
+
+    class ClearingPriceAboveMax(ContractCustomError):
+        """``ClearingPriceAboveMax(bytes32,uint64,uint96,uint128)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        price: int
+        max_price: int
+
+    class ClearingRedLight(ContractCustomError):
+        """``ClearingRedLight(bytes32,uint64,uint64,uint32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp_start: int
+        zone: int
+
+    class ClearingRequestNotOpen(ContractCustomError):
+        """``ClearingRequestNotOpen(bytes32,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+
+    class ClearingRequestOverAllocated(ContractCustomError):
+        """``ClearingRequestOverAllocated(bytes32,uint64,uint64,uint256)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp_start: int
+        awarded_w: int
+
+    class ClearingUnknownResult(ContractCustomError):
+        """``ClearingUnknownResult(uint64)``, declared in ClearingCommitment."""
+
+        result_id: int
+
+    class ClearingZeroPower(ContractCustomError):
+        """``ClearingZeroPower(bytes32,uint64,uint64)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        isp_start: int
+
+    class ClearingZoneOutsideRequest(ContractCustomError):
+        """``ClearingZoneOutsideRequest(bytes32,uint64,uint32,uint32)``, declared in ClearingCommitment."""
+
+        offer_digest: bytes
+        request_id: int
+        offer_zone: int
+        request_zone: int
+
+    class DIDRegistryInvalidSignature(ContractCustomError):
+        """``DIDRegistryInvalidSignature(address,address)``, declared in DIDRegistry."""
+
+        identity: str
+        signer: str
+
+    class DIDRegistryNotOwner(ContractCustomError):
+        """``DIDRegistryNotOwner(address,address)``, declared in DIDRegistry."""
+
+        identity: str
+        actor: str
+
+    class DisputeAgreesWithSettlement(ContractCustomError):
+        """``DisputeAgreesWithSettlement(address,uint64)``, declared in ReadingDisputes."""
+
+        meter: str
+        isp_start: int
+
+    class DisputeIspVoided(ContractCustomError):
+        """``DisputeIspVoided(uint64)``, declared in ReadingDisputes."""
+
+        isp_start: int
+
+    class DisputeNoSuchIsp(ContractCustomError):
+        """``DisputeNoSuchIsp(uint256)``, declared in ReadingDisputes."""
+
+        isp: int
+
+    class DisputeNotMember(ContractCustomError):
+        """``DisputeNotMember(uint32,uint64)``, declared in ReadingDisputes."""
+
+        portfolio_id: int
+        asset: int
+
+    class DisputeNotSignedByMeter(ContractCustomError):
+        """``DisputeNotSignedByMeter(address,uint64)``, declared in ReadingDisputes."""
+
+        meter: str
+        isp_start: int
+
+    class DisputeReadingOutOfRange(ContractCustomError):
+        """``DisputeReadingOutOfRange(uint64,uint64)``, declared in ReadingDisputes."""
+
+        import_wh: int
+        export_wh: int
+
+    class ECDSAInvalidSignature(ContractCustomError):
+        """``ECDSAInvalidSignature()``, declared in SettlementToken."""
+
+    class ECDSAInvalidSignatureLength(ContractCustomError):
+        """``ECDSAInvalidSignatureLength(uint256)``, declared in SettlementToken."""
+
+        length: int
+
+    class ECDSAInvalidSignatureS(ContractCustomError):
+        """``ECDSAInvalidSignatureS(bytes32)``, declared in SettlementToken."""
+
+        s: bytes
+
+    class ERC20InsufficientAllowance(ContractCustomError):
+        """``ERC20InsufficientAllowance(address,uint256,uint256)``, declared in SettlementToken."""
+
+        spender: str
+        allowance: int
+        needed: int
+
+    class ERC20InsufficientBalance(ContractCustomError):
+        """``ERC20InsufficientBalance(address,uint256,uint256)``, declared in SettlementToken."""
+
+        sender_: str
+        balance: int
+        needed: int
+
+    class ERC20InvalidApprover(ContractCustomError):
+        """``ERC20InvalidApprover(address)``, declared in SettlementToken."""
+
+        approver: str
+
+    class ERC20InvalidReceiver(ContractCustomError):
+        """``ERC20InvalidReceiver(address)``, declared in SettlementToken."""
+
+        receiver: str
+
+    class ERC20InvalidSender(ContractCustomError):
+        """``ERC20InvalidSender(address)``, declared in SettlementToken."""
+
+        sender_: str
+
+    class ERC20InvalidSpender(ContractCustomError):
+        """``ERC20InvalidSpender(address)``, declared in SettlementToken."""
+
+        spender: str
+
+    class ERC2612ExpiredSignature(ContractCustomError):
+        """``ERC2612ExpiredSignature(uint256)``, declared in SettlementToken."""
+
+        deadline: int
+
+    class ERC2612InvalidSigner(ContractCustomError):
+        """``ERC2612InvalidSigner(address,address)``, declared in SettlementToken."""
+
+        signer: str
+        owner: str
+
+    class GridZonesAfterGateClosure(ContractCustomError):
+        """``GridZonesAfterGateClosure(uint32,uint64,uint64)``, declared in GridZones."""
+
+        zone_id: int
+        isp_start: int
+        gate_closure: int
+
+    class GridZonesCapabilityNotAllowed(ContractCustomError):
+        """``GridZonesCapabilityNotAllowed(uint8,uint256)``, declared in GridZones."""
+
+        colour: int
+        capability_w: int
+
+    class GridZonesCapabilityOverflow(ContractCustomError):
+        """``GridZonesCapabilityOverflow(uint256)``, declared in GridZones."""
+
+        capability_w: int
+
+    class GridZonesInvalidColour(ContractCustomError):
+        """``GridZonesInvalidColour(uint8)``, declared in GridZones."""
+
+        colour: int
+
+    class GridZonesInvalidDirection(ContractCustomError):
+        """``GridZonesInvalidDirection(uint8)``, declared in GridZones."""
+
+        direction: int
+
+    class GridZonesInvalidOperator(ContractCustomError):
+        """``GridZonesInvalidOperator(address)``, declared in GridZones."""
+
+        operator: str
+
+    class GridZonesInvalidWord(ContractCustomError):
+        """``GridZonesInvalidWord(uint32,uint256)``, declared in GridZones."""
+
+        zone_id: int
+        word: int
+
+    class GridZonesLooserThanStatic(ContractCustomError):
+        """``GridZonesLooserThanStatic(uint32,uint64,uint8,uint32,uint32)``, declared in GridZones."""
+
+        zone_id: int
+        isp_start: int
+        direction: int
+        light: int
+        static_light: int
+
+    class GridZonesNotAligned(ContractCustomError):
+        """``GridZonesNotAligned(uint64,uint32)``, declared in GridZones."""
+
+        time: int
+        period: int
+
+    class GridZonesNotDayStart(ContractCustomError):
+        """``GridZonesNotDayStart(uint32,uint64)``, declared in GridZones."""
+
+        market_id: int
+        day_start: int
+
+    class GridZonesNotOperator(ContractCustomError):
+        """``GridZonesNotOperator(uint32,address)``, declared in GridZones."""
+
+        zone_id: int
+        account: str
+
+    class GridZonesOperatorWithoutRole(ContractCustomError):
+        """``GridZonesOperatorWithoutRole(address)``, declared in GridZones."""
+
+        operator: str
+
+    class GridZonesRootHasNoLights(ContractCustomError):
+        """``GridZonesRootHasNoLights(uint32)``, declared in GridZones."""
+
+        zone_id: int
+
+    class GridZonesTooDeep(ContractCustomError):
+        """``GridZonesTooDeep(uint32,uint8)``, declared in GridZones."""
+
+        parent: int
+        depth: int
+
+    class GridZonesTooManyZones(ContractCustomError):
+        """``GridZonesTooManyZones()``, declared in GridZones."""
+
+    class GridZonesUnknownZone(ContractCustomError):
+        """``GridZonesUnknownZone(uint32)``, declared in GridZones."""
+
+        zone_id: int
+
+    class GridZonesUnsupportedIsp(ContractCustomError):
+        """``GridZonesUnsupportedIsp(uint32,uint32)``, declared in GridZones."""
+
+        market_id: int
+        isp_seconds: int
+
+    class GridZonesWordCountMismatch(ContractCustomError):
+        """``GridZonesWordCountMismatch(uint256,uint256)``, declared in GridZones."""
+
+        expected: int
+        actual: int
+
+    class InvalidAccountNonce(ContractCustomError):
+        """``InvalidAccountNonce(address,uint256)``, declared in SettlementToken."""
+
+        account: str
+        current_nonce: int
+
+    class InvalidShortString(ContractCustomError):
+        """``InvalidShortString()``, declared in AssetRegistry, MarketRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
+
+    class MarketRegistryInvalidParameter(ContractCustomError):
+        """``MarketRegistryInvalidParameter(string,uint256)``, declared in MarketRegistry."""
+
+        field: str
+        value_: int
+
+    class MarketRegistryNotAuthority(ContractCustomError):
+        """``MarketRegistryNotAuthority(address)``, declared in MarketRegistry."""
+
+        account: str
+
+    class MarketRegistryUnknownMarket(ContractCustomError):
+        """``MarketRegistryUnknownMarket(uint32)``, declared in MarketRegistry."""
+
+        market_id: int
+
+    class MeterOracleAlreadyAnchored(ContractCustomError):
+        """``MeterOracleAlreadyAnchored(uint32,uint64)``, declared in MeterOracle."""
+
+        market: int
+        isp_start: int
+
+    class MeterOracleBaselineWindow(ContractCustomError):
+        """``MeterOracleBaselineWindow(uint64,uint64,uint64)``, declared in MeterOracle."""
+
+        isp_start: int
+        opens: int
+        closes: int
+
+    class MeterOracleBaselinesAnchored(ContractCustomError):
+        """``MeterOracleBaselinesAnchored(uint32,uint64)``, declared in MeterOracle."""
+
+        market: int
+        isp_start: int
+
+    class MeterOracleDisputesAlreadySet(ContractCustomError):
+        """``MeterOracleDisputesAlreadySet(address)``, declared in MeterOracle."""
+
+        disputes: str
+
+    class MeterOracleEmptyRoot(ContractCustomError):
+        """``MeterOracleEmptyRoot()``, declared in MeterOracle."""
+
+    class MeterOracleIspNotEnded(ContractCustomError):
+        """``MeterOracleIspNotEnded(uint64,uint64)``, declared in MeterOracle."""
+
+        isp_start: int
+        ends_at: int
+
+    class MeterOracleNotAligned(ContractCustomError):
+        """``MeterOracleNotAligned(uint64,uint32)``, declared in MeterOracle."""
+
+        isp_start: int
+        isp_seconds: int
+
+    class MeterOracleNotAuthority(ContractCustomError):
+        """``MeterOracleNotAuthority(address)``, declared in MeterOracle."""
+
+        account: str
+
+    class MeterOracleNotDisputes(ContractCustomError):
+        """``MeterOracleNotDisputes(address)``, declared in MeterOracle."""
+
+        account: str
+
+    class MeterOracleStakeLocked(ContractCustomError):
+        """``MeterOracleStakeLocked(uint64)``, declared in MeterOracle."""
+
+        unlocks_at: int
+
+    class MeterOracleStakeTooLow(ContractCustomError):
+        """``MeterOracleStakeTooLow(uint32,address,uint256,uint256)``, declared in MeterOracle."""
+
+        market: int
+        oracle: str
+        staked: int
+        required: int
+
+    class OmissionAlreadyClaimed(ContractCustomError):
+        """``OmissionAlreadyClaimed(bytes32)``, declared in OmissionClaims."""
+
+        reading_key: bytes
+
+    class OmissionAnswerClosed(ContractCustomError):
+        """``OmissionAnswerClosed(uint64)``, declared in OmissionClaims."""
+
+        answer_by: int
+
+    class OmissionAnswerOpen(ContractCustomError):
+        """``OmissionAnswerOpen(uint64)``, declared in OmissionClaims."""
+
+        answer_by: int
+
+    class OmissionNotAnchored(ContractCustomError):
+        """``OmissionNotAnchored(uint32,uint64)``, declared in OmissionClaims."""
+
+        market: int
+        isp_start: int
+
+    class OmissionNotOpen(ContractCustomError):
+        """``OmissionNotOpen(bytes32)``, declared in OmissionClaims."""
+
+        reading_key: bytes
+
+    class OmissionNotProven(ContractCustomError):
+        """``OmissionNotProven()``, declared in OmissionClaims."""
+
+    class OmissionNotReceipted(ContractCustomError):
+        """``OmissionNotReceipted(address)``, declared in OmissionClaims."""
+
+        anchoring_oracle: str
+
+    class OmissionTooLate(ContractCustomError):
+        """``OmissionTooLate(uint64)``, declared in OmissionClaims."""
+
+        last_claim_at: int
+
+    class OrderBookAfterGateClosure(ContractCustomError):
+        """``OrderBookAfterGateClosure(uint64,uint64)``, declared in OrderBook."""
+
+        start: int
+        gate_closure: int
+
+    class OrderBookAssetInPortfolio(ContractCustomError):
+        """``OrderBookAssetInPortfolio(uint64)``, declared in OrderBook."""
+
+        asset_id: int
+
+    class OrderBookAssetNotActive(ContractCustomError):
+        """``OrderBookAssetNotActive(uint64,uint8)``, declared in OrderBook."""
+
+        asset_id: int
+        status: int
+
+    class OrderBookBondLocked(ContractCustomError):
+        """``OrderBookBondLocked(uint256,uint256)``, declared in OrderBook."""
+
+        amount: int
+        available: int
+
+    class OrderBookBondNotice(ContractCustomError):
+        """``OrderBookBondNotice(uint64)``, declared in OrderBook."""
+
+        notice_ends: int
+
+    class OrderBookEscrowExceeded(ContractCustomError):
+        """``OrderBookEscrowExceeded(uint64,uint256,uint256)``, declared in OrderBook."""
+
+        request_id: int
+        amount: int
+        left: int
+
+    class OrderBookEscrowOverflow(ContractCustomError):
+        """``OrderBookEscrowOverflow(uint256)``, declared in OrderBook."""
+
+        max_price: int
+
+    class OrderBookInvalidBaseline(ContractCustomError):
+        """``OrderBookInvalidBaseline(uint8,bytes32)``, declared in OrderBook."""
+
+        method: int
+        baseline: bytes
+
+    class OrderBookInvalidDirection(ContractCustomError):
+        """``OrderBookInvalidDirection(uint8)``, declared in OrderBook."""
+
+        direction: int
+
+    class OrderBookInvalidMode(ContractCustomError):
+        """``OrderBookInvalidMode(uint8,uint32,uint32)``, declared in OrderBook."""
+
+        mode: int
+        min_power_w: int
+        power_w: int
+
+    class OrderBookInvalidPower(ContractCustomError):
+        """``OrderBookInvalidPower(uint32,uint256)``, declared in OrderBook."""
+
+        power_w: int
+        prequalified_w: int
+
+    class OrderBookInvalidRequestKind(ContractCustomError):
+        """``OrderBookInvalidRequestKind(uint8,uint8)``, declared in OrderBook."""
+
+        product: int
+        purpose: int
+
+    class OrderBookInvalidSignature(ContractCustomError):
+        """``OrderBookInvalidSignature()``, declared in OrderBook."""
+
+    class OrderBookInvalidSubject(ContractCustomError):
+        """``OrderBookInvalidSubject(uint64,uint32)``, declared in OrderBook."""
+
+        asset_id: int
+        portfolio_id: int
+
+    class OrderBookInvalidWindow(ContractCustomError):
+        """``OrderBookInvalidWindow(uint64,uint16)``, declared in OrderBook."""
+
+        start: int
+        isps: int
+
+    class OrderBookLengthMismatch(ContractCustomError):
+        """``OrderBookLengthMismatch(uint256,uint256)``, declared in OrderBook."""
+
+        offers: int
+        signatures: int
+
+    class OrderBookNotAuthority(ContractCustomError):
+        """``OrderBookNotAuthority(address)``, declared in OrderBook."""
+
+        account: str
+
+    class OrderBookNotBuyer(ContractCustomError):
+        """``OrderBookNotBuyer(uint64,address)``, declared in OrderBook."""
+
+        request_id: int
+        account: str
+
+    class OrderBookNotRelayer(ContractCustomError):
+        """``OrderBookNotRelayer(address)``, declared in OrderBook."""
+
+        relayer: str
+
+    class OrderBookNotSeller(ContractCustomError):
+        """``OrderBookNotSeller(address,address)``, declared in OrderBook."""
+
+        signer: str
+        seller: str
+
+    class OrderBookNotSettlement(ContractCustomError):
+        """``OrderBookNotSettlement(address)``, declared in OrderBook."""
+
+        account: str
+
+    class OrderBookNotSystemOperator(ContractCustomError):
+        """``OrderBookNotSystemOperator(address)``, declared in OrderBook."""
+
+        account: str
+
+    class OrderBookOfferExpired(ContractCustomError):
+        """``OrderBookOfferExpired(uint64)``, declared in OrderBook."""
+
+        expiry: int
+
+    class OrderBookRequestNotOpen(ContractCustomError):
+        """``OrderBookRequestNotOpen(uint64)``, declared in OrderBook."""
+
+        request_id: int
+
+    class OrderBookSellerNotBonded(ContractCustomError):
+        """``OrderBookSellerNotBonded(address,uint256,bool,uint64)``, declared in OrderBook."""
+
+        seller: str
+        free: int
+        indebted: bool
+        notice_ends: int
+
+    class OrderBookSettlementAlreadySet(ContractCustomError):
+        """``OrderBookSettlementAlreadySet(address)``, declared in OrderBook."""
+
+        settlement: str
+
+    class OrderBookStaleNonce(ContractCustomError):
+        """``OrderBookStaleNonce(uint32,uint32)``, declared in OrderBook."""
+
+        nonce: int
+        last_nonce: int
+
+    class OrderBookTooFarAhead(ContractCustomError):
+        """``OrderBookTooFarAhead(uint64,uint64)``, declared in OrderBook."""
+
+        start: int
+        day: int
+
+    class OrderBookUnknownMarket(ContractCustomError):
+        """``OrderBookUnknownMarket(uint32)``, declared in OrderBook."""
+
+        market: int
+
+    class OrderBookUnknownPortfolio(ContractCustomError):
+        """``OrderBookUnknownPortfolio(uint32)``, declared in OrderBook."""
+
+        portfolio_id: int
+
+    class OrderBookUnknownRequest(ContractCustomError):
+        """``OrderBookUnknownRequest(uint64)``, declared in OrderBook."""
+
+        request_id: int
+
+    class OrderBookWindowInPast(ContractCustomError):
+        """``OrderBookWindowInPast(uint64)``, declared in OrderBook."""
+
+        start: int
+
+    class OrderBookWindowNotAligned(ContractCustomError):
+        """``OrderBookWindowNotAligned(uint64,uint32)``, declared in OrderBook."""
+
+        start: int
+        isp_seconds: int
+
+    class OrderBookWrongMarket(ContractCustomError):
+        """``OrderBookWrongMarket(uint64,uint32,uint32)``, declared in OrderBook."""
+
+        asset_id: int
+        portfolio_id: int
+        market: int
+
+    class OrderBookZeroPrice(ContractCustomError):
+        """``OrderBookZeroPrice()``, declared in OrderBook."""
+
+    class OrderBookZoneNotBuyable(ContractCustomError):
+        """``OrderBookZoneNotBuyable(uint32,address)``, declared in OrderBook."""
+
+        zone_id: int
+        buyer: str
+
+    class PortfolioBaselineNotAnchored(ContractCustomError):
+        """``PortfolioBaselineNotAnchored(uint32,uint64,uint64)``, declared in DeliveryMeter."""
+
+        portfolio_id: int
+        isp_start: int
+        asset: int
+
+    class PortfolioMembersMismatch(ContractCustomError):
+        """``PortfolioMembersMismatch(uint32,uint64,uint256,uint64)``, declared in DeliveryMeter."""
+
+        portfolio_id: int
+        isp_start: int
+        index: int
+        expected: int
+
+    class PortfolioOutOfRange(ContractCustomError):
+        """``PortfolioOutOfRange(uint32,uint64)``, declared in DeliveryMeter."""
+
+        portfolio_id: int
+        isp_start: int
+
+    class PortfolioReadingNotAnchored(ContractCustomError):
+        """``PortfolioReadingNotAnchored(uint32,uint64,uint64)``, declared in DeliveryMeter."""
+
+        portfolio_id: int
+        isp_start: int
+        asset: int
+
+    class PortfolioWithoutMembers(ContractCustomError):
+        """``PortfolioWithoutMembers(uint32,uint64)``, declared in DeliveryMeter."""
+
+        portfolio_id: int
+        isp_start: int
+
+    class RoleGatedMissingRole(ContractCustomError):
+        """``RoleGatedMissingRole(address,bytes32)``, declared in AssetRegistry, ClearingCommitment, GridZones, MeterOracle, OrderBook, RoleGated."""
+
+        account: str
+        role: bytes
+
+    class RoleRegistryArrayLengthMismatch(ContractCustomError):
+        """``RoleRegistryArrayLengthMismatch()``, declared in RoleRegistry."""
+
+    class RoleRegistryInvalidValidity(ContractCustomError):
+        """``RoleRegistryInvalidValidity(uint64,uint64)``, declared in RoleRegistry."""
+
+        valid_from: int
+        valid_until: int
+
+    class RoleRegistryNotIssued(ContractCustomError):
+        """``RoleRegistryNotIssued(address,bytes32)``, declared in RoleRegistry."""
+
+        subject: str
+        role: bytes
+
+    class RoleRegistryNotIssuer(ContractCustomError):
+        """``RoleRegistryNotIssuer(address)``, declared in RoleRegistry."""
+
+        account: str
+
+    class RoleRegistryUnknownRole(ContractCustomError):
+        """``RoleRegistryUnknownRole(bytes32)``, declared in RoleRegistry."""
+
+        role: bytes
+
+    class SafeCastOverflowedIntDowncast(ContractCustomError):
+        """``SafeCastOverflowedIntDowncast(uint8,int256)``, declared in BaselineDisputes, ReadingDisputes."""
+
+        bits: int
+        value_: int
+
+    class SafeCastOverflowedUintDowncast(ContractCustomError):
+        """``SafeCastOverflowedUintDowncast(uint8,uint256)``, declared in MarketAuthority, OrderBook."""
+
+        bits: int
+        value_: int
+
+    class SafeERC20FailedOperation(ContractCustomError):
+        """``SafeERC20FailedOperation(address)``, declared in BaselineDisputes, MeterOracle, OmissionClaims, OrderBook, Settlement."""
+
+        token: str
+
+    class SettlementAlreadySettled(ContractCustomError):
+        """``SettlementAlreadySettled(bytes32)``, declared in Settlement."""
+
+        offer_digest: bytes
+
+    class SettlementAwardNotInResult(ContractCustomError):
+        """``SettlementAwardNotInResult(bytes32,uint64,uint64)``, declared in Settlement."""
+
+        offer_digest: bytes
+        request_id: int
+        isp_start: int
+
+    class SettlementAwardsIncomplete(ContractCustomError):
+        """``SettlementAwardsIncomplete(bytes32,uint64,uint256,uint32)``, declared in Settlement."""
+
+        offer_digest: bytes
+        isp_start: int
+        presented_w: int
+        level_w: int
+
+    class SettlementAwardsOutOfOrder(ContractCustomError):
+        """``SettlementAwardsOutOfOrder(bytes32,uint64,uint64)``, declared in Settlement."""
+
+        offer_digest: bytes
+        isp_start: int
+        request_id: int
+
+    class SettlementBaselineMismatch(ContractCustomError):
+        """``SettlementBaselineMismatch(bytes32)``, declared in Settlement."""
+
+        offer_digest: bytes
+
+    class SettlementBaselineNotAnchored(ContractCustomError):
+        """``SettlementBaselineNotAnchored(bytes32,uint64)``, declared in Settlement."""
+
+        offer_digest: bytes
+        isp_start: int
+
+    class SettlementDisputeWindow(ContractCustomError):
+        """``SettlementDisputeWindow(uint64)``, declared in Settlement."""
+
+        ends_at: int
+
+    class SettlementIspsIncomplete(ContractCustomError):
+        """``SettlementIspsIncomplete(bytes32)``, declared in Settlement."""
+
+        offer_digest: bytes
+
+    class SettlementNotDisputes(ContractCustomError):
+        """``SettlementNotDisputes(address)``, declared in Settlement."""
+
+        account: str
+
+    class SettlementNothingToWithdraw(ContractCustomError):
+        """``SettlementNothingToWithdraw(address)``, declared in Settlement."""
+
+        account: str
+
+    class SettlementReadingNotAnchored(ContractCustomError):
+        """``SettlementReadingNotAnchored(bytes32,uint64)``, declared in Settlement."""
+
+        offer_digest: bytes
+        isp_start: int
+
+    class SettlementReadingOutOfRange(ContractCustomError):
+        """``SettlementReadingOutOfRange(uint64,uint64)``, declared in Settlement."""
+
+        import_wh: int
+        export_wh: int
+
+    class SettlementRefundNotDue(ContractCustomError):
+        """``SettlementRefundNotDue(uint64,string)``, declared in Settlement."""
+
+        request_id: int
+        reason: str
+
+    class SettlementResultNotFinal(ContractCustomError):
+        """``SettlementResultNotFinal(uint64)``, declared in Settlement."""
+
+        result_id: int
+
+    class SettlementTokenMintingDisabled(ContractCustomError):
+        """``SettlementTokenMintingDisabled(uint256)``, declared in SettlementToken."""
+
+        chain_id: int
+
+    class SettlementTokenNotAuthority(ContractCustomError):
+        """``SettlementTokenNotAuthority(address)``, declared in SettlementToken."""
+
+        account: str
+
+    class SettlementUnknownRecord(ContractCustomError):
+        """``SettlementUnknownRecord(bytes32)``, declared in Settlement."""
+
+        offer_digest: bytes
+
+    class SettlementUnsupportedOffer(ContractCustomError):
+        """``SettlementUnsupportedOffer(bytes32)``, declared in Settlement."""
+
+        offer_digest: bytes
+
+    class SettlementWindowClosed(ContractCustomError):
+        """``SettlementWindowClosed(uint64)``, declared in Settlement."""
+
+        closes_at: int
+
+    class SettlementWindowOpen(ContractCustomError):
+        """``SettlementWindowOpen(uint64)``, declared in Settlement."""
+
+        closes_at: int
+
+    class StringTooLong(ContractCustomError):
+        """``StringTooLong(string)``, declared in AssetRegistry, MarketRegistry, MeterOracle, OrderBook, RoleRegistry, SettlementToken."""
+
+        str: str

@@ -80,7 +80,8 @@ def audit_clearing(
     inp = loaded.clearing
     say("re-running the clearing")
     rerun = clear(inp)
-    current, _ends, final = day_state(conn, manifest, market, day)
+    state = day_state(conn, manifest, market, day)
+    current, final = state.current, state.finalised
     if current == 0:
         return ClearingAudit(market, day, 0, False, None, rerun, ["no clearing result is in force for this day"])
     say(f"reading result {current} from the chain")

@@ -18,8 +18,10 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak
 
+from flexledger.chain.structs import ReadingIn
+
 from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
-from .settlement_records import ReadingIn
+from .settlement_records import is_anchored, reading_in
 from .times import iso
 
 DAY = 86_400
@@ -38,14 +40,6 @@ class BaselineEvidence:
 
 # (meter, ISP start, the reading) -> why it is not an anchored reading of the meter, empty if it is
 ReadingCheck = Callable[[str, int, ReadingIn], list[str]]
-
-
-def reading_in(answer: dict[str, Any]) -> ReadingIn:
-    """``proof_for``'s answer as a ``ReadingIn``."""
-    a = answer["anchor"]
-    return ReadingIn.from_tuple(((bytes.fromhex(a["root"][2:]), a["oracle"], a["leafCount"], a["anchoredAt"]),
-                                 answer["sequence"], answer["importWh"], answer["exportWh"],
-                                 bytes.fromhex(answer["signature"][2:]), [bytes.fromhex(p[2:]) for p in answer["proof"]]))
 
 
 def recheck_standard(meter: str, isp_start: int, value: int, inputs_hash: bytes, anchored_at: int,
@@ -95,7 +89,7 @@ def _anchored_net(meter: str, isp_start: int, anchored_at: int, evidence: Baseli
     if answer is None:
         return None
     r = reading_in(answer)
-    if not r.anchored or r.anchor.anchored_at > anchored_at or check(meter, isp_start, r):
+    if not is_anchored(r) or r.anchor.anchored_at > anchored_at or check(meter, isp_start, r):
         return None
     return r.import_wh - r.export_wh
 

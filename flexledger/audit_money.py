@@ -45,12 +45,13 @@ from flexledger.chain.bindings import (
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.events import DecodedEvent
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import Line, Record, Request
 
 from .book import Book
 from .rules.market import MarketParams
 from .rules.orders import BondState, max_exposure
 from .rules.settlement import bond_draw
-from .settlement_records import Line, Record, RequestInfo
+from .settlement_records import line_penalty, settled_key
 
 Position = tuple[int, int]  # (block, log index): the chain's order of events
 
@@ -105,7 +106,7 @@ class MoneyInputs:
     result_id: int
     lines: dict[tuple[int, bytes], list[Line]]  # the records in force, recomputed by the rules
     records: dict[tuple[int, bytes], Record]  # the records in force, as logged
-    request: Callable[[int], RequestInfo]
+    request: Callable[[int], Request]
 
 
 @dataclass
@@ -157,8 +158,8 @@ class _Chain:
         self.from_settlement = sorted(self.token.events("Transfer", topics=[_topic(s)]), key=_pos)
         self.records: dict[tuple[int, bytes], list[tuple[Position, Record]]] = defaultdict(list)
         for e in self.settled:
-            record = Record.from_tuple(e.args["record"])
-            self.records[record.key].append((_pos(e), record))
+            record: Record = e.args["record"]
+            self.records[settled_key(record)].append((_pos(e), record))
         self._bonds: dict[str, list[tuple[Position, int]]] = {}
         self.drawn_at = {_pos(e) for e in self.drawn}  # draws for penalties: the bond paying, not leaving
         self.repaid = sorted(self.settlement.events("DebtRepaid"), key=_pos)
@@ -293,7 +294,7 @@ def _finalisations(inp: MoneyInputs, chain: _Chain, party: Callable[[str, str], 
             party(inp.request(ln.request_id).buyer, "buyer").rules.paid += ln.claim
         seller.rules.received += rules_claimed
         seller.rules.paid += rules_drawn
-        seller.rules.penalties += sum(ln.penalty for ln in lines)
+        seller.rules.penalties += sum(line_penalty(ln) for ln in lines)
         seller.rules.debt += sum(ln.uncovered for ln in lines) - rules_drawn
         seller.chain.received += claimed
         seller.chain.paid += from_bond

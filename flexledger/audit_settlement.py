@@ -48,6 +48,7 @@ from flexledger.chain.client import BlockId
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.events import DecodedEvent
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import Anchor, Line, ReadingIn, Record, Request
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import Eip712Domain, TypedDataError, read_domain
 from flexledger.oracle.baselines import BASELINE_ENCODING
@@ -60,7 +61,6 @@ from .audit_baselines import (
     BaselineEvidence,
     correction_for,
     fix_of,
-    reading_in,
     recheck_standard,
 )
 from .audit_money import MoneyInputs, PartyMoney, audit_money
@@ -73,20 +73,19 @@ from .rules.orders import BaselineMethod
 from .rules.pair_tree import verify as verify_award_proof
 from .settlement_records import (
     NO_ANCHOR,
-    Anchor,
-    IspIn,
-    Line,
-    ReadingIn,
-    Record,
-    RequestInfo,
+    IspInput,
     SettledEvent,
-    SettleIn,
+    SettlementInput,
     SettlingCall,
     call_for,
     cleared_price_of,
     in_force,
+    is_anchored,
+    reading_in,
+    reading_net_wh,
     recompute,
     settled_events,
+    settled_key,
     settling_calls,
 )
 from .times import iso
@@ -133,7 +132,7 @@ class _Day:
     awards: dict[bytes, set[tuple[int, int, int, int, int]]]  # offer -> (chunk, request, ISP, W, level) of the result
     oracle_domain: Eip712Domain
     assets: AssetRegistryClient
-    request: Callable[[int], RequestInfo]
+    request: Callable[[int], Request]
     cleared_price: Callable[[int, int, int, int], int]
     oracle: MeterOracleClient | None = None
     final_at: int = 0  # when the day's result could be made final (DayState.challengeEnds); _load reads it
@@ -173,12 +172,12 @@ class _Day:
             self.portfolios[portfolio_id] = (str(self.assets.aggregator_of(portfolio_id)), tuple(int(a) for a in members))
         return self.portfolios[portfolio_id]
 
-    def seller(self, s: SettleIn) -> str:
+    def seller(self, s: SettlementInput) -> str:
         return self.portfolio(s.offer.portfolio)[0] if s.portfolio else self.asset(s.offer.asset)[0]
 
 
 def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int, result_id: int) -> _Day:
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     orders = OrderBookClient(conn, manifest.address("OrderBook"))
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     topic = "0x" + result_id.to_bytes(32, "big").hex()
@@ -195,11 +194,11 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
     for e in oracle.events("BaselinesAnchored", topics=["0x" + market.to_bytes(32, "big").hex()]):
         at = int(conn.w3.eth.get_block(e.block_number)["timestamp"])
         baseline_roots[int(e.args["ispStart"])].append((bytes(e.args["root"]), at))
-    cache: dict[int, RequestInfo] = {}
+    cache: dict[int, Request] = {}
 
-    def request(request_id: int) -> RequestInfo:
+    def request(request_id: int) -> Request:
         if request_id not in cache:
-            cache[request_id] = RequestInfo.read(orders, request_id)
+            cache[request_id] = orders.request(request_id)
         return cache[request_id]
 
     slashes: dict[str, list[DecodedEvent]] = defaultdict(list)
@@ -209,7 +208,7 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
                 read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
                 ReadingDisputesClient(conn, manifest.address("ReadingDisputes")).address, roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
                 AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing),
-                oracle, int(clearing.day_state(market, day_start)[1]), dict(slashes))
+                oracle, int(clearing.day_state(market, day_start).challenge_ends), dict(slashes))
 
 
 def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int,
@@ -218,7 +217,8 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     data, and follow its money; ``matches`` when every figure agrees. With ``evidence`` (what the
     oracle serves), every standard baseline met is recomputed from the anchored readings too."""
     manifest.verify(conn)  # the operator's manifest is evidence to check, not a premise
-    current, _ends, final = day_state(conn, manifest, market, day_start)
+    state = day_state(conn, manifest, market, day_start)
+    current, final = state.current, state.finalised
     audit = SettlementAudit(market, day_start, current)
     if current == 0:
         audit.differences.append("no clearing result is in force for this day")
@@ -232,7 +232,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     events = settled_events(day.settlement, result_id=current)
     by_key: dict[tuple[int, bytes], list[SettledEvent]] = defaultdict(list)
     for e in events:
-        by_key[e.record.key].append(e)
+        by_key[settled_key(e.record)].append(e)
     calls: dict[str, list[SettlingCall]] = {}
     lines: dict[tuple[int, bytes], list[Line]] = {}
     for key, history in sorted(by_key.items()):
@@ -345,13 +345,13 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
     return out
 
 
-def _index(day: _Day, s: SettleIn, isp: int) -> int:
+def _index(day: _Day, s: SettlementInput, isp: int) -> int:
     """The position of ISP ``isp`` (of the settlement's inputs) in the offer's window."""
     return (s.isps[isp].isp_start - s.offer.start) // day.params.isp_seconds
 
 
 def _check_baseline_dispute(day: _Day, call: SettlingCall, event: SettledEvent,
-                            where: str) -> tuple[SettleIn, int | None] | str:
+                            where: str) -> tuple[SettlementInput, int | None] | str:
     """Judge a ``BaselineDisputes.dispute`` as the contract must: the baseline revealed is the one
     in force that the settlement used, the evidence (an anchored reading, proven, anchored no later
     than the baselines) applied and the rule run over it (``audit_baselines.correction_for``) moves
@@ -374,15 +374,16 @@ def _check_baseline_dispute(day: _Day, call: SettlingCall, event: SettledEvent,
     else:
         asset, used = s.offer.asset, s.baseline_wh[index]
     meter = day.asset(asset)[1]
-    inputs = BaselineInputs(b.days_back, b.nets)
-    if b.baseline_wh != used or _anchored_baseline(day, meter, isp.isp_start, used, (inputs.hash(), *b.proof)) is None:
+    inputs = BaselineInputs(b.baseline.days_back, b.baseline.nets)
+    if b.baseline.baseline_wh != used or _anchored_baseline(day, meter, isp.isp_start, used,
+                                                            (inputs.hash(), *b.baseline.proof)) is None:
         return "the baseline revealed is not the one in force that the settlement used"
     anchor = day.oracle.baseline_anchor(day.market, isp.isp_start, block=day.state_block)
     anchored_by, anchored_at = str(anchor[0]), int(anchor[1])
 
     def day_net(t: int) -> int | None:
         r = b.reading
-        if not r.anchored or r.anchor.anchored_at > anchored_at or _check_reading(day, meter, t, r):
+        if not is_anchored(r) or r.anchor.anchored_at > anchored_at or _check_reading(day, meter, t, r):
             return None
         return r.import_wh - r.export_wh
 
@@ -421,11 +422,11 @@ def _check_applied(day: _Day, call: SettlingCall) -> str | None:
     return None
 
 
-def _net_with(s: SettleIn, corrections: dict[tuple[int, int], int], voided: set[int], isp_seconds: int) -> list[int]:
+def _net_with(s: SettlementInput, corrections: dict[tuple[int, int], int], voided: set[int], isp_seconds: int) -> list[int]:
     """Each ISP's net consumption, every meter's reading as disputes corrected it; an ISP whose
     meter equivocated counts its baseline (nothing delivered)."""
     return [s.baseline_wh[(isp.isp_start - s.offer.start) // isp_seconds] if isp.isp_start in voided
-            else sum(corrections.get((isp.isp_start, a), r.net_wh) for a, r in s.readings(i))
+            else sum(corrections.get((isp.isp_start, a), reading_net_wh(r)) for a, r in s.readings(i))
             for i, isp in enumerate(s.isps)]
 
 
@@ -442,7 +443,7 @@ def compare_lines(logged: list[Line], recomputed: list[Line]) -> list[str]:
     return out
 
 
-def _check_inputs(day: _Day, s: SettleIn, unrevealed: bool) -> list[str]:
+def _check_inputs(day: _Day, s: SettlementInput, unrevealed: bool) -> list[str]:
     """The inputs' own evidence: offer, awards, readings and baseline."""
     out = []
     if s.result_id != day.result_id:
@@ -475,7 +476,7 @@ def _check_inputs(day: _Day, s: SettleIn, unrevealed: bool) -> list[str]:
     return out
 
 
-def _check_baseline(day: _Day, s: SettleIn) -> list[str]:
+def _check_baseline(day: _Day, s: SettlementInput) -> list[str]:
     """The baseline: the one committed (COMMITTED), or per ISP the value the oracle anchored for the
     meter, proven against the root ``BaselinesAnchored`` logged (ROLLING_AVERAGE)."""
     if s.offer.baseline_method == BaselineMethod.COMMITTED:
@@ -539,7 +540,7 @@ def _recompute(day: _Day, meter: str, isp_start: int, value: int, inputs_hash: b
                             lambda m, t, r: _check_reading(day, m, t, r))
 
 
-def _check_readings(day: _Day, s: SettleIn, isp: IspIn) -> list[str]:
+def _check_readings(day: _Day, s: SettlementInput, isp: IspInput) -> list[str]:
     """The asset meter's reading, or one reading per member the portfolio had at the gate closure."""
     if not s.portfolio:
         return _check_reading(day, day.asset(s.offer.asset)[1], isp.isp_start, isp.reading)
@@ -556,7 +557,7 @@ def _check_readings(day: _Day, s: SettleIn, isp: IspIn) -> list[str]:
 
 def _check_reading(day: _Day, meter: str, isp_start: int, r: ReadingIn) -> list[str]:
     reading = Reading(meter, isp_start, r.sequence, r.import_wh, r.export_wh)
-    if not r.anchored:  # in no root: it stands on the meter's signature alone
+    if not is_anchored(r):  # in no root: it stands on the meter's signature alone
         if r.anchor != NO_ANCHOR or not _signed_by(day, reading, r.signature, meter):
             return [f"the reading of {iso(isp_start)}, brought without an anchor, is not signed by the meter"]
         return []
@@ -619,7 +620,7 @@ def _check_challenges(day: _Day, notes: list[str]) -> list[str]:
         want = 0
         if first:
             want = min(int(day.oracle.required_stake(day.market, block=before)),
-                       int(day.oracle.stake_of(day.market, str(e.args["oracleAccount"]), block=before)[0]))
+                       int(day.oracle.stake_of(day.market, str(e.args["oracleAccount"]), block=before).amount))
         got = [(str(x.args["oracle"]).lower(), str(x.args["to"]).lower(), int(x.args["amount"]))
                for x in day.slashes.get(e.tx_hash, [])]
         expected = [(str(e.args["oracleAccount"]).lower(), str(e.args["challenger"]).lower(), want)] if want else []
@@ -628,7 +629,7 @@ def _check_challenges(day: _Day, notes: list[str]) -> list[str]:
         if day.evidence is not None:
             answer = day.evidence.reading(meter, isp_start - k * DAY)
             anchored_at = int(day.oracle.baseline_anchor(day.market, isp_start)[1])
-            if answer is not None and reading_in(answer).anchored and int(answer["anchor"]["anchoredAt"]) <= anchored_at:
+            if answer is not None and is_anchored(reading_in(answer)) and int(answer["anchor"]["anchoredAt"]) <= anchored_at:
                 notes.append(f"{where}: upheld unanswered although the oracle serves a reading of that day anchored "
                              "by the baselines (a negligent oracle: a SKIPPED dispute can put the day back)")
     return out
@@ -655,7 +656,7 @@ def _check_paid(day: _Day, event: SettledEvent, record: Record, asset: int, isp_
     if first:
         before = event.block_number - 1
         required = int(day.oracle.required_stake(day.market, block=before))
-        staked = int(day.oracle.stake_of(day.market, anchored_by, block=before)[0])
+        staked = int(day.oracle.stake_of(day.market, anchored_by, block=before).amount)
         want = min(required, staked)
     to = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
     if to.lower() in (record.seller.lower(), day.asset(asset)[0].lower()):

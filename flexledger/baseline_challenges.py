@@ -22,12 +22,14 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.client import TxResult
 from flexledger.chain.errors import ChainError
+from flexledger.chain.structs import BaselineIn
 from flexledger.claim_bonds import approve_bond
 from flexledger.errors import FlexledgerError
 from flexledger.oracle.anchoring import proof_for
 
-from .audit_baselines import DAY, reading_in
+from .audit_baselines import DAY
 from .rules.baselines import BaselineInputs, apply_rule
+from .settlement_records import is_anchored, reading_in
 
 OPEN = 1  # BaselineDisputes.ChallengeStatus.Open
 
@@ -36,11 +38,11 @@ class ChallengeError(FlexledgerError):
     """An input day that cannot be challenged (not used, the baseline not in force, no bond)."""
 
 
-def baseline_in(baseline: dict[str, Any]) -> tuple[Any, ...]:
+def baseline_in(baseline: dict[str, Any]) -> BaselineIn:
     """``BaselineDisputes.BaselineIn`` of the baseline in force (``revealed_inputs``'s answer)."""
     inputs = BaselineInputs(int(baseline["daysBack"]), tuple(int(v) for v in baseline["nets"]))
-    return (int(baseline["baselineWh"]), inputs.days_back, inputs.padded(),
-            [bytes.fromhex(h[2:]) for h in baseline.get("proof", [])])
+    return BaselineIn(int(baseline["baselineWh"]), inputs.days_back, tuple(inputs.padded()),
+                      tuple(bytes.fromhex(h[2:]) for h in baseline.get("proof", [])))
 
 
 def unanchored_days(isp_start: int, inputs: BaselineInputs, anchored_at: int,
@@ -50,7 +52,7 @@ def unanchored_days(isp_start: int, inputs: BaselineInputs, anchored_at: int,
     out = []
     for k in inputs.days()[:len(inputs.nets)]:
         answer = served(isp_start - k * DAY)
-        if answer is None or not reading_in(answer).anchored or int(answer["anchor"]["anchoredAt"]) > anchored_at:
+        if answer is None or not is_anchored(reading_in(answer)) or int(answer["anchor"]["anchoredAt"]) > anchored_at:
             out.append(k)
     return out
 
@@ -78,7 +80,7 @@ def open_challenges_against(disputes: BaselineDisputesClient, oracle: MeterOracl
             anchors[isp_start] = str(oracle.baseline_anchor(market, isp_start)[0])
         if anchors[isp_start].lower() != oracle_account.lower():
             continue
-        if int(disputes.challenge_of(market, isp_start, meter, k)[2]) == OPEN:
+        if disputes.challenge_of(market, isp_start, meter, k).status == OPEN:
             found.append({"ispStart": isp_start, "meter": meter, "daysBack": k, "net": int(e.args["net"]),
                           "answerBy": int(e.args["answerBy"]), "challenger": str(e.args["challenger"])})
     return found
@@ -98,10 +100,10 @@ def answer_challenges(engine: Engine, disputes: BaselineDisputesClient, oracle: 
         except FlexledgerError:
             continue
         reading = reading_in(proof)
-        if not reading.anchored or reading.import_wh - reading.export_wh != c["net"]:
+        if not is_anchored(reading) or reading.import_wh - reading.export_wh != c["net"]:
             continue
         try:
-            tx = disputes.answer_input(market, c["ispStart"], c["meter"], c["daysBack"], reading.as_tuple())
+            tx = disputes.answer_input(market, c["ispStart"], c["meter"], c["daysBack"], reading)
         except ChainError:
             continue  # the window closed, or the contract judged the proof otherwise
         answered.append({**c, "txHash": tx.tx_hash, "gasUsed": tx.gas_used})

@@ -24,13 +24,14 @@ from flexledger.chain.bindings import (
 from flexledger.chain.client import TxResult
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import BaselineDisputesDisputeIn, BaselineIn, Record, SettleIn
 from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import proof_for
 from flexledger.oracle.baselines import baseline_proof_for
 
-from .audit_baselines import DAY, correction_for, reading_in
+from .audit_baselines import DAY, correction_for
 from .baseline_challenges import (
     UpheldChallenge,
     file_challenge,
@@ -42,7 +43,7 @@ from .baseline_fixes import correction_in_force
 from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
 from .rules.orders import BaselineMethod
 from .settlement_day import DayContext, DisputeError, disputable
-from .settlement_records import NO_READING, Record, decode_settling_call
+from .settlement_records import NO_READING, decode_settling_call, is_anchored, reading_in
 from .times import iso
 
 
@@ -55,20 +56,20 @@ class Kind(IntEnum):
 
 
 def dispute_input(kind: Kind, isp: int, baseline: dict[str, Any], *, member: int = 0, which: int = 0,
-                  reading: dict[str, Any] | None = None) -> tuple[Any, ...]:
+                  reading: dict[str, Any] | None = None) -> BaselineDisputesDisputeIn:
     """``BaselineDisputes.DisputeIn``: ISP ``isp`` (its index in the settlement's inputs), the
     baseline in force (``baseline``: its value, inputs and Merkle proof; a correction's has no
     proof), ``which`` (INPUT: the input's position among the used days; SKIPPED: the day, as days
     before the ISP) and the anchored reading of that day."""
     inputs = BaselineInputs(int(baseline["daysBack"]), tuple(int(v) for v in baseline["nets"]))
-    proof = [bytes.fromhex(h[2:]) for h in baseline.get("proof", [])]
+    proof = tuple(bytes.fromhex(h[2:]) for h in baseline.get("proof", []))
     evidence = NO_READING if reading is None else reading_in(reading)
-    return (int(kind), isp, member, (int(baseline["baselineWh"]), inputs.days_back, inputs.padded(), proof), which,
-            evidence.as_tuple())
+    used = BaselineIn(int(baseline["baselineWh"]), inputs.days_back, tuple(inputs.padded()), proof)
+    return BaselineDisputesDisputeIn(int(kind), isp, member, used, which, evidence)
 
 
-def dispute_baseline(disputes: BaselineDisputesClient, signer: Signer, settle_in: tuple[Any, ...],
-                     record: tuple[Any, ...], d: tuple[Any, ...]) -> TxResult:
+def dispute_baseline(disputes: BaselineDisputesClient, signer: Signer, settle_in: SettleIn,
+                     record: Record, d: BaselineDisputesDisputeIn) -> TxResult:
     """Send the dispute (anyone may, in the settlement's dispute window)."""
     return disputes.dispute(settle_in, record, d, sender=signer)
 
@@ -147,7 +148,7 @@ def revealed_inputs(ctx: MarketView, engine: Engine, meter: str, isp_start: int)
         return {"baselineWh": c.value, "daysBack": kept.days_back, "nets": list(kept.nets), "proof": []}, kept
     earlier = next(x.baseline for x in decode_settling_call(data, ctx.book_separator) if x.baseline is not None)
     reading = earlier.reading
-    judged = correction_for(isp_start, earlier.kind, earlier.input, BaselineInputs(earlier.days_back, earlier.nets),
+    judged = correction_for(isp_start, earlier.kind, earlier.input, BaselineInputs(earlier.baseline.days_back, earlier.baseline.nets),
                             lambda _t: reading.import_wh - reading.export_wh)  # the chain judged it already
     if isinstance(judged, str) or judged[0] != c.value or judged[1].hash() != c.inputs_hash:
         raise DisputeError(f"the correction in force for {meter} at {iso(isp_start)} cannot be rebuilt from its dispute")
@@ -167,7 +168,7 @@ def find_evidence(isp_start: int, inputs: BaselineInputs, value: int, anchored_a
 
     def anchored(t: int) -> dict[str, Any] | None:
         answer = served(t)
-        if answer is None or not reading_in(answer).anchored or int(answer["anchor"]["anchoredAt"]) > anchored_at:
+        if answer is None or not is_anchored(reading_in(answer)) or int(answer["anchor"]["anchoredAt"]) > anchored_at:
             return None
         return answer
 
@@ -232,9 +233,9 @@ def dispute_standard_baseline(ctx: DayContext, signer: Signer, digest: bytes, is
     kind, which, reading = found
     d = dispute_input(kind, index, answer, member=asset if s_in.portfolio else 0, which=which, reading=reading)
     disputes = BaselineDisputesClient(ctx.conn, ctx.manifest.address("BaselineDisputes"))
-    tx = dispute_baseline(disputes, signer, s_in.as_tuple(), record.as_tuple(), d)
+    tx = dispute_baseline(disputes, signer, s_in.to_struct(), record, d)
     event = tx.event("BaselineDisputed").args
-    after = Record.from_tuple(next(e for e in tx.events if e.name == "OfferSettled").args["record"])
+    after: Record = next(e for e in tx.events if e.name == "OfferSettled").args["record"]
     slashes = [e.args for e in tx.events if e.name == "OracleSlashed"]
     none = bytes(event["inputsHash"]) == bytes(32)
     return BaselineDisputed(record, after, isp_start, asset, meter, kind, which, value,

@@ -15,7 +15,7 @@ from flexledger.chain.manifest import Manifest
 
 from .audit_baselines import NO_BASELINE
 from .rules.orders import BaselineMethod
-from .settlement_records import SettleIn, SettlementDataError
+from .settlement_records import SettlementDataError, SettlementInput
 from .times import iso
 
 
@@ -52,7 +52,7 @@ def correction_in_force(conn: ChainConnection, manifest: Manifest, market: int, 
                               "BaselineDisputed or BaselineInputUpheld event logged")
 
 
-def with_baselines_in_force(conn: ChainConnection, manifest: Manifest, s: SettleIn, isp_seconds: int) -> SettleIn:
+def with_baselines_in_force(conn: ChainConnection, manifest: Manifest, s: SettlementInput, isp_seconds: int) -> SettlementInput:
     """``s`` presenting, for each ISP and meter, the standard baseline in force now: the corrections
     disputes put in force in place of the leaves they proved wrong (a portfolio's ISP baseline is its
     members' sum). Raises ``NoBaselineLeftError`` where a correction left none."""

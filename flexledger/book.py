@@ -127,7 +127,7 @@ def relay_offers(
 def _relay_order(book: OrderBookClient, offers: list[SignedOffer]) -> list[SignedOffer]:
     by_subject = sorted(offers, key=lambda s: (s.offer.asset, s.offer.portfolio, s.offer.nonce))
     markets = MarketRegistryClient(book.conn, book.markets())
-    params = {m: MarketParams.from_tuple(markets.market_params(m)) if 0 < m <= markets.market_count() else MarketParams()
+    params = {m: MarketParams.from_fields(markets.market_params(m)) if 0 < m <= markets.market_count() else MarketParams()
               for m in {s.offer.market for s in offers}}
     by_day = sorted(by_subject, key=lambda s: (s.offer.market, params[s.offer.market].day_start(s.offer.start)))
     last: dict[tuple[int, int], int] = {}
@@ -175,12 +175,12 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
         *book.events("OffersAccepted", from_block=from_block, topics=[day]),
     ]
     events.sort(key=lambda e: (e.block_number, e.log_index))
-    isp_seconds = MarketParams.from_tuple(MarketRegistryClient(book.conn, book.markets()).market_params(market)).isp_seconds
+    isp_seconds = MarketParams.from_fields(MarketRegistryClient(book.conn, book.markets()).market_params(market)).isp_seconds
     result = Book(market, day_start, isp_seconds=isp_seconds)
     separator = read_domain(book.conn, book.address).separator()
     for event in events:
         if event.name == "RequestPosted":
-            params = RequestParams(*event.args["params"])
+            params = RequestParams.from_fields(event.args["params"])
             result.requests[event.args["requestId"]] = {
                 "buyer": event.args["buyer"], "params": params, "escrow": event.args["escrow"]}
             entry = request_entry(event.args["requestId"], event.args["buyer"], params, event.args["escrow"])
@@ -204,7 +204,7 @@ def read_book(book: OrderBookClient, market: int, day_start: int, *, from_block:
             hint="the node's logs are incomplete or altered: read them from another node",
         )
     result.proofs = _batch_proofs(book, separator, sorted({e.tx_hash for e in events if e.name == "OffersAccepted"}))
-    result.kinds = {request_id: int(book.request(request_id)[11]) for request_id in result.requests}
+    result.kinds = {request_id: book.request(request_id).kind for request_id in result.requests}
     return result
 
 

@@ -15,14 +15,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import DayState, OfferAwards
 from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
 from flexledger.optimiser.results import Award
@@ -70,16 +71,16 @@ class Group:
     proof: list[bytes]
     awards: list[tuple[int, int, int]]  # (request id, ISP index in the offer's window, W)
 
-    def as_tuple(self, roots: list[bytes]) -> tuple[Any, ...]:
+    def wired(self, roots: list[bytes]) -> OfferAwards:
         """The group as ``post`` takes it, its root named by its index in ``roots``."""
-        words = [request << 48 | isp << 32 | power for request, isp, power in self.awards]
-        return (self.offer.pack(), roots.index(self.root), self.proof, words)
+        words = tuple(request << 48 | isp << 32 | power for request, isp, power in self.awards)
+        return OfferAwards(self.offer.pack(), roots.index(self.root), tuple(self.proof), words)
 
 
-def wire(chunk: list[Group]) -> tuple[list[bytes], list[tuple[Any, ...]]]:
+def wire(chunk: list[Group]) -> tuple[list[bytes], list[OfferAwards]]:
     """A chunk's batch roots and its groups, as ``post`` takes them."""
     roots = sorted({g.root for g in chunk})
-    return roots, [g.as_tuple(roots) for g in chunk]
+    return roots, [g.wired(roots) for g in chunk]
 
 
 def posting_order(offer: Offer) -> tuple[int, int, int]:
@@ -161,10 +162,11 @@ def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book:
     offer's price; PAY_AS_CLEARED: the cell's highest awarded offer price, capped at the request's
     maximum)."""
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-    author, market, day, status, chunks, _offers, _count, _closed, _last, digest, dso, tso = clearing.result(result_id)
-    if ResultStatus(status) is ResultStatus.NONE:
+    result = clearing.result(result_id)
+    if ResultStatus(result.status) is ResultStatus.NONE:
         raise CommitmentError(f"no clearing result {result_id}")
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"))
+    params = MarketParams.from_fields(markets.market_params(result.market))
     price_of = {"0x" + d.hex(): o.price for o, d in book.digests.items()}
     topic = "0x" + result_id.to_bytes(32, "big").hex()
     awards = []
@@ -176,15 +178,13 @@ def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book:
                 p = book.requests[request_id]["params"]
                 price = min(clearing.clearing_price(result_id, p.zone, p.direction, isp_start), p.max_price)
             awards.append(Award(request_id, isp_start, key, power, price))
-    return CommittedResult(result_id, market, day, author, ResultStatus(status), sorted(awards), dso, tso,
-                           bytes(digest), chunks=chunks)
+    return CommittedResult(result_id, result.market, result.day, result.author, ResultStatus(result.status),
+                           sorted(awards), result.dso_value, result.tso_value, result.book_digest, chunks=result.chunks)
 
 
-def day_state(conn: ChainConnection, manifest: Manifest, market: int, day: int) -> tuple[int, int, bool]:
-    """(result in force or 0, end of the challenge window, final)."""
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-    current, ends, final = clearing.day_state(market, day)
-    return int(current), int(ends), bool(final)
+def day_state(conn: ChainConnection, manifest: Manifest, market: int, day: int) -> DayState:
+    """The result in force (0: none), the end of its challenge window and whether it is final."""
+    return ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).day_state(market, day)
 
 
 def welfare_value(awards: Iterable[Award], book: Book) -> tuple[int, int]:
@@ -207,20 +207,12 @@ def award_leaf(offer_digest: bytes, request_id: int, isp_start: int, power_w: in
                          [offer_digest, request_id, isp_start, power_w, level_w]))
 
 
-@dataclass(frozen=True)
-class AwardProof:
-    """One award of a result and its proof under its chunk's ``awardsRoot`` (``isAwarded``)."""
+@dataclass(frozen=True, slots=True)
+class AwardProof(structs.AwardProof):
+    """One award of a result and its proof under its chunk's ``awardsRoot``: the struct ``isAwarded``
+    and the settlements take, with the digest of the offer it awards (a leaf of the chunk's tree)."""
 
     offer_digest: bytes
-    chunk: int
-    request_id: int
-    isp_start: int
-    power_w: int
-    level_w: int
-    proof: list[bytes]
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.chunk, self.request_id, self.isp_start, self.power_w, self.level_w, self.proof)
 
 
 def award_proofs(clearing: ClearingCommitmentClient, result_id: int) -> list[AwardProof]:
@@ -242,8 +234,8 @@ def award_proofs(clearing: ClearingCommitmentClient, result_id: int) -> list[Awa
         if root != bytes(posted.args["awardsRoot"]):
             raise CommitmentError(f"the awards logged in {tx_hash} do not make up the chunk's root",
                                   hint="the node's logs are incomplete or altered: read them from another node")
-        out += [AwardProof(leaf[0], int(posted.args["chunk"]), leaf[1], leaf[2], leaf[3], leaf[4], proof)
-                for leaf, proof in zip(leaves, proofs, strict=True)]
+        out += [AwardProof(int(posted.args["chunk"]), q, t, w, lw, tuple(proof), d)
+                for (d, q, t, w, lw), proof in zip(leaves, proofs, strict=True)]
     return out
 
 
@@ -280,5 +272,6 @@ def find_superseded(clearing: ClearingCommitmentClient, result_id: int, book: Bo
 
 def prove_superseded(clearing: ClearingCommitmentClient, signer: Signer, proof: Superseded) -> None:
     """Void the result that awarded a superseded offer (anyone may, within the challenge window)."""
-    clearing.prove_superseded(proof.result_id, proof.award.as_tuple(), proof.older.as_tuple(), proof.newer.as_tuple(),
+    clearing.prove_superseded(proof.result_id, proof.award, structs.Offer.like(proof.older),
+                              structs.Offer.like(proof.newer),
                               proof.newer_root, proof.newer_proof, sender=signer)

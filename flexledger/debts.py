@@ -15,8 +15,6 @@ from flexledger.chain.bindings import OrderBookClient, SettlementClient, Settlem
 from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
 
-from .settlement_records import Record
-
 
 class DebtError(FlexledgerError):
     """A debt that cannot be paid or collected as asked."""
@@ -45,8 +43,8 @@ def _creditors(settlement: SettlementClient, book: OrderBookClient, seller: str)
     penalty its payment did not cover, and those that collected from it."""
     topic = "0x" + bytes.fromhex(seller.removeprefix("0x")).rjust(32, b"\0").hex()
     requests = {ln.request_id for e in settlement.events("OfferSettled", topics=[None, None, topic])
-                for ln in Record.from_tuple(e.args["record"]).lines if ln.uncovered}
-    buyers = {str(book.request(r)[0]) for r in requests}
+                for ln in e.args["record"].lines if ln.uncovered}
+    buyers = {book.request(r).buyer for r in requests}
     buyers |= {str(e.args["buyer"]) for e in settlement.events("DebtCollected", topics=[topic])}
     return sorted(buyers)
 

@@ -30,6 +30,7 @@ from rich.console import Console
 
 from flexledger.audit_settlement import audit_settlement
 from flexledger.book import SignedOffer, relay_offers
+from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
@@ -104,7 +105,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                  market: int, meters: list[tuple[int, LocalAccount, int]], kept: dict[bytes, KeptOffer],
                  modbus: int, console: Console) -> dict[str, Any]:
     """Stage the attacks; returns each one's readable line (``refused``) and the attack day's audit."""
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     w = _World(conn, manifest, params, market, OrderBookClient(conn, manifest.address("OrderBook")),
                ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")),
                SettlementClient(conn, manifest.address("Settlement")),
@@ -142,7 +143,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     escrow = max_exposure(request.power_w, request.isps, params.isp_seconds, request.max_price)
     w.token.mint(dso.address, escrow, sender=authority)
     w.token.approve(w.book.address, escrow, sender=dso)
-    request_id = int(w.book.post_request(request.as_tuple(), sender=dso).event("RequestPosted").args["requestId"])
+    request_id = int(w.book.post_request(structs.RequestParams.like(request), sender=dso).event("RequestPosted").args["requestId"])
 
     # two offers of one asset over overlapping windows: the newer replaces the older in the book
     domain = read_domain(conn, w.book.address)
@@ -174,7 +175,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     result = clear(loaded.clearing)
     result_id, _gas, _chunks = post_result(w.clearing, w.operator, market, day, result.awards, loaded.book,
                                            params.isp_seconds)
-    w.at(day_state(conn, manifest, market, day)[1] + 1)
+    w.at(day_state(conn, manifest, market, day).challenge_ends + 1)
     w.clearing.finalise(market, day, sender=w.anyone)
 
     # delivery: none; the meter signs what it measured, the oracle keeps and anchors it

@@ -60,7 +60,7 @@ def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAcco
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"), signer=signer)
     result_id, gas, chunks = post_result(clearing, signer, market, day, result.awards, loaded.book,
                                          inp.isp_seconds)
-    _current, ends, _final = day_state(conn, manifest, market, day)
+    ends = day_state(conn, manifest, market, day).challenge_ends
     dso, tso = clearing.welfare(result_id)
     console.print(f"committed as result {result_id} in {chunks} chunk(s): the contract checked all "
                   f"{len(result.awards)} awards and counts welfare {(dso + tso) / 100:,.2f} EUR (DSO {dso / 100:,.2f}, "

@@ -10,6 +10,7 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.text import Text
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -50,7 +51,7 @@ def grid_step(
 
     params = MarketParams()
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
-    market = markets.create_market(params.as_tuple()).event("MarketCreated").args["marketId"]
+    market = markets.create_market(structs.MarketParams.like(params)).event("MarketCreated").args["marketId"]
     grid = GridZonesClient(conn, manifest.address("GridZones"))
 
     def add(parent: int, operator: Signer, by: Signer, cap: int) -> int:

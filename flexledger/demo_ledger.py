@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from flexledger.chain.bindings import OrderBookClient
+from flexledger.chain.structs import Line, Record, SettleIn
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams, PricingRule
-from flexledger.rules.orders import Offer, Product
+from flexledger.rules.orders import Product
 from flexledger.rules.settlement import AwardIsp, AwardIspSettlement, bond_draw, settle_award_isp
 
 ZERO = "0x" + "00" * 20
-LineTuple = tuple[int, int, int, int, int]  # Settlement.Line: (request, ISP start, payment, claim, uncovered)
 
 
 @dataclass(frozen=True)
@@ -32,27 +31,26 @@ class RequestTerms:
 
 
 def request_terms(book: OrderBookClient, request_id: int) -> RequestTerms:
-    buyer, _market, _zone, _direction, product, *_rest, max_price, _kind = book.request(request_id)
-    return RequestTerms(str(buyer), int(product), int(max_price), int(book.escrow_left(request_id)))
+    request = book.request(request_id)
+    return RequestTerms(request.buyer, request.product, request.max_price, int(book.escrow_left(request_id)))
 
 
-def expected_lines(settle_in: tuple[Any, ...], net_wh: Sequence[int], params: MarketParams,
-                   terms: Mapping[int, RequestTerms]) -> list[tuple[LineTuple, AwardIspSettlement]]:
+def expected_lines(settle_in: SettleIn, net_wh: Sequence[int], params: MarketParams,
+                   terms: Mapping[int, RequestTerms]) -> list[tuple[Line, AwardIspSettlement]]:
     """The lines ``settle_in`` must produce when each ISP's net consumption is ``net_wh``, with the
     figures behind each (the demo's market pays as bid: each award at its offer's price)."""
     if params.pricing_rule is not PricingRule.PAY_AS_BID:
         raise ValueError("the demo's check prices awards as bid")
-    raw_offer, baseline, isps = settle_in[1], settle_in[2], settle_in[4]  # SettleIn's offer, baselineWh, isps
-    offer = Offer(*raw_offer)
+    offer, baseline = settle_in.offer, settle_in.baseline_wh
     out = []
-    for (_read, awards), net in zip(isps, net_wh, strict=True):
-        for _chunk, request_id, isp_start, power, level, _proof in awards:
-            q = terms[request_id]
-            f = settle_award_isp(AwardIsp(power, offer.price, q.max_price, Product(q.product),
-                                          Direction(offer.direction), baseline[(isp_start - offer.start)
-                                                                               // params.isp_seconds], net, level),
+    for isp, net in zip(settle_in.isps, net_wh, strict=True):
+        for a in isp.awards:
+            q = terms[a.request_id]
+            f = settle_award_isp(AwardIsp(a.power_w, offer.price, q.max_price, Product(q.product),
+                                          Direction(offer.direction), baseline[(a.isp_start - offer.start)
+                                                                               // params.isp_seconds], net, a.level_w),
                                  params, 0)
-            out.append(((request_id, isp_start, f.payment, f.claim, f.penalty - f.from_payment), f))
+            out.append((Line(a.request_id, a.isp_start, f.payment, f.claim, f.penalty - f.from_payment), f))
     return out
 
 
@@ -69,7 +67,7 @@ class Moves:
     debts: int = 0  # penalties no bond covered (owed, not paid)
 
 
-def expected_moves(records: Sequence[tuple[Any, ...]], terms: Mapping[int, RequestTerms], bonds: Mapping[str, int],
+def expected_moves(records: Sequence[Record], terms: Mapping[int, RequestTerms], bonds: Mapping[str, int],
                    book: str) -> Moves:
     """The moves of finalising ``records`` in this order (each draw from a seller's bond sees what
     the earlier ones left), refunding every request of ``terms`` and withdrawing every claim. The
@@ -77,8 +75,10 @@ def expected_moves(records: Sequence[tuple[Any, ...]], terms: Mapping[int, Reque
     m = Moves()
     left = dict(bonds)
     claimed: dict[int, int] = defaultdict(int)  # by request: what its escrow paid out to sellers
-    for _digest, _result, seller, _at, lines in records:
-        for request_id, _isp, _payment, claim, uncovered in lines:
+    for record in records:
+        seller = record.seller
+        for line in record.lines:
+            request_id, claim, uncovered = line.request_id, line.claim, line.uncovered
             drawn = bond_draw(uncovered, left.get(seller, 0))
             left[seller] = left.get(seller, 0) - drawn
             claimed[request_id] += claim

@@ -44,6 +44,7 @@ from flexledger.oracle.consumer import BrokerEndpoint, OracleConsumer
 from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import ChainMeters, Verifier
 from flexledger.redaction import redact_url
+from flexledger.settlement_records import reading_in
 from flexledger.times import iso
 from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.clock import AcceleratedClock
@@ -345,10 +346,8 @@ def metering_step(
     rounds = anchor_due(engine, oracle, market, conn.latest_timestamp(), isp_seconds=900, grace=60)
     asset, meter, _kind = meters[0]
     proof = proof_for(engine, meter.address, day + ISPS[0] * 900)
-    anchor = proof["anchor"]
     verified = oracle.verify_reading(
-        market, proof["ispStart"], (bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"],
-                                    anchor["anchoredAt"]),
+        market, proof["ispStart"], reading_in(proof).anchor,
         proof["meter"], proof["sequence"], proof["importWh"], proof["exportWh"], bytes.fromhex(proof["signature"][2:]),
         [bytes.fromhex(p[2:]) for p in proof["proof"]])
     stored = consumer.outcomes.get("stored", 0)

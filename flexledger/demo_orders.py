@@ -15,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.book import SignedOffer, read_book, relay_offers
+from flexledger.chain import structs
 from flexledger.chain.bindings import MarketRegistryClient, OrderBookClient, SettlementTokenClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -87,7 +88,7 @@ def orders_step(
     book = OrderBookClient(conn, manifest.address("OrderBook"))
     domain = read_domain(conn, book.address)
     expiry = conn.latest_timestamp() + 2 * 86_400
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
 
     signed: list[SignedOffer] = []
     baselines: dict[Offer, Baseline] = {}
@@ -168,7 +169,7 @@ def orders_step(
         escrow = max_exposure(request.power_w, request.isps, params.isp_seconds, request.max_price)
         token.mint(buyer.address, escrow)
         token.approve(book.address, escrow, sender=buyer)
-        request_gas += book.post_request(request.as_tuple(), sender=buyer).gas_used or 0
+        request_gas += book.post_request(structs.RequestParams.like(request), sender=buyer).gas_used or 0
 
     owner_of = {asset: owner for asset, owner, _zone, _power in holdings}
     state = read_book(book, market, day)

@@ -36,6 +36,7 @@ from flexledger.chain.bindings import (
 from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import ReadingDisputesDisputeIn, Record, SettleIn
 from flexledger.chain.transactions import Signer
 from flexledger.commitment import award_proofs
 from flexledger.errors import FlexledgerError
@@ -45,12 +46,16 @@ from flexledger.rules.settlement import to_money
 from flexledger.settlement import (
     SettledOffer,
     finalise_offers,
-    record_tuple,
     settle_input_from,
     settle_offers,
 )
 from flexledger.settlement_day import portfolio_members
-from flexledger.settlement_records import SettleIn, decode_members
+from flexledger.settlement_records import (
+    SettlementInput,
+    decode_members,
+    line_penalty,
+    reading_net_wh,
+)
 from flexledger.times import iso
 from flexledger_edge.reading import SignedReading
 
@@ -76,8 +81,8 @@ WITHDRAW_GAS = 100_000  # withdraw measures about 40,000: a fixed limit spares a
 @dataclass
 class _Settled:
     delivery: Delivery
-    settle_in: tuple[Any, ...]
-    record: tuple[Any, ...]  # Settlement.Record in force (a dispute replaces it)
+    settle_in: SettleIn
+    record: Record  # in force (a dispute replaces it)
     net: list[int]  # the net consumption the record counts per ISP: anchored, or as a dispute corrected it
     gas: int
 
@@ -94,7 +99,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
                     day: int, result_id: int, plan: DeliveryPlan, store: Engine, fault: dict[str, Any],
                     console: Console) -> dict[str, Any]:
     started = time.perf_counter()
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     keeper = Signer(accounts["aggregator 1"], conn)  # anyone may settle, finalise and refund
     settlement = SettlementClient(conn, manifest.address("Settlement"), signer=keeper)
     book = OrderBookClient(conn, manifest.address("OrderBook"))
@@ -102,7 +107,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     conn.set_next_block_timestamp(day + DAY + 60)
     conn.mine()
     first_block = int(conn.w3.eth.block_number) + 1
-    final_at = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).day_state(market, day)[1]  # challengeEnds
+    final_at = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).day_state(market, day).challenge_ends
     console.print(f"time travel to {iso(day + DAY + 60)}: the day is over; its settlement window is open until "
                   f"{iso(params.settlement_closes(day, final_at))} (a dispute window after the day's end or its "
                   "result's finality, the later)")
@@ -112,7 +117,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     before = {a: token.balance_of(a) for a in watched}
 
     settled = _settle_all(conn, manifest, settlement, keeper, result_id, plan, store, market, console)
-    lines = sum(len(s.record[4]) for s in settled.values())
+    lines = sum(len(s.record.lines) for s in settled.values())
     gas = sum(s.gas for s in settled.values())
     console.print(f"aggregator 1 settled {len(settled)} awarded offers ({lines} award-ISP lines) in batches "
                   f"(Settlement.settleMany), from public data and the sellers' revealed baselines: "
@@ -131,13 +136,13 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     checked = _check_behaviours(settled, params, requests)
     problems += checked.pop("problems")
 
-    ends = max([s.record[3] for s in settled.values()] + [day + DAY]) + params.dispute_window_seconds
+    ends = max([s.record.settled_at for s in settled.values()] + [day + DAY]) + params.dispute_window_seconds
     conn.set_next_block_timestamp(ends + 1)
     conn.mine()
     order = sorted(settled)
     records = [settled[d].record for d in order]
     # the draws each finalisation will make depend on the bonds left: read the bonds of those who owe penalties
-    bonds = {str(r[2]): book.bond_of(str(r[2])) for r in records if any(ln[4] for ln in r[4])}
+    bonds = {r.seller: book.bond_of(r.seller) for r in records if any(ln.uncovered for ln in r.lines)}
     moves = expected_moves(records, requests, bonds, str(book.address))
     refunds, withdrawn = _finalise_and_pay(conn, settlement, keeper, settled, order, requests, moves, accounts, buyers,
                                            console)
@@ -161,7 +166,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
                  for a in watched if after[a] - before[a] != moved.get(a, 0)]
     table, paid = _money_table(requests, buyers, refunds, before, after)
     console.print(table)
-    console.print(f"the {len({r[2] for r in records})} awarded sellers (prosumers, and aggregators for portfolios) "
+    console.print(f"the {len({r.seller for r in records})} awarded sellers (prosumers, and aggregators for portfolios) "
                   f"received {_euros(moves.claims)} EUR in claims; {_euros(moves.drawn)} EUR of penalties came out of "
                   "their bonds")
     portfolio = {}
@@ -195,10 +200,11 @@ def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: Settlemen
         task = progress.add_task("aggregator 1 settles every awarded offer (anyone may)", total=len(inputs))
         done = settle_offers(settlement, keeper, inputs, progress=lambda n: progress.advance(task, n))
     for digest, s in zip(order, done, strict=True):
-        if s.record[0] != digest:  # the batches' records come back in the order of their inputs
-            raise FlexledgerError(f"the settlement of offer 0x{digest.hex()[:10]} came back as 0x{s.record[0].hex()[:10]}")
+        if s.record.offer_digest != digest:  # the batches' records come back in the order of their inputs
+            raise FlexledgerError(f"the settlement of offer 0x{digest.hex()[:10]} came back as "
+                                  f"0x{s.record.offer_digest.hex()[:10]}")
     separator = read_domain(conn, manifest.address("OrderBook")).separator()
-    return {digest: _Settled(plan.deliveries[digest], s_in, s.record, SettleIn.from_tuple(s_in, separator).net_wh(),
+    return {digest: _Settled(plan.deliveries[digest], s_in, s.record, SettlementInput.from_struct(s_in, separator).net_wh(),
                              s.gas_used)
             for digest, s_in, s in zip(order, inputs, done, strict=True)}
 
@@ -212,15 +218,16 @@ def _portfolio(s: _Settled, params: MarketParams, requests: dict[int, RequestTer
     kind = {m.asset: m.kind for m in kept.members}
     direction = -s.delivery.sign  # +1 for UP: delivered is the forecast less the measured
     by_member: dict[int, int] = defaultdict(int)
-    for (_read, awards), encoded in zip(s.settle_in[4], s.settle_in[6], strict=True):
-        for m in decode_members(bytes(encoded)):
-            by_member[m.asset] += direction * (forecast_wh(m.asset, kind[m.asset], awards[0][2]) - m.reading.net_wh)
-    seller = str(s.record[2])
+    for isp, encoded in zip(s.settle_in.isps, s.settle_in.members, strict=True):
+        for m in decode_members(encoded):
+            forecast = forecast_wh(m.asset, kind[m.asset], isp.awards[0].isp_start)
+            by_member[m.asset] += direction * (forecast - reading_net_wh(m.reading))
+    seller = s.record.seller
     failing = overriding(kept.members).asset
     shown = [f"{wh / 1000:,.2f} kWh (asset {a}" + (", whose prosumer overrode: 40 % of its share)" if a == failing
                                                      else ")") for a, wh in by_member.items()]
     met = "the award met" if delivered >= awarded else "SHORT of the award"
-    isps = [awards[0][2] for _read, awards in s.settle_in[4]]
+    isps = [isp.awards[0].isp_start for isp in s.settle_in.isps]
     console.print(f"portfolio {kept.offer.portfolio} of {kept.aggregator}, {iso(isps[0])[11:16]}-"
                   f"{iso(isps[-1] + params.isp_seconds)[11:16]}: awarded {awarded / 3.6e6:,.2f} kWh; its members' "
                   f"meters delivered {', '.join(shown[:-1])} and {shown[-1]}: {delivered / 3.6e6:,.2f} kWh summed "
@@ -264,15 +271,14 @@ def _finalise_and_pay(conn: ChainConnection, settlement: SettlementClient, keepe
 
 
 def _as_rules_say(s: _Settled, params: MarketParams, requests: dict[int, RequestTerms]) -> bool:
-    lines: list[Any] = s.record[4]
-    return [line for line, _f in expected_lines(s.settle_in, s.net, params, requests)] == lines
+    return [line for line, _f in expected_lines(s.settle_in, s.net, params, requests)] == list(s.record.lines)
 
 
 def _figures(s: _Settled, params: MarketParams, requests: dict[int, RequestTerms]) -> tuple[int, int, int, int]:
     """(awarded W*s, delivered W*s, payment, penalty) of a settled offer, all its lines together."""
     figures = [f for _line, f in expected_lines(s.settle_in, s.net, params, requests)]
     return (sum(f.awarded_ws for f in figures), sum(f.delivered_ws for f in figures),
-            sum(ln[2] for ln in s.record[4]), sum(ln[2] - ln[3] + ln[4] for ln in s.record[4]))
+            sum(ln.payment for ln in s.record.lines), sum(line_penalty(ln) for ln in s.record.lines))
 
 
 Row = tuple[str, _Settled, int, int, int, int]
@@ -304,7 +310,7 @@ def _table(rows: list[Row]) -> Table:
     for column in ("offer", "asset", "UTC", "awarded", "delivered", "paid", "penalty"):
         table.add_column(column, justify="left" if column in ("offer", "UTC") else "right", no_wrap=True)
     for label, s, awarded, delivered, paid, penalty in rows:
-        isps = [awards[0][2] for _read, awards in s.settle_in[4]]
+        isps = [isp.awards[0].isp_start for isp in s.settle_in.isps]
         kept = s.delivery.kept
         assets = f"{len(kept.members)} members" if kept.members else str(kept.offer.asset)  # their ids: too wide
         table.add_row(label, assets, f"{iso(isps[0])[11:16]}-{iso(isps[-1] + 900)[11:16]}",
@@ -342,27 +348,27 @@ def _dispute(conn: ChainConnection, settlement: SettlementClient, disputes: Read
     to the disputing seller)."""
     s = settled[plan.disputed]  # type: ignore[index]
     signed: SignedReading = fault["signed"]
-    index = next(i for i, (_read, awards) in enumerate(s.settle_in[4]) if awards[0][2] == fault["isp_start"])
-    anchored = s.settle_in[4][index][0]
-    oracle = str(anchored[0][1])
+    index = next(i for i, isp in enumerate(s.settle_in.isps) if isp.awards[0].isp_start == fault["isp_start"])
+    anchored = s.settle_in.isps[index].reading
+    oracle = anchored.anchor.oracle
     faults_before = disputes.faults_of(oracle)
     prosumer = Signer(s.delivery.kept.owner, conn)
     conn.request("anvil_setBalance", [prosumer.address, GAS_MONEY])
     r = signed.reading
     before = s.record
-    tx = disputes.dispute(s.settle_in, before, (index, r.sequence, r.import_wh, r.export_wh, signed.signature,
-                                                0),  # no member: an asset offer
-                          sender=prosumer)
+    no_member = 0  # an asset offer
+    signed_in = ReadingDisputesDisputeIn(index, r.sequence, r.import_wh, r.export_wh, signed.signature, no_member)
+    tx = disputes.dispute(s.settle_in, before, signed_in, sender=prosumer)
     block = tx.block_number or conn.w3.eth.block_number
-    s.record = record_tuple(next(e for e in settlement.events("OfferSettled", from_block=block, to_block=block)
-                                 if e.tx_hash == tx.tx_hash).args["record"])
+    s.record = next(e for e in settlement.events("OfferSettled", from_block=block, to_block=block)
+                    if e.tx_hash == tx.tx_hash).args["record"]
     s.net[index] = r.import_wh - r.export_wh
     faults = disputes.faults_of(oracle) - faults_before
-    paid = (sum(ln[2] for ln in before[4]), sum(ln[2] for ln in s.record[4]))
-    penalty = (sum(ln[2] - ln[3] + ln[4] for ln in before[4]), sum(ln[2] - ln[3] + ln[4] for ln in s.record[4]))
+    paid = (sum(ln.payment for ln in before.lines), sum(ln.payment for ln in s.record.lines))
+    penalty = (sum(line_penalty(ln) for ln in before.lines), sum(line_penalty(ln) for ln in s.record.lines))
     console.print(f"the owner of asset {s.delivery.kept.offer.asset} disputes {iso(fault['isp_start'])[11:16]} with the "
                   f"reading its meter signed ({r.import_wh:,} Wh in, {r.export_wh:,} Wh out; anchored: "
-                  f"{anchored[2]:,} in, {anchored[3]:,} out): upheld, paid {_euros(paid[0])} -> {_euros(paid[1])} EUR, "
+                  f"{anchored.import_wh:,} in, {anchored.export_wh:,} out): upheld, paid {_euros(paid[0])} -> {_euros(paid[1])} EUR, "
                   f"penalty {_euros(penalty[0])} -> {_euros(penalty[1])} EUR; the oracle {oracle[:10]}… that anchored "
                   f"the root now has {disputes.faults_of(oracle)} fault(s) in ReadingDisputes.faultsOf "
                   f"({tx.gas_used:,} gas)")

@@ -54,7 +54,7 @@ def load_market_day(
 ) -> MarketDay:
     """Everything the clearing of ``day_start`` needs, from chain data only."""
     say = progress or (lambda _msg: None)
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     orders = OrderBookClient(conn, manifest.address("OrderBook"))
     say("reading the book from events")
     book = read_book(orders, market, day_start)

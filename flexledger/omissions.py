@@ -20,9 +20,10 @@ from sqlalchemy.engine import Engine
 from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient, SettlementTokenClient
 from flexledger.chain.client import TxResult
 from flexledger.chain.errors import ChainError
+from flexledger.chain.structs import ReceiptIn
 from flexledger.claim_bonds import approve_bond
 from flexledger.errors import FlexledgerError
-from flexledger.oracle.anchoring import ProofError, chain_anchor, proof_for
+from flexledger.oracle.anchoring import ProofError, anchor_struct, chain_anchor, proof_for
 
 OPEN = 1  # OmissionClaims.Status.Open
 
@@ -77,8 +78,8 @@ def file_claim(claims: OmissionClaimsClient, oracle: MeterOracleClient, token: S
     signer = claims.signer
     assert signer is not None
     approve_bond(token, signer.address, claims.address, claims.claim_bond())
-    return claims.claim(receipt.market, (receipt.meter, receipt.isp_start, receipt.sequence, receipt.import_wh,
-                                         receipt.export_wh), receipt.signature, anchor.as_tuple())
+    signed = ReceiptIn(receipt.meter, receipt.isp_start, receipt.sequence, receipt.import_wh, receipt.export_wh)
+    return claims.claim(receipt.market, signed, receipt.signature, anchor_struct(anchor))
 
 
 def open_claims_against(claims: OmissionClaimsClient, oracle_account: str, market: int) -> list[dict[str, Any]]:
@@ -87,8 +88,7 @@ def open_claims_against(claims: OmissionClaimsClient, oracle_account: str, marke
     for e in claims.events("OmissionClaimed"):
         if int(e.args["market"]) != market or str(e.args["oracleAccount"]).lower() != oracle_account.lower():
             continue
-        state = claims.claim_of(market, int(e.args["ispStart"]), str(e.args["meter"]))
-        if int(state[2]) == OPEN:
+        if claims.claim_of(market, int(e.args["ispStart"]), str(e.args["meter"])).status == OPEN:
             found.append({"ispStart": int(e.args["ispStart"]), "meter": str(e.args["meter"]),
                           "answerBy": int(e.args["answerBy"]), "claimant": str(e.args["claimant"])})
     return found

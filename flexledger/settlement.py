@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
+from flexledger.chain.structs import IspIn, Record, SettleIn
 from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
 
 from .commitment import AwardProof, award_proofs
 from .rules.orders import BaselineMethod, Offer
-from .settlement_records import NO_READING, MemberReading, ReadingIn, Record, encode_members
+from .settlement_records import NO_READING, MemberReading, encode_members, reading_in
 
 ReadingProof = Callable[[str, int], dict[str, Any]]  # (meter, ISP start) -> oracle.anchoring.proof_for's answer
 
@@ -51,7 +53,7 @@ Member = tuple[int, str]  # a portfolio member: (asset, its meter)
 
 def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offer, digest: bytes,
                  baseline: Baseline | None, meter: str, reading: ReadingProof | None, *,
-                 standard: StandardBaselines | None = None, members: Sequence[Member] = ()) -> tuple[Any, ...]:
+                 standard: StandardBaselines | None = None, members: Sequence[Member] = ()) -> SettleIn:
     """`Settlement.SettleIn` for ``offer``: its awards in ``result_id`` by ISP (each ISP's awards in
     increasing order of request), each ISP's anchored reading of ``meter`` and its proof (for a
     portfolio offer, of each of its ``members``' meters: those it had at the day's gate closure,
@@ -60,14 +62,6 @@ def settle_input(clearing: ClearingCommitmentClient, result_id: int, offer: Offe
     is its members' sum). Without a baseline and readings, the input of ``settleUnrevealed``."""
     return settle_input_from(result_id, offer, digest, award_proofs(clearing, result_id), baseline, meter, reading,
                              standard=standard, members=members)
-
-
-def _reading_in(answer: dict[str, Any]) -> ReadingIn:
-    """``oracle.anchoring.proof_for``'s answer as a ``ReadingIn``."""
-    return ReadingIn.from_tuple(((bytes.fromhex(answer["anchor"]["root"][2:]), answer["anchor"]["oracle"],
-                                  answer["anchor"]["leafCount"], answer["anchor"]["anchoredAt"]),
-                                 answer["sequence"], answer["importWh"], answer["exportWh"],
-                                 bytes.fromhex(answer["signature"][2:]), [bytes.fromhex(p[2:]) for p in answer["proof"]]))
 
 
 def _member_readings(members: Sequence[Member], isp_start: int, reading: ReadingProof,
@@ -79,13 +73,13 @@ def _member_readings(members: Sequence[Member], isp_start: int, reading: Reading
         if standard is not None:
             answer = standard.proof(meter, isp_start)
             baseline, proof = int(answer["baselineWh"]), tuple(bytes.fromhex(h[2:]) for h in answer["witness"])
-        out.append(MemberReading(asset, _reading_in(reading(meter, isp_start)), baseline, proof))
+        out.append(MemberReading(asset, reading_in(reading(meter, isp_start)), baseline, proof))
     return out
 
 
 def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Sequence[AwardProof],
                       baseline: Baseline | None, meter: str, reading: ReadingProof | None, *,
-                      standard: StandardBaselines | None = None, members: Sequence[Member] = ()) -> tuple[Any, ...]:
+                      standard: StandardBaselines | None = None, members: Sequence[Member] = ()) -> SettleIn:
     """``settle_input`` from the result's awards already read (reading them is one query per
     result: a day's many offers share it)."""
     by_isp: dict[int, list[AwardProof]] = defaultdict(list)
@@ -100,7 +94,7 @@ def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Seque
     per_isp_members: list[bytes] = []
     net = list(baseline.net_wh) if baseline else []
     salt = baseline.salt if baseline else b"\x00" * 32
-    proofs: list[list[bytes]] = []
+    proofs: list[tuple[bytes, ...]] = []
     if use_standard is not None and reading is not None:
         net = [0] * offer.isps
     for isp_start in sorted(by_isp):
@@ -112,35 +106,27 @@ def settle_input_from(result_id: int, offer: Offer, digest: bytes, awards: Seque
             if use_standard is not None:
                 net[(isp_start - offer.start) // use_standard.isp_seconds] = sum(m.baseline_wh for m in mine)
         elif reading is not None:
-            read = _reading_in(reading(meter, isp_start))
+            read = reading_in(reading(meter, isp_start))
             if use_standard is not None:
                 answer = use_standard.proof(meter, isp_start)
                 net[(isp_start - offer.start) // use_standard.isp_seconds] = int(answer["baselineWh"])
-                proofs.append([bytes.fromhex(h[2:]) for h in answer["witness"]])  # inputs hash, then the proof
-        isps.append((read.as_tuple(), [a.as_tuple() for a in ordered]))
-    return (result_id, offer.as_tuple(), net, salt, isps, proofs, per_isp_members)
+                proofs.append(tuple(bytes.fromhex(h[2:]) for h in answer["witness"]))  # inputs hash, then the proof
+        isps.append(IspIn(read, tuple(ordered)))
+    return SettleIn(result_id, structs.Offer.like(offer), tuple(net), salt, tuple(isps), tuple(proofs),
+                    tuple(per_isp_members))
 
 
 @dataclass(frozen=True)
 class SettledOffer:
-    record: tuple[Any, ...]  # `Settlement.Record`, as `finalise` and `dispute` take it back
+    record: Record  # as `finalise` and `dispute` take it back
     gas_used: int
 
-    @property
-    def lines(self) -> list[tuple[int, int, int, int, int]]:  # (request, ISP, payment, claim, uncovered)
-        return [tuple(line) for line in self.record[4]]
 
-
-def record_tuple(raw: Sequence[Any]) -> tuple[Any, ...]:
-    """A logged ``Settlement.Record`` as the tuple ``finalise`` and ``dispute`` take back."""
-    return Record.from_tuple(raw).as_tuple()
-
-
-def settle_offer(settlement: SettlementClient, signer: Signer, settle_in: tuple[Any, ...], *,
+def settle_offer(settlement: SettlementClient, signer: Signer, settle_in: SettleIn, *,
                  unrevealed: bool = False) -> SettledOffer:
     """Settle (anyone may); ``unrevealed``: by default, after the settlement window."""
     tx = (settlement.settle_unrevealed if unrevealed else settlement.settle)(settle_in, sender=signer)
-    return SettledOffer(record_tuple(tx.event("OfferSettled").args["record"]), tx.gas_used or 0)
+    return SettledOffer(tx.event("OfferSettled").args["record"], tx.gas_used or 0)
 
 
 def finalise_offer(settlement: SettlementClient, signer: Signer, settled: SettledOffer) -> int:
@@ -152,10 +138,11 @@ def finalise_offer(settlement: SettlementClient, signer: Signer, settled: Settle
 
 BATCH_AWARD_ISPS = 60  # award-ISPs per settleMany transaction: about 6M gas, well inside a block
 FINALISE_PER_TX = 100  # records per finaliseMany transaction
+T = TypeVar("T")
 
 
-def _batches(items: Sequence[tuple[Any, ...]], size_of: Callable[[tuple[Any, ...]], int], limit: int) -> list[list[tuple[Any, ...]]]:
-    out: list[list[tuple[Any, ...]]] = []
+def _batches(items: Sequence[T], size_of: Callable[[T], int], limit: int) -> list[list[T]]:
+    out: list[list[T]] = []
     size = 0
     for item in items:
         n = size_of(item)
@@ -167,7 +154,7 @@ def _batches(items: Sequence[tuple[Any, ...]], size_of: Callable[[tuple[Any, ...
     return out
 
 
-def settle_offers(settlement: SettlementClient, signer: Signer, inputs: Sequence[tuple[Any, ...]], *,
+def settle_offers(settlement: SettlementClient, signer: Signer, inputs: Sequence[SettleIn], *,
                   award_isps_per_tx: int = BATCH_AWARD_ISPS,
                   progress: Callable[[int], None] | None = None) -> list[SettledOffer]:
     """Settle many offers with ``Settlement.settleMany`` (anyone may), ``award_isps_per_tx``
@@ -176,19 +163,19 @@ def settle_offers(settlement: SettlementClient, signer: Signer, inputs: Sequence
     order of ``inputs``, each with its share of its transaction's gas. One offer the contract
     refuses reverts its whole transaction with that offer's error (a typed exception)."""
     settled: list[SettledOffer] = []
-    def award_isps(s: tuple[Any, ...]) -> int:
-        return sum(len(isp[1]) for isp in s[4])
+    def award_isps(s: SettleIn) -> int:
+        return sum(len(isp.awards) for isp in s.isps)
     for batch in _batches(inputs, award_isps, award_isps_per_tx):
         tx = settlement.settle_many(batch, sender=signer)
         records = [e for e in tx.events if e.name == "OfferSettled"]
         share = (tx.gas_used or 0) // len(batch)
-        settled += [SettledOffer(record_tuple(event.args["record"]), share) for event in records]
+        settled += [SettledOffer(event.args["record"], share) for event in records]
         if progress is not None:
             progress(len(batch))
     return settled
 
 
-def finalise_in_batches(settlement: SettlementClient, signer: Signer, records: Sequence[tuple[Any, ...]], *,
+def finalise_in_batches(settlement: SettlementClient, signer: Signer, records: Sequence[Record], *,
                         per_tx: int = FINALISE_PER_TX, progress: Callable[[int], None] | None = None) -> list[Any]:
     """Make many settlements final with ``Settlement.finaliseMany``, ``per_tx`` records (as
     logged) to a transaction, after their dispute windows; returns the transactions, whose

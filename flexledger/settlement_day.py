@@ -29,6 +29,7 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import ReadingDisputesDisputeIn, ReadingIn, Record, Request, SettleIn
 from flexledger.chain.transactions import Signer
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
@@ -57,19 +58,16 @@ from .settlement import (
 from .settlement_records import (
     FINAL,
     AwardFigures,
-    DisputeIn,
-    ReadingIn,
-    Record,
-    RequestInfo,
     SettledEvent,
-    SettleIn,
     SettlementDataError,
+    SettlementInput,
     SettlingCall,
     call_for,
     cleared_price_of,
     in_force,
     recompute,
     settled_events,
+    settled_key,
     settling_calls,
 )
 from .times import iso
@@ -157,14 +155,15 @@ def record_key(result_id: int, digest: bytes) -> bytes:
 def day_context(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> DayContext:
     """The day's context; ``SettlementNotReadyError`` unless its clearing result is final."""
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-    current, ends, final = (int(v) for v in clearing.day_state(market, day_start))
+    state = clearing.day_state(market, day_start)
+    current, ends, final = state.current, state.challenge_ends, state.finalised
     if current == 0:
         raise SettlementNotReadyError(f"market {market} has no clearing result for the day starting at {iso(day_start)}",
                                       hint="clear and commit the day first (`flexledger clear --commit`)")
     if not final:
         raise SettlementNotReadyError(f"result {current} of the day is not final: settlements need a final result",
                                       hint=f"run `flexledger finalise` after its challenge window ends ({iso(ends)})")
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     return DayContext(conn, manifest, market, day_start, params, current,
                       SettlementClient(conn, manifest.address("Settlement")), clearing,
                       OrderBookClient(conn, manifest.address("OrderBook")), ends,
@@ -217,12 +216,12 @@ class OfferOutcome:
     reason: str = ""  # why it was left (a reading or a standard baseline missing from the oracle's store)
 
 
-def _figures(ctx: DayContext, s_in: SettleIn, net: list[int] | None) -> tuple[AwardFigures, ...]:
-    cache: dict[int, RequestInfo] = {}
+def _figures(ctx: DayContext, s_in: SettlementInput, net: list[int] | None) -> tuple[AwardFigures, ...]:
+    cache: dict[int, Request] = {}
 
-    def request(request_id: int) -> RequestInfo:
+    def request(request_id: int) -> Request:
         if request_id not in cache:
-            cache[request_id] = RequestInfo.read(ctx.book, request_id)
+            cache[request_id] = ctx.book.request(request_id)
         return cache[request_id]
 
     return tuple(recompute(s_in, net, ctx.params, request, cleared_price_of(ctx.clearing)))
@@ -235,7 +234,7 @@ def _earlier(ctx: DayContext, event: SettledEvent, separator: bytes,
     try:
         if event.tx_hash not in calls:
             calls[event.tx_hash] = ctx.calls(event.tx_hash, separator)
-        call = call_for(calls[event.tx_hash], event.record.key)
+        call = call_for(calls[event.tx_hash], settled_key(event.record))
     except SettlementDataError:
         return ()  # shown without its delivered energy
     net = None if call.unrevealed else call.settle_in.net_wh()
@@ -263,7 +262,7 @@ def settle_day(ctx: DayContext, signer: Signer, *, baselines: BaselineSource, re
     existing = ctx.records()
     outcomes: list[OfferOutcome] = []
     calls: dict[str, list[SettlingCall]] = {}
-    todo: list[tuple[AwardedOffer, tuple[Any, ...], list[int] | None]] = []
+    todo: list[tuple[AwardedOffer, SettleIn, list[int] | None]] = []
     for item in awarded_offers(ctx):
         if item.key in existing:
             event = existing[item.key]
@@ -284,17 +283,17 @@ def settle_day(ctx: DayContext, signer: Signer, *, baselines: BaselineSource, re
             if s_in is None:
                 outcomes.append(OfferOutcome(item, "no baseline"))
             else:
-                todo.append((item, s_in, SettleIn.from_tuple(s_in, separator).net_wh()))
+                todo.append((item, s_in, SettlementInput.from_struct(s_in, separator).net_wh()))
     settled = _send(ctx, signer, [s_in for _, s_in, _ in todo], unrevealed, progress)
     for (item, s_in, net), done in zip(todo, settled, strict=True):
-        figures = _figures(ctx, SettleIn.from_tuple(s_in, separator), net)
-        outcomes.append(OfferOutcome(item, "by default" if unrevealed else "settled", Record.from_tuple(done.record),
+        figures = _figures(ctx, SettlementInput.from_struct(s_in, separator), net)
+        outcomes.append(OfferOutcome(item, "by default" if unrevealed else "settled", done.record,
                                      figures, done.gas_used))
     return sorted(outcomes, key=lambda o: o.offer.digest)
 
 
 def _revealed_input(ctx: DayContext, item: AwardedOffer, baselines: BaselineSource, reading: ReadingProof | None,
-                    standard: StandardBaselines | None) -> tuple[Any, ...] | None:
+                    standard: StandardBaselines | None) -> SettleIn | None:
     """The ``SettleIn`` of an offer settled with its baseline, or None when the caller has none."""
     offer = item.offer
     if offer.baseline_method == BaselineMethod.ROLLING_AVERAGE:
@@ -305,12 +304,13 @@ def _revealed_input(ctx: DayContext, item: AwardedOffer, baselines: BaselineSour
         # a correction put in force before settling (an upheld challenge, a dispute of another offer)
         # is what MeterOracle accepts now, not the leaf
         try:
-            in_force = with_baselines_in_force(ctx.conn, ctx.manifest, SettleIn.from_tuple(anchored, ctx.book_separator),
+            in_force = with_baselines_in_force(ctx.conn, ctx.manifest,
+                                               SettlementInput.from_struct(anchored, ctx.book_separator),
                                                ctx.params.isp_seconds)
         except NoBaselineLeftError as exc:
             raise BaselineError(exc.message, hint="settled by default after the window: nothing delivered counts "
                                 "there, as the rules say for an offer without a baseline") from None
-        return in_force.as_tuple()
+        return in_force.to_struct()
     baseline = baselines(offer)
     if baseline is None:
         return None
@@ -325,7 +325,7 @@ def _revealed_input(ctx: DayContext, item: AwardedOffer, baselines: BaselineSour
                              members=item.members)
 
 
-def _send(ctx: DayContext, signer: Signer, inputs: list[tuple[Any, ...]], unrevealed: bool,
+def _send(ctx: DayContext, signer: Signer, inputs: list[SettleIn], unrevealed: bool,
           progress: Callable[[int, int], None] | None) -> list[SettledOffer]:
     """Revealed settlements go in batches (``settleMany``: the cheapest per award); settling by
     default has no batch form, so one transaction each."""
@@ -370,7 +370,7 @@ def finalise_day(ctx: DayContext, signer: Signer) -> tuple[list[Finalised], list
             continue
         record = event.record
         (waiting if record.settled_at + ctx.params.dispute_window_seconds >= now else due).append(record)
-    txs = finalise_in_batches(ctx.settlement, signer, [r.as_tuple() for r in due])
+    txs = finalise_in_batches(ctx.settlement, signer, due)
     events = [e for tx in txs for e in tx.events if e.name == "SettlementFinalised"]  # one per record, in order
     done = [Finalised(record, int(e.args["claimed"]), int(e.args["fromBond"]), int(e.args["debt"]))
             for record, e in zip(due, events, strict=True)]
@@ -416,7 +416,7 @@ class Disputed:
     before: Record
     after: Record
     isp_start: int
-    signed: DisputeIn
+    signed: ReadingDisputesDisputeIn
     anchored: ReadingIn
     oracle: str
     asset: int  # whose meter's reading was corrected (a portfolio's member)
@@ -433,7 +433,7 @@ def signed_readings(engine: Engine, meter: str, isp_start: int) -> list[StoredRe
     return sorted(mine, key=lambda r: r.sequence, reverse=True)
 
 
-def disputable(ctx: DayContext, digest: bytes, isp_start: int) -> tuple[Record, SettleIn, int]:
+def disputable(ctx: DayContext, digest: bytes, isp_start: int) -> tuple[Record, SettlementInput, int]:
     """The record in force of offer ``digest``, the inputs that settle it now (the standard
     baselines in force: a baseline dispute's correction in place of the leaf it proved wrong)
     and the index of the ISP at ``isp_start`` among them; ``DisputeError`` when it cannot be disputed."""
@@ -442,12 +442,12 @@ def disputable(ctx: DayContext, digest: bytes, isp_start: int) -> tuple[Record, 
         raise DisputeError(f"offer 0x{digest.hex()[:10]} has no settlement in result {ctx.result_id}",
                            hint="check the offer's digest and --day; an offer is disputed after it was settled")
     record = event.record
-    if ctx.is_final(record.key):
+    if ctx.is_final(settled_key(record)):
         raise DisputeError(f"the settlement of offer 0x{digest.hex()[:10]} is final: it can no longer be disputed")
     ends = dispute_ends(ctx, record)
     if ctx.conn.latest_timestamp() >= ends:
         raise DisputeError(f"the dispute window of offer 0x{digest.hex()[:10]} ended at {iso(ends)}")
-    call = call_for(ctx.calls(event.tx_hash), record.key)
+    call = call_for(ctx.calls(event.tx_hash), settled_key(record))
     index = next((i for i, isp in enumerate(call.settle_in.isps) if isp.isp_start == isp_start), None)
     if index is None:
         shown = ", ".join(iso(i.isp_start) for i in call.settle_in.isps)
@@ -474,7 +474,7 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
         raise DisputeError(f"asset {member} is not among the members of portfolio {s_in.offer.portfolio} counted "
                            f"for {iso(isp_start)}", hint="members: " + ", ".join(str(a) for a, _r in readings))
     assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
-    corrections = _corrections(ctx, record.key)
+    corrections = _corrections(ctx, settled_key(record))
     for asset, anchored in candidates:
         meter = str(assets.meter_of(asset))
         corrected = corrections.get((isp_start, asset))
@@ -497,11 +497,11 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
             f"({anchored.import_wh} Wh in, {anchored.export_wh} Wh out): it agrees with the settlement",
             hint="a dispute needs a reading the meter signed that differs from the anchored one")
     row = differing[0]
-    signed = DisputeIn(index, row.sequence, row.import_wh, row.export_wh, bytes(row.signature),
-                       asset if s_in.portfolio else 0)
-    tx = ctx.disputes.dispute(s_in.as_tuple(), record.as_tuple(), signed.as_tuple(), sender=signer)
+    signed = ReadingDisputesDisputeIn(index, row.sequence, row.import_wh, row.export_wh, bytes(row.signature),
+                                      asset if s_in.portfolio else 0)
+    tx = ctx.disputes.dispute(s_in.to_struct(), record, signed, sender=signer)
     block = tx.block_number or ctx.conn.w3.eth.block_number
-    after = Record.from_tuple(_logged(ctx.settlement, "OfferSettled", tx.tx_hash, block)["record"])
+    after: Record = _logged(ctx.settlement, "OfferSettled", tx.tx_hash, block)["record"]
     equivocation = bool(_logged(ctx.disputes, "MeterEquivocated", tx.tx_hash, block, required=False))
     return Disputed(record, after, isp_start, signed, anchored, anchored.anchor.oracle, asset, equivocation)
 

@@ -1,7 +1,9 @@
-"""Settlements as the chain states them, typed: the inputs of ``Settlement.settle`` and its
-siblings (``SettleIn``, ``DisputeIn``) and the records they produced (``Record``, from the
-``OfferSettled`` events), the inputs recovered from a settling transaction's calldata, and each
-record's lines recomputed from its inputs with ``flexledger.rules.settlement``.
+"""Settlements as the chain states them: the inputs of ``Settlement.settle`` and its siblings as
+the rules read them (:class:`SettlementInput`, over the generated ``SettleIn``), the records
+they produced (``Record``, from the ``OfferSettled`` events), the inputs recovered from a
+settling transaction's calldata, and each record's lines recomputed from its inputs with
+``flexledger.rules.settlement``. The structs themselves are generated from the contracts'
+ABIs (:mod:`flexledger.chain.structs`); only their readings live here.
 
 Everything here reads public chain data only, so the CLI (what it settled, what it disputes) and
 the auditor (every settlement of a day, recomputed) share it.
@@ -18,11 +20,23 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
+from flexledger.chain import structs
 from flexledger.chain.abi import decode_values
 from flexledger.chain.artifacts import load_artifact
-from flexledger.chain.bindings import ClearingCommitmentClient, OrderBookClient, SettlementClient
+from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
 from flexledger.chain.codegen import canonical_type, selector, signature
 from flexledger.chain.connection import ChainConnection
+from flexledger.chain.structs import (
+    Anchor,
+    BaselineDisputesDisputeIn,
+    IspIn,
+    Line,
+    ReadingDisputesDisputeIn,
+    ReadingIn,
+    Record,
+    Request,
+    SettleIn,
+)
 from flexledger.errors import FlexledgerError
 
 from .commitment import AwardProof
@@ -32,63 +46,46 @@ from .rules.orders import Offer, Product
 from .rules.settlement import AwardIsp, AwardIspSettlement, net_consumption, settle_award_isp
 
 FINAL = (1).to_bytes(32, "big")  # Settlement.records' value once a settlement is final
+ZERO_ROOT = b"\x00" * 32
+NO_ANCHOR = Anchor(ZERO_ROOT, to_checksum_address("0x" + "00" * 20), 0, 0)
+NO_READING = ReadingIn(NO_ANCHOR, 0, 0, 0, b"", ())
 
 
 class SettlementDataError(FlexledgerError):
     """A settling transaction whose inputs cannot be read back from the chain."""
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """``MeterOracle.Anchor``: an ISP's root as ``RootAnchored`` logged it."""
-
-    root: bytes
-    oracle: str
-    leaf_count: int
-    anchored_at: int
-
-    def as_tuple(self) -> tuple[bytes, str, int, int]:
-        return (self.root, self.oracle, self.leaf_count, self.anchored_at)
+def reading_net_wh(r: ReadingIn) -> int:
+    return net_consumption(r.import_wh, r.export_wh)
 
 
-@dataclass(frozen=True)
-class ReadingIn:
-    """``Settlement.ReadingIn``: a meter's reading, its signature (whose hash the anchored leaf
-    commits to) and its proof; a zero anchor and no proof for a reading in no root."""
-
-    anchor: Anchor
-    sequence: int
-    import_wh: int
-    export_wh: int
-    signature: bytes
-    proof: tuple[bytes, ...]
-
-    @property
-    def net_wh(self) -> int:
-        return net_consumption(self.import_wh, self.export_wh)
-
-    @property
-    def anchored(self) -> bool:
-        return self.anchor.root != ZERO_ROOT
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.anchor.as_tuple(), self.sequence, self.import_wh, self.export_wh, self.signature, list(self.proof))
-
-    @classmethod
-    def from_tuple(cls, raw: Sequence[Any]) -> ReadingIn:
-        (root, oracle, count, at), sequence, imp, exp, signature, proof = raw
-        return cls(Anchor(bytes(root), to_checksum_address(oracle), int(count), int(at)), int(sequence), int(imp),
-                   int(exp), bytes(signature), tuple(bytes(p) for p in proof))
+def is_anchored(r: ReadingIn) -> bool:
+    """Whether the reading comes with a root (a zero anchor and no proof: a reading in no root)."""
+    return r.anchor.root != ZERO_ROOT
 
 
-ZERO_ROOT = b"\x00" * 32
-NO_ANCHOR = Anchor(ZERO_ROOT, to_checksum_address("0x" + "00" * 20), 0, 0)
-NO_READING = ReadingIn(NO_ANCHOR, 0, 0, 0, b"", ())
+def reading_in(answer: dict[str, Any]) -> ReadingIn:
+    """``oracle.anchoring.proof_for``'s answer as a ``ReadingIn``."""
+    a = answer["anchor"]
+    return ReadingIn(Anchor(bytes.fromhex(a["root"][2:]), to_checksum_address(a["oracle"]), int(a["leafCount"]),
+                            int(a["anchoredAt"])),
+                     int(answer["sequence"]), int(answer["importWh"]), int(answer["exportWh"]),
+                     bytes.fromhex(answer["signature"][2:]), tuple(bytes.fromhex(p[2:]) for p in answer["proof"]))
 
-# DeliveryMeter.MemberReading[], as Settlement.SettleIn.members carries it per ISP (ABI-encoded)
-MEMBER_READINGS_TYPE = (
-    "(uint64,(bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[],int64,bytes32[])[]"
-)
+
+def line_penalty(line: Line) -> int:
+    """A line's whole penalty: the part withheld from the payment and the part the bond is to cover."""
+    return line.payment - line.claim + line.uncovered
+
+
+def settled_key(record: Record) -> tuple[int, bytes]:
+    """(result, offer digest): what a settlement is known by."""
+    return (record.result_id, record.offer_digest)
+
+
+# DeliveryMeter.MemberReading[], as Settlement.SettleIn.members carries it per ISP (ABI-encoded): the
+# struct is in no function's ABI (it travels as bytes), so it has no generated class
+MEMBER_READINGS_TYPE = f"(uint64,{Anchor.ABI_TYPE},uint64,uint64,uint64,bytes,bytes32[],int64,bytes32[])[]"
 
 
 @dataclass(frozen=True)
@@ -101,21 +98,21 @@ class MemberReading:
     baseline_wh: int = 0
     baseline_proof: tuple[bytes, ...] = ()
 
-    def as_tuple(self) -> tuple[Any, ...]:
+    def to_abi(self) -> tuple[Any, ...]:
         r = self.reading
-        return (self.asset, r.anchor.as_tuple(), r.sequence, r.import_wh, r.export_wh, r.signature, list(r.proof),
+        return (self.asset, r.anchor.to_abi(), r.sequence, r.import_wh, r.export_wh, r.signature, list(r.proof),
                 self.baseline_wh, list(self.baseline_proof))
 
     @classmethod
-    def from_tuple(cls, raw: Sequence[Any]) -> MemberReading:
+    def from_abi(cls, raw: Sequence[Any]) -> MemberReading:
         asset, anchor, sequence, imp, exp, signature, proof, baseline, baseline_proof = raw
-        return cls(int(asset), ReadingIn.from_tuple((anchor, sequence, imp, exp, signature, proof)), int(baseline),
+        return cls(int(asset), ReadingIn.from_abi((anchor, sequence, imp, exp, signature, proof)), int(baseline),
                    tuple(bytes(h) for h in baseline_proof))
 
 
 def encode_members(members: Sequence[MemberReading]) -> bytes:
     """One ISP's members' readings as ``Settlement.SettleIn.members`` carries them."""
-    return abi_encode([MEMBER_READINGS_TYPE], [[m.as_tuple() for m in members]])
+    return abi_encode([MEMBER_READINGS_TYPE], [[m.to_abi() for m in members]])
 
 
 def decode_members(data: bytes) -> tuple[MemberReading, ...]:
@@ -123,11 +120,11 @@ def decode_members(data: bytes) -> tuple[MemberReading, ...]:
         (raw,) = abi_decode([MEMBER_READINGS_TYPE], data)
     except Exception as exc:  # eth_abi raises several kinds for bytes that are not the encoding
         raise SettlementDataError(f"a portfolio's member readings cannot be decoded ({exc})") from exc
-    return tuple(MemberReading.from_tuple(m) for m in raw)
+    return tuple(MemberReading.from_abi(m) for m in raw)
 
 
 @dataclass(frozen=True)
-class IspIn:
+class IspInput:
     """One ISP of a settlement: the asset meter's reading (an asset offer) or the portfolio
     members' readings (a portfolio offer), and the offer's awards there."""
 
@@ -141,15 +138,17 @@ class IspIn:
 
 
 @dataclass(frozen=True)
-class SettleIn:
-    """``Settlement.SettleIn`` with the offer's digest (the OrderBook's EIP-712 digest)."""
+class SettlementInput:
+    """A ``Settlement.SettleIn`` as the rules read it: its offer as signed (and the offer's
+    digest, the OrderBook's EIP-712 one), each ISP's awards and, for a portfolio, its members'
+    readings decoded from the bytes the struct carries them in."""
 
     result_id: int
     offer: Offer
     digest: bytes
     baseline_wh: tuple[int, ...]
     salt: bytes  # COMMITTED: the commitment's salt
-    isps: tuple[IspIn, ...]
+    isps: tuple[IspInput, ...]
     baseline_proofs: tuple[tuple[bytes, ...], ...] = ()  # ROLLING_AVERAGE: per ISP, the anchored value's proof
 
     @property
@@ -163,113 +162,30 @@ class SettleIn:
 
     def net_wh(self) -> list[int]:
         """Each ISP's net consumption as presented (before any dispute's correction): its readings summed."""
-        return [sum(r.net_wh for _a, r in self.readings(i)) for i in range(len(self.isps))]
+        return [sum(reading_net_wh(r) for _a, r in self.readings(i)) for i in range(len(self.isps))]
 
-    def disputed(self, d: DisputeIn) -> tuple[int, ReadingIn]:
+    def disputed(self, d: ReadingDisputesDisputeIn) -> tuple[int, ReadingIn]:
         """The asset whose reading dispute ``d`` corrects and that reading as settled (for a
         portfolio, the member it names; ``(0, NO_READING)`` when it names none counted)."""
         return next(((a, r) for a, r in self.readings(d.isp) if not self.portfolio or a == d.member), (0, NO_READING))
 
     @classmethod
-    def from_tuple(cls, raw: Sequence[Any], book_separator: bytes) -> SettleIn:
-        result_id, offer_raw, baseline, salt, isps, baseline_proofs, members = raw
-        values: list[Any] = [bytes(v) if isinstance(v, bytes | bytearray) else int(v) for v in offer_raw]
-        offer = Offer(*values)
+    def from_struct(cls, s: SettleIn, book_separator: bytes) -> SettlementInput:
+        offer = Offer.from_fields(s.offer)
         digest = offer.digest(book_separator)
         out = []
-        for n, (reading, awards) in enumerate(isps):
-            mine = decode_members(bytes(members[n])) if offer.portfolio and n < len(members) else ()
-            out.append(IspIn(ReadingIn.from_tuple(reading),
-                             tuple(AwardProof(digest, int(c), int(q), int(t), int(w), int(lv), [bytes(p) for p in pr])
-                                   for c, q, t, w, lv, pr in awards), mine))
-        return cls(int(result_id), offer, digest, tuple(int(v) for v in baseline), bytes(salt), tuple(out),
-                   tuple(tuple(bytes(h) for h in proof) for proof in baseline_proofs))
+        for n, isp in enumerate(s.isps):
+            mine = decode_members(s.members[n]) if offer.portfolio and n < len(s.members) else ()
+            awards = tuple(AwardProof(a.chunk, a.request_id, a.isp_start, a.power_w, a.level_w, a.proof, digest)
+                           for a in isp.awards)
+            out.append(IspInput(isp.reading, awards, mine))
+        return cls(s.result_id, offer, digest, s.baseline_wh, s.salt, tuple(out), s.baseline_proofs)
 
-    def as_tuple(self) -> tuple[Any, ...]:
-        members = [encode_members(i.members) for i in self.isps] if self.portfolio else []
-        return (self.result_id, self.offer.as_tuple(), list(self.baseline_wh), self.salt,
-                [(i.reading.as_tuple(), [a.as_tuple() for a in i.awards]) for i in self.isps],
-                [list(p) for p in self.baseline_proofs], members)
-
-
-@dataclass(frozen=True)
-class Line:
-    """``Settlement.Line``: one award in one ISP."""
-
-    request_id: int
-    isp_start: int
-    payment: int
-    claim: int
-    uncovered: int
-
-    @property
-    def penalty(self) -> int:
-        """The whole penalty: the part withheld from the payment and the part the bond is to cover."""
-        return self.payment - self.claim + self.uncovered
-
-    def as_tuple(self) -> tuple[int, int, int, int, int]:
-        return (self.request_id, self.isp_start, self.payment, self.claim, self.uncovered)
-
-
-@dataclass(frozen=True)
-class Record:
-    """``Settlement.Record``: a settled offer, as its last ``OfferSettled`` event carries it."""
-
-    offer_digest: bytes
-    result_id: int
-    seller: str
-    settled_at: int
-    lines: tuple[Line, ...]
-
-    @classmethod
-    def from_tuple(cls, raw: Sequence[Any]) -> Record:
-        digest, result_id, seller, settled_at, lines = raw
-        return cls(bytes(digest), int(result_id), to_checksum_address(seller), int(settled_at),
-                   tuple(Line(*(int(x) for x in line)) for line in lines))
-
-    def as_tuple(self) -> tuple[bytes, int, str, int, list[tuple[int, int, int, int, int]]]:
-        return (self.offer_digest, self.result_id, self.seller, self.settled_at, [ln.as_tuple() for ln in self.lines])
-
-    @property
-    def key(self) -> tuple[int, bytes]:
-        return (self.result_id, self.offer_digest)
-
-
-@dataclass(frozen=True)
-class DisputeIn:
-    isp: int
-    sequence: int
-    import_wh: int
-    export_wh: int
-    signature: bytes
-    member: int = 0  # a portfolio offer: the member whose meter signed the reading
-
-    def as_tuple(self) -> tuple[int, int, int, int, bytes, int]:
-        return (self.isp, self.sequence, self.import_wh, self.export_wh, self.signature, self.member)
-
-
-@dataclass(frozen=True)
-class BaselineDisputeIn:
-    """``BaselineDisputes.DisputeIn``: the standard baseline in force for one meter in ISP ``isp``
-    (its value and revealed inputs; a proof against the anchored root unless it is a correction)
-    and the evidence against it (``kind``: 0 ARITHMETIC, 1 INPUT, 2 SKIPPED; ``input``: the used
-    day's position, or the skipped day as days before the ISP; ``reading``: that day's anchored one)."""
-
-    kind: int
-    isp: int
-    member: int
-    baseline_wh: int
-    days_back: int
-    nets: tuple[int, ...]
-    proof: tuple[bytes, ...]
-    input: int
-    reading: ReadingIn
-
-    @classmethod
-    def from_tuple(cls, raw: Sequence[Any]) -> BaselineDisputeIn:
-        kind, isp, member, (value, days_back, nets, proof), which, reading = raw
-        return cls(int(kind), int(isp), int(member), int(value), int(days_back), tuple(int(v) for v in nets),
-                   tuple(bytes(p) for p in proof), int(which), ReadingIn.from_tuple(reading))
+    def to_struct(self) -> SettleIn:
+        members = tuple(encode_members(i.members) for i in self.isps) if self.portfolio else ()
+        isps = tuple(IspIn(i.reading, i.awards) for i in self.isps)
+        return SettleIn(self.result_id, structs.Offer.like(self.offer), self.baseline_wh, self.salt, isps,
+                        self.baseline_proofs, members)
 
 
 @dataclass(frozen=True)
@@ -288,7 +204,7 @@ def settled_events(settlement: SettlementClient, *, result_id: int | None = None
     topics: list[Any] = [None if digest is None else "0x" + digest.hex(),
                          None if result_id is None else "0x" + result_id.to_bytes(32, "big").hex()]
     events = settlement.events("OfferSettled", topics=topics)
-    out = [SettledEvent(Record.from_tuple(e.args["record"]), e.tx_hash, e.block_number, e.log_index) for e in events]
+    out = [SettledEvent(e.args["record"], e.tx_hash, e.block_number, e.log_index) for e in events]
     return sorted(out, key=lambda e: (e.block_number, e.log_index))
 
 
@@ -296,7 +212,7 @@ def in_force(events: Iterable[SettledEvent]) -> dict[tuple[int, bytes], SettledE
     """The record in force per (result, offer): the latest event (a dispute re-logs the record)."""
     latest: dict[tuple[int, bytes], SettledEvent] = {}
     for e in sorted(events, key=lambda e: (e.block_number, e.log_index)):
-        latest[e.record.key] = e
+        latest[settled_key(e.record)] = e
     return latest
 
 
@@ -309,10 +225,10 @@ class SettlingCall:
     for a dispute the record presented and the meter-signed reading."""
 
     function: str
-    settle_in: SettleIn
+    settle_in: SettlementInput
     record: Record | None = None
-    dispute: DisputeIn | None = None  # a reading dispute (ReadingDisputes.dispute)
-    baseline: BaselineDisputeIn | None = None  # a baseline dispute (BaselineDisputes.dispute)
+    dispute: ReadingDisputesDisputeIn | None = None  # a reading dispute (ReadingDisputes.dispute)
+    baseline: BaselineDisputesDisputeIn | None = None  # a baseline dispute (BaselineDisputes.dispute)
     applied: tuple[int, int] | None = None  # BaselineDisputes.applyCorrection: (ISP index, member)
 
     @property
@@ -362,20 +278,21 @@ def decode_settling_call(data: bytes, book_separator: bytes) -> list[SettlingCal
     calls: list[SettlingCall] = []
     for typ, value in zip(types, values, strict=True):
         if typ == target:
-            calls.append(SettlingCall(name, SettleIn.from_tuple(value, book_separator)))
+            calls.append(SettlingCall(name, SettlementInput.from_struct(SettleIn.from_abi(value), book_separator)))
         elif typ == target + "[]":
-            calls += [SettlingCall(name, SettleIn.from_tuple(v, book_separator)) for v in value]
+            calls += [SettlingCall(name, SettlementInput.from_struct(SettleIn.from_abi(v), book_separator))
+                      for v in value]
     if name == "dispute":  # dispute(SettleIn, Record, DisputeIn)
-        record = Record.from_tuple(values[1])
-        isp, sequence, imp, exp, sig, member = values[2]
-        return [SettlingCall(name, calls[0].settle_in, record, DisputeIn(int(isp), int(sequence), int(imp), int(exp),
-                                                                          bytes(sig), int(member)))]
+        _s, record, signed = values
+        return [SettlingCall(name, calls[0].settle_in, Record.from_abi(record),
+                             ReadingDisputesDisputeIn.from_abi(signed))]
     if name == "baselineDispute":  # BaselineDisputes.dispute(SettleIn, Record, DisputeIn)
-        return [SettlingCall(name, calls[0].settle_in, Record.from_tuple(values[1]),
-                             baseline=BaselineDisputeIn.from_tuple(values[2]))]
+        _s, record, evidence = values
+        return [SettlingCall(name, calls[0].settle_in, Record.from_abi(record),
+                             baseline=BaselineDisputesDisputeIn.from_abi(evidence))]
     if name == "applyCorrection":  # applyCorrection(SettleIn, Record, uint256 isp, uint64 member)
-        return [SettlingCall(name, calls[0].settle_in, Record.from_tuple(values[1]),
-                             applied=(int(values[2]), int(values[3])))]
+        _s, record, isp, member = values
+        return [SettlingCall(name, calls[0].settle_in, Record.from_abi(record), applied=(int(isp), int(member)))]
     return calls
 
 
@@ -409,29 +326,6 @@ def call_for(calls: Sequence[SettlingCall], key: tuple[int, bytes]) -> SettlingC
 
 
 @dataclass(frozen=True)
-class RequestInfo:
-    """What settling needs of a request (``OrderBook.request``)."""
-
-    request_id: int
-    buyer: str
-    market: int
-    zone: int
-    direction: int
-    product: int
-    start: int
-    isps: int
-    power_w: int
-    max_price: int
-
-    @classmethod
-    def read(cls, book: OrderBookClient, request_id: int) -> RequestInfo:
-        buyer, market, zone, direction, product, _purpose, _status, start, isps, power, max_price, _kind = (
-            book.request(request_id))
-        return cls(request_id, to_checksum_address(buyer), int(market), int(zone), int(direction), int(product),
-                   int(start), int(isps), int(power), int(max_price))
-
-
-@dataclass(frozen=True)
 class AwardFigures:
     """One award in one ISP, recomputed: its line and every figure behind it."""
 
@@ -448,8 +342,8 @@ def cleared_price_of(clearing: ClearingCommitmentClient) -> ClearedPrice:
     return lambda result, zone, direction, isp: int(clearing.clearing_price(result, zone, direction, isp))
 
 
-def recompute(s: SettleIn, net_wh: Sequence[int] | None, params: MarketParams,
-              request: Callable[[int], RequestInfo], cleared_price: ClearedPrice) -> list[AwardFigures]:
+def recompute(s: SettlementInput, net_wh: Sequence[int] | None, params: MarketParams,
+              request: Callable[[int], Request], cleared_price: ClearedPrice) -> list[AwardFigures]:
     """The lines ``Settlement`` computes for ``s`` with each ISP's net consumption ``net_wh`` (the
     anchored readings, or a dispute's corrections); ``None``: settled by default (nothing counts
     as delivered, nothing is paid). Raises ``ValueError`` for inputs the contract would refuse."""

@@ -25,6 +25,7 @@ from web3.exceptions import TransactionNotFound
 from flexledger.chain.bindings import MeterOracleClient
 from flexledger.chain.errors import ChainError
 from flexledger.chain.revert_errors import MeterOracleAlreadyAnchored
+from flexledger.chain.structs import Anchor
 from flexledger.errors import FlexledgerError
 
 from .merkle import StandardMerkleTree
@@ -64,9 +65,14 @@ def due_isps(engine: Engine, now: int, isp_seconds: int, grace: int) -> list[int
         return sorted(t for t in rows if t + isp_seconds + grace <= now)
 
 
+def anchor_struct(anchor: StoredAnchor) -> Anchor:
+    """The stored anchor as ``MeterOracle.Anchor``."""
+    return Anchor(anchor.root, anchor.oracle, anchor.leaf_count, anchor.anchored_at)
+
+
 def anchor_hash(anchor: StoredAnchor) -> bytes:
     """What ``MeterOracle.anchorHash`` holds for ``anchor``: ``keccak256(abi.encode(Anchor))``."""
-    return keccak(encode(["bytes32", "address", "uint32", "uint64"], list(anchor.as_tuple())))
+    return keccak(encode([Anchor.ABI_TYPE], [anchor_struct(anchor).to_abi()]))
 
 
 def _topic(value: int) -> str:

@@ -138,10 +138,6 @@ class StoredAnchor(Base):
     status: Mapped[str] = mapped_column(String(16), default=CONFIRMED, server_default=CONFIRMED)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
-    def as_tuple(self) -> tuple[bytes, str, int, int]:
-        """The fields of ``MeterOracle.Anchor`` (what its stored hash is the hash of)."""
-        return (self.root, self.oracle, self.leaf_count, self.anchored_at)
-
 
 class StoredBaseline(Base):
     """A meter's standard (ROLLING_AVERAGE) baseline for an ISP, as anchored in the ISP's baselines root."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import MarketRegistryClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -28,4 +29,4 @@ def create_market(conn: ChainConnection, manifest: Manifest, authority: Signer,
                   params: MarketParams | None = None) -> int:
     """A new market (the default parameters unless given); its id."""
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
-    return int(markets.create_market((params or MarketParams()).as_tuple()).event("MarketCreated").args["marketId"])
+    return int(markets.create_market(structs.MarketParams.like(params or MarketParams())).event("MarketCreated").args["marketId"])

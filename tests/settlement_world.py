@@ -26,6 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from flexledger.book import SignedOffer, relay_offers
+from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
@@ -192,7 +193,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     assert relay_offers(book, [SignedOffer(o, o.sign(seller, domain)) for o in offers]).accepted == len(offers)
     token.mint(dso.address, 10**12, sender=deployer)
     token.approve(book.address, 2**256 - 1, sender=dso)
-    request_id = book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE).as_tuple(),
+    request_id = book.post_request(structs.RequestParams.like(RequestParams(market, feeder, hour, 1, Direction.UP, 20_000, MAX_PRICE)),
                                    sender=dso).event("RequestPosted").args["requestId"]
 
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_account)
@@ -210,7 +211,7 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     assert {a.power_w for a in result.awards} == ({9_000} if portfolio else {5_000, 4_000})
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     result_id, _gas, _chunks = post_result(clearing, operator, market, day, result.awards, loaded.book, ISP)
-    conn.set_next_block_timestamp(day_state(conn, manifest, market, day)[1] + 1)
+    conn.set_next_block_timestamp(day_state(conn, manifest, market, day).challenge_ends + 1)
     conn.mine()
     clearing.finalise(market, day, sender=anyone)
 

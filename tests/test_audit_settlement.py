@@ -25,7 +25,7 @@ from flexledger.rules.orders import Product, max_exposure
 from flexledger.rules.settlement import AwardIsp, settle_award_isp
 from flexledger.settlement_day import day_context, dispute_offer, finalise_day, settle_day
 from flexledger.settlement_records import (
-    IspIn,
+    IspInput,
     SettledEvent,
     SettlingCall,
     settled_events,
@@ -151,7 +151,7 @@ def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_differenc
     assert audit.matches, audit.differences
     assert audit.records[(w.result_id, w.digests[0])].seller == w.owner.address  # the aggregator
 
-    def altered(change: Callable[[IspIn], IspIn]) -> Callable[..., list[SettlingCall]]:
+    def altered(change: Callable[[IspInput], IspInput]) -> Callable[..., list[SettlingCall]]:
         def calls(*args: Any) -> list[SettlingCall]:
             out = []
             for c in settling_calls(*args):
@@ -165,7 +165,7 @@ def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_differenc
     assert not left_out.matches
     assert any("the portfolio's members at the gate closure are" in d for d in left_out.differences)
 
-    def misread(isp: IspIn) -> IspIn:
+    def misread(isp: IspInput) -> IspInput:
         first = isp.members[0]
         wrong = dataclasses.replace(first, reading=dataclasses.replace(first.reading, import_wh=0))
         return dataclasses.replace(isp, members=(wrong, *isp.members[1:]))

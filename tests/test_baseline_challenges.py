@@ -74,7 +74,7 @@ def test_the_honest_oracle_answers_a_challenge_by_itself_and_keeps_its_stake(
     answered = answer_challenges(w.engine, disputes, oracle, w.market)  # what `oracle run` does each round
     assert [(a["meter"], a["daysBack"]) for a in answered] == [(meter, k)]
     assert int(token.balance_of(oracle_signer.address)) == before + bond, "the bond pays the answerer"
-    assert int(oracle.stake_of(w.market, oracle_signer.address)[0]) == STAKE, "the stake is kept"
+    assert oracle.stake_of(w.market, oracle_signer.address).amount == STAKE, "the stake is kept"
     assert correction_in_force(w.conn, w.manifest, w.market, w.hour, meter) is None
     assert not open_challenges_against(disputes, oracle, oracle_signer.address, w.market)
     w.settle_all()  # the leaf stands
@@ -241,9 +241,9 @@ def test_oracle_run_answers_challenges_by_itself(
     assert result.exit_code == 0, result.output
     assert "answered the challenge" in result.output, result.output
     disputes = BaselineDisputesClient(w.conn, w.manifest.address("BaselineDisputes"))
-    assert int(disputes.challenge_of(w.market, w.hour, w.meters[1].address, k)[2]) == 2  # Answered
+    assert disputes.challenge_of(w.market, w.hour, w.meters[1].address, k).status == 2  # Answered
     assert int(token.balance_of(oracle_signer.address)) == before + bond
-    assert int(oracle.stake_of(w.market, oracle_signer.address)[0]) == STAKE
+    assert oracle.stake_of(w.market, oracle_signer.address).amount == STAKE
 
 
 def test_a_dispute_after_an_upheld_challenge_slashes_nothing_and_the_audit_matches(

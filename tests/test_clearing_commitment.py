@@ -19,7 +19,7 @@ import flexledger.audit as audit_module
 import flexledger.book as book_module
 from flexledger.audit import audit_clearing
 from flexledger.book import BookDigestMismatchError, SignedOffer, relay_offers
-from flexledger.chain import revert_errors
+from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
@@ -128,8 +128,8 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
     for buyer in (dso1, tso):
         token.mint(buyer.address, 10**12, sender=deployer)
         token.approve(book.address, 2**256 - 1, sender=buyer)
-    book.post_request(RequestParams(market, feeder, hour, 4, Direction.UP, 15_000, 20_000).as_tuple(), sender=dso1)
-    book.post_request(RequestParams(market, root, hour, 2, Direction.UP, 30_000, 25_000).as_tuple(), sender=tso)
+    book.post_request(structs.RequestParams.like(RequestParams(market, feeder, hour, 4, Direction.UP, 15_000, 20_000)), sender=dso1)
+    book.post_request(structs.RequestParams.like(RequestParams(market, root, hour, 2, Direction.UP, 30_000, 25_000)), sender=tso)
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     return Day(conn, manifest, clearing, operator, stranger, market, day, params, offers)
 
@@ -162,14 +162,15 @@ def test_the_optimisers_result_is_committed_final_and_matched_by_the_auditor(mar
     assert committed.book_digest == loaded.book.digest
     dso, tso = d.clearing.welfare(result_id)
     assert dso + tso in (result.welfare, result.welfare - 1)  # each stage rounds down on chain
-    current, ends, final = day_state(d.conn, d.manifest, d.market, d.day)
+    state = day_state(d.conn, d.manifest, d.market, d.day)
+    current, ends, final = state.current, state.challenge_ends, state.finalised
     assert (current, final) == (result_id, False)
     with pytest.raises(revert_errors.ClearingChallengeWindowOpen):
         d.clearing.finalise(d.market, d.day, sender=d.stranger)
     d.conn.set_next_block_timestamp(ends + 1)
     d.conn.mine()
     d.clearing.finalise(d.market, d.day, sender=d.stranger)  # anyone may
-    assert day_state(d.conn, d.manifest, d.market, d.day)[2] is True
+    assert day_state(d.conn, d.manifest, d.market, d.day).finalised is True
     audit = audit_clearing(d.conn, d.manifest, d.market, d.day)
     assert audit.matches and audit.final, audit.differences + audit.infeasible
     with pytest.raises(revert_errors.ClearingDayFinal):
@@ -267,7 +268,7 @@ def test_a_price_above_the_maximum_and_a_direction_mismatch_are_refused(market_d
     with pytest.raises(revert_errors.ClearingOffersOverlap):  # the same offer twice sells its ISP twice
         clearing.post(result_id, roots, [wired, wired])
     with pytest.raises(revert_errors.ClearingMalformedGroup):  # a packed offer cut short
-        clearing.post(result_id, roots, [(wired[0][:92], *wired[1:])])
+        clearing.post(result_id, roots, [replace(wired, offer=wired.offer[:92])])
     with pytest.raises(revert_errors.ClearingNotAuthor):
         clearing.post(result_id, roots, [wired], sender=d.stranger)
     with pytest.raises(CommitmentError):  # an offer the book does not hold never reaches the chain
@@ -284,7 +285,8 @@ def test_a_challenge_replaces_only_with_more_welfare_and_only_in_the_window(mark
     with pytest.raises(revert_errors.ClearingNotBetter):
         post(d, loaded, worse, signer=d.stranger)  # equal welfare
     challenger = post(d, loaded, best, signer=d.stranger)  # anyone may challenge
-    current, ends, _final = day_state(d.conn, d.manifest, d.market, d.day)
+    state = day_state(d.conn, d.manifest, d.market, d.day)
+    current, ends = state.current, state.challenge_ends
     assert current == challenger
     assert read_result(d.conn, d.manifest, first, loaded.book).status is ResultStatus.REPLACED
     with pytest.raises(revert_errors.ClearingNotBetter):
@@ -327,7 +329,7 @@ def test_a_result_awarding_a_replaced_offer_is_voided_and_the_auditor_names_it(
     assert [(s.older, s.newer) for s in found] == [(older, newer)]
     prove_superseded(d.clearing, d.stranger, found[0])  # anyone may
     assert read_result(conn, manifest, result_id, loaded.book).status is ResultStatus.VOID
-    assert day_state(conn, manifest, d.market, d.day)[0] == 0
+    assert day_state(conn, manifest, d.market, d.day).current == 0
     with pytest.raises(revert_errors.ClearingNotPosting):
         prove_superseded(d.clearing, d.stranger, found[0])  # once void, nothing more to prove
     with pytest.raises(revert_errors.RoleGatedMissingRole):
@@ -363,7 +365,7 @@ def test_rt3_overlapping_offers_of_one_asset_are_never_both_in_force_awarded_or_
     with pytest.raises(revert_errors.ClearingOffersOverlap):
         clearing.post(result_id, *wire([single, block]))
     post(d, loaded, best)
-    honest = audit_module.read_result(conn, manifest, day_state(conn, manifest, d.market, d.day)[0], loaded.book)
+    honest = audit_module.read_result(conn, manifest, day_state(conn, manifest, d.market, d.day).current, loaded.book)
 
     def altered(*_args: object) -> CommittedResult:  # what a contract without the check would let through
         return replace(honest, awards=[*honest.awards, Award(1, older.start, key(loaded, older), 1_000, older.price)])

@@ -20,6 +20,7 @@ from flexledger import audit_money
 from flexledger.audit_settlement import audit_settlement
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import Line
 from flexledger.chain.transactions import Signer
 from flexledger.cli.app import app
 from flexledger.debts import NoDebtError, NothingToCollectError
@@ -58,15 +59,15 @@ def show(w: SettlementWorld) -> dict[str, Any]:
 def test_a_debt_is_shown_repaid_collected_and_audited(world: SettlementWorld) -> None:
     w = world
     dso = w.dso.address
-    (b_line,) = [ln for e in w.settlement.events("OfferSettled") for ln in _lines(e) if ln[1]]
-    recorded = b_line[1] - 1  # B's uncovered penalty less the cent the bond held
+    (b_line,) = [ln for e in w.settlement.events("OfferSettled") for ln in _lines(e) if ln.uncovered]
+    recorded = b_line.uncovered - 1  # B's uncovered penalty less the cent the bond held
     before = show(w)
     assert before["indebted"] and not before["may_sell"]
     # A's claim, made final in the same run, repaid what it could of the debt first
     repaid_by_claims = recorded - before["debt"]
     assert 0 < repaid_by_claims < recorded  # A's 12 cents of claims, of B's 16 cents of debt
     assert before["held_for_creditors"] == repaid_by_claims and before["owed_to"] == {dso: recorded}
-    assert w.settlement.claimable(w.owner.address) == sum(ln[0] for e in w.settlement.events("OfferSettled")
+    assert w.settlement.claimable(w.owner.address) == sum(ln.claim for e in w.settlement.events("OfferSettled")
                                                            for ln in _lines(e)) - repaid_by_claims
     assert "owed (not yet collected)" in cli("bond", "show", w.owner.address).output
 
@@ -147,9 +148,8 @@ def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
     assert any("out of debt" in d for d in hidden.differences), hidden.differences  # its flag says repaid
 
 
-def _lines(e: Any) -> list[tuple[int, int]]:
-    """(claim, uncovered) of each line of an ``OfferSettled`` event."""
-    return [(int(ln[3]), int(ln[4])) for ln in e.args["record"][4]]
+def _lines(e: Any) -> tuple[Line, ...]:
+    return e.args["record"].lines
 
 
 def _with_amount(e: Any, amount: int) -> Any:

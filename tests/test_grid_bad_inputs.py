@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from flexledger.chain import revert_errors
+from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     GridZonesClient,
@@ -55,7 +55,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     ids = [r.id for _, r in grants] + [Role.METER.id] * len(meters)
     roles.issue_credentials(subjects, ids, [0] * len(ids), [FOREVER] * len(ids), [b"\x01" * 32] * len(ids))
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer)
-    market = markets.create_market(MarketParams().as_tuple()).event("MarketCreated").args["marketId"]
+    market = markets.create_market(structs.MarketParams.like(MarketParams())).event("MarketCreated").args["marketId"]
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     grid.add_zone(0, tso.address, 0, sender=tso)  # 1
     grid.add_zone(1, dso1.address, 1_000_000, sender=tso)  # 2
@@ -94,7 +94,7 @@ def test_lights_bad_inputs(world: World, deployer: Signer) -> None:
     with pytest.raises(revert_errors.RoleGatedMissingRole):  # lights are the DSO's: not on the TSO's area
         g.set_static_light(1, Direction.UP, Colour.RED, 0, sender=world.tso)
     other = MarketRegistryClient(world.conn, g.markets(), signer=deployer).create_market(
-        MarketParams(isp_seconds=1800).as_tuple()).event("MarketCreated").args["marketId"]
+        structs.MarketParams.like(MarketParams(isp_seconds=1800))).event("MarketCreated").args["marketId"]
     with pytest.raises(revert_errors.GridZonesUnsupportedIsp):
         g.publish_day(other, day, [4], [0] * 24, sender=world.dso1)
     # an update after gate closure

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flexledger.chain import revert_errors
+from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -23,6 +23,7 @@ from flexledger.rules.lights import (
     no_looser,
     pack_day,
 )
+from flexledger.rules.market import MarketParams
 
 ISP = 900
 FOREVER = 2**64 - 1
@@ -44,7 +45,7 @@ def setup_market(conn: ChainConnection, manifest: Manifest) -> tuple[GridZonesCl
     roles.issue_credential(tso.address, Role.TSO.id, 0, FOREVER, b"\x01" * 32)
     roles.issue_credential(dso.address, Role.DSO.id, 0, FOREVER, b"\x01" * 32)
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
-    market = markets.create_market((ISP, 3600, 0, 500, 15000, 0, 3600, 172800)).event("MarketCreated").args["marketId"]
+    market = markets.create_market(structs.MarketParams.like(MarketParams(isp_seconds=ISP))).event("MarketCreated").args["marketId"]
     return GridZonesClient(conn, manifest.address("GridZones")), tso, dso, market
 
 

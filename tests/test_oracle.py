@@ -42,6 +42,7 @@ from flexledger.oracle.store import (
 )
 from flexledger.oracle.verify import ChainMeters, Reason, Verifier
 from flexledger.owners import register_with_meters
+from flexledger.settlement_records import NO_ANCHOR, reading_in
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
 FOREVER = 2**64 - 1
@@ -116,7 +117,7 @@ def test_readings_are_kept_once_anchored_and_proven_on_chain(world: World) -> No
     assert anchor_due(world.engine, world.oracle, world.market, now, isp_seconds=900, grace=0).anchored == []  # once
     proof = proof_for(world.engine, world.meters["good"].address, world.isp)
     anchor = proof["anchor"]
-    on_chain = (bytes.fromhex(anchor["root"][2:]), anchor["oracle"], anchor["leafCount"], anchor["anchoredAt"])
+    on_chain = reading_in(proof).anchor
     assert anchor["leafCount"] == 2
     signature = bytes.fromhex(proof["signature"][2:])
     assert world.oracle.verify_reading(world.market, world.isp, on_chain, proof["meter"], proof["sequence"],
@@ -145,7 +146,7 @@ def test_readings_are_kept_once_anchored_and_proven_on_chain(world: World) -> No
         store_reading(s, reading, signature, now, late=True)
     late = proof_for(world.engine, meter.address, world.isp)
     assert late["proof"] == [] and late["anchor"]["leafCount"] == 0 and late["importWh"] == 5
-    zero = (b"\x00" * 32, "0x" + "00" * 20, 0, 0)
+    zero = NO_ANCHOR
     assert world.oracle.verify_reading(world.market, world.isp, zero, meter.address, 1, 5, 0, signature, [])
     assert not world.oracle.verify_reading(world.market, world.isp, zero, meter.address, 1, 6, 0, signature, [])
 

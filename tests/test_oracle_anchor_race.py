@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import MarketRegistryClient, MeterOracleClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -34,7 +35,7 @@ def test_a_reading_kept_during_the_anchor_is_late_or_in_the_root(
     RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=deployer).issue_credential(
         oracle_signer.address, Role.ORACLE.id, 0, 2**64 - 1, b"\x01" * 32)
     market = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer).create_market(
-        MarketParams().as_tuple()).event("MarketCreated").args["marketId"]
+        structs.MarketParams.like(MarketParams())).event("MarketCreated").args["marketId"]
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
     verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)  # every meter known
     domain = OracleDomain(conn.chain_id, oracle.address)

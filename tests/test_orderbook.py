@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flexledger.book import SignedOffer, read_book, relay_offers, sign_permit
-from flexledger.chain import revert_errors
+from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     GridZonesClient,
@@ -100,7 +100,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     grant_roles(conn, manifest, deployer, grants)
     params = MarketParams()
     markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=deployer)
-    market = markets.create_market(params.as_tuple()).event("MarketCreated").args["marketId"]
+    market = markets.create_market(structs.MarketParams.like(params)).event("MarketCreated").args["marketId"]
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     root = grid.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
     p1 = grid.add_zone(root, dso1.address, 1_000_000, sender=tso).event("ZoneAdded").args["zoneId"]
@@ -136,7 +136,7 @@ def test_an_offer_signed_by_ethers_from_the_printed_typed_data_is_accepted(
     assert payload["domain"]["verifyingContract"] == world.book.address
     ours = offer.sign(world.owner, world.domain)
     wallet = ethers(payload, "0x" + world.owner.key.hex(), "0x" + ours.hex())
-    assert wallet["hash"] == "0x" + bytes(world.book.offer_digest(offer.as_tuple())).hex()
+    assert wallet["hash"] == "0x" + bytes(world.book.offer_digest(structs.Offer.like(offer))).hex()
     assert wallet["recovered"] == world.owner.address
     report = relay_offers(world.book, [SignedOffer(offer, bytes.fromhex(wallet["signature"][2:]))])
     assert report.accepted == 1 and not report.skipped
@@ -157,7 +157,7 @@ def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[st
     for signed in batch:
         o = signed.offer
         signer = recover_signer(o, world.domain, signed.signature)
-        params = MarketParams.from_tuple(markets.market_params(o.market)) if 0 < o.market <= markets.market_count() else None
+        params = MarketParams.from_fields(markets.market_params(o.market)) if 0 < o.market <= markets.market_count() else None
         terms = None
         if o.asset and not o.portfolio:
             owner, _zone, status, in_portfolio, up, down = world.assets.offer_terms(o.asset)
@@ -281,12 +281,12 @@ def test_requests_escrow_and_cancel(world: World) -> None:
     request = world.request()
     escrow = max_exposure(request.power_w, request.isps, world.params.isp_seconds, request.max_price)
     assert escrow == 400  # 20 kW for an hour at 200.00 per MWh: 4.00
-    tx = book.post_request(request.as_tuple(), sender=world.dso1)
+    tx = book.post_request(structs.RequestParams.like(request), sender=world.dso1)
     request_id = tx.event("RequestPosted").args["requestId"]
     assert tx.event("RequestPosted").args["escrow"] == escrow
     assert token.balance_of(world.dso1.address) == before - escrow and token.balance_of(book.address) == escrow + 2 * SELLER_BOND
     odd = world.request(power_w=1, isps=1, max_price=1)  # 1 W for 15 minutes at 0.01 per MWh: rounded up to 1
-    assert book.post_request(odd.as_tuple(), sender=world.dso1).event("RequestPosted").args["escrow"] == 1
+    assert book.post_request(structs.RequestParams.like(odd), sender=world.dso1).event("RequestPosted").args["escrow"] == 1
     with pytest.raises(revert_errors.OrderBookNotBuyer):
         book.cancel_request(request_id, sender=world.dso2)
     book.cancel_request(request_id, sender=world.dso1)
@@ -295,7 +295,7 @@ def test_requests_escrow_and_cancel(world: World) -> None:
         book.cancel_request(request_id, sender=world.dso1)
     with pytest.raises(revert_errors.OrderBookUnknownRequest):
         book.cancel_request(999, sender=world.dso1)
-    late = book.post_request(world.request(start=world.day + 4 * 900).as_tuple(), sender=world.dso1)
+    late = book.post_request(structs.RequestParams.like(world.request(start=world.day + 4 * 900)), sender=world.dso1)
     world.conn.set_next_block_timestamp(world.day + 4 * 900 - 1800)
     with pytest.raises(revert_errors.OrderBookAfterGateClosure):
         book.cancel_request(late.event("RequestPosted").args["requestId"], sender=world.dso1, gas=300_000)
@@ -306,26 +306,26 @@ def test_requests_escrow_and_cancel(world: World) -> None:
 def test_bad_requests(world: World) -> None:
     book = world.book
     with pytest.raises(revert_errors.ERC20InsufficientAllowance):
-        book.post_request(world.request().as_tuple(), sender=world.tso)  # no approval
+        book.post_request(structs.RequestParams.like(world.request()), sender=world.tso)  # no approval
     world.token.approve(book.address, 2**256 - 1, sender=world.dso2)
     with pytest.raises(revert_errors.ERC20InsufficientBalance):
-        book.post_request(world.request(zone=3).as_tuple(), sender=world.dso2)  # approved, but no money
+        book.post_request(structs.RequestParams.like(world.request(zone=3)), sender=world.dso2)  # approved, but no money
     with pytest.raises(revert_errors.OrderBookZoneNotBuyable):
-        book.post_request(world.request().as_tuple(), sender=world.dso2)  # DSO1's feeder
+        book.post_request(structs.RequestParams.like(world.request()), sender=world.dso2)  # DSO1's feeder
     with pytest.raises(revert_errors.OrderBookNotSystemOperator):
-        book.post_request(world.request().as_tuple(), sender=world.aggregator)
+        book.post_request(structs.RequestParams.like(world.request()), sender=world.aggregator)
     with pytest.raises(revert_errors.OrderBookZeroPrice):
-        book.post_request(world.request(max_price=0).as_tuple(), sender=world.dso1)
+        book.post_request(structs.RequestParams.like(world.request(max_price=0)), sender=world.dso1)
     with pytest.raises(revert_errors.OrderBookEscrowOverflow):
-        book.post_request(world.request(max_price=2**256 - 1).as_tuple(), sender=world.dso1)
+        book.post_request(structs.RequestParams.like(world.request(max_price=2**256 - 1)), sender=world.dso1)
     with pytest.raises(revert_errors.OrderBookEscrowOverflow):
-        book.post_request(world.request(max_price=2**128).as_tuple(), sender=world.dso1)
+        book.post_request(structs.RequestParams.like(world.request(max_price=2**128)), sender=world.dso1)
     with pytest.raises(revert_errors.OrderBookWindowNotAligned):
-        book.post_request(world.request(start=world.day + 1).as_tuple(), sender=world.dso1)
+        book.post_request(structs.RequestParams.like(world.request(start=world.day + 1)), sender=world.dso1)
     with pytest.raises(revert_errors.OrderBookWindowInPast):
-        book.post_request(world.request(start=world.day - 4 * 86_400).as_tuple(), sender=world.dso1)
+        book.post_request(structs.RequestParams.like(world.request(start=world.day - 4 * 86_400)), sender=world.dso1)
     with pytest.raises(revert_errors.OrderBookInvalidWindow):
-        book.post_request(world.request(isps=0).as_tuple(), sender=world.dso1)
+        book.post_request(structs.RequestParams.like(world.request(isps=0)), sender=world.dso1)
 
 
 def test_a_request_paid_with_a_permit(world: World) -> None:
@@ -334,7 +334,7 @@ def test_a_request_paid_with_a_permit(world: World) -> None:
     escrow = max_exposure(request.power_w, request.isps, world.params.isp_seconds, request.max_price)
     deadline = world.conn.latest_timestamp() + 3600
     v, r, s = sign_permit(token, keys.dev_accounts()[1], book.address, escrow, deadline)
-    tx = book.post_request_with_permit(request.as_tuple(), deadline, v, r, s, sender=tso)
+    tx = book.post_request_with_permit(structs.RequestParams.like(request), deadline, v, r, s, sender=tso)
     assert tx.event("RequestPosted").args["escrow"] == escrow == token.balance_of(book.address) - 2 * SELLER_BOND
 
 

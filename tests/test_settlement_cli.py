@@ -272,7 +272,7 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     assert disputed.exit_code == 0, disputed.output
     assert w.token.balance_of(deployer.address) - before == 5_000  # the disputer is paid the required stake
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"))
-    assert oracle.stake_of(w.market, oracle_account.address)[0] == 3_000
+    assert oracle.stake_of(w.market, oracle_account.address).amount == 3_000
 
     leaving = cli("oracle", "unstake", "--market", str(w.market), "--json")
     assert leaving.exit_code == 0 and json.loads(leaving.output)["state"] == "leaving"

@@ -30,9 +30,9 @@ def test_a_day_settles_from_public_data_as_the_rules_say(
     for offer, baseline, net, done in zip(w.offers, w.baselines, w.measured, settled, strict=True):
         expected = settle_award_isp(AwardIsp(offer.power_w, offer.price, MAX_PRICE, Product.ACTIVATION, Direction.UP,
                                              baseline.net_wh[0], net), params, 0)
-        (request, isp_start, payment, claim, uncovered), = done.lines
-        assert (request, isp_start) == (w.request_id, w.hour)
-        assert (payment, claim, uncovered) == (expected.payment, expected.claim,
+        (line,) = done.record.lines
+        assert (line.request_id, line.isp_start) == (w.request_id, w.hour)
+        assert (line.payment, line.claim, line.uncovered) == (expected.payment, expected.claim,
                                                expected.penalty - expected.from_payment)
 
     # after the dispute window: final; the seller pulls its claim, the buyer its penalty and refund
@@ -40,8 +40,8 @@ def test_a_day_settles_from_public_data_as_the_rules_say(
     conn.mine()
     for done in settled:
         finalise_offer(settlement, anyone, done)
-    claim = sum(line[3] for done in settled for line in done.lines)
-    penalty_drawn = sum(line[4] for done in settled for line in done.lines)
+    claim = sum(line.claim for done in settled for line in done.record.lines)
+    penalty_drawn = sum(line.uncovered for done in settled for line in done.record.lines)
     assert settlement.claimable(owner.address) == claim > 0
     assert settlement.claimable(dso.address) == penalty_drawn > 0
     before = token.balance_of(owner.address)

@@ -19,6 +19,7 @@ from rich.table import Table
 from web3 import Web3
 
 from flexledger.book import SignedOffer, read_book, relay_offers, sign_permit
+from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     MarketRegistryClient,
@@ -87,7 +88,7 @@ def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
 
 
 def _params(book: OrderBookClient, market: int) -> MarketParams:
-    return MarketParams.from_tuple(MarketRegistryClient(book.conn, book.markets()).market_params(market))
+    return MarketParams.from_fields(MarketRegistryClient(book.conn, book.markets()).market_params(market))
 
 
 def _enum(kind: type[Any], value: str) -> Any:
@@ -252,7 +253,7 @@ def request_post(
     escrow = max_exposure(power, isps, _params(book, market).isp_seconds, max_price)
     deadline = book.conn.latest_timestamp() + 3600
     v, r, s = sign_permit(SettlementTokenClient(book.conn, book.token()), book.signer.account, book.address, escrow, deadline)
-    tx = book.post_request_with_permit(params.as_tuple(), deadline, v, r, s)
+    tx = book.post_request_with_permit(structs.RequestParams.like(params), deadline, v, r, s)
     request_id = tx.event("RequestPosted").args["requestId"]
     if json_:
         emit_json({"request": request_id, "escrow": escrow, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})

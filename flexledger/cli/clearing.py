@@ -47,7 +47,7 @@ def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
     return params, params.day_start(midnight + params.day_offset_seconds)
 
@@ -121,7 +121,7 @@ def clear_command(
                  "pricing": inp.pricing.name})
     if signer is not None:
         result_id, gas, chunks = post_with_progress(conn, manifest, signer, loaded, result.awards, quiet=json_)
-        _current, ends, _final = day_state(conn, manifest, market, start)
+        ends = day_state(conn, manifest, market, start).challenge_ends
         data["committed"] = {"result_id": result_id, "gas_used": gas, "chunks": chunks, "challenge_ends": ends}
         if not json_:
             console.print(f"[green]committed as result {result_id}[/] in {chunks} chunk(s), {gas:,} gas; "
@@ -194,7 +194,8 @@ def challenge_command(
     if problems:
         raise FlexledgerError(f"the result in {file} breaks the market's rules: " + "; ".join(problems[:5]),
                               hint="the contract would reject it; fix the awards or clear the day again")
-    current, ends, final = day_state(conn, manifest, market, start)
+    state = day_state(conn, manifest, market, start)
+    current, ends, final = state.current, state.challenge_ends, state.finalised
     ours = welfare_value(awards, loaded.book)
     result_id, gas, chunks = post_with_progress(conn, manifest, signer, loaded, awards, quiet=json_)
     out = {"result_id": result_id, "replaced": current, "gas_used": gas, "chunks": chunks,
@@ -209,7 +210,7 @@ def challenge_command(
 def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, market: int, day: str,
                      json_: bool) -> None:
     _params, start = market_day_start(conn, manifest, market, day)
-    current, _ends, _final = day_state(conn, manifest, market, start)
+    current = day_state(conn, manifest, market, start).current
     if current == 0:
         raise FlexledgerError(f"market {market}, day {day} has no result in force")
     loaded = load_market_day(conn, manifest, market, start)
@@ -237,7 +238,7 @@ def finalise_command(day: str = DayOption, market: int = MarketOption, key: Path
     _params, start = market_day_start(conn, manifest, market, day)
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"), signer=signer)
     clearing.finalise(market, start)
-    current, _ends, _final = day_state(conn, manifest, market, start)
+    current = day_state(conn, manifest, market, start).current
     console.print(f"[green]market {market}, day {day}: result {current} is final[/]")
 
 

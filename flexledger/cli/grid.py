@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import AssetRegistryClient, GridZonesClient, MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.errors import ConfigurationError
@@ -45,7 +46,7 @@ def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnec
 
 
 def market_params(markets: MarketRegistryClient, market: int) -> MarketParams:
-    return MarketParams.from_tuple(markets.market_params(market))
+    return MarketParams.from_fields(markets.market_params(market))
 
 
 @market_app.command("create")
@@ -69,7 +70,7 @@ def market_create(
     params = MarketParams(isp_seconds, gate_closure_seconds, day_offset_seconds, tolerance_bps, penalty_factor_bps,
                           rule, challenge_window_seconds, dispute_window_seconds)
     _, markets, _ = _clients(key)
-    tx = markets.create_market(params.as_tuple())
+    tx = markets.create_market(structs.MarketParams.like(params))
     market_id = tx.event("MarketCreated").args["marketId"]
     if json_:
         emit_json({"market": market_id, "params": params.__dict__ | {"pricing_rule": rule.name}, "tx_hash": tx.tx_hash})

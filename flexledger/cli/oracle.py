@@ -72,7 +72,7 @@ def oracle_run(
     if not roles.has_market_role(signer.address, Role.ORACLE.id):
         raise ConfigurationError(f"{signer.address} holds no valid ORACLE credential",
                                  hint=f"an issuer runs `flexledger role grant {signer.address} ORACLE`")
-    params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer)
     engine = open_store(settings.effective_database_url)
     meters = ChainMeters(roles, AssetRegistryClient(conn, manifest.address("AssetRegistry")))
@@ -267,7 +267,7 @@ def oracle_stake(
     token = SettlementTokenClient(oracle.conn, oracle.stake_token(), signer=oracle.signer)
     token.approve(oracle.address, amount)
     oracle.stake(market, amount)
-    staked, _unlocks = oracle.stake_of(market, who)
+    staked = oracle.stake_of(market, who).amount
     if json_:
         emit_json({"market": market, "oracle": who, "staked": int(staked),
                    "required": int(oracle.required_stake(market))})
@@ -285,7 +285,8 @@ def oracle_unstake(
     lock (a day, then two dispute windows: every dispute of what you anchored is over by then);
     a call after the lock withdraws the stake."""
     oracle, who = _oracle(key)
-    staked, unlocks = (int(v) for v in oracle.stake_of(market, who))
+    stake = oracle.stake_of(market, who)
+    staked, unlocks = stake.amount, stake.unlocks_at
     if unlocks == 0:
         unlocks = int(oracle.request_unstake(market).event("StakeChanged").args["unlocksAt"])
         verb = "leaving"

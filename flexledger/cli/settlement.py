@@ -21,6 +21,7 @@ from flexledger.baseline_files import load_baseline
 from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.structs import Record
 from flexledger.chain.transactions import Signer
 from flexledger.oracle.anchoring import proof_for
 from flexledger.oracle.baselines import baseline_proof_for
@@ -40,7 +41,7 @@ from flexledger.settlement_day import (
     settle_day,
     withdraw_claims,
 )
-from flexledger.settlement_records import Record, settled_events
+from flexledger.settlement_records import line_penalty, settled_events
 from flexledger.times import iso, parse_time
 
 from .baseline import baselines_dir
@@ -77,7 +78,7 @@ def _rows(outcome: OfferOutcome, isp_seconds: int) -> list[dict[str, Any]]:
                     "isp_start": isp_start, "awarded_wh": watts * isp_seconds // 3600,
                     "delivered_wh": delivered.get((request_id, isp_start)),
                     "payment": line.payment if line else None, "claim": line.claim if line else None,
-                    "penalty": line.penalty if line else None, "uncovered": line.uncovered if line else None})
+                    "penalty": line_penalty(line) if line else None, "uncovered": line.uncovered if line else None})
     return out
 
 
@@ -396,7 +397,7 @@ def uphold_baseline_command(
 
 def _money(record: Record) -> dict[str, int]:
     return {"payment": sum(ln.payment for ln in record.lines), "claim": sum(ln.claim for ln in record.lines),
-            "penalty": sum(ln.penalty for ln in record.lines)}
+            "penalty": sum(line_penalty(ln) for ln in record.lines)}
 
 
 def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:
@@ -406,4 +407,4 @@ def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> t
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was never settled",
                            hint="check the digest (`flexledger settle --day D` lists them); settle it first")
     result = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).result(events[-1].record.result_id)
-    return int(result[1]), int(result[2])
+    return result.market, result.day

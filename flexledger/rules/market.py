@@ -5,7 +5,7 @@ They are read from the chain (never from a config file), so every party uses the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
 
@@ -28,20 +28,12 @@ class MarketParams:
     challenge_window_seconds: int = 3600
     dispute_window_seconds: int = 2 * DAY
 
-    def as_tuple(self) -> tuple[int, int, int, int, int, int, int, int]:
-        """In MarketRegistry.MarketParams field order, for createMarket."""
-        return (
-            self.isp_seconds, self.gate_closure_seconds, self.day_offset_seconds, self.tolerance_bps,
-            self.penalty_factor_bps, int(self.pricing_rule), self.challenge_window_seconds, self.dispute_window_seconds,
-        )
-
     @classmethod
-    def from_tuple(cls, raw: tuple[Any, ...]) -> MarketParams:
-        return cls(
-            isp_seconds=raw[0], gate_closure_seconds=raw[1], day_offset_seconds=raw[2], tolerance_bps=raw[3],
-            penalty_factor_bps=raw[4], pricing_rule=PricingRule(raw[5]), challenge_window_seconds=raw[6],
-            dispute_window_seconds=raw[7],
-        )
+    def from_fields(cls, source: object) -> MarketParams:
+        """The parameters held by any object with these field names: MarketRegistry's
+        ``MarketParams`` struct, as the chain's bindings return it (the rules import no chain code)."""
+        values: dict[str, Any] = {f.name: int(getattr(source, f.name)) for f in fields(cls)}
+        return cls(**{**values, "pricing_rule": PricingRule(values["pricing_rule"])})
 
     @property
     def isps_per_day(self) -> int:

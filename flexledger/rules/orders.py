@@ -175,6 +175,12 @@ class Offer:
                 and other.start < self.start + self.isps * isp_seconds)
 
     @classmethod
+    def from_fields(cls, source: object) -> Offer:
+        """The offer held by any object with these field names: OrderBook's ``Offer`` struct, as
+        the chain's bindings decode it (the rules import no chain code)."""
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+
+    @classmethod
     def from_message(cls, message: dict[str, Any]) -> Offer:
         values: list[Any] = []
         for t in OFFER_TYPES["Offer"]:
@@ -203,6 +209,12 @@ class RequestParams:
     def as_tuple(self) -> tuple[int, int, int, int, int, int, int, int, int]:
         return (int(self.market), int(self.zone), int(self.start), int(self.isps), int(self.direction),
                 int(self.power_w), int(self.max_price), int(self.product), int(self.purpose))
+
+    @classmethod
+    def from_fields(cls, source: object) -> RequestParams:
+        """The request held by any object with these field names: OrderBook's ``RequestParams``
+        struct, as the chain's bindings decode it."""
+        return cls(**{f.name: int(getattr(source, f.name)) for f in fields(cls)})
 
 
 def max_exposure(power_w: int, isps: int, isp_seconds: int, max_price: int) -> int:

@@ -14,6 +14,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from settlement_world import ISP, SettlementWorld, build_world
 
+from flexledger.chain import structs
 from flexledger.chain.bindings import MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
@@ -71,8 +72,9 @@ def test_the_contracts_digest_is_the_agents_and_eth_accounts(world: SettlementWo
     domain = registry_domain(w.conn, w.manifest.address("MarketRegistry"))
     markets = MarketRegistryClient(w.conn, w.manifest.address("MarketRegistry"))
     o = order.order
-    on_chain = markets.activation_order_digest((o.order_id, o.market, o.asset, o.isp_start, o.isps, 0 if o.direction == "UP" else 1,
-                                                o.power_w, o.expires_at, o.result_id, o.offer_digest))
+    on_chain = markets.activation_order_digest(structs.ActivationOrder(o.order_id, o.market, o.asset, o.isp_start, o.isps,
+                                                               0 if o.direction == "UP" else 1, o.power_w, o.expires_at,
+                                                               o.result_id, o.offer_digest))
     signable = encode_typed_data(full_message=o.typed_data(domain))
     assert bytes(on_chain) == o.digest(domain) == keccak(b"\x19" + signable.version + signable.header + signable.body)
     assert Account.recover_message(signable, signature=order.signature) == dispatcher.address

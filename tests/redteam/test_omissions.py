@@ -238,7 +238,7 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
     upheld = json.loads(upheld_cli.output)
     assert upheld["slashed"] == STAKE and upheld["omissions"] == 1
     assert claims.omissions_of(oracle_signer.address) == 1
-    assert int(oracle.stake_of(market, oracle_signer.address)[0]) == 0
+    assert oracle.stake_of(market, oracle_signer.address).amount == 0
     assert owner_token.balance_of(claimant.address) == before - bond + STAKE, "one bond lost, the other back + stake"
 
     # a receipt promising nothing (not accepted), or signed by another key, cannot claim

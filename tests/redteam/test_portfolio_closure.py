@@ -15,7 +15,7 @@ from eth_utils import keccak
 
 from flexledger.audit import refused_at_closure
 from flexledger.book import SignedOffer, relay_offers
-from flexledger.chain import revert_errors
+from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
@@ -103,7 +103,7 @@ def pool(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signer
     assert relay_offers(book, [signed]).accepted == 1, "the book takes it: 45 kW of active members now"
     token.mint(dso.address, 10**12, sender=deployer)
     token.approve(book.address, 2**256 - 1, sender=dso)
-    book.post_request(RequestParams(market, feeder, hour, 1, Direction.UP, 40_000, 20_000).as_tuple(), sender=dso)
+    book.post_request(structs.RequestParams.like(RequestParams(market, feeder, hour, 1, Direction.UP, 40_000, 20_000)), sender=dso)
     return Pool(conn, manifest, assets, dso, owner, operator, market, day, params, ids, portfolio, offer)
 
 
