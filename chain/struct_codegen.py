@@ -9,6 +9,7 @@ their signatures and convert what a call returns with :meth:`from_abi`.
 from __future__ import annotations
 
 import json
+import keyword
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,6 +111,11 @@ class StructNames:
         return value
 
 
+def _field_name(name: str) -> str:
+    out = snake(name)
+    return out + "_" if keyword.iskeyword(out) else out
+
+
 def generate_structs(artifacts: Iterable[Artifact]) -> str:
     names = StructNames(artifacts)
     lines = [
@@ -122,7 +128,7 @@ def generate_structs(artifacts: Iterable[Artifact]) -> str:
         "from .abi import AbiStruct\n\n",
     ]
     for cls, struct in sorted(names.defs.items()):
-        fields = [(snake(c["name"]), c) for c in struct.components]
+        fields = [(_field_name(c["name"]), c) for c in struct.components]
         abi_type = canonical_type({"type": "tuple", "components": list(struct.components)})
         lines.append("@dataclass(frozen=True, slots=True)")
         lines.append(f"class {cls}(AbiStruct):")

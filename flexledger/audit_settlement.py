@@ -208,7 +208,7 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
                 read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
                 ReadingDisputesClient(conn, manifest.address("ReadingDisputes")).address, roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
                 AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing),
-                oracle, int(clearing.day_state(market, day_start).challenge_ends), dict(slashes))
+                oracle, clearing.day_state(market, day_start).challenge_ends, dict(slashes))
 
 
 def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int,
@@ -620,7 +620,7 @@ def _check_challenges(day: _Day, notes: list[str]) -> list[str]:
         want = 0
         if first:
             want = min(int(day.oracle.required_stake(day.market, block=before)),
-                       int(day.oracle.stake_of(day.market, str(e.args["oracleAccount"]), block=before).amount))
+                       day.oracle.stake_of(day.market, str(e.args["oracleAccount"]), block=before).amount)
         got = [(str(x.args["oracle"]).lower(), str(x.args["to"]).lower(), int(x.args["amount"]))
                for x in day.slashes.get(e.tx_hash, [])]
         expected = [(str(e.args["oracleAccount"]).lower(), str(e.args["challenger"]).lower(), want)] if want else []
@@ -656,7 +656,7 @@ def _check_paid(day: _Day, event: SettledEvent, record: Record, asset: int, isp_
     if first:
         before = event.block_number - 1
         required = int(day.oracle.required_stake(day.market, block=before))
-        staked = int(day.oracle.stake_of(day.market, anchored_by, block=before).amount)
+        staked = day.oracle.stake_of(day.market, anchored_by, block=before).amount
         want = min(required, staked)
     to = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
     if to.lower() in (record.seller.lower(), day.asset(asset)[0].lower()):

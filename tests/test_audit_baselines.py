@@ -185,9 +185,10 @@ def test_the_auditor_follows_a_baseline_dispute(
 
     # under a stake rule the oracle would have paid once, to the disputer: the missing slash is flagged
     from flexledger.chain.bindings import MeterOracleClient
+    from flexledger.chain.structs import Stake
 
     monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 5_000)
-    monkeypatch.setattr(MeterOracleClient, "stake_of", lambda *_a, **_k: (5_000, 0))
+    monkeypatch.setattr(MeterOracleClient, "stake_of", lambda *_a, **_k: Stake(5_000, 0))
     audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
     flagged = [d for d in audit.differences if "baseline dispute" in d]
     assert len(flagged) == 1 and "slashed nothing" in flagged[0] and w.anyone.address.lower() in flagged[0].lower(), \

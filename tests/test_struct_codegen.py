@@ -139,3 +139,12 @@ def test_a_generated_error_decodes_under_its_own_name() -> None:
     assert err.account == OWNER
     assert cls.__module__ == "flexledger.chain.revert_errors" and cls.__name__ == "AccessControlUnauthorizedAccount"
     assert revert_errors.BY_SELECTOR[cls.SELECTOR] is cls
+
+
+def test_a_field_named_as_a_python_keyword_gets_an_underscore() -> None:
+    odd = _artifact("Odd", [{"type": "function", "name": "f", "stateMutability": "view", "outputs": [],
+                             "inputs": [_param("p", "tuple", "struct Odd.Pair", [_param("from", "uint8"),
+                                                                                   _param("in", "uint8")])]}])
+    text = generate_structs([odd])
+    compile(text, "<structs>", "exec")
+    assert "    from_: int\n    in_: int\n" in text
