@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from .client import BlockId, ContractClient, TxResult
 from .structs import (
@@ -28,6 +28,290 @@ from .structs import (
     Stake,
 )
 from .transactions import Signer
+
+
+class AssetRegistryAsset(NamedTuple):
+    """What ``asset(uint64)`` returns."""
+
+    owner: str
+    zone: int
+    status: int
+    asset_type: int
+    portfolio_id: int
+    meter: str
+    up_w: int
+    down_w: int
+
+
+class AssetRegistryEip712Domain(NamedTuple):
+    """What ``eip712Domain()`` returns."""
+
+    fields: bytes
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+    salt: bytes
+    extensions: list[int]
+
+
+class AssetRegistryMeterStates(NamedTuple):
+    """What ``meterStates(address[])`` returns."""
+
+    statuses: list[int]
+    credentialed: list[bool]
+
+
+class AssetRegistryOfferTerms(NamedTuple):
+    """What ``offerTerms(uint64)`` returns."""
+
+    owner: str
+    zone: int
+    status: int
+    in_portfolio: bool
+    up_w: int
+    down_w: int
+
+
+class AssetRegistryOfferWordAt(NamedTuple):
+    """What ``offerWordAt(uint64,uint64)`` returns."""
+
+    word: int
+    portfolio_id: int
+
+
+class AssetRegistryPortfolio(NamedTuple):
+    """What ``portfolio(uint32)`` returns."""
+
+    aggregator: str
+    zone: int
+    members: list[int]
+
+
+class AssetRegistryPortfolioTerms(NamedTuple):
+    """What ``portfolioTerms(uint32)`` returns."""
+
+    aggregator: str
+    zone: int
+    up_w: int
+    down_w: int
+
+
+class AssetRegistryPortfolioTermsAt(NamedTuple):
+    """What ``portfolioTermsAt(uint32,uint64)`` returns."""
+
+    aggregator: str
+    zone: int
+    up_w: int
+    down_w: int
+
+
+class BaselineDisputesRule(NamedTuple):
+    """What ``rule(uint64,uint64,int64[10])`` returns."""
+
+    some: bool
+    value_: int
+    kept_inputs: bytes
+
+
+class ClearingCommitmentResultDay(NamedTuple):
+    """What ``resultDay(uint64)`` returns."""
+
+    market: int
+    day: int
+    is_final: bool
+
+
+class ClearingCommitmentWelfare(NamedTuple):
+    """What ``welfare(uint64)`` returns."""
+
+    dso: int
+    tso: int
+
+
+class DeliveryMeterMeasure(NamedTuple):
+    """What ``measure(uint32,uint32,uint64,bool,bytes)`` returns."""
+
+    net: int
+    baseline_wh: int
+
+
+class GridZonesBuyerPathCheck(NamedTuple):
+    """What ``buyerPathCheck(uint32,address)`` returns."""
+
+    on_path: bool
+    at_root: bool
+
+
+class GridZonesDsoOf(NamedTuple):
+    """What ``dsoOf(uint32)`` returns."""
+
+    dso_zone: int
+    dso: str
+
+
+class GridZonesDynamicLight(NamedTuple):
+    """What ``dynamicLight(uint32,uint32,uint64,uint8)`` returns."""
+
+    colour: int
+    capability_w: int
+
+
+class GridZonesEffectiveLight(NamedTuple):
+    """What ``effectiveLight(uint32,uint32,uint64,uint8)`` returns."""
+
+    colour: int
+    capability_w: int
+
+
+class GridZonesLightsOf(NamedTuple):
+    """What ``lightsOf(uint32,uint32,uint64,uint16,uint8)`` returns."""
+
+    lights: list[int]
+    headroom_w: list[int]
+
+
+class GridZonesOperatorPathCheck(NamedTuple):
+    """What ``operatorPathCheck(uint32,address)`` returns."""
+
+    on_path: bool
+    max_asset_power_w: int
+
+
+class GridZonesPathLights(NamedTuple):
+    """What ``pathLights(uint32,uint32,uint64,uint8)`` returns."""
+
+    path: list[int]
+    lights: list[int]
+
+
+class GridZonesTsoHeadroom(NamedTuple):
+    """What ``tsoHeadroom(uint32,uint32,uint64,uint8)`` returns."""
+
+    allowed: bool
+    capability_w: int
+
+
+class GridZonesZone(NamedTuple):
+    """What ``zone(uint32)`` returns."""
+
+    parent: int
+    depth: int
+    operator: str
+    max_asset_power_w: int
+    static_up: int
+    static_down: int
+
+
+class MarketAuthorityPendingDefaultAdmin(NamedTuple):
+    """What ``pendingDefaultAdmin()`` returns."""
+
+    new_admin: str
+    schedule: int
+
+
+class MarketAuthorityPendingDefaultAdminDelay(NamedTuple):
+    """What ``pendingDefaultAdminDelay()`` returns."""
+
+    new_delay: int
+    schedule: int
+
+
+class MarketRegistryEip712Domain(NamedTuple):
+    """What ``eip712Domain()`` returns."""
+
+    fields: bytes
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+    salt: bytes
+    extensions: list[int]
+
+
+class MeterOracleBaselineAnchor(NamedTuple):
+    """What ``baselineAnchor(uint32,uint64)`` returns."""
+
+    oracle_account: str
+    anchored_at: int
+
+
+class MeterOracleBaselineWindow(NamedTuple):
+    """What ``baselineWindow(uint32,uint64)`` returns."""
+
+    opens: int
+    closes: int
+
+
+class MeterOracleEip712Domain(NamedTuple):
+    """What ``eip712Domain()`` returns."""
+
+    fields: bytes
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+    salt: bytes
+    extensions: list[int]
+
+
+class OrderBookEip712Domain(NamedTuple):
+    """What ``eip712Domain()`` returns."""
+
+    fields: bytes
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+    salt: bytes
+    extensions: list[int]
+
+
+class ReadingDisputesCorrectedNet(NamedTuple):
+    """What ``correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` returns."""
+
+    net: list[int]
+    voided: list[bool]
+
+
+class RoleRegistryCredentialOf(NamedTuple):
+    """What ``credentialOf(address,bytes32)`` returns."""
+
+    valid_from: int
+    valid_until: int
+    revoked: bool
+    credential_hash: bytes
+
+
+class RoleRegistryEip712Domain(NamedTuple):
+    """What ``eip712Domain()`` returns."""
+
+    fields: bytes
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+    salt: bytes
+    extensions: list[int]
+
+
+class SettlementAwardMoney(NamedTuple):
+    """What ``awardMoney(uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)`` returns."""
+
+    payment: int
+    penalty: int
+
+
+class SettlementTokenEip712Domain(NamedTuple):
+    """What ``eip712Domain()`` returns."""
+
+    fields: bytes
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+    salt: bytes
+    extensions: list[int]
 
 
 class AssetRegistryClient(ContractClient):
@@ -59,10 +343,10 @@ class AssetRegistryClient(ContractClient):
         """``applyMarket(uint64)`` (transaction)."""
         return self._transact("applyMarket(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
 
-    def asset(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int, int, str, int, int]:
+    def asset(self, asset_id: int, *, block: BlockId = "latest") -> AssetRegistryAsset:
         """``asset(uint64)`` (view)."""
-        result: tuple[str, int, int, int, int, str, int, int] = self._call("asset(uint64)", asset_id, block=block)
-        return result
+        raw = self._call("asset(uint64)", asset_id, block=block)
+        return AssetRegistryAsset(*raw)
 
     def asset_count(self, *, block: BlockId = "latest") -> int:
         """``assetCount()`` (view)."""
@@ -92,10 +376,10 @@ class AssetRegistryClient(ContractClient):
         """``deregisterAsset(uint64)`` (transaction)."""
         return self._transact("deregisterAsset(uint64)", asset_id, sender=sender, wait=wait, gas=gas)
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+    def eip712_domain(self, *, block: BlockId = "latest") -> AssetRegistryEip712Domain:
         """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
+        raw = self._call("eip712Domain()", block=block)
+        return AssetRegistryEip712Domain(*raw)
 
     def grid(self, *, block: BlockId = "latest") -> str:
         """``grid()`` (view)."""
@@ -144,30 +428,30 @@ class AssetRegistryClient(ContractClient):
         result: bytes = self._call("meterRegistrationDigest(address,address,uint8,uint256,uint64)", meter, owner, asset_type, nonce, deadline, block=block)
         return result
 
-    def meter_states(self, meters: list[str], *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
+    def meter_states(self, meters: list[str], *, block: BlockId = "latest") -> AssetRegistryMeterStates:
         """``meterStates(address[])`` (view)."""
-        result: tuple[list[int], list[bool]] = self._call("meterStates(address[])", meters, block=block)
-        return result
+        raw = self._call("meterStates(address[])", meters, block=block)
+        return AssetRegistryMeterStates(*raw)
 
-    def offer_terms(self, asset_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, bool, int, int]:
+    def offer_terms(self, asset_id: int, *, block: BlockId = "latest") -> AssetRegistryOfferTerms:
         """``offerTerms(uint64)`` (view)."""
-        result: tuple[str, int, int, bool, int, int] = self._call("offerTerms(uint64)", asset_id, block=block)
-        return result
+        raw = self._call("offerTerms(uint64)", asset_id, block=block)
+        return AssetRegistryOfferTerms(*raw)
 
     def offer_word(self, asset_id: int, *, block: BlockId = "latest") -> int:
         """``offerWord(uint64)`` (view)."""
         result: int = self._call("offerWord(uint64)", asset_id, block=block)
         return result
 
-    def offer_word_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> tuple[int, int]:
+    def offer_word_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> AssetRegistryOfferWordAt:
         """``offerWordAt(uint64,uint64)`` (view)."""
-        result: tuple[int, int] = self._call("offerWordAt(uint64,uint64)", asset_id, t, block=block)
-        return result
+        raw = self._call("offerWordAt(uint64,uint64)", asset_id, t, block=block)
+        return AssetRegistryOfferWordAt(*raw)
 
-    def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, list[int]]:
+    def portfolio(self, portfolio_id: int, *, block: BlockId = "latest") -> AssetRegistryPortfolio:
         """``portfolio(uint32)`` (view)."""
-        result: tuple[str, int, list[int]] = self._call("portfolio(uint32)", portfolio_id, block=block)
-        return result
+        raw = self._call("portfolio(uint32)", portfolio_id, block=block)
+        return AssetRegistryPortfolio(*raw)
 
     def portfolio_at(self, asset_id: int, t: int, *, block: BlockId = "latest") -> int:
         """``portfolioAt(uint64,uint64)`` (view)."""
@@ -179,15 +463,15 @@ class AssetRegistryClient(ContractClient):
         result: int = self._call("portfolioCount()", block=block)
         return result
 
-    def portfolio_terms(self, portfolio_id: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:
+    def portfolio_terms(self, portfolio_id: int, *, block: BlockId = "latest") -> AssetRegistryPortfolioTerms:
         """``portfolioTerms(uint32)`` (view)."""
-        result: tuple[str, int, int, int] = self._call("portfolioTerms(uint32)", portfolio_id, block=block)
-        return result
+        raw = self._call("portfolioTerms(uint32)", portfolio_id, block=block)
+        return AssetRegistryPortfolioTerms(*raw)
 
-    def portfolio_terms_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> tuple[str, int, int, int]:
+    def portfolio_terms_at(self, portfolio_id: int, t: int, *, block: BlockId = "latest") -> AssetRegistryPortfolioTermsAt:
         """``portfolioTermsAt(uint32,uint64)`` (view)."""
-        result: tuple[str, int, int, int] = self._call("portfolioTermsAt(uint32,uint64)", portfolio_id, t, block=block)
-        return result
+        raw = self._call("portfolioTermsAt(uint32,uint64)", portfolio_id, t, block=block)
+        return AssetRegistryPortfolioTermsAt(*raw)
 
     def register_asset(self, meter: str, asset_type: int, deadline: int, meter_signature: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``registerAsset(address,uint8,uint64,bytes)`` (transaction)."""
@@ -315,10 +599,10 @@ class BaselineDisputesClient(ContractClient):
         result: str = self._call("readings()", block=block)
         return result
 
-    def rule(self, isp_start: int, days_back: int, nets: list[int], *, block: BlockId = "latest") -> tuple[bool, int, bytes]:
+    def rule(self, isp_start: int, days_back: int, nets: list[int], *, block: BlockId = "latest") -> BaselineDisputesRule:
         """``rule(uint64,uint64,int64[10])`` (view)."""
-        result: tuple[bool, int, bytes] = self._call("rule(uint64,uint64,int64[10])", isp_start, days_back, nets, block=block)
-        return result
+        raw = self._call("rule(uint64,uint64,int64[10])", isp_start, days_back, nets, block=block)
+        return BaselineDisputesRule(*raw)
 
     def settlement(self, *, block: BlockId = "latest") -> str:
         """``settlement()`` (view)."""
@@ -421,20 +705,20 @@ class ClearingCommitmentClient(ContractClient):
         result: int = self._call("resultCount()", block=block)
         return result
 
-    def result_day(self, result_id: int, *, block: BlockId = "latest") -> tuple[int, int, bool]:
+    def result_day(self, result_id: int, *, block: BlockId = "latest") -> ClearingCommitmentResultDay:
         """``resultDay(uint64)`` (view)."""
-        result: tuple[int, int, bool] = self._call("resultDay(uint64)", result_id, block=block)
-        return result
+        raw = self._call("resultDay(uint64)", result_id, block=block)
+        return ClearingCommitmentResultDay(*raw)
 
     def role_registry(self, *, block: BlockId = "latest") -> str:
         """``roleRegistry()`` (view)."""
         result: str = self._call("roleRegistry()", block=block)
         return result
 
-    def welfare(self, result_id: int, *, block: BlockId = "latest") -> tuple[int, int]:
+    def welfare(self, result_id: int, *, block: BlockId = "latest") -> ClearingCommitmentWelfare:
         """``welfare(uint64)`` (view)."""
-        result: tuple[int, int] = self._call("welfare(uint64)", result_id, block=block)
-        return result
+        raw = self._call("welfare(uint64)", result_id, block=block)
+        return ClearingCommitmentWelfare(*raw)
 
     def zones(self, *, block: BlockId = "latest") -> str:
         """``zones()`` (view)."""
@@ -533,10 +817,10 @@ class DeliveryMeterClient(ContractClient):
         result: str = self._call("markets()", block=block)
         return result
 
-    def measure(self, market: int, portfolio_id: int, isp_start: int, standard: bool, encoded: bytes, *, block: BlockId = "latest") -> tuple[int, int]:
+    def measure(self, market: int, portfolio_id: int, isp_start: int, standard: bool, encoded: bytes, *, block: BlockId = "latest") -> DeliveryMeterMeasure:
         """``measure(uint32,uint32,uint64,bool,bytes)`` (view)."""
-        result: tuple[int, int] = self._call("measure(uint32,uint32,uint64,bool,bytes)", market, portfolio_id, isp_start, standard, encoded, block=block)
-        return result
+        raw = self._call("measure(uint32,uint32,uint64,bool,bytes)", market, portfolio_id, isp_start, standard, encoded, block=block)
+        return DeliveryMeterMeasure(*raw)
 
     def members(self, market: int, portfolio_id: int, isp_start: int, *, block: BlockId = "latest") -> list[int]:
         """``members(uint32,uint32,uint64)`` (view)."""
@@ -613,35 +897,35 @@ class GridZonesClient(ContractClient):
         """``addZone(uint32,address,uint32)`` (transaction)."""
         return self._transact("addZone(uint32,address,uint32)", parent, operator, max_asset_power_w, sender=sender, wait=wait, gas=gas)
 
-    def buyer_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> tuple[bool, bool]:
+    def buyer_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> GridZonesBuyerPathCheck:
         """``buyerPathCheck(uint32,address)`` (view)."""
-        result: tuple[bool, bool] = self._call("buyerPathCheck(uint32,address)", zone_id, account, block=block)
-        return result
+        raw = self._call("buyerPathCheck(uint32,address)", zone_id, account, block=block)
+        return GridZonesBuyerPathCheck(*raw)
 
-    def dso_of(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, str]:
+    def dso_of(self, zone_id: int, *, block: BlockId = "latest") -> GridZonesDsoOf:
         """``dsoOf(uint32)`` (view)."""
-        result: tuple[int, str] = self._call("dsoOf(uint32)", zone_id, block=block)
-        return result
+        raw = self._call("dsoOf(uint32)", zone_id, block=block)
+        return GridZonesDsoOf(*raw)
 
-    def dynamic_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[int, int]:
+    def dynamic_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> GridZonesDynamicLight:
         """``dynamicLight(uint32,uint32,uint64,uint8)`` (view)."""
-        result: tuple[int, int] = self._call("dynamicLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
-        return result
+        raw = self._call("dynamicLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
+        return GridZonesDynamicLight(*raw)
 
-    def effective_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[int, int]:
+    def effective_light(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> GridZonesEffectiveLight:
         """``effectiveLight(uint32,uint32,uint64,uint8)`` (view)."""
-        result: tuple[int, int] = self._call("effectiveLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
-        return result
+        raw = self._call("effectiveLight(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
+        return GridZonesEffectiveLight(*raw)
 
     def is_in_subtree(self, zone_id: int, ancestor: int, *, block: BlockId = "latest") -> bool:
         """``isInSubtree(uint32,uint32)`` (view)."""
         result: bool = self._call("isInSubtree(uint32,uint32)", zone_id, ancestor, block=block)
         return result
 
-    def lights_of(self, market_id: int, zone_id: int, first_isp_start: int, count: int, direction: int, *, block: BlockId = "latest") -> tuple[list[int], list[int]]:
+    def lights_of(self, market_id: int, zone_id: int, first_isp_start: int, count: int, direction: int, *, block: BlockId = "latest") -> GridZonesLightsOf:
         """``lightsOf(uint32,uint32,uint64,uint16,uint8)`` (view)."""
-        result: tuple[list[int], list[int]] = self._call("lightsOf(uint32,uint32,uint64,uint16,uint8)", market_id, zone_id, first_isp_start, count, direction, block=block)
-        return result
+        raw = self._call("lightsOf(uint32,uint32,uint64,uint16,uint8)", market_id, zone_id, first_isp_start, count, direction, block=block)
+        return GridZonesLightsOf(*raw)
 
     def lights_word(self, market_id: int, zone_id: int, hour_start: int, *, block: BlockId = "latest") -> int:
         """``lightsWord(uint32,uint32,uint64)`` (view)."""
@@ -653,20 +937,20 @@ class GridZonesClient(ContractClient):
         result: str = self._call("markets()", block=block)
         return result
 
-    def operator_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> tuple[bool, int]:
+    def operator_path_check(self, zone_id: int, account: str, *, block: BlockId = "latest") -> GridZonesOperatorPathCheck:
         """``operatorPathCheck(uint32,address)`` (view)."""
-        result: tuple[bool, int] = self._call("operatorPathCheck(uint32,address)", zone_id, account, block=block)
-        return result
+        raw = self._call("operatorPathCheck(uint32,address)", zone_id, account, block=block)
+        return GridZonesOperatorPathCheck(*raw)
 
     def pack_light(self, colour: int, capability_w: int, *, block: BlockId = "latest") -> int:
         """``packLight(uint8,uint256)`` (view)."""
         result: int = self._call("packLight(uint8,uint256)", colour, capability_w, block=block)
         return result
 
-    def path_lights(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[list[int], list[int]]:
+    def path_lights(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> GridZonesPathLights:
         """``pathLights(uint32,uint32,uint64,uint8)`` (view)."""
-        result: tuple[list[int], list[int]] = self._call("pathLights(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
-        return result
+        raw = self._call("pathLights(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
+        return GridZonesPathLights(*raw)
 
     def path_to_root(self, zone_id: int, *, block: BlockId = "latest") -> list[int]:
         """``pathToRoot(uint32)`` (view)."""
@@ -690,15 +974,15 @@ class GridZonesClient(ContractClient):
         """``setStaticLight(uint32,uint8,uint8,uint256)`` (transaction)."""
         return self._transact("setStaticLight(uint32,uint8,uint8,uint256)", zone_id, direction, colour, capability_w, sender=sender, wait=wait, gas=gas)
 
-    def tso_headroom(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> tuple[bool, int]:
+    def tso_headroom(self, market_id: int, zone_id: int, isp_start: int, direction: int, *, block: BlockId = "latest") -> GridZonesTsoHeadroom:
         """``tsoHeadroom(uint32,uint32,uint64,uint8)`` (view)."""
-        result: tuple[bool, int] = self._call("tsoHeadroom(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
-        return result
+        raw = self._call("tsoHeadroom(uint32,uint32,uint64,uint8)", market_id, zone_id, isp_start, direction, block=block)
+        return GridZonesTsoHeadroom(*raw)
 
-    def zone(self, zone_id: int, *, block: BlockId = "latest") -> tuple[int, int, str, int, int, int]:
+    def zone(self, zone_id: int, *, block: BlockId = "latest") -> GridZonesZone:
         """``zone(uint32)`` (view)."""
-        result: tuple[int, int, str, int, int, int] = self._call("zone(uint32)", zone_id, block=block)
-        return result
+        raw = self._call("zone(uint32)", zone_id, block=block)
+        return GridZonesZone(*raw)
 
     def zone_count(self, *, block: BlockId = "latest") -> int:
         """``zoneCount()`` (view)."""
@@ -771,15 +1055,15 @@ class MarketAuthorityClient(ContractClient):
         result: str = self._call("owner()", block=block)
         return result
 
-    def pending_default_admin(self, *, block: BlockId = "latest") -> tuple[str, int]:
+    def pending_default_admin(self, *, block: BlockId = "latest") -> MarketAuthorityPendingDefaultAdmin:
         """``pendingDefaultAdmin()`` (view)."""
-        result: tuple[str, int] = self._call("pendingDefaultAdmin()", block=block)
-        return result
+        raw = self._call("pendingDefaultAdmin()", block=block)
+        return MarketAuthorityPendingDefaultAdmin(*raw)
 
-    def pending_default_admin_delay(self, *, block: BlockId = "latest") -> tuple[int, int]:
+    def pending_default_admin_delay(self, *, block: BlockId = "latest") -> MarketAuthorityPendingDefaultAdminDelay:
         """``pendingDefaultAdminDelay()`` (view)."""
-        result: tuple[int, int] = self._call("pendingDefaultAdminDelay()", block=block)
-        return result
+        raw = self._call("pendingDefaultAdminDelay()", block=block)
+        return MarketAuthorityPendingDefaultAdminDelay(*raw)
 
     def renounce_role(self, role: bytes, account: str, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``renounceRole(bytes32,address)`` (transaction)."""
@@ -833,10 +1117,10 @@ class MarketRegistryClient(ContractClient):
         result: str = self._call("dispatcher(uint32)", market_id, block=block)
         return result
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+    def eip712_domain(self, *, block: BlockId = "latest") -> MarketRegistryEip712Domain:
         """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
+        raw = self._call("eip712Domain()", block=block)
+        return MarketRegistryEip712Domain(*raw)
 
     def gate_closure(self, market_id: int, isp_start: int, *, block: BlockId = "latest") -> int:
         """``gateClosure(uint32,uint64)`` (view)."""
@@ -911,10 +1195,10 @@ class MeterOracleClient(ContractClient):
         """``anchorRoot(uint32,uint64,bytes32,uint32)`` (transaction)."""
         return self._transact("anchorRoot(uint32,uint64,bytes32,uint32)", market, isp_start, root, leaf_count, sender=sender, wait=wait, gas=gas)
 
-    def baseline_anchor(self, market: int, isp_start: int, *, block: BlockId = "latest") -> tuple[str, int]:
+    def baseline_anchor(self, market: int, isp_start: int, *, block: BlockId = "latest") -> MeterOracleBaselineAnchor:
         """``baselineAnchor(uint32,uint64)`` (view)."""
-        result: tuple[str, int] = self._call("baselineAnchor(uint32,uint64)", market, isp_start, block=block)
-        return result
+        raw = self._call("baselineAnchor(uint32,uint64)", market, isp_start, block=block)
+        return MeterOracleBaselineAnchor(*raw)
 
     def baseline_disputes(self, *, block: BlockId = "latest") -> str:
         """``baselineDisputes()`` (view)."""
@@ -941,20 +1225,20 @@ class MeterOracleClient(ContractClient):
         result: bytes = self._call("baselineRoot(uint32,uint64)", market, isp_start, block=block)
         return result
 
-    def baseline_window(self, market: int, isp_start: int, *, block: BlockId = "latest") -> tuple[int, int]:
+    def baseline_window(self, market: int, isp_start: int, *, block: BlockId = "latest") -> MeterOracleBaselineWindow:
         """``baselineWindow(uint32,uint64)`` (view)."""
-        result: tuple[int, int] = self._call("baselineWindow(uint32,uint64)", market, isp_start, block=block)
-        return result
+        raw = self._call("baselineWindow(uint32,uint64)", market, isp_start, block=block)
+        return MeterOracleBaselineWindow(*raw)
 
     def disputes(self, *, block: BlockId = "latest") -> str:
         """``disputes()`` (view)."""
         result: str = self._call("disputes()", block=block)
         return result
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+    def eip712_domain(self, *, block: BlockId = "latest") -> MeterOracleEip712Domain:
         """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
+        raw = self._call("eip712Domain()", block=block)
+        return MeterOracleEip712Domain(*raw)
 
     def fix_baseline(self, market: int, isp_start: int, meter: str, fix: bytes, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``fixBaseline(uint32,uint64,address,bytes32)`` (transaction)."""
@@ -1193,10 +1477,10 @@ class OrderBookClient(ContractClient):
         """``clearDebt(address)`` (transaction)."""
         return self._transact("clearDebt(address)", seller, sender=sender, wait=wait, gas=gas)
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+    def eip712_domain(self, *, block: BlockId = "latest") -> OrderBookEip712Domain:
         """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
+        raw = self._call("eip712Domain()", block=block)
+        return OrderBookEip712Domain(*raw)
 
     def escrow_left(self, request_id: int, *, block: BlockId = "latest") -> int:
         """``escrowLeft(uint64)`` (view)."""
@@ -1335,10 +1619,10 @@ class ReadingDisputesClient(ContractClient):
         result: str = self._call("book()", block=block)
         return result
 
-    def corrected_net(self, s: SettleIn, *, block: BlockId = "latest") -> tuple[list[int], list[bool]]:
+    def corrected_net(self, s: SettleIn, *, block: BlockId = "latest") -> ReadingDisputesCorrectedNet:
         """``correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))`` (view)."""
-        result: tuple[list[int], list[bool]] = self._call("correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, block=block)
-        return result
+        raw = self._call("correctedNet((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]))", s, block=block)
+        return ReadingDisputesCorrectedNet(*raw)
 
     def dispute(self, s: SettleIn, record: Record, d: ReadingDisputesDisputeIn, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``dispute((uint64,(uint32,uint64,uint32,uint64,uint16,uint8,uint32,uint96,uint8,uint32,uint8,bytes32,uint64,uint32),int64[],bytes32,(((bytes32,address,uint32,uint64),uint64,uint64,uint64,bytes,bytes32[]),(uint32,uint64,uint64,uint32,uint32,bytes32[])[])[],bytes32[][],bytes[]),(bytes32,uint64,address,uint64,(uint64,uint64,uint256,uint256,uint256)[]),(uint256,uint64,uint64,uint64,bytes,uint64))`` (transaction)."""
@@ -1385,15 +1669,15 @@ class RoleRegistryClient(ContractClient):
         result: str = self._call("authority()", block=block)
         return result
 
-    def credential_of(self, subject: str, role: bytes, *, block: BlockId = "latest") -> tuple[int, int, bool, bytes]:
+    def credential_of(self, subject: str, role: bytes, *, block: BlockId = "latest") -> RoleRegistryCredentialOf:
         """``credentialOf(address,bytes32)`` (view)."""
-        result: tuple[int, int, bool, bytes] = self._call("credentialOf(address,bytes32)", subject, role, block=block)
-        return result
+        raw = self._call("credentialOf(address,bytes32)", subject, role, block=block)
+        return RoleRegistryCredentialOf(*raw)
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+    def eip712_domain(self, *, block: BlockId = "latest") -> RoleRegistryEip712Domain:
         """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
+        raw = self._call("eip712Domain()", block=block)
+        return RoleRegistryEip712Domain(*raw)
 
     def has_market_role(self, subject: str, role: bytes, *, block: BlockId = "latest") -> bool:
         """``hasMarketRole(address,bytes32)`` (view)."""
@@ -1433,10 +1717,10 @@ class SettlementClient(ContractClient):
         result: str = self._call("assets()", block=block)
         return result
 
-    def award_money(self, power_w: int, level_w: int, isp_seconds: int, delivered_ws: int, price: int, availability: bool, tolerance_bps: int, penalty_factor_bps: int, *, block: BlockId = "latest") -> tuple[int, int]:
+    def award_money(self, power_w: int, level_w: int, isp_seconds: int, delivered_ws: int, price: int, availability: bool, tolerance_bps: int, penalty_factor_bps: int, *, block: BlockId = "latest") -> SettlementAwardMoney:
         """``awardMoney(uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)`` (view)."""
-        result: tuple[int, int] = self._call("awardMoney(uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)", power_w, level_w, isp_seconds, delivered_ws, price, availability, tolerance_bps, penalty_factor_bps, block=block)
-        return result
+        raw = self._call("awardMoney(uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)", power_w, level_w, isp_seconds, delivered_ws, price, availability, tolerance_bps, penalty_factor_bps, block=block)
+        return SettlementAwardMoney(*raw)
 
     def book(self, *, block: BlockId = "latest") -> str:
         """``book()`` (view)."""
@@ -1588,10 +1872,10 @@ class SettlementTokenClient(ContractClient):
         result: int = self._call("decimals()", block=block)
         return result
 
-    def eip712_domain(self, *, block: BlockId = "latest") -> tuple[bytes, str, str, int, str, bytes, list[int]]:
+    def eip712_domain(self, *, block: BlockId = "latest") -> SettlementTokenEip712Domain:
         """``eip712Domain()`` (view)."""
-        result: tuple[bytes, str, str, int, str, bytes, list[int]] = self._call("eip712Domain()", block=block)
-        return result
+        raw = self._call("eip712Domain()", block=block)
+        return SettlementTokenEip712Domain(*raw)
 
     def mint(self, to: str, amount: int, *, sender: Signer | None = None, wait: bool = True, gas: int | None = None) -> TxResult:
         """``mint(address,uint256)`` (transaction)."""

@@ -35,6 +35,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from flexledger.chain.bindings import (
+    AssetRegistryAsset,
     AssetRegistryClient,
     BaselineDisputesClient,
     ClearingCommitmentClient,
@@ -137,7 +138,7 @@ class _Day:
     oracle: MeterOracleClient | None = None
     final_at: int = 0  # when the day's result could be made final (DayState.challengeEnds); _load reads it
     slashes: dict[str, list[DecodedEvent]] = field(default_factory=dict)  # tx -> OracleSlashed of the market
-    meters: dict[int, tuple[str, str]] = field(default_factory=dict)  # asset -> (owner, meter)
+    meters: dict[int, AssetRegistryAsset] = field(default_factory=dict)  # what the registry says of each asset
     times: dict[int, int] = field(default_factory=dict)  # block -> timestamp (a batch settles many in one)
     portfolios: dict[int, tuple[str, tuple[int, ...]]] = field(default_factory=dict)  # -> (aggregator, members at gate closure)
     # (ISP start, meter) -> the upheld disputes of that reading, in any offer: the first is slashed
@@ -159,10 +160,9 @@ class _Day:
             self.times[block] = int(self.conn.w3.eth.get_block(block)["timestamp"])
         return self.times[block]
 
-    def asset(self, asset_id: int) -> tuple[str, str]:
+    def asset(self, asset_id: int) -> AssetRegistryAsset:
         if asset_id not in self.meters:
-            a = self.assets.asset(asset_id)
-            self.meters[asset_id] = (str(a[0]), str(a[5]))
+            self.meters[asset_id] = self.assets.asset(asset_id)
         return self.meters[asset_id]
 
     def portfolio(self, portfolio_id: int) -> tuple[str, tuple[int, ...]]:
@@ -173,7 +173,7 @@ class _Day:
         return self.portfolios[portfolio_id]
 
     def seller(self, s: SettlementInput) -> str:
-        return self.portfolio(s.offer.portfolio)[0] if s.portfolio else self.asset(s.offer.asset)[0]
+        return self.portfolio(s.offer.portfolio)[0] if s.portfolio else self.asset(s.offer.asset).owner
 
 
 def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int, result_id: int) -> _Day:
@@ -319,7 +319,7 @@ def _check_history(day: _Day, key: tuple[int, bytes], history: list[SettledEvent
                     out += [f"{where}: dispute in {event.tx_hash}: {p} (the meter equivocated: nobody is paid)"
                             for p in _check_slash(day, call, event, False)]
                 else:
-                    meter = day.asset(asset)[1].lower()
+                    meter = day.asset(asset).meter.lower()
                     day.upheld.setdefault((isp_start, meter), []).append(
                         (event.block_number, event.log_index, where, call, event))
                     corrections[(isp_start, asset)] = d.import_wh - d.export_wh
@@ -373,7 +373,7 @@ def _check_baseline_dispute(day: _Day, call: SettlingCall, event: SettledEvent,
         asset, used = b.member, member.baseline_wh
     else:
         asset, used = s.offer.asset, s.baseline_wh[index]
-    meter = day.asset(asset)[1]
+    meter = day.asset(asset).meter
     inputs = BaselineInputs(b.baseline.days_back, b.baseline.nets)
     if b.baseline.baseline_wh != used or _anchored_baseline(day, meter, isp.isp_start, used,
                                                             (inputs.hash(), *b.baseline.proof)) is None:
@@ -415,7 +415,7 @@ def _check_applied(day: _Day, call: SettlingCall) -> str | None:
         return f"ISP index {isp} is not a standard baseline's of the settlement"
     if s.portfolio and member == 0:
         return "it names no member of the portfolio"
-    meter = day.asset(member if s.portfolio else s.offer.asset)[1]
+    meter = day.asset(member if s.portfolio else s.offer.asset).meter
     fix = bytes(day.oracle.baseline_fix(day.market, s.isps[isp].isp_start, meter, block=day.state_block))
     if fix in (bytes(32), NO_BASELINE):
         return "no correction usable by a settlement was in force for that meter and ISP"
@@ -490,10 +490,10 @@ def _check_baseline(day: _Day, s: SettlementInput) -> list[str]:
             out.append(f"no baseline value for {iso(isp.isp_start)}")
             continue
         if s.portfolio:  # the members' anchored baselines, summed
-            checks = [(day.asset(m.asset)[1], m.baseline_wh, m.baseline_proof) for m in isp.members]
+            checks = [(day.asset(m.asset).meter, m.baseline_wh, m.baseline_proof) for m in isp.members]
             known = sum(m.baseline_wh for m in isp.members) == s.baseline_wh[index]
         else:
-            checks = [(day.asset(s.offer.asset)[1], s.baseline_wh[index],
+            checks = [(day.asset(s.offer.asset).meter, s.baseline_wh[index],
                        s.baseline_proofs[i] if i < len(s.baseline_proofs) else ())]
             known = True
         for meter, value, witness in checks:
@@ -543,7 +543,7 @@ def _recompute(day: _Day, meter: str, isp_start: int, value: int, inputs_hash: b
 def _check_readings(day: _Day, s: SettlementInput, isp: IspInput) -> list[str]:
     """The asset meter's reading, or one reading per member the portfolio had at the gate closure."""
     if not s.portfolio:
-        return _check_reading(day, day.asset(s.offer.asset)[1], isp.isp_start, isp.reading)
+        return _check_reading(day, day.asset(s.offer.asset).meter, isp.isp_start, isp.reading)
     _aggregator, members = day.portfolio(s.offer.portfolio)
     presented = tuple(m.asset for m in isp.members)
     if presented != members:
@@ -551,7 +551,7 @@ def _check_readings(day: _Day, s: SettlementInput, isp: IspInput) -> list[str]:
                 f"gate closure are {list(members)}"]
     out = []
     for m in isp.members:
-        out += [f"member {m.asset}: {p}" for p in _check_reading(day, day.asset(m.asset)[1], isp.isp_start, m.reading)]
+        out += [f"member {m.asset}: {p}" for p in _check_reading(day, day.asset(m.asset).meter, isp.isp_start, m.reading)]
     return out
 
 
@@ -628,7 +628,7 @@ def _check_challenges(day: _Day, notes: list[str]) -> list[str]:
             out.append(f"{where}: oracle stakes slashed {got or 'nothing'}, the stake rule says {expected or 'nothing'}")
         if day.evidence is not None:
             answer = day.evidence.reading(meter, isp_start - k * DAY)
-            anchored_at = int(day.oracle.baseline_anchor(day.market, isp_start)[1])
+            anchored_at = int(day.oracle.baseline_anchor(day.market, isp_start).anchored_at)
             if answer is not None and is_anchored(reading_in(answer)) and int(answer["anchor"]["anchoredAt"]) <= anchored_at:
                 notes.append(f"{where}: upheld unanswered although the oracle serves a reading of that day anchored "
                              "by the baselines (a negligent oracle: a SKIPPED dispute can put the day back)")
@@ -659,7 +659,7 @@ def _check_paid(day: _Day, event: SettledEvent, record: Record, asset: int, isp_
         staked = day.oracle.stake_of(day.market, anchored_by, block=before).amount
         want = min(required, staked)
     to = str(day.conn.w3.eth.get_transaction(event.tx_hash)["from"])  # type: ignore[arg-type]
-    if to.lower() in (record.seller.lower(), day.asset(asset)[0].lower()):
+    if to.lower() in (record.seller.lower(), day.asset(asset).owner.lower()):
         line = next((ln for ln in record.lines if ln.isp_start == isp_start), None)
         to = day.request(line.request_id).buyer if line is not None else to
     expected = [(anchored_by, to, want)] if want else []
@@ -686,7 +686,7 @@ def _signed_twice(day: _Day, call: SettlingCall, corrections: dict[tuple[int, in
     asset, counted = s.disputed(d)
     if (isp_start, asset) in corrections:
         return True
-    meter = day.asset(asset)[1]
+    meter = day.asset(asset).meter
     return _signed_by(day, Reading(meter, isp_start, counted.sequence, counted.import_wh, counted.export_wh),
                       counted.signature, meter)
 
@@ -705,7 +705,7 @@ def _check_dispute(day: _Day, call: SettlingCall, corrections: dict[tuple[int, i
     asset, anchored = s.disputed(d)
     if asset == 0:
         return f"asset {d.member} is not a member whose reading the settlement counted"
-    _owner, meter = day.asset(asset)
+    meter = day.asset(asset).meter
     reading = Reading(meter, isp.isp_start, d.sequence, d.import_wh, d.export_wh)
     try:
         signer = reading.typed(day.oracle_domain).recover(d.signature)

@@ -77,7 +77,7 @@ def open_challenges_against(disputes: BaselineDisputesClient, oracle: MeterOracl
             continue
         isp_start, meter, k = int(e.args["ispStart"]), str(e.args["meter"]), int(e.args["daysBack"])
         if isp_start not in anchors:
-            anchors[isp_start] = str(oracle.baseline_anchor(market, isp_start)[0])
+            anchors[isp_start] = str(oracle.baseline_anchor(market, isp_start).oracle_account)
         if anchors[isp_start].lower() != oracle_account.lower():
             continue
         if disputes.challenge_of(market, isp_start, meter, k).status == OPEN:

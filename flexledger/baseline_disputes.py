@@ -273,7 +273,7 @@ def challenge_standard_baseline(view: MarketView, signer: Signer, engine: Engine
     answer, inputs = revealed_inputs(view, engine, meter, isp_start)
     if days_back is None:
         oracle = MeterOracleClient(view.conn, view.manifest.address("MeterOracle"))
-        anchored_at = int(oracle.baseline_anchor(view.market, isp_start)[1])
+        anchored_at = int(oracle.baseline_anchor(view.market, isp_start).anchored_at)
         invented = unanchored_days(isp_start, inputs, anchored_at, partial(_served, engine, meter))
         if not invented:
             raise DisputeError(f"every day the standard baseline of {meter} for {iso(isp_start)} averages has a "

@@ -101,7 +101,7 @@ def assets_step(
                 progress.advance(task, len(batch))
         wait_all(conn, pending)
 
-    mapped = sum(1 for k in range(count) if assets.asset(first + k)[2] == 2)
+    mapped = sum(1 for k in range(count) if assets.asset(first + k).status == 2)
     by_type: dict[str, int] = {}
     for t in types:
         by_type[ASSET_TYPES[t]] = by_type.get(ASSET_TYPES[t], 0) + 1

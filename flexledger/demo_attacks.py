@@ -129,7 +129,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     seller, asset, meter, power = _pick_seller(w, meters[modbus:], kept)
     aggregator = kept_aggregator(kept, asset)
     relayer = Signer(accounts[aggregator], conn)  # the prosumer pays no gas: its aggregator sends for it
-    zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(asset)[1])
+    zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(asset).zone)
     dso = _operator_of(conn, manifest, zone, accounts)
     day = params.day_start(conn.latest_timestamp()) + 2 * DAY
     start = day + 69 * 900  # 17:15

@@ -115,12 +115,12 @@ def grid_step(
         console.print(f"{dso.address[:10]}… published a day of lights for {len(owned[dso.address])} zones "
                       f"in one transaction ({tx.gas_used:,} gas)")
 
-    shown = next((f for f in feeders if grid.effective_light(market, f, day + 70 * 900, Direction.UP)[0] != Colour.GREEN), feeders[0])
+    shown = next((f for f in feeders if grid.effective_light(market, f, day + 70 * 900, Direction.UP).colour != Colour.GREEN), feeders[0])
     console.print(f"lights of feeder {shown} on {dt.datetime.fromtimestamp(day, dt.UTC).date()} "
                   "(one mark per 15-minute ISP: ▁ green, ▄ yellow, █ red):")
     half = params.isps_per_day // 2
     for direction in Direction:
-        row = [Light.unpack(packed) for packed in grid.lights_of(market, shown, day, params.isps_per_day, direction)[0]]
+        row = [Light.unpack(packed) for packed in grid.lights_of(market, shown, day, params.isps_per_day, direction).lights]
         console.print(Text(f"  {direction.name:<5}00-12h ") + _strip(row[:half]))
         console.print(Text(f"  {direction.name:<5}12-24h ") + _strip(row[half:]))
     allowed, headroom = grid.tso_headroom(market, shown, day + 70 * 900, Direction.UP)

@@ -92,7 +92,7 @@ def load_market_day(
             zone_of[subject] = asset_zone(word_then)
         else:
             if o.portfolio not in members_then:
-                members_then[o.portfolio] = [assets.offer_word_at(a, closure)[0]
+                members_then[o.portfolio] = [assets.offer_word_at(a, closure).word
                                              for a in assets.members_at(o.portfolio, closure)]
             problem = portfolio_closure_problem(members_then[o.portfolio], o.direction, o.power_w)
         if problem:

@@ -32,7 +32,7 @@ def portfolio_members_of(assets: AssetRegistryClient, aggregator: str) -> list[i
     """The current members of the portfolios ``aggregator`` founded (PortfolioCreated, aggregator indexed)."""
     topic = "0x" + bytes.fromhex(aggregator.removeprefix("0x")).rjust(32, b"\0").hex()
     return [a for e in assets.events("PortfolioCreated", topics=[None, topic])
-            for a in assets.portfolio(e.args["portfolioId"])[2]]
+            for a in assets.portfolio(e.args["portfolioId"]).members]
 
 
 def suspend_uncredentialed_assets(conn: ChainConnection, manifest: Manifest, owner: str, signer: Signer | None) -> int:

@@ -152,7 +152,7 @@ class ChainMeters:
             stale.add(str(e.args["meter"]))
         changed = {int(e.args["assetId"]) for name in ("AssetMapped", "AssetSuspended", "AssetReinstated")
                    for e in self.assets.events(name, from_block=first, to_block=latest)}
-        stale |= {str(self.assets.asset(asset_id)[5]) for asset_id in changed}  # the asset's meter
+        stale |= {str(self.assets.asset(asset_id).meter) for asset_id in changed}  # the asset's meter
         with self._lock:
             for m in stale:
                 self._cache.pop(m, None)

@@ -60,7 +60,7 @@ def test_a_granted_credential_verifies_offline_and_on_chain(
     assert (checked.issuer, checked.subject, checked.role) == (AUTHORITY.address, dev_signers[3].address, Role.DSO)
     assert verify_on_chain(granted, roles) == checked
     assert roles.has_market_role(checked.subject, Role.DSO.id)
-    assert roles.credential_of(checked.subject, Role.DSO.id)[3] == credential_hash(granted) == checked.credential_hash
+    assert roles.credential_of(checked.subject, Role.DSO.id).credential_hash == credential_hash(granted) == checked.credential_hash
     assert granted["@context"] == ["https://www.w3.org/ns/credentials/v2"]
     assert granted["type"] == ["VerifiableCredential", "MarketRoleCredential"]
     assert granted["issuer"] == str(did_for(AUTHORITY.address, roles.conn.chain_id))

@@ -54,6 +54,8 @@ ARTIFACTS = [
          "inputs": [_param("id", "uint32")], "outputs": [_param("s", "tuple", "struct Geo.Shape", SHAPE)]},
         {"type": "function", "name": "draw", "stateMutability": "nonpayable",
          "inputs": [_param("shapes", "tuple[]", "struct Geo.Shape[]", SHAPE)], "outputs": []},
+        {"type": "function", "name": "extent", "stateMutability": "view", "inputs": [],
+         "outputs": [_param("count", "uint8"), _param("origin", "tuple", "struct Geo.Point", POINT)]},
         {"type": "error", "name": "GeoOffMap", "inputs": [_param("x", "int64"), _param("owner", "address")]},
     ]),
     _artifact("Map", [  # another contract's struct of the same name with other fields
@@ -110,6 +112,8 @@ def test_bindings_take_and_return_the_structs() -> None:
     assert "return Shape.from_abi(raw)" in text
     assert "def draw(self, shapes: list[Shape], *, sender" in text
     assert "def near(self, p: MapPoint, *, block" in text
+    assert "class GeoExtent(NamedTuple):" in text and "    count_: int\n    origin: GeoPoint\n" in text
+    assert "return GeoExtent(int(raw[0]), GeoPoint.from_abi(raw[1]))" in text  # several results, by name
     assert "tuple[" not in text  # no struct is an anonymous tuple
 
 

@@ -299,8 +299,8 @@ def book_show(
     zone_of: dict[tuple[int, int], int] = {}
     for o in state.offers:
         if (o.asset, o.portfolio) not in zone_of:
-            zone_of[(o.asset, o.portfolio)] = (assets.offer_terms(o.asset)[1] if o.asset
-                                               else assets.portfolio_terms(o.portfolio)[1])
+            zone_of[(o.asset, o.portfolio)] = (assets.offer_terms(o.asset).zone if o.asset
+                                               else assets.portfolio_terms(o.portfolio).zone)
     cells: dict[tuple[int, str, int], dict[str, int]] = defaultdict(lambda: {"requested_w": 0, "offered_w": 0, "offers": 0})
     for q in state.requests.values():
         p: RequestParams = q["params"]

@@ -114,7 +114,7 @@ def at(p: Pool, t: int) -> None:
 
 def words_at(p: Pool, t: int) -> list[int]:
     """The members' records at ``t``, as the Python side reads them (``membersAt``, ``offerWordAt``)."""
-    return [p.assets.offer_word_at(a, t)[0] for a in p.assets.members_at(p.portfolio, t)]
+    return [p.assets.offer_word_at(a, t).word for a in p.assets.members_at(p.portfolio, t)]
 
 
 def test_a_member_suspended_before_the_gate_closure_takes_the_portfolio_offer_out(pool: Pool) -> None:
@@ -126,7 +126,7 @@ def test_a_member_suspended_before_the_gate_closure_takes_the_portfolio_offer_ou
     at(p, closure + 1)
     p.assets.reinstate_asset(x, sender=p.dso)  # after the gate closure: too late for the day
     p.assets.remove_from_portfolio(z, sender=p.owner)  # left after it: still counts for the day
-    p.assets.map_asset(z, p.assets.asset(z)[1], 1_000, 1_000, p.market, sender=p.dso)
+    p.assets.map_asset(z, p.assets.asset(z).zone, 1_000, 1_000, p.market, sender=p.dso)
     p.assets.deregister_asset(z, sender=p.owner)
 
     # the Python rule and the contract's view agree, before, at and after the gate closure

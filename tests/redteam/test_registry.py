@@ -114,7 +114,7 @@ def test_rt12_a_squatter_cannot_register_another_owners_meter(world: World, tmp_
         meter_consent(owned, meter.address, 3, tmp_path / "consent.json", None)
     sig, until = meter_consent(owned, meter.address, 2, tmp_path / "consent.json", None)
     asset = owned.register_asset(meter.address, 2, until, sig).event("AssetRegistered").args["assetId"]
-    assert world.assets.asset(asset)[0] == world.owner.address
+    assert world.assets.asset(asset).owner == world.owner.address
     with pytest.raises(ConfigurationError, match="needs its signed consent") as err:  # no consent: what to run
         meter_consent(owned, world.meters[1].address, 2, None, None)
     assert "flexledger-edge sign-registration" in str(err.value.hint)
@@ -233,7 +233,7 @@ def test_the_mapping_is_judged_at_the_gate_closure(world: World) -> None:
     assert problem(x, closure - 15, 1_000) is None, "active before"
     assert problem(y, closure, 3_000) == "ClearingAssetTermsChanged", "2 kW prequalified then"
     assert problem(y, closure, 2_000) is None
-    assert asset_zone(world.assets.offer_word_at(y, closure)[0]) == world.zone
+    assert asset_zone(world.assets.offer_word_at(y, closure).word) == world.zone
 
     start = (closure // 900 + 100) * 900
     key = {x: "0x01", y: "0x02"}
