@@ -16,6 +16,11 @@ PYTEST_ARGS ?=
 # tests, which share a database and a broker, take turns (tests/conftest.py). worksteal: the tests
 # range from milliseconds to the whole demo, so an idle worker takes over queued ones.
 PYTEST_WORKERS ?= auto
+# forge's strength: CI (CI=true, as .ci/run is run there) runs the default profile, every fuzz and
+# invariant test at the runs its `/// forge-config:` line asks (10,000 for the money-safety
+# invariants); elsewhere `make test` runs the `quick` profile of contracts/foundry.toml, the same
+# tests with fewer runs. FORGE_PROFILE=default runs the full strength here too.
+FORGE_PROFILE ?= $(if $(filter true,$(CI)),default,quick)
 
 .PHONY: help install demo test test-services pytest forge lint typecheck compile check-artifacts bench clean FORCE
 
@@ -61,7 +66,7 @@ test-services: install
 	$(BIN)/pytest -m services $(PYTEST_ARGS)
 
 forge: install ## Solidity unit, fuzz and invariant tests (offline), gas snapshots checked
-	cd contracts && ../$(FORGE) test --gas-snapshot-check=true
+	cd contracts && FOUNDRY_PROFILE=$(FORGE_PROFILE) ../$(FORGE) test --gas-snapshot-check=true
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

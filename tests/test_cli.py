@@ -1,21 +1,29 @@
-"""The `flexledger` command as a user runs it: real processes, JSON for machines, no tracebacks."""
+"""The `flexledger` command as a user runs it: JSON for machines, no tracebacks.
+
+The commands run in this process through the entry point's own ``main`` (its error printer
+included), with the environment a process of their own would get: a new interpreter per call
+would spend most of the test importing. The installed script itself runs as a process in the two
+tests that are about it: that it starts, and that its help loads no chain or solver library.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import free_port
+from flexledger.cli.app import main
 from flexledger.identity import keys
 from flexledger.identity.eip712 import typed_data_from_json
 from flexledger_edge.registration import sign_registration, write_registration
@@ -23,18 +31,57 @@ from flexledger_edge.registration import sign_registration, write_registration
 FLEXLEDGER = str(Path(sys.executable).parent / "flexledger")
 
 
-def run(*args: str, data_dir: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "FLEXLEDGER_DATA_DIR": str(data_dir), **(env or {})}
-    proc = subprocess.run([FLEXLEDGER, *args], capture_output=True, text=True, env=full_env, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"flexledger {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+@dataclass(frozen=True)
+class Ran:
+    """A command's exit status and what it printed, as a process of its own would report them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str, data_dir: Path, check: bool = True, env: dict[str, str] | None = None) -> Ran:
+    full_env = {"FLEXLEDGER_DATA_DIR": str(data_dir), **(env or {})}
+    with CliRunner().isolation(env=full_env) as (out, err, _), pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, "argv", [FLEXLEDGER, *args])  # main() reads them, as the script would
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        ran = Ran(code, out.getvalue().decode(), err.getvalue().decode())
+    if check and ran.returncode != 0:
+        raise AssertionError(f"flexledger {' '.join(args)} exited {ran.returncode}:\n{ran.stdout}\n{ran.stderr}")
+    return ran
 
 
 def test_help_explains() -> None:
     proc = subprocess.run([FLEXLEDGER, "--help"], capture_output=True, text=True, check=True)
     for word in ("node", "deploy", "demo", "version", "embedded"):
         assert word in proc.stdout
+
+
+# a command imports these when it runs; listing the commands must not wait for them
+HEAVY = ("web3", "eth_account", "eth_abi", "pyomo", "highspy", "sqlalchemy", "paho")
+_HELP_PROBE = """
+import json, sys
+from flexledger.cli.app import main
+sys.argv = ["flexledger", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+loaded = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.stdin.read())))
+print(json.dumps(loaded), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["offer", "--help"], ["clear", "--help"]])
+def test_help_loads_no_chain_or_solver_library(tmp_path: Path, args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", _HELP_PROBE, *args], input=json.dumps(HEAVY), capture_output=True,
+                          text=True, check=True, cwd=tmp_path, timeout=120)
+    assert "Usage" in proc.stdout
+    assert json.loads(proc.stderr.splitlines()[-1]) == []
 
 
 def test_version_json(tmp_path: Path) -> None:
@@ -203,7 +250,7 @@ def test_offer_request_and_book_commands(
     meter = meter_key.address
     meter_keystore = keys.save_keystore(meter_key, "meter", tmp_path / "meter")
 
-    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, check: bool = True) -> Ran:
         return run(*args, data_dir=tmp_path, env=env, check=check)
 
     cli("node", "start")

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from flexledger.audit import ClearingAudit, audit_clearing
-from flexledger.audit_baselines import BaselineEvidence
-from flexledger.audit_settlement import SettlementAudit, audit_settlement
 from flexledger.errors import FlexledgerError
 from flexledger.times import iso
 
 from .clearing import DayOption, MarketOption, market_day_start
 from .context import STATE, connect, load_manifest
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.audit import ClearingAudit
+    from flexledger.audit_baselines import BaselineEvidence
+    from flexledger.audit_settlement import SettlementAudit
 
 app = typer.Typer(help="Re-check what the market did, from public chain data alone.", no_args_is_help=True)
 
@@ -29,6 +31,8 @@ def audit_clearing_command(
 ) -> None:
     """Re-run the day's clearing from chain data and compare it with the result in force, award by
     award: prints MATCH, or every difference and exits with status 1."""
+    from flexledger.audit import audit_clearing
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -70,6 +74,8 @@ def audit_settle_command(day: str = DayOption, market: int = MarketOption, json_
     inputs, the award and reading proofs, the baselines, the disputes' meter signatures) and follow
     its money (finalisations, bond draws, refunds, withdrawals, the token's transfers): prints a
     table per party and MATCH, or every difference and exits with status 1."""
+    from flexledger.audit_settlement import audit_settlement
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -129,6 +135,9 @@ def audit_day_command(
     json_: bool = JsonOption,
 ) -> None:
     """The clearing audit and the settlement audit of one day: MATCH only if both match."""
+    from flexledger.audit import audit_clearing
+    from flexledger.audit_settlement import audit_settlement
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -155,6 +164,7 @@ def audit_day_command(
 def _oracle_evidence(market: int) -> BaselineEvidence:
     """What the oracle of this data directory serves (its store's baseline inputs and reading
     proofs), for the auditor to recompute standard baselines from: checked against the chain there."""
+    from flexledger.audit_baselines import BaselineEvidence
     from flexledger.oracle.anchoring import proof_for
     from flexledger.oracle.baselines import baseline_proof_for
     from flexledger.oracle.store import open_store

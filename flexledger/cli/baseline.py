@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from flexledger.baseline_files import new_baseline, save_baseline
 from flexledger.times import iso, parse_time
 
 from .context import STATE
@@ -44,6 +43,8 @@ def baseline_commit(
     the offer is settled (`flexledger settle` reveals it): without it the offer can only be settled
     by default, as if nothing were delivered.
     """
+    from flexledger.baseline_files import new_baseline, save_baseline
+
     try:
         start_at = parse_time(start)
     except ValueError:

@@ -11,50 +11,26 @@ import datetime as dt
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
-from web3 import Web3
 
-from flexledger.book import SignedOffer, read_book, relay_offers, sign_permit
-from flexledger.chain import structs
-from flexledger.chain.bindings import (
-    AssetRegistryClient,
-    MarketRegistryClient,
-    OrderBookClient,
-    SettlementClient,
-    SettlementTokenClient,
-)
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.transactions import Signer
-from flexledger.debts import collect_debt, pay_debt, seller_debts
 from flexledger.errors import FlexledgerError
-from flexledger.identity.eip712 import (
-    Eip712Domain,
-    TypedDataError,
-    read_domain,
-    typed_data_from_json,
-)
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
-from flexledger.rules.orders import (
-    SIGNATURE_BYTES,
-    BaselineMethod,
-    BondState,
-    Mode,
-    Offer,
-    Product,
-    Purpose,
-    RequestParams,
-    bond_problem,
-    max_exposure,
-)
 from flexledger.times import iso, parse_time
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.book import SignedOffer
+    from flexledger.chain.bindings import OrderBookClient
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.transactions import Signer
+    from flexledger.identity.eip712 import Eip712Domain
 
 offer_app = typer.Typer(help="Prepare, sign and relay flexibility offers (EIP-712, signed in any wallet). A "
                              "COMMITTED baseline's --baseline-hash comes from `flexledger baseline commit`, which "
@@ -83,11 +59,15 @@ def _chain(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnecti
 
 
 def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
+    from flexledger.chain.bindings import OrderBookClient
+
     conn, manifest, signer = _chain(key, sign=sign)
     return OrderBookClient(conn, manifest.address("OrderBook"), signer=signer)
 
 
 def _params(book: OrderBookClient, market: int) -> MarketParams:
+    from flexledger.chain.bindings import MarketRegistryClient
+
     return MarketParams.from_fields(MarketRegistryClient(book.conn, book.markets()).market_params(market))
 
 
@@ -130,6 +110,9 @@ def offer_typed_data(
 
     Any wallet signs it with eth_signTypedData_v4; or `flexledger offer sign FILE`.
     """
+    from flexledger.identity.eip712 import read_domain
+    from flexledger.rules.orders import BaselineMethod, Mode, Offer
+
     book = _book(sign=False)
     chosen_mode = _enum(Mode, mode)
     method = _enum(BaselineMethod, baseline_method)
@@ -155,6 +138,8 @@ def offer_sign(
     key: Path | None = KeyOption,
 ) -> None:
     """Sign an offer's typed data with a local keystore; prints {typedData, signature}."""
+    from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
+
     text = typer.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
     try:
         typed = typed_data_from_json(json.loads(text))
@@ -173,6 +158,10 @@ def offer_sign(
 
 
 def _read_signed(path: Path, domain: Eip712Domain) -> list[SignedOffer]:
+    from flexledger.book import SignedOffer
+    from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
+    from flexledger.rules.orders import SIGNATURE_BYTES, Offer
+
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -207,6 +196,9 @@ def offer_submit(
     json_: bool = JsonOption,
 ) -> None:
     """Relay signed offers in batches: prints which were accepted, and why the others were skipped."""
+    from flexledger.book import relay_offers
+    from flexledger.identity.eip712 import read_domain
+
     book = _book(key)
     domain = read_domain(book.conn, book.address)
     offers = [s for f in files for s in _read_signed(f, domain)]
@@ -246,6 +238,11 @@ def request_post(
     json_: bool = JsonOption,
 ) -> None:
     """Post a request; its maximum exposure moves into escrow through an ERC-2612 permit (one transaction)."""
+    from flexledger.book import sign_permit
+    from flexledger.chain import structs
+    from flexledger.chain.bindings import SettlementTokenClient
+    from flexledger.rules.orders import Product, Purpose, RequestParams, max_exposure
+
     book = _book(key)
     assert book.signer is not None
     params = RequestParams(market, zone, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
@@ -286,6 +283,10 @@ def book_show(
     json_: bool = JsonOption,
 ) -> None:
     """Requests and offers of a market day, per zone, ISP and direction, checked against the on-chain digest."""
+    from flexledger.book import read_book
+    from flexledger.chain.bindings import AssetRegistryClient
+    from flexledger.rules.orders import RequestParams
+
     book = _book(sign=False)
     params = _params(book, market)
     try:
@@ -346,6 +347,9 @@ def bond_post(
     key: Path | None = KeyOption,
 ) -> None:
     """Add to a seller's bond (paid by you, through a permit)."""
+    from flexledger.book import sign_permit
+    from flexledger.chain.bindings import SettlementTokenClient
+
     book = _book(key)
     assert book.signer is not None
     deadline = book.conn.latest_timestamp() + 3600
@@ -359,6 +363,8 @@ def bond_post(
 def bond_announce(amount: int = typer.Argument(..., help="Token base units to withdraw (0 withdraws the announcement)."),
                   key: Path | None = KeyOption) -> None:
     """Announce a bond withdrawal: it may leave once the notice is over; you sell nothing meanwhile."""
+    from flexledger.rules.orders import BondState
+
     book = _book(key)
     assert book.signer is not None
     book.announce_bond_withdrawal(amount)
@@ -383,6 +389,10 @@ def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), k
 def bond_show(seller: str = typer.Argument(..., help="The seller's address."), json_: bool = JsonOption) -> None:
     """A seller's bond: the part locked for settlements not yet final, a withdrawal notice, and its
     debts per buyer (penalties the bond could not cover)."""
+    from flexledger.chain.bindings import SettlementClient
+    from flexledger.debts import seller_debts
+    from flexledger.rules.orders import BondState, bond_problem
+
     book = _book(sign=False)
     seller = _address(seller, "SELLER")
     bond = BondState.from_word(book.bond_word(seller))
@@ -414,6 +424,9 @@ def bond_pay_debt(
 ) -> None:
     """Repay a seller's debt (anyone may; paid by you, through a permit): held for its creditors, and
     once it is all repaid the seller may sell again."""
+    from flexledger.chain.bindings import SettlementClient, SettlementTokenClient
+    from flexledger.debts import pay_debt
+
     conn, manifest, signer = _chain(key)
     assert signer is not None
     settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
@@ -434,6 +447,9 @@ def bond_collect_debt(
 ) -> None:
     """Collect (a buyer) what a seller repaid of the penalties it owes you, as far as its repayments
     held for its creditors reach; then `flexledger claim` is not needed: the tokens come at once."""
+    from flexledger.chain.bindings import SettlementClient
+    from flexledger.debts import collect_debt
+
     conn, manifest, signer = _chain(key)
     assert signer is not None
     settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
@@ -447,6 +463,8 @@ def bond_collect_debt(
 
 
 def _address(value: str, name: str) -> str:
+    from web3 import Web3
+
     if not Web3.is_address(value):
         raise typer.BadParameter(f"{name} {value!r} is not an address (0x and 40 hex digits)")
     return str(Web3.to_checksum_address(value))
@@ -462,6 +480,8 @@ def token_mint(
     key: Path | None = KeyOption,
 ) -> None:
     """Mint settlement tokens (the market authority, on development chains only)."""
+    from flexledger.chain.bindings import SettlementTokenClient
+
     conn, manifest, signer = _chain(key)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=signer)
     token.mint(to, amount)
@@ -471,6 +491,8 @@ def token_mint(
 @token_app.command("balance")
 def token_balance(account: str = typer.Argument(..., help="The address."), json_: bool = JsonOption) -> None:
     """A token balance."""
+    from flexledger.chain.bindings import SettlementTokenClient
+
     conn, manifest, _ = _chain(sign=False)
     balance = SettlementTokenClient(conn, manifest.address("SettlementToken")).balance_of(account)
     if json_:

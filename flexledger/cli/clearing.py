@@ -8,33 +8,26 @@ import datetime as dt
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
-from flexledger.chain.transactions import Signer
-from flexledger.commitment import (
-    day_state,
-    find_superseded,
-    post_result,
-    prove_superseded,
-    welfare_value,
-)
 from flexledger.errors import FlexledgerError
-from flexledger.market_day import MarketDay, load_market_day
-from flexledger.optimiser import ClearingResult, clear
-from flexledger.optimiser.results import Award
-from flexledger.rules.clearing import violations
 from flexledger.rules.market import MarketParams
 from flexledger.times import iso
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.manifest import Manifest
+    from flexledger.chain.transactions import Signer
+    from flexledger.market_day import MarketDay
+    from flexledger.optimiser import ClearingResult
+    from flexledger.optimiser.results import Award
 
 KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
 MarketOption = typer.Option(1, "--market", help="The market id.")
@@ -43,6 +36,8 @@ DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
 
 def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:
     """The market's parameters and the first second of the market day named ``day``."""
+    from flexledger.chain.bindings import MarketRegistryClient
+
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
@@ -54,6 +49,9 @@ def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day
 
 def post_with_progress(conn: ChainConnection, manifest: Manifest, signer: Signer, loaded: MarketDay,
                        awards: list[Award], *, quiet: bool) -> tuple[int, int, int]:
+    from flexledger.chain.bindings import ClearingCommitmentClient
+    from flexledger.commitment import post_result
+
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     with Progress(console=console, transient=True, disable=quiet) as bar:
         task = bar.add_task("posting awards", total=max(len(awards), 1))
@@ -98,6 +96,11 @@ def clear_command(
     --commit the result is posted to ClearingCommitment, which checks every award; anyone may then
     challenge it with a better one until the market's challenge window ends.
     """
+    from flexledger.commitment import day_state
+    from flexledger.market_day import load_market_day
+    from flexledger.optimiser import clear
+    from flexledger.rules.clearing import violations
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -168,6 +171,11 @@ def challenge_command(
     the book holds a newer one (same asset, window and direction), prove it; the result is void
     and a clearing operator commits the day anew.
     """
+    from flexledger.commitment import day_state, welfare_value
+    from flexledger.market_day import load_market_day
+    from flexledger.optimiser.results import Award
+    from flexledger.rules.clearing import violations
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -209,6 +217,10 @@ def challenge_command(
 
 def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, market: int, day: str,
                      json_: bool) -> None:
+    from flexledger.chain.bindings import ClearingCommitmentClient
+    from flexledger.commitment import day_state, find_superseded, prove_superseded
+    from flexledger.market_day import load_market_day
+
     _params, start = market_day_start(conn, manifest, market, day)
     current = day_state(conn, manifest, market, start).current
     if current == 0:
@@ -231,6 +243,9 @@ def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, 
 def finalise_command(day: str = DayOption, market: int = MarketOption, key: Path | None = KeyOption) -> None:
     """Make the day's clearing result final once its challenge window has passed (anyone may):
     its awards become the sellers' activation orders."""
+    from flexledger.chain.bindings import ClearingCommitmentClient
+    from flexledger.commitment import day_state
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import RpcUnreachableError
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import LocalNode, NodeInfo
-from flexledger.chain.transactions import Signer
 from flexledger.config import Settings, load_settings
 from flexledger.errors import ConfigurationError
-from flexledger.identity import keys
 from flexledger.private_files import private_dir
 from flexledger.redaction import redact_url
+
+# web3, eth-account and the rest load when a command first needs the chain, not for `--help`
+# (each CLI module imports its heavy modules inside the functions that use them)
+if TYPE_CHECKING:
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.manifest import Manifest
+    from flexledger.chain.transactions import Signer
 
 
 @dataclass
@@ -51,6 +55,8 @@ def require_local(settings: Settings) -> None:
 
 def connect(settings: Settings, *, start_local: bool = True) -> tuple[ChainConnection, NodeInfo | None]:
     """Connect to the configured chain; on the embedded default, start the local node if needed."""
+    from flexledger.chain.connection import ChainConnection
+
     if settings.rpc_url:
         return ChainConnection.connect(settings.rpc_url, timeout=settings.rpc_timeout), None
     node = local_node(settings)
@@ -68,6 +74,8 @@ def load_signer(conn: ChainConnection, key_file: Path | None) -> Signer:
     The keystore password comes from FLEXLEDGER_KEY_PASSWORD. A development key is refused
     on any chain that is not a local development chain.
     """
+    from flexledger.identity import keys
+
     path = key_file or (Path(os.environ["FLEXLEDGER_KEY"]) if os.environ.get("FLEXLEDGER_KEY") else None)
     if path is None:
         return keys.signer(keys.dev_accounts()[0], conn)
@@ -80,6 +88,8 @@ def load_signer(conn: ChainConnection, key_file: Path | None) -> Signer:
 
 
 def load_manifest(settings: Settings, conn: ChainConnection) -> Manifest:
+    from flexledger.chain.manifest import Manifest
+
     manifest = Manifest.load(settings.manifest_path)
     manifest.check(conn, settings.manifest_path)
     return manifest

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from flexledger.chain import compiler
-from flexledger.chain import deploy as deployment
-from flexledger.chain.manifest import Manifest
 from flexledger.redaction import redact_url
 
 from .context import STATE, connect, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.chain.manifest import Manifest
 
 
 def compile_command(
@@ -63,6 +65,9 @@ def deploy_command(
     json_: bool = JsonOption,
 ) -> None:
     """Deploy the contracts to the configured chain and write the manifest (printed with --json)."""
+    from flexledger.chain import deploy as deployment
+    from flexledger.chain.manifest import Manifest
+
     settings = STATE.settings
     conn, _ = connect(settings)
     path = settings.manifest_path

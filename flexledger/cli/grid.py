@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from flexledger.chain import structs
-from flexledger.chain.bindings import AssetRegistryClient, GridZonesClient, MarketRegistryClient
-from flexledger.chain.connection import ChainConnection
 from flexledger.errors import ConfigurationError
-from flexledger.identity.did import subject_address
 from flexledger.lights_file import plan, read_lights_file
-from flexledger.owners import meter_consent
 from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
 from flexledger.rules.market import DAY, MarketParams, PricingRule
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.chain.bindings import AssetRegistryClient, GridZonesClient, MarketRegistryClient
+    from flexledger.chain.connection import ChainConnection
 
 market_app = typer.Typer(help="Create markets and read their parameters (ISP length, gate closure, windows...).", no_args_is_help=True)
 grid_app = typer.Typer(help="The grid: zones (TSO area > DSO perimeter > substation > feeder) and traffic lights.", no_args_is_help=True)
@@ -34,6 +34,8 @@ MarketOption = typer.Option(1, "--market", help="The market id.")
 
 
 def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridZonesClient]:
+    from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -69,6 +71,8 @@ def market_create(
         raise ConfigurationError(f"unknown pricing rule {pricing!r}", hint="PAY_AS_BID or PAY_AS_CLEARED") from None
     params = MarketParams(isp_seconds, gate_closure_seconds, day_offset_seconds, tolerance_bps, penalty_factor_bps,
                           rule, challenge_window_seconds, dispute_window_seconds)
+    from flexledger.chain import structs
+
     _, markets, _ = _clients(key)
     tx = markets.create_market(structs.MarketParams.like(params))
     market_id = tx.event("MarketCreated").args["marketId"]
@@ -100,6 +104,8 @@ def market_dispatcher(
     json_: bool = JsonOption,
 ) -> None:
     """Show (or set) the key whose EIP-712 activation orders the market's gateways execute."""
+    from flexledger.identity.did import subject_address
+
     _, markets, _ = _clients(key, sign=set_ is not None)
     tx_hash = None
     if set_ is not None:
@@ -241,6 +247,8 @@ grid_app.add_typer(asset_app, name="asset")
 
 
 def _assets(key: Path | None) -> AssetRegistryClient:
+    from flexledger.chain.bindings import AssetRegistryClient
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -261,6 +269,9 @@ def asset_register(
     json_: bool = JsonOption,
 ) -> None:
     """Register an asset behind a meter, with the meter's consent; it stays pending until the zone's DSO maps it."""
+    from flexledger.identity.did import subject_address
+    from flexledger.owners import meter_consent
+
     assets = _assets(key)
     address = subject_address(meter, assets.conn.chain_id)
     signature, deadline = meter_consent(assets, address, asset_type, meter_signature, meter_key)
@@ -343,6 +354,8 @@ def asset_suspend(
 @asset_app.command("show")
 def asset_show(asset: int = typer.Argument(..., help="The asset id."), json_: bool = JsonOption) -> None:
     """Print an asset: owner, meter, zone, status, power, portfolio."""
+    from flexledger.chain.bindings import AssetRegistryClient
+
     settings = STATE.settings
     conn, _ = connect(settings)
     assets = AssetRegistryClient(conn, load_manifest(settings, conn).address("AssetRegistry"))

@@ -7,31 +7,21 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from flexledger.chain.bindings import RoleRegistryClient
-from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import RpcUnreachableError
 from flexledger.errors import ConfigurationError
-from flexledger.identity import keys
-from flexledger.identity.credentials import (
-    NO_EXPIRY,
-    credential_hash,
-    grant_role,
-    iso,
-    verify_on_chain,
-)
-from flexledger.identity.did import did_for, parse_did, subject_address
-from flexledger.identity.resolver import DIDResolver, Resolution
-from flexledger.identity.roles import Role
-from flexledger.owners import suspend_uncredentialed_assets
 from flexledger.redaction import redact_url
 
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.chain.bindings import RoleRegistryClient
+    from flexledger.identity.resolver import Resolution
 
 identity_app = typer.Typer(help="Create keys (encrypted keystores) and their did:ethr identities.", no_args_is_help=True)
 did_app = typer.Typer(help="Resolve did:ethr DIDs against the market's ERC-1056 DID registry.", no_args_is_help=True)
@@ -93,6 +83,8 @@ def _when(option: str, text: str | None, now: int, default: int) -> int:
 
 def _chain_id_for_new_key(chain_id: int | None) -> int:
     """The chain of a new DID: as given, else the embedded chain's, else the configured node's."""
+    from flexledger.chain.connection import ChainConnection
+
     settings = STATE.settings
     if chain_id is not None:
         return chain_id
@@ -119,6 +111,9 @@ def identity_new(
     json_: bool = JsonOption,
 ) -> None:
     """Create a key, store it as an encrypted keystore, and print its address and did:ethr."""
+    from flexledger.identity import keys
+    from flexledger.identity.did import did_for
+
     password = _password(password_file)
     chain = _chain_id_for_new_key(chain_id)
     account = keys.new_account()
@@ -162,6 +157,9 @@ def did_show(
     json_: bool = JsonOption,
 ) -> None:
     """Resolve a DID from the registry's events and print its DID document."""
+    from flexledger.identity.did import parse_did
+    from flexledger.identity.resolver import DIDResolver
+
     parse_did(did)  # a malformed DID is refused before any network work
     settings = STATE.settings
     conn, _ = connect(settings)
@@ -174,6 +172,8 @@ def did_show(
 
 
 def _registry(key: Path | None, *, signing: bool) -> RoleRegistryClient:
+    from flexledger.chain.bindings import RoleRegistryClient
+
     settings = STATE.settings
     conn, _ = connect(settings)
     address = load_manifest(settings, conn).address("RoleRegistry")
@@ -181,6 +181,8 @@ def _registry(key: Path | None, *, signing: bool) -> RoleRegistryClient:
 
 
 def _until(valid_until: int) -> str:
+    from flexledger.identity.credentials import NO_EXPIRY, iso
+
     return "never expires" if valid_until == NO_EXPIRY else iso(valid_until)
 
 
@@ -199,6 +201,10 @@ def role_grant(
     json_: bool = JsonOption,
 ) -> None:
     """Issue a role credential: sign it as an issuer (EIP-712) and anchor its hash in the RoleRegistry."""
+    from flexledger.identity.credentials import NO_EXPIRY, credential_hash, grant_role, iso
+    from flexledger.identity.did import subject_address
+    from flexledger.identity.roles import Role
+
     parsed_role = Role.parse(role)
     roles = _registry(key, signing=True)
     address = subject_address(subject, roles.conn.chain_id)
@@ -227,6 +233,10 @@ def role_revoke(
     json_: bool = JsonOption,
 ) -> None:
     """Revoke SUBJECT's ROLE credential from now on (as an issuer)."""
+    from flexledger.identity.did import subject_address
+    from flexledger.identity.roles import Role
+    from flexledger.owners import suspend_uncredentialed_assets
+
     parsed_role = Role.parse(role)
     roles = _registry(key, signing=True)
     address = subject_address(subject, roles.conn.chain_id)
@@ -250,6 +260,10 @@ def role_check(
     json_: bool = JsonOption,
 ) -> None:
     """Say whether SUBJECT holds ROLE now: exit code 0 if it does, 3 if it does not."""
+    from flexledger.identity.credentials import iso
+    from flexledger.identity.did import subject_address
+    from flexledger.identity.roles import Role
+
     parsed_role = Role.parse(role)
     roles = _registry(None, signing=False)
     address = subject_address(subject, roles.conn.chain_id)
@@ -278,6 +292,8 @@ def role_verify(
     json_: bool = JsonOption,
 ) -> None:
     """Verify a role credential: its issuer's signature, validity, anchor, revocation and issuer's appointment."""
+    from flexledger.identity.credentials import verify_on_chain
+
     try:
         vc = json.loads(credential_file.read_text())
     except ValueError as exc:

@@ -6,8 +6,6 @@ from dataclasses import asdict
 
 import typer
 
-from flexledger.chain.connection import ChainConnection
-
 from .context import STATE, local_node, require_local
 from .output import JsonOption, console, emit_json
 
@@ -56,6 +54,8 @@ def stop(json_: bool = JsonOption) -> None:
 @app.command()
 def status(json_: bool = JsonOption) -> None:
     """Say whether the local chain runs, where, and its latest block."""
+    from flexledger.chain.connection import ChainConnection
+
     settings = STATE.settings
     require_local(settings)
     info = local_node(settings).status()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient, SettlementTokenClient
-from flexledger.omissions import SignedReceipt, answer_claims, file_claim, uphold
-from flexledger.oracle.store import open_store
 from flexledger.times import iso, parse_time
 
 from .clearing import MarketOption
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient
 
 app = typer.Typer(help="Claims that an oracle left out of its root a reading it receipted as accepted.",
                   no_args_is_help=True)
@@ -21,6 +22,8 @@ KeyOption = typer.Option(None, "--key", help="Keystore of the account that sends
 
 
 def _claims(key: Path | None) -> tuple[OmissionClaimsClient, MeterOracleClient]:
+    from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -38,6 +41,9 @@ def omission_claim(
 ) -> None:
     """Claim that the oracle which anchored the receipt's ISP left the reading out of its root
     (posts the contract's bond: it pays whoever proves the reading is in the root)."""
+    from flexledger.chain.bindings import SettlementTokenClient
+    from flexledger.omissions import SignedReceipt, file_claim
+
     signed = SignedReceipt.load(receipt.read_text().strip().splitlines()[0])
     claims, oracle = _claims(key)
     token = SettlementTokenClient(claims.conn, claims.bond_token(), signer=claims.signer)
@@ -60,6 +66,9 @@ def omission_answer(
 ) -> None:
     """Answer the open claims against this oracle (the key's) with proofs from its store
     (`oracle run` does it every round)."""
+    from flexledger.omissions import answer_claims
+    from flexledger.oracle.store import open_store
+
     claims, _ = _claims(key)
     answered = answer_claims(open_store(STATE.settings.effective_database_url), claims, market)
     if json_:
@@ -77,6 +86,8 @@ def omission_uphold(
     json_: bool = JsonOption,
 ) -> None:
     """Uphold an unanswered claim after its window: the oracle is marked and its stake pays the claimant."""
+    from flexledger.omissions import uphold
+
     try:
         isp_start = parse_time(isp)
     except ValueError:

@@ -8,32 +8,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from flexledger.baseline_challenges import answer_challenges
 from flexledger.broker import mqtt_tls, oracle_broker
-from flexledger.chain.bindings import (
-    AssetRegistryClient,
-    BaselineDisputesClient,
-    MarketRegistryClient,
-    MeterOracleClient,
-    OmissionClaimsClient,
-    RoleRegistryClient,
-    SettlementTokenClient,
-)
 from flexledger.chain.errors import ChainError
-from flexledger.chain.revert_errors import MeterOracleBaselineWindow
 from flexledger.errors import ConfigurationError
-from flexledger.identity.eip712 import read_domain
-from flexledger.identity.roles import Role
-from flexledger.omissions import answer_claims
-from flexledger.oracle.anchoring import anchor_due
-from flexledger.oracle.baselines import anchor_baselines, anchor_day_baselines
-from flexledger.oracle.consumer import OracleConsumer
-from flexledger.oracle.receipts import ReceiptSigner
-from flexledger.oracle.store import open_store
-from flexledger.oracle.verify import ChainMeters, Verifier
 from flexledger.redaction import redact_url
 from flexledger.rules.market import MarketParams
 from flexledger.times import iso, parse_time
@@ -41,6 +22,9 @@ from flexledger.times import iso, parse_time
 from .clearing import DayOption, MarketOption, market_day_start
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.chain.bindings import MeterOracleClient
 
 app = typer.Typer(help="The metering oracle: verify and keep meters' signed readings, anchor each ISP's root.",
                   no_args_is_help=True)
@@ -64,6 +48,25 @@ def oracle_run(
     """Run the oracle: readings from the broker (FLEXLEDGER_MQTT_URL, else the embedded broker) are
     verified and kept in the database (FLEXLEDGER_DATABASE_URL, else SQLite); roots are anchored;
     each market day's standard (ROLLING_AVERAGE) baselines are anchored at its gate closure."""
+    from flexledger.baseline_challenges import answer_challenges
+    from flexledger.chain.bindings import (
+        AssetRegistryClient,
+        BaselineDisputesClient,
+        MarketRegistryClient,
+        MeterOracleClient,
+        OmissionClaimsClient,
+        RoleRegistryClient,
+    )
+    from flexledger.identity.eip712 import read_domain
+    from flexledger.identity.roles import Role
+    from flexledger.omissions import answer_claims
+    from flexledger.oracle.anchoring import anchor_due
+    from flexledger.oracle.baselines import anchor_day_baselines
+    from flexledger.oracle.consumer import OracleConsumer
+    from flexledger.oracle.receipts import ReceiptSigner
+    from flexledger.oracle.store import open_store
+    from flexledger.oracle.verify import ChainMeters, Verifier
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -180,6 +183,8 @@ BASELINE_LEAD = 900  # seconds before a day's gate closure its standard baseline
 @contextmanager
 def _baseline_window(market: int) -> Iterator[None]:
     """A baseline anchored outside its window: say when the window is, and that retrying won't help."""
+    from flexledger.chain.revert_errors import MeterOracleBaselineWindow
+
     try:
         yield
     except MeterOracleBaselineWindow as exc:
@@ -199,6 +204,10 @@ def oracle_baselines(
     """Compute the standard (ROLLING_AVERAGE) baseline of every meter with history, for each ISP of
     the market day, from the readings this oracle keeps, and anchor each ISP's root in MeterOracle:
     offers naming the method are settled against these values. An ISP already anchored is left as is."""
+    from flexledger.chain.bindings import MeterOracleClient
+    from flexledger.oracle.baselines import anchor_baselines, anchor_day_baselines
+    from flexledger.oracle.store import open_store
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -230,6 +239,8 @@ def oracle_baselines(
 
 
 def _oracle(key: Path | None) -> tuple[MeterOracleClient, str]:
+    from flexledger.chain.bindings import MeterOracleClient
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -263,6 +274,8 @@ def oracle_stake(
     json_: bool = JsonOption,
 ) -> None:
     """Add to your stake in a market (the tokens are approved and moved in)."""
+    from flexledger.chain.bindings import SettlementTokenClient
+
     oracle, who = _oracle(key)
     token = SettlementTokenClient(oracle.conn, oracle.stake_token(), signer=oracle.signer)
     token.approve(oracle.address, amount)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from flexledger.oracle.anchoring import proof_for
-from flexledger.oracle.store import equivocations, open_store, rejections, session
 from flexledger.times import iso, parse_time
 
 from .context import STATE
@@ -23,6 +21,9 @@ def readings_proof(
     json_: bool = JsonOption,
 ) -> None:
     """A kept reading with its Merkle proof and its ISP's anchor (MeterOracle.verifyReading checks it)."""
+    from flexledger.oracle.anchoring import proof_for
+    from flexledger.oracle.store import open_store
+
     try:
         isp_start = parse_time(isp)
     except ValueError:
@@ -42,6 +43,8 @@ def readings_proof(
 @app.command("refused")
 def readings_refused(json_: bool = JsonOption) -> None:
     """How many readings the oracle refused, per reason (late ones are kept but counted here too)."""
+    from flexledger.oracle.store import open_store, rejections, session
+
     with session(open_store(STATE.settings.effective_database_url)) as s:
         counts = rejections(s)
     if json_:
@@ -59,6 +62,8 @@ def readings_conflicts(
 ) -> None:
     """Readings a meter signed for an ISP that differ from the one the oracle kept (and anchored):
     the evidence that the meter signed two things for one ISP, each with both signatures."""
+    from flexledger.oracle.store import equivocations, open_store, session
+
     try:
         isp_start = parse_time(isp) if isp is not None else None
     except ValueError:

@@ -5,49 +5,28 @@ correct a settlement with a reading the meter signed."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.baseline_disputes import (
-    MarketOnChain,
-    challenge_standard_baseline,
-    dispute_standard_baseline,
-    uphold_standard_challenge,
-)
-from flexledger.baseline_files import load_baseline
-from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
-from flexledger.chain.structs import Record
-from flexledger.chain.transactions import Signer
-from flexledger.oracle.anchoring import proof_for
-from flexledger.oracle.baselines import baseline_proof_for
-from flexledger.oracle.store import open_store
-from flexledger.rules.orders import Offer
-from flexledger.settlement import Baseline, StandardBaselines
-from flexledger.settlement_day import (
-    ClaimNotDueError,
-    DayContext,
-    DisputeError,
-    OfferOutcome,
-    day_context,
-    dispute_ends,
-    dispute_offer,
-    finalise_day,
-    refund_requests,
-    settle_day,
-    withdraw_claims,
-)
-from flexledger.settlement_records import line_penalty, settled_events
 from flexledger.times import iso, parse_time
 
 from .baseline import baselines_dir
 from .clearing import KeyOption, MarketOption, market_day_start
 from .context import STATE, connect, load_manifest, load_signer
 from .output import JsonOption, console, emit_json
+
+if TYPE_CHECKING:
+    from flexledger.baseline_disputes import MarketOnChain
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.manifest import Manifest
+    from flexledger.chain.structs import Record
+    from flexledger.chain.transactions import Signer
+    from flexledger.rules.orders import Offer
+    from flexledger.settlement import Baseline
+    from flexledger.settlement_day import DayContext, OfferOutcome
 
 DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
 OptionalDay = typer.Option(None, "--day", help="The market day (YYYY-MM-DD, UTC).")
@@ -59,6 +38,8 @@ def euros(base_units: int) -> str:
 
 
 def _context(market: int, day: str) -> tuple[ChainConnection, Manifest, DayContext]:
+    from flexledger.settlement_day import day_context
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -68,6 +49,8 @@ def _context(market: int, day: str) -> tuple[ChainConnection, Manifest, DayConte
 
 def _rows(outcome: OfferOutcome, isp_seconds: int) -> list[dict[str, Any]]:
     """One row per award and ISP: the record's money, the recomputed delivery when known."""
+    from flexledger.settlement_records import line_penalty
+
     power = {(a.request_id, a.isp_start): a.power_w for a in outcome.offer.awards}
     delivered = {(f.line.request_id, f.line.isp_start): f.figures.delivered_ws // 3600 for f in outcome.figures}
     out = []
@@ -101,6 +84,13 @@ def settle_command(
     penalised. Prints a table per award and ISP; money moves at `flexledger claim`, after the
     dispute window.
     """
+    from flexledger.baseline_files import load_baseline
+    from flexledger.oracle.anchoring import proof_for
+    from flexledger.oracle.baselines import baseline_proof_for
+    from flexledger.oracle.store import open_store
+    from flexledger.settlement import StandardBaselines
+    from flexledger.settlement_day import settle_day
+
     conn, _manifest, ctx = _context(market, day)
     signer = load_signer(conn, key)
     folder = baselines or baselines_dir()
@@ -162,6 +152,16 @@ def claim_command(
     """Pull the money: with --day, make final the day's settlements whose dispute window is over
     (anyone may) and refund your requests of the day when due; then withdraw what you may claim
     (claims as a seller, penalties as a buyer)."""
+    from flexledger.chain.bindings import SettlementClient
+    from flexledger.settlement_day import (
+        ClaimNotDueError,
+        day_context,
+        dispute_ends,
+        finalise_day,
+        refund_requests,
+        withdraw_claims,
+    )
+
     settings = STATE.settings
     conn, _ = connect(settings)
     manifest = load_manifest(settings, conn)
@@ -239,6 +239,9 @@ def dispute_command(
     from the oracle); otherwise the offer is settled again with the meter's values and the oracle
     that anchored the root is marked. For a portfolio offer the dispute concerns one member's
     reading; the other members' stand."""
+    from flexledger.oracle.store import open_store
+    from flexledger.settlement_day import dispute_ends, dispute_offer
+
     digest, isp_start, ctx, signer = _disputed(offer, isp, day, market, key)
     settings = STATE.settings
     done = dispute_offer(ctx, signer, digest, isp_start, open_store(settings.effective_database_url), member=member)
@@ -264,6 +267,8 @@ def dispute_command(
 def _disputed(offer: str, isp: str, day: str | None, market: int, key: Path | None) -> tuple[bytes, int, DayContext, Signer]:
     """A dispute's offer digest and ISP from the command line, the day's context (the day given,
     or the settled offer's own) and the disputer's signer."""
+    from flexledger.settlement_day import day_context
+
     try:
         digest = bytes.fromhex(offer.removeprefix("0x"))
         isp_start = parse_time(isp)
@@ -301,6 +306,10 @@ def dispute_baseline_command(
     arithmetic, an input that is not its day's anchored reading, or a skipped similar day with one.
     The offer is settled again on the corrected baseline and, on the first correction of that
     baseline, the oracle that anchored it is slashed (to you, unless you sell the offer or own the meter)."""
+    from flexledger.baseline_disputes import dispute_standard_baseline
+    from flexledger.oracle.store import open_store
+    from flexledger.settlement_day import dispute_ends
+
     digest, isp_start, ctx, signer = _disputed(offer, isp, day, market, key)
     settings = STATE.settings
     done = dispute_standard_baseline(ctx, signer, digest, isp_start, open_store(settings.effective_database_url),
@@ -330,6 +339,8 @@ IspOption = typer.Option(..., "--isp", help="The ISP of the baseline: ISO 8601 (
 
 
 def _market_view(isp: str, market: int, key: Path | None) -> tuple[int, MarketOnChain, Signer]:
+    from flexledger.baseline_disputes import MarketOnChain
+
     try:
         isp_start = parse_time(isp)
     except ValueError:
@@ -354,6 +365,9 @@ def challenge_baseline_command(
     invented it; no proof can show an absence). Posts the contract's bond: the oracle answers with
     the day's anchored reading within the dispute window and takes it; unanswered, `flexledger
     uphold-baseline` puts the rule without that day in force and slashes the oracle (to you)."""
+    from flexledger.baseline_disputes import challenge_standard_baseline
+    from flexledger.oracle.store import open_store
+
     isp_start, view, signer = _market_view(isp, market, key)
     done = challenge_standard_baseline(view, signer, open_store(STATE.settings.effective_database_url), asset,
                                        isp_start, days_back=days_back)
@@ -379,6 +393,9 @@ def uphold_baseline_command(
     (anyone may): the rule without that day is put in force, the oracle slashed on the first
     correction of that meter and ISP, the challenger's bond returned. Settlements already made on the
     old baseline are re-settled with the correction during their dispute windows (`applyCorrection`)."""
+    from flexledger.baseline_disputes import uphold_standard_challenge
+    from flexledger.oracle.store import open_store
+
     isp_start, view, signer = _market_view(isp, market, key)
     done = uphold_standard_challenge(view, signer, open_store(STATE.settings.effective_database_url), asset,
                                      isp_start, days_back)
@@ -396,12 +413,18 @@ def uphold_baseline_command(
 
 
 def _money(record: Record) -> dict[str, int]:
+    from flexledger.settlement_records import line_penalty
+
     return {"payment": sum(ln.payment for ln in record.lines), "claim": sum(ln.claim for ln in record.lines),
             "penalty": sum(line_penalty(ln) for ln in record.lines)}
 
 
 def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:
     """The market and day of an offer's latest settlement (when --day is not given)."""
+    from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
+    from flexledger.settlement_day import DisputeError
+    from flexledger.settlement_records import settled_events
+
     events = settled_events(SettlementClient(conn, manifest.address("Settlement")), digest=digest)
     if not events:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was never settled",

@@ -678,6 +678,7 @@ contract MoneySafetyFlowInvariantTest is SettlementFixture {
     /// than the checks, so one campaign checking all three runs three times the sequences that
     /// three campaigns would in the same time.
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     /// forge-config: default.invariant.include-storage = false
     /// forge-config: default.invariant.include-push-bytes = false

@@ -91,6 +91,7 @@ contract MoneySafetyInvariantTest is SettlementFixture {
     /// (i) Per meter and ISP, the payments of every settled record (of any offer, any market) are
     /// at most its prequalified power over the ISP at the highest price a request allows.
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_oneMetersPaymentsPerIspWithinItsPower() public view {
         uint256 n = handler.saleCount();
@@ -119,6 +120,7 @@ contract MoneySafetyInvariantTest is SettlementFixture {
     /// (ii) However many offers settled on a wrong anchored reading and however often they are
     /// disputed, its oracle is marked once per (market, ISP, meter).
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_oracleMarkedOncePerMarketIspMeter() public view {
         assertLe(disputes.faultsOf(ORACLE1), distinctMisreads, "at most one fault per (market, ISP, meter)");
@@ -127,6 +129,7 @@ contract MoneySafetyInvariantTest is SettlementFixture {
     /// (iii) Each seller's locked bond covers min(bond, the uncovered penalties of its settlements
     /// not yet final): what finality will draw is held.
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_lockedBondCoversPendingPenalties() public view {
         uint256 n = handler.saleCount();

@@ -982,6 +982,7 @@ contract SettlementMathTest is TestBase {
     }
 
     /// forge-config: default.fuzz.runs = 5000
+    /// forge-config: quick.fuzz.runs = 1000
     function testFuzz_awardMoney_matchesTheRules(
         uint32 powerW,
         int64 baselineWh,
@@ -999,6 +1000,7 @@ contract SettlementMathTest is TestBase {
 
     /// The same for an award that is part of an offer's level (its share of the delivery).
     /// forge-config: default.fuzz.runs = 5000
+    /// forge-config: quick.fuzz.runs = 1000
     function testFuzz_awardMoney_shareOfASplitOffer(
         uint32 powerW,
         uint32 levelW,

@@ -254,6 +254,7 @@ contract SettlementInvariantTest is SettlementFixture {
     /// (1) The book and the settlement hold exactly the open escrows' rest (`escrowLeft`: the
     /// escrow less what was paid out, every request here being open), the unpaid claims and the bonds.
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_heldIsEscrowsLeftPlusClaimsPlusBonds() public view {
         uint256 held = token.balanceOf(address(book)) + token.balanceOf(address(settlement));
@@ -273,6 +274,7 @@ contract SettlementInvariantTest is SettlementFixture {
     /// (2) What a seller was credited (claimable now, plus withdrawn) is at most its awards' worth
     /// at their prices (every award delivered in full).
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_noSellerCreditedMoreThanItsAwardsAreWorth() public view {
         for (uint256 i = 0; i < sellers.length; ++i) {
@@ -284,6 +286,7 @@ contract SettlementInvariantTest is SettlementFixture {
     /// (3) No request pays out more than its escrow, no buyer more than its escrows, and a buyer's
     /// balance never falls below what it had once its escrows were posted (it only receives).
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_noBuyerPaysMoreThanItsEscrow() public view {
         uint256[4] memory paid;

@@ -789,6 +789,7 @@ contract BaselineRuleFuzzTest is TestBase {
     }
 
     /// forge-config: default.fuzz.runs = 10000
+    /// forge-config: quick.fuzz.runs = 1000
     function testFuzz_rule_matchesTheReference(uint32 day, uint64 daysBack, int64[10] memory nets) public view {
         uint64 ispStart = uint64(day) * 900; // any ISP start, including the first days after 1970
         for (uint256 i = 0; i < 10; ++i) {

@@ -154,6 +154,7 @@ contract RedteamAuthRegressionTest is OrderBookFixture {
     /// the asset's current zone's path, never changes its status, and never moves it out of the
     /// part of the grid its DSO operates without a hand-over.
     /// forge-config: default.fuzz.runs = 10000
+    /// forge-config: quick.fuzz.runs = 1000
     function testFuzz_RT11_mapAssetCallers(uint8 callerPick, uint8 zonePick, bool suspended) public {
         address[5] memory callers = [DSO1, DSO2, TSO, AGG, owner];
         address caller = callers[callerPick % 5];

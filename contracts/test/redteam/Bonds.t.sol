@@ -331,6 +331,7 @@ contract BondInvariantTest is SettlementFixture {
     }
 
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     function invariant_lockedBondCoversPendingWorstCasePenalties() public view {
         uint256[2] memory pending;

@@ -242,6 +242,7 @@ contract EvidenceDoubleSlashTest is SameAssetFixture {
     /// meter (each with a reading X's meter signed), the oracle is marked and slashed at most once
     /// for (market, 08:00, X's meter). Inputs are encoded once (`setUp`), so that a run stays cheap.
     /// forge-config: default.fuzz.runs = 10000
+    /// forge-config: quick.fuzz.runs = 1000
     function testFuzz_RT4_slashedAtMostOncePerMeterAndIsp(uint256 seed) public {
         Settlement.SettleIn memory sIn = abi.decode(input, (Settlement.SettleIn));
         Settlement.Record memory r = settlement.settle(sIn);

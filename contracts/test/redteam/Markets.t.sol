@@ -525,6 +525,7 @@ contract RedteamPortfolioTermsTest is ClearingFixture {
     }
 
     /// forge-config: default.fuzz.runs = 10000
+    /// forge-config: quick.fuzz.runs = 1000
     /// Three fresh members of any powers; each suspended (and perhaps reinstated), or taken out
     /// (then re-mapped lower and deregistered), at any time around the gate closure, or left alone;
     /// an offer of any power the book takes, UP or DOWN. The award commits exactly when the offer's

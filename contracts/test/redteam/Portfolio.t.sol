@@ -177,6 +177,7 @@ contract RedteamPortfolioMembershipFuzzTest is OrderBookFixture {
     }
 
     /// forge-config: default.fuzz.runs = 10000
+    /// forge-config: quick.fuzz.runs = 1000
     function testFuzz_RT5_countedInAtMostOneOfferAtAnyTime(uint16[4] memory gaps, uint8 steps, uint32 probe) public {
         uint64 t0 = uint64(block.timestamp);
         uint32[2] memory ps;

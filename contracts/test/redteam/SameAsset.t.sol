@@ -109,6 +109,7 @@ contract RedteamOverlapChallengeTest is ClearingFixture {
     }
 
     /// forge-config: default.fuzz.runs = 10000
+    /// forge-config: quick.fuzz.runs = 1000
     /// Fuzz over the class: two offers of one fresh asset, any windows in 08:00-09:00 and any
     /// directions. In one result they are refused exactly when they share an ISP; a result
     /// awarding only the older is voided by the newer exactly then.
