@@ -237,6 +237,21 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     attacks = summary["attacks"]
     for line in attacks["refused"]:
         table.add_row("attack", line)
+    std = attacks["baselines"]
+    invented, answered = std, std["answered"]
+    table.add_row("baseline challenge", f"the oracle's standard baseline of asset {std['asset']} for {std['isp']} "
+                  f"averaged a day it had no reading of ({std['days_back']} days before, {std['net']} Wh): "
+                  f"the {invented['challenger']} challenged it ({invented['bond'] / 100:,.2f} EUR bond), nobody "
+                  f"answered, and it was upheld after the window: {std['baseline_was']} -> {std['baseline_now']} Wh, "
+                  f"the oracle slashed {std['slashed'] / 100:,.2f} EUR once (to the {invented['challenger']}, with "
+                  f"its bond back; {std['faults']} fault), the offer re-settled: paid "
+                  f"{std['before']['payment'] / 100:,.2f} -> {std['after']['payment'] / 100:,.2f} EUR, penalty "
+                  f"{std['before']['penalty'] / 100:,.2f} -> {std['after']['penalty'] / 100:,.2f} EUR")
+    table.add_row("baseline challenge", f"{answered['challenger']} challenged a day of asset {answered['asset']}'s "
+                  f"honest standard baseline: "
+                  + (f"answered by the oracle's service loop (`oracle run`) with the day's anchored reading; the "
+                     f"challenge failed and its {answered['bond'] / 100:,.2f} EUR bond paid the oracle, whose stake "
+                     f"stayed {answered['stake_after'] / 100:,.2f} EUR" if answered["answered"] else "NOT ANSWERED"))
     table.add_row("attack day audit", f"the attack day {attacks['day']} re-checked from public chain data (its debt "
                   f"of {attacks['debt'] / 100:,.2f} EUR recorded, repaid and collected): {attacks['audit']}")
     table.add_row("time", f"{summary['seconds']} s")
