@@ -111,11 +111,19 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                  modbus: int, console: Console) -> dict[str, Any]:
     """Stage the attacks; returns each one's readable line (``refused``) and the attack day's audit."""
     params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    signers: dict[str, Signer] = {authority.address: authority}
+
+    def signer_of(account: LocalAccount) -> Signer:
+        """One signer per account: each counts its own nonces, so two would collide."""
+        if account.address not in signers:
+            signers[account.address] = Signer(account, conn)
+        return signers[account.address]
+
     w = _World(conn, manifest, params, market, OrderBookClient(conn, manifest.address("OrderBook")),
                ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")),
                SettlementClient(conn, manifest.address("Settlement")),
                SettlementTokenClient(conn, manifest.address("SettlementToken")),
-               Signer(accounts["clearing operator"], conn), authority)  # anyone: the authority pays its gas
+               signer_of(accounts["clearing operator"]), authority)  # anyone: the authority pays its gas
     started = time.perf_counter()
     refused: list[str] = []
     out: dict[str, Any] = {"refused": refused}
@@ -136,9 +144,9 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     std_owner, std_asset, std_meter, std_power = _pick_seller(w, meters[modbus:], kept, avoid=seller.address)
     honest = next((a, m) for a, m, _kind in sorted(meters[modbus:], key=lambda m: m[0]) if a not in (asset, std_asset))
     aggregator = kept_aggregator(kept, asset)
-    relayer = Signer(accounts[aggregator], conn)  # the prosumer pays no gas: its aggregator sends for it
+    relayer = signer_of(accounts[aggregator])  # the prosumer pays no gas: its aggregator sends for it
     zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(asset)[1])
-    dso = _operator_of(conn, manifest, zone, accounts)
+    dso = signer_of(_operator_of(conn, manifest, zone, accounts))
     day = params.day_start(conn.latest_timestamp()) + 2 * DAY
     start = day + 69 * 900  # 17:15
     out["day"] = iso(day)[:10]
@@ -169,13 +177,13 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     # the oracle's store, from the standard baselines' history on to the attack day's readings
     folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-attacks-"))
     engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=Signer(accounts["oracle"], conn))
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer_of(accounts["oracle"]))
     verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     std_zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(std_asset)[1])
     std_seller = StandardSeller(std_asset, std_owner, std_meter, std_power, std_zone,
-                                Signer(accounts[kept_aggregator(kept, std_asset)], conn))
-    standard = stage_standard(conn, manifest, authority, accounts, market, day, engine, verifier, std_seller, honest,
-                              _operator_of(conn, manifest, std_zone, accounts), console)
+                                signer_of(accounts[kept_aggregator(kept, std_asset)]))
+    standard = stage_standard(conn, manifest, authority, accounts, signer_of, oracle, market, day, engine, verifier,
+                              std_seller, honest, signer_of(_operator_of(conn, manifest, std_zone, accounts)), console)
 
     # after the gate closure: a result awarding both is refused; the optimiser's awards the newer only
     w.at(params.gate_closure(day) + 1)
@@ -282,13 +290,14 @@ def _pick_seller(w: _World, meters: list[tuple[int, LocalAccount, int]], kept: d
     raise RuntimeError("no bonded prosumer left for the attack day")
 
 
-def _operator_of(conn: ChainConnection, manifest: Manifest, zone: int, accounts: dict[str, LocalAccount]) -> Signer:
+def _operator_of(conn: ChainConnection, manifest: Manifest, zone: int,
+                 accounts: dict[str, LocalAccount]) -> LocalAccount:
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     by_address = {str(a.address): a for a in accounts.values()}
     while zone:
         parent, _depth, operator, *_rest = grid.zone(zone)
         if str(operator) in by_address:
-            return Signer(by_address[str(operator)], conn)
+            return by_address[str(operator)]
         zone = int(parent)
     raise RuntimeError("no demo party operates the asset's zone")
 

@@ -18,6 +18,7 @@ challenged twice, on the demo's chain, through the code the CLI runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,7 @@ def _keep(conn: ChainConnection, engine: Engine, verifier: Verifier, market: int
 
 
 def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer, accounts: dict[str, LocalAccount],
-                   market: int, day: int, engine: Engine, verifier: Verifier,
+                   signer_of: Callable[[LocalAccount], Signer], oracle: MeterOracleClient, market: int, day: int, engine: Engine, verifier: Verifier,
                    seller: StandardSeller, honest: tuple[int, LocalAccount], buyer: Signer,
                    console: Console) -> StandardStage:
     """Before the attack day's gate closure: the oracle's stake and history, the seller's offer
@@ -122,9 +123,9 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     asset, owner, meter, power = seller.asset, seller.owner, seller.meter, seller.power_w
     params = MarketParams.from_tuple(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
     isp = day + QUARTER * params.isp_seconds
-    oracle_account = accounts["oracle"]
-    oracle_signer = Signer(oracle_account, conn)
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
+    oracle_signer = oracle.signer
+    assert oracle_signer is not None
+    oracle_account = oracle_signer.account
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
 
     # the market requires a stake of its oracles from now on: the oracle posts it
@@ -175,7 +176,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     # the auditor, recomputing the baselines from what the oracle serves, challenges the invented
     # day; a watcher challenges a day of the honest baseline, and the oracle's service loop answers
     out: dict[str, Any] = {"isp": iso(isp)[11:16], "asset": asset, "stake": STAKE}
-    auditor, watcher = Signer(accounts["auditor"], conn), Signer(accounts["aggregator 2"], conn)
+    auditor, watcher = signer_of(accounts["auditor"]), signer_of(accounts["aggregator 2"])
     disputes = BaselineDisputesClient(conn, manifest.address("BaselineDisputes"), signer=oracle_signer)
     bond = int(disputes.challenge_bond())
     for who in (auditor, watcher):
@@ -242,7 +243,7 @@ def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> 
     oracle = MeterOracleClient(conn, stage.manifest.address("MeterOracle"))
     out.update({"days_back": stage.invented.days_back, "net": stage.invented.net, "challenger": "auditor",
                 "bond": stage.invented.bond, "baseline_was": stage.inflated_wh, "baseline_now": upheld.baseline_wh,
-                "slashed": upheld.slashed, "auditor_gained": int(token.balance_of(auditor)) - before,
+                "slashed": upheld.slashed, "challenger_gained": int(token.balance_of(auditor)) - before,
                 "faults": int(BaselineDisputesClient(conn, stage.manifest.address("BaselineDisputes")).faults_of(
                     stage.oracle.address)),
                 "stake_left": int(oracle.stake_of(stage.market, stage.oracle.address)[0]),
@@ -250,7 +251,8 @@ def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> 
     console.print(f"nobody answered the invented day: the challenge was upheld after the window, asset {asset}'s "
                   f"baseline is {upheld.baseline_wh} Wh (was {stage.inflated_wh}); the oracle was slashed "
                   f"{upheld.slashed / 100:,.2f} EUR to the auditor, whose {stage.invented.bond / 100:,.2f} EUR bond "
-                  f"came back; the offer re-settled on it: paid {out['before']['payment'] / 100:,.2f} -> "
+                  f"came back; anyone re-settled the offer on it (`resettle-baseline`): paid "
+                  f"{out['before']['payment'] / 100:,.2f} -> "
                   f"{out['after']['payment'] / 100:,.2f} EUR, penalty {out['before']['penalty'] / 100:,.2f} -> "
                   f"{out['after']['penalty'] / 100:,.2f} EUR")
     return out
