@@ -13,7 +13,10 @@ One prosumer, whose bond the demo day left whole, sells again for a later market
   meter is marked (`MeterEquivocated`), so the penalty stands;
 - its penalty exceeds its bond: the rest is a debt to the DSO, and its next offer is skipped
   (`OrderBookSellerNotBonded`) until the debt is repaid (its aggregator pays, the DSO collects).
-The attack day's settlement is then audited like the demo day's.
+On the same day another prosumer sells on the oracle's standard baseline, which the oracle
+inflates with an invented day (``demo_baselines``: challenged, upheld, re-settled; an honest
+baseline's challenge answered). The attack day's settlement is then audited like the demo day's,
+its standard baseline recomputed from the oracle's store.
 """
 
 from __future__ import annotations
