@@ -101,7 +101,7 @@ abstract contract BaselineDisputesFixture is SettlementTestBase {
         read(std, 0, 1_600, 0);
     }
 
-    function setUp() public override {
+    function setUp() public virtual override {
         super.setUp(); // now NOW0, the day's readings anchored
         bd = new BaselineDisputes(markets, book, assets, oracle, settlement, disputes, token, BOND);
         vm.prank(ADMIN);
