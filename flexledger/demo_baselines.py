@@ -95,7 +95,6 @@ class StandardStage:
     oracle: Signer
     seller: tuple[int, LocalAccount]  # the asset whose baseline the oracle inflates, its meter
     offer: Offer
-    honest_asset: int
     invented: BaselineChallenged
     inflated_wh: int
     true_wh: int
@@ -104,6 +103,7 @@ class StandardStage:
 
 def _keep(conn: ChainConnection, engine: Engine, verifier: Verifier, market: int, oracle: str,
           meter: LocalAccount, isp: int, import_wh: int, received: int) -> None:
+    """The meter signs its reading of ``isp`` and the oracle's store keeps it, as received at ``received``."""
     signed = MeterSigner(meter.key, OracleDomain(conn.chain_id, oracle)).sign_new(
         isp_start=isp, sequence=1, import_wh=import_wh, export_wh=0)
     with session(engine) as s:
@@ -113,9 +113,9 @@ def _keep(conn: ChainConnection, engine: Engine, verifier: Verifier, market: int
 
 
 def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer, accounts: dict[str, LocalAccount],
-                   signer_of: Callable[[LocalAccount], Signer], oracle: MeterOracleClient, market: int, day: int, engine: Engine, verifier: Verifier,
-                   seller: StandardSeller, honest: tuple[int, LocalAccount], buyer: Signer,
-                   console: Console) -> StandardStage:
+                   signer_of: Callable[[LocalAccount], Signer], oracle: MeterOracleClient, market: int, day: int,
+                   engine: Engine, verifier: Verifier, seller: StandardSeller, honest: tuple[int, LocalAccount],
+                   buyer: Signer, console: Console) -> StandardStage:
     """Before the attack day's gate closure: the oracle's stake and history, the seller's offer
     naming the standard baseline and the DSO's request for it, the baselines anchored (one
     inflated by an invented day), both challenges filed and the honest one answered. ``honest``:
@@ -198,7 +198,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
                   f"the oracle's service loop answered it with that day's anchored reading; the challenge failed "
                   f"and its {bond / 100:,.2f} EUR bond paid the oracle (+{gained / 100:,.2f} EUR)")
     return StandardStage(conn, manifest, params, market, day, isp, engine, verifier, oracle_signer, (asset, meter),
-                         offer, honest[0], invented, int(answer["baselineWh"]), true_wh, out)
+                         offer, invented, int(answer["baselineWh"]), true_wh, out)
 
 
 def settle_standard(stage: StandardStage, anyone: Signer, console: Console) -> None:
