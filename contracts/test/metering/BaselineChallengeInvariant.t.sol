@@ -391,10 +391,13 @@ contract BaselineChallengeInvariantTest is BaselineDisputesFixture {
         }
     }
 
-    /// Moves the clock by a minute, an hour, just over the answer (and dispute) window, or three days.
+    /// Moves the clock by a minute, an hour, an hour short of the answer (and dispute) window, just
+    /// over it, or three days: so that an uphold can fall inside the dispute window of a settlement
+    /// made after the challenge, and outside it.
     function actWait(uint256 seed) external onlyHandler {
-        uint256 pick = rnd(seed, 0) % 4;
-        uint256 step = pick == 0 ? 1 minutes : pick == 1 ? 1 hours : pick == 2 ? DISPUTE + 1 : 3 days;
+        uint256 pick = rnd(seed, 0) % 5;
+        uint256 step = pick == 0 ? 1 minutes : pick == 1 ? 1 hours : pick == 2 ? DISPUTE - 1 hours
+            : pick == 3 ? DISPUTE + 1 : 3 days;
         vm.warp(block.timestamp + step);
     }
 
@@ -493,5 +496,44 @@ contract BaselineChallengeInvariantTest is BaselineDisputesFixture {
             assertTrue(handler.accepted(a) > 0, "every action taken at least once");
         }
         assertTrue(slashes[0] == 1, "the sale's meter's baseline corrected, the oracle slashed once for it");
+    }
+
+    /// The invented day challenged, unanswered, upheld past the window (slashed once, to the
+    /// challenger), and the sale, settled on the leaf before, re-settled on the correction.
+    function test_anInventedDayUpheld_theSaleResettledOnTheCorrection() public {
+        uint256 first;
+        while (true) {
+            (InForce memory m,) = draw(first);
+            uint256 anchoredDays;
+            for (uint256 i = 0; i < 4; ++i) {
+                if (m.bits & uint64(1 << (similar[i] - 1)) != 0) ++anchoredDays;
+            }
+            if (m.bits & uint64(1 << (similar[4] - 1)) != 0 && anchoredDays >= 3) break;
+            ++first;
+        }
+        handler.answer(first); // nothing to answer: anchored with it
+        uint256 seed;
+        while (!picksInvented(seed)) ++seed;
+        handler.challenge(seed);
+        assertEq(challenges.length, 1, "the invented day challenged");
+        vm.warp(block.timestamp + 1 hours); // settled after the challenge: its dispute window outlasts the answer's
+        handler.dispute(0);
+        assertTrue(settled, "settled on the leaf");
+        vm.warp(block.timestamp + DISPUTE - 1 hours + 1);
+        handler.uphold(0);
+        assertEq(slashes[0], 1, "slashed once");
+        assertEq(slashPaid[challenges[0].challenger], REQUIRED, "to the challenger");
+        assertTrue(settledOn != modelFix(0), "the sale stands on the leaf");
+        handler.dispute(0);
+        assertEq(settledOn, modelFix(0), "re-settled on the correction");
+        assertEq(handler.accepted(3), 2, "settled, then re-settled");
+        invariant_baselineChallenges();
+    }
+
+    /// Whether `actChallenge(seed)` challenges the sale's meter's invented day with its baseline in force.
+    function picksInvented(uint256 seed) internal view returns (bool) {
+        if (rnd(seed, 1) % 2 != 0 || rnd(seed, 3) % 4 == 0 || rnd(seed, 5) % 10 == 0) return false;
+        (uint256[64] memory ks, uint256 used) = BaselineReference.usedDays(inForce[0].bits);
+        return ks[rnd(seed, 4) % used] == similar[4];
     }
 }
