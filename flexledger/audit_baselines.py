@@ -17,8 +17,12 @@ from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak
+from sqlalchemy import Engine
 
 from flexledger.chain.structs import ReadingIn
+from flexledger.errors import FlexledgerError
+from flexledger.oracle.anchoring import proof_for
+from flexledger.oracle.baselines import baseline_proof_for
 
 from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
 from .settlement_records import is_anchored, reading_in
@@ -36,6 +40,20 @@ class BaselineEvidence:
 
     inputs: Callable[[str, int], Answer]
     reading: Callable[[str, int], Answer]
+
+
+def store_evidence(engine: Engine, market: int) -> BaselineEvidence:
+    """What an oracle's store serves (its baseline inputs and reading proofs), for the auditor to
+    recompute standard baselines from: checked against the chain there, trusted nowhere."""
+
+    def served(answer: Callable[..., dict[str, Any]], *args: Any) -> Answer:
+        try:
+            return dict(answer(*args))
+        except FlexledgerError:  # nothing kept for it: the auditor says so where it matters
+            return None
+
+    return BaselineEvidence(lambda m, t: served(baseline_proof_for, engine, market, m, t),
+                            lambda m, t: served(proof_for, engine, m, t))
 
 
 # (meter, ISP start, the reading) -> why it is not an anchored reading of the meter, empty if it is

@@ -3,7 +3,8 @@ the baseline in force revealed with its inputs (``oracle.baselines.baseline_proo
 or a correction's kept inputs) and, for an INPUT or SKIPPED dispute, the meter's anchored reading
 of that day (``oracle.anchoring.proof_for``'s answer), the evidence the contract judges; it
 computes the correction itself. ``dispute_standard_baseline`` finds that evidence in the oracle's
-store for a settled offer and files it (``flexledger dispute-baseline``)."""
+store for a settled offer and files it (``flexledger dispute-baseline``); ``resettle_on_correction``
+re-settles an offer settled before a correction was put in force (``flexledger resettle-baseline``)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,14 @@ from .baseline_fixes import correction_in_force
 from .rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
 from .rules.orders import BaselineMethod
 from .settlement_day import DayContext, DisputeError, disputable
-from .settlement_records import NO_READING, decode_settling_call, is_anchored, reading_in
+from .settlement_records import (
+    NO_READING,
+    call_for,
+    decode_settling_call,
+    is_anchored,
+    reading_in,
+    settled_key,
+)
 from .times import iso
 
 
@@ -299,3 +307,39 @@ def uphold_standard_challenge(view: MarketView, signer: Signer, engine: Engine, 
         answer = {"baselineWh": 0, "daysBack": 0, "nets": [], "proof": []}
     disputes = BaselineDisputesClient(view.conn, view.manifest.address("BaselineDisputes"), signer=signer)
     return uphold_challenge(disputes, view.market, isp_start, meter, days_back, answer)
+
+
+@dataclass(frozen=True)
+class Resettled:
+    """An offer re-settled on a correction put in force after it was settled (``applyCorrection``)."""
+
+    before: Record
+    after: Record
+    isp_start: int
+    baseline_was_wh: int
+    baseline_now_wh: int
+    tx_hash: str
+
+
+def resettle_on_correction(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int, *,
+                           member: int | None = None) -> Resettled:
+    """Re-settle offer ``digest`` on the standard baseline in force for the ISP at ``isp_start``
+    (``BaselineDisputes.applyCorrection``, anyone may, in the settlement's dispute window): a
+    correction put in force after it was settled, by an upheld challenge or a dispute of another
+    offer (a portfolio's: member ``member``'s). ``DisputeError`` when no correction moved it."""
+    record, s_in, index = disputable(ctx, digest, isp_start)
+    event = ctx.records()[(ctx.result_id, digest)]
+    used = call_for(ctx.calls(event.tx_hash), settled_key(record)).settle_in
+    slot = (isp_start - s_in.offer.start) // ctx.params.isp_seconds
+    was, now = used.baseline_wh[slot], s_in.baseline_wh[slot]
+    if was == now and used.baseline_proofs[index] == s_in.baseline_proofs[index]:
+        raise DisputeError(f"the settlement of offer 0x{digest.hex()[:10]} already stands on the baseline in force "
+                           f"for {iso(isp_start)} ({now} Wh)",
+                           hint="a correction comes first: `flexledger uphold-baseline` or `flexledger dispute-baseline`")
+    if s_in.portfolio and member is None:
+        moved = [a.asset for a, b in zip(used.isps[index].members, s_in.isps[index].members, strict=True) if a != b]
+        member = moved[0] if moved else None
+    disputes = BaselineDisputesClient(ctx.conn, ctx.manifest.address("BaselineDisputes"))
+    tx = disputes.apply_correction(s_in.to_struct(), record, index, member or 0, sender=signer)
+    after: Record = next(e for e in tx.events if e.name == "OfferSettled").args["record"]
+    return Resettled(record, after, isp_start, int(was), int(now), tx.tx_hash)

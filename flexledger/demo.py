@@ -237,6 +237,23 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     attacks = summary["attacks"]
     for line in attacks["refused"]:
         table.add_row("attack", line)
+    std = attacks["baselines"]
+    answered = std["answered"]
+    table.add_row("baseline challenge", f"upheld: the oracle's standard baseline of asset {std['asset']} for "
+                  f"{std['isp']} averaged a day it had no reading of ({std['days_back']} days before, {std['net']} Wh); "
+                  f"the {std['challenger']} challenged it with a {std['bond'] / 100:,.2f} EUR bond, nobody answered, "
+                  f"and anyone upheld it after the window: {std['baseline_was']} -> {std['baseline_now']} Wh. The "
+                  f"oracle was slashed once ({std['faults']} fault, {std['slashed'] / 100:,.2f} EUR of its stake), the "
+                  f"{std['challenger']} received {std['challenger_gained'] / 100:,.2f} EUR (the stake and its bond "
+                  f"back); asset {std['asset']}'s offer re-settled on the correction: paid "
+                  f"{std['before']['payment'] / 100:,.2f} -> {std['after']['payment'] / 100:,.2f} EUR, penalty "
+                  f"{std['before']['penalty'] / 100:,.2f} -> {std['after']['penalty'] / 100:,.2f} EUR")
+    table.add_row("baseline challenge", f"answered: {answered['challenger']} challenged a day of asset "
+                  f"{answered['asset']}'s honest standard baseline; "
+                  + (f"the oracle's service loop (`oracle run`) answered with that day's anchored reading, the "
+                     f"challenge failed and its {answered['bond'] / 100:,.2f} EUR bond paid the oracle "
+                     f"(+{answered['oracle_gained'] / 100:,.2f} EUR), its stake untouched"
+                     if answered["answered"] else "NOT ANSWERED: the bond stays in BaselineDisputes"))
     table.add_row("attack day audit", f"the attack day {attacks['day']} re-checked from public chain data (its debt "
                   f"of {attacks['debt'] / 100:,.2f} EUR recorded, repaid and collected): {attacks['audit']}")
     table.add_row("time", f"{summary['seconds']} s")

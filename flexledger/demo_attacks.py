@@ -13,7 +13,10 @@ One prosumer, whose bond the demo day left whole, sells again for a later market
   meter is marked (`MeterEquivocated`), so the penalty stands;
 - its penalty exceeds its bond: the rest is a debt to the DSO, and its next offer is skipped
   (`OrderBookSellerNotBonded`) until the debt is repaid (its aggregator pays, the DSO collects).
-The attack day's settlement is then audited like the demo day's.
+On the same day another prosumer sells on the oracle's standard baseline, which the oracle
+inflates with an invented day (``demo_baselines``: challenged, upheld, re-settled; an honest
+baseline's challenge answered). The attack day's settlement is then audited like the demo day's,
+its standard baseline recomputed from the oracle's store.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from rich.console import Console
 
+from flexledger.audit_baselines import store_evidence
 from flexledger.audit_settlement import audit_settlement
 from flexledger.book import SignedOffer, relay_offers
 from flexledger.chain import structs
@@ -72,6 +76,13 @@ from flexledger.settlement_day import day_context, dispute_offer, finalise_day
 from flexledger.times import iso
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
+from .demo_baselines import (
+    StandardSeller,
+    advance_to,
+    correct_standard,
+    settle_standard,
+    stage_standard,
+)
 from .demo_households import KeptOffer
 
 ISPS = 8  # the attack day's offer: two hours from 17:15, at most its asset's power
@@ -92,9 +103,7 @@ class _World:
     anyone: Signer
 
     def at(self, t: int) -> None:
-        if t > self.conn.latest_timestamp():
-            self.conn.set_next_block_timestamp(t)
-            self.conn.mine()
+        advance_to(self.conn, t)
 
 
 def _refused(exc: ContractCustomError) -> str:
@@ -106,11 +115,19 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                  modbus: int, console: Console) -> dict[str, Any]:
     """Stage the attacks; returns each one's readable line (``refused``) and the attack day's audit."""
     params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    signers: dict[str, Signer] = {authority.address: authority}
+
+    def signer_of(account: LocalAccount) -> Signer:
+        """One signer per account: each counts its own nonces, so two would collide."""
+        if account.address not in signers:
+            signers[account.address] = Signer(account, conn)
+        return signers[account.address]
+
     w = _World(conn, manifest, params, market, OrderBookClient(conn, manifest.address("OrderBook")),
                ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")),
                SettlementClient(conn, manifest.address("Settlement")),
                SettlementTokenClient(conn, manifest.address("SettlementToken")),
-               Signer(accounts["clearing operator"], conn), authority)  # anyone: the authority pays its gas
+               signer_of(accounts["clearing operator"]), authority)  # anyone: the authority pays its gas
     started = time.perf_counter()
     refused: list[str] = []
     out: dict[str, Any] = {"refused": refused}
@@ -127,10 +144,13 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     console.print(refused[-1])
 
     seller, asset, meter, power = _pick_seller(w, meters[modbus:], kept)
+    # another prosumer offers on the oracle's standard baseline, and another meter has one too
+    std_owner, std_asset, std_meter, std_power = _pick_seller(w, meters[modbus:], kept, avoid=seller.address)
+    honest = next((a, m) for a, m, _kind in sorted(meters[modbus:], key=lambda m: m[0]) if a not in (asset, std_asset))
     aggregator = kept_aggregator(kept, asset)
-    relayer = Signer(accounts[aggregator], conn)  # the prosumer pays no gas: its aggregator sends for it
+    relayer = signer_of(accounts[aggregator])  # the prosumer pays no gas: its aggregator sends for it
     zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(asset).zone)
-    dso = _operator_of(conn, manifest, zone, accounts)
+    dso = signer_of(_operator_of(conn, manifest, zone, accounts))
     day = params.day_start(conn.latest_timestamp()) + 2 * DAY
     start = day + 69 * 900  # 17:15
     out["day"] = iso(day)[:10]
@@ -158,6 +178,17 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     relayed = relay_offers(w.book.with_signer(relayer), [SignedOffer(o, o.sign(seller, domain)) for o in (older, newer)])  # type: ignore[arg-type]
     assert relayed.accepted == 2, [o.reason for o in relayed.outcomes]
 
+    # the oracle's store, from the standard baselines' history on to the attack day's readings
+    folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-attacks-"))
+    engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
+    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer_of(accounts["oracle"]))
+    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
+    std_zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(std_asset)[1])
+    std_seller = StandardSeller(std_asset, std_owner, std_meter, std_power, std_zone,
+                                signer_of(accounts[kept_aggregator(kept, std_asset)]))
+    standard = stage_standard(conn, manifest, authority, accounts, signer_of, oracle, market, day, engine, verifier,
+                              std_seller, honest, signer_of(_operator_of(conn, manifest, std_zone, accounts)), console)
+
     # after the gate closure: a result awarding both is refused; the optimiser's awards the newer only
     w.at(params.gate_closure(day) + 1)
     loaded = load_market_day(conn, manifest, market, day)
@@ -179,10 +210,6 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     w.clearing.finalise(market, day, sender=w.anyone)
 
     # delivery: none; the meter signs what it measured, the oracle keeps and anchors it
-    folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-attacks-"))
-    engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=Signer(accounts["oracle"], conn))
-    verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
     signer = MeterSigner(meter.key, OracleDomain(conn.chain_id, oracle.address))
     isps = [newer.start + i * params.isp_seconds for i in range(ISPS)]
     w.at(isps[-1] + params.isp_seconds + 120)
@@ -198,6 +225,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     digest = digests[newer]
     settle_offer(w.settlement, w.anyone, settle_input(w.clearing, result_id, newer, digest, baseline, meter.address,
                                                       lambda m, t: proof_for(engine, m, t)))
+    settle_standard(standard, w.anyone, console)
 
     # the gateway signs a second reading of the first ISP, as if delivered in full, and disputes
     keep(isps[0], 2, 500)
@@ -210,7 +238,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     else:
         refused.append(f"ACCEPTED: a second reading of asset {asset}'s meter corrected its settlement")
     console.print(refused[-1])
-    engine.dispose()
+    out["baselines"] = correct_standard(standard, w.anyone, console)
 
     # final: the penalty beyond the bond is a debt; the indebted seller's next offer is skipped
     w.at(conn.latest_timestamp() + params.dispute_window_seconds + 1)
@@ -238,7 +266,8 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
         console.print(f"{aggregator} repaid the {paid.paid / 100:,.2f} EUR debt "
                       f"(Settlement.payDebt, through a permit) and {_name(accounts, dso.address)} collected "
                       f"{collected / 100:,.2f} EUR (collectDebt); the seller may sell again once it bonds")
-    audit = audit_settlement(conn, manifest, market, day)
+    audit = audit_settlement(conn, manifest, market, day, store_evidence(engine, market))
+    engine.dispose()
     out["audit"] = "MATCH" if audit.matches else f"{len(audit.differences)} DIFFERENCES"
     out["audit_differences"] = audit.differences
     console.print(f"the attack day's settlement re-checked by the auditor (debt recorded, repaid and collected): "
@@ -253,25 +282,26 @@ def kept_aggregator(kept: dict[bytes, KeptOffer], asset: int) -> str:
     return next(k.aggregator for k in kept.values() if k.offer.asset == asset)
 
 
-def _pick_seller(w: _World, meters: list[tuple[int, LocalAccount, int]],
-                 kept: dict[bytes, KeptOffer]) -> tuple[LocalAccount, int, LocalAccount, int]:
-    """A prosumer whose asset offered on the demo day and whose bond may still sell."""
+def _pick_seller(w: _World, meters: list[tuple[int, LocalAccount, int]], kept: dict[bytes, KeptOffer], *,
+                 avoid: str | None = None) -> tuple[LocalAccount, int, LocalAccount, int]:
+    """A prosumer (not ``avoid``) whose asset offered on the demo day and whose bond may still sell."""
     owner_of = {k.offer.asset: (k.owner, k.offer.power_w) for k in kept.values() if k.offer.asset}
     for asset, meter, _kind in sorted(meters, key=lambda m: m[0]):
-        if asset in owner_of:
+        if asset in owner_of and owner_of[asset][0].address != avoid:
             owner, power = owner_of[asset]
             if bond_problem(BondState.from_word(w.book.bond_word(owner.address))) is None:
                 return owner, asset, meter, power
     raise RuntimeError("no bonded prosumer left for the attack day")
 
 
-def _operator_of(conn: ChainConnection, manifest: Manifest, zone: int, accounts: dict[str, LocalAccount]) -> Signer:
+def _operator_of(conn: ChainConnection, manifest: Manifest, zone: int,
+                 accounts: dict[str, LocalAccount]) -> LocalAccount:
     grid = GridZonesClient(conn, manifest.address("GridZones"))
     by_address = {str(a.address): a for a in accounts.values()}
     while zone:
         parent, _depth, operator, *_rest = grid.zone(zone)
         if str(operator) in by_address:
-            return Signer(by_address[str(operator)], conn)
+            return by_address[str(operator)]
         zone = int(parent)
     raise RuntimeError("no demo party operates the asset's zone")
 

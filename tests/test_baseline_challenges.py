@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from settlement_world import SettlementWorld, build_world
 
 from flexledger.baseline_challenges import answer_challenges, open_challenges_against
@@ -31,6 +32,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.rules.baselines import BaselineInputs
 from flexledger.rules.market import MarketParams
 from flexledger.settlement_day import DisputeError
+from flexledger.settlement_records import Record
 
 STAKE = 5_000
 
@@ -281,3 +283,50 @@ def test_a_dispute_after_an_upheld_challenge_slashes_nothing_and_the_audit_match
     assert audit.exit_code == 0, audit.output
     report = json.loads(audit.output)
     assert report["match"], report
+
+
+def test_an_offer_settled_before_the_uphold_is_resettled_from_the_cli(
+        conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """B is settled on the leaf that averages an invented day while the challenge is open; once it
+    is upheld, `resettle-baseline` re-settles B on the correction (`applyCorrection`) in B's dispute
+    window, a second time has nothing to do, and `audit settle` MATCHes the re-settlement."""
+    import json
+
+    from test_settlement_cli import cli, day_args, point_cli_at
+
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, invented={1: 3_000}),
+                     tmp_path, monkeypatch)
+    oracle_signer = dev_signers[5]
+    _staked_oracle(w, deployer, oracle_signer)
+    _fund(w, deployer, w.anyone)
+    view = MarketOnChain(w.conn, w.manifest, w.market)
+    done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
+    w.pass_time(60)  # settled after the challenge: its dispute window outlasts the answer window
+    before = Record.from_tuple(w.settle_all()[1].record)
+    where = ["--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), *day_args(w)]
+    early = cli("resettle-baseline", *where)
+    assert isinstance(early.exception, DisputeError), early.output  # nothing corrected yet
+    w.conn.set_next_block_timestamp(done.answer_by + 1)
+    w.conn.mine()
+    upheld = uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, done.days_back)
+    assert (upheld.baseline_wh, upheld.slashed) == (1_200, STAKE)
+    resettled = cli("resettle-baseline", *where, "--json", as_=keys_of(w))
+    assert resettled.exit_code == 0, resettled.output
+    shown = json.loads(resettled.output)
+    assert (shown["baseline_was_wh"], shown["baseline_now_wh"]) == (1_650, 1_200)
+    assert shown["before"]["payment"] == sum(ln.payment for ln in before.lines) > shown["after"]["payment"]
+    assert shown["after"]["penalty"] > shown["before"]["penalty"], "B delivered nothing over the true baseline"
+    again = cli("resettle-baseline", *where)
+    assert isinstance(again.exception, DisputeError) and "already stands" in again.exception.message
+    audit = cli("audit", "settle", *day_args(w), "--json")
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.output)["match"], audit.output
+
+
+def keys_of(w: SettlementWorld) -> LocalAccount:
+    from flexledger.identity import keys
+
+    account = keys.dev_accounts()[6]
+    assert account.address == w.anyone.address
+    return account

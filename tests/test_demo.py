@@ -79,5 +79,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert any(f"({name}" in line for line in attacks["refused"]), (name, attacks["refused"])
     # the equivocating seller's penalty beyond its bond became a debt, repaid by its aggregator, collected
     assert attacks["debt"] > 0 and attacks["repaid"] == attacks["collected"] == attacks["debt"]
+    # a standard baseline on the attack day: the invented day challenged, unanswered, upheld, the oracle slashed
+    # once, the offer re-settled on the correction; the honest baseline's challenge answered by the oracle itself
+    std = attacks["baselines"]
+    assert std["challenger"] == "auditor" and std["baseline_now"] < std["baseline_was"]
+    assert std["slashed"] == std["stake"] > 0 and std["faults"] == 1 and std["stake_left"] == 0
+    assert std["challenger_gained"] == std["slashed"] + std["bond"]
+    assert std["after"]["payment"] < std["before"]["payment"] and std["after"]["penalty"] > std["before"]["penalty"] == 0
+    answered = std["answered"]
+    assert answered["answered"] and answered["oracle_gained"] == answered["bond"] > 0
+    assert answered["stake_after"] == std["stake"]
+    # the attack day's audit recomputed the standard baseline from what the oracle serves and followed the uphold
     assert attacks["audit"] == "MATCH" and not attacks["audit_differences"]
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from flexledger.errors import FlexledgerError
 from flexledger.times import iso
 
 from .clearing import DayOption, MarketOption, market_day_start
@@ -164,18 +163,7 @@ def audit_day_command(
 def _oracle_evidence(market: int) -> BaselineEvidence:
     """What the oracle of this data directory serves (its store's baseline inputs and reading
     proofs), for the auditor to recompute standard baselines from: checked against the chain there."""
-    from flexledger.audit_baselines import BaselineEvidence
-    from flexledger.oracle.anchoring import proof_for
-    from flexledger.oracle.baselines import baseline_proof_for
+    from flexledger.audit_baselines import store_evidence
     from flexledger.oracle.store import open_store
 
-    engine = open_store(STATE.settings.effective_database_url)
-
-    def served(answer: Any, *args: Any) -> dict[str, Any] | None:
-        try:
-            return dict(answer(*args))
-        except FlexledgerError:  # nothing kept for it: the auditor says so where it matters
-            return None
-
-    return BaselineEvidence(lambda m, t: served(baseline_proof_for, engine, market, m, t),
-                            lambda m, t: served(proof_for, engine, m, t))
+    return store_evidence(open_store(STATE.settings.effective_database_url), market)

@@ -412,6 +412,37 @@ def uphold_baseline_command(
                   + "; the bond went back to the challenger")
 
 
+def resettle_baseline_command(
+    offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
+    isp: str = typer.Option(..., "--isp", help="The ISP whose standard baseline was corrected: ISO 8601 (UTC) or "
+                                               "Unix seconds."),
+    member: int | None = typer.Option(None, "--member", min=1,
+                                      help="A portfolio offer: the member asset whose baseline was corrected "
+                                           "(default: the first that moved)."),
+    day: str | None = OptionalDay,
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Re-settle an offer on the standard baseline in force (anyone may, during the settlement's
+    dispute window) once an upheld challenge (`flexledger uphold-baseline`) or a dispute of another
+    offer corrected the baseline it was settled on (`BaselineDisputes.applyCorrection`)."""
+    from flexledger.baseline_disputes import resettle_on_correction
+    from flexledger.settlement_day import dispute_ends
+
+    digest, isp_start, ctx, signer = _disputed(offer, isp, day, market, key)
+    done = resettle_on_correction(ctx, signer, digest, isp_start, member=member)
+    before, after = _money(done.before), _money(done.after)
+    if json_:
+        emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "baseline_was_wh": done.baseline_was_wh,
+                   "baseline_now_wh": done.baseline_now_wh, "tx": done.tx_hash, "before": before, "after": after})
+        return
+    console.print(f"[green]re-settled[/] offer {offer[:12]} on the corrected baseline of {iso(isp_start)}: "
+                  f"{done.baseline_was_wh} -> {done.baseline_now_wh} Wh; paid {euros(before['payment'])} -> "
+                  f"{euros(after['payment'])} EUR, penalty {euros(before['penalty'])} -> {euros(after['penalty'])} "
+                  f"EUR; final after {iso(dispute_ends(ctx, done.after))}")
+
+
 def _money(record: Record) -> dict[str, int]:
     from flexledger.settlement_records import line_penalty
 
