@@ -405,6 +405,7 @@ contract BaselineChallengeInvariantTest is BaselineDisputesFixture {
 
     /// (i) to (iv) after every call of one campaign.
     /// forge-config: default.invariant.runs = 10000
+    /// forge-config: quick.invariant.runs = 500
     /// forge-config: default.invariant.depth = 10
     /// forge-config: default.invariant.include-storage = false
     /// forge-config: default.invariant.include-push-bytes = false
