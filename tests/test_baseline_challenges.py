@@ -28,11 +28,11 @@ from flexledger.chain.bindings import (
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.revert_errors import BaselineAnswerOpen
+from flexledger.chain.structs import Record
 from flexledger.chain.transactions import Signer
 from flexledger.rules.baselines import BaselineInputs
 from flexledger.rules.market import MarketParams
 from flexledger.settlement_day import DisputeError
-from flexledger.settlement_records import Record
 
 STAKE = 5_000
 
@@ -303,7 +303,7 @@ def test_an_offer_settled_before_the_uphold_is_resettled_from_the_cli(
     view = MarketOnChain(w.conn, w.manifest, w.market)
     done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
     w.pass_time(60)  # settled after the challenge: its dispute window outlasts the answer window
-    before = Record.from_tuple(w.settle_all()[1].record)
+    before: Record = w.settle_all()[1].record
     where = ["--offer", "0x" + w.digests[1].hex(), "--isp", str(w.hour), *day_args(w)]
     early = cli("resettle-baseline", *where)
     assert isinstance(early.exception, DisputeError), early.output  # nothing corrected yet
