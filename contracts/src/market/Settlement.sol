@@ -634,7 +634,7 @@ contract Settlement {
         record.resultId = s.resultId;
         record.seller = s.offer.portfolio != 0
             ? assets.aggregatorOf(s.offer.portfolio)
-            : address(uint160(AssetWords.offerWord(assets, s.offer.asset)));
+            : AssetWords.offerWord(assets, s.offer.asset).owner();
         record.settledAt = uint64(block.timestamp);
         record.lines = new Line[](count);
         Ctx memory c = Ctx({

@@ -297,7 +297,7 @@ contract ReadingDisputes {
     /// owner (made whole by the correction, they must not profit from their own meter's data):
     /// then the buyer of the disputed ISP's first award.
     function _slashedTo(Settlement.Record calldata record, uint64 asset, uint64 ispStart) internal view returns (address) {
-        address owner = address(uint160(AssetWords.offerWord(assets, asset)));
+        address owner = AssetWords.offerWord(assets, asset).owner();
         if (msg.sender != record.seller && msg.sender != owner) return msg.sender;
         uint256 i;
         while (record.lines[i].ispStart != ispStart) ++i;
