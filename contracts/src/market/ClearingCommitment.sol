@@ -118,6 +118,7 @@ contract ClearingCommitment is RoleGated {
         uint64 lastRequestId; // the request met last, packed as in the request cache
         uint256 lastRequest0;
         uint256 lastRequest1;
+        bytes32 separator; // the book's EIP-712 domain separator, read once per chunk
     }
 
     /// @notice An award of a result, and its proof under its chunk's `awardsRoot`.
@@ -375,7 +376,8 @@ contract ClearingCommitment is RoleGated {
             leafCount: 0,
             lastRequestId: 0,
             lastRequest0: 0,
-            lastRequest1: 0
+            lastRequest1: 0,
+            separator: _bookSeparator()
         });
         for (uint256 i = 0; i < batchRoots.length; ++i) {
             if (!book.isBatchRoot(batchRoots[i])) revert ClearingOfferNotInBook(bytes32(0), batchRoots[i]);
@@ -646,7 +648,7 @@ contract ClearingCommitment is RoleGated {
         if (g.offer.length != PackedOffer.SIZE || g.batch >= roots.length) revert ClearingMalformedGroup(index);
         uint256 at = PackedOffer.offset(g.offer, 0);
         (OrderBook.Offer memory o, bytes32 digest) = PackedOffer.load(at, _offerTypehash);
-        digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), digest); // hashStruct in, the digest out
+        digest = MessageHashUtils.toTypedDataHash(c.separator, digest); // hashStruct in, the digest out
         uint256 orderKey = PackedOffer.subjectAndStart(at); // the subject over the start
         // groups in increasing (subject, start), one subject's windows apart: the previous group's
         // key holds its end instead of its start, so one comparison checks the order and the overlap

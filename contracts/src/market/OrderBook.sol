@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -301,11 +302,13 @@ contract OrderBook is RoleGated, EIP712 {
         uint256 run; // memory: the `OffersAccepted` data of the day's run (offset, length, entries)
         uint256 runLength; // its entries' bytes so far
         uint256 freeMemory; // where each offer's memory starts
+        bytes32 separator; // the EIP-712 domain separator, read once per batch
     }
 
     /// @dev Bytes of a signature (r, s, v), of an `OffersAccepted` entry (the seller, then the packed offer).
     uint256 internal constant SIGNATURE = 65;
-    uint256 internal constant ACCEPTED_ENTRY = 20 + PackedOffer.SIZE;
+    /// A literal: `20 + PackedOffer.SIZE` would be added, with its overflow check, at every use.
+    uint256 internal constant ACCEPTED_ENTRY = 113;
 
     /**
      * @param registry The RoleRegistry.
@@ -475,6 +478,7 @@ contract OrderBook is RoleGated, EIP712 {
         }
         Batch memory b;
         b.relayerIsAggregator = _hasMarketRole(msg.sender, AGGREGATOR_ROLE);
+        b.separator = _domainSeparatorV4();
         bytes32[] memory leaves = new bytes32[](n);
         _allocateRun(b, n);
         for (uint256 i = 0; i < n; ++i) {
@@ -488,7 +492,7 @@ contract OrderBook is RoleGated, EIP712 {
                 signatureAt := add(signatures.offset, mul(i, SIGNATURE))
             }
             (Offer memory o, bytes32 digest) = PackedOffer.load(at, OFFER_TYPEHASH);
-            digest = _hashTypedDataV4(digest); // hashStruct in, the EIP-712 digest out
+            digest = MessageHashUtils.toTypedDataHash(b.separator, digest); // hashStruct in, the EIP-712 digest out
             (bytes memory reason, address seller, uint64 day) = _checkOffer(o, digest, signatureAt, b);
             if (reason.length != 0) {
                 if (strict) {
