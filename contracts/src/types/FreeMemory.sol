@@ -13,7 +13,7 @@ pragma solidity ^0.8.24;
  * Sound only when nothing allocated after the mark is read after the rewind: the caller keeps
  * every value that outlives an iteration in memory allocated before the mark, in storage or on
  * the stack. A bare call that writes its arguments over 0x40 (past the two scratch words) takes
- * the pointer first and rewinds to it after (`RoleGated._hasMarketRole`).
+ * the pointer first and rewinds to it after (`RoleGated._hasMarketRole`, inline: every gated call pays it).
  */
 library FreeMemory {
     /**

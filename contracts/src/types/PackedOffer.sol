@@ -9,9 +9,10 @@ import {OrderBook} from "../market/OrderBook.sol";
  * padding (93 bytes against 448 ABI-encoded).
  *
  * Written by sellers off chain (`Offer.pack` in `flexledger/rules/orders.py`) and relayed to
- * `OrderBook.submitOffers`; the book copies it unchanged into its `OffersAccepted` entries
- * (`copy`); read from calldata by the book and by `ClearingCommitment.postChunk` (`load`,
- * `subjectAndStart`); the forge fixtures write it independently (`OrderBookFixture.packed`).
+ * `OrderBook.submitOffers`; the book copies its `SIZE` bytes unchanged into its `OffersAccepted`
+ * entries; read from calldata by the book and by `ClearingCommitment.postChunk` (`load`,
+ * `subjectAndStart`); written in Solidity by `pack` (tests), and independently by the forge
+ * fixtures (`OrderBookFixture.packed`).
  *
  * A field of N bits is the word at its byte offset shifted right by 256 - N, so it comes out clean
  * and cannot exceed its type: no packed offer is malformed.
@@ -114,18 +115,6 @@ library PackedOffer {
      */
     function splitSubjectAndStart(uint256 key) internal pure returns (uint64 asset, uint32 portfolio, uint64 start) {
         return (uint64(key >> 96), uint32(key >> 64), uint64(key));
-    }
-
-    /**
-     * @notice Copy the packed offer at calldata offset `at` to memory at `to`, unchanged (the
-     * book's `OffersAccepted` entries carry it as relayed).
-     * @param to The memory address (`SIZE` bytes from it are the caller's to write).
-     * @param at The packed offer's calldata offset.
-     */
-    function copy(uint256 to, uint256 at) internal pure {
-        assembly ("memory-safe") {
-            calldatacopy(to, at, SIZE)
-        }
     }
 
     /**
