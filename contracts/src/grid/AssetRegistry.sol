@@ -753,10 +753,11 @@ contract AssetRegistry is RoleGated, EIP712 {
             Member storage m = members[i];
             uint64 leftAt = m.leftAt;
             if (m.joinedAt > t || (leftAt != 0 && leftAt <= t)) continue; // `_membersAt`'s rule
-            OfferWord word = _wordAt(m.asset, t);
-            if (word.status() != uint8(Status.ACTIVE)) continue;
-            upW += word.upW();
-            downW += word.downW();
+            // the word's fields by their named offsets: an accessor is a jump per member and field
+            uint256 word = OfferWord.unwrap(_wordAt(m.asset, t));
+            if ((word >> OfferWordLibrary.STATE_AT) & STATUS_MASK != uint8(Status.ACTIVE)) continue;
+            upW += uint32(word >> OfferWordLibrary.UP_AT);
+            downW += uint32(word >> OfferWordLibrary.DOWN_AT);
         }
         return (p.aggregator, p.zone, upW, downW);
     }
