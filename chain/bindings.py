@@ -833,6 +833,12 @@ class DeliveryMeterClient(ContractClient):
         return result
 
 
+class FreeMemoryClient(ContractClient):
+    """Typed client of ``FreeMemory`` (src/types/FreeMemory.sol)."""
+
+    CONTRACT: ClassVar[str] = "FreeMemory"
+
+
 class GridZonesClient(ContractClient):
     """Typed client of ``GridZones`` (src/grid/GridZones.sol)."""
 
@@ -1347,6 +1353,12 @@ class MeterOracleClient(ContractClient):
         return self._transact("withdrawStake(uint32)", market, sender=sender, wait=wait, gas=gas)
 
 
+class OfferWordLibraryClient(ContractClient):
+    """Typed client of ``OfferWordLibrary`` (src/types/OfferWord.sol)."""
+
+    CONTRACT: ClassVar[str] = "OfferWordLibrary"
+
+
 class OmissionClaimsClient(ContractClient):
     """Typed client of ``OmissionClaims`` (src/metering/OmissionClaims.sol)."""
 
@@ -1586,6 +1598,12 @@ class OrderBookClient(ContractClient):
         """``zones()`` (view)."""
         result: str = self._call("zones()", block=block)
         return result
+
+
+class PackedOfferClient(ContractClient):
+    """Typed client of ``PackedOffer`` (src/types/PackedOffer.sol)."""
+
+    CONTRACT: ClassVar[str] = "PackedOffer"
 
 
 class PairTreeClient(ContractClient):
@@ -1922,12 +1940,15 @@ CLIENTS: dict[str, type[ContractClient]] = {
     "ClearingCommitment": ClearingCommitmentClient,
     "DIDRegistry": DIDRegistryClient,
     "DeliveryMeter": DeliveryMeterClient,
+    "FreeMemory": FreeMemoryClient,
     "GridZones": GridZonesClient,
     "MarketAuthority": MarketAuthorityClient,
     "MarketRegistry": MarketRegistryClient,
     "MeterOracle": MeterOracleClient,
+    "OfferWordLibrary": OfferWordLibraryClient,
     "OmissionClaims": OmissionClaimsClient,
     "OrderBook": OrderBookClient,
+    "PackedOffer": PackedOfferClient,
     "PairTree": PairTreeClient,
     "ReadingDisputes": ReadingDisputesClient,
     "RoleRegistry": RoleRegistryClient,

@@ -30,12 +30,13 @@ abstract contract RoleGated {
 
     /// @dev The registry is asked with a bare STATICCALL through the scratch space: every gated
     /// call pays for this check, so it avoids the ABI encoder's memory work. A registry that
-    /// reverts or answers anything but a 32-byte `true` counts as "no role".
+    /// reverts or answers anything but a 32-byte `true` counts as "no role". The call's arguments
+    /// run past the scratch space over the free memory pointer, which is put back after (`FreeMemory`).
     function _hasMarketRole(address account, bytes32 role) internal view returns (bool held) {
         IRoleRegistry registry = roleRegistry;
         bytes4 selector = IRoleRegistry.hasMarketRole.selector;
         assembly ("memory-safe") {
-            let free := mload(0x40)
+            let free := mload(0x40) // `FreeMemory`'s save and restore, inline: every gated call pays it
             mstore(0x00, selector)
             mstore(0x04, and(account, 0xffffffffffffffffffffffffffffffffffffffff)) // a value may reach assembly dirty
             mstore(0x24, role)

@@ -7,6 +7,7 @@ import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
 import {GridZones} from "./GridZones.sol";
+import {OfferWord, OfferWordLibrary} from "../types/OfferWord.sol";
 
 /**
  * @title AssetRegistry
@@ -38,7 +39,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /// @dev One slot: everything an offer's checks read (the order book pays one cold read per
-    /// offer). Zone ids fit 24 bits (GridZones.MAX_ZONES).
+    /// offer), read as one word by `offerWord` (its layout: `OfferWord`, whose fields are these in
+    /// this order). Zone ids fit 24 bits (GridZones.MAX_ZONES).
     struct Asset {
         address owner;
         uint24 zone;
@@ -78,14 +80,13 @@ contract AssetRegistry is RoleGated, EIP712 {
         Member[] members;
     }
 
-    uint8 internal constant STATUS_MASK = 3;
-    uint8 internal constant IN_PORTFOLIO = 4;
-    /// @dev Ever in a portfolio, deregistered, or re-mapped, suspended or reinstated since its
-    /// first mapping: checks as of a past time must look past the one word.
-    uint8 internal constant CHECK_HISTORY = 8;
-    /// @dev State bits 4-7: the asset's market for every ISP from now on when it is 1 to 15; 0
-    /// when it is larger, a change is scheduled, or none is set (`marketFor` tells).
-    uint8 internal constant MARKET_SHIFT = 4;
+    /// @dev The state byte's bits (`OfferWord`): Status, in a portfolio now, look past the word
+    /// (ever in a portfolio, deregistered, or re-mapped, suspended or reinstated since its first
+    /// mapping), and the market's place (1 to 15; 0 when larger, scheduled or unset: `marketFor`).
+    uint8 internal constant STATUS_MASK = OfferWordLibrary.STATUS_MASK;
+    uint8 internal constant IN_PORTFOLIO = OfferWordLibrary.IN_PORTFOLIO;
+    uint8 internal constant CHECK_HISTORY = OfferWordLibrary.CHECK_HISTORY;
+    uint8 internal constant MARKET_SHIFT = OfferWordLibrary.MARKET_SHIFT;
     /// @dev How far ahead a change of an asset's market binds: the 30 days a market day may be
     /// traded ahead (OrderBook) and the day itself, so no offer exists yet for an ISP it changes.
     /// Not a public getter: one selector fewer keeps `offerWord`'s dispatch short (every offer).
@@ -635,10 +636,8 @@ contract AssetRegistry is RoleGated, EIP712 {
 
     /**
      * @notice The asset's record as one word, for contracts that check many offers (the order
-     * book): `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`, where `state & 3`
-     * is the Status, `state & 4` says it belongs to a portfolio, `state & 8` that it ever did, was
-     * deregistered or changed since its first mapping (then `offerWordAt` tells), and `state >> 4`
-     * is its market for every ISP from now on, or 0 (then `marketFor` tells). Zero for an unknown asset.
+     * book): owner, zone, state (Status, in a portfolio, look past this word, market) and
+     * prequalified powers, laid out as `OfferWord` says. Zero for an unknown asset.
      * @param assetId The asset.
      * @return word The packed record.
      */
@@ -650,7 +649,7 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /**
-     * @notice The asset's record as it was at time `t` (`offerWord`'s layout, the owner as now):
+     * @notice The asset's record as it was at time `t` (`OfferWord`, the owner as now):
      * its zone, status and prequalified power then, which the clearing judges at the day's gate
      * closure; and the portfolio it was then a member of (0 if none).
      * @param assetId The asset.
@@ -659,7 +658,7 @@ contract AssetRegistry is RoleGated, EIP712 {
      * @return portfolioId The portfolio at `t` (`portfolioAt`).
      */
     function offerWordAt(uint64 assetId, uint64 t) external view returns (uint256 word, uint32 portfolioId) {
-        return (_wordAt(assetId, t), _portfolioAt(assetId, t));
+        return (OfferWord.unwrap(_wordAt(assetId, t)), _portfolioAt(assetId, t));
     }
 
     /**
@@ -754,10 +753,11 @@ contract AssetRegistry is RoleGated, EIP712 {
             Member storage m = members[i];
             uint64 leftAt = m.leftAt;
             if (m.joinedAt > t || (leftAt != 0 && leftAt <= t)) continue; // `_membersAt`'s rule
-            uint256 word = _wordAt(m.asset, t);
-            if ((word >> 184) & STATUS_MASK != uint8(Status.ACTIVE)) continue;
-            upW += uint32(word >> 192);
-            downW += uint32(word >> 224);
+            // the word's fields by their named offsets: an accessor is a jump per member and field
+            uint256 word = OfferWord.unwrap(_wordAt(m.asset, t));
+            if ((word >> OfferWordLibrary.STATE_AT) & STATUS_MASK != uint8(Status.ACTIVE)) continue;
+            upW += uint32(word >> OfferWordLibrary.UP_AT);
+            downW += uint32(word >> OfferWordLibrary.DOWN_AT);
         }
         return (p.aggregator, p.zone, upW, downW);
     }
@@ -818,13 +818,17 @@ contract AssetRegistry is RoleGated, EIP712 {
 
     /// @dev The record at `t` (`offerWordAt`): the word itself until its first change since the
     /// first mapping, which starts the history.
-    function _wordAt(uint64 assetId, uint64 t) internal view returns (uint256 word) {
-        Asset storage a = _assets[assetId];
+    function _wordAt(uint64 assetId, uint64 t) internal view returns (OfferWord word) {
+        word = _word(_assets[assetId]);
+        Checkpoints.Trace208 storage h = _mappings[assetId];
+        if (h.length() != 0) word = word.withUpper(h.upperLookupRecent(uint48(t)));
+    }
+
+    /// @dev The record's slot as the word it is.
+    function _word(Asset storage a) internal view returns (OfferWord word) {
         assembly ("memory-safe") {
             word := sload(a.slot)
         }
-        Checkpoints.Trace208 storage h = _mappings[assetId];
-        if (h.length() != 0) word = uint160(word) | uint256(h.upperLookupRecent(uint48(t))) << 160;
     }
 
     /// @dev Stints are in time order and never overlap: walk back until one ended by `t`.
@@ -854,10 +858,8 @@ contract AssetRegistry is RoleGated, EIP712 {
     }
 
     /// @dev The record's upper 96 bits: zone, state, powers.
-    function _mappingWord(Asset storage a) internal view returns (uint208 w) {
-        assembly ("memory-safe") {
-            w := shr(160, sload(a.slot))
-        }
+    function _mappingWord(Asset storage a) internal view returns (uint208) {
+        return uint208(_word(a).upper());
     }
 
     /// @dev The owner is credentialed and, in a portfolio, so is its aggregator (who sells it).

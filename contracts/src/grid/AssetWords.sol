@@ -2,21 +2,22 @@
 pragma solidity ^0.8.24;
 
 import {AssetRegistry} from "./AssetRegistry.sol";
+import {OfferWord} from "../types/OfferWord.sol";
 
 /**
  * @title AssetWords
  * @notice `AssetRegistry.offerWord` for contracts that read it once per offer or award (the order
  * book, the clearing commitment): a bare STATICCALL through the scratch space, without the ABI
- * encoder's memory work. The word's layout is `AssetRegistry.offerWord`'s.
+ * encoder's memory work. The word's layout is `OfferWord`'s.
  */
 library AssetWords {
     /**
      * @notice The asset's record as one word (zero for an unknown asset).
      * @param registry The AssetRegistry.
      * @param assetId The asset.
-     * @return word `owner | zone << 160 | state << 184 | upW << 192 | downW << 224`.
+     * @return word The record (`OfferWord`).
      */
-    function offerWord(AssetRegistry registry, uint64 assetId) internal view returns (uint256 word) {
+    function offerWord(AssetRegistry registry, uint64 assetId) internal view returns (OfferWord word) {
         bytes4 selector = AssetRegistry.offerWord.selector;
         assembly ("memory-safe") {
             mstore(0x00, selector)

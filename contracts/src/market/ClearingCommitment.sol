@@ -11,6 +11,9 @@ import {GridZones} from "../grid/GridZones.sol";
 import {AssetRegistry} from "../grid/AssetRegistry.sol";
 import {PairTree} from "../utils/PairTree.sol";
 import {AssetWords} from "../grid/AssetWords.sol";
+import {PackedOffer} from "../types/PackedOffer.sol";
+import {OfferWord, OfferWordLibrary} from "../types/OfferWord.sol";
+import {FreeMemory} from "../types/FreeMemory.sol";
 
 /**
  * @title ClearingCommitment
@@ -115,6 +118,7 @@ contract ClearingCommitment is RoleGated {
         uint64 lastRequestId; // the request met last, packed as in the request cache
         uint256 lastRequest0;
         uint256 lastRequest1;
+        bytes32 separator; // the book's EIP-712 domain separator, read once per chunk
     }
 
     /// @notice An award of a result, and its proof under its chunk's `awardsRoot`.
@@ -159,9 +163,7 @@ contract ClearingCommitment is RoleGated {
     }
 
     uint256 internal constant DAY = 86_400;
-    uint256 internal constant STATUS_MASK = 3; // AssetRegistry's state bits: the Status (0: deregistered)
     uint256 internal constant ASSET_ACTIVE = 2; // AssetRegistry.Status.ACTIVE
-    uint256 internal constant CHECK_HISTORY = 8; // AssetRegistry's state bit: pooled, deregistered or changed since mapped
     bytes32 internal constant AGGREGATOR_ROLE = keccak256("AGGREGATOR");
     uint256 internal constant WS_PER_MWH = 3_600_000_000;
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
@@ -374,20 +376,15 @@ contract ClearingCommitment is RoleGated {
             leafCount: 0,
             lastRequestId: 0,
             lastRequest0: 0,
-            lastRequest1: 0
+            lastRequest1: 0,
+            separator: _bookSeparator()
         });
         for (uint256 i = 0; i < batchRoots.length; ++i) {
             if (!book.isBatchRoot(batchRoots[i])) revert ClearingOfferNotInBook(bytes32(0), batchRoots[i]);
         }
-        uint256 freeMemory;
-        assembly ("memory-safe") {
-            freeMemory := mload(0x40)
-        }
+        uint256 freeMemory = FreeMemory.pointer();
         for (uint256 g = 0; g < groups.length; ++g) {
-            // nothing a group allocates outlives it: reusing its memory keeps long chunks linear in cost
-            assembly ("memory-safe") {
-                mstore(0x40, freeMemory)
-            }
+            FreeMemory.rewind(freeMemory); // nothing a group allocates outlives it
             _group(c, batchRoots, groups[g], g);
         }
         uint32 chunk = r.chunks;
@@ -634,7 +631,7 @@ contract ClearingCommitment is RoleGated {
      * @return digest The digest.
      */
     function offerDigest(OrderBook.Offer calldata o) public view returns (bytes32) {
-        return book.offerDigest(o); // the book's own hashing; posting hashes packed offers itself (`_unpack`)
+        return book.offerDigest(o); // the book's own hashing; posting hashes packed offers itself (`PackedOffer.load`)
     }
 
     // ------------------------------------------------------------------------------ internals
@@ -648,8 +645,11 @@ contract ClearingCommitment is RoleGated {
 
     /// @dev One awarded offer: membership, order, day, then each award, then the mode and block.
     function _group(Chunk memory c, bytes32[] calldata roots, OfferAwards calldata g, uint256 index) internal {
-        if (g.offer.length != 93 || g.batch >= roots.length) revert ClearingMalformedGroup(index);
-        (OrderBook.Offer memory o, bytes32 digest, uint256 orderKey) = _unpack(g.offer);
+        if (g.offer.length != PackedOffer.SIZE || g.batch >= roots.length) revert ClearingMalformedGroup(index);
+        uint256 at = PackedOffer.offset(g.offer, 0);
+        (OrderBook.Offer memory o, bytes32 digest) = PackedOffer.load(at, _offerTypehash);
+        digest = MessageHashUtils.toTypedDataHash(c.separator, digest); // hashStruct in, the digest out
+        uint256 orderKey = PackedOffer.subjectAndStart(at); // the subject over the start
         // groups in increasing (subject, start), one subject's windows apart: the previous group's
         // key holds its end instead of its start, so one comparison checks the order and the overlap
         if (orderKey < c.lastOrder) _revertOrder(orderKey, c.lastOrder, digest);
@@ -728,47 +728,8 @@ contract ClearingCommitment is RoleGated {
         c.leafCount = at;
     }
 
-    /// @dev A packed offer (the 93 bytes `OrderBook.submitOffers` takes) as the struct, its EIP-712 digest,
-    /// and its order key (`_checkOrder`): the struct is laid out in memory right after the type
-    /// hash, so hashStruct is one keccak over it; asset, portfolio and start lie side by side in
-    /// the packed offer (bytes 4 to 24), so read as one number they are the subject over the start.
-    function _unpack(bytes calldata packed)
-        internal
-        view
-        returns (OrderBook.Offer memory o, bytes32 digest, uint256 orderKey)
-    {
-        bytes32 typehash = _offerTypehash;
-        bytes32 structHash;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typehash)
-            o := add(ptr, 0x20)
-            let at := packed.offset
-            // (byte offset, size in bytes) of each field, in order; a field is the word at its
-            // offset shifted right by 256 - 8 * size
-            mstore(o, shr(224, calldataload(at))) // market, 4 @ 0
-            mstore(add(o, 0x20), shr(192, calldataload(add(at, 4)))) // asset, 8 @ 4
-            mstore(add(o, 0x40), shr(224, calldataload(add(at, 12)))) // portfolio, 4 @ 12
-            mstore(add(o, 0x60), shr(192, calldataload(add(at, 16)))) // start, 8 @ 16
-            mstore(add(o, 0x80), shr(240, calldataload(add(at, 24)))) // isps, 2 @ 24
-            mstore(add(o, 0xa0), shr(248, calldataload(add(at, 26)))) // direction, 1 @ 26
-            mstore(add(o, 0xc0), shr(224, calldataload(add(at, 27)))) // powerW, 4 @ 27
-            mstore(add(o, 0xe0), shr(160, calldataload(add(at, 31)))) // price, 12 @ 31
-            mstore(add(o, 0x100), shr(248, calldataload(add(at, 43)))) // mode, 1 @ 43
-            mstore(add(o, 0x120), shr(224, calldataload(add(at, 44)))) // minPowerW, 4 @ 44
-            mstore(add(o, 0x140), shr(248, calldataload(add(at, 48)))) // baselineMethod, 1 @ 48
-            mstore(add(o, 0x160), calldataload(add(at, 49))) // baseline, 32 @ 49
-            mstore(add(o, 0x180), shr(192, calldataload(add(at, 81)))) // expiry, 8 @ 81
-            mstore(add(o, 0x1a0), shr(224, calldataload(add(at, 89)))) // nonce, 4 @ 89
-            mstore(0x40, add(ptr, 480))
-            structHash := keccak256(ptr, 480)
-            orderKey := shr(96, calldataload(add(at, 4))) // asset 8, portfolio 4, start 8 @ 4
-        }
-        digest = MessageHashUtils.toTypedDataHash(_bookSeparator(), structHash);
-    }
-
     function _revertOrder(uint256 key, uint256 last, bytes32 digest) internal pure {
-        (uint64 asset, uint32 portfolio, uint64 start) = (uint64(key >> 96), uint32(key >> 64), uint64(key));
+        (uint64 asset, uint32 portfolio, uint64 start) = PackedOffer.splitSubjectAndStart(key);
         if (key >> 64 == last >> 64) revert ClearingOffersOverlap(digest, asset, portfolio, start, uint64(last));
         revert ClearingOfferOutOfOrder(digest, asset, portfolio, start);
     }
@@ -785,21 +746,23 @@ contract ClearingCommitment is RoleGated {
         returns (address seller, uint32 zone)
     {
         if (o.asset != 0) {
-            uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
+            OfferWord word = AssetWords.offerWord(assets, o.asset);
             // one bit keeps the usual asset (never pooled, never deregistered) to this one read;
-            // a deregistered asset's meter may serve another asset now
-            if ((word >> 184) & CHECK_HISTORY != 0) {
-                if ((word >> 184) & STATUS_MASK == 0) revert ClearingAssetInPortfolio(digest, o.asset);
-                uint32 portfolio;
-                (word, portfolio) = assets.offerWordAt(o.asset, closure);
+            // a deregistered asset's meter may serve another asset now (the bit by its named
+            // offset, not the accessor: every awarded offer would pay a jump in and out)
+            uint256 state = OfferWord.unwrap(word) >> OfferWordLibrary.STATE_AT;
+            if (state & OfferWordLibrary.CHECK_HISTORY != 0) {
+                if (word.status() == 0) revert ClearingAssetInPortfolio(digest, o.asset);
+                (uint256 then, uint32 portfolio) = assets.offerWordAt(o.asset, closure);
                 if (portfolio != 0) revert ClearingAssetInPortfolio(digest, o.asset);
                 // without a change since its first mapping the word now is the word then
-                uint32 prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
-                if ((word >> 184) & STATUS_MASK != ASSET_ACTIVE || prequalified < o.powerW) {
+                word = OfferWord.wrap(then);
+                if (word.status() != ASSET_ACTIVE || word.prequalified(o.direction) < o.powerW) {
                     revert ClearingAssetTermsChanged(digest, o.asset);
                 }
             }
-            return (address(uint160(word)), uint32(uint24(word >> 160)));
+            uint256 raw = OfferWord.unwrap(word);
+            return (address(uint160(raw)), uint32(uint24(raw >> OfferWordLibrary.ZONE_AT)));
         }
         uint256 upW;
         uint256 downW;

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -10,6 +11,9 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {BondWord} from "./BondWord.sol";
 import {PairTree} from "../utils/PairTree.sol";
 import {AssetWords} from "../grid/AssetWords.sol";
+import {PackedOffer} from "../types/PackedOffer.sol";
+import {OfferWord, OfferWordLibrary} from "../types/OfferWord.sol";
+import {FreeMemory} from "../types/FreeMemory.sol";
 import {RoleGated} from "../access/RoleGated.sol";
 import {IRoleRegistry} from "../access/IRoleRegistry.sol";
 import {MarketRegistry} from "./MarketRegistry.sol";
@@ -298,11 +302,12 @@ contract OrderBook is RoleGated, EIP712 {
         uint256 run; // memory: the `OffersAccepted` data of the day's run (offset, length, entries)
         uint256 runLength; // its entries' bytes so far
         uint256 freeMemory; // where each offer's memory starts
+        bytes32 separator; // the EIP-712 domain separator, read once per batch
     }
 
-    /// @dev Bytes of a packed offer (`submitOffers`), of a signature, of an `OffersAccepted` entry.
-    uint256 internal constant PACKED_OFFER = 93;
+    /// @dev Bytes of a signature (r, s, v), of an `OffersAccepted` entry (the seller, then the packed offer).
     uint256 internal constant SIGNATURE = 65;
+    /// A literal: `20 + PackedOffer.SIZE` would be added, with its overflow check, at every use.
     uint256 internal constant ACCEPTED_ENTRY = 113;
 
     /**
@@ -467,28 +472,27 @@ contract OrderBook is RoleGated, EIP712 {
         external
         returns (uint256 accepted)
     {
-        uint256 n = offers.length / PACKED_OFFER;
-        if (offers.length % PACKED_OFFER != 0 || signatures.length != n * SIGNATURE) {
+        uint256 n = offers.length / PackedOffer.SIZE;
+        if (offers.length % PackedOffer.SIZE != 0 || signatures.length != n * SIGNATURE) {
             revert OrderBookLengthMismatch(offers.length, signatures.length);
         }
         Batch memory b;
         b.relayerIsAggregator = _hasMarketRole(msg.sender, AGGREGATOR_ROLE);
+        b.separator = _domainSeparatorV4();
         bytes32[] memory leaves = new bytes32[](n);
         _allocateRun(b, n);
         for (uint256 i = 0; i < n; ++i) {
-            // Nothing allocated for one offer outlives it: reusing its memory keeps a batch of
-            // hundreds from paying the quadratic memory-expansion cost.
+            // nothing allocated for one offer outlives it (`FreeMemory`)
+            FreeMemory.rewind(b.freeMemory);
             uint256 at; // the packed offer's calldata offset
             uint256 signatureAt;
-            {
-                uint256 freeMemory = b.freeMemory;
-                assembly ("memory-safe") {
-                    mstore(0x40, freeMemory)
-                    at := add(offers.offset, mul(i, PACKED_OFFER))
-                    signatureAt := add(signatures.offset, mul(i, SIGNATURE))
-                }
+            uint256 packedSize = PackedOffer.SIZE; // a library's constant reaches assembly through a local
+            assembly ("memory-safe") {
+                at := add(offers.offset, mul(i, packedSize))
+                signatureAt := add(signatures.offset, mul(i, SIGNATURE))
             }
-            (Offer memory o, bytes32 digest) = _unpack(at);
+            (Offer memory o, bytes32 digest) = PackedOffer.load(at, OFFER_TYPEHASH);
+            digest = MessageHashUtils.toTypedDataHash(b.separator, digest); // hashStruct in, the EIP-712 digest out
             (bytes memory reason, address seller, uint64 day) = _checkOffer(o, digest, signatureAt, b);
             if (reason.length != 0) {
                 if (strict) {
@@ -531,37 +535,6 @@ contract OrderBook is RoleGated, EIP712 {
         return _hashTypedDataV4(structHash);
     }
 
-    /// @dev The packed offer at calldata offset `at` as the struct, laid out in memory right after
-    /// its type hash (a memory struct of static fields has the ABI layout), and its EIP-712 digest:
-    /// hashStruct is one keccak over it, without the ABI encoder's per-field work. A field is the
-    /// word at its byte offset shifted right by 256 - 8 x its size, so it is clean.
-    function _unpack(uint256 at) internal view returns (Offer memory o, bytes32 digest) {
-        bytes32 typehash = OFFER_TYPEHASH;
-        bytes32 structHash;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typehash)
-            o := add(ptr, 0x20)
-            mstore(o, shr(224, calldataload(at))) // market, 4 @ 0
-            mstore(add(o, 0x20), shr(192, calldataload(add(at, 4)))) // asset, 8 @ 4
-            mstore(add(o, 0x40), shr(224, calldataload(add(at, 12)))) // portfolio, 4 @ 12
-            mstore(add(o, 0x60), shr(192, calldataload(add(at, 16)))) // start, 8 @ 16
-            mstore(add(o, 0x80), shr(240, calldataload(add(at, 24)))) // isps, 2 @ 24
-            mstore(add(o, 0xa0), shr(248, calldataload(add(at, 26)))) // direction, 1 @ 26
-            mstore(add(o, 0xc0), shr(224, calldataload(add(at, 27)))) // powerW, 4 @ 27
-            mstore(add(o, 0xe0), shr(160, calldataload(add(at, 31)))) // price, 12 @ 31
-            mstore(add(o, 0x100), shr(248, calldataload(add(at, 43)))) // mode, 1 @ 43
-            mstore(add(o, 0x120), shr(224, calldataload(add(at, 44)))) // minPowerW, 4 @ 44
-            mstore(add(o, 0x140), shr(248, calldataload(add(at, 48)))) // baselineMethod, 1 @ 48
-            mstore(add(o, 0x160), calldataload(add(at, 49))) // baseline, 32 @ 49
-            mstore(add(o, 0x180), shr(192, calldataload(add(at, 81)))) // expiry, 8 @ 81
-            mstore(add(o, 0x1a0), shr(224, calldataload(add(at, 89)))) // nonce, 4 @ 89
-            mstore(0x40, add(ptr, 480))
-            structHash := keccak256(ptr, 480)
-        }
-        digest = _hashTypedDataV4(structHash);
-    }
-
     /// @dev `keccak256(abi.encode(previous, entry))` in the scratch space.
     function _chain(bytes32 previous, bytes32 entry) internal pure returns (bytes32 next) {
         assembly ("memory-safe") {
@@ -575,13 +548,10 @@ contract OrderBook is RoleGated, EIP712 {
     /// entries, a word of zero padding (not zeroed here: every byte logged is written first).
     function _allocateRun(Batch memory b, uint256 n) internal pure {
         uint256 run;
-        uint256 freeMemory;
-        assembly ("memory-safe") {
-            run := mload(0x40)
-            freeMemory := add(run, add(0x60, mul(n, ACCEPTED_ENTRY)))
-            mstore(0x40, freeMemory)
+        unchecked {
+            run = FreeMemory.allocate(0x60 + n * ACCEPTED_ENTRY); // n counts calldata: it cannot overflow
         }
-        (b.run, b.freeMemory) = (run, freeMemory);
+        (b.run, b.freeMemory) = (run, FreeMemory.pointer());
     }
 
     /// @dev An accepted offer: its nonce used, its digest chained into its day's, its entry
@@ -603,9 +573,10 @@ contract OrderBook is RoleGated, EIP712 {
     /// @dev Append `seller` and the packed offer at calldata offset `at` to the run's log data.
     function _addToRun(Batch memory b, address seller, uint256 at) internal pure {
         uint256 end = b.run + 0x40 + b.runLength;
+        uint256 packedSize = PackedOffer.SIZE;
         assembly ("memory-safe") {
             mstore(end, shl(96, seller)) // 20 bytes; the rest of the word is overwritten next
-            calldatacopy(add(end, 20), at, PACKED_OFFER)
+            calldatacopy(add(end, 20), at, packedSize) // the packed offer as relayed
         }
         b.runLength += ACCEPTED_ENTRY;
     }
@@ -913,21 +884,25 @@ contract OrderBook is RoleGated, EIP712 {
         returns (bytes memory reason, address seller, uint256 prequalified, uint32 last)
     {
         if (o.asset != 0 && o.portfolio == 0) {
-            uint256 word = AssetWords.offerWord(assets, o.asset); // AssetRegistry.offerWord's layout
-            uint8 state = uint8(word >> 184);
-            if (state & 3 != ASSET_ACTIVE) {
-                reason = abi.encodeWithSelector(OrderBookAssetNotActive.selector, o.asset, state & 3);
-            } else if (state & 4 != 0) {
+            // `OfferWord`'s fields by its named offsets, not its accessors: a library call is a jump
+            // in and out per field, on every offer
+            uint256 word = OfferWord.unwrap(AssetWords.offerWord(assets, o.asset));
+            uint8 state = uint8(word >> OfferWordLibrary.STATE_AT);
+            if (state & OfferWordLibrary.STATUS_MASK != ASSET_ACTIVE) {
+                reason = abi.encodeWithSelector(
+                    OrderBookAssetNotActive.selector, o.asset, state & OfferWordLibrary.STATUS_MASK
+                );
+            } else if (state & OfferWordLibrary.IN_PORTFOLIO != 0) {
                 reason = abi.encodeWithSelector(OrderBookAssetInPortfolio.selector, o.asset);
-            } else if (state >> 4 != o.market) {
-                // the word's market (state >> 4) binds every ISP from now on; 0: ask the history
-                uint256 bound = state >> 4 != 0 ? 0 : AssetWords.call3(
+            } else if (state >> OfferWordLibrary.MARKET_SHIFT != o.market) {
+                // the word's market binds every ISP from now on; 0: ask the history
+                uint256 bound = state >> OfferWordLibrary.MARKET_SHIFT != 0 ? 0 : AssetWords.call3(
                     assets, AssetRegistry.marketFor.selector, o.asset, o.start, o.start + uint256(o.isps) * isp
                 );
                 if (bound != o.market) reason = _wrongMarket(o);
             }
-            seller = address(uint160(word));
-            prequalified = uint32(word >> (o.direction == 0 ? 192 : 224));
+            seller = address(uint160(word)); // the owner: the lowest 160 bits
+            prequalified = uint32(word >> (o.direction == 0 ? OfferWordLibrary.UP_AT : OfferWordLibrary.DOWN_AT));
             last = uint32(_assetNonces[o.asset >> 3] >> (32 * (o.asset & 7)));
         } else if (o.asset == 0 && o.portfolio != 0) {
             (address aggregator,, uint256 upW, uint256 downW) = assets.portfolioTerms(o.portfolio);

@@ -11,6 +11,7 @@ import {MeterOracle} from "../metering/MeterOracle.sol";
 import {DeliveryMeter} from "../metering/DeliveryMeter.sol";
 import {AssetRegistry} from "../grid/AssetRegistry.sol";
 import {AssetWords} from "../grid/AssetWords.sol";
+import {OfferWord} from "../types/OfferWord.sol";
 
 /**
  * @title Settlement
@@ -634,7 +635,7 @@ contract Settlement {
         record.resultId = s.resultId;
         record.seller = s.offer.portfolio != 0
             ? assets.aggregatorOf(s.offer.portfolio)
-            : address(uint160(AssetWords.offerWord(assets, s.offer.asset)));
+            : address(uint160(OfferWord.unwrap(AssetWords.offerWord(assets, s.offer.asset)))); // the owner: the word's lowest 160 bits
         record.settledAt = uint64(block.timestamp);
         record.lines = new Line[](count);
         Ctx memory c = Ctx({

@@ -10,6 +10,7 @@ import {OrderBook} from "../market/OrderBook.sol";
 import {Settlement} from "../market/Settlement.sol";
 import {AssetRegistry} from "../grid/AssetRegistry.sol";
 import {AssetWords} from "../grid/AssetWords.sol";
+import {OfferWord} from "../types/OfferWord.sol";
 import {MeterOracle} from "./MeterOracle.sol";
 import {DeliveryMeter} from "./DeliveryMeter.sol";
 import {ReadingDisputes} from "./ReadingDisputes.sol";
@@ -651,7 +652,7 @@ contract BaselineDisputes {
     /// owner (who must not profit from their own offer's evidence): then the buyer of the disputed
     /// ISP's first award.
     function _slashedTo(Settlement.Record calldata record, uint64 asset, uint64 ispStart) internal view returns (address) {
-        address owner = address(uint160(AssetWords.offerWord(assets, asset)));
+        address owner = address(uint160(OfferWord.unwrap(AssetWords.offerWord(assets, asset)))); // the owner: the word's lowest 160 bits
         if (msg.sender != record.seller && msg.sender != owner) return msg.sender;
         uint256 i;
         while (record.lines[i].ispStart != ispStart) ++i;

@@ -14,7 +14,7 @@ abstract contract OrderBookFixture is GridZonesFixture {
     /// The market `registerAndMap` binds new assets to (0: `market`).
     uint32 internal bindMarket;
     /// An offer as `submitOffers` takes it and `OffersAccepted` carries it: its fields packed
-    /// big-endian, in order (93 bytes); written independently of the book's assembly, so that the
+    /// big-endian, in order (93 bytes); written independently of `PackedOffer` (src/types), so that the
     /// two check each other.
     function packed(OrderBook.Offer memory o) internal pure returns (bytes memory) {
         return abi.encodePacked(

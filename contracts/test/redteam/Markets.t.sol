@@ -5,6 +5,7 @@ import {ClearingFixture} from "../market/ClearingFixture.sol";
 import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {AssetRegistry} from "../../src/grid/AssetRegistry.sol";
+import {OfferWord} from "../../src/types/OfferWord.sol";
 
 /// Issue 16's residue. (1) RT-3's sibling across markets: one asset offered in two markets for
 /// the same ISP was awarded and paid in each (a result sees its own market only). Each asset now
@@ -57,7 +58,7 @@ contract RedteamMarketsTest is ClearingFixture {
         emit AssetRegistry.AssetMarketSet(asset1, market2, from);
         vm.prank(DSO1);
         assets.mapAsset(asset1, 5, UP_W, DOWN_W, market2);
-        assertEq((assets.offerWord(asset1) >> 188) & 15, 0, "the word no longer names a market: history decides");
+        assertEq(OfferWord.wrap(assets.offerWord(asset1)).market(), 0, "the word no longer names a market: history decides");
 
         OrderBook.Offer memory o = offer(asset1, NEXT, 1, 5_000, 10_000);
         o.market = market2;
@@ -84,17 +85,17 @@ contract RedteamMarketsTest is ClearingFixture {
         expectAccepted(o);
 
         assets.applyMarket(asset1); // too early: nothing changes
-        assertEq((assets.offerWord(asset1) >> 188) & 15, 0, "still pending");
+        assertEq(OfferWord.wrap(assets.offerWord(asset1)).market(), 0, "still pending");
         vm.warp(from);
         assets.applyMarket(asset1);
-        assertEq((assets.offerWord(asset1) >> 188) & 15, market2, "in force for every ISP still to offer");
+        assertEq(OfferWord.wrap(assets.offerWord(asset1)).market(), market2, "in force for every ISP still to offer");
     }
 
     /// Re-mapping with the same market schedules nothing.
     function test_remapInTheSameMarketChangesNothing() public {
         vm.prank(DSO1);
         assets.mapAsset(asset1, 5, UP_W / 2, DOWN_W, market);
-        assertEq((assets.offerWord(asset1) >> 188) & 15, market, "still in the word");
+        assertEq(OfferWord.wrap(assets.offerWord(asset1)).market(), market, "still in the word");
         assertEq(assets.marketFor(asset1, type(uint64).max - 1, type(uint64).max), market, "no change ahead");
     }
 
@@ -184,7 +185,7 @@ contract RedteamMarketsTest is ClearingFixture {
         (, uint32 zoneNow,,,,,,) = assets.asset(asset1);
         assertEq(zoneNow, 3, "re-mapped");
         (uint256 word,) = assets.offerWordAt(asset1, CLOSURE);
-        assertEq(uint24(word >> 160), 5, "at the gate closure: feeder 5");
+        assertEq(OfferWord.wrap(word).zone(), 5, "at the gate closure: feeder 5");
         commit(OPERATOR, groups(group(O_DIV, awardDiv())));
     }
 
@@ -382,7 +383,7 @@ contract RedteamPortfolioTermsTest is ClearingFixture {
         vm.prank(owner);
         assets.deregisterAsset(m3);
         (uint256 word,) = assets.offerWordAt(m3, uint64(block.timestamp));
-        assertEq((word >> 184) & 3, 0, "deregistered now");
+        assertEq(OfferWord.wrap(word).status(), 0, "deregistered now");
         (,, uint256 upW,) = assets.portfolioTermsAt(pf, CLOSURE);
         assertEq(upW, 3 * uint256(UP_W), "all three as at the gate closure");
         commit(OPERATOR, pfGroup(iPf));

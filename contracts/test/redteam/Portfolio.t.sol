@@ -9,6 +9,7 @@ import {OrderBook} from "../../src/market/OrderBook.sol";
 import {ClearingCommitment} from "../../src/market/ClearingCommitment.sol";
 import {DeliveryMeter} from "../../src/metering/DeliveryMeter.sol";
 import {RoleGated} from "../../src/access/RoleGated.sol";
+import {OfferWord} from "../../src/types/OfferWord.sol";
 
 /// RT-5 and its siblings: portfolio membership is judged as of the day's gate closure on both
 /// sides. Before DAY0's gate closure (in market2, whose result setUp leaves uncommitted): x
@@ -197,7 +198,7 @@ contract RedteamPortfolioMembershipFuzzTest is OrderBookFixture {
             if (member) ++countedBy;
         }
         assertTrue(countedBy <= 1, "in at most one portfolio at t");
-        bool checkHistory = (assets.offerWord(asset1) >> 184) & 8 != 0;
+        bool checkHistory = OfferWord.wrap(assets.offerWord(asset1)).checkHistory();
         bool ownOfferRefused = checkHistory && at != 0; // ClearingCommitment._seller's rule
         assertTrue(ownOfferRefused == (countedBy == 1), "its own offer clears exactly when no portfolio counts it");
     }
