@@ -47,7 +47,6 @@ from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import func, select
 
-from flexledger.broker import LocalBroker
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -60,6 +59,8 @@ from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.transactions import Signer
+from flexledger.delivery.broker import LocalBroker
+from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
@@ -67,7 +68,6 @@ from flexledger.oracle.anchoring import ProofError, proof_for, tree_of
 from flexledger.oracle.readings import Reading
 from flexledger.oracle.store import StoredReading, open_store, readings_of_isp, session
 from flexledger.oracle.verify import ChainMeters
-from flexledger.owners import register_with_meters
 from flexledger.rules.market import MarketParams
 
 ISP = 900

@@ -16,7 +16,7 @@ from __future__ import annotations
 from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
 from eth_utils import keccak
 
-from flexledger.book import SignedOffer, relay_offers
+from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -29,13 +29,13 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.transactions import Signer
-from flexledger.commitment import post_result
+from flexledger.clearing.commitment import post_result
+from flexledger.clearing.market_day import load_market_day
+from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.market_day import load_market_day
 from flexledger.optimiser import clear
-from flexledger.owners import register_with_meters
 from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams

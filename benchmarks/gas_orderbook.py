@@ -23,7 +23,7 @@ from collections.abc import Callable
 from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
 from eth_account.signers.local import LocalAccount
 
-from flexledger.book import SignedOffer, relay_offers
+from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -37,10 +37,10 @@ from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.transactions import Signer
+from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import Eip712Domain, read_domain
 from flexledger.identity.roles import Role
-from flexledger.owners import register_with_meters
 from flexledger.rules.assets import registration, sign_meter_registration
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams

@@ -62,7 +62,7 @@ def broker_url() -> tuple[str, object | None]:
     url = os.environ.get("FLEXLEDGER_BENCH_MQTT_URL")
     if url:
         return url, None
-    from flexledger.broker import LocalBroker  # the embedded default
+    from flexledger.delivery.broker import LocalBroker  # the embedded default
 
     broker = LocalBroker(Path(tempfile.mkdtemp(prefix="flexledger-bench-broker-")), auth=False)  # anonymous clients
     info = broker.start()

@@ -25,7 +25,7 @@ from eth_utils import keccak
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from flexledger.book import SignedOffer, relay_offers
+from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -39,24 +39,24 @@ from flexledger.chain.bindings import (
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.commitment import day_state, post_result
+from flexledger.clearing.commitment import day_state, post_result
+from flexledger.clearing.market_day import MarketDay, load_market_day
+from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.market_day import MarketDay, load_market_day
 from flexledger.optimiser import clear
 from flexledger.oracle.anchoring import anchor_isp, proof_for
 from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
 from flexledger.oracle.ingest import ingest
 from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import Verifier
-from flexledger.owners import register_with_meters
 from flexledger.rules.assets import sign_consent
 from flexledger.rules.baselines import BaselineInputs, baseline_commitment, rolling_inputs
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams
-from flexledger.settlement import (
+from flexledger.settlement.offer import (
     Baseline,
     SettledOffer,
     StandardBaselines,

@@ -19,8 +19,13 @@ from flexledger.chain.bindings import MarketRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.commitment import award_proofs
-from flexledger.dispatch import DispatchError, SignedActivation, dispatch_result, registry_domain
+from flexledger.clearing.commitment import award_proofs
+from flexledger.delivery.dispatch import (
+    DispatchError,
+    SignedActivation,
+    dispatch_result,
+    registry_domain,
+)
 from flexledger.identity import keys
 from flexledger_edge.activation import ActivationOrder, AwardEvidence, parse_signed_order
 from flexledger_edge.chainview import JsonRpcChain

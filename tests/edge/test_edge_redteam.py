@@ -19,8 +19,8 @@ import pytest
 from dispatch_world import CHAIN_ID, DISPATCHER, REGISTRY, signed_order
 from eth_utils import keccak
 
-from flexledger.broker import LocalBroker
 from flexledger.chain.node import free_port
+from flexledger.delivery.broker import LocalBroker
 from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.clock import RealClock
 from flexledger_edge.config import parse_config

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flexledger.broker import BrokerInfo, LocalBroker
 from flexledger.chain.node import free_port
+from flexledger.delivery.broker import BrokerInfo, LocalBroker
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from eth_account import Account
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from flexledger.broker import BrokerInfo, LocalBroker, meter_user
 from flexledger.chain.node import free_port
+from flexledger.delivery.broker import BrokerInfo, LocalBroker, meter_user
 from flexledger.oracle.consumer import BrokerEndpoint, OracleConsumer
 from flexledger.oracle.store import StoredReading, open_store, session
 from flexledger.oracle.verify import Verifier

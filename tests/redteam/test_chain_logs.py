@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from settlement_world import build_world
 
-from flexledger.audit_settlement import audit_settlement
+from flexledger.audit.settlement import audit_settlement
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flexledger.baseline_files import BaselineFileError, new_baseline, save_baseline
-from flexledger.broker import LocalBroker
+from flexledger.baselines.files import BaselineFileError, new_baseline, save_baseline
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
 from flexledger.chain.node import NodeInfo, free_port
 from flexledger.cli.app import app
 from flexledger.config import load_settings
+from flexledger.delivery.broker import LocalBroker
 from flexledger.errors import ConfigurationError
 from flexledger.identity import keys
 from flexledger.redaction import child_environment, redact_url, scrub_urls

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from settlement_world import build_world
 
-from flexledger.audit import audit_clearing
-from flexledger.audit_settlement import audit_settlement
+from flexledger.audit.clearing import audit_clearing
+from flexledger.audit.settlement import audit_settlement
 from flexledger.chain.artifacts import load_artifact
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_contract

@@ -20,7 +20,6 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from typer.testing import CliRunner
 
-from flexledger.broker import BrokerInfo, LocalBroker, meter_user
 from flexledger.chain.bindings import (
     AssetRegistryClient,
     GridZonesClient,
@@ -39,16 +38,18 @@ from flexledger.chain.transactions import Signer
 from flexledger.cli import omission as omission_cli
 from flexledger.cli.app import app
 from flexledger.config import load_settings
-from flexledger.identity import keys
-from flexledger.identity.eip712 import read_domain
-from flexledger.identity.roles import Role
-from flexledger.omissions import (
+from flexledger.delivery.broker import BrokerInfo, LocalBroker, meter_user
+from flexledger.delivery.omissions import (
     OmissionClaimError,
     SignedReceipt,
     answer_claims,
     file_claim,
     uphold,
 )
+from flexledger.grid.owners import register_with_meters
+from flexledger.identity import keys
+from flexledger.identity.eip712 import read_domain
+from flexledger.identity.roles import Role
 from flexledger.oracle.anchoring import anchor_due, tree_of
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.readings import Reading
@@ -60,7 +61,6 @@ from flexledger.oracle.receipts import (
 )
 from flexledger.oracle.store import open_store, readings_of_isp, session
 from flexledger.oracle.verify import Verifier
-from flexledger.owners import register_with_meters
 from flexledger.rules.market import MarketParams
 from flexledger_edge.agent import EdgeAgent
 from flexledger_edge.cli import main as edge_main

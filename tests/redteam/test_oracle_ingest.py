@@ -41,9 +41,9 @@ from sqlalchemy import (
 )
 from typer.testing import CliRunner
 
-from flexledger.broker import LocalBroker
 from flexledger.chain.errors import RpcUnreachableError
 from flexledger.cli.app import app
+from flexledger.delivery.broker import LocalBroker
 from flexledger.oracle import ingest as ingest_module
 from flexledger.oracle.anchoring import anchor_hash, tree_of
 from flexledger.oracle.consumer import OracleConsumer

@@ -13,8 +13,8 @@ from chain_world import create_market, grant_roles
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from flexledger.audit import refused_at_closure
-from flexledger.book import SignedOffer, relay_offers
+from flexledger.audit.clearing import refused_at_closure
+from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -26,14 +26,14 @@ from flexledger.chain.bindings import (
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.commitment import post_result
+from flexledger.clearing.commitment import post_result
+from flexledger.clearing.market_day import load_market_day
+from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.market_day import load_market_day
 from flexledger.optimiser import clear
 from flexledger.optimiser.results import Award
-from flexledger.owners import register_with_meters
 from flexledger.rules.assets import sign_consent
 from flexledger.rules.clearing import violations
 from flexledger.rules.lights import Direction

@@ -18,14 +18,14 @@ from flexledger.chain.bindings import AssetRegistryClient, GridZonesClient, Role
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.clearing.market_day import in_market, sellable_at
 from flexledger.errors import ConfigurationError
+from flexledger.grid.owners import meter_consent, register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
 from flexledger.identity.roles import Role
-from flexledger.market_day import in_market, sellable_at
 from flexledger.optimiser import BuyerKind, OfferIn, RequestIn
 from flexledger.optimiser.results import Award
-from flexledger.owners import meter_consent, register_with_meters
 from flexledger.rules.assets import meter_registration, sign_consent, sign_meter_registration
 from flexledger.rules.clearing import violations
 from flexledger.rules.lights import Direction

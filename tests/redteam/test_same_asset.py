@@ -1,8 +1,8 @@
 """RT-3 (outside review, 2026-12-07), the Python rules' side: one asset's meter is sold at most
 once per ISP. A newer offer of the same asset or portfolio whose window overlaps an older one
 replaces it in either direction; the feasibility rules name a result that sells one meter twice.
-(The contract's side: contracts/test/redteam/SameAsset.t.sol; the optimiser's: tests/test_optimiser.py;
-the chain, optimiser and auditor together: tests/test_clearing_commitment.py.)"""
+(The contract's side: contracts/test/redteam/SameAsset.t.sol; the optimiser's: tests/optimiser/test_optimiser.py;
+the chain, optimiser and auditor together: tests/market/clearing/test_clearing_commitment.py.)"""
 
 from __future__ import annotations
 

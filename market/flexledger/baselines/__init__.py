@@ -1,0 +1,1 @@
+"""Standard baselines after the market: sellers' committed baseline files, disputes, challenges, corrections."""

@@ -1,0 +1,500 @@
+"""`flexledger offer`, `request`, `book`, `bond` and `token`: the order book from the command line.
+
+Offers go through three steps that may run on three machines: `offer typed-data` prints the
+EIP-712 JSON any wallet signs (`eth_signTypedData_v4`), `offer sign` signs it with a local
+keystore, `offer submit` relays signed offers in batches (an aggregator, or the owner itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.errors import FlexledgerError
+from flexledger.rules.lights import Direction
+from flexledger.rules.market import MarketParams
+from flexledger.times import iso, parse_time
+
+if TYPE_CHECKING:
+    from flexledger.book.order_book import SignedOffer
+    from flexledger.chain.bindings import OrderBookClient
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.transactions import Signer
+    from flexledger.identity.eip712 import Eip712Domain
+
+offer_app = typer.Typer(help="Prepare, sign and relay flexibility offers (EIP-712, signed in any wallet). A "
+                             "COMMITTED baseline's --baseline-hash comes from `flexledger baseline commit`, which "
+                             "keeps its values and salt for settlement.",
+                        no_args_is_help=True)
+request_app = typer.Typer(help="Post and cancel flexibility requests (DSO or TSO), with the money in escrow.",
+                          no_args_is_help=True)
+book_app = typer.Typer(help="Read a market day's order book from the chain.", no_args_is_help=True)
+bond_app = typer.Typer(help="Sellers' bonds, which cover their penalty exposure (DESIGN.md rule 7).",
+                       no_args_is_help=True)
+token_app = typer.Typer(help="The settlement token: balances, and minting on development chains.", no_args_is_help=True)
+
+KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
+MarketOption = typer.Option(1, "--market", help="The market id.")
+
+
+class SignedOfferFileError(FlexledgerError):
+    """A signed-offer file that cannot be read, or that was signed for another order book."""
+
+
+def _chain(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, Any, Signer | None]:
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    return conn, manifest, load_signer(conn, key) if sign else None
+
+
+def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
+    from flexledger.chain.bindings import OrderBookClient
+
+    conn, manifest, signer = _chain(key, sign=sign)
+    return OrderBookClient(conn, manifest.address("OrderBook"), signer=signer)
+
+
+def _params(book: OrderBookClient, market: int) -> MarketParams:
+    from flexledger.chain.bindings import MarketRegistryClient
+
+    return MarketParams.from_fields(MarketRegistryClient(book.conn, book.markets()).market_params(market))
+
+
+def _enum(kind: type[Any], value: str) -> Any:
+    try:
+        return kind[value.strip().upper()]
+    except KeyError:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(m.name for m in kind)}") from None
+
+
+def _time_option(value: str, name: str) -> int:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise typer.BadParameter(f"{name} {value!r} is not Unix seconds or an ISO 8601 time") from None
+
+
+# ---------------------------------------------------------------------------------- offers
+
+
+@offer_app.command("typed-data")
+def offer_typed_data(
+    start: str = typer.Option(..., "--start", help="First ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    power: int = typer.Option(..., "--power", help="Power offered per ISP (W)."),
+    price: int = typer.Option(..., "--price", help="Price in token base units (euro cents) per MWh."),
+    asset: int = typer.Option(0, "--asset", help="The asset offered (its owner signs)."),
+    portfolio: int = typer.Option(0, "--portfolio", help="Or the portfolio offered (its aggregator signs)."),
+    isps: int = typer.Option(1, "--isps", help="How many ISPs; more than one makes a block offer (all or none)."),
+    direction: str = typer.Option("UP", "--direction", help="UP (more injection / less consumption) or DOWN."),
+    mode: str = typer.Option("DIVISIBLE", "--mode", help="DIVISIBLE, MIN_QUANTITY or ALL_OR_NOTHING."),
+    min_power: int | None = typer.Option(None, "--min-power", help="MIN_QUANTITY: the least accepted (W)."),
+    baseline_hash: str | None = typer.Option(None, "--baseline-hash", help="Commitment hash of the baseline (0x..32 bytes), from `flexledger baseline commit`."),
+    baseline_method: str = typer.Option("COMMITTED", "--baseline-method", help="COMMITTED (give --baseline-hash) or ROLLING_AVERAGE."),
+    valid_for: int = typer.Option(86_400, "--valid-for", help="Seconds until the offer expires."),
+    nonce: int | None = typer.Option(None, "--nonce", help="Default: the last accepted nonce of the asset or portfolio, plus one."),
+    market: int = MarketOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Print the EIP-712 typed data of an offer, with the domain read from the OrderBook.
+
+    Any wallet signs it with eth_signTypedData_v4; or `flexledger offer sign FILE`.
+    """
+    from flexledger.identity.eip712 import read_domain
+    from flexledger.rules.orders import BaselineMethod, Mode, Offer
+
+    book = _book(sign=False)
+    chosen_mode = _enum(Mode, mode)
+    method = _enum(BaselineMethod, baseline_method)
+    if (asset == 0) == (portfolio == 0):
+        raise typer.BadParameter("give exactly one of --asset and --portfolio")
+    if method is BaselineMethod.COMMITTED and not baseline_hash:
+        raise typer.BadParameter("a COMMITTED baseline needs --baseline-hash (or use --baseline-method ROLLING_AVERAGE)")
+    baseline = bytes(32) if method is not BaselineMethod.COMMITTED else bytes.fromhex(str(baseline_hash).removeprefix("0x"))
+    if len(baseline) != 32:
+        raise typer.BadParameter("--baseline-hash must be 32 bytes of hex")
+    minimum = {Mode.DIVISIBLE: 0, Mode.ALL_OR_NOTHING: power}.get(chosen_mode, min_power or 0)
+    if nonce is None:
+        nonce = (book.asset_nonce(asset) if asset else book.portfolio_nonce(portfolio)) + 1
+    offer = Offer(market, asset, portfolio, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
+                  price, int(chosen_mode), minimum, int(method), baseline, book.conn.latest_timestamp() + valid_for, nonce)
+    emit_json(offer.typed(read_domain(book.conn, book.address)).to_json())
+
+
+@offer_app.command("sign")
+def offer_sign(
+    file: Path = typer.Argument(..., help="Typed data from `flexledger offer typed-data` ('-' for stdin)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the signed offer here (default: print it)."),
+    key: Path | None = KeyOption,
+) -> None:
+    """Sign an offer's typed data with a local keystore; prints {typedData, signature}."""
+    from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
+
+    text = typer.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
+    try:
+        typed = typed_data_from_json(json.loads(text))
+    except (ValueError, TypedDataError) as exc:
+        raise SignedOfferFileError(f"{file} is not EIP-712 typed data: {exc}") from None
+    if typed.primary_type != "Offer":
+        raise SignedOfferFileError(f"{file} holds a {typed.primary_type}, not an Offer")
+    _conn, _manifest, signer = _chain(key)
+    assert signer is not None
+    signed = {"typedData": typed.to_json(), "signature": "0x" + typed.sign(signer.account).hex()}
+    if out is None:
+        emit_json(signed)
+    else:
+        out.write_text(json.dumps(signed, indent=1) + "\n")
+        console.print(f"signed offer written to {out} (signer {signer.address})")
+
+
+def _read_signed(path: Path, domain: Eip712Domain) -> list[SignedOffer]:
+    from flexledger.book.order_book import SignedOffer
+    from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
+    from flexledger.rules.orders import SIGNATURE_BYTES, Offer
+
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SignedOfferFileError(f"cannot read {path}: {exc}") from None
+    out = []
+    for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
+        where = f"{path} offer {i}"
+        try:
+            typed = typed_data_from_json(item["typedData"])
+            signature = bytes.fromhex(str(item["signature"]).removeprefix("0x"))
+            offer = Offer.from_message(typed.message)
+        except (KeyError, TypeError, ValueError, TypedDataError) as exc:
+            raise SignedOfferFileError(f"{where} is not a signed offer ({exc})",
+                                       hint="sign typed data from `flexledger offer typed-data`") from None
+        if typed.domain != domain:
+            raise SignedOfferFileError(f"{where} was signed for {typed.domain.to_json()}, not this order book",
+                                       hint="print the typed data again with `flexledger offer typed-data`")
+        # the book takes offers packed and signatures of 65 bytes: neither can carry more
+        if len(signature) != SIGNATURE_BYTES or not offer.fits():
+            raise SignedOfferFileError(f"{where} has a signature of {len(signature)} bytes (65 wanted) or a field "
+                                       "beyond its type", hint="sign typed data from `flexledger offer typed-data`")
+        out.append(SignedOffer(offer, signature))
+    return out
+
+
+@offer_app.command("submit")
+def offer_submit(
+    files: list[Path] = typer.Argument(..., help="Signed offer files (one offer or a JSON list each)."),
+    batch: int = typer.Option(200, "--batch", help="Offers per transaction."),
+    strict: bool = typer.Option(False, "--strict", help="Reject a whole batch on its first bad offer."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Relay signed offers in batches: prints which were accepted, and why the others were skipped."""
+    from flexledger.book.order_book import relay_offers
+    from flexledger.identity.eip712 import read_domain
+
+    book = _book(key)
+    domain = read_domain(book.conn, book.address)
+    offers = [s for f in files for s in _read_signed(f, domain)]
+    with Progress(console=console, transient=True, disable=json_) as progress:
+        task = progress.add_task(f"relaying {len(offers)} offers", total=len(offers))
+        report = relay_offers(book, offers, batch_size=batch, strict=strict,
+                              progress=lambda n: progress.advance(task, n))
+    rows = [{"asset": o.offer.asset, "portfolio": o.offer.portfolio, "start": o.offer.start, "nonce": o.offer.nonce,
+             "accepted": o.accepted, "reason": None if o.reason is None else o.reason.message, "tx_hash": o.tx_hash}
+            for o in report.outcomes]
+    if json_:
+        emit_json({"accepted": report.accepted, "skipped": len(report.skipped), "gas_used": report.gas_used,
+                   "transactions": report.transactions, "offers": rows})
+        return
+    console.print(f"[green]{report.accepted} accepted[/], {len(report.skipped)} skipped "
+                  f"in {report.transactions} transactions ({report.gas_used:,} gas)")
+    for o in report.skipped:
+        subject = f"asset {o.offer.asset}" if o.offer.asset else f"portfolio {o.offer.portfolio}"
+        console.print(f"  skipped {subject} nonce {o.offer.nonce}: {o.reason.message if o.reason else '?'}")
+
+
+# -------------------------------------------------------------------------------- requests
+
+
+@request_app.command("post")
+def request_post(
+    zone: int = typer.Option(..., "--zone", help="The zone the flexibility is needed in (you operate it or an ancestor)."),
+    start: str = typer.Option(..., "--start", help="First ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    power: int = typer.Option(..., "--power", help="Power needed per ISP (W)."),
+    max_price: int = typer.Option(..., "--max-price", help="Most you pay, token base units (euro cents) per MWh."),
+    isps: int = typer.Option(1, "--isps", help="How many ISPs."),
+    direction: str = typer.Option("UP", "--direction", help="UP or DOWN."),
+    product: str = typer.Option("ACTIVATION", "--product", help="ACTIVATION (energy) or AVAILABILITY (capacity)."),
+    purpose: str = typer.Option("CONGESTION", "--purpose", help="CONGESTION, BALANCING or VOLTAGE."),
+    market: int = MarketOption,
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Post a request; its maximum exposure moves into escrow through an ERC-2612 permit (one transaction)."""
+    from flexledger.book.order_book import sign_permit
+    from flexledger.chain import structs
+    from flexledger.chain.bindings import SettlementTokenClient
+    from flexledger.rules.orders import Product, Purpose, RequestParams, max_exposure
+
+    book = _book(key)
+    assert book.signer is not None
+    params = RequestParams(market, zone, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
+                           max_price, int(_enum(Product, product)), int(_enum(Purpose, purpose)))
+    escrow = max_exposure(power, isps, _params(book, market).isp_seconds, max_price)
+    deadline = book.conn.latest_timestamp() + 3600
+    v, r, s = sign_permit(SettlementTokenClient(book.conn, book.token()), book.signer.account, book.address, escrow, deadline)
+    tx = book.post_request_with_permit(structs.RequestParams.like(params), deadline, v, r, s)
+    request_id = tx.event("RequestPosted").args["requestId"]
+    if json_:
+        emit_json({"request": request_id, "escrow": escrow, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})
+    else:
+        console.print(f"[green]request {request_id} posted[/]: {escrow / 100:,.2f} in escrow ({tx.gas_used:,} gas)")
+
+
+@request_app.command("cancel")
+def request_cancel(
+    request_id: int = typer.Argument(..., help="The request id."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Cancel your request before its gate closure; the escrow comes back."""
+    tx = _book(key).cancel_request(request_id)
+    refund = tx.event("RequestCancelled").args["refund"]
+    if json_:
+        emit_json({"request": request_id, "refund": refund, "tx_hash": tx.tx_hash})
+    else:
+        console.print(f"request {request_id} cancelled: {refund / 100:,.2f} refunded")
+
+
+# ------------------------------------------------------------------------------------ book
+
+
+@book_app.command("show")
+def book_show(
+    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
+    market: int = MarketOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Requests and offers of a market day, per zone, ISP and direction, checked against the on-chain digest."""
+    from flexledger.book.order_book import read_book
+    from flexledger.chain.bindings import AssetRegistryClient
+    from flexledger.rules.orders import RequestParams
+
+    book = _book(sign=False)
+    params = _params(book, market)
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
+    midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
+    start = params.day_start(midnight + params.day_offset_seconds)
+    state = read_book(book, market, start)
+    assets = AssetRegistryClient(book.conn, book.assets())
+    zone_of: dict[tuple[int, int], int] = {}
+    for o in state.offers:
+        if (o.asset, o.portfolio) not in zone_of:
+            zone_of[(o.asset, o.portfolio)] = (assets.offer_terms(o.asset).zone if o.asset
+                                               else assets.portfolio_terms(o.portfolio).zone)
+    cells: dict[tuple[int, str, int], dict[str, int]] = defaultdict(lambda: {"requested_w": 0, "offered_w": 0, "offers": 0})
+    for q in state.requests.values():
+        p: RequestParams = q["params"]
+        for k in range(p.isps):
+            cells[(p.zone, Direction(p.direction).name, p.start + k * params.isp_seconds)]["requested_w"] += p.power_w
+    for o in state.offers:
+        for k in range(o.isps):
+            cell = cells[(zone_of[(o.asset, o.portfolio)], Direction(o.direction).name, o.start + k * params.isp_seconds)]
+            cell["offered_w"] += o.power_w
+            cell["offers"] += 1
+    summary = {"market": market, "day_start": start, "digest": "0x" + state.digest.hex(),
+               "requests": len(state.requests), "cancelled": len(state.cancelled), "offers": len(state.offers),
+               "replaced": len(state.accepted) - len(state.offers)}
+    if json_:
+        emit_json({**summary, "cells": [{"zone": z, "direction": d, "isp_start": t, **v}
+                                        for (z, d, t), v in sorted(cells.items())]})
+        return
+    console.print(f"market {market}, day {date} (UTC): {summary['requests']} open requests "
+                  f"({summary['cancelled']} cancelled), {summary['offers']} offers ({summary['replaced']} replaced); "
+                  f"digest matches the chain")
+    table = Table(title="requested and offered power (W) per zone, direction and hour")
+    for column in ("zone", "dir", "hour", "requested W", "offered W", "offers"):
+        table.add_column(column, justify="right" if column not in ("dir", "hour") else "left")
+    hours: dict[tuple[int, str, int], dict[str, int]] = defaultdict(lambda: {"requested_w": 0, "offered_w": 0, "offers": 0})
+    for (z, d, t), v in cells.items():
+        h = hours[(z, d, t - t % 3600)]
+        h["requested_w"] = max(h["requested_w"], v["requested_w"])
+        h["offered_w"] = max(h["offered_w"], v["offered_w"])
+        h["offers"] = max(h["offers"], v["offers"])
+    for (z, d, t), v in sorted(hours.items()):
+        table.add_row(str(z), d, iso(t)[11:16], f"{v['requested_w']:,}", f"{v['offered_w']:,}", str(v["offers"]))
+    console.print(table)
+    console.print("(per hour: the largest of its ISPs)")
+
+
+# ----------------------------------------------------------------------------------- bonds
+
+
+@bond_app.command("post")
+def bond_post(
+    amount: int = typer.Argument(..., help="Token base units (euro cents)."),
+    seller: str | None = typer.Option(None, "--seller", help="Whose bond (default: yours)."),
+    key: Path | None = KeyOption,
+) -> None:
+    """Add to a seller's bond (paid by you, through a permit)."""
+    from flexledger.book.order_book import sign_permit
+    from flexledger.chain.bindings import SettlementTokenClient
+
+    book = _book(key)
+    assert book.signer is not None
+    deadline = book.conn.latest_timestamp() + 3600
+    v, r, s = sign_permit(SettlementTokenClient(book.conn, book.token()), book.signer.account, book.address, amount, deadline)
+    who = seller or book.signer.address
+    book.post_bond_with_permit(who, amount, deadline, v, r, s)
+    console.print(f"bond of {who}: {book.bond_of(who) / 100:,.2f}")
+
+
+@bond_app.command("announce")
+def bond_announce(amount: int = typer.Argument(..., help="Token base units to withdraw (0 withdraws the announcement)."),
+                  key: Path | None = KeyOption) -> None:
+    """Announce a bond withdrawal: it may leave once the notice is over; you sell nothing meanwhile."""
+    from flexledger.rules.orders import BondState
+
+    book = _book(key)
+    assert book.signer is not None
+    book.announce_bond_withdrawal(amount)
+    bond = BondState.from_word(book.bond_word(book.signer.address))
+    if amount == 0:
+        console.print("announcement withdrawn: you may sell again")
+    else:
+        console.print(f"{amount / 100:,.2f} may leave from {iso(bond.notice_ends)} (the notice outlasts every "
+                      "settlement of your earlier offers); until then it still pays penalties")
+
+
+@bond_app.command("withdraw")
+def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), key: Path | None = KeyOption) -> None:
+    """Withdraw announced bond once its notice is over, as far as settlements not yet final do not lock it."""
+    book = _book(key)
+    book.withdraw_bond(amount)
+    assert book.signer is not None
+    console.print(f"withdrawn; bond now {book.bond_of(book.signer.address) / 100:,.2f}")
+
+
+@bond_app.command("show")
+def bond_show(seller: str = typer.Argument(..., help="The seller's address."), json_: bool = JsonOption) -> None:
+    """A seller's bond: the part locked for settlements not yet final, a withdrawal notice, and its
+    debts per buyer (penalties the bond could not cover)."""
+    from flexledger.chain.bindings import SettlementClient
+    from flexledger.rules.orders import BondState, bond_problem
+    from flexledger.settlement.debts import seller_debts
+
+    book = _book(sign=False)
+    seller = _address(seller, "SELLER")
+    bond = BondState.from_word(book.bond_word(seller))
+    sells = bond_problem(bond) is None
+    debts = seller_debts(SettlementClient(book.conn, book.settlement()), book, seller)
+    if json_:
+        emit_json({"seller": seller, "bond": bond.amount, "locked": bond.locked, "withdrawing": bond.withdrawing,
+                   "notice_ends": bond.notice_ends, "indebted": bond.indebted, "may_sell": sells,
+                   "debt": debts.debt, "held_for_creditors": debts.held, "owed_to": debts.owed_to})
+        return
+    notice = f", {bond.withdrawing / 100:,.2f} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
+    console.print(f"bond {bond.amount / 100:,.2f}, locked {bond.locked / 100:,.2f}{notice}"
+                  f"{', owes penalties' if bond.indebted else ''}; {'may sell' if sells else 'may not sell'}")
+    if debts.debt or debts.held or debts.owed_to:
+        console.print(f"debt {debts.debt / 100:,.2f} not yet repaid; {debts.held / 100:,.2f} repaid and held for its "
+                      "creditors (each takes its part with `bond collect-debt`, first come first served)")
+        table = Table("buyer", "owed (not yet collected)")
+        for buyer, owed in debts.owed_to.items():
+            table.add_row(buyer, f"{owed / 100:,.2f}")
+        console.print(table)
+
+
+@bond_app.command("pay-debt")
+def bond_pay_debt(
+    seller: str = typer.Argument(..., help="The indebted seller's address."),
+    amount: int = typer.Argument(..., help="Token base units (euro cents); at most the debt is taken."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Repay a seller's debt (anyone may; paid by you, through a permit): held for its creditors, and
+    once it is all repaid the seller may sell again."""
+    from flexledger.chain.bindings import SettlementClient, SettlementTokenClient
+    from flexledger.settlement.debts import pay_debt
+
+    conn, manifest, signer = _chain(key)
+    assert signer is not None
+    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
+    token = SettlementTokenClient(conn, settlement.token(), signer=signer)
+    paid = pay_debt(settlement, token, signer, _address(seller, "SELLER"), amount)
+    if json_:
+        emit_json({"seller": paid.seller, "paid": paid.paid, "left": paid.left, "tx": paid.tx_hash})
+    else:
+        console.print(f"repaid {paid.paid / 100:,.2f} of {paid.seller}'s debt; {paid.left / 100:,.2f} left"
+                      + ("" if paid.left else ": it may sell again"))
+
+
+@bond_app.command("collect-debt")
+def bond_collect_debt(
+    seller: str = typer.Argument(..., help="The indebted seller's address."),
+    key: Path | None = KeyOption,
+    json_: bool = JsonOption,
+) -> None:
+    """Collect (a buyer) what a seller repaid of the penalties it owes you, as far as its repayments
+    held for its creditors reach; then `flexledger claim` is not needed: the tokens come at once."""
+    from flexledger.chain.bindings import SettlementClient
+    from flexledger.settlement.debts import collect_debt
+
+    conn, manifest, signer = _chain(key)
+    assert signer is not None
+    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
+    seller = _address(seller, "SELLER")
+    collected = collect_debt(settlement, signer, seller)
+    left = int(settlement.owed_to(seller, signer.address))
+    if json_:
+        emit_json({"seller": seller, "buyer": signer.address, "collected": collected, "still_owed": left})
+    else:
+        console.print(f"collected {collected / 100:,.2f} from {seller}; it still owes you {left / 100:,.2f}")
+
+
+def _address(value: str, name: str) -> str:
+    from web3 import Web3
+
+    if not Web3.is_address(value):
+        raise typer.BadParameter(f"{name} {value!r} is not an address (0x and 40 hex digits)")
+    return str(Web3.to_checksum_address(value))
+
+
+# ----------------------------------------------------------------------------------- token
+
+
+@token_app.command("mint")
+def token_mint(
+    to: str = typer.Argument(..., help="The receiving address."),
+    amount: int = typer.Argument(..., help="Token base units (euro cents)."),
+    key: Path | None = KeyOption,
+) -> None:
+    """Mint settlement tokens (the market authority, on development chains only)."""
+    from flexledger.chain.bindings import SettlementTokenClient
+
+    conn, manifest, signer = _chain(key)
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=signer)
+    token.mint(to, amount)
+    console.print(f"balance of {to}: {token.balance_of(to) / 100:,.2f}")
+
+
+@token_app.command("balance")
+def token_balance(account: str = typer.Argument(..., help="The address."), json_: bool = JsonOption) -> None:
+    """A token balance."""
+    from flexledger.chain.bindings import SettlementTokenClient
+
+    conn, manifest, _ = _chain(sign=False)
+    balance = SettlementTokenClient(conn, manifest.address("SettlementToken")).balance_of(account)
+    if json_:
+        emit_json({"account": account, "balance": balance})
+    else:
+        console.print(f"{balance / 100:,.2f}")
