@@ -10,7 +10,9 @@ STAMPS := .make
 # exits 0 whatever forge returned, so a failing test would pass CI. Expanded when a recipe runs,
 # after `npm ci` has installed it.
 FORGE   = $(or $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge)),$(error forge's platform package is missing: run `make install`))
-PY_PACKAGES := flexledger chain identity optimiser oracle edge-agent/flexledger_edge
+# The component distributions, one a folder, each a portion of the namespace package flexledger
+# (the edge agent apart); pip installs them with the root's (market/) in one command, from the checkout.
+PY_COMPONENTS := core chain identity optimiser oracle edge-agent
 PYTEST_ARGS ?=
 # pytest-xdist workers: one per core. Each worker runs its own anvil and deployment; the service
 # tests, which share a database and a broker, take turns (tests/conftest.py). worksteal: the tests
@@ -22,7 +24,7 @@ PYTEST_WORKERS ?= auto
 # tests with fewer runs. FORGE_PROFILE=default runs the full strength here too.
 FORGE_PROFILE ?= $(if $(filter true,$(CI)),default,quick)
 
-.PHONY: help install demo test test-services pytest forge lint typecheck compile check-artifacts bench clean FORCE
+.PHONY: help install demo test test-services pytest forge lint typecheck compile check-artifacts bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,18 +41,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The list of Python modules: adding or removing one re-links the editable install.
-$(STAMPS)/modules: FORCE
-	@mkdir -p $(STAMPS)
-	@find $(PY_PACKAGES) -name '*.py' | sort > $@.new
-	@cmp -s $@.new $@ && rm $@.new || mv $@.new $@
-
-# editable_mode=strict links each file into place, so the package-dir mapping (chain/ is
-# flexledger.chain) holds for imports and for mypy alike.
-$(STAMPS)/python: pyproject.toml edge-agent/pyproject.toml $(STAMPS)/modules | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
-	$(BIN)/pip install --quiet -e ./edge-agent --config-settings editable_mode=strict
-	@touch $@
+# Editable in the default (lenient) mode: each folder is on sys.path, so a new module needs no
+# re-install; only a changed pyproject.toml does.
+$(STAMPS)/python: pyproject.toml $(PY_COMPONENTS:%=%/pyproject.toml) | $(BIN)/python
+	$(BIN)/pip install --quiet $(PY_COMPONENTS:%=-e ./%) -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
 
 demo: install ## Run the whole flow end to end on embedded defaults
 	$(BIN)/flexledger demo
@@ -70,7 +65,7 @@ forge: install ## Solidity unit, fuzz and invariant tests (offline), gas snapsho
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
-	cd $(STAMPS) && ../$(BIN)/mypy --config-file ../pyproject.toml -p flexledger -p flexledger_edge
+	$(BIN)/mypy
 
 compile: install ## Compile the contracts and regenerate the Python bindings
 	$(BIN)/flexledger compile

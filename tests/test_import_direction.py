@@ -6,6 +6,9 @@ the edge agent apart.
 - The optimiser imports only the core and its solver (``OPTIMISER_LIBRARIES``).
 - Nothing below the CLI imports the CLI or the demo.
 - The edge agent imports nothing of flexledger (``EDGE_MAY_IMPORT`` is empty on purpose).
+- Each component (a folder with its own pyproject.toml) imports exactly the components and
+  libraries its pyproject.toml declares: a new dependency is declared where it is used, and a
+  declaration nobody uses goes.
 
 The static checks read every ``import`` in the source, lazy ones in functions included; the
 subprocess checks catch what the static ones cannot see, a pure module reaching an impure one
@@ -18,22 +21,21 @@ import ast
 import json
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
-from flexledger.chain import paths
+from components import NAMESPACE, ROOT, Component, components, normalise, provider
 
-ROOT = paths.project_root()
-
-CORE = ("flexledger.errors", "flexledger.times", "flexledger.rules")
+# The bottom of the house: what the flexledger-core distribution ships (errors, times, rules, ...).
+CORE = tuple(f"{NAMESPACE}.{p}" for c in components() if c.name == "flexledger-core" for p in c.portions())
 # Encoding, hashing and ECDSA recovery: pure functions over bytes. eth-account is its EIP-712
 # encoder (never a hand-written one); none of them opens a socket or a database.
 CORE_LIBRARIES = frozenset({"eth_abi", "eth_utils", "eth_account", "coincurve"})
 OPTIMISER = "flexledger.optimiser"
 OPTIMISER_LIBRARIES = frozenset({"pyomo", "highspy", "numpy"})
 # The top of the house: the only modules that may import the CLI or the demo.
-TOP = ("flexledger.cli", "flexledger.demo.run")
+TOP = ("flexledger.cli", "flexledger.demo")
 EDGE_MAY_IMPORT: frozenset[str] = frozenset()
 # What "impure" means when a pure module is imported: chain clients, the network, SQL, brokers,
 # and flexledger's own impure packages.
@@ -43,24 +45,12 @@ IMPURE = (
 )
 
 
-def _source_roots() -> dict[str, Path]:
-    """Package name -> folder, as pyproject.toml's package-dir installs them."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    return {package: ROOT / folder for package, folder in config["package-dir"].items()}
-
-
 def _modules() -> Iterator[tuple[str, Path]]:
-    """Every module of the flexledger distribution, by name, with its file."""
-    roots = _source_roots()
-    for package, folder in roots.items():
-        nested = {p for p in roots.values() if p != folder and p.is_relative_to(folder)}
-        for file in sorted(folder.rglob("*.py")):
-            if any(file.is_relative_to(n) for n in nested):
-                continue
-            parts = file.relative_to(folder).with_suffix("").parts
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            yield ".".join([package, *parts]), file
+    """Every module of the flexledger namespace, by name, with its file, over every component."""
+    for component in components():
+        for module, file in component.modules():
+            if module.split(".")[0] == NAMESPACE:
+                yield module, file
 
 
 def _imports(module: str, file: Path) -> Iterator[tuple[str, int]]:
@@ -102,6 +92,51 @@ def _offences(layer: tuple[str, ...], own: tuple[str, ...], libraries: frozenset
             ):
                 found.append(f"{file.relative_to(ROOT)}:{line} imports {name}")
     return found
+
+
+def _distributions(name: str, own: Component) -> set[str]:
+    """The distributions (normalised) that can provide the imported ``name``: a component of the
+    checkout, or the installed distributions of its top-level package; empty for the standard library."""
+    top = name.split(".")[0]
+    if top in sys.stdlib_module_names or top == "__future__" or name == NAMESPACE:
+        return set()
+    component = provider(name)
+    if component is not None:
+        return {component.name}
+    if top == NAMESPACE:  # a name inside the namespace that no component ships: the import is wrong
+        return {f"<nothing ships {name}>"}
+    return {normalise(d) for d in packages_distributions().get(top, [f"<not installed: {top}>"])} - {own.name}
+
+
+def _uses(component: Component) -> Iterator[tuple[str, str, set[str]]]:
+    """(where, imported name, the distributions that provide it) for each import of ``component``."""
+    for module, file in component.modules():
+        for name, line in _imports(module, file):
+            provided = _distributions(name, component)
+            if provided and component.name not in provided:
+                yield f"{file.relative_to(ROOT)}:{line}", name, provided
+
+
+def test_the_components_are_read_from_their_pyproject_files() -> None:
+    names = {c.name for c in components()}
+    assert {"flexledger", "flexledger-core", "flexledger-chain", "flexledger-optimiser", "flexledger-edge-agent"} <= names
+    assert "flexledger.rules" in CORE and "flexledger.chain" not in CORE
+
+
+def test_each_component_imports_only_what_its_pyproject_declares() -> None:
+    found = [f"{where} imports {name} ({' or '.join(sorted(provided))}), which {component.folder.name}/pyproject.toml "
+             "does not declare"
+             for component in components() for where, name, provided in _uses(component)
+             if not provided & component.requires]
+    assert found == []
+
+
+def test_each_declared_dependency_is_imported() -> None:
+    unused = []
+    for component in components():
+        used = set().union(*(provided for _, _, provided in _uses(component)))
+        unused += [f"{component.folder.name}/pyproject.toml declares {d}" for d in sorted(component.requires - used)]
+    assert unused == []
 
 
 def test_the_source_scan_sees_relative_and_lazy_imports() -> None:

@@ -4,11 +4,10 @@ role with RoleGatedMissingRole, which Python raises as its typed exception."""
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 
 import pytest
 
-from flexledger.chain import revert_errors
+from flexledger.chain import paths, revert_errors
 from flexledger.chain.artifacts import Artifact
 from flexledger.chain.bindings import RoleRegistryClient
 from flexledger.chain.client import ContractClient, TxResult
@@ -19,13 +18,12 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.identity.roles import Role
 
-HERE = Path(__file__).resolve().parent
 FOREVER = 2**64 - 1
 
 
 @pytest.fixture(scope="session")
 def gated_artifact() -> Artifact:
-    a = compile_contracts(HERE / "contracts" / "src").artifacts["GatedExample"]
+    a = compile_contracts(paths.project_root() / "tests" / "contracts" / "src").artifacts["GatedExample"]
     return Artifact("GatedExample", a["sourceName"], a["abi"], a["bytecode"], a["deployedBytecode"], a["sourceHash"])
 
 

@@ -11,15 +11,15 @@ from .errors import ToolMissingError
 
 
 def project_root() -> Path:
-    """The repository root: ``FLEXLEDGER_PROJECT_ROOT`` or the folder above this package.
+    """The repository root: ``FLEXLEDGER_PROJECT_ROOT`` or the checkout this package lies in.
 
-    The package is installed editable (a link tree), so resolving symlinks leads back to the
-    checkout that holds ``contracts/`` and ``node_modules/``.
+    The package is installed editable from ``chain/flexledger/chain/``, so the checkout that holds
+    ``contracts/`` and ``node_modules/`` is three folders up.
     """
     override = os.environ.get("FLEXLEDGER_PROJECT_ROOT")
     if override:
         return Path(override).resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[3]
 
 
 def contracts_dir() -> Path:

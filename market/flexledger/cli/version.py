@@ -1,4 +1,7 @@
-"""flexledger: a blockchain-anchored, decentralised marketplace for electricity-grid flexibility."""
+"""flexledger's version, as installed (``flexledger --version``, ``flexledger version``).
+
+The namespace package ``flexledger`` has no ``__init__.py`` to carry it, so it lives with the CLI.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
