@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from flexledger.cli.clearing import DayOption, MarketOption, market_day_start
+from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, connect, load_manifest
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, MarketOption
+from flexledger.cli.output import console, emit_json
 from flexledger.times import iso
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.output import console, emit_json
 from flexledger.errors import FlexledgerError
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
@@ -42,8 +43,6 @@ bond_app = typer.Typer(help="Sellers' bonds, which cover their penalty exposure 
                        no_args_is_help=True)
 token_app = typer.Typer(help="The settlement token: balances, and minting on development chains.", no_args_is_help=True)
 
-KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
-MarketOption = typer.Option(1, "--market", help="The market id.")
 
 
 class SignedOfferFileError(FlexledgerError):
@@ -277,7 +276,7 @@ def request_cancel(
 
 @book_app.command("show")
 def book_show(
-    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
+    day: str = DayOption,
     market: int = MarketOption,
     json_: bool = JsonOption,
 ) -> None:

@@ -15,7 +15,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.output import console, emit_json
 from flexledger.errors import FlexledgerError
 from flexledger.rules.market import MarketParams
 from flexledger.times import iso
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
     from flexledger.optimiser import ClearingResult
     from flexledger.optimiser.results import Award
 
-KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
-MarketOption = typer.Option(1, "--market", help="The market id.")
-DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
 
 
 def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:

@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.grid.lights_file import plan, read_lights_file
 from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
@@ -28,8 +29,6 @@ lights_app = typer.Typer(help="Publish and show traffic lights (DESIGN.md rule 1
 grid_app.add_typer(zone_app, name="zone")
 grid_app.add_typer(lights_app, name="lights")
 
-KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
-MarketOption = typer.Option(1, "--market", help="The market id.")
 
 
 def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridZonesClient]:
@@ -201,7 +200,7 @@ _STYLE = {Colour.GREEN: "black on green", Colour.YELLOW: "black on yellow", Colo
 @lights_app.command("show")
 def lights_show(
     zone: int = typer.Option(..., "--zone", help="The zone."),
-    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
+    day: str = DayOption,
     market: int = MarketOption,
     json_: bool = JsonOption,
 ) -> None:

@@ -6,13 +6,10 @@ import json
 import sys
 from typing import Any
 
-import typer
 from rich.console import Console
 
 console = Console()
 err_console = Console(stderr=True)
-
-JsonOption = typer.Option(False, "--json", help="Print one JSON object for machines instead of text.")
 
 
 def _default(value: Any) -> Any:

@@ -12,9 +12,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.baseline import baselines_dir
-from flexledger.cli.clearing import KeyOption, MarketOption, market_day_start
+from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, OptionalDayOption
+from flexledger.cli.output import console, emit_json
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from flexledger.settlement.day import DayContext, OfferOutcome
     from flexledger.settlement.offer import Baseline
 
-DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
-OptionalDay = typer.Option(None, "--day", help="The market day (YYYY-MM-DD, UTC).")
 
 
 def euros(base_units: int) -> str:
@@ -143,7 +142,7 @@ def settle_command(
 
 
 def claim_command(
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -226,7 +225,7 @@ def dispute_command(
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose reading is disputed "
                                            "(default: the first whose meter signed otherwise than anchored)."),
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -293,7 +292,7 @@ def dispute_baseline_command(
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose baseline is disputed "
                                            "(default: the first shown wrong)."),
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -418,7 +417,7 @@ def resettle_baseline_command(
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose baseline was corrected "
                                            "(default: the first that moved)."),
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
