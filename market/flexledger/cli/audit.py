@@ -9,7 +9,7 @@ from rich.table import Table
 
 from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, connect, load_manifest
-from flexledger.cli.options import DayOption, JsonOption, MarketOption
+from flexledger.cli.options import DayOption, JsonOption, MarketOption, TimeLimitOption
 from flexledger.cli.output import Money, console, emit_json, market_money
 from flexledger.times import iso
 
@@ -25,7 +25,7 @@ app = typer.Typer(help="Re-check what the market did, from public chain data alo
 def audit_clearing_command(
     day: str = DayOption,
     market: int = MarketOption,
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the solver may take in all."),
+    time_limit: float = TimeLimitOption,
     json_: bool = JsonOption,
 ) -> None:
     """Re-run the day's clearing from chain data and compare it with the result in force, award by
@@ -126,7 +126,7 @@ def _print_settlement(audit: SettlementAudit, money: Money) -> None:
 def audit_day_command(
     day: str = typer.Argument(..., help="The market day (YYYY-MM-DD, UTC)."),
     market: int = MarketOption,
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the clearing's solver may take in all."),
+    time_limit: float = TimeLimitOption,
     json_: bool = JsonOption,
 ) -> None:
     """The clearing audit and the settlement audit of one day: MATCH only if both match."""

@@ -16,7 +16,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, TimeLimitOption
 from flexledger.cli.output import console, emit_json, market_money
 from flexledger.errors import FlexledgerError
 from flexledger.rules.market import MarketParams
@@ -79,7 +79,7 @@ def summarise(result: ClearingResult, zone_of_request: dict[int, int], direction
 def clear_command(
     day: str = DayOption,
     market: int = MarketOption,
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the solver may take in all."),
+    time_limit: float = TimeLimitOption,
     commit: bool = typer.Option(False, "--commit", help="Post the result on chain (CLEARING role; after gate closure)."),
     backend: str | None = typer.Option(
         None, "--backend", help="The model's build: highs (written into HiGHS's matrix, the default) or pyomo "

@@ -18,3 +18,5 @@ DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
 OptionalDayOption = typer.Option(None, "--day", help="The market day (YYYY-MM-DD, UTC).")
 MeterOption = typer.Option(..., "--meter", help="The meter's address.")
 IspOption = typer.Option(..., "--isp", help="The ISP's start: ISO 8601 (UTC) or Unix seconds.")
+# the clearing's re-run in `audit day` too, where "the solver" alone would leave which one open
+TimeLimitOption = typer.Option(60.0, "--time-limit", help="Seconds the clearing's solver may take in all.")
