@@ -44,7 +44,6 @@ bond_app = typer.Typer(help="Sellers' bonds, which cover their penalty exposure 
 token_app = typer.Typer(help="The settlement token: balances, and minting on development chains.", no_args_is_help=True)
 
 
-
 class SignedOfferFileError(FlexledgerError):
     """A signed-offer file that cannot be read, or that was signed for another order book."""
 

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from flexledger.optimiser.results import Award
 
 
-
 def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:
     """The market's parameters and the first second of the market day named ``day``."""
     from flexledger.chain.bindings import MarketRegistryClient

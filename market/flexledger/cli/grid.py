@@ -30,7 +30,6 @@ grid_app.add_typer(zone_app, name="zone")
 grid_app.add_typer(lights_app, name="lights")
 
 
-
 def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridZonesClient]:
     from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient
 
@@ -237,7 +236,6 @@ def lights_show(
             cells.append(Text(f" {light:<18} ", style=_STYLE[colour]) + Text(f" {room}"))
         table.add_row(*cells)
     console.print(table)
-
 
 
 asset_app = typer.Typer(help="Register assets (owners), map and suspend them (the zone's DSO).", no_args_is_help=True)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from flexledger.settlement.offer import Baseline
 
 
-
 def _context(market: int, day: str) -> tuple[ChainConnection, Manifest, DayContext]:
     from flexledger.settlement.day import day_context
 
