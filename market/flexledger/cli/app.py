@@ -25,7 +25,8 @@ from flexledger.cli import (
     settlement,
 )
 from flexledger.cli.context import STATE
-from flexledger.cli.output import JsonOption, console, emit_json, err_console
+from flexledger.cli.options import JsonOption
+from flexledger.cli.output import console, emit_json, err_console
 from flexledger.cli.version import __version__
 from flexledger.errors import FlexledgerError
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from flexledger.cli.clearing import DayOption, MarketOption, market_day_start
+from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, connect, load_manifest
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, MarketOption, TimeLimitOption
+from flexledger.cli.output import Money, console, emit_json, market_money
 from flexledger.times import iso
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ app = typer.Typer(help="Re-check what the market did, from public chain data alo
 def audit_clearing_command(
     day: str = DayOption,
     market: int = MarketOption,
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the solver may take in all."),
+    time_limit: float = TimeLimitOption,
     json_: bool = JsonOption,
 ) -> None:
     """Re-run the day's clearing from chain data and compare it with the result in force, award by
@@ -83,7 +84,7 @@ def audit_settle_command(day: str = DayOption, market: int = MarketOption, json_
     if json_:
         emit_json(_settlement_json(audit))
     else:
-        _print_settlement(audit)
+        _print_settlement(audit, market_money(conn, manifest))
         console.print("[bold green]MATCH[/]" if audit.matches else "[bold red]DIFFERENCES[/]")
     if not audit.matches:
         raise typer.Exit(1)
@@ -96,11 +97,7 @@ def _settlement_json(audit: SettlementAudit) -> dict[str, Any]:
             "parties": {a: p.to_json() for a, p in sorted(audit.parties.items())}}
 
 
-def _eur(units: int) -> str:
-    return f"{units / 100:,.2f}"
-
-
-def _print_settlement(audit: SettlementAudit) -> None:
+def _print_settlement(audit: SettlementAudit, money: Money) -> None:
     console.print(f"market {audit.market}, day {iso(audit.day)[:10]}: result {audit.result_id}, "
                   f"{audit.offers_settled} offers settled ({audit.final} final), {audit.lines} lines, "
                   f"{audit.disputes} dispute(s)")
@@ -116,7 +113,7 @@ def _print_settlement(audit: SettlementAudit) -> None:
             cells = []
             for name in figures:
                 ours, theirs = getattr(p.rules, name), getattr(p.chain, name)
-                cells.append(_eur(ours) if ours == theirs else f"[red]{_eur(ours)} / chain {_eur(theirs)}[/]")
+                cells.append(money(ours) if ours == theirs else f"[red]{money(ours)} / chain {money(theirs)}[/]")
             table.add_row(address, p.role, *cells)
         console.print(table)
     for note in audit.notes:
@@ -129,7 +126,7 @@ def _print_settlement(audit: SettlementAudit) -> None:
 def audit_day_command(
     day: str = typer.Argument(..., help="The market day (YYYY-MM-DD, UTC)."),
     market: int = MarketOption,
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the clearing's solver may take in all."),
+    time_limit: float = TimeLimitOption,
     json_: bool = JsonOption,
 ) -> None:
     """The clearing audit and the settlement audit of one day: MATCH only if both match."""
@@ -152,7 +149,7 @@ def audit_day_command(
     else:
         _print_clearing(clearing, market, start)
         console.print(f"clearing: {'[green]MATCH[/]' if clearing.matches else '[red]DIFFERENCES[/]'}")
-        _print_settlement(settlement)
+        _print_settlement(settlement, market_money(conn, manifest))
         console.print(f"settlement: {'[green]MATCH[/]' if settlement.matches else '[red]DIFFERENCES[/]'}")
         console.print("[bold green]MATCH[/]" if matches else "[bold red]DIFFERENCES[/]")
     if not matches:

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from flexledger.cli.context import STATE
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import JsonOption
+from flexledger.cli.output import console, emit_json
 from flexledger.times import iso, parse_time
 
 app = typer.Typer(help="Committed baselines (DESIGN rule 6): values and salt kept by the seller until settlement.",

@@ -18,7 +18,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.output import Money, console, emit_json, money_format
 from flexledger.errors import FlexledgerError
 from flexledger.rules.lights import Direction
 from flexledger.rules.market import MarketParams
@@ -42,9 +43,6 @@ bond_app = typer.Typer(help="Sellers' bonds, which cover their penalty exposure 
                        no_args_is_help=True)
 token_app = typer.Typer(help="The settlement token: balances, and minting on development chains.", no_args_is_help=True)
 
-KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
-MarketOption = typer.Option(1, "--market", help="The market id.")
-
 
 class SignedOfferFileError(FlexledgerError):
     """A signed-offer file that cannot be read, or that was signed for another order book."""
@@ -62,6 +60,12 @@ def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
 
     conn, manifest, signer = _chain(key, sign=sign)
     return OrderBookClient(conn, manifest.address("OrderBook"), signer=signer)
+
+
+def _money(book: OrderBookClient) -> Money:
+    from flexledger.chain.bindings import SettlementTokenClient
+
+    return money_format(SettlementTokenClient(book.conn, book.token()))
 
 
 def _params(book: OrderBookClient, market: int) -> MarketParams:
@@ -248,13 +252,15 @@ def request_post(
                            max_price, int(_enum(Product, product)), int(_enum(Purpose, purpose)))
     escrow = max_exposure(power, isps, _params(book, market).isp_seconds, max_price)
     deadline = book.conn.latest_timestamp() + 3600
-    v, r, s = sign_permit(SettlementTokenClient(book.conn, book.token()), book.signer.account, book.address, escrow, deadline)
+    token = SettlementTokenClient(book.conn, book.token())
+    v, r, s = sign_permit(token, book.signer.account, book.address, escrow, deadline)
     tx = book.post_request_with_permit(structs.RequestParams.like(params), deadline, v, r, s)
     request_id = tx.event("RequestPosted").args["requestId"]
     if json_:
         emit_json({"request": request_id, "escrow": escrow, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})
     else:
-        console.print(f"[green]request {request_id} posted[/]: {escrow / 100:,.2f} in escrow ({tx.gas_used:,} gas)")
+        money = money_format(token)
+        console.print(f"[green]request {request_id} posted[/]: {money(escrow)} in escrow ({tx.gas_used:,} gas)")
 
 
 @request_app.command("cancel")
@@ -264,12 +270,13 @@ def request_cancel(
     json_: bool = JsonOption,
 ) -> None:
     """Cancel your request before its gate closure; the escrow comes back."""
-    tx = _book(key).cancel_request(request_id)
+    book = _book(key)
+    tx = book.cancel_request(request_id)
     refund = tx.event("RequestCancelled").args["refund"]
     if json_:
         emit_json({"request": request_id, "refund": refund, "tx_hash": tx.tx_hash})
     else:
-        console.print(f"request {request_id} cancelled: {refund / 100:,.2f} refunded")
+        console.print(f"request {request_id} cancelled: {_money(book)(refund)} refunded")
 
 
 # ------------------------------------------------------------------------------------ book
@@ -277,7 +284,7 @@ def request_cancel(
 
 @book_app.command("show")
 def book_show(
-    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
+    day: str = DayOption,
     market: int = MarketOption,
     json_: bool = JsonOption,
 ) -> None:
@@ -352,10 +359,11 @@ def bond_post(
     book = _book(key)
     assert book.signer is not None
     deadline = book.conn.latest_timestamp() + 3600
-    v, r, s = sign_permit(SettlementTokenClient(book.conn, book.token()), book.signer.account, book.address, amount, deadline)
+    token = SettlementTokenClient(book.conn, book.token())
+    v, r, s = sign_permit(token, book.signer.account, book.address, amount, deadline)
     who = seller or book.signer.address
     book.post_bond_with_permit(who, amount, deadline, v, r, s)
-    console.print(f"bond of {who}: {book.bond_of(who) / 100:,.2f}")
+    console.print(f"bond of {who}: {money_format(token)(book.bond_of(who))}")
 
 
 @bond_app.command("announce")
@@ -371,7 +379,7 @@ def bond_announce(amount: int = typer.Argument(..., help="Token base units to wi
     if amount == 0:
         console.print("announcement withdrawn: you may sell again")
     else:
-        console.print(f"{amount / 100:,.2f} may leave from {iso(bond.notice_ends)} (the notice outlasts every "
+        console.print(f"{_money(book)(amount)} may leave from {iso(bond.notice_ends)} (the notice outlasts every "
                       "settlement of your earlier offers); until then it still pays penalties")
 
 
@@ -381,7 +389,7 @@ def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), k
     book = _book(key)
     book.withdraw_bond(amount)
     assert book.signer is not None
-    console.print(f"withdrawn; bond now {book.bond_of(book.signer.address) / 100:,.2f}")
+    console.print(f"withdrawn; bond now {_money(book)(book.bond_of(book.signer.address))}")
 
 
 @bond_app.command("show")
@@ -402,15 +410,16 @@ def bond_show(seller: str = typer.Argument(..., help="The seller's address."), j
                    "notice_ends": bond.notice_ends, "indebted": bond.indebted, "may_sell": sells,
                    "debt": debts.debt, "held_for_creditors": debts.held, "owed_to": debts.owed_to})
         return
-    notice = f", {bond.withdrawing / 100:,.2f} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
-    console.print(f"bond {bond.amount / 100:,.2f}, locked {bond.locked / 100:,.2f}{notice}"
+    money = _money(book)
+    notice = f", {money(bond.withdrawing)} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
+    console.print(f"bond {money(bond.amount)}, locked {money(bond.locked)}{notice}"
                   f"{', owes penalties' if bond.indebted else ''}; {'may sell' if sells else 'may not sell'}")
     if debts.debt or debts.held or debts.owed_to:
-        console.print(f"debt {debts.debt / 100:,.2f} not yet repaid; {debts.held / 100:,.2f} repaid and held for its "
+        console.print(f"debt {money(debts.debt)} not yet repaid; {money(debts.held)} repaid and held for its "
                       "creditors (each takes its part with `bond collect-debt`, first come first served)")
         table = Table("buyer", "owed (not yet collected)")
         for buyer, owed in debts.owed_to.items():
-            table.add_row(buyer, f"{owed / 100:,.2f}")
+            table.add_row(buyer, money(owed))
         console.print(table)
 
 
@@ -434,7 +443,8 @@ def bond_pay_debt(
     if json_:
         emit_json({"seller": paid.seller, "paid": paid.paid, "left": paid.left, "tx": paid.tx_hash})
     else:
-        console.print(f"repaid {paid.paid / 100:,.2f} of {paid.seller}'s debt; {paid.left / 100:,.2f} left"
+        money = money_format(token)
+        console.print(f"repaid {money(paid.paid)} of {paid.seller}'s debt; {money(paid.left)} left"
                       + ("" if paid.left else ": it may sell again"))
 
 
@@ -446,7 +456,7 @@ def bond_collect_debt(
 ) -> None:
     """Collect (a buyer) what a seller repaid of the penalties it owes you, as far as its repayments
     held for its creditors reach; then `flexledger claim` is not needed: the tokens come at once."""
-    from flexledger.chain.bindings import SettlementClient
+    from flexledger.chain.bindings import SettlementClient, SettlementTokenClient
     from flexledger.settlement.debts import collect_debt
 
     conn, manifest, signer = _chain(key)
@@ -458,7 +468,8 @@ def bond_collect_debt(
     if json_:
         emit_json({"seller": seller, "buyer": signer.address, "collected": collected, "still_owed": left})
     else:
-        console.print(f"collected {collected / 100:,.2f} from {seller}; it still owes you {left / 100:,.2f}")
+        money = money_format(SettlementTokenClient(conn, settlement.token()))
+        console.print(f"collected {money(collected)} from {seller}; it still owes you {money(left)}")
 
 
 def _address(value: str, name: str) -> str:
@@ -484,7 +495,7 @@ def token_mint(
     conn, manifest, signer = _chain(key)
     token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=signer)
     token.mint(to, amount)
-    console.print(f"balance of {to}: {token.balance_of(to) / 100:,.2f}")
+    console.print(f"balance of {to}: {money_format(token)(token.balance_of(to))}")
 
 
 @token_app.command("balance")
@@ -493,8 +504,9 @@ def token_balance(account: str = typer.Argument(..., help="The address."), json_
     from flexledger.chain.bindings import SettlementTokenClient
 
     conn, manifest, _ = _chain(sign=False)
-    balance = SettlementTokenClient(conn, manifest.address("SettlementToken")).balance_of(account)
+    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    balance = token.balance_of(account)
     if json_:
         emit_json({"account": account, "balance": balance})
     else:
-        console.print(f"{balance / 100:,.2f}")
+        console.print(money_format(token)(balance))

@@ -8,7 +8,8 @@ from dataclasses import asdict
 import typer
 
 from flexledger.cli.context import STATE
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import JsonOption
+from flexledger.cli.output import console, emit_json
 from flexledger.delivery.broker import (
     DEFAULT_PORT,
     MOSQUITTO_ACL,

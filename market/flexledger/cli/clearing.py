@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, TimeLimitOption
+from flexledger.cli.output import console, emit_json, market_money
 from flexledger.errors import FlexledgerError
 from flexledger.rules.market import MarketParams
 from flexledger.times import iso
@@ -27,10 +29,6 @@ if TYPE_CHECKING:
     from flexledger.clearing.market_day import MarketDay
     from flexledger.optimiser import ClearingResult
     from flexledger.optimiser.results import Award
-
-KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
-MarketOption = typer.Option(1, "--market", help="The market id.")
-DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
 
 
 def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:
@@ -80,7 +78,7 @@ def summarise(result: ClearingResult, zone_of_request: dict[int, int], direction
 def clear_command(
     day: str = DayOption,
     market: int = MarketOption,
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds the solver may take in all."),
+    time_limit: float = TimeLimitOption,
     commit: bool = typer.Option(False, "--commit", help="Post the result on chain (CLEARING role; after gate closure)."),
     backend: str | None = typer.Option(
         None, "--backend", help="The model's build: highs (written into HiGHS's matrix, the default) or pyomo "
@@ -134,8 +132,9 @@ def clear_command(
         emit_json(data)
         return
     solver = data["solver"]
+    money = market_money(conn, manifest)
     console.print(f"market {market}, day {date}: {len(inp.offers)} offers, {len(inp.requests)} requests, "
-                  f"{inp.pricing.name}; {data['awards']} awards, welfare {result.welfare / 100:,.2f} EUR; "
+                  f"{inp.pricing.name}; {data['awards']} awards, welfare {money(result.welfare)} EUR; "
                   f"{solver['status']}, gap {solver['gap']:.2g}, built in {solver['build_seconds']} s, "
                   f"solved in {solver['solve_seconds']} s ({solver['components']} components)")
     if not result.awards:
@@ -145,9 +144,9 @@ def clear_command(
     for column in ("zone", "dir", "awards", "energy kWh", "paid EUR", "avg EUR/MWh"):
         table.add_column(column, justify="left" if column == "dir" else "right")
     for v in data["volumes"]:
-        average = v["paid"] * 1_000_000 / v["energy_wh"] / 100 if v["energy_wh"] else 0
+        average = Fraction(v["paid"] * 1_000_000, v["energy_wh"]) if v["energy_wh"] else 0  # per MWh
         table.add_row(str(v["zone"]), v["direction"], str(v["awards"]), f"{v['energy_wh'] / 1000:,.1f}",
-                      f"{v['paid'] / 100:,.2f}", f"{average:,.2f}")
+                      money(v["paid"]), money(average))
     console.print(table)
     first, last = min(a.isp_start for a in result.awards), max(a.isp_start for a in result.awards)
     console.print(f"awards from {iso(first)} to {iso(last)}")

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from flexledger.chain import compiler
 from flexledger.cli.context import STATE, connect, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import JsonOption
+from flexledger.cli.output import console, emit_json
 from flexledger.redaction import redact_url
 
 if TYPE_CHECKING:

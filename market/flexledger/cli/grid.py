@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.grid.lights_file import plan, read_lights_file
 from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
@@ -27,9 +28,6 @@ zone_app = typer.Typer(help="Add and inspect zones.", no_args_is_help=True)
 lights_app = typer.Typer(help="Publish and show traffic lights (DESIGN.md rule 1).", no_args_is_help=True)
 grid_app.add_typer(zone_app, name="zone")
 grid_app.add_typer(lights_app, name="lights")
-
-KeyOption = typer.Option(None, "--key", help="Keystore of the signer (else FLEXLEDGER_KEY, else the dev key on a dev chain).")
-MarketOption = typer.Option(1, "--market", help="The market id.")
 
 
 def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridZonesClient]:
@@ -201,7 +199,7 @@ _STYLE = {Colour.GREEN: "black on green", Colour.YELLOW: "black on yellow", Colo
 @lights_app.command("show")
 def lights_show(
     zone: int = typer.Option(..., "--zone", help="The zone."),
-    day: str = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC)."),
+    day: str = DayOption,
     market: int = MarketOption,
     json_: bool = JsonOption,
 ) -> None:
@@ -238,7 +236,6 @@ def lights_show(
             cells.append(Text(f" {light:<18} ", style=_STYLE[colour]) + Text(f" {room}"))
         table.add_row(*cells)
     console.print(table)
-
 
 
 asset_app = typer.Typer(help="Register assets (owners), map and suspend them (the zone's DSO).", no_args_is_help=True)

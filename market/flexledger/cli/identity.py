@@ -14,7 +14,8 @@ from rich.table import Table
 
 from flexledger.chain.errors import RpcUnreachableError
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import JsonOption
+from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.redaction import redact_url
 

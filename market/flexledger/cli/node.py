@@ -7,7 +7,8 @@ from dataclasses import asdict
 import typer
 
 from flexledger.cli.context import STATE, local_node, require_local
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import JsonOption
+from flexledger.cli.output import console, emit_json
 
 app = typer.Typer(
     help="Start, stop and inspect the local development chain (anvil) that the embedded "

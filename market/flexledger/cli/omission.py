@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from flexledger.cli.clearing import MarketOption
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import IspOption, JsonOption, MarketOption, MeterOption, SenderKeyOption
+from flexledger.cli.output import console, emit_json
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Claims that an oracle left out of its root a reading it receipted as accepted.",
                   no_args_is_help=True)
-KeyOption = typer.Option(None, "--key", help="Keystore of the account that sends the transaction.")
 
 
 def _claims(key: Path | None) -> tuple[OmissionClaimsClient, MeterOracleClient]:
@@ -35,7 +34,7 @@ def _claims(key: Path | None) -> tuple[OmissionClaimsClient, MeterOracleClient]:
 def omission_claim(
     receipt: Path = typer.Option(..., "--receipt", exists=True, dir_okay=False,
                                  help="A signed receipt: one line of `flexledger-edge receipts`."),
-    key: Path | None = KeyOption,
+    key: Path | None = SenderKeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Claim that the oracle which anchored the receipt's ISP left the reading out of its root
@@ -60,7 +59,7 @@ def omission_claim(
 @app.command("answer")
 def omission_answer(
     market: int = MarketOption,
-    key: Path | None = KeyOption,
+    key: Path | None = SenderKeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Answer the open claims against this oracle (the key's) with proofs from its store
@@ -79,9 +78,9 @@ def omission_answer(
 @app.command("uphold")
 def omission_uphold(
     market: int = MarketOption,
-    meter: str = typer.Option(..., "--meter", help="The meter's address."),
-    isp: str = typer.Option(..., "--isp", help="The ISP's start: ISO 8601 (UTC) or Unix seconds."),
-    key: Path | None = KeyOption,
+    meter: str = MeterOption,
+    isp: str = IspOption,
+    key: Path | None = SenderKeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Uphold an unanswered claim after its window: the oracle is marked and its stake pays the claimant."""

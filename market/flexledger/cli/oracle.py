@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from flexledger.chain.errors import ChainError
-from flexledger.cli.clearing import DayOption, MarketOption, market_day_start
+from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, MarketOption
+from flexledger.cli.output import console, emit_json
 from flexledger.delivery.broker import mqtt_tls, oracle_broker
 from flexledger.errors import ConfigurationError
 from flexledger.redaction import redact_url

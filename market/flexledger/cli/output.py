@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Console
+
+from flexledger.amounts import format_amount
+
+if TYPE_CHECKING:
+    from flexledger.chain.bindings import SettlementTokenClient
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.manifest import Manifest
 
 console = Console()
 err_console = Console(stderr=True)
-
-JsonOption = typer.Option(False, "--json", help="Print one JSON object for machines instead of text.")
 
 
 def _default(value: Any) -> Any:
@@ -28,3 +34,24 @@ def _default(value: Any) -> Any:
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=1, default=_default) + "\n")
     sys.stdout.flush()
+
+
+# how a command writes the token's base units for people (an average price may be a fraction)
+Money = Callable[[int | Fraction], str]
+
+
+def money_format(token: SettlementTokenClient) -> Money:
+    """In whole tokens, by the decimals the token states: read once here, not once a line."""
+    decimals = token.decimals()
+
+    def written(units: int | Fraction) -> str:
+        return format_amount(units, decimals)
+
+    return written
+
+
+def market_money(conn: ChainConnection, manifest: Manifest) -> Money:
+    """``money_format`` of the settlement token the deployment in ``manifest`` names."""
+    from flexledger.chain.bindings import SettlementTokenClient
+
+    return money_format(SettlementTokenClient(conn, manifest.address("SettlementToken")))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from flexledger.cli.context import STATE
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import IspOption, JsonOption, MeterOption
+from flexledger.cli.output import console, emit_json
 from flexledger.times import iso, parse_time
 
 app = typer.Typer(help="Meter readings kept by the oracle: proofs against anchored roots, refusal counts, "
@@ -15,8 +16,8 @@ app = typer.Typer(help="Meter readings kept by the oracle: proofs against anchor
 
 @app.command("proof")
 def readings_proof(
-    meter: str = typer.Option(..., "--meter", help="The meter's address."),
-    isp: str = typer.Option(..., "--isp", help="The ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    meter: str = MeterOption,
+    isp: str = IspOption,
     json_: bool = JsonOption,
 ) -> None:
     """A kept reading with its Merkle proof and its ISP's anchor (MeterOracle.verifyReading checks it)."""

@@ -12,9 +12,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.baseline import baselines_dir
-from flexledger.cli.clearing import KeyOption, MarketOption, market_day_start
+from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.output import JsonOption, console, emit_json
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, OptionalDayOption
+from flexledger.cli.output import console, emit_json, market_money
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
@@ -26,14 +27,6 @@ if TYPE_CHECKING:
     from flexledger.rules.orders import Offer
     from flexledger.settlement.day import DayContext, OfferOutcome
     from flexledger.settlement.offer import Baseline
-
-DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
-OptionalDay = typer.Option(None, "--day", help="The market day (YYYY-MM-DD, UTC).")
-
-
-def euros(base_units: int) -> str:
-    """Token base units (cents: the token has 2 decimals) as euros."""
-    return f"{base_units / 100:,.2f}"
 
 
 def _context(market: int, day: str) -> tuple[ChainConnection, Manifest, DayContext]:
@@ -121,6 +114,7 @@ def settle_command(
     console.print(f"market {market}, day {day}: result {ctx.result_id}, {len(outcomes)} awarded offers: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if rows:
+        money = market_money(ctx.conn, ctx.manifest)
         table = Table(title="settled per award and ISP (EUR)")
         for column in ("offer", "request", "ISP", "awarded kWh", "delivered kWh", "paid", "penalty", "status"):
             table.add_column(column, justify="left" if column in ("offer", "ISP", "status") else "right")
@@ -128,8 +122,8 @@ def settle_command(
             table.add_row(r["offer"][:12], str(r["request"]), iso(r["isp_start"])[:16],
                           f"{r['awarded_wh'] / 1000:,.3f}",
                           "?" if r["delivered_wh"] is None else f"{r['delivered_wh'] / 1000:,.3f}",
-                          "" if r["payment"] is None else euros(r["payment"]),
-                          "" if r["penalty"] is None else euros(r["penalty"]), r["status"])
+                          "" if r["payment"] is None else money(r["payment"]),
+                          "" if r["penalty"] is None else money(r["penalty"]), r["status"])
         console.print(table)
     for o in outcomes:
         if o.reason:
@@ -143,7 +137,7 @@ def settle_command(
 
 
 def claim_command(
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -187,14 +181,15 @@ def claim_command(
     if json_:
         emit_json(out)
         return
+    money = market_money(conn, manifest)
     for f in out["finalised"]:
-        console.print(f"final: offer {f['offer'][:12]}: {euros(f['claimed'])} EUR credited to its seller"
-                      + (f", {euros(f['from_bond'])} EUR drawn from its bond" if f["from_bond"] else "")
-                      + (f", {euros(f['debt'])} EUR owed" if f["debt"] else ""))
+        console.print(f"final: offer {f['offer'][:12]}: {money(f['claimed'])} EUR credited to its seller"
+                      + (f", {money(f['from_bond'])} EUR drawn from its bond" if f["from_bond"] else "")
+                      + (f", {money(f['debt'])} EUR owed" if f["debt"] else ""))
     for r in out["refunded"]:
-        console.print(f"refunded: request {r['request']}: {euros(r['amount'])} EUR")
+        console.print(f"refunded: request {r['request']}: {money(r['amount'])} EUR")
     if out["withdrawn"]:
-        console.print(f"[green]withdrawn: {euros(out['withdrawn'])} EUR[/] to {signer.address}")
+        console.print(f"[green]withdrawn: {money(out['withdrawn'])} EUR[/] to {signer.address}")
     if out["waiting"]:
         ends = min(w["dispute_window_ends"] for w in out["waiting"])
         console.print(f"{len(out['waiting'])} settlement(s) still in their dispute window (the first ends {iso(ends)})")
@@ -226,7 +221,7 @@ def dispute_command(
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose reading is disputed "
                                            "(default: the first whose meter signed otherwise than anchored)."),
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -258,8 +253,9 @@ def dispute_command(
                   f"{done.anchored.import_wh} Wh in / {done.anchored.export_wh} Wh out, the meter signed "
                   f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence})")
     before, after = _money(done.before), _money(done.after)
-    console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
-                  f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
+    money = market_money(ctx.conn, ctx.manifest)
+    console.print(f"paid {money(before['payment'])} -> {money(after['payment'])} EUR, penalty "
+                  f"{money(before['penalty'])} -> {money(after['penalty'])} EUR; final after "
                   f"{iso(dispute_ends(ctx, done.after))}")
 
 
@@ -293,7 +289,7 @@ def dispute_baseline_command(
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose baseline is disputed "
                                            "(default: the first shown wrong)."),
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -324,12 +320,13 @@ def dispute_baseline_command(
         else f"{done.now_wh} Wh"
     what = {"ARITHMETIC": "the rule over its own inputs", "INPUT": f"input {done.which} is not its day's anchored reading",
             "SKIPPED": f"the similar day {done.which} days before was skipped"}[done.kind.name]
+    money = market_money(ctx.conn, ctx.manifest)
     console.print(f"[green]baseline dispute upheld[/] ({what}): offer {offer[:12]}, ISP {iso(isp_start)}, asset "
                   f"{done.asset}: baseline {done.was_wh} Wh -> {shown}; oracle {done.oracle} "
-                  + (f"slashed {euros(done.slashed)} EUR to {done.slashed_to}" if done.slashed else "marked"))
+                  + (f"slashed {money(done.slashed)} EUR to {done.slashed_to}" if done.slashed else "marked"))
     before, after = _money(done.before), _money(done.after)
-    console.print(f"paid {euros(before['payment'])} -> {euros(after['payment'])} EUR, penalty "
-                  f"{euros(before['penalty'])} -> {euros(after['penalty'])} EUR; final after "
+    console.print(f"paid {money(before['payment'])} -> {money(after['payment'])} EUR, penalty "
+                  f"{money(before['penalty'])} -> {money(after['penalty'])} EUR; final after "
                   f"{iso(dispute_ends(ctx, done.after))}")
 
 
@@ -374,8 +371,9 @@ def challenge_baseline_command(
         emit_json({"asset": asset, "meter": done.meter, "isp_start": done.isp_start, "days_back": done.days_back,
                    "net": done.net, "answer_by": done.answer_by, "bond": done.bond, "tx": done.tx_hash})
         return
+    money = market_money(view.conn, view.manifest)
     console.print(f"challenged the input {done.days_back} days before {iso(isp_start)} ({done.net} Wh) of "
-                  f"{done.meter}'s standard baseline; bond {euros(done.bond)} EUR; answers taken until "
+                  f"{done.meter}'s standard baseline; bond {money(done.bond)} EUR; answers taken until "
                   f"{iso(done.answer_by)}, then `flexledger uphold-baseline --asset {asset} --isp {isp_start} "
                   f"--days-back {done.days_back}`")
 
@@ -406,8 +404,9 @@ def uphold_baseline_command(
         console.print("the challenge lapsed: a correction since no longer averages that input; the bond went back")
         return
     shown = "no baseline (too few similar days)" if done.baseline_wh is None else f"{done.baseline_wh} Wh"
+    money = market_money(view.conn, view.manifest)
     console.print(f"[green]challenge upheld[/]: the standard baseline of asset {asset} for {iso(isp_start)} is now "
-                  f"{shown}; oracle " + (f"slashed {euros(done.slashed)} EUR" if done.slashed else "marked")
+                  f"{shown}; oracle " + (f"slashed {money(done.slashed)} EUR" if done.slashed else "marked")
                   + "; the bond went back to the challenger")
 
 
@@ -418,7 +417,7 @@ def resettle_baseline_command(
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose baseline was corrected "
                                            "(default: the first that moved)."),
-    day: str | None = OptionalDay,
+    day: str | None = OptionalDayOption,
     market: int = MarketOption,
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
@@ -436,9 +435,10 @@ def resettle_baseline_command(
         emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "baseline_was_wh": done.baseline_was_wh,
                    "baseline_now_wh": done.baseline_now_wh, "tx": done.tx_hash, "before": before, "after": after})
         return
+    money = market_money(ctx.conn, ctx.manifest)
     console.print(f"[green]re-settled[/] offer {offer[:12]} on the corrected baseline of {iso(isp_start)}: "
-                  f"{done.baseline_was_wh} -> {done.baseline_now_wh} Wh; paid {euros(before['payment'])} -> "
-                  f"{euros(after['payment'])} EUR, penalty {euros(before['penalty'])} -> {euros(after['penalty'])} "
+                  f"{done.baseline_was_wh} -> {done.baseline_now_wh} Wh; paid {money(before['payment'])} -> "
+                  f"{money(after['payment'])} EUR, penalty {money(before['penalty'])} -> {money(after['penalty'])} "
                   f"EUR; final after {iso(dispute_ends(ctx, done.after))}")
 
 

@@ -59,6 +59,7 @@ from flexledger.demo.baselines import (
     stage_standard,
 )
 from flexledger.demo.households import KeptOffer
+from flexledger.demo.money import eur
 from flexledger.identity.eip712 import read_domain
 from flexledger.optimiser import clear
 from flexledger.optimiser.results import Award
@@ -154,7 +155,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     start = day + 69 * 900  # 17:15
     out["day"] = iso(day)[:10]
     console.print(f"the attack day {iso(day)[:10]}: the owner of asset {asset} (bond "
-                  f"{w.book.bond_of(seller.address) / 100:,.2f} EUR) sells again through {aggregator}, "
+                  f"{eur(w.book.bond_of(seller.address))} EUR) sells again through {aggregator}, "
                   f"{_name(accounts, dso.address)} buys")
 
     # the DSO's request, its escrow through an approval
@@ -249,11 +250,11 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                   int(BaselineMethod.COMMITTED), commitment, later + DAY, nonce + 3)
     (outcome,) = relay_offers(w.book.with_signer(relayer), [SignedOffer(again, again.sign(seller, domain))]).outcomes  # type: ignore[arg-type]
     if outcome.reason is not None:
-        refused.append(f"refused: the owner of asset {asset}, owing {debt / 100:,.2f} EUR its bond could not "
+        refused.append(f"refused: the owner of asset {asset}, owing {eur(debt)} EUR its bond could not "
                        f"cover, offered for {iso(later)[:10]} "
                        f"({getattr(outcome.reason, 'NAME', '') or type(outcome.reason).__name__})")
     else:
-        refused.append(f"ACCEPTED: an offer from a seller owing {debt / 100:,.2f} EUR")
+        refused.append(f"ACCEPTED: an offer from a seller owing {eur(debt)} EUR")
     console.print(refused[-1])
 
     # its aggregator repays the debt (a permit for the Settlement); the DSO collects it
@@ -262,9 +263,9 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
         paid = pay_debt(w.settlement, w.token, relayer, seller.address, debt)
         collected = collect_debt(w.settlement, dso, seller.address)
         out["repaid"], out["collected"] = paid.paid, collected
-        console.print(f"{aggregator} repaid the {paid.paid / 100:,.2f} EUR debt "
+        console.print(f"{aggregator} repaid the {eur(paid.paid)} EUR debt "
                       f"(Settlement.payDebt, through a permit) and {_name(accounts, dso.address)} collected "
-                      f"{collected / 100:,.2f} EUR (collectDebt); the seller may sell again once it bonds")
+                      f"{eur(collected)} EUR (collectDebt); the seller may sell again once it bonds")
     audit = audit_settlement(conn, manifest, market, day, store_evidence(engine, market))
     engine.dispose()
     out["audit"] = "MATCH" if audit.matches else f"{len(audit.differences)} DIFFERENCES"

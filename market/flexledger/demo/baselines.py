@@ -48,6 +48,7 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import Record
 from flexledger.chain.transactions import Signer
+from flexledger.demo.money import eur
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_isp, proof_for
 from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
@@ -170,7 +171,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     view = MarketOnChain(conn, manifest, market)
     answer, _inputs = revealed_inputs(view, engine, meter.address, isp)
     true_wh = sum(history[meter.address]) // MIN_DAYS
-    console.print(f"the oracle staked {STAKE / 100:,.2f} EUR and anchored the standard baselines of "
+    console.print(f"the oracle staked {eur(STAKE)} EUR and anchored the standard baselines of "
                   f"{iso(isp)[11:16]}: asset {asset}'s is {answer['baselineWh']} Wh, averaging a day "
                   f"({iso(isp - similar[MIN_DAYS] * DAY)[:10]}) it holds no reading of; its history says "
                   f"{true_wh} Wh. Asset {asset}'s owner offers {power / 1000:,.1f} kW on the standard baseline")
@@ -186,7 +187,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
         token.mint(who.address, bond, sender=authority)
     invented = challenge_standard_baseline(view, auditor, engine, asset, isp)
     console.print(f"the auditor challenged the day {invented.days_back} days before (its {invented.net} Wh has no "
-                  f"anchored reading), posting a {bond / 100:,.2f} EUR bond; answers taken until "
+                  f"anchored reading), posting a {eur(bond)} EUR bond; answers taken until "
                   f"{iso(invented.answer_by)}")
     honest_day = honest_inputs.days()[0]
     challenge_standard_baseline(view, watcher, engine, honest[0], isp, days_back=honest_day)
@@ -198,7 +199,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
                        "stake_after": int(oracle.stake_of(market, oracle_account.address).amount)}
     console.print(f"aggregator 2 challenged the day {honest_day} days before of asset {honest[0]}'s honest baseline: "
                   f"the oracle's service loop answered it with that day's anchored reading; the challenge failed "
-                  f"and its {bond / 100:,.2f} EUR bond paid the oracle (+{gained / 100:,.2f} EUR)")
+                  f"and its {eur(bond)} EUR bond paid the oracle (+{eur(gained)} EUR)")
     return StandardStage(conn, manifest, params, market, day, isp, engine, verifier, oracle_signer, (asset, meter),
                          offer, invented, int(answer["baselineWh"]), true_wh, out)
 
@@ -222,8 +223,8 @@ def settle_standard(stage: StandardStage, anyone: Signer, console: Console) -> N
     assert settled.record is not None
     stage.out["before"] = _money(settled.record)
     console.print(f"asset {asset}'s offer settled on the anchored baseline ({stage.inflated_wh} Wh; the meter "
-                  f"measured {measured} Wh): paid {stage.out['before']['payment'] / 100:,.2f} EUR, penalty "
-                  f"{stage.out['before']['penalty'] / 100:,.2f} EUR")
+                  f"measured {measured} Wh): paid {eur(stage.out['before']['payment'])} EUR, penalty "
+                  f"{eur(stage.out['before']['penalty'])} EUR")
 
 
 def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> dict[str, Any]:
@@ -252,11 +253,11 @@ def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> 
                 "after": _money(resettled.after)})
     console.print(f"nobody answered the invented day: the challenge was upheld after the window, asset {asset}'s "
                   f"baseline is {upheld.baseline_wh} Wh (was {stage.inflated_wh}); the oracle was slashed "
-                  f"{upheld.slashed / 100:,.2f} EUR to the auditor, whose {stage.invented.bond / 100:,.2f} EUR bond "
+                  f"{eur(upheld.slashed)} EUR to the auditor, whose {eur(stage.invented.bond)} EUR bond "
                   f"came back; anyone re-settled the offer on it (`resettle-baseline`): paid "
-                  f"{out['before']['payment'] / 100:,.2f} -> "
-                  f"{out['after']['payment'] / 100:,.2f} EUR, penalty {out['before']['penalty'] / 100:,.2f} -> "
-                  f"{out['after']['penalty'] / 100:,.2f} EUR")
+                  f"{eur(out['before']['payment'])} -> "
+                  f"{eur(out['after']['payment'])} EUR, penalty {eur(out['before']['penalty'])} -> "
+                  f"{eur(out['after']['penalty'])} EUR")
     return out
 
 

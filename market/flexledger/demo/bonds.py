@@ -17,6 +17,7 @@ from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.demo.money import eur
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import Offer
 from flexledger.rules.settlement import penalty
@@ -51,6 +52,6 @@ def bond_sellers(conn: ChainConnection, manifest: Manifest, authority: Signer,
         total += sum(bonds.values())
     wait_all(conn, pending)
     console.print(f"the aggregators bonded the {len(pending)} sellers they relay before relaying (their prosumers, "
-                  f"and themselves for a portfolio): {total / 100:,.2f} EUR in all, each bond the penalty of its "
+                  f"and themselves for a portfolio): {eur(total)} EUR in all, each bond the penalty of its "
                   "offers left undelivered")
     return {"prosumers": len(pending), "posted": total}

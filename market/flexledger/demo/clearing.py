@@ -6,6 +6,7 @@ and the auditor re-runs the clearing and compares it with the result on chain, a
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -20,6 +21,7 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import day_state, post_result
 from flexledger.clearing.market_day import load_market_day
+from flexledger.demo.money import eur
 from flexledger.optimiser import BuyerKind, clear
 from flexledger.rules.clearing import violations
 from flexledger.times import iso
@@ -39,7 +41,7 @@ def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAcco
                           isp_seconds=inp.isp_seconds)
     s = result.stats
     console.print(f"cleared {len(inp.offers)} offers against {len(inp.requests)} requests from chain data alone: "
-                  f"{len(result.awards)} awards, welfare {result.welfare / 100:,.2f} EUR, {s.status} (gap {s.gap:.2g}); "
+                  f"{len(result.awards)} awards, welfare {eur(result.welfare)} EUR, {s.status} (gap {s.gap:.2g}); "
                   f"model built in {s.build_seconds:.2f} s, solved in {s.solve_seconds:.2f} s")
     table = Table(title=f"what each request got, least and most over its ISPs ({inp.pricing.name})",
                   box=box.SIMPLE_HEAD)
@@ -49,10 +51,10 @@ def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAcco
         mine = [a for a in result.awards if a.request_id == r.request_id]
         per_isp = [sum(a.power_w for a in mine if a.isp_start == r.start + k * inp.isp_seconds) for k in range(r.isps)]
         energy = sum(a.power_w for a in mine)
-        average = sum(a.power_w * a.price for a in mine) / energy / 100 if energy else 0.0
+        average = Fraction(sum(a.power_w * a.price for a in mine), energy) if energy else Fraction(0)  # per MWh
         table.add_row(f"{r.request_id} {'TSO' if r.kind is BuyerKind.TSO else 'DSO'}", str(r.zone),
                       f"{iso(r.start)[11:16]}-{iso(r.start + r.isps * inp.isp_seconds)[11:16]}", f"{r.power_w / 1000:,.0f}",
-                      f"{min(per_isp) / 1000:,.0f}-{max(per_isp) / 1000:,.0f}", f"{average:,.2f}")
+                      f"{min(per_isp) / 1000:,.0f}-{max(per_isp) / 1000:,.0f}", eur(average))
     console.print(table)
 
     signer = Signer(operator, conn)
@@ -63,8 +65,8 @@ def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAcco
     ends = day_state(conn, manifest, market, day).challenge_ends
     dso, tso = clearing.welfare(result_id)
     console.print(f"committed as result {result_id} in {chunks} chunk(s): the contract checked all "
-                  f"{len(result.awards)} awards and counts welfare {(dso + tso) / 100:,.2f} EUR (DSO {dso / 100:,.2f}, "
-                  f"TSO {tso / 100:,.2f}); {gas:,} gas, {gas // max(len(result.awards), 1):,} per award")
+                  f"{len(result.awards)} awards and counts welfare {eur(dso + tso)} EUR (DSO {eur(dso)}, "
+                  f"TSO {eur(tso)}); {gas:,} gas, {gas // max(len(result.awards), 1):,} per award")
     conn.set_next_block_timestamp(ends + 1)
     conn.mine()
     clearing.finalise(market, day)

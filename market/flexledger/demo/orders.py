@@ -23,6 +23,7 @@ from flexledger.chain.transactions import Signer
 from flexledger.demo.bonds import bond_sellers
 from flexledger.demo.households import KeptOffer, forecast_baseline
 from flexledger.demo.metering import MODBUS_METERS
+from flexledger.demo.money import eur
 from flexledger.demo.portfolio import (
     AGGREGATOR,
     Portfolio,
@@ -192,7 +193,7 @@ def orders_step(
                           and o.start <= t < o.start + o.isps * 900 and o.price <= p.max_price) for t in window)
         table.add_row(f"{request_id} {name}", str(p.zone),
                       f"{iso(p.start)[11:16]}-{iso(p.start + p.isps * 900)[11:16]} {Direction(p.direction).name}",
-                      f"{p.power_w / 1000:,.0f}", f"{p.max_price / 100:,.0f}", f"{info['escrow'] / 100:,.2f}",
+                      f"{p.power_w / 1000:,.0f}", f"{eur(p.max_price, 0)}", f"{eur(info['escrow'])}",
                       f"{offered / 1000:,.0f}")
     console.print(table)
     console.print(f"the book of {iso(day)[:10]}: {len(state.requests)} requests, {len(state.offers)} offers in force "
@@ -219,5 +220,5 @@ def _show_portfolio_offer(portfolio: Portfolio, offer: Offer, accepted: bool, co
                   f"{iso(offer.start)[11:16]}-{iso(offer.start + offer.isps * 900)[11:16]} UP, "
                   f"{offer.power_w / 1000:,.1f} kW all or nothing (three quarters of its members' "
                   f"{sum(m.power_w for m in portfolio.members) / 1000:,.0f} kW: the rest is headroom) at "
-                  f"{offer.price / 100:,.0f} €/MWh, committing to its members' summed forecast: "
+                  f"{eur(offer.price, 0)} €/MWh, committing to its members' summed forecast: "
                   f"{'accepted' if accepted else 'SKIPPED'}")

@@ -41,6 +41,7 @@ from flexledger.demo.delivery import Behaviour, plan_delivery
 from flexledger.demo.dispatch import dispatch_step
 from flexledger.demo.grid import grid_step
 from flexledger.demo.metering import MODBUS_METERS, metering_step
+from flexledger.demo.money import check_token, eur
 from flexledger.demo.orders import orders_step
 from flexledger.demo.portfolio import overriding
 from flexledger.demo.settlement import settlement_step
@@ -90,6 +91,7 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
 
         console.print(Rule("1. Contracts"))
         manifest = deploy_all(conn, deployer)
+        check_token(conn, manifest)
         if keep and not settings.rpc_url:  # so that the CLI can go on where the demo stops
             kept_manifest = settings.data_dir / "demo" / "manifest.json"
             manifest.save(kept_manifest)
@@ -184,12 +186,12 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     table.add_row("portfolio", f"{pooled['aggregator']} pooled {len(pooled['members'])} households of feeder "
                   f"{pooled['zone']} (assets {', '.join(map(str, pooled['members']))}) with their owners' signed "
                   f"consent, and offered them as portfolio {pooled['id']}: {pooled['power_w'] / 1000:,.1f} kW at "
-                  f"{pooled['price'] / 100:,.0f} €/MWh, signed by the aggregator")
-    table.add_row("requests", f"{orders['requests']} posted by 2 DSOs and the TSO, {orders['escrow'] / 100:,.2f} EUR in "
+                  f"{eur(pooled['price'], 0)} €/MWh, signed by the aggregator")
+    table.add_row("requests", f"{orders['requests']} posted by 2 DSOs and the TSO, {eur(orders['escrow'])} EUR in "
                   f"escrow; {orders['gas_per_request']:,} gas per request")
     cleared = summary["clearing"]
     table.add_row("clearing", f"{cleared['awards']} awards from {cleared['offers']} offers and {cleared['requests']} "
-                  f"requests read from the chain, DSO first; welfare {cleared['welfare'] / 100:,.2f} EUR, "
+                  f"requests read from the chain, DSO first; welfare {eur(cleared['welfare'])} EUR, "
                   f"{cleared['status']} (gap {cleared['gap']:.2g}); committed as result {cleared['result_id']}, every "
                   f"award checked by the contract ({cleared['gas_per_award']:,} gas per award), final after the "
                   f"challenge window; the auditor's re-run: {cleared['audit']}")
@@ -218,19 +220,19 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         table.add_row("portfolio settled", f"portfolio {outcome['id']}: {outcome['awarded_wh'] / 1000:,.2f} kWh "
                       f"awarded, {outcome['delivered_wh'] / 1000:,.2f} kWh delivered by its members' meters summed "
                       f"(asset {outcome['overriding']} fell short, the others made up for it); "
-                      f"{outcome['paid'] / 100:,.2f} EUR paid to {outcome['aggregator']}, the record's seller "
-                      f"(penalty {outcome['penalty'] / 100:,.2f} EUR), and withdrawn")
+                      f"{eur(outcome['paid'])} EUR paid to {outcome['aggregator']}, the record's seller "
+                      f"(penalty {eur(outcome['penalty'])} EUR), and withdrawn")
     dispute = settled["dispute"]
     if dispute:
         table.add_row("dispute", f"asset {dispute['asset']}'s owner showed the reading its meter signed: "
-                      f"{'upheld' if dispute['upheld'] else 'REFUSED'}, paid {dispute['paid_before'] / 100:,.2f} -> "
-                      f"{dispute['paid_after'] / 100:,.2f} EUR, penalty {dispute['penalty_before'] / 100:,.2f} -> "
-                      f"{dispute['penalty_after'] / 100:,.2f} EUR; {dispute['faults']} fault counted against the "
+                      f"{'upheld' if dispute['upheld'] else 'REFUSED'}, paid {eur(dispute['paid_before'])} -> "
+                      f"{eur(dispute['paid_after'])} EUR, penalty {eur(dispute['penalty_before'])} -> "
+                      f"{eur(dispute['penalty_after'])} EUR; {dispute['faults']} fault counted against the "
                       "oracle (ReadingDisputes.faultsOf)")
-    table.add_row("money", ", ".join(f"{name} paid {cents / 100:,.2f}" for name, cents in settled["paid"].items())
+    table.add_row("money", ", ".join(f"{name} paid {eur(cents)}" for name, cents in settled["paid"].items())
                   + f" EUR net of penalties; of the {summary['bonds']['prosumers']} bonded sellers the awarded received "
-                  f"{settled['prosumers'] / 100:,.2f} EUR; bond draws {settled['bond_draws'] / 100:,.2f} EUR "
-                  f"(of {summary['bonds']['posted'] / 100:,.2f} posted), debts {settled['debts'] / 100:,.2f} EUR")
+                  f"{eur(settled['prosumers'])} EUR; bond draws {eur(settled['bond_draws'])} EUR "
+                  f"(of {eur(summary['bonds']['posted'])} posted), debts {eur(settled['debts'])} EUR")
     table.add_row("settlement audit", f"the auditor's recomputation from public chain data: {settled['audit']}"
                   + ("; its figures are the demo's own" if settled["audit_agrees"] else "; its figures DIFFER"))
     attacks = summary["attacks"]
@@ -240,21 +242,21 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     answered = std["answered"]
     table.add_row("baseline challenge", f"upheld: the oracle's standard baseline of asset {std['asset']} for "
                   f"{std['isp']} averaged a day it had no reading of ({std['days_back']} days before, {std['net']} Wh); "
-                  f"the {std['challenger']} challenged it with a {std['bond'] / 100:,.2f} EUR bond, nobody answered, "
+                  f"the {std['challenger']} challenged it with a {eur(std['bond'])} EUR bond, nobody answered, "
                   f"and anyone upheld it after the window: {std['baseline_was']} -> {std['baseline_now']} Wh. The "
-                  f"oracle was slashed once ({std['faults']} fault, {std['slashed'] / 100:,.2f} EUR of its stake), the "
-                  f"{std['challenger']} received {std['challenger_gained'] / 100:,.2f} EUR (the stake and its bond "
+                  f"oracle was slashed once ({std['faults']} fault, {eur(std['slashed'])} EUR of its stake), the "
+                  f"{std['challenger']} received {eur(std['challenger_gained'])} EUR (the stake and its bond "
                   f"back); asset {std['asset']}'s offer re-settled on the correction: paid "
-                  f"{std['before']['payment'] / 100:,.2f} -> {std['after']['payment'] / 100:,.2f} EUR, penalty "
-                  f"{std['before']['penalty'] / 100:,.2f} -> {std['after']['penalty'] / 100:,.2f} EUR")
+                  f"{eur(std['before']['payment'])} -> {eur(std['after']['payment'])} EUR, penalty "
+                  f"{eur(std['before']['penalty'])} -> {eur(std['after']['penalty'])} EUR")
     table.add_row("baseline challenge", f"answered: {answered['challenger']} challenged a day of asset "
                   f"{answered['asset']}'s honest standard baseline; "
                   + (f"the oracle's service loop (`oracle run`) answered with that day's anchored reading, the "
-                     f"challenge failed and its {answered['bond'] / 100:,.2f} EUR bond paid the oracle "
-                     f"(+{answered['oracle_gained'] / 100:,.2f} EUR), its stake untouched"
+                     f"challenge failed and its {eur(answered['bond'])} EUR bond paid the oracle "
+                     f"(+{eur(answered['oracle_gained'])} EUR), its stake untouched"
                      if answered["answered"] else "NOT ANSWERED: the bond stays in BaselineDisputes"))
     table.add_row("attack day audit", f"the attack day {attacks['day']} re-checked from public chain data (its debt "
-                  f"of {attacks['debt'] / 100:,.2f} EUR recorded, repaid and collected): {attacks['audit']}")
+                  f"of {eur(attacks['debt'])} EUR recorded, repaid and collected): {attacks['audit']}")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     if "kept" in summary:

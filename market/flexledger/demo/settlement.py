@@ -50,6 +50,7 @@ from flexledger.demo.ledger import (
     flows,
     request_terms,
 )
+from flexledger.demo.money import eur
 from flexledger.demo.portfolio import overriding
 from flexledger.demo.proofs import ReadingProofs
 from flexledger.errors import FlexledgerError
@@ -84,10 +85,6 @@ class _Settled:
     record: Record  # in force (a dispute replaces it)
     net: list[int]  # the net consumption the record counts per ISP: anchored, or as a dispute corrected it
     gas: int
-
-
-def _euros(cents: int) -> str:
-    return f"{cents / 100:,.2f}"
 
 
 def _day_requests(book: OrderBookClient, market: int, day: int) -> dict[int, RequestTerms]:
@@ -148,9 +145,9 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     finalised = settlement.events("SettlementFinalised", from_block=first_block)
     claimed, drawn, debt = (sum(int(e.args[k]) for e in finalised) for k in ("claimed", "fromBond", "debt"))
     console.print(f"time travel to {iso(ends + 1)}: the dispute windows are over; {len(finalised)} settlements made "
-                  f"final in batches (Settlement.finaliseMany): {_euros(claimed)} EUR credited to sellers, "
-                  f"{_euros(drawn)} EUR of penalties drawn from bonds for the buyers, {_euros(debt)} EUR owed beyond "
-                  f"them; {len(refunds)} requests refunded ({_euros(sum(refunds.values()))} EUR back to the buyers); "
+                  f"final in batches (Settlement.finaliseMany): {eur(claimed)} EUR credited to sellers, "
+                  f"{eur(drawn)} EUR of penalties drawn from bonds for the buyers, {eur(debt)} EUR owed beyond "
+                  f"them; {len(refunds)} requests refunded ({eur(sum(refunds.values()))} EUR back to the buyers); "
                   f"{withdrawn} parties withdrew their claims (the prosumers' gas: development-chain ether from "
                   "anvil_setBalance)")
 
@@ -166,7 +163,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     table, paid = _money_table(requests, buyers, refunds, before, after)
     console.print(table)
     console.print(f"the {len({r.seller for r in records})} awarded sellers (prosumers, and aggregators for portfolios) "
-                  f"received {_euros(moves.claims)} EUR in claims; {_euros(moves.drawn)} EUR of penalties came out of "
+                  f"received {eur(moves.claims)} EUR in claims; {eur(moves.drawn)} EUR of penalties came out of "
                   "their bonds")
     portfolio = {}
     for d in plan.portfolios:  # the demo has one
@@ -230,9 +227,9 @@ def _portfolio(s: _Settled, params: MarketParams, requests: dict[int, RequestTer
     console.print(f"portfolio {kept.offer.portfolio} of {kept.aggregator}, {iso(isps[0])[11:16]}-"
                   f"{iso(isps[-1] + params.isp_seconds)[11:16]}: awarded {awarded / 3.6e6:,.2f} kWh; its members' "
                   f"meters delivered {', '.join(shown[:-1])} and {shown[-1]}: {delivered / 3.6e6:,.2f} kWh summed "
-                  f"by DeliveryMeter against the summed baseline, {met}; paid {_euros(paid)} EUR, penalty "
-                  f"{_euros(penalty)} EUR; the record's seller is {kept.aggregator}, who withdrew its claim of "
-                  f"{_euros(moved.get(seller, 0))} EUR")
+                  f"by DeliveryMeter against the summed baseline, {met}; paid {eur(paid)} EUR, penalty "
+                  f"{eur(penalty)} EUR; the record's seller is {kept.aggregator}, who withdrew its claim of "
+                  f"{eur(moved.get(seller, 0))} EUR")
     return {"id": kept.offer.portfolio, "aggregator": kept.aggregator, "members": list(by_member),
             "member_delivered_wh": dict(by_member), "overriding": failing, "awarded_wh": awarded // 3600,
             "delivered_wh": delivered // 3600, "paid": paid, "penalty": penalty,
@@ -313,7 +310,7 @@ def _table(rows: list[Row]) -> Table:
         kept = s.delivery.kept
         assets = f"{len(kept.members)} members" if kept.members else str(kept.offer.asset)  # their ids: too wide
         table.add_row(label, assets, f"{iso(isps[0])[11:16]}-{iso(isps[-1] + 900)[11:16]}",
-                      f"{awarded / 3.6e6:,.2f}", f"{delivered / 3.6e6:,.2f}", _euros(paid), _euros(penalty))
+                      f"{awarded / 3.6e6:,.2f}", f"{delivered / 3.6e6:,.2f}", eur(paid), eur(penalty))
     return table
 
 
@@ -367,8 +364,8 @@ def _dispute(conn: ChainConnection, settlement: SettlementClient, disputes: Read
     penalty = (sum(line_penalty(ln) for ln in before.lines), sum(line_penalty(ln) for ln in s.record.lines))
     console.print(f"the owner of asset {s.delivery.kept.offer.asset} disputes {iso(fault['isp_start'])[11:16]} with the "
                   f"reading its meter signed ({r.import_wh:,} Wh in, {r.export_wh:,} Wh out; anchored: "
-                  f"{anchored.import_wh:,} in, {anchored.export_wh:,} out): upheld, paid {_euros(paid[0])} -> {_euros(paid[1])} EUR, "
-                  f"penalty {_euros(penalty[0])} -> {_euros(penalty[1])} EUR; the oracle {oracle[:10]}… that anchored "
+                  f"{anchored.import_wh:,} in, {anchored.export_wh:,} out): upheld, paid {eur(paid[0])} -> {eur(paid[1])} EUR, "
+                  f"penalty {eur(penalty[0])} -> {eur(penalty[1])} EUR; the oracle {oracle[:10]}… that anchored "
                   f"the root now has {disputes.faults_of(oracle)} fault(s) in ReadingDisputes.faultsOf "
                   f"({tx.gas_used:,} gas)")
     return {"upheld": s.record != before, "faults": faults, "asset": s.delivery.kept.offer.asset,
@@ -387,7 +384,7 @@ def _money_table(requests: dict[int, RequestTerms], buyers: dict[str, str], refu
         refunded = sum(refunds[r] for r, q in requests.items() if q.buyer == address)
         received = after[address] - before[address]  # refunds and penalties, once everything is withdrawn
         paid[name] = escrow - received
-        table.add_row(name, _euros(escrow), _euros(refunded), _euros(received - refunded), _euros(escrow - received))
+        table.add_row(name, eur(escrow), eur(refunded), eur(received - refunded), eur(escrow - received))
     return table, paid
 
 

@@ -265,6 +265,9 @@ def test_offer_request_and_book_commands(
         cli("grid", "asset", "register", meter, "--type", "2", "--meter-key", str(meter_keystore))  # development
         cli("grid", "asset", "map", "1", "--zone", "2", "--up", "5000", "--down", "5000", "--market", "1")
         cli("token", "mint", me, "1000000")
+        balance = json.loads(cli("token", "balance", me, "--json").stdout)["balance"]
+        # text writes base units by the token's decimals (2: euro cents)
+        assert cli("token", "balance", me).stdout.strip() == f"{balance // 100:,}.{balance % 100:02d}"
         day = (int(time.time()) // 86400 + 2) * 86400
         start = dt.datetime.fromtimestamp(day + 17 * 3600, dt.UTC).isoformat()
 
@@ -279,7 +282,7 @@ def test_offer_request_and_book_commands(
         good = offer("3000")
         refused = json.loads(cli("offer", "submit", str(good), "--json").stdout)
         assert refused["accepted"] == 0  # a seller without free bond does not sell
-        cli("bond", "post", "100000")
+        assert cli("bond", "post", "100000").stdout.strip() == f"bond of {me}: 1,000.00"
         assert json.loads(cli("bond", "show", me, "--json").stdout)["may_sell"] is True
         submitted = json.loads(cli("offer", "submit", str(good), "--json").stdout)
         assert submitted["accepted"] == 1 and submitted["offers"][0]["nonce"] == 1
@@ -323,7 +326,9 @@ def test_offer_request_and_book_commands(
         for award in cleared["award_list"]:
             per_isp[award["isp_start"]] = per_isp.get(award["isp_start"], 0) + award["power_w"]
         assert per_isp == {day + 17 * 3600: 2000}  # asset 1 sold once: its offer in force, not the replaced block
-        assert "awarded per request zone" in cli("clear", "--day", date).stdout
+        table = cli("clear", "--day", date).stdout
+        # 2 kW for one ISP at 150.00 per MWh pays 0.07 (rounded down): 140.00 per MWh on average
+        assert "awarded per request zone" in table and "0.07" in table and "140.00" in table
         cancelled = json.loads(cli("request", "cancel", str(posted["request"]), "--json").stdout)
         assert cancelled["refund"] == 200
         bad = cli("request", "post", "--zone", "9", "--start", start, "--power", "1", "--max-price", "1", check=False)
