@@ -35,15 +35,14 @@ DayOption = typer.Option(..., "--day", help="The market day (YYYY-MM-DD, UTC).")
 
 def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:
     """The market's parameters and the first second of the market day named ``day``."""
-    from flexledger.chain.bindings import MarketRegistryClient
+    from flexledger.deployment import Deployment
 
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
-    midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
-    return params, params.day_start(midnight + params.day_offset_seconds)
+    chain = Deployment(conn, manifest)
+    return chain.params(market), chain.day_start(market, date)
 
 
 def post_with_progress(conn: ChainConnection, manifest: Manifest, signer: Signer, loaded: MarketDay,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from flexledger.cli.clearing import MarketOption
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import STATE, deployment
 from flexledger.cli.output import JsonOption, console, emit_json
 from flexledger.times import iso, parse_time
 
@@ -21,14 +21,8 @@ KeyOption = typer.Option(None, "--key", help="Keystore of the account that sends
 
 
 def _claims(key: Path | None) -> tuple[OmissionClaimsClient, MeterOracleClient]:
-    from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient
-
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    return (OmissionClaimsClient(conn, manifest.address("OmissionClaims"), signer=signer),
-            MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer))
+    chain = deployment(key)
+    return chain.omission_claims, chain.oracle
 
 
 @app.command("claim")

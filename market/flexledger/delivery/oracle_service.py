@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flexledger.chain.errors import ChainError
 from flexledger.config import Settings
@@ -192,33 +192,30 @@ class OracleService:
         from flexledger.delivery.omissions import answer_claims
 
         d = self.deployment
-        if not d.has("OmissionClaims"):
-            return
-        try:
-            answered_now = answer_claims(self.engine, d.omission_claims, self.market)
-        except ChainError as exc:  # the node is out of reach: the next round asks again
-            self.report(OracleEvent("warning", f"omission claims not checked this round: {exc}"))
-            return
-        for answered in answered_now:
-            self.report(OracleEvent("claim", f"answered the omission claim on {answered['meter']} at "
-                                             f"{iso(answered['ispStart'])} with its proof"))
+        if d.has("OmissionClaims"):
+            self._answer("claim", "omission claims", lambda: answer_claims(self.engine, d.omission_claims, self.market),
+                         lambda a: f"answered the omission claim on {a['meter']} at {iso(a['ispStart'])} with its proof")
 
     def _answer_challenges(self) -> None:
         """A challenge that a baseline's input day was invented: prove it was not."""
         from flexledger.baselines.challenges import answer_challenges
 
         d = self.deployment
-        if not d.has("BaselineDisputes"):
-            return
+        if d.has("BaselineDisputes"):
+            self._answer("challenge", "baseline challenges",
+                         lambda: answer_challenges(self.engine, d.baseline_disputes, d.oracle, self.market),
+                         lambda a: f"answered the challenge of {a['meter']}'s baseline at {iso(a['ispStart'])} "
+                                   f"({a['daysBack']} days back) with the day's anchored reading")
+
+    def _answer(self, kind: str, what: str, answer: Callable[[], list[dict[str, Any]]],
+                describe: Callable[[dict[str, Any]], str]) -> None:
         try:
-            answered_now = answer_challenges(self.engine, d.baseline_disputes, d.oracle, self.market)
-        except ChainError as exc:
-            self.report(OracleEvent("warning", f"baseline challenges not checked this round: {exc}"))
+            answered_now = answer()
+        except ChainError as exc:  # the node is out of reach: the next round asks again
+            self.report(OracleEvent("warning", f"{what} not checked this round: {exc}"))
             return
         for answered in answered_now:
-            self.report(OracleEvent("challenge", f"answered the challenge of {answered['meter']}'s baseline at "
-                                                 f"{iso(answered['ispStart'])} ({answered['daysBack']} days back) "
-                                                 "with the day's anchored reading"))
+            self.report(OracleEvent(kind, describe(answered)))
 
 
 @contextmanager

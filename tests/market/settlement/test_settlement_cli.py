@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from settlement_world import SettlementWorld, build_world
 from typer.testing import CliRunner, Result
 
-import flexledger.cli.oracle as oracle_cli
+import flexledger.cli.context as cli_context
 import flexledger.cli.settlement as settlement_cli
 from flexledger.baselines.files import BaselineFile, BaselineFileError, new_baseline, save_baseline
 from flexledger.chain.bindings import (
@@ -258,7 +258,7 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     w.token.mint(oracle_account.address, 8_000, sender=deployer)
     required = cli("oracle", "require-stake", "--market", str(w.market), "--amount", "5000", "--json")
     assert required.exit_code == 0, required.output  # the CLI's dev key is the market authority here
-    monkeypatch.setattr(oracle_cli, "load_signer", lambda _conn, _key: oracle_account)
+    monkeypatch.setattr(cli_context, "load_signer", lambda _conn, _key: oracle_account)
     staked = cli("oracle", "stake", "--market", str(w.market), "--amount", "8000", "--json")
     assert staked.exit_code == 0, staked.output
     assert json.loads(staked.output) == {"market": w.market, "oracle": oracle_account.address, "staked": 8_000,
