@@ -39,7 +39,6 @@ from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
     BaselineDisputesClient,
-    MarketRegistryClient,
     MeterOracleClient,
     OrderBookClient,
     SettlementTokenClient,
@@ -48,6 +47,7 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import Record
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_isp, proof_for
 from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
@@ -123,12 +123,13 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     inflated by an invented day), both challenges filed and the honest one answered. ``honest``:
     the asset and meter whose baseline the oracle anchors honestly."""
     asset, owner, meter, power = seller.asset, seller.owner, seller.meter, seller.power_w
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    chain = Deployment(conn, manifest)
+    params = chain.params(market)
     isp = day + QUARTER * params.isp_seconds
     oracle_signer = oracle.signer
     assert oracle_signer is not None
     oracle_account = oracle_signer.account
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    token = chain.token
 
     # the market requires a stake of its oracles from now on: the oracle posts it
     oracle.set_required_stake(market, STAKE, sender=authority)
