@@ -14,7 +14,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import STATE, connect, deployment, load_manifest, load_signer
 from flexledger.cli.output import JsonOption, console, emit_json
 from flexledger.errors import FlexledgerError
 from flexledger.rules.market import MarketParams
@@ -215,16 +215,16 @@ def challenge_command(
 
 def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, market: int, day: str,
                      json_: bool) -> None:
-    from flexledger.chain.bindings import ClearingCommitmentClient
     from flexledger.clearing.commitment import day_state, find_superseded, prove_superseded
     from flexledger.clearing.market_day import load_market_day
+    from flexledger.deployment import Deployment
 
     _params, start = market_day_start(conn, manifest, market, day)
     current = day_state(conn, manifest, market, start).current
     if current == 0:
         raise FlexledgerError(f"market {market}, day {day} has no result in force")
     loaded = load_market_day(conn, manifest, market, start)
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    clearing = Deployment(conn, manifest).clearing
     found = find_superseded(clearing, current, loaded.book)
     if found:
         prove_superseded(clearing, signer, found[0])
@@ -241,17 +241,12 @@ def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, 
 def finalise_command(day: str = DayOption, market: int = MarketOption, key: Path | None = KeyOption) -> None:
     """Make the day's clearing result final once its challenge window has passed (anyone may):
     its awards become the sellers' activation orders."""
-    from flexledger.chain.bindings import ClearingCommitmentClient
     from flexledger.clearing.commitment import day_state
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    _params, start = market_day_start(conn, manifest, market, day)
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"), signer=signer)
-    clearing.finalise(market, start)
-    current = day_state(conn, manifest, market, start).current
+    chain = deployment(key)
+    _params, start = market_day_start(chain.conn, chain.manifest, market, day)
+    chain.clearing.finalise(market, start)
+    current = day_state(chain.conn, chain.manifest, market, start).current
     console.print(f"[green]market {market}, day {day}: result {current} is final[/]")
 
 

@@ -451,13 +451,14 @@ def _money(record: Record) -> dict[str, int]:
 
 def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:
     """The market and day of an offer's latest settlement (when --day is not given)."""
-    from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
+    from flexledger.deployment import Deployment
     from flexledger.settlement.day import DisputeError
     from flexledger.settlement.records import settled_events
 
-    events = settled_events(SettlementClient(conn, manifest.address("Settlement")), digest=digest)
+    chain = Deployment(conn, manifest)
+    events = settled_events(chain.settlement, digest=digest)
     if not events:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was never settled",
                            hint="check the digest (`flexledger settle --day D` lists them); settle it first")
-    result = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).result(events[-1].record.result_id)
+    result = chain.clearing.result(events[-1].record.result_id)
     return result.market, result.day

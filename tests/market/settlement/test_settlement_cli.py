@@ -22,6 +22,7 @@ from flexledger.chain.bindings import (
     ReadingDisputesClient,
 )
 from flexledger.chain.connection import ChainConnection
+from flexledger.chain.errors import ChainError
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.cli.app import app
@@ -352,3 +353,18 @@ def test_an_offer_naming_the_standard_baseline_settles_against_the_oracles_value
     audit = cli("audit", "settle", *day_args(w), "--json")
     assert audit.exit_code == 0, audit.output
     assert json.loads(audit.output)["offers_settled"] == 1
+
+
+def test_the_clearing_commands_on_a_final_day(
+    conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`challenge --superseded` finds nothing to void in a result of current offers; `finalise` of a
+    day already final is refused by the contract, and the result stays the one in force."""
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path), tmp_path, monkeypatch)
+    voided = cli("challenge", "--superseded", *day_args(w), "--json")
+    assert voided.exit_code == 0, voided.output
+    assert json.loads(voided.output) == {"result_id": 1, "superseded_offers": 0, "voided": False}
+    again = cli("finalise", *day_args(w))
+    assert again.exit_code != 0
+    assert isinstance(again.exception, ChainError) and "is final" not in again.output, again.output
