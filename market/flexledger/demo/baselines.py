@@ -40,7 +40,6 @@ from flexledger.chain import structs
 from flexledger.chain.bindings import (
     BaselineDisputesClient,
     MeterOracleClient,
-    OrderBookClient,
     SettlementTokenClient,
 )
 from flexledger.chain.connection import ChainConnection
@@ -149,7 +148,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
         anchor_isp(engine, oracle, market, t)
 
     # the seller offers its asset for the ISP on the standard baseline; its DSO asks for it
-    book = OrderBookClient(conn, manifest.address("OrderBook"))
+    book = chain.order_book
     request = RequestParams(market, seller.zone, isp, 1, int(Direction.UP), power, 30_000)
     escrow = max_exposure(request.power_w, request.isps, params.isp_seconds, request.max_price)
     token.mint(buyer.address, escrow, sender=authority)
@@ -180,7 +179,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     # day; a watcher challenges a day of the honest baseline, and the oracle's service loop answers
     out: dict[str, Any] = {"isp": iso(isp)[11:16], "asset": asset, "stake": STAKE}
     auditor, watcher = signer_of(accounts["auditor"]), signer_of(accounts["aggregator 2"])
-    disputes = BaselineDisputesClient(conn, manifest.address("BaselineDisputes"), signer=oracle_signer)
+    disputes = chain.signed_by(oracle_signer).baseline_disputes
     bond = int(disputes.challenge_bond())
     for who in (auditor, watcher):
         conn.request("anvil_setBalance", [who.address, hex(10**20)])
