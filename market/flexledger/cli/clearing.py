@@ -47,10 +47,10 @@ def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day
 
 def post_with_progress(conn: ChainConnection, manifest: Manifest, signer: Signer, loaded: MarketDay,
                        awards: list[Award], *, quiet: bool) -> tuple[int, int, int]:
-    from flexledger.chain.bindings import ClearingCommitmentClient
     from flexledger.clearing.commitment import post_result
+    from flexledger.deployment import Deployment
 
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    clearing = Deployment(conn, manifest).clearing
     with Progress(console=console, transient=True, disable=quiet) as bar:
         task = bar.add_task("posting awards", total=max(len(awards), 1))
         return post_result(clearing, signer, loaded.market, loaded.day_start, awards, loaded.book,

@@ -151,7 +151,7 @@ def claim_command(
     """Pull the money: with --day, make final the day's settlements whose dispute window is over
     (anyone may) and refund your requests of the day when due; then withdraw what you may claim
     (claims as a seller, penalties as a buyer)."""
-    from flexledger.chain.bindings import SettlementClient
+    from flexledger.deployment import Deployment
     from flexledger.settlement.day import (
         ClaimNotDueError,
         day_context,
@@ -179,7 +179,7 @@ def claim_command(
         out["refunded"] = [{"request": q, "amount": a} for q, a in refunded]
         out["refunds_waiting"] = [{"request": q, "reason": why} for q, why in not_due]
         out["settled"] = len(ctx.records())
-    settlement = SettlementClient(conn, manifest.address("Settlement"))
+    settlement = Deployment(conn, manifest).settlement
     out["withdrawn"] = withdraw_claims(settlement, signer)
     if not (out["finalised"] or out["refunded"] or out["withdrawn"]):
         message, hint = _nothing_yet(out, day)
