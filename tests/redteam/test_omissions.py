@@ -35,7 +35,7 @@ from flexledger.chain.revert_errors import (
     OmissionNotReceipted,
 )
 from flexledger.chain.transactions import Signer
-from flexledger.cli import omission as omission_cli
+from flexledger.cli import context as cli_context
 from flexledger.cli.app import app
 from flexledger.config import load_settings
 from flexledger.delivery.broker import BrokerInfo, LocalBroker, meter_user
@@ -223,7 +223,7 @@ def test_rt7_an_oracle_that_leaves_out_a_receipted_reading_is_marked_and_slashed
     settings = load_settings()
     settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
     manifest.save(settings.manifest_path)
-    monkeypatch.setattr(omission_cli, "load_signer", lambda c, _key: keys.signer(claimant.account, c))
+    monkeypatch.setattr(cli_context, "load_signer", lambda c, _key: keys.signer(claimant.account, c))
     claimed = CliRunner().invoke(app, ["omission", "claim", "--receipt", str(receipt_file), "--json"])
     assert claimed.exit_code == 0, claimed.output
     omission_gas = json.loads(claimed.output)["gasUsed"]

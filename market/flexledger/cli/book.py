@@ -17,7 +17,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import deployment
 from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
 from flexledger.cli.output import Money, console, emit_json, money_format
 from flexledger.errors import FlexledgerError
@@ -28,8 +28,6 @@ from flexledger.times import iso, parse_time
 if TYPE_CHECKING:
     from flexledger.book.order_book import SignedOffer
     from flexledger.chain.bindings import OrderBookClient
-    from flexledger.chain.connection import ChainConnection
-    from flexledger.chain.transactions import Signer
     from flexledger.identity.eip712 import Eip712Domain
 
 offer_app = typer.Typer(help="Prepare, sign and relay flexibility offers (EIP-712, signed in any wallet). A "
@@ -48,18 +46,8 @@ class SignedOfferFileError(FlexledgerError):
     """A signed-offer file that cannot be read, or that was signed for another order book."""
 
 
-def _chain(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, Any, Signer | None]:
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    return conn, manifest, load_signer(conn, key) if sign else None
-
-
 def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
-    from flexledger.chain.bindings import OrderBookClient
-
-    conn, manifest, signer = _chain(key, sign=sign)
-    return OrderBookClient(conn, manifest.address("OrderBook"), signer=signer)
+    return deployment(key, sign=sign).order_book
 
 
 def _money(book: OrderBookClient) -> Money:
@@ -150,7 +138,7 @@ def offer_sign(
         raise SignedOfferFileError(f"{file} is not EIP-712 typed data: {exc}") from None
     if typed.primary_type != "Offer":
         raise SignedOfferFileError(f"{file} holds a {typed.primary_type}, not an Offer")
-    _conn, _manifest, signer = _chain(key)
+    signer = deployment(key).signer
     assert signer is not None
     signed = {"typedData": typed.to_json(), "signature": "0x" + typed.sign(signer.account).hex()}
     if out is None:
@@ -432,13 +420,13 @@ def bond_pay_debt(
 ) -> None:
     """Repay a seller's debt (anyone may; paid by you, through a permit): held for its creditors, and
     once it is all repaid the seller may sell again."""
-    from flexledger.chain.bindings import SettlementClient, SettlementTokenClient
+    from flexledger.chain.bindings import SettlementTokenClient
     from flexledger.settlement.debts import pay_debt
 
-    conn, manifest, signer = _chain(key)
+    chain = deployment(key)
+    signer, settlement = chain.signer, chain.settlement
     assert signer is not None
-    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
-    token = SettlementTokenClient(conn, settlement.token(), signer=signer)
+    token = SettlementTokenClient(chain.conn, settlement.token(), signer=signer)
     paid = pay_debt(settlement, token, signer, _address(seller, "SELLER"), amount)
     if json_:
         emit_json({"seller": paid.seller, "paid": paid.paid, "left": paid.left, "tx": paid.tx_hash})
@@ -456,19 +444,18 @@ def bond_collect_debt(
 ) -> None:
     """Collect (a buyer) what a seller repaid of the penalties it owes you, as far as its repayments
     held for its creditors reach; then `flexledger claim` is not needed: the tokens come at once."""
-    from flexledger.chain.bindings import SettlementClient, SettlementTokenClient
     from flexledger.settlement.debts import collect_debt
 
-    conn, manifest, signer = _chain(key)
+    chain = deployment(key)
+    signer, settlement = chain.signer, chain.settlement
     assert signer is not None
-    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=signer)
     seller = _address(seller, "SELLER")
     collected = collect_debt(settlement, signer, seller)
     left = int(settlement.owed_to(seller, signer.address))
     if json_:
         emit_json({"seller": seller, "buyer": signer.address, "collected": collected, "still_owed": left})
     else:
-        money = money_format(SettlementTokenClient(conn, settlement.token()))
+        money = money_format(chain.token)
         console.print(f"collected {money(collected)} from {seller}; it still owes you {money(left)}")
 
 
@@ -490,10 +477,7 @@ def token_mint(
     key: Path | None = KeyOption,
 ) -> None:
     """Mint settlement tokens (the market authority, on development chains only)."""
-    from flexledger.chain.bindings import SettlementTokenClient
-
-    conn, manifest, signer = _chain(key)
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=signer)
+    token = deployment(key).token
     token.mint(to, amount)
     console.print(f"balance of {to}: {money_format(token)(token.balance_of(to))}")
 
@@ -501,10 +485,7 @@ def token_mint(
 @token_app.command("balance")
 def token_balance(account: str = typer.Argument(..., help="The address."), json_: bool = JsonOption) -> None:
     """A token balance."""
-    from flexledger.chain.bindings import SettlementTokenClient
-
-    conn, manifest, _ = _chain(sign=False)
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    token = deployment(sign=False).token
     balance = token.balance_of(account)
     if json_:
         emit_json({"account": account, "balance": balance})

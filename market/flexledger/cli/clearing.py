@@ -15,7 +15,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import STATE, connect, deployment, load_manifest, load_signer
 from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, TimeLimitOption
 from flexledger.cli.output import console, emit_json, market_money
 from flexledger.errors import FlexledgerError
@@ -33,23 +33,22 @@ if TYPE_CHECKING:
 
 def market_day_start(conn: ChainConnection, manifest: Manifest, market: int, day: str) -> tuple[MarketParams, int]:
     """The market's parameters and the first second of the market day named ``day``."""
-    from flexledger.chain.bindings import MarketRegistryClient
+    from flexledger.deployment import Deployment
 
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
-    midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
-    return params, params.day_start(midnight + params.day_offset_seconds)
+    chain = Deployment(conn, manifest)
+    return chain.params(market), chain.day_start(market, date)
 
 
 def post_with_progress(conn: ChainConnection, manifest: Manifest, signer: Signer, loaded: MarketDay,
                        awards: list[Award], *, quiet: bool) -> tuple[int, int, int]:
-    from flexledger.chain.bindings import ClearingCommitmentClient
     from flexledger.clearing.commitment import post_result
+    from flexledger.deployment import Deployment
 
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    clearing = Deployment(conn, manifest).clearing
     with Progress(console=console, transient=True, disable=quiet) as bar:
         task = bar.add_task("posting awards", total=max(len(awards), 1))
         return post_result(clearing, signer, loaded.market, loaded.day_start, awards, loaded.book,
@@ -215,16 +214,16 @@ def challenge_command(
 
 def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, market: int, day: str,
                      json_: bool) -> None:
-    from flexledger.chain.bindings import ClearingCommitmentClient
     from flexledger.clearing.commitment import day_state, find_superseded, prove_superseded
     from flexledger.clearing.market_day import load_market_day
+    from flexledger.deployment import Deployment
 
     _params, start = market_day_start(conn, manifest, market, day)
     current = day_state(conn, manifest, market, start).current
     if current == 0:
         raise FlexledgerError(f"market {market}, day {day} has no result in force")
     loaded = load_market_day(conn, manifest, market, start)
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    clearing = Deployment(conn, manifest).clearing
     found = find_superseded(clearing, current, loaded.book)
     if found:
         prove_superseded(clearing, signer, found[0])
@@ -241,17 +240,12 @@ def _void_superseded(conn: ChainConnection, manifest: Manifest, signer: Signer, 
 def finalise_command(day: str = DayOption, market: int = MarketOption, key: Path | None = KeyOption) -> None:
     """Make the day's clearing result final once its challenge window has passed (anyone may):
     its awards become the sellers' activation orders."""
-    from flexledger.chain.bindings import ClearingCommitmentClient
     from flexledger.clearing.commitment import day_state
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    _params, start = market_day_start(conn, manifest, market, day)
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"), signer=signer)
-    clearing.finalise(market, start)
-    current = day_state(conn, manifest, market, start).current
+    chain = deployment(key)
+    _params, start = market_day_start(chain.conn, chain.manifest, market, day)
+    chain.clearing.finalise(market, start)
+    current = day_state(chain.conn, chain.manifest, market, start).current
     console.print(f"[green]market {market}, day {day}: result {current} is final[/]")
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from flexledger.chain.connection import ChainConnection
     from flexledger.chain.manifest import Manifest
     from flexledger.chain.transactions import Signer
+    from flexledger.deployment import Deployment
 
 
 @dataclass
@@ -93,3 +94,14 @@ def load_manifest(settings: Settings, conn: ChainConnection) -> Manifest:
     manifest = Manifest.load(settings.manifest_path)
     manifest.check(conn, settings.manifest_path)
     return manifest
+
+
+def deployment(key_file: Path | None = None, *, sign: bool = True) -> Deployment:
+    """The command's deployment: the configured chain, its manifest checked against it, and the
+    transaction key (``--key``, FLEXLEDGER_KEY, else the dev key) when the command sends transactions."""
+    from flexledger.deployment import Deployment
+
+    settings = STATE.settings
+    conn, _ = connect(settings)
+    manifest = load_manifest(settings, conn)
+    return Deployment(conn, manifest, load_signer(conn, key_file) if sign else None)

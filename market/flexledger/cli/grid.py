@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import deployment
 from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
@@ -19,8 +19,7 @@ from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
 from flexledger.rules.market import DAY, MarketParams, PricingRule
 
 if TYPE_CHECKING:
-    from flexledger.chain.bindings import AssetRegistryClient, GridZonesClient, MarketRegistryClient
-    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.bindings import AssetRegistryClient
 
 market_app = typer.Typer(help="Create markets and read their parameters (ISP length, gate closure, windows...).", no_args_is_help=True)
 grid_app = typer.Typer(help="The grid: zones (TSO area > DSO perimeter > substation > feeder) and traffic lights.", no_args_is_help=True)
@@ -28,24 +27,6 @@ zone_app = typer.Typer(help="Add and inspect zones.", no_args_is_help=True)
 lights_app = typer.Typer(help="Publish and show traffic lights (DESIGN.md rule 1).", no_args_is_help=True)
 grid_app.add_typer(zone_app, name="zone")
 grid_app.add_typer(lights_app, name="lights")
-
-
-def _clients(key: Path | None = None, *, sign: bool = True) -> tuple[ChainConnection, MarketRegistryClient, GridZonesClient]:
-    from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient
-
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key) if sign else None
-    return (
-        conn,
-        MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=signer),
-        GridZonesClient(conn, manifest.address("GridZones"), signer=signer),
-    )
-
-
-def market_params(markets: MarketRegistryClient, market: int) -> MarketParams:
-    return MarketParams.from_fields(markets.market_params(market))
 
 
 @market_app.command("create")
@@ -70,7 +51,7 @@ def market_create(
                           rule, challenge_window_seconds, dispute_window_seconds)
     from flexledger.chain import structs
 
-    _, markets, _ = _clients(key)
+    markets = deployment(key).markets
     tx = markets.create_market(structs.MarketParams.like(params))
     market_id = tx.event("MarketCreated").args["marketId"]
     if json_:
@@ -82,8 +63,8 @@ def market_create(
 @market_app.command("show")
 def market_show(market: int = typer.Argument(1, help="The market id."), json_: bool = JsonOption) -> None:
     """Print a market's parameters, as every contract reads them."""
-    _, markets, _ = _clients(sign=False)
-    params = market_params(markets, market)
+    chain = deployment(sign=False)
+    params = chain.params(market)
     data = params.__dict__ | {"pricing_rule": params.pricing_rule.name}
     if json_:
         emit_json({"market": market, "params": data})
@@ -103,7 +84,7 @@ def market_dispatcher(
     """Show (or set) the key whose EIP-712 activation orders the market's gateways execute."""
     from flexledger.identity.did import subject_address
 
-    _, markets, _ = _clients(key, sign=set_ is not None)
+    markets = deployment(key, sign=set_ is not None).markets
     tx_hash = None
     if set_ is not None:
         tx_hash = markets.set_dispatcher(market, subject_address(set_)).tx_hash
@@ -123,7 +104,7 @@ def zone_add(
     json_: bool = JsonOption,
 ) -> None:
     """Add a zone: a TSO adds its area (parent 0); a zone's operator adds zones beneath it."""
-    _, _, grid = _clients(key)
+    grid = deployment(key).zones
     assert grid.signer is not None
     tx = grid.add_zone(parent, operator or grid.signer.address, max_asset_power)
     zone_id = tx.event("ZoneAdded").args["zoneId"]
@@ -136,7 +117,7 @@ def zone_add(
 @zone_app.command("show")
 def zone_show(zone: int = typer.Argument(..., help="The zone id."), json_: bool = JsonOption) -> None:
     """Print a zone, its static lights and its path to the root."""
-    _, _, grid = _clients(sign=False)
+    grid = deployment(sign=False).zones
     parent, depth, operator, cap, up, down = grid.zone(zone)
     data = {"zone": zone, "parent": parent, "operator": operator, "depth": depth, "max_asset_power_w": cap,
             "static_up": str(Light.unpack(up)) if up else None, "static_down": str(Light.unpack(down)) if down else None,
@@ -159,7 +140,7 @@ def lights_static(
 ) -> None:
     """Set a zone's static light for one direction (the zone's operator only)."""
     light = Light(Colour[colour.upper()], capability)
-    _, _, grid = _clients(key)
+    grid = deployment(key).zones
     tx = grid.set_static_light(zone, Direction[direction.upper()], light.colour, light.capability_w)
     if json_:
         emit_json({"zone": zone, "direction": direction.upper(), "light": str(light), "tx_hash": tx.tx_hash})
@@ -175,8 +156,8 @@ def lights_publish(
     json_: bool = JsonOption,
 ) -> None:
     """Publish dynamic lights from a file, one transaction per market day; entries not in the file keep their value."""
-    _, markets, grid = _clients(key)
-    params = market_params(markets, market)
+    chain = deployment(key)
+    grid, params = chain.zones, chain.params(market)
     entries = read_lights_file(file, params)
     publications = plan(entries, params, lambda z, hour: grid.lights_word(market, z, hour))
     results = []
@@ -204,8 +185,8 @@ def lights_show(
     json_: bool = JsonOption,
 ) -> None:
     """Show the lights in force for a zone over a market day, and the TSO headroom along its path."""
-    _, markets, grid = _clients(sign=False)
-    params = market_params(markets, market)
+    chain = deployment(sign=False)
+    grid, params = chain.zones, chain.params(market)
     start = params.day_start(int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()) + params.day_offset_seconds)
     # lights follow 15-minute ISPs whatever the market's own ISP
     isps = [start + q * LIGHT_ISP_SECONDS for q in range(DAY // LIGHT_ISP_SECONDS)]
@@ -243,12 +224,7 @@ grid_app.add_typer(asset_app, name="asset")
 
 
 def _assets(key: Path | None) -> AssetRegistryClient:
-    from flexledger.chain.bindings import AssetRegistryClient
-
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    return AssetRegistryClient(conn, manifest.address("AssetRegistry"), signer=load_signer(conn, key))
+    return deployment(key).assets
 
 
 @asset_app.command("register")
@@ -350,11 +326,7 @@ def asset_suspend(
 @asset_app.command("show")
 def asset_show(asset: int = typer.Argument(..., help="The asset id."), json_: bool = JsonOption) -> None:
     """Print an asset: owner, meter, zone, status, power, portfolio."""
-    from flexledger.chain.bindings import AssetRegistryClient
-
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    assets = AssetRegistryClient(conn, load_manifest(settings, conn).address("AssetRegistry"))
+    assets = deployment(sign=False).assets
     owner, zone, status, kind, portfolio, meter, up, down = assets.asset(asset)
     data = {"asset": asset, "owner": owner, "meter": meter, "zone": zone, "status": STATUS[status], "type": kind,
             "up_w": up, "down_w": down, "portfolio": portfolio}

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from flexledger.chain.errors import RpcUnreachableError
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import STATE, connect, deployment, load_manifest
 from flexledger.cli.options import JsonOption
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
@@ -172,12 +172,7 @@ def did_show(
 
 
 def _registry(key: Path | None, *, signing: bool) -> RoleRegistryClient:
-    from flexledger.chain.bindings import RoleRegistryClient
-
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    address = load_manifest(settings, conn).address("RoleRegistry")
-    return RoleRegistryClient(conn, address, signer=load_signer(conn, key) if signing else None)
+    return deployment(key, sign=signing).roles
 
 
 def _until(valid_until: int) -> str:

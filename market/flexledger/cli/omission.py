@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
+from flexledger.cli.context import STATE, deployment
 from flexledger.cli.options import IspOption, JsonOption, MarketOption, MeterOption, SenderKeyOption
 from flexledger.cli.output import console, emit_json
 from flexledger.times import iso, parse_time
@@ -20,14 +20,8 @@ app = typer.Typer(help="Claims that an oracle left out of its root a reading it 
 
 
 def _claims(key: Path | None) -> tuple[OmissionClaimsClient, MeterOracleClient]:
-    from flexledger.chain.bindings import MeterOracleClient, OmissionClaimsClient
-
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    return (OmissionClaimsClient(conn, manifest.address("OmissionClaims"), signer=signer),
-            MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer))
+    chain = deployment(key)
+    return chain.omission_claims, chain.oracle
 
 
 @app.command("claim")

@@ -145,7 +145,7 @@ def claim_command(
     """Pull the money: with --day, make final the day's settlements whose dispute window is over
     (anyone may) and refund your requests of the day when due; then withdraw what you may claim
     (claims as a seller, penalties as a buyer)."""
-    from flexledger.chain.bindings import SettlementClient
+    from flexledger.deployment import Deployment
     from flexledger.settlement.day import (
         ClaimNotDueError,
         day_context,
@@ -173,7 +173,7 @@ def claim_command(
         out["refunded"] = [{"request": q, "amount": a} for q, a in refunded]
         out["refunds_waiting"] = [{"request": q, "reason": why} for q, why in not_due]
         out["settled"] = len(ctx.records())
-    settlement = SettlementClient(conn, manifest.address("Settlement"))
+    settlement = Deployment(conn, manifest).settlement
     out["withdrawn"] = withdraw_claims(settlement, signer)
     if not (out["finalised"] or out["refunded"] or out["withdrawn"]):
         message, hint = _nothing_yet(out, day)
@@ -451,13 +451,14 @@ def _money(record: Record) -> dict[str, int]:
 
 def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:
     """The market and day of an offer's latest settlement (when --day is not given)."""
-    from flexledger.chain.bindings import ClearingCommitmentClient, SettlementClient
+    from flexledger.deployment import Deployment
     from flexledger.settlement.day import DisputeError
     from flexledger.settlement.records import settled_events
 
-    events = settled_events(SettlementClient(conn, manifest.address("Settlement")), digest=digest)
+    chain = Deployment(conn, manifest)
+    events = settled_events(chain.settlement, digest=digest)
     if not events:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was never settled",
                            hint="check the digest (`flexledger settle --day D` lists them); settle it first")
-    result = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).result(events[-1].record.result_id)
+    result = chain.clearing.result(events[-1].record.result_id)
     return result.market, result.day

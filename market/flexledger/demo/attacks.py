@@ -39,7 +39,6 @@ from flexledger.chain.bindings import (
     AssetRegistryClient,
     ClearingCommitmentClient,
     GridZonesClient,
-    MarketRegistryClient,
     MeterOracleClient,
     OrderBookClient,
     SettlementClient,
@@ -60,6 +59,7 @@ from flexledger.demo.baselines import (
 )
 from flexledger.demo.households import KeptOffer
 from flexledger.demo.money import eur
+from flexledger.deployment import Deployment
 from flexledger.identity.eip712 import read_domain
 from flexledger.optimiser import clear
 from flexledger.optimiser.results import Award
@@ -114,7 +114,8 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
                  market: int, meters: list[tuple[int, LocalAccount, int]], kept: dict[bytes, KeptOffer],
                  modbus: int, console: Console) -> dict[str, Any]:
     """Stage the attacks; returns each one's readable line (``refused``) and the attack day's audit."""
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    chain = Deployment(conn, manifest)
+    params = chain.params(market)
     signers: dict[str, Signer] = {authority.address: authority}
 
     def signer_of(account: LocalAccount) -> Signer:
@@ -123,10 +124,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
             signers[account.address] = Signer(account, conn)
         return signers[account.address]
 
-    w = _World(conn, manifest, params, market, OrderBookClient(conn, manifest.address("OrderBook")),
-               ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")),
-               SettlementClient(conn, manifest.address("Settlement")),
-               SettlementTokenClient(conn, manifest.address("SettlementToken")),
+    w = _World(conn, manifest, params, market, chain.order_book, chain.clearing, chain.settlement, chain.token,
                signer_of(accounts["clearing operator"]), authority)  # anyone: the authority pays its gas
     started = time.perf_counter()
     refused: list[str] = []

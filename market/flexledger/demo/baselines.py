@@ -39,9 +39,7 @@ from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
     BaselineDisputesClient,
-    MarketRegistryClient,
     MeterOracleClient,
-    OrderBookClient,
     SettlementTokenClient,
 )
 from flexledger.chain.connection import ChainConnection
@@ -49,6 +47,7 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import Record
 from flexledger.chain.transactions import Signer
 from flexledger.demo.money import eur
+from flexledger.deployment import Deployment
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_isp, proof_for
 from flexledger.oracle.baselines import anchor_baselines, baseline_proof_for
@@ -124,12 +123,13 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     inflated by an invented day), both challenges filed and the honest one answered. ``honest``:
     the asset and meter whose baseline the oracle anchors honestly."""
     asset, owner, meter, power = seller.asset, seller.owner, seller.meter, seller.power_w
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    chain = Deployment(conn, manifest)
+    params = chain.params(market)
     isp = day + QUARTER * params.isp_seconds
     oracle_signer = oracle.signer
     assert oracle_signer is not None
     oracle_account = oracle_signer.account
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    token = chain.token
 
     # the market requires a stake of its oracles from now on: the oracle posts it
     oracle.set_required_stake(market, STAKE, sender=authority)
@@ -149,7 +149,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
         anchor_isp(engine, oracle, market, t)
 
     # the seller offers its asset for the ISP on the standard baseline; its DSO asks for it
-    book = OrderBookClient(conn, manifest.address("OrderBook"))
+    book = chain.order_book
     request = RequestParams(market, seller.zone, isp, 1, int(Direction.UP), power, 30_000)
     escrow = max_exposure(request.power_w, request.isps, params.isp_seconds, request.max_price)
     token.mint(buyer.address, escrow, sender=authority)
@@ -180,7 +180,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     # day; a watcher challenges a day of the honest baseline, and the oracle's service loop answers
     out: dict[str, Any] = {"isp": iso(isp)[11:16], "asset": asset, "stake": STAKE}
     auditor, watcher = signer_of(accounts["auditor"]), signer_of(accounts["aggregator 2"])
-    disputes = BaselineDisputesClient(conn, manifest.address("BaselineDisputes"), signer=oracle_signer)
+    disputes = chain.signed_by(oracle_signer).baseline_disputes
     bond = int(disputes.challenge_bond())
     for who in (auditor, watcher):
         conn.request("anvil_setBalance", [who.address, hex(10**20)])

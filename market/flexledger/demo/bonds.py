@@ -12,12 +12,12 @@ from collections import defaultdict
 
 from rich.console import Console
 
-from flexledger.chain.bindings import OrderBookClient, SettlementTokenClient
 from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.demo.money import eur
+from flexledger.deployment import Deployment
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import Offer
 from flexledger.rules.settlement import penalty
@@ -37,8 +37,8 @@ def bond_sellers(conn: ChainConnection, manifest: Manifest, authority: Signer,
                  console: Console) -> dict[str, int]:
     """Each relaying aggregator bonds the sellers of the offers it relays (sent without waiting for
     each receipt), each bond the sum of its offers' worst penalties: how many sellers, how much."""
-    book = OrderBookClient(conn, manifest.address("OrderBook"))
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=authority)
+    chain = Deployment(conn, manifest)
+    book, token = chain.order_book, chain.signed_by(authority).token
     pending: list[TxResult] = []
     total = 0
     for aggregator, offers in relays:

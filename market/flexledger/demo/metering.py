@@ -30,7 +30,6 @@ from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from flexledger.chain.bindings import AssetRegistryClient, MeterOracleClient, RoleRegistryClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
@@ -39,6 +38,7 @@ from flexledger.delivery.broker import BrokerError, BrokerUser, LocalBroker, met
 from flexledger.delivery.dispatch import SignedActivation
 from flexledger.demo.delivery import DeliveryPlan
 from flexledger.demo.households import PV, forecast_wh, profile
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import anchor_due, proof_for
@@ -239,9 +239,9 @@ def metering_step(
     conn.mine()
     oracle_signer = Signer(accounts["oracle"], conn)
     conn.request("anvil_setBalance", [oracle_signer.address, hex(10**20)])
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=oracle_signer)
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    deployment = Deployment(conn, manifest)
+    oracle = deployment.signed_by(oracle_signer).oracle
+    roles, assets = deployment.roles, deployment.assets
     separator = read_domain(conn, oracle.address).separator()
     engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
     # The embedded broker admits only its users, each under its own client id: the oracle, the

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from flexledger.book.order_book import SignedOffer, read_book, relay_offers
 from flexledger.chain import structs
-from flexledger.chain.bindings import MarketRegistryClient, OrderBookClient, SettlementTokenClient
+from flexledger.chain.bindings import SettlementTokenClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
@@ -31,9 +31,9 @@ from flexledger.demo.portfolio import (
     pick_members,
     portfolio_offer,
 )
+from flexledger.deployment import Deployment
 from flexledger.identity.eip712 import read_domain
 from flexledger.rules.lights import Direction
-from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
     BaselineMethod,
     Mode,
@@ -91,10 +91,11 @@ def orders_step(
     rng = random.Random(23)
     started = time.perf_counter()
     market, day = grid["market"], grid["day"]
-    book = OrderBookClient(conn, manifest.address("OrderBook"))
+    chain = Deployment(conn, manifest)
+    book = chain.order_book
     domain = read_domain(conn, book.address)
     expiry = conn.latest_timestamp() + 2 * 86_400
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    params = chain.params(market)
 
     signed: list[SignedOffer] = []
     baselines: dict[Offer, Baseline] = {}

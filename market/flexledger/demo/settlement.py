@@ -27,11 +27,9 @@ from flexledger.audit.settlement import audit_settlement
 from flexledger.book.order_book import read_book
 from flexledger.chain.bindings import (
     ClearingCommitmentClient,
-    MarketRegistryClient,
     OrderBookClient,
     ReadingDisputesClient,
     SettlementClient,
-    SettlementTokenClient,
 )
 from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
@@ -53,6 +51,7 @@ from flexledger.demo.ledger import (
 from flexledger.demo.money import eur
 from flexledger.demo.portfolio import overriding
 from flexledger.demo.proofs import ReadingProofs
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import read_domain
 from flexledger.rules.market import DAY, MarketParams
@@ -95,15 +94,15 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
                     day: int, result_id: int, plan: DeliveryPlan, store: Engine, fault: dict[str, Any],
                     console: Console) -> dict[str, Any]:
     started = time.perf_counter()
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
+    chain = Deployment(conn, manifest)
+    params = chain.params(market)
     keeper = Signer(accounts["aggregator 1"], conn)  # anyone may settle, finalise and refund
-    settlement = SettlementClient(conn, manifest.address("Settlement"), signer=keeper)
-    book = OrderBookClient(conn, manifest.address("OrderBook"))
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"))
+    settlement = chain.signed_by(keeper).settlement
+    book, token = chain.order_book, chain.token
     conn.set_next_block_timestamp(day + DAY + 60)
     conn.mine()
     first_block = int(conn.w3.eth.block_number) + 1
-    final_at = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).day_state(market, day).challenge_ends
+    final_at = chain.clearing.day_state(market, day).challenge_ends
     console.print(f"time travel to {iso(day + DAY + 60)}: the day is over; its settlement window is open until "
                   f"{iso(params.settlement_closes(day, final_at))} (a dispute window after the day's end or its "
                   "result's finality, the later)")
@@ -121,7 +120,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     problems = [f"offer 0x{digest.hex()[:10]}: the contract's lines differ from the rules'"
                 for digest, s in settled.items() if not _as_rules_say(s, params, requests)]
     shown = _representatives(plan, settled, params, requests)
-    disputes = ReadingDisputesClient(conn, manifest.address("ReadingDisputes"))
+    disputes = chain.reading_disputes
     dispute = _dispute(conn, settlement, disputes, plan, settled, fault, console) if plan.disputed in settled else {}
     if dispute:
         disputed = settled[plan.disputed]  # type: ignore[index]

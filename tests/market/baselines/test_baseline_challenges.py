@@ -219,7 +219,7 @@ def test_oracle_run_answers_challenges_by_itself(
     from test_settlement_cli import point_cli_at
     from typer.testing import CliRunner
 
-    import flexledger.cli.oracle as oracle_cli
+    import flexledger.cli.context as cli_context
     from flexledger.cli.app import app
     from flexledger.config import load_settings
     from flexledger.delivery.broker import LocalBroker
@@ -234,7 +234,7 @@ def test_oracle_run_answers_challenges_by_itself(
     challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour, days_back=k)
     token = SettlementTokenClient(w.conn, w.manifest.address("SettlementToken"))
     before = int(token.balance_of(oracle_signer.address))
-    monkeypatch.setattr(oracle_cli, "load_signer", lambda conn_, _key: oracle_signer)
+    monkeypatch.setattr(cli_context, "load_signer", lambda conn_, _key: oracle_signer)
     try:
         result = CliRunner().invoke(app, ["oracle", "run", "--market", str(w.market), "--seconds", "2",
                                           "--interval", "0.5", "--grace", "0", "--no-baselines"])

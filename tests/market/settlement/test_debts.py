@@ -15,7 +15,7 @@ from settlement_world import SettlementWorld, build_world
 from test_settlement_cli import point_cli_at
 from typer.testing import CliRunner, Result
 
-import flexledger.cli.book as book_cli
+import flexledger.cli.context as cli_context
 from flexledger.audit import money as audit_money
 from flexledger.audit.settlement import audit_settlement
 from flexledger.chain.connection import ChainConnection
@@ -44,7 +44,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
 def cli(*args: str, as_: LocalAccount | None = None) -> Result:
     with pytest.MonkeyPatch.context() as m:
         if as_ is not None:
-            m.setattr(book_cli, "load_signer", lambda conn, _key: keys.signer(as_, conn))
+            m.setattr(cli_context, "load_signer", lambda conn, _key: keys.signer(as_, conn))
         return CliRunner().invoke(app, list(args))
 
 

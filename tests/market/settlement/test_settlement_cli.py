@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from settlement_world import SettlementWorld, build_world
 from typer.testing import CliRunner, Result
 
-import flexledger.cli.oracle as oracle_cli
+import flexledger.cli.context as cli_context
 import flexledger.cli.settlement as settlement_cli
 from flexledger.baselines.files import BaselineFile, BaselineFileError, new_baseline, save_baseline
 from flexledger.chain.bindings import (
@@ -22,6 +22,7 @@ from flexledger.chain.bindings import (
     ReadingDisputesClient,
 )
 from flexledger.chain.connection import ChainConnection
+from flexledger.chain.errors import ChainError
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.cli.app import app
@@ -258,7 +259,7 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     w.token.mint(oracle_account.address, 8_000, sender=deployer)
     required = cli("oracle", "require-stake", "--market", str(w.market), "--amount", "5000", "--json")
     assert required.exit_code == 0, required.output  # the CLI's dev key is the market authority here
-    monkeypatch.setattr(oracle_cli, "load_signer", lambda _conn, _key: oracle_account)
+    monkeypatch.setattr(cli_context, "load_signer", lambda _conn, _key: oracle_account)
     staked = cli("oracle", "stake", "--market", str(w.market), "--amount", "8000", "--json")
     assert staked.exit_code == 0, staked.output
     assert json.loads(staked.output) == {"market": w.market, "oracle": oracle_account.address, "staked": 8_000,
@@ -352,3 +353,18 @@ def test_an_offer_naming_the_standard_baseline_settles_against_the_oracles_value
     audit = cli("audit", "settle", *day_args(w), "--json")
     assert audit.exit_code == 0, audit.output
     assert json.loads(audit.output)["offers_settled"] == 1
+
+
+def test_the_clearing_commands_on_a_final_day(
+    conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`challenge --superseded` finds nothing to void in a result of current offers; `finalise` of a
+    day already final is refused by the contract, and the result stays the one in force."""
+    w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path), tmp_path, monkeypatch)
+    voided = cli("challenge", "--superseded", *day_args(w), "--json")
+    assert voided.exit_code == 0, voided.output
+    assert json.loads(voided.output) == {"result_id": 1, "superseded_offers": 0, "voided": False}
+    again = cli("finalise", *day_args(w))
+    assert again.exit_code != 0
+    assert isinstance(again.exception, ChainError) and "is final" not in again.output, again.output
