@@ -181,7 +181,7 @@ def test_challenge_and_uphold_from_the_cli(
     picks the invented day itself; `uphold-baseline` corrects after the window. Errors are typed."""
     import json
 
-    from test_settlement_cli import cli, day_args, point_cli_at
+    from settlement_cli_helpers import cli, day_args, point_cli_at
 
     from flexledger.identity import keys
 
@@ -216,7 +216,7 @@ def test_oracle_run_answers_challenges_by_itself(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The honest oracle's service loop (`flexledger oracle run`) answers a challenge of a baseline it
     anchored, unasked: the challenge fails, the bond pays the oracle, its stake is whole."""
-    from test_settlement_cli import point_cli_at
+    from settlement_cli_helpers import point_cli_at
     from typer.testing import CliRunner
 
     import flexledger.cli.context as cli_context
@@ -256,7 +256,7 @@ def test_a_dispute_after_an_upheld_challenge_slashes_nothing_and_the_audit_match
     input corrects it again with no second slash, and the auditor MATCHes both."""
     import json
 
-    from test_settlement_cli import cli, day_args, keep_baselines, point_cli_at
+    from settlement_cli_helpers import cli, day_args, keep_baselines, point_cli_at
 
     from flexledger.identity import keys
 
@@ -293,7 +293,7 @@ def test_an_offer_settled_before_the_uphold_is_resettled_from_the_cli(
     window, a second time has nothing to do, and `audit settle` MATCHes the re-settlement."""
     import json
 
-    from test_settlement_cli import cli, day_args, point_cli_at
+    from settlement_cli_helpers import cli, day_args, point_cli_at
 
     w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, invented={1: 3_000}),
                      tmp_path, monkeypatch)

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from settlement_cli_helpers import cli, day_args, point_cli_at
 from settlement_world import build_world
-from test_settlement_cli import cli, day_args, point_cli_at
 
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from settlement_cli_helpers import point_cli_at
 from settlement_world import SettlementWorld, build_world
-from test_settlement_cli import point_cli_at
 from typer.testing import CliRunner, Result
 
 import flexledger.cli.context as cli_context

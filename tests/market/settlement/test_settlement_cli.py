@@ -8,12 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from eth_account.signers.local import LocalAccount
+from settlement_cli_helpers import baselines_folder, cli, day_args, keep_baselines, point_cli_at
 from settlement_world import SettlementWorld, build_world
-from typer.testing import CliRunner, Result
 
 import flexledger.cli.context as cli_context
-import flexledger.cli.settlement as settlement_cli
 from flexledger.baselines.files import BaselineFile, BaselineFileError, new_baseline, save_baseline
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -25,8 +23,6 @@ from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import ChainError
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.cli.app import app
-from flexledger.config import load_settings
 from flexledger.identity import keys
 from flexledger.rules.baselines import baseline_commitment
 from flexledger.rules.lights import Direction
@@ -47,39 +43,6 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
           monkeypatch: pytest.MonkeyPatch) -> SettlementWorld:
     """The day ready to settle, the CLI pointed at its chain and oracle store."""
     return point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path), tmp_path, monkeypatch)
-
-
-def point_cli_at(w: SettlementWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SettlementWorld:
-    monkeypatch.setenv("FLEXLEDGER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FLEXLEDGER_RPC_URL", w.conn.rpc_url)
-    monkeypatch.setenv("FLEXLEDGER_DATABASE_URL", str(w.engine.url))
-    settings = load_settings()
-    settings.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    w.manifest.save(settings.manifest_path)
-    return w
-
-
-def baselines_folder() -> Path:
-    return load_settings().data_dir / "baselines"
-
-
-def keep_baselines(w: SettlementWorld) -> None:
-    """The seller's baseline files, as `flexledger baseline commit` would have written them."""
-    for offer, b in zip(w.offers, w.baselines, strict=True):
-        save_baseline(BaselineFile(offer.asset, offer.start, tuple(b.net_wh), b.salt, offer.baseline, offer.portfolio),
-                      baselines_folder())
-
-
-def cli(*args: str, as_: LocalAccount | None = None) -> Result:
-    """The command as a user runs it; ``as_``: with that party's key (else the CLI's default)."""
-    with pytest.MonkeyPatch.context() as m:
-        if as_ is not None:
-            m.setattr(settlement_cli, "load_signer", lambda conn, _key: keys.signer(as_, conn))
-        return CliRunner().invoke(app, list(args))
-
-
-def day_args(w: SettlementWorld) -> list[str]:
-    return ["--day", iso(w.day)[:10], "--market", str(w.market)]
 
 
 def test_baseline_commit_writes_the_file_and_prints_its_commitment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
