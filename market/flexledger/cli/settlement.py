@@ -443,10 +443,9 @@ def resettle_baseline_command(
 
 
 def _money(record: Record) -> dict[str, int]:
-    from flexledger.settlement.records import line_penalty
+    from flexledger.settlement.records import record_money
 
-    return {"payment": sum(ln.payment for ln in record.lines), "claim": sum(ln.claim for ln in record.lines),
-            "penalty": sum(line_penalty(ln) for ln in record.lines)}
+    return record_money(record)
 
 
 def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:

@@ -44,7 +44,6 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
-from flexledger.chain.structs import Record
 from flexledger.chain.transactions import Signer
 from flexledger.demo.money import eur
 from flexledger.deployment import Deployment
@@ -60,7 +59,7 @@ from flexledger.rules.market import DAY, MarketParams
 from flexledger.rules.orders import BaselineMethod, Mode, Offer, RequestParams, max_exposure
 from flexledger.settlement.day import awarded_offers, day_context, settle_day
 from flexledger.settlement.offer import StandardBaselines
-from flexledger.settlement.records import line_penalty
+from flexledger.settlement.records import record_money
 from flexledger.times import iso
 from flexledger_edge.reading import MeterSigner, OracleDomain
 
@@ -221,7 +220,7 @@ def settle_standard(stage: StandardStage, anyone: Signer, console: Console) -> N
                           reading=lambda m, t: proof_for(stage.engine, m, t), standard=standard)
     settled = next(o for o in outcomes if o.offer.offer.asset == asset and o.status == "settled")
     assert settled.record is not None
-    stage.out["before"] = _money(settled.record)
+    stage.out["before"] = record_money(settled.record)
     console.print(f"asset {asset}'s offer settled on the anchored baseline ({stage.inflated_wh} Wh; the meter "
                   f"measured {measured} Wh): paid {eur(stage.out['before']['payment'])} EUR, penalty "
                   f"{eur(stage.out['before']['penalty'])} EUR")
@@ -250,7 +249,7 @@ def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> 
                 "faults": int(BaselineDisputesClient(conn, stage.manifest.address("BaselineDisputes")).faults_of(
                     stage.oracle.address)),
                 "stake_left": int(oracle.stake_of(stage.market, stage.oracle.address).amount),
-                "after": _money(resettled.after)})
+                "after": record_money(resettled.after)})
     console.print(f"nobody answered the invented day: the challenge was upheld after the window, asset {asset}'s "
                   f"baseline is {upheld.baseline_wh} Wh (was {stage.inflated_wh}); the oracle was slashed "
                   f"{eur(upheld.slashed)} EUR to the auditor, whose {eur(stage.invented.bond)} EUR bond "
@@ -259,10 +258,6 @@ def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> 
                   f"{eur(out['after']['payment'])} EUR, penalty {eur(out['before']['penalty'])} -> "
                   f"{eur(out['after']['penalty'])} EUR")
     return out
-
-
-def _money(record: Record) -> dict[str, int]:
-    return {"payment": sum(ln.payment for ln in record.lines), "penalty": sum(line_penalty(ln) for ln in record.lines)}
 
 
 def advance_to(conn: ChainConnection, t: int) -> None:

@@ -82,6 +82,12 @@ def line_penalty(line: Line) -> int:
     return line.payment - line.claim + line.uncovered
 
 
+def record_money(record: Record) -> dict[str, int]:
+    """A settlement record's money summed over its lines: paid, claimable and penalty."""
+    return {"payment": sum(ln.payment for ln in record.lines), "claim": sum(ln.claim for ln in record.lines),
+            "penalty": sum(line_penalty(ln) for ln in record.lines)}
+
+
 def settled_key(record: Record) -> tuple[int, bytes]:
     """(result, offer digest): what a settlement is known by."""
     return (record.result_id, record.offer_digest)
