@@ -12,7 +12,7 @@ STAMPS := .make
 FORGE   = $(or $(firstword $(wildcard node_modules/@foundry-rs/forge-*/bin/forge)),$(error forge's platform package is missing: run `make install`))
 # The component distributions, one a folder, each a portion of the namespace package flexledger
 # (the edge agent apart); pip installs them with the root's (market/) in one command, from the checkout.
-PY_COMPONENTS := core chain identity optimiser oracle edge-agent
+PY_COMPONENTS := core chain identity optimiser oracle edge-agent backend
 PYTEST_ARGS ?=
 # pytest-xdist workers: one per core. Each worker runs its own anvil and deployment; the service
 # tests, which share a database and a broker, take turns (tests/conftest.py). worksteal: the tests

@@ -74,6 +74,19 @@ app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)
 
 
+def _mount_installed_commands() -> None:
+    """Mount the command groups other installed distributions offer (the backend's `index` and
+    `api`) through the ``flexledger.commands`` entry points: the market never imports the backend,
+    which sits above it, and a gateway without the backend simply has no such commands."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="flexledger.commands"), key=lambda e: e.name):
+        app.add_typer(entry.load(), name=entry.name)
+
+
+_mount_installed_commands()
+
+
 @app.callback()
 def root(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Local state folder (FLEXLEDGER_DATA_DIR)."),
