@@ -31,6 +31,7 @@ from flexledger.chain.deploy import deploy_all
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import post_result
 from flexledger.clearing.market_day import load_market_day
+from flexledger.deployment import Deployment
 from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
@@ -125,7 +126,7 @@ def run(scenario: str) -> dict[str, object]:
                                   sender=buyer)
         conn.set_next_block_timestamp(params.gate_closure(day) + 1)
         conn.mine()
-        loaded = load_market_day(conn, manifest, 1, day)
+        loaded = load_market_day(Deployment(conn, manifest), 1, day)
         result = clear(loaded.clearing)
         clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
         start_block = conn.w3.eth.block_number

@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from settlement_world import SettlementWorld
 from typer.testing import CliRunner, Result
 
-import flexledger.cli.settlement as settlement_cli
+import flexledger.cli.context as cli_context
 from flexledger.baselines.files import BaselineFile, save_baseline
 from flexledger.cli.app import app
 from flexledger.config import load_settings
@@ -43,7 +43,7 @@ def cli(*args: str, as_: LocalAccount | None = None) -> Result:
     """The command as a user runs it; ``as_``: with that party's key (else the CLI's default)."""
     with pytest.MonkeyPatch.context() as m:
         if as_ is not None:
-            m.setattr(settlement_cli, "load_signer", lambda conn, _key: keys.signer(as_, conn))
+            m.setattr(cli_context, "load_signer", lambda conn, _key: keys.signer(as_, conn))
         return CliRunner().invoke(app, list(args))
 
 

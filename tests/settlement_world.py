@@ -41,6 +41,7 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import day_state, post_result
 from flexledger.clearing.market_day import MarketDay, load_market_day
+from flexledger.deployment import Deployment
 from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
@@ -97,6 +98,10 @@ class SettlementWorld:
     book: OrderBookClient
     assets: list[int]
     portfolio: int = 0
+
+    @property
+    def deployment(self) -> Deployment:
+        return Deployment(self.conn, self.manifest)
 
     @property
     def digests(self) -> list[bytes]:
@@ -206,12 +211,12 @@ def build_world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev
     # gate closure, clearing, commitment, the challenge window, finality
     conn.set_next_block_timestamp(params.gate_closure(day) + 1)
     conn.mine()
-    loaded = load_market_day(conn, manifest, market, day)
+    loaded = load_market_day(Deployment(conn, manifest), market, day)
     result = clear(loaded.clearing)
     assert {a.power_w for a in result.awards} == ({9_000} if portfolio else {5_000, 4_000})
     clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
     result_id, _gas, _chunks = post_result(clearing, operator, market, day, result.awards, loaded.book, ISP)
-    conn.set_next_block_timestamp(day_state(conn, manifest, market, day).challenge_ends + 1)
+    conn.set_next_block_timestamp(day_state(Deployment(conn, manifest), market, day).challenge_ends + 1)
     conn.mine()
     clearing.finalise(market, day, sender=anyone)
 

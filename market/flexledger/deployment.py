@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -31,6 +31,8 @@ from flexledger.chain.bindings import (
     SettlementTokenClient,
 )
 from flexledger.chain.client import ContractClient
+from flexledger.errors import ConfigurationError
+from flexledger.identity.eip712 import read_domain
 from flexledger.rules.market import DAY, MarketParams
 
 if TYPE_CHECKING:
@@ -44,6 +46,12 @@ CLIENTS: dict[str, type[ContractClient]] = {cls.CONTRACT: cls for cls in (
     AssetRegistryClient, SettlementTokenClient, OrderBookClient, MeterOracleClient, ClearingCommitmentClient,
     DeliveryMeterClient, SettlementClient, ReadingDisputesClient, OmissionClaimsClient, BaselineDisputesClient,
 )}
+
+Client = TypeVar("Client", bound=ContractClient)
+
+
+class NoSignerError(ConfigurationError):
+    """A transaction was asked of a deployment built to read only."""
 
 
 class Deployment:
@@ -62,6 +70,19 @@ class Deployment:
     def client(self, name: str) -> ContractClient:
         """The client of the manifest's contract ``name`` (ManifestError when it has none)."""
         return CLIENTS[name](self.conn, self.manifest.address(name), signer=self.signer)
+
+    def sender(self) -> Signer:
+        """The signer of this deployment's transactions (``NoSignerError`` when it reads only)."""
+        if self.signer is None:
+            raise NoSignerError("this sends a transaction, and the deployment has no signer",
+                                hint="give --key (or FLEXLEDGER_KEY); in code, Deployment(..., signer) or signed_by()")
+        return self.signer
+
+    def at(self, cls: type[Client], address: str) -> Client:
+        """A client of the contract at ``address``, signing as this deployment's clients do: for a
+        contract the chain names rather than the manifest (the token a contract holds, which an
+        auditor takes from the contract itself)."""
+        return cls(self.conn, address, signer=self.signer)
 
     def signed_by(self, signer: Signer) -> Deployment:
         """The same deployment, its clients signing with ``signer`` (the parameters read so far kept)."""
@@ -128,6 +149,11 @@ class Deployment:
     @cached_property
     def baseline_disputes(self) -> BaselineDisputesClient:
         return BaselineDisputesClient(self.conn, self.manifest.address("BaselineDisputes"), signer=self.signer)
+
+    @cached_property
+    def book_separator(self) -> bytes:
+        """The OrderBook's EIP-712 domain separator (offers are signed under it; fixed at deployment)."""
+        return read_domain(self.conn, self.order_book.address).separator()
 
     def params(self, market: int) -> MarketParams:
         """The market's parameters, read from MarketRegistry once (a market's parameters are fixed

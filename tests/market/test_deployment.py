@@ -4,16 +4,20 @@ and the market-day arithmetic the rules define."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from unittest.mock import patch
 
 import pytest
 from chain_world import create_market
 
+from flexledger.chain.bindings import SettlementTokenClient
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import ManifestError
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.deployment import CLIENTS, Deployment
+from flexledger.deployment import CLIENTS, Deployment, NoSignerError
+from flexledger.identity.eip712 import read_domain
 from flexledger.rules.market import DAY, MarketParams
 
 # each named client property and the contract it talks to
@@ -84,3 +88,30 @@ def test_day_arithmetic_follows_the_rules(conn: ChainConnection, manifest: Manif
     assert deployment.next_open_day(market, start + 100) == start + DAY
     assert deployment.next_open_day(market, rules.gate_closure(start + DAY)) == start + DAY
     assert deployment.next_open_day(market, rules.gate_closure(start + DAY) + 1) == start + 2 * DAY
+
+
+def test_a_client_at_an_address_the_chain_names(conn: ChainConnection, manifest: Manifest, deployer: Signer) -> None:
+    deployment = Deployment(conn, manifest, deployer)
+    # the token the OrderBook itself pulls from: an auditor takes it from the contract, not the manifest
+    token = deployment.at(SettlementTokenClient, deployment.order_book.token())
+    assert type(token) is SettlementTokenClient and token.signer is deployer
+    assert token.address.lower() == manifest.address("SettlementToken").lower()
+    assert deployment.book_separator == read_domain(conn, manifest.address("OrderBook")).separator()
+
+
+def test_the_service_layer_needs_no_terminal() -> None:
+    """What the API calls (posting a request, a book's summary, a clearing's summary, a day's
+    settlement rows) imports neither typer nor rich: run in a fresh interpreter to see."""
+    modules = ["flexledger.book.escrow", "flexledger.book.summary", "flexledger.clearing.run",
+               "flexledger.clearing.commitment", "flexledger.settlement.report", "flexledger.audit.settlement"]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint(sorted({{'typer', 'rich'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_transaction_of_a_reading_deployment_is_refused_with_a_hint(conn: ChainConnection, manifest: Manifest,
+                                                                      deployer: Signer) -> None:
+    with pytest.raises(NoSignerError) as refused:
+        Deployment(conn, manifest).sender()
+    assert refused.value.hint and "--key" in refused.value.hint
+    assert Deployment(conn, manifest).signed_by(deployer).sender() is deployer

@@ -44,11 +44,11 @@ def test_RT9_the_audit_works_against_a_node_that_caps_log_ranges(
         monkeypatch: pytest.MonkeyPatch) -> None:
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path)
     w.settle_all()
-    uncapped = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    uncapped = audit_settlement(w.deployment, w.market, w.day)
     cap = max(2, conn.w3.eth.block_number // 7)  # a seventh of the chain's height per query
     asked = _capped(conn, monkeypatch, max_range=cap)
     conn.log_range = 10_000
-    capped = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    capped = audit_settlement(w.deployment, w.market, w.day)
     assert capped.matches and capped.offers_settled == uncapped.offers_settled == 2
     assert capped.records == uncapped.records
     assert all(hi - lo + 1 <= conn.log_range for lo, hi in asked[-5:])  # the range learnt is kept

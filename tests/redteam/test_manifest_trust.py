@@ -22,6 +22,7 @@ from flexledger.chain.deploy import deploy_contract
 from flexledger.chain.errors import ManifestVerificationError
 from flexledger.chain.manifest import Manifest, runtime_code_matches
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 
 
 def _with(manifest: Manifest, name: str, address: str) -> Manifest:
@@ -40,12 +41,12 @@ def test_RT12_a_manifest_naming_an_idle_settlement_is_refused(
     forged = _with(manifest, "Settlement", idle)
     forged.check(conn)  # the chain id and some code: still true, and not enough
     with pytest.raises(ManifestVerificationError) as refused:
-        audit_settlement(w.conn, forged, w.market, w.day)
+        audit_settlement(Deployment(w.conn, forged), w.market, w.day)
     assert any("OrderBook.settlement()" in p for p in refused.value.problems)
     assert any("ReadingDisputes.settlement()" in p for p in refused.value.problems)
     with pytest.raises(ManifestVerificationError):
-        audit_clearing(w.conn, forged, w.market, w.day)
-    genuine = audit_settlement(w.conn, manifest, w.market, w.day)
+        audit_clearing(Deployment(w.conn, forged), w.market, w.day)
+    genuine = audit_settlement(Deployment(w.conn, manifest), w.market, w.day)
     assert genuine.matches and genuine.offers_settled == 2
 
 

@@ -28,6 +28,7 @@ from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import post_result
 from flexledger.clearing.market_day import load_market_day
+from flexledger.deployment import Deployment
 from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
@@ -64,6 +65,10 @@ class Pool:
     members: list[int]
     portfolio: int
     offer: Offer  # the portfolio's: 30 kW UP, its three members 15 kW each
+
+    @property
+    def deployment(self) -> Deployment:
+        return Deployment(self.conn, self.manifest)
 
 
 @pytest.fixture
@@ -140,7 +145,7 @@ def test_a_member_suspended_before_the_gate_closure_takes_the_portfolio_offer_ou
     assert portfolio_closure_problem(words_at(p, closure), 0, 30_000) is None
 
     # 30 kW offered, 30 kW then: it stands; the optimiser may award it and the chain commits it
-    loaded = load_market_day(p.conn, p.manifest, p.market, p.day)
+    loaded = load_market_day(p.deployment, p.market, p.day)
     key = "0x" + loaded.book.digests[p.offer].hex()
     assert [o.key for o in loaded.clearing.offers] == [key] and loaded.refused == {}
     result = clear(loaded.clearing)
@@ -158,7 +163,7 @@ def test_the_optimiser_leaves_out_and_the_chain_refuses_an_offer_above_the_power
     p.assets.suspend_asset(x, sender=p.dso)
     p.assets.suspend_asset(y, sender=p.dso)  # 15 kW left at the gate closure, 30 kW offered
     at(p, closure + 1)
-    loaded = load_market_day(p.conn, p.manifest, p.market, p.day)
+    loaded = load_market_day(p.deployment, p.market, p.day)
     key = "0x" + loaded.book.digests[p.offer].hex()
     assert loaded.clearing.offers == [], "left out whole: the contract judges the offer's signed power"
     assert loaded.refused == {key: "ClearingPortfolioTermsChanged"}

@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flexledger.chain.bindings import ClearingCommitmentClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.clearing.commitment import (
     CommittedResult,
     day_state,
@@ -22,6 +19,7 @@ from flexledger.clearing.commitment import (
     welfare_value,
 )
 from flexledger.clearing.market_day import MarketDay, load_market_day
+from flexledger.deployment import Deployment
 from flexledger.optimiser import ClearingResult, clear
 from flexledger.optimiser.results import Award
 from flexledger.rules.clearing import ranks_higher, violations
@@ -76,21 +74,21 @@ def refused_at_closure(awards: list[Award], refused: dict[str, str]) -> list[str
 
 
 def audit_clearing(
-    conn: ChainConnection, manifest: Manifest, market: int, day: int, *, time_limit: float = 60.0,
+    deployment: Deployment, market: int, day: int, *, time_limit: float = 60.0,
     progress: Callable[[str], None] | None = None, loaded: MarketDay | None = None,
 ) -> ClearingAudit:
     say = progress or (lambda _msg: None)
-    manifest.verify(conn)  # the operator's manifest is evidence to check, not a premise
-    loaded = loaded or load_market_day(conn, manifest, market, day, time_limit=time_limit, progress=progress)
+    deployment.manifest.verify(deployment.conn)  # the operator's manifest is evidence to check, not a premise
+    loaded = loaded or load_market_day(deployment, market, day, time_limit=time_limit, progress=progress)
     inp = loaded.clearing
     say("re-running the clearing")
     rerun = clear(inp)
-    state = day_state(conn, manifest, market, day)
+    state = day_state(deployment, market, day)
     current, final = state.current, state.finalised
     if current == 0:
         return ClearingAudit(market, day, 0, False, None, rerun, ["no clearing result is in force for this day"])
     say(f"reading result {current} from the chain")
-    committed = read_result(conn, manifest, current, loaded.book)
+    committed = read_result(deployment, current, loaded.book)
     audit = ClearingAudit(market, day, current, final, committed, rerun)
     if committed.book_digest != loaded.book.digest:
         audit.differences.append(f"the result was computed on book 0x{committed.book_digest.hex()[:16]}, "
@@ -104,8 +102,7 @@ def audit_clearing(
         audit.infeasible.append(f"offers 0x{loaded.book.digests[older].hex()[:10]} and 0x{loaded.book.digests[newer].hex()[:10]} "
                                 f"of {'asset ' + str(older.asset) if older.asset else 'portfolio ' + str(older.portfolio)} "
                                 "are both awarded in a common ISP: one meter sold twice (rule 3)")
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-    for s in find_superseded(clearing, current, loaded.book):
+    for s in find_superseded(deployment.clearing, current, loaded.book):
         audit.infeasible.append(f"offer 0x{loaded.book.digests[s.older].hex()[:10]} was awarded, but the book replaced "
                                 f"it with nonce {s.newer.nonce} (rule 3; `flexledger challenge --superseded` voids it)")
     award_lines = compare_awards(committed.awards, rerun.awards)

@@ -37,16 +37,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from flexledger.book.order_book import Book
-from flexledger.chain.bindings import (
-    ClearingCommitmentClient,
-    OrderBookClient,
-    SettlementClient,
-    SettlementTokenClient,
-)
-from flexledger.chain.connection import ChainConnection
+from flexledger.chain.bindings import SettlementTokenClient
 from flexledger.chain.events import DecodedEvent
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import Line, Record, Request
+from flexledger.deployment import Deployment
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import BondState, max_exposure
 from flexledger.rules.settlement import bond_draw
@@ -98,8 +92,7 @@ class PartyMoney:
 
 @dataclass
 class MoneyInputs:
-    conn: ChainConnection
-    manifest: Manifest
+    deployment: Deployment
     book: Book
     params: MarketParams
     result_id: int
@@ -144,10 +137,11 @@ class _Chain:
     """The events the money audit reads, each kind read once."""
 
     def __init__(self, inp: MoneyInputs) -> None:
-        self.conn = inp.conn
-        self.settlement = SettlementClient(inp.conn, inp.manifest.address("Settlement"))
-        self.orders = OrderBookClient(inp.conn, inp.manifest.address("OrderBook"))
-        self.token = SettlementTokenClient(inp.conn, self.settlement.token())
+        self.conn = inp.deployment.conn
+        self.settlement = inp.deployment.settlement
+        self.orders = inp.deployment.order_book
+        # the token Settlement pays in, as it names it (the manifest does not vouch for it)
+        self.token = inp.deployment.at(SettlementTokenClient, self.settlement.token())
         s, b = self.settlement.address, self.orders.address
         self.finalised = sorted(self.settlement.events("SettlementFinalised"), key=_pos)
         self.settled = sorted(self.settlement.events("OfferSettled"), key=_pos)
@@ -205,8 +199,7 @@ def _bonds_left_while_pending(inp: MoneyInputs, chain: _Chain, out: MoneyAudit) 
     """DESIGN (money safety): a seller's bond covers its penalties from the moment its awards are
     final until their settlements are. Flag every bond withdrawal of a seller of the day after
     its result came into force and before the seller's last settlement of the day was final."""
-    clearing = ClearingCommitmentClient(inp.conn, inp.manifest.address("ClearingCommitment"))
-    closed = [_pos(e) for e in clearing.events("ResultClosed", topics=[_topic(inp.result_id)])]
+    closed = [_pos(e) for e in inp.deployment.clearing.events("ResultClosed", topics=[_topic(inp.result_id)])]
     if not closed:
         return
     final_at: dict[str, Position | None] = {}

@@ -48,20 +48,15 @@ from flexledger.book.order_book import Book, read_book
 from flexledger.chain.bindings import (
     AssetRegistryAsset,
     AssetRegistryClient,
-    BaselineDisputesClient,
-    ClearingCommitmentClient,
-    MarketRegistryClient,
     MeterOracleClient,
-    OrderBookClient,
-    ReadingDisputesClient,
     SettlementClient,
 )
 from flexledger.chain.client import BlockId
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.events import DecodedEvent
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import Anchor, Line, ReadingIn, Record, Request
 from flexledger.clearing.commitment import award_leaf, award_proofs, day_state
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import Eip712Domain, TypedDataError, read_domain
 from flexledger.oracle.baselines import BASELINE_ENCODING
@@ -116,8 +111,7 @@ class SettlementAudit:
 class _Day:
     """What the checks of one day share."""
 
-    conn: ChainConnection
-    manifest: Manifest
+    deployment: Deployment
     market: int
     day: int
     params: MarketParams
@@ -154,6 +148,10 @@ class _Day:
     superseded: int = 0  # anchored standard baselines met that a baseline dispute corrected since
     state_block: BlockId = "latest"  # the block whose state a settling call met (set per call)
 
+    @property
+    def conn(self) -> ChainConnection:
+        return self.deployment.conn
+
     def block_time(self, block: int) -> int:
         if block not in self.times:
             self.times[block] = int(self.conn.w3.eth.get_block(block)["timestamp"])
@@ -175,16 +173,17 @@ class _Day:
         return self.portfolio(s.offer.portfolio)[0] if s.portfolio else self.asset(s.offer.asset).owner
 
 
-def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int, result_id: int) -> _Day:
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
-    orders = OrderBookClient(conn, manifest.address("OrderBook"))
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+def _load(deployment: Deployment, market: int, day_start: int, result_id: int) -> _Day:
+    conn = deployment.conn
+    params = deployment.params(market)
+    orders = deployment.order_book
+    clearing = deployment.clearing
     topic = "0x" + result_id.to_bytes(32, "big").hex()
     roots = {int(e.args["chunk"]): bytes(e.args["awardsRoot"]) for e in clearing.events("ChunkPosted", topics=[topic])}
     awards: dict[bytes, set[tuple[int, int, int, int, int]]] = defaultdict(set)
     for a in award_proofs(clearing, result_id):  # its leaves are checked against the chunk roots there
         awards[a.offer_digest].add((a.chunk, a.request_id, a.isp_start, a.power_w, a.level_w))
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"))
+    oracle = deployment.oracle
     anchors: dict[int, list[Anchor]] = defaultdict(list)
     for e in oracle.events("RootAnchored", topics=["0x" + market.to_bytes(32, "big").hex()]):
         anchors[int(e.args["ispStart"])].append(Anchor(bytes(e.args["root"]), str(e.args["oracle"]),
@@ -203,20 +202,20 @@ def _load(conn: ChainConnection, manifest: Manifest, market: int, day_start: int
     slashes: dict[str, list[DecodedEvent]] = defaultdict(list)
     for e in oracle.events("OracleSlashed", topics=["0x" + market.to_bytes(32, "big").hex()]):
         slashes[e.tx_hash].append(e)
-    return _Day(conn, manifest, market, day_start, params, result_id, read_book(orders, market, day_start),
-                read_domain(conn, orders.address).separator(), SettlementClient(conn, manifest.address("Settlement")),
-                ReadingDisputesClient(conn, manifest.address("ReadingDisputes")).address, roots, anchors, baseline_roots, awards, read_domain(conn, oracle.address),
-                AssetRegistryClient(conn, manifest.address("AssetRegistry")), request, cleared_price_of(clearing),
-                oracle, clearing.day_state(market, day_start).challenge_ends, dict(slashes))
+    return _Day(deployment, market, day_start, params, result_id, read_book(orders, market, day_start),
+                deployment.book_separator, deployment.settlement, deployment.reading_disputes.address, roots, anchors,
+                baseline_roots, awards, read_domain(conn, oracle.address), deployment.assets, request,
+                cleared_price_of(clearing), oracle, clearing.day_state(market, day_start).challenge_ends, dict(slashes),
+                baseline_disputes_address=deployment.baseline_disputes.address)
 
 
-def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day_start: int,
+def audit_settlement(deployment: Deployment, market: int, day_start: int,
                      evidence: BaselineEvidence | None = None) -> SettlementAudit:
     """Recompute every settlement of the market day starting at ``day_start`` from public chain
     data, and follow its money; ``matches`` when every figure agrees. With ``evidence`` (what the
     oracle serves), every standard baseline met is recomputed from the anchored readings too."""
-    manifest.verify(conn)  # the operator's manifest is evidence to check, not a premise
-    state = day_state(conn, manifest, market, day_start)
+    deployment.manifest.verify(deployment.conn)  # the operator's manifest is evidence to check, not a premise
+    state = day_state(deployment, market, day_start)
     current, final = state.current, state.finalised
     audit = SettlementAudit(market, day_start, current)
     if current == 0:
@@ -225,9 +224,8 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     if not final:
         audit.notes.append(f"result {current} is not final yet: nothing of the day can be settled")
         return audit
-    day = _load(conn, manifest, market, day_start, current)
+    day = _load(deployment, market, day_start, current)
     day.evidence = evidence
-    day.baseline_disputes_address = manifest.address("BaselineDisputes")
     events = settled_events(day.settlement, result_id=current)
     by_key: dict[tuple[int, bytes], list[SettledEvent]] = defaultdict(list)
     for e in events:
@@ -252,7 +250,7 @@ def audit_settlement(conn: ChainConnection, manifest: Manifest, market: int, day
     if unsettled:
         audit.notes.append(f"{len(unsettled)} awarded offer(s) not settled (yet): "
                            + ", ".join(f"0x{d.hex()[:10]}" for d in unsettled[:10]))
-    money = audit_money(MoneyInputs(conn, manifest, day.book, day.params, current,
+    money = audit_money(MoneyInputs(deployment, day.book, day.params, current,
                                     {k: lines.get(k, list(e.record.lines)) for k, e in forced.items()},
                                     {k: e.record for k, e in forced.items()}, day.request))
     audit.parties = money.parties
@@ -594,7 +592,7 @@ def _check_challenges(day: _Day, notes: list[str]) -> list[str]:
     had a reading anchored by the baselines with the input's value was the oracle's to answer: it
     lost by not answering, which costs nobody else (a SKIPPED dispute puts the day back): noted."""
     assert day.oracle is not None
-    disputes = BaselineDisputesClient(day.conn, day.baseline_disputes_address)
+    disputes = day.deployment.baseline_disputes
     market_topic = "0x" + day.market.to_bytes(32, "big").hex()
     out: list[str] = []
     upheld = [e for e in disputes.events("BaselineInputUpheld", topics=[market_topic])

@@ -25,19 +25,12 @@ from flexledger.baselines.challenges import (
     uphold_challenge,
 )
 from flexledger.baselines.fixes import correction_in_force
-from flexledger.chain.bindings import (
-    AssetRegistryClient,
-    BaselineDisputesClient,
-    MeterOracleClient,
-    SettlementTokenClient,
-)
+from flexledger.chain.bindings import BaselineDisputesClient
 from flexledger.chain.client import TxResult
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import BaselineDisputesDisputeIn, BaselineIn, Record, SettleIn
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
-from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import proof_for
 from flexledger.oracle.baselines import baseline_proof_for
 from flexledger.rules.baselines import DAYS, LOOKBACK, BaselineInputs, apply_rule
@@ -107,10 +100,7 @@ class MarketView(Protocol):
     """What revealing a baseline in force reads: the chain, the market (a ``DayContext`` is one)."""
 
     @property
-    def conn(self) -> ChainConnection: ...
-
-    @property
-    def manifest(self) -> Manifest: ...
+    def deployment(self) -> Deployment: ...
 
     @property
     def market(self) -> int: ...
@@ -123,20 +113,19 @@ class MarketView(Protocol):
 class MarketOnChain:
     """A market on the chain, before any of its days is final (a challenge needs no settlement)."""
 
-    conn: ChainConnection
-    manifest: Manifest
+    deployment: Deployment
     market: int
 
     @property
     def book_separator(self) -> bytes:
-        return read_domain(self.conn, self.manifest.address("OrderBook")).separator()
+        return self.deployment.book_separator
 
 
 def revealed_inputs(ctx: MarketView, engine: Engine, meter: str, isp_start: int) -> tuple[dict[str, Any], BaselineInputs]:
     """The baseline in force for ``meter`` and ``isp_start`` as a dispute reveals it: the oracle's
     anchored leaf (its inputs and proof, from its store), or the correction in force (the inputs it
     keeps, recomputed from the dispute that put it in force, no proof)."""
-    c = correction_in_force(ctx.conn, ctx.manifest, ctx.market, isp_start, meter)
+    c = correction_in_force(ctx.deployment, ctx.market, isp_start, meter)
     if c is None:
         try:
             answer = baseline_proof_for(engine, ctx.market, meter, isp_start)
@@ -146,7 +135,7 @@ def revealed_inputs(ctx: MarketView, engine: Engine, meter: str, isp_start: int)
         return answer, BaselineInputs(int(answer["daysBack"]), tuple(int(v) for v in answer["nets"]))
     if c.value is None:
         raise DisputeError(f"a baseline dispute already left {meter} with no baseline for {iso(isp_start)}")
-    data = bytes(ctx.conn.w3.eth.get_transaction(c.tx_hash)["input"])  # type: ignore[arg-type]
+    data = bytes(ctx.deployment.conn.w3.eth.get_transaction(c.tx_hash)["input"])  # type: ignore[arg-type]
     if c.challenge:  # an upheld challenge: the rule on the inputs it revealed, without the day
         _isp, kept, value = kept_after_uphold(data)
         if value != c.value or kept.hash() != c.inputs_hash:
@@ -210,9 +199,8 @@ def dispute_standard_baseline(ctx: DayContext, signer: Signer, digest: bytes, is
     if not used:
         raise DisputeError(f"asset {member} is not a member of portfolio {s_in.offer.portfolio} counted for "
                            f"{iso(isp_start)}", hint="members: " + ", ".join(str(m.asset) for m in isp.members))
-    assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
-    oracle = MeterOracleClient(ctx.conn, ctx.manifest.address("MeterOracle"))
-    anchored_by, anchored_at = (str(x) for x in oracle.baseline_anchor(ctx.market, isp_start))
+    assets = ctx.deployment.assets
+    anchored_by, anchored_at = (str(x) for x in ctx.deployment.oracle.baseline_anchor(ctx.market, isp_start))
     for asset, value in used:
         meter = str(assets.meter_of(asset))
         answer, inputs = revealed_inputs(ctx, engine, meter, isp_start)
@@ -239,8 +227,7 @@ def dispute_standard_baseline(ctx: DayContext, signer: Signer, digest: bytes, is
                            hint="a dispute needs an anchored reading the baseline left out or misstated")
     kind, which, reading = found
     d = dispute_input(kind, index, answer, member=asset if s_in.portfolio else 0, which=which, reading=reading)
-    disputes = BaselineDisputesClient(ctx.conn, ctx.manifest.address("BaselineDisputes"))
-    tx = dispute_baseline(disputes, signer, s_in.to_struct(), record, d)
+    tx = dispute_baseline(ctx.deployment.baseline_disputes, signer, s_in.to_struct(), record, d)
     event = tx.event("BaselineDisputed").args
     after: Record = next(e for e in tx.events if e.name == "OfferSettled").args["record"]
     slashes = [e.args for e in tx.events if e.name == "OracleSlashed"]
@@ -276,20 +263,19 @@ def challenge_standard_baseline(view: MarketView, signer: Signer, engine: Engine
     """Challenge an input day of ``asset``'s standard baseline in force for ``isp_start``: the day
     ``days_back`` days before, or the first used day with no reading the oracle's store holds
     anchored by the baselines (``DisputeError`` when every day has one)."""
-    meter = str(AssetRegistryClient(view.conn, view.manifest.address("AssetRegistry")).meter_of(asset))
+    meter = str(view.deployment.assets.meter_of(asset))
     answer, inputs = revealed_inputs(view, engine, meter, isp_start)
     if days_back is None:
-        oracle = MeterOracleClient(view.conn, view.manifest.address("MeterOracle"))
-        anchored_at = int(oracle.baseline_anchor(view.market, isp_start).anchored_at)
+        anchored_at = int(view.deployment.oracle.baseline_anchor(view.market, isp_start).anchored_at)
         invented = unanchored_days(isp_start, inputs, anchored_at, partial(_served, engine, meter))
         if not invented:
             raise DisputeError(f"every day the standard baseline of {meter} for {iso(isp_start)} averages has a "
                                "reading anchored by the baselines: a challenge would be answered (and lose its bond)",
                                hint="a wrong value or a skipped day is disputed instead: `flexledger dispute-baseline`")
         days_back = invented[0]
-    disputes = BaselineDisputesClient(view.conn, view.manifest.address("BaselineDisputes"), signer=signer)
-    token = SettlementTokenClient(view.conn, view.manifest.address("SettlementToken"), signer=signer)
-    tx = file_challenge(disputes, token, view.market, isp_start, meter, answer, days_back)
+    signed = view.deployment.signed_by(signer)
+    disputes = signed.baseline_disputes
+    tx = file_challenge(disputes, signed.token, view.market, isp_start, meter, answer, days_back)
     e = tx.event("BaselineInputChallenged").args
     return BaselineChallenged(meter, isp_start, days_back, int(e["net"]), int(e["answerBy"]),
                               int(disputes.challenge_bond()), tx.tx_hash)
@@ -298,14 +284,13 @@ def challenge_standard_baseline(view: MarketView, signer: Signer, engine: Engine
 def uphold_standard_challenge(view: MarketView, signer: Signer, engine: Engine, asset: int, isp_start: int,
                               days_back: int) -> UpheldChallenge:
     """Uphold the unanswered challenge of that day (anyone may), revealing the baseline in force now."""
-    meter = str(AssetRegistryClient(view.conn, view.manifest.address("AssetRegistry")).meter_of(asset))
+    meter = str(view.deployment.assets.meter_of(asset))
     try:
         answer, _inputs = revealed_inputs(view, engine, meter, isp_start)
     except DisputeError:
         # no baseline left, or none this store can reveal: the contract lapses a challenge on no baseline
         answer = {"baselineWh": 0, "daysBack": 0, "nets": [], "proof": []}
-    disputes = BaselineDisputesClient(view.conn, view.manifest.address("BaselineDisputes"), signer=signer)
-    return uphold_challenge(disputes, view.market, isp_start, meter, days_back, answer)
+    return uphold_challenge(view.deployment.signed_by(signer).baseline_disputes, view.market, isp_start, meter, days_back, answer)
 
 
 @dataclass(frozen=True)
@@ -338,7 +323,6 @@ def resettle_on_correction(ctx: DayContext, signer: Signer, digest: bytes, isp_s
     if s_in.portfolio and member is None:
         moved = [a.asset for a, b in zip(used.isps[index].members, s_in.isps[index].members, strict=True) if a != b]
         member = moved[0] if moved else None
-    disputes = BaselineDisputesClient(ctx.conn, ctx.manifest.address("BaselineDisputes"))
-    tx = disputes.apply_correction(s_in.to_struct(), record, index, member or 0, sender=signer)
+    tx = ctx.deployment.baseline_disputes.apply_correction(s_in.to_struct(), record, index, member or 0, sender=signer)
     after: Record = next(e for e in tx.events if e.name == "OfferSettled").args["record"]
     return Resettled(record, after, isp_start, int(was), int(now), tx.tx_hash)

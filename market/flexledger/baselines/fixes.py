@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from flexledger.audit.baselines import NO_BASELINE
-from flexledger.chain.bindings import AssetRegistryClient, BaselineDisputesClient, MeterOracleClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
+from flexledger.deployment import Deployment
 from flexledger.rules.orders import BaselineMethod
 from flexledger.settlement.records import SettlementDataError, SettlementInput
 from flexledger.times import iso
@@ -33,14 +31,13 @@ class NoBaselineLeftError(SettlementDataError):
     """A dispute left the meter with no baseline for the ISP: no settlement can present one there."""
 
 
-def correction_in_force(conn: ChainConnection, manifest: Manifest, market: int, isp_start: int,
-                        meter: str) -> Correction | None:
+def correction_in_force(deployment: Deployment, market: int, isp_start: int, meter: str) -> Correction | None:
     """The correction in force for ``meter``'s standard baseline of ``isp_start``; None when the
     anchored leaf stands."""
-    fix = bytes(MeterOracleClient(conn, manifest.address("MeterOracle")).baseline_fix(market, isp_start, meter))
+    fix = bytes(deployment.oracle.baseline_fix(market, isp_start, meter))
     if fix == bytes(32):
         return None
-    disputes = BaselineDisputesClient(conn, manifest.address("BaselineDisputes"))
+    disputes = deployment.baseline_disputes
     topic = "0x" + bytes.fromhex(meter.removeprefix("0x")).rjust(32, b"\0").hex()
     for name in ("BaselineDisputed", "BaselineInputUpheld"):
         for e in reversed(disputes.events(name, topics=[None, None, topic])):
@@ -51,17 +48,17 @@ def correction_in_force(conn: ChainConnection, manifest: Manifest, market: int, 
                               "BaselineDisputed or BaselineInputUpheld event logged")
 
 
-def with_baselines_in_force(conn: ChainConnection, manifest: Manifest, s: SettlementInput, isp_seconds: int) -> SettlementInput:
+def with_baselines_in_force(deployment: Deployment, s: SettlementInput, isp_seconds: int) -> SettlementInput:
     """``s`` presenting, for each ISP and meter, the standard baseline in force now: the corrections
     disputes put in force in place of the leaves they proved wrong (a portfolio's ISP baseline is its
     members' sum). Raises ``NoBaselineLeftError`` where a correction left none."""
     if s.offer.baseline_method != BaselineMethod.ROLLING_AVERAGE:
         return s
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    assets = deployment.assets
     market = s.offer.market
 
     def corrected(asset: int, isp_start: int) -> Correction | None:
-        c = correction_in_force(conn, manifest, market, isp_start, str(assets.meter_of(asset)))
+        c = correction_in_force(deployment, market, isp_start, str(assets.meter_of(asset)))
         if c is not None and c.value is None:
             raise NoBaselineLeftError(f"a baseline dispute left asset {asset} with no standard baseline for "
                                       f"{iso(isp_start)}: no delivery can be measured there",

@@ -21,14 +21,13 @@ from eth_utils import keccak
 
 from flexledger.book.order_book import Book
 from flexledger.chain import structs
-from flexledger.chain.bindings import ClearingCommitmentClient, MarketRegistryClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
+from flexledger.chain.bindings import ClearingCommitmentClient
 from flexledger.chain.structs import DayState, OfferAwards
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
 from flexledger.optimiser.results import Award
-from flexledger.rules.market import MarketParams, PricingRule
+from flexledger.rules.market import PricingRule
 from flexledger.rules.orders import Offer, newest_overlapping
 from flexledger.rules.pair_tree import pair_proofs
 
@@ -156,16 +155,15 @@ def unpack_awards(packed: bytes) -> list[tuple[int, int, int]]:
              int.from_bytes(packed[k + 16:k + 20], "big")) for k in range(0, len(packed), 20)]
 
 
-def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book: Book) -> CommittedResult:
+def read_result(deployment: Deployment, result_id: int, book: Book) -> CommittedResult:
     """A result as its events state it, each award priced by the market's rule (PAY_AS_BID: the
     offer's price; PAY_AS_CLEARED: the cell's highest awarded offer price, capped at the request's
     maximum)."""
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
+    clearing = deployment.clearing
     result = clearing.result(result_id)
     if ResultStatus(result.status) is ResultStatus.NONE:
         raise CommitmentError(f"no clearing result {result_id}")
-    markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"))
-    params = MarketParams.from_fields(markets.market_params(result.market))
+    params = deployment.params(result.market)
     price_of = {"0x" + d.hex(): o.price for o, d in book.digests.items()}
     topic = "0x" + result_id.to_bytes(32, "big").hex()
     awards = []
@@ -181,9 +179,9 @@ def read_result(conn: ChainConnection, manifest: Manifest, result_id: int, book:
                            sorted(awards), result.dso_value, result.tso_value, result.book_digest, chunks=result.chunks)
 
 
-def day_state(conn: ChainConnection, manifest: Manifest, market: int, day: int) -> DayState:
+def day_state(deployment: Deployment, market: int, day: int) -> DayState:
     """The result in force (0: none), the end of its challenge window and whether it is final."""
-    return ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")).day_state(market, day)
+    return deployment.clearing.day_state(market, day)
 
 
 def welfare_value(awards: Iterable[Award], book: Book) -> tuple[int, int]:
@@ -274,3 +272,51 @@ def prove_superseded(clearing: ClearingCommitmentClient, signer: Signer, proof: 
     clearing.prove_superseded(proof.result_id, proof.award, structs.Offer.like(proof.older),
                               structs.Offer.like(proof.newer),
                               proof.newer_root, proof.newer_proof, sender=signer)
+
+
+# ------------------------------------------------------- what the clear, challenge and finalise commands do
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A result posted: its id, the gas of all its transactions, its chunks, and the day's state after."""
+
+    result_id: int
+    gas_used: int
+    chunks: int
+    state: DayState
+
+
+def commit(deployment: Deployment, market: int, day_start: int, awards: list[Award], book: Book, *,
+           progress: Callable[[int, int], None] | None = None) -> Posted:
+    """Post ``awards`` as a result of the day, signed by the deployment's signer: the day's first
+    result, or a challenge of the one in force (the contract keeps it only if it ranks higher)."""
+    result_id, gas, chunks = post_result(deployment.clearing, deployment.sender(), market, day_start, awards, book,
+                                         deployment.params(market).isp_seconds, progress=progress)
+    return Posted(result_id, gas, chunks, day_state(deployment, market, day_start))
+
+
+@dataclass(frozen=True)
+class Voided:
+    """What ``void_superseded`` found: the result in force (0: none), the superseded offers it awarded."""
+
+    result_id: int
+    superseded_offers: int  # the first was proven: the result is void when there is any
+
+
+def void_superseded(deployment: Deployment, market: int, day_start: int, book: Book) -> Voided:
+    """Void the day's result in force if it awarded an offer ``book`` (the day's) holds a newer one
+    for, proving the first found (the deployment's signer sends it); nothing when none is in force."""
+    current = day_state(deployment, market, day_start).current
+    if current == 0:
+        return Voided(0, 0)
+    found = find_superseded(deployment.clearing, current, book)
+    if found:
+        prove_superseded(deployment.clearing, deployment.sender(), found[0])
+    return Voided(current, len(found))
+
+
+def finalise(deployment: Deployment, market: int, day_start: int) -> int:
+    """Make the day's result final after its challenge window (anyone may); returns its id."""
+    deployment.clearing.finalise(market, day_start)
+    return day_state(deployment, market, day_start).current

@@ -18,16 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flexledger.book.order_book import Book, read_book
-from flexledger.chain.bindings import (
-    AssetRegistryClient,
-    DeliveryMeterClient,
-    GridZonesClient,
-    MarketRegistryClient,
-    OrderBookClient,
-    RoleRegistryClient,
-)
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
+from flexledger.chain.bindings import AssetRegistryClient, RoleRegistryClient
+from flexledger.deployment import Deployment
 from flexledger.identity.roles import Role
 from flexledger.optimiser import BuyerKind, ClearingInput, OfferIn, RequestIn
 from flexledger.rules.grid import path_to_root
@@ -48,18 +40,17 @@ class MarketDay:
 
 
 def load_market_day(
-    conn: ChainConnection, manifest: Manifest, market: int, day_start: int, *, time_limit: float = 60.0,
+    deployment: Deployment, market: int, day_start: int, *, time_limit: float = 60.0,
     progress: Callable[[str], None] | None = None,
 ) -> MarketDay:
     """Everything the clearing of ``day_start`` needs, from chain data only."""
     say = progress or (lambda _msg: None)
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
-    orders = OrderBookClient(conn, manifest.address("OrderBook"))
+    params = deployment.params(market)
     say("reading the book from events")
-    book = read_book(orders, market, day_start)
-    grid = GridZonesClient(conn, manifest.address("GridZones"))
+    book = read_book(deployment.order_book, market, day_start)
+    grid = deployment.zones
     parent = {e.args["zoneId"]: e.args["parent"] for e in grid.events("ZoneAdded")}
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    assets = deployment.assets
 
     say("reading the offers' zones")
     # a portfolio's zone is fixed when it is formed; an asset's is the one it had at the gate closure
@@ -68,12 +59,11 @@ def load_market_day(
         zone_of[(0, e.args["portfolioId"])] = e.args["zoneId"]
     offers = []
     closure = params.gate_closure(day_start)
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"))
-    sellable = sellable_at(assets, roles, {(o.asset, o.portfolio) for o in book.offers}, closure)
+    sellable = sellable_at(assets, deployment.roles, {(o.asset, o.portfolio) for o in book.offers}, closure)
     then: dict[int, tuple[int, int, int]] = {}  # asset: its word now, its word and portfolio at the gate closure
     members_then: dict[int, list[int]] = {}  # portfolio: its members' words at the gate closure
     refused: dict[str, str] = {}
-    meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
+    meters = deployment.delivery_meter
     for o in book.offers:
         subject = (o.asset, o.portfolio)
         offer_key = "0x" + book.digests[o].hex()

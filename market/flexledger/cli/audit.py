@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from flexledger.cli.clearing import market_day_start
-from flexledger.cli.context import STATE, connect, load_manifest
-from flexledger.cli.options import DayOption, JsonOption, MarketOption, TimeLimitOption
+from flexledger.cli.context import STATE, deployment
+from flexledger.cli.options import DayOption, JsonOption, MarketOption, TimeLimitOption, parse_day
 from flexledger.cli.output import Money, console, emit_json, market_money
 from flexledger.times import iso
 
@@ -32,12 +31,10 @@ def audit_clearing_command(
     award: prints MATCH, or every difference and exits with status 1."""
     from flexledger.audit.clearing import audit_clearing
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
+    chain = deployment(sign=False)
     with console.status("auditing...") as status:
-        _params, start = market_day_start(conn, manifest, market, day)
-        audit = audit_clearing(conn, manifest, market, start, time_limit=time_limit,
+        start = chain.day_start(market, parse_day(day))
+        audit = audit_clearing(chain, market, start, time_limit=time_limit,
                                progress=lambda msg: status.update(msg + "..."))
     if json_:
         emit_json(_clearing_json(audit, market, start))
@@ -75,16 +72,14 @@ def audit_settle_command(day: str = DayOption, market: int = MarketOption, json_
     table per party and MATCH, or every difference and exits with status 1."""
     from flexledger.audit.settlement import audit_settlement
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
+    chain = deployment(sign=False)
     with console.status("auditing the settlements..."):
-        _params, start = market_day_start(conn, manifest, market, day)
-        audit = audit_settlement(conn, manifest, market, start, _oracle_evidence(market))
+        start = chain.day_start(market, parse_day(day))
+        audit = audit_settlement(chain, market, start, _oracle_evidence(market))
     if json_:
         emit_json(_settlement_json(audit))
     else:
-        _print_settlement(audit, market_money(conn, manifest))
+        _print_settlement(audit, market_money(chain))
         console.print("[bold green]MATCH[/]" if audit.matches else "[bold red]DIFFERENCES[/]")
     if not audit.matches:
         raise typer.Exit(1)
@@ -133,15 +128,13 @@ def audit_day_command(
     from flexledger.audit.clearing import audit_clearing
     from flexledger.audit.settlement import audit_settlement
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
+    chain = deployment(sign=False)
     with console.status("auditing...") as status:
-        _params, start = market_day_start(conn, manifest, market, day)
-        clearing = audit_clearing(conn, manifest, market, start, time_limit=time_limit,
+        start = chain.day_start(market, parse_day(day))
+        clearing = audit_clearing(chain, market, start, time_limit=time_limit,
                                   progress=lambda msg: status.update(msg + "..."))
         status.update("auditing the settlements...")
-        settlement = audit_settlement(conn, manifest, market, start, _oracle_evidence(market))
+        settlement = audit_settlement(chain, market, start, _oracle_evidence(market))
     matches = clearing.matches and settlement.matches
     if json_:
         emit_json({"match": matches, "clearing": _clearing_json(clearing, market, start),
@@ -149,7 +142,7 @@ def audit_day_command(
     else:
         _print_clearing(clearing, market, start)
         console.print(f"clearing: {'[green]MATCH[/]' if clearing.matches else '[red]DIFFERENCES[/]'}")
-        _print_settlement(settlement, market_money(conn, manifest))
+        _print_settlement(settlement, market_money(chain))
         console.print(f"settlement: {'[green]MATCH[/]' if settlement.matches else '[red]DIFFERENCES[/]'}")
         console.print("[bold green]MATCH[/]" if matches else "[bold red]DIFFERENCES[/]")
     if not matches:

@@ -7,9 +7,7 @@ keystore, `offer submit` relays signed offers in batches (an aggregator, or the 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +16,17 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.context import deployment
-from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
-from flexledger.cli.output import Money, console, emit_json, money_format
+from flexledger.cli.options import (
+    DayOption,
+    JsonOption,
+    KeyOption,
+    MarketOption,
+    StartOption,
+    parse_day,
+)
+from flexledger.cli.output import console, emit_json, market_money, money_format
 from flexledger.errors import FlexledgerError
 from flexledger.rules.lights import Direction
-from flexledger.rules.market import MarketParams
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
@@ -50,18 +54,6 @@ def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
     return deployment(key, sign=sign).order_book
 
 
-def _money(book: OrderBookClient) -> Money:
-    from flexledger.chain.bindings import SettlementTokenClient
-
-    return money_format(SettlementTokenClient(book.conn, book.token()))
-
-
-def _params(book: OrderBookClient, market: int) -> MarketParams:
-    from flexledger.chain.bindings import MarketRegistryClient
-
-    return MarketParams.from_fields(MarketRegistryClient(book.conn, book.markets()).market_params(market))
-
-
 def _enum(kind: type[Any], value: str) -> Any:
     try:
         return kind[value.strip().upper()]
@@ -81,7 +73,7 @@ def _time_option(value: str, name: str) -> int:
 
 @offer_app.command("typed-data")
 def offer_typed_data(
-    start: str = typer.Option(..., "--start", help="First ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    start: str = StartOption,
     power: int = typer.Option(..., "--power", help="Power offered per ISP (W)."),
     price: int = typer.Option(..., "--price", help="Price in token base units (euro cents) per MWh."),
     asset: int = typer.Option(0, "--asset", help="The asset offered (its owner signs)."),
@@ -217,7 +209,7 @@ def offer_submit(
 @request_app.command("post")
 def request_post(
     zone: int = typer.Option(..., "--zone", help="The zone the flexibility is needed in (you operate it or an ancestor)."),
-    start: str = typer.Option(..., "--start", help="First ISP's start: ISO 8601 (UTC) or Unix seconds."),
+    start: str = StartOption,
     power: int = typer.Option(..., "--power", help="Power needed per ISP (W)."),
     max_price: int = typer.Option(..., "--max-price", help="Most you pay, token base units (euro cents) per MWh."),
     isps: int = typer.Option(1, "--isps", help="How many ISPs."),
@@ -229,26 +221,19 @@ def request_post(
     json_: bool = JsonOption,
 ) -> None:
     """Post a request; its maximum exposure moves into escrow through an ERC-2612 permit (one transaction)."""
-    from flexledger.book.order_book import sign_permit
-    from flexledger.chain import structs
-    from flexledger.chain.bindings import SettlementTokenClient
-    from flexledger.rules.orders import Product, Purpose, RequestParams, max_exposure
+    from flexledger.book.escrow import post_request
+    from flexledger.rules.orders import Product, Purpose, RequestParams
 
-    book = _book(key)
-    assert book.signer is not None
+    chain = deployment(key)
     params = RequestParams(market, zone, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
                            max_price, int(_enum(Product, product)), int(_enum(Purpose, purpose)))
-    escrow = max_exposure(power, isps, _params(book, market).isp_seconds, max_price)
-    deadline = book.conn.latest_timestamp() + 3600
-    token = SettlementTokenClient(book.conn, book.token())
-    v, r, s = sign_permit(token, book.signer.account, book.address, escrow, deadline)
-    tx = book.post_request_with_permit(structs.RequestParams.like(params), deadline, v, r, s)
-    request_id = tx.event("RequestPosted").args["requestId"]
+    posted = post_request(chain, params)
     if json_:
-        emit_json({"request": request_id, "escrow": escrow, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used})
+        emit_json({"request": posted.request_id, "escrow": posted.escrow, "tx_hash": posted.tx_hash,
+                   "gas_used": posted.gas_used})
     else:
-        money = money_format(token)
-        console.print(f"[green]request {request_id} posted[/]: {money(escrow)} in escrow ({tx.gas_used:,} gas)")
+        console.print(f"[green]request {posted.request_id} posted[/]: {market_money(chain)(posted.escrow)} in escrow "
+                      f"({posted.gas_used:,} gas)")
 
 
 @request_app.command("cancel")
@@ -258,13 +243,13 @@ def request_cancel(
     json_: bool = JsonOption,
 ) -> None:
     """Cancel your request before its gate closure; the escrow comes back."""
-    book = _book(key)
-    tx = book.cancel_request(request_id)
+    chain = deployment(key)
+    tx = chain.order_book.cancel_request(request_id)
     refund = tx.event("RequestCancelled").args["refund"]
     if json_:
         emit_json({"request": request_id, "refund": refund, "tx_hash": tx.tx_hash})
     else:
-        console.print(f"request {request_id} cancelled: {_money(book)(refund)} refunded")
+        console.print(f"request {request_id} cancelled: {market_money(chain)(refund)} refunded")
 
 
 # ------------------------------------------------------------------------------------ book
@@ -277,55 +262,21 @@ def book_show(
     json_: bool = JsonOption,
 ) -> None:
     """Requests and offers of a market day, per zone, ISP and direction, checked against the on-chain digest."""
-    from flexledger.book.order_book import read_book
-    from flexledger.chain.bindings import AssetRegistryClient
-    from flexledger.rules.orders import RequestParams
+    from flexledger.book.summary import summarise_book
 
-    book = _book(sign=False)
-    params = _params(book, market)
-    try:
-        date = dt.date.fromisoformat(day)
-    except ValueError:
-        raise typer.BadParameter(f"--day {day!r} is not YYYY-MM-DD") from None
-    midnight = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp())
-    start = params.day_start(midnight + params.day_offset_seconds)
-    state = read_book(book, market, start)
-    assets = AssetRegistryClient(book.conn, book.assets())
-    zone_of: dict[tuple[int, int], int] = {}
-    for o in state.offers:
-        if (o.asset, o.portfolio) not in zone_of:
-            zone_of[(o.asset, o.portfolio)] = (assets.offer_terms(o.asset).zone if o.asset
-                                               else assets.portfolio_terms(o.portfolio).zone)
-    cells: dict[tuple[int, str, int], dict[str, int]] = defaultdict(lambda: {"requested_w": 0, "offered_w": 0, "offers": 0})
-    for q in state.requests.values():
-        p: RequestParams = q["params"]
-        for k in range(p.isps):
-            cells[(p.zone, Direction(p.direction).name, p.start + k * params.isp_seconds)]["requested_w"] += p.power_w
-    for o in state.offers:
-        for k in range(o.isps):
-            cell = cells[(zone_of[(o.asset, o.portfolio)], Direction(o.direction).name, o.start + k * params.isp_seconds)]
-            cell["offered_w"] += o.power_w
-            cell["offers"] += 1
-    summary = {"market": market, "day_start": start, "digest": "0x" + state.digest.hex(),
-               "requests": len(state.requests), "cancelled": len(state.cancelled), "offers": len(state.offers),
-               "replaced": len(state.accepted) - len(state.offers)}
+    chain = deployment(sign=False)
+    date = parse_day(day)
+    summary = summarise_book(chain, market, chain.day_start(market, date))
     if json_:
-        emit_json({**summary, "cells": [{"zone": z, "direction": d, "isp_start": t, **v}
-                                        for (z, d, t), v in sorted(cells.items())]})
+        emit_json(summary.to_json())
         return
-    console.print(f"market {market}, day {date} (UTC): {summary['requests']} open requests "
-                  f"({summary['cancelled']} cancelled), {summary['offers']} offers ({summary['replaced']} replaced); "
+    console.print(f"market {market}, day {date} (UTC): {summary.requests} open requests "
+                  f"({summary.cancelled} cancelled), {summary.offers} offers ({summary.replaced} replaced); "
                   f"digest matches the chain")
     table = Table(title="requested and offered power (W) per zone, direction and hour")
     for column in ("zone", "dir", "hour", "requested W", "offered W", "offers"):
         table.add_column(column, justify="right" if column not in ("dir", "hour") else "left")
-    hours: dict[tuple[int, str, int], dict[str, int]] = defaultdict(lambda: {"requested_w": 0, "offered_w": 0, "offers": 0})
-    for (z, d, t), v in cells.items():
-        h = hours[(z, d, t - t % 3600)]
-        h["requested_w"] = max(h["requested_w"], v["requested_w"])
-        h["offered_w"] = max(h["offered_w"], v["offered_w"])
-        h["offers"] = max(h["offers"], v["offers"])
-    for (z, d, t), v in sorted(hours.items()):
+    for (z, d, t), v in sorted(summary.hourly().items()):
         table.add_row(str(z), d, iso(t)[11:16], f"{v['requested_w']:,}", f"{v['offered_w']:,}", str(v["offers"]))
     console.print(table)
     console.print("(per hour: the largest of its ISPs)")
@@ -341,17 +292,11 @@ def bond_post(
     key: Path | None = KeyOption,
 ) -> None:
     """Add to a seller's bond (paid by you, through a permit)."""
-    from flexledger.book.order_book import sign_permit
-    from flexledger.chain.bindings import SettlementTokenClient
+    from flexledger.book.escrow import post_bond
 
-    book = _book(key)
-    assert book.signer is not None
-    deadline = book.conn.latest_timestamp() + 3600
-    token = SettlementTokenClient(book.conn, book.token())
-    v, r, s = sign_permit(token, book.signer.account, book.address, amount, deadline)
-    who = seller or book.signer.address
-    book.post_bond_with_permit(who, amount, deadline, v, r, s)
-    console.print(f"bond of {who}: {money_format(token)(book.bond_of(who))}")
+    chain = deployment(key)
+    who = post_bond(chain, amount, seller)
+    console.print(f"bond of {who}: {market_money(chain)(chain.order_book.bond_of(who))}")
 
 
 @bond_app.command("announce")
@@ -360,45 +305,47 @@ def bond_announce(amount: int = typer.Argument(..., help="Token base units to wi
     """Announce a bond withdrawal: it may leave once the notice is over; you sell nothing meanwhile."""
     from flexledger.rules.orders import BondState
 
-    book = _book(key)
+    chain = deployment(key)
+    book = chain.order_book
     assert book.signer is not None
     book.announce_bond_withdrawal(amount)
     bond = BondState.from_word(book.bond_word(book.signer.address))
     if amount == 0:
         console.print("announcement withdrawn: you may sell again")
     else:
-        console.print(f"{_money(book)(amount)} may leave from {iso(bond.notice_ends)} (the notice outlasts every "
+        console.print(f"{market_money(chain)(amount)} may leave from {iso(bond.notice_ends)} (the notice outlasts every "
                       "settlement of your earlier offers); until then it still pays penalties")
 
 
 @bond_app.command("withdraw")
 def bond_withdraw(amount: int = typer.Argument(..., help="Token base units."), key: Path | None = KeyOption) -> None:
     """Withdraw announced bond once its notice is over, as far as settlements not yet final do not lock it."""
-    book = _book(key)
+    chain = deployment(key)
+    book = chain.order_book
     book.withdraw_bond(amount)
     assert book.signer is not None
-    console.print(f"withdrawn; bond now {_money(book)(book.bond_of(book.signer.address))}")
+    console.print(f"withdrawn; bond now {market_money(chain)(book.bond_of(book.signer.address))}")
 
 
 @bond_app.command("show")
 def bond_show(seller: str = typer.Argument(..., help="The seller's address."), json_: bool = JsonOption) -> None:
     """A seller's bond: the part locked for settlements not yet final, a withdrawal notice, and its
     debts per buyer (penalties the bond could not cover)."""
-    from flexledger.chain.bindings import SettlementClient
     from flexledger.rules.orders import BondState, bond_problem
     from flexledger.settlement.debts import seller_debts
 
-    book = _book(sign=False)
+    chain = deployment(sign=False)
+    book = chain.order_book
     seller = _address(seller, "SELLER")
     bond = BondState.from_word(book.bond_word(seller))
     sells = bond_problem(bond) is None
-    debts = seller_debts(SettlementClient(book.conn, book.settlement()), book, seller)
+    debts = seller_debts(chain.settlement, book, seller)
     if json_:
         emit_json({"seller": seller, "bond": bond.amount, "locked": bond.locked, "withdrawing": bond.withdrawing,
                    "notice_ends": bond.notice_ends, "indebted": bond.indebted, "may_sell": sells,
                    "debt": debts.debt, "held_for_creditors": debts.held, "owed_to": debts.owed_to})
         return
-    money = _money(book)
+    money = market_money(chain)
     notice = f", {money(bond.withdrawing)} announced to leave from {iso(bond.notice_ends)}" if bond.notice_ends else ""
     console.print(f"bond {money(bond.amount)}, locked {money(bond.locked)}{notice}"
                   f"{', owes penalties' if bond.indebted else ''}; {'may sell' if sells else 'may not sell'}")
@@ -426,7 +373,7 @@ def bond_pay_debt(
     chain = deployment(key)
     signer, settlement = chain.signer, chain.settlement
     assert signer is not None
-    token = SettlementTokenClient(chain.conn, settlement.token(), signer=signer)
+    token = chain.at(SettlementTokenClient, settlement.token())  # the token Settlement takes the debt in
     paid = pay_debt(settlement, token, signer, _address(seller, "SELLER"), amount)
     if json_:
         emit_json({"seller": paid.seller, "paid": paid.paid, "left": paid.left, "tx": paid.tx_hash})
@@ -455,7 +402,7 @@ def bond_collect_debt(
     if json_:
         emit_json({"seller": seller, "buyer": signer.address, "collected": collected, "still_owed": left})
     else:
-        money = money_format(chain.token)
+        money = market_money(chain)
         console.print(f"collected {money(collected)} from {seller}; it still owes you {money(left)}")
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flexledger.cli.context import deployment
-from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption
+from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, ZoneOption
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.grid.lights_file import plan, read_lights_file
@@ -131,7 +131,7 @@ def zone_show(zone: int = typer.Argument(..., help="The zone id."), json_: bool 
 
 @lights_app.command("static")
 def lights_static(
-    zone: int = typer.Option(..., "--zone", help="The zone."),
+    zone: int = ZoneOption,
     direction: str = typer.Option(..., "--direction", help="UP or DOWN."),
     colour: str = typer.Option(..., "--colour", help="GREEN, YELLOW or RED."),
     capability: int = typer.Option(0, "--capability", help="Capability in W (YELLOW only)."),
@@ -179,7 +179,7 @@ _STYLE = {Colour.GREEN: "black on green", Colour.YELLOW: "black on yellow", Colo
 
 @lights_app.command("show")
 def lights_show(
-    zone: int = typer.Option(..., "--zone", help="The zone."),
+    zone: int = ZoneOption,
     day: str = DayOption,
     market: int = MarketOption,
     json_: bool = JsonOption,

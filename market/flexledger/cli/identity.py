@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from flexledger.chain.errors import RpcUnreachableError
-from flexledger.cli.context import STATE, connect, deployment, load_manifest
+from flexledger.cli.context import STATE, deployment
 from flexledger.cli.options import JsonOption
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
@@ -161,10 +161,8 @@ def did_show(
     from flexledger.identity.resolver import DIDResolver
 
     parse_did(did)  # a malformed DID is refused before any network work
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    resolution = DIDResolver(conn, manifest.address("DIDRegistry")).resolve(did, version_id=version_id)
+    chain = deployment(sign=False)
+    resolution = DIDResolver(chain.conn, chain.dids.address).resolve(did, version_id=version_id)
     if json_:
         emit_json(resolution.to_json())
     else:
@@ -233,13 +231,13 @@ def role_revoke(
     from flexledger.identity.roles import Role
 
     parsed_role = Role.parse(role)
-    roles = _registry(key, signing=True)
+    chain = deployment(key)
+    roles = chain.roles
     address = subject_address(subject, roles.conn.chain_id)
     tx = roles.revoke_credential(address, parsed_role.id)
     suspended = 0
     if parsed_role in (Role.PROSUMER, Role.AGGREGATOR):
-        suspended = suspend_uncredentialed_assets(roles.conn, load_manifest(STATE.settings, roles.conn), address,
-                                                  roles.signer)
+        suspended = suspend_uncredentialed_assets(chain, address)
     if json_:
         emit_json({"subject": address, "role": parsed_role.value, "revoked": True, "tx_hash": tx.tx_hash,
                    "assets_suspended": suspended})

@@ -37,9 +37,10 @@ def omission_claim(
     from flexledger.delivery.omissions import SignedReceipt, file_claim
 
     signed = SignedReceipt.load(receipt.read_text().strip().splitlines()[0])
-    claims, oracle = _claims(key)
-    token = SettlementTokenClient(claims.conn, claims.bond_token(), signer=claims.signer)
-    tx = file_claim(claims, oracle, token, signed)
+    chain = deployment(key)
+    claims = chain.omission_claims
+    token = chain.at(SettlementTokenClient, claims.bond_token())  # the bond is in the token the contract takes
+    tx = file_claim(claims, chain.oracle, token, signed)
     answer_by = int(tx.event("OmissionClaimed").args["answerBy"])
     if json_:
         emit_json({"market": signed.market, "ispStart": signed.isp_start, "meter": signed.meter,

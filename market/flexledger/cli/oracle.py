@@ -9,15 +9,22 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from flexledger.cli.clearing import market_day_start
 from flexledger.cli.context import STATE, deployment
-from flexledger.cli.options import DayOption, JsonOption, MarketOption
+from flexledger.cli.options import (
+    AnchoringKeyOption,
+    DayOption,
+    JsonOption,
+    MarketOption,
+    StakingKeyOption,
+    parse_day,
+)
 from flexledger.cli.output import console, emit_json
 from flexledger.redaction import redact_url
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
     from flexledger.chain.bindings import MeterOracleClient
+    from flexledger.deployment import Deployment
 
 app = typer.Typer(help="The metering oracle: verify and keep meters' signed readings, anchor each ISP's root.",
                   no_args_is_help=True)
@@ -29,7 +36,7 @@ def oracle_run(
     grace: int = typer.Option(60, "--grace", help="Seconds after an ISP ends before its root is anchored."),
     interval: float = typer.Option(30.0, "--interval", help="Seconds between anchoring rounds."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
-    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle (it must hold the ORACLE role)."),
+    key: Path | None = AnchoringKeyOption,
     confirmations: int = typer.Option(0, "--confirmations", min=0,
                                       help="Blocks an anchor must be deep in the chain to count (0: once mined)."),
     finalized: bool = typer.Option(False, "--finalized",
@@ -72,7 +79,7 @@ def oracle_baselines(
     day: str = DayOption,
     market: int = MarketOption,
     isp: str | None = typer.Option(None, "--isp", help="Only this ISP (ISO 8601 UTC or Unix seconds)."),
-    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle (it must hold the ORACLE role)."),
+    key: Path | None = AnchoringKeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Compute the standard (ROLLING_AVERAGE) baseline of every meter with history, for each ISP of
@@ -82,7 +89,7 @@ def oracle_baselines(
     from flexledger.oracle.store import open_store
 
     chain = deployment(key)
-    _params, start = market_day_start(chain.conn, chain.manifest, market, day)
+    start = chain.day_start(market, parse_day(day))
     try:
         one_isp = parse_time(isp) if isp is not None else None
     except ValueError:
@@ -101,11 +108,8 @@ def oracle_baselines(
         console.print("no meter has enough history (3 similar days before the ISP): nothing anchored")
 
 
-def _oracle(key: Path | None) -> tuple[MeterOracleClient, str]:
-
-    chain = deployment(key)
-    assert chain.signer is not None  # a signed deployment
-    return chain.oracle, chain.signer.address
+def _oracle(chain: Deployment) -> tuple[MeterOracleClient, str]:
+    return chain.oracle, chain.sender().address
 
 
 @app.command("require-stake")
@@ -118,7 +122,7 @@ def oracle_require_stake(
     """Set the stake a market requires of its oracles (the market authority only): below it an
     oracle anchors no more there, and each reading shown anchored wrong costs it that amount, paid
     to whoever proved it."""
-    oracle, _ = _oracle(key)
+    oracle, _ = _oracle(deployment(key))
     oracle.set_required_stake(market, amount)
     if json_:
         emit_json({"market": market, "required_stake": amount})
@@ -130,14 +134,15 @@ def oracle_require_stake(
 def oracle_stake(
     market: int = MarketOption,
     amount: int = typer.Option(..., "--amount", help="Token base units to add to your stake."),
-    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle."),
+    key: Path | None = StakingKeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Add to your stake in a market (the tokens are approved and moved in)."""
     from flexledger.chain.bindings import SettlementTokenClient
 
-    oracle, who = _oracle(key)
-    token = SettlementTokenClient(oracle.conn, oracle.stake_token(), signer=oracle.signer)
+    chain = deployment(key)
+    oracle, who = _oracle(chain)
+    token = chain.at(SettlementTokenClient, oracle.stake_token())  # the stake is in the token the oracle takes
     token.approve(oracle.address, amount)
     oracle.stake(market, amount)
     staked = oracle.stake_of(market, who).amount
@@ -151,13 +156,13 @@ def oracle_stake(
 @app.command("unstake")
 def oracle_unstake(
     market: int = MarketOption,
-    key: Path | None = typer.Option(None, "--key", help="Keystore of the oracle."),
+    key: Path | None = StakingKeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Take your stake out of a market: the first call stops your anchoring there and starts the
     lock (a day, then two dispute windows: every dispute of what you anchored is over by then);
     a call after the lock withdraws the stake."""
-    oracle, who = _oracle(key)
+    oracle, who = _oracle(deployment(key))
     stake = oracle.stake_of(market, who)
     staked, unlocks = stake.amount, stake.unlocks_at
     if unlocks == 0:

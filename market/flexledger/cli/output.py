@@ -14,8 +14,7 @@ from flexledger.amounts import format_amount
 
 if TYPE_CHECKING:
     from flexledger.chain.bindings import SettlementTokenClient
-    from flexledger.chain.connection import ChainConnection
-    from flexledger.chain.manifest import Manifest
+    from flexledger.deployment import Deployment
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,8 +49,6 @@ def money_format(token: SettlementTokenClient) -> Money:
     return written
 
 
-def market_money(conn: ChainConnection, manifest: Manifest) -> Money:
-    """``money_format`` of the settlement token the deployment in ``manifest`` names."""
-    from flexledger.chain.bindings import SettlementTokenClient
-
-    return money_format(SettlementTokenClient(conn, manifest.address("SettlementToken")))
+def market_money(chain: Deployment) -> Money:
+    """``money_format`` of the deployment's settlement token (the one every amount of the market is in)."""
+    return money_format(chain.token)

@@ -12,49 +12,34 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flexledger.cli.baseline import baselines_dir
-from flexledger.cli.clearing import market_day_start
-from flexledger.cli.context import STATE, connect, load_manifest, load_signer
-from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, OptionalDayOption
+from flexledger.cli.context import STATE, deployment
+from flexledger.cli.options import (
+    BaselineAssetOption,
+    BaselineIspOption,
+    DayOption,
+    JsonOption,
+    KeyOption,
+    MarketOption,
+    OptionalDayOption,
+    SettledOfferOption,
+    parse_day,
+)
 from flexledger.cli.output import console, emit_json, market_money
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
     from flexledger.baselines.disputes import MarketOnChain
-    from flexledger.chain.connection import ChainConnection
-    from flexledger.chain.manifest import Manifest
     from flexledger.chain.structs import Record
     from flexledger.chain.transactions import Signer
-    from flexledger.rules.orders import Offer
-    from flexledger.settlement.day import DayContext, OfferOutcome
-    from flexledger.settlement.offer import Baseline
+    from flexledger.settlement.day import DayContext
 
 
-def _context(market: int, day: str) -> tuple[ChainConnection, Manifest, DayContext]:
+def _context(market: int, day: str, key: Path | None) -> tuple[DayContext, Signer]:
+    """The day's context (its result must be final) and the signer of the command."""
     from flexledger.settlement.day import day_context
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    _params, start = market_day_start(conn, manifest, market, day)
-    return conn, manifest, day_context(conn, manifest, market, start)
-
-
-def _rows(outcome: OfferOutcome, isp_seconds: int) -> list[dict[str, Any]]:
-    """One row per award and ISP: the record's money, the recomputed delivery when known."""
-    from flexledger.settlement.records import line_penalty
-
-    power = {(a.request_id, a.isp_start): a.power_w for a in outcome.offer.awards}
-    delivered = {(f.line.request_id, f.line.isp_start): f.figures.delivered_ws // 3600 for f in outcome.figures}
-    out = []
-    for (request_id, isp_start), watts in sorted(power.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        line = next((ln for ln in outcome.record.lines if (ln.request_id, ln.isp_start) == (request_id, isp_start)),
-                    None) if outcome.record else None
-        out.append({"offer": "0x" + outcome.offer.digest.hex(), "status": outcome.status, "request": request_id,
-                    "isp_start": isp_start, "awarded_wh": watts * isp_seconds // 3600,
-                    "delivered_wh": delivered.get((request_id, isp_start)),
-                    "payment": line.payment if line else None, "claim": line.claim if line else None,
-                    "penalty": line_penalty(line) if line else None, "uncovered": line.uncovered if line else None})
-    return out
+    chain = deployment(key)
+    return day_context(chain, market, chain.day_start(market, parse_day(day))), chain.sender()
 
 
 def settle_command(
@@ -76,22 +61,13 @@ def settle_command(
     penalised. Prints a table per award and ISP; money moves at `flexledger claim`, after the
     dispute window.
     """
-    from flexledger.baselines.files import load_baseline
-    from flexledger.oracle.anchoring import proof_for
-    from flexledger.oracle.baselines import baseline_proof_for
     from flexledger.oracle.store import open_store
     from flexledger.settlement.day import settle_day
-    from flexledger.settlement.offer import StandardBaselines
+    from flexledger.settlement.report import outcome_rows, stored_sources
 
-    conn, _manifest, ctx = _context(market, day)
-    signer = load_signer(conn, key)
+    ctx, signer = _context(market, day, key)
     folder = baselines or baselines_dir()
-    engine = open_store(STATE.settings.effective_database_url)
-
-    def held(offer: Offer) -> Baseline | None:
-        found = load_baseline(folder, offer.asset, offer.start, offer.baseline, portfolio=offer.portfolio)
-        return found.baseline if found else None
-
+    sources = stored_sources(folder, open_store(STATE.settings.effective_database_url), market, ctx.params.isp_seconds)
     with Progress(console=console, transient=True, disable=json_) as bar:
         # one bar: it pulses while the awards and readings are read, then counts the offers settled
         task = bar.add_task("reading the day's awards, baselines and readings", total=None)
@@ -99,10 +75,9 @@ def settle_command(
         def progress(done: int, total: int) -> None:
             bar.update(task, description="settling offers", total=total, completed=done)
 
-        standard = StandardBaselines(lambda m, t: baseline_proof_for(engine, market, m, t), ctx.params.isp_seconds)
-        outcomes = settle_day(ctx, signer, baselines=held, reading=lambda m, t: proof_for(engine, m, t),
-                              standard=standard, unrevealed=unrevealed, progress=progress)
-    rows = [row for o in outcomes for row in _rows(o, ctx.params.isp_seconds)]
+        outcomes = settle_day(ctx, signer, baselines=sources.baselines, reading=sources.reading,
+                              standard=sources.standard, unrevealed=unrevealed, progress=progress)
+    rows = [row for o in outcomes for row in outcome_rows(o, ctx.params.isp_seconds)]
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -114,7 +89,7 @@ def settle_command(
     console.print(f"market {market}, day {day}: result {ctx.result_id}, {len(outcomes)} awarded offers: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if rows:
-        money = market_money(ctx.conn, ctx.manifest)
+        money = market_money(ctx.deployment)
         table = Table(title="settled per award and ISP (EUR)")
         for column in ("offer", "request", "ISP", "awarded kWh", "delivered kWh", "paid", "penalty", "status"):
             table.add_column(column, justify="left" if column in ("offer", "ISP", "status") else "right")
@@ -145,43 +120,29 @@ def claim_command(
     """Pull the money: with --day, make final the day's settlements whose dispute window is over
     (anyone may) and refund your requests of the day when due; then withdraw what you may claim
     (claims as a seller, penalties as a buyer)."""
-    from flexledger.deployment import Deployment
-    from flexledger.settlement.day import (
-        ClaimNotDueError,
-        day_context,
-        dispute_ends,
-        finalise_day,
-        refund_requests,
-        withdraw_claims,
-    )
+    from flexledger.settlement.claims import claim
+    from flexledger.settlement.day import ClaimNotDueError
 
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
-    out: dict[str, Any] = {"account": signer.address, "finalised": [], "waiting": [], "refunded": [],
-                           "refunds_waiting": [], "withdrawn": 0}
+    chain = deployment(key)
+    done = claim(chain, market, None if day is None else chain.day_start(market, parse_day(day)))
+    out: dict[str, Any] = {
+        "account": done.account,
+        "finalised": [{"offer": "0x" + f.record.offer_digest.hex(), "seller": f.record.seller, "claimed": f.claimed,
+                       "from_bond": f.from_bond, "debt": f.debt} for f in done.finalised],
+        "waiting": [{"offer": "0x" + r.offer_digest.hex(), "dispute_window_ends": ends} for r, ends in done.waiting],
+        "refunded": [{"request": q, "amount": a} for q, a in done.refunded],
+        "refunds_waiting": [{"request": q, "reason": why} for q, why in done.refunds_waiting],
+        "withdrawn": done.withdrawn,
+    }
     if day is not None:
-        _params, start = market_day_start(conn, manifest, market, day)
-        ctx = day_context(conn, manifest, market, start)
-        finalised, waiting = finalise_day(ctx, signer)
-        out["finalised"] = [{"offer": "0x" + f.record.offer_digest.hex(), "seller": f.record.seller,
-                             "claimed": f.claimed, "from_bond": f.from_bond, "debt": f.debt} for f in finalised]
-        out["waiting"] = [{"offer": "0x" + r.offer_digest.hex(), "dispute_window_ends": dispute_ends(ctx, r)}
-                          for r in waiting]
-        refunded, not_due = refund_requests(ctx, signer, signer.address)
-        out["refunded"] = [{"request": q, "amount": a} for q, a in refunded]
-        out["refunds_waiting"] = [{"request": q, "reason": why} for q, why in not_due]
-        out["settled"] = len(ctx.records())
-    settlement = Deployment(conn, manifest).settlement
-    out["withdrawn"] = withdraw_claims(settlement, signer)
-    if not (out["finalised"] or out["refunded"] or out["withdrawn"]):
+        out["settled"] = done.settled
+    if not done.anything:
         message, hint = _nothing_yet(out, day)
         raise ClaimNotDueError(message, hint=hint)
     if json_:
         emit_json(out)
         return
-    money = market_money(conn, manifest)
+    money = market_money(chain)
     for f in out["finalised"]:
         console.print(f"final: offer {f['offer'][:12]}: {money(f['claimed'])} EUR credited to its seller"
                       + (f", {money(f['from_bond'])} EUR drawn from its bond" if f["from_bond"] else "")
@@ -189,7 +150,7 @@ def claim_command(
     for r in out["refunded"]:
         console.print(f"refunded: request {r['request']}: {money(r['amount'])} EUR")
     if out["withdrawn"]:
-        console.print(f"[green]withdrawn: {money(out['withdrawn'])} EUR[/] to {signer.address}")
+        console.print(f"[green]withdrawn: {money(out['withdrawn'])} EUR[/] to {done.account}")
     if out["waiting"]:
         ends = min(w["dispute_window_ends"] for w in out["waiting"])
         console.print(f"{len(out['waiting'])} settlement(s) still in their dispute window (the first ends {iso(ends)})")
@@ -216,7 +177,7 @@ def _nothing_yet(out: dict[str, Any], day: str | None) -> tuple[str, str]:
 
 
 def dispute_command(
-    offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
+    offer: str = SettledOfferOption,
     isp: str = typer.Option(..., "--isp", help="The disputed ISP's start: ISO 8601 (UTC) or Unix seconds."),
     member: int | None = typer.Option(None, "--member", min=1,
                                       help="A portfolio offer: the member asset whose reading is disputed "
@@ -253,7 +214,7 @@ def dispute_command(
                   f"{done.anchored.import_wh} Wh in / {done.anchored.export_wh} Wh out, the meter signed "
                   f"{done.signed.import_wh} / {done.signed.export_wh} (reading {done.signed.sequence})")
     before, after = _money(done.before), _money(done.after)
-    money = market_money(ctx.conn, ctx.manifest)
+    money = market_money(ctx.deployment)
     console.print(f"paid {money(before['payment'])} -> {money(after['payment'])} EUR, penalty "
                   f"{money(before['penalty'])} -> {money(after['penalty'])} EUR; final after "
                   f"{iso(dispute_ends(ctx, done.after))}")
@@ -263,6 +224,7 @@ def _disputed(offer: str, isp: str, day: str | None, market: int, key: Path | No
     """A dispute's offer digest and ISP from the command line, the day's context (the day given,
     or the settled offer's own) and the disputer's signer."""
     from flexledger.settlement.day import day_context
+    from flexledger.settlement.report import day_of_offer
 
     try:
         digest = bytes.fromhex(offer.removeprefix("0x"))
@@ -271,19 +233,16 @@ def _disputed(offer: str, isp: str, day: str | None, market: int, key: Path | No
         raise typer.BadParameter("--offer is 32 bytes of hex; --isp is Unix seconds or an ISO 8601 time") from None
     if len(digest) != 32:
         raise typer.BadParameter("--offer is the offer's 32-byte digest")
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    signer = load_signer(conn, key)
+    chain = deployment(key)
     if day is not None:
-        _params, start = market_day_start(conn, manifest, market, day)
+        start = chain.day_start(market, parse_day(day))
     else:
-        market, start = _day_of_offer(conn, manifest, digest)
-    return digest, isp_start, day_context(conn, manifest, market, start), signer
+        market, start = day_of_offer(chain, digest)
+    return digest, isp_start, day_context(chain, market, start), chain.sender()
 
 
 def dispute_baseline_command(
-    offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
+    offer: str = SettledOfferOption,
     isp: str = typer.Option(..., "--isp", help="The ISP whose standard baseline is disputed: ISO 8601 (UTC) or "
                                                "Unix seconds."),
     member: int | None = typer.Option(None, "--member", min=1,
@@ -320,7 +279,7 @@ def dispute_baseline_command(
         else f"{done.now_wh} Wh"
     what = {"ARITHMETIC": "the rule over its own inputs", "INPUT": f"input {done.which} is not its day's anchored reading",
             "SKIPPED": f"the similar day {done.which} days before was skipped"}[done.kind.name]
-    money = market_money(ctx.conn, ctx.manifest)
+    money = market_money(ctx.deployment)
     console.print(f"[green]baseline dispute upheld[/] ({what}): offer {offer[:12]}, ISP {iso(isp_start)}, asset "
                   f"{done.asset}: baseline {done.was_wh} Wh -> {shown}; oracle {done.oracle} "
                   + (f"slashed {money(done.slashed)} EUR to {done.slashed_to}" if done.slashed else "marked"))
@@ -330,10 +289,6 @@ def dispute_baseline_command(
                   f"{iso(dispute_ends(ctx, done.after))}")
 
 
-AssetOption = typer.Option(..., "--asset", min=1, help="The asset whose meter's standard baseline is challenged.")
-IspOption = typer.Option(..., "--isp", help="The ISP of the baseline: ISO 8601 (UTC) or Unix seconds.")
-
-
 def _market_view(isp: str, market: int, key: Path | None) -> tuple[int, MarketOnChain, Signer]:
     from flexledger.baselines.disputes import MarketOnChain
 
@@ -341,15 +296,13 @@ def _market_view(isp: str, market: int, key: Path | None) -> tuple[int, MarketOn
         isp_start = parse_time(isp)
     except ValueError:
         raise typer.BadParameter("--isp is Unix seconds or an ISO 8601 time") from None
-    settings = STATE.settings
-    conn, _ = connect(settings)
-    manifest = load_manifest(settings, conn)
-    return isp_start, MarketOnChain(conn, manifest, market), load_signer(conn, key)
+    chain = deployment(key)
+    return isp_start, MarketOnChain(chain, market), chain.sender()
 
 
 def challenge_baseline_command(
-    asset: int = AssetOption,
-    isp: str = IspOption,
+    asset: int = BaselineAssetOption,
+    isp: str = BaselineIspOption,
     days_back: int | None = typer.Option(None, "--days-back", min=1, max=64,
                                          help="The input day, as days before the ISP (default: the first used day "
                                               "with no reading anchored by the baselines in the oracle's store)."),
@@ -371,7 +324,7 @@ def challenge_baseline_command(
         emit_json({"asset": asset, "meter": done.meter, "isp_start": done.isp_start, "days_back": done.days_back,
                    "net": done.net, "answer_by": done.answer_by, "bond": done.bond, "tx": done.tx_hash})
         return
-    money = market_money(view.conn, view.manifest)
+    money = market_money(view.deployment)
     console.print(f"challenged the input {done.days_back} days before {iso(isp_start)} ({done.net} Wh) of "
                   f"{done.meter}'s standard baseline; bond {money(done.bond)} EUR; answers taken until "
                   f"{iso(done.answer_by)}, then `flexledger uphold-baseline --asset {asset} --isp {isp_start} "
@@ -379,8 +332,8 @@ def challenge_baseline_command(
 
 
 def uphold_baseline_command(
-    asset: int = AssetOption,
-    isp: str = IspOption,
+    asset: int = BaselineAssetOption,
+    isp: str = BaselineIspOption,
     days_back: int = typer.Option(..., "--days-back", min=1, max=64, help="The challenged day, as days before the ISP."),
     market: int = MarketOption,
     key: Path | None = KeyOption,
@@ -404,14 +357,14 @@ def uphold_baseline_command(
         console.print("the challenge lapsed: a correction since no longer averages that input; the bond went back")
         return
     shown = "no baseline (too few similar days)" if done.baseline_wh is None else f"{done.baseline_wh} Wh"
-    money = market_money(view.conn, view.manifest)
+    money = market_money(view.deployment)
     console.print(f"[green]challenge upheld[/]: the standard baseline of asset {asset} for {iso(isp_start)} is now "
                   f"{shown}; oracle " + (f"slashed {money(done.slashed)} EUR" if done.slashed else "marked")
                   + "; the bond went back to the challenger")
 
 
 def resettle_baseline_command(
-    offer: str = typer.Option(..., "--offer", help="The settled offer's digest (0x.., as `flexledger settle` shows)."),
+    offer: str = SettledOfferOption,
     isp: str = typer.Option(..., "--isp", help="The ISP whose standard baseline was corrected: ISO 8601 (UTC) or "
                                                "Unix seconds."),
     member: int | None = typer.Option(None, "--member", min=1,
@@ -435,7 +388,7 @@ def resettle_baseline_command(
         emit_json({"offer": "0x" + digest.hex(), "isp_start": isp_start, "baseline_was_wh": done.baseline_was_wh,
                    "baseline_now_wh": done.baseline_now_wh, "tx": done.tx_hash, "before": before, "after": after})
         return
-    money = market_money(ctx.conn, ctx.manifest)
+    money = market_money(ctx.deployment)
     console.print(f"[green]re-settled[/] offer {offer[:12]} on the corrected baseline of {iso(isp_start)}: "
                   f"{done.baseline_was_wh} -> {done.baseline_now_wh} Wh; paid {money(before['payment'])} -> "
                   f"{money(after['payment'])} EUR, penalty {money(before['penalty'])} -> {money(after['penalty'])} "
@@ -446,18 +399,3 @@ def _money(record: Record) -> dict[str, int]:
     from flexledger.settlement.records import record_money
 
     return record_money(record)
-
-
-def _day_of_offer(conn: ChainConnection, manifest: Manifest, digest: bytes) -> tuple[int, int]:
-    """The market and day of an offer's latest settlement (when --day is not given)."""
-    from flexledger.deployment import Deployment
-    from flexledger.settlement.day import DisputeError
-    from flexledger.settlement.records import settled_events
-
-    chain = Deployment(conn, manifest)
-    events = settled_events(chain.settlement, digest=digest)
-    if not events:
-        raise DisputeError(f"offer 0x{digest.hex()[:10]} was never settled",
-                           hint="check the digest (`flexledger settle --day D` lists them); settle it first")
-    result = chain.clearing.result(events[-1].record.result_id)
-    return result.market, result.day

@@ -12,11 +12,9 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import Progress
 
-from flexledger.chain.bindings import AssetRegistryClient, RoleRegistryClient
 from flexledger.chain.client import TxResult, wait_all
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.identity import keys
 from flexledger.identity.credentials import NO_EXPIRY, credential_hash, issue_role_credential
 from flexledger.identity.eip712 import read_domain
@@ -31,9 +29,7 @@ ASSET_TYPES = {1: "PV", 2: "battery", 3: "heat pump", 4: "EV charger"}
 
 
 def assets_step(
-    conn: ChainConnection,
-    authority: Signer,
-    manifest: Manifest,
+    chain: Deployment,
     accounts: dict[str, LocalAccount],
     feeders_of: dict[str, list[int]],
     console: Console,
@@ -42,8 +38,9 @@ def assets_step(
 ) -> dict[str, Any]:
     rng = random.Random(11)
     started = time.perf_counter()
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    conn, authority = chain.conn, chain.signer  # the market authority, who registers the owners' roles
+    assert authority is not None
+    roles, assets = chain.roles, chain.assets
     owners = [keys.new_account() for _ in range(count)]
     meters = [keys.new_account() for _ in range(count)]
     now = conn.latest_timestamp()

@@ -36,17 +36,13 @@ from flexledger.audit.settlement import audit_settlement
 from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
-    AssetRegistryClient,
     ClearingCommitmentClient,
-    GridZonesClient,
-    MeterOracleClient,
     OrderBookClient,
     SettlementClient,
     SettlementTokenClient,
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import ContractCustomError
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import day_state, post_result
 from flexledger.clearing.market_day import load_market_day
@@ -92,7 +88,6 @@ PRICE = 29_000  # below the request's 30,000 per MWh: the optimiser awards it
 @dataclass
 class _World:
     conn: ChainConnection
-    manifest: Manifest
     params: MarketParams
     market: int
     book: OrderBookClient
@@ -110,11 +105,11 @@ def _refused(exc: ContractCustomError) -> str:
     return exc.NAME
 
 
-def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, accounts: dict[str, LocalAccount],
+def attacks_step(chain: Deployment, authority: Signer, accounts: dict[str, LocalAccount],
                  market: int, meters: list[tuple[int, LocalAccount, int]], kept: dict[bytes, KeptOffer],
                  modbus: int, console: Console) -> dict[str, Any]:
     """Stage the attacks; returns each one's readable line (``refused``) and the attack day's audit."""
-    chain = Deployment(conn, manifest)
+    conn = chain.conn
     params = chain.params(market)
     signers: dict[str, Signer] = {authority.address: authority}
 
@@ -124,7 +119,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
             signers[account.address] = Signer(account, conn)
         return signers[account.address]
 
-    w = _World(conn, manifest, params, market, chain.order_book, chain.clearing, chain.settlement, chain.token,
+    w = _World(conn, params, market, chain.order_book, chain.clearing, chain.settlement, chain.token,
                signer_of(accounts["clearing operator"]), authority)  # anyone: the authority pays its gas
     started = time.perf_counter()
     refused: list[str] = []
@@ -147,8 +142,8 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     honest = next((a, m) for a, m, _kind in sorted(meters[modbus:], key=lambda m: m[0]) if a not in (asset, std_asset))
     aggregator = kept_aggregator(kept, asset)
     relayer = signer_of(accounts[aggregator])  # the prosumer pays no gas: its aggregator sends for it
-    zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(asset).zone)
-    dso = signer_of(_operator_of(conn, manifest, zone, accounts))
+    zone = int(chain.assets.asset(asset).zone)
+    dso = signer_of(_operator_of(chain, zone, accounts))
     day = params.day_start(conn.latest_timestamp()) + 2 * DAY
     start = day + 69 * 900  # 17:15
     out["day"] = iso(day)[:10]
@@ -179,17 +174,17 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     # the oracle's store, from the standard baselines' history on to the attack day's readings
     folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-attacks-"))
     engine = open_store(f"sqlite:///{folder / 'oracle.db'}")
-    oracle = MeterOracleClient(conn, manifest.address("MeterOracle"), signer=signer_of(accounts["oracle"]))
+    oracle = chain.signed_by(signer_of(accounts["oracle"])).oracle
     verifier = Verifier(read_domain(conn, oracle.address).separator(), lambda _meter: None)
-    std_zone = int(AssetRegistryClient(conn, manifest.address("AssetRegistry")).asset(std_asset)[1])
+    std_zone = int(chain.assets.asset(std_asset)[1])
     std_seller = StandardSeller(std_asset, std_owner, std_meter, std_power, std_zone,
                                 signer_of(accounts[kept_aggregator(kept, std_asset)]))
-    standard = stage_standard(conn, manifest, authority, accounts, signer_of, oracle, market, day, engine, verifier,
-                              std_seller, honest, signer_of(_operator_of(conn, manifest, std_zone, accounts)), console)
+    standard = stage_standard(chain, authority, accounts, signer_of, oracle, market, day, engine, verifier,
+                              std_seller, honest, signer_of(_operator_of(chain, std_zone, accounts)), console)
 
     # after the gate closure: a result awarding both is refused; the optimiser's awards the newer only
     w.at(params.gate_closure(day) + 1)
-    loaded = load_market_day(conn, manifest, market, day)
+    loaded = load_market_day(chain, market, day)
     digests = loaded.book.digests
     both = [Award(request_id, older.start + i * 900, "0x" + digests[older].hex(), power // 2, PRICE) for i in range(4)]
     both += [Award(request_id, newer.start + i * 900, "0x" + digests[newer].hex(), power // 2, PRICE) for i in range(ISPS)]
@@ -204,7 +199,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
     result = clear(loaded.clearing)
     result_id, _gas, _chunks = post_result(w.clearing, w.operator, market, day, result.awards, loaded.book,
                                            params.isp_seconds)
-    w.at(day_state(conn, manifest, market, day).challenge_ends + 1)
+    w.at(day_state(chain, market, day).challenge_ends + 1)
     w.clearing.finalise(market, day, sender=w.anyone)
 
     # delivery: none; the meter signs what it measured, the oracle keeps and anchors it
@@ -227,7 +222,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
 
     # the gateway signs a second reading of the first ISP, as if delivered in full, and disputes
     keep(isps[0], 2, 500)
-    ctx = day_context(conn, manifest, market, day)
+    ctx = day_context(chain, market, day)
     disputed = dispute_offer(ctx, relayer, digest, isps[0], engine)
     if disputed.equivocation:
         refused.append(f"refused: the seller's gateway signed a second reading of asset {asset}'s meter for "
@@ -264,7 +259,7 @@ def attacks_step(conn: ChainConnection, manifest: Manifest, authority: Signer, a
         console.print(f"{aggregator} repaid the {eur(paid.paid)} EUR debt "
                       f"(Settlement.payDebt, through a permit) and {_name(accounts, dso.address)} collected "
                       f"{eur(collected)} EUR (collectDebt); the seller may sell again once it bonds")
-    audit = audit_settlement(conn, manifest, market, day, store_evidence(engine, market))
+    audit = audit_settlement(chain, market, day, store_evidence(engine, market))
     engine.dispose()
     out["audit"] = "MATCH" if audit.matches else f"{len(audit.differences)} DIFFERENCES"
     out["audit_differences"] = audit.differences
@@ -292,9 +287,8 @@ def _pick_seller(w: _World, meters: list[tuple[int, LocalAccount, int]], kept: d
     raise RuntimeError("no bonded prosumer left for the attack day")
 
 
-def _operator_of(conn: ChainConnection, manifest: Manifest, zone: int,
-                 accounts: dict[str, LocalAccount]) -> LocalAccount:
-    grid = GridZonesClient(conn, manifest.address("GridZones"))
+def _operator_of(chain: Deployment, zone: int, accounts: dict[str, LocalAccount]) -> LocalAccount:
+    grid = chain.zones
     by_address = {str(a.address): a for a in accounts.values()}
     while zone:
         parent, _depth, operator, *_rest = grid.zone(zone)

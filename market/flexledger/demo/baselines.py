@@ -38,12 +38,9 @@ from flexledger.baselines.disputes import (
 from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain import structs
 from flexledger.chain.bindings import (
-    BaselineDisputesClient,
     MeterOracleClient,
-    SettlementTokenClient,
 )
 from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.demo.money import eur
 from flexledger.deployment import Deployment
@@ -85,8 +82,7 @@ class StandardSeller:
 class StandardStage:
     """The standard-baseline step between its phases: what was set up before the gate closure."""
 
-    conn: ChainConnection
-    manifest: Manifest
+    chain: Deployment
     params: MarketParams
     market: int
     day: int
@@ -101,6 +97,10 @@ class StandardStage:
     true_wh: int
     out: dict[str, Any]
 
+    @property
+    def conn(self) -> ChainConnection:
+        return self.chain.conn
+
 
 def _keep(conn: ChainConnection, engine: Engine, verifier: Verifier, market: int, oracle: str,
           meter: LocalAccount, isp: int, import_wh: int, received: int) -> None:
@@ -113,7 +113,7 @@ def _keep(conn: ChainConnection, engine: Engine, verifier: Verifier, market: int
         raise RuntimeError(f"the oracle did not keep a reading of {meter.address} for {iso(isp)}: {verdict}")
 
 
-def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer, accounts: dict[str, LocalAccount],
+def stage_standard(chain: Deployment, authority: Signer, accounts: dict[str, LocalAccount],
                    signer_of: Callable[[LocalAccount], Signer], oracle: MeterOracleClient, market: int, day: int,
                    engine: Engine, verifier: Verifier, seller: StandardSeller, honest: tuple[int, LocalAccount],
                    buyer: Signer, console: Console) -> StandardStage:
@@ -122,7 +122,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     inflated by an invented day), both challenges filed and the honest one answered. ``honest``:
     the asset and meter whose baseline the oracle anchors honestly."""
     asset, owner, meter, power = seller.asset, seller.owner, seller.meter, seller.power_w
-    chain = Deployment(conn, manifest)
+    conn = chain.conn
     params = chain.params(market)
     isp = day + QUARTER * params.isp_seconds
     oracle_signer = oracle.signer
@@ -167,7 +167,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     true_days = list(zip(similar, history[meter.address], strict=False))
     inflated = BaselineInputs.of([*true_days, (similar[MIN_DAYS], 5 * energy)])
     anchor_baselines(engine, oracle, market, isp, inputs={meter.address: inflated, honest[1].address: honest_inputs})
-    view = MarketOnChain(conn, manifest, market)
+    view = MarketOnChain(chain, market)
     answer, _inputs = revealed_inputs(view, engine, meter.address, isp)
     true_wh = sum(history[meter.address]) // MIN_DAYS
     console.print(f"the oracle staked {eur(STAKE)} EUR and anchored the standard baselines of "
@@ -199,7 +199,7 @@ def stage_standard(conn: ChainConnection, manifest: Manifest, authority: Signer,
     console.print(f"aggregator 2 challenged the day {honest_day} days before of asset {honest[0]}'s honest baseline: "
                   f"the oracle's service loop answered it with that day's anchored reading; the challenge failed "
                   f"and its {eur(bond)} EUR bond paid the oracle (+{eur(gained)} EUR)")
-    return StandardStage(conn, manifest, params, market, day, isp, engine, verifier, oracle_signer, (asset, meter),
+    return StandardStage(chain, params, market, day, isp, engine, verifier, oracle_signer, (asset, meter),
                          offer, invented, int(answer["baselineWh"]), true_wh, out)
 
 
@@ -209,11 +209,11 @@ def settle_standard(stage: StandardStage, anyone: Signer, console: Console) -> N
     paid on the anchored, inflated baseline, while the challenge is still open."""
     asset, meter = stage.seller
     measured = stage.true_wh - stage.offer.power_w * stage.params.isp_seconds // 3600 // 2
-    oracle = MeterOracleClient(stage.conn, stage.manifest.address("MeterOracle"), signer=stage.oracle)
+    oracle = stage.chain.signed_by(stage.oracle).oracle
     _keep(stage.conn, stage.engine, stage.verifier, stage.market, oracle.address, meter, stage.isp, measured,
           stage.conn.latest_timestamp())
     anchor_isp(stage.engine, oracle, stage.market, stage.isp)
-    ctx = day_context(stage.conn, stage.manifest, stage.market, stage.day)
+    ctx = day_context(stage.chain, stage.market, stage.day)
     standard = StandardBaselines(lambda m, t: baseline_proof_for(stage.engine, stage.market, m, t),
                                  stage.params.isp_seconds)
     outcomes = settle_day(ctx, anyone, baselines=lambda _offer: None,
@@ -232,21 +232,21 @@ def correct_standard(stage: StandardStage, anyone: Signer, console: Console) -> 
     the correction within its dispute window. What the summary shows."""
     asset, _meter = stage.seller
     conn, out = stage.conn, stage.out
-    token = SettlementTokenClient(conn, stage.manifest.address("SettlementToken"))
-    auditor = str(BaselineDisputesClient(conn, stage.manifest.address("BaselineDisputes")).challenge_of(
+    token, disputes = stage.chain.token, stage.chain.baseline_disputes
+    auditor = str(disputes.challenge_of(
         stage.market, stage.isp, stage.seller[1].address, stage.invented.days_back).challenger)
     before = int(token.balance_of(auditor))
     advance_to(conn, stage.invented.answer_by + 1)
-    view = MarketOnChain(conn, stage.manifest, stage.market)
+    view = MarketOnChain(stage.chain, stage.market)
     upheld = uphold_standard_challenge(view, anyone, stage.engine, asset, stage.isp, stage.invented.days_back)
-    ctx = day_context(conn, stage.manifest, stage.market, stage.day)
+    ctx = day_context(stage.chain, stage.market, stage.day)
     digest = next(item.digest for item in awarded_offers(ctx) if item.offer.asset == asset)
     resettled = resettle_on_correction(ctx, anyone, digest, stage.isp)
-    oracle = MeterOracleClient(conn, stage.manifest.address("MeterOracle"))
+    oracle = stage.chain.oracle
     out.update({"days_back": stage.invented.days_back, "net": stage.invented.net, "challenger": "auditor",
                 "bond": stage.invented.bond, "baseline_was": stage.inflated_wh, "baseline_now": upheld.baseline_wh,
                 "slashed": upheld.slashed, "challenger_gained": int(token.balance_of(auditor)) - before,
-                "faults": int(BaselineDisputesClient(conn, stage.manifest.address("BaselineDisputes")).faults_of(
+                "faults": int(disputes.faults_of(
                     stage.oracle.address)),
                 "stake_left": int(oracle.stake_of(stage.market, stage.oracle.address).amount),
                 "after": record_money(resettled.after)})

@@ -13,8 +13,6 @@ from collections import defaultdict
 from rich.console import Console
 
 from flexledger.chain.client import TxResult, wait_all
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.demo.money import eur
 from flexledger.deployment import Deployment
@@ -32,12 +30,12 @@ def worst_penalty(offer: Offer, params: MarketParams) -> int:
     return penalty(offer.power_w * offer.isps * params.isp_seconds, offer.price, params.penalty_factor_bps)
 
 
-def bond_sellers(conn: ChainConnection, manifest: Manifest, authority: Signer,
+def bond_sellers(chain: Deployment, authority: Signer,
                  relays: list[tuple[Signer, list[tuple[str, Offer]]]], params: MarketParams,
                  console: Console) -> dict[str, int]:
     """Each relaying aggregator bonds the sellers of the offers it relays (sent without waiting for
     each receipt), each bond the sum of its offers' worst penalties: how many sellers, how much."""
-    chain = Deployment(conn, manifest)
+    conn = chain.conn
     book, token = chain.order_book, chain.signed_by(authority).token
     pending: list[TxResult] = []
     total = 0

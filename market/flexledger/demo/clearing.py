@@ -15,30 +15,28 @@ from rich.console import Console
 from rich.table import Table
 
 from flexledger.audit.clearing import audit_clearing
-from flexledger.chain.bindings import ClearingCommitmentClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.clearing.commitment import day_state, post_result
+from flexledger.clearing.commitment import commit
 from flexledger.clearing.market_day import load_market_day
+from flexledger.clearing.run import rule_problems
 from flexledger.demo.money import eur
+from flexledger.deployment import Deployment
 from flexledger.optimiser import BuyerKind, clear
-from flexledger.rules.clearing import violations
 from flexledger.times import iso
 
 
-def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAccount, market: int, day: int,
+def clearing_step(chain: Deployment, operator: LocalAccount, market: int, day: int,
                   console: Console) -> dict[str, Any]:
     started = time.perf_counter()
-    loaded = load_market_day(conn, manifest, market, day)
+    conn = chain.conn
+    loaded = load_market_day(chain, market, day)
     closure = loaded.params.gate_closure(day)
     conn.set_next_block_timestamp(closure + 1)
     conn.mine()
     console.print(f"time travel to {iso(closure + 1)}: the day's gate closure has passed, its book is final")
     inp = loaded.clearing
     result = clear(inp)
-    problems = violations(inp.offers, inp.requests, result.awards, parent=inp.parent, lights=inp.lights,
-                          isp_seconds=inp.isp_seconds)
+    problems = rule_problems(loaded, result.awards)
     s = result.stats
     console.print(f"cleared {len(inp.offers)} offers against {len(inp.requests)} requests from chain data alone: "
                   f"{len(result.awards)} awards, welfare {eur(result.welfare)} EUR, {s.status} (gap {s.gap:.2g}); "
@@ -59,10 +57,10 @@ def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAcco
 
     signer = Signer(operator, conn)
     conn.request("anvil_setBalance", [signer.address, hex(10**20)])
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"), signer=signer)
-    result_id, gas, chunks = post_result(clearing, signer, market, day, result.awards, loaded.book,
-                                         inp.isp_seconds)
-    ends = day_state(conn, manifest, market, day).challenge_ends
+    operating = chain.signed_by(signer)
+    clearing = operating.clearing
+    posted = commit(operating, market, day, result.awards, loaded.book)
+    result_id, gas, chunks, ends = posted.result_id, posted.gas_used, posted.chunks, posted.state.challenge_ends
     dso, tso = clearing.welfare(result_id)
     console.print(f"committed as result {result_id} in {chunks} chunk(s): the contract checked all "
                   f"{len(result.awards)} awards and counts welfare {eur(dso + tso)} EUR (DSO {eur(dso)}, "
@@ -72,7 +70,7 @@ def clearing_step(conn: ChainConnection, manifest: Manifest, operator: LocalAcco
     clearing.finalise(market, day)
     console.print(f"time travel to {iso(ends + 1)}: no better result was posted in the challenge window; "
                   f"result {result_id} is final and its awards are activation orders")
-    audit = audit_clearing(conn, manifest, market, day)
+    audit = audit_clearing(chain, market, day)
     verdict = "MATCH" if audit.matches else "DIFFERENCES: " + "; ".join((audit.differences + audit.infeasible)[:3])
     console.print(f"auditor: re-ran the clearing from chain data and compared {len(audit.rerun.awards)} awards: "
                   f"[{'green' if audit.matches else 'red'}]{verdict}[/]")

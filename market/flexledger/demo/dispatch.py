@@ -11,25 +11,22 @@ from typing import Any
 
 from rich.console import Console
 
-from flexledger.chain.bindings import MarketRegistryClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
-from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import AwardProof
 from flexledger.delivery.dispatch import SignedActivation, dispatch_result, registry_domain
 from flexledger.demo.households import KeptOffer
+from flexledger.deployment import Deployment
 from flexledger.identity import keys
 
 
-def dispatch_step(conn: ChainConnection, manifest: Manifest, authority: Signer, market: int, result_id: int,
+def dispatch_step(authority: Deployment, market: int, result_id: int,
                   awards: Sequence[AwardProof], kept: Mapping[bytes, KeptOffer], isp_seconds: int,
                   console: Console) -> tuple[dict[str, Any], dict[int, list[SignedActivation]]]:
     """Name a dispatcher for the market and sign the result's orders; the orders by asset."""
     dispatcher = keys.new_account()
-    markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"))
-    gas = markets.set_dispatcher(market, dispatcher.address, sender=authority).gas_used
+    markets = authority.markets
+    gas = markets.set_dispatcher(market, dispatcher.address).gas_used
     done = dispatch_result(result_id, {d: k.offer for d, k in kept.items()}, awards, isp_seconds=isp_seconds,
-                           dispatcher=dispatcher, domain=registry_domain(conn, markets.address),
+                           dispatcher=dispatcher, domain=registry_domain(authority.conn, markets.address),
                            named_dispatcher=markets.dispatcher(market))
     by_asset: dict[int, list[SignedActivation]] = defaultdict(list)
     for signed in done.orders:

@@ -11,10 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from flexledger.chain import structs
-from flexledger.chain.bindings import GridZonesClient, MarketRegistryClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.rules.lights import Colour, Direction, Light, pack_day
 from flexledger.rules.market import MarketParams
 
@@ -35,7 +33,7 @@ def _strip(lights: list[Light]) -> Text:
 
 
 def grid_step(
-    conn: ChainConnection, authority: Signer, manifest: Manifest, accounts: dict[str, LocalAccount], console: Console
+    authority: Deployment, accounts: dict[str, LocalAccount], console: Console
 ) -> dict[str, Any]:
     """One TSO area, two DSO perimeters, six substations, thirty feeders; lights for tomorrow.
 
@@ -44,15 +42,15 @@ def grid_step(
     publishes a whole market day of lights for all its zones in one transaction.
     """
     rng = random.Random(7)
+    conn = authority.conn
     for name in ("TSO", "DSO north", "DSO south"):
         conn.request("anvil_setBalance", [accounts[name].address, hex(10**20)])
     tso = Signer(accounts["TSO"], conn)
     dsos = [Signer(accounts["DSO north"], conn), Signer(accounts["DSO south"], conn)]
 
     params = MarketParams()
-    markets = MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=authority)
-    market = markets.create_market(structs.MarketParams.like(params)).event("MarketCreated").args["marketId"]
-    grid = GridZonesClient(conn, manifest.address("GridZones"))
+    market = authority.markets.create_market(structs.MarketParams.like(params)).event("MarketCreated").args["marketId"]
+    grid = authority.zones  # each zone's operator sends its own transactions (sender=)
 
     def add(parent: int, operator: Signer, by: Signer, cap: int) -> int:
         zone: int = grid.add_zone(parent, operator.address, cap, sender=by).event("ZoneAdded").args["zoneId"]

@@ -30,8 +30,6 @@ from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.config import Settings
 from flexledger.delivery.broker import BrokerError, BrokerUser, LocalBroker, meter_user
@@ -230,16 +228,16 @@ asset_registry = "{c["asset_registry"]}"
 
 
 def metering_step(
-    conn: ChainConnection, manifest: Manifest, accounts: dict[str, LocalAccount], meters: list[tuple[int, LocalAccount, int]],
+    deployment: Deployment, accounts: dict[str, LocalAccount], meters: list[tuple[int, LocalAccount, int]],
     market: int, day: int, folder: Path, settings: Settings, console: Console, plan: DeliveryPlan,
     activations: Mapping[int, list[SignedActivation]] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    conn = deployment.conn
     conn.set_next_block_timestamp(day + ISPS[-1] * 900 + 900 + 120)  # two minutes after the last ISP ends
     conn.mine()
     oracle_signer = Signer(accounts["oracle"], conn)
     conn.request("anvil_setBalance", [oracle_signer.address, hex(10**20)])
-    deployment = Deployment(conn, manifest)
     oracle = deployment.signed_by(oracle_signer).oracle
     roles, assets = deployment.roles, deployment.assets
     separator = read_domain(conn, oracle.address).separator()
@@ -280,9 +278,8 @@ def metering_step(
     publisher.connect(meters_endpoint.host, meters_endpoint.port)
     publisher.loop_start()
     modbus, simulated = meters[:MODBUS_METERS], meters[MODBUS_METERS:]
-    chain = {"rpc_url": conn.rpc_url, "market": market, "market_registry": manifest.address("MarketRegistry"),
-             "clearing_commitment": manifest.address("ClearingCommitment"),
-             "asset_registry": manifest.address("AssetRegistry")}
+    chain = {"rpc_url": conn.rpc_url, "market": market, "market_registry": deployment.markets.address,
+             "clearing_commitment": deployment.clearing.address, "asset_registry": deployment.assets.address}
     gateways = ModbusGateways(modbus, day=day, chain_id=conn.chain_id, oracle=oracle.address, broker_url=gateway_url,
                               folder=folder, plan=plan, orders=activations, chain=chain)
     # the dispatcher is the one broker user that may publish orders (the gateways only read their asset's)

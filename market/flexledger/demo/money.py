@@ -9,8 +9,7 @@ from flexledger.amounts import format_amount
 from flexledger.errors import FlexledgerError
 
 if TYPE_CHECKING:
-    from flexledger.chain.connection import ChainConnection
-    from flexledger.chain.manifest import Manifest
+    from flexledger.deployment import Deployment
 
 # The demo deploys contracts/src/token/SettlementToken.sol, whose decimals() is 2 (euro cents):
 # run_demo asks the deployed token once (check_token) rather than every printed line.
@@ -22,11 +21,9 @@ def eur(units: int | Fraction, places: int | None = None) -> str:
     return format_amount(units, TOKEN_DECIMALS, places)
 
 
-def check_token(conn: ChainConnection, manifest: Manifest) -> None:
+def check_token(chain: Deployment) -> None:
     """Fail before any amount is printed if the deployed token's decimals are not ``TOKEN_DECIMALS``."""
-    from flexledger.chain.bindings import SettlementTokenClient
-
-    decimals = SettlementTokenClient(conn, manifest.address("SettlementToken")).decimals()
+    decimals = chain.token.decimals()
     if decimals != TOKEN_DECIMALS:
         raise FlexledgerError(f"the deployed settlement token has {decimals} decimals, the demo writes amounts "
                               f"with {TOKEN_DECIMALS}", hint="set TOKEN_DECIMALS in flexledger/demo/money.py "

@@ -16,9 +16,6 @@ from rich.table import Table
 
 from flexledger.book.order_book import SignedOffer, read_book, relay_offers
 from flexledger.chain import structs
-from flexledger.chain.bindings import SettlementTokenClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.demo.bonds import bond_sellers
 from flexledger.demo.households import KeptOffer, forecast_baseline
@@ -70,9 +67,7 @@ def _offer(rng: random.Random, market: int, day: int, asset: int, kind: int, pow
 
 
 def orders_step(
-    conn: ChainConnection,
-    authority: Signer,
-    manifest: Manifest,
+    chain: Deployment,
     accounts: dict[str, LocalAccount],
     grid: dict[str, Any],
     holdings: list[tuple[int, LocalAccount, int, int]],
@@ -91,7 +86,8 @@ def orders_step(
     rng = random.Random(23)
     started = time.perf_counter()
     market, day = grid["market"], grid["day"]
-    chain = Deployment(conn, manifest)
+    conn, authority = chain.conn, chain.signer  # the market authority mints the buyers' tokens
+    assert authority is not None
     book = chain.order_book
     domain = read_domain(conn, book.address)
     expiry = conn.latest_timestamp() + 2 * 86_400
@@ -105,7 +101,7 @@ def orders_step(
     requested = {f for f, sub in grid["substation_of"].items() if any(sub in subs[:2] for subs in by_dso.values())}
     # the SDM630 households stay out of the portfolio: their controllers follow their own asset's award
     modbus = {asset for asset, _meter, _kind in meters[:MODBUS_METERS]}
-    portfolio = form_portfolio(conn, manifest, accounts[AGGREGATOR], pick_members(holdings, requested, modbus),
+    portfolio = form_portfolio(chain, accounts[AGGREGATOR], pick_members(holdings, requested, modbus),
                                meter_of, kind_of)
     console.print(f"{AGGREGATOR} formed portfolio {portfolio.portfolio_id} of {len(portfolio.members)} households on "
                   f"feeder {portfolio.zone} (assets {', '.join(str(m.asset) for m in portfolio.members)}), each owner "
@@ -142,7 +138,7 @@ def orders_step(
         pooler = next((a for a in aggregators if a.address == portfolio.aggregator.address),
                       Signer(portfolio.aggregator, conn))
         relays.append((pooler, [(str(portfolio.aggregator.address), pooled_offer.offer)]))
-        bonds = bond_sellers(conn, manifest, authority, relays, params, console)
+        bonds = bond_sellers(chain, authority, relays, params, console)
         task = progress.add_task("three aggregators relay them in batches of 200", total=len(signed))
         relayed = [relay_offers(book.with_signer(a), signed[i * share:(i + 1) * share],  # type: ignore[arg-type]
                                 progress=lambda n: progress.advance(task, n))
@@ -162,7 +158,7 @@ def orders_step(
         console.print(f"  skipped {subject}: {o.reason.message if o.reason else '?'}")
 
     # requests: each DSO on two of its substations, the TSO in its whole area, money in escrow
-    token = SettlementTokenClient(conn, manifest.address("SettlementToken"), signer=authority)
+    token = chain.token
     plans: list[tuple[str, RequestParams]] = []
     for name, subs in by_dso.items():
         for substation in subs[:2]:

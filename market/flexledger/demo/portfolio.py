@@ -20,11 +20,9 @@ from fractions import Fraction
 from eth_account.signers.local import LocalAccount
 
 from flexledger.book.order_book import SignedOffer
-from flexledger.chain.bindings import AssetRegistryClient
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
 from flexledger.demo.households import Member, forecast_wh
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
 from flexledger.identity.eip712 import Eip712Domain, read_domain
 from flexledger.rules.assets import sign_consent
@@ -77,10 +75,10 @@ def pick_members(holdings: list[Holding], preferred_zones: set[int], exclude: se
     return by_zone[zone][:SIZE]
 
 
-def form_portfolio(conn: ChainConnection, manifest: Manifest, aggregator: LocalAccount, members: list[Holding],
+def form_portfolio(chain: Deployment, aggregator: LocalAccount, members: list[Holding],
                    meter_of: Mapping[int, str], kind_of: Mapping[int, int]) -> Portfolio:
     """Each owner signs its consent in its wallet; the aggregator creates the portfolio with them."""
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
+    conn, assets = chain.conn, chain.assets
     domain = read_domain(conn, assets.address)
     deadline = conn.latest_timestamp() + 3600
     signatures = [sign_consent(owner, domain, aggregator.address, asset, assets.consent_nonce(asset), deadline)

@@ -23,13 +23,10 @@ from rich.rule import Rule
 from rich.table import Table
 
 from flexledger.chain.bindings import (
-    ClearingCommitmentClient,
     DIDRegistryClient,
-    RoleRegistryClient,
 )
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.deploy import deploy_all
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import LocalNode
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import award_proofs
@@ -45,6 +42,7 @@ from flexledger.demo.money import check_token, eur
 from flexledger.demo.orders import orders_step
 from flexledger.demo.portfolio import overriding
 from flexledger.demo.settlement import settlement_step
+from flexledger.deployment import Deployment
 from flexledger.identity import keys
 from flexledger.identity.credentials import (
     NO_EXPIRY,
@@ -91,7 +89,9 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
 
         console.print(Rule("1. Contracts"))
         manifest = deploy_all(conn, deployer)
-        check_token(conn, manifest)
+        chain = Deployment(conn, manifest)  # every step's clients; `authority`'s sign as the market authority
+        authority = chain.signed_by(deployer)
+        check_token(chain)
         if keep and not settings.rpc_url:  # so that the CLI can go on where the demo stops
             kept_manifest = settings.data_dir / "demo" / "manifest.json"
             manifest.save(kept_manifest)
@@ -105,26 +105,25 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         summary["deploy_gas"] = {n: c.gas_used for n, c in manifest.contracts.items()}
 
         console.print(Rule("2. Identities and roles"))
-        summary["identity"], accounts = identities_step(conn, deployer, manifest, console)
+        summary["identity"], accounts = identities_step(authority, console)
 
         console.print(Rule("3. The grid and its traffic lights"))
-        summary["grid"] = grid_step(conn, deployer, manifest, accounts, console)
+        summary["grid"] = grid_step(authority, accounts, console)
         console.print(Rule("4. Assets"))
-        summary["assets"] = assets_step(conn, deployer, manifest, accounts, summary["grid"]["feeders_of"], console,
+        summary["assets"] = assets_step(authority, accounts, summary["grid"]["feeders_of"], console,
                                         count=asset_count, market=summary["grid"]["market"])
         console.print(Rule("5. The order book"))
         grid_info = {k: summary["grid"].pop(k) for k in ("feeders_of", "substation_of", "area", "day")}
         grid_info["market"] = summary["grid"]["market"]
-        summary["orders"] = orders_step(conn, deployer, manifest, accounts, grid_info,
+        summary["orders"] = orders_step(authority, accounts, grid_info,
                                         summary["assets"].pop("holdings"), summary["assets"]["meters"], console)
         kept = summary["orders"].pop("kept")
         console.print(Rule("6. Clearing"))
-        summary["clearing"] = clearing_step(conn, manifest, accounts["clearing operator"], grid_info["market"],
+        summary["clearing"] = clearing_step(chain, accounts["clearing operator"], grid_info["market"],
                                             grid_info["day"], console)
         console.print(Rule("7. Metering"))
         meters = summary["assets"].pop("meters")
-        clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-        awards = award_proofs(clearing, summary["clearing"]["result_id"])
+        awards = award_proofs(chain.clearing, summary["clearing"]["result_id"])
         plan = plan_delivery(awards, kept, {asset for asset, _meter, _kind in meters[:MODBUS_METERS]})
         pooled = plan.portfolios
         console.print(f"the final result's awards are activation orders for {len(plan.deliveries)} offers: "
@@ -140,23 +139,23 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         if not pooled:
             console.print("[red]the portfolio's offer was not awarded[/]")
         summary["dispatch"], activations = dispatch_step(
-            conn, manifest, deployer, grid_info["market"], summary["clearing"]["result_id"], awards, kept,
+            authority, grid_info["market"], summary["clearing"]["result_id"], awards, kept,
             summary["grid"]["isp_seconds"], console)
         summary["bonds"] = summary["orders"].pop("bonds")  # posted before the offers: a seller needs free bond
         folder = Path(tempfile.mkdtemp(prefix="flexledger-demo-metering-"))
         try:
-            metered = metering_step(conn, manifest, accounts, meters, grid_info["market"], grid_info["day"], folder,
+            metered = metering_step(chain, accounts, meters, grid_info["market"], grid_info["day"], folder,
                                     settings, console, plan, activations)
             store, fault = metered.pop("store"), metered.pop("fault")
             summary["metering"] = metered
             console.print(Rule("8. Settlement"))
-            summary["settlement"] = settlement_step(conn, manifest, accounts, grid_info["market"], grid_info["day"],
+            summary["settlement"] = settlement_step(chain, accounts, grid_info["market"], grid_info["day"],
                                                     summary["clearing"]["result_id"], plan, store, fault, console)
             store.dispose()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         console.print(Rule("9. Attacks, refused"))
-        summary["attacks"] = attacks_step(conn, manifest, deployer, accounts, grid_info["market"], meters, kept,
+        summary["attacks"] = attacks_step(chain, deployer, accounts, grid_info["market"], meters, kept,
                                           MODBUS_METERS, console)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -270,17 +269,16 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
     return summary
 
 
-def identities_step(
-    conn: ChainConnection, authority: Signer, manifest: Manifest, console: Console
-) -> tuple[dict[str, Any], dict[str, LocalAccount]]:
+def identities_step(chain: Deployment, console: Console) -> tuple[dict[str, Any], dict[str, LocalAccount]]:
     """DIDs for a TSO, two DSOs, three aggregators, an oracle, an auditor, prosumers and meters.
 
     The authority signs each role credential (W3C VC, EIP-712) and anchors the hashes in batches;
     each meter publishes its signing key and its MQTT topic in its DID document through signed
     ERC-1056 changes that an aggregator relays, so the meter itself needs no gas.
     """
-    roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=authority)
-    dids = DIDRegistryClient(conn, manifest.address("DIDRegistry"))
+    conn, authority = chain.conn, chain.signer  # the market authority signs the role credentials
+    assert authority is not None
+    roles, dids = chain.roles, chain.dids
     domain = read_domain(conn, roles.address)
     now = conn.latest_timestamp()
     parties: list[tuple[str, Role]] = [("TSO", Role.TSO), ("DSO north", Role.DSO), ("DSO south", Role.DSO)]

@@ -26,14 +26,12 @@ from sqlalchemy.engine import Engine
 from flexledger.audit.settlement import audit_settlement
 from flexledger.book.order_book import read_book
 from flexledger.chain.bindings import (
-    ClearingCommitmentClient,
     OrderBookClient,
     ReadingDisputesClient,
     SettlementClient,
 )
 from flexledger.chain.client import TxResult, wait_all
 from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import ReadingDisputesDisputeIn, Record, SettleIn
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import award_proofs
@@ -53,7 +51,6 @@ from flexledger.demo.portfolio import overriding
 from flexledger.demo.proofs import ReadingProofs
 from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
-from flexledger.identity.eip712 import read_domain
 from flexledger.rules.market import DAY, MarketParams
 from flexledger.rules.settlement import to_money
 from flexledger.settlement.day import portfolio_members
@@ -90,11 +87,11 @@ def _day_requests(book: OrderBookClient, market: int, day: int) -> dict[int, Req
     return {request_id: request_terms(book, request_id) for request_id in read_book(book, market, day).requests}
 
 
-def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[str, LocalAccount], market: int,
+def settlement_step(chain: Deployment, accounts: dict[str, LocalAccount], market: int,
                     day: int, result_id: int, plan: DeliveryPlan, store: Engine, fault: dict[str, Any],
                     console: Console) -> dict[str, Any]:
     started = time.perf_counter()
-    chain = Deployment(conn, manifest)
+    conn = chain.conn
     params = chain.params(market)
     keeper = Signer(accounts["aggregator 1"], conn)  # anyone may settle, finalise and refund
     settlement = chain.signed_by(keeper).settlement
@@ -111,7 +108,7 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
     watched = [*buyers, str(book.address), str(settlement.address)]  # balances read directly, besides the events
     before = {a: token.balance_of(a) for a in watched}
 
-    settled = _settle_all(conn, manifest, settlement, keeper, result_id, plan, store, market, console)
+    settled = _settle_all(chain, settlement, keeper, result_id, plan, store, market, console)
     lines = sum(len(s.record.lines) for s in settled.values())
     gas = sum(s.gas for s in settled.values())
     console.print(f"aggregator 1 settled {len(settled)} awarded offers ({lines} award-ISP lines) in batches "
@@ -173,21 +170,21 @@ def settlement_step(conn: ChainConnection, manifest: Manifest, accounts: dict[st
                else "; ".join(problems[:3]))
     console.print(f"the demo's own check of {lines} lines and {len(moved)} balance changes (the token's Transfer "
                   f"events; {len(watched)} balances read too): [{'green' if not problems else 'red'}]{verdict}[/]")
-    audit = _audit(conn, manifest, market, day, moves, refunds, requests, buyers, console)
+    audit = _audit(chain, market, day, moves, refunds, requests, buyers, console)
     return {"offers": len(settled), "lines": lines, "gas_per_line": gas // max(lines, 1), **checked, **audit,
             "dispute": dispute, "portfolio": portfolio, "claims": claimed, "bond_draws": drawn, "debts": debt,
             "refunds": sum(refunds.values()), "paid": paid, "prosumers": moves.claims, "checked": not problems, "problems": problems,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: SettlementClient, keeper: Signer,
+def _settle_all(chain: Deployment, settlement: SettlementClient, keeper: Signer,
                 result_id: int, plan: DeliveryPlan, store: Engine, market: int,
                 console: Console) -> dict[bytes, _Settled]:
     """Every awarded offer settled with its seller's baseline, the awards' and the readings' proofs."""
-    awards = award_proofs(ClearingCommitmentClient(conn, manifest.address("ClearingCommitment")), result_id)
+    awards = award_proofs(chain.clearing, result_id)
     proofs = ReadingProofs(store, market)
     order = sorted(plan.deliveries)
-    members = {d.kept.digest: portfolio_members(conn, manifest, d.kept.offer) for d in plan.portfolios}
+    members = {d.kept.digest: portfolio_members(chain, d.kept.offer) for d in plan.portfolios}
     inputs = [settle_input_from(result_id, d.kept.offer, digest, awards, d.kept.baseline, d.kept.meter, proofs,
                                 members=members.get(digest, ()))
               for digest, d in ((g, plan.deliveries[g]) for g in order)]
@@ -198,7 +195,7 @@ def _settle_all(conn: ChainConnection, manifest: Manifest, settlement: Settlemen
         if s.record.offer_digest != digest:  # the batches' records come back in the order of their inputs
             raise FlexledgerError(f"the settlement of offer 0x{digest.hex()[:10]} came back as "
                                   f"0x{s.record.offer_digest.hex()[:10]}")
-    separator = read_domain(conn, manifest.address("OrderBook")).separator()
+    separator = chain.book_separator
     return {digest: _Settled(plan.deliveries[digest], s_in, s.record, SettlementInput.from_struct(s_in, separator).net_wh(),
                              s.gas_used)
             for digest, s_in, s in zip(order, inputs, done, strict=True)}
@@ -387,12 +384,12 @@ def _money_table(requests: dict[int, RequestTerms], buyers: dict[str, str], refu
     return table, paid
 
 
-def _audit(conn: ChainConnection, manifest: Manifest, market: int, day: int, moves: Moves, refunds: dict[int, int],
+def _audit(chain: Deployment, market: int, day: int, moves: Moves, refunds: dict[int, int],
            requests: dict[int, RequestTerms], buyers: dict[str, str], console: Console) -> dict[str, Any]:
     """The auditor's verdict, from public chain data only (never the oracle's store or the demo's
     notes), and whether its per-party figures are the demo's own."""
     started = time.perf_counter()
-    audit = audit_settlement(conn, manifest, market, day)
+    audit = audit_settlement(chain, market, day)
     ours: dict[str, tuple[int, ...]] = {
         name: (sum(q.escrow for q in requests.values() if q.buyer == address),
                sum(refunds[r] for r, q in requests.items() if q.buyer == address), moves.drawn_for.get(address, 0))

@@ -10,9 +10,8 @@ from eth_account.signers.local import LocalAccount
 
 from flexledger.chain.bindings import AssetRegistryClient
 from flexledger.chain.client import TxResult
-from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.errors import ConfigurationError
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
@@ -35,10 +34,11 @@ def portfolio_members_of(assets: AssetRegistryClient, aggregator: str) -> list[i
             for a in assets.portfolio(e.args["portfolioId"]).members]
 
 
-def suspend_uncredentialed_assets(conn: ChainConnection, manifest: Manifest, owner: str, signer: Signer | None) -> int:
+def suspend_uncredentialed_assets(deployment: Deployment, owner: str) -> int:
     """Suspend ``owner``'s active assets, and the members of the portfolios it aggregates, that
-    AssetRegistry.suspendUncredentialed finds without a credentialed seller now; how many were."""
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"), signer=signer)
+    AssetRegistry.suspendUncredentialed finds without a credentialed seller now (sent by the
+    deployment's signer: anyone may); how many were."""
+    assets = deployment.assets
     ids = sorted(set(assets_of(assets, owner)) | set(portfolio_members_of(assets, owner)))
     suspended = 0
     for i in range(0, len(ids), BATCH):

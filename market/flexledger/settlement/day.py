@@ -21,21 +21,17 @@ from sqlalchemy.engine import Engine
 from flexledger.baselines.fixes import NoBaselineLeftError, with_baselines_in_force
 from flexledger.book.order_book import read_book
 from flexledger.chain.bindings import (
-    AssetRegistryClient,
     ClearingCommitmentClient,
-    DeliveryMeterClient,
-    MarketRegistryClient,
     OrderBookClient,
     ReadingDisputesClient,
     SettlementClient,
 )
 from flexledger.chain.connection import ChainConnection
-from flexledger.chain.manifest import Manifest
 from flexledger.chain.structs import ReadingDisputesDisputeIn, ReadingIn, Record, Request, SettleIn
 from flexledger.chain.transactions import Signer
 from flexledger.clearing.commitment import AwardProof, award_proofs
+from flexledger.deployment import Deployment
 from flexledger.errors import FlexledgerError
-from flexledger.identity.eip712 import read_domain
 from flexledger.oracle.anchoring import ProofError
 from flexledger.oracle.baselines import BaselineError
 from flexledger.oracle.store import ConflictingReading, StoredReading, session, signed_readings_of
@@ -112,23 +108,38 @@ class AwardedOffer:
 class DayContext:
     """What every day-level operation reads first: the market, its final result, the clients."""
 
-    conn: ChainConnection
-    manifest: Manifest
+    deployment: Deployment
     market: int
     day_start: int
     params: MarketParams
     result_id: int
-    settlement: SettlementClient
-    clearing: ClearingCommitmentClient
-    book: OrderBookClient
     final_at: int  # when the day's result could be made final (DayState.challengeEnds)
-    disputes: ReadingDisputesClient
+
+    @property
+    def conn(self) -> ChainConnection:
+        return self.deployment.conn
+
+    @property
+    def settlement(self) -> SettlementClient:
+        return self.deployment.settlement
+
+    @property
+    def clearing(self) -> ClearingCommitmentClient:
+        return self.deployment.clearing
+
+    @property
+    def book(self) -> OrderBookClient:
+        return self.deployment.order_book
+
+    @property
+    def disputes(self) -> ReadingDisputesClient:
+        return self.deployment.reading_disputes
 
     def calls(self, tx_hash: str, separator: bytes | None = None) -> list[SettlingCall]:
         """The settlements a settling (or disputing) transaction carried."""
         return settling_calls(self.conn, self.settlement.address, tx_hash,
                               self.book_separator if separator is None else separator, self.disputes.address,
-                              self.manifest.address("BaselineDisputes"))
+                              self.deployment.baseline_disputes.address)
 
     @property
     def closes_at(self) -> int:
@@ -137,7 +148,7 @@ class DayContext:
 
     @property
     def book_separator(self) -> bytes:
-        return read_domain(self.conn, self.book.address).separator()
+        return self.deployment.book_separator
 
     def records(self) -> dict[tuple[int, bytes], SettledEvent]:
         return in_force(settled_events(self.settlement, result_id=self.result_id))
@@ -151,10 +162,9 @@ def record_key(result_id: int, digest: bytes) -> bytes:
     return keccak(encode(["uint64", "bytes32"], [result_id, digest]))
 
 
-def day_context(conn: ChainConnection, manifest: Manifest, market: int, day_start: int) -> DayContext:
+def day_context(deployment: Deployment, market: int, day_start: int) -> DayContext:
     """The day's context; ``SettlementNotReadyError`` unless its clearing result is final."""
-    clearing = ClearingCommitmentClient(conn, manifest.address("ClearingCommitment"))
-    state = clearing.day_state(market, day_start)
+    state = deployment.clearing.day_state(market, day_start)
     current, ends, final = state.current, state.challenge_ends, state.finalised
     if current == 0:
         raise SettlementNotReadyError(f"market {market} has no clearing result for the day starting at {iso(day_start)}",
@@ -162,11 +172,7 @@ def day_context(conn: ChainConnection, manifest: Manifest, market: int, day_star
     if not final:
         raise SettlementNotReadyError(f"result {current} of the day is not final: settlements need a final result",
                                       hint=f"run `flexledger finalise` after its challenge window ends ({iso(ends)})")
-    params = MarketParams.from_fields(MarketRegistryClient(conn, manifest.address("MarketRegistry")).market_params(market))
-    return DayContext(conn, manifest, market, day_start, params, current,
-                      SettlementClient(conn, manifest.address("Settlement")), clearing,
-                      OrderBookClient(conn, manifest.address("OrderBook")), ends,
-                      ReadingDisputesClient(conn, manifest.address("ReadingDisputes")))
+    return DayContext(deployment, market, day_start, deployment.params(market), current, ends)
 
 
 def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
@@ -178,7 +184,7 @@ def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
     by_offer: dict[bytes, list[AwardProof]] = defaultdict(list)
     for award in award_proofs(ctx.clearing, ctx.result_id):
         by_offer[award.offer_digest].append(award)
-    assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
+    assets = ctx.deployment.assets
     out = []
     for digest in sorted(by_offer):
         offer = offer_of.get(digest)
@@ -188,16 +194,15 @@ def awarded_offers(ctx: DayContext) -> list[AwardedOffer]:
         if offer.asset:
             out.append(AwardedOffer(offer, digest, by_offer[digest], str(assets.meter_of(offer.asset)), ctx.result_id))
             continue
-        members = portfolio_members(ctx.conn, ctx.manifest, offer)
+        members = portfolio_members(ctx.deployment, offer)
         out.append(AwardedOffer(offer, digest, by_offer[digest], "", ctx.result_id, members))
     return out
 
 
-def portfolio_members(conn: ChainConnection, manifest: Manifest, offer: Offer) -> tuple[Member, ...]:
+def portfolio_members(deployment: Deployment, offer: Offer) -> tuple[Member, ...]:
     """The members whose meters a portfolio offer's delivery sums, with their meters: those
     DeliveryMeter counts (the portfolio's at the day's gate closure), in its order."""
-    assets = AssetRegistryClient(conn, manifest.address("AssetRegistry"))
-    meters = DeliveryMeterClient(conn, manifest.address("DeliveryMeter"))
+    assets, meters = deployment.assets, deployment.delivery_meter
     return tuple((int(a), str(assets.meter_of(a))) for a in meters.members(offer.market, offer.portfolio, offer.start))
 
 
@@ -303,7 +308,7 @@ def _revealed_input(ctx: DayContext, item: AwardedOffer, baselines: BaselineSour
         # a correction put in force before settling (an upheld challenge, a dispute of another offer)
         # is what MeterOracle accepts now, not the leaf
         try:
-            in_force = with_baselines_in_force(ctx.conn, ctx.manifest,
+            in_force = with_baselines_in_force(ctx.deployment,
                                                SettlementInput.from_struct(anchored, ctx.book_separator),
                                                ctx.params.isp_seconds)
         except NoBaselineLeftError as exc:
@@ -455,7 +460,7 @@ def disputable(ctx: DayContext, digest: bytes, isp_start: int) -> tuple[Record, 
     if call.unrevealed:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} was settled by default: no reading counted, none to dispute")
     try:
-        s_in = with_baselines_in_force(ctx.conn, ctx.manifest, call.settle_in, ctx.params.isp_seconds)
+        s_in = with_baselines_in_force(ctx.deployment, call.settle_in, ctx.params.isp_seconds)
     except NoBaselineLeftError as exc:
         raise DisputeError(f"offer 0x{digest.hex()[:10]} cannot be disputed again: {exc.message}") from exc
     return record, s_in, index
@@ -472,7 +477,7 @@ def dispute_offer(ctx: DayContext, signer: Signer, digest: bytes, isp_start: int
     if not candidates:
         raise DisputeError(f"asset {member} is not among the members of portfolio {s_in.offer.portfolio} counted "
                            f"for {iso(isp_start)}", hint="members: " + ", ".join(str(a) for a, _r in readings))
-    assets = AssetRegistryClient(ctx.conn, ctx.manifest.address("AssetRegistry"))
+    assets = ctx.deployment.assets
     corrections = _corrections(ctx, settled_key(record))
     for asset, anchored in candidates:
         meter = str(assets.meter_of(asset))

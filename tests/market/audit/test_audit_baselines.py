@@ -43,9 +43,9 @@ def test_an_honest_standard_baseline_is_recomputed_and_matches(
         conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers: list[Signer], tmp_path: Path) -> None:
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True)
     w.settle_all()
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day, _evidence(w))
+    audit = audit_settlement(w.deployment, w.market, w.day, _evidence(w))
     assert audit.matches, audit.differences
-    unrecomputed = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    unrecomputed = audit_settlement(w.deployment, w.market, w.day)
     assert unrecomputed.matches and any("not recomputed" in n for n in unrecomputed.notes)
 
 
@@ -56,7 +56,7 @@ def test_a_standard_baseline_not_from_the_anchored_readings_is_flagged(
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path, standard=True, claimed={1: 1_600})
     assert baseline_proof_for(w.engine, w.market, w.meters[1].address, w.hour)["baselineWh"] == 1_600
     w.settle_all()  # the chain proves the leaf, not its inputs: it settles
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day, _evidence(w))
+    audit = audit_settlement(w.deployment, w.market, w.day, _evidence(w))
     assert not audit.matches
     flagged = [d for d in audit.differences if w.meters[1].address in d]
     assert flagged and all("uses 1600 Wh" in d and "the anchored reading is 1200 Wh" in d for d in flagged), flagged
@@ -147,12 +147,12 @@ def test_the_auditor_follows_a_baseline_dispute(
     assert tx.event("BaselineDisputed").args["baselineWh"] == (1_200 + 1_600 + 1_600) // 3
     assert not [e for e in tx.events if e.name == "OracleSlashed"]  # the world's market requires no stake
 
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert audit.matches, audit.differences
     assert audit.disputes == 1
     # with the oracle's evidence, A's baseline is recomputed; B's wrong leaf was corrected by the
     # dispute (checked above), so it is noted, not recomputed again
-    recomputed = audit_settlement(w.conn, w.manifest, w.market, w.day, _evidence(w))
+    recomputed = audit_settlement(w.deployment, w.market, w.day, _evidence(w))
     assert recomputed.matches, recomputed.differences
     assert any("corrected since" in n for n in recomputed.notes), recomputed.notes
 
@@ -166,7 +166,7 @@ def test_the_auditor_follows_a_baseline_dispute(
         return out
 
     monkeypatch.setattr(auditor, "settling_calls", evidence_altered)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches
     assert any("baselineDispute" in d and "not the meter's, anchored by then" in d for d in audit.differences), \
         audit.differences
@@ -179,7 +179,7 @@ def test_the_auditor_follows_a_baseline_dispute(
         return [*events[:-1], dataclasses.replace(last, record=dataclasses.replace(last.record, lines=lines))]
 
     monkeypatch.setattr(auditor, "settled_events", record_altered)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches and any("the rules give" in d for d in audit.differences), audit.differences
     monkeypatch.setattr(auditor, "settled_events", settled_events)
 
@@ -189,7 +189,7 @@ def test_the_auditor_follows_a_baseline_dispute(
 
     monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 5_000)
     monkeypatch.setattr(MeterOracleClient, "stake_of", lambda *_a, **_k: Stake(5_000, 0))
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     flagged = [d for d in audit.differences if "baseline dispute" in d]
     assert len(flagged) == 1 and "slashed nothing" in flagged[0] and w.anyone.address.lower() in flagged[0].lower(), \
         audit.differences

@@ -45,7 +45,7 @@ def _money_day(w: SettlementWorld) -> None:
     """Settle, dispute B's misread reading with what its meter signed, make final, withdraw, refund."""
     w.settle_all()
     assert w.keep_reading(1, 2, 700) == "conflicting"  # meter B's reading, signed again, in no root
-    ctx = day_context(w.conn, w.manifest, w.market, w.day)
+    ctx = day_context(w.deployment, w.market, w.day)
     dispute_offer(ctx, w.anyone, w.digests[1], w.hour, w.engine)
     w.pass_time(w.params.dispute_window_seconds + 1)
     assert len(finalise_day(ctx, w.anyone)[0]) == 2
@@ -60,7 +60,7 @@ def _money_day(w: SettlementWorld) -> None:
 def test_a_settled_day_matches_to_the_base_unit(world: SettlementWorld) -> None:
     w = world
     _money_day(w)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert audit.matches, audit.differences
     assert (audit.offers_settled, audit.lines, audit.disputes, audit.final) == (2, 2, 1, 2)
     # the rules, by hand: A delivered in full; B 500 of its 1,000 Wh (the meter's reading counts)
@@ -82,7 +82,7 @@ def test_a_settled_day_matches_to_the_base_unit(world: SettlementWorld) -> None:
 @pytest.mark.slow
 def test_settlements_not_final_yet_match_and_say_so(world: SettlementWorld) -> None:
     world.settle_all()
-    audit = audit_settlement(world.conn, world.manifest, world.market, world.day)
+    audit = audit_settlement(world.deployment, world.market, world.day)
     assert audit.matches, audit.differences
     assert audit.final == 0 and any("not final" in n for n in audit.notes)
 
@@ -108,7 +108,7 @@ def test_tampered_public_data_is_a_difference(world: SettlementWorld, monkeypatc
     w = world
     w.settle_all()
     monkeypatch.setattr(auditor, "settling_calls", _tampered(auditor.settling_calls))
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches
     assert any("not the meter's reading in the anchored root" in d for d in audit.differences)
     assert any("the rules give" in d for d in audit.differences)  # B would have delivered everything
@@ -121,7 +121,7 @@ def test_tampered_public_data_is_a_difference(world: SettlementWorld, monkeypatc
         return [dataclasses.replace(first, record=dataclasses.replace(first.record, lines=(line,))), *events[1:]]
 
     monkeypatch.setattr(auditor, "settled_events", altered)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches and any("the rules give" in d for d in audit.differences)
 
     from flexledger.cli.app import app
@@ -144,10 +144,10 @@ def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_differenc
     """The auditor checks a portfolio's members against those it had at the gate closure, and each
     member's reading against the anchored root, from calldata a node could have altered."""
     w = build_world(conn, manifest, deployer, dev_signers, tmp_path, portfolio=True)
-    ctx = day_context(w.conn, w.manifest, w.market, w.day)
+    ctx = day_context(w.deployment, w.market, w.day)
     baseline = w.baselines[0]
     settle_day(ctx, w.anyone, baselines=lambda _o: baseline, reading=lambda m, t: proof_for(w.engine, m, t))
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert audit.matches, audit.differences
     assert audit.records[(w.result_id, w.digests[0])].seller == w.owner.address  # the aggregator
 
@@ -161,7 +161,7 @@ def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_differenc
         return calls
 
     monkeypatch.setattr(auditor, "settling_calls", altered(lambda isp: dataclasses.replace(isp, members=isp.members[:1])))
-    left_out = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    left_out = audit_settlement(w.deployment, w.market, w.day)
     assert not left_out.matches
     assert any("the portfolio's members at the gate closure are" in d for d in left_out.differences)
 
@@ -171,7 +171,7 @@ def test_a_portfolio_settlement_with_a_member_left_out_or_misread_is_a_differenc
         return dataclasses.replace(isp, members=(wrong, *isp.members[1:]))
 
     monkeypatch.setattr(auditor, "settling_calls", altered(misread))
-    misread_audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    misread_audit = audit_settlement(w.deployment, w.market, w.day)
     assert any(d.startswith(f"offer 0x{w.digests[0].hex()[:10]}: member {w.assets[0]}: the reading")
                for d in misread_audit.differences), misread_audit.differences
 
@@ -194,6 +194,6 @@ def test_a_bond_that_left_while_penalties_were_pending_is_a_difference(world: Se
         return events
 
     monkeypatch.setattr(audit_money._Chain, "bond_events", withdrawn_early)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches
     assert any("of its bond left" in d and "pending" in d for d in audit.differences), audit.differences

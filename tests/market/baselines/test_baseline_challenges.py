@@ -60,7 +60,7 @@ def test_the_honest_oracle_answers_a_challenge_by_itself_and_keeps_its_stake(
     oracle_signer = dev_signers[5]
     oracle = _staked_oracle(w, deployer, oracle_signer)
     bond = _fund(w, deployer, w.anyone)
-    view = MarketOnChain(w.conn, w.manifest, w.market)
+    view = MarketOnChain(w.deployment, w.market)
     meter = w.meters[1].address
     # every day has its anchored reading: no day to pick by itself
     with pytest.raises(DisputeError, match="has a reading anchored"):
@@ -77,7 +77,7 @@ def test_the_honest_oracle_answers_a_challenge_by_itself_and_keeps_its_stake(
     assert [(a["meter"], a["daysBack"]) for a in answered] == [(meter, k)]
     assert int(token.balance_of(oracle_signer.address)) == before + bond, "the bond pays the answerer"
     assert oracle.stake_of(w.market, oracle_signer.address).amount == STAKE, "the stake is kept"
-    assert correction_in_force(w.conn, w.manifest, w.market, w.hour, meter) is None
+    assert correction_in_force(w.deployment, w.market, w.hour, meter) is None
     assert not open_challenges_against(disputes, oracle, oracle_signer.address, w.market)
     w.settle_all()  # the leaf stands
 
@@ -89,7 +89,7 @@ def test_an_invented_day_is_challenged_upheld_and_corrected(
     oracle_signer = dev_signers[5]
     oracle = _staked_oracle(w, deployer, oracle_signer)
     bond = _fund(w, deployer, w.anyone)
-    view = MarketOnChain(w.conn, w.manifest, w.market)
+    view = MarketOnChain(w.deployment, w.market)
     meter = w.meters[1].address
     answer, inputs = revealed_inputs(view, w.engine, meter, w.hour)
     assert answer["baselineWh"] == 1_650
@@ -105,7 +105,7 @@ def test_an_invented_day_is_challenged_upheld_and_corrected(
     upheld = uphold_standard_challenge(view, w.anyone, w.engine, w.assets[1], w.hour, done.days_back)
     assert not upheld.lapsed and upheld.baseline_wh == 1_200 and upheld.slashed == STAKE
     assert int(token.balance_of(w.anyone.address)) == before + bond + STAKE, "the bond back and the stake"
-    c = correction_in_force(w.conn, w.manifest, w.market, w.hour, meter)
+    c = correction_in_force(w.deployment, w.market, w.hour, meter)
     assert c is not None and c.challenge and c.value == 1_200
     assert c.inputs_hash == BaselineInputs.of([(k, 1_200) for k in inputs.days()[:3]]).hash()
     # the correction is revealed again from the upholding call (for a further dispute or challenge)
@@ -133,7 +133,7 @@ def test_the_auditor_follows_an_upheld_challenge(
     _staked_oracle(w, deployer, oracle_signer)
     bond = _fund(w, deployer, w.anyone)
     SettlementTokenClient(w.conn, w.manifest.address("SettlementToken")).mint(w.anyone.address, bond, sender=deployer)
-    view = MarketOnChain(w.conn, w.manifest, w.market)
+    view = MarketOnChain(w.deployment, w.market)
     invented = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
     _answer, inputs = revealed_inputs(view, w.engine, w.meters[1].address, w.hour)
     real = inputs.days()[0]  # a day with its anchored reading, which nobody answers for
@@ -152,7 +152,7 @@ def test_the_auditor_follows_an_upheld_challenge(
 
     evidence = BaselineEvidence(lambda m, t: served(baseline_proof_for, w.engine, w.market, m, t),
                                 lambda m, t: served(proof_for, w.engine, m, t))
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day, evidence)
+    audit = audit_settlement(w.deployment, w.market, w.day, evidence)
     assert audit.matches, audit.differences
     negligent = [n for n in audit.notes if "negligent" in n]
     assert len(negligent) == 1 and f"({real} days back)" in negligent[0], audit.notes
@@ -164,13 +164,13 @@ def test_the_auditor_follows_an_upheld_challenge(
         return isp, kept, None if value is None else value + 1
 
     monkeypatch.setattr(auditor, "kept_after_uphold", altered)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches and any("the rule without that day gives 1201 Wh" in d for d in audit.differences), \
         audit.differences
     monkeypatch.setattr(auditor, "kept_after_uphold", kept_after_uphold)
     # a stake rule the chain did not apply: the slash it paid is flagged as not the rule's
     monkeypatch.setattr(MeterOracleClient, "required_stake", lambda *_a, **_k: 0)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches and any("the stake rule says nothing" in d for d in audit.differences), audit.differences
 
 
@@ -228,7 +228,7 @@ def test_oracle_run_answers_challenges_by_itself(
     oracle_signer = dev_signers[5]
     oracle = _staked_oracle(w, deployer, oracle_signer)
     bond = _fund(w, deployer, w.anyone)
-    view = MarketOnChain(w.conn, w.manifest, w.market)
+    view = MarketOnChain(w.deployment, w.market)
     _answer, inputs = revealed_inputs(view, w.engine, w.meters[1].address, w.hour)
     k = inputs.days()[1]
     challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour, days_back=k)
@@ -264,7 +264,7 @@ def test_a_dispute_after_an_upheld_challenge_slashes_nothing_and_the_audit_match
                                  claimed={1: 1_600}, invented={1: 3_000}), tmp_path, monkeypatch)
     _staked_oracle(w, deployer, dev_signers[5])
     _fund(w, deployer, w.anyone)
-    view = MarketOnChain(w.conn, w.manifest, w.market)
+    view = MarketOnChain(w.deployment, w.market)
     done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
     assert done.net == 3_000
     w.pass_time(MarketParams().dispute_window_seconds + 1)
@@ -300,7 +300,7 @@ def test_an_offer_settled_before_the_uphold_is_resettled_from_the_cli(
     oracle_signer = dev_signers[5]
     _staked_oracle(w, deployer, oracle_signer)
     _fund(w, deployer, w.anyone)
-    view = MarketOnChain(w.conn, w.manifest, w.market)
+    view = MarketOnChain(w.deployment, w.market)
     done = challenge_standard_baseline(view, w.anyone, w.engine, w.assets[1], w.hour)
     w.pass_time(60)  # settled after the challenge: its dispute window outlasts the answer window
     before: Record = w.settle_all()[1].record

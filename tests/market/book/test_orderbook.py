@@ -28,6 +28,7 @@ from flexledger.chain.bindings import (
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
+from flexledger.deployment import Deployment
 from flexledger.grid.owners import assets_of, register_with_meters, suspend_uncredentialed_assets
 from flexledger.identity import keys
 from flexledger.identity.eip712 import Eip712Domain, read_domain
@@ -406,7 +407,7 @@ def test_an_owner_who_loses_its_credential_stops_offering(world: World, manifest
     roles = RoleRegistryClient(world.conn, manifest.address("RoleRegistry"), signer=world.deployer)
     roles.revoke_credential(world.owner.address, Role.PROSUMER.id)
     assert assets_of(world.assets, world.owner.address) == [world.active, world.suspended]
-    assert suspend_uncredentialed_assets(world.conn, manifest, world.owner.address, world.aggregator) == 1  # anyone may
+    assert suspend_uncredentialed_assets(Deployment(world.conn, manifest, world.aggregator), world.owner.address) == 1  # anyone may
     report = relay_offers(world.book, [world.signed(world.offer())])
     reason = report.skipped[0].reason
     assert isinstance(reason, revert_errors.OrderBookAssetNotActive) and reason.status == 3

@@ -47,6 +47,7 @@ from flexledger.clearing.commitment import (
 from flexledger.clearing.market_day import MarketDay, load_market_day
 from flexledger.cli.app import app
 from flexledger.config import load_settings
+from flexledger.deployment import Deployment
 from flexledger.grid.owners import register_with_meters
 from flexledger.identity import keys
 from flexledger.identity.eip712 import read_domain
@@ -73,6 +74,10 @@ class Day:
     day: int
     params: MarketParams
     offers: dict[str, Offer]  # by name
+
+    @property
+    def deployment(self) -> Deployment:
+        return Deployment(self.conn, self.manifest)
 
 
 @pytest.fixture
@@ -137,7 +142,7 @@ def market_day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_
 def after_gate_closure(d: Day) -> MarketDay:
     d.conn.set_next_block_timestamp(d.params.gate_closure(d.day) + 1)
     d.conn.mine()
-    return load_market_day(d.conn, d.manifest, d.market, d.day)
+    return load_market_day(d.deployment, d.market, d.day)
 
 
 def post(d: Day, loaded: MarketDay, awards: list[Award], signer: Signer | None = None) -> int:
@@ -156,13 +161,13 @@ def test_the_optimisers_result_is_committed_final_and_matched_by_the_auditor(mar
     result = clear(loaded.clearing)
     assert {a.request_id for a in result.awards} == {1, 2}
     result_id = post(d, loaded, result.awards)  # several chunks of at most three awards
-    committed = read_result(d.conn, d.manifest, result_id, loaded.book)
+    committed = read_result(d.deployment, result_id, loaded.book)
     assert committed.status is ResultStatus.CURRENT and committed.chunks > 1
     assert committed.awards == sorted(result.awards)
     assert committed.book_digest == loaded.book.digest
     dso, tso = d.clearing.welfare(result_id)
     assert dso + tso in (result.welfare, result.welfare - 1)  # each stage rounds down on chain
-    state = day_state(d.conn, d.manifest, d.market, d.day)
+    state = day_state(d.deployment, d.market, d.day)
     current, ends, final = state.current, state.challenge_ends, state.finalised
     assert (current, final) == (result_id, False)
     with pytest.raises(revert_errors.ClearingChallengeWindowOpen):
@@ -170,8 +175,8 @@ def test_the_optimisers_result_is_committed_final_and_matched_by_the_auditor(mar
     d.conn.set_next_block_timestamp(ends + 1)
     d.conn.mine()
     d.clearing.finalise(d.market, d.day, sender=d.stranger)  # anyone may
-    assert day_state(d.conn, d.manifest, d.market, d.day).finalised is True
-    audit = audit_clearing(d.conn, d.manifest, d.market, d.day)
+    assert day_state(d.deployment, d.market, d.day).finalised is True
+    audit = audit_clearing(d.deployment, d.market, d.day)
     assert audit.matches and audit.final, audit.differences + audit.infeasible
     with pytest.raises(revert_errors.ClearingDayFinal):
         d.clearing.open(d.market, d.day, sender=d.stranger)
@@ -194,7 +199,7 @@ def test_a_block_split_between_the_dso_and_the_tso_is_accepted_and_audited_as_a_
     assert buyers[key(loaded, d.offers["block"])] == {1, 2}  # request 1 the DSO's, 2 the TSO's
     assert buyers[key(loaded, d.offers["minimum"])] == {1, 2}
     result_id = post(d, loaded, result.awards)
-    committed = read_result(d.conn, d.manifest, result_id, loaded.book)
+    committed = read_result(d.deployment, result_id, loaded.book)
     assert committed.awards == sorted(result.awards)
     inp = loaded.clearing
     assert (committed.dso_value, committed.tso_value) == stage_welfare(inp.offers, inp.requests, result.awards)
@@ -285,10 +290,10 @@ def test_a_challenge_replaces_only_with_more_welfare_and_only_in_the_window(mark
     with pytest.raises(revert_errors.ClearingNotBetter):
         post(d, loaded, worse, signer=d.stranger)  # equal welfare
     challenger = post(d, loaded, best, signer=d.stranger)  # anyone may challenge
-    state = day_state(d.conn, d.manifest, d.market, d.day)
+    state = day_state(d.deployment, d.market, d.day)
     current, ends = state.current, state.challenge_ends
     assert current == challenger
-    assert read_result(d.conn, d.manifest, first, loaded.book).status is ResultStatus.REPLACED
+    assert read_result(d.deployment, first, loaded.book).status is ResultStatus.REPLACED
     with pytest.raises(revert_errors.ClearingNotBetter):
         post(d, loaded, worse, signer=d.operator)  # lower welfare
     d.conn.set_next_block_timestamp(ends + 1)
@@ -303,7 +308,7 @@ def test_the_auditor_reports_every_difference_from_a_worse_result(market_day: Da
     best = clear(loaded.clearing).awards
     dropped = best[0]
     post(d, loaded, [a for a in best if a.offer_key != dropped.offer_key])
-    audit = audit_clearing(d.conn, d.manifest, d.market, d.day)
+    audit = audit_clearing(d.deployment, d.market, d.day)
     assert not audit.matches and not audit.infeasible
     assert any(dropped.offer_key[:12] in line for line in audit.differences)
     assert any("welfare" in line for line in audit.differences)
@@ -323,19 +328,19 @@ def test_a_result_awarding_a_replaced_offer_is_voided_and_the_auditor_names_it(
     assert older not in loaded.book.offers and newer in loaded.book.offers
     stale = [Award(1, older.start, key(loaded, older), 8_000, older.price)]
     result_id = post(d, loaded, stale)  # feasible award by award: only the book's history says it is stale
-    audit = audit_clearing(conn, manifest, d.market, d.day)
+    audit = audit_clearing(Deployment(conn, manifest), d.market, d.day)
     assert not audit.matches and any("replaced" in line for line in audit.infeasible)
     found = find_superseded(d.clearing, result_id, loaded.book)
     assert [(s.older, s.newer) for s in found] == [(older, newer)]
     prove_superseded(d.clearing, d.stranger, found[0])  # anyone may
-    assert read_result(conn, manifest, result_id, loaded.book).status is ResultStatus.VOID
-    assert day_state(conn, manifest, d.market, d.day).current == 0
+    assert read_result(Deployment(conn, manifest), result_id, loaded.book).status is ResultStatus.VOID
+    assert day_state(Deployment(conn, manifest), d.market, d.day).current == 0
     with pytest.raises(revert_errors.ClearingNotPosting):
         prove_superseded(d.clearing, d.stranger, found[0])  # once void, nothing more to prove
     with pytest.raises(revert_errors.RoleGatedMissingRole):
         d.clearing.open(d.market, d.day, sender=d.stranger)  # the day is committed anew by an operator
     post(d, loaded, clear(loaded.clearing).awards)
-    assert audit_clearing(conn, manifest, d.market, d.day).matches
+    assert audit_clearing(Deployment(conn, manifest), d.market, d.day).matches
 
 
 def test_rt3_overlapping_offers_of_one_asset_are_never_both_in_force_awarded_or_audited_as_fine(
@@ -365,13 +370,13 @@ def test_rt3_overlapping_offers_of_one_asset_are_never_both_in_force_awarded_or_
     with pytest.raises(revert_errors.ClearingOffersOverlap):
         clearing.post(result_id, *wire([single, block]))
     post(d, loaded, best)
-    honest = audit_module.read_result(conn, manifest, day_state(conn, manifest, d.market, d.day).current, loaded.book)
+    honest = audit_module.read_result(Deployment(conn, manifest), day_state(Deployment(conn, manifest), d.market, d.day).current, loaded.book)
 
     def altered(*_args: object) -> CommittedResult:  # what a contract without the check would let through
         return replace(honest, awards=[*honest.awards, Award(1, older.start, key(loaded, older), 1_000, older.price)])
 
     monkeypatch.setattr(audit_module, "read_result", altered)
-    audit = audit_clearing(conn, manifest, d.market, d.day)
+    audit = audit_clearing(Deployment(conn, manifest), d.market, d.day)
     assert any("one meter sold twice" in line for line in audit.infeasible), audit.infeasible
 
 
@@ -387,7 +392,7 @@ def test_a_book_whose_events_do_not_match_its_digest_is_not_cleared(market_day: 
 
     monkeypatch.setattr(book_module.OrderBookClient, "events", one_offer_lost)
     with pytest.raises(BookDigestMismatchError):
-        load_market_day(d.conn, d.manifest, d.market, d.day)
+        load_market_day(d.deployment, d.market, d.day)
 
 
 @pytest.mark.slow
@@ -397,7 +402,7 @@ def test_the_python_rules_and_the_contract_agree_on_random_award_sets(market_day
     d = market_day
     if d.conn.latest_timestamp() <= d.params.gate_closure(d.day):
         after_gate_closure(d)
-    loaded = load_market_day(d.conn, d.manifest, d.market, d.day)
+    loaded = load_market_day(d.deployment, d.market, d.day)
     inp = loaded.clearing
     hour = d.day + 68 * ISP
     awards = []

@@ -36,7 +36,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
     w = point_cli_at(build_world(conn, manifest, deployer, dev_signers, tmp_path, bond=1), tmp_path, monkeypatch)
     w.settle_all()
     w.pass_time(w.params.dispute_window_seconds + 1)
-    assert len(finalise_day(day_context(w.conn, w.manifest, w.market, w.day), w.anyone)[0]) == 2
+    assert len(finalise_day(day_context(w.deployment, w.market, w.day), w.anyone)[0]) == 2
     w.token.mint(w.anyone.address, 10**6, sender=deployer)
     return w
 
@@ -99,7 +99,7 @@ def test_a_debt_is_shown_repaid_collected_and_audited(world: SettlementWorld) ->
     assert bad.exit_code == 2 and "not an address" in bad.output
 
     # the auditor follows the debt: recorded, repaid from claims and by payDebt, collected
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert audit.matches, audit.differences
     seller, buyer = audit.parties[w.owner.address], audit.parties[dso]
     assert seller.chain.debt == seller.rules.debt == recorded
@@ -116,7 +116,7 @@ def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
     debt = int(w.settlement.debt_of(w.owner.address))
     assert cli("bond", "pay-debt", w.owner.address, str(debt), as_=w.anyone.account).exit_code == 0
     assert cli("bond", "collect-debt", w.owner.address, as_=w.dso.account).exit_code == 0
-    assert audit_settlement(w.conn, w.manifest, w.market, w.day).matches
+    assert audit_settlement(w.deployment, w.market, w.day).matches
     real = audit_money._Chain.__init__
 
     def repaid_twice(self: audit_money._Chain, inp: audit_money.MoneyInputs) -> None:
@@ -124,7 +124,7 @@ def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
         self.repaid = [*self.repaid, self.repaid[-1]]  # a node that shows the last repayment twice
 
     monkeypatch.setattr(audit_money._Chain, "__init__", repaid_twice)
-    twice = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    twice = audit_settlement(w.deployment, w.market, w.day)
     assert not twice.matches
     assert any("repaid" in d and "owed" in d for d in twice.differences), twice.differences
 
@@ -134,7 +134,7 @@ def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
         self.collected = [*self.collected[:-1], _with_amount(last, int(last.args["amount"]) + 7)]
 
     monkeypatch.setattr(audit_money._Chain, "__init__", collected_more)
-    more = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    more = audit_settlement(w.deployment, w.market, w.day)
     assert not more.matches
     assert any("collected" in d for d in more.differences), more.differences
 
@@ -143,7 +143,7 @@ def test_a_debt_repaid_twice_or_collected_beyond_what_was_owed_is_a_difference(
         self.repaid, self.collected = self.repaid[:-1], []  # a node that hides the payDebt and the collection
 
     monkeypatch.setattr(audit_money._Chain, "__init__", never_repaid)
-    hidden = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    hidden = audit_settlement(w.deployment, w.market, w.day)
     assert any("owes 0 by the contract" in d for d in hidden.differences), hidden.differences
     assert any("out of debt" in d for d in hidden.differences), hidden.differences  # its flag says repaid
 

@@ -11,7 +11,6 @@ import pytest
 from settlement_cli_helpers import baselines_folder, cli, day_args, keep_baselines, point_cli_at
 from settlement_world import SettlementWorld, build_world
 
-import flexledger.cli.context as cli_context
 from flexledger.baselines.files import BaselineFile, BaselineFileError, new_baseline, save_baseline
 from flexledger.chain.bindings import (
     AssetRegistryClient,
@@ -222,8 +221,7 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     w.token.mint(oracle_account.address, 8_000, sender=deployer)
     required = cli("oracle", "require-stake", "--market", str(w.market), "--amount", "5000", "--json")
     assert required.exit_code == 0, required.output  # the CLI's dev key is the market authority here
-    monkeypatch.setattr(cli_context, "load_signer", lambda _conn, _key: oracle_account)
-    staked = cli("oracle", "stake", "--market", str(w.market), "--amount", "8000", "--json")
+    staked = cli("oracle", "stake", "--market", str(w.market), "--amount", "8000", "--json", as_=oracle_account.account)
     assert staked.exit_code == 0, staked.output
     assert json.loads(staked.output) == {"market": w.market, "oracle": oracle_account.address, "staked": 8_000,
                                          "required": 5_000}
@@ -238,12 +236,12 @@ def test_a_staked_oracle_pays_whoever_proves_its_reading_wrong(
     oracle = MeterOracleClient(conn, manifest.address("MeterOracle"))
     assert oracle.stake_of(w.market, oracle_account.address).amount == 3_000
 
-    leaving = cli("oracle", "unstake", "--market", str(w.market), "--json")
+    leaving = cli("oracle", "unstake", "--market", str(w.market), "--json", as_=oracle_account.account)
     assert leaving.exit_code == 0 and json.loads(leaving.output)["state"] == "leaving"
     unlocks = json.loads(leaving.output)["unlocks_at"]
     w.conn.set_next_block_timestamp(unlocks)
     w.conn.mine()
-    gone = cli("oracle", "unstake", "--market", str(w.market), "--json")
+    gone = cli("oracle", "unstake", "--market", str(w.market), "--json", as_=oracle_account.account)
     assert gone.exit_code == 0 and json.loads(gone.output)["state"] == "withdrawn"
     assert w.token.balance_of(oracle_account.address) == 3_000
     audit = cli("audit", "settle", *day_args(w), "--json")  # the auditor checks the slash against the stake rule

@@ -41,7 +41,7 @@ def _equivocate(w: SettlementWorld) -> tuple[Any, SettledEvent]:
     200 Wh for the same hour (B's whole award, if it counted) and its owner disputes."""
     w.settle_all()
     assert w.keep_reading(1, 2, 200) == "conflicting"
-    ctx = day_context(w.conn, w.manifest, w.market, w.day)
+    ctx = day_context(w.deployment, w.market, w.day)
     done = dispute_offer(ctx, keys.signer(keys.dev_accounts()[7], w.conn), w.digests[1], w.hour, w.engine)
     event = settled_events(w.settlement, digest=w.digests[1])[-1]
     return done, event
@@ -57,7 +57,7 @@ def test_finding1_seller_equivocation_pays_nothing_and_the_auditor_agrees(world:
     disputes = ReadingDisputesClient(w.conn, w.manifest.address("ReadingDisputes"))
     assert disputes.faults_of(done.oracle) == 0 and disputes.equivocations_of(w.meters[1].address) == 1
     assert not disputes.events("ReadingDisputed")
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert audit.matches, audit.differences
     assert audit.disputes == 1
 
@@ -82,7 +82,7 @@ def test_finding1_auditor_flags_the_exploit_on_altered_data(world: SettlementWor
                 if e.tx_hash == event.tx_hash else e for e in real_events(*args, **kwargs)]
 
     monkeypatch.setattr(auditor, "settled_events", upheld)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches
     assert any("the rules give" in d and f"on chain payment {paid_in_full.payment}" in d for d in audit.differences)
     monkeypatch.setattr(auditor, "settled_events", real_events)
@@ -99,6 +99,6 @@ def test_finding1_auditor_flags_the_exploit_on_altered_data(world: SettlementWor
         return day
 
     monkeypatch.setattr(auditor, "_load", slashed_to_seller)
-    audit = audit_settlement(w.conn, w.manifest, w.market, w.day)
+    audit = audit_settlement(w.deployment, w.market, w.day)
     assert not audit.matches
     assert any("slashed" in d and "equivocated" in d for d in audit.differences)
