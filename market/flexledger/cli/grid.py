@@ -11,7 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from flexledger.cli.context import deployment
-from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOption, ZoneOption
+from flexledger.cli.options import (
+    DayOption,
+    JsonOption,
+    KeyOption,
+    MarketOption,
+    ZoneOption,
+    parse_day,
+)
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.grid.lights_file import plan, read_lights_file
@@ -186,8 +193,8 @@ def lights_show(
 ) -> None:
     """Show the lights in force for a zone over a market day, and the TSO headroom along its path."""
     chain = deployment(sign=False)
-    grid, params = chain.zones, chain.params(market)
-    start = params.day_start(int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()) + params.day_offset_seconds)
+    grid = chain.zones
+    start = chain.day_start(market, parse_day(day))
     # lights follow 15-minute ISPs whatever the market's own ISP
     isps = [start + q * LIGHT_ISP_SECONDS for q in range(DAY // LIGHT_ISP_SECONDS)]
     per_direction = {d: grid.lights_of(market, zone, start, len(isps), d) for d in Direction}
