@@ -11,7 +11,7 @@ from typing import Any
 
 from flexledger.clearing.market_day import MarketDay, load_market_day
 from flexledger.deployment import Deployment
-from flexledger.optimiser import ClearingResult, clear
+from flexledger.optimiser import ClearingInput, ClearingResult, clear
 from flexledger.optimiser.clearing import Backend
 from flexledger.optimiser.results import Award
 from flexledger.rules.clearing import violations
@@ -44,21 +44,26 @@ def clear_day(deployment: Deployment, market: int, day_start: int, *, time_limit
     return ClearedDay(loaded, result, rule_problems(loaded, result.awards))
 
 
-def summarise(cleared: ClearedDay) -> dict[str, Any]:
-    """Volumes per request zone and direction, money, and the solver's figures."""
-    inp, result = cleared.loaded.clearing, cleared.result
+def volumes(inp: ClearingInput, awards: Iterable[Award]) -> list[dict[str, Any]]:
+    """Awards, energy (Wh) and money (token base units) per request zone and direction: of a
+    clearing just run, or of a result read back from the chain (``commitment.read_result``)."""
     zone_of = {r.request_id: r.zone for r in inp.requests}
     direction_of = {r.request_id: r.direction.name for r in inp.requests}
     volume: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: {"awards": 0, "energy_wh": 0, "paid": 0})
-    for a in result.awards:
+    for a in awards:
         cell = volume[(zone_of[a.request_id], direction_of[a.request_id])]
         cell["awards"] += 1
         cell["energy_wh"] += a.power_w * inp.isp_seconds // 3600
         cell["paid"] += a.power_w * inp.isp_seconds * a.price // 3_600_000_000
+    return [{"zone": z, "direction": d, **v} for (z, d), v in sorted(volume.items())]
+
+
+def summarise(cleared: ClearedDay) -> dict[str, Any]:
+    """The volumes and money per zone and direction, the welfare, and the solver's figures."""
+    inp, result = cleared.loaded.clearing, cleared.result
     s = result.stats
     return {
-        "awards": len(result.awards), "welfare": result.welfare,
-        "volumes": [{"zone": z, "direction": d, **v} for (z, d), v in sorted(volume.items())],
+        "awards": len(result.awards), "welfare": result.welfare, "volumes": volumes(inp, result.awards),
         "solver": {"status": s.status, "optimal": s.optimal, "gap": s.gap, "components": s.components,
                    "variables": s.variables, "binaries": s.binaries, "build_seconds": round(s.build_seconds, 3),
                    "solve_seconds": round(s.solve_seconds, 3)},
