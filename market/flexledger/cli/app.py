@@ -16,6 +16,7 @@ from flexledger.cli import (
     broker,
     clearing,
     contracts,
+    dev,
     grid,
     identity,
     node,
@@ -70,6 +71,7 @@ app.command("challenge-baseline")(settlement.challenge_baseline_command)
 app.command("uphold-baseline")(settlement.uphold_baseline_command)
 app.command("resettle-baseline")(settlement.resettle_baseline_command)
 app.add_typer(audit.app, name="audit")
+app.add_typer(dev.app, name="dev")
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)
 
@@ -177,8 +179,14 @@ def main() -> None:
     """
     import os
 
+    from flexledger.chain.errors import ContractCustomError
+
     try:
         app()  # standalone: typer itself prints usage errors and help, and exits
+    except ContractCustomError as exc:
+        from flexledger.refusals import plain
+
+        _fail(*plain(exc))
     except FlexledgerError as exc:
         _fail(exc.message, exc.hint)
     except Exception as exc:
