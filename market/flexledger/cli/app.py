@@ -135,12 +135,12 @@ def show_config(
 ) -> None:
     """Show the effective configuration (and, with --check, whether its services answer)."""
     from flexledger.delivery.broker import install_client_id, local_broker, mqtt_tls, oracle_broker
-    from flexledger.services import check_broker, check_database
+    from flexledger.services import check_broker, check_configured_chain, check_database
 
     settings = STATE.settings
     out: dict[str, object] = {"settings": settings.public()}
     if check:
-        statuses = [check_database(settings.effective_database_url)]
+        statuses = [check_configured_chain(settings), check_database(settings.effective_database_url)]
         if settings.mqtt_url:
             statuses.append(check_broker(settings.mqtt_url, client_id=install_client_id(settings.data_dir)
                                          if settings.mqtt_client_id is None else settings.mqtt_client_id,

@@ -3,7 +3,6 @@ clock moved to a gate closure or a window's end, blocks mined), refused on any o
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import typer
@@ -12,7 +11,7 @@ from flexledger.cli.context import STATE, connect
 from flexledger.cli.options import JsonOption
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import FlexledgerError
-from flexledger.times import iso, parse_time
+from flexledger.times import iso, parse_moment
 
 if TYPE_CHECKING:
     from flexledger.chain.connection import ChainConnection
@@ -24,8 +23,6 @@ app = typer.Typer(
 )
 
 WEI_PER_ETH = 10**18
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+)([smhd])")
 
 
 class NotDevChainError(FlexledgerError):
@@ -42,14 +39,6 @@ def _dev_chain() -> ChainConnection:
                  "this machine; on a real chain, send ether from a funded account instead",
         )
     return conn
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from ``90s``, ``15m``, ``1h30m``, ``2d`` (units s, m, h, d, largest first or not)."""
-    spec = text.strip().lower()
-    if not spec or _DURATION.sub("", spec):
-        raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 1h30m or 2d")
-    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(spec))
 
 
 def _address(value: str) -> str:
@@ -90,13 +79,10 @@ def warp(
     """Move the chain's clock forward and mine a block at that time (the clock never goes back)."""
     conn = _dev_chain()
     now = conn.latest_timestamp()
-    if to.startswith("+"):
-        target = now + parse_duration(to[1:])
-    else:
-        try:
-            target = parse_time(to)
-        except ValueError:
-            raise typer.BadParameter(f"{to!r} is neither a time (ISO 8601, Unix seconds) nor +DURATION") from None
+    try:
+        target = parse_moment(to, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if target <= now:
         raise FlexledgerError(
             f"the chain's clock is already at {iso(now)}; {iso(target)} is not after it",
