@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,11 @@ def _password(password_file: Path | None) -> str:
             raise ConfigurationError(f"cannot read the password file {password_file}: {exc.strerror}") from exc
     elif os.environ.get(PASSWORD_ENV):
         password = os.environ[PASSWORD_ENV]
+    elif not sys.stdin.isatty():  # no one to ask (a script, CI, a pipe): say how to give it
+        raise ConfigurationError(
+            "the new keystore needs a password, and there is no terminal to ask for one",
+            hint=f"give it with --password-file FILE or the {PASSWORD_ENV} environment variable",
+        )
     else:
         password = typer.prompt("password for the new keystore", hide_input=True, confirmation_prompt=True)
     if not password:

@@ -74,3 +74,11 @@ def test_an_account_without_ether_gets_a_message_and_the_fix(conn: ChainConnecti
         token.approve(poor.address, 1)
     assert caught.value.address == poor.address and caught.value.balance == 0
     assert caught.value.hint is not None and f"flexledger dev fund {poor.address}" in caught.value.hint
+
+
+def test_a_command_before_deploy_says_so_and_starts_no_node(tmp_path: Path) -> None:
+    env = {"FLEXLEDGER_NODE_PORT": str(free_port())}
+    refused = run("bond", "show", Account.create().address, data_dir=tmp_path, env=env, check=False)
+    assert refused.returncode == 1 and "nothing is deployed yet" in refused.stderr
+    assert "flexledger deploy" in refused.stderr
+    assert run("node", "status", data_dir=tmp_path, env=env, check=False).returncode == 3, "no node was started"
