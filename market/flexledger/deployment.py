@@ -32,7 +32,7 @@ from flexledger.chain.bindings import (
 )
 from flexledger.chain.client import ContractClient
 from flexledger.errors import ConfigurationError
-from flexledger.identity.eip712 import read_domain
+from flexledger.identity.eip712 import Eip712Domain, read_domain
 from flexledger.rules.market import DAY, MarketParams
 
 if TYPE_CHECKING:
@@ -151,9 +151,14 @@ class Deployment:
         return BaselineDisputesClient(self.conn, self.manifest.address("BaselineDisputes"), signer=self.signer)
 
     @cached_property
+    def book_domain(self) -> Eip712Domain:
+        """The OrderBook's EIP-712 domain, read from the contract (ERC-5267): offers are signed in it."""
+        return read_domain(self.conn, self.order_book.address)
+
+    @cached_property
     def book_separator(self) -> bytes:
-        """The OrderBook's EIP-712 domain separator (offers are signed under it; fixed at deployment)."""
-        return read_domain(self.conn, self.order_book.address).separator()
+        """The OrderBook's domain separator (fixed at deployment)."""
+        return self.book_domain.separator()
 
     def params(self, market: int) -> MarketParams:
         """The market's parameters, read from MarketRegistry once (a market's parameters are fixed

@@ -96,14 +96,16 @@ def test_a_client_at_an_address_the_chain_names(conn: ChainConnection, manifest:
     token = deployment.at(SettlementTokenClient, deployment.order_book.token())
     assert type(token) is SettlementTokenClient and token.signer is deployer
     assert token.address.lower() == manifest.address("SettlementToken").lower()
-    assert deployment.book_separator == read_domain(conn, manifest.address("OrderBook")).separator()
+    assert deployment.book_domain == read_domain(conn, manifest.address("OrderBook"))
+    assert deployment.book_separator == deployment.book_domain.separator()
 
 
 def test_the_service_layer_needs_no_terminal() -> None:
     """What the API calls (posting a request, a book's summary, a clearing's summary, a day's
     settlement rows) imports neither typer nor rich: run in a fresh interpreter to see."""
-    modules = ["flexledger.book.escrow", "flexledger.book.summary", "flexledger.clearing.run",
-               "flexledger.clearing.commitment", "flexledger.settlement.report", "flexledger.audit.settlement"]
+    modules = ["flexledger.book.escrow", "flexledger.book.offers", "flexledger.book.summary", "flexledger.clearing.run",
+               "flexledger.clearing.commitment", "flexledger.settlement.report", "flexledger.settlement.claims",
+               "flexledger.audit.settlement"]
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint(sorted({{'typer', 'rich'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

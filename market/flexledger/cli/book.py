@@ -25,13 +25,11 @@ from flexledger.cli.options import (
     parse_day,
 )
 from flexledger.cli.output import console, emit_json, market_money, money_format
-from flexledger.errors import FlexledgerError
 from flexledger.rules.lights import Direction
 from flexledger.times import iso, parse_time
 
 if TYPE_CHECKING:
     from flexledger.book.order_book import SignedOffer
-    from flexledger.chain.bindings import OrderBookClient
     from flexledger.identity.eip712 import Eip712Domain
 
 offer_app = typer.Typer(help="Prepare, sign and relay flexibility offers (EIP-712, signed in any wallet). A "
@@ -44,14 +42,6 @@ book_app = typer.Typer(help="Read a market day's order book from the chain.", no
 bond_app = typer.Typer(help="Sellers' bonds, which cover their penalty exposure (DESIGN.md rule 7).",
                        no_args_is_help=True)
 token_app = typer.Typer(help="The settlement token: balances, and minting on development chains.", no_args_is_help=True)
-
-
-class SignedOfferFileError(FlexledgerError):
-    """A signed-offer file that cannot be read, or that was signed for another order book."""
-
-
-def _book(key: Path | None = None, *, sign: bool = True) -> OrderBookClient:
-    return deployment(key, sign=sign).order_book
 
 
 def _enum(kind: type[Any], value: str) -> Any:
@@ -93,10 +83,10 @@ def offer_typed_data(
 
     Any wallet signs it with eth_signTypedData_v4; or `flexledger offer sign FILE`.
     """
-    from flexledger.identity.eip712 import read_domain
+    from flexledger.book.offers import next_nonce
     from flexledger.rules.orders import BaselineMethod, Mode, Offer
 
-    book = _book(sign=False)
+    chain = deployment(sign=False)
     chosen_mode = _enum(Mode, mode)
     method = _enum(BaselineMethod, baseline_method)
     if (asset == 0) == (portfolio == 0):
@@ -108,10 +98,10 @@ def offer_typed_data(
         raise typer.BadParameter("--baseline-hash must be 32 bytes of hex")
     minimum = {Mode.DIVISIBLE: 0, Mode.ALL_OR_NOTHING: power}.get(chosen_mode, min_power or 0)
     if nonce is None:
-        nonce = (book.asset_nonce(asset) if asset else book.portfolio_nonce(portfolio)) + 1
+        nonce = next_nonce(chain, asset, portfolio)
     offer = Offer(market, asset, portfolio, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
-                  price, int(chosen_mode), minimum, int(method), baseline, book.conn.latest_timestamp() + valid_for, nonce)
-    emit_json(offer.typed(read_domain(book.conn, book.address)).to_json())
+                  price, int(chosen_mode), minimum, int(method), baseline, chain.conn.latest_timestamp() + valid_for, nonce)
+    emit_json(offer.typed(chain.book_domain).to_json())
 
 
 @offer_app.command("sign")
@@ -121,15 +111,16 @@ def offer_sign(
     key: Path | None = KeyOption,
 ) -> None:
     """Sign an offer's typed data with a local keystore; prints {typedData, signature}."""
+    from flexledger.book.offers import SignedOfferError
     from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
 
     text = typer.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
     try:
         typed = typed_data_from_json(json.loads(text))
     except (ValueError, TypedDataError) as exc:
-        raise SignedOfferFileError(f"{file} is not EIP-712 typed data: {exc}") from None
+        raise SignedOfferError(f"{file} is not EIP-712 typed data: {exc}") from None
     if typed.primary_type != "Offer":
-        raise SignedOfferFileError(f"{file} holds a {typed.primary_type}, not an Offer")
+        raise SignedOfferError(f"{file} holds a {typed.primary_type}, not an Offer")
     signer = deployment(key).signer
     assert signer is not None
     signed = {"typedData": typed.to_json(), "signature": "0x" + typed.sign(signer.account).hex()}
@@ -141,33 +132,13 @@ def offer_sign(
 
 
 def _read_signed(path: Path, domain: Eip712Domain) -> list[SignedOffer]:
-    from flexledger.book.order_book import SignedOffer
-    from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
-    from flexledger.rules.orders import SIGNATURE_BYTES, Offer
+    from flexledger.book.offers import SignedOfferError, signed_offer
 
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise SignedOfferFileError(f"cannot read {path}: {exc}") from None
-    out = []
-    for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
-        where = f"{path} offer {i}"
-        try:
-            typed = typed_data_from_json(item["typedData"])
-            signature = bytes.fromhex(str(item["signature"]).removeprefix("0x"))
-            offer = Offer.from_message(typed.message)
-        except (KeyError, TypeError, ValueError, TypedDataError) as exc:
-            raise SignedOfferFileError(f"{where} is not a signed offer ({exc})",
-                                       hint="sign typed data from `flexledger offer typed-data`") from None
-        if typed.domain != domain:
-            raise SignedOfferFileError(f"{where} was signed for {typed.domain.to_json()}, not this order book",
-                                       hint="print the typed data again with `flexledger offer typed-data`")
-        # the book takes offers packed and signatures of 65 bytes: neither can carry more
-        if len(signature) != SIGNATURE_BYTES or not offer.fits():
-            raise SignedOfferFileError(f"{where} has a signature of {len(signature)} bytes (65 wanted) or a field "
-                                       "beyond its type", hint="sign typed data from `flexledger offer typed-data`")
-        out.append(SignedOffer(offer, signature))
-    return out
+        raise SignedOfferError(f"cannot read {path}: {exc}") from None
+    return [signed_offer(item, domain, f"{path} offer {i}") for i, item in enumerate(raw if isinstance(raw, list) else [raw])]
 
 
 @offer_app.command("submit")
@@ -180,10 +151,8 @@ def offer_submit(
 ) -> None:
     """Relay signed offers in batches: prints which were accepted, and why the others were skipped."""
     from flexledger.book.order_book import relay_offers
-    from flexledger.identity.eip712 import read_domain
-
-    book = _book(key)
-    domain = read_domain(book.conn, book.address)
+    chain = deployment(key)
+    book, domain = chain.order_book, chain.book_domain
     offers = [s for f in files for s in _read_signed(f, domain)]
     with Progress(console=console, transient=True, disable=json_) as progress:
         task = progress.add_task(f"relaying {len(offers)} offers", total=len(offers))

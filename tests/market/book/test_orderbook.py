@@ -15,6 +15,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flexledger.book.offers import SignedOfferError, next_nonce, signed_offer
 from flexledger.book.order_book import SignedOffer, read_book, relay_offers, sign_permit
 from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
@@ -415,3 +416,18 @@ def test_an_owner_who_loses_its_credential_stops_offering(world: World, manifest
         world.assets.reinstate_asset(world.active, sender=world.dso1)
     # a credentialed owner's assets are left alone
     assert world.assets.suspend_uncredentialed([world.pending], sender=world.aggregator).events == []
+
+
+def test_a_signed_offer_is_checked_before_it_is_relayed(world: World, manifest: Manifest) -> None:
+    """What the CLI's `offer submit` and the API's relay read: the wallet's {typedData, signature}."""
+    offer = world.offer()
+    item = {"typedData": offer.typed(world.domain).to_json(), "signature": "0x" + offer.sign(world.owner, world.domain).hex()}
+    assert signed_offer(item, world.domain, "offer 0") == world.signed(offer)
+    elsewhere = replace(world.domain, verifying_contract=world.assets.address)
+    with pytest.raises(SignedOfferError, match="not this order book"):
+        signed_offer(item, elsewhere, "offer 0")
+    with pytest.raises(SignedOfferError, match="65 wanted"):
+        signed_offer({**item, "signature": item["signature"][:-2]}, world.domain, "offer 0")
+    with pytest.raises(SignedOfferError, match="is not a signed offer"):
+        signed_offer({"typedData": item["typedData"]}, world.domain, "offer 0")
+    assert next_nonce(Deployment(world.conn, manifest), world.active, 0) == world.book.asset_nonce(world.active) + 1
