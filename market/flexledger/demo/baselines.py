@@ -139,10 +139,16 @@ def stage_standard(chain: Deployment, authority: Signer, accounts: dict[str, Loc
     # the two meters' history at that time of day on the three most recent similar days, kept as
     # it arrived and anchored; the seller's meter used about its award's energy then
     energy = power * params.isp_seconds // 3600
-    similar = rolling_inputs({isp - k * DAY: 0 for k in range(1, 22)}, isp).days()
+    # the oracle anchors the day's baselines 10 minutes before its gate closure: only similar days
+    # whose ISP has ended by then can have an anchored reading (at 12:00, yesterday's has not when
+    # the gate closes the evening before; which days these are depends on the demo's date and hour)
+    anchored_at = params.gate_closure(day) - 600
+    similar = [k for k in rolling_inputs({isp - k * DAY: 0 for k in range(1, 22)}, isp).days()
+               if isp - k * DAY + params.isp_seconds + 30 < anchored_at]
     history = {meter.address: [energy + 40, energy - 40, energy], honest[1].address: [620, 600, 640]}
     for n, k in enumerate(similar[:MIN_DAYS]):
         t = isp - k * DAY
+        advance_to(conn, t + params.isp_seconds + 30)  # the ISP has ended: its readings are in, and anchored
         for m in (meter, honest[1]):
             _keep(conn, engine, verifier, market, oracle.address, m, t, history[m.address][n], t + params.isp_seconds + 30)
         anchor_isp(engine, oracle, market, t)
@@ -162,7 +168,7 @@ def stage_standard(chain: Deployment, authority: Signer, accounts: dict[str, Loc
 
     # in the day before the gate closure the oracle anchors the ISP's baselines: the honest meter's
     # from its history; the seller's with a fourth similar day it holds no reading of, invented high
-    advance_to(conn, params.gate_closure(day) - 600)
+    advance_to(conn, anchored_at)
     honest_inputs = BaselineInputs.of([(k, v) for k, v in zip(similar, history[honest[1].address], strict=False)])
     true_days = list(zip(similar, history[meter.address], strict=False))
     inflated = BaselineInputs.of([*true_days, (similar[MIN_DAYS], 5 * energy)])

@@ -364,8 +364,8 @@ class Finalised:
 
 
 def finalise_day(ctx: DayContext, signer: Signer) -> tuple[list[Finalised], list[Record]]:
-    """Make final every settlement of the day whose dispute window is over (anyone may); returns
-    those finalised and those still in their window."""
+    """Make final every settlement of the day whose dispute window is over (anyone may), those with a
+    penalty the claim does not cover first; returns those finalised and those still in their window."""
     now = ctx.conn.latest_timestamp()
     due: list[Record] = []
     waiting: list[Record] = []
@@ -374,6 +374,9 @@ def finalise_day(ctx: DayContext, signer: Signer) -> tuple[list[Finalised], list
             continue
         record = event.record
         (waiting if record.settled_at + ctx.params.dispute_window_seconds >= now else due).append(record)
+    # Penalties first: a seller's claims finalised after its penalty in the same run repay the debt
+    # the penalty left (the buyers are paid before the seller), whatever order the digests fall in.
+    due.sort(key=lambda record: not any(line.uncovered for line in record.lines))
     txs = finalise_in_batches(ctx.settlement, signer, due)
     events = [e for tx in txs for e in tx.events if e.name == "SettlementFinalised"]  # one per record, in order
     done = [Finalised(record, int(e.args["claimed"]), int(e.args["fromBond"]), int(e.args["debt"]))
