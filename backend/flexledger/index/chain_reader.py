@@ -79,15 +79,16 @@ def read_span(conn: ChainConnection, addresses: list[str], first: int, last: int
     """One span, read so that it describes one chain: ``last``'s header before and after the logs
     must be the same block, and each log's block hash its block's."""
     before = headers(conn, [last]).get(last)
-    logs = conn.get_logs({"address": addresses}, first, last)
-    wanted = sorted({first, last, *(int(log["blockNumber"]) for log in logs)})
+    logs = conn.get_logs({"address": addresses}, first, last, raw=True)
+    wanted = sorted({first, last, *(int(log["blockNumber"], 16) for log in logs)})
     found = headers(conn, wanted)
     if before is None or found.get(last) != before:
         raise ChainMovedError(f"block {last} changed while blocks {first}..{last} were read",
                               hint="the indexer reads the span again")
     for log in logs:
-        header = found.get(int(log["blockNumber"]))
-        if header is None or header.hash != _hex(log["blockHash"]):
-            raise ChainMovedError(f"a log of block {int(log['blockNumber'])} names a block the node no longer has",
+        number = int(log["blockNumber"], 16)
+        header = found.get(number)
+        if header is None or header.hash != log["blockHash"]:
+            raise ChainMovedError(f"a log of block {number} names a block the node no longer has",
                                   hint="the indexer reads the span again")
     return Span(first, last, logs, found)
