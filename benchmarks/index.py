@@ -10,8 +10,10 @@ them) because producing the chain is what takes the time here: web3.py sends abo
 transactions a second to anvil and each offer is signed with eth-account, so 100,000 offers alone
 would take minutes to sign and relay before the indexer reads a single block.
 
-Two rates are given: logs per second (each log decoded, its events row and its typed rows written)
-and rows per second (every row written, an unpacked offer counting one). The lag: after each of
+Three rates are given: events per second, the figure held against the target, where an
+OffersAccepted log counts as the offers it carries (each is an event of the book, with its own
+row); logs per second (each log decoded, its events row and its typed rows written); rows per
+second (every row written: a log's events row, its typed rows). The lag: after each of
 LAG_TRANSFERS token transfers is mined, how long until the following indexer (polling every 50 ms)
 has the block.
 
@@ -65,8 +67,12 @@ def backfill(engine: Engine, conn: ChainConnection, manifest: Manifest) -> dict[
     seconds = time.perf_counter() - started
     counts = row_counts(engine)
     logs, rows = counts["events"], sum(n for name, n in counts.items() if name != "blocks")
-    return {"seconds": round(seconds, 2), "logs": logs, "rows": rows, "offers": counts["offers"],
-            "logs_per_second": round(logs / seconds), "rows_per_second": round(rows / seconds)}
+    with engine.connect() as c:
+        batches = c.execute(text("SELECT count(*) FROM events WHERE name = 'OffersAccepted'")).scalar_one()
+    events = logs - batches + counts["offers"]  # a batch's log counted as the offers it carries
+    return {"seconds": round(seconds, 2), "logs": logs, "events": events, "rows": rows, "offers": counts["offers"],
+            "logs_per_second": round(logs / seconds), "events_per_second": round(events / seconds),
+            "rows_per_second": round(rows / seconds)}
 
 
 def follow_lag(engine: Engine, conn: ChainConnection, manifest: Manifest, market_token: str) -> dict[str, float]:
@@ -92,8 +98,8 @@ def follow_lag(engine: Engine, conn: ChainConnection, manifest: Manifest, market
     finally:
         stop.set()
         thread.join()
-    return {"transfers": LAG_TRANSFERS, "p50_seconds": round(statistics.median(lags), 3),
-            "max_seconds": round(max(lags), 3)}
+    return {"transfers": LAG_TRANSFERS, "p50_ms": round(1000 * statistics.median(lags), 1),
+            "max_ms": round(1000 * max(lags), 1)}
 
 
 def postgresql_url() -> tuple[str, str] | None:
@@ -129,14 +135,14 @@ def main() -> None:
                     c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         lag = follow_lag(sqlite, conn, manifest, manifest.address("SettlementToken"))
     for name, f in figures.items():
-        verdict = "met" if f["logs_per_second"] >= TARGET else "MISSED"
-        print(f"  backfill into {name}: {f['logs']:,} logs ({f['rows']:,} rows, {f['offers']:,} of them offers) in "
-              f"{f['seconds']} s: {f['logs_per_second']:,} logs/s, {f['rows_per_second']:,} rows/s "
-              f"(target {TARGET:,} events/s: {verdict} counting logs)")
+        verdict = "met" if f["events_per_second"] >= TARGET else "MISSED"
+        print(f"  backfill into {name}: {f['logs']:,} logs carrying {f['events']:,} events ({f['offers']:,} offers "
+              f"unpacked), {f['rows']:,} rows, in {f['seconds']} s: {f['events_per_second']:,} events/s "
+              f"(target {TARGET:,}: {verdict}), {f['logs_per_second']:,} logs/s, {f['rows_per_second']:,} rows/s")
     if "postgresql" not in figures:
         print("  PostgreSQL: not measured (set FLEXLEDGER_TEST_DATABASE_URL)")
-    print(f"  following: a transfer's block indexed {lag['p50_seconds']} s after its receipt (median of "
-          f"{lag['transfers']}), {lag['max_seconds']} s at most")
+    print(f"  following: a transfer's block indexed {lag['p50_ms']} ms after its receipt (median of "
+          f"{lag['transfers']}), {lag['max_ms']} ms at most")
     report("index", {"assets": ASSETS, "offers": offers, "backfill": figures, "follow_lag": lag,
                      "load_before": [round(x, 2) for x in load_before], "target_events_per_second": TARGET})
 

@@ -16,6 +16,7 @@ from settlement_world import SettlementWorld
 from sqlalchemy import Connection, Engine, Table
 
 from flexledger.chain.connection import ChainConnection
+from flexledger.chain.errors import ChainError
 from flexledger.chain.manifest import Manifest
 from flexledger.index import indexer as indexer_module
 from flexledger.index.indexer import Indexer
@@ -181,3 +182,25 @@ def test_a_node_away_for_a_while_is_waited_for(
         _wait_until(lambda: indexer.checkpoint()[0] == conn.w3.eth.block_number)  # type: ignore[index]
     assert problems
     assert dump(engine) == rebuilt(engines(), conn, manifest)
+
+
+def test_a_node_that_caps_log_ranges_is_read_in_smaller_pages(
+    day: SettlementWorld, engines: Callable[[], Engine], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn = day.conn
+    real_page = conn._logs_page
+    asked: list[tuple[int, int]] = []
+
+    def capped(params: dict[str, object], start: int, end: int) -> list[object]:
+        asked.append((start, end))
+        if end - start + 1 > 4:  # as Besu words it
+            raise ChainError("eth_getLogs failed: {'code': -32005, 'message': 'exceeds max block range 4'}")
+        return real_page(params, start, end)
+
+    monkeypatch.setattr(conn, "_logs_page", capped)
+    monkeypatch.setattr(conn, "log_range", 10_000)
+    engine = engines()
+    Indexer(engine, conn, day.manifest, span=50).run()
+    assert conn.log_range <= 4 and all(hi - lo + 1 <= 4 for lo, hi in asked[-3:])
+    monkeypatch.undo()
+    assert dump(engine) == rebuilt(engines(), conn, day.manifest)
