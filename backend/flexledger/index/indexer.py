@@ -25,7 +25,8 @@ from flexledger.errors import FlexledgerError
 
 from .chain_reader import ChainMovedError, Confirmations, Header, Span, headers, read_span, tip
 from .facts import rows_of
-from .tables import LOG_TABLES, Block, Checkpoint
+from .replacements import replacement_rows
+from .tables import LOG_TABLES, Block, Checkpoint, offer_replacements, offers
 
 if TYPE_CHECKING:
     from flexledger.chain.connection import ChainConnection
@@ -153,6 +154,7 @@ class Indexer:
             _insert(c, Block, [self._block_row(span.headers[n]) for n in blocks])
             for table in LOG_TABLES:
                 _insert(c, table, tables.get(table, []))
+            _insert(c, offer_replacements, replacement_rows(c, tables.get(offers, [])))
             self._set_checkpoint(c, (span.last, span.headers[span.last].hash))
         return StepReport(span.first, span.last, len(decoded))
 

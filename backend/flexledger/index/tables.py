@@ -208,5 +208,15 @@ settlements = Table(
     Column("uncovered", U256, nullable=False),
 )
 
+# An offer replaced (rule 3) by a newer one of the same asset or portfolio whose window overlaps it:
+# a fact of the newer offer's log, so keyed by its place, one row per offer it replaced.
+offer_replacements = Table(
+    "offer_replacements", Base.metadata,
+    *position_columns(entries=True),
+    Column("replaced_digest", String(HASH), primary_key=True),
+    Column("by_digest", String(HASH), nullable=False, index=True),
+)
+
 # Every table whose rows come from logs, in the order a rollback or a rebuild empties them.
-LOG_TABLES: tuple[Table, ...] = (events, *(t.table for t in EVENT_TABLES), offers, awards, lights, settlements)
+LOG_TABLES: tuple[Table, ...] = (events, *(t.table for t in EVENT_TABLES), offers, offer_replacements, awards,
+                                 lights, settlements)

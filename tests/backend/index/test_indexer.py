@@ -9,15 +9,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from index_tables import column, columns, dump, rebuilt
 from settlement_world import SettlementWorld
 from sqlalchemy import Connection, Engine, Table
 
+from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.errors import ChainError
 from flexledger.chain.manifest import Manifest
+from flexledger.identity.eip712 import read_domain
 from flexledger.index import indexer as indexer_module
 from flexledger.index.indexer import Indexer
 from flexledger.rules.orders import unpack_accepted
@@ -204,3 +207,24 @@ def test_a_node_that_caps_log_ranges_is_read_in_smaller_pages(
     assert conn.log_range <= 4 and all(hi - lo + 1 <= 4 for lo, hi in asked[-3:])
     monkeypatch.undo()
     assert dump(engine) == rebuilt(engines(), conn, day.manifest)
+
+
+def test_an_offer_replaced_by_a_newer_overlapping_one_is_recorded(
+    day: SettlementWorld, engines: Callable[[], Engine],
+) -> None:
+    later = day.day + 3 * 86_400 + 40 * 900
+    first = replace(day.offers[0], start=later, isps=2, nonce=5, expiry=later + 86_400)
+    apart = replace(first, start=later + 4 * 900, nonce=6)  # no overlap: both stay in force
+    newer = replace(first, start=later + 900, isps=1, nonce=7)  # overlaps `first` only
+    domain = read_domain(day.conn, day.book.address)
+    engine = engines()
+    indexer = Indexer(engine, day.conn, day.manifest)
+    assert relay_offers(day.book, [SignedOffer(o, o.sign(day.owner, domain)) for o in (first, apart)]).accepted == 2
+    indexer.run()
+    assert column(engine, "offer_replacements", "replaced_digest") == []
+    assert relay_offers(day.book, [SignedOffer(newer, newer.sign(day.owner, domain))]).accepted == 1
+    indexer.run()
+    separator = domain.separator()
+    assert columns(engine, "offer_replacements", "replaced_digest", "by_digest") == [
+        ("0x" + first.digest(separator).hex(), "0x" + newer.digest(separator).hex())]
+    assert dump(engine) == rebuilt(engines(), day.conn, day.manifest)

@@ -525,9 +525,25 @@ def upgrade() -> None:
     with op.batch_alter_table('zones', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_zones_block_number'), ['block_number'], unique=False)
 
+    op.create_table('offer_replacements',
+    sa.Column('block_number', sa.BigInteger(), nullable=False),
+    sa.Column('block_hash', sa.String(length=66), nullable=False),
+    sa.Column('tx_hash', sa.String(length=66), nullable=False),
+    sa.Column('log_index', sa.Integer(), nullable=False),
+    sa.Column('entry', sa.Integer(), nullable=False),
+    sa.Column('replaced_digest', sa.String(length=66), nullable=False),
+    sa.Column('by_digest', sa.String(length=66), nullable=False),
+    sa.PrimaryKeyConstraint('block_hash', 'tx_hash', 'log_index', 'entry', 'replaced_digest',
+                            name=op.f('pk_offer_replacements'))
+    )
+    op.create_index(op.f('ix_offer_replacements_block_number'), 'offer_replacements', ['block_number'], unique=False)
+    op.create_index(op.f('ix_offer_replacements_by_digest'), 'offer_replacements', ['by_digest'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_offer_replacements_by_digest'), table_name='offer_replacements')
+    op.drop_index(op.f('ix_offer_replacements_block_number'), table_name='offer_replacements')
+    op.drop_table('offer_replacements')
     with op.batch_alter_table('zones', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_zones_block_number'))
 
