@@ -166,20 +166,24 @@ class Indexer:
     # --- forks ---------------------------------------------------------------------------------
 
     def fork_point(self) -> tuple[int, str] | None:
-        """The newest stored block (or the checkpoint's) that the chain still holds; None when none is."""
+        """The newest stored block (the checkpoint's, then those with logs, newest first, a page at a
+        time) that the chain still holds; None when none is."""
         checkpoint = self.checkpoint()
-        with self.engine.connect() as c:
-            stored = [(int(n), str(h)) for n, h in c.execute(select(Block.number, Block.hash).order_by(Block.number.desc()))]
-        if checkpoint is not None and (not stored or checkpoint[0] > stored[0][0]):
-            stored.insert(0, checkpoint)
-        for first in range(0, len(stored), FORK_SEARCH):
-            part = stored[first:first + FORK_SEARCH]
-            chain = headers(self.conn, [n for n, _ in part])
-            for number, block_hash in part:
+        page: list[tuple[int, str]] = [checkpoint] if checkpoint is not None else []
+        below = checkpoint[0] + 1 if checkpoint is not None else None
+        while True:
+            query = select(Block.number, Block.hash).order_by(Block.number.desc()).limit(FORK_SEARCH)
+            with self.engine.connect() as c:
+                page += [(int(n), str(h)) for n, h in c.execute(
+                    query if below is None else query.where(Block.number < below))]
+            if not page:
+                return None
+            chain = headers(self.conn, [n for n, _ in page])
+            for number, block_hash in page:
                 held = chain.get(number)
                 if held is not None and held.hash == block_hash:
                     return number, block_hash
-        return None
+            below, page = page[-1][0], []
 
     def _roll_back(self, seen_at: int) -> StepReport:
         """Delete every row after the fork point and set the checkpoint there, in one transaction."""

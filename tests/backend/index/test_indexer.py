@@ -228,3 +228,28 @@ def test_an_offer_replaced_by_a_newer_overlapping_one_is_recorded(
     assert columns(engine, "offer_replacements", "replaced_digest", "by_digest") == [
         ("0x" + first.digest(separator).hex(), "0x" + newer.digest(separator).hex())]
     assert dump(engine) == rebuilt(engines(), day.conn, day.manifest)
+
+
+def test_confirmations_keep_the_indexer_behind_the_head(day: SettlementWorld, engines: Callable[[], Engine]) -> None:
+    engine = engines()
+    head = day.conn.w3.eth.block_number
+    indexer = Indexer(engine, day.conn, day.manifest, confirmations=5)
+    indexer.run()
+    status = indexer.status()
+    assert (status.indexed, status.tip, status.lag) == (head - 5, head - 5, 5)
+    for _ in range(5):
+        day.conn.mine()
+    indexer.run()
+    assert indexer.status().indexed == head
+
+
+def test_finalized_reads_up_to_the_nodes_finalized_block(day: SettlementWorld, engines: Callable[[], Engine]) -> None:
+    engine = engines()
+    indexer = Indexer(engine, day.conn, day.manifest, confirmations="finalized")
+    indexer.run()
+    finalized = int(day.conn.request("eth_getBlockByNumber", ["finalized", False])["number"], 16)
+    status = indexer.status()
+    assert status.tip == finalized < status.head
+    # anvil calls only its genesis final (without --slots-in-an-epoch): nothing deployed is read yet
+    assert status.indexed is None if finalized < min(c.block for c in day.manifest.contracts.values()) \
+        else status.indexed == finalized
