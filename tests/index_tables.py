@@ -9,10 +9,18 @@ from sqlalchemy import Engine, select
 
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
+from flexledger.database.engine import make_engine, migrate
 from flexledger.index.indexer import Indexer
 from flexledger.index.tables import LOG_TABLES, Block, Checkpoint
 
 Tables = dict[str, list[tuple[Any, ...]]]
+
+
+def new_engine(url: str) -> Engine:
+    """An engine on ``url``, its database migrated to every head."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
 
 
 def dump(engine: Engine) -> Tables:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from index_tables import new_engine
 from oracle_stores import STORES, store_url
 from settlement_world import SettlementWorld, build_world
 from sqlalchemy import Engine
@@ -15,7 +16,6 @@ from sqlalchemy import Engine
 from flexledger.chain.connection import ChainConnection
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.transactions import Signer
-from flexledger.database.engine import make_engine, migrate
 
 
 @pytest.fixture(params=STORES)
@@ -24,12 +24,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     folder.mkdir()
     with store_url(request.param, folder) as url:
         yield url
-
-
-def new_engine(url: str) -> Engine:
-    engine = make_engine(url)
-    migrate(engine)
-    return engine
 
 
 @pytest.fixture

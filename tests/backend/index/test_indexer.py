@@ -4,17 +4,22 @@ that stopped answering for a while."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from index_tables import column, columns, dump, rebuilt
+from index_tables import column, columns, dump, new_engine, rebuilt
+from oracle_stores import postgresql_schema
 from settlement_world import SettlementWorld
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from flexledger.book.order_book import SignedOffer, relay_offers
 from flexledger.chain.connection import ChainConnection
@@ -253,3 +258,32 @@ def test_finalized_reads_up_to_the_nodes_finalized_block(day: SettlementWorld, e
     # anvil calls only its genesis final (without --slots-in-an-epoch): nothing deployed is read yet
     assert status.indexed is None if finalized < min(c.block for c in day.manifest.contracts.values()) \
         else status.indexed == finalized
+
+
+@pytest.mark.services
+def test_postgresql_dropping_the_indexers_connections_is_recovered_from(
+    day: SettlementWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a PostgreSQL restart looks to a client: every connection of the indexer killed by the server
+    (pg_terminate_backend, on this test's connections only: the database is shared) while it follows."""
+    name = f"flexledger-index-{uuid.uuid4().hex[:8]}"
+    with postgresql_schema() as url:
+        engine = new_engine(f"{url}&application_name={name}")
+        indexer = Indexer(engine, day.conn, day.manifest)
+        watcher = Indexer(new_engine(url), day.conn, day.manifest)  # reads the checkpoint on connections of its own
+        problems: list[Exception] = []
+        admin = create_engine(os.environ["FLEXLEDGER_TEST_DATABASE_URL"])
+        with following(indexer, problems):
+            _wait_until(lambda: (watcher.checkpoint() or (0, ""))[0] == day.conn.w3.eth.block_number)
+            with admin.begin() as c:
+                killed = c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                        "WHERE application_name = :name"), {"name": name}).scalar_one()
+            assert killed >= 1
+            day.token.transfer(day.anyone.address, 1, sender=day.dso)  # a log to write on new connections
+            _wait_until(lambda: (watcher.checkpoint() or (0, ""))[0] == day.conn.w3.eth.block_number)
+        admin.dispose()
+        assert any(isinstance(p, OperationalError) for p in problems)
+        fresh = new_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+        assert dump(engine) == rebuilt(fresh, day.conn, day.manifest)
+        engine.dispose()
+        watcher.engine.dispose()
