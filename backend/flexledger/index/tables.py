@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
@@ -166,6 +166,7 @@ offers = Table(
     Column("baseline", String(HASH), nullable=False),
     Column("expiry", U64, nullable=False),
     Column("nonce", BigInteger, nullable=False),
+    Index("ix_offers_subject", "market", "asset", "portfolio"),  # an asset's or portfolio's offers
 )
 
 # An OfferAwarded entry: one (request, ISP, power) of an offer's award in a clearing result.

@@ -322,6 +322,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('offers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_offers_block_number'), ['block_number'], unique=False)
+        batch_op.create_index('ix_offers_subject', ['market', 'asset', 'portfolio'], unique=False)
         batch_op.create_index(batch_op.f('ix_offers_digest'), ['digest'], unique=False)
 
     op.create_table('omission_claims',
@@ -599,6 +600,7 @@ def downgrade() -> None:
     op.drop_table('omission_claims')
     with op.batch_alter_table('offers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_offers_digest'))
+        batch_op.drop_index('ix_offers_subject')
         batch_op.drop_index(batch_op.f('ix_offers_block_number'))
 
     op.drop_table('offers')
