@@ -14,8 +14,11 @@ from settlement_world import SettlementWorld, build_world
 from sqlalchemy import Engine
 
 from flexledger.chain.connection import ChainConnection
+from flexledger.chain.deploy import deploy_all
 from flexledger.chain.manifest import Manifest
+from flexledger.chain.node import LocalNode, free_port
 from flexledger.chain.transactions import Signer
+from flexledger.identity import keys
 
 
 @pytest.fixture(params=STORES)
@@ -50,3 +53,21 @@ def day(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signers
     world = build_world(conn, manifest, deployer, dev_signers, tmp_path)
     world.settle_all()
     return world
+
+
+@pytest.fixture
+def private_day(tmp_path: Path) -> Iterator[SettlementWorld]:
+    """The settled day on a chain of the test's own: anvil_reorg on the session's chain, which the
+    other tests move back and forth with evm_snapshot/evm_revert, once took blocks from below the
+    contracts' deployment, and a fork test must never change the chain other tests run on."""
+    node = LocalNode(tmp_path / "anvil", port=free_port(), persist=False)
+    info = node.start()
+    try:
+        conn = ChainConnection.connect(info.rpc_url)
+        deployer = keys.signer(keys.dev_accounts()[0], conn)
+        manifest = deploy_all(conn, deployer)
+        world = build_world(conn, manifest, deployer, [keys.signer(a, conn) for a in keys.dev_accounts()], tmp_path)
+        world.settle_all()
+        yield world
+    finally:
+        node.stop()

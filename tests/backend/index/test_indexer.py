@@ -94,8 +94,9 @@ def _token_transfer(day: SettlementWorld) -> dict[str, str]:
 
 @pytest.mark.parametrize("depth", [1, 20])
 def test_a_fork_is_rolled_back_and_read_again(
-    day: SettlementWorld, engines: Callable[[], Engine], depth: int,
+    private_day: SettlementWorld, engines: Callable[[], Engine], depth: int,
 ) -> None:
+    day = private_day
     engine = engines()
     conn = day.conn
     indexer = Indexer(engine, conn, day.manifest)
