@@ -13,12 +13,13 @@ from sqlalchemy import Table
 from flexledger.chain.events import DecodedEvent
 from flexledger.clearing.commitment import unpack_awards
 from flexledger.rules.lights import HOUR_ISPS, LIGHT_ISP_SECONDS, unpack_hour
-from flexledger.rules.orders import unpack_accepted
+from flexledger.rules.orders import Offer, unpack_accepted
 
 from .tables import EVENT_TABLES, EventTable, awards, events, lights, offers, settlements
 
 Row = dict[str, Any]
 HOURS = 24
+OFFER_FIELDS = tuple(f.name for f in fields(Offer))  # the offers table's columns of the same names
 
 
 def jsonable(value: Any) -> Any:
@@ -54,10 +55,7 @@ def _offers(event: DecodedEvent, separator: bytes) -> Iterator[Row]:
     day_start = event.args["dayStart"]
     for seller, offer in unpack_accepted(bytes(event.args["offers"])):
         yield {"digest": "0x" + offer.digest(separator).hex(), "seller": seller, "day_start": day_start,
-               "market": offer.market, "asset": offer.asset, "portfolio": offer.portfolio, "start": offer.start,
-               "isps": offer.isps, "direction": offer.direction, "power_w": offer.power_w, "price": offer.price,
-               "mode": offer.mode, "min_power_w": offer.min_power_w, "baseline_method": offer.baseline_method,
-               "baseline": "0x" + offer.baseline.hex(), "expiry": offer.expiry, "nonce": offer.nonce}
+               **{name: getattr(offer, name) for name in OFFER_FIELDS}, "baseline": "0x" + offer.baseline.hex()}
 
 
 def _awards(event: DecodedEvent, _separator: bytes) -> Iterator[Row]:

@@ -11,11 +11,10 @@ from sqlalchemy import Connection, select, tuple_
 
 from flexledger.rules.orders import Offer
 
+from .facts import OFFER_FIELDS
 from .tables import EVENT_TABLES, offers
 
 SUBJECTS_PER_QUERY = 500
-OFFER_FIELDS = ("market", "asset", "portfolio", "start", "isps", "direction", "power_w", "price", "mode",
-                "min_power_w", "baseline_method", "baseline", "expiry", "nonce")
 markets = next(t.table for t in EVENT_TABLES if t.table.name == "markets")
 
 
