@@ -75,7 +75,7 @@ class Market:
         self.conn = conn
         self.authority = keys.signer(keys.dev_accounts()[0], conn)
         self.tso, self.dso, self.aggregator = (Signer(keys.dev_accounts()[i], conn) for i in (1, 2, 3))
-        manifest = deploy_all(conn, self.authority)
+        self.manifest = manifest = deploy_all(conn, self.authority)
         self.roles = RoleRegistryClient(conn, manifest.address("RoleRegistry"), signer=self.authority)
         self.params = MarketParams()
         MarketRegistryClient(conn, manifest.address("MarketRegistry"), signer=self.authority).create_market(

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
+from .abi import checksum
 from .abi import decode_values as decode
 from .artifacts import all_artifacts
 from .codegen import canonical_type
@@ -71,6 +72,10 @@ def _hex(value: Any) -> str:
     return str(value) if str(value).startswith("0x") else "0x" + str(value)
 
 
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
 def _typed(param: dict[str, Any], value: Any) -> Any:
     """A struct argument as its generated dataclass (an array of them as a list); others as decoded."""
     key = struct_key(param)
@@ -87,7 +92,7 @@ def decode_log(log: Mapping[str, Any], names: Mapping[str, str] | None = None) -
 
     ``names`` maps lower-case addresses to contract names, to report which deployment emitted it.
     """
-    topics = [bytes(t) for t in log["topics"]]
+    topics = [bytes.fromhex(t[2:]) if isinstance(t, str) else bytes(t) for t in log["topics"]]  # raw or web3's
     if not topics:
         return None
     event = events_by_topic().get(topics[0])
@@ -107,16 +112,16 @@ def decode_log(log: Mapping[str, Any], names: Mapping[str, str] | None = None) -
     values = decode([canonical_type(p) for p in plain], raw)
     for param, value in zip(plain, values, strict=True):
         args[param["name"]] = _typed(param, value)
-    address = to_checksum_address(log["address"])
+    address = checksum(log["address"])
     contract = (names or {}).get(address.lower(), event.contract)
     return DecodedEvent(
         contract=contract,
         name=event.name,
         args=args,
         address=address,
-        block_number=int(log["blockNumber"]),
+        block_number=_int(log["blockNumber"]),
         tx_hash=_hex(log["transactionHash"]),
-        log_index=int(log["logIndex"]),
+        log_index=_int(log["logIndex"]),
     )
 
 
