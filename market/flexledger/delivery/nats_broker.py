@@ -1,0 +1,200 @@
+"""A broker that keeps what it acknowledged: nats-server with JetStream, speaking MQTT 3.1.1.
+
+NATS stores every QoS 1 message an MQTT client publishes in a JetStream stream before it sends the
+PUBACK, and each persistent session's subscription is a durable JetStream consumer of that stream:
+a SIGKILL of the server loses nothing it acknowledged, and in a cluster each stream is replicated
+(``stream_replicas``, at most 3), so a node lost for good loses nothing either. Mosquitto, by
+contrast, saves its sessions as a snapshot after the PUBACK (README, "Faults").
+
+:class:`NatsBroker` runs this machine's ``nats-server`` as one node or a cluster on free ports with
+a store directory of its own: for the tests and ``benchmarks/broker_crash.py``, and as the shape of
+the production configuration the README gives (there: TLS, users and permissions per subject).
+Never point it at the store of a server someone else runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from flexledger.chain.node import free_port
+from flexledger.delivery.broker import HOST, BrokerError
+from flexledger.redaction import child_environment
+
+START_TIMEOUT = 30.0
+
+
+class NatsServerMissingError(BrokerError):
+    """``nats-server`` is not installed: the replicated broker cannot be run here."""
+
+    def __init__(self) -> None:
+        super().__init__("nats-server was not found on PATH (nor in /usr/sbin, /usr/local/bin)",
+                         hint="install it (Debian: `apt-get install nats-server`; or the release binary "
+                              "from nats.io) or use Mosquitto or the embedded broker")
+
+
+def nats_server_binary() -> str | None:
+    """The ``nats-server`` executable, or None where it is not installed (a fresh machine)."""
+    return shutil.which("nats-server", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/bin:/usr/local/sbin")
+
+
+@dataclass(frozen=True)
+class NatsNode:
+    """One server of the cluster: its name, its ports and where JetStream keeps its files."""
+
+    name: str
+    client_port: int
+    mqtt_port: int
+    cluster_port: int
+    store_dir: Path
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{HOST}:{self.mqtt_port}"
+
+
+def node_config(node: NatsNode, peers: list[NatsNode], *, replicas: int, ack_wait: str) -> str:
+    """The configuration file of ``node``: JetStream on file storage, the MQTT listener, and with
+    ``peers`` a cluster whose MQTT streams and consumers keep ``replicas`` copies."""
+    lines = [
+        f"server_name: {node.name}",  # JetStream in a cluster, and MQTT, need a stable name per server
+        f"listen: {HOST}:{node.client_port}",
+        f'jetstream {{ store_dir: "{node.store_dir}" }}',
+        "mqtt {",
+        f"  listen: {HOST}:{node.mqtt_port}",
+        # a delivery the consumer has not acknowledged comes again after this: long enough for the
+        # oracle's batch (one transaction), short enough that a restart does not stall the stream
+        f'  ack_wait: "{ack_wait}"',
+        f"  stream_replicas: {replicas}",
+        f"  consumer_replicas: {replicas}",
+        "}",
+    ]
+    if peers:
+        routes = ", ".join(f"nats://{HOST}:{p.cluster_port}" for p in peers)
+        lines += ["cluster {", "  name: flexledger", f"  listen: {HOST}:{node.cluster_port}",
+                  f"  routes: [{routes}]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+class NatsBroker:
+    """``nodes`` nats-server processes (1, or a cluster of 3 with every MQTT stream replicated 3
+    times) under ``folder``, each with its own MQTT port. Killing a node (:meth:`kill`) and
+    starting it again (:meth:`start_node`) keeps its ports and store."""
+
+    def __init__(self, folder: Path, *, nodes: int = 1, ack_wait: str = "5s") -> None:
+        binary = nats_server_binary()
+        if binary is None:
+            raise NatsServerMissingError()
+        if nodes < 1:
+            raise ValueError("a broker has at least one node")
+        self.binary, self.folder, self.ack_wait = binary, Path(folder), ack_wait
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.nodes = [NatsNode(f"flexledger-nats-{i}", free_port(), free_port(), free_port(),
+                               self.folder / f"node{i}") for i in range(nodes)]
+        self.replicas = min(nodes, 3)
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """The MQTT URL of the first node (what a single-node broker's clients use)."""
+        return self.nodes[0].mqtt_url
+
+    def config_file(self, index: int) -> Path:
+        return self.folder / f"node{index}.conf"
+
+    def log_file(self, index: int) -> Path:
+        return self.folder / f"node{index}.log"
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """Start every node, then wait until each accepts an MQTT session with a QoS 1 subscription
+        (in a cluster that needs the JetStream leaders elected and the MQTT streams made)."""
+        for index in range(len(self.nodes)):
+            self._spawn(index)
+        for index in range(len(self.nodes)):
+            self._wait_ready(index, timeout)
+
+    def start_node(self, index: int, timeout: float = START_TIMEOUT) -> None:
+        """Start one node again (after :meth:`kill`), on its ports and store."""
+        self._spawn(index)
+        self._wait_ready(index, timeout)
+
+    def _spawn(self, index: int) -> None:
+        node = self.nodes[index]
+        peers = [n for n in self.nodes if n is not node] if len(self.nodes) > 1 else []
+        self.config_file(index).write_text(node_config(node, peers, replicas=self.replicas, ack_wait=self.ack_wait))
+        with self.log_file(index).open("ab") as log:
+            self._procs[index] = subprocess.Popen(
+                [self.binary, "-c", str(self.config_file(index))], stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True, env=child_environment())
+
+    def _wait_ready(self, index: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        proc = self._procs[index]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = " | ".join(self.log_file(index).read_text(errors="replace").splitlines()[-3:])
+                raise BrokerError(f"nats-server {self.nodes[index].name} exited ({proc.returncode}): {tail}",
+                                  hint=f"see {self.log_file(index)}")
+            if mqtt_session_ready(self.nodes[index].mqtt_port):
+                return
+            time.sleep(0.2)
+        raise BrokerError(f"nats-server {self.nodes[index].name} did not accept MQTT sessions within {timeout:.0f} s",
+                          hint=f"see {self.log_file(index)}")
+
+    def pid(self, index: int = 0) -> int:
+        return self._procs[index].pid
+
+    def kill(self, index: int = 0, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``sig`` to one node and wait for it to exit (SIGKILL: the crash under test)."""
+        proc = self._procs.pop(index, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        proc.wait(20)
+
+    def stop(self) -> None:
+        """Stop every node (SIGTERM, SIGKILL after 10 s)."""
+        for index in list(self._procs):
+            proc = self._procs.pop(index)
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+
+def mqtt_session_ready(port: int, timeout: float = 3.0) -> bool:
+    """Whether the MQTT listener on ``port`` grants a QoS 1 subscription: more than answering a
+    CONNECT, since NATS answers before its JetStream streams for MQTT exist."""
+    granted = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"flexledger-probe-{os.getpid()}-{port}",
+                         clean_session=True)
+
+    def on_subscribe(_c: mqtt.Client, _u: object, _mid: int, codes: list[mqtt.ReasonCode], _p: object) -> None:
+        if codes and not codes[0].is_failure:
+            granted.set()
+
+    client.on_subscribe = on_subscribe
+    client.on_connect = lambda c, _u, _f, reason, _p: None if reason.is_failure else c.subscribe("flexledger/probe", 1)
+    try:
+        client.connect(HOST, port, keepalive=10)
+    except OSError:
+        return False
+    client.loop_start()
+    try:
+        return granted.wait(timeout)
+    finally:
+        client.loop_stop()
+        with contextlib.suppress(Exception):
+            client.disconnect()
