@@ -104,6 +104,7 @@ class OracleService:
         try:
             consumer = OracleConsumer(self.url, self.engine, verifier, market, client_id=self.client_id,
                                       expect_session=self._session_marker.exists(),
+                                      share_group=shared_subscription(settings),
                                       clock=lambda: max(int(time.time()), conn.latest_timestamp()),
                                       **mqtt_tls(settings))
         except ValueError as exc:
@@ -216,6 +217,16 @@ class OracleService:
             return
         for answered in answered_now:
             self.report(OracleEvent(kind, describe(answered)))
+
+
+def shared_subscription(settings: Settings) -> str | None:
+    """The share group the oracle's consumer joins; ConfigurationError on the embedded broker, which
+    has no shared subscriptions (aedes 1.x): each consumer would receive nothing."""
+    if settings.mqtt_share_group and not settings.mqtt_url:
+        raise ConfigurationError("the embedded broker has no shared subscriptions (mqtt_share_group is set)",
+                                 hint="unset FLEXLEDGER_MQTT_SHARE_GROUP, or set FLEXLEDGER_MQTT_URL to a Mosquitto "
+                                      "or EMQX broker that the consumers share")
+    return settings.mqtt_share_group
 
 
 @contextmanager

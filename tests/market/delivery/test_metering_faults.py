@@ -274,6 +274,7 @@ def _nats(folder: Path, nodes: int) -> NatsBroker:
         pytest.skip("nats-server is not installed here: the replicated broker cannot be tested")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nodes", [1, 3], ids=["one-node", "cluster-of-3"])
 def test_nats_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, nodes: int) -> None:
     """NATS with JetStream stores each QoS 1 message before its PUBACK (replicated 3 times in the
