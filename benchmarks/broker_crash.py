@@ -99,16 +99,16 @@ class Publisher:
         One published in the instant the connection dropped is not counted (paho cannot say)."""
         return [n for n, info in enumerate(self.sent) if _published(info)]
 
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
 
 def _published(info: mqtt.MQTTMessageInfo) -> bool:
     try:
         return info.is_published()
     except RuntimeError:  # handed to paho while the connection was down
         return False
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def stored_keys(engine: object) -> set[tuple[str, int]]:

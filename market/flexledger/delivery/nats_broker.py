@@ -27,7 +27,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from flexledger.chain.node import free_port
-from flexledger.delivery.broker import HOST, BrokerError
+from flexledger.delivery.broker import HOST, BrokerError, BrokerUser
 from flexledger.redaction import child_environment
 
 START_TIMEOUT = 30.0
@@ -62,9 +62,28 @@ class NatsNode:
         return f"mqtt://{HOST}:{self.mqtt_port}"
 
 
-def node_config(node: NatsNode, peers: list[NatsNode], *, replicas: int, ack_wait: str) -> str:
+def nats_subject(topic: str) -> str:
+    """An MQTT topic filter as the NATS subject its permissions name: levels joined by dots,
+    ``+`` a single level (``*``) and ``#`` the rest (``>``). flexledger's topics hold no dots."""
+    return ".".join({"+": "*", "#": ">"}.get(level, level) for level in topic.split("/"))
+
+
+def nats_user(user: BrokerUser, password: str) -> str:
+    """``user`` as an entry of the server's ``authorization.users``: MQTT connections only, and the
+    subjects of its topics. A QoS 1 subscription is a JetStream consumer delivering on an internal
+    ``$MQTT.sub.<id>`` subject, which the user must be allowed to subscribe to (MQTT clients cannot
+    name ``$MQTT/...`` topics themselves: the server refuses them)."""
+    publish = ", ".join(f'"{nats_subject(t)}"' for t in user.publish)
+    subscribe = ", ".join(f'"{nats_subject(t)}"' for t in (*user.subscribe, "$MQTT/sub/#"))
+    return (f'{{ user: "{user.name}", password: "{password}", allowed_connection_types: ["MQTT"], '
+            f"permissions: {{ publish: [{publish}], subscribe: [{subscribe}] }} }}")
+
+
+def node_config(node: NatsNode, peers: list[NatsNode], *, replicas: int, ack_wait: str,
+                users: dict[BrokerUser, str] | None = None) -> str:
     """The configuration file of ``node``: JetStream on file storage, the MQTT listener, and with
-    ``peers`` a cluster whose MQTT streams and consumers keep ``replicas`` copies."""
+    ``peers`` a cluster whose MQTT streams and consumers keep ``replicas`` copies; with ``users``
+    (each with its password) no anonymous client, each user only its own subjects."""
     lines = [
         f"server_name: {node.name}",  # JetStream in a cluster, and MQTT, need a stable name per server
         f"listen: {HOST}:{node.client_port}",
@@ -78,6 +97,8 @@ def node_config(node: NatsNode, peers: list[NatsNode], *, replicas: int, ack_wai
         f"  consumer_replicas: {replicas}",
         "}",
     ]
+    if users:
+        lines += ["authorization {", "  users: [", *(f"    {nats_user(u, pw)}" for u, pw in users.items()), "  ]", "}"]
     if peers:
         routes = ", ".join(f"nats://{HOST}:{p.cluster_port}" for p in peers)
         lines += ["cluster {", "  name: flexledger", f"  listen: {HOST}:{node.cluster_port}",
@@ -90,13 +111,14 @@ class NatsBroker:
     times) under ``folder``, each with its own MQTT port. Killing a node (:meth:`kill`) and
     starting it again (:meth:`start_node`) keeps its ports and store."""
 
-    def __init__(self, folder: Path, *, nodes: int = 1, ack_wait: str = "5s") -> None:
+    def __init__(self, folder: Path, *, nodes: int = 1, ack_wait: str = "5s",
+                 users: dict[BrokerUser, str] | None = None) -> None:
         binary = nats_server_binary()
         if binary is None:
             raise NatsServerMissingError()
         if nodes < 1:
             raise ValueError("a broker has at least one node")
-        self.binary, self.folder, self.ack_wait = binary, Path(folder), ack_wait
+        self.binary, self.folder, self.ack_wait, self.users = binary, Path(folder), ack_wait, users
         self.folder.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"flexledger-nats-{i}", free_port(), free_port(), free_port(),
                                self.folder / f"node{i}") for i in range(nodes)]
@@ -130,7 +152,8 @@ class NatsBroker:
     def _spawn(self, index: int) -> None:
         node = self.nodes[index]
         peers = [n for n in self.nodes if n is not node] if len(self.nodes) > 1 else []
-        self.config_file(index).write_text(node_config(node, peers, replicas=self.replicas, ack_wait=self.ack_wait))
+        config = node_config(node, peers, replicas=self.replicas, ack_wait=self.ack_wait, users=self.users)
+        self.config_file(index).write_text(config)
         with self.log_file(index).open("ab") as log:
             self._procs[index] = subprocess.Popen(
                 [self.binary, "-c", str(self.config_file(index))], stdout=log, stderr=log,
@@ -144,11 +167,19 @@ class NatsBroker:
                 tail = " | ".join(self.log_file(index).read_text(errors="replace").splitlines()[-3:])
                 raise BrokerError(f"nats-server {self.nodes[index].name} exited ({proc.returncode}): {tail}",
                                   hint=f"see {self.log_file(index)}")
-            if mqtt_session_ready(self.nodes[index].mqtt_port):
+            if mqtt_session_ready(self.nodes[index].mqtt_port, self.probe):
                 return
             time.sleep(0.2)
         raise BrokerError(f"nats-server {self.nodes[index].name} did not accept MQTT sessions within {timeout:.0f} s",
                           hint=f"see {self.log_file(index)}")
+
+    @property
+    def probe(self) -> tuple[str, str, str] | None:
+        """The user, password and topic of the readiness probe: the first user's first subscription."""
+        if not self.users:
+            return None
+        user, password = next(iter(self.users.items()))
+        return user.name, password, user.subscribe[0]
 
     def pid(self, index: int = 0) -> int:
         return self._procs[index].pid
@@ -174,19 +205,24 @@ class NatsBroker:
                     proc.wait(10)
 
 
-def mqtt_session_ready(port: int, timeout: float = 3.0) -> bool:
-    """Whether the MQTT listener on ``port`` grants a QoS 1 subscription: more than answering a
-    CONNECT, since NATS answers before its JetStream streams for MQTT exist."""
+def mqtt_session_ready(port: int, login: tuple[str, str, str] | None = None, timeout: float = 3.0) -> bool:
+    """Whether the MQTT listener on ``port`` grants a QoS 1 subscription (with ``login``: as that
+    user, to its topic): more than answering a CONNECT, since NATS answers before its JetStream
+    streams for MQTT exist."""
     granted = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"flexledger-probe-{os.getpid()}-{port}",
                          clean_session=True)
+    topic = "flexledger/probe"
+    if login is not None:
+        user, password, topic = login
+        client.username_pw_set(user, password)
 
     def on_subscribe(_c: mqtt.Client, _u: object, _mid: int, codes: list[mqtt.ReasonCode], _p: object) -> None:
         if codes and not codes[0].is_failure:
             granted.set()
 
     client.on_subscribe = on_subscribe
-    client.on_connect = lambda c, _u, _f, reason, _p: None if reason.is_failure else c.subscribe("flexledger/probe", 1)
+    client.on_connect = lambda c, _u, _f, reason, _p: None if reason.is_failure else c.subscribe(topic, 1)
     try:
         client.connect(HOST, port, keepalive=10)
     except OSError:
