@@ -54,6 +54,13 @@ CONSUMER = textwrap.dedent('''
 ''')
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (Linux /proc): what a reading costs,
+    whatever else the machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def consumer(url: str, db: str, client_id: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-c", CONSUMER, url, db, client_id], stdout=subprocess.PIPE, text=True,
                             cwd="/", env={**os.environ})
@@ -113,15 +120,22 @@ def one_run(consumers: int, readings: int) -> dict[str, object]:
         publisher.loop_stop()
         publisher.disconnect()
         load = os.getloadavg()[0]
+        assert mosquitto.proc is not None
+        broker_cpu = cpu_seconds(mosquitto.proc.pid)
         started = time.perf_counter()
         procs = [consumer(mosquitto.url, db, name) for name in names]
+        ready = [cpu_seconds(p.pid) for p in procs]  # their start (imports, connection) is not ingest
         deadline = time.monotonic() + 600
         while (count := stored(engine)) < readings and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        consumers_cpu = sum(cpu_seconds(p.pid) - r for p, r in zip(procs, ready, strict=True))
+        broker_cpu = cpu_seconds(mosquitto.proc.pid) - broker_cpu
         return {"consumers": consumers, "readings": readings, "stored": count, "seconds": round(elapsed, 2),
                 "per_second": round(count / elapsed), "load_before": round(load, 2),
-                "store": "postgresql" if schema else "sqlite"}
+                "store": "postgresql" if schema else "sqlite",
+                "consumer_cpu_us_per_reading": round(consumers_cpu / count * 1e6),
+                "broker_cpu_us_per_reading": round(broker_cpu / count * 1e6)}
     finally:
         for proc in procs:
             proc.kill()
@@ -141,8 +155,9 @@ def main() -> None:
         result = one_run(n, args.readings)
         results.append(result)
         print(f"  {n} consumer process(es): {result['stored']:,} readings in {result['seconds']} s = "
-              f"{result['per_second']:,} per second ({result['store']}; load average before {result['load_before']})",
-              flush=True)
+              f"{result['per_second']:,} per second ({result['store']}; load average before {result['load_before']}); "
+              f"CPU per reading: consumers {result['consumer_cpu_us_per_reading']} us, "
+              f"broker {result['broker_cpu_us_per_reading']} us", flush=True)
     base = int(results[0]["per_second"])  # type: ignore[call-overload]
     report("ingest_consumers", {"results": results,
                                 "speedup": {str(r["consumers"]): round(int(r["per_second"]) / base, 2)  # type: ignore[call-overload]
