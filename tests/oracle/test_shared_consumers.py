@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from eth_utils import keccak, to_checksum_address
 from oracle_stores import STORES, store_url
 from sqlalchemy import func, select
 
+from flexledger.chain.node import free_port
 from flexledger.config import Settings
+from flexledger.delivery.broker import LocalBroker
 from flexledger.delivery.mosquitto_process import MosquittoMissingError, MosquittoProcess
 from flexledger.delivery.oracle_service import shared_subscription
 from flexledger.errors import ConfigurationError
@@ -89,8 +92,35 @@ def test_the_share_group_makes_a_shared_filter() -> None:
         readings_filter("a/b")
 
 
-def test_the_embedded_broker_refuses_a_share_group(tmp_path: Path) -> None:
-    """aedes 1.x has no shared subscriptions: a consumer of ``$share/...`` would receive nothing."""
+def test_the_embedded_broker_has_no_shared_subscriptions(tmp_path: Path) -> None:
+    """aedes 1.x grants a subscription to ``$share/...`` and delivers nothing to it (a literal
+    topic): why `oracle run` refuses a share group on the embedded broker."""
+    broker = LocalBroker(tmp_path / "broker", port=free_port(), auth=False)  # anonymous test clients
+    info = broker.start()
+    received: list[str] = []
+    granted = threading.Event()
+    consumer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="shared-consumer")
+    consumer.on_message = lambda _c, _u, m: received.append(m.topic)
+    consumer.on_subscribe = lambda _c, _u, _m, codes, _p: None if codes[0].is_failure else granted.set()
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="shared-meter")
+    try:
+        consumer.connect("127.0.0.1", info.port)
+        consumer.loop_start()
+        consumer.subscribe(readings_filter("oracles"), 1)
+        assert granted.wait(10)
+        publisher.connect("127.0.0.1", info.port)
+        publisher.loop_start()
+        publisher.publish("flexledger/v1/readings/0xmeter", b"{}", qos=1).wait_for_publish(10)
+        time.sleep(0.5)
+        assert received == []
+    finally:
+        for client in (consumer, publisher):
+            client.loop_stop()
+            client.disconnect()
+        broker.stop()
+
+
+def test_oracle_run_refuses_a_share_group_on_the_embedded_broker(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no shared subscriptions"):
         shared_subscription(Settings(data_dir=tmp_path, mqtt_share_group="oracles"))
     assert shared_subscription(Settings(data_dir=tmp_path, mqtt_url="mqtt://127.0.0.1:1883",
