@@ -213,12 +213,15 @@ def _private_mosquitto(folder: Path, *, autosave_each_change: bool) -> Mosquitto
 # -- 1. the broker restarts mid-stream -----------------------------------------------------------
 
 
-def _restart_mid_stream(tmp_path: Path, broker_url: str, restart: Callable[[], None], readings: int = 200) -> None:
+def _restart_mid_stream(tmp_path: Path, broker_url: str, restart: Callable[[], None], readings: int = 200,
+                        seconds_per_isp: float = 0.015) -> None:
     """An edge agent streams ``readings`` readings; the oracle, cut off from the broker for a moment,
     leaves some of them accepted by the broker and not delivered; then ``restart`` stops the broker
     and starts it again on the same port. The agent (outbox, reconnection) and the oracle (persistent
-    session, acknowledgement after storing) go on by themselves."""
-    clock = AcceleratedClock(START, ISP, 0.015)  # three seconds of stream: time for the faults within it
+    session, acknowledgement after storing) go on by themselves. At ``seconds_per_isp`` the oracle's
+    seven days of retention last 672 times that: a restart slower than that would have the oracle
+    refuse what the broker kept as `too_old`, which is no loss of the broker's."""
+    clock = AcceleratedClock(START, ISP, seconds_per_isp)  # 0.015: three seconds of stream, time for the faults
     engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     oracle_link = Link(_port(broker_url))
     oracle_link.open()
@@ -289,8 +292,34 @@ def test_nats_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, nodes:
         broker.start_node(0)
 
     try:
-        _restart_mid_stream(tmp_path, broker.url, kill_and_start)
+        # a node of the cluster rejoins in seconds (its stream and consumer replicas catch up): a
+        # slower stream keeps the oracle's retention longer than that
+        _restart_mid_stream(tmp_path, broker.url, kill_and_start, seconds_per_isp=0.015 if nodes == 1 else 0.06)
     finally:
+        broker.stop()
+
+
+@pytest.mark.slow
+def test_a_nats_cluster_fails_over_when_a_node_is_lost_for_good(tmp_path: Path) -> None:
+    """The node the agent and the oracle use is killed and never comes back; the network sends them
+    to another node (a relay here, DNS or a load balancer in production). The messages and the
+    oracle's session were replicated on all three: nothing is lost."""
+    broker = _nats(tmp_path / "nats", 3)
+    broker.start()
+    entry = Link(broker.nodes[0].mqtt_port)  # the address both clients know
+    entry.open()
+
+    def lose_node_and_fail_over() -> None:
+        broker.kill(0)
+        entry.close()
+        entry.target_port = broker.nodes[1].mqtt_port
+        time.sleep(0.2)  # the relay's accept loop lets go of its port within its 50 ms poll
+        entry.open()
+
+    try:
+        _restart_mid_stream(tmp_path, entry.url, lose_node_and_fail_over, seconds_per_isp=0.06)
+    finally:
+        entry.close()
         broker.stop()
 
 
