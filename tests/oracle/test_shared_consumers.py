@@ -151,11 +151,15 @@ def test_two_consumers_one_killed_mid_stream_lose_and_double_nothing(tmp_path: P
                 time.sleep(0.02)
             consumers[0].send_signal(signal.SIGKILL)  # mid-stream, within a batch before its acknowledgements
             consumers[0].wait(10)
+            at_kill = stored(db)
             sent += [publisher.publish(topic, body, qos=1) for topic, body in bodies[1000:]]
             deadline = time.time() + 30
-            while stored(db) < 1500 and time.time() < deadline:
+            while stored(db) < at_kill + 900 and time.time() < deadline:
                 time.sleep(0.05)
-            # the broker queues the killed consumer's share for its session: it comes back and takes it
+            time.sleep(1.0)
+            alone = stored(db)
+            assert alone >= at_kill + 900  # the other consumer took its share meanwhile ...
+            assert alone < len(bodies)  # ... and the killed one's waits in its session
             consumers[0] = start_consumer(mosquitto.url, db, "shared-oracle-0")
             deadline = time.time() + 60
             while stored(db) < len(bodies) and time.time() < deadline:
