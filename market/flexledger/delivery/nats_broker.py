@@ -21,6 +21,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,22 +69,45 @@ def nats_subject(topic: str) -> str:
     return ".".join({"+": "*", "#": ">"}.get(level, level) for level in topic.split("/"))
 
 
-def nats_user(user: BrokerUser, password: str) -> str:
-    """``user`` as an entry of the server's ``authorization.users``: MQTT connections only, and the
+@dataclass(frozen=True)
+class NatsUser:
+    """A client of the broker: its topics (``user``) and how it logs in: a ``password`` with its
+    user name, or a client certificate whose ``subject`` (RFC 2253, e.g. ``CN=0xabc...``) names it
+    (``verify_and_map``)."""
+
+    user: BrokerUser
+    password: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class NatsTls:
+    """The MQTT listener's TLS: the broker's certificate and key, and the CA its clients' are from."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+def nats_user(entry: NatsUser) -> str:
+    """``entry`` as an item of the server's ``authorization.users``: MQTT connections only, and the
     subjects of its topics. A QoS 1 subscription is a JetStream consumer delivering on an internal
     ``$MQTT.sub.<id>`` subject, which the user must be allowed to subscribe to (MQTT clients cannot
     name ``$MQTT/...`` topics themselves: the server refuses them)."""
+    user = entry.user
     publish = ", ".join(f'"{nats_subject(t)}"' for t in user.publish)
     subscribe = ", ".join(f'"{nats_subject(t)}"' for t in (*user.subscribe, "$MQTT/sub/#"))
-    return (f'{{ user: "{user.name}", password: "{password}", allowed_connection_types: ["MQTT"], '
+    login = f'user: "{entry.subject or user.name}"' + (f', password: "{entry.password}"' if entry.password else "")
+    return (f'{{ {login}, allowed_connection_types: ["MQTT"], '
             f"permissions: {{ publish: [{publish}], subscribe: [{subscribe}] }} }}")
 
 
 def node_config(node: NatsNode, peers: list[NatsNode], *, replicas: int, ack_wait: str,
-                users: dict[BrokerUser, str] | None = None) -> str:
+                users: list[NatsUser] | None = None, tls: NatsTls | None = None) -> str:
     """The configuration file of ``node``: JetStream on file storage, the MQTT listener, and with
     ``peers`` a cluster whose MQTT streams and consumers keep ``replicas`` copies; with ``users``
-    (each with its password) no anonymous client, each user only its own subjects."""
+    no anonymous client, each user only its own subjects; with ``tls`` MQTT over TLS only, every
+    client with a certificate of the CA, which names its user."""
     lines = [
         f"server_name: {node.name}",  # JetStream in a cluster, and MQTT, need a stable name per server
         f"listen: {HOST}:{node.client_port}",
@@ -95,10 +119,13 @@ def node_config(node: NatsNode, peers: list[NatsNode], *, replicas: int, ack_wai
         f'  ack_wait: "{ack_wait}"',
         f"  stream_replicas: {replicas}",
         f"  consumer_replicas: {replicas}",
-        "}",
     ]
+    if tls is not None:
+        lines += ["  tls {", f'    cert_file: "{tls.cert_file}"', f'    key_file: "{tls.key_file}"',
+                  f'    ca_file: "{tls.ca_file}"', "    verify_and_map: true", "  }"]
+    lines.append("}")
     if users:
-        lines += ["authorization {", "  users: [", *(f"    {nats_user(u, pw)}" for u, pw in users.items()), "  ]", "}"]
+        lines += ["authorization {", "  users: [", *(f"    {nats_user(u)}" for u in users), "  ]", "}"]
     if peers:
         routes = ", ".join(f"nats://{HOST}:{p.cluster_port}" for p in peers)
         lines += ["cluster {", "  name: flexledger", f"  listen: {HOST}:{node.cluster_port}",
@@ -111,14 +138,16 @@ class NatsBroker:
     times) under ``folder``, each with its own MQTT port. Killing a node (:meth:`kill`) and
     starting it again (:meth:`start_node`) keeps its ports and store."""
 
-    def __init__(self, folder: Path, *, nodes: int = 1, ack_wait: str = "5s",
-                 users: dict[BrokerUser, str] | None = None) -> None:
+    def __init__(self, folder: Path, *, nodes: int = 1, ack_wait: str = "5s", users: list[NatsUser] | None = None,
+                 tls: NatsTls | None = None, ready: Callable[[int], bool] | None = None) -> None:
         binary = nats_server_binary()
         if binary is None:
             raise NatsServerMissingError()
         if nodes < 1:
             raise ValueError("a broker has at least one node")
-        self.binary, self.folder, self.ack_wait, self.users = binary, Path(folder), ack_wait, users
+        self.binary, self.folder, self.ack_wait, self.users, self.tls = binary, Path(folder), ack_wait, users, tls
+        # whether a node's MQTT port serves sessions; over TLS only the caller has a certificate to ask with
+        self.ready = ready or (lambda port: mqtt_session_ready(port, self.probe))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"flexledger-nats-{i}", free_port(), free_port(), free_port(),
                                self.folder / f"node{i}") for i in range(nodes)]
@@ -152,7 +181,8 @@ class NatsBroker:
     def _spawn(self, index: int) -> None:
         node = self.nodes[index]
         peers = [n for n in self.nodes if n is not node] if len(self.nodes) > 1 else []
-        config = node_config(node, peers, replicas=self.replicas, ack_wait=self.ack_wait, users=self.users)
+        config = node_config(node, peers, replicas=self.replicas, ack_wait=self.ack_wait, users=self.users,
+                             tls=self.tls)
         self.config_file(index).write_text(config)
         with self.log_file(index).open("ab") as log:
             self._procs[index] = subprocess.Popen(
@@ -167,7 +197,7 @@ class NatsBroker:
                 tail = " | ".join(self.log_file(index).read_text(errors="replace").splitlines()[-3:])
                 raise BrokerError(f"nats-server {self.nodes[index].name} exited ({proc.returncode}): {tail}",
                                   hint=f"see {self.log_file(index)}")
-            if mqtt_session_ready(self.nodes[index].mqtt_port, self.probe):
+            if self.ready(self.nodes[index].mqtt_port):
                 return
             time.sleep(0.2)
         raise BrokerError(f"nats-server {self.nodes[index].name} did not accept MQTT sessions within {timeout:.0f} s",
@@ -175,11 +205,13 @@ class NatsBroker:
 
     @property
     def probe(self) -> tuple[str, str, str] | None:
-        """The user, password and topic of the readiness probe: the first user's first subscription."""
-        if not self.users:
+        """The user, password and topic of the readiness probe: the first password user's first
+        subscription."""
+        entry = next((u for u in self.users or [] if u.password), None)
+        if entry is None:
             return None
-        user, password = next(iter(self.users.items()))
-        return user.name, password, user.subscribe[0]
+        assert entry.password is not None
+        return entry.user.name, entry.password, entry.user.subscribe[0]
 
     def pid(self, index: int = 0) -> int:
         return self._procs[index].pid
