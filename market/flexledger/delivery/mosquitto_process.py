@@ -60,6 +60,7 @@ class MosquittoProcess:
         deadline = time.monotonic() + timeout
         while not mqtt_answers(HOST, self.port):
             if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop(signal.SIGKILL)  # it runs in its own session: nothing else would end it
                 raise BrokerError(f"the private Mosquitto on port {self.port} did not answer", hint=f"see {self.log}")
             time.sleep(0.02)
 

@@ -168,15 +168,23 @@ class NatsBroker:
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start every node, then wait until each accepts an MQTT session with a QoS 1 subscription
         (in a cluster that needs the JetStream leaders elected and the MQTT streams made)."""
-        for index in range(len(self.nodes)):
-            self._spawn(index)
-        for index in range(len(self.nodes)):
-            self._wait_ready(index, timeout)
+        try:
+            for index in range(len(self.nodes)):
+                self._spawn(index)
+            for index in range(len(self.nodes)):
+                self._wait_ready(index, timeout)
+        except BaseException:  # no server outlives a start that failed (they run in their own sessions)
+            self.stop()
+            raise
 
     def start_node(self, index: int, timeout: float = START_TIMEOUT) -> None:
         """Start one node again (after :meth:`kill`), on its ports and store."""
         self._spawn(index)
-        self._wait_ready(index, timeout)
+        try:
+            self._wait_ready(index, timeout)
+        except BaseException:
+            self.kill(index, signal.SIGTERM)
+            raise
 
     def _spawn(self, index: int) -> None:
         node = self.nodes[index]
