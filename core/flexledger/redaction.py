@@ -24,6 +24,11 @@ SECRET_ENV = ("FLEXLEDGER_KEY_PASSWORD",)
 URL_ENV = ("FLEXLEDGER_RPC_URL", "FLEXLEDGER_DATABASE_URL", "FLEXLEDGER_MQTT_URL")
 
 
+def _is_file_url(scheme: str) -> bool:
+    """A URL naming a file on this machine (SQLite: ``sqlite:///rel.db``, ``sqlite+pysqlite:////abs.db``)."""
+    return scheme == "sqlite" or scheme.startswith("sqlite+")
+
+
 def url_secrets(url: str) -> list[str]:
     """The parts of ``url`` that may be secrets (password, key-like path segments, query values)."""
     try:
@@ -31,6 +36,8 @@ def url_secrets(url: str) -> list[str]:
         password = parts.password
     except ValueError:
         return [url] if url else []
+    if _is_file_url(parts.scheme):
+        return [v for _k, v in parse_qsl(parts.query, keep_blank_values=False) if v]
     found = [password] if password else []
     found += [s for s in parts.path.split("/") if s and not _PLAIN_SEGMENT.match(s)]
     found += [v for _k, v in parse_qsl(parts.query, keep_blank_values=False)]
@@ -48,6 +55,10 @@ def redact_url(url: str) -> str:
         user = parts.username
     except ValueError:
         return MASK  # not a URL anyone can read safely: show nothing of it
+    if _is_file_url(parts.scheme):  # sqlite:////var/lib/x.db: a local path, whose folders are no secret
+        base = url.split("?", 1)[0]
+        query = "&".join(f"{k}={MASK}" for k, _v in parse_qsl(parts.query, keep_blank_values=True))
+        return f"{base}?{query}" if query else base
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"

@@ -9,8 +9,15 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .clock import Clock
+    from .config import AgentConfig
+
+DAY_SECONDS = 86_400
 
 DESCRIPTION = """\
 flexledger's edge agent, the program on a prosumer's gateway.
@@ -33,6 +40,8 @@ examples:
       (as the signer's own user: the agent then names signer = "socket:/run/flexledger/meter.sock")
   flexledger-edge run --config demo.toml --accelerated 2 --isps 8
       (a demo: one simulated 15-minute ISP every 2 seconds, stop after 8 ISPs)
+  flexledger-edge run --config demo.toml --day 2026-12-07 --backfill
+      (a simulated meter's readings of every ISP of a past day, signed and sent at once)
   flexledger-edge sign-registration --config agent.toml --owner 0xOWNER --type 2 --nonce 0 \\
       --deadline 1893456000 --chain-id 31337 --registry 0xASSETREGISTRY --out meter-consent.json
       (the meter consents to be registered for its owner: flexledger asset register --meter-signature)
@@ -77,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated time for demos: one ISP passes every SECONDS_PER_ISP real seconds",
     )
     run.add_argument("--isps", type=_positive_int, metavar="N", help="stop after N ISPs have been measured")
+    when = run.add_mutually_exclusive_group()
+    when.add_argument("--start", type=_moment, metavar="TIME",
+                      help="simulated meter only: meter from TIME (ISO 8601, UTC unless a zone is named, or Unix "
+                           "seconds), with --accelerated or --backfill")
+    when.add_argument("--day", type=_day, metavar="YYYY-MM-DD",
+                      help="simulated meter only: meter that UTC day, every ISP of it unless --isps says fewer")
+    run.add_argument("--backfill", action="store_true",
+                     help="simulated meter only: meter past ISPs as fast as they are signed (with --start or --day)")
     run.add_argument(
         "--drain-seconds", type=float, default=10.0, metavar="S",
         help="on stopping, wait up to S seconds for the broker to acknowledge stored readings (default 10)",
@@ -237,20 +254,12 @@ def _run(args: argparse.Namespace) -> int:
     )
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL if args.log_level != "DEBUG" else logging.DEBUG)
     from .agent import EdgeAgent
-    from .clock import AcceleratedClock, Clock, RealClock
     from .config import ConfigError, load_config
     from .outbox import OutboxError
 
     try:
         config = load_config(args.config)
-        clock: Clock
-        if args.accelerated is not None:
-            import time
-
-            start = math.floor(time.time() / config.isp_seconds) * config.isp_seconds
-            clock = AcceleratedClock(start, config.isp_seconds, args.accelerated)
-        else:
-            clock = RealClock()
+        clock, isps = _clock(args, config)
         agent = EdgeAgent(config, clock)
     except (ConfigError, OutboxError) as exc:
         print(f"flexledger-edge: {exc}", file=sys.stderr)
@@ -265,9 +274,66 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    readings = agent.run(isps=args.isps, stop=stop, drain_s=max(args.drain_seconds, 0.0))
+    readings = agent.run(isps=isps, stop=stop, drain_s=max(args.drain_seconds, 0.0))
     print(f"flexledger-edge: {readings} reading(s) signed; {agent.left_in_outbox} left in the outbox")
     return 0
+
+
+def _clock(args: argparse.Namespace, config: AgentConfig) -> tuple[Clock, int | None]:
+    """The run's clock and how many ISPs it meters: real time; simulated time from now or from
+    ``--start``/``--day`` (``--accelerated``); or a backfill that jumps ISP to ISP (``--backfill``)."""
+    import time
+
+    from .clock import AcceleratedClock, RealClock, SteppedClock
+    from .config import ConfigError, SimulatedDriverConfig
+
+    chosen = args.start if args.start is not None else args.day
+    isps = args.isps
+    if args.day is not None and isps is None:
+        isps = DAY_SECONDS // config.isp_seconds
+    if (chosen is not None or args.backfill) and not isinstance(config.driver, SimulatedDriverConfig):
+        raise ConfigError(f"{args.config}: --start, --day and --backfill meter simulated time, which only a simulated "
+                          "meter has ([driver] kind = \"simulated\"); a real meter is read now")
+    if chosen is not None and chosen % config.isp_seconds:
+        raise ConfigError(f"--start {chosen} is not the start of a {config.isp_seconds} s ISP")
+    if args.backfill:
+        if chosen is None or isps is None:
+            raise ConfigError("--backfill needs the past ISPs to meter: --day D, or --start TIME with --isps N")
+        if chosen + isps * config.isp_seconds > time.time():
+            raise ConfigError("--backfill meters past ISPs only: the last one asked for has not ended yet "
+                              "(the oracle would refuse its reading as future)")
+        return SteppedClock(chosen), isps
+    if args.accelerated is not None:
+        start = chosen if chosen is not None else math.floor(time.time() / config.isp_seconds) * config.isp_seconds
+        return AcceleratedClock(start, config.isp_seconds, args.accelerated), isps
+    if chosen is not None:
+        raise ConfigError("--start and --day need --accelerated SECONDS_PER_ISP or --backfill: real time starts now")
+    return RealClock(), isps
+
+
+def _moment(text: str) -> int:
+    """Unix seconds from digits or an ISO 8601 time (UTC unless it names a zone)."""
+    import datetime as dt
+
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not Unix seconds nor an ISO 8601 time: {text!r}") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp())
+
+
+def _day(text: str) -> int:
+    """The first second (UTC) of the day YYYY-MM-DD."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day written YYYY-MM-DD: {text!r}") from None
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 def _check_signer(signer: object) -> None:

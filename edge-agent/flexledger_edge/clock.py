@@ -1,4 +1,5 @@
-"""The agent's time: real UTC time, or simulated time running faster for demos."""
+"""The agent's time: real UTC time, simulated time running faster for demos, or simulated time that
+jumps from one moment to the next (a backfill of past ISPs)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,21 @@ class AcceleratedClock:
                 return True
             stop.wait(min(remaining, 1.0))
         return False
+
+
+class SteppedClock:
+    """Simulated time that jumps to whatever moment is waited for: the agent meters ISP after ISP
+    as fast as it can sign them (a backfill of a past day by a simulated meter)."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def wait_until(self, at: float, stop: threading.Event) -> bool:
+        if stop.is_set():
+            return False
+        self._now = max(self._now, at)
+        return True

@@ -122,6 +122,10 @@ class ResendPolicy:
 # What the oracle's receipt says became of a reading: kept (in a root or late), or kept once
 # already; any other outcome is a final refusal (its reason).
 KEPT_OUTCOMES = frozenset({"stored", "late", "duplicate"})
+# Refused for now, not for good: the reading's ISP has not ended by the oracle's clock (this
+# gateway's clock runs ahead). The row stays and is sent again after the resend policy's delay,
+# until the oracle takes it or ``give_up_s`` passes.
+NOT_YET_OUTCOMES = frozenset({"future"})
 # The oracle keeps readings up to seven days old (its retention): an older one is refused.
 ORACLE_RETENTION_S = 7 * 86_400
 
@@ -206,6 +210,7 @@ class ReadingPublisher:
         self.resent_count = 0
         self.receipts_count = 0  # receipts that cleared a row
         self.quarantined_count = 0  # rows the oracle will never take, moved to the quarantine
+        self.deferred_count = 0  # readings the oracle refused for now (its clock behind ours), kept to send again
         self.refused_topics: set[str] = set()  # subscriptions the broker refused
         self._silent_logged = False
 
@@ -232,7 +237,7 @@ class ReadingPublisher:
         """What the agent exposes about delivery (``flexledger-edge status``)."""
         return {"connected": self.connected, "receipts": self.receipts_state(), "outbox": self.outbox.count(),
                 "sent": self.sent_count, "resent": self.resent_count, "pubacked": self.pubacked_count,
-                "receipted": self.receipts_count, "quarantined": self.quarantined_count,
+                "receipted": self.receipts_count, "quarantined": self.quarantined_count, "deferred": self.deferred_count,
                 "refused_subscriptions": sorted(self.refused_topics)}
 
     def subscribe(self, topic: str, handler: MessageHandler) -> None:
@@ -438,6 +443,12 @@ class ReadingPublisher:
                 log.warning("receipt for reading %d of %s carries other values; ignored", r.sequence, r.meter)
                 return
             self.receipts_count += 1
+            if r.outcome in NOT_YET_OUTCOMES and self._receipts is not None:
+                self._awaiting[row.id] = self._clock() + self._receipts.delay(self._resends.get(row.id, 0))
+                self.deferred_count += 1
+                log.warning("the oracle refused reading %d of %s as %s (this gateway's clock may run ahead of "
+                            "the oracle's): kept, sent again later", r.sequence, r.meter, r.outcome)
+                return
             if r.outcome not in KEPT_OUTCOMES:
                 self._quarantine(row, f"refused by the oracle: {r.outcome}", self._now())
                 return

@@ -144,19 +144,44 @@ class Settings(BaseSettings):
                                         if f) or "(none)",
             "manifest": str(self.manifest_path),
             "keystore_dir": str(self.keys_path),
+            "node_port": self.node_port,
+            "node_chain_id": self.node_chain_id,
+            "rpc_timeout": self.rpc_timeout,
             "config_file": str(config_file() or "(none)"),
         }
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from every source; a bad value is a :class:`ConfigurationError` that names it."""
+    """Settings from every source; a bad value is a :class:`ConfigurationError` that names it, and
+    the file it came from."""
+    import difflib
+    import tomllib
+
     from pydantic import ValidationError
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(
-            f"invalid configuration: {problems}",
-            hint="fix the FLEXLEDGER_* environment variable or the config file entry named",
-        ) from exc
+            f"the config file {config_file()} is not valid TOML: {exc}",
+            hint="fix the line and column named (strings in double quotes, one `key = value` a line), "
+                 "or name another file with --config / FLEXLEDGER_CONFIG",
+        ) from None
+    except ValidationError as exc:
+        source = config_file()
+        where = f" in {source}" if source else ""
+        problems, hints = [], []
+        for error in exc.errors():
+            key = ".".join(map(str, error["loc"]))
+            if error["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(key, Settings.model_fields, n=1)
+                problems.append(f"unknown setting {key!r}{where}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            else:
+                problems.append(f"{key}: {error['msg']}")
+                hints.append(f"FLEXLEDGER_{key.upper()}" + (f" or `{key}`{where}" if source else ""))
+        known = ", ".join(Settings.model_fields)
+        raise ConfigurationError(
+            "invalid configuration: " + "; ".join(problems),
+            hint=(f"correct {', '.join(hints)}" if hints else f"the settings are: {known}")
+                 + ("" if not hints else f" (the settings are: {known})"),
+        ) from None

@@ -1,12 +1,16 @@
-"""Checking that the configured database and MQTT broker answer, before work starts."""
+"""Checking that the configured chain, database and MQTT broker answer, before work starts."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flexledger.errors import FlexledgerError
 from flexledger.redaction import redact_url, scrub_urls
+
+if TYPE_CHECKING:
+    from flexledger.config import Settings
 
 
 class ServiceUnavailableError(FlexledgerError):
@@ -24,6 +28,40 @@ class ServiceStatus:
 def redact(url: str) -> str:
     """The URL fit to print: :func:`flexledger.redaction.redact_url` (kept for callers of this name)."""
     return redact_url(url)
+
+
+def check_chain(url: str, timeout: float = 5.0, *, manifest_chain_id: int | None = None) -> ServiceStatus:
+    """Ask the node its chain id and head; "ok" only when it answers and, given the manifest's chain
+    id, serves that chain."""
+    from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.errors import ChainError
+
+    try:
+        conn = ChainConnection.connect(url, timeout=timeout)
+        head = int(conn.w3.eth.block_number)
+    except ChainError as exc:
+        return ServiceStatus("chain", redact(url), False, scrub_urls(exc.message, url))
+    detail = f"chain id {conn.chain_id}, block {head}, {conn.client_version()}"
+    if manifest_chain_id is not None and manifest_chain_id != conn.chain_id:
+        return ServiceStatus("chain", redact(url), False, f"{detail}: the manifest is for chain id {manifest_chain_id}")
+    return ServiceStatus("chain", redact(url), True, detail)
+
+
+def check_configured_chain(settings: Settings) -> ServiceStatus:
+    """The chain commands would reach, against the manifest's chain id: the configured RPC URL, or
+    the embedded node (checked, not started: commands start it)."""
+    import json
+
+    from flexledger.chain.node import LocalNode
+
+    manifest = settings.manifest_path
+    chain_id = json.loads(manifest.read_text()).get("chain_id") if manifest.is_file() else None
+    if settings.rpc_url:
+        return check_chain(settings.rpc_url, manifest_chain_id=chain_id)
+    info = LocalNode(settings.data_dir, port=settings.node_port, chain_id=settings.node_chain_id).status()
+    if info is None:
+        return ServiceStatus("chain", "(embedded anvil)", True, "not running: commands start it")
+    return check_chain(info.rpc_url, manifest_chain_id=chain_id)
 
 
 def check_database(url: str, timeout: float = 5.0) -> ServiceStatus:

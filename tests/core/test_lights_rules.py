@@ -16,12 +16,15 @@ from flexledger.identity.roles import Role
 from flexledger.rules.grid import GridModel
 from flexledger.rules.lights import (
     MAX_CAPABILITY_W,
+    RED,
     Colour,
     Direction,
     Light,
     LightError,
     no_looser,
     pack_day,
+    parse_direction,
+    parse_light,
 )
 from flexledger.rules.market import MarketParams
 
@@ -154,3 +157,16 @@ def test_capability_only_on_yellow() -> None:
     with pytest.raises(LightError):
         Light(Colour.YELLOW, MAX_CAPABILITY_W + 1)
     assert Light.unpack(Light(Colour.YELLOW, 77).pack()) == Light(Colour.YELLOW, 77)
+
+
+def test_a_light_as_a_dso_writes_it() -> None:
+    assert parse_light(" yellow ", 5000) == Light(Colour.YELLOW, 5000)
+    assert parse_light("Yellow", 0) == Light(Colour.YELLOW, 0)  # said, so meant
+    assert parse_light("red", None) == RED and parse_direction("down") is Direction.DOWN
+    for colour, capability, problem in (("orange", None, "not a light's colour"), ("unset", None, "not a light's colour"),
+                                        ("YELLOW", None, "needs its capability"), ("RED", 5, "only a YELLOW")):
+        with pytest.raises(LightError, match=problem):
+            parse_light(colour, capability)
+    with pytest.raises(LightError, match="not a direction") as caught:
+        parse_direction("sideways")
+    assert caught.value.hint == "use UP or DOWN"

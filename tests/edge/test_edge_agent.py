@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -165,3 +166,37 @@ def test_the_mqtt_client_id_is_random_per_install_and_kept(write_config: Callabl
     with_user = EdgeAgent(named, StepClock(START), session_factory=lambda _c: None)  # type: ignore[arg-type,return-value]
     assert with_user.client_id == "gw-7"
     with_user.outbox.close()
+
+
+def test_a_simulated_meter_backfills_a_past_day(write_config: Callable[..., Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    config_path = write_config()
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    midnight = int(dt.datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=dt.UTC).timestamp())
+    assert main(["run", "--config", str(config_path), "--day", yesterday.isoformat(), "--backfill",
+                 "--drain-seconds", "0"]) == 0
+    assert "96 reading(s) signed; 96 left in the outbox" in capsys.readouterr().out
+    with Outbox(load_config(config_path).outbox_path) as outbox:
+        isps = [SignedReading.from_json(r.payload).reading.isp_start for r in outbox.pending()]
+    assert isps == list(range(midnight, midnight + 86_400, 900))
+
+
+def test_start_day_and_backfill_are_refused_where_they_cannot_hold(write_config: Callable[..., Path],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config_path = write_config()
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
+    cases = [
+        (["--day", tomorrow, "--backfill"], "past ISPs only"),
+        (["--start", "2026-01-01T00:00:00Z"], "need --accelerated SECONDS_PER_ISP or --backfill"),
+        (["--start", "2026-01-01T00:05:00Z", "--accelerated", "1"], "is not the start of a 900 s ISP"),
+        (["--backfill"], "needs the past ISPs to meter"),
+    ]
+    for extra, problem in cases:
+        assert main(["run", "--config", str(config_path), *extra]) == 2, extra
+        assert problem in capsys.readouterr().err
+    modbus = write_config(name="modbus.toml", driver={"kind": "modbus", "host": "127.0.0.1"})
+    assert main(["run", "--config", str(modbus), "--day", "2026-01-01", "--backfill"]) == 2
+    assert "only a simulated meter has" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--config", str(config_path), "--day", "yesterday"])
+    assert "not a day written YYYY-MM-DD" in capsys.readouterr().err

@@ -207,3 +207,31 @@ def test_flexledger_edge_status_says_when_no_receipt_can_come(
     config.status_path.write_text(json.dumps({"receipts": "refused"}))
     assert main(["status", "--config", str(path)]) == 1
     assert main(["receipts", "--config", str(path)]) == 0
+
+
+def test_a_reading_refused_as_future_stays_and_is_taken_when_sent_again(
+        tmp_path: Path, meter_key: bytes, domain: OracleDomain, fake_broker: Any) -> None:
+    """A gateway whose clock runs ahead of the oracle's: the oracle refuses its reading as `future`;
+    the reading is not lost after the broker's PUBACK, nor quarantined: it is sent again later and
+    cleared by the oracle's receipt then."""
+    signer = MeterSigner(meter_key, domain)
+    fake_broker.receipts = False
+    wall = ManualClock(NOW)
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        _store(outbox, signer, [NOW - 900], NOW)
+        publisher, clock = _publisher(outbox, fake_broker, signer, wall)
+        publisher.step(0)
+        (early,) = _rows(outbox)
+        topic = receipts_topic(signer.address)
+        fake_broker.session.deliver(topic, _receipt(early, "future"))
+        assert outbox.count() == 1 and publisher.quarantined_count == 0 and publisher.deferred_count == 1
+        assert publisher.status()["deferred"] == 1
+        sent = len(fake_broker.received)
+        clock.t = 5
+        publisher.step(0)
+        assert len(fake_broker.received) == sent, "not before the resend delay"
+        clock.t = 11
+        publisher.step(0)
+        assert len(fake_broker.received) == sent + 1, "sent again after it"
+        fake_broker.session.deliver(topic, _receipt(early, "stored"))
+        assert outbox.count() == 0 and outbox.quarantined() == []

@@ -127,3 +127,9 @@ def test_identity_new_writes_a_keystore_and_prints_the_did(tmp_path: Path, monke
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigurationError, match="empty"):
         runner.invoke(app, ["identity", "new", "--password-file", str(tmp_path / "empty")], catch_exceptions=False)
+
+    monkeypatch.delenv("FLEXLEDGER_KEY_PASSWORD", raising=False)
+    with pytest.raises(ConfigurationError, match="no terminal to ask for one") as caught:  # stdin is no TTY here
+        runner.invoke(app, ["identity", "new", "--name", "bob"], catch_exceptions=False)
+    assert caught.value.hint is not None and "--password-file" in caught.value.hint
+    assert not (tmp_path / "keys" / "bob.json").exists()

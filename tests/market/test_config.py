@@ -56,3 +56,36 @@ def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("FLEXLEDGER_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_settings()
+
+
+def test_an_unknown_key_names_its_file_and_the_setting_meant(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('rpc_ulr = "typo"\n')
+    monkeypatch.setenv("FLEXLEDGER_CONFIG", str(path))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert f"unknown setting 'rpc_ulr' in {path} (did you mean 'rpc_url'?)" in caught.value.message
+    assert caught.value.hint is not None and "node_port" in caught.value.hint
+
+
+def test_a_toml_syntax_error_names_the_file_and_the_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('rpc_url = "unclosed\n')
+    monkeypatch.setenv("FLEXLEDGER_CONFIG", str(path))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert f"the config file {path} is not valid TOML" in caught.value.message and "line 1" in caught.value.message
+
+
+def test_a_bad_value_names_the_variable_to_correct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEXLEDGER_NODE_PORT", "abc")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "node_port" in caught.value.message
+    assert caught.value.hint is not None and "FLEXLEDGER_NODE_PORT" in caught.value.hint
+
+
+def test_a_sqlite_url_is_shown_whole(tmp_path: Path) -> None:
+    public = load_settings(data_dir=tmp_path).public()
+    assert public["database_url"] == f"sqlite:///{tmp_path / 'flexledger.db'}"
+    assert public["node_port"] == 8545 and public["node_chain_id"] == 31337

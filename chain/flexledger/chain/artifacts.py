@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ class Artifact:
     bytecode: str
     deployed_bytecode: str
     source_hash: str
+    # each custom error's NatSpec by signature: {"notice": ..., "hint": ...} (either may be absent)
+    error_docs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def deployable(self) -> bool:
@@ -44,6 +46,7 @@ def _read(path: Path) -> Artifact:
         bytecode=data["bytecode"],
         deployed_bytecode=data["deployedBytecode"],
         source_hash=data["sourceHash"],
+        error_docs=data.get("errorDocs", {}),
     )
 
 

@@ -82,14 +82,29 @@ def _tuple(items: tuple[str, ...]) -> str:
     return f"({inner},)" if len(items) == 1 else f"({inner})"
 
 
+def _python_names_in(notice: str, inputs: list[dict[str, Any]]) -> str:
+    """The notice with the arguments it names in backticks named as Python names them (``ispStart``
+    is ``isp_start``), so that ``ContractCustomError.explain`` finds them."""
+    names = {p["name"]: ident(p["name"], i) for i, p in enumerate(inputs) if p["name"]}
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: f"`{names.get(m.group(1), m.group(1))}`", notice)
+
+
+def _literal(text: str | None) -> str:
+    """A str or None as Python source (JSON's string syntax is Python's)."""
+    return "None" if text is None else json.dumps(text)
+
+
 def generate_revert_errors(artifacts: Iterable[Artifact]) -> str:
     """The table of every custom error by selector, the factory call that makes their classes, and
     the classes' typed declarations for mypy (which cannot see classes made at run time)."""
     seen: dict[str, tuple[dict[str, Any], set[str]]] = {}
+    docs: dict[str, dict[str, str]] = {}
     for artifact in artifacts:
         for item in artifact.abi:
             if item["type"] == "error":
                 seen.setdefault(signature(item), (item, set()))[1].add(artifact.name)
+        for sig, doc in artifact.error_docs.items():
+            docs.setdefault(sig, {}).update(doc)
     table = {selector(sig): (item["name"], tuple(canonical_type(p) for p in item["inputs"]),
                              tuple(ident(p["name"], i) for i, p in enumerate(item["inputs"])))
              for sig, (item, _) in seen.items()}
@@ -98,7 +113,7 @@ def generate_revert_errors(artifacts: Iterable[Artifact]) -> str:
         HEADER,
         "from __future__ import annotations\n",
         "from typing import TYPE_CHECKING\n",
-        "from .errors import ContractCustomError, ErrorTable, custom_error_classes\n",
+        "from .errors import ContractCustomError, ErrorDocs, ErrorTable, custom_error_classes\n",
         "# selector -> (name, ABI input types, argument names), for every custom error of every ABI",
         "TABLE: ErrorTable = {",
     ]
@@ -108,7 +123,19 @@ def generate_revert_errors(artifacts: Iterable[Artifact]) -> str:
         lines.append(f"    bytes.fromhex({json.dumps(sel.hex())}): ({json.dumps(name)}, {_tuple(types)}, {_tuple(args)}),")
     lines += [
         "}",
-        "CLASSES = custom_error_classes(TABLE, __name__)",
+        "# selector -> (the error's @notice: what the refusal means; its @custom:hint: what to do), from the NatSpec",
+        "DOCS: ErrorDocs = {",
+    ]
+    for sig in sorted(seen):
+        doc = docs.get(sig, {})
+        if "notice" in doc:
+            doc = {**doc, "notice": _python_names_in(doc["notice"], seen[sig][0]["inputs"])}
+        if doc:
+            lines.append(f"    bytes.fromhex({json.dumps(selector(sig).hex())}): "
+                         f"({_literal(doc.get('notice'))}, {_literal(doc.get('hint'))}),")
+    lines += [
+        "}",
+        "CLASSES = custom_error_classes(TABLE, __name__, DOCS)",
         "BY_SELECTOR: dict[bytes, type[ContractCustomError]] = {cls.SELECTOR: cls for cls in CLASSES.values()}\n",
         "if not TYPE_CHECKING:",
         "    globals().update(CLASSES)",

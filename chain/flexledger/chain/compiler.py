@@ -110,6 +110,8 @@ def standard_json_input(
                         "evm.bytecode.object",
                         "evm.deployedBytecode.object",
                         "evm.methodIdentifiers",
+                        "userdoc",  # the errors' @notice: what a refusal means, for people
+                        "devdoc",  # the errors' @custom:hint: what to do about it
                     ]
                 }
             },
@@ -194,10 +196,23 @@ def compile_contracts(src: Path | None = None) -> CompileResult:
                 "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
                 "methodIdentifiers": compiled["evm"]["methodIdentifiers"],
+                "errorDocs": _error_docs(compiled),
                 "compiler": version,
                 "sourceHash": digest,
             }
     return CompileResult(artifacts, digest, version, time.perf_counter() - started, warnings)
+
+
+def _error_docs(compiled: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each custom error's NatSpec, by signature: its ``notice`` and its ``hint`` (``@custom:hint``)."""
+    docs: dict[str, dict[str, str]] = {}
+    for source, key, field in ((compiled.get("userdoc", {}), "notice", "notice"),
+                               (compiled.get("devdoc", {}), "custom:hint", "hint")):
+        for sig, entries in source.get("errors", {}).items():
+            for entry in entries:
+                if key in entry:
+                    docs.setdefault(sig, {})[field] = " ".join(entry[key].split())
+    return dict(sorted(docs.items()))
 
 
 def write_artifacts(result: CompileResult, build: Path | None = None) -> list[Path]:

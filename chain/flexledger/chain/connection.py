@@ -219,5 +219,9 @@ class ChainConnection:
     def mine(self) -> None:
         self.request("evm_mine")
 
+    def set_balance(self, address: str, wei: int) -> None:
+        hardhat = self.client_version().lower().startswith("hardhatnetwork/")
+        self.request("hardhat_setBalance" if hardhat else "anvil_setBalance", [address, hex(wei)])
+
     def latest_timestamp(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])

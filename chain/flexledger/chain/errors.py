@@ -7,8 +7,9 @@ of its own generated subclass of :class:`ContractCustomError` (see
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from flexledger.errors import FlexledgerError
@@ -100,6 +101,21 @@ class TransactionError(ChainError):
     """A transaction could not be sent or was not mined successfully."""
 
 
+class InsufficientFundsError(TransactionError):
+    """The sending account cannot pay for the transaction's gas (and value)."""
+
+    def __init__(self, address: str, balance: int, needed: int, *, dev_chain: bool) -> None:
+        super().__init__(
+            f"the account {address} cannot pay for its transaction: it holds {balance / 10**18:.6g} ETH and "
+            f"the transaction may cost up to {needed / 10**18:.6g} ETH in gas and value",
+            hint=(f"give it ether: `flexledger dev fund {address}` on this development chain" if dev_chain else
+                  f"send ether to {address} from a funded account of this chain, then run the command again"),
+        )
+        self.address = address
+        self.balance = balance
+        self.needed = needed
+
+
 class ContractRevertError(TransactionError):
     """A contract call or transaction reverted."""
 
@@ -153,12 +169,31 @@ class ContractCustomError(ContractRevertError):
     ARG_NAMES: ClassVar[tuple[str, ...]] = ()
     ARG_TYPES: ClassVar[tuple[str, ...]] = ()
 
+    # from the error's NatSpec: what the refusal means (arguments named in backticks), what to do
+    NOTICE: ClassVar[str | None] = None
+
     def __init__(self, *values: Any, data: bytes = b"", contract: str | None = None, function: str | None = None) -> None:
         self.values = values
         self.arguments: dict[str, Any] = dict(zip(self.ARG_NAMES, values, strict=True))
         where = f"{contract}.{function}: " if contract and function else ""
         shown = ", ".join(f"{k}={_show(v)}" for k, v in self.arguments.items())
         super().__init__(f"{where}{self.NAME}({shown})", data=data, contract=contract, function=function)
+
+    def explain(self, show: Callable[[str, str, Any], str] | None = None, notice: str | None = None) -> str | None:
+        """The NatSpec notice (or ``notice``, for errors of libraries without one) with each argument
+        it names in backticks replaced by its value, as ``show(name, abi_type, value)`` writes it
+        (plain by default); None when there is no notice."""
+        notice = notice or self.NOTICE
+        if notice is None:
+            return None
+        render = show or (lambda _name, _type, value: _show(value))
+        types = dict(zip(self.ARG_NAMES, self.ARG_TYPES, strict=True))
+
+        def value_of(match: re.Match[str]) -> str:
+            name = match.group(1)  # the generator wrote each argument's Python name
+            return render(name, types[name], self.arguments[name]) if name in self.arguments else match.group(0)
+
+        return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", value_of, notice)
 
     def __getattr__(self, name: str) -> Any:
         arguments = self.__dict__.get("arguments", {})
@@ -169,6 +204,8 @@ class ContractCustomError(ContractRevertError):
 
 # selector -> (the error's name, its ABI input types, its arguments' Python names)
 ErrorTable = dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]
+# selector -> (the error's NatSpec @notice, its @custom:hint)
+ErrorDocs = dict[bytes, tuple[str | None, str | None]]
 
 
 def error_class_names(table: ErrorTable) -> dict[bytes, str]:
@@ -179,15 +216,18 @@ def error_class_names(table: ErrorTable) -> dict[bytes, str]:
             for sel, (name, _types, _args) in table.items()}
 
 
-def custom_error_classes(table: ErrorTable, module: str) -> dict[str, type[ContractCustomError]]:
+def custom_error_classes(table: ErrorTable, module: str, docs: ErrorDocs | None = None) -> dict[str, type[ContractCustomError]]:
     """One subclass of :class:`ContractCustomError` per error of ``table``, by class name, made as
-    the module ``module`` would declare them (so that they pickle and print as its own)."""
+    the module ``module`` would declare them (so that they pickle and print as its own), with the
+    notice and hint of ``docs``."""
     classes: dict[str, type[ContractCustomError]] = {}
     for (sel, (name, types, args)), cls_name in zip(table.items(), error_class_names(table).values(), strict=True):
         sig = f"{name}({','.join(types)})"
+        notice, hint = (docs or {}).get(sel, (None, None))
         classes[cls_name] = type(cls_name, (ContractCustomError,), {
-            "__module__": module, "__qualname__": cls_name, "__doc__": f"``{sig}``.",
+            "__module__": module, "__qualname__": cls_name, "__doc__": notice or f"``{sig}``.",
             "NAME": name, "SIGNATURE": sig, "SELECTOR": sel, "ARG_NAMES": args, "ARG_TYPES": types,
+            "NOTICE": notice, "hint": hint,
         })
     return classes
 

@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 
 from .connection import ChainConnection
+from .errors import InsufficientFundsError
 
 FEE_CACHE_SECONDS = 2.0
 
@@ -70,6 +71,13 @@ class Signer:
         signed = self.account.sign_transaction(tx)
         try:
             return HexBytes(self.conn.w3.eth.send_raw_transaction(signed.raw_transaction))
-        except Exception:
+        except Exception as exc:
             self.forget_nonce()  # the node did not take this nonce: ask it again next time
+            if "insufficient funds" in str(exc).lower():
+                raise self._insufficient(tx) from None
             raise
+
+    def _insufficient(self, tx: dict[str, Any]) -> InsufficientFundsError:
+        balance = int(self.conn.w3.eth.get_balance(self.account.address))
+        needed = int(tx["gas"]) * int(tx["maxFeePerGas"]) + int(tx["value"])
+        return InsufficientFundsError(self.account.address, balance, needed, dev_chain=self.conn.is_local_dev_chain())

@@ -13,6 +13,7 @@ abstract contract RoleGated {
     IRoleRegistry public immutable roleRegistry;
 
     /// @notice `account` holds no valid `role` credential now.
+    /// @custom:hint ask the market's authority for that credential (`flexledger role grant SUBJECT ROLE`, by an issuer), or renew an expired one; `flexledger role check SUBJECT ROLE` says whether it holds one
     error RoleGatedMissingRole(address account, bytes32 role);
 
     constructor(IRoleRegistry registry) {

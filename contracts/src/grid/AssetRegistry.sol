@@ -130,22 +130,46 @@ contract AssetRegistry is RoleGated, EIP712 {
     /// market may have sold earlier ones).
     mapping(address meter => uint64) private _meterFreeFrom;
 
+    /// @notice No asset has id `assetId`.
     error AssetUnknown(uint64 assetId);
+    /// @notice The meter `meter` holds no valid METER credential.
+    /// @custom:hint the meter needs a valid METER credential (`flexledger role grant METER_ADDRESS METER`)
     error AssetMeterWithoutRole(address meter);
+    /// @notice The meter `meter` already belongs to asset `assetId`: one meter, one asset.
+    /// @custom:hint register another meter, or deregister the asset that holds this one
     error AssetMeterTaken(address meter, uint64 assetId);
+    /// @notice `owner` holds neither a valid PROSUMER nor a valid AGGREGATOR credential.
+    /// @custom:hint the owner needs a valid PROSUMER or AGGREGATOR credential (`flexledger role grant`)
     error AssetOwnerWithoutRole(address owner);
+    /// @notice `account` is not the DSO of zone `zoneId`, where asset `assetId` is (or is to be) mapped.
+    /// @custom:hint the DSO operating the asset's zone maps it; ask that DSO
     error AssetNotZoneDso(uint64 assetId, uint32 zoneId, address account);
+    /// @notice Asset `assetId`'s power `powerW` is above its zone's limit `limitW`.
+    /// @custom:hint register the asset with less power, or ask the DSO to raise the zone's limit
     error AssetPowerAboveZoneLimit(uint64 assetId, uint32 powerW, uint32 limitW);
+    /// @notice Asset `assetId` would have no power in either direction.
     error AssetZeroPower(uint64 assetId);
+    /// @notice Asset `assetId` is not active (pending its DSO's mapping, or suspended).
+    /// @custom:hint the zone's DSO maps the asset first (`flexledger grid asset map`)
     error AssetNotActive(uint64 assetId);
+    /// @notice Asset `assetId` belongs to portfolio `portfolioId`.
     error AssetInPortfolio(uint64 assetId, uint32 portfolioId);
+    /// @notice Asset `assetId` is in zone `assetZone`, not in the portfolio's zone `portfolioZone`.
     error AssetOutsideZone(uint64 assetId, uint32 assetZone, uint32 portfolioZone);
+    /// @notice The owner `owner` of asset `assetId` did not sign this consent.
     error AssetConsentInvalid(uint64 assetId, address owner);
+    /// @notice The signed consent expired at `deadline`.
+    /// @custom:hint have the owner sign a new consent with a later deadline
     error AssetConsentExpired(uint64 deadline);
+    /// @notice Asset `assetId` is not a member of portfolio `portfolioId`.
     error AssetNotPortfolioMember(uint32 portfolioId, uint64 assetId);
+    /// @notice No portfolio has id `portfolioId`.
     error AssetUnknownPortfolio(uint32 portfolioId);
+    /// @notice `account` is neither the asset's owner nor its portfolio's aggregator.
     error AssetNotAuthorized(address account);
+    /// @notice The lists given together differ in length.
     error AssetArrayLengthMismatch();
+    /// @notice `owner` did not sign the registration of meter `meter`.
     error AssetRegistrationInvalid(address owner, address meter);
     /// @notice The meter did not sign this registration (owner, asset type, its nonce, deadline).
     error AssetMeterSignatureInvalid(address meter, address owner);

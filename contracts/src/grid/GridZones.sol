@@ -124,8 +124,10 @@ contract GridZones is RoleGated {
     /// @notice A capability was given with a colour other than YELLOW.
     error GridZonesCapabilityNotAllowed(uint8 colour, uint256 capabilityW);
     /// @notice The capability does not fit in 30 bits.
+    /// @custom:hint give a capability below 2^30 W (1,073,741,823 W)
     error GridZonesCapabilityOverflow(uint256 capabilityW);
     /// @notice A dynamic light (packed) is looser than the zone's static light (packed) for that direction.
+    /// @custom:hint publish a dynamic light at most as loose as the zone's static light (RED < YELLOW by capability < GREEN), or loosen the static light first
     error GridZonesLooserThanStatic(uint32 zoneId, uint64 ispStart, uint8 direction, uint32 light, uint32 staticLight);
     /// @notice The light of the ISP starting at `ispStart` cannot change after its gate closure.
     error GridZonesAfterGateClosure(uint32 zoneId, uint64 ispStart, uint64 gateClosure);

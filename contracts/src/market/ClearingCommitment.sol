@@ -194,6 +194,7 @@ contract ClearingCommitment is RoleGated {
     mapping(bytes32 key => uint256) private _cellPrice; // (result, zone, direction, ISP start) -> highest price
 
     /// @notice The market day `day` of `market` closes at `gateClosure`: no result before.
+    /// @custom:hint clear the day after its gate closure
     error ClearingBeforeGateClosure(uint32 market, uint64 day, uint64 gateClosure);
     /// @notice `day` is not the start of a market day of `market`.
     error ClearingNotMarketDay(uint32 market, uint64 day);
@@ -204,16 +205,21 @@ contract ClearingCommitment is RoleGated {
     /// @notice The result is not being posted (status as `Status`).
     error ClearingNotPosting(uint64 resultId, uint8 status);
     /// @notice The day's result is final: nothing changes any more.
+    /// @custom:hint the day is settled from its final result: clear another day
     error ClearingDayFinal(uint32 market, uint64 day);
     /// @notice The challenge window of the day closed at `challengeEnds`.
+    /// @custom:hint the day's result in force is final once finalised: nothing can challenge it now
     error ClearingChallengeWindowClosed(uint32 market, uint64 day, uint64 challengeEnds);
     /// @notice The challenge window is open until `challengeEnds`: the day cannot be finalised yet.
+    /// @custom:hint finalise after the challenge window ends
     error ClearingChallengeWindowOpen(uint32 market, uint64 day, uint64 challengeEnds);
     /// @notice The day has no result in force.
     error ClearingNoResult(uint32 market, uint64 day);
     /// @notice The day has begun without a result in force: it is void (nothing settles, escrows go back).
+    /// @custom:hint a day is cleared before it begins: its escrows go back to the buyers (`flexledger claim`)
     error ClearingDayBegun(uint32 market, uint64 day);
     /// @notice The result is not better than the one in force: (DSO, TSO) welfare, compared in that order.
+    /// @custom:hint only a result with more DSO welfare, or equal DSO welfare and more TSO welfare, replaces the one in force
     error ClearingNotBetter(uint256 dsoValue, uint256 tsoValue, uint256 currentDsoValue, uint256 currentTsoValue);
     /// @notice Groups must come in increasing order of subject (asset, then portfolio) and start.
     error ClearingOfferOutOfOrder(bytes32 offerDigest, uint64 asset, uint32 portfolio, uint64 start);

@@ -191,25 +191,33 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice The offer expired at `expiry`.
     error OrderBookOfferExpired(uint64 expiry);
     /// @notice The window starting at `start` is past its market day's gate closure (`gateClosure`).
+    /// @custom:hint offer for a later market day: the gate closes `gateClosureSeconds` before each day starts
     error OrderBookAfterGateClosure(uint64 start, uint64 gateClosure);
     /// @notice The market day starting at `day` is more than `MAX_ADVANCE_SECONDS` ahead.
+    /// @custom:hint a market day is traded at most 30 days ahead: offer for an earlier day
     error OrderBookTooFarAhead(uint64 start, uint64 day);
     /// @notice `seller` may not sell: it owes a penalty (`indebted`), its bond is under withdrawal
     /// notice until `noticeEnds`, or it has no free bond (`free`, beyond what settlements lock).
+    /// @custom:hint pay any debt (`flexledger bond pay-debt`), post more bond (`flexledger bond post AMOUNT`), or wait until the withdrawal notice ends; `flexledger bond show SELLER` shows which
     error OrderBookSellerNotBonded(address seller, uint256 free, bool indebted, uint64 noticeEnds);
     /// @notice The bond's withdrawal notice runs until `noticeEnds` (0: no withdrawal was announced).
+    /// @custom:hint announce the withdrawal first (`flexledger bond announce AMOUNT`) and withdraw after its notice
     error OrderBookBondNotice(uint64 noticeEnds);
     /// @notice The window starting at `start` has begun.
+    /// @custom:hint choose a window that starts after now
     error OrderBookWindowInPast(uint64 start);
     /// @notice `start` is not a multiple of the market's ISP length.
+    /// @custom:hint start the window on an ISP boundary (a multiple of the market's ISP length)
     error OrderBookWindowNotAligned(uint64 start, uint32 ispSeconds);
     /// @notice The window has no ISP, or runs past the end of its market day.
     error OrderBookInvalidWindow(uint64 start, uint16 isps);
     /// @notice Exactly one of asset and portfolio must be named.
     error OrderBookInvalidSubject(uint64 assetId, uint32 portfolioId);
     /// @notice The asset is unknown, pending or suspended (`status`, as AssetRegistry.Status).
+    /// @custom:hint an asset sells once its zone's DSO has mapped it (`flexledger grid asset map`) and while its owner holds a valid credential
     error OrderBookAssetNotActive(uint64 assetId, uint8 status);
     /// @notice The asset belongs to a portfolio: its aggregator offers it.
+    /// @custom:hint offer the portfolio instead (its aggregator signs), or take the asset out of the portfolio first
     error OrderBookAssetInPortfolio(uint64 assetId);
     /// @notice The asset (or portfolio) does not sell in `market` for every ISP of the window
     /// (AssetRegistry.marketFor, marketOfPortfolio): one meter is sold in one market per ISP.
@@ -217,6 +225,7 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice No portfolio has this id.
     error OrderBookUnknownPortfolio(uint32 portfolioId);
     /// @notice The power is zero, or above the prequalified power in that direction.
+    /// @custom:hint offer at most the asset's prequalified power in that direction, and more than 0 W
     error OrderBookInvalidPower(uint32 powerW, uint256 prequalifiedW);
     /// @notice `direction` is neither UP (0) nor DOWN (1).
     error OrderBookInvalidDirection(uint8 direction);
@@ -227,11 +236,13 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice The price is zero.
     error OrderBookZeroPrice();
     /// @notice The offer's nonce is not above the last one accepted for its asset or portfolio.
+    /// @custom:hint sign the offer again with a nonce above the last one accepted (`flexledger offer typed-data` picks it)
     error OrderBookStaleNonce(uint32 nonce, uint32 lastNonce);
     /// @notice The packed offers (93 bytes each) and signatures (65 bytes each) are not whole or
     /// differ in number (`offers` and `signatures` are their byte lengths).
     error OrderBookLengthMismatch(uint256 offers, uint256 signatures);
     /// @notice `buyer` may not buy in `zoneId`: it operates no zone on the zone's path to the root.
+    /// @custom:hint post the request in a zone you operate, or in a zone under one you operate
     error OrderBookZoneNotBuyable(uint32 zoneId, address buyer);
     /// @notice `account` holds neither the DSO nor the TSO role.
     error OrderBookNotSystemOperator(address account);
@@ -246,6 +257,7 @@ contract OrderBook is RoleGated, EIP712 {
     /// @notice The request is not open.
     error OrderBookRequestNotOpen(uint64 requestId);
     /// @notice The withdrawal would leave `locked` uncovered: only `available` is free.
+    /// @custom:hint wait until the seller's pending settlements are final, or withdraw less
     error OrderBookBondLocked(uint256 amount, uint256 available);
     /// @notice Only the market authority may do this, once.
     error OrderBookNotAuthority(address account);

@@ -137,6 +137,7 @@ contract Settlement {
     mapping(address seller => uint256) public exposureOf;
 
     /// @notice The result is not the final result of its day.
+    /// @custom:hint finalise the day first (`flexledger finalise --day DAY`) after its challenge window
     error SettlementResultNotFinal(uint64 resultId);
     /// @notice An offer must name exactly one of an asset and a portfolio.
     error SettlementUnsupportedOffer(bytes32 offerDigest);
@@ -145,6 +146,7 @@ contract Settlement {
     /// @notice The baseline given for a ROLLING_AVERAGE offer is not the one the oracle anchored for the meter and ISP.
     error SettlementBaselineNotAnchored(bytes32 offerDigest, uint64 ispStart);
     /// @notice The offer was already settled in this result.
+    /// @custom:hint nothing to do: the offer is settled (`flexledger settle --day DAY --json` lists the records)
     error SettlementAlreadySettled(bytes32 offerDigest);
     /// @notice An award is not in the result, or of another offer.
     error SettlementAwardNotInResult(bytes32 offerDigest, uint64 requestId, uint64 ispStart);
@@ -161,16 +163,20 @@ contract Settlement {
     /// @notice The record does not match the settled offer's.
     error SettlementUnknownRecord(bytes32 offerDigest);
     /// @notice The dispute window of this settlement ends at `endsAt` (finalise after it, dispute before).
+    /// @custom:hint dispute before the window ends, or finalise after it
     error SettlementDisputeWindow(uint64 endsAt);
     /// @notice The settlement window is still open until `closesAt`: the seller may settle with its baseline.
+    /// @custom:hint settle by default only after the settlement window closes; the seller may settle with its baseline until then
     error SettlementWindowOpen(uint64 closesAt);
     /// @notice The settlement window of the market day is over (settled until `closesAt`).
+    /// @custom:hint the day can only be settled by default now
     error SettlementWindowClosed(uint64 closesAt);
     /// @notice Only ReadingDisputes (`MeterOracle.disputes`) or BaselineDisputes (`MeterOracle.baselineDisputes`) re-settles.
     error SettlementNotDisputes(address account);
     /// @notice The request cannot be refunded yet (`reason`).
     error SettlementRefundNotDue(uint64 requestId, string reason);
     /// @notice Nothing to withdraw.
+    /// @custom:hint nothing is owed to this account yet: claims appear once settlements are final
     error SettlementNothingToWithdraw(address account);
 
     /// @notice Offer `offerDigest` of result `resultId` was settled (or re-settled after a dispute); `record` in full.

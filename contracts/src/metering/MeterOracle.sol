@@ -92,10 +92,12 @@ contract MeterOracle is RoleGated, EIP712 {
     /// @notice `ispStart` is not a multiple of the market's `ispSeconds`.
     error MeterOracleNotAligned(uint64 ispStart, uint32 ispSeconds);
     /// @notice The ISP starting at `ispStart` has not ended: its readings are complete only at `endsAt`.
+    /// @custom:hint anchor an ISP after it ends
     error MeterOracleIspNotEnded(uint64 ispStart, uint64 endsAt);
     /// @notice The root is zero or the leaf count is zero: there is nothing to anchor.
     error MeterOracleEmptyRoot();
     /// @notice The ISP starting at `ispStart` of `market` already has an anchor; anchors are never replaced.
+    /// @custom:hint anchors are never replaced: a wrong reading is disputed instead
     error MeterOracleAlreadyAnchored(uint32 market, uint64 ispStart);
 
     /// @notice `account` is not the market authority.
@@ -105,8 +107,10 @@ contract MeterOracle is RoleGated, EIP712 {
     /// @notice Only ReadingDisputes and OmissionClaims may slash.
     error MeterOracleNotDisputes(address account);
     /// @notice `oracle` holds `staked` in `market`, which requires `required` (or its stake is leaving).
+    /// @custom:hint stake at least the market's required oracle stake before anchoring
     error MeterOracleStakeTooLow(uint32 market, address oracle, uint256 staked, uint256 required);
     /// @notice The stake is locked until `unlocksAt` (0: no unstaking was requested).
+    /// @custom:hint unstake after the lock ends (request it first with `requestUnstake`)
     error MeterOracleStakeLocked(uint64 unlocksAt);
 
     /// @notice The market authority set the stake `market` requires of its oracles.

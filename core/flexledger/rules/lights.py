@@ -85,6 +85,31 @@ GREEN = Light(Colour.GREEN)
 RED = Light(Colour.RED)
 
 
+def parse_direction(text: str) -> Direction:
+    """UP or DOWN, in any letter case (LightError names the choices otherwise)."""
+    try:
+        return Direction[str(text).strip().upper()]
+    except KeyError:
+        raise LightError(f"{text!r} is not a direction", hint="use UP or DOWN") from None
+
+
+def parse_light(colour: str, capability_w: int | None) -> Light:
+    """A light as a DSO writes it: GREEN, YELLOW with its capability in W, or RED.
+
+    A YELLOW light needs its capability said, 0 included: a forgotten one would otherwise let the
+    TSO use nothing in the zone without anyone having meant it."""
+    try:
+        parsed = Colour[str(colour).strip().upper()]
+    except KeyError:
+        parsed = Colour.UNSET
+    if parsed is Colour.UNSET:
+        raise LightError(f"{colour!r} is not a light's colour", hint="use GREEN, YELLOW or RED")
+    if parsed is Colour.YELLOW and capability_w is None:
+        raise LightError("a YELLOW light needs its capability in W",
+                         hint="give the watts the TSO may use in the zone (0 lets it use none: or say RED)")
+    return Light(parsed, capability_w or 0)
+
+
 def _looseness(light: Light) -> float:
     """The order of tightness: RED < YELLOW (by capability; YELLOW 0 W is looser than RED) < GREEN."""
     if light.colour is Colour.RED:

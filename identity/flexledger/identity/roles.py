@@ -57,5 +57,5 @@ class Role(Enum):
                 return role
         raise UnknownRoleError(
             f"no market role has the id 0x{bytes(role_id).hex()}",
-            hint="role ids are keccak256 of DSO, TSO, AGGREGATOR, PROSUMER, ORACLE, AUDITOR or METER",
+            hint="role ids are keccak256 of one of " + ", ".join(r.value for r in cls),
         )

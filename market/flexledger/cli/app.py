@@ -16,6 +16,7 @@ from flexledger.cli import (
     broker,
     clearing,
     contracts,
+    dev,
     grid,
     identity,
     node,
@@ -70,6 +71,7 @@ app.command("challenge-baseline")(settlement.challenge_baseline_command)
 app.command("uphold-baseline")(settlement.uphold_baseline_command)
 app.command("resettle-baseline")(settlement.resettle_baseline_command)
 app.add_typer(audit.app, name="audit")
+app.add_typer(dev.app, name="dev")
 app.command("compile")(contracts.compile_command)
 app.command("deploy")(contracts.deploy_command)
 
@@ -133,12 +135,12 @@ def show_config(
 ) -> None:
     """Show the effective configuration (and, with --check, whether its services answer)."""
     from flexledger.delivery.broker import install_client_id, local_broker, mqtt_tls, oracle_broker
-    from flexledger.services import check_broker, check_database
+    from flexledger.services import check_broker, check_configured_chain, check_database
 
     settings = STATE.settings
     out: dict[str, object] = {"settings": settings.public()}
     if check:
-        statuses = [check_database(settings.effective_database_url)]
+        statuses = [check_configured_chain(settings), check_database(settings.effective_database_url)]
         if settings.mqtt_url:
             statuses.append(check_broker(settings.mqtt_url, client_id=install_client_id(settings.data_dir)
                                          if settings.mqtt_client_id is None else settings.mqtt_client_id,
@@ -177,8 +179,14 @@ def main() -> None:
     """
     import os
 
+    from flexledger.chain.errors import ContractCustomError
+
     try:
         app()  # standalone: typer itself prints usage errors and help, and exits
+    except ContractCustomError as exc:
+        from flexledger.refusals import plain
+
+        _fail(*plain(exc))
     except FlexledgerError as exc:
         _fail(exc.message, exc.hint)
     except Exception as exc:

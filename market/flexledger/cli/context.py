@@ -54,9 +54,13 @@ def require_local(settings: Settings) -> None:
         )
 
 
-def connect(settings: Settings, *, start_local: bool = True) -> tuple[ChainConnection, NodeInfo | None]:
-    """Connect to the configured chain; on the embedded default, start the local node if needed."""
+def connect(settings: Settings, *, start_local: bool = True,
+            deploying: bool = False) -> tuple[ChainConnection, NodeInfo | None]:
+    """Connect to the configured chain; on the embedded default, start the local node if needed,
+    but not for a command that needs a deployment when there is none (``deploying``: the command
+    makes one), so that a command run before `flexledger deploy` says so and leaves no node running."""
     from flexledger.chain.connection import ChainConnection
+    from flexledger.chain.errors import ManifestError
 
     if settings.rpc_url:
         return ChainConnection.connect(settings.rpc_url, timeout=settings.rpc_timeout), None
@@ -65,6 +69,12 @@ def connect(settings: Settings, *, start_local: bool = True) -> tuple[ChainConne
     if info is None:
         if not start_local:
             raise RpcUnreachableError(f"http://127.0.0.1:{settings.node_port}", "the local node is not running")
+        if not deploying and not settings.manifest_path.is_file():
+            raise ManifestError(
+                f"nothing is deployed yet: no manifest at {settings.manifest_path}, and the local chain is not running",
+                hint="run `flexledger deploy` first: it starts the local chain, deploys the contracts and writes "
+                     "the manifest (or point FLEXLEDGER_RPC_URL and FLEXLEDGER_MANIFEST at a deployment)",
+            )
         info = node.start()
     return ChainConnection.connect(info.rpc_url, timeout=settings.rpc_timeout), info
 

@@ -69,7 +69,7 @@ def deploy_command(
     from flexledger.chain.manifest import Manifest
 
     settings = STATE.settings
-    conn, _ = connect(settings)
+    conn, _ = connect(settings, deploying=True)
     path = settings.manifest_path
     if not force and path.is_file():
         existing = Manifest.load(path)

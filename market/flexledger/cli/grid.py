@@ -15,7 +15,14 @@ from flexledger.cli.options import DayOption, JsonOption, KeyOption, MarketOptio
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.grid.lights_file import plan, read_lights_file
-from flexledger.rules.lights import LIGHT_ISP_SECONDS, Colour, Direction, Light
+from flexledger.rules.lights import (
+    LIGHT_ISP_SECONDS,
+    Colour,
+    Direction,
+    Light,
+    parse_direction,
+    parse_light,
+)
 from flexledger.rules.market import DAY, MarketParams, PricingRule
 
 if TYPE_CHECKING:
@@ -134,14 +141,15 @@ def lights_static(
     zone: int = typer.Option(..., "--zone", help="The zone."),
     direction: str = typer.Option(..., "--direction", help="UP or DOWN."),
     colour: str = typer.Option(..., "--colour", help="GREEN, YELLOW or RED."),
-    capability: int = typer.Option(0, "--capability", help="Capability in W (YELLOW only)."),
+    capability: int | None = typer.Option(None, "--capability", min=0,
+                                          help="Capability in W the TSO may use (YELLOW only, and needed there)."),
     key: Path | None = KeyOption,
     json_: bool = JsonOption,
 ) -> None:
     """Set a zone's static light for one direction (the zone's operator only)."""
-    light = Light(Colour[colour.upper()], capability)
+    light = parse_light(colour, capability)
     grid = deployment(key).zones
-    tx = grid.set_static_light(zone, Direction[direction.upper()], light.colour, light.capability_w)
+    tx = grid.set_static_light(zone, parse_direction(direction), light.colour, light.capability_w)
     if json_:
         emit_json({"zone": zone, "direction": direction.upper(), "light": str(light), "tx_hash": tx.tx_hash})
     else:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from flexledger.cli.options import JsonOption
 from flexledger.cli.output import console, emit_json
 from flexledger.errors import ConfigurationError
 from flexledger.redaction import redact_url
+from flexledger.times import parse_moment
 
 if TYPE_CHECKING:
     from flexledger.chain.bindings import RoleRegistryClient
@@ -27,7 +27,7 @@ identity_app = typer.Typer(help="Create keys (encrypted keystores) and their did
 did_app = typer.Typer(help="Resolve did:ethr DIDs against the market's ERC-1056 DID registry.", no_args_is_help=True)
 role_app = typer.Typer(
     help="Grant, revoke, check and verify market role credentials (DSO, TSO, AGGREGATOR, PROSUMER, "
-    "ORACLE, AUDITOR, METER). Granting signs a W3C credential (EIP-712) and anchors its hash on chain.",
+    "ORACLE, AUDITOR, METER, CLEARING). Granting signs a W3C credential (EIP-712) and anchors its hash on chain.",
     no_args_is_help=True,
 )
 
@@ -36,9 +36,7 @@ KeyOption = typer.Option(
     None, "--key", help="Keystore of the issuer (else FLEXLEDGER_KEY; else the dev key, on a dev chain only)."
 )
 SubjectArgument = typer.Argument(..., help="The party or meter: a 0x-address or a did:ethr of this chain.")
-RoleArgument = typer.Argument(..., help="DSO, TSO, AGGREGATOR, PROSUMER, ORACLE, AUDITOR or METER (any case).")
-_DURATION = re.compile(r"^\+(\d+)([smhd])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RoleArgument = typer.Argument(..., help="DSO, TSO, AGGREGATOR, PROSUMER, ORACLE, AUDITOR, METER or CLEARING (any case).")
 
 
 def _password(password_file: Path | None) -> str:
@@ -50,6 +48,11 @@ def _password(password_file: Path | None) -> str:
             raise ConfigurationError(f"cannot read the password file {password_file}: {exc.strerror}") from exc
     elif os.environ.get(PASSWORD_ENV):
         password = os.environ[PASSWORD_ENV]
+    elif not sys.stdin.isatty():  # no one to ask (a script, CI, a pipe): say how to give it
+        raise ConfigurationError(
+            "the new keystore needs a password, and there is no terminal to ask for one",
+            hint=f"give it with --password-file FILE or the {PASSWORD_ENV} environment variable",
+        )
     else:
         password = typer.prompt("password for the new keystore", hide_input=True, confirmation_prompt=True)
     if not password:
@@ -60,25 +63,13 @@ def _password(password_file: Path | None) -> str:
 
 
 def _when(option: str, text: str | None, now: int, default: int) -> int:
-    """Unix seconds from nothing (``default``), digits, ``+<n>d|h|m|s`` after now, or an ISO date-time."""
+    """Unix seconds from nothing (``default``), a time, or ``+DURATION`` after now."""
     if text is None:
         return default
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    relative = _DURATION.match(text)
-    if relative:
-        return now + int(relative.group(1)) * _UNIT[relative.group(2)]
     try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither Unix seconds, +<n>d|h|m|s, nor an ISO date-time such as 2026-12-01T00:00:00Z",
-            param_hint=option,
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp())
+        return parse_moment(text, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _chain_id_for_new_key(chain_id: int | None) -> int:

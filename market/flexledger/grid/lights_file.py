@@ -21,11 +21,12 @@ from flexledger.errors import FlexledgerError
 from flexledger.rules.lights import (
     HOUR,
     LIGHT_ISP_SECONDS,
-    Colour,
     Direction,
     Light,
     LightError,
     pack_hour,
+    parse_direction,
+    parse_light,
     unpack_hour,
 )
 from flexledger.rules.market import MarketParams
@@ -62,24 +63,25 @@ def parse_entry(raw: dict[str, Any], where: str, params: MarketParams) -> LightE
     try:
         zone = int(raw["zone"])
         isp_start = parse_time(raw["isp_start"])
-        direction = Direction[str(raw["direction"]).strip().upper()]
-        colour = Colour[str(raw["colour"]).strip().upper()]
-        capability = int(raw.get("capability_w") or 0)
+        direction = parse_direction(raw["direction"])
+        colour = str(raw["colour"])
+        given = raw.get("capability_w")
+        capability = None if given is None or str(given).strip() == "" else int(given)
     except (KeyError, ValueError) as exc:
         raise LightsFileError(f"{where}: bad or missing field ({exc})", hint=f"fields: {', '.join(FIELDS)}") from None
+    except LightError as exc:
+        raise LightsFileError(f"{where}: {exc.message}", hint=exc.hint) from None
     if params.isp_seconds != LIGHT_ISP_SECONDS:
         raise LightsFileError(
             f"{where}: dynamic lights follow {LIGHT_ISP_SECONDS} s ISPs; this market's ISP is {params.isp_seconds} s",
             hint="publish static lights only in this market (flexledger grid lights static)",
         )
-    if colour is Colour.UNSET:
-        raise LightsFileError(f"{where}: colour must be GREEN, YELLOW or RED")
     if not params.is_aligned(isp_start):
         raise LightsFileError(f"{where}: ISP start {isp_start} is not aligned to the market's {params.isp_seconds} s ISPs")
     try:
-        light = Light(colour, capability)
+        light = parse_light(colour, capability)
     except LightError as exc:
-        raise LightsFileError(f"{where}: {exc.message}") from None
+        raise LightsFileError(f"{where}: {exc.message}", hint=exc.hint) from None
     return LightEntry(zone, isp_start, direction, light)
 
 

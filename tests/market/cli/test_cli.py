@@ -14,45 +14,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import FLEXLEDGER, Ran, run
 
 from flexledger.chain.manifest import Manifest
 from flexledger.chain.node import free_port
-from flexledger.cli.app import main
 from flexledger.identity import keys
 from flexledger.identity.eip712 import typed_data_from_json
 from flexledger_edge.registration import sign_registration, write_registration
-
-FLEXLEDGER = str(Path(sys.executable).parent / "flexledger")
-
-
-@dataclass(frozen=True)
-class Ran:
-    """A command's exit status and what it printed, as a process of its own would report them."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run(*args: str, data_dir: Path, check: bool = True, env: dict[str, str] | None = None) -> Ran:
-    full_env = {"FLEXLEDGER_DATA_DIR": str(data_dir), **(env or {})}
-    with CliRunner().isolation(env=full_env) as (out, err, _), pytest.MonkeyPatch.context() as m:
-        m.setattr(sys, "argv", [FLEXLEDGER, *args])  # main() reads them, as the script would
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        ran = Ran(code, out.getvalue().decode(), err.getvalue().decode())
-    if check and ran.returncode != 0:
-        raise AssertionError(f"flexledger {' '.join(args)} exited {ran.returncode}:\n{ran.stdout}\n{ran.stderr}")
-    return ran
 
 
 def test_help_explains() -> None:

@@ -35,8 +35,9 @@ def test_csv_and_json_read_the_same(tmp_path: Path) -> None:
     ("row", "problem"),
     [
         (f"3,{DAY + 7},UP,RED,", "not aligned"),
-        (f"3,{DAY},SIDEWAYS,RED,", "bad or missing"),
-        (f"3,{DAY},UP,BLUE,", "bad or missing"),
+        (f"3,{DAY},SIDEWAYS,RED,", "'SIDEWAYS' is not a direction"),
+        (f"3,{DAY},UP,BLUE,", "'BLUE' is not a light's colour"),
+        (f"3,{DAY},UP,YELLOW,", "a YELLOW light needs its capability in W"),
         (f"3,{DAY},UP,RED,50", "only a YELLOW"),
         (f"3,{DAY},UP,GREEN,50", "only a YELLOW"),
         (f"3,{DAY},UP,YELLOW,{2**30}", "capability must be"),
