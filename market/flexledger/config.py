@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     mqtt_client_id: str | None = Field(
         default=None, description="The oracle's MQTT client id; unset = a random one per data directory."
     )
+    mqtt_share_group: str | None = Field(
+        default=None, description="Consumers sharing the readings ($share/<group>/...); unset = one consumer.",
+        pattern=r"^[A-Za-z0-9._-]+$",
+    )
     mqtt_ca_file: Path | None = Field(default=None, description="CA certificate(s) of an mqtts:// broker.")
     mqtt_cert_file: Path | None = Field(default=None, description="The oracle's TLS client certificate (PEM).")
     mqtt_key_file: Path | None = Field(default=None, description="The key of the oracle's TLS client certificate.")
@@ -135,6 +139,7 @@ class Settings(BaseSettings):
             "database_url": redact_url(self.effective_database_url),
             "mqtt_url": redact_url(self.mqtt_url) if self.mqtt_url else "(embedded broker)",
             "mqtt_client_id": self.mqtt_client_id or "(random per data directory)",
+            "mqtt_share_group": self.mqtt_share_group or "(none: one consumer)",
             "mqtt_tls_files": ", ".join(str(f) for f in (self.mqtt_ca_file, self.mqtt_cert_file, self.mqtt_key_file)
                                         if f) or "(none)",
             "manifest": str(self.manifest_path),

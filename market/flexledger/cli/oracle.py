@@ -43,6 +43,9 @@ def oracle_run(
                                    help="An anchor counts once in the node's finalized block (not --confirmations)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines",
                                    help="Anchor the next market day's standard baselines once its gate closes."),
+    lease: int = typer.Option(120, "--lease", min=1,
+                              help="Seconds another oracle of the same database waits to take anchoring over "
+                                   "when this one stops (it renews the lease every round)."),
     json_: bool = JsonOption,
 ) -> None:
     """Run the oracle: readings from the broker (FLEXLEDGER_MQTT_URL, else the embedded broker) are
@@ -58,7 +61,7 @@ def oracle_run(
 
     # with --finalized an anchor counts once finalized; reorganised anchors are found and anchored again
     policy = OraclePolicy(grace=grace, interval=interval, confirmations=None if finalized else confirmations,
-                          baselines=baselines)
+                          baselines=baselines, lease=lease)
     service = OracleService(deployment(key), STATE.settings, market, policy, show)
     service.start()
     if not json_:

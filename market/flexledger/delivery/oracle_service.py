@@ -4,12 +4,17 @@ each market day's standard baselines anchored shortly before its gate closure; o
 and baseline challenges answered with proofs from the store. And the baseline policy that
 `flexledger oracle baselines` applies on demand.
 
+Oracles may share one store (consumers scaled out through a shared subscription, or a standby):
+every one ingests, and the one holding the market's anchoring lease (``oracle.lease``) anchors and
+answers; another takes over once the lease has expired.
+
 The service says what it did through ``report`` (an :class:`OracleEvent` each time): the CLI
 prints them, an API would publish them.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +52,7 @@ class OracleEvent:
 class OracleRun:
     """What a run did: the consumer's outcomes by kind, the ISPs anchored, broker sessions lost."""
 
+
     outcomes: dict[str, int] = field(default_factory=dict)
     anchored: list[int] = field(default_factory=list)
     sessions_lost: int = 0
@@ -56,12 +62,20 @@ class OracleRun:
 class OraclePolicy:
     """How the service anchors: ``grace`` seconds after an ISP ends, every ``interval`` seconds,
     an anchor counting ``confirmations`` blocks deep (None: once finalized); ``baselines``:
-    anchor the next open day's standard baselines before its gate closure."""
+    anchor the next open day's standard baselines before its gate closure; ``lease``: seconds the
+    anchoring lease lasts unless renewed (by every round of its holder): how long the market waits
+    for another oracle of the store to take over when the anchoring one stops."""
 
     grace: int = 60
     interval: float = 30.0
     confirmations: int | None = 0
     baselines: bool = True
+    lease: int = 120
+
+    def __post_init__(self) -> None:
+        if self.lease <= self.interval:
+            raise ConfigurationError(f"an anchoring lease of {self.lease} s lapses between rounds {self.interval} s "
+                                     "apart", hint="make the lease several intervals long (the default: 120 s)")
 
 
 class OracleService:
@@ -85,6 +99,10 @@ class OracleService:
         self.url, self.client_id = oracle_broker(settings)
         self.consumer = self._consumer()
         self._baseline_days: set[int] = set()
+        # unique per run: two oracles of one store, even under one client id, never share the lease
+        self.holder = f"{self.client_id}/{secrets.token_hex(4)}"
+        self.clock: Callable[[], float] = time.time
+        self.leading: bool | None = None  # None: not asked yet
 
     def _consumer(self) -> OracleConsumer:
         from flexledger.identity.eip712 import read_domain
@@ -104,6 +122,7 @@ class OracleService:
         try:
             consumer = OracleConsumer(self.url, self.engine, verifier, market, client_id=self.client_id,
                                       expect_session=self._session_marker.exists(),
+                                      share_group=shared_subscription(settings),
                                       clock=lambda: max(int(time.time()), conn.latest_timestamp()),
                                       **mqtt_tls(settings))
         except ValueError as exc:
@@ -147,11 +166,16 @@ class OracleService:
             pass
         finally:
             self.consumer.stop()
-        anchored += self._anchor_due()
+        if self._lead():
+            anchored += self._anchor_due()
+            self._step_down()
         return OracleRun(dict(self.consumer.outcomes), anchored, self.consumer.sessions_lost)
 
     def round(self) -> list[int]:
-        """One round: the baselines due, the roots due, the claims and challenges open; the ISPs anchored."""
+        """One round: the baselines due, the roots due, the claims and challenges open; the ISPs
+        anchored. Only by the oracle holding the market's anchoring lease (taken or renewed here)."""
+        if not self._lead():
+            return []
         if self.policy.baselines:
             self._anchor_baselines_due()
         done = self._anchor_due()
@@ -160,6 +184,26 @@ class OracleService:
         self._answer_claims()
         self._answer_challenges()
         return done
+
+    def _lead(self) -> bool:
+        """Whether this oracle anchors now: it holds the market's anchoring lease (renewed, or taken
+        over from an oracle whose lease expired)."""
+        from flexledger.oracle.lease import lease_holder, take_lease
+
+        now = int(self.clock())
+        held = take_lease(self.engine, self.market, self.holder, now, self.policy.lease)
+        if held != self.leading and (self.leading is not None or not held):  # a lone oracle's first take is no news
+            self.report(OracleEvent("lease", f"took anchoring of market {self.market} over ({self.holder})") if held else
+                        OracleEvent("warning", f"another oracle anchors market {self.market} now "
+                                               f"({lease_holder(self.engine, self.market, now)})"))
+        self.leading = held
+        return held
+
+    def _step_down(self) -> None:
+        from flexledger.oracle.lease import release_lease
+
+        release_lease(self.engine, self.market, self.holder)
+        self.leading = False
 
     def _anchor_due(self) -> list[int]:
         from flexledger.oracle.anchoring import anchor_due
@@ -216,6 +260,16 @@ class OracleService:
             return
         for answered in answered_now:
             self.report(OracleEvent(kind, describe(answered)))
+
+
+def shared_subscription(settings: Settings) -> str | None:
+    """The share group the oracle's consumer joins; ConfigurationError on the embedded broker, which
+    has no shared subscriptions (aedes 1.x): each consumer would receive nothing."""
+    if settings.mqtt_share_group and not settings.mqtt_url:
+        raise ConfigurationError("the embedded broker has no shared subscriptions (mqtt_share_group is set)",
+                                 hint="unset FLEXLEDGER_MQTT_SHARE_GROUP, or set FLEXLEDGER_MQTT_URL to a Mosquitto "
+                                      "or EMQX broker that the consumers share")
+    return settings.mqtt_share_group
 
 
 @contextmanager

@@ -25,6 +25,13 @@ A message is acknowledged only on the connection that delivered it. After a reco
 broker restarted, the network dropped) the broker sends the unacknowledged messages again under
 new packet ids, so an acknowledgement carrying an old id could clear a different message that is
 not stored yet; the old copies are stored (or found duplicate) and not acknowledged.
+
+Consumers scale out through a shared subscription (``share_group``: the filter
+``$share/<group>/flexledger/v1/readings/+``): the broker hands each reading to one consumer of the
+group, each consumer under its own client id and persistent session, all writing one store, whose
+key (meter, ISP) keeps a reading once whichever consumer gets it, or both after a redelivery.
+Mosquitto and EMQX grant shared subscriptions to MQTT 3.1.1 clients too (the protocol the consumer
+speaks, as do the embedded broker and NATS, neither of which has shared subscriptions).
 """
 
 from __future__ import annotations
@@ -49,6 +56,17 @@ from .verify import Reason, Verifier
 
 log = logging.getLogger(__name__)
 READINGS_TOPIC = "flexledger/v1/readings/+"
+SHARE_GROUP_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def readings_filter(share_group: str | None = None) -> str:
+    """The readings' topic filter: shared by the consumers of ``share_group`` (``$share/<group>/...``),
+    or the whole stream for one consumer."""
+    if share_group is None:
+        return READINGS_TOPIC
+    if not share_group or not set(share_group) <= SHARE_GROUP_CHARACTERS:
+        raise ValueError(f"{share_group!r} cannot name a shared subscription: use letters, digits, '-', '_' and '.'")
+    return f"$share/{share_group}/{READINGS_TOPIC}"
 
 
 def receipts_topic(meter: str) -> str:
@@ -125,8 +143,10 @@ class OracleConsumer:
         batch: int = 500, wait: float = 0.05, clock: Callable[[], float] = time.time,
         username: str | None = None, password: str | None = None, ca_file: str | None = None,
         cert_file: str | None = None, key_file: str | None = None, expect_session: bool = False,
+        share_group: str | None = None,
     ) -> None:
         self.engine, self.verifier, self.market, self.client_id = engine, verifier, market, client_id
+        self.topic = readings_filter(share_group)
         self.batch, self.wait, self.clock = batch, wait, clock
         self.outcomes: Counter[str] = Counter()
         # Connections on which the broker no longer had the oracle's session: its queued readings
@@ -165,12 +185,12 @@ class OracleConsumer:
                       "queued for the oracle are gone; check the broker's persistence and who else uses this id",
                       self.client_id)
         self._expect_session = True
-        client.subscribe(READINGS_TOPIC, qos=1)
+        client.subscribe(self.topic, qos=1)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: object, _mid: int, codes: list[mqtt.ReasonCode],
                       _properties: object = None) -> None:
         if any(code.is_failure for code in codes):
-            log.error("the broker refused the oracle's subscription to %s (%s)", READINGS_TOPIC, codes)
+            log.error("the broker refused the oracle's subscription to %s (%s)", self.topic, codes)
             return
         self._subscribed.set()
 

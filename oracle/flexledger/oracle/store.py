@@ -169,6 +169,15 @@ class Rejection(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class AnchoringLease(Base):
+    """Which oracle sharing this store anchors its market, and until when (``oracle.lease``)."""
+
+    __tablename__ = "anchoring_lease"
+    market: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(160))
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class StoreInfo(Base):
     """Facts about the store itself (``market``: the one market it serves)."""
 

@@ -13,14 +13,11 @@ shares that time, as it shares the chain's time in a simulation.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
-import subprocess
 import textwrap
 import threading
 import time
@@ -36,7 +33,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.node import free_port
-from flexledger.delivery.broker import LocalBroker, mqtt_answers
+from flexledger.delivery.broker import LocalBroker
+from flexledger.delivery.mosquitto_process import MosquittoMissingError, MosquittoProcess
+from flexledger.delivery.nats_broker import NatsBroker, NatsServerMissingError
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.ingest import LATE, STORED
 from flexledger.oracle.store import StoredAnchor, StoredReading, open_store, rejections, session
@@ -202,51 +201,27 @@ class Link:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class PrivateMosquitto:
-    """This machine's Mosquitto binary run as a broker of the test's own, on a free port: the
-    Mosquitto of FLEXLEDGER_TEST_MQTT_URL is a system service, which a test must not restart."""
-
-    def __init__(self, folder: Path, *, autosave_each_change: bool) -> None:
-        binary = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
-        if binary is None:
-            pytest.skip("no mosquitto binary here to run a broker the test may restart")
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.log = folder / "mosquitto.log"
-        self.config = folder / "mosquitto.conf"
-        # README's production settings, less TLS and ACLs; `user` keeps a root test run from
-        # dropping to a user that cannot write the test's folder
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence true",
-                 f"persistence_location {folder}/", "max_queued_messages 0", f"user {getpass.getuser()}"]
-        if autosave_each_change:
-            lines += ["autosave_on_changes true", "autosave_interval 1"]
-        self.config.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        _wait(lambda: mqtt_answers("127.0.0.1", self.port), "the private Mosquitto to answer", 10)
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-        self.proc = None
+def _private_mosquitto(folder: Path, *, autosave_each_change: bool) -> MosquittoProcess:
+    """This machine's Mosquitto binary as a broker of the test's own: the Mosquitto of
+    FLEXLEDGER_TEST_MQTT_URL is a system service, which a test must not restart."""
+    try:
+        return MosquittoProcess(folder, autosave_each_change=autosave_each_change)
+    except MosquittoMissingError:
+        pytest.skip("no mosquitto binary here to run a broker the test may restart")
 
 
 # -- 1. the broker restarts mid-stream -----------------------------------------------------------
 
 
-def _restart_mid_stream(tmp_path: Path, broker_url: str, restart: Callable[[], None], readings: int = 200) -> None:
+def _restart_mid_stream(tmp_path: Path, broker_url: str, restart: Callable[[], None], readings: int = 200,
+                        seconds_per_isp: float = 0.015) -> None:
     """An edge agent streams ``readings`` readings; the oracle, cut off from the broker for a moment,
     leaves some of them accepted by the broker and not delivered; then ``restart`` stops the broker
     and starts it again on the same port. The agent (outbox, reconnection) and the oracle (persistent
-    session, acknowledgement after storing) go on by themselves."""
-    clock = AcceleratedClock(START, ISP, 0.015)  # three seconds of stream: time for the faults within it
+    session, acknowledgement after storing) go on by themselves. At ``seconds_per_isp`` the oracle's
+    seven days of retention last 672 times that: a restart slower than that would have the oracle
+    refuse what the broker kept as `too_old`, which is no loss of the broker's."""
+    clock = AcceleratedClock(START, ISP, seconds_per_isp)  # 0.015: three seconds of stream, time for the faults
     engine = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     oracle_link = Link(_port(broker_url))
     oracle_link.open()
@@ -295,6 +270,59 @@ def test_the_embedded_broker_killed_mid_stream_loses_and_doubles_nothing(tmp_pat
         broker.stop()
 
 
+def _nats(folder: Path, nodes: int) -> NatsBroker:
+    try:
+        return NatsBroker(folder, nodes=nodes)
+    except NatsServerMissingError:
+        pytest.skip("nats-server is not installed here: the replicated broker cannot be tested")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nodes", [1, 3], ids=["one-node", "cluster-of-3"])
+def test_nats_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, nodes: int) -> None:
+    """NATS with JetStream stores each QoS 1 message before its PUBACK (replicated 3 times in the
+    cluster): the node the agent and the oracle use, killed with SIGKILL and started again, has
+    lost nothing. The agent's resend (60 s) is longer than the test's drain (30 s): a reading the
+    broker lost would stay in the outbox and fail the test, rather than be healed by a resend."""
+    broker = _nats(tmp_path / "nats", nodes)
+    broker.start()
+
+    def kill_and_start() -> None:
+        broker.kill(0)
+        broker.start_node(0)
+
+    try:
+        # a node of the cluster rejoins in seconds (its stream and consumer replicas catch up): a
+        # slower stream keeps the oracle's retention longer than that
+        _restart_mid_stream(tmp_path, broker.url, kill_and_start, seconds_per_isp=0.015 if nodes == 1 else 0.06)
+    finally:
+        broker.stop()
+
+
+@pytest.mark.slow
+def test_a_nats_cluster_fails_over_when_a_node_is_lost_for_good(tmp_path: Path) -> None:
+    """The node the agent and the oracle use is killed and never comes back; the network sends them
+    to another node (a relay here, DNS or a load balancer in production). The messages and the
+    oracle's session were replicated on all three: nothing is lost."""
+    broker = _nats(tmp_path / "nats", 3)
+    broker.start()
+    entry = Link(broker.nodes[0].mqtt_port)  # the address both clients know
+    entry.open()
+
+    def lose_node_and_fail_over() -> None:
+        broker.kill(0)
+        entry.close()
+        entry.target_port = broker.nodes[1].mqtt_port
+        time.sleep(0.2)  # the relay's accept loop lets go of its port within its 50 ms poll
+        entry.open()
+
+    try:
+        _restart_mid_stream(tmp_path, entry.url, lose_node_and_fail_over, seconds_per_isp=0.06)
+    finally:
+        entry.close()
+        broker.stop()
+
+
 @pytest.mark.services
 # Mosquitto's crash (SIGKILL) is not a case: it saves after it acknowledges, so even with
 # autosave_on_changes a crash between the two loses the message (about one run in four under
@@ -307,7 +335,7 @@ def test_mosquitto_restarted_mid_stream_loses_and_doubles_nothing(
     and every autosave interval. A SIGKILL loses what it accepted since its last save unless it
     saves on each change, which the second case configures."""
     _services_url()
-    mosquitto = PrivateMosquitto(tmp_path / "mosquitto", autosave_each_change=autosave_each_change)
+    mosquitto = _private_mosquitto(tmp_path / "mosquitto", autosave_each_change=autosave_each_change)
     mosquitto.start()
 
     def restart() -> None:
