@@ -11,7 +11,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,9 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
         console.print(Rule("9. Attacks, refused"))
         summary["attacks"] = attacks_step(chain, deployer, accounts, grid_info["market"], meters, kept,
                                           MODBUS_METERS, console)
+        for n, (name, step) in enumerate(installed_steps(), start=10):
+            console.print(Rule(f"{n}. {(step.__doc__ or name).splitlines()[0].rstrip('.')}"))
+            summary[name] = step(chain, accounts, console)
 
     summary["seconds"] = round(time.perf_counter() - started, 1)
     console.print(Rule("Summary"))
@@ -256,6 +259,8 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                      if answered["answered"] else "NOT ANSWERED: the bond stays in BaselineDisputes"))
     table.add_row("attack day audit", f"the attack day {attacks['day']} re-checked from public chain data (its debt "
                   f"of {eur(attacks['debt'])} EUR recorded, repaid and collected): {attacks['audit']}")
+    for name, _step in installed_steps():
+        table.add_row(name, summary[name]["line"])
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     if "kept" in summary:
@@ -267,6 +272,20 @@ def run_demo(settings: Settings, *, keep: bool = False, quiet: bool = False, ass
                       soft_wrap=True)
         summary["kept"]["day"] = day
     return summary
+
+
+# A step another installed distribution adds to the demo (the backend's index and API): called with
+# the deployment, the demo's accounts and the console; returns its part of the summary, whose
+# "line" is its row in the summary table. Its docstring's first line titles it.
+DemoStep = Callable[[Deployment, dict[str, LocalAccount], Console], dict[str, Any]]
+
+
+def installed_steps() -> list[tuple[str, DemoStep]]:
+    """The steps of the ``flexledger.demo_steps`` entry points, in name order: the market's demo
+    shows what the distributions above it add without importing them."""
+    from importlib.metadata import entry_points
+
+    return [(e.name, e.load()) for e in sorted(entry_points(group="flexledger.demo_steps"), key=lambda e: e.name)]
 
 
 def identities_step(chain: Deployment, console: Console) -> tuple[dict[str, Any], dict[str, LocalAccount]]:
