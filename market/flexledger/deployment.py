@@ -31,12 +31,14 @@ from flexledger.chain.bindings import (
     SettlementTokenClient,
 )
 from flexledger.chain.client import ContractClient
+from flexledger.identity.eip712 import read_domain
 from flexledger.rules.market import DAY, MarketParams
 
 if TYPE_CHECKING:
     from flexledger.chain.connection import ChainConnection
     from flexledger.chain.manifest import Manifest
     from flexledger.chain.transactions import Signer
+    from flexledger.rules.typed_data import Eip712Domain
 
 # Every contract `flexledger deploy` puts in a manifest, with the class of its client.
 CLIENTS: dict[str, type[ContractClient]] = {cls.CONTRACT: cls for cls in (
@@ -100,6 +102,11 @@ class Deployment:
     @cached_property
     def order_book(self) -> OrderBookClient:
         return OrderBookClient(self.conn, self.manifest.address("OrderBook"), signer=self.signer)
+
+    @cached_property
+    def order_book_domain(self) -> Eip712Domain:
+        """The OrderBook's EIP-712 domain (ERC-5267), read once: it is fixed at deployment."""
+        return read_domain(self.conn, self.manifest.address("OrderBook"))
 
     @cached_property
     def oracle(self) -> MeterOracleClient:

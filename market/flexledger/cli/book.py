@@ -101,25 +101,19 @@ def offer_typed_data(
 
     Any wallet signs it with eth_signTypedData_v4; or `flexledger offer sign FILE`.
     """
-    from flexledger.identity.eip712 import read_domain
-    from flexledger.rules.orders import BaselineMethod, Mode, Offer
+    from flexledger.book.offers import OfferTerms, OfferTermsError, build_offer
+    from flexledger.rules.orders import BaselineMethod, Mode
 
-    book = _book(sign=False)
-    chosen_mode = _enum(Mode, mode)
-    method = _enum(BaselineMethod, baseline_method)
-    if (asset == 0) == (portfolio == 0):
-        raise typer.BadParameter("give exactly one of --asset and --portfolio")
-    if method is BaselineMethod.COMMITTED and not baseline_hash:
-        raise typer.BadParameter("a COMMITTED baseline needs --baseline-hash (or use --baseline-method ROLLING_AVERAGE)")
-    baseline = bytes(32) if method is not BaselineMethod.COMMITTED else bytes.fromhex(str(baseline_hash).removeprefix("0x"))
-    if len(baseline) != 32:
-        raise typer.BadParameter("--baseline-hash must be 32 bytes of hex")
-    minimum = {Mode.DIVISIBLE: 0, Mode.ALL_OR_NOTHING: power}.get(chosen_mode, min_power or 0)
-    if nonce is None:
-        nonce = (book.asset_nonce(asset) if asset else book.portfolio_nonce(portfolio)) + 1
-    offer = Offer(market, asset, portfolio, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
-                  price, int(chosen_mode), minimum, int(method), baseline, book.conn.latest_timestamp() + valid_for, nonce)
-    emit_json(offer.typed(read_domain(book.conn, book.address)).to_json())
+    chain = deployment(sign=False)
+    terms = OfferTerms(market, _time_option(start, "--start"), power, price, asset=asset, portfolio=portfolio,
+                       isps=isps, direction=int(_enum(Direction, direction)), mode=_enum(Mode, mode),
+                       min_power_w=min_power, baseline_method=_enum(BaselineMethod, baseline_method),
+                       baseline_hash=baseline_hash, valid_for=valid_for, nonce=nonce)
+    try:
+        offer = build_offer(chain, terms)
+    except OfferTermsError as exc:
+        raise typer.BadParameter(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
+    emit_json(offer.typed(chain.order_book_domain).to_json())
 
 
 @offer_app.command("sign")
@@ -149,33 +143,16 @@ def offer_sign(
 
 
 def _read_signed(path: Path, domain: Eip712Domain) -> list[SignedOffer]:
-    from flexledger.book.order_book import SignedOffer
-    from flexledger.identity.eip712 import TypedDataError, typed_data_from_json
-    from flexledger.rules.orders import SIGNATURE_BYTES, Offer
+    from flexledger.book.offers import SignedOfferError, read_signed
 
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SignedOfferFileError(f"cannot read {path}: {exc}") from None
-    out = []
-    for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
-        where = f"{path} offer {i}"
-        try:
-            typed = typed_data_from_json(item["typedData"])
-            signature = bytes.fromhex(str(item["signature"]).removeprefix("0x"))
-            offer = Offer.from_message(typed.message)
-        except (KeyError, TypeError, ValueError, TypedDataError) as exc:
-            raise SignedOfferFileError(f"{where} is not a signed offer ({exc})",
-                                       hint="sign typed data from `flexledger offer typed-data`") from None
-        if typed.domain != domain:
-            raise SignedOfferFileError(f"{where} was signed for {typed.domain.to_json()}, not this order book",
-                                       hint="print the typed data again with `flexledger offer typed-data`")
-        # the book takes offers packed and signatures of 65 bytes: neither can carry more
-        if len(signature) != SIGNATURE_BYTES or not offer.fits():
-            raise SignedOfferFileError(f"{where} has a signature of {len(signature)} bytes (65 wanted) or a field "
-                                       "beyond its type", hint="sign typed data from `flexledger offer typed-data`")
-        out.append(SignedOffer(offer, signature))
-    return out
+    try:
+        return [read_signed(item, domain, f"{path} offer {i}") for i, item in enumerate(raw if isinstance(raw, list) else [raw])]
+    except SignedOfferError as exc:
+        raise SignedOfferFileError(exc.message, hint=exc.hint) from None
 
 
 @offer_app.command("submit")
