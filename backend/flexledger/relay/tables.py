@@ -22,6 +22,7 @@ class QueuedOffer(Base):
     submitter: Mapped[str] = mapped_column(String(42), index=True)
     signer: Mapped[str] = mapped_column(String(42), index=True)
     market: Mapped[int] = mapped_column(BigInteger)
+    subject: Mapped[str] = mapped_column(String(32), index=True)  # "asset:<id>" or "portfolio:<id>" (uint64 ids)
     nonce: Mapped[int] = mapped_column(BigInteger)
     packed: Mapped[bytes] = mapped_column(LargeBinary(93))
     signature: Mapped[bytes] = mapped_column(LargeBinary(65))

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("submitter", sa.String(length=42), nullable=False),
         sa.Column("signer", sa.String(length=42), nullable=False),
         sa.Column("market", sa.BigInteger(), nullable=False),
+        sa.Column("subject", sa.String(length=32), nullable=False),
         sa.Column("nonce", sa.BigInteger(), nullable=False),
         sa.Column("packed", sa.LargeBinary(length=93), nullable=False),
         sa.Column("signature", sa.LargeBinary(length=65), nullable=False),
@@ -36,11 +37,11 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("digest", name=op.f("pk_relay_offers")),
     )
-    for column in ("signer", "status", "submitter"):
+    for column in ("signer", "status", "subject", "submitter"):
         op.create_index(op.f(f"ix_relay_offers_{column}"), "relay_offers", [column], unique=False)
 
 
 def downgrade() -> None:
-    for column in ("signer", "status", "submitter"):
+    for column in ("signer", "status", "subject", "submitter"):
         op.drop_index(op.f(f"ix_relay_offers_{column}"), table_name="relay_offers")
     op.drop_table("relay_offers")
