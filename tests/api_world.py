@@ -88,3 +88,16 @@ class Api:
 
     def auth(self, account: LocalAccount) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.sign_in(account)}"}
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int, **members: Any) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["type"].startswith("urn:flexledger:problem:") and body["detail"]
+    for name, value in members.items():
+        assert body[name] == value, body
+    return body

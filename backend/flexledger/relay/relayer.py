@@ -60,8 +60,10 @@ class Relayer:
         """Relay one batch of the oldest queued offers; how many were relayed (0: the queue is empty)."""
         conn = self.deployment.conn
         with self.sessions() as session:
+            # oldest first, each subject's nonces in order (the book takes them strictly increasing)
             rows = list(session.scalars(select(QueuedOffer).where(QueuedOffer.status == QUEUED)
-                                        .order_by(QueuedOffer.queued_at, QueuedOffer.digest).limit(self.batch)))
+                                        .order_by(QueuedOffer.queued_at, QueuedOffer.subject, QueuedOffer.nonce)
+                                        .limit(self.batch)))
             if not rows:
                 return 0
             head = conn.w3.eth.block_number

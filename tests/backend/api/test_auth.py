@@ -8,24 +8,12 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from api_world import Api
+from api_world import Api, assert_problem
 
 from flexledger.api.auth import SessionTokens
 from flexledger.api.siwe import format_time
 from flexledger.identity import keys
 from flexledger.identity.roles import Role
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: Any, status: int, **members: Any) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["type"].startswith("urn:flexledger:problem:") and body["detail"]
-    for name, value in members.items():
-        assert body[name] == value, body
-    return body
 
 
 def test_a_wallet_signs_in_and_its_roles_are_read_from_the_chain(api: Api) -> None:
