@@ -8,13 +8,15 @@ import datetime as dt
 import json
 import shutil
 import subprocess
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from flexledger.api.auth import wallet_signed
+from flexledger.api.auth import ERC1271_CALL, ERC1271_MAGIC, wallet_signed
 from flexledger.api.siwe import (
     Expected,
     SiweError,
@@ -177,3 +179,27 @@ def test_our_message_and_signature_verify_in_npm_siwe() -> None:
 def test_the_hash_is_eip191() -> None:
     text = message().to_text()
     assert Account._recover_hash(message_hash(text), signature=sign(text)) == ACCOUNT.address
+
+
+def test_a_contract_wallet_is_asked_by_erc1271() -> None:
+    # contracts/ holds no ERC-1271 wallet to deploy, so the node is stood in for: the call made and
+    # the answers a wallet can give (yes, no, a revert, no code at all)
+    text = message().to_text()
+    digest, signature = message_hash(text), b"\x07" * 100  # a multisig's signatures: not 65 bytes
+    asked: list[bytes] = []
+
+    def node(code: bytes, answer: Any) -> Any:
+        def call(tx: dict[str, Any]) -> bytes:
+            asked.append(tx["data"])
+            if isinstance(answer, Exception):
+                raise answer
+            return bytes(answer)
+
+        return SimpleNamespace(w3=SimpleNamespace(eth=SimpleNamespace(get_code=lambda _address: code, call=call)))
+
+    yes = ERC1271_MAGIC + bytes(28)
+    assert wallet_signed(node(b"\x60\x80", yes))(ACCOUNT.address, digest, signature)
+    assert asked[-1] == ERC1271_CALL + encode(["bytes32", "bytes"], [digest, signature])
+    assert not wallet_signed(node(b"\x60\x80", bytes(32)))(ACCOUNT.address, digest, signature)
+    assert not wallet_signed(node(b"\x60\x80", ValueError("execution reverted")))(ACCOUNT.address, digest, signature)
+    assert not wallet_signed(node(b"", yes))(ACCOUNT.address, digest, signature)  # an EOA: recovery only
