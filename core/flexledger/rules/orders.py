@@ -130,7 +130,11 @@ class Offer:
         """The EIP-712 digest, as ``typed(domain).digest()`` computes it, without eth-account's
         generic encoder: the struct is flat and static, so hashStruct is one keccak over the type
         hash and the ABI words (reading a book of 100,000 offers needs this to be fast)."""
-        struct_hash = keccak(encode(OFFER_ABI_TYPES, [OFFER_TYPEHASH, *self.as_tuple()]))
+        if not self.fits():  # the ABI encoder's range errors, for a field beyond its type
+            struct_hash = keccak(encode(OFFER_ABI_TYPES, [OFFER_TYPEHASH, *self.as_tuple()]))
+        else:  # every field static and in range: its ABI word is the value in 32 bytes (a third of the time)
+            struct_hash = keccak(OFFER_TYPEHASH + b"".join(
+                v if isinstance(v, bytes) else int(v).to_bytes(32, "big") for v in self.as_tuple()))
         return typed_digest(domain_separator, struct_hash)
 
     def sign(self, account: LocalAccount, domain: Eip712Domain) -> bytes:

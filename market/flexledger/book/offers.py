@@ -20,9 +20,13 @@ from flexledger.rules.orders import (
     Offer,
     SubjectTerms,
     offer_problem,
-    recover_signer,
 )
-from flexledger.rules.typed_data import Eip712Domain, TypedDataError, typed_data_from_json
+from flexledger.rules.typed_data import (
+    Eip712Domain,
+    TypedDataError,
+    recover_strict,
+    typed_data_from_json,
+)
 
 if TYPE_CHECKING:
     from flexledger.book.order_book import SignedOffer
@@ -113,9 +117,10 @@ def read_signed(item: Any, domain: Eip712Domain, where: str) -> SignedOffer:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the OrderBook would do with a signed offer now: its signer, and the custom error it
-    would skip it with (None: accepted)."""
+    """What the OrderBook would do with a signed offer now: its EIP-712 digest, its signer, and the
+    custom error it would skip it with (None: accepted)."""
 
+    digest: bytes
     signer: str | None
     problem: str | None
 
@@ -150,12 +155,13 @@ def judge_offers(deployment: Deployment, offers: list[SignedOffer], *, relayer: 
     credentialed = dict(zip(sellers, deployment.roles.call_many(
         "hasMarketRole(address,bytes32)", [(s, Role.AGGREGATOR.id) for s in sellers]), strict=True))
     relayer_is_aggregator = deployment.roles.has_market_role(relayer, Role.AGGREGATOR.id)
-    domain = deployment.order_book_domain
+    separator = deployment.order_book_domain.separator()
     last = dict(last_nonces or {})
     out: list[Verdict] = []
     for signed in offers:
         o = signed.offer
-        signer = recover_signer(o, domain, signed.signature)
+        digest = o.digest(separator)
+        signer = recover_strict(digest, signed.signature)  # recover_signer, with the separator hashed once
         market_params = params.get(o.market)
         terms: SubjectTerms | None = None
         subject = (o.asset, o.portfolio)
@@ -175,6 +181,6 @@ def judge_offers(deployment: Deployment, offers: list[SignedOffer], *, relayer: 
                                 params=market_params, now=now, terms=terms)
         if problem is None:
             last[subject] = o.nonce
-        out.append(Verdict(signer, problem))
+        out.append(Verdict(digest, signer, problem))
     return out
 

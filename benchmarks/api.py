@@ -1,0 +1,207 @@
+"""Offer intake over HTTP: signed offers checked (signature, domain, owner, window, power, nonce,
+against the chain's state) and queued in SQL, per second, through the real server.
+
+Run: .venv/bin/python benchmarks/api.py [--assets 200] [--offers 20000] [--per-request 1,20,200]
+        [--clients 4]
+Target (backend issue): at least 2,000 signed offers per second checked and queued, on 2 cores.
+
+The server is uvicorn (one worker, as `flexledger api serve` runs it, without its relayer) over a
+fresh SQLite database and a local anvil with one market, an aggregator and --assets assets of one
+prosumer. The offers are signed beforehand; the load generator is another process (this script
+with --load) posting them over loopback with --clients connections at once, authenticated by an API
+key, in lists of --per-request offers. Each offer is a new nonce of its asset, so every one is
+judged and queued (none refused). It reports offers queued per second and the latency of a
+request (p50, p99) for each list size, with the machine's load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import local_chain, report  # benchmarks/ is on sys.path when a script runs
+from coincurve import PrivateKey
+
+from flexledger.chain import structs
+from flexledger.chain.deploy import deploy_all
+from flexledger.deployment import Deployment
+from flexledger.grid.owners import register_with_meters
+from flexledger.identity import keys
+from flexledger.identity.roles import Role
+from flexledger.rules.market import MarketParams
+from flexledger.rules.orders import BaselineMethod, Mode, Offer
+
+FOREVER = 2**64 - 1
+BOND = 10**9
+
+
+def _setup(conn: Any, assets_count: int) -> tuple[Deployment, Any, list[int], int, int]:
+    """A market with an aggregator and one prosumer's ``assets_count`` assets, bonded."""
+    deployer = keys.signer(keys.dev_accounts()[0], conn)
+    manifest = deploy_all(conn, deployer)
+    d = Deployment(conn, manifest, deployer)
+    tso, dso, aggregator = (keys.signer(keys.dev_accounts()[i], conn) for i in (1, 2, 4))
+    owner = keys.dev_accounts()[5]
+    owner_signer = keys.signer(owner, conn)
+    meters = [keys.new_account() for _ in range(assets_count)]
+    grants = [(tso.address, Role.TSO), (dso.address, Role.DSO), (aggregator.address, Role.AGGREGATOR),
+              (owner.address, Role.PROSUMER), *((m.address, Role.METER) for m in meters)]
+    for first in range(0, len(grants), 200):
+        part = grants[first:first + 200]
+        d.roles.issue_credentials([a for a, _ in part], [r.id for _, r in part], [0] * len(part),
+                                  [FOREVER] * len(part), [b"\x01" * 32] * len(part))
+    params = MarketParams()
+    market = d.markets.create_market(structs.MarketParams.like(params)).event("MarketCreated").args["marketId"]
+    root = d.zones.add_zone(0, tso.address, 0, sender=tso).event("ZoneAdded").args["zoneId"]
+    feeder = d.zones.add_zone(root, dso.address, 10**9, sender=tso).event("ZoneAdded").args["zoneId"]
+    ids: list[int] = []
+    for first in range(0, len(meters), 50):
+        tx = register_with_meters(d.assets, meters[first:first + 50], [2] * len(meters[first:first + 50]),
+                                  sender=owner_signer, fresh=True)
+        ids += [e.args["assetId"] for e in tx.events if e.name == "AssetRegistered"]
+        part = ids[first:]
+        d.assets.map_assets(part, [feeder] * len(part), [10_000] * len(part), [10_000] * len(part),
+                            [market] * len(part), sender=dso)
+    d.token.mint(owner.address, BOND)
+    d.token.approve(d.order_book.address, BOND, sender=owner_signer)
+    d.order_book.post_bond(owner.address, BOND, sender=owner_signer)
+    day = params.day_start(conn.latest_timestamp()) + 2 * 86_400
+    return d.signed_by(aggregator), owner, ids, market, day
+
+
+def _signed_offers(d: Deployment, owner: Any, ids: list[int], market: int, day: int, count: int) -> list[dict[str, Any]]:
+    """``count`` offers in the wire format, nonces rising per asset, signed with coincurve (fast)."""
+    domain = d.order_book_domain
+    separator = domain.separator()
+    key = PrivateKey(bytes(owner.key))
+    expiry = d.conn.latest_timestamp() + 7 * 86_400
+    out = []
+    for i in range(count):
+        offer = Offer(market, ids[i % len(ids)], 0, day + (i % 90) * 900, 1, 0, 5_000, 15_000, Mode.DIVISIBLE, 0,
+                      BaselineMethod.ROLLING_AVERAGE, bytes(32), expiry, i // len(ids) + 1)
+        raw = key.sign_recoverable(offer.digest(separator), hasher=None)
+        signature = raw[:64] + bytes([raw[64] + 27])
+        out.append({"typedData": offer.typed(domain).to_json(), "signature": "0x" + signature.hex()})
+    return out
+
+
+def _serve(d: Deployment, database: str) -> tuple[str, Any]:
+    import uvicorn
+
+    from flexledger.api.app import create_app
+    from flexledger.api.settings import ApiSettings
+    from flexledger.chain.node import free_port
+
+    port = free_port()
+    app = create_app(ApiSettings(domain=f"127.0.0.1:{port}", uri=f"http://127.0.0.1:{port}",
+                                 max_body_bytes=50_000_000), d, database_url=database)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server
+
+
+def _api_key(url: str, account: Any) -> str:
+    """Sign in as ``account`` (EIP-4361) and create an API key, as an aggregator's server would."""
+    import datetime as dt
+
+    import httpx
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from flexledger.api.siwe import SiweMessage, format_time
+
+    with httpx.Client(base_url=url) as client:
+        issued = client.post("/v1/auth/nonce").json()
+        text = SiweMessage(domain=issued["domain"], address=account.address, uri=issued["uri"],
+                           chain_id=issued["chainId"], nonce=issued["nonce"],
+                           issued_at=format_time(dt.datetime.now(dt.UTC))).to_text()
+        signature = "0x" + bytes(Account.sign_message(encode_defunct(text=text), account.key).signature).hex()
+        token = client.post("/v1/auth/login", json={"message": text, "signature": signature}).json()["token"]
+        key: str = client.post("/v1/keys", json={"label": "bench"}, headers={"Authorization": f"Bearer {token}"}
+                               ).json()["key"]
+    return key
+
+
+def load(url: str, key: str, path: Path, per_request: int, clients: int) -> None:
+    """The load generator (its own process): post the offers in ``path``, print the figures as JSON."""
+    import httpx
+
+    offers = json.loads(path.read_text())
+    bodies = [json.dumps(offers[i:i + per_request]).encode() for i in range(0, len(offers), per_request)]
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    # a client's requests go one after the other, so each subject's nonces arrive in order
+    lanes = [bodies[i::clients] for i in range(clients)]
+
+    def run(lane: list[bytes]) -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for body in lane:
+                started = time.perf_counter()
+                response = client.post("/v1/offers", content=body, headers=headers)
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    if response.status_code != 202:
+                        failures.append(f"{response.status_code} {response.text[:300]}")
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run, lanes))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    print(json.dumps({"offers": len(offers), "requests": len(bodies), "seconds": round(elapsed, 2),
+                      "offers_per_second": round(len(offers) / elapsed),
+                      "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+                      "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+                      "failures": len(failures), "first_failure": failures[0] if failures else None}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assets", type=int, default=200)
+    parser.add_argument("--offers", type=int, default=20_000, help="offers per list size")
+    parser.add_argument("--per-request", default="1,20,200", help="list sizes, comma-separated")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--load", nargs=3, metavar=("URL", "KEY", "FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        load(args.load[0], args.load[1], Path(args.load[2]), args.size, args.clients)
+        return
+    sizes = [int(s) for s in args.per_request.split(",")]
+    folder = Path(tempfile.mkdtemp(prefix="flexledger-bench-api-"))
+    figures: dict[str, Any] = {"assets": args.assets, "clients": args.clients}
+    with local_chain() as conn:
+        d, owner, ids, market, day = _setup(conn, args.assets)
+        url, server = _serve(d, f"sqlite:///{folder / 'api.db'}")
+        key = _api_key(url, keys.dev_accounts()[4])
+        for round_, size in enumerate(sizes):
+            count = args.offers if size > 1 else min(args.offers, 2_000)  # one a request is slow: fewer
+            offers = _signed_offers(d, owner, ids, market, day, count * (round_ + 1))[count * round_:]
+            file = folder / f"offers-{size}.json"
+            file.write_text(json.dumps(offers))
+            load_before = os.getloadavg()[0]
+            out = subprocess.run([sys.executable, __file__, "--load", url, key, str(file), "--size", str(size),
+                                  "--clients", str(args.clients)], capture_output=True, text=True, check=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            result["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+            figures[f"per_request_{size}"] = result
+            print(f"{size} offers a request: {result}", flush=True)
+        server.should_exit = True
+    report("api", {**figures, "target_offers_per_second": 2_000})
+
+
+if __name__ == "__main__":
+    main()
