@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from oracle_stores import STORES, store_url
 
 import flexledger.api.tables
 import flexledger.relay.tables
@@ -22,12 +24,15 @@ def _touches_ours(diff: object) -> bool:
                    or part in OURS for part in item) for item in items)
 
 
-def test_the_migrations_make_exactly_the_api_and_relay_tables(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", STORES)
+def test_the_migrations_make_exactly_the_api_and_relay_tables(tmp_path: Path, kind: str) -> None:
     assert {"api_nonces", "api_keys", "relay_offers"} == OURS
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    for branch in ("api@head", "relay@head"):  # each branch stands alone
-        migrate(engine, branch)
-    with engine.connect() as connection:
-        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    assert [d for d in diffs if _touches_ours(d)] == []
-    assert set(engine.dialect.get_table_names(engine.connect())) >= OURS
+    with store_url(kind, tmp_path) as url:
+        engine = make_engine(url)
+        for branch in ("api@head", "relay@head"):  # each branch stands alone
+            migrate(engine, branch)
+        with engine.connect() as connection:
+            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            assert [d for d in diffs if _touches_ours(d)] == []
+            assert set(engine.dialect.get_table_names(connection)) >= OURS
+        engine.dispose()
