@@ -24,3 +24,8 @@ offers = st.builds(Offer, *(_field(w, n) for w, n in zip(PACKED_WIDTHS, Offer.__
 @given(offers)
 def test_the_fast_digest_is_the_eip712_digest(offer: Offer) -> None:
     assert offer.digest(DOMAIN.separator()) == offer.typed(DOMAIN).digest()
+
+
+def test_the_tuple_is_the_fields_in_order() -> None:
+    offer = Offer(*range(11), bytes(32), 12, 13)
+    assert offer.as_tuple() == tuple(getattr(offer, f) for f in Offer.__dataclass_fields__)

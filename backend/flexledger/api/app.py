@@ -13,6 +13,7 @@ from flexledger.api import problems
 from flexledger.api.context import ApiContext
 from flexledger.api.routes import auth, keys, offers
 from flexledger.api.settings import ApiSettings
+from flexledger.book.offers import ChainReads
 from flexledger.database.engine import make_engine, migrate
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ def create_app(settings: ApiSettings, deployment: Deployment, *, database_url: s
                     "aggregator's relay of signed offers. Errors are RFC 9457 problem details.",
         openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
     )
-    app.state.context = ApiContext(settings, deployment, sessionmaker(engine, expire_on_commit=False), relay_address)
+    app.state.context = ApiContext(settings, deployment, sessionmaker(engine, expire_on_commit=False), relay_address,
+                                   ChainReads(deployment))
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=settings.max_body_bytes)
     v1 = APIRouter(prefix=f"/v{VERSION}")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flexledger.api.auth import SessionTokens
 from flexledger.api.settings import ApiSettings
 from flexledger.api.siwe import Expected
+from flexledger.book.offers import ChainReads
 
 if TYPE_CHECKING:
     from flexledger.deployment import Deployment
@@ -18,12 +19,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ApiContext:
     """One server's state; ``relayer`` is the address that will send the queued offers (the
-    aggregator's), against which intake judges them."""
+    aggregator's), as which intake judges them."""
 
     settings: ApiSettings
     deployment: Deployment
     sessions: sessionmaker[Session]
     relayer: str
+    chain: ChainReads  # the latest block's reads, kept between requests until the next block
 
     @property
     def tokens(self) -> SessionTokens:

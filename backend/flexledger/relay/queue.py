@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flexledger.book.offers import SignedOfferError, judge_offers, read_signed
+from flexledger.book.offers import ChainReads, SignedOfferError, judge_offers, read_signed
 from flexledger.errors import FlexledgerError
 from flexledger.relay.tables import QueuedOffer
 from flexledger.rules.orders import Offer
@@ -57,10 +57,11 @@ class Intake:
 
 
 def check_offers(session: Session, deployment: Deployment, items: Sequence[Any], *, relayer: str,
-                 now: int | None = None) -> Intake:
+                 chain: ChainReads | None = None) -> Intake:
     """Read and judge ``items`` (``{"typedData", "signature"}`` each) as the OrderBook would if
-    ``relayer`` sent them now, after the offers already waiting in the queue; OffersRefusedError lists
-    every offer that would be refused (nothing is queued then)."""
+    ``relayer`` sent them in the next block, after the offers already waiting in the queue;
+    OffersRefusedError lists every offer that would be refused (nothing is queued then). ``chain``
+    keeps the latest block's reads between calls (a server's many lists)."""
     domain = deployment.order_book_domain
     separator = domain.separator()
     offers: list[SignedOffer] = []
@@ -85,8 +86,8 @@ def check_offers(session: Session, deployment: Deployment, items: Sequence[Any],
     if problems:
         raise OffersRefusedError("offers already submitted (each digest is queued once)", problems, status=409,
                            hint="follow them at GET /v1/offers/{digest}")
-    verdicts = judge_offers(deployment, offers, relayer=relayer,
-                            now=deployment.conn.latest_timestamp() + 1 if now is None else now,
+    reads = (chain or ChainReads(deployment)).latest()
+    verdicts = judge_offers(deployment, offers, relayer=relayer, now=reads.timestamp + 1, reads=reads,
                             last_nonces=_waiting_nonces(session, {subject_of(s.offer) for s in offers}))
     # the reason is the custom error the contract would skip the offer with (OrderBookInvalidPower, ...)
     problems = [{"index": i, "code": v.problem, "reason": v.problem}

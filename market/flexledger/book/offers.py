@@ -6,6 +6,7 @@ that a relay refuses at once what the contract would skip, with the same reason.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from flexledger.rules.typed_data import (
 
 if TYPE_CHECKING:
     from flexledger.book.order_book import SignedOffer
+    from flexledger.chain.client import ContractClient
     from flexledger.deployment import Deployment
 
 
@@ -125,36 +127,74 @@ class Verdict:
     problem: str | None
 
 
+class BlockReads:
+    """The views :func:`judge_offers` asks, read at one block and kept: the state at a block never
+    changes, so lists judged between two blocks read each asset's terms, nonce and bond once."""
+
+    def __init__(self, deployment: Deployment, number: int, timestamp: int, block_hash: bytes) -> None:
+        self.deployment, self.number, self.timestamp, self.hash = deployment, number, timestamp, block_hash
+        self._values: dict[tuple[str, str, tuple[Any, ...]], Any] = {}
+
+    def many(self, client: ContractClient, sig: str, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """``client.call_many(sig, calls)`` at this block, asking the node only what is not kept."""
+        missing = sorted({c for c in calls if (client.address, sig, c) not in self._values})
+        if missing:
+            fetched = client.call_many(sig, missing, block=self.number)
+            self._values.update({(client.address, sig, c): v for c, v in zip(missing, fetched, strict=True)})
+        return [self._values[(client.address, sig, c)] for c in calls]
+
+
+class ChainReads:
+    """The latest block's :class:`BlockReads`, kept until the chain moves on (a new block, or another
+    block at the same height after a reorg: keyed by hash). Shared by a server's requests."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self._current: BlockReads | None = None
+        self._lock = threading.Lock()
+
+    def latest(self) -> BlockReads:
+        block = self.deployment.conn.w3.eth.get_block("latest")
+        with self._lock:
+            if self._current is None or self._current.hash != bytes(block["hash"]):
+                self._current = BlockReads(self.deployment, int(block["number"]), int(block["timestamp"]),
+                                           bytes(block["hash"]))
+            return self._current
+
+
 def judge_offers(deployment: Deployment, offers: list[SignedOffer], *, relayer: str, now: int,
-                 last_nonces: dict[tuple[int, int], int] | None = None) -> list[Verdict]:
+                 last_nonces: dict[tuple[int, int], int] | None = None,
+                 reads: BlockReads | None = None) -> list[Verdict]:
     """Each offer judged as if relayed by ``relayer`` in this order at ``now``, one after the other
-    (an accepted offer raises its subject's last nonce for the next). ``last_nonces`` (by (asset,
-    portfolio)) adds nonces the chain has not seen yet, such as offers already queued.
+    (an accepted offer raises its subject's last nonce for the next), on the chain's state at
+    ``reads``' block (default: the latest, read afresh). ``last_nonces`` (by (asset, portfolio))
+    adds nonces the chain has not seen yet, such as offers already queued.
 
     The chain's state is read in JSON-RPC batches (one round trip per view for the whole list), so
     judging a list of 200 costs a handful of requests rather than a thousand.
     """
-    book, assets = deployment.order_book, deployment.assets
-    markets = deployment.markets.market_count()
+    at = reads or ChainReads(deployment).latest()
+    book, assets, roles = deployment.order_book, deployment.assets, deployment.roles
+    (markets,) = at.many(deployment.markets, "marketCount()", [()])
     params = {o.offer.market: deployment.params(o.offer.market) for o in offers if 0 < o.offer.market <= markets}
     asset_ids = sorted({o.offer.asset for o in offers if o.offer.asset and not o.offer.portfolio})
     portfolio_ids = sorted({o.offer.portfolio for o in offers if o.offer.portfolio and not o.offer.asset})
-    asset_terms = dict(zip(asset_ids, assets.call_many("offerTerms(uint64)", [(a,) for a in asset_ids]), strict=True))
-    asset_nonces = dict(zip(asset_ids, book.call_many("assetNonce(uint64)", [(a,) for a in asset_ids]), strict=True))
-    portfolio_terms = dict(zip(portfolio_ids, assets.call_many("portfolioTerms(uint32)", [(p,) for p in portfolio_ids]),
+    asset_terms = dict(zip(asset_ids, at.many(assets, "offerTerms(uint64)", [(a,) for a in asset_ids]), strict=True))
+    asset_nonces = dict(zip(asset_ids, at.many(book, "assetNonce(uint64)", [(a,) for a in asset_ids]), strict=True))
+    portfolio_terms = dict(zip(portfolio_ids, at.many(assets, "portfolioTerms(uint32)", [(p,) for p in portfolio_ids]),
                                strict=True))
-    portfolio_nonces = dict(zip(portfolio_ids, book.call_many("portfolioNonce(uint32)", [(p,) for p in portfolio_ids]),
+    portfolio_nonces = dict(zip(portfolio_ids, at.many(book, "portfolioNonce(uint32)", [(p,) for p in portfolio_ids]),
                                 strict=True))
-    portfolio_markets = dict(zip(portfolio_ids, assets.call_many("marketOfPortfolio(uint32)",
-                                                                 [(p,) for p in portfolio_ids]), strict=True))
+    portfolio_markets = dict(zip(portfolio_ids, at.many(assets, "marketOfPortfolio(uint32)",
+                                                        [(p,) for p in portfolio_ids]), strict=True))
     windows = sorted({(o.offer.asset, o.offer.start, o.offer.start + o.offer.isps * params[o.offer.market].isp_seconds)
                       for o in offers if o.offer.asset in asset_terms and o.offer.market in params})
-    market_for = dict(zip(windows, assets.call_many("marketFor(uint64,uint64,uint64)", windows), strict=True))
+    market_for = dict(zip(windows, at.many(assets, "marketFor(uint64,uint64,uint64)", windows), strict=True))
     sellers = sorted({str(t[0]) for t in asset_terms.values()} | {str(t[0]) for t in portfolio_terms.values()})
-    bonds = dict(zip(sellers, book.call_many("bondWord(address)", [(s,) for s in sellers]), strict=True))
-    credentialed = dict(zip(sellers, deployment.roles.call_many(
-        "hasMarketRole(address,bytes32)", [(s, Role.AGGREGATOR.id) for s in sellers]), strict=True))
-    relayer_is_aggregator = deployment.roles.has_market_role(relayer, Role.AGGREGATOR.id)
+    bonds = dict(zip(sellers, at.many(book, "bondWord(address)", [(s,) for s in sellers]), strict=True))
+    credentialed = dict(zip(sellers, at.many(roles, "hasMarketRole(address,bytes32)",
+                                             [(s, Role.AGGREGATOR.id) for s in sellers]), strict=True))
+    (relayer_is_aggregator,) = at.many(roles, "hasMarketRole(address,bytes32)", [(relayer, Role.AGGREGATOR.id)])
     separator = deployment.order_book_domain.separator()
     last = dict(last_nonces or {})
     out: list[Verdict] = []

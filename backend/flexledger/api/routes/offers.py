@@ -78,7 +78,8 @@ def submit(ctx: Context, session: Database, who: Submitter,
     if not items or len(items) > ctx.settings.max_offers:
         raise ApiProblemError(422, "invalid_request", f"send 1 to {ctx.settings.max_offers} offers at a time")
     try:
-        intake = check_offers(session, ctx.deployment, [i.model_dump() for i in items], relayer=ctx.relayer)
+        intake = check_offers(session, ctx.deployment, [{"typedData": i.typedData, "signature": i.signature} for i in items], relayer=ctx.relayer,
+                              chain=ctx.chain)
     except OffersRefusedError as exc:
         raise ApiProblemError(exc.status, "offers_refused" if exc.status == 422 else "duplicate", exc.message,
                          hint=exc.hint, offers=exc.problems) from None
