@@ -146,3 +146,25 @@ def test_a_batch_refused_every_time_ends_skipped(api: Api, relayer: Relayer, mon
     (row,) = rows(relayer).values()
     assert row.status == "skipped" and str(row.reason).startswith("relay failed: the node refused")
     assert relayer.step() == 0
+
+
+def test_a_dropped_batch_is_sent_again(api: Api, relayer: Relayer, monkeypatch: pytest.MonkeyPatch) -> None:
+    digests = submit(api, 2)
+    conn = api.chain.conn
+    conn.request("evm_setAutomine", [False])
+    try:
+        with monkeypatch.context() as patch:
+            _crash(patch, "unreceipted")  # the hash recorded, the transaction still in the pool
+            with pytest.raises(Killed):
+                relayer.step()
+        (tx_hash,) = {r.tx_hash for r in rows(relayer).values()}
+        conn.request("anvil_dropTransaction", [tx_hash])  # the node forgets it
+    finally:
+        conn.request("evm_setAutomine", [True])
+    restarted = Relayer(relayer.sessions, api.chain.deployment)
+    restarted.reconcile()
+    assert {r.status for r in rows(restarted).values()} == {"queued"}
+    assert restarted.step() == 2
+    states = rows(restarted)
+    assert {states[d].status for d in digests} == {"accepted"}  # (the same hash again: same nonce, same bytes)
+    assert sorted(accepted_on_chain(api)) == sorted(digests)
