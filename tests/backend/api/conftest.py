@@ -10,6 +10,7 @@ import pytest
 from api_world import Api, Market
 from chain_world import grant_roles
 from fastapi.testclient import TestClient
+from oracle_stores import STORES, store_url
 
 from flexledger.api.app import create_app
 from flexledger.api.settings import ApiSettings
@@ -62,10 +63,12 @@ def chain(market_chain: Market) -> Iterator[Market]:
     market_chain.conn.revert(snapshot)
 
 
-@pytest.fixture
-def api(chain: Market, tmp_path: Path) -> Iterator[Api]:
+@pytest.fixture(params=STORES)
+def api(request: pytest.FixtureRequest, chain: Market, tmp_path: Path) -> Iterator[Api]:
+    """The app over SQLite, and over PostgreSQL when FLEXLEDGER_TEST_DATABASE_URL names one."""
     settings = ApiSettings(max_body_bytes=200_000)
-    url = f"sqlite:///{tmp_path / 'api.db'}"
-    app = create_app(settings, chain.deployment, database_url=url)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client, chain, settings, url)
+    with store_url(request.param, tmp_path) as url:
+        app = create_app(settings, chain.deployment, database_url=url)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield Api(client, chain, settings, url)
+        app.state.context.sessions.kw["bind"].dispose()  # the schema is dropped next: no connection may hold it
