@@ -29,7 +29,7 @@ from web3.exceptions import TransactionNotFound
 
 from flexledger.book.order_book import RelayOutcome, SignedOffer, batch_outcomes, relay_offers
 from flexledger.chain.client import TxResult, wait_for
-from flexledger.chain.errors import ContractRevertError
+from flexledger.chain.errors import ContractRevertError, TransactionError
 from flexledger.errors import FlexledgerError
 from flexledger.relay.queue import ACCEPTED, QUEUED, SENDING, SENT, SKIPPED
 from flexledger.relay.tables import QueuedOffer
@@ -41,15 +41,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # a batch the node keeps refusing: its offers end skipped, with the node's reason
 PENDING_WAIT = 60.0  # seconds to let the relay account's pending transactions be mined before reconciling
+STUCK_AFTER = 120.0  # seconds a sent batch may wait for its block before it is sent again at a higher fee
 
 
 class Relayer:
     """Relays the queue of ``sessions``' database with ``deployment``'s signer (the aggregator)."""
 
-    def __init__(self, sessions: sessionmaker[Session], deployment: Deployment, *, batch: int = 200) -> None:
+    def __init__(self, sessions: sessionmaker[Session], deployment: Deployment, *, batch: int = 200,
+                 pending_wait: float = PENDING_WAIT, stuck_after: float = STUCK_AFTER) -> None:
         if deployment.signer is None:
             raise FlexledgerError("the relayer needs the aggregator's key", hint="start it with --key KEYSTORE")
         self.sessions, self.deployment, self.batch = sessions, deployment, batch
+        self.pending_wait, self.stuck_after = pending_wait, stuck_after
         self.book = deployment.order_book
         self.separator = deployment.order_book_domain.separator()
 
@@ -118,7 +121,7 @@ class Relayer:
             sent = list(session.scalars(select(QueuedOffer).where(QueuedOffer.status == SENT)))
             for tx_hash in sorted({str(row.tx_hash) for row in sent}):
                 batch = sorted((r for r in sent if r.tx_hash == tx_hash), key=lambda r: r.position or 0)
-                mined = self._mined(tx_hash)
+                mined = self._mined(session, tx_hash, batch)
                 if mined is None:  # dropped or reverted: the offers are as if never sent
                     for row in batch:
                         row.status, row.tx_hash, row.position = SENDING, None, None
@@ -145,23 +148,41 @@ class Relayer:
         signer = self.deployment.signer
         assert signer is not None
         eth = self.deployment.conn.w3.eth
-        deadline = time.monotonic() + PENDING_WAIT
+        deadline = time.monotonic() + self.pending_wait
         while eth.get_transaction_count(signer.account.address, "pending") > eth.get_transaction_count(
                 signer.account.address, "latest") and time.monotonic() < deadline:
             time.sleep(0.2)
         signer.forget_nonce()
 
-    def _mined(self, tx_hash: str) -> TxResult | None:
-        """The mined batch with its events, or None when the node no longer knows the transaction."""
+    def _mined(self, session: Session, tx_hash: str, batch: list[QueuedOffer]) -> TxResult | None:
+        """The mined batch with its events; None when the node no longer knows the transaction or it
+        reverted (nothing of it went in). One still pending after ``stuck_after`` is sent again at a
+        higher fee (the rows follow the new hash), and that one is awaited."""
         conn = self.deployment.conn
         try:
             conn.w3.eth.get_transaction(HexBytes(tx_hash))
         except TransactionNotFound:
             return None
         try:
-            return wait_for(conn, TxResult(tx_hash, "OrderBook", "submitOffers"))
+            return wait_for(conn, TxResult(tx_hash, "OrderBook", "submitOffers"), timeout=self.stuck_after)
         except ContractRevertError:  # the whole batch reverted: none of its offers went in
             return None
+        except TransactionError:  # not mined in time: stuck, most likely under a rise of the base fee
+            signer = self.deployment.signer
+            assert signer is not None
+            try:
+                replacement = "0x" + signer.replace(tx_hash).hex().removeprefix("0x")
+            except Exception as exc:  # mined meanwhile ("nonce too low"): the first is the one
+                log.info("replacing %s was refused (%s): waiting for it", tx_hash, exc)
+                replacement = tx_hash
+            for row in batch:
+                row.tx_hash, row.updated_at = replacement, int(time.time())
+            session.commit()
+            log.warning("relay transaction %s stuck: sent again at a higher fee as %s", tx_hash, replacement)
+            try:
+                return wait_for(conn, TxResult(replacement, "OrderBook", "submitOffers"))
+            except ContractRevertError:
+                return None
 
     def _accepted_since(self, block: int) -> dict[str, str]:
         """Digest -> transaction hash of every offer the book accepted from ``block`` on."""

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 import flexledger.relay.relayer as relayer_module
 from flexledger.book.order_book import SignedOffer
+from flexledger.chain.transactions import Signer
 from flexledger.relay.relayer import Relayer
 from flexledger.relay.tables import QueuedOffer
 from flexledger.rules.orders import unpack_accepted
@@ -168,3 +169,36 @@ def test_a_dropped_batch_is_sent_again(api: Api, relayer: Relayer, monkeypatch: 
     states = rows(restarted)
     assert {states[d].status for d in digests} == {"accepted"}  # (the same hash again: same nonce, same bytes)
     assert sorted(accepted_on_chain(api)) == sorted(digests)
+
+
+def test_a_stuck_batch_is_sent_again_at_a_higher_fee(api: Api, relayer: Relayer,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    digests = submit(api, 2)
+    conn = api.chain.conn
+    conn.request("evm_setAutomine", [False])  # nothing is mined: the batch waits in the pool
+    try:
+        with monkeypatch.context() as patch:
+            _crash(patch, "unreceipted")
+            with pytest.raises(Killed):
+                relayer.step()
+        (stuck,) = {r.tx_hash for r in rows(relayer).values()}
+        real_replace = Signer.replace
+
+        def replace_then_mine(signer: Signer, tx_hash: str, **kwargs: Any) -> Any:
+            replacement = real_replace(signer, tx_hash, **kwargs)
+            conn.request("evm_setAutomine", [True])
+            conn.mine()
+            return replacement
+
+        monkeypatch.setattr(Signer, "replace", replace_then_mine)
+        restarted = Relayer(relayer.sessions, api.chain.deployment, pending_wait=0.3, stuck_after=0.5)
+        restarted.reconcile()
+    finally:
+        conn.request("evm_setAutomine", [True])
+    states = rows(restarted)
+    assert {states[d].status for d in digests} == {"accepted"}
+    replacement = states[digests[0]].tx_hash
+    assert replacement != stuck
+    sent = conn.w3.eth.get_transaction(replacement)
+    assert sent["maxPriorityFeePerGas"] > 0 and sent["blockNumber"] is not None
+    assert sorted(accepted_on_chain(api)) == sorted(digests)  # once: the stuck one never made it
