@@ -4,6 +4,8 @@ before, during or after broadcasting, leave every offer accepted or skipped exac
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -202,3 +204,19 @@ def test_a_stuck_batch_is_sent_again_at_a_higher_fee(api: Api, relayer: Relayer,
     sent = conn.w3.eth.get_transaction(replacement)
     assert sent["maxPriorityFeePerGas"] > 0 and sent["blockNumber"] is not None
     assert sorted(accepted_on_chain(api)) == sorted(digests)  # once: the stuck one never made it
+
+
+def test_the_relayer_loop_relays_what_arrives_until_stopped(api: Api, relayer: Relayer) -> None:
+    stop = threading.Event()
+    loop = threading.Thread(target=relayer.run, args=(stop,), kwargs={"interval": 0.05})
+    loop.start()  # as `flexledger api serve` runs it, beside the API
+    try:
+        digests = submit(api, 3)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and {rows(relayer)[d].status for d in digests} != {"accepted"}:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert not loop.is_alive()
+    assert {rows(relayer)[d].status for d in digests} == {"accepted"}
