@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi import Path as PathParam
 
-from flexledger.api.deps import Context, Database, Signed, require_role, roles_held
+from flexledger.api.deps import Caller, Context, Database, Signed, require_role, roles_held
 from flexledger.api.problems import ApiProblemError
 from flexledger.api.schemas import OfferOut, OffersQueued, SignedOfferIn
 from flexledger.book.offers import OfferTerms, OfferTermsError, build_offer
@@ -20,7 +20,7 @@ from flexledger.rules.orders import BaselineMethod, Mode
 from flexledger.times import parse_time
 
 router = APIRouter(prefix="/offers", tags=["offers"])
-Submitter = Annotated[Any, Depends(require_role(Role.AGGREGATOR, Role.PROSUMER))]
+Submitter = Annotated[Caller, Depends(require_role(Role.AGGREGATOR, Role.PROSUMER))]
 U32, U64 = 2**32 - 1, 2**64 - 1
 
 
