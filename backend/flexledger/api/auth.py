@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from flexledger.api.tables import ApiKey, SignInNonce
@@ -44,7 +44,10 @@ class CredentialsError(FlexledgerError):
 
 
 def issue_nonce(session: Session, now: int, ttl_seconds: int) -> SignInNonce:
-    """A fresh random nonce (128 bits, hex: letters and digits as EIP-4361 wants), stored unused."""
+    """A fresh random nonce (128 bits, hex: letters and digits as EIP-4361 wants), stored unused.
+    Expired nonces go at the same time: none can be spent any more, so the table holds only the
+    last ``ttl_seconds``' worth."""
+    session.execute(delete(SignInNonce).where(SignInNonce.expires_at <= now))
     row = SignInNonce(nonce=secrets.token_hex(16), issued_at=now, expires_at=now + ttl_seconds, used_at=None)
     session.add(row)
     session.flush()

@@ -135,3 +135,20 @@ def test_errors_are_problem_details_everywhere(api: Api) -> None:
     assert_problem(client.delete("/v1/keys/0", headers=api.auth(api.chain.owner)), 422)
     assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
     assert client.get("/docs").status_code == 200
+
+
+def test_expired_nonces_are_refused_and_cleared(api: Api) -> None:
+    from sqlalchemy import create_engine, func, select
+
+    from flexledger.api.tables import SignInNonce
+
+    issued = api.client.post("/v1/auth/nonce").json()["nonce"]
+    engine = create_engine(api.database_url)
+    with engine.begin() as connection:  # as if issued long ago
+        connection.execute(SignInNonce.__table__.update().values(issued_at=0, expires_at=1))
+    body = api.login_body(api.chain.owner, nonce=issued)
+    assert_problem(api.client.post("/v1/auth/login", json=body), 401, reason="nonce")
+    with engine.connect() as connection:  # the next issue clears it (the login's own nonce stays)
+        count = connection.scalar(select(func.count()).select_from(SignInNonce).where(SignInNonce.nonce == issued))
+    engine.dispose()
+    assert count == 0
