@@ -2,12 +2,12 @@
 against the chain's state) and queued in SQL, per second, through the real server.
 
 Run: .venv/bin/python benchmarks/api.py [--assets 200] [--offers 20000] [--per-request 1,20,200]
-        [--clients 4]
+        [--clients 4] [--workers 1,2]
 Target (backend issue): at least 2,000 signed offers per second checked and queued, on 2 cores.
 
-The server is uvicorn (one worker, as `flexledger api serve` runs it, without its relayer) over a
-fresh SQLite database and a local anvil with one market, an aggregator and --assets assets of one
-prosumer. The offers are signed beforehand; the load generator is another process (this script
+The server is `flexledger api serve --no-relay --workers N` (uvicorn; one run per --workers value)
+over a fresh SQLite database and a local anvil with one market, an aggregator and --assets assets
+of one prosumer. The offers are signed beforehand; the load generator is another process (this script
 with --load) posting them over loopback with --clients connections at once, authenticated by an API
 key, in lists of --per-request offers. Each offer is a new nonce of its asset, so every one is
 judged and queued (none refused). It reports offers queued per second and the latency of a
@@ -78,14 +78,16 @@ def _setup(conn: Any, assets_count: int) -> tuple[Deployment, Any, list[int], in
     return d.signed_by(aggregator), owner, ids, market, day
 
 
-def _signed_offers(d: Deployment, owner: Any, ids: list[int], market: int, day: int, count: int) -> list[dict[str, Any]]:
-    """``count`` offers in the wire format, nonces rising per asset, signed with coincurve (fast)."""
+def _signed_offers(d: Deployment, owner: Any, ids: list[int], market: int, day: int, first: int,
+                   count: int) -> list[dict[str, Any]]:
+    """Offers ``first`` to ``first + count`` of a sequence whose nonces rise per asset, in the wire
+    format, signed with coincurve (fast)."""
     domain = d.order_book_domain
     separator = domain.separator()
     key = PrivateKey(bytes(owner.key))
     expiry = d.conn.latest_timestamp() + 7 * 86_400
     out = []
-    for i in range(count):
+    for i in range(first, first + count):
         offer = Offer(market, ids[i % len(ids)], 0, day + (i % 90) * 900, 1, 0, 5_000, 15_000, Mode.DIVISIBLE, 0,
                       BaselineMethod.ROLLING_AVERAGE, bytes(32), expiry, i // len(ids) + 1)
         raw = key.sign_recoverable(offer.digest(separator), hasher=None)
@@ -94,21 +96,37 @@ def _signed_offers(d: Deployment, owner: Any, ids: list[int], market: int, day: 
     return out
 
 
-def _serve(d: Deployment, database: str) -> tuple[str, Any]:
-    import uvicorn
+def _serve(d: Deployment, folder: Path, workers: int) -> tuple[str, subprocess.Popen[bytes]]:
+    """`flexledger api serve --no-relay --workers N` over ``d``'s chain, a fresh SQLite and the
+    aggregator's keystore, as an operator runs it; returns its URL once it answers."""
+    import httpx
 
-    from flexledger.api.app import create_app
-    from flexledger.api.settings import ApiSettings
     from flexledger.chain.node import free_port
 
+    assert d.signer is not None
     port = free_port()
-    app = create_app(ApiSettings(domain=f"127.0.0.1:{port}", uri=f"http://127.0.0.1:{port}",
-                                 max_body_bytes=50_000_000), d, database_url=database)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server
+    data = folder / f"serve-{workers}"
+    data.mkdir()
+    d.manifest.save(data / "manifest.json")
+    keystore = keys.save_keystore(d.signer.account, "bench", data / "keys")
+    env = {**os.environ, "FLEXLEDGER_DATA_DIR": str(data), "FLEXLEDGER_RPC_URL": d.conn.rpc_url,
+           "FLEXLEDGER_MANIFEST": str(data / "manifest.json"), "FLEXLEDGER_KEY": str(keystore),
+           "FLEXLEDGER_KEY_PASSWORD": "bench", "FLEXLEDGER_API_DATABASE_URL": f"sqlite:///{data / 'api.db'}",
+           "FLEXLEDGER_API_DOMAIN": f"127.0.0.1:{port}", "FLEXLEDGER_API_URI": f"http://127.0.0.1:{port}",
+           "FLEXLEDGER_API_MAX_BODY_BYTES": "50000000"}
+    flexledger = Path(sys.executable).with_name("flexledger")
+    server = subprocess.Popen([str(flexledger), "api", "serve", "--no-relay", "--workers", str(workers),
+                               "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                return url, server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the API server did not answer within 2 minutes")
 
 
 def _api_key(url: str, account: Any) -> str:
@@ -179,6 +197,7 @@ def main() -> None:
     parser.add_argument("--offers", type=int, default=20_000, help="offers per list size")
     parser.add_argument("--per-request", default="1,20,200", help="list sizes, comma-separated")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", default="1,2", help="server processes, comma-separated (one run each)")
     parser.add_argument("--load", nargs=3, metavar=("URL", "KEY", "FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -190,21 +209,28 @@ def main() -> None:
     figures: dict[str, Any] = {"assets": args.assets, "clients": args.clients}
     with local_chain() as conn:
         d, owner, ids, market, day = _setup(conn, args.assets)
-        url, server = _serve(d, f"sqlite:///{folder / 'api.db'}")
-        key = _api_key(url, keys.dev_accounts()[4])
-        for round_, size in enumerate(sizes):
-            count = args.offers if size > 1 else min(args.offers, 2_000)  # one a request is slow: fewer
-            offers = _signed_offers(d, owner, ids, market, day, count * (round_ + 1))[count * round_:]
-            file = folder / f"offers-{size}.json"
-            file.write_text(json.dumps(offers))
-            load_before = os.getloadavg()[0]
-            out = subprocess.run([sys.executable, __file__, "--load", url, key, str(file), "--size", str(size),
-                                  "--clients", str(args.clients)], capture_output=True, text=True, check=True).stdout
-            result = json.loads(out.strip().splitlines()[-1])
-            result["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-            figures[f"per_request_{size}"] = result
-            print(f"{size} offers a request: {result}", flush=True)
-        server.should_exit = True
+        first = 0
+        for workers in [int(w) for w in args.workers.split(",")]:
+            url, server = _serve(d, folder, workers)
+            try:
+                key = _api_key(url, keys.dev_accounts()[4])
+                for size in sizes:
+                    count = args.offers if size > 1 else min(args.offers, 2_000)  # one a request is slow: fewer
+                    offers = _signed_offers(d, owner, ids, market, day, first, count)
+                    first += count  # every run's offers are new (later nonces): none is a duplicate
+                    file = folder / f"offers-{workers}-{size}.json"
+                    file.write_text(json.dumps(offers))
+                    load_before = os.getloadavg()[0]
+                    out = subprocess.run([sys.executable, __file__, "--load", url, key, str(file), "--size", str(size),
+                                          "--clients", str(args.clients)], capture_output=True, text=True,
+                                         check=True).stdout
+                    result = json.loads(out.strip().splitlines()[-1])
+                    result["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+                    figures[f"workers_{workers}_per_request_{size}"] = result
+                    print(f"{workers} workers, {size} offers a request: {result}", flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
     report("api", {**figures, "target_offers_per_second": 2_000})
 
 
