@@ -89,8 +89,8 @@ class Relayer:
             except Exception as exc:  # the node refused the batch, or went away: the rows say where it stopped
                 log.warning("relaying a batch of %d offers failed: %s", len(rows), exc)
                 session.rollback()
+                self.reconcile()  # first: what went out anyway is found accepted, the rest queued again
                 self._give_up_after_attempts(session, [row.digest for row in rows], str(exc))
-                self.reconcile()
                 return len(rows)
             self._record(session, by_digest, report.outcomes)
             return len(rows)
@@ -107,9 +107,10 @@ class Relayer:
         session.commit()
 
     def _give_up_after_attempts(self, session: Session, digests: list[str], why: str) -> None:
-        """Rows still unsent after MAX_ATTEMPTS tries end skipped, with the node's last word."""
+        """Rows queued again after MAX_ATTEMPTS tries end skipped, with the node's last word."""
+        session.expire_all()  # reconcile changed them in its own session
         for row in session.scalars(select(QueuedOffer).where(QueuedOffer.digest.in_(digests),
-                                                             QueuedOffer.status == SENDING)):
+                                                             QueuedOffer.status == QUEUED)):
             if row.attempts >= MAX_ATTEMPTS:
                 row.status, row.reason, row.updated_at = SKIPPED, f"relay failed: {why}"[:200], int(time.time())
         session.commit()

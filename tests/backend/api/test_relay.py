@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 import flexledger.relay.relayer as relayer_module
 from flexledger.book.order_book import SignedOffer
+from flexledger.chain.errors import TransactionError
 from flexledger.chain.transactions import Signer
 from flexledger.relay.relayer import Relayer
 from flexledger.relay.tables import QueuedOffer
@@ -123,8 +124,6 @@ def test_a_batch_the_node_refuses_is_tried_again(api: Api, relayer: Relayer, mon
     def refusing(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            from flexledger.chain.errors import TransactionError
-
             raise TransactionError("the node refused the transaction (nonce too low)")
         return real(*args, **kwargs)
 
@@ -139,8 +138,6 @@ def test_a_batch_refused_every_time_ends_skipped(api: Api, relayer: Relayer, mon
     submit(api, 1)
 
     def refusing(*_args: Any, **_kwargs: Any) -> Any:
-        from flexledger.chain.errors import TransactionError
-
         raise TransactionError("the node refused the transaction")
 
     monkeypatch.setattr(relayer_module, "relay_offers", refusing)
@@ -220,3 +217,21 @@ def test_the_relayer_loop_relays_what_arrives_until_stopped(api: Api, relayer: R
         loop.join(timeout=30)
     assert not loop.is_alive()
     assert {rows(relayer)[d].status for d in digests} == {"accepted"}
+
+
+def test_a_batch_that_went_out_despite_an_error_is_found_accepted(api: Api, relayer: Relayer,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    digests = submit(api, 2)
+    real = relayer_module.relay_offers
+
+    def lost_answer(book: Any, offers: list[SignedOffer], *, on_sent: Any, **kwargs: Any) -> Any:
+        def sent(_tx_hash: str, _batch: list[SignedOffer]) -> None:
+            raise TransactionError("the node's answer was lost")  # broadcast, but the relayer never heard
+
+        return real(book, offers, on_sent=sent, **kwargs)
+
+    monkeypatch.setattr(relayer_module, "relay_offers", lost_answer)
+    monkeypatch.setattr(relayer_module, "MAX_ATTEMPTS", 1)  # would give up at once, were they not found
+    assert relayer.step() == 2
+    assert {rows(relayer)[d].status for d in digests} == {"accepted"}
+    assert sorted(accepted_on_chain(api)) == sorted(digests)
