@@ -44,7 +44,8 @@ class MeOut(Schema):
 
 
 class KeyIn(Schema):
-    label: str = Field("", max_length=100)
+    # printable: PostgreSQL's text refuses NUL (the fuzz found it: a 500), and a label is for people
+    label: str = Field("", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class KeyOut(Schema):

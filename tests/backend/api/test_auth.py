@@ -152,3 +152,10 @@ def test_expired_nonces_are_refused_and_cleared(api: Api) -> None:
         count = connection.scalar(select(func.count()).select_from(SignInNonce).where(SignInNonce.nonce == issued))
     engine.dispose()
     assert count == 0
+
+
+def test_a_key_label_is_printable(api: Api) -> None:
+    headers = api.auth(api.chain.owner)
+    for label in ("\x00", "tab\there", "bell\x07"):
+        assert_problem(api.client.post("/v1/keys", json={"label": label}, headers=headers), 422)
+    assert api.client.post("/v1/keys", json={"label": "gateway 7 (Zürich)"}, headers=headers).status_code == 201
