@@ -35,7 +35,7 @@ CORE_LIBRARIES = frozenset({"eth_abi", "eth_utils", "eth_account", "coincurve"})
 OPTIMISER = "flexledger.optimiser"
 OPTIMISER_LIBRARIES = frozenset({"pyomo", "highspy", "numpy"})
 # The top of the house: the only modules that may import the CLI or the demo.
-TOP = ("flexledger.cli", "flexledger.demo", "flexledger.index.commands")
+TOP = ("flexledger.cli", "flexledger.demo", "flexledger.index.commands", "flexledger.api.commands")
 EDGE_MAY_IMPORT: frozenset[str] = frozenset()
 # What "impure" means when a pure module is imported: chain clients, the network, SQL, brokers,
 # and flexledger's own impure packages.

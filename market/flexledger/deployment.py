@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from flexledger.chain.connection import ChainConnection
     from flexledger.chain.manifest import Manifest
     from flexledger.chain.transactions import Signer
+    from flexledger.rules.typed_data import Eip712Domain
 
 # Every contract `flexledger deploy` puts in a manifest, with the class of its client.
 CLIENTS: dict[str, type[ContractClient]] = {cls.CONTRACT: cls for cls in (

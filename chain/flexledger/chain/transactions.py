@@ -56,6 +56,21 @@ class Signer:
             self._fees = (now, {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip})
         return self._fees[1]
 
+    def replace(self, tx_hash: str, *, bump: float = 2.0) -> HexBytes:
+        """Send the pending transaction ``tx_hash`` again under its own nonce, with the same bytes and
+        gas and fees ``bump`` times higher (at least the current ones, and above the old by one wei: a
+        node takes a replacement only at a higher fee, geth from +10%). Of the two, one is mined:
+        a transaction stuck under a rise of the base fee leaves the pool without being sent twice."""
+        old = self.conn.w3.eth.get_transaction(HexBytes(tx_hash))
+        current = self.fees()
+        fees = {name: max(int(int(old[name]) * bump), int(old[name]) + 1, current[name])
+                for name in ("maxFeePerGas", "maxPriorityFeePerGas")}
+        fees["maxFeePerGas"] = max(fees["maxFeePerGas"], fees["maxPriorityFeePerGas"])
+        tx: dict[str, Any] = {"chainId": self.conn.chain_id, "nonce": int(old["nonce"]), "gas": int(old["gas"]),
+                              "value": int(old["value"]), "data": bytes(old["input"]), "to": old["to"], **fees}
+        signed = self.account.sign_transaction(tx)
+        return HexBytes(self.conn.w3.eth.send_raw_transaction(signed.raw_transaction))
+
     def send(self, to: str | None, data: bytes, *, gas: int, value: int = 0) -> HexBytes:
         """Sign and send; returns the transaction hash without waiting."""
         tx: dict[str, Any] = {

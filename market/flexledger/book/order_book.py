@@ -10,6 +10,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from flexledger.chain.bindings import MarketRegistryClient, OrderBookClient, SettlementTokenClient
+from flexledger.chain.client import TxResult, wait_for
 from flexledger.chain.errors import ContractRevertError
 from flexledger.chain.events import decode_logs, event_topic
 from flexledger.chain.reverts import decode_revert
@@ -87,6 +88,7 @@ def relay_offers(
     strict: bool = False,
     in_nonce_order: bool = True,
     progress: Callable[[int], None] | None = None,
+    on_sent: Callable[[str, list[SignedOffer]], None] | None = None,
 ) -> RelayReport:
     """Send ``offers`` in batches of ``batch_size``; each skipped offer comes back with its reason.
 
@@ -99,6 +101,8 @@ def relay_offers(
     The contract takes offers packed (93 bytes each) and 65-byte signatures, concatenated: an
     offer with a field beyond its type, or a signature of another length, raises ValueError
     before anything is sent.
+    ``on_sent(tx_hash, batch)`` runs once a batch's transaction is broadcast, before its receipt
+    (a durable relay records the hash there: a relay killed while waiting finds it again).
     """
     for signed in offers:
         if len(signed.signature) != SIGNATURE_BYTES:
@@ -107,20 +111,29 @@ def relay_offers(
     report = RelayReport()
     for first in range(0, len(ordered), batch_size):
         batch = ordered[first:first + batch_size]
-        tx = book.submit_offers(b"".join(s.offer.pack() for s in batch), b"".join(s.signature for s in batch), strict)
+        packed, signatures = b"".join(s.offer.pack() for s in batch), b"".join(s.signature for s in batch)
+        tx = book.submit_offers(packed, signatures, strict, wait=on_sent is None)
+        if on_sent is not None:
+            on_sent(tx.tx_hash, batch)
+            wait_for(book.conn, tx, signer=book.signer,
+                     data=book.encode("submitOffers(bytes,bytes,bool)", packed, signatures, strict))
         report.gas_used += tx.gas_used or 0
         report.transactions += 1
-        skipped = {e.args["index"]: e.args["reason"] for e in tx.events if e.name == "OfferSkipped"}
-        for i, signed in enumerate(batch):
-            reason = skipped.get(i)
-            report.outcomes.append(RelayOutcome(
-                signed.offer, reason is None,
-                None if reason is None else decode_revert(reason, contract="OrderBook", function="submitOffers"),
-                tx.tx_hash,
-            ))
+        report.outcomes += batch_outcomes(tx, batch)
         if progress is not None:
             progress(len(batch))
     return report
+
+
+def batch_outcomes(tx: TxResult, batch: list[SignedOffer]) -> list[RelayOutcome]:
+    """Each offer of a mined ``submitOffers`` batch, in the batch's order: accepted, or skipped with
+    the reason its ``OfferSkipped`` event gives."""
+    skipped = {e.args["index"]: e.args["reason"] for e in tx.events if e.name == "OfferSkipped"}
+    return [RelayOutcome(signed.offer, i not in skipped,
+                         None if i not in skipped else decode_revert(skipped[i], contract="OrderBook",
+                                                                     function="submitOffers"),
+                         tx.tx_hash)
+            for i, signed in enumerate(batch)]
 
 
 def _relay_order(book: OrderBookClient, offers: list[SignedOffer]) -> list[SignedOffer]:

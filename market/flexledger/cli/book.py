@@ -83,24 +83,18 @@ def offer_typed_data(
 
     Any wallet signs it with eth_signTypedData_v4; or `flexledger offer sign FILE`.
     """
-    from flexledger.book.offers import next_nonce
-    from flexledger.rules.orders import BaselineMethod, Mode, Offer
+    from flexledger.book.offers import OfferTerms, OfferTermsError, build_offer
+    from flexledger.rules.orders import BaselineMethod, Mode
 
     chain = deployment(sign=False)
-    chosen_mode = _enum(Mode, mode)
-    method = _enum(BaselineMethod, baseline_method)
-    if (asset == 0) == (portfolio == 0):
-        raise typer.BadParameter("give exactly one of --asset and --portfolio")
-    if method is BaselineMethod.COMMITTED and not baseline_hash:
-        raise typer.BadParameter("a COMMITTED baseline needs --baseline-hash (or use --baseline-method ROLLING_AVERAGE)")
-    baseline = bytes(32) if method is not BaselineMethod.COMMITTED else bytes.fromhex(str(baseline_hash).removeprefix("0x"))
-    if len(baseline) != 32:
-        raise typer.BadParameter("--baseline-hash must be 32 bytes of hex")
-    minimum = {Mode.DIVISIBLE: 0, Mode.ALL_OR_NOTHING: power}.get(chosen_mode, min_power or 0)
-    if nonce is None:
-        nonce = next_nonce(chain, asset, portfolio)
-    offer = Offer(market, asset, portfolio, _time_option(start, "--start"), isps, int(_enum(Direction, direction)), power,
-                  price, int(chosen_mode), minimum, int(method), baseline, chain.conn.latest_timestamp() + valid_for, nonce)
+    terms = OfferTerms(market, _time_option(start, "--start"), power, price, asset=asset, portfolio=portfolio,
+                       isps=isps, direction=int(_enum(Direction, direction)), mode=_enum(Mode, mode),
+                       min_power_w=min_power, baseline_method=_enum(BaselineMethod, baseline_method),
+                       baseline_hash=baseline_hash, valid_for=valid_for, nonce=nonce)
+    try:
+        offer = build_offer(chain, terms)
+    except OfferTermsError as exc:
+        raise typer.BadParameter(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
     emit_json(offer.typed(chain.book_domain).to_json())
 
 
@@ -132,13 +126,13 @@ def offer_sign(
 
 
 def _read_signed(path: Path, domain: Eip712Domain) -> list[SignedOffer]:
-    from flexledger.book.offers import SignedOfferError, signed_offer
+    from flexledger.book.offers import SignedOfferError, read_signed
 
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SignedOfferError(f"cannot read {path}: {exc}") from None
-    return [signed_offer(item, domain, f"{path} offer {i}") for i, item in enumerate(raw if isinstance(raw, list) else [raw])]
+    return [read_signed(item, domain, f"{path} offer {i}") for i, item in enumerate(raw if isinstance(raw, list) else [raw])]
 
 
 @offer_app.command("submit")

@@ -15,7 +15,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flexledger.book.offers import SignedOfferError, next_nonce, signed_offer
+from flexledger.book.offers import SignedOfferError, judge_offers, next_nonce, read_signed
 from flexledger.book.order_book import SignedOffer, read_book, relay_offers, sign_permit
 from flexledger.chain import revert_errors, structs
 from flexledger.chain.bindings import (
@@ -36,17 +36,13 @@ from flexledger.identity.eip712 import Eip712Domain, read_domain
 from flexledger.identity.roles import Role
 from flexledger.rules.market import MarketParams
 from flexledger.rules.orders import (
-    ASSET_ACTIVE,
     BaselineMethod,
     BondState,
     Mode,
     Offer,
     RequestParams,
-    SubjectTerms,
     bond_problem,
     max_exposure,
-    offer_problem,
-    recover_signer,
     unpack_accepted,
 )
 
@@ -74,6 +70,7 @@ class World:
     active: int  # asset of owner, mapped in feeder 4 (10 kW both ways)
     pending: int  # asset of owner2, never mapped
     suspended: int  # asset of owner, mapped then suspended
+    manifest: Manifest
 
     def offer(self, **changes: Any) -> Offer:
         base = Offer(market=self.market, asset=self.active, portfolio=0, start=self.day + 68 * 900, isps=4, direction=0,
@@ -127,7 +124,7 @@ def world(conn: ChainConnection, manifest: Manifest, deployer: Signer, dev_signe
         book.post_bond(seller.address, SELLER_BOND, sender=seller)
     day = params.day_start(conn.latest_timestamp()) + 2 * 86_400
     return World(conn, book, assets, token, read_domain(conn, book.address), params, market, day, deployer, tso,
-                 dso1, dso2, aggregator, owner, owner2, ids[0], ids[1], ids[2])
+                 dso1, dso2, aggregator, owner, owner2, ids[0], ids[1], ids[2], manifest)
 
 
 def test_an_offer_signed_by_ethers_from_the_printed_typed_data_is_accepted(
@@ -152,36 +149,11 @@ def test_an_offer_signed_by_ethers_from_the_printed_typed_data_is_accepted(
 
 
 def verdicts(world: World, batch: list[SignedOffer], relayer: Signer) -> list[str | None]:
-    """What the Python mirror says of each offer, from the chain's state before the batch."""
-    out: list[str | None] = []
-    nonces: dict[int, int] = {}
-    markets = MarketRegistryClient(world.conn, world.book.markets())
-    for signed in batch:
-        o = signed.offer
-        signer = recover_signer(o, world.domain, signed.signature)
-        params = MarketParams.from_fields(markets.market_params(o.market)) if 0 < o.market <= markets.market_count() else None
-        terms = None
-        if o.asset and not o.portfolio:
-            owner, _zone, status, in_portfolio, up, down = world.assets.offer_terms(o.asset)
-            last = nonces.get(o.asset, world.book.asset_nonce(o.asset))
-            end = o.start + o.isps * (params.isp_seconds if params else 0)
-            terms = SubjectTerms(owner, status, in_portfolio, up, down, last, BondState.from_word(world.book.bond_word(owner)),
-                                 world.assets.market_for(o.asset, o.start, end))
-        elif o.portfolio and not o.asset:
-            aggregator, _zone, up, down = world.assets.portfolio_terms(o.portfolio)
-            last = nonces.get(-o.portfolio, world.book.portfolio_nonce(o.portfolio))
-            terms = SubjectTerms(aggregator, ASSET_ACTIVE, False, up, down, last,
-                                 BondState.from_word(world.book.bond_word(aggregator)),
-                                 world.assets.market_of_portfolio(o.portfolio),
-                                 seller_credentialed=RoleRegistryClient(world.conn, world.book.role_registry())
-                                 .has_market_role(aggregator, Role.AGGREGATOR.id))
-        problem = offer_problem(o, signer=signer, relayer=relayer.address,
-                                relayer_is_aggregator=relayer.address == world.aggregator.address, params=params,
-                                now=world.conn.latest_timestamp() + 1, terms=terms)
-        if problem is None:
-            nonces[o.asset or -o.portfolio] = o.nonce
-        out.append(problem)
-    return out
+    """What the Python mirror says of each offer, from the chain's state before the batch (the
+    relay's intake check, flexledger.book.offers.judge_offers, held here to the contract)."""
+    deployment = Deployment(world.conn, world.manifest)
+    return [v.problem for v in judge_offers(deployment, batch, relayer=relayer.address,
+                                            now=world.conn.latest_timestamp() + 1)]
 
 
 def test_each_bad_offer_is_skipped_with_its_reason_and_the_mirror_agrees(world: World) -> None:
@@ -422,12 +394,12 @@ def test_a_signed_offer_is_checked_before_it_is_relayed(world: World, manifest: 
     """What the CLI's `offer submit` and the API's relay read: the wallet's {typedData, signature}."""
     offer = world.offer()
     item = {"typedData": offer.typed(world.domain).to_json(), "signature": "0x" + offer.sign(world.owner, world.domain).hex()}
-    assert signed_offer(item, world.domain, "offer 0") == world.signed(offer)
+    assert read_signed(item, world.domain, "offer 0") == world.signed(offer)
     elsewhere = replace(world.domain, verifying_contract=world.assets.address)
     with pytest.raises(SignedOfferError, match="not this order book"):
-        signed_offer(item, elsewhere, "offer 0")
+        read_signed(item, elsewhere, "offer 0")
     with pytest.raises(SignedOfferError, match="65 wanted"):
-        signed_offer({**item, "signature": item["signature"][:-2]}, world.domain, "offer 0")
+        read_signed({**item, "signature": item["signature"][:-2]}, world.domain, "offer 0")
     with pytest.raises(SignedOfferError, match="is not a signed offer"):
-        signed_offer({"typedData": item["typedData"]}, world.domain, "offer 0")
+        read_signed({"typedData": item["typedData"]}, world.domain, "offer 0")
     assert next_nonce(Deployment(world.conn, manifest), world.active, 0) == world.book.asset_nonce(world.active) + 1
