@@ -41,6 +41,8 @@ class HighsModel:
     value: FloatArray
     binaries: int
     constraints: int
+    binary_offers: IntArray  # the offer (index) of each binary column, in column order
+    block_offers: IntArray  # the offer (index) of each block level column, in column order
 
     @property
     def columns(self) -> int:
@@ -112,6 +114,11 @@ def build_highs(problem: StageProblem) -> HighsModel:
     integrality[n:n + len(binary_offers)] = 1
     if problem.integer:
         integrality[:n] = 1
+    for bounds, col_of in ((problem.pair_bounds, np.arange(n)), (problem.binary_bounds, y_col), (problem.level_bounds, b_col)):
+        for k, (lo, hi) in bounds.items():
+            if col_of[k] >= 0:
+                col_lower[col_of[k]] = max(col_lower[col_of[k]], lo)
+                col_upper[col_of[k]] = min(col_upper[col_of[k]], hi)
     chosen = tso == problem.tso_objective
     col_cost = np.zeros(columns)
     col_cost[:n] = np.where(chosen, margin, 0)
@@ -193,4 +200,4 @@ def build_highs(problem: StageProblem) -> HighsModel:
         problem, col_cost, col_lower, col_upper, integrality,
         _floats(rows.lower), _floats(rows.upper),
         col_start.astype(np.int32), row_index[order].astype(np.int32), values[order],
-        len(binary_offers), rows.count)
+        len(binary_offers), rows.count, binary_offers, block_offers)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.tee import capture_output
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
@@ -22,9 +23,12 @@ from .model import BuiltModel
 ABS_GAP = 0.5
 # RINS and RENS (sub-MIP heuristics) took most of the time of the dense day's large stage-2
 # models (49 s of CPU of a 10,000-pair model against 28 s without them, the same optimum) and
-# a tenth of the ordinary days'; the proof of optimality does not depend on them
+# a tenth of the ordinary days'; so did the root reduced-cost heuristic (its sub-MIPs took 136 s
+# of a 200 s run of an 18,764-pair stage-2 model, proven optimal in 29 s without it once stage 1's
+# bounds were given); the proof of optimality depends on none of them
 HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7,
-                 "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+                 "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
+                 "mip_heuristic_run_root_reduced_cost": False}
 
 
 class SolverError(FlexledgerError):
@@ -105,9 +109,8 @@ def _new_highs(highspy: Any) -> Any:
 _BANNER_SHOWN = False
 
 
-def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
-    """As pyomo's HiGHS interface reads an outcome (``pyomo.contrib.solver.solvers.highs``), so
-    that both builds end in the same statuses and errors."""
+def _loaded(built: HighsModel, time_limit: float, *, relaxed: bool) -> tuple[Any, Any]:
+    """highspy and a Highs instance holding the model (``relaxed``: every column continuous)."""
     try:
         import highspy
     except ImportError as e:  # pragma: no cover - highspy is a dependency
@@ -117,12 +120,30 @@ def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
     for key, option in {**HIGHS_OPTIONS, "time_limit": max(time_limit, 0.01), "mip_rel_gap": 0.0,
                         "mip_abs_gap": ABS_GAP}.items():
         h.setOptionValue(key, option)
-    started = time.perf_counter()
+    integrality = np.zeros_like(built.integrality) if relaxed else built.integrality
     status = h.passModel(built.columns, len(built.row_lower), len(built.index), int(highspy.MatrixFormat.kColwise),
                          int(highspy.ObjSense.kMaximize), 0.0, built.col_cost, built.col_lower, built.col_upper,
-                         built.row_lower, built.row_upper, built.matrix_start, built.index, built.value, built.integrality)
+                         built.row_lower, built.row_upper, built.matrix_start, built.index, built.value, integrality)
     if status == highspy.HighsStatus.kError:
         raise SolverError("HiGHS refused the clearing model, which no book should make it do: report this")
+    return highspy, h
+
+
+def relaxation_duals(built: HighsModel, *, time_limit: float) -> list[float] | None:
+    """The row duals of the model's LP relaxation at its optimum, or None when HiGHS did not
+    reach one (in time): what :func:`.fixing.proven_bounds` reads."""
+    highspy, h = _loaded(built, time_limit, relaxed=True)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal or not h.getInfo().dual_solution_status:
+        return None
+    return list(h.getSolution().row_dual)
+
+
+def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
+    """As pyomo's HiGHS interface reads an outcome (``pyomo.contrib.solver.solvers.highs``), so
+    that both builds end in the same statuses and errors."""
+    started = time.perf_counter()
+    highspy, h = _loaded(built, time_limit, relaxed=False)
     h.run()
     seconds = time.perf_counter() - started
     model_status = h.getModelStatus()
