@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
 PARALLEL_PAIRS = 2_000  # a model this large takes HiGHS long enough to be worth a process of its own
+PARALLEL_STAGE_PAIRS = 50_000  # so are this many pairs in all of a stage's models
 PARALLEL_WORKERS = 2
 # a stage-2 component this large is worth an LP relaxation of each stage-1 model inside it, whose
 # duals bound stage 2's columns (fixing.py): they cost a small part of what they save there
@@ -131,7 +132,7 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     proven = _Bounds()
     for batch, (solved, bounds) in zip(batches, _solve_all(book, [
             _Job([i for members in batch for i in members], False, [],
-                 prove=any(root_of[members[0]] in large for members in batch)) for batch in batches],
+                 prove=[members for members in batch if root_of[members[0]] in large]) for batch in batches],
             deadline, stats, builder), strict=True):
         watts.update(solved)
         proven.update(bounds)
@@ -191,12 +192,14 @@ class _Bounds:
 @dataclass
 class _Job:
     """One model to solve: its pairs, its stage, in stage 2 the DSO welfare it holds and the
-    bounds proven for its columns; in stage 1 whether to prove bounds from its LP relaxation."""
+    bounds proven for its columns; in stage 1 the components to prove bounds for, each from its
+    own LP relaxation (a component whose relaxation is exact then bounds all it can, whatever
+    the gap of the others in its model)."""
 
     members: list[int]
     tso_objective: bool
     holds: list[tuple[list[int], int]]
-    prove: bool = False
+    prove: list[list[int]] = field(default_factory=list)
     bounds: _Bounds = field(default_factory=_Bounds)
 
 
@@ -206,14 +209,16 @@ _WORKER: tuple[_Book, Callable[[StageProblem], BuiltModel | HighsModel]] | None 
 
 def _solve_all(book: _Book, jobs: list[_Job], deadline: float, stats: SolverStats,
                builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> list[tuple[dict[int, int], _Bounds]]:
-    """Every job's awards and proven bounds, in order. Where two or more jobs are large (HiGHS's time dominates) and
-    the machine has two cores or more, the jobs are shared between processes, one job per call:
+    """Every job's awards and proven bounds, in order. Where two or more jobs are large, or all
+    of them together are (HiGHS's time dominates: the dense day's stage 1 is 335 small models),
+    and the machine has two cores or more, the jobs are shared between processes, one job per call:
     each model is solved exactly as it would be alone (HiGHS single-threaded, seeded), so the
     awards are the same either way; only the wall time differs."""
     global _WORKER
     cores = min(os.cpu_count() or 1, PARALLEL_WORKERS)
     large = sum(len(job.members) >= PARALLEL_PAIRS for job in jobs)
-    if cores < 2 or large < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    heavy = large >= 2 or sum(len(job.members) for job in jobs) >= PARALLEL_STAGE_PAIRS
+    if cores < 2 or not heavy or "fork" not in multiprocessing.get_all_start_methods():
         return [_run(book, job, deadline, stats, builder) for job in jobs]
     _WORKER = (book, builder)
     try:
@@ -242,15 +247,19 @@ def _solve_in_worker(job: _Job, deadline: float) -> tuple[tuple[dict[int, int], 
 def _run(book: _Book, job: _Job, deadline: float, stats: SolverStats,
          builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> tuple[dict[int, int], _Bounds]:
     solved = _solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder, job.bounds)
-    return solved, _prove(book, job.members, solved, deadline) if job.prove else _Bounds()
+    bounds = _Bounds()
+    for component in job.prove:
+        bounds.update(_prove(book, component, solved, deadline))
+    return solved, bounds
 
 
 def _prove(book: _Book, members: list[int], solved: dict[int, int], deadline: float) -> _Bounds:
-    """Bounds that every solution of this stage-1 model keeps when it is worth at least ``solved``
-    (stage 2 holds that), from its LP relaxation's duals (fixing.py); none when the LP gives none."""
+    """Bounds that every solution of this stage-1 component keeps when it is worth at least
+    ``solved`` there (stage 2 holds that), from its LP relaxation's duals (fixing.py); none when
+    the LP gives none."""
     model = build_highs(book.problem(members, False, [], False))
     duals = relaxation_duals(model, time_limit=deadline - time.perf_counter())
-    worth = sum(book.margin(i) * w for i, w in solved.items() if not book.tso[i])
+    worth = sum(book.margin(i) * solved.get(i, 0) for i in members if not book.tso[i])
     proven = None if duals is None else proven_bounds(model, duals, worth)
     if proven is None:
         log.debug("stage 1, %d pairs: no bounds proven", len(members))
