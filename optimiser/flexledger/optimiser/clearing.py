@@ -55,7 +55,15 @@ from .highs_build import HighsModel, build_highs
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import BuiltModel, OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import ABS_GAP, InfeasibleError, NumericalError, SolverError, relaxation_duals, solve
+from .solve import (
+    ABS_GAP,
+    InfeasibleError,
+    NumericalError,
+    Solved,
+    SolverError,
+    relaxation_duals,
+    solve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +156,7 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     stage_two = [(key, members) for key, members in joint.items() if any(tso[i] for i in members)]
     batches = _batches([members for _key, members in stage_two])
     jobs = [_Job(members, True, [hold for group in batch for hold in holds[root_of[group[0]]]],
-                 bounds=proven.of(book, members))
+                 bounds=proven.of(book, members), start={i: watts[i] for i in members if i in watts})
             for batch in batches for members in [[i for group in batch for i in group]]]
     for batch, job, (solved, _none) in zip(batches, jobs, _solve_all(book, jobs, deadline, stats, builder), strict=True):
         members, kept = job.members, job.holds
@@ -201,6 +209,7 @@ class _Job:
     holds: list[tuple[list[int], int]]
     prove: list[list[int]] = field(default_factory=list)
     bounds: _Bounds = field(default_factory=_Bounds)
+    start: dict[int, int] = field(default_factory=dict)  # stage 2: stage 1's awards, a feasible point
 
 
 # the book and build that forked workers solve with (set in the parent before forking)
@@ -246,7 +255,7 @@ def _solve_in_worker(job: _Job, deadline: float) -> tuple[tuple[dict[int, int], 
 
 def _run(book: _Book, job: _Job, deadline: float, stats: SolverStats,
          builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> tuple[dict[int, int], _Bounds]:
-    solved = _solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder, job.bounds)
+    solved = _solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder, job.bounds, job.start)
     bounds = _Bounds()
     for component in job.prove:
         bounds.update(_prove(book, component, solved, deadline))
@@ -475,13 +484,15 @@ class _Book:
 def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
            deadline: float, stats: SolverStats,
            builder: Callable[[StageProblem], BuiltModel | HighsModel] = build_highs,
-           bounds: _Bounds | None = None) -> dict[int, int]:
+           bounds: _Bounds | None = None, start: dict[int, int] | None = None) -> dict[int, int]:
     """One stage of some components, to a proven optimum in whole watts. The continuous model is
     solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
     case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
     the whole-watt optimum. Otherwise (or when HiGHS's tolerances make stage 2's hold infeasible
-    or let it slip) the model is solved again with integer powers."""
+    or let it slip) the model is solved again with integer powers. ``start``: a feasible point,
+    watts by pair, for HiGHS to start from."""
     local = {i: k for k, i in enumerate(members)}
+    local_start = {local[i]: w for i, w in (start or {}).items() if i in local}
     for integer in (False, True):
         problem = book.problem(members, tso_objective, holds, integer, bounds)
         built_at = time.perf_counter()
@@ -491,7 +502,7 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         stats.binaries += built.binaries
         stats.constraints += built.constraints
         try:
-            solved = solve(built, time_limit=deadline - time.perf_counter())
+            solved = _solve_from(built, local_start, deadline)
         except (InfeasibleError, NumericalError) as e:
             log.debug("stage %d, %d pairs, integer %s: %s", 1 + tso_objective, len(members), integer, e)
             if integer or not holds:
@@ -514,6 +525,25 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
             stats.status = solved.status if not solved.optimal else "gap"
         return {i: w for i, w in zip(members, rounded, strict=True) if w > 0}
     raise AssertionError("unreachable: the integer model is always accepted")
+
+
+def _solve_from(built: BuiltModel | HighsModel, start: dict[int, int], deadline: float) -> Solved:
+    """HiGHS from a starting point, and again without it unless that ended proven optimal by the
+    point it returned (HiGHS 1.16 once returned a starting point as its optimum with another
+    point's objective: the proof is checked against the point, never taken on trust)."""
+    if not start or not isinstance(built, HighsModel):
+        return solve(built, time_limit=deadline - time.perf_counter())
+    try:
+        solved = solve(built, time_limit=deadline - time.perf_counter(), start=start)
+        objective = built.problem.tso_objective
+        value = sum(round(v) * p.margin for v, p in zip(solved.x, built.problem.pairs, strict=True) if p.tso is objective)
+        if solved.optimal and solved.bound - value <= ABS_GAP:
+            return solved
+        log.debug("from the starting point: %s, bound %s, value %s; solving again without it",
+                  solved.status, solved.bound, value)
+    except SolverError as e:
+        log.debug("from the starting point: %s; solving again without it", e)
+    return solve(built, time_limit=deadline - time.perf_counter())
 
 
 def _price(

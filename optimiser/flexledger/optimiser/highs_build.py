@@ -48,6 +48,23 @@ class HighsModel:
     def columns(self) -> int:
         return len(self.col_cost)
 
+    def point(self, watts: dict[int, int]) -> FloatArray:
+        """Every column's value at the point where pair k has ``watts[k]`` W (the others 0): an
+        offer's binary 1 where it is given any power, a block's level its power in its first ISP."""
+        pairs = self.problem.pairs
+        n = len(pairs)
+        value = np.zeros(self.columns)
+        value[list(watts)] = list(watts.values())
+        offer = np.fromiter((p.offer for p in pairs), np.int64, n)
+        level = np.bincount(offer, weights=value[:n], minlength=len(self.problem.offers))
+        value[n:n + len(self.binary_offers)] = level[self.binary_offers] > 0
+        first_isp = np.full(len(self.problem.offers), -1, dtype=np.int64)
+        first_isp[self.block_offers] = [self.problem.offers[o].isps[0] for o in self.block_offers.tolist()]
+        in_first = np.fromiter((p.isp for p in pairs), np.int64, n) == first_isp[offer]
+        block_level = np.bincount(offer[in_first], weights=value[:n][in_first], minlength=len(self.problem.offers))
+        value[n + len(self.binary_offers):] = block_level[self.block_offers]
+        return value
+
 
 class _Rows:
     """Rows added in blocks: per block the row bounds and the (row, column, coefficient) entries."""

@@ -4,6 +4,7 @@ pyomo model (:mod:`.model`) through pyomo's HiGHS interface, or a model built fo
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from flexledger.errors import FlexledgerError
 
 from .highs_build import HighsModel
 from .model import BuiltModel
+
+log = logging.getLogger(__name__)
 
 ABS_GAP = 0.5
 # RINS and RENS (sub-MIP heuristics) took most of the time of the dense day's large stage-2
@@ -61,9 +64,11 @@ class Solved:
         return abs(self.bound - self.objective) / max(abs(self.objective), 1e-9)
 
 
-def solve(built: BuiltModel | HighsModel, *, time_limit: float) -> Solved:
+def solve(built: BuiltModel | HighsModel, *, time_limit: float, start: dict[int, int] | None = None) -> Solved:
+    """``start``: a feasible point to begin from, the pairs' watts by index (the others 0); used
+    by the HiGHS build only, and only as HiGHS's first incumbent (the proof does not rest on it)."""
     if isinstance(built, HighsModel):
-        return _solve_highs(built, time_limit=time_limit)
+        return _solve_highs(built, time_limit=time_limit, start=start)
     solver = Highs()
     if not solver.available():
         raise SolverError("HiGHS (highspy) is not available", hint="reinstall with `make install`")
@@ -139,11 +144,17 @@ def relaxation_duals(built: HighsModel, *, time_limit: float) -> list[float] | N
     return list(h.getSolution().row_dual)
 
 
-def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
+def _solve_highs(built: HighsModel, *, time_limit: float, start: dict[int, int] | None = None) -> Solved:
     """As pyomo's HiGHS interface reads an outcome (``pyomo.contrib.solver.solvers.highs``), so
     that both builds end in the same statuses and errors."""
     started = time.perf_counter()
     highspy, h = _loaded(built, time_limit, relaxed=False)
+    if start:
+        point = highspy.HighsSolution()
+        point.col_value = built.point(start).tolist()
+        point.value_valid = True
+        if h.setSolution(point) != highspy.HighsStatus.kOk:
+            log.debug("HiGHS refused the starting point; solving without it")
     h.run()
     seconds = time.perf_counter() - started
     model_status = h.getModelStatus()
