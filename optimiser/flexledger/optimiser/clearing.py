@@ -387,19 +387,18 @@ class _Book:
     # indexes into the two above, so that a model of a few pairs does not scan the whole day's
     lit_of_pair: dict[int, list[tuple[int, int, Direction]]] = field(default_factory=dict)
     exclusive_of_offer: dict[int, list[int]] = field(default_factory=dict)
+    # per pair, the most it can be given (its offer's power or its request's, whichever is less),
+    # read half a million times on the dense day
+    caps: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.caps = [min(self.offers[o].power_w, self.requests[r].power_w) for o, r, _t in self.pairs]
         for key, members in self.lit.items():
             for i in members:
                 self.lit_of_pair.setdefault(i, []).append(key)
         for g, group in enumerate(self.exclusive):
             for o in group:
                 self.exclusive_of_offer.setdefault(o, []).append(g)
-
-    def cap(self, i: int) -> int:
-        """The most pair i can be given: its offer's power or its request's, whichever is less."""
-        o, r, _t = self.pairs[i]
-        return min(self.offers[o].power_w, self.requests[r].power_w)
 
     def components(self, chosen: Iterable[int]) -> dict[int, list[int]]:
         """The chosen pairs split into independent components, keyed by their first offer, members
@@ -408,17 +407,17 @@ class _Book:
         pairs cannot exceed even all at their most (such a row binds nothing, in any model of a
         subset of them: so a TSO request that takes all it is offered links no one)."""
         chosen = list(chosen)
-        n = len(self.offers)
+        n, caps = len(self.offers), self.caps
         rows: dict[tuple[int, int], list[int]] = defaultdict(list)  # (request, ISP) -> pairs
         for i in chosen:
             o, r, t = self.pairs[i]
             rows[(r, t)].append(i)
         linking = [members for (r, _t), members in rows.items()
-                   if sum(self.cap(i) for i in members) > self.requests[r].power_w]
+                   if sum(caps[i] for i in members) > self.requests[r].power_w]
         inside = set(chosen)
         for key, members in self.lit.items():
             present = [i for i in members if i in inside]
-            if sum(self.cap(i) for i in present) > self.lit_cap(key):
+            if sum(caps[i] for i in present) > self.lit_cap(key):
                 linking.append(present)
         components = _Components(n)
         for members in linking:
@@ -561,4 +560,5 @@ def _price(
         else:
             price = offers[o].price
         awards.append(Award(requests[r].request_id, t, offers[o].key, w, price))
-    return sorted(awards)
+    # Award's own order (its fields in turn), by a key: a third of the time of comparing dataclasses
+    return sorted(awards, key=lambda a: (a.request_id, a.isp_start, a.offer_key, a.power_w, a.price))
