@@ -229,11 +229,7 @@ def test_issue23_a_a_block_at_the_maximum_price_completes_another_request() -> N
 def test_issue23_b_stage_two_keeps_the_dso_welfare_not_the_dso_awards() -> None:
     """Issue 23, cause B: X and Y can serve the DSO's requests 1 and 7 in two ways of equal DSO
     welfare (41.0 M); only the one that leaves Y to the TSO's request 6 gives the TSO 75.0 M."""
-    inp = ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
-                         OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
-                        [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
-                         RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
-                         RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+    inp = case_b()
     result = clear(inp)
     assert feasible(inp, result.awards) == [] and result.stats.optimal
     assert stages(inp, result.awards) == (41_000_000, 75_000_000)
@@ -277,6 +273,15 @@ def test_an_offer_at_the_maximum_price_is_eligible() -> None:
         assert a.price in (40, 100)
 
 
+def case_b() -> ClearingInput:
+    """Issue 23's case B: the DSO's welfare is 41.0 M either way, the TSO's 75.0 M at best."""
+    return ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
+                          OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
+                         [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
+                          RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
+                          RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+
+
 @pytest.mark.parametrize("failure", ["InfeasibleError", "NumericalError"])
 def test_a_stage_two_hold_highs_cannot_take_is_solved_again_in_whole_watts(monkeypatch, failure: str) -> None:  # type: ignore[no-untyped-def]
     """HiGHS may call stage 2's exact DSO hold infeasible by its tolerances, or end in error
@@ -289,18 +294,38 @@ def test_a_stage_two_hold_highs_cannot_take_is_solved_again_in_whole_watts(monke
 
     refused = []
 
-    def flaky(built, *, time_limit):  # type: ignore[no-untyped-def]
+    def flaky(built, *, time_limit, start=None):  # type: ignore[no-untyped-def]
         if built.problem.holds and not built.problem.integer:
             refused.append(built)
             raise getattr(solve_module, failure)("as HiGHS may say of a hold at its optimum")
-        return solve_module.solve(built, time_limit=time_limit)
+        return solve_module.solve(built, time_limit=time_limit, start=start)
 
     monkeypatch.setattr(clearing_module, "solve", flaky)
-    inp = ClearingInput([OfferIn("X", 2, DAY, 1, Direction.UP, 5_000, 10_000),
-                         OfferIn("Y", 2, DAY, 1, Direction.UP, 5_000, 15_000)],
-                        [RequestIn(1, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 10_000, 15_000),
-                         RequestIn(7, BuyerKind.DSO, 2, DAY, 1, Direction.UP, 3_200, 20_000),
-                         RequestIn(6, BuyerKind.TSO, 2, DAY, 1, Direction.UP, 5_000, 30_000)], {1: 0, 2: 1})
+    inp = case_b()
     result = clear(inp)
     assert refused and result.stats.optimal
+    assert stages(inp, result.awards) == (41_000_000, 75_000_000)
+
+
+def test_a_starting_point_returned_as_the_optimum_is_not_believed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Stage 2 starts HiGHS from stage 1's awards. HiGHS 1.16 once returned a starting point as
+    its optimum with another point's objective: the clearing checks the returned point against
+    the bound and solves again without the start, reaching the proven optimum (issue 23's case B)."""
+    import flexledger.optimiser.clearing as clearing_module
+    import flexledger.optimiser.solve as solve_module
+
+    started = []
+
+    def credulous(built, *, time_limit, start=None):  # type: ignore[no-untyped-def]
+        honest = solve_module.solve(built, time_limit=time_limit)
+        if not start:
+            return honest
+        started.append(start)
+        x = [float(start.get(k, 0)) for k in range(len(built.problem.pairs))]
+        return solve_module.Solved(x, honest.objective, honest.bound, honest.seconds, True, honest.status)
+
+    monkeypatch.setattr(clearing_module, "solve", credulous)
+    inp = case_b()
+    result = clear(inp)
+    assert started and result.stats.optimal
     assert stages(inp, result.awards) == (41_000_000, 75_000_000)

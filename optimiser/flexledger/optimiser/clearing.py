@@ -50,18 +50,31 @@ from flexledger.rules.lights import Colour, Direction
 from flexledger.rules.market import PricingRule
 from flexledger.rules.orders import Mode
 
+from .fixing import proven_bounds
 from .highs_build import HighsModel, build_highs
 from .inputs import BuyerKind, ClearingInput, OfferIn, RequestIn
 from .model import BuiltModel, OfferSlot, Pair, RequestSlot, StageProblem, build
 from .results import Award, ClearingResult, SolverStats
-from .solve import ABS_GAP, InfeasibleError, NumericalError, SolverError, solve
+from .solve import (
+    ABS_GAP,
+    InfeasibleError,
+    NumericalError,
+    Solved,
+    SolverError,
+    relaxation_duals,
+    solve,
+)
 
 log = logging.getLogger(__name__)
 
 SECONDS_PER_MWH = 3_600_000_000  # W*s per MWh
 BATCH_PAIRS = 300
 PARALLEL_PAIRS = 2_000  # a model this large takes HiGHS long enough to be worth a process of its own
+PARALLEL_STAGE_PAIRS = 50_000  # so are this many pairs in all of a stage's models
 PARALLEL_WORKERS = 2
+# a stage-2 component this large is worth an LP relaxation of each stage-1 model inside it, whose
+# duals bound stage 2's columns (fixing.py): they cost a small part of what they save there
+FIXING_PAIRS = 2_000
 WHOLE_WATT_TOLERANCE = 1e-6  # a solver value this close to a whole watt is that watt
 # "highs": the model written into HiGHS's matrix (highs_build.py), the default; "pyomo": the same
 # model stated in pyomo (model.py), the readable statement, slower to build and hand over
@@ -123,9 +136,14 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     root_of = {i: key for key, members in joint.items() for i in members}
     stage_one = list(book.components(first).values())
     batches = _batches(stage_one)
-    for batch, solved in zip(batches, _solve_all(book, [_Job([i for members in batch for i in members], False, [])
-                                                        for batch in batches], deadline, stats, builder), strict=True):
+    large = {key for key, members in joint.items() if len(members) >= FIXING_PAIRS}
+    proven = _Bounds()
+    for batch, (solved, bounds) in zip(batches, _solve_all(book, [
+            _Job([i for members in batch for i in members], False, [],
+                 prove=[members for members in batch if root_of[members[0]] in large]) for batch in batches],
+            deadline, stats, builder), strict=True):
         watts.update(solved)
+        proven.update(bounds)
         stats.components += len(batch)
     for members in stage_one:
         dso_pairs = [i for i in members if not tso[i]]
@@ -137,9 +155,10 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
     # holding each: one row per stage-1 component, local rather than one row over them all.
     stage_two = [(key, members) for key, members in joint.items() if any(tso[i] for i in members)]
     batches = _batches([members for _key, members in stage_two])
-    jobs = [_Job([i for group in batch for i in group], True, [hold for group in batch for hold in holds[root_of[group[0]]]])
-            for batch in batches]
-    for batch, job, solved in zip(batches, jobs, _solve_all(book, jobs, deadline, stats, builder), strict=True):
+    jobs = [_Job(members, True, [hold for group in batch for hold in holds[root_of[group[0]]]],
+                 bounds=proven.of(book, members), start={i: watts[i] for i in members if i in watts})
+            for batch in batches for members in [[i for group in batch for i in group]]]
+    for batch, job, (solved, _none) in zip(batches, jobs, _solve_all(book, jobs, deadline, stats, builder), strict=True):
         members, kept = job.members, job.holds
         stats.components += len(batch)
         if any(sum(book.margin(i) * solved.get(i, 0) for i in dso_pairs) < hold for dso_pairs, hold in kept):
@@ -156,12 +175,41 @@ def clear(inp: ClearingInput, *, backend: Backend | None = None) -> ClearingResu
 
 
 @dataclass
+class _Bounds:
+    """Proven bounds (fixing.py) on the columns of a day's models, by pair (its power), by offer
+    (its binary) and by block offer (its level)."""
+
+    pairs: dict[int, tuple[int, int]] = field(default_factory=dict)
+    binary: dict[int, tuple[int, int]] = field(default_factory=dict)
+    level: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def update(self, other: _Bounds) -> None:
+        """Add bounds of other columns (each stage-1 model bounds its own)."""
+        self.pairs.update(other.pairs)
+        self.binary.update(other.binary)
+        self.level.update(other.level)
+
+    def of(self, book: _Book, members: list[int]) -> _Bounds:
+        """Those on the columns of a model of these pairs (what a worker process is sent)."""
+        offers = {book.pairs[i][0] for i in members}
+        return _Bounds({i: self.pairs[i] for i in members if i in self.pairs},
+                       {o: self.binary[o] for o in offers if o in self.binary},
+                       {o: self.level[o] for o in offers if o in self.level})
+
+
+@dataclass
 class _Job:
-    """One model to solve: its pairs, its stage, and in stage 2 the DSO welfare it holds."""
+    """One model to solve: its pairs, its stage, in stage 2 the DSO welfare it holds and the
+    bounds proven for its columns; in stage 1 the components to prove bounds for, each from its
+    own LP relaxation (a component whose relaxation is exact then bounds all it can, whatever
+    the gap of the others in its model)."""
 
     members: list[int]
     tso_objective: bool
     holds: list[tuple[list[int], int]]
+    prove: list[list[int]] = field(default_factory=list)
+    bounds: _Bounds = field(default_factory=_Bounds)
+    start: dict[int, int] = field(default_factory=dict)  # stage 2: stage 1's awards, a feasible point
 
 
 # the book and build that forked workers solve with (set in the parent before forking)
@@ -169,16 +217,18 @@ _WORKER: tuple[_Book, Callable[[StageProblem], BuiltModel | HighsModel]] | None 
 
 
 def _solve_all(book: _Book, jobs: list[_Job], deadline: float, stats: SolverStats,
-               builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> list[dict[int, int]]:
-    """Every job's awards, in order. Where two or more jobs are large (HiGHS's time dominates) and
-    the machine has two cores or more, the jobs are shared between processes, one job per call:
+               builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> list[tuple[dict[int, int], _Bounds]]:
+    """Every job's awards and proven bounds, in order. Where two or more jobs are large, or all
+    of them together are (HiGHS's time dominates: the dense day's stage 1 is 335 small models),
+    and the machine has two cores or more, the jobs are shared between processes, one job per call:
     each model is solved exactly as it would be alone (HiGHS single-threaded, seeded), so the
     awards are the same either way; only the wall time differs."""
     global _WORKER
     cores = min(os.cpu_count() or 1, PARALLEL_WORKERS)
     large = sum(len(job.members) >= PARALLEL_PAIRS for job in jobs)
-    if cores < 2 or large < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder) for job in jobs]
+    heavy = large >= 2 or sum(len(job.members) for job in jobs) >= PARALLEL_STAGE_PAIRS
+    if cores < 2 or not heavy or "fork" not in multiprocessing.get_all_start_methods():
+        return [_run(book, job, deadline, stats, builder) for job in jobs]
     _WORKER = (book, builder)
     try:
         context = multiprocessing.get_context("fork")
@@ -188,19 +238,53 @@ def _solve_all(book: _Book, jobs: list[_Job], deadline: float, stats: SolverStat
             futures = {k: pool.submit(_solve_in_worker, jobs[k], deadline) for k in order}
             results = []
             for k in range(len(jobs)):
-                solved, part = futures[k].result()
+                outcome, part = futures[k].result()
                 stats.add(part)
-                results.append(solved)
+                results.append(outcome)
             return results
     finally:
         _WORKER = None
 
 
-def _solve_in_worker(job: _Job, deadline: float) -> tuple[dict[int, int], SolverStats]:
+def _solve_in_worker(job: _Job, deadline: float) -> tuple[tuple[dict[int, int], _Bounds], SolverStats]:
     assert _WORKER is not None, "a worker forked from _solve_all"
     book, builder = _WORKER
     part = SolverStats(components=0)
-    return _solve(book, job.members, job.tso_objective, job.holds, deadline, part, builder), part
+    return _run(book, job, deadline, part, builder), part
+
+
+def _run(book: _Book, job: _Job, deadline: float, stats: SolverStats,
+         builder: Callable[[StageProblem], BuiltModel | HighsModel]) -> tuple[dict[int, int], _Bounds]:
+    solved = _solve(book, job.members, job.tso_objective, job.holds, deadline, stats, builder, job.bounds, job.start)
+    bounds = _Bounds()
+    for component in job.prove:
+        bounds.update(_prove(book, component, solved, deadline))
+    return solved, bounds
+
+
+def _prove(book: _Book, members: list[int], solved: dict[int, int], deadline: float) -> _Bounds:
+    """Bounds that every solution of this stage-1 component keeps when it is worth at least
+    ``solved`` there (stage 2 holds that), from its LP relaxation's duals (fixing.py); none when
+    the LP gives none."""
+    model = build_highs(book.problem(members, False, [], False))
+    duals = relaxation_duals(model, time_limit=deadline - time.perf_counter())
+    worth = sum(book.margin(i) * solved.get(i, 0) for i in members if not book.tso[i])
+    proven = None if duals is None else proven_bounds(model, duals, worth)
+    if proven is None:
+        log.debug("stage 1, %d pairs: no bounds proven", len(members))
+        return _Bounds()
+    lower, upper = proven
+    offers = list(dict.fromkeys(book.pairs[i][0] for i in members))  # local offer index -> offer
+    out = _Bounds()
+    keyed = [(out.pairs, members), (out.binary, [offers[o] for o in model.binary_offers.tolist()]),
+             (out.level, [offers[o] for o in model.block_offers.tolist()])]
+    column = 0
+    for bounds, keys in keyed:
+        for key in keys:
+            if lower[column] > model.col_lower[column] or upper[column] < model.col_upper[column]:
+                bounds[key] = (lower[column], upper[column])
+            column += 1
+    return out
 
 
 def _batches(groups: list[list[int]]) -> list[list[list[int]]]:
@@ -303,19 +387,18 @@ class _Book:
     # indexes into the two above, so that a model of a few pairs does not scan the whole day's
     lit_of_pair: dict[int, list[tuple[int, int, Direction]]] = field(default_factory=dict)
     exclusive_of_offer: dict[int, list[int]] = field(default_factory=dict)
+    # per pair, the most it can be given (its offer's power or its request's, whichever is less),
+    # read half a million times on the dense day
+    caps: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.caps = [min(self.offers[o].power_w, self.requests[r].power_w) for o, r, _t in self.pairs]
         for key, members in self.lit.items():
             for i in members:
                 self.lit_of_pair.setdefault(i, []).append(key)
         for g, group in enumerate(self.exclusive):
             for o in group:
                 self.exclusive_of_offer.setdefault(o, []).append(g)
-
-    def cap(self, i: int) -> int:
-        """The most pair i can be given: its offer's power or its request's, whichever is less."""
-        o, r, _t = self.pairs[i]
-        return min(self.offers[o].power_w, self.requests[r].power_w)
 
     def components(self, chosen: Iterable[int]) -> dict[int, list[int]]:
         """The chosen pairs split into independent components, keyed by their first offer, members
@@ -324,17 +407,17 @@ class _Book:
         pairs cannot exceed even all at their most (such a row binds nothing, in any model of a
         subset of them: so a TSO request that takes all it is offered links no one)."""
         chosen = list(chosen)
-        n = len(self.offers)
+        n, caps = len(self.offers), self.caps
         rows: dict[tuple[int, int], list[int]] = defaultdict(list)  # (request, ISP) -> pairs
         for i in chosen:
             o, r, t = self.pairs[i]
             rows[(r, t)].append(i)
         linking = [members for (r, _t), members in rows.items()
-                   if sum(self.cap(i) for i in members) > self.requests[r].power_w]
+                   if sum(caps[i] for i in members) > self.requests[r].power_w]
         inside = set(chosen)
         for key, members in self.lit.items():
             present = [i for i in members if i in inside]
-            if sum(self.cap(i) for i in present) > self.lit_cap(key):
+            if sum(caps[i] for i in present) > self.lit_cap(key):
                 linking.append(present)
         components = _Components(n)
         for members in linking:
@@ -359,7 +442,7 @@ class _Book:
         return self.requests[r].max_price - self.offers[o].price
 
     def problem(self, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
-                integer: bool) -> StageProblem:
+                integer: bool, bounds: _Bounds | None = None) -> StageProblem:
         local_offers: dict[int, int] = {}
         local_requests: dict[int, int] = {}
         problem = StageProblem([], [], [], tso_objective=tso_objective, integer=integer)
@@ -390,20 +473,27 @@ class _Book:
             inside = [index_of_pair[i] for i in self.lit[key] if i in index_of_pair]
             problem.light_caps.append((inside, self.lit_cap(key)))
         problem.holds = [([index_of_pair[i] for i in chosen], hold) for chosen, hold in holds]
+        if bounds is not None:
+            problem.pair_bounds = {index_of_pair[i]: b for i, b in bounds.pairs.items() if i in index_of_pair}
+            problem.binary_bounds = {local_offers[o]: b for o, b in bounds.binary.items() if o in local_offers}
+            problem.level_bounds = {local_offers[o]: b for o, b in bounds.level.items() if o in local_offers}
         return problem
 
 
 def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tuple[list[int], int]],
            deadline: float, stats: SolverStats,
-           builder: Callable[[StageProblem], BuiltModel | HighsModel] = build_highs) -> dict[int, int]:
+           builder: Callable[[StageProblem], BuiltModel | HighsModel] = build_highs,
+           bounds: _Bounds | None = None, start: dict[int, int] | None = None) -> dict[int, int]:
     """One stage of some components, to a proven optimum in whole watts. The continuous model is
     solved first: its optimum bounds the whole-watt one, so when it lies on whole watts (the usual
     case: the constraints are sums with unit coefficients and whole-watt right-hand sides) it is
     the whole-watt optimum. Otherwise (or when HiGHS's tolerances make stage 2's hold infeasible
-    or let it slip) the model is solved again with integer powers."""
+    or let it slip) the model is solved again with integer powers. ``start``: a feasible point,
+    watts by pair, for HiGHS to start from."""
     local = {i: k for k, i in enumerate(members)}
+    local_start = {local[i]: w for i, w in (start or {}).items() if i in local}
     for integer in (False, True):
-        problem = book.problem(members, tso_objective, holds, integer)
+        problem = book.problem(members, tso_objective, holds, integer, bounds)
         built_at = time.perf_counter()
         built = builder(problem)
         stats.build_seconds += time.perf_counter() - built_at
@@ -411,7 +501,7 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
         stats.binaries += built.binaries
         stats.constraints += built.constraints
         try:
-            solved = solve(built, time_limit=deadline - time.perf_counter())
+            solved = _solve_from(built, local_start, deadline)
         except (InfeasibleError, NumericalError) as e:
             log.debug("stage %d, %d pairs, integer %s: %s", 1 + tso_objective, len(members), integer, e)
             if integer or not holds:
@@ -436,6 +526,25 @@ def _solve(book: _Book, members: list[int], tso_objective: bool, holds: list[tup
     raise AssertionError("unreachable: the integer model is always accepted")
 
 
+def _solve_from(built: BuiltModel | HighsModel, start: dict[int, int], deadline: float) -> Solved:
+    """HiGHS from a starting point, and again without it unless that ended proven optimal by the
+    point it returned (HiGHS 1.16 once returned a starting point as its optimum with another
+    point's objective: the proof is checked against the point, never taken on trust)."""
+    if not start or not isinstance(built, HighsModel):
+        return solve(built, time_limit=deadline - time.perf_counter())
+    try:
+        solved = solve(built, time_limit=deadline - time.perf_counter(), start=start)
+        objective = built.problem.tso_objective
+        value = sum(round(v) * p.margin for v, p in zip(solved.x, built.problem.pairs, strict=True) if p.tso is objective)
+        if solved.optimal and solved.bound - value <= ABS_GAP:
+            return solved
+        log.debug("from the starting point: %s, bound %s, value %s; solving again without it",
+                  solved.status, solved.bound, value)
+    except SolverError as e:
+        log.debug("from the starting point: %s; solving again without it", e)
+    return solve(built, time_limit=deadline - time.perf_counter())
+
+
 def _price(
     raw: list[tuple[int, int, int, int]], offers: list[OfferIn], requests: list[RequestIn], rule: PricingRule,
 ) -> list[Award]:
@@ -451,4 +560,5 @@ def _price(
         else:
             price = offers[o].price
         awards.append(Award(requests[r].request_id, t, offers[o].key, w, price))
-    return sorted(awards)
+    # Award's own order (its fields in turn), by a key: a third of the time of comparing dataclasses
+    return sorted(awards, key=lambda a: (a.request_id, a.isp_start, a.offer_key, a.power_w, a.price))

@@ -41,10 +41,29 @@ class HighsModel:
     value: FloatArray
     binaries: int
     constraints: int
+    binary_offers: IntArray  # the offer (index) of each binary column, in column order
+    block_offers: IntArray  # the offer (index) of each block level column, in column order
 
     @property
     def columns(self) -> int:
         return len(self.col_cost)
+
+    def point(self, watts: dict[int, int]) -> FloatArray:
+        """Every column's value at the point where pair k has ``watts[k]`` W (the others 0): an
+        offer's binary 1 where it is given any power, a block's level its power in its first ISP."""
+        pairs = self.problem.pairs
+        n = len(pairs)
+        value = np.zeros(self.columns)
+        value[list(watts)] = list(watts.values())
+        offer = np.fromiter((p.offer for p in pairs), np.int64, n)
+        level = np.bincount(offer, weights=value[:n], minlength=len(self.problem.offers))
+        value[n:n + len(self.binary_offers)] = level[self.binary_offers] > 0
+        first_isp = np.full(len(self.problem.offers), -1, dtype=np.int64)
+        first_isp[self.block_offers] = [self.problem.offers[o].isps[0] for o in self.block_offers.tolist()]
+        in_first = np.fromiter((p.isp for p in pairs), np.int64, n) == first_isp[offer]
+        block_level = np.bincount(offer[in_first], weights=value[:n][in_first], minlength=len(self.problem.offers))
+        value[n + len(self.binary_offers):] = block_level[self.block_offers]
+        return value
 
 
 class _Rows:
@@ -112,6 +131,11 @@ def build_highs(problem: StageProblem) -> HighsModel:
     integrality[n:n + len(binary_offers)] = 1
     if problem.integer:
         integrality[:n] = 1
+    for bounds, col_of in ((problem.pair_bounds, np.arange(n)), (problem.binary_bounds, y_col), (problem.level_bounds, b_col)):
+        for k, (lo, hi) in bounds.items():
+            if col_of[k] >= 0:
+                col_lower[col_of[k]] = max(col_lower[col_of[k]], lo)
+                col_upper[col_of[k]] = min(col_upper[col_of[k]], hi)
     chosen = tso == problem.tso_objective
     col_cost = np.zeros(columns)
     col_cost[:n] = np.where(chosen, margin, 0)
@@ -193,4 +217,4 @@ def build_highs(problem: StageProblem) -> HighsModel:
         problem, col_cost, col_lower, col_upper, integrality,
         _floats(rows.lower), _floats(rows.upper),
         col_start.astype(np.int32), row_index[order].astype(np.int32), values[order],
-        len(binary_offers), rows.count)
+        len(binary_offers), rows.count, binary_offers, block_offers)

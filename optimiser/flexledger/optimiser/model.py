@@ -61,6 +61,11 @@ class StageProblem:
     # stage 2: per stage-1 component inside, its DSO pairs and the welfare (W x price, exact) they keep
     holds: list[tuple[list[int], int]] = field(default_factory=list)
     integer: bool = False  # whole watts as a constraint of the model
+    # proven bounds that every solution worth having keeps (stage 2, from stage 1's LP: fixing.py),
+    # by pair index (its power), offer index (its binary) and block offer index (its level)
+    pair_bounds: dict[int, tuple[int, int]] = field(default_factory=dict)
+    binary_bounds: dict[int, tuple[int, int]] = field(default_factory=dict)
+    level_bounds: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +99,11 @@ def build(problem: StageProblem) -> BuiltModel:
     m.y = pyo.Var(binary_offers, domain=pyo.Binary)
     block_offers = [o for o in used if problem.offers[o].block]
     m.b = pyo.Var(block_offers, domain=pyo.NonNegativeReals, bounds=lambda _m, o: (0, problem.offers[o].cap_w))
+    for bounds, var in ((problem.pair_bounds, m.x), (problem.binary_bounds, m.y), (problem.level_bounds, m.b)):
+        for k, (lo, hi) in bounds.items():
+            if k in var:
+                var[k].setlb(max(lo, var[k].lb))
+                var[k].setub(min(hi, var[k].ub))
 
     for o in used:
         slot = problem.offers[o]

@@ -4,11 +4,13 @@ pyomo model (:mod:`.model`) through pyomo's HiGHS interface, or a model built fo
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.tee import capture_output
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
@@ -19,12 +21,17 @@ from flexledger.errors import FlexledgerError
 from .highs_build import HighsModel
 from .model import BuiltModel
 
+log = logging.getLogger(__name__)
+
 ABS_GAP = 0.5
 # RINS and RENS (sub-MIP heuristics) took most of the time of the dense day's large stage-2
 # models (49 s of CPU of a 10,000-pair model against 28 s without them, the same optimum) and
-# a tenth of the ordinary days'; the proof of optimality does not depend on them
+# a tenth of the ordinary days'; so did the root reduced-cost heuristic (its sub-MIPs took 136 s
+# of a 200 s run of an 18,764-pair stage-2 model, proven optimal in 29 s without it once stage 1's
+# bounds were given); the proof of optimality depends on none of them
 HIGHS_OPTIONS = {"threads": 1, "random_seed": 0, "mip_feasibility_tolerance": 1e-7,
-                 "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+                 "mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
+                 "mip_heuristic_run_root_reduced_cost": False}
 
 
 class SolverError(FlexledgerError):
@@ -57,9 +64,11 @@ class Solved:
         return abs(self.bound - self.objective) / max(abs(self.objective), 1e-9)
 
 
-def solve(built: BuiltModel | HighsModel, *, time_limit: float) -> Solved:
+def solve(built: BuiltModel | HighsModel, *, time_limit: float, start: dict[int, int] | None = None) -> Solved:
+    """``start``: a feasible point to begin from, the pairs' watts by index (the others 0); used
+    by the HiGHS build only, and only as HiGHS's first incumbent (the proof does not rest on it)."""
     if isinstance(built, HighsModel):
-        return _solve_highs(built, time_limit=time_limit)
+        return _solve_highs(built, time_limit=time_limit, start=start)
     solver = Highs()
     if not solver.available():
         raise SolverError("HiGHS (highspy) is not available", hint="reinstall with `make install`")
@@ -105,9 +114,8 @@ def _new_highs(highspy: Any) -> Any:
 _BANNER_SHOWN = False
 
 
-def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
-    """As pyomo's HiGHS interface reads an outcome (``pyomo.contrib.solver.solvers.highs``), so
-    that both builds end in the same statuses and errors."""
+def _loaded(built: HighsModel, time_limit: float, *, relaxed: bool) -> tuple[Any, Any]:
+    """highspy and a Highs instance holding the model (``relaxed``: every column continuous)."""
     try:
         import highspy
     except ImportError as e:  # pragma: no cover - highspy is a dependency
@@ -117,12 +125,36 @@ def _solve_highs(built: HighsModel, *, time_limit: float) -> Solved:
     for key, option in {**HIGHS_OPTIONS, "time_limit": max(time_limit, 0.01), "mip_rel_gap": 0.0,
                         "mip_abs_gap": ABS_GAP}.items():
         h.setOptionValue(key, option)
-    started = time.perf_counter()
+    integrality = np.zeros_like(built.integrality) if relaxed else built.integrality
     status = h.passModel(built.columns, len(built.row_lower), len(built.index), int(highspy.MatrixFormat.kColwise),
                          int(highspy.ObjSense.kMaximize), 0.0, built.col_cost, built.col_lower, built.col_upper,
-                         built.row_lower, built.row_upper, built.matrix_start, built.index, built.value, built.integrality)
+                         built.row_lower, built.row_upper, built.matrix_start, built.index, built.value, integrality)
     if status == highspy.HighsStatus.kError:
         raise SolverError("HiGHS refused the clearing model, which no book should make it do: report this")
+    return highspy, h
+
+
+def relaxation_duals(built: HighsModel, *, time_limit: float) -> list[float] | None:
+    """The row duals of the model's LP relaxation at its optimum, or None when HiGHS did not
+    reach one (in time): what :func:`.fixing.proven_bounds` reads."""
+    highspy, h = _loaded(built, time_limit, relaxed=True)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal or not h.getInfo().dual_solution_status:
+        return None
+    return list(h.getSolution().row_dual)
+
+
+def _solve_highs(built: HighsModel, *, time_limit: float, start: dict[int, int] | None = None) -> Solved:
+    """As pyomo's HiGHS interface reads an outcome (``pyomo.contrib.solver.solvers.highs``), so
+    that both builds end in the same statuses and errors."""
+    started = time.perf_counter()
+    highspy, h = _loaded(built, time_limit, relaxed=False)
+    if start:
+        point = highspy.HighsSolution()
+        point.col_value = built.point(start).tolist()
+        point.value_valid = True
+        if h.setSolution(point) != highspy.HighsStatus.kOk:
+            log.debug("HiGHS refused the starting point; solving without it")
     h.run()
     seconds = time.perf_counter() - started
     model_status = h.getModelStatus()
