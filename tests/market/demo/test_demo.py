@@ -91,4 +91,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert answered["stake_after"] == std["stake"]
     # the attack day's audit recomputed the standard baseline from what the oracle serves and followed the uphold
     assert attacks["audit"] == "MATCH" and not attacks["audit_differences"]
+    # the backend's step (installed through flexledger.demo_steps): the whole chain indexed, a rebuild equal
+    index = summary["index"]
+    assert index["events"] > 0 and index["rows"]["offers"] > 0 and index["rebuilt_equal"] and index["lag"] == 0
     assert not (tmp_path / "demo").exists()  # nothing kept unless --keep
