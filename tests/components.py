@@ -34,6 +34,7 @@ class Component:
     tops: tuple[str, ...]  # the top-level packages it ships (flexledger: a namespace portion)
     requires: frozenset[str]  # the distributions it declares, normalised
 
+    @cache  # noqa: B019 (components are few and live as long as the session)
     def portions(self) -> list[str]:
         """The names it provides directly under the namespace (``chain``; ``errors``, ``rules``, ...)."""
         namespace = self.source / NAMESPACE

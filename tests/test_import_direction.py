@@ -21,7 +21,8 @@ import ast
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from functools import cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -94,6 +95,13 @@ def _offences(layer: tuple[str, ...], own: tuple[str, ...], libraries: frozenset
     return found
 
 
+@cache
+def _installed() -> Mapping[str, list[str]]:
+    """Top-level package -> the installed distributions providing it, read once (each reading walks
+    every installed distribution's metadata)."""
+    return packages_distributions()
+
+
 def _distributions(name: str, own: Component) -> set[str]:
     """The distributions (normalised) that can provide the imported ``name``: a component of the
     checkout, or the installed distributions of its top-level package; empty for the standard library."""
@@ -105,7 +113,7 @@ def _distributions(name: str, own: Component) -> set[str]:
         return {component.name}
     if top == NAMESPACE:  # a name inside the namespace that no component ships: the import is wrong
         return {f"<nothing ships {name}>"}
-    return {normalise(d) for d in packages_distributions().get(top, [f"<not installed: {top}>"])} - {own.name}
+    return {normalise(d) for d in _installed().get(top, [f"<not installed: {top}>"])} - {own.name}
 
 
 def _uses(component: Component) -> Iterator[tuple[str, str, set[str]]]:

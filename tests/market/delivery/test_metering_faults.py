@@ -29,13 +29,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from nats_services import nats_broker
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from flexledger.chain.node import free_port
 from flexledger.delivery.broker import LocalBroker
 from flexledger.delivery.mosquitto_process import MosquittoMissingError, MosquittoProcess
-from flexledger.delivery.nats_broker import NatsBroker, NatsServerMissingError
+from flexledger.delivery.nats_broker import NatsBroker
 from flexledger.oracle.consumer import OracleConsumer
 from flexledger.oracle.ingest import LATE, STORED
 from flexledger.oracle.store import StoredAnchor, StoredReading, open_store, rejections, session
@@ -271,13 +272,11 @@ def test_the_embedded_broker_killed_mid_stream_loses_and_doubles_nothing(tmp_pat
 
 
 def _nats(folder: Path, nodes: int) -> NatsBroker:
-    try:
-        return NatsBroker(folder, nodes=nodes)
-    except NatsServerMissingError:
-        pytest.skip("nats-server is not installed here: the replicated broker cannot be tested")
+    return nats_broker(folder, nodes=nodes)
 
 
 @pytest.mark.slow
+@pytest.mark.services
 @pytest.mark.parametrize("nodes", [1, 3], ids=["one-node", "cluster-of-3"])
 def test_nats_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, nodes: int) -> None:
     """NATS with JetStream stores each QoS 1 message before its PUBACK (replicated 3 times in the
@@ -300,6 +299,7 @@ def test_nats_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, nodes:
 
 
 @pytest.mark.slow
+@pytest.mark.services
 def test_a_nats_cluster_fails_over_when_a_node_is_lost_for_good(tmp_path: Path) -> None:
     """The node the agent and the oracle use is killed and never comes back; the network sends them
     to another node (a relay here, DNS or a load balancer in production). The messages and the

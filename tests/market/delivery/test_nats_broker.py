@@ -14,11 +14,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from nats_services import nats_broker
 
 from flexledger.delivery.broker import READINGS_FILTER, RECEIPTS_FILTER, BrokerUser, meter_user
 from flexledger.delivery.nats_broker import (
     NatsBroker,
-    NatsServerMissingError,
     NatsTls,
     NatsUser,
     nats_subject,
@@ -82,6 +82,7 @@ def _wait(condition: Callable[[], object], timeout: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.services
 def test_each_user_publishes_and_reads_only_its_own_topics(tmp_path: Path) -> None:
     meter = meter_user(METER)
     broker = _broker(tmp_path, users=[NatsUser(ORACLE, password="oracle-secret"),
@@ -104,10 +105,7 @@ def test_each_user_publishes_and_reads_only_its_own_topics(tmp_path: Path) -> No
 
 def _broker(tmp_path: Path, *, users: list[NatsUser], tls: NatsTls | None = None,
             ready: Callable[[int], bool] | None = None) -> NatsBroker:
-    try:
-        broker = NatsBroker(tmp_path / "nats", users=users, tls=tls, ready=ready)
-    except NatsServerMissingError:
-        pytest.skip("nats-server is not installed here: the replicated broker cannot be tested")
+    broker = nats_broker(tmp_path / "nats", users=users, tls=tls, ready=ready)
     broker.start()
     return broker
 
@@ -152,6 +150,7 @@ def _certificates(folder: Path, names: list[str]) -> dict[str, tuple[Path, Path]
     return made
 
 
+@pytest.mark.services
 def test_over_tls_each_client_certificate_is_its_user(tmp_path: Path) -> None:
     """The production listener: TLS only, and a client's certificate subject (its meter's address,
     the oracle's name) is its user (``verify_and_map``); a client without a certificate is refused
