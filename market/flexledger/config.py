@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -27,6 +27,9 @@ from pydantic_settings import (
 
 from flexledger.errors import ConfigurationError
 from flexledger.redaction import redact_url
+
+if TYPE_CHECKING:
+    from flexledger.chain.node import LocalNode
 
 
 def default_data_dir() -> Path:
@@ -122,6 +125,12 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'flexledger.db'}"
+
+    def local_node(self) -> LocalNode:
+        """The embedded anvil these settings describe (its folder, port and chain id)."""
+        from flexledger.chain.node import LocalNode
+
+        return LocalNode(self.data_dir, port=self.node_port, chain_id=self.node_chain_id)
 
     @property
     def manifest_path(self) -> Path:

@@ -52,13 +52,11 @@ def check_configured_chain(settings: Settings) -> ServiceStatus:
     the embedded node (checked, not started: commands start it)."""
     import json
 
-    from flexledger.chain.node import LocalNode
-
     manifest = settings.manifest_path
     chain_id = json.loads(manifest.read_text()).get("chain_id") if manifest.is_file() else None
     if settings.rpc_url:
         return check_chain(settings.rpc_url, manifest_chain_id=chain_id)
-    info = LocalNode(settings.data_dir, port=settings.node_port, chain_id=settings.node_chain_id).status()
+    info = settings.local_node().status()
     if info is None:
         return ServiceStatus("chain", "(embedded anvil)", True, "not running: commands start it")
     return check_chain(info.rpc_url, manifest_chain_id=chain_id)

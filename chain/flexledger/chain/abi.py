@@ -5,19 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from functools import lru_cache
 from typing import Any, ClassVar, Self, cast
 
 from eth_abi import decode
 from eth_abi.grammar import ABIType, parse
-from eth_utils import to_checksum_address
 
-
-@lru_cache(maxsize=1 << 16)
-def checksum(address: str) -> str:
-    """``address`` in EIP-55 form, remembered: the same parties and contracts recur in log after log,
-    and each checksum is a keccak."""
-    return str(to_checksum_address(address))
+from flexledger.addresses import checksum
 
 
 def _normalise(typ: ABIType, value: Any) -> Any:

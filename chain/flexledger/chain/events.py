@@ -10,7 +10,8 @@ from typing import Any
 
 from eth_utils import keccak
 
-from .abi import checksum
+from flexledger.addresses import checksum
+
 from .abi import decode_values as decode
 from .artifacts import all_artifacts
 from .codegen import canonical_type

@@ -27,13 +27,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from functools import lru_cache
 from typing import Any
 
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
+from flexledger.addresses import checksum
 from flexledger.rules.market import DAY, MarketParams
 from flexledger.rules.typed_data import Eip712Domain, TypedData, recover_strict, typed_digest
 
@@ -233,17 +233,11 @@ def escrow_overflows(power_w: int, isps: int, isp_seconds: int, max_price: int) 
     return max_price > UINT128_MAX or power_w * isps * isp_seconds * max_price >= 2**256
 
 
-@lru_cache(maxsize=4096)
-def _seller(address: bytes) -> str:
-    # a batch's offers mostly share their seller, and each checksum is a keccak
-    return str(to_checksum_address(address))
-
-
 def unpack_accepted(data: bytes) -> list[tuple[str, Offer]]:
     """The (seller, offer) entries of an ``OffersAccepted`` event's ``offers``, in order."""
     if len(data) % ACCEPTED_ENTRY:
         raise ValueError(f"accepted offers come in entries of {ACCEPTED_ENTRY} bytes, not {len(data)} in all")
-    return [(_seller(data[at:at + 20]), Offer.unpack(data[at + 20:at + ACCEPTED_ENTRY]))
+    return [(checksum(data[at:at + 20]), Offer.unpack(data[at + 20:at + ACCEPTED_ENTRY]))
             for at in range(0, len(data), ACCEPTED_ENTRY)]
 
 

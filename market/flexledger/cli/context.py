@@ -42,7 +42,7 @@ STATE = CliState()
 
 
 def local_node(settings: Settings) -> LocalNode:
-    return LocalNode(settings.data_dir, port=settings.node_port, chain_id=settings.node_chain_id)
+    return settings.local_node()
 
 
 def require_local(settings: Settings) -> None:
